@@ -1,0 +1,433 @@
+//! ipvsadm 1.31's listing and save formats, byte for byte: column widths,
+//! the 33/28-character name cuts, trailing blanks, K/M/G/T counters and
+//! the sort order (including the wrapping 32-bit address comparison).
+
+use super::names;
+use crate::control::proto::{DestSnap, ServiceSnap, Snapshot};
+use crate::dataplane::ConnInfo;
+use crate::service::{Protocol, Timeouts};
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+/// Listing switches (ipvsadm's FMT_* flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Format {
+    pub numeric: bool,
+    pub stats: bool,
+    pub thresholds: bool,
+    pub persistent_conn: bool,
+    pub nosort: bool,
+    pub exact: bool,
+    pub tun_info: bool,
+    pub rule: bool,
+}
+
+/// What `-L` prints first: IPVS's version and connection-table size, which
+/// uvs reports identically so tools that parse the header keep working.
+pub const VERSION_LINE: &str = "IP Virtual Server version 1.2.1 (size=4096)\n";
+
+pub fn addrport(addr: Ipv4Addr, port: u16, proto: Protocol, numeric: bool) -> String {
+    if numeric {
+        format!("{addr}:{port}")
+    } else {
+        let host = names::addr_to_host(addr).map_or_else(|| addr.to_string(), str::to_string);
+        let svc =
+            names::port_to_service(port, proto).map_or_else(|| port.to_string(), str::to_string);
+        format!("{host}:{svc}")
+    }
+}
+
+fn largenum(out: &mut String, i: u64, exact: bool) {
+    if exact {
+        let len = i.to_string().len();
+        let w = if len <= 8 { 9 } else { len + 1 };
+        let _ = write!(out, "{i:>w$}");
+        return;
+    }
+    let _ = if i < 100_000_000 {
+        write!(out, "{i:>9}")
+    } else if i < 1_000_000_000 {
+        write!(out, "{:>8}K", i / 1000)
+    } else if i < 100_000_000_000 {
+        write!(out, "{:>8}M", i / 1_000_000)
+    } else if i < 100_000_000_000_000 {
+        write!(out, "{:>8}G", i / 1_000_000_000)
+    } else {
+        write!(out, "{:>8}T", i / 1_000_000_000_000)
+    };
+}
+
+fn title(out: &mut String, f: &Format) {
+    let p = "Prot LocalAddress:Port";
+    if f.stats {
+        let _ = writeln!(
+            out,
+            "{p:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
+            "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        );
+    } else if f.thresholds {
+        let _ = writeln!(
+            out,
+            "{p:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port",
+            "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+        );
+    } else if f.persistent_conn {
+        let _ = writeln!(
+            out,
+            "{p:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port",
+            "Weight", "PersistConn", "ActiveConn", "InActConn"
+        );
+    } else if f.tun_info {
+        out.push_str("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n");
+    } else if !f.rule {
+        out.push_str("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+    }
+}
+
+fn cut(mut s: String, n: usize) -> String {
+    if let Some((i, _)) = s.char_indices().nth(n) {
+        s.truncate(i);
+    }
+    s
+}
+
+/// libipvs's comparators: `ntohl(a) - ntohl(b)` narrowed to int, so
+/// addresses more than 2^31 apart compare "wrapped", exactly as ipvsadm
+/// sorts them.
+fn cmp_addr(a: Ipv4Addr, b: Ipv4Addr) -> i64 {
+    i64::from(u32::from(a).wrapping_sub(u32::from(b)) as i32)
+}
+
+fn cmp_services(a: &ServiceSnap, b: &ServiceSnap) -> i64 {
+    let r = i64::from(a.key.protocol.number()) - i64::from(b.key.protocol.number());
+    if r != 0 {
+        return r;
+    }
+    let r = cmp_addr(a.key.addr, b.key.addr);
+    if r != 0 {
+        return r;
+    }
+    i64::from(a.key.port) - i64::from(b.key.port)
+}
+
+fn cmp_dests(a: &DestSnap, b: &DestSnap) -> i64 {
+    let r = cmp_addr(a.addr, b.addr);
+    if r != 0 {
+        return r;
+    }
+    i64::from(a.port) - i64::from(b.port)
+}
+
+/// Insertion sort: stable and, unlike slice::sort_by, never upset by a
+/// comparator that is not a total order (the wrapping one above).
+fn sort_by<T: Clone>(v: &[T], cmp: impl Fn(&T, &T) -> i64) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(v.len());
+    for x in v {
+        let pos = out.iter().position(|y| cmp(x, y) < 0).unwrap_or(out.len());
+        out.insert(pos, x.clone());
+    }
+    out
+}
+
+fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
+    let proto = s.key.protocol;
+    let vname = addrport(s.key.addr, s.key.port, proto, f.numeric);
+    let svc_name = if f.rule {
+        format!("{} {vname}", proto.option())
+    } else {
+        cut(format!("{:<4} {vname}", proto.name()), 33)
+    };
+    if f.rule {
+        let _ = write!(out, "-A {svc_name} -s {}", s.scheduler);
+    } else if f.stats {
+        let _ = write!(out, "{svc_name:<33}");
+        for v in [
+            s.stats.conns,
+            s.stats.inpkts,
+            s.stats.outpkts,
+            s.stats.inbytes,
+            s.stats.outbytes,
+        ] {
+            largenum(out, v, f.exact);
+        }
+    } else {
+        let _ = write!(out, "{svc_name} {}", s.scheduler);
+    }
+    out.push('\n');
+    let dests = if f.nosort {
+        s.dests.clone()
+    } else {
+        sort_by(&s.dests, cmp_dests)
+    };
+    for d in &dests {
+        let dname = addrport(d.addr, d.port, proto, f.numeric);
+        if f.rule {
+            let _ = writeln!(
+                out,
+                "-a {svc_name} -r {dname} {} -w {}",
+                d.forward.switch(),
+                d.weight
+            );
+            continue;
+        }
+        let dname = cut(dname, 28);
+        if f.stats {
+            let _ = write!(out, "  -> {dname:<28}");
+            for v in [
+                d.stats.conns,
+                d.stats.inpkts,
+                d.stats.outpkts,
+                d.stats.inbytes,
+                d.stats.outbytes,
+            ] {
+                largenum(out, v, f.exact);
+            }
+            out.push('\n');
+        } else if f.thresholds {
+            let _ = writeln!(
+                out,
+                "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
+                d.uthreshold, d.lthreshold, d.active, d.inactive
+            );
+        } else if f.persistent_conn {
+            let _ = writeln!(
+                out,
+                "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
+                d.weight, 0, d.active, d.inactive
+            );
+        } else if f.tun_info {
+            let _ = writeln!(
+                out,
+                "  -> {dname:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
+                d.forward.name(),
+                "n/a",
+                d.weight,
+                d.active,
+                d.inactive
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
+                d.forward.name(),
+                d.weight,
+                d.active,
+                d.inactive
+            );
+        }
+    }
+}
+
+/// `-L` / `-S`: the whole table.
+pub fn list_all(snap: &Snapshot, f: &Format) -> String {
+    let mut out = String::new();
+    if !f.rule {
+        out.push_str(VERSION_LINE);
+    }
+    title(&mut out, f);
+    let services = if f.nosort {
+        snap.services.clone()
+    } else {
+        sort_by(&snap.services, cmp_services)
+    };
+    for s in &services {
+        service_entry(&mut out, s, f);
+    }
+    out
+}
+
+/// `-L -t VIP:PORT`: one service, title but no version line.
+pub fn list_service(s: &ServiceSnap, f: &Format) -> String {
+    let mut out = String::new();
+    title(&mut out, f);
+    service_entry(&mut out, s, f);
+    out
+}
+
+/// `-Lc`: the connection table.
+pub fn list_conns(conns: &[ConnInfo], numeric: bool) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    let _ = writeln!(
+        out,
+        "pro expire {:<11} {:<18} {:<18} destination",
+        "state", "source", "virtual"
+    );
+    for c in conns {
+        let exp = format!("{:02}:{:02}", c.expires_secs / 60, c.expires_secs % 60);
+        let _ = writeln!(
+            out,
+            "{:<3} {exp:<6} {:<11} {:<18} {:<18} {}",
+            c.protocol.name(),
+            c.state,
+            addrport(c.caddr, c.cport, c.protocol, numeric),
+            addrport(c.vaddr, c.vport, c.protocol, numeric),
+            addrport(c.daddr, c.dport, c.protocol, numeric)
+        );
+    }
+    out
+}
+
+pub fn list_timeout(t: &Timeouts) -> String {
+    format!(
+        "Timeout (tcp tcpfin udp): {} {} {}\n",
+        t.tcp, t.tcpfin, t.udp
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::{Forward, ServiceKey};
+    use crate::stats::StatsSnapshot;
+
+    fn dest(a: [u8; 4], port: u16, w: u32, act: u32, inact: u32) -> DestSnap {
+        DestSnap {
+            addr: a.into(),
+            port,
+            forward: Forward::Route,
+            weight: w,
+            uthreshold: 0,
+            lthreshold: 0,
+            active: act,
+            inactive: inact,
+            stats: StatsSnapshot::default(),
+        }
+    }
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            timeouts: Timeouts::default(),
+            services: vec![
+                ServiceSnap {
+                    key: ServiceKey {
+                        protocol: Protocol::Udp,
+                        addr: [192, 168, 0, 100].into(),
+                        port: 53,
+                    },
+                    scheduler: "rr".into(),
+                    stats: StatsSnapshot::default(),
+                    dests: vec![dest([10, 0, 0, 21], 53, 1, 0, 0)],
+                },
+                ServiceSnap {
+                    key: ServiceKey {
+                        protocol: Protocol::Tcp,
+                        addr: [192, 168, 0, 100].into(),
+                        port: 80,
+                    },
+                    scheduler: "wrr".into(),
+                    stats: StatsSnapshot {
+                        conns: 14209,
+                        inpkts: 111769,
+                        outpkts: 0,
+                        inbytes: 7207174,
+                        outbytes: 0,
+                    },
+                    // Newest first, as the daemon keeps them.
+                    dests: vec![
+                        dest([192, 168, 0, 12], 80, 1, 4, 13),
+                        dest([192, 168, 0, 11], 80, 3, 12, 40),
+                    ],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn list_numeric_matches_ipvsadm() {
+        let f = Format {
+            numeric: true,
+            ..Format::default()
+        };
+        let expect = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+TCP  192.168.0.100:80 wrr\n\
+  -> 192.168.0.11:80              Route   3      12         40        \n\
+  -> 192.168.0.12:80              Route   1      4          13        \n\
+UDP  192.168.0.100:53 rr\n\
+  -> 10.0.0.21:53                 Route   1      0          0         \n";
+        assert_eq!(list_all(&snap(), &f), expect);
+    }
+
+    #[test]
+    fn stats_columns_and_largenum() {
+        let f = Format {
+            numeric: true,
+            stats: true,
+            ..Format::default()
+        };
+        let s = list_all(&snap(), &f);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines[1],
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes"
+        );
+        assert_eq!(lines[2], "  -> RemoteAddress:Port");
+        assert_eq!(
+            lines[3],
+            "TCP  192.168.0.100:80                14209   111769        0  7207174        0"
+        );
+        let mut o = String::new();
+        largenum(&mut o, 123_456_789, false);
+        largenum(&mut o, 2_000_000_000, false);
+        largenum(&mut o, 123_456_789, true);
+        assert_eq!(o, "  123456K    2000M 123456789");
+    }
+
+    #[test]
+    fn save_format() {
+        let f = Format {
+            numeric: true,
+            rule: true,
+            ..Format::default()
+        };
+        assert_eq!(
+            list_all(&snap(), &f),
+            "-A -t 192.168.0.100:80 -s wrr\n\
+-a -t 192.168.0.100:80 -r 192.168.0.11:80 -g -w 3\n\
+-a -t 192.168.0.100:80 -r 192.168.0.12:80 -g -w 1\n\
+-A -u 192.168.0.100:53 -s rr\n\
+-a -u 192.168.0.100:53 -r 10.0.0.21:53 -g -w 1\n"
+        );
+    }
+
+    #[test]
+    fn wrapping_address_order() {
+        // 200.0.0.1 - 10.0.0.1 overflows int: ipvsadm lists 200.x first.
+        let mut s = snap();
+        s.services.truncate(1);
+        s.services[0].dests = vec![
+            dest([10, 0, 0, 1], 53, 1, 0, 0),
+            dest([200, 0, 0, 1], 53, 1, 0, 0),
+        ];
+        let out = list_all(
+            &s,
+            &Format {
+                numeric: true,
+                ..Format::default()
+            },
+        );
+        let a = out.find("200.0.0.1").unwrap();
+        let b = out.find("10.0.0.1").unwrap();
+        assert!(a < b);
+    }
+
+    #[test]
+    fn connection_listing() {
+        let c = ConnInfo {
+            protocol: Protocol::Tcp,
+            caddr: [203, 0, 113, 7].into(),
+            cport: 51514,
+            vaddr: [192, 168, 0, 100].into(),
+            vport: 80,
+            daddr: [192, 168, 0, 11].into(),
+            dport: 80,
+            state: "ESTABLISHED".into(),
+            expires_secs: 898,
+        };
+        assert_eq!(
+            list_conns(&[c], true),
+            "IPVS connection entries\npro expire state       source             virtual            destination\n\
+TCP 14:58  ESTABLISHED 203.0.113.7:51514  192.168.0.100:80   192.168.0.11:80\n"
+        );
+    }
+}

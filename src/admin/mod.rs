@@ -1,0 +1,9 @@
+//! `uvsadm`: the ipvsadm-compatible client. Parsing and formatting are
+//! library code so they can be tested against ipvsadm's exact behaviour
+//! without a daemon.
+
+pub mod args;
+pub mod client;
+pub mod format;
+pub mod names;
+pub mod restore;

@@ -1,0 +1,294 @@
+//! `uvs-lab`: the traffic ends of the namespace testbed. `server` runs on a
+//! real server and answers with its own name (TCP and UDP) and with a byte
+//! count and hash of uploads; the `client` modes generate the traffic the
+//! demo and the end-to-end tests measure, and print JSON.
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "uvs-lab", about = "Traffic ends for the uvs namespace testbed")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Answer TCP and UDP requests with this server's name.
+    Server {
+        #[arg(long)]
+        name: String,
+        /// TCP port to listen on (all addresses, VIP included).
+        #[arg(long)]
+        tcp: Vec<u16>,
+        /// UDP ADDR:PORT to bind (bind the VIP so replies come from it).
+        #[arg(long)]
+        udp: Vec<SocketAddr>,
+    },
+    /// N sequential TCP connections, one NAME request each.
+    TcpNames {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+    },
+    /// N UDP requests, each from a new socket (a new connection for uvs).
+    UdpNames {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+    },
+    /// One TCP connection carrying N NAME requests.
+    TcpStick {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// Pause between requests, to keep a connection open for a while.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+    },
+    /// Upload N bytes over one TCP connection; the server reports its hash.
+    Upload {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 5_000_000)]
+        bytes: usize,
+    },
+}
+
+/// FNV-1a, 64 bit: enough to tell an intact upload from a damaged one.
+fn fnv(h: &mut u64, data: &[u8]) {
+    for b in data {
+        *h ^= u64::from(*b);
+        *h = h.wrapping_mul(0x100_0000_01b3);
+    }
+}
+const FNV_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn serve_tcp(name: String, port: u16) -> std::io::Result<()> {
+    let l = TcpListener::bind(("0.0.0.0", port))?;
+    for s in l.incoming() {
+        let Ok(s) = s else { continue };
+        let name = name.clone();
+        std::thread::spawn(move || {
+            let _ = tcp_session(&name, s);
+        });
+    }
+    Ok(())
+}
+
+fn tcp_session(name: &str, s: TcpStream) -> std::io::Result<()> {
+    let mut w = s.try_clone()?;
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let l = line.trim();
+        if l == "NAME" {
+            w.write_all(format!("{name}\n").as_bytes())?;
+        } else if let Some(n) = l.strip_prefix("UPLOAD ") {
+            let n: usize = n.parse().unwrap_or(0);
+            let mut h = FNV_INIT;
+            let mut left = n;
+            let mut buf = vec![0u8; 65536];
+            while left > 0 {
+                let k = r.read(&mut buf[..left.min(65536)])?;
+                if k == 0 {
+                    break;
+                }
+                fnv(&mut h, &buf[..k]);
+                left -= k;
+            }
+            w.write_all(format!("{name} {} {h:016x}\n", n - left).as_bytes())?;
+        } else {
+            w.write_all(b"ERR\n")?;
+        }
+    }
+}
+
+fn serve_udp(name: String, addr: SocketAddr) -> std::io::Result<()> {
+    let s = UdpSocket::bind(addr)?;
+    let mut buf = [0u8; 2048];
+    loop {
+        let (n, from) = s.recv_from(&mut buf)?;
+        if &buf[..n] == b"NAME" {
+            let _ = s.send_to(name.as_bytes(), from);
+        }
+    }
+}
+
+fn tcp_name(target: SocketAddr) -> Result<String, String> {
+    let s =
+        TcpStream::connect_timeout(&target, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+    let mut w = s.try_clone().map_err(|e| e.to_string())?;
+    w.write_all(b"NAME\n").map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(s)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let n = line.trim().to_string();
+    if n.is_empty() {
+        Err("empty answer".into())
+    } else {
+        Ok(n)
+    }
+}
+
+fn udp_name(target: SocketAddr) -> Result<String, String> {
+    let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    s.connect(target).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok();
+    let mut buf = [0u8; 256];
+    // Retries reuse the socket, so the 5-tuple (and uvs's choice) is the same.
+    for _ in 0..6 {
+        s.send(b"NAME").map_err(|e| e.to_string())?;
+        if let Ok(n) = s.recv(&mut buf) {
+            return Ok(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+    }
+    Err("no answer".into())
+}
+
+fn tally(results: impl Iterator<Item = Result<String, String>>) -> serde_json::Value {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(n) => *counts.entry(n).or_default() += 1,
+            Err(e) => errors.push(e),
+        }
+    }
+    errors.truncate(5);
+    json!({ "counts": counts, "errors": errors.len(), "first_errors": errors })
+}
+
+fn stick(target: SocketAddr, messages: usize, interval: Duration) -> serde_json::Value {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut error = None;
+    let started = Instant::now();
+    match TcpStream::connect_timeout(&target, Duration::from_secs(3)) {
+        Err(e) => error = Some(e.to_string()),
+        Ok(s) => {
+            s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+            let mut w = s.try_clone().expect("clone socket");
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            for _ in 0..messages {
+                if let Err(e) = w.write_all(b"NAME\n") {
+                    error = Some(e.to_string());
+                    break;
+                }
+                line.clear();
+                match r.read_line(&mut line) {
+                    Ok(0) => {
+                        error = Some("connection closed".into());
+                        break;
+                    }
+                    Ok(_) => *counts.entry(line.trim().to_string()).or_default() += 1,
+                    Err(e) => {
+                        error = Some(e.to_string());
+                        break;
+                    }
+                }
+                if !interval.is_zero() {
+                    std::thread::sleep(interval);
+                }
+            }
+        }
+    }
+    json!({ "counts": counts, "error": error, "seconds": started.elapsed().as_secs_f64() })
+}
+
+fn upload(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, String> {
+    let s =
+        TcpStream::connect_timeout(&target, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let mut w = s.try_clone().map_err(|e| e.to_string())?;
+    w.write_all(format!("UPLOAD {bytes}\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut h = FNV_INIT;
+    let mut x: u32 = 0x1234_5678;
+    let mut chunk = vec![0u8; 65536];
+    let mut left = bytes;
+    let started = Instant::now();
+    while left > 0 {
+        let k = left.min(chunk.len());
+        for b in &mut chunk[..k] {
+            // xorshift: incompressible, reproducible content
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        fnv(&mut h, &chunk[..k]);
+        w.write_all(&chunk[..k]).map_err(|e| e.to_string())?;
+        left -= k;
+    }
+    let mut line = String::new();
+    BufReader::new(s)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    let (server, got, their) = match parts.as_slice() {
+        [n, c, hh] => (
+            n.to_string(),
+            c.parse::<usize>().unwrap_or(0),
+            hh.to_string(),
+        ),
+        _ => return Err(format!("bad reply '{}'", line.trim())),
+    };
+    let ours = format!("{h:016x}");
+    Ok(json!({
+        "server": server, "sent": bytes, "received": got,
+        "client_hash": ours, "server_hash": their, "intact": got == bytes && ours == their,
+        "seconds": started.elapsed().as_secs_f64(),
+    }))
+}
+
+fn main() -> ExitCode {
+    let out = match Cli::parse().cmd {
+        Cmd::Server { name, tcp, udp } => {
+            let mut hs = Vec::new();
+            for p in tcp {
+                let n = name.clone();
+                hs.push(std::thread::spawn(move || serve_tcp(n, p)));
+            }
+            for a in udp {
+                let n = name.clone();
+                hs.push(std::thread::spawn(move || serve_udp(n, a)));
+            }
+            for h in hs {
+                if let Ok(Err(e)) = h.join() {
+                    eprintln!("uvs-lab server: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
+        Cmd::TcpNames { target, count } => tally((0..count).map(|_| tcp_name(target))),
+        Cmd::UdpNames { target, count } => tally((0..count).map(|_| udp_name(target))),
+        Cmd::TcpStick {
+            target,
+            messages,
+            interval_ms,
+        } => stick(target, messages, Duration::from_millis(interval_ms)),
+        Cmd::Upload { target, bytes } => match upload(target, bytes) {
+            Ok(v) => v,
+            Err(e) => json!({ "error": e, "intact": false }),
+        },
+    };
+    println!("{out}");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,184 @@
+//! `uvsadm`: ipvsadm's command line for the uvs daemon.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use uvs::admin::args::{self, Cmd, Invocation, Opt, Parsed};
+use uvs::admin::client::{self, DEFAULT_SOCKET};
+use uvs::admin::format::{self, Format};
+use uvs::admin::restore;
+use uvs::control::proto::{Request, Response, Snapshot};
+
+const VERSION: &str = concat!(
+    "uvsadm ",
+    env!("CARGO_PKG_VERSION"),
+    " (ipvsadm v1.31 compatible, IPVS v1.2.1 emulated by uvs)"
+);
+
+fn usage(prog: &str) -> String {
+    format!(
+        "{VERSION}\nUsage:\n  {p} -A|E virtual-service [-s scheduler]\n  {p} -D virtual-service\n  {p} -C\n  {p} -R\n  {p} -S [-n]\n  \
+{p} -a|e virtual-service -r server-address [-g] [-w weight]\n  {p} -d virtual-service -r server-address\n  \
+{p} -L|l [virtual-service] [-n] [-c] [--stats] [--timeout] [--exact] [--nosort]\n  {p} -Z [virtual-service]\n  \
+{p} --set tcp tcpfin udp\n  {p} -h\n\n\
+virtual-service: -t|-u host[:port]   (IPv4; names from /etc/hosts and /etc/services only)\n\
+schedulers: rr, wrr, lc, wlc (the default, as in ipvsadm, is wlc)\n\
+forwarding: -g direct routing (default). -i and -m are not available yet.\n\
+uvs options: --socket PATH (or UVS_SOCKET) selects the daemon's control socket, default {DEFAULT_SOCKET}.\n\
+See docs/cli.md for what is supported next to ipvsadm.\n",
+        p = prog
+    )
+}
+
+struct Ctx {
+    prog: String,
+    socket: PathBuf,
+}
+
+impl Ctx {
+    fn call(&self, req: &Request) -> Result<Response, (String, u8)> {
+        client::call(&self.socket, req).map_err(|e| (e, 2))
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, (String, u8)> {
+        match self.call(&Request::Snapshot)? {
+            Response::Snapshot(s) => Ok(s),
+            Response::Error { message, .. } => Err((message, 1)),
+            _ => Err(("unexpected answer from the daemon".into(), 1)),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let mut raw: Vec<String> = std::env::args().collect();
+    let prog = raw
+        .first()
+        .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+        .unwrap_or_else(|| "uvsadm".into());
+    raw.remove(0);
+    // --socket is uvs's own; take it out before ipvsadm parsing.
+    let mut socket =
+        std::env::var_os("UVS_SOCKET").map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from);
+    let mut args = Vec::new();
+    let mut it = raw.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--socket" {
+            match it.next() {
+                Some(p) => socket = PathBuf::from(p),
+                None => {
+                    eprintln!("--socket: missing argument");
+                    return ExitCode::from(2);
+                }
+            }
+        } else if let Some(p) = a.strip_prefix("--socket=") {
+            socket = PathBuf::from(p);
+        } else {
+            args.push(a);
+        }
+    }
+    let ctx = Ctx { prog, socket };
+    match run(&ctx, &args) {
+        Ok(out) => {
+            let mut so = std::io::stdout().lock();
+            let _ = so.write_all(out.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err((msg, code)) => {
+            eprintln!("{msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(ctx: &Ctx, args: &[String]) -> Result<String, (String, u8)> {
+    if args.is_empty() {
+        let snap = ctx.snapshot()?;
+        return Ok(format::list_all(&snap, &Format::default()));
+    }
+    let p = match args::parse(&ctx.prog, args) {
+        Ok(Invocation::Help) => return Ok(usage(&ctx.prog)),
+        Ok(Invocation::Version) => return Ok(format!("{VERSION}\n")),
+        Ok(Invocation::Run(p)) => p,
+        Err(f) => return Err((f.msg, f.code as u8)),
+    };
+    match p.cmd {
+        Cmd::List => list(ctx, &p),
+        Cmd::Save => {
+            let snap = ctx.snapshot()?;
+            let f = Format {
+                numeric: p.has(Opt::Numeric),
+                rule: true,
+                ..Format::default()
+            };
+            Ok(format::list_all(&snap, &f))
+        }
+        Cmd::Restore => {
+            let mut input = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut input)
+                .map_err(|e| (format!("cannot read standard input: {e}"), 2))?;
+            let ops = restore::parse(&ctx.prog, &input)
+                .map_err(|e| (format!("line {}: {}", e.line, e.msg), 2))?;
+            let lines: Vec<usize> = ops.iter().map(|(l, _)| *l).collect();
+            let ops = ops.into_iter().map(|(_, o)| o).collect();
+            match ctx.call(&Request::Apply(ops))? {
+                Response::Ok => Ok(String::new()),
+                Response::Error { index, message } => {
+                    let at = index
+                        .and_then(|i| lines.get(i))
+                        .map_or(String::new(), |l| format!("line {l}: "));
+                    Err((format!("{at}{message}\nnothing was changed"), 1))
+                }
+                _ => Err(("unexpected answer from the daemon".into(), 1)),
+            }
+        }
+        _ => {
+            let op = args::to_op(&p)
+                .map_err(|f| (f.msg, f.code as u8))?
+                .ok_or_else(|| ("nothing to do".to_string(), 2))?;
+            match ctx.call(&Request::Apply(vec![op]))? {
+                Response::Ok => Ok(String::new()),
+                Response::Error { message, .. } => Err((message, 1)),
+                _ => Err(("unexpected answer from the daemon".into(), 1)),
+            }
+        }
+    }
+}
+
+fn list(ctx: &Ctx, p: &Parsed) -> Result<String, (String, u8)> {
+    if p.has(Opt::Rate) {
+        return Err(("--rate is not supported by uvs yet; use --stats".into(), 2));
+    }
+    let f = Format {
+        numeric: p.has(Opt::Numeric),
+        stats: p.has(Opt::Stats),
+        thresholds: p.has(Opt::Thresholds),
+        persistent_conn: p.has(Opt::PersistentConn),
+        nosort: p.has(Opt::NoSort),
+        exact: p.has(Opt::Exact),
+        tun_info: p.has(Opt::TunInfo),
+        rule: false,
+    };
+    if p.has(Opt::Connection) {
+        return match ctx.call(&Request::Conns)? {
+            Response::Conns(c) => Ok(format::list_conns(&c, f.numeric)),
+            Response::Error { message, .. } => Err((message, 1)),
+            _ => Err(("unexpected answer from the daemon".into(), 1)),
+        };
+    }
+    let snap = ctx.snapshot()?;
+    if p.has(Opt::Timeout) {
+        return Ok(format::list_timeout(&snap.timeouts));
+    }
+    if p.has(Opt::Daemon) {
+        // uvs runs no sync daemon: nothing to list, as ipvsadm shows then.
+        return Ok(String::new());
+    }
+    if let Some(key) = p.service_key().filter(|_| p.has(Opt::Service)) {
+        return match snap.services.iter().find(|s| s.key == key) {
+            Some(s) => Ok(format::list_service(s, &f)),
+            None => Err(("No such service".into(), 1)),
+        };
+    }
+    Ok(format::list_all(&snap, &f))
+}

@@ -1,0 +1,559 @@
+//! The configuration model the control plane edits. Changes are applied to
+//! a copy, all or nothing, and the result is turned into an immutable
+//! [`Table`] for the data plane.
+
+use super::proto::{DestSnap, DestSpec, Op, ServiceSnap, Snapshot};
+use crate::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
+use crate::stats::{DestState, Stats};
+use crate::table::{DestEntry, ServiceEntry, Table};
+use crate::wire::MacAddr;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Dest {
+    pub id: u64,
+    pub spec: DestSpec,
+    pub mac: MacAddr,
+    pub state: Arc<DestState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub id: u64,
+    pub key: ServiceKey,
+    pub scheduler: SchedulerKind,
+    pub epoch: u64,
+    /// Newest first, like the kernel's svc->destinations.
+    pub dests: Vec<Dest>,
+    pub stats: Arc<Stats>,
+}
+
+/// Why an op was refused. The texts of the ipvsadm-compatible variants are
+/// libipvs's, so scripts that match them keep working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpError {
+    ServiceExists,
+    NoSuchService,
+    ServiceNotDefined,
+    DestExists,
+    NoSuchDest,
+    SchedulerNotFound(String),
+    Unsupported(String),
+    /// A check against the host failed (VIP configured locally, real
+    /// server not on-link, MAC not resolvable).
+    Host(String),
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpError::ServiceExists => f.write_str("Service already exists"),
+            OpError::NoSuchService => f.write_str("No such service"),
+            OpError::ServiceNotDefined => f.write_str("Service not defined"),
+            OpError::DestExists => f.write_str("Destination already exists"),
+            OpError::NoSuchDest => f.write_str("No such destination"),
+            OpError::SchedulerNotFound(s) => {
+                let known: Vec<&str> = SchedulerKind::ALL.iter().map(|k| k.name()).collect();
+                write!(
+                    f,
+                    "Scheduler or persistence engine not found: '{s}' (uvs schedulers: {})",
+                    known.join(", ")
+                )
+            }
+            OpError::Unsupported(s) | OpError::Host(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Something an op needs checked or looked up on the host before it can be
+/// committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The VIP must not be a local address of the director.
+    VipNotLocal(Ipv4Addr),
+    /// The real server's MAC address, from the neighbour table.
+    Mac(Ipv4Addr),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub services: Vec<Service>,
+    pub timeouts: Timeouts,
+    next_id: u64,
+}
+
+fn scheduler(name: &str) -> Result<SchedulerKind, OpError> {
+    SchedulerKind::from_name(name).ok_or_else(|| OpError::SchedulerNotFound(name.to_string()))
+}
+
+fn check_persistent(p: Option<u32>) -> Result<(), OpError> {
+    match p {
+        None => Ok(()),
+        Some(_) => Err(OpError::Unsupported(
+            "Persistent services (-p) are not supported by uvs yet".into(),
+        )),
+    }
+}
+
+fn check_forward(f: Forward) -> Result<(), OpError> {
+    match f {
+        Forward::Route => Ok(()),
+        Forward::Tunnel => Err(OpError::Unsupported(
+            "Tunneling (-i) is not supported by uvs yet; use direct routing (-g)".into(),
+        )),
+        Forward::Masq => Err(OpError::Unsupported(
+            "Masquerading (-m) is not supported by uvs yet; use direct routing (-g)".into(),
+        )),
+    }
+}
+
+impl Model {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn service_mut(&mut self, key: &ServiceKey) -> Option<&mut Service> {
+        self.services.iter_mut().find(|s| s.key == *key)
+    }
+
+    /// Applies one op. `mac` is asked for the MAC of every real server added
+    /// or whose address is new; `need` records host checks.
+    pub fn apply(
+        &mut self,
+        op: &Op,
+        mac: &mut dyn FnMut(Ipv4Addr) -> Result<MacAddr, OpError>,
+        need: &mut dyn FnMut(Need),
+    ) -> Result<(), OpError> {
+        match op {
+            Op::AddService {
+                key,
+                scheduler: s,
+                persistent,
+            } => {
+                if self.services.iter().any(|x| x.key == *key) {
+                    return Err(OpError::ServiceExists);
+                }
+                let k = scheduler(s)?;
+                check_persistent(*persistent)?;
+                need(Need::VipNotLocal(key.addr));
+                let id = self.id();
+                self.services.push(Service {
+                    id,
+                    key: *key,
+                    scheduler: k,
+                    epoch: 0,
+                    dests: Vec::new(),
+                    stats: Arc::default(),
+                });
+            }
+            Op::EditService {
+                key,
+                scheduler: s,
+                persistent,
+            } => {
+                let k = scheduler(s);
+                let svc = self.service_mut(key).ok_or(OpError::NoSuchService)?;
+                let k = k?;
+                check_persistent(*persistent)?;
+                if svc.scheduler != k {
+                    svc.scheduler = k;
+                    svc.epoch += 1;
+                }
+            }
+            Op::DelService { key } => {
+                let before = self.services.len();
+                self.services.retain(|s| s.key != *key);
+                if self.services.len() == before {
+                    return Err(OpError::NoSuchService);
+                }
+            }
+            Op::Clear => self.services.clear(),
+            Op::AddDest { key, dest } => {
+                let id = self.id();
+                let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
+                if svc
+                    .dests
+                    .iter()
+                    .any(|d| d.spec.addr == dest.addr && d.spec.port == dest.port)
+                {
+                    return Err(OpError::DestExists);
+                }
+                check_forward(dest.forward)?;
+                need(Need::Mac(dest.addr));
+                let m = mac(dest.addr)?;
+                svc.dests.insert(
+                    0,
+                    Dest {
+                        id,
+                        spec: dest.clone(),
+                        mac: m,
+                        state: Arc::default(),
+                    },
+                );
+                svc.epoch += 1;
+            }
+            Op::EditDest { key, dest } => {
+                let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
+                let d = svc
+                    .dests
+                    .iter_mut()
+                    .find(|d| d.spec.addr == dest.addr && d.spec.port == dest.port)
+                    .ok_or(OpError::NoSuchDest)?;
+                check_forward(dest.forward)?;
+                d.spec = dest.clone();
+                svc.epoch += 1;
+            }
+            Op::DelDest { key, addr, port } => {
+                let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
+                let before = svc.dests.len();
+                svc.dests
+                    .retain(|d| !(d.spec.addr == *addr && d.spec.port == *port));
+                if svc.dests.len() == before {
+                    return Err(OpError::NoSuchDest);
+                }
+                svc.epoch += 1;
+            }
+            Op::Zero { key } => {
+                let svcs: Vec<&Service> = match key {
+                    None => self.services.iter().collect(),
+                    Some(k) => vec![
+                        self.services
+                            .iter()
+                            .find(|s| s.key == *k)
+                            .ok_or(OpError::NoSuchService)?,
+                    ],
+                };
+                for s in svcs {
+                    s.stats.zero();
+                    for d in &s.dests {
+                        d.state.stats.zero();
+                    }
+                }
+            }
+            Op::SetTimeouts(t) => {
+                if t.tcp != 0 {
+                    self.timeouts.tcp = t.tcp;
+                }
+                if t.tcpfin != 0 {
+                    self.timeouts.tcpfin = t.tcpfin;
+                }
+                if t.udp != 0 {
+                    self.timeouts.udp = t.udp;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `ops` to a copy: the copy on success, otherwise the index of
+    /// the first failing op and why. `self` is never changed.
+    pub fn apply_all(
+        &self,
+        ops: &[Op],
+        mac: &mut dyn FnMut(Ipv4Addr) -> Result<MacAddr, OpError>,
+        need: &mut dyn FnMut(usize, Need),
+    ) -> Result<Model, (usize, OpError)> {
+        let mut m = self.clone();
+        for (i, op) in ops.iter().enumerate() {
+            m.apply(op, mac, &mut |n| need(i, n)).map_err(|e| (i, e))?;
+        }
+        Ok(m)
+    }
+
+    /// The data plane's view of this model.
+    pub fn table(&self, generation: u64) -> Table {
+        let services = self
+            .services
+            .iter()
+            .map(|s| ServiceEntry {
+                id: s.id,
+                key: s.key,
+                scheduler: s.scheduler,
+                epoch: s.epoch,
+                stats: s.stats.clone(),
+                dests: s
+                    .dests
+                    .iter()
+                    .map(|d| DestEntry {
+                        id: d.id,
+                        addr: d.spec.addr,
+                        port: d.spec.port,
+                        forward: d.spec.forward,
+                        weight: d.spec.weight,
+                        mac: d.mac,
+                        state: d.state.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Table::new(generation, services, self.timeouts)
+    }
+
+    /// What `-L`, `--stats` and `-S` print.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            timeouts: self.timeouts,
+            services: self
+                .services
+                .iter()
+                .map(|s| ServiceSnap {
+                    key: s.key,
+                    scheduler: s.scheduler.name().to_string(),
+                    stats: s.stats.snapshot(),
+                    dests: s
+                        .dests
+                        .iter()
+                        .map(|d| DestSnap {
+                            addr: d.spec.addr,
+                            port: d.spec.port,
+                            forward: d.spec.forward,
+                            weight: d.spec.weight,
+                            uthreshold: d.spec.uthreshold,
+                            lthreshold: d.spec.lthreshold,
+                            active: d.state.active(),
+                            inactive: d.state.inactive(),
+                            stats: d.state.stats.snapshot(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Every real-server address, to keep their MACs fresh.
+    pub fn dest_addrs(&self) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = self
+            .services
+            .iter()
+            .flat_map(|s| s.dests.iter().map(|d| d.spec.addr))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Replaces the MAC of a real server wherever it is used; returns
+    /// whether anything changed.
+    pub fn set_mac(&mut self, addr: Ipv4Addr, mac: MacAddr) -> bool {
+        let mut changed = false;
+        for s in &mut self.services {
+            for d in &mut s.dests {
+                if d.spec.addr == addr && d.mac != mac {
+                    d.mac = mac;
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Protocol;
+
+    fn key(port: u16) -> ServiceKey {
+        ServiceKey {
+            protocol: Protocol::Tcp,
+            addr: Ipv4Addr::new(198, 18, 0, 100),
+            port,
+        }
+    }
+
+    fn dest(last: u8, weight: u32) -> DestSpec {
+        DestSpec {
+            addr: Ipv4Addr::new(198, 18, 0, last),
+            port: 80,
+            forward: Forward::Route,
+            weight,
+            uthreshold: 0,
+            lthreshold: 0,
+        }
+    }
+
+    fn apply(m: &Model, ops: &[Op]) -> Result<Model, (usize, OpError)> {
+        m.apply_all(
+            ops,
+            &mut |_| Ok(MacAddr([2, 0, 0, 0, 0, 1])),
+            &mut |_, _| {},
+        )
+    }
+
+    #[test]
+    fn errors_use_ipvsadm_texts_and_leave_the_model_alone() {
+        let m = apply(
+            &Model::default(),
+            &[
+                Op::AddService {
+                    key: key(80),
+                    scheduler: "wrr".into(),
+                    persistent: None,
+                },
+                Op::AddDest {
+                    key: key(80),
+                    dest: dest(11, 3),
+                },
+            ],
+        )
+        .unwrap();
+        let dup = Op::AddDest {
+            key: key(80),
+            dest: dest(11, 1),
+        };
+        let (i, e) = apply(
+            &m,
+            &[
+                Op::Clear,
+                Op::AddService {
+                    key: key(80),
+                    scheduler: "rr".into(),
+                    persistent: None,
+                },
+                dup.clone(),
+                dup,
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            (i, e.to_string()),
+            (3, "Destination already exists".to_string())
+        );
+        assert_eq!(m.services.len(), 1);
+        assert_eq!(m.services[0].dests.len(), 1);
+
+        let e = apply(
+            &m,
+            &[Op::DelDest {
+                key: key(81),
+                addr: Ipv4Addr::new(1, 1, 1, 1),
+                port: 80,
+            }],
+        )
+        .unwrap_err()
+        .1;
+        assert_eq!(e.to_string(), "Service not defined");
+        let e = apply(&m, &[Op::DelService { key: key(81) }]).unwrap_err().1;
+        assert_eq!(e.to_string(), "No such service");
+        let e = apply(
+            &m,
+            &[Op::AddService {
+                key: key(80),
+                scheduler: "rr".into(),
+                persistent: None,
+            }],
+        )
+        .unwrap_err()
+        .1;
+        assert_eq!(e.to_string(), "Service already exists");
+        let e = apply(
+            &m,
+            &[Op::AddService {
+                key: key(81),
+                scheduler: "bogus".into(),
+                persistent: None,
+            }],
+        )
+        .unwrap_err()
+        .1;
+        assert!(
+            e.to_string()
+                .starts_with("Scheduler or persistence engine not found")
+        );
+        let e = apply(
+            &m,
+            &[Op::EditDest {
+                key: key(80),
+                dest: dest(12, 1),
+            }],
+        )
+        .unwrap_err()
+        .1;
+        assert_eq!(e.to_string(), "No such destination");
+    }
+
+    #[test]
+    fn new_dests_go_first_and_edits_bump_epoch() {
+        let m = apply(
+            &Model::default(),
+            &[
+                Op::AddService {
+                    key: key(80),
+                    scheduler: "wrr".into(),
+                    persistent: None,
+                },
+                Op::AddDest {
+                    key: key(80),
+                    dest: dest(11, 3),
+                },
+                Op::AddDest {
+                    key: key(80),
+                    dest: dest(12, 1),
+                },
+            ],
+        )
+        .unwrap();
+        let s = &m.services[0];
+        assert_eq!(s.dests[0].spec.addr, Ipv4Addr::new(198, 18, 0, 12));
+        let e0 = s.epoch;
+        let m2 = apply(
+            &m,
+            &[Op::EditDest {
+                key: key(80),
+                dest: dest(11, 0),
+            }],
+        )
+        .unwrap();
+        assert!(m2.services[0].epoch > e0);
+        assert_eq!(m2.services[0].dests[1].spec.weight, 0);
+        // Counters are shared between the copies, so stats survive edits.
+        assert!(Arc::ptr_eq(&m.services[0].stats, &m2.services[0].stats));
+    }
+
+    #[test]
+    fn tunnel_and_nat_are_refused_clearly() {
+        let mut d = dest(11, 1);
+        d.forward = Forward::Tunnel;
+        let e = apply(
+            &Model::default(),
+            &[
+                Op::AddService {
+                    key: key(80),
+                    scheduler: "rr".into(),
+                    persistent: None,
+                },
+                Op::AddDest {
+                    key: key(80),
+                    dest: d,
+                },
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.0, 1);
+        assert!(e.1.to_string().contains("-i"));
+    }
+
+    #[test]
+    fn set_timeouts_zero_keeps_value() {
+        let m = apply(
+            &Model::default(),
+            &[Op::SetTimeouts(Timeouts {
+                tcp: 10,
+                tcpfin: 0,
+                udp: 0,
+            })],
+        )
+        .unwrap();
+        assert_eq!(
+            m.timeouts,
+            Timeouts {
+                tcp: 10,
+                tcpfin: 120,
+                udp: 300
+            }
+        );
+    }
+}

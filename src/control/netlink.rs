@@ -1,0 +1,195 @@
+//! Host lookups over rtnetlink: is an address local, how is a real server
+//! reached, and what is its MAC (from the kernel's neighbour table, asking
+//! the kernel to resolve it when missing).
+
+use crate::wire::MacAddr;
+use futures::TryStreamExt;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourState,
+};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteType};
+use rtnetlink::{Handle, RouteMessageBuilder};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+pub struct Netlink {
+    handle: Handle,
+}
+
+/// How the kernel would route to an address (`ip route get`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub oif: Option<u32>,
+    pub gateway: Option<Ipv4Addr>,
+    pub local: bool,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    format!("netlink: {e}")
+}
+
+impl Netlink {
+    /// Opens a netlink connection driven by a task on the current runtime.
+    pub fn new() -> Result<Netlink, String> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(err)?;
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    /// Every IPv4 address configured in this namespace, with its link index.
+    pub async fn addresses(&self) -> Result<Vec<(Ipv4Addr, u32)>, String> {
+        let mut out = Vec::new();
+        let mut s = self.handle.address().get().execute();
+        while let Some(m) = s.try_next().await.map_err(err)? {
+            for a in &m.attributes {
+                if let AddressAttribute::Local(IpAddr::V4(ip))
+                | AddressAttribute::Address(IpAddr::V4(ip)) = a
+                {
+                    out.push((*ip, m.header.index));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The name of a link index, for messages.
+    pub async fn link_name(&self, index: u32) -> String {
+        let mut s = self.handle.link().get().match_index(index).execute();
+        if let Ok(Some(l)) = s.try_next().await {
+            for a in l.attributes {
+                if let LinkAttribute::IfName(n) = a {
+                    return n;
+                }
+            }
+        }
+        format!("if{index}")
+    }
+
+    pub async fn route_get(&self, dst: Ipv4Addr) -> Result<RouteInfo, String> {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dst, 32)
+            .build();
+        let mut s = self.handle.route().get(msg).execute();
+        let mut info = RouteInfo {
+            oif: None,
+            gateway: None,
+            local: false,
+        };
+        if let Some(rt) = s
+            .try_next()
+            .await
+            .map_err(|e| format!("no route to {dst}: {e}"))?
+        {
+            info.local = rt.header.kind == RouteType::Local;
+            for a in rt.attributes {
+                match a {
+                    RouteAttribute::Oif(i) => info.oif = Some(i),
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => info.gateway = Some(g),
+                    _ => {}
+                }
+            }
+        }
+        Ok(info)
+    }
+
+    /// The neighbour-table MAC for `ip` on `ifindex`, if the entry is usable.
+    pub async fn neighbour(&self, ip: Ipv4Addr, ifindex: u32) -> Result<Option<MacAddr>, String> {
+        let mut s = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Inet)
+            .execute();
+        while let Some(n) = s.try_next().await.map_err(err)? {
+            if n.header.ifindex != ifindex {
+                continue;
+            }
+            if matches!(
+                n.header.state,
+                NeighbourState::Incomplete | NeighbourState::Failed | NeighbourState::None
+            ) {
+                continue;
+            }
+            let mut dst = None;
+            let mut mac = None;
+            for a in &n.attributes {
+                match a {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(d)) => dst = Some(*d),
+                    NeighbourAttribute::LinkLayerAddress(l) => mac = MacAddr::from_slice(l),
+                    _ => {}
+                }
+            }
+            if dst == Some(ip) {
+                return Ok(mac);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Asks the kernel to resolve `ip` (an RTM_NEWNEIGH with NTF_USE, which
+    /// makes the kernel send its own ARP request), without sending any
+    /// traffic to the address.
+    async fn trigger(&self, ip: Ipv4Addr, ifindex: u32) -> Result<(), String> {
+        self.handle
+            .neighbours()
+            .add(ifindex, IpAddr::V4(ip))
+            .state(NeighbourState::None)
+            .flags(NeighbourFlags::Use)
+            .replace()
+            .execute()
+            .await
+            .map_err(err)
+    }
+
+    /// Resolves a real server's MAC for direct routing on `ifindex`: the
+    /// server must be on-link there (no gateway), as LVS/DR requires.
+    pub async fn resolve_dr(
+        &self,
+        ip: Ipv4Addr,
+        ifindex: u32,
+        ifname: &str,
+    ) -> Result<MacAddr, String> {
+        let r = self.route_get(ip).await?;
+        if r.local {
+            return Err(format!(
+                "real server {ip} is an address of the director itself; uvs does not forward to local addresses"
+            ));
+        }
+        if let Some(gw) = r.gateway {
+            return Err(format!(
+                "real server {ip} is not on-link on {ifname}: the route goes via {gw}. \
+                 Direct routing (-g) needs the real server on the director's own segment; \
+                 use tunneling (-i) for servers behind a router"
+            ));
+        }
+        if r.oif != Some(ifindex) {
+            let other = match r.oif {
+                Some(o) => self.link_name(o).await,
+                None => "no interface".to_string(),
+            };
+            return Err(format!(
+                "real server {ip} is reached through {other}, not through {ifname} where uvs captures; \
+                 direct routing needs it on {ifname}'s segment"
+            ));
+        }
+        if let Some(m) = self.neighbour(ip, ifindex).await? {
+            return Ok(m);
+        }
+        self.trigger(ip, ifindex).await?;
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(m) = self.neighbour(ip, ifindex).await? {
+                return Ok(m);
+            }
+        }
+        Err(format!(
+            "cannot resolve the MAC address of real server {ip} on {ifname}: no ARP reply. \
+             Is the server up and on this segment?"
+        ))
+    }
+}

@@ -1,0 +1,107 @@
+//! Requests and responses between `uvsadm` and the daemon: one JSON object
+//! per line over a Unix stream socket.
+
+use crate::dataplane::ConnInfo;
+use crate::service::{Forward, ServiceKey, Timeouts};
+use crate::stats::StatsSnapshot;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// A real server as `-a`/`-e` describe it. As with ipvsadm, `-e` replaces
+/// every field, with ipvsadm's defaults for the ones not given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestSpec {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub forward: Forward,
+    pub weight: u32,
+    pub uthreshold: u32,
+    pub lthreshold: u32,
+}
+
+/// One table change: an ipvsadm command that modifies state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    AddService {
+        key: ServiceKey,
+        scheduler: String,
+        persistent: Option<u32>,
+    },
+    EditService {
+        key: ServiceKey,
+        scheduler: String,
+        persistent: Option<u32>,
+    },
+    DelService {
+        key: ServiceKey,
+    },
+    Clear,
+    AddDest {
+        key: ServiceKey,
+        dest: DestSpec,
+    },
+    EditDest {
+        key: ServiceKey,
+        dest: DestSpec,
+    },
+    DelDest {
+        key: ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+    },
+    Zero {
+        key: Option<ServiceKey>,
+    },
+    /// `--set`: 0 keeps the current value.
+    SetTimeouts(Timeouts),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// Apply all ops or none of them.
+    Apply(Vec<Op>),
+    Snapshot,
+    Conns,
+    Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestSnap {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub forward: Forward,
+    pub weight: u32,
+    pub uthreshold: u32,
+    pub lthreshold: u32,
+    pub active: u32,
+    pub inactive: u32,
+    pub stats: StatsSnapshot,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSnap {
+    pub key: ServiceKey,
+    pub scheduler: String,
+    pub stats: StatsSnapshot,
+    /// In the kernel's list order (newest first); listings sort them.
+    pub dests: Vec<DestSnap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Snapshot {
+    pub services: Vec<ServiceSnap>,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    Ok,
+    /// `index` is the position of the failing op in an `Apply`.
+    Error {
+        index: Option<usize>,
+        message: String,
+    },
+    Snapshot(Snapshot),
+    Conns(Vec<ConnInfo>),
+    Status(Vec<(String, u64)>),
+}

@@ -1,0 +1,620 @@
+//! The data plane: one loop over a [`PacketIo`] that classifies each frame,
+//! looks up or schedules its connection and forwards it. It reads only the
+//! immutable [`Table`] the control plane publishes; the connection table and
+//! scheduler state are its own.
+
+use crate::conn::{Conn, ConnKey, ConnState, ConnTable, TcpState};
+use crate::gso;
+use crate::io::{PacketIo, PacketType, RxMeta};
+use crate::sched::SchedState;
+use crate::service::{Forward, Protocol};
+use crate::stats::{DataplaneCounters, DestState};
+use crate::table::Table;
+use crate::wire::{self, checksum, icmp, ip_proto};
+use crate::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, Ipv4Packet, MacAddr, TcpPacket,
+    UdpPacket,
+};
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// Large enough for a 64 KiB GSO super-frame.
+pub const FRAME_BUF: usize = 65536 + 256;
+const SWEEP_EVERY_MS: u64 = 1000;
+
+/// One row of `uvsadm -Lnc`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    pub protocol: Protocol,
+    pub caddr: Ipv4Addr,
+    pub cport: u16,
+    pub vaddr: Ipv4Addr,
+    pub vport: u16,
+    pub daddr: Ipv4Addr,
+    pub dport: u16,
+    pub state: String,
+    pub expires_secs: u64,
+}
+
+/// Questions the control plane asks the data plane; answered between
+/// frames, so the answer is consistent with what was forwarded.
+pub enum DpRequest {
+    Conns(tokio::sync::oneshot::Sender<Vec<ConnInfo>>),
+}
+
+/// The interface facts the data plane needs.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkParams {
+    pub mac: MacAddr,
+    pub mtu: u32,
+}
+
+pub struct Dataplane {
+    shared: Arc<ArcSwap<Table>>,
+    table: Arc<Table>,
+    sched: Vec<SchedState>,
+    conns: ConnTable,
+    link: LinkParams,
+    counters: Arc<DataplaneCounters>,
+    requests: Option<Receiver<DpRequest>>,
+    scratch: Vec<u8>,
+    clock: Instant,
+    next_sweep_ms: u64,
+}
+
+/// Parsed facts about an IPv4 frame for a virtual service.
+struct Flow {
+    key: ConnKey,
+    svc: usize,
+    tcp_flags: u8,
+    ip_len: usize,
+}
+
+fn release(state: &DestState, c: &Conn) {
+    let counter = if c.state.is_active() {
+        &state.active
+    } else {
+        &state.inactive
+    };
+    let _ = counter.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+}
+
+impl Dataplane {
+    pub fn new(
+        shared: Arc<ArcSwap<Table>>,
+        link: LinkParams,
+        counters: Arc<DataplaneCounters>,
+        requests: Option<Receiver<DpRequest>>,
+    ) -> Dataplane {
+        let table = shared.load_full();
+        let sched = table
+            .services
+            .iter()
+            .map(|s| SchedState::new(s.scheduler, &s.dests))
+            .collect();
+        Dataplane {
+            shared,
+            table,
+            sched,
+            conns: ConnTable::new(65536, 4 << 20),
+            link,
+            counters,
+            requests,
+            scratch: vec![0u8; FRAME_BUF],
+            clock: Instant::now(),
+            next_sweep_ms: SWEEP_EVERY_MS,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run<I: PacketIo>(&mut self, io: &mut I, stop: &AtomicBool) {
+        let mut buf = vec![0u8; FRAME_BUF];
+        while !stop.load(Relaxed) {
+            self.poll_once(io, &mut buf, Duration::from_millis(20));
+        }
+    }
+
+    /// Receives and handles at most one frame, then does housekeeping.
+    /// Returns whether a frame was handled.
+    pub fn poll_once<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> bool {
+        self.refresh_table(io);
+        let got = match io.recv(buf, timeout) {
+            Ok(Some(meta)) => {
+                let len = meta.len.min(buf.len());
+                self.handle_frame(io, &mut buf[..len], meta);
+                true
+            }
+            Ok(None) => false,
+            Err(_) => {
+                DataplaneCounters::bump(&self.counters.malformed);
+                false
+            }
+        };
+        self.housekeeping();
+        got
+    }
+
+    fn housekeeping(&mut self) {
+        let now = self.now_ms();
+        if now >= self.next_sweep_ms {
+            self.expire(now);
+            self.next_sweep_ms = now + SWEEP_EVERY_MS;
+        }
+        if let Some(rx) = &self.requests {
+            while let Ok(req) = rx.try_recv() {
+                match req {
+                    DpRequest::Conns(reply) => {
+                        let _ = reply.send(self.conn_list());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops connections whose timer ran out.
+    pub fn expire(&mut self, now: u64) {
+        let table = &self.table;
+        self.conns.retain(|_, c| {
+            if c.expires_ms > now {
+                return true;
+            }
+            if let Some((_, d)) = table.dest(c.svc, c.dest, c.dest_id) {
+                release(&d.state, c);
+            }
+            false
+        });
+    }
+
+    /// Every tracked connection, for `-Lnc`.
+    pub fn conn_list(&self) -> Vec<ConnInfo> {
+        let now = self.now_ms();
+        self.conns
+            .iter()
+            .filter_map(|(k, c)| {
+                let (_, d) = self.table.dest(c.svc, c.dest, c.dest_id)?;
+                Some(ConnInfo {
+                    protocol: k.protocol,
+                    caddr: k.caddr,
+                    cport: k.cport,
+                    vaddr: k.vaddr,
+                    vport: k.vport,
+                    daddr: d.addr,
+                    dport: d.port,
+                    state: c.state.name().to_string(),
+                    expires_secs: c.expires_ms.saturating_sub(now).div_ceil(1000),
+                })
+            })
+            .collect()
+    }
+
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Picks up a newly published table: carries scheduler state over,
+    /// remaps connections to the new indexes, ends connections of removed
+    /// real servers, and announces new VIPs with gratuitous ARP.
+    fn refresh_table<I: PacketIo>(&mut self, io: &mut I) {
+        let cur = self.shared.load();
+        if cur.generation == self.table.generation {
+            return;
+        }
+        let new = arc_swap::Guard::into_inner(cur);
+        let old = std::mem::replace(&mut self.table, new);
+        let new = &self.table;
+        let mut sched = Vec::with_capacity(new.services.len());
+        for s in &new.services {
+            let prev = old.services.iter().position(|o| o.id == s.id);
+            let st = match prev {
+                Some(i) if old.services[i].scheduler == s.scheduler => {
+                    let mut st = self.sched[i].clone();
+                    if old.services[i].epoch != s.epoch {
+                        st.dests_changed(&old.services[i].dests, &s.dests);
+                    }
+                    st
+                }
+                _ => SchedState::new(s.scheduler, &s.dests),
+            };
+            sched.push(st);
+        }
+        self.sched = sched;
+        let pos = new.dest_positions();
+        self.conns.retain(|_, c| match pos.get(&c.dest_id) {
+            Some(&(s, d)) => {
+                c.svc = s;
+                c.dest = d;
+                true
+            }
+            None => false,
+        });
+        let fresh: Vec<Ipv4Addr> = new
+            .vips()
+            .iter()
+            .copied()
+            .filter(|v| !old.is_vip(*v))
+            .collect();
+        for vip in fresh {
+            self.send_garp(io, vip);
+        }
+    }
+
+    fn send_garp<I: PacketIo>(&mut self, io: &mut I, vip: Ipv4Addr) {
+        let f = &mut self.scratch[..42];
+        wire::ethernet::emit_header(f, MacAddr::BROADCAST, self.link.mac, EtherType::ARP);
+        let r = ArpRepr {
+            operation: ArpOperation::Request,
+            sender_hw: self.link.mac,
+            sender_ip: vip,
+            target_hw: MacAddr::ZERO,
+            target_ip: vip,
+        };
+        if r.emit(&mut f[14..]).is_ok() && io.send(f).is_err() {
+            DataplaneCounters::bump(&self.counters.tx_errors);
+        }
+    }
+
+    /// Entry point for one received frame.
+    pub fn handle_frame<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta) {
+        DataplaneCounters::bump(&self.counters.rx_frames);
+        if meta.pkt_type == PacketType::Outgoing || meta.pkt_type == PacketType::OtherHost {
+            return;
+        }
+        let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return;
+        };
+        match eth.ethertype() {
+            EtherType::ARP => self.handle_arp(io, frame),
+            EtherType::IPV4 if meta.pkt_type == PacketType::Host => {
+                self.handle_ipv4(io, frame, meta)
+            }
+            _ => {}
+        }
+    }
+
+    /// Answers ARP requests for VIPs by turning the request into the reply
+    /// in place.
+    fn handle_arp<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8]) {
+        let Ok(p) = ArpPacket::new_checked(&frame[14..]) else {
+            return;
+        };
+        let Ok(req) = ArpRepr::parse(&p) else {
+            return;
+        };
+        if req.operation != ArpOperation::Request || !self.table.is_vip(req.target_ip) {
+            return;
+        }
+        // A gratuitous announcement by someone else is not a question.
+        if req.sender_ip == req.target_ip {
+            return;
+        }
+        let reply = ArpRepr {
+            operation: ArpOperation::Reply,
+            sender_hw: self.link.mac,
+            sender_ip: req.target_ip,
+            target_hw: req.sender_hw,
+            target_ip: req.sender_ip,
+        };
+        let mut eth = EthernetFrame::new_checked(&mut *frame).expect("checked above");
+        eth.set_dst_addr(req.sender_hw);
+        eth.set_src_addr(self.link.mac);
+        if reply.emit(&mut frame[14..]).is_ok() {
+            match io.send(frame) {
+                Ok(()) => DataplaneCounters::bump(&self.counters.arp_replies),
+                Err(_) => DataplaneCounters::bump(&self.counters.tx_errors),
+            }
+        }
+    }
+
+    /// Classifies an IPv4 frame: `None` leaves it to the kernel.
+    fn classify(&self, frame: &[u8]) -> Result<Option<Flow>, wire::Error> {
+        let ip = Ipv4Packet::new_checked(&frame[14..])?;
+        let dst = ip.dst_addr();
+        if !self.table.is_vip(dst) {
+            return Ok(None);
+        }
+        let Some(protocol) = Protocol::from_number(ip.protocol()) else {
+            return Ok(None);
+        };
+        if ip.is_fragment() {
+            DataplaneCounters::bump(&self.counters.fragments_dropped);
+            return Ok(None);
+        }
+        let (sport, dport, tcp_flags) = match protocol {
+            Protocol::Tcp => {
+                let t = TcpPacket::new_checked(ip.payload())?;
+                (t.src_port(), t.dst_port(), t.flags())
+            }
+            Protocol::Udp => {
+                let u = UdpPacket::new_checked(ip.payload())?;
+                (u.src_port(), u.dst_port(), 0)
+            }
+        };
+        let skey = crate::service::ServiceKey {
+            protocol,
+            addr: dst,
+            port: dport,
+        };
+        let Some(svc) = self.table.service_index(&skey) else {
+            return Ok(None);
+        };
+        Ok(Some(Flow {
+            key: ConnKey {
+                protocol,
+                caddr: ip.src_addr(),
+                cport: sport,
+                vaddr: dst,
+                vport: dport,
+            },
+            svc,
+            tcp_flags,
+            ip_len: ip.total_len(),
+        }))
+    }
+
+    fn handle_ipv4<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta) {
+        let flow = match self.classify(frame) {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(_) => {
+                DataplaneCounters::bump(&self.counters.malformed);
+                return;
+            }
+        };
+        let now = self.now_ms();
+        let Some(conn) = self.lookup_or_schedule(io, frame, &flow, now) else {
+            return;
+        };
+        let Some((svc, dest)) = self.table.dest(conn.svc, conn.dest, conn.dest_id) else {
+            return;
+        };
+        svc.stats.count_in(flow.ip_len);
+        dest.state.stats.count_in(flow.ip_len);
+        match dest.forward {
+            Forward::Route => {
+                let mac = dest.mac;
+                self.forward_dr(io, frame, meta, mac);
+            }
+            // The control plane refuses these until TUN and NAT land.
+            Forward::Tunnel | Forward::Masq => {}
+        }
+    }
+
+    /// Finds the flow's connection (updating its TCP state and timer) or
+    /// schedules a new one. `None` means the frame is dropped.
+    fn lookup_or_schedule<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &[u8],
+        flow: &Flow,
+        now: u64,
+    ) -> Option<Conn> {
+        let is_tcp = flow.key.protocol == Protocol::Tcp;
+        let syn = flow.tcp_flags & wire::tcp::flags::SYN != 0;
+        let rst = flow.tcp_flags & wire::tcp::flags::RST != 0;
+        let table = &self.table;
+        if let Some(c) = self.conns.get_mut(&flow.key) {
+            let stale = table.dest(c.svc, c.dest, c.dest_id).is_none();
+            let reuse = is_tcp && syn && !rst && c.reusable_by_syn();
+            if !stale && !reuse {
+                if let Some((_, d)) = table.dest(c.svc, c.dest, c.dest_id) {
+                    update_state(c, &d.state, flow.tcp_flags, table, now);
+                }
+                return Some(*c);
+            }
+            let old = *c;
+            self.conns.remove(&flow.key);
+            if let Some((_, d)) = table.dest(old.svc, old.dest, old.dest_id) {
+                release(&d.state, &old);
+            }
+            if !reuse {
+                DataplaneCounters::bump(&self.counters.no_conn_dropped);
+                return None;
+            }
+        }
+        // A new connection: TCP schedules only on SYN (no sloppy_tcp).
+        if is_tcp && (!syn || rst) {
+            DataplaneCounters::bump(&self.counters.no_conn_dropped);
+            return None;
+        }
+        let svc = &table.services[flow.svc];
+        let Some(di) = self.sched[flow.svc].pick(&svc.dests) else {
+            DataplaneCounters::bump(&self.counters.no_dest);
+            self.send_icmp_error(
+                io,
+                frame,
+                icmp::TYPE_DEST_UNREACH,
+                icmp::CODE_PORT_UNREACH,
+                0,
+            );
+            return None;
+        };
+        let d = &svc.dests[di];
+        let mut c = Conn {
+            svc: flow.svc as u32,
+            dest: di as u32,
+            dest_id: d.id,
+            state: if is_tcp {
+                ConnState::Tcp(TcpState::None)
+            } else {
+                ConnState::Udp
+            },
+            expires_ms: now + 3000,
+        };
+        d.state.inactive.fetch_add(1, Relaxed);
+        update_state(&mut c, &d.state, flow.tcp_flags, table, now);
+        if !self.conns.insert(flow.key, c) {
+            release(&d.state, &c);
+            DataplaneCounters::bump(&self.counters.conn_table_full);
+            return None;
+        }
+        svc.stats.conns.fetch_add(1, Relaxed);
+        d.state.stats.conns.fetch_add(1, Relaxed);
+        Some(c)
+    }
+
+    /// DR: new MACs, TTL minus one, checksum finished or the super-frame
+    /// segmented; the IP addresses stay as they are.
+    fn forward_dr<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        mac: MacAddr,
+    ) {
+        let (ttl, ip_end, df) = {
+            let Ok(ip) = Ipv4Packet::new_checked(&frame[14..]) else {
+                return;
+            };
+            (ip.ttl(), 14 + ip.total_len(), ip.dont_frag())
+        };
+        if ttl <= 1 {
+            DataplaneCounters::bump(&self.counters.ttl_expired);
+            self.send_icmp_error(
+                io,
+                frame,
+                icmp::TYPE_TIME_EXCEEDED,
+                icmp::CODE_TTL_EXCEEDED,
+                0,
+            );
+            return;
+        }
+        {
+            let mut eth = EthernetFrame::new_checked(&mut frame[..]).expect("classified");
+            eth.set_dst_addr(mac);
+            eth.set_src_addr(self.link.mac);
+            let mut ip = Ipv4Packet::new_checked(eth.payload_mut()).expect("classified");
+            ip.decrement_ttl();
+        }
+        let frame = &mut frame[..ip_end];
+        let max = self.link.mtu as usize + 14;
+        if let Some(g) = meta.gso.filter(|_| frame.len() > max) {
+            if !g.tcpv4 {
+                DataplaneCounters::bump(&self.counters.malformed);
+                return;
+            }
+            DataplaneCounters::bump(&self.counters.gso_segmented);
+            let mss = usize::from(g.size).min(max.saturating_sub(14 + 40)).max(1);
+            let counters = &self.counters;
+            let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| match io.send(seg) {
+                Ok(()) => DataplaneCounters::bump(&counters.forwarded),
+                Err(_) => DataplaneCounters::bump(&counters.tx_errors),
+            });
+            if r.is_err() {
+                DataplaneCounters::bump(&self.counters.malformed);
+            }
+            return;
+        }
+        if frame.len() > max {
+            // Too big for the wire and not a GSO frame: what IPVS does.
+            if df {
+                self.send_icmp_error(
+                    io,
+                    frame,
+                    icmp::TYPE_DEST_UNREACH,
+                    icmp::CODE_FRAG_NEEDED,
+                    self.link.mtu,
+                );
+            }
+            DataplaneCounters::bump(&self.counters.malformed);
+            return;
+        }
+        if let Some((start, off)) = meta.csum_partial {
+            if !complete_checksum(frame, usize::from(start), usize::from(off)) {
+                DataplaneCounters::bump(&self.counters.malformed);
+                return;
+            }
+            DataplaneCounters::bump(&self.counters.csum_completed);
+        }
+        match io.send(frame) {
+            Ok(()) => DataplaneCounters::bump(&self.counters.forwarded),
+            Err(_) => DataplaneCounters::bump(&self.counters.tx_errors),
+        }
+    }
+
+    /// Sends an ICMP error about `frame` back to its sender, from the VIP
+    /// it was addressed to (as the kernel does for a local VIP in IPVS).
+    fn send_icmp_error<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &[u8],
+        ty: u8,
+        code: u8,
+        rest: u32,
+    ) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+            return;
+        };
+        // Never answer an ICMP error with one (RFC 1122 3.2.2).
+        if ip.protocol() == ip_proto::ICMP {
+            return;
+        }
+        let end = ip.total_len();
+        let out = &mut self.scratch;
+        wire::ethernet::emit_header(out, eth.src_addr(), self.link.mac, EtherType::IPV4);
+        let src = ip.dst_addr();
+        let dst = ip.src_addr();
+        let hl = ip.header_len();
+        let quoted = &eth.payload()[..end];
+        if let Ok(n) = icmp::emit_error(&mut out[14..], src, dst, ty, code, rest, quoted, hl)
+            && io.send(&out[..14 + n]).is_err()
+        {
+            DataplaneCounters::bump(&self.counters.tx_errors);
+        }
+    }
+}
+
+/// Applies a client-to-server segment to a connection: TCP state machine,
+/// active/inactive accounting, and the idle timer.
+fn update_state(c: &mut Conn, ds: &DestState, tcp_flags: u8, table: &Table, now: u64) {
+    if let ConnState::Tcp(s) = c.state {
+        let n = s.next(tcp_flags);
+        if n != s {
+            let was = s.is_active();
+            let is = n.is_active();
+            if was != is {
+                let (from, to) = if is {
+                    (&ds.inactive, &ds.active)
+                } else {
+                    (&ds.active, &ds.inactive)
+                };
+                let _ = from.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+                to.fetch_add(1, Relaxed);
+            }
+            c.state = ConnState::Tcp(n);
+        }
+    }
+    c.expires_ms = now + u64::from(c.state.timeout(&table.timeouts)) * 1000;
+}
+
+/// Finishes a CHECKSUM_PARTIAL L4 checksum as skb_checksum_help does: the
+/// field already holds the pseudo-header sum, so summing from `start` to
+/// the end of the packet and complementing gives the final value.
+pub fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool {
+    let end = frame.len();
+    let at = start + offset;
+    if start >= end || at + 2 > end {
+        return false;
+    }
+    let c = checksum::finish(checksum::sum(&frame[start..end]));
+    let c = if c == 0 { 0xffff } else { c };
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}

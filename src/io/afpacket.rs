@@ -1,0 +1,261 @@
+//! AF_PACKET backend with PACKET_VNET_HDR.
+//!
+//! pnet's datalink channel cannot be used here: it exposes neither the
+//! packet type (sll_pkttype) nor the offload state of a frame, and it
+//! truncates frames at 4 KiB. With PACKET_VNET_HDR the kernel prefixes every
+//! frame with a virtio_net_hdr that says both whether the L4 checksum is
+//! unfinished (VIRTIO_NET_HDR_F_NEEDS_CSUM, set exactly when
+//! PACKET_AUXDATA would report TP_STATUS_CSUMNOTREADY) and whether the frame
+//! is a GSO super-frame and its segment size, which segmentation needs and
+//! auxdata does not carry.
+
+use super::{Gso, PacketIo, PacketType, RxMeta};
+use std::ffi::CString;
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+const VNET_HDR_LEN: usize = 10;
+const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
+const PACKET_VNET_HDR: libc::c_int = 15;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+
+pub struct AfPacket {
+    fd: OwnedFd,
+    pub ifindex: i32,
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn setsockopt_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live c_int and its size.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &v as *const i32 as *const libc::c_void,
+            mem::size_of::<i32>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// The interface index of `name`, or an error naming it.
+pub fn ifindex(name: &str) -> io::Result<i32> {
+    let c = CString::new(name).map_err(|_| io::Error::other("interface name contains NUL"))?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        return Err(io::Error::other(format!("no interface named '{name}'")));
+    }
+    Ok(i as i32)
+}
+
+impl AfPacket {
+    /// Opens a socket that sees every frame on `ifname` (ETH_P_ALL), except
+    /// the ones this host sends, with offload metadata.
+    pub fn open(ifname: &str) -> io::Result<AfPacket> {
+        let ifindex = ifindex(ifname)?;
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket(2) call.
+        let raw = cvt(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                i32::from(proto),
+            )
+        })?;
+        // SAFETY: raw is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let f = fd.as_raw_fd();
+        setsockopt_int(f, libc::SOL_PACKET, PACKET_VNET_HDR, 1)?;
+        setsockopt_int(f, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
+        // A burst of new connections must not overflow the queue; FORCE
+        // works as root beyond rmem_max, plain RCVBUF is the fallback.
+        let size = 8 << 20;
+        if setsockopt_int(f, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
+            setsockopt_int(f, libc::SOL_SOCKET, libc::SO_RCVBUF, size)?;
+        }
+        // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex;
+        // SAFETY: sll is a valid sockaddr_ll and its size is passed.
+        cvt(unsafe {
+            libc::bind(
+                f,
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        Ok(AfPacket { fd, ifindex })
+    }
+
+    fn wait(&self, events: i16, timeout: Duration) -> io::Result<bool> {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(e);
+        }
+        Ok(r > 0)
+    }
+
+    fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Option<RxMeta>> {
+        let mut vnet = [0u8; VNET_HDR_LEN];
+        let mut iov = [
+            libc::iovec {
+                iov_base: vnet.as_mut_ptr() as *mut libc::c_void,
+                iov_len: VNET_HDR_LEN,
+            },
+            libc::iovec {
+                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+                iov_len: buf.len(),
+            },
+        ];
+        // SAFETY: zeroed sockaddr_ll and msghdr are valid initial values.
+        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_name = &mut sll as *mut libc::sockaddr_ll as *mut libc::c_void;
+        msg.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = 2;
+        // SAFETY: msg points at live buffers for the duration of the call.
+        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            };
+        }
+        let n = n as usize;
+        if n < VNET_HDR_LEN {
+            return Err(io::Error::other("frame shorter than its vnet header"));
+        }
+        let len = n - VNET_HDR_LEN;
+        if len > buf.len() || msg.msg_flags & libc::MSG_TRUNC != 0 {
+            return Err(io::Error::other(format!(
+                "frame of {len} bytes truncated to {}",
+                buf.len()
+            )));
+        }
+        let rd = |i: usize| u16::from_ne_bytes([vnet[i], vnet[i + 1]]);
+        let flags = vnet[0];
+        let gso_type = vnet[1] & !VIRTIO_NET_HDR_GSO_ECN;
+        let meta = RxMeta {
+            len,
+            pkt_type: match sll.sll_pkttype {
+                0 => PacketType::Host,
+                1 => PacketType::Broadcast,
+                2 => PacketType::Multicast,
+                4 => PacketType::Outgoing,
+                _ => PacketType::OtherHost,
+            },
+            csum_partial: (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0).then(|| (rd(6), rd(8))),
+            gso: (gso_type != 0).then(|| Gso {
+                tcpv4: gso_type == VIRTIO_NET_HDR_GSO_TCPV4,
+                size: rd(4),
+            }),
+        };
+        Ok(Some(meta))
+    }
+}
+
+impl PacketIo for AfPacket {
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<RxMeta>> {
+        if let Some(m) = self.try_recv(buf)? {
+            return Ok(Some(m));
+        }
+        if self.wait(libc::POLLIN, timeout)? {
+            return self.try_recv(buf);
+        }
+        Ok(None)
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        let vnet = [0u8; VNET_HDR_LEN];
+        let iov = [
+            libc::iovec {
+                iov_base: vnet.as_ptr() as *mut libc::c_void,
+                iov_len: VNET_HDR_LEN,
+            },
+            libc::iovec {
+                iov_base: frame.as_ptr() as *mut libc::c_void,
+                iov_len: frame.len(),
+            },
+        ];
+        // SAFETY: zeroed msghdr is valid; iov outlives the call.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = 2;
+        for _ in 0..8 {
+            // SAFETY: msg points at live buffers.
+            let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, 0) };
+            if n >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR) => {
+                    self.wait(libc::POLLOUT, Duration::from_millis(5))?;
+                }
+                _ => return Err(e),
+            }
+        }
+        Err(io::Error::other("transmit queue stayed full"))
+    }
+}
+
+/// The MAC address and MTU of an interface, read with ioctls.
+pub fn link_info(ifname: &str) -> io::Result<([u8; 6], u32)> {
+    if ifname.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::other(format!(
+            "interface name '{ifname}' is too long"
+        )));
+    }
+    // SAFETY: plain socket(2) call.
+    let raw =
+        cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data.
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(ifname.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: req is a valid ifreq with the name set.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) })
+        .map_err(|e| io::Error::other(format!("interface '{ifname}': {e}")))?;
+    let mut mac = [0u8; 6];
+    // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
+    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    // SAFETY: as above, for SIOCGIFMTU.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
+    // SAFETY: SIOCGIFMTU filled ifru_mtu.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu } as u32;
+    Ok((mac, mtu))
+}

@@ -1,0 +1,58 @@
+//! An in-memory backend: frames are queued by a test and whatever the data
+//! plane sends is collected for inspection.
+
+use super::{PacketIo, RxMeta};
+use std::collections::VecDeque;
+use std::io;
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct MemoryIo {
+    pub rx: VecDeque<(Vec<u8>, RxMeta)>,
+    pub tx: Vec<Vec<u8>>,
+}
+
+impl MemoryIo {
+    pub fn new() -> MemoryIo {
+        MemoryIo::default()
+    }
+
+    /// Queues a plain frame addressed to this host.
+    pub fn push(&mut self, frame: Vec<u8>) {
+        let meta = RxMeta {
+            len: frame.len(),
+            ..RxMeta::default()
+        };
+        self.rx.push_back((frame, meta));
+    }
+
+    /// Queues a frame with explicit metadata (offload flags, packet type).
+    pub fn push_with(&mut self, frame: Vec<u8>, meta: RxMeta) {
+        let len = frame.len();
+        self.rx.push_back((frame, RxMeta { len, ..meta }));
+    }
+
+    pub fn take_sent(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.tx)
+    }
+}
+
+impl PacketIo for MemoryIo {
+    fn recv(&mut self, buf: &mut [u8], _timeout: Duration) -> io::Result<Option<RxMeta>> {
+        match self.rx.pop_front() {
+            None => Ok(None),
+            Some((f, meta)) => {
+                if f.len() > buf.len() {
+                    return Err(io::Error::other("frame larger than receive buffer"));
+                }
+                buf[..f.len()].copy_from_slice(&f);
+                Ok(Some(meta))
+            }
+        }
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.tx.push(frame.to_vec());
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! Packet I/O behind a trait, so the data plane is one loop that can run on
+//! AF_PACKET today, a faster ring later, and an in-memory queue in tests.
+
+pub mod afpacket;
+pub mod memory;
+
+use std::io;
+use std::time::Duration;
+
+/// How the kernel classified a received frame (sockaddr_ll.sll_pkttype).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PacketType {
+    /// Addressed to this interface's MAC.
+    #[default]
+    Host,
+    Broadcast,
+    Multicast,
+    /// Addressed to another MAC (flooded by a switch); never forwarded.
+    OtherHost,
+    Outgoing,
+}
+
+/// Generic segmentation offload: the frame is a TCP super-frame that must
+/// be cut into `size`-byte segments before it goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gso {
+    pub tcpv4: bool,
+    pub size: u16,
+}
+
+/// What the backend knows about a frame besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RxMeta {
+    pub len: usize,
+    pub pkt_type: PacketType,
+    /// The L4 checksum was left for hardware (CHECKSUM_PARTIAL): the field
+    /// at `start + offset` holds only the pseudo-header sum, and the sum
+    /// must be completed over `start..` before the frame leaves.
+    pub csum_partial: Option<(u16, u16)>,
+    pub gso: Option<Gso>,
+}
+
+/// A source and sink of Ethernet frames on one interface.
+pub trait PacketIo {
+    /// Receives one frame into `buf`. Returns `Ok(None)` when nothing
+    /// arrived within `timeout`.
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<RxMeta>>;
+
+    /// Sends one complete frame (checksums finished, at most MTU-sized).
+    fn send(&mut self, frame: &[u8]) -> io::Result<()>;
+}

@@ -1,0 +1,149 @@
+//! Ethernet II frames.
+
+use super::{Error, Result, read_u16, write_u16};
+use std::fmt;
+
+/// A 48-bit IEEE 802 MAC address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+    pub const ZERO: MacAddr = MacAddr([0; 6]);
+
+    /// Takes the first six bytes of a slice, as netlink hands them over.
+    pub fn from_slice(b: &[u8]) -> Option<MacAddr> {
+        let a: [u8; 6] = b.get(..6)?.try_into().ok()?;
+        Some(MacAddr(a))
+    }
+
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for o in out.iter_mut() {
+            let p = parts
+                .next()
+                .ok_or_else(|| format!("bad MAC address '{s}'"))?;
+            *o = u8::from_str_radix(p, 16).map_err(|_| format!("bad MAC address '{s}'"))?;
+        }
+        if parts.next().is_some() {
+            return Err(format!("bad MAC address '{s}'"));
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+/// EtherType values the director handles.
+pub struct EtherType;
+
+impl EtherType {
+    pub const IPV4: u16 = 0x0800;
+    pub const ARP: u16 = 0x0806;
+}
+
+/// A view over an Ethernet II frame.
+pub struct EthernetFrame<T> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    pub const HEADER_LEN: usize = 14;
+
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        if buffer.as_ref().len() < Self::HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(EthernetFrame { buffer })
+    }
+
+    pub fn dst_addr(&self) -> MacAddr {
+        MacAddr::from_slice(&self.buffer.as_ref()[0..6]).unwrap_or_default()
+    }
+
+    pub fn src_addr(&self) -> MacAddr {
+        MacAddr::from_slice(&self.buffer.as_ref()[6..12]).unwrap_or_default()
+    }
+
+    pub fn ethertype(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 12)
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[Self::HEADER_LEN..]
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
+    pub fn set_dst_addr(&mut self, a: MacAddr) {
+        self.buffer.as_mut()[0..6].copy_from_slice(&a.0);
+    }
+
+    pub fn set_src_addr(&mut self, a: MacAddr) {
+        self.buffer.as_mut()[6..12].copy_from_slice(&a.0);
+    }
+
+    pub fn set_ethertype(&mut self, t: u16) {
+        write_u16(self.buffer.as_mut(), 12, t);
+    }
+
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[Self::HEADER_LEN..]
+    }
+}
+
+/// Writes an Ethernet header at the start of `buf` (at least 14 bytes).
+pub fn emit_header(buf: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) {
+    buf[0..6].copy_from_slice(&dst.0);
+    buf[6..12].copy_from_slice(&src.0);
+    write_u16(buf, 12, ethertype);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_frame_is_rejected() {
+        assert_eq!(
+            EthernetFrame::new_checked(&[0u8; 13][..]).err(),
+            Some(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn mac_round_trip() {
+        let m: MacAddr = "02:00:c6:12:00:0b".parse().unwrap();
+        assert_eq!(m.to_string(), "02:00:c6:12:00:0b");
+        assert!("02:00".parse::<MacAddr>().is_err());
+        assert!("02:00:c6:12:00:0b:01".parse::<MacAddr>().is_err());
+        assert!("zz:00:c6:12:00:0b".parse::<MacAddr>().is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! Checked views over packet bytes, in the style of smoltcp's `wire` module.
+//!
+//! Every view is created with `new_checked`, which validates the lengths the
+//! accessors rely on; after that no accessor can panic, whatever the bytes
+//! say. Rewrites happen in place through the `set_*` methods, so forwarding
+//! never copies or allocates. `*Repr` values are the small parsed forms used
+//! to build frames the director originates (ARP replies, ICMP errors).
+
+pub mod arp;
+pub mod checksum;
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod tcp;
+pub mod udp;
+
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetFrame, MacAddr};
+pub use ipv4::Ipv4Packet;
+pub use tcp::TcpPacket;
+pub use udp::UdpPacket;
+
+use std::fmt;
+
+/// Why a view could not be made over some bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The buffer is shorter than the header or the length fields claim.
+    Truncated,
+    /// A field holds a value the protocol does not allow (bad version,
+    /// header length below the minimum, ...).
+    Malformed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Truncated => f.write_str("truncated packet"),
+            Error::Malformed => f.write_str("malformed packet"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// IP protocol numbers the director cares about.
+pub mod ip_proto {
+    pub const ICMP: u8 = 1;
+    pub const IPIP: u8 = 4;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+}
+
+#[inline]
+pub(crate) fn read_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline]
+pub(crate) fn read_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+#[inline]
+pub(crate) fn write_u16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+#[inline]
+pub(crate) fn write_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}

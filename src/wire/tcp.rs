@@ -1,0 +1,118 @@
+//! TCP headers (RFC 9293): the fields the director reads for connection
+//! tracking, and the ones segmentation rewrites.
+
+use super::{Error, Result, read_u16, read_u32, write_u16, write_u32};
+
+pub struct TcpPacket<T> {
+    buffer: T,
+}
+
+pub const HEADER_LEN: usize = 20;
+
+/// TCP flag bits in the 13th header byte.
+pub mod flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const CWR: u8 = 0x80;
+}
+
+impl<T: AsRef<[u8]>> TcpPacket<T> {
+    /// Checks that the fixed header and the options the data offset claims
+    /// are present.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let b = buffer.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let hl = usize::from(b[12] >> 4) * 4;
+        if hl < HEADER_LEN {
+            return Err(Error::Malformed);
+        }
+        if b.len() < hl {
+            return Err(Error::Truncated);
+        }
+        Ok(TcpPacket { buffer })
+    }
+
+    pub fn src_port(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 0)
+    }
+
+    pub fn dst_port(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 2)
+    }
+
+    pub fn seq_number(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), 4)
+    }
+
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[12] >> 4) * 4
+    }
+
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[13]
+    }
+
+    pub fn syn(&self) -> bool {
+        self.flags() & flags::SYN != 0
+    }
+
+    pub fn ack(&self) -> bool {
+        self.flags() & flags::ACK != 0
+    }
+
+    pub fn fin(&self) -> bool {
+        self.flags() & flags::FIN != 0
+    }
+
+    pub fn rst(&self) -> bool {
+        self.flags() & flags::RST != 0
+    }
+
+    pub fn checksum(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 16)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    pub fn set_seq_number(&mut self, v: u32) {
+        write_u32(self.buffer.as_mut(), 4, v);
+    }
+
+    pub fn set_flags(&mut self, f: u8) {
+        self.buffer.as_mut()[13] = f;
+    }
+
+    pub fn set_checksum(&mut self, c: u16) {
+        write_u16(self.buffer.as_mut(), 16, c);
+    }
+}
+
+/// Offset of the checksum field inside a TCP header.
+pub const CHECKSUM_OFFSET: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_offset_is_validated() {
+        let mut h = [0u8; 24];
+        h[12] = 6 << 4; // 24 bytes of header
+        assert!(TcpPacket::new_checked(&h[..]).is_ok());
+        assert_eq!(
+            TcpPacket::new_checked(&h[..23]).err(),
+            Some(Error::Truncated)
+        );
+        h[12] = 4 << 4;
+        assert_eq!(TcpPacket::new_checked(&h[..]).err(), Some(Error::Malformed));
+        assert_eq!(
+            TcpPacket::new_checked(&h[..10]).err(),
+            Some(Error::Truncated)
+        );
+    }
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The uvs namespace testbed: a client, a director and N real servers on one
+# switch (a Linux bridge in its own namespace), all in 198.18.0.0/24.
+#
+#   testbed/lab.sh up PREFIX [N]     build the lab (N real servers, default 2)
+#   testbed/lab.sh down PREFIX       kill every process in it and delete it
+#   testbed/lab.sh list PREFIX       the namespaces of a lab
+#
+# Namespaces are PREFIX-sw, PREFIX-cl, PREFIX-dir, PREFIX-rs1..N; inside each
+# node the interface is eth0. Real servers are set up for DR: the VIP as /32
+# on lo, arp_ignore=1, arp_announce=2. Nothing here touches the host's own
+# network namespace.
+set -euo pipefail
+
+VIP=${UVS_VIP:-198.18.0.100}
+NET=198.18.0
+CLIENT_IP=$NET.10
+DIRECTOR_IP=$NET.2
+
+die() { echo "lab.sh: $*" >&2; exit 1; }
+
+rs_ip() { echo "$NET.$((10 + $1))"; }
+
+node_up() { # ns ip
+  local ns=$1 ip=$2 port="p-${1##*-}"
+  ip netns add "$ns"
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip -n "$ns" link set lo up
+  ip -n "$ns" link add eth0 type veth peer name "$port" netns "$SW"
+  ip -n "$SW" link set "$port" master br0 up
+  ip -n "$ns" addr add "$ip/24" dev eth0
+  ip -n "$ns" link set eth0 up
+}
+
+up() {
+  local p=$1 n=${2:-2}
+  [[ $p =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad prefix '$p'"
+  [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 50 ]] || die "bad server count '$n'"
+  if ip netns list | awk '{print $1}' | grep -q "^$p-"; then die "a lab named $p exists"; fi
+  SW=$p-sw
+  ip netns add "$SW"
+  ip netns exec "$SW" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip -n "$SW" link set lo up
+  ip -n "$SW" link add br0 type bridge
+  ip -n "$SW" link set br0 up
+  node_up "$p-cl" "$CLIENT_IP"
+  node_up "$p-dir" "$DIRECTOR_IP"
+  for i in $(seq 1 "$n"); do
+    local ns=$p-rs$i
+    node_up "$ns" "$(rs_ip "$i")"
+    ip -n "$ns" addr add "$VIP/32" dev lo
+    ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+      net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
+  done
+}
+
+list() {
+  ip netns list | awk '{print $1}' | grep "^$1-" || true
+}
+
+down() {
+  local p=$1 ns
+  [[ $p =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad prefix '$p'"
+  for ns in $(list "$p"); do
+    local pids
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    [[ -n $pids ]] && kill $pids 2>/dev/null || true
+  done
+  sleep 0.2
+  for ns in $(list "$p"); do
+    local pids
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    [[ -n $pids ]] && kill -9 $pids 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+
+cmd=${1:-}
+case $cmd in
+  up) shift; [[ $# -ge 1 ]] || die "usage: lab.sh up PREFIX [N]"; up "$@" || { down "$1"; exit 1; } ;;
+  down) shift; [[ $# -eq 1 ]] || die "usage: lab.sh down PREFIX"; down "$1" ;;
+  list) shift; list "$1" ;;
+  *) die "usage: lab.sh up PREFIX [N] | down PREFIX | list PREFIX" ;;
+esac
