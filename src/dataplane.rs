@@ -131,9 +131,11 @@ impl Dataplane {
         buf: &mut [u8],
         timeout: Duration,
     ) -> bool {
-        self.refresh_table(io);
         let got = match io.recv(buf, timeout) {
             Ok(Some(meta)) => {
+                // The table may have changed while recv blocked: a frame is
+                // always handled with the newest one (one atomic load).
+                self.refresh_table(io);
                 let len = meta.len.min(buf.len());
                 self.handle_frame(io, &mut buf[..len], meta);
                 true
@@ -144,16 +146,18 @@ impl Dataplane {
                 false
             }
         };
-        self.housekeeping();
+        self.housekeeping(io);
         got
     }
 
-    fn housekeeping(&mut self) {
+    fn housekeeping<I: PacketIo>(&mut self, io: &mut I) {
         let now = self.now_ms();
         if now >= self.next_sweep_ms {
             self.expire(now);
             self.next_sweep_ms = now + SWEEP_EVERY_MS;
         }
+        // A request answered after a table change must see that change.
+        self.refresh_table(io);
         if let Some(rx) = &self.requests {
             while let Ok(req) = rx.try_recv() {
                 match req {

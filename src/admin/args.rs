@@ -484,7 +484,12 @@ pub fn parse(prog: &str, args: &[String]) -> Result<Invocation, Fail> {
                             Some(v.clone())
                         }
                         None => {
-                            return bad_option(prog, have_cmd, &format!("-{c}"), "missing argument");
+                            return bad_option(
+                                prog,
+                                have_cmd,
+                                &format!("-{c}"),
+                                "missing argument",
+                            );
                         }
                     }
                 } else {

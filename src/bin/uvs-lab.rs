@@ -44,6 +44,11 @@ enum Cmd {
         target: SocketAddr,
         #[arg(long, default_value_t = 100)]
         count: usize,
+        /// First source port; request i uses port+i. Sockets bound to port 0
+        /// get kernel-chosen ports that repeat, and a repeated 5-tuple is
+        /// the same UDP connection (for 300 s) to IPVS and uvs alike.
+        #[arg(long)]
+        sport_base: Option<u16>,
     },
     /// One TCP connection carrying N NAME requests.
     TcpStick {
@@ -146,8 +151,8 @@ fn tcp_name(target: SocketAddr) -> Result<String, String> {
     }
 }
 
-fn udp_name(target: SocketAddr) -> Result<String, String> {
-    let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+fn udp_name(target: SocketAddr, sport: u16) -> Result<String, String> {
+    let s = UdpSocket::bind(("0.0.0.0", sport)).map_err(|e| format!("bind port {sport}: {e}"))?;
     s.connect(target).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok();
     let mut buf = [0u8; 256];
@@ -278,7 +283,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Cmd::TcpNames { target, count } => tally((0..count).map(|_| tcp_name(target))),
-        Cmd::UdpNames { target, count } => tally((0..count).map(|_| udp_name(target))),
+        Cmd::UdpNames {
+            target,
+            count,
+            sport_base,
+        } => {
+            let base = sport_base.unwrap_or(20000 + (std::process::id() * 397 % 20000) as u16);
+            tally((0..count).map(|i| udp_name(target, base.wrapping_add(i as u16))))
+        }
         Cmd::TcpStick {
             target,
             messages,

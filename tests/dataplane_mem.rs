@@ -1,0 +1,505 @@
+//! The data plane driven through the in-memory backend: no sockets, real
+//! frames in and out, decoded with etherparse.
+
+use arc_swap::ArcSwap;
+use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+use uvs::control::model::Model;
+use uvs::control::proto::{DestSpec, Op};
+use uvs::dataplane::{Dataplane, LinkParams};
+use uvs::io::memory::MemoryIo;
+use uvs::io::{PacketType, RxMeta};
+use uvs::service::{Forward, Protocol, ServiceKey};
+use uvs::stats::DataplaneCounters;
+use uvs::table::Table;
+use uvs::wire::MacAddr;
+
+const DIR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const CL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 10];
+const VIP: [u8; 4] = [198, 18, 0, 100];
+
+fn rs_mac(last: u8) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 1, last])
+}
+
+struct Rig {
+    model: Model,
+    generation: u64,
+    shared: Arc<ArcSwap<Table>>,
+    dp: Dataplane,
+    io: MemoryIo,
+    buf: Vec<u8>,
+}
+
+impl Rig {
+    fn new(ops: &[Op]) -> Rig {
+        let shared = Arc::new(ArcSwap::from_pointee(Table::default()));
+        let dp = Dataplane::new(
+            shared.clone(),
+            LinkParams {
+                mac: MacAddr(DIR_MAC),
+                mtu: 1500,
+            },
+            Arc::new(DataplaneCounters::default()),
+            None,
+        );
+        let mut r = Rig {
+            model: Model::default(),
+            generation: 0,
+            shared,
+            dp,
+            io: MemoryIo::new(),
+            buf: vec![0; 70000],
+        };
+        r.apply(ops);
+        r
+    }
+
+    fn apply(&mut self, ops: &[Op]) {
+        self.model = self
+            .model
+            .apply_all(ops, &mut |ip| Ok(rs_mac(ip.octets()[3])), &mut |_, _| {})
+            .expect("ops apply");
+        self.generation += 1;
+        self.shared
+            .store(Arc::new(self.model.table(self.generation)));
+        // Let the data plane pick the table up (and send its GARPs).
+        self.dp
+            .poll_once(&mut self.io, &mut self.buf, Duration::ZERO);
+    }
+
+    fn feed(&mut self, frame: Vec<u8>) -> Vec<Vec<u8>> {
+        self.feed_meta(frame, RxMeta::default())
+    }
+
+    fn feed_meta(&mut self, frame: Vec<u8>, meta: RxMeta) -> Vec<Vec<u8>> {
+        self.io.take_sent();
+        self.io.push_with(frame, meta);
+        assert!(
+            self.dp
+                .poll_once(&mut self.io, &mut self.buf, Duration::ZERO)
+        );
+        self.io.take_sent()
+    }
+}
+
+fn svc(p: Protocol, port: u16) -> ServiceKey {
+    ServiceKey {
+        protocol: p,
+        addr: VIP.into(),
+        port,
+    }
+}
+
+fn dest(last: u8, port: u16, weight: u32) -> DestSpec {
+    DestSpec {
+        addr: Ipv4Addr::new(198, 18, 0, last),
+        port,
+        forward: Forward::Route,
+        weight,
+        uthreshold: 0,
+        lthreshold: 0,
+    }
+}
+
+fn wrr_ops() -> Vec<Op> {
+    vec![
+        Op::AddService {
+            key: svc(Protocol::Tcp, 80),
+            scheduler: "wrr".into(),
+            persistent: None,
+        },
+        Op::AddDest {
+            key: svc(Protocol::Tcp, 80),
+            dest: dest(11, 80, 3),
+        },
+        Op::AddDest {
+            key: svc(Protocol::Tcp, 80),
+            dest: dest(12, 80, 1),
+        },
+        Op::AddService {
+            key: svc(Protocol::Udp, 53),
+            scheduler: "rr".into(),
+            persistent: None,
+        },
+        Op::AddDest {
+            key: svc(Protocol::Udp, 53),
+            dest: dest(11, 53, 1),
+        },
+        Op::AddDest {
+            key: svc(Protocol::Udp, 53),
+            dest: dest(12, 53, 1),
+        },
+    ]
+}
+
+fn tcp(sport: u16, dport: u16, syn: bool, ttl: u8, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CL_MAC, DIR_MAC).ipv4([198, 18, 0, 10], VIP, ttl);
+    let b = if syn {
+        b.tcp(sport, dport, 1, 64000).syn()
+    } else {
+        b.tcp(sport, dport, 2, 64000).ack(1)
+    };
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+fn udp(sport: u16, dport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
+        .ipv4([198, 18, 0, 10], VIP, 64)
+        .udp(sport, dport)
+        .write(&mut v, b"NAME")
+        .unwrap();
+    v
+}
+
+fn arp_request(target: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&CL_MAC);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&CL_MAC);
+    f.extend_from_slice(&[198, 18, 0, 10]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&target);
+    f.resize(60, 0); // Ethernet minimum with padding
+    f
+}
+
+/// Destination MAC's last byte of a forwarded frame, after checking the
+/// frame is a faithful DR copy of `orig`.
+fn dr_target(orig: &[u8], out: &[u8]) -> u8 {
+    assert_eq!(&out[6..12], &DIR_MAC, "source MAC is the director's");
+    let a = SlicedPacket::from_ethernet(orig).unwrap();
+    let b = SlicedPacket::from_ethernet(out).unwrap();
+    let (Some(NetSlice::Ipv4(ia)), Some(NetSlice::Ipv4(ib))) = (a.net, b.net) else {
+        panic!("not ipv4")
+    };
+    let (ha, hb) = (ia.header().to_header(), ib.header().to_header());
+    assert_eq!(hb.time_to_live, ha.time_to_live - 1);
+    assert_eq!(hb.header_checksum, hb.calc_header_checksum());
+    assert_eq!(
+        (ha.source, ha.destination),
+        (hb.source, hb.destination),
+        "DR keeps addresses"
+    );
+    assert_eq!(ia.payload().payload, ib.payload().payload, "L4 untouched");
+    out[5]
+}
+
+#[test]
+fn answers_arp_only_for_vips() {
+    let mut r = Rig::new(&wrr_ops());
+    let out = r.feed_meta(
+        arp_request(VIP),
+        RxMeta {
+            pkt_type: PacketType::Broadcast,
+            ..RxMeta::default()
+        },
+    );
+    assert_eq!(out.len(), 1);
+    let a = &out[0];
+    assert_eq!(&a[0..6], &CL_MAC);
+    assert_eq!(&a[6..12], &DIR_MAC);
+    assert_eq!(&a[20..22], &[0, 2], "ARP reply");
+    assert_eq!(&a[22..28], &DIR_MAC);
+    assert_eq!(&a[28..32], &VIP);
+    assert_eq!(&a[38..42], &[198, 18, 0, 10]);
+    let out = r.feed_meta(
+        arp_request([198, 18, 0, 11]),
+        RxMeta {
+            pkt_type: PacketType::Broadcast,
+            ..RxMeta::default()
+        },
+    );
+    assert!(out.is_empty(), "no answer for a real server's address");
+}
+
+#[test]
+fn gratuitous_arp_when_a_vip_appears() {
+    let mut r = Rig::new(&[]);
+    r.io.take_sent();
+    r.model = r
+        .model
+        .apply_all(&wrr_ops()[..1], &mut |_| Ok(MacAddr::ZERO), &mut |_, _| {})
+        .unwrap();
+    r.shared.store(Arc::new(r.model.table(99)));
+    r.dp.poll_once(&mut r.io, &mut r.buf, Duration::ZERO);
+    let sent = r.io.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(&sent[0][0..6], &[0xff; 6]);
+    assert_eq!(&sent[0][28..32], &VIP, "sender IP");
+    assert_eq!(&sent[0][38..42], &VIP, "target IP");
+}
+
+#[test]
+fn wrr_over_new_connections_and_stickiness() {
+    let mut r = Rig::new(&wrr_ops());
+    let mut picks = String::new();
+    for p in 0..8u16 {
+        let f = tcp(40000 + p, 80, true, 64, b"");
+        let out = r.feed(f.clone());
+        assert_eq!(out.len(), 1);
+        picks.push(if dr_target(&f, &out[0]) == 11 {
+            'A'
+        } else {
+            'B'
+        });
+    }
+    // Newest real server first, as in the kernel: list is [.12 (w1), .11 (w3)].
+    assert_eq!(picks, "AABAAABA");
+    // The same 5-tuple keeps its server.
+    for _ in 0..20 {
+        let f = tcp(40002, 80, false, 64, b"data");
+        let out = r.feed(f.clone());
+        assert_eq!(dr_target(&f, &out[0]), 12);
+    }
+    // UDP rr alternates per new 5-tuple and sticks per tuple.
+    let a = dr_target(&udp(5000, 53), &r.feed(udp(5000, 53))[0]);
+    let b = dr_target(&udp(5001, 53), &r.feed(udp(5001, 53))[0]);
+    assert_ne!(a, b);
+    assert_eq!(dr_target(&udp(5000, 53), &r.feed(udp(5000, 53))[0]), a);
+}
+
+#[test]
+fn weight_zero_keeps_old_connections_and_removal_ends_them() {
+    let mut r = Rig::new(&wrr_ops());
+    let first = tcp(41000, 80, true, 64, b"");
+    let to = dr_target(&first, &r.feed(first.clone())[0]);
+    r.apply(&[Op::EditDest {
+        key: svc(Protocol::Tcp, 80),
+        dest: dest(to, 80, 0),
+    }]);
+    let f = tcp(41000, 80, false, 64, b"more");
+    assert_eq!(
+        dr_target(&f, &r.feed(f.clone())[0]),
+        to,
+        "existing connection continues"
+    );
+    for p in 0..10 {
+        let f = tcp(42000 + p, 80, true, 64, b"");
+        assert_ne!(
+            dr_target(&f, &r.feed(f.clone())[0]),
+            to,
+            "no new connection to weight 0"
+        );
+    }
+    r.apply(&[Op::DelDest {
+        key: svc(Protocol::Tcp, 80),
+        addr: Ipv4Addr::new(198, 18, 0, to),
+        port: 80,
+    }]);
+    assert!(
+        r.feed(tcp(41000, 80, false, 64, b"x")).is_empty(),
+        "connection ended with its server"
+    );
+    assert!(
+        r.dp.conn_list()
+            .iter()
+            .all(|c| c.daddr != Ipv4Addr::new(198, 18, 0, to))
+    );
+}
+
+#[test]
+fn non_syn_without_connection_is_dropped_and_others_left_alone() {
+    let mut r = Rig::new(&wrr_ops());
+    assert!(r.feed(tcp(43000, 80, false, 64, b"x")).is_empty());
+    assert!(
+        r.feed(tcp(43001, 81, true, 64, b"")).is_empty(),
+        "port without a service"
+    );
+    let out = r.feed_meta(
+        tcp(43002, 80, true, 64, b""),
+        RxMeta {
+            pkt_type: PacketType::OtherHost,
+            ..RxMeta::default()
+        },
+    );
+    assert!(out.is_empty(), "frames flooded to another MAC are not ours");
+    let mut other = Vec::new();
+    PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
+        .ipv4([198, 18, 0, 10], [198, 18, 0, 2], 64)
+        .tcp(1, 22, 1, 100)
+        .syn()
+        .write(&mut other, b"")
+        .unwrap();
+    assert!(
+        r.feed(other).is_empty(),
+        "the director's own traffic is the kernel's"
+    );
+    assert_eq!(r.dp.conn_count(), 0);
+}
+
+/// Parses an ICMP error the director sent: (type, code, source address).
+fn icmp_of(out: &[u8]) -> (u8, u8, [u8; 4]) {
+    let p = SlicedPacket::from_ethernet(out).unwrap();
+    let Some(NetSlice::Ipv4(ip)) = p.net else {
+        panic!()
+    };
+    let h = ip.header().to_header();
+    assert_eq!(h.header_checksum, h.calc_header_checksum());
+    let body = ip.payload().payload;
+    assert_eq!(
+        uvs::wire::checksum::fold(uvs::wire::checksum::sum(body)),
+        0xffff
+    );
+    assert_eq!(&out[0..6], &CL_MAC);
+    (body[0], body[1], h.source)
+}
+
+#[test]
+fn icmp_errors_for_ttl_and_no_destination() {
+    let mut r = Rig::new(&wrr_ops());
+    let out = r.feed(tcp(44000, 80, true, 1, b""));
+    assert_eq!(out.len(), 1);
+    assert_eq!(icmp_of(&out[0]), (11, 0, VIP));
+    r.apply(&[
+        Op::EditDest {
+            key: svc(Protocol::Tcp, 80),
+            dest: dest(11, 80, 0),
+        },
+        Op::EditDest {
+            key: svc(Protocol::Tcp, 80),
+            dest: dest(12, 80, 0),
+        },
+    ]);
+    let out = r.feed(tcp(44001, 80, true, 64, b""));
+    assert_eq!(icmp_of(&out[0]), (3, 3, VIP));
+}
+
+#[test]
+fn partial_checksums_are_completed_on_the_way_out() {
+    let mut r = Rig::new(&wrr_ops());
+    let mut f = tcp(45000, 80, true, 64, b"hello");
+    let l4 = 34;
+    let good = [f[l4 + 16], f[l4 + 17]];
+    let ps = uvs::wire::checksum::fold(uvs::wire::checksum::pseudo_header(
+        [198, 18, 0, 10].into(),
+        VIP.into(),
+        6,
+        (f.len() - l4) as u32,
+    ));
+    f[l4 + 16..l4 + 18].copy_from_slice(&ps.to_be_bytes());
+    let out = r.feed_meta(
+        f,
+        RxMeta {
+            csum_partial: Some((l4 as u16, 16)),
+            ..RxMeta::default()
+        },
+    );
+    assert_eq!([out[0][l4 + 16], out[0][l4 + 17]], good);
+}
+
+#[test]
+fn tcp_states_and_counts_follow_ipvs() {
+    let mut r = Rig::new(&wrr_ops());
+    r.feed(tcp(46000, 80, true, 64, b""));
+    let c = r.dp.conn_list();
+    assert_eq!(c[0].state, "SYN_RECV");
+    r.feed(tcp(46000, 80, false, 64, b""));
+    assert_eq!(r.dp.conn_list()[0].state, "ESTABLISHED");
+    let snap = r.model.snapshot();
+    let total: u32 = snap.services[0].dests.iter().map(|d| d.active).sum();
+    assert_eq!(total, 1);
+    let conns: u64 = snap.services[0].stats.conns;
+    assert_eq!(conns, 1);
+    assert_eq!(snap.services[0].stats.inpkts, 2);
+    // Expiry: the sweep drops it and the counts go back to zero.
+    r.dp.expire(u64::MAX);
+    assert_eq!(r.dp.conn_count(), 0);
+    let snap = r.model.snapshot();
+    assert!(
+        snap.services[0]
+            .dests
+            .iter()
+            .all(|d| d.active == 0 && d.inactive == 0)
+    );
+}
+
+#[test]
+fn garbage_frames_never_panic() {
+    let mut r = Rig::new(&wrr_ops());
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let base = tcp(47000, 80, true, 64, b"payload!");
+    for i in 0..20000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut f = base.clone();
+        // Truncate and flip bytes in the headers, with random offload metadata.
+        let cut = (x as usize) % (f.len() + 1);
+        f.truncate(cut.max(if i % 3 == 0 { 0 } else { 14 }));
+        for k in 0..4 {
+            if !f.is_empty() {
+                let at = ((x >> (k * 8)) as usize) % f.len();
+                f[at] ^= (x >> (k * 8 + 32)) as u8;
+            }
+        }
+        let meta = RxMeta {
+            csum_partial: (i % 2 == 0).then_some(((x >> 16) as u16 % 80, (x >> 24) as u16 % 40)),
+            gso: (i % 5 == 0).then_some(uvs::io::Gso {
+                tcpv4: i % 10 == 0,
+                size: (x >> 40) as u16 % 64,
+            }),
+            ..RxMeta::default()
+        };
+        r.io.push_with(f, meta);
+        r.dp.poll_once(&mut r.io, &mut r.buf, Duration::ZERO);
+    }
+}
+
+#[test]
+fn frames_for_tunnel_or_nat_never_leave_as_dr() {
+    // The control plane refuses -i/-m today; a table carrying them anyway
+    // must not be forwarded as DR.
+    let shared = Arc::new(ArcSwap::from_pointee(Table::default()));
+    let mut m = Model::default();
+    m = m
+        .apply_all(
+            &wrr_ops()[..3],
+            &mut |ip| Ok(rs_mac(ip.octets()[3])),
+            &mut |_, _| {},
+        )
+        .unwrap();
+    let mut t = m.table(5);
+    for d in &mut t.services[0].dests {
+        d.forward = Forward::Masq;
+    }
+    shared.store(Arc::new(Table::new(5, t.services.clone(), t.timeouts)));
+    let mut dp = Dataplane::new(
+        shared,
+        LinkParams {
+            mac: MacAddr(DIR_MAC),
+            mtu: 1500,
+        },
+        Arc::new(DataplaneCounters::default()),
+        None,
+    );
+    let mut io = MemoryIo::new();
+    io.push(tcp(48000, 80, true, 64, b""));
+    let mut buf = vec![0; 70000];
+    dp.poll_once(&mut io, &mut buf, Duration::ZERO);
+    assert!(io.take_sent().iter().all(|f| f[12..14] != [8, 0]));
+}
+
+#[test]
+fn transport_checksum_still_valid_after_forwarding() {
+    let mut r = Rig::new(&wrr_ops());
+    let f = udp(6000, 53);
+    let out = r.feed(f);
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(NetSlice::Ipv4(ip)) = p.net else {
+        panic!()
+    };
+    let Some(TransportSlice::Udp(u)) = p.transport else {
+        panic!()
+    };
+    let want = u
+        .to_header()
+        .calc_checksum_ipv4(&ip.header().to_header(), u.payload())
+        .unwrap();
+    assert_eq!(u.checksum(), want);
+}
