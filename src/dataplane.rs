@@ -10,7 +10,8 @@ use crate::sched::SchedState;
 use crate::service::{Forward, Protocol};
 use crate::stats::{DataplaneCounters, DestState};
 use crate::table::Table;
-use crate::wire::{self, checksum, icmp, ip_proto};
+use crate::wire::icmp::{self, IcmpError};
+use crate::wire::{self, checksum, ip_proto};
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, Ipv4Packet, MacAddr, TcpPacket,
     UdpPacket,
@@ -438,13 +439,7 @@ impl Dataplane {
         let svc = &table.services[flow.svc];
         let Some(di) = self.sched[flow.svc].pick(&svc.dests) else {
             DataplaneCounters::bump(&self.counters.no_dest);
-            self.send_icmp_error(
-                io,
-                frame,
-                icmp::TYPE_DEST_UNREACH,
-                icmp::CODE_PORT_UNREACH,
-                0,
-            );
+            self.send_icmp_error(io, frame, IcmpError::PORT_UNREACHABLE);
             return None;
         };
         let d = &svc.dests[di];
@@ -488,13 +483,7 @@ impl Dataplane {
         };
         if ttl <= 1 {
             DataplaneCounters::bump(&self.counters.ttl_expired);
-            self.send_icmp_error(
-                io,
-                frame,
-                icmp::TYPE_TIME_EXCEEDED,
-                icmp::CODE_TTL_EXCEEDED,
-                0,
-            );
+            self.send_icmp_error(io, frame, IcmpError::TTL_EXCEEDED);
             return;
         }
         {
@@ -526,13 +515,7 @@ impl Dataplane {
         if frame.len() > max {
             // Too big for the wire and not a GSO frame: what IPVS does.
             if df {
-                self.send_icmp_error(
-                    io,
-                    frame,
-                    icmp::TYPE_DEST_UNREACH,
-                    icmp::CODE_FRAG_NEEDED,
-                    self.link.mtu,
-                );
+                self.send_icmp_error(io, frame, IcmpError::frag_needed(self.link.mtu));
             }
             DataplaneCounters::bump(&self.counters.malformed);
             return;
@@ -552,14 +535,7 @@ impl Dataplane {
 
     /// Sends an ICMP error about `frame` back to its sender, from the VIP
     /// it was addressed to (as the kernel does for a local VIP in IPVS).
-    fn send_icmp_error<I: PacketIo>(
-        &mut self,
-        io: &mut I,
-        frame: &[u8],
-        ty: u8,
-        code: u8,
-        rest: u32,
-    ) {
+    fn send_icmp_error<I: PacketIo>(&mut self, io: &mut I, frame: &[u8], err: IcmpError) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return;
         };
@@ -577,7 +553,7 @@ impl Dataplane {
         let dst = ip.src_addr();
         let hl = ip.header_len();
         let quoted = &eth.payload()[..end];
-        if let Ok(n) = icmp::emit_error(&mut out[14..], src, dst, ty, code, rest, quoted, hl)
+        if let Ok(n) = icmp::emit_error(&mut out[14..], src, dst, err, quoted, hl)
             && io.send(&out[..14 + n]).is_err()
         {
             DataplaneCounters::bump(&self.counters.tx_errors);

@@ -107,8 +107,8 @@ impl SchedState {
         match self {
             SchedState::Rr { cl } => rr(cl, dests),
             SchedState::Wrr { cl, cw, mw, di } => wrr(cl, cw, *mw, *di, dests),
-            SchedState::Lc => least(dests, |d| overhead(d), |_| 1),
-            SchedState::Wlc => least(dests, |d| overhead(d), |d| u64::from(d.weight)),
+            SchedState::Lc => least(dests, overhead, |_| 1),
+            SchedState::Wlc => least(dests, overhead, |d| u64::from(d.weight)),
         }
     }
 }

@@ -13,16 +13,44 @@ pub const CODE_FRAG_NEEDED: u8 = 4;
 pub const TYPE_TIME_EXCEEDED: u8 = 11;
 pub const CODE_TTL_EXCEEDED: u8 = 0;
 
+/// An ICMP error: type, code and the 32-bit "unused / next-hop MTU" word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpError {
+    pub icmp_type: u8,
+    pub code: u8,
+    pub rest: u32,
+}
+
+impl IcmpError {
+    pub const TTL_EXCEEDED: IcmpError = IcmpError {
+        icmp_type: TYPE_TIME_EXCEEDED,
+        code: CODE_TTL_EXCEEDED,
+        rest: 0,
+    };
+    pub const PORT_UNREACHABLE: IcmpError = IcmpError {
+        icmp_type: TYPE_DEST_UNREACH,
+        code: CODE_PORT_UNREACH,
+        rest: 0,
+    };
+
+    /// "Fragmentation needed" with the next-hop MTU (RFC 1191).
+    pub fn frag_needed(mtu: u32) -> IcmpError {
+        IcmpError {
+            icmp_type: TYPE_DEST_UNREACH,
+            code: CODE_FRAG_NEEDED,
+            rest: mtu & 0xffff,
+        }
+    }
+}
+
 /// Builds a complete IPv4 + ICMP error packet into `out` quoting the
 /// offending packet's header and first 8 payload bytes (RFC 792), and returns
-/// its length. `rest` is the 32-bit "unused / next-hop MTU" word.
+/// its length.
 pub fn emit_error(
     out: &mut [u8],
     src: Ipv4Addr,
     dst: Ipv4Addr,
-    icmp_type: u8,
-    code: u8,
-    rest: u32,
+    err: IcmpError,
     offending: &[u8],
     offending_header_len: usize,
 ) -> Result<usize> {
@@ -44,10 +72,10 @@ pub fn emit_error(
     };
     ip.emit(&mut out[..20])?;
     let icmp = &mut out[20..total];
-    icmp[0] = icmp_type;
-    icmp[1] = code;
+    icmp[0] = err.icmp_type;
+    icmp[1] = err.code;
     write_u16(icmp, 2, 0);
-    icmp[4..8].copy_from_slice(&rest.to_be_bytes());
+    icmp[4..8].copy_from_slice(&err.rest.to_be_bytes());
     icmp[8..].copy_from_slice(&offending[..quote_len]);
     let c = checksum::finish(checksum::sum(icmp));
     write_u16(icmp, 2, c);
@@ -79,9 +107,7 @@ mod tests {
             &mut out,
             Ipv4Addr::new(198, 18, 0, 100),
             Ipv4Addr::new(198, 18, 0, 10),
-            TYPE_TIME_EXCEEDED,
-            0,
-            0,
+            IcmpError::TTL_EXCEEDED,
             &orig,
             20,
         )

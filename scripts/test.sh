@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests and the end-to-end tests that send
+# real traffic through uvs between network namespaces. Needs root for the
+# namespaces; under CI (CI set) a test that cannot build its lab fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+[[ -x $HOME/.cargo/bin/cargo ]] && export PATH=$HOME/.cargo/bin:$PATH
+cargo test --all-targets "$@"
