@@ -11,29 +11,11 @@ use std::time::{Duration, Instant};
 use uvs::control::model::Model;
 use uvs::control::proto::{DestSpec, Op};
 use uvs::dataplane::{Dataplane, LinkParams};
-use uvs::io::{Gso, PacketIo, RxMeta};
+use uvs::io::memory::ReplayIo;
+use uvs::io::{Gso, RxMeta};
 use uvs::service::{Forward, Protocol, ServiceKey};
 use uvs::stats::DataplaneCounters;
 use uvs::wire::MacAddr;
-
-struct Replay {
-    frames: Vec<(Vec<u8>, RxMeta)>,
-    next: usize,
-    sent: usize,
-}
-
-impl PacketIo for Replay {
-    fn recv(&mut self, buf: &mut [u8], _t: Duration) -> std::io::Result<Option<RxMeta>> {
-        let (f, m) = &self.frames[self.next % self.frames.len()];
-        self.next += 1;
-        buf[..f.len()].copy_from_slice(f);
-        Ok(Some(RxMeta { len: f.len(), ..*m }))
-    }
-    fn send(&mut self, _f: &[u8]) -> std::io::Result<()> {
-        self.sent += 1;
-        Ok(())
-    }
-}
 
 fn dataplane() -> Dataplane {
     let key = ServiceKey {
@@ -93,12 +75,8 @@ fn frame(sport: u16, syn: bool, payload: usize) -> Vec<u8> {
 
 fn run(name: &str, frames: Vec<(Vec<u8>, RxMeta)>, n: usize, warm: usize) {
     let mut dp = dataplane();
-    let bytes: usize = frames.iter().map(|f| f.0.len()).sum::<usize>() / frames.len();
-    let mut io = Replay {
-        frames,
-        next: 0,
-        sent: 0,
-    };
+    let mut io = ReplayIo::new(frames);
+    let bytes = io.mean_len();
     let mut buf = vec![0u8; 70000];
     for _ in 0..warm {
         dp.poll_once(&mut io, &mut buf, Duration::ZERO);

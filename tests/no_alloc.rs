@@ -11,7 +11,8 @@ use std::time::Duration;
 use uvs::control::model::Model;
 use uvs::control::proto::{DestSpec, Op};
 use uvs::dataplane::{Dataplane, LinkParams};
-use uvs::io::{PacketIo, RxMeta};
+use uvs::io::RxMeta;
+use uvs::io::memory::ReplayIo;
 use uvs::service::{Forward, Protocol, ServiceKey};
 use uvs::stats::DataplaneCounters;
 use uvs::wire::MacAddr;
@@ -35,29 +36,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Replays prepared frames and counts what is sent, without storing it.
-struct Replay {
-    frames: Vec<Vec<u8>>,
-    next: usize,
-    sent: usize,
-}
-
-impl PacketIo for Replay {
-    fn recv(&mut self, buf: &mut [u8], _t: Duration) -> std::io::Result<Option<RxMeta>> {
-        let f = &self.frames[self.next % self.frames.len()];
-        self.next += 1;
-        buf[..f.len()].copy_from_slice(f);
-        Ok(Some(RxMeta {
-            len: f.len(),
-            ..RxMeta::default()
-        }))
-    }
-    fn send(&mut self, _f: &[u8]) -> std::io::Result<()> {
-        self.sent += 1;
-        Ok(())
-    }
-}
 
 #[test]
 fn forwarding_does_not_allocate() {
@@ -116,14 +94,10 @@ fn forwarding_does_not_allocate() {
             };
             let mut v = Vec::new();
             b.write(&mut v, b"0123456789").unwrap();
-            frames.push(v);
+            frames.push((v, RxMeta::default()));
         }
     }
-    let mut io = Replay {
-        frames,
-        next: 0,
-        sent: 0,
-    };
+    let mut io = ReplayIo::new(frames);
     let mut buf = vec![0u8; 70000];
     // Warm-up: first table load and the first round of connections.
     for _ in 0..4000 {

@@ -338,13 +338,16 @@ mod tests {
             numeric: true,
             ..Format::default()
         };
-        let expect = "IP Virtual Server version 1.2.1 (size=4096)\n\
-Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
-TCP  192.168.0.100:80 wrr\n\
-  -> 192.168.0.11:80              Route   3      12         40        \n\
-  -> 192.168.0.12:80              Route   1      4          13        \n\
-UDP  192.168.0.100:53 rr\n\
-  -> 10.0.0.21:53                 Route   1      0          0         \n";
+        let expect = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "TCP  192.168.0.100:80 wrr\n",
+            "  -> 192.168.0.11:80              Route   3      12         40        \n",
+            "  -> 192.168.0.12:80              Route   1      4          13        \n",
+            "UDP  192.168.0.100:53 rr\n",
+            "  -> 10.0.0.21:53                 Route   1      0          0         \n",
+        );
         assert_eq!(list_all(&snap(), &f), expect);
     }
 
