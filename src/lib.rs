@@ -7,6 +7,7 @@
 //! [`table::Table`]s to the data plane). [`wire`] holds the packet views.
 
 pub mod admin;
+pub mod audit;
 pub mod conn;
 pub mod control;
 pub mod dataplane;

@@ -35,6 +35,10 @@ enum Command {
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// Check a real server's (or the director's) sysctls and addresses
+    /// for the mistakes that silently break LVS, with the fix for each.
+    /// Exit status: 0 all good, 1 warnings, 2 failures, 3 could not audit.
+    Audit(AuditArgs),
     /// Print the data plane's counters (drops, checksum fixes, GSO).
     Status {
         #[arg(long, default_value = DEFAULT_SOCKET)]
@@ -42,9 +46,61 @@ enum Command {
     },
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum ModeArg {
+    Dr,
+    Tun,
+    Nat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum RoleArg {
+    RealServer,
+    Director,
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// Forwarding method the host is (or will be) used with.
+    #[arg(long, value_enum)]
+    mode: ModeArg,
+    /// Virtual IP(s) served (repeat for several).
+    #[arg(long = "vip")]
+    vips: Vec<std::net::Ipv4Addr>,
+    #[arg(long, value_enum, default_value = "real-server")]
+    role: RoleArg,
+    /// Director: the capture interface (default: every interface in use).
+    #[arg(long)]
+    interface: Option<String>,
+    /// NAT: the director's address, which must be the real server's gateway.
+    #[arg(long = "director")]
+    director_addr: Option<std::net::Ipv4Addr>,
+    /// Apply the sysctl fixes now and persist them in --sysctl-file.
+    #[arg(long)]
+    fix: bool,
+    /// Do not ask before applying fixes.
+    #[arg(long)]
+    yes: bool,
+    /// With --fix: also apply address changes (otherwise printed only).
+    #[arg(long)]
+    fix_addresses: bool,
+    #[arg(long, default_value = "/etc/sysctl.d/90-uvs.conf")]
+    sysctl_file: PathBuf,
+    /// Audit a remote host over the system ssh client (read-only).
+    #[arg(long, conflicts_with = "from_dump")]
+    ssh: Option<String>,
+    /// Audit saved `sysctl -a` (sysctl.txt) and `ip -j addr` (addr.json)
+    /// output, plus optional `ip -j route` (route.json).
+    #[arg(long)]
+    from_dump: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
+        Command::Audit(a) => return audit(&a),
         Command::Director { interface, socket } => director(&interface, &socket),
         Command::Status { socket } => status(&socket),
     };
@@ -53,6 +109,141 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("uvs: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn audit_once(a: &AuditArgs) -> Result<(uvs::audit::HostState, Vec<uvs::audit::Finding>), String> {
+    use uvs::audit::{self, Mode, Options, source};
+    let h = match (&a.ssh, &a.from_dump) {
+        (Some(t), _) => source::from_ssh(t)?,
+        (_, Some(d)) => source::from_dump(d)?,
+        _ => source::live()?,
+    };
+    let o = Options {
+        mode: match a.mode {
+            ModeArg::Dr => Mode::Dr,
+            ModeArg::Tun => Mode::Tun,
+            ModeArg::Nat => Mode::Nat,
+        },
+        vips: a.vips.clone(),
+        director: a.role == RoleArg::Director,
+        interface: a.interface.clone(),
+        director_addr: a.director_addr,
+    };
+    let f = audit::audit(&h, &o);
+    Ok((h, f))
+}
+
+fn print_audit(a: &AuditArgs, h: &uvs::audit::HostState, f: &[uvs::audit::Finding]) {
+    if a.json {
+        let v = serde_json::json!({
+            "source": h.source,
+            "findings": f,
+            "exit": uvs::audit::exit_code(f),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        print!("{}", uvs::audit::render(h, f));
+    }
+}
+
+fn audit(a: &AuditArgs) -> ExitCode {
+    use std::io::{BufRead, IsTerminal};
+    use uvs::audit::fix;
+    if a.vips.is_empty() && a.mode != ModeArg::Nat && a.role == RoleArg::RealServer {
+        eprintln!("uvs audit: give the VIP(s) with --vip ADDR");
+        return ExitCode::from(3);
+    }
+    let (h, f) = match audit_once(a) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("uvs audit: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    print_audit(a, &h, &f);
+    if !a.fix {
+        return ExitCode::from(uvs::audit::exit_code(&f));
+    }
+    if a.ssh.is_some() || a.from_dump.is_some() {
+        eprintln!(
+            "uvs audit: --fix changes this host only; run `uvs audit --fix` on the host itself"
+        );
+        return ExitCode::from(3);
+    }
+    let plan = fix::plan(&f);
+    if plan.sysctls.is_empty() && (plan.addresses.is_empty() || !a.fix_addresses) {
+        for c in plan.addresses.iter().chain(&plan.manual) {
+            println!("to do by hand: {c}");
+        }
+        println!("nothing to fix automatically");
+        return ExitCode::from(uvs::audit::exit_code(&f));
+    }
+    let old = std::fs::read_to_string(&a.sysctl_file).unwrap_or_default();
+    let new = fix::merged_file(&old, &plan.sysctls);
+    println!("\nplanned changes:");
+    for (k, v) in &plan.sysctls {
+        println!("  sysctl -w {k}={v}");
+    }
+    if a.fix_addresses {
+        for c in &plan.addresses {
+            println!("  {c}");
+        }
+    }
+    if !plan.sysctls.is_empty() {
+        println!("{}:\n{}", a.sysctl_file.display(), fix::diff(&old, &new));
+    }
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!("uvs audit: not changing anything without --yes when not interactive");
+            return ExitCode::from(3);
+        }
+        print!("apply? [y/N] ");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let mut ans = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut ans);
+        if !matches!(ans.trim(), "y" | "Y" | "yes") {
+            println!("nothing changed");
+            return ExitCode::from(uvs::audit::exit_code(&f));
+        }
+    }
+    let applied = fix::apply_sysctls(&plan.sysctls)
+        .and_then(|_| {
+            if plan.sysctls.is_empty() {
+                Ok(())
+            } else {
+                fix::write_file(&a.sysctl_file, &new)
+            }
+        })
+        .and_then(|_| {
+            if a.fix_addresses {
+                fix::apply_addresses(&plan.addresses)
+            } else {
+                Ok(())
+            }
+        });
+    if let Err(e) = applied {
+        eprintln!("uvs audit: {e}");
+        return ExitCode::from(3);
+    }
+    if !a.fix_addresses {
+        for c in &plan.addresses {
+            println!("address change not applied (use --fix-addresses): {c}");
+        }
+    }
+    for c in &plan.manual {
+        println!("to do by hand: {c}");
+    }
+    println!("\nafter the fixes:");
+    match audit_once(a) {
+        Ok((h, f)) => {
+            print_audit(a, &h, &f);
+            ExitCode::from(uvs::audit::exit_code(&f))
+        }
+        Err(e) => {
+            eprintln!("uvs audit: {e}");
+            ExitCode::from(3)
         }
     }
 }

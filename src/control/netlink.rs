@@ -193,3 +193,72 @@ impl Netlink {
         ))
     }
 }
+
+impl Netlink {
+    /// Every link with its index, for the audit.
+    pub async fn links(&self) -> Result<Vec<(crate::audit::Link, u32)>, String> {
+        use rtnetlink::packet_route::link::{LinkFlags, LinkLayerType};
+        let mut out = Vec::new();
+        let mut s = self.handle.link().get().execute();
+        while let Some(l) = s.try_next().await.map_err(err)? {
+            let mut name = String::new();
+            let mut mtu = 0;
+            for a in &l.attributes {
+                match a {
+                    LinkAttribute::IfName(n) => name = n.clone(),
+                    LinkAttribute::Mtu(m) => mtu = *m,
+                    _ => {}
+                }
+            }
+            let t = l.header.link_layer_type;
+            out.push((
+                crate::audit::Link {
+                    up: l.header.flags.contains(LinkFlags::Up),
+                    mtu,
+                    loopback: t == LinkLayerType::Loopback,
+                    tunnel: matches!(t, LinkLayerType::Tunnel | LinkLayerType::None),
+                    name,
+                },
+                l.header.index,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// IPv4 addresses with link index and prefix length.
+    pub async fn addresses_with_prefix(&self) -> Result<Vec<(Ipv4Addr, u32, u8)>, String> {
+        let mut out = Vec::new();
+        let mut s = self.handle.address().get().execute();
+        while let Some(m) = s.try_next().await.map_err(err)? {
+            let local = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
+                _ => None,
+            });
+            let addr = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
+                _ => None,
+            });
+            if let Some(ip) = local.or(addr) {
+                out.push((ip, m.header.index, m.header.prefix_len));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The gateway of the IPv4 default route in the main table, if any.
+    pub async fn default_gateway(&self) -> Result<Option<Ipv4Addr>, String> {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let mut s = self.handle.route().get(msg).execute();
+        while let Some(rt) = s.try_next().await.map_err(err)? {
+            if rt.header.destination_prefix_length != 0 || rt.header.table != 254 {
+                continue;
+            }
+            for a in rt.attributes {
+                if let RouteAttribute::Gateway(RouteAddress::Inet(g)) = a {
+                    return Ok(Some(g));
+                }
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,171 @@
+//! `uvs audit --fix`: apply the sysctl fixes now and persist them in a
+//! sysctl.d file (shown as a diff first); address changes only with
+//! --fix-addresses.
+
+use super::{Finding, Fix};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub sysctls: BTreeMap<String, String>,
+    pub addresses: Vec<String>,
+    pub manual: Vec<String>,
+}
+
+pub fn plan(findings: &[Finding]) -> Plan {
+    let mut p = Plan::default();
+    for f in findings {
+        for x in &f.fixes {
+            match x {
+                Fix::Sysctl { key, value } => {
+                    p.sysctls.insert(key.clone(), value.clone());
+                }
+                Fix::Address { command } if !p.addresses.contains(command) => {
+                    p.addresses.push(command.clone())
+                }
+                Fix::Manual { command } if !p.manual.contains(command) => {
+                    p.manual.push(command.clone())
+                }
+                _ => {}
+            }
+        }
+    }
+    p
+}
+
+/// /proc/sys path of a `net.ipv4...` key; interface names may contain dots
+/// (eth0.100), so for conf keys only the last dot separates the setting.
+pub fn proc_path(key: &str) -> Result<PathBuf, String> {
+    let ok =
+        |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0');
+    if let Some(rest) = key.strip_prefix("net.ipv4.conf.") {
+        let (dev, name) = rest
+            .rsplit_once('.')
+            .ok_or_else(|| format!("bad sysctl key {key}"))?;
+        if ok(dev) && ok(name) {
+            return Ok(Path::new("/proc/sys/net/ipv4/conf").join(dev).join(name));
+        }
+    } else if let Some(name) = key.strip_prefix("net.ipv4.")
+        && ok(name)
+        && !name.contains('.')
+    {
+        return Ok(Path::new("/proc/sys/net/ipv4").join(name));
+    }
+    Err(format!("refusing to write unexpected sysctl key '{key}'"))
+}
+
+/// The new content of the sysctl.d file with `sets` merged in, keeping
+/// the settings it already had.
+pub fn merged_file(existing: &str, sets: &BTreeMap<String, String>) -> String {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    for l in existing.lines() {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
+            continue;
+        }
+        if let Some((k, v)) = l.split_once('=') {
+            m.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    m.extend(sets.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut s = String::from(
+        "# Written by `uvs audit --fix`: settings LVS real servers and directors need.\n",
+    );
+    for (k, v) in m {
+        s.push_str(&format!("{k} = {v}\n"));
+    }
+    s
+}
+
+/// A minimal line diff: removed lines with '-', added with '+'.
+pub fn diff(old: &str, new: &str) -> String {
+    let o: Vec<&str> = old.lines().collect();
+    let n: Vec<&str> = new.lines().collect();
+    let mut s = String::new();
+    for l in &o {
+        if !n.contains(l) {
+            s.push_str(&format!("-{l}\n"));
+        }
+    }
+    for l in &n {
+        if !o.contains(l) {
+            s.push_str(&format!("+{l}\n"));
+        }
+    }
+    s
+}
+
+pub fn apply_sysctls(sets: &BTreeMap<String, String>) -> Result<(), String> {
+    for (k, v) in sets {
+        let p = proc_path(k)?;
+        std::fs::write(&p, format!("{v}\n"))
+            .map_err(|e| format!("cannot set {k} ({}): {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+pub fn write_file(path: &Path, content: &str) -> Result<(), String> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    std::fs::write(path, content).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs `ip ...` address commands (never through a shell).
+pub fn apply_addresses(cmds: &[String]) -> Result<(), String> {
+    for c in cmds {
+        let w: Vec<&str> = c.split_whitespace().collect();
+        if w.first() != Some(&"ip") {
+            return Err(format!("refusing to run '{c}'"));
+        }
+        let o = std::process::Command::new("ip")
+            .args(&w[1..])
+            .output()
+            .map_err(|e| format!("cannot run ip: {e}"))?;
+        if !o.status.success() {
+            return Err(format!(
+                "{c}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_paths_are_confined() {
+        assert_eq!(
+            proc_path("net.ipv4.conf.all.rp_filter").unwrap(),
+            Path::new("/proc/sys/net/ipv4/conf/all/rp_filter")
+        );
+        assert_eq!(
+            proc_path("net.ipv4.conf.eth0.100.arp_ignore").unwrap(),
+            Path::new("/proc/sys/net/ipv4/conf/eth0.100/arp_ignore")
+        );
+        assert_eq!(
+            proc_path("net.ipv4.tcp_tw_recycle").unwrap(),
+            Path::new("/proc/sys/net/ipv4/tcp_tw_recycle")
+        );
+        assert!(proc_path("kernel.panic").is_err());
+        assert!(proc_path("net.ipv4.conf.../x").is_err());
+        assert!(proc_path("net.ipv4.conf.a/b.x").is_err());
+    }
+
+    #[test]
+    fn file_merge_and_diff() {
+        let mut sets = BTreeMap::new();
+        sets.insert("net.ipv4.conf.all.rp_filter".to_string(), "0".to_string());
+        let old = "# mine\nnet.ipv4.conf.all.arp_ignore = 1\nnet.ipv4.conf.all.rp_filter = 1\n";
+        let new = merged_file(old, &sets);
+        assert!(new.contains("net.ipv4.conf.all.arp_ignore = 1\n"));
+        assert!(new.contains("net.ipv4.conf.all.rp_filter = 0\n"));
+        let d = diff(old, &new);
+        assert!(d.contains("-net.ipv4.conf.all.rp_filter = 1\n"));
+        assert!(d.contains("+net.ipv4.conf.all.rp_filter = 0\n"));
+    }
+}

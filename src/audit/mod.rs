@@ -1,0 +1,588 @@
+//! `uvs audit`: the real-server (and director) settings that silently break
+//! LVS, checked the way the kernel reads them, each finding with the one
+//! command that fixes it.
+//!
+//! Effective values follow the kernel: arp_ignore, arp_announce and
+//! rp_filter are max(conf/all, conf/IFACE); accept_local is on if either
+//! is; forwarding is the interface's own value.
+
+pub mod fix;
+pub mod source;
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub name: String,
+    pub up: bool,
+    pub mtu: u32,
+    pub loopback: bool,
+    /// An IPIP (tunl0) or TUN device: where decapsulated packets arrive.
+    pub tunnel: bool,
+}
+
+/// An IPv4 address on a link: (link name, address, prefix length).
+pub type IfAddr = (String, Ipv4Addr, u8);
+
+/// Everything the checks look at, whatever the source.
+#[derive(Debug, Clone, Default)]
+pub struct HostState {
+    pub sysctl: BTreeMap<String, String>,
+    pub links: Vec<Link>,
+    pub addrs: Vec<IfAddr>,
+    pub default_gw: Option<Ipv4Addr>,
+    pub decap_running: bool,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Info,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK  ",
+            Status::Info => "INFO",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+/// How a finding is fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Fix {
+    Sysctl {
+        key: String,
+        value: String,
+    },
+    /// An address change (`ip addr ...`): printed, applied only with
+    /// --fix-addresses.
+    Address {
+        command: String,
+    },
+    /// Anything else: advice to follow by hand.
+    Manual {
+        command: String,
+    },
+}
+
+impl Fix {
+    pub fn command(&self) -> String {
+        match self {
+            Fix::Sysctl { key, value } => format!("sysctl -w {key}={value}"),
+            Fix::Address { command } | Fix::Manual { command } => command.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub status: Status,
+    pub check: String,
+    /// The effective value and where it comes from.
+    pub value: String,
+    pub why: String,
+    pub fixes: Vec<Fix>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Dr,
+    Tun,
+    Nat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub mode: Mode,
+    pub vips: Vec<Ipv4Addr>,
+    /// Audit a director rather than a real server.
+    pub director: bool,
+    /// The director's capture interface (with `director`).
+    pub interface: Option<String>,
+    /// The director's address (NAT: real servers must route through it).
+    pub director_addr: Option<Ipv4Addr>,
+}
+
+impl HostState {
+    fn get(&self, key: &str) -> Option<i64> {
+        self.sysctl.get(key).and_then(|v| v.trim().parse().ok())
+    }
+
+    fn conf(&self, dev: &str, k: &str) -> Option<i64> {
+        self.get(&format!("net.ipv4.conf.{dev}.{k}"))
+    }
+
+    /// max(all, dev), with the text saying where it came from.
+    fn effective_max(&self, dev: &str, k: &str) -> (i64, String) {
+        let a = self.conf("all", k).unwrap_or(0);
+        let d = self.conf(dev, k).unwrap_or(0);
+        (a.max(d), format!("{} = max(all={a}, {dev}={d})", a.max(d)))
+    }
+
+    /// Interfaces that face the director or clients: up, not loopback, not
+    /// a tunnel, with an IPv4 address.
+    fn traffic_links(&self) -> Vec<&Link> {
+        self.links
+            .iter()
+            .filter(|l| {
+                l.up && !l.loopback && !l.tunnel && self.addrs.iter().any(|a| a.0 == l.name)
+            })
+            .collect()
+    }
+
+    fn vip_places(&self, vip: Ipv4Addr) -> Vec<(&str, u8)> {
+        self.addrs
+            .iter()
+            .filter(|a| a.1 == vip)
+            .map(|a| (a.0.as_str(), a.2))
+            .collect()
+    }
+}
+
+struct Out(Vec<Finding>);
+
+impl Out {
+    fn add(
+        &mut self,
+        status: Status,
+        check: impl Into<String>,
+        value: impl Into<String>,
+        why: &str,
+        fixes: Vec<Fix>,
+    ) {
+        self.0.push(Finding {
+            status,
+            check: check.into(),
+            value: value.into(),
+            why: why.into(),
+            fixes,
+        });
+    }
+}
+
+fn sysctl_fix(key: String, value: i64) -> Fix {
+    Fix::Sysctl {
+        key,
+        value: value.to_string(),
+    }
+}
+
+/// For a max(all, dev) sysctl that must be at most `limit`: lower every
+/// side above it.
+fn lower_fixes(h: &HostState, dev: &str, k: &str, to: i64, limit: i64) -> Vec<Fix> {
+    ["all", dev]
+        .iter()
+        .filter(|d| h.conf(d, k).unwrap_or(0) > limit)
+        .map(|d| sysctl_fix(format!("net.ipv4.conf.{d}.{k}"), to))
+        .collect()
+}
+
+/// Runs every check that applies to `o` against `h`.
+pub fn audit(h: &HostState, o: &Options) -> Vec<Finding> {
+    let mut out = Out(Vec::new());
+    if o.director {
+        director_checks(h, o, &mut out);
+    } else {
+        if matches!(o.mode, Mode::Dr | Mode::Tun) {
+            vip_checks(h, o, &mut out);
+            arp_checks(h, &mut out);
+        }
+        if o.mode == Mode::Tun {
+            tun_checks(h, o, &mut out);
+        }
+        accept_local_check(h, &mut out);
+        if o.mode == Mode::Nat {
+            nat_checks(h, o, &mut out);
+        }
+        timestamp_checks(h, o, &mut out);
+    }
+    out.0
+}
+
+fn vip_checks(h: &HostState, o: &Options, out: &mut Out) {
+    let tun_dev = h.links.iter().find(|l| l.tunnel).map(|l| l.name.clone());
+    for vip in &o.vips {
+        let places = h.vip_places(*vip);
+        let on_lo = places
+            .iter()
+            .find(|(d, _)| h.links.iter().any(|l| l.name == *d && l.loopback));
+        let on_tun = places
+            .iter()
+            .find(|(d, _)| h.links.iter().any(|l| l.name == *d && l.tunnel));
+        let home = match o.mode {
+            Mode::Tun => on_tun.or(on_lo),
+            _ => on_lo,
+        };
+        let want_dev = match (o.mode, &tun_dev) {
+            (Mode::Tun, Some(t)) => t.clone(),
+            _ => "lo".to_string(),
+        };
+        match home {
+            None => out.add(
+                Status::Fail,
+                format!("VIP {vip} configured"),
+                "absent",
+                if o.mode == Mode::Tun {
+                    "the real server must own the VIP (on lo or the tunnel device) or it drops the forwarded packets"
+                } else {
+                    "DR keeps the VIP as destination, so the real server must own it (on lo) or it drops every packet"
+                },
+                vec![Fix::Address { command: format!("ip addr add {vip}/32 dev {want_dev}") }],
+            ),
+            Some((dev, p)) if *p != 32 => out.add(
+                Status::Fail,
+                format!("VIP {vip} prefix"),
+                format!("/{p} on {dev}"),
+                "on a loopback device the whole prefix becomes local: use /32",
+                vec![
+                    Fix::Address { command: format!("ip addr del {vip}/{p} dev {dev}") },
+                    Fix::Address { command: format!("ip addr add {vip}/32 dev {dev}") },
+                ],
+            ),
+            Some((dev, _)) => out.add(Status::Ok, format!("VIP {vip} configured"), format!("/32 on {dev}"), "the real server owns the VIP without announcing it", vec![]),
+        }
+        for (dev, p) in places {
+            let l = h.links.iter().find(|l| l.name == dev);
+            if l.is_some_and(|l| l.loopback || l.tunnel) {
+                continue;
+            }
+            out.add(
+                Status::Fail,
+                format!("VIP {vip} not on {dev}"),
+                format!("{vip}/{p} on {dev}"),
+                "a VIP on a network interface is announced by ARP: clients then bypass the director",
+                vec![Fix::Address { command: format!("ip addr del {vip}/{p} dev {dev}") }],
+            );
+        }
+    }
+}
+
+fn arp_checks(h: &HostState, out: &mut Out) {
+    let links = h.traffic_links();
+    if links.is_empty() {
+        out.add(
+            Status::Warn,
+            "interfaces",
+            "none up with an IPv4 address",
+            "no interface carries traffic, so nothing could be checked",
+            vec![],
+        );
+    }
+    for l in links {
+        let (ig, ig_s) = h.effective_max(&l.name, "arp_ignore");
+        if ig >= 1 {
+            out.add(
+                Status::Ok,
+                format!("arp_ignore {}", l.name),
+                ig_s,
+                "ARP for the VIP is answered only by the director",
+                vec![],
+            );
+        } else {
+            out.add(
+                Status::Fail,
+                format!("arp_ignore {}", l.name),
+                ig_s,
+                "the real server answers ARP for the VIP (on lo), stealing it from the director",
+                vec![sysctl_fix("net.ipv4.conf.all.arp_ignore".into(), 1)],
+            );
+        }
+        let (an, an_s) = h.effective_max(&l.name, "arp_announce");
+        if an == 2 {
+            out.add(
+                Status::Ok,
+                format!("arp_announce {}", l.name),
+                an_s,
+                "ARP requests never carry the VIP as sender",
+                vec![],
+            );
+        } else {
+            out.add(
+                Status::Fail,
+                format!("arp_announce {}", l.name),
+                an_s,
+                "ARP requests sent while replying from the VIP teach neighbours VIP = this server's MAC",
+                vec![sysctl_fix("net.ipv4.conf.all.arp_announce".into(), 2)],
+            );
+        }
+    }
+}
+
+fn tun_checks(h: &HostState, o: &Options, out: &mut Out) {
+    let tun = h.links.iter().find(|l| l.tunnel);
+    match (tun, h.decap_running) {
+        (Some(t), _) if t.up => out.add(
+            Status::Ok,
+            "decapsulator",
+            format!("{} is up", t.name),
+            "IPIP packets from the director are unwrapped",
+            vec![],
+        ),
+        (Some(t), _) => out.add(
+            Status::Fail,
+            "decapsulator",
+            format!("{} is down", t.name),
+            "IPIP packets are answered with ICMP protocol unreachable",
+            vec![Fix::Manual {
+                command: format!("ip link set {} up", t.name),
+            }],
+        ),
+        (None, true) => out.add(
+            Status::Ok,
+            "decapsulator",
+            "uvs decap is running",
+            "IPIP packets are unwrapped in userspace",
+            vec![],
+        ),
+        (None, false) => out.add(
+            Status::Fail,
+            "decapsulator",
+            "none (no tunl0, no uvs decap)",
+            "without one every IPIP packet is answered with ICMP protocol unreachable",
+            vec![Fix::Manual {
+                command: "modprobe ipip && ip link set tunl0 up   (or run: uvs decap)".into(),
+            }],
+        ),
+    }
+    // Decapsulated packets arrive on the tunnel device with the client's
+    // source; a device created later inherits conf/default.
+    let dev = tun.map_or("default", |t| t.name.as_str());
+    let vip_on_tun = o.vips.iter().any(|v| {
+        h.vip_places(*v)
+            .iter()
+            .any(|(d, _)| h.links.iter().any(|l| l.name == *d && l.tunnel))
+    });
+    let (rp, rp_s) = h.effective_max(dev, "rp_filter");
+    let ok = rp == 0 || (rp == 2 && vip_on_tun);
+    if ok {
+        out.add(
+            Status::Ok,
+            format!("rp_filter {dev}"),
+            rp_s,
+            "decapsulated packets pass the reverse-path check",
+            vec![],
+        );
+    } else {
+        let why = if vip_on_tun {
+            "strict reverse-path filtering (1) drops decapsulated packets: the route back to the client is not via the tunnel device"
+        } else {
+            "with the VIP on lo, any reverse-path filtering drops decapsulated packets (their source is reached via another interface)"
+        };
+        let limit = if vip_on_tun { 2 } else { 0 };
+        let mut fixes = lower_fixes(h, dev, "rp_filter", 0, limit);
+        if rp == 1 && vip_on_tun {
+            fixes = lower_fixes(h, dev, "rp_filter", 0, 0);
+        }
+        out.add(Status::Fail, format!("rp_filter {dev}"), rp_s, why, fixes);
+    }
+    for l in h.traffic_links() {
+        out.add(
+            Status::Info,
+            format!("mtu {}", l.name),
+            l.mtu.to_string(),
+            "IPIP adds 20 bytes: the director must send frag-needed, fragment or clamp MSS for full-size packets",
+            vec![],
+        );
+    }
+}
+
+fn accept_local_check(h: &HostState, out: &mut Out) {
+    let a = h.conf("all", "accept_local").unwrap_or(0);
+    for l in h.traffic_links() {
+        let d = h.conf(&l.name, "accept_local").unwrap_or(0);
+        let on = a != 0 || d != 0;
+        out.add(
+            Status::Info,
+            format!("accept_local {}", l.name),
+            format!("{} (all={a}, {}={d})", u8::from(on), l.name),
+            if on {
+                "packets with a local (VIP) source are accepted, as needed when director and real server share a host or for probes"
+            } else {
+                "packets sourced from the VIP are dropped: fine unless director and real server share a host (then set it to 1)"
+            },
+            vec![],
+        );
+    }
+}
+
+fn nat_checks(h: &HostState, o: &Options, out: &mut Out) {
+    match (h.default_gw, o.director_addr) {
+        (Some(g), Some(d)) if g == d => out.add(Status::Ok, "default route", format!("via {g}"), "replies go back through the director, which translates them", vec![]),
+        (g, Some(d)) => out.add(
+            Status::Fail,
+            "default route",
+            g.map_or("none".into(), |g| format!("via {g}")),
+            "NAT does not rewrite the source: replies that bypass the director reach clients from the real server's own address and are dropped",
+            vec![Fix::Address { command: format!("ip route replace default via {d}") }],
+        ),
+        (g, None) => out.add(
+            Status::Info,
+            "default route",
+            g.map_or("none".into(), |g| format!("via {g}")),
+            "for NAT it must point at the director (pass --director ADDR to check it)",
+            vec![],
+        ),
+    }
+}
+
+fn timestamp_checks(h: &HostState, o: &Options, out: &mut Out) {
+    match h.get("net.ipv4.tcp_tw_recycle") {
+        Some(v) if v != 0 => out.add(
+            Status::Fail,
+            "tcp_tw_recycle",
+            v.to_string(),
+            "drops SYNs from clients behind one NAT whose timestamps go backwards",
+            vec![sysctl_fix("net.ipv4.tcp_tw_recycle".into(), 0)],
+        ),
+        Some(_) => out.add(
+            Status::Ok,
+            "tcp_tw_recycle",
+            "0",
+            "not dropping SYNs by timestamp",
+            vec![],
+        ),
+        None => out.add(
+            Status::Ok,
+            "tcp_tw_recycle",
+            "absent (removed in Linux 4.12)",
+            "not dropping SYNs by timestamp",
+            vec![],
+        ),
+    }
+    if o.mode == Mode::Nat
+        && let Some(ts) = h.get("net.ipv4.tcp_timestamps")
+    {
+        out.add(
+            Status::Info,
+            "tcp_timestamps",
+            ts.to_string(),
+            "health checks from the director and forwarded client traffic share one source address in NAT; with different timestamp clocks, old kernels drop them as old duplicates",
+            vec![],
+        );
+    }
+}
+
+fn director_checks(h: &HostState, o: &Options, out: &mut Out) {
+    let ifs: Vec<String> = match &o.interface {
+        Some(i) => vec![i.clone()],
+        None => h.traffic_links().iter().map(|l| l.name.clone()).collect(),
+    };
+    for i in &ifs {
+        if !h.links.iter().any(|l| &l.name == i) {
+            out.add(
+                Status::Fail,
+                format!("interface {i}"),
+                "absent",
+                "uvs captures on this interface",
+                vec![],
+            );
+            continue;
+        }
+        let f = h.conf(i, "forwarding").unwrap_or(0);
+        if f == 0 {
+            out.add(
+                Status::Ok,
+                format!("forwarding {i}"),
+                "0",
+                "the kernel does not forward VIP traffic alongside uvs",
+                vec![],
+            );
+        } else if o.mode == Mode::Nat {
+            out.add(
+                Status::Info,
+                format!("forwarding {i}"),
+                f.to_string(),
+                "on: uvs NAT does the translation; the kernel must not also forward VIP traffic",
+                vec![],
+            );
+        } else {
+            out.add(
+                Status::Fail,
+                format!("forwarding {i}"),
+                f.to_string(),
+                "with forwarding on the kernel routes or redirects the VIP frames uvs forwards",
+                vec![sysctl_fix(format!("net.ipv4.conf.{i}.forwarding"), 0)],
+            );
+        }
+        let (rp, s) = h.effective_max(i, "rp_filter");
+        out.add(Status::Info, format!("rp_filter {i}"), s, if rp == 1 { "strict: fine for uvs (it captures before routing) but the director's own health checks need symmetric routes" } else { "no effect on uvs, which captures before routing" }, vec![]);
+        out.add(
+            Status::Info,
+            format!("offloads {i}"),
+            "GRO/TSO may stay on",
+            "uvs completes partial checksums and segments GSO super-frames itself",
+            vec![],
+        );
+    }
+    for vip in &o.vips {
+        let places = h.vip_places(*vip);
+        if places.is_empty() {
+            out.add(
+                Status::Ok,
+                format!("VIP {vip} not local"),
+                "not configured",
+                "uvs answers ARP for it; the kernel stays quiet",
+                vec![],
+            );
+        }
+        for (dev, p) in places {
+            out.add(
+                Status::Fail,
+                format!("VIP {vip} not local"),
+                format!("{vip}/{p} on {dev}"),
+                "a local VIP makes the kernel answer its traffic with resets and ICMP before uvs forwards it",
+                vec![Fix::Address { command: format!("ip addr del {vip}/{p} dev {dev}") }],
+            );
+        }
+    }
+}
+
+/// 0 all good, 1 warnings, 2 errors.
+pub fn exit_code(f: &[Finding]) -> u8 {
+    match f.iter().map(|x| x.status).max() {
+        Some(Status::Fail) => 2,
+        Some(Status::Warn) => 1,
+        _ => 0,
+    }
+}
+
+/// One line per check: status, check, effective value, why, fix.
+pub fn render(h: &HostState, f: &[Finding]) -> String {
+    let mut s = format!("uvs audit of {}\n", h.source);
+    for x in f {
+        let _ = write!(
+            s,
+            "{} {:<28} {:<34} {}",
+            x.status.label(),
+            x.check,
+            x.value,
+            x.why
+        );
+        if !x.fixes.is_empty() {
+            let cmds: Vec<String> = x.fixes.iter().map(Fix::command).collect();
+            let _ = write!(s, " -- fix: {}", cmds.join("; "));
+        }
+        s.push('\n');
+    }
+    let n = |st| f.iter().filter(|x| x.status == st).count();
+    let _ = writeln!(
+        s,
+        "{} failed, {} warnings, {} ok",
+        n(Status::Fail),
+        n(Status::Warn),
+        n(Status::Ok)
+    );
+    s
+}

@@ -1,0 +1,327 @@
+//! Where an audit's facts come from: the live host (/proc/sys and
+//! rtnetlink), a dump directory (`sysctl -a` text and `ip -j` JSON saved on
+//! another machine), or the same read-only commands run over ssh.
+
+use super::{HostState, IfAddr, Link};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+/// The per-interface and global IPv4 sysctls the audit reads.
+pub const CONF_KEYS: [&str; 5] = [
+    "arp_ignore",
+    "arp_announce",
+    "rp_filter",
+    "accept_local",
+    "forwarding",
+];
+pub const GLOBAL_KEYS: [&str; 3] = ["ip_forward", "tcp_timestamps", "tcp_tw_recycle"];
+
+fn strip_bom(s: &str) -> &str {
+    s.strip_prefix('\u{feff}').unwrap_or(s)
+}
+
+/// Parses `sysctl -a` output ("key = value" lines). CRLF, a BOM, blank
+/// lines and keys the audit does not know are accepted; a line that is not
+/// "key = value" is an error naming `what` and the line.
+pub fn parse_sysctl(text: &str, what: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut m = BTreeMap::new();
+    for (i, line) in strip_bom(text).lines().enumerate() {
+        let line = line.trim_end_matches('\r').trim();
+        if line.is_empty() {
+            continue;
+        }
+        // `sysctl -a` on some systems prints permission errors inline.
+        if line.starts_with("sysctl: ") {
+            continue;
+        }
+        let Some((k, v)) = line.split_once(" = ").or_else(|| line.split_once('=')) else {
+            return Err(format!(
+                "{what} line {}: expected 'key = value', found '{line}'",
+                i + 1
+            ));
+        };
+        let k = k.trim();
+        if k.is_empty() || k.contains(char::is_whitespace) {
+            return Err(format!("{what} line {}: bad key '{k}'", i + 1));
+        }
+        m.insert(k.to_string(), v.trim().to_string());
+    }
+    if !m.contains_key("net.ipv4.conf.all.arp_ignore") {
+        return Err(format!(
+            "{what} has no net.ipv4.conf.all.arp_ignore: not the output of `sysctl -a`, or truncated"
+        ));
+    }
+    Ok(m)
+}
+
+/// Parses `ip -j addr` output into links and IPv4 addresses.
+pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>), String> {
+    let v: serde_json::Value = serde_json::from_str(strip_bom(text).trim())
+        .map_err(|e| format!("{what}: not valid `ip -j addr` JSON: {e}"))?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| format!("{what}: expected a JSON array of links"))?;
+    let mut links = Vec::new();
+    let mut addrs = Vec::new();
+    for (i, l) in arr.iter().enumerate() {
+        let name = l["ifname"]
+            .as_str()
+            .ok_or_else(|| format!("{what}: link #{} has no ifname", i + 1))?
+            .to_string();
+        let flags: Vec<&str> = l["flags"].as_array().map_or(Vec::new(), |f| {
+            f.iter().filter_map(|x| x.as_str()).collect()
+        });
+        let link_type = l["link_type"].as_str().unwrap_or("").to_string();
+        links.push(Link {
+            name: name.clone(),
+            up: flags.contains(&"UP"),
+            mtu: l["mtu"].as_u64().unwrap_or(0) as u32,
+            loopback: link_type == "loopback" || flags.contains(&"LOOPBACK"),
+            tunnel: link_type == "ipip" || link_type == "none" || name == "tunl0",
+        });
+        for a in l["addr_info"].as_array().into_iter().flatten() {
+            if a["family"].as_str() != Some("inet") {
+                continue;
+            }
+            let ip: Ipv4Addr = a["local"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| {
+                    format!("{what}: link {name} has an inet address without 'local'")
+                })?;
+            let prefix = a["prefixlen"]
+                .as_u64()
+                .filter(|p| *p <= 32)
+                .ok_or_else(|| format!("{what}: link {name} address {ip} has no valid prefixlen"))?
+                as u8;
+            addrs.push((name.clone(), ip, prefix));
+        }
+    }
+    Ok((links, addrs))
+}
+
+/// The default gateway from `ip -j route` output, if any.
+pub fn parse_ip_route(text: &str, what: &str) -> Result<Option<Ipv4Addr>, String> {
+    let v: serde_json::Value = serde_json::from_str(strip_bom(text).trim())
+        .map_err(|e| format!("{what}: not valid `ip -j route` JSON: {e}"))?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["dst"].as_str() == Some("default"))
+        .and_then(|r| r["gateway"].as_str())
+        .and_then(|g| g.parse().ok()))
+}
+
+fn assemble(
+    sysctl: BTreeMap<String, String>,
+    links: Vec<Link>,
+    addrs: Vec<IfAddr>,
+    default_gw: Option<Ipv4Addr>,
+    decap_running: bool,
+    source: String,
+) -> HostState {
+    HostState {
+        sysctl,
+        links,
+        addrs,
+        default_gw,
+        decap_running,
+        source,
+    }
+}
+
+/// Reads a dump directory: sysctl.txt (`sysctl -a`), addr.json
+/// (`ip -j addr`), and optionally route.json (`ip -j route`) and
+/// processes.txt (`ps -eo args`).
+pub fn from_dump(dir: &Path) -> Result<HostState, String> {
+    let read = |name: &str| -> Result<Option<String>, String> {
+        let p = dir.join(name);
+        match std::fs::read(&p) {
+            Ok(b) => String::from_utf8(b).map(Some).map_err(|e| {
+                format!(
+                    "{}: not UTF-8 text (byte {})",
+                    p.display(),
+                    e.utf8_error().valid_up_to()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{}: {e}", p.display())),
+        }
+    };
+    let s = read("sysctl.txt")?.ok_or_else(|| {
+        format!(
+            "{}: no sysctl.txt (save `sysctl -a` into it)",
+            dir.display()
+        )
+    })?;
+    let a = read("addr.json")?.ok_or_else(|| {
+        format!(
+            "{}: no addr.json (save `ip -j addr` into it)",
+            dir.display()
+        )
+    })?;
+    let sysctl = parse_sysctl(&s, "sysctl.txt")?;
+    let (links, addrs) = parse_ip_addr(&a, "addr.json")?;
+    let gw = match read("route.json")? {
+        Some(r) => parse_ip_route(&r, "route.json")?,
+        None => None,
+    };
+    let decap = read("processes.txt")?.is_some_and(|p| p.lines().any(is_decap_cmdline));
+    Ok(assemble(
+        sysctl,
+        links,
+        addrs,
+        gw,
+        decap,
+        format!("dump {}", dir.display()),
+    ))
+}
+
+fn is_decap_cmdline(l: &str) -> bool {
+    let w: Vec<&str> = l.split_whitespace().collect();
+    w.windows(2)
+        .any(|p| p[0].ends_with("uvs") && p[1] == "decap")
+}
+
+/// Runs the read-only commands over the system ssh client.
+pub fn from_ssh(target: &str) -> Result<HostState, String> {
+    if target.starts_with('-') || target.contains(char::is_whitespace) {
+        return Err(format!("bad ssh target '{target}'"));
+    }
+    let run = |cmd: &str| -> Result<String, String> {
+        let o = std::process::Command::new("ssh")
+            .args(["-o", "BatchMode=yes", "--", target, cmd])
+            .output()
+            .map_err(|e| format!("cannot run ssh: {e}"))?;
+        if !o.status.success() {
+            return Err(format!(
+                "ssh {target} {cmd}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let sysctl = parse_sysctl(
+        &run("sysctl -a 2>/dev/null")?,
+        &format!("{target}: sysctl -a"),
+    )?;
+    let (links, addrs) = parse_ip_addr(&run("ip -j addr")?, &format!("{target}: ip -j addr"))?;
+    let gw = parse_ip_route(&run("ip -j route")?, &format!("{target}: ip -j route"))?;
+    let decap = run("ps -eo args")
+        .map(|p| p.lines().any(is_decap_cmdline))
+        .unwrap_or(false);
+    Ok(assemble(
+        sysctl,
+        links,
+        addrs,
+        gw,
+        decap,
+        format!("ssh {target}"),
+    ))
+}
+
+/// The live host: /proc/sys for sysctls, rtnetlink for links, addresses
+/// and the default route.
+pub fn live() -> Result<HostState, String> {
+    let mut sysctl = BTreeMap::new();
+    let conf = Path::new("/proc/sys/net/ipv4/conf");
+    let dirs = std::fs::read_dir(conf).map_err(|e| format!("{}: {e}", conf.display()))?;
+    for d in dirs.flatten() {
+        let ifname = d.file_name().to_string_lossy().into_owned();
+        for k in CONF_KEYS {
+            if let Ok(v) = std::fs::read_to_string(d.path().join(k)) {
+                sysctl.insert(format!("net.ipv4.conf.{ifname}.{k}"), v.trim().to_string());
+            }
+        }
+    }
+    for k in GLOBAL_KEYS {
+        if let Ok(v) = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{k}")) {
+            sysctl.insert(format!("net.ipv4.{k}"), v.trim().to_string());
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (links, addrs, gw) = rt.block_on(async {
+        let nl = crate::control::netlink::Netlink::new()?;
+        let links = nl.links().await?;
+        let mut addrs = Vec::new();
+        for (ip, idx, prefix) in nl.addresses_with_prefix().await? {
+            let name = links
+                .iter()
+                .find(|l| l.1 == idx)
+                .map_or_else(|| format!("if{idx}"), |l| l.0.name.clone());
+            addrs.push((name, ip, prefix));
+        }
+        let gw = nl.default_gateway().await?;
+        Ok::<_, String>((links.into_iter().map(|l| l.0).collect(), addrs, gw))
+    })?;
+    let decap = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .map(|c| is_decap_cmdline(&String::from_utf8_lossy(&c).replace('\0', " ")))
+                .unwrap_or(false)
+        });
+    Ok(assemble(
+        sysctl,
+        links,
+        addrs,
+        gw,
+        decap,
+        "this host".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_parsing_accepts_crlf_bom_and_unknown_keys() {
+        let t = "\u{feff}net.ipv4.conf.all.arp_ignore = 1\r\nkernel.foo.bar = a\tb\r\n\r\nnet.ipv4.ip_local_port_range = 32768\t60999\n";
+        let m = parse_sysctl(t, "x").unwrap();
+        assert_eq!(m["net.ipv4.conf.all.arp_ignore"], "1");
+        assert_eq!(m["kernel.foo.bar"], "a\tb");
+    }
+
+    #[test]
+    fn sysctl_parsing_rejects_garbage_with_line() {
+        let e = parse_sysctl(
+            "net.ipv4.conf.all.arp_ignore = 1\nnet.ipv4.conf.al",
+            "sysctl.txt",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("sysctl.txt line 2:"), "{e}");
+        let e = parse_sysctl("kernel.x = 1\n", "sysctl.txt").unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
+        assert!(parse_sysctl("", "s").is_err());
+    }
+
+    #[test]
+    fn ip_addr_parsing() {
+        let j = r#"[{"ifname":"lo","flags":["LOOPBACK","UP"],"mtu":65536,"link_type":"loopback","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8},{"family":"inet","local":"198.18.0.100","prefixlen":32},{"family":"inet6","local":"::1","prefixlen":128}]},
+                   {"ifname":"tunl0","flags":["NOARP","UP"],"mtu":1480,"link_type":"ipip","addr_info":[]}]"#;
+        let (l, a) = parse_ip_addr(j, "addr.json").unwrap();
+        assert_eq!(l.len(), 2);
+        assert!(l[0].loopback && l[1].tunnel);
+        assert_eq!(
+            a,
+            vec![
+                ("lo".into(), Ipv4Addr::new(127, 0, 0, 1), 8),
+                ("lo".into(), Ipv4Addr::new(198, 18, 0, 100), 32)
+            ]
+        );
+        assert!(
+            parse_ip_addr(&j[..40], "addr.json")
+                .unwrap_err()
+                .starts_with("addr.json: not valid")
+        );
+        assert!(parse_ip_addr("{}", "addr.json").is_err());
+        assert!(parse_ip_addr(r#"[{"ifname":"x","addr_info":[{"family":"inet","local":"1.2.3.4","prefixlen":99}]}]"#, "a").is_err());
+    }
+}

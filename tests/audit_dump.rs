@@ -1,0 +1,192 @@
+//! `uvs audit` on saved dumps: the real-world state from the field, and
+//! damaged dumps that must give a clear error or be accepted, never panic.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use uvs::audit::{self, Finding, Mode, Options, Status, source};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit/realworld")
+}
+
+fn opts(mode: Mode) -> Options {
+    Options {
+        mode,
+        vips: vec!["192.168.10.100".parse().unwrap()],
+        director: false,
+        interface: None,
+        director_addr: None,
+    }
+}
+
+fn find<'a>(f: &'a [Finding], check: &str) -> &'a Finding {
+    f.iter()
+        .find(|x| x.check == check)
+        .unwrap_or_else(|| panic!("no check {check}: {f:#?}"))
+}
+
+#[test]
+fn real_world_state_dr_passes_arp_checks() {
+    let h = source::from_dump(&fixture()).unwrap();
+    let f = audit::audit(&h, &opts(Mode::Dr));
+    // all.arp_ignore=1 with ens33 at 0 is fine: the kernel takes the max.
+    let ig = find(&f, "arp_ignore ens33");
+    assert_eq!(ig.status, Status::Ok);
+    assert_eq!(ig.value, "1 = max(all=1, ens33=0)");
+    assert_eq!(find(&f, "arp_announce ens33").status, Status::Ok);
+    assert_eq!(find(&f, "VIP 192.168.10.100 configured").status, Status::Ok);
+    assert_eq!(audit::exit_code(&f), 0, "{}", audit::render(&h, &f));
+}
+
+#[test]
+fn real_world_state_tun_fails_on_rp_filter() {
+    let h = source::from_dump(&fixture()).unwrap();
+    let f = audit::audit(&h, &opts(Mode::Tun));
+    let rp = find(&f, "rp_filter default");
+    assert_eq!(rp.status, Status::Fail);
+    let cmds: Vec<String> = rp.fixes.iter().map(|x| x.command()).collect();
+    assert_eq!(
+        cmds,
+        vec!["sysctl -w net.ipv4.conf.all.rp_filter=0".to_string()]
+    );
+    assert_eq!(find(&f, "decapsulator").status, Status::Fail);
+    assert_eq!(audit::exit_code(&f), 2);
+    let text = audit::render(&h, &f);
+    assert!(
+        text.contains("fix: sysctl -w net.ipv4.conf.all.rp_filter=0"),
+        "{text}"
+    );
+}
+
+#[test]
+fn nat_checks_default_route_and_tw_recycle() {
+    let mut h = source::from_dump(&fixture()).unwrap();
+    h.sysctl
+        .insert("net.ipv4.tcp_tw_recycle".into(), "1".into());
+    let mut o = opts(Mode::Nat);
+    o.director_addr = Some("192.168.10.2".parse().unwrap());
+    let f = audit::audit(&h, &o);
+    let r = find(&f, "default route");
+    assert_eq!(
+        (r.status, r.value.as_str()),
+        (Status::Fail, "via 192.168.10.1")
+    );
+    assert_eq!(find(&f, "tcp_tw_recycle").status, Status::Fail);
+    assert_eq!(find(&f, "tcp_timestamps").status, Status::Info);
+    o.director_addr = Some("192.168.10.1".parse().unwrap());
+    assert_eq!(
+        find(&audit::audit(&h, &o), "default route").status,
+        Status::Ok
+    );
+}
+
+#[test]
+fn director_role_flags_forwarding_and_local_vip() {
+    let mut h = source::from_dump(&fixture()).unwrap();
+    h.sysctl
+        .insert("net.ipv4.conf.ens33.forwarding".into(), "1".into());
+    let o = Options {
+        mode: Mode::Dr,
+        vips: vec!["192.168.10.100".parse().unwrap()],
+        director: true,
+        interface: Some("ens33".into()),
+        director_addr: None,
+    };
+    let f = audit::audit(&h, &o);
+    assert_eq!(find(&f, "forwarding ens33").status, Status::Fail);
+    assert_eq!(
+        find(&f, "VIP 192.168.10.100 not local").status,
+        Status::Fail
+    );
+}
+
+fn base() -> PathBuf {
+    std::env::temp_dir().join(format!("uvs-audit-{}", std::process::id()))
+}
+
+fn dump_dir(name: &str, sysctl: &[u8], addr: &[u8]) -> PathBuf {
+    let d = base().join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("sysctl.txt"), sysctl).unwrap();
+    std::fs::write(d.join("addr.json"), addr).unwrap();
+    d
+}
+
+#[test]
+fn damaged_dumps_error_clearly_or_are_accepted() {
+    let s = std::fs::read(fixture().join("sysctl.txt")).unwrap();
+    let a = std::fs::read(fixture().join("addr.json")).unwrap();
+    // BOM + CRLF + unknown keys: accepted, same verdict.
+    let mut s2 = b"\xef\xbb\xbfvm.unknown.key = 7\r\n".to_vec();
+    s2.extend(String::from_utf8_lossy(&s).replace('\n', "\r\n").as_bytes());
+    let mut a2 = b"\xef\xbb\xbf".to_vec();
+    a2.extend(
+        String::from_utf8_lossy(&a)
+            .replace("},{", "},\r\n{")
+            .as_bytes(),
+    );
+    let d = dump_dir("crlf", &s2, &a2);
+    let h = source::from_dump(&d).unwrap();
+    assert_eq!(audit::exit_code(&audit::audit(&h, &opts(Mode::Dr))), 0);
+    // Truncated files: a clear error naming the file.
+    let d = dump_dir("trunc", &s[..s.len() / 2 + 7], &a);
+    let e = source::from_dump(&d).unwrap_err();
+    assert!(e.starts_with("sysctl.txt line "), "{e}");
+    let d = dump_dir("trunc2", &s, &a[..a.len() / 2]);
+    let e = source::from_dump(&d).unwrap_err();
+    assert!(e.starts_with("addr.json: not valid"), "{e}");
+    let d = dump_dir("binary", b"\xff\xfe\x00garbage", &a);
+    assert!(source::from_dump(&d).unwrap_err().contains("not UTF-8"));
+    // Every prefix of both files: never a panic.
+    for cut in (0..s.len()).step_by(37) {
+        let d = dump_dir("cut", &s[..cut], &a[..cut.min(a.len())]);
+        if let Ok(h) = source::from_dump(&d) {
+            let _ = audit::audit(&h, &opts(Mode::Tun));
+        }
+    }
+    // The binary reports the error and exits 3 (could not audit).
+    let d = dump_dir("bin", &s[..40], &a);
+    let o = Command::new(env!("CARGO_BIN_EXE_uvs"))
+        .args([
+            "audit",
+            "--mode",
+            "dr",
+            "--vip",
+            "192.168.10.100",
+            "--from-dump",
+        ])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sysctl.txt"));
+    let _ = std::fs::remove_dir_all(base());
+}
+
+#[test]
+fn json_output_and_exit_status_from_the_binary() {
+    let o = Command::new(env!("CARGO_BIN_EXE_uvs"))
+        .args([
+            "audit",
+            "--mode",
+            "tun",
+            "--vip",
+            "192.168.10.100",
+            "--json",
+            "--from-dump",
+        ])
+        .arg(fixture())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["exit"], 2);
+    let rp = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "rp_filter default")
+        .unwrap();
+    assert_eq!(rp["status"], "fail");
+    assert_eq!(rp["fixes"][0]["key"], "net.ipv4.conf.all.rp_filter");
+}
