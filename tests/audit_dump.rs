@@ -190,3 +190,61 @@ fn json_output_and_exit_status_from_the_binary() {
     assert_eq!(rp["status"], "fail");
     assert_eq!(rp["fixes"][0]["key"], "net.ipv4.conf.all.rp_filter");
 }
+
+/// --ssh runs the read-only commands through the system ssh client; a
+/// stand-in `ssh` first on PATH runs them locally and records its arguments.
+#[test]
+fn ssh_source_runs_read_only_commands() {
+    let dir = std::env::temp_dir().join(format!("uvs-fake-ssh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("calls.log");
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" >> {}\n[ \"$1 $2 $3 $4\" = \"-o BatchMode=yes -- admin@rs9\" ] || exit 9\nexec sh -c \"$5\"\n",
+        log.display()
+    );
+    std::fs::write(dir.join("ssh"), script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_uvs"))
+        .args([
+            "audit",
+            "--mode",
+            "dr",
+            "--vip",
+            "198.18.0.100",
+            "--json",
+            "--ssh",
+            "admin@rs9",
+        ])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        calls.contains("sysctl -a") && calls.contains("ip -j addr"),
+        "{calls}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(v["source"], "ssh admin@rs9");
+    assert!(matches!(o.status.code(), Some(0..=2)));
+    // A target that looks like an option never reaches ssh.
+    let o = Command::new(env!("CARGO_BIN_EXE_uvs"))
+        .args([
+            "audit",
+            "--mode",
+            "dr",
+            "--vip",
+            "198.18.0.100",
+            "--ssh=-oProxyCommand=x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+}

@@ -162,6 +162,16 @@ fn tun_rp_filter_and_director_forwarding_in_namespaces() {
     let (code, v) = audit(&l, "dir", &d);
     assert_eq!(code, 2);
     assert_eq!(status(&v, "forwarding eth0"), "fail");
+    let off = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "offloads eth0")
+        .unwrap();
+    assert!(
+        off["value"].as_str().unwrap().contains("tso on"),
+        "read from the interface: {off}"
+    );
     let o = l.exec(
         "dir",
         env!("CARGO_BIN_EXE_uvs"),

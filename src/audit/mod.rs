@@ -35,7 +35,34 @@ pub struct HostState {
     pub addrs: Vec<IfAddr>,
     pub default_gw: Option<Ipv4Addr>,
     pub decap_running: bool,
+    /// `ethtool -k` output per interface, where it could be read.
+    pub offloads: BTreeMap<String, String>,
     pub source: String,
+}
+
+/// The GRO/TSO/checksum lines of `ethtool -k` output, condensed.
+pub fn summarize_offloads(ethtool_k: &str) -> String {
+    let want = [
+        ("generic-receive-offload", "gro"),
+        ("tcp-segmentation-offload", "tso"),
+        ("generic-segmentation-offload", "gso"),
+        ("rx-checksumming", "rx-csum"),
+        ("tx-checksumming", "tx-csum"),
+    ];
+    let mut parts = Vec::new();
+    for l in ethtool_k.lines() {
+        if let Some((k, v)) = l.trim().split_once(':')
+            && let Some((_, short)) = want.iter().find(|(n, _)| *n == k.trim())
+        {
+            let v = v.split_whitespace().next().unwrap_or("?");
+            parts.push(format!("{short} {v}"));
+        }
+    }
+    if parts.is_empty() {
+        "unknown".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -518,11 +545,15 @@ fn director_checks(h: &HostState, o: &Options, out: &mut Out) {
         }
         let (rp, s) = h.effective_max(i, "rp_filter");
         out.add(Status::Info, format!("rp_filter {i}"), s, if rp == 1 { "strict: fine for uvs (it captures before routing) but the director's own health checks need symmetric routes" } else { "no effect on uvs, which captures before routing" }, vec![]);
+        let off = h.offloads.get(i).map_or_else(
+            || "unknown (ethtool not available)".to_string(),
+            |o| summarize_offloads(o),
+        );
         out.add(
             Status::Info,
             format!("offloads {i}"),
-            "GRO/TSO may stay on",
-            "uvs completes partial checksums and segments GSO super-frames itself",
+            off,
+            "any setting works: uvs completes partial checksums and segments GSO super-frames itself",
             vec![],
         );
     }

@@ -113,22 +113,12 @@ pub fn parse_ip_route(text: &str, what: &str) -> Result<Option<Ipv4Addr>, String
         .and_then(|g| g.parse().ok()))
 }
 
-fn assemble(
-    sysctl: BTreeMap<String, String>,
-    links: Vec<Link>,
-    addrs: Vec<IfAddr>,
-    default_gw: Option<Ipv4Addr>,
-    decap_running: bool,
-    source: String,
-) -> HostState {
-    HostState {
-        sysctl,
-        links,
-        addrs,
-        default_gw,
-        decap_running,
-        source,
-    }
+fn ethtool_k(run: impl Fn(&str) -> Option<String>, links: &[Link]) -> BTreeMap<String, String> {
+    links
+        .iter()
+        .filter(|l| !l.loopback && !l.tunnel)
+        .filter_map(|l| Some((l.name.clone(), run(&l.name)?)))
+        .collect()
 }
 
 /// Reads a dump directory: sysctl.txt (`sysctl -a`), addr.json
@@ -168,14 +158,17 @@ pub fn from_dump(dir: &Path) -> Result<HostState, String> {
         None => None,
     };
     let decap = read("processes.txt")?.is_some_and(|p| p.lines().any(is_decap_cmdline));
-    Ok(assemble(
+    // Optional: ethtool-IFACE.txt holds `ethtool -k IFACE`.
+    let offloads = ethtool_k(|n| read(&format!("ethtool-{n}.txt")).ok().flatten(), &links);
+    Ok(HostState {
         sysctl,
         links,
         addrs,
-        gw,
-        decap,
-        format!("dump {}", dir.display()),
-    ))
+        default_gw: gw,
+        decap_running: decap,
+        offloads,
+        source: format!("dump {}", dir.display()),
+    })
 }
 
 fn is_decap_cmdline(l: &str) -> bool {
@@ -211,14 +204,16 @@ pub fn from_ssh(target: &str) -> Result<HostState, String> {
     let decap = run("ps -eo args")
         .map(|p| p.lines().any(is_decap_cmdline))
         .unwrap_or(false);
-    Ok(assemble(
+    let offloads = ethtool_k(|n| run(&format!("ethtool -k {n}")).ok(), &links);
+    Ok(HostState {
         sysctl,
         links,
         addrs,
-        gw,
-        decap,
-        format!("ssh {target}"),
-    ))
+        default_gw: gw,
+        decap_running: decap,
+        offloads,
+        source: format!("ssh {target}"),
+    })
 }
 
 /// The live host: /proc/sys for sysctls, rtnetlink for links, addresses
@@ -256,7 +251,11 @@ pub fn live() -> Result<HostState, String> {
             addrs.push((name, ip, prefix));
         }
         let gw = nl.default_gateway().await?;
-        Ok::<_, String>((links.into_iter().map(|l| l.0).collect(), addrs, gw))
+        Ok::<_, String>((
+            links.into_iter().map(|l| l.0).collect::<Vec<Link>>(),
+            addrs,
+            gw,
+        ))
     })?;
     let decap = std::fs::read_dir("/proc")
         .into_iter()
@@ -267,14 +266,27 @@ pub fn live() -> Result<HostState, String> {
                 .map(|c| is_decap_cmdline(&String::from_utf8_lossy(&c).replace('\0', " ")))
                 .unwrap_or(false)
         });
-    Ok(assemble(
+    let offloads = ethtool_k(
+        |n| {
+            let o = std::process::Command::new("ethtool")
+                .args(["-k", n])
+                .output()
+                .ok()?;
+            o.status
+                .success()
+                .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+        },
+        &links,
+    );
+    Ok(HostState {
         sysctl,
         links,
         addrs,
-        gw,
-        decap,
-        "this host".into(),
-    ))
+        default_gw: gw,
+        decap_running: decap,
+        offloads,
+        source: "this host".into(),
+    })
 }
 
 #[cfg(test)]
