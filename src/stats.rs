@@ -3,9 +3,11 @@
 //! counting across configuration changes, as in IPVS.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
-/// Per-service or per-real-server traffic counters (ipvsadm --stats).
+/// Per-service or per-real-server traffic counters (ipvsadm --stats), and
+/// the rate estimator behind --rate.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub conns: AtomicU64,
@@ -13,6 +15,7 @@ pub struct Stats {
     pub outpkts: AtomicU64,
     pub inbytes: AtomicU64,
     pub outbytes: AtomicU64,
+    est: Mutex<Estimator>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +25,62 @@ pub struct StatsSnapshot {
     pub outpkts: u64,
     pub inbytes: u64,
     pub outbytes: u64,
+}
+
+/// Rates as `ipvsadm --rate` shows them: per second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rates {
+    pub cps: u64,
+    pub inpps: u64,
+    pub outpps: u64,
+    pub inbps: u64,
+    pub outbps: u64,
+}
+
+/// IPVS's estimator (ip_vs_est.c): sampled every 2 s, each rate an
+/// exponentially weighted average with weight 1/4, kept in fixed point
+/// (packets and connections scaled by 2^10, bytes by 2^5), so uvs shows
+/// the same numbers the kernel would.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Estimator {
+    last: StatsSnapshot,
+    cps: i64,
+    inpps: i64,
+    outpps: i64,
+    inbps: i64,
+    outbps: i64,
+}
+
+/// The estimator's sampling period in seconds.
+pub const ESTIMATOR_PERIOD_SECS: u64 = 2;
+
+impl Estimator {
+    /// One 2-second tick with the current totals.
+    pub fn tick(&mut self, now: StatsSnapshot) {
+        fn ewma(avg: &mut i64, new: u64, old: u64, shift: u32) {
+            let rate = (new.wrapping_sub(old) << shift) as i64;
+            *avg += (rate - *avg) >> 2;
+        }
+        let l = self.last;
+        ewma(&mut self.cps, now.conns, l.conns, 9);
+        ewma(&mut self.inpps, now.inpkts, l.inpkts, 9);
+        ewma(&mut self.outpps, now.outpkts, l.outpkts, 9);
+        ewma(&mut self.inbps, now.inbytes, l.inbytes, 4);
+        ewma(&mut self.outbps, now.outbytes, l.outbytes, 4);
+        self.last = now;
+    }
+
+    pub fn rates(&self) -> Rates {
+        let pkt = |v: i64| (v.max(0) as u64 + 0x1ff) >> 10;
+        let byte = |v: i64| (v.max(0) as u64 + 0xf) >> 5;
+        Rates {
+            cps: pkt(self.cps),
+            inpps: pkt(self.inpps),
+            outpps: pkt(self.outpps),
+            inbps: byte(self.inbps),
+            outbps: byte(self.outbps),
+        }
+    }
 }
 
 impl Stats {
@@ -40,6 +99,18 @@ impl Stats {
         }
     }
 
+    /// Advances the rate estimator by one period.
+    pub fn estimate(&self) {
+        let now = self.snapshot();
+        if let Ok(mut e) = self.est.lock() {
+            e.tick(now);
+        }
+    }
+
+    pub fn rates(&self) -> Rates {
+        self.est.lock().map(|e| e.rates()).unwrap_or_default()
+    }
+
     pub fn zero(&self) {
         for c in [
             &self.conns,
@@ -49,6 +120,10 @@ impl Stats {
             &self.outbytes,
         ] {
             c.store(0, Relaxed);
+        }
+        // As ip_vs_zero_stats: the estimator restarts from the new zero.
+        if let Ok(mut e) = self.est.lock() {
+            *e = Estimator::default();
         }
     }
 }
@@ -111,5 +186,36 @@ impl DataplaneCounters {
             ("tx_errors", self.tx_errors.load(Relaxed)),
             ("conn_table_full", self.conn_table_full.load(Relaxed)),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimator_converges_like_the_kernel() {
+        // A steady 100 conns/s and 1 MB/s: the average approaches the rate
+        // geometrically (weight 1/4 per 2 s tick).
+        let mut e = Estimator::default();
+        let mut now = StatsSnapshot::default();
+        let mut seen = Vec::new();
+        for _ in 0..40 {
+            now.conns += 200;
+            now.inpkts += 2000;
+            now.inbytes += 2_000_000;
+            e.tick(now);
+            seen.push(e.rates().cps);
+        }
+        assert_eq!(seen[0], 25, "first tick: a quarter of the rate");
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+        let r = e.rates();
+        assert_eq!((r.cps, r.inpps), (100, 1000));
+        assert!((999_000..=1_000_000).contains(&r.inbps), "{r:?}");
+        // Traffic stops: the rates decay towards zero.
+        for _ in 0..60 {
+            e.tick(now);
+        }
+        assert_eq!(e.rates(), Rates::default());
     }
 }

@@ -45,6 +45,12 @@ fn tcp_and_udp_split_by_rr_and_wrr() {
     let stats = l.adm("-Ln --stats --exact");
     let tcp_line = stats.lines().find(|x| x.starts_with("TCP")).unwrap();
     assert_eq!(tcp_line.split_whitespace().nth(2), Some("400"), "{stats}");
+    // --rate: the 2-second estimator has seen the 400 connections.
+    std::thread::sleep(Duration::from_millis(2200));
+    let rate = l.adm("-Ln --rate");
+    let line = rate.lines().find(|x| x.starts_with("TCP")).unwrap();
+    let cps: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(cps > 0, "{rate}");
 
     for (o, port) in [("-t", 80), ("-u", 53)] {
         l.adm(&format!("-E {o} {VIP}:{port} -s rr"));

@@ -14,6 +14,7 @@ use std::net::Ipv4Addr;
 pub struct Format {
     pub numeric: bool,
     pub stats: bool,
+    pub rate: bool,
     pub thresholds: bool,
     pub persistent_conn: bool,
     pub nosort: bool,
@@ -64,6 +65,12 @@ fn title(out: &mut String, f: &Format) {
             out,
             "{p:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
             "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        );
+    } else if f.rate {
+        let _ = writeln!(
+            out,
+            "{p:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
+            "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
         );
     } else if f.thresholds {
         let _ = writeln!(
@@ -150,6 +157,12 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
         ] {
             largenum(out, v, f.exact);
         }
+    } else if f.rate {
+        let _ = write!(out, "{svc_name:<33}");
+        let r = s.rates;
+        for v in [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] {
+            largenum(out, v, f.exact);
+        }
     } else {
         let _ = write!(out, "{svc_name} {}", s.scheduler);
     }
@@ -182,6 +195,18 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
             ] {
                 largenum(out, v, f.exact);
             }
+            out.push('\n');
+        } else if f.rate {
+            // ipvsadm prints a real server's CPS and PPS exact, only the
+            // byte rates through largenum.
+            let r = d.rates;
+            let _ = write!(
+                out,
+                "  -> {dname:<28} {:>8} {:>8} {:>8}",
+                r.cps, r.inpps, r.outpps
+            );
+            largenum(out, r.inbps, f.exact);
+            largenum(out, r.outbps, f.exact);
             out.push('\n');
         } else if f.thresholds {
             let _ = writeln!(
@@ -291,6 +316,7 @@ mod tests {
             active: act,
             inactive: inact,
             stats: StatsSnapshot::default(),
+            rates: Default::default(),
         }
     }
 
@@ -306,6 +332,7 @@ mod tests {
                     },
                     scheduler: "rr".into(),
                     stats: StatsSnapshot::default(),
+                    rates: Default::default(),
                     dests: vec![dest([10, 0, 0, 21], 53, 1, 0, 0)],
                 },
                 ServiceSnap {
@@ -315,6 +342,7 @@ mod tests {
                         port: 80,
                     },
                     scheduler: "wrr".into(),
+                    rates: Default::default(),
                     stats: StatsSnapshot {
                         conns: 14209,
                         inpkts: 111769,
@@ -374,6 +402,44 @@ mod tests {
         largenum(&mut o, 2_000_000_000, false);
         largenum(&mut o, 123_456_789, true);
         assert_eq!(o, "  123456K    2000M 123456789");
+    }
+
+    #[test]
+    fn rate_columns() {
+        let mut sn = snap();
+        sn.services[1].rates = crate::stats::Rates {
+            cps: 12,
+            inpps: 340,
+            outpps: 0,
+            inbps: 51234,
+            outbps: 0,
+        };
+        sn.services[1].dests[1].rates = crate::stats::Rates {
+            cps: 8,
+            inpps: 230,
+            outpps: 0,
+            inbps: 40000,
+            outbps: 0,
+        };
+        let f = Format {
+            numeric: true,
+            rate: true,
+            ..Format::default()
+        };
+        let s = list_all(&sn, &f);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines[1],
+            "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS"
+        );
+        assert_eq!(
+            lines[3],
+            "TCP  192.168.0.100:80                   12      340        0    51234        0"
+        );
+        assert_eq!(
+            lines[4],
+            "  -> 192.168.0.11:80                     8      230        0    40000        0"
+        );
     }
 
     #[test]

@@ -348,6 +348,7 @@ fn director(ifname: &str, socket: &Path) -> Result<(), String> {
             socket.display()
         );
         tokio::spawn(control.clone().serve(listener));
+        tokio::spawn(control.clone().estimate_rates());
         tokio::spawn(control.refresh_neighbours(Duration::from_secs(5)));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| e.to_string())?;

@@ -19,7 +19,7 @@ fn usage(prog: &str) -> String {
     format!(
         "{VERSION}\nUsage:\n  {p} -A|E virtual-service [-s scheduler]\n  {p} -D virtual-service\n  {p} -C\n  {p} -R\n  {p} -S [-n]\n  \
 {p} -a|e virtual-service -r server-address [-g] [-w weight]\n  {p} -d virtual-service -r server-address\n  \
-{p} -L|l [virtual-service] [-n] [-c] [--stats] [--timeout] [--exact] [--nosort]\n  {p} -Z [virtual-service]\n  \
+{p} -L|l [virtual-service] [-n] [-c] [--stats] [--rate] [--timeout] [--exact] [--nosort]\n  {p} -Z [virtual-service]\n  \
 {p} --set tcp tcpfin udp\n  {p} -h\n\n\
 virtual-service: -t|-u host[:port]   (IPv4; names from /etc/hosts and /etc/services only)\n\
 schedulers: rr, wrr, lc, wlc (the default, as in ipvsadm, is wlc)\n\
@@ -146,12 +146,10 @@ fn run(ctx: &Ctx, args: &[String]) -> Result<String, (String, u8)> {
 }
 
 fn list(ctx: &Ctx, p: &Parsed) -> Result<String, (String, u8)> {
-    if p.has(Opt::Rate) {
-        return Err(("--rate is not supported by uvs yet; use --stats".into(), 2));
-    }
     let f = Format {
         numeric: p.has(Opt::Numeric),
         stats: p.has(Opt::Stats),
+        rate: p.has(Opt::Rate),
         thresholds: p.has(Opt::Thresholds),
         persistent_conn: p.has(Opt::PersistentConn),
         nosort: p.has(Opt::NoSort),

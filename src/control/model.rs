@@ -303,6 +303,7 @@ impl Model {
                     key: s.key,
                     scheduler: s.scheduler.name().to_string(),
                     stats: s.stats.snapshot(),
+                    rates: s.stats.rates(),
                     dests: s
                         .dests
                         .iter()
@@ -316,10 +317,21 @@ impl Model {
                             active: d.state.active(),
                             inactive: d.state.inactive(),
                             stats: d.state.stats.snapshot(),
+                            rates: d.state.stats.rates(),
                         })
                         .collect(),
                 })
                 .collect(),
+        }
+    }
+
+    /// One estimator period for every service and real server.
+    pub fn estimate(&self) {
+        for s in &self.services {
+            s.stats.estimate();
+            for d in &s.dests {
+                d.state.stats.estimate();
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::dataplane::ConnInfo;
 use crate::service::{Forward, ServiceKey, Timeouts};
-use crate::stats::StatsSnapshot;
+use crate::stats::{Rates, StatsSnapshot};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
@@ -76,6 +76,8 @@ pub struct DestSnap {
     pub active: u32,
     pub inactive: u32,
     pub stats: StatsSnapshot,
+    #[serde(default)]
+    pub rates: Rates,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +85,8 @@ pub struct ServiceSnap {
     pub key: ServiceKey,
     pub scheduler: String,
     pub stats: StatsSnapshot,
+    #[serde(default)]
+    pub rates: Rates,
     /// In the kernel's list order (newest first); listings sort them.
     pub dests: Vec<DestSnap>,
 }

@@ -201,6 +201,16 @@ impl Control {
         Ok(())
     }
 
+    /// Drives the --rate estimators every 2 s, as the kernel does.
+    pub async fn estimate_rates(self: Arc<Self>) {
+        let period = Duration::from_secs(crate::stats::ESTIMATOR_PERIOD_SECS);
+        let mut t = tokio::time::interval(period);
+        loop {
+            t.tick().await;
+            self.state.lock().await.model.estimate();
+        }
+    }
+
     /// Keeps real-server MACs current: a server replaced behind the same
     /// address (failover, new NIC) is followed without operator action.
     pub async fn refresh_neighbours(self: Arc<Self>, every: Duration) {
