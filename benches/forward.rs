@@ -42,7 +42,7 @@ fn dataplane() -> Dataplane {
                 Op::AddDest { key, dest: d(11) },
                 Op::AddDest { key, dest: d(12) },
             ],
-            &mut |_| Ok(MacAddr([2, 0, 0, 0, 1, 1])),
+            &mut |_, _| Ok(MacAddr([2, 0, 0, 0, 1, 1])),
             &mut |_, _| {},
         )
         .unwrap();

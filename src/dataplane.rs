@@ -64,6 +64,10 @@ pub struct Dataplane {
     counters: Arc<DataplaneCounters>,
     requests: Option<Receiver<DpRequest>>,
     scratch: Vec<u8>,
+    /// Second buffer: encapsulation of segments built in `scratch`.
+    scratch2: Vec<u8>,
+    /// IP id of outer IPIP headers sent without DF.
+    ip_id: u16,
     clock: Instant,
     next_sweep_ms: u64,
 }
@@ -107,6 +111,8 @@ impl Dataplane {
             counters,
             requests,
             scratch: vec![0u8; FRAME_BUF],
+            scratch2: vec![0u8; FRAME_BUF],
+            ip_id: 1,
             clock: Instant::now(),
             next_sweep_ms: SWEEP_EVERY_MS,
         }
@@ -394,8 +400,12 @@ impl Dataplane {
                 let mac = dest.mac;
                 self.forward_dr(io, frame, meta, mac);
             }
-            // The control plane refuses these until TUN and NAT land.
-            Forward::Tunnel | Forward::Masq => {}
+            Forward::Tunnel => {
+                let (mac, rip) = (dest.mac, dest.addr);
+                self.forward_tun(io, frame, meta, mac, rip);
+            }
+            // The control plane refuses NAT until it lands.
+            Forward::Masq => {}
         }
     }
 
@@ -533,6 +543,103 @@ impl Dataplane {
         }
     }
 
+    /// TUN: the client's packet (TTL − 1, checksum finished) wrapped in an
+    /// outer IPv4 header from the director to the real server, sent to the
+    /// next hop's MAC. Outer TTL, TOS and DF follow IPVS (see
+    /// docs/architecture.md); a packet that no longer fits the MTU gets
+    /// "fragmentation needed" if DF is set and is fragmented otherwise;
+    /// GSO super-frames are cut into segments that fit once wrapped.
+    fn forward_tun<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        mac: MacAddr,
+        rip: Ipv4Addr,
+    ) {
+        let (ttl, ip_end, df, hl) = {
+            let Ok(ip) = Ipv4Packet::new_checked(&frame[14..]) else {
+                return;
+            };
+            (
+                ip.ttl(),
+                14 + ip.total_len(),
+                ip.dont_frag(),
+                ip.header_len(),
+            )
+        };
+        if ttl <= 1 {
+            DataplaneCounters::bump(&self.counters.ttl_expired);
+            self.send_icmp_error(io, frame, IcmpError::TTL_EXCEEDED);
+            return;
+        }
+        Ipv4Packet::new_checked(&mut frame[14..])
+            .expect("classified")
+            .decrement_ttl();
+        let frame = &mut frame[..ip_end];
+        let room = (self.link.mtu as usize).saturating_sub(20);
+        let tun = TunHeader {
+            src: self.table.tun_source,
+            dst: rip,
+            dst_mac: mac,
+            src_mac: self.link.mac,
+        };
+        if let Some(g) = meta.gso.filter(|_| frame.len() - 14 > room) {
+            let tcp_hl = TcpPacket::new_checked(&frame[14 + hl..]).map_or(20, |t| t.header_len());
+            let fit = room.saturating_sub(hl + tcp_hl);
+            if !g.tcpv4 || fit == 0 {
+                DataplaneCounters::bump(&self.counters.malformed);
+                return;
+            }
+            DataplaneCounters::bump(&self.counters.gso_segmented);
+            let mss = usize::from(g.size).min(fit).max(1);
+            let (counters, out) = (&self.counters, &mut self.scratch2);
+            let id = &mut self.ip_id;
+            let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| {
+                let n = tun.encapsulate(&seg[14..], out, id);
+                match io.send(&out[..n]) {
+                    Ok(()) => DataplaneCounters::bump(&counters.forwarded),
+                    Err(_) => DataplaneCounters::bump(&counters.tx_errors),
+                }
+            });
+            if r.is_err() {
+                DataplaneCounters::bump(&self.counters.malformed);
+            }
+            return;
+        }
+        if let Some((start, off)) = meta.csum_partial {
+            if !complete_checksum(frame, usize::from(start), usize::from(off)) {
+                DataplaneCounters::bump(&self.counters.malformed);
+                return;
+            }
+            DataplaneCounters::bump(&self.counters.csum_completed);
+        }
+        let inner_len = frame.len() - 14;
+        if inner_len > room {
+            if df {
+                // As IPVS: the client learns the tunnel's smaller MTU.
+                self.send_icmp_error(io, frame, IcmpError::frag_needed(room as u32));
+                DataplaneCounters::bump(&self.counters.frag_needed);
+                return;
+            }
+            let (counters, out) = (&self.counters, &mut self.scratch2);
+            let sent = tun.fragments(&frame[14..], room, out, &mut self.ip_id, |f| {
+                io.send(f).is_ok()
+            });
+            DataplaneCounters::bump(&counters.fragmented);
+            match sent {
+                true => DataplaneCounters::bump(&counters.forwarded),
+                false => DataplaneCounters::bump(&counters.tx_errors),
+            }
+            return;
+        }
+        let n = tun.encapsulate(&frame[14..], &mut self.scratch2, &mut self.ip_id);
+        match io.send(&self.scratch2[..n]) {
+            Ok(()) => DataplaneCounters::bump(&self.counters.forwarded),
+            Err(_) => DataplaneCounters::bump(&self.counters.tx_errors),
+        }
+    }
+
     /// Sends an ICMP error about `frame` back to its sender, from the VIP
     /// it was addressed to (as the kernel does for a local VIP in IPVS).
     fn send_icmp_error<I: PacketIo>(&mut self, io: &mut I, frame: &[u8], err: IcmpError) {
@@ -597,4 +704,96 @@ pub fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool 
     let c = if c == 0 { 0xffff } else { c };
     frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
     true
+}
+
+/// Addresses of an IP-in-IP encapsulation.
+#[derive(Clone, Copy)]
+struct TunHeader {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+}
+
+impl TunHeader {
+    /// Ethernet + outer IPv4 (protocol 4) for `inner`, with `payload_len`
+    /// bytes of payload, into `out[..34]`. TTL and DF are the inner
+    /// packet's; TOS copies the DSCP and ECN, except that CE becomes
+    /// ECT(0), as INET_ECN_encapsulate does; the id is 0 with DF (as Linux)
+    /// and a counter otherwise.
+    fn header(&self, inner: &[u8], payload_len: usize, out: &mut [u8], id: &mut u16, frag: u16) {
+        wire::ethernet::emit_header(out, self.dst_mac, self.src_mac, EtherType::IPV4);
+        let (tos, ttl, df) = match Ipv4Packet::new_checked(inner) {
+            Ok(p) => (p.tos(), p.ttl(), p.dont_frag()),
+            Err(_) => (0, 64, false),
+        };
+        let ecn = tos & 3;
+        let tos = (tos & !3) | if ecn == 3 { 2 } else { ecn };
+        let ident = if df {
+            0
+        } else {
+            if frag & 0x1fff == 0 {
+                *id = id.wrapping_add(1);
+            }
+            *id
+        };
+        let repr = wire::ipv4::Ipv4Repr {
+            src: self.src,
+            dst: self.dst,
+            protocol: ip_proto::IPIP,
+            payload_len,
+            ttl,
+            tos,
+            ident,
+            dont_frag: df,
+        };
+        let _ = repr.emit(&mut out[14..34]);
+        if frag != 0 {
+            // Fragment flags and offset: patch and re-checksum the header.
+            out[20..22].copy_from_slice(&frag.to_be_bytes());
+            out[24..26].copy_from_slice(&[0, 0]);
+            let c = checksum::finish(checksum::sum(&out[14..34]));
+            out[24..26].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+
+    /// The whole encapsulated frame in `out`; returns its length.
+    fn encapsulate(&self, inner: &[u8], out: &mut [u8], id: &mut u16) -> usize {
+        let n = 34 + inner.len();
+        self.header(inner, inner.len(), out, id, 0);
+        out[34..n].copy_from_slice(inner);
+        n
+    }
+
+    /// Fragments the outer packet so each piece fits `room + 20` bytes of
+    /// IP, calling `send` for each; false if any send failed.
+    fn fragments(
+        &self,
+        inner: &[u8],
+        room: usize,
+        out: &mut [u8],
+        id: &mut u16,
+        mut send: impl FnMut(&[u8]) -> bool,
+    ) -> bool {
+        let step = (room & !7).max(8);
+        let mut ok = true;
+        let mut off = 0;
+        while off < inner.len() {
+            let end = (off + step).min(inner.len());
+            let more = end < inner.len();
+            let flags = (if more { 0x2000 } else { 0 }) | (off / 8) as u16;
+            // The first fragment allocates the id; the rest reuse it.
+            self.header(
+                inner,
+                end - off,
+                out,
+                id,
+                if off == 0 && more { 0x2000 } else { flags },
+            );
+            out[34..34 + end - off].copy_from_slice(&inner[off..end]);
+            ok &= send(&out[..34 + end - off]);
+            off = end;
+        }
+        ok
+    }
 }

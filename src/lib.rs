@@ -11,6 +11,7 @@ pub mod audit;
 pub mod conn;
 pub mod control;
 pub mod dataplane;
+pub mod decap;
 pub mod gso;
 pub mod io;
 pub mod sched;

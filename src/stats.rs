@@ -163,6 +163,8 @@ pub struct DataplaneCounters {
     pub csum_completed: AtomicU64,
     pub tx_errors: AtomicU64,
     pub conn_table_full: AtomicU64,
+    pub frag_needed: AtomicU64,
+    pub fragmented: AtomicU64,
 }
 
 impl DataplaneCounters {
@@ -185,6 +187,8 @@ impl DataplaneCounters {
             ("csum_completed", self.csum_completed.load(Relaxed)),
             ("tx_errors", self.tx_errors.load(Relaxed)),
             ("conn_table_full", self.conn_table_full.load(Relaxed)),
+            ("frag_needed", self.frag_needed.load(Relaxed)),
+            ("fragmented", self.fragmented.load(Relaxed)),
         ]
     }
 }

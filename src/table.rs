@@ -19,6 +19,8 @@ pub struct DestEntry {
     pub port: u16,
     pub forward: Forward,
     pub weight: u32,
+    /// DR: the real server's MAC. TUN: the MAC of the next hop towards it
+    /// (the real server itself, or the router in front of it).
     pub mac: MacAddr,
     pub state: Arc<DestState>,
 }
@@ -37,17 +39,34 @@ pub struct ServiceEntry {
     pub stats: Arc<Stats>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Table {
     pub generation: u64,
     pub services: Vec<ServiceEntry>,
     pub timeouts: Timeouts,
+    /// Outer source address of IP-in-IP packets (TUN).
+    pub tun_source: Ipv4Addr,
     index: HashMap<ServiceKey, usize>,
     vips: Vec<Ipv4Addr>,
 }
 
+impl Default for Table {
+    fn default() -> Table {
+        Table::new(0, Vec::new(), Timeouts::default())
+    }
+}
+
 impl Table {
     pub fn new(generation: u64, services: Vec<ServiceEntry>, timeouts: Timeouts) -> Table {
+        Table::with_tun_source(generation, services, timeouts, Ipv4Addr::UNSPECIFIED)
+    }
+
+    pub fn with_tun_source(
+        generation: u64,
+        services: Vec<ServiceEntry>,
+        timeouts: Timeouts,
+        tun_source: Ipv4Addr,
+    ) -> Table {
         let index = services
             .iter()
             .enumerate()
@@ -60,6 +79,7 @@ impl Table {
             generation,
             services,
             timeouts,
+            tun_source,
             index,
             vips,
         }

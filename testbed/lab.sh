@@ -2,7 +2,11 @@
 # The uvs namespace testbed: a client, a director and N real servers on one
 # switch (a Linux bridge in its own namespace), all in 198.18.0.0/24.
 #
-#   testbed/lab.sh up PREFIX [N]     build the lab (N real servers, default 2)
+#   testbed/lab.sh up PREFIX [N] [--routed]
+#                                    build the lab (N real servers, default 2);
+#                                    --routed adds a router (PREFIX-rt) and a real
+#                                    server in another subnet (PREFIX-rr1,
+#                                    198.18.1.11), reachable only through it (TUN)
 #   testbed/lab.sh down PREFIX       kill every process in it and delete it
 #   testbed/lab.sh list PREFIX       the namespaces of a lab
 #
@@ -32,8 +36,26 @@ node_up() { # ns ip
   ip -n "$ns" link set eth0 up
 }
 
+routed() { # p
+  local p=$1 rt=$1-rt rr=$1-rr1
+  node_up "$rt" "$NET.1"
+  ip netns exec "$rt" sysctl -qw net.ipv4.ip_forward=1
+  ip netns add "$rr"
+  ip netns exec "$rr" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip -n "$rr" link set lo up
+  ip -n "$rt" link add eth1 type veth peer name eth0 netns "$rr"
+  ip -n "$rt" addr add 198.18.1.1/24 dev eth1
+  ip -n "$rt" link set eth1 up
+  ip -n "$rr" addr add 198.18.1.11/24 dev eth0
+  ip -n "$rr" link set eth0 up
+  ip -n "$rr" route add default via 198.18.1.1
+  ip -n "$rr" addr add "$VIP/32" dev lo
+  ip netns exec "$rr" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+  for ns in "$p-cl" "$p-dir"; do ip -n "$ns" route add 198.18.1.0/24 via "$NET.1"; done
+}
+
 up() {
-  local p=$1 n=${2:-2}
+  local p=$1 n=${2:-2} opt=${3:-}
   [[ $p =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad prefix '$p'"
   [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 50 ]] || die "bad server count '$n'"
   if ip netns list | awk '{print $1}' | grep -q "^$p-"; then die "a lab named $p exists"; fi
@@ -52,6 +74,11 @@ up() {
     ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
       net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
   done
+  case $opt in
+    "") ;;
+    --routed) routed "$p" ;;
+    *) die "unknown option '$opt'" ;;
+  esac
 }
 
 list() {
@@ -77,8 +104,8 @@ down() {
 
 cmd=${1:-}
 case $cmd in
-  up) shift; [[ $# -ge 1 ]] || die "usage: lab.sh up PREFIX [N]"; up "$@" || { down "$1"; exit 1; } ;;
+  up) shift; [[ $# -ge 1 ]] || die "usage: lab.sh up PREFIX [N] [--routed]"; up "$@" || { down "$1"; exit 1; } ;;
   down) shift; [[ $# -eq 1 ]] || die "usage: lab.sh down PREFIX"; down "$1" ;;
   list) shift; list "$1" ;;
-  *) die "usage: lab.sh up PREFIX [N] | down PREFIX | list PREFIX" ;;
+  *) die "usage: lab.sh up PREFIX [N] [--routed] | down PREFIX | list PREFIX" ;;
 esac

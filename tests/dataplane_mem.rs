@@ -46,7 +46,7 @@ impl Rig {
             None,
         );
         let mut r = Rig {
-            model: Model::default(),
+            model: Model::with_tun_source(Some(Ipv4Addr::new(198, 18, 0, 2))),
             generation: 0,
             shared,
             dp,
@@ -60,7 +60,7 @@ impl Rig {
     fn apply(&mut self, ops: &[Op]) {
         self.model = self
             .model
-            .apply_all(ops, &mut |ip| Ok(rs_mac(ip.octets()[3])), &mut |_, _| {})
+            .apply_all(ops, &mut |ip, _| Ok(rs_mac(ip.octets()[3])), &mut |_, _| {})
             .expect("ops apply");
         self.generation += 1;
         self.shared
@@ -224,7 +224,11 @@ fn gratuitous_arp_when_a_vip_appears() {
     r.io.take_sent();
     r.model = r
         .model
-        .apply_all(&wrr_ops()[..1], &mut |_| Ok(MacAddr::ZERO), &mut |_, _| {})
+        .apply_all(
+            &wrr_ops()[..1],
+            &mut |_, _| Ok(MacAddr::ZERO),
+            &mut |_, _| {},
+        )
         .unwrap();
     r.shared.store(Arc::new(r.model.table(99)));
     r.dp.poll_once(&mut r.io, &mut r.buf, Duration::ZERO);
@@ -421,7 +425,12 @@ fn tcp_states_and_counts_follow_ipvs() {
 
 #[test]
 fn garbage_frames_never_panic() {
-    let mut r = Rig::new(&wrr_ops());
+    garbage(&wrr_ops());
+    garbage(&tun_ops());
+}
+
+fn garbage(ops: &[Op]) {
+    let mut r = Rig::new(ops);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let base = tcp(47000, 80, true, 64, b"payload!");
     for i in 0..20000 {
@@ -460,7 +469,7 @@ fn frames_for_tunnel_or_nat_never_leave_as_dr() {
     m = m
         .apply_all(
             &wrr_ops()[..3],
-            &mut |ip| Ok(rs_mac(ip.octets()[3])),
+            &mut |ip, _| Ok(rs_mac(ip.octets()[3])),
             &mut |_, _| {},
         )
         .unwrap();
@@ -502,4 +511,109 @@ fn transport_checksum_still_valid_after_forwarding() {
         .calc_checksum_ipv4(&ip.header().to_header(), u.payload())
         .unwrap();
     assert_eq!(u.checksum(), want);
+}
+
+fn tun_ops() -> Vec<Op> {
+    let mut d = dest(11, 80, 1);
+    d.forward = Forward::Tunnel;
+    let mut u = dest(11, 53, 1);
+    u.forward = Forward::Tunnel;
+    vec![
+        Op::AddService {
+            key: svc(Protocol::Tcp, 80),
+            scheduler: "rr".into(),
+            persistent: None,
+        },
+        Op::AddDest {
+            key: svc(Protocol::Tcp, 80),
+            dest: d,
+        },
+        Op::AddService {
+            key: svc(Protocol::Udp, 53),
+            scheduler: "rr".into(),
+            persistent: None,
+        },
+        Op::AddDest {
+            key: svc(Protocol::Udp, 53),
+            dest: u,
+        },
+    ]
+}
+
+fn udp_sized(payload: usize, df: bool, tos: u8) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
+        .ipv4([198, 18, 0, 10], VIP, 64)
+        .udp(7000, 53)
+        .write(&mut v, &vec![0x33; payload])
+        .unwrap();
+    v[14 + 1] = tos;
+    v[14 + 6] = if df { 0x40 } else { 0 };
+    let mut ip = uvs::wire::Ipv4Packet::new_checked(&mut v[14..]).unwrap();
+    ip.fill_checksum();
+    v
+}
+
+#[test]
+fn tun_wraps_the_packet_from_the_director_to_the_real_server() {
+    let mut r = Rig::new(&tun_ops());
+    // ECN CE inside becomes ECT(0) outside; DSCP is copied.
+    let f = udp_sized(100, true, 0xb8 | 3);
+    let out = r.feed(f.clone());
+    assert_eq!(out.len(), 1);
+    let o = &out[0];
+    assert_eq!(&o[0..6], &rs_mac(11).0, "next hop MAC");
+    let outer = etherparse::Ipv4HeaderSlice::from_slice(&o[14..34])
+        .unwrap()
+        .to_header();
+    assert_eq!(outer.protocol, etherparse::IpNumber(4));
+    assert_eq!(outer.source, [198, 18, 0, 2]);
+    assert_eq!(outer.destination, [198, 18, 0, 11]);
+    assert_eq!(
+        outer.time_to_live, 63,
+        "outer TTL = inner TTL after the decrement"
+    );
+    assert!(outer.dont_fragment, "DF copied from the inner packet");
+    assert_eq!(outer.identification, 0, "id 0 with DF, as Linux");
+    assert_eq!(outer.dscp.value() << 2 | outer.ecn.value(), 0xb8 | 2);
+    assert_eq!(outer.header_checksum, outer.calc_header_checksum());
+    let inner = &o[34..];
+    let mut expect = f[14..].to_vec();
+    expect[8] -= 1; // TTL
+    let mut ip = uvs::wire::Ipv4Packet::new_checked(&mut expect[..]).unwrap();
+    ip.fill_checksum();
+    assert_eq!(inner, &expect[..], "inner packet unchanged but for TTL");
+}
+
+#[test]
+fn tun_too_big_with_df_gets_frag_needed_and_without_is_fragmented() {
+    let mut r = Rig::new(&tun_ops());
+    // 1472 bytes of UDP payload: 1500 inner, 1520 once wrapped.
+    let out = r.feed(udp_sized(1472, true, 0));
+    assert_eq!(out.len(), 1);
+    let o = &out[0];
+    assert_eq!(&o[0..6], &CL_MAC, "back to the client");
+    assert_eq!((o[34], o[35]), (3, 4), "ICMP fragmentation needed");
+    assert_eq!(u16::from_be_bytes([o[40], o[41]]), 1480, "next-hop MTU");
+    let out = r.feed(udp_sized(1472, false, 0));
+    assert_eq!(out.len(), 2, "outer fragments");
+    let mut payload = Vec::new();
+    for (i, f) in out.iter().enumerate() {
+        assert!(f.len() - 14 <= 1500);
+        let h = etherparse::Ipv4HeaderSlice::from_slice(&f[14..34])
+            .unwrap()
+            .to_header();
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+        assert_eq!(h.more_fragments, i == 0);
+        assert_eq!(usize::from(h.fragment_offset.value()) * 8, payload.len());
+        assert_ne!(h.identification, 0);
+        payload.extend_from_slice(&f[34..]);
+    }
+    let ids: Vec<u16> = out
+        .iter()
+        .map(|f| u16::from_be_bytes([f[18], f[19]]))
+        .collect();
+    assert_eq!(ids[0], ids[1], "one datagram, one id");
+    assert_eq!(payload.len(), 1500);
+    assert_eq!(&payload[28..], &[0x33; 1472][..]);
 }

@@ -49,10 +49,25 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(e.trim(), "Destination already exists");
     let e = refused(
         &l,
-        &["-a", "-t", &format!("{VIP}:80"), "-r", RS2, "-i"],
+        &["-a", "-t", &format!("{VIP}:80"), "-r", RS2, "-m"],
         None,
     );
-    assert!(e.contains("-i"), "{e}");
+    assert!(e.contains("-m"), "{e}");
+    let e = refused(
+        &l,
+        &[
+            "-a",
+            "-t",
+            &format!("{VIP}:80"),
+            "-r",
+            RS2,
+            "-i",
+            "--tun-type",
+            "gre",
+        ],
+        None,
+    );
+    assert!(e.contains("GRE"), "{e}");
     // Not on-link: no route to it from the director's segment.
     let e = refused(
         &l,

@@ -875,6 +875,9 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
     if p.has(Opt::UThreshold) || p.has(Opt::LThreshold) {
         return unsupported("Connection thresholds (-x/-y) are");
     }
+    if p.tun_type != 0 {
+        return unsupported("GUE and GRE tunnels (--tun-type) are");
+    }
     let key = p.service_key();
     let dest = || DestSpec {
         addr: p.dest_addr.unwrap_or(Ipv4Addr::UNSPECIFIED),

@@ -175,12 +175,17 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     for d in &dests {
         let dname = addrport(d.addr, d.port, proto, f.numeric);
         if f.rule {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "-a {svc_name} -r {dname} {} -w {}",
                 d.forward.switch(),
                 d.weight
             );
+            // ipvsadm 1.31 names the tunnel type of every tunnel server.
+            if d.forward == crate::service::Forward::Tunnel {
+                out.push_str(" --tun-type ipip");
+            }
+            out.push('\n');
             continue;
         }
         let dname = cut(dname, 28);
@@ -225,7 +230,11 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
                 out,
                 "  -> {dname:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
                 d.forward.name(),
-                "n/a",
+                if d.forward == crate::service::Forward::Tunnel {
+                    "ipip"
+                } else {
+                    "n/a"
+                },
                 d.weight,
                 d.active,
                 d.inactive

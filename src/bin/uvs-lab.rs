@@ -60,6 +60,14 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         interval_ms: u64,
     },
+    /// Send a UDP datagram of N payload bytes with DF set twice and report
+    /// the path MTU the kernel learned (from ICMP "fragmentation needed").
+    UdpDf {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 1472)]
+        size: usize,
+    },
     /// Upload N bytes over one TCP connection; the server reports its hash.
     Upload {
         #[arg(long)]
@@ -262,6 +270,48 @@ fn upload(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, String>
     }))
 }
 
+fn udp_df(target: SocketAddr, size: usize) -> serde_json::Value {
+    use std::os::fd::AsRawFd;
+    let s = match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(target).map(|_| s)) {
+        Ok(s) => s,
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let set = |opt: libc::c_int, v: libc::c_int| {
+        // SAFETY: pointer to a live c_int and its size.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_IP,
+                opt,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    set(libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO);
+    let data = vec![0x42u8; size];
+    let first = s.send(&data).map_err(|e| e.to_string());
+    std::thread::sleep(Duration::from_millis(300));
+    let second = s.send(&data).map_err(|e| e.to_string());
+    let mut mtu: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid out pointers.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU,
+            &mut mtu as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    json!({
+        "first_send": first.map(|n| n as i64).unwrap_or(-1),
+        "second_send_error": second.err(),
+        "path_mtu": if r == 0 { i64::from(mtu) } else { -1 },
+    })
+}
+
 fn main() -> ExitCode {
     let out = match Cli::parse().cmd {
         Cmd::Server { name, tcp, udp } => {
@@ -296,6 +346,7 @@ fn main() -> ExitCode {
             messages,
             interval_ms,
         } => stick(target, messages, Duration::from_millis(interval_ms)),
+        Cmd::UdpDf { target, size } => udp_df(target, size),
         Cmd::Upload { target, bytes } => match upload(target, bytes) {
             Ok(v) => v,
             Err(e) => json!({ "error": e, "intact": false }),

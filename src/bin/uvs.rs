@@ -34,11 +34,23 @@ enum Command {
         /// Control socket for uvsadm.
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Outer source address for tunnelled (-i) real servers; default:
+        /// the interface's first IPv4 address.
+        #[arg(long)]
+        tun_source: Option<std::net::Ipv4Addr>,
     },
     /// Check a real server's (or the director's) sysctls and addresses
     /// for the mistakes that silently break LVS, with the fix for each.
     /// Exit status: 0 all good, 1 warnings, 2 failures, 3 could not audit.
     Audit(AuditArgs),
+    /// Real-server side of TUN without the kernel's ipip module: receive
+    /// IP-in-IP packets on a raw socket and inject the inner packets into
+    /// the local stack through a TUN device.
+    Decap {
+        /// Name of the TUN device to create.
+        #[arg(long, default_value = "uvs-decap0")]
+        device: String,
+    },
     /// Print the data plane's counters (drops, checksum fixes, GSO).
     Status {
         #[arg(long, default_value = DEFAULT_SOCKET)]
@@ -101,8 +113,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Command::Audit(a) => return audit(&a),
-        Command::Director { interface, socket } => director(&interface, &socket),
+        Command::Director {
+            interface,
+            socket,
+            tun_source,
+        } => director(&interface, &socket, tun_source),
         Command::Status { socket } => status(&socket),
+        Command::Decap { device } => uvs::decap::run(&device),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -301,7 +318,11 @@ fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, String> 
     Ok(l)
 }
 
-fn director(ifname: &str, socket: &Path) -> Result<(), String> {
+fn director(
+    ifname: &str,
+    socket: &Path,
+    tun_source: Option<std::net::Ipv4Addr>,
+) -> Result<(), String> {
     let ifindex = afpacket::ifindex(ifname).map_err(|e| e.to_string())?;
     preflight(ifname)?;
     let (mac, mtu) = afpacket::link_info(ifname).map_err(|e| e.to_string())?;
@@ -333,6 +354,15 @@ fn director(ifname: &str, socket: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let result = rt.block_on(async {
         let netlink = Netlink::new()?;
+        let tun_source = match tun_source {
+            Some(a) => Some(a),
+            None => netlink
+                .addresses()
+                .await?
+                .into_iter()
+                .find(|(_, idx)| *idx == ifindex as u32)
+                .map(|(a, _)| a),
+        };
         let control = Arc::new(Control::new(
             shared,
             dp_tx,
@@ -340,6 +370,7 @@ fn director(ifname: &str, socket: &Path) -> Result<(), String> {
             netlink,
             ifindex as u32,
             ifname.to_string(),
+            tun_source,
         ));
         let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
         eprintln!(

@@ -18,12 +18,12 @@ const VERSION: &str = concat!(
 fn usage(prog: &str) -> String {
     format!(
         "{VERSION}\nUsage:\n  {p} -A|E virtual-service [-s scheduler]\n  {p} -D virtual-service\n  {p} -C\n  {p} -R\n  {p} -S [-n]\n  \
-{p} -a|e virtual-service -r server-address [-g] [-w weight]\n  {p} -d virtual-service -r server-address\n  \
+{p} -a|e virtual-service -r server-address [-g|-i] [-w weight]\n  {p} -d virtual-service -r server-address\n  \
 {p} -L|l [virtual-service] [-n] [-c] [--stats] [--rate] [--timeout] [--exact] [--nosort]\n  {p} -Z [virtual-service]\n  \
 {p} --set tcp tcpfin udp\n  {p} -h\n\n\
 virtual-service: -t|-u host[:port]   (IPv4; names from /etc/hosts and /etc/services only)\n\
 schedulers: rr, wrr, lc, wlc (the default, as in ipvsadm, is wlc)\n\
-forwarding: -g direct routing (default). -i and -m are not available yet.\n\
+forwarding: -g direct routing (default), -i IP-in-IP tunnelling. -m is not available yet.\n\
 uvs options: --socket PATH (or UVS_SOCKET) selects the daemon's control socket, default {DEFAULT_SOCKET}.\n\
 See docs/cli.md for what is supported next to ipvsadm.\n",
         p = prog

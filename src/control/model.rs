@@ -73,14 +73,17 @@ impl fmt::Display for OpError {
 pub enum Need {
     /// The VIP must not be a local address of the director.
     VipNotLocal(Ipv4Addr),
-    /// The real server's MAC address, from the neighbour table.
-    Mac(Ipv4Addr),
+    /// The MAC to send to for a real server: its own (DR) or the next
+    /// hop's on the way to it (TUN), from the neighbour table.
+    Mac(Ipv4Addr, Forward),
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     pub services: Vec<Service>,
     pub timeouts: Timeouts,
+    /// Outer source of IP-in-IP packets: the director's address.
+    pub tun_source: Option<Ipv4Addr>,
     next_id: u64,
 }
 
@@ -99,10 +102,7 @@ fn check_persistent(p: Option<u32>) -> Result<(), OpError> {
 
 fn check_forward(f: Forward) -> Result<(), OpError> {
     match f {
-        Forward::Route => Ok(()),
-        Forward::Tunnel => Err(OpError::Unsupported(
-            "Tunneling (-i) is not supported by uvs yet; use direct routing (-g)".into(),
-        )),
+        Forward::Route | Forward::Tunnel => Ok(()),
         Forward::Masq => Err(OpError::Unsupported(
             "Masquerading (-m) is not supported by uvs yet; use direct routing (-g)".into(),
         )),
@@ -110,9 +110,28 @@ fn check_forward(f: Forward) -> Result<(), OpError> {
 }
 
 impl Model {
+    /// An empty model whose TUN real servers get `src` as outer source.
+    pub fn with_tun_source(src: Option<Ipv4Addr>) -> Model {
+        Model {
+            tun_source: src,
+            ..Model::default()
+        }
+    }
+
     fn id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    fn check_tun_source(&self, f: Forward) -> Result<(), OpError> {
+        if f == Forward::Tunnel && self.tun_source.is_none() {
+            return Err(OpError::Host(
+                "Tunneling needs the director's own IPv4 address as outer source: the capture \
+                 interface has none; start `uvs director` with --tun-source ADDR"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     fn service_mut(&mut self, key: &ServiceKey) -> Option<&mut Service> {
@@ -124,7 +143,7 @@ impl Model {
     pub fn apply(
         &mut self,
         op: &Op,
-        mac: &mut dyn FnMut(Ipv4Addr) -> Result<MacAddr, OpError>,
+        mac: &mut dyn FnMut(Ipv4Addr, Forward) -> Result<MacAddr, OpError>,
         need: &mut dyn FnMut(Need),
     ) -> Result<(), OpError> {
         match op {
@@ -173,17 +192,22 @@ impl Model {
             Op::Clear => self.services.clear(),
             Op::AddDest { key, dest } => {
                 let id = self.id();
-                let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
-                if svc
+                let exists = self
+                    .services
+                    .iter()
+                    .find(|s| s.key == *key)
+                    .ok_or(OpError::ServiceNotDefined)?
                     .dests
                     .iter()
-                    .any(|d| d.spec.addr == dest.addr && d.spec.port == dest.port)
-                {
+                    .any(|d| d.spec.addr == dest.addr && d.spec.port == dest.port);
+                if exists {
                     return Err(OpError::DestExists);
                 }
                 check_forward(dest.forward)?;
-                need(Need::Mac(dest.addr));
-                let m = mac(dest.addr)?;
+                self.check_tun_source(dest.forward)?;
+                need(Need::Mac(dest.addr, dest.forward));
+                let m = mac(dest.addr, dest.forward)?;
+                let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
                 svc.dests.insert(
                     0,
                     Dest {
@@ -196,6 +220,7 @@ impl Model {
                 svc.epoch += 1;
             }
             Op::EditDest { key, dest } => {
+                let tun_ok = self.check_tun_source(dest.forward);
                 let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
                 let d = svc
                     .dests
@@ -203,6 +228,12 @@ impl Model {
                     .find(|d| d.spec.addr == dest.addr && d.spec.port == dest.port)
                     .ok_or(OpError::NoSuchDest)?;
                 check_forward(dest.forward)?;
+                tun_ok?;
+                if d.spec.forward != dest.forward {
+                    // DR sends to the server's MAC, TUN to the next hop's.
+                    need(Need::Mac(dest.addr, dest.forward));
+                    d.mac = mac(dest.addr, dest.forward)?;
+                }
                 d.spec = dest.clone();
                 svc.epoch += 1;
             }
@@ -253,7 +284,7 @@ impl Model {
     pub fn apply_all(
         &self,
         ops: &[Op],
-        mac: &mut dyn FnMut(Ipv4Addr) -> Result<MacAddr, OpError>,
+        mac: &mut dyn FnMut(Ipv4Addr, Forward) -> Result<MacAddr, OpError>,
         need: &mut dyn FnMut(usize, Need),
     ) -> Result<Model, (usize, OpError)> {
         let mut m = self.clone();
@@ -289,7 +320,12 @@ impl Model {
                     .collect(),
             })
             .collect();
-        Table::new(generation, services, self.timeouts)
+        Table::with_tun_source(
+            generation,
+            services,
+            self.timeouts,
+            self.tun_source.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        )
     }
 
     /// What `-L`, `--stats` and `-S` print.
@@ -347,13 +383,13 @@ impl Model {
         v
     }
 
-    /// Replaces the MAC of a real server wherever it is used; returns
-    /// whether anything changed.
-    pub fn set_mac(&mut self, addr: Ipv4Addr, mac: MacAddr) -> bool {
+    /// Replaces the MAC of a real server (for one forwarding method)
+    /// wherever it is used; returns whether anything changed.
+    pub fn set_mac(&mut self, addr: Ipv4Addr, fwd: Forward, mac: MacAddr) -> bool {
         let mut changed = false;
         for s in &mut self.services {
             for d in &mut s.dests {
-                if d.spec.addr == addr && d.mac != mac {
+                if d.spec.addr == addr && d.spec.forward == fwd && d.mac != mac {
                     d.mac = mac;
                     changed = true;
                 }
@@ -390,7 +426,7 @@ mod tests {
     fn apply(m: &Model, ops: &[Op]) -> Result<Model, (usize, OpError)> {
         m.apply_all(
             ops,
-            &mut |_| Ok(MacAddr([2, 0, 0, 0, 0, 1])),
+            &mut |_, _| Ok(MacAddr([2, 0, 0, 0, 0, 1])),
             &mut |_, _| {},
         )
     }
@@ -526,7 +562,7 @@ mod tests {
     }
 
     #[test]
-    fn tunnel_and_nat_are_refused_clearly() {
+    fn tunnel_needs_an_outer_source_and_nat_is_refused() {
         let mut d = dest(11, 1);
         d.forward = Forward::Tunnel;
         let e = apply(
@@ -545,7 +581,37 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.0, 1);
-        assert!(e.1.to_string().contains("-i"));
+        assert!(e.1.to_string().contains("--tun-source"), "{}", e.1);
+        let with_src = Model::with_tun_source(Some(Ipv4Addr::new(198, 18, 0, 2)));
+        let mut t = dest(11, 1);
+        t.forward = Forward::Tunnel;
+        let m = apply(
+            &with_src,
+            &[
+                Op::AddService {
+                    key: key(80),
+                    scheduler: "rr".into(),
+                    persistent: None,
+                },
+                Op::AddDest {
+                    key: key(80),
+                    dest: t,
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(m.table(1).tun_source, Ipv4Addr::new(198, 18, 0, 2));
+        let mut n = dest(12, 1);
+        n.forward = Forward::Masq;
+        let e = apply(
+            &m,
+            &[Op::AddDest {
+                key: key(80),
+                dest: n,
+            }],
+        )
+        .unwrap_err();
+        assert!(e.1.to_string().contains("-m"), "{}", e.1);
     }
 
     #[test]

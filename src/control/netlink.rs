@@ -146,6 +146,65 @@ impl Netlink {
             .map_err(err)
     }
 
+    /// Resolves the next hop's MAC for IP-in-IP to a real server: the route
+    /// may go through a router (TUN works across subnets), but it must leave
+    /// through the interface uvs sends on.
+    pub async fn resolve_tun(
+        &self,
+        ip: Ipv4Addr,
+        ifindex: u32,
+        ifname: &str,
+    ) -> Result<MacAddr, String> {
+        let r = self.route_get(ip).await?;
+        if r.local {
+            return Err(format!(
+                "real server {ip} is an address of the director itself"
+            ));
+        }
+        if r.oif != Some(ifindex) {
+            let other = match r.oif {
+                Some(o) => self.link_name(o).await,
+                None => "no interface".to_string(),
+            };
+            return Err(format!(
+                "real server {ip} is reached through {other}, not through {ifname} where uvs sends"
+            ));
+        }
+        let hop = r.gateway.unwrap_or(ip);
+        self.resolve_neighbour(hop, ifindex, ifname)
+            .await
+            .map_err(|e| {
+                if hop == ip {
+                    e
+                } else {
+                    format!("{e} (the router towards real server {ip})")
+                }
+            })
+    }
+
+    /// The neighbour-table MAC of `ip`, asking the kernel to resolve it
+    /// when missing.
+    async fn resolve_neighbour(
+        &self,
+        ip: Ipv4Addr,
+        ifindex: u32,
+        ifname: &str,
+    ) -> Result<MacAddr, String> {
+        if let Some(m) = self.neighbour(ip, ifindex).await? {
+            return Ok(m);
+        }
+        self.trigger(ip, ifindex).await?;
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(m) = self.neighbour(ip, ifindex).await? {
+                return Ok(m);
+            }
+        }
+        Err(format!(
+            "cannot resolve the MAC address of {ip} on {ifname}: no ARP reply. Is it up and on this segment?"
+        ))
+    }
+
     /// Resolves a real server's MAC for direct routing on `ifindex`: the
     /// server must be on-link there (no gateway), as LVS/DR requires.
     pub async fn resolve_dr(
@@ -177,20 +236,9 @@ impl Netlink {
                  direct routing needs it on {ifname}'s segment"
             ));
         }
-        if let Some(m) = self.neighbour(ip, ifindex).await? {
-            return Ok(m);
-        }
-        self.trigger(ip, ifindex).await?;
-        for _ in 0..30 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if let Some(m) = self.neighbour(ip, ifindex).await? {
-                return Ok(m);
-            }
-        }
-        Err(format!(
-            "cannot resolve the MAC address of real server {ip} on {ifname}: no ARP reply. \
-             Is the server up and on this segment?"
-        ))
+        self.resolve_neighbour(ip, ifindex, ifname)
+            .await
+            .map_err(|e| e.replacen("address of", "address of real server", 1))
     }
 }
 

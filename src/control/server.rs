@@ -6,6 +6,7 @@ use super::model::{Model, Need, OpError};
 use super::netlink::Netlink;
 use super::proto::{Op, Request, Response};
 use crate::dataplane::DpRequest;
+use crate::service::Forward;
 use crate::stats::DataplaneCounters;
 use crate::table::Table;
 use crate::wire::MacAddr;
@@ -45,10 +46,11 @@ impl Control {
         netlink: Netlink,
         ifindex: u32,
         ifname: String,
+        tun_source: Option<Ipv4Addr>,
     ) -> Control {
         Control {
             state: Mutex::new(State {
-                model: Model::default(),
+                model: Model::with_tun_source(tun_source),
                 generation: 0,
             }),
             shared,
@@ -146,10 +148,10 @@ impl Control {
         let mut st = self.state.lock().await;
         let mut needs: Vec<(usize, Need)> = Vec::new();
         st.model
-            .apply_all(ops, &mut |_| Ok(MacAddr::ZERO), &mut |i, n| {
+            .apply_all(ops, &mut |_, _| Ok(MacAddr::ZERO), &mut |i, n| {
                 needs.push((i, n))
             })?;
-        let mut macs: HashMap<Ipv4Addr, MacAddr> = HashMap::new();
+        let mut macs: HashMap<(Ipv4Addr, Forward), MacAddr> = HashMap::new();
         let mut locals: Option<Vec<(Ipv4Addr, u32)>> = None;
         for (i, need) in needs {
             match need {
@@ -174,22 +176,29 @@ impl Control {
                         ));
                     }
                 }
-                Need::Mac(ip) => {
-                    if let std::collections::hash_map::Entry::Vacant(e) = macs.entry(ip) {
-                        let m = self
-                            .netlink
-                            .resolve_dr(ip, self.ifindex, &self.ifname)
-                            .await
-                            .map_err(|m| (i, OpError::Host(m)))?;
-                        e.insert(m);
+                Need::Mac(ip, fwd) => {
+                    if let std::collections::hash_map::Entry::Vacant(e) = macs.entry((ip, fwd)) {
+                        let r = match fwd {
+                            Forward::Tunnel => {
+                                self.netlink
+                                    .resolve_tun(ip, self.ifindex, &self.ifname)
+                                    .await
+                            }
+                            _ => {
+                                self.netlink
+                                    .resolve_dr(ip, self.ifindex, &self.ifname)
+                                    .await
+                            }
+                        };
+                        e.insert(r.map_err(|m| (i, OpError::Host(m)))?);
                     }
                 }
             }
         }
         let new = st.model.apply_all(
             ops,
-            &mut |ip| {
-                macs.get(&ip)
+            &mut |ip, f| {
+                macs.get(&(ip, f))
                     .copied()
                     .ok_or_else(|| OpError::Host(format!("no MAC for {ip}")))
             },
@@ -226,7 +235,7 @@ impl Control {
             let mut st = self.state.lock().await;
             let mut changed = false;
             for (a, m) in found {
-                changed |= st.model.set_mac(a, m);
+                changed |= st.model.set_mac(a, Forward::Route, m);
             }
             if changed {
                 st.generation += 1;

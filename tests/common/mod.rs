@@ -37,6 +37,11 @@ fn unavailable(why: &str) -> Option<Lab> {
 impl Lab {
     /// A lab with `n` real servers, or `None` (skip) off CI without root.
     pub fn up(n: usize) -> Option<Lab> {
+        Lab::up_with(n, &[])
+    }
+
+    /// As `up`, with lab.sh options (`--routed`).
+    pub fn up_with(n: usize, extra: &[&str]) -> Option<Lab> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc_geteuid() } != 0 {
             return unavailable("not root");
@@ -50,6 +55,7 @@ impl Lab {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let out = Command::new(root().join("testbed/lab.sh"))
             .args(["up", &prefix, &n.to_string()])
+            .args(extra)
             .output()
             .expect("run testbed/lab.sh");
         if !out.status.success() {
@@ -100,21 +106,46 @@ impl Lab {
     /// The lab's traffic server on every real server: TCP 80, UDP VIP:53.
     pub fn start_servers(&mut self, n: usize) {
         for i in 1..=n {
-            let name = format!("rs{i}");
-            self.spawn(
-                &name,
-                env!("CARGO_BIN_EXE_uvs-lab"),
-                &[
-                    "server",
-                    "--name",
-                    &name,
-                    "--tcp",
-                    "80",
-                    "--udp",
-                    &format!("{VIP}:53"),
-                ],
-                &format!("{name}.log"),
+            self.start_server(&format!("rs{i}"));
+        }
+    }
+
+    /// The traffic server on one node, answering with the node's name.
+    pub fn start_server(&mut self, node: &str) {
+        self.spawn(
+            node,
+            env!("CARGO_BIN_EXE_uvs-lab"),
+            &[
+                "server",
+                "--name",
+                node,
+                "--tcp",
+                "80",
+                "--udp",
+                &format!("{VIP}:53"),
+            ],
+            &format!("{node}.log"),
+        );
+    }
+
+    /// `uvs decap` on a real server (no ipip module in this kernel).
+    pub fn start_decap(&mut self, node: &str) {
+        self.spawn(
+            node,
+            env!("CARGO_BIN_EXE_uvs"),
+            &["decap"],
+            &format!("decap-{node}.log"),
+        );
+        let t = Instant::now();
+        while !self
+            .log(&format!("decap-{node}.log"))
+            .contains("delivered through")
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "decap did not start on {node}"
             );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
