@@ -14,6 +14,7 @@ pub mod dataplane;
 pub mod decap;
 pub mod gso;
 pub mod io;
+pub mod probe;
 pub mod sched;
 pub mod service;
 pub mod stats;

@@ -2,11 +2,19 @@
 # The uvs namespace testbed: a client, a director and N real servers on one
 # switch (a Linux bridge in its own namespace), all in 198.18.0.0/24.
 #
-#   testbed/lab.sh up PREFIX [N] [--routed]
+#   testbed/lab.sh up PREFIX [N] [--routed] [--vpc]
 #                                    build the lab (N real servers, default 2);
 #                                    --routed adds a router (PREFIX-rt) and a real
 #                                    server in another subnet (PREFIX-rr1,
-#                                    198.18.1.11), reachable only through it (TUN)
+#                                    198.18.1.11), reachable only through it (TUN);
+#                                    --vpc makes the switch behave like a cloud
+#                                    VPC's port security (see vpc() below)
+#   testbed/lab.sh tunnel PREFIX NODE
+#                                    give NODE the kernel's IP-in-IP decapsulator
+#                                    (tunl0, VIP on it) if this kernel has ipip;
+#                                    prints "kernel", or "none" and exits 3, in
+#                                    which case the caller runs `uvs decap` there
+#   testbed/lab.sh drops PREFIX      packets the VPC switch dropped as spoofed
 #   testbed/lab.sh down PREFIX       kill every process in it and delete it
 #   testbed/lab.sh list PREFIX       the namespaces of a lab
 #
@@ -54,8 +62,66 @@ routed() { # p
   for ns in "$p-cl" "$p-dir"; do ip -n "$ns" route add 198.18.1.0/24 via "$NET.1"; done
 }
 
+# Cloud port security on the switch: a frame is admitted only if its
+# (switch port, source MAC, source IPv4) triple belongs to the node behind
+# that port, as a VPC's virtual switch does. The VIP is an "allowed address
+# pair" on the director's port (it answers ARP for it) and on each real
+# server's (they answer clients from it). The router's port stands for the
+# cloud's own gateway and is trusted. DR frames (client source address from
+# the director's MAC) are dropped and counted; IP-in-IP from the director's
+# own address passes.
+vpc() {
+  local p=$1 sw=$1-sw ns port mac ip ips="" macs="" trusted='"-"'
+  for ns in $(list "$p"); do
+    port="p-${ns##*-}"
+    case ${ns##*-} in sw|rr1) continue ;; esac
+    if [[ ${ns##*-} == rt ]]; then trusted="\"$port\""; continue; fi
+    mac=$(ip netns exec "$ns" cat /sys/class/net/eth0/address)
+    ip=$(ip -n "$ns" -4 -o addr show dev eth0 | awk '{split($4, a, "/"); print a[1]; exit}')
+    macs+="\"$port\" . $mac, "
+    ips+="\"$port\" . $mac . $ip, "
+    case ${ns##*-} in dir|rs*) ips+="\"$port\" . $mac . $VIP, " ;; esac
+  done
+  ip netns exec "$sw" nft -f - <<EOF
+table bridge portsec {
+  counter spoofed { }
+  set trusted { type ifname; elements = { $trusted } }
+  set mac_ok { type ifname . ether_addr; elements = { ${macs%, } } }
+  set ip_ok { type ifname . ether_addr . ipv4_addr; elements = { ${ips%, } } }
+  chain pre {
+    type filter hook prerouting priority -200; policy accept;
+    iifname @trusted accept
+    iifname . ether saddr != @mac_ok counter name "spoofed" drop
+    ether type ip iifname . ether saddr . ip saddr != @ip_ok counter name "spoofed" drop
+    ether type arp iifname . ether saddr . arp saddr ip != @ip_ok counter name "spoofed" drop
+  }
+}
+EOF
+}
+
+drops() {
+  ip netns exec "$1-sw" nft list counter bridge portsec spoofed |
+    awk '/packets/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }'
+}
+
+# The kernel's decapsulator when this kernel has ipip: tunl0 (created by the
+# module in every namespace) up, the VIP moved onto it, rp_filter loose.
+tunnel() {
+  local ns=$1-$2
+  ip netns list | awk '{print $1}' | grep -qx "$ns" || die "no namespace $ns"
+  if ! ip -n "$ns" link show tunl0 >/dev/null 2>&1; then
+    ip -n "$ns" link add name tunl0 type ipip >/dev/null 2>&1 || { echo none; exit 3; }
+  fi
+  ip -n "$ns" link set tunl0 up
+  ip -n "$ns" addr del "$VIP/32" dev lo 2>/dev/null || true
+  ip -n "$ns" addr add "$VIP/32" dev tunl0
+  ip netns exec "$ns" sysctl -qw net.ipv4.conf.tunl0.rp_filter=2 net.ipv4.conf.all.rp_filter=0
+  echo kernel
+}
+
 up() {
-  local p=$1 n=${2:-2} opt=${3:-}
+  local p=$1 n=${2:-2} opt routed=0 vpc=0 first=3
+  [[ $n == --* ]] && { n=2; first=2; }
   [[ $p =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad prefix '$p'"
   [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 50 ]] || die "bad server count '$n'"
   if ip netns list | awk '{print $1}' | grep -q "^$p-"; then die "a lab named $p exists"; fi
@@ -74,11 +140,16 @@ up() {
     ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
       net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
   done
-  case $opt in
-    "") ;;
-    --routed) routed "$p" ;;
-    *) die "unknown option '$opt'" ;;
-  esac
+  for opt in "${@:$first}"; do
+    case $opt in
+      --routed) routed=1 ;;
+      --vpc) vpc=1 ;;
+      *) die "unknown option '$opt'" ;;
+    esac
+  done
+  [[ $routed -eq 1 ]] && routed "$p"
+  [[ $vpc -eq 1 ]] && vpc "$p"
+  return 0
 }
 
 list() {
@@ -104,8 +175,10 @@ down() {
 
 cmd=${1:-}
 case $cmd in
-  up) shift; [[ $# -ge 1 ]] || die "usage: lab.sh up PREFIX [N] [--routed]"; up "$@" || { down "$1"; exit 1; } ;;
+  up) shift; [[ $# -ge 1 ]] || die "usage: lab.sh up PREFIX [N] [--routed] [--vpc]"; up "$@" || { down "$1"; exit 1; } ;;
+  tunnel) shift; [[ $# -eq 2 ]] || die "usage: lab.sh tunnel PREFIX NODE"; tunnel "$@" ;;
+  drops) shift; [[ $# -eq 1 ]] || die "usage: lab.sh drops PREFIX"; drops "$1" ;;
   down) shift; [[ $# -eq 1 ]] || die "usage: lab.sh down PREFIX"; down "$1" ;;
   list) shift; list "$1" ;;
-  *) die "usage: lab.sh up PREFIX [N] [--routed] | down PREFIX | list PREFIX" ;;
+  *) die "usage: lab.sh up PREFIX [N] [--routed] [--vpc] | tunnel PREFIX NODE | drops PREFIX | down PREFIX | list PREFIX" ;;
 esac

@@ -248,3 +248,50 @@ fn ssh_source_runs_read_only_commands() {
         .unwrap();
     assert_eq!(o.status.code(), Some(3));
 }
+
+#[test]
+fn tun_mss_check_reads_route_metrics() {
+    // The field dump: both routes on ens33 advertise 1460, 20 too many.
+    let h = source::from_dump(&fixture()).unwrap();
+    let f = audit::audit(&h, &opts(Mode::Tun));
+    let m = find(&f, "tcp mss ens33 default");
+    assert_eq!(m.status, Status::Warn);
+    assert_eq!(m.value, "default: advmss 1460 (from mtu 1500)");
+    assert_eq!(
+        m.fixes[0].command(),
+        "ip route change default via 192.168.10.1 dev ens33 advmss 1440"
+    );
+    let k = find(&f, "tcp mss ens33 192.168.10.0/24");
+    assert_eq!(
+        k.fixes[0].command(),
+        "ip route change 192.168.10.0/24 dev ens33 proto kernel scope link src 192.168.10.21 advmss 1440"
+    );
+    // DR has no tunnel overhead: no MSS findings.
+    let f = audit::audit(&h, &opts(Mode::Dr));
+    assert!(f.iter().all(|x| !x.check.starts_with("tcp mss")));
+
+    // With advmss set (and a route MTU kept), the check passes; local and
+    // other-table routes are ignored; a non-array route.json is an error.
+    let s = std::fs::read(fixture().join("sysctl.txt")).unwrap();
+    let a = std::fs::read(fixture().join("addr.json")).unwrap();
+    // Its own directory: another test removes base() when it ends.
+    let d = std::env::temp_dir().join(format!("uvs-audit-mss-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("sysctl.txt"), &s).unwrap();
+    std::fs::write(d.join("addr.json"), &a).unwrap();
+    std::fs::write(
+        d.join("route.json"),
+        "\u{feff}[{\"dst\":\"default\",\"gateway\":\"192.168.10.1\",\"dev\":\"ens33\",\"metrics\":[{\"mtu\":1500},{\"advmss\":1440}]},\r\n\
+         {\"type\":\"local\",\"dst\":\"192.168.10.21\",\"dev\":\"ens33\",\"table\":\"local\"},\
+         {\"dst\":\"10.9.0.0/16\",\"dev\":\"ens33\",\"table\":\"100\"}, 7, {\"dst\":\"x\"}]",
+    )
+    .unwrap();
+    let h = source::from_dump(&d).unwrap();
+    assert_eq!(h.routes.len(), 1, "{:?}", h.routes);
+    let f = audit::audit(&h, &opts(Mode::Tun));
+    assert_eq!(find(&f, "tcp mss ens33 default").status, Status::Ok);
+    std::fs::write(d.join("route.json"), "{\"dst\":\"default\"}").unwrap();
+    let e = source::from_dump(&d).unwrap_err();
+    assert!(e.starts_with("route.json: expected a JSON array"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}

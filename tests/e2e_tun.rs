@@ -123,3 +123,85 @@ fn without_a_decapsulator_ipip_is_refused_by_the_kernel() {
         "protocol unreachable expected without a decapsulator"
     );
 }
+
+#[test]
+fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
+    // The director cannot clamp the MSS that matters for uploads (the real
+    // server's SYN-ACK goes straight to the client), so the audit tells the
+    // real server to advertise a smaller one; with it, clients never send a
+    // segment that is too big once tunnelled.
+    let Some(mut l) = Lab::up(1) else { return };
+    l.start_server("rs1");
+    l.start_tunnel("rs1");
+    l.start_director();
+    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    l.adm(&format!("-a -t {VIP}:80 -r {} -i", common::RS1));
+    let audit = |l: &Lab| -> serde_json::Value {
+        let o = l.exec(
+            "rs1",
+            env!("CARGO_BIN_EXE_uvs"),
+            &["audit", "--mode", "tun", "--vip", VIP, "--json"],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("audit JSON");
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "tcp mss eth0 198.18.0.0/24")
+            .cloned()
+            .unwrap_or_else(|| panic!("no MSS finding: {v}"))
+    };
+    let f = audit(&l);
+    assert_eq!(f["status"], "warn", "{f}");
+    let fix = f["fixes"][0]["command"].as_str().unwrap().to_string();
+    assert!(fix.ends_with("advmss 1440"), "{fix}");
+    let o = l.sh("rs1", &fix);
+    assert!(
+        o.status.success(),
+        "{fix}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(audit(&l)["status"], "ok");
+
+    let frag_needed = |l: &Lab| -> u64 {
+        let o = l.exec(
+            "dir",
+            env!("CARGO_BIN_EXE_uvs"),
+            &["status", "--socket", l.socket().to_str().unwrap()],
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|x| x.strip_prefix("frag_needed")?.trim().parse().ok())
+            .expect("frag_needed counter")
+    };
+    let up = l.client(&[
+        "upload",
+        "--target",
+        &format!("{VIP}:80"),
+        "--bytes",
+        "3000000",
+    ]);
+    assert_eq!(up["intact"], true, "{up}");
+    // 1428 bytes of payload + 32 of TCP (timestamps) + 20 of IP = 1480,
+    // exactly what fits in a 1500-byte MTU after IP-in-IP.
+    assert_eq!(up["mss_at_connect"], 1428, "{up}");
+    assert_eq!(frag_needed(&l), 0);
+
+    // Without it (the route as the kernel made it) the client starts 20
+    // bytes too big and depends on PMTU discovery.
+    let o = l.sh(
+        "rs1",
+        "ip route change 198.18.0.0/24 dev eth0 proto kernel scope link src 198.18.0.11",
+    );
+    assert!(o.status.success());
+    assert_eq!(audit(&l)["status"], "warn");
+    let up = l.client(&[
+        "upload",
+        "--target",
+        &format!("{VIP}:80"),
+        "--bytes",
+        "3000000",
+    ]);
+    assert_eq!(up["intact"], true, "{up}");
+    assert_eq!(up["mss_at_connect"], 1448, "{up}");
+}

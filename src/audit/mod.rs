@@ -24,6 +24,43 @@ pub struct Link {
     pub tunnel: bool,
 }
 
+/// A unicast IPv4 route of the main table, as far as the TCP MSS a host
+/// advertises depends on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// "default" or "a.b.c.d/len".
+    pub dst: String,
+    pub gateway: Option<Ipv4Addr>,
+    pub dev: String,
+    pub advmss: Option<u32>,
+    pub mtu: Option<u32>,
+    /// Installed by the kernel for a configured address (proto kernel).
+    pub kernel: bool,
+    pub prefsrc: Option<Ipv4Addr>,
+}
+
+impl Route {
+    /// `ip route change` for this route with a new advmss, keeping what
+    /// identifies it (a kernel route keeps its proto, scope and source).
+    fn change_command(&self, advmss: u32) -> String {
+        let mut c = format!("ip route change {}", self.dst);
+        if let Some(g) = self.gateway {
+            c += &format!(" via {g}");
+        }
+        c += &format!(" dev {}", self.dev);
+        if self.kernel {
+            c += " proto kernel scope link";
+        }
+        if let Some(s) = self.prefsrc {
+            c += &format!(" src {s}");
+        }
+        if let Some(m) = self.mtu {
+            c += &format!(" mtu {m}");
+        }
+        c + &format!(" advmss {advmss}")
+    }
+}
+
 /// An IPv4 address on a link: (link name, address, prefix length).
 pub type IfAddr = (String, Ipv4Addr, u8);
 
@@ -34,6 +71,8 @@ pub struct HostState {
     pub links: Vec<Link>,
     pub addrs: Vec<IfAddr>,
     pub default_gw: Option<Ipv4Addr>,
+    /// Main-table unicast routes (empty when the source has none).
+    pub routes: Vec<Route>,
     pub decap_running: bool,
     /// `ethtool -k` output per interface, where it could be read.
     pub offloads: BTreeMap<String, String>,
@@ -414,14 +453,63 @@ fn tun_checks(h: &HostState, o: &Options, out: &mut Out) {
         }
         out.add(Status::Fail, format!("rp_filter {dev}"), rp_s, why, fixes);
     }
+    mss_check(h, out);
+}
+
+/// The MSS this server advertises to clients decides the size of their
+/// segments, which reach it through the tunnel 20 bytes bigger. The
+/// director cannot shrink it (it never sees the server's SYN-ACK), so
+/// without a smaller advmss here uploads depend on the director's
+/// "fragmentation needed" reaching clients, and stall behind firewalls
+/// that drop ICMP.
+fn mss_check(h: &HostState, out: &mut Out) {
     for l in h.traffic_links() {
-        out.add(
-            Status::Info,
-            format!("mtu {}", l.name),
-            l.mtu.to_string(),
-            "IPIP adds 20 bytes: the director must send frag-needed, fragment or clamp MSS for full-size packets",
-            vec![],
-        );
+        let want = l.mtu.saturating_sub(20 + 40);
+        let routes: Vec<&Route> = h.routes.iter().filter(|r| r.dev == l.name).collect();
+        if routes.is_empty() {
+            out.add(
+                Status::Info,
+                format!("tcp mss {}", l.name),
+                format!("mtu {}", l.mtu),
+                "IPIP adds 20 bytes: full-size client segments rely on PMTU discovery unless routes here carry advmss",
+                vec![],
+            );
+        }
+        for r in routes {
+            let adv = r
+                .advmss
+                .unwrap_or(r.mtu.unwrap_or(l.mtu).saturating_sub(40));
+            let value = match r.advmss {
+                Some(a) => format!("{}: advmss {a}", r.dst),
+                None => format!(
+                    "{}: advmss {adv} (from mtu {})",
+                    r.dst,
+                    r.mtu.unwrap_or(l.mtu)
+                ),
+            };
+            if adv <= want {
+                out.add(
+                    Status::Ok,
+                    format!("tcp mss {} {}", l.name, r.dst),
+                    value,
+                    "clients' full-size segments still fit once tunnelled",
+                    vec![],
+                );
+            } else {
+                out.add(
+                    Status::Warn,
+                    format!("tcp mss {} {}", l.name, r.dst),
+                    value,
+                    &format!(
+                        "clients send segments that are {} bytes too big once tunnelled: uploads work only through PMTU discovery and stall for clients whose firewalls drop ICMP",
+                        adv - want
+                    ),
+                    vec![Fix::Address {
+                        command: r.change_command(want),
+                    }],
+                );
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! rtnetlink), a dump directory (`sysctl -a` text and `ip -j` JSON saved on
 //! another machine), or the same read-only commands run over ssh.
 
-use super::{HostState, IfAddr, Link};
+use super::{HostState, IfAddr, Link, Route};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -103,14 +103,49 @@ pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>),
 
 /// The default gateway from `ip -j route` output, if any.
 pub fn parse_ip_route(text: &str, what: &str) -> Result<Option<Ipv4Addr>, String> {
+    Ok(parse_routes(text, what)?
+        .into_iter()
+        .find(|r| r.dst == "default")
+        .and_then(|r| r.gateway))
+}
+
+/// The unicast routes of `ip -j route` output (main table). Entries that
+/// are not objects or lack a device are skipped, not errors.
+pub fn parse_routes(text: &str, what: &str) -> Result<Vec<Route>, String> {
     let v: serde_json::Value = serde_json::from_str(strip_bom(text).trim())
         .map_err(|e| format!("{what}: not valid `ip -j route` JSON: {e}"))?;
-    Ok(v.as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["dst"].as_str() == Some("default"))
-        .and_then(|r| r["gateway"].as_str())
-        .and_then(|g| g.parse().ok()))
+    let Some(list) = v.as_array() else {
+        return Err(format!("{what}: expected a JSON array of routes"));
+    };
+    let metric = |r: &serde_json::Value, k: &str| -> Option<u32> {
+        r["metrics"]
+            .as_array()?
+            .iter()
+            .find_map(|m| m[k].as_u64())
+            .and_then(|x| u32::try_from(x).ok())
+    };
+    Ok(list
+        .iter()
+        .filter(|r| r["type"].as_str().is_none_or(|t| t == "unicast"))
+        .filter(|r| r["table"].as_str().is_none_or(|t| t == "main"))
+        .filter_map(|r| {
+            let dst = r["dst"].as_str()?;
+            let dst = if dst == "default" || dst.contains('/') {
+                dst.to_string()
+            } else {
+                format!("{dst}/32")
+            };
+            Some(Route {
+                dst,
+                gateway: r["gateway"].as_str().and_then(|g| g.parse().ok()),
+                dev: r["dev"].as_str()?.to_string(),
+                advmss: metric(r, "advmss"),
+                mtu: metric(r, "mtu"),
+                kernel: r["protocol"].as_str() == Some("kernel"),
+                prefsrc: r["prefsrc"].as_str().and_then(|g| g.parse().ok()),
+            })
+        })
+        .collect())
 }
 
 fn ethtool_k(run: impl Fn(&str) -> Option<String>, links: &[Link]) -> BTreeMap<String, String> {
@@ -153,10 +188,14 @@ pub fn from_dump(dir: &Path) -> Result<HostState, String> {
     })?;
     let sysctl = parse_sysctl(&s, "sysctl.txt")?;
     let (links, addrs) = parse_ip_addr(&a, "addr.json")?;
-    let gw = match read("route.json")? {
-        Some(r) => parse_ip_route(&r, "route.json")?,
-        None => None,
+    let routes = match read("route.json")? {
+        Some(r) => parse_routes(&r, "route.json")?,
+        None => Vec::new(),
     };
+    let gw = routes
+        .iter()
+        .find(|r| r.dst == "default")
+        .and_then(|r| r.gateway);
     let decap = read("processes.txt")?.is_some_and(|p| p.lines().any(is_decap_cmdline));
     // Optional: ethtool-IFACE.txt holds `ethtool -k IFACE`.
     let offloads = ethtool_k(|n| read(&format!("ethtool-{n}.txt")).ok().flatten(), &links);
@@ -165,6 +204,7 @@ pub fn from_dump(dir: &Path) -> Result<HostState, String> {
         links,
         addrs,
         default_gw: gw,
+        routes,
         decap_running: decap,
         offloads,
         source: format!("dump {}", dir.display()),
@@ -200,7 +240,11 @@ pub fn from_ssh(target: &str) -> Result<HostState, String> {
         &format!("{target}: sysctl -a"),
     )?;
     let (links, addrs) = parse_ip_addr(&run("ip -j addr")?, &format!("{target}: ip -j addr"))?;
-    let gw = parse_ip_route(&run("ip -j route")?, &format!("{target}: ip -j route"))?;
+    let routes = parse_routes(&run("ip -j route")?, &format!("{target}: ip -j route"))?;
+    let gw = routes
+        .iter()
+        .find(|r| r.dst == "default")
+        .and_then(|r| r.gateway);
     let decap = run("ps -eo args")
         .map(|p| p.lines().any(is_decap_cmdline))
         .unwrap_or(false);
@@ -210,6 +254,7 @@ pub fn from_ssh(target: &str) -> Result<HostState, String> {
         links,
         addrs,
         default_gw: gw,
+        routes,
         decap_running: decap,
         offloads,
         source: format!("ssh {target}"),
@@ -239,7 +284,7 @@ pub fn live() -> Result<HostState, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let (links, addrs, gw) = rt.block_on(async {
+    let (links, addrs, gw, routes) = rt.block_on(async {
         let nl = crate::control::netlink::Netlink::new()?;
         let links = nl.links().await?;
         let mut addrs = Vec::new();
@@ -251,10 +296,17 @@ pub fn live() -> Result<HostState, String> {
             addrs.push((name, ip, prefix));
         }
         let gw = nl.default_gateway().await?;
+        let mut routes = nl.routes().await?;
+        for r in &mut routes {
+            if let Some(l) = links.iter().find(|l| format!("if{}", l.1) == r.dev) {
+                r.dev = l.0.name.clone();
+            }
+        }
         Ok::<_, String>((
             links.into_iter().map(|l| l.0).collect::<Vec<Link>>(),
             addrs,
             gw,
+            routes,
         ))
     })?;
     let decap = std::fs::read_dir("/proc")
@@ -283,6 +335,7 @@ pub fn live() -> Result<HostState, String> {
         links,
         addrs,
         default_gw: gw,
+        routes,
         decap_running: decap,
         offloads,
         source: "this host".into(),

@@ -228,6 +228,9 @@ fn upload(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, String>
     let s =
         TcpStream::connect_timeout(&target, Duration::from_secs(3)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    // The send MSS right after the handshake: the server's advertised MSS
+    // (minus options), before any PMTU discovery could lower it.
+    let mss_at_connect = tcp_maxseg(&s);
     let mut w = s.try_clone().map_err(|e| e.to_string())?;
     w.write_all(format!("UPLOAD {bytes}\n").as_bytes())
         .map_err(|e| e.to_string())?;
@@ -266,8 +269,25 @@ fn upload(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, String>
     Ok(json!({
         "server": server, "sent": bytes, "received": got,
         "client_hash": ours, "server_hash": their, "intact": got == bytes && ours == their,
-        "seconds": started.elapsed().as_secs_f64(),
+        "seconds": started.elapsed().as_secs_f64(), "mss_at_connect": mss_at_connect,
     }))
+}
+
+fn tcp_maxseg(s: &TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len are valid for getsockopt to write.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            &mut v as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r == 0 { i64::from(v) } else { -1 }
 }
 
 fn udp_df(target: SocketAddr, size: usize) -> serde_json::Value {

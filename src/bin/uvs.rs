@@ -38,6 +38,10 @@ enum Command {
         /// the interface's first IPv4 address.
         #[arg(long)]
         tun_source: Option<std::net::Ipv4Addr>,
+        /// Refused with an explanation: the MSS that limits tunnelled
+        /// uploads is the real server's, set there (see `uvs audit`).
+        #[arg(long, hide = true)]
+        tun_mss_clamp: Option<String>,
     },
     /// Check a real server's (or the director's) sysctls and addresses
     /// for the mistakes that silently break LVS, with the fix for each.
@@ -51,11 +55,52 @@ enum Command {
         #[arg(long, default_value = "uvs-decap0")]
         device: String,
     },
+    /// Find out whether DR and TUN can reach a real server: run
+    /// `--responder` on the real server, then `--to RIP --vip VIP` on the
+    /// director. Exit status: 0 the method (--method, or either) works,
+    /// 1 it does not, 3 the probe could not run.
+    Probe(ProbeArgs),
     /// Print the data plane's counters (drops, checksum fixes, GSO).
     Status {
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// Run the real-server side: report which probes arrive.
+    #[arg(long, conflicts_with_all = ["to", "vip", "method", "json"])]
+    responder: bool,
+    /// The real server to probe (its own address).
+    #[arg(long, required_unless_present = "responder")]
+    to: Option<std::net::Ipv4Addr>,
+    /// The virtual IP the real server serves.
+    #[arg(long, required_unless_present = "responder")]
+    vip: Option<std::net::Ipv4Addr>,
+    /// Interface to send on (default: the one the route to --to uses).
+    #[arg(long)]
+    interface: Option<String>,
+    /// The director's address (default: the interface's first IPv4).
+    #[arg(long)]
+    source: Option<std::net::Ipv4Addr>,
+    /// Source address that stands for a client in the DR and TUN cases.
+    #[arg(long, default_value_t = uvs::probe::DEFAULT_CLIENT)]
+    client: std::net::Ipv4Addr,
+    /// Responder's TCP control port; probes use UDP port + 1.
+    #[arg(long, default_value_t = uvs::probe::DEFAULT_PORT)]
+    port: u16,
+    /// The method the exit status is about (default: either).
+    #[arg(long, value_enum)]
+    method: Option<MethodArg>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+enum MethodArg {
+    Dr,
+    Tun,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -113,10 +158,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Command::Audit(a) => return audit(&a),
+        Command::Probe(p) => return probe(&p),
+        Command::Director {
+            tun_mss_clamp: Some(_),
+            ..
+        } => Err(TUN_MSS_CLAMP.to_string()),
         Command::Director {
             interface,
             socket,
             tun_source,
+            tun_mss_clamp: None,
         } => director(&interface, &socket, tun_source),
         Command::Status { socket } => status(&socket),
         Command::Decap { device } => uvs::decap::run(&device),
@@ -129,6 +180,13 @@ fn main() -> ExitCode {
         }
     }
 }
+
+const TUN_MSS_CLAMP: &str = "--tun-mss-clamp: the director cannot clamp the MSS that matters for TUN. \
+Clients size their segments by the MSS in the real server's SYN-ACK, which goes straight to them and \
+never passes the director; clamping the clients' SYNs would only shrink the server's replies, which do \
+not cross the tunnel. Set it on each real server instead: `uvs audit --mode tun --vip VIP` there prints \
+the `ip route change ... advmss` command (MTU - 60, 1440 for 1500). Without it uploads still work: \
+uvs sends clients \"fragmentation needed\" (MTU - 20) as IPVS does";
 
 fn audit_once(a: &AuditArgs) -> Result<(uvs::audit::HostState, Vec<uvs::audit::Finding>), String> {
     use uvs::audit::{self, Mode, Options, source};
@@ -262,6 +320,60 @@ fn audit(a: &AuditArgs) -> ExitCode {
             eprintln!("uvs audit: {e}");
             ExitCode::from(3)
         }
+    }
+}
+
+fn probe(p: &ProbeArgs) -> ExitCode {
+    use uvs::probe::{Method, render, responder, sender};
+    if p.responder {
+        return match responder::run(p.port) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("uvs probe: {e}");
+                ExitCode::from(3)
+            }
+        };
+    }
+    let (Some(rip), Some(vip)) = (p.to, p.vip) else {
+        eprintln!("uvs probe: give --to RIP and --vip VIP (or --responder)");
+        return ExitCode::from(3);
+    };
+    let o = sender::Options {
+        rip,
+        vip,
+        interface: p.interface.clone(),
+        source: p.source,
+        client: p.client,
+        port: p.port,
+    };
+    let run = match sender::run(&o) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("uvs probe: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let method = p.method.map(|m| match m {
+        MethodArg::Dr => Method::Dr,
+        MethodArg::Tun => Method::Tun,
+    });
+    let works = run.works(method);
+    if p.json {
+        let mut v = serde_json::to_value(&run).unwrap_or_default();
+        v["method"] = serde_json::to_value(method).unwrap_or_default();
+        v["works"] = works.into();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!(
+            "probing real server {} for VIP {} from {} on {} (client stand-in {})\n",
+            run.real_server, run.vip, run.director, run.interface, run.client
+        );
+        print!("{}", render(&run.outcomes, &run.verdict));
+    }
+    if works {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

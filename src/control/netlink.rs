@@ -293,6 +293,54 @@ impl Netlink {
         Ok(out)
     }
 
+    /// The main table's IPv4 unicast routes, for the audit's MSS check;
+    /// `dev` is "ifINDEX" (the caller names links).
+    pub async fn routes(&self) -> Result<Vec<crate::audit::Route>, String> {
+        use rtnetlink::packet_route::route::{RouteMetric, RouteProtocol};
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let mut s = self.handle.route().get(msg).execute();
+        let mut out = Vec::new();
+        while let Some(rt) = s.try_next().await.map_err(err)? {
+            if rt.header.table != 254 || rt.header.kind != RouteType::Unicast {
+                continue;
+            }
+            let len = rt.header.destination_prefix_length;
+            let mut r = crate::audit::Route {
+                dst: "default".into(),
+                gateway: None,
+                dev: String::new(),
+                advmss: None,
+                mtu: None,
+                kernel: rt.header.protocol == RouteProtocol::Kernel,
+                prefsrc: None,
+            };
+            for a in rt.attributes {
+                match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(d)) if len > 0 => {
+                        r.dst = format!("{d}/{len}");
+                    }
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => r.gateway = Some(g),
+                    RouteAttribute::PrefSource(RouteAddress::Inet(p)) => r.prefsrc = Some(p),
+                    RouteAttribute::Oif(i) => r.dev = format!("if{i}"),
+                    RouteAttribute::Metrics(ms) => {
+                        for m in ms {
+                            match m {
+                                RouteMetric::Advmss(v) => r.advmss = Some(v),
+                                RouteMetric::Mtu(v) => r.mtu = Some(v),
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if !r.dev.is_empty() {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     /// The gateway of the IPv4 default route in the main table, if any.
     pub async fn default_gateway(&self) -> Result<Option<Ipv4Addr>, String> {
         let msg = RouteMessageBuilder::<Ipv4Addr>::new().build();

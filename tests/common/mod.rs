@@ -149,6 +149,67 @@ impl Lab {
         }
     }
 
+    /// A decapsulator on a real server as the lab chooses it: the kernel's
+    /// tunl0 when this kernel has ipip, `uvs decap` otherwise.
+    pub fn start_tunnel(&mut self, node: &str) {
+        let o = Command::new(root().join("testbed/lab.sh"))
+            .args(["tunnel", &self.prefix, node])
+            .output()
+            .expect("lab.sh tunnel");
+        match (o.status.code(), String::from_utf8_lossy(&o.stdout).trim()) {
+            (Some(0), "kernel") => {}
+            (Some(3), "none") => self.start_decap(node),
+            _ => panic!("lab.sh tunnel: {}", String::from_utf8_lossy(&o.stderr)),
+        }
+    }
+
+    /// Packets the VPC switch (lab.sh --vpc) dropped for a foreign source.
+    pub fn switch_drops(&self) -> u64 {
+        let o = Command::new(root().join("testbed/lab.sh"))
+            .args(["drops", &self.prefix])
+            .output()
+            .expect("lab.sh drops");
+        let s = String::from_utf8_lossy(&o.stdout);
+        s.trim().parse().unwrap_or_else(|_| {
+            panic!("lab.sh drops: {s:?} {}", String::from_utf8_lossy(&o.stderr))
+        })
+    }
+
+    /// `uvs probe --responder` on a node, once it is ready.
+    pub fn start_responder(&mut self, node: &str) {
+        let log = format!("responder-{node}.log");
+        self.spawn(
+            node,
+            env!("CARGO_BIN_EXE_uvs"),
+            &["probe", "--responder"],
+            &log,
+        );
+        let t = Instant::now();
+        while !self.log(&log).contains("responder ready") {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "responder did not start on {node}: {}",
+                self.log(&log)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `uvs probe --json` from the director: exit code and parsed output.
+    pub fn probe(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let mut a = vec!["probe", "--json"];
+        a.extend_from_slice(args);
+        let o = self.exec("dir", env!("CARGO_BIN_EXE_uvs"), &a);
+        let code = o.status.code().unwrap_or(-1);
+        let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+        assert!(
+            code == 3 || !v.is_null(),
+            "probe {args:?} gave no JSON: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (code, v)
+    }
+
     /// Starts `uvs director` in the director namespace and waits for its
     /// control socket.
     pub fn start_director(&mut self) {

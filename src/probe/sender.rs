@@ -1,0 +1,223 @@
+//! The director side of `uvs probe`: resolves the path to the real server
+//! with rtnetlink, sends every case a few times from a packet socket, and
+//! asks the responder over TCP (between the director's and the server's
+//! own addresses, which every network carries) what it saw.
+
+use super::{Addrs, Case, Method, Outcome, Verdict, build, verdict};
+use crate::control::netlink::Netlink;
+use crate::io::PacketIo;
+use crate::io::afpacket::{self, AfPacket};
+use crate::wire::MacAddr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// What the operator asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub rip: Ipv4Addr,
+    pub vip: Ipv4Addr,
+    pub interface: Option<String>,
+    pub source: Option<Ipv4Addr>,
+    pub client: Ipv4Addr,
+    pub port: u16,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Run {
+    pub interface: String,
+    pub director: Ipv4Addr,
+    pub real_server: Ipv4Addr,
+    pub vip: Ipv4Addr,
+    pub client: Ipv4Addr,
+    pub outcomes: Vec<Outcome>,
+    pub verdict: Verdict,
+}
+
+impl Run {
+    /// Whether `method` (or, when `None`, either) will work.
+    pub fn works(&self, method: Option<Method>) -> bool {
+        match method {
+            Some(Method::Dr) => self.verdict.dr_works,
+            Some(Method::Tun) => self.verdict.tun_works,
+            None => self.verdict.dr_works || self.verdict.tun_works,
+        }
+    }
+}
+
+struct Path {
+    ifname: String,
+    director: Ipv4Addr,
+    hop_mac: MacAddr,
+    on_link: bool,
+}
+
+async fn resolve(o: &Options) -> Result<Path, String> {
+    let nl = Netlink::new()?;
+    let r = nl.route_get(o.rip).await?;
+    if r.local {
+        return Err(format!("{} is an address of this host", o.rip));
+    }
+    let oif = r
+        .oif
+        .ok_or_else(|| format!("no route to real server {}", o.rip))?;
+    let ifname = match &o.interface {
+        Some(n) => n.clone(),
+        None => nl.link_name(oif).await,
+    };
+    let ifindex = afpacket::ifindex(&ifname).map_err(|e| format!("{ifname}: {e}"))? as u32;
+    let director = match o.source {
+        Some(a) => a,
+        None => nl
+            .addresses()
+            .await?
+            .into_iter()
+            .find(|(_, i)| *i == ifindex)
+            .map(|(a, _)| a)
+            .ok_or_else(|| format!("{ifname} has no IPv4 address; give --source"))?,
+    };
+    let hop_mac = nl.resolve_tun(o.rip, ifindex, &ifname).await?;
+    Ok(Path {
+        ifname,
+        director,
+        hop_mac,
+        on_link: r.gateway.is_none(),
+    })
+}
+
+fn nonce() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_ok()
+    {
+        return u64::from_ne_bytes(b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    t ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Parses the responder's answer to `REPORT`.
+fn parse_report(line: &str) -> Result<(Vec<Case>, Vec<Case>), String> {
+    if let Some(e) = line.strip_prefix("ERR ") {
+        return Err(format!("the responder refused the request: {e}"));
+    }
+    let v: serde_json::Value = serde_json::from_str(line.trim())
+        .map_err(|e| format!("unreadable answer from the responder ({e}): {line:.80}"))?;
+    let list = |k: &str| -> Vec<Case> {
+        v[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().and_then(Case::from_name))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok((list("arrived"), list("delivered")))
+}
+
+/// Runs the five cases against a responder. Errors mean the probe itself
+/// could not run (no route, no responder), not that a method fails.
+pub fn run(o: &Options) -> Result<Run, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let path = rt.block_on(resolve(o))?;
+    let probe_port = o
+        .port
+        .checked_add(1)
+        .ok_or_else(|| format!("--port {} leaves no room for the probe port", o.port))?;
+    let ctl_addr = SocketAddr::from((o.rip, o.port));
+    let mut ctl = TcpStream::connect_timeout(&ctl_addr, Duration::from_secs(3)).map_err(|e| {
+        format!(
+            "cannot reach the responder at {ctl_addr} ({e}); start `uvs probe --responder` on the \
+             real server"
+        )
+    })?;
+    ctl.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let (mac, _) = afpacket::link_info(&path.ifname).map_err(|e| e.to_string())?;
+    let mut io = AfPacket::open(&path.ifname)
+        .map_err(|e| format!("cannot send on {}: {e} (root?)", path.ifname))?;
+    let a = Addrs {
+        director_mac: MacAddr(mac),
+        hop_mac: path.hop_mac,
+        director: path.director,
+        rip: o.rip,
+        vip: o.vip,
+        client: o.client,
+        port: probe_port,
+    };
+    let n = nonce();
+    let mut buf = [0u8; 256];
+    for _ in 0..3 {
+        for c in Case::ALL {
+            if c.is_dr() && !path.on_link {
+                continue;
+            }
+            let len = build(c, &a, path.hop_mac, n, &mut buf).ok_or("probe frame too big")?;
+            io.send(&buf[..len])
+                .map_err(|e| format!("cannot send on {}: {e}", path.ifname))?;
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    writeln!(ctl, "REPORT {n:016x}").map_err(|e| format!("responder: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(&ctl)
+        .take(65536)
+        .read_line(&mut line)
+        .map_err(|e| format!("no answer from the responder: {e}"))?;
+    let (arrived, delivered) = parse_report(&line)?;
+    let outcomes: Vec<Outcome> = Case::ALL
+        .iter()
+        .map(|&c| Outcome {
+            case: c,
+            sent: !c.is_dr() || path.on_link,
+            arrived: arrived.contains(&c),
+            delivered: delivered.contains(&c),
+        })
+        .collect();
+    let v = verdict(&outcomes, o.vip);
+    Ok(Run {
+        interface: path.ifname,
+        director: path.director,
+        real_server: o.rip,
+        vip: o.vip,
+        client: o.client,
+        outcomes,
+        verdict: v,
+    })
+}
+
+use std::io::Read as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_parsing() {
+        let (a, d) = parse_report(
+            r#"{"nonce":"0000000000000001","arrived":["plain","tun","x"],"delivered":["plain"]}"#,
+        )
+        .unwrap();
+        assert_eq!(a, vec![Case::Plain, Case::Tun]);
+        assert_eq!(d, vec![Case::Plain]);
+        assert!(
+            parse_report("ERR unknown request 'x'")
+                .unwrap_err()
+                .contains("refused")
+        );
+        assert!(
+            parse_report("\u{feff}{")
+                .unwrap_err()
+                .contains("unreadable")
+        );
+        assert!(parse_report("").is_err());
+    }
+}
