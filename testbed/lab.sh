@@ -100,6 +100,8 @@ EOF
 }
 
 drops() {
+  ip netns exec "$1-sw" nft list counter bridge portsec spoofed >/dev/null 2>&1 ||
+    die "lab $1 has no VPC switch (build it with --vpc)"
   ip netns exec "$1-sw" nft list counter bridge portsec spoofed |
     awk '/packets/ { for (i = 1; i <= NF; i++) if ($i == "packets") print $(i + 1) }'
 }
