@@ -6,35 +6,15 @@
 //! stack as if it had arrived there. The VIP stays on lo (or goes on the
 //! TUN device); rp_filter must be 0, or 2 with the VIP on the TUN device.
 
+use crate::sys::{self, cvt, ifreq};
 use crate::wire::{Ipv4Packet, ip_proto};
 use std::ffi::CString;
 use std::io;
-use std::mem;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-fn ifreq(name: &str) -> io::Result<libc::ifreq> {
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::other(format!("bad interface name '{name}'")));
-    }
-    // SAFETY: ifreq is plain data.
-    let mut r: libc::ifreq = unsafe { mem::zeroed() };
-    for (d, s) in r.ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    Ok(r)
-}
 
 /// Creates (or attaches to) TUN device `name` and sets it up.
 pub fn open_tun(name: &str) -> io::Result<OwnedFd> {
@@ -50,10 +30,7 @@ pub fn open_tun(name: &str) -> io::Result<OwnedFd> {
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) })
         .map_err(|e| io::Error::other(format!("TUNSETIFF {name}: {e}")))?;
     // Bring it up.
-    // SAFETY: plain socket(2).
-    let s = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: fresh descriptor we own.
-    let s = unsafe { OwnedFd::from_raw_fd(s) };
+    let s = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
     let mut req = ifreq(name)?;
     // SAFETY: valid ifreq; SIOCGIFFLAGS fills ifru_flags.
     cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
@@ -79,36 +56,13 @@ pub fn inner(packet: &[u8]) -> Option<&[u8]> {
 /// Runs the decapsulator until killed.
 pub fn run(device: &str) -> Result<(), String> {
     let tun = open_tun(device).map_err(|e| e.to_string())?;
-    // SAFETY: plain socket(2).
-    let raw = cvt(unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_IPIP,
-        )
-    })
-    .map_err(|e| format!("raw IPIP socket: {e} (run as root)"))?;
-    // SAFETY: fresh descriptor we own.
-    let raw = unsafe { OwnedFd::from_raw_fd(raw) };
+    let raw = sys::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_IPIP)
+        .map_err(|e| format!("raw IPIP socket: {e} (run as root)"))?;
     // A raw socket with a full receive queue no longer counts as a taker
     // for the protocol (Linux 6.x raw_v4_input), and the kernel then answers
-    // "protocol 4 unreachable": give bursts room. FORCE works as root.
-    let size: libc::c_int = 32 << 20;
-    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: pointer to a live c_int and its size.
-        let r = unsafe {
-            libc::setsockopt(
-                raw.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                &size as *const libc::c_int as *const libc::c_void,
-                mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            break;
-        }
-    }
+    // "protocol 4 unreachable": give bursts room. Best effort: a smaller
+    // buffer still works for lighter loads.
+    let _ = sys::raise_rcvbuf(&raw, 32 << 20);
     eprintln!("uvs decap: IP-in-IP packets are delivered through {device}");
     let mut buf = vec![0u8; 65536];
     loop {

@@ -18,5 +18,6 @@ pub mod probe;
 pub mod sched;
 pub mod service;
 pub mod stats;
+mod sys;
 pub mod table;
 pub mod wire;

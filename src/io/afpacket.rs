@@ -13,8 +13,10 @@ use super::{Gso, PacketIo, PacketType, RxMeta};
 use std::ffi::CString;
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
+
+use crate::sys::{self, cvt, setsockopt_int};
 
 const VNET_HDR_LEN: usize = 10;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
@@ -26,28 +28,6 @@ const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 pub struct AfPacket {
     fd: OwnedFd,
     pub ifindex: i32,
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-fn setsockopt_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> {
-    // SAFETY: passes a pointer to a live c_int and its size.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &v as *const i32 as *const libc::c_void,
-            mem::size_of::<i32>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
 }
 
 /// The interface index of `name`, or an error naming it.
@@ -67,25 +47,16 @@ impl AfPacket {
     pub fn open(ifname: &str) -> io::Result<AfPacket> {
         let ifindex = ifindex(ifname)?;
         let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2) call.
-        let raw = cvt(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                i32::from(proto),
-            )
-        })?;
-        // SAFETY: raw is a fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = sys::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+            i32::from(proto),
+        )?;
         let f = fd.as_raw_fd();
         setsockopt_int(f, libc::SOL_PACKET, PACKET_VNET_HDR, 1)?;
         setsockopt_int(f, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
-        // A burst of new connections must not overflow the queue; FORCE
-        // works as root beyond rmem_max, plain RCVBUF is the fallback.
-        let size = 8 << 20;
-        if setsockopt_int(f, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size).is_err() {
-            setsockopt_int(f, libc::SOL_SOCKET, libc::SO_RCVBUF, size)?;
-        }
+        // A burst of new connections must not overflow the queue.
+        sys::raise_rcvbuf(&fd, 8 << 20)?;
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -229,21 +200,8 @@ impl PacketIo for AfPacket {
 
 /// The MAC address and MTU of an interface, read with ioctls.
 pub fn link_info(ifname: &str) -> io::Result<([u8; 6], u32)> {
-    if ifname.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::other(format!(
-            "interface name '{ifname}' is too long"
-        )));
-    }
-    // SAFETY: plain socket(2) call.
-    let raw =
-        cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: ifreq is plain data.
-    let mut req: libc::ifreq = unsafe { mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(ifname.bytes()) {
-        *d = s as libc::c_char;
-    }
+    let mut req = sys::ifreq(ifname)?;
+    let fd = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
     // SAFETY: req is a valid ifreq with the name set.
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) })
         .map_err(|e| io::Error::other(format!("interface '{ifname}': {e}")))?;

@@ -10,7 +10,7 @@ use super::{Case, recognise};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,14 +114,7 @@ struct Capture(OwnedFd);
 impl Capture {
     fn open() -> io::Result<Capture> {
         let proto = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
-        // SAFETY: plain socket(2).
-        let fd =
-            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fresh descriptor we own.
-        Ok(Capture(unsafe { OwnedFd::from_raw_fd(fd) }))
+        crate::sys::socket(libc::AF_PACKET, libc::SOCK_RAW, proto).map(Capture)
     }
 
     fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, u16, bool)> {
