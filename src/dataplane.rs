@@ -485,23 +485,13 @@ impl Dataplane {
         meta: RxMeta,
         mac: MacAddr,
     ) {
-        let (ttl, ip_end, df) = {
-            let Ok(ip) = Ipv4Packet::new_checked(&frame[14..]) else {
-                return;
-            };
-            (ip.ttl(), 14 + ip.total_len(), ip.dont_frag())
-        };
-        if ttl <= 1 {
-            DataplaneCounters::bump(&self.counters.ttl_expired);
-            self.send_icmp_error(io, frame, IcmpError::TTL_EXCEEDED);
+        let Some(Hop { ip_end, df, .. }) = self.hop(io, frame) else {
             return;
-        }
+        };
         {
             let mut eth = EthernetFrame::new_checked(&mut frame[..]).expect("classified");
             eth.set_dst_addr(mac);
             eth.set_src_addr(self.link.mac);
-            let mut ip = Ipv4Packet::new_checked(eth.payload_mut()).expect("classified");
-            ip.decrement_ttl();
         }
         let frame = &mut frame[..ip_end];
         let max = self.link.mtu as usize + 14;
@@ -513,9 +503,8 @@ impl Dataplane {
             DataplaneCounters::bump(&self.counters.gso_segmented);
             let mss = usize::from(g.size).min(max.saturating_sub(14 + 40)).max(1);
             let counters = &self.counters;
-            let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| match io.send(seg) {
-                Ok(()) => DataplaneCounters::bump(&counters.forwarded),
-                Err(_) => DataplaneCounters::bump(&counters.tx_errors),
+            let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| {
+                counters.count_send(io.send(seg))
             });
             if r.is_err() {
                 DataplaneCounters::bump(&self.counters.malformed);
@@ -530,17 +519,10 @@ impl Dataplane {
             DataplaneCounters::bump(&self.counters.malformed);
             return;
         }
-        if let Some((start, off)) = meta.csum_partial {
-            if !complete_checksum(frame, usize::from(start), usize::from(off)) {
-                DataplaneCounters::bump(&self.counters.malformed);
-                return;
-            }
-            DataplaneCounters::bump(&self.counters.csum_completed);
+        if !self.finish_checksum(frame, meta) {
+            return;
         }
-        match io.send(frame) {
-            Ok(()) => DataplaneCounters::bump(&self.counters.forwarded),
-            Err(_) => DataplaneCounters::bump(&self.counters.tx_errors),
-        }
+        self.counters.count_send(io.send(frame));
     }
 
     /// TUN: the client's packet (TTL − 1, checksum finished) wrapped in an
@@ -557,25 +539,9 @@ impl Dataplane {
         mac: MacAddr,
         rip: Ipv4Addr,
     ) {
-        let (ttl, ip_end, df, hl) = {
-            let Ok(ip) = Ipv4Packet::new_checked(&frame[14..]) else {
-                return;
-            };
-            (
-                ip.ttl(),
-                14 + ip.total_len(),
-                ip.dont_frag(),
-                ip.header_len(),
-            )
-        };
-        if ttl <= 1 {
-            DataplaneCounters::bump(&self.counters.ttl_expired);
-            self.send_icmp_error(io, frame, IcmpError::TTL_EXCEEDED);
+        let Some(Hop { ip_end, df, hl }) = self.hop(io, frame) else {
             return;
-        }
-        Ipv4Packet::new_checked(&mut frame[14..])
-            .expect("classified")
-            .decrement_ttl();
+        };
         let frame = &mut frame[..ip_end];
         let room = (self.link.mtu as usize).saturating_sub(20);
         let tun = TunHeader {
@@ -597,22 +563,15 @@ impl Dataplane {
             let id = &mut self.ip_id;
             let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| {
                 let n = tun.encapsulate(&seg[14..], out, id);
-                match io.send(&out[..n]) {
-                    Ok(()) => DataplaneCounters::bump(&counters.forwarded),
-                    Err(_) => DataplaneCounters::bump(&counters.tx_errors),
-                }
+                counters.count_send(io.send(&out[..n]));
             });
             if r.is_err() {
                 DataplaneCounters::bump(&self.counters.malformed);
             }
             return;
         }
-        if let Some((start, off)) = meta.csum_partial {
-            if !complete_checksum(frame, usize::from(start), usize::from(off)) {
-                DataplaneCounters::bump(&self.counters.malformed);
-                return;
-            }
-            DataplaneCounters::bump(&self.counters.csum_completed);
+        if !self.finish_checksum(frame, meta) {
+            return;
         }
         let inner_len = frame.len() - 14;
         if inner_len > room {
@@ -634,10 +593,45 @@ impl Dataplane {
             return;
         }
         let n = tun.encapsulate(&frame[14..], &mut self.scratch2, &mut self.ip_id);
-        match io.send(&self.scratch2[..n]) {
-            Ok(()) => DataplaneCounters::bump(&self.counters.forwarded),
-            Err(_) => DataplaneCounters::bump(&self.counters.tx_errors),
+        self.counters.count_send(io.send(&self.scratch2[..n]));
+    }
+
+    /// The router's part of every forwarded packet: TTL ≤ 1 gets ICMP time
+    /// exceeded (and `None`), otherwise the TTL drops by one, as IPVS does
+    /// for DR and TUN alike.
+    fn hop<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8]) -> Option<Hop> {
+        let (ttl, hop) = {
+            let ip = Ipv4Packet::new_checked(&frame[14..]).ok()?;
+            let hop = Hop {
+                ip_end: 14 + ip.total_len(),
+                df: ip.dont_frag(),
+                hl: ip.header_len(),
+            };
+            (ip.ttl(), hop)
+        };
+        if ttl <= 1 {
+            DataplaneCounters::bump(&self.counters.ttl_expired);
+            self.send_icmp_error(io, frame, IcmpError::TTL_EXCEEDED);
+            return None;
         }
+        Ipv4Packet::new_checked(&mut frame[14..])
+            .ok()?
+            .decrement_ttl();
+        Some(hop)
+    }
+
+    /// Completes an unfinished (CHECKSUM_PARTIAL) L4 checksum; false, and
+    /// counted as malformed, when its offsets do not fit the packet.
+    fn finish_checksum(&self, frame: &mut [u8], meta: RxMeta) -> bool {
+        let Some((start, off)) = meta.csum_partial else {
+            return true;
+        };
+        if !complete_checksum(frame, usize::from(start), usize::from(off)) {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return false;
+        }
+        DataplaneCounters::bump(&self.counters.csum_completed);
+        true
     }
 
     /// Sends an ICMP error about `frame` back to its sender, from the VIP
@@ -704,6 +698,15 @@ pub fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool 
     let c = if c == 0 { 0xffff } else { c };
     frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
     true
+}
+
+/// What forwarding needs to know of a packet once its TTL is dealt with.
+struct Hop {
+    /// End of the IP packet in the frame (any Ethernet padding beyond).
+    ip_end: usize,
+    df: bool,
+    /// IP header length.
+    hl: usize,
 }
 
 /// Addresses of an IP-in-IP encapsulation.

@@ -168,6 +168,14 @@ pub struct DataplaneCounters {
 }
 
 impl DataplaneCounters {
+    /// Counts one transmission: forwarded, or a transmit error.
+    pub fn count_send(&self, r: std::io::Result<()>) {
+        match r {
+            Ok(()) => Self::bump(&self.forwarded),
+            Err(_) => Self::bump(&self.tx_errors),
+        }
+    }
+
     pub fn bump(c: &AtomicU64) {
         c.fetch_add(1, Relaxed);
     }
