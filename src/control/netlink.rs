@@ -70,6 +70,14 @@ impl Netlink {
         format!("if{index}")
     }
 
+    /// A route's output interface by name, for messages.
+    async fn oif_name(&self, oif: Option<u32>) -> String {
+        match oif {
+            Some(o) => self.link_name(o).await,
+            None => "no interface".to_string(),
+        }
+    }
+
     pub async fn route_get(&self, dst: Ipv4Addr) -> Result<RouteInfo, String> {
         let msg = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(dst, 32)
@@ -162,10 +170,7 @@ impl Netlink {
             ));
         }
         if r.oif != Some(ifindex) {
-            let other = match r.oif {
-                Some(o) => self.link_name(o).await,
-                None => "no interface".to_string(),
-            };
+            let other = self.oif_name(r.oif).await;
             return Err(format!(
                 "real server {ip} is reached through {other}, not through {ifname} where uvs sends"
             ));
@@ -227,10 +232,7 @@ impl Netlink {
             ));
         }
         if r.oif != Some(ifindex) {
-            let other = match r.oif {
-                Some(o) => self.link_name(o).await,
-                None => "no interface".to_string(),
-            };
+            let other = self.oif_name(r.oif).await;
             return Err(format!(
                 "real server {ip} is reached through {other}, not through {ifname} where uvs captures; \
                  direct routing needs it on {ifname}'s segment"
