@@ -61,7 +61,7 @@ impl fmt::Display for ServiceKey {
 }
 
 /// How packets reach a real server (ipvsadm -g / -i / -m).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Forward {
     /// Direct routing: only the destination MAC changes.
     Route,

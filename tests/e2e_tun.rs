@@ -4,6 +4,7 @@
 
 mod common;
 use common::{Lab, VIP, count};
+use std::time::{Duration, Instant};
 
 const RR1: &str = "198.18.1.11";
 
@@ -204,4 +205,54 @@ fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
     ]);
     assert_eq!(up["intact"], true, "{up}");
     assert_eq!(up["mss_at_connect"], 1448, "{up}");
+}
+
+#[test]
+fn a_new_router_mac_in_front_of_a_tun_server_is_followed() {
+    // TUN sends to the next hop's MAC. When the router in front of a real
+    // server changes its MAC (a replaced box, a new NIC), the director must
+    // pick the new one up from the neighbour table, as it does for DR.
+    let Some(mut l) = Lab::up_with(1, &["--routed"]) else {
+        return;
+    };
+    l.start_server("rr1");
+    l.start_decap("rr1");
+    l.start_director();
+    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    l.adm(&format!("-a -t {VIP}:80 -r {RR1} -i"));
+    let names = |l: &Lab| {
+        l.client(&[
+            "tcp-names",
+            "--target",
+            &format!("{VIP}:80"),
+            "--count",
+            "3",
+        ])
+    };
+    let t = names(&l);
+    assert_eq!(
+        (count(&t, "rr1"), t["errors"].as_u64()),
+        (3, Some(0)),
+        "{t}"
+    );
+    // The new MAC is announced with a gratuitous ARP, as a failover
+    // daemon (or the kernel with arp_notify) does; the director's kernel
+    // updates its neighbour entry, and uvs must follow it.
+    let o = l.sh(
+        "rt",
+        "sysctl -qw net.ipv4.conf.eth0.arp_notify=1 && ip link set dev eth0 address 02:00:5e:18:00:01",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t0 = Instant::now();
+    loop {
+        let t = names(&l);
+        if count(&t, "rr1") == 3 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the director kept sending to the old router MAC: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

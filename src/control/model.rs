@@ -372,11 +372,11 @@ impl Model {
     }
 
     /// Every real-server address, to keep their MACs fresh.
-    pub fn dest_addrs(&self) -> Vec<Ipv4Addr> {
-        let mut v: Vec<Ipv4Addr> = self
+    pub fn dest_targets(&self) -> Vec<(Ipv4Addr, Forward)> {
+        let mut v: Vec<(Ipv4Addr, Forward)> = self
             .services
             .iter()
-            .flat_map(|s| s.dests.iter().map(|d| d.spec.addr))
+            .flat_map(|s| s.dests.iter().map(|d| (d.spec.addr, d.spec.forward)))
             .collect();
         v.sort();
         v.dedup();

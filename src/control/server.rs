@@ -220,22 +220,31 @@ impl Control {
         }
     }
 
-    /// Keeps real-server MACs current: a server replaced behind the same
-    /// address (failover, new NIC) is followed without operator action.
+    /// Keeps the MACs uvs sends to current: a real server (DR) or the next
+    /// hop towards one (TUN: the server itself or its router) replaced
+    /// behind the same address (failover, new NIC) and announced with a
+    /// gratuitous ARP is followed without operator action.
     pub async fn refresh_neighbours(self: Arc<Self>, every: Duration) {
         loop {
             tokio::time::sleep(every).await;
-            let addrs = self.state.lock().await.model.dest_addrs();
+            let targets = self.state.lock().await.model.dest_targets();
             let mut found = Vec::new();
-            for a in addrs {
-                if let Ok(Some(m)) = self.netlink.neighbour(a, self.ifindex).await {
-                    found.push((a, m));
+            for (a, fwd) in targets {
+                let hop = match fwd {
+                    Forward::Tunnel => match self.netlink.route_get(a).await {
+                        Ok(r) => r.gateway.unwrap_or(a),
+                        Err(_) => continue,
+                    },
+                    _ => a,
+                };
+                if let Ok(Some(m)) = self.netlink.neighbour(hop, self.ifindex).await {
+                    found.push((a, fwd, m));
                 }
             }
             let mut st = self.state.lock().await;
             let mut changed = false;
-            for (a, m) in found {
-                changed |= st.model.set_mac(a, Forward::Route, m);
+            for (a, fwd, m) in found {
+                changed |= st.model.set_mac(a, fwd, m);
             }
             if changed {
                 st.generation += 1;
