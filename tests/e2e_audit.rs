@@ -90,13 +90,7 @@ fn wrong_real_servers_are_found_fixed_and_traffic_agrees() {
         assert_eq!(status(&v, &c), "fail", "{c}");
     }
     // Traffic agrees: rs1's share of the connections fails.
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "4",
-    ]);
+    let t = l.tcp_names(4);
     assert_eq!(
         (count(&t, "rs2"), t["errors"].as_u64()),
         (2, Some(2)),
@@ -110,13 +104,7 @@ fn wrong_real_servers_are_found_fixed_and_traffic_agrees() {
         "{file}"
     );
     assert_eq!(audit(&l, "rs1", &dr).0, 0);
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "20",
-    ]);
+    let t = l.tcp_names(20);
     assert_eq!(
         (count(&t, "rs1"), count(&t, "rs2"), t["errors"].as_u64()),
         (10, 10, Some(0)),

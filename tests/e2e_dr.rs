@@ -16,27 +16,13 @@ fn lab(n: usize) -> Option<Lab> {
 fn tcp_and_udp_split_by_rr_and_wrr() {
     let Some(l) = lab(2) else { return };
     l.dr_services("wrr", 3, 1);
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "400",
-    ]);
+    let t = l.tcp_names(400);
     assert_eq!(
         (count(&t, "rs1"), count(&t, "rs2"), t["errors"].as_u64()),
         (300, 100, Some(0)),
         "{t}"
     );
-    let u = l.client(&[
-        "udp-names",
-        "--target",
-        &format!("{VIP}:53"),
-        "--count",
-        "400",
-        "--sport-base",
-        "20000",
-    ]);
+    let u = l.udp_names(400, 20000);
     assert_eq!(
         (count(&u, "rs1"), count(&u, "rs2"), u["errors"].as_u64()),
         (300, 100, Some(0)),
@@ -55,23 +41,9 @@ fn tcp_and_udp_split_by_rr_and_wrr() {
     for (o, port) in [("-t", 80), ("-u", 53)] {
         l.adm(&format!("-E {o} {VIP}:{port} -s rr"));
     }
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "200",
-    ]);
+    let t = l.tcp_names(200);
     assert_eq!((count(&t, "rs1"), count(&t, "rs2")), (100, 100), "{t}");
-    let u = l.client(&[
-        "udp-names",
-        "--target",
-        &format!("{VIP}:53"),
-        "--count",
-        "200",
-        "--sport-base",
-        "21000",
-    ]);
+    let u = l.udp_names(200, 21000);
     assert_eq!((count(&u, "rs1"), count(&u, "rs2")), (100, 100), "{u}");
 }
 
@@ -92,13 +64,7 @@ fn one_connection_sticks_while_new_ones_rotate() {
         "stick.json",
     );
     std::thread::sleep(Duration::from_millis(300));
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "20",
-    ]);
+    let t = l.tcp_names(20);
     let s = l.wait_child_logs("stick.json", Duration::from_secs(60));
     let counts = s["counts"].as_object().unwrap();
     assert!(s["error"].is_null(), "{s}");
@@ -146,13 +112,7 @@ fn weight_zero_drains_and_delete_removes() {
         l.adm("-Ln")
             .contains(&format!("{busy}:80               Route   0"))
     );
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "10",
-    ]);
+    let t = l.tcp_names(10);
     assert_eq!(
         count(&t, other_name),
         10,
@@ -192,13 +152,7 @@ fn weight_zero_drains_and_delete_removes() {
     assert!(s["counts"][other_name].as_u64().unwrap_or(0) < 400, "{s}");
     // Only the weight-0 server is left: no destination, and the client is
     // told so at once (ICMP port unreachable, as IPVS does).
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "1",
-    ]);
+    let t = l.tcp_names(1);
     assert_eq!(t["errors"].as_u64(), Some(1), "{t}");
     assert!(
         t["first_errors"][0].as_str().unwrap().contains("refused"),
@@ -239,13 +193,7 @@ fn director_kernel_stays_quiet_about_vip_traffic() {
     let Some(l) = lab(2) else { return };
     l.dr_services("wrr", 3, 1);
     let before = l.nstat("dir");
-    l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "100",
-    ]);
+    l.tcp_names(100);
     l.client(&[
         "udp-names",
         "--target",

@@ -41,27 +41,13 @@ fn tcp_udp_and_bulk_through_tun_with_a_routed_server() {
     );
 
     let before: Vec<_> = ["rs1", "rr1"].iter().map(|n| l.nstat(n)).collect();
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "20",
-    ]);
+    let t = l.tcp_names(20);
     assert_eq!(
         (count(&t, "rs1"), count(&t, "rr1"), t["errors"].as_u64()),
         (10, 10, Some(0)),
         "{t}"
     );
-    let u = l.client(&[
-        "udp-names",
-        "--target",
-        &format!("{VIP}:53"),
-        "--count",
-        "20",
-        "--sport-base",
-        "30000",
-    ]);
+    let u = l.udp_names(20, 30000);
     assert_eq!(
         (count(&u, "rs1"), count(&u, "rr1"), u["errors"].as_u64()),
         (10, 10, Some(0)),
@@ -108,13 +94,7 @@ fn without_a_decapsulator_ipip_is_refused_by_the_kernel() {
     l.adm(&format!("-A -t {VIP}:80 -s rr"));
     l.adm(&format!("-a -t {VIP}:80 -r {} -i", common::RS1));
     let before = l.nstat("rs1");
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "1",
-    ]);
+    let t = l.tcp_names(1);
     assert_eq!(t["errors"].as_u64(), Some(1), "{t}");
     let after = l.nstat("rs1");
     let d = after.get("IcmpOutDestUnreachs").copied().unwrap_or(0)
@@ -164,17 +144,6 @@ fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
     );
     assert_eq!(audit(&l)["status"], "ok");
 
-    let frag_needed = |l: &Lab| -> u64 {
-        let o = l.exec(
-            "dir",
-            env!("CARGO_BIN_EXE_uvs"),
-            &["status", "--socket", l.socket().to_str().unwrap()],
-        );
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .find_map(|x| x.strip_prefix("frag_needed")?.trim().parse().ok())
-            .expect("frag_needed counter")
-    };
     let up = l.client(&[
         "upload",
         "--target",
@@ -186,7 +155,7 @@ fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
     // 1428 bytes of payload + 32 of TCP (timestamps) + 20 of IP = 1480,
     // exactly what fits in a 1500-byte MTU after IP-in-IP.
     assert_eq!(up["mss_at_connect"], 1428, "{up}");
-    assert_eq!(frag_needed(&l), 0);
+    assert_eq!(l.dp_counter("frag_needed"), 0);
 
     // Without it (the route as the kernel made it) the client starts 20
     // bytes too big and depends on PMTU discovery.
@@ -220,16 +189,7 @@ fn a_new_router_mac_in_front_of_a_tun_server_is_followed() {
     l.start_director();
     l.adm(&format!("-A -t {VIP}:80 -s rr"));
     l.adm(&format!("-a -t {VIP}:80 -r {RR1} -i"));
-    let names = |l: &Lab| {
-        l.client(&[
-            "tcp-names",
-            "--target",
-            &format!("{VIP}:80"),
-            "--count",
-            "3",
-        ])
-    };
-    let t = names(&l);
+    let t = l.tcp_names(3);
     assert_eq!(
         (count(&t, "rr1"), t["errors"].as_u64()),
         (3, Some(0)),
@@ -245,7 +205,7 @@ fn a_new_router_mac_in_front_of_a_tun_server_is_followed() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let t0 = Instant::now();
     loop {
-        let t = names(&l);
+        let t = l.tcp_names(3);
         if count(&t, "rr1") == 3 {
             break;
         }

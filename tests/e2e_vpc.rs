@@ -29,27 +29,13 @@ fn vpc_switch_drops_dr_and_passes_tun() {
     let d0 = l.switch_drops();
 
     // DR: the director forwards, the switch drops, the client gets nothing.
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "2",
-    ]);
+    let t = l.tcp_names(2);
     assert_eq!(
         (count(&t, "rs1"), t["errors"].as_u64()),
         (0, Some(2)),
         "{t}"
     );
-    let u = l.client(&[
-        "udp-names",
-        "--target",
-        &format!("{VIP}:53"),
-        "--count",
-        "2",
-        "--sport-base",
-        "31000",
-    ]);
+    let u = l.udp_names(2, 31000);
     assert_eq!(
         (count(&u, "rs1"), u["errors"].as_u64()),
         (0, Some(2)),
@@ -57,46 +43,23 @@ fn vpc_switch_drops_dr_and_passes_tun() {
     );
     let d1 = l.switch_drops();
     assert!(d1 >= d0 + 4, "switch drop counter {d0} -> {d1}");
-    let st = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &["status", "--socket", l.socket().to_str().unwrap()],
-    );
-    let st = String::from_utf8_lossy(&st.stdout).to_string();
-    let fwd: u64 = st
-        .lines()
-        .find_map(|l| l.strip_prefix("forwarded")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{st}"));
+    let fwd = l.dp_counter("forwarded");
     assert!(
         fwd >= 4,
-        "the director did forward (and the switch dropped): {st}"
+        "the director did forward (and the switch dropped): {fwd}"
     );
 
     // The same real server switched to TUN: everything answers, nothing
     // more is dropped.
     l.adm(&format!("-e -t {VIP}:80 -r {RS1} -i"));
     l.adm(&format!("-e -u {VIP}:53 -r {RS1} -i"));
-    let t = l.client(&[
-        "tcp-names",
-        "--target",
-        &format!("{VIP}:80"),
-        "--count",
-        "5",
-    ]);
+    let t = l.tcp_names(5);
     assert_eq!(
         (count(&t, "rs1"), t["errors"].as_u64()),
         (5, Some(0)),
         "{t}"
     );
-    let u = l.client(&[
-        "udp-names",
-        "--target",
-        &format!("{VIP}:53"),
-        "--count",
-        "5",
-        "--sport-base",
-        "32000",
-    ]);
+    let u = l.udp_names(5, 32000);
     assert_eq!(
         (count(&u, "rs1"), u["errors"].as_u64()),
         (5, Some(0)),

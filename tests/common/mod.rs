@@ -285,6 +285,49 @@ impl Lab {
         serde_json::from_slice(&o.stdout).expect("client JSON")
     }
 
+    /// `count` TCP connections to VIP:80, each asking the server's name.
+    pub fn tcp_names(&self, count: u32) -> serde_json::Value {
+        let target = format!("{VIP}:80");
+        self.client(&[
+            "tcp-names",
+            "--target",
+            &target,
+            "--count",
+            &count.to_string(),
+        ])
+    }
+
+    /// `count` UDP datagrams to VIP:53 from consecutive source ports
+    /// starting at `sport_base` (each its own connection).
+    pub fn udp_names(&self, count: u32, sport_base: u16) -> serde_json::Value {
+        let target = format!("{VIP}:53");
+        self.client(&[
+            "udp-names",
+            "--target",
+            &target,
+            "--count",
+            &count.to_string(),
+            "--sport-base",
+            &sport_base.to_string(),
+        ])
+    }
+
+    /// One of the data plane's counters, as `uvs status` prints them.
+    pub fn dp_counter(&self, name: &str) -> u64 {
+        let o = self.exec(
+            "dir",
+            env!("CARGO_BIN_EXE_uvs"),
+            &["status", "--socket", self.socket().to_str().unwrap()],
+        );
+        let s = String::from_utf8_lossy(&o.stdout);
+        s.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(char::is_whitespace)?;
+                (k == name).then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no counter {name} in `uvs status`: {s}"))
+    }
+
     pub fn client_bg(&mut self, args: &[&str], log: &str) {
         self.spawn("cl", env!("CARGO_BIN_EXE_uvs-lab"), args, log);
     }
