@@ -2,6 +2,7 @@
 //! reached, and what is its MAC (from the kernel's neighbour table, asking
 //! the kernel to resolve it when missing).
 
+use crate::service::Forward;
 use crate::wire::MacAddr;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
@@ -154,44 +155,63 @@ impl Netlink {
             .map_err(err)
     }
 
-    /// Resolves the next hop's MAC for IP-in-IP to a real server: the route
-    /// may go through a router (TUN works across subnets), but it must leave
-    /// through the interface uvs sends on.
-    pub async fn resolve_tun(
+    /// The MAC uvs sends a real server's packets to, as its forwarding
+    /// method needs: DR sends to the server itself, which must be on-link
+    /// (as LVS/DR requires); TUN sends to the next hop, so the server may
+    /// sit behind a router. Either way the route must leave through the
+    /// interface uvs sends on.
+    pub async fn resolve_mac(
         &self,
         ip: Ipv4Addr,
+        fwd: Forward,
         ifindex: u32,
         ifname: &str,
     ) -> Result<MacAddr, String> {
         let r = self.route_get(ip).await?;
         if r.local {
             return Err(format!(
-                "real server {ip} is an address of the director itself"
+                "real server {ip} is an address of the director itself; uvs does not forward to local addresses"
+            ));
+        }
+        let dr = fwd != Forward::Tunnel;
+        if let (true, Some(gw)) = (dr, r.gateway) {
+            return Err(format!(
+                "real server {ip} is not on-link on {ifname}: the route goes via {gw}. \
+                 Direct routing (-g) needs the real server on the director's own segment; \
+                 use tunneling (-i) for servers behind a router"
             ));
         }
         if r.oif != Some(ifindex) {
             let other = self.oif_name(r.oif).await;
-            return Err(format!(
-                "real server {ip} is reached through {other}, not through {ifname} where uvs sends"
-            ));
+            return Err(if dr {
+                format!(
+                    "real server {ip} is reached through {other}, not through {ifname} where uvs captures; \
+                     direct routing needs it on {ifname}'s segment"
+                )
+            } else {
+                format!(
+                    "real server {ip} is reached through {other}, not through {ifname} where uvs sends"
+                )
+            });
         }
-        let hop = r.gateway.unwrap_or(ip);
-        self.resolve_neighbour(hop, ifindex, ifname)
-            .await
-            .map_err(|e| {
-                if hop == ip {
-                    e
-                } else {
-                    format!("{e} (the router towards real server {ip})")
-                }
-            })
+        match r.gateway {
+            Some(gw) => {
+                let what = format!("the router {gw} towards real server {ip}");
+                self.resolve_neighbour(gw, &what, ifindex, ifname).await
+            }
+            None => {
+                let what = format!("real server {ip}");
+                self.resolve_neighbour(ip, &what, ifindex, ifname).await
+            }
+        }
     }
 
-    /// The neighbour-table MAC of `ip`, asking the kernel to resolve it
-    /// when missing.
+    /// The neighbour-table MAC of `ip` (`what` names it in errors), asking
+    /// the kernel to resolve it when missing.
     async fn resolve_neighbour(
         &self,
         ip: Ipv4Addr,
+        what: &str,
         ifindex: u32,
         ifname: &str,
     ) -> Result<MacAddr, String> {
@@ -206,41 +226,9 @@ impl Netlink {
             }
         }
         Err(format!(
-            "cannot resolve the MAC address of {ip} on {ifname}: no ARP reply. Is it up and on this segment?"
+            "cannot resolve the MAC address of {what} on {ifname}: no ARP reply. \
+             Is it up and on this segment?"
         ))
-    }
-
-    /// Resolves a real server's MAC for direct routing on `ifindex`: the
-    /// server must be on-link there (no gateway), as LVS/DR requires.
-    pub async fn resolve_dr(
-        &self,
-        ip: Ipv4Addr,
-        ifindex: u32,
-        ifname: &str,
-    ) -> Result<MacAddr, String> {
-        let r = self.route_get(ip).await?;
-        if r.local {
-            return Err(format!(
-                "real server {ip} is an address of the director itself; uvs does not forward to local addresses"
-            ));
-        }
-        if let Some(gw) = r.gateway {
-            return Err(format!(
-                "real server {ip} is not on-link on {ifname}: the route goes via {gw}. \
-                 Direct routing (-g) needs the real server on the director's own segment; \
-                 use tunneling (-i) for servers behind a router"
-            ));
-        }
-        if r.oif != Some(ifindex) {
-            let other = self.oif_name(r.oif).await;
-            return Err(format!(
-                "real server {ip} is reached through {other}, not through {ifname} where uvs captures; \
-                 direct routing needs it on {ifname}'s segment"
-            ));
-        }
-        self.resolve_neighbour(ip, ifindex, ifname)
-            .await
-            .map_err(|e| e.replacen("address of", "address of real server", 1))
     }
 }
 

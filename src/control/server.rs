@@ -178,18 +178,10 @@ impl Control {
                 }
                 Need::Mac(ip, fwd) => {
                     if let std::collections::hash_map::Entry::Vacant(e) = macs.entry((ip, fwd)) {
-                        let r = match fwd {
-                            Forward::Tunnel => {
-                                self.netlink
-                                    .resolve_tun(ip, self.ifindex, &self.ifname)
-                                    .await
-                            }
-                            _ => {
-                                self.netlink
-                                    .resolve_dr(ip, self.ifindex, &self.ifname)
-                                    .await
-                            }
-                        };
+                        let r = self
+                            .netlink
+                            .resolve_mac(ip, fwd, self.ifindex, &self.ifname)
+                            .await;
                         e.insert(r.map_err(|m| (i, OpError::Host(m)))?);
                     }
                 }

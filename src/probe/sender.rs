@@ -77,7 +77,9 @@ async fn resolve(o: &Options) -> Result<Path, String> {
             .map(|(a, _)| a)
             .ok_or_else(|| format!("{ifname} has no IPv4 address; give --source"))?,
     };
-    let hop_mac = nl.resolve_tun(o.rip, ifindex, &ifname).await?;
+    let hop_mac = nl
+        .resolve_mac(o.rip, crate::service::Forward::Tunnel, ifindex, &ifname)
+        .await?;
     Ok(Path {
         ifname,
         director,
