@@ -172,13 +172,7 @@ fn five_megabyte_upload_with_client_offloads_on() {
     assert!(k.contains("tx-checksumming: on"), "{k}");
     l.dr_services("rr", 1, 1);
     for _ in 0..2 {
-        let u = l.client(&[
-            "upload",
-            "--target",
-            &format!("{VIP}:80"),
-            "--bytes",
-            "5000000",
-        ]);
+        let u = l.upload(5000000);
         assert_eq!(u["intact"], true, "{u}");
         assert_eq!(u["received"].as_u64(), Some(5_000_000), "{u}");
     }
@@ -201,13 +195,7 @@ fn director_kernel_stays_quiet_about_vip_traffic() {
         "--count",
         "100",
     ]);
-    l.client(&[
-        "upload",
-        "--target",
-        &format!("{VIP}:80"),
-        "--bytes",
-        "1000000",
-    ]);
+    l.upload(1000000);
     let after = l.nstat("dir");
     for k in [
         "TcpOutRsts",

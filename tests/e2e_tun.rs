@@ -56,13 +56,7 @@ fn tcp_udp_and_bulk_through_tun_with_a_routed_server() {
     // 5 MB uploads with 1500-byte MTUs everywhere, to both servers.
     let mut servers = Vec::new();
     for _ in 0..2 {
-        let up = l.client(&[
-            "upload",
-            "--target",
-            &format!("{VIP}:80"),
-            "--bytes",
-            "5000000",
-        ]);
+        let up = l.upload(5000000);
         assert_eq!(up["intact"], true, "{up}");
         servers.push(up["server"].as_str().unwrap().to_string());
     }
@@ -144,13 +138,7 @@ fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
     );
     assert_eq!(audit(&l)["status"], "ok");
 
-    let up = l.client(&[
-        "upload",
-        "--target",
-        &format!("{VIP}:80"),
-        "--bytes",
-        "3000000",
-    ]);
+    let up = l.upload(3000000);
     assert_eq!(up["intact"], true, "{up}");
     // 1428 bytes of payload + 32 of TCP (timestamps) + 20 of IP = 1480,
     // exactly what fits in a 1500-byte MTU after IP-in-IP.
@@ -165,13 +153,7 @@ fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
     );
     assert!(o.status.success());
     assert_eq!(audit(&l)["status"], "warn");
-    let up = l.client(&[
-        "upload",
-        "--target",
-        &format!("{VIP}:80"),
-        "--bytes",
-        "3000000",
-    ]);
+    let up = l.upload(3000000);
     assert_eq!(up["intact"], true, "{up}");
     assert_eq!(up["mss_at_connect"], 1448, "{up}");
 }

@@ -65,13 +65,7 @@ fn vpc_switch_drops_dr_and_passes_tun() {
         (5, Some(0)),
         "{u}"
     );
-    let up = l.client(&[
-        "upload",
-        "--target",
-        &format!("{VIP}:80"),
-        "--bytes",
-        "2000000",
-    ]);
+    let up = l.upload(2000000);
     assert_eq!(up["intact"], true, "{up}");
     assert_eq!(
         l.switch_drops(),

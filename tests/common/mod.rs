@@ -312,6 +312,13 @@ impl Lab {
         ])
     }
 
+    /// A TCP upload of `bytes` to VIP:80; the result says whether it
+    /// arrived intact and at which server.
+    pub fn upload(&self, bytes: u32) -> serde_json::Value {
+        let target = format!("{VIP}:80");
+        self.client(&["upload", "--target", &target, "--bytes", &bytes.to_string()])
+    }
+
     /// One of the data plane's counters, as `uvs status` prints them.
     pub fn dp_counter(&self, name: &str) -> u64 {
         let o = self.exec(
