@@ -275,14 +275,19 @@ fn upload(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, String>
 
 fn tcp_maxseg(s: &TcpStream) -> i64 {
     use std::os::fd::AsRawFd;
+    getsockopt_int(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_MAXSEG)
+}
+
+/// An integer socket option, or -1 when it cannot be read.
+fn getsockopt_int(fd: libc::c_int, level: libc::c_int, opt: libc::c_int) -> i64 {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: v and len are valid for getsockopt to write.
     let r = unsafe {
         libc::getsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_MAXSEG,
+            fd,
+            level,
+            opt,
             &mut v as *mut libc::c_int as *mut libc::c_void,
             &mut len,
         )
@@ -313,22 +318,11 @@ fn udp_df(target: SocketAddr, size: usize) -> serde_json::Value {
     let first = s.send(&data).map_err(|e| e.to_string());
     std::thread::sleep(Duration::from_millis(300));
     let second = s.send(&data).map_err(|e| e.to_string());
-    let mut mtu: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: valid out pointers.
-    let r = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU,
-            &mut mtu as *mut libc::c_int as *mut libc::c_void,
-            &mut len,
-        )
-    };
+    let path_mtu = getsockopt_int(s.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MTU);
     json!({
         "first_send": first.map(|n| n as i64).unwrap_or(-1),
         "second_send_error": second.err(),
-        "path_mtu": if r == 0 { i64::from(mtu) } else { -1 },
+        "path_mtu": path_mtu,
     })
 }
 
