@@ -150,13 +150,13 @@ fn emit_udp(
 }
 
 /// Builds the Ethernet frame for one case into `out`; returns its length.
-/// `dst_mac` is the real server's MAC for DR cases and the next hop's
-/// otherwise.
-pub fn build(case: Case, a: &Addrs, dst_mac: MacAddr, nonce: u64, out: &mut [u8]) -> Option<usize> {
+/// Every case goes to the next hop's MAC: DR cases are only sent to an
+/// on-link real server, whose next hop is the server itself.
+pub fn build(case: Case, a: &Addrs, nonce: u64, out: &mut [u8]) -> Option<usize> {
     if out.len() < 14 {
         return None;
     }
-    wire::ethernet::emit_header(out, dst_mac, a.director_mac, EtherType::IPV4);
+    wire::ethernet::emit_header(out, a.hop_mac, a.director_mac, EtherType::IPV4);
     let m = marker(nonce, case);
     let (src, dst) = match case {
         Case::Plain => (a.director, a.rip),
@@ -386,7 +386,7 @@ mod tests {
         let a = addrs();
         for c in Case::ALL {
             let mut b = [0u8; 256];
-            let n = build(c, &a, a.hop_mac, 0xdead_beef, &mut b).unwrap();
+            let n = build(c, &a, 0xdead_beef, &mut b).unwrap();
             assert_eq!(recognise(&b[..n], 7411), Some((0xdead_beef, c)), "{c:?}");
             assert_eq!(recognise(&b[..n], 7412), None);
             // Independent oracle: etherparse agrees on addresses and checksums.
@@ -416,13 +416,13 @@ mod tests {
     fn recognise_rejects_garbage_and_truncation() {
         let a = addrs();
         let mut b = [0u8; 256];
-        let n = build(Case::Tun, &a, a.hop_mac, 1, &mut b).unwrap();
+        let n = build(Case::Tun, &a, 1, &mut b).unwrap();
         for cut in 0..n {
             let _ = recognise(&b[..cut], 7411);
         }
         assert!(recognise(&b[..n - 1], 7411).is_none());
         // A "tun" marker outside a tunnel, or a plain marker inside, is not a probe.
-        let n = build(Case::Plain, &a, a.hop_mac, 1, &mut b).unwrap();
+        let n = build(Case::Plain, &a, 1, &mut b).unwrap();
         let s = marker(1, Case::Tun);
         b[n - s.len()..n].copy_from_slice(s.as_bytes());
         assert_eq!(recognise(&b[..n], 7411), None);

@@ -161,7 +161,7 @@ pub fn run(o: &Options) -> Result<Run, String> {
             if c.is_dr() && !path.on_link {
                 continue;
             }
-            let len = build(c, &a, path.hop_mac, n, &mut buf).ok_or("probe frame too big")?;
+            let len = build(c, &a, n, &mut buf).ok_or("probe frame too big")?;
             io.send(&buf[..len])
                 .map_err(|e| format!("cannot send on {}: {e}", path.ifname))?;
         }
