@@ -70,7 +70,6 @@ pub struct HostState {
     pub sysctl: BTreeMap<String, String>,
     pub links: Vec<Link>,
     pub addrs: Vec<IfAddr>,
-    pub default_gw: Option<Ipv4Addr>,
     /// Main-table unicast routes (empty when the source has none).
     pub routes: Vec<Route>,
     pub decap_running: bool,
@@ -195,6 +194,14 @@ impl HostState {
         let a = self.conf("all", k).unwrap_or(0);
         let d = self.conf(dev, k).unwrap_or(0);
         (a.max(d), format!("{} = max(all={a}, {dev}={d})", a.max(d)))
+    }
+
+    /// The gateway of the main table's default route, if any.
+    pub fn default_gw(&self) -> Option<Ipv4Addr> {
+        self.routes
+            .iter()
+            .find(|r| r.dst == "default")
+            .and_then(|r| r.gateway)
     }
 
     /// Interfaces that face the director or clients: up, not loopback, not
@@ -533,7 +540,7 @@ fn accept_local_check(h: &HostState, out: &mut Out) {
 }
 
 fn nat_checks(h: &HostState, o: &Options, out: &mut Out) {
-    match (h.default_gw, o.director_addr) {
+    match (h.default_gw(), o.director_addr) {
         (Some(g), Some(d)) if g == d => out.add(Status::Ok, "default route", format!("via {g}"), "replies go back through the director, which translates them", vec![]),
         (g, Some(d)) => out.add(
             Status::Fail,

@@ -101,14 +101,6 @@ pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>),
     Ok((links, addrs))
 }
 
-/// The default gateway from `ip -j route` output, if any.
-pub fn parse_ip_route(text: &str, what: &str) -> Result<Option<Ipv4Addr>, String> {
-    Ok(parse_routes(text, what)?
-        .into_iter()
-        .find(|r| r.dst == "default")
-        .and_then(|r| r.gateway))
-}
-
 /// The unicast routes of `ip -j route` output (main table). Entries that
 /// are not objects or lack a device are skipped, not errors.
 pub fn parse_routes(text: &str, what: &str) -> Result<Vec<Route>, String> {
@@ -192,10 +184,6 @@ pub fn from_dump(dir: &Path) -> Result<HostState, String> {
         Some(r) => parse_routes(&r, "route.json")?,
         None => Vec::new(),
     };
-    let gw = routes
-        .iter()
-        .find(|r| r.dst == "default")
-        .and_then(|r| r.gateway);
     let decap = read("processes.txt")?.is_some_and(|p| p.lines().any(is_decap_cmdline));
     // Optional: ethtool-IFACE.txt holds `ethtool -k IFACE`.
     let offloads = ethtool_k(|n| read(&format!("ethtool-{n}.txt")).ok().flatten(), &links);
@@ -203,7 +191,6 @@ pub fn from_dump(dir: &Path) -> Result<HostState, String> {
         sysctl,
         links,
         addrs,
-        default_gw: gw,
         routes,
         decap_running: decap,
         offloads,
@@ -241,10 +228,6 @@ pub fn from_ssh(target: &str) -> Result<HostState, String> {
     )?;
     let (links, addrs) = parse_ip_addr(&run("ip -j addr")?, &format!("{target}: ip -j addr"))?;
     let routes = parse_routes(&run("ip -j route")?, &format!("{target}: ip -j route"))?;
-    let gw = routes
-        .iter()
-        .find(|r| r.dst == "default")
-        .and_then(|r| r.gateway);
     let decap = run("ps -eo args")
         .map(|p| p.lines().any(is_decap_cmdline))
         .unwrap_or(false);
@@ -253,7 +236,6 @@ pub fn from_ssh(target: &str) -> Result<HostState, String> {
         sysctl,
         links,
         addrs,
-        default_gw: gw,
         routes,
         decap_running: decap,
         offloads,
@@ -284,7 +266,7 @@ pub fn live() -> Result<HostState, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let (links, addrs, gw, routes) = rt.block_on(async {
+    let (links, addrs, routes) = rt.block_on(async {
         let nl = crate::control::netlink::Netlink::new()?;
         let links = nl.links().await?;
         let mut addrs = Vec::new();
@@ -295,17 +277,17 @@ pub fn live() -> Result<HostState, String> {
                 .map_or_else(|| format!("if{idx}"), |l| l.0.name.clone());
             addrs.push((name, ip, prefix));
         }
-        let gw = nl.default_gateway().await?;
-        let mut routes = nl.routes().await?;
-        for r in &mut routes {
-            if let Some(l) = links.iter().find(|l| format!("if{}", l.1) == r.dev) {
-                r.dev = l.0.name.clone();
-            }
+        let mut routes = Vec::new();
+        for (mut r, idx) in nl.routes().await? {
+            r.dev = links
+                .iter()
+                .find(|l| l.1 == idx)
+                .map_or_else(|| format!("if{idx}"), |l| l.0.name.clone());
+            routes.push(r);
         }
         Ok::<_, String>((
             links.into_iter().map(|l| l.0).collect::<Vec<Link>>(),
             addrs,
-            gw,
             routes,
         ))
     })?;
@@ -334,7 +316,6 @@ pub fn live() -> Result<HostState, String> {
         sysctl,
         links,
         addrs,
-        default_gw: gw,
         routes,
         decap_running: decap,
         offloads,

@@ -283,9 +283,9 @@ impl Netlink {
         Ok(out)
     }
 
-    /// The main table's IPv4 unicast routes, for the audit's MSS check;
-    /// `dev` is "ifINDEX" (the caller names links).
-    pub async fn routes(&self) -> Result<Vec<crate::audit::Route>, String> {
+    /// The main table's IPv4 unicast routes with their output interface's
+    /// index (the caller names it in `dev`), for the audit.
+    pub async fn routes(&self) -> Result<Vec<(crate::audit::Route, u32)>, String> {
         use rtnetlink::packet_route::route::{RouteMetric, RouteProtocol};
         let msg = RouteMessageBuilder::<Ipv4Addr>::new().build();
         let mut s = self.handle.route().get(msg).execute();
@@ -304,6 +304,7 @@ impl Netlink {
                 kernel: rt.header.protocol == RouteProtocol::Kernel,
                 prefsrc: None,
             };
+            let mut oif = None;
             for a in rt.attributes {
                 match a {
                     RouteAttribute::Destination(RouteAddress::Inet(d)) if len > 0 => {
@@ -311,7 +312,7 @@ impl Netlink {
                     }
                     RouteAttribute::Gateway(RouteAddress::Inet(g)) => r.gateway = Some(g),
                     RouteAttribute::PrefSource(RouteAddress::Inet(p)) => r.prefsrc = Some(p),
-                    RouteAttribute::Oif(i) => r.dev = format!("if{i}"),
+                    RouteAttribute::Oif(i) => oif = Some(i),
                     RouteAttribute::Metrics(ms) => {
                         for m in ms {
                             match m {
@@ -324,27 +325,10 @@ impl Netlink {
                     _ => {}
                 }
             }
-            if !r.dev.is_empty() {
-                out.push(r);
+            if let Some(i) = oif {
+                out.push((r, i));
             }
         }
         Ok(out)
-    }
-
-    /// The gateway of the IPv4 default route in the main table, if any.
-    pub async fn default_gateway(&self) -> Result<Option<Ipv4Addr>, String> {
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new().build();
-        let mut s = self.handle.route().get(msg).execute();
-        while let Some(rt) = s.try_next().await.map_err(err)? {
-            if rt.header.destination_prefix_length != 0 || rt.header.table != 254 {
-                continue;
-            }
-            for a in rt.attributes {
-                if let RouteAttribute::Gateway(RouteAddress::Inet(g)) = a {
-                    return Ok(Some(g));
-                }
-            }
-        }
-        Ok(None)
     }
 }
