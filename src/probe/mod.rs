@@ -192,7 +192,8 @@ pub fn recognise(frame: &[u8], port: u16) -> Option<(u64, Case)> {
     }
     let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
     let (ip, tunnelled) = if ip.protocol() == ip_proto::IPIP {
-        let inner = Ipv4Packet::new_checked(ip.payload()).ok()?;
+        // The same unwrapping `uvs decap` does.
+        let inner = Ipv4Packet::new_checked(crate::decap::inner(eth.payload())?).ok()?;
         (inner, true)
     } else {
         (ip, false)
