@@ -130,20 +130,19 @@ impl Lab {
 
     /// `uvs decap` on a real server (no ipip module in this kernel).
     pub fn start_decap(&mut self, node: &str) {
-        self.spawn(
-            node,
-            env!("CARGO_BIN_EXE_uvs"),
-            &["decap"],
-            &format!("decap-{node}.log"),
-        );
+        let log = format!("decap-{node}.log");
+        self.spawn_uvs_until(node, &["decap"], &log, "delivered through");
+    }
+
+    /// `uvs ARGS` in a node, once its log says `ready` (10 s at most).
+    fn spawn_uvs_until(&mut self, node: &str, args: &[&str], log: &str, ready: &str) {
+        self.spawn(node, env!("CARGO_BIN_EXE_uvs"), args, log);
         let t = Instant::now();
-        while !self
-            .log(&format!("decap-{node}.log"))
-            .contains("delivered through")
-        {
+        while !self.log(log).contains(ready) {
             assert!(
                 t.elapsed() < Duration::from_secs(10),
-                "decap did not start on {node}"
+                "uvs {args:?} did not start on {node}: {}",
+                self.log(log)
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -178,21 +177,7 @@ impl Lab {
     /// `uvs probe --responder` on a node, once it is ready.
     pub fn start_responder(&mut self, node: &str) {
         let log = format!("responder-{node}.log");
-        self.spawn(
-            node,
-            env!("CARGO_BIN_EXE_uvs"),
-            &["probe", "--responder"],
-            &log,
-        );
-        let t = Instant::now();
-        while !self.log(&log).contains("responder ready") {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "responder did not start on {node}: {}",
-                self.log(&log)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.spawn_uvs_until(node, &["probe", "--responder"], &log, "responder ready");
     }
 
     /// `uvs probe --json` from the director: exit code and parsed output.
