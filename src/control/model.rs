@@ -565,41 +565,22 @@ mod tests {
     fn tunnel_needs_an_outer_source_and_nat_is_refused() {
         let mut d = dest(11, 1);
         d.forward = Forward::Tunnel;
-        let e = apply(
-            &Model::default(),
-            &[
-                Op::AddService {
-                    key: key(80),
-                    scheduler: "rr".into(),
-                    persistent: None,
-                },
-                Op::AddDest {
-                    key: key(80),
-                    dest: d,
-                },
-            ],
-        )
-        .unwrap_err();
+        let ops = [
+            Op::AddService {
+                key: key(80),
+                scheduler: "rr".into(),
+                persistent: None,
+            },
+            Op::AddDest {
+                key: key(80),
+                dest: d,
+            },
+        ];
+        let e = apply(&Model::default(), &ops).unwrap_err();
         assert_eq!(e.0, 1);
         assert!(e.1.to_string().contains("--tun-source"), "{}", e.1);
         let with_src = Model::with_tun_source(Some(Ipv4Addr::new(198, 18, 0, 2)));
-        let mut t = dest(11, 1);
-        t.forward = Forward::Tunnel;
-        let m = apply(
-            &with_src,
-            &[
-                Op::AddService {
-                    key: key(80),
-                    scheduler: "rr".into(),
-                    persistent: None,
-                },
-                Op::AddDest {
-                    key: key(80),
-                    dest: t,
-                },
-            ],
-        )
-        .unwrap();
+        let m = apply(&with_src, &ops).unwrap();
         assert_eq!(m.table(1).tun_source, Ipv4Addr::new(198, 18, 0, 2));
         let mut n = dest(12, 1);
         n.forward = Forward::Masq;
