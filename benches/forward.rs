@@ -15,6 +15,7 @@ use uvs::io::memory::ReplayIo;
 use uvs::io::{Gso, RxMeta};
 use uvs::service::{Forward, Protocol, ServiceKey};
 use uvs::stats::DataplaneCounters;
+use uvs::table::NextHop;
 use uvs::wire::MacAddr;
 
 fn dataplane() -> Dataplane {
@@ -42,7 +43,7 @@ fn dataplane() -> Dataplane {
                 Op::AddDest { key, dest: d(11) },
                 Op::AddDest { key, dest: d(12) },
             ],
-            &mut |_, _| Ok(MacAddr([2, 0, 0, 0, 1, 1])),
+            &mut |_, _| Ok(hop(MacAddr([2, 0, 0, 0, 1, 1]))),
             &mut |_, _| {},
         )
         .unwrap();
@@ -51,6 +52,7 @@ fn dataplane() -> Dataplane {
         LinkParams {
             mac: MacAddr([2, 0, 0, 0, 0, 2]),
             mtu: 1500,
+            addr: Ipv4Addr::new(198, 18, 0, 2),
         },
         Arc::new(DataplaneCounters::default()),
         None,
@@ -151,4 +153,9 @@ fn main() {
         "connection entry: {} bytes of key+value (hash table adds ~1 byte of control per slot)",
         std::mem::size_of::<(uvs::conn::ConnKey, uvs::conn::Conn)>()
     );
+}
+
+/// A real server's next hop on link 0.
+fn hop(mac: MacAddr) -> NextHop {
+    NextHop { link: 0, mac }
 }

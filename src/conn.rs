@@ -1,10 +1,14 @@
 //! The connection table: a flow, keyed by the client's 5-tuple, sticks to
 //! the real server first scheduled for it until the entry expires.
 //!
-//! TCP state follows IPVS's INPUT-ONLY table (ip_vs_proto_tcp.c), because in
-//! DR and TUN the director sees only the client-to-server direction.
+//! TCP state follows IPVS's tables (ip_vs_proto_tcp.c): in DR and TUN the
+//! director sees only the client-to-server direction (INPUT-ONLY); in NAT
+//! it sees both, and replies move the state too (INPUT and OUTPUT). NAT
+//! connections are also indexed by their reply 5-tuple, so a real server's
+//! answer finds the connection it belongs to.
 
-use crate::service::{Protocol, Timeouts};
+use crate::service::{Forward, Protocol, Timeouts};
+use crate::wire::MacAddr;
 use crate::wire::tcp::flags;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -41,7 +45,100 @@ const STATES: [TcpState; 11] = [
     SynAck,
 ];
 
-/// INPUT-ONLY transitions, rows syn/fin/ack/rst, columns the current state.
+/// Which of IPVS's three TCP state tables a segment is looked up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to server, on a connection whose replies pass the director.
+    Input,
+    /// Server to client (NAT replies).
+    Output,
+    /// Client to server, when replies bypass the director (DR, TUN).
+    InputOnly,
+}
+
+/// INPUT transitions, rows syn/fin/ack/rst, columns the current state.
+const INPUT: [[TcpState; 11]; 4] = [
+    // syn
+    [
+        SynRecv,
+        Established,
+        Established,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+    ],
+    // fin
+    [
+        Close, CloseWait, SynSent, TimeWait, TimeWait, TimeWait, Close, CloseWait, LastAck, Listen,
+        TimeWait,
+    ],
+    // ack
+    [
+        Close,
+        Established,
+        SynSent,
+        Established,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        Close,
+        Listen,
+        Established,
+    ],
+    // rst
+    [
+        Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, SynRecv,
+    ],
+];
+
+/// OUTPUT transitions (server to client), same layout.
+const OUTPUT: [[TcpState; 11]; 4] = [
+    // syn
+    [
+        SynSent,
+        Established,
+        SynSent,
+        SynRecv,
+        SynSent,
+        SynSent,
+        SynSent,
+        SynSent,
+        SynSent,
+        Listen,
+        SynRecv,
+    ],
+    // fin
+    [
+        TimeWait, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, TimeWait, LastAck, Listen,
+        TimeWait,
+    ],
+    // ack
+    [
+        Established,
+        Established,
+        SynSent,
+        Established,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        LastAck,
+        Established,
+        Established,
+    ],
+    // rst
+    [
+        Close, Close, SynSent, Close, Close, TimeWait, Close, Close, Close, Close, Close,
+    ],
+];
+
+/// INPUT-ONLY transitions, same layout.
 const INPUT_ONLY: [[TcpState; 11]; 4] = [
     // syn
     [
@@ -100,10 +197,16 @@ impl TcpState {
         ][self as usize]
     }
 
-    /// The next state for a client-to-server segment with `tcp_flags`.
+    /// The next state for a client-to-server segment with `tcp_flags` when
+    /// the director sees only that direction (DR, TUN).
+    pub fn next(self, tcp_flags: u8) -> TcpState {
+        self.transition(Direction::InputOnly, tcp_flags)
+    }
+
+    /// The next state for a segment with `tcp_flags` travelling in `dir`.
     /// As in the kernel, rst beats syn beats fin beats ack, and a segment
     /// with none of them moves the connection to CLOSE.
-    pub fn next(self, tcp_flags: u8) -> TcpState {
+    pub fn transition(self, dir: Direction, tcp_flags: u8) -> TcpState {
         let row = if tcp_flags & flags::RST != 0 {
             3
         } else if tcp_flags & flags::SYN != 0 {
@@ -115,7 +218,12 @@ impl TcpState {
         } else {
             return Close;
         };
-        INPUT_ONLY[row][self as usize]
+        let table = match dir {
+            Direction::Input => &INPUT,
+            Direction::Output => &OUTPUT,
+            Direction::InputOnly => &INPUT_ONLY,
+        };
+        table[row][self as usize]
     }
 
     /// States counted in ActiveConn (tcp_state_active_table).
@@ -185,6 +293,30 @@ pub struct ConnKey {
     pub vport: u16,
 }
 
+impl ConnKey {
+    /// The 5-tuple of the real server's replies on a NAT connection.
+    pub fn reply(&self, raddr: Ipv4Addr, rport: u16) -> ReplyKey {
+        ReplyKey {
+            protocol: self.protocol,
+            raddr,
+            rport,
+            caddr: self.caddr,
+            cport: self.cport,
+        }
+    }
+}
+
+/// A NAT reply's 5-tuple as it leaves the real server: from RIP:RPORT to
+/// the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplyKey {
+    pub protocol: Protocol,
+    pub raddr: Ipv4Addr,
+    pub rport: u16,
+    pub caddr: Ipv4Addr,
+    pub cport: u16,
+}
+
 /// One tracked connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Conn {
@@ -196,18 +328,54 @@ pub struct Conn {
     pub state: ConnState,
     /// Expiry, in milliseconds of the data plane's clock.
     pub expires_ms: u64,
+    /// The forwarding method, fixed when the connection is scheduled (as
+    /// IPVS keeps it in the connection): it decides the TCP state tables
+    /// and whether replies are translated.
+    pub fwd: Forward,
+    /// The real server's address and port: the source of NAT replies.
+    pub raddr: Ipv4Addr,
+    pub rport: u16,
+    /// The director's link the client's packets arrive on, and the MAC
+    /// they came from: where NAT replies go when no route is more specific.
+    pub client_link: u8,
+    pub client_mac: MacAddr,
 }
 
 impl Conn {
     /// Whether a new SYN on this 5-tuple starts a new connection rather
-    /// than continuing this one (IPVS conn_reuse_mode with the NOOUTPUT bit:
-    /// TIME_WAIT, CLOSE and, for DR/TUN, FIN_WAIT).
+    /// than continuing this one (IPVS conn_reuse_mode 1 with the NOOUTPUT
+    /// rule: TIME_WAIT and CLOSE always, FIN_WAIT only when the director
+    /// does not see replies, i.e. DR and TUN).
     pub fn reusable_by_syn(&self) -> bool {
-        matches!(
-            self.state,
-            ConnState::Tcp(TcpState::TimeWait | TcpState::Close | TcpState::FinWait)
-        )
+        match self.state {
+            ConnState::Tcp(TcpState::TimeWait | TcpState::Close) => true,
+            ConnState::Tcp(TcpState::FinWait) => self.fwd != Forward::Masq,
+            _ => false,
+        }
     }
+
+    /// The table client-to-server segments of this connection use.
+    pub fn input_direction(&self) -> Direction {
+        match self.fwd {
+            Forward::Masq => Direction::Input,
+            Forward::Route | Forward::Tunnel => Direction::InputOnly,
+        }
+    }
+
+    fn reply_key(&self, k: &ConnKey) -> Option<ReplyKey> {
+        (self.fwd == Forward::Masq).then(|| k.reply(self.raddr, self.rport))
+    }
+}
+
+/// Why a connection could not be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    /// The table is at its size limit.
+    Full,
+    /// Another NAT connection already has the same reply 5-tuple (one
+    /// client port talking to the same real server through two VIPs):
+    /// its replies could not be told apart.
+    ReplyClash,
 }
 
 /// The table itself, with a hard size limit so a SYN flood cannot exhaust
@@ -215,6 +383,8 @@ impl Conn {
 /// allocate.
 pub struct ConnTable {
     map: HashMap<ConnKey, Conn, foldhash::fast::RandomState>,
+    /// NAT connections by reply 5-tuple.
+    replies: HashMap<ReplyKey, ConnKey, foldhash::fast::RandomState>,
     max: usize,
 }
 
@@ -222,6 +392,10 @@ impl ConnTable {
     pub fn new(reserve: usize, max: usize) -> ConnTable {
         ConnTable {
             map: HashMap::with_capacity_and_hasher(reserve, foldhash::fast::RandomState::default()),
+            replies: HashMap::with_capacity_and_hasher(
+                reserve,
+                foldhash::fast::RandomState::default(),
+            ),
             max,
         }
     }
@@ -231,16 +405,40 @@ impl ConnTable {
     }
 
     pub fn remove(&mut self, k: &ConnKey) -> Option<Conn> {
-        self.map.remove(k)
+        let c = self.map.remove(k)?;
+        if let Some(r) = c.reply_key(k) {
+            self.replies.remove(&r);
+        }
+        Some(c)
     }
 
-    /// Inserts unless the table is full; returns false when it is.
-    pub fn insert(&mut self, k: ConnKey, c: Conn) -> bool {
+    /// Inserts a new connection (the key must not be in the table).
+    pub fn insert(&mut self, k: ConnKey, c: Conn) -> Result<(), InsertError> {
         if self.map.len() >= self.max {
-            return false;
+            return Err(InsertError::Full);
+        }
+        if let Some(r) = c.reply_key(&k) {
+            match self.replies.entry(r) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    return Err(InsertError::ReplyClash);
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(k);
+                }
+            }
         }
         self.map.insert(k, c);
-        true
+        Ok(())
+    }
+
+    /// Whether any NAT connection is tracked (no reply lookups otherwise).
+    pub fn has_replies(&self) -> bool {
+        !self.replies.is_empty()
+    }
+
+    /// The NAT connection a real server's reply belongs to.
+    pub fn by_reply(&self, r: &ReplyKey) -> Option<ConnKey> {
+        self.replies.get(r).copied()
     }
 
     pub fn len(&self) -> usize {
@@ -256,8 +454,15 @@ impl ConnTable {
     }
 
     /// Keeps the entries for which `f` returns true; `f` may update them.
-    pub fn retain(&mut self, f: impl FnMut(&ConnKey, &mut Conn) -> bool) {
-        self.map.retain(f)
+    pub fn retain(&mut self, mut f: impl FnMut(&ConnKey, &mut Conn) -> bool) {
+        let replies = &mut self.replies;
+        self.map.retain(|k, c| {
+            let keep = f(k, c);
+            if !keep && let Some(r) = c.reply_key(k) {
+                replies.remove(&r);
+            }
+            keep
+        })
     }
 }
 
@@ -321,16 +526,126 @@ mod tests {
         assert_eq!(TcpState::SynRecv.timeout(&t), 60);
     }
 
-    #[test]
-    fn table_limit_is_enforced() {
-        let mut t = ConnTable::new(4, 2);
-        let c = Conn {
+    fn conn(fwd: Forward) -> Conn {
+        Conn {
             svc: 0,
             dest: 0,
             dest_id: 1,
             state: ConnState::Udp,
             expires_ms: 0,
-        };
+            fwd,
+            raddr: Ipv4Addr::new(198, 18, 1, 11),
+            rport: 8080,
+            client_link: 0,
+            client_mac: MacAddr::ZERO,
+        }
+    }
+
+    fn key(cport: u16, vport: u16) -> ConnKey {
+        ConnKey {
+            protocol: Protocol::Tcp,
+            caddr: Ipv4Addr::new(198, 18, 0, 10),
+            cport,
+            vaddr: Ipv4Addr::new(198, 18, 0, 100),
+            vport,
+        }
+    }
+
+    #[test]
+    fn nat_handshake_and_close_use_both_directions() {
+        use Direction::{Input, Output};
+        let seq = [
+            (Input, flags::SYN),
+            (Output, flags::SYN | flags::ACK),
+            (Input, flags::ACK),
+            (Output, flags::FIN | flags::ACK),
+            (Input, flags::FIN | flags::ACK),
+            (Output, flags::ACK),
+        ];
+        let mut s = TcpState::None;
+        let names: Vec<&str> = seq
+            .iter()
+            .map(|(d, f)| {
+                s = s.transition(*d, *f);
+                s.name()
+            })
+            .collect();
+        // The server closing first: FIN from the server (OUTPUT) is
+        // FIN_WAIT, the client's FIN then TIME_WAIT.
+        assert_eq!(
+            names,
+            [
+                "SYN_RECV",
+                "SYN_RECV",
+                "ESTABLISHED",
+                "FIN_WAIT",
+                "TIME_WAIT",
+                "TIME_WAIT"
+            ]
+        );
+        // The client closing first: INPUT fin from ESTABLISHED is
+        // CLOSE_WAIT (INPUT-ONLY would say FIN_WAIT).
+        assert_eq!(
+            TcpState::Established.transition(Input, flags::FIN),
+            TcpState::CloseWait
+        );
+        assert_eq!(TcpState::Established.next(flags::FIN), TcpState::FinWait);
+        assert_eq!(
+            TcpState::CloseWait.transition(Output, flags::FIN),
+            TcpState::TimeWait
+        );
+        // A reset from the server closes; from the client in SYN_RECV not.
+        assert_eq!(
+            TcpState::SynRecv.transition(Output, flags::RST),
+            TcpState::Close
+        );
+        assert_eq!(
+            TcpState::SynRecv.transition(Input, flags::RST),
+            TcpState::SynRecv
+        );
+    }
+
+    #[test]
+    fn fin_wait_is_reused_by_a_syn_only_without_replies() {
+        let mut c = conn(Forward::Masq);
+        c.state = ConnState::Tcp(TcpState::FinWait);
+        assert!(!c.reusable_by_syn());
+        c.fwd = Forward::Route;
+        assert!(c.reusable_by_syn());
+        c.state = ConnState::Tcp(TcpState::TimeWait);
+        c.fwd = Forward::Masq;
+        assert!(c.reusable_by_syn());
+    }
+
+    #[test]
+    fn nat_connections_are_found_by_their_reply_and_forgotten_with_them() {
+        let mut t = ConnTable::new(4, 10);
+        let (k1, k2) = (key(1000, 80), key(1001, 80));
+        t.insert(k1, conn(Forward::Masq)).unwrap();
+        t.insert(k2, conn(Forward::Route)).unwrap();
+        let r1 = k1.reply(Ipv4Addr::new(198, 18, 1, 11), 8080);
+        assert_eq!(t.by_reply(&r1), Some(k1));
+        // DR connections have no reply entry.
+        let r2 = k2.reply(Ipv4Addr::new(198, 18, 1, 11), 8080);
+        assert!(t.by_reply(&r2).is_none());
+        // The same client port to the same real server through another
+        // VIP port would make replies ambiguous.
+        assert_eq!(
+            t.insert(key(1000, 81), conn(Forward::Masq)),
+            Err(InsertError::ReplyClash)
+        );
+        t.retain(|k, _| *k != k1);
+        assert!(t.by_reply(&r1).is_none());
+        t.insert(k1, conn(Forward::Masq)).unwrap();
+        assert!(t.remove(&k1).is_some());
+        assert!(t.by_reply(&r1).is_none());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn table_limit_is_enforced() {
+        let mut t = ConnTable::new(4, 2);
+        let c = conn(Forward::Route);
         for p in 0..3u16 {
             let k = ConnKey {
                 protocol: Protocol::Udp,
@@ -339,7 +654,7 @@ mod tests {
                 vaddr: Ipv4Addr::new(198, 18, 0, 100),
                 vport: 53,
             };
-            assert_eq!(t.insert(k, c), p < 2);
+            assert_eq!(t.insert(k, c).is_ok(), p < 2);
         }
         assert_eq!(t.len(), 2);
     }

@@ -3,13 +3,14 @@
 //! immutable [`Table`] the control plane publishes; the connection table and
 //! scheduler state are its own.
 
-use crate::conn::{Conn, ConnKey, ConnState, ConnTable, TcpState};
+use crate::conn::{Conn, ConnKey, ConnState, ConnTable, Direction, InsertError, TcpState};
 use crate::gso;
 use crate::io::{PacketIo, PacketType, RxMeta};
+use crate::nat::{self, End};
 use crate::sched::SchedState;
 use crate::service::{Forward, Protocol};
 use crate::stats::{DataplaneCounters, DestState};
-use crate::table::Table;
+use crate::table::{NextHop, Table};
 use crate::wire::icmp::{self, IcmpError};
 use crate::wire::{self, checksum, ip_proto};
 use crate::wire::{
@@ -48,11 +49,14 @@ pub enum DpRequest {
     Conns(tokio::sync::oneshot::Sender<Vec<ConnInfo>>),
 }
 
-/// The interface facts the data plane needs.
+/// The interface facts the data plane needs, for each of its links.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkParams {
     pub mac: MacAddr,
     pub mtu: u32,
+    /// The director's own address there (unspecified if none): the source
+    /// of ICMP errors about NAT replies, which are not addressed to a VIP.
+    pub addr: Ipv4Addr,
 }
 
 pub struct Dataplane {
@@ -60,7 +64,7 @@ pub struct Dataplane {
     table: Arc<Table>,
     sched: Vec<SchedState>,
     conns: ConnTable,
-    link: LinkParams,
+    links: Vec<LinkParams>,
     counters: Arc<DataplaneCounters>,
     requests: Option<Receiver<DpRequest>>,
     scratch: Vec<u8>,
@@ -78,6 +82,28 @@ struct Flow {
     svc: usize,
     tcp_flags: u8,
     ip_len: usize,
+    /// Where it came from: the link and the previous hop's MAC.
+    link: u8,
+    src_mac: MacAddr,
+}
+
+/// What an IPv4 frame is to the director.
+enum Class {
+    /// Client to a virtual service.
+    Service(Flow),
+    /// A real server's reply on a NAT connection.
+    Reply {
+        key: ConnKey,
+        tcp_flags: u8,
+        ip_len: usize,
+    },
+    /// An ICMP error sent to a VIP about one of its connections (from the
+    /// client's side: a router on the way back, or the client itself).
+    IcmpToVip(ConnKey),
+    /// An ICMP error from the real server's side about a NAT connection.
+    IcmpToClient(ConnKey),
+    /// Not the director's: the kernel decides.
+    Kernel,
 }
 
 fn release(state: &DestState, c: &Conn) {
@@ -90,12 +116,25 @@ fn release(state: &DestState, c: &Conn) {
 }
 
 impl Dataplane {
+    /// A data plane on one link.
     pub fn new(
         shared: Arc<ArcSwap<Table>>,
         link: LinkParams,
         counters: Arc<DataplaneCounters>,
         requests: Option<Receiver<DpRequest>>,
     ) -> Dataplane {
+        Dataplane::with_links(shared, vec![link], counters, requests)
+    }
+
+    /// A data plane on several links (`RxMeta::link` and `PacketIo::send`
+    /// number them in this order). At least one is needed.
+    pub fn with_links(
+        shared: Arc<ArcSwap<Table>>,
+        links: Vec<LinkParams>,
+        counters: Arc<DataplaneCounters>,
+        requests: Option<Receiver<DpRequest>>,
+    ) -> Dataplane {
+        assert!(!links.is_empty(), "a data plane needs a link");
         let table = shared.load_full();
         let sched = table
             .services
@@ -107,7 +146,7 @@ impl Dataplane {
             table,
             sched,
             conns: ConnTable::new(65536, 4 << 20),
-            link,
+            links,
             counters,
             requests,
             scratch: vec![0u8; FRAME_BUF],
@@ -263,19 +302,31 @@ impl Dataplane {
         }
     }
 
+    /// Announces a VIP on every link.
     fn send_garp<I: PacketIo>(&mut self, io: &mut I, vip: Ipv4Addr) {
-        let f = &mut self.scratch[..42];
-        wire::ethernet::emit_header(f, MacAddr::BROADCAST, self.link.mac, EtherType::ARP);
-        let r = ArpRepr {
-            operation: ArpOperation::Request,
-            sender_hw: self.link.mac,
-            sender_ip: vip,
-            target_hw: MacAddr::ZERO,
-            target_ip: vip,
-        };
-        if r.emit(&mut f[14..]).is_ok() && io.send(f).is_err() {
-            DataplaneCounters::bump(&self.counters.tx_errors);
+        for (i, link) in self.links.iter().enumerate() {
+            let f = &mut self.scratch[..42];
+            wire::ethernet::emit_header(f, MacAddr::BROADCAST, link.mac, EtherType::ARP);
+            let r = ArpRepr {
+                operation: ArpOperation::Request,
+                sender_hw: link.mac,
+                sender_ip: vip,
+                target_hw: MacAddr::ZERO,
+                target_ip: vip,
+            };
+            if r.emit(&mut f[14..]).is_ok() && io.send(i as u8, f).is_err() {
+                DataplaneCounters::bump(&self.counters.tx_errors);
+            }
         }
+    }
+
+    /// The link a frame arrived on (link 0 for a number the backend should
+    /// not have produced).
+    fn link(&self, i: u8) -> LinkParams {
+        self.links
+            .get(usize::from(i))
+            .copied()
+            .unwrap_or(self.links[0])
     }
 
     /// Entry point for one received frame.
@@ -284,12 +335,16 @@ impl Dataplane {
         if meta.pkt_type == PacketType::Outgoing || meta.pkt_type == PacketType::OtherHost {
             return;
         }
+        if usize::from(meta.link) >= self.links.len() {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return;
+        }
         let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
             DataplaneCounters::bump(&self.counters.malformed);
             return;
         };
         match eth.ethertype() {
-            EtherType::ARP => self.handle_arp(io, frame),
+            EtherType::ARP => self.handle_arp(io, frame, meta.link),
             EtherType::IPV4 if meta.pkt_type == PacketType::Host => {
                 self.handle_ipv4(io, frame, meta)
             }
@@ -297,9 +352,9 @@ impl Dataplane {
         }
     }
 
-    /// Answers ARP requests for VIPs by turning the request into the reply
-    /// in place.
-    fn handle_arp<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8]) {
+    /// Answers ARP requests for VIPs, on the link they were asked on, by
+    /// turning the request into the reply in place.
+    fn handle_arp<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], link: u8) {
         let Ok(p) = ArpPacket::new_checked(&frame[14..]) else {
             return;
         };
@@ -313,37 +368,48 @@ impl Dataplane {
         if req.sender_ip == req.target_ip {
             return;
         }
+        let mac = self.link(link).mac;
         let reply = ArpRepr {
             operation: ArpOperation::Reply,
-            sender_hw: self.link.mac,
+            sender_hw: mac,
             sender_ip: req.target_ip,
             target_hw: req.sender_hw,
             target_ip: req.sender_ip,
         };
         let mut eth = EthernetFrame::new_checked(&mut *frame).expect("checked above");
         eth.set_dst_addr(req.sender_hw);
-        eth.set_src_addr(self.link.mac);
+        eth.set_src_addr(mac);
         if reply.emit(&mut frame[14..]).is_ok() {
-            match io.send(frame) {
+            match io.send(link, frame) {
                 Ok(()) => DataplaneCounters::bump(&self.counters.arp_replies),
                 Err(_) => DataplaneCounters::bump(&self.counters.tx_errors),
             }
         }
     }
 
-    /// Classifies an IPv4 frame: `None` leaves it to the kernel.
-    fn classify(&self, frame: &[u8]) -> Result<Option<Flow>, wire::Error> {
-        let ip = Ipv4Packet::new_checked(&frame[14..])?;
-        let dst = ip.dst_addr();
-        if !self.table.is_vip(dst) {
-            return Ok(None);
+    /// Classifies an IPv4 frame: to a virtual service, a NAT reply, an ICMP
+    /// error about a connection, or the kernel's.
+    fn classify(&self, frame: &[u8], meta: RxMeta) -> Result<Class, wire::Error> {
+        let eth = EthernetFrame::new_checked(frame)?;
+        let ip = Ipv4Packet::new_checked(eth.payload())?;
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        if ip.protocol() == ip_proto::ICMP {
+            return Ok(self.classify_icmp(eth.payload(), dst));
+        }
+        let to_vip = self.table.is_vip(dst);
+        if !to_vip && !self.conns.has_replies() {
+            return Ok(Class::Kernel);
         }
         let Some(protocol) = Protocol::from_number(ip.protocol()) else {
-            return Ok(None);
+            return Ok(Class::Kernel);
         };
         if ip.is_fragment() {
-            DataplaneCounters::bump(&self.counters.fragments_dropped);
-            return Ok(None);
+            // Only the first fragment has ports: IPVS would need
+            // defragmentation, which uvs does not do.
+            if to_vip {
+                DataplaneCounters::bump(&self.counters.fragments_dropped);
+            }
+            return Ok(Class::Kernel);
         }
         let (sport, dport, tcp_flags) = match protocol {
             Protocol::Tcp => {
@@ -355,18 +421,35 @@ impl Dataplane {
                 (u.src_port(), u.dst_port(), 0)
             }
         };
+        if !to_vip {
+            let r = crate::conn::ReplyKey {
+                protocol,
+                raddr: src,
+                rport: sport,
+                caddr: dst,
+                cport: dport,
+            };
+            return Ok(match self.conns.by_reply(&r) {
+                Some(key) => Class::Reply {
+                    key,
+                    tcp_flags,
+                    ip_len: ip.total_len(),
+                },
+                None => Class::Kernel,
+            });
+        }
         let skey = crate::service::ServiceKey {
             protocol,
             addr: dst,
             port: dport,
         };
         let Some(svc) = self.table.service_index(&skey) else {
-            return Ok(None);
+            return Ok(Class::Kernel);
         };
-        Ok(Some(Flow {
+        Ok(Class::Service(Flow {
             key: ConnKey {
                 protocol,
-                caddr: ip.src_addr(),
+                caddr: src,
                 cport: sport,
                 vaddr: dst,
                 vport: dport,
@@ -374,20 +457,73 @@ impl Dataplane {
             svc,
             tcp_flags,
             ip_len: ip.total_len(),
+            link: meta.link,
+            src_mac: eth.src_addr(),
         }))
     }
 
-    fn handle_ipv4<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta) {
-        let flow = match self.classify(frame) {
-            Ok(Some(f)) => f,
-            Ok(None) => return,
-            Err(_) => {
-                DataplaneCounters::bump(&self.counters.malformed);
-                return;
-            }
+    /// ICMP errors the director relates to a connection, as ip_vs_in_icmp
+    /// and ip_vs_out_icmp do; everything else is the kernel's.
+    fn classify_icmp(&self, ip: &[u8], dst: Ipv4Addr) -> Class {
+        let Some(q) = nat::quoted(ip) else {
+            return Class::Kernel;
         };
+        let Some(protocol) = Protocol::from_number(q.protocol) else {
+            return Class::Kernel;
+        };
+        if self.table.is_vip(dst) {
+            // About a packet the VIP sent to a client.
+            if q.src != dst {
+                return Class::Kernel;
+            }
+            return Class::IcmpToVip(ConnKey {
+                protocol,
+                caddr: q.dst,
+                cport: q.dport,
+                vaddr: q.src,
+                vport: q.sport,
+            });
+        }
+        // About a translated packet a client sent to a real server.
+        let r = crate::conn::ReplyKey {
+            protocol,
+            raddr: q.dst,
+            rport: q.dport,
+            caddr: q.src,
+            cport: q.sport,
+        };
+        match self.conns.by_reply(&r) {
+            Some(k) if q.src == dst => Class::IcmpToClient(k),
+            _ => Class::Kernel,
+        }
+    }
+
+    fn handle_ipv4<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta) {
+        match self.classify(frame, meta) {
+            Ok(Class::Service(flow)) => self.for_service(io, frame, meta, &flow),
+            Ok(Class::Reply {
+                key,
+                tcp_flags,
+                ip_len,
+            }) => self.nat_reply(io, frame, meta, key, tcp_flags, ip_len),
+            Ok(Class::IcmpToVip(key)) => self.icmp_to_vip(io, frame, meta, key),
+            Ok(Class::IcmpToClient(key)) => self.icmp_to_client(io, frame, meta, key),
+            Ok(Class::Kernel) => {}
+            Err(_) => DataplaneCounters::bump(&self.counters.malformed),
+        }
+    }
+
+    /// A client's packet for a virtual service: its connection (found or
+    /// scheduled) decides the real server and how it is forwarded.
+    fn for_service<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        flow: &Flow,
+    ) {
         let now = self.now_ms();
-        let Some(conn) = self.lookup_or_schedule(io, frame, &flow, now) else {
+        let Some(conn) = self.lookup_or_schedule(io, frame, flow, now) else {
             return;
         };
         let Some((svc, dest)) = self.table.dest(conn.svc, conn.dest, conn.dest_id) else {
@@ -395,17 +531,14 @@ impl Dataplane {
         };
         svc.stats.count_in(flow.ip_len);
         dest.state.stats.count_in(flow.ip_len);
-        match dest.forward {
-            Forward::Route => {
-                let mac = dest.mac;
-                self.forward_dr(io, frame, meta, mac);
-            }
-            Forward::Tunnel => {
-                let (mac, rip) = (dest.mac, dest.addr);
-                self.forward_tun(io, frame, meta, mac, rip);
-            }
-            // The control plane refuses NAT until it lands.
-            Forward::Masq => {}
+        let hop = NextHop {
+            link: dest.link,
+            mac: dest.mac,
+        };
+        match conn.fwd {
+            Forward::Route => self.forward_dr(io, frame, meta, hop),
+            Forward::Tunnel => self.forward_tun(io, frame, meta, hop, conn.raddr),
+            Forward::Masq => self.forward_nat(io, frame, meta, hop, conn.raddr, conn.rport),
         }
     }
 
@@ -427,8 +560,11 @@ impl Dataplane {
             let reuse = is_tcp && syn && !rst && c.reusable_by_syn();
             if !stale && !reuse {
                 if let Some((_, d)) = table.dest(c.svc, c.dest, c.dest_id) {
-                    update_state(c, &d.state, flow.tcp_flags, table, now);
+                    let dir = c.input_direction();
+                    update_state(c, &d.state, dir, flow.tcp_flags, table, now);
                 }
+                c.client_link = flow.link;
+                c.client_mac = flow.src_mac;
                 return Some(*c);
             }
             let old = *c;
@@ -449,7 +585,7 @@ impl Dataplane {
         let svc = &table.services[flow.svc];
         let Some(di) = self.sched[flow.svc].pick(&svc.dests) else {
             DataplaneCounters::bump(&self.counters.no_dest);
-            self.send_icmp_error(io, frame, IcmpError::PORT_UNREACHABLE);
+            self.send_icmp_error(io, frame, flow.link, None, IcmpError::PORT_UNREACHABLE);
             return None;
         };
         let d = &svc.dests[di];
@@ -463,12 +599,21 @@ impl Dataplane {
                 ConnState::Udp
             },
             expires_ms: now + 3000,
+            fwd: d.forward,
+            raddr: d.addr,
+            rport: d.port,
+            client_link: flow.link,
+            client_mac: flow.src_mac,
         };
         d.state.inactive.fetch_add(1, Relaxed);
-        update_state(&mut c, &d.state, flow.tcp_flags, table, now);
-        if !self.conns.insert(flow.key, c) {
+        let dir = c.input_direction();
+        update_state(&mut c, &d.state, dir, flow.tcp_flags, table, now);
+        if let Err(e) = self.conns.insert(flow.key, c) {
             release(&d.state, &c);
-            DataplaneCounters::bump(&self.counters.conn_table_full);
+            DataplaneCounters::bump(match e {
+                InsertError::Full => &self.counters.conn_table_full,
+                InsertError::ReplyClash => &self.counters.nat_reply_clash,
+            });
             return None;
         }
         svc.stats.conns.fetch_add(1, Relaxed);
@@ -478,23 +623,240 @@ impl Dataplane {
 
     /// DR: new MACs, TTL minus one, checksum finished or the super-frame
     /// segmented; the IP addresses stay as they are.
-    fn forward_dr<I: PacketIo>(
+    fn forward_dr<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta, to: NextHop) {
+        let Some(hop) = self.hop(io, frame, meta.link, None) else {
+            return;
+        };
+        if self.too_big(io, frame, meta, &hop, to.link, None) {
+            return;
+        }
+        self.transmit(io, &mut frame[..hop.ip_end], meta, to);
+    }
+
+    /// NAT towards the real server: TTL minus one, then the destination
+    /// VIP:VPORT becomes RIP:RPORT (checksums updated incrementally); the
+    /// client's address stays, so the real server sees it.
+    fn forward_nat<I: PacketIo>(
         &mut self,
         io: &mut I,
         frame: &mut [u8],
         meta: RxMeta,
-        mac: MacAddr,
+        to: NextHop,
+        rip: Ipv4Addr,
+        rport: u16,
     ) {
-        let Some(Hop { ip_end, df, .. }) = self.hop(io, frame) else {
+        let Some(hop) = self.hop(io, frame, meta.link, None) else {
             return;
         };
+        // Checked before translating: an ICMP error quotes what the client
+        // sent, as IPVS checks the MTU before its DNAT.
+        if self.too_big(io, frame, meta, &hop, to.link, None) {
+            return;
+        }
+        let partial = meta.csum_partial.is_some();
+        if nat::rewrite(&mut frame[14..hop.ip_end], End::Dst, rip, rport, partial).is_err() {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return;
+        }
+        self.transmit(io, &mut frame[..hop.ip_end], meta, to);
+    }
+
+    /// A real server's reply on a NAT connection: the reply moves the TCP
+    /// state (OUTPUT table), its source RIP:RPORT becomes VIP:VPORT, and it
+    /// goes to the client by the kernel's routes.
+    fn nat_reply<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        key: ConnKey,
+        tcp_flags: u8,
+        ip_len: usize,
+    ) {
+        let now = self.now_ms();
+        let table = &self.table;
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let Some((svc, d)) = table.dest(c.svc, c.dest, c.dest_id) else {
+            return;
+        };
+        update_state(c, &d.state, Direction::Output, tcp_flags, table, now);
+        svc.stats.count_out(ip_len);
+        d.state.stats.count_out(ip_len);
+        let c = *c;
+        let to = self.client_hop(&c, key.caddr);
+        let from = Some(self.link(meta.link).addr);
+        let Some(hop) = self.hop(io, frame, meta.link, from) else {
+            return;
+        };
+        if self.too_big(io, frame, meta, &hop, to.link, from) {
+            return;
+        }
+        let partial = meta.csum_partial.is_some();
+        let ip = &mut frame[14..hop.ip_end];
+        if nat::rewrite(ip, End::Src, key.vaddr, key.vport, partial).is_err() {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return;
+        }
+        DataplaneCounters::bump(&self.counters.nat_replies);
+        self.transmit(io, &mut frame[..hop.ip_end], meta, to);
+    }
+
+    /// Where a NAT reply to `caddr` goes: the kernel's most specific route
+    /// decides the link and, through a gateway, the MAC; on-link, the
+    /// client's own MAC, learned from its packets.
+    fn client_hop(&self, c: &Conn, caddr: Ipv4Addr) -> NextHop {
+        match self.table.route(caddr) {
+            Some(r) => match r.gateway_mac {
+                Some(mac) => NextHop { link: r.link, mac },
+                None if r.link == c.client_link => NextHop {
+                    link: r.link,
+                    mac: c.client_mac,
+                },
+                None => NextHop {
+                    link: c.client_link,
+                    mac: c.client_mac,
+                },
+            },
+            None => NextHop {
+                link: c.client_link,
+                mac: c.client_mac,
+            },
+        }
+    }
+
+    /// An ICMP error to a VIP about one of its connections (a router on the
+    /// way to the client says "fragmentation needed", say) goes to the real
+    /// server that owns the connection, by the connection's method; for NAT
+    /// the destination and the quoted source become RIP:RPORT.
+    fn icmp_to_vip<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        key: ConnKey,
+    ) {
+        let Some(c) = self.conns.get_mut(&key).map(|c| *c) else {
+            return;
+        };
+        let Some((svc, d)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
+            return;
+        };
+        let Some(meta) = self.complete_first(frame, meta) else {
+            return;
+        };
+        let len = frame.len() - 14;
+        svc.stats.count_in(len);
+        d.state.stats.count_in(len);
+        let to = NextHop {
+            link: d.link,
+            mac: d.mac,
+        };
+        DataplaneCounters::bump(&self.counters.icmp_related);
+        match c.fwd {
+            Forward::Route => self.forward_dr(io, frame, meta, to),
+            Forward::Tunnel => self.forward_tun(io, frame, meta, to, c.raddr),
+            Forward::Masq => {
+                let Some(hop) = self.hop(io, frame, meta.link, None) else {
+                    return;
+                };
+                let ip = &mut frame[14..hop.ip_end];
+                if nat::translate_icmp(ip, End::Dst, End::Src, c.raddr, c.rport).is_err() {
+                    DataplaneCounters::bump(&self.counters.malformed);
+                    return;
+                }
+                self.transmit(io, &mut frame[..hop.ip_end], meta, to);
+            }
+        }
+    }
+
+    /// An ICMP error from the real server's side about a NAT connection (the
+    /// real server's "port unreachable", say) reaches the client as if from
+    /// the VIP: the source and the quoted destination become VIP:VPORT.
+    fn icmp_to_client<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        key: ConnKey,
+    ) {
+        let Some(c) = self.conns.get_mut(&key).map(|c| *c) else {
+            return;
+        };
+        let Some((svc, d)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
+            return;
+        };
+        let Some(meta) = self.complete_first(frame, meta) else {
+            return;
+        };
+        let len = frame.len() - 14;
+        svc.stats.count_out(len);
+        d.state.stats.count_out(len);
+        let to = self.client_hop(&c, key.caddr);
+        let from = Some(self.link(meta.link).addr);
+        let Some(hop) = self.hop(io, frame, meta.link, from) else {
+            return;
+        };
+        let ip = &mut frame[14..hop.ip_end];
+        if nat::translate_icmp(ip, End::Src, End::Dst, key.vaddr, key.vport).is_err() {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return;
+        }
+        DataplaneCounters::bump(&self.counters.icmp_related);
+        self.transmit(io, &mut frame[..hop.ip_end], meta, to);
+    }
+
+    /// Finishes an unfinished checksum before a rewrite that recomputes the
+    /// ICMP checksum; the returned metadata says it is finished.
+    fn complete_first(&self, frame: &mut [u8], meta: RxMeta) -> Option<RxMeta> {
+        if meta.gso.is_some() {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return None;
+        }
+        self.finish_checksum(frame, meta).then_some(RxMeta {
+            csum_partial: None,
+            ..meta
+        })
+    }
+
+    /// A packet too big for the outgoing link that segmentation cannot fix
+    /// (not a GSO super-frame) is dropped, as the kernel does; with DF set
+    /// the sender learns the MTU ("fragmentation needed", from `from` or
+    /// the VIP it was sent to).
+    fn too_big<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &[u8],
+        meta: RxMeta,
+        hop: &Hop,
+        out: u8,
+        from: Option<Ipv4Addr>,
+    ) -> bool {
+        let mtu = self.link(out).mtu;
+        if hop.ip_end <= mtu as usize + 14 || meta.gso.is_some() {
+            return false;
+        }
+        if hop.df {
+            self.send_icmp_error(io, frame, meta.link, from, IcmpError::frag_needed(mtu));
+            DataplaneCounters::bump(&self.counters.frag_needed);
+        } else {
+            DataplaneCounters::bump(&self.counters.malformed);
+        }
+        true
+    }
+
+    /// Sends a packet whose IP part is final to `to`: new MACs, and either
+    /// the super-frame cut into segments that fit the link or the checksum
+    /// finished.
+    fn transmit<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta, to: NextHop) {
+        let link = self.link(to.link);
         {
             let mut eth = EthernetFrame::new_checked(&mut frame[..]).expect("classified");
-            eth.set_dst_addr(mac);
-            eth.set_src_addr(self.link.mac);
+            eth.set_dst_addr(to.mac);
+            eth.set_src_addr(link.mac);
         }
-        let frame = &mut frame[..ip_end];
-        let max = self.link.mtu as usize + 14;
+        let max = link.mtu as usize + 14;
         if let Some(g) = meta.gso.filter(|_| frame.len() > max) {
             if !g.tcpv4 {
                 DataplaneCounters::bump(&self.counters.malformed);
@@ -504,25 +866,17 @@ impl Dataplane {
             let mss = usize::from(g.size).min(max.saturating_sub(14 + 40)).max(1);
             let counters = &self.counters;
             let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| {
-                counters.count_send(io.send(seg))
+                counters.count_send(io.send(to.link, seg))
             });
             if r.is_err() {
                 DataplaneCounters::bump(&self.counters.malformed);
             }
             return;
         }
-        if frame.len() > max {
-            // Too big for the wire and not a GSO frame: what IPVS does.
-            if df {
-                self.send_icmp_error(io, frame, IcmpError::frag_needed(self.link.mtu));
-            }
-            DataplaneCounters::bump(&self.counters.malformed);
-            return;
-        }
         if !self.finish_checksum(frame, meta) {
             return;
         }
-        self.counters.count_send(io.send(frame));
+        self.counters.count_send(io.send(to.link, frame));
     }
 
     /// TUN: the client's packet (TTL − 1, checksum finished) wrapped in an
@@ -536,19 +890,20 @@ impl Dataplane {
         io: &mut I,
         frame: &mut [u8],
         meta: RxMeta,
-        mac: MacAddr,
+        to: NextHop,
         rip: Ipv4Addr,
     ) {
-        let Some(Hop { ip_end, df, hl }) = self.hop(io, frame) else {
+        let Some(Hop { ip_end, df, hl }) = self.hop(io, frame, meta.link, None) else {
             return;
         };
         let frame = &mut frame[..ip_end];
-        let room = (self.link.mtu as usize).saturating_sub(20);
+        let out = self.link(to.link);
+        let room = (out.mtu as usize).saturating_sub(20);
         let tun = TunHeader {
             src: self.table.tun_source,
             dst: rip,
-            dst_mac: mac,
-            src_mac: self.link.mac,
+            dst_mac: to.mac,
+            src_mac: out.mac,
         };
         if let Some(g) = meta.gso.filter(|_| frame.len() - 14 > room) {
             let tcp_hl = TcpPacket::new_checked(&frame[14 + hl..]).map_or(20, |t| t.header_len());
@@ -563,7 +918,7 @@ impl Dataplane {
             let id = &mut self.ip_id;
             let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| {
                 let n = tun.encapsulate(&seg[14..], out, id);
-                counters.count_send(io.send(&out[..n]));
+                counters.count_send(io.send(to.link, &out[..n]));
             });
             if r.is_err() {
                 DataplaneCounters::bump(&self.counters.malformed);
@@ -577,13 +932,14 @@ impl Dataplane {
         if inner_len > room {
             if df {
                 // As IPVS: the client learns the tunnel's smaller MTU.
-                self.send_icmp_error(io, frame, IcmpError::frag_needed(room as u32));
+                let err = IcmpError::frag_needed(room as u32);
+                self.send_icmp_error(io, frame, meta.link, None, err);
                 DataplaneCounters::bump(&self.counters.frag_needed);
                 return;
             }
             let (counters, out) = (&self.counters, &mut self.scratch2);
             let sent = tun.fragments(&frame[14..], room, out, &mut self.ip_id, |f| {
-                io.send(f).is_ok()
+                io.send(to.link, f).is_ok()
             });
             DataplaneCounters::bump(&counters.fragmented);
             match sent {
@@ -593,13 +949,20 @@ impl Dataplane {
             return;
         }
         let n = tun.encapsulate(&frame[14..], &mut self.scratch2, &mut self.ip_id);
-        self.counters.count_send(io.send(&self.scratch2[..n]));
+        self.counters
+            .count_send(io.send(to.link, &self.scratch2[..n]));
     }
 
     /// The router's part of every forwarded packet: TTL ≤ 1 gets ICMP time
-    /// exceeded (and `None`), otherwise the TTL drops by one, as IPVS does
-    /// for DR and TUN alike.
-    fn hop<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8]) -> Option<Hop> {
+    /// exceeded (from `from`, or the VIP the packet was sent to) and `None`;
+    /// otherwise the TTL drops by one, as IPVS does for every method.
+    fn hop<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        link: u8,
+        from: Option<Ipv4Addr>,
+    ) -> Option<Hop> {
         let (ttl, hop) = {
             let ip = Ipv4Packet::new_checked(&frame[14..]).ok()?;
             let hop = Hop {
@@ -611,7 +974,7 @@ impl Dataplane {
         };
         if ttl <= 1 {
             DataplaneCounters::bump(&self.counters.ttl_expired);
-            self.send_icmp_error(io, frame, IcmpError::TTL_EXCEEDED);
+            self.send_icmp_error(io, frame, link, from, IcmpError::TTL_EXCEEDED);
             return None;
         }
         Ipv4Packet::new_checked(&mut frame[14..])
@@ -634,9 +997,18 @@ impl Dataplane {
         true
     }
 
-    /// Sends an ICMP error about `frame` back to its sender, from the VIP
-    /// it was addressed to (as the kernel does for a local VIP in IPVS).
-    fn send_icmp_error<I: PacketIo>(&mut self, io: &mut I, frame: &[u8], err: IcmpError) {
+    /// Sends an ICMP error about `frame` back to its sender on the link it
+    /// came from, from `from` or else the VIP it was addressed to (as the
+    /// kernel does for a local VIP in IPVS). An unspecified `from` (a link
+    /// without an address) sends nothing.
+    fn send_icmp_error<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &[u8],
+        link: u8,
+        from: Option<Ipv4Addr>,
+        err: IcmpError,
+    ) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return;
         };
@@ -647,26 +1019,37 @@ impl Dataplane {
         if ip.protocol() == ip_proto::ICMP {
             return;
         }
+        let src = from.unwrap_or(ip.dst_addr());
+        if src.is_unspecified() {
+            return;
+        }
         let end = ip.total_len();
+        let mac = self.link(link).mac;
         let out = &mut self.scratch;
-        wire::ethernet::emit_header(out, eth.src_addr(), self.link.mac, EtherType::IPV4);
-        let src = ip.dst_addr();
+        wire::ethernet::emit_header(out, eth.src_addr(), mac, EtherType::IPV4);
         let dst = ip.src_addr();
         let hl = ip.header_len();
         let quoted = &eth.payload()[..end];
         if let Ok(n) = icmp::emit_error(&mut out[14..], src, dst, err, quoted, hl)
-            && io.send(&out[..14 + n]).is_err()
+            && io.send(link, &out[..14 + n]).is_err()
         {
             DataplaneCounters::bump(&self.counters.tx_errors);
         }
     }
 }
 
-/// Applies a client-to-server segment to a connection: TCP state machine,
-/// active/inactive accounting, and the idle timer.
-fn update_state(c: &mut Conn, ds: &DestState, tcp_flags: u8, table: &Table, now: u64) {
+/// Applies a segment travelling in `dir` to a connection: TCP state
+/// machine, active/inactive accounting, and the idle timer.
+fn update_state(
+    c: &mut Conn,
+    ds: &DestState,
+    dir: Direction,
+    tcp_flags: u8,
+    table: &Table,
+    now: u64,
+) {
     if let ConnState::Tcp(s) = c.state {
-        let n = s.next(tcp_flags);
+        let n = s.transition(dir, tcp_flags);
         if n != s {
             let was = s.is_active();
             let is = n.is_active();

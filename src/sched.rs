@@ -221,6 +221,7 @@ mod tests {
                 forward: Forward::Route,
                 weight: *w,
                 mac: MacAddr::ZERO,
+                link: 0,
                 state: Arc::new(DestState::default()),
             })
             .collect()

@@ -89,6 +89,13 @@ impl Stats {
         self.inbytes.fetch_add(bytes as u64, Relaxed);
     }
 
+    /// A reply the director translated (NAT only: in DR and TUN replies
+    /// bypass it, so OutPkts stay 0 as in IPVS).
+    pub fn count_out(&self, bytes: usize) {
+        self.outpkts.fetch_add(1, Relaxed);
+        self.outbytes.fetch_add(bytes as u64, Relaxed);
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             conns: self.conns.load(Relaxed),
@@ -165,6 +172,13 @@ pub struct DataplaneCounters {
     pub conn_table_full: AtomicU64,
     pub frag_needed: AtomicU64,
     pub fragmented: AtomicU64,
+    /// NAT replies translated back to the VIP.
+    pub nat_replies: AtomicU64,
+    /// ICMP errors about a connection passed on (and translated for NAT).
+    pub icmp_related: AtomicU64,
+    /// New NAT connections refused because another one has the same reply
+    /// 5-tuple.
+    pub nat_reply_clash: AtomicU64,
 }
 
 impl DataplaneCounters {
@@ -197,6 +211,9 @@ impl DataplaneCounters {
             ("conn_table_full", self.conn_table_full.load(Relaxed)),
             ("frag_needed", self.frag_needed.load(Relaxed)),
             ("fragmented", self.fragmented.load(Relaxed)),
+            ("nat_replies", self.nat_replies.load(Relaxed)),
+            ("icmp_related", self.icmp_related.load(Relaxed)),
+            ("nat_reply_clash", self.nat_reply_clash.load(Relaxed)),
         ]
     }
 }

@@ -19,9 +19,11 @@ pub struct DestEntry {
     pub port: u16,
     pub forward: Forward,
     pub weight: u32,
-    /// DR: the real server's MAC. TUN: the MAC of the next hop towards it
-    /// (the real server itself, or the router in front of it).
+    /// DR: the real server's MAC. TUN and NAT: the MAC of the next hop
+    /// towards it (the real server itself, or the router in front of it).
     pub mac: MacAddr,
+    /// The director's link (interface) towards it.
+    pub link: u8,
     pub state: Arc<DestState>,
 }
 
@@ -39,6 +41,35 @@ pub struct ServiceEntry {
     pub stats: Arc<Stats>,
 }
 
+/// Where the director sends a real server's packets: a link and the MAC
+/// of the next hop on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    pub link: u8,
+    pub mac: MacAddr,
+}
+
+/// One of the kernel's routes that leaves through a director link: where
+/// NAT replies to clients go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkRoute {
+    pub net: Ipv4Addr,
+    pub prefix: u8,
+    pub link: u8,
+    /// The gateway's MAC; `None` on-link, where the client's own MAC (the
+    /// source of its packets) is used.
+    pub gateway_mac: Option<MacAddr>,
+}
+
+impl LinkRoute {
+    fn contains(&self, a: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        u32::from(a) & mask == u32::from(self.net) & mask
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Table {
     pub generation: u64,
@@ -46,6 +77,8 @@ pub struct Table {
     pub timeouts: Timeouts,
     /// Outer source address of IP-in-IP packets (TUN).
     pub tun_source: Ipv4Addr,
+    /// Routes towards clients, longest prefix first.
+    routes: Vec<LinkRoute>,
     index: HashMap<ServiceKey, usize>,
     vips: Vec<Ipv4Addr>,
 }
@@ -80,9 +113,23 @@ impl Table {
             services,
             timeouts,
             tun_source,
+            routes: Vec::new(),
             index,
             vips,
         }
+    }
+
+    /// The same table with these routes towards clients.
+    pub fn with_routes(mut self, mut routes: Vec<LinkRoute>) -> Table {
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix));
+        self.routes = routes;
+        self
+    }
+
+    /// The most specific route to `addr`, as the kernel would choose it
+    /// (within the main table; the list is short, so a scan is enough).
+    pub fn route(&self, addr: Ipv4Addr) -> Option<&LinkRoute> {
+        self.routes.iter().find(|r| r.contains(addr))
     }
 
     pub fn service_index(&self, key: &ServiceKey) -> Option<usize> {
@@ -117,5 +164,30 @@ impl Table {
             }
         }
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_matching_route_wins() {
+        let r = |a: [u8; 4], prefix, link| LinkRoute {
+            net: Ipv4Addr::from(a),
+            prefix,
+            link,
+            gateway_mac: None,
+        };
+        let t = Table::default().with_routes(vec![
+            r([0, 0, 0, 0], 0, 0),
+            r([198, 18, 0, 0], 24, 1),
+            r([198, 18, 0, 128], 25, 2),
+        ]);
+        let link = |a: [u8; 4]| t.route(Ipv4Addr::from(a)).map(|r| r.link);
+        assert_eq!(link([198, 18, 0, 200]), Some(2));
+        assert_eq!(link([198, 18, 0, 10]), Some(1));
+        assert_eq!(link([203, 0, 113, 1]), Some(0));
+        assert_eq!(Table::default().route(Ipv4Addr::LOCALHOST), None);
     }
 }

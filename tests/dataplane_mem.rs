@@ -13,7 +13,7 @@ use uvs::io::memory::MemoryIo;
 use uvs::io::{PacketType, RxMeta};
 use uvs::service::{Forward, Protocol, ServiceKey};
 use uvs::stats::DataplaneCounters;
-use uvs::table::Table;
+use uvs::table::{NextHop, Table};
 use uvs::wire::MacAddr;
 
 const DIR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -41,6 +41,7 @@ impl Rig {
             LinkParams {
                 mac: MacAddr(DIR_MAC),
                 mtu: 1500,
+                addr: Ipv4Addr::new(198, 18, 0, 2),
             },
             Arc::new(DataplaneCounters::default()),
             None,
@@ -60,7 +61,11 @@ impl Rig {
     fn apply(&mut self, ops: &[Op]) {
         self.model = self
             .model
-            .apply_all(ops, &mut |ip, _| Ok(rs_mac(ip.octets()[3])), &mut |_, _| {})
+            .apply_all(
+                ops,
+                &mut |ip, _| Ok(hop(rs_mac(ip.octets()[3]))),
+                &mut |_, _| {},
+            )
             .expect("ops apply");
         self.generation += 1;
         self.shared
@@ -226,7 +231,7 @@ fn gratuitous_arp_when_a_vip_appears() {
         .model
         .apply_all(
             &wrr_ops()[..1],
-            &mut |_, _| Ok(MacAddr::ZERO),
+            &mut |_, _| Ok(hop(MacAddr::ZERO)),
             &mut |_, _| {},
         )
         .unwrap();
@@ -461,40 +466,6 @@ fn garbage(ops: &[Op]) {
 }
 
 #[test]
-fn frames_for_tunnel_or_nat_never_leave_as_dr() {
-    // The control plane refuses -i/-m today; a table carrying them anyway
-    // must not be forwarded as DR.
-    let shared = Arc::new(ArcSwap::from_pointee(Table::default()));
-    let mut m = Model::default();
-    m = m
-        .apply_all(
-            &wrr_ops()[..3],
-            &mut |ip, _| Ok(rs_mac(ip.octets()[3])),
-            &mut |_, _| {},
-        )
-        .unwrap();
-    let mut t = m.table(5);
-    for d in &mut t.services[0].dests {
-        d.forward = Forward::Masq;
-    }
-    shared.store(Arc::new(Table::new(5, t.services.clone(), t.timeouts)));
-    let mut dp = Dataplane::new(
-        shared,
-        LinkParams {
-            mac: MacAddr(DIR_MAC),
-            mtu: 1500,
-        },
-        Arc::new(DataplaneCounters::default()),
-        None,
-    );
-    let mut io = MemoryIo::new();
-    io.push(tcp(48000, 80, true, 64, b""));
-    let mut buf = vec![0; 70000];
-    dp.poll_once(&mut io, &mut buf, Duration::ZERO);
-    assert!(io.take_sent().iter().all(|f| f[12..14] != [8, 0]));
-}
-
-#[test]
 fn transport_checksum_still_valid_after_forwarding() {
     let mut r = Rig::new(&wrr_ops());
     let f = udp(6000, 53);
@@ -616,4 +587,9 @@ fn tun_too_big_with_df_gets_frag_needed_and_without_is_fragmented() {
     assert_eq!(ids[0], ids[1], "one datagram, one id");
     assert_eq!(payload.len(), 1500);
     assert_eq!(&payload[28..], &[0x33; 1472][..]);
+}
+
+/// A real server's next hop on link 0.
+fn hop(mac: MacAddr) -> NextHop {
+    NextHop { link: 0, mac }
 }

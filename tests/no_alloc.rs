@@ -15,6 +15,7 @@ use uvs::io::RxMeta;
 use uvs::io::memory::ReplayIo;
 use uvs::service::{Forward, Protocol, ServiceKey};
 use uvs::stats::DataplaneCounters;
+use uvs::table::NextHop;
 use uvs::wire::MacAddr;
 
 struct Counting;
@@ -71,7 +72,7 @@ fn allocations_while_forwarding(fwd: Forward) -> usize {
                 Op::AddDest { key, dest: d(11) },
                 Op::AddDest { key, dest: d(12) },
             ],
-            &mut |_, _| Ok(MacAddr([2, 0, 0, 0, 1, 1])),
+            &mut |_, _| Ok(hop(MacAddr([2, 0, 0, 0, 1, 1]))),
             &mut |_, _| {},
         )
         .unwrap();
@@ -81,6 +82,7 @@ fn allocations_while_forwarding(fwd: Forward) -> usize {
         LinkParams {
             mac: MacAddr([2, 0, 0, 0, 0, 2]),
             mtu: 1500,
+            addr: Ipv4Addr::new(198, 18, 0, 2),
         },
         Arc::new(DataplaneCounters::default()),
         None,
@@ -118,4 +120,9 @@ fn allocations_while_forwarding(fwd: Forward) -> usize {
     let after = ALLOCS.load(Ordering::Relaxed);
     assert_eq!(io.sent, 44000);
     after - before
+}
+
+/// A real server's next hop on link 0.
+fn hop(mac: MacAddr) -> NextHop {
+    NextHop { link: 0, mac }
 }

@@ -12,7 +12,7 @@ use uvs::control::netlink::Netlink;
 use uvs::control::proto::{Request, Response};
 use uvs::control::server::Control;
 use uvs::dataplane::{Dataplane, LinkParams};
-use uvs::io::afpacket::{self, AfPacket};
+use uvs::io::afpacket::{self, AfPacketLinks};
 use uvs::stats::DataplaneCounters;
 use uvs::table::Table;
 use uvs::wire::MacAddr;
@@ -26,16 +26,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the director on an interface (configure it with uvsadm).
+    /// Run the director on one or more interfaces (configure it with
+    /// uvsadm).
     Director {
-        /// Interface that receives VIP traffic and reaches the real servers.
-        #[arg(long, short = 'i')]
-        interface: String,
+        /// Interface that receives VIP traffic or reaches real servers;
+        /// repeat it for a two-armed director (clients on one, NAT real
+        /// servers on another).
+        #[arg(long, short = 'i', required = true)]
+        interface: Vec<String>,
         /// Control socket for uvsadm.
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
         /// Outer source address for tunnelled (-i) real servers; default:
-        /// the interface's first IPv4 address.
+        /// the first interface's first IPv4 address.
         #[arg(long)]
         tun_source: Option<std::net::Ipv4Addr>,
         /// Refused with an explanation: the MSS that limits tunnelled
@@ -391,7 +394,8 @@ fn status(socket: &Path) -> Result<(), String> {
 }
 
 /// The kernel must stay quiet about VIP traffic: with forwarding on it
-/// would route (or redirect) the very frames uvs forwards.
+/// would route (or redirect) the very frames uvs forwards, and in NAT it
+/// would also pass real servers' replies on untranslated.
 fn preflight(ifname: &str) -> Result<(), String> {
     let path = format!("/proc/sys/net/ipv4/conf/{ifname}/forwarding");
     let v = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
@@ -431,67 +435,83 @@ fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, String> 
 }
 
 fn director(
-    ifname: &str,
+    ifnames: &[String],
     socket: &Path,
     tun_source: Option<std::net::Ipv4Addr>,
 ) -> Result<(), String> {
-    let ifindex = afpacket::ifindex(ifname).map_err(|e| e.to_string())?;
-    preflight(ifname)?;
-    let (mac, mtu) = afpacket::link_info(ifname).map_err(|e| e.to_string())?;
-    let link = LinkParams {
-        mac: MacAddr(mac),
-        mtu,
-    };
-    let mut io = AfPacket::open(ifname).map_err(|e| format!("cannot capture on {ifname}: {e}"))?;
+    let mut indexes = Vec::new();
+    for (i, name) in ifnames.iter().enumerate() {
+        let idx = afpacket::ifindex(name).map_err(|e| e.to_string())? as u32;
+        if ifnames[..i].contains(name) {
+            return Err(format!("--interface {name} is given twice"));
+        }
+        preflight(name)?;
+        indexes.push(idx);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    // The netlink connection's task lives on this runtime for the daemon's
+    // whole life.
+    let netlink = rt.block_on(async { Netlink::new() })?;
+    let addrs = rt.block_on(netlink.addresses())?;
+    let first_addr = |idx: u32| addrs.iter().find(|(_, i)| *i == idx).map(|(a, _)| *a);
+    let mut links = Vec::new();
+    for (name, idx) in ifnames.iter().zip(&indexes) {
+        let (mac, mtu) = afpacket::link_info(name).map_err(|e| e.to_string())?;
+        links.push(LinkParams {
+            mac: MacAddr(mac),
+            mtu,
+            addr: first_addr(*idx).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        });
+    }
+    let tun_source = tun_source.or_else(|| first_addr(indexes[0]));
+    let mut io = AfPacketLinks::open(ifnames).map_err(|e| format!("cannot capture on {e}"))?;
     let listener = bind_socket(socket)?;
 
     let shared = Arc::new(ArcSwap::from_pointee(Table::default()));
     let counters = Arc::new(DataplaneCounters::default());
     let (dp_tx, dp_rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
+    let described: Vec<String> = ifnames
+        .iter()
+        .zip(&links)
+        .map(|(n, l)| format!("{n} ({}, mtu {})", l.mac, l.mtu))
+        .collect();
     let dp_thread = {
         let (shared, counters, stop) = (shared.clone(), counters.clone(), stop.clone());
         std::thread::Builder::new()
             .name("uvs-dataplane".into())
             .spawn(move || {
-                let mut dp = Dataplane::new(shared, link, counters, Some(dp_rx));
+                let mut dp = Dataplane::with_links(shared, links, counters, Some(dp_rx));
                 dp.run(&mut io, &stop);
             })
             .map_err(|e| e.to_string())?
     };
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
     let result = rt.block_on(async {
-        let netlink = Netlink::new()?;
-        let tun_source = match tun_source {
-            Some(a) => Some(a),
-            None => netlink
-                .addresses()
-                .await?
-                .into_iter()
-                .find(|(_, idx)| *idx == ifindex as u32)
-                .map(|(a, _)| a),
-        };
         let control = Arc::new(Control::new(
             shared,
             dp_tx,
             counters,
             netlink,
-            ifindex as u32,
-            ifname.to_string(),
+            indexes
+                .iter()
+                .copied()
+                .zip(ifnames.iter().cloned())
+                .collect(),
             tun_source,
         ));
         let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
         eprintln!(
-            "uvs: director on {ifname} ({}, mtu {mtu}), control socket {}",
-            link.mac,
+            "uvs: director on {}, control socket {}",
+            described.join(", "),
             socket.display()
         );
         tokio::spawn(control.clone().serve(listener));
         tokio::spawn(control.clone().estimate_rates());
+        tokio::spawn(control.clone().watch_nat_replies(Duration::from_secs(3)));
         tokio::spawn(control.refresh_neighbours(Duration::from_secs(5)));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| e.to_string())?;

@@ -5,7 +5,7 @@
 use super::proto::{DestSnap, DestSpec, Op, ServiceSnap, Snapshot};
 use crate::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
 use crate::stats::{DestState, Stats};
-use crate::table::{DestEntry, ServiceEntry, Table};
+use crate::table::{DestEntry, NextHop, ServiceEntry, Table};
 use crate::wire::MacAddr;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub struct Dest {
     pub id: u64,
     pub spec: DestSpec,
-    pub mac: MacAddr,
+    pub hop: NextHop,
     pub state: Arc<DestState>,
 }
 
@@ -73,8 +73,9 @@ impl fmt::Display for OpError {
 pub enum Need {
     /// The VIP must not be a local address of the director.
     VipNotLocal(Ipv4Addr),
-    /// The MAC to send to for a real server: its own (DR) or the next
-    /// hop's on the way to it (TUN), from the neighbour table.
+    /// The link and MAC to send to for a real server: its own MAC (DR) or
+    /// the next hop's on the way to it (TUN, NAT), from the kernel's routes
+    /// and neighbour table.
     Mac(Ipv4Addr, Forward),
 }
 
@@ -96,15 +97,6 @@ fn check_persistent(p: Option<u32>) -> Result<(), OpError> {
         None => Ok(()),
         Some(_) => Err(OpError::Unsupported(
             "Persistent services (-p) are not supported by uvs yet".into(),
-        )),
-    }
-}
-
-fn check_forward(f: Forward) -> Result<(), OpError> {
-    match f {
-        Forward::Route | Forward::Tunnel => Ok(()),
-        Forward::Masq => Err(OpError::Unsupported(
-            "Masquerading (-m) is not supported by uvs yet; use direct routing (-g)".into(),
         )),
     }
 }
@@ -143,7 +135,7 @@ impl Model {
     pub fn apply(
         &mut self,
         op: &Op,
-        mac: &mut dyn FnMut(Ipv4Addr, Forward) -> Result<MacAddr, OpError>,
+        mac: &mut dyn FnMut(Ipv4Addr, Forward) -> Result<NextHop, OpError>,
         need: &mut dyn FnMut(Need),
     ) -> Result<(), OpError> {
         match op {
@@ -203,7 +195,6 @@ impl Model {
                 if exists {
                     return Err(OpError::DestExists);
                 }
-                check_forward(dest.forward)?;
                 self.check_tun_source(dest.forward)?;
                 need(Need::Mac(dest.addr, dest.forward));
                 let m = mac(dest.addr, dest.forward)?;
@@ -213,7 +204,7 @@ impl Model {
                     Dest {
                         id,
                         spec: dest.clone(),
-                        mac: m,
+                        hop: m,
                         state: Arc::default(),
                     },
                 );
@@ -227,12 +218,12 @@ impl Model {
                     .iter_mut()
                     .find(|d| d.spec.addr == dest.addr && d.spec.port == dest.port)
                     .ok_or(OpError::NoSuchDest)?;
-                check_forward(dest.forward)?;
                 tun_ok?;
                 if d.spec.forward != dest.forward {
-                    // DR sends to the server's MAC, TUN to the next hop's.
+                    // DR sends to the server's MAC, TUN and NAT to the next
+                    // hop's.
                     need(Need::Mac(dest.addr, dest.forward));
-                    d.mac = mac(dest.addr, dest.forward)?;
+                    d.hop = mac(dest.addr, dest.forward)?;
                 }
                 d.spec = dest.clone();
                 svc.epoch += 1;
@@ -284,7 +275,7 @@ impl Model {
     pub fn apply_all(
         &self,
         ops: &[Op],
-        mac: &mut dyn FnMut(Ipv4Addr, Forward) -> Result<MacAddr, OpError>,
+        mac: &mut dyn FnMut(Ipv4Addr, Forward) -> Result<NextHop, OpError>,
         need: &mut dyn FnMut(usize, Need),
     ) -> Result<Model, (usize, OpError)> {
         let mut m = self.clone();
@@ -314,7 +305,8 @@ impl Model {
                         port: d.spec.port,
                         forward: d.spec.forward,
                         weight: d.spec.weight,
-                        mac: d.mac,
+                        mac: d.hop.mac,
+                        link: d.hop.link,
                         state: d.state.clone(),
                     })
                     .collect(),
@@ -371,6 +363,35 @@ impl Model {
         }
     }
 
+    /// Whether any real server is reached by NAT.
+    pub fn has_masq(&self) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.dests.iter().any(|d| d.spec.forward == Forward::Masq))
+    }
+
+    /// NAT real servers with their link and packet counters (id, address,
+    /// port, link, InPkts, OutPkts), to notice replies that bypass the
+    /// director.
+    pub fn masq_dests(&self) -> Vec<(u64, Ipv4Addr, u16, u8, u64, u64)> {
+        self.services
+            .iter()
+            .flat_map(|s| s.dests.iter())
+            .filter(|d| d.spec.forward == Forward::Masq)
+            .map(|d| {
+                let st = d.state.stats.snapshot();
+                (
+                    d.id,
+                    d.spec.addr,
+                    d.spec.port,
+                    d.hop.link,
+                    st.inpkts,
+                    st.outpkts,
+                )
+            })
+            .collect()
+    }
+
     /// Every real-server address, to keep their MACs fresh.
     pub fn dest_targets(&self) -> Vec<(Ipv4Addr, Forward)> {
         let mut v: Vec<(Ipv4Addr, Forward)> = self
@@ -389,8 +410,8 @@ impl Model {
         let mut changed = false;
         for s in &mut self.services {
             for d in &mut s.dests {
-                if d.spec.addr == addr && d.spec.forward == fwd && d.mac != mac {
-                    d.mac = mac;
+                if d.spec.addr == addr && d.spec.forward == fwd && d.hop.mac != mac {
+                    d.hop.mac = mac;
                     changed = true;
                 }
             }
@@ -426,7 +447,12 @@ mod tests {
     fn apply(m: &Model, ops: &[Op]) -> Result<Model, (usize, OpError)> {
         m.apply_all(
             ops,
-            &mut |_, _| Ok(MacAddr([2, 0, 0, 0, 0, 1])),
+            &mut |_, _| {
+                Ok(NextHop {
+                    link: 0,
+                    mac: MacAddr([2, 0, 0, 0, 0, 1]),
+                })
+            },
             &mut |_, _| {},
         )
     }
@@ -562,7 +588,7 @@ mod tests {
     }
 
     #[test]
-    fn tunnel_needs_an_outer_source_and_nat_is_refused() {
+    fn tunnel_needs_an_outer_source_and_nat_does_not() {
         let mut d = dest(11, 1);
         d.forward = Forward::Tunnel;
         let ops = [
@@ -582,17 +608,28 @@ mod tests {
         let with_src = Model::with_tun_source(Some(Ipv4Addr::new(198, 18, 0, 2)));
         let m = apply(&with_src, &ops).unwrap();
         assert_eq!(m.table(1).tun_source, Ipv4Addr::new(198, 18, 0, 2));
+        assert!(!m.has_masq());
         let mut n = dest(12, 1);
         n.forward = Forward::Masq;
-        let e = apply(
-            &m,
-            &[Op::AddDest {
-                key: key(80),
-                dest: n,
-            }],
+        n.port = 8080;
+        let nat = apply(
+            &Model::default(),
+            &[
+                ops[0].clone(),
+                Op::AddDest {
+                    key: key(80),
+                    dest: n.clone(),
+                },
+            ],
         )
-        .unwrap_err();
-        assert!(e.1.to_string().contains("-m"), "{}", e.1);
+        .unwrap();
+        assert!(nat.has_masq());
+        let t = nat.table(1);
+        assert_eq!(t.services[0].dests[0].forward, Forward::Masq);
+        assert_eq!(t.services[0].dests[0].port, 8080);
+        let d = nat.masq_dests();
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].1, d[0].2, d[0].4, d[0].5), (n.addr, 8080, 0, 0));
     }
 
     #[test]

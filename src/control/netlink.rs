@@ -3,6 +3,7 @@
 //! the kernel to resolve it when missing).
 
 use crate::service::Forward;
+use crate::table::NextHop;
 use crate::wire::MacAddr;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
@@ -155,60 +156,68 @@ impl Netlink {
             .map_err(err)
     }
 
-    /// The MAC uvs sends a real server's packets to, as its forwarding
-    /// method needs: DR sends to the server itself, which must be on-link
-    /// (as LVS/DR requires); TUN sends to the next hop, so the server may
-    /// sit behind a router. Either way the route must leave through the
-    /// interface uvs sends on.
+    /// The link and MAC uvs sends a real server's packets to, as its
+    /// forwarding method needs: DR sends to the server itself, which must be
+    /// on-link (as LVS/DR requires); TUN and NAT send to the next hop, so
+    /// the server may sit behind a router. Either way the route must leave
+    /// through one of the director's links (`links`: index and name, in
+    /// link order).
     pub async fn resolve_mac(
         &self,
         ip: Ipv4Addr,
         fwd: Forward,
-        ifindex: u32,
-        ifname: &str,
-    ) -> Result<MacAddr, String> {
+        links: &[(u32, String)],
+    ) -> Result<NextHop, String> {
         let r = self.route_get(ip).await?;
         if r.local {
             return Err(format!(
                 "real server {ip} is an address of the director itself; uvs does not forward to local addresses"
             ));
         }
-        let dr = fwd != Forward::Tunnel;
+        let names: Vec<&str> = links.iter().map(|(_, n)| n.as_str()).collect();
+        let names = names.join(", ");
+        let dr = fwd == Forward::Route;
         if let (true, Some(gw)) = (dr, r.gateway) {
             return Err(format!(
-                "real server {ip} is not on-link on {ifname}: the route goes via {gw}. \
+                "real server {ip} is not on-link on {names}: the route goes via {gw}. \
                  Direct routing (-g) needs the real server on the director's own segment; \
                  use tunneling (-i) for servers behind a router"
             ));
         }
-        if r.oif != Some(ifindex) {
+        let Some(link) = links.iter().position(|(i, _)| Some(*i) == r.oif) else {
             let other = self.oif_name(r.oif).await;
             return Err(if dr {
                 format!(
-                    "real server {ip} is reached through {other}, not through {ifname} where uvs captures; \
-                     direct routing needs it on {ifname}'s segment"
+                    "real server {ip} is reached through {other}, not through {names} where uvs captures; \
+                     direct routing needs it on the segment of one of them"
                 )
             } else {
                 format!(
-                    "real server {ip} is reached through {other}, not through {ifname} where uvs sends"
+                    "real server {ip} is reached through {other}, not through {names} where uvs sends; \
+                     add {other} with another --interface"
                 )
             });
-        }
-        match r.gateway {
+        };
+        let (ifindex, ifname) = (links[link].0, links[link].1.as_str());
+        let mac = match r.gateway {
             Some(gw) => {
                 let what = format!("the router {gw} towards real server {ip}");
-                self.resolve_neighbour(gw, &what, ifindex, ifname).await
+                self.resolve_neighbour(gw, &what, ifindex, ifname).await?
             }
             None => {
                 let what = format!("real server {ip}");
-                self.resolve_neighbour(ip, &what, ifindex, ifname).await
+                self.resolve_neighbour(ip, &what, ifindex, ifname).await?
             }
-        }
+        };
+        Ok(NextHop {
+            link: link as u8,
+            mac,
+        })
     }
 
     /// The neighbour-table MAC of `ip` (`what` names it in errors), asking
     /// the kernel to resolve it when missing.
-    async fn resolve_neighbour(
+    pub async fn resolve_neighbour(
         &self,
         ip: Ipv4Addr,
         what: &str,

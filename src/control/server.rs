@@ -8,7 +8,7 @@ use super::proto::{Op, Request, Response};
 use crate::dataplane::DpRequest;
 use crate::service::Forward;
 use crate::stats::DataplaneCounters;
-use crate::table::Table;
+use crate::table::{LinkRoute, NextHop, Table};
 use crate::wire::MacAddr;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -26,6 +26,20 @@ const MAX_REQUEST: u64 = 64 << 20;
 struct State {
     model: Model,
     generation: u64,
+    /// The kernel's routes through the director's links, for NAT replies.
+    routes: Vec<LinkRoute>,
+}
+
+impl State {
+    /// Publishes the model (and the routes) as a new table.
+    fn publish(&mut self, shared: &ArcSwap<Table>) {
+        self.generation += 1;
+        let t = self
+            .model
+            .table(self.generation)
+            .with_routes(self.routes.clone());
+        shared.store(Arc::new(t));
+    }
 }
 
 pub struct Control {
@@ -34,8 +48,8 @@ pub struct Control {
     dp: std::sync::Mutex<Sender<DpRequest>>,
     counters: Arc<DataplaneCounters>,
     netlink: Netlink,
-    ifindex: u32,
-    ifname: String,
+    /// The director's links: interface index and name, in link order.
+    links: Vec<(u32, String)>,
 }
 
 impl Control {
@@ -44,21 +58,20 @@ impl Control {
         dp: Sender<DpRequest>,
         counters: Arc<DataplaneCounters>,
         netlink: Netlink,
-        ifindex: u32,
-        ifname: String,
+        links: Vec<(u32, String)>,
         tun_source: Option<Ipv4Addr>,
     ) -> Control {
         Control {
             state: Mutex::new(State {
                 model: Model::with_tun_source(tun_source),
                 generation: 0,
+                routes: Vec::new(),
             }),
             shared,
             dp: std::sync::Mutex::new(dp),
             counters,
             netlink,
-            ifindex,
-            ifname,
+            links,
         }
     }
 
@@ -148,10 +161,8 @@ impl Control {
         let mut st = self.state.lock().await;
         let mut needs: Vec<(usize, Need)> = Vec::new();
         st.model
-            .apply_all(ops, &mut |_, _| Ok(MacAddr::ZERO), &mut |i, n| {
-                needs.push((i, n))
-            })?;
-        let mut macs: HashMap<(Ipv4Addr, Forward), MacAddr> = HashMap::new();
+            .apply_all(ops, &mut |_, _| Ok(NO_HOP), &mut |i, n| needs.push((i, n)))?;
+        let mut macs: HashMap<(Ipv4Addr, Forward), NextHop> = HashMap::new();
         let mut locals: Option<Vec<(Ipv4Addr, u32)>> = None;
         for (i, need) in needs {
             match need {
@@ -178,10 +189,7 @@ impl Control {
                 }
                 Need::Mac(ip, fwd) => {
                     if let std::collections::hash_map::Entry::Vacant(e) = macs.entry((ip, fwd)) {
-                        let r = self
-                            .netlink
-                            .resolve_mac(ip, fwd, self.ifindex, &self.ifname)
-                            .await;
+                        let r = self.netlink.resolve_mac(ip, fwd, &self.links).await;
                         e.insert(r.map_err(|m| (i, OpError::Host(m)))?);
                     }
                 }
@@ -196,9 +204,14 @@ impl Control {
             },
             &mut |_, _| {},
         )?;
+        let nat_before = st.model.has_masq();
         st.model = new;
-        st.generation += 1;
-        self.shared.store(Arc::new(st.model.table(st.generation)));
+        if !nat_before && st.model.has_masq() {
+            // NAT replies need the gateways' MACs: resolve them now rather
+            // than at the next refresh.
+            st.routes = self.link_routes(true).await;
+        }
+        st.publish(&self.shared);
         Ok(())
     }
 
@@ -213,35 +226,155 @@ impl Control {
     }
 
     /// Keeps the MACs uvs sends to current: a real server (DR) or the next
-    /// hop towards one (TUN: the server itself or its router) replaced
+    /// hop towards one (TUN, NAT: the server itself or its router) replaced
     /// behind the same address (failover, new NIC) and announced with a
-    /// gratuitous ARP is followed without operator action.
+    /// gratuitous ARP is followed without operator action. The routes NAT
+    /// replies follow are re-read at the same time.
     pub async fn refresh_neighbours(self: Arc<Self>, every: Duration) {
         loop {
-            tokio::time::sleep(every).await;
-            let targets = self.state.lock().await.model.dest_targets();
+            let (targets, nat) = {
+                let st = self.state.lock().await;
+                (st.model.dest_targets(), st.model.has_masq())
+            };
             let mut found = Vec::new();
             for (a, fwd) in targets {
-                let hop = match fwd {
-                    Forward::Tunnel => match self.netlink.route_get(a).await {
-                        Ok(r) => r.gateway.unwrap_or(a),
-                        Err(_) => continue,
-                    },
-                    _ => a,
+                let Ok(r) = self.netlink.route_get(a).await else {
+                    continue;
                 };
-                if let Ok(Some(m)) = self.netlink.neighbour(hop, self.ifindex).await {
+                let (hop, Some(oif)) = (
+                    match fwd {
+                        Forward::Route => a,
+                        Forward::Tunnel | Forward::Masq => r.gateway.unwrap_or(a),
+                    },
+                    r.oif,
+                ) else {
+                    continue;
+                };
+                if let Ok(Some(m)) = self.netlink.neighbour(hop, oif).await {
                     found.push((a, fwd, m));
                 }
             }
+            let routes = self.link_routes(nat).await;
             let mut st = self.state.lock().await;
             let mut changed = false;
             for (a, fwd, m) in found {
                 changed |= st.model.set_mac(a, fwd, m);
             }
-            if changed {
-                st.generation += 1;
-                self.shared.store(Arc::new(st.model.table(st.generation)));
+            if routes != st.routes {
+                st.routes = routes;
+                changed = true;
             }
+            if changed {
+                st.publish(&self.shared);
+            }
+            drop(st);
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// The kernel's main-table routes that leave through a director link,
+    /// with their gateways' MACs from the neighbour table (asking the kernel
+    /// to resolve missing ones when `resolve`: only NAT needs them).
+    async fn link_routes(&self, resolve: bool) -> Vec<LinkRoute> {
+        let Ok(routes) = self.netlink.routes().await else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (r, oif) in routes {
+            let Some(link) = self.links.iter().position(|(i, _)| *i == oif) else {
+                continue;
+            };
+            let Some((net, prefix)) = parse_prefix(&r.dst) else {
+                continue;
+            };
+            let gateway_mac = match r.gateway {
+                None => None,
+                Some(gw) => {
+                    let known = self.netlink.neighbour(gw, oif).await.ok().flatten();
+                    match known {
+                        Some(m) => Some(m),
+                        None if resolve => {
+                            let what = format!("the gateway {gw} of route {}", r.dst);
+                            let name = &self.links[link].1;
+                            self.netlink
+                                .resolve_neighbour(gw, &what, oif, name)
+                                .await
+                                .ok()
+                        }
+                        None => None,
+                    }
+                }
+            };
+            out.push(LinkRoute {
+                net,
+                prefix,
+                link: link as u8,
+                gateway_mac,
+            });
+        }
+        out.sort_by_key(|r| (std::cmp::Reverse(r.prefix), u32::from(r.net), r.link));
+        out
+    }
+
+    /// Warns when a NAT real server gets packets but none of its replies
+    /// come back through the director: its route to the clients bypasses
+    /// the director, so clients get answers from the RIP they never asked
+    /// and drop them. The director cannot read the real server's routes;
+    /// this is what it can see.
+    pub async fn watch_nat_replies(self: Arc<Self>, every: Duration) {
+        let mut last: HashMap<u64, (u64, u64)> = HashMap::new();
+        let mut warned: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        loop {
+            tokio::time::sleep(every).await;
+            let dests = self.state.lock().await.model.masq_dests();
+            let mut seen = HashMap::new();
+            for (id, addr, port, link, inpkts, outpkts) in dests {
+                seen.insert(id, (inpkts, outpkts));
+                let Some(&(in0, out0)) = last.get(&id) else {
+                    continue;
+                };
+                if outpkts > out0 {
+                    warned.remove(&id);
+                } else if inpkts >= in0 + 3 && warned.insert(id) {
+                    let (_, ifname) = &self.links[usize::from(link).min(self.links.len() - 1)];
+                    let ours = self
+                        .netlink
+                        .addresses()
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find(|(_, i)| Some(*i) == self.links.get(usize::from(link)).map(|l| l.0))
+                        .map(|(a, _)| a.to_string())
+                        .unwrap_or_else(|| format!("this director's address on {ifname}"));
+                    eprintln!(
+                        "uvs: warning: NAT real server {addr}:{port} got {} packets in {} s but none of its \
+                         replies came back through the director: its route back to the clients does not go \
+                         through the director, so clients drop the answers. Make the director its gateway \
+                         (on the real server: `ip route replace default via {ours}`), or check with \
+                         `uvs audit --mode nat --director {ours}` there",
+                        inpkts - in0,
+                        every.as_secs()
+                    );
+                }
+            }
+            last = seen;
         }
     }
 }
+
+/// "default" or "a.b.c.d/len" as a network and prefix length.
+fn parse_prefix(dst: &str) -> Option<(Ipv4Addr, u8)> {
+    if dst == "default" {
+        return Some((Ipv4Addr::UNSPECIFIED, 0));
+    }
+    let (a, l) = dst.split_once('/').unwrap_or((dst, "32"));
+    let prefix: u8 = l.parse().ok().filter(|p| *p <= 32)?;
+    Some((a.parse().ok()?, prefix))
+}
+
+/// Placeholder next hop for the dry run, which only collects what to look
+/// up.
+const NO_HOP: NextHop = NextHop {
+    link: 0,
+    mac: MacAddr::ZERO,
+};

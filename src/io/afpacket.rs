@@ -148,6 +148,7 @@ impl AfPacket {
                 tcpv4: gso_type == VIRTIO_NET_HDR_GSO_TCPV4,
                 size: rd(4),
             }),
+            link: 0,
         };
         Ok(Some(meta))
     }
@@ -164,7 +165,87 @@ impl PacketIo for AfPacket {
         Ok(None)
     }
 
-    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+    /// One socket is one link: `link` is ignored.
+    fn send(&mut self, _link: u8, frame: &[u8]) -> io::Result<()> {
+        self.send_frame(frame)
+    }
+}
+
+/// Several interfaces, one AF_PACKET socket each, polled together: link `i`
+/// is the `i`-th socket. (One unbound socket would see every interface of
+/// the host, the busy management interface included.)
+pub struct AfPacketLinks {
+    socks: Vec<AfPacket>,
+    /// Where the next receive starts, so a busy link cannot starve another.
+    next: usize,
+}
+
+impl AfPacketLinks {
+    pub fn open(ifnames: &[String]) -> io::Result<AfPacketLinks> {
+        if ifnames.is_empty() || ifnames.len() > usize::from(u8::MAX) {
+            return Err(io::Error::other("between 1 and 255 interfaces"));
+        }
+        let socks = ifnames
+            .iter()
+            .map(|n| AfPacket::open(n).map_err(|e| io::Error::other(format!("{n}: {e}"))))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(AfPacketLinks { socks, next: 0 })
+    }
+
+    fn try_each(&mut self, buf: &mut [u8]) -> io::Result<Option<RxMeta>> {
+        let n = self.socks.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let Some(mut m) = self.socks[i].try_recv(buf)? {
+                self.next = (i + 1) % n;
+                m.link = i as u8;
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl PacketIo for AfPacketLinks {
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<RxMeta>> {
+        if let Some(m) = self.try_each(buf)? {
+            return Ok(Some(m));
+        }
+        let mut fds: Vec<libc::pollfd> = self
+            .socks
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: fds is a live array of fds.len() pollfds.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            return Ok(None);
+        }
+        self.try_each(buf)
+    }
+
+    fn send(&mut self, link: u8, frame: &[u8]) -> io::Result<()> {
+        match self.socks.get_mut(usize::from(link)) {
+            Some(s) => s.send_frame(frame),
+            None => Err(io::Error::other(format!("no link {link}"))),
+        }
+    }
+}
+
+impl AfPacket {
+    fn send_frame(&mut self, frame: &[u8]) -> io::Result<()> {
         let vnet = [0u8; VNET_HDR_LEN];
         let iov = [
             libc::iovec {

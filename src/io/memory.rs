@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct MemoryIo {
     pub rx: VecDeque<(Vec<u8>, RxMeta)>,
     pub tx: Vec<Vec<u8>>,
+    /// The link each frame in `tx` was sent on.
+    pub tx_links: Vec<u8>,
 }
 
 impl MemoryIo {
@@ -33,7 +35,17 @@ impl MemoryIo {
     }
 
     pub fn take_sent(&mut self) -> Vec<Vec<u8>> {
+        self.tx_links.clear();
         std::mem::take(&mut self.tx)
+    }
+
+    /// What was sent, with the link each frame went out on.
+    pub fn take_sent_links(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let links = std::mem::take(&mut self.tx_links);
+        links
+            .into_iter()
+            .zip(std::mem::take(&mut self.tx))
+            .collect()
     }
 }
 
@@ -51,8 +63,9 @@ impl PacketIo for MemoryIo {
         }
     }
 
-    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+    fn send(&mut self, link: u8, frame: &[u8]) -> io::Result<()> {
         self.tx.push(frame.to_vec());
+        self.tx_links.push(link);
         Ok(())
     }
 }
@@ -93,7 +106,7 @@ impl PacketIo for ReplayIo {
         Ok(Some(RxMeta { len: f.len(), ..*m }))
     }
 
-    fn send(&mut self, _frame: &[u8]) -> io::Result<()> {
+    fn send(&mut self, _link: u8, _frame: &[u8]) -> io::Result<()> {
         self.sent += 1;
         Ok(())
     }

@@ -38,14 +38,19 @@ pub struct RxMeta {
     /// must be completed over `start..` before the frame leaves.
     pub csum_partial: Option<(u16, u16)>,
     pub gso: Option<Gso>,
+    /// Which of the director's links (interfaces, in `--interface` order)
+    /// the frame arrived on.
+    pub link: u8,
 }
 
-/// A source and sink of Ethernet frames on one interface.
+/// A source and sink of Ethernet frames on one or more links (the
+/// director's interfaces, numbered from 0).
 pub trait PacketIo {
     /// Receives one frame into `buf`. Returns `Ok(None)` when nothing
     /// arrived within `timeout`.
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<RxMeta>>;
 
-    /// Sends one complete frame (checksums finished, at most MTU-sized).
-    fn send(&mut self, frame: &[u8]) -> io::Result<()>;
+    /// Sends one complete frame (checksums finished, at most MTU-sized)
+    /// on `link`.
+    fn send(&mut self, link: u8, frame: &[u8]) -> io::Result<()>;
 }

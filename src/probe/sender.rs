@@ -77,9 +77,11 @@ async fn resolve(o: &Options) -> Result<Path, String> {
             .map(|(a, _)| a)
             .ok_or_else(|| format!("{ifname} has no IPv4 address; give --source"))?,
     };
+    let links = [(ifindex, ifname.clone())];
     let hop_mac = nl
-        .resolve_mac(o.rip, crate::service::Forward::Tunnel, ifindex, &ifname)
-        .await?;
+        .resolve_mac(o.rip, crate::service::Forward::Tunnel, &links)
+        .await?
+        .mac;
     Ok(Path {
         ifname,
         director,
@@ -162,7 +164,7 @@ pub fn run(o: &Options) -> Result<Run, String> {
                 continue;
             }
             let len = build(c, &a, n, &mut buf).ok_or("probe frame too big")?;
-            io.send(&buf[..len])
+            io.send(0, &buf[..len])
                 .map_err(|e| format!("cannot send on {}: {e}", path.ifname))?;
         }
         std::thread::sleep(Duration::from_millis(30));
