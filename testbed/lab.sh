@@ -2,13 +2,17 @@
 # The uvs namespace testbed: a client, a director and N real servers on one
 # switch (a Linux bridge in its own namespace), all in 198.18.0.0/24.
 #
-#   testbed/lab.sh up PREFIX [N] [--routed] [--vpc]
+#   testbed/lab.sh up PREFIX [N] [--routed] [--vpc] [--nat]
 #                                    build the lab (N real servers, default 2);
 #                                    --routed adds a router (PREFIX-rt) and a real
 #                                    server in another subnet (PREFIX-rr1,
 #                                    198.18.1.11), reachable only through it (TUN);
 #                                    --vpc makes the switch behave like a cloud
-#                                    VPC's port security (see vpc() below)
+#                                    VPC's port security (see vpc() below);
+#                                    --nat makes the director two-armed: a second
+#                                    network 198.18.2.0/24 on its eth1 (198.18.2.1)
+#                                    with N untouched real servers PREFIX-nat1..N
+#                                    (198.18.2.11..) whose default gateway it is
 #   testbed/lab.sh tunnel PREFIX NODE
 #                                    give NODE the kernel's IP-in-IP decapsulator
 #                                    (tunl0, VIP on it) if this kernel has ipip;
@@ -27,19 +31,20 @@ set -euo pipefail
 VIP=${UVS_VIP:-198.18.0.100}
 NET=198.18.0
 CLIENT_IP=$NET.10
+NAT_NET=198.18.2
 DIRECTOR_IP=$NET.2
 
 die() { echo "lab.sh: $*" >&2; exit 1; }
 
 rs_ip() { echo "$NET.$((10 + $1))"; }
 
-node_up() { # ns ip
-  local ns=$1 ip=$2 port="p-${1##*-}"
+node_up() { # ns ip [bridge]
+  local ns=$1 ip=$2 port="p-${1##*-}" br=${3:-br0}
   ip netns add "$ns"
   ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
   ip -n "$ns" link set lo up
   ip -n "$ns" link add eth0 type veth peer name "$port" netns "$SW"
-  ip -n "$SW" link set "$port" master br0 up
+  ip -n "$SW" link set "$port" master "$br" up
   ip -n "$ns" addr add "$ip/24" dev eth0
   ip -n "$ns" link set eth0 up
 }
@@ -62,6 +67,23 @@ routed() { # p
   for ns in "$p-cl" "$p-dir"; do ip -n "$ns" route add 198.18.1.0/24 via "$NET.1"; done
 }
 
+# The server side of a two-armed NAT director: a second bridge, the
+# director's eth1 on it, and real servers that need nothing but a default
+# route via the director (no VIP, no sysctls: what NAT is for).
+nat() { # p n
+  local p=$1 n=$2 i
+  ip -n "$SW" link add br1 type bridge
+  ip -n "$SW" link set br1 up
+  ip -n "$p-dir" link add eth1 type veth peer name p-dir1 netns "$SW"
+  ip -n "$SW" link set p-dir1 master br1 up
+  ip -n "$p-dir" addr add "$NAT_NET.1/24" dev eth1
+  ip -n "$p-dir" link set eth1 up
+  for i in $(seq 1 "$n"); do
+    node_up "$p-nat$i" "$NAT_NET.$((10 + i))" br1
+    ip -n "$p-nat$i" route add default via "$NAT_NET.1"
+  done
+}
+
 # Cloud port security on the switch: a frame is admitted only if its
 # (switch port, source MAC, source IPv4) triple belongs to the node behind
 # that port, as a VPC's virtual switch does. The VIP is an "allowed address
@@ -74,14 +96,15 @@ vpc() {
   local p=$1 sw=$1-sw ns port mac ip ips="" macs="" trusted='"-"'
   for ns in $(list "$p"); do
     port="p-${ns##*-}"
-    case ${ns##*-} in sw|rr1) continue ;; esac
-    if [[ ${ns##*-} == rt ]]; then trusted="\"$port\""; continue; fi
+    case ${ns##*-} in sw|rr1) continue ;; nat*) trusted+=", \"$port\""; continue ;; esac
+    if [[ ${ns##*-} == rt ]]; then trusted+=", \"$port\""; continue; fi
     mac=$(ip netns exec "$ns" cat /sys/class/net/eth0/address)
     ip=$(ip -n "$ns" -4 -o addr show dev eth0 | awk '{split($4, a, "/"); print a[1]; exit}')
     macs+="\"$port\" . $mac, "
     ips+="\"$port\" . $mac . $ip, "
     case ${ns##*-} in dir|rs*) ips+="\"$port\" . $mac . $VIP, " ;; esac
   done
+  ip -n "$sw" link show p-dir1 >/dev/null 2>&1 && trusted+=', "p-dir1"'
   ip netns exec "$sw" nft -f - <<EOF
 table bridge portsec {
   counter spoofed { }
@@ -122,7 +145,7 @@ tunnel() {
 }
 
 up() {
-  local p=$1 n=${2:-2} opt routed=0 vpc=0 first=3
+  local p=$1 n=${2:-2} opt routed=0 vpc=0 nat=0 first=3
   [[ $n == --* ]] && { n=2; first=2; }
   [[ $p =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad prefix '$p'"
   [[ $n =~ ^[0-9]+$ && $n -ge 1 && $n -le 50 ]] || die "bad server count '$n'"
@@ -146,10 +169,12 @@ up() {
     case $opt in
       --routed) routed=1 ;;
       --vpc) vpc=1 ;;
+      --nat) nat=1 ;;
       *) die "unknown option '$opt'" ;;
     esac
   done
   [[ $routed -eq 1 ]] && routed "$p"
+  [[ $nat -eq 1 ]] && nat "$p" "$n"
   [[ $vpc -eq 1 ]] && vpc "$p"
   return 0
 }
@@ -177,10 +202,10 @@ down() {
 
 cmd=${1:-}
 case $cmd in
-  up) shift; [[ $# -ge 1 ]] || die "usage: lab.sh up PREFIX [N] [--routed] [--vpc]"; up "$@" || { down "$1"; exit 1; } ;;
+  up) shift; [[ $# -ge 1 ]] || die "usage: lab.sh up PREFIX [N] [--routed] [--vpc] [--nat]"; up "$@" || { down "$1"; exit 1; } ;;
   tunnel) shift; [[ $# -eq 2 ]] || die "usage: lab.sh tunnel PREFIX NODE"; tunnel "$@" ;;
   drops) shift; [[ $# -eq 1 ]] || die "usage: lab.sh drops PREFIX"; drops "$1" ;;
   down) shift; [[ $# -eq 1 ]] || die "usage: lab.sh down PREFIX"; down "$1" ;;
   list) shift; list "$1" ;;
-  *) die "usage: lab.sh up PREFIX [N] [--routed] [--vpc] | tunnel PREFIX NODE | drops PREFIX | down PREFIX | list PREFIX" ;;
+  *) die "usage: lab.sh up PREFIX [N] [--routed] [--vpc] [--nat] | tunnel PREFIX NODE | drops PREFIX | down PREFIX | list PREFIX" ;;
 esac

@@ -78,6 +78,27 @@ fn nat_checks_default_route_and_tw_recycle() {
         find(&audit::audit(&h, &o), "default route").status,
         Status::Ok
     );
+    // A client network routed through another gateway bypasses the
+    // director even with the right default route.
+    h.routes.push(uvs::audit::Route {
+        dst: "198.18.0.0/24".into(),
+        gateway: Some("192.168.10.254".parse().unwrap()),
+        dev: "ens33".into(),
+        advmss: None,
+        mtu: None,
+        kernel: false,
+        prefsrc: None,
+    });
+    let f = audit::audit(&h, &o);
+    let r = find(&f, "route 198.18.0.0/24");
+    assert_eq!(
+        (r.status, r.value.as_str()),
+        (Status::Warn, "via 192.168.10.254 dev ens33")
+    );
+    assert_eq!(
+        r.fixes[0].command(),
+        "ip route del 198.18.0.0/24 via 192.168.10.254"
+    );
 }
 
 #[test]

@@ -557,6 +557,28 @@ fn nat_checks(h: &HostState, o: &Options, out: &mut Out) {
             vec![],
         ),
     }
+    // A more specific route through another gateway takes the replies to
+    // those clients past the director just as surely.
+    let Some(d) = o.director_addr else {
+        return;
+    };
+    for r in &h.routes {
+        let Some(g) = r.gateway.filter(|g| *g != d) else {
+            continue;
+        };
+        if r.dst == "default" {
+            continue;
+        }
+        out.add(
+            Status::Warn,
+            format!("route {}", r.dst),
+            format!("via {g} dev {}", r.dev),
+            "replies to clients in this network bypass the director and are not translated back to the VIP",
+            vec![Fix::Manual {
+                command: format!("ip route del {} via {g}", r.dst),
+            }],
+        );
+    }
 }
 
 fn timestamp_checks(h: &HostState, o: &Options, out: &mut Out) {
@@ -623,11 +645,11 @@ fn director_checks(h: &HostState, o: &Options, out: &mut Out) {
             );
         } else if o.mode == Mode::Nat {
             out.add(
-                Status::Info,
+                Status::Fail,
                 format!("forwarding {i}"),
                 f.to_string(),
-                "on: uvs NAT does the translation; the kernel must not also forward VIP traffic",
-                vec![],
+                "uvs translates NAT traffic itself (unlike IPVS, it needs no ip_forward); with forwarding on the kernel would also pass real servers' replies on untranslated",
+                vec![sysctl_fix(format!("net.ipv4.conf.{i}.forwarding"), 0)],
             );
         } else {
             out.add(

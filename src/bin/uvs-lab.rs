@@ -1,6 +1,7 @@
 //! `uvs-lab`: the traffic ends of the namespace testbed. `server` runs on a
-//! real server and answers with its own name (TCP and UDP) and with a byte
-//! count and hash of uploads; the `client` modes generate the traffic the
+//! real server and answers with its own name (TCP and UDP), the client
+//! address it sees, a byte count and hash of uploads, downloads of any size,
+//! and HTTP for load generators; the `client` modes generate the traffic the
 //! demo and the end-to-end tests measure, and print JSON.
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,9 @@ enum Cmd {
         /// UDP ADDR:PORT to bind (bind the VIP so replies come from it).
         #[arg(long)]
         udp: Vec<SocketAddr>,
+        /// TCP port for HTTP/1.1: every request is answered with the name.
+        #[arg(long)]
+        http: Vec<u16>,
     },
     /// N sequential TCP connections, one NAME request each.
     TcpNames {
@@ -75,6 +79,22 @@ enum Cmd {
         #[arg(long, default_value_t = 5_000_000)]
         bytes: usize,
     },
+    /// Download N bytes over one TCP connection and check them against the
+    /// hash the server announces.
+    Download {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 5_000_000)]
+        bytes: usize,
+    },
+    /// Ask which client address the server sees (TCP, or UDP with --udp)
+    /// and report it beside this end's own address.
+    Who {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        udp: bool,
+    },
 }
 
 /// FNV-1a, 64 bit: enough to tell an intact upload from a damaged one.
@@ -85,6 +105,31 @@ fn fnv(h: &mut u64, data: &[u8]) {
     }
 }
 const FNV_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Fills `buf` with xorshift output: incompressible, reproducible content.
+fn fill(x: &mut u32, buf: &mut [u8]) {
+    for b in buf {
+        *x ^= *x << 13;
+        *x ^= *x >> 17;
+        *x ^= *x << 5;
+        *b = *x as u8;
+    }
+}
+
+/// The hash of `n` bytes of `fill` content from `seed`.
+fn content_hash(seed: u32, n: usize) -> u64 {
+    let (mut x, mut h, mut left) = (seed, FNV_INIT, n);
+    let mut buf = vec![0u8; 65536];
+    while left > 0 {
+        let k = left.min(buf.len());
+        fill(&mut x, &mut buf[..k]);
+        fnv(&mut h, &buf[..k]);
+        left -= k;
+    }
+    h
+}
+
+const SEED: u32 = 0x1234_5678;
 
 fn serve_tcp(name: String, port: u16) -> std::io::Result<()> {
     let l = TcpListener::bind(("0.0.0.0", port))?;
@@ -110,6 +155,20 @@ fn tcp_session(name: &str, s: TcpStream) -> std::io::Result<()> {
         let l = line.trim();
         if l == "NAME" {
             w.write_all(format!("{name}\n").as_bytes())?;
+        } else if l == "WHO" {
+            let peer = w.peer_addr()?;
+            w.write_all(format!("{name} {peer}\n").as_bytes())?;
+        } else if let Some(n) = l.strip_prefix("DOWNLOAD ") {
+            let n: usize = n.parse().unwrap_or(0);
+            w.write_all(format!("{name} {n} {:016x}\n", content_hash(SEED, n)).as_bytes())?;
+            let (mut x, mut left) = (SEED, n);
+            let mut buf = vec![0u8; 65536];
+            while left > 0 {
+                let k = left.min(buf.len());
+                fill(&mut x, &mut buf[..k]);
+                w.write_all(&buf[..k])?;
+                left -= k;
+            }
         } else if let Some(n) = l.strip_prefix("UPLOAD ") {
             let n: usize = n.parse().unwrap_or(0);
             let mut h = FNV_INIT;
@@ -137,8 +196,134 @@ fn serve_udp(name: String, addr: SocketAddr) -> std::io::Result<()> {
         let (n, from) = s.recv_from(&mut buf)?;
         if &buf[..n] == b"NAME" {
             let _ = s.send_to(name.as_bytes(), from);
+        } else if &buf[..n] == b"WHO" {
+            let _ = s.send_to(format!("{name} {from}").as_bytes(), from);
         }
     }
+}
+
+/// HTTP/1.1 with keep-alive: each request (headers only) is answered with
+/// the name; `Connection: close` closes after the answer.
+fn serve_http(name: String, port: u16) -> std::io::Result<()> {
+    let l = TcpListener::bind(("0.0.0.0", port))?;
+    for s in l.incoming() {
+        let Ok(s) = s else { continue };
+        let name = name.clone();
+        std::thread::spawn(move || {
+            let _ = http_session(&name, s);
+        });
+    }
+    Ok(())
+}
+
+fn http_session(name: &str, s: TcpStream) -> std::io::Result<()> {
+    let mut w = s.try_clone()?;
+    let mut r = BufReader::new(s);
+    let body = format!("{name}\n");
+    let mut line = String::new();
+    loop {
+        let mut close = false;
+        let mut first = true;
+        loop {
+            line.clear();
+            if r.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                if first {
+                    continue;
+                }
+                break;
+            }
+            first = false;
+            if let Some((k, v)) = l.split_once(':') {
+                close |= k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close");
+            }
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+            body.len(),
+            if close { "close" } else { "keep-alive" }
+        );
+        w.write_all(format!("{head}{body}").as_bytes())?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+fn download(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, String> {
+    let s =
+        TcpStream::connect_timeout(&target, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let mut w = s.try_clone().map_err(|e| e.to_string())?;
+    w.write_all(format!("DOWNLOAD {bytes}\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(|e| e.to_string())?;
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    let [server, n, their] = parts.as_slice() else {
+        return Err(format!("bad reply '{}'", line.trim()));
+    };
+    let n: usize = n.parse().map_err(|_| format!("bad length in '{}'", line.trim()))?;
+    let mut h = FNV_INIT;
+    let mut got = 0;
+    let mut buf = vec![0u8; 65536];
+    while got < n {
+        let k = r
+            .read(&mut buf[..(n - got).min(65536)])
+            .map_err(|e| e.to_string())?;
+        if k == 0 {
+            break;
+        }
+        fnv(&mut h, &buf[..k]);
+        got += k;
+    }
+    let ours = format!("{h:016x}");
+    Ok(json!({
+        "server": server, "announced": n, "received": got,
+        "client_hash": ours, "server_hash": their,
+        "intact": got == bytes && n == bytes && ours == *their,
+        "seconds": started.elapsed().as_secs_f64(),
+    }))
+}
+
+fn who(target: SocketAddr, udp: bool) -> Result<serde_json::Value, String> {
+    let (answer, local) = if udp {
+        let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+        s.connect(target).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_millis(500))).ok();
+        let mut buf = [0u8; 256];
+        let mut answer = None;
+        for _ in 0..6 {
+            s.send(b"WHO").map_err(|e| e.to_string())?;
+            if let Ok(n) = s.recv(&mut buf) {
+                answer = Some(String::from_utf8_lossy(&buf[..n]).to_string());
+                break;
+            }
+        }
+        let local = s.local_addr().map_err(|e| e.to_string())?;
+        (answer.ok_or("no answer")?, local)
+    } else {
+        let s = TcpStream::connect_timeout(&target, Duration::from_secs(3))
+            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+        let local = s.local_addr().map_err(|e| e.to_string())?;
+        let mut w = s.try_clone().map_err(|e| e.to_string())?;
+        w.write_all(b"WHO\n").map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        BufReader::new(s)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        (line.trim().to_string(), local)
+    };
+    let (server, peer) = answer
+        .split_once(' ')
+        .ok_or_else(|| format!("bad reply '{answer}'"))?;
+    Ok(json!({ "server": server, "peer_seen": peer, "local": local.to_string() }))
 }
 
 fn tcp_name(target: SocketAddr) -> Result<String, String> {
@@ -235,19 +420,13 @@ fn upload(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, String>
     w.write_all(format!("UPLOAD {bytes}\n").as_bytes())
         .map_err(|e| e.to_string())?;
     let mut h = FNV_INIT;
-    let mut x: u32 = 0x1234_5678;
+    let mut x: u32 = SEED;
     let mut chunk = vec![0u8; 65536];
     let mut left = bytes;
     let started = Instant::now();
     while left > 0 {
         let k = left.min(chunk.len());
-        for b in &mut chunk[..k] {
-            // xorshift: incompressible, reproducible content
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *b = x as u8;
-        }
+        fill(&mut x, &mut chunk[..k]);
         fnv(&mut h, &chunk[..k]);
         w.write_all(&chunk[..k]).map_err(|e| e.to_string())?;
         left -= k;
@@ -328,8 +507,17 @@ fn udp_df(target: SocketAddr, size: usize) -> serde_json::Value {
 
 fn main() -> ExitCode {
     let out = match Cli::parse().cmd {
-        Cmd::Server { name, tcp, udp } => {
+        Cmd::Server {
+            name,
+            tcp,
+            udp,
+            http,
+        } => {
             let mut hs = Vec::new();
+            for p in http {
+                let n = name.clone();
+                hs.push(std::thread::spawn(move || serve_http(n, p)));
+            }
             for p in tcp {
                 let n = name.clone();
                 hs.push(std::thread::spawn(move || serve_tcp(n, p)));
@@ -365,6 +553,11 @@ fn main() -> ExitCode {
             Ok(v) => v,
             Err(e) => json!({ "error": e, "intact": false }),
         },
+        Cmd::Download { target, bytes } => match download(target, bytes) {
+            Ok(v) => v,
+            Err(e) => json!({ "error": e, "intact": false }),
+        },
+        Cmd::Who { target, udp } => who(target, udp).unwrap_or_else(|e| json!({ "error": e })),
     };
     println!("{out}");
     ExitCode::SUCCESS
