@@ -238,7 +238,8 @@ fn http_session(name: &str, s: TcpStream) -> std::io::Result<()> {
             }
             first = false;
             if let Some((k, v)) = l.split_once(':') {
-                close |= k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close");
+                close |=
+                    k.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close");
             }
         }
         let head = format!(
@@ -268,7 +269,9 @@ fn download(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, Strin
     let [server, n, their] = parts.as_slice() else {
         return Err(format!("bad reply '{}'", line.trim()));
     };
-    let n: usize = n.parse().map_err(|_| format!("bad length in '{}'", line.trim()))?;
+    let n: usize = n
+        .parse()
+        .map_err(|_| format!("bad length in '{}'", line.trim()))?;
     let mut h = FNV_INIT;
     let mut got = 0;
     let mut buf = vec![0u8; 65536];
@@ -300,9 +303,16 @@ fn who(target: SocketAddr, udp: bool) -> Result<serde_json::Value, String> {
         let mut answer = None;
         for _ in 0..6 {
             s.send(b"WHO").map_err(|e| e.to_string())?;
-            if let Ok(n) = s.recv(&mut buf) {
-                answer = Some(String::from_utf8_lossy(&buf[..n]).to_string());
-                break;
+            match s.recv(&mut buf) {
+                Ok(n) => {
+                    answer = Some(String::from_utf8_lossy(&buf[..n]).to_string());
+                    break;
+                }
+                // An ICMP port unreachable about this connected socket.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(e.to_string());
+                }
+                Err(_) => {}
             }
         }
         let local = s.local_addr().map_err(|e| e.to_string())?;

@@ -198,19 +198,17 @@ impl Lab {
     /// Starts `uvs director` in the director namespace and waits for its
     /// control socket.
     pub fn start_director(&mut self) {
+        self.start_director_on(&["eth0"]);
+    }
+
+    /// As `start_director`, capturing on these interfaces.
+    pub fn start_director_on(&mut self, ifaces: &[&str]) {
         let sock = self.socket();
-        self.spawn(
-            "dir",
-            env!("CARGO_BIN_EXE_uvs"),
-            &[
-                "director",
-                "--interface",
-                "eth0",
-                "--socket",
-                sock.to_str().unwrap(),
-            ],
-            "director.log",
-        );
+        let mut args = vec!["director", "--socket", sock.to_str().unwrap()];
+        for i in ifaces {
+            args.extend(["--interface", i]);
+        }
+        self.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director.log");
         let t = Instant::now();
         while !sock.exists() {
             if t.elapsed() > Duration::from_secs(10) {
