@@ -50,7 +50,14 @@ fn bad_input_is_refused_and_changes_nothing() {
     // A NAT real server the director has no route to.
     let e = refused(
         &l,
-        &["-a", "-t", &format!("{VIP}:80"), "-r", "198.18.5.5:8080", "-m"],
+        &[
+            "-a",
+            "-t",
+            &format!("{VIP}:80"),
+            "-r",
+            "198.18.5.5:8080",
+            "-m",
+        ],
         None,
     );
     assert!(e.contains("no route to 198.18.5.5"), "{e}");
