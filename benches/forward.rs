@@ -18,7 +18,7 @@ use uvs::stats::DataplaneCounters;
 use uvs::table::NextHop;
 use uvs::wire::MacAddr;
 
-fn dataplane() -> Dataplane {
+fn dataplane(fwd: Forward) -> Dataplane {
     let key = ServiceKey {
         protocol: Protocol::Tcp,
         addr: [198, 18, 0, 100].into(),
@@ -27,7 +27,7 @@ fn dataplane() -> Dataplane {
     let d = |last| DestSpec {
         addr: Ipv4Addr::new(198, 18, 0, last),
         port: 80,
-        forward: Forward::Route,
+        forward: fwd,
         weight: 1,
         uthreshold: 0,
         lthreshold: 0,
@@ -41,7 +41,6 @@ fn dataplane() -> Dataplane {
                     persistent: None,
                 },
                 Op::AddDest { key, dest: d(11) },
-                Op::AddDest { key, dest: d(12) },
             ],
             &mut |_, _| Ok(hop(MacAddr([2, 0, 0, 0, 1, 1]))),
             &mut |_, _| {},
@@ -75,8 +74,24 @@ fn frame(sport: u16, syn: bool, payload: usize) -> Vec<u8> {
     v
 }
 
+/// A NAT real server's reply to client port `dport`.
+fn reply(dport: u16, payload: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([198, 18, 0, 11], [198, 18, 0, 10], 64)
+        .tcp(80, dport, 5, 1000)
+        .ack(2)
+        .write(&mut v, &vec![0x5a; payload])
+        .unwrap();
+    v
+}
+
 fn run(name: &str, frames: Vec<(Vec<u8>, RxMeta)>, n: usize, warm: usize) {
-    let mut dp = dataplane();
+    run_with(Forward::Route, name, frames, n, warm)
+}
+
+fn run_with(fwd: Forward, name: &str, frames: Vec<(Vec<u8>, RxMeta)>, n: usize, warm: usize) {
+    let mut dp = dataplane(fwd);
     let mut io = ReplayIo::new(frames);
     let bytes = io.mean_len();
     let mut buf = vec![0u8; 70000];
@@ -149,6 +164,26 @@ fn main() {
         .collect();
     m4.extend((0..100u16).map(|p| (frame(10000 + p, false, 62_000), gso)));
     run("64 KB GSO super-frame, segmented", m4, 40_000, 0);
+    // NAT: the same established flows translated on the way in, and the
+    // real server's replies (from 198.18.0.11:80) translated back.
+    run_with(
+        Forward::Masq,
+        "NAT established TCP, 64-byte frames",
+        mixed,
+        1_000_000,
+        0,
+    );
+    let mut m5: Vec<_> = (0..10_000u16)
+        .map(|p| (frame(10000 + p, true, 0), RxMeta::default()))
+        .collect();
+    m5.extend((0..10_000u16).map(|p| (reply(10000 + p, 1448), RxMeta::default())));
+    run_with(
+        Forward::Masq,
+        "NAT replies, 1514-byte frames",
+        m5,
+        500_000,
+        0,
+    );
     println!(
         "connection entry: {} bytes of key+value (hash table adds ~1 byte of control per slot)",
         std::mem::size_of::<(uvs::conn::ConnKey, uvs::conn::Conn)>()

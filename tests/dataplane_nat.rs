@@ -598,3 +598,84 @@ fn garbage_from_either_side_never_panics_with_nat_connections() {
     // real link.
     assert!(r.io.tx_links.iter().all(|l| *l < 2));
 }
+
+#[test]
+fn frag_needed_from_a_router_on_the_server_side_comes_from_the_vip() {
+    let mut r = Rig::new();
+    let c = (CLIENT, 40005);
+    let out = r.feed(
+        tcp_frame((CL_MAC, DIR0), c, (VIP, 80), "S", b""),
+        0,
+        RxMeta::default(),
+    );
+    let translated = out[0].1.clone();
+    // A router between the director and the real server (not the real
+    // server itself) cannot pass the translated segment on.
+    let mut icmp = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 2, 254], DIR1)
+        .ipv4([198, 18, 1, 254], CLIENT, 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1280 },
+        ))
+        .write(&mut icmp, &translated[14..14 + 28])
+        .unwrap();
+    let out = r.feed(icmp, 1, RxMeta::default());
+    assert_eq!(out.len(), 1);
+    let (link, f) = &out[0];
+    assert_eq!(*link, 0);
+    assert_eq!(
+        &f[26..30],
+        &VIP,
+        "outer source becomes the VIP, as IPVS does"
+    );
+    assert_eq!(&f[30..34], &CLIENT);
+    // "Fragmentation needed" with its MTU kept, about client -> VIP:80.
+    assert_eq!((f[34], f[35]), (3, 4));
+    assert_eq!(u16::from_be_bytes([f[40], f[41]]), 1280);
+    assert_eq!(&f[42 + 16..42 + 20], &VIP);
+    assert_eq!(u16::from_be_bytes([f[64], f[65]]), 80);
+    assert_eq!(checksum::fold(checksum::sum(&f[34..])), 0xffff);
+}
+
+#[test]
+fn a_datagram_too_big_for_the_server_link_gets_frag_needed_from_the_vip() {
+    let mut r = Rig::new();
+    // Make the server side's MTU smaller than the client side's.
+    let links = vec![
+        LinkParams {
+            mac: MacAddr(DIR0),
+            mtu: 1500,
+            addr: Ipv4Addr::new(198, 18, 0, 2),
+        },
+        LinkParams {
+            mac: MacAddr(DIR1),
+            mtu: 1400,
+            addr: Ipv4Addr::new(198, 18, 1, 1),
+        },
+    ];
+    let shared = Arc::new(ArcSwap::from_pointee(r.model.table(1)));
+    r.dp = Dataplane::with_links(shared, links, r.counters.clone(), None);
+    let mut big = Vec::new();
+    PacketBuilder::ethernet2(CL_MAC, DIR0)
+        .ipv4(CLIENT, VIP, 64)
+        .udp(5000, 53)
+        .write(&mut big, &[7u8; 1472])
+        .unwrap();
+    big[20] |= 0x40; // DF
+    let c = checksum::finish(checksum::sum(&{
+        let mut h = big[14..34].to_vec();
+        h[10..12].copy_from_slice(&[0, 0]);
+        h
+    }));
+    big[24..26].copy_from_slice(&c.to_be_bytes());
+    let out = r.feed(big, 0, RxMeta::default());
+    assert_eq!(out.len(), 1);
+    let (link, f) = &out[0];
+    assert_eq!(*link, 0, "back to the client");
+    assert_eq!(&f[26..30], &VIP);
+    assert_eq!((f[34], f[35]), (3, 4));
+    assert_eq!(u16::from_be_bytes([f[40], f[41]]), 1400);
+    // The quote is what the client sent (VIP:53), not the translation.
+    assert_eq!(&f[42 + 16..42 + 20], &VIP);
+    assert_eq!(r.counter("frag_needed"), 1);
+}

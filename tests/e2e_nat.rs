@@ -368,3 +368,41 @@ fn the_director_refuses_to_start_when_its_kernel_would_forward() {
     assert!(e.contains("forwarding is on for eth1"), "{e}");
     assert!(e.contains("net.ipv4.conf.eth1.forwarding=0"), "{e}");
 }
+
+#[test]
+fn a_smaller_mtu_on_the_server_side_is_learned_by_the_client() {
+    let Some(mut l) = Lab::up_with(1, &["--nat"]) else {
+        return;
+    };
+    // The server network runs at 1400: the director's eth1, the switch
+    // ports and the real server.
+    l.sh("dir", "ip link set eth1 mtu 1400");
+    l.sh(
+        "sw",
+        "ip link set p-dir1 mtu 1400; ip link set p-nat1 mtu 1400",
+    );
+    l.sh("nat1", "ip link set eth0 mtu 1400");
+    start_nat_server(&mut l, "nat1");
+    l.start_director_on(&["eth0", "eth1"]);
+    l.adm(&format!("-A -u {VIP}:53 -s rr"));
+    l.adm(&format!("-a -u {VIP}:53 -r {NAT1}:5353 -m"));
+    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    l.adm(&format!("-a -t {VIP}:80 -r {NAT1}:8080 -m"));
+    // A 1472-byte datagram with DF fits the client's link but not the
+    // server side: "fragmentation needed" with 1400, from the VIP.
+    let d = l.client(&["udp-df", "--target", &format!("{VIP}:53"), "--size", "1472"]);
+    assert_eq!(d["path_mtu"], 1400, "{d}");
+    assert!(l.dp_counter("frag_needed") >= 1);
+    // TCP just works: the real server's MSS already fits its link, and the
+    // client's super-frames are cut to fit the server side.
+    let u = l.upload(2_000_000);
+    assert_eq!(u["intact"], true, "{u}");
+    let d = l.client(&[
+        "download",
+        "--target",
+        &format!("{VIP}:80"),
+        "--bytes",
+        "2000000",
+    ]);
+    assert_eq!(d["intact"], true, "{d}");
+}

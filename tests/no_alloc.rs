@@ -40,10 +40,11 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn forwarding_does_not_allocate() {
-    // DR and TUN in turn, in one test: the allocation counter is global.
-    for fwd in [Forward::Route, Forward::Tunnel] {
+    // DR, TUN and NAT in turn, in one test: the allocation counter is
+    // global.
+    for fwd in [Forward::Route, Forward::Tunnel, Forward::Masq] {
         let n = allocations_while_forwarding(fwd);
-        assert_eq!(n, 0, "{fwd:?}: allocations while forwarding 40000 frames");
+        assert_eq!(n, 0, "{fwd:?}: allocations while forwarding");
     }
 }
 
@@ -106,19 +107,36 @@ fn allocations_while_forwarding(fwd: Forward) -> usize {
             b.write(&mut v, b"0123456789").unwrap();
             frames.push((v, RxMeta::default()));
         }
+        // NAT: the real server's answer, from both real servers (one is
+        // the connection's and is translated, the other is the kernel's).
+        if fwd == Forward::Masq {
+            for rs in [11, 12] {
+                let mut v = Vec::new();
+                PacketBuilder::ethernet2([2, 0, 0, 0, 1, rs], [2, 0, 0, 0, 0, 2])
+                    .ipv4([198, 18, 0, rs], [198, 18, 0, 10], 64)
+                    .tcp(80, 10000 + p, 5, 1000)
+                    .ack(3)
+                    .write(&mut v, b"reply")
+                    .unwrap();
+                frames.push((v, RxMeta::default()));
+            }
+        }
     }
     let mut io = ReplayIo::new(frames);
     let mut buf = vec![0u8; 70000];
     // Warm-up: first table load and the first round of connections.
-    for _ in 0..4000 {
+    let per_client = if fwd == Forward::Masq { 4 } else { 2 };
+    for _ in 0..2000 * per_client {
         dp.poll_once(&mut io, &mut buf, Duration::ZERO);
     }
     let before = ALLOCS.load(Ordering::Relaxed);
-    for _ in 0..40000 {
+    for _ in 0..20000 * per_client {
         dp.poll_once(&mut io, &mut buf, Duration::ZERO);
     }
     let after = ALLOCS.load(Ordering::Relaxed);
-    assert_eq!(io.sent, 44000);
+    // Every client frame is sent, and for NAT one reply of two.
+    let sent_per_client = if fwd == Forward::Masq { 3 } else { 2 };
+    assert_eq!(io.sent, (2000 + 20000) * sent_per_client, "{fwd:?}");
     after - before
 }
 
