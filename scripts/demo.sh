@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The uvs demo, in two acts on the namespace testbed.
+# The uvs demo, in three acts on the namespace testbed.
 #  1. A userspace director balancing real TCP and UDP traffic across two
 #     real servers in DR mode (wrr, weights 3 and 1).
 #  2. The same behind a cloud-VPC switch that drops spoofed sources:
 #     `uvs probe` says DR cannot work, DR indeed fails (the switch counts
 #     the drops), and TUN (-i) carries the same traffic.
+#  3. NAT (-m) on a two-armed director: real servers that were not touched
+#     at all (no VIP, no sysctls) behind it, ports mapped 80 -> 8080 and
+#     53 -> 5353, the same 3:1 split, and the servers see the client's own
+#     address.
 # Exits non-zero unless every step does what it says.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +20,10 @@ B=$PWD/target/release
 VIP=198.18.0.100
 P=uvsdemo$$
 TMP=$(mktemp -d)
-cleanup() { testbed/lab.sh down "$P"; testbed/lab.sh down "${P}v"; rm -rf "$TMP"; }
+cleanup() {
+  for l in "$P" "${P}v" "${P}n"; do testbed/lab.sh down "$l"; done
+  rm -rf "$TMP"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -30,15 +37,19 @@ servers() { # lab: the traffic server on rs1 and rs2
     ip netns exec "$1-rs$i" "$B/uvs-lab" server --name "rs$i" --tcp 80 --udp "$VIP:53" &>"$TMP/$1-rs$i.log" &
   done
 }
-start_director() { # lab: uvs director on its eth0; adm then talks to it
-  SOCK=$TMP/$1.sock
-  ip netns exec "$1-dir" "$B/uvs" director --interface eth0 --socket "$SOCK" &>"$TMP/$1-director.log" &
+start_director() { # lab [interface...]: uvs director (default eth0); adm then talks to it
+  local l=$1 ifs=() i
+  shift
+  for i in "${@:-eth0}"; do ifs+=(--interface "$i"); done
+  SOCK=$TMP/$l.sock
+  ip netns exec "$l-dir" "$B/uvs" director "${ifs[@]}" --socket "$SOCK" &>"$TMP/$l-director.log" &
   for _ in $(seq 100); do [[ -S $SOCK ]] && break; sleep 0.05; done
-  [[ -S $SOCK ]] || { cat "$TMP/$1-director.log"; exit 1; }
+  [[ -S $SOCK ]] || { cat "$TMP/$l-director.log"; exit 1; }
 }
 adm() { echo "# uvsadm $*"; "$B/uvsadm" --socket "$SOCK" "$@"; }
-split_ok() { # client JSON: 300 answers from rs1, 100 from rs2, no errors
-  [[ $1 == *'"rs1":300'* && $1 == *'"rs2":100'* && $1 == *'"errors":0'* ]]
+split_ok() { # client JSON [name1 name2]: 300 answers from rs1, 100 from rs2, no errors
+  local a=${2:-rs1} b=${3:-rs2}
+  [[ $1 == *"\"$a\":300"* && $1 == *"\"$b\":100"* && $1 == *'"errors":0'* ]]
 }
 
 echo "== lab $P: client, director, rs1, rs2 on one switch (198.18.0.0/24)"
@@ -114,3 +125,40 @@ echo "switch drops during TUN: $((d2 - d1))"
 split_ok "$tcp" && split_ok "$udp" || fail "TUN split is not 300:100"
 [[ $d2 -eq $d1 ]] || fail "the switch dropped TUN traffic"
 echo "== PASS: behind the VPC switch DR is dropped and TUN splits TCP and UDP 300:100"
+testbed/lab.sh down "$V"
+
+N=${P}n
+echo
+echo "== act 3, lab $N: a two-armed director for NAT (-m)"
+echo "# clients on 198.18.0.0/24 (director eth0); nat1, nat2 on 198.18.2.0/24 behind"
+echo "# the director's eth1 (198.18.2.1, their default gateway); nothing else is set on them"
+testbed/lab.sh up "$N" 2 --nat
+for i in 1 2; do
+  ip netns exec "$N-nat$i" "$B/uvs-lab" server --name "nat$i" --tcp 8080 --udp 0.0.0.0:5353 &>"$TMP/$N-nat$i.log" &
+done
+echo "# uvs audit --mode nat --director 198.18.2.1   (on nat1)"
+ip netns exec "$N-nat1" "$B/uvs" audit --mode nat --director 198.18.2.1 || [[ $? -eq 1 ]] ||
+  fail "the audit finds nat1 unfit for NAT"
+start_director "$N" eth0 eth1
+adm -A -t $VIP:80 -s wrr
+adm -a -t $VIP:80 -r 198.18.2.11:8080 -m -w 3
+adm -a -t $VIP:80 -r 198.18.2.12:8080 -m -w 1
+adm -A -u $VIP:53 -s wrr
+adm -a -u $VIP:53 -r 198.18.2.11:5353 -m -w 3
+adm -a -u $VIP:53 -r 198.18.2.12:5353 -m -w 1
+tcp=$(ip netns exec "$N-cl" "$B/uvs-lab" tcp-names --target $VIP:80 --count 400)
+udp=$(ip netns exec "$N-cl" "$B/uvs-lab" udp-names --target $VIP:53 --count 400)
+who=$(ip netns exec "$N-cl" "$B/uvs-lab" who --target $VIP:80)
+down=$(ip netns exec "$N-cl" "$B/uvs-lab" download --target $VIP:80 --bytes 5000000)
+adm -Ln --stats
+echo
+echo "who the server sees: $who"
+echo "answers over TCP: $tcp"
+echo "answers over UDP: $udp"
+echo "5 MB download: $down"
+peer=$(sed -n 's/.*"peer_seen":"\([^"]*\)".*/\1/p' <<<"$who")
+local_addr=$(sed -n 's/.*"local":"\([^"]*\)".*/\1/p' <<<"$who")
+[[ -n $peer && $peer == "$local_addr" ]] || fail "the real server does not see the client's address"
+split_ok "$tcp" nat1 nat2 && split_ok "$udp" nat1 nat2 || fail "the NAT split is not 300:100"
+[[ $down == *'"intact":true'* ]] || fail "the NAT download arrived damaged"
+echo "== PASS: NAT maps VIP:80/53 to 8080/5353 on untouched servers, splits 3:1, keeps the client's address"

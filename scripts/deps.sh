@@ -11,6 +11,7 @@ have nft || need+=(nftables)        # the cloud-VPC switch of the testbed
 have ethtool || need+=(ethtool)     # the tests check that offloads stay on
 have sysctl || need+=(procps)
 have ping || need+=(iputils-ping)
+have wrk || need+=(wrk)             # HTTP load through NAT in the tests
 if [[ ${#need[@]} -gt 0 ]]; then
   echo "deps.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
