@@ -115,6 +115,16 @@ fn tcp_and_udp_with_port_mapping_and_the_client_address_kept() {
         .map(|x| x.parse().unwrap())
         .collect();
     assert!(f[2] > 0, "OutPkts counted for NAT: {svc}");
+    // Save and restore keep -m and the mapped ports, as ipvsadm's do.
+    let saved = l.adm("-S -n");
+    assert!(
+        saved.contains(&format!("-a -t {VIP}:80 -r {NAT1}:8080 -m -w 3")),
+        "{saved}"
+    );
+    l.adm("-C");
+    let o = l.uvsadm_stdin(&["-R"], Some(saved.as_bytes()));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(l.adm("-S -n"), saved);
 }
 
 #[test]

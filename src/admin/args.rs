@@ -961,6 +961,11 @@ mod tests {
         assert_eq!(p.weight, 3);
         let p = run("-a -t 198.18.0.100:80 -r 198.18.0.11").unwrap();
         assert_eq!((p.dest_port, p.forward), (80, Forward::Route));
+        // NAT keeps the mapped port, and defaults to the service's.
+        let p = run("-a -t 198.18.0.100:80 -r 198.18.2.11:8080 -m").unwrap();
+        assert_eq!((p.dest_port, p.forward), (8080, Forward::Masq));
+        let p = run("-a -t 198.18.0.100:80 -r 198.18.2.11 -m").unwrap();
+        assert_eq!((p.dest_port, p.forward), (80, Forward::Masq));
     }
 
     #[test]
