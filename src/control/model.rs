@@ -370,12 +370,15 @@ impl Model {
             .any(|s| s.dests.iter().any(|d| d.spec.forward == Forward::Masq))
     }
 
-    /// NAT real servers with their link and packet counters (id, address,
-    /// port, link, InPkts, OutPkts), to notice replies that bypass the
-    /// director.
+    /// NAT real servers of TCP services with their link and packet
+    /// counters (id, address, port, link, InPkts, OutPkts), to notice
+    /// replies that bypass the director. TCP only: every TCP connection is
+    /// answered (a SYN-ACK at least), while a UDP service may be one-way by
+    /// design (syslog, metrics).
     pub fn masq_dests(&self) -> Vec<(u64, Ipv4Addr, u16, u8, u64, u64)> {
         self.services
             .iter()
+            .filter(|s| s.key.protocol == crate::service::Protocol::Tcp)
             .flat_map(|s| s.dests.iter())
             .filter(|d| d.spec.forward == Forward::Masq)
             .map(|d| {

@@ -316,8 +316,8 @@ impl Control {
         out
     }
 
-    /// Warns when a NAT real server gets packets but none of its replies
-    /// come back through the director: its route to the clients bypasses
+    /// Warns when a NAT real server of a TCP service gets packets but none
+    /// of its replies come back through the director: its route to the clients bypasses
     /// the director, so clients get answers from the RIP they never asked
     /// and drop them. The director cannot read the real server's routes;
     /// this is what it can see.
@@ -336,16 +336,7 @@ impl Control {
                 if outpkts > out0 {
                     warned.remove(&id);
                 } else if inpkts >= in0 + 3 && warned.insert(id) {
-                    let (_, ifname) = &self.links[usize::from(link).min(self.links.len() - 1)];
-                    let ours = self
-                        .netlink
-                        .addresses()
-                        .await
-                        .unwrap_or_default()
-                        .into_iter()
-                        .find(|(_, i)| Some(*i) == self.links.get(usize::from(link)).map(|l| l.0))
-                        .map(|(a, _)| a.to_string())
-                        .unwrap_or_else(|| format!("this director's address on {ifname}"));
+                    let ours = self.link_address(link).await;
                     eprintln!(
                         "uvs: warning: NAT real server {addr}:{port} got {} packets in {} s but none of its \
                          replies came back through the director: its route back to the clients does not go \
@@ -358,6 +349,21 @@ impl Control {
                 }
             }
             last = seen;
+        }
+    }
+}
+
+impl Control {
+    /// The director's first address on `link`, or words naming the link,
+    /// for messages.
+    async fn link_address(&self, link: u8) -> String {
+        let Some((index, name)) = self.links.get(usize::from(link)) else {
+            return "this director's address".into();
+        };
+        let addrs = self.netlink.addresses().await.unwrap_or_default();
+        match addrs.iter().find(|(_, i)| i == index) {
+            Some((a, _)) => a.to_string(),
+            None => format!("this director's address on {name}"),
         }
     }
 }
@@ -378,3 +384,25 @@ const NO_HOP: NextHop = NextHop {
     link: 0,
     mac: MacAddr::ZERO,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::parse_prefix;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn route_destinations_parse_or_are_skipped() {
+        assert_eq!(parse_prefix("default"), Some((Ipv4Addr::UNSPECIFIED, 0)));
+        assert_eq!(
+            parse_prefix("198.18.0.0/24"),
+            Some((Ipv4Addr::new(198, 18, 0, 0), 24))
+        );
+        assert_eq!(
+            parse_prefix("198.18.0.9"),
+            Some((Ipv4Addr::new(198, 18, 0, 9), 32))
+        );
+        for bad in ["198.18.0.0/33", "198.18.0.0/x", "fe80::/64", "", "/8"] {
+            assert_eq!(parse_prefix(bad), None, "{bad}");
+        }
+    }
+}
