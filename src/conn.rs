@@ -400,6 +400,10 @@ impl ConnTable {
         }
     }
 
+    pub fn get(&self, k: &ConnKey) -> Option<&Conn> {
+        self.map.get(k)
+    }
+
     pub fn get_mut(&mut self, k: &ConnKey) -> Option<&mut Conn> {
         self.map.get_mut(k)
     }

@@ -645,16 +645,36 @@ impl Dataplane {
         rip: Ipv4Addr,
         rport: u16,
     ) {
-        let Some(hop) = self.hop(io, frame, meta.link, None) else {
+        let rw = Rewrite {
+            end: End::Dst,
+            addr: rip,
+            port: rport,
+        };
+        self.translate_and_send(io, frame, meta, None, rw, to);
+    }
+
+    /// What NAT does to a packet either way: the router's hop (ICMP errors
+    /// from `from`, or the VIP), the MTU checked before translating (an
+    /// error quotes what the sender sent, as IPVS checks before its DNAT),
+    /// the rewrite, and off to `to`.
+    fn translate_and_send<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        from: Option<Ipv4Addr>,
+        rw: Rewrite,
+        to: NextHop,
+    ) {
+        let Some(hop) = self.hop(io, frame, meta.link, from) else {
             return;
         };
-        // Checked before translating: an ICMP error quotes what the client
-        // sent, as IPVS checks the MTU before its DNAT.
-        if self.too_big(io, frame, meta, &hop, to.link, None) {
+        if self.too_big(io, frame, meta, &hop, to.link, from) {
             return;
         }
         let partial = meta.csum_partial.is_some();
-        if nat::rewrite(&mut frame[14..hop.ip_end], End::Dst, rip, rport, partial).is_err() {
+        let ip = &mut frame[14..hop.ip_end];
+        if nat::rewrite(ip, rw.end, rw.addr, rw.port, partial).is_err() {
             DataplaneCounters::bump(&self.counters.malformed);
             return;
         }
@@ -687,20 +707,13 @@ impl Dataplane {
         let c = *c;
         let to = self.client_hop(&c, key.caddr);
         let from = Some(self.link(meta.link).addr);
-        let Some(hop) = self.hop(io, frame, meta.link, from) else {
-            return;
-        };
-        if self.too_big(io, frame, meta, &hop, to.link, from) {
-            return;
-        }
-        let partial = meta.csum_partial.is_some();
-        let ip = &mut frame[14..hop.ip_end];
-        if nat::rewrite(ip, End::Src, key.vaddr, key.vport, partial).is_err() {
-            DataplaneCounters::bump(&self.counters.malformed);
-            return;
-        }
         DataplaneCounters::bump(&self.counters.nat_replies);
-        self.transmit(io, &mut frame[..hop.ip_end], meta, to);
+        let rw = Rewrite {
+            end: End::Src,
+            addr: key.vaddr,
+            port: key.vport,
+        };
+        self.translate_and_send(io, frame, meta, from, rw, to);
     }
 
     /// Where a NAT reply to `caddr` goes: the kernel's most specific route
@@ -737,36 +750,20 @@ impl Dataplane {
         meta: RxMeta,
         key: ConnKey,
     ) {
-        let Some(c) = self.conns.get_mut(&key).map(|c| *c) else {
+        let Some((c, to, meta)) = self.related(frame, meta, &key, Direction::Input) else {
             return;
         };
-        let Some((svc, d)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
-            return;
-        };
-        let Some(meta) = self.complete_first(frame, meta) else {
-            return;
-        };
-        let len = frame.len() - 14;
-        svc.stats.count_in(len);
-        d.state.stats.count_in(len);
-        let to = NextHop {
-            link: d.link,
-            mac: d.mac,
-        };
-        DataplaneCounters::bump(&self.counters.icmp_related);
         match c.fwd {
             Forward::Route => self.forward_dr(io, frame, meta, to),
             Forward::Tunnel => self.forward_tun(io, frame, meta, to, c.raddr),
             Forward::Masq => {
-                let Some(hop) = self.hop(io, frame, meta.link, None) else {
-                    return;
+                let rw = IcmpRewrite {
+                    outer: End::Dst,
+                    inner: End::Src,
+                    addr: c.raddr,
+                    port: c.rport,
                 };
-                let ip = &mut frame[14..hop.ip_end];
-                if nat::translate_icmp(ip, End::Dst, End::Src, c.raddr, c.rport).is_err() {
-                    DataplaneCounters::bump(&self.counters.malformed);
-                    return;
-                }
-                self.transmit(io, &mut frame[..hop.ip_end], meta, to);
+                self.send_translated_icmp(io, frame, meta, None, rw, to);
             }
         }
     }
@@ -781,29 +778,68 @@ impl Dataplane {
         meta: RxMeta,
         key: ConnKey,
     ) {
-        let Some(c) = self.conns.get_mut(&key).map(|c| *c) else {
+        let Some((c, _, meta)) = self.related(frame, meta, &key, Direction::Output) else {
             return;
         };
-        let Some((svc, d)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
-            return;
-        };
-        let Some(meta) = self.complete_first(frame, meta) else {
-            return;
-        };
-        let len = frame.len() - 14;
-        svc.stats.count_out(len);
-        d.state.stats.count_out(len);
         let to = self.client_hop(&c, key.caddr);
         let from = Some(self.link(meta.link).addr);
+        let rw = IcmpRewrite {
+            outer: End::Src,
+            inner: End::Dst,
+            addr: key.vaddr,
+            port: key.vport,
+        };
+        self.send_translated_icmp(io, frame, meta, from, rw, to);
+    }
+
+    /// The connection an ICMP error is about and the next hop of its real
+    /// server; the error is counted in the connection's stats (in or out,
+    /// as IPVS does) and its checksum finished. `None`: not forwarded.
+    fn related(
+        &self,
+        frame: &mut [u8],
+        meta: RxMeta,
+        key: &ConnKey,
+        dir: Direction,
+    ) -> Option<(Conn, NextHop, RxMeta)> {
+        let c = *self.conns.get(key)?;
+        let (svc, d) = self.table.dest(c.svc, c.dest, c.dest_id)?;
+        let meta = self.complete_first(frame, meta)?;
+        let len = frame.len() - 14;
+        if dir == Direction::Output {
+            svc.stats.count_out(len);
+            d.state.stats.count_out(len);
+        } else {
+            svc.stats.count_in(len);
+            d.state.stats.count_in(len);
+        }
+        DataplaneCounters::bump(&self.counters.icmp_related);
+        let to = NextHop {
+            link: d.link,
+            mac: d.mac,
+        };
+        Some((c, to, meta))
+    }
+
+    /// The router's hop (time exceeded from `from`), the ICMP error
+    /// translated, then off to `to`.
+    fn send_translated_icmp<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        from: Option<Ipv4Addr>,
+        rw: IcmpRewrite,
+        to: NextHop,
+    ) {
         let Some(hop) = self.hop(io, frame, meta.link, from) else {
             return;
         };
         let ip = &mut frame[14..hop.ip_end];
-        if nat::translate_icmp(ip, End::Src, End::Dst, key.vaddr, key.vport).is_err() {
+        if nat::translate_icmp(ip, rw.outer, rw.inner, rw.addr, rw.port).is_err() {
             DataplaneCounters::bump(&self.counters.malformed);
             return;
         }
-        DataplaneCounters::bump(&self.counters.icmp_related);
         self.transmit(io, &mut frame[..hop.ip_end], meta, to);
     }
 
@@ -1081,6 +1117,25 @@ pub fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool 
     let c = if c == 0 { 0xffff } else { c };
     frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
     true
+}
+
+/// A NAT rewrite: the packet's `end` becomes `addr:port`.
+#[derive(Clone, Copy)]
+struct Rewrite {
+    end: End,
+    addr: Ipv4Addr,
+    port: u16,
+}
+
+/// How an ICMP error about a NAT connection is translated: the outer
+/// packet's `outer` end and the quoted packet's `inner` end become
+/// `addr:port`.
+#[derive(Clone, Copy)]
+struct IcmpRewrite {
+    outer: End,
+    inner: End,
+    addr: Ipv4Addr,
+    port: u16,
 }
 
 /// What forwarding needs to know of a packet once its TTL is dealt with.

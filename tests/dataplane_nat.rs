@@ -85,23 +85,27 @@ fn nat_ops() -> Vec<Op> {
     ]
 }
 
+/// The director's two links: clients (MTU 1500) and real servers.
+fn links(server_mtu: u32) -> Vec<LinkParams> {
+    vec![
+        LinkParams {
+            mac: MacAddr(DIR0),
+            mtu: 1500,
+            addr: Ipv4Addr::new(198, 18, 0, 2),
+        },
+        LinkParams {
+            mac: MacAddr(DIR1),
+            mtu: server_mtu,
+            addr: Ipv4Addr::new(198, 18, 1, 1),
+        },
+    ]
+}
+
 impl Rig {
     fn new() -> Rig {
         let shared = Arc::new(ArcSwap::from_pointee(Table::default()));
         let counters = Arc::new(DataplaneCounters::default());
-        let links = vec![
-            LinkParams {
-                mac: MacAddr(DIR0),
-                mtu: 1500,
-                addr: Ipv4Addr::new(198, 18, 0, 2),
-            },
-            LinkParams {
-                mac: MacAddr(DIR1),
-                mtu: 1500,
-                addr: Ipv4Addr::new(198, 18, 1, 1),
-            },
-        ];
-        let dp = Dataplane::with_links(shared.clone(), links, counters.clone(), None);
+        let dp = Dataplane::with_links(shared.clone(), links(1500), counters.clone(), None);
         let model = Model::default()
             .apply_all(
                 &nat_ops(),
@@ -152,6 +156,14 @@ impl Rig {
                 .poll_once(&mut self.io, &mut self.buf, Duration::ZERO)
         );
         self.io.take_sent_links()
+    }
+
+    /// A client's SYN from CLIENT:`cport` to VIP:80; the one frame sent.
+    fn syn(&mut self, cport: u16) -> Vec<u8> {
+        let f = tcp_frame((CL_MAC, DIR0), (CLIENT, cport), (VIP, 80), "S", b"");
+        let mut out = self.feed(f, 0, RxMeta::default());
+        assert_eq!(out.len(), 1);
+        out.remove(0).1
     }
 
     fn counter(&self, name: &str) -> u64 {
@@ -439,12 +451,8 @@ fn unfinished_checksums_are_correct_on_the_wire_in_both_directions() {
 fn a_reply_super_frame_is_cut_into_translated_segments() {
     let mut r = Rig::new();
     let c = (CLIENT, 40002);
-    let out = r.feed(
-        tcp_frame((CL_MAC, DIR0), c, (VIP, 80), "S", b""),
-        0,
-        RxMeta::default(),
-    );
-    let rip = rip_of(&seen(&out[0].1));
+    let syn = r.syn(c.1);
+    let rip = rip_of(&seen(&syn));
     let body: Vec<u8> = (0..20000u32).map(|i| (i % 251) as u8).collect();
     let mut f = tcp_frame((rs_mac(rip.into()).0, DIR1), (rip, 8080), c, "A", &body);
     let meta = RxMeta {
@@ -516,12 +524,8 @@ fn a_real_servers_port_unreachable_reaches_the_client_from_the_vip() {
 fn frag_needed_for_the_vip_goes_to_the_real_server_translated() {
     let mut r = Rig::new();
     let c = (CLIENT, 40003);
-    let out = r.feed(
-        tcp_frame((CL_MAC, DIR0), c, (VIP, 80), "S", b""),
-        0,
-        RxMeta::default(),
-    );
-    let rip = rip_of(&seen(&out[0].1));
+    let syn = r.syn(c.1);
+    let rip = rip_of(&seen(&syn));
     let reply = r.feed(
         tcp_frame((rs_mac(rip.into()).0, DIR1), (rip, 8080), c, "SA", b""),
         1,
@@ -553,12 +557,8 @@ fn frag_needed_for_the_vip_goes_to_the_real_server_translated() {
 fn garbage_from_either_side_never_panics_with_nat_connections() {
     let mut r = Rig::new();
     let c = (CLIENT, 40004);
-    let out = r.feed(
-        tcp_frame((CL_MAC, DIR0), c, (VIP, 80), "S", b""),
-        0,
-        RxMeta::default(),
-    );
-    let rip = rip_of(&seen(&out[0].1));
+    let syn = r.syn(c.1);
+    let rip = rip_of(&seen(&syn));
     let bases = [
         tcp_frame((rs_mac(rip.into()).0, DIR1), (rip, 8080), c, "A", b"data"),
         {
@@ -568,7 +568,7 @@ fn garbage_from_either_side_never_panics_with_nat_connections() {
                 .icmpv4(etherparse::Icmpv4Type::TimeExceeded(
                     etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit,
                 ))
-                .write(&mut v, &out[0].1[14..14 + 28])
+                .write(&mut v, &syn[14..14 + 28])
                 .unwrap();
             v
         },
@@ -603,12 +603,7 @@ fn garbage_from_either_side_never_panics_with_nat_connections() {
 fn frag_needed_from_a_router_on_the_server_side_comes_from_the_vip() {
     let mut r = Rig::new();
     let c = (CLIENT, 40005);
-    let out = r.feed(
-        tcp_frame((CL_MAC, DIR0), c, (VIP, 80), "S", b""),
-        0,
-        RxMeta::default(),
-    );
-    let translated = out[0].1.clone();
+    let translated = r.syn(c.1);
     // A router between the director and the real server (not the real
     // server itself) cannot pass the translated segment on.
     let mut icmp = Vec::new();
@@ -641,20 +636,8 @@ fn frag_needed_from_a_router_on_the_server_side_comes_from_the_vip() {
 fn a_datagram_too_big_for_the_server_link_gets_frag_needed_from_the_vip() {
     let mut r = Rig::new();
     // Make the server side's MTU smaller than the client side's.
-    let links = vec![
-        LinkParams {
-            mac: MacAddr(DIR0),
-            mtu: 1500,
-            addr: Ipv4Addr::new(198, 18, 0, 2),
-        },
-        LinkParams {
-            mac: MacAddr(DIR1),
-            mtu: 1400,
-            addr: Ipv4Addr::new(198, 18, 1, 1),
-        },
-    ];
     let shared = Arc::new(ArcSwap::from_pointee(r.model.table(1)));
-    r.dp = Dataplane::with_links(shared, links, r.counters.clone(), None);
+    r.dp = Dataplane::with_links(shared, links(1400), r.counters.clone(), None);
     let mut big = Vec::new();
     PacketBuilder::ethernet2(CL_MAC, DIR0)
         .ipv4(CLIENT, VIP, 64)

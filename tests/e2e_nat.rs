@@ -13,22 +13,8 @@ const DIRECTOR_NAT: &str = "198.18.2.1";
 /// A real server on the NAT side: TCP 8080, UDP 5353 on every address (no
 /// VIP there), HTTP 8000.
 fn start_nat_server(l: &mut Lab, node: &str) {
-    l.spawn(
-        node,
-        env!("CARGO_BIN_EXE_uvs-lab"),
-        &[
-            "server",
-            "--name",
-            node,
-            "--tcp",
-            "8080",
-            "--udp",
-            "0.0.0.0:5353",
-            "--http",
-            "8000",
-        ],
-        &format!("{node}.log"),
-    );
+    let ports = ["--tcp", "8080", "--udp", "0.0.0.0:5353", "--http", "8000"];
+    l.start_server_on(node, &ports);
 }
 
 /// The lab with both NAT servers running and the director on both arms.
@@ -241,12 +227,7 @@ fn dr_tun_and_nat_services_side_by_side() {
     };
     l.start_server("rs1");
     // rs2 is the TUN server: port 81 is its service.
-    l.spawn(
-        "rs2",
-        env!("CARGO_BIN_EXE_uvs-lab"),
-        &["server", "--name", "rs2", "--tcp", "81"],
-        "rs2.log",
-    );
+    l.start_server_on("rs2", &["--tcp", "81"]);
     l.start_tunnel("rs2");
     start_nat_server(&mut l, "nat1");
     l.start_director_on(&["eth0", "eth1"]);

@@ -110,20 +110,20 @@ impl Lab {
         }
     }
 
-    /// The traffic server on one node, answering with the node's name.
+    /// The traffic server on one node, answering with the node's name:
+    /// TCP 80 and UDP VIP:53.
     pub fn start_server(&mut self, node: &str) {
+        self.start_server_on(node, &["--tcp", "80", "--udp", &format!("{VIP}:53")]);
+    }
+
+    /// The traffic server on one node with these `uvs-lab server` ports.
+    pub fn start_server_on(&mut self, node: &str, ports: &[&str]) {
+        let mut args = vec!["server", "--name", node];
+        args.extend_from_slice(ports);
         self.spawn(
             node,
             env!("CARGO_BIN_EXE_uvs-lab"),
-            &[
-                "server",
-                "--name",
-                node,
-                "--tcp",
-                "80",
-                "--udp",
-                &format!("{VIP}:53"),
-            ],
+            &args,
             &format!("{node}.log"),
         );
     }
