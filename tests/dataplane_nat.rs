@@ -662,3 +662,33 @@ fn a_datagram_too_big_for_the_server_link_gets_frag_needed_from_the_vip() {
     assert_eq!(&f[42 + 16..42 + 20], &VIP);
     assert_eq!(r.counter("frag_needed"), 1);
 }
+
+#[test]
+fn arp_for_the_vip_is_answered_on_the_link_it_was_asked_on() {
+    let mut r = Rig::new();
+    for (link, mac) in [(0u8, DIR0), (1, DIR1)] {
+        let asker = [2, 0, 0, 0, 9, link];
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&asker);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&asker);
+        f.extend_from_slice(&[198, 18, link, 50]);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&VIP);
+        let meta = RxMeta {
+            pkt_type: uvs::io::PacketType::Broadcast,
+            ..RxMeta::default()
+        };
+        let out = r.feed(f, link, meta);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, link);
+        let reply = &out[0].1;
+        assert_eq!(&reply[0..6], &asker);
+        assert_eq!(&reply[6..12], &mac, "the link's own MAC");
+        assert_eq!(&reply[22..28], &mac, "ARP sender hardware address");
+    }
+    // A frame claiming a link the director does not have is refused.
+    let f = udp_frame((CL_MAC, DIR0), (CLIENT, 5000), (VIP, 53));
+    assert!(r.feed(f, 7, RxMeta::default()).is_empty());
+    assert_eq!(r.counter("malformed"), 1);
+}

@@ -241,14 +241,12 @@ impl Control {
                 let Ok(r) = self.netlink.route_get(a).await else {
                     continue;
                 };
-                let (hop, Some(oif)) = (
-                    match fwd {
-                        Forward::Route => a,
-                        Forward::Tunnel | Forward::Masq => r.gateway.unwrap_or(a),
-                    },
-                    r.oif,
-                ) else {
+                let Some(oif) = r.oif else {
                     continue;
+                };
+                let hop = match fwd {
+                    Forward::Route => a,
+                    Forward::Tunnel | Forward::Masq => r.gateway.unwrap_or(a),
                 };
                 if let Ok(Some(m)) = self.netlink.neighbour(hop, oif).await {
                     found.push((a, fwd, m));
