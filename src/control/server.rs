@@ -337,8 +337,9 @@ impl Control {
                     let ours = self.link_address(link).await;
                     eprintln!(
                         "uvs: warning: NAT real server {addr}:{port} got {} packets in {} s but none of its \
-                         replies came back through the director: its route back to the clients does not go \
-                         through the director, so clients drop the answers. Make the director its gateway \
+                         replies came back through the director. Either it is not answering at all, or its \
+                         route back to the clients does not go through the director, so clients drop the \
+                         answers. Make the director its gateway \
                          (on the real server: `ip route replace default via {ours}`), or check with \
                          `uvs audit --mode nat --director {ours}` there",
                         inpkts - in0,
