@@ -536,9 +536,17 @@ impl Dataplane {
             mac: dest.mac,
         };
         match conn.fwd {
-            Forward::Route => self.forward_dr(io, frame, meta, hop),
+            Forward::Route => self.forward_ip(io, frame, meta, None, Change::None, hop),
             Forward::Tunnel => self.forward_tun(io, frame, meta, hop, conn.raddr),
-            Forward::Masq => self.forward_nat(io, frame, meta, hop, conn.raddr, conn.rport),
+            // The client's address stays, so the real server sees it.
+            Forward::Masq => {
+                let change = Change::Nat {
+                    end: End::Dst,
+                    addr: conn.raddr,
+                    port: conn.rport,
+                };
+                self.forward_ip(io, frame, meta, None, change, hop)
+            }
         }
     }
 
@@ -621,49 +629,19 @@ impl Dataplane {
         Some(c)
     }
 
-    /// DR: new MACs, TTL minus one, checksum finished or the super-frame
-    /// segmented; the IP addresses stay as they are.
-    fn forward_dr<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta, to: NextHop) {
-        let Some(hop) = self.hop(io, frame, meta.link, None) else {
-            return;
-        };
-        if self.too_big(io, frame, meta, &hop, to.link, None) {
-            return;
-        }
-        self.transmit(io, &mut frame[..hop.ip_end], meta, to);
-    }
-
-    /// NAT towards the real server: TTL minus one, then the destination
-    /// VIP:VPORT becomes RIP:RPORT (checksums updated incrementally); the
-    /// client's address stays, so the real server sees it.
-    fn forward_nat<I: PacketIo>(
-        &mut self,
-        io: &mut I,
-        frame: &mut [u8],
-        meta: RxMeta,
-        to: NextHop,
-        rip: Ipv4Addr,
-        rport: u16,
-    ) {
-        let rw = Rewrite {
-            end: End::Dst,
-            addr: rip,
-            port: rport,
-        };
-        self.translate_and_send(io, frame, meta, None, rw, to);
-    }
-
-    /// What NAT does to a packet either way: the router's hop (ICMP errors
-    /// from `from`, or the VIP), the MTU checked before translating (an
-    /// error quotes what the sender sent, as IPVS checks before its DNAT),
-    /// the rewrite, and off to `to`.
-    fn translate_and_send<I: PacketIo>(
+    /// DR and NAT: the router's hop (TTL minus one; ICMP errors from
+    /// `from`, or else the VIP the packet was sent to), the MTU checked
+    /// before anything is rewritten (an error quotes what the sender sent,
+    /// as IPVS checks before its DNAT), the `change` (none for DR, whose
+    /// addresses stay as they are), then new MACs and the checksum finished
+    /// or the super-frame segmented.
+    fn forward_ip<I: PacketIo>(
         &mut self,
         io: &mut I,
         frame: &mut [u8],
         meta: RxMeta,
         from: Option<Ipv4Addr>,
-        rw: Rewrite,
+        change: Change,
         to: NextHop,
     ) {
         let Some(hop) = self.hop(io, frame, meta.link, from) else {
@@ -672,9 +650,20 @@ impl Dataplane {
         if self.too_big(io, frame, meta, &hop, to.link, from) {
             return;
         }
-        let partial = meta.csum_partial.is_some();
         let ip = &mut frame[14..hop.ip_end];
-        if nat::rewrite(ip, rw.end, rw.addr, rw.port, partial).is_err() {
+        let changed = match change {
+            Change::None => Ok(()),
+            Change::Nat { end, addr, port } => {
+                nat::rewrite(ip, end, addr, port, meta.csum_partial.is_some())
+            }
+            Change::Icmp {
+                outer,
+                inner,
+                addr,
+                port,
+            } => nat::translate_icmp(ip, outer, inner, addr, port),
+        };
+        if changed.is_err() {
             DataplaneCounters::bump(&self.counters.malformed);
             return;
         }
@@ -708,12 +697,12 @@ impl Dataplane {
         let to = self.client_hop(&c, key.caddr);
         let from = Some(self.link(meta.link).addr);
         DataplaneCounters::bump(&self.counters.nat_replies);
-        let rw = Rewrite {
+        let change = Change::Nat {
             end: End::Src,
             addr: key.vaddr,
             port: key.vport,
         };
-        self.translate_and_send(io, frame, meta, from, rw, to);
+        self.forward_ip(io, frame, meta, from, change, to);
     }
 
     /// Where a NAT reply to `caddr` goes: the kernel's most specific route
@@ -754,16 +743,16 @@ impl Dataplane {
             return;
         };
         match c.fwd {
-            Forward::Route => self.forward_dr(io, frame, meta, to),
+            Forward::Route => self.forward_ip(io, frame, meta, None, Change::None, to),
             Forward::Tunnel => self.forward_tun(io, frame, meta, to, c.raddr),
             Forward::Masq => {
-                let rw = IcmpRewrite {
+                let change = Change::Icmp {
                     outer: End::Dst,
                     inner: End::Src,
                     addr: c.raddr,
                     port: c.rport,
                 };
-                self.send_translated_icmp(io, frame, meta, None, rw, to);
+                self.forward_ip(io, frame, meta, None, change, to);
             }
         }
     }
@@ -783,13 +772,13 @@ impl Dataplane {
         };
         let to = self.client_hop(&c, key.caddr);
         let from = Some(self.link(meta.link).addr);
-        let rw = IcmpRewrite {
+        let change = Change::Icmp {
             outer: End::Src,
             inner: End::Dst,
             addr: key.vaddr,
             port: key.vport,
         };
-        self.send_translated_icmp(io, frame, meta, from, rw, to);
+        self.forward_ip(io, frame, meta, from, change, to);
     }
 
     /// The connection an ICMP error is about and the next hop of its real
@@ -819,28 +808,6 @@ impl Dataplane {
             mac: d.mac,
         };
         Some((c, to, meta))
-    }
-
-    /// The router's hop (time exceeded from `from`), the ICMP error
-    /// translated, then off to `to`.
-    fn send_translated_icmp<I: PacketIo>(
-        &mut self,
-        io: &mut I,
-        frame: &mut [u8],
-        meta: RxMeta,
-        from: Option<Ipv4Addr>,
-        rw: IcmpRewrite,
-        to: NextHop,
-    ) {
-        let Some(hop) = self.hop(io, frame, meta.link, from) else {
-            return;
-        };
-        let ip = &mut frame[14..hop.ip_end];
-        if nat::translate_icmp(ip, rw.outer, rw.inner, rw.addr, rw.port).is_err() {
-            DataplaneCounters::bump(&self.counters.malformed);
-            return;
-        }
-        self.transmit(io, &mut frame[..hop.ip_end], meta, to);
     }
 
     /// Finishes an unfinished checksum before a rewrite that recomputes the
@@ -1119,23 +1086,21 @@ pub fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool 
     true
 }
 
-/// A NAT rewrite: the packet's `end` becomes `addr:port`.
+/// What the director changes in a packet it forwards, besides the TTL.
 #[derive(Clone, Copy)]
-struct Rewrite {
-    end: End,
-    addr: Ipv4Addr,
-    port: u16,
-}
-
-/// How an ICMP error about a NAT connection is translated: the outer
-/// packet's `outer` end and the quoted packet's `inner` end become
-/// `addr:port`.
-#[derive(Clone, Copy)]
-struct IcmpRewrite {
-    outer: End,
-    inner: End,
-    addr: Ipv4Addr,
-    port: u16,
+enum Change {
+    /// DR: nothing.
+    None,
+    /// NAT: one end of a TCP or UDP packet becomes `addr:port`.
+    Nat { end: End, addr: Ipv4Addr, port: u16 },
+    /// NAT: an ICMP error's `outer` end and its quoted packet's `inner`
+    /// end become `addr:port`.
+    Icmp {
+        outer: End,
+        inner: End,
+        addr: Ipv4Addr,
+        port: u16,
+    },
 }
 
 /// What forwarding needs to know of a packet once its TTL is dealt with.
