@@ -395,12 +395,17 @@ impl Model {
             .collect()
     }
 
-    /// Every real-server address, to keep their MACs fresh.
-    pub fn dest_targets(&self) -> Vec<(Ipv4Addr, Forward)> {
-        let mut v: Vec<(Ipv4Addr, Forward)> = self
+    /// Every real-server address with its method and link, to keep their
+    /// MACs fresh.
+    pub fn dest_targets(&self) -> Vec<(Ipv4Addr, Forward, u8)> {
+        let mut v: Vec<(Ipv4Addr, Forward, u8)> = self
             .services
             .iter()
-            .flat_map(|s| s.dests.iter().map(|d| (d.spec.addr, d.spec.forward)))
+            .flat_map(|s| {
+                s.dests
+                    .iter()
+                    .map(|d| (d.spec.addr, d.spec.forward, d.hop.link))
+            })
             .collect();
         v.sort();
         v.dedup();

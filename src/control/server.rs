@@ -3,7 +3,7 @@
 //! host, applied to a copy of the model, and only then published.
 
 use super::model::{Model, Need, OpError};
-use super::netlink::Netlink;
+use super::netlink::{Netlink, RouteInfo};
 use super::proto::{Op, Request, Response};
 use crate::dataplane::DpRequest;
 use crate::service::Forward;
@@ -209,7 +209,7 @@ impl Control {
         if !nat_before && st.model.has_masq() {
             // NAT replies need the gateways' MACs: resolve them now rather
             // than at the next refresh.
-            st.routes = self.link_routes(true).await;
+            st.routes = self.link_routes().await;
         }
         st.publish(&self.shared);
         Ok(())
@@ -237,22 +237,34 @@ impl Control {
                 (st.model.dest_targets(), st.model.has_masq())
             };
             let mut found = Vec::new();
-            for (a, fwd) in targets {
-                let Ok(r) = self.netlink.route_get(a).await else {
-                    continue;
-                };
-                let Some(oif) = r.oif else {
-                    continue;
-                };
-                let hop = match fwd {
-                    Forward::Route => a,
-                    Forward::Tunnel | Forward::Masq => r.gateway.unwrap_or(a),
+            for (a, fwd, link) in targets {
+                // DR sends to the server itself on its link; TUN and NAT to
+                // the next hop, which only the route knows.
+                let (hop, oif) = match fwd {
+                    Forward::Route => match self.links.get(usize::from(link)) {
+                        Some((index, _)) => (a, *index),
+                        None => continue,
+                    },
+                    Forward::Tunnel | Forward::Masq => {
+                        let Ok(RouteInfo {
+                            oif: Some(oif),
+                            gateway,
+                            ..
+                        }) = self.netlink.route_get(a).await
+                        else {
+                            continue;
+                        };
+                        (gateway.unwrap_or(a), oif)
+                    }
                 };
                 if let Ok(Some(m)) = self.netlink.neighbour(hop, oif).await {
                     found.push((a, fwd, m));
                 }
             }
-            let routes = self.link_routes(nat).await;
+            let routes = match nat {
+                true => self.link_routes().await,
+                false => Vec::new(),
+            };
             let mut st = self.state.lock().await;
             let mut changed = false;
             for (a, fwd, m) in found {
@@ -272,8 +284,8 @@ impl Control {
 
     /// The kernel's main-table routes that leave through a director link,
     /// with their gateways' MACs from the neighbour table (asking the kernel
-    /// to resolve missing ones when `resolve`: only NAT needs them).
-    async fn link_routes(&self, resolve: bool) -> Vec<LinkRoute> {
+    /// to resolve missing ones). Only NAT replies use them.
+    async fn link_routes(&self) -> Vec<LinkRoute> {
         let Ok(routes) = self.netlink.routes().await else {
             return Vec::new();
         };
@@ -288,19 +300,12 @@ impl Control {
             let gateway_mac = match r.gateway {
                 None => None,
                 Some(gw) => {
-                    let known = self.netlink.neighbour(gw, oif).await.ok().flatten();
-                    match known {
-                        Some(m) => Some(m),
-                        None if resolve => {
-                            let what = format!("the gateway {gw} of route {}", r.dst);
-                            let name = &self.links[link].1;
-                            self.netlink
-                                .resolve_neighbour(gw, &what, oif, name)
-                                .await
-                                .ok()
-                        }
-                        None => None,
-                    }
+                    let what = format!("the gateway {gw} of route {}", r.dst);
+                    let name = &self.links[link].1;
+                    self.netlink
+                        .resolve_neighbour(gw, &what, oif, name)
+                        .await
+                        .ok()
                 }
             };
             out.push(LinkRoute {
