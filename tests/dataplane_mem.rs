@@ -1,6 +1,8 @@
 //! The data plane driven through the in-memory backend: no sockets, real
 //! frames in and out, decoded with etherparse.
 
+mod common;
+
 use arc_swap::ArcSwap;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use std::net::Ipv4Addr;
@@ -439,19 +441,8 @@ fn garbage(ops: &[Op]) {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let base = tcp(47000, 80, true, 64, b"payload!");
     for i in 0..20000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let mut f = base.clone();
         // Truncate and flip bytes in the headers, with random offload metadata.
-        let cut = (x as usize) % (f.len() + 1);
-        f.truncate(cut.max(if i % 3 == 0 { 0 } else { 14 }));
-        for k in 0..4 {
-            if !f.is_empty() {
-                let at = ((x >> (k * 8)) as usize) % f.len();
-                f[at] ^= (x >> (k * 8 + 32)) as u8;
-            }
-        }
+        let f = common::mangle(&base, &mut x, if i % 3 == 0 { 0 } else { 14 }, 4);
         let meta = RxMeta {
             csum_partial: (i % 2 == 0).then_some(((x >> 16) as u16 % 80, (x >> 24) as u16 % 40)),
             gso: (i % 5 == 0).then_some(uvs::io::Gso {

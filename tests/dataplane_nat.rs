@@ -2,6 +2,8 @@
 //! link 0, real servers on link 1 behind the director. Real frames in and
 //! out, decoded and checksum-verified with etherparse.
 
+mod common;
+
 use arc_swap::ArcSwap;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use std::net::Ipv4Addr;
@@ -575,17 +577,7 @@ fn garbage_from_either_side_never_panics_with_nat_connections() {
     ];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..20000u32 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let mut f = bases[(i % 2) as usize].clone();
-        f.truncate((x as usize) % (f.len() + 1));
-        for k in 0..3 {
-            if !f.is_empty() {
-                let at = ((x >> (k * 8)) as usize) % f.len();
-                f[at] ^= (x >> (k * 8 + 32)) as u8;
-            }
-        }
+        let f = common::mangle(&bases[(i % 2) as usize], &mut x, 0, 3);
         let meta = RxMeta {
             csum_partial: (i % 3 == 0).then_some(((x >> 16) as u16 % 80, (x >> 24) as u16 % 40)),
             link: (x >> 50) as u8 % 3,
