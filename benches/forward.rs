@@ -13,9 +13,9 @@ use uvs::control::proto::{DestSpec, Op};
 use uvs::dataplane::{Dataplane, LinkParams};
 use uvs::io::memory::ReplayIo;
 use uvs::io::{Gso, RxMeta};
-use uvs::service::{Forward, Protocol, ServiceKey};
-use uvs::stats::DataplaneCounters;
-use uvs::table::NextHop;
+use uvs::lvs::service::{Forward, Protocol, ServiceKey};
+use uvs::lvs::stats::DataplaneCounters;
+use uvs::lvs::table::NextHop;
 use uvs::wire::MacAddr;
 
 fn dataplane(fwd: Forward) -> Dataplane {
@@ -186,7 +186,7 @@ fn main() {
     );
     println!(
         "connection entry: {} bytes of key+value (hash table adds ~1 byte of control per slot)",
-        std::mem::size_of::<(uvs::conn::ConnKey, uvs::conn::Conn)>()
+        std::mem::size_of::<(uvs::dataplane::conn::ConnKey, uvs::dataplane::conn::Conn)>()
     );
 }
 

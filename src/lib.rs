@@ -1,25 +1,23 @@
 //! uvs: a userspace LVS-style layer-4 director.
 //!
-//! The crate is split the way LVS thinks: [`service`] (virtual services and
-//! real servers), [`sched`] (schedulers), [`conn`] (the connection table),
-//! [`dataplane`] (the forwarding loop over [`io::PacketIo`]), [`nat`]
-//! (address and port translation for `-m`), and
-//! [`control`] (the daemon side of `uvsadm`, which publishes immutable
-//! [`table::Table`]s to the data plane). [`wire`] holds the packet views.
+//! Layers, bottom up (see docs/architecture.md for the map):
+//! - [`wire`] checked packet views and [`host`] the host's facts and
+//!   syscalls (netlink, raw sockets);
+//! - [`lvs`] the vocabulary both planes speak: services, real servers,
+//!   the published [`lvs::table::Table`], counters, connection listings;
+//! - [`io`] packet I/O backends, [`dataplane`] the forwarding loop over
+//!   them, and [`control`] the control plane that publishes tables;
+//! - on top: [`daemon`] (assembling `uvs director`), [`admin`] (`uvsadm`),
+//!   [`audit`], [`probe`] and [`decap`].
 
 pub mod admin;
 pub mod audit;
-pub mod conn;
 pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod decap;
-pub mod gso;
+pub mod host;
 pub mod io;
-pub mod nat;
+pub mod lvs;
 pub mod probe;
-pub mod sched;
-pub mod service;
-pub mod stats;
-mod sys;
-pub mod table;
 pub mod wire;

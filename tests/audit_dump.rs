@@ -80,8 +80,8 @@ fn nat_checks_default_route_and_tw_recycle() {
     );
     // A client network routed through another gateway bypasses the
     // director even with the right default route.
-    h.routes.push(uvs::audit::Route {
-        dst: "198.18.0.0/24".into(),
+    h.routes.push(uvs::host::Route {
+        dst: "198.18.0.0/24".parse().unwrap(),
         gateway: Some("192.168.10.254".parse().unwrap()),
         dev: "ens33".into(),
         advmss: None,

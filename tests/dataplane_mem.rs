@@ -13,9 +13,9 @@ use uvs::control::proto::{DestSpec, Op};
 use uvs::dataplane::{Dataplane, LinkParams};
 use uvs::io::memory::MemoryIo;
 use uvs::io::{PacketType, RxMeta};
-use uvs::service::{Forward, Protocol, ServiceKey};
-use uvs::stats::DataplaneCounters;
-use uvs::table::{NextHop, Table};
+use uvs::lvs::service::{Forward, Protocol, ServiceKey};
+use uvs::lvs::stats::DataplaneCounters;
+use uvs::lvs::table::{NextHop, Table};
 use uvs::wire::MacAddr;
 
 const DIR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];

@@ -14,9 +14,9 @@ use uvs::control::proto::{DestSpec, Op};
 use uvs::dataplane::{Dataplane, LinkParams};
 use uvs::io::memory::MemoryIo;
 use uvs::io::{Gso, RxMeta};
-use uvs::service::{Forward, Protocol, ServiceKey};
-use uvs::stats::DataplaneCounters;
-use uvs::table::{LinkRoute, NextHop, Table};
+use uvs::lvs::service::{Forward, Protocol, ServiceKey};
+use uvs::lvs::stats::DataplaneCounters;
+use uvs::lvs::table::{LinkRoute, NextHop, Table};
 use uvs::wire::{MacAddr, checksum};
 
 const DIR0: [u8; 6] = [2, 0, 0, 0, 0, 2];

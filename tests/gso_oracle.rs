@@ -2,7 +2,7 @@
 //! independent packet implementation.
 
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
-use uvs::gso::segment_tcpv4;
+use uvs::dataplane::gso::segment_tcpv4;
 
 fn super_frame(payload_len: usize) -> Vec<u8> {
     let payload: Vec<u8> = (0..payload_len).map(|i| (i * 7 + 3) as u8).collect();
@@ -72,9 +72,15 @@ fn partial_checksum_is_completed() {
     ));
     let good = [frame[l4 + 16], frame[l4 + 17]];
     frame[l4 + 16..l4 + 18].copy_from_slice(&ps.to_be_bytes());
-    assert!(uvs::dataplane::complete_checksum(&mut frame, l4, 16));
+    assert!(uvs::dataplane::egress::complete_checksum(
+        &mut frame, l4, 16
+    ));
     assert_eq!([frame[l4 + 16], frame[l4 + 17]], good);
     // Offsets pointing outside the frame are refused, not a panic.
-    assert!(!uvs::dataplane::complete_checksum(&mut frame, l4, 5000));
-    assert!(!uvs::dataplane::complete_checksum(&mut frame, 9000, 0));
+    assert!(!uvs::dataplane::egress::complete_checksum(
+        &mut frame, l4, 5000
+    ));
+    assert!(!uvs::dataplane::egress::complete_checksum(
+        &mut frame, 9000, 0
+    ));
 }

@@ -13,9 +13,9 @@ use uvs::control::proto::{DestSpec, Op};
 use uvs::dataplane::{Dataplane, LinkParams};
 use uvs::io::RxMeta;
 use uvs::io::memory::ReplayIo;
-use uvs::service::{Forward, Protocol, ServiceKey};
-use uvs::stats::DataplaneCounters;
-use uvs::table::NextHop;
+use uvs::lvs::service::{Forward, Protocol, ServiceKey};
+use uvs::lvs::stats::DataplaneCounters;
+use uvs::lvs::table::NextHop;
 use uvs::wire::MacAddr;
 
 struct Counting;

@@ -4,7 +4,7 @@
 
 use super::names;
 use crate::control::proto::{DestSpec, Op};
-use crate::service::{Forward, MAX_TIMEOUT, Protocol, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, MAX_TIMEOUT, Protocol, ServiceKey, Timeouts};
 use std::net::Ipv4Addr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 
 use super::names;
 use crate::control::proto::{DestSnap, ServiceSnap, Snapshot};
-use crate::dataplane::ConnInfo;
-use crate::service::{Protocol, Timeouts};
+use crate::lvs::ConnInfo;
+use crate::lvs::service::{Protocol, Timeouts};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
@@ -182,7 +182,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
                 d.weight
             );
             // ipvsadm 1.31 names the tunnel type of every tunnel server.
-            if d.forward == crate::service::Forward::Tunnel {
+            if d.forward == crate::lvs::service::Forward::Tunnel {
                 out.push_str(" --tun-type ipip");
             }
             out.push('\n');
@@ -230,7 +230,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
                 out,
                 "  -> {dname:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
                 d.forward.name(),
-                if d.forward == crate::service::Forward::Tunnel {
+                if d.forward == crate::lvs::service::Forward::Tunnel {
                     "ipip"
                 } else {
                     "n/a"
@@ -311,8 +311,8 @@ pub fn list_timeout(t: &Timeouts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::{Forward, ServiceKey};
-    use crate::stats::StatsSnapshot;
+    use crate::lvs::service::{Forward, ServiceKey};
+    use crate::lvs::stats::StatsSnapshot;
 
     fn dest(a: [u8; 4], port: u16, w: u32, act: u32, inact: u32) -> DestSnap {
         DestSnap {
@@ -416,14 +416,14 @@ mod tests {
     #[test]
     fn rate_columns() {
         let mut sn = snap();
-        sn.services[1].rates = crate::stats::Rates {
+        sn.services[1].rates = crate::lvs::stats::Rates {
             cps: 12,
             inpps: 340,
             outpps: 0,
             inbps: 51234,
             outbps: 0,
         };
-        sn.services[1].dests[1].rates = crate::stats::Rates {
+        sn.services[1].dests[1].rates = crate::lvs::stats::Rates {
             cps: 8,
             inpps: 230,
             outpps: 0,

@@ -2,7 +2,7 @@
 //! arguments. Only /etc/hosts and /etc/services are read: a load-balancer
 //! tool must never stall on, or send, DNS queries.
 
-use crate::service::Protocol;
+use crate::lvs::service::Protocol;
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 

@@ -7,6 +7,7 @@
 //! is; forwarding is the interface's own value.
 
 pub mod fix;
+pub mod run;
 pub mod source;
 
 use serde::Serialize;
@@ -14,30 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Link {
-    pub name: String,
-    pub up: bool,
-    pub mtu: u32,
-    pub loopback: bool,
-    /// An IPIP (tunl0) or TUN device: where decapsulated packets arrive.
-    pub tunnel: bool,
-}
-
-/// A unicast IPv4 route of the main table, as far as the TCP MSS a host
-/// advertises depends on it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Route {
-    /// "default" or "a.b.c.d/len".
-    pub dst: String,
-    pub gateway: Option<Ipv4Addr>,
-    pub dev: String,
-    pub advmss: Option<u32>,
-    pub mtu: Option<u32>,
-    /// Installed by the kernel for a configured address (proto kernel).
-    pub kernel: bool,
-    pub prefsrc: Option<Ipv4Addr>,
-}
+use crate::host::{IfAddr, Link, Route};
 
 impl Route {
     /// `ip route change` for this route with a new advmss, keeping what
@@ -60,9 +38,6 @@ impl Route {
         c + &format!(" advmss {advmss}")
     }
 }
-
-/// An IPv4 address on a link: (link name, address, prefix length).
-pub type IfAddr = (String, Ipv4Addr, u8);
 
 /// Everything the checks look at, whatever the source.
 #[derive(Debug, Clone, Default)]
@@ -200,7 +175,7 @@ impl HostState {
     pub fn default_gw(&self) -> Option<Ipv4Addr> {
         self.routes
             .iter()
-            .find(|r| r.dst == "default")
+            .find(|r| r.dst.is_default())
             .and_then(|r| r.gateway)
     }
 
@@ -566,7 +541,7 @@ fn nat_checks(h: &HostState, o: &Options, out: &mut Out) {
         let Some(g) = r.gateway.filter(|g| *g != d) else {
             continue;
         };
-        if r.dst == "default" {
+        if r.dst.is_default() {
             continue;
         }
         out.add(

@@ -2,7 +2,8 @@
 //! rtnetlink), a dump directory (`sysctl -a` text and `ip -j` JSON saved on
 //! another machine), or the same read-only commands run over ssh.
 
-use super::{HostState, IfAddr, Link, Route};
+use super::HostState;
+use crate::host::{IfAddr, Link, Prefix, Route};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -121,12 +122,7 @@ pub fn parse_routes(text: &str, what: &str) -> Result<Vec<Route>, String> {
         .filter(|r| r["type"].as_str().is_none_or(|t| t == "unicast"))
         .filter(|r| r["table"].as_str().is_none_or(|t| t == "main"))
         .filter_map(|r| {
-            let dst = r["dst"].as_str()?;
-            let dst = if dst == "default" || dst.contains('/') {
-                dst.to_string()
-            } else {
-                format!("{dst}/32")
-            };
+            let dst: Prefix = r["dst"].as_str()?.parse().ok()?;
             Some(Route {
                 dst,
                 gateway: r["gateway"].as_str().and_then(|g| g.parse().ok()),
@@ -267,7 +263,7 @@ pub fn live() -> Result<HostState, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let (links, addrs, routes) = rt.block_on(async {
-        let nl = crate::control::netlink::Netlink::new()?;
+        let nl = crate::host::netlink::Netlink::new()?;
         let links = nl.links().await?;
         let mut addrs = Vec::new();
         for (ip, idx, prefix) in nl.addresses_with_prefix().await? {

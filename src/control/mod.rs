@@ -1,8 +1,10 @@
 //! The control plane: the configuration model, the request protocol spoken
-//! over the daemon's Unix socket, and the server that applies requests and
-//! publishes new tables to the data plane.
+//! over the daemon's Unix socket, the server that applies requests, the
+//! host lookups that turn real servers into next hops, and the publisher
+//! that hands each new table to the data plane.
 
 pub mod model;
-pub mod netlink;
 pub mod proto;
+pub mod publish;
+pub mod resolve;
 pub mod server;

@@ -3,9 +3,9 @@
 //! [`Table`] for the data plane.
 
 use super::proto::{DestSnap, DestSpec, Op, ServiceSnap, Snapshot};
-use crate::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
-use crate::stats::{DestState, Stats};
-use crate::table::{DestEntry, NextHop, ServiceEntry, Table};
+use crate::lvs::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::stats::{DestState, Stats};
+use crate::lvs::table::{DestEntry, NextHop, ServiceEntry, Table};
 use crate::wire::MacAddr;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -378,7 +378,7 @@ impl Model {
     pub fn masq_dests(&self) -> Vec<(u64, Ipv4Addr, u16, u8, u64, u64)> {
         self.services
             .iter()
-            .filter(|s| s.key.protocol == crate::service::Protocol::Tcp)
+            .filter(|s| s.key.protocol == crate::lvs::service::Protocol::Tcp)
             .flat_map(|s| s.dests.iter())
             .filter(|d| d.spec.forward == Forward::Masq)
             .map(|d| {
@@ -431,7 +431,7 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::Protocol;
+    use crate::lvs::service::Protocol;
 
     fn key(port: u16) -> ServiceKey {
         ServiceKey {

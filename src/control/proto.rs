@@ -1,9 +1,9 @@
 //! Requests and responses between `uvsadm` and the daemon: one JSON object
 //! per line over a Unix stream socket.
 
-use crate::dataplane::ConnInfo;
-use crate::service::{Forward, ServiceKey, Timeouts};
-use crate::stats::{Rates, StatsSnapshot};
+use crate::lvs::ConnInfo;
+use crate::lvs::service::{Forward, ServiceKey, Timeouts};
+use crate::lvs::stats::{Rates, StatsSnapshot};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 

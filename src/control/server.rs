@@ -1,16 +1,20 @@
 //! The daemon's control socket. Each connection carries one JSON request
 //! line and gets one JSON response line. Changes are checked against the
-//! host, applied to a copy of the model, and only then published.
+//! host, applied to a copy of the model, and only then published. The
+//! model's lock is never held across a netlink request: host lookups run
+//! between a dry run and the real apply, so a listing never waits behind
+//! an unresolved neighbour.
 
 use super::model::{Model, Need, OpError};
-use super::netlink::{Netlink, RouteInfo};
 use super::proto::{Op, Request, Response};
+use super::publish::Publisher;
+use super::resolve;
 use crate::dataplane::DpRequest;
-use crate::service::Forward;
-use crate::stats::DataplaneCounters;
-use crate::table::{LinkRoute, NextHop, Table};
+use crate::host::netlink::Netlink;
+use crate::lvs::service::Forward;
+use crate::lvs::stats::DataplaneCounters;
+use crate::lvs::table::{LinkRoute, NextHop};
 use crate::wire::MacAddr;
-use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -23,28 +27,25 @@ use tokio::sync::Mutex;
 /// Largest request accepted (a restore of a very large table fits).
 const MAX_REQUEST: u64 = 64 << 20;
 
+/// How often an apply is retried when the model changed under its host
+/// lookups (another change came in meanwhile) and needs new ones.
+const APPLY_ROUNDS: usize = 4;
+
 struct State {
     model: Model,
-    generation: u64,
+    publisher: Publisher,
     /// The kernel's routes through the director's links, for NAT replies.
     routes: Vec<LinkRoute>,
 }
 
 impl State {
-    /// Publishes the model (and the routes) as a new table.
-    fn publish(&mut self, shared: &ArcSwap<Table>) {
-        self.generation += 1;
-        let t = self
-            .model
-            .table(self.generation)
-            .with_routes(self.routes.clone());
-        shared.store(Arc::new(t));
+    fn publish(&mut self) {
+        self.publisher.publish(&self.model, &self.routes);
     }
 }
 
 pub struct Control {
     state: Mutex<State>,
-    shared: Arc<ArcSwap<Table>>,
     dp: std::sync::Mutex<Sender<DpRequest>>,
     counters: Arc<DataplaneCounters>,
     netlink: Netlink,
@@ -52,9 +53,17 @@ pub struct Control {
     links: Vec<(u32, String)>,
 }
 
+/// What host lookups found for one apply.
+#[derive(Default)]
+struct Found {
+    hops: HashMap<(Ipv4Addr, Forward), NextHop>,
+    locals: Option<Vec<(Ipv4Addr, u32)>>,
+}
+
 impl Control {
+    /// `publisher` is the one whose tables the data plane reads.
     pub fn new(
-        shared: Arc<ArcSwap<Table>>,
+        publisher: Publisher,
         dp: Sender<DpRequest>,
         counters: Arc<DataplaneCounters>,
         netlink: Netlink,
@@ -64,10 +73,9 @@ impl Control {
         Control {
             state: Mutex::new(State {
                 model: Model::with_tun_source(tun_source),
-                generation: 0,
+                publisher,
                 routes: Vec::new(),
             }),
-            shared,
             dp: std::sync::Mutex::new(dp),
             counters,
             netlink,
@@ -123,27 +131,7 @@ impl Control {
                 },
             },
             Request::Snapshot => Response::Snapshot(self.state.lock().await.model.snapshot()),
-            Request::Conns => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                let sent = self
-                    .dp
-                    .lock()
-                    .map(|d| d.send(DpRequest::Conns(tx)).is_ok())
-                    .unwrap_or(false);
-                if !sent {
-                    return Response::Error {
-                        index: None,
-                        message: "the data plane is not running".into(),
-                    };
-                }
-                match tokio::time::timeout(Duration::from_secs(5), rx).await {
-                    Ok(Ok(c)) => Response::Conns(c),
-                    _ => Response::Error {
-                        index: None,
-                        message: "the data plane did not answer".into(),
-                    },
-                }
-            }
+            Request::Conns => self.conns().await,
             Request::Status => Response::Status(
                 self.counters
                     .pairs()
@@ -154,70 +142,110 @@ impl Control {
         }
     }
 
-    /// All or nothing: a dry run finds semantic errors first, then host
-    /// checks and MAC lookups run, then the ops are applied for real to a
-    /// copy that replaces the model and is published.
+    /// The data plane's connection listing, asked between its frames.
+    async fn conns(&self) -> Response {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self
+            .dp
+            .lock()
+            .map(|d| d.send(DpRequest::Conns(tx)).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            return Response::Error {
+                index: None,
+                message: "the data plane is not running".into(),
+            };
+        }
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(c)) => Response::Conns(c),
+            _ => Response::Error {
+                index: None,
+                message: "the data plane did not answer".into(),
+            },
+        }
+    }
+
+    /// All or nothing: a dry run finds semantic errors and what the host
+    /// must be asked; the host checks and MAC lookups run with the model
+    /// unlocked; then the ops are applied for real to a copy that replaces
+    /// the model and is published. If the model changed meanwhile so that
+    /// other lookups are needed, the round is repeated.
     async fn apply(&self, ops: &[Op]) -> Result<(), (usize, OpError)> {
-        let mut st = self.state.lock().await;
-        let mut needs: Vec<(usize, Need)> = Vec::new();
-        st.model
-            .apply_all(ops, &mut |_, _| Ok(NO_HOP), &mut |i, n| needs.push((i, n)))?;
-        let mut macs: HashMap<(Ipv4Addr, Forward), NextHop> = HashMap::new();
-        let mut locals: Option<Vec<(Ipv4Addr, u32)>> = None;
-        for (i, need) in needs {
-            match need {
-                Need::VipNotLocal(vip) => {
-                    if locals.is_none() {
-                        locals = Some(
-                            self.netlink
-                                .addresses()
-                                .await
-                                .map_err(|e| (i, OpError::Host(e)))?,
-                        );
-                    }
-                    if let Some((_, idx)) = locals.iter().flatten().find(|(a, _)| *a == vip) {
-                        let dev = self.netlink.link_name(*idx).await;
-                        return Err((
-                            i,
-                            OpError::Host(format!(
-                                "VIP {vip} is configured on the director ({dev}): the kernel would answer \
-                                 and reset its traffic. uvs answers ARP for the VIP itself; remove it with \
-                                 `ip addr del {vip}/32 dev {dev}` (use the address's real prefix)"
-                            )),
-                        ));
-                    }
+        let mut found = Found::default();
+        for _ in 0..APPLY_ROUNDS {
+            let needs = {
+                let st = self.state.lock().await;
+                let mut needs: Vec<(usize, Need)> = Vec::new();
+                st.model
+                    .apply_all(ops, &mut |_, _| Ok(NO_HOP), &mut |i, n| needs.push((i, n)))?;
+                needs
+            };
+            for (i, need) in needs {
+                self.check(&mut found, need).await.map_err(|e| (i, e))?;
+            }
+            let mut st = self.state.lock().await;
+            let mut missing = false;
+            let lookup = &mut |ip, f| match found.hops.get(&(ip, f)) {
+                Some(h) => Ok(*h),
+                None => {
+                    missing = true;
+                    Err(OpError::Host(format!("no MAC for {ip}")))
                 }
-                Need::Mac(ip, fwd) => {
-                    if let std::collections::hash_map::Entry::Vacant(e) = macs.entry((ip, fwd)) {
-                        let r = self.netlink.resolve_mac(ip, fwd, &self.links).await;
-                        e.insert(r.map_err(|m| (i, OpError::Host(m)))?);
-                    }
+            };
+            let new = match st.model.apply_all(ops, lookup, &mut |_, _| {}) {
+                Err(_) if missing => continue,
+                r => r?,
+            };
+            let nat_before = st.model.has_masq();
+            st.model = new;
+            let nat_now = !nat_before && st.model.has_masq();
+            st.publish();
+            drop(st);
+            if nat_now {
+                // NAT replies need the gateways' MACs: resolve them now
+                // rather than at the next refresh.
+                let routes = resolve::link_routes(&self.netlink, &self.links).await;
+                let mut st = self.state.lock().await;
+                st.routes = routes;
+                st.publish();
+            }
+            return Ok(());
+        }
+        Err((
+            0,
+            OpError::Host("the configuration kept changing; try again".into()),
+        ))
+    }
+
+    /// Answers one host question of a dry run, remembering lookups.
+    async fn check(&self, found: &mut Found, need: Need) -> Result<(), OpError> {
+        match need {
+            Need::VipNotLocal(vip) => {
+                if found.locals.is_none() {
+                    found.locals = Some(self.netlink.addresses().await.map_err(OpError::Host)?);
+                }
+                if let Some((_, idx)) = found.locals.iter().flatten().find(|(a, _)| *a == vip) {
+                    let dev = self.netlink.link_name(*idx).await;
+                    return Err(OpError::Host(format!(
+                        "VIP {vip} is configured on the director ({dev}): the kernel would answer \
+                         and reset its traffic. uvs answers ARP for the VIP itself; remove it with \
+                         `ip addr del {vip}/32 dev {dev}` (use the address's real prefix)"
+                    )));
+                }
+            }
+            Need::Mac(ip, fwd) => {
+                if let std::collections::hash_map::Entry::Vacant(e) = found.hops.entry((ip, fwd)) {
+                    let hop = resolve::next_hop(&self.netlink, ip, fwd, &self.links).await;
+                    e.insert(hop.map_err(OpError::Host)?);
                 }
             }
         }
-        let new = st.model.apply_all(
-            ops,
-            &mut |ip, f| {
-                macs.get(&(ip, f))
-                    .copied()
-                    .ok_or_else(|| OpError::Host(format!("no MAC for {ip}")))
-            },
-            &mut |_, _| {},
-        )?;
-        let nat_before = st.model.has_masq();
-        st.model = new;
-        if !nat_before && st.model.has_masq() {
-            // NAT replies need the gateways' MACs: resolve them now rather
-            // than at the next refresh.
-            st.routes = self.link_routes().await;
-        }
-        st.publish(&self.shared);
         Ok(())
     }
 
     /// Drives the --rate estimators every 2 s, as the kernel does.
     pub async fn estimate_rates(self: Arc<Self>) {
-        let period = Duration::from_secs(crate::stats::ESTIMATOR_PERIOD_SECS);
+        let period = Duration::from_secs(crate::lvs::stats::ESTIMATOR_PERIOD_SECS);
         let mut t = tokio::time::interval(period);
         loop {
             t.tick().await;
@@ -238,31 +266,14 @@ impl Control {
             };
             let mut found = Vec::new();
             for (a, fwd, link) in targets {
-                // DR sends to the server itself on its link; TUN and NAT to
-                // the next hop, which only the route knows.
-                let (hop, oif) = match fwd {
-                    Forward::Route => match self.links.get(usize::from(link)) {
-                        Some((index, _)) => (a, *index),
-                        None => continue,
-                    },
-                    Forward::Tunnel | Forward::Masq => {
-                        let Ok(RouteInfo {
-                            oif: Some(oif),
-                            gateway,
-                            ..
-                        }) = self.netlink.route_get(a).await
-                        else {
-                            continue;
-                        };
-                        (gateway.unwrap_or(a), oif)
-                    }
-                };
-                if let Ok(Some(m)) = self.netlink.neighbour(hop, oif).await {
+                if let Some(m) =
+                    resolve::current_mac(&self.netlink, a, fwd, link, &self.links).await
+                {
                     found.push((a, fwd, m));
                 }
             }
             let routes = match nat {
-                true => self.link_routes().await,
+                true => resolve::link_routes(&self.netlink, &self.links).await,
                 false => Vec::new(),
             };
             let mut st = self.state.lock().await;
@@ -275,48 +286,11 @@ impl Control {
                 changed = true;
             }
             if changed {
-                st.publish(&self.shared);
+                st.publish();
             }
             drop(st);
             tokio::time::sleep(every).await;
         }
-    }
-
-    /// The kernel's main-table routes that leave through a director link,
-    /// with their gateways' MACs from the neighbour table (asking the kernel
-    /// to resolve missing ones). Only NAT replies use them.
-    async fn link_routes(&self) -> Vec<LinkRoute> {
-        let Ok(routes) = self.netlink.routes().await else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (r, oif) in routes {
-            let Some(link) = self.links.iter().position(|(i, _)| *i == oif) else {
-                continue;
-            };
-            let Some((net, prefix)) = parse_prefix(&r.dst) else {
-                continue;
-            };
-            let gateway_mac = match r.gateway {
-                None => None,
-                Some(gw) => {
-                    let what = format!("the gateway {gw} of route {}", r.dst);
-                    let name = &self.links[link].1;
-                    self.netlink
-                        .resolve_neighbour(gw, &what, oif, name)
-                        .await
-                        .ok()
-                }
-            };
-            out.push(LinkRoute {
-                net,
-                prefix,
-                link: link as u8,
-                gateway_mac,
-            });
-        }
-        out.sort_by_key(|r| (std::cmp::Reverse(r.prefix), u32::from(r.net), r.link));
-        out
     }
 
     /// Warns when a NAT real server of a TCP service gets packets but none
@@ -355,31 +329,18 @@ impl Control {
             last = seen;
         }
     }
-}
 
-impl Control {
     /// The director's first address on `link`, or words naming the link,
     /// for messages.
     async fn link_address(&self, link: u8) -> String {
         let Some((index, name)) = self.links.get(usize::from(link)) else {
             return "this director's address".into();
         };
-        let addrs = self.netlink.addresses().await.unwrap_or_default();
-        match addrs.iter().find(|(_, i)| i == index) {
-            Some((a, _)) => a.to_string(),
+        match self.netlink.first_address(*index).await {
+            Some(a) => a.to_string(),
             None => format!("this director's address on {name}"),
         }
     }
-}
-
-/// "default" or "a.b.c.d/len" as a network and prefix length.
-fn parse_prefix(dst: &str) -> Option<(Ipv4Addr, u8)> {
-    if dst == "default" {
-        return Some((Ipv4Addr::UNSPECIFIED, 0));
-    }
-    let (a, l) = dst.split_once('/').unwrap_or((dst, "32"));
-    let prefix: u8 = l.parse().ok().filter(|p| *p <= 32)?;
-    Some((a.parse().ok()?, prefix))
 }
 
 /// Placeholder next hop for the dry run, which only collects what to look
@@ -388,25 +349,3 @@ const NO_HOP: NextHop = NextHop {
     link: 0,
     mac: MacAddr::ZERO,
 };
-
-#[cfg(test)]
-mod tests {
-    use super::parse_prefix;
-    use std::net::Ipv4Addr;
-
-    #[test]
-    fn route_destinations_parse_or_are_skipped() {
-        assert_eq!(parse_prefix("default"), Some((Ipv4Addr::UNSPECIFIED, 0)));
-        assert_eq!(
-            parse_prefix("198.18.0.0/24"),
-            Some((Ipv4Addr::new(198, 18, 0, 0), 24))
-        );
-        assert_eq!(
-            parse_prefix("198.18.0.9"),
-            Some((Ipv4Addr::new(198, 18, 0, 9), 32))
-        );
-        for bad in ["198.18.0.0/33", "198.18.0.0/x", "fe80::/64", "", "/8"] {
-            assert_eq!(parse_prefix(bad), None, "{bad}");
-        }
-    }
-}

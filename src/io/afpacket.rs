@@ -10,13 +10,12 @@
 //! auxdata does not carry.
 
 use super::{Gso, PacketIo, PacketType, RxMeta};
-use std::ffi::CString;
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use crate::sys::{self, cvt, setsockopt_int};
+use crate::host::sys::{self, cvt, setsockopt_int};
 
 const VNET_HDR_LEN: usize = 10;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
@@ -30,22 +29,11 @@ pub struct AfPacket {
     pub ifindex: i32,
 }
 
-/// The interface index of `name`, or an error naming it.
-pub fn ifindex(name: &str) -> io::Result<i32> {
-    let c = CString::new(name).map_err(|_| io::Error::other("interface name contains NUL"))?;
-    // SAFETY: c is a valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if i == 0 {
-        return Err(io::Error::other(format!("no interface named '{name}'")));
-    }
-    Ok(i as i32)
-}
-
 impl AfPacket {
     /// Opens a socket that sees every frame on `ifname` (ETH_P_ALL), except
     /// the ones this host sends, with offload metadata.
     pub fn open(ifname: &str) -> io::Result<AfPacket> {
-        let ifindex = ifindex(ifname)?;
+        let ifindex = sys::ifindex(ifname)?;
         let proto = (libc::ETH_P_ALL as u16).to_be();
         let fd = sys::socket(
             libc::AF_PACKET,
@@ -277,24 +265,4 @@ impl AfPacket {
         }
         Err(io::Error::other("transmit queue stayed full"))
     }
-}
-
-/// The MAC address and MTU of an interface, read with ioctls.
-pub fn link_info(ifname: &str) -> io::Result<([u8; 6], u32)> {
-    let mut req = sys::ifreq(ifname)?;
-    let fd = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
-    // SAFETY: req is a valid ifreq with the name set.
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) })
-        .map_err(|e| io::Error::other(format!("interface '{ifname}': {e}")))?;
-    let mut mac = [0u8; 6];
-    // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
-    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
-    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
-        *d = *s as u8;
-    }
-    // SAFETY: as above, for SIOCGIFMTU.
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
-    // SAFETY: SIOCGIFMTU filled ifru_mtu.
-    let mtu = unsafe { req.ifr_ifru.ifru_mtu } as u32;
-    Ok((mac, mtu))
 }

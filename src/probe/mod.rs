@@ -11,7 +11,8 @@
 pub mod responder;
 pub mod sender;
 
-use crate::wire::{self, EtherType, Ipv4Packet, MacAddr, checksum, ip_proto};
+use crate::wire::udp::UdpRepr;
+use crate::wire::{self, EtherType, Ipv4Packet, MacAddr, ip_proto};
 use serde::Serialize;
 use std::net::Ipv4Addr;
 
@@ -121,11 +122,12 @@ fn emit_udp(
     port: u16,
     payload: &[u8],
 ) -> Option<usize> {
-    let udp_len = 8 + payload.len();
-    let n = 20 + udp_len;
-    if out.len() < n {
-        return None;
-    }
+    let udp = UdpRepr {
+        src_port: port,
+        dst_port: port,
+    };
+    let ip_hl = wire::ipv4::HEADER_LEN;
+    let udp_len = udp.emit(out.get_mut(ip_hl..)?, src, dst, payload).ok()?;
     let repr = wire::ipv4::Ipv4Repr {
         src,
         dst,
@@ -136,24 +138,16 @@ fn emit_udp(
         ident: 0,
         dont_frag: true,
     };
-    repr.emit(&mut out[..20]).ok()?;
-    let u = &mut out[20..n];
-    u[0..2].copy_from_slice(&port.to_be_bytes());
-    u[2..4].copy_from_slice(&port.to_be_bytes());
-    u[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    u[6..8].copy_from_slice(&[0, 0]);
-    u[8..].copy_from_slice(payload);
-    let sum = checksum::pseudo_header(src, dst, ip_proto::UDP, udp_len as u32) + checksum::sum(u);
-    let c = checksum::finish(sum);
-    u[6..8].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
-    Some(n)
+    repr.emit(&mut out[..ip_hl]).ok()?;
+    Some(ip_hl + udp_len)
 }
 
 /// Builds the Ethernet frame for one case into `out`; returns its length.
 /// Every case goes to the next hop's MAC: DR cases are only sent to an
 /// on-link real server, whose next hop is the server itself.
 pub fn build(case: Case, a: &Addrs, nonce: u64, out: &mut [u8]) -> Option<usize> {
-    if out.len() < 14 {
+    const ETH: usize = wire::ethernet::HEADER_LEN;
+    if out.len() < ETH {
         return None;
     }
     wire::ethernet::emit_header(out, a.hop_mac, a.director_mac, EtherType::IPV4);
@@ -164,22 +158,19 @@ pub fn build(case: Case, a: &Addrs, nonce: u64, out: &mut [u8]) -> Option<usize>
         Case::DrVip => (a.vip, a.vip),
         Case::DrDirector => (a.director, a.vip),
         Case::Tun => {
-            let inner = emit_udp(&mut out[34..], a.client, a.vip, a.port, m.as_bytes())?;
-            let outer = wire::ipv4::Ipv4Repr {
+            // Built as the inner packet, then wrapped as the director's TUN
+            // forwarding does (the probe's inner packet has DF, so the
+            // outer header has it too, with id 0).
+            let mut inner = [0u8; 128];
+            let n = emit_udp(&mut inner, a.client, a.vip, a.port, m.as_bytes())?;
+            let tun = wire::ipip::IpipRepr {
                 src: a.director,
                 dst: a.rip,
-                protocol: ip_proto::IPIP,
-                payload_len: inner,
-                ttl: 64,
-                tos: 0,
-                ident: 0,
-                dont_frag: true,
             };
-            outer.emit(&mut out[14..34]).ok()?;
-            return Some(34 + inner);
+            return tun.emit(&inner[..n], out, ETH, &mut 0).ok();
         }
     };
-    Some(14 + emit_udp(&mut out[14..], src, dst, a.port, m.as_bytes())?)
+    Some(ETH + emit_udp(&mut out[ETH..], src, dst, a.port, m.as_bytes())?)
 }
 
 /// Finds a probe in an Ethernet frame seen on the wire: plain UDP to the
@@ -193,7 +184,7 @@ pub fn recognise(frame: &[u8], port: u16) -> Option<(u64, Case)> {
     let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
     let (ip, tunnelled) = if ip.protocol() == ip_proto::IPIP {
         // The same unwrapping `uvs decap` does.
-        let inner = Ipv4Packet::new_checked(crate::decap::inner(eth.payload())?).ok()?;
+        let inner = Ipv4Packet::new_checked(wire::ipip::inner(eth.payload())?).ok()?;
         (inner, true)
     } else {
         (ip, false)
@@ -205,7 +196,7 @@ pub fn recognise(frame: &[u8], port: u16) -> Option<(u64, Case)> {
     if udp.dst_port() != port {
         return None;
     }
-    let (nonce, case) = parse_marker(&ip.payload()[8..udp.len()])?;
+    let (nonce, case) = parse_marker(udp.payload())?;
     ((case == Case::Tun) == tunnelled).then_some((nonce, case))
 }
 

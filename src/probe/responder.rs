@@ -10,7 +10,7 @@ use super::{Case, recognise};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,29 +114,11 @@ struct Capture(OwnedFd);
 impl Capture {
     fn open() -> io::Result<Capture> {
         let proto = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
-        crate::sys::socket(libc::AF_PACKET, libc::SOCK_RAW, proto).map(Capture)
+        crate::host::sys::socket(libc::AF_PACKET, libc::SOCK_RAW, proto).map(Capture)
     }
 
     fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, u16, bool)> {
-        // SAFETY: sockaddr_ll is plain data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: buf and sll are valid for the lengths given.
-        let n = unsafe {
-            libc::recvfrom(
-                self.0.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_TRUNC,
-                &mut sll as *mut _ as *mut libc::sockaddr,
-                &mut len,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = (n as usize).min(buf.len());
-        Ok((n, sll.sll_hatype, sll.sll_pkttype == libc::PACKET_OUTGOING))
+        crate::host::sys::recv_packet(&self.0, buf)
     }
 }
 

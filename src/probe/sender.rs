@@ -4,9 +4,11 @@
 //! own addresses, which every network carries) what it saw.
 
 use super::{Addrs, Case, Method, Outcome, Verdict, build, verdict};
-use crate::control::netlink::Netlink;
+use crate::control::resolve;
+use crate::host::netlink::Netlink;
 use crate::io::PacketIo;
-use crate::io::afpacket::{self, AfPacket};
+use crate::io::afpacket::AfPacket;
+use crate::lvs::service::Forward;
 use crate::wire::MacAddr;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -66,20 +68,17 @@ async fn resolve(o: &Options) -> Result<Path, String> {
         Some(n) => n.clone(),
         None => nl.link_name(oif).await,
     };
-    let ifindex = afpacket::ifindex(&ifname).map_err(|e| format!("{ifname}: {e}"))? as u32;
+    let ifindex = crate::host::sys::ifindex(&ifname).map_err(|e| format!("{ifname}: {e}"))? as u32;
     let director = match o.source {
         Some(a) => a,
         None => nl
-            .addresses()
-            .await?
-            .into_iter()
-            .find(|(_, i)| *i == ifindex)
-            .map(|(a, _)| a)
+            .first_address(ifindex)
+            .await
             .ok_or_else(|| format!("{ifname} has no IPv4 address; give --source"))?,
     };
+    // The next hop as TUN forwarding finds it: the server or its router.
     let links = [(ifindex, ifname.clone())];
-    let hop_mac = nl
-        .resolve_mac(o.rip, crate::service::Forward::Tunnel, &links)
+    let hop_mac = resolve::next_hop(&nl, o.rip, Forward::Tunnel, &links)
         .await?
         .mac;
     Ok(Path {
@@ -144,7 +143,7 @@ pub fn run(o: &Options) -> Result<Run, String> {
     })?;
     ctl.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
-    let (mac, _) = afpacket::link_info(&path.ifname).map_err(|e| e.to_string())?;
+    let (mac, _) = crate::host::sys::link_info(&path.ifname).map_err(|e| e.to_string())?;
     let mut io = AfPacket::open(&path.ifname)
         .map_err(|e| format!("cannot send on {}: {e} (root?)", path.ifname))?;
     let a = Addrs {

@@ -16,11 +16,22 @@ pub enum ArpOperation {
 }
 
 impl<T: AsRef<[u8]>> ArpPacket<T> {
+    /// A view without any check (see `Ipv4Packet::new_unchecked`).
+    pub fn new_unchecked(buffer: T) -> Self {
+        ArpPacket { buffer }
+    }
+
     pub fn new_checked(buffer: T) -> Result<Self> {
-        if buffer.as_ref().len() < PACKET_LEN {
+        let p = ArpPacket::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < PACKET_LEN {
             return Err(Error::Truncated);
         }
-        Ok(ArpPacket { buffer })
+        Ok(())
     }
 
     fn b(&self) -> &[u8] {

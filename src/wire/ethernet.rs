@@ -65,19 +65,33 @@ impl EtherType {
     pub const ARP: u16 = 0x0806;
 }
 
+/// Destination, source and EtherType.
+pub const HEADER_LEN: usize = 14;
+
 /// A view over an Ethernet II frame.
 pub struct EthernetFrame<T> {
     buffer: T,
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
-    pub const HEADER_LEN: usize = 14;
+    pub const HEADER_LEN: usize = HEADER_LEN;
+
+    /// A view without any check (see `Ipv4Packet::new_unchecked`).
+    pub fn new_unchecked(buffer: T) -> Self {
+        EthernetFrame { buffer }
+    }
 
     pub fn new_checked(buffer: T) -> Result<Self> {
-        if buffer.as_ref().len() < Self::HEADER_LEN {
+        let f = EthernetFrame::new_unchecked(buffer);
+        f.check_len()?;
+        Ok(f)
+    }
+
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
-        Ok(EthernetFrame { buffer })
+        Ok(())
     }
 
     pub fn dst_addr(&self) -> MacAddr {

@@ -1,17 +1,94 @@
-//! ICMPv4 error messages (RFC 792) that the director originates on behalf of
-//! a VIP: time exceeded when a forwarded packet's TTL runs out, and port
-//! unreachable when a service has no usable real server, as IPVS does.
+//! ICMPv4 error messages (RFC 792): the ones the director originates on
+//! behalf of a VIP (time exceeded when a forwarded packet's TTL runs out,
+//! port unreachable when a service has no usable real server, fragmentation
+//! needed), and the ones it relates to a connection and passes on.
 
 use super::checksum;
-use super::ipv4::Ipv4Repr;
-use super::{Error, Result, ip_proto, write_u16};
+use super::ipv4::{self, Ipv4Repr};
+use super::{Error, Result, ip_proto, read_u16, read_u32, write_u16, write_u32};
 use std::net::Ipv4Addr;
 
 pub const TYPE_DEST_UNREACH: u8 = 3;
+/// Source quench: obsolete, but IPVS still relates it to connections.
+pub const TYPE_SOURCE_QUENCH: u8 = 4;
+pub const TYPE_TIME_EXCEEDED: u8 = 11;
 pub const CODE_PORT_UNREACH: u8 = 3;
 pub const CODE_FRAG_NEEDED: u8 = 4;
-pub const TYPE_TIME_EXCEEDED: u8 = 11;
 pub const CODE_TTL_EXCEEDED: u8 = 0;
+
+/// Type, code, checksum and the 32-bit "unused / next-hop MTU" word.
+pub const HEADER_LEN: usize = 8;
+
+/// A view over an ICMPv4 message.
+pub struct Icmpv4Packet<T> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
+    /// A view without any check (see `Ipv4Packet::new_unchecked`).
+    pub fn new_unchecked(buffer: T) -> Self {
+        Icmpv4Packet { buffer }
+    }
+
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let p = Icmpv4Packet::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// The 8-byte header is present.
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(())
+    }
+
+    pub fn msg_type(&self) -> u8 {
+        self.buffer.as_ref()[0]
+    }
+
+    pub fn code(&self) -> u8 {
+        self.buffer.as_ref()[1]
+    }
+
+    pub fn checksum(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 2)
+    }
+
+    /// The word after the checksum (the next-hop MTU of frag-needed).
+    pub fn rest(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), 4)
+    }
+
+    /// The kinds IPVS relates to a connection: destination unreachable,
+    /// source quench, time exceeded.
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self.msg_type(),
+            TYPE_DEST_UNREACH | TYPE_SOURCE_QUENCH | TYPE_TIME_EXCEEDED
+        )
+    }
+
+    /// What follows the header: for an error, the quoted packet.
+    pub fn data(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[HEADER_LEN..]
+    }
+
+    /// Recomputes the checksum over the whole message.
+    pub fn fill_checksum(&mut self) {
+        let b = self.buffer.as_mut();
+        write_u16(b, 2, 0);
+        let c = checksum::finish(checksum::sum(b));
+        write_u16(b, 2, c);
+    }
+}
 
 /// An ICMP error: type, code and the 32-bit "unused / next-hop MTU" word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +120,49 @@ impl IcmpError {
     }
 }
 
+/// An ICMP error message with the packet it quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpErrorRepr<'a> {
+    pub error: IcmpError,
+    pub quote: &'a [u8],
+}
+
+impl<'a> IcmpErrorRepr<'a> {
+    /// Accepts only the error kinds the director relates to connections.
+    pub fn parse(p: &Icmpv4Packet<&'a [u8]>) -> Result<IcmpErrorRepr<'a>> {
+        if !p.is_error() {
+            return Err(Error::Malformed);
+        }
+        Ok(IcmpErrorRepr {
+            error: IcmpError {
+                icmp_type: p.msg_type(),
+                code: p.code(),
+                rest: p.rest(),
+            },
+            quote: &p.buffer[HEADER_LEN..],
+        })
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN + self.quote.len()
+    }
+
+    /// Writes the message, checksum included; returns its length.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
+        let n = self.buffer_len();
+        if buf.len() < n {
+            return Err(Error::Truncated);
+        }
+        let b = &mut buf[..n];
+        b[0] = self.error.icmp_type;
+        b[1] = self.error.code;
+        write_u32(b, 4, self.error.rest);
+        b[HEADER_LEN..].copy_from_slice(self.quote);
+        Icmpv4Packet::new_unchecked(b).fill_checksum();
+        Ok(n)
+    }
+}
+
 /// Builds a complete IPv4 + ICMP error packet into `out` quoting the
 /// offending packet's header and first 8 payload bytes (RFC 792), and returns
 /// its length.
@@ -54,31 +174,24 @@ pub fn emit_error(
     offending: &[u8],
     offending_header_len: usize,
 ) -> Result<usize> {
-    let quote_len = offending.len().min(offending_header_len + 8);
-    let icmp_len = 8 + quote_len;
-    let total = 20 + icmp_len;
-    if out.len() < total {
-        return Err(Error::Truncated);
-    }
+    let quote = &offending[..offending.len().min(offending_header_len + 8)];
+    let msg = IcmpErrorRepr { error: err, quote };
     let ip = Ipv4Repr {
         src,
         dst,
         protocol: ip_proto::ICMP,
-        payload_len: icmp_len,
+        payload_len: msg.buffer_len(),
         ttl: 64,
         tos: 0xc0, // internetwork control, as Linux sends ICMP errors
         ident: 0,
         dont_frag: false,
     };
-    ip.emit(&mut out[..20])?;
-    let icmp = &mut out[20..total];
-    icmp[0] = err.icmp_type;
-    icmp[1] = err.code;
-    write_u16(icmp, 2, 0);
-    icmp[4..8].copy_from_slice(&err.rest.to_be_bytes());
-    icmp[8..].copy_from_slice(&offending[..quote_len]);
-    let c = checksum::finish(checksum::sum(icmp));
-    write_u16(icmp, 2, c);
+    let total = ipv4::HEADER_LEN + msg.buffer_len();
+    if out.len() < total {
+        return Err(Error::Truncated);
+    }
+    ip.emit(&mut out[..ipv4::HEADER_LEN])?;
+    msg.emit(&mut out[ipv4::HEADER_LEN..total])?;
     Ok(total)
 }
 
@@ -117,5 +230,18 @@ mod tests {
         assert!(p.verify_checksum());
         assert_eq!(checksum::fold(checksum::sum(p.payload())), 0xffff);
         assert_eq!(&p.payload()[8..], &orig[..28]);
+        let icmp = Icmpv4Packet::new_checked(p.payload()).unwrap();
+        let r = IcmpErrorRepr::parse(&icmp).unwrap();
+        assert_eq!(r.error, IcmpError::TTL_EXCEEDED);
+        assert_eq!(r.quote, &orig[..28]);
+    }
+
+    #[test]
+    fn only_error_kinds_parse() {
+        let mut m = [0u8; 16];
+        m[0] = 8; // echo request
+        let p = Icmpv4Packet::new_checked(&m[..]).unwrap();
+        assert_eq!(IcmpErrorRepr::parse(&p), Err(Error::Malformed));
+        assert!(Icmpv4Packet::new_checked(&m[..7]).is_err());
     }
 }

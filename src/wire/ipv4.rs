@@ -1,7 +1,7 @@
 //! IPv4 headers (RFC 791).
 
 use super::checksum;
-use super::{Error, Result, read_u16, write_u16};
+use super::{Error, Result, read_u16, read_u32, write_u16, write_u32};
 use std::net::Ipv4Addr;
 
 /// A view over an IPv4 packet. `new_checked` guarantees that the header
@@ -25,12 +25,37 @@ mod field {
 }
 
 pub const HEADER_LEN: usize = 20;
-const DF: u16 = 0x4000;
-const MF: u16 = 0x2000;
+/// Don't fragment and more fragments, in the flags-and-offset word.
+pub const DF: u16 = 0x4000;
+pub const MF: u16 = 0x2000;
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    /// A view without any check, for bytes already checked (the data plane
+    /// classifies a frame once and hands the checked bounds on). As in
+    /// smoltcp, accessors may panic on bytes that `check_len` refuses.
+    pub fn new_unchecked(buffer: T) -> Self {
+        Ipv4Packet { buffer }
+    }
+
+    /// `new_unchecked` followed by `check_len`.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
+        let p = Ipv4Packet::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// A view over a packet quoted in an ICMP error: the header (options
+    /// included) must be complete, the payload may be cut short. `payload`
+    /// then ends where the buffer does.
+    pub fn new_quoted(buffer: T) -> Result<Self> {
+        let p = Ipv4Packet::new_unchecked(buffer);
+        p.check_header()?;
+        Ok(p)
+    }
+
+    /// Version 4 and a header length of at least 20 bytes.
+    fn check_fields(&self) -> Result<()> {
+        let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
@@ -41,14 +66,30 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if hl < HEADER_LEN {
             return Err(Error::Malformed);
         }
-        let total = usize::from(read_u16(b, field::LENGTH));
-        if total < hl {
-            return Err(Error::Malformed);
-        }
-        if b.len() < total {
+        Ok(())
+    }
+
+    /// The header (options included) inside the buffer.
+    fn check_header(&self) -> Result<()> {
+        self.check_fields()?;
+        if self.buffer.as_ref().len() < self.header_len() {
             return Err(Error::Truncated);
         }
-        Ok(Ipv4Packet { buffer })
+        Ok(())
+    }
+
+    /// The header and the whole `total_len` inside the buffer (which may
+    /// carry link-layer padding past the packet).
+    pub fn check_len(&self) -> Result<()> {
+        self.check_fields()?;
+        let total = self.total_len();
+        if total < self.header_len() {
+            return Err(Error::Malformed);
+        }
+        if self.buffer.as_ref().len() < total {
+            return Err(Error::Truncated);
+        }
+        Ok(())
     }
 
     fn b(&self) -> &[u8] {
@@ -93,13 +134,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     pub fn src_addr(&self) -> Ipv4Addr {
-        let b = self.b();
-        Ipv4Addr::new(b[12], b[13], b[14], b[15])
+        Ipv4Addr::from(read_u32(self.b(), field::SRC))
     }
 
     pub fn dst_addr(&self) -> Ipv4Addr {
-        let b = self.b();
-        Ipv4Addr::new(b[16], b[17], b[18], b[19])
+        Ipv4Addr::from(read_u32(self.b(), field::DST))
     }
 
     pub fn verify_checksum(&self) -> bool {
@@ -107,8 +146,16 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// The transport payload, without any link-layer padding.
+    /// For a quoted packet, what of it the buffer holds.
     pub fn payload(&self) -> &[u8] {
-        &self.b()[self.header_len()..self.total_len()]
+        let b = self.b();
+        let end = self.total_len().min(b.len());
+        b.get(self.header_len()..end).unwrap_or_default()
+    }
+
+    /// The raw flags-and-fragment-offset word.
+    pub fn frag_word(&self) -> u16 {
+        read_u16(self.b(), field::FLG_OFF)
     }
 
     /// The header including options.
@@ -133,6 +180,27 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         write_u16(b, field::CHECKSUM, c);
     }
 
+    pub fn set_src_addr(&mut self, a: Ipv4Addr) {
+        write_u32(self.bm(), field::SRC, u32::from(a));
+    }
+
+    pub fn set_dst_addr(&mut self, a: Ipv4Addr) {
+        write_u32(self.bm(), field::DST, u32::from(a));
+    }
+
+    pub fn set_ttl(&mut self, ttl: u8) {
+        self.bm()[field::TTL] = ttl;
+    }
+
+    pub fn set_checksum(&mut self, c: u16) {
+        write_u16(self.bm(), field::CHECKSUM, c);
+    }
+
+    /// Sets the flags-and-fragment-offset word (DF, MF, offset / 8).
+    pub fn set_frag_word(&mut self, w: u16) {
+        write_u16(self.bm(), field::FLG_OFF, w);
+    }
+
     pub fn set_total_len(&mut self, len: u16) {
         write_u16(self.bm(), field::LENGTH, len);
     }
@@ -152,7 +220,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (hl, tl) = (self.header_len(), self.total_len());
-        &mut self.bm()[hl..tl]
+        let b = self.bm();
+        let end = tl.min(b.len());
+        b.get_mut(hl..end).unwrap_or_default()
     }
 }
 

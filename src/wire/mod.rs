@@ -10,12 +10,15 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod ipip;
 pub mod ipv4;
+pub mod ports;
 pub mod tcp;
 pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, MacAddr};
+pub use icmp::Icmpv4Packet;
 pub use ipv4::Ipv4Packet;
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;

@@ -20,10 +20,21 @@ pub mod flags {
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
-    /// Checks that the fixed header and the options the data offset claims
-    /// are present.
+    /// A view without any check (see `Ipv4Packet::new_unchecked`).
+    pub fn new_unchecked(buffer: T) -> Self {
+        TcpPacket { buffer }
+    }
+
+    /// `new_unchecked` followed by `check_len`.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
+        let p = TcpPacket::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// The fixed header and the options the data offset claims are present.
+    pub fn check_len(&self) -> Result<()> {
+        let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
@@ -34,7 +45,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         if b.len() < hl {
             return Err(Error::Truncated);
         }
-        Ok(TcpPacket { buffer })
+        Ok(())
     }
 
     pub fn src_port(&self) -> u16 {
@@ -74,11 +85,19 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 
     pub fn checksum(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 16)
+        read_u16(self.buffer.as_ref(), CHECKSUM_OFFSET)
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    pub fn set_src_port(&mut self, p: u16) {
+        write_u16(self.buffer.as_mut(), 0, p);
+    }
+
+    pub fn set_dst_port(&mut self, p: u16) {
+        write_u16(self.buffer.as_mut(), 2, p);
+    }
+
     pub fn set_seq_number(&mut self, v: u32) {
         write_u32(self.buffer.as_mut(), 4, v);
     }
@@ -88,7 +107,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 
     pub fn set_checksum(&mut self, c: u16) {
-        write_u16(self.buffer.as_mut(), 16, c);
+        write_u16(self.buffer.as_mut(), CHECKSUM_OFFSET, c);
     }
 }
 

@@ -1,6 +1,8 @@
 //! UDP headers (RFC 768).
 
-use super::{Error, Result, read_u16};
+use super::checksum;
+use super::{Error, Result, ip_proto, read_u16, write_u16};
+use std::net::Ipv4Addr;
 
 pub struct UdpPacket<T> {
     buffer: T,
@@ -11,9 +13,21 @@ pub const HEADER_LEN: usize = 8;
 pub const CHECKSUM_OFFSET: usize = 6;
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
-    /// Checks the header is present and the length field fits the buffer.
+    /// A view without any check (see `Ipv4Packet::new_unchecked`).
+    pub fn new_unchecked(buffer: T) -> Self {
+        UdpPacket { buffer }
+    }
+
+    /// `new_unchecked` followed by `check_len`.
     pub fn new_checked(buffer: T) -> Result<Self> {
-        let b = buffer.as_ref();
+        let p = UdpPacket::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// The header is present and the length field fits the buffer.
+    pub fn check_len(&self) -> Result<()> {
+        let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
@@ -24,7 +38,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         if len > b.len() {
             return Err(Error::Truncated);
         }
-        Ok(UdpPacket { buffer })
+        Ok(())
     }
 
     pub fn src_port(&self) -> u16 {
@@ -44,7 +58,90 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     pub fn checksum(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 6)
+        read_u16(self.buffer.as_ref(), CHECKSUM_OFFSET)
+    }
+
+    /// The datagram's payload, as far as the length field says.
+    pub fn payload(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
+        b.get(HEADER_LEN..self.len().min(b.len()))
+            .unwrap_or_default()
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    pub fn set_src_port(&mut self, p: u16) {
+        write_u16(self.buffer.as_mut(), 0, p);
+    }
+
+    pub fn set_dst_port(&mut self, p: u16) {
+        write_u16(self.buffer.as_mut(), 2, p);
+    }
+
+    pub fn set_len(&mut self, len: u16) {
+        write_u16(self.buffer.as_mut(), 4, len);
+    }
+
+    pub fn set_checksum(&mut self, c: u16) {
+        write_u16(self.buffer.as_mut(), CHECKSUM_OFFSET, c);
+    }
+
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let len = self.len();
+        let b = self.buffer.as_mut();
+        let end = len.min(b.len());
+        b.get_mut(HEADER_LEN..end).unwrap_or_default()
+    }
+}
+
+/// A UDP header as the director builds it (the probe's datagrams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpRepr {
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl UdpRepr {
+    pub fn parse<T: AsRef<[u8]>>(p: &UdpPacket<T>) -> UdpRepr {
+        UdpRepr {
+            src_port: p.src_port(),
+            dst_port: p.dst_port(),
+        }
+    }
+
+    /// Header plus `payload`.
+    pub fn buffer_len(&self, payload: &[u8]) -> usize {
+        HEADER_LEN + payload.len()
+    }
+
+    /// Writes the datagram carrying `payload` into `buf` with its checksum
+    /// over the IPv4 pseudo-header of `src` and `dst`; returns its length.
+    pub fn emit(
+        &self,
+        buf: &mut [u8],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        payload: &[u8],
+    ) -> Result<usize> {
+        let n = self.buffer_len(payload);
+        if buf.len() < n || n > usize::from(u16::MAX) {
+            return Err(Error::Truncated);
+        }
+        let mut p = UdpPacket::new_unchecked(&mut buf[..n]);
+        p.set_src_port(self.src_port);
+        p.set_dst_port(self.dst_port);
+        p.set_len(n as u16);
+        p.set_checksum(0);
+        p.payload_mut().copy_from_slice(payload);
+        let b = p.buffer;
+        let sum = checksum::pseudo_header(src, dst, ip_proto::UDP, n as u32) + checksum::sum(b);
+        // A computed zero is sent as all ones: zero means "no checksum".
+        let c = match checksum::finish(sum) {
+            0 => 0xffff,
+            c => c,
+        };
+        write_u16(b, CHECKSUM_OFFSET, c);
+        Ok(n)
     }
 }
 
@@ -61,5 +158,23 @@ mod tests {
         assert_eq!(UdpPacket::new_checked(&h[..]).err(), Some(Error::Truncated));
         h[5] = 7;
         assert_eq!(UdpPacket::new_checked(&h[..]).err(), Some(Error::Malformed));
+    }
+
+    #[test]
+    fn emit_parse_round_trip_with_a_valid_checksum() {
+        let (src, dst) = (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 11));
+        let r = UdpRepr {
+            src_port: 4000,
+            dst_port: 4001,
+        };
+        let mut b = [0u8; 32];
+        let n = r.emit(&mut b, src, dst, b"probe").unwrap();
+        assert_eq!(n, 13);
+        let p = UdpPacket::new_checked(&b[..n]).unwrap();
+        assert_eq!(UdpRepr::parse(&p), r);
+        assert_eq!(p.payload(), b"probe");
+        let sum = checksum::pseudo_header(src, dst, ip_proto::UDP, 13) + checksum::sum(&b[..n]);
+        assert_eq!(checksum::fold(sum), 0xffff);
+        assert!(r.emit(&mut b[..12], src, dst, b"probe").is_err());
     }
 }

@@ -3,8 +3,8 @@
 //! migrating from IPVS sees the same sequence; lc and wlc use the kernel's
 //! overhead formula.
 
-use crate::service::SchedulerKind;
-use crate::table::DestEntry;
+use crate::lvs::service::SchedulerKind;
+use crate::lvs::table::DestEntry;
 
 /// Per-service scheduler state, owned by the data plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,8 +204,8 @@ fn least(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::Forward;
-    use crate::stats::DestState;
+    use crate::lvs::service::Forward;
+    use crate::lvs::stats::DestState;
     use crate::wire::MacAddr;
     use std::net::Ipv4Addr;
     use std::sync::Arc;

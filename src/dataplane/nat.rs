@@ -6,12 +6,12 @@
 //! holds only the pseudo-header sum, so only the address change is folded
 //! in, exactly as IPVS's `tcp_partial_csum_update` does.
 
-use crate::wire::icmp::{TYPE_DEST_UNREACH, TYPE_TIME_EXCEEDED};
+use crate::wire::icmp::{self, Icmpv4Packet};
+use crate::wire::ports::{self, Ports};
+use crate::wire::tcp::{self, TcpPacket};
+use crate::wire::udp::{self, UdpPacket};
 use crate::wire::{Error, Ipv4Packet, Result, checksum, ip_proto};
 use std::net::Ipv4Addr;
-
-/// ICMP source quench: obsolete, but IPVS still relates it to connections.
-const TYPE_SOURCE_QUENCH: u8 = 4;
 
 /// Which end of a packet a rewrite changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,64 +20,78 @@ pub enum End {
     Dst,
 }
 
-impl End {
-    fn addr_at(self) -> usize {
-        match self {
-            End::Src => 12,
-            End::Dst => 16,
-        }
-    }
-
-    fn port_at(self) -> usize {
-        match self {
-            End::Src => 0,
-            End::Dst => 2,
-        }
-    }
-}
-
-/// Where the L4 checksum of `protocol` sits, and the smallest header that
-/// holds it.
-fn l4_layout(protocol: u8) -> Option<(usize, usize)> {
+/// The L4 checksum of a TCP or UDP header (`None`: another protocol, or
+/// not in the bytes at hand, as in a quoted TCP header).
+fn l4_checksum(l4: &[u8], protocol: u8) -> Option<u16> {
     match protocol {
-        ip_proto::TCP => Some((16, 20)),
-        ip_proto::UDP => Some((6, 8)),
+        ip_proto::TCP if l4.len() >= tcp::CHECKSUM_OFFSET + 2 => {
+            Some(TcpPacket::new_unchecked(l4).checksum())
+        }
+        ip_proto::UDP if l4.len() >= udp::HEADER_LEN => {
+            Some(UdpPacket::new_unchecked(l4).checksum())
+        }
         _ => None,
     }
 }
 
-fn read_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+fn set_l4_checksum(l4: &mut [u8], protocol: u8, c: u16) {
+    match protocol {
+        ip_proto::TCP => TcpPacket::new_unchecked(l4).set_checksum(c),
+        _ => UdpPacket::new_unchecked(l4).set_checksum(c),
+    }
 }
 
-fn read_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+/// The smallest header of a protocol NAT translates.
+fn min_header(protocol: u8) -> Option<usize> {
+    match protocol {
+        ip_proto::TCP => Some(tcp::HEADER_LEN),
+        ip_proto::UDP => Some(udp::HEADER_LEN),
+        _ => None,
+    }
 }
 
-/// Replaces the address at `at` in an IPv4 header starting at `ip[0]` and
-/// updates the header checksum; returns the old address.
-fn set_addr(ip: &mut [u8], at: usize, addr: Ipv4Addr) -> u32 {
-    let old = read_u32(ip, at);
-    let new = u32::from(addr);
-    ip[at..at + 4].copy_from_slice(&new.to_be_bytes());
-    let c = checksum::update32(read_u16(ip, 10), old, new);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    old
+/// Replaces one end's address of an IPv4 header and updates the header
+/// checksum; returns the old address.
+fn set_addr<T: AsRef<[u8]> + AsMut<[u8]>>(ip: &mut Ipv4Packet<T>, end: End, addr: Ipv4Addr) -> u32 {
+    let old = match end {
+        End::Src => ip.src_addr(),
+        End::Dst => ip.dst_addr(),
+    };
+    match end {
+        End::Src => ip.set_src_addr(addr),
+        End::Dst => ip.set_dst_addr(addr),
+    }
+    let c = checksum::update32(ip.checksum(), u32::from(old), u32::from(addr));
+    ip.set_checksum(c);
+    u32::from(old)
 }
 
-/// Folds an address and port change into the L4 checksum at `l4[off]`.
+/// Replaces one end's port of a TCP or UDP header; returns the old one.
+fn set_port(l4: &mut [u8], end: End, port: u16) -> Result<u16> {
+    let mut p = Ports::new_checked(l4)?;
+    Ok(match end {
+        End::Src => {
+            let old = p.src_port();
+            p.set_src_port(port);
+            old
+        }
+        End::Dst => {
+            let old = p.dst_port();
+            p.set_dst_port(port);
+            old
+        }
+    })
+}
+
+/// Folds an address and port change into the L4 checksum of `l4`.
 /// `partial`: the field holds the pseudo-header sum only (the port is
 /// covered when the sum is completed). A UDP checksum of zero means "none"
 /// and stays zero.
-fn fix_l4_checksum(
-    l4: &mut [u8],
-    off: usize,
-    udp: bool,
-    partial: bool,
-    addr: (u32, u32),
-    port: (u16, u16),
-) {
-    let c = read_u16(l4, off);
+fn fix_l4_checksum(l4: &mut [u8], protocol: u8, partial: bool, addr: (u32, u32), port: (u16, u16)) {
+    let Some(c) = l4_checksum(l4, protocol) else {
+        return;
+    };
+    let udp = protocol == ip_proto::UDP;
     let c = if partial {
         // Not complemented: S' = S - old + new, in ones' complement.
         !checksum::update32(!c, addr.0, addr.1)
@@ -88,30 +102,31 @@ fn fix_l4_checksum(
         let c = checksum::update16(checksum::update32(c, addr.0, addr.1), port.0, port.1);
         if udp && c == 0 { 0xffff } else { c }
     };
-    l4[off..off + 2].copy_from_slice(&c.to_be_bytes());
+    set_l4_checksum(l4, protocol, c);
 }
 
-/// Rewrites the source or destination address and port of the TCP or UDP
-/// IPv4 packet `ip` (IP header first) to `addr:port`, fixing the IP and L4
-/// checksums incrementally. `partial` says the L4 checksum is unfinished
+/// Rewrites the source or destination address and port of a TCP or UDP
+/// IPv4 packet to `addr:port`, fixing the IP and L4 checksums
+/// incrementally. `partial` says the L4 checksum is unfinished
 /// (CHECKSUM_PARTIAL).
-pub fn rewrite(ip: &mut [u8], end: End, addr: Ipv4Addr, port: u16, partial: bool) -> Result<()> {
-    let (hl, total, protocol) = {
-        let p = Ipv4Packet::new_checked(&*ip)?;
-        (p.header_len(), p.total_len(), p.protocol())
-    };
-    let (csum_at, min) = l4_layout(protocol).ok_or(Error::Malformed)?;
-    if total < hl + min {
+pub fn rewrite<T: AsRef<[u8]> + AsMut<[u8]>>(
+    ip: &mut Ipv4Packet<T>,
+    end: End,
+    addr: Ipv4Addr,
+    port: u16,
+    partial: bool,
+) -> Result<()> {
+    let protocol = ip.protocol();
+    let min = min_header(protocol).ok_or(Error::Malformed)?;
+    if ip.payload().len() < min {
         return Err(Error::Truncated);
     }
-    let old = set_addr(ip, end.addr_at(), addr);
-    let l4 = &mut ip[hl..total];
-    let old_port = read_u16(l4, end.port_at());
-    l4[end.port_at()..end.port_at() + 2].copy_from_slice(&port.to_be_bytes());
+    let old = set_addr(ip, end, addr);
+    let l4 = ip.payload_mut();
+    let old_port = set_port(l4, end, port)?;
     fix_l4_checksum(
         l4,
-        csum_at,
-        protocol == ip_proto::UDP,
+        protocol,
         partial,
         (old, u32::from(addr)),
         (old_port, port),
@@ -130,67 +145,39 @@ pub struct Quoted {
     pub dport: u16,
 }
 
-/// Where the quoted packet sits in an ICMP error.
-struct QuoteLayout {
-    /// Start of the ICMP message (the outer IP header's length).
-    icmp: usize,
-    /// End of the ICMP message.
-    end: usize,
-    /// Start of the quoted IP header and of its L4 header.
-    inner: usize,
-    inner_l4: usize,
-}
-
-fn quote_layout(ip: &[u8]) -> Option<(QuoteLayout, Quoted)> {
-    let p = Ipv4Packet::new_checked(ip).ok()?;
-    if p.protocol() != ip_proto::ICMP || p.is_fragment() {
+/// The quoted packet of an ICMP error IPVS relates to a connection: an
+/// unfragmented ICMP error quoting an IPv4 header and at least 8 bytes of
+/// a first TCP or UDP fragment.
+fn quoted_packet(icmp: &[u8]) -> Option<Ipv4Packet<&[u8]>> {
+    let msg = Icmpv4Packet::new_checked(icmp).ok()?;
+    if !msg.is_error() {
         return None;
     }
-    let icmp = p.header_len();
-    let end = p.total_len();
-    let msg = &ip[icmp..end];
-    // Type, code, checksum, 4 bytes unused/MTU, then the quote.
-    if msg.len() < 8 + 20 + 8 {
-        return None;
-    }
-    if !matches!(
-        msg[0],
-        TYPE_DEST_UNREACH | TYPE_SOURCE_QUENCH | TYPE_TIME_EXCEEDED
-    ) {
-        return None;
-    }
-    let q = &msg[8..];
-    let ihl = usize::from(q[0] & 0x0f) * 4;
-    if q[0] >> 4 != 4 || ihl < 20 || q.len() < ihl + 8 {
-        return None;
-    }
+    let q = Ipv4Packet::new_quoted(&icmp[icmp::HEADER_LEN..]).ok()?;
     // Only a first fragment carries the ports.
-    if read_u16(q, 6) & 0x1fff != 0 {
+    if q.frag_word() & 0x1fff != 0 || q.payload().len() < ports::LEN {
         return None;
     }
-    let protocol = q[9];
-    l4_layout(protocol)?;
-    let quoted = Quoted {
-        protocol,
-        src: Ipv4Addr::from(read_u32(q, 12)),
-        dst: Ipv4Addr::from(read_u32(q, 16)),
-        sport: read_u16(q, ihl),
-        dport: read_u16(q, ihl + 2),
-    };
-    let layout = QuoteLayout {
-        icmp,
-        end,
-        inner: icmp + 8,
-        inner_l4: icmp + 8 + ihl,
-    };
-    Some((layout, quoted))
+    min_header(q.protocol())?;
+    Some(q)
 }
 
 /// The TCP or UDP packet an ICMP error (destination unreachable, source
 /// quench, time exceeded: the kinds IPVS relates to a connection) is about;
 /// `None` for any other packet.
-pub fn quoted(ip: &[u8]) -> Option<Quoted> {
-    quote_layout(ip).map(|(_, q)| q)
+pub fn quoted<T: AsRef<[u8]>>(p: &Ipv4Packet<T>) -> Option<Quoted> {
+    if p.protocol() != ip_proto::ICMP || p.is_fragment() {
+        return None;
+    }
+    let q = quoted_packet(p.payload())?;
+    let ports = Ports::new_checked(q.payload()).ok()?;
+    Some(Quoted {
+        protocol: q.protocol(),
+        src: q.src_addr(),
+        dst: q.dst_addr(),
+        sport: ports.src_port(),
+        dport: ports.dst_port(),
+    })
 }
 
 /// Translates an ICMP error about a NAT connection, as ip_vs_nat_icmp does:
@@ -200,46 +187,64 @@ pub fn quoted(ip: &[u8]) -> Option<Quoted> {
 /// server the outer destination and the quoted source become RIP:RPORT.
 /// The quoted packet's checksums are updated when they are quoted, and the
 /// ICMP checksum is recomputed.
-pub fn translate_icmp(
-    ip: &mut [u8],
+pub fn translate_icmp<T: AsRef<[u8]> + AsMut<[u8]>>(
+    ip: &mut Ipv4Packet<T>,
     outer: End,
     inner: End,
     addr: Ipv4Addr,
     port: u16,
 ) -> Result<()> {
-    let (l, q) = quote_layout(ip).ok_or(Error::Malformed)?;
-    set_addr(ip, outer.addr_at(), addr);
-    let (csum_at, _) = l4_layout(q.protocol).ok_or(Error::Malformed)?;
-    let old = set_addr(&mut ip[l.inner..l.end], inner.addr_at(), addr);
-    let l4 = &mut ip[l.inner_l4..l.end];
-    let old_port = read_u16(l4, inner.port_at());
-    l4[inner.port_at()..inner.port_at() + 2].copy_from_slice(&port.to_be_bytes());
-    if l4.len() >= csum_at + 2 {
+    if ip.protocol() != ip_proto::ICMP || ip.is_fragment() {
+        return Err(Error::Malformed);
+    }
+    let protocol = quoted_packet(ip.payload())
+        .ok_or(Error::Malformed)?
+        .protocol();
+    set_addr(ip, outer, addr);
+    let mut msg = Icmpv4Packet::new_unchecked(ip.payload_mut());
+    {
+        let mut q = Ipv4Packet::new_quoted(msg.data_mut())?;
+        let old = set_addr(&mut q, inner, addr);
+        let l4 = q.payload_mut();
+        let old_port = set_port(l4, inner, port)?;
         fix_l4_checksum(
             l4,
-            csum_at,
-            q.protocol == ip_proto::UDP,
+            protocol,
             false,
             (old, u32::from(addr)),
             (old_port, port),
         );
     }
-    let msg = &mut ip[l.icmp..l.end];
-    msg[2..4].copy_from_slice(&[0, 0]);
-    let c = checksum::finish(checksum::sum(msg));
-    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    msg.fill_checksum();
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::icmp::{IcmpError, emit_error};
+    use crate::wire::icmp::{IcmpError, TYPE_TIME_EXCEEDED, emit_error};
+    use crate::wire::{read_u16, read_u32};
     use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 
     const CLIENT: [u8; 4] = [198, 18, 0, 10];
     const VIP: [u8; 4] = [198, 18, 0, 100];
     const RIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
+
+    fn quoted_bytes(ip: &[u8]) -> Option<Quoted> {
+        quoted(&Ipv4Packet::new_checked(ip).ok()?)
+    }
+
+    /// `f` on the packet if it passes the view's check.
+    fn checked(
+        b: &mut [u8],
+        f: impl FnOnce(&mut Ipv4Packet<&mut [u8]>) -> Result<()>,
+    ) -> Result<()> {
+        f(&mut Ipv4Packet::new_checked(b)?)
+    }
+
+    fn view(p: &mut [u8]) -> Ipv4Packet<&mut [u8]> {
+        Ipv4Packet::new_checked(p).unwrap()
+    }
 
     fn tcp(payload_len: usize) -> Vec<u8> {
         let b = PacketBuilder::ipv4(CLIENT, VIP, 64)
@@ -307,14 +312,14 @@ mod tests {
     fn destination_rewrite_keeps_every_checksum_valid() {
         for len in [0, 1, 2, 3, 100, 1001] {
             for mut p in [tcp(len), udp(len)] {
-                rewrite(&mut p, End::Dst, RIP, 8080, false).unwrap();
+                rewrite(&mut view(&mut p), End::Dst, RIP, 8080, false).unwrap();
                 assert_eq!(
                     check(&p),
                     (Ipv4Addr::from(CLIENT), 40000, RIP, 8080, true),
                     "length {len}"
                 );
                 // And back, as a reply would be.
-                rewrite(&mut p, End::Dst, Ipv4Addr::from(VIP), 80, false).unwrap();
+                rewrite(&mut view(&mut p), End::Dst, Ipv4Addr::from(VIP), 80, false).unwrap();
                 assert!(check(&p).4);
             }
         }
@@ -325,7 +330,7 @@ mod tests {
         let b = PacketBuilder::ipv4(RIP.octets(), CLIENT, 64).tcp(8080, 40000, 9, 100);
         let mut p = Vec::new();
         b.write(&mut p, b"hello").unwrap();
-        rewrite(&mut p, End::Src, Ipv4Addr::from(VIP), 80, false).unwrap();
+        rewrite(&mut view(&mut p), End::Src, Ipv4Addr::from(VIP), 80, false).unwrap();
         assert_eq!(
             check(&p),
             (Ipv4Addr::from(VIP), 80, Ipv4Addr::from(CLIENT), 40000, true)
@@ -347,9 +352,9 @@ mod tests {
     fn partial_checksums_stay_correct_once_completed() {
         for (mut p, at) in [(tcp(333), 16), (udp(333), 6)] {
             make_partial(&mut p, at);
-            rewrite(&mut p, End::Dst, RIP, 8080, true).unwrap();
+            rewrite(&mut view(&mut p), End::Dst, RIP, 8080, true).unwrap();
             // Complete it as the kernel (or uvs before sending) would.
-            assert!(crate::dataplane::complete_checksum(&mut p, 20, at));
+            assert!(crate::dataplane::egress::complete_checksum(&mut p, 20, at));
             assert_eq!(check(&p), (Ipv4Addr::from(CLIENT), 40000, RIP, 8080, true));
         }
     }
@@ -358,7 +363,7 @@ mod tests {
     fn udp_without_checksum_stays_without() {
         let mut p = udp(10);
         p[26..28].copy_from_slice(&[0, 0]);
-        rewrite(&mut p, End::Dst, RIP, 5353, false).unwrap();
+        rewrite(&mut view(&mut p), End::Dst, RIP, 5353, false).unwrap();
         assert_eq!(&p[26..28], &[0, 0]);
         assert_eq!(read_u16(&p, 22), 5353);
     }
@@ -368,21 +373,21 @@ mod tests {
         let p = tcp(10);
         for n in 0..p.len() {
             let mut cut = p[..n].to_vec();
-            assert!(rewrite(&mut cut, End::Dst, RIP, 1, false).is_err());
-            assert!(translate_icmp(&mut cut, End::Src, End::Dst, RIP, 1).is_err());
-            assert_eq!(quoted(&cut), None);
+            assert!(checked(&mut cut, |p| rewrite(p, End::Dst, RIP, 1, false)).is_err());
+            assert!(checked(&mut cut, |p| translate_icmp(p, End::Src, End::Dst, RIP, 1)).is_err());
+            assert_eq!(quoted_bytes(&cut), None);
         }
         // A packet whose length field leaves no room for the TCP header.
         let mut short = p.clone();
         short[2..4].copy_from_slice(&30u16.to_be_bytes());
-        assert!(rewrite(&mut short, End::Dst, RIP, 1, false).is_err());
+        assert!(checked(&mut short, |p| rewrite(p, End::Dst, RIP, 1, false)).is_err());
         let mut icmp = Vec::new();
         PacketBuilder::ipv4(CLIENT, VIP, 64)
             .icmpv4_echo_request(1, 1)
             .write(&mut icmp, b"ping")
             .unwrap();
-        assert!(rewrite(&mut icmp.clone(), End::Dst, RIP, 1, false).is_err());
-        assert_eq!(quoted(&icmp), None);
+        assert!(rewrite(&mut view(&mut icmp.clone()), End::Dst, RIP, 1, false).is_err());
+        assert_eq!(quoted_bytes(&icmp), None);
     }
 
     /// A real server's "port unreachable" about a translated datagram, as
@@ -407,9 +412,9 @@ mod tests {
     fn port_unreachable_from_a_real_server_names_the_vip() {
         let mut sent = udp(4);
         let original = sent.clone();
-        rewrite(&mut sent, End::Dst, RIP, 5353, false).unwrap();
+        rewrite(&mut view(&mut sent), End::Dst, RIP, 5353, false).unwrap();
         let mut err = port_unreachable(&sent);
-        let q = quoted(&err).unwrap();
+        let q = quoted_bytes(&err).unwrap();
         assert_eq!(
             q,
             Quoted {
@@ -420,7 +425,14 @@ mod tests {
                 dport: 5353,
             }
         );
-        translate_icmp(&mut err, End::Src, End::Dst, Ipv4Addr::from(VIP), 53).unwrap();
+        translate_icmp(
+            &mut view(&mut err),
+            End::Src,
+            End::Dst,
+            Ipv4Addr::from(VIP),
+            53,
+        )
+        .unwrap();
         let p = Ipv4Packet::new_checked(&err[..]).unwrap();
         assert_eq!(p.src_addr(), Ipv4Addr::from(VIP));
         assert!(p.verify_checksum());
@@ -443,10 +455,10 @@ mod tests {
         let sent = udp(4);
         let mut err = port_unreachable(&sent);
         err[20] = 8; // echo request
-        assert_eq!(quoted(&err), None);
+        assert_eq!(quoted_bytes(&err), None);
         err[20] = TYPE_TIME_EXCEEDED;
-        assert!(quoted(&err).is_some());
+        assert!(quoted_bytes(&err).is_some());
         err[28 + 9] = ip_proto::ICMP; // quoting an ICMP packet
-        assert_eq!(quoted(&err), None);
+        assert_eq!(quoted_bytes(&err), None);
     }
 }

@@ -1,9 +1,7 @@
-//! Host lookups over rtnetlink: is an address local, how is a real server
-//! reached, and what is its MAC (from the kernel's neighbour table, asking
-//! the kernel to resolve it when missing).
+//! Host lookups over rtnetlink: links, addresses, routes (`ip route get`
+//! and the main table), and neighbours (asking the kernel to resolve one
+//! when missing).
 
-use crate::service::Forward;
-use crate::table::NextHop;
 use crate::wire::MacAddr;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
@@ -59,6 +57,12 @@ impl Netlink {
         Ok(out)
     }
 
+    /// The first IPv4 address on link `index`, if it has one.
+    pub async fn first_address(&self, index: u32) -> Option<Ipv4Addr> {
+        let addrs = self.addresses().await.ok()?;
+        addrs.iter().find(|(_, i)| *i == index).map(|(a, _)| *a)
+    }
+
     /// The name of a link index, for messages.
     pub async fn link_name(&self, index: u32) -> String {
         let mut s = self.handle.link().get().match_index(index).execute();
@@ -70,14 +74,6 @@ impl Netlink {
             }
         }
         format!("if{index}")
-    }
-
-    /// A route's output interface by name, for messages.
-    async fn oif_name(&self, oif: Option<u32>) -> String {
-        match oif {
-            Some(o) => self.link_name(o).await,
-            None => "no interface".to_string(),
-        }
     }
 
     pub async fn route_get(&self, dst: Ipv4Addr) -> Result<RouteInfo, String> {
@@ -156,65 +152,6 @@ impl Netlink {
             .map_err(err)
     }
 
-    /// The link and MAC uvs sends a real server's packets to, as its
-    /// forwarding method needs: DR sends to the server itself, which must be
-    /// on-link (as LVS/DR requires); TUN and NAT send to the next hop, so
-    /// the server may sit behind a router. Either way the route must leave
-    /// through one of the director's links (`links`: index and name, in
-    /// link order).
-    pub async fn resolve_mac(
-        &self,
-        ip: Ipv4Addr,
-        fwd: Forward,
-        links: &[(u32, String)],
-    ) -> Result<NextHop, String> {
-        let r = self.route_get(ip).await?;
-        if r.local {
-            return Err(format!(
-                "real server {ip} is an address of the director itself; uvs does not forward to local addresses"
-            ));
-        }
-        let names: Vec<&str> = links.iter().map(|(_, n)| n.as_str()).collect();
-        let names = names.join(", ");
-        let dr = fwd == Forward::Route;
-        if let (true, Some(gw)) = (dr, r.gateway) {
-            return Err(format!(
-                "real server {ip} is not on-link on {names}: the route goes via {gw}. \
-                 Direct routing (-g) needs the real server on the director's own segment; \
-                 use tunneling (-i) for servers behind a router"
-            ));
-        }
-        let Some(link) = links.iter().position(|(i, _)| Some(*i) == r.oif) else {
-            let other = self.oif_name(r.oif).await;
-            return Err(if dr {
-                format!(
-                    "real server {ip} is reached through {other}, not through {names} where uvs captures; \
-                     direct routing needs it on the segment of one of them"
-                )
-            } else {
-                format!(
-                    "real server {ip} is reached through {other}, not through {names} where uvs sends; \
-                     add {other} with another --interface"
-                )
-            });
-        };
-        let (ifindex, ifname) = (links[link].0, links[link].1.as_str());
-        let mac = match r.gateway {
-            Some(gw) => {
-                let what = format!("the router {gw} towards real server {ip}");
-                self.resolve_neighbour(gw, &what, ifindex, ifname).await?
-            }
-            None => {
-                let what = format!("real server {ip}");
-                self.resolve_neighbour(ip, &what, ifindex, ifname).await?
-            }
-        };
-        Ok(NextHop {
-            link: link as u8,
-            mac,
-        })
-    }
-
     /// The neighbour-table MAC of `ip` (`what` names it in errors), asking
     /// the kernel to resolve it when missing.
     pub async fn resolve_neighbour(
@@ -243,7 +180,7 @@ impl Netlink {
 
 impl Netlink {
     /// Every link with its index, for the audit.
-    pub async fn links(&self) -> Result<Vec<(crate::audit::Link, u32)>, String> {
+    pub async fn links(&self) -> Result<Vec<(crate::host::Link, u32)>, String> {
         use rtnetlink::packet_route::link::{LinkFlags, LinkLayerType};
         let mut out = Vec::new();
         let mut s = self.handle.link().get().execute();
@@ -259,7 +196,7 @@ impl Netlink {
             }
             let t = l.header.link_layer_type;
             out.push((
-                crate::audit::Link {
+                crate::host::Link {
                     up: l.header.flags.contains(LinkFlags::Up),
                     mtu,
                     loopback: t == LinkLayerType::Loopback,
@@ -294,7 +231,7 @@ impl Netlink {
 
     /// The main table's IPv4 unicast routes with their output interface's
     /// index (the caller names it in `dev`), for the audit.
-    pub async fn routes(&self) -> Result<Vec<(crate::audit::Route, u32)>, String> {
+    pub async fn routes(&self) -> Result<Vec<(crate::host::Route, u32)>, String> {
         use rtnetlink::packet_route::route::{RouteMetric, RouteProtocol};
         let msg = RouteMessageBuilder::<Ipv4Addr>::new().build();
         let mut s = self.handle.route().get(msg).execute();
@@ -304,8 +241,8 @@ impl Netlink {
                 continue;
             }
             let len = rt.header.destination_prefix_length;
-            let mut r = crate::audit::Route {
-                dst: "default".into(),
+            let mut r = crate::host::Route {
+                dst: crate::host::Prefix::DEFAULT,
                 gateway: None,
                 dev: String::new(),
                 advmss: None,
@@ -317,7 +254,7 @@ impl Netlink {
             for a in rt.attributes {
                 match a {
                     RouteAttribute::Destination(RouteAddress::Inet(d)) if len > 0 => {
-                        r.dst = format!("{d}/{len}");
+                        r.dst = crate::host::Prefix { addr: d, len };
                     }
                     RouteAttribute::Gateway(RouteAddress::Inet(g)) => r.gateway = Some(g),
                     RouteAttribute::PrefSource(RouteAddress::Inet(p)) => r.prefsrc = Some(p),

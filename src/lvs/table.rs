@@ -2,8 +2,8 @@
 //! plane. A configuration change builds a new `Table` and swaps it in; the
 //! data plane never sees a half-applied change.
 
-use crate::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
-use crate::stats::{DestState, Stats};
+use crate::lvs::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::stats::{DestState, Stats};
 use crate::wire::MacAddr;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

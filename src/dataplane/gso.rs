@@ -4,7 +4,7 @@
 
 use crate::wire::checksum;
 use crate::wire::tcp::{self, TcpPacket};
-use crate::wire::{Error, EthernetFrame, Ipv4Packet, Result, ip_proto};
+use crate::wire::{Error, EthernetFrame, Ipv4Packet, Result, ethernet, ip_proto};
 
 /// Cuts `frame` (Ethernet + IPv4 + TCP) into segments carrying at most
 /// `mss` payload bytes each. Every segment is built in `out` and handed to
@@ -24,8 +24,8 @@ pub fn segment_tcpv4(
     let tcp = TcpPacket::new_checked(ip.payload())?;
     let ip_hl = ip.header_len();
     let tcp_hl = tcp.header_len();
-    let hl = EthernetFrame::<&[u8]>::HEADER_LEN + ip_hl + tcp_hl;
-    let end = EthernetFrame::<&[u8]>::HEADER_LEN + ip.total_len();
+    let hl = ethernet::HEADER_LEN + ip_hl + tcp_hl;
+    let end = ethernet::HEADER_LEN + ip.total_len();
     if out.len() < hl + mss.min(end - hl) {
         return Err(Error::Truncated);
     }
@@ -40,16 +40,15 @@ pub fn segment_tcpv4(
         let seg_len = hl + chunk.len();
         out[..hl].copy_from_slice(&frame[..hl]);
         out[hl..seg_len].copy_from_slice(chunk);
-        let l3 = &mut out[EthernetFrame::<&[u8]>::HEADER_LEN..seg_len];
         // The copied header still says the super-frame's length: set the
-        // segment's (at most 64 KiB, so it fits 16 bits) before viewing it.
-        let total = (ip_hl + tcp_hl + chunk.len()) as u16;
-        l3[2..4].copy_from_slice(&total.to_be_bytes());
-        let mut ip = Ipv4Packet::new_checked(&mut *l3)?;
+        // segment's (at most 64 KiB, so it fits 16 bits); the header and
+        // the new length lie inside `l3`, as checked above.
+        let mut ip = Ipv4Packet::new_unchecked(&mut out[ethernet::HEADER_LEN..seg_len]);
+        ip.set_total_len((ip_hl + tcp_hl + chunk.len()) as u16);
         ip.set_ident(id0.wrapping_add(i as u16));
         ip.fill_checksum();
         let seg = ip.payload_mut();
-        let mut t = TcpPacket::new_checked(&mut *seg)?;
+        let mut t = TcpPacket::new_unchecked(&mut *seg);
         t.set_seq_number(seq0.wrapping_add((i * mss) as u32));
         let mut f = flags0;
         if i + 1 < chunks {
@@ -62,9 +61,7 @@ pub fn segment_tcpv4(
         t.set_checksum(0);
         let acc =
             checksum::pseudo_header(src, dst, ip_proto::TCP, seg.len() as u32) + checksum::sum(seg);
-        let c = checksum::finish(acc);
-        let seg_tcp = &mut seg[tcp::CHECKSUM_OFFSET..tcp::CHECKSUM_OFFSET + 2];
-        seg_tcp.copy_from_slice(&c.to_be_bytes());
+        TcpPacket::new_unchecked(&mut *seg).set_checksum(checksum::finish(acc));
         emit(&mut out[..seg_len]);
     }
     Ok(chunks)

@@ -1,0 +1,47 @@
+//! Publishing: the one step by which a configuration reaches the data
+//! plane. The model (and the routes towards clients) become a new
+//! immutable [`Table`] with the next generation, swapped in with one
+//! atomic store; the data plane notices the new generation between frames.
+
+use super::model::Model;
+use crate::lvs::table::{LinkRoute, Table};
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+pub struct Publisher {
+    shared: Arc<ArcSwap<Table>>,
+    generation: u64,
+}
+
+impl Default for Publisher {
+    fn default() -> Publisher {
+        Publisher::new()
+    }
+}
+
+impl Publisher {
+    /// A publisher whose data plane starts with the empty table.
+    pub fn new() -> Publisher {
+        Publisher {
+            shared: Arc::new(ArcSwap::from_pointee(Table::default())),
+            generation: 0,
+        }
+    }
+
+    /// What the data plane reads (give it to `Dataplane::new`).
+    pub fn shared(&self) -> Arc<ArcSwap<Table>> {
+        self.shared.clone()
+    }
+
+    /// Publishes `model` with `routes` as the next table.
+    pub fn publish(&mut self, model: &Model, routes: &[LinkRoute]) {
+        self.generation += 1;
+        let t = model.table(self.generation).with_routes(routes.to_vec());
+        self.shared.store(Arc::new(t));
+    }
+
+    /// The generation of the last table published.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}

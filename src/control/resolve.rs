@@ -1,0 +1,118 @@
+//! From host facts to next hops: the link and MAC the data plane sends a
+//! real server's packets to, as its forwarding method requires, and the
+//! kernel's routes towards clients that NAT replies follow.
+
+use crate::host::netlink::Netlink;
+use crate::lvs::service::Forward;
+use crate::lvs::table::{LinkRoute, NextHop};
+use std::net::Ipv4Addr;
+
+/// The director's links: interface index and name, in link order.
+pub type Links = [(u32, String)];
+
+/// The link and MAC uvs sends a real server's packets to: DR sends to the
+/// server itself, which must be on-link (as LVS/DR requires); TUN and NAT
+/// send to the next hop, so the server may sit behind a router. Either
+/// way the route must leave through one of the director's links.
+pub async fn next_hop(
+    nl: &Netlink,
+    ip: Ipv4Addr,
+    fwd: Forward,
+    links: &Links,
+) -> Result<NextHop, String> {
+    let r = nl.route_get(ip).await?;
+    if r.local {
+        return Err(format!(
+            "real server {ip} is an address of the director itself; uvs does not forward to local addresses"
+        ));
+    }
+    let names: Vec<&str> = links.iter().map(|(_, n)| n.as_str()).collect();
+    let names = names.join(", ");
+    let dr = fwd == Forward::Route;
+    if let (true, Some(gw)) = (dr, r.gateway) {
+        return Err(format!(
+            "real server {ip} is not on-link on {names}: the route goes via {gw}. \
+             Direct routing (-g) needs the real server on the director's own segment; \
+             use tunneling (-i) for servers behind a router"
+        ));
+    }
+    let Some(link) = links.iter().position(|(i, _)| Some(*i) == r.oif) else {
+        let other = match r.oif {
+            Some(o) => nl.link_name(o).await,
+            None => "no interface".to_string(),
+        };
+        return Err(if dr {
+            format!(
+                "real server {ip} is reached through {other}, not through {names} where uvs captures; \
+                 direct routing needs it on the segment of one of them"
+            )
+        } else {
+            format!(
+                "real server {ip} is reached through {other}, not through {names} where uvs sends; \
+                 add {other} with another --interface"
+            )
+        });
+    };
+    let (ifindex, ifname) = (links[link].0, links[link].1.as_str());
+    let (hop, what) = match r.gateway {
+        Some(gw) => (gw, format!("the router {gw} towards real server {ip}")),
+        None => (ip, format!("real server {ip}")),
+    };
+    let mac = nl.resolve_neighbour(hop, &what, ifindex, ifname).await?;
+    Ok(NextHop {
+        link: link as u8,
+        mac,
+    })
+}
+
+/// The kernel's main-table routes that leave through a director link,
+/// with their gateways' MACs from the neighbour table (asking the kernel
+/// to resolve missing ones). Only NAT replies use them.
+pub async fn link_routes(nl: &Netlink, links: &Links) -> Vec<LinkRoute> {
+    let Ok(routes) = nl.routes().await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (r, oif) in routes {
+        let Some(link) = links.iter().position(|(i, _)| *i == oif) else {
+            continue;
+        };
+        let gateway_mac = match r.gateway {
+            None => None,
+            Some(gw) => {
+                let what = format!("the gateway {gw} of route {}", r.dst);
+                let name = &links[link].1;
+                nl.resolve_neighbour(gw, &what, oif, name).await.ok()
+            }
+        };
+        out.push(LinkRoute {
+            net: r.dst.addr,
+            prefix: r.dst.len,
+            link: link as u8,
+            gateway_mac,
+        });
+    }
+    out.sort_by_key(|r| (std::cmp::Reverse(r.prefix), u32::from(r.net), r.link));
+    out
+}
+
+/// The MAC of a real server (DR, on its own link) or of the next hop
+/// towards it (TUN, NAT: the server itself or its router), if the
+/// neighbour table has it now: the periodic refresh that follows a MAC
+/// that changes behind the same address.
+pub async fn current_mac(
+    nl: &Netlink,
+    addr: Ipv4Addr,
+    fwd: Forward,
+    link: u8,
+    links: &Links,
+) -> Option<crate::wire::MacAddr> {
+    let (hop, oif) = match fwd {
+        Forward::Route => (addr, links.get(usize::from(link))?.0),
+        Forward::Tunnel | Forward::Masq => {
+            let r = nl.route_get(addr).await.ok()?;
+            (r.gateway.unwrap_or(addr), r.oif?)
+        }
+    };
+    nl.neighbour(hop, oif).await.ok().flatten()
+}

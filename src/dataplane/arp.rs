@@ -1,0 +1,69 @@
+//! ARP for the VIPs: the director answers requests for a VIP on the link
+//! they were asked on (the VIP is not configured on the director, so the
+//! kernel would not), and announces a VIP that appears with a gratuitous
+//! ARP on every link.
+
+use super::Dataplane;
+use crate::io::PacketIo;
+use crate::lvs::stats::DataplaneCounters;
+use crate::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, MacAddr, arp, ethernet,
+};
+use std::net::Ipv4Addr;
+
+const ETH: usize = ethernet::HEADER_LEN;
+
+impl Dataplane {
+    /// Answers ARP requests for VIPs, on the link they were asked on, by
+    /// turning the request into the reply in place.
+    pub(super) fn handle_arp<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], link: u8) {
+        let Ok(p) = ArpPacket::new_checked(&frame[ETH..]) else {
+            return;
+        };
+        let Ok(req) = ArpRepr::parse(&p) else {
+            return;
+        };
+        if req.operation != ArpOperation::Request || !self.table.is_vip(req.target_ip) {
+            return;
+        }
+        // A gratuitous announcement by someone else is not a question.
+        if req.sender_ip == req.target_ip {
+            return;
+        }
+        let mac = self.link(link).mac;
+        let reply = ArpRepr {
+            operation: ArpOperation::Reply,
+            sender_hw: mac,
+            sender_ip: req.target_ip,
+            target_hw: req.sender_hw,
+            target_ip: req.sender_ip,
+        };
+        let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+        eth.set_dst_addr(req.sender_hw);
+        eth.set_src_addr(mac);
+        if reply.emit(eth.payload_mut()).is_ok() {
+            match io.send(link, frame) {
+                Ok(()) => DataplaneCounters::bump(&self.counters.arp_replies),
+                Err(_) => DataplaneCounters::bump(&self.counters.tx_errors),
+            }
+        }
+    }
+
+    /// Announces a VIP on every link.
+    pub(super) fn send_garp<I: PacketIo>(&mut self, io: &mut I, vip: Ipv4Addr) {
+        for (i, link) in self.links.iter().enumerate() {
+            let f = &mut self.scratch[..ETH + arp::PACKET_LEN];
+            ethernet::emit_header(f, MacAddr::BROADCAST, link.mac, EtherType::ARP);
+            let r = ArpRepr {
+                operation: ArpOperation::Request,
+                sender_hw: link.mac,
+                sender_ip: vip,
+                target_hw: MacAddr::ZERO,
+                target_ip: vip,
+            };
+            if r.emit(&mut f[ETH..]).is_ok() && io.send(i as u8, f).is_err() {
+                DataplaneCounters::bump(&self.counters.tx_errors);
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! What an IPv4 frame is to the director: traffic for a virtual service, a
+//! NAT real server's reply, an ICMP error about a connection, or the
+//! kernel's. The frame's headers are checked here, once; the handlers get
+//! the checked [`Layout`] and view the bytes without parsing them again.
+
+use super::Dataplane;
+use super::conn::{ConnKey, ReplyKey};
+use super::nat;
+use crate::io::RxMeta;
+use crate::lvs::service::{Protocol, ServiceKey};
+use crate::lvs::stats::DataplaneCounters;
+use crate::wire::{
+    self, EthernetFrame, Ipv4Packet, MacAddr, TcpPacket, UdpPacket, ethernet, ip_proto,
+};
+use std::net::Ipv4Addr;
+
+/// Where the headers of a checked IPv4 frame lie, and the few fields every
+/// handler needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// End of the IP packet in the frame (any Ethernet padding beyond).
+    pub ip_end: usize,
+    /// IP header length, options included.
+    pub ip_hl: usize,
+    /// TCP header length with options (0 for anything but TCP).
+    pub tcp_hl: usize,
+    pub ttl: u8,
+    pub df: bool,
+    /// TCP flags (0 for anything but TCP).
+    pub tcp_flags: u8,
+    /// The previous hop's MAC.
+    pub src_mac: MacAddr,
+}
+
+impl Layout {
+    /// The IP packet's length.
+    pub fn ip_len(&self) -> usize {
+        self.ip_end - ethernet::HEADER_LEN
+    }
+
+    /// The IP packet of a frame this layout was taken from.
+    pub fn ip<'a>(&self, frame: &'a mut [u8]) -> Ipv4Packet<&'a mut [u8]> {
+        Ipv4Packet::new_unchecked(&mut frame[ethernet::HEADER_LEN..self.ip_end])
+    }
+}
+
+/// A client's packet for a virtual service.
+#[derive(Debug, Clone, Copy)]
+pub struct Flow {
+    pub key: ConnKey,
+    /// The service's index in the table.
+    pub svc: usize,
+    /// The link it arrived on.
+    pub link: u8,
+}
+
+/// What an IPv4 frame is to the director.
+pub enum Class {
+    /// Client to a virtual service.
+    Service(Flow),
+    /// A real server's reply on a NAT connection.
+    Reply(ConnKey),
+    /// An ICMP error sent to a VIP about one of its connections (from the
+    /// client's side: a router on the way back, or the client itself).
+    IcmpToVip(ConnKey),
+    /// An ICMP error from the real server's side about a NAT connection.
+    IcmpToClient(ConnKey),
+    /// Not the director's: the kernel decides.
+    Kernel,
+}
+
+impl Dataplane {
+    /// Checks an IPv4 frame's headers and classifies it.
+    pub(super) fn classify(&self, frame: &[u8], meta: RxMeta) -> wire::Result<(Class, Layout)> {
+        let eth = EthernetFrame::new_checked(frame)?;
+        let ip = Ipv4Packet::new_checked(eth.payload())?;
+        let mut l = Layout {
+            ip_end: ethernet::HEADER_LEN + ip.total_len(),
+            ip_hl: ip.header_len(),
+            tcp_hl: 0,
+            ttl: ip.ttl(),
+            df: ip.dont_frag(),
+            tcp_flags: 0,
+            src_mac: eth.src_addr(),
+        };
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        if ip.protocol() == ip_proto::ICMP {
+            return Ok((self.classify_icmp(&ip, dst), l));
+        }
+        let to_vip = self.table.is_vip(dst);
+        if !to_vip && !self.conns.has_replies() {
+            return Ok((Class::Kernel, l));
+        }
+        let Some(protocol) = Protocol::from_number(ip.protocol()) else {
+            return Ok((Class::Kernel, l));
+        };
+        if ip.is_fragment() {
+            // Only the first fragment has ports: IPVS would need
+            // defragmentation, which uvs does not do.
+            if to_vip {
+                DataplaneCounters::bump(&self.counters.fragments_dropped);
+            }
+            return Ok((Class::Kernel, l));
+        }
+        let (sport, dport) = match protocol {
+            Protocol::Tcp => {
+                let t = TcpPacket::new_checked(ip.payload())?;
+                l.tcp_hl = t.header_len();
+                l.tcp_flags = t.flags();
+                (t.src_port(), t.dst_port())
+            }
+            Protocol::Udp => {
+                let u = UdpPacket::new_checked(ip.payload())?;
+                (u.src_port(), u.dst_port())
+            }
+        };
+        if !to_vip {
+            let r = ReplyKey {
+                protocol,
+                raddr: src,
+                rport: sport,
+                caddr: dst,
+                cport: dport,
+            };
+            let class = self.conns.by_reply(&r).map_or(Class::Kernel, Class::Reply);
+            return Ok((class, l));
+        }
+        let skey = ServiceKey {
+            protocol,
+            addr: dst,
+            port: dport,
+        };
+        let Some(svc) = self.table.service_index(&skey) else {
+            return Ok((Class::Kernel, l));
+        };
+        let key = ConnKey {
+            protocol,
+            caddr: src,
+            cport: sport,
+            vaddr: dst,
+            vport: dport,
+        };
+        let flow = Flow {
+            key,
+            svc,
+            link: meta.link,
+        };
+        Ok((Class::Service(flow), l))
+    }
+
+    /// ICMP errors the director relates to a connection, as ip_vs_in_icmp
+    /// and ip_vs_out_icmp do; everything else is the kernel's.
+    fn classify_icmp(&self, ip: &Ipv4Packet<&[u8]>, dst: Ipv4Addr) -> Class {
+        let Some(q) = nat::quoted(ip) else {
+            return Class::Kernel;
+        };
+        let Some(protocol) = Protocol::from_number(q.protocol) else {
+            return Class::Kernel;
+        };
+        if self.table.is_vip(dst) {
+            // About a packet the VIP sent to a client.
+            if q.src != dst {
+                return Class::Kernel;
+            }
+            return Class::IcmpToVip(ConnKey {
+                protocol,
+                caddr: q.dst,
+                cport: q.dport,
+                vaddr: q.src,
+                vport: q.sport,
+            });
+        }
+        // About a translated packet a client sent to a real server.
+        let r = ReplyKey {
+            protocol,
+            raddr: q.dst,
+            rport: q.dport,
+            caddr: q.src,
+            cport: q.sport,
+        };
+        match self.conns.by_reply(&r) {
+            Some(k) if q.src == dst => Class::IcmpToClient(k),
+            _ => Class::Kernel,
+        }
+    }
+}

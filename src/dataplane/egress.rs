@@ -1,0 +1,314 @@
+//! The way out: the router's hop (TTL), the MTU check, the change a
+//! forwarding method makes (none for DR, NAT's rewrite, ICMP translation,
+//! TUN's outer header), new MACs, unfinished checksums completed or
+//! super-frames segmented, and the send. Also the ICMP errors the director
+//! originates (time exceeded, port unreachable, fragmentation needed).
+
+use super::Dataplane;
+use super::classify::Layout;
+use super::gso;
+use super::nat::{self, End};
+use crate::io::{PacketIo, RxMeta};
+use crate::lvs::stats::DataplaneCounters;
+use crate::lvs::table::NextHop;
+use crate::wire::icmp::{self, IcmpError};
+use crate::wire::ipip::{self, IpipRepr};
+use crate::wire::{EtherType, EthernetFrame, Ipv4Packet, checksum, ethernet, ip_proto, tcp};
+use std::net::Ipv4Addr;
+
+const ETH: usize = ethernet::HEADER_LEN;
+
+/// What the director changes in a packet it forwards, besides the TTL.
+#[derive(Clone, Copy)]
+pub enum Change {
+    /// DR: nothing.
+    None,
+    /// NAT: one end of a TCP or UDP packet becomes `addr:port`.
+    Nat { end: End, addr: Ipv4Addr, port: u16 },
+    /// NAT: an ICMP error's `outer` end and its quoted packet's `inner`
+    /// end become `addr:port`.
+    Icmp {
+        outer: End,
+        inner: End,
+        addr: Ipv4Addr,
+        port: u16,
+    },
+}
+
+impl Dataplane {
+    /// DR and NAT: the router's hop (TTL minus one; ICMP errors from
+    /// `from`, or else the VIP the packet was sent to), the MTU checked
+    /// before anything is rewritten (an error quotes what the sender sent,
+    /// as IPVS checks before its DNAT), the `change`, then new MACs and the
+    /// checksum finished or the super-frame segmented.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn forward_ip<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        l: Layout,
+        from: Option<Ipv4Addr>,
+        change: Change,
+        to: NextHop,
+    ) {
+        if !self.hop(io, frame, &l, meta.link, from) {
+            return;
+        }
+        if self.too_big(io, frame, meta, &l, to.link, from) {
+            return;
+        }
+        let mut ip = l.ip(frame);
+        let changed = match change {
+            Change::None => Ok(()),
+            Change::Nat { end, addr, port } => {
+                nat::rewrite(&mut ip, end, addr, port, meta.csum_partial.is_some())
+            }
+            Change::Icmp {
+                outer,
+                inner,
+                addr,
+                port,
+            } => nat::translate_icmp(&mut ip, outer, inner, addr, port),
+        };
+        if changed.is_err() {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return;
+        }
+        self.transmit(io, &mut frame[..l.ip_end], meta, to);
+    }
+
+    /// A packet too big for the outgoing link that segmentation cannot fix
+    /// (not a GSO super-frame) is dropped, as the kernel does; with DF set
+    /// the sender learns the MTU ("fragmentation needed", from `from` or
+    /// the VIP it was sent to).
+    fn too_big<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &[u8],
+        meta: RxMeta,
+        l: &Layout,
+        out: u8,
+        from: Option<Ipv4Addr>,
+    ) -> bool {
+        let mtu = self.link(out).mtu;
+        if l.ip_end <= mtu as usize + ETH || meta.gso.is_some() {
+            return false;
+        }
+        if l.df {
+            let err = IcmpError::frag_needed(mtu);
+            self.send_icmp_error(io, frame, l, meta.link, from, err);
+            DataplaneCounters::bump(&self.counters.frag_needed);
+        } else {
+            DataplaneCounters::bump(&self.counters.malformed);
+        }
+        true
+    }
+
+    /// Sends a packet whose IP part is final to `to`: new MACs, and either
+    /// the super-frame cut into segments that fit the link or the checksum
+    /// finished.
+    fn transmit<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta, to: NextHop) {
+        let link = self.link(to.link);
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+            eth.set_dst_addr(to.mac);
+            eth.set_src_addr(link.mac);
+        }
+        let max = link.mtu as usize + ETH;
+        if let Some(g) = meta.gso.filter(|_| frame.len() > max) {
+            if !g.tcpv4 {
+                DataplaneCounters::bump(&self.counters.malformed);
+                return;
+            }
+            DataplaneCounters::bump(&self.counters.gso_segmented);
+            let mss = usize::from(g.size).min(max.saturating_sub(ETH + 40)).max(1);
+            let counters = &self.counters;
+            let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| {
+                counters.count_send(io.send(to.link, seg))
+            });
+            if r.is_err() {
+                DataplaneCounters::bump(&self.counters.malformed);
+            }
+            return;
+        }
+        if !self.finish_checksum(frame, meta) {
+            return;
+        }
+        self.counters.count_send(io.send(to.link, frame));
+    }
+
+    /// TUN: the client's packet (TTL − 1, checksum finished) wrapped in an
+    /// outer IPv4 header from the director to the real server
+    /// ([`ipip`]), sent to the next hop's MAC. A packet that no longer fits
+    /// the MTU gets "fragmentation needed" if DF is set and is fragmented
+    /// otherwise; GSO super-frames are cut into segments that fit once
+    /// wrapped.
+    pub(super) fn forward_tun<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        l: Layout,
+        to: NextHop,
+        rip: Ipv4Addr,
+    ) {
+        if !self.hop(io, frame, &l, meta.link, None) {
+            return;
+        }
+        let frame = &mut frame[..l.ip_end];
+        let out = self.link(to.link);
+        let room = (out.mtu as usize).saturating_sub(ipip::OVERHEAD);
+        let tun = IpipRepr {
+            src: self.table.tun_source,
+            dst: rip,
+        };
+        ethernet::emit_header(&mut self.scratch2, to.mac, out.mac, EtherType::IPV4);
+        if let Some(g) = meta.gso.filter(|_| frame.len() - ETH > room) {
+            let fit = room.saturating_sub(l.ip_hl + l.tcp_hl.max(tcp::HEADER_LEN));
+            if !g.tcpv4 || fit == 0 {
+                DataplaneCounters::bump(&self.counters.malformed);
+                return;
+            }
+            DataplaneCounters::bump(&self.counters.gso_segmented);
+            let mss = usize::from(g.size).min(fit).max(1);
+            let (counters, out) = (&self.counters, &mut self.scratch2);
+            let id = &mut self.ip_id;
+            let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| {
+                match tun.emit(&seg[ETH..], out, ETH, id) {
+                    Ok(n) => counters.count_send(io.send(to.link, &out[..n])),
+                    Err(_) => DataplaneCounters::bump(&counters.malformed),
+                }
+            });
+            if r.is_err() {
+                DataplaneCounters::bump(&self.counters.malformed);
+            }
+            return;
+        }
+        if !self.finish_checksum(frame, meta) {
+            return;
+        }
+        let inner = &frame[ETH..];
+        if inner.len() <= room {
+            match tun.emit(inner, &mut self.scratch2, ETH, &mut self.ip_id) {
+                Ok(n) => self
+                    .counters
+                    .count_send(io.send(to.link, &self.scratch2[..n])),
+                Err(_) => DataplaneCounters::bump(&self.counters.malformed),
+            }
+            return;
+        }
+        if l.df {
+            // As IPVS: the client learns the tunnel's smaller MTU.
+            let err = IcmpError::frag_needed(room as u32);
+            self.send_icmp_error(io, frame, &l, meta.link, None, err);
+            DataplaneCounters::bump(&self.counters.frag_needed);
+            return;
+        }
+        let (counters, out) = (&self.counters, &mut self.scratch2);
+        let sent = tun.emit_fragments(inner, room, out, ETH, &mut self.ip_id, |f| {
+            io.send(to.link, f).is_ok()
+        });
+        DataplaneCounters::bump(&counters.fragmented);
+        match sent {
+            Ok(true) => DataplaneCounters::bump(&counters.forwarded),
+            _ => DataplaneCounters::bump(&counters.tx_errors),
+        }
+    }
+
+    /// The router's part of every forwarded packet: TTL ≤ 1 gets ICMP time
+    /// exceeded (from `from`, or the VIP the packet was sent to) and false;
+    /// otherwise the TTL drops by one, as IPVS does for every method.
+    fn hop<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        l: &Layout,
+        link: u8,
+        from: Option<Ipv4Addr>,
+    ) -> bool {
+        if l.ttl <= 1 {
+            DataplaneCounters::bump(&self.counters.ttl_expired);
+            self.send_icmp_error(io, frame, l, link, from, IcmpError::TTL_EXCEEDED);
+            return false;
+        }
+        l.ip(frame).decrement_ttl();
+        true
+    }
+
+    /// Completes an unfinished (CHECKSUM_PARTIAL) L4 checksum; false, and
+    /// counted as malformed, when its offsets do not fit the packet.
+    pub(super) fn finish_checksum(&self, frame: &mut [u8], meta: RxMeta) -> bool {
+        let Some((start, off)) = meta.csum_partial else {
+            return true;
+        };
+        if !complete_checksum(frame, usize::from(start), usize::from(off)) {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return false;
+        }
+        DataplaneCounters::bump(&self.counters.csum_completed);
+        true
+    }
+
+    /// Finishes an unfinished checksum before a rewrite that recomputes the
+    /// ICMP checksum; the returned metadata says it is finished.
+    pub(super) fn complete_first(&self, frame: &mut [u8], meta: RxMeta) -> Option<RxMeta> {
+        if meta.gso.is_some() {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return None;
+        }
+        self.finish_checksum(frame, meta).then_some(RxMeta {
+            csum_partial: None,
+            ..meta
+        })
+    }
+
+    /// Sends an ICMP error about `frame` back to its sender on the link it
+    /// came from, from `from` or else the VIP it was addressed to (as the
+    /// kernel does for a local VIP in IPVS). An unspecified `from` (a link
+    /// without an address) sends nothing.
+    pub(super) fn send_icmp_error<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &[u8],
+        l: &Layout,
+        link: u8,
+        from: Option<Ipv4Addr>,
+        err: IcmpError,
+    ) {
+        let quoted = &frame[ETH..l.ip_end];
+        let ip = Ipv4Packet::new_unchecked(quoted);
+        // Never answer an ICMP error with one (RFC 1122 3.2.2).
+        if ip.protocol() == ip_proto::ICMP {
+            return;
+        }
+        let src = from.unwrap_or(ip.dst_addr());
+        if src.is_unspecified() {
+            return;
+        }
+        let mac = self.link(link).mac;
+        let out = &mut self.scratch;
+        ethernet::emit_header(out, l.src_mac, mac, EtherType::IPV4);
+        let dst = ip.src_addr();
+        if let Ok(n) = icmp::emit_error(&mut out[ETH..], src, dst, err, quoted, l.ip_hl)
+            && io.send(link, &out[..ETH + n]).is_err()
+        {
+            DataplaneCounters::bump(&self.counters.tx_errors);
+        }
+    }
+}
+
+/// Finishes a CHECKSUM_PARTIAL L4 checksum as skb_checksum_help does: the
+/// field already holds the pseudo-header sum, so summing from `start` to
+/// the end of the packet and complementing gives the final value.
+pub fn complete_checksum(frame: &mut [u8], start: usize, offset: usize) -> bool {
+    let end = frame.len();
+    let at = start + offset;
+    if start >= end || at + 2 > end {
+        return false;
+    }
+    let c = checksum::finish(checksum::sum(&frame[start..end]));
+    let c = if c == 0 { 0xffff } else { c };
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}

@@ -1,0 +1,330 @@
+//! The connection side of each class of frame: a client's packet finds
+//! its connection or schedules a new one, a NAT reply and a related ICMP
+//! error find theirs; TCP state, timers and counters move; then the frame
+//! goes to [`egress`](super::egress) with what to change in it.
+
+use super::classify::{Flow, Layout};
+use super::conn::{Conn, ConnKey, ConnState, InsertError};
+use super::egress::Change;
+use super::nat::End;
+use super::tcp_state::{Direction, TcpState};
+use super::{Dataplane, release};
+use crate::io::{PacketIo, RxMeta};
+use crate::lvs::service::{Forward, Protocol};
+use crate::lvs::stats::{DataplaneCounters, DestState};
+use crate::lvs::table::{NextHop, Table};
+use crate::wire::icmp::IcmpError;
+use crate::wire::tcp::flags;
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering::Relaxed;
+
+impl Dataplane {
+    /// A client's packet for a virtual service: its connection (found or
+    /// scheduled) decides the real server and how it is forwarded.
+    pub(super) fn for_service<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        l: Layout,
+        flow: &Flow,
+    ) {
+        let now = self.now_ms();
+        let Some(conn) = self.lookup_or_schedule(io, frame, &l, flow, now) else {
+            return;
+        };
+        let Some((svc, dest)) = self.table.dest(conn.svc, conn.dest, conn.dest_id) else {
+            return;
+        };
+        svc.stats.count_in(l.ip_len());
+        dest.state.stats.count_in(l.ip_len());
+        let hop = NextHop {
+            link: dest.link,
+            mac: dest.mac,
+        };
+        self.forward_by_method(io, frame, meta, l, &conn, hop, false);
+    }
+
+    /// Sends a client-side packet, or an ICMP error about one (`icmp`), to
+    /// the connection's real server by its forwarding method. For NAT the
+    /// packet's destination becomes RIP:RPORT; for an ICMP error its
+    /// destination and the quoted packet's source do.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_by_method<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        l: Layout,
+        c: &Conn,
+        hop: NextHop,
+        icmp: bool,
+    ) {
+        match c.fwd {
+            Forward::Route => self.forward_ip(io, frame, meta, l, None, Change::None, hop),
+            Forward::Tunnel => self.forward_tun(io, frame, meta, l, hop, c.raddr),
+            // The client's address stays, so the real server sees it.
+            Forward::Masq => {
+                let change = match icmp {
+                    false => Change::Nat {
+                        end: End::Dst,
+                        addr: c.raddr,
+                        port: c.rport,
+                    },
+                    true => Change::Icmp {
+                        outer: End::Dst,
+                        inner: End::Src,
+                        addr: c.raddr,
+                        port: c.rport,
+                    },
+                };
+                self.forward_ip(io, frame, meta, l, None, change, hop)
+            }
+        }
+    }
+
+    /// Finds the flow's connection (updating its TCP state and timer) or
+    /// schedules a new one. `None` means the frame is dropped.
+    fn lookup_or_schedule<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &[u8],
+        l: &Layout,
+        flow: &Flow,
+        now: u64,
+    ) -> Option<Conn> {
+        let is_tcp = flow.key.protocol == Protocol::Tcp;
+        let syn = l.tcp_flags & flags::SYN != 0;
+        let rst = l.tcp_flags & flags::RST != 0;
+        let table = &self.table;
+        if let Some(c) = self.conns.get_mut(&flow.key) {
+            let stale = table.dest(c.svc, c.dest, c.dest_id).is_none();
+            let reuse = is_tcp && syn && !rst && c.reusable_by_syn();
+            if !stale && !reuse {
+                if let Some((_, d)) = table.dest(c.svc, c.dest, c.dest_id) {
+                    let dir = c.input_direction();
+                    update_state(c, &d.state, dir, l.tcp_flags, table, now);
+                }
+                c.client_link = flow.link;
+                c.client_mac = l.src_mac;
+                return Some(*c);
+            }
+            let old = *c;
+            self.conns.remove(&flow.key);
+            if let Some((_, d)) = table.dest(old.svc, old.dest, old.dest_id) {
+                release(&d.state, &old);
+            }
+            if !reuse {
+                DataplaneCounters::bump(&self.counters.no_conn_dropped);
+                return None;
+            }
+        }
+        // A new connection: TCP schedules only on SYN (no sloppy_tcp).
+        if is_tcp && (!syn || rst) {
+            DataplaneCounters::bump(&self.counters.no_conn_dropped);
+            return None;
+        }
+        self.schedule(io, frame, l, flow, now)
+    }
+
+    /// Picks a real server for a new connection and enters it in the table.
+    fn schedule<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &[u8],
+        l: &Layout,
+        flow: &Flow,
+        now: u64,
+    ) -> Option<Conn> {
+        let table = &self.table;
+        let svc = &table.services[flow.svc];
+        let Some(di) = self.sched[flow.svc].pick(&svc.dests) else {
+            DataplaneCounters::bump(&self.counters.no_dest);
+            self.send_icmp_error(io, frame, l, flow.link, None, IcmpError::PORT_UNREACHABLE);
+            return None;
+        };
+        let d = &svc.dests[di];
+        let mut c = Conn {
+            svc: flow.svc as u32,
+            dest: di as u32,
+            dest_id: d.id,
+            state: match flow.key.protocol {
+                Protocol::Tcp => ConnState::Tcp(TcpState::None),
+                Protocol::Udp => ConnState::Udp,
+            },
+            expires_ms: now + 3000,
+            fwd: d.forward,
+            raddr: d.addr,
+            rport: d.port,
+            client_link: flow.link,
+            client_mac: l.src_mac,
+        };
+        d.state.inactive.fetch_add(1, Relaxed);
+        let dir = c.input_direction();
+        update_state(&mut c, &d.state, dir, l.tcp_flags, table, now);
+        if let Err(e) = self.conns.insert(flow.key, c) {
+            release(&d.state, &c);
+            DataplaneCounters::bump(match e {
+                InsertError::Full => &self.counters.conn_table_full,
+                InsertError::ReplyClash => &self.counters.nat_reply_clash,
+            });
+            return None;
+        }
+        svc.stats.conns.fetch_add(1, Relaxed);
+        d.state.stats.conns.fetch_add(1, Relaxed);
+        Some(c)
+    }
+
+    /// A real server's reply on a NAT connection: the reply moves the TCP
+    /// state (OUTPUT table), its source RIP:RPORT becomes VIP:VPORT, and it
+    /// goes to the client by the kernel's routes.
+    pub(super) fn nat_reply<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        l: Layout,
+        key: ConnKey,
+    ) {
+        let now = self.now_ms();
+        let table = &self.table;
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let Some((svc, d)) = table.dest(c.svc, c.dest, c.dest_id) else {
+            return;
+        };
+        update_state(c, &d.state, Direction::Output, l.tcp_flags, table, now);
+        svc.stats.count_out(l.ip_len());
+        d.state.stats.count_out(l.ip_len());
+        let c = *c;
+        let to = self.client_hop(&c, key.caddr);
+        let from = Some(self.link(meta.link).addr);
+        DataplaneCounters::bump(&self.counters.nat_replies);
+        let change = Change::Nat {
+            end: End::Src,
+            addr: key.vaddr,
+            port: key.vport,
+        };
+        self.forward_ip(io, frame, meta, l, from, change, to);
+    }
+
+    /// Where a NAT reply to `caddr` goes: the kernel's most specific route
+    /// decides the link and, through a gateway, the MAC; on-link, the
+    /// client's own MAC, learned from its packets.
+    fn client_hop(&self, c: &Conn, caddr: Ipv4Addr) -> NextHop {
+        let own = NextHop {
+            link: c.client_link,
+            mac: c.client_mac,
+        };
+        match self.table.route(caddr) {
+            Some(r) => match r.gateway_mac {
+                Some(mac) => NextHop { link: r.link, mac },
+                None => own,
+            },
+            None => own,
+        }
+    }
+
+    /// An ICMP error to a VIP about one of its connections (a router on the
+    /// way to the client says "fragmentation needed", say) goes to the real
+    /// server that owns the connection, by the connection's method; for NAT
+    /// the destination and the quoted source become RIP:RPORT.
+    pub(super) fn icmp_to_vip<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        l: Layout,
+        key: ConnKey,
+    ) {
+        let Some((c, to, meta)) = self.related(frame, meta, &key, Direction::Input) else {
+            return;
+        };
+        self.forward_by_method(io, frame, meta, l, &c, to, true);
+    }
+
+    /// An ICMP error from the real server's side about a NAT connection (the
+    /// real server's "port unreachable", say) reaches the client as if from
+    /// the VIP: the source and the quoted destination become VIP:VPORT.
+    pub(super) fn icmp_to_client<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        l: Layout,
+        key: ConnKey,
+    ) {
+        let Some((c, _, meta)) = self.related(frame, meta, &key, Direction::Output) else {
+            return;
+        };
+        let to = self.client_hop(&c, key.caddr);
+        let from = Some(self.link(meta.link).addr);
+        let change = Change::Icmp {
+            outer: End::Src,
+            inner: End::Dst,
+            addr: key.vaddr,
+            port: key.vport,
+        };
+        self.forward_ip(io, frame, meta, l, from, change, to);
+    }
+
+    /// The connection an ICMP error is about and the next hop of its real
+    /// server; the error is counted in the connection's stats (in or out,
+    /// as IPVS does) and its checksum finished. `None`: not forwarded.
+    fn related(
+        &self,
+        frame: &mut [u8],
+        meta: RxMeta,
+        key: &ConnKey,
+        dir: Direction,
+    ) -> Option<(Conn, NextHop, RxMeta)> {
+        let c = *self.conns.get(key)?;
+        let (svc, d) = self.table.dest(c.svc, c.dest, c.dest_id)?;
+        let meta = self.complete_first(frame, meta)?;
+        let len = frame.len() - crate::wire::ethernet::HEADER_LEN;
+        if dir == Direction::Output {
+            svc.stats.count_out(len);
+            d.state.stats.count_out(len);
+        } else {
+            svc.stats.count_in(len);
+            d.state.stats.count_in(len);
+        }
+        DataplaneCounters::bump(&self.counters.icmp_related);
+        let to = NextHop {
+            link: d.link,
+            mac: d.mac,
+        };
+        Some((c, to, meta))
+    }
+}
+
+/// Applies a segment travelling in `dir` to a connection: TCP state
+/// machine, active/inactive accounting, and the idle timer.
+fn update_state(
+    c: &mut Conn,
+    ds: &DestState,
+    dir: Direction,
+    tcp_flags: u8,
+    table: &Table,
+    now: u64,
+) {
+    if let ConnState::Tcp(s) = c.state {
+        let n = s.transition(dir, tcp_flags);
+        if n != s {
+            let was = s.is_active();
+            let is = n.is_active();
+            if was != is {
+                let (from, to) = if is {
+                    (&ds.inactive, &ds.active)
+                } else {
+                    (&ds.active, &ds.inactive)
+                };
+                let _ = from.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+                to.fetch_add(1, Relaxed);
+            }
+            c.state = ConnState::Tcp(n);
+        }
+    }
+    c.expires_ms = now + u64::from(c.state.timeout(&table.timeouts)) * 1000;
+}

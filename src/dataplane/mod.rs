@@ -1,0 +1,312 @@
+//! The data plane: one loop over a [`PacketIo`] that classifies each frame
+//! ([`classify`]), looks up or schedules its connection ([`flow`], over the
+//! [`conn`] table and the [`sched`] schedulers) and forwards it
+//! ([`egress`], with [`nat`] and [`gso`] as helpers); [`arp`] answers for
+//! the VIPs. It reads only the immutable [`Table`] the control plane
+//! publishes; the connection table and scheduler state are its own.
+
+pub mod arp;
+pub mod classify;
+pub mod conn;
+pub mod egress;
+pub mod flow;
+pub mod gso;
+pub mod nat;
+pub mod sched;
+pub mod tcp_state;
+
+use crate::io::{PacketIo, PacketType, RxMeta};
+use crate::lvs::ConnInfo;
+use crate::lvs::stats::{DataplaneCounters, DestState};
+use crate::lvs::table::Table;
+use crate::wire::{EtherType, EthernetFrame, MacAddr};
+use arc_swap::ArcSwap;
+use classify::Class;
+use conn::{Conn, ConnTable};
+use sched::SchedState;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// Large enough for a 64 KiB GSO super-frame.
+pub const FRAME_BUF: usize = 65536 + 256;
+const SWEEP_EVERY_MS: u64 = 1000;
+
+/// Questions the control plane asks the data plane; answered between
+/// frames, so the answer is consistent with what was forwarded.
+pub enum DpRequest {
+    Conns(tokio::sync::oneshot::Sender<Vec<ConnInfo>>),
+}
+
+/// The interface facts the data plane needs, for each of its links.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkParams {
+    pub mac: MacAddr,
+    pub mtu: u32,
+    /// The director's own address there (unspecified if none): the source
+    /// of ICMP errors about NAT replies, which are not addressed to a VIP.
+    pub addr: Ipv4Addr,
+}
+
+pub struct Dataplane {
+    shared: Arc<ArcSwap<Table>>,
+    table: Arc<Table>,
+    sched: Vec<SchedState>,
+    conns: ConnTable,
+    links: Vec<LinkParams>,
+    counters: Arc<DataplaneCounters>,
+    requests: Option<Receiver<DpRequest>>,
+    scratch: Vec<u8>,
+    /// Second buffer: encapsulation of segments built in `scratch`.
+    scratch2: Vec<u8>,
+    /// IP id of outer IPIP headers sent without DF.
+    ip_id: u16,
+    clock: Instant,
+    next_sweep_ms: u64,
+}
+
+/// Gives a connection's slot back in its real server's active or inactive
+/// count.
+fn release(state: &DestState, c: &Conn) {
+    let counter = if c.state.is_active() {
+        &state.active
+    } else {
+        &state.inactive
+    };
+    let _ = counter.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+}
+
+impl Dataplane {
+    /// A data plane on one link.
+    pub fn new(
+        shared: Arc<ArcSwap<Table>>,
+        link: LinkParams,
+        counters: Arc<DataplaneCounters>,
+        requests: Option<Receiver<DpRequest>>,
+    ) -> Dataplane {
+        Dataplane::with_links(shared, vec![link], counters, requests)
+    }
+
+    /// A data plane on several links (`RxMeta::link` and `PacketIo::send`
+    /// number them in this order). At least one is needed.
+    pub fn with_links(
+        shared: Arc<ArcSwap<Table>>,
+        links: Vec<LinkParams>,
+        counters: Arc<DataplaneCounters>,
+        requests: Option<Receiver<DpRequest>>,
+    ) -> Dataplane {
+        assert!(!links.is_empty(), "a data plane needs a link");
+        let table = shared.load_full();
+        let sched = table
+            .services
+            .iter()
+            .map(|s| SchedState::new(s.scheduler, &s.dests))
+            .collect();
+        Dataplane {
+            shared,
+            table,
+            sched,
+            conns: ConnTable::new(65536, 4 << 20),
+            links,
+            counters,
+            requests,
+            scratch: vec![0u8; FRAME_BUF],
+            scratch2: vec![0u8; FRAME_BUF],
+            ip_id: 1,
+            clock: Instant::now(),
+            next_sweep_ms: SWEEP_EVERY_MS,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run<I: PacketIo>(&mut self, io: &mut I, stop: &AtomicBool) {
+        let mut buf = vec![0u8; FRAME_BUF];
+        while !stop.load(Relaxed) {
+            self.poll_once(io, &mut buf, Duration::from_millis(20));
+        }
+    }
+
+    /// Receives and handles at most one frame, then does housekeeping.
+    /// Returns whether a frame was handled.
+    pub fn poll_once<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> bool {
+        let got = match io.recv(buf, timeout) {
+            Ok(Some(meta)) => {
+                // The table may have changed while recv blocked: a frame is
+                // always handled with the newest one (one atomic load).
+                self.refresh_table(io);
+                let len = meta.len.min(buf.len());
+                self.handle_frame(io, &mut buf[..len], meta);
+                true
+            }
+            Ok(None) => false,
+            Err(_) => {
+                DataplaneCounters::bump(&self.counters.malformed);
+                false
+            }
+        };
+        self.housekeeping(io);
+        got
+    }
+
+    fn housekeeping<I: PacketIo>(&mut self, io: &mut I) {
+        let now = self.now_ms();
+        if now >= self.next_sweep_ms {
+            self.expire(now);
+            self.next_sweep_ms = now + SWEEP_EVERY_MS;
+        }
+        // A request answered after a table change must see that change.
+        self.refresh_table(io);
+        if let Some(rx) = &self.requests {
+            while let Ok(req) = rx.try_recv() {
+                match req {
+                    DpRequest::Conns(reply) => {
+                        let _ = reply.send(self.conn_list());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops connections whose timer ran out.
+    pub fn expire(&mut self, now: u64) {
+        let table = &self.table;
+        self.conns.retain(|_, c| {
+            if c.expires_ms > now {
+                return true;
+            }
+            if let Some((_, d)) = table.dest(c.svc, c.dest, c.dest_id) {
+                release(&d.state, c);
+            }
+            false
+        });
+    }
+
+    /// Every tracked connection, for `-Lnc`.
+    pub fn conn_list(&self) -> Vec<ConnInfo> {
+        let now = self.now_ms();
+        self.conns
+            .iter()
+            .filter_map(|(k, c)| {
+                let (_, d) = self.table.dest(c.svc, c.dest, c.dest_id)?;
+                Some(ConnInfo {
+                    protocol: k.protocol,
+                    caddr: k.caddr,
+                    cport: k.cport,
+                    vaddr: k.vaddr,
+                    vport: k.vport,
+                    daddr: d.addr,
+                    dport: d.port,
+                    state: c.state.name().to_string(),
+                    expires_secs: c.expires_ms.saturating_sub(now).div_ceil(1000),
+                })
+            })
+            .collect()
+    }
+
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Picks up a newly published table: carries scheduler state over,
+    /// remaps connections to the new indexes, ends connections of removed
+    /// real servers, and announces new VIPs with gratuitous ARP.
+    fn refresh_table<I: PacketIo>(&mut self, io: &mut I) {
+        let cur = self.shared.load();
+        if cur.generation == self.table.generation {
+            return;
+        }
+        let new = arc_swap::Guard::into_inner(cur);
+        let old = std::mem::replace(&mut self.table, new);
+        let new = &self.table;
+        let mut sched = Vec::with_capacity(new.services.len());
+        for s in &new.services {
+            let prev = old.services.iter().position(|o| o.id == s.id);
+            let st = match prev {
+                Some(i) if old.services[i].scheduler == s.scheduler => {
+                    let mut st = self.sched[i].clone();
+                    if old.services[i].epoch != s.epoch {
+                        st.dests_changed(&old.services[i].dests, &s.dests);
+                    }
+                    st
+                }
+                _ => SchedState::new(s.scheduler, &s.dests),
+            };
+            sched.push(st);
+        }
+        self.sched = sched;
+        let pos = new.dest_positions();
+        self.conns.retain(|_, c| match pos.get(&c.dest_id) {
+            Some(&(s, d)) => {
+                c.svc = s;
+                c.dest = d;
+                true
+            }
+            None => false,
+        });
+        let fresh: Vec<Ipv4Addr> = new
+            .vips()
+            .iter()
+            .copied()
+            .filter(|v| !old.is_vip(*v))
+            .collect();
+        for vip in fresh {
+            self.send_garp(io, vip);
+        }
+    }
+
+    /// The link a frame arrived on (link 0 for a number the backend should
+    /// not have produced).
+    fn link(&self, i: u8) -> LinkParams {
+        self.links
+            .get(usize::from(i))
+            .copied()
+            .unwrap_or(self.links[0])
+    }
+
+    /// Entry point for one received frame.
+    pub fn handle_frame<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta) {
+        DataplaneCounters::bump(&self.counters.rx_frames);
+        if meta.pkt_type == PacketType::Outgoing || meta.pkt_type == PacketType::OtherHost {
+            return;
+        }
+        if usize::from(meta.link) >= self.links.len() {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return;
+        }
+        let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return;
+        };
+        match eth.ethertype() {
+            EtherType::ARP => self.handle_arp(io, frame, meta.link),
+            EtherType::IPV4 if meta.pkt_type == PacketType::Host => {
+                self.handle_ipv4(io, frame, meta)
+            }
+            _ => {}
+        }
+    }
+
+    /// Classifies an IPv4 frame once and hands it, with its checked
+    /// layout, to the handler of its class.
+    fn handle_ipv4<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta) {
+        match self.classify(frame, meta) {
+            Ok((Class::Service(flow), l)) => self.for_service(io, frame, meta, l, &flow),
+            Ok((Class::Reply(key), l)) => self.nat_reply(io, frame, meta, l, key),
+            Ok((Class::IcmpToVip(key), l)) => self.icmp_to_vip(io, frame, meta, l, key),
+            Ok((Class::IcmpToClient(key), l)) => self.icmp_to_client(io, frame, meta, l, key),
+            Ok((Class::Kernel, _)) => {}
+            Err(_) => DataplaneCounters::bump(&self.counters.malformed),
+        }
+    }
+}

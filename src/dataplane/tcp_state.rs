@@ -1,0 +1,363 @@
+//! IPVS's TCP connection states and their transition tables
+//! (ip_vs_proto_tcp.c): in DR and TUN the director sees only the
+//! client-to-server direction (INPUT-ONLY); in NAT it sees both, and
+//! replies move the state too (INPUT and OUTPUT).
+
+use crate::lvs::service::Timeouts;
+use crate::wire::tcp::flags;
+
+/// IPVS TCP connection states, in the kernel's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpState {
+    None = 0,
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    SynAck,
+}
+
+use TcpState::*;
+
+const STATES: [TcpState; 11] = [
+    None,
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    SynAck,
+];
+
+/// Which of IPVS's three TCP state tables a segment is looked up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to server, on a connection whose replies pass the director.
+    Input,
+    /// Server to client (NAT replies).
+    Output,
+    /// Client to server, when replies bypass the director (DR, TUN).
+    InputOnly,
+}
+
+/// INPUT transitions, rows syn/fin/ack/rst, columns the current state.
+const INPUT: [[TcpState; 11]; 4] = [
+    // syn
+    [
+        SynRecv,
+        Established,
+        Established,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+    ],
+    // fin
+    [
+        Close, CloseWait, SynSent, TimeWait, TimeWait, TimeWait, Close, CloseWait, LastAck, Listen,
+        TimeWait,
+    ],
+    // ack
+    [
+        Close,
+        Established,
+        SynSent,
+        Established,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        Close,
+        Listen,
+        Established,
+    ],
+    // rst
+    [
+        Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, SynRecv,
+    ],
+];
+
+/// OUTPUT transitions (server to client), same layout.
+const OUTPUT: [[TcpState; 11]; 4] = [
+    // syn
+    [
+        SynSent,
+        Established,
+        SynSent,
+        SynRecv,
+        SynSent,
+        SynSent,
+        SynSent,
+        SynSent,
+        SynSent,
+        Listen,
+        SynRecv,
+    ],
+    // fin
+    [
+        TimeWait, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, TimeWait, LastAck, Listen,
+        TimeWait,
+    ],
+    // ack
+    [
+        Established,
+        Established,
+        SynSent,
+        Established,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        LastAck,
+        Established,
+        Established,
+    ],
+    // rst
+    [
+        Close, Close, SynSent, Close, Close, TimeWait, Close, Close, Close, Close, Close,
+    ],
+];
+
+/// INPUT-ONLY transitions, same layout.
+const INPUT_ONLY: [[TcpState; 11]; 4] = [
+    // syn
+    [
+        SynRecv,
+        Established,
+        Established,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+    ],
+    // fin
+    [
+        Close, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, CloseWait, LastAck, Listen,
+        TimeWait,
+    ],
+    // ack
+    [
+        Close,
+        Established,
+        SynSent,
+        Established,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        Close,
+        Listen,
+        Established,
+    ],
+    // rst
+    [
+        Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, Close,
+    ],
+];
+
+impl TcpState {
+    /// The name `ipvsadm -Lc` prints.
+    pub fn name(self) -> &'static str {
+        [
+            "NONE",
+            "ESTABLISHED",
+            "SYN_SENT",
+            "SYN_RECV",
+            "FIN_WAIT",
+            "TIME_WAIT",
+            "CLOSE",
+            "CLOSE_WAIT",
+            "LAST_ACK",
+            "LISTEN",
+            "SYNACK",
+        ][self as usize]
+    }
+
+    /// The next state for a client-to-server segment with `tcp_flags` when
+    /// the director sees only that direction (DR, TUN).
+    pub fn next(self, tcp_flags: u8) -> TcpState {
+        self.transition(Direction::InputOnly, tcp_flags)
+    }
+
+    /// The next state for a segment with `tcp_flags` travelling in `dir`.
+    /// As in the kernel, rst beats syn beats fin beats ack, and a segment
+    /// with none of them moves the connection to CLOSE.
+    pub fn transition(self, dir: Direction, tcp_flags: u8) -> TcpState {
+        let row = if tcp_flags & flags::RST != 0 {
+            3
+        } else if tcp_flags & flags::SYN != 0 {
+            0
+        } else if tcp_flags & flags::FIN != 0 {
+            1
+        } else if tcp_flags & flags::ACK != 0 {
+            2
+        } else {
+            return Close;
+        };
+        let table = match dir {
+            Direction::Input => &INPUT,
+            Direction::Output => &OUTPUT,
+            Direction::InputOnly => &INPUT_ONLY,
+        };
+        table[row][self as usize]
+    }
+
+    /// States counted in ActiveConn (tcp_state_active_table).
+    pub fn is_active(self) -> bool {
+        matches!(self, Established | SynSent | SynRecv | SynAck)
+    }
+
+    /// Seconds before an idle connection in this state expires.
+    pub fn timeout(self, t: &Timeouts) -> u32 {
+        match self {
+            None => 2,
+            Established => t.tcp,
+            SynSent => 120,
+            SynRecv => 60,
+            FinWait => t.tcpfin,
+            TimeWait => 120,
+            Close => 10,
+            CloseWait => 60,
+            LastAck => 30,
+            Listen => 120,
+            SynAck => 120,
+        }
+    }
+
+    pub fn all() -> &'static [TcpState] {
+        &STATES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::conn::ConnState;
+
+    fn walk(seq: &[u8]) -> Vec<&'static str> {
+        let mut s = TcpState::None;
+        seq.iter()
+            .map(|f| {
+                s = s.next(*f);
+                s.name()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn client_side_of_a_normal_connection() {
+        // SYN, ACK (handshake), data ACKs, FIN, last ACK: what a DR director
+        // sees from the client.
+        let seq = [
+            flags::SYN,
+            flags::ACK,
+            flags::ACK | flags::PSH,
+            flags::FIN | flags::ACK,
+            flags::ACK,
+        ];
+        assert_eq!(
+            walk(&seq),
+            [
+                "SYN_RECV",
+                "ESTABLISHED",
+                "ESTABLISHED",
+                "FIN_WAIT",
+                "FIN_WAIT"
+            ]
+        );
+    }
+
+    #[test]
+    fn reset_closes_and_no_flags_close() {
+        assert_eq!(walk(&[flags::SYN, flags::RST]), ["SYN_RECV", "SYN_RECV"]);
+        assert_eq!(
+            walk(&[flags::SYN, flags::ACK, flags::RST]),
+            ["SYN_RECV", "ESTABLISHED", "CLOSE"]
+        );
+        assert_eq!(TcpState::Established.next(0), TcpState::Close);
+    }
+
+    #[test]
+    fn timeouts_follow_settings() {
+        let t = Timeouts {
+            tcp: 7,
+            tcpfin: 8,
+            udp: 9,
+        };
+        assert_eq!(TcpState::Established.timeout(&t), 7);
+        assert_eq!(TcpState::FinWait.timeout(&t), 8);
+        assert_eq!(ConnState::Udp.timeout(&t), 9);
+        assert_eq!(TcpState::SynRecv.timeout(&t), 60);
+    }
+
+    #[test]
+    fn nat_handshake_and_close_use_both_directions() {
+        use Direction::{Input, Output};
+        let seq = [
+            (Input, flags::SYN),
+            (Output, flags::SYN | flags::ACK),
+            (Input, flags::ACK),
+            (Output, flags::FIN | flags::ACK),
+            (Input, flags::FIN | flags::ACK),
+            (Output, flags::ACK),
+        ];
+        let mut s = TcpState::None;
+        let names: Vec<&str> = seq
+            .iter()
+            .map(|(d, f)| {
+                s = s.transition(*d, *f);
+                s.name()
+            })
+            .collect();
+        // The server closing first: FIN from the server (OUTPUT) is
+        // FIN_WAIT, the client's FIN then TIME_WAIT.
+        assert_eq!(
+            names,
+            [
+                "SYN_RECV",
+                "SYN_RECV",
+                "ESTABLISHED",
+                "FIN_WAIT",
+                "TIME_WAIT",
+                "TIME_WAIT"
+            ]
+        );
+        // The client closing first: INPUT fin from ESTABLISHED is
+        // CLOSE_WAIT (INPUT-ONLY would say FIN_WAIT).
+        assert_eq!(
+            TcpState::Established.transition(Input, flags::FIN),
+            TcpState::CloseWait
+        );
+        assert_eq!(TcpState::Established.next(flags::FIN), TcpState::FinWait);
+        assert_eq!(
+            TcpState::CloseWait.transition(Output, flags::FIN),
+            TcpState::TimeWait
+        );
+        // A reset from the server closes; from the client in SYN_RECV not.
+        assert_eq!(
+            TcpState::SynRecv.transition(Output, flags::RST),
+            TcpState::Close
+        );
+        assert_eq!(
+            TcpState::SynRecv.transition(Input, flags::RST),
+            TcpState::SynRecv
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! The host the director (or a real server) runs on: its links, addresses,
+//! routes and neighbours as typed facts ([`Link`], [`Route`], [`Prefix`]),
+//! read over rtnetlink ([`netlink`]), and the raw system calls uvs makes
+//! ([`sys`]: packet sockets, interface ioctls, the TUN device). `audit`,
+//! `probe`, the control plane and the daemon all read the host through
+//! here.
+
+pub mod netlink;
+pub mod sys;
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+/// A network interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub name: String,
+    pub up: bool,
+    pub mtu: u32,
+    pub loopback: bool,
+    /// An IPIP (tunl0) or TUN device: where decapsulated packets arrive.
+    pub tunnel: bool,
+}
+
+/// An IPv4 address on a link: (link name, address, prefix length).
+pub type IfAddr = (String, Ipv4Addr, u8);
+
+/// A route's destination: a network and its prefix length; `default` is
+/// 0.0.0.0/0. Shown (and serialised) as `ip route` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prefix {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl Prefix {
+    pub const DEFAULT: Prefix = Prefix {
+        addr: Ipv4Addr::UNSPECIFIED,
+        len: 0,
+    };
+
+    pub fn is_default(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether `a` is inside the prefix.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+        u32::from(a) & mask == u32::from(self.addr) & mask
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.is_default() {
+            true => f.write_str("default"),
+            false => write!(f, "{}/{}", self.addr, self.len),
+        }
+    }
+}
+
+impl FromStr for Prefix {
+    type Err = String;
+
+    /// "default", "a.b.c.d/len", or a bare address (a /32).
+    fn from_str(s: &str) -> Result<Prefix, String> {
+        if s == "default" {
+            return Ok(Prefix::DEFAULT);
+        }
+        let bad = || format!("bad route destination '{s}'");
+        let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+        let len: u8 = l.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
+        Ok(Prefix {
+            addr: a.parse().map_err(|_| bad())?,
+            len,
+        })
+    }
+}
+
+impl Serialize for Prefix {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A unicast IPv4 route of the main table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    pub dst: Prefix,
+    pub gateway: Option<Ipv4Addr>,
+    pub dev: String,
+    pub advmss: Option<u32>,
+    pub mtu: Option<u32>,
+    /// Installed by the kernel for a configured address (proto kernel).
+    pub kernel: bool,
+    pub prefsrc: Option<Ipv4Addr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_prefix(s: &str) -> Option<(Ipv4Addr, u8)> {
+        s.parse::<Prefix>().ok().map(|p| (p.addr, p.len))
+    }
+
+    #[test]
+    fn route_destinations_parse_or_are_skipped() {
+        assert_eq!(parse_prefix("default"), Some((Ipv4Addr::UNSPECIFIED, 0)));
+        assert_eq!(
+            parse_prefix("198.18.0.0/24"),
+            Some((Ipv4Addr::new(198, 18, 0, 0), 24))
+        );
+        assert_eq!(
+            parse_prefix("198.18.0.9"),
+            Some((Ipv4Addr::new(198, 18, 0, 9), 32))
+        );
+        for bad in ["198.18.0.0/33", "198.18.0.0/x", "fe80::/64", "", "/8"] {
+            assert_eq!(parse_prefix(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefixes_print_as_ip_route_does_and_contain_their_addresses() {
+        let p: Prefix = "198.18.0.0/24".parse().unwrap();
+        assert_eq!(p.to_string(), "198.18.0.0/24");
+        assert_eq!(Prefix::DEFAULT.to_string(), "default");
+        assert!(p.contains(Ipv4Addr::new(198, 18, 0, 200)));
+        assert!(!p.contains(Ipv4Addr::new(198, 18, 1, 1)));
+        assert!(Prefix::DEFAULT.contains(Ipv4Addr::new(203, 0, 113, 1)));
+    }
+}

@@ -1,0 +1,184 @@
+//! The raw system calls uvs makes outside the AF_PACKET backend: sockets
+//! and their options, receiving and writing on a descriptor, the
+//! interface ioctls (index, MAC, MTU, flags) and the TUN device, each
+//! wrapped once so the unsafe parts live here. libc is used directly: the
+//! AF_PACKET and TUN specifics (PACKET_VNET_HDR, TUNSETIFF) are not in
+//! rustix's safe API at the versions checked (docs/architecture.md).
+
+use std::ffi::CString;
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// A negative return is `errno`.
+pub fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// socket(2) with CLOEXEC, as an owned descriptor.
+pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2).
+    let fd = cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) })?;
+    // SAFETY: fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn setsockopt_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live c_int and its size.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &v as *const i32 as *const libc::c_void,
+            mem::size_of::<i32>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Raises a socket's receive buffer to `size`: SO_RCVBUFFORCE goes past
+/// rmem_max (root), plain SO_RCVBUF (capped by rmem_max) is the fallback.
+pub fn raise_rcvbuf(fd: &OwnedFd, size: i32) -> io::Result<()> {
+    let f = fd.as_raw_fd();
+    setsockopt_int(f, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size)
+        .or_else(|_| setsockopt_int(f, libc::SOL_SOCKET, libc::SO_RCVBUF, size))
+}
+
+/// An `ifreq` with the interface name set, or an error for a name the
+/// kernel could not hold.
+pub fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::other(format!(
+            "bad interface name '{name}' (empty, or longer than 15 bytes)"
+        )));
+    }
+    // SAFETY: ifreq is plain data.
+    let mut r: libc::ifreq = unsafe { mem::zeroed() };
+    for (d, s) in r.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    Ok(r)
+}
+
+/// The interface index of `name`, or an error naming it.
+pub fn ifindex(name: &str) -> io::Result<i32> {
+    let c = CString::new(name).map_err(|_| io::Error::other("interface name contains NUL"))?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        return Err(io::Error::other(format!("no interface named '{name}'")));
+    }
+    Ok(i as i32)
+}
+
+/// The MAC address and MTU of an interface, read with ioctls.
+pub fn link_info(ifname: &str) -> io::Result<([u8; 6], u32)> {
+    let mut req = ifreq(ifname)?;
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
+    // SAFETY: req is a valid ifreq with the name set.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) })
+        .map_err(|e| io::Error::other(format!("interface '{ifname}': {e}")))?;
+    let mut mac = [0u8; 6];
+    // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
+    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    // SAFETY: as above, for SIOCGIFMTU.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut req) })?;
+    // SAFETY: SIOCGIFMTU filled ifru_mtu.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu } as u32;
+    Ok((mac, mtu))
+}
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+
+/// Creates (or attaches to) TUN device `name` and sets it up.
+pub fn open_tun(name: &str) -> io::Result<OwnedFd> {
+    let path = CString::new("/dev/net/tun").expect("no NUL");
+    // SAFETY: valid path, plain open(2).
+    let raw = cvt(unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })
+        .map_err(|e| io::Error::other(format!("/dev/net/tun: {e}")))?;
+    // SAFETY: fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut req = ifreq(name)?;
+    req.ifr_ifru.ifru_flags = IFF_TUN | IFF_NO_PI;
+    // SAFETY: req is a valid ifreq.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) })
+        .map_err(|e| io::Error::other(format!("TUNSETIFF {name}: {e}")))?;
+    // Bring it up.
+    let s = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
+    let mut req = ifreq(name)?;
+    // SAFETY: valid ifreq; SIOCGIFFLAGS fills ifru_flags.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: reading the union member SIOCGIFFLAGS wrote.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: valid ifreq.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &mut req) })?;
+    Ok(fd)
+}
+
+/// recv(2) into `buf`; the length received.
+pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for its length.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            0,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// write(2) of all of `buf` in one call (a TUN device takes a packet per
+/// write).
+pub fn write(fd: &OwnedFd, buf: &[u8]) -> io::Result<()> {
+    // SAFETY: buf is valid for its length.
+    let w = unsafe {
+        libc::write(
+            fd.as_raw_fd(),
+            buf.as_ptr() as *const libc::c_void,
+            buf.len(),
+        )
+    };
+    if w < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A packet socket's frame: its length (at most the buffer's), the link
+/// type and whether the host sent it (PACKET_OUTGOING).
+pub fn recv_packet(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, u16, bool)> {
+    // SAFETY: sockaddr_ll is plain data.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: buf and sll are valid for the lengths given.
+    let n = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            libc::MSG_TRUNC,
+            &mut sll as *mut _ as *mut libc::sockaddr,
+            &mut len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = (n as usize).min(buf.len());
+    Ok((n, sll.sll_hatype, sll.sll_pkttype == libc::PACKET_OUTGOING))
+}

@@ -1,0 +1,207 @@
+//! IP-in-IP (RFC 2003, protocol 4): the outer header TUN forwarding adds,
+//! and the unwrapping `uvs decap` and the probe do. The outer header
+//! follows Linux IPVS (`ip_vs_tunnel_xmit`): TTL and DF copied from the
+//! inner packet, TOS copying DSCP and ECN except that CE becomes ECT(0)
+//! (`INET_ECN_encapsulate`), id 0 with DF (as Linux for atomic datagrams)
+//! and a counter otherwise.
+
+use super::ipv4::{self, Ipv4Packet, Ipv4Repr, MF};
+use super::{Error, Result, ip_proto};
+use std::net::Ipv4Addr;
+
+/// The outer header's room: what an inner packet may use of a link MTU.
+pub const OVERHEAD: usize = ipv4::HEADER_LEN;
+
+/// The two ends of a tunnel: the director and the real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpipRepr {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+}
+
+impl IpipRepr {
+    /// The outer header for `payload_len` bytes of (part of) `inner`;
+    /// `frag` is the fragment word, 0 for a whole packet.
+    fn outer(&self, inner: &[u8], payload_len: usize, id: &mut u16, frag: u16) -> Ipv4Repr {
+        let (tos, ttl, df) = match Ipv4Packet::new_checked(inner) {
+            Ok(p) => (p.tos(), p.ttl(), p.dont_frag()),
+            Err(_) => (0, 64, false),
+        };
+        let ecn = tos & 3;
+        let tos = (tos & !3) | if ecn == 3 { 2 } else { ecn };
+        let ident = if df {
+            0
+        } else {
+            // The first fragment (or a whole packet) takes a new id; the
+            // other fragments reuse it.
+            if frag & 0x1fff == 0 {
+                *id = id.wrapping_add(1);
+            }
+            *id
+        };
+        Ipv4Repr {
+            src: self.src,
+            dst: self.dst,
+            protocol: ip_proto::IPIP,
+            payload_len,
+            ttl,
+            tos,
+            ident,
+            dont_frag: df,
+        }
+    }
+
+    /// Writes the outer header and `inner` at `out[headroom..]` (the caller
+    /// fills the link header in front); returns the end of the packet.
+    pub fn emit(
+        &self,
+        inner: &[u8],
+        out: &mut [u8],
+        headroom: usize,
+        id: &mut u16,
+    ) -> Result<usize> {
+        let start = headroom + ipv4::HEADER_LEN;
+        let end = start + inner.len();
+        if out.len() < end {
+            return Err(Error::Truncated);
+        }
+        self.outer(inner, inner.len(), id, 0)
+            .emit(&mut out[headroom..start])?;
+        out[start..end].copy_from_slice(inner);
+        Ok(end)
+    }
+
+    /// Fragments the outer packet so that each piece carries at most `room`
+    /// bytes of `inner`, built at `out[headroom..]` and handed to `send`
+    /// with the caller's link header in front; false if any send failed.
+    pub fn emit_fragments(
+        &self,
+        inner: &[u8],
+        room: usize,
+        out: &mut [u8],
+        headroom: usize,
+        id: &mut u16,
+        mut send: impl FnMut(&[u8]) -> bool,
+    ) -> Result<bool> {
+        let step = (room & !7).max(8);
+        let start = headroom + ipv4::HEADER_LEN;
+        if out.len() < start + step.min(inner.len()) {
+            return Err(Error::Truncated);
+        }
+        let mut ok = true;
+        let mut off = 0;
+        while off < inner.len() {
+            let end = (off + step).min(inner.len());
+            let more = end < inner.len();
+            let frag = (if more { MF } else { 0 }) | (off / 8) as u16;
+            self.outer(inner, end - off, id, frag)
+                .emit(&mut out[headroom..start])?;
+            let mut p = Ipv4Packet::new_unchecked(&mut out[headroom..start]);
+            p.set_frag_word(frag);
+            p.fill_checksum();
+            let n = start + end - off;
+            out[start..n].copy_from_slice(&inner[off..end]);
+            ok &= send(&out[..n]);
+            off = end;
+        }
+        Ok(ok)
+    }
+}
+
+/// The inner packet of an IP-in-IP packet (outer header first, as a raw
+/// socket delivers it), or `None` if it is not one.
+pub fn inner(packet: &[u8]) -> Option<&[u8]> {
+    let outer = Ipv4Packet::new_checked(packet).ok()?;
+    if outer.protocol() != ip_proto::IPIP || outer.is_fragment() {
+        return None;
+    }
+    let inner = &packet[outer.header_len()..outer.total_len()];
+    let p = Ipv4Packet::new_checked(inner).ok()?;
+    Some(&inner[..p.total_len()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(protocol: u8, payload_len: usize, tos: u8, df: bool) -> Vec<u8> {
+        let mut p = vec![0u8; 20 + payload_len];
+        Ipv4Repr {
+            src: [198, 18, 0, 10].into(),
+            dst: [198, 18, 0, 100].into(),
+            protocol,
+            payload_len,
+            ttl: 63,
+            tos,
+            ident: 1,
+            dont_frag: df,
+        }
+        .emit(&mut p)
+        .unwrap();
+        p
+    }
+
+    const TUN: IpipRepr = IpipRepr {
+        src: Ipv4Addr::new(198, 18, 0, 2),
+        dst: Ipv4Addr::new(198, 18, 0, 11),
+    };
+
+    #[test]
+    fn strips_the_outer_header_only_for_ipip() {
+        let inner_pkt = packet(17, 8, 0, false);
+        let mut out = vec![0u8; 64];
+        let mut id = 0;
+        let n = TUN.emit(&inner_pkt, &mut out, 0, &mut id).unwrap();
+        let mut pkt = out[..n].to_vec();
+        assert_eq!(inner(&pkt), Some(&inner_pkt[..]));
+        pkt[9] = 17;
+        assert_eq!(inner(&pkt), None);
+        assert_eq!(inner(&pkt[..30]), None);
+        assert_eq!(inner(&[]), None);
+    }
+
+    #[test]
+    fn outer_header_copies_ttl_df_and_ecn_but_not_ce() {
+        let mut out = vec![0u8; 128];
+        let mut id = 7;
+        let n = TUN
+            .emit(&packet(6, 20, 0xb8 | 3, true), &mut out, 14, &mut id)
+            .unwrap();
+        let o = Ipv4Packet::new_checked(&out[14..n]).unwrap();
+        assert_eq!(
+            (o.ttl(), o.tos(), o.dont_frag(), o.ident()),
+            (63, 0xba, true, 0)
+        );
+        assert!(o.verify_checksum());
+        TUN.emit(&packet(6, 20, 1, false), &mut out, 14, &mut id)
+            .unwrap();
+        let o = Ipv4Packet::new_checked(&out[14..n]).unwrap();
+        assert_eq!((o.tos(), o.dont_frag(), o.ident()), (1, false, 8));
+    }
+
+    #[test]
+    fn fragments_share_an_id_and_cover_the_packet() {
+        let inner_pkt = packet(17, 100, 0, false);
+        let mut out = vec![0u8; 200];
+        let mut id = 0;
+        let mut got = Vec::new();
+        let ok = TUN
+            .emit_fragments(&inner_pkt, 50, &mut out, 14, &mut id, |f| {
+                got.push(f[14..].to_vec());
+                true
+            })
+            .unwrap();
+        assert!(ok);
+        assert_eq!(got.len(), 3);
+        let mut whole = Vec::new();
+        for (i, f) in got.iter().enumerate() {
+            let p = Ipv4Packet::new_checked(&f[..]).unwrap();
+            assert!(p.verify_checksum());
+            assert_eq!(p.ident(), 1);
+            assert_eq!(p.frag_word() & 0x1fff, (i * 48 / 8) as u16);
+            assert_eq!(p.frag_word() & MF != 0, i < 2);
+            whole.extend_from_slice(p.payload());
+        }
+        assert_eq!(whole, inner_pkt);
+    }
+}

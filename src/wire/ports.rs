@@ -1,0 +1,57 @@
+//! The ports of a TCP or UDP header, whichever it is: NAT rewrites them
+//! in packets and in the packets ICMP errors quote.
+
+use super::{Error, Result, read_u16, write_u16};
+
+/// The bytes the view needs.
+pub const LEN: usize = 8;
+
+/// The two port fields TCP and UDP share at the start of their headers.
+/// The view asks for the first eight bytes: all that an ICMP error is
+/// sure to quote of the offending packet (RFC 792).
+pub struct Ports<T> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ports<T> {
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        if buffer.as_ref().len() < LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(Ports { buffer })
+    }
+
+    pub fn src_port(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 0)
+    }
+
+    pub fn dst_port(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 2)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ports<T> {
+    pub fn set_src_port(&mut self, p: u16) {
+        write_u16(self.buffer.as_mut(), 0, p);
+    }
+
+    pub fn set_dst_port(&mut self, p: u16) {
+        write_u16(self.buffer.as_mut(), 2, p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needs_eight_bytes_and_rewrites_both_ends() {
+        assert!(Ports::new_checked(&[0u8; 7][..]).is_err());
+        let mut b = [0u8; 8];
+        let mut p = Ports::new_checked(&mut b[..]).unwrap();
+        p.set_src_port(40000);
+        p.set_dst_port(80);
+        assert_eq!((p.src_port(), p.dst_port()), (40000, 80));
+        assert_eq!(&b[..4], &[0x9c, 0x40, 0, 80]);
+    }
+}
