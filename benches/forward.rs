@@ -3,59 +3,28 @@
 //! established ones and GSO super-frames. Prints figures; asserts nothing.
 //! Run: cargo bench --bench forward
 
-use arc_swap::ArcSwap;
+#[path = "../tests/support/rig.rs"]
+mod rig;
+
 use etherparse::PacketBuilder;
+use rig::{Rig, dest, one_link, service, svc};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use uvs::control::model::Model;
-use uvs::control::proto::{DestSpec, Op};
-use uvs::dataplane::{Dataplane, LinkParams};
+use std::time::Instant;
 use uvs::io::memory::ReplayIo;
 use uvs::io::{Gso, RxMeta};
-use uvs::lvs::service::{Forward, Protocol, ServiceKey};
-use uvs::lvs::stats::DataplaneCounters;
+use uvs::lvs::service::{Forward, Protocol};
 use uvs::lvs::table::NextHop;
 use uvs::wire::MacAddr;
 
-fn dataplane(fwd: Forward) -> Dataplane {
-    let key = ServiceKey {
-        protocol: Protocol::Tcp,
-        addr: [198, 18, 0, 100].into(),
-        port: 80,
+/// One service on VIP:80 with one real server, forwarded by `fwd`.
+fn rig(fwd: Forward) -> Rig {
+    let d = dest(Ipv4Addr::new(198, 18, 0, 11), 80, fwd, 1);
+    let ops = service(svc(Protocol::Tcp, 80), "wrr", &[d]);
+    let hop = |_, _| NextHop {
+        link: 0,
+        mac: MacAddr([2, 0, 0, 0, 1, 1]),
     };
-    let d = |last| DestSpec {
-        addr: Ipv4Addr::new(198, 18, 0, last),
-        port: 80,
-        forward: fwd,
-        weight: 1,
-        uthreshold: 0,
-        lthreshold: 0,
-    };
-    let m = Model::default()
-        .apply_all(
-            &[
-                Op::AddService {
-                    key,
-                    scheduler: "wrr".into(),
-                    persistent: None,
-                },
-                Op::AddDest { key, dest: d(11) },
-            ],
-            &mut |_, _| Ok(hop(MacAddr([2, 0, 0, 0, 1, 1]))),
-            &mut |_, _| {},
-        )
-        .unwrap();
-    Dataplane::new(
-        Arc::new(ArcSwap::from_pointee(m.table(1))),
-        LinkParams {
-            mac: MacAddr([2, 0, 0, 0, 0, 2]),
-            mtu: 1500,
-            addr: Ipv4Addr::new(198, 18, 0, 2),
-        },
-        Arc::new(DataplaneCounters::default()),
-        None,
-    )
+    Rig::build(one_link(), hop, Vec::new(), &ops)
 }
 
 fn frame(sport: u16, syn: bool, payload: usize) -> Vec<u8> {
@@ -91,17 +60,15 @@ fn run(name: &str, frames: Vec<(Vec<u8>, RxMeta)>, n: usize, warm: usize) {
 }
 
 fn run_with(fwd: Forward, name: &str, frames: Vec<(Vec<u8>, RxMeta)>, n: usize, warm: usize) {
-    let mut dp = dataplane(fwd);
-    let mut io = ReplayIo::new(frames);
-    let bytes = io.mean_len();
-    let mut buf = vec![0u8; 70000];
+    let mut r = rig(fwd).with_io(ReplayIo::new(frames));
+    let bytes = r.io.mean_len();
     for _ in 0..warm {
-        dp.poll_once(&mut io, &mut buf, Duration::ZERO);
+        r.poll();
     }
-    io.sent = 0;
+    r.io.sent = 0;
     let t = Instant::now();
     for _ in 0..n {
-        dp.poll_once(&mut io, &mut buf, Duration::ZERO);
+        r.poll();
     }
     let el = t.elapsed().as_secs_f64();
     println!(
@@ -109,7 +76,7 @@ fn run_with(fwd: Forward, name: &str, frames: Vec<(Vec<u8>, RxMeta)>, n: usize, 
         el * 1e9 / n as f64,
         n as f64 / el / 1e6,
         (n * bytes * 8) as f64 / el / 1e9,
-        io.sent as f64 / n as f64,
+        r.io.sent as f64 / n as f64,
     );
 }
 
@@ -188,9 +155,4 @@ fn main() {
         "connection entry: {} bytes of key+value (hash table adds ~1 byte of control per slot)",
         std::mem::size_of::<(uvs::dataplane::conn::ConnKey, uvs::dataplane::conn::Conn)>()
     );
-}
-
-/// A real server's next hop on link 0.
-fn hop(mac: MacAddr) -> NextHop {
-    NextHop { link: 0, mac }
 }

@@ -2,9 +2,9 @@
 //! purpose: it reports each mistake, `--fix` repairs it, and the traffic
 //! through the director agrees with the verdict before and after.
 
-mod common;
-use common::{Lab, VIP, count};
+mod support;
 use serde_json::Value;
+use support::{Lab, VIP, count};
 
 fn audit(l: &Lab, node: &str, args: &str) -> (i32, Value) {
     let mut a: Vec<&str> = vec!["audit", "--json"];

@@ -1,9 +1,9 @@
 //! End-to-end: real TCP and UDP traffic from a client namespace through
 //! `uvs director` (DR) to real-server namespaces.
 
-mod common;
-use common::{Lab, RS1, RS2, VIP, count};
+mod support;
 use std::time::Duration;
+use support::{Lab, RS1, RS2, VIP, count};
 
 fn lab(n: usize) -> Option<Lab> {
     let mut l = Lab::up(n)?;

@@ -2,9 +2,9 @@
 //! real servers on eth1 whose default gateway it is), real TCP, UDP, bulk
 //! and HTTP load through it, and ICMP errors translated back to the VIP.
 
-mod common;
-use common::{Lab, VIP, count};
+mod support;
 use std::time::{Duration, Instant};
+use support::{Lab, VIP, count};
 
 const NAT1: &str = "198.18.2.11";
 const NAT2: &str = "198.18.2.12";
@@ -232,9 +232,9 @@ fn dr_tun_and_nat_services_side_by_side() {
     start_nat_server(&mut l, "nat1");
     l.start_director_on(&["eth0", "eth1"]);
     l.adm(&format!("-A -t {VIP}:80 -s rr"));
-    l.adm(&format!("-a -t {VIP}:80 -r {}:80 -g", common::RS1));
+    l.adm(&format!("-a -t {VIP}:80 -r {}:80 -g", support::RS1));
     l.adm(&format!("-A -t {VIP}:81 -s rr"));
-    l.adm(&format!("-a -t {VIP}:81 -r {}:81 -i", common::RS2));
+    l.adm(&format!("-a -t {VIP}:81 -r {}:81 -i", support::RS2));
     l.adm(&format!("-A -t {VIP}:82 -s rr"));
     l.adm(&format!("-a -t {VIP}:82 -r {NAT1}:8080 -m"));
     let list = l.adm("-Ln");

@@ -4,8 +4,8 @@
 //! director's MAC) must die there, TUN's must pass; and `uvs probe` must
 //! tell the two labs apart before any service is configured.
 
-mod common;
-use common::{Lab, RS1, VIP, count};
+mod support;
+use support::{Lab, RS1, VIP, count};
 
 fn outcome<'a>(v: &'a serde_json::Value, case: &str) -> &'a serde_json::Value {
     v["outcomes"]

@@ -1,20 +1,16 @@
 //! Steady-state forwarding allocates nothing per packet: counted with a
 //! global allocator while frames of established and new connections flow.
 
-use arc_swap::ArcSwap;
+mod support;
+
 use etherparse::PacketBuilder;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-use uvs::control::model::Model;
-use uvs::control::proto::{DestSpec, Op};
-use uvs::dataplane::{Dataplane, LinkParams};
+use support::rig::{Rig, dest, one_link, service, svc};
 use uvs::io::RxMeta;
 use uvs::io::memory::ReplayIo;
-use uvs::lvs::service::{Forward, Protocol, ServiceKey};
-use uvs::lvs::stats::DataplaneCounters;
+use uvs::lvs::service::{Forward, Protocol};
 use uvs::lvs::table::NextHop;
 use uvs::wire::MacAddr;
 
@@ -49,44 +45,14 @@ fn forwarding_does_not_allocate() {
 }
 
 fn allocations_while_forwarding(fwd: Forward) -> usize {
-    let key = ServiceKey {
-        protocol: Protocol::Tcp,
-        addr: [198, 18, 0, 100].into(),
-        port: 80,
-    };
-    let d = |last| DestSpec {
-        addr: Ipv4Addr::new(198, 18, 0, last),
-        port: 80,
-        forward: fwd,
-        weight: 1,
-        uthreshold: 0,
-        lthreshold: 0,
-    };
-    let m = Model::with_tun_source(Some(Ipv4Addr::new(198, 18, 0, 2)))
-        .apply_all(
-            &[
-                Op::AddService {
-                    key,
-                    scheduler: "wrr".into(),
-                    persistent: None,
-                },
-                Op::AddDest { key, dest: d(11) },
-                Op::AddDest { key, dest: d(12) },
-            ],
-            &mut |_, _| Ok(hop(MacAddr([2, 0, 0, 0, 1, 1]))),
-            &mut |_, _| {},
-        )
-        .unwrap();
-    let shared = Arc::new(ArcSwap::from_pointee(m.table(1)));
-    let mut dp = Dataplane::new(
-        shared,
-        LinkParams {
-            mac: MacAddr([2, 0, 0, 0, 0, 2]),
-            mtu: 1500,
-            addr: Ipv4Addr::new(198, 18, 0, 2),
-        },
-        Arc::new(DataplaneCounters::default()),
-        None,
+    let key = svc(Protocol::Tcp, 80);
+    let d = |last| dest(Ipv4Addr::new(198, 18, 0, last), 80, fwd, 1);
+    let ops = service(key, "wrr", &[d(11), d(12)]);
+    let rig = Rig::build(
+        one_link(),
+        |_, _| hop(MacAddr([2, 0, 0, 0, 1, 1])),
+        Vec::new(),
+        &ops,
     );
     // 2000 distinct clients: SYN then data, so both scheduling of new
     // connections and lookups of existing ones are on the measured path.
@@ -122,21 +88,20 @@ fn allocations_while_forwarding(fwd: Forward) -> usize {
             }
         }
     }
-    let mut io = ReplayIo::new(frames);
-    let mut buf = vec![0u8; 70000];
-    // Warm-up: first table load and the first round of connections.
+    let mut rig = rig.with_io(ReplayIo::new(frames));
+    // Warm-up: the first round of connections.
     let per_client = if fwd == Forward::Masq { 4 } else { 2 };
     for _ in 0..2000 * per_client {
-        dp.poll_once(&mut io, &mut buf, Duration::ZERO);
+        rig.poll();
     }
     let before = ALLOCS.load(Ordering::Relaxed);
     for _ in 0..20000 * per_client {
-        dp.poll_once(&mut io, &mut buf, Duration::ZERO);
+        rig.poll();
     }
     let after = ALLOCS.load(Ordering::Relaxed);
     // Every client frame is sent, and for NAT one reply of two.
     let sent_per_client = if fwd == Forward::Masq { 3 } else { 2 };
-    assert_eq!(io.sent, (2000 + 20000) * sent_per_client, "{fwd:?}");
+    assert_eq!(rig.io.sent, (2000 + 20000) * sent_per_client, "{fwd:?}");
     after - before
 }
 

@@ -1,145 +1,45 @@
 //! The data plane driven through the in-memory backend: no sockets, real
 //! frames in and out, decoded with etherparse.
 
-mod common;
+mod support;
 
-use arc_swap::ArcSwap;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
-use std::time::Duration;
-use uvs::control::model::Model;
+use support::rig::{CL_MAC, DIR_MAC, Rig, VIP, service};
 use uvs::control::proto::{DestSpec, Op};
-use uvs::dataplane::{Dataplane, LinkParams};
-use uvs::io::memory::MemoryIo;
 use uvs::io::{PacketType, RxMeta};
 use uvs::lvs::service::{Forward, Protocol, ServiceKey};
-use uvs::lvs::stats::DataplaneCounters;
-use uvs::lvs::table::{NextHop, Table};
 use uvs::wire::MacAddr;
-
-const DIR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
-const CL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 10];
-const VIP: [u8; 4] = [198, 18, 0, 100];
 
 fn rs_mac(last: u8) -> MacAddr {
     MacAddr([2, 0, 0, 0, 1, last])
 }
 
-struct Rig {
-    model: Model,
-    generation: u64,
-    shared: Arc<ArcSwap<Table>>,
-    dp: Dataplane,
-    io: MemoryIo,
-    buf: Vec<u8>,
-}
-
-impl Rig {
-    fn new(ops: &[Op]) -> Rig {
-        let shared = Arc::new(ArcSwap::from_pointee(Table::default()));
-        let dp = Dataplane::new(
-            shared.clone(),
-            LinkParams {
-                mac: MacAddr(DIR_MAC),
-                mtu: 1500,
-                addr: Ipv4Addr::new(198, 18, 0, 2),
-            },
-            Arc::new(DataplaneCounters::default()),
-            None,
-        );
-        let mut r = Rig {
-            model: Model::with_tun_source(Some(Ipv4Addr::new(198, 18, 0, 2))),
-            generation: 0,
-            shared,
-            dp,
-            io: MemoryIo::new(),
-            buf: vec![0; 70000],
-        };
-        r.apply(ops);
-        r
-    }
-
-    fn apply(&mut self, ops: &[Op]) {
-        self.model = self
-            .model
-            .apply_all(
-                ops,
-                &mut |ip, _| Ok(hop(rs_mac(ip.octets()[3]))),
-                &mut |_, _| {},
-            )
-            .expect("ops apply");
-        self.generation += 1;
-        self.shared
-            .store(Arc::new(self.model.table(self.generation)));
-        // Let the data plane pick the table up (and send its GARPs).
-        self.dp
-            .poll_once(&mut self.io, &mut self.buf, Duration::ZERO);
-    }
-
-    fn feed(&mut self, frame: Vec<u8>) -> Vec<Vec<u8>> {
-        self.feed_meta(frame, RxMeta::default())
-    }
-
-    fn feed_meta(&mut self, frame: Vec<u8>, meta: RxMeta) -> Vec<Vec<u8>> {
-        self.io.take_sent();
-        self.io.push_with(frame, meta);
-        assert!(
-            self.dp
-                .poll_once(&mut self.io, &mut self.buf, Duration::ZERO)
-        );
-        self.io.take_sent()
-    }
-}
-
 fn svc(p: Protocol, port: u16) -> ServiceKey {
-    ServiceKey {
-        protocol: p,
-        addr: VIP.into(),
-        port,
-    }
+    support::rig::svc(p, port)
 }
 
 fn dest(last: u8, port: u16, weight: u32) -> DestSpec {
-    DestSpec {
-        addr: Ipv4Addr::new(198, 18, 0, last),
+    support::rig::dest(
+        Ipv4Addr::new(198, 18, 0, last),
         port,
-        forward: Forward::Route,
+        Forward::Route,
         weight,
-        uthreshold: 0,
-        lthreshold: 0,
-    }
+    )
 }
 
 fn wrr_ops() -> Vec<Op> {
-    vec![
-        Op::AddService {
-            key: svc(Protocol::Tcp, 80),
-            scheduler: "wrr".into(),
-            persistent: None,
-        },
-        Op::AddDest {
-            key: svc(Protocol::Tcp, 80),
-            dest: dest(11, 80, 3),
-        },
-        Op::AddDest {
-            key: svc(Protocol::Tcp, 80),
-            dest: dest(12, 80, 1),
-        },
-        Op::AddService {
-            key: svc(Protocol::Udp, 53),
-            scheduler: "rr".into(),
-            persistent: None,
-        },
-        Op::AddDest {
-            key: svc(Protocol::Udp, 53),
-            dest: dest(11, 53, 1),
-        },
-        Op::AddDest {
-            key: svc(Protocol::Udp, 53),
-            dest: dest(12, 53, 1),
-        },
-    ]
+    let mut ops = service(
+        svc(Protocol::Tcp, 80),
+        "wrr",
+        &[dest(11, 80, 3), dest(12, 80, 1)],
+    );
+    ops.extend(service(
+        svc(Protocol::Udp, 53),
+        "rr",
+        &[dest(11, 53, 1), dest(12, 53, 1)],
+    ));
+    ops
 }
 
 fn tcp(sport: u16, dport: u16, syn: bool, ttl: u8, payload: &[u8]) -> Vec<u8> {
@@ -229,16 +129,7 @@ fn answers_arp_only_for_vips() {
 fn gratuitous_arp_when_a_vip_appears() {
     let mut r = Rig::new(&[]);
     r.io.take_sent();
-    r.model = r
-        .model
-        .apply_all(
-            &wrr_ops()[..1],
-            &mut |_, _| Ok(hop(MacAddr::ZERO)),
-            &mut |_, _| {},
-        )
-        .unwrap();
-    r.shared.store(Arc::new(r.model.table(99)));
-    r.dp.poll_once(&mut r.io, &mut r.buf, Duration::ZERO);
+    r.apply(&wrr_ops()[..1]);
     let sent = r.io.take_sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(&sent[0][0..6], &[0xff; 6]);
@@ -442,7 +333,7 @@ fn garbage(ops: &[Op]) {
     let base = tcp(47000, 80, true, 64, b"payload!");
     for i in 0..20000 {
         // Truncate and flip bytes in the headers, with random offload metadata.
-        let f = common::mangle(&base, &mut x, if i % 3 == 0 { 0 } else { 14 }, 4);
+        let f = support::mangle(&base, &mut x, if i % 3 == 0 { 0 } else { 14 }, 4);
         let meta = RxMeta {
             csum_partial: (i % 2 == 0).then_some(((x >> 16) as u16 % 80, (x >> 24) as u16 % 40)),
             gso: (i % 5 == 0).then_some(uvs::io::Gso {
@@ -452,7 +343,7 @@ fn garbage(ops: &[Op]) {
             ..RxMeta::default()
         };
         r.io.push_with(f, meta);
-        r.dp.poll_once(&mut r.io, &mut r.buf, Duration::ZERO);
+        r.poll();
     }
 }
 
@@ -476,30 +367,10 @@ fn transport_checksum_still_valid_after_forwarding() {
 }
 
 fn tun_ops() -> Vec<Op> {
-    let mut d = dest(11, 80, 1);
-    d.forward = Forward::Tunnel;
-    let mut u = dest(11, 53, 1);
-    u.forward = Forward::Tunnel;
-    vec![
-        Op::AddService {
-            key: svc(Protocol::Tcp, 80),
-            scheduler: "rr".into(),
-            persistent: None,
-        },
-        Op::AddDest {
-            key: svc(Protocol::Tcp, 80),
-            dest: d,
-        },
-        Op::AddService {
-            key: svc(Protocol::Udp, 53),
-            scheduler: "rr".into(),
-            persistent: None,
-        },
-        Op::AddDest {
-            key: svc(Protocol::Udp, 53),
-            dest: u,
-        },
-    ]
+    let tun = |port| support::rig::dest(Ipv4Addr::new(198, 18, 0, 11), port, Forward::Tunnel, 1);
+    let mut ops = service(svc(Protocol::Tcp, 80), "rr", &[tun(80)]);
+    ops.extend(service(svc(Protocol::Udp, 53), "rr", &[tun(53)]));
+    ops
 }
 
 fn udp_sized(payload: usize, df: bool, tos: u8) -> Vec<u8> {
@@ -578,9 +449,4 @@ fn tun_too_big_with_df_gets_frag_needed_and_without_is_fragmented() {
     assert_eq!(ids[0], ids[1], "one datagram, one id");
     assert_eq!(payload.len(), 1500);
     assert_eq!(&payload[28..], &[0x33; 1472][..]);
-}
-
-/// A real server's next hop on link 0.
-fn hop(mac: MacAddr) -> NextHop {
-    NextHop { link: 0, mac }
 }

@@ -2,30 +2,23 @@
 //! link 0, real servers on link 1 behind the director. Real frames in and
 //! out, decoded and checksum-verified with etherparse.
 
-mod common;
+mod support;
 
-use arc_swap::ArcSwap;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
-use std::time::Duration;
-use uvs::control::model::Model;
-use uvs::control::proto::{DestSpec, Op};
-use uvs::dataplane::{Dataplane, LinkParams};
-use uvs::io::memory::MemoryIo;
+use support::rig::{CL_MAC, VIP, dest, service, svc};
+use uvs::control::proto::Op;
+use uvs::dataplane::LinkParams;
 use uvs::io::{Gso, RxMeta};
-use uvs::lvs::service::{Forward, Protocol, ServiceKey};
-use uvs::lvs::stats::DataplaneCounters;
-use uvs::lvs::table::{LinkRoute, NextHop, Table};
+use uvs::lvs::service::{Forward, Protocol};
+use uvs::lvs::table::{LinkRoute, NextHop};
 use uvs::wire::{MacAddr, checksum};
 
-const DIR0: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const DIR0: [u8; 6] = support::rig::DIR_MAC;
 const DIR1: [u8; 6] = [2, 0, 0, 0, 1, 1];
-const CL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 10];
 const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const CLIENT: [u8; 4] = [198, 18, 0, 10];
 const FAR_CLIENT: [u8; 4] = [198, 19, 7, 7];
-const VIP: [u8; 4] = [198, 18, 0, 100];
 const RIP1: [u8; 4] = [198, 18, 1, 11];
 const RIP2: [u8; 4] = [198, 18, 1, 12];
 
@@ -33,131 +26,91 @@ fn rs_mac(ip: Ipv4Addr) -> MacAddr {
     MacAddr([2, 0, 0, 0, 2, ip.octets()[3]])
 }
 
-struct Rig {
-    model: Model,
-    counters: Arc<DataplaneCounters>,
-    dp: Dataplane,
-    io: MemoryIo,
-    buf: Vec<u8>,
-}
-
-fn svc(p: Protocol, port: u16) -> ServiceKey {
-    ServiceKey {
-        protocol: p,
-        addr: VIP.into(),
-        port,
+/// NAT real servers are behind link 1.
+fn server_hop(ip: Ipv4Addr, _: Forward) -> NextHop {
+    NextHop {
+        link: 1,
+        mac: rs_mac(ip),
     }
 }
 
-fn nat_dest(addr: [u8; 4], port: u16) -> DestSpec {
-    DestSpec {
-        addr: addr.into(),
-        port,
-        forward: Forward::Masq,
-        weight: 1,
-        uthreshold: 0,
-        lthreshold: 0,
-    }
+fn nat_dest(addr: [u8; 4], port: u16) -> uvs::control::proto::DestSpec {
+    dest(addr.into(), port, Forward::Masq, 1)
 }
 
 fn nat_ops() -> Vec<Op> {
-    vec![
-        Op::AddService {
-            key: svc(Protocol::Tcp, 80),
-            scheduler: "rr".into(),
-            persistent: None,
-        },
-        Op::AddDest {
-            key: svc(Protocol::Tcp, 80),
-            dest: nat_dest(RIP1, 8080),
-        },
-        Op::AddDest {
-            key: svc(Protocol::Tcp, 80),
-            dest: nat_dest(RIP2, 8080),
-        },
-        Op::AddService {
-            key: svc(Protocol::Udp, 53),
-            scheduler: "rr".into(),
-            persistent: None,
-        },
-        Op::AddDest {
-            key: svc(Protocol::Udp, 53),
-            dest: nat_dest(RIP1, 5353),
-        },
-    ]
+    let mut ops = service(
+        svc(Protocol::Tcp, 80),
+        "rr",
+        &[nat_dest(RIP1, 8080), nat_dest(RIP2, 8080)],
+    );
+    ops.extend(service(
+        svc(Protocol::Udp, 53),
+        "rr",
+        &[nat_dest(RIP1, 5353)],
+    ));
+    ops
 }
 
 /// The director's two links: clients (MTU 1500) and real servers.
 fn links(server_mtu: u32) -> Vec<LinkParams> {
+    let mut l = support::rig::one_link();
+    l.push(LinkParams {
+        mac: MacAddr(DIR1),
+        mtu: server_mtu,
+        addr: Ipv4Addr::new(198, 18, 1, 1),
+    });
+    l
+}
+
+/// The director's routes: its client subnet on link 0, everything else
+/// via a router there.
+fn routes() -> Vec<LinkRoute> {
     vec![
-        LinkParams {
-            mac: MacAddr(DIR0),
-            mtu: 1500,
-            addr: Ipv4Addr::new(198, 18, 0, 2),
+        LinkRoute {
+            net: Ipv4Addr::new(198, 18, 0, 0),
+            prefix: 24,
+            link: 0,
+            gateway_mac: None,
         },
-        LinkParams {
-            mac: MacAddr(DIR1),
-            mtu: server_mtu,
-            addr: Ipv4Addr::new(198, 18, 1, 1),
+        LinkRoute {
+            net: Ipv4Addr::UNSPECIFIED,
+            prefix: 0,
+            link: 0,
+            gateway_mac: Some(MacAddr(ROUTER_MAC)),
         },
     ]
 }
 
+struct Rig(support::rig::Rig);
+
+impl std::ops::Deref for Rig {
+    type Target = support::rig::Rig;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 impl Rig {
     fn new() -> Rig {
-        let shared = Arc::new(ArcSwap::from_pointee(Table::default()));
-        let counters = Arc::new(DataplaneCounters::default());
-        let dp = Dataplane::with_links(shared.clone(), links(1500), counters.clone(), None);
-        let model = Model::default()
-            .apply_all(
-                &nat_ops(),
-                &mut |ip, _| {
-                    Ok(NextHop {
-                        link: 1,
-                        mac: rs_mac(ip),
-                    })
-                },
-                &mut |_, _| {},
-            )
-            .unwrap();
-        // The director's routes: its client subnet on link 0, everything
-        // else via a router there.
-        let routes = vec![
-            LinkRoute {
-                net: Ipv4Addr::new(198, 18, 0, 0),
-                prefix: 24,
-                link: 0,
-                gateway_mac: None,
-            },
-            LinkRoute {
-                net: Ipv4Addr::UNSPECIFIED,
-                prefix: 0,
-                link: 0,
-                gateway_mac: Some(MacAddr(ROUTER_MAC)),
-            },
-        ];
-        shared.store(Arc::new(model.table(1).with_routes(routes)));
-        let mut r = Rig {
-            model,
-            counters,
-            dp,
-            io: MemoryIo::new(),
-            buf: vec![0; 70000],
-        };
-        r.dp.poll_once(&mut r.io, &mut r.buf, Duration::ZERO);
+        Rig::with_links(links(1500))
+    }
+
+    fn with_links(links: Vec<LinkParams>) -> Rig {
+        let mut r = support::rig::Rig::build(links, server_hop, routes(), &nat_ops());
         r.io.take_sent();
-        r
+        Rig(r)
     }
 
     /// Feeds one frame on `link`; what was sent, with links.
     fn feed(&mut self, frame: Vec<u8>, link: u8, meta: RxMeta) -> Vec<(u8, Vec<u8>)> {
-        self.io.take_sent();
-        self.io.push_with(frame, RxMeta { link, ..meta });
-        assert!(
-            self.dp
-                .poll_once(&mut self.io, &mut self.buf, Duration::ZERO)
-        );
-        self.io.take_sent_links()
+        self.0.feed_on(frame, link, meta)
     }
 
     /// A client's SYN from CLIENT:`cport` to VIP:80; the one frame sent.
@@ -167,18 +120,8 @@ impl Rig {
         assert_eq!(out.len(), 1);
         out.remove(0).1
     }
-
-    fn counter(&self, name: &str) -> u64 {
-        self.counters
-            .pairs()
-            .into_iter()
-            .find(|(k, _)| *k == name)
-            .unwrap()
-            .1
-    }
 }
 
-/// A TCP segment with the given flags (bits of etherparse's builder).
 fn tcp_frame(
     macs: ([u8; 6], [u8; 6]),
     src: ([u8; 4], u16),
@@ -577,14 +520,14 @@ fn garbage_from_either_side_never_panics_with_nat_connections() {
     ];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..20000u32 {
-        let f = common::mangle(&bases[(i % 2) as usize], &mut x, 0, 3);
+        let f = support::mangle(&bases[(i % 2) as usize], &mut x, 0, 3);
         let meta = RxMeta {
             csum_partial: (i % 3 == 0).then_some(((x >> 16) as u16 % 80, (x >> 24) as u16 % 40)),
             link: (x >> 50) as u8 % 3,
             ..RxMeta::default()
         };
         r.io.push_with(f, meta);
-        r.dp.poll_once(&mut r.io, &mut r.buf, Duration::ZERO);
+        r.poll();
     }
     // Every frame that did leave is a well-formed Ethernet frame on a
     // real link.
@@ -626,10 +569,8 @@ fn frag_needed_from_a_router_on_the_server_side_comes_from_the_vip() {
 
 #[test]
 fn a_datagram_too_big_for_the_server_link_gets_frag_needed_from_the_vip() {
-    let mut r = Rig::new();
     // Make the server side's MTU smaller than the client side's.
-    let shared = Arc::new(ArcSwap::from_pointee(r.model.table(1)));
-    r.dp = Dataplane::with_links(shared, links(1400), r.counters.clone(), None);
+    let mut r = Rig::with_links(links(1400));
     let mut big = Vec::new();
     PacketBuilder::ethernet2(CL_MAC, DIR0)
         .ipv4(CLIENT, VIP, 64)
