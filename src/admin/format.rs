@@ -12,15 +12,25 @@ use std::net::Ipv4Addr;
 /// Listing switches (ipvsadm's FMT_* flags).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Format {
+    pub columns: Columns,
     pub numeric: bool,
-    pub stats: bool,
-    pub rate: bool,
-    pub thresholds: bool,
-    pub persistent_conn: bool,
     pub nosort: bool,
     pub exact: bool,
-    pub tun_info: bool,
-    pub rule: bool,
+}
+
+/// Which columns a listing has: ipvsadm's plain list, one of its `-L`
+/// variants, or the rules `-S` writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Columns {
+    #[default]
+    Plain,
+    Stats,
+    Rate,
+    Thresholds,
+    PersistentConn,
+    TunInfo,
+    /// `-S`: the commands that restore the table.
+    Rule,
 }
 
 /// What `-L` prints first: IPVS's version and connection-table size, which
@@ -60,33 +70,33 @@ fn largenum(out: &mut String, i: u64, exact: bool) {
 
 fn title(out: &mut String, f: &Format) {
     let p = "Prot LocalAddress:Port";
-    if f.stats {
+    if f.columns == Columns::Stats {
         let _ = writeln!(
             out,
             "{p:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
             "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
         );
-    } else if f.rate {
+    } else if f.columns == Columns::Rate {
         let _ = writeln!(
             out,
             "{p:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
             "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
         );
-    } else if f.thresholds {
+    } else if f.columns == Columns::Thresholds {
         let _ = writeln!(
             out,
             "{p:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port",
             "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
         );
-    } else if f.persistent_conn {
+    } else if f.columns == Columns::PersistentConn {
         let _ = writeln!(
             out,
             "{p:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port",
             "Weight", "PersistConn", "ActiveConn", "InActConn"
         );
-    } else if f.tun_info {
+    } else if f.columns == Columns::TunInfo {
         out.push_str("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n");
-    } else if !f.rule {
+    } else if f.columns != Columns::Rule {
         out.push_str("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
     }
 }
@@ -139,14 +149,14 @@ fn sort_by<T: Clone>(v: &[T], cmp: impl Fn(&T, &T) -> i64) -> Vec<T> {
 fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     let proto = s.key.protocol;
     let vname = addrport(s.key.addr, s.key.port, proto, f.numeric);
-    let svc_name = if f.rule {
+    let svc_name = if f.columns == Columns::Rule {
         format!("{} {vname}", proto.option())
     } else {
         cut(format!("{:<4} {vname}", proto.name()), 33)
     };
-    if f.rule {
+    if f.columns == Columns::Rule {
         let _ = write!(out, "-A {svc_name} -s {}", s.scheduler);
-    } else if f.stats {
+    } else if f.columns == Columns::Stats {
         let _ = write!(out, "{svc_name:<33}");
         for v in [
             s.stats.conns,
@@ -157,7 +167,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
         ] {
             largenum(out, v, f.exact);
         }
-    } else if f.rate {
+    } else if f.columns == Columns::Rate {
         let _ = write!(out, "{svc_name:<33}");
         let r = s.rates;
         for v in [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] {
@@ -174,7 +184,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     };
     for d in &dests {
         let dname = addrport(d.addr, d.port, proto, f.numeric);
-        if f.rule {
+        if f.columns == Columns::Rule {
             let _ = write!(
                 out,
                 "-a {svc_name} -r {dname} {} -w {}",
@@ -189,7 +199,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
             continue;
         }
         let dname = cut(dname, 28);
-        if f.stats {
+        if f.columns == Columns::Stats {
             let _ = write!(out, "  -> {dname:<28}");
             for v in [
                 d.stats.conns,
@@ -201,7 +211,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
                 largenum(out, v, f.exact);
             }
             out.push('\n');
-        } else if f.rate {
+        } else if f.columns == Columns::Rate {
             // ipvsadm prints a real server's CPS and PPS exact, only the
             // byte rates through largenum.
             let r = d.rates;
@@ -213,19 +223,19 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
             largenum(out, r.inbps, f.exact);
             largenum(out, r.outbps, f.exact);
             out.push('\n');
-        } else if f.thresholds {
+        } else if f.columns == Columns::Thresholds {
             let _ = writeln!(
                 out,
                 "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
                 d.uthreshold, d.lthreshold, d.active, d.inactive
             );
-        } else if f.persistent_conn {
+        } else if f.columns == Columns::PersistentConn {
             let _ = writeln!(
                 out,
                 "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
                 d.weight, 0, d.active, d.inactive
             );
-        } else if f.tun_info {
+        } else if f.columns == Columns::TunInfo {
             let _ = writeln!(
                 out,
                 "  -> {dname:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
@@ -255,7 +265,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
 /// `-L` / `-S`: the whole table.
 pub fn list_all(snap: &Snapshot, f: &Format) -> String {
     let mut out = String::new();
-    if !f.rule {
+    if f.columns != Columns::Rule {
         out.push_str(VERSION_LINE);
     }
     title(&mut out, f);
@@ -392,7 +402,7 @@ mod tests {
     fn stats_columns_and_largenum() {
         let f = Format {
             numeric: true,
-            stats: true,
+            columns: Columns::Stats,
             ..Format::default()
         };
         let s = list_all(&snap(), &f);
@@ -432,7 +442,7 @@ mod tests {
         };
         let f = Format {
             numeric: true,
-            rate: true,
+            columns: Columns::Rate,
             ..Format::default()
         };
         let s = list_all(&sn, &f);
@@ -455,7 +465,7 @@ mod tests {
     fn save_format() {
         let f = Format {
             numeric: true,
-            rule: true,
+            columns: Columns::Rule,
             ..Format::default()
         };
         assert_eq!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use uvs::admin::args::{self, Cmd, Invocation, Opt, Parsed};
 use uvs::admin::client::{self, DEFAULT_SOCKET};
-use uvs::admin::format::{self, Format};
+use uvs::admin::format::{self, Columns, Format};
 use uvs::admin::restore;
 use uvs::control::proto::{Request, Response, Snapshot};
 
@@ -18,14 +18,13 @@ const VERSION: &str = concat!(
 fn usage(prog: &str) -> String {
     format!(
         "{VERSION}\nUsage:\n  {p} -A|E virtual-service [-s scheduler]\n  {p} -D virtual-service\n  {p} -C\n  {p} -R\n  {p} -S [-n]\n  \
-{p} -a|e virtual-service -r server-address [-g|-i] [-w weight]\n  {p} -d virtual-service -r server-address\n  \
+{p} -a|e virtual-service -r server-address [-g|-i|-m] [-w weight]\n  {p} -d virtual-service -r server-address\n  \
 {p} -L|l [virtual-service] [-n] [-c] [--stats] [--rate] [--timeout] [--exact] [--nosort]\n  {p} -Z [virtual-service]\n  \
-{p} --set tcp tcpfin udp\n  {p} -h\n\n\
-virtual-service: -t|-u host[:port]   (IPv4; names from /etc/hosts and /etc/services only)\n\
-schedulers: rr, wrr, lc, wlc (the default, as in ipvsadm, is wlc)\n\
-forwarding: -g direct routing (default), -i IP-in-IP tunnelling. -m is not available yet.\n\
+{p} --set tcp tcpfin udp\n  {p} -h\n\n{}\n\
 uvs options: --socket PATH (or UVS_SOCKET) selects the daemon's control socket, default {DEFAULT_SOCKET}.\n\
+Persistence, firewall marks, thresholds and the sync daemon are refused with a message naming them.\n\
 See docs/cli.md for what is supported next to ipvsadm.\n",
+        args::help(),
         p = prog
     )
 }
@@ -107,7 +106,7 @@ fn run(ctx: &Ctx, args: &[String]) -> Result<String, (String, u8)> {
             let snap = ctx.snapshot()?;
             let f = Format {
                 numeric: p.has(Opt::Numeric),
-                rule: true,
+                columns: Columns::Rule,
                 ..Format::default()
             };
             Ok(format::list_all(&snap, &f))
@@ -147,15 +146,10 @@ fn run(ctx: &Ctx, args: &[String]) -> Result<String, (String, u8)> {
 
 fn list(ctx: &Ctx, p: &Parsed) -> Result<String, (String, u8)> {
     let f = Format {
+        columns: p.columns(),
         numeric: p.has(Opt::Numeric),
-        stats: p.has(Opt::Stats),
-        rate: p.has(Opt::Rate),
-        thresholds: p.has(Opt::Thresholds),
-        persistent_conn: p.has(Opt::PersistentConn),
         nosort: p.has(Opt::NoSort),
         exact: p.has(Opt::Exact),
-        tun_info: p.has(Opt::TunInfo),
-        rule: false,
     };
     if p.has(Opt::Connection) {
         return match ctx.call(&Request::Conns)? {

@@ -1,0 +1,434 @@
+//! The option table: every option's names, argument, what it sets,
+//! which commands allow it (ipvsadm's legality matrix, one row per
+//! option) and its help line; and the commands.
+
+use super::{Cmd, Fail, Opt, Parsed, fail, number, parse_host, parse_service, timeout};
+use crate::lvs::service::{Forward, Protocol};
+
+/// What a command allows of an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rule {
+    Required,
+    Optional,
+    /// At most one of the options marked so.
+    OneOf,
+    Illegal,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Arg {
+    None,
+    Required,
+    Optional,
+}
+
+/// What a flag does to the parse, given its argument ("" for none).
+pub(super) type Apply = fn(&mut Parsed, &str) -> Result<(), Fail>;
+
+/// One spelling of an option: long name, short letter (`'\0'`: none),
+/// argument, and what it sets.
+pub(super) struct Flag {
+    pub long: &'static str,
+    pub short: char,
+    pub arg: Arg,
+    pub apply: Apply,
+}
+
+/// One option (one column of ipvsadm's legality matrix).
+pub(super) struct OptDef {
+    pub opt: Opt,
+    /// The name ipvsadm's messages use.
+    pub name: &'static str,
+    pub flags: &'static [Flag],
+    /// Per command, in `Cmd` order: `+` required, `o` optional, `1` at
+    /// most one of the options marked so, `x` illegal.
+    pub rules: &'static str,
+    /// `uvsadm -h`'s line (argument and text); empty: not listed.
+    pub help: &'static str,
+}
+
+impl OptDef {
+    pub fn rule(&self, cmd: Cmd) -> Rule {
+        match self.rules.as_bytes().get(cmd as usize) {
+            Some(b'+') => Rule::Required,
+            Some(b'o') => Rule::Optional,
+            Some(b'1') => Rule::OneOf,
+            _ => Rule::Illegal,
+        }
+    }
+}
+
+/// A command: how it is spelt and, for the daemon commands, its argument.
+pub(super) struct CmdDef {
+    pub long: &'static str,
+    pub short: char,
+    pub arg: Arg,
+    /// `None`: help or version.
+    pub cmd: Option<Cmd>,
+    pub help: &'static str,
+}
+
+const fn flag(long: &'static str, short: char, arg: Arg, apply: Apply) -> Flag {
+    Flag {
+        long,
+        short,
+        arg,
+        apply,
+    }
+}
+
+/// A flag that only marks its option as given.
+fn mark(_: &mut Parsed, _: &str) -> Result<(), Fail> {
+    Ok(())
+}
+
+const NO: Arg = Arg::None;
+const REQ: Arg = Arg::Required;
+const OPT: Arg = Arg::Optional;
+
+/// The commands, in the order of `-h`. `-l` is `-L`'s old spelling.
+#[rustfmt::skip]
+pub(super) const COMMANDS: &[CmdDef] = &[
+    CmdDef {
+        long: "add-service",
+        short: 'A',
+        arg: NO,
+        cmd: Some(Cmd::Add),
+        help: "add virtual service with options",
+    },
+    CmdDef {
+        long: "edit-service",
+        short: 'E',
+        arg: NO,
+        cmd: Some(Cmd::Edit),
+        help: "edit virtual service with options",
+    },
+    CmdDef {
+        long: "delete-service",
+        short: 'D',
+        arg: NO,
+        cmd: Some(Cmd::Del),
+        help: "delete virtual service",
+    },
+    CmdDef {
+        long: "clear",
+        short: 'C',
+        arg: NO,
+        cmd: Some(Cmd::Flush),
+        help: "clear the whole table",
+    },
+    CmdDef {
+        long: "restore",
+        short: 'R',
+        arg: NO,
+        cmd: Some(Cmd::Restore),
+        help: "restore rules from stdin (all or nothing)",
+    },
+    CmdDef {
+        long: "save",
+        short: 'S',
+        arg: NO,
+        cmd: Some(Cmd::Save),
+        help: "save rules to stdout",
+    },
+    CmdDef {
+        long: "add-server",
+        short: 'a',
+        arg: NO,
+        cmd: Some(Cmd::AddDest),
+        help: "add real server with options",
+    },
+    CmdDef {
+        long: "edit-server",
+        short: 'e',
+        arg: NO,
+        cmd: Some(Cmd::EditDest),
+        help: "edit real server with options",
+    },
+    CmdDef {
+        long: "delete-server",
+        short: 'd',
+        arg: NO,
+        cmd: Some(Cmd::DelDest),
+        help: "delete real server",
+    },
+    CmdDef {
+        long: "list",
+        short: 'L',
+        arg: NO,
+        cmd: Some(Cmd::List),
+        help: "list the table",
+    },
+    CmdDef {
+        long: "list",
+        short: 'l',
+        arg: NO,
+        cmd: Some(Cmd::List),
+        help: "",
+    },
+    CmdDef {
+        long: "zero",
+        short: 'Z',
+        arg: NO,
+        cmd: Some(Cmd::Zero),
+        help: "zero counters in a service or all services",
+    },
+    CmdDef {
+        long: "set",
+        short: '\0',
+        arg: NO,
+        cmd: Some(Cmd::Timeout),
+        help: "set connection timeouts: tcp tcpfin udp (seconds)",
+    },
+    CmdDef {
+        long: "start-daemon",
+        short: '\0',
+        arg: REQ,
+        cmd: Some(Cmd::StartDaemon),
+        help: "",
+    },
+    CmdDef {
+        long: "stop-daemon",
+        short: '\0',
+        arg: REQ,
+        cmd: Some(Cmd::StopDaemon),
+        help: "",
+    },
+    CmdDef {
+        long: "help",
+        short: 'h',
+        arg: NO,
+        cmd: None,
+        help: "display this help message",
+    },
+    CmdDef {
+        long: "version",
+        short: 'v',
+        arg: NO,
+        cmd: None,
+        help: "show the version",
+    },
+];
+
+// Commands, in `Cmd` order, for the rules columns:
+//                     A E D C L a d e s s s R S Z
+//                             i   e     t t t e a e
+//                                 t     a o   s v r
+#[rustfmt::skip]
+pub(super) const OPTIONS: &[OptDef] = &[
+    OptDef { opt: Opt::Numeric, name: "numeric", rules: "xxxxoxxxxxxxox",
+        flags: &[flag("numeric", 'n', NO, mark)], help: "numeric output of addresses and ports" },
+    OptDef { opt: Opt::Connection, name: "connection", rules: "xxxx1xxxxxxxxx",
+        flags: &[flag("connection", 'c', NO, mark)], help: "list the connection table (-L)" },
+    OptDef { opt: Opt::Service, name: "service-address", rules: "+++x1+++xxxxxo",
+        flags: &[flag("tcp-service", 't', REQ, tcp_service), flag("udp-service", 'u', REQ, udp_service),
+                 flag("sctp-service", '\0', REQ, sctp_service), flag("fwmark-service", 'f', REQ, fwmark)],
+        help: "host[:port]  the service, -t TCP or -u UDP (IPv4; names from /etc/hosts, /etc/services)" },
+    OptDef { opt: Opt::Scheduler, name: "scheduler", rules: "ooxxxxxxxxxxxx",
+        flags: &[flag("scheduler", 's', REQ, scheduler)], help: "NAME  rr, wrr, lc or wlc (the default, as in ipvsadm)" },
+    OptDef { opt: Opt::Persistent, name: "persistent", rules: "ooxxxxxxxxxxxx",
+        flags: &[flag("persistent", 'p', OPT, persistent)], help: "" },
+    OptDef { opt: Opt::Netmask, name: "netmask", rules: "ooxxxxxxxxxxxx",
+        flags: &[flag("netmask", 'M', REQ, netmask)], help: "" },
+    OptDef { opt: Opt::Server, name: "real-server", rules: "xxxxx+++xxxxxx",
+        flags: &[flag("real-server", 'r', REQ, real_server)], help: "host[:port]  the real server (the port only with -m)" },
+    OptDef { opt: Opt::Forward, name: "forwarding-method", rules: "xxxxxoxoxxxxxx",
+        flags: &[flag("gatewaying", 'g', NO, gatewaying), flag("ipip", 'i', NO, ipip), flag("masquerading", 'm', NO, masquerading)],
+        help: "direct routing (default); -i IP-in-IP tunnelling, -m NAT" },
+    OptDef { opt: Opt::Weight, name: "weight", rules: "xxxxxoxoxxxxxx",
+        flags: &[flag("weight", 'w', REQ, weight)], help: "N  real server weight, 0 to 65535 (0 quiesces)" },
+    OptDef { opt: Opt::UThreshold, name: "u-threshold", rules: "xxxxxoxoxxxxxx",
+        flags: &[flag("u-threshold", 'x', REQ, u_threshold)], help: "" },
+    OptDef { opt: Opt::LThreshold, name: "l-threshold", rules: "xxxxxoxoxxxxxx",
+        flags: &[flag("l-threshold", 'y', REQ, l_threshold)], help: "" },
+    OptDef { opt: Opt::Mcast, name: "mcast-interface", rules: "xxxxxxxxxoxxxx",
+        flags: &[flag("mcast-interface", '\0', REQ, mark)], help: "" },
+    OptDef { opt: Opt::Timeout, name: "timeout", rules: "xxxx1xxxxxxxxx",
+        flags: &[flag("timeout", '\0', NO, mark)], help: "list the timeouts (-L)" },
+    OptDef { opt: Opt::Daemon, name: "daemon", rules: "xxxx1xxxxxxxxx",
+        flags: &[flag("daemon", '\0', NO, mark)], help: "" },
+    OptDef { opt: Opt::Stats, name: "stats", rules: "xxxxoxxxxxxxxx",
+        flags: &[flag("stats", '\0', NO, mark)], help: "list with counters (-L)" },
+    OptDef { opt: Opt::Rate, name: "rate", rules: "xxxxoxxxxxxxxx",
+        flags: &[flag("rate", '\0', NO, mark)], help: "list with rates (-L)" },
+    OptDef { opt: Opt::Thresholds, name: "thresholds", rules: "xxxxoxxxxxxxxx",
+        flags: &[flag("thresholds", '\0', NO, mark)], help: "list with thresholds (-L)" },
+    OptDef { opt: Opt::PersistentConn, name: "persistent-conn", rules: "xxxxoxxxxxxxxx",
+        flags: &[flag("persistent-conn", '\0', NO, mark)], help: "list with persistent connections (-L)" },
+    OptDef { opt: Opt::NoSort, name: "nosort", rules: "xxxxoxxxxxxxxx",
+        flags: &[flag("nosort", '\0', NO, mark)], help: "list in the daemon's order (-L)" },
+    OptDef { opt: Opt::SyncId, name: "syncid", rules: "xxxxoxxxxooxxx",
+        flags: &[flag("syncid", '\0', REQ, syncid)], help: "" },
+    OptDef { opt: Opt::Exact, name: "exact", rules: "xxxxoxxxxxxxxx",
+        flags: &[flag("exact", 'X', NO, mark)], help: "exact numbers, no K/M/G (-L)" },
+    OptDef { opt: Opt::Ops, name: "ops", rules: "ooxxxxxxxxxxxx",
+        flags: &[flag("ops", 'o', NO, mark)], help: "" },
+    OptDef { opt: Opt::Pe, name: "pe", rules: "ooxxxxxxxxxxxx",
+        flags: &[flag("pe", '\0', REQ, mark)], help: "" },
+    OptDef { opt: Opt::SchedFlags, name: "sched-flags", rules: "ooxxxxxxxxxxxx",
+        flags: &[flag("sched-flags", 'b', REQ, mark)], help: "" },
+    OptDef { opt: Opt::McastGroup, name: "mcast-group", rules: "xxxxxxxxxoxxxx",
+        flags: &[flag("mcast-group", '\0', REQ, mark)], help: "" },
+    OptDef { opt: Opt::McastPort, name: "mcast-port", rules: "xxxxxxxxxoxxxx",
+        flags: &[flag("mcast-port", '\0', REQ, mcast_port)], help: "" },
+    OptDef { opt: Opt::McastTtl, name: "mcast-ttl", rules: "xxxxxxxxxoxxxx",
+        flags: &[flag("mcast-ttl", '\0', REQ, mcast_ttl)], help: "" },
+    OptDef { opt: Opt::SyncMaxlen, name: "sync-maxlen", rules: "xxxxxxxxxoxxxx",
+        flags: &[flag("sync-maxlen", '\0', REQ, sync_maxlen)], help: "" },
+    OptDef { opt: Opt::TunInfo, name: "tun-info", rules: "xxxxoxxxxxxxxx",
+        flags: &[flag("tun-info", '\0', NO, mark)], help: "list with tunnel information (-L)" },
+    OptDef { opt: Opt::TunType, name: "tun-type", rules: "xxxxxoxoxxxxxx",
+        flags: &[flag("tun-type", '\0', REQ, tun_type)], help: "" },
+    OptDef { opt: Opt::TunPort, name: "tun-port", rules: "xxxxxoxoxxxxxx",
+        flags: &[flag("tun-port", '\0', REQ, tun_port)], help: "" },
+    OptDef { opt: Opt::TunNocsum, name: "tun-nocsum", rules: "xxxxxoxoxxxxxx",
+        flags: &[flag("tun-nocsum", '\0', NO, mark)], help: "" },
+    OptDef { opt: Opt::TunCsum, name: "tun-csum", rules: "xxxxxoxoxxxxxx",
+        flags: &[flag("tun-csum", '\0', NO, mark)], help: "" },
+    OptDef { opt: Opt::TunRemcsum, name: "tun-remcsum", rules: "xxxxxoxoxxxxxx",
+        flags: &[flag("tun-remcsum", '\0', NO, mark)], help: "" },
+];
+
+/// Spellings that set no option of their own.
+#[rustfmt::skip]
+pub(super) const EXTRA_FLAGS: &[Flag] = &[
+    flag("sort", '\0', NO, mark),
+    flag("ipv6", '6', NO, ipv6),
+];
+
+fn service(p: &mut Parsed, v: &str, protocol: Protocol, sctp: bool) -> Result<(), Fail> {
+    p.protocol = protocol;
+    p.sctp = sctp;
+    let Some((addr, port)) = parse_service(v, protocol) else {
+        return fail("illegal virtual server address[:port] specified");
+    };
+    p.addr = Some(addr);
+    p.port = port.unwrap_or(0);
+    Ok(())
+}
+
+fn tcp_service(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    service(p, v, Protocol::Tcp, false)
+}
+
+fn udp_service(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    service(p, v, Protocol::Udp, false)
+}
+
+fn sctp_service(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    service(p, v, Protocol::Tcp, true)
+}
+
+fn fwmark(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    p.fwmark = Some(bounded(v, 1, i64::from(u32::MAX), || {
+        format!("invalid fwmark value `{v}' specified")
+    })? as u32);
+    Ok(())
+}
+
+fn scheduler(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    p.scheduler = v.chars().take(15).collect();
+    Ok(())
+}
+
+fn persistent(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    p.persistent = Some(if v.is_empty() { 360 } else { timeout(v, 1)? });
+    Ok(())
+}
+
+fn netmask(_: &mut Parsed, v: &str) -> Result<(), Fail> {
+    match parse_host(v) {
+        Some(_) => Ok(()),
+        None => fail("illegal virtual server persistent mask specified"),
+    }
+}
+
+fn real_server(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    let Some((addr, port)) = parse_service(v, p.protocol) else {
+        return fail("illegal real server address[:port] specified");
+    };
+    p.dest_addr = Some(addr);
+    // Without a port the service port (as parsed so far) is used.
+    p.dest_port = port.unwrap_or(p.port);
+    Ok(())
+}
+
+fn gatewaying(p: &mut Parsed, _: &str) -> Result<(), Fail> {
+    p.forward = Forward::Route;
+    Ok(())
+}
+
+fn ipip(p: &mut Parsed, _: &str) -> Result<(), Fail> {
+    p.forward = Forward::Tunnel;
+    Ok(())
+}
+
+fn masquerading(p: &mut Parsed, _: &str) -> Result<(), Fail> {
+    p.forward = Forward::Masq;
+    Ok(())
+}
+
+fn weight(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    p.weight = bounded(v, 0, 65535, || "illegal weight specified".into())? as u32;
+    Ok(())
+}
+
+fn u_threshold(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    let max = i64::from(i32::MAX);
+    p.uthreshold = bounded(v, 0, max, || "illegal u_threshold specified".into())? as u32;
+    Ok(())
+}
+
+fn l_threshold(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    let max = i64::from(i32::MAX);
+    p.lthreshold = bounded(v, 0, max, || "illegal l_threshold specified".into())? as u32;
+    Ok(())
+}
+
+fn syncid(_: &mut Parsed, v: &str) -> Result<(), Fail> {
+    bounded(v, 0, 255, || "illegal syncid specified".into()).map(|_| ())
+}
+
+fn mcast_port(_: &mut Parsed, v: &str) -> Result<(), Fail> {
+    bounded(v, 1, 65535, || "illegal mcast-port specified".into()).map(|_| ())
+}
+
+fn mcast_ttl(_: &mut Parsed, v: &str) -> Result<(), Fail> {
+    bounded(v, 1, 255, || "illegal mcast-ttl specified".into()).map(|_| ())
+}
+
+fn sync_maxlen(_: &mut Parsed, v: &str) -> Result<(), Fail> {
+    bounded(v, 1, 65535 - 20 - 8, || {
+        "illegal sync-maxlen specified".into()
+    })
+    .map(|_| ())
+}
+
+fn tun_type(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    p.tun_type = match v {
+        "ipip" => 0,
+        "gue" => 1,
+        "gre" => 2,
+        _ => return fail("illegal tunnel type specified"),
+    };
+    Ok(())
+}
+
+fn tun_port(_: &mut Parsed, v: &str) -> Result<(), Fail> {
+    bounded(v, 1, 65535, || "illegal tunnel port specified".into()).map(|_| ())
+}
+
+fn ipv6(p: &mut Parsed, _: &str) -> Result<(), Fail> {
+    match p.fwmark {
+        Some(_) => Ok(()),
+        None => fail("-6 used before -f\n"),
+    }
+}
+
+/// `number` or the failure `msg` names.
+fn bounded(v: &str, min: i64, max: i64, msg: impl FnOnce() -> String) -> Result<i64, Fail> {
+    number(v, min, max).ok_or_else(|| Fail {
+        msg: msg(),
+        code: 2,
+    })
+}

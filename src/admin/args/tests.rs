@@ -1,0 +1,181 @@
+use super::table::OPTIONS;
+use super::*;
+
+fn run(s: &str) -> Result<Parsed, Fail> {
+    let v: Vec<String> = s.split_whitespace().map(String::from).collect();
+    match parse("ipvsadm", &v)? {
+        Invocation::Run(p) => Ok(*p),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn err(s: &str) -> String {
+    run(s).unwrap_err().msg
+}
+
+#[test]
+fn bundled_short_options() {
+    let p = run("-Ln").unwrap();
+    assert_eq!(p.cmd, Cmd::List);
+    assert!(p.has(Opt::Numeric));
+    let p = run("-At 198.18.0.100:80 -s wrr").unwrap();
+    assert_eq!(p.cmd, Cmd::Add);
+    assert_eq!(p.port, 80);
+    assert_eq!(p.scheduler, "wrr");
+    let p = run("-Lnc").unwrap();
+    assert!(p.has(Opt::Connection));
+    let p = run("-a -u 198.18.0.100:53 -r 198.18.0.11:5353 -g -w 3").unwrap();
+    // DR forces the real-server port to the service port.
+    assert_eq!(p.dest_port, 53);
+    assert_eq!(p.weight, 3);
+    let p = run("-a -t 198.18.0.100:80 -r 198.18.0.11").unwrap();
+    assert_eq!((p.dest_port, p.forward), (80, Forward::Route));
+    // NAT keeps the mapped port, and defaults to the service's.
+    let p = run("-a -t 198.18.0.100:80 -r 198.18.2.11:8080 -m").unwrap();
+    assert_eq!((p.dest_port, p.forward), (8080, Forward::Masq));
+    let p = run("-a -t 198.18.0.100:80 -r 198.18.2.11 -m").unwrap();
+    assert_eq!((p.dest_port, p.forward), (80, Forward::Masq));
+}
+
+#[test]
+fn defaults_like_ipvsadm() {
+    assert_eq!(run("-A -t 198.18.0.100:80").unwrap().scheduler, "wlc");
+    assert_eq!(
+        run("-A -t 198.18.0.100:80 -p").unwrap().persistent,
+        Some(360)
+    );
+    assert_eq!(
+        run("-A -t 198.18.0.100:80 -p 60 -s rr").unwrap().persistent,
+        Some(60)
+    );
+    let p = run("--set 10 0 20").unwrap();
+    assert_eq!(
+        p.timeouts,
+        Timeouts {
+            tcp: 10,
+            tcpfin: 0,
+            udp: 20
+        }
+    );
+}
+
+#[test]
+fn ipvsadm_error_texts() {
+    assert_eq!(
+        err("-A"),
+        "You need to supply the 'service-address' option for the 'add-service' command"
+    );
+    assert_eq!(
+        err("-a -t 198.18.0.100:80"),
+        "You need to supply the 'real-server' option for the 'add-server' command"
+    );
+    assert_eq!(
+        err("-A -t 198.18.0.100:80 -w 3"),
+        "Illegal 'weight' option with the 'add-service' command"
+    );
+    assert_eq!(
+        err("-L -c -t 198.18.0.100:80"),
+        "The option 'service-address' conflicts with the 'connection' option in the 'list' command"
+    );
+    assert_eq!(
+        err("-A -t 198.18.0.300:80"),
+        "illegal virtual server address[:port] specified"
+    );
+    assert_eq!(
+        err("-A -t 80"),
+        "illegal virtual server address[:port] specified"
+    );
+    assert_eq!(
+        err("-a -t 198.18.0.100:80 -r nohost.invalid"),
+        "illegal real server address[:port] specified"
+    );
+    assert_eq!(
+        err("-a -t 198.18.0.100:80 -r 198.18.0.11 -w 70000"),
+        "illegal weight specified"
+    );
+    assert_eq!(
+        err("-a -t 198.18.0.100:80 -r 198.18.0.11 -w x"),
+        "illegal weight specified"
+    );
+    assert_eq!(
+        err("-A -t 198.18.0.100"),
+        "Zero port specified for non-persistent service"
+    );
+    assert_eq!(
+        err("-A -t 198.18.0.100:80 -E"),
+        "multiple commands specified"
+    );
+    assert_eq!(
+        err("-A -t 198.18.0.100:80 -t 198.18.0.100:81"),
+        "multiple 'service-address' options specified"
+    );
+    assert_eq!(err("--set 1 2"), "--set option requires 3 timeout values");
+    assert_eq!(err("--set 1 2 x"), "invalid timeout value `x' specified");
+    assert_eq!(err("-C extra"), "unexpected argument extra");
+    assert_eq!(
+        err("-L --timeout --stats"),
+        "options conflicts in the list command"
+    );
+    assert_eq!(
+        err("-a -t 198.18.0.100:80 -r 198.18.0.11 --tun-type gue"),
+        "Tunnel options conflict with forward method"
+    );
+    assert_eq!(
+        err("-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type gue"),
+        "You need to supply the 'tun-port' option for the 'gue' tunnel type"
+    );
+    let f = run("-n -L").unwrap_err();
+    assert_eq!(
+        (f.msg.as_str(), f.code),
+        (
+            "Try `ipvsadm -h' or 'ipvsadm --help' for more information.",
+            255
+        )
+    );
+    let f = run("-L --bogus").unwrap_err();
+    assert_eq!((f.msg.as_str(), f.code), ("--bogus: unknown option", 255));
+    let f = run("-a -t 198.18.0.100:80 -r").unwrap_err();
+    assert_eq!(f.msg, "-r: missing argument");
+}
+
+#[test]
+fn unsupported_features_are_named() {
+    let p = run("-A -f 7 -s rr").unwrap();
+    assert!(to_op(&p).unwrap_err().msg.contains("Firewall-mark"));
+    let p = run("-a -t 198.18.0.100:80 -r 198.18.0.11 -x 10").unwrap();
+    assert!(to_op(&p).unwrap_err().msg.contains("thresholds"));
+}
+
+#[test]
+fn the_option_table_is_in_column_order_and_every_rule_row_is_complete() {
+    for (i, d) in OPTIONS.iter().enumerate() {
+        assert_eq!(d.opt as usize, i, "{}", d.name);
+        assert_eq!(d.rules.len(), 14, "{}", d.name);
+    }
+    let h = help();
+    assert!(h.contains("-m NAT"), "{h}");
+    assert!(!h.contains("not available"), "{h}");
+    assert!(h.contains("--add-service"), "{h}");
+}
+
+#[test]
+fn garbage_never_panics() {
+    for s in [
+        "-",
+        "--",
+        "-\u{e9}",
+        "--=",
+        "-t",
+        "-A -t :",
+        "-A -t [::1]:80",
+        "-a -t 1.2.3.4:80 -r 1.2.3.4:99999",
+        "-L -n -n",
+        "--start-daemon",
+        "--start-daemon bogus",
+        "-p -p",
+        "-A -t 1.2.3.4:http -s",
+    ] {
+        let v: Vec<String> = s.split_whitespace().map(String::from).collect();
+        let _ = parse("uvsadm", &v);
+    }
+}
