@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 [[ -x $HOME/.cargo/bin/cargo ]] && export PATH=$HOME/.cargo/bin:$PATH
+# The testbed traffic tool is a workspace member the end-to-end tests run.
+cargo build -p uvs-lab
 cargo test --all-targets "$@"

@@ -11,6 +11,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const VIP: &str = "198.18.0.100";
+
+/// The testbed's traffic tool (`testbed/uvs-lab`, a workspace member),
+/// built next to uvs: `scripts/test.sh` builds it before the tests.
+pub fn lab_tool() -> String {
+    let uvs = Path::new(env!("CARGO_BIN_EXE_uvs"));
+    let p = uvs.with_file_name("uvs-lab");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p uvs-lab` (scripts/test.sh does)",
+        p.display()
+    );
+    p.display().to_string()
+}
 pub const RS1: &str = "198.18.0.11";
 pub const RS2: &str = "198.18.0.12";
 
@@ -122,12 +135,7 @@ impl Lab {
     pub fn start_server_on(&mut self, node: &str, ports: &[&str]) {
         let mut args = vec!["server", "--name", node];
         args.extend_from_slice(ports);
-        self.spawn(
-            node,
-            env!("CARGO_BIN_EXE_uvs-lab"),
-            &args,
-            &format!("{node}.log"),
-        );
+        self.spawn(node, &lab_tool(), &args, &format!("{node}.log"));
     }
 
     /// `uvs decap` on a real server (no ipip module in this kernel).
@@ -261,7 +269,7 @@ impl Lab {
 
     /// A `uvs-lab` client mode in the client namespace; its JSON result.
     pub fn client(&self, args: &[&str]) -> serde_json::Value {
-        let o = self.exec("cl", env!("CARGO_BIN_EXE_uvs-lab"), args);
+        let o = self.exec("cl", &lab_tool(), args);
         assert!(
             o.status.success(),
             "client {args:?}: {}",
@@ -321,7 +329,7 @@ impl Lab {
     }
 
     pub fn client_bg(&mut self, args: &[&str], log: &str) {
-        self.spawn("cl", env!("CARGO_BIN_EXE_uvs-lab"), args, log);
+        self.spawn("cl", &lab_tool(), args, log);
     }
 
     /// The standard DR setup: TCP 80 and UDP 53, two real servers.
