@@ -49,127 +49,43 @@ pub enum Direction {
     InputOnly,
 }
 
+/// Short names for the transition tables below, one row per flag.
+const ES: TcpState = Established;
+const SS: TcpState = SynSent;
+const SR: TcpState = SynRecv;
+const FW: TcpState = FinWait;
+const TW: TcpState = TimeWait;
+const CL: TcpState = Close;
+const CW: TcpState = CloseWait;
+const LA: TcpState = LastAck;
+const LI: TcpState = Listen;
+
+// Columns, in state order: None ES SS SR FW TW CL CW LA LI SynAck.
 /// INPUT transitions, rows syn/fin/ack/rst, columns the current state.
+#[rustfmt::skip]
 const INPUT: [[TcpState; 11]; 4] = [
-    // syn
-    [
-        SynRecv,
-        Established,
-        Established,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-    ],
-    // fin
-    [
-        Close, CloseWait, SynSent, TimeWait, TimeWait, TimeWait, Close, CloseWait, LastAck, Listen,
-        TimeWait,
-    ],
-    // ack
-    [
-        Close,
-        Established,
-        SynSent,
-        Established,
-        FinWait,
-        TimeWait,
-        Close,
-        CloseWait,
-        Close,
-        Listen,
-        Established,
-    ],
-    // rst
-    [
-        Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, SynRecv,
-    ],
+    [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // syn
+    [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW], // fin
+    [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
+    [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR], // rst
 ];
 
 /// OUTPUT transitions (server to client), same layout.
+#[rustfmt::skip]
 const OUTPUT: [[TcpState; 11]; 4] = [
-    // syn
-    [
-        SynSent,
-        Established,
-        SynSent,
-        SynRecv,
-        SynSent,
-        SynSent,
-        SynSent,
-        SynSent,
-        SynSent,
-        Listen,
-        SynRecv,
-    ],
-    // fin
-    [
-        TimeWait, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, TimeWait, LastAck, Listen,
-        TimeWait,
-    ],
-    // ack
-    [
-        Established,
-        Established,
-        SynSent,
-        Established,
-        FinWait,
-        TimeWait,
-        Close,
-        CloseWait,
-        LastAck,
-        Established,
-        Established,
-    ],
-    // rst
-    [
-        Close, Close, SynSent, Close, Close, TimeWait, Close, Close, Close, Close, Close,
-    ],
+    [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR], // syn
+    [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW], // fin
+    [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES], // ack
+    [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL], // rst
 ];
 
 /// INPUT-ONLY transitions, same layout.
+#[rustfmt::skip]
 const INPUT_ONLY: [[TcpState; 11]; 4] = [
-    // syn
-    [
-        SynRecv,
-        Established,
-        Established,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-    ],
-    // fin
-    [
-        Close, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, CloseWait, LastAck, Listen,
-        TimeWait,
-    ],
-    // ack
-    [
-        Close,
-        Established,
-        SynSent,
-        Established,
-        FinWait,
-        TimeWait,
-        Close,
-        CloseWait,
-        Close,
-        Listen,
-        Established,
-    ],
-    // rst
-    [
-        Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, Close,
-    ],
+    [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // syn
+    [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW], // fin
+    [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
+    [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL], // rst
 ];
 
 impl TcpState {

@@ -3,8 +3,8 @@
 use super::{Error, MacAddr, Result, read_u16, write_u16};
 use std::net::Ipv4Addr;
 
-pub struct ArpPacket<T> {
-    buffer: T,
+view! {
+    ArpPacket
 }
 
 pub const PACKET_LEN: usize = 28;
@@ -16,17 +16,6 @@ pub enum ArpOperation {
 }
 
 impl<T: AsRef<[u8]>> ArpPacket<T> {
-    /// A view without any check (see `Ipv4Packet::new_unchecked`).
-    pub fn new_unchecked(buffer: T) -> Self {
-        ArpPacket { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = ArpPacket::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < PACKET_LEN {
             return Err(Error::Truncated);

@@ -68,24 +68,13 @@ impl EtherType {
 /// Destination, source and EtherType.
 pub const HEADER_LEN: usize = 14;
 
-/// A view over an Ethernet II frame.
-pub struct EthernetFrame<T> {
-    buffer: T,
+view! {
+    /// A view over an Ethernet II frame.
+    EthernetFrame
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
     pub const HEADER_LEN: usize = HEADER_LEN;
-
-    /// A view without any check (see `Ipv4Packet::new_unchecked`).
-    pub fn new_unchecked(buffer: T) -> Self {
-        EthernetFrame { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let f = EthernetFrame::new_unchecked(buffer);
-        f.check_len()?;
-        Ok(f)
-    }
 
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
@@ -108,10 +97,6 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[Self::HEADER_LEN..]
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 }
 

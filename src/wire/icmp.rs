@@ -19,23 +19,12 @@ pub const CODE_TTL_EXCEEDED: u8 = 0;
 /// Type, code, checksum and the 32-bit "unused / next-hop MTU" word.
 pub const HEADER_LEN: usize = 8;
 
-/// A view over an ICMPv4 message.
-pub struct Icmpv4Packet<T> {
-    buffer: T,
+view! {
+    /// A view over an ICMPv4 message.
+    Icmpv4Packet
 }
 
 impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
-    /// A view without any check (see `Ipv4Packet::new_unchecked`).
-    pub fn new_unchecked(buffer: T) -> Self {
-        Icmpv4Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Icmpv4Packet::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// The 8-byte header is present.
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {

@@ -4,11 +4,11 @@ use super::checksum;
 use super::{Error, Result, read_u16, read_u32, write_u16, write_u32};
 use std::net::Ipv4Addr;
 
-/// A view over an IPv4 packet. `new_checked` guarantees that the header
-/// (with options) and the whole `total_len` lie inside the buffer, so the
-/// buffer may carry link-layer padding past the packet.
-pub struct Ipv4Packet<T> {
-    buffer: T,
+view! {
+    /// A view over an IPv4 packet. `new_checked` guarantees that the header
+    /// (with options) and the whole `total_len` lie inside the buffer, so the
+    /// buffer may carry link-layer padding past the packet.
+    Ipv4Packet
 }
 
 mod field {
@@ -30,20 +30,6 @@ pub const DF: u16 = 0x4000;
 pub const MF: u16 = 0x2000;
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
-    /// A view without any check, for bytes already checked (the data plane
-    /// classifies a frame once and hands the checked bounds on). As in
-    /// smoltcp, accessors may panic on bytes that `check_len` refuses.
-    pub fn new_unchecked(buffer: T) -> Self {
-        Ipv4Packet { buffer }
-    }
-
-    /// `new_unchecked` followed by `check_len`.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Ipv4Packet::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// A view over a packet quoted in an ICMP error: the header (options
     /// included) must be complete, the payload may be cut short. `payload`
     /// then ends where the buffer does.

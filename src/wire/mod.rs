@@ -6,6 +6,40 @@
 //! never copies or allocates. `*Repr` values are the small parsed forms used
 //! to build frames the director originates (ARP replies, ICMP errors).
 
+/// Defines a view over a byte buffer with the constructors every view
+/// has: `new_unchecked`, `new_checked` (the view's own `check_len` first)
+/// and `into_inner`.
+macro_rules! view {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        pub struct $name<T> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// A view without any check, for bytes already checked (the
+            /// data plane classifies a frame once and hands the checked
+            /// bounds on). As in smoltcp, accessors may panic on bytes
+            /// that `check_len` refuses.
+            pub fn new_unchecked(buffer: T) -> Self {
+                $name { buffer }
+            }
+
+            /// `new_unchecked` followed by `check_len`: after it no
+            /// accessor can panic, whatever the bytes say.
+            pub fn new_checked(buffer: T) -> Result<Self> {
+                let v = Self::new_unchecked(buffer);
+                v.check_len()?;
+                Ok(v)
+            }
+
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}
+
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;

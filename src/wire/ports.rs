@@ -6,19 +6,19 @@ use super::{Error, Result, read_u16, write_u16};
 /// The bytes the view needs.
 pub const LEN: usize = 8;
 
-/// The two port fields TCP and UDP share at the start of their headers.
-/// The view asks for the first eight bytes: all that an ICMP error is
-/// sure to quote of the offending packet (RFC 792).
-pub struct Ports<T> {
-    buffer: T,
+view! {
+    /// The two port fields TCP and UDP share at the start of their
+    /// headers. The view asks for the first eight bytes: all that an ICMP
+    /// error is sure to quote of the offending packet (RFC 792).
+    Ports
 }
 
 impl<T: AsRef<[u8]>> Ports<T> {
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        if buffer.as_ref().len() < LEN {
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < LEN {
             return Err(Error::Truncated);
         }
-        Ok(Ports { buffer })
+        Ok(())
     }
 
     pub fn src_port(&self) -> u16 {

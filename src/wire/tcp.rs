@@ -3,8 +3,8 @@
 
 use super::{Error, Result, read_u16, read_u32, write_u16, write_u32};
 
-pub struct TcpPacket<T> {
-    buffer: T,
+view! {
+    TcpPacket
 }
 
 pub const HEADER_LEN: usize = 20;
@@ -20,18 +20,6 @@ pub mod flags {
 }
 
 impl<T: AsRef<[u8]>> TcpPacket<T> {
-    /// A view without any check (see `Ipv4Packet::new_unchecked`).
-    pub fn new_unchecked(buffer: T) -> Self {
-        TcpPacket { buffer }
-    }
-
-    /// `new_unchecked` followed by `check_len`.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = TcpPacket::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// The fixed header and the options the data offset claims are present.
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();

@@ -4,8 +4,8 @@ use super::checksum;
 use super::{Error, Result, ip_proto, read_u16, write_u16};
 use std::net::Ipv4Addr;
 
-pub struct UdpPacket<T> {
-    buffer: T,
+view! {
+    UdpPacket
 }
 
 pub const HEADER_LEN: usize = 8;
@@ -13,18 +13,6 @@ pub const HEADER_LEN: usize = 8;
 pub const CHECKSUM_OFFSET: usize = 6;
 
 impl<T: AsRef<[u8]>> UdpPacket<T> {
-    /// A view without any check (see `Ipv4Packet::new_unchecked`).
-    pub fn new_unchecked(buffer: T) -> Self {
-        UdpPacket { buffer }
-    }
-
-    /// `new_unchecked` followed by `check_len`.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = UdpPacket::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// The header is present and the length field fits the buffer.
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();

@@ -1,0 +1,230 @@
+use super::*;
+use crate::lvs::service::Protocol;
+
+fn key(port: u16) -> ServiceKey {
+    ServiceKey {
+        protocol: Protocol::Tcp,
+        addr: Ipv4Addr::new(198, 18, 0, 100),
+        port,
+    }
+}
+
+fn dest(last: u8, weight: u32) -> DestSpec {
+    DestSpec {
+        addr: Ipv4Addr::new(198, 18, 0, last),
+        port: 80,
+        forward: Forward::Route,
+        weight,
+        uthreshold: 0,
+        lthreshold: 0,
+    }
+}
+
+fn apply(m: &Model, ops: &[Op]) -> Result<Model, (usize, OpError)> {
+    m.apply_all(
+        ops,
+        &mut |_, _| {
+            Ok(NextHop {
+                link: 0,
+                mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            })
+        },
+        &mut |_, _| {},
+    )
+}
+
+#[test]
+fn errors_use_ipvsadm_texts_and_leave_the_model_alone() {
+    let m = apply(
+        &Model::default(),
+        &[
+            Op::AddService {
+                key: key(80),
+                scheduler: "wrr".into(),
+                persistent: None,
+            },
+            Op::AddDest {
+                key: key(80),
+                dest: dest(11, 3),
+            },
+        ],
+    )
+    .unwrap();
+    let dup = Op::AddDest {
+        key: key(80),
+        dest: dest(11, 1),
+    };
+    let (i, e) = apply(
+        &m,
+        &[
+            Op::Clear,
+            Op::AddService {
+                key: key(80),
+                scheduler: "rr".into(),
+                persistent: None,
+            },
+            dup.clone(),
+            dup,
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(
+        (i, e.to_string()),
+        (3, "Destination already exists".to_string())
+    );
+    assert_eq!(m.services.len(), 1);
+    assert_eq!(m.services[0].dests.len(), 1);
+
+    let e = apply(
+        &m,
+        &[Op::DelDest {
+            key: key(81),
+            addr: Ipv4Addr::new(1, 1, 1, 1),
+            port: 80,
+        }],
+    )
+    .unwrap_err()
+    .1;
+    assert_eq!(e.to_string(), "Service not defined");
+    let e = apply(&m, &[Op::DelService { key: key(81) }]).unwrap_err().1;
+    assert_eq!(e.to_string(), "No such service");
+    let e = apply(
+        &m,
+        &[Op::AddService {
+            key: key(80),
+            scheduler: "rr".into(),
+            persistent: None,
+        }],
+    )
+    .unwrap_err()
+    .1;
+    assert_eq!(e.to_string(), "Service already exists");
+    let e = apply(
+        &m,
+        &[Op::AddService {
+            key: key(81),
+            scheduler: "bogus".into(),
+            persistent: None,
+        }],
+    )
+    .unwrap_err()
+    .1;
+    assert!(
+        e.to_string()
+            .starts_with("Scheduler or persistence engine not found")
+    );
+    let e = apply(
+        &m,
+        &[Op::EditDest {
+            key: key(80),
+            dest: dest(12, 1),
+        }],
+    )
+    .unwrap_err()
+    .1;
+    assert_eq!(e.to_string(), "No such destination");
+}
+
+#[test]
+fn new_dests_go_first_and_edits_bump_epoch() {
+    let m = apply(
+        &Model::default(),
+        &[
+            Op::AddService {
+                key: key(80),
+                scheduler: "wrr".into(),
+                persistent: None,
+            },
+            Op::AddDest {
+                key: key(80),
+                dest: dest(11, 3),
+            },
+            Op::AddDest {
+                key: key(80),
+                dest: dest(12, 1),
+            },
+        ],
+    )
+    .unwrap();
+    let s = &m.services[0];
+    assert_eq!(s.dests[0].spec.addr, Ipv4Addr::new(198, 18, 0, 12));
+    let e0 = s.epoch;
+    let m2 = apply(
+        &m,
+        &[Op::EditDest {
+            key: key(80),
+            dest: dest(11, 0),
+        }],
+    )
+    .unwrap();
+    assert!(m2.services[0].epoch > e0);
+    assert_eq!(m2.services[0].dests[1].spec.weight, 0);
+    // Counters are shared between the copies, so stats survive edits.
+    assert!(Arc::ptr_eq(&m.services[0].stats, &m2.services[0].stats));
+}
+
+#[test]
+fn tunnel_needs_an_outer_source_and_nat_does_not() {
+    let mut d = dest(11, 1);
+    d.forward = Forward::Tunnel;
+    let ops = [
+        Op::AddService {
+            key: key(80),
+            scheduler: "rr".into(),
+            persistent: None,
+        },
+        Op::AddDest {
+            key: key(80),
+            dest: d,
+        },
+    ];
+    let e = apply(&Model::default(), &ops).unwrap_err();
+    assert_eq!(e.0, 1);
+    assert!(e.1.to_string().contains("--tun-source"), "{}", e.1);
+    let with_src = Model::with_tun_source(Some(Ipv4Addr::new(198, 18, 0, 2)));
+    let m = apply(&with_src, &ops).unwrap();
+    assert_eq!(m.table(1).tun_source, Ipv4Addr::new(198, 18, 0, 2));
+    assert!(!m.has_masq());
+    let mut n = dest(12, 1);
+    n.forward = Forward::Masq;
+    n.port = 8080;
+    let nat = apply(
+        &Model::default(),
+        &[
+            ops[0].clone(),
+            Op::AddDest {
+                key: key(80),
+                dest: n.clone(),
+            },
+        ],
+    )
+    .unwrap();
+    assert!(nat.has_masq());
+    let t = nat.table(1);
+    assert_eq!(t.services[0].dests[0].forward, Forward::Masq);
+    assert_eq!(t.services[0].dests[0].port, 8080);
+    let d = nat.masq_dests();
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].1, d[0].2, d[0].4, d[0].5), (n.addr, 8080, 0, 0));
+}
+
+#[test]
+fn set_timeouts_zero_keeps_value() {
+    let m = apply(
+        &Model::default(),
+        &[Op::SetTimeouts(Timeouts {
+            tcp: 10,
+            tcpfin: 0,
+            udp: 0,
+        })],
+    )
+    .unwrap();
+    assert_eq!(
+        m.timeouts,
+        Timeouts {
+            tcp: 10,
+            tcpfin: 120,
+            udp: 300
+        }
+    );
+}
