@@ -226,38 +226,34 @@ impl Dataplane {
         }
     }
 
-    /// An ICMP error to a VIP about one of its connections (a router on the
-    /// way to the client says "fragmentation needed", say) goes to the real
-    /// server that owns the connection, by the connection's method; for NAT
-    /// the destination and the quoted source become RIP:RPORT.
-    pub(super) fn icmp_to_vip<I: PacketIo>(
+    /// An ICMP error about one of the director's connections. One sent to
+    /// a VIP (a router on the way to the client says "fragmentation
+    /// needed", say) goes to the real server that owns the connection, by
+    /// the connection's method; for NAT the destination and the quoted
+    /// source become RIP:RPORT. One from the real server's side about a
+    /// NAT connection (`to_client`: the real server's "port unreachable",
+    /// say) reaches the client as if from the VIP: the source and the
+    /// quoted destination become VIP:VPORT.
+    pub(super) fn icmp_related<I: PacketIo>(
         &mut self,
         io: &mut I,
         frame: &mut [u8],
         meta: RxMeta,
         l: Layout,
-        key: ConnKey,
+        (key, to_client): (ConnKey, bool),
     ) {
-        let Some((c, to, meta)) = self.related(frame, meta, &key, Direction::Input) else {
+        let dir = if to_client {
+            Direction::Output
+        } else {
+            Direction::Input
+        };
+        let Some((c, to, meta)) = self.related(frame, meta, &key, dir) else {
             return;
         };
-        self.forward_by_method(io, frame, meta, l, &c, to, true);
-    }
-
-    /// An ICMP error from the real server's side about a NAT connection (the
-    /// real server's "port unreachable", say) reaches the client as if from
-    /// the VIP: the source and the quoted destination become VIP:VPORT.
-    pub(super) fn icmp_to_client<I: PacketIo>(
-        &mut self,
-        io: &mut I,
-        frame: &mut [u8],
-        meta: RxMeta,
-        l: Layout,
-        key: ConnKey,
-    ) {
-        let Some((c, _, meta)) = self.related(frame, meta, &key, Direction::Output) else {
+        if !to_client {
+            self.forward_by_method(io, frame, meta, l, &c, to, true);
             return;
-        };
+        }
         let to = self.client_hop(&c, key.caddr);
         let from = Some(self.link(meta.link).addr);
         let change = Change::Icmp {

@@ -40,6 +40,32 @@ macro_rules! view {
     };
 }
 
+/// The source and destination port accessors of a view whose header
+/// starts with them (TCP, UDP, and the ports of a quoted header).
+macro_rules! port_fields {
+    ($name:ident) => {
+        impl<T: AsRef<[u8]>> $name<T> {
+            pub fn src_port(&self) -> u16 {
+                $crate::wire::read_u16(self.buffer.as_ref(), 0)
+            }
+
+            pub fn dst_port(&self) -> u16 {
+                $crate::wire::read_u16(self.buffer.as_ref(), 2)
+            }
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $name<T> {
+            pub fn set_src_port(&mut self, p: u16) {
+                $crate::wire::write_u16(self.buffer.as_mut(), 0, p);
+            }
+
+            pub fn set_dst_port(&mut self, p: u16) {
+                $crate::wire::write_u16(self.buffer.as_mut(), 2, p);
+            }
+        }
+    };
+}
+
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;

@@ -1,7 +1,7 @@
 //! The ports of a TCP or UDP header, whichever it is: NAT rewrites them
 //! in packets and in the packets ICMP errors quote.
 
-use super::{Error, Result, read_u16, write_u16};
+use super::{Error, Result};
 
 /// The bytes the view needs.
 pub const LEN: usize = 8;
@@ -13,6 +13,8 @@ view! {
     Ports
 }
 
+port_fields!(Ports);
+
 impl<T: AsRef<[u8]>> Ports<T> {
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < LEN {
@@ -20,25 +22,9 @@ impl<T: AsRef<[u8]>> Ports<T> {
         }
         Ok(())
     }
-
-    pub fn src_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 0)
-    }
-
-    pub fn dst_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 2)
-    }
 }
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Ports<T> {
-    pub fn set_src_port(&mut self, p: u16) {
-        write_u16(self.buffer.as_mut(), 0, p);
-    }
-
-    pub fn set_dst_port(&mut self, p: u16) {
-        write_u16(self.buffer.as_mut(), 2, p);
-    }
-}
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ports<T> {}
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,8 @@ view! {
     TcpPacket
 }
 
+port_fields!(TcpPacket);
+
 pub const HEADER_LEN: usize = 20;
 
 /// TCP flag bits in the 13th header byte.
@@ -34,14 +36,6 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
             return Err(Error::Truncated);
         }
         Ok(())
-    }
-
-    pub fn src_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 0)
-    }
-
-    pub fn dst_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 2)
     }
 
     pub fn seq_number(&self) -> u32 {
@@ -78,14 +72,6 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
-    pub fn set_src_port(&mut self, p: u16) {
-        write_u16(self.buffer.as_mut(), 0, p);
-    }
-
-    pub fn set_dst_port(&mut self, p: u16) {
-        write_u16(self.buffer.as_mut(), 2, p);
-    }
-
     pub fn set_seq_number(&mut self, v: u32) {
         write_u32(self.buffer.as_mut(), 4, v);
     }

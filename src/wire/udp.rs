@@ -8,6 +8,8 @@ view! {
     UdpPacket
 }
 
+port_fields!(UdpPacket);
+
 pub const HEADER_LEN: usize = 8;
 /// Offset of the checksum field inside a UDP header.
 pub const CHECKSUM_OFFSET: usize = 6;
@@ -27,14 +29,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
             return Err(Error::Truncated);
         }
         Ok(())
-    }
-
-    pub fn src_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 0)
-    }
-
-    pub fn dst_port(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 2)
     }
 
     pub fn len(&self) -> usize {
@@ -58,14 +52,6 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
-    pub fn set_src_port(&mut self, p: u16) {
-        write_u16(self.buffer.as_mut(), 0, p);
-    }
-
-    pub fn set_dst_port(&mut self, p: u16) {
-        write_u16(self.buffer.as_mut(), 2, p);
-    }
-
     pub fn set_len(&mut self, len: u16) {
         write_u16(self.buffer.as_mut(), 4, len);
     }
