@@ -21,13 +21,10 @@ fn audit(l: &Lab, node: &str, args: &str) -> (i32, Value) {
 }
 
 fn status(v: &Value, check: &str) -> String {
-    v["findings"]
-        .as_array()
+    support::finding(v, check)["status"]
+        .as_str()
         .unwrap()
-        .iter()
-        .find(|f| f["check"] == check)
-        .map(|f| f["status"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no {check} in {v}"))
+        .to_string()
 }
 
 fn fix(l: &Lab, node: &str, args: &str) -> String {
@@ -150,12 +147,7 @@ fn tun_rp_filter_and_director_forwarding_in_namespaces() {
     let (code, v) = audit(&l, "dir", &d);
     assert_eq!(code, 2);
     assert_eq!(status(&v, "forwarding eth0"), "fail");
-    let off = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == "offloads eth0")
-        .unwrap();
+    let off = support::finding(&v, "offloads eth0");
     assert!(
         off["value"].as_str().unwrap().contains("tso on"),
         "read from the interface: {off}"

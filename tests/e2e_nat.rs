@@ -322,12 +322,7 @@ fn a_real_server_routing_around_the_director_is_reported() {
     let bad = audit("nat2");
     let v: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
     assert_eq!(bad.status.code(), Some(2), "{v}");
-    let f = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == "default route")
-        .unwrap();
+    let f = support::finding(&v, "default route");
     assert_eq!(f["status"], "fail", "{f}");
     assert!(f.to_string().contains(DIRECTOR_NAT), "{f}");
     let good = audit("nat1");

@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 
 pub const VIP: &str = "198.18.0.100";
 
+/// The finding named `check` in `uvs audit --json` output.
+pub fn finding<'a>(v: &'a serde_json::Value, check: &str) -> &'a serde_json::Value {
+    v["findings"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["check"] == check))
+        .unwrap_or_else(|| panic!("no {check} in {v}"))
+}
+
 /// The testbed's traffic tool (`testbed/uvs-lab`, a workspace member),
 /// built next to uvs: `scripts/test.sh` builds it before the tests.
 pub fn lab_tool() -> String {
