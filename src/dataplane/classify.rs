@@ -6,6 +6,7 @@
 use super::Dataplane;
 use super::conn::{ConnKey, ReplyKey};
 use super::nat;
+use super::tcp_state::Direction;
 use crate::io::RxMeta;
 use crate::lvs::service::{Protocol, ServiceKey};
 use crate::lvs::stats::DataplaneCounters;
@@ -60,19 +61,20 @@ pub enum Class {
     Service(Flow),
     /// A real server's reply on a NAT connection.
     Reply(ConnKey),
-    /// An ICMP error sent to a VIP about one of its connections (from the
-    /// client's side: a router on the way back, or the client itself).
-    IcmpToVip(ConnKey),
-    /// An ICMP error from the real server's side about a NAT connection.
-    IcmpToClient(ConnKey),
+    /// An ICMP error about one of the director's connections, with the
+    /// way it travels: `Input` when sent to a VIP (from the client's side:
+    /// a router on the way back, or the client itself), `Output` when from
+    /// the real server's side about a NAT connection.
+    IcmpRelated((ConnKey, Direction)),
     /// Not the director's: the kernel decides.
     Kernel,
 }
 
 impl Dataplane {
-    /// Checks an IPv4 frame's headers and classifies it.
+    /// Checks an IPv4 frame's headers and classifies it. The Ethernet
+    /// header was checked on the way in (`handle_frame`).
     pub(super) fn classify(&self, frame: &[u8], meta: RxMeta) -> wire::Result<(Class, Layout)> {
-        let eth = EthernetFrame::new_checked(frame)?;
+        let eth = EthernetFrame::new_unchecked(frame);
         let ip = Ipv4Packet::new_checked(eth.payload())?;
         let mut l = Layout {
             ip_end: ethernet::HEADER_LEN + ip.total_len(),
@@ -162,13 +164,14 @@ impl Dataplane {
             if q.src != dst {
                 return Class::Kernel;
             }
-            return Class::IcmpToVip(ConnKey {
+            let key = ConnKey {
                 protocol,
                 caddr: q.dst,
                 cport: q.dport,
                 vaddr: q.src,
                 vport: q.sport,
-            });
+            };
+            return Class::IcmpRelated((key, Direction::Input));
         }
         // About a translated packet a client sent to a real server.
         let r = ReplyKey {
@@ -179,7 +182,7 @@ impl Dataplane {
             cport: q.sport,
         };
         match self.conns.by_reply(&r) {
-            Some(k) if q.src == dst => Class::IcmpToClient(k),
+            Some(k) if q.src == dst => Class::IcmpRelated((k, Direction::Output)),
             _ => Class::Kernel,
         }
     }

@@ -98,20 +98,20 @@ impl Dataplane {
         let rst = l.tcp_flags & flags::RST != 0;
         let table = &self.table;
         if let Some(c) = self.conns.get_mut(&flow.key) {
-            let stale = table.dest(c.svc, c.dest, c.dest_id).is_none();
             let reuse = is_tcp && syn && !rst && c.reusable_by_syn();
-            if !stale && !reuse {
-                if let Some((_, d)) = table.dest(c.svc, c.dest, c.dest_id) {
-                    let dir = c.input_direction();
-                    update_state(c, &d.state, dir, l.tcp_flags, table, now);
-                }
+            // A connection whose real server is gone (stale) or that a new
+            // SYN replaces (reuse) ends here.
+            let dest = table.dest(c.svc, c.dest, c.dest_id).map(|(_, d)| d);
+            if let Some(d) = dest.filter(|_| !reuse) {
+                let dir = c.input_direction();
+                update_state(c, &d.state, dir, l.tcp_flags, table, now);
                 c.client_link = flow.link;
                 c.client_mac = l.src_mac;
                 return Some(*c);
             }
             let old = *c;
             self.conns.remove(&flow.key);
-            if let Some((_, d)) = table.dest(old.svc, old.dest, old.dest_id) {
+            if let Some(d) = dest {
                 release(&d.state, &old);
             }
             if !reuse {
@@ -213,17 +213,14 @@ impl Dataplane {
     /// decides the link and, through a gateway, the MAC; on-link, the
     /// client's own MAC, learned from its packets.
     fn client_hop(&self, c: &Conn, caddr: Ipv4Addr) -> NextHop {
-        let own = NextHop {
+        let via_gateway = self.table.route(caddr).and_then(|r| {
+            let mac = r.gateway_mac?;
+            Some(NextHop { link: r.link, mac })
+        });
+        via_gateway.unwrap_or(NextHop {
             link: c.client_link,
             mac: c.client_mac,
-        };
-        match self.table.route(caddr) {
-            Some(r) => match r.gateway_mac {
-                Some(mac) => NextHop { link: r.link, mac },
-                None => own,
-            },
-            None => own,
-        }
+        })
     }
 
     /// An ICMP error about one of the director's connections. One sent to
@@ -231,26 +228,21 @@ impl Dataplane {
     /// needed", say) goes to the real server that owns the connection, by
     /// the connection's method; for NAT the destination and the quoted
     /// source become RIP:RPORT. One from the real server's side about a
-    /// NAT connection (`to_client`: the real server's "port unreachable",
-    /// say) reaches the client as if from the VIP: the source and the
-    /// quoted destination become VIP:VPORT.
+    /// NAT connection (`Direction::Output`: the real server's "port
+    /// unreachable", say) reaches the client as if from the VIP: the
+    /// source and the quoted destination become VIP:VPORT.
     pub(super) fn icmp_related<I: PacketIo>(
         &mut self,
         io: &mut I,
         frame: &mut [u8],
         meta: RxMeta,
         l: Layout,
-        (key, to_client): (ConnKey, bool),
+        (key, dir): (ConnKey, Direction),
     ) {
-        let dir = if to_client {
-            Direction::Output
-        } else {
-            Direction::Input
-        };
         let Some((c, to, meta)) = self.related(frame, meta, &key, dir) else {
             return;
         };
-        if !to_client {
+        if dir != Direction::Output {
             self.forward_by_method(io, frame, meta, l, &c, to, true);
             return;
         }

@@ -303,8 +303,7 @@ impl Dataplane {
         match self.classify(frame, meta) {
             Ok((Class::Service(flow), l)) => self.for_service(io, frame, meta, l, &flow),
             Ok((Class::Reply(key), l)) => self.nat_reply(io, frame, meta, l, key),
-            Ok((Class::IcmpToVip(key), l)) => self.icmp_related(io, frame, meta, l, (key, false)),
-            Ok((Class::IcmpToClient(key), l)) => self.icmp_related(io, frame, meta, l, (key, true)),
+            Ok((Class::IcmpRelated(related), l)) => self.icmp_related(io, frame, meta, l, related),
             Ok((Class::Kernel, _)) => {}
             Err(_) => DataplaneCounters::bump(&self.counters.malformed),
         }

@@ -6,7 +6,7 @@
 //! holds only the pseudo-header sum, so only the address change is folded
 //! in, exactly as IPVS's `tcp_partial_csum_update` does.
 
-use crate::wire::icmp::{self, Icmpv4Packet};
+use crate::wire::icmp::Icmpv4Packet;
 use crate::wire::ports::{self, Ports};
 use crate::wire::tcp::{self, TcpPacket};
 use crate::wire::udp::{self, UdpPacket};
@@ -54,13 +54,17 @@ fn min_header(protocol: u8) -> Option<usize> {
 /// checksum; returns the old address.
 fn set_addr<T: AsRef<[u8]> + AsMut<[u8]>>(ip: &mut Ipv4Packet<T>, end: End, addr: Ipv4Addr) -> u32 {
     let old = match end {
-        End::Src => ip.src_addr(),
-        End::Dst => ip.dst_addr(),
+        End::Src => {
+            let old = ip.src_addr();
+            ip.set_src_addr(addr);
+            old
+        }
+        End::Dst => {
+            let old = ip.dst_addr();
+            ip.set_dst_addr(addr);
+            old
+        }
     };
-    match end {
-        End::Src => ip.set_src_addr(addr),
-        End::Dst => ip.set_dst_addr(addr),
-    }
     let c = checksum::update32(ip.checksum(), u32::from(old), u32::from(addr));
     ip.set_checksum(c);
     u32::from(old)
@@ -116,21 +120,29 @@ pub fn rewrite<T: AsRef<[u8]> + AsMut<[u8]>>(
     port: u16,
     partial: bool,
 ) -> Result<()> {
-    let protocol = ip.protocol();
-    let min = min_header(protocol).ok_or(Error::Malformed)?;
+    let min = min_header(ip.protocol()).ok_or(Error::Malformed)?;
     if ip.payload().len() < min {
         return Err(Error::Truncated);
     }
+    rewrite_end(ip, end, addr, port, partial)
+}
+
+/// One end's address and port of a packet (or of a quoted packet, whose
+/// L4 header may be cut after the ports) becomes `addr:port`; the IP
+/// checksum and, where present, the L4 checksum follow.
+fn rewrite_end<T: AsRef<[u8]> + AsMut<[u8]>>(
+    ip: &mut Ipv4Packet<T>,
+    end: End,
+    addr: Ipv4Addr,
+    port: u16,
+    partial: bool,
+) -> Result<()> {
+    let protocol = ip.protocol();
     let old = set_addr(ip, end, addr);
     let l4 = ip.payload_mut();
     let old_port = set_port(l4, end, port)?;
-    fix_l4_checksum(
-        l4,
-        protocol,
-        partial,
-        (old, u32::from(addr)),
-        (old_port, port),
-    );
+    let addrs = (old, u32::from(addr));
+    fix_l4_checksum(l4, protocol, partial, addrs, (old_port, port));
     Ok(())
 }
 
@@ -153,9 +165,9 @@ fn quoted_packet(icmp: &[u8]) -> Option<Ipv4Packet<&[u8]>> {
     if !msg.is_error() {
         return None;
     }
-    let q = Ipv4Packet::new_quoted(&icmp[icmp::HEADER_LEN..]).ok()?;
+    let q = Ipv4Packet::new_quoted(msg.into_data()).ok()?;
     // Only a first fragment carries the ports.
-    if q.frag_word() & 0x1fff != 0 || q.payload().len() < ports::LEN {
+    if q.frag_offset() != 0 || q.payload().len() < ports::LEN {
         return None;
     }
     min_header(q.protocol())?;
@@ -197,24 +209,16 @@ pub fn translate_icmp<T: AsRef<[u8]> + AsMut<[u8]>>(
     if ip.protocol() != ip_proto::ICMP || ip.is_fragment() {
         return Err(Error::Malformed);
     }
-    let protocol = quoted_packet(ip.payload())
-        .ok_or(Error::Malformed)?
-        .protocol();
+    quoted_packet(ip.payload()).ok_or(Error::Malformed)?;
     set_addr(ip, outer, addr);
     let mut msg = Icmpv4Packet::new_unchecked(ip.payload_mut());
-    {
-        let mut q = Ipv4Packet::new_quoted(msg.data_mut())?;
-        let old = set_addr(&mut q, inner, addr);
-        let l4 = q.payload_mut();
-        let old_port = set_port(l4, inner, port)?;
-        fix_l4_checksum(
-            l4,
-            protocol,
-            false,
-            (old, u32::from(addr)),
-            (old_port, port),
-        );
-    }
+    rewrite_end(
+        &mut Ipv4Packet::new_quoted(msg.data_mut())?,
+        inner,
+        addr,
+        port,
+        false,
+    )?;
     msg.fill_checksum();
     Ok(())
 }

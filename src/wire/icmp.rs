@@ -65,6 +65,13 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     }
 }
 
+impl<'a> Icmpv4Packet<&'a [u8]> {
+    /// `data`, borrowed for as long as the bytes are.
+    pub fn into_data(self) -> &'a [u8] {
+        &self.buffer[HEADER_LEN..]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]

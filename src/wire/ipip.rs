@@ -5,7 +5,7 @@
 //! (`INET_ECN_encapsulate`), id 0 with DF (as Linux for atomic datagrams)
 //! and a counter otherwise.
 
-use super::ipv4::{self, Ipv4Packet, Ipv4Repr, MF};
+use super::ipv4::{self, Ipv4Packet, Ipv4Repr, MF, OFFSET_MASK};
 use super::{Error, Result, ip_proto};
 use std::net::Ipv4Addr;
 
@@ -34,7 +34,7 @@ impl IpipRepr {
         } else {
             // The first fragment (or a whole packet) takes a new id; the
             // other fragments reuse it.
-            if frag & 0x1fff == 0 {
+            if frag & OFFSET_MASK == 0 {
                 *id = id.wrapping_add(1);
             }
             *id
@@ -115,7 +115,7 @@ pub fn inner(packet: &[u8]) -> Option<&[u8]> {
     if outer.protocol() != ip_proto::IPIP || outer.is_fragment() {
         return None;
     }
-    let inner = &packet[outer.header_len()..outer.total_len()];
+    let inner = outer.into_payload();
     let p = Ipv4Packet::new_checked(inner).ok()?;
     Some(&inner[..p.total_len()])
 }
@@ -198,7 +198,7 @@ mod tests {
             let p = Ipv4Packet::new_checked(&f[..]).unwrap();
             assert!(p.verify_checksum());
             assert_eq!(p.ident(), 1);
-            assert_eq!(p.frag_word() & 0x1fff, (i * 48 / 8) as u16);
+            assert_eq!(p.frag_offset(), (i * 48 / 8) as u16);
             assert_eq!(p.frag_word() & MF != 0, i < 2);
             whole.extend_from_slice(p.payload());
         }

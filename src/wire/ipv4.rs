@@ -28,6 +28,8 @@ pub const HEADER_LEN: usize = 20;
 /// Don't fragment and more fragments, in the flags-and-offset word.
 pub const DF: u16 = 0x4000;
 pub const MF: u16 = 0x2000;
+/// The fragment offset (in 8-byte units) in the flags-and-offset word.
+pub const OFFSET_MASK: u16 = 0x1fff;
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// A view over a packet quoted in an ICMP error: the header (options
@@ -104,7 +106,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// True for any fragment: more-fragments set or a non-zero offset.
     pub fn is_fragment(&self) -> bool {
-        read_u16(self.b(), field::FLG_OFF) & (MF | 0x1fff) != 0
+        read_u16(self.b(), field::FLG_OFF) & (MF | OFFSET_MASK) != 0
+    }
+
+    /// The fragment offset in 8-byte units: 0 for a whole packet or a
+    /// first fragment, the only one with ports.
+    pub fn frag_offset(&self) -> u16 {
+        read_u16(self.b(), field::FLG_OFF) & OFFSET_MASK
     }
 
     pub fn ttl(&self) -> u8 {
@@ -147,6 +155,14 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// The header including options.
     pub fn header(&self) -> &[u8] {
         &self.b()[..self.header_len()]
+    }
+}
+
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// `payload`, borrowed for as long as the bytes are.
+    pub fn into_payload(self) -> &'a [u8] {
+        let (hl, end) = (self.header_len(), self.total_len().min(self.buffer.len()));
+        self.buffer.get(hl..end).unwrap_or_default()
     }
 }
 

@@ -24,8 +24,6 @@ impl<T: AsRef<[u8]>> Ports<T> {
     }
 }
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Ports<T> {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
