@@ -7,10 +7,11 @@
 use super::Dataplane;
 use super::classify::Layout;
 use super::gso;
-use super::nat::{self, End};
+use super::nat;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::NextHop;
+use crate::wire::End;
 use crate::wire::icmp::{self, IcmpError};
 use crate::wire::ipip::{self, IpipRepr};
 use crate::wire::{EtherType, EthernetFrame, Ipv4Packet, checksum, ethernet, ip_proto, tcp};

@@ -6,17 +6,25 @@
 use super::classify::{Flow, Layout};
 use super::conn::{Conn, ConnKey, ConnState, InsertError};
 use super::egress::Change;
-use super::nat::End;
 use super::tcp_state::{Direction, TcpState};
 use super::{Dataplane, release};
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::{DataplaneCounters, DestState};
 use crate::lvs::table::{NextHop, Table};
+use crate::wire::End;
 use crate::wire::icmp::IcmpError;
 use crate::wire::tcp::flags;
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
+
+/// Why a new connection was not made.
+enum NoConn {
+    /// The scheduler found no usable real server (the client is told).
+    NoRealServer,
+    /// The connection table refused it (counted there).
+    Refused,
+}
 
 impl Dataplane {
     /// A client's packet for a virtual service: its connection (found or
@@ -124,25 +132,25 @@ impl Dataplane {
             DataplaneCounters::bump(&self.counters.no_conn_dropped);
             return None;
         }
-        self.schedule(io, frame, l, flow, now)
+        match self.schedule(l, flow, now) {
+            Ok(c) => Some(c),
+            Err(NoConn::NoRealServer) => {
+                DataplaneCounters::bump(&self.counters.no_dest);
+                let err = IcmpError::PORT_UNREACHABLE;
+                self.send_icmp_error(io, frame, l, flow.link, None, err);
+                None
+            }
+            Err(NoConn::Refused) => None,
+        }
     }
 
     /// Picks a real server for a new connection and enters it in the table.
-    fn schedule<I: PacketIo>(
-        &mut self,
-        io: &mut I,
-        frame: &[u8],
-        l: &Layout,
-        flow: &Flow,
-        now: u64,
-    ) -> Option<Conn> {
+    fn schedule(&mut self, l: &Layout, flow: &Flow, now: u64) -> Result<Conn, NoConn> {
         let table = &self.table;
         let svc = &table.services[flow.svc];
-        let Some(di) = self.sched[flow.svc].pick(&svc.dests) else {
-            DataplaneCounters::bump(&self.counters.no_dest);
-            self.send_icmp_error(io, frame, l, flow.link, None, IcmpError::PORT_UNREACHABLE);
-            return None;
-        };
+        let di = self.sched[flow.svc]
+            .pick(&svc.dests)
+            .ok_or(NoConn::NoRealServer)?;
         let d = &svc.dests[di];
         let mut c = Conn {
             svc: flow.svc as u32,
@@ -168,11 +176,11 @@ impl Dataplane {
                 InsertError::Full => &self.counters.conn_table_full,
                 InsertError::ReplyClash => &self.counters.nat_reply_clash,
             });
-            return None;
+            return Err(NoConn::Refused);
         }
         svc.stats.conns.fetch_add(1, Relaxed);
         d.state.stats.conns.fetch_add(1, Relaxed);
-        Some(c)
+        Ok(c)
     }
 
     /// A real server's reply on a NAT connection: the reply moves the TCP

@@ -6,19 +6,13 @@
 //! holds only the pseudo-header sum, so only the address change is folded
 //! in, exactly as IPVS's `tcp_partial_csum_update` does.
 
+use crate::wire::End;
 use crate::wire::icmp::Icmpv4Packet;
 use crate::wire::ports::{self, Ports};
 use crate::wire::tcp::{self, TcpPacket};
 use crate::wire::udp::{self, UdpPacket};
 use crate::wire::{Error, Ipv4Packet, Result, checksum, ip_proto};
 use std::net::Ipv4Addr;
-
-/// Which end of a packet a rewrite changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    Src,
-    Dst,
-}
 
 /// The L4 checksum of a TCP or UDP header (`None`: another protocol, or
 /// not in the bytes at hand, as in a quoted TCP header).
@@ -48,43 +42,6 @@ fn min_header(protocol: u8) -> Option<usize> {
         ip_proto::UDP => Some(udp::HEADER_LEN),
         _ => None,
     }
-}
-
-/// Replaces one end's address of an IPv4 header and updates the header
-/// checksum; returns the old address.
-fn set_addr<T: AsRef<[u8]> + AsMut<[u8]>>(ip: &mut Ipv4Packet<T>, end: End, addr: Ipv4Addr) -> u32 {
-    let old = match end {
-        End::Src => {
-            let old = ip.src_addr();
-            ip.set_src_addr(addr);
-            old
-        }
-        End::Dst => {
-            let old = ip.dst_addr();
-            ip.set_dst_addr(addr);
-            old
-        }
-    };
-    let c = checksum::update32(ip.checksum(), u32::from(old), u32::from(addr));
-    ip.set_checksum(c);
-    u32::from(old)
-}
-
-/// Replaces one end's port of a TCP or UDP header; returns the old one.
-fn set_port(l4: &mut [u8], end: End, port: u16) -> Result<u16> {
-    let mut p = Ports::new_checked(l4)?;
-    Ok(match end {
-        End::Src => {
-            let old = p.src_port();
-            p.set_src_port(port);
-            old
-        }
-        End::Dst => {
-            let old = p.dst_port();
-            p.set_dst_port(port);
-            old
-        }
-    })
 }
 
 /// Folds an address and port change into the L4 checksum of `l4`.
@@ -138,10 +95,10 @@ fn rewrite_end<T: AsRef<[u8]> + AsMut<[u8]>>(
     partial: bool,
 ) -> Result<()> {
     let protocol = ip.protocol();
-    let old = set_addr(ip, end, addr);
+    let old = ip.replace_addr(end, addr);
     let l4 = ip.payload_mut();
-    let old_port = set_port(l4, end, port)?;
-    let addrs = (old, u32::from(addr));
+    let old_port = Ports::new_checked(&mut *l4)?.replace_port(end, port);
+    let addrs = (u32::from(old), u32::from(addr));
     fix_l4_checksum(l4, protocol, partial, addrs, (old_port, port));
     Ok(())
 }
@@ -210,7 +167,7 @@ pub fn translate_icmp<T: AsRef<[u8]> + AsMut<[u8]>>(
         return Err(Error::Malformed);
     }
     quoted_packet(ip.payload()).ok_or(Error::Malformed)?;
-    set_addr(ip, outer, addr);
+    ip.replace_addr(outer, addr);
     let mut msg = Icmpv4Packet::new_unchecked(ip.payload_mut());
     rewrite_end(
         &mut Ipv4Packet::new_quoted(msg.data_mut())?,

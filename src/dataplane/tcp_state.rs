@@ -38,54 +38,35 @@ const STATES: [TcpState; 11] = [
     SynAck,
 ];
 
-/// Which of IPVS's three TCP state tables a segment is looked up in.
+/// Which of IPVS's three TCP state tables a segment is looked up in (the
+/// index into `TRANSITIONS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Client to server, on a connection whose replies pass the director.
-    Input,
+    Input = 0,
     /// Server to client (NAT replies).
-    Output,
+    Output = 1,
     /// Client to server, when replies bypass the director (DR, TUN).
-    InputOnly,
+    InputOnly = 2,
 }
 
-/// Short names for the transition tables below, one row per flag.
-const ES: TcpState = Established;
-const SS: TcpState = SynSent;
-const SR: TcpState = SynRecv;
-const FW: TcpState = FinWait;
-const TW: TcpState = TimeWait;
-const CL: TcpState = Close;
-const CW: TcpState = CloseWait;
-const LA: TcpState = LastAck;
-const LI: TcpState = Listen;
+// Short names for the transition table below.
+use TcpState::{
+    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
+    SynRecv as SR, SynSent as SS, TimeWait as TW,
+};
 
-// Columns, in state order: None ES SS SR FW TW CL CW LA LI SynAck.
-/// INPUT transitions, rows syn/fin/ack/rst, columns the current state.
+/// IPVS's three transition tables, indexed by `Direction`. Each has one
+/// row per flag, in the order syn, fin, ack, rst, and one column per
+/// current state, in state order: None ES SS SR FW TW CL CW LA LI SynAck.
 #[rustfmt::skip]
-const INPUT: [[TcpState; 11]; 4] = [
-    [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // syn
-    [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW], // fin
-    [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
-    [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR], // rst
-];
-
-/// OUTPUT transitions (server to client), same layout.
-#[rustfmt::skip]
-const OUTPUT: [[TcpState; 11]; 4] = [
-    [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR], // syn
-    [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW], // fin
-    [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES], // ack
-    [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL], // rst
-];
-
-/// INPUT-ONLY transitions, same layout.
-#[rustfmt::skip]
-const INPUT_ONLY: [[TcpState; 11]; 4] = [
-    [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // syn
-    [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW], // fin
-    [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
-    [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL], // rst
+const TRANSITIONS: [[[TcpState; 11]; 4]; 3] = [
+    // INPUT: client to server, replies seen (NAT).
+    [[SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW], [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR]],
+    // OUTPUT: server to client (NAT replies).
+    [[SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR], [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW], [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES], [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL]],
+    // INPUT-ONLY: client to server, replies not seen (DR, TUN).
+    [[SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW], [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL]],
 ];
 
 impl TcpState {
@@ -127,12 +108,7 @@ impl TcpState {
         } else {
             return Close;
         };
-        let table = match dir {
-            Direction::Input => &INPUT,
-            Direction::Output => &OUTPUT,
-            Direction::InputOnly => &INPUT_ONLY,
-        };
-        table[row][self as usize]
+        TRANSITIONS[dir as usize][row][self as usize]
     }
 
     /// States counted in ActiveConn (tcp_state_active_table).

@@ -1,7 +1,7 @@
 //! IPv4 headers (RFC 791).
 
 use super::checksum;
-use super::{Error, Result, read_u16, read_u32, write_u16, write_u32};
+use super::{End, Error, Result, read_u16, read_u32, write_u16, write_u32};
 use std::net::Ipv4Addr;
 
 view! {
@@ -182,6 +182,20 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         write_u16(b, field::CHECKSUM, c);
     }
 
+    /// Replaces the address at `end` and patches the header checksum
+    /// incrementally (RFC 1624); returns the old address.
+    pub fn replace_addr(&mut self, end: End, a: Ipv4Addr) -> Ipv4Addr {
+        let at = match end {
+            End::Src => field::SRC,
+            End::Dst => field::DST,
+        };
+        let old = read_u32(self.b(), at);
+        write_u32(self.bm(), at, u32::from(a));
+        let c = checksum::update32(self.checksum(), old, u32::from(a));
+        self.set_checksum(c);
+        Ipv4Addr::from(old)
+    }
+
     pub fn set_src_addr(&mut self, a: Ipv4Addr) {
         write_u32(self.bm(), field::SRC, u32::from(a));
     }
@@ -306,6 +320,19 @@ mod tests {
         let mut p = Ipv4Packet::new_checked(&mut b[..]).unwrap();
         p.decrement_ttl();
         assert_eq!(p.ttl(), 63);
+        assert!(p.verify_checksum());
+    }
+
+    #[test]
+    fn replacing_an_address_keeps_the_checksum_valid() {
+        let mut b = sample();
+        let mut p = Ipv4Packet::new_checked(&mut b[..]).unwrap();
+        let old = p.replace_addr(End::Dst, Ipv4Addr::new(198, 18, 1, 11));
+        assert_eq!(old, Ipv4Addr::new(198, 18, 0, 100));
+        assert_eq!(p.dst_addr(), Ipv4Addr::new(198, 18, 1, 11));
+        assert!(p.verify_checksum());
+        p.replace_addr(End::Src, Ipv4Addr::new(203, 0, 113, 7));
+        assert_eq!(p.src_addr(), Ipv4Addr::new(203, 0, 113, 7));
         assert!(p.verify_checksum());
     }
 

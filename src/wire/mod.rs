@@ -62,6 +62,17 @@ macro_rules! port_fields {
             pub fn set_dst_port(&mut self, p: u16) {
                 $crate::wire::write_u16(self.buffer.as_mut(), 2, p);
             }
+
+            /// Replaces the port at `end`; returns the old one.
+            pub fn replace_port(&mut self, end: $crate::wire::End, p: u16) -> u16 {
+                let at = match end {
+                    $crate::wire::End::Src => 0,
+                    $crate::wire::End::Dst => 2,
+                };
+                let old = $crate::wire::read_u16(self.buffer.as_ref(), at);
+                $crate::wire::write_u16(self.buffer.as_mut(), at, p);
+                old
+            }
         }
     };
 }
@@ -84,6 +95,14 @@ pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
 
 use std::fmt;
+
+/// Which end of a packet: its source or its destination (NAT rewrites
+/// one of them, in a packet and in the packet an ICMP error quotes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Src,
+    Dst,
+}
 
 /// Why a view could not be made over some bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
