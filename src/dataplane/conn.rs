@@ -8,7 +8,7 @@ use super::tcp_state::{Direction, TcpState};
 use crate::lvs::service::{Forward, Protocol, Timeouts};
 use crate::wire::MacAddr;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// A connection's protocol state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,11 @@ pub struct ConnKey {
 }
 
 impl ConnKey {
+    /// The virtual service's address and port (VIP:VPORT).
+    pub fn vip(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.vaddr, self.vport)
+    }
+
     /// The 5-tuple of the real server's replies on a NAT connection.
     pub fn reply(&self, raddr: Ipv4Addr, rport: u16) -> ReplyKey {
         ReplyKey {

@@ -15,7 +15,7 @@ use crate::wire::End;
 use crate::wire::icmp::{self, IcmpError};
 use crate::wire::ipip::{self, IpipRepr};
 use crate::wire::{EtherType, EthernetFrame, Ipv4Packet, checksum, ethernet, ip_proto, tcp};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 const ETH: usize = ethernet::HEADER_LEN;
 
@@ -24,15 +24,14 @@ const ETH: usize = ethernet::HEADER_LEN;
 pub enum Change {
     /// DR: nothing.
     None,
-    /// NAT: one end of a TCP or UDP packet becomes `addr:port`.
-    Nat { end: End, addr: Ipv4Addr, port: u16 },
+    /// NAT: one end of a TCP or UDP packet becomes `to`.
+    Nat { end: End, to: SocketAddrV4 },
     /// NAT: an ICMP error's `outer` end and its quoted packet's `inner`
-    /// end become `addr:port`.
+    /// end become `to`.
     Icmp {
         outer: End,
         inner: End,
-        addr: Ipv4Addr,
-        port: u16,
+        to: SocketAddrV4,
     },
 }
 
@@ -62,15 +61,8 @@ impl Dataplane {
         let mut ip = l.ip(frame);
         let changed = match change {
             Change::None => Ok(()),
-            Change::Nat { end, addr, port } => {
-                nat::rewrite(&mut ip, end, addr, port, meta.csum_partial.is_some())
-            }
-            Change::Icmp {
-                outer,
-                inner,
-                addr,
-                port,
-            } => nat::translate_icmp(&mut ip, outer, inner, addr, port),
+            Change::Nat { end, to } => nat::rewrite(&mut ip, end, to, meta.csum_partial.is_some()),
+            Change::Icmp { outer, inner, to } => nat::translate_icmp(&mut ip, outer, inner, to),
         };
         if changed.is_err() {
             DataplaneCounters::bump(&self.counters.malformed);

@@ -15,7 +15,7 @@ use crate::lvs::table::{NextHop, Table};
 use crate::wire::End;
 use crate::wire::icmp::IcmpError;
 use crate::wire::tcp::flags;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Why a new connection was not made.
@@ -73,17 +73,13 @@ impl Dataplane {
             Forward::Tunnel => self.forward_tun(io, frame, meta, l, hop, c.raddr),
             // The client's address stays, so the real server sees it.
             Forward::Masq => {
+                let to = SocketAddrV4::new(c.raddr, c.rport);
                 let change = match icmp {
-                    false => Change::Nat {
-                        end: End::Dst,
-                        addr: c.raddr,
-                        port: c.rport,
-                    },
+                    false => Change::Nat { end: End::Dst, to },
                     true => Change::Icmp {
                         outer: End::Dst,
                         inner: End::Src,
-                        addr: c.raddr,
-                        port: c.rport,
+                        to,
                     },
                 };
                 self.forward_ip(io, frame, meta, l, None, change, hop)
@@ -211,8 +207,7 @@ impl Dataplane {
         DataplaneCounters::bump(&self.counters.nat_replies);
         let change = Change::Nat {
             end: End::Src,
-            addr: key.vaddr,
-            port: key.vport,
+            to: key.vip(),
         };
         self.forward_ip(io, frame, meta, l, from, change, to);
     }
@@ -259,8 +254,7 @@ impl Dataplane {
         let change = Change::Icmp {
             outer: End::Src,
             inner: End::Dst,
-            addr: key.vaddr,
-            port: key.vport,
+            to: key.vip(),
         };
         self.forward_ip(io, frame, meta, l, from, change, to);
     }

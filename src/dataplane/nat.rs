@@ -12,7 +12,7 @@ use crate::wire::ports::{self, Ports};
 use crate::wire::tcp::{self, TcpPacket};
 use crate::wire::udp::{self, UdpPacket};
 use crate::wire::{Error, Ipv4Packet, Result, checksum, ip_proto};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// The L4 checksum of a TCP or UDP header (`None`: another protocol, or
 /// not in the bytes at hand, as in a quoted TCP header).
@@ -67,39 +67,32 @@ fn fix_l4_checksum(l4: &mut [u8], protocol: u8, partial: bool, addr: (u32, u32),
 }
 
 /// Rewrites the source or destination address and port of a TCP or UDP
-/// IPv4 packet to `addr:port`, fixing the IP and L4 checksums
-/// incrementally. `partial` says the L4 checksum is unfinished
-/// (CHECKSUM_PARTIAL).
-pub fn rewrite<T: AsRef<[u8]> + AsMut<[u8]>>(
-    ip: &mut Ipv4Packet<T>,
-    end: End,
-    addr: Ipv4Addr,
-    port: u16,
-    partial: bool,
-) -> Result<()> {
+/// IPv4 packet to `to`, fixing the IP and L4 checksums incrementally.
+/// `partial` says the L4 checksum is unfinished (CHECKSUM_PARTIAL).
+pub fn rewrite<T>(ip: &mut Ipv4Packet<T>, end: End, to: SocketAddrV4, partial: bool) -> Result<()>
+where
+    T: AsRef<[u8]> + AsMut<[u8]>,
+{
     let min = min_header(ip.protocol()).ok_or(Error::Malformed)?;
     if ip.payload().len() < min {
         return Err(Error::Truncated);
     }
-    rewrite_end(ip, end, addr, port, partial)
+    rewrite_end(ip, end, to, partial)
 }
 
 /// One end's address and port of a packet (or of a quoted packet, whose
-/// L4 header may be cut after the ports) becomes `addr:port`; the IP
-/// checksum and, where present, the L4 checksum follow.
-fn rewrite_end<T: AsRef<[u8]> + AsMut<[u8]>>(
-    ip: &mut Ipv4Packet<T>,
-    end: End,
-    addr: Ipv4Addr,
-    port: u16,
-    partial: bool,
-) -> Result<()> {
+/// L4 header may be cut after the ports) becomes `to`; the IP checksum
+/// and, where present, the L4 checksum follow.
+fn rewrite_end<T>(ip: &mut Ipv4Packet<T>, end: End, to: SocketAddrV4, partial: bool) -> Result<()>
+where
+    T: AsRef<[u8]> + AsMut<[u8]>,
+{
     let protocol = ip.protocol();
-    let old = ip.replace_addr(end, addr);
+    let old = ip.replace_addr(end, *to.ip());
     let l4 = ip.payload_mut();
-    let old_port = Ports::new_checked(&mut *l4)?.replace_port(end, port);
-    let addrs = (u32::from(old), u32::from(addr));
-    fix_l4_checksum(l4, protocol, partial, addrs, (old_port, port));
+    let old_port = Ports::new_checked(&mut *l4)?.replace_port(end, to.port());
+    let addrs = (u32::from(old), u32::from(*to.ip()));
+    fix_l4_checksum(l4, protocol, partial, addrs, (old_port, to.port()));
     Ok(())
 }
 
@@ -151,31 +144,28 @@ pub fn quoted<T: AsRef<[u8]>>(p: &Ipv4Packet<T>) -> Option<Quoted> {
 
 /// Translates an ICMP error about a NAT connection, as ip_vs_nat_icmp does:
 /// the outer packet's `outer` end and the quoted packet's `inner` end (its
-/// address and port) become `addr:port`. Towards the client the outer
+/// address and port) become `to`. Towards the client the outer
 /// source and the quoted destination become the VIP:VPORT; towards the real
 /// server the outer destination and the quoted source become RIP:RPORT.
 /// The quoted packet's checksums are updated when they are quoted, and the
 /// ICMP checksum is recomputed.
-pub fn translate_icmp<T: AsRef<[u8]> + AsMut<[u8]>>(
+pub fn translate_icmp<T>(
     ip: &mut Ipv4Packet<T>,
     outer: End,
     inner: End,
-    addr: Ipv4Addr,
-    port: u16,
-) -> Result<()> {
+    to: SocketAddrV4,
+) -> Result<()>
+where
+    T: AsRef<[u8]> + AsMut<[u8]>,
+{
     if ip.protocol() != ip_proto::ICMP || ip.is_fragment() {
         return Err(Error::Malformed);
     }
     quoted_packet(ip.payload()).ok_or(Error::Malformed)?;
-    ip.replace_addr(outer, addr);
+    ip.replace_addr(outer, *to.ip());
     let mut msg = Icmpv4Packet::new_unchecked(ip.payload_mut());
-    rewrite_end(
-        &mut Ipv4Packet::new_quoted(msg.data_mut())?,
-        inner,
-        addr,
-        port,
-        false,
-    )?;
+    let mut quote = Ipv4Packet::new_quoted(msg.data_mut())?;
+    rewrite_end(&mut quote, inner, to, false)?;
     msg.fill_checksum();
     Ok(())
 }
@@ -190,6 +180,10 @@ mod tests {
     const CLIENT: [u8; 4] = [198, 18, 0, 10];
     const VIP: [u8; 4] = [198, 18, 0, 100];
     const RIP: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
+
+    fn sock(addr: Ipv4Addr, port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(addr, port)
+    }
 
     fn quoted_bytes(ip: &[u8]) -> Option<Quoted> {
         quoted(&Ipv4Packet::new_checked(ip).ok()?)
@@ -273,14 +267,20 @@ mod tests {
     fn destination_rewrite_keeps_every_checksum_valid() {
         for len in [0, 1, 2, 3, 100, 1001] {
             for mut p in [tcp(len), udp(len)] {
-                rewrite(&mut view(&mut p), End::Dst, RIP, 8080, false).unwrap();
+                rewrite(&mut view(&mut p), End::Dst, sock(RIP, 8080), false).unwrap();
                 assert_eq!(
                     check(&p),
                     (Ipv4Addr::from(CLIENT), 40000, RIP, 8080, true),
                     "length {len}"
                 );
                 // And back, as a reply would be.
-                rewrite(&mut view(&mut p), End::Dst, Ipv4Addr::from(VIP), 80, false).unwrap();
+                rewrite(
+                    &mut view(&mut p),
+                    End::Dst,
+                    sock(Ipv4Addr::from(VIP), 80),
+                    false,
+                )
+                .unwrap();
                 assert!(check(&p).4);
             }
         }
@@ -291,7 +291,13 @@ mod tests {
         let b = PacketBuilder::ipv4(RIP.octets(), CLIENT, 64).tcp(8080, 40000, 9, 100);
         let mut p = Vec::new();
         b.write(&mut p, b"hello").unwrap();
-        rewrite(&mut view(&mut p), End::Src, Ipv4Addr::from(VIP), 80, false).unwrap();
+        rewrite(
+            &mut view(&mut p),
+            End::Src,
+            sock(Ipv4Addr::from(VIP), 80),
+            false,
+        )
+        .unwrap();
         assert_eq!(
             check(&p),
             (Ipv4Addr::from(VIP), 80, Ipv4Addr::from(CLIENT), 40000, true)
@@ -313,7 +319,7 @@ mod tests {
     fn partial_checksums_stay_correct_once_completed() {
         for (mut p, at) in [(tcp(333), 16), (udp(333), 6)] {
             make_partial(&mut p, at);
-            rewrite(&mut view(&mut p), End::Dst, RIP, 8080, true).unwrap();
+            rewrite(&mut view(&mut p), End::Dst, sock(RIP, 8080), true).unwrap();
             // Complete it as the kernel (or uvs before sending) would.
             assert!(crate::dataplane::egress::complete_checksum(&mut p, 20, at));
             assert_eq!(check(&p), (Ipv4Addr::from(CLIENT), 40000, RIP, 8080, true));
@@ -324,7 +330,7 @@ mod tests {
     fn udp_without_checksum_stays_without() {
         let mut p = udp(10);
         p[26..28].copy_from_slice(&[0, 0]);
-        rewrite(&mut view(&mut p), End::Dst, RIP, 5353, false).unwrap();
+        rewrite(&mut view(&mut p), End::Dst, sock(RIP, 5353), false).unwrap();
         assert_eq!(&p[26..28], &[0, 0]);
         assert_eq!(read_u16(&p, 22), 5353);
     }
@@ -334,20 +340,28 @@ mod tests {
         let p = tcp(10);
         for n in 0..p.len() {
             let mut cut = p[..n].to_vec();
-            assert!(checked(&mut cut, |p| rewrite(p, End::Dst, RIP, 1, false)).is_err());
-            assert!(checked(&mut cut, |p| translate_icmp(p, End::Src, End::Dst, RIP, 1)).is_err());
+            assert!(checked(&mut cut, |p| rewrite(p, End::Dst, sock(RIP, 1), false)).is_err());
+            assert!(
+                checked(&mut cut, |p| translate_icmp(
+                    p,
+                    End::Src,
+                    End::Dst,
+                    sock(RIP, 1)
+                ))
+                .is_err()
+            );
             assert_eq!(quoted_bytes(&cut), None);
         }
         // A packet whose length field leaves no room for the TCP header.
         let mut short = p.clone();
         short[2..4].copy_from_slice(&30u16.to_be_bytes());
-        assert!(checked(&mut short, |p| rewrite(p, End::Dst, RIP, 1, false)).is_err());
+        assert!(checked(&mut short, |p| rewrite(p, End::Dst, sock(RIP, 1), false)).is_err());
         let mut icmp = Vec::new();
         PacketBuilder::ipv4(CLIENT, VIP, 64)
             .icmpv4_echo_request(1, 1)
             .write(&mut icmp, b"ping")
             .unwrap();
-        assert!(rewrite(&mut view(&mut icmp.clone()), End::Dst, RIP, 1, false).is_err());
+        assert!(rewrite(&mut view(&mut icmp.clone()), End::Dst, sock(RIP, 1), false).is_err());
         assert_eq!(quoted_bytes(&icmp), None);
     }
 
@@ -373,7 +387,7 @@ mod tests {
     fn port_unreachable_from_a_real_server_names_the_vip() {
         let mut sent = udp(4);
         let original = sent.clone();
-        rewrite(&mut view(&mut sent), End::Dst, RIP, 5353, false).unwrap();
+        rewrite(&mut view(&mut sent), End::Dst, sock(RIP, 5353), false).unwrap();
         let mut err = port_unreachable(&sent);
         let q = quoted_bytes(&err).unwrap();
         assert_eq!(
@@ -390,8 +404,7 @@ mod tests {
             &mut view(&mut err),
             End::Src,
             End::Dst,
-            Ipv4Addr::from(VIP),
-            53,
+            sock(Ipv4Addr::from(VIP), 53),
         )
         .unwrap();
         let p = Ipv4Packet::new_checked(&err[..]).unwrap();

@@ -24,20 +24,6 @@ pub enum TcpState {
 
 use TcpState::*;
 
-const STATES: [TcpState; 11] = [
-    None,
-    Established,
-    SynSent,
-    SynRecv,
-    FinWait,
-    TimeWait,
-    Close,
-    CloseWait,
-    LastAck,
-    Listen,
-    SynAck,
-];
-
 /// Which of IPVS's three TCP state tables a segment is looked up in (the
 /// index into `TRANSITIONS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,10 +117,6 @@ impl TcpState {
             Listen => 120,
             SynAck => 120,
         }
-    }
-
-    pub fn all() -> &'static [TcpState] {
-        &STATES
     }
 }
 
