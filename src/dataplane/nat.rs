@@ -185,6 +185,10 @@ mod tests {
         SocketAddrV4::new(addr, port)
     }
 
+    fn vip(port: u16) -> SocketAddrV4 {
+        sock(Ipv4Addr::from(VIP), port)
+    }
+
     fn quoted_bytes(ip: &[u8]) -> Option<Quoted> {
         quoted(&Ipv4Packet::new_checked(ip).ok()?)
     }
@@ -274,13 +278,7 @@ mod tests {
                     "length {len}"
                 );
                 // And back, as a reply would be.
-                rewrite(
-                    &mut view(&mut p),
-                    End::Dst,
-                    sock(Ipv4Addr::from(VIP), 80),
-                    false,
-                )
-                .unwrap();
+                rewrite(&mut view(&mut p), End::Dst, vip(80), false).unwrap();
                 assert!(check(&p).4);
             }
         }
@@ -291,13 +289,7 @@ mod tests {
         let b = PacketBuilder::ipv4(RIP.octets(), CLIENT, 64).tcp(8080, 40000, 9, 100);
         let mut p = Vec::new();
         b.write(&mut p, b"hello").unwrap();
-        rewrite(
-            &mut view(&mut p),
-            End::Src,
-            sock(Ipv4Addr::from(VIP), 80),
-            false,
-        )
-        .unwrap();
+        rewrite(&mut view(&mut p), End::Src, vip(80), false).unwrap();
         assert_eq!(
             check(&p),
             (Ipv4Addr::from(VIP), 80, Ipv4Addr::from(CLIENT), 40000, true)
@@ -400,13 +392,7 @@ mod tests {
                 dport: 5353,
             }
         );
-        translate_icmp(
-            &mut view(&mut err),
-            End::Src,
-            End::Dst,
-            sock(Ipv4Addr::from(VIP), 53),
-        )
-        .unwrap();
+        translate_icmp(&mut view(&mut err), End::Src, End::Dst, vip(53)).unwrap();
         let p = Ipv4Packet::new_checked(&err[..]).unwrap();
         assert_eq!(p.src_addr(), Ipv4Addr::from(VIP));
         assert!(p.verify_checksum());

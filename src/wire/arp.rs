@@ -4,7 +4,8 @@ use super::{Error, MacAddr, Result, read_u16, write_u16};
 use std::net::Ipv4Addr;
 
 view! {
-    ArpPacket
+    ArpPacket,
+    len = PACKET_LEN
 }
 
 pub const PACKET_LEN: usize = 28;
@@ -16,13 +17,6 @@ pub enum ArpOperation {
 }
 
 impl<T: AsRef<[u8]>> ArpPacket<T> {
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < PACKET_LEN {
-            return Err(Error::Truncated);
-        }
-        Ok(())
-    }
-
     fn b(&self) -> &[u8] {
         self.buffer.as_ref()
     }

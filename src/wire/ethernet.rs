@@ -1,6 +1,6 @@
 //! Ethernet II frames.
 
-use super::{Error, Result, read_u16, write_u16};
+use super::{Result, read_u16, write_u16};
 use std::fmt;
 
 /// A 48-bit IEEE 802 MAC address.
@@ -70,18 +70,12 @@ pub const HEADER_LEN: usize = 14;
 
 view! {
     /// A view over an Ethernet II frame.
-    EthernetFrame
+    EthernetFrame,
+    len = HEADER_LEN
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
     pub const HEADER_LEN: usize = HEADER_LEN;
-
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        Ok(())
-    }
 
     pub fn dst_addr(&self) -> MacAddr {
         MacAddr::from_slice(&self.buffer.as_ref()[0..6]).unwrap_or_default()
@@ -128,6 +122,7 @@ pub fn emit_header(buf: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     #[test]
     fn short_frame_is_rejected() {

@@ -21,18 +21,11 @@ pub const HEADER_LEN: usize = 8;
 
 view! {
     /// A view over an ICMPv4 message.
-    Icmpv4Packet
+    Icmpv4Packet,
+    len = HEADER_LEN
 }
 
 impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
-    /// The 8-byte header is present.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        Ok(())
-    }
-
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[0]
     }

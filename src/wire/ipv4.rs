@@ -1,7 +1,7 @@
 //! IPv4 headers (RFC 791).
 
 use super::checksum;
-use super::{End, Error, Result, read_u16, read_u32, write_u16, write_u32};
+use super::{End, Error, Result, clamp, clamp_mut, read_u16, read_u32, write_u16, write_u32};
 use std::net::Ipv4Addr;
 
 view! {
@@ -142,9 +142,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// The transport payload, without any link-layer padding.
     /// For a quoted packet, what of it the buffer holds.
     pub fn payload(&self) -> &[u8] {
-        let b = self.b();
-        let end = self.total_len().min(b.len());
-        b.get(self.header_len()..end).unwrap_or_default()
+        clamp(self.b(), self.header_len(), self.total_len())
     }
 
     /// The raw flags-and-fragment-offset word.
@@ -161,8 +159,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 impl<'a> Ipv4Packet<&'a [u8]> {
     /// `payload`, borrowed for as long as the bytes are.
     pub fn into_payload(self) -> &'a [u8] {
-        let (hl, end) = (self.header_len(), self.total_len().min(self.buffer.len()));
-        self.buffer.get(hl..end).unwrap_or_default()
+        let (hl, end) = (self.header_len(), self.total_len());
+        clamp(self.buffer, hl, end)
     }
 }
 
@@ -236,9 +234,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let (hl, tl) = (self.header_len(), self.total_len());
-        let b = self.bm();
-        let end = tl.min(b.len());
-        b.get_mut(hl..end).unwrap_or_default()
+        clamp_mut(self.bm(), hl, tl)
     }
 }
 

@@ -38,6 +38,17 @@ macro_rules! view {
             }
         }
     };
+    // A view of a fixed size: `check_len` asks for `$len` bytes.
+    ($(#[$meta:meta])* $name:ident, len = $len:expr) => {
+        view! { $(#[$meta])* $name }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// The buffer holds the whole fixed-size header.
+            pub fn check_len(&self) -> Result<()> {
+                $crate::wire::need(self.buffer.as_ref(), $len)
+            }
+        }
+    };
 }
 
 /// The source and destination port accessors of a view whose header
@@ -133,6 +144,42 @@ pub mod ip_proto {
     pub const IPIP: u8 = 4;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+}
+
+/// `b` holds at least `len` bytes.
+#[inline]
+pub(crate) fn need(b: &[u8], len: usize) -> Result<()> {
+    if b.len() < len {
+        return Err(Error::Truncated);
+    }
+    Ok(())
+}
+
+/// For a header with a length field: the buffer holds the `min` bytes the
+/// field is read from, the length `claimed` reads is at least `min`, and
+/// the buffer holds that many bytes.
+#[inline]
+pub(crate) fn need_claimed(b: &[u8], min: usize, claimed: impl Fn(&[u8]) -> usize) -> Result<()> {
+    need(b, min)?;
+    let len = claimed(b);
+    if len < min {
+        return Err(Error::Malformed);
+    }
+    need(b, len)
+}
+
+/// `b[start..end]` cut at the end of `b` (empty if it starts past it): a
+/// length field may claim more than a quoted packet holds.
+#[inline]
+pub(crate) fn clamp(b: &[u8], start: usize, end: usize) -> &[u8] {
+    b.get(start..end.min(b.len())).unwrap_or_default()
+}
+
+/// `clamp`, mutable.
+#[inline]
+pub(crate) fn clamp_mut(b: &mut [u8], start: usize, end: usize) -> &mut [u8] {
+    let end = end.min(b.len());
+    b.get_mut(start..end).unwrap_or_default()
 }
 
 #[inline]

@@ -1,7 +1,7 @@
 //! The ports of a TCP or UDP header, whichever it is: NAT rewrites them
 //! in packets and in the packets ICMP errors quote.
 
-use super::{Error, Result};
+use super::Result;
 
 /// The bytes the view needs.
 pub const LEN: usize = 8;
@@ -10,19 +10,11 @@ view! {
     /// The two port fields TCP and UDP share at the start of their
     /// headers. The view asks for the first eight bytes: all that an ICMP
     /// error is sure to quote of the offending packet (RFC 792).
-    Ports
+    Ports,
+    len = LEN
 }
 
 port_fields!(Ports);
-
-impl<T: AsRef<[u8]>> Ports<T> {
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < LEN {
-            return Err(Error::Truncated);
-        }
-        Ok(())
-    }
-}
 
 #[cfg(test)]
 mod tests {

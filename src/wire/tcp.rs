@@ -1,7 +1,7 @@
 //! TCP headers (RFC 9293): the fields the director reads for connection
 //! tracking, and the ones segmentation rewrites.
 
-use super::{Error, Result, read_u16, read_u32, write_u16, write_u32};
+use super::{Result, need_claimed, read_u16, read_u32, write_u16, write_u32};
 
 view! {
     TcpPacket
@@ -24,18 +24,9 @@ pub mod flags {
 impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// The fixed header and the options the data offset claims are present.
     pub fn check_len(&self) -> Result<()> {
-        let b = self.buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let hl = usize::from(b[12] >> 4) * 4;
-        if hl < HEADER_LEN {
-            return Err(Error::Malformed);
-        }
-        if b.len() < hl {
-            return Err(Error::Truncated);
-        }
-        Ok(())
+        need_claimed(self.buffer.as_ref(), HEADER_LEN, |b| {
+            usize::from(b[12] >> 4) * 4
+        })
     }
 
     pub fn seq_number(&self) -> u32 {
@@ -91,6 +82,7 @@ pub const CHECKSUM_OFFSET: usize = 16;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     #[test]
     fn data_offset_is_validated() {

@@ -1,7 +1,7 @@
 //! UDP headers (RFC 768).
 
 use super::checksum;
-use super::{Error, Result, ip_proto, read_u16, write_u16};
+use super::{Error, Result, clamp, clamp_mut, ip_proto, need_claimed, read_u16, write_u16};
 use std::net::Ipv4Addr;
 
 view! {
@@ -17,18 +17,9 @@ pub const CHECKSUM_OFFSET: usize = 6;
 impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// The header is present and the length field fits the buffer.
     pub fn check_len(&self) -> Result<()> {
-        let b = self.buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        let len = usize::from(read_u16(b, 4));
-        if len < HEADER_LEN {
-            return Err(Error::Malformed);
-        }
-        if len > b.len() {
-            return Err(Error::Truncated);
-        }
-        Ok(())
+        need_claimed(self.buffer.as_ref(), HEADER_LEN, |b| {
+            usize::from(read_u16(b, 4))
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -45,9 +36,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
     /// The datagram's payload, as far as the length field says.
     pub fn payload(&self) -> &[u8] {
-        let b = self.buffer.as_ref();
-        b.get(HEADER_LEN..self.len().min(b.len()))
-            .unwrap_or_default()
+        clamp(self.buffer.as_ref(), HEADER_LEN, self.len())
     }
 }
 
@@ -62,9 +51,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let len = self.len();
-        let b = self.buffer.as_mut();
-        let end = len.min(b.len());
-        b.get_mut(HEADER_LEN..end).unwrap_or_default()
+        clamp_mut(self.buffer.as_mut(), HEADER_LEN, len)
     }
 }
 
