@@ -5,7 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use uvs::audit::{self, Finding, Mode, Options, Status, source};
+use uvs::audit::{self, Finding, HostState, Mode, Options, Status, source};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audit/realworld")
@@ -19,6 +19,20 @@ fn opts(mode: Mode) -> Options {
         interface: None,
         director_addr: None,
     }
+}
+
+/// The field dump with one sysctl changed.
+fn fixture_with(key: &str, value: &str) -> HostState {
+    let mut h = source::from_dump(&fixture()).unwrap();
+    h.sysctl.insert(key.into(), value.into());
+    h
+}
+
+/// `uvs audit` with these arguments.
+fn uvs_audit(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_uvs"));
+    c.arg("audit").args(args);
+    c
 }
 
 fn find<'a>(f: &'a [Finding], check: &str) -> &'a Finding {
@@ -62,9 +76,7 @@ fn real_world_state_tun_fails_on_rp_filter() {
 
 #[test]
 fn nat_checks_default_route_and_tw_recycle() {
-    let mut h = source::from_dump(&fixture()).unwrap();
-    h.sysctl
-        .insert("net.ipv4.tcp_tw_recycle".into(), "1".into());
+    let mut h = fixture_with("net.ipv4.tcp_tw_recycle", "1");
     let mut o = opts(Mode::Nat);
     o.director_addr = Some("192.168.10.2".parse().unwrap());
     let f = audit::audit(&h, &o);
@@ -105,15 +117,11 @@ fn nat_checks_default_route_and_tw_recycle() {
 
 #[test]
 fn director_role_flags_forwarding_and_local_vip() {
-    let mut h = source::from_dump(&fixture()).unwrap();
-    h.sysctl
-        .insert("net.ipv4.conf.ens33.forwarding".into(), "1".into());
+    let h = fixture_with("net.ipv4.conf.ens33.forwarding", "1");
     let o = Options {
-        mode: Mode::Dr,
-        vips: vec!["192.168.10.100".parse().unwrap()],
         director: true,
         interface: Some("ens33".into()),
-        director_addr: None,
+        ..opts(Mode::Dr)
     };
     let f = audit::audit(&h, &o);
     assert_eq!(find(&f, "forwarding ens33").status, Status::Fail);
@@ -128,7 +136,11 @@ fn base() -> PathBuf {
 }
 
 fn dump_dir(name: &str, sysctl: &[u8], addr: &[u8]) -> PathBuf {
-    let d = base().join(name);
+    write_dump(base().join(name), sysctl, addr)
+}
+
+/// A dump directory `d` with these sysctl.txt and addr.json.
+fn write_dump(d: PathBuf, sysctl: &[u8], addr: &[u8]) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(d.join("sysctl.txt"), sysctl).unwrap();
     std::fs::write(d.join("addr.json"), addr).unwrap();
@@ -169,15 +181,7 @@ fn damaged_dumps_error_clearly_or_are_accepted() {
     }
     // The binary reports the error and exits 3 (could not audit).
     let d = dump_dir("bin", &s[..40], &a);
-    let o = Command::new(env!("CARGO_BIN_EXE_uvs"))
-        .args([
-            "audit",
-            "--mode",
-            "dr",
-            "--vip",
-            "192.168.10.100",
-            "--from-dump",
-        ])
+    let o = uvs_audit(&["--mode", "dr", "--vip", "192.168.10.100", "--from-dump"])
         .arg(&d)
         .output()
         .unwrap();
@@ -188,19 +192,15 @@ fn damaged_dumps_error_clearly_or_are_accepted() {
 
 #[test]
 fn json_output_and_exit_status_from_the_binary() {
-    let o = Command::new(env!("CARGO_BIN_EXE_uvs"))
-        .args([
-            "audit",
-            "--mode",
-            "tun",
-            "--vip",
-            "192.168.10.100",
-            "--json",
-            "--from-dump",
-        ])
-        .arg(fixture())
-        .output()
-        .unwrap();
+    let args = [
+        "--mode",
+        "tun",
+        "--vip",
+        "192.168.10.100",
+        "--json",
+        "--from-dump",
+    ];
+    let o = uvs_audit(&args).arg(fixture()).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["exit"], 2);
@@ -228,20 +228,16 @@ fn ssh_source_runs_read_only_commands() {
         dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_uvs"))
-        .args([
-            "audit",
-            "--mode",
-            "dr",
-            "--vip",
-            "198.18.0.100",
-            "--json",
-            "--ssh",
-            "admin@rs9",
-        ])
-        .env("PATH", path)
-        .output()
-        .unwrap();
+    let args = [
+        "--mode",
+        "dr",
+        "--vip",
+        "198.18.0.100",
+        "--json",
+        "--ssh",
+        "admin@rs9",
+    ];
+    let o = uvs_audit(&args).env("PATH", path).output().unwrap();
     let calls = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
@@ -253,17 +249,14 @@ fn ssh_source_runs_read_only_commands() {
     assert_eq!(v["source"], "ssh admin@rs9");
     assert!(matches!(o.status.code(), Some(0..=2)));
     // A target that looks like an option never reaches ssh.
-    let o = Command::new(env!("CARGO_BIN_EXE_uvs"))
-        .args([
-            "audit",
-            "--mode",
-            "dr",
-            "--vip",
-            "198.18.0.100",
-            "--ssh=-oProxyCommand=x",
-        ])
-        .output()
-        .unwrap();
+    let args = [
+        "--mode",
+        "dr",
+        "--vip",
+        "198.18.0.100",
+        "--ssh=-oProxyCommand=x",
+    ];
+    let o = uvs_audit(&args).output().unwrap();
     assert_eq!(o.status.code(), Some(3));
 }
 
@@ -294,9 +287,7 @@ fn tun_mss_check_reads_route_metrics() {
     let a = std::fs::read(fixture().join("addr.json")).unwrap();
     // Its own directory: another test removes base() when it ends.
     let d = std::env::temp_dir().join(format!("uvs-audit-mss-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("sysctl.txt"), &s).unwrap();
-    std::fs::write(d.join("addr.json"), &a).unwrap();
+    let d = write_dump(d, &s, &a);
     std::fs::write(
         d.join("route.json"),
         "\u{feff}[{\"dst\":\"default\",\"gateway\":\"192.168.10.1\",\"dev\":\"ens33\",\"metrics\":[{\"mtu\":1500},{\"advmss\":1440}]},\r\n\

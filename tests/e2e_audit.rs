@@ -152,17 +152,7 @@ fn tun_rp_filter_and_director_forwarding_in_namespaces() {
         off["value"].as_str().unwrap().contains("tso on"),
         "read from the interface: {off}"
     );
-    let o = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &[
-            "director",
-            "--interface",
-            "eth0",
-            "--socket",
-            l.socket().to_str().unwrap(),
-        ],
-    );
+    let o = l.director_once(&["--interface", "eth0"], &l.socket());
     assert!(
         !o.status.success(),
         "the director agrees: it refuses to start"

@@ -3,7 +3,7 @@
 
 mod support;
 use std::time::Duration;
-use support::{Lab, RS1, RS2, VIP, count};
+use support::{Lab, RS1, RS2, VIP, count, tally2};
 
 fn lab(n: usize) -> Option<Lab> {
     let mut l = Lab::up(n)?;
@@ -17,17 +17,9 @@ fn tcp_and_udp_split_by_rr_and_wrr() {
     let Some(l) = lab(2) else { return };
     l.dr_services("wrr", 3, 1);
     let t = l.tcp_names(400);
-    assert_eq!(
-        (count(&t, "rs1"), count(&t, "rs2"), t["errors"].as_u64()),
-        (300, 100, Some(0)),
-        "{t}"
-    );
+    assert_eq!(tally2(&t, "rs1", "rs2"), (300, 100, Some(0)), "{t}");
     let u = l.udp_names(400, 20000);
-    assert_eq!(
-        (count(&u, "rs1"), count(&u, "rs2"), u["errors"].as_u64()),
-        (300, 100, Some(0)),
-        "{u}"
-    );
+    assert_eq!(tally2(&u, "rs1", "rs2"), (300, 100, Some(0)), "{u}");
     let stats = l.adm("-Ln --stats --exact");
     let tcp_line = stats.lines().find(|x| x.starts_with("TCP")).unwrap();
     assert_eq!(tcp_line.split_whitespace().nth(2), Some("400"), "{stats}");
@@ -51,18 +43,7 @@ fn tcp_and_udp_split_by_rr_and_wrr() {
 fn one_connection_sticks_while_new_ones_rotate() {
     let Some(mut l) = lab(2) else { return };
     l.dr_services("rr", 1, 1);
-    l.client_bg(
-        &[
-            "tcp-stick",
-            "--target",
-            &format!("{VIP}:80"),
-            "--messages",
-            "1000",
-            "--interval-ms",
-            "2",
-        ],
-        "stick.json",
-    );
+    l.stick_bg(1000, 2, "stick.json");
     std::thread::sleep(Duration::from_millis(300));
     let t = l.tcp_names(20);
     let s = l.wait_child_logs("stick.json", Duration::from_secs(60));
@@ -88,18 +69,7 @@ fn established_dest(l: &Lab) -> String {
 fn weight_zero_drains_and_delete_removes() {
     let Some(mut l) = lab(2) else { return };
     l.dr_services("rr", 1, 1);
-    l.client_bg(
-        &[
-            "tcp-stick",
-            "--target",
-            &format!("{VIP}:80"),
-            "--messages",
-            "150",
-            "--interval-ms",
-            "10",
-        ],
-        "stick.json",
-    );
+    l.stick_bg(150, 10, "stick.json");
     std::thread::sleep(Duration::from_millis(300));
     let busy = established_dest(&l);
     let (busy_name, other_name, other) = if busy == RS1 {
@@ -126,18 +96,7 @@ fn weight_zero_drains_and_delete_removes() {
     assert_eq!(s["counts"][busy_name].as_u64(), Some(150), "{s}");
 
     // -d: the server disappears, and so do its connections.
-    l.client_bg(
-        &[
-            "tcp-stick",
-            "--target",
-            &format!("{VIP}:80"),
-            "--messages",
-            "400",
-            "--interval-ms",
-            "10",
-        ],
-        "stick2.json",
-    );
+    l.stick_bg(400, 10, "stick2.json");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(established_dest(&l), other);
     l.adm(&format!("-d -t {VIP}:80 -r {other}"));
@@ -217,17 +176,7 @@ fn director_kernel_stays_quiet_about_vip_traffic() {
 fn director_refuses_to_start_with_forwarding_on() {
     let Some(l) = Lab::up(1) else { return };
     l.sh("dir", "sysctl -qw net.ipv4.conf.eth0.forwarding=1");
-    let o = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &[
-            "director",
-            "--interface",
-            "eth0",
-            "--socket",
-            l.socket().to_str().unwrap(),
-        ],
-    );
+    let o = l.director_once(&["--interface", "eth0"], &l.socket());
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("net.ipv4.conf.eth0.forwarding=0"), "{e}");

@@ -336,19 +336,7 @@ fn the_director_refuses_to_start_when_its_kernel_would_forward() {
         return;
     };
     l.sh("dir", "sysctl -qw net.ipv4.conf.eth1.forwarding=1");
-    let o = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &[
-            "director",
-            "-i",
-            "eth0",
-            "-i",
-            "eth1",
-            "--socket",
-            l.dir.join("refused.sock").to_str().unwrap(),
-        ],
-    );
+    let o = l.director_once(&["-i", "eth0", "-i", "eth1"], &l.dir.join("refused.sock"));
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("forwarding is on for eth1"), "{e}");

@@ -4,7 +4,7 @@
 
 mod support;
 use std::time::{Duration, Instant};
-use support::{Lab, VIP, count};
+use support::{Lab, VIP, count, tally, tally2};
 
 const RR1: &str = "198.18.1.11";
 
@@ -42,17 +42,9 @@ fn tcp_udp_and_bulk_through_tun_with_a_routed_server() {
 
     let before: Vec<_> = ["rs1", "rr1"].iter().map(|n| l.nstat(n)).collect();
     let t = l.tcp_names(20);
-    assert_eq!(
-        (count(&t, "rs1"), count(&t, "rr1"), t["errors"].as_u64()),
-        (10, 10, Some(0)),
-        "{t}"
-    );
+    assert_eq!(tally2(&t, "rs1", "rr1"), (10, 10, Some(0)), "{t}");
     let u = l.udp_names(20, 30000);
-    assert_eq!(
-        (count(&u, "rs1"), count(&u, "rr1"), u["errors"].as_u64()),
-        (10, 10, Some(0)),
-        "{u}"
-    );
+    assert_eq!(tally2(&u, "rs1", "rr1"), (10, 10, Some(0)), "{u}");
     // 5 MB uploads with 1500-byte MTUs everywhere, to both servers.
     let mut servers = Vec::new();
     for _ in 0..2 {
@@ -172,11 +164,7 @@ fn a_new_router_mac_in_front_of_a_tun_server_is_followed() {
     l.adm(&format!("-A -t {VIP}:80 -s rr"));
     l.adm(&format!("-a -t {VIP}:80 -r {RR1} -i"));
     let t = l.tcp_names(3);
-    assert_eq!(
-        (count(&t, "rr1"), t["errors"].as_u64()),
-        (3, Some(0)),
-        "{t}"
-    );
+    assert_eq!(tally(&t, "rr1"), (3, Some(0)), "{t}");
     // The new MAC is announced with a gratuitous ARP, as a failover
     // daemon (or the kernel with arp_notify) does; the director's kernel
     // updates its neighbour entry, and uvs must follow it.

@@ -75,8 +75,6 @@ view! {
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
-    pub const HEADER_LEN: usize = HEADER_LEN;
-
     pub fn dst_addr(&self) -> MacAddr {
         MacAddr::from_slice(&self.buffer.as_ref()[0..6]).unwrap_or_default()
     }
@@ -90,7 +88,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[Self::HEADER_LEN..]
+        &self.buffer.as_ref()[HEADER_LEN..]
     }
 }
 
@@ -108,7 +106,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[Self::HEADER_LEN..]
+        &mut self.buffer.as_mut()[HEADER_LEN..]
     }
 }
 

@@ -340,6 +340,36 @@ impl Lab {
         self.spawn("cl", &lab_tool(), args, log);
     }
 
+    /// One long-lived TCP connection to VIP:80 in the background:
+    /// `messages` requests, `interval_ms` apart; its JSON goes to `log`.
+    pub fn stick_bg(&mut self, messages: u32, interval_ms: u32, log: &str) {
+        let (target, n, ms) = (
+            format!("{VIP}:80"),
+            messages.to_string(),
+            interval_ms.to_string(),
+        );
+        let args = [
+            "tcp-stick",
+            "--target",
+            &target,
+            "--messages",
+            &n,
+            "--interval-ms",
+            &ms,
+        ];
+        self.client_bg(&args, log);
+    }
+
+    /// `uvs director` started in the director's namespace with these
+    /// arguments (`--socket` at `socket`), for a start that must be
+    /// refused: it returns once the process has ended.
+    pub fn director_once(&self, args: &[&str], socket: &Path) -> Output {
+        let mut a = vec!["director"];
+        a.extend_from_slice(args);
+        a.extend(["--socket", socket.to_str().unwrap()]);
+        self.exec("dir", env!("CARGO_BIN_EXE_uvs"), &a)
+    }
+
     /// The standard DR setup: TCP 80 and UDP 53, two real servers.
     pub fn dr_services(&self, sched: &str, w1: u32, w2: u32) {
         for (o, port) in [("-t", 80), ("-u", 53)] {
@@ -396,6 +426,16 @@ unsafe extern "C" {
 
 pub fn count(v: &serde_json::Value, name: &str) -> u64 {
     v["counts"][name].as_u64().unwrap_or(0)
+}
+
+/// A client result's answers from `a` and from `b`, and its error count.
+pub fn tally2(v: &serde_json::Value, a: &str, b: &str) -> (u64, u64, Option<u64>) {
+    (count(v, a), count(v, b), v["errors"].as_u64())
+}
+
+/// A client result's answers from `name` and its error count.
+pub fn tally(v: &serde_json::Value, name: &str) -> (u64, Option<u64>) {
+    (count(v, name), v["errors"].as_u64())
 }
 
 pub fn path_exists(p: &Path) -> bool {
