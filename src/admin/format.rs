@@ -5,7 +5,8 @@
 use super::names;
 use crate::control::proto::{DestSnap, ServiceSnap, Snapshot};
 use crate::lvs::ConnInfo;
-use crate::lvs::service::{Protocol, Timeouts};
+use crate::lvs::service::{Forward, Protocol, Timeouts};
+use crate::lvs::stats::StatsSnapshot;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
@@ -70,35 +71,38 @@ fn largenum(out: &mut String, i: u64, exact: bool) {
 
 fn title(out: &mut String, f: &Format) {
     let p = "Prot LocalAddress:Port";
-    if f.columns == Columns::Stats {
-        let _ = writeln!(
+    let r = "\n  -> RemoteAddress:Port";
+    let _ = match f.columns {
+        Columns::Stats => writeln!(
             out,
-            "{p:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
+            "{p:<33} {:>8} {:>8} {:>8} {:>8} {:>8}{r}",
             "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
-        );
-    } else if f.columns == Columns::Rate {
-        let _ = writeln!(
+        ),
+        Columns::Rate => writeln!(
             out,
-            "{p:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
+            "{p:<33} {:>8} {:>8} {:>8} {:>8} {:>8}{r}",
             "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
-        );
-    } else if f.columns == Columns::Thresholds {
-        let _ = writeln!(
+        ),
+        Columns::Thresholds => writeln!(
             out,
-            "{p:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port",
+            "{p:<33} {:<10} {:<10} {:<10} {:<10}{r}",
             "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
-        );
-    } else if f.columns == Columns::PersistentConn {
-        let _ = writeln!(
+        ),
+        Columns::PersistentConn => writeln!(
             out,
-            "{p:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port",
+            "{p:<33} {:<9} {:<11} {:<10} {:<10}{r}",
             "Weight", "PersistConn", "ActiveConn", "InActConn"
-        );
-    } else if f.columns == Columns::TunInfo {
-        out.push_str("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n");
-    } else if f.columns != Columns::Rule {
-        out.push_str("Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
-    }
+        ),
+        Columns::TunInfo => writeln!(
+            out,
+            "{p} Scheduler Flags{r}           Forward TunnelInfo    Weight ActiveConn InActConn"
+        ),
+        Columns::Plain => writeln!(
+            out,
+            "{p} Scheduler Flags{r}           Forward Weight ActiveConn InActConn"
+        ),
+        Columns::Rule => Ok(()),
+    };
 }
 
 fn cut(mut s: String, n: usize) -> String {
@@ -128,6 +132,7 @@ fn cmp_services(a: &ServiceSnap, b: &ServiceSnap) -> i64 {
 }
 
 fn cmp_dests(a: &DestSnap, b: &DestSnap) -> i64 {
+    let (a, b) = (&a.spec, &b.spec);
     let r = cmp_addr(a.addr, b.addr);
     if r != 0 {
         return r;
@@ -146,35 +151,38 @@ fn sort_by<T: Clone>(v: &[T], cmp: impl Fn(&T, &T) -> i64) -> Vec<T> {
     out
 }
 
+/// The five counters of `--stats`, each through largenum.
+fn stats_columns(out: &mut String, st: &StatsSnapshot, exact: bool) {
+    for v in [st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes] {
+        largenum(out, v, exact);
+    }
+}
+
 fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     let proto = s.key.protocol;
     let vname = addrport(s.key.addr, s.key.port, proto, f.numeric);
-    let svc_name = if f.columns == Columns::Rule {
-        format!("{} {vname}", proto.option())
-    } else {
-        cut(format!("{:<4} {vname}", proto.name()), 33)
+    let svc_name = match f.columns {
+        Columns::Rule => format!("{} {vname}", proto.option()),
+        _ => cut(format!("{:<4} {vname}", proto.name()), 33),
     };
-    if f.columns == Columns::Rule {
-        let _ = write!(out, "-A {svc_name} -s {}", s.scheduler);
-    } else if f.columns == Columns::Stats {
-        let _ = write!(out, "{svc_name:<33}");
-        for v in [
-            s.stats.conns,
-            s.stats.inpkts,
-            s.stats.outpkts,
-            s.stats.inbytes,
-            s.stats.outbytes,
-        ] {
-            largenum(out, v, f.exact);
+    match f.columns {
+        Columns::Rule => {
+            let _ = write!(out, "-A {svc_name} -s {}", s.scheduler);
         }
-    } else if f.columns == Columns::Rate {
-        let _ = write!(out, "{svc_name:<33}");
-        let r = s.rates;
-        for v in [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] {
-            largenum(out, v, f.exact);
+        Columns::Stats => {
+            let _ = write!(out, "{svc_name:<33}");
+            stats_columns(out, &s.stats, f.exact);
         }
-    } else {
-        let _ = write!(out, "{svc_name} {}", s.scheduler);
+        Columns::Rate => {
+            let _ = write!(out, "{svc_name:<33}");
+            let r = s.rates;
+            for v in [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] {
+                largenum(out, v, f.exact);
+            }
+        }
+        _ => {
+            let _ = write!(out, "{svc_name} {}", s.scheduler);
+        }
     }
     out.push('\n');
     let dests = if f.nosort {
@@ -183,83 +191,54 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
         sort_by(&s.dests, cmp_dests)
     };
     for d in &dests {
-        let dname = addrport(d.addr, d.port, proto, f.numeric);
-        if f.columns == Columns::Rule {
-            let _ = write!(
-                out,
-                "-a {svc_name} -r {dname} {} -w {}",
-                d.forward.switch(),
-                d.weight
-            );
-            // ipvsadm 1.31 names the tunnel type of every tunnel server.
-            if d.forward == crate::lvs::service::Forward::Tunnel {
-                out.push_str(" --tun-type ipip");
-            }
-            out.push('\n');
-            continue;
+        dest_entry(out, &svc_name, d, proto, f);
+    }
+}
+
+/// One real server's line (or its `-a` rule).
+fn dest_entry(out: &mut String, svc_name: &str, d: &DestSnap, proto: Protocol, f: &Format) {
+    let (spec, act, inact) = (&d.spec, d.active, d.inactive);
+    let dname = addrport(spec.addr, spec.port, proto, f.numeric);
+    let tunnel = spec.forward == Forward::Tunnel;
+    if f.columns == Columns::Rule {
+        let (m, w) = (spec.forward.switch(), spec.weight);
+        let _ = write!(out, "-a {svc_name} -r {dname} {m} -w {w}");
+        // ipvsadm 1.31 names the tunnel type of every tunnel server.
+        if tunnel {
+            out.push_str(" --tun-type ipip");
         }
-        let dname = cut(dname, 28);
-        if f.columns == Columns::Stats {
-            let _ = write!(out, "  -> {dname:<28}");
-            for v in [
-                d.stats.conns,
-                d.stats.inpkts,
-                d.stats.outpkts,
-                d.stats.inbytes,
-                d.stats.outbytes,
-            ] {
-                largenum(out, v, f.exact);
-            }
-            out.push('\n');
-        } else if f.columns == Columns::Rate {
+        out.push('\n');
+        return;
+    }
+    let dname = cut(dname, 28);
+    let _ = write!(out, "  -> {dname:<28}");
+    let (fwd, w) = (spec.forward.name(), spec.weight);
+    let _ = match f.columns {
+        Columns::Stats => {
+            stats_columns(out, &d.stats, f.exact);
+            Ok(())
+        }
+        Columns::Rate => {
             // ipvsadm prints a real server's CPS and PPS exact, only the
             // byte rates through largenum.
             let r = d.rates;
-            let _ = write!(
-                out,
-                "  -> {dname:<28} {:>8} {:>8} {:>8}",
-                r.cps, r.inpps, r.outpps
-            );
+            let _ = write!(out, " {:>8} {:>8} {:>8}", r.cps, r.inpps, r.outpps);
             largenum(out, r.inbps, f.exact);
             largenum(out, r.outbps, f.exact);
-            out.push('\n');
-        } else if f.columns == Columns::Thresholds {
-            let _ = writeln!(
-                out,
-                "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
-                d.uthreshold, d.lthreshold, d.active, d.inactive
-            );
-        } else if f.columns == Columns::PersistentConn {
-            let _ = writeln!(
-                out,
-                "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
-                d.weight, 0, d.active, d.inactive
-            );
-        } else if f.columns == Columns::TunInfo {
-            let _ = writeln!(
-                out,
-                "  -> {dname:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
-                d.forward.name(),
-                if d.forward == crate::lvs::service::Forward::Tunnel {
-                    "ipip"
-                } else {
-                    "n/a"
-                },
-                d.weight,
-                d.active,
-                d.inactive
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
-                d.forward.name(),
-                d.weight,
-                d.active,
-                d.inactive
-            );
+            Ok(())
         }
-    }
+        Columns::Thresholds => {
+            let (u, l) = (spec.uthreshold, spec.lthreshold);
+            write!(out, " {u:<10} {l:<10} {act:<10} {inact:<10}")
+        }
+        Columns::PersistentConn => write!(out, " {w:<9} {:<11} {act:<10} {inact:<10}", 0),
+        Columns::TunInfo => {
+            let info = if tunnel { "ipip" } else { "n/a" };
+            write!(out, " {fwd:<7} {info:<13} {w:<6} {act:<10} {inact:<10}")
+        }
+        Columns::Plain | Columns::Rule => write!(out, " {fwd:<7} {w:<6} {act:<10} {inact:<10}"),
+    };
+    out.push('\n');
 }
 
 /// `-L` / `-S`: the whole table.
@@ -321,17 +300,20 @@ pub fn list_timeout(t: &Timeouts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::proto::DestSpec;
     use crate::lvs::service::{Forward, ServiceKey};
     use crate::lvs::stats::StatsSnapshot;
 
     fn dest(a: [u8; 4], port: u16, w: u32, act: u32, inact: u32) -> DestSnap {
         DestSnap {
-            addr: a.into(),
-            port,
-            forward: Forward::Route,
-            weight: w,
-            uthreshold: 0,
-            lthreshold: 0,
+            spec: DestSpec {
+                addr: a.into(),
+                port,
+                forward: Forward::Route,
+                weight: w,
+                uthreshold: 0,
+                lthreshold: 0,
+            },
             active: act,
             inactive: inact,
             stats: StatsSnapshot::default(),

@@ -119,16 +119,7 @@ pub fn apply_addresses(cmds: &[String]) -> Result<(), String> {
         if w.first() != Some(&"ip") {
             return Err(format!("refusing to run '{c}'"));
         }
-        let o = std::process::Command::new("ip")
-            .args(&w[1..])
-            .output()
-            .map_err(|e| format!("cannot run ip: {e}"))?;
-        if !o.status.success() {
-            return Err(format!(
-                "{c}: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ));
-        }
+        crate::host::run("ip", &w[1..], c)?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! another machine), or the same read-only commands run over ssh.
 
 use super::HostState;
-use crate::host::{IfAddr, Link, Prefix, Route};
+use crate::host::{self, IfAddr, Link, Prefix, Route};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -136,12 +136,30 @@ pub fn parse_routes(text: &str, what: &str) -> Result<Vec<Route>, String> {
         .collect())
 }
 
-fn ethtool_k(run: impl Fn(&str) -> Option<String>, links: &[Link]) -> BTreeMap<String, String> {
-    links
+/// The host's state from what a source read; `ethtool` gives `ethtool -k`
+/// output for an interface, where the source has it.
+fn assemble(
+    sysctl: BTreeMap<String, String>,
+    (links, addrs): (Vec<Link>, Vec<IfAddr>),
+    routes: Vec<Route>,
+    decap_running: bool,
+    ethtool: impl Fn(&str) -> Option<String>,
+    source: String,
+) -> HostState {
+    let offloads = links
         .iter()
         .filter(|l| !l.loopback && !l.tunnel)
-        .filter_map(|l| Some((l.name.clone(), run(&l.name)?)))
-        .collect()
+        .filter_map(|l| Some((l.name.clone(), ethtool(&l.name)?)))
+        .collect();
+    HostState {
+        sysctl,
+        links,
+        addrs,
+        routes,
+        decap_running,
+        offloads,
+        source,
+    }
 }
 
 /// Reads a dump directory: sysctl.txt (`sysctl -a`), addr.json
@@ -182,16 +200,16 @@ pub fn from_dump(dir: &Path) -> Result<HostState, String> {
     };
     let decap = read("processes.txt")?.is_some_and(|p| p.lines().any(is_decap_cmdline));
     // Optional: ethtool-IFACE.txt holds `ethtool -k IFACE`.
-    let offloads = ethtool_k(|n| read(&format!("ethtool-{n}.txt")).ok().flatten(), &links);
-    Ok(HostState {
+    let ethtool = |n: &str| read(&format!("ethtool-{n}.txt")).ok().flatten();
+    let source = format!("dump {}", dir.display());
+    Ok(assemble(
         sysctl,
-        links,
-        addrs,
+        (links, addrs),
         routes,
-        decap_running: decap,
-        offloads,
-        source: format!("dump {}", dir.display()),
-    })
+        decap,
+        ethtool,
+        source,
+    ))
 }
 
 fn is_decap_cmdline(l: &str) -> bool {
@@ -205,18 +223,9 @@ pub fn from_ssh(target: &str) -> Result<HostState, String> {
     if target.starts_with('-') || target.contains(char::is_whitespace) {
         return Err(format!("bad ssh target '{target}'"));
     }
-    let run = |cmd: &str| -> Result<String, String> {
-        let o = std::process::Command::new("ssh")
-            .args(["-o", "BatchMode=yes", "--", target, cmd])
-            .output()
-            .map_err(|e| format!("cannot run ssh: {e}"))?;
-        if !o.status.success() {
-            return Err(format!(
-                "ssh {target} {cmd}: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    let run = |cmd: &str| {
+        let args = ["-o", "BatchMode=yes", "--", target, cmd];
+        host::run("ssh", &args, &format!("ssh {target} {cmd}"))
     };
     let sysctl = parse_sysctl(
         &run("sysctl -a 2>/dev/null")?,
@@ -227,16 +236,16 @@ pub fn from_ssh(target: &str) -> Result<HostState, String> {
     let decap = run("ps -eo args")
         .map(|p| p.lines().any(is_decap_cmdline))
         .unwrap_or(false);
-    let offloads = ethtool_k(|n| run(&format!("ethtool -k {n}")).ok(), &links);
-    Ok(HostState {
+    let ethtool = |n: &str| run(&format!("ethtool -k {n}")).ok();
+    let source = format!("ssh {target}");
+    Ok(assemble(
         sysctl,
-        links,
-        addrs,
+        (links, addrs),
         routes,
-        decap_running: decap,
-        offloads,
-        source: format!("ssh {target}"),
-    })
+        decap,
+        ethtool,
+        source,
+    ))
 }
 
 /// The live host: /proc/sys for sysctls, rtnetlink for links, addresses
@@ -265,20 +274,17 @@ pub fn live() -> Result<HostState, String> {
     let (links, addrs, routes) = rt.block_on(async {
         let nl = crate::host::netlink::Netlink::new()?;
         let links = nl.links().await?;
+        let name = |idx: u32| {
+            let l = links.iter().find(|l| l.1 == idx);
+            l.map_or_else(|| format!("if{idx}"), |l| l.0.name.clone())
+        };
         let mut addrs = Vec::new();
         for (ip, idx, prefix) in nl.addresses_with_prefix().await? {
-            let name = links
-                .iter()
-                .find(|l| l.1 == idx)
-                .map_or_else(|| format!("if{idx}"), |l| l.0.name.clone());
-            addrs.push((name, ip, prefix));
+            addrs.push((name(idx), ip, prefix));
         }
         let mut routes = Vec::new();
         for (mut r, idx) in nl.routes().await? {
-            r.dev = links
-                .iter()
-                .find(|l| l.1 == idx)
-                .map_or_else(|| format!("if{idx}"), |l| l.0.name.clone());
+            r.dev = name(idx);
             routes.push(r);
         }
         Ok::<_, String>((
@@ -296,27 +302,16 @@ pub fn live() -> Result<HostState, String> {
                 .map(|c| is_decap_cmdline(&String::from_utf8_lossy(&c).replace('\0', " ")))
                 .unwrap_or(false)
         });
-    let offloads = ethtool_k(
-        |n| {
-            let o = std::process::Command::new("ethtool")
-                .args(["-k", n])
-                .output()
-                .ok()?;
-            o.status
-                .success()
-                .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
-        },
-        &links,
-    );
-    Ok(HostState {
+    let ethtool = |n: &str| host::run("ethtool", &["-k", n], "ethtool").ok();
+    let source = "this host".to_string();
+    Ok(assemble(
         sysctl,
-        links,
-        addrs,
+        (links, addrs),
         routes,
-        decap_running: decap,
-        offloads,
-        source: "this host".into(),
-    })
+        decap,
+        ethtool,
+        source,
+    ))
 }
 
 #[cfg(test)]

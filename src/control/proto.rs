@@ -67,12 +67,9 @@ pub enum Request {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestSnap {
-    pub addr: Ipv4Addr,
-    pub port: u16,
-    pub forward: Forward,
-    pub weight: u32,
-    pub uthreshold: u32,
-    pub lthreshold: u32,
+    /// As configured (flattened: the JSON has the same fields as before).
+    #[serde(flatten)]
+    pub spec: DestSpec,
     pub active: u32,
     pub inactive: u32,
     pub stats: StatsSnapshot,

@@ -98,6 +98,20 @@ pub struct Route {
     pub prefsrc: Option<Ipv4Addr>,
 }
 
+/// Runs `prog args` (never through a shell) and returns its standard
+/// output; an error names `what` with the program's own message.
+pub fn run(prog: &str, args: &[&str], what: &str) -> Result<String, String> {
+    let o = std::process::Command::new(prog)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        return Err(format!("{what}: {}", err.trim()));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,38 +125,53 @@ pub fn open_tun(name: &str) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// poll(2) on `fds` for at most `timeout`: how many are ready (0 when a
+/// signal interrupted the wait).
+pub fn poll(fds: &mut [libc::pollfd], timeout: std::time::Duration) -> io::Result<usize> {
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: fds is a live array of fds.len() pollfds.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    match cvt(r) {
+        Ok(n) => Ok(n as usize),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// An iovec over bytes the kernel reads (sendmsg).
+pub fn iovec(b: &[u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: b.as_ptr() as *mut libc::c_void,
+        iov_len: b.len(),
+    }
+}
+
+/// An iovec over bytes the kernel writes (recvmsg).
+pub fn iovec_mut(b: &mut [u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: b.as_mut_ptr() as *mut libc::c_void,
+        iov_len: b.len(),
+    }
+}
+
+/// A negative length returned is `errno`.
+pub fn cvt_len(r: isize) -> io::Result<usize> {
+    usize::try_from(r).map_err(|_| io::Error::last_os_error())
+}
+
 /// recv(2) into `buf`; the length received.
 pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    let (p, n) = (buf.as_mut_ptr() as *mut libc::c_void, buf.len());
     // SAFETY: buf is valid for its length.
-    let n = unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-            0,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n as usize)
+    cvt_len(unsafe { libc::recv(fd.as_raw_fd(), p, n, 0) })
 }
 
 /// write(2) of all of `buf` in one call (a TUN device takes a packet per
 /// write).
 pub fn write(fd: &OwnedFd, buf: &[u8]) -> io::Result<()> {
+    let (p, n) = (buf.as_ptr() as *const libc::c_void, buf.len());
     // SAFETY: buf is valid for its length.
-    let w = unsafe {
-        libc::write(
-            fd.as_raw_fd(),
-            buf.as_ptr() as *const libc::c_void,
-            buf.len(),
-        )
-    };
-    if w < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    cvt_len(unsafe { libc::write(fd.as_raw_fd(), p, n) }).map(|_| ())
 }
 
 /// A packet socket's frame: its length (at most the buffer's), the link
@@ -176,9 +191,6 @@ pub fn recv_packet(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, u16, bool
             &mut len,
         )
     };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = (n as usize).min(buf.len());
+    let n = cvt_len(n)?.min(buf.len());
     Ok((n, sll.sll_hatype, sll.sll_pkttype == libc::PACKET_OUTGOING))
 }

@@ -62,36 +62,17 @@ impl AfPacket {
     }
 
     fn wait(&self, events: i16, timeout: Duration) -> io::Result<bool> {
-        let mut p = libc::pollfd {
+        let mut p = [libc::pollfd {
             fd: self.fd.as_raw_fd(),
             events,
             revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(false);
-            }
-            return Err(e);
-        }
-        Ok(r > 0)
+        }];
+        Ok(sys::poll(&mut p, timeout)? > 0)
     }
 
     fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Option<RxMeta>> {
         let mut vnet = [0u8; VNET_HDR_LEN];
-        let mut iov = [
-            libc::iovec {
-                iov_base: vnet.as_mut_ptr() as *mut libc::c_void,
-                iov_len: VNET_HDR_LEN,
-            },
-            libc::iovec {
-                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-                iov_len: buf.len(),
-            },
-        ];
+        let mut iov = [sys::iovec_mut(&mut vnet), sys::iovec_mut(buf)];
         // SAFETY: zeroed sockaddr_ll and msghdr are valid initial values.
         let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
         let mut msg: libc::msghdr = unsafe { mem::zeroed() };
@@ -208,17 +189,7 @@ impl PacketIo for AfPacketLinks {
                 revents: 0,
             })
             .collect();
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: fds is a live array of fds.len() pollfds.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(None);
-            }
-            return Err(e);
-        }
-        if r == 0 {
+        if sys::poll(&mut fds, timeout)? == 0 {
             return Ok(None);
         }
         self.try_each(buf)
@@ -235,16 +206,7 @@ impl PacketIo for AfPacketLinks {
 impl AfPacket {
     fn send_frame(&mut self, frame: &[u8]) -> io::Result<()> {
         let vnet = [0u8; VNET_HDR_LEN];
-        let iov = [
-            libc::iovec {
-                iov_base: vnet.as_ptr() as *mut libc::c_void,
-                iov_len: VNET_HDR_LEN,
-            },
-            libc::iovec {
-                iov_base: frame.as_ptr() as *mut libc::c_void,
-                iov_len: frame.len(),
-            },
-        ];
+        let iov = [sys::iovec(&vnet), sys::iovec(frame)];
         // SAFETY: zeroed msghdr is valid; iov outlives the call.
         let mut msg: libc::msghdr = unsafe { mem::zeroed() };
         msg.msg_iov = iov.as_ptr() as *mut libc::iovec;

@@ -336,12 +336,7 @@ impl Model {
                         .dests
                         .iter()
                         .map(|d| DestSnap {
-                            addr: d.spec.addr,
-                            port: d.spec.port,
-                            forward: d.spec.forward,
-                            weight: d.spec.weight,
-                            uthreshold: d.spec.uthreshold,
-                            lthreshold: d.spec.lthreshold,
+                            spec: d.spec.clone(),
                             active: d.state.active(),
                             inactive: d.state.inactive(),
                             stats: d.state.stats.snapshot(),
