@@ -113,6 +113,13 @@ impl Rig {
         self.0.feed_on(frame, link, meta)
     }
 
+    /// A connection from CLIENT:`cport` opened with a SYN: the client's
+    /// end and the real server it went to.
+    fn connect(&mut self, cport: u16) -> (([u8; 4], u16), [u8; 4]) {
+        let syn = self.syn(cport);
+        ((CLIENT, cport), rip_of(&seen(&syn)))
+    }
+
     /// A client's SYN from CLIENT:`cport` to VIP:80; the one frame sent.
     fn syn(&mut self, cport: u16) -> Vec<u8> {
         let f = tcp_frame((CL_MAC, DIR0), (CLIENT, cport), (VIP, 80), "S", b"");
@@ -202,6 +209,12 @@ fn rip_of(s: &Seen) -> [u8; 4] {
     s.dst.0.octets()
 }
 
+/// A TCP segment from real server `rip`:8080 to client `c`, as it arrives
+/// on the director's server link.
+fn from_rip(rip: [u8; 4], c: ([u8; 4], u16), flags: &str, payload: &[u8]) -> Vec<u8> {
+    tcp_frame((rs_mac(rip.into()).0, DIR1), (rip, 8080), c, flags, payload)
+}
+
 #[test]
 fn tcp_is_translated_both_ways_and_tracks_state_from_both() {
     let mut r = Rig::new();
@@ -229,11 +242,7 @@ fn tcp_is_translated_both_ways_and_tracks_state_from_both() {
     );
     assert_eq!(r.dp.conn_list()[0].state, "SYN_RECV");
     // The SYN-ACK from the real server comes back as from the VIP.
-    let out = r.feed(
-        tcp_frame((rs_mac(rip.into()).0, DIR1), (rip, 8080), c, "SA", b""),
-        1,
-        RxMeta::default(),
-    );
+    let out = r.feed(from_rip(rip, c, "SA", b""), 1, RxMeta::default());
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, 0, "back on the clients' link");
     assert_eq!(
@@ -261,11 +270,7 @@ fn tcp_is_translated_both_ways_and_tracks_state_from_both() {
         RxMeta::default(),
     );
     assert_eq!(r.dp.conn_list()[0].state, "CLOSE_WAIT");
-    r.feed(
-        tcp_frame((rs_mac(rip.into()).0, DIR1), (rip, 8080), c, "FA", b""),
-        1,
-        RxMeta::default(),
-    );
+    r.feed(from_rip(rip, c, "FA", b""), 1, RxMeta::default());
     assert_eq!(r.dp.conn_list()[0].state, "TIME_WAIT");
     // -L --stats: the replies are counted as OutPkts.
     let snap = r.model.snapshot();
@@ -342,11 +347,7 @@ fn a_client_behind_a_router_is_answered_through_the_routes_gateway() {
         RxMeta::default(),
     );
     let rip = rip_of(&seen(&out[0].1));
-    let out = r.feed(
-        tcp_frame((rs_mac(rip.into()).0, DIR1), (rip, 8080), c, "SA", b""),
-        1,
-        RxMeta::default(),
-    );
+    let out = r.feed(from_rip(rip, c, "SA", b""), 1, RxMeta::default());
     assert_eq!(out[0].0, 0);
     assert_eq!(seen(&out[0].1).dst_mac, ROUTER_MAC);
 }
@@ -395,11 +396,9 @@ fn unfinished_checksums_are_correct_on_the_wire_in_both_directions() {
 #[test]
 fn a_reply_super_frame_is_cut_into_translated_segments() {
     let mut r = Rig::new();
-    let c = (CLIENT, 40002);
-    let syn = r.syn(c.1);
-    let rip = rip_of(&seen(&syn));
+    let (c, rip) = r.connect(40002);
     let body: Vec<u8> = (0..20000u32).map(|i| (i % 251) as u8).collect();
-    let mut f = tcp_frame((rs_mac(rip.into()).0, DIR1), (rip, 8080), c, "A", &body);
+    let mut f = from_rip(rip, c, "A", &body);
     let meta = RxMeta {
         gso: Some(Gso {
             tcpv4: true,
@@ -468,14 +467,8 @@ fn a_real_servers_port_unreachable_reaches_the_client_from_the_vip() {
 #[test]
 fn frag_needed_for_the_vip_goes_to_the_real_server_translated() {
     let mut r = Rig::new();
-    let c = (CLIENT, 40003);
-    let syn = r.syn(c.1);
-    let rip = rip_of(&seen(&syn));
-    let reply = r.feed(
-        tcp_frame((rs_mac(rip.into()).0, DIR1), (rip, 8080), c, "SA", b""),
-        1,
-        RxMeta::default(),
-    );
+    let (c, rip) = r.connect(40003);
+    let reply = r.feed(from_rip(rip, c, "SA", b""), 1, RxMeta::default());
     // A router on the client's side cannot pass the (translated) reply on.
     let mut icmp = Vec::new();
     PacketBuilder::ethernet2(ROUTER_MAC, DIR0)
@@ -504,20 +497,17 @@ fn garbage_from_either_side_never_panics_with_nat_connections() {
     let c = (CLIENT, 40004);
     let syn = r.syn(c.1);
     let rip = rip_of(&seen(&syn));
-    let bases = [
-        tcp_frame((rs_mac(rip.into()).0, DIR1), (rip, 8080), c, "A", b"data"),
-        {
-            let mut v = Vec::new();
-            PacketBuilder::ethernet2(ROUTER_MAC, DIR0)
-                .ipv4([198, 18, 0, 1], VIP, 64)
-                .icmpv4(etherparse::Icmpv4Type::TimeExceeded(
-                    etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit,
-                ))
-                .write(&mut v, &syn[14..14 + 28])
-                .unwrap();
-            v
-        },
-    ];
+    let bases = [from_rip(rip, c, "A", b"data"), {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(ROUTER_MAC, DIR0)
+            .ipv4([198, 18, 0, 1], VIP, 64)
+            .icmpv4(etherparse::Icmpv4Type::TimeExceeded(
+                etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit,
+            ))
+            .write(&mut v, &syn[14..14 + 28])
+            .unwrap();
+        v
+    }];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..20000u32 {
         let f = support::mangle(&bases[(i % 2) as usize], &mut x, 0, 3);

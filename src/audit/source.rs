@@ -202,14 +202,8 @@ pub fn from_dump(dir: &Path) -> Result<HostState, String> {
     // Optional: ethtool-IFACE.txt holds `ethtool -k IFACE`.
     let ethtool = |n: &str| read(&format!("ethtool-{n}.txt")).ok().flatten();
     let source = format!("dump {}", dir.display());
-    Ok(assemble(
-        sysctl,
-        (links, addrs),
-        routes,
-        decap,
-        ethtool,
-        source,
-    ))
+    let state = assemble(sysctl, (links, addrs), routes, decap, ethtool, source);
+    Ok(state)
 }
 
 fn is_decap_cmdline(l: &str) -> bool {
@@ -238,14 +232,8 @@ pub fn from_ssh(target: &str) -> Result<HostState, String> {
         .unwrap_or(false);
     let ethtool = |n: &str| run(&format!("ethtool -k {n}")).ok();
     let source = format!("ssh {target}");
-    Ok(assemble(
-        sysctl,
-        (links, addrs),
-        routes,
-        decap,
-        ethtool,
-        source,
-    ))
+    let state = assemble(sysctl, (links, addrs), routes, decap, ethtool, source);
+    Ok(state)
 }
 
 /// The live host: /proc/sys for sysctls, rtnetlink for links, addresses
@@ -304,14 +292,8 @@ pub fn live() -> Result<HostState, String> {
         });
     let ethtool = |n: &str| host::run("ethtool", &["-k", n], "ethtool").ok();
     let source = "this host".to_string();
-    Ok(assemble(
-        sysctl,
-        (links, addrs),
-        routes,
-        decap,
-        ethtool,
-        source,
-    ))
+    let state = assemble(sysctl, (links, addrs), routes, decap, ethtool, source);
+    Ok(state)
 }
 
 #[cfg(test)]

@@ -20,6 +20,21 @@ fn dest(last: u8, weight: u32) -> DestSpec {
     }
 }
 
+fn add_service(port: u16, scheduler: &str) -> Op {
+    Op::AddService {
+        key: key(port),
+        scheduler: scheduler.into(),
+        persistent: None,
+    }
+}
+
+fn add_dest(port: u16, dest: DestSpec) -> Op {
+    Op::AddDest {
+        key: key(port),
+        dest,
+    }
+}
+
 fn apply(m: &Model, ops: &[Op]) -> Result<Model, (usize, OpError)> {
     m.apply_all(
         ops,
@@ -37,37 +52,11 @@ fn apply(m: &Model, ops: &[Op]) -> Result<Model, (usize, OpError)> {
 fn errors_use_ipvsadm_texts_and_leave_the_model_alone() {
     let m = apply(
         &Model::default(),
-        &[
-            Op::AddService {
-                key: key(80),
-                scheduler: "wrr".into(),
-                persistent: None,
-            },
-            Op::AddDest {
-                key: key(80),
-                dest: dest(11, 3),
-            },
-        ],
+        &[add_service(80, "wrr"), add_dest(80, dest(11, 3))],
     )
     .unwrap();
-    let dup = Op::AddDest {
-        key: key(80),
-        dest: dest(11, 1),
-    };
-    let (i, e) = apply(
-        &m,
-        &[
-            Op::Clear,
-            Op::AddService {
-                key: key(80),
-                scheduler: "rr".into(),
-                persistent: None,
-            },
-            dup.clone(),
-            dup,
-        ],
-    )
-    .unwrap_err();
+    let dup = add_dest(80, dest(11, 1));
+    let (i, e) = apply(&m, &[Op::Clear, add_service(80, "rr"), dup.clone(), dup]).unwrap_err();
     assert_eq!(
         (i, e.to_string()),
         (3, "Destination already exists".to_string())
@@ -88,27 +77,9 @@ fn errors_use_ipvsadm_texts_and_leave_the_model_alone() {
     assert_eq!(e.to_string(), "Service not defined");
     let e = apply(&m, &[Op::DelService { key: key(81) }]).unwrap_err().1;
     assert_eq!(e.to_string(), "No such service");
-    let e = apply(
-        &m,
-        &[Op::AddService {
-            key: key(80),
-            scheduler: "rr".into(),
-            persistent: None,
-        }],
-    )
-    .unwrap_err()
-    .1;
+    let e = apply(&m, &[add_service(80, "rr")]).unwrap_err().1;
     assert_eq!(e.to_string(), "Service already exists");
-    let e = apply(
-        &m,
-        &[Op::AddService {
-            key: key(81),
-            scheduler: "bogus".into(),
-            persistent: None,
-        }],
-    )
-    .unwrap_err()
-    .1;
+    let e = apply(&m, &[add_service(81, "bogus")]).unwrap_err().1;
     assert!(
         e.to_string()
             .starts_with("Scheduler or persistence engine not found")
@@ -130,19 +101,9 @@ fn new_dests_go_first_and_edits_bump_epoch() {
     let m = apply(
         &Model::default(),
         &[
-            Op::AddService {
-                key: key(80),
-                scheduler: "wrr".into(),
-                persistent: None,
-            },
-            Op::AddDest {
-                key: key(80),
-                dest: dest(11, 3),
-            },
-            Op::AddDest {
-                key: key(80),
-                dest: dest(12, 1),
-            },
+            add_service(80, "wrr"),
+            add_dest(80, dest(11, 3)),
+            add_dest(80, dest(12, 1)),
         ],
     )
     .unwrap();
@@ -167,17 +128,7 @@ fn new_dests_go_first_and_edits_bump_epoch() {
 fn tunnel_needs_an_outer_source_and_nat_does_not() {
     let mut d = dest(11, 1);
     d.forward = Forward::Tunnel;
-    let ops = [
-        Op::AddService {
-            key: key(80),
-            scheduler: "rr".into(),
-            persistent: None,
-        },
-        Op::AddDest {
-            key: key(80),
-            dest: d,
-        },
-    ];
+    let ops = [add_service(80, "rr"), add_dest(80, d)];
     let e = apply(&Model::default(), &ops).unwrap_err();
     assert_eq!(e.0, 1);
     assert!(e.1.to_string().contains("--tun-source"), "{}", e.1);
@@ -190,13 +141,7 @@ fn tunnel_needs_an_outer_source_and_nat_does_not() {
     n.port = 8080;
     let nat = apply(
         &Model::default(),
-        &[
-            ops[0].clone(),
-            Op::AddDest {
-                key: key(80),
-                dest: n.clone(),
-            },
-        ],
+        &[ops[0].clone(), add_dest(80, n.clone())],
     )
     .unwrap();
     assert!(nat.has_masq());
