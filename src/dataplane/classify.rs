@@ -16,15 +16,16 @@ use crate::wire::{
 use std::net::Ipv4Addr;
 
 /// Where the headers of a checked IPv4 frame lie, and the few fields every
-/// handler needs.
+/// handler needs. Kept small (16 bytes): it is passed by value down the
+/// per-frame path.
 #[derive(Debug, Clone, Copy)]
 pub struct Layout {
     /// End of the IP packet in the frame (any Ethernet padding beyond).
-    pub ip_end: usize,
-    /// IP header length, options included.
-    pub ip_hl: usize,
+    ip_end: u32,
+    /// IP header length, options included (at most 60).
+    ip_hl: u8,
     /// TCP header length with options (0 for anything but TCP).
-    pub tcp_hl: usize,
+    tcp_hl: u8,
     pub ttl: u8,
     pub df: bool,
     /// TCP flags (0 for anything but TCP).
@@ -34,14 +35,34 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// End of the IP packet in the frame (any Ethernet padding beyond).
+    #[inline]
+    pub fn ip_end(&self) -> usize {
+        self.ip_end as usize
+    }
+
+    /// IP header length, options included.
+    #[inline]
+    pub fn ip_hl(&self) -> usize {
+        usize::from(self.ip_hl)
+    }
+
+    /// TCP header length with options (0 for anything but TCP).
+    #[inline]
+    pub fn tcp_hl(&self) -> usize {
+        usize::from(self.tcp_hl)
+    }
+
     /// The IP packet's length.
+    #[inline]
     pub fn ip_len(&self) -> usize {
-        self.ip_end - ethernet::HEADER_LEN
+        self.ip_end() - ethernet::HEADER_LEN
     }
 
     /// The IP packet of a frame this layout was taken from.
+    #[inline]
     pub fn ip<'a>(&self, frame: &'a mut [u8]) -> Ipv4Packet<&'a mut [u8]> {
-        Ipv4Packet::new_unchecked(&mut frame[ethernet::HEADER_LEN..self.ip_end])
+        Ipv4Packet::new_unchecked(&mut frame[ethernet::HEADER_LEN..self.ip_end()])
     }
 }
 
@@ -77,8 +98,9 @@ impl Dataplane {
         let eth = EthernetFrame::new_unchecked(frame);
         let ip = Ipv4Packet::new_checked(eth.payload())?;
         let mut l = Layout {
-            ip_end: ethernet::HEADER_LEN + ip.total_len(),
-            ip_hl: ip.header_len(),
+            // A total length is 16 bits and a header at most 60 bytes.
+            ip_end: (ethernet::HEADER_LEN + ip.total_len()) as u32,
+            ip_hl: ip.header_len() as u8,
             tcp_hl: 0,
             ttl: ip.ttl(),
             df: ip.dont_frag(),
@@ -107,7 +129,7 @@ impl Dataplane {
         let (sport, dport) = match protocol {
             Protocol::Tcp => {
                 let t = TcpPacket::new_checked(ip.payload())?;
-                l.tcp_hl = t.header_len();
+                l.tcp_hl = t.header_len() as u8;
                 l.tcp_flags = t.flags();
                 (t.src_port(), t.dst_port())
             }

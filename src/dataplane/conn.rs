@@ -162,10 +162,12 @@ impl ConnTable {
         }
     }
 
+    #[inline]
     pub fn get(&self, k: &ConnKey) -> Option<&Conn> {
         self.map.get(k)
     }
 
+    #[inline]
     pub fn get_mut(&mut self, k: &ConnKey) -> Option<&mut Conn> {
         self.map.get_mut(k)
     }
@@ -198,11 +200,13 @@ impl ConnTable {
     }
 
     /// Whether any NAT connection is tracked (no reply lookups otherwise).
+    #[inline]
     pub fn has_replies(&self) -> bool {
         !self.replies.is_empty()
     }
 
     /// The NAT connection a real server's reply belongs to.
+    #[inline]
     pub fn by_reply(&self, r: &ReplyKey) -> Option<ConnKey> {
         self.replies.get(r).copied()
     }

@@ -68,7 +68,7 @@ impl Dataplane {
             DataplaneCounters::bump(&self.counters.malformed);
             return;
         }
-        self.transmit(io, &mut frame[..l.ip_end], meta, to);
+        self.transmit(io, &mut frame[..l.ip_end()], meta, to);
     }
 
     /// A packet too big for the outgoing link that segmentation cannot fix
@@ -85,7 +85,7 @@ impl Dataplane {
         from: Option<Ipv4Addr>,
     ) -> bool {
         let mtu = self.link(out).mtu;
-        if l.ip_end <= mtu as usize + ETH || meta.gso.is_some() {
+        if l.ip_end() <= mtu as usize + ETH || meta.gso.is_some() {
             return false;
         }
         if l.df {
@@ -149,7 +149,7 @@ impl Dataplane {
         if !self.hop(io, frame, &l, meta.link, None) {
             return;
         }
-        let frame = &mut frame[..l.ip_end];
+        let frame = &mut frame[..l.ip_end()];
         let out = self.link(to.link);
         let room = (out.mtu as usize).saturating_sub(ipip::OVERHEAD);
         let tun = IpipRepr {
@@ -158,7 +158,7 @@ impl Dataplane {
         };
         ethernet::emit_header(&mut self.scratch2, to.mac, out.mac, EtherType::IPV4);
         if let Some(g) = meta.gso.filter(|_| frame.len() - ETH > room) {
-            let fit = room.saturating_sub(l.ip_hl + l.tcp_hl.max(tcp::HEADER_LEN));
+            let fit = room.saturating_sub(l.ip_hl() + l.tcp_hl().max(tcp::HEADER_LEN));
             if !g.tcpv4 || fit == 0 {
                 DataplaneCounters::bump(&self.counters.malformed);
                 return;
@@ -231,6 +231,7 @@ impl Dataplane {
 
     /// Completes an unfinished (CHECKSUM_PARTIAL) L4 checksum; false, and
     /// counted as malformed, when its offsets do not fit the packet.
+    #[inline]
     pub(super) fn finish_checksum(&self, frame: &mut [u8], meta: RxMeta) -> bool {
         let Some((start, off)) = meta.csum_partial else {
             return true;
@@ -269,7 +270,7 @@ impl Dataplane {
         from: Option<Ipv4Addr>,
         err: IcmpError,
     ) {
-        let quoted = &frame[ETH..l.ip_end];
+        let quoted = &frame[ETH..l.ip_end()];
         let ip = Ipv4Packet::new_unchecked(quoted);
         // Never answer an ICMP error with one (RFC 1122 3.2.2).
         if ip.protocol() == ip_proto::ICMP {
@@ -283,7 +284,7 @@ impl Dataplane {
         let out = &mut self.scratch;
         ethernet::emit_header(out, l.src_mac, mac, EtherType::IPV4);
         let dst = ip.src_addr();
-        if let Ok(n) = icmp::emit_error(&mut out[ETH..], src, dst, err, quoted, l.ip_hl)
+        if let Ok(n) = icmp::emit_error(&mut out[ETH..], src, dst, err, quoted, l.ip_hl())
             && io.send(link, &out[..ETH + n]).is_err()
         {
             DataplaneCounters::bump(&self.counters.tx_errors);

@@ -120,6 +120,7 @@ impl Dataplane {
         }
     }
 
+    #[inline]
     fn now_ms(&self) -> u64 {
         self.clock.elapsed().as_millis() as u64
     }
@@ -267,6 +268,7 @@ impl Dataplane {
 
     /// The link a frame arrived on (link 0 for a number the backend should
     /// not have produced).
+    #[inline]
     fn link(&self, i: u8) -> LinkParams {
         self.links
             .get(usize::from(i))
