@@ -173,16 +173,26 @@ impl Control {
     async fn apply(&self, ops: &[Op]) -> Result<(), (usize, OpError)> {
         let mut found = Found::default();
         for _ in 0..APPLY_ROUNDS {
-            let needs = {
+            let (needs, nat_before) = {
                 let st = self.state.lock().await;
                 let mut needs: Vec<(usize, Need)> = Vec::new();
                 st.model
                     .apply_all(ops, &mut |_, _| Ok(NO_HOP), &mut |i, n| needs.push((i, n)))?;
-                needs
+                (needs, st.model.has_masq())
             };
+            let adds_nat = needs
+                .iter()
+                .any(|(_, n)| matches!(n, Need::Mac(_, Forward::Masq)));
             for (i, need) in needs {
                 self.check(&mut found, need).await.map_err(|e| (i, e))?;
             }
+            // The first NAT server's table needs the routes towards
+            // clients (with the gateways' MACs): read them now, unlocked,
+            // rather than at the next refresh.
+            let routes = match adds_nat && !nat_before {
+                true => Some(resolve::link_routes(&self.netlink, &self.links).await),
+                false => None,
+            };
             let mut st = self.state.lock().await;
             let mut missing = false;
             let lookup = &mut |ip, f| match found.hops.get(&(ip, f)) {
@@ -196,19 +206,12 @@ impl Control {
                 Err(_) if missing => continue,
                 r => r?,
             };
-            let nat_before = st.model.has_masq();
+            let nat_now = !st.model.has_masq() && new.has_masq();
             st.model = new;
-            let nat_now = !nat_before && st.model.has_masq();
-            st.publish();
-            drop(st);
-            if nat_now {
-                // NAT replies need the gateways' MACs: resolve them now
-                // rather than at the next refresh.
-                let routes = resolve::link_routes(&self.netlink, &self.links).await;
-                let mut st = self.state.lock().await;
+            if let Some(routes) = routes.filter(|_| nat_now) {
                 st.routes = routes;
-                st.publish();
             }
+            st.publish();
             return Ok(());
         }
         Err((
