@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use support::rig::{CL_MAC, VIP, dest, service, svc};
 use uvs::control::proto::Op;
 use uvs::dataplane::LinkParams;
+use uvs::host::Prefix;
 use uvs::io::{Gso, RxMeta};
 use uvs::lvs::service::{Forward, Protocol};
 use uvs::lvs::table::{LinkRoute, NextHop};
@@ -68,14 +69,12 @@ fn links(server_mtu: u32) -> Vec<LinkParams> {
 fn routes() -> Vec<LinkRoute> {
     vec![
         LinkRoute {
-            net: Ipv4Addr::new(198, 18, 0, 0),
-            prefix: 24,
+            dst: "198.18.0.0/24".parse().unwrap(),
             link: 0,
             gateway_mac: None,
         },
         LinkRoute {
-            net: Ipv4Addr::UNSPECIFIED,
-            prefix: 0,
+            dst: Prefix::DEFAULT,
             link: 0,
             gateway_mac: Some(MacAddr(ROUTER_MAC)),
         },

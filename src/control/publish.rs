@@ -39,9 +39,4 @@ impl Publisher {
         let t = model.table(self.generation).with_routes(routes.to_vec());
         self.shared.store(Arc::new(t));
     }
-
-    /// The generation of the last table published.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
 }

@@ -86,13 +86,12 @@ pub async fn link_routes(nl: &Netlink, links: &Links) -> Vec<LinkRoute> {
             }
         };
         out.push(LinkRoute {
-            net: r.dst.addr,
-            prefix: r.dst.len,
+            dst: r.dst,
             link: link as u8,
             gateway_mac,
         });
     }
-    out.sort_by_key(|r| (std::cmp::Reverse(r.prefix), u32::from(r.net), r.link));
+    out.sort_by_key(|r| (std::cmp::Reverse(r.dst.len), r.dst.addr, r.link));
     out
 }
 

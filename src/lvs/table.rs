@@ -2,6 +2,7 @@
 //! plane. A configuration change builds a new `Table` and swaps it in; the
 //! data plane never sees a half-applied change.
 
+use crate::host::Prefix;
 use crate::lvs::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::{DestState, Stats};
 use crate::wire::MacAddr;
@@ -53,21 +54,11 @@ pub struct NextHop {
 /// NAT replies to clients go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkRoute {
-    pub net: Ipv4Addr,
-    pub prefix: u8,
+    pub dst: Prefix,
     pub link: u8,
     /// The gateway's MAC; `None` on-link, where the client's own MAC (the
     /// source of its packets) is used.
     pub gateway_mac: Option<MacAddr>,
-}
-
-impl LinkRoute {
-    fn contains(&self, a: Ipv4Addr) -> bool {
-        let mask = u32::MAX
-            .checked_shl(32 - u32::from(self.prefix))
-            .unwrap_or(0);
-        u32::from(a) & mask == u32::from(self.net) & mask
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +114,7 @@ impl Table {
 
     /// The same table with these routes towards clients.
     pub fn with_routes(mut self, mut routes: Vec<LinkRoute>) -> Table {
-        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.dst.len));
         self.routes = routes;
         self
     }
@@ -131,7 +122,7 @@ impl Table {
     /// The most specific route to `addr`, as the kernel would choose it
     /// (within the main table; the list is short, so a scan is enough).
     pub fn route(&self, addr: Ipv4Addr) -> Option<&LinkRoute> {
-        self.routes.iter().find(|r| r.contains(addr))
+        self.routes.iter().find(|r| r.dst.contains(addr))
     }
 
     #[inline]
@@ -178,9 +169,11 @@ mod tests {
 
     #[test]
     fn the_longest_matching_route_wins() {
-        let r = |a: [u8; 4], prefix, link| LinkRoute {
-            net: Ipv4Addr::from(a),
-            prefix,
+        let r = |a: [u8; 4], len, link| LinkRoute {
+            dst: Prefix {
+                addr: Ipv4Addr::from(a),
+                len,
+            },
             link,
             gateway_mac: None,
         };
