@@ -1,9 +1,10 @@
-//! The raw system calls uvs makes outside the AF_PACKET backend: sockets
-//! and their options, receiving and writing on a descriptor, the
-//! interface ioctls (index, MAC, MTU, flags) and the TUN device, each
-//! wrapped once so the unsafe parts live here. libc is used directly: the
-//! AF_PACKET and TUN specifics (PACKET_VNET_HDR, TUNSETIFF) are not in
-//! rustix's safe API at the versions checked (docs/architecture.md).
+//! Every raw system call uvs makes, wrapped once so the unsafe parts live
+//! here: sockets and their options, the packet-socket calls of the
+//! AF_PACKET backend (bind, recvmsg, sendmsg, poll), receiving and writing
+//! on a descriptor, the interface ioctls (index, MAC, MTU, flags) and the
+//! TUN device. libc is used directly: the AF_PACKET and TUN specifics
+//! (PACKET_VNET_HDR, sockaddr_ll, TUNSETIFF) are not in rustix's safe API
+//! at the versions checked (docs/architecture.md).
 
 use std::ffi::CString;
 use std::io;
@@ -152,6 +153,72 @@ pub fn iovec_mut(b: &mut [u8]) -> libc::iovec {
         iov_base: b.as_mut_ptr() as *mut libc::c_void,
         iov_len: b.len(),
     }
+}
+
+/// Binds a packet socket to protocol `proto` (network order) on
+/// interface `ifindex`.
+pub fn bind_packet(fd: &OwnedFd, proto: u16, ifindex: i32) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex;
+    let (p, n) = (
+        &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+        mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+    );
+    // SAFETY: sll is a valid sockaddr_ll and its size is passed.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), p, n) }).map(|_| ())
+}
+
+/// What recvmsg(2) on a packet socket returned besides the bytes.
+pub struct PacketMsg {
+    /// Bytes received, over all the iovecs.
+    pub len: usize,
+    /// sockaddr_ll.sll_pkttype (PACKET_HOST, PACKET_OUTGOING, ...).
+    pub pkt_type: u8,
+    /// MSG_TRUNC: the frame was larger than the buffers.
+    pub truncated: bool,
+}
+
+/// recvmsg(2) on a packet socket into `iov` (MSG_TRUNC, so a cut frame is
+/// reported); `None` when nothing is waiting (or a signal came).
+pub fn recvmsg_packet(fd: &OwnedFd, iov: &mut [libc::iovec]) -> io::Result<Option<PacketMsg>> {
+    // SAFETY: zeroed sockaddr_ll and msghdr are valid initial values.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = &mut sll as *mut libc::sockaddr_ll as *mut libc::c_void;
+    msg.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = iov.len();
+    // SAFETY: msg points at live buffers for the duration of the call.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
+    match cvt_len(n) {
+        Ok(len) => Ok(Some(PacketMsg {
+            len,
+            pkt_type: sll.sll_pkttype,
+            truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        })),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// sendmsg(2) of the bytes of `iov` as one message.
+pub fn sendmsg(fd: &OwnedFd, iov: &[libc::iovec]) -> io::Result<usize> {
+    // SAFETY: zeroed msghdr is valid; iov outlives the call.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len();
+    // SAFETY: msg points at live buffers.
+    cvt_len(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, 0) })
 }
 
 /// A negative length returned is `errno`.

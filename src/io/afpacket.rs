@@ -11,11 +11,10 @@
 
 use super::{Gso, PacketIo, PacketType, RxMeta};
 use std::io;
-use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use crate::host::sys::{self, cvt, setsockopt_int};
+use crate::host::sys::{self, setsockopt_int};
 
 const VNET_HDR_LEN: usize = 10;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
@@ -45,19 +44,7 @@ impl AfPacket {
         setsockopt_int(f, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
         // A burst of new connections must not overflow the queue.
         sys::raise_rcvbuf(&fd, 8 << 20)?;
-        // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex;
-        // SAFETY: sll is a valid sockaddr_ll and its size is passed.
-        cvt(unsafe {
-            libc::bind(
-                f,
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })?;
+        sys::bind_packet(&fd, proto, ifindex)?;
         Ok(AfPacket { fd, ifindex })
     }
 
@@ -73,28 +60,15 @@ impl AfPacket {
     fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Option<RxMeta>> {
         let mut vnet = [0u8; VNET_HDR_LEN];
         let mut iov = [sys::iovec_mut(&mut vnet), sys::iovec_mut(buf)];
-        // SAFETY: zeroed sockaddr_ll and msghdr are valid initial values.
-        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-        msg.msg_name = &mut sll as *mut libc::sockaddr_ll as *mut libc::c_void;
-        msg.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
-        msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = 2;
-        // SAFETY: msg points at live buffers for the duration of the call.
-        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                _ => Err(e),
-            };
-        }
-        let n = n as usize;
+        let Some(m) = sys::recvmsg_packet(&self.fd, &mut iov)? else {
+            return Ok(None);
+        };
+        let n = m.len;
         if n < VNET_HDR_LEN {
             return Err(io::Error::other("frame shorter than its vnet header"));
         }
         let len = n - VNET_HDR_LEN;
-        if len > buf.len() || msg.msg_flags & libc::MSG_TRUNC != 0 {
+        if len > buf.len() || m.truncated {
             return Err(io::Error::other(format!(
                 "frame of {len} bytes truncated to {}",
                 buf.len()
@@ -105,7 +79,7 @@ impl AfPacket {
         let gso_type = vnet[1] & !VIRTIO_NET_HDR_GSO_ECN;
         let meta = RxMeta {
             len,
-            pkt_type: match sll.sll_pkttype {
+            pkt_type: match m.pkt_type {
                 0 => PacketType::Host,
                 1 => PacketType::Broadcast,
                 2 => PacketType::Multicast,
@@ -207,17 +181,10 @@ impl AfPacket {
     fn send_frame(&mut self, frame: &[u8]) -> io::Result<()> {
         let vnet = [0u8; VNET_HDR_LEN];
         let iov = [sys::iovec(&vnet), sys::iovec(frame)];
-        // SAFETY: zeroed msghdr is valid; iov outlives the call.
-        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-        msg.msg_iovlen = 2;
         for _ in 0..8 {
-            // SAFETY: msg points at live buffers.
-            let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, 0) };
-            if n >= 0 {
+            let Err(e) = sys::sendmsg(&self.fd, &iov) else {
                 return Ok(());
-            }
-            let e = io::Error::last_os_error();
+            };
             match e.raw_os_error() {
                 Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR) => {
                     self.wait(libc::POLLOUT, Duration::from_millis(5))?;
