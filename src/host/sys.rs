@@ -2,9 +2,8 @@
 //! here: sockets and their options, the packet-socket calls of the
 //! AF_PACKET backend (bind, recvmsg, sendmsg, poll), receiving and writing
 //! on a descriptor, the interface ioctls (index, MAC, MTU, flags) and the
-//! TUN device. libc is used directly: the AF_PACKET and TUN specifics
-//! (PACKET_VNET_HDR, sockaddr_ll, TUNSETIFF) are not in rustix's safe API
-//! at the versions checked (docs/architecture.md).
+//! TUN device. They use libc directly (docs/architecture.md says why and
+//! what could replace it).
 
 use std::ffi::CString;
 use std::io;
