@@ -4,6 +4,7 @@
 
 use crate::control::publish::Publisher;
 use crate::control::server::Control;
+use crate::dataplane::conn::{ConnTable, MAX_LIMIT};
 use crate::dataplane::{Dataplane, LinkParams};
 use crate::host::netlink::Netlink;
 use crate::host::sys;
@@ -24,6 +25,8 @@ pub struct Options {
     /// Outer source of tunnelled packets; default: the first interface's
     /// first IPv4 address.
     pub tun_source: Option<Ipv4Addr>,
+    /// The connection table's limit.
+    pub max_conns: usize,
 }
 
 /// The kernel must stay quiet about VIP traffic: with forwarding on it
@@ -43,33 +46,154 @@ fn preflight(ifname: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The control socket, mode 0600; a stale socket of a daemon that is gone
-/// is replaced, a live one refuses the start.
+/// The control socket, created mode 0600 (the umask is narrowed around
+/// bind(2), so there is no moment at which anyone else may connect) in a
+/// directory created 0700 if it is missing. An existing path is removed
+/// only if it is a socket that no daemon answers on: a live daemon makes
+/// this start fail, and any other kind of file is left alone.
 fn bind_socket(path: &Path) -> Result<UnixListener, String> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
             return Err(format!(
-                "another uvs daemon is already listening on {}",
+                "--socket {} exists and is not a socket; uvs will not remove it. \
+                 Choose another path or move the file away",
                 path.display()
             ));
         }
-        std::fs::remove_file(path)
-            .map_err(|e| format!("cannot remove stale {}: {e}", path.display()))?;
+        match UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(format!(
+                    "another uvs daemon is already listening on {}",
+                    path.display()
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path)
+                    .map_err(|e| format!("cannot remove stale {}: {e}", path.display()))?;
+            }
+            Err(e) => return Err(format!("cannot check {}: {e}", path.display())),
+        }
     }
-    let l = UnixListener::bind(path)
-        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
+    let old = sys::umask(0o177);
+    let bound = UnixListener::bind(path);
+    sys::umask(old);
+    let l = bound.map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     l.set_nonblocking(true).map_err(|e| e.to_string())?;
     Ok(l)
 }
 
-/// Runs the director until SIGINT or SIGTERM.
+/// Removes the control socket at exit if it is still the one this daemon
+/// made (another may have replaced it since).
+fn remove_socket(path: &Path, ours: Option<(u64, u64)>) {
+    use std::os::unix::fs::MetadataExt;
+    let now = std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    if now.is_some() && now == ours {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// One director per interface per network namespace: an abstract Unix
+/// socket named after the interface index is the lock. Abstract names are
+/// private to the network namespace and vanish with the process, so a
+/// crash leaves nothing stale. Two directors on one interface would each
+/// forward every frame (duplicates, resets with different tables).
+fn lock_interface(name: &str, index: u32) -> Result<UnixListener, String> {
+    use std::os::linux::net::SocketAddrExt;
+    let lock_name = format!("uvs-director/ifindex/{index}");
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(lock_name.as_bytes())
+        .map_err(|e| e.to_string())?;
+    match UnixListener::bind_addr(&addr) {
+        Ok(l) => {
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Ok(l)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let holder = UnixStream::connect_addr(&addr)
+                .ok()
+                .and_then(|s| sys::peer_pid(&s).ok())
+                .map(|pid| {
+                    let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                        .unwrap_or_default();
+                    format!("pid {pid}: {}", cmd.trim())
+                })
+                .unwrap_or_else(|| "pid unknown".into());
+            Err(format!(
+                "interface {name} is already driven by another uvs director ({holder}); \
+                 two directors on one interface would both forward every frame. \
+                 Stop that one first"
+            ))
+        }
+        Err(e) => Err(format!("cannot take the lock for {name}: {e}")),
+    }
+}
+
+/// Refuses what can never carry VIP traffic and waits (saying so) for a
+/// link that is down to come up.
+fn check_link(name: &str) -> Result<(), String> {
+    let flags = sys::link_flags(name).map_err(|e| e.to_string())?;
+    if flags & libc::IFF_LOOPBACK as u32 != 0 {
+        return Err(format!(
+            "{name} is a loopback interface: no client or real server can be reached \
+             through it. Give the interface that carries the VIP's traffic"
+        ));
+    }
+    if !link_is_up(flags) {
+        eprintln!("uvs: warning: {name} is down; waiting for it to come up");
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let flags = sys::link_flags(name)
+                .map_err(|e| format!("{name} went away while waiting for it: {e}"))?;
+            if link_is_up(flags) {
+                eprintln!("uvs: {name} is up");
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn link_is_up(flags: u32) -> bool {
+    let want = (libc::IFF_UP | libc::IFF_RUNNING) as u32;
+    flags & want == want
+}
+
+/// Logs each interface's down and up, and returns (with the reason) when
+/// one disappears or is replaced by another of the same name: the packet
+/// sockets would then capture nothing, silently.
+async fn watch_links(links: Vec<(u32, String)>) -> String {
+    let mut up: Vec<bool> = vec![true; links.len()];
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for ((index, name), was_up) in links.iter().zip(up.iter_mut()) {
+            match sys::ifindex(name) {
+                Ok(i) if i as u32 == *index => {}
+                _ => return format!("interface {name} disappeared"),
+            }
+            let now_up = sys::link_flags(name).map(link_is_up).unwrap_or(false);
+            if now_up != *was_up {
+                match now_up {
+                    true => eprintln!("uvs: {name} is up again"),
+                    false => eprintln!("uvs: warning: {name} went down: no traffic until it is up"),
+                }
+                *was_up = now_up;
+            }
+        }
+    }
+}
+
+/// Runs the director until SIGINT or SIGTERM (or until one of its
+/// interfaces disappears, which is an error).
 pub fn run(o: &Options) -> Result<(), String> {
     let ifnames = &o.interfaces;
     let mut indexes = Vec::new();
@@ -80,6 +204,14 @@ pub fn run(o: &Options) -> Result<(), String> {
         }
         preflight(name)?;
         indexes.push(idx);
+    }
+    let locks = ifnames
+        .iter()
+        .zip(&indexes)
+        .map(|(n, i)| lock_interface(n, *i))
+        .collect::<Result<Vec<_>, _>>()?;
+    for name in ifnames {
+        check_link(name)?;
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -103,6 +235,12 @@ pub fn run(o: &Options) -> Result<(), String> {
         .or_else(|| Some(links[0].addr).filter(|a| !a.is_unspecified()));
     let mut io = AfPacketLinks::open(ifnames).map_err(|e| format!("cannot capture on {e}"))?;
     let listener = bind_socket(&o.socket)?;
+    let ours = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(&o.socket)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
 
     let publisher = Publisher::new();
     let shared = publisher.shared();
@@ -114,19 +252,28 @@ pub fn run(o: &Options) -> Result<(), String> {
         .zip(&links)
         .map(|(n, l)| format!("{n} ({}, mtu {})", l.mac, l.mtu))
         .collect();
+    let max_conns = o.max_conns;
+    if max_conns == 0 || max_conns > MAX_LIMIT {
+        return Err(format!("--max-conns must be between 1 and {MAX_LIMIT}"));
+    }
     let dp_thread = {
         let (counters, stop) = (counters.clone(), stop.clone());
         std::thread::Builder::new()
             .name("uvs-dataplane".into())
             .spawn(move || {
-                let mut dp = Dataplane::with_links(shared, links, counters, Some(dp_rx));
+                let mut dp = Dataplane::with_links(shared, links, counters, Some(dp_rx), max_conns);
                 dp.run(&mut io, &stop);
             })
             .map_err(|e| e.to_string())?
     };
 
+    let named_links: Vec<(u32, String)> = indexes
+        .iter()
+        .copied()
+        .zip(ifnames.iter().cloned())
+        .collect();
     let result = rt.block_on(async {
-        let named = indexes.iter().copied().zip(ifnames.iter().cloned());
+        let named = named_links.clone().into_iter();
         let control = Arc::new(Control::new(
             publisher,
             dp_tx,
@@ -141,21 +288,46 @@ pub fn run(o: &Options) -> Result<(), String> {
             described.join(", "),
             o.socket.display()
         );
+        eprintln!(
+            "uvs: connection table: up to {max_conns} entries, about {} MiB when full \
+             (--max-conns); when full, the oldest one-packet or half-open entries make room",
+            ConnTable::bytes_at_limit(max_conns).div_ceil(1 << 20)
+        );
         tokio::spawn(control.clone().serve(listener));
+        for lock in locks {
+            // A director that finds the lock taken connects to learn who
+            // holds it: accept and drop, so the backlog never fills.
+            let lock = tokio::net::UnixListener::from_std(lock).map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                loop {
+                    if lock.accept().await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            });
+        }
         tokio::spawn(control.clone().estimate_rates());
         tokio::spawn(control.clone().watch_nat_replies(Duration::from_secs(3)));
         tokio::spawn(control.refresh_neighbours(Duration::from_secs(5)));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| e.to_string())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        let gone = watch_links(named_links);
+        tokio::pin!(gone);
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = term.recv() => return Ok(()),
+                _ = hup.recv() => eprintln!(
+                    "uvs: SIGHUP ignored: there is no config file to reload (the table stays as it is)"
+                ),
+                why = &mut gone => return Err(format!("{why}; stopping")),
+            }
         }
-        Ok::<(), String>(())
     });
     stop.store(true, Ordering::Relaxed);
     let _ = dp_thread.join();
-    let _ = std::fs::remove_file(&o.socket);
+    remove_socket(&o.socket, ours);
     eprintln!("uvs: stopped");
     result
 }

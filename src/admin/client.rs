@@ -10,6 +10,41 @@ pub const DEFAULT_SOCKET: &str = "/run/uvs/uvs.sock";
 
 /// Sends one request and waits for its response.
 pub fn call(socket: &Path, req: &Request) -> Result<Response, String> {
+    let mut r = send(socket, req)?;
+    read_one(&mut r)
+}
+
+/// Sends a request whose answer may come in chunks (`ConnChunk` lines
+/// ended by another response) and hands each response to `each` as it
+/// arrives, so the client never holds the whole answer either.
+pub fn call_chunked(
+    socket: &Path,
+    req: &Request,
+    mut each: impl FnMut(Response) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut r = send(socket, req)?;
+    loop {
+        let resp = read_one(&mut r)?;
+        let last = !matches!(resp, Response::ConnChunk(_));
+        each(resp)?;
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+fn read_one(r: &mut BufReader<UnixStream>) -> Result<Response, String> {
+    let mut resp = String::new();
+    let n = r
+        .read_line(&mut resp)
+        .map_err(|e| format!("reading from the daemon: {e}"))?;
+    if n == 0 {
+        return Err("the daemon closed the connection without an answer".into());
+    }
+    serde_json::from_str(&resp).map_err(|e| format!("bad answer from the daemon: {e}"))
+}
+
+fn send(socket: &Path, req: &Request) -> Result<BufReader<UnixStream>, String> {
     let mut s = UnixStream::connect(socket).map_err(|e| {
         format!(
             "cannot reach the uvs daemon at {}: {e}\nIs `uvs director` running (and is this the right --socket)?",
@@ -21,9 +56,5 @@ pub fn call(socket: &Path, req: &Request) -> Result<Response, String> {
     line.push('\n');
     s.write_all(line.as_bytes())
         .map_err(|e| format!("sending to the daemon: {e}"))?;
-    let mut r = BufReader::new(s);
-    let mut resp = String::new();
-    r.read_line(&mut resp)
-        .map_err(|e| format!("reading from the daemon: {e}"))?;
-    serde_json::from_str(&resp).map_err(|e| format!("bad answer from the daemon: {e}"))
+    Ok(BufReader::new(s))
 }

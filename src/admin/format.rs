@@ -269,25 +269,36 @@ pub fn list_service(s: &ServiceSnap, f: &Format) -> String {
 
 /// `-Lc`: the connection table.
 pub fn list_conns(conns: &[ConnInfo], numeric: bool) -> String {
+    let mut out = conns_header();
+    for c in conns {
+        conn_line(&mut out, c, numeric);
+    }
+    out
+}
+
+/// The two heading lines of `-Lnc`.
+pub fn conns_header() -> String {
     let mut out = String::from("IPVS connection entries\n");
     let _ = writeln!(
         out,
         "pro expire {:<11} {:<18} {:<18} destination",
         "state", "source", "virtual"
     );
-    for c in conns {
-        let exp = format!("{:02}:{:02}", c.expires_secs / 60, c.expires_secs % 60);
-        let _ = writeln!(
-            out,
-            "{:<3} {exp:<6} {:<11} {:<18} {:<18} {}",
-            c.protocol.name(),
-            c.state,
-            addrport(c.caddr, c.cport, c.protocol, numeric),
-            addrport(c.vaddr, c.vport, c.protocol, numeric),
-            addrport(c.daddr, c.dport, c.protocol, numeric)
-        );
-    }
     out
+}
+
+/// One connection's line of `-Lnc`, appended to `out`.
+pub fn conn_line(out: &mut String, c: &ConnInfo, numeric: bool) {
+    let exp = format!("{:02}:{:02}", c.expires_secs / 60, c.expires_secs % 60);
+    let _ = writeln!(
+        out,
+        "{:<3} {exp:<6} {:<11} {:<18} {:<18} {}",
+        c.protocol.name(),
+        c.state,
+        addrport(c.caddr, c.cport, c.protocol, numeric),
+        addrport(c.vaddr, c.vport, c.protocol, numeric),
+        addrport(c.daddr, c.dport, c.protocol, numeric)
+    );
 }
 
 pub fn list_timeout(t: &Timeouts) -> String {

@@ -26,12 +26,18 @@ enum Command {
         #[arg(long, short = 'i', required = true)]
         interface: Vec<String>,
         /// Control socket for uvsadm.
-        #[arg(long, default_value = DEFAULT_SOCKET)]
+        #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
         /// Outer source address for tunnelled (-i) real servers; default:
         /// the first interface's first IPv4 address.
         #[arg(long)]
         tun_source: Option<std::net::Ipv4Addr>,
+        /// Most connections tracked at once. The memory for them is
+        /// logged at start; when the table is full, the oldest entries
+        /// that saw one packet only (or a handshake never finished) make
+        /// room, so a flood cannot lock out established connections.
+        #[arg(long, default_value_t = uvs::dataplane::DEFAULT_MAX_CONNS)]
+        max_conns: usize,
         /// Refused with an explanation: the MSS that limits tunnelled
         /// uploads is the real server's, set there (see `uvs audit`).
         #[arg(long, hide = true)]
@@ -56,7 +62,7 @@ enum Command {
     Probe(ProbeArgs),
     /// Print the data plane's counters (drops, checksum fixes, GSO).
     Status {
-        #[arg(long, default_value = DEFAULT_SOCKET)]
+        #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
     },
 }
@@ -161,11 +167,13 @@ fn main() -> ExitCode {
             interface,
             socket,
             tun_source,
+            max_conns,
             tun_mss_clamp: None,
         } => uvs::daemon::run(&uvs::daemon::Options {
             interfaces: interface,
             socket,
             tun_source,
+            max_conns,
         }),
         Command::Status { socket } => status(&socket),
         Command::Decap { device } => uvs::decap::run(&device),

@@ -144,6 +144,37 @@ fn run(ctx: &Ctx, args: &[String]) -> Result<String, (String, u8)> {
     }
 }
 
+/// `-Lnc`, printed chunk by chunk as the daemon streams it (a table of
+/// millions is never held whole, here or in the daemon).
+fn list_conns(ctx: &Ctx, numeric: bool) -> Result<String, (String, u8)> {
+    let mut so = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut text = format::conns_header();
+    let mut failed = None;
+    let r = client::call_chunked(&ctx.socket, &Request::Conns, |resp| match resp {
+        Response::ConnChunk(c) | Response::Conns(c) => {
+            for conn in &c {
+                format::conn_line(&mut text, conn, numeric);
+            }
+            so.write_all(text.as_bytes())
+                .map_err(|e| format!("writing the listing: {e}"))?;
+            text.clear();
+            Ok(())
+        }
+        Response::Error { message, .. } => {
+            failed = Some(message);
+            Ok(())
+        }
+        _ => Err("unexpected answer from the daemon".into()),
+    });
+    r.map_err(|e| (e, 2))?;
+    if let Some(m) = failed {
+        return Err((m, 1));
+    }
+    so.flush()
+        .map_err(|e| (format!("writing the listing: {e}"), 1))?;
+    Ok(String::new())
+}
+
 fn list(ctx: &Ctx, p: &Parsed) -> Result<String, (String, u8)> {
     let f = Format {
         columns: p.columns(),
@@ -152,11 +183,7 @@ fn list(ctx: &Ctx, p: &Parsed) -> Result<String, (String, u8)> {
         exact: p.has(Opt::Exact),
     };
     if p.has(Opt::Connection) {
-        return match ctx.call(&Request::Conns)? {
-            Response::Conns(c) => Ok(format::list_conns(&c, f.numeric)),
-            Response::Error { message, .. } => Err((message, 1)),
-            _ => Err(("unexpected answer from the daemon".into(), 1)),
-        };
+        return list_conns(ctx, f.numeric);
     }
     let snap = ctx.snapshot()?;
     if p.has(Opt::Timeout) {

@@ -103,6 +103,9 @@ pub enum Response {
         message: String,
     },
     Snapshot(Snapshot),
+    /// A listing of connections comes as `ConnChunk` lines, each of a
+    /// bounded size, ended by one `Conns` line (the last chunk).
+    ConnChunk(Vec<ConnInfo>),
     Conns(Vec<ConnInfo>),
     Status(Vec<(String, u64)>),
 }

@@ -11,6 +11,7 @@ use super::publish::Publisher;
 use super::resolve;
 use crate::dataplane::DpRequest;
 use crate::host::netlink::Netlink;
+use crate::lvs::ConnInfo;
 use crate::lvs::service::Forward;
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::{LinkRoute, NextHop};
@@ -26,6 +27,13 @@ use tokio::sync::Mutex;
 
 /// Largest request accepted (a restore of a very large table fits).
 const MAX_REQUEST: u64 = 64 << 20;
+
+/// Writes one response line.
+async fn send_line(w: &mut (impl AsyncWriteExt + Unpin), resp: &Response) -> std::io::Result<()> {
+    let mut out = serde_json::to_string(resp).unwrap_or_else(|_| "\"Ok\"".into());
+    out.push('\n');
+    w.write_all(out.as_bytes()).await
+}
 
 /// How often an apply is retried when the model changed under its host
 /// lookups (another change came in meanwhile) and needs new ones.
@@ -113,12 +121,11 @@ impl Control {
                     index: None,
                     message: format!("bad request: {e}"),
                 },
+                Ok(Request::Conns) => return self.stream_conns(&mut w).await,
                 Ok(req) => self.handle(req).await,
             },
         };
-        let mut out = serde_json::to_string(&resp).unwrap_or_else(|_| "\"Ok\"".into());
-        out.push('\n');
-        let _ = w.write_all(out.as_bytes()).await;
+        let _ = send_line(&mut w, &resp).await;
     }
 
     pub async fn handle(&self, req: Request) -> Response {
@@ -131,7 +138,10 @@ impl Control {
                 },
             },
             Request::Snapshot => Response::Snapshot(self.state.lock().await.model.snapshot()),
-            Request::Conns => self.conns().await,
+            Request::Conns => self.conns().await.unwrap_or_else(|e| Response::Error {
+                index: None,
+                message: e,
+            }),
             Request::Status => Response::Status(
                 self.counters
                     .pairs()
@@ -142,26 +152,64 @@ impl Control {
         }
     }
 
-    /// The data plane's connection listing, asked between its frames.
-    async fn conns(&self) -> Response {
+    /// One chunk of the data plane's connection listing from slot `from`,
+    /// asked between its frames.
+    async fn conn_chunk(&self, from: usize) -> Result<(Vec<ConnInfo>, Option<usize>), String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sent = self
             .dp
             .lock()
-            .map(|d| d.send(DpRequest::Conns(tx)).is_ok())
+            .map(|d| d.send(DpRequest::Conns { from, reply: tx }).is_ok())
             .unwrap_or(false);
         if !sent {
-            return Response::Error {
-                index: None,
-                message: "the data plane is not running".into(),
-            };
+            return Err("the data plane is not running".into());
         }
         match tokio::time::timeout(Duration::from_secs(5), rx).await {
-            Ok(Ok(c)) => Response::Conns(c),
-            _ => Response::Error {
-                index: None,
-                message: "the data plane did not answer".into(),
-            },
+            Ok(Ok(c)) => Ok(c),
+            _ => Err("the data plane did not answer".into()),
+        }
+    }
+
+    /// The whole listing in one response (small tables, tests).
+    async fn conns(&self) -> Result<Response, String> {
+        let mut all = Vec::new();
+        let mut from = Some(0);
+        while let Some(f) = from {
+            let (mut part, next) = self.conn_chunk(f).await?;
+            all.append(&mut part);
+            from = next;
+        }
+        Ok(Response::Conns(all))
+    }
+
+    /// Streams the listing chunk by chunk: the daemon holds one chunk at
+    /// a time whatever the table's size, and the data plane answers each
+    /// between frames, so a listing of millions never pauses forwarding.
+    async fn stream_conns(&self, w: &mut (impl AsyncWriteExt + Unpin)) {
+        let mut from = Some(0);
+        while let Some(f) = from {
+            let (part, next) = match self.conn_chunk(f).await {
+                Ok(c) => c,
+                Err(message) => {
+                    let _ = send_line(
+                        w,
+                        &Response::Error {
+                            index: None,
+                            message,
+                        },
+                    )
+                    .await;
+                    return;
+                }
+            };
+            let resp = match next {
+                Some(_) => Response::ConnChunk(part),
+                None => Response::Conns(part),
+            };
+            if send_line(w, &resp).await.is_err() {
+                return;
+            }
+            from = next;
         }
     }
 

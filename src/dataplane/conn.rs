@@ -132,7 +132,7 @@ impl Conn {
 /// Why a connection could not be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertError {
-    /// The table is at its size limit.
+    /// The table is at its size limit and holds nothing cheap to evict.
     Full,
     /// Another NAT connection already has the same reply 5-tuple (one
     /// client port talking to the same real server through two VIPs):
@@ -140,63 +140,220 @@ pub enum InsertError {
     ReplyClash,
 }
 
-/// The table itself, with a hard size limit so a SYN flood cannot exhaust
-/// memory. Capacity is reserved up front so steady-state inserts do not
-/// allocate.
+/// No slot (end of the eviction list).
+const NIL: u32 = u32::MAX;
+/// The largest limit: slot numbers are `u32`, with `NIL` kept free.
+pub const MAX_LIMIT: usize = 1 << 31;
+
+/// One stored connection. Slots live in one vector and are reused through
+/// a free list, so the table's memory is allocated once, up front, and a
+/// sweep or a listing can resume at a slot number.
+#[derive(Clone, Copy)]
+struct Slot {
+    key: ConnKey,
+    conn: Conn,
+    live: bool,
+    /// A second packet (either way) was seen: no longer one-packet.
+    second: bool,
+    /// On the eviction list (oldest first); links by slot number.
+    listed: bool,
+    prev: u32,
+    next: u32,
+}
+
+/// What one bounded sweep step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepStep {
+    pub visited: usize,
+    pub removed: usize,
+    /// The step reached the end of the slots and starts over next time.
+    pub wrapped: bool,
+}
+
+/// The table itself, bounded by a limit set at start (`--max-conns`) so a
+/// flood cannot exhaust memory: every structure is sized for the limit up
+/// front, so no insert ever reallocates or rehashes on the per-packet
+/// path. When the table is full, the oldest entry that is cheap to lose
+/// (one packet only, or a TCP handshake never completed) makes room, so a
+/// flood of new flows cannot lock out established ones or other services.
 pub struct ConnTable {
-    map: HashMap<ConnKey, Conn, foldhash::fast::RandomState>,
+    index: HashMap<ConnKey, u32, foldhash::fast::RandomState>,
     /// NAT connections by reply 5-tuple.
     replies: HashMap<ReplyKey, ConnKey, foldhash::fast::RandomState>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Eviction candidates in creation order: new entries are appended;
+    /// entries that stopped being cheap are dropped from the head lazily.
+    head: u32,
+    tail: u32,
     max: usize,
+    /// Where the next sweep step starts.
+    cursor: usize,
+    evicted: u64,
+}
+
+/// Whether losing this connection costs little: it never saw a second
+/// packet, or it is a TCP handshake that never completed.
+fn cheap(s: &Slot) -> bool {
+    !s.second
+        || matches!(
+            s.conn.state,
+            ConnState::Tcp(TcpState::SynRecv | TcpState::None)
+        )
 }
 
 impl ConnTable {
-    pub fn new(reserve: usize, max: usize) -> ConnTable {
+    /// A table of at most `max` connections (capped at [`MAX_LIMIT`]).
+    pub fn new(max: usize) -> ConnTable {
+        let max = max.clamp(1, MAX_LIMIT);
+        let hasher = foldhash::fast::RandomState::default;
         ConnTable {
-            map: HashMap::with_capacity_and_hasher(reserve, foldhash::fast::RandomState::default()),
-            replies: HashMap::with_capacity_and_hasher(
-                reserve,
-                foldhash::fast::RandomState::default(),
-            ),
+            index: HashMap::with_capacity_and_hasher(max, hasher()),
+            replies: HashMap::with_capacity_and_hasher(max, hasher()),
+            slots: Vec::with_capacity(max),
+            free: Vec::with_capacity(max),
+            head: NIL,
+            tail: NIL,
             max,
+            cursor: 0,
+            evicted: 0,
         }
+    }
+
+    /// Roughly the memory the table takes when full (its allocations are
+    /// sized for that from the start, but pages are touched as used).
+    pub fn bytes_at_limit(max: usize) -> usize {
+        let max = max.clamp(1, MAX_LIMIT);
+        // hashbrown keeps at most 7/8 of its power-of-two buckets full and
+        // one control byte per bucket.
+        let buckets = (max * 8 / 7).next_power_of_two();
+        let index = buckets * (std::mem::size_of::<(ConnKey, u32)>() + 1);
+        let replies = buckets * (std::mem::size_of::<(ReplyKey, ConnKey)>() + 1);
+        index + replies + max * (std::mem::size_of::<Slot>() + 4)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.max
+    }
+
+    /// Entries evicted to make room since the start.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     #[inline]
     pub fn get(&self, k: &ConnKey) -> Option<&Conn> {
-        self.map.get(k)
+        let i = *self.index.get(k)?;
+        Some(&self.slots[i as usize].conn)
     }
 
+    /// The connection, for a packet that continues it (which makes it
+    /// more than a one-packet entry).
     #[inline]
     pub fn get_mut(&mut self, k: &ConnKey) -> Option<&mut Conn> {
-        self.map.get_mut(k)
+        let i = *self.index.get(k)?;
+        let s = &mut self.slots[i as usize];
+        s.second = true;
+        Some(&mut s.conn)
     }
 
     pub fn remove(&mut self, k: &ConnKey) -> Option<Conn> {
-        let c = self.map.remove(k)?;
-        if let Some(r) = c.reply_key(k) {
-            self.replies.remove(&r);
-        }
-        Some(c)
+        let i = self.index.remove(k)?;
+        Some(self.release_slot(i))
     }
 
-    /// Inserts a new connection (the key must not be in the table).
-    pub fn insert(&mut self, k: ConnKey, c: Conn) -> Result<(), InsertError> {
-        if self.map.len() >= self.max {
-            return Err(InsertError::Full);
-        }
+    /// Frees slot `i` (already out of the index): its reply entry, its
+    /// place on the eviction list.
+    fn release_slot(&mut self, i: u32) -> Conn {
+        self.unlist(i);
+        let s = &mut self.slots[i as usize];
+        s.live = false;
+        let (k, c) = (s.key, s.conn);
         if let Some(r) = c.reply_key(&k) {
-            match self.replies.entry(r) {
-                std::collections::hash_map::Entry::Occupied(_) => {
-                    return Err(InsertError::ReplyClash);
-                }
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(k);
-                }
-            }
+            self.replies.remove(&r);
         }
-        self.map.insert(k, c);
-        Ok(())
+        self.free.push(i);
+        c
+    }
+
+    fn unlist(&mut self, i: u32) {
+        let (prev, next, listed) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next, s.listed)
+        };
+        if !listed {
+            return;
+        }
+        match prev {
+            NIL => self.head = next,
+            p => self.slots[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.slots[n as usize].prev = prev,
+        }
+        let s = &mut self.slots[i as usize];
+        (s.listed, s.prev, s.next) = (false, NIL, NIL);
+    }
+
+    /// Evicts the oldest cheap entry; `None` if there is none. Entries at
+    /// the head that are no longer cheap leave the list for good (a
+    /// connection never becomes cheap again).
+    fn evict_one(&mut self) -> Option<(ConnKey, Conn)> {
+        while self.head != NIL {
+            let i = self.head;
+            if cheap(&self.slots[i as usize]) {
+                let k = self.slots[i as usize].key;
+                self.index.remove(&k);
+                self.evicted += 1;
+                return Some((k, self.release_slot(i)));
+            }
+            self.unlist(i);
+        }
+        None
+    }
+
+    /// Inserts a new connection (the key must not be in the table). When
+    /// the table is full the oldest cheap entry is evicted and returned,
+    /// so the caller can give back its real server's count.
+    pub fn insert(&mut self, k: ConnKey, c: Conn) -> Result<Option<(ConnKey, Conn)>, InsertError> {
+        let r = c.reply_key(&k);
+        if r.is_some_and(|r| self.replies.contains_key(&r)) {
+            return Err(InsertError::ReplyClash);
+        }
+        let evicted = match self.index.len() >= self.max {
+            true => Some(self.evict_one().ok_or(InsertError::Full)?),
+            false => None,
+        };
+        if let Some(r) = r {
+            self.replies.insert(r, k);
+        }
+        let slot = Slot {
+            key: k,
+            conn: c,
+            live: true,
+            second: false,
+            listed: true,
+            prev: self.tail,
+            next: NIL,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        match self.tail {
+            NIL => self.head = i,
+            t => self.slots[t as usize].next = i,
+        }
+        self.tail = i;
+        self.index.insert(k, i);
+        Ok(evicted)
     }
 
     /// Whether any NAT connection is tracked (no reply lookups otherwise).
@@ -212,27 +369,84 @@ impl ConnTable {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
+    }
+
+    /// Slots in use or free (what a sweep pass walks).
+    pub fn slots(&self) -> usize {
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&ConnKey, &Conn)> {
-        self.map.iter()
+        self.slots
+            .iter()
+            .filter(|s| s.live)
+            .map(|s| (&s.key, &s.conn))
     }
 
-    /// Keeps the entries for which `f` returns true; `f` may update them.
-    pub fn retain(&mut self, mut f: impl FnMut(&ConnKey, &mut Conn) -> bool) {
-        let replies = &mut self.replies;
-        self.map.retain(|k, c| {
-            let keep = f(k, c);
-            if !keep && let Some(r) = c.reply_key(k) {
-                replies.remove(&r);
+    /// Up to `n` connections from slot `from` on, and where the next
+    /// chunk starts (`None` at the end): listings of a large table go in
+    /// bounded pieces between frames. Entries added or removed meanwhile
+    /// may or may not appear, as in a listing of /proc/net/ip_vs_conn.
+    pub fn chunk(&self, from: usize, n: usize) -> (Vec<(ConnKey, Conn)>, Option<usize>) {
+        let mut out = Vec::with_capacity(n.min(self.len()));
+        let mut i = from;
+        while i < self.slots.len() && out.len() < n {
+            let s = &self.slots[i];
+            if s.live {
+                out.push((s.key, s.conn));
             }
-            keep
-        })
+            i += 1;
+        }
+        (out, (i < self.slots.len()).then_some(i))
+    }
+
+    /// One bounded step of the table's sweep: visits at most `visit`
+    /// slots from where the last step stopped and removes at most
+    /// `remove` entries, those for which `f` returns false (`f` may update
+    /// the others).
+    pub fn sweep_step(
+        &mut self,
+        visit: usize,
+        remove: usize,
+        mut f: impl FnMut(&ConnKey, &mut Conn) -> bool,
+    ) -> SweepStep {
+        let mut step = SweepStep::default();
+        while step.visited < visit && step.removed < remove {
+            if self.cursor >= self.slots.len() {
+                self.cursor = 0;
+                step.wrapped = true;
+                break;
+            }
+            let i = self.cursor;
+            self.cursor += 1;
+            step.visited += 1;
+            let s = &mut self.slots[i];
+            if !s.live || f(&s.key, &mut s.conn) {
+                continue;
+            }
+            let k = s.key;
+            self.index.remove(&k);
+            self.release_slot(i as u32);
+            step.removed += 1;
+        }
+        step
+    }
+
+    /// Keeps the entries for which `f` returns true, in one full pass
+    /// (tests, and shutdown-time work; the data plane sweeps in steps).
+    pub fn retain(&mut self, mut f: impl FnMut(&ConnKey, &mut Conn) -> bool) {
+        self.cursor = 0;
+        loop {
+            let step = self.sweep_step(usize::MAX, usize::MAX, &mut f);
+            if step.wrapped || self.slots.is_empty() {
+                break;
+            }
+        }
     }
 }
 
@@ -279,7 +493,7 @@ mod tests {
 
     #[test]
     fn nat_connections_are_found_by_their_reply_and_forgotten_with_them() {
-        let mut t = ConnTable::new(4, 10);
+        let mut t = ConnTable::new(10);
         let (k1, k2) = (key(1000, 80), key(1001, 80));
         t.insert(k1, conn(Forward::Masq)).unwrap();
         t.insert(k2, conn(Forward::Route)).unwrap();
@@ -291,8 +505,8 @@ mod tests {
         // The same client port to the same real server through another
         // VIP port would make replies ambiguous.
         assert_eq!(
-            t.insert(key(1000, 81), conn(Forward::Masq)),
-            Err(InsertError::ReplyClash)
+            t.insert(key(1000, 81), conn(Forward::Masq)).err(),
+            Some(InsertError::ReplyClash)
         );
         t.retain(|k, _| *k != k1);
         assert!(t.by_reply(&r1).is_none());
@@ -302,20 +516,101 @@ mod tests {
         assert_eq!(t.len(), 1);
     }
 
+    fn udp_key(p: u16) -> ConnKey {
+        ConnKey {
+            protocol: Protocol::Udp,
+            caddr: Ipv4Addr::new(198, 18, 0, 10),
+            cport: p,
+            vaddr: Ipv4Addr::new(198, 18, 0, 100),
+            vport: 53,
+        }
+    }
+
     #[test]
-    fn table_limit_is_enforced() {
-        let mut t = ConnTable::new(4, 2);
+    fn a_full_table_evicts_the_oldest_one_packet_entry() {
+        let mut t = ConnTable::new(3);
         let c = conn(Forward::Route);
         for p in 0..3u16 {
-            let k = ConnKey {
-                protocol: Protocol::Udp,
-                caddr: Ipv4Addr::new(198, 18, 0, 10),
-                cport: p,
-                vaddr: Ipv4Addr::new(198, 18, 0, 100),
-                vport: 53,
-            };
-            assert_eq!(t.insert(k, c).is_ok(), p < 2);
+            assert_eq!(t.insert(udp_key(p), c).unwrap().map(|e| e.0), None);
         }
+        // Entry 0 saw a second packet; 1 is the oldest one-packet entry.
+        t.get_mut(&udp_key(0)).unwrap();
+        let out = t.insert(udp_key(3), c).unwrap();
+        assert_eq!(out.map(|e| e.0), Some(udp_key(1)));
+        assert!(t.get(&udp_key(1)).is_none());
+        assert!(t.get(&udp_key(0)).is_some());
+        assert_eq!((t.len(), t.evicted()), (3, 1));
+        // Then 2, then the newest, 3; never 0.
+        assert_eq!(
+            t.insert(udp_key(4), c).unwrap().map(|e| e.0),
+            Some(udp_key(2))
+        );
+        assert_eq!(
+            t.insert(udp_key(5), c).unwrap().map(|e| e.0),
+            Some(udp_key(3))
+        );
+        assert!(t.get(&udp_key(0)).is_some());
+    }
+
+    #[test]
+    fn a_table_of_established_connections_refuses_rather_than_evicts() {
+        let mut t = ConnTable::new(2);
+        let mut c = conn(Forward::Route);
+        c.state = ConnState::Tcp(TcpState::Established);
+        for p in 0..2u16 {
+            t.insert(key(p, 80), c).unwrap();
+            t.get_mut(&key(p, 80)).unwrap();
+        }
+        assert_eq!(t.insert(key(9, 80), c).err(), Some(InsertError::Full));
+        // A half-open handshake is cheap even after a retransmitted SYN.
+        t.remove(&key(0, 80));
+        c.state = ConnState::Tcp(TcpState::SynRecv);
+        t.insert(key(5, 80), c).unwrap();
+        t.get_mut(&key(5, 80)).unwrap();
+        let out = t.insert(key(6, 80), c).unwrap();
+        assert_eq!(out.map(|e| e.0), Some(key(5, 80)));
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn slots_are_reused_and_never_grow_past_the_limit() {
+        let mut t = ConnTable::new(100);
+        let c = conn(Forward::Route);
+        for p in 0..10_000u16 {
+            t.insert(udp_key(p), c).unwrap();
+        }
+        assert_eq!((t.len(), t.slots(), t.evicted()), (100, 100, 9_900));
+        assert!(t.get(&udp_key(9_999)).is_some());
+        assert!(t.get(&udp_key(9_899)).is_none());
+    }
+
+    #[test]
+    fn sweep_steps_are_bounded_and_cover_the_table() {
+        let mut t = ConnTable::new(1000);
+        let c = conn(Forward::Route);
+        for p in 0..1000u16 {
+            t.insert(udp_key(p), c).unwrap();
+        }
+        // Drop the even ports, at most 100 visits and 30 removals a step.
+        let mut steps = 0;
+        loop {
+            let s = t.sweep_step(100, 30, |k, _| k.cport % 2 == 1);
+            assert!(s.visited <= 100 && s.removed <= 30);
+            steps += 1;
+            if s.wrapped {
+                break;
+            }
+        }
+        assert_eq!(t.len(), 500);
+        assert!(steps >= 17, "{steps}");
+        // The listing walks the same slots in chunks.
+        let (mut n, mut from) = (0, Some(0));
+        while let Some(f) = from {
+            let (part, next) = t.chunk(f, 64);
+            assert!(part.len() <= 64);
+            n += part.len();
+            from = next;
+        }
+        assert_eq!(n, 500);
     }
 }

@@ -280,6 +280,14 @@ impl Dataplane {
         if src.is_unspecified() {
             return;
         }
+        let per_dest = !err.is_frag_needed();
+        if !self
+            .icmp_limit
+            .allow(ip.src_addr(), self.now_ms(), per_dest)
+        {
+            DataplaneCounters::bump(&self.counters.icmp_rate_limited);
+            return;
+        }
         let mac = self.link(link).mac;
         let out = &mut self.scratch;
         ethernet::emit_header(out, l.src_mac, mac, EtherType::IPV4);

@@ -7,7 +7,7 @@ use super::classify::{Flow, Layout};
 use super::conn::{Conn, ConnKey, ConnState, InsertError};
 use super::egress::Change;
 use super::tcp_state::{Direction, TcpState};
-use super::{Dataplane, release};
+use super::{Dataplane, locate, release};
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::{DataplaneCounters, DestState};
@@ -100,13 +100,15 @@ impl Dataplane {
         let is_tcp = flow.key.protocol == Protocol::Tcp;
         let syn = l.tcp_flags & flags::SYN != 0;
         let rst = l.tcp_flags & flags::RST != 0;
-        let table = &self.table;
+        let (table, positions) = (&self.table, &self.positions);
         if let Some(c) = self.conns.get_mut(&flow.key) {
             let reuse = is_tcp && syn && !rst && c.reusable_by_syn();
-            // A connection whose real server is gone (stale) or that a new
-            // SYN replaces (reuse) ends here.
-            let dest = table.dest(c.svc, c.dest, c.dest_id).map(|(_, d)| d);
-            if let Some(d) = dest.filter(|_| !reuse) {
+            // A connection whose real server is gone, whose timer ran out
+            // (the sweep has not reached it yet) or that a new SYN
+            // replaces (reuse) ends here; the packet may start a new one.
+            let dest = locate(table, positions, c).map(|(_, d)| d);
+            let expired = c.expires_ms <= now;
+            if let Some(d) = dest.filter(|_| !reuse && !expired) {
                 let dir = c.input_direction();
                 update_state(c, &d.state, dir, l.tcp_flags, table, now);
                 c.client_link = flow.link;
@@ -117,10 +119,6 @@ impl Dataplane {
             self.conns.remove(&flow.key);
             if let Some(d) = dest {
                 release(&d.state, &old);
-            }
-            if !reuse {
-                DataplaneCounters::bump(&self.counters.no_conn_dropped);
-                return None;
             }
         }
         // A new connection: TCP schedules only on SYN (no sloppy_tcp).
@@ -166,13 +164,24 @@ impl Dataplane {
         d.state.inactive.fetch_add(1, Relaxed);
         let dir = c.input_direction();
         update_state(&mut c, &d.state, dir, l.tcp_flags, table, now);
-        if let Err(e) = self.conns.insert(flow.key, c) {
-            release(&d.state, &c);
-            DataplaneCounters::bump(match e {
-                InsertError::Full => &self.counters.conn_table_full,
-                InsertError::ReplyClash => &self.counters.nat_reply_clash,
-            });
-            return Err(NoConn::Refused);
+        match self.conns.insert(flow.key, c) {
+            Ok(None) => {}
+            Ok(Some((_, mut old))) => {
+                // The oldest cheap entry made room: its server's count
+                // goes back.
+                DataplaneCounters::bump(&self.counters.conn_evictions);
+                if let Some((_, od)) = locate(table, &self.positions, &mut old) {
+                    release(&od.state, &old);
+                }
+            }
+            Err(e) => {
+                release(&d.state, &c);
+                DataplaneCounters::bump(match e {
+                    InsertError::Full => &self.counters.conn_table_full,
+                    InsertError::ReplyClash => &self.counters.nat_reply_clash,
+                });
+                return Err(NoConn::Refused);
+            }
         }
         svc.stats.conns.fetch_add(1, Relaxed);
         d.state.stats.conns.fetch_add(1, Relaxed);
@@ -191,11 +200,11 @@ impl Dataplane {
         key: ConnKey,
     ) {
         let now = self.now_ms();
-        let table = &self.table;
+        let (table, positions) = (&self.table, &self.positions);
         let Some(c) = self.conns.get_mut(&key) else {
             return;
         };
-        let Some((svc, d)) = table.dest(c.svc, c.dest, c.dest_id) else {
+        let Some((svc, d)) = locate(table, positions, c) else {
             return;
         };
         update_state(c, &d.state, Direction::Output, l.tcp_flags, table, now);
@@ -269,8 +278,8 @@ impl Dataplane {
         key: &ConnKey,
         dir: Direction,
     ) -> Option<(Conn, NextHop, RxMeta)> {
-        let c = *self.conns.get(key)?;
-        let (svc, d) = self.table.dest(c.svc, c.dest, c.dest_id)?;
+        let mut c = *self.conns.get(key)?;
+        let (svc, d) = locate(&self.table, &self.positions, &mut c)?;
         let meta = self.complete_first(frame, meta)?;
         let len = frame.len() - crate::wire::ethernet::HEADER_LEN;
         if dir == Direction::Output {

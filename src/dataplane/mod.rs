@@ -11,6 +11,7 @@ pub mod conn;
 pub mod egress;
 pub mod flow;
 pub mod gso;
+pub mod icmp_limit;
 pub mod nat;
 pub mod sched;
 pub mod tcp_state;
@@ -18,12 +19,14 @@ pub mod tcp_state;
 use crate::io::{PacketIo, PacketType, RxMeta};
 use crate::lvs::ConnInfo;
 use crate::lvs::stats::{DataplaneCounters, DestState};
-use crate::lvs::table::Table;
+use crate::lvs::table::{DestEntry, ServiceEntry, Table};
 use crate::wire::{EtherType, EthernetFrame, MacAddr};
 use arc_swap::ArcSwap;
 use classify::Class;
 use conn::{Conn, ConnTable};
+use icmp_limit::{IcmpLimiter, IcmpLimits};
 use sched::SchedState;
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -32,12 +35,28 @@ use std::time::{Duration, Instant};
 
 /// Large enough for a 64 KiB GSO super-frame.
 pub const FRAME_BUF: usize = 65536 + 256;
-const SWEEP_EVERY_MS: u64 = 1000;
+/// A sweep of the whole connection table takes about this long, in steps
+/// of `SWEEP_STEP_MS`, each bounded, so expiry never pauses forwarding.
+const SWEEP_PASS_MS: u64 = 1000;
+const SWEEP_STEP_MS: u64 = 10;
+/// Removals per sweep step (each is a hash removal): a step stays well
+/// under a millisecond; a step that hits the bound continues after the
+/// next frame rather than at the next tick.
+const SWEEP_REMOVE: usize = 4096;
+/// Connections per listing chunk (`-Lnc`), answered between frames.
+pub const CONN_CHUNK: usize = 4096;
+/// The default `--max-conns`.
+pub const DEFAULT_MAX_CONNS: usize = 1 << 20;
 
 /// Questions the control plane asks the data plane; answered between
 /// frames, so the answer is consistent with what was forwarded.
 pub enum DpRequest {
-    Conns(tokio::sync::oneshot::Sender<Vec<ConnInfo>>),
+    /// Up to [`CONN_CHUNK`] connections from slot `from` on, and where the
+    /// next chunk starts (`None`: that was the last).
+    Conns {
+        from: usize,
+        reply: tokio::sync::oneshot::Sender<(Vec<ConnInfo>, Option<usize>)>,
+    },
 }
 
 /// The interface facts the data plane needs, for each of its links.
@@ -65,6 +84,27 @@ pub struct Dataplane {
     ip_id: u16,
     clock: Instant,
     next_sweep_ms: u64,
+    next_stats_ms: u64,
+    /// Where each real server id sits in `table`: connections remap
+    /// lazily (on use, or when the sweep passes them) after a change, so
+    /// a republication never walks the whole connection table.
+    positions: HashMap<u64, (u32, u32)>,
+    icmp_limit: IcmpLimiter,
+}
+
+/// The service and real server of a connection in `table`, remapping its
+/// indexes if the table changed since; `None` if the server is gone.
+#[inline]
+pub(super) fn locate<'t>(
+    table: &'t Table,
+    positions: &HashMap<u64, (u32, u32)>,
+    c: &mut Conn,
+) -> Option<(&'t ServiceEntry, &'t DestEntry)> {
+    if table.dest(c.svc, c.dest, c.dest_id).is_none() {
+        let &(s, d) = positions.get(&c.dest_id)?;
+        (c.svc, c.dest) = (s, d);
+    }
+    table.dest(c.svc, c.dest, c.dest_id)
 }
 
 /// Gives a connection's slot back in its real server's active or inactive
@@ -86,16 +126,18 @@ impl Dataplane {
         counters: Arc<DataplaneCounters>,
         requests: Option<Receiver<DpRequest>>,
     ) -> Dataplane {
-        Dataplane::with_links(shared, vec![link], counters, requests)
+        Dataplane::with_links(shared, vec![link], counters, requests, DEFAULT_MAX_CONNS)
     }
 
     /// A data plane on several links (`RxMeta::link` and `PacketIo::send`
-    /// number them in this order). At least one is needed.
+    /// number them in this order). At least one is needed. The connection
+    /// table holds at most `max_conns` entries.
     pub fn with_links(
         shared: Arc<ArcSwap<Table>>,
         links: Vec<LinkParams>,
         counters: Arc<DataplaneCounters>,
         requests: Option<Receiver<DpRequest>>,
+        max_conns: usize,
     ) -> Dataplane {
         assert!(!links.is_empty(), "a data plane needs a link");
         let table = shared.load_full();
@@ -106,9 +148,8 @@ impl Dataplane {
             .collect();
         Dataplane {
             shared,
-            table,
             sched,
-            conns: ConnTable::new(65536, 4 << 20),
+            conns: ConnTable::new(max_conns),
             links,
             counters,
             requests,
@@ -116,8 +157,17 @@ impl Dataplane {
             scratch2: vec![0u8; FRAME_BUF],
             ip_id: 1,
             clock: Instant::now(),
-            next_sweep_ms: SWEEP_EVERY_MS,
+            next_sweep_ms: SWEEP_STEP_MS,
+            next_stats_ms: 0,
+            positions: table.dest_positions(),
+            icmp_limit: IcmpLimiter::new(IcmpLimits::default()),
+            table,
         }
+    }
+
+    /// Replaces the limits on the ICMP errors the director originates.
+    pub fn set_icmp_limits(&mut self, limits: IcmpLimits) {
+        self.icmp_limit = IcmpLimiter::new(limits);
     }
 
     #[inline]
@@ -163,43 +213,78 @@ impl Dataplane {
     fn housekeeping<I: PacketIo>(&mut self, io: &mut I) {
         let now = self.now_ms();
         if now >= self.next_sweep_ms {
-            self.expire(now);
-            self.next_sweep_ms = now + SWEEP_EVERY_MS;
+            let step = self.sweep_step(now);
+            self.next_sweep_ms = match step.removed >= SWEEP_REMOVE {
+                true => now,
+                false => now + SWEEP_STEP_MS,
+            };
+        }
+        if now >= self.next_stats_ms {
+            let c = &self.counters;
+            c.rx_socket_drops.fetch_add(io.rx_drops(), Relaxed);
+            c.conns.store(self.conns.len() as u64, Relaxed);
+            c.conns_limit.store(self.conns.limit() as u64, Relaxed);
+            self.next_stats_ms = now + 1000;
         }
         // A request answered after a table change must see that change.
         self.refresh_table(io);
         if let Some(rx) = &self.requests {
             while let Ok(req) = rx.try_recv() {
                 match req {
-                    DpRequest::Conns(reply) => {
-                        let _ = reply.send(self.conn_list());
+                    DpRequest::Conns { from, reply } => {
+                        let _ = reply.send(self.conn_chunk(from, CONN_CHUNK));
                     }
                 }
             }
         }
     }
 
-    /// Drops connections whose timer ran out.
-    pub fn expire(&mut self, now: u64) {
-        let table = &self.table;
-        self.conns.retain(|_, c| {
+    /// One bounded step of the table's sweep: drops connections whose
+    /// timer ran out or whose real server is gone, and remaps the rest to
+    /// the current table. Sized so a whole pass takes about a second.
+    fn sweep_step(&mut self, now: u64) -> conn::SweepStep {
+        let steps = (SWEEP_PASS_MS / SWEEP_STEP_MS) as usize;
+        let visit = self.conns.slots() / steps + 256;
+        let (table, positions) = (&self.table, &self.positions);
+        let step = self.conns.sweep_step(visit, SWEEP_REMOVE, |_, c| {
+            let Some((_, d)) = locate(table, positions, c) else {
+                return false;
+            };
             if c.expires_ms > now {
                 return true;
             }
-            if let Some((_, d)) = table.dest(c.svc, c.dest, c.dest_id) {
-                release(&d.state, c);
+            release(&d.state, c);
+            false
+        });
+        self.counters.conns.store(self.conns.len() as u64, Relaxed);
+        step
+    }
+
+    /// Drops every connection whose timer ran out by `now`, in one pass
+    /// (tests; the data plane itself sweeps in bounded steps).
+    pub fn expire(&mut self, now: u64) {
+        let (table, positions) = (&self.table, &self.positions);
+        self.conns.retain(|_, c| {
+            let Some((_, d)) = locate(table, positions, c) else {
+                return false;
+            };
+            if c.expires_ms > now {
+                return true;
             }
+            release(&d.state, c);
             false
         });
     }
 
-    /// Every tracked connection, for `-Lnc`.
-    pub fn conn_list(&self) -> Vec<ConnInfo> {
+    /// Up to `n` connections from slot `from` on, for `-Lnc`, and where
+    /// the next chunk starts.
+    pub fn conn_chunk(&self, from: usize, n: usize) -> (Vec<ConnInfo>, Option<usize>) {
         let now = self.now_ms();
-        self.conns
-            .iter()
-            .filter_map(|(k, c)| {
-                let (_, d) = self.table.dest(c.svc, c.dest, c.dest_id)?;
+        let (chunk, next) = self.conns.chunk(from, n);
+        let infos = chunk
+            .into_iter()
+            .filter_map(|(k, mut c)| {
+                let (_, d) = locate(&self.table, &self.positions, &mut c)?;
                 Some(ConnInfo {
                     protocol: k.protocol,
                     caddr: k.caddr,
@@ -212,7 +297,20 @@ impl Dataplane {
                     expires_secs: c.expires_ms.saturating_sub(now).div_ceil(1000),
                 })
             })
-            .collect()
+            .collect();
+        (infos, next)
+    }
+
+    /// Every tracked connection (tests; the daemon lists in chunks).
+    pub fn conn_list(&self) -> Vec<ConnInfo> {
+        let mut all = Vec::new();
+        let mut from = Some(0);
+        while let Some(f) = from {
+            let (mut part, next) = self.conn_chunk(f, CONN_CHUNK);
+            all.append(&mut part);
+            from = next;
+        }
+        all
     }
 
     pub fn conn_count(&self) -> usize {
@@ -246,15 +344,7 @@ impl Dataplane {
             sched.push(st);
         }
         self.sched = sched;
-        let pos = new.dest_positions();
-        self.conns.retain(|_, c| match pos.get(&c.dest_id) {
-            Some(&(s, d)) => {
-                c.svc = s;
-                c.dest = d;
-                true
-            }
-            None => false,
-        });
+        self.positions = new.dest_positions();
         let fresh: Vec<Ipv4Addr> = new
             .vips()
             .iter()

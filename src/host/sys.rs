@@ -96,6 +96,61 @@ pub fn link_info(ifname: &str) -> io::Result<([u8; 6], u32)> {
     Ok((mac, mtu))
 }
 
+/// An interface's flags (`IFF_UP`, `IFF_RUNNING`, `IFF_LOOPBACK`, ...).
+pub fn link_flags(ifname: &str) -> io::Result<u32> {
+    let mut req = ifreq(ifname)?;
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
+    // SAFETY: req is a valid ifreq with the name set.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })
+        .map_err(|e| io::Error::other(format!("interface '{ifname}': {e}")))?;
+    // SAFETY: SIOCGIFFLAGS filled ifru_flags.
+    Ok(u32::from(unsafe { req.ifr_ifru.ifru_flags } as u16))
+}
+
+/// Sets the process's file-creation mask and returns the previous one.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: umask(2) cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// The process id of a Unix socket's peer (for a connected client: the
+/// process that created the listening socket), by SO_PEERCRED.
+pub fn peer_pid(fd: &impl AsRawFd) -> io::Result<i32> {
+    // SAFETY: ucred is plain data.
+    let mut cred: libc::ucred = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: passes a live ucred and its size.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
+    Ok(cred.pid)
+}
+
+/// Frames a packet socket dropped because its receive buffer was full
+/// since the last call (PACKET_STATISTICS resets on read).
+pub fn packet_drops(fd: &OwnedFd) -> io::Result<u64> {
+    // SAFETY: tpacket_stats is plain data.
+    let mut st: libc::tpacket_stats = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+    // SAFETY: passes a live tpacket_stats and its size.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            &mut st as *mut libc::tpacket_stats as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
+    Ok(u64::from(st.tp_drops))
+}
+
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;

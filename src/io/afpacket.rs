@@ -112,6 +112,10 @@ impl PacketIo for AfPacket {
     fn send(&mut self, _link: u8, frame: &[u8]) -> io::Result<()> {
         self.send_frame(frame)
     }
+
+    fn rx_drops(&mut self) -> u64 {
+        sys::packet_drops(&self.fd).unwrap_or(0)
+    }
 }
 
 /// Several interfaces, one AF_PACKET socket each, polled together: link `i`
@@ -174,6 +178,10 @@ impl PacketIo for AfPacketLinks {
             Some(s) => s.send_frame(frame),
             None => Err(io::Error::other(format!("no link {link}"))),
         }
+    }
+
+    fn rx_drops(&mut self) -> u64 {
+        self.socks.iter_mut().map(|s| s.rx_drops()).sum()
     }
 }
 

@@ -53,4 +53,10 @@ pub trait PacketIo {
     /// Sends one complete frame (checksums finished, at most MTU-sized)
     /// on `link`.
     fn send(&mut self, link: u8, frame: &[u8]) -> io::Result<()>;
+
+    /// Frames the backend's receive queues dropped (full) since the last
+    /// call: loss that never reached uvs and no other counter shows.
+    fn rx_drops(&mut self) -> u64 {
+        0
+    }
 }

@@ -179,6 +179,19 @@ pub struct DataplaneCounters {
     /// New NAT connections refused because another one has the same reply
     /// 5-tuple.
     pub nat_reply_clash: AtomicU64,
+    /// Connections in the table now, and its limit (`--max-conns`).
+    pub conns: AtomicU64,
+    pub conns_limit: AtomicU64,
+    /// Cheap entries (one packet, or an unfinished handshake) evicted,
+    /// oldest first, to make room in a full table.
+    pub conn_evictions: AtomicU64,
+    /// Frames the packet sockets dropped before uvs read them
+    /// (PACKET_STATISTICS): the director is not keeping up.
+    pub rx_socket_drops: AtomicU64,
+    /// ICMP errors the director did not send because of the rate limits.
+    pub icmp_rate_limited: AtomicU64,
+    /// ARP from another host claiming one of the VIPs.
+    pub vip_conflicts: AtomicU64,
 }
 
 impl DataplaneCounters {
@@ -214,6 +227,12 @@ impl DataplaneCounters {
             ("nat_replies", self.nat_replies.load(Relaxed)),
             ("icmp_related", self.icmp_related.load(Relaxed)),
             ("nat_reply_clash", self.nat_reply_clash.load(Relaxed)),
+            ("conns", self.conns.load(Relaxed)),
+            ("conns_limit", self.conns_limit.load(Relaxed)),
+            ("conn_evictions", self.conn_evictions.load(Relaxed)),
+            ("rx_socket_drops", self.rx_socket_drops.load(Relaxed)),
+            ("icmp_rate_limited", self.icmp_rate_limited.load(Relaxed)),
+            ("vip_conflicts", self.vip_conflicts.load(Relaxed)),
         ]
     }
 }

@@ -107,6 +107,11 @@ impl IcmpError {
             rest: mtu & 0xffff,
         }
     }
+
+    /// Whether this is PMTU discovery's "fragmentation needed".
+    pub fn is_frag_needed(&self) -> bool {
+        self.icmp_type == TYPE_DEST_UNREACH && self.code == CODE_FRAG_NEEDED
+    }
 }
 
 /// An ICMP error message with the packet it quotes.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use uvs::control::model::Model;
 use uvs::control::proto::{DestSpec, Op};
 use uvs::control::publish::Publisher;
-use uvs::dataplane::{Dataplane, LinkParams};
+use uvs::dataplane::{DEFAULT_MAX_CONNS, Dataplane, LinkParams};
 use uvs::io::memory::MemoryIo;
 use uvs::io::{PacketIo, RxMeta};
 use uvs::lvs::service::{Forward, Protocol, ServiceKey};
@@ -66,9 +66,21 @@ impl Rig<MemoryIo> {
     /// `routes` towards clients, `ops` applied and the first table picked
     /// up (its gratuitous ARPs sent).
     pub fn build(links: Vec<LinkParams>, hop: HopFn, routes: Vec<LinkRoute>, ops: &[Op]) -> Rig {
+        Rig::build_max(links, hop, routes, ops, DEFAULT_MAX_CONNS)
+    }
+
+    /// As `build`, with a connection table of at most `max_conns`.
+    pub fn build_max(
+        links: Vec<LinkParams>,
+        hop: HopFn,
+        routes: Vec<LinkRoute>,
+        ops: &[Op],
+        max_conns: usize,
+    ) -> Rig {
         let publisher = Publisher::new();
         let counters = Arc::new(DataplaneCounters::default());
-        let dp = Dataplane::with_links(publisher.shared(), links, counters.clone(), None);
+        let dp =
+            Dataplane::with_links(publisher.shared(), links, counters.clone(), None, max_conns);
         let mut r = Rig {
             model: Model::with_tun_source(Some(DIR_ADDR)),
             publisher,
