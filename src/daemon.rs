@@ -213,6 +213,29 @@ pub fn run(o: &Options) -> Result<(), String> {
     for name in ifnames {
         check_link(name)?;
     }
+    // Before anything is captured: a daemon already on this socket means
+    // this start is a mistake.
+    let listener = bind_socket(&o.socket)?;
+    let ours = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(&o.socket)
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let r = serve(o, &indexes, locks, listener);
+    remove_socket(&o.socket, ours);
+    r
+}
+
+/// The director once its socket is bound: the data plane's thread and the
+/// control plane's tasks, until a signal or a vanished interface.
+fn serve(
+    o: &Options,
+    indexes: &[u32],
+    locks: Vec<UnixListener>,
+    listener: UnixListener,
+) -> Result<(), String> {
+    let ifnames = &o.interfaces;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -221,7 +244,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     // whole life.
     let netlink = rt.block_on(async { Netlink::new() })?;
     let mut links = Vec::new();
-    for (name, idx) in ifnames.iter().zip(&indexes) {
+    for (name, idx) in ifnames.iter().zip(indexes) {
         let (mac, mtu) = sys::link_info(name).map_err(|e| e.to_string())?;
         let addr = rt.block_on(netlink.first_address(*idx));
         links.push(LinkParams {
@@ -234,13 +257,6 @@ pub fn run(o: &Options) -> Result<(), String> {
         .tun_source
         .or_else(|| Some(links[0].addr).filter(|a| !a.is_unspecified()));
     let mut io = AfPacketLinks::open(ifnames).map_err(|e| format!("cannot capture on {e}"))?;
-    let listener = bind_socket(&o.socket)?;
-    let ours = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::symlink_metadata(&o.socket)
-            .ok()
-            .map(|m| (m.dev(), m.ino()))
-    };
 
     let publisher = Publisher::new();
     let shared = publisher.shared();
@@ -327,7 +343,6 @@ pub fn run(o: &Options) -> Result<(), String> {
     });
     stop.store(true, Ordering::Relaxed);
     let _ = dp_thread.join();
-    remove_socket(&o.socket, ours);
     eprintln!("uvs: stopped");
     result
 }

@@ -153,3 +153,33 @@ fn port_unreachable_for_a_service_without_servers_is_rate_limited() {
     assert!(sent >= 6 && sent <= 6 + secs + 1, "{sent}");
     assert_eq!(r.counter("no_dest"), 10_000);
 }
+
+fn arp(op: u16, sender_mac: [u8; 6], sender_ip: [u8; 4], target_ip: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&sender_mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4]);
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&sender_mac);
+    f.extend_from_slice(&sender_ip);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&target_ip);
+    f.resize(60, 0);
+    f
+}
+
+/// Another host announcing (or answering for) a VIP in service is counted
+/// and never answered: no ARP fight.
+#[test]
+fn a_host_claiming_a_vip_in_service_is_counted_not_fought() {
+    let mut r = Rig::new(&ops());
+    let other = [2, 0, 0, 0, 0, 0x77];
+    for _ in 0..100 {
+        assert!(r.feed(arp(1, other, VIP, VIP)).is_empty());
+        assert!(r.feed(arp(2, other, VIP, CLIENT)).is_empty());
+    }
+    assert_eq!(r.counter("vip_conflicts"), 200);
+    // Our own VIP still gets answered for a client's request.
+    let out = r.feed(arp(1, CL_MAC, CLIENT, VIP));
+    assert_eq!(out.len(), 1);
+    assert_eq!(r.counter("vip_conflicts"), 200);
+}

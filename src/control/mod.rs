@@ -3,6 +3,7 @@
 //! host lookups that turn real servers into next hops, and the publisher
 //! that hands each new table to the data plane.
 
+pub mod acd;
 pub mod model;
 pub mod proto;
 pub mod publish;

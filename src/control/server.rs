@@ -5,12 +5,14 @@
 //! between a dry run and the real apply, so a listing never waits behind
 //! an unresolved neighbour.
 
+use super::acd;
 use super::model::{Model, Need, OpError};
 use super::proto::{Op, Request, Response};
 use super::publish::Publisher;
 use super::resolve;
 use crate::dataplane::DpRequest;
 use crate::host::netlink::Netlink;
+use crate::host::sys;
 use crate::lvs::ConnInfo;
 use crate::lvs::service::Forward;
 use crate::lvs::stats::DataplaneCounters;
@@ -65,6 +67,8 @@ pub struct Control {
 #[derive(Default)]
 struct Found {
     hops: HashMap<(Ipv4Addr, Forward), NextHop>,
+    /// New VIPs already checked in this apply.
+    vips: std::collections::HashSet<Ipv4Addr>,
     locals: Option<Vec<(Ipv4Addr, u32)>>,
 }
 
@@ -271,7 +275,10 @@ impl Control {
     /// Answers one host question of a dry run, remembering lookups.
     async fn check(&self, found: &mut Found, need: Need) -> Result<(), OpError> {
         match need {
-            Need::VipNotLocal(vip) => {
+            Need::NewVip(vip) => {
+                if !found.vips.insert(vip) {
+                    return Ok(());
+                }
                 if found.locals.is_none() {
                     found.locals = Some(self.netlink.addresses().await.map_err(OpError::Host)?);
                 }
@@ -283,12 +290,67 @@ impl Control {
                          `ip addr del {vip}/32 dev {dev}` (use the address's real prefix)"
                     )));
                 }
+                self.check_vip_on_links(vip).await?;
             }
             Need::Mac(ip, fwd) => {
                 if let std::collections::hash_map::Entry::Vacant(e) = found.hops.entry((ip, fwd)) {
                     let hop = resolve::next_hop(&self.netlink, ip, fwd, &self.links).await;
                     e.insert(hop.map_err(OpError::Host)?);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// A new VIP must not be the network or broadcast address of a subnet
+    /// on the director's links, and no host there may answer ARP for it:
+    /// announcing it would take another host's address over.
+    async fn check_vip_on_links(&self, vip: Ipv4Addr) -> Result<(), OpError> {
+        let addrs = self
+            .netlink
+            .addresses_with_prefix()
+            .await
+            .map_err(OpError::Host)?;
+        for (addr, idx, len) in addrs {
+            let Some((_, name)) = self.links.iter().find(|(i, _)| *i == idx) else {
+                continue;
+            };
+            if len >= 31 {
+                continue;
+            }
+            let mask = u32::MAX << (32 - u32::from(len));
+            let network = Ipv4Addr::from(u32::from(addr) & mask);
+            let broadcast = Ipv4Addr::from(u32::from(addr) | !mask);
+            if vip == network || vip == broadcast {
+                let which = if vip == network {
+                    "network"
+                } else {
+                    "broadcast"
+                };
+                return Err(OpError::BadAddress(format!(
+                    "{vip} cannot be a VIP: it is the {which} address of {network}/{len} on {name}"
+                )));
+            }
+        }
+        for (_, name) in &self.links {
+            let Ok((mac, _)) = sys::link_info(name) else {
+                continue;
+            };
+            let (name, mac) = (name.clone(), MacAddr(mac));
+            let probe = tokio::task::spawn_blocking(move || {
+                acd::probe(&name, mac, vip, acd::PROBE_WAIT).map(|o| (name, o))
+            });
+            match probe.await {
+                Ok(Ok((name, Some(owner)))) => {
+                    return Err(OpError::Host(format!(
+                        "VIP {vip} is in use: {owner} answered ARP for it on {name}. uvs will not \
+                         announce an address another host has (its gratuitous ARP would take the \
+                         address over on the whole segment); choose a free address"
+                    )));
+                }
+                Ok(Ok((_, None))) => {}
+                Ok(Err(e)) => eprintln!("uvs: warning: cannot probe for {vip} with ARP: {e}"),
+                Err(e) => eprintln!("uvs: warning: cannot probe for {vip} with ARP: {e}"),
             }
         }
         Ok(())

@@ -12,6 +12,8 @@ use crate::wire::{
 use std::net::Ipv4Addr;
 
 const ETH: usize = ethernet::HEADER_LEN;
+/// A VIP conflict is logged at most this often (every frame is counted).
+const CONFLICT_LOG_EVERY_MS: u64 = 10_000;
 
 impl Dataplane {
     /// Answers ARP requests for VIPs, on the link they were asked on, by
@@ -23,6 +25,10 @@ impl Dataplane {
         let Ok(req) = ArpRepr::parse(&p) else {
             return;
         };
+        if self.table.is_vip(req.sender_ip) && !self.links.iter().any(|l| l.mac == req.sender_hw) {
+            self.vip_claimed(req.sender_ip, req.sender_hw, link);
+            return;
+        }
         if req.operation != ArpOperation::Request || !self.table.is_vip(req.target_ip) {
             return;
         }
@@ -47,6 +53,31 @@ impl Dataplane {
                 Err(_) => DataplaneCounters::bump(&self.counters.tx_errors),
             }
         }
+    }
+
+    /// Another host says it has one of our VIPs (its ARP carries the VIP
+    /// as sender). Counted, and logged loudly at most every 10 s; never
+    /// answered with ARP of our own, since two hosts re-announcing an
+    /// address at each other is a storm that breaks it for everyone.
+    fn vip_claimed(&mut self, vip: Ipv4Addr, mac: MacAddr, link: u8) {
+        DataplaneCounters::bump(&self.counters.vip_conflicts);
+        let now = self.now_ms();
+        if self
+            .conflict_logged_ms
+            .is_some_and(|t| now < t + CONFLICT_LOG_EVERY_MS)
+        {
+            return;
+        }
+        self.conflict_logged_ms = Some(now);
+        eprintln!(
+            "uvs: WARNING: VIP {vip} is claimed by {mac} on link {link}: another host uses this \
+             address, or a real server announces the VIP (check arp_ignore=1 and arp_announce=2 \
+             there: `uvs audit`). uvs does not fight over it with ARP; clients may reach that \
+             host instead. {} such ARP frames so far (vip_conflicts in `uvs status`)",
+            self.counters
+                .vip_conflicts
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
     }
 
     /// Announces a VIP on every link.

@@ -90,6 +90,8 @@ pub struct Dataplane {
     /// a republication never walks the whole connection table.
     positions: HashMap<u64, (u32, u32)>,
     icmp_limit: IcmpLimiter,
+    /// When a VIP conflict was last logged.
+    conflict_logged_ms: Option<u64>,
 }
 
 /// The service and real server of a connection in `table`, remapping its
@@ -161,6 +163,7 @@ impl Dataplane {
             next_stats_ms: 0,
             positions: table.dest_positions(),
             icmp_limit: IcmpLimiter::new(IcmpLimits::default()),
+            conflict_logged_ms: None,
             table,
         }
     }

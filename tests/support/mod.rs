@@ -110,7 +110,8 @@ impl Lab {
         self.exec(node, "sh", &["-c", script])
     }
 
-    pub fn spawn(&mut self, node: &str, prog: &str, args: &[&str], log: &str) {
+    /// Starts a process in a node (killed when the lab goes); its pid.
+    pub fn spawn(&mut self, node: &str, prog: &str, args: &[&str], log: &str) -> u32 {
         let f = std::fs::File::create(self.dir.join(log)).expect("log file");
         let child = self
             .cmd(node, prog, args)
@@ -119,7 +120,9 @@ impl Lab {
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn");
+        let pid = child.id();
         self.children.push(child);
+        pid
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -221,12 +224,20 @@ impl Lab {
 
     /// As `start_director`, capturing on these interfaces.
     pub fn start_director_on(&mut self, ifaces: &[&str]) {
+        let mut args = Vec::new();
+        for i in ifaces {
+            args.extend(["--interface", *i]);
+        }
+        self.start_director_with(&args);
+    }
+
+    /// As `start_director`, with these arguments besides `--socket`; the
+    /// director's pid.
+    pub fn start_director_with(&mut self, extra: &[&str]) -> u32 {
         let sock = self.socket();
         let mut args = vec!["director", "--socket", sock.to_str().unwrap()];
-        for i in ifaces {
-            args.extend(["--interface", i]);
-        }
-        self.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director.log");
+        args.extend_from_slice(extra);
+        let pid = self.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director.log");
         let t = Instant::now();
         while !sock.exists() {
             if t.elapsed() > Duration::from_secs(10) {
@@ -236,6 +247,7 @@ impl Lab {
         }
         // Also wait until the servers listen.
         std::thread::sleep(Duration::from_millis(200));
+        pid
     }
 
     pub fn log(&self, name: &str) -> String {

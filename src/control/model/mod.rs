@@ -41,6 +41,8 @@ pub enum OpError {
     NoSuchDest,
     SchedulerNotFound(String),
     Unsupported(String),
+    /// An address that can never be used where it was given.
+    BadAddress(String),
     /// A check against the host failed (VIP configured locally, real
     /// server not on-link, MAC not resolvable).
     Host(String),
@@ -62,7 +64,7 @@ impl fmt::Display for OpError {
                     known.join(", ")
                 )
             }
-            OpError::Unsupported(s) | OpError::Host(s) => f.write_str(s),
+            OpError::Unsupported(s) | OpError::Host(s) | OpError::BadAddress(s) => f.write_str(s),
         }
     }
 }
@@ -71,8 +73,11 @@ impl fmt::Display for OpError {
 /// committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
-    /// The VIP must not be a local address of the director.
-    VipNotLocal(Ipv4Addr),
+    /// A VIP new to the model: it must not be a local address of the
+    /// director nor the network or broadcast address of one of its links,
+    /// and no other host may answer ARP for it (address conflict
+    /// detection) before uvs announces it.
+    NewVip(Ipv4Addr),
     /// The link and MAC to send to for a real server: its own MAC (DR) or
     /// the next hop's on the way to it (TUN, NAT), from the kernel's routes
     /// and neighbour table.
@@ -90,6 +95,27 @@ pub struct Model {
 
 fn scheduler(name: &str) -> Result<SchedulerKind, OpError> {
     SchedulerKind::from_name(name).ok_or_else(|| OpError::SchedulerNotFound(name.to_string()))
+}
+
+/// Addresses that can never be a VIP: announcing them would break the
+/// segment (broadcast, multicast, "this host") or the director itself.
+pub fn check_vip(a: Ipv4Addr) -> Result<(), OpError> {
+    let why = if a.is_unspecified() || a.octets()[0] == 0 {
+        "an unspecified (\"this network\") address"
+    } else if a.is_broadcast() {
+        "the limited broadcast address"
+    } else if a.is_multicast() {
+        "a multicast address"
+    } else if a.is_loopback() {
+        "a loopback address"
+    } else if u32::from(a) >= 0xf000_0000 {
+        "a reserved (class E) address"
+    } else {
+        return Ok(());
+    };
+    Err(OpError::BadAddress(format!(
+        "{a} cannot be a VIP: it is {why}"
+    )))
 }
 
 fn check_persistent(p: Option<u32>) -> Result<(), OpError> {
@@ -126,6 +152,17 @@ impl Model {
         Ok(())
     }
 
+    /// A configured real server with this address, as `ADDR:PORT of VIP`.
+    fn dest_with_addr(&self, a: Ipv4Addr) -> Option<String> {
+        self.services.iter().find_map(|s| {
+            let d = s.dests.iter().find(|d| d.spec.addr == a)?;
+            Some(format!(
+                "{}:{} of {}:{}",
+                a, d.spec.port, s.key.addr, s.key.port
+            ))
+        })
+    }
+
     fn service_mut(&mut self, key: &ServiceKey) -> Option<&mut Service> {
         self.services.iter_mut().find(|s| s.key == *key)
     }
@@ -149,7 +186,17 @@ impl Model {
                 }
                 let k = scheduler(s)?;
                 check_persistent(*persistent)?;
-                need(Need::VipNotLocal(key.addr));
+                check_vip(key.addr)?;
+                if let Some(d) = self.dest_with_addr(key.addr) {
+                    return Err(OpError::BadAddress(format!(
+                        "VIP {} is the address of real server {d}: uvs would answer ARP for it \
+                         and take its traffic",
+                        key.addr
+                    )));
+                }
+                if !self.services.iter().any(|s| s.key.addr == key.addr) {
+                    need(Need::NewVip(key.addr));
+                }
                 let id = self.id();
                 self.services.push(Service {
                     id,
@@ -194,6 +241,13 @@ impl Model {
                     .any(|d| d.spec.addr == dest.addr && d.spec.port == dest.port);
                 if exists {
                     return Err(OpError::DestExists);
+                }
+                if self.services.iter().any(|s| s.key.addr == dest.addr) {
+                    return Err(OpError::BadAddress(format!(
+                        "real server {} is a VIP of this director: its traffic would loop back \
+                         to the director",
+                        dest.addr
+                    )));
                 }
                 self.check_tun_source(dest.forward)?;
                 need(Need::Mac(dest.addr, dest.forward));

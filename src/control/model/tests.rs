@@ -173,3 +173,67 @@ fn set_timeouts_zero_keeps_value() {
         }
     );
 }
+
+#[test]
+fn special_addresses_and_real_servers_cannot_be_vips() {
+    for (a, why) in [
+        ([0, 0, 0, 0], "unspecified"),
+        ([0, 1, 2, 3], "unspecified"),
+        ([255, 255, 255, 255], "broadcast"),
+        ([224, 0, 0, 1], "multicast"),
+        ([239, 1, 2, 3], "multicast"),
+        ([127, 0, 0, 1], "loopback"),
+        ([240, 0, 0, 1], "reserved"),
+    ] {
+        let op = Op::AddService {
+            key: ServiceKey {
+                protocol: Protocol::Tcp,
+                addr: Ipv4Addr::from(a),
+                port: 80,
+            },
+            scheduler: "rr".into(),
+            persistent: None,
+        };
+        let (_, e) = apply(&Model::default(), &[op]).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(why) && msg.contains("cannot be a VIP"),
+            "{msg}"
+        );
+    }
+    // A configured real server's address, in the same apply or later.
+    let m = apply(
+        &Model::default(),
+        &[add_service(80, "rr"), add_dest(80, dest(11, 1))],
+    )
+    .unwrap();
+    let rs_vip = Op::AddService {
+        key: ServiceKey {
+            protocol: Protocol::Udp,
+            addr: Ipv4Addr::new(198, 18, 0, 11),
+            port: 53,
+        },
+        scheduler: "rr".into(),
+        persistent: None,
+    };
+    let (_, e) = apply(&m, &[rs_vip]).unwrap_err();
+    assert!(e.to_string().contains("real server 198.18.0.11:80"), "{e}");
+    // And the other way round: a VIP as a real server.
+    let mut d = dest(100, 1);
+    d.port = 8080;
+    let (_, e) = apply(&m, &[add_dest(80, d)]).unwrap_err();
+    assert!(e.to_string().contains("is a VIP"), "{e}");
+}
+
+#[test]
+fn a_second_service_on_a_vip_is_not_probed_again() {
+    let mut needs = Vec::new();
+    Model::default()
+        .apply_all(
+            &[add_service(80, "rr"), add_service(443, "rr")],
+            &mut |_, _| Err(OpError::Host("unused".into())),
+            &mut |_, n| needs.push(n),
+        )
+        .unwrap();
+    assert_eq!(needs, vec![Need::NewVip(Ipv4Addr::new(198, 18, 0, 100))]);
+}
