@@ -178,9 +178,17 @@ async fn watch_links(links: Vec<(u32, String)>) -> String {
         for ((index, name), was_up) in links.iter().zip(up.iter_mut()) {
             match sys::ifindex(name) {
                 Ok(i) if i as u32 == *index => {}
-                _ => return format!("interface {name} disappeared"),
+                Ok(_) => return format!("interface {name} was replaced by another of that name"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return format!("interface {name} disappeared");
+                }
+                // Cannot tell now (out of descriptors): look again later.
+                Err(_) => continue,
             }
-            let now_up = sys::link_flags(name).map(link_is_up).unwrap_or(false);
+            let Ok(flags) = sys::link_flags(name) else {
+                continue;
+            };
+            let now_up = link_is_up(flags);
             if now_up != *was_up {
                 match now_up {
                     true => eprintln!("uvs: {name} is up again"),

@@ -327,3 +327,95 @@ fn a_udp_flood_does_not_lock_out_other_connections() {
     let lines = listing.lines().count() - 2;
     assert!(lines <= 1000 && lines > 100, "{lines}");
 }
+
+/// Idle control clients are dropped after the idle timeout, clients past
+/// the cap are told so at once, and running out of descriptors backs off
+/// with one log line instead of hundreds.
+#[test]
+fn control_socket_caps_clients_times_out_idle_ones_and_backs_off() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let Some(mut l) = Lab::up(1) else { return };
+    l.start_director();
+    let sock = l.socket();
+    let mut idle: Vec<UnixStream> = (0..40)
+        .map(|_| UnixStream::connect(&sock).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The ones past the cap got an answer right away.
+    let mut told = 0;
+    for s in &mut idle[32..] {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut b = String::new();
+        let _ = s.read_to_string(&mut b);
+        told += usize::from(b.contains("control clients already"));
+    }
+    assert_eq!(told, 8);
+    // The idle ones are closed after the idle timeout (5 s).
+    let t = Instant::now();
+    idle[0]
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut b = Vec::new();
+    assert_eq!(idle[0].read_to_end(&mut b).unwrap(), 0);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(l.uvsadm(&["-Ln"]).status.success());
+    drop(idle);
+
+    // Under a low descriptor limit, accept fails; it is logged once and
+    // the daemon recovers when the idle clients are dropped.
+    let sock2 = l.dir.join("low.sock");
+    let script = format!(
+        "ulimit -n 40; exec {} director -i eth0 --socket {}",
+        env!("CARGO_BIN_EXE_uvs"),
+        sock2.display()
+    );
+    // The first director holds eth0's lock: stop it first.
+    l.uvsadm(&["-C"]);
+    let first = l.exec("dir", "pgrep", &["-f", l.socket().to_str().unwrap()]);
+    let first = String::from_utf8_lossy(&first.stdout).trim().to_string();
+    Command::new("kill").arg(&first).status().unwrap();
+    wait_for("the first director to stop", Duration::from_secs(5), || {
+        !lock_held(&l)
+    });
+    l.spawn("dir", "sh", &["-c", &script], "low.log");
+    wait_for("the second director", Duration::from_secs(10), || {
+        sock2.exists()
+    });
+    let many: Vec<UnixStream> = (0..60)
+        .filter_map(|_| UnixStream::connect(&sock2).ok())
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let log = l.log("low.log");
+    let failed = log.matches("accept failed").count();
+    assert!(failed >= 1 && failed <= 2, "{log}");
+    drop(many);
+    let adm = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_uvsadm"))
+            .args(args)
+            .env("UVS_SOCKET", &sock2)
+            .output()
+            .unwrap()
+    };
+    let t = Instant::now();
+    loop {
+        let o = adm(&["-Ln"]);
+        if o.status.success() {
+            break;
+        }
+        let log = l.log("low.log");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{log} {}",
+            stderr(&o)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = l.log("low.log");
+    assert!(log.matches("accept failed").count() <= 2, "{log}");
+}

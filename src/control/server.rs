@@ -30,11 +30,21 @@ use tokio::sync::Mutex;
 /// Largest request accepted (a restore of a very large table fits).
 const MAX_REQUEST: u64 = 64 << 20;
 
+/// Control clients served at once.
+pub const MAX_CLIENTS: usize = 32;
+/// A client must have sent its whole request line within this time.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client must take each response line within this time.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Writes one response line.
 async fn send_line(w: &mut (impl AsyncWriteExt + Unpin), resp: &Response) -> std::io::Result<()> {
     let mut out = serde_json::to_string(resp).unwrap_or_else(|_| "\"Ok\"".into());
     out.push('\n');
-    w.write_all(out.as_bytes()).await
+    match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(out.as_bytes())).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::other("the client does not read")),
+    }
 }
 
 /// How often an apply is retried when the model changed under its host
@@ -95,17 +105,51 @@ impl Control {
         }
     }
 
-    /// Accepts connections until the listener fails.
+    /// Accepts connections for as long as the daemon runs. At most
+    /// [`MAX_CLIENTS`] are served at once (more are told so and closed), a
+    /// client that sends no request within [`IDLE_TIMEOUT`] is dropped, and
+    /// accept errors (out of descriptors, say) back off, logged once per
+    /// episode rather than once per attempt.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
+        let clients = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
+        let mut backoff = Duration::ZERO;
         loop {
             match listener.accept().await {
-                Ok((stream, _)) => {
+                Ok((mut stream, _)) => {
+                    if !backoff.is_zero() {
+                        eprintln!("uvs: control socket accepting again");
+                        backoff = Duration::ZERO;
+                    }
+                    let Ok(permit) = clients.clone().try_acquire_owned() else {
+                        let busy = Response::Error {
+                            index: None,
+                            message: format!(
+                                "the daemon is serving {MAX_CLIENTS} control clients already; \
+                                 try again"
+                            ),
+                        };
+                        tokio::spawn(async move {
+                            let write = send_line(&mut stream, &busy);
+                            let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+                        });
+                        continue;
+                    };
                     let me = self.clone();
-                    tokio::spawn(async move { me.connection(stream).await });
+                    tokio::spawn(async move {
+                        me.connection(stream).await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
-                    eprintln!("uvs: control socket accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if backoff.is_zero() {
+                        eprintln!(
+                            "uvs: control socket accept failed: {e}; backing off (not logged \
+                             again until it recovers)"
+                        );
+                    }
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep(backoff).await;
                 }
             }
         }
@@ -115,7 +159,11 @@ impl Control {
         let (r, mut w) = stream.into_split();
         let mut line = String::new();
         let mut reader = BufReader::new(r.take(MAX_REQUEST));
-        let resp = match reader.read_line(&mut line).await {
+        let read = tokio::time::timeout(IDLE_TIMEOUT, reader.read_line(&mut line));
+        let Ok(read) = read.await else {
+            return;
+        };
+        let resp = match read {
             Err(e) => Response::Error {
                 index: None,
                 message: format!("bad request: {e}"),

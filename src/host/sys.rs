@@ -71,7 +71,16 @@ pub fn ifindex(name: &str) -> io::Result<i32> {
     // SAFETY: c is a valid NUL-terminated string.
     let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
     if i == 0 {
-        return Err(io::Error::other(format!("no interface named '{name}'")));
+        // ENODEV is "no such interface"; anything else (out of
+        // descriptors, say) says nothing about the interface.
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENODEV) | None | Some(0) => io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no interface named '{name}'"),
+            ),
+            _ => io::Error::other(format!("interface '{name}': {e}")),
+        });
     }
     Ok(i as i32)
 }
