@@ -97,6 +97,21 @@ impl Dataplane {
     pub(super) fn classify(&self, frame: &[u8], meta: RxMeta) -> wire::Result<(Class, Layout)> {
         let eth = EthernetFrame::new_unchecked(frame);
         let ip = Ipv4Packet::new_checked(eth.payload())?;
+        // A router drops a header whose checksum is wrong (RFC 1812
+        // 5.2.2) rather than pass the damage on; so does the kernel.
+        if !ip.verify_checksum() {
+            return Err(wire::Error::Malformed);
+        }
+        // An unfinished L4 checksum (CHECKSUM_PARTIAL) must start at the
+        // transport header and end inside the packet: finishing it writes
+        // there, and anywhere else it would corrupt the headers.
+        if let Some((start, off)) = meta.csum_partial {
+            let l4 = ethernet::HEADER_LEN + ip.header_len();
+            let end = ethernet::HEADER_LEN + ip.total_len();
+            if usize::from(start) != l4 || l4 + usize::from(off) + 2 > end {
+                return Err(wire::Error::Malformed);
+            }
+        }
         let mut l = Layout {
             // A total length is 16 bits and a header at most 60 bytes.
             ip_end: (ethernet::HEADER_LEN + ip.total_len()) as u32,
