@@ -419,3 +419,47 @@ fn control_socket_caps_clients_times_out_idle_ones_and_backs_off() {
     let log = l.log("low.log");
     assert!(log.matches("accept failed").count() <= 2, "{log}");
 }
+
+/// Frames the packet socket drops before uvs reads them are shown: the
+/// director is stopped (SIGSTOP) while a burst arrives, so its receive
+/// queue overflows.
+#[test]
+fn packet_socket_drops_are_shown_in_status() {
+    let Some(mut l) = Lab::up(1) else { return };
+    l.start_servers(1);
+    let pid = l.start_director_with(&["-i", "eth0"]);
+    l.adm(&format!("-A -u {VIP}:53 -s rr"));
+    l.adm(&format!("-a -u {VIP}:53 -r {RS1} -g"));
+    assert_eq!(l.dp_counter("rx_socket_drops"), 0);
+    assert_eq!(count(&l.udp_names(5, 30000), "rs1"), 5);
+    // A stopped director answers no ARP: the client is given the VIP's
+    // MAC for good, or its sends would wait on neighbour resolution.
+    let mac = mac_of(&l, "dir");
+    let neigh = [
+        "neigh",
+        "replace",
+        VIP,
+        "lladdr",
+        &mac,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ];
+    let o = l.exec("cl", "ip", &neigh);
+    assert!(o.status.success(), "{mac}: {}", stderr(&o));
+    Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    let target = format!("{VIP}:53");
+    let sent = l.client(&["udp-blast", "--target", &target, "--count", "200000"]);
+    Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent["sent"].as_u64().unwrap() > 100_000, "{sent}");
+    wait_for("the drops to show", Duration::from_secs(5), || {
+        l.dp_counter("rx_socket_drops") > 0
+    });
+}

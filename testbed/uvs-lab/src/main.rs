@@ -72,6 +72,14 @@ enum Cmd {
         #[arg(long, default_value_t = 1472)]
         size: usize,
     },
+    /// Send N small UDP datagrams as fast as possible, without waiting for
+    /// answers (a burst to overflow a receive queue).
+    UdpBlast {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        count: u32,
+    },
     /// Upload N bytes over one TCP connection; the server reports its hash.
     Upload {
         #[arg(long)]
@@ -484,6 +492,21 @@ fn getsockopt_int(fd: libc::c_int, level: libc::c_int, opt: libc::c_int) -> i64 
     if r == 0 { i64::from(v) } else { -1 }
 }
 
+fn udp_blast(target: SocketAddr, count: u32) -> serde_json::Value {
+    let s = match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(target).map(|_| s)) {
+        Ok(s) => s,
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let mut sent = 0u32;
+    for i in 0..count {
+        // A full queue on the way (ENOBUFS) is part of a burst: go on.
+        if s.send(&i.to_be_bytes()).is_ok() {
+            sent += 1;
+        }
+    }
+    json!({ "sent": sent })
+}
+
 fn udp_df(target: SocketAddr, size: usize) -> serde_json::Value {
     use std::os::fd::AsRawFd;
     let s = match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(target).map(|_| s)) {
@@ -559,6 +582,7 @@ fn main() -> ExitCode {
             interval_ms,
         } => stick(target, messages, Duration::from_millis(interval_ms)),
         Cmd::UdpDf { target, size } => udp_df(target, size),
+        Cmd::UdpBlast { target, count } => udp_blast(target, count),
         Cmd::Upload { target, bytes } => match upload(target, bytes) {
             Ok(v) => v,
             Err(e) => json!({ "error": e, "intact": false }),
