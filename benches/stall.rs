@@ -110,11 +110,49 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
 }
 
+/// Each of the live flow's packets timed through one turn of the loop
+/// (housekeeping included), for `dur`.
+fn time_live(r: &mut Rig, live: &[u8], dur: Duration) -> Vec<Duration> {
+    let mut lat = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < dur {
+        r.io.push_with(live.to_vec(), Default::default());
+        let p = Instant::now();
+        r.poll();
+        lat.push(p.elapsed());
+        r.io.take_sent();
+    }
+    lat
+}
+
+fn report(what: &str, mut lat: Vec<Duration>, expired: usize) {
+    let over_1ms = lat
+        .iter()
+        .filter(|d| **d > Duration::from_millis(1))
+        .count();
+    let max = *lat.iter().max().unwrap();
+    println!(
+        "{what}: {} packets ({expired} entries expired meanwhile), median {:.2} µs, p99.9 \
+         {:.1} µs, max {:.0} µs, {over_1ms} over 1 ms",
+        lat.len(),
+        pct(&mut lat, 0.5).as_secs_f64() * 1e6,
+        pct(&mut lat, 0.999).as_secs_f64() * 1e6,
+        max.as_secs_f64() * 1e6
+    );
+}
+
 fn main() {
+    // `cargo test --all-targets` runs this too (without --bench): then a
+    // small smoke run that only checks the bench still works.
+    let full = std::env::args().any(|a| a == "--bench");
     let n: u32 = std::env::var("UVS_BENCH_CONNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000_000);
+        .unwrap_or(if full { 2_000_000 } else { 20_000 });
+    let live_for = Duration::from_millis(if full { 4000 } else { 300 });
+    if !full {
+        println!("(smoke run; figures: cargo bench --bench stall)");
+    }
     let rss0 = rss_kib();
     let mut r = rig(n as usize + 16);
     let rss_empty = rss_kib();
@@ -122,6 +160,11 @@ fn main() {
     let live = tcp(false);
     r.feed(live_syn);
     r.feed(live.clone());
+
+    // The noise floor: the same live flow with an empty table (whatever
+    // else the machine does shows up here too).
+    let base = time_live(&mut r, &live, live_for / 4);
+    report("live flow, empty table (noise floor)", base, 0);
 
     // The flood: n one-packet UDP flows.
     let t = Instant::now();
@@ -172,30 +215,9 @@ fn main() {
 
     // The live connection while the flood expires (2 s UDP timeout):
     // each packet's time through poll, housekeeping included.
-    let mut lat = Vec::new();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(4) {
-        r.io.push_with(live.clone(), Default::default());
-        let p = Instant::now();
-        r.poll();
-        lat.push(p.elapsed());
-        r.io.take_sent();
-    }
-    let left = r.dp.conn_count();
-    let over_1ms = lat
-        .iter()
-        .filter(|d| **d > Duration::from_millis(1))
-        .count();
-    let max = *lat.iter().max().unwrap();
-    println!(
-        "live flow over 4 s while {} entries expired: {} packets, median {:.2} µs, p99.9 {:.1} µs, \
-         max {:.0} µs, {over_1ms} over 1 ms",
-        conns - left,
-        lat.len(),
-        pct(&mut lat, 0.5).as_secs_f64() * 1e6,
-        pct(&mut lat, 0.999).as_secs_f64() * 1e6,
-        max.as_secs_f64() * 1e6
-    );
+    let lat = time_live(&mut r, &live, live_for);
+    let expired = conns - r.dp.conn_count();
+    report("live flow while the flood expires", lat, expired);
 
     // The old expiry: one full pass over a full table, once a second.
     let mut r = rig(n as usize + 16);

@@ -7,7 +7,6 @@
 use super::tcp_state::{Direction, TcpState};
 use crate::lvs::service::{Forward, Protocol, Timeouts};
 use crate::wire::MacAddr;
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// A connection's protocol state.
@@ -140,14 +139,15 @@ pub enum InsertError {
     ReplyClash,
 }
 
-/// No slot (end of the eviction list).
+/// No slot (end of a chain or of the eviction list).
 const NIL: u32 = u32::MAX;
 /// The largest limit: slot numbers are `u32`, with `NIL` kept free.
 pub const MAX_LIMIT: usize = 1 << 31;
 
-/// One stored connection. Slots live in one vector and are reused through
-/// a free list, so the table's memory is allocated once, up front, and a
-/// sweep or a listing can resume at a slot number.
+/// One stored connection. Slots live in one vector, reused through a free
+/// list, and are chained into the hash buckets and the eviction list by
+/// slot number, so nothing is allocated per connection and a sweep or a
+/// listing can resume at a slot number.
 #[derive(Clone, Copy)]
 struct Slot {
     key: ConnKey,
@@ -155,10 +155,14 @@ struct Slot {
     live: bool,
     /// A second packet (either way) was seen: no longer one-packet.
     second: bool,
-    /// On the eviction list (oldest first); links by slot number.
+    /// On the eviction list (oldest first).
     listed: bool,
     prev: u32,
     next: u32,
+    /// Next slot in the same bucket of the 5-tuple index.
+    hnext: u32,
+    /// Next slot in the same bucket of the NAT reply index.
+    rnext: u32,
 }
 
 /// What one bounded sweep step did.
@@ -171,17 +175,29 @@ pub struct SweepStep {
 }
 
 /// The table itself, bounded by a limit set at start (`--max-conns`) so a
-/// flood cannot exhaust memory: every structure is sized for the limit up
-/// front, so no insert ever reallocates or rehashes on the per-packet
-/// path. When the table is full, the oldest entry that is cheap to lose
-/// (one packet only, or a TCP handshake never completed) makes room, so a
+/// flood cannot exhaust memory. Like IPVS's connection table it is a hash
+/// table of chains with a fixed number of buckets (here one per entry the
+/// limit allows, so chains stay short): it never resizes, never rehashes
+/// and has no tombstones to clean up, so no insert or removal ever costs
+/// more than a chain walk. (hashbrown, std's map, rehashes everything
+/// when it grows and, under churn, in place: a pause of tens of
+/// milliseconds at a million entries.) The slots are reserved for the
+/// limit up front as address space; pages are touched as slots are used.
+/// When the table is full, the oldest entry that is cheap to lose (one
+/// packet only, or a TCP handshake never completed) makes room, so a
 /// flood of new flows cannot lock out established ones or other services.
 pub struct ConnTable {
-    index: HashMap<ConnKey, u32, foldhash::fast::RandomState>,
-    /// NAT connections by reply 5-tuple.
-    replies: HashMap<ReplyKey, ConnKey, foldhash::fast::RandomState>,
+    /// First slot of each bucket of the client 5-tuple index.
+    buckets: Box<[u32]>,
+    /// First slot of each bucket of the NAT reply index.
+    rbuckets: Box<[u32]>,
+    mask: usize,
+    /// Keyed (random per process) so chains cannot be aimed at.
+    hasher: foldhash::fast::RandomState,
     slots: Vec<Slot>,
     free: Vec<u32>,
+    len: usize,
+    replies: usize,
     /// Eviction candidates in creation order: new entries are appended;
     /// entries that stopped being cheap are dropped from the head lazily.
     head: u32,
@@ -202,16 +218,25 @@ fn cheap(s: &Slot) -> bool {
         )
 }
 
+/// Buckets for a limit: a power of two, at least one per entry.
+fn bucket_count(max: usize) -> usize {
+    max.next_power_of_two().max(1024)
+}
+
 impl ConnTable {
     /// A table of at most `max` connections (capped at [`MAX_LIMIT`]).
     pub fn new(max: usize) -> ConnTable {
         let max = max.clamp(1, MAX_LIMIT);
-        let hasher = foldhash::fast::RandomState::default;
+        let n = bucket_count(max);
         ConnTable {
-            index: HashMap::with_capacity_and_hasher(max, hasher()),
-            replies: HashMap::with_capacity_and_hasher(max, hasher()),
+            buckets: vec![NIL; n].into_boxed_slice(),
+            rbuckets: vec![NIL; n].into_boxed_slice(),
+            mask: n - 1,
+            hasher: foldhash::fast::RandomState::default(),
             slots: Vec::with_capacity(max),
             free: Vec::with_capacity(max),
+            len: 0,
+            replies: 0,
             head: NIL,
             tail: NIL,
             max,
@@ -220,16 +245,10 @@ impl ConnTable {
         }
     }
 
-    /// Roughly the memory the table takes when full (its allocations are
-    /// sized for that from the start, but pages are touched as used).
+    /// Roughly the memory the table takes when full.
     pub fn bytes_at_limit(max: usize) -> usize {
         let max = max.clamp(1, MAX_LIMIT);
-        // hashbrown keeps at most 7/8 of its power-of-two buckets full and
-        // one control byte per bucket.
-        let buckets = (max * 8 / 7).next_power_of_two();
-        let index = buckets * (std::mem::size_of::<(ConnKey, u32)>() + 1);
-        let replies = buckets * (std::mem::size_of::<(ReplyKey, ConnKey)>() + 1);
-        index + replies + max * (std::mem::size_of::<Slot>() + 4)
+        2 * 4 * bucket_count(max) + max * (std::mem::size_of::<Slot>() + 4)
     }
 
     pub fn limit(&self) -> usize {
@@ -242,8 +261,40 @@ impl ConnTable {
     }
 
     #[inline]
+    fn bucket<K: std::hash::Hash>(&self, k: &K) -> usize {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(k) as usize & self.mask
+    }
+
+    #[inline]
+    fn find(&self, k: &ConnKey) -> Option<u32> {
+        let mut i = self.buckets[self.bucket(k)];
+        while i != NIL {
+            let s = &self.slots[i as usize];
+            if s.key == *k {
+                return Some(i);
+            }
+            i = s.hnext;
+        }
+        None
+    }
+
+    #[inline]
+    fn find_reply(&self, r: &ReplyKey) -> Option<u32> {
+        let mut i = self.rbuckets[self.bucket(r)];
+        while i != NIL {
+            let s = &self.slots[i as usize];
+            if s.conn.reply_key(&s.key).as_ref() == Some(r) {
+                return Some(i);
+            }
+            i = s.rnext;
+        }
+        None
+    }
+
+    #[inline]
     pub fn get(&self, k: &ConnKey) -> Option<&Conn> {
-        let i = *self.index.get(k)?;
+        let i = self.find(k)?;
         Some(&self.slots[i as usize].conn)
     }
 
@@ -251,28 +302,65 @@ impl ConnTable {
     /// more than a one-packet entry).
     #[inline]
     pub fn get_mut(&mut self, k: &ConnKey) -> Option<&mut Conn> {
-        let i = *self.index.get(k)?;
+        let i = self.find(k)?;
         let s = &mut self.slots[i as usize];
         s.second = true;
         Some(&mut s.conn)
     }
 
     pub fn remove(&mut self, k: &ConnKey) -> Option<Conn> {
-        let i = self.index.remove(k)?;
+        let i = self.find(k)?;
         Some(self.release_slot(i))
     }
 
-    /// Frees slot `i` (already out of the index): its reply entry, its
-    /// place on the eviction list.
+    /// Takes slot `i` out of its chain (`next` picks the chain's link).
+    fn unchain(&mut self, head: usize, i: u32, reply: bool) {
+        let link = |s: &Slot| if reply { s.rnext } else { s.hnext };
+        let after = link(&self.slots[i as usize]);
+        let first = if reply {
+            self.rbuckets[head]
+        } else {
+            self.buckets[head]
+        };
+        if first == i {
+            match reply {
+                true => self.rbuckets[head] = after,
+                false => self.buckets[head] = after,
+            }
+            return;
+        }
+        let mut p = first;
+        while p != NIL {
+            let n = link(&self.slots[p as usize]);
+            if n == i {
+                let ps = &mut self.slots[p as usize];
+                match reply {
+                    true => ps.rnext = after,
+                    false => ps.hnext = after,
+                }
+                return;
+            }
+            p = n;
+        }
+    }
+
+    /// Frees slot `i`: out of both indexes and the eviction list.
     fn release_slot(&mut self, i: u32) -> Conn {
         self.unlist(i);
-        let s = &mut self.slots[i as usize];
-        s.live = false;
-        let (k, c) = (s.key, s.conn);
+        let (k, c) = {
+            let s = &self.slots[i as usize];
+            (s.key, s.conn)
+        };
+        let b = self.bucket(&k);
+        self.unchain(b, i, false);
         if let Some(r) = c.reply_key(&k) {
-            self.replies.remove(&r);
+            let rb = self.bucket(&r);
+            self.unchain(rb, i, true);
+            self.replies -= 1;
         }
+        self.slots[i as usize].live = false;
         self.free.push(i);
+        self.len -= 1;
         c
     }
 
@@ -304,7 +392,6 @@ impl ConnTable {
             let i = self.head;
             if cheap(&self.slots[i as usize]) {
                 let k = self.slots[i as usize].key;
-                self.index.remove(&k);
                 self.evicted += 1;
                 return Some((k, self.release_slot(i)));
             }
@@ -318,16 +405,15 @@ impl ConnTable {
     /// so the caller can give back its real server's count.
     pub fn insert(&mut self, k: ConnKey, c: Conn) -> Result<Option<(ConnKey, Conn)>, InsertError> {
         let r = c.reply_key(&k);
-        if r.is_some_and(|r| self.replies.contains_key(&r)) {
+        if r.is_some_and(|r| self.find_reply(&r).is_some()) {
             return Err(InsertError::ReplyClash);
         }
-        let evicted = match self.index.len() >= self.max {
+        let evicted = match self.len >= self.max {
             true => Some(self.evict_one().ok_or(InsertError::Full)?),
             false => None,
         };
-        if let Some(r) = r {
-            self.replies.insert(r, k);
-        }
+        let b = self.bucket(&k);
+        let rb = r.map(|r| self.bucket(&r));
         let slot = Slot {
             key: k,
             conn: c,
@@ -336,6 +422,8 @@ impl ConnTable {
             listed: true,
             prev: self.tail,
             next: NIL,
+            hnext: self.buckets[b],
+            rnext: rb.map_or(NIL, |rb| self.rbuckets[rb]),
         };
         let i = match self.free.pop() {
             Some(i) => {
@@ -347,29 +435,35 @@ impl ConnTable {
                 (self.slots.len() - 1) as u32
             }
         };
+        self.buckets[b] = i;
+        if let Some(rb) = rb {
+            self.rbuckets[rb] = i;
+            self.replies += 1;
+        }
         match self.tail {
             NIL => self.head = i,
             t => self.slots[t as usize].next = i,
         }
         self.tail = i;
-        self.index.insert(k, i);
+        self.len += 1;
         Ok(evicted)
     }
 
     /// Whether any NAT connection is tracked (no reply lookups otherwise).
     #[inline]
     pub fn has_replies(&self) -> bool {
-        !self.replies.is_empty()
+        self.replies > 0
     }
 
     /// The NAT connection a real server's reply belongs to.
     #[inline]
     pub fn by_reply(&self, r: &ReplyKey) -> Option<ConnKey> {
-        self.replies.get(r).copied()
+        let i = self.find_reply(r)?;
+        Some(self.slots[i as usize].key)
     }
 
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
 
     /// Slots in use or free (what a sweep pass walks).
@@ -378,7 +472,7 @@ impl ConnTable {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len == 0
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&ConnKey, &Conn)> {
@@ -429,8 +523,6 @@ impl ConnTable {
             if !s.live || f(&s.key, &mut s.conn) {
                 continue;
             }
-            let k = s.key;
-            self.index.remove(&k);
             self.release_slot(i as u32);
             step.removed += 1;
         }
@@ -582,6 +674,40 @@ mod tests {
         assert_eq!((t.len(), t.slots(), t.evicted()), (100, 100, 9_900));
         assert!(t.get(&udp_key(9_999)).is_some());
         assert!(t.get(&udp_key(9_899)).is_none());
+    }
+
+    #[test]
+    fn a_large_table_finds_every_entry_by_key_and_by_reply() {
+        let mut t = ConnTable::new(1 << 20);
+        let mut c = conn(Forward::Masq);
+        let key = |i: u32| ConnKey {
+            protocol: Protocol::Udp,
+            caddr: Ipv4Addr::from(0xc613_0000 + (i >> 16)),
+            cport: i as u16,
+            vaddr: Ipv4Addr::new(198, 18, 0, 100),
+            vport: 53,
+        };
+        for i in 0..300_000u32 {
+            c.rport = (i % 7) as u16;
+            t.insert(key(i), c).unwrap();
+        }
+        assert_eq!(t.len(), 300_000);
+        for i in (0..300_000u32).step_by(7) {
+            let k = key(i);
+            assert!(t.get(&k).is_some());
+            assert_eq!(t.by_reply(&k.reply(c.raddr, (i % 7) as u16)), Some(k));
+        }
+        // Removing every other entry leaves the rest reachable (chains
+        // unlinked in the middle, at the head and at the tail).
+        for i in (0..300_000u32).step_by(2) {
+            assert!(t.remove(&key(i)).is_some());
+        }
+        for i in 0..300_000u32 {
+            assert_eq!(t.get(&key(i)).is_some(), i % 2 == 1, "{i}");
+            let r = key(i).reply(c.raddr, (i % 7) as u16);
+            assert_eq!(t.by_reply(&r).is_some(), i % 2 == 1, "{i}");
+        }
+        assert_eq!(t.len(), 150_000);
     }
 
     #[test]

@@ -42,7 +42,7 @@ const SWEEP_STEP_MS: u64 = 10;
 /// Removals per sweep step (each is a hash removal, about 0.3 µs): a
 /// step stays well under a millisecond; a step that hits the bound
 /// continues after the next frame rather than at the next tick.
-const SWEEP_REMOVE: usize = 1024;
+const SWEEP_REMOVE: usize = 512;
 /// Connections per listing chunk (`-Lnc`), answered between frames.
 pub const CONN_CHUNK: usize = 4096;
 /// The default `--max-conns`.
