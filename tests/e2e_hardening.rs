@@ -31,6 +31,15 @@ fn lock_held(l: &Lab) -> bool {
     String::from_utf8_lossy(&o.stdout).contains("@uvs-director/")
 }
 
+/// uvsadm against the daemon on `sock`, chosen by UVS_SOCKET.
+fn uvsadm_at(sock: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_uvsadm"))
+        .args(args)
+        .env("UVS_SOCKET", sock)
+        .output()
+        .unwrap()
+}
+
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -114,13 +123,7 @@ fn control_socket_permissions_and_the_files_it_may_replace() {
     );
 
     // SIGHUP is logged and ignored: the daemon keeps its table and socket.
-    let adm = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_uvsadm"))
-            .args(args)
-            .env("UVS_SOCKET", &sock)
-            .output()
-            .unwrap()
-    };
+    let adm = |args: &[&str]| uvsadm_at(&sock, args);
     assert!(adm(&["-A", "-u", &format!("{VIP}:53")]).status.success());
     Command::new("kill")
         .args(["-HUP", &pid.to_string()])
@@ -395,13 +398,7 @@ fn control_socket_caps_clients_times_out_idle_ones_and_backs_off() {
     let failed = log.matches("accept failed").count();
     assert!((1..=2).contains(&failed), "{log}");
     drop(many);
-    let adm = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_uvsadm"))
-            .args(args)
-            .env("UVS_SOCKET", &sock2)
-            .output()
-            .unwrap()
-    };
+    let adm = |args: &[&str]| uvsadm_at(&sock2, args);
     let t = Instant::now();
     loop {
         let o = adm(&["-Ln"]);

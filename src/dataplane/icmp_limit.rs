@@ -6,24 +6,24 @@
 //! fragmentation-needed is exempt from the per-destination limit (as in
 //! the kernel) but not from the global one.
 
-/// A token bucket counted in milliseconds of credit.
+/// A token bucket: credit earned with time, spent per message.
 #[derive(Debug, Clone, Copy, Default)]
 struct Bucket {
-    credit_ms: u64,
+    credit: u64,
     last_ms: u64,
 }
 
 impl Bucket {
-    /// Takes one message costing `cost_ms` if the bucket (refilled at one
-    /// ms of credit per ms, up to `cap_ms`) has it.
-    fn take(&mut self, now_ms: u64, cost_ms: u64, cap_ms: u64) -> bool {
-        let earned = now_ms.saturating_sub(self.last_ms);
-        self.credit_ms = (self.credit_ms + earned).min(cap_ms);
+    /// Takes one message costing `cost` if the bucket (refilled with
+    /// `rate` units of credit per ms, up to `cap`) has it.
+    fn take(&mut self, now_ms: u64, cost: u64, cap: u64, rate: u64) -> bool {
+        let earned = now_ms.saturating_sub(self.last_ms) * rate;
+        self.credit = (self.credit + earned).min(cap);
         self.last_ms = now_ms;
-        if self.credit_ms < cost_ms {
+        if self.credit < cost {
             return false;
         }
-        self.credit_ms -= cost_ms;
+        self.credit -= cost;
         true
     }
 }
@@ -54,7 +54,8 @@ const PEERS: usize = 1024;
 
 pub struct IcmpLimiter {
     limits: IcmpLimits,
-    /// In units of 1/1000 ms, so 1000 msgs/s cost 1 ms-unit each.
+    /// Credit in thousandths of a millisecond: at 1000 msgs/s a message
+    /// costs 1000.
     global: Bucket,
     peers: Box<[(u32, Bucket)]>,
 }
@@ -64,7 +65,7 @@ impl IcmpLimiter {
         IcmpLimiter {
             limits,
             global: Bucket {
-                credit_ms: limits.msgs_burst * 1000,
+                credit: limits.msgs_burst * (1_000_000 / limits.msgs_per_sec.max(1)),
                 last_ms: 0,
             },
             peers: vec![(0, Bucket::default()); PEERS].into_boxed_slice(),
@@ -83,29 +84,20 @@ impl IcmpLimiter {
                 // A destination not seen (recently) starts with its burst.
                 *who = a;
                 *b = Bucket {
-                    credit_ms: l.per_dest_burst * l.per_dest_interval_ms,
+                    credit: l.per_dest_burst * l.per_dest_interval_ms,
                     last_ms: now_ms.max(1),
                 };
             }
             let cap = l.per_dest_burst * l.per_dest_interval_ms;
-            if !b.take(now_ms.max(1), l.per_dest_interval_ms, cap) {
+            if !b.take(now_ms.max(1), l.per_dest_interval_ms, cap, 1) {
                 return false;
             }
         }
-        // Global: msgs_per_sec per 1000 ms, each message costs 1000/rate
-        // ms, scaled by 1000 to stay integral.
+        // Global: msgs_per_sec a second; a message costs 1000/rate ms,
+        // counted in thousandths of a ms to stay integral.
         let cost = 1_000_000 / l.msgs_per_sec.max(1);
         let cap = (l.msgs_burst * cost).max(cost);
-        // The bucket earns 1000 units per ms.
-        let g = &mut self.global;
-        let earned = now_ms.saturating_sub(g.last_ms) * 1000;
-        g.credit_ms = (g.credit_ms + earned).min(cap);
-        g.last_ms = now_ms;
-        if g.credit_ms < cost {
-            return false;
-        }
-        g.credit_ms -= cost;
-        true
+        self.global.take(now_ms, cost, cap, 1000)
     }
 }
 

@@ -94,6 +94,26 @@ pub struct Dataplane {
     conflict_logged_ms: Option<u64>,
 }
 
+/// The sweep's rule at `now`: a connection whose real server is gone, or
+/// whose timer ran out (its server's count given back), goes; the others
+/// are remapped to the current table and stay.
+fn still_live<'t>(
+    table: &'t Table,
+    positions: &'t HashMap<u64, (u32, u32)>,
+    now: u64,
+) -> impl FnMut(&conn::ConnKey, &mut Conn) -> bool + 't {
+    move |_, c| {
+        let Some((_, d)) = locate(table, positions, c) else {
+            return false;
+        };
+        if c.expires_ms > now {
+            return true;
+        }
+        release(&d.state, c);
+        false
+    }
+}
+
 /// The service and real server of a connection in `table`, remapping its
 /// indexes if the table changed since; `None` if the server is gone.
 #[inline]
@@ -253,17 +273,8 @@ impl Dataplane {
     fn sweep_step(&mut self, now: u64) -> conn::SweepStep {
         let steps = (SWEEP_PASS_MS / SWEEP_STEP_MS) as usize;
         let visit = self.conns.slots() / steps + 256;
-        let (table, positions) = (&self.table, &self.positions);
-        let step = self.conns.sweep_step(visit, SWEEP_REMOVE, |_, c| {
-            let Some((_, d)) = locate(table, positions, c) else {
-                return false;
-            };
-            if c.expires_ms > now {
-                return true;
-            }
-            release(&d.state, c);
-            false
-        });
+        let keep = still_live(&self.table, &self.positions, now);
+        let step = self.conns.sweep_step(visit, SWEEP_REMOVE, keep);
         self.counters.conns.store(self.conns.len() as u64, Relaxed);
         step
     }
@@ -271,17 +282,8 @@ impl Dataplane {
     /// Drops every connection whose timer ran out by `now`, in one pass
     /// (tests; the data plane itself sweeps in bounded steps).
     pub fn expire(&mut self, now: u64) {
-        let (table, positions) = (&self.table, &self.positions);
-        self.conns.retain(|_, c| {
-            let Some((_, d)) = locate(table, positions, c) else {
-                return false;
-            };
-            if c.expires_ms > now {
-                return true;
-            }
-            release(&d.state, c);
-            false
-        });
+        let keep = still_live(&self.table, &self.positions, now);
+        self.conns.retain(keep);
     }
 
     /// Up to `n` connections from slot `from` on, for `-Lnc`, and where
