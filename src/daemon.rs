@@ -332,6 +332,7 @@ fn serve(
         }
         tokio::spawn(control.clone().estimate_rates());
         tokio::spawn(control.clone().watch_nat_replies(Duration::from_secs(3)));
+        tokio::spawn(control.clone().resolve_pending(Duration::from_secs(1)));
         tokio::spawn(control.refresh_neighbours(Duration::from_secs(5)));
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

@@ -53,12 +53,11 @@ fn bad_input_is_refused_and_changes_nothing() {
     // Not on-link: no route to it from the director's segment.
     let e = refused(&l, &format!("-a -t {VIP}:80 -r 198.19.7.7"), None);
     assert!(e.contains("198.19.7.7"), "{e}");
-    // On-link but nobody answers ARP.
-    let e = refused(&l, &format!("-a -t {VIP}:80 -r 198.18.0.77"), None);
-    assert!(
-        e.contains("cannot resolve the MAC address of real server 198.18.0.77"),
-        "{e}"
-    );
+    // On-link but nobody answers ARP: kept as configuration (IPVS accepts
+    // any destination), never scheduled until it answers (e2e_health).
+    l.adm(&format!("-a -t {VIP}:80 -r 198.18.0.77"));
+    assert!(l.adm("-Ln").contains("198.18.0.77:80"));
+    l.adm(&format!("-d -t {VIP}:80 -r 198.18.0.77"));
     // A VIP configured on the director is refused with the fix.
     l.sh("dir", "ip addr add 198.18.0.200/32 dev lo");
     let e = refused(&l, "-A -t 198.18.0.200:80 -s rr", None);

@@ -450,3 +450,44 @@ fn tun_too_big_with_df_gets_frag_needed_and_without_is_fragmented() {
     assert_eq!(payload.len(), 1500);
     assert_eq!(&payload[28..], &[0x33; 1472][..]);
 }
+
+/// A real server kept in the configuration before it resolves is never
+/// scheduled; once its next hop is known, its service's scheduler sees
+/// its weight.
+#[test]
+fn an_unresolved_real_server_is_not_scheduled_until_it_resolves() {
+    use uvs::lvs::table::NextHop;
+    fn hop(ip: Ipv4Addr, f: Forward) -> NextHop {
+        match ip.octets()[3] {
+            12 => NextHop::pending(0),
+            _ => support::rig::hop_by_last_octet(ip, f),
+        }
+    }
+    let ops = service(
+        svc(Protocol::Tcp, 80),
+        "rr",
+        &[dest(11, 80, 1), dest(12, 80, 1)],
+    );
+    let mut r = Rig::build(support::rig::one_link(), hop, Vec::new(), &ops);
+    let to: Vec<u8> = (0..10)
+        .map(|p| {
+            let f = tcp(43000 + p, 80, true, 64, b"");
+            dr_target(&f, &r.feed(f.clone())[0])
+        })
+        .collect();
+    assert!(to.iter().all(|t| *t == 11), "{to:?}");
+    assert!(r.model.set_hop(
+        Ipv4Addr::new(198, 18, 0, 12),
+        Forward::Route,
+        support::rig::hop_by_last_octet(Ipv4Addr::new(198, 18, 0, 12), Forward::Route)
+    ));
+    r.publisher.publish(&r.model, &r.routes);
+    r.poll();
+    let to: Vec<u8> = (0..10)
+        .map(|p| {
+            let f = tcp(44000 + p, 80, true, 64, b"");
+            dr_target(&f, &r.feed(f.clone())[0])
+        })
+        .collect();
+    assert_eq!(to.iter().filter(|t| **t == 12).count(), 5, "{to:?}");
+}

@@ -65,6 +65,15 @@ enum Command {
         #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// Each real server's state: in service, or kept but not scheduled
+    /// (its MAC does not resolve yet), with the reason and since when.
+    Health {
+        #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -176,6 +185,7 @@ fn main() -> ExitCode {
             max_conns,
         }),
         Command::Status { socket } => status(&socket),
+        Command::Health { socket, json } => health(&socket, json),
         Command::Decap { device } => uvs::decap::run(&device),
     };
     match r {
@@ -273,6 +283,22 @@ fn probe(p: &ProbeArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn health(socket: &Path, json: bool) -> Result<(), String> {
+    match client::call(socket, &Request::Health)? {
+        Response::Health(rows) if json => {
+            let s = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+            println!("{s}");
+            Ok(())
+        }
+        Response::Health(rows) => {
+            print!("{}", uvs::control::health::format(&rows));
+            Ok(())
+        }
+        Response::Error { message, .. } => Err(message),
+        _ => Err("unexpected answer from the daemon".into()),
     }
 }
 

@@ -63,6 +63,8 @@ pub enum Request {
     Snapshot,
     Conns,
     Status,
+    /// Each real server's state (`uvs health`).
+    Health,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,4 +110,5 @@ pub enum Response {
     ConnChunk(Vec<ConnInfo>),
     Conns(Vec<ConnInfo>),
     Status(Vec<(String, u64)>),
+    Health(Vec<crate::control::health::HealthRow>),
 }

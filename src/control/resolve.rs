@@ -10,16 +10,32 @@ use std::net::Ipv4Addr;
 /// The director's links: interface index and name, in link order.
 pub type Links = [(u32, String)];
 
+/// A real server's next hop as far as it is known now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hop {
+    Resolved(NextHop),
+    /// The route is right but the MAC does not resolve (the server, or its
+    /// router, is down or not there yet): kept and retried in the
+    /// background, never scheduled meanwhile.
+    Pending {
+        link: u8,
+        why: String,
+    },
+}
+
 /// The link and MAC uvs sends a real server's packets to: DR sends to the
 /// server itself, which must be on-link (as LVS/DR requires); TUN and NAT
 /// send to the next hop, so the server may sit behind a router. Either
-/// way the route must leave through one of the director's links.
+/// way the route must leave through one of the director's links. An
+/// error is what can never work (a local address, DR off-link, a route
+/// through another interface); a server that is merely not answering yet
+/// is `Pending`.
 pub async fn next_hop(
     nl: &Netlink,
     ip: Ipv4Addr,
     fwd: Forward,
     links: &Links,
-) -> Result<NextHop, String> {
+) -> Result<Hop, String> {
     let r = nl.route_get(ip).await?;
     if r.local {
         return Err(format!(
@@ -58,11 +74,18 @@ pub async fn next_hop(
         Some(gw) => (gw, format!("the router {gw} towards real server {ip}")),
         None => (ip, format!("real server {ip}")),
     };
-    let mac = nl.resolve_neighbour(hop, &what, ifindex, ifname).await?;
-    Ok(NextHop {
-        link: link as u8,
-        mac,
-    })
+    Ok(
+        match nl.resolve_neighbour(hop, &what, ifindex, ifname).await {
+            Ok(mac) => Hop::Resolved(NextHop {
+                link: link as u8,
+                mac,
+            }),
+            Err(why) => Hop::Pending {
+                link: link as u8,
+                why,
+            },
+        },
+    )
 }
 
 /// The kernel's main-table routes that leave through a director link,

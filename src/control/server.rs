@@ -6,6 +6,7 @@
 //! an unresolved neighbour.
 
 use super::acd;
+use super::health::Health;
 use super::model::{Model, Need, OpError};
 use super::proto::{Op, Request, Response};
 use super::publish::Publisher;
@@ -53,6 +54,8 @@ const APPLY_ROUNDS: usize = 4;
 
 struct State {
     model: Model,
+    /// Each real server's resolution state and since when.
+    health: Health,
     publisher: Publisher,
     /// The kernel's routes through the director's links, for NAT replies.
     routes: Vec<LinkRoute>,
@@ -79,6 +82,9 @@ struct Found {
     hops: HashMap<(Ipv4Addr, Forward), NextHop>,
     /// New VIPs already checked in this apply.
     vips: std::collections::HashSet<Ipv4Addr>,
+    /// Real servers kept although they do not resolve yet, and why.
+    pending: Vec<(Ipv4Addr, Forward, String)>,
+    resolved: Vec<(Ipv4Addr, Forward)>,
     locals: Option<Vec<(Ipv4Addr, u32)>>,
 }
 
@@ -95,6 +101,7 @@ impl Control {
         Control {
             state: Mutex::new(State {
                 model: Model::with_tun_source(tun_source),
+                health: Health::default(),
                 publisher,
                 routes: Vec::new(),
             }),
@@ -190,6 +197,11 @@ impl Control {
                 },
             },
             Request::Snapshot => Response::Snapshot(self.state.lock().await.model.snapshot()),
+            Request::Health => {
+                let mut st = self.state.lock().await;
+                let st = &mut *st;
+                Response::Health(st.health.rows(&st.model))
+            }
             Request::Conns => self.conns().await.unwrap_or_else(|e| Response::Error {
                 index: None,
                 message: e,
@@ -308,6 +320,17 @@ impl Control {
             };
             let nat_now = !st.model.has_masq() && new.has_masq();
             st.model = new;
+            for (ip, fwd, why) in found.pending.drain(..) {
+                eprintln!(
+                    "uvs: real server {ip} ({}) does not resolve yet: {why}; kept, and not \
+                     scheduled until it answers",
+                    fwd.name()
+                );
+                st.health.pending(ip, fwd, why);
+            }
+            for (ip, fwd) in found.resolved.drain(..) {
+                st.health.seen_resolved(ip, fwd);
+            }
             if let Some(routes) = routes.filter(|_| nat_now) {
                 st.routes = routes;
             }
@@ -343,7 +366,16 @@ impl Control {
             Need::Mac(ip, fwd) => {
                 if let std::collections::hash_map::Entry::Vacant(e) = found.hops.entry((ip, fwd)) {
                     let hop = resolve::next_hop(&self.netlink, ip, fwd, &self.links).await;
-                    e.insert(hop.map_err(OpError::Host)?);
+                    match hop.map_err(OpError::Host)? {
+                        resolve::Hop::Resolved(h) => {
+                            e.insert(h);
+                            found.resolved.push((ip, fwd));
+                        }
+                        resolve::Hop::Pending { link, why } => {
+                            e.insert(NextHop::pending(link));
+                            found.pending.push((ip, fwd, why));
+                        }
+                    }
                 }
             }
         }
@@ -402,6 +434,36 @@ impl Control {
             }
         }
         Ok(())
+    }
+
+    /// Retries the real servers that do not resolve yet, every `every`:
+    /// one that answers is put in service without any command (and
+    /// logged); one whose route changed so that it can never work is
+    /// logged and stays out of service.
+    pub async fn resolve_pending(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            let targets = self.state.lock().await.model.pending_targets();
+            for (ip, fwd) in targets {
+                let hop = resolve::next_hop(&self.netlink, ip, fwd, &self.links).await;
+                let mut st = self.state.lock().await;
+                match hop {
+                    Ok(resolve::Hop::Resolved(h)) => {
+                        if st.model.set_hop(ip, fwd, h) {
+                            eprintln!(
+                                "uvs: real server {ip} ({}) resolved ({}): in service",
+                                fwd.name(),
+                                h.mac
+                            );
+                            st.health.resolved(ip, fwd);
+                            st.publish();
+                        }
+                    }
+                    Ok(resolve::Hop::Pending { why, .. }) => st.health.pending(ip, fwd, why),
+                    Err(why) => st.health.pending(ip, fwd, why),
+                }
+            }
+        }
     }
 
     /// Drives the --rate estimators every 2 s, as the kernel does.

@@ -50,6 +50,21 @@ pub struct NextHop {
     pub mac: MacAddr,
 }
 
+impl NextHop {
+    /// A real server kept in the configuration whose MAC (or its next
+    /// hop's) is not known yet: never scheduled until it resolves.
+    pub const fn pending(link: u8) -> NextHop {
+        NextHop {
+            link,
+            mac: MacAddr::ZERO,
+        }
+    }
+
+    pub fn is_resolved(&self) -> bool {
+        self.mac != MacAddr::ZERO
+    }
+}
+
 /// One of the kernel's routes that leaves through a director link: where
 /// NAT replies to clients go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -78,9 +78,10 @@ async fn resolve(o: &Options) -> Result<Path, String> {
     };
     // The next hop as TUN forwarding finds it: the server or its router.
     let links = [(ifindex, ifname.clone())];
-    let hop_mac = resolve::next_hop(&nl, o.rip, Forward::Tunnel, &links)
-        .await?
-        .mac;
+    let hop_mac = match resolve::next_hop(&nl, o.rip, Forward::Tunnel, &links).await? {
+        resolve::Hop::Resolved(h) => h.mac,
+        resolve::Hop::Pending { why, .. } => return Err(why),
+    };
     Ok(Path {
         ifname,
         director,

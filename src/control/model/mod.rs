@@ -358,7 +358,11 @@ impl Model {
                         addr: d.spec.addr,
                         port: d.spec.port,
                         forward: d.spec.forward,
-                        weight: d.spec.weight,
+                        // Not resolved yet: configured, never scheduled.
+                        weight: match d.hop.is_resolved() {
+                            true => d.spec.weight,
+                            false => 0,
+                        },
                         mac: d.hop.mac,
                         link: d.hop.link,
                         state: d.state.clone(),
@@ -461,13 +465,53 @@ impl Model {
         v
     }
 
+    /// The real servers (address and method) whose next hop is not
+    /// resolved yet.
+    pub fn pending_targets(&self) -> Vec<(Ipv4Addr, Forward)> {
+        let mut v: Vec<(Ipv4Addr, Forward)> = self
+            .services
+            .iter()
+            .flat_map(|s| s.dests.iter())
+            .filter(|d| !d.hop.is_resolved())
+            .map(|d| (d.spec.addr, d.spec.forward))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Gives the still unresolved real servers at `addr` (for `fwd`) their
+    /// next hop; their services' schedulers see the weight appear.
+    /// Returns whether anything changed.
+    pub fn set_hop(&mut self, addr: Ipv4Addr, fwd: Forward, hop: NextHop) -> bool {
+        let mut changed = false;
+        for s in &mut self.services {
+            let mut here = false;
+            for d in &mut s.dests {
+                if d.spec.addr == addr && d.spec.forward == fwd && !d.hop.is_resolved() {
+                    d.hop = hop;
+                    here = true;
+                }
+            }
+            if here {
+                s.epoch += 1;
+                changed = true;
+            }
+        }
+        changed
+    }
+
     /// Replaces the MAC of a real server (for one forwarding method)
     /// wherever it is used; returns whether anything changed.
     pub fn set_mac(&mut self, addr: Ipv4Addr, fwd: Forward, mac: MacAddr) -> bool {
         let mut changed = false;
         for s in &mut self.services {
             for d in &mut s.dests {
-                if d.spec.addr == addr && d.spec.forward == fwd && d.hop.mac != mac {
+                if d.spec.addr == addr
+                    && d.spec.forward == fwd
+                    && d.hop.is_resolved()
+                    && d.hop.mac != mac
+                {
                     d.hop.mac = mac;
                     changed = true;
                 }

@@ -1,0 +1,119 @@
+//! What `uvs health` shows: each real server's state (resolved and in
+//! service, or kept but not scheduled because its MAC does not resolve),
+//! the reason and since when. Health checks add their state here.
+
+use super::model::Model;
+use crate::lvs::service::Forward;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// One row of `uvs health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthRow {
+    /// `TCP 198.18.0.100:80`.
+    pub service: String,
+    /// `198.18.0.11:80`.
+    pub server: String,
+    pub forward: String,
+    /// As configured.
+    pub weight: u32,
+    /// `up` (scheduled by its weight) or `unresolved` (kept, never
+    /// scheduled until its next hop answers ARP).
+    pub state: String,
+    pub reason: String,
+    /// Seconds in this state.
+    pub since_secs: u64,
+}
+
+/// The resolution state of each real server address (per forwarding
+/// method, as the next hop depends on it).
+#[derive(Debug, Default)]
+pub struct Health {
+    pending: HashMap<(Ipv4Addr, Forward), (String, Instant)>,
+    resolved: HashMap<(Ipv4Addr, Forward), Instant>,
+}
+
+impl Health {
+    /// A real server that does not resolve (the first time, or again).
+    pub fn pending(&mut self, a: Ipv4Addr, f: Forward, why: String) {
+        self.resolved.remove(&(a, f));
+        let since = self.pending.get(&(a, f)).map_or_else(Instant::now, |p| p.1);
+        self.pending.insert((a, f), (why, since));
+    }
+
+    /// A real server that resolved when it was added (its "since" starts
+    /// now unless it was already known).
+    pub fn seen_resolved(&mut self, a: Ipv4Addr, f: Forward) {
+        if !self.pending.contains_key(&(a, f)) {
+            self.resolved.entry((a, f)).or_insert_with(Instant::now);
+        }
+    }
+
+    pub fn resolved(&mut self, a: Ipv4Addr, f: Forward) {
+        self.pending.remove(&(a, f));
+        self.resolved.insert((a, f), Instant::now());
+    }
+
+    /// Every configured real server, in the listing's order.
+    pub fn rows(&mut self, m: &Model) -> Vec<HealthRow> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for s in &m.services {
+            for d in &s.dests {
+                let k = (d.spec.addr, d.spec.forward);
+                let (state, reason, since) = match d.hop.is_resolved() {
+                    true => {
+                        let since = *self.resolved.entry(k).or_insert(now);
+                        ("up", format!("next hop {}", d.hop.mac), since)
+                    }
+                    false => {
+                        let (why, since) = self
+                            .pending
+                            .entry(k)
+                            .or_insert_with(|| ("not resolved yet".into(), now));
+                        ("unresolved", why.clone(), *since)
+                    }
+                };
+                out.push(HealthRow {
+                    service: format!("{} {}:{}", s.key.protocol.name(), s.key.addr, s.key.port),
+                    server: format!("{}:{}", d.spec.addr, d.spec.port),
+                    forward: d.spec.forward.name().to_string(),
+                    weight: d.spec.weight,
+                    state: state.into(),
+                    reason,
+                    since_secs: now.saturating_duration_since(since).as_secs(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// `uvs health` as text: one line per real server.
+pub fn format(rows: &[HealthRow]) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "{:<24} {:<22} {:<7} {:>6} {:<11} {:>8}  {}\n",
+        "SERVICE", "REAL SERVER", "METHOD", "WEIGHT", "STATE", "SINCE", "REASON"
+    );
+    for r in rows {
+        let since = humantime(Duration::from_secs(r.since_secs));
+        let _ = writeln!(
+            out,
+            "{:<24} {:<22} {:<7} {:>6} {:<11} {:>8}  {}",
+            r.service, r.server, r.forward, r.weight, r.state, since, r.reason
+        );
+    }
+    out
+}
+
+fn humantime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
