@@ -2,6 +2,7 @@
 //! the data-plane thread over AF_PACKET, and the control plane's tasks on
 //! a single-threaded runtime, until SIGINT or SIGTERM.
 
+use crate::config::{self, Config};
 use crate::control::publish::Publisher;
 use crate::control::server::Control;
 use crate::dataplane::conn::{ConnTable, MAX_LIMIT};
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// What `uvs director` is started with.
+/// What `uvs director` is started with (flags and config file merged).
 pub struct Options {
     pub interfaces: Vec<String>,
     pub socket: PathBuf,
@@ -27,6 +28,51 @@ pub struct Options {
     pub tun_source: Option<Ipv4Addr>,
     /// The connection table's limit.
     pub max_conns: usize,
+    /// The config file and what it held when loaded: the start state, and
+    /// what a reload compares with.
+    pub config: Option<(PathBuf, Config)>,
+}
+
+/// The command line as given (unset flags are `None`).
+pub struct Flags {
+    pub interfaces: Vec<String>,
+    pub socket: Option<PathBuf>,
+    pub tun_source: Option<Ipv4Addr>,
+    pub max_conns: Option<usize>,
+    pub config: Option<PathBuf>,
+}
+
+impl Options {
+    /// The flags over the config file (a flag wins), over the defaults.
+    pub fn merge(f: Flags) -> Result<Options, String> {
+        let config = match &f.config {
+            Some(p) => Some((p.clone(), config::load(p).map_err(|e| e.to_string())?)),
+            None => None,
+        };
+        let c = config.as_ref().map(|(_, c)| c);
+        let interfaces = match f.interfaces.is_empty() {
+            false => f.interfaces,
+            true => c.map(|c| c.interfaces.clone()).unwrap_or_default(),
+        };
+        if interfaces.is_empty() {
+            return Err(
+                "no interface: give --interface IF (or interfaces in the config file)".into(),
+            );
+        }
+        Ok(Options {
+            interfaces,
+            socket: f
+                .socket
+                .or_else(|| c.and_then(|c| c.socket.clone()))
+                .unwrap_or_else(|| PathBuf::from(crate::admin::client::DEFAULT_SOCKET)),
+            tun_source: f.tun_source.or_else(|| c.and_then(|c| c.tun_source)),
+            max_conns: f
+                .max_conns
+                .or_else(|| c.and_then(|c| c.max_conns))
+                .unwrap_or(crate::dataplane::DEFAULT_MAX_CONNS),
+            config,
+        })
+    }
 }
 
 /// The kernel must stay quiet about VIP traffic: with forwarding on it
@@ -306,6 +352,11 @@ fn serve(
             named.collect(),
             tun_source,
         ));
+        if let Some((path, cfg)) = &o.config {
+            // The file's table first, with every host check; a file that
+            // cannot be applied stops the start.
+            control.load_config(path, cfg.clone()).await?;
+        }
         let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
         eprintln!(
             "uvs: director on {}, control socket {}",
@@ -333,7 +384,7 @@ fn serve(
         tokio::spawn(control.clone().estimate_rates());
         tokio::spawn(control.clone().watch_nat_replies(Duration::from_secs(3)));
         tokio::spawn(control.clone().resolve_pending(Duration::from_secs(1)));
-        tokio::spawn(control.refresh_neighbours(Duration::from_secs(5)));
+        tokio::spawn(control.clone().refresh_neighbours(Duration::from_secs(5)));
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
         let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
@@ -343,9 +394,15 @@ fn serve(
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 _ = term.recv() => return Ok(()),
-                _ = hup.recv() => eprintln!(
-                    "uvs: SIGHUP ignored: there is no config file to reload (the table stays as it is)"
-                ),
+                _ = hup.recv() => match control.has_config().await {
+                    false => eprintln!(
+                        "uvs: SIGHUP ignored: there is no config file to reload (the table stays as it is)"
+                    ),
+                    true => match control.reload().await {
+                        Ok(m) => eprintln!("uvs: SIGHUP: {m}"),
+                        Err(e) => eprintln!("uvs: SIGHUP: reload refused, the table stays as it is: {e}"),
+                    },
+                },
                 why = &mut gone => return Err(format!("{why}; stopping")),
             }
         }

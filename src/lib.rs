@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;

@@ -17,17 +17,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the director on one or more interfaces (configure it with
-    /// uvsadm).
+    /// Run the director on one or more interfaces (configure it with a
+    /// config file, uvsadm, or both).
     Director {
         /// Interface that receives VIP traffic or reaches real servers;
         /// repeat it for a two-armed director (clients on one, NAT real
         /// servers on another).
-        #[arg(long, short = 'i', required = true)]
+        #[arg(long, short = 'i', required_unless_present = "config")]
         interface: Vec<String>,
-        /// Control socket for uvsadm.
-        #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        /// The start state in TOML (docs/config.md); `uvs reload` and
+        /// SIGHUP apply what changed in it. Flags win over the file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Control socket for uvsadm [default: /run/uvs/uvs.sock].
+        #[arg(long, env = "UVS_SOCKET")]
+        socket: Option<PathBuf>,
         /// Outer source address for tunnelled (-i) real servers; default:
         /// the first interface's first IPv4 address.
         #[arg(long)]
@@ -36,8 +40,9 @@ enum Command {
         /// logged at start; when the table is full, the oldest entries
         /// that saw one packet only (or a handshake never finished) make
         /// room, so a flood cannot lock out established connections.
-        #[arg(long, default_value_t = uvs::dataplane::DEFAULT_MAX_CONNS)]
-        max_conns: usize,
+        /// [default: 1048576]
+        #[arg(long)]
+        max_conns: Option<usize>,
         /// Refused with an explanation: the MSS that limits tunnelled
         /// uploads is the real server's, set there (see `uvs audit`).
         #[arg(long, hide = true)]
@@ -62,6 +67,12 @@ enum Command {
     Probe(ProbeArgs),
     /// Print the data plane's counters (drops, checksum fixes, GSO).
     Status {
+        #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Re-read the director's config file and apply what changed; on an
+    /// error nothing changes and the error (file:line:column) is printed.
+    Reload {
         #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
     },
@@ -174,18 +185,30 @@ fn main() -> ExitCode {
         } => Err(TUN_MSS_CLAMP.to_string()),
         Command::Director {
             interface,
+            config,
             socket,
             tun_source,
             max_conns,
             tun_mss_clamp: None,
-        } => uvs::daemon::run(&uvs::daemon::Options {
+        } => uvs::daemon::Options::merge(uvs::daemon::Flags {
             interfaces: interface,
             socket,
             tun_source,
             max_conns,
-        }),
+            config,
+        })
+        .and_then(|o| uvs::daemon::run(&o)),
         Command::Status { socket } => status(&socket),
         Command::Health { socket, json } => health(&socket, json),
+        Command::Reload { socket } => match client::call(&socket, &Request::Reload) {
+            Ok(Response::Done(m)) => {
+                println!("{m}");
+                Ok(())
+            }
+            Ok(Response::Error { message, .. }) => Err(message),
+            Ok(_) => Err("unexpected answer from the daemon".into()),
+            Err(e) => Err(e),
+        },
         Command::Decap { device } => uvs::decap::run(&device),
     };
     match r {

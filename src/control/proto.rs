@@ -65,6 +65,8 @@ pub enum Request {
     Status,
     /// Each real server's state (`uvs health`).
     Health,
+    /// Re-read the config file and apply what changed (`uvs reload`).
+    Reload,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +101,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Response {
     Ok,
+    /// Done, with what was done.
+    Done(String),
     /// `index` is the position of the failing op in an `Apply`.
     Error {
         index: Option<usize>,

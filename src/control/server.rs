@@ -11,6 +11,7 @@ use super::model::{Model, Need, OpError};
 use super::proto::{Op, Request, Response};
 use super::publish::Publisher;
 use super::resolve;
+use crate::config::{self, Config};
 use crate::dataplane::DpRequest;
 use crate::host::netlink::Netlink;
 use crate::host::sys;
@@ -21,6 +22,7 @@ use crate::lvs::table::{LinkRoute, NextHop};
 use crate::wire::MacAddr;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
@@ -30,6 +32,24 @@ use tokio::sync::Mutex;
 
 /// Largest request accepted (a restore of a very large table fits).
 const MAX_REQUEST: u64 = 64 << 20;
+
+/// An op as a reload error names it.
+fn describe(op: &Op) -> String {
+    let svc = |k: &crate::lvs::service::ServiceKey| {
+        format!("service {} {}:{}", k.protocol.name(), k.addr, k.port)
+    };
+    match op {
+        Op::AddService { key, .. } | Op::EditService { key, .. } | Op::DelService { key } => {
+            svc(key)
+        }
+        Op::AddDest { key, dest } | Op::EditDest { key, dest } => {
+            format!("{}, real server {}:{}", svc(key), dest.addr, dest.port)
+        }
+        Op::DelDest { key, addr, port } => format!("{}, real server {addr}:{port}", svc(key)),
+        Op::SetTimeouts(_) => "timeouts".into(),
+        Op::Clear | Op::Zero { .. } => "the table".into(),
+    }
+}
 
 /// Control clients served at once.
 pub const MAX_CLIENTS: usize = 32;
@@ -74,6 +94,9 @@ pub struct Control {
     netlink: Netlink,
     /// The director's links: interface index and name, in link order.
     links: Vec<(u32, String)>,
+    /// The config file and what it held when last loaded (a reload
+    /// applies the difference from this).
+    config: Mutex<Option<(PathBuf, Config)>>,
 }
 
 /// What host lookups found for one apply.
@@ -109,7 +132,53 @@ impl Control {
             counters,
             netlink,
             links,
+            config: Mutex::new(None),
         }
+    }
+
+    /// Applies a config file's table at start; the file is remembered for
+    /// reloads. An error names what could not be applied.
+    pub async fn load_config(&self, path: &Path, cfg: Config) -> Result<(), String> {
+        let ops = cfg.ops_from(&Config::default());
+        self.apply(&ops)
+            .await
+            .map_err(|(i, e)| format!("{}: {}: {e}", path.display(), describe(&ops[i])))?;
+        eprintln!(
+            "uvs: loaded {}: {} services, {} real servers",
+            path.display(),
+            cfg.services.len(),
+            cfg.services
+                .iter()
+                .map(|s| s.real_servers.len())
+                .sum::<usize>()
+        );
+        *self.config.lock().await = Some((path.to_path_buf(), cfg));
+        Ok(())
+    }
+
+    pub async fn has_config(&self) -> bool {
+        self.config.lock().await.is_some()
+    }
+
+    /// Re-reads the config file and applies only what changed since it
+    /// was last loaded, all or nothing: an error in the file or in
+    /// applying it leaves the running table as it is.
+    pub async fn reload(&self) -> Result<String, String> {
+        let mut cur = self.config.lock().await;
+        let Some((path, old)) = cur.as_ref() else {
+            return Err("the director was started without --config: nothing to reload".into());
+        };
+        let new = config::load(path).map_err(|e| e.to_string())?;
+        let ops = new.ops_from(old);
+        if !ops.is_empty() {
+            self.apply(&ops)
+                .await
+                .map_err(|(i, e)| format!("{}: {}: {e}", path.display(), describe(&ops[i])))?;
+        }
+        let msg = format!("reloaded {}: {} changes", path.display(), ops.len());
+        let path = path.clone();
+        *cur = Some((path, new));
+        Ok(msg)
     }
 
     /// Accepts connections for as long as the daemon runs. At most
@@ -197,6 +266,19 @@ impl Control {
                 },
             },
             Request::Snapshot => Response::Snapshot(self.state.lock().await.model.snapshot()),
+            Request::Reload => match self.reload().await {
+                Ok(m) => {
+                    eprintln!("uvs: {m}");
+                    Response::Done(m)
+                }
+                Err(message) => {
+                    eprintln!("uvs: reload refused, the table stays as it is: {message}");
+                    Response::Error {
+                        index: None,
+                        message,
+                    }
+                }
+            },
             Request::Health => {
                 let mut st = self.state.lock().await;
                 let st = &mut *st;

@@ -1,0 +1,394 @@
+//! `uvs director --config FILE`: the director's start state in TOML
+//! (docs/config.md has the complete example). A file is checked whole
+//! before anything is applied; every error names the file, line and
+//! column. Loading gives the director's options and the table as control
+//! ops; a reload applies only the difference between the file as last
+//! loaded and as it is now, so what `uvsadm` changed on top stays, and
+//! unchanged services and real servers keep their connections and
+//! counters.
+
+use crate::control::proto::{DestSpec, Op};
+use crate::lvs::service::{Forward, Protocol, SchedulerKind, ServiceKey, Timeouts};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    director: DirectorSection,
+    timeouts: Option<TimeoutsSection>,
+    #[serde(default, rename = "service")]
+    services: Vec<ServiceSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectorSection {
+    #[serde(default)]
+    interfaces: Vec<String>,
+    socket: Option<PathBuf>,
+    tun_source: Option<Spanned<String>>,
+    max_conns: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeoutsSection {
+    tcp: Option<u32>,
+    tcpfin: Option<u32>,
+    udp: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceSection {
+    protocol: Spanned<String>,
+    address: Spanned<String>,
+    scheduler: Option<Spanned<String>>,
+    #[serde(default, rename = "real_server")]
+    real_servers: Vec<RealServerSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RealServerSection {
+    address: Spanned<String>,
+    forward: Option<Spanned<String>>,
+    weight: Option<Spanned<i64>>,
+}
+
+/// A configuration error: where and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub msg: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.msg
+        )
+    }
+}
+
+/// A real server as the file says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub forward: Forward,
+    pub weight: u32,
+}
+
+/// A virtual service as the file says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub key: ServiceKey,
+    pub scheduler: SchedulerKind,
+    pub real_servers: Vec<RealServer>,
+}
+
+/// What a config file holds, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    pub interfaces: Vec<String>,
+    pub socket: Option<PathBuf>,
+    pub tun_source: Option<Ipv4Addr>,
+    pub max_conns: Option<usize>,
+    pub timeouts: Option<Timeouts>,
+    pub services: Vec<Service>,
+}
+
+/// Line and column (from 1) of byte `at` in `text`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The file being checked: spans are byte ranges into `text` (after a
+/// BOM, if there was one).
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, msg: impl Into<String>) -> ConfigError {
+        let (line, column) = line_col(self.text, span.start);
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Reads and checks a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        msg: format!("cannot read: {e}"),
+    })?;
+    parse(path, &bytes)
+}
+
+/// Checks config text (`path` only names it in errors). A UTF-8 BOM and
+/// CRLF line ends are accepted.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let ok = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("");
+        let (line, column) = line_col(ok, ok.len());
+        ConfigError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            msg: "not valid UTF-8".into(),
+        }
+    })?;
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let cx = Ctx {
+        file: path,
+        text: body,
+    };
+    let file: File = toml::from_str(body).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        cx.err(span, e.message().trim_end().to_string())
+    })?;
+    check(&cx, file)
+}
+
+fn parse_addr(
+    cx: &Ctx,
+    s: &Spanned<String>,
+    port_needed: bool,
+) -> Result<(Ipv4Addr, Option<u16>), ConfigError> {
+    let v = s.get_ref().trim();
+    if let Ok(a) = v.parse::<SocketAddrV4>() {
+        return Ok((*a.ip(), Some(a.port())));
+    }
+    match v.parse::<Ipv4Addr>() {
+        Ok(a) if !port_needed => Ok((a, None)),
+        Ok(_) => Err(cx.err(s.span(), format!("`{v}` needs a port: ADDRESS:PORT"))),
+        Err(_) => Err(cx.err(
+            s.span(),
+            format!(
+                "`{v}` is not an IPv4 address{}",
+                if port_needed { " and port" } else { "" }
+            ),
+        )),
+    }
+}
+
+fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
+    let tun_source = match &f.director.tun_source {
+        None => None,
+        Some(s) => Some(parse_addr(cx, s, false)?.0),
+    };
+    let max_conns = match &f.director.max_conns {
+        None => None,
+        Some(m) => {
+            let v = *m.get_ref();
+            let limit = crate::dataplane::conn::MAX_LIMIT as u64;
+            if v == 0 || v > limit {
+                return Err(cx.err(m.span(), format!("max_conns must be between 1 and {limit}")));
+            }
+            Some(v as usize)
+        }
+    };
+    let timeouts = f.timeouts.map(|t| Timeouts {
+        tcp: t.tcp.unwrap_or(0),
+        tcpfin: t.tcpfin.unwrap_or(0),
+        udp: t.udp.unwrap_or(0),
+    });
+    let mut services = Vec::new();
+    let mut seen: HashMap<ServiceKey, usize> = HashMap::new();
+    for s in &f.services {
+        let protocol = match s.protocol.get_ref().to_ascii_lowercase().as_str() {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            other => {
+                return Err(cx.err(s.protocol.span(), format!("protocol `{other}`: tcp or udp")));
+            }
+        };
+        let (addr, port) = parse_addr(cx, &s.address, true)?;
+        let key = ServiceKey {
+            protocol,
+            addr,
+            port: port.unwrap_or(0),
+        };
+        if let Some(first) = seen.insert(key, s.address.span().start) {
+            let (line, _) = line_col(cx.text, first);
+            return Err(cx.err(
+                s.address.span(),
+                format!(
+                    "service {} {addr}:{} is defined twice (first on line {line})",
+                    protocol.name(),
+                    key.port
+                ),
+            ));
+        }
+        if let Err(e) = crate::control::model::check_vip(addr) {
+            return Err(cx.err(s.address.span(), e.to_string()));
+        }
+        let scheduler = match &s.scheduler {
+            None => SchedulerKind::Wlc,
+            Some(n) => SchedulerKind::from_name(n.get_ref()).ok_or_else(|| {
+                let known: Vec<&str> = SchedulerKind::ALL.iter().map(|k| k.name()).collect();
+                cx.err(
+                    n.span(),
+                    format!("scheduler `{}`: one of {}", n.get_ref(), known.join(", ")),
+                )
+            })?,
+        };
+        let mut real_servers: Vec<RealServer> = Vec::new();
+        for r in &s.real_servers {
+            let (ra, rport) = parse_addr(cx, &r.address, false)?;
+            let forward = match &r.forward {
+                None => Forward::Route,
+                Some(v) => match v.get_ref().to_ascii_lowercase().as_str() {
+                    "dr" | "route" | "gatewaying" => Forward::Route,
+                    "tun" | "tunnel" | "ipip" => Forward::Tunnel,
+                    "nat" | "masq" | "masquerading" => Forward::Masq,
+                    other => {
+                        return Err(cx.err(v.span(), format!("forward `{other}`: dr, tun or nat")));
+                    }
+                },
+            };
+            // As ipvsadm: DR and TUN keep the service's port, NAT may map.
+            let port = match forward {
+                Forward::Masq => rport.unwrap_or(key.port),
+                _ => key.port,
+            };
+            let weight = match &r.weight {
+                None => 1,
+                Some(w) => u32::try_from(*w.get_ref())
+                    .ok()
+                    .filter(|w| *w <= i32::MAX as u32)
+                    .ok_or_else(|| cx.err(w.span(), "weight must be between 0 and 2147483647"))?,
+            };
+            if real_servers.iter().any(|x| x.addr == ra && x.port == port) {
+                return Err(cx.err(
+                    r.address.span(),
+                    format!("real server {ra}:{port} is listed twice in this service"),
+                ));
+            }
+            real_servers.push(RealServer {
+                addr: ra,
+                port,
+                forward,
+                weight,
+            });
+        }
+        services.push(Service {
+            key,
+            scheduler,
+            real_servers,
+        });
+    }
+    Ok(Config {
+        interfaces: f.director.interfaces,
+        socket: f.director.socket,
+        tun_source,
+        max_conns,
+        timeouts,
+        services,
+    })
+}
+
+fn dest_spec(r: &RealServer) -> DestSpec {
+    DestSpec {
+        addr: r.addr,
+        port: r.port,
+        forward: r.forward,
+        weight: r.weight,
+        uthreshold: 0,
+        lthreshold: 0,
+    }
+}
+
+impl Config {
+    /// The ops that turn the running table from `old` (the file as last
+    /// loaded; empty at start) into this config: services and real
+    /// servers that did not change get no op at all, so they keep their
+    /// connections, scheduler state and counters.
+    pub fn ops_from(&self, old: &Config) -> Vec<Op> {
+        let mut ops = Vec::new();
+        for o in &old.services {
+            if !self.services.iter().any(|s| s.key == o.key) {
+                ops.push(Op::DelService { key: o.key });
+            }
+        }
+        for s in &self.services {
+            let before = old.services.iter().find(|o| o.key == s.key);
+            match before {
+                None => ops.push(Op::AddService {
+                    key: s.key,
+                    scheduler: s.scheduler.name().into(),
+                    persistent: None,
+                }),
+                Some(o) if o.scheduler != s.scheduler => ops.push(Op::EditService {
+                    key: s.key,
+                    scheduler: s.scheduler.name().into(),
+                    persistent: None,
+                }),
+                Some(_) => {}
+            }
+            let old_rs: &[RealServer] = before.map_or(&[], |o| &o.real_servers);
+            for r in old_rs {
+                if !s
+                    .real_servers
+                    .iter()
+                    .any(|x| x.addr == r.addr && x.port == r.port)
+                {
+                    ops.push(Op::DelDest {
+                        key: s.key,
+                        addr: r.addr,
+                        port: r.port,
+                    });
+                }
+            }
+            for r in &s.real_servers {
+                match old_rs.iter().find(|x| x.addr == r.addr && x.port == r.port) {
+                    None => ops.push(Op::AddDest {
+                        key: s.key,
+                        dest: dest_spec(r),
+                    }),
+                    Some(x) if x != r => ops.push(Op::EditDest {
+                        key: s.key,
+                        dest: dest_spec(r),
+                    }),
+                    Some(_) => {}
+                }
+            }
+        }
+        if self.timeouts != old.timeouts
+            && let Some(t) = self.timeouts
+        {
+            ops.push(Op::SetTimeouts(t));
+        }
+        ops
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+use super::*;
+
+fn cfg(text: &str) -> Result<Config, ConfigError> {
+    parse(Path::new("uvs.toml"), text.as_bytes())
+}
+
+const GOOD: &str = r#"
+[director]
+interfaces = ["eth0"]
+max_conns = 5000
+
+[timeouts]
+udp = 60
+
+[[service]]
+protocol = "tcp"
+address = "198.18.0.100:80"
+scheduler = "wrr"
+
+  [[service.real_server]]
+  address = "198.18.0.11"
+  weight = 3
+
+  [[service.real_server]]
+  address = "198.18.0.12:8080"
+  forward = "nat"
+
+[[service]]
+protocol = "udp"
+address = "198.18.0.100:53"
+"#;
+
+#[test]
+fn a_good_file_with_a_bom_and_crlf_loads() {
+    let c = cfg(GOOD).unwrap();
+    assert_eq!(c.interfaces, vec!["eth0"]);
+    assert_eq!(c.max_conns, Some(5000));
+    assert_eq!(c.services.len(), 2);
+    let rs = &c.services[0].real_servers;
+    assert_eq!(
+        (rs[0].port, rs[0].weight, rs[0].forward),
+        (80, 3, Forward::Route)
+    );
+    assert_eq!((rs[1].port, rs[1].forward), (8080, Forward::Masq));
+    assert_eq!(c.services[1].scheduler, SchedulerKind::Wlc);
+    let crlf = format!("\u{feff}{}", GOOD.replace('\n', "\r\n"));
+    assert_eq!(cfg(&crlf).unwrap(), c);
+}
+
+fn error_at(text: &str) -> (usize, usize, String) {
+    let e = cfg(text).unwrap_err();
+    assert_eq!(e.file, Path::new("uvs.toml"));
+    (e.line, e.column, e.msg)
+}
+
+#[test]
+fn errors_name_the_line_and_column() {
+    // Unknown key.
+    let (l, c, m) = error_at("[director]\ninterfaces = [\"eth0\"]\nintreface = \"x\"\n");
+    assert_eq!((l, c), (3, 1), "{m}");
+    assert!(m.contains("intreface"), "{m}");
+    // Wrong type.
+    let (l, _, m) = error_at("[director]\nmax_conns = \"many\"\n");
+    assert_eq!(l, 2, "{m}");
+    // Bad address, with a BOM and CRLF in front.
+    let text = "\u{feff}[[service]]\r\nprotocol = \"tcp\"\r\naddress = \"198.18.0.999:80\"\r\n";
+    let (l, c, m) = error_at(text);
+    assert_eq!((l, c), (3, 11), "{m}");
+    assert!(m.contains("198.18.0.999:80"), "{m}");
+    // Duplicate service, naming the first.
+    let dup = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\n\n\
+               [[service]]\nprotocol = \"TCP\"\naddress = \"198.18.0.100:80\"\n";
+    let (l, _, m) = error_at(dup);
+    assert_eq!(l, 7, "{m}");
+    assert!(m.contains("defined twice (first on line 3)"), "{m}");
+    // A VIP that can never be one.
+    let (l, _, m) = error_at("[[service]]\nprotocol = \"udp\"\naddress = \"224.0.0.1:53\"\n");
+    assert_eq!(l, 3);
+    assert!(m.contains("multicast"), "{m}");
+    // Unknown scheduler, forward method, bad weight.
+    let svc = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\n";
+    let (l, _, m) = error_at(&format!("{svc}scheduler = \"sh\"\n"));
+    assert_eq!(l, 4);
+    assert!(m.contains("rr, wrr, lc, wlc"), "{m}");
+    let rs = "[[service.real_server]]\naddress = \"198.18.0.11\"\n";
+    let (l, _, m) = error_at(&format!("{svc}{rs}forward = \"gre\"\n"));
+    assert_eq!(l, 6, "{m}");
+    let (l, _, m) = error_at(&format!("{svc}{rs}weight = -1\n"));
+    assert_eq!(l, 6, "{m}");
+    // A port is needed for a service.
+    let (_, _, m) = error_at("[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100\"\n");
+    assert!(m.contains("needs a port"), "{m}");
+    // Not UTF-8: the line of the first bad byte.
+    let e = parse(Path::new("x"), b"[director]\n\xff\n").unwrap_err();
+    assert_eq!(e.line, 2);
+    // Garbage of any kind is an error, never a panic.
+    for junk in [
+        "[",
+        "[[service]]",
+        "a = ",
+        "\u{0}",
+        "[director]\ninterfaces = 3",
+    ] {
+        assert!(cfg(junk).is_err(), "{junk:?}");
+    }
+}
+
+#[test]
+fn a_reload_applies_only_the_difference() {
+    let old = cfg(GOOD).unwrap();
+    assert!(old.ops_from(&old).is_empty());
+    let start = old.ops_from(&Config::default());
+    assert_eq!(start.len(), 2 + 2 + 1);
+    // Weight changed, a server added, the UDP service removed.
+    let new_text = GOOD
+        .replace("weight = 3", "weight = 5")
+        .replace(
+            "forward = \"nat\"",
+            "forward = \"nat\"\n\n  [[service.real_server]]\n  address = \"198.18.0.13\"",
+        )
+        .replace(
+            "[[service]]\nprotocol = \"udp\"\naddress = \"198.18.0.100:53\"\n",
+            "",
+        );
+    let new = cfg(&new_text).unwrap();
+    let ops = new.ops_from(&old);
+    let names: Vec<String> = ops
+        .iter()
+        .map(|o| {
+            format!("{o:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, ["DelService", "EditDest", "AddDest"], "{ops:?}");
+}
+
+#[test]
+fn the_documented_example_loads() {
+    let doc = include_str!("../../docs/config.md");
+    let block = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block in docs/config.md");
+    let c = cfg(block).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.interfaces, vec!["eth0"]);
+    assert_eq!(c.tun_source, Some(Ipv4Addr::new(198, 18, 0, 2)));
+    assert_eq!(c.services.len(), 2);
+    assert_eq!(c.services[0].real_servers[1].forward, Forward::Tunnel);
+    assert_eq!(c.services[1].real_servers[0].port, 5353);
+    assert_eq!(
+        c.timeouts,
+        Some(Timeouts {
+            tcp: 900,
+            tcpfin: 120,
+            udp: 300
+        })
+    );
+}
