@@ -85,3 +85,181 @@ fn an_absent_real_server_is_kept_and_joins_when_it_appears() {
             .contains(&format!("real server {RS2} (Route) resolved"))
     );
 }
+
+fn health_row(l: &Lab, server: &str) -> serde_json::Value {
+    health(l)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["server"] == server)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn wait_state(l: &Lab, server: &str, state: &str, timeout: Duration) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let r = health_row(l, server);
+        if r["state"] == state {
+            return r;
+        }
+        assert!(t.elapsed() < timeout, "{server} never {state}: {r}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Test 1 of the issue: the server process on one of two real servers
+/// stops while a client opens a connection every 20 ms.
+#[test]
+fn a_tcp_check_takes_a_dead_server_out_and_brings_it_back() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_server("rs1");
+    let rs2 = l.start_server("rs2");
+    let cfg = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n\
+         [service.check]\ntype = \"tcp\"\ninterval = 0.2\ntimeout = 0.2\nrise = 2\nfall = 3\n\
+         [[service.real_server]]\naddress = \"{RS1}\"\n\
+         [[service.real_server]]\naddress = \"{RS2}\"\n"
+    );
+    let path = l.dir.join("uvs.toml");
+    std::fs::write(&path, cfg).unwrap();
+    l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
+    wait_state(&l, &format!("{RS2}:80"), "up", Duration::from_secs(5));
+    let target = format!("{VIP}:80");
+    l.client_bg(
+        &[
+            "tcp-timeline",
+            "--target",
+            &target,
+            "--count",
+            "250",
+            "--interval-ms",
+            "20",
+        ],
+        "timeline.json",
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let killed_at = unix_ms();
+    std::process::Command::new("kill")
+        .arg(rs2.to_string())
+        .status()
+        .unwrap();
+    let down = wait_state(&l, &format!("{RS2}:80"), "down", Duration::from_secs(3));
+    let down_at = down["since_unix_ms"].as_u64().unwrap();
+    // fall x interval (+ the timeout and one interval of phase).
+    assert!(
+        down_at - killed_at < 1200,
+        "down after {} ms",
+        down_at - killed_at
+    );
+    let reason = down["reason"].as_str().unwrap();
+    assert!(reason.contains("3 of 3 checks failed"), "{reason}");
+    assert!(
+        l.adm("-Ln")
+            .contains(&format!("{RS2}:80               Route   0"))
+    );
+    let log = l.log("director.log");
+    assert!(
+        log.contains(&format!("real server {RS2}:80 down (quiesced: weight 0)")),
+        "{log}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    l.start_server("rs2");
+    let up = wait_state(&l, &format!("{RS2}:80"), "up", Duration::from_secs(3));
+    let up_at = up["since_unix_ms"].as_u64().unwrap();
+    assert!(
+        l.adm("-Ln")
+            .contains(&format!("{RS2}:80               Route   1"))
+    );
+
+    let v = l.wait_child_logs("timeline.json", Duration::from_secs(20));
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 250);
+    let late_errors: Vec<_> = results
+        .iter()
+        .filter(|r| r["error"].is_string() && r["t_ms"].as_u64().unwrap() >= down_at)
+        .collect();
+    assert!(
+        late_errors.is_empty(),
+        "failed after the down mark: {late_errors:?}"
+    );
+    let to_rs2_while_down = results.iter().filter(|r| {
+        let t = r["t_ms"].as_u64().unwrap();
+        r["server"] == "rs2" && t >= down_at && t < up_at
+    });
+    assert_eq!(to_rs2_while_down.count(), 0);
+    let back = results
+        .iter()
+        .filter(|r| r["server"] == "rs2" && r["t_ms"].as_u64().unwrap() > up_at)
+        .count();
+    assert!(back >= 5, "rs2 rejoined with {back} connections");
+}
+
+/// Test 2, HTTP part: a wrong status or a missing body substring marks
+/// the server down; the right ones keep it up.
+#[test]
+fn http_checks_judge_status_and_body() {
+    let Some(mut l) = Lab::up(2) else { return };
+    for n in ["rs1", "rs2"] {
+        l.start_server_on(n, &["--tcp", "80", "--http", "8080"]);
+    }
+    let svc = |port: u16, check: &str| {
+        format!(
+            "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:{port}\"\n\
+             [service.check]\ntype = \"http\"\nport = 8080\ninterval = 0.2\nfall = 2\n{check}\n\
+             [[service.real_server]]\naddress = \"{RS1}\"\n"
+        )
+    };
+    let cfg = [
+        svc(
+            81,
+            "path = \"/health\"\nstatus = [\"200-299\"]\nbody_contains = \"rs1\"",
+        ),
+        svc(82, "status = [204, \"500-599\"]"),
+        svc(83, "body_contains = \"healthy\""),
+    ]
+    .join("\n");
+    let path = l.dir.join("uvs.toml");
+    std::fs::write(&path, cfg).unwrap();
+    l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
+    let t = Instant::now();
+    let rows = loop {
+        let h = health(&l);
+        let rows: Vec<(String, String, String)> = h
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["service"].as_str().unwrap().to_string(),
+                    r["state"].as_str().unwrap().to_string(),
+                    r["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if rows.iter().filter(|r| r.1 == "down").count() == 2
+            || t.elapsed() > Duration::from_secs(5)
+        {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let of = |port: u16| {
+        rows.iter()
+            .find(|r| r.0.ends_with(&format!(":{port}")))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of(81).1, "up", "{rows:?}");
+    assert_eq!(of(82).1, "down", "{rows:?}");
+    assert!(of(82).2.starts_with("HTTP 200"), "{rows:?}");
+    assert_eq!(of(83).1, "down", "{rows:?}");
+    assert!(of(83).2.contains("lacks \"healthy\""), "{rows:?}");
+}

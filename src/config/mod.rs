@@ -7,6 +7,8 @@
 //! unchanged services and real servers keep their connections and
 //! counters.
 
+use crate::control::check::{CheckKind, CheckSpec};
+use crate::control::model::FailAction;
 use crate::control::proto::{DestSpec, Op};
 use crate::lvs::service::{Forward, Protocol, SchedulerKind, ServiceKey, Timeouts};
 use serde::Deserialize;
@@ -14,6 +16,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use toml::Spanned;
 
 /// The file as written.
@@ -51,6 +54,10 @@ struct ServiceSection {
     protocol: Spanned<String>,
     address: Spanned<String>,
     scheduler: Option<Spanned<String>>,
+    /// quiesce (default) or remove.
+    on_failure: Option<Spanned<String>>,
+    /// The check of every real server of the service (each may override).
+    check: Option<CheckSection>,
     #[serde(default, rename = "real_server")]
     real_servers: Vec<RealServerSection>,
 }
@@ -61,6 +68,24 @@ struct RealServerSection {
     address: Spanned<String>,
     forward: Option<Spanned<String>>,
     weight: Option<Spanned<i64>>,
+    check: Option<CheckSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckSection {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    interval: Option<Spanned<toml::Value>>,
+    timeout: Option<Spanned<toml::Value>>,
+    warmup: Option<Spanned<toml::Value>>,
+    rise: Option<Spanned<u32>>,
+    fall: Option<Spanned<u32>>,
+    port: Option<u16>,
+    path: Option<String>,
+    status: Option<Vec<Spanned<toml::Value>>>,
+    body_contains: Option<String>,
+    host: Option<String>,
 }
 
 /// A configuration error: where and what.
@@ -92,6 +117,7 @@ pub struct RealServer {
     pub port: u16,
     pub forward: Forward,
     pub weight: u32,
+    pub check: Option<CheckSpec>,
 }
 
 /// A virtual service as the file says it.
@@ -99,6 +125,7 @@ pub struct RealServer {
 pub struct Service {
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
+    pub on_failure: FailAction,
     pub real_servers: Vec<RealServer>,
 }
 
@@ -260,6 +287,22 @@ fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
                 )
             })?,
         };
+        let on_failure = match &s.on_failure {
+            None => FailAction::Quiesce,
+            Some(v) => match v.get_ref().as_str() {
+                "quiesce" => FailAction::Quiesce,
+                "remove" => FailAction::Remove,
+                other => {
+                    return Err(
+                        cx.err(v.span(), format!("on_failure `{other}`: quiesce or remove"))
+                    );
+                }
+            },
+        };
+        let default_check = match &s.check {
+            None => None,
+            Some(c) => Some(check_spec(cx, c)?),
+        };
         let mut real_servers: Vec<RealServer> = Vec::new();
         for r in &s.real_servers {
             let (ra, rport) = parse_addr(cx, &r.address, false)?;
@@ -292,16 +335,22 @@ fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
                     format!("real server {ra}:{port} is listed twice in this service"),
                 ));
             }
+            let check = match &r.check {
+                Some(c) => Some(check_spec(cx, c)?),
+                None => default_check.clone(),
+            };
             real_servers.push(RealServer {
                 addr: ra,
                 port,
                 forward,
                 weight,
+                check,
             });
         }
         services.push(Service {
             key,
             scheduler,
+            on_failure,
             real_servers,
         });
     }
@@ -312,6 +361,101 @@ fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         max_conns,
         timeouts,
         services,
+    })
+}
+
+/// Seconds as an integer or a float (`interval = 1` or `0.2`).
+fn seconds(cx: &Ctx, v: &Spanned<toml::Value>, what: &str) -> Result<Duration, ConfigError> {
+    let s = match v.get_ref() {
+        toml::Value::Integer(i) => *i as f64,
+        toml::Value::Float(f) => *f,
+        _ => return Err(cx.err(v.span(), format!("{what} is a number of seconds"))),
+    };
+    if !(0.01..=86_400.0).contains(&s) {
+        return Err(cx.err(
+            v.span(),
+            format!("{what} must be between 0.01 and 86400 seconds"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// `status = [200, "300-399"]`: codes and inclusive ranges.
+fn status_ranges(cx: &Ctx, list: &[Spanned<toml::Value>]) -> Result<Vec<(u16, u16)>, ConfigError> {
+    let mut out = Vec::new();
+    for v in list {
+        let bad = || {
+            cx.err(
+                v.span(),
+                "a status is a code (200) or a range (\"200-299\")",
+            )
+        };
+        let code = |n: i64| u16::try_from(n).ok().filter(|c| (100..=599).contains(c));
+        let r = match v.get_ref() {
+            toml::Value::Integer(n) => code(*n).map(|c| (c, c)),
+            toml::Value::String(t) => match t.split_once('-') {
+                Some((a, b)) => match (
+                    a.trim().parse().ok().and_then(code),
+                    b.trim().parse().ok().and_then(code),
+                ) {
+                    (Some(a), Some(b)) if a <= b => Some((a, b)),
+                    _ => None,
+                },
+                None => t.trim().parse().ok().and_then(code).map(|c| (c, c)),
+            },
+            _ => None,
+        };
+        out.push(r.ok_or_else(bad)?);
+    }
+    Ok(out)
+}
+
+fn check_spec(cx: &Ctx, c: &CheckSection) -> Result<CheckSpec, ConfigError> {
+    let http = match c.kind.get_ref().to_ascii_lowercase().as_str() {
+        "tcp" => false,
+        "http" => true,
+        other => {
+            return Err(cx.err(c.kind.span(), format!("check type `{other}`: tcp or http")));
+        }
+    };
+    let interval = match &c.interval {
+        Some(v) => seconds(cx, v, "interval")?,
+        None => Duration::from_secs(2),
+    };
+    let timeout = match &c.timeout {
+        Some(v) => seconds(cx, v, "timeout")?,
+        None => Duration::from_secs(1).min(interval),
+    };
+    let warmup = match &c.warmup {
+        Some(v) => seconds(cx, v, "warmup")?,
+        None => interval,
+    };
+    let count = |v: &Option<Spanned<u32>>, default: u32, what: &str| match v {
+        None => Ok(default),
+        Some(n) if *n.get_ref() >= 1 => Ok(*n.get_ref()),
+        Some(n) => Err(cx.err(n.span(), format!("{what} must be at least 1"))),
+    };
+    let (rise, fall) = (count(&c.rise, 1, "rise")?, count(&c.fall, 3, "fall")?);
+    let kind = match http {
+        false => CheckKind::Tcp,
+        true => CheckKind::Http {
+            path: c.path.clone().unwrap_or_else(|| "/".into()),
+            status: match &c.status {
+                Some(l) => status_ranges(cx, l)?,
+                None => vec![(200, 299)],
+            },
+            body_contains: c.body_contains.clone(),
+            host: c.host.clone(),
+        },
+    };
+    Ok(CheckSpec {
+        kind,
+        port: c.port,
+        interval,
+        timeout,
+        rise,
+        fall,
+        warmup,
     })
 }
 
@@ -373,7 +517,8 @@ impl Config {
                         key: s.key,
                         dest: dest_spec(r),
                     }),
-                    Some(x) if x != r => ops.push(Op::EditDest {
+                    // A changed check alone is not a table change.
+                    Some(x) if dest_spec(x) != dest_spec(r) => ops.push(Op::EditDest {
                         key: s.key,
                         dest: dest_spec(r),
                     }),

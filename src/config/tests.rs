@@ -151,6 +151,14 @@ fn the_documented_example_loads() {
     assert_eq!(c.services.len(), 2);
     assert_eq!(c.services[0].real_servers[1].forward, Forward::Tunnel);
     assert_eq!(c.services[1].real_servers[0].port, 5353);
+    let http = c.services[0].real_servers[0].check.as_ref().unwrap();
+    assert_eq!(http.kind_name(), "HTTP");
+    assert_eq!((http.rise, http.fall, http.port), (1, 3, Some(80)));
+    let own = c.services[0].real_servers[1].check.as_ref().unwrap();
+    assert_eq!(own.kind, crate::control::check::CheckKind::Tcp);
+    assert_eq!(own.interval, std::time::Duration::from_millis(500));
+    assert_eq!(c.services[0].on_failure, FailAction::Quiesce);
+    assert!(c.services[1].real_servers[0].check.is_none());
     assert_eq!(
         c.timeouts,
         Some(Timeouts {
@@ -159,4 +167,32 @@ fn the_documented_example_loads() {
             udp: 300
         })
     );
+}
+
+#[test]
+fn checks_are_checked_too() {
+    let svc = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\n[service.check]\n";
+    let (l, _, m) = error_at(&format!("{svc}type = \"icmp\"\n"));
+    assert_eq!(l, 5);
+    assert!(m.contains("tcp or http"), "{m}");
+    let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\ninterval = \"1s\"\n"));
+    assert_eq!(l, 6);
+    assert!(m.contains("seconds"), "{m}");
+    let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\ninterval = 0\n"));
+    assert_eq!(l, 6, "{m}");
+    let (l, _, m) = error_at(&format!("{svc}type = \"http\"\nstatus = [200, \"300-2\"]\n"));
+    assert_eq!(l, 6, "{m}");
+    let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\nfall = 0\n"));
+    assert_eq!(l, 6, "{m}");
+    let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\nretry = 3\n"));
+    assert_eq!(l, 6, "{m}");
+    let on = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\non_failure = \"panic\"\n";
+    let (l, _, m) = error_at(on);
+    assert_eq!(l, 4, "{m}");
+    // A changed check alone changes no table entry on reload.
+    let base = format!("{svc}type = \"tcp\"\n[[service.real_server]]\naddress = \"198.18.0.11\"\n");
+    let a = cfg(&base).unwrap();
+    let b = cfg(&base.replace("type = \"tcp\"", "type = \"tcp\"\nfall = 5")).unwrap();
+    assert_ne!(a, b);
+    assert!(b.ops_from(&a).is_empty());
 }

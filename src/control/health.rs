@@ -3,7 +3,7 @@
 //! the reason and since when. Health checks add their state here.
 
 use super::model::Model;
-use crate::lvs::service::Forward;
+use crate::lvs::service::{Forward, ServiceKey};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -19,12 +19,23 @@ pub struct HealthRow {
     pub forward: String,
     /// As configured.
     pub weight: u32,
-    /// `up` (scheduled by its weight) or `unresolved` (kept, never
-    /// scheduled until its next hop answers ARP).
+    /// `up` (scheduled by its weight), `down` (its health check failed:
+    /// quiesced or removed) or `unresolved` (kept, never scheduled until
+    /// its next hop answers ARP).
     pub state: String,
     pub reason: String,
     /// Seconds in this state.
     pub since_secs: u64,
+    /// When it entered this state, in milliseconds since the Unix epoch.
+    pub since_unix_ms: u64,
+}
+
+/// Now minus `ago`, in milliseconds since the Unix epoch.
+fn unix_ms(ago: Duration) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.saturating_sub(ago).as_millis() as u64
 }
 
 /// The resolution state of each real server address (per forwarding
@@ -33,6 +44,8 @@ pub struct HealthRow {
 pub struct Health {
     pending: HashMap<(Ipv4Addr, Forward), (String, Instant)>,
     resolved: HashMap<(Ipv4Addr, Forward), Instant>,
+    /// The last check verdict per service and real server.
+    checks: HashMap<(ServiceKey, Ipv4Addr, u16), (bool, String, Instant)>,
 }
 
 impl Health {
@@ -56,6 +69,12 @@ impl Health {
         self.resolved.insert((a, f), Instant::now());
     }
 
+    /// A check changed a real server's state.
+    pub fn checked(&mut self, key: ServiceKey, a: Ipv4Addr, port: u16, up: bool, why: String) {
+        self.checks
+            .insert((key, a, port), (up, why, Instant::now()));
+    }
+
     /// Every configured real server, in the listing's order.
     pub fn rows(&mut self, m: &Model) -> Vec<HealthRow> {
         let now = Instant::now();
@@ -63,10 +82,20 @@ impl Health {
         for s in &m.services {
             for d in &s.dests {
                 let k = (d.spec.addr, d.spec.forward);
+                let check = self.checks.get(&(s.key, d.spec.addr, d.spec.port));
                 let (state, reason, since) = match d.hop.is_resolved() {
+                    true if d.down.is_some() => {
+                        let (_, why, since) = check
+                            .cloned()
+                            .unwrap_or_else(|| (false, String::new(), now));
+                        ("down", why, since)
+                    }
                     true => {
-                        let since = *self.resolved.entry(k).or_insert(now);
-                        ("up", format!("next hop {}", d.hop.mac), since)
+                        let resolved = *self.resolved.entry(k).or_insert(now);
+                        match check {
+                            Some((_, why, since)) => ("up", why.clone(), (*since).max(resolved)),
+                            None => ("up", format!("next hop {}", d.hop.mac), resolved),
+                        }
                     }
                     false => {
                         let (why, since) = self
@@ -84,6 +113,7 @@ impl Health {
                     state: state.into(),
                     reason,
                     since_secs: now.saturating_duration_since(since).as_secs(),
+                    since_unix_ms: unix_ms(now.saturating_duration_since(since)),
                 });
             }
         }

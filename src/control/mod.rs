@@ -4,6 +4,7 @@
 //! that hands each new table to the data plane.
 
 pub mod acd;
+pub mod check;
 pub mod health;
 pub mod model;
 pub mod proto;

@@ -6,7 +6,9 @@
 //! an unresolved neighbour.
 
 use super::acd;
+use super::check::{self, CheckSpec};
 use super::health::Health;
+use super::model::FailAction;
 use super::model::{Model, Need, OpError};
 use super::proto::{Op, Request, Response};
 use super::publish::Publisher;
@@ -97,6 +99,8 @@ pub struct Control {
     /// The config file and what it held when last loaded (a reload
     /// applies the difference from this).
     config: Mutex<Option<(PathBuf, Config)>>,
+    /// The running health checks, one task per checked real server.
+    checks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// What host lookups found for one apply.
@@ -133,12 +137,13 @@ impl Control {
             netlink,
             links,
             config: Mutex::new(None),
+            checks: std::sync::Mutex::new(Vec::new()),
         }
     }
 
     /// Applies a config file's table at start; the file is remembered for
     /// reloads. An error names what could not be applied.
-    pub async fn load_config(&self, path: &Path, cfg: Config) -> Result<(), String> {
+    pub async fn load_config(self: &Arc<Self>, path: &Path, cfg: Config) -> Result<(), String> {
         let ops = cfg.ops_from(&Config::default());
         self.apply(&ops)
             .await
@@ -152,8 +157,83 @@ impl Control {
                 .map(|s| s.real_servers.len())
                 .sum::<usize>()
         );
+        self.start_checks(&cfg);
         *self.config.lock().await = Some((path.to_path_buf(), cfg));
         Ok(())
+    }
+
+    /// (Re)starts one check task per checked real server of `cfg`. A
+    /// server keeps its up or down state across a restart; its rise and
+    /// fall counts start over.
+    fn start_checks(self: &Arc<Self>, cfg: &Config) {
+        let mut tasks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tasks.drain(..) {
+            t.abort();
+        }
+        for s in &cfg.services {
+            for r in &s.real_servers {
+                let Some(spec) = r.check.clone() else {
+                    continue;
+                };
+                let me = self.clone();
+                let (key, addr, port, action) = (s.key, r.addr, r.port, s.on_failure);
+                tasks.push(tokio::spawn(async move {
+                    me.check_loop(key, addr, port, action, spec).await
+                }));
+            }
+        }
+    }
+
+    /// One real server's check, forever: after a random warm-up, one
+    /// check per interval; `fall` failures in a row take it down (quiesce
+    /// or remove), `rise` successes bring it back. Each change is logged
+    /// once, with the reason, and published.
+    async fn check_loop(
+        &self,
+        key: crate::lvs::service::ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+        action: FailAction,
+        spec: CheckSpec,
+    ) {
+        use std::hash::BuildHasher;
+        let warm = spec.warmup.as_micros().max(1) as u64;
+        let jitter = foldhash::fast::RandomState::default().hash_one((addr, port)) % warm;
+        tokio::time::sleep(Duration::from_micros(jitter)).await;
+        let up = !self.state.lock().await.model.is_down(&key, addr, port);
+        let mut counter = check::Counter::new(up);
+        let to = check::target(&spec, addr, port);
+        let mut tick = tokio::time::interval(spec.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let result = check::run_once(&spec, to).await;
+            let Some(now_up) = counter.record(result.is_ok(), spec.rise, spec.fall) else {
+                continue;
+            };
+            let why = match &result {
+                Ok(()) => format!(
+                    "{} check passed, {} of {} in a row",
+                    spec.kind_name(),
+                    spec.rise,
+                    spec.rise
+                ),
+                Err(e) => format!("{e}, {} of {} checks failed", spec.fall, spec.fall),
+            };
+            let svc = format!("{} {}:{}", key.protocol.name(), key.addr, key.port);
+            let what = match (now_up, action) {
+                (true, _) => "up",
+                (false, FailAction::Quiesce) => "down (quiesced: weight 0)",
+                (false, FailAction::Remove) => "down (removed)",
+            };
+            eprintln!("uvs: {svc} real server {addr}:{port} {what}: {why}");
+            let mut st = self.state.lock().await;
+            let down = (!now_up).then_some(action);
+            st.health.checked(key, addr, port, now_up, why);
+            if st.model.set_down(&key, addr, port, down) {
+                st.publish();
+            }
+        }
     }
 
     pub async fn has_config(&self) -> bool {
@@ -163,7 +243,7 @@ impl Control {
     /// Re-reads the config file and applies only what changed since it
     /// was last loaded, all or nothing: an error in the file or in
     /// applying it leaves the running table as it is.
-    pub async fn reload(&self) -> Result<String, String> {
+    pub async fn reload(self: &Arc<Self>) -> Result<String, String> {
         let mut cur = self.config.lock().await;
         let Some((path, old)) = cur.as_ref() else {
             return Err("the director was started without --config: nothing to reload".into());
@@ -177,6 +257,7 @@ impl Control {
         }
         let msg = format!("reloaded {}: {} changes", path.display(), ops.len());
         let path = path.clone();
+        self.start_checks(&new);
         *cur = Some((path, new));
         Ok(msg)
     }
@@ -231,7 +312,7 @@ impl Control {
         }
     }
 
-    async fn connection(&self, stream: UnixStream) {
+    async fn connection(self: &Arc<Self>, stream: UnixStream) {
         let (r, mut w) = stream.into_split();
         let mut line = String::new();
         let mut reader = BufReader::new(r.take(MAX_REQUEST));
@@ -256,7 +337,7 @@ impl Control {
         let _ = send_line(&mut w, &resp).await;
     }
 
-    pub async fn handle(&self, req: Request) -> Response {
+    pub async fn handle(self: &Arc<Self>, req: Request) -> Response {
         match req {
             Request::Apply(ops) => match self.apply(&ops).await {
                 Ok(()) => Response::Ok,

@@ -137,16 +137,17 @@ impl Lab {
     }
 
     /// The traffic server on one node, answering with the node's name:
-    /// TCP 80 and UDP VIP:53.
-    pub fn start_server(&mut self, node: &str) {
-        self.start_server_on(node, &["--tcp", "80", "--udp", &format!("{VIP}:53")]);
+    /// TCP 80 and UDP VIP:53; its pid (to stop it: never by name, as
+    /// other tests' labs run servers of the same name).
+    pub fn start_server(&mut self, node: &str) -> u32 {
+        self.start_server_on(node, &["--tcp", "80", "--udp", &format!("{VIP}:53")])
     }
 
     /// The traffic server on one node with these `uvs-lab server` ports.
-    pub fn start_server_on(&mut self, node: &str, ports: &[&str]) {
+    pub fn start_server_on(&mut self, node: &str, ports: &[&str]) -> u32 {
         let mut args = vec!["server", "--name", node];
         args.extend_from_slice(ports);
-        self.spawn(node, &lab_tool(), &args, &format!("{node}.log"));
+        self.spawn(node, &lab_tool(), &args, &format!("{node}.log"))
     }
 
     /// `uvs decap` on a real server (no ipip module in this kernel).

@@ -17,6 +17,35 @@ pub struct Dest {
     pub spec: DestSpec,
     pub hop: NextHop,
     pub state: Arc<DestState>,
+    /// Failed its health check: what is done about it while it is down.
+    pub down: Option<FailAction>,
+}
+
+/// What a failed health check does to its real server, as keepalived's
+/// `inhibit_on_failure` chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailAction {
+    /// Weight 0: established connections finish, no new ones (the
+    /// default, keepalived's inhibit_on_failure).
+    #[default]
+    Quiesce,
+    /// Taken out of the table: its connections end too.
+    Remove,
+}
+
+impl Dest {
+    /// The weight schedulers see: 0 while unresolved or quiesced.
+    pub fn effective_weight(&self) -> u32 {
+        match (self.hop.is_resolved(), self.down) {
+            (true, None) => self.spec.weight,
+            _ => 0,
+        }
+    }
+
+    /// Whether the data plane and listings see it at all.
+    pub fn listed(&self) -> bool {
+        self.down != Some(FailAction::Remove)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -260,6 +289,7 @@ impl Model {
                         spec: dest.clone(),
                         hop: m,
                         state: Arc::default(),
+                        down: None,
                     },
                 );
                 svc.epoch += 1;
@@ -353,16 +383,14 @@ impl Model {
                 dests: s
                     .dests
                     .iter()
+                    .filter(|d| d.listed())
                     .map(|d| DestEntry {
                         id: d.id,
                         addr: d.spec.addr,
                         port: d.spec.port,
                         forward: d.spec.forward,
-                        // Not resolved yet: configured, never scheduled.
-                        weight: match d.hop.is_resolved() {
-                            true => d.spec.weight,
-                            false => 0,
-                        },
+                        // Not resolved yet, or quiesced: never scheduled.
+                        weight: d.effective_weight(),
                         mac: d.hop.mac,
                         link: d.hop.link,
                         state: d.state.clone(),
@@ -393,8 +421,17 @@ impl Model {
                     dests: s
                         .dests
                         .iter()
+                        .filter(|d| d.listed())
                         .map(|d| DestSnap {
-                            spec: d.spec.clone(),
+                            // A quiesced server shows weight 0, as under
+                            // keepalived (which sets it in IPVS).
+                            spec: DestSpec {
+                                weight: match d.down {
+                                    Some(_) => 0,
+                                    None => d.spec.weight,
+                                },
+                                ..d.spec.clone()
+                            },
                             active: d.state.active(),
                             inactive: d.state.inactive(),
                             stats: d.state.stats.snapshot(),
@@ -463,6 +500,42 @@ impl Model {
         v.sort();
         v.dedup();
         v
+    }
+
+    /// Marks a real server of a service down (with what that does) or up
+    /// again (`None`); returns whether anything changed.
+    pub fn set_down(
+        &mut self,
+        key: &ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+        down: Option<FailAction>,
+    ) -> bool {
+        let Some(s) = self.service_mut(key) else {
+            return false;
+        };
+        let Some(d) = s
+            .dests
+            .iter_mut()
+            .find(|d| d.spec.addr == addr && d.spec.port == port)
+        else {
+            return false;
+        };
+        if d.down == down {
+            return false;
+        }
+        d.down = down;
+        s.epoch += 1;
+        true
+    }
+
+    /// Whether a real server of a service is marked down by its check.
+    pub fn is_down(&self, key: &ServiceKey, addr: Ipv4Addr, port: u16) -> bool {
+        self.services
+            .iter()
+            .filter(|s| s.key == *key)
+            .flat_map(|s| s.dests.iter())
+            .any(|d| d.spec.addr == addr && d.spec.port == port && d.down.is_some())
     }
 
     /// The real servers (address and method) whose next hop is not

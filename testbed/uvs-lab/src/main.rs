@@ -42,6 +42,17 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         count: usize,
     },
+    /// N TCP connections, one every INTERVAL ms, each asking the server's
+    /// name; prints each one's start time (ms since the Unix epoch) and
+    /// outcome, for tests that compare them with a state change.
+    TcpTimeline {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
+    },
     /// N UDP requests, each from a new socket (a new connection for uvs).
     UdpNames {
         #[arg(long)]
@@ -377,6 +388,26 @@ fn udp_name(target: SocketAddr, sport: u16) -> Result<String, String> {
     Err("no answer".into())
 }
 
+fn timeline(target: SocketAddr, count: usize, every: Duration) -> serde_json::Value {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    for i in 0..count {
+        let due = start + every * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        out.push(match tcp_name(target) {
+            Ok(n) => json!({ "t_ms": t_ms, "server": n }),
+            Err(e) => json!({ "t_ms": t_ms, "error": e }),
+        });
+    }
+    json!({ "results": out })
+}
+
 fn tally(results: impl Iterator<Item = Result<String, String>>) -> serde_json::Value {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -568,6 +599,11 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Cmd::TcpNames { target, count } => tally((0..count).map(|_| tcp_name(target))),
+        Cmd::TcpTimeline {
+            target,
+            count,
+            interval_ms,
+        } => timeline(target, count, Duration::from_millis(interval_ms)),
         Cmd::UdpNames {
             target,
             count,
