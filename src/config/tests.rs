@@ -180,13 +180,16 @@ fn checks_are_checked_too() {
     assert!(m.contains("seconds"), "{m}");
     let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\ninterval = 0\n"));
     assert_eq!(l, 6, "{m}");
-    let (l, _, m) = error_at(&format!("{svc}type = \"http\"\nstatus = [200, \"300-2\"]\n"));
+    let (l, _, m) = error_at(&format!(
+        "{svc}type = \"http\"\nstatus = [200, \"300-2\"]\n"
+    ));
     assert_eq!(l, 6, "{m}");
     let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\nfall = 0\n"));
     assert_eq!(l, 6, "{m}");
     let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\nretry = 3\n"));
     assert_eq!(l, 6, "{m}");
-    let on = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\non_failure = \"panic\"\n";
+    let on =
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\non_failure = \"panic\"\n";
     let (l, _, m) = error_at(on);
     assert_eq!(l, 4, "{m}");
     // A changed check alone changes no table entry on reload.
