@@ -263,3 +263,91 @@ fn http_checks_judge_status_and_body() {
     assert_eq!(of(83).1, "down", "{rows:?}");
     assert!(of(83).2.contains("lacks \"healthy\""), "{rows:?}");
 }
+
+/// Test 3: all real servers down, new connections go to the sorry
+/// server; one comes back, they go to it. The quorum commands run.
+#[test]
+fn the_sorry_server_takes_over_while_the_quorum_is_lost() {
+    let Some(mut l) = Lab::up(3) else { return };
+    let rs1 = l.start_server("rs1");
+    let rs2 = l.start_server("rs2");
+    l.start_server("rs3");
+    let (down_flag, up_flag) = (l.dir.join("quorum-down"), l.dir.join("quorum-up"));
+    let cfg = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n\
+         quorum_down = \"touch {}\"\nquorum_up = \"touch {}\"\n\
+         [service.check]\ntype = \"tcp\"\ninterval = 0.2\ntimeout = 0.2\nrise = 1\nfall = 2\n\
+         [service.sorry_server]\naddress = \"198.18.0.13\"\n\
+         [[service.real_server]]\naddress = \"{RS1}\"\n\
+         [[service.real_server]]\naddress = \"{RS2}\"\n",
+        down_flag.display(),
+        up_flag.display()
+    );
+    let path = l.dir.join("uvs.toml");
+    std::fs::write(&path, cfg).unwrap();
+    l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
+    wait_state(&l, &format!("{RS2}:80"), "up", Duration::from_secs(5));
+    let t = l.tcp_names(10);
+    assert_eq!(
+        (count(&t, "rs1"), count(&t, "rs2"), count(&t, "rs3")),
+        (5, 5, 0),
+        "{t}"
+    );
+    assert!(!l.adm("-Ln").contains("198.18.0.13"));
+
+    for pid in [rs1, rs2] {
+        std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+    }
+    wait_state(&l, &format!("{RS1}:80"), "down", Duration::from_secs(3));
+    wait_state(&l, &format!("{RS2}:80"), "down", Duration::from_secs(3));
+    let t0 = Instant::now();
+    while !l.adm("-Ln").contains("198.18.0.13:80") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "{}",
+            l.log("director.log")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = l.tcp_names(10);
+    assert_eq!(count(&t, "rs3"), 10, "{t}");
+    let log = l.log("director.log");
+    assert!(
+        log.contains("quorum lost: live weight 0, quorum 1"),
+        "{log}"
+    );
+    let t0 = Instant::now();
+    while !down_flag.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "quorum_down did not run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // One comes back: new connections go to it, the sorry server leaves.
+    l.start_server("rs1");
+    wait_state(&l, &format!("{RS1}:80"), "up", Duration::from_secs(3));
+    let t0 = Instant::now();
+    while l.adm("-Ln").contains("198.18.0.13:80") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "{}",
+            l.log("director.log")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = l.tcp_names(10);
+    assert_eq!(count(&t, "rs1"), 10, "{t}");
+    let t0 = Instant::now();
+    while !up_flag.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "quorum_up did not run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -58,6 +58,13 @@ struct ServiceSection {
     on_failure: Option<Spanned<String>>,
     /// The check of every real server of the service (each may override).
     check: Option<CheckSection>,
+    /// Takes new connections while the live weight is below `quorum`.
+    sorry_server: Option<RealServerSection>,
+    /// The least total weight of live real servers (default 1).
+    quorum: Option<Spanned<u32>>,
+    /// Commands run when the quorum is regained and lost.
+    quorum_up: Option<String>,
+    quorum_down: Option<String>,
     #[serde(default, rename = "real_server")]
     real_servers: Vec<RealServerSection>,
 }
@@ -127,6 +134,18 @@ pub struct Service {
     pub scheduler: SchedulerKind,
     pub on_failure: FailAction,
     pub real_servers: Vec<RealServer>,
+    pub quorum: Quorum,
+}
+
+/// When a service has too few live real servers, and what then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quorum {
+    /// The least total weight of live (checked up, resolved) servers.
+    pub min_weight: u32,
+    /// Added to the table while the quorum is lost, removed after.
+    pub sorry: Option<RealServer>,
+    pub up_cmd: Option<String>,
+    pub down_cmd: Option<String>,
 }
 
 /// What a config file holds, checked.
@@ -305,53 +324,50 @@ fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         };
         let mut real_servers: Vec<RealServer> = Vec::new();
         for r in &s.real_servers {
-            let (ra, rport) = parse_addr(cx, &r.address, false)?;
-            let forward = match &r.forward {
-                None => Forward::Route,
-                Some(v) => match v.get_ref().to_ascii_lowercase().as_str() {
-                    "dr" | "route" | "gatewaying" => Forward::Route,
-                    "tun" | "tunnel" | "ipip" => Forward::Tunnel,
-                    "nat" | "masq" | "masquerading" => Forward::Masq,
-                    other => {
-                        return Err(cx.err(v.span(), format!("forward `{other}`: dr, tun or nat")));
-                    }
-                },
-            };
-            // As ipvsadm: DR and TUN keep the service's port, NAT may map.
-            let port = match forward {
-                Forward::Masq => rport.unwrap_or(key.port),
-                _ => key.port,
-            };
-            let weight = match &r.weight {
-                None => 1,
-                Some(w) => u32::try_from(*w.get_ref())
-                    .ok()
-                    .filter(|w| *w <= i32::MAX as u32)
-                    .ok_or_else(|| cx.err(w.span(), "weight must be between 0 and 2147483647"))?,
-            };
-            if real_servers.iter().any(|x| x.addr == ra && x.port == port) {
+            let rs = real_server(cx, r, key, default_check.as_ref())?;
+            if real_servers
+                .iter()
+                .any(|x| x.addr == rs.addr && x.port == rs.port)
+            {
                 return Err(cx.err(
                     r.address.span(),
-                    format!("real server {ra}:{port} is listed twice in this service"),
+                    format!(
+                        "real server {}:{} is listed twice in this service",
+                        rs.addr, rs.port
+                    ),
                 ));
             }
-            let check = match &r.check {
-                Some(c) => Some(check_spec(cx, c)?),
-                None => default_check.clone(),
-            };
-            real_servers.push(RealServer {
-                addr: ra,
-                port,
-                forward,
-                weight,
-                check,
-            });
+            real_servers.push(rs);
         }
+        let sorry = match &s.sorry_server {
+            None => None,
+            Some(r) => {
+                if r.check.is_some() || r.weight.is_some() {
+                    return Err(cx.err(
+                        r.address.span(),
+                        "a sorry server has no check or weight: it takes every new connection \
+                         while the quorum is lost",
+                    ));
+                }
+                Some(real_server(cx, r, key, None)?)
+            }
+        };
+        let quorum = Quorum {
+            min_weight: match &s.quorum {
+                None => 1,
+                Some(q) if *q.get_ref() >= 1 => *q.get_ref(),
+                Some(q) => return Err(cx.err(q.span(), "quorum must be at least 1")),
+            },
+            sorry,
+            up_cmd: s.quorum_up.clone(),
+            down_cmd: s.quorum_down.clone(),
+        };
         services.push(Service {
             key,
             scheduler,
             on_failure,
             real_servers,
+            quorum,
         });
     }
     Ok(Config {
@@ -361,6 +377,50 @@ fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         max_conns,
         timeouts,
         services,
+    })
+}
+
+/// One real server of service `key` (its check: its own, else `default`).
+fn real_server(
+    cx: &Ctx,
+    r: &RealServerSection,
+    key: ServiceKey,
+    default: Option<&CheckSpec>,
+) -> Result<RealServer, ConfigError> {
+    let (ra, rport) = parse_addr(cx, &r.address, false)?;
+    let forward = match &r.forward {
+        None => Forward::Route,
+        Some(v) => match v.get_ref().to_ascii_lowercase().as_str() {
+            "dr" | "route" | "gatewaying" => Forward::Route,
+            "tun" | "tunnel" | "ipip" => Forward::Tunnel,
+            "nat" | "masq" | "masquerading" => Forward::Masq,
+            other => {
+                return Err(cx.err(v.span(), format!("forward `{other}`: dr, tun or nat")));
+            }
+        },
+    };
+    // As ipvsadm: DR and TUN keep the service's port, NAT may map.
+    let port = match forward {
+        Forward::Masq => rport.unwrap_or(key.port),
+        _ => key.port,
+    };
+    let weight = match &r.weight {
+        None => 1,
+        Some(w) => u32::try_from(*w.get_ref())
+            .ok()
+            .filter(|w| *w <= i32::MAX as u32)
+            .ok_or_else(|| cx.err(w.span(), "weight must be between 0 and 2147483647"))?,
+    };
+    let check = match &r.check {
+        Some(c) => Some(check_spec(cx, c)?),
+        None => default.cloned(),
+    };
+    Ok(RealServer {
+        addr: ra,
+        port,
+        forward,
+        weight,
+        check,
     })
 }
 

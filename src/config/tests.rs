@@ -158,6 +158,13 @@ fn the_documented_example_loads() {
     assert_eq!(own.kind, crate::control::check::CheckKind::Tcp);
     assert_eq!(own.interval, std::time::Duration::from_millis(500));
     assert_eq!(c.services[0].on_failure, FailAction::Quiesce);
+    let q = &c.services[0].quorum;
+    assert_eq!(q.min_weight, 1);
+    assert_eq!(
+        q.sorry.as_ref().map(|r| r.addr),
+        Some(Ipv4Addr::new(198, 18, 0, 13))
+    );
+    assert!(q.down_cmd.as_deref().unwrap().contains("lost"));
     assert!(c.services[1].real_servers[0].check.is_none());
     assert_eq!(
         c.timeouts,

@@ -13,12 +13,13 @@ use super::model::{Model, Need, OpError};
 use super::proto::{Op, Request, Response};
 use super::publish::Publisher;
 use super::resolve;
-use crate::config::{self, Config};
+use crate::config::{self, Config, Quorum};
 use crate::dataplane::DpRequest;
 use crate::host::netlink::Netlink;
 use crate::host::sys;
 use crate::lvs::ConnInfo;
 use crate::lvs::service::Forward;
+use crate::lvs::service::ServiceKey;
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::{LinkRoute, NextHop};
 use crate::wire::MacAddr;
@@ -34,6 +35,46 @@ use tokio::sync::Mutex;
 
 /// Largest request accepted (a restore of a very large table fits).
 const MAX_REQUEST: u64 = 64 << 20;
+
+/// Puts a sorry server in (`add`) or takes it out.
+fn sorry_op(key: ServiceKey, r: &config::RealServer, add: bool) -> Op {
+    match add {
+        true => Op::AddDest {
+            key,
+            dest: crate::control::proto::DestSpec {
+                addr: r.addr,
+                port: r.port,
+                forward: r.forward,
+                weight: 1,
+                uthreshold: 0,
+                lthreshold: 0,
+            },
+        },
+        false => Op::DelDest {
+            key,
+            addr: r.addr,
+            port: r.port,
+        },
+    }
+}
+
+/// Runs an operator's command (`sh -c`) without waiting for it; its exit
+/// status is logged when it ends.
+fn run_command(what: String, cmd: String) {
+    tokio::spawn(async move {
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .kill_on_drop(true)
+            .status()
+            .await;
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => eprintln!("uvs: {what} command `{cmd}` failed: {s}"),
+            Err(e) => eprintln!("uvs: {what} command `{cmd}` could not run: {e}"),
+        }
+    });
+}
 
 /// An op as a reload error names it.
 fn describe(op: &Op) -> String {
@@ -101,6 +142,8 @@ pub struct Control {
     config: Mutex<Option<(PathBuf, Config)>>,
     /// The running health checks, one task per checked real server.
     checks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Each configured service's quorum, and whether it is lost now.
+    quorums: std::sync::Mutex<HashMap<ServiceKey, (Quorum, bool)>>,
 }
 
 /// What host lookups found for one apply.
@@ -138,6 +181,7 @@ impl Control {
             links,
             config: Mutex::new(None),
             checks: std::sync::Mutex::new(Vec::new()),
+            quorums: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -158,8 +202,98 @@ impl Control {
                 .sum::<usize>()
         );
         self.start_checks(&cfg);
+        self.set_quorums(&cfg).await;
         *self.config.lock().await = Some((path.to_path_buf(), cfg));
         Ok(())
+    }
+
+    /// Takes each service's quorum from `cfg` and judges it now. A service
+    /// whose sorry server changed while its quorum was lost gets the new
+    /// one at once.
+    async fn set_quorums(&self, cfg: &Config) {
+        let old = std::mem::take(&mut *self.quorums.lock().unwrap_or_else(|e| e.into_inner()));
+        for (key, (q, lost)) in &old {
+            let same = cfg
+                .services
+                .iter()
+                .any(|s| s.key == *key && s.quorum.sorry == q.sorry);
+            if *lost
+                && !same
+                && let Some(r) = &q.sorry
+            {
+                let _ = self.apply(&[sorry_op(*key, r, false)]).await;
+            }
+        }
+        {
+            let mut qs = self.quorums.lock().unwrap_or_else(|e| e.into_inner());
+            for s in &cfg.services {
+                let lost = old
+                    .get(&s.key)
+                    .is_some_and(|(q, lost)| *lost && q.sorry == s.quorum.sorry);
+                qs.insert(s.key, (s.quorum.clone(), lost));
+            }
+        }
+        for s in &cfg.services {
+            self.judge_quorum(s.key).await;
+        }
+    }
+
+    /// Compares a service's live weight (real servers up and resolved,
+    /// the sorry server not counted) with its quorum. Losing it runs
+    /// `quorum_down` and puts the sorry server in; regaining it runs
+    /// `quorum_up` and takes the sorry server out. Each is logged once.
+    async fn judge_quorum(&self, key: ServiceKey) {
+        let Some((q, lost)) = self
+            .quorums
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
+        else {
+            return;
+        };
+        let sorry = q.sorry.as_ref().map(|r| (r.addr, r.port));
+        let live = self.state.lock().await.model.live_weight(&key, sorry);
+        let now_lost = live < q.min_weight;
+        if now_lost == lost {
+            return;
+        }
+        let svc = format!("{} {}:{}", key.protocol.name(), key.addr, key.port);
+        let (what, cmd) = match now_lost {
+            true => ("lost", &q.down_cmd),
+            false => ("regained", &q.up_cmd),
+        };
+        let to = match (&q.sorry, now_lost) {
+            (Some(r), true) => format!(
+                "; new connections go to the sorry server {}:{}",
+                r.addr, r.port
+            ),
+            (Some(_), false) => "; the sorry server is taken out".into(),
+            (None, _) => String::new(),
+        };
+        eprintln!(
+            "uvs: {svc} quorum {what}: live weight {live}, quorum {}{to}",
+            q.min_weight
+        );
+        if let Some(r) = &q.sorry
+            && let Err((_, e)) = self.apply(&[sorry_op(key, r, now_lost)]).await
+        {
+            eprintln!("uvs: {svc}: sorry server {}:{}: {e}", r.addr, r.port);
+        }
+        if let Some(c) = self
+            .quorums
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&key)
+        {
+            c.1 = now_lost;
+        }
+        if let Some(cmd) = cmd {
+            run_command(
+                format!("{svc} quorum_{}", if now_lost { "down" } else { "up" }),
+                cmd.clone(),
+            );
+        }
     }
 
     /// (Re)starts one check task per checked real server of `cfg`. A
@@ -227,12 +361,15 @@ impl Control {
                 (false, FailAction::Remove) => "down (removed)",
             };
             eprintln!("uvs: {svc} real server {addr}:{port} {what}: {why}");
-            let mut st = self.state.lock().await;
-            let down = (!now_up).then_some(action);
-            st.health.checked(key, addr, port, now_up, why);
-            if st.model.set_down(&key, addr, port, down) {
-                st.publish();
+            {
+                let mut st = self.state.lock().await;
+                let down = (!now_up).then_some(action);
+                st.health.checked(key, addr, port, now_up, why);
+                if st.model.set_down(&key, addr, port, down) {
+                    st.publish();
+                }
             }
+            self.judge_quorum(key).await;
         }
     }
 
@@ -258,6 +395,7 @@ impl Control {
         let msg = format!("reloaded {}: {} changes", path.display(), ops.len());
         let path = path.clone();
         self.start_checks(&new);
+        self.set_quorums(&new).await;
         *cur = Some((path, new));
         Ok(msg)
     }
@@ -620,6 +758,13 @@ impl Control {
                             );
                             st.health.resolved(ip, fwd);
                             st.publish();
+                            let keys: Vec<ServiceKey> =
+                                st.model.services.iter().map(|s| s.key).collect();
+                            drop(st);
+                            for k in keys {
+                                self.judge_quorum(k).await;
+                            }
+                            continue;
                         }
                     }
                     Ok(resolve::Hop::Pending { why, .. }) => st.health.pending(ip, fwd, why),

@@ -529,6 +529,18 @@ impl Model {
         true
     }
 
+    /// The total weight schedulers see for a service's real servers
+    /// (up and resolved), leaving out `except` (its sorry server).
+    pub fn live_weight(&self, key: &ServiceKey, except: Option<(Ipv4Addr, u16)>) -> u32 {
+        self.services
+            .iter()
+            .filter(|s| s.key == *key)
+            .flat_map(|s| s.dests.iter())
+            .filter(|d| Some((d.spec.addr, d.spec.port)) != except)
+            .map(|d| d.effective_weight())
+            .fold(0u32, |a, w| a.saturating_add(w))
+    }
+
     /// Whether a real server of a service is marked down by its check.
     pub fn is_down(&self, key: &ServiceKey, addr: Ipv4Addr, port: u16) -> bool {
         self.services
