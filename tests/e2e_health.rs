@@ -351,3 +351,100 @@ fn the_sorry_server_takes_over_while_the_quorum_is_lost() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Test 2, the other kinds: UDP, DNS and exec checks, each both ways;
+/// an exec check's exit code 2-255 sets the weight (misc_dynamic).
+#[test]
+fn udp_dns_and_exec_checks_work_both_ways() {
+    let Some(mut l) = Lab::up(2) else { return };
+    let (udp_ok, dns_ok) = (format!("{RS1}:5300"), format!("{RS1}:5353"));
+    l.start_server_on("rs1", &["--tcp", "80", "--udp", &udp_ok, "--dns", &dns_ok]);
+    let flag = l.dir.join("rs1-healthy");
+    std::fs::write(&flag, b"").unwrap();
+    let svc = |port: u16, check: &str| {
+        format!(
+            "[[service]]\nprotocol = \"udp\"\naddress = \"{VIP}:{port}\"\n\
+             [service.check]\ninterval = 0.2\ntimeout = 0.3\nfall = 2\n{check}\n\
+             [[service.real_server]]\naddress = \"{RS1}\"\n"
+        )
+    };
+    let weight_file = l.dir.join("weight");
+    std::fs::write(&weight_file, b"7").unwrap();
+    let cfg = [
+        svc(
+            1,
+            "type = \"udp\"\nport = 5300\npayload = \"NAME\"\nexpect = \"rs1\"",
+        ),
+        svc(2, "type = \"udp\"\nport = 5301\npayload = \"NAME\""),
+        svc(
+            3,
+            "type = \"udp\"\nport = 5300\npayload = \"NAME\"\nexpect = \"rs9\"",
+        ),
+        svc(4, "type = \"dns\"\nport = 5353\nname = \"www.example.com\""),
+        svc(5, "type = \"dns\"\nport = 5353\nname = \"nx.example.com\""),
+        svc(
+            6,
+            &format!("type = \"exec\"\ncommand = \"test -e {}\"", flag.display()),
+        ),
+        svc(
+            7,
+            &format!(
+                "type = \"exec\"\ncommand = \"exit $(cat {})\"",
+                weight_file.display()
+            ),
+        ),
+    ]
+    .join("\n");
+    let path = l.dir.join("uvs.toml");
+    std::fs::write(&path, cfg).unwrap();
+    l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
+    let state = |port: u16| {
+        let h = health(&l);
+        let r = h
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == format!("UDP {VIP}:{port}"))
+            .cloned()
+            .unwrap();
+        (
+            r["state"].as_str().unwrap().to_string(),
+            r["reason"].as_str().unwrap().to_string(),
+        )
+    };
+    let wait = |port: u16, want: &str| {
+        let t = Instant::now();
+        loop {
+            let s = state(port);
+            if s.0 == want {
+                return s.1;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "UDP :{port} never {want}: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait(1, "up");
+    assert!(wait(2, "down").contains("port unreachable"));
+    assert!(wait(3, "down").contains("lacks \"rs9\""));
+    wait(4, "up");
+    assert!(wait(5, "down").contains("rcode 3"));
+    wait(6, "up");
+    wait(7, "up");
+    // misc_dynamic: exit 7 is weight 5, shown as keepalived would.
+    let t = Instant::now();
+    while !l
+        .adm("-Ln")
+        .contains(&format!("{RS1}:7                Route   5"))
+    {
+        assert!(t.elapsed() < Duration::from_secs(3), "{}", l.adm("-Ln"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And back the other way: the exec check's file goes, exit 1 is down.
+    std::fs::remove_file(&flag).unwrap();
+    assert!(wait(6, "down").contains("exited 1"));
+    std::fs::write(&flag, b"").unwrap();
+    wait(6, "up");
+}

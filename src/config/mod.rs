@@ -93,6 +93,13 @@ struct CheckSection {
     status: Option<Vec<Spanned<toml::Value>>>,
     body_contains: Option<String>,
     host: Option<String>,
+    /// udp: what to send, and what the reply must contain.
+    payload: Option<String>,
+    expect: Option<String>,
+    /// dns: the name to query (type A).
+    name: Option<String>,
+    /// exec: the command (`sh -c`).
+    command: Option<String>,
 }
 
 /// A configuration error: where and what.
@@ -471,12 +478,16 @@ fn status_ranges(cx: &Ctx, list: &[Spanned<toml::Value>]) -> Result<Vec<(u16, u1
 }
 
 fn check_spec(cx: &Ctx, c: &CheckSection) -> Result<CheckSpec, ConfigError> {
-    let http = match c.kind.get_ref().to_ascii_lowercase().as_str() {
-        "tcp" => false,
-        "http" => true,
-        other => {
-            return Err(cx.err(c.kind.span(), format!("check type `{other}`: tcp or http")));
-        }
+    let kind_name = c.kind.get_ref().to_ascii_lowercase();
+    if !["tcp", "http", "udp", "dns", "exec"].contains(&kind_name.as_str()) {
+        return Err(cx.err(
+            c.kind.span(),
+            format!("check type `{kind_name}`: tcp, http, udp, dns or exec"),
+        ));
+    }
+    let need = |v: &Option<String>, what: &str| {
+        v.clone()
+            .ok_or_else(|| cx.err(c.kind.span(), format!("a {kind_name} check needs `{what}`")))
     };
     let interval = match &c.interval {
         Some(v) => seconds(cx, v, "interval")?,
@@ -496,9 +507,19 @@ fn check_spec(cx: &Ctx, c: &CheckSection) -> Result<CheckSpec, ConfigError> {
         Some(n) => Err(cx.err(n.span(), format!("{what} must be at least 1"))),
     };
     let (rise, fall) = (count(&c.rise, 1, "rise")?, count(&c.fall, 3, "fall")?);
-    let kind = match http {
-        false => CheckKind::Tcp,
-        true => CheckKind::Http {
+    let kind = match kind_name.as_str() {
+        "tcp" => CheckKind::Tcp,
+        "udp" => CheckKind::Udp {
+            payload: c.payload.clone().unwrap_or_default().into_bytes(),
+            expect: c.expect.clone().map(String::into_bytes),
+        },
+        "dns" => CheckKind::Dns {
+            name: need(&c.name, "name")?,
+        },
+        "exec" => CheckKind::Exec {
+            command: need(&c.command, "command")?,
+        },
+        _ => CheckKind::Http {
             path: c.path.clone().unwrap_or_else(|| "/".into()),
             status: match &c.status {
                 Some(l) => status_ranges(cx, l)?,

@@ -181,7 +181,10 @@ fn checks_are_checked_too() {
     let svc = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\n[service.check]\n";
     let (l, _, m) = error_at(&format!("{svc}type = \"icmp\"\n"));
     assert_eq!(l, 5);
-    assert!(m.contains("tcp or http"), "{m}");
+    assert!(m.contains("tcp, http, udp, dns or exec"), "{m}");
+    let (l, _, m) = error_at(&format!("{svc}type = \"exec\"\n"));
+    assert_eq!(l, 5);
+    assert!(m.contains("needs `command`"), "{m}");
     let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\ninterval = \"1s\"\n"));
     assert_eq!(l, 6);
     assert!(m.contains("seconds"), "{m}");

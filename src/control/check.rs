@@ -25,6 +25,17 @@ pub enum CheckKind {
         body_contains: Option<String>,
         host: Option<String>,
     },
+    /// A UDP datagram is sent: ICMP port unreachable means down; with
+    /// `expect`, a reply containing it must come within the timeout.
+    Udp {
+        payload: Vec<u8>,
+        expect: Option<Vec<u8>>,
+    },
+    /// A DNS query for `name` (type A) must get an answer.
+    Dns { name: String },
+    /// A command (`sh -c`): exit 0 up, 1 down; as keepalived's
+    /// misc_dynamic, 2 to 255 up with weight = code - 2.
+    Exec { command: String },
 }
 
 /// One real server's check, as configured.
@@ -48,6 +59,9 @@ impl CheckSpec {
         match self.kind {
             CheckKind::Tcp => "TCP",
             CheckKind::Http { .. } => "HTTP",
+            CheckKind::Udp { .. } => "UDP",
+            CheckKind::Dns { .. } => "DNS",
+            CheckKind::Exec { .. } => "exec",
         }
     }
 }
@@ -56,9 +70,26 @@ impl CheckSpec {
 /// body to search.
 const HTTP_READ: usize = 64 * 1024;
 
+/// A passed check: `Some(weight)` when it also sets the weight (exec's
+/// misc_dynamic).
+pub type Passed = Option<u32>;
+
 /// Runs one check of the server at `to`; the reason when it fails.
-pub async fn run_once(spec: &CheckSpec, to: SocketAddrV4) -> Result<(), String> {
-    match tokio::time::timeout(spec.timeout, attempt(spec, to)).await {
+pub async fn run_once(spec: &CheckSpec, to: SocketAddrV4) -> Result<Passed, String> {
+    match &spec.kind {
+        CheckKind::Udp { payload, expect } => {
+            return udp(spec, to, payload, expect.as_deref())
+                .await
+                .map(|_| None);
+        }
+        CheckKind::Dns { name } => return dns(spec, to, name).await.map(|_| None),
+        CheckKind::Exec { command } => return exec(spec, command).await,
+        _ => {}
+    }
+    match tokio::time::timeout(spec.timeout, attempt(spec, to))
+        .await
+        .map(|r| r.map(|_| None))
+    {
         Ok(r) => r,
         Err(_) => Err(format!(
             "{} timed out after {}",
@@ -81,7 +112,26 @@ async fn attempt(spec: &CheckSpec, to: SocketAddrV4) -> Result<(), String> {
     else {
         return Ok(());
     };
-    let host = host.clone().unwrap_or_else(|| to.ip().to_string());
+    http_get(
+        &mut s,
+        to,
+        path,
+        status,
+        body_contains.as_deref(),
+        host.as_deref(),
+    )
+    .await
+}
+
+async fn http_get(
+    s: &mut TcpStream,
+    to: SocketAddrV4,
+    path: &str,
+    status: &[(u16, u16)],
+    body_contains: Option<&str>,
+    host: Option<&str>,
+) -> Result<(), String> {
+    let host = host.map_or_else(|| to.ip().to_string(), str::to_string);
     let req = format!(
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: uvs-check\r\nConnection: close\r\n\r\n"
     );
@@ -100,7 +150,138 @@ async fn attempt(spec: &CheckSpec, to: SocketAddrV4) -> Result<(), String> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    check_http(&buf, status, body_contains.as_deref())
+    check_http(&buf, status, body_contains)
+}
+
+/// A UDP check: sent from a connected socket, so an ICMP port
+/// unreachable comes back as ECONNREFUSED on receive.
+async fn udp(
+    spec: &CheckSpec,
+    to: SocketAddrV4,
+    payload: &[u8],
+    expect: Option<&[u8]>,
+) -> Result<(), String> {
+    let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
+        .await
+        .map_err(|e| format!("UDP socket: {e}"))?;
+    s.connect(to)
+        .await
+        .map_err(|e| format!("UDP to {to}: {e}"))?;
+    s.send(payload)
+        .await
+        .map_err(|e| format!("UDP send to {to}: {e}"))?;
+    let mut buf = [0u8; 2048];
+    match tokio::time::timeout(spec.timeout, s.recv(&mut buf)).await {
+        Ok(Ok(n)) => match expect {
+            Some(want) if !contains(&buf[..n], want) => Err(format!(
+                "UDP reply from {to} lacks {:?}",
+                String::from_utf8_lossy(want)
+            )),
+            _ => Ok(()),
+        },
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(format!("UDP {to}: port unreachable (ICMP)"))
+        }
+        Ok(Err(e)) => Err(format!("UDP {to}: {e}")),
+        // No reply and no ICMP error: fine unless a reply is expected.
+        Err(_) if expect.is_none() => Ok(()),
+        Err(_) => Err(format!("UDP {to}: no reply within {}", secs(spec.timeout))),
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A DNS check: one query of type A for `name`; the answer must have our
+/// id, no error and at least one answer record.
+async fn dns(spec: &CheckSpec, to: SocketAddrV4, name: &str) -> Result<(), String> {
+    use std::hash::BuildHasher;
+    let id = foldhash::fast::RandomState::default().hash_one(name) as u16;
+    let q = dns_query(id, name).ok_or_else(|| format!("DNS name {name:?} cannot be queried"))?;
+    let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
+        .await
+        .map_err(|e| format!("UDP socket: {e}"))?;
+    s.connect(to)
+        .await
+        .map_err(|e| format!("DNS to {to}: {e}"))?;
+    s.send(&q)
+        .await
+        .map_err(|e| format!("DNS send to {to}: {e}"))?;
+    let mut buf = [0u8; 1500];
+    let n = match tokio::time::timeout(spec.timeout, s.recv(&mut buf)).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(format!("DNS {to}: port unreachable (ICMP)"));
+        }
+        Ok(Err(e)) => return Err(format!("DNS {to}: {e}")),
+        Err(_) => return Err(format!("DNS {to}: no answer within {}", secs(spec.timeout))),
+    };
+    dns_verdict(&buf[..n], id, name)
+}
+
+/// A DNS query (RFC 1035 4.1): header with RD, one question, type A,
+/// class IN. `None` for a name with an empty or over-long label.
+pub fn dns_query(id: u16, name: &str) -> Option<Vec<u8>> {
+    let mut q = Vec::with_capacity(18 + name.len());
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    (q.len() <= 512).then_some(q)
+}
+
+/// Judges a DNS answer by its header only (id, QR, RCODE, ANCOUNT): all a
+/// health check needs, so no DNS library is pulled in for it.
+pub fn dns_verdict(a: &[u8], id: u16, name: &str) -> Result<(), String> {
+    if a.len() < 12 || a[0..2] != id.to_be_bytes() || a[2] & 0x80 == 0 {
+        return Err(format!("DNS: not an answer to our query for {name}"));
+    }
+    let rcode = a[3] & 0x0f;
+    if rcode != 0 {
+        return Err(format!("DNS {name}: rcode {rcode}"));
+    }
+    if u16::from_be_bytes([a[6], a[7]]) == 0 {
+        return Err(format!("DNS {name}: no answer records"));
+    }
+    Ok(())
+}
+
+/// An exec check (`sh -c`), killed at the timeout.
+async fn exec(spec: &CheckSpec, command: &str) -> Result<Passed, String> {
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    match tokio::time::timeout(spec.timeout, child).await {
+        Err(_) => Err(format!(
+            "`{command}` timed out after {}",
+            secs(spec.timeout)
+        )),
+        Ok(Err(e)) => Err(format!("`{command}` could not run: {e}")),
+        Ok(Ok(st)) => exit_verdict(command, st.code()),
+    }
+}
+
+/// keepalived's MISC_CHECK rule with misc_dynamic: 0 up, 1 down, 2-255
+/// up with weight code - 2; killed by a signal is down.
+pub fn exit_verdict(command: &str, code: Option<i32>) -> Result<Passed, String> {
+    match code {
+        Some(0) => Ok(None),
+        Some(c @ 2..=255) => Ok(Some(c as u32 - 2)),
+        Some(c) => Err(format!("`{command}` exited {c}")),
+        None => Err(format!("`{command}` was killed by a signal")),
+    }
 }
 
 /// Judges an HTTP answer: its status against the accepted ranges, its
@@ -183,6 +364,43 @@ impl Counter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_queries_and_answers() {
+        let q = dns_query(0x1234, "www.example.com.").unwrap();
+        assert_eq!(&q[..4], &[0x12, 0x34, 0x01, 0x00]);
+        assert_eq!(&q[12..17], &[3, b'w', b'w', b'w', 7]);
+        assert_eq!(&q[q.len() - 4..], &[0, 1, 0, 1]);
+        assert!(dns_query(1, "a..b").is_none());
+        assert!(dns_query(1, &"x".repeat(64)).is_none());
+        let mut a = q.clone();
+        a[2] |= 0x80;
+        a[7] = 1;
+        assert_eq!(dns_verdict(&a, 0x1234, "www"), Ok(()));
+        a[3] = 3;
+        assert_eq!(
+            dns_verdict(&a, 0x1234, "www"),
+            Err("DNS www: rcode 3".into())
+        );
+        assert!(dns_verdict(&a, 0x9999, "www").is_err());
+        assert!(dns_verdict(&a[..5], 0x1234, "www").is_err());
+        a[3] = 0;
+        a[7] = 0;
+        assert!(
+            dns_verdict(&a, 0x1234, "www")
+                .unwrap_err()
+                .contains("no answer")
+        );
+    }
+
+    #[test]
+    fn exit_codes_follow_misc_dynamic() {
+        assert_eq!(exit_verdict("c", Some(0)), Ok(None));
+        assert!(exit_verdict("c", Some(1)).is_err());
+        assert_eq!(exit_verdict("c", Some(2)), Ok(Some(0)));
+        assert_eq!(exit_verdict("c", Some(12)), Ok(Some(10)));
+        assert!(exit_verdict("c", None).is_err());
+    }
 
     #[test]
     fn rise_and_fall_need_runs_in_a_row() {

@@ -342,11 +342,14 @@ impl Control {
         loop {
             tick.tick().await;
             let result = check::run_once(&spec, to).await;
+            if let Ok(Some(w)) = result {
+                self.dynamic_weight(key, addr, port, w).await;
+            }
             let Some(now_up) = counter.record(result.is_ok(), spec.rise, spec.fall) else {
                 continue;
             };
             let why = match &result {
-                Ok(()) => format!(
+                Ok(_) => format!(
                     "{} check passed, {} of {} in a row",
                     spec.kind_name(),
                     spec.rise,
@@ -369,6 +372,28 @@ impl Control {
                     st.publish();
                 }
             }
+            self.judge_quorum(key).await;
+        }
+    }
+
+    /// An exec check's exit code set a weight (misc_dynamic): used in
+    /// place of the configured one, shown by `-Ln`, logged when it changes.
+    async fn dynamic_weight(&self, key: ServiceKey, addr: Ipv4Addr, port: u16, w: u32) {
+        let changed = {
+            let mut st = self.state.lock().await;
+            let changed = st.model.set_dynamic_weight(&key, addr, port, Some(w));
+            if changed {
+                st.publish();
+            }
+            changed
+        };
+        if changed {
+            eprintln!(
+                "uvs: {} {}:{} real server {addr}:{port} weight {w} (set by its check)",
+                key.protocol.name(),
+                key.addr,
+                key.port
+            );
             self.judge_quorum(key).await;
         }
     }

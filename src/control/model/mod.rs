@@ -19,6 +19,9 @@ pub struct Dest {
     pub state: Arc<DestState>,
     /// Failed its health check: what is done about it while it is down.
     pub down: Option<FailAction>,
+    /// A weight set by its check (exec, misc_dynamic), over the
+    /// configured one.
+    pub dyn_weight: Option<u32>,
 }
 
 /// What a failed health check does to its real server, as keepalived's
@@ -37,7 +40,7 @@ impl Dest {
     /// The weight schedulers see: 0 while unresolved or quiesced.
     pub fn effective_weight(&self) -> u32 {
         match (self.hop.is_resolved(), self.down) {
-            (true, None) => self.spec.weight,
+            (true, None) => self.dyn_weight.unwrap_or(self.spec.weight),
             _ => 0,
         }
     }
@@ -290,6 +293,7 @@ impl Model {
                         hop: m,
                         state: Arc::default(),
                         down: None,
+                        dyn_weight: None,
                     },
                 );
                 svc.epoch += 1;
@@ -428,7 +432,7 @@ impl Model {
                             spec: DestSpec {
                                 weight: match d.down {
                                     Some(_) => 0,
-                                    None => d.spec.weight,
+                                    None => d.dyn_weight.unwrap_or(d.spec.weight),
                                 },
                                 ..d.spec.clone()
                             },
@@ -539,6 +543,33 @@ impl Model {
             .filter(|d| Some((d.spec.addr, d.spec.port)) != except)
             .map(|d| d.effective_weight())
             .fold(0u32, |a, w| a.saturating_add(w))
+    }
+
+    /// Sets (or clears) the weight a check gives a real server; returns
+    /// whether anything changed.
+    pub fn set_dynamic_weight(
+        &mut self,
+        key: &ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+        w: Option<u32>,
+    ) -> bool {
+        let Some(s) = self.service_mut(key) else {
+            return false;
+        };
+        let Some(d) = s
+            .dests
+            .iter_mut()
+            .find(|d| d.spec.addr == addr && d.spec.port == port)
+        else {
+            return false;
+        };
+        if d.dyn_weight == w {
+            return false;
+        }
+        d.dyn_weight = w;
+        s.epoch += 1;
+        true
     }
 
     /// Whether a real server of a service is marked down by its check.

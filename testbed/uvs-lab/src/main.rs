@@ -34,6 +34,10 @@ enum Cmd {
         /// TCP port for HTTP/1.1: every request is answered with the name.
         #[arg(long)]
         http: Vec<u16>,
+        /// UDP ADDR:PORT for a toy DNS server: every A query gets one
+        /// answer, except names under `nx.` (NXDOMAIN).
+        #[arg(long)]
+        dns: Vec<SocketAddr>,
     },
     /// N sequential TCP connections, one NAME request each.
     TcpNames {
@@ -218,6 +222,28 @@ fn serve_udp(name: String, addr: SocketAddr) -> std::io::Result<()> {
         } else if &buf[..n] == b"WHO" {
             let _ = s.send_to(format!("{name} {from}").as_bytes(), from);
         }
+    }
+}
+
+/// A toy DNS server for health-check tests: the query comes back as an
+/// answer (QR set) with one A record, or NXDOMAIN for names under `nx.`.
+fn serve_dns(addr: SocketAddr) -> std::io::Result<()> {
+    let s = UdpSocket::bind(addr)?;
+    let mut buf = [0u8; 512];
+    loop {
+        let (n, from) = s.recv_from(&mut buf)?;
+        if n < 17 {
+            continue;
+        }
+        let mut a = buf[..n].to_vec();
+        a[2] |= 0x80;
+        if a[12] == 2 && &a[13..15] == b"nx" {
+            a[3] = (a[3] & 0xf0) | 3;
+        } else {
+            a[7] = 1;
+            a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 0, 100]);
+        }
+        let _ = s.send_to(&a, from);
     }
 }
 
@@ -576,8 +602,12 @@ fn main() -> ExitCode {
             tcp,
             udp,
             http,
+            dns,
         } => {
             let mut hs = Vec::new();
+            for a in dns {
+                hs.push(std::thread::spawn(move || serve_dns(a)));
+            }
             for p in http {
                 let n = name.clone();
                 hs.push(std::thread::spawn(move || serve_http(n, p)));
