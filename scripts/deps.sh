@@ -12,6 +12,7 @@ have ethtool || need+=(ethtool)     # the tests check that offloads stay on
 have sysctl || need+=(procps)
 have ping || need+=(iputils-ping)
 have wrk || need+=(wrk)             # HTTP load through NAT in the tests
+have keepalived || need+=(keepalived) # proves the import tests' keepalived.conf files valid (keepalived -t)
 if [[ ${#need[@]} -gt 0 ]]; then
   echo "deps.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

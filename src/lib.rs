@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod decap;
 pub mod host;
+pub mod import;
 pub mod io;
 pub mod lvs;
 pub mod probe;

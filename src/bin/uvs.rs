@@ -70,6 +70,13 @@ enum Command {
         #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// Print keepalived.conf's virtual servers as a uvs config file, with
+    /// a warning (file:line) on stderr for every option not carried over.
+    /// Exit status 0 whenever the file could be read and parsed.
+    ImportKeepalived {
+        /// keepalived.conf (its includes are followed).
+        file: PathBuf,
+    },
     /// Re-read the director's config file and apply what changed; on an
     /// error nothing changes and the error (file:line:column) is printed.
     Reload {
@@ -200,6 +207,17 @@ fn main() -> ExitCode {
         .and_then(|o| uvs::daemon::run(&o)),
         Command::Status { socket } => status(&socket),
         Command::Health { socket, json } => health(&socket, json),
+        Command::ImportKeepalived { file } => match uvs::import::keepalived::import(&file) {
+            Ok(i) => {
+                print!("{}", i.config);
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                for w in &i.warnings {
+                    eprintln!("uvs: warning: {w}");
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.0),
+        },
         Command::Reload { socket } => match client::call(&socket, &Request::Reload) {
             Ok(Response::Done(m)) => {
                 println!("{m}");

@@ -1,0 +1,3 @@
+//! Importing other tools' configuration into uvs's own.
+
+pub mod keepalived;
