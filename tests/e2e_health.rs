@@ -224,6 +224,9 @@ fn http_checks_judge_status_and_body() {
         ),
         svc(82, "status = [204, \"500-599\"]"),
         svc(83, "body_contains = \"healthy\""),
+        // keepalived's digest: the MD5 of the body ("rs1\n").
+        svc(84, "digest = \"7a6c0d2ef5a9e6e1776090916c66ba3a\""),
+        svc(85, "digest = \"00000000000000000000000000000000\""),
     ]
     .join("\n");
     let path = l.dir.join("uvs.toml");
@@ -244,7 +247,7 @@ fn http_checks_judge_status_and_body() {
                 )
             })
             .collect();
-        if rows.iter().filter(|r| r.1 == "down").count() == 2
+        if rows.iter().filter(|r| r.1 == "down").count() == 3
             || t.elapsed() > Duration::from_secs(5)
         {
             break rows;
@@ -262,6 +265,12 @@ fn http_checks_judge_status_and_body() {
     assert!(of(82).2.starts_with("HTTP 200"), "{rows:?}");
     assert_eq!(of(83).1, "down", "{rows:?}");
     assert!(of(83).2.contains("lacks \"healthy\""), "{rows:?}");
+    assert_eq!(of(84).1, "up", "{rows:?}");
+    assert_eq!(of(85).1, "down", "{rows:?}");
+    assert!(
+        of(85).2.contains("MD5 is 7a6c0d2ef5a9e6e1776090916c66ba3a"),
+        "{rows:?}"
+    );
 }
 
 /// Test 3: all real servers down, new connections go to the sorry

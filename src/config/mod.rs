@@ -92,6 +92,8 @@ struct CheckSection {
     path: Option<String>,
     status: Option<Vec<Spanned<toml::Value>>>,
     body_contains: Option<String>,
+    /// http: the body's MD5 in hex (keepalived's `digest`).
+    digest: Option<String>,
     host: Option<String>,
     /// udp: what to send, and what the reply must contain.
     payload: Option<String>,
@@ -526,6 +528,7 @@ fn check_spec(cx: &Ctx, c: &CheckSection) -> Result<CheckSpec, ConfigError> {
                 None => vec![(200, 299)],
             },
             body_contains: c.body_contains.clone(),
+            digest: c.digest.clone(),
             host: c.host.clone(),
         },
     };

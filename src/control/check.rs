@@ -23,6 +23,8 @@ pub enum CheckKind {
         /// Inclusive ranges of accepted status codes.
         status: Vec<(u16, u16)>,
         body_contains: Option<String>,
+        /// The body's MD5, in hex (keepalived's `digest`).
+        digest: Option<String>,
         host: Option<String>,
     },
     /// A UDP datagram is sent: ICMP port unreachable means down; with
@@ -107,29 +109,34 @@ async fn attempt(spec: &CheckSpec, to: SocketAddrV4) -> Result<(), String> {
         path,
         status,
         body_contains,
+        digest,
         host,
     } = &spec.kind
     else {
         return Ok(());
     };
-    http_get(
-        &mut s,
-        to,
-        path,
+    let want = Expect {
         status,
-        body_contains.as_deref(),
-        host.as_deref(),
-    )
-    .await
+        body: body_contains.as_deref(),
+        digest: digest.as_deref(),
+    };
+    http_get(&mut s, to, path, host.as_deref(), &want).await
+}
+
+/// What an HTTP answer must have.
+pub struct Expect<'a> {
+    pub status: &'a [(u16, u16)],
+    pub body: Option<&'a str>,
+    /// MD5 of the body, hex.
+    pub digest: Option<&'a str>,
 }
 
 async fn http_get(
     s: &mut TcpStream,
     to: SocketAddrV4,
     path: &str,
-    status: &[(u16, u16)],
-    body_contains: Option<&str>,
     host: Option<&str>,
+    want: &Expect<'_>,
 ) -> Result<(), String> {
     let host = host.map_or_else(|| to.ip().to_string(), str::to_string);
     let req = format!(
@@ -150,7 +157,7 @@ async fn http_get(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    check_http(&buf, status, body_contains)
+    check_http(&buf, want)
 }
 
 /// A UDP check: sent from a connected socket, so an ICMP port
@@ -285,8 +292,8 @@ pub fn exit_verdict(command: &str, code: Option<i32>) -> Result<Passed, String> 
 }
 
 /// Judges an HTTP answer: its status against the accepted ranges, its
-/// body for the substring.
-pub fn check_http(answer: &[u8], status: &[(u16, u16)], body: Option<&str>) -> Result<(), String> {
+/// body for the substring and the MD5 digest.
+pub fn check_http(answer: &[u8], want: &Expect<'_>) -> Result<(), String> {
     let text = String::from_utf8_lossy(answer);
     let line = text.lines().next().unwrap_or("");
     let code: u16 = line
@@ -299,13 +306,30 @@ pub fn check_http(answer: &[u8], status: &[(u16, u16)], body: Option<&str>) -> R
                 line.chars().take(40).collect::<String>()
             )
         })?;
-    if !status.iter().any(|(lo, hi)| (*lo..=*hi).contains(&code)) {
+    if !want
+        .status
+        .iter()
+        .any(|(lo, hi)| (*lo..=*hi).contains(&code))
+    {
         return Err(format!("HTTP {code}"));
     }
-    if let Some(want) = body {
-        let rest = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        if !rest.contains(want) {
-            return Err(format!("HTTP {code} but the body lacks {want:?}"));
+    let body = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&[][..], |i| &answer[i + 4..]);
+    if let Some(part) = want.body
+        && !String::from_utf8_lossy(body).contains(part)
+    {
+        return Err(format!("HTTP {code} but the body lacks {part:?}"));
+    }
+    if let Some(d) = want.digest {
+        use md5::Digest;
+        let got: String = md5::Md5::digest(body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if !got.eq_ignore_ascii_case(d) {
+            return Err(format!("HTTP {code} but the body's MD5 is {got}, not {d}"));
         }
     }
     Ok(())
@@ -418,25 +442,44 @@ mod tests {
 
     #[test]
     fn http_answers_are_judged_by_status_and_body() {
-        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nrs1 ok";
-        assert_eq!(check_http(ok, &[(200, 299)], Some("ok")), Ok(()));
+        let want = |status: &'static [(u16, u16)], body, digest| Expect {
+            status,
+            body,
+            digest,
+        };
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nrs1 ok";
         assert_eq!(
-            check_http(ok, &[(200, 299)], Some("healthy")),
+            check_http(ok, &want(&[(200, 299)], Some("ok"), None)),
+            Ok(())
+        );
+        assert_eq!(
+            check_http(ok, &want(&[(200, 299)], Some("healthy"), None)),
             Err("HTTP 200 but the body lacks \"healthy\"".into())
         );
+        // MD5 of the body "rs1 ok" (md5sum prints the same).
+        let md5 = "d3443126605cede356447a49e197f243";
+        assert_eq!(
+            check_http(ok, &want(&[(200, 299)], None, Some(md5))),
+            Ok(())
+        );
+        let e = check_http(ok, &want(&[(200, 299)], None, Some("00"))).unwrap_err();
+        assert!(e.contains(md5), "{e}");
         let down = b"HTTP/1.0 503 Service Unavailable\r\n\r\n";
         assert_eq!(
-            check_http(down, &[(200, 299)], None),
+            check_http(down, &want(&[(200, 299)], None, None)),
             Err("HTTP 503".into())
         );
-        assert_eq!(check_http(down, &[(200, 200), (500, 503)], None), Ok(()));
+        assert_eq!(
+            check_http(down, &want(&[(200, 200), (500, 503)], None, None)),
+            Ok(())
+        );
         for junk in [
             &b""[..],
             b"SSH-2.0-OpenSSH\r\n",
             b"HTTP/1.1 abc",
             b"\xff\xfe",
         ] {
-            assert!(check_http(junk, &[(200, 299)], None).is_err());
+            assert!(check_http(junk, &want(&[(200, 299)], None, None)).is_err());
         }
     }
 }

@@ -560,8 +560,11 @@ fn check(c: &Node, interval: &str, out: &mut String, w: &mut Vec<String>) {
             if let Some(s) = u.child("status_code").and_then(|p| p.arg(1)) {
                 let _ = writeln!(out, "    status = [{}]", toml_str(s));
             }
+            if let Some(d) = u.child("digest").and_then(|p| p.arg(1)) {
+                let _ = writeln!(out, "    digest = {}", toml_str(d));
+            }
             for o in &u.children {
-                if !matches!(o.key(), "path" | "status_code") {
+                if !matches!(o.key(), "path" | "status_code" | "digest") {
                     warn(
                         w,
                         o,
