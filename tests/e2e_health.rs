@@ -51,6 +51,17 @@ fn an_absent_real_server_is_kept_and_joins_when_it_appears() {
     let h = health(&l);
     assert_eq!(state_of(&h, &format!("{RS2}:80")), "unresolved", "{h}");
     assert_eq!(state_of(&h, &format!("{RS1}:80")), "up", "{h}");
+    let row = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["server"] == format!("{RS2}:80"))
+        .unwrap();
+    assert_eq!(
+        (row["resolution"].as_str(), row["check"].as_str()),
+        (Some("unresolved"), Some("none")),
+        "{row}"
+    );
     let text = l.exec(
         "dir",
         env!("CARGO_BIN_EXE_uvs"),
@@ -159,6 +170,8 @@ fn a_tcp_check_takes_a_dead_server_out_and_brings_it_back() {
         "down after {} ms",
         down_at - killed_at
     );
+    assert_eq!(down["check"], "down");
+    assert!(down["resolution"].as_str().unwrap().starts_with("resolved"));
     let reason = down["reason"].as_str().unwrap();
     assert!(reason.contains("3 of 3 checks failed"), "{reason}");
     assert!(

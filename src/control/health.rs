@@ -24,6 +24,11 @@ pub struct HealthRow {
     /// its next hop answers ARP).
     pub state: String,
     pub reason: String,
+    /// Its next hop: `resolved 02:..` or `unresolved`.
+    pub resolution: String,
+    /// Its health check's last verdict: `up`, `down`, or `none` (no check,
+    /// or none has changed its state yet).
+    pub check: String,
     /// Seconds in this state.
     pub since_secs: u64,
     /// When it entered this state, in milliseconds since the Unix epoch.
@@ -105,7 +110,18 @@ impl Health {
                         ("unresolved", why.clone(), *since)
                     }
                 };
+                let resolution = match d.hop.is_resolved() {
+                    true => format!("resolved {}", d.hop.mac),
+                    false => "unresolved".to_string(),
+                };
+                let check = match (d.down.is_some(), check) {
+                    (true, _) => "down",
+                    (false, Some(_)) => "up",
+                    (false, None) => "none",
+                };
                 out.push(HealthRow {
+                    resolution,
+                    check: check.to_string(),
                     service: format!("{} {}:{}", s.key.protocol.name(), s.key.addr, s.key.port),
                     server: format!("{}:{}", d.spec.addr, d.spec.port),
                     forward: d.spec.forward.name().to_string(),
