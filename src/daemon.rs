@@ -2,10 +2,13 @@
 //! the data-plane thread over AF_PACKET, and the control plane's tasks on
 //! a single-threaded runtime, until SIGINT or SIGTERM.
 
+use crate::admin::client;
 use crate::config::{self, Config};
+use crate::control::proto::{HandoffState, Request, Response};
 use crate::control::publish::Publisher;
 use crate::control::server::Control;
 use crate::dataplane::conn::{ConnTable, MAX_LIMIT};
+use crate::dataplane::handoff::PortableConn;
 use crate::dataplane::{Dataplane, LinkParams};
 use crate::host::netlink::Netlink;
 use crate::host::sys;
@@ -31,6 +34,9 @@ pub struct Options {
     /// The config file and what it held when loaded: the start state, and
     /// what a reload compares with.
     pub config: Option<(PathBuf, Config)>,
+    /// Take the table and connections over from the director running on
+    /// the same socket (a planned restart or upgrade).
+    pub takeover: bool,
 }
 
 /// The command line as given (unset flags are `None`).
@@ -40,6 +46,7 @@ pub struct Flags {
     pub tun_source: Option<Ipv4Addr>,
     pub max_conns: Option<usize>,
     pub config: Option<PathBuf>,
+    pub takeover: bool,
 }
 
 impl Options {
@@ -71,6 +78,7 @@ impl Options {
                 .or_else(|| c.and_then(|c| c.max_conns))
                 .unwrap_or(crate::dataplane::DEFAULT_MAX_CONNS),
             config,
+            takeover: f.takeover,
         })
     }
 }
@@ -184,6 +192,40 @@ fn lock_interface(name: &str, index: u32) -> Result<UnixListener, String> {
     }
 }
 
+/// Asks the director on `socket` for its table and connections; it
+/// stops forwarding as it answers.
+fn request_handoff(socket: &Path) -> Result<HandoffState, String> {
+    match client::call(socket, &Request::Handoff) {
+        Ok(Response::Handoff(h)) => Ok(*h),
+        Ok(Response::Error { message, .. }) => Err(format!("--takeover: {message}")),
+        Ok(_) => Err("--takeover: unexpected answer from the running director".into()),
+        Err(e) => Err(format!("--takeover: {e}")),
+    }
+}
+
+/// Takes the interface locks; after a handoff, waits (up to 10 s) for
+/// the old director to let go of them.
+fn lock_interfaces(
+    names: &[String],
+    indexes: &[u32],
+    wait: bool,
+) -> Result<Vec<UnixListener>, String> {
+    let t = std::time::Instant::now();
+    loop {
+        let r: Result<Vec<_>, _> = names
+            .iter()
+            .zip(indexes)
+            .map(|(n, i)| lock_interface(n, *i))
+            .collect();
+        match r {
+            Err(_) if wait && t.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Refuses what can never carry VIP traffic and waits (saying so) for a
 /// link that is down to come up.
 fn check_link(name: &str) -> Result<(), String> {
@@ -259,11 +301,13 @@ pub fn run(o: &Options) -> Result<(), String> {
         preflight(name)?;
         indexes.push(idx);
     }
-    let locks = ifnames
-        .iter()
-        .zip(&indexes)
-        .map(|(n, i)| lock_interface(n, *i))
-        .collect::<Result<Vec<_>, _>>()?;
+    // A planned restart: the running director hands its table over and
+    // stops; its interface locks come free a moment later.
+    let handoff = match o.takeover {
+        false => None,
+        true => Some(request_handoff(&o.socket)?),
+    };
+    let locks = lock_interfaces(ifnames, &indexes, handoff.is_some())?;
     for name in ifnames {
         check_link(name)?;
     }
@@ -276,7 +320,7 @@ pub fn run(o: &Options) -> Result<(), String> {
             .ok()
             .map(|m| (m.dev(), m.ino()))
     };
-    let r = serve(o, &indexes, locks, listener);
+    let r = serve(o, &indexes, locks, listener, handoff);
     remove_socket(&o.socket, ours);
     r
 }
@@ -288,6 +332,7 @@ fn serve(
     indexes: &[u32],
     locks: Vec<UnixListener>,
     listener: UnixListener,
+    handoff: Option<HandoffState>,
 ) -> Result<(), String> {
     let ifnames = &o.interfaces;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -326,12 +371,20 @@ fn serve(
     if max_conns == 0 || max_conns > MAX_LIMIT {
         return Err(format!("--max-conns must be between 1 and {MAX_LIMIT}"));
     }
+    // Handed-over connections reach the data plane once their table is
+    // published.
+    let (import_tx, import_rx) = std::sync::mpsc::channel::<Vec<PortableConn>>();
+    let takes_over = handoff.is_some();
     let dp_thread = {
         let (counters, stop) = (counters.clone(), stop.clone());
         std::thread::Builder::new()
             .name("uvs-dataplane".into())
             .spawn(move || {
                 let mut dp = Dataplane::with_links(shared, links, counters, Some(dp_rx), max_conns);
+                if takes_over && let Ok(conns) = import_rx.recv() {
+                    let n = dp.take_over(&mut io, &conns);
+                    eprintln!("uvs: took over {n} of {} connections", conns.len());
+                }
                 dp.run(&mut io, &stop);
             })
             .map_err(|e| e.to_string())?
@@ -352,10 +405,27 @@ fn serve(
             named.collect(),
             tun_source,
         ));
-        if let Some((path, cfg)) = &o.config {
+        match handoff {
+            Some(h) => {
+                control.take_over(&h.ops, o.config.clone()).await?;
+                let _ = import_tx.send(h.conns);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                eprintln!(
+                    "uvs: took over from pid {}: forwarding resumes {} ms after it stopped",
+                    h.pid,
+                    now.saturating_sub(h.stopped_unix_ms)
+                );
+            }
             // The file's table first, with every host check; a file that
             // cannot be applied stops the start.
-            control.load_config(path, cfg.clone()).await?;
+            None => {
+                if let Some((path, cfg)) = &o.config {
+                    control.load_config(path, cfg.clone()).await?;
+                }
+            }
         }
         let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
         eprintln!(
@@ -404,6 +474,10 @@ fn serve(
                     },
                 },
                 why = &mut gone => return Err(format!("{why}; stopping")),
+                _ = control.handed_off.notified() => {
+                    eprintln!("uvs: handed over to the new director; stopped");
+                    return Ok(());
+                }
             }
         }
     });

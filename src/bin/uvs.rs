@@ -29,6 +29,11 @@ enum Command {
         /// SIGHUP apply what changed in it. Flags win over the file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A planned restart or upgrade: take the table and every
+        /// connection over from the director running on --socket, which
+        /// stops; established connections continue.
+        #[arg(long)]
+        takeover: bool,
         /// Control socket for uvsadm [default: /run/uvs/uvs.sock].
         #[arg(long, env = "UVS_SOCKET")]
         socket: Option<PathBuf>,
@@ -193,6 +198,7 @@ fn main() -> ExitCode {
         Command::Director {
             interface,
             config,
+            takeover,
             socket,
             tun_source,
             max_conns,
@@ -203,6 +209,7 @@ fn main() -> ExitCode {
             tun_source,
             max_conns,
             config,
+            takeover,
         })
         .and_then(|o| uvs::daemon::run(&o)),
         Command::Status { socket } => status(&socket),

@@ -67,6 +67,19 @@ pub enum Request {
     Health,
     /// Re-read the config file and apply what changed (`uvs reload`).
     Reload,
+    /// Hand the table and every connection to a new director process and
+    /// stop (`uvs director --takeover`).
+    Handoff,
+}
+
+/// What a director hands to its successor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HandoffState {
+    pub ops: Vec<Op>,
+    pub conns: Vec<crate::dataplane::handoff::PortableConn>,
+    /// When the old data plane stopped, in ms since the Unix epoch.
+    pub stopped_unix_ms: u64,
+    pub pid: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,4 +128,5 @@ pub enum Response {
     Conns(Vec<ConnInfo>),
     Status(Vec<(String, u64)>),
     Health(Vec<crate::control::health::HealthRow>),
+    Handoff(Box<HandoffState>),
 }

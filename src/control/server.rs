@@ -144,6 +144,8 @@ pub struct Control {
     checks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Each configured service's quorum, and whether it is lost now.
     quorums: std::sync::Mutex<HashMap<ServiceKey, (Quorum, bool)>>,
+    /// Set once the table was handed to a successor: the daemon stops.
+    pub handed_off: tokio::sync::Notify,
 }
 
 /// What host lookups found for one apply.
@@ -182,7 +184,77 @@ impl Control {
             config: Mutex::new(None),
             checks: std::sync::Mutex::new(Vec::new()),
             quorums: std::sync::Mutex::new(HashMap::new()),
+            handed_off: tokio::sync::Notify::new(),
         }
+    }
+
+    /// A planned restart, the old side: stops the data plane, hands the
+    /// table (as ops) and every connection to the caller, and lets the
+    /// daemon stop. The model's lock is held throughout, so no change
+    /// slips in between.
+    async fn handoff(&self) -> Response {
+        let st = self.state.lock().await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self
+            .dp
+            .lock()
+            .map(|d| d.send(DpRequest::Handoff(tx)).is_ok())
+            .unwrap_or(false);
+        let conns = match sent {
+            true => tokio::time::timeout(Duration::from_secs(10), rx).await,
+            false => {
+                return Response::Error {
+                    index: None,
+                    message: "the data plane is not running".into(),
+                };
+            }
+        };
+        let Ok(Ok(conns)) = conns else {
+            return Response::Error {
+                index: None,
+                message: "the data plane did not hand over its connections".into(),
+            };
+        };
+        let stopped_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        eprintln!(
+            "uvs: handing {} connections and {} services to a new director; stopping",
+            conns.len(),
+            st.model.services.len()
+        );
+        let state = crate::control::proto::HandoffState {
+            ops: st.model.ops(),
+            conns,
+            stopped_unix_ms,
+            pid: std::process::id(),
+        };
+        Response::Handoff(Box::new(state))
+    }
+
+    /// A planned restart, the new side: the old director's table, applied
+    /// without probing its VIPs (they were this host's until a moment
+    /// ago); the config file, if any, is remembered for reloads but not
+    /// applied again.
+    pub async fn take_over(
+        self: &Arc<Self>,
+        ops: &[Op],
+        config: Option<(PathBuf, Config)>,
+    ) -> Result<(), String> {
+        let vips = ops.iter().filter_map(|o| match o {
+            Op::AddService { key, .. } => Some(key.addr),
+            _ => None,
+        });
+        self.apply_with(ops, vips.collect())
+            .await
+            .map_err(|(i, e)| format!("the handed-over table: {}: {e}", describe(&ops[i])))?;
+        if let Some((path, cfg)) = config {
+            self.start_checks(&cfg);
+            self.set_quorums(&cfg).await;
+            *self.config.lock().await = Some((path, cfg));
+        }
+        Ok(())
     }
 
     /// Applies a config file's table at start; the file is remembered for
@@ -494,6 +566,16 @@ impl Control {
                     message: format!("bad request: {e}"),
                 },
                 Ok(Request::Conns) => return self.stream_conns(&mut w).await,
+                Ok(Request::Handoff) => {
+                    let resp = self.handoff().await;
+                    let done = matches!(resp, Response::Handoff(_));
+                    let _ = send_line(&mut w, &resp).await;
+                    let _ = w.shutdown().await;
+                    if done {
+                        self.handed_off.notify_one();
+                    }
+                    return;
+                }
                 Ok(req) => self.handle(req).await,
             },
         };
@@ -523,6 +605,7 @@ impl Control {
                     }
                 }
             },
+            Request::Handoff => self.handoff().await,
             Request::Health => {
                 let mut st = self.state.lock().await;
                 let st = &mut *st;
@@ -609,7 +692,19 @@ impl Control {
     /// the model and is published. If the model changed meanwhile so that
     /// other lookups are needed, the round is repeated.
     async fn apply(&self, ops: &[Op]) -> Result<(), (usize, OpError)> {
-        let mut found = Found::default();
+        self.apply_with(ops, Default::default()).await
+    }
+
+    /// `apply`, with these VIPs taken as already checked.
+    async fn apply_with(
+        &self,
+        ops: &[Op],
+        known_vips: std::collections::HashSet<Ipv4Addr>,
+    ) -> Result<(), (usize, OpError)> {
+        let mut found = Found {
+            vips: known_vips,
+            ..Found::default()
+        };
         for _ in 0..APPLY_ROUNDS {
             let (needs, nat_before) = {
                 let st = self.state.lock().await;

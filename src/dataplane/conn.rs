@@ -10,7 +10,7 @@ use crate::wire::MacAddr;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// A connection's protocol state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConnState {
     Tcp(TcpState),
     Udp,
@@ -253,6 +253,19 @@ impl ConnTable {
 
     pub fn limit(&self) -> usize {
         self.max
+    }
+
+    /// Whether the entry saw a second packet (kept across a handoff, so
+    /// an established flow is not the first evicted by its new owner).
+    pub fn seen_twice(&self, k: &ConnKey) -> bool {
+        self.find(k).is_some_and(|i| self.slots[i as usize].second)
+    }
+
+    /// Marks an entry as having seen a second packet.
+    pub fn mark_seen_twice(&mut self, k: &ConnKey) {
+        if let Some(i) = self.find(k) {
+            self.slots[i as usize].second = true;
+        }
     }
 
     /// Entries evicted to make room since the start.

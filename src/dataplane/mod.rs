@@ -11,6 +11,7 @@ pub mod conn;
 pub mod egress;
 pub mod flow;
 pub mod gso;
+pub mod handoff;
 pub mod icmp_limit;
 pub mod nat;
 pub mod sched;
@@ -51,6 +52,9 @@ pub const DEFAULT_MAX_CONNS: usize = 1 << 20;
 /// Questions the control plane asks the data plane; answered between
 /// frames, so the answer is consistent with what was forwarded.
 pub enum DpRequest {
+    /// Stop forwarding and hand every connection over (a planned
+    /// restart): the data plane answers and then leaves its loop.
+    Handoff(tokio::sync::oneshot::Sender<Vec<handoff::PortableConn>>),
     /// Up to [`CONN_CHUNK`] connections from slot `from` on, and where the
     /// next chunk starts (`None`: that was the last).
     Conns {
@@ -92,6 +96,8 @@ pub struct Dataplane {
     icmp_limit: IcmpLimiter,
     /// When a VIP conflict was last logged.
     conflict_logged_ms: Option<u64>,
+    /// The connections were handed to another process: stop.
+    handed_off: bool,
 }
 
 /// The sweep's rule at `now`: a connection whose real server is gone, or
@@ -184,6 +190,7 @@ impl Dataplane {
             positions: table.dest_positions(),
             icmp_limit: IcmpLimiter::new(IcmpLimits::default()),
             conflict_logged_ms: None,
+            handed_off: false,
             table,
         }
     }
@@ -201,7 +208,7 @@ impl Dataplane {
     /// Runs until `stop` is set.
     pub fn run<I: PacketIo>(&mut self, io: &mut I, stop: &AtomicBool) {
         let mut buf = vec![0u8; FRAME_BUF];
-        while !stop.load(Relaxed) {
+        while !stop.load(Relaxed) && !self.handed_off {
             // A sweep with work left does not wait for traffic.
             let wait = match self.next_sweep_ms <= self.now_ms() {
                 true => Duration::ZERO,
@@ -261,6 +268,10 @@ impl Dataplane {
                 match req {
                     DpRequest::Conns { from, reply } => {
                         let _ = reply.send(self.conn_chunk(from, CONN_CHUNK));
+                    }
+                    DpRequest::Handoff(reply) => {
+                        let _ = reply.send(self.export_conns());
+                        self.handed_off = true;
                     }
                 }
             }

@@ -7,7 +7,7 @@ use crate::lvs::service::Timeouts;
 use crate::wire::tcp::flags;
 
 /// IPVS TCP connection states, in the kernel's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TcpState {
     None = 0,
     Established,

@@ -447,6 +447,28 @@ impl Model {
         }
     }
 
+    /// The ops that rebuild this model from nothing (as configured:
+    /// weights as set, not as checks changed them), for a handoff to a
+    /// new process.
+    pub fn ops(&self) -> Vec<Op> {
+        let mut ops = vec![Op::SetTimeouts(self.timeouts)];
+        for s in &self.services {
+            ops.push(Op::AddService {
+                key: s.key,
+                scheduler: s.scheduler.name().into(),
+                persistent: None,
+            });
+            // Newest first in the model; added oldest first to keep it.
+            for d in s.dests.iter().rev() {
+                ops.push(Op::AddDest {
+                    key: s.key,
+                    dest: d.spec.clone(),
+                });
+            }
+        }
+        ops
+    }
+
     /// One estimator period for every service and real server.
     pub fn estimate(&self) {
         for s in &self.services {

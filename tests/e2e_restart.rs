@@ -1,0 +1,91 @@
+//! End-to-end: a planned restart (`uvs director --takeover`) hands the
+//! table and every connection to the new process; established
+//! connections continue.
+
+mod support;
+use std::time::{Duration, Instant};
+use support::{Lab, VIP};
+
+#[test]
+fn a_planned_restart_keeps_every_connection() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    let old = l.start_director_with(&["-i", "eth0", "--max-conns", "5000"]);
+    l.dr_services("wrr", 1, 1);
+    // 20 long-lived connections, one message every 100 ms, each answered.
+    for i in 0..20 {
+        l.stick_bg(60, 100, &format!("stick{i}.json"));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = l.adm("-Lnc");
+    assert!(
+        before.lines().filter(|x| x.contains("ESTABLISHED")).count() >= 20,
+        "{before}"
+    );
+
+    let sock = l.socket();
+    let args = [
+        "director",
+        "-i",
+        "eth0",
+        "--max-conns",
+        "5000",
+        "--socket",
+        sock.to_str().unwrap(),
+        "--takeover",
+    ];
+    l.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director2.log");
+    let t = Instant::now();
+    while !l.log("director2.log").contains("took over") {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{}",
+            l.log("director2.log")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = l.log("director2.log");
+    let gap = log
+        .lines()
+        .find_map(|x| x.split("forwarding resumes ").nth(1))
+        .and_then(|x| x.split(" ms").next())
+        .and_then(|x| x.parse::<u64>().ok());
+    println!("planned restart: forwarding resumed {gap:?} ms after the old director stopped");
+    assert!(gap.is_some_and(|g| g < 2000), "{log}");
+    // The old one stopped by itself, having handed everything over.
+    let t = Instant::now();
+    while std::fs::read_dir(format!("/proc/{old}/fd")).is_ok_and(|d| d.count() > 0) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the old director still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        l.log("director.log").contains("handing"),
+        "{}",
+        l.log("director.log")
+    );
+    // The new one answers with the same table.
+    let listing = l.adm("-Ln");
+    assert!(listing.contains(&format!("TCP  {VIP}:80 wrr")), "{listing}");
+
+    for i in 0..20 {
+        let s = l.wait_child_logs(&format!("stick{i}.json"), Duration::from_secs(30));
+        assert!(s["error"].is_null(), "connection {i}: {s}");
+        let counts = s["counts"].as_object().unwrap();
+        assert_eq!(counts.len(), 1, "connection {i} changed server: {s}");
+        assert_eq!(
+            counts.values().next().unwrap().as_u64(),
+            Some(60),
+            "connection {i}: {s}"
+        );
+    }
+    let took = log
+        .lines()
+        .find(|x| x.contains("took over") && x.contains("connections"))
+        .unwrap_or_default()
+        .to_string();
+    println!("{took}");
+    assert!(took.contains("took over"), "{log}");
+}
