@@ -5,7 +5,7 @@
 mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Lab, RS1, RS2, VIP, count};
+use support::{Lab, RS1, RS2, VIP, count, wait_until};
 
 fn config(rs1_weight: u32, udp_both: bool, with_81: bool) -> String {
     let mut c = format!(
@@ -67,15 +67,11 @@ fn start_from_a_file_reload_the_difference_refuse_bad_files() {
 
     std::fs::write(&path, config(1, false, true)).unwrap();
     let pid = l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
-    let t = Instant::now();
-    while !l.log("director.log").contains("uvs: loaded") {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "{}",
-            l.log("director.log")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || l.log("director.log").contains("uvs: loaded"),
+        || l.log("director.log"),
+    );
     assert!(l.log("director.log").contains("up to 5000 entries"));
     let listing = l.adm("-Ln");
     assert!(listing.contains(&format!("TCP  {VIP}:81")), "{listing}");

@@ -4,7 +4,7 @@
 
 mod support;
 use std::time::{Duration, Instant};
-use support::{Lab, RS1, RS2, VIP, count};
+use support::{Lab, RS1, RS2, VIP, count, wait_until};
 
 fn health(l: &Lab) -> serde_json::Value {
     let o = l.exec(
@@ -83,10 +83,11 @@ fn an_absent_real_server_is_kept_and_joins_when_it_appears() {
         &["addr", "add", &format!("{RS2}/24"), "dev", "eth0"],
     );
     let t0 = Instant::now();
-    while state_of(&health(&l), &format!("{RS2}:80")) != "up" {
-        assert!(t0.elapsed() < Duration::from_secs(10), "rs2 never joined");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        || state_of(&health(&l), &format!("{RS2}:80")) == "up",
+        || "rs2 never joined".into(),
+    );
     let joined = t0.elapsed();
     assert!(joined < Duration::from_secs(5), "{joined:?}");
     let t = l.tcp_names(20);
@@ -325,15 +326,11 @@ fn the_sorry_server_takes_over_while_the_quorum_is_lost() {
     }
     wait_state(&l, &format!("{RS1}:80"), "down", Duration::from_secs(3));
     wait_state(&l, &format!("{RS2}:80"), "down", Duration::from_secs(3));
-    let t0 = Instant::now();
-    while !l.adm("-Ln").contains("198.18.0.13:80") {
-        assert!(
-            t0.elapsed() < Duration::from_secs(3),
-            "{}",
-            l.log("director.log")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(3),
+        || l.adm("-Ln").contains("198.18.0.13:80"),
+        || l.log("director.log"),
+    );
     let t = l.tcp_names(10);
     assert_eq!(count(&t, "rs3"), 10, "{t}");
     let log = l.log("director.log");
@@ -341,37 +338,27 @@ fn the_sorry_server_takes_over_while_the_quorum_is_lost() {
         log.contains("quorum lost: live weight 0, quorum 1"),
         "{log}"
     );
-    let t0 = Instant::now();
-    while !down_flag.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(3),
-            "quorum_down did not run"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(3),
+        || down_flag.exists(),
+        || "quorum_down did not run".into(),
+    );
 
     // One comes back: new connections go to it, the sorry server leaves.
     l.start_server("rs1");
     wait_state(&l, &format!("{RS1}:80"), "up", Duration::from_secs(3));
-    let t0 = Instant::now();
-    while l.adm("-Ln").contains("198.18.0.13:80") {
-        assert!(
-            t0.elapsed() < Duration::from_secs(3),
-            "{}",
-            l.log("director.log")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(3),
+        || !(l.adm("-Ln").contains("198.18.0.13:80")),
+        || l.log("director.log"),
+    );
     let t = l.tcp_names(10);
     assert_eq!(count(&t, "rs1"), 10, "{t}");
-    let t0 = Instant::now();
-    while !up_flag.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(3),
-            "quorum_up did not run"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(3),
+        || up_flag.exists(),
+        || "quorum_up did not run".into(),
+    );
 }
 
 /// Test 2, the other kinds: UDP, DNS and exec checks, each both ways;

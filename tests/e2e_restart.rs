@@ -3,8 +3,8 @@
 //! connections continue.
 
 mod support;
-use std::time::{Duration, Instant};
-use support::{Lab, VIP};
+use std::time::Duration;
+use support::{Lab, VIP, wait_until};
 
 #[test]
 fn a_planned_restart_keeps_every_connection() {
@@ -35,15 +35,11 @@ fn a_planned_restart_keeps_every_connection() {
         "--takeover",
     ];
     l.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director2.log");
-    let t = Instant::now();
-    while !l.log("director2.log").contains("took over") {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "{}",
-            l.log("director2.log")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        || l.log("director2.log").contains("took over"),
+        || l.log("director2.log"),
+    );
     let log = l.log("director2.log");
     let gap = log
         .lines()
@@ -53,14 +49,11 @@ fn a_planned_restart_keeps_every_connection() {
     println!("planned restart: forwarding resumed {gap:?} ms after the old director stopped");
     assert!(gap.is_some_and(|g| g < 2000), "{log}");
     // The old one stopped by itself, having handed everything over.
-    let t = Instant::now();
-    while std::fs::read_dir(format!("/proc/{old}/fd")).is_ok_and(|d| d.count() > 0) {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "the old director still runs"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || !(std::fs::read_dir(format!("/proc/{old}/fd")).is_ok_and(|d| d.count() > 0)),
+        || "the old director still runs".into(),
+    );
     assert!(
         l.log("director.log").contains("handing"),
         "{}",

@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Lab, RS1, RS2, VIP, count};
+use support::{Lab, RS1, RS2, VIP, count, wait_until};
 use uvs::lvs::service::Forward;
 
 fn fixture() -> PathBuf {
@@ -158,27 +158,19 @@ fn an_imported_config_drives_the_director() {
     let cfg = l.dir.join("uvs.toml");
     std::fs::write(&cfg, out).unwrap();
     l.start_director_with(&["-i", "eth0", "--config", cfg.to_str().unwrap()]);
-    let t0 = Instant::now();
-    while !l.adm("-Ln").contains(&format!("{RS2}:80")) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "{}",
-            l.log("director.log")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || l.adm("-Ln").contains(&format!("{RS2}:80")),
+        || l.log("director.log"),
+    );
     let t = l.tcp_names(40);
     assert_eq!((count(&t, "rs1"), count(&t, "rs2")), (30, 10), "{t}");
     Command::new("kill").arg(rs2.to_string()).status().unwrap();
-    let t0 = Instant::now();
-    while l.adm("-Ln").contains(&format!("{RS2}:80")) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "{}",
-            l.log("director.log")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || !(l.adm("-Ln").contains(&format!("{RS2}:80"))),
+        || l.log("director.log"),
+    );
     let t = l.tcp_names(20);
     assert_eq!(
         (count(&t, "rs1"), t["errors"].as_u64()),

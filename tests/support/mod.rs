@@ -437,6 +437,16 @@ unsafe extern "C" {
     fn libc_geteuid() -> u32;
 }
 
+/// Polls `done` every 20 ms until it holds; after `timeout` the test
+/// fails with what `why` says.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool, why: impl Fn() -> String) {
+    let t = Instant::now();
+    while !done() {
+        assert!(t.elapsed() < timeout, "{}", why());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn count(v: &serde_json::Value, name: &str) -> u64 {
     v["counts"][name].as_u64().unwrap_or(0)
 }

@@ -528,14 +528,14 @@ impl Model {
         v
     }
 
-    /// Marks a real server of a service down (with what that does) or up
-    /// again (`None`); returns whether anything changed.
-    pub fn set_down(
+    /// Changes one real server of a service with `f` (which says whether
+    /// it changed anything); its scheduler sees the change.
+    fn change_dest(
         &mut self,
         key: &ServiceKey,
         addr: Ipv4Addr,
         port: u16,
-        down: Option<FailAction>,
+        f: impl FnOnce(&mut Dest) -> bool,
     ) -> bool {
         let Some(s) = self.service_mut(key) else {
             return false;
@@ -547,12 +547,39 @@ impl Model {
         else {
             return false;
         };
-        if d.down == down {
-            return false;
+        let changed = f(d);
+        if changed {
+            s.epoch += 1;
         }
-        d.down = down;
-        s.epoch += 1;
-        true
+        changed
+    }
+
+    /// Marks a real server of a service down (with what that does) or up
+    /// again (`None`); returns whether anything changed.
+    pub fn set_down(
+        &mut self,
+        key: &ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+        down: Option<FailAction>,
+    ) -> bool {
+        self.change_dest(key, addr, port, |d| {
+            std::mem::replace(&mut d.down, down) != down
+        })
+    }
+
+    /// Sets (or clears) the weight a check gives a real server; returns
+    /// whether anything changed.
+    pub fn set_dynamic_weight(
+        &mut self,
+        key: &ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+        w: Option<u32>,
+    ) -> bool {
+        self.change_dest(key, addr, port, |d| {
+            std::mem::replace(&mut d.dyn_weight, w) != w
+        })
     }
 
     /// The total weight schedulers see for a service's real servers
@@ -565,33 +592,6 @@ impl Model {
             .filter(|d| Some((d.spec.addr, d.spec.port)) != except)
             .map(|d| d.effective_weight())
             .fold(0u32, |a, w| a.saturating_add(w))
-    }
-
-    /// Sets (or clears) the weight a check gives a real server; returns
-    /// whether anything changed.
-    pub fn set_dynamic_weight(
-        &mut self,
-        key: &ServiceKey,
-        addr: Ipv4Addr,
-        port: u16,
-        w: Option<u32>,
-    ) -> bool {
-        let Some(s) = self.service_mut(key) else {
-            return false;
-        };
-        let Some(d) = s
-            .dests
-            .iter_mut()
-            .find(|d| d.spec.addr == addr && d.spec.port == port)
-        else {
-            return false;
-        };
-        if d.dyn_weight == w {
-            return false;
-        }
-        d.dyn_weight = w;
-        s.epoch += 1;
-        true
     }
 
     /// Whether a real server of a service is marked down by its check.
