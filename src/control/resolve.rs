@@ -27,16 +27,27 @@ pub enum Hop {
 /// server itself, which must be on-link (as LVS/DR requires); TUN and NAT
 /// send to the next hop, so the server may sit behind a router. Either
 /// way the route must leave through one of the director's links. An
-/// error is what can never work (a local address, DR off-link, a route
-/// through another interface); a server that is merely not answering yet
-/// is `Pending`.
+/// error is what can never work as routed now (a local address, DR
+/// off-link, a route through another interface); a server that merely
+/// has no route or does not answer ARP yet is `Pending`.
 pub async fn next_hop(
     nl: &Netlink,
     ip: Ipv4Addr,
     fwd: Forward,
     links: &Links,
 ) -> Result<Hop, String> {
-    let r = nl.route_get(ip).await?;
+    // TUN and NAT without a route yet (the network is not up, say): kept
+    // and retried, like a server that does not answer ARP. DR without a
+    // route is not on-link by the routing table: that is an error.
+    let r = match (nl.route_get(ip).await, fwd) {
+        (Ok(r), _) => r,
+        (Err(why), Forward::Route) => {
+            return Err(format!(
+                "{why}: direct routing (-g) needs the real server on the director's own segment"
+            ));
+        }
+        (Err(why), _) => return Ok(Hop::Pending { link: 0, why }),
+    };
     if r.local {
         return Err(format!(
             "real server {ip} is an address of the director itself; uvs does not forward to local addresses"
