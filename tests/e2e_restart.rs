@@ -82,3 +82,67 @@ fn a_planned_restart_keeps_every_connection() {
     println!("{took}");
     assert!(took.contains("took over"), "{log}");
 }
+
+/// A crash without handoff: the new director has no table of connections.
+/// With sh the real server follows from the client's address, so an
+/// established flow's next packet is scheduled to where it went and the
+/// flow continues; with rr it cannot be derived again and the flow's
+/// packets are dropped (`no_conn_dropped`) until the client gives up.
+#[test]
+fn after_a_crash_sh_flows_continue_where_their_server_can_be_derived() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    let cfg = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"sh\"\n\
+         [[service.real_server]]\naddress = \"198.18.0.11\"\n\
+         [[service.real_server]]\naddress = \"198.18.0.12\"\n"
+    );
+    let path = l.dir.join("uvs.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let old = l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
+    wait_until(
+        Duration::from_secs(5),
+        || l.adm("-Ln").contains("198.18.0.12:80"),
+        || l.log("director.log"),
+    );
+    for i in 0..5 {
+        l.stick_bg(40, 100, &format!("stick{i}.json"));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    std::process::Command::new("kill")
+        .args(["-KILL", &old.to_string()])
+        .status()
+        .unwrap();
+    let sock = l.socket();
+    let args = [
+        "director",
+        "-i",
+        "eth0",
+        "--config",
+        path.to_str().unwrap(),
+        "--socket",
+        sock.to_str().unwrap(),
+    ];
+    // The crashed one's interface lock goes with its last thread.
+    wait_until(
+        Duration::from_secs(5),
+        || {
+            let o = l.exec("dir", "ss", &["-xl"]);
+            !String::from_utf8_lossy(&o.stdout).contains("@uvs-director/")
+        },
+        || "the crashed director's lock stayed".into(),
+    );
+    l.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director2.log");
+    wait_until(
+        Duration::from_secs(10),
+        || l.log("director2.log").contains("uvs: loaded"),
+        || l.log("director2.log"),
+    );
+    for i in 0..5 {
+        let s = l.wait_child_logs(&format!("stick{i}.json"), Duration::from_secs(30));
+        assert!(s["error"].is_null(), "connection {i}: {s}");
+        let counts = s["counts"].as_object().unwrap();
+        assert_eq!(counts.len(), 1, "connection {i} changed server: {s}");
+        assert_eq!(counts.values().next().unwrap().as_u64(), Some(40), "{s}");
+    }
+}

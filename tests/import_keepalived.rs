@@ -99,7 +99,7 @@ fn the_sample_shapes_import_with_a_warning_for_each_option_left_out() {
         ("keepalived.conf:34:", "delay_before_retry"),
         ("keepalived.conf:44:", "second url"),
         ("dns.conf:27:", "firewall-mark"),
-        ("dns.conf:36:", "lb_algo sh"),
+        ("dns.conf:36:", "lb_algo lblc"),
         ("dns.conf:40:", "SSL_GET"),
     ] {
         assert!(

@@ -121,8 +121,12 @@ impl Dataplane {
                 release(&d.state, &old);
             }
         }
-        // A new connection: TCP schedules only on SYN (no sloppy_tcp).
-        if is_tcp && (!syn || rst) {
+        // A new connection: TCP schedules only on SYN (no sloppy_tcp),
+        // except where the scheduler derives the server from the flow
+        // alone (sh): there a mid-flow packet without an entry (after a
+        // crash or a restart without handoff) goes where the flow went.
+        let rederive = self.table.services[flow.svc].scheduler.rederives();
+        if is_tcp && (rst || (!syn && !rederive)) {
             DataplaneCounters::bump(&self.counters.no_conn_dropped);
             return None;
         }
@@ -143,7 +147,7 @@ impl Dataplane {
         let table = &self.table;
         let svc = &table.services[flow.svc];
         let di = self.sched[flow.svc]
-            .pick(&svc.dests)
+            .pick(&svc.dests, flow.key.caddr)
             .ok_or(NoConn::NoRealServer)?;
         let d = &svc.dests[di];
         let mut c = Conn {

@@ -23,6 +23,39 @@ pub enum SchedState {
     },
     Lc,
     Wlc,
+    /// ip_vs_sh's bucket table: each bucket holds a server's index.
+    Sh {
+        buckets: Box<[u16; SH_BUCKETS]>,
+    },
+}
+
+/// IP_VS_SH_TAB_SIZE with the default CONFIG_IP_VS_SH_TAB_BITS of 8.
+const SH_BUCKETS: usize = 256;
+const NO_DEST: u16 = u16::MAX;
+
+/// ip_vs_sh_reassign: the servers, in list order, each tiled over as many
+/// consecutive buckets as its weight (at least one).
+fn sh_buckets(dests: &[DestEntry]) -> Box<[u16; SH_BUCKETS]> {
+    let mut b = Box::new([NO_DEST; SH_BUCKETS]);
+    if dests.is_empty() {
+        return b;
+    }
+    let (mut p, mut count) = (0usize, 0u32);
+    for slot in b.iter_mut() {
+        *slot = p as u16;
+        count += 1;
+        if count >= dests[p].weight {
+            p = (p + 1) % dests.len();
+            count = 0;
+        }
+    }
+    b
+}
+
+/// ip_vs_sh_hashkey without sh-port: hash_32 of the client address.
+fn sh_hash(client: std::net::Ipv4Addr, offset: usize) -> usize {
+    let h = u32::from(client).wrapping_mul(0x61C8_8647) >> (32 - 8);
+    (offset + h as usize) % SH_BUCKETS
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
@@ -61,6 +94,9 @@ impl SchedState {
             }
             SchedulerKind::Lc => SchedState::Lc,
             SchedulerKind::Wlc => SchedState::Wlc,
+            SchedulerKind::Sh => SchedState::Sh {
+                buckets: sh_buckets(dests),
+            },
         }
     }
 
@@ -97,20 +133,41 @@ impl SchedState {
                     *cw = (*cw / *di) * *di + 1;
                 }
             }
+            SchedState::Sh { buckets } => *buckets = sh_buckets(new),
             SchedState::Lc | SchedState::Wlc => {}
         }
     }
 
     /// Picks a server for a new connection; `None` means "no destination
     /// available" (every weight 0, or no servers).
-    pub fn pick(&mut self, dests: &[DestEntry]) -> Option<usize> {
+    /// `client` is the client's address (the hash schedulers use it).
+    pub fn pick(&mut self, dests: &[DestEntry], client: std::net::Ipv4Addr) -> Option<usize> {
         match self {
             SchedState::Rr { cl } => rr(cl, dests),
             SchedState::Wrr { cl, cw, mw, di } => wrr(cl, cw, *mw, *di, dests),
             SchedState::Lc => least(dests, overhead, |_| 1),
             SchedState::Wlc => least(dests, overhead, |d| u64::from(d.weight)),
+            SchedState::Sh { buckets } => sh(buckets, dests, client),
         }
     }
+}
+
+/// ip_vs_sh_schedule, always with sh-fallback: a server at weight 0
+/// (quiesced by its check, say) passes its clients on to the next
+/// buckets' servers instead of leaving them with no destination.
+fn sh(
+    buckets: &[u16; SH_BUCKETS],
+    dests: &[DestEntry],
+    client: std::net::Ipv4Addr,
+) -> Option<usize> {
+    for offset in 0..SH_BUCKETS {
+        let i = buckets[sh_hash(client, offset)];
+        let d = dests.get(usize::from(i))?;
+        if d.weight > 0 {
+            return Some(usize::from(i));
+        }
+    }
+    None
 }
 
 fn rr(cl: &mut Option<usize>, dests: &[DestEntry]) -> Option<usize> {
@@ -204,6 +261,8 @@ fn least(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const C: std::net::Ipv4Addr = std::net::Ipv4Addr::new(198, 18, 0, 10);
     use crate::lvs::service::Forward;
     use crate::lvs::stats::DestState;
     use crate::wire::MacAddr;
@@ -231,7 +290,7 @@ mod tests {
         let d = dests(weights);
         let mut s = SchedState::new(kind, &d);
         (0..n)
-            .map(|_| s.pick(&d).map_or('-', |i| (b'A' + i as u8) as char))
+            .map(|_| s.pick(&d, C).map_or('-', |i| (b'A' + i as u8) as char))
             .collect()
     }
 
@@ -268,24 +327,24 @@ mod tests {
     fn rr_continues_after_a_removed_server() {
         let old = dests(&[1, 1, 1]);
         let mut s = SchedState::new(SchedulerKind::Rr, &old);
-        assert_eq!(s.pick(&old), Some(0));
-        assert_eq!(s.pick(&old), Some(1));
+        assert_eq!(s.pick(&old, C), Some(0));
+        assert_eq!(s.pick(&old, C), Some(1));
         // Remove B (the current one): the next pick is C, as in the kernel.
         let new: Vec<DestEntry> = vec![old[0].clone(), old[2].clone()];
         s.dests_changed(&old, &new);
-        assert_eq!(s.pick(&new).map(|i| new[i].id), Some(3));
+        assert_eq!(s.pick(&new, C).map(|i| new[i].id), Some(3));
     }
 
     #[test]
     fn wrr_change_resets_position() {
         let old = dests(&[3, 1]);
         let mut s = SchedState::new(SchedulerKind::Wrr, &old);
-        s.pick(&old);
+        s.pick(&old, C);
         let mut new = old.clone();
         new[0].weight = 0;
         s.dests_changed(&old, &new);
         for _ in 0..5 {
-            assert_eq!(s.pick(&new), Some(1));
+            assert_eq!(s.pick(&new, C), Some(1));
         }
     }
 
@@ -299,8 +358,34 @@ mod tests {
             .active
             .store(1, std::sync::atomic::Ordering::Relaxed);
         let mut s = SchedState::new(SchedulerKind::Wlc, &d);
-        assert_eq!(s.pick(&d), Some(1));
+        assert_eq!(s.pick(&d, C), Some(1));
         let mut l = SchedState::new(SchedulerKind::Lc, &d);
-        assert_eq!(l.pick(&d), Some(0));
+        assert_eq!(l.pick(&d, C), Some(0));
+    }
+
+    #[test]
+    fn sh_tiles_by_weight_and_sticks_to_the_client_across_restarts() {
+        let mut d = dests(&[3, 1]);
+        let b = sh_buckets(&d);
+        // Weight 3 then 1, repeated over the 256 buckets.
+        assert_eq!(&b[..8], &[0, 0, 0, 1, 0, 0, 0, 1]);
+        let a = Ipv4Addr::new(198, 18, 0, 10);
+        let mut s1 = SchedState::new(SchedulerKind::Sh, &d);
+        let mut s2 = SchedState::new(SchedulerKind::Sh, &d);
+        let first = s1.pick(&d, a);
+        // A fresh state (a restarted director) derives the same server.
+        assert_eq!(s2.pick(&d, a), first);
+        assert_eq!(s1.pick(&d, a), first);
+        let hits = (0..4000u32)
+            .filter(|i| s1.pick(&d, Ipv4Addr::from(0xc612_0000 + i * 7919)) == Some(0))
+            .count();
+        assert!((2700..3300).contains(&hits), "{hits}");
+        // A server at weight 0 passes its clients on (sh-fallback).
+        d[first.unwrap()].weight = 0;
+        let mut s3 = SchedState::new(SchedulerKind::Sh, &d);
+        let other = s3.pick(&d, a);
+        assert!(other.is_some() && other != first);
+        d[other.unwrap()].weight = 0;
+        assert_eq!(SchedState::new(SchedulerKind::Sh, &d).pick(&d, a), None);
     }
 }

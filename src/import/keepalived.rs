@@ -261,12 +261,15 @@ fn scheduler(n: &Node, w: &mut Vec<String>) -> &'static str {
         Some("wrr") => "wrr",
         Some("lc") => "lc",
         Some("wlc") => "wlc",
+        Some("sh") => "sh",
         Some(other) => {
             if let Some(c) = n.child("lb_algo") {
                 warn(
                     w,
                     c,
-                    format!("lb_algo {other} is not in uvs yet (rr, wrr, lc, wlc): wlc is used"),
+                    format!(
+                        "lb_algo {other} is not in uvs yet (rr, wrr, lc, wlc, sh): wlc is used"
+                    ),
                 );
             }
             "wlc"

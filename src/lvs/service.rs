@@ -98,15 +98,25 @@ pub enum SchedulerKind {
     Wrr,
     Lc,
     Wlc,
+    /// Source hashing (ip_vs_sh.c): the client's address picks the server.
+    Sh,
 }
 
 impl SchedulerKind {
-    pub const ALL: [SchedulerKind; 4] = [
+    pub const ALL: [SchedulerKind; 5] = [
         SchedulerKind::Rr,
         SchedulerKind::Wrr,
         SchedulerKind::Lc,
         SchedulerKind::Wlc,
+        SchedulerKind::Sh,
     ];
+
+    /// Whether a flow's real server follows from the flow alone (a hash),
+    /// so that it can be derived again without a connection entry: after
+    /// a crash, an established flow's next packet goes where it went.
+    pub fn rederives(self) -> bool {
+        self == SchedulerKind::Sh
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -114,6 +124,7 @@ impl SchedulerKind {
             SchedulerKind::Wrr => "wrr",
             SchedulerKind::Lc => "lc",
             SchedulerKind::Wlc => "wlc",
+            SchedulerKind::Sh => "sh",
         }
     }
 
