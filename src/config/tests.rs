@@ -79,7 +79,7 @@ fn errors_name_the_line_and_column() {
     assert!(m.contains("multicast"), "{m}");
     // Unknown scheduler, forward method, bad weight.
     let svc = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\n";
-    let (l, _, m) = error_at(&format!("{svc}scheduler = \"sh\"\n"));
+    let (l, _, m) = error_at(&format!("{svc}scheduler = \"lblc\"\n"));
     assert_eq!(l, 4);
     assert!(m.contains("rr, wrr, lc, wlc"), "{m}");
     let rs = "[[service.real_server]]\naddress = \"198.18.0.11\"\n";
