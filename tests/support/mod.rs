@@ -404,6 +404,16 @@ impl Lab {
             .collect()
     }
 
+    /// A `stick_bg` connection's result once it is done: it must have
+    /// ended without an error; how many of its messages were answered.
+    pub fn stick_answered(&mut self, log: &str) -> u64 {
+        let s = self.wait_child_logs(log, Duration::from_secs(30));
+        assert!(s["error"].is_null(), "{log}: {s}");
+        s["counts"]
+            .as_object()
+            .map_or(0, |c| c.values().filter_map(|v| v.as_u64()).sum())
+    }
+
     pub fn wait_child_logs(&mut self, log: &str, timeout: Duration) -> serde_json::Value {
         let t = Instant::now();
         loop {
