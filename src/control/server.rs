@@ -716,9 +716,7 @@ impl Control {
             let adds_nat = needs
                 .iter()
                 .any(|(_, n)| matches!(n, Need::Mac(_, Forward::Masq)));
-            for (i, need) in needs {
-                self.check(&mut found, need).await.map_err(|e| (i, e))?;
-            }
+            self.ask_host(&mut found, needs).await?;
             // The first NAT server's table needs the routes towards
             // clients (with the gateways' MACs): read them now, unlocked,
             // rather than at the next refresh.
@@ -764,17 +762,70 @@ impl Control {
         ))
     }
 
-    /// Answers one host question of a dry run, remembering lookups.
-    async fn check(&self, found: &mut Found, need: Need) -> Result<(), OpError> {
+    /// Asks the host this round's new questions, each once and all at
+    /// once: ARP probes and neighbour resolution wait on the network, so a
+    /// restore of many new VIPs or many absent servers takes as long as
+    /// the slowest, not the sum. The first failure in op order is the
+    /// answer.
+    async fn ask_host(
+        &self,
+        found: &mut Found,
+        needs: Vec<(usize, Need)>,
+    ) -> Result<(), (usize, OpError)> {
+        let mut todo: Vec<(usize, Need)> = Vec::new();
+        for (i, need) in needs {
+            let new = match need {
+                Need::NewVip(v) => !found.vips.contains(&v),
+                Need::Mac(ip, f) => !found.hops.contains_key(&(ip, f)),
+            };
+            if new && !todo.iter().any(|(_, n)| *n == need) {
+                todo.push((i, need));
+            }
+        }
+        if found.locals.is_none() && todo.iter().any(|(_, n)| matches!(n, Need::NewVip(_))) {
+            let first = todo
+                .iter()
+                .find(|(_, n)| matches!(n, Need::NewVip(_)))
+                .map_or(0, |t| t.0);
+            found.locals = Some(
+                self.netlink
+                    .addresses()
+                    .await
+                    .map_err(|e| (first, OpError::Host(e)))?,
+            );
+        }
+        let locals = found.locals.clone().unwrap_or_default();
+        let answers =
+            futures::future::join_all(todo.iter().map(|(_, n)| self.ask(*n, &locals))).await;
+        for ((i, need), answer) in todo.into_iter().zip(answers) {
+            match (need, answer.map_err(|e| (i, e))?) {
+                (Need::NewVip(v), _) => {
+                    found.vips.insert(v);
+                }
+                (Need::Mac(ip, fwd), Some(resolve::Hop::Resolved(h))) => {
+                    found.hops.insert((ip, fwd), h);
+                    found.resolved.push((ip, fwd));
+                }
+                (Need::Mac(ip, fwd), Some(resolve::Hop::Pending { link, why })) => {
+                    found.hops.insert((ip, fwd), NextHop::pending(link));
+                    found.pending.push((ip, fwd, why));
+                }
+                (Need::Mac(..), None) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers one host question: a new VIP's checks (`None`), or a real
+    /// server's next hop.
+    async fn ask(
+        &self,
+        need: Need,
+        locals: &[(Ipv4Addr, u32)],
+    ) -> Result<Option<resolve::Hop>, OpError> {
         match need {
             Need::NewVip(vip) => {
-                if !found.vips.insert(vip) {
-                    return Ok(());
-                }
-                if found.locals.is_none() {
-                    found.locals = Some(self.netlink.addresses().await.map_err(OpError::Host)?);
-                }
-                if let Some((_, idx)) = found.locals.iter().flatten().find(|(a, _)| *a == vip) {
+                if let Some((_, idx)) = locals.iter().find(|(a, _)| *a == vip) {
                     let dev = self.netlink.link_name(*idx).await;
                     return Err(OpError::Host(format!(
                         "VIP {vip} is configured on the director ({dev}): the kernel would answer \
@@ -783,24 +834,13 @@ impl Control {
                     )));
                 }
                 self.check_vip_on_links(vip).await?;
+                Ok(None)
             }
-            Need::Mac(ip, fwd) => {
-                if let std::collections::hash_map::Entry::Vacant(e) = found.hops.entry((ip, fwd)) {
-                    let hop = resolve::next_hop(&self.netlink, ip, fwd, &self.links).await;
-                    match hop.map_err(OpError::Host)? {
-                        resolve::Hop::Resolved(h) => {
-                            e.insert(h);
-                            found.resolved.push((ip, fwd));
-                        }
-                        resolve::Hop::Pending { link, why } => {
-                            e.insert(NextHop::pending(link));
-                            found.pending.push((ip, fwd, why));
-                        }
-                    }
-                }
-            }
+            Need::Mac(ip, fwd) => resolve::next_hop(&self.netlink, ip, fwd, &self.links)
+                .await
+                .map(Some)
+                .map_err(OpError::Host),
         }
-        Ok(())
     }
 
     /// A new VIP must not be the network or broadcast address of a subnet

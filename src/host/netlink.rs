@@ -17,6 +17,10 @@ use std::time::Duration;
 
 pub struct Netlink {
     handle: Handle,
+    /// One request at a time: the kernel refuses a second dump on a
+    /// netlink socket while one is running (EBUSY), and the control
+    /// plane's tasks (applies, resolvers, refreshes) ask concurrently.
+    one: tokio::sync::Mutex<()>,
 }
 
 /// How the kernel would route to an address (`ip route get`).
@@ -36,11 +40,15 @@ impl Netlink {
     pub fn new() -> Result<Netlink, String> {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(err)?;
         tokio::spawn(conn);
-        Ok(Netlink { handle })
+        Ok(Netlink {
+            handle,
+            one: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Every IPv4 address configured in this namespace, with its link index.
     pub async fn addresses(&self) -> Result<Vec<(Ipv4Addr, u32)>, String> {
+        let _one = self.one.lock().await;
         let mut out = Vec::new();
         let mut s = self.handle.address().get().execute();
         while let Some(m) = s.try_next().await.map_err(err)? {
@@ -65,6 +73,7 @@ impl Netlink {
 
     /// The name of a link index, for messages.
     pub async fn link_name(&self, index: u32) -> String {
+        let _one = self.one.lock().await;
         let mut s = self.handle.link().get().match_index(index).execute();
         if let Ok(Some(l)) = s.try_next().await {
             for a in l.attributes {
@@ -77,6 +86,7 @@ impl Netlink {
     }
 
     pub async fn route_get(&self, dst: Ipv4Addr) -> Result<RouteInfo, String> {
+        let _one = self.one.lock().await;
         let msg = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(dst, 32)
             .build();
@@ -105,12 +115,14 @@ impl Netlink {
 
     /// The neighbour-table MAC for `ip` on `ifindex`, if the entry is usable.
     pub async fn neighbour(&self, ip: Ipv4Addr, ifindex: u32) -> Result<Option<MacAddr>, String> {
+        let _one = self.one.lock().await;
         let mut s = self
             .handle
             .neighbours()
             .get()
             .set_address_family(AddressFamily::Inet)
             .execute();
+        let mut found = None;
         while let Some(n) = s.try_next().await.map_err(err)? {
             if n.header.ifindex != ifindex {
                 continue;
@@ -130,17 +142,20 @@ impl Netlink {
                     _ => {}
                 }
             }
-            if dst == Some(ip) {
-                return Ok(mac);
+            // The whole dump is read: one left running would make the
+            // next request on this socket fail.
+            if dst == Some(ip) && found.is_none() {
+                found = mac;
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// Asks the kernel to resolve `ip` (an RTM_NEWNEIGH with NTF_USE, which
     /// makes the kernel send its own ARP request), without sending any
     /// traffic to the address.
     async fn trigger(&self, ip: Ipv4Addr, ifindex: u32) -> Result<(), String> {
+        let _one = self.one.lock().await;
         self.handle
             .neighbours()
             .add(ifindex, IpAddr::V4(ip))
@@ -181,6 +196,7 @@ impl Netlink {
 impl Netlink {
     /// Every link with its index, for the audit.
     pub async fn links(&self) -> Result<Vec<(crate::host::Link, u32)>, String> {
+        let _one = self.one.lock().await;
         use rtnetlink::packet_route::link::{LinkFlags, LinkLayerType};
         let mut out = Vec::new();
         let mut s = self.handle.link().get().execute();
@@ -211,6 +227,7 @@ impl Netlink {
 
     /// IPv4 addresses with link index and prefix length.
     pub async fn addresses_with_prefix(&self) -> Result<Vec<(Ipv4Addr, u32, u8)>, String> {
+        let _one = self.one.lock().await;
         let mut out = Vec::new();
         let mut s = self.handle.address().get().execute();
         while let Some(m) = s.try_next().await.map_err(err)? {
@@ -232,6 +249,7 @@ impl Netlink {
     /// The main table's IPv4 unicast routes with their output interface's
     /// index (the caller names it in `dev`), for the audit.
     pub async fn routes(&self) -> Result<Vec<(crate::host::Route, u32)>, String> {
+        let _one = self.one.lock().await;
         use rtnetlink::packet_route::route::{RouteMetric, RouteProtocol};
         let msg = RouteMessageBuilder::<Ipv4Addr>::new().build();
         let mut s = self.handle.route().get(msg).execute();
