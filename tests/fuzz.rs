@@ -505,3 +505,60 @@ static REQUEST: LazyLock<&'static str> = LazyLock::new(|| {
     let json = serde_json::to_string(&Request::Apply(ops)).unwrap();
     Box::leak(json.into_boxed_str())
 });
+
+/// The documented config example and the keepalived fixture, mutated.
+static CONFIG_DOC: LazyLock<&'static str> = LazyLock::new(|| {
+    let doc = include_str!("../docs/config.md");
+    let block = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    Box::leak(block.to_string().into_boxed_str())
+});
+
+const KEEPALIVED: &str = include_str!("fixtures/keepalived/keepalived.conf");
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A config file of any shape: checked with a place for every error,
+    /// never a panic; what loads turns into ops that apply or fail with a
+    /// message.
+    #[test]
+    fn config_file(input in text_mutations(&CONFIG_DOC)) {
+        match uvs::config::parse(std::path::Path::new("fuzz.toml"), &input) {
+            Err(e) => {
+                let lines = input.split(|c| *c == b'\n').count();
+                prop_assert!(e.line <= lines + 1, "line {} of {lines}: {}", e.line, e.msg);
+                prop_assert!(!e.msg.is_empty());
+            }
+            Ok(c) => {
+                let ops = c.ops_from(&uvs::config::Config::default());
+                let m = Model::with_tun_source(Some(support::rig::DIR_ADDR));
+                if let Err((i, e)) = m.apply_all(&ops, &mut fake_hop, &mut |_, _| {}) {
+                    prop_assert!(i < ops.len());
+                    prop_assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+    }
+
+    /// keepalived.conf of any shape: an import or an error, never a
+    /// panic; what it prints is a config uvs reads.
+    #[test]
+    fn keepalived_import(input in text_mutations(KEEPALIVED)) {
+        let dir = std::env::temp_dir().join(format!("uvs-fuzz-ka-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("keepalived.conf");
+        std::fs::write(&f, &input).unwrap();
+        if let Ok(i) = uvs::import::keepalived::import(&f) {
+            // Whatever the input, the output is well-formed TOML: values
+            // uvs may still refuse (an address, a duplicate) are reported
+            // with their line when it is loaded, but the importer never
+            // writes a file that does not parse.
+            let parsed = i.config.parse::<toml::Table>();
+            prop_assert!(parsed.is_ok(), "{:?}\n{}", parsed.err(), i.config);
+        }
+    }
+}

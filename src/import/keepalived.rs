@@ -352,11 +352,10 @@ fn virtual_server(
         return;
     };
     let sched = scheduler(n, w);
-    let interval = n
-        .child("delay_loop")
-        .and_then(|c| c.arg(1))
-        .unwrap_or("60")
-        .to_string();
+    let interval = match n.child("delay_loop") {
+        Some(c) => number(c, w, false).unwrap_or_else(|| "60".into()),
+        None => "60".into(),
+    };
     // keepalived removes a failed server unless inhibit_on_failure says
     // to keep it at weight 0 (uvs's quiesce).
     let inhibit = n.child("inhibit_on_failure").is_some();
@@ -367,7 +366,7 @@ fn virtual_server(
         "on_failure = \"{}\"",
         if inhibit { "quiesce" } else { "remove" }
     );
-    if let Some(q) = n.child("quorum").and_then(|c| c.arg(1)) {
+    if let Some(q) = n.child("quorum").and_then(|c| number(c, w, true)) {
         let _ = writeln!(body, "quorum = {q}");
     }
     for k in ["quorum_up", "quorum_down"] {
@@ -399,7 +398,7 @@ fn virtual_server(
         match (s.arg(1), s.arg(2)) {
             (Some(a), p) => {
                 let _ = writeln!(body, "\n  [service.sorry_server]");
-                let _ = writeln!(body, "  address = \"{}\"", addr_port(a, p, fwd));
+                let _ = writeln!(body, "  address = {}", toml_str(&addr_port(a, p, fwd)));
                 let _ = writeln!(body, "  forward = \"{fwd}\"");
             }
             _ => warn(w, s, "sorry_server without an address; not carried over"),
@@ -411,9 +410,9 @@ fn virtual_server(
             continue;
         };
         let _ = writeln!(body, "\n  [[service.real_server]]");
-        let _ = writeln!(body, "  address = \"{}\"", addr_port(a, p, fwd));
+        let _ = writeln!(body, "  address = {}", toml_str(&addr_port(a, p, fwd)));
         let _ = writeln!(body, "  forward = \"{fwd}\"");
-        if let Some(wt) = r.child("weight").and_then(|c| c.arg(1)) {
+        if let Some(wt) = r.child("weight").and_then(|c| number(c, w, true)) {
             let _ = writeln!(body, "  weight = {wt}");
         }
         let mut checks = 0;
@@ -452,9 +451,36 @@ fn virtual_server(
     for v in vips {
         let _ = writeln!(out, "\n[[service]]");
         let _ = writeln!(out, "protocol = \"{protocol}\"");
-        let _ = writeln!(out, "address = \"{}:{}\"", v.addr, v.port);
+        let _ = writeln!(
+            out,
+            "address = {}",
+            toml_str(&format!("{}:{}", v.addr, v.port))
+        );
         out.push_str(&body);
     }
+}
+
+/// An option's number as TOML writes it (`whole`: an integer), or a
+/// warning and `None`: what keepalived would refuse is not copied into a
+/// file it would break.
+fn number(n: &Node, w: &mut Vec<String>, whole: bool) -> Option<String> {
+    let v = n.arg(1).unwrap_or("");
+    let ok = match whole {
+        true => v.parse::<u32>().ok().map(|x| x.to_string()),
+        false => v
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .map(|x| x.to_string()),
+    };
+    if ok.is_none() {
+        warn(
+            w,
+            n,
+            format!("{} `{v}` is not a number; not carried over", n.key()),
+        );
+    }
+    ok
 }
 
 /// `ADDR` or `ADDR:PORT`: DR and TUN use the service's port anyway.
@@ -486,19 +512,31 @@ fn check(c: &Node, interval: &str, out: &mut String, w: &mut Vec<String>) {
             return;
         }
     };
-    let _ = writeln!(out, "    [service.real_server.check]");
-    let _ = writeln!(out, "    type = \"{kind}\"");
-    let _ = writeln!(out, "    interval = {interval}");
-    let mut timeout = "5".to_string();
+    // Each key once (a repeated keepalived option: the last one wins).
+    let mut keys: Vec<(&str, String)> = vec![
+        ("type", format!("\"{kind}\"")),
+        ("interval", interval.to_string()),
+        ("timeout", "5".into()),
+    ];
+    let mut set = |k: &'static str, v: String| match keys.iter_mut().find(|(x, _)| *x == k) {
+        Some(e) => e.1 = v,
+        None => keys.push((k, v)),
+    };
     let mut dynamic = false;
     for o in &c.children {
         match (o.key(), o.arg(1)) {
-            ("connect_timeout" | "misc_timeout", Some(t)) => timeout = t.to_string(),
-            ("connect_port", Some(p)) => {
-                let _ = writeln!(out, "    port = {p}");
+            ("connect_timeout" | "misc_timeout", Some(_)) => {
+                if let Some(t) = number(o, w, false) {
+                    set("timeout", t);
+                }
+            }
+            ("connect_port", Some(_)) => {
+                if let Some(p) = number(o, w, true) {
+                    set("port", p);
+                }
             }
             ("retry" | "nb_get_retry", Some(r)) => {
-                let _ = writeln!(out, "    fall = {}", r.parse::<u32>().unwrap_or(1).max(1));
+                set("fall", r.parse::<u32>().unwrap_or(1).max(1).to_string());
             }
             ("delay_before_retry", _) => warn(
                 w,
@@ -506,11 +544,11 @@ fn check(c: &Node, interval: &str, out: &mut String, w: &mut Vec<String>) {
                 "delay_before_retry is not carried over: uvs checks again at the interval",
             ),
             ("misc_path", Some(_)) => {
-                let _ = writeln!(out, "    command = {}", toml_str(&o.words[1..].join(" ")));
+                set("command", toml_str(&o.words[1..].join(" ")));
             }
             ("misc_dynamic", _) => dynamic = true,
             ("name", Some(n)) if kind == "dns" => {
-                let _ = writeln!(out, "    name = {}", toml_str(n));
+                set("name", toml_str(n));
             }
             ("type", Some(t)) if kind == "dns" => {
                 if !t.eq_ignore_ascii_case("A") {
@@ -519,7 +557,7 @@ fn check(c: &Node, interval: &str, out: &mut String, w: &mut Vec<String>) {
             }
             ("payload", Some(p)) if kind == "udp" => match hex(p) {
                 Some(s) => {
-                    let _ = writeln!(out, "    payload = {}", toml_str(&s));
+                    set("payload", toml_str(&s));
                 }
                 None => warn(
                     w,
@@ -529,7 +567,7 @@ fn check(c: &Node, interval: &str, out: &mut String, w: &mut Vec<String>) {
             },
             ("require_reply", Some(p)) if kind == "udp" => match hex(p) {
                 Some(s) => {
-                    let _ = writeln!(out, "    expect = {}", toml_str(&s));
+                    set("expect", toml_str(&s));
                 }
                 None => warn(
                     w,
@@ -545,7 +583,10 @@ fn check(c: &Node, interval: &str, out: &mut String, w: &mut Vec<String>) {
             ),
         }
     }
-    let _ = writeln!(out, "    timeout = {timeout}");
+    let _ = writeln!(out, "    [service.real_server.check]");
+    for (k, v) in &keys {
+        let _ = writeln!(out, "    {k} = {v}");
+    }
     if kind == "exec" && !dynamic {
         warn(
             w,
