@@ -146,3 +146,77 @@ fn after_a_crash_sh_flows_continue_where_their_server_can_be_derived() {
         assert_eq!(counts.values().next().unwrap().as_u64(), Some(40), "{s}");
     }
 }
+
+/// A takeover by a director started with the same config file: the table
+/// comes from the old one (not applied twice), the checks run again, and
+/// a reload after the takeover applies only what changed.
+#[test]
+fn a_takeover_with_a_config_file_keeps_checks_and_reloads() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_server("rs1");
+    let rs2 = l.start_server("rs2");
+    let cfg = |w: u32| {
+        format!(
+            "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"wrr\"\n\
+             [service.check]\ntype = \"tcp\"\ninterval = 0.2\ntimeout = 0.2\nfall = 2\n\
+             [[service.real_server]]\naddress = \"198.18.0.11\"\nweight = {w}\n\
+             [[service.real_server]]\naddress = \"198.18.0.12\"\n"
+        )
+    };
+    let path = l.dir.join("uvs.toml");
+    std::fs::write(&path, cfg(1)).unwrap();
+    let p = path.to_str().unwrap();
+    l.start_director_with(&["-i", "eth0", "--config", p]);
+    wait_until(
+        Duration::from_secs(5),
+        || l.log("director.log").contains("uvs: loaded"),
+        || l.log("director.log"),
+    );
+    let sock = l.socket();
+    let args = [
+        "director",
+        "-i",
+        "eth0",
+        "--config",
+        p,
+        "--socket",
+        sock.to_str().unwrap(),
+        "--takeover",
+    ];
+    l.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director2.log");
+    wait_until(
+        Duration::from_secs(10),
+        || l.log("director2.log").contains("took over"),
+        || l.log("director2.log"),
+    );
+    let listing = l.adm("-Ln");
+    assert_eq!(listing.matches("198.18.0.11:80").count(), 1, "{listing}");
+    // The new director's checks run: a dead server is quiesced.
+    std::process::Command::new("kill")
+        .arg(rs2.to_string())
+        .status()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        || {
+            l.adm("-Ln")
+                .contains("198.18.0.12:80               Route   0")
+        },
+        || format!("{}\n{}", l.adm("-Ln"), l.log("director2.log")),
+    );
+    // A reload applies the weight change only.
+    std::fs::write(&path, cfg(4)).unwrap();
+    let o = l.exec(
+        "dir",
+        env!("CARGO_BIN_EXE_uvs"),
+        &["reload", "--socket", sock.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 changes"));
+    assert!(
+        l.adm("-Ln")
+            .contains("198.18.0.11:80               Route   4"),
+        "{}",
+        l.adm("-Ln")
+    );
+}
