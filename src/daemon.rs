@@ -144,6 +144,24 @@ fn bind_socket(path: &Path) -> Result<UnixListener, String> {
     Ok(l)
 }
 
+/// `bind_socket`; after a handoff, the old director may still be closing
+/// its listener for a moment, so a live socket is retried (up to 5 s).
+fn bind_socket_after(path: &Path, handoff: bool) -> Result<UnixListener, String> {
+    let t = std::time::Instant::now();
+    loop {
+        match bind_socket(path) {
+            Err(e)
+                if handoff
+                    && e.contains("already listening")
+                    && t.elapsed() < Duration::from_secs(5) =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// Removes the control socket at exit if it is still the one this daemon
 /// made (another may have replaced it since).
 fn remove_socket(path: &Path, ours: Option<(u64, u64)>) {
@@ -313,7 +331,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     }
     // Before anything is captured: a daemon already on this socket means
     // this start is a mistake.
-    let listener = bind_socket(&o.socket)?;
+    let listener = bind_socket_after(&o.socket, handoff.is_some())?;
     let ours = {
         use std::os::unix::fs::MetadataExt;
         std::fs::symlink_metadata(&o.socket)
