@@ -37,6 +37,8 @@ pub struct Options {
     /// Take the table and connections over from the director running on
     /// the same socket (a planned restart or upgrade).
     pub takeover: bool,
+    /// HA with peers (the director's own address is filled in at start).
+    pub ha: Option<crate::ha::HaConfig>,
 }
 
 /// The command line as given (unset flags are `None`).
@@ -47,6 +49,10 @@ pub struct Flags {
     pub max_conns: Option<usize>,
     pub config: Option<PathBuf>,
     pub takeover: bool,
+    pub peers: Vec<Ipv4Addr>,
+    pub priority: u8,
+    pub ha_key_file: Option<PathBuf>,
+    pub preempt: bool,
 }
 
 impl Options {
@@ -79,6 +85,7 @@ impl Options {
                 .unwrap_or(crate::dataplane::DEFAULT_MAX_CONNS),
             config,
             takeover: f.takeover,
+            ha: ha_config(&f.peers, f.priority, f.ha_key_file.as_deref(), f.preempt)?,
         })
     }
 }
@@ -208,6 +215,52 @@ fn lock_interface(name: &str, index: u32) -> Result<UnixListener, String> {
         }
         Err(e) => Err(format!("cannot take the lock for {name}: {e}")),
     }
+}
+
+/// HA from the flags: peers need a key file that only its owner can read
+/// (mode 0600), as every heartbeat is authenticated with it.
+fn ha_config(
+    peers: &[Ipv4Addr],
+    priority: u8,
+    key_file: Option<&Path>,
+    preempt: bool,
+) -> Result<Option<crate::ha::HaConfig>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    if peers.is_empty() {
+        return match key_file {
+            Some(_) => Err("--ha-key-file without --peer".into()),
+            None => Ok(None),
+        };
+    }
+    let Some(f) = key_file else {
+        return Err("--peer needs --ha-key-file FILE (a shared secret, mode 0600)".into());
+    };
+    let meta = std::fs::metadata(f).map_err(|e| format!("--ha-key-file {}: {e}", f.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "--ha-key-file {} is mode {mode:o}: others could read the key; chmod 600 it",
+            f.display()
+        ));
+    }
+    let key = std::fs::read(f).map_err(|e| format!("--ha-key-file {}: {e}", f.display()))?;
+    let key: Vec<u8> = key.trim_ascii().to_vec();
+    if key.len() < 16 {
+        return Err(format!(
+            "--ha-key-file {}: the key needs at least 16 bytes",
+            f.display()
+        ));
+    }
+    Ok(Some(crate::ha::HaConfig {
+        me: Ipv4Addr::UNSPECIFIED,
+        peers: peers.to_vec(),
+        port: 5405,
+        priority,
+        key,
+        interval: Duration::from_millis(100),
+        dead_after: 10,
+        preempt,
+    }))
 }
 
 /// Asks the director on `socket` for its table and connections; it
@@ -423,6 +476,14 @@ fn serve(
             named.collect(),
             tun_source,
         ));
+        if let Some(mut ha) = o.ha.clone() {
+            ha.me = tun_source.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            if ha.me.is_unspecified() {
+                return Err("--peer: the interface has no IPv4 address to send heartbeats from".into());
+            }
+            control.start_standby().await;
+            tokio::spawn(control.clone().run_ha(ha));
+        }
         match handoff {
             Some(h) => {
                 control.take_over(&h.ops, o.config.clone()).await?;

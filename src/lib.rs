@@ -16,7 +16,9 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+
 pub mod decap;
+pub mod ha;
 pub mod host;
 pub mod import;
 pub mod io;

@@ -13,6 +13,8 @@
 #                                    network 198.18.2.0/24 on its eth1 (198.18.2.1)
 #                                    with N untouched real servers PREFIX-nat1..N
 #                                    (198.18.2.11..) whose default gateway it is
+#                                    --two-directors adds a second director,
+#                                    PREFIX-dir2 (198.18.0.3), for failover
 #   testbed/lab.sh tunnel PREFIX NODE
 #                                    give NODE the kernel's IP-in-IP decapsulator
 #                                    (tunl0, VIP on it) if this kernel has ipip;
@@ -170,6 +172,7 @@ up() {
       --routed) routed=1 ;;
       --vpc) vpc=1 ;;
       --nat) nat=1 ;;
+      --two-directors) node_up "$p-dir2" "$NET.3" ;;
       *) die "unknown option '$opt'" ;;
     esac
   done

@@ -29,6 +29,21 @@ enum Command {
         /// SIGHUP apply what changed in it. Flags win over the file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Another director of the same VIPs (repeat it): one of them is
+        /// active at a time, by --priority, over authenticated unicast
+        /// heartbeats (docs/ha.md).
+        #[arg(long)]
+        peer: Vec<std::net::Ipv4Addr>,
+        /// The higher one holds the VIPs.
+        #[arg(long, default_value_t = 100)]
+        priority: u8,
+        /// The shared secret of the heartbeats (mode 0600).
+        #[arg(long)]
+        ha_key_file: Option<PathBuf>,
+        /// Do not take the VIPs from a lower-priority director that holds
+        /// them; wait until it fails.
+        #[arg(long)]
+        nopreempt: bool,
         /// A planned restart or upgrade: take the table and every
         /// connection over from the director running on --socket, which
         /// stops; established connections continue.
@@ -81,6 +96,14 @@ enum Command {
     ImportKeepalived {
         /// keepalived.conf (its includes are followed).
         file: PathBuf,
+    },
+    /// The director's HA role, its peers as heard, and the heartbeat
+    /// counters.
+    Ha {
+        #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
     /// Re-read the director's config file and apply what changed; on an
     /// error nothing changes and the error (file:line:column) is printed.
@@ -199,6 +222,10 @@ fn main() -> ExitCode {
             interface,
             config,
             takeover,
+            peer,
+            priority,
+            ha_key_file,
+            nopreempt,
             socket,
             tun_source,
             max_conns,
@@ -210,6 +237,10 @@ fn main() -> ExitCode {
             max_conns,
             config,
             takeover,
+            peers: peer,
+            priority,
+            ha_key_file,
+            preempt: !nopreempt,
         })
         .and_then(|o| uvs::daemon::run(&o)),
         Command::Status { socket } => status(&socket),
@@ -224,6 +255,36 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Err(e) => Err(e.0),
+        },
+        Command::Ha { socket, json } => match client::call(&socket, &Request::Ha) {
+            Ok(Response::Ha(None)) => Err("this director has no peers (no --peer)".into()),
+            Ok(Response::Ha(Some(h))) if json => {
+                println!("{}", serde_json::to_string_pretty(&h).unwrap_or_default());
+                Ok(())
+            }
+            Ok(Response::Ha(Some(h))) => {
+                println!("role {} (priority {}): {}", h.role, h.priority, h.reason);
+                for p in &h.peers {
+                    println!(
+                        "peer {:<15} {:<7} priority {:<3} {} heard {} ago{}",
+                        p.addr,
+                        if p.live { "live" } else { "gone" },
+                        p.priority,
+                        if p.active { "active" } else { "backup" },
+                        p.heard_ms_ago.map_or("never".into(), |m| format!("{m} ms")),
+                        if p.hears_us { "" } else { ", does not hear us" }
+                    );
+                }
+                let c = &h.counters;
+                println!(
+                    "heartbeats sent {} received {} refused: bad MAC {} malformed {} replayed {} unknown sender {}",
+                    c.sent, c.received, c.bad_mac, c.malformed, c.replayed, c.unknown_sender
+                );
+                Ok(())
+            }
+            Ok(Response::Error { message, .. }) => Err(message),
+            Ok(_) => Err("unexpected answer from the daemon".into()),
+            Err(e) => Err(e),
         },
         Command::Reload { socket } => match client::call(&socket, &Request::Reload) {
             Ok(Response::Done(m)) => {

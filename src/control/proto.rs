@@ -70,6 +70,8 @@ pub enum Request {
     /// Hand the table and every connection to a new director process and
     /// stop (`uvs director --takeover`).
     Handoff,
+    /// The HA role, peers and counters (`uvs ha`).
+    Ha,
 }
 
 /// What a director hands to its successor.
@@ -129,4 +131,5 @@ pub enum Response {
     Status(Vec<(String, u64)>),
     Health(Vec<crate::control::health::HealthRow>),
     Handoff(Box<HandoffState>),
+    Ha(Option<crate::ha::HaStatus>),
 }

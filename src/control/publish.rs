@@ -11,6 +11,9 @@ use std::sync::Arc;
 pub struct Publisher {
     shared: Arc<ArcSwap<Table>>,
     generation: u64,
+    /// HA: a backup publishes every table as standby.
+    standby: bool,
+    announce: u64,
 }
 
 impl Default for Publisher {
@@ -25,6 +28,8 @@ impl Publisher {
         Publisher {
             shared: Arc::new(ArcSwap::from_pointee(Table::default())),
             generation: 0,
+            standby: false,
+            announce: 0,
         }
     }
 
@@ -33,10 +38,23 @@ impl Publisher {
         self.shared.clone()
     }
 
+    /// Sets the HA role for this and later tables (publish to apply it).
+    pub fn set_standby(&mut self, standby: bool) {
+        self.standby = standby;
+    }
+
+    /// Asks for the VIPs' gratuitous ARPs again with the next table.
+    pub fn announce(&mut self) {
+        self.announce += 1;
+    }
+
     /// Publishes `model` with `routes` as the next table.
     pub fn publish(&mut self, model: &Model, routes: &[LinkRoute]) {
         self.generation += 1;
-        let t = model.table(self.generation).with_routes(routes.to_vec());
+        let t = model
+            .table(self.generation)
+            .with_routes(routes.to_vec())
+            .with_ha(self.standby, self.announce);
         self.shared.store(Arc::new(t));
     }
 }

@@ -146,6 +146,8 @@ pub struct Control {
     quorums: std::sync::Mutex<HashMap<ServiceKey, (Quorum, bool)>>,
     /// Set once the table was handed to a successor: the daemon stops.
     pub handed_off: tokio::sync::Notify,
+    /// HA: the heartbeat state, when the director has peers.
+    ha: std::sync::Mutex<Option<crate::ha::Ha>>,
 }
 
 /// What host lookups found for one apply.
@@ -185,7 +187,121 @@ impl Control {
             checks: std::sync::Mutex::new(Vec::new()),
             quorums: std::sync::Mutex::new(HashMap::new()),
             handed_off: tokio::sync::Notify::new(),
+            ha: std::sync::Mutex::new(None),
         }
+    }
+
+    /// HA, before anything is published: a director with peers starts as
+    /// a backup (silent) until its election says otherwise.
+    pub async fn start_standby(&self) {
+        let mut st = self.state.lock().await;
+        st.publisher.set_standby(true);
+        st.publish();
+    }
+
+    /// HA: heartbeats to and from the peers every interval, and the
+    /// election after each round; a role change republishes the table
+    /// as active (with gratuitous ARPs, repeated twice a second apart) or
+    /// as standby. Runs for the daemon's life.
+    pub async fn run_ha(self: Arc<Self>, cfg: crate::ha::HaConfig) {
+        let sock = match tokio::net::UdpSocket::bind((cfg.me, cfg.port)).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!(
+                    "uvs: HA: cannot listen on {}:{}: {e}; staying backup",
+                    cfg.me, cfg.port
+                );
+                return;
+            }
+        };
+        *self.ha.lock().unwrap_or_else(|e| e.into_inner()) = Some(crate::ha::Ha::new(cfg.clone()));
+        let mut tick = tokio::time::interval(cfg.interval);
+        let mut buf = [0u8; 256];
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0);
+                    let msgs: Vec<(Ipv4Addr, [u8; crate::ha::msg::LEN])> = {
+                        let mut g = self.ha.lock().unwrap_or_else(|e| e.into_inner());
+                        let Some(ha) = g.as_mut() else { return };
+                        ha.seq += 1;
+                        (0..ha.peers.len()).map(|i| (ha.peers[i].addr, ha.heartbeat(i, now_ms))).collect()
+                    };
+                    let mut sent = 0;
+                    for (a, m) in msgs {
+                        sent += u64::from(sock.send_to(&m, (a, cfg.port)).await.is_ok());
+                    }
+                    let change = {
+                        let mut g = self.ha.lock().unwrap_or_else(|e| e.into_inner());
+                        let Some(ha) = g.as_mut() else { return };
+                        ha.counters.sent += sent;
+                        ha.elect(std::time::Instant::now()).map(|a| (a, ha.reason.clone()))
+                    };
+                    if let Some((active, why)) = change {
+                        self.set_role(active, &why).await;
+                    }
+                }
+                r = sock.recv_from(&mut buf) => {
+                    if let Ok((n, std::net::SocketAddr::V4(from))) = r {
+                        let mut g = self.ha.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(ha) = g.as_mut() {
+                            ha.receive(from, &buf[..n], std::time::Instant::now());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes the table as active (announcing the VIPs, and twice more
+    /// a second apart, as keepalived repeats its gratuitous ARPs) or as
+    /// standby, logging why.
+    async fn set_role(self: &Arc<Self>, active: bool, why: &str) {
+        eprintln!(
+            "uvs: HA: now {}: {why}",
+            if active {
+                "active (holding the VIPs)"
+            } else {
+                "backup"
+            }
+        );
+        {
+            let mut st = self.state.lock().await;
+            st.publisher.set_standby(!active);
+            st.publisher.announce();
+            st.publish();
+        }
+        if active {
+            let me = self.clone();
+            tokio::spawn(async move {
+                for _ in 0..2 {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let mut st = me.state.lock().await;
+                    if !me.ha_active() {
+                        return;
+                    }
+                    st.publisher.announce();
+                    st.publish();
+                }
+            });
+        }
+    }
+
+    fn ha_active(&self) -> bool {
+        self.ha
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| h.active)
+    }
+
+    /// `uvs ha`: `None` without peers.
+    pub fn ha_status(&self) -> Option<crate::ha::HaStatus> {
+        let g = self.ha.lock().unwrap_or_else(|e| e.into_inner());
+        g.as_ref().map(|h| h.status(std::time::Instant::now()))
     }
 
     /// A planned restart, the old side: stops the data plane, hands the
@@ -606,6 +722,7 @@ impl Control {
                 }
             },
             Request::Handoff => self.handoff().await,
+            Request::Ha => Response::Ha(self.ha_status()),
             Request::Health => {
                 let mut st = self.state.lock().await;
                 let st = &mut *st;

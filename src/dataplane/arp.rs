@@ -25,6 +25,11 @@ impl Dataplane {
         let Ok(req) = ArpRepr::parse(&p) else {
             return;
         };
+        // A backup director stays silent: the active peer owns the VIPs
+        // (its announcements are not conflicts).
+        if self.table.standby {
+            return;
+        }
         if self.table.is_vip(req.sender_ip) && !self.links.iter().any(|l| l.mac == req.sender_hw) {
             self.vip_claimed(req.sender_ip, req.sender_hw, link);
             return;

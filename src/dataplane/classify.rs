@@ -97,6 +97,7 @@ impl Dataplane {
     pub(super) fn classify(&self, frame: &[u8], meta: RxMeta) -> wire::Result<(Class, Layout)> {
         let eth = EthernetFrame::new_unchecked(frame);
         let ip = Ipv4Packet::new_checked(eth.payload())?;
+
         // A router drops a header whose checksum is wrong (RFC 1812
         // 5.2.2) rather than pass the damage on; so does the kernel.
         if !ip.verify_checksum() {
@@ -122,6 +123,11 @@ impl Dataplane {
             tcp_flags: 0,
             src_mac: eth.src_addr(),
         };
+        if self.table.standby {
+            // A backup forwards nothing: everything is the kernel's (which
+            // drops VIP traffic, the VIP not being local).
+            return Ok((Class::Kernel, l));
+        }
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         if ip.protocol() == ip_proto::ICMP {
             return Ok((self.classify_icmp(&ip, dst), l));

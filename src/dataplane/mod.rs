@@ -366,12 +366,19 @@ impl Dataplane {
         }
         self.sched = sched;
         self.positions = new.dest_positions();
-        let fresh: Vec<Ipv4Addr> = new
-            .vips()
-            .iter()
-            .copied()
-            .filter(|v| !old.is_vip(*v))
-            .collect();
+        // Announce what is new to this director: every VIP when it becomes
+        // active (or is asked to repeat), else the VIPs that appeared. A
+        // backup announces nothing.
+        let all = (old.standby && !new.standby) || old.announce != new.announce;
+        let fresh: Vec<Ipv4Addr> = match new.standby {
+            true => Vec::new(),
+            false => new
+                .vips()
+                .iter()
+                .copied()
+                .filter(|v| all || !old.is_vip(*v))
+                .collect(),
+        };
         for vip in fresh {
             self.send_garp(io, vip);
         }

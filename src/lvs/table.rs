@@ -89,6 +89,12 @@ pub struct Table {
     /// table (SipHash cost about 2% of the per-frame time here).
     index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
     vips: Vec<Ipv4Addr>,
+    /// A backup director (HA): it answers no ARP for the VIPs and
+    /// forwards nothing; the active peer does.
+    pub standby: bool,
+    /// Bumped to send the VIPs' gratuitous ARPs again (a new active
+    /// director repeats them, as keepalived does).
+    pub announce: u64,
 }
 
 impl Default for Table {
@@ -124,7 +130,16 @@ impl Table {
             routes: Vec::new(),
             index,
             vips,
+            standby: false,
+            announce: 0,
         }
+    }
+
+    /// The HA role the table is published with.
+    pub fn with_ha(mut self, standby: bool, announce: u64) -> Table {
+        self.standby = standby;
+        self.announce = announce;
+        self
     }
 
     /// The same table with these routes towards clients.

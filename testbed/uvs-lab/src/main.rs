@@ -95,6 +95,16 @@ enum Cmd {
         #[arg(long)]
         count: u32,
     },
+    /// One UDP datagram of hex bytes from BIND to TARGET (forged
+    /// heartbeats for the HA tests).
+    UdpSend {
+        #[arg(long)]
+        bind: SocketAddr,
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        hex: String,
+    },
     /// Upload N bytes over one TCP connection; the server reports its hash.
     Upload {
         #[arg(long)]
@@ -649,6 +659,15 @@ fn main() -> ExitCode {
         } => stick(target, messages, Duration::from_millis(interval_ms)),
         Cmd::UdpDf { target, size } => udp_df(target, size),
         Cmd::UdpBlast { target, count } => udp_blast(target, count),
+        Cmd::UdpSend { bind, target, hex } => {
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                .collect();
+            match UdpSocket::bind(bind).and_then(|s| s.send_to(&bytes, target)) {
+                Ok(n) => json!({ "sent": n }),
+                Err(e) => json!({ "error": e.to_string() }),
+            }
+        }
         Cmd::Upload { target, bytes } => match upload(target, bytes) {
             Ok(v) => v,
             Err(e) => json!({ "error": e, "intact": false }),
