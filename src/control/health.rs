@@ -37,10 +37,7 @@ pub struct HealthRow {
 
 /// Now minus `ago`, in milliseconds since the Unix epoch.
 fn unix_ms(ago: Duration) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    now.saturating_sub(ago).as_millis() as u64
+    crate::host::unix_ms().saturating_sub(ago.as_millis() as u64)
 }
 
 /// The resolution state of each real server address (per forwarding
@@ -49,8 +46,9 @@ fn unix_ms(ago: Duration) -> u64 {
 pub struct Health {
     pending: HashMap<(Ipv4Addr, Forward), (String, Instant)>,
     resolved: HashMap<(Ipv4Addr, Forward), Instant>,
-    /// The last check verdict per service and real server.
-    checks: HashMap<(ServiceKey, Ipv4Addr, u16), (bool, String, Instant)>,
+    /// Why the last check changed a real server's state, and when (the
+    /// state itself is the model's `Dest::down`).
+    checks: HashMap<(ServiceKey, Ipv4Addr, u16), (String, Instant)>,
 }
 
 impl Health {
@@ -75,9 +73,8 @@ impl Health {
     }
 
     /// A check changed a real server's state.
-    pub fn checked(&mut self, key: ServiceKey, a: Ipv4Addr, port: u16, up: bool, why: String) {
-        self.checks
-            .insert((key, a, port), (up, why, Instant::now()));
+    pub fn checked(&mut self, key: ServiceKey, a: Ipv4Addr, port: u16, why: String) {
+        self.checks.insert((key, a, port), (why, Instant::now()));
     }
 
     /// Every configured real server, in the listing's order.
@@ -90,15 +87,13 @@ impl Health {
                 let check = self.checks.get(&(s.key, d.spec.addr, d.spec.port));
                 let (state, reason, since) = match d.hop.is_resolved() {
                     true if d.down.is_some() => {
-                        let (_, why, since) = check
-                            .cloned()
-                            .unwrap_or_else(|| (false, String::new(), now));
+                        let (why, since) = check.cloned().unwrap_or_else(|| (String::new(), now));
                         ("down", why, since)
                     }
                     true => {
                         let resolved = *self.resolved.entry(k).or_insert(now);
                         match check {
-                            Some((_, why, since)) => ("up", why.clone(), (*since).max(resolved)),
+                            Some((why, since)) => ("up", why.clone(), (*since).max(resolved)),
                             None => ("up", format!("next hop {}", d.hop.mac), resolved),
                         }
                     }
@@ -114,14 +109,14 @@ impl Health {
                     true => format!("resolved {}", d.hop.mac),
                     false => "unresolved".to_string(),
                 };
-                let check = match (d.down.is_some(), check) {
+                let verdict = match (d.down.is_some(), check) {
                     (true, _) => "down",
                     (false, Some(_)) => "up",
                     (false, None) => "none",
                 };
                 out.push(HealthRow {
                     resolution,
-                    check: check.to_string(),
+                    check: verdict.to_string(),
                     service: format!("{} {}:{}", s.key.protocol.name(), s.key.addr, s.key.port),
                     server: format!("{}:{}", d.spec.addr, d.spec.port),
                     forward: d.spec.forward.name().to_string(),

@@ -101,6 +101,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A client must take each response line within this time.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A std mutex of the control plane, whatever a panicked holder left.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Writes one response line.
 async fn send_line(w: &mut (impl AsyncWriteExt + Unpin), resp: &Response) -> std::io::Result<()> {
     let mut out = serde_json::to_string(resp).unwrap_or_else(|_| "\"Ok\"".into());
@@ -214,18 +219,15 @@ impl Control {
                 return;
             }
         };
-        *self.ha.lock().unwrap_or_else(|e| e.into_inner()) = Some(crate::ha::Ha::new(cfg.clone()));
+        *lock(&self.ha) = Some(crate::ha::Ha::new(cfg.clone()));
         let mut tick = tokio::time::interval(cfg.interval);
         let mut buf = [0u8; 256];
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let now_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_millis() as u64)
-                        .unwrap_or(0);
+                    let now_ms = crate::host::unix_ms();
                     let msgs: Vec<(Ipv4Addr, [u8; crate::ha::msg::LEN])> = {
-                        let mut g = self.ha.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut g = lock(&self.ha);
                         let Some(ha) = g.as_mut() else { return };
                         ha.seq += 1;
                         (0..ha.peers.len()).map(|i| (ha.peers[i].addr, ha.heartbeat(i, now_ms))).collect()
@@ -235,7 +237,7 @@ impl Control {
                         sent += u64::from(sock.send_to(&m, (a, cfg.port)).await.is_ok());
                     }
                     let change = {
-                        let mut g = self.ha.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut g = lock(&self.ha);
                         let Some(ha) = g.as_mut() else { return };
                         ha.counters.sent += sent;
                         ha.elect(std::time::Instant::now()).map(|a| (a, ha.reason.clone()))
@@ -246,7 +248,7 @@ impl Control {
                 }
                 r = sock.recv_from(&mut buf) => {
                     if let Ok((n, std::net::SocketAddr::V4(from))) = r {
-                        let mut g = self.ha.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut g = lock(&self.ha);
                         if let Some(ha) = g.as_mut() {
                             ha.receive(from, &buf[..n], std::time::Instant::now());
                         }
@@ -291,16 +293,12 @@ impl Control {
     }
 
     fn ha_active(&self) -> bool {
-        self.ha
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|h| h.active)
+        lock(&self.ha).as_ref().is_some_and(|h| h.active)
     }
 
     /// `uvs ha`: `None` without peers.
     pub fn ha_status(&self) -> Option<crate::ha::HaStatus> {
-        let g = self.ha.lock().unwrap_or_else(|e| e.into_inner());
+        let g = lock(&self.ha);
         g.as_ref().map(|h| h.status(std::time::Instant::now()))
     }
 
@@ -310,31 +308,19 @@ impl Control {
     /// slips in between.
     async fn handoff(&self) -> Response {
         let st = self.state.lock().await;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = self
-            .dp
-            .lock()
-            .map(|d| d.send(DpRequest::Handoff(tx)).is_ok())
-            .unwrap_or(false);
-        let conns = match sent {
-            true => tokio::time::timeout(Duration::from_secs(10), rx).await,
-            false => {
+        let conns = match self
+            .ask_dp(DpRequest::Handoff, Duration::from_secs(10))
+            .await
+        {
+            Ok(c) => c,
+            Err(message) => {
                 return Response::Error {
                     index: None,
-                    message: "the data plane is not running".into(),
+                    message,
                 };
             }
         };
-        let Ok(Ok(conns)) = conns else {
-            return Response::Error {
-                index: None,
-                message: "the data plane did not hand over its connections".into(),
-            };
-        };
-        let stopped_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let stopped_unix_ms = crate::host::unix_ms();
         eprintln!(
             "uvs: handing {} connections and {} services to a new director; stopping",
             conns.len(),
@@ -399,7 +385,7 @@ impl Control {
     /// whose sorry server changed while its quorum was lost gets the new
     /// one at once.
     async fn set_quorums(&self, cfg: &Config) {
-        let old = std::mem::take(&mut *self.quorums.lock().unwrap_or_else(|e| e.into_inner()));
+        let old = std::mem::take(&mut *lock(&self.quorums));
         for (key, (q, lost)) in &old {
             let same = cfg
                 .services
@@ -413,7 +399,7 @@ impl Control {
             }
         }
         {
-            let mut qs = self.quorums.lock().unwrap_or_else(|e| e.into_inner());
+            let mut qs = lock(&self.quorums);
             for s in &cfg.services {
                 let lost = old
                     .get(&s.key)
@@ -431,13 +417,7 @@ impl Control {
     /// `quorum_down` and puts the sorry server in; regaining it runs
     /// `quorum_up` and takes the sorry server out. Each is logged once.
     async fn judge_quorum(&self, key: ServiceKey) {
-        let Some((q, lost)) = self
-            .quorums
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned()
-        else {
+        let Some((q, lost)) = lock(&self.quorums).get(&key).cloned() else {
             return;
         };
         let sorry = q.sorry.as_ref().map(|r| (r.addr, r.port));
@@ -468,12 +448,7 @@ impl Control {
         {
             eprintln!("uvs: {svc}: sorry server {}:{}: {e}", r.addr, r.port);
         }
-        if let Some(c) = self
-            .quorums
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&key)
-        {
+        if let Some(c) = lock(&self.quorums).get_mut(&key) {
             c.1 = now_lost;
         }
         if let Some(cmd) = cmd {
@@ -488,7 +463,7 @@ impl Control {
     /// server keeps its up or down state across a restart; its rise and
     /// fall counts start over.
     fn start_checks(self: &Arc<Self>, cfg: &Config) {
-        let mut tasks = self.checks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tasks = lock(&self.checks);
         for t in tasks.drain(..) {
             t.abort();
         }
@@ -555,7 +530,7 @@ impl Control {
             {
                 let mut st = self.state.lock().await;
                 let down = (!now_up).then_some(action);
-                st.health.checked(key, addr, port, now_up, why);
+                st.health.checked(key, addr, port, why);
                 if st.model.set_down(&key, addr, port, down) {
                     st.publish();
                 }
@@ -681,6 +656,8 @@ impl Control {
                     index: None,
                     message: format!("bad request: {e}"),
                 },
+                // These two answer on the connection itself: a listing in
+                // chunks, and a handoff that stops the daemon once sent.
                 Ok(Request::Conns) => return self.stream_conns(&mut w).await,
                 Ok(Request::Handoff) => {
                     let resp = self.handoff().await;
@@ -698,7 +675,8 @@ impl Control {
         let _ = send_line(&mut w, &resp).await;
     }
 
-    pub async fn handle(self: &Arc<Self>, req: Request) -> Response {
+    /// The answer to a request of one response line.
+    async fn handle(self: &Arc<Self>, req: Request) -> Response {
         match req {
             Request::Apply(ops) => match self.apply(&ops).await {
                 Ok(()) => Response::Ok,
@@ -721,17 +699,16 @@ impl Control {
                     }
                 }
             },
-            Request::Handoff => self.handoff().await,
             Request::Ha => Response::Ha(self.ha_status()),
             Request::Health => {
                 let mut st = self.state.lock().await;
                 let st = &mut *st;
                 Response::Health(st.health.rows(&st.model))
             }
-            Request::Conns => self.conns().await.unwrap_or_else(|e| Response::Error {
+            Request::Conns | Request::Handoff => Response::Error {
                 index: None,
-                message: e,
-            }),
+                message: "answered on the connection, not here".into(),
+            },
             Request::Status => Response::Status(
                 self.counters
                     .pairs()
@@ -745,31 +722,25 @@ impl Control {
     /// One chunk of the data plane's connection listing from slot `from`,
     /// asked between its frames.
     async fn conn_chunk(&self, from: usize) -> Result<(Vec<ConnInfo>, Option<usize>), String> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = self
-            .dp
-            .lock()
-            .map(|d| d.send(DpRequest::Conns { from, reply: tx }).is_ok())
-            .unwrap_or(false);
-        if !sent {
-            return Err("the data plane is not running".into());
-        }
-        match tokio::time::timeout(Duration::from_secs(5), rx).await {
-            Ok(Ok(c)) => Ok(c),
-            _ => Err("the data plane did not answer".into()),
-        }
+        let ask = |reply| DpRequest::Conns { from, reply };
+        self.ask_dp(ask, Duration::from_secs(5)).await
     }
 
-    /// The whole listing in one response (small tables, tests).
-    async fn conns(&self) -> Result<Response, String> {
-        let mut all = Vec::new();
-        let mut from = Some(0);
-        while let Some(f) = from {
-            let (mut part, next) = self.conn_chunk(f).await?;
-            all.append(&mut part);
-            from = next;
+    /// Asks the data plane a question (answered between its frames) and
+    /// waits at most `wait` for the answer.
+    async fn ask_dp<T>(
+        &self,
+        question: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> DpRequest,
+        wait: Duration,
+    ) -> Result<T, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if lock(&self.dp).send(question(tx)).is_err() {
+            return Err("the data plane is not running".into());
         }
-        Ok(Response::Conns(all))
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            _ => Err("the data plane did not answer".into()),
+        }
     }
 
     /// Streams the listing chunk by chunk: the daemon holds one chunk at

@@ -24,6 +24,14 @@ pub struct Link {
     pub tunnel: bool,
 }
 
+/// The host's clock in milliseconds since the Unix epoch (0 if it is set
+/// before 1970): what directors and tests compare across processes.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// An IPv4 address on a link: (link name, address, prefix length).
 pub type IfAddr = (String, Ipv4Addr, u8);
 
