@@ -72,6 +72,13 @@ impl Options {
                 "no interface: give --interface IF (or interfaces in the config file)".into(),
             );
         }
+        let max_conns = f
+            .max_conns
+            .or_else(|| c.and_then(|c| c.max_conns))
+            .unwrap_or(crate::dataplane::DEFAULT_MAX_CONNS);
+        if max_conns == 0 || max_conns > MAX_LIMIT {
+            return Err(format!("--max-conns must be between 1 and {MAX_LIMIT}"));
+        }
         Ok(Options {
             interfaces,
             socket: f
@@ -79,10 +86,7 @@ impl Options {
                 .or_else(|| c.and_then(|c| c.socket.clone()))
                 .unwrap_or_else(|| PathBuf::from(crate::admin::client::DEFAULT_SOCKET)),
             tun_source: f.tun_source.or_else(|| c.and_then(|c| c.tun_source)),
-            max_conns: f
-                .max_conns
-                .or_else(|| c.and_then(|c| c.max_conns))
-                .unwrap_or(crate::dataplane::DEFAULT_MAX_CONNS),
+            max_conns,
             config,
             takeover: f.takeover,
             ha: ha_config(&f.peers, f.priority, f.ha_key_file.as_deref(), f.preempt)?,
@@ -151,17 +155,18 @@ fn bind_socket(path: &Path) -> Result<UnixListener, String> {
     Ok(l)
 }
 
-/// `bind_socket`; after a handoff, the old director may still be closing
-/// its listener for a moment, so a live socket is retried (up to 5 s).
-fn bind_socket_after(path: &Path, handoff: bool) -> Result<UnixListener, String> {
+/// Tries `f` until it succeeds, `again` says its error is not worth
+/// another try, or `limit` has passed: what the new side of a handoff
+/// does while the old director lets go of its locks and socket.
+fn retry<T>(
+    limit: Duration,
+    mut f: impl FnMut() -> Result<T, String>,
+    again: impl Fn(&str) -> bool,
+) -> Result<T, String> {
     let t = std::time::Instant::now();
     loop {
-        match bind_socket(path) {
-            Err(e)
-                if handoff
-                    && e.contains("already listening")
-                    && t.elapsed() < Duration::from_secs(5) =>
-            {
+        match f() {
+            Err(e) if again(&e) && t.elapsed() < limit => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             r => return r,
@@ -281,20 +286,14 @@ fn lock_interfaces(
     indexes: &[u32],
     wait: bool,
 ) -> Result<Vec<UnixListener>, String> {
-    let t = std::time::Instant::now();
-    loop {
-        let r: Result<Vec<_>, _> = names
+    let take = || {
+        names
             .iter()
             .zip(indexes)
             .map(|(n, i)| lock_interface(n, *i))
-            .collect();
-        match r {
-            Err(_) if wait && t.elapsed() < Duration::from_secs(10) => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            r => return r,
-        }
-    }
+            .collect()
+    };
+    retry(Duration::from_secs(10), take, |_| wait)
 }
 
 /// Refuses what can never carry VIP traffic and waits (saying so) for a
@@ -384,7 +383,12 @@ pub fn run(o: &Options) -> Result<(), String> {
     }
     // Before anything is captured: a daemon already on this socket means
     // this start is a mistake.
-    let listener = bind_socket_after(&o.socket, handoff.is_some())?;
+    // After a handoff the old director may still be closing its listener.
+    let listener = retry(
+        Duration::from_secs(5),
+        || bind_socket(&o.socket),
+        |e| handoff.is_some() && e.contains("already listening"),
+    )?;
     let ours = {
         use std::os::unix::fs::MetadataExt;
         std::fs::symlink_metadata(&o.socket)
@@ -392,8 +396,21 @@ pub fn run(o: &Options) -> Result<(), String> {
             .map(|m| (m.dev(), m.ino()))
     };
     let r = serve(o, &indexes, locks, listener, handoff);
-    remove_socket(&o.socket, ours);
-    r
+    // After a handoff the path is the successor's: its socket may even
+    // have our old socket's inode number, so it is not even looked at.
+    if !matches!(r, Ok(Stopped::HandedOver)) {
+        remove_socket(&o.socket, ours);
+    }
+    r.map(|_| ())
+}
+
+/// How the director stopped.
+enum Stopped {
+    /// A signal.
+    Asked,
+    /// Its table went to a successor (`--takeover`), which owns the
+    /// control socket's path now.
+    HandedOver,
 }
 
 /// The director once its socket is bound: the data plane's thread and the
@@ -404,7 +421,7 @@ fn serve(
     locks: Vec<UnixListener>,
     listener: UnixListener,
     handoff: Option<HandoffState>,
-) -> Result<(), String> {
+) -> Result<Stopped, String> {
     let ifnames = &o.interfaces;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -439,9 +456,6 @@ fn serve(
         .map(|(n, l)| format!("{n} ({}, mtu {})", l.mac, l.mtu))
         .collect();
     let max_conns = o.max_conns;
-    if max_conns == 0 || max_conns > MAX_LIMIT {
-        return Err(format!("--max-conns must be between 1 and {MAX_LIMIT}"));
-    }
     // Handed-over connections reach the data plane once their table is
     // published.
     let (import_tx, import_rx) = std::sync::mpsc::channel::<Vec<PortableConn>>();
@@ -467,13 +481,12 @@ fn serve(
         .zip(ifnames.iter().cloned())
         .collect();
     let result = rt.block_on(async {
-        let named = named_links.clone().into_iter();
         let control = Arc::new(Control::new(
             publisher,
             dp_tx,
             counters,
             netlink,
-            named.collect(),
+            named_links.clone(),
             tun_source,
         ));
         if let Some(mut ha) = o.ha.clone() {
@@ -488,10 +501,7 @@ fn serve(
             Some(h) => {
                 control.take_over(&h.ops, o.config.clone()).await?;
                 let _ = import_tx.send(h.conns);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
+                let now = crate::host::unix_ms();
                 eprintln!(
                     "uvs: took over from pid {}: forwarding resumes {} ms after it stopped",
                     h.pid,
@@ -541,8 +551,8 @@ fn serve(
         tokio::pin!(gone);
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(()),
-                _ = term.recv() => return Ok(()),
+                _ = tokio::signal::ctrl_c() => return Ok(Stopped::Asked),
+                _ = term.recv() => return Ok(Stopped::Asked),
                 _ = hup.recv() => match control.has_config().await {
                     false => eprintln!(
                         "uvs: SIGHUP ignored: there is no config file to reload (the table stays as it is)"
@@ -555,7 +565,7 @@ fn serve(
                 why = &mut gone => return Err(format!("{why}; stopping")),
                 _ = control.handed_off.notified() => {
                     eprintln!("uvs: handed over to the new director; stopped");
-                    return Ok(());
+                    return Ok(Stopped::HandedOver);
                 }
             }
         }
