@@ -160,39 +160,51 @@ async fn http_get(
     check_http(&buf, want)
 }
 
-/// A UDP check: sent from a connected socket, so an ICMP port
-/// unreachable comes back as ECONNREFUSED on receive.
+/// Sends `payload` to `to` from a connected socket (so an ICMP port
+/// unreachable comes back as ECONNREFUSED) and waits up to `wait` for
+/// the reply: its bytes, or `None` if none came and no error either.
+/// `what` names the check in errors.
+async fn udp_ask(
+    what: &str,
+    to: SocketAddrV4,
+    payload: &[u8],
+    wait: Duration,
+) -> Result<Option<Vec<u8>>, String> {
+    let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
+        .await
+        .map_err(|e| format!("UDP socket: {e}"))?;
+    s.connect(to)
+        .await
+        .map_err(|e| format!("{what} to {to}: {e}"))?;
+    s.send(payload)
+        .await
+        .map_err(|e| format!("{what} send to {to}: {e}"))?;
+    let mut buf = [0u8; 2048];
+    match tokio::time::timeout(wait, s.recv(&mut buf)).await {
+        Ok(Ok(n)) => Ok(Some(buf[..n].to_vec())),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err(format!("{what} {to}: port unreachable (ICMP)"))
+        }
+        Ok(Err(e)) => Err(format!("{what} {to}: {e}")),
+        Err(_) => Ok(None),
+    }
+}
+
+/// A UDP check: ICMP port unreachable is down; with `expect`, a reply
+/// containing it must come within the timeout, else silence is up.
 async fn udp(
     spec: &CheckSpec,
     to: SocketAddrV4,
     payload: &[u8],
     expect: Option<&[u8]>,
 ) -> Result<(), String> {
-    let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
-        .await
-        .map_err(|e| format!("UDP socket: {e}"))?;
-    s.connect(to)
-        .await
-        .map_err(|e| format!("UDP to {to}: {e}"))?;
-    s.send(payload)
-        .await
-        .map_err(|e| format!("UDP send to {to}: {e}"))?;
-    let mut buf = [0u8; 2048];
-    match tokio::time::timeout(spec.timeout, s.recv(&mut buf)).await {
-        Ok(Ok(n)) => match expect {
-            Some(want) if !contains(&buf[..n], want) => Err(format!(
-                "UDP reply from {to} lacks {:?}",
-                String::from_utf8_lossy(want)
-            )),
-            _ => Ok(()),
-        },
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Err(format!("UDP {to}: port unreachable (ICMP)"))
-        }
-        Ok(Err(e)) => Err(format!("UDP {to}: {e}")),
-        // No reply and no ICMP error: fine unless a reply is expected.
-        Err(_) if expect.is_none() => Ok(()),
-        Err(_) => Err(format!("UDP {to}: no reply within {}", secs(spec.timeout))),
+    match (udp_ask("UDP", to, payload, spec.timeout).await?, expect) {
+        (Some(reply), Some(want)) if !contains(&reply, want) => Err(format!(
+            "UDP reply from {to} lacks {:?}",
+            String::from_utf8_lossy(want)
+        )),
+        (None, Some(_)) => Err(format!("UDP {to}: no reply within {}", secs(spec.timeout))),
+        _ => Ok(()),
     }
 }
 
@@ -206,25 +218,10 @@ async fn dns(spec: &CheckSpec, to: SocketAddrV4, name: &str) -> Result<(), Strin
     use std::hash::BuildHasher;
     let id = foldhash::fast::RandomState::default().hash_one(name) as u16;
     let q = dns_query(id, name).ok_or_else(|| format!("DNS name {name:?} cannot be queried"))?;
-    let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
-        .await
-        .map_err(|e| format!("UDP socket: {e}"))?;
-    s.connect(to)
-        .await
-        .map_err(|e| format!("DNS to {to}: {e}"))?;
-    s.send(&q)
-        .await
-        .map_err(|e| format!("DNS send to {to}: {e}"))?;
-    let mut buf = [0u8; 1500];
-    let n = match tokio::time::timeout(spec.timeout, s.recv(&mut buf)).await {
-        Ok(Ok(n)) => n,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Err(format!("DNS {to}: port unreachable (ICMP)"));
-        }
-        Ok(Err(e)) => return Err(format!("DNS {to}: {e}")),
-        Err(_) => return Err(format!("DNS {to}: no answer within {}", secs(spec.timeout))),
-    };
-    dns_verdict(&buf[..n], id, name)
+    match udp_ask("DNS", to, &q, spec.timeout).await? {
+        Some(answer) => dns_verdict(&answer, id, name),
+        None => Err(format!("DNS {to}: no answer within {}", secs(spec.timeout))),
+    }
 }
 
 /// A DNS query (RFC 1035 4.1): header with RD, one question, type A,

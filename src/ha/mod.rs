@@ -250,9 +250,9 @@ impl Ha {
         }
     }
 
-    /// Runs the election; `Some(active)` when the role changes.
-    pub fn elect(&mut self, now: Instant) -> Option<bool> {
-        let (active, why) = Election {
+    /// The election as it stands at `now`.
+    fn election(&self, now: Instant) -> Election<'_> {
+        Election {
             cfg: &self.cfg,
             peers: &self.peers,
             our_seq: self.seq,
@@ -260,7 +260,11 @@ impl Ha {
             started: self.started,
             now,
         }
-        .decide();
+    }
+
+    /// Runs the election; `Some(active)` when the role changes.
+    pub fn elect(&mut self, now: Instant) -> Option<bool> {
+        let (active, why) = self.election(now).decide();
         self.reason = why;
         (active != self.active).then(|| {
             self.active = active;
@@ -269,15 +273,8 @@ impl Ha {
     }
 
     pub fn status(&self, now: Instant) -> HaStatus {
-        let dead = self.cfg.interval * self.cfg.dead_after;
-        let e = Election {
-            cfg: &self.cfg,
-            peers: &self.peers,
-            our_seq: self.seq,
-            active_now: self.active,
-            started: self.started,
-            now,
-        };
+        let e = self.election(now);
+        let dead = e.dead();
         HaStatus {
             role: if self.active { "active" } else { "backup" }.into(),
             priority: self.cfg.priority,
@@ -346,26 +343,21 @@ mod tests {
         .0
     }
 
+    /// The decision with one peer of `prio`, heard 50 ms ago and hearing
+    /// us, that holds the VIPs or not, when we hold them or not.
+    fn holds(c: &HaConfig, prio: u8, peer_holds: bool, we_hold: bool) -> bool {
+        let now = Instant::now();
+        let p = peer(prio, peer_holds, Some(Duration::from_millis(50)), 100, now);
+        decide(c, &[p], 100, we_hold, now)
+    }
+
     #[test]
     fn the_highest_priority_holds_the_vips_and_no_one_while_starting() {
         let now = Instant::now();
         let hi = cfg([198, 18, 0, 2], 200, true);
         let lo = cfg([198, 18, 0, 3], 100, true);
-        let heard = Some(Duration::from_millis(50));
-        assert!(decide(
-            &hi,
-            &[peer(100, false, heard, 100, now)],
-            100,
-            false,
-            now
-        ));
-        assert!(!decide(
-            &lo,
-            &[peer(200, true, heard, 100, now)],
-            100,
-            false,
-            now
-        ));
+        assert!(holds(&hi, 100, false, false));
+        assert!(!holds(&lo, 200, true, false));
         // Nobody heard: take over.
         assert!(decide(
             &lo,
@@ -388,58 +380,20 @@ mod tests {
 
     #[test]
     fn a_holder_lets_go_before_another_takes_over() {
-        let now = Instant::now();
-        let heard = Some(Duration::from_millis(50));
         // The returning higher director waits while the lower one holds.
         let hi = cfg([198, 18, 0, 2], 200, true);
-        assert!(!decide(
-            &hi,
-            &[peer(100, true, heard, 100, now)],
-            100,
-            false,
-            now
-        ));
+        assert!(!holds(&hi, 100, true, false));
         // The lower holder lets go when it hears the higher one, with
         // preemption on; with it off it keeps the VIPs.
         let lo = cfg([198, 18, 0, 3], 100, true);
-        assert!(!decide(
-            &lo,
-            &[peer(200, false, heard, 100, now)],
-            100,
-            true,
-            now
-        ));
+        assert!(!holds(&lo, 200, false, true));
         let lo_nopre = cfg([198, 18, 0, 3], 100, false);
-        assert!(decide(
-            &lo_nopre,
-            &[peer(200, false, heard, 100, now)],
-            100,
-            true,
-            now
-        ));
+        assert!(holds(&lo_nopre, 200, false, true));
         // Once it has let go, the higher one takes over.
-        assert!(decide(
-            &hi,
-            &[peer(100, false, heard, 100, now)],
-            100,
-            false,
-            now
-        ));
+        assert!(holds(&hi, 100, false, false));
         // Two holders (a healed partition): the lower lets go.
-        assert!(decide(
-            &hi,
-            &[peer(100, true, heard, 100, now)],
-            100,
-            true,
-            now
-        ));
-        assert!(!decide(
-            &lo,
-            &[peer(200, true, heard, 100, now)],
-            100,
-            true,
-            now
-        ));
+        assert!(holds(&hi, 100, true, true));
+        assert!(!holds(&lo, 200, true, true));
     }
 
     #[test]

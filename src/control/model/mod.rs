@@ -37,11 +37,21 @@ pub enum FailAction {
 }
 
 impl Dest {
-    /// The weight schedulers see: 0 while unresolved or quiesced.
+    /// The weight `-Ln` shows: 0 while its check has it down (as under
+    /// keepalived, which sets it in IPVS), else the check's (exec) or the
+    /// configured one.
+    pub fn shown_weight(&self) -> u32 {
+        match self.down {
+            Some(_) => 0,
+            None => self.dyn_weight.unwrap_or(self.spec.weight),
+        }
+    }
+
+    /// The weight schedulers see: what is shown, and 0 while unresolved.
     pub fn effective_weight(&self) -> u32 {
-        match (self.hop.is_resolved(), self.down) {
-            (true, None) => self.dyn_weight.unwrap_or(self.spec.weight),
-            _ => 0,
+        match self.hop.is_resolved() {
+            true => self.shown_weight(),
+            false => 0,
         }
     }
 
@@ -427,13 +437,8 @@ impl Model {
                         .iter()
                         .filter(|d| d.listed())
                         .map(|d| DestSnap {
-                            // A quiesced server shows weight 0, as under
-                            // keepalived (which sets it in IPVS).
                             spec: DestSpec {
-                                weight: match d.down {
-                                    Some(_) => 0,
-                                    None => d.dyn_weight.unwrap_or(d.spec.weight),
-                                },
+                                weight: d.shown_weight(),
                                 ..d.spec.clone()
                             },
                             active: d.state.active(),
