@@ -6,6 +6,28 @@ mod support;
 use std::time::Duration;
 use support::{Lab, VIP, wait_until};
 
+/// Starts a second director with `--takeover` and these flags, on the
+/// lab's socket; its log once it has taken over.
+fn take_over(l: &mut Lab, extra: &[&str]) -> String {
+    let sock = l.socket();
+    let mut args = vec![
+        "director",
+        "-i",
+        "eth0",
+        "--socket",
+        sock.to_str().unwrap(),
+        "--takeover",
+    ];
+    args.extend_from_slice(extra);
+    l.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director2.log");
+    wait_until(
+        Duration::from_secs(10),
+        || l.log("director2.log").contains("took over"),
+        || l.log("director2.log"),
+    );
+    l.log("director2.log")
+}
+
 #[test]
 fn a_planned_restart_keeps_every_connection() {
     let Some(mut l) = Lab::up(2) else { return };
@@ -23,24 +45,7 @@ fn a_planned_restart_keeps_every_connection() {
         "{before}"
     );
 
-    let sock = l.socket();
-    let args = [
-        "director",
-        "-i",
-        "eth0",
-        "--max-conns",
-        "5000",
-        "--socket",
-        sock.to_str().unwrap(),
-        "--takeover",
-    ];
-    l.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director2.log");
-    wait_until(
-        Duration::from_secs(10),
-        || l.log("director2.log").contains("took over"),
-        || l.log("director2.log"),
-    );
-    let log = l.log("director2.log");
+    let log = take_over(&mut l, &["--max-conns", "5000"]);
     let gap = log
         .lines()
         .find_map(|x| x.split("forwarding resumes ").nth(1))
@@ -74,6 +79,9 @@ fn a_planned_restart_keeps_every_connection() {
             "connection {i}: {s}"
         );
     }
+    // The data plane's own line ("took over N of M connections") may
+    // come a moment after the control plane's: read the log again.
+    let log = l.log("director2.log");
     let took = log
         .lines()
         .find(|x| x.contains("took over") && x.contains("connections"))
@@ -172,23 +180,8 @@ fn a_takeover_with_a_config_file_keeps_checks_and_reloads() {
         || l.log("director.log").contains("uvs: loaded"),
         || l.log("director.log"),
     );
+    take_over(&mut l, &["--config", p]);
     let sock = l.socket();
-    let args = [
-        "director",
-        "-i",
-        "eth0",
-        "--config",
-        p,
-        "--socket",
-        sock.to_str().unwrap(),
-        "--takeover",
-    ];
-    l.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director2.log");
-    wait_until(
-        Duration::from_secs(10),
-        || l.log("director2.log").contains("took over"),
-        || l.log("director2.log"),
-    );
     let listing = l.adm("-Ln");
     assert_eq!(listing.matches("198.18.0.11:80").count(), 1, "{listing}");
     // The new director's checks run: a dead server is quiesced.
