@@ -225,7 +225,7 @@ pub(super) const OPTIONS: &[OptDef] = &[
                  flag("sctp-service", '\0', REQ, sctp_service), flag("fwmark-service", 'f', REQ, fwmark)],
         help: "host[:port]  the service, -t TCP or -u UDP (IPv4; names from /etc/hosts, /etc/services)" },
     OptDef { opt: Opt::Scheduler, name: "scheduler", rules: "ooxxxxxxxxxxxx",
-        flags: &[flag("scheduler", 's', REQ, scheduler)], help: "NAME  rr, wrr, lc or wlc (the default, as in ipvsadm)" },
+        flags: &[flag("scheduler", 's', REQ, scheduler)], help: "NAME  rr, wrr, lc, wlc (the default, as in ipvsadm) or sh" },
     OptDef { opt: Opt::Persistent, name: "persistent", rules: "ooxxxxxxxxxxxx",
         flags: &[flag("persistent", 'p', OPT, persistent)], help: "" },
     OptDef { opt: Opt::Netmask, name: "netmask", rules: "ooxxxxxxxxxxxx",
