@@ -49,10 +49,22 @@ pub struct Flags {
     pub max_conns: Option<usize>,
     pub config: Option<PathBuf>,
     pub takeover: bool,
+    pub ha: HaFlags,
+}
+
+/// The HA flags as given.
+#[derive(Default)]
+pub struct HaFlags {
     pub peers: Vec<Ipv4Addr>,
     pub priority: u8,
-    pub ha_key_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
     pub preempt: bool,
+    pub preempt_delay: Option<f64>,
+    pub track_interfaces: Vec<String>,
+    pub track_scripts: Vec<String>,
+    pub track_script_weight: Option<String>,
+    pub track_quorum: Option<String>,
+    pub notify: Option<String>,
 }
 
 impl Options {
@@ -89,7 +101,7 @@ impl Options {
             max_conns,
             config,
             takeover: f.takeover,
-            ha: ha_config(&f.peers, f.priority, f.ha_key_file.as_deref(), f.preempt)?,
+            ha: ha_config(&f.ha)?,
         })
     }
 }
@@ -224,20 +236,42 @@ fn lock_interface(name: &str, index: u32) -> Result<UnixListener, String> {
 
 /// HA from the flags: peers need a key file that only its owner can read
 /// (mode 0600), as every heartbeat is authenticated with it.
-fn ha_config(
-    peers: &[Ipv4Addr],
-    priority: u8,
-    key_file: Option<&Path>,
-    preempt: bool,
-) -> Result<Option<crate::ha::HaConfig>, String> {
+fn ha_config(h: &HaFlags) -> Result<Option<crate::ha::HaConfig>, String> {
+    use crate::ha::track::Track;
     use std::os::unix::fs::PermissionsExt;
-    if peers.is_empty() {
-        return match key_file {
-            Some(_) => Err("--ha-key-file without --peer".into()),
+    if h.peers.is_empty() {
+        let stray = [
+            (h.key_file.is_some(), "--ha-key-file"),
+            (h.preempt_delay.is_some(), "--preempt-delay"),
+            (!h.track_interfaces.is_empty(), "--track-interface"),
+            (!h.track_scripts.is_empty(), "--track-script"),
+            (h.track_quorum.is_some(), "--track-quorum"),
+            (h.notify.is_some(), "--notify"),
+        ];
+        return match stray.iter().find(|(set, _)| *set) {
+            Some((_, name)) => Err(format!("{name} without --peer")),
             None => Ok(None),
         };
     }
-    let Some(f) = key_file else {
+    let preempt_delay = match h.preempt_delay {
+        None => Duration::ZERO,
+        Some(d) if d.is_finite() && (0.0..=3600.0).contains(&d) => Duration::from_secs_f64(d),
+        Some(d) => return Err(format!("--preempt-delay {d}: give seconds from 0 to 3600")),
+    };
+    let mut tracks = Vec::new();
+    for i in &h.track_interfaces {
+        tracks.push(Track::interface(i)?);
+    }
+    for c in &h.track_scripts {
+        tracks.push(Track::script(c, h.track_script_weight.as_deref())?);
+    }
+    if h.track_script_weight.is_some() && h.track_scripts.is_empty() {
+        return Err("--track-script-weight without --track-script".into());
+    }
+    if let Some(q) = &h.track_quorum {
+        tracks.push(Track::quorum(q)?);
+    }
+    let Some(f) = h.key_file.as_deref() else {
         return Err("--peer needs --ha-key-file FILE (a shared secret, mode 0600)".into());
     };
     let meta = std::fs::metadata(f).map_err(|e| format!("--ha-key-file {}: {e}", f.display()))?;
@@ -258,13 +292,16 @@ fn ha_config(
     }
     Ok(Some(crate::ha::HaConfig {
         me: Ipv4Addr::UNSPECIFIED,
-        peers: peers.to_vec(),
+        peers: h.peers.clone(),
         port: 5405,
-        priority,
+        priority: h.priority,
         key,
         interval: Duration::from_millis(100),
         dead_after: 10,
-        preempt,
+        preempt: h.preempt,
+        preempt_delay,
+        tracks,
+        notify: h.notify.clone(),
     }))
 }
 
@@ -460,12 +497,23 @@ fn serve(
     // published.
     let (import_tx, import_rx) = std::sync::mpsc::channel::<Vec<PortableConn>>();
     let takes_over = handoff.is_some();
+    // HA: the data plane queues its connection changes for the peers.
+    let (sync_tx, sync_rx) = match o.ha.is_some() {
+        true => {
+            let (tx, rx) = std::sync::mpsc::sync_channel(crate::dataplane::sync::QUEUE);
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
     let dp_thread = {
         let (counters, stop) = (counters.clone(), stop.clone());
         std::thread::Builder::new()
             .name("uvs-dataplane".into())
             .spawn(move || {
                 let mut dp = Dataplane::with_links(shared, links, counters, Some(dp_rx), max_conns);
+                if let Some(tx) = sync_tx {
+                    dp.set_sync(tx);
+                }
                 if takes_over && let Ok(conns) = import_rx.recv() {
                     let n = dp.take_over(&mut io, &conns);
                     eprintln!("uvs: took over {n} of {} connections", conns.len());
@@ -494,8 +542,9 @@ fn serve(
             if ha.me.is_unspecified() {
                 return Err("--peer: the interface has no IPv4 address to send heartbeats from".into());
             }
-            control.start_standby().await;
-            tokio::spawn(control.clone().run_ha(ha));
+            control.start_standby(&ha).await;
+            let events = sync_rx.ok_or("HA without a sync queue")?;
+            tokio::spawn(control.clone().run_ha(ha, events));
         }
         match handoff {
             Some(h) => {

@@ -10,8 +10,10 @@ use support::{Lab, RS1, RS2, VIP, count, wait_until};
 
 struct Pair {
     l: Lab,
-    a: u32,
+    pids: [u32; 2],
     socks: [PathBuf; 2],
+    args: [Vec<String>; 2],
+    starts: u32,
 }
 
 fn ha(l: &Lab, node: &str, sock: &std::path::Path) -> serde_json::Value {
@@ -30,11 +32,76 @@ fn role(l: &Lab, node: &str, sock: &std::path::Path) -> String {
         .to_string()
 }
 
+const NODES: [&str; 2] = ["dir", "dir2"];
+
+impl Pair {
+    fn ha(&self, i: usize) -> serde_json::Value {
+        ha(&self.l, NODES[i], &self.socks[i])
+    }
+
+    fn role(&self, i: usize) -> String {
+        role(&self.l, NODES[i], &self.socks[i])
+    }
+
+    fn sync(&self, i: usize, name: &str) -> u64 {
+        self.ha(i)["sync"]["counters"][name].as_u64().unwrap_or(0)
+    }
+
+    /// A counter of `uvs status` on director `i`.
+    fn counter(&self, i: usize, name: &str) -> u64 {
+        let o = self.l.exec(
+            NODES[i],
+            env!("CARGO_BIN_EXE_uvs"),
+            &["status", "--socket", self.socks[i].to_str().unwrap()],
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(char::is_whitespace)?;
+                (k == name).then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0)
+    }
+
+    /// Starts director `i` (again); its log is `a<N>.log` or `b<N>.log`.
+    fn start(&mut self, i: usize) -> String {
+        self.starts += 1;
+        let log = format!("{}{}.log", ["a", "b"][i], self.starts);
+        let args: Vec<&str> = self.args[i].iter().map(String::as_str).collect();
+        self.pids[i] = self
+            .l
+            .spawn(NODES[i], env!("CARGO_BIN_EXE_uvs"), &args, &log);
+        log
+    }
+
+    fn kill(&self, i: usize) {
+        std::process::Command::new("kill")
+            .args(["-KILL", &self.pids[i].to_string()])
+            .status()
+            .unwrap();
+    }
+
+    /// Every log so far, for a failure's message.
+    fn logs(&self) -> String {
+        (1..=self.starts)
+            .flat_map(|n| ["a", "b"].map(|d| format!("{d}{n}.log")))
+            .chain(["upload.log".to_string()])
+            .map(|f| format!("--- {f}\n{}", self.l.log(&f)))
+            .collect()
+    }
+}
+
 /// Directors A (198.18.0.2, priority 200) and B (198.18.0.3, 100) with
-/// the same DR service, A active.
-fn pair() -> Option<Pair> {
+/// the same DR service, A active; `extra` adds flags to each.
+fn pair_with(extra: [&[&str]; 2]) -> Option<Pair> {
+    pair_after(extra, &|_| {})
+}
+
+/// As `pair_with`, with `before` run on the lab before the directors start.
+fn pair_after(extra: [&[&str]; 2], before: &dyn Fn(&Lab)) -> Option<Pair> {
     let mut l = Lab::up_with(2, &["--two-directors"])?;
     l.start_servers(2);
+    before(&l);
     let key = l.dir.join("ha.key");
     std::fs::write(&key, b"a shared secret of enough length\n").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -48,38 +115,74 @@ fn pair() -> Option<Pair> {
     )
     .unwrap();
     let socks = [l.dir.join("a.sock"), l.dir.join("b.sock")];
-    let mut pids = Vec::new();
-    for (node, peer, prio, sock, log) in [
-        ("dir", "198.18.0.3", "200", &socks[0], "a.log"),
-        ("dir2", "198.18.0.2", "100", &socks[1], "b.log"),
-    ] {
-        let args = [
+    let mut args: [Vec<String>; 2] = Default::default();
+    for (i, (peer, prio)) in [("198.18.0.3", "200"), ("198.18.0.2", "100")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut a: Vec<String> = [
             "director",
             "-i",
             "eth0",
             "--config",
             cfg.to_str().unwrap(),
             "--socket",
-            sock.to_str().unwrap(),
+            socks[i].to_str().unwrap(),
             "--peer",
             peer,
             "--priority",
             prio,
             "--ha-key-file",
             key.to_str().unwrap(),
-        ];
-        pids.push(l.spawn(node, env!("CARGO_BIN_EXE_uvs"), &args, log));
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra[i].iter().map(|s| s.to_string()));
+        args[i] = a;
     }
+    let mut p = Pair {
+        l,
+        pids: [0, 0],
+        socks,
+        args,
+        starts: 0,
+    };
+    p.start(0);
+    p.starts -= 1;
+    p.start(1);
     wait_until(
         Duration::from_secs(10),
-        || role(&l, "dir", &socks[0]) == "active" && role(&l, "dir2", &socks[1]) == "backup",
-        || format!("{}\n{}", l.log("a.log"), l.log("b.log")),
+        || p.role(0) == "active" && p.role(1) == "backup",
+        || p.logs(),
     );
-    Some(Pair {
-        a: pids[0],
-        socks,
-        l,
-    })
+    Some(p)
+}
+
+fn pair() -> Option<Pair> {
+    pair_with([&[], &[]])
+}
+
+/// Long-lived connections through the VIP: `n` of them, `messages`
+/// requests each 100 ms apart, in the background (`stick<i>.log`).
+fn sticks(p: &mut Pair, n: usize, messages: u32) {
+    for i in 0..n {
+        p.l.stick_bg(messages, 100, &format!("stick{i}.log"));
+    }
+}
+
+/// Every stick connection answered all its messages, without an error
+/// (a reset, a timeout).
+fn sticks_done(p: &mut Pair, n: usize, messages: u64) {
+    for i in 0..n {
+        let log = format!("stick{i}.log");
+        let s = p.l.wait_child_logs(&log, Duration::from_secs(40));
+        assert!(s["error"].is_null(), "{log}: {s}\n{}", p.logs());
+        let answered: u64 = s["counts"]
+            .as_object()
+            .map_or(0, |c| c.values().filter_map(|v| v.as_u64()).sum());
+        assert_eq!(answered, messages, "{log}: {s}");
+    }
 }
 
 #[test]
@@ -103,14 +206,14 @@ fn the_backup_takes_over_when_the_active_director_dies() {
     );
 
     std::process::Command::new("kill")
-        .args(["-KILL", &p.a.to_string()])
+        .args(["-KILL", &p.pids[0].to_string()])
         .status()
         .unwrap();
     let t0 = Instant::now();
     wait_until(
         Duration::from_secs(5),
         || role(l, "dir2", &p.socks[1]) == "active",
-        || l.log("b.log"),
+        || l.log("b1.log"),
     );
     println!(
         "failover: the backup holds the VIPs {} ms after the kill",
@@ -120,9 +223,9 @@ fn the_backup_takes_over_when_the_active_director_dies() {
     let t = l.tcp_names(20);
     assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 20, "{t}");
     assert!(
-        l.log("b.log").contains("HA: now active"),
+        l.log("b1.log").contains("HA: now active"),
         "{}",
-        l.log("b.log")
+        l.log("b1.log")
     );
 }
 
@@ -206,8 +309,8 @@ fn one_way_heartbeat_loss_never_leaves_two_holders() {
     assert!(
         b_active_at.is_some(),
         "B never took over:\n{}\n{}",
-        l.log("a.log"),
-        l.log("b.log")
+        l.log("a1.log"),
+        l.log("b1.log")
     );
     println!(
         "one-way loss: B holds the VIPs after {:?}",
@@ -219,8 +322,388 @@ fn one_way_heartbeat_loss_never_leaves_two_holders() {
     let b = ha(l, "dir2", &p.socks[1]);
     assert_eq!(b["peers"][0]["live"], false, "{b}");
     assert!(
-        l.log("a.log").contains("does not hear this director"),
+        l.log("a1.log").contains("does not hear this director"),
         "{}",
-        l.log("a.log")
+        l.log("a1.log")
     );
+}
+
+/// Issue 13, test 1: 20 long-lived connections and a 20 MB upload
+/// through the active director, which is killed (-9) midway: the backup
+/// has every connection from the sync stream, so all of them finish
+/// through it, intact and without a reset.
+#[test]
+fn connections_and_a_transfer_survive_a_kill_of_the_active_director() {
+    let Some(mut p) = pair() else { return };
+    sticks(&mut p, 20, 50);
+    let target = format!("{VIP}:80");
+    p.l.client_bg(
+        &[
+            "upload",
+            "--target",
+            &target,
+            "--bytes",
+            "20000000",
+            "--pace-ms",
+            "15",
+        ],
+        "upload.log",
+    );
+    // The backup has the 21 connections from the stream, and the same
+    // digest.
+    wait_until(
+        Duration::from_secs(10),
+        || {
+            p.counter(1, "conns") >= 21
+                && p.ha(1)["sync"]["digest"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("ok")
+        },
+        || format!("{}\n{}", p.ha(1), p.logs()),
+    );
+    assert!(p.counter(0, "sync_sent_records") >= 21);
+    std::thread::sleep(Duration::from_millis(1500));
+    p.kill(0);
+    let t0 = Instant::now();
+    wait_until(
+        Duration::from_secs(5),
+        || p.role(1) == "active",
+        || p.logs(),
+    );
+    let gap = t0.elapsed();
+    println!(
+        "failover under load: the backup holds the VIPs {} ms after the kill (detection: 10 x 100 ms)",
+        gap.as_millis()
+    );
+    assert!(gap < Duration::from_millis(2500));
+    sticks_done(&mut p, 20, 50);
+    let up = p.l.wait_child_logs("upload.log", Duration::from_secs(60));
+    assert_eq!(up["intact"], true, "{up}\n{}", p.logs());
+    assert!(up["error"].is_null(), "{up}");
+    // The backup forwarded them: nothing was dropped for want of an entry.
+    assert!(p.counter(1, "forwarded") > 0);
+    assert_eq!(p.counter(1, "no_conn_dropped"), 0, "{}", p.logs());
+}
+
+/// Issue 13, test 3: a share of the sync stream from A to B is lost on
+/// the switch (30%), and B's requests to resend are lost too, so gaps
+/// cannot be filled by a resend: B detects each gap, skips it, asks for
+/// the whole table and checks the digest. Once the loss stops, B's table
+/// matches A's, and after A is killed every connection continues.
+#[test]
+fn a_lossy_sync_stream_is_detected_and_repaired_before_a_failover() {
+    let Some(mut p) = pair() else { return };
+    // Heartbeats are 80 bytes of UDP; sync messages are longer. A
+    // request to resend has kind 5 in its sixth byte.
+    let o = p.l.sh(
+        "sw",
+        "nft add table bridge uvssync && \
+         nft add chain bridge uvssync f '{ type filter hook forward priority 0; }' && \
+         nft add rule bridge uvssync f ip saddr 198.18.0.2 ip daddr 198.18.0.3 udp dport 5405 \
+             udp length gt 84 numgen random mod 10 lt 3 counter drop && \
+         nft add rule bridge uvssync f ip saddr 198.18.0.3 ip daddr 198.18.0.2 udp dport 5405 \
+             @th,104,8 5 counter drop",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    sticks(&mut p, 20, 80);
+    for _ in 0..6 {
+        let t = p.l.tcp_names(20);
+        assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 20, "{t}");
+    }
+    wait_until(
+        Duration::from_secs(15),
+        || {
+            p.sync(1, "gaps") >= 1
+                && p.sync(1, "gaps_skipped") >= 1
+                && p.sync(1, "resyncs_received") >= 1
+        },
+        || format!("{}\n{}", p.ha(1), p.logs()),
+    );
+    let drops = p.l.sh("sw", "nft list table bridge uvssync");
+    println!(
+        "lossy sync: B saw {} gaps, skipped {}, asked {} resyncs, got {}; digests ok {} mismatched {}\n{}",
+        p.sync(1, "gaps"),
+        p.sync(1, "gaps_skipped"),
+        p.sync(1, "resyncs_asked"),
+        p.sync(1, "resyncs_received"),
+        p.sync(1, "digests_ok"),
+        p.sync(1, "digest_mismatches"),
+        String::from_utf8_lossy(&drops.stdout)
+    );
+    p.l.sh("sw", "nft delete table bridge uvssync");
+    // Repaired: the same connections on both, the digest agrees.
+    wait_until(
+        Duration::from_secs(10),
+        || {
+            let h = p.ha(1);
+            h["peers"][0]["synced"] == true
+                && h["sync"]["digest"].as_str().unwrap_or("").starts_with("ok")
+                && p.counter(0, "conns") == p.counter(1, "conns")
+        },
+        || format!("{}\n{}", p.ha(1), p.logs()),
+    );
+    p.kill(0);
+    wait_until(
+        Duration::from_secs(5),
+        || p.role(1) == "active",
+        || p.logs(),
+    );
+    sticks_done(&mut p, 20, 80);
+    assert_eq!(p.counter(1, "no_conn_dropped"), 0, "{}", p.logs());
+}
+
+/// Issue 13, test 5: the preferred director (A) comes back while B holds
+/// the VIPs. With preemption and a 2 s delay it takes them back only
+/// after it has B's table and the delay has passed, and the connections
+/// made through B continue through A. With --nopreempt it leaves them.
+#[test]
+fn the_preferred_director_takes_over_again_only_with_the_table_and_after_the_delay() {
+    let Some(mut p) = pair_with([&["--preempt-delay", "2"], &[]]) else {
+        return;
+    };
+    p.kill(0);
+    wait_until(
+        Duration::from_secs(5),
+        || p.role(1) == "active",
+        || p.logs(),
+    );
+    sticks(&mut p, 10, 70);
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    let log = p.start(0);
+    let mut synced_at = None;
+    wait_until(
+        Duration::from_secs(10),
+        || {
+            let l = p.l.log(&log);
+            if synced_at.is_none() && l.contains("has the whole table of 198.18.0.3") {
+                synced_at = Some(t0.elapsed());
+            }
+            p.role(0) == "active"
+        },
+        || p.logs(),
+    );
+    let took = t0.elapsed();
+    let synced =
+        synced_at.unwrap_or_else(|| panic!("A took over without B's table:\n{}", p.logs()));
+    println!(
+        "preemption: A back, had B's table after {} ms, took the VIPs after {} ms",
+        synced.as_millis(),
+        took.as_millis()
+    );
+    assert!(took >= synced + Duration::from_secs(2), "{}", p.logs());
+    wait_until(
+        Duration::from_secs(3),
+        || p.role(1) == "backup",
+        || p.logs(),
+    );
+    sticks_done(&mut p, 10, 70);
+    assert_eq!(p.counter(0, "no_conn_dropped"), 0, "{}", p.logs());
+}
+
+#[test]
+fn without_preemption_the_returning_director_stays_backup() {
+    let Some(mut p) = pair_with([&["--nopreempt"], &["--nopreempt"]]) else {
+        return;
+    };
+    p.kill(0);
+    wait_until(
+        Duration::from_secs(5),
+        || p.role(1) == "active",
+        || p.logs(),
+    );
+    p.start(0);
+    wait_until(
+        Duration::from_secs(5),
+        || p.ha(0)["peers"][0]["synced"] == true,
+        || p.logs(),
+    );
+    for _ in 0..15 {
+        assert_eq!(p.role(0), "backup", "{}", p.logs());
+        assert_eq!(p.role(1), "active");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let reason = p.ha(1)["reason"].as_str().unwrap_or("").to_string();
+    assert!(reason.contains("preemption is off"), "{reason}");
+}
+
+/// Issue 13, test 6 (sync): forged, damaged and truncated sync messages
+/// from a peer's address, and any from elsewhere, are refused and
+/// counted; the backup's table does not change.
+#[test]
+fn forged_and_truncated_sync_messages_are_refused_and_counted() {
+    let Some(p) = pair() else { return };
+    let l = &p.l;
+    let t = l.tcp_names(10);
+    assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 10, "{t}");
+    wait_until(
+        Duration::from_secs(5),
+        || p.counter(1, "conns") == 10,
+        || p.logs(),
+    );
+    // A records message of one entry under no key, and truncated ones.
+    let mut forged = b"UVSS\x01\x01\x00\x01".to_vec();
+    forged.resize(48 + 36 + 32, 0x42);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    for h in [hex(&forged), hex(&forged[..60]), "5556535301".into()] {
+        let o = l.exec(
+            "dir",
+            &support::lab_tool(),
+            &[
+                "udp-send",
+                "--bind",
+                "198.18.0.2:0",
+                "--target",
+                "198.18.0.3:5405",
+                "--hex",
+                &h,
+            ],
+        );
+        assert!(o.status.success());
+    }
+    wait_until(
+        Duration::from_secs(3),
+        || p.sync(1, "bad_mac") >= 1 && p.sync(1, "malformed") >= 2,
+        || p.ha(1).to_string(),
+    );
+    assert_eq!(p.counter(1, "conns"), 10);
+    // And the table still agrees with A's at the next digests.
+    let ok = p.sync(1, "digests_ok");
+    wait_until(
+        Duration::from_secs(5),
+        || p.sync(1, "digests_ok") >= ok + 2,
+        || format!("{}\n{}", p.ha(1), p.logs()),
+    );
+    assert_eq!(p.sync(1, "digest_mismatches"), 0, "{}", p.ha(1));
+    assert_eq!(p.counter(1, "conns"), 10);
+    // uvsadm -L --daemon: the sync in ipvsadm's form, one line per peer.
+    let daemon = |i: usize| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_uvsadm"))
+            .args(["--socket", p.socks[i].to_str().unwrap(), "-L", "--daemon"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (a, b) = (daemon(0), daemon(1));
+    assert!(
+        a.starts_with(
+            "master sync daemon (peer=198.18.0.3, syncid=0, maxlen=1376, port=5405, seq="
+        ),
+        "{a}"
+    );
+    assert!(
+        b.starts_with(
+            "backup sync daemon (peer=198.18.0.2, syncid=0, maxlen=1376, port=5405, seq="
+        ) && b.contains(", lag=0, digest=ok)"),
+        "{b}"
+    );
+}
+
+/// Track conditions and notify commands: A tracks a script (failing puts
+/// it in fault) and an interface with a weight of -150 (down: priority
+/// 50, below B's 100). Each change moves the VIPs, and A's notify
+/// command records its states with their priorities.
+#[test]
+fn track_conditions_move_the_vips_and_notify_commands_run() {
+    let flag = std::env::temp_dir().join(format!("uvs-track-{}", std::process::id()));
+    let notes = std::env::temp_dir().join(format!("uvs-notify-{}", std::process::id()));
+    let _ = std::fs::remove_file(&flag);
+    let _ = std::fs::remove_file(&notes);
+    let script = format!("test ! -e {}", flag.display());
+    let notify = format!("echo \"$1 $2 $UVS_HA_REASON\" >> {}", notes.display());
+    let dummy = |l: &Lab| {
+        let o = l.sh("dir", "ip link add trk0 type veth peer name trk1 && ip link set trk1 up && ip link set trk0 up");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let a: &[&str] = &[
+        "--track-script",
+        &script,
+        "--track-interface",
+        "trk0:-150",
+        "--notify",
+        &notify,
+    ];
+    let Some(p) = pair_after([a, &[]], &dummy) else {
+        return;
+    };
+    assert_eq!(p.ha(0)["effective_priority"], 200);
+    // The script fails: fault, B takes over.
+    std::fs::write(&flag, b"").unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        || p.role(1) == "active" && p.role(0) == "backup",
+        || format!("{}\n{}", p.ha(0), p.logs()),
+    );
+    assert!(
+        p.ha(0)["fault"]
+            .as_str()
+            .unwrap_or("")
+            .contains("track script")
+    );
+    std::fs::remove_file(&flag).unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        || p.role(0) == "active",
+        || format!("{}\n{}", p.ha(0), p.logs()),
+    );
+    // The interface goes down: priority 50 < 100, B preempts.
+    p.l.sh("dir", "ip link set trk0 down");
+    wait_until(
+        Duration::from_secs(6),
+        || p.role(1) == "active" && p.ha(0)["effective_priority"] == 50,
+        || format!("{}\n{}", p.ha(0), p.logs()),
+    );
+    let n = std::fs::read_to_string(&notes).unwrap_or_default();
+    let _ = std::fs::remove_file(&notes);
+    let states: Vec<&str> = n.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert!(states.windows(2).any(|w| w == ["ACTIVE", "FAULT"]), "{n}");
+    assert!(
+        n.lines()
+            .any(|l| l.starts_with("FAULT 0 fault: track script")),
+        "{n}"
+    );
+    assert!(n.lines().any(|l| l.starts_with("BACKUP 50 ")), "{n}");
+    assert!(
+        p.logs()
+            .contains("interface trk0 down (failing); priority 50"),
+        "{}",
+        p.logs()
+    );
+}
+
+/// Issue 13, test 2, second half: heartbeats lost both ways while clients
+/// still reach both directors. Each believes the other dead and takes the
+/// VIPs (two directors cannot tell a dead peer from a cut link without a
+/// third party); each counts the other's ARP claims. When the link
+/// heals, the lower priority lets go at once.
+#[test]
+fn heartbeats_lost_both_ways_give_two_holders_until_the_link_heals() {
+    let Some(p) = pair() else { return };
+    let o = p.l.sh(
+        "sw",
+        "nft add table bridge uvsboth && \
+         nft add chain bridge uvsboth f '{ type filter hook forward priority 0; }' && \
+         nft add rule bridge uvsboth f udp dport 5405 drop",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_until(
+        Duration::from_secs(5),
+        || p.role(0) == "active" && p.role(1) == "active",
+        || p.logs(),
+    );
+    println!("both ways: both directors hold the VIPs, as expected without a witness");
+    p.l.sh("sw", "nft delete table bridge uvsboth");
+    let t0 = Instant::now();
+    wait_until(
+        Duration::from_secs(5),
+        || p.role(0) == "active" && p.role(1) == "backup",
+        || p.logs(),
+    );
+    println!(
+        "healed: B let go {} ms after the heartbeats came back",
+        t0.elapsed().as_millis()
+    );
+    let t = p.l.tcp_names(10);
+    assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 10, "{t}");
 }

@@ -1,6 +1,7 @@
 //! Property-based fuzzing on the stable toolchain (proptest): the wire
-//! views, the data plane's per-frame entry point, the restore parser and
-//! the control protocol get mutated valid inputs and random bytes. Each
+//! views, the data plane's per-frame entry point, the restore parser, the
+//! control protocol, config files, keepalived.conf and the HA messages
+//! (heartbeats and sync) get mutated valid inputs and random bytes. Each
 //! target runs 2,000 cases by default (what CI runs); a deep run is
 //!
 //!     PROPTEST_CASES=1000000 cargo test --release --test fuzz
@@ -559,6 +560,94 @@ proptest! {
             // writes a file that does not parse.
             let parsed = i.config.parse::<toml::Table>();
             prop_assert!(parsed.is_ok(), "{:?}\n{}", parsed.err(), i.config);
+        }
+    }
+}
+
+/// A valid sync message with a few records, and a heartbeat, under KEY.
+const HA_KEY: &[u8] = b"a shared secret of enough length";
+
+fn ha_seeds() -> Vec<Vec<u8>> {
+    use uvs::dataplane::conn::{ConnState, Digest};
+    use uvs::dataplane::handoff::PortableConn;
+    use uvs::dataplane::sync::Record;
+    use uvs::ha::sync::{Body, SyncMsg};
+    let conn = PortableConn {
+        protocol: Protocol::Tcp,
+        caddr: Ipv4Addr::new(198, 18, 0, 10),
+        cport: 40000,
+        vaddr: VIP.into(),
+        vport: 80,
+        raddr: Ipv4Addr::new(198, 18, 0, 11),
+        rport: 80,
+        fwd: Forward::Route,
+        state: ConnState::Udp,
+        expires_in_ms: 1000,
+        client_link: 0,
+        client_mac: [2, 0, 0, 0, 0, 1],
+        seen_twice: false,
+    };
+    let udp = PortableConn {
+        protocol: Protocol::Udp,
+        ..conn
+    };
+    let msg = |body| {
+        SyncMsg {
+            boot: 1,
+            seq: 7,
+            sent_ms: 1000,
+            body,
+        }
+        .emit(HA_KEY)
+    };
+    vec![
+        msg(Body::Records(vec![
+            Record::Upsert(udp),
+            Record::Remove(udp.key()),
+        ])),
+        msg(Body::Digest(Digest { count: 1, sum: 2 })),
+        msg(Body::Nack { from: 1, to: 3 }),
+        uvs::ha::msg::Heartbeat {
+            boot: 1,
+            seq: 2,
+            sent_ms: 3,
+            priority: 100,
+            active: true,
+            ready: false,
+            heard_seq: 1,
+        }
+        .emit(HA_KEY)
+        .to_vec(),
+    ]
+}
+
+static HA_SEEDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(ha_seeds);
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// HA datagrams of any shape (sync messages, heartbeats, mutations of
+    /// valid ones, random bytes): refused or taken, never a panic, and
+    /// without the key nothing altered is ever taken.
+    #[test]
+    fn ha_messages(seed in 0..4usize, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), cut in any::<usize>(), random in proptest::collection::vec(any::<u8>(), 0..1500)) {
+        use uvs::ha::sync::{Inbox, SyncMsg};
+        let base = &HA_SEEDS[seed];
+        let mut m = base.clone();
+        for (at, b) in &edits {
+            let i = at % m.len();
+            m[i] = *b;
+        }
+        m.truncate(cut % (m.len() + 1) + usize::from(edits.is_empty()) * m.len());
+        for input in [&m, &random] {
+            let mut inbox = Inbox::default();
+            if let Ok(msg) = SyncMsg::parse(input, HA_KEY) {
+                prop_assert_eq!(input, base, "an altered message was taken");
+                inbox.take(msg, std::time::Instant::now());
+            }
+            if let Ok(h) = uvs::ha::msg::Heartbeat::parse(input, HA_KEY) {
+                prop_assert_eq!(&h.emit(HA_KEY)[..], &input[..]);
+            }
         }
     }
 }

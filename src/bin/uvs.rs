@@ -29,21 +29,8 @@ enum Command {
         /// SIGHUP apply what changed in it. Flags win over the file.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Another director of the same VIPs (repeat it): one of them is
-        /// active at a time, by --priority, over authenticated unicast
-        /// heartbeats (docs/ha.md).
-        #[arg(long)]
-        peer: Vec<std::net::Ipv4Addr>,
-        /// The higher one holds the VIPs.
-        #[arg(long, default_value_t = 100)]
-        priority: u8,
-        /// The shared secret of the heartbeats (mode 0600).
-        #[arg(long)]
-        ha_key_file: Option<PathBuf>,
-        /// Do not take the VIPs from a lower-priority director that holds
-        /// them; wait until it fails.
-        #[arg(long)]
-        nopreempt: bool,
+        #[command(flatten)]
+        ha: HaArgs,
         /// A planned restart or upgrade: take the table and every
         /// connection over from the director running on --socket, which
         /// stops; established connections continue.
@@ -209,6 +196,49 @@ struct AuditArgs {
     json: bool,
 }
 
+/// Two or more directors of the same VIPs (docs/ha.md).
+#[derive(clap::Args)]
+struct HaArgs {
+    /// Another director of the same VIPs (repeat it): one of them is
+    /// active at a time, by --priority, over authenticated unicast
+    /// heartbeats, and the active one syncs its connections to the others.
+    #[arg(long)]
+    peer: Vec<std::net::Ipv4Addr>,
+    /// The higher one holds the VIPs.
+    #[arg(long, default_value_t = 100)]
+    priority: u8,
+    /// The shared secret of the heartbeats and the sync (mode 0600).
+    #[arg(long)]
+    ha_key_file: Option<PathBuf>,
+    /// Do not take the VIPs from a lower-priority director that holds
+    /// them; wait until it fails.
+    #[arg(long)]
+    nopreempt: bool,
+    /// Seconds a higher-priority director waits, once it has the holder's
+    /// connection table, before it takes the VIPs back [default: 0].
+    #[arg(long, value_name = "SECS")]
+    preempt_delay: Option<f64>,
+    /// Watch an interface (repeatable): down lowers the priority by
+    /// WEIGHT (IF:-50), or without a weight puts the director in fault.
+    #[arg(long, value_name = "IF[:WEIGHT]")]
+    track_interface: Vec<String>,
+    /// Run a command every second (repeatable): a non-zero exit lowers the
+    /// priority by --track-script-weight, or puts the director in fault.
+    #[arg(long, value_name = "CMD")]
+    track_script: Vec<String>,
+    #[arg(long, value_name = "WEIGHT", allow_hyphen_values = true)]
+    track_script_weight: Option<String>,
+    /// A service that lost its quorum lowers the priority by WEIGHT, or
+    /// (`fault`) puts the director in fault.
+    #[arg(long, value_name = "WEIGHT|fault", allow_hyphen_values = true)]
+    track_quorum: Option<String>,
+    /// Run on every change of state (`sh -c CMD`, with the state ACTIVE,
+    /// BACKUP or FAULT and the priority as $1 and $2, the reason in
+    /// $UVS_HA_REASON).
+    #[arg(long, value_name = "CMD")]
+    notify: Option<String>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
@@ -222,10 +252,7 @@ fn main() -> ExitCode {
             interface,
             config,
             takeover,
-            peer,
-            priority,
-            ha_key_file,
-            nopreempt,
+            ha,
             socket,
             tun_source,
             max_conns,
@@ -237,10 +264,18 @@ fn main() -> ExitCode {
             max_conns,
             config,
             takeover,
-            peers: peer,
-            priority,
-            ha_key_file,
-            preempt: !nopreempt,
+            ha: uvs::daemon::HaFlags {
+                peers: ha.peer,
+                priority: ha.priority,
+                key_file: ha.ha_key_file,
+                preempt: !ha.nopreempt,
+                preempt_delay: ha.preempt_delay,
+                track_interfaces: ha.track_interface,
+                track_scripts: ha.track_script,
+                track_script_weight: ha.track_script_weight,
+                track_quorum: ha.track_quorum,
+                notify: ha.notify,
+            },
         })
         .and_then(|o| uvs::daemon::run(&o)),
         Command::Status { socket } => status(&socket),
@@ -263,23 +298,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Ok(Response::Ha(Some(h))) => {
-                println!("role {} (priority {}): {}", h.role, h.priority, h.reason);
-                for p in &h.peers {
-                    println!(
-                        "peer {:<15} {:<7} priority {:<3} {} heard {} ago{}",
-                        p.addr,
-                        if p.live { "live" } else { "gone" },
-                        p.priority,
-                        if p.active { "active" } else { "backup" },
-                        p.heard_ms_ago.map_or("never".into(), |m| format!("{m} ms")),
-                        if p.hears_us { "" } else { ", does not hear us" }
-                    );
-                }
-                let c = &h.counters;
-                println!(
-                    "heartbeats sent {} received {} refused: bad MAC {} malformed {} replayed {} unknown sender {}",
-                    c.sent, c.received, c.bad_mac, c.malformed, c.replayed, c.unknown_sender
-                );
+                print!("{}", h.text());
                 Ok(())
             }
             Ok(Response::Error { message, .. }) => Err(message),

@@ -185,13 +185,18 @@ fn list(ctx: &Ctx, p: &Parsed) -> Result<String, (String, u8)> {
     if p.has(Opt::Connection) {
         return list_conns(ctx, f.numeric);
     }
+    if p.has(Opt::Daemon) {
+        // Without peers there is no sync: nothing to list, as ipvsadm
+        // shows with no sync daemon running.
+        return match ctx.call(&Request::Ha)? {
+            Response::Ha(h) => Ok(h.map_or_else(String::new, |h| format::list_daemon(&h))),
+            Response::Error { message, .. } => Err((message, 1)),
+            _ => Err(("unexpected answer from the daemon".into(), 1)),
+        };
+    }
     let snap = ctx.snapshot()?;
     if p.has(Opt::Timeout) {
         return Ok(format::list_timeout(&snap.timeouts));
-    }
-    if p.has(Opt::Daemon) {
-        // uvs runs no sync daemon: nothing to list, as ipvsadm shows then.
-        return Ok(String::new());
     }
     if let Some(key) = p.service_key().filter(|_| p.has(Opt::Service)) {
         return match snap.services.iter().find(|s| s.key == key) {

@@ -131,5 +131,5 @@ pub enum Response {
     Status(Vec<(String, u64)>),
     Health(Vec<crate::control::health::HealthRow>),
     Handoff(Box<HandoffState>),
-    Ha(Option<crate::ha::HaStatus>),
+    Ha(Option<Box<crate::ha::HaStatus>>),
 }

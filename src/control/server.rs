@@ -33,6 +33,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
+mod ha;
+
 /// Largest request accepted (a restore of a very large table fits).
 const MAX_REQUEST: u64 = 64 << 20;
 
@@ -194,112 +196,6 @@ impl Control {
             handed_off: tokio::sync::Notify::new(),
             ha: std::sync::Mutex::new(None),
         }
-    }
-
-    /// HA, before anything is published: a director with peers starts as
-    /// a backup (silent) until its election says otherwise.
-    pub async fn start_standby(&self) {
-        let mut st = self.state.lock().await;
-        st.publisher.set_standby(true);
-        st.publish();
-    }
-
-    /// HA: heartbeats to and from the peers every interval, and the
-    /// election after each round; a role change republishes the table
-    /// as active (with gratuitous ARPs, repeated twice a second apart) or
-    /// as standby. Runs for the daemon's life.
-    pub async fn run_ha(self: Arc<Self>, cfg: crate::ha::HaConfig) {
-        let sock = match tokio::net::UdpSocket::bind((cfg.me, cfg.port)).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!(
-                    "uvs: HA: cannot listen on {}:{}: {e}; staying backup",
-                    cfg.me, cfg.port
-                );
-                return;
-            }
-        };
-        *lock(&self.ha) = Some(crate::ha::Ha::new(cfg.clone()));
-        let mut tick = tokio::time::interval(cfg.interval);
-        let mut buf = [0u8; 256];
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let now_ms = crate::host::unix_ms();
-                    let msgs: Vec<(Ipv4Addr, [u8; crate::ha::msg::LEN])> = {
-                        let mut g = lock(&self.ha);
-                        let Some(ha) = g.as_mut() else { return };
-                        ha.seq += 1;
-                        (0..ha.peers.len()).map(|i| (ha.peers[i].addr, ha.heartbeat(i, now_ms))).collect()
-                    };
-                    let mut sent = 0;
-                    for (a, m) in msgs {
-                        sent += u64::from(sock.send_to(&m, (a, cfg.port)).await.is_ok());
-                    }
-                    let change = {
-                        let mut g = lock(&self.ha);
-                        let Some(ha) = g.as_mut() else { return };
-                        ha.counters.sent += sent;
-                        ha.elect(std::time::Instant::now()).map(|a| (a, ha.reason.clone()))
-                    };
-                    if let Some((active, why)) = change {
-                        self.set_role(active, &why).await;
-                    }
-                }
-                r = sock.recv_from(&mut buf) => {
-                    if let Ok((n, std::net::SocketAddr::V4(from))) = r {
-                        let mut g = lock(&self.ha);
-                        if let Some(ha) = g.as_mut() {
-                            ha.receive(from, &buf[..n], std::time::Instant::now());
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Publishes the table as active (announcing the VIPs, and twice more
-    /// a second apart, as keepalived repeats its gratuitous ARPs) or as
-    /// standby, logging why.
-    async fn set_role(self: &Arc<Self>, active: bool, why: &str) {
-        eprintln!(
-            "uvs: HA: now {}: {why}",
-            if active {
-                "active (holding the VIPs)"
-            } else {
-                "backup"
-            }
-        );
-        {
-            let mut st = self.state.lock().await;
-            st.publisher.set_standby(!active);
-            st.publisher.announce();
-            st.publish();
-        }
-        if active {
-            let me = self.clone();
-            tokio::spawn(async move {
-                for _ in 0..2 {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let mut st = me.state.lock().await;
-                    if !me.ha_active() {
-                        return;
-                    }
-                    st.publisher.announce();
-                    st.publish();
-                }
-            });
-        }
-    }
-
-    fn ha_active(&self) -> bool {
-        lock(&self.ha).as_ref().is_some_and(|h| h.active)
-    }
-
-    /// `uvs ha`: `None` without peers.
-    pub fn ha_status(&self) -> Option<crate::ha::HaStatus> {
-        let g = lock(&self.ha);
-        g.as_ref().map(|h| h.status(std::time::Instant::now()))
     }
 
     /// A planned restart, the old side: stops the data plane, hands the
@@ -709,13 +605,28 @@ impl Control {
                 index: None,
                 message: "answered on the connection, not here".into(),
             },
-            Request::Status => Response::Status(
-                self.counters
+            Request::Status => {
+                let mut pairs: Vec<(String, u64)> = self
+                    .counters
                     .pairs()
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-            ),
+                    .collect();
+                // HA: the sync stream's rate, records per second each way.
+                if let Some(h) = self.ha_status() {
+                    pairs.push(("sync_sent_per_s".into(), h.sync.sent_per_s.round() as u64));
+                    pairs.push((
+                        "sync_received_per_s".into(),
+                        h.sync.received_per_s.round() as u64,
+                    ));
+                    pairs.push(("sync_sent_records".into(), h.sync.counters.records_sent));
+                    pairs.push((
+                        "sync_received_records".into(),
+                        h.sync.counters.records_received,
+                    ));
+                }
+                Response::Status(pairs)
+            }
         }
     }
 
@@ -970,6 +881,10 @@ impl Control {
                 acd::probe(&name, mac, vip, acd::PROBE_WAIT).map(|o| (name, o))
             });
             match probe.await {
+                // The other director of an HA pair holds it: as it should.
+                Ok(Ok((name, Some(owner)))) if self.is_peer(owner).await => {
+                    eprintln!("uvs: VIP {vip} is held by an HA peer ({owner} on {name})");
+                }
                 Ok(Ok((name, Some(owner)))) => {
                     return Err(OpError::Host(format!(
                         "VIP {vip} is in use: {owner} answered ARP for it on {name}. uvs will not \
@@ -983,6 +898,18 @@ impl Control {
             }
         }
         Ok(())
+    }
+
+    /// Whether `mac` is one of the HA peers' (resolved by ARP if the
+    /// neighbour table does not have it yet).
+    async fn is_peer(&self, mac: MacAddr) -> bool {
+        for peer in self.ha_peers() {
+            let hop = resolve::next_hop(&self.netlink, peer, Forward::Route, &self.links).await;
+            if matches!(hop, Ok(resolve::Hop::Resolved(h)) if h.mac == mac) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Retries the real servers that do not resolve yet, every `every`:

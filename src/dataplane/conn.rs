@@ -31,6 +31,21 @@ impl ConnState {
         }
     }
 
+    /// One byte for the sync protocol and the digest.
+    pub fn code(self) -> u8 {
+        match self {
+            ConnState::Tcp(s) => s as u8,
+            ConnState::Udp => 0xff,
+        }
+    }
+
+    pub fn from_code(b: u8) -> Option<ConnState> {
+        match b {
+            0xff => Some(ConnState::Udp),
+            b => TcpState::from_code(b).map(ConnState::Tcp),
+        }
+    }
+
     pub fn timeout(self, t: &Timeouts) -> u32 {
         match self {
             ConnState::Tcp(s) => s.timeout(t),
@@ -157,6 +172,9 @@ struct Slot {
     second: bool,
     /// On the eviction list (oldest first).
     listed: bool,
+    /// Matches the table's `mark` when entered or confirmed since the
+    /// last full resync began (a backup drops the others at its end).
+    mark: bool,
     prev: u32,
     next: u32,
     /// Next slot in the same bucket of the 5-tuple index.
@@ -206,6 +224,36 @@ pub struct ConnTable {
     /// Where the next sweep step starts.
     cursor: usize,
     evicted: u64,
+    /// The sum of every entry's [`digest_term`]: kept as entries come,
+    /// change state and go, so a digest of the table costs nothing.
+    digest: u64,
+    mark: bool,
+}
+
+/// What two directors compare to tell whether their synced tables agree:
+/// the number of entries and an order-independent sum over them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Digest {
+    pub count: u64,
+    pub sum: u64,
+}
+
+/// One entry's share of the digest: its 5-tuple, real server and state,
+/// mixed with a fixed function (the same in every process, unlike the
+/// table's keyed hash).
+pub fn digest_term(k: &ConnKey, raddr: Ipv4Addr, rport: u16, state: ConnState) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        // splitmix64's finaliser.
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let a = (u64::from(k.protocol.number()) << 56)
+        | (u64::from(u32::from(k.caddr)) << 16)
+        | u64::from(k.cport);
+    let b = (u64::from(u32::from(k.vaddr)) << 32) | (u64::from(k.vport) << 16) | u64::from(rport);
+    let c = (u64::from(u32::from(raddr)) << 8) | u64::from(state.code());
+    mix(a ^ mix(b ^ mix(c)))
 }
 
 /// Whether losing this connection costs little: it never saw a second
@@ -242,6 +290,8 @@ impl ConnTable {
             max,
             cursor: 0,
             evicted: 0,
+            digest: 0,
+            mark: false,
         }
     }
 
@@ -374,7 +424,53 @@ impl ConnTable {
         self.slots[i as usize].live = false;
         self.free.push(i);
         self.len -= 1;
+        self.digest = self
+            .digest
+            .wrapping_sub(digest_term(&k, c.raddr, c.rport, c.state));
         c
+    }
+
+    /// The digest of the whole table, in constant time.
+    pub fn digest(&self) -> Digest {
+        Digest {
+            count: self.len as u64,
+            sum: self.digest,
+        }
+    }
+
+    /// A connection found by `get_mut` changed state from `old`: its
+    /// share of the digest follows.
+    pub fn restated(&mut self, k: &ConnKey, c: &Conn, old: ConnState) {
+        self.digest = self
+            .digest
+            .wrapping_sub(digest_term(k, c.raddr, c.rport, old))
+            .wrapping_add(digest_term(k, c.raddr, c.rport, c.state));
+    }
+
+    /// A full resync begins: every entry now counts as not confirmed.
+    pub fn begin_marking(&mut self) {
+        self.mark = !self.mark;
+    }
+
+    /// Confirms an entry during a resync.
+    pub fn confirm(&mut self, k: &ConnKey) {
+        if let Some(i) = self.find(k) {
+            self.slots[i as usize].mark = self.mark;
+        }
+    }
+
+    /// A full resync ended: drops the entries it did not confirm, and
+    /// returns them.
+    pub fn drop_unconfirmed(&mut self) -> Vec<Conn> {
+        let mark = self.mark;
+        let mut gone = Vec::new();
+        for i in 0..self.slots.len() {
+            let s = &self.slots[i];
+            if s.live && s.mark != mark {
+                gone.push(self.release_slot(i as u32));
+            }
+        }
+        gone
     }
 
     fn unlist(&mut self, i: u32) {
@@ -433,6 +529,7 @@ impl ConnTable {
             live: true,
             second: false,
             listed: true,
+            mark: self.mark,
             prev: self.tail,
             next: NIL,
             hnext: self.buckets[b],
@@ -459,6 +556,9 @@ impl ConnTable {
         }
         self.tail = i;
         self.len += 1;
+        self.digest = self
+            .digest
+            .wrapping_add(digest_term(&k, c.raddr, c.rport, c.state));
         Ok(evicted)
     }
 

@@ -6,6 +6,7 @@
 use super::classify::{Flow, Layout};
 use super::conn::{Conn, ConnKey, ConnState, InsertError};
 use super::egress::Change;
+use super::sync::{Record, SyncEvent};
 use super::tcp_state::{Direction, TcpState};
 use super::{Dataplane, locate, release};
 use crate::io::{PacketIo, RxMeta};
@@ -110,16 +111,22 @@ impl Dataplane {
             let expired = c.expires_ms <= now;
             if let Some(d) = dest.filter(|_| !reuse && !expired) {
                 let dir = c.input_direction();
-                update_state(c, &d.state, dir, l.tcp_flags, table, now);
+                let was = update_state(c, &d.state, dir, l.tcp_flags, table, now);
                 c.client_link = flow.link;
                 c.client_mac = l.src_mac;
-                return Some(*c);
+                let c = *c;
+                if let Some(was) = was {
+                    self.conns.restated(&flow.key, &c, was);
+                    self.emit_upsert(&flow.key, &c, true);
+                }
+                return Some(c);
             }
             let old = *c;
             self.conns.remove(&flow.key);
             if let Some(d) = dest {
                 release(&d.state, &old);
             }
+            self.emit(SyncEvent::Record(Record::Remove(flow.key)));
         }
         // A new connection: TCP schedules only on SYN (no sloppy_tcp),
         // except where the scheduler derives the server from the flow
@@ -170,13 +177,14 @@ impl Dataplane {
         update_state(&mut c, &d.state, dir, l.tcp_flags, table, now);
         match self.conns.insert(flow.key, c) {
             Ok(None) => {}
-            Ok(Some((_, mut old))) => {
+            Ok(Some((gone, mut old))) => {
                 // The oldest cheap entry made room: its server's count
                 // goes back.
                 DataplaneCounters::bump(&self.counters.conn_evictions);
                 if let Some((_, od)) = locate(table, &self.positions, &mut old) {
                     release(&od.state, &old);
                 }
+                self.emit(SyncEvent::Record(Record::Remove(gone)));
             }
             Err(e) => {
                 release(&d.state, &c);
@@ -189,6 +197,7 @@ impl Dataplane {
         }
         svc.stats.conns.fetch_add(1, Relaxed);
         d.state.stats.conns.fetch_add(1, Relaxed);
+        self.emit_upsert(&flow.key, &c, false);
         Ok(c)
     }
 
@@ -211,10 +220,14 @@ impl Dataplane {
         let Some((svc, d)) = locate(table, positions, c) else {
             return;
         };
-        update_state(c, &d.state, Direction::Output, l.tcp_flags, table, now);
+        let was = update_state(c, &d.state, Direction::Output, l.tcp_flags, table, now);
         svc.stats.count_out(l.ip_len());
         d.state.stats.count_out(l.ip_len());
         let c = *c;
+        if let Some(was) = was {
+            self.conns.restated(&key, &c, was);
+            self.emit_upsert(&key, &c, true);
+        }
         let to = self.client_hop(&c, key.caddr);
         let from = Some(self.link(meta.link).addr);
         DataplaneCounters::bump(&self.counters.nat_replies);
@@ -303,7 +316,8 @@ impl Dataplane {
 }
 
 /// Applies a segment travelling in `dir` to a connection: TCP state
-/// machine, active/inactive accounting, and the idle timer.
+/// machine, active/inactive accounting, and the idle timer. Returns the
+/// state before, if it changed (the digest and the peers follow).
 fn update_state(
     c: &mut Conn,
     ds: &DestState,
@@ -311,7 +325,8 @@ fn update_state(
     tcp_flags: u8,
     table: &Table,
     now: u64,
-) {
+) -> Option<ConnState> {
+    let before = c.state;
     if let ConnState::Tcp(s) = c.state {
         let n = s.transition(dir, tcp_flags);
         if n != s {
@@ -330,4 +345,5 @@ fn update_state(
         }
     }
     c.expires_ms = now + u64::from(c.state.timeout(&table.timeouts)) * 1000;
+    (c.state != before).then_some(before)
 }

@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// One connection, portable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortableConn {
     pub protocol: Protocol,
     pub caddr: Ipv4Addr,
@@ -28,6 +28,18 @@ pub struct PortableConn {
     pub client_link: u8,
     pub client_mac: [u8; 6],
     pub seen_twice: bool,
+}
+
+impl PortableConn {
+    pub fn key(&self) -> ConnKey {
+        ConnKey {
+            protocol: self.protocol,
+            caddr: self.caddr,
+            cport: self.cport,
+            vaddr: self.vaddr,
+            vport: self.vport,
+        }
+    }
 }
 
 impl Dataplane {
@@ -50,22 +62,8 @@ impl Dataplane {
             .iter()
             .filter_map(|(k, c)| {
                 let mut c = *c;
-                let (_, d) = locate(&self.table, &self.positions, &mut c)?;
-                Some(PortableConn {
-                    protocol: k.protocol,
-                    caddr: k.caddr,
-                    cport: k.cport,
-                    vaddr: k.vaddr,
-                    vport: k.vport,
-                    raddr: d.addr,
-                    rport: d.port,
-                    fwd: c.fwd,
-                    state: c.state,
-                    expires_in_ms: c.expires_ms.saturating_sub(now),
-                    client_link: c.client_link,
-                    client_mac: c.client_mac.0,
-                    seen_twice: self.conns.seen_twice(k),
-                })
+                locate(&self.table, &self.positions, &mut c)?;
+                Some(super::sync::portable(k, &c, now, self.conns.seen_twice(k)))
             })
             .collect()
     }
@@ -77,56 +75,59 @@ impl Dataplane {
     /// a service or server this table does not have.
     pub fn import_conns(&mut self, conns: &[PortableConn]) -> usize {
         let now = self.now_ms();
-        let mut taken = 0;
-        for p in conns {
-            let Some((si, svc)) = self.table.services.iter().enumerate().find(|(_, s)| {
-                s.key.protocol == p.protocol && s.key.addr == p.vaddr && s.key.port == p.vport
-            }) else {
-                continue;
-            };
-            let Some((di, d)) = svc
-                .dests
-                .iter()
-                .enumerate()
-                .find(|(_, d)| d.addr == p.raddr && d.port == p.rport)
-            else {
-                continue;
-            };
-            let key = ConnKey {
-                protocol: p.protocol,
-                caddr: p.caddr,
-                cport: p.cport,
-                vaddr: p.vaddr,
-                vport: p.vport,
-            };
-            if self.conns.get(&key).is_some() {
-                continue;
-            }
-            let c = Conn {
-                svc: si as u32,
-                dest: di as u32,
-                dest_id: d.id,
-                state: p.state,
-                expires_ms: now + p.expires_in_ms,
-                fwd: p.fwd,
-                raddr: p.raddr,
-                rport: p.rport,
-                client_link: p.client_link,
-                client_mac: MacAddr(p.client_mac),
-            };
-            if self.conns.insert(key, c).is_err() {
-                continue;
-            }
-            if p.seen_twice {
-                self.conns.mark_seen_twice(&key);
-            }
-            let counter = match c.state.is_active() {
-                true => &d.state.active,
-                false => &d.state.inactive,
-            };
-            counter.fetch_add(1, Relaxed);
-            taken += 1;
+        conns.iter().filter(|p| self.import_one(p, now)).count()
+    }
+
+    /// Enters one portable connection (not in the table yet) with its
+    /// real server in the current table; false if there is none.
+    pub(super) fn import_one(&mut self, p: &PortableConn, now: u64) -> bool {
+        let Some((si, svc)) = self.table.services.iter().enumerate().find(|(_, s)| {
+            s.key.protocol == p.protocol && s.key.addr == p.vaddr && s.key.port == p.vport
+        }) else {
+            return false;
+        };
+        let Some((di, d)) = svc
+            .dests
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d.addr == p.raddr && d.port == p.rport)
+        else {
+            return false;
+        };
+        let key = p.key();
+        if self.conns.get(&key).is_some() {
+            return false;
         }
-        taken
+        let c = Conn {
+            svc: si as u32,
+            dest: di as u32,
+            dest_id: d.id,
+            state: p.state,
+            expires_ms: now + p.expires_in_ms,
+            fwd: p.fwd,
+            raddr: p.raddr,
+            rport: p.rport,
+            client_link: p.client_link,
+            client_mac: MacAddr(p.client_mac),
+        };
+        match self.conns.insert(key, c) {
+            Ok(None) => {}
+            // A full backup table makes room like a full active one.
+            Ok(Some((_, mut old))) => {
+                if let Some((_, od)) = locate(&self.table, &self.positions, &mut old) {
+                    super::release(&od.state, &old);
+                }
+            }
+            Err(_) => return false,
+        }
+        if p.seen_twice {
+            self.conns.mark_seen_twice(&key);
+        }
+        let counter = match c.state.is_active() {
+            true => &d.state.active,
+            false => &d.state.inactive,
+        };
+        counter.fetch_add(1, Relaxed);
+        true
     }
 }

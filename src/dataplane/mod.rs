@@ -15,6 +15,7 @@ pub mod handoff;
 pub mod icmp_limit;
 pub mod nat;
 pub mod sched;
+pub mod sync;
 pub mod tcp_state;
 
 use crate::io::{PacketIo, PacketType, RxMeta};
@@ -61,6 +62,23 @@ pub enum DpRequest {
         from: usize,
         reply: tokio::sync::oneshot::Sender<(Vec<ConnInfo>, Option<usize>)>,
     },
+    /// HA, the active side: queue the table's digest in the sync stream.
+    SyncDigest,
+    /// HA, the active side, a full resync: queue a mark, then answer with
+    /// up to [`CONN_CHUNK`] connections from slot `from` on.
+    SyncChunk {
+        from: usize,
+        mark: u64,
+        reply: tokio::sync::oneshot::Sender<(Vec<handoff::PortableConn>, Option<usize>)>,
+    },
+    /// HA, a backup: records received from the active director.
+    SyncApply(Vec<sync::Record>),
+    /// HA, a backup: a full resync begins, or ends (answered with how
+    /// many stale entries went).
+    ResyncBegin,
+    ResyncEnd(tokio::sync::oneshot::Sender<usize>),
+    /// HA, a backup: the table's digest now.
+    Digest(tokio::sync::oneshot::Sender<conn::Digest>),
 }
 
 /// The interface facts the data plane needs, for each of its links.
@@ -98,25 +116,39 @@ pub struct Dataplane {
     conflict_logged_ms: Option<u64>,
     /// The connections were handed to another process: stop.
     handed_off: bool,
+    /// HA: where connection changes are queued for the peers.
+    sync: Option<std::sync::mpsc::SyncSender<sync::SyncEvent>>,
 }
 
 /// The sweep's rule at `now`: a connection whose real server is gone, or
 /// whose timer ran out (its server's count given back), goes; the others
-/// are remapped to the current table and stay.
+/// are remapped to the current table and stay. A backup's synced timers
+/// do not run (the active director removes what ends). Removals are
+/// queued for the peers.
 fn still_live<'t>(
     table: &'t Table,
     positions: &'t HashMap<u64, (u32, u32)>,
     now: u64,
+    sync: Option<&'t std::sync::mpsc::SyncSender<sync::SyncEvent>>,
+    counters: &'t DataplaneCounters,
 ) -> impl FnMut(&conn::ConnKey, &mut Conn) -> bool + 't {
-    move |_, c| {
-        let Some((_, d)) = locate(table, positions, c) else {
-            return false;
+    let sync = sync.filter(|_| !table.standby);
+    move |k, c| {
+        let live = match locate(table, positions, c) {
+            None => false,
+            Some(_) if c.expires_ms > now || table.standby => true,
+            Some((_, d)) => {
+                release(&d.state, c);
+                false
+            }
         };
-        if c.expires_ms > now {
-            return true;
+        if !live && let Some(tx) = sync {
+            match tx.try_send(sync::SyncEvent::Record(sync::Record::Remove(*k))) {
+                Ok(()) => DataplaneCounters::bump(&counters.sync_events),
+                Err(_) => DataplaneCounters::bump(&counters.sync_overflows),
+            }
         }
-        release(&d.state, c);
-        false
+        live
     }
 }
 
@@ -191,6 +223,7 @@ impl Dataplane {
             icmp_limit: IcmpLimiter::new(IcmpLimits::default()),
             conflict_logged_ms: None,
             handed_off: false,
+            sync: None,
             table,
         }
     }
@@ -263,7 +296,8 @@ impl Dataplane {
         }
         // A request answered after a table change must see that change.
         self.refresh_table(io);
-        if let Some(rx) = &self.requests {
+        let requests = self.requests.take();
+        if let Some(rx) = &requests {
             while let Ok(req) = rx.try_recv() {
                 match req {
                     DpRequest::Conns { from, reply } => {
@@ -273,9 +307,24 @@ impl Dataplane {
                         let _ = reply.send(self.export_conns());
                         self.handed_off = true;
                     }
+                    DpRequest::SyncDigest => self.emit(sync::SyncEvent::Digest(self.digest())),
+                    DpRequest::SyncChunk { from, mark, reply } => {
+                        let _ = reply.send(self.sync_chunk(from, CONN_CHUNK, mark));
+                    }
+                    DpRequest::SyncApply(recs) => {
+                        self.apply_sync(&recs);
+                    }
+                    DpRequest::ResyncBegin => self.resync_begin(),
+                    DpRequest::ResyncEnd(reply) => {
+                        let _ = reply.send(self.resync_end());
+                    }
+                    DpRequest::Digest(reply) => {
+                        let _ = reply.send(self.digest());
+                    }
                 }
             }
         }
+        self.requests = requests;
     }
 
     /// One bounded step of the table's sweep: drops connections whose
@@ -284,7 +333,13 @@ impl Dataplane {
     fn sweep_step(&mut self, now: u64) -> conn::SweepStep {
         let steps = (SWEEP_PASS_MS / SWEEP_STEP_MS) as usize;
         let visit = self.conns.slots() / steps + 256;
-        let keep = still_live(&self.table, &self.positions, now);
+        let keep = still_live(
+            &self.table,
+            &self.positions,
+            now,
+            self.sync.as_ref(),
+            &self.counters,
+        );
         let step = self.conns.sweep_step(visit, SWEEP_REMOVE, keep);
         self.counters.conns.store(self.conns.len() as u64, Relaxed);
         step
@@ -293,7 +348,13 @@ impl Dataplane {
     /// Drops every connection whose timer ran out by `now`, in one pass
     /// (tests; the data plane itself sweeps in bounded steps).
     pub fn expire(&mut self, now: u64) {
-        let keep = still_live(&self.table, &self.positions, now);
+        let keep = still_live(
+            &self.table,
+            &self.positions,
+            now,
+            self.sync.as_ref(),
+            &self.counters,
+        );
         self.conns.retain(keep);
     }
 
@@ -381,6 +442,9 @@ impl Dataplane {
         };
         for vip in fresh {
             self.send_garp(io, vip);
+        }
+        if old.standby && !self.table.standby {
+            self.restart_timers();
         }
     }
 

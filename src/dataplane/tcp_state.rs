@@ -24,6 +24,27 @@ pub enum TcpState {
 
 use TcpState::*;
 
+impl TcpState {
+    /// The state numbered `b` (its place in the kernel's order).
+    pub fn from_code(b: u8) -> Option<TcpState> {
+        [
+            None,
+            Established,
+            SynSent,
+            SynRecv,
+            FinWait,
+            TimeWait,
+            Close,
+            CloseWait,
+            LastAck,
+            Listen,
+            SynAck,
+        ]
+        .get(usize::from(b))
+        .copied()
+    }
+}
+
 /// Which of IPVS's three TCP state tables a segment is looked up in (the
 /// index into `TRANSITIONS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

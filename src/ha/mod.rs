@@ -9,6 +9,8 @@
 //! trade-off when heartbeats are lost both ways.
 
 pub mod msg;
+pub mod sync;
+pub mod track;
 
 use msg::{Heartbeat, Refused};
 use serde::{Deserialize, Serialize};
@@ -29,16 +31,67 @@ pub struct HaConfig {
     /// A higher-priority director takes the VIPs from a lower one that
     /// holds them (off: it waits until that one fails).
     pub preempt: bool,
+    /// How long a higher-priority director waits, once it has the
+    /// holder's connection table, before it takes the VIPs.
+    pub preempt_delay: Duration,
+    pub tracks: Vec<track::Track>,
+    /// Run by `sh -c` on every change of state, with the new state
+    /// (ACTIVE, BACKUP or FAULT) and the priority as `$1` and `$2`.
+    pub notify: Option<String>,
+}
+
+/// Replay protection for one sender's messages: its (boot, sequence)
+/// only moves forward, and a new boot must carry a later clock than the
+/// last message of the old one.
+#[derive(Debug, Clone, Default)]
+pub struct Fresh {
+    last: Option<(u64, u64, u64)>,
+}
+
+impl Fresh {
+    /// Takes (boot, seq, sent_ms) if it is newer than anything before.
+    pub fn accept(&mut self, boot: u64, seq: u64, sent_ms: u64) -> bool {
+        let fresh = match self.last {
+            None => true,
+            Some((b, s, sent)) if b == boot => seq > s && sent_ms >= sent,
+            Some((_, _, sent)) => sent_ms > sent,
+        };
+        if fresh {
+            self.last = Some((boot, seq, sent_ms));
+        }
+        fresh
+    }
+
+    /// Notes a message of the current boot that may come out of order.
+    pub fn seen(&mut self, seq: u64, sent_ms: u64) {
+        if let Some((_, s, sent)) = &mut self.last {
+            *s = (*s).max(seq);
+            *sent = (*sent).max(sent_ms);
+        }
+    }
+
+    pub fn boot(&self) -> Option<u64> {
+        self.last.map(|l| l.0)
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.last.map_or(0, |l| l.1)
+    }
 }
 
 /// What is known of one peer.
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub addr: Ipv4Addr,
-    last: Option<(u64, u64, u64)>,
+    last: Fresh,
     heard_at: Option<Instant>,
+    /// Since when it has been heard without a break (or since its
+    /// restart): a peer that has just come cannot have heard us yet.
+    live_since: Option<Instant>,
     pub priority: u8,
     pub active: bool,
+    /// It may take the VIPs from us (preemption).
+    pub ready: bool,
     /// The last of our sequence numbers it says it heard.
     pub heard_our_seq: u64,
 }
@@ -47,10 +100,12 @@ impl Peer {
     pub fn new(addr: Ipv4Addr) -> Peer {
         Peer {
             addr,
-            last: None,
+            last: Fresh::default(),
             heard_at: None,
+            live_since: None,
             priority: 0,
             active: false,
+            ready: false,
             heard_our_seq: 0,
         }
     }
@@ -58,27 +113,32 @@ impl Peer {
     /// Takes a heartbeat if it moves this peer's (boot, sequence) forward:
     /// a replay (an old or repeated message) is refused. A new boot is
     /// taken when its clock is later than the last message's.
-    pub fn accept(&mut self, h: &Heartbeat, now: Instant) -> bool {
-        let fresh = match self.last {
-            None => true,
-            Some((boot, seq, sent)) if boot == h.boot => h.seq > seq && h.sent_ms >= sent,
-            Some((_, _, sent)) => h.sent_ms > sent,
-        };
+    pub fn accept(&mut self, h: &Heartbeat, now: Instant, dead: Duration) -> bool {
+        let boot = self.last.boot();
+        let fresh = self.last.accept(h.boot, h.seq, h.sent_ms);
         if fresh {
-            self.last = Some((h.boot, h.seq, h.sent_ms));
+            if boot != Some(h.boot) || !self.live(now, dead) {
+                self.live_since = Some(now);
+            }
             self.heard_at = Some(now);
             self.priority = h.priority;
             self.active = h.active;
+            self.ready = h.ready;
             self.heard_our_seq = h.heard_seq;
         }
         fresh
     }
 
     pub fn seq(&self) -> u64 {
-        self.last.map_or(0, |l| l.1)
+        self.last.seq()
     }
 
-    fn live(&self, now: Instant, dead: Duration) -> bool {
+    /// The boot id of its current run.
+    pub fn boot(&self) -> Option<u64> {
+        self.last.boot()
+    }
+
+    pub fn live(&self, now: Instant, dead: Duration) -> bool {
         self.heard_at.is_some_and(|t| now.duration_since(t) < dead)
     }
 }
@@ -105,21 +165,165 @@ pub struct PeerStatus {
     pub heard_ms_ago: Option<u64>,
     /// It does not hear us (its last heard sequence number lags).
     pub hears_us: bool,
+    pub ready: bool,
+    /// Its sync stream as applied here: the last sequence number applied,
+    /// the highest seen, and how far behind that is.
+    pub sync_applied: u64,
+    pub sync_highest: u64,
+    pub sync_lag: u64,
+    /// This director has its full table (a resync completed, none lost
+    /// since).
+    pub synced: bool,
 }
 
 /// `uvs ha`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HaStatus {
     pub role: String,
+    /// The configured priority, and the one in effect after the track
+    /// conditions.
     pub priority: u8,
+    pub effective_priority: u8,
+    pub fault: Option<String>,
+    pub preempt: bool,
+    pub preempt_delay_ms: u64,
+    /// This director could take the VIPs from a lower-priority holder.
+    pub ready: bool,
     pub reason: String,
     pub peers: Vec<PeerStatus>,
+    pub tracks: Vec<track::TrackStatus>,
     pub counters: HaCounters,
+    pub sync: SyncStatus,
+}
+
+/// The sync side of `uvs ha`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// The last sequence number this director sent in its stream.
+    pub sent_seq: u64,
+    /// Records per second sent and received, over the last few seconds.
+    pub sent_per_s: f64,
+    pub received_per_s: f64,
+    /// The last digest comparison (`ok`, `mismatch`, or `none yet`), and
+    /// at which stream sequence number.
+    pub digest: String,
+    /// A full resync this director is sending, if one is under way.
+    pub resync: Option<String>,
+    pub counters: sync::SyncCounters,
+}
+
+impl HaStatus {
+    /// `uvs ha` without `--json`.
+    pub fn text(&self) -> String {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let prio = match self.effective_priority == self.priority {
+            true => self.priority.to_string(),
+            false => format!("{}, configured {}", self.effective_priority, self.priority),
+        };
+        let _ = writeln!(o, "role {} (priority {prio}): {}", self.role, self.reason);
+        if let Some(f) = &self.fault {
+            let _ = writeln!(o, "fault: {f}");
+        }
+        let _ = writeln!(
+            o,
+            "preempt {}{}, ready to take over: {}",
+            if self.preempt { "on" } else { "off" },
+            match self.preempt_delay_ms {
+                0 => String::new(),
+                ms => format!(" after {ms} ms"),
+            },
+            if self.ready { "yes" } else { "no" }
+        );
+        for p in &self.peers {
+            let _ = writeln!(
+                o,
+                "peer {:<15} {:<4} priority {:<3} {} heard {} ago{}",
+                p.addr,
+                if p.live { "live" } else { "gone" },
+                p.priority,
+                if p.active { "active" } else { "backup" },
+                p.heard_ms_ago.map_or("never".into(), |m| format!("{m} ms")),
+                if p.hears_us { "" } else { ", does not hear us" }
+            );
+            let _ = writeln!(
+                o,
+                "     sync in: applied seq {} of {} (lag {}), {}",
+                p.sync_applied,
+                p.sync_highest,
+                p.sync_lag,
+                if p.synced {
+                    "whole table"
+                } else {
+                    "not synced"
+                }
+            );
+        }
+        for t in &self.tracks {
+            let _ = writeln!(
+                o,
+                "track {:?}{}: {}",
+                t.track.watch,
+                t.track
+                    .weight
+                    .map_or(" (fault)".into(), |w| format!(" (weight {w})")),
+                if t.failing { "failing" } else { "ok" }
+            );
+        }
+        let s = &self.sync;
+        let c = &s.counters;
+        let _ = writeln!(
+            o,
+            "sync out: seq {}, {:.0} records/s; in: {:.0} records/s; digest {}{}",
+            s.sent_seq,
+            s.sent_per_s,
+            s.received_per_s,
+            s.digest,
+            s.resync
+                .as_ref()
+                .map_or(String::new(), |r| format!("; resync: {r}"))
+        );
+        let _ = writeln!(
+            o,
+            "sync messages sent {} received {}, records sent {} received {}, gaps {} \
+             (skipped {}), resends asked {} sent {}, resyncs asked {} sent {} received {}, \
+             digests ok {} mismatched {}, refused: bad MAC {} malformed {} replayed {}, \
+             queue overflows {}",
+            c.msgs_sent,
+            c.msgs_received,
+            c.records_sent,
+            c.records_received,
+            c.gaps,
+            c.gaps_skipped,
+            c.resends_asked,
+            c.resends_sent,
+            c.resyncs_asked,
+            c.resyncs_sent,
+            c.resyncs_received,
+            c.digests_ok,
+            c.digest_mismatches,
+            c.bad_mac,
+            c.malformed,
+            c.replayed,
+            c.overflows
+        );
+        let c = &self.counters;
+        let _ = writeln!(
+            o,
+            "heartbeats sent {} received {} refused: bad MAC {} malformed {} replayed {} unknown sender {}",
+            c.sent, c.received, c.bad_mac, c.malformed, c.replayed, c.unknown_sender
+        );
+        o
+    }
 }
 
 /// The election, as a pure function of what this director knows.
 pub struct Election<'a> {
     pub cfg: &'a HaConfig,
+    /// The priority in effect (track conditions applied), and why this
+    /// director is in fault if it is.
+    pub priority: u8,
+    pub fault: Option<&'a str>,
     pub peers: &'a [Peer],
     pub our_seq: u64,
     pub active_now: bool,
@@ -133,19 +337,29 @@ impl Election<'_> {
     }
 
     fn hears_us(&self, p: &Peer) -> bool {
+        // A peer heard for less than a dead interval may not have heard
+        // us yet (it just started): it gets the benefit of the doubt.
+        if p.live_since
+            .is_none_or(|t| self.now.duration_since(t) < self.dead())
+        {
+            return true;
+        }
         self.our_seq.saturating_sub(p.heard_our_seq) <= u64::from(self.cfg.dead_after / 2).max(1)
     }
 
     /// Whether this director should hold the VIPs, and why.
     pub fn decide(&self) -> (bool, String) {
         let dead = self.dead();
+        if let Some(why) = self.fault {
+            return (false, format!("fault: {why}"));
+        }
         // A director that starts listens for a full dead interval first,
         // so it cannot take the VIPs from a live peer it has not heard yet.
         if self.now.duration_since(self.started) < dead {
             return (false, "starting: listening for peers".into());
         }
         let rank = |prio: u8, addr: Ipv4Addr| (prio, u32::from(addr));
-        let mine = rank(self.cfg.priority, self.cfg.me);
+        let mine = rank(self.priority, self.cfg.me);
         let live: Vec<&Peer> = self
             .peers
             .iter()
@@ -180,6 +394,16 @@ impl Election<'_> {
                     p.addr
                 ),
             ),
+            // It takes over only with our connection table, after its
+            // preempt delay: it says when in its heartbeats.
+            Some(p) if self.active_now && !p.ready => (
+                true,
+                format!(
+                    "holding the VIPs until peer {} (priority {}) has the connection table \
+                     and its preempt delay has passed",
+                    p.addr, p.priority
+                ),
+            ),
             Some(p) => (
                 false,
                 format!("peer {} has priority {}", p.addr, p.priority),
@@ -190,16 +414,44 @@ impl Election<'_> {
     }
 }
 
-/// Everything the heartbeat task keeps.
+/// Everything the heartbeat and sync task keeps.
 pub struct Ha {
     pub cfg: HaConfig,
     pub peers: Vec<Peer>,
+    /// Random per start: the id of this run's heartbeats and sync stream.
     pub boot: u64,
     pub seq: u64,
     pub active: bool,
     pub reason: String,
     pub counters: HaCounters,
     pub started: Instant,
+    pub tracks: Vec<track::TrackStatus>,
+    /// The priority in effect, and why this director is in fault.
+    pub priority: u8,
+    pub fault: Option<String>,
+    /// What this director's heartbeats say: it may take the VIPs from a
+    /// lower-priority holder.
+    pub ready: bool,
+    preempt_since: Option<Instant>,
+    /// The peer (and its boot) whose whole table this director has.
+    pub synced_from: Option<(Ipv4Addr, u64)>,
+    /// When this director last asked for a full resync.
+    pub resync_asked: Option<Instant>,
+    pub out: sync::Outbox,
+    /// One per peer, in `peers` order.
+    pub inboxes: Vec<sync::Inbox>,
+    pub sync: sync::SyncCounters,
+    pub digest: String,
+    pub resync: Option<String>,
+    rate: Rate,
+}
+
+/// Records per second, sent and received, from counter samples.
+#[derive(Default)]
+struct Rate {
+    at: Option<(Instant, u64, u64)>,
+    sent: f64,
+    received: f64,
 }
 
 impl Ha {
@@ -207,7 +459,17 @@ impl Ha {
         use std::hash::BuildHasher;
         let boot = foldhash::fast::RandomState::default().hash_one(std::process::id());
         let peers = cfg.peers.iter().map(|a| Peer::new(*a)).collect();
+        let inboxes = cfg.peers.iter().map(|_| sync::Inbox::default()).collect();
+        let tracks = cfg
+            .tracks
+            .iter()
+            .map(|t| track::TrackStatus {
+                track: t.clone(),
+                failing: false,
+            })
+            .collect();
         Ha {
+            priority: cfg.priority,
             cfg,
             peers,
             boot,
@@ -216,7 +478,94 @@ impl Ha {
             reason: "starting".into(),
             counters: HaCounters::default(),
             started: Instant::now(),
+            tracks,
+            fault: None,
+            ready: false,
+            preempt_since: None,
+            synced_from: None,
+            resync_asked: None,
+            out: sync::Outbox::new(boot),
+            inboxes,
+            sync: sync::SyncCounters::default(),
+            digest: "none yet".into(),
+            resync: None,
+            rate: Rate::default(),
         }
+    }
+
+    fn dead(&self) -> Duration {
+        self.cfg.interval * self.cfg.dead_after
+    }
+
+    /// The live peer that holds the VIPs, if one does.
+    pub fn holder(&self, now: Instant) -> Option<&Peer> {
+        let dead = self.dead();
+        self.peers.iter().find(|p| p.active && p.live(now, dead))
+    }
+
+    /// Whether this director has the whole table of `peer` as it runs now.
+    pub fn synced_with(&self, peer: &Peer) -> bool {
+        self.synced_from
+            .is_some_and(|(a, b)| a == peer.addr && Some(b) == peer.boot())
+    }
+
+    /// Applies the track conditions' states: the priority in effect and
+    /// the fault, if any.
+    pub fn set_tracks(&mut self, failing: &[bool]) {
+        for (t, f) in self.tracks.iter_mut().zip(failing) {
+            t.failing = *f;
+        }
+        (self.priority, self.fault) = track::effective(self.cfg.priority, &self.tracks);
+    }
+
+    /// Updates what the heartbeats say about preemption: this director
+    /// may take the VIPs from the live holder once it has that holder's
+    /// table and has waited the preempt delay since.
+    pub fn update_ready(&mut self, now: Instant) {
+        let holder = self.holder(now).cloned();
+        // A director still listening after its start has not heard a
+        // holder yet, so cannot know it has nothing to wait for.
+        let listening = now.duration_since(self.started) < self.dead();
+        self.ready = match holder {
+            _ if self.fault.is_some() || listening => false,
+            None => {
+                self.preempt_since = None;
+                true
+            }
+            Some(h) if !self.synced_with(&h) => {
+                self.preempt_since = None;
+                false
+            }
+            Some(_) => {
+                let since = *self.preempt_since.get_or_insert(now);
+                now.duration_since(since) >= self.cfg.preempt_delay
+            }
+        };
+    }
+
+    /// The peer to ask for a full resync now, if one is due: a backup
+    /// without the holder's whole table asks it, once a second.
+    pub fn resync_due(&mut self, now: Instant) -> Option<usize> {
+        if self.active {
+            return None;
+        }
+        let dead = self.dead();
+        let i = self
+            .peers
+            .iter()
+            .position(|p| p.active && p.live(now, dead))?;
+        if self.synced_with(&self.peers[i]) {
+            return None;
+        }
+        if self
+            .resync_asked
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return None;
+        }
+        self.resync_asked = Some(now);
+        self.sync.resyncs_asked += 1;
+        Some(i)
     }
 
     /// The next heartbeat for `peer`.
@@ -226,14 +575,15 @@ impl Ha {
             boot: self.boot,
             seq: self.seq,
             sent_ms: now_ms,
-            priority: self.cfg.priority,
+            priority: self.priority,
             active: self.active,
+            ready: self.ready,
             heard_seq: heard,
         }
         .emit(&self.cfg.key)
     }
 
-    /// A datagram from `from`: counted, and taken if it is a fresh
+    /// A heartbeat from `from`: counted, and taken if it is a fresh
     /// heartbeat of a known peer under our key.
     pub fn receive(&mut self, from: SocketAddrV4, b: &[u8], now: Instant) {
         let Some(p) = self.peers.iter_mut().find(|p| p.addr == *from.ip()) else {
@@ -243,17 +593,24 @@ impl Ha {
         match Heartbeat::parse(b, &self.cfg.key) {
             Err(Refused::Malformed) => self.counters.malformed += 1,
             Err(Refused::BadMac) => self.counters.bad_mac += 1,
-            Ok(h) => match p.accept(&h, now) {
+            Ok(h) => match p.accept(&h, now, self.cfg.interval * self.cfg.dead_after) {
                 true => self.counters.received += 1,
                 false => self.counters.replayed += 1,
             },
         }
     }
 
+    /// The index of the peer at `addr`.
+    pub fn peer_index(&self, addr: Ipv4Addr) -> Option<usize> {
+        self.peers.iter().position(|p| p.addr == addr)
+    }
+
     /// The election as it stands at `now`.
     fn election(&self, now: Instant) -> Election<'_> {
         Election {
             cfg: &self.cfg,
+            priority: self.priority,
+            fault: self.fault.as_deref(),
             peers: &self.peers,
             our_seq: self.seq,
             active_now: self.active,
@@ -268,8 +625,34 @@ impl Ha {
         self.reason = why;
         (active != self.active).then(|| {
             self.active = active;
+            // Whoever holds the VIPs is the source of the table; a
+            // director that lets go needs the new holder's whole table.
+            self.synced_from = None;
+            self.resync_asked = None;
             active
         })
+    }
+
+    /// The state name notify commands and logs use.
+    pub fn state_name(&self) -> &'static str {
+        match (self.active, self.fault.is_some()) {
+            (true, _) => "ACTIVE",
+            (false, true) => "FAULT",
+            (false, false) => "BACKUP",
+        }
+    }
+
+    /// Samples the sync counters for the rates (call about once a second).
+    pub fn sample_rates(&mut self, now: Instant) {
+        let (s, r) = (self.sync.records_sent, self.sync.records_received);
+        if let Some((t, s0, r0)) = self.rate.at {
+            let dt = now.duration_since(t).as_secs_f64();
+            if dt > 0.0 {
+                self.rate.sent = (s - s0) as f64 / dt;
+                self.rate.received = (r - r0) as f64 / dt;
+            }
+        }
+        self.rate.at = Some((now, s, r));
     }
 
     pub fn status(&self, now: Instant) -> HaStatus {
@@ -278,20 +661,40 @@ impl Ha {
         HaStatus {
             role: if self.active { "active" } else { "backup" }.into(),
             priority: self.cfg.priority,
+            effective_priority: self.priority,
+            fault: self.fault.clone(),
+            preempt: self.cfg.preempt,
+            preempt_delay_ms: self.cfg.preempt_delay.as_millis() as u64,
+            ready: self.ready,
             reason: self.reason.clone(),
             peers: self
                 .peers
                 .iter()
-                .map(|p| PeerStatus {
+                .zip(&self.inboxes)
+                .map(|(p, i)| PeerStatus {
                     addr: p.addr,
                     live: p.live(now, dead),
                     priority: p.priority,
                     active: p.active,
                     heard_ms_ago: p.heard_at.map(|t| now.duration_since(t).as_millis() as u64),
                     hears_us: p.heard_at.is_some() && e.hears_us(p),
+                    ready: p.ready,
+                    sync_applied: i.applied(),
+                    sync_highest: i.highest,
+                    sync_lag: i.highest.saturating_sub(i.applied()),
+                    synced: self.synced_with(p),
                 })
                 .collect(),
+            tracks: self.tracks.clone(),
             counters: self.counters.clone(),
+            sync: SyncStatus {
+                sent_seq: self.out.seq(),
+                sent_per_s: self.rate.sent,
+                received_per_s: self.rate.received,
+                digest: self.digest.clone(),
+                resync: self.resync.clone(),
+                counters: self.sync.clone(),
+            },
         }
     }
 }
@@ -310,6 +713,9 @@ mod tests {
             interval: Duration::from_millis(100),
             dead_after: 10,
             preempt,
+            preempt_delay: Duration::ZERO,
+            tracks: Vec::new(),
+            notify: None,
         }
     }
 
@@ -322,10 +728,14 @@ mod tests {
     ) -> Peer {
         Peer {
             addr: Ipv4Addr::new(198, 18, 0, 9),
-            last: Some((1, 1, 1)),
+            last: Fresh {
+                last: Some((1, 1, 1)),
+            },
             heard_at: heard_ago.map(|d| now - d),
+            live_since: heard_ago.map(|_| now - Duration::from_secs(10)),
             priority: prio,
             active,
+            ready: true,
             heard_our_seq,
         }
     }
@@ -333,6 +743,8 @@ mod tests {
     fn decide(c: &HaConfig, peers: &[Peer], our_seq: u64, active_now: bool, now: Instant) -> bool {
         Election {
             cfg: c,
+            priority: c.priority,
+            fault: None,
             peers,
             our_seq,
             active_now,
@@ -369,6 +781,8 @@ mod tests {
         // Starting: listen first.
         let e = Election {
             cfg: &hi,
+            priority: hi.priority,
+            fault: None,
             peers: &[],
             our_seq: 0,
             active_now: false,
@@ -396,13 +810,19 @@ mod tests {
         assert!(!holds(&lo, 200, true, true));
     }
 
+    const DEAD: Duration = Duration::from_secs(1);
+
     #[test]
     fn a_director_its_peer_cannot_hear_steps_down() {
         let now = Instant::now();
         let hi = cfg([198, 18, 0, 2], 200, true);
         // The peer is heard, but its last-heard of our sequence lags 50.
-        let deaf = peer(100, false, Some(Duration::from_millis(50)), 50, now);
-        assert!(!decide(&hi, &[deaf], 100, true, now));
+        let mut deaf = peer(100, false, Some(Duration::from_millis(50)), 50, now);
+        assert!(!decide(&hi, std::slice::from_ref(&deaf), 100, true, now));
+        // Unless it has only just come (restarted): it may not have heard
+        // us yet.
+        deaf.live_since = Some(now - Duration::from_millis(300));
+        assert!(decide(&hi, &[deaf], 100, true, now));
     }
 
     #[test]
@@ -415,15 +835,19 @@ mod tests {
             sent_ms,
             priority: 1,
             active: false,
+            ready: false,
             heard_seq: 0,
         };
-        assert!(p.accept(&h(1, 5, 1000), now));
-        assert!(!p.accept(&h(1, 5, 1000), now), "the same message again");
-        assert!(!p.accept(&h(1, 4, 1100), now), "an older one");
-        assert!(p.accept(&h(1, 6, 1100), now));
+        assert!(p.accept(&h(1, 5, 1000), now, DEAD));
+        assert!(
+            !p.accept(&h(1, 5, 1000), now, DEAD),
+            "the same message again"
+        );
+        assert!(!p.accept(&h(1, 4, 1100), now, DEAD), "an older one");
+        assert!(p.accept(&h(1, 6, 1100), now, DEAD));
         // A restart (new boot) with a later clock is taken; an old boot's
         // message replayed is not.
-        assert!(p.accept(&h(2, 1, 2000), now));
-        assert!(!p.accept(&h(1, 7, 1200), now));
+        assert!(p.accept(&h(2, 1, 2000), now, DEAD));
+        assert!(!p.accept(&h(1, 7, 1200), now, DEAD));
     }
 }

@@ -23,6 +23,9 @@ pub struct Heartbeat {
     pub priority: u8,
     /// The sender holds the VIPs now.
     pub active: bool,
+    /// The sender may take the VIPs from a lower-priority holder: it has
+    /// that holder's connection table and its preempt delay has passed.
+    pub ready: bool,
     /// The last sequence number the sender heard from the receiver: a
     /// receiver that sees this lag knows the sender does not hear it.
     pub heard_seq: u64,
@@ -50,6 +53,7 @@ impl Heartbeat {
         b[4] = VERSION;
         b[5] = u8::from(self.active);
         b[6] = self.priority;
+        b[7] = u8::from(self.ready);
         b[8..16].copy_from_slice(&self.boot.to_be_bytes());
         b[16..24].copy_from_slice(&self.seq.to_be_bytes());
         b[24..32].copy_from_slice(&self.sent_ms.to_be_bytes());
@@ -60,7 +64,7 @@ impl Heartbeat {
     }
 
     pub fn parse(b: &[u8], key: &[u8]) -> Result<Heartbeat, Refused> {
-        if b.len() != LEN || &b[0..4] != MAGIC || b[4] != VERSION || b[5] > 1 {
+        if b.len() != LEN || &b[0..4] != MAGIC || b[4] != VERSION || b[5] > 1 || b[7] > 1 {
             return Err(Refused::Malformed);
         }
         // Constant-time comparison, through the hmac crate's verifier.
@@ -73,6 +77,7 @@ impl Heartbeat {
         Ok(Heartbeat {
             active: b[5] == 1,
             priority: b[6],
+            ready: b[7] == 1,
             boot: u(8..16),
             seq: u(16..24),
             sent_ms: u(24..32),
@@ -93,6 +98,7 @@ mod tests {
             sent_ms: 1_700_000_000_000,
             priority: 200,
             active: true,
+            ready: true,
             heard_seq: 41,
         };
         let b = h.emit(b"secret");

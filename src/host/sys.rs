@@ -116,6 +116,23 @@ pub fn link_flags(ifname: &str) -> io::Result<u32> {
     Ok(u32::from(unsafe { req.ifr_ifru.ifru_flags } as u16))
 }
 
+/// Asks for a receive buffer of `bytes` (SO_RCVBUF; the kernel caps it
+/// at net.core.rmem_max).
+pub fn set_rcvbuf(fd: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: v is a live c_int and its size is given.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&v as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
 /// Sets the process's file-creation mask and returns the previous one.
 pub fn umask(mask: u32) -> u32 {
     // SAFETY: umask(2) cannot fail.

@@ -192,6 +192,10 @@ pub struct DataplaneCounters {
     pub icmp_rate_limited: AtomicU64,
     /// ARP from another host claiming one of the VIPs.
     pub vip_conflicts: AtomicU64,
+    /// Connection changes queued for the peers (HA sync), and those lost
+    /// because the queue was full (which starts a full resync).
+    pub sync_events: AtomicU64,
+    pub sync_overflows: AtomicU64,
 }
 
 impl DataplaneCounters {
@@ -233,6 +237,8 @@ impl DataplaneCounters {
             ("rx_socket_drops", self.rx_socket_drops.load(Relaxed)),
             ("icmp_rate_limited", self.icmp_rate_limited.load(Relaxed)),
             ("vip_conflicts", self.vip_conflicts.load(Relaxed)),
+            ("sync_events", self.sync_events.load(Relaxed)),
+            ("sync_overflows", self.sync_overflows.load(Relaxed)),
         ]
     }
 }

@@ -193,7 +193,12 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
         Cmd::Zero => Op::Zero { key },
         Cmd::Timeout => Op::SetTimeouts(p.timeouts),
         Cmd::StartDaemon | Cmd::StopDaemon => {
-            return unsupported("The connection synchronization daemon is");
+            return fail(
+                "uvs has no separate sync daemon: directors started with --peer sync their \
+                 connections themselves (uvs director --help, docs/ha.md); `uvsadm -L --daemon` \
+                 shows the sync"
+                    .to_string(),
+            );
         }
         Cmd::List | Cmd::Save | Cmd::Restore => return Ok(None),
     }))

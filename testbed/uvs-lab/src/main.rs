@@ -111,6 +111,10 @@ enum Cmd {
         target: SocketAddr,
         #[arg(long, default_value_t = 5_000_000)]
         bytes: usize,
+        /// Pause after each 64 KiB written, to keep the transfer going for
+        /// a while (a failover in the middle of it, say).
+        #[arg(long, default_value_t = 0)]
+        pace_ms: u64,
     },
     /// Download N bytes over one TCP connection and check them against the
     /// hash the server announces.
@@ -494,7 +498,7 @@ fn stick(target: SocketAddr, messages: usize, interval: Duration) -> serde_json:
     json!({ "counts": counts, "error": error, "seconds": started.elapsed().as_secs_f64() })
 }
 
-fn upload(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, String> {
+fn upload(target: SocketAddr, bytes: usize, pace: Duration) -> Result<serde_json::Value, String> {
     let s =
         TcpStream::connect_timeout(&target, Duration::from_secs(3)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
@@ -515,6 +519,9 @@ fn upload(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, String>
         fnv(&mut h, &chunk[..k]);
         w.write_all(&chunk[..k]).map_err(|e| e.to_string())?;
         left -= k;
+        if !pace.is_zero() {
+            std::thread::sleep(pace);
+        }
     }
     let mut line = String::new();
     BufReader::new(s)
@@ -668,7 +675,11 @@ fn main() -> ExitCode {
                 Err(e) => json!({ "error": e.to_string() }),
             }
         }
-        Cmd::Upload { target, bytes } => match upload(target, bytes) {
+        Cmd::Upload {
+            target,
+            bytes,
+            pace_ms,
+        } => match upload(target, bytes, Duration::from_millis(pace_ms)) {
             Ok(v) => v,
             Err(e) => json!({ "error": e, "intact": false }),
         },

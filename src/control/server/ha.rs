@@ -1,0 +1,656 @@
+//! The control plane's HA task: heartbeats and the election
+//! ([`crate::ha`]), connection sync ([`crate::ha::sync`]) over the same
+//! UDP port, track conditions and notify commands. Role changes only
+//! republish the table (active, or standby).
+
+use super::{Control, lock};
+use crate::dataplane::DpRequest;
+use crate::dataplane::conn::Digest;
+use crate::dataplane::sync::{Record, SyncEvent};
+use crate::ha::sync::{self, Body, GAP_TIMEOUT, MAX_RECORDS, SyncMsg, Taken};
+use crate::ha::track::Watch;
+use crate::ha::{Ha, HaConfig, HaStatus, msg};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+/// How often queued connection changes go out.
+const FLUSH: Duration = Duration::from_millis(10);
+/// How often the active director sends its digest.
+const DIGEST_EVERY: Duration = Duration::from_secs(1);
+
+/// A full resync being sent.
+struct Resync {
+    /// The next slot to read (`None`: the table is done).
+    from: Option<usize>,
+    mark: u64,
+    sent: usize,
+    started: Instant,
+    begun: bool,
+}
+
+/// The sending side's state between ticks.
+#[derive(Default)]
+struct Sending {
+    /// Records not sent yet (fewer than a message's worth).
+    batch: Vec<Record>,
+    resync: Option<Resync>,
+    marks: u64,
+    overflows_seen: u64,
+}
+
+impl Control {
+    /// HA, before anything is published: a director with peers starts as
+    /// a backup (silent) until its election says otherwise.
+    pub async fn start_standby(&self, cfg: &HaConfig) {
+        *lock(&self.ha) = Some(Ha::new(cfg.clone()));
+        let mut st = self.state.lock().await;
+        st.publisher.set_standby(true);
+        st.publish();
+    }
+
+    /// HA: heartbeats to and from the peers every interval and the
+    /// election after each round; the sync stream out (when active) and
+    /// in (when backup); track conditions. A role change republishes the
+    /// table as active (with gratuitous ARPs, repeated twice a second
+    /// apart) or as standby. Runs for the daemon's life.
+    pub async fn run_ha(self: Arc<Self>, cfg: HaConfig, mut events: Receiver<SyncEvent>) {
+        let sock = match UdpSocket::bind((cfg.me, cfg.port)).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!(
+                    "uvs: HA: cannot listen on {}:{}: {e}; staying backup",
+                    cfg.me, cfg.port
+                );
+                return;
+            }
+        };
+        // A resync comes in bursts; resends cover what still overflows.
+        let _ = crate::host::sys::set_rcvbuf(&sock, 4 << 20);
+        if !cfg.tracks.is_empty() {
+            tokio::spawn(self.clone().watch_tracks(cfg.tracks.clone()));
+        }
+        let mut beat = tokio::time::interval(cfg.interval);
+        let mut flush = tokio::time::interval(FLUSH);
+        let mut slow = tokio::time::interval(DIGEST_EVERY);
+        let mut buf = vec![0u8; 2048];
+        let mut out = Sending::default();
+        let mut notified = String::new();
+        loop {
+            tokio::select! {
+                _ = beat.tick() => self.beat(&sock, &cfg, &mut notified).await,
+                _ = flush.tick() => self.flush(&sock, &cfg, &mut events, &mut out).await,
+                _ = slow.tick() => self.slow_tick(&sock, &cfg).await,
+                r = sock.recv_from(&mut buf) => {
+                    if let Ok((n, std::net::SocketAddr::V4(from))) = r {
+                        self.datagram(&sock, &cfg, from, &buf[..n], &mut out).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One heartbeat round: send, elect, change role, notify, and ask
+    /// for the holder's table if this backup lacks it.
+    async fn beat(self: &Arc<Self>, sock: &UdpSocket, cfg: &HaConfig, notified: &mut String) {
+        let now = Instant::now();
+        let now_ms = crate::host::unix_ms();
+        let (msgs, resync_from) = {
+            let mut g = lock(&self.ha);
+            let Some(ha) = g.as_mut() else { return };
+            ha.seq += 1;
+            ha.update_ready(now);
+            let msgs: Vec<(Ipv4Addr, [u8; msg::LEN])> = (0..ha.peers.len())
+                .map(|i| (ha.peers[i].addr, ha.heartbeat(i, now_ms)))
+                .collect();
+            let ask = ha.resync_due(now).map(|i| {
+                let m = ha.out.next(Body::ResyncRequest, now_ms, &cfg.key);
+                (ha.peers[i].addr, m)
+            });
+            (msgs, ask)
+        };
+        let mut sent = 0;
+        for (a, m) in msgs {
+            sent += u64::from(sock.send_to(&m, (a, cfg.port)).await.is_ok());
+        }
+        if let Some((a, m)) = resync_from {
+            let _ = sock.send_to(&m, (a, cfg.port)).await;
+        }
+        let (change, state) = {
+            let mut g = lock(&self.ha);
+            let Some(ha) = g.as_mut() else { return };
+            ha.counters.sent += sent;
+            let change = ha.elect(Instant::now()).map(|a| (a, ha.reason.clone()));
+            let state = (ha.state_name(), ha.priority, ha.reason.clone());
+            (change, state)
+        };
+        if let Some((active, why)) = change {
+            self.set_role(active, &why).await;
+        }
+        let (name, prio, why) = state;
+        if *notified != name {
+            if !notified.is_empty() || name != "BACKUP" {
+                eprintln!("uvs: HA: state {name} (priority {prio}): {why}");
+                if let Some(cmd) = &cfg.notify {
+                    notify(cmd, name, prio, &why);
+                }
+            }
+            *notified = name.to_string();
+        }
+    }
+
+    /// Publishes the table as active (announcing the VIPs, and twice more
+    /// a second apart, as keepalived repeats its gratuitous ARPs) or as
+    /// standby, logging why.
+    async fn set_role(self: &Arc<Self>, active: bool, why: &str) {
+        eprintln!(
+            "uvs: HA: now {}: {why}",
+            if active {
+                "active (holding the VIPs)"
+            } else {
+                "backup"
+            }
+        );
+        {
+            let mut st = self.state.lock().await;
+            st.publisher.set_standby(!active);
+            st.publisher.announce();
+            st.publish();
+        }
+        if active {
+            let me = self.clone();
+            tokio::spawn(async move {
+                for _ in 0..2 {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let mut st = me.state.lock().await;
+                    if !me.ha_active() {
+                        return;
+                    }
+                    st.publisher.announce();
+                    st.publish();
+                }
+            });
+        }
+    }
+
+    /// The HA peers, if any.
+    pub(super) fn ha_peers(&self) -> Vec<Ipv4Addr> {
+        lock(&self.ha)
+            .as_ref()
+            .map_or_else(Vec::new, |h| h.cfg.peers.clone())
+    }
+
+    fn ha_active(&self) -> bool {
+        lock(&self.ha).as_ref().is_some_and(|h| h.active)
+    }
+
+    /// `uvs ha`: `None` without peers.
+    pub fn ha_status(&self) -> Option<Box<HaStatus>> {
+        let g = lock(&self.ha);
+        g.as_ref().map(|h| Box::new(h.status(Instant::now())))
+    }
+
+    /// Sends stream messages to every peer, numbering and keeping them.
+    async fn send_stream(&self, sock: &UdpSocket, cfg: &HaConfig, bodies: Vec<Body>) {
+        if bodies.is_empty() {
+            return;
+        }
+        let now_ms = crate::host::unix_ms();
+        let wire: Vec<Vec<u8>> = {
+            let mut g = lock(&self.ha);
+            let Some(ha) = g.as_mut() else { return };
+            bodies
+                .into_iter()
+                .map(|b| {
+                    if let Body::Records(r) = &b {
+                        ha.sync.records_sent += r.len() as u64;
+                    }
+                    ha.sync.msgs_sent += 1;
+                    ha.out.next(b, now_ms, &cfg.key)
+                })
+                .collect()
+        };
+        for m in &wire {
+            for p in &cfg.peers {
+                let _ = sock.send_to(m, (*p, cfg.port)).await;
+            }
+        }
+    }
+
+    /// Drains the data plane's queue (up to a resync chunk's mark, if
+    /// one is given) into stream messages; a partial batch waits for the
+    /// next tick unless `all`.
+    fn drain(
+        events: &mut Receiver<SyncEvent>,
+        out: &mut Sending,
+        until: Option<u64>,
+        all: bool,
+    ) -> Vec<Body> {
+        let mut bodies = Vec::new();
+        let full = |batch: &mut Vec<Record>, bodies: &mut Vec<Body>| {
+            if !batch.is_empty() {
+                bodies.push(Body::Records(std::mem::take(batch)));
+            }
+        };
+        while let Ok(ev) = events.try_recv() {
+            match ev {
+                SyncEvent::Record(r) => {
+                    out.batch.push(r);
+                    if out.batch.len() == MAX_RECORDS {
+                        full(&mut out.batch, &mut bodies);
+                    }
+                }
+                SyncEvent::Digest(d) => {
+                    full(&mut out.batch, &mut bodies);
+                    bodies.push(Body::Digest(d));
+                }
+                SyncEvent::Mark(m) if Some(m) == until => break,
+                SyncEvent::Mark(_) => {}
+            }
+        }
+        if all || until.is_some() {
+            full(&mut out.batch, &mut bodies);
+        }
+        bodies
+    }
+
+    /// Every flush tick: queued changes go out (whatever the role now:
+    /// the data plane queues only while active, so they are this
+    /// director's), then the next chunk of a full resync.
+    async fn flush(
+        &self,
+        sock: &UdpSocket,
+        cfg: &HaConfig,
+        events: &mut Receiver<SyncEvent>,
+        out: &mut Sending,
+    ) {
+        let overflows = self.counters.sync_overflows.load(Relaxed);
+        if overflows != out.overflows_seen {
+            // Changes were lost before they were queued: only the whole
+            // table repairs that.
+            if let Some(ha) = lock(&self.ha).as_mut() {
+                ha.sync.overflows += overflows - out.overflows_seen;
+            }
+            out.overflows_seen = overflows;
+            eprintln!("uvs: HA: the sync queue overflowed; sending the whole table again");
+            self.start_resync(out);
+        }
+        let bodies = Self::drain(events, out, None, true);
+        self.send_stream(sock, cfg, bodies).await;
+        let Some(r) = out.resync.as_mut() else {
+            return;
+        };
+        if !self.ha_active() {
+            out.resync = None;
+            self.set_resync(None);
+            return;
+        }
+        if !r.begun {
+            r.begun = true;
+            self.send_stream(sock, cfg, vec![Body::ResyncBegin]).await;
+        }
+        let Some(from) = r.from else { return };
+        out.marks += 1;
+        let mark = out.marks;
+        r.mark = mark;
+        let chunk = self
+            .ask_dp(
+                |reply| DpRequest::SyncChunk { from, mark, reply },
+                Duration::from_secs(2),
+            )
+            .await;
+        let Ok((conns, next)) = chunk else {
+            return;
+        };
+        // What the data plane queued before it read the chunk goes first.
+        let before = Self::drain(events, out, Some(mark), true);
+        self.send_stream(sock, cfg, before).await;
+        let recs: Vec<Record> = conns.into_iter().map(Record::Upsert).collect();
+        let n = recs.len();
+        let bodies: Vec<Body> = recs
+            .chunks(MAX_RECORDS)
+            .map(|c| Body::Records(c.to_vec()))
+            .collect();
+        self.send_stream(sock, cfg, bodies).await;
+        let r = out.resync.as_mut().expect("a resync is under way");
+        r.sent += n;
+        r.from = next;
+        let progress = format!("{} connections sent", r.sent);
+        if next.is_none() {
+            let (sent, ms) = (r.sent, r.started.elapsed().as_millis());
+            out.resync = None;
+            self.send_stream(sock, cfg, vec![Body::ResyncEnd]).await;
+            eprintln!("uvs: HA: full table sent to the peers: {sent} connections in {ms} ms");
+            self.set_resync(None);
+            // A digest right after lets the peers check the result.
+            self.tell_dp(DpRequest::SyncDigest);
+        } else {
+            self.set_resync(Some(progress));
+        }
+    }
+
+    fn set_resync(&self, progress: Option<String>) {
+        if let Some(h) = lock(&self.ha).as_mut() {
+            h.resync = progress;
+        }
+    }
+
+    fn start_resync(&self, out: &mut Sending) {
+        if out.resync.is_some() {
+            return;
+        }
+        out.resync = Some(Resync {
+            from: Some(0),
+            mark: 0,
+            sent: 0,
+            started: Instant::now(),
+            begun: false,
+        });
+        if let Some(ha) = lock(&self.ha).as_mut() {
+            ha.sync.resyncs_sent += 1;
+            ha.resync = Some("starting".into());
+        }
+    }
+
+    fn tell_dp(&self, r: DpRequest) {
+        let _ = lock(&self.dp).send(r);
+    }
+
+    /// Every second: the active director's digest goes into its stream;
+    /// rates are sampled; a gap that did not fill is skipped, and the
+    /// missing messages asked for again otherwise.
+    async fn slow_tick(&self, sock: &UdpSocket, cfg: &HaConfig) {
+        let now = Instant::now();
+        let mut nacks = Vec::new();
+        let mut skipped = Vec::new();
+        let active = {
+            let mut g = lock(&self.ha);
+            let Some(ha) = g.as_mut() else { return };
+            ha.sample_rates(now);
+            for i in 0..ha.inboxes.len() {
+                let Some(since) = ha.inboxes[i].gap_since else {
+                    continue;
+                };
+                if now.duration_since(since) >= GAP_TIMEOUT {
+                    if let Taken::Deliver(b) = ha.inboxes[i].skip(None) {
+                        skipped.push((i, b));
+                    }
+                    ha.sync.gaps_skipped += 1;
+                    ha.synced_from = None;
+                } else if let Some((from, to)) = ha.inboxes[i].missing() {
+                    ha.sync.resends_asked += 1;
+                    let m = ha
+                        .out
+                        .next(Body::Nack { from, to }, crate::host::unix_ms(), &cfg.key);
+                    nacks.push((ha.peers[i].addr, m));
+                }
+            }
+            ha.active
+        };
+        for (a, m) in nacks {
+            let _ = sock.send_to(&m, (a, cfg.port)).await;
+        }
+        for (i, bodies) in skipped {
+            eprintln!(
+                "uvs: HA: sync messages from {} missing and not resent in time; \
+                 asking for the whole table",
+                cfg.peers[i]
+            );
+            for b in bodies {
+                self.apply_synced(i, b).await;
+            }
+        }
+        if active {
+            self.tell_dp(DpRequest::SyncDigest);
+        }
+    }
+
+    /// A datagram on the HA port: a heartbeat or a sync message.
+    async fn datagram(
+        &self,
+        sock: &UdpSocket,
+        cfg: &HaConfig,
+        from: SocketAddrV4,
+        b: &[u8],
+        out: &mut Sending,
+    ) {
+        let now = Instant::now();
+        if !b.starts_with(sync::MAGIC) {
+            if let Some(ha) = lock(&self.ha).as_mut() {
+                ha.receive(from, b, now);
+            }
+            return;
+        }
+        let taken = {
+            let mut g = lock(&self.ha);
+            let Some(ha) = g.as_mut() else { return };
+            let Some(i) = ha.peer_index(*from.ip()) else {
+                ha.counters.unknown_sender += 1;
+                return;
+            };
+            match SyncMsg::parse(b, &cfg.key) {
+                Err(sync::Refused::BadMac) => {
+                    ha.sync.bad_mac += 1;
+                    return;
+                }
+                Err(sync::Refused::Malformed) => {
+                    ha.sync.malformed += 1;
+                    return;
+                }
+                Ok(m) => {
+                    ha.sync.msgs_received += 1;
+                    (i, ha.inboxes[i].take(m, now))
+                }
+            }
+        };
+        let (i, taken) = taken;
+        match taken {
+            Taken::Old => {
+                if let Some(ha) = lock(&self.ha).as_mut() {
+                    ha.sync.replayed += 1;
+                }
+            }
+            Taken::Held => {}
+            Taken::Gap { from: f, to } => {
+                let m = {
+                    let mut g = lock(&self.ha);
+                    let Some(ha) = g.as_mut() else { return };
+                    ha.sync.gaps += 1;
+                    ha.sync.resends_asked += 1;
+                    ha.out
+                        .next(Body::Nack { from: f, to }, crate::host::unix_ms(), &cfg.key)
+                };
+                let _ = sock.send_to(&m, (*from.ip(), cfg.port)).await;
+            }
+            Taken::Request(Body::Nack { from: f, to }) => {
+                let again = {
+                    let mut g = lock(&self.ha);
+                    let Some(ha) = g.as_mut() else { return };
+                    let again = ha.out.resend(f, to);
+                    if let Some(a) = &again {
+                        ha.sync.resends_sent += a.len() as u64;
+                    }
+                    again
+                };
+                match again {
+                    Some(msgs) => {
+                        for m in msgs {
+                            let _ = sock.send_to(&m, (*from.ip(), cfg.port)).await;
+                        }
+                    }
+                    // Gone from what is kept: the whole table instead.
+                    None if self.ha_active() => self.start_resync(out),
+                    None => {}
+                }
+            }
+            Taken::Request(_) => {
+                if self.ha_active() {
+                    eprintln!("uvs: HA: {} asks for the whole table", from.ip());
+                    self.start_resync(out);
+                }
+            }
+            Taken::Deliver(bodies) => {
+                for b in bodies {
+                    self.apply_synced(i, b).await;
+                }
+            }
+        }
+    }
+
+    /// Applies one stream message from peer `i`, in order.
+    async fn apply_synced(&self, i: usize, body: Body) {
+        match body {
+            Body::Records(r) => {
+                if let Some(ha) = lock(&self.ha).as_mut() {
+                    ha.sync.records_received += r.len() as u64;
+                }
+                self.tell_dp(DpRequest::SyncApply(r));
+            }
+            Body::ResyncBegin => {
+                if let Some(ha) = lock(&self.ha).as_mut() {
+                    ha.sync.resyncs_received += 1;
+                    ha.inboxes[i].resyncing = true;
+                }
+                self.tell_dp(DpRequest::ResyncBegin);
+            }
+            Body::ResyncEnd => {
+                let stale = self
+                    .ask_dp(DpRequest::ResyncEnd, Duration::from_secs(5))
+                    .await
+                    .unwrap_or(0);
+                let conns = self.counters.conns.load(Relaxed);
+                let mut g = lock(&self.ha);
+                let Some(ha) = g.as_mut() else { return };
+                ha.inboxes[i].resyncing = false;
+                ha.inboxes[i].joined_late = false;
+                let peer = ha.peers[i].addr;
+                if let Some(boot) = ha.inboxes[i].boot() {
+                    ha.synced_from = Some((peer, boot));
+                }
+                eprintln!(
+                    "uvs: HA: has the whole table of {peer} ({stale} stale entries dropped, \
+                     {conns} connections)"
+                );
+            }
+            Body::Digest(theirs) => self.check_digest(i, theirs).await,
+            Body::Nack { .. } | Body::ResyncRequest => {}
+        }
+    }
+
+    /// Compares the peer's digest with this director's at the same point
+    /// of the stream; a mismatch asks for the whole table.
+    async fn check_digest(&self, i: usize, theirs: Digest) {
+        let resyncing = lock(&self.ha)
+            .as_ref()
+            .is_none_or(|h| h.active || h.inboxes[i].resyncing);
+        if resyncing {
+            return;
+        }
+        let Ok(ours) = self.ask_dp(DpRequest::Digest, Duration::from_secs(2)).await else {
+            return;
+        };
+        let mut g = lock(&self.ha);
+        let Some(ha) = g.as_mut() else { return };
+        let at = ha.inboxes[i].applied();
+        if ours == theirs {
+            ha.sync.digests_ok += 1;
+            ha.digest = format!("ok at seq {at}");
+            return;
+        }
+        ha.sync.digest_mismatches += 1;
+        if !ha.digest.starts_with("mismatch") {
+            eprintln!(
+                "uvs: HA: the synced table differs from {}'s at seq {at} ({} connections there, \
+                 {} here); asking for the whole table",
+                ha.peers[i].addr, theirs.count, ours.count
+            );
+        }
+        ha.digest = format!(
+            "mismatch at seq {at}: {} connections there, {} here",
+            theirs.count, ours.count
+        );
+        ha.synced_from = None;
+        ha.resync_asked = None;
+    }
+
+    /// Evaluates the track conditions every second.
+    async fn watch_tracks(self: Arc<Self>, tracks: Vec<crate::ha::track::Track>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last: Vec<bool> = vec![false; tracks.len()];
+        loop {
+            tick.tick().await;
+            let mut failing = Vec::with_capacity(tracks.len());
+            for t in &tracks {
+                failing.push(match &t.watch {
+                    Watch::Interface(name) => {
+                        let up = libc::IFF_UP as u32 | libc::IFF_RUNNING as u32;
+                        crate::host::sys::link_flags(name).map_or(true, |f| f & up != up)
+                    }
+                    Watch::Script(cmd) => !script_ok(cmd).await,
+                    Watch::Quorum => lock(&self.quorums).values().any(|(_, lost)| *lost),
+                });
+            }
+            if failing != last {
+                let mut g = lock(&self.ha);
+                let Some(ha) = g.as_mut() else { return };
+                ha.set_tracks(&failing);
+                for (t, (now, was)) in tracks.iter().zip(failing.iter().zip(&last)) {
+                    if now != was {
+                        eprintln!(
+                            "uvs: HA: track: {} {}; priority {}{}",
+                            t.describe(),
+                            if *now { "(failing)" } else { "(recovered)" },
+                            ha.priority,
+                            ha.fault
+                                .as_ref()
+                                .map_or(String::new(), |f| format!(", fault: {f}"))
+                        );
+                    }
+                }
+                last = failing;
+            }
+        }
+    }
+}
+
+/// Runs a track script: it passes if it exits 0 within 3 s.
+async fn script_ok(cmd: &str) -> bool {
+    let child = tokio::process::Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), child).await,
+        Ok(Ok(s)) if s.success()
+    )
+}
+
+/// Runs the notify command in the background, as keepalived's notify
+/// script: `sh -c CMD uvs STATE PRIORITY`, the reason in the environment.
+fn notify(cmd: &str, state: &str, priority: u8, why: &str) {
+    let spawned = tokio::process::Command::new("sh")
+        .args(["-c", cmd, "uvs", state, &priority.to_string()])
+        .env("UVS_HA_REASON", why)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(false)
+        .spawn();
+    match spawned {
+        Ok(mut child) => {
+            let cmd = cmd.to_string();
+            tokio::spawn(async move {
+                match child.wait().await {
+                    Ok(s) if s.success() => {}
+                    Ok(s) => eprintln!("uvs: HA: notify `{cmd}` {s}"),
+                    Err(e) => eprintln!("uvs: HA: notify `{cmd}`: {e}"),
+                }
+            });
+        }
+        Err(e) => eprintln!("uvs: HA: cannot run notify `{cmd}`: {e}"),
+    }
+}

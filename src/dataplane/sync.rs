@@ -1,0 +1,222 @@
+//! The data plane's side of connection sync between directors (HA). The
+//! active director queues a [`Record`] for each new connection, state
+//! change and removal (as IPVS's sync daemon does: not every packet) on a
+//! bounded queue the control plane drains and sends ([`crate::ha::sync`]);
+//! a full queue loses the record, is counted, and makes the control plane
+//! send the whole table again. A backup applies what it receives to its
+//! own table, which it keeps in standby (no forwarding, no timer expiry:
+//! removals come from the active one) until it takes over.
+
+use super::conn::{Conn, ConnKey, Digest};
+use super::handoff::PortableConn;
+use super::{Dataplane, locate, release};
+use crate::lvs::stats::DataplaneCounters;
+use std::sync::mpsc::SyncSender;
+
+/// Room for this many queued events between two drains of the control
+/// plane (every 10 ms): about 1.6 M new connections a second.
+pub const QUEUE: usize = 16384;
+
+/// One change to the synced table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// A connection, new or with a new state.
+    Upsert(PortableConn),
+    Remove(ConnKey),
+}
+
+/// What the data plane queues for the control plane, in the order of the
+/// changes, so what is sent matches the table at every point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncEvent {
+    Record(Record),
+    /// The table's digest at this point of the stream.
+    Digest(Digest),
+    /// A chunk of a full resync was read here: records queued before
+    /// this belong before the chunk.
+    Mark(u64),
+}
+
+impl Dataplane {
+    /// Queues this director's connection changes on `tx` while it is
+    /// active.
+    pub fn set_sync(&mut self, tx: SyncSender<SyncEvent>) {
+        self.sync = Some(tx);
+    }
+
+    /// Queues `ev` if this director is the active one and syncs; never
+    /// blocks, never allocates.
+    #[inline]
+    pub(super) fn emit(&self, ev: SyncEvent) {
+        if let Some(tx) = self.sync.as_ref().filter(|_| !self.table.standby) {
+            queue(tx, &self.counters, ev);
+        }
+    }
+
+    #[inline]
+    pub(super) fn emit_upsert(&self, k: &ConnKey, c: &Conn, seen_twice: bool) {
+        if self.sync.is_some() && !self.table.standby {
+            let p = portable(k, c, self.now_ms(), seen_twice);
+            self.emit(SyncEvent::Record(Record::Upsert(p)));
+        }
+    }
+
+    /// Applies records received from the active director. Returns how many
+    /// were applied; the others name a service or server this director
+    /// does not have.
+    pub fn apply_sync(&mut self, recs: &[Record]) -> usize {
+        let now = self.now_ms();
+        let mut applied = 0;
+        for r in recs {
+            applied += usize::from(match r {
+                // An active director trusts its own table: it takes only
+                // connections it does not know (the last ones the previous
+                // holder made as it let go), and removes nothing.
+                _ if !self.table.standby => match r {
+                    Record::Upsert(p) if self.conns.get(&p.key()).is_none() => {
+                        self.import_one(p, now)
+                    }
+                    _ => false,
+                },
+                Record::Remove(k) => {
+                    self.forget(k);
+                    true
+                }
+                Record::Upsert(p) => self.upsert(p, now),
+            });
+        }
+        applied
+    }
+
+    /// Enters or updates one synced connection.
+    fn upsert(&mut self, p: &PortableConn, now: u64) -> bool {
+        let key = p.key();
+        let same = self
+            .conns
+            .get(&key)
+            .is_some_and(|c| c.raddr == p.raddr && c.rport == p.rport && c.fwd == p.fwd);
+        if !same {
+            self.forget(&key);
+            return self.import_one(p, now);
+        }
+        let (table, positions) = (&self.table, &self.positions);
+        let Some(c) = self.conns.get_mut(&key) else {
+            return false;
+        };
+        let old = c.state;
+        if let Some((_, d)) = locate(table, positions, c)
+            && old.is_active() != p.state.is_active()
+        {
+            release(&d.state, c);
+            match p.state.is_active() {
+                true => &d.state.active,
+                false => &d.state.inactive,
+            }
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        c.state = p.state;
+        c.expires_ms = now + p.expires_in_ms;
+        c.client_link = p.client_link;
+        c.client_mac = crate::wire::MacAddr(p.client_mac);
+        let c = *c;
+        self.conns.restated(&key, &c, old);
+        self.conns.confirm(&key);
+        true
+    }
+
+    /// Removes a connection, giving its real server's count back.
+    pub(super) fn forget(&mut self, k: &ConnKey) {
+        if let Some(mut c) = self.conns.remove(k)
+            && let Some((_, d)) = locate(&self.table, &self.positions, &mut c)
+        {
+            release(&d.state, &c);
+        }
+    }
+
+    /// A full resync from the active director begins: what it does not
+    /// send again before [`Dataplane::resync_end`] is dropped then.
+    pub fn resync_begin(&mut self) {
+        self.conns.begin_marking();
+    }
+
+    /// A full resync ended; returns how many stale entries went.
+    pub fn resync_end(&mut self) -> usize {
+        let gone = self.conns.drop_unconfirmed();
+        for mut c in gone.iter().copied() {
+            if let Some((_, d)) = locate(&self.table, &self.positions, &mut c) {
+                release(&d.state, &c);
+            }
+        }
+        self.counters.conns.store(
+            self.conns.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        gone.len()
+    }
+
+    /// The table's digest now.
+    pub fn digest(&self) -> Digest {
+        self.conns.digest()
+    }
+
+    /// For a full resync: queues a mark (so the records queued before it
+    /// go first), then returns up to `n` connections from slot `from` on
+    /// and where the next chunk starts.
+    pub fn sync_chunk(
+        &mut self,
+        from: usize,
+        n: usize,
+        mark: u64,
+    ) -> (Vec<PortableConn>, Option<usize>) {
+        if let Some(tx) = &self.sync {
+            queue(tx, &self.counters, SyncEvent::Mark(mark));
+        }
+        let now = self.now_ms();
+        let (chunk, next) = self.conns.chunk(from, n);
+        let out = chunk
+            .iter()
+            .map(|(k, c)| portable(k, c, now, self.conns.seen_twice(k)))
+            .collect();
+        (out, next)
+    }
+
+    /// A backup taking over: synced timers stood still while it was
+    /// standby (the active director refreshed them with every packet), so
+    /// each restarts at least at its state's timeout, as IPVS's backup
+    /// gives a synced connection its state's timeout.
+    pub(super) fn restart_timers(&mut self) {
+        let now = self.now_ms();
+        let t = self.table.timeouts;
+        self.conns.retain(|_, c| {
+            let full = now + u64::from(c.state.timeout(&t)) * 1000;
+            c.expires_ms = c.expires_ms.max(full);
+            true
+        });
+    }
+}
+
+fn queue(tx: &SyncSender<SyncEvent>, counters: &DataplaneCounters, ev: SyncEvent) {
+    match tx.try_send(ev) {
+        Ok(()) => DataplaneCounters::bump(&counters.sync_events),
+        Err(_) => DataplaneCounters::bump(&counters.sync_overflows),
+    }
+}
+
+/// A connection in its portable form.
+pub(super) fn portable(k: &ConnKey, c: &Conn, now: u64, seen_twice: bool) -> PortableConn {
+    PortableConn {
+        protocol: k.protocol,
+        caddr: k.caddr,
+        cport: k.cport,
+        vaddr: k.vaddr,
+        vport: k.vport,
+        raddr: c.raddr,
+        rport: c.rport,
+        fwd: c.fwd,
+        state: c.state,
+        expires_in_ms: c.expires_ms.saturating_sub(now),
+        client_link: c.client_link,
+        client_mac: c.client_mac.0,
+        seen_twice,
+    }
+}
