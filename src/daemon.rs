@@ -60,6 +60,8 @@ pub struct HaFlags {
     pub key_file: Option<PathBuf>,
     pub preempt: bool,
     pub preempt_delay: Option<f64>,
+    pub heartbeat_ms: Option<u64>,
+    pub dead_after: Option<u32>,
     pub track_interfaces: Vec<String>,
     pub track_scripts: Vec<String>,
     pub track_script_weight: Option<String>,
@@ -243,6 +245,8 @@ fn ha_config(h: &HaFlags) -> Result<Option<crate::ha::HaConfig>, String> {
         let stray = [
             (h.key_file.is_some(), "--ha-key-file"),
             (h.preempt_delay.is_some(), "--preempt-delay"),
+            (h.heartbeat_ms.is_some(), "--heartbeat-ms"),
+            (h.dead_after.is_some(), "--dead-after"),
             (!h.track_interfaces.is_empty(), "--track-interface"),
             (!h.track_scripts.is_empty(), "--track-script"),
             (h.track_quorum.is_some(), "--track-quorum"),
@@ -258,6 +262,21 @@ fn ha_config(h: &HaFlags) -> Result<Option<crate::ha::HaConfig>, String> {
         Some(d) if d.is_finite() && (0.0..=3600.0).contains(&d) => Duration::from_secs_f64(d),
         Some(d) => return Err(format!("--preempt-delay {d}: give seconds from 0 to 3600")),
     };
+    let interval = match h.heartbeat_ms.unwrap_or(100) {
+        ms @ 10..=10_000 => Duration::from_millis(ms),
+        ms => return Err(format!("--heartbeat-ms {ms}: give 10 to 10000")),
+    };
+    let dead_after = match h.dead_after.unwrap_or(10) {
+        n @ 3..=1000 => n,
+        n => {
+            return Err(format!(
+                "--dead-after {n}: give 3 to 1000 missed heartbeats"
+            ));
+        }
+    };
+    if !(1..=254).contains(&h.priority) {
+        return Err(format!("--priority {}: give 1 to 254", h.priority));
+    }
     let mut tracks = Vec::new();
     for i in &h.track_interfaces {
         tracks.push(Track::interface(i)?);
@@ -296,8 +315,8 @@ fn ha_config(h: &HaFlags) -> Result<Option<crate::ha::HaConfig>, String> {
         port: 5405,
         priority: h.priority,
         key,
-        interval: Duration::from_millis(100),
-        dead_after: 10,
+        interval,
+        dead_after,
         preempt: h.preempt,
         preempt_delay,
         tracks,

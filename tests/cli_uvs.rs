@@ -35,3 +35,62 @@ fn probe_arguments_are_checked() {
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("no room for the probe port"), "{err}");
 }
+
+/// HA flags are checked before anything starts, each refusal naming the
+/// flag and what it takes.
+#[test]
+fn ha_flags_are_checked() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = std::env::temp_dir().join(format!("uvs-cli-key-{}", std::process::id()));
+    std::fs::write(&key, b"a shared secret of enough length").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let k = key.to_str().unwrap();
+    let base = [
+        "director",
+        "-i",
+        "eth0",
+        "--peer",
+        "198.18.0.3",
+        "--ha-key-file",
+        k,
+    ];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--heartbeat-ms", "5"],
+            "--heartbeat-ms 5: give 10 to 10000",
+        ),
+        (&["--dead-after", "1"], "--dead-after 1: give 3 to 1000"),
+        (&["--priority", "0"], "--priority 0: give 1 to 254"),
+        (
+            &["--preempt-delay", "7200"],
+            "--preempt-delay 7200: give seconds from 0 to 3600",
+        ),
+        (
+            &["--track-interface", "eth0:x"],
+            "weight 'x' is not a number",
+        ),
+        (&["--track-quorum", "lots"], "--track-quorum: weight 'lots'"),
+        (
+            &["--track-script-weight", "-5"],
+            "--track-script-weight without --track-script",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend_from_slice(extra);
+        let (code, err) = uvs(&a);
+        assert_eq!(code, Some(1), "{a:?}: {err}");
+        assert!(err.contains(want), "{a:?}: {err}");
+    }
+    let (code, err) = uvs(&["director", "-i", "eth0", "--notify", "true"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--notify without --peer"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, err) = uvs(&base);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("mode 644") && err.contains("chmod 600"),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&key);
+}

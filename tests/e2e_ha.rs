@@ -577,6 +577,65 @@ fn forged_and_truncated_sync_messages_are_refused_and_counted() {
     );
     assert_eq!(p.sync(1, "digest_mismatches"), 0, "{}", p.ha(1));
     assert_eq!(p.counter(1, "conns"), 10);
+    // Replays: a real heartbeat and a real sync message from A, captured
+    // on B's side and sent again from A's address, are refused as old.
+    let capture = |magic: &str, min_len: &str| {
+        let o = l.exec(
+            "dir2",
+            &support::lab_tool(),
+            &[
+                "udp-capture",
+                "--port",
+                "5405",
+                "--min-len",
+                min_len,
+                "--count",
+                "8",
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["payloads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str())
+            .find(|x| x.starts_with(magic))
+            .unwrap_or_else(|| panic!("no {magic} message in {v}"))
+            .to_string()
+    };
+    // "UVSH" heartbeats, "UVSS" sync messages (a digest every second).
+    let (beat, sync) = (capture("55565348", "72"), capture("55565353", "80"));
+    let (beats_replayed, syncs_replayed) = (
+        p.ha(1)["counters"]["replayed"].as_u64().unwrap(),
+        p.sync(1, "replayed"),
+    );
+    for h in [&beat, &sync] {
+        let o = l.exec(
+            "dir",
+            &support::lab_tool(),
+            &[
+                "udp-send",
+                "--bind",
+                "198.18.0.2:0",
+                "--target",
+                "198.18.0.3:5405",
+                "--hex",
+                h,
+            ],
+        );
+        assert!(o.status.success());
+    }
+    wait_until(
+        Duration::from_secs(3),
+        || {
+            let h = p.ha(1);
+            h["counters"]["replayed"].as_u64().unwrap()
+                + h["sync"]["counters"]["replayed"].as_u64().unwrap()
+                >= beats_replayed + syncs_replayed + 2
+        },
+        || p.ha(1).to_string(),
+    );
+    assert_eq!(p.counter(1, "conns"), 10);
     // uvsadm -L --daemon: the sync in ipvsadm's form, one line per peer.
     let daemon = |i: usize| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_uvsadm"))

@@ -214,6 +214,13 @@ struct HaArgs {
     /// them; wait until it fails.
     #[arg(long)]
     nopreempt: bool,
+    /// Milliseconds between heartbeats [default: 100].
+    #[arg(long, value_name = "MS")]
+    heartbeat_ms: Option<u64>,
+    /// Heartbeats missed before a peer counts as gone and the VIPs move
+    /// [default: 10, about 1 s].
+    #[arg(long, value_name = "N")]
+    dead_after: Option<u32>,
     /// Seconds a higher-priority director waits, once it has the holder's
     /// connection table, before it takes the VIPs back [default: 0].
     #[arg(long, value_name = "SECS")]
@@ -270,6 +277,8 @@ fn main() -> ExitCode {
                 key_file: ha.ha_key_file,
                 preempt: !ha.nopreempt,
                 preempt_delay: ha.preempt_delay,
+                heartbeat_ms: ha.heartbeat_ms,
+                dead_after: ha.dead_after,
                 track_interfaces: ha.track_interface,
                 track_scripts: ha.track_script,
                 track_script_weight: ha.track_script_weight,

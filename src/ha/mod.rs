@@ -165,6 +165,10 @@ pub struct PeerStatus {
     pub heard_ms_ago: Option<u64>,
     /// It does not hear us (its last heard sequence number lags).
     pub hears_us: bool,
+    /// Heartbeats each way: the last sequence number heard from it, and
+    /// the last of ours it says it heard (ours: `HaStatus::seq`).
+    pub heard_seq: u64,
+    pub heard_our_seq: u64,
     pub ready: bool,
     /// Its sync stream as applied here: the last sequence number applied,
     /// the highest seen, and how far behind that is.
@@ -190,6 +194,8 @@ pub struct HaStatus {
     /// This director could take the VIPs from a lower-priority holder.
     pub ready: bool,
     pub reason: String,
+    /// The sequence number of this director's last heartbeat.
+    pub seq: u64,
     pub peers: Vec<PeerStatus>,
     pub tracks: Vec<track::TrackStatus>,
     pub counters: HaCounters,
@@ -238,12 +244,15 @@ impl HaStatus {
         for p in &self.peers {
             let _ = writeln!(
                 o,
-                "peer {:<15} {:<4} priority {:<3} {} heard {} ago{}",
+                "peer {:<15} {:<4} priority {:<3} {} heard {} ago (#{}), it heard our #{} of #{}{}",
                 p.addr,
                 if p.live { "live" } else { "gone" },
                 p.priority,
                 if p.active { "active" } else { "backup" },
                 p.heard_ms_ago.map_or("never".into(), |m| format!("{m} ms")),
+                p.heard_seq,
+                p.heard_our_seq,
+                self.seq,
                 if p.hears_us { "" } else { ", does not hear us" }
             );
             let _ = writeln!(
@@ -667,6 +676,7 @@ impl Ha {
             preempt_delay_ms: self.cfg.preempt_delay.as_millis() as u64,
             ready: self.ready,
             reason: self.reason.clone(),
+            seq: self.seq,
             peers: self
                 .peers
                 .iter()
@@ -678,6 +688,8 @@ impl Ha {
                     active: p.active,
                     heard_ms_ago: p.heard_at.map(|t| now.duration_since(t).as_millis() as u64),
                     hears_us: p.heard_at.is_some() && e.hears_us(p),
+                    heard_seq: p.seq(),
+                    heard_our_seq: p.heard_our_seq,
                     ready: p.ready,
                     sync_applied: i.applied(),
                     sync_highest: i.highest,

@@ -105,6 +105,19 @@ enum Cmd {
         #[arg(long)]
         hex: String,
     },
+    /// Capture the payloads of incoming UDP datagrams to PORT (a packet
+    /// socket, so a port another program listens on works), COUNT of them
+    /// at least LEN bytes long, as hex: real messages to replay.
+    UdpCapture {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        min_len: usize,
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
     /// Upload N bytes over one TCP connection; the server reports its hash.
     Upload {
         #[arg(long)]
@@ -675,6 +688,12 @@ fn main() -> ExitCode {
                 Err(e) => json!({ "error": e.to_string() }),
             }
         }
+        Cmd::UdpCapture {
+            port,
+            count,
+            min_len,
+            timeout_ms,
+        } => udp_capture(port, count, min_len, Duration::from_millis(timeout_ms)),
         Cmd::Upload {
             target,
             bytes,
@@ -691,4 +710,66 @@ fn main() -> ExitCode {
     };
     println!("{out}");
     ExitCode::SUCCESS
+}
+
+/// `udp-capture`: IPv4 packets from a packet socket (SOCK_DGRAM: no
+/// Ethernet header), incoming only.
+fn udp_capture(port: u16, count: usize, min_len: usize, timeout: Duration) -> serde_json::Value {
+    let proto = (libc::ETH_P_IP as u16).to_be();
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(proto)) };
+    if fd < 0 {
+        return json!({ "error": std::io::Error::last_os_error().to_string() });
+    }
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while out.len() < count && started.elapsed() < timeout {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
+            continue;
+        }
+        // SAFETY: an all-zero sockaddr_ll is valid.
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut flen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: buf and from are valid for the lengths given.
+        let n = unsafe {
+            libc::recvfrom(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                (&mut from as *mut libc::sockaddr_ll).cast(),
+                &mut flen,
+            )
+        };
+        if n <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            continue;
+        }
+        let p = &buf[..n as usize];
+        if p.len() < 20 || p[0] >> 4 != 4 || p[9] != 17 {
+            continue;
+        }
+        let ihl = usize::from(p[0] & 15) * 4;
+        if p.len() < ihl + 8 || u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]) != port {
+            continue;
+        }
+        let payload = &p[ihl + 8..];
+        if payload.len() >= min_len {
+            out.push(
+                payload
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+            );
+        }
+    }
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    json!({ "payloads": out })
 }
