@@ -748,7 +748,7 @@ fn udp_capture(port: u16, count: usize, min_len: usize, timeout: Duration) -> se
                 &mut flen,
             )
         };
-        if n <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        if n <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING {
             continue;
         }
         let p = &buf[..n as usize];
