@@ -491,3 +491,54 @@ fn an_unresolved_real_server_is_not_scheduled_until_it_resolves() {
         .collect();
     assert_eq!(to.iter().filter(|t| **t == 12).count(), 5, "{to:?}");
 }
+
+/// A TCP super-frame (GSO) through DR: a backend that takes super-frames
+/// gets it whole, its checksum still partial, for the kernel to cut after
+/// uvs; one that does not gets the segments.
+#[test]
+fn super_frames_go_out_whole_where_the_backend_takes_them() {
+    let payload = vec![0x5a; 20000];
+    let frame = |syn| {
+        let mut f = tcp(45100, 80, syn, 64, if syn { b"" } else { &payload });
+        let l4 = 34;
+        let ps = uvs::wire::checksum::fold(uvs::wire::checksum::pseudo_header(
+            [198, 18, 0, 10].into(),
+            VIP.into(),
+            6,
+            (f.len() - l4) as u32,
+        ));
+        f[l4 + 16..l4 + 18].copy_from_slice(&ps.to_be_bytes());
+        f
+    };
+    let meta = RxMeta {
+        csum_partial: Some((34, 16)),
+        gso: Some(uvs::io::Gso {
+            tcpv4: true,
+            size: 1448,
+        }),
+        ..RxMeta::default()
+    };
+    for whole in [true, false] {
+        let mut r = Rig::new(&wrr_ops());
+        r.io.accept_gso = whole;
+        r.feed(frame(true));
+        let f = frame(false);
+        let out = r.feed_meta(f.clone(), meta);
+        match whole {
+            true => {
+                assert_eq!(out.len(), 1);
+                assert_eq!(out[0].len(), f.len());
+                // Only the MACs and the TTL (and so the IP checksum) change.
+                assert_eq!(out[0][34..], f[34..]);
+                assert_eq!(r.io.tx_gso.len(), 1);
+                let (_, g, csum, hdr) = r.io.tx_gso[0];
+                assert_eq!((g.size, csum, hdr), (1448, (34, 16), 54));
+                assert_eq!(r.counter("gso_passed"), 1);
+            }
+            false => {
+                assert_eq!(out.len(), 20000usize.div_ceil(1448));
+                assert_eq!(r.counter("gso_segmented"), 1);
+            }
+        }
+    }
+}

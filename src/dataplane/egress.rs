@@ -35,6 +35,24 @@ pub enum Change {
     },
 }
 
+/// The length of a TCP super-frame's Ethernet, IP and TCP headers, if it
+/// may go out whole on a link of `max` bytes per frame (Ethernet header
+/// included): its checksum is partial at the TCP header and each segment
+/// it stands for (headers plus the segment size) fits.
+fn super_frame_headers(frame: &[u8], meta: RxMeta, max: usize) -> Option<u16> {
+    let g = meta.gso?;
+    let (start, offset) = meta.csum_partial?;
+    let start = usize::from(start);
+    if offset != 16 {
+        return None;
+    }
+    let doff = usize::from(*frame.get(start + 12)? >> 4) * 4;
+    let hdr = start + doff;
+    (doff >= 20 && hdr < frame.len() && hdr + usize::from(g.size) <= max)
+        .then(|| u16::try_from(hdr).ok())
+        .flatten()
+}
+
 impl Dataplane {
     /// DR and NAT: the router's hop (TTL minus one; ICMP errors from
     /// `from`, or else the VIP the packet was sent to), the MTU checked
@@ -112,6 +130,22 @@ impl Dataplane {
         if let Some(g) = meta.gso.filter(|_| frame.len() > max) {
             if !g.tcpv4 {
                 DataplaneCounters::bump(&self.counters.malformed);
+                return;
+            }
+            // Whole, where the backend takes super-frames and the
+            // segments they stand for fit this link: the kernel cuts them
+            // after us, as its own forwarding would.
+            if let Some(hdr) = super_frame_headers(frame, meta, max)
+                && let Some(r) = io.send_gso(
+                    to.link,
+                    frame,
+                    g,
+                    meta.csum_partial.unwrap_or_default(),
+                    hdr,
+                )
+            {
+                DataplaneCounters::bump(&self.counters.gso_passed);
+                self.counters.count_send(r);
                 return;
             }
             DataplaneCounters::bump(&self.counters.gso_segmented);

@@ -1,4 +1,9 @@
-//! AF_PACKET backend with PACKET_VNET_HDR.
+//! AF_PACKET backend with PACKET_VNET_HDR, batched: frames are received
+//! with recvmmsg(2) and sent with sendmmsg(2), up to [`BATCH`] per system
+//! call, and sends skip the qdisc layer (PACKET_QDISC_BYPASS, as a NIC
+//! driver's own queue is the only one that matters for forwarding). What
+//! is queued to send goes out when the queue is full or before the
+//! backend waits for frames, so a frame never waits behind an idle link.
 //!
 //! pnet's datalink channel cannot be used here: it exposes neither the
 //! packet type (sll_pkttype) nor the offload state of a frame, and it
@@ -22,10 +27,20 @@ const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
 const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
 const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const PACKET_QDISC_BYPASS: libc::c_int = 20;
+/// Frames per system call, each way.
+pub const BATCH: usize = 32;
+/// One frame with its vnet header: a 64 KiB GSO super-frame fits.
+const SLOT: usize = VNET_HDR_LEN + crate::dataplane::FRAME_BUF;
 
 pub struct AfPacket {
     fd: OwnedFd,
     pub ifindex: i32,
+    rx: sys::Mmsg,
+    /// The next of the received batch to hand out.
+    rx_next: usize,
+    tx: sys::Mmsg,
+    tx_failed: u64,
 }
 
 impl AfPacket {
@@ -44,8 +59,17 @@ impl AfPacket {
         setsockopt_int(f, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
         // A burst of new connections must not overflow the queue.
         sys::raise_rcvbuf(&fd, 8 << 20)?;
+        // Best effort: without it the qdisc is one more queue.
+        let _ = setsockopt_int(f, libc::SOL_PACKET, PACKET_QDISC_BYPASS, 1);
         sys::bind_packet(&fd, proto, ifindex)?;
-        Ok(AfPacket { fd, ifindex })
+        Ok(AfPacket {
+            fd,
+            ifindex,
+            rx: sys::Mmsg::new(BATCH, SLOT),
+            rx_next: 0,
+            tx: sys::Mmsg::new(BATCH, SLOT),
+            tx_failed: 0,
+        })
     }
 
     fn wait(&self, events: i16, timeout: Duration) -> io::Result<bool> {
@@ -57,29 +81,37 @@ impl AfPacket {
         Ok(sys::poll(&mut p, timeout)? > 0)
     }
 
+    /// The next received frame, copied into `buf`: from the batch in hand,
+    /// or from a new batch (one recvmmsg) when that is used up.
     fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Option<RxMeta>> {
-        let mut vnet = [0u8; VNET_HDR_LEN];
-        let mut iov = [sys::iovec_mut(&mut vnet), sys::iovec_mut(buf)];
-        let Some(m) = sys::recvmsg_packet(&self.fd, &mut iov)? else {
+        if self.rx.received(self.rx_next).is_none() {
+            self.rx_next = 0;
+            if self.rx.recv(&self.fd)? == 0 {
+                return Ok(None);
+            }
+        }
+        let Some((b, pkt_type, truncated)) = self.rx.received(self.rx_next) else {
             return Ok(None);
         };
-        let n = m.len;
-        if n < VNET_HDR_LEN {
+        self.rx_next += 1;
+        if b.len() < VNET_HDR_LEN {
             return Err(io::Error::other("frame shorter than its vnet header"));
         }
-        let len = n - VNET_HDR_LEN;
-        if len > buf.len() || m.truncated {
+        let (vnet, frame) = b.split_at(VNET_HDR_LEN);
+        let len = frame.len();
+        if len > buf.len() || truncated {
             return Err(io::Error::other(format!(
-                "frame of {len} bytes truncated to {}",
-                buf.len()
+                "frame of {len} bytes or more truncated to {}",
+                buf.len().min(len)
             )));
         }
+        buf[..len].copy_from_slice(frame);
         let rd = |i: usize| u16::from_ne_bytes([vnet[i], vnet[i + 1]]);
         let flags = vnet[0];
         let gso_type = vnet[1] & !VIRTIO_NET_HDR_GSO_ECN;
         let meta = RxMeta {
             len,
-            pkt_type: match m.pkt_type {
+            pkt_type: match pkt_type {
                 0 => PacketType::Host,
                 1 => PacketType::Broadcast,
                 2 => PacketType::Multicast,
@@ -102,6 +134,7 @@ impl PacketIo for AfPacket {
         if let Some(m) = self.try_recv(buf)? {
             return Ok(Some(m));
         }
+        self.flush();
         if self.wait(libc::POLLIN, timeout)? {
             return self.try_recv(buf);
         }
@@ -113,8 +146,34 @@ impl PacketIo for AfPacket {
         self.send_frame(frame)
     }
 
+    fn send_gso(
+        &mut self,
+        _link: u8,
+        frame: &[u8],
+        gso: Gso,
+        csum: (u16, u16),
+        hdr_len: u16,
+    ) -> Option<io::Result<()>> {
+        Some(self.send_super(frame, gso, csum, hdr_len))
+    }
+
     fn rx_drops(&mut self) -> u64 {
         sys::packet_drops(&self.fd).unwrap_or(0)
+    }
+
+    fn tx_errors(&mut self) -> u64 {
+        std::mem::take(&mut self.tx_failed)
+    }
+
+    fn flush(&mut self) {
+        AfPacket::flush(self)
+    }
+}
+
+impl Drop for AfPacket {
+    /// What is still queued goes out (a director that stops, a probe).
+    fn drop(&mut self) {
+        AfPacket::flush(self);
     }
 }
 
@@ -158,6 +217,9 @@ impl PacketIo for AfPacketLinks {
         if let Some(m) = self.try_each(buf)? {
             return Ok(Some(m));
         }
+        for s in &mut self.socks {
+            s.flush();
+        }
         let mut fds: Vec<libc::pollfd> = self
             .socks
             .iter()
@@ -180,26 +242,100 @@ impl PacketIo for AfPacketLinks {
         }
     }
 
+    fn send_gso(
+        &mut self,
+        link: u8,
+        frame: &[u8],
+        gso: Gso,
+        csum: (u16, u16),
+        hdr_len: u16,
+    ) -> Option<io::Result<()>> {
+        let s = self.socks.get_mut(usize::from(link))?;
+        Some(s.send_super(frame, gso, csum, hdr_len))
+    }
+
     fn rx_drops(&mut self) -> u64 {
         self.socks.iter_mut().map(|s| s.rx_drops()).sum()
+    }
+
+    fn tx_errors(&mut self) -> u64 {
+        self.socks.iter_mut().map(|s| s.tx_errors()).sum()
+    }
+
+    fn flush(&mut self) {
+        for s in &mut self.socks {
+            AfPacket::flush(s);
+        }
     }
 }
 
 impl AfPacket {
     fn send_frame(&mut self, frame: &[u8]) -> io::Result<()> {
-        let vnet = [0u8; VNET_HDR_LEN];
-        let iov = [sys::iovec(&vnet), sys::iovec(frame)];
-        for _ in 0..8 {
-            let Err(e) = sys::sendmsg(&self.fd, &iov) else {
-                return Ok(());
-            };
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR) => {
-                    self.wait(libc::POLLOUT, Duration::from_millis(5))?;
-                }
-                _ => return Err(e),
-            }
+        self.send_vnet(&[0u8; VNET_HDR_LEN], frame)
+    }
+
+    /// A TCP super-frame, whole: the vnet header asks the kernel to
+    /// segment it (GSO, or the NIC's TSO) and to finish each checksum.
+    fn send_super(
+        &mut self,
+        frame: &[u8],
+        g: Gso,
+        csum: (u16, u16),
+        hdr_len: u16,
+    ) -> io::Result<()> {
+        let mut vnet = [0u8; VNET_HDR_LEN];
+        vnet[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        vnet[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+        vnet[2..4].copy_from_slice(&hdr_len.to_ne_bytes());
+        vnet[4..6].copy_from_slice(&g.size.to_ne_bytes());
+        vnet[6..8].copy_from_slice(&csum.0.to_ne_bytes());
+        vnet[8..10].copy_from_slice(&csum.1.to_ne_bytes());
+        self.send_vnet(&vnet, frame)
+    }
+
+    /// Queues one frame with its vnet header; a full queue is sent first.
+    fn send_vnet(&mut self, vnet: &[u8; VNET_HDR_LEN], frame: &[u8]) -> io::Result<()> {
+        if frame.len() + VNET_HDR_LEN > SLOT {
+            return Err(io::Error::other("frame larger than a transmit slot"));
         }
-        Err(io::Error::other("transmit queue stayed full"))
+        if self.tx.slot().is_none() {
+            self.flush();
+        }
+        let Some(slot) = self.tx.slot() else {
+            return Err(io::Error::other("transmit queue stayed full"));
+        };
+        slot[..VNET_HDR_LEN].copy_from_slice(vnet);
+        slot[VNET_HDR_LEN..VNET_HDR_LEN + frame.len()].copy_from_slice(frame);
+        self.tx.commit(VNET_HDR_LEN + frame.len());
+        Ok(())
+    }
+
+    /// Sends what is queued: one sendmmsg, or a few when the socket's
+    /// queue is full, waiting for room up to 5 ms each time. Frames that
+    /// cannot go are counted (`tx_errors`).
+    fn flush(&mut self) {
+        for _ in 0..8 {
+            if self.tx.queued() == 0 {
+                return;
+            }
+            match self.tx.send(&self.fd) {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR)
+                    ) => {}
+                // The first frame is refused (too big for the link, say):
+                // it goes, the rest are tried again.
+                Err(_) => {
+                    self.tx_failed += 1;
+                    self.tx.skip_one();
+                    continue;
+                }
+            }
+            let _ = self.wait(libc::POLLOUT, Duration::from_millis(5));
+        }
+        self.tx_failed += self.tx.discard() as u64;
     }
 }

@@ -12,6 +12,10 @@ pub struct MemoryIo {
     pub tx: Vec<Vec<u8>>,
     /// The link each frame in `tx` was sent on.
     pub tx_links: Vec<u8>,
+    /// Takes super-frames whole (as AF_PACKET with a vnet header does);
+    /// each is recorded in `tx` and its segment size in `tx_gso`.
+    pub accept_gso: bool,
+    pub tx_gso: Vec<(usize, super::Gso, (u16, u16), u16)>,
 }
 
 impl MemoryIo {
@@ -67,6 +71,21 @@ impl PacketIo for MemoryIo {
         self.tx.push(frame.to_vec());
         self.tx_links.push(link);
         Ok(())
+    }
+
+    fn send_gso(
+        &mut self,
+        link: u8,
+        frame: &[u8],
+        gso: super::Gso,
+        csum: (u16, u16),
+        hdr_len: u16,
+    ) -> Option<io::Result<()>> {
+        if !self.accept_gso {
+            return None;
+        }
+        self.tx_gso.push((self.tx.len(), gso, csum, hdr_len));
+        Some(self.send(link, frame))
     }
 }
 

@@ -54,6 +54,33 @@ pub trait PacketIo {
     /// on `link`.
     fn send(&mut self, link: u8, frame: &[u8]) -> io::Result<()>;
 
+    /// Sends a TCP super-frame whole on `link`, for the kernel (or the
+    /// NIC) to cut into `gso.size`-byte segments after it: the L4 checksum
+    /// is left partial (`csum` = start and offset, as received) and
+    /// `hdr_len` covers the Ethernet, IP and TCP headers. `None`: this
+    /// backend cannot, and the caller segments.
+    fn send_gso(
+        &mut self,
+        _link: u8,
+        _frame: &[u8],
+        _gso: Gso,
+        _csum: (u16, u16),
+        _hdr_len: u16,
+    ) -> Option<io::Result<()>> {
+        None
+    }
+
+    /// Sends whatever a batching backend still holds. The data plane needs
+    /// no call (the backend flushes before it waits for frames); a sender
+    /// that does not receive (`uvs probe`) does.
+    fn flush(&mut self) {}
+
+    /// Frames the backend accepted but could not send, since the last
+    /// call (a batching backend learns of failures after `send`).
+    fn tx_errors(&mut self) -> u64 {
+        0
+    }
+
     /// Frames the backend's receive queues dropped (full) since the last
     /// call: loss that never reached uvs and no other counter shows.
     fn rx_drops(&mut self) -> u64 {

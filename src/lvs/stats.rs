@@ -167,6 +167,8 @@ pub struct DataplaneCounters {
     pub no_dest: AtomicU64,
     pub ttl_expired: AtomicU64,
     pub gso_segmented: AtomicU64,
+    /// Super-frames sent whole, for the kernel to segment after uvs.
+    pub gso_passed: AtomicU64,
     pub csum_completed: AtomicU64,
     pub tx_errors: AtomicU64,
     pub conn_table_full: AtomicU64,
@@ -223,6 +225,7 @@ impl DataplaneCounters {
             ("no_dest", self.no_dest.load(Relaxed)),
             ("ttl_expired", self.ttl_expired.load(Relaxed)),
             ("gso_segmented", self.gso_segmented.load(Relaxed)),
+            ("gso_passed", self.gso_passed.load(Relaxed)),
             ("csum_completed", self.csum_completed.load(Relaxed)),
             ("tx_errors", self.tx_errors.load(Relaxed)),
             ("conn_table_full", self.conn_table_full.load(Relaxed)),

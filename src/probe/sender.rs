@@ -167,6 +167,7 @@ pub fn run(o: &Options) -> Result<Run, String> {
             io.send(0, &buf[..len])
                 .map_err(|e| format!("cannot send on {}: {e}", path.ifname))?;
         }
+        io.flush();
         std::thread::sleep(Duration::from_millis(30));
     }
     std::thread::sleep(Duration::from_millis(300));
