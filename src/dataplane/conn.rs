@@ -100,10 +100,15 @@ pub struct Conn {
     /// against `dest_id` on every use and remapped on republication.
     pub svc: u32,
     pub dest: u32,
-    pub dest_id: u64,
+    /// The real server's id (its low 32 bits: ids are handed out one by
+    /// one, so two live servers never share them).
+    pub dest_id: u32,
     pub state: ConnState,
-    /// Expiry, in milliseconds of the data plane's clock.
-    pub expires_ms: u64,
+    /// Expiry, in ticks of [`TICK_MS`] of the data plane's clock, wrapping:
+    /// read and set through [`Conn::expires_ms`] and
+    /// [`Conn::set_expires_ms`], which are exact within 99 days of now
+    /// (the longest timeout is 31 days). 32 bits keep an entry in 64 bytes.
+    expires: u32,
     /// The forwarding method, fixed when the connection is scheduled (as
     /// IPVS keeps it in the connection): it decides the TCP state tables
     /// and whether replies are translated.
@@ -117,7 +122,56 @@ pub struct Conn {
     pub client_mac: MacAddr,
 }
 
+/// The resolution of connection timers.
+pub const TICK_MS: u64 = 4;
+
 impl Conn {
+    /// A connection entry; its timer runs out at `expires_ms`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        svc: u32,
+        dest: u32,
+        dest_id: u64,
+        state: ConnState,
+        expires_ms: u64,
+        fwd: Forward,
+        raddr: Ipv4Addr,
+        rport: u16,
+        client_link: u8,
+        client_mac: MacAddr,
+    ) -> Conn {
+        let mut c = Conn {
+            svc,
+            dest,
+            dest_id: dest_id as u32,
+            state,
+            expires: 0,
+            fwd,
+            raddr,
+            rport,
+            client_link,
+            client_mac,
+        };
+        c.set_expires_ms(expires_ms);
+        c
+    }
+
+    /// When the timer runs out, in ms of the data plane's clock, read
+    /// against `now` (the stored ticks wrap).
+    #[inline]
+    pub fn expires_ms(&self, now: u64) -> u64 {
+        let now_t = (now / TICK_MS) as u32;
+        let ahead = self.expires.wrapping_sub(now_t) as i32;
+        let t = (now / TICK_MS) as i64 + i64::from(ahead);
+        (t.max(0) as u64).saturating_mul(TICK_MS)
+    }
+
+    /// Sets the timer to run out at `ms` (rounded up to a tick).
+    #[inline]
+    pub fn set_expires_ms(&mut self, ms: u64) {
+        self.expires = ms.div_ceil(TICK_MS) as u32;
+    }
+
     /// Whether a new SYN on this 5-tuple starts a new connection rather
     /// than continuing this one (IPVS conn_reuse_mode 1 with the NOOUTPUT
     /// rule: TIME_WAIT and CLOSE always, FIN_WAIT only when the director
@@ -167,20 +221,40 @@ pub const MAX_LIMIT: usize = 1 << 31;
 struct Slot {
     key: ConnKey,
     conn: Conn,
-    live: bool,
-    /// A second packet (either way) was seen: no longer one-packet.
-    second: bool,
-    /// On the eviction list (oldest first).
-    listed: bool,
-    /// Matches the table's `mark` when entered or confirmed since the
-    /// last full resync began (a backup drops the others at its end).
-    mark: bool,
+    /// [`LIVE`], [`SECOND`], [`LISTED`], [`MARK`]: one byte keeps the
+    /// entry in 64.
+    flags: u8,
     prev: u32,
     next: u32,
     /// Next slot in the same bucket of the 5-tuple index.
     hnext: u32,
     /// Next slot in the same bucket of the NAT reply index.
     rnext: u32,
+}
+
+/// The slot holds a connection.
+const LIVE: u8 = 1;
+/// A second packet (either way) was seen: no longer one-packet.
+const SECOND: u8 = 2;
+/// On the eviction list (oldest first).
+const LISTED: u8 = 4;
+/// Matches the table's `mark` when entered or confirmed since the last
+/// full resync began (a backup drops the others at its end).
+const MARK: u8 = 8;
+
+impl Slot {
+    #[inline]
+    fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    #[inline]
+    fn set(&mut self, f: u8, on: bool) {
+        match on {
+            true => self.flags |= f,
+            false => self.flags &= !f,
+        }
+    }
 }
 
 /// What one bounded sweep step did.
@@ -259,7 +333,7 @@ pub fn digest_term(k: &ConnKey, raddr: Ipv4Addr, rport: u16, state: ConnState) -
 /// Whether losing this connection costs little: it never saw a second
 /// packet, or it is a TCP handshake that never completed.
 fn cheap(s: &Slot) -> bool {
-    !s.second
+    !s.has(SECOND)
         || matches!(
             s.conn.state,
             ConnState::Tcp(TcpState::SynRecv | TcpState::None)
@@ -308,13 +382,14 @@ impl ConnTable {
     /// Whether the entry saw a second packet (kept across a handoff, so
     /// an established flow is not the first evicted by its new owner).
     pub fn seen_twice(&self, k: &ConnKey) -> bool {
-        self.find(k).is_some_and(|i| self.slots[i as usize].second)
+        self.find(k)
+            .is_some_and(|i| self.slots[i as usize].has(SECOND))
     }
 
     /// Marks an entry as having seen a second packet.
     pub fn mark_seen_twice(&mut self, k: &ConnKey) {
         if let Some(i) = self.find(k) {
-            self.slots[i as usize].second = true;
+            self.slots[i as usize].set(SECOND, true);
         }
     }
 
@@ -367,7 +442,7 @@ impl ConnTable {
     pub fn get_mut(&mut self, k: &ConnKey) -> Option<&mut Conn> {
         let i = self.find(k)?;
         let s = &mut self.slots[i as usize];
-        s.second = true;
+        s.set(SECOND, true);
         Some(&mut s.conn)
     }
 
@@ -421,7 +496,7 @@ impl ConnTable {
             self.unchain(rb, i, true);
             self.replies -= 1;
         }
-        self.slots[i as usize].live = false;
+        self.slots[i as usize].set(LIVE, false);
         self.free.push(i);
         self.len -= 1;
         self.digest = self
@@ -455,7 +530,8 @@ impl ConnTable {
     /// Confirms an entry during a resync.
     pub fn confirm(&mut self, k: &ConnKey) {
         if let Some(i) = self.find(k) {
-            self.slots[i as usize].mark = self.mark;
+            let m = self.mark;
+            self.slots[i as usize].set(MARK, m);
         }
     }
 
@@ -466,7 +542,7 @@ impl ConnTable {
         let mut gone = Vec::new();
         for i in 0..self.slots.len() {
             let s = &self.slots[i];
-            if s.live && s.mark != mark {
+            if s.has(LIVE) && s.has(MARK) != mark {
                 gone.push(self.release_slot(i as u32));
             }
         }
@@ -476,7 +552,7 @@ impl ConnTable {
     fn unlist(&mut self, i: u32) {
         let (prev, next, listed) = {
             let s = &self.slots[i as usize];
-            (s.prev, s.next, s.listed)
+            (s.prev, s.next, s.has(LISTED))
         };
         if !listed {
             return;
@@ -490,7 +566,8 @@ impl ConnTable {
             n => self.slots[n as usize].prev = prev,
         }
         let s = &mut self.slots[i as usize];
-        (s.listed, s.prev, s.next) = (false, NIL, NIL);
+        s.set(LISTED, false);
+        (s.prev, s.next) = (NIL, NIL);
     }
 
     /// Evicts the oldest cheap entry; `None` if there is none. Entries at
@@ -526,10 +603,7 @@ impl ConnTable {
         let slot = Slot {
             key: k,
             conn: c,
-            live: true,
-            second: false,
-            listed: true,
-            mark: self.mark,
+            flags: LIVE | LISTED | if self.mark { MARK } else { 0 },
             prev: self.tail,
             next: NIL,
             hnext: self.buckets[b],
@@ -591,7 +665,7 @@ impl ConnTable {
     pub fn iter(&self) -> impl Iterator<Item = (&ConnKey, &Conn)> {
         self.slots
             .iter()
-            .filter(|s| s.live)
+            .filter(|s| s.has(LIVE))
             .map(|s| (&s.key, &s.conn))
     }
 
@@ -604,7 +678,7 @@ impl ConnTable {
         let mut i = from;
         while i < self.slots.len() && out.len() < n {
             let s = &self.slots[i];
-            if s.live {
+            if s.has(LIVE) {
                 out.push((s.key, s.conn));
             }
             i += 1;
@@ -633,7 +707,7 @@ impl ConnTable {
             self.cursor += 1;
             step.visited += 1;
             let s = &mut self.slots[i];
-            if !s.live || f(&s.key, &mut s.conn) {
+            if !s.has(LIVE) || f(&s.key, &mut s.conn) {
                 continue;
             }
             self.release_slot(i as u32);
@@ -660,17 +734,41 @@ mod tests {
     use super::*;
 
     fn conn(fwd: Forward) -> Conn {
-        Conn {
-            svc: 0,
-            dest: 0,
-            dest_id: 1,
-            state: ConnState::Udp,
-            expires_ms: 0,
+        Conn::new(
+            0,
+            0,
+            1,
+            ConnState::Udp,
+            0,
             fwd,
-            raddr: Ipv4Addr::new(198, 18, 1, 11),
-            rport: 8080,
-            client_link: 0,
-            client_mac: MacAddr::ZERO,
+            Ipv4Addr::new(198, 18, 1, 11),
+            8080,
+            0,
+            MacAddr::ZERO,
+        )
+    }
+
+    /// Issue 14's target: an entry (with its chain links) in 64 bytes.
+    #[test]
+    fn an_entry_takes_at_most_64_bytes() {
+        assert!(
+            std::mem::size_of::<Slot>() <= 64,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
+    }
+
+    #[test]
+    fn timers_read_back_exactly_across_the_wrap() {
+        for now in [0u64, 1 << 20, (u32::MAX as u64) * TICK_MS - 5000, 1 << 40] {
+            let mut c = conn(Forward::Route);
+            for ahead in [0u64, 4, 3000, 900_000, 31 * 86_400_000] {
+                c.set_expires_ms(now + ahead);
+                assert_eq!(c.expires_ms(now), (now + ahead).div_ceil(TICK_MS) * TICK_MS);
+            }
+            // In the past: seen as expired.
+            c.set_expires_ms(now.saturating_sub(60_000));
+            assert!(c.expires_ms(now) <= now);
         }
     }
 

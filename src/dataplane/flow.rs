@@ -108,7 +108,7 @@ impl Dataplane {
             // (the sweep has not reached it yet) or that a new SYN
             // replaces (reuse) ends here; the packet may start a new one.
             let dest = locate(table, positions, c).map(|(_, d)| d);
-            let expired = c.expires_ms <= now;
+            let expired = c.expires_ms(now) <= now;
             if let Some(d) = dest.filter(|_| !reuse && !expired) {
                 let dir = c.input_direction();
                 let was = update_state(c, &d.state, dir, l.tcp_flags, table, now);
@@ -157,21 +157,22 @@ impl Dataplane {
             .pick(&svc.dests, flow.key.caddr)
             .ok_or(NoConn::NoRealServer)?;
         let d = &svc.dests[di];
-        let mut c = Conn {
-            svc: flow.svc as u32,
-            dest: di as u32,
-            dest_id: d.id,
-            state: match flow.key.protocol {
-                Protocol::Tcp => ConnState::Tcp(TcpState::None),
-                Protocol::Udp => ConnState::Udp,
-            },
-            expires_ms: now + 3000,
-            fwd: d.forward,
-            raddr: d.addr,
-            rport: d.port,
-            client_link: flow.link,
-            client_mac: l.src_mac,
+        let state = match flow.key.protocol {
+            Protocol::Tcp => ConnState::Tcp(TcpState::None),
+            Protocol::Udp => ConnState::Udp,
         };
+        let mut c = Conn::new(
+            flow.svc as u32,
+            di as u32,
+            d.id,
+            state,
+            now + 3000,
+            d.forward,
+            d.addr,
+            d.port,
+            flow.link,
+            l.src_mac,
+        );
         d.state.inactive.fetch_add(1, Relaxed);
         let dir = c.input_direction();
         update_state(&mut c, &d.state, dir, l.tcp_flags, table, now);
@@ -344,6 +345,6 @@ fn update_state(
             c.state = ConnState::Tcp(n);
         }
     }
-    c.expires_ms = now + u64::from(c.state.timeout(&table.timeouts)) * 1000;
+    c.set_expires_ms(now + u64::from(c.state.timeout(&table.timeouts)) * 1000);
     (c.state != before).then_some(before)
 }

@@ -98,18 +98,18 @@ impl Dataplane {
         if self.conns.get(&key).is_some() {
             return false;
         }
-        let c = Conn {
-            svc: si as u32,
-            dest: di as u32,
-            dest_id: d.id,
-            state: p.state,
-            expires_ms: now + p.expires_in_ms,
-            fwd: p.fwd,
-            raddr: p.raddr,
-            rport: p.rport,
-            client_link: p.client_link,
-            client_mac: MacAddr(p.client_mac),
-        };
+        let c = Conn::new(
+            si as u32,
+            di as u32,
+            d.id,
+            p.state,
+            now + p.expires_in_ms,
+            p.fwd,
+            p.raddr,
+            p.rport,
+            p.client_link,
+            MacAddr(p.client_mac),
+        );
         match self.conns.insert(key, c) {
             Ok(None) => {}
             // A full backup table makes room like a full active one.

@@ -110,7 +110,7 @@ pub struct Dataplane {
     /// Where each real server id sits in `table`: connections remap
     /// lazily (on use, or when the sweep passes them) after a change, so
     /// a republication never walks the whole connection table.
-    positions: HashMap<u64, (u32, u32)>,
+    positions: HashMap<u32, (u32, u32)>,
     icmp_limit: IcmpLimiter,
     /// When a VIP conflict was last logged.
     conflict_logged_ms: Option<u64>,
@@ -127,7 +127,7 @@ pub struct Dataplane {
 /// queued for the peers.
 fn still_live<'t>(
     table: &'t Table,
-    positions: &'t HashMap<u64, (u32, u32)>,
+    positions: &'t HashMap<u32, (u32, u32)>,
     now: u64,
     sync: Option<&'t std::sync::mpsc::SyncSender<sync::SyncEvent>>,
     counters: &'t DataplaneCounters,
@@ -136,7 +136,7 @@ fn still_live<'t>(
     move |k, c| {
         let live = match locate(table, positions, c) {
             None => false,
-            Some(_) if c.expires_ms > now || table.standby => true,
+            Some(_) if c.expires_ms(now) > now || table.standby => true,
             Some((_, d)) => {
                 release(&d.state, c);
                 false
@@ -157,7 +157,7 @@ fn still_live<'t>(
 #[inline]
 pub(super) fn locate<'t>(
     table: &'t Table,
-    positions: &HashMap<u64, (u32, u32)>,
+    positions: &HashMap<u32, (u32, u32)>,
     c: &mut Conn,
 ) -> Option<(&'t ServiceEntry, &'t DestEntry)> {
     if table.dest(c.svc, c.dest, c.dest_id).is_none() {
@@ -349,6 +349,9 @@ impl Dataplane {
     /// Drops every connection whose timer ran out by `now`, in one pass
     /// (tests; the data plane itself sweeps in bounded steps).
     pub fn expire(&mut self, now: u64) {
+        // "Later than every timer": within the timers' 99-day window of the
+        // clock (the longest timeout is 31 days).
+        let now = now.min(self.now_ms() + 32 * 86_400_000);
         let keep = still_live(
             &self.table,
             &self.positions,
@@ -377,7 +380,7 @@ impl Dataplane {
                     daddr: d.addr,
                     dport: d.port,
                     state: c.state.name().to_string(),
-                    expires_secs: c.expires_ms.saturating_sub(now).div_ceil(1000),
+                    expires_secs: c.expires_ms(now).saturating_sub(now).div_ceil(1000),
                 })
             })
             .collect();

@@ -115,7 +115,7 @@ impl Dataplane {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         c.state = p.state;
-        c.expires_ms = now + p.expires_in_ms;
+        c.set_expires_ms(now + p.expires_in_ms);
         c.client_link = p.client_link;
         c.client_mac = crate::wire::MacAddr(p.client_mac);
         let c = *c;
@@ -189,7 +189,7 @@ impl Dataplane {
         let t = self.table.timeouts;
         self.conns.retain(|_, c| {
             let full = now + u64::from(c.state.timeout(&t)) * 1000;
-            c.expires_ms = c.expires_ms.max(full);
+            c.set_expires_ms(c.expires_ms(now).max(full));
             true
         });
     }
@@ -214,7 +214,7 @@ pub(super) fn portable(k: &ConnKey, c: &Conn, now: u64, seen_twice: bool) -> Por
         rport: c.rport,
         fwd: c.fwd,
         state: c.state,
-        expires_in_ms: c.expires_ms.saturating_sub(now),
+        expires_in_ms: c.expires_ms(now).saturating_sub(now),
         client_link: c.client_link,
         client_mac: c.client_mac.0,
         seen_twice,

@@ -174,19 +174,20 @@ impl Table {
     /// Finds a real server by id, checking that the indexes a connection
     /// cached still point at it.
     #[inline]
-    pub fn dest(&self, svc: u32, dest: u32, id: u64) -> Option<(&ServiceEntry, &DestEntry)> {
+    pub fn dest(&self, svc: u32, dest: u32, id: u32) -> Option<(&ServiceEntry, &DestEntry)> {
         let s = self.services.get(svc as usize)?;
         let d = s.dests.get(dest as usize)?;
-        (d.id == id).then_some((s, d))
+        (d.id as u32 == id).then_some((s, d))
     }
 
     /// Where each real server id sits in this table, for remapping
-    /// connections after a republication.
-    pub fn dest_positions(&self) -> HashMap<u64, (u32, u32)> {
+    /// connections after a republication (by the id's low 32 bits, as a
+    /// connection keeps it).
+    pub fn dest_positions(&self) -> HashMap<u32, (u32, u32)> {
         let mut m = HashMap::new();
         for (si, s) in self.services.iter().enumerate() {
             for (di, d) in s.dests.iter().enumerate() {
-                m.insert(d.id, (si as u32, di as u32));
+                m.insert(d.id as u32, (si as u32, di as u32));
             }
         }
         m
