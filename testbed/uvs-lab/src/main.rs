@@ -420,8 +420,14 @@ fn who(target: SocketAddr, udp: bool) -> Result<serde_json::Value, String> {
 }
 
 fn tcp_name(target: SocketAddr) -> Result<String, String> {
+    tcp_name_port(target, &mut 0)
+}
+
+/// As `tcp_name`; `port` is set to the client port the kernel chose.
+fn tcp_name_port(target: SocketAddr, port: &mut u16) -> Result<String, String> {
     let s =
         TcpStream::connect_timeout(&target, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    *port = s.local_addr().map_or(0, |a| a.port());
     s.set_read_timeout(Some(Duration::from_secs(3))).ok();
     let mut w = s.try_clone().map_err(|e| e.to_string())?;
     w.write_all(b"NAME\n").map_err(|e| e.to_string())?;
@@ -464,8 +470,9 @@ fn timeline(target: SocketAddr, count: usize, every: Duration) -> serde_json::Va
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        out.push(match tcp_name(target) {
-            Ok(n) => json!({ "t_ms": t_ms, "server": n }),
+        let mut port = 0;
+        out.push(match tcp_name_port(target, &mut port) {
+            Ok(n) => json!({ "t_ms": t_ms, "server": n, "port": port }),
             Err(e) => json!({ "t_ms": t_ms, "error": e }),
         });
     }
