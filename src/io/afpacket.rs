@@ -39,6 +39,11 @@ pub struct AfPacket {
     rx: sys::Mmsg,
     /// The next of the received batch to hand out.
     rx_next: usize,
+    /// The last batch was full: more are likely waiting, so the next
+    /// receive tries the socket before it waits. (After a short batch the
+    /// socket is likely empty: the backend flushes and polls at once,
+    /// sparing a system call per frame at low rates.)
+    rx_full: bool,
     tx: sys::Mmsg,
     tx_failed: u64,
 }
@@ -67,6 +72,7 @@ impl AfPacket {
             ifindex,
             rx: sys::Mmsg::new(BATCH, SLOT),
             rx_next: 0,
+            rx_full: false,
             tx: sys::Mmsg::new(BATCH, SLOT),
             tx_failed: 0,
         })
@@ -82,11 +88,17 @@ impl AfPacket {
     }
 
     /// The next received frame, copied into `buf`: from the batch in hand,
-    /// or from a new batch (one recvmmsg) when that is used up.
-    fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Option<RxMeta>> {
+    /// or from a new batch (one recvmmsg) when that is used up, if the
+    /// socket was `ready` (polled) or the last batch was full.
+    fn try_recv(&mut self, buf: &mut [u8], ready: bool) -> io::Result<Option<RxMeta>> {
         if self.rx.received(self.rx_next).is_none() {
+            if !ready && !self.rx_full {
+                return Ok(None);
+            }
             self.rx_next = 0;
-            if self.rx.recv(&self.fd)? == 0 {
+            let n = self.rx.recv(&self.fd)?;
+            self.rx_full = n == self.rx.capacity();
+            if n == 0 {
                 return Ok(None);
             }
         }
@@ -131,12 +143,12 @@ impl AfPacket {
 
 impl PacketIo for AfPacket {
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<RxMeta>> {
-        if let Some(m) = self.try_recv(buf)? {
+        if let Some(m) = self.try_recv(buf, false)? {
             return Ok(Some(m));
         }
         self.flush();
         if self.wait(libc::POLLIN, timeout)? {
-            return self.try_recv(buf);
+            return self.try_recv(buf, true);
         }
         Ok(None)
     }
@@ -198,11 +210,11 @@ impl AfPacketLinks {
         Ok(AfPacketLinks { socks, next: 0 })
     }
 
-    fn try_each(&mut self, buf: &mut [u8]) -> io::Result<Option<RxMeta>> {
+    fn try_each(&mut self, buf: &mut [u8], ready: bool) -> io::Result<Option<RxMeta>> {
         let n = self.socks.len();
         for k in 0..n {
             let i = (self.next + k) % n;
-            if let Some(mut m) = self.socks[i].try_recv(buf)? {
+            if let Some(mut m) = self.socks[i].try_recv(buf, ready)? {
                 self.next = (i + 1) % n;
                 m.link = i as u8;
                 return Ok(Some(m));
@@ -214,7 +226,7 @@ impl AfPacketLinks {
 
 impl PacketIo for AfPacketLinks {
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<RxMeta>> {
-        if let Some(m) = self.try_each(buf)? {
+        if let Some(m) = self.try_each(buf, false)? {
             return Ok(Some(m));
         }
         for s in &mut self.socks {
@@ -232,7 +244,7 @@ impl PacketIo for AfPacketLinks {
         if sys::poll(&mut fds, timeout)? == 0 {
             return Ok(None);
         }
-        self.try_each(buf)
+        self.try_each(buf, true)
     }
 
     fn send(&mut self, link: u8, frame: &[u8]) -> io::Result<()> {
