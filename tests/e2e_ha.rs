@@ -49,18 +49,19 @@ impl Pair {
 
     /// A counter of `uvs status` on director `i`.
     fn counter(&self, i: usize, name: &str) -> u64 {
-        let o = self.l.exec(
-            NODES[i],
-            env!("CARGO_BIN_EXE_uvs"),
-            &["status", "--socket", self.socks[i].to_str().unwrap()],
+        self.l.status_counter(NODES[i], &self.socks[i], name)
+    }
+
+    /// Kills A (-9) and waits until B holds the VIPs; how long that took.
+    fn fail_over(&self) -> Duration {
+        self.kill(0);
+        let t0 = Instant::now();
+        wait_until(
+            Duration::from_secs(5),
+            || self.role(1) == "active",
+            || self.logs(),
         );
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(char::is_whitespace)?;
-                (k == name).then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0)
+        t0.elapsed()
     }
 
     /// Starts director `i` (again); its log is `a<N>.log` or `b<N>.log`.
@@ -79,6 +80,20 @@ impl Pair {
             .args(["-KILL", &self.pids[i].to_string()])
             .status()
             .unwrap();
+    }
+
+    /// Drops what `rules` match on the switch (a bridge table of that
+    /// name with one forward chain): heartbeats or sync messages lost.
+    fn switch_drops(&self, table: &str, rules: &[&str]) {
+        let mut script = format!(
+            "nft add table bridge {table} && \
+             nft add chain bridge {table} f '{{ type filter hook forward priority 0; }}'"
+        );
+        for r in rules {
+            script += &format!(" && nft add rule bridge {table} f {r}");
+        }
+        let o = self.l.sh("sw", &script);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 
     /// Every log so far, for a failure's message.
@@ -192,34 +207,13 @@ fn the_backup_takes_over_when_the_active_director_dies() {
     let t = l.tcp_names(20);
     assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 20, "{t}");
     // The backup answers no ARP and forwards nothing: its counters stay 0.
-    let b_status = l.exec(
-        "dir2",
-        env!("CARGO_BIN_EXE_uvs"),
-        &["status", "--socket", p.socks[1].to_str().unwrap()],
-    );
-    let b_status = String::from_utf8_lossy(&b_status.stdout).into_owned();
-    assert!(
-        b_status
-            .lines()
-            .any(|x| x.starts_with("forwarded") && x.ends_with(" 0")),
-        "{b_status}"
-    );
-
-    std::process::Command::new("kill")
-        .args(["-KILL", &p.pids[0].to_string()])
-        .status()
-        .unwrap();
-    let t0 = Instant::now();
-    wait_until(
-        Duration::from_secs(5),
-        || role(l, "dir2", &p.socks[1]) == "active",
-        || l.log("b1.log"),
-    );
+    assert_eq!(p.counter(1, "forwarded"), 0);
+    let gap = p.fail_over();
     println!(
         "failover: the backup holds the VIPs {} ms after the kill",
-        t0.elapsed().as_millis()
+        gap.as_millis()
     );
-    assert!(t0.elapsed() < Duration::from_millis(2500));
+    assert!(gap < Duration::from_millis(2500));
     let t = l.tcp_names(20);
     assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 20, "{t}");
     assert!(
@@ -288,12 +282,10 @@ fn forged_and_truncated_heartbeats_are_refused_and_counted() {
 fn one_way_heartbeat_loss_never_leaves_two_holders() {
     let Some(p) = pair() else { return };
     let l = &p.l;
-    let o = l.sh(
-        "sw",
-        "nft add table bridge uvsha && nft add chain bridge uvsha hb '{ type filter hook forward priority 0; }' \
-         && nft add rule bridge uvsha hb ip saddr 198.18.0.2 ip daddr 198.18.0.3 udp dport 5405 drop",
+    p.switch_drops(
+        "uvsha",
+        &["ip saddr 198.18.0.2 ip daddr 198.18.0.3 udp dport 5405 drop"],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let t0 = Instant::now();
     let mut both = 0;
     let mut b_active_at = None;
@@ -364,14 +356,7 @@ fn connections_and_a_transfer_survive_a_kill_of_the_active_director() {
     );
     assert!(p.counter(0, "sync_sent_records") >= 21);
     std::thread::sleep(Duration::from_millis(1500));
-    p.kill(0);
-    let t0 = Instant::now();
-    wait_until(
-        Duration::from_secs(5),
-        || p.role(1) == "active",
-        || p.logs(),
-    );
-    let gap = t0.elapsed();
+    let gap = p.fail_over();
     println!(
         "failover under load: the backup holds the VIPs {} ms after the kill (detection: 10 x 100 ms)",
         gap.as_millis()
@@ -396,16 +381,14 @@ fn a_lossy_sync_stream_is_detected_and_repaired_before_a_failover() {
     let Some(mut p) = pair() else { return };
     // Heartbeats are 80 bytes of UDP; sync messages are longer. A
     // request to resend has kind 5 in its sixth byte.
-    let o = p.l.sh(
-        "sw",
-        "nft add table bridge uvssync && \
-         nft add chain bridge uvssync f '{ type filter hook forward priority 0; }' && \
-         nft add rule bridge uvssync f ip saddr 198.18.0.2 ip daddr 198.18.0.3 udp dport 5405 \
-             udp length gt 84 numgen random mod 10 lt 3 counter drop && \
-         nft add rule bridge uvssync f ip saddr 198.18.0.3 ip daddr 198.18.0.2 udp dport 5405 \
-             @th,104,8 5 counter drop",
+    p.switch_drops(
+        "uvssync",
+        &[
+            "ip saddr 198.18.0.2 ip daddr 198.18.0.3 udp dport 5405 \
+             udp length gt 84 numgen random mod 10 lt 3 counter drop",
+            "ip saddr 198.18.0.3 ip daddr 198.18.0.2 udp dport 5405 @th,104,8 5 counter drop",
+        ],
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     sticks(&mut p, 20, 80);
     for _ in 0..6 {
         let t = p.l.tcp_names(20);
@@ -443,12 +426,7 @@ fn a_lossy_sync_stream_is_detected_and_repaired_before_a_failover() {
         },
         || format!("{}\n{}", p.ha(1), p.logs()),
     );
-    p.kill(0);
-    wait_until(
-        Duration::from_secs(5),
-        || p.role(1) == "active",
-        || p.logs(),
-    );
+    p.fail_over();
     sticks_done(&mut p, 20, 80);
     assert_eq!(p.counter(1, "no_conn_dropped"), 0, "{}", p.logs());
 }
@@ -462,12 +440,7 @@ fn the_preferred_director_takes_over_again_only_with_the_table_and_after_the_del
     let Some(mut p) = pair_with([&["--preempt-delay", "2"], &[]]) else {
         return;
     };
-    p.kill(0);
-    wait_until(
-        Duration::from_secs(5),
-        || p.role(1) == "active",
-        || p.logs(),
-    );
+    p.fail_over();
     sticks(&mut p, 10, 70);
     std::thread::sleep(Duration::from_millis(500));
     let t0 = Instant::now();
@@ -507,12 +480,7 @@ fn without_preemption_the_returning_director_stays_backup() {
     let Some(mut p) = pair_with([&["--nopreempt"], &["--nopreempt"]]) else {
         return;
     };
-    p.kill(0);
-    wait_until(
-        Duration::from_secs(5),
-        || p.role(1) == "active",
-        || p.logs(),
-    );
+    p.fail_over();
     p.start(0);
     wait_until(
         Duration::from_secs(5),
@@ -739,13 +707,7 @@ fn track_conditions_move_the_vips_and_notify_commands_run() {
 #[test]
 fn heartbeats_lost_both_ways_give_two_holders_until_the_link_heals() {
     let Some(p) = pair() else { return };
-    let o = p.l.sh(
-        "sw",
-        "nft add table bridge uvsboth && \
-         nft add chain bridge uvsboth f '{ type filter hook forward priority 0; }' && \
-         nft add rule bridge uvsboth f udp dport 5405 drop",
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    p.switch_drops("uvsboth", &["udp dport 5405 drop"]);
     wait_until(
         Duration::from_secs(5),
         || p.role(0) == "active" && p.role(1) == "active",

@@ -143,10 +143,11 @@ fn still_live<'t>(
             }
         };
         if !live && let Some(tx) = sync {
-            match tx.try_send(sync::SyncEvent::Record(sync::Record::Remove(*k))) {
-                Ok(()) => DataplaneCounters::bump(&counters.sync_events),
-                Err(_) => DataplaneCounters::bump(&counters.sync_overflows),
-            }
+            sync::queue(
+                tx,
+                counters,
+                sync::SyncEvent::Record(sync::Record::Remove(*k)),
+            );
         }
         live
     }

@@ -48,17 +48,23 @@ impl Dataplane {
     /// blocks, never allocates.
     #[inline]
     pub(super) fn emit(&self, ev: SyncEvent) {
+        self.emit_with(|| ev);
+    }
+
+    /// As `emit`, the event built only when it is queued.
+    #[inline]
+    fn emit_with(&self, ev: impl FnOnce() -> SyncEvent) {
         if let Some(tx) = self.sync.as_ref().filter(|_| !self.table.standby) {
-            queue(tx, &self.counters, ev);
+            queue(tx, &self.counters, ev());
         }
     }
 
     #[inline]
     pub(super) fn emit_upsert(&self, k: &ConnKey, c: &Conn, seen_twice: bool) {
-        if self.sync.is_some() && !self.table.standby {
+        self.emit_with(|| {
             let p = portable(k, c, self.now_ms(), seen_twice);
-            self.emit(SyncEvent::Record(Record::Upsert(p)));
-        }
+            SyncEvent::Record(Record::Upsert(p))
+        });
     }
 
     /// Applies records received from the active director. Returns how many
@@ -195,7 +201,8 @@ impl Dataplane {
     }
 }
 
-fn queue(tx: &SyncSender<SyncEvent>, counters: &DataplaneCounters, ev: SyncEvent) {
+/// Queues `ev` without blocking; a full queue counts an overflow.
+pub(super) fn queue(tx: &SyncSender<SyncEvent>, counters: &DataplaneCounters, ev: SyncEvent) {
     match tx.try_send(ev) {
         Ok(()) => DataplaneCounters::bump(&counters.sync_events),
         Err(_) => DataplaneCounters::bump(&counters.sync_overflows),

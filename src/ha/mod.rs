@@ -79,6 +79,13 @@ impl Fresh {
     }
 }
 
+impl HaConfig {
+    /// How long a peer may stay silent before it counts as gone.
+    pub fn dead(&self) -> Duration {
+        self.interval * self.dead_after
+    }
+}
+
 /// What is known of one peer.
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -342,7 +349,7 @@ pub struct Election<'a> {
 
 impl Election<'_> {
     fn dead(&self) -> Duration {
-        self.cfg.interval * self.cfg.dead_after
+        self.cfg.dead()
     }
 
     fn hears_us(&self, p: &Peer) -> bool {
@@ -503,7 +510,7 @@ impl Ha {
     }
 
     fn dead(&self) -> Duration {
-        self.cfg.interval * self.cfg.dead_after
+        self.cfg.dead()
     }
 
     /// The live peer that holds the VIPs, if one does.
@@ -602,7 +609,7 @@ impl Ha {
         match Heartbeat::parse(b, &self.cfg.key) {
             Err(Refused::Malformed) => self.counters.malformed += 1,
             Err(Refused::BadMac) => self.counters.bad_mac += 1,
-            Ok(h) => match p.accept(&h, now, self.cfg.interval * self.cfg.dead_after) {
+            Ok(h) => match p.accept(&h, now, self.cfg.dead()) {
                 true => self.counters.received += 1,
                 false => self.counters.replayed += 1,
             },

@@ -1,6 +1,6 @@
 //! Every raw system call uvs makes, wrapped once so the unsafe parts live
 //! here: sockets and their options, the packet-socket calls of the
-//! AF_PACKET backend (bind, recvmsg, sendmsg, poll), receiving and writing
+//! AF_PACKET backend (bind, poll, recvmmsg and sendmmsg over [`Mmsg`]), receiving and writing
 //! on a descriptor, the interface ioctls (index, MAC, MTU, flags) and the
 //! TUN device. They use libc directly (docs/architecture.md says why and
 //! what could replace it).
@@ -43,7 +43,7 @@ pub fn setsockopt_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> 
 
 /// Raises a socket's receive buffer to `size`: SO_RCVBUFFORCE goes past
 /// rmem_max (root), plain SO_RCVBUF (capped by rmem_max) is the fallback.
-pub fn raise_rcvbuf(fd: &OwnedFd, size: i32) -> io::Result<()> {
+pub fn raise_rcvbuf(fd: &impl AsRawFd, size: i32) -> io::Result<()> {
     let f = fd.as_raw_fd();
     setsockopt_int(f, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size)
         .or_else(|_| setsockopt_int(f, libc::SOL_SOCKET, libc::SO_RCVBUF, size))
@@ -114,23 +114,6 @@ pub fn link_flags(ifname: &str) -> io::Result<u32> {
         .map_err(|e| io::Error::other(format!("interface '{ifname}': {e}")))?;
     // SAFETY: SIOCGIFFLAGS filled ifru_flags.
     Ok(u32::from(unsafe { req.ifr_ifru.ifru_flags } as u16))
-}
-
-/// Asks for a receive buffer of `bytes` (SO_RCVBUF; the kernel caps it
-/// at net.core.rmem_max).
-pub fn set_rcvbuf(fd: &impl AsRawFd, bytes: usize) -> io::Result<()> {
-    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: v is a live c_int and its size is given.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&v as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
 }
 
 /// Sets the process's file-creation mask and returns the previous one.
@@ -219,22 +202,6 @@ pub fn poll(fds: &mut [libc::pollfd], timeout: std::time::Duration) -> io::Resul
     }
 }
 
-/// An iovec over bytes the kernel reads (sendmsg).
-pub fn iovec(b: &[u8]) -> libc::iovec {
-    libc::iovec {
-        iov_base: b.as_ptr() as *mut libc::c_void,
-        iov_len: b.len(),
-    }
-}
-
-/// An iovec over bytes the kernel writes (recvmsg).
-pub fn iovec_mut(b: &mut [u8]) -> libc::iovec {
-    libc::iovec {
-        iov_base: b.as_mut_ptr() as *mut libc::c_void,
-        iov_len: b.len(),
-    }
-}
-
 /// Binds a packet socket to protocol `proto` (network order) on
 /// interface `ifindex`.
 pub fn bind_packet(fd: &OwnedFd, proto: u16, ifindex: i32) -> io::Result<()> {
@@ -249,56 +216,6 @@ pub fn bind_packet(fd: &OwnedFd, proto: u16, ifindex: i32) -> io::Result<()> {
     );
     // SAFETY: sll is a valid sockaddr_ll and its size is passed.
     cvt(unsafe { libc::bind(fd.as_raw_fd(), p, n) }).map(|_| ())
-}
-
-/// What recvmsg(2) on a packet socket returned besides the bytes.
-pub struct PacketMsg {
-    /// Bytes received, over all the iovecs.
-    pub len: usize,
-    /// sockaddr_ll.sll_pkttype (PACKET_HOST, PACKET_OUTGOING, ...).
-    pub pkt_type: u8,
-    /// MSG_TRUNC: the frame was larger than the buffers.
-    pub truncated: bool,
-}
-
-/// recvmsg(2) on a packet socket into `iov` (MSG_TRUNC, so a cut frame is
-/// reported); `None` when nothing is waiting (or a signal came).
-pub fn recvmsg_packet(fd: &OwnedFd, iov: &mut [libc::iovec]) -> io::Result<Option<PacketMsg>> {
-    // SAFETY: zeroed sockaddr_ll and msghdr are valid initial values.
-    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_name = &mut sll as *mut libc::sockaddr_ll as *mut libc::c_void;
-    msg.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as u32;
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = iov.len();
-    // SAFETY: msg points at live buffers for the duration of the call.
-    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
-    match cvt_len(n) {
-        Ok(len) => Ok(Some(PacketMsg {
-            len,
-            pkt_type: sll.sll_pkttype,
-            truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
-        })),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// sendmsg(2) of the bytes of `iov` as one message.
-pub fn sendmsg(fd: &OwnedFd, iov: &[libc::iovec]) -> io::Result<usize> {
-    // SAFETY: zeroed msghdr is valid; iov outlives the call.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = iov.len();
-    // SAFETY: msg points at live buffers.
-    cvt_len(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, 0) })
 }
 
 /// A negative length returned is `errno`.

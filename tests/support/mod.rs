@@ -335,10 +335,15 @@ impl Lab {
 
     /// One of the data plane's counters, as `uvs status` prints them.
     pub fn dp_counter(&self, name: &str) -> u64 {
+        self.status_counter("dir", &self.socket(), name)
+    }
+
+    /// A counter of `uvs status` for the director in `node` on `socket`.
+    pub fn status_counter(&self, node: &str, socket: &Path, name: &str) -> u64 {
         let o = self.exec(
-            "dir",
+            node,
             env!("CARGO_BIN_EXE_uvs"),
-            &["status", "--socket", self.socket().to_str().unwrap()],
+            &["status", "--socket", socket.to_str().unwrap()],
         );
         let s = String::from_utf8_lossy(&o.stdout);
         s.lines()

@@ -26,7 +26,6 @@ const DIGEST_EVERY: Duration = Duration::from_secs(1);
 struct Resync {
     /// The next slot to read (`None`: the table is done).
     from: Option<usize>,
-    mark: u64,
     sent: usize,
     started: Instant,
     begun: bool,
@@ -35,8 +34,6 @@ struct Resync {
 /// The sending side's state between ticks.
 #[derive(Default)]
 struct Sending {
-    /// Records not sent yet (fewer than a message's worth).
-    batch: Vec<Record>,
     resync: Option<Resync>,
     marks: u64,
     overflows_seen: u64,
@@ -69,7 +66,7 @@ impl Control {
             }
         };
         // A resync comes in bursts; resends cover what still overflows.
-        let _ = crate::host::sys::set_rcvbuf(&sock, 4 << 20);
+        let _ = crate::host::sys::raise_rcvbuf(&sock, 4 << 20);
         if !cfg.tracks.is_empty() {
             tokio::spawn(self.clone().watch_tracks(cfg.tracks.clone()));
         }
@@ -221,15 +218,10 @@ impl Control {
     }
 
     /// Drains the data plane's queue (up to a resync chunk's mark, if
-    /// one is given) into stream messages; a partial batch waits for the
-    /// next tick unless `all`.
-    fn drain(
-        events: &mut Receiver<SyncEvent>,
-        out: &mut Sending,
-        until: Option<u64>,
-        all: bool,
-    ) -> Vec<Body> {
+    /// one is given) into stream messages, a partial batch included.
+    fn drain(events: &mut Receiver<SyncEvent>, until: Option<u64>) -> Vec<Body> {
         let mut bodies = Vec::new();
+        let mut batch = Vec::new();
         let full = |batch: &mut Vec<Record>, bodies: &mut Vec<Body>| {
             if !batch.is_empty() {
                 bodies.push(Body::Records(std::mem::take(batch)));
@@ -238,22 +230,20 @@ impl Control {
         while let Ok(ev) = events.try_recv() {
             match ev {
                 SyncEvent::Record(r) => {
-                    out.batch.push(r);
-                    if out.batch.len() == MAX_RECORDS {
-                        full(&mut out.batch, &mut bodies);
+                    batch.push(r);
+                    if batch.len() == MAX_RECORDS {
+                        full(&mut batch, &mut bodies);
                     }
                 }
                 SyncEvent::Digest(d) => {
-                    full(&mut out.batch, &mut bodies);
+                    full(&mut batch, &mut bodies);
                     bodies.push(Body::Digest(d));
                 }
                 SyncEvent::Mark(m) if Some(m) == until => break,
                 SyncEvent::Mark(_) => {}
             }
         }
-        if all || until.is_some() {
-            full(&mut out.batch, &mut bodies);
-        }
+        full(&mut batch, &mut bodies);
         bodies
     }
 
@@ -278,7 +268,7 @@ impl Control {
             eprintln!("uvs: HA: the sync queue overflowed; sending the whole table again");
             self.start_resync(out);
         }
-        let bodies = Self::drain(events, out, None, true);
+        let bodies = Self::drain(events, None);
         self.send_stream(sock, cfg, bodies).await;
         let Some(r) = out.resync.as_mut() else {
             return;
@@ -295,7 +285,6 @@ impl Control {
         let Some(from) = r.from else { return };
         out.marks += 1;
         let mark = out.marks;
-        r.mark = mark;
         let chunk = self
             .ask_dp(
                 |reply| DpRequest::SyncChunk { from, mark, reply },
@@ -306,7 +295,7 @@ impl Control {
             return;
         };
         // What the data plane queued before it read the chunk goes first.
-        let before = Self::drain(events, out, Some(mark), true);
+        let before = Self::drain(events, Some(mark));
         self.send_stream(sock, cfg, before).await;
         let recs: Vec<Record> = conns.into_iter().map(Record::Upsert).collect();
         let n = recs.len();
@@ -344,7 +333,6 @@ impl Control {
         }
         out.resync = Some(Resync {
             from: Some(0),
-            mark: 0,
             sent: 0,
             started: Instant::now(),
             begun: false,

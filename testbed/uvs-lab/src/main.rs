@@ -618,19 +618,12 @@ fn udp_df(target: SocketAddr, size: usize) -> serde_json::Value {
         Ok(s) => s,
         Err(e) => return json!({ "error": e.to_string() }),
     };
-    let set = |opt: libc::c_int, v: libc::c_int| {
-        // SAFETY: pointer to a live c_int and its size.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::IPPROTO_IP,
-                opt,
-                &v as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        }
-    };
-    set(libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO);
+    setsockopt(
+        s.as_raw_fd(),
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        &libc::IP_PMTUDISC_DO,
+    );
     let data = vec![0x42u8; size];
     let first = s.send(&data).map_err(|e| e.to_string());
     std::thread::sleep(Duration::from_millis(300));
@@ -871,27 +864,12 @@ fn connect_reset(to: std::net::SocketAddrV4, sport: u16) -> bool {
         if fd < 0 {
             return false;
         }
-        let one: libc::c_int = 1;
-        let int = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&one as *const libc::c_int).cast(),
-            int,
-        );
+        setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1 as &libc::c_int);
         let tv = libc::timeval {
             tv_sec: 1,
             tv_usec: 0,
         };
-        let tvl = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            tvl,
-        );
+        setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv);
         let me = sin(std::net::Ipv4Addr::UNSPECIFIED, sport);
         let peer = sin(*to.ip(), to.port());
         let ok = libc::bind(fd, (&me as *const libc::sockaddr_in).cast(), len) == 0
@@ -900,15 +878,22 @@ fn connect_reset(to: std::net::SocketAddrV4, sport: u16) -> bool {
             l_onoff: 1,
             l_linger: 0,
         };
-        let ll = std::mem::size_of::<libc::linger>() as libc::socklen_t;
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&l as *const libc::linger).cast(),
-            ll,
-        );
+        setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, &l);
         libc::close(fd);
         ok
+    }
+}
+
+/// setsockopt(2) with a value of any plain type, its size taken from it.
+fn setsockopt<T>(fd: libc::c_int, level: libc::c_int, opt: libc::c_int, v: &T) -> libc::c_int {
+    // SAFETY: v is a live value and its size is passed with it.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (v as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
     }
 }
