@@ -8,7 +8,8 @@ hook), and every path in the same run:
   direct        client -> real server, no director (the generator's cost)
   kernel        IP forwarding through the director namespace (uvs stopped)
   nft-dnat      nftables DNAT with numgen over two real servers
-  uvs-dr/tun/nat  uvs, one data-plane thread
+  uvs-dr/tun/nat  uvs on batched AF_PACKET, one data-plane thread
+  xdp-dr/tun/nat  uvs on AF_XDP (the XDP program steers VIP traffic)
 
 The director's side is held to CPU1 for every row (RPS on its receive
 queues; uvs pinned with taskset), the generator to CPU0. For each row:
@@ -213,9 +214,12 @@ def rows():
         ("direct", "client to the real server, no director", lambda: (None, trafgen_cfg(mac("rs1"), RS[0]))),
         ("kernel", "kernel IP forwarding through the director", lambda: kernel(dmac)),
         ("nft-dnat", "nftables DNAT, numgen over 2 real servers", lambda: nft(dmac)),
-        ("uvs-dr", "uvs DR, 2 real servers", lambda: uvs_row(dmac, "-g", RS)),
-        ("uvs-tun", "uvs TUN (IP-in-IP), 2 real servers", lambda: uvs_row(dmac, "-i", RS)),
-        ("uvs-nat", "uvs NAT (two-armed), 2 real servers", lambda: uvs_row(dmac, "-m", NAT_RS)),
+        ("uvs-dr", "uvs DR, AF_PACKET, 2 real servers", lambda: uvs_row(dmac, "-g", RS, "packet")),
+        ("uvs-tun", "uvs TUN (IP-in-IP), AF_PACKET", lambda: uvs_row(dmac, "-i", RS, "packet")),
+        ("uvs-nat", "uvs NAT (two-armed), AF_PACKET", lambda: uvs_row(dmac, "-m", NAT_RS, "packet")),
+        ("xdp-dr", "uvs DR, AF_XDP, 2 real servers", lambda: uvs_row(dmac, "-g", RS, "xdp")),
+        ("xdp-tun", "uvs TUN (IP-in-IP), AF_XDP", lambda: uvs_row(dmac, "-i", RS, "xdp")),
+        ("xdp-nat", "uvs NAT (two-armed), AF_XDP", lambda: uvs_row(dmac, "-m", NAT_RS, "xdp")),
     ]
     return [r for r in table if not ROWS or r[0] in ROWS or r[0] == "direct"]
 
@@ -234,15 +238,29 @@ def nft(dmac):
     return "nft", trafgen_cfg(dmac, VIP)
 
 
-def uvs_row(dmac, method, servers):
+def uvs_row(dmac, method, servers, io):
     forwarding(False)
     ifaces = ["eth0", "eth1"] if method == "-m" else ["eth0"]
-    u = Uvs(ifaces)
+    u = Uvs(ifaces, ["--io", io])
+    if io == "xdp":
+        xdp_napi_on_cpu1(ifaces)
     u.adm("-A -u %s:9 -s rr" % VIP)
     for s in servers:
         u.adm("-a -u %s:9 -r %s:9 %s" % (VIP, s, method))
     time.sleep(0.3)
     return u, trafgen_cfg(dmac, VIP)
+
+
+def xdp_napi_on_cpu1(ifaces):
+    """A veth with an XDP program receives in its own NAPI, run on the CPU
+    that sent the frame (the generator's): RPS, which holds the other rows'
+    receive to CPU1, comes after XDP. Threaded NAPI, pinned to CPU1, holds
+    this row's receive to the director's core too."""
+    for i in ifaces:
+        sh("dir", "echo 1 > /sys/class/net/%s/threaded" % i)
+    time.sleep(0.2)
+    for pid in run(["pgrep", "^napi/eth"], check=False).split():
+        run(["taskset", "-p", "-c", "1", pid], check=False)
 
 
 def cleanup_row(h):
@@ -276,16 +294,19 @@ def tcp_figures():
 
     res["iperf_direct_gbps"] = iperf(RS[0])
     res["conn_rate_direct"] = conns(RS[0])
-    nse("rs1", "iperf3", "-s", "-D", "-1")
-    u = Uvs(["eth0"])
-    u.adm("-A -t %s:5201 -s rr" % VIP)
-    u.adm("-a -t %s:5201 -r %s -g" % (VIP, RS[0]))
-    u.adm("-A -t %s:80 -s rr" % VIP)
-    u.adm("-a -t %s:80 -r %s -g" % (VIP, RS[0]))
-    time.sleep(0.3)
-    res["iperf_uvs_dr_gbps"] = iperf(VIP)
-    res["conn_rate_uvs_dr"] = conns(VIP)
-    u.stop()
+    for io in ("packet", "xdp"):
+        nse("rs1", "iperf3", "-s", "-D", "-1")
+        u = Uvs(["eth0"], ["--io", io])
+        if io == "xdp":
+            xdp_napi_on_cpu1(["eth0"])
+        u.adm("-A -t %s:5201 -s rr" % VIP)
+        u.adm("-a -t %s:5201 -r %s -g" % (VIP, RS[0]))
+        u.adm("-A -t %s:80 -s rr" % VIP)
+        u.adm("-a -t %s:80 -r %s -g" % (VIP, RS[0]))
+        time.sleep(0.3)
+        res["iperf_uvs_dr_%s_gbps" % io] = iperf(VIP)
+        res["conn_rate_uvs_dr_%s" % io] = conns(VIP)
+        u.stop()
     return res
 
 
@@ -386,16 +407,20 @@ def main():
     print("all-CPU: busy time of both cores per delivered packet at %d pps; director: the same minus" % RATE)
     print("the direct path's (on this VM it can come out below zero for the kernel: the direct")
     print("path's cross-core receive costs as much; compare the all-CPU column then)")
-    print("(uvs with two workers: not measured, --workers is not built yet)")
+    print("(uvs with two workers: not measured, --workers is not built yet; xdp rows: the veth's")
+    print("threaded NAPI, where the XDP program runs, is pinned to CPU1 with uvs)")
     if not ROWS or "tcp" in ROWS:
         results["tcp"] = t = tcp_figures()
         print()
         fmt = lambda v, f: "-" if v is None else f % v
-        print("TCP through DR (iperf3, 5 s, client offloads on): direct %s Gbit/s, uvs %s Gbit/s (%s)" % (
-            fmt(t["iperf_direct_gbps"], "%.2f"), fmt(t["iperf_uvs_dr_gbps"], "%.2f"),
-            fmt((t["iperf_uvs_dr_gbps"] or 0) / t["iperf_direct_gbps"] if t["iperf_direct_gbps"] else None, "%.2fx")))
-        print("New TCP connections per second (one client thread): direct %.0f, uvs DR %.0f (%.2fx)" % (
-            t["conn_rate_direct"], t["conn_rate_uvs_dr"], t["conn_rate_uvs_dr"] / t["conn_rate_direct"]))
+        d = t["iperf_direct_gbps"]
+        for io in ("packet", "xdp"):
+            g = t["iperf_uvs_dr_%s_gbps" % io]
+            c = t["conn_rate_uvs_dr_%s" % io]
+            print("TCP through DR, %-6s (iperf3, 5 s, client offloads on): direct %s Gbit/s, uvs %s Gbit/s (%s)" % (
+                io, fmt(d, "%.2f"), fmt(g, "%.2f"), fmt((g or 0) / d if d else None, "%.2fx")))
+            print("New TCP connections per second, %-6s (one client thread): direct %.0f, uvs DR %.0f (%.2fx)" % (
+                io, t["conn_rate_direct"], c, c / t["conn_rate_direct"]))
     if not ROWS or "memory" in ROWS:
         results["memory"] = m = memory_figures()
         if m:

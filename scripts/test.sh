@@ -8,4 +8,7 @@ bash scripts/deps.sh
 [[ -x $HOME/.cargo/bin/cargo ]] && export PATH=$HOME/.cargo/bin:$PATH
 # The testbed traffic tool is a workspace member the end-to-end tests run.
 cargo build -p uvs-lab
+# The default backend (auto: AF_XDP where the XDP program loads, as in CI).
 cargo test --all-targets "$@"
+# The end-to-end suite again on the other backend, batched AF_PACKET.
+UVS_IO=packet cargo test --test 'e2e_*' "$@"

@@ -13,6 +13,8 @@ use crate::dataplane::{Dataplane, LinkParams};
 use crate::host::netlink::Netlink;
 use crate::host::sys;
 use crate::io::afpacket::AfPacketLinks;
+use crate::io::xdp::{Steering, XdpLinks};
+use crate::io::{Backend, IoKind};
 use crate::lvs::stats::DataplaneCounters;
 use crate::wire::MacAddr;
 use std::net::Ipv4Addr;
@@ -39,6 +41,7 @@ pub struct Options {
     pub takeover: bool,
     /// HA with peers (the director's own address is filled in at start).
     pub ha: Option<crate::ha::HaConfig>,
+    pub io: IoKind,
 }
 
 /// The command line as given (unset flags are `None`).
@@ -50,6 +53,7 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub takeover: bool,
     pub ha: HaFlags,
+    pub io: IoKind,
 }
 
 /// The HA flags as given.
@@ -104,6 +108,7 @@ impl Options {
             config,
             takeover: f.takeover,
             ha: ha_config(&f.ha)?,
+            io: f.io,
         })
     }
 }
@@ -460,6 +465,44 @@ pub fn run(o: &Options) -> Result<(), String> {
     r.map(|_| ())
 }
 
+/// The packet I/O `kind` asks for, with the XDP programs that steer
+/// frames to it (AF_XDP); `auto` falls back to AF_PACKET with the reason.
+fn open_io(
+    kind: IoKind,
+    ifnames: &[String],
+    macs: &[[u8; 6]],
+) -> Result<(Backend, Option<Steering>), String> {
+    let packet = || {
+        AfPacketLinks::open(ifnames)
+            .map(Backend::Packet)
+            .map_err(|e| format!("cannot capture on {e}"))
+    };
+    if kind == IoKind::Packet {
+        eprintln!("uvs: packet I/O: AF_PACKET, batched (--io packet)");
+        return Ok((packet()?, None));
+    }
+    let xdp = Steering::attach(ifnames).and_then(|mut s| {
+        let links = XdpLinks::open(ifnames, macs, &mut s)?;
+        Ok((links, s))
+    });
+    match (xdp, kind) {
+        (Ok((links, s)), _) => {
+            eprintln!(
+                "uvs: packet I/O: AF_XDP ({} XDP; sockets: {}), other traffic to the kernel and \
+                 uvs's packet sockets",
+                s.modes().join(", "),
+                links.modes().join(", ")
+            );
+            Ok((Backend::Xdp(links), Some(s)))
+        }
+        (Err(e), IoKind::Xdp) => Err(format!("--io xdp: {e}")),
+        (Err(e), _) => {
+            eprintln!("uvs: packet I/O: AF_PACKET, batched (AF_XDP unavailable: {e})");
+            Ok((packet()?, None))
+        }
+    }
+}
+
 /// How the director stopped.
 enum Stopped {
     /// A signal.
@@ -499,9 +542,13 @@ fn serve(
     let tun_source = o
         .tun_source
         .or_else(|| Some(links[0].addr).filter(|a| !a.is_unspecified()));
-    let mut io = AfPacketLinks::open(ifnames).map_err(|e| format!("cannot capture on {e}"))?;
+    let macs: Vec<[u8; 6]> = links.iter().map(|l| l.mac.0).collect();
+    let (mut io, steering) = open_io(o.io, ifnames, &macs)?;
 
-    let publisher = Publisher::new();
+    let mut publisher = Publisher::new();
+    if let Some(s) = steering {
+        publisher.set_steering(s);
+    }
     let shared = publisher.shared();
     let counters = Arc::new(DataplaneCounters::default());
     let (dp_tx, dp_rx) = std::sync::mpsc::channel();

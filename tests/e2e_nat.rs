@@ -132,8 +132,11 @@ fn five_megabytes_up_and_down_with_offloads_on() {
         assert_eq!(d["received"], 5_000_000, "{d}");
     }
     // Both directions came as offload super-frames or with unfinished
-    // checksums, and uvs finished them.
-    assert!(l.dp_counter("gso_segmented") + l.dp_counter("gso_passed") > 0);
+    // checksums, and uvs finished them. (With XDP attached a veth's peer
+    // segments before sending, so super-frames come only to AF_PACKET.)
+    if l.dp_counter_settled("xdp_rx") == 0 {
+        assert!(l.dp_counter("gso_segmented") + l.dp_counter("gso_passed") > 0);
+    }
     assert!(l.dp_counter("csum_completed") > 0);
     assert_eq!(l.dp_counter("malformed"), 0);
     for node in ["cl", "nat1", "nat2"] {

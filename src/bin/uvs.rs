@@ -50,6 +50,12 @@ enum Command {
         /// [default: 1048576]
         #[arg(long)]
         max_conns: Option<usize>,
+        /// Packet I/O: `xdp` steers VIP traffic (and NAT replies) into
+        /// AF_XDP sockets with a small XDP program and passes the rest to
+        /// the kernel; `packet` uses batched AF_PACKET sockets; `auto`
+        /// tries xdp and falls back to packet, saying why.
+        #[arg(long, env = "UVS_IO", value_enum, default_value_t)]
+        io: uvs::io::IoKind,
         /// Refused with an explanation: the MSS that limits tunnelled
         /// uploads is the real server's, set there (see `uvs audit`).
         #[arg(long, hide = true)]
@@ -263,8 +269,10 @@ fn main() -> ExitCode {
             socket,
             tun_source,
             max_conns,
+            io,
             tun_mss_clamp: None,
         } => uvs::daemon::Options::merge(uvs::daemon::Flags {
+            io,
             interfaces: interface,
             socket,
             tun_source,

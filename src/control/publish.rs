@@ -4,6 +4,7 @@
 //! atomic store; the data plane notices the new generation between frames.
 
 use super::model::Model;
+use crate::io::xdp::Steering;
 use crate::lvs::table::{LinkRoute, Table};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -14,6 +15,9 @@ pub struct Publisher {
     /// HA: a backup publishes every table as standby.
     standby: bool,
     announce: u64,
+    /// The XDP programs' maps (AF_XDP backend), kept in step with each
+    /// table.
+    steering: Option<Steering>,
 }
 
 impl Default for Publisher {
@@ -30,6 +34,7 @@ impl Publisher {
             generation: 0,
             standby: false,
             announce: 0,
+            steering: None,
         }
     }
 
@@ -41,6 +46,11 @@ impl Publisher {
     /// Sets the HA role for this and later tables (publish to apply it).
     pub fn set_standby(&mut self, standby: bool) {
         self.standby = standby;
+    }
+
+    /// Keeps `s`'s maps in step with every table from now on.
+    pub fn set_steering(&mut self, s: Steering) {
+        self.steering = Some(s);
     }
 
     /// Asks for the VIPs' gratuitous ARPs again with the next table.
@@ -55,6 +65,16 @@ impl Publisher {
             .table(self.generation)
             .with_routes(routes.to_vec())
             .with_ha(self.standby, self.announce);
+        // Maps first: a frame they steer finds its table, or at worst the
+        // previous one, as through the packet socket.
+        if let Some(s) = &mut self.steering {
+            let locals = crate::host::sys::local_ipv4s();
+            if let Err(e) = s.update(&t, &locals) {
+                eprintln!(
+                    "uvs: XDP maps not updated ({e}): the new services' frames come through the packet socket"
+                );
+            }
+        }
         self.shared.store(Arc::new(t));
     }
 }

@@ -424,3 +424,30 @@ impl Mmsg {
         n
     }
 }
+
+/// Every IPv4 address of this host's interfaces (getifaddrs); empty if
+/// the call fails.
+pub fn local_ipv4s() -> Vec<std::net::Ipv4Addr> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs allocates a list that freeifaddrs frees below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: p is a node of the list getifaddrs returned.
+        let ifa = unsafe { &*p };
+        // SAFETY: an AF_INET ifa_addr points at a sockaddr_in.
+        if !ifa.ifa_addr.is_null()
+            && i32::from(unsafe { (*ifa.ifa_addr).sa_family }) == libc::AF_INET
+        {
+            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            out.push(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+        }
+        p = ifa.ifa_next;
+    }
+    // SAFETY: frees the list from getifaddrs, once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}

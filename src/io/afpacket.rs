@@ -210,7 +210,14 @@ impl AfPacketLinks {
         Ok(AfPacketLinks { socks, next: 0 })
     }
 
-    fn try_each(&mut self, buf: &mut [u8], ready: bool) -> io::Result<Option<RxMeta>> {
+    /// The sockets' descriptors, in link order, to poll with others.
+    pub(crate) fn fds(&self) -> impl Iterator<Item = i32> + '_ {
+        self.socks.iter().map(|s| s.fd.as_raw_fd())
+    }
+
+    /// The next frame from any link's batch in hand, or from a socket
+    /// that was `ready` (polled) or had a full batch.
+    pub(crate) fn try_each(&mut self, buf: &mut [u8], ready: bool) -> io::Result<Option<RxMeta>> {
         let n = self.socks.len();
         for k in 0..n {
             let i = (self.next + k) % n;

@@ -3,6 +3,7 @@
 
 pub mod afpacket;
 pub mod memory;
+pub mod xdp;
 
 use std::io;
 use std::time::Duration;
@@ -85,5 +86,69 @@ pub trait PacketIo {
     /// call: loss that never reached uvs and no other counter shows.
     fn rx_drops(&mut self) -> u64 {
         0
+    }
+
+    /// Frames that came through the XDP fast path since the last call.
+    fn steered(&mut self) -> u64 {
+        0
+    }
+}
+
+/// Which packet I/O `uvs director` uses (`--io`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IoKind {
+    /// AF_XDP where the XDP program loads and attaches, else AF_PACKET;
+    /// the choice and its reason are logged at start.
+    #[default]
+    Auto,
+    /// AF_XDP with uvs's XDP program, or the start fails with the reason.
+    Xdp,
+    /// Batched AF_PACKET sockets only.
+    Packet,
+}
+
+/// The director's backend, chosen at start.
+pub enum Backend {
+    Packet(afpacket::AfPacketLinks),
+    Xdp(xdp::XdpLinks),
+}
+
+macro_rules! each {
+    ($self:ident, $b:ident => $e:expr) => {
+        match $self {
+            Backend::Packet($b) => $e,
+            Backend::Xdp($b) => $e,
+        }
+    };
+}
+
+impl PacketIo for Backend {
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<RxMeta>> {
+        each!(self, b => b.recv(buf, timeout))
+    }
+    fn send(&mut self, link: u8, frame: &[u8]) -> io::Result<()> {
+        each!(self, b => b.send(link, frame))
+    }
+    fn send_gso(
+        &mut self,
+        link: u8,
+        frame: &[u8],
+        gso: Gso,
+        csum: (u16, u16),
+        hdr_len: u16,
+    ) -> Option<io::Result<()>> {
+        each!(self, b => b.send_gso(link, frame, gso, csum, hdr_len))
+    }
+    fn flush(&mut self) {
+        each!(self, b => b.flush())
+    }
+    fn tx_errors(&mut self) -> u64 {
+        each!(self, b => b.tx_errors())
+    }
+    fn rx_drops(&mut self) -> u64 {
+        each!(self, b => b.rx_drops())
+    }
+    fn steered(&mut self) -> u64 {
+        each!(self, b => b.steered())
     }
 }

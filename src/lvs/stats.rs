@@ -190,6 +190,9 @@ pub struct DataplaneCounters {
     /// Frames the packet sockets dropped before uvs read them
     /// (PACKET_STATISTICS): the director is not keeping up.
     pub rx_socket_drops: AtomicU64,
+    /// Frames the XDP program steered to uvs's AF_XDP sockets (the rest of
+    /// `rx_frames` came through the packet sockets).
+    pub xdp_rx: AtomicU64,
     /// ICMP errors the director did not send because of the rate limits.
     pub icmp_rate_limited: AtomicU64,
     /// ARP from another host claiming one of the VIPs.
@@ -238,6 +241,7 @@ impl DataplaneCounters {
             ("conns_limit", self.conns_limit.load(Relaxed)),
             ("conn_evictions", self.conn_evictions.load(Relaxed)),
             ("rx_socket_drops", self.rx_socket_drops.load(Relaxed)),
+            ("xdp_rx", self.xdp_rx.load(Relaxed)),
             ("icmp_rate_limited", self.icmp_rate_limited.load(Relaxed)),
             ("vip_conflicts", self.vip_conflicts.load(Relaxed)),
             ("sync_events", self.sync_events.load(Relaxed)),

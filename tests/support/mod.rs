@@ -240,7 +240,10 @@ impl Lab {
         args.extend_from_slice(extra);
         let pid = self.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director.log");
         let t = Instant::now();
-        while !sock.exists() {
+        // The socket is bound first; the start ends with the log lines
+        // on the socket and the connection table (after the packet I/O
+        // is set up).
+        while !sock.exists() || !self.log("director.log").contains("uvs: connection table") {
             if t.elapsed() > Duration::from_secs(10) {
                 panic!("director did not start: {}", self.log("director.log"));
             }
@@ -336,6 +339,13 @@ impl Lab {
     /// One of the data plane's counters, as `uvs status` prints them.
     pub fn dp_counter(&self, name: &str) -> u64 {
         self.status_counter("dir", &self.socket(), name)
+    }
+
+    /// A counter the data plane publishes once a second (`xdp_rx`,
+    /// `rx_socket_drops`), read after that second has passed.
+    pub fn dp_counter_settled(&self, name: &str) -> u64 {
+        std::thread::sleep(Duration::from_millis(1200));
+        self.dp_counter(name)
     }
 
     /// A counter of `uvs status` for the director in `node` on `socket`.
