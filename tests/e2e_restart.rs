@@ -64,6 +64,16 @@ fn a_planned_restart_keeps_every_connection() {
         "{}",
         l.log("director.log")
     );
+    // The successor drives the link as the old one did: with AF_XDP the
+    // old director's program went at the handoff, so the new one's
+    // attached.
+    let io = |log: &str| {
+        log.lines()
+            .find_map(|x| x.split("packet I/O: ").nth(1))
+            .map(|x| x.split(' ').next().unwrap_or_default().to_string())
+    };
+    let (was, now) = (io(&l.log("director.log")), io(&log));
+    assert!(was.is_some() && was == now, "{was:?} then {now:?}: {log}");
     // The new one answers with the same table.
     let listing = l.adm("-Ln");
     assert!(listing.contains(&format!("TCP  {VIP}:80 wrr")), "{listing}");

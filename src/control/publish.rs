@@ -53,6 +53,11 @@ impl Publisher {
         self.steering = Some(s);
     }
 
+    /// Detaches the XDP programs (a director handing over).
+    pub fn release_steering(&mut self) {
+        self.steering = None;
+    }
+
     /// Asks for the VIPs' gratuitous ARPs again with the next table.
     pub fn announce(&mut self) {
         self.announce += 1;

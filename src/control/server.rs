@@ -203,7 +203,7 @@ impl Control {
     /// daemon stop. The model's lock is held throughout, so no change
     /// slips in between.
     async fn handoff(&self) -> Response {
-        let st = self.state.lock().await;
+        let mut st = self.state.lock().await;
         let conns = match self
             .ask_dp(DpRequest::Handoff, Duration::from_secs(10))
             .await
@@ -216,6 +216,10 @@ impl Control {
                 };
             }
         };
+        // The XDP programs go now, not when this process ends: the
+        // successor attaches its own, and until then the frames reach the
+        // kernel (and its packet sockets) rather than our stopped ones.
+        st.publisher.release_steering();
         let stopped_unix_ms = crate::host::unix_ms();
         eprintln!(
             "uvs: handing {} connections and {} services to a new director; stopping",
