@@ -84,9 +84,6 @@ fn e(what: &str, err: impl std::fmt::Display) -> String {
 }
 
 impl Steering {
-    /// Whether this build has the XDP program.
-    pub const BUILT: bool = cfg!(uvs_xdp);
-
     /// Loads the program and attaches it to every link (the driver's
     /// native XDP, else the kernel's generic XDP), retrying for up to 2 s
     /// while another program holds a link (a director handing over).
@@ -187,7 +184,7 @@ fn sync_set<K: aya::Pod + Ord>(
 }
 
 /// The receive queues of an interface (its AF_XDP sockets, one each).
-pub fn rx_queues(ifname: &str) -> u32 {
+fn rx_queues(ifname: &str) -> u32 {
     std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
         .map(|d| {
             d.filter_map(|e| e.ok())
