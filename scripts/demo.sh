@@ -45,6 +45,9 @@ start_director() { # lab [interface...]: uvs director (default eth0); adm then t
   ip netns exec "$l-dir" "$B/uvs" director "${ifs[@]}" --socket "$SOCK" &>"$TMP/$l-director.log" &
   for _ in $(seq 100); do [[ -S $SOCK ]] && break; sleep 0.05; done
   [[ -S $SOCK ]] || { cat "$TMP/$l-director.log"; exit 1; }
+  # Which packet I/O it chose (AF_XDP where its XDP program loads).
+  for _ in $(seq 100); do grep -q "connection table" "$TMP/$l-director.log" && break; sleep 0.05; done
+  grep "packet I/O" "$TMP/$l-director.log" || true
 }
 adm() { echo "# uvsadm $*"; "$B/uvsadm" --socket "$SOCK" "$@"; }
 split_ok() { # client JSON [name1 name2]: 300 answers from rs1, 100 from rs2, no errors
