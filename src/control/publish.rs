@@ -18,6 +18,7 @@ pub struct Publisher {
     /// The XDP programs' maps (AF_XDP backend), kept in step with each
     /// table.
     steering: Option<Steering>,
+    steer_error: Option<String>,
 }
 
 impl Default for Publisher {
@@ -35,6 +36,7 @@ impl Publisher {
             standby: false,
             announce: 0,
             steering: None,
+            steer_error: None,
         }
     }
 
@@ -63,6 +65,31 @@ impl Publisher {
         self.announce += 1;
     }
 
+    /// Brings the XDP maps up to date with the current table and the
+    /// host's addresses now (an address added to the director between
+    /// tables).
+    pub fn refresh_steering(&mut self) {
+        let t = self.shared.load();
+        self.steer(&t);
+    }
+
+    fn steer(&mut self, t: &Table) {
+        if let Some(s) = &mut self.steering {
+            let locals = crate::host::sys::local_ipv4s();
+            match s.update(t, &locals) {
+                // Once per failure, not at every retry.
+                Err(e) if self.steer_error.as_ref() != Some(&e) => {
+                    eprintln!(
+                        "uvs: XDP maps not updated ({e}): the new services' frames come through the packet socket"
+                    );
+                    self.steer_error = Some(e);
+                }
+                Err(_) => {}
+                Ok(()) => self.steer_error = None,
+            }
+        }
+    }
+
     /// Publishes `model` with `routes` as the next table.
     pub fn publish(&mut self, model: &Model, routes: &[LinkRoute]) {
         self.generation += 1;
@@ -72,14 +99,7 @@ impl Publisher {
             .with_ha(self.standby, self.announce);
         // Maps first: a frame they steer finds its table, or at worst the
         // previous one, as through the packet socket.
-        if let Some(s) = &mut self.steering {
-            let locals = crate::host::sys::local_ipv4s();
-            if let Err(e) = s.update(&t, &locals) {
-                eprintln!(
-                    "uvs: XDP maps not updated ({e}): the new services' frames come through the packet socket"
-                );
-            }
-        }
+        self.steer(&t);
         self.shared.store(Arc::new(t));
     }
 }

@@ -997,6 +997,10 @@ impl Control {
             }
             if changed {
                 st.publish();
+            } else {
+                // An address added to the director since: its traffic is
+                // the kernel's, so the XDP maps learn it.
+                st.publisher.refresh_steering();
             }
             drop(st);
             tokio::time::sleep(every).await;
