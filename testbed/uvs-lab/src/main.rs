@@ -45,6 +45,9 @@ enum Cmd {
         target: SocketAddr,
         #[arg(long, default_value_t = 100)]
         count: usize,
+        /// Connect from this local address (bound before connecting).
+        #[arg(long)]
+        source: Option<std::net::IpAddr>,
     },
     /// N TCP connections, one every INTERVAL ms, each asking the server's
     /// name; prints each one's start time (ms since the Unix epoch) and
@@ -423,10 +426,26 @@ fn tcp_name(target: SocketAddr) -> Result<String, String> {
     tcp_name_port(target, &mut 0)
 }
 
+/// As `tcp_name`, from the local address `src`.
+fn tcp_name_from(target: SocketAddr, src: std::net::IpAddr) -> Result<String, String> {
+    use socket2::{Domain, Socket, Type};
+    let e = |x: std::io::Error| x.to_string();
+    let s = Socket::new(Domain::for_address(target), Type::STREAM, None).map_err(e)?;
+    s.bind(&SocketAddr::new(src, 0).into()).map_err(e)?;
+    s.connect_timeout(&target.into(), Duration::from_secs(3))
+        .map_err(e)?;
+    ask_name(s.into(), &mut 0)
+}
+
 /// As `tcp_name`; `port` is set to the client port the kernel chose.
 fn tcp_name_port(target: SocketAddr, port: &mut u16) -> Result<String, String> {
     let s =
         TcpStream::connect_timeout(&target, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    ask_name(s, port)
+}
+
+/// Asks a connected server its name; `port` is set to our port.
+fn ask_name(s: TcpStream, port: &mut u16) -> Result<String, String> {
     *port = s.local_addr().map_or(0, |a| a.port());
     s.set_read_timeout(Some(Duration::from_secs(3))).ok();
     let mut w = s.try_clone().map_err(|e| e.to_string())?;
@@ -669,7 +688,16 @@ fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Cmd::TcpNames { target, count } => tally((0..count).map(|_| tcp_name(target))),
+        Cmd::TcpNames {
+            target,
+            count,
+            source: None,
+        } => tally((0..count).map(|_| tcp_name(target))),
+        Cmd::TcpNames {
+            target,
+            count,
+            source: Some(src),
+        } => tally((0..count).map(|_| tcp_name_from(target, src))),
         Cmd::TcpTimeline {
             target,
             count,
