@@ -202,6 +202,17 @@ pub fn poll(fds: &mut [libc::pollfd], timeout: std::time::Duration) -> io::Resul
     }
 }
 
+/// A poll(2) set that waits for input on each of `fds`; built once and
+/// polled again and again (poll rewrites only `revents`).
+pub fn pollin(fds: impl Iterator<Item = i32>) -> Vec<libc::pollfd> {
+    fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    })
+    .collect()
+}
+
 /// Binds a packet socket to protocol `proto` (network order) on
 /// interface `ifindex`.
 pub fn bind_packet(fd: &OwnedFd, proto: u16, ifindex: i32) -> io::Result<()> {

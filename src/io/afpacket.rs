@@ -196,6 +196,8 @@ pub struct AfPacketLinks {
     socks: Vec<AfPacket>,
     /// Where the next receive starts, so a busy link cannot starve another.
     next: usize,
+    /// The sockets' poll set, built once (no allocation per wait).
+    pfds: Vec<libc::pollfd>,
 }
 
 impl AfPacketLinks {
@@ -207,7 +209,12 @@ impl AfPacketLinks {
             .iter()
             .map(|n| AfPacket::open(n).map_err(|e| io::Error::other(format!("{n}: {e}"))))
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(AfPacketLinks { socks, next: 0 })
+        let pfds = sys::pollin(socks.iter().map(|s| s.fd.as_raw_fd()));
+        Ok(AfPacketLinks {
+            socks,
+            next: 0,
+            pfds,
+        })
     }
 
     /// The sockets' descriptors, in link order, to poll with others.
@@ -239,16 +246,7 @@ impl PacketIo for AfPacketLinks {
         for s in &mut self.socks {
             s.flush();
         }
-        let mut fds: Vec<libc::pollfd> = self
-            .socks
-            .iter()
-            .map(|s| libc::pollfd {
-                fd: s.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        if sys::poll(&mut fds, timeout)? == 0 {
+        if sys::poll(&mut self.pfds, timeout)? == 0 {
             return Ok(None);
         }
         self.try_each(buf, true)

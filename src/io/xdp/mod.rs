@@ -217,6 +217,8 @@ pub struct XdpLinks {
     /// Frames received on the AF_XDP sockets since `steered()` last took
     /// them.
     steered: u64,
+    /// The AF_XDP and packet sockets' poll set, built once.
+    pfds: Vec<libc::pollfd>,
 }
 
 impl XdpLinks {
@@ -243,11 +245,13 @@ impl XdpLinks {
                 });
             }
         }
+        let pfds = crate::host::sys::pollin(queues.iter().map(|q| q.xsk.fd()).chain(pkt.fds()));
         Ok(XdpLinks {
             queues,
             pkt,
             next: 0,
             steered: 0,
+            pfds,
         })
     }
 
@@ -344,24 +348,13 @@ impl PacketIo for XdpLinks {
             return Ok(Some(m));
         }
         self.flush();
-        let mut fds: Vec<libc::pollfd> = self
-            .queues
-            .iter()
-            .map(|q| q.xsk.fd())
-            .chain(self.pkt.fds())
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
         // Frames still in the kernel's hands to send: come back soon to
         // take their buffers back.
         let wait = match self.queues.iter().any(|q| q.xsk.sending()) {
             true => timeout.min(Duration::from_millis(1)),
             false => timeout,
         };
-        if crate::host::sys::poll(&mut fds, wait)? == 0 {
+        if crate::host::sys::poll(&mut self.pfds, wait)? == 0 {
             return Ok(None);
         }
         if let Some(m) = self.try_queues(buf)? {
