@@ -299,7 +299,7 @@ impl XdpLinks {
 /// (A damaged segment matches by chance once in 65,536; Ethernet's CRC
 /// has already dropped nearly all of those.)
 pub fn unfinished_checksum(frame: &[u8]) -> Option<(u16, u16)> {
-    use crate::wire::{checksum, ethernet, ipv4::Ipv4Packet};
+    use crate::wire::{checksum, ethernet, ip_proto, ipv4::Ipv4Packet, tcp, udp};
     let eth = ethernet::EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != ethernet::EtherType::IPV4 {
         return None;
@@ -309,8 +309,8 @@ pub fn unfinished_checksum(frame: &[u8]) -> Option<(u16, u16)> {
         return None;
     }
     let off = match ip.protocol() {
-        6 => 16,
-        17 => 6,
+        ip_proto::TCP => tcp::CHECKSUM_OFFSET,
+        ip_proto::UDP => udp::CHECKSUM_OFFSET,
         _ => return None,
     };
     let seg = ip.payload();
