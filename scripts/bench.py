@@ -161,9 +161,9 @@ def measure(cfg):
 class Uvs:
     """uvs director in the director namespace, pinned to CPU1."""
 
-    def __init__(self, ifaces, extra=()):
+    def __init__(self, ifaces, extra=(), cpus="1"):
         self.sock = os.path.join(TMP, "uvs.sock")
-        args = ["ip", "netns", "exec", "%s-dir" % P, "taskset", "-c", "1",
+        args = ["ip", "netns", "exec", "%s-dir" % P, "taskset", "-c", cpus,
                 os.path.join(BIN, "uvs"), "director", "--socket", self.sock]
         for i in ifaces:
             args += ["-i", i]
@@ -218,6 +218,7 @@ def rows():
         ("uvs-dr", "uvs DR, AF_PACKET, 2 real servers", lambda: uvs_row(dmac, "-g", RS, "packet")),
         ("uvs-tun", "uvs TUN (IP-in-IP), AF_PACKET", lambda: uvs_row(dmac, "-i", RS, "packet")),
         ("uvs-nat", "uvs NAT (two-armed), AF_PACKET", lambda: uvs_row(dmac, "-m", NAT_RS, "packet")),
+        ("uvs-dr-w2", "uvs DR, AF_PACKET, 2 workers on CPU0-1", lambda: uvs_row(dmac, "-g", RS, "packet", 2)),
         ("xdp-dr", "uvs DR, AF_XDP, 2 real servers", lambda: uvs_row(dmac, "-g", RS, "xdp")),
         ("xdp-tun", "uvs TUN (IP-in-IP), AF_XDP", lambda: uvs_row(dmac, "-i", RS, "xdp")),
         ("xdp-nat", "uvs NAT (two-armed), AF_XDP", lambda: uvs_row(dmac, "-m", NAT_RS, "xdp")),
@@ -239,10 +240,16 @@ def nft(dmac):
     return "nft", trafgen_cfg(dmac, VIP)
 
 
-def uvs_row(dmac, method, servers, io):
+def uvs_row(dmac, method, servers, io, workers=1):
+    """workers > 1: the director's threads and its receive (RPS) may use
+    both cores, the generator's included: the 2-core lab's only way to
+    give two workers two cores."""
     forwarding(False)
     ifaces = ["eth0", "eth1"] if method == "-m" else ["eth0"]
-    u = Uvs(ifaces, ["--io", io])
+    cpus = "1" if workers == 1 else "0-1"
+    for dev in ifaces:
+        sh("dir", "echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus" % ("2" if workers == 1 else "3", dev))
+    u = Uvs(ifaces, ["--io", io, "--workers", str(workers)], cpus)
     if io == "xdp":
         xdp_napi_on_cpu1(ifaces)
     u.adm("-A -u %s:9 -s rr" % VIP)
@@ -276,6 +283,8 @@ def cleanup_row(h):
     elif h == "nft":
         sh("dir", "nft delete table ip lb", check=False)
     forwarding(False)
+    for dev in ("eth0", "eth1"):
+        sh("dir", "echo 2 > /sys/class/net/%s/queues/rx-0/rps_cpus" % dev)
 
 
 def tcp_figures():
@@ -414,8 +423,12 @@ def main():
     print("all-CPU: busy time of both cores per delivered packet at %d pps; director: the same minus" % RATE)
     print("the direct path's (on this VM it can come out below zero for the kernel: the direct")
     print("path's cross-core receive costs as much; compare the all-CPU column then)")
-    print("(uvs with two workers: not measured, --workers is not built yet; xdp rows: the XDP")
-    print("program runs in the veth's NAPI on the sending CPU unless BENCH_XDP_NAPI=thread)")
+    w1, w2 = rows_.get("uvs-dr"), rows_.get("uvs-dr-w2")
+    if w1 and w2 and w1["peak_delivered_pps"]:
+        results["workers2_vs_1_peak"] = w2["peak_delivered_pps"] / w1["peak_delivered_pps"]
+        print("two workers vs one (AF_PACKET DR) peak: %.2fx (the second worker shares CPU0 with the generator)"
+              % results["workers2_vs_1_peak"])
+    print("(xdp rows: the XDP program runs in the veth's NAPI on the sending CPU unless BENCH_XDP_NAPI=thread)")
     if not ROWS or "tcp" in ROWS:
         results["tcp"] = t = tcp_figures()
         print()

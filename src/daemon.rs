@@ -6,13 +6,15 @@ use crate::admin::client;
 use crate::config::{self, Config};
 use crate::control::proto::{HandoffState, Request, Response};
 use crate::control::publish::Publisher;
-use crate::control::server::Control;
+use crate::control::server::{Control, Queues};
+use crate::control::workers::Workers;
 use crate::dataplane::conn::{ConnTable, MAX_LIMIT};
 use crate::dataplane::handoff::PortableConn;
 use crate::dataplane::{Dataplane, LinkParams};
 use crate::host::netlink::Netlink;
 use crate::host::sys;
 use crate::io::afpacket::AfPacketLinks;
+use crate::io::fanout::Fanout;
 use crate::io::xdp::{Steering, XdpLinks};
 use crate::io::{Backend, IoKind};
 use crate::lvs::stats::DataplaneCounters;
@@ -42,6 +44,8 @@ pub struct Options {
     /// HA with peers (the director's own address is filled in at start).
     pub ha: Option<crate::ha::HaConfig>,
     pub io: IoKind,
+    /// Data-plane workers (one: no fanout).
+    pub workers: usize,
 }
 
 /// The command line as given (unset flags are `None`).
@@ -54,6 +58,7 @@ pub struct Flags {
     pub takeover: bool,
     pub ha: HaFlags,
     pub io: IoKind,
+    pub workers: usize,
 }
 
 /// The HA flags as given.
@@ -97,7 +102,27 @@ impl Options {
         if max_conns == 0 || max_conns > MAX_LIMIT {
             return Err(format!("--max-conns must be between 1 and {MAX_LIMIT}"));
         }
+        let workers = f.workers;
+        if !(1..=crate::io::fanout::MAX_WORKERS).contains(&workers) {
+            return Err(format!(
+                "--workers must be between 1 and {}",
+                crate::io::fanout::MAX_WORKERS
+            ));
+        }
+        if workers > 1 && f.io == IoKind::Xdp {
+            return Err(format!(
+                "--workers {workers} with --io xdp: AF_XDP takes one worker here (its sockets are \
+                 per receive queue, and a queue's frames cannot be spread by client); use --io \
+                 packet or auto for several workers"
+            ));
+        }
+        if max_conns < workers {
+            return Err(format!(
+                "--max-conns {max_conns} is less than one connection per worker (--workers {workers})"
+            ));
+        }
         Ok(Options {
+            workers,
             interfaces,
             socket: f
                 .socket
@@ -503,6 +528,43 @@ fn open_io(
     }
 }
 
+/// Each worker's packet I/O, and what keeps the kernel's side in step
+/// with the table (XDP maps, or the fanout program).
+type WorkersIo = (Vec<Backend>, Option<Steering>, Option<Fanout>);
+
+/// The I/O of each of `workers` workers: with one, what `kind` asks for
+/// (`open_io`); with several, AF_PACKET sockets in fanout groups, whose
+/// program the control plane keeps up to date.
+fn open_workers_io(
+    kind: IoKind,
+    workers: usize,
+    ifnames: &[String],
+    macs: &[[u8; 6]],
+) -> Result<WorkersIo, String> {
+    if workers == 1 {
+        let (io, s) = open_io(kind, ifnames, macs)?;
+        return Ok((vec![io], s, None));
+    }
+    let (sets, fanout, ignores) = AfPacketLinks::open_workers(ifnames, workers)
+        .map_err(|e| format!("cannot capture on {e}"))?;
+    let why = match kind {
+        IoKind::Auto => " (AF_XDP takes one worker)",
+        _ => "",
+    };
+    eprintln!(
+        "uvs: packet I/O: AF_PACKET, batched, {workers} workers{why}: each link's frames spread \
+         by client address and port (PACKET_FANOUT, classic BPF)"
+    );
+    if !ignores {
+        eprintln!(
+            "uvs: warning: this kernel cannot keep the host's own frames out of a fanout group \
+             (Linux 6.5 can): the workers see what the director sends too, at some cost"
+        );
+    }
+    let ios = sets.into_iter().map(Backend::Packet).collect();
+    Ok((ios, None, Some(fanout)))
+}
+
 /// How the director stopped.
 enum Stopped {
     /// A signal.
@@ -543,15 +605,17 @@ fn serve(
         .tun_source
         .or_else(|| Some(links[0].addr).filter(|a| !a.is_unspecified()));
     let macs: Vec<[u8; 6]> = links.iter().map(|l| l.mac.0).collect();
-    let (mut io, steering) = open_io(o.io, ifnames, &macs)?;
+    let workers = o.workers;
+    let (ios, steering, fanout) = open_workers_io(o.io, workers, ifnames, &macs)?;
 
     let mut publisher = Publisher::new();
     if let Some(s) = steering {
         publisher.set_steering(s);
     }
+    if let Some(f) = fanout {
+        publisher.set_fanout(f);
+    }
     let shared = publisher.shared();
-    let counters = Arc::new(DataplaneCounters::default());
-    let (dp_tx, dp_rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let described: Vec<String> = ifnames
         .iter()
@@ -559,24 +623,43 @@ fn serve(
         .map(|(n, l)| format!("{n} ({}, mtu {})", l.mac, l.mtu))
         .collect();
     let max_conns = o.max_conns;
-    // Handed-over connections reach the data plane once their table is
-    // published.
-    let (import_tx, import_rx) = std::sync::mpsc::channel::<Vec<PortableConn>>();
     let takes_over = handoff.is_some();
-    // HA: the data plane queues its connection changes for the peers.
-    let (sync_tx, sync_rx) = match o.ha.is_some() {
-        true => {
-            let (tx, rx) = std::sync::mpsc::sync_channel(crate::dataplane::sync::QUEUE);
-            (Some(tx), Some(rx))
-        }
-        false => (None, None),
-    };
-    let dp_thread = {
-        let (counters, stop) = (counters.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("uvs-dataplane".into())
+    // One thread per worker, each with its share of the connection table
+    // (the first takes what does not divide), its request channel, its
+    // counters, its HA sync queue and its part of a handed-over table.
+    let mut txs = Vec::new();
+    let mut counters = Vec::new();
+    let mut sync_rxs = Vec::new();
+    let mut import_txs = Vec::new();
+    let mut threads = Vec::new();
+    for (w, mut io) in ios.into_iter().enumerate() {
+        let share = max_conns / workers + if w == 0 { max_conns % workers } else { 0 };
+        let (dp_tx, dp_rx) = std::sync::mpsc::channel();
+        txs.push(dp_tx);
+        let c = Arc::new(DataplaneCounters::default());
+        counters.push(c.clone());
+        let sync_tx = match o.ha.is_some() {
+            true => {
+                let (tx, rx) = std::sync::mpsc::sync_channel(crate::dataplane::sync::QUEUE);
+                sync_rxs.push(rx);
+                Some(tx)
+            }
+            false => None,
+        };
+        // Handed-over connections reach the data plane once their table
+        // is published.
+        let (import_tx, import_rx) = std::sync::mpsc::channel::<Vec<PortableConn>>();
+        import_txs.push(import_tx);
+        let (shared, links, stop) = (shared.clone(), links.clone(), stop.clone());
+        let name = match workers {
+            1 => "uvs-dataplane".to_string(),
+            _ => format!("uvs-worker{w}"),
+        };
+        let t = std::thread::Builder::new()
+            .name(name)
             .spawn(move || {
-                let mut dp = Dataplane::with_links(shared, links, counters, Some(dp_rx), max_conns);
+                let mut dp = Dataplane::with_links(shared, links, c, Some(dp_rx), share);
+                dp.set_worker(w);
                 if let Some(tx) = sync_tx {
                     dp.set_sync(tx);
                 }
@@ -586,8 +669,10 @@ fn serve(
                 }
                 dp.run(&mut io, &stop);
             })
-            .map_err(|e| e.to_string())?
-    };
+            .map_err(|e| e.to_string())?;
+        threads.push(t);
+    }
+    let dp = Workers::new(txs, counters);
 
     let named_links: Vec<(u32, String)> = indexes
         .iter()
@@ -597,8 +682,7 @@ fn serve(
     let result = rt.block_on(async {
         let control = Arc::new(Control::new(
             publisher,
-            dp_tx,
-            counters,
+            dp,
             netlink,
             named_links.clone(),
             tun_source,
@@ -609,13 +693,19 @@ fn serve(
                 return Err("--peer: the interface has no IPv4 address to send heartbeats from".into());
             }
             control.start_standby(&ha).await;
-            let events = sync_rx.ok_or("HA without a sync queue")?;
-            tokio::spawn(control.clone().run_ha(ha, events));
+            tokio::spawn(control.clone().run_ha(ha, Queues::new(sync_rxs)));
         }
         match handoff {
             Some(h) => {
                 control.take_over(&h.ops, o.config.clone()).await?;
-                let _ = import_tx.send(h.conns);
+                // Each connection to the worker that will see its frames.
+                let mut parts: Vec<Vec<PortableConn>> = vec![Vec::new(); workers];
+                for c in h.conns {
+                    parts[crate::io::fanout::worker_of(c.caddr, c.cport, workers)].push(c);
+                }
+                for (tx, part) in import_txs.iter().zip(parts) {
+                    let _ = tx.send(part);
+                }
                 let now = crate::host::unix_ms();
                 eprintln!(
                     "uvs: took over from pid {}: forwarding resumes {} ms after it stopped",
@@ -686,7 +776,9 @@ fn serve(
         }
     });
     stop.store(true, Ordering::Relaxed);
-    let _ = dp_thread.join();
+    for t in threads {
+        let _ = t.join();
+    }
     eprintln!("uvs: stopped");
     result
 }

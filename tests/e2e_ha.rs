@@ -728,3 +728,55 @@ fn heartbeats_lost_both_ways_give_two_holders_until_the_link_heals() {
     let t = p.l.tcp_names(10);
     assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 10, "{t}");
 }
+
+/// Directors with several workers (A two, B three): each worker of A
+/// queues its own changes and its share of the digest, the stream carries
+/// their sum, and B gives each record to the worker that will see the
+/// connection's frames. A restarted B gets the whole table, chunk by
+/// chunk from each of A's workers, and its digest agrees; after A is
+/// killed every connection continues through B.
+#[test]
+fn directors_with_several_workers_sync_verify_and_fail_over() {
+    let Some(mut p) = pair_with([&["--workers", "2"], &["--workers", "3"]]) else {
+        return;
+    };
+    sticks(&mut p, 20, 60);
+    let synced = |p: &Pair, n: u64| {
+        p.counter(1, "conns") >= n
+            && p.ha(1)["sync"]["digest"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("ok")
+    };
+    wait_until(
+        Duration::from_secs(10),
+        || synced(&p, 20),
+        || format!("{}\n{}", p.ha(1), p.logs()),
+    );
+    let (w0, w1) = (
+        p.counter(0, "worker0_rx_frames"),
+        p.counter(0, "worker1_rx_frames"),
+    );
+    assert!(w0 > 0 && w1 > 0, "A's workers: {w0} {w1}");
+    // B again, from nothing: the full resync covers both of A's workers.
+    p.kill(1);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = p.start(1);
+    wait_until(
+        Duration::from_secs(15),
+        || p.l.log(&log).contains("has the whole table of 198.18.0.2") && synced(&p, 20),
+        || format!("{}\n{}", p.ha(1), p.logs()),
+    );
+    // Digests keep agreeing while the connections change.
+    let ok_before = p.sync(1, "digests_ok");
+    wait_until(
+        Duration::from_secs(5),
+        || p.sync(1, "digests_ok") >= ok_before + 2,
+        || format!("{}\n{}", p.ha(1), p.logs()),
+    );
+    assert_eq!(p.sync(1, "digest_mismatches"), 0, "{}", p.ha(1));
+    assert_eq!(p.counter(0, "conns"), p.counter(1, "conns"));
+    p.fail_over();
+    sticks_done(&mut p, 20, 60);
+    assert_eq!(p.counter(1, "no_conn_dropped"), 0, "{}", p.logs());
+}

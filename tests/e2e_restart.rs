@@ -223,3 +223,44 @@ fn a_takeover_with_a_config_file_keeps_checks_and_reloads() {
         l.adm("-Ln")
     );
 }
+
+/// A restart that adds workers (one, then two): each handed-over
+/// connection goes to the worker that will see its frames, so every one
+/// continues and none is held twice.
+#[test]
+fn a_restart_onto_two_workers_gives_each_connection_to_its_worker() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    l.start_director_with(&["-i", "eth0", "--io", "packet"]);
+    l.dr_services("rr", 1, 1);
+    for i in 0..16 {
+        l.stick_bg(50, 100, &format!("stick{i}.json"));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    take_over(&mut l, &["--workers", "2"]);
+    for i in 0..16 {
+        let s = l.wait_child_logs(&format!("stick{i}.json"), Duration::from_secs(30));
+        assert!(s["error"].is_null(), "connection {i}: {s}");
+        let counts = s["counts"].as_object().unwrap();
+        assert_eq!(counts.len(), 1, "connection {i} changed server: {s}");
+        assert_eq!(counts.values().next().unwrap().as_u64(), Some(50), "{s}");
+    }
+    let log = l.log("director2.log");
+    let took: Vec<&str> = log
+        .lines()
+        .filter(|x| x.starts_with("uvs: took over ") && x.ends_with(" connections"))
+        .collect();
+    assert_eq!(took.len(), 2, "one line per worker: {log}");
+    let listing = l.adm("-Lnc");
+    let mut clients: Vec<&str> = listing
+        .lines()
+        .filter(|x| x.starts_with("TCP"))
+        .filter_map(|x| x.split_whitespace().nth(3))
+        .collect();
+    let n = clients.len();
+    clients.sort();
+    clients.dedup();
+    assert_eq!(clients.len(), n, "no connection held twice: {listing}");
+    assert!(n >= 16, "{listing}");
+    assert_eq!(l.status_counter("dir", &l.socket(), "no_conn_dropped"), 0);
+}

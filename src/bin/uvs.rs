@@ -15,6 +15,8 @@ struct Cli {
     cmd: Command,
 }
 
+// Parsed once per run: the director's many flags cost nothing by value.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the director on one or more interfaces (configure it with a
@@ -56,6 +58,13 @@ enum Command {
         /// tries xdp and falls back to packet, saying why.
         #[arg(long, env = "UVS_IO", value_enum, default_value_t)]
         io: uvs::io::IoKind,
+        /// Data-plane threads, each with its own share of the connection
+        /// table (`--max-conns` is split among them): a link's frames are
+        /// spread by the client's address and port (PACKET_FANOUT with a
+        /// BPF program), so a connection always meets the same worker,
+        /// both ways. More than one uses AF_PACKET.
+        #[arg(long, env = "UVS_WORKERS", default_value_t = 1)]
+        workers: usize,
         /// Refused with an explanation: the MSS that limits tunnelled
         /// uploads is the real server's, set there (see `uvs audit`).
         #[arg(long, hide = true)]
@@ -270,9 +279,11 @@ fn main() -> ExitCode {
             tun_source,
             max_conns,
             io,
+            workers,
             tun_mss_clamp: None,
         } => uvs::daemon::Options::merge(uvs::daemon::Flags {
             io,
+            workers,
             interfaces: interface,
             socket,
             tun_source,

@@ -11,3 +11,4 @@ pub mod proto;
 pub mod publish;
 pub mod resolve;
 pub mod server;
+pub mod workers;

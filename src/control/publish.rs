@@ -19,6 +19,9 @@ pub struct Publisher {
     /// table.
     steering: Option<Steering>,
     steer_error: Option<String>,
+    /// Several workers: the fanout program that names the VIPs.
+    fanout: Option<crate::io::fanout::Fanout>,
+    fanout_error: Option<String>,
 }
 
 impl Default for Publisher {
@@ -37,6 +40,8 @@ impl Publisher {
             announce: 0,
             steering: None,
             steer_error: None,
+            fanout: None,
+            fanout_error: None,
         }
     }
 
@@ -53,6 +58,12 @@ impl Publisher {
     /// Keeps `s`'s maps in step with every table from now on.
     pub fn set_steering(&mut self, s: Steering) {
         self.steering = Some(s);
+    }
+
+    /// Several workers share the links through `f`, whose program follows
+    /// the VIPs of each table.
+    pub fn set_fanout(&mut self, f: crate::io::fanout::Fanout) {
+        self.fanout = Some(f);
     }
 
     /// Detaches the XDP programs (a director handing over).
@@ -74,6 +85,19 @@ impl Publisher {
     }
 
     fn steer(&mut self, t: &Table) {
+        if let Some(f) = &mut self.fanout {
+            match f.update(t.vips()) {
+                Err(e) if self.fanout_error.as_ref() != Some(&e) => {
+                    eprintln!(
+                        "uvs: warning: the workers' fanout program was not updated ({e}): \
+                         a new VIP's NAT replies may reach a worker without their connection"
+                    );
+                    self.fanout_error = Some(e);
+                }
+                Err(_) => {}
+                Ok(()) => self.fanout_error = None,
+            }
+        }
         if let Some(s) = &mut self.steering {
             let locals = crate::host::sys::local_ipv4s();
             match s.update(t, &locals) {

@@ -13,6 +13,7 @@ use super::model::{Model, Need, OpError};
 use super::proto::{Op, Request, Response};
 use super::publish::Publisher;
 use super::resolve;
+use super::workers::Workers;
 use crate::config::{self, Config, Quorum};
 use crate::dataplane::DpRequest;
 use crate::host::netlink::Netlink;
@@ -20,20 +21,19 @@ use crate::host::sys;
 use crate::lvs::ConnInfo;
 use crate::lvs::service::Forward;
 use crate::lvs::service::ServiceKey;
-use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::{LinkRoute, NextHop};
 use crate::wire::MacAddr;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::Sender;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Mutex;
 
 mod ha;
+pub use ha::Queues;
 
 /// Largest request accepted (a restore of a very large table fits).
 const MAX_REQUEST: u64 = 64 << 20;
@@ -139,8 +139,8 @@ impl State {
 
 pub struct Control {
     state: Mutex<State>,
-    dp: std::sync::Mutex<Sender<DpRequest>>,
-    counters: Arc<DataplaneCounters>,
+    /// The data plane's workers: their requests and counters.
+    dp: Workers,
     netlink: Netlink,
     /// The director's links: interface index and name, in link order.
     links: Vec<(u32, String)>,
@@ -173,8 +173,7 @@ impl Control {
     /// `publisher` is the one whose tables the data plane reads.
     pub fn new(
         publisher: Publisher,
-        dp: Sender<DpRequest>,
-        counters: Arc<DataplaneCounters>,
+        dp: Workers,
         netlink: Netlink,
         links: Vec<(u32, String)>,
         tun_source: Option<Ipv4Addr>,
@@ -186,8 +185,7 @@ impl Control {
                 publisher,
                 routes: Vec::new(),
             }),
-            dp: std::sync::Mutex::new(dp),
-            counters,
+            dp,
             netlink,
             links,
             config: Mutex::new(None),
@@ -205,10 +203,11 @@ impl Control {
     async fn handoff(&self) -> Response {
         let mut st = self.state.lock().await;
         let conns = match self
-            .ask_dp(DpRequest::Handoff, Duration::from_secs(10))
+            .dp
+            .ask_all(DpRequest::Handoff, Duration::from_secs(10))
             .await
         {
-            Ok(c) => c,
+            Ok(c) => c.concat(),
             Err(message) => {
                 return Response::Error {
                     index: None,
@@ -610,12 +609,7 @@ impl Control {
                 message: "answered on the connection, not here".into(),
             },
             Request::Status => {
-                let mut pairs: Vec<(String, u64)> = self
-                    .counters
-                    .pairs()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect();
+                let mut pairs = self.dp.pairs();
                 // HA: the sync stream's rate, records per second each way.
                 if let Some(h) = self.ha_status() {
                     pairs.push(("sync_sent_per_s".into(), h.sync.sent_per_s.round() as u64));
@@ -634,37 +628,25 @@ impl Control {
         }
     }
 
-    /// One chunk of the data plane's connection listing from slot `from`,
+    /// One chunk of worker `w`'s connection listing from slot `from`,
     /// asked between its frames.
-    async fn conn_chunk(&self, from: usize) -> Result<(Vec<ConnInfo>, Option<usize>), String> {
-        let ask = |reply| DpRequest::Conns { from, reply };
-        self.ask_dp(ask, Duration::from_secs(5)).await
-    }
-
-    /// Asks the data plane a question (answered between its frames) and
-    /// waits at most `wait` for the answer.
-    async fn ask_dp<T>(
+    async fn conn_chunk(
         &self,
-        question: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> DpRequest,
-        wait: Duration,
-    ) -> Result<T, String> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if lock(&self.dp).send(question(tx)).is_err() {
-            return Err("the data plane is not running".into());
-        }
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(answer)) => Ok(answer),
-            _ => Err("the data plane did not answer".into()),
-        }
+        w: usize,
+        from: usize,
+    ) -> Result<(Vec<ConnInfo>, Option<usize>), String> {
+        let ask = |reply| DpRequest::Conns { from, reply };
+        self.dp.ask(w, ask, Duration::from_secs(5)).await
     }
 
-    /// Streams the listing chunk by chunk: the daemon holds one chunk at
-    /// a time whatever the table's size, and the data plane answers each
-    /// between frames, so a listing of millions never pauses forwarding.
+    /// Streams the listing chunk by chunk, worker after worker: the daemon
+    /// holds one chunk at a time whatever the table's size, and a worker
+    /// answers each between frames, so a listing of millions never pauses
+    /// forwarding.
     async fn stream_conns(&self, w: &mut (impl AsyncWriteExt + Unpin)) {
-        let mut from = Some(0);
-        while let Some(f) = from {
-            let (part, next) = match self.conn_chunk(f).await {
+        let mut from = Some((0, 0));
+        while let Some((worker, f)) = from {
+            let (part, next) = match self.conn_chunk(worker, f).await {
                 Ok(c) => c,
                 Err(message) => {
                     let _ = send_line(
@@ -677,6 +659,11 @@ impl Control {
                     .await;
                     return;
                 }
+            };
+            let next = match next {
+                Some(slot) => Some((worker, slot)),
+                None if worker + 1 < self.dp.len() => Some((worker + 1, 0)),
+                None => None,
             };
             let resp = match next {
                 Some(_) => Response::ConnChunk(part),

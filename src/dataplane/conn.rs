@@ -312,6 +312,16 @@ pub struct Digest {
     pub sum: u64,
 }
 
+impl Digest {
+    /// The digest of a table split in parts (the workers').
+    pub fn sum_of(parts: &[Digest]) -> Digest {
+        parts.iter().fold(Digest::default(), |a, d| Digest {
+            count: a.count + d.count,
+            sum: a.sum.wrapping_add(d.sum),
+        })
+    }
+}
+
 /// One entry's share of the digest: its 5-tuple, real server and state,
 /// mixed with a fixed function (the same in every process, unlike the
 /// table's keyed hash).

@@ -62,8 +62,9 @@ pub enum DpRequest {
         from: usize,
         reply: tokio::sync::oneshot::Sender<(Vec<ConnInfo>, Option<usize>)>,
     },
-    /// HA, the active side: queue the table's digest in the sync stream.
-    SyncDigest,
+    /// HA, the active side: queue the table's digest in the sync stream,
+    /// as this worker's share of round `.0`.
+    SyncDigest(u64),
     /// HA, the active side, a full resync: queue a mark, then answer with
     /// up to [`CONN_CHUNK`] connections from slot `from` on.
     SyncChunk {
@@ -118,6 +119,8 @@ pub struct Dataplane {
     handed_off: bool,
     /// HA: where connection changes are queued for the peers.
     sync: Option<std::sync::mpsc::SyncSender<sync::SyncEvent>>,
+    /// Sends the gratuitous ARP for new VIPs: one worker of several does.
+    announces: bool,
 }
 
 /// The sweep's rule at `now`: a connection whose real server is gone, or
@@ -225,8 +228,15 @@ impl Dataplane {
             conflict_logged_ms: None,
             handed_off: false,
             sync: None,
+            announces: true,
             table,
         }
+    }
+
+    /// This data plane is worker `index` of several (`--workers`): only
+    /// the first announces VIPs, so a new VIP is announced once.
+    pub fn set_worker(&mut self, index: usize) {
+        self.announces = index == 0;
     }
 
     /// Replaces the limits on the ICMP errors the director originates.
@@ -310,7 +320,9 @@ impl Dataplane {
                         let _ = reply.send(self.export_conns());
                         self.handed_off = true;
                     }
-                    DpRequest::SyncDigest => self.emit(sync::SyncEvent::Digest(self.digest())),
+                    DpRequest::SyncDigest(round) => {
+                        self.emit(sync::SyncEvent::Digest(round, self.digest()))
+                    }
                     DpRequest::SyncChunk { from, mark, reply } => {
                         let _ = reply.send(self.sync_chunk(from, CONN_CHUNK, mark));
                     }
@@ -437,7 +449,7 @@ impl Dataplane {
         // active (or is asked to repeat), else the VIPs that appeared. A
         // backup announces nothing.
         let all = (old.standby && !new.standby) || old.announce != new.announce;
-        let fresh: Vec<Ipv4Addr> = match new.standby {
+        let fresh: Vec<Ipv4Addr> = match new.standby || !self.announces {
             true => Vec::new(),
             false => new
                 .vips()

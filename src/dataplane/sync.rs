@@ -30,8 +30,9 @@ pub enum Record {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncEvent {
     Record(Record),
-    /// The table's digest at this point of the stream.
-    Digest(Digest),
+    /// The table's digest at this point of the stream: this worker's
+    /// share of round `.0` (the HA task sums the workers').
+    Digest(u64, Digest),
     /// A chunk of a full resync was read here: records queued before
     /// this belong before the chunk.
     Mark(u64),

@@ -41,6 +41,47 @@ pub fn setsockopt_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> 
     .map(|_| ())
 }
 
+pub fn getsockopt_int(fd: i32, level: i32, name: i32) -> io::Result<i32> {
+    let mut v: i32 = 0;
+    let mut len = mem::size_of::<i32>() as libc::socklen_t;
+    // SAFETY: passes a live c_int and its size.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            &mut v as *mut i32 as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
+    Ok(v)
+}
+
+/// Installs a classic BPF program with option `name` of SOL_PACKET (the
+/// kernel copies it).
+pub fn set_fanout_program(
+    fd: &impl AsRawFd,
+    name: i32,
+    prog: &[libc::sock_filter],
+) -> io::Result<()> {
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::other("program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: the program outlives the call, which only reads it.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            name,
+            &fprog as *const libc::sock_fprog as *const libc::c_void,
+            mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
 /// Raises a socket's receive buffer to `size`: SO_RCVBUFFORCE goes past
 /// rmem_max (root), plain SO_RCVBUF (capped by rmem_max) is the fallback.
 pub fn raise_rcvbuf(fd: &impl AsRawFd, size: i32) -> io::Result<()> {
@@ -461,4 +502,52 @@ pub fn local_ipv4s() -> Vec<std::net::Ipv4Addr> {
     // SAFETY: frees the list from getifaddrs, once.
     unsafe { libc::freeifaddrs(head) };
     out
+}
+
+/// A mapping of shared memory, unmapped on drop.
+pub struct Mapping {
+    pub ptr: std::ptr::NonNull<u8>,
+    pub len: usize,
+}
+
+impl Mapping {
+    /// `len` bytes of `fd` from `offset` (shared), or of fresh memory
+    /// (`None`); populated at once either way.
+    pub fn new(fd: Option<i32>, len: usize, offset: u64) -> io::Result<Mapping> {
+        let (flags, fd) = match fd {
+            Some(fd) => (libc::MAP_SHARED | libc::MAP_POPULATE, fd),
+            // Populated now: no page faults on the data path, and the
+            // memory shows in the director's size from the start.
+            None => (
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+            ),
+        };
+        // SAFETY: a fresh mapping; the kernel checks fd and offset.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                fd,
+                offset as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            ptr: std::ptr::NonNull::new(p.cast())
+                .ok_or_else(|| io::Error::other("mmap gave null"))?,
+            len,
+        })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what new() mapped.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
 }

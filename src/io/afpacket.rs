@@ -14,6 +14,7 @@
 //! is a GSO super-frame and its segment size, which segmentation needs and
 //! auxdata does not carry.
 
+use super::fanout::{self, Fanout};
 use super::{Gso, PacketIo, PacketType, RxMeta};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -215,6 +216,53 @@ impl AfPacketLinks {
             next: 0,
             pfds,
         })
+    }
+
+    /// `workers` sets of sockets, one per worker, each with a socket on
+    /// every link; a link's sockets form one fanout group (`fanout.rs`),
+    /// which the returned [`Fanout`] keeps in step with the VIPs. Also
+    /// says whether the kernel keeps the host's own frames out of the
+    /// groups.
+    pub fn open_workers(
+        ifnames: &[String],
+        workers: usize,
+    ) -> io::Result<(Vec<AfPacketLinks>, Fanout, bool)> {
+        if !(1..=fanout::MAX_WORKERS).contains(&workers) {
+            return Err(io::Error::other(format!(
+                "between 1 and {} workers",
+                fanout::MAX_WORKERS
+            )));
+        }
+        let mut sets: Vec<Vec<AfPacket>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut members = Vec::new();
+        let mut ignores = true;
+        for n in ifnames {
+            let named = |e: io::Error| io::Error::other(format!("{n}: {e}"));
+            let mut group = fanout::Group::new();
+            for (w, set) in sets.iter_mut().enumerate() {
+                let s = AfPacket::open(n).map_err(named)?;
+                group
+                    .join(&s.fd)
+                    .map_err(|e| named(io::Error::other(format!("fanout group: {e}"))))?;
+                if w == 0 {
+                    members.push(s.fd.try_clone().map_err(named)?);
+                }
+                set.push(s);
+            }
+            ignores &= group.ignores_outgoing();
+        }
+        let links = sets
+            .into_iter()
+            .map(|socks| {
+                let pfds = sys::pollin(socks.iter().map(|s| s.fd.as_raw_fd()));
+                AfPacketLinks {
+                    socks,
+                    next: 0,
+                    pfds,
+                }
+            })
+            .collect();
+        Ok((links, Fanout::new(members, workers), ignores))
     }
 
     /// The sockets' descriptors, in link order, to poll with others.

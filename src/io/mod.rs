@@ -2,6 +2,7 @@
 //! AF_PACKET today, a faster ring later, and an in-memory queue in tests.
 
 pub mod afpacket;
+pub mod fanout;
 pub mod memory;
 pub mod xdp;
 

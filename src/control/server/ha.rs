@@ -12,7 +12,6 @@ use crate::ha::track::Watch;
 use crate::ha::{Ha, HaConfig, HaStatus, msg};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -24,8 +23,8 @@ const DIGEST_EVERY: Duration = Duration::from_secs(1);
 
 /// A full resync being sent.
 struct Resync {
-    /// The next slot to read (`None`: the table is done).
-    from: Option<usize>,
+    /// The next worker and slot to read (`None`: the table is done).
+    from: Option<(usize, usize)>,
     sent: usize,
     started: Instant,
     begun: bool,
@@ -37,6 +36,111 @@ struct Sending {
     resync: Option<Resync>,
     marks: u64,
     overflows_seen: u64,
+}
+
+/// The active side's sync queues, one per worker, read into one stream.
+/// Workers own disjoint connections, so their records may interleave in
+/// any way; what must hold is each worker's own order, and a digest's
+/// place: it is the sum of every worker's share, each taken at a point of
+/// that worker's queue, so it goes out after what each worker queued
+/// before its share and before anything queued after. A worker's queue is
+/// read no further until all shares of the round are in.
+pub struct Queues {
+    rx: Vec<Receiver<SyncEvent>>,
+    shares: Vec<Option<(u64, Digest)>>,
+    /// Shares of rounds below this can no longer complete.
+    min_round: u64,
+}
+
+impl Queues {
+    pub fn new(rx: Vec<Receiver<SyncEvent>>) -> Queues {
+        let shares = vec![None; rx.len()];
+        Queues {
+            rx,
+            shares,
+            min_round: 0,
+        }
+    }
+
+    fn push(batch: &mut Vec<Record>, bodies: &mut Vec<Body>, r: Option<Record>) {
+        if let Some(r) = r {
+            batch.push(r);
+        }
+        if (r.is_none() && !batch.is_empty()) || batch.len() == MAX_RECORDS {
+            bodies.push(Body::Records(std::mem::take(batch)));
+        }
+    }
+
+    /// Reading worker `w` past its share spoils that round.
+    fn spoil(&mut self, round: u64) {
+        self.min_round = self.min_round.max(round + 1);
+        for s in &mut self.shares {
+            if s.is_some_and(|(r, _)| r <= round) {
+                *s = None;
+            }
+        }
+    }
+
+    /// Everything queued, as stream messages (a partial batch included),
+    /// with each digest whose shares are all in.
+    pub fn drain(&mut self) -> Vec<Body> {
+        let (mut bodies, mut batch) = (Vec::new(), Vec::new());
+        loop {
+            let mut moved = false;
+            for w in 0..self.rx.len() {
+                while self.shares[w].is_none() {
+                    let Ok(ev) = self.rx[w].try_recv() else { break };
+                    moved = true;
+                    match ev {
+                        SyncEvent::Record(r) => Self::push(&mut batch, &mut bodies, Some(r)),
+                        SyncEvent::Digest(round, _) if round < self.min_round => {}
+                        SyncEvent::Digest(round, d) => self.shares[w] = Some((round, d)),
+                        SyncEvent::Mark(_) => {}
+                    }
+                }
+            }
+            // A share of an older round than another's never completes.
+            let newest = self.shares.iter().flatten().map(|(r, _)| *r).max();
+            if let Some(n) = newest.filter(|n| *n > 0) {
+                self.spoil(n - 1);
+            }
+            if self.shares.iter().all(Option::is_some) {
+                let parts: Vec<Digest> = self
+                    .shares
+                    .iter_mut()
+                    .filter_map(|s| s.take())
+                    .map(|s| s.1)
+                    .collect();
+                Self::push(&mut batch, &mut bodies, None);
+                bodies.push(Body::Digest(Digest::sum_of(&parts)));
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+        Self::push(&mut batch, &mut bodies, None);
+        bodies
+    }
+
+    /// What worker `w` queued before its resync chunk's `mark`: those
+    /// records go before the chunk, what it queued after goes after.
+    pub fn drain_until(&mut self, w: usize, mark: u64) -> Vec<Body> {
+        let (mut bodies, mut batch) = (Vec::new(), Vec::new());
+        if let Some((round, _)) = self.shares[w] {
+            self.spoil(round);
+        }
+        while let Ok(ev) = self.rx[w].try_recv() {
+            match ev {
+                SyncEvent::Record(r) => Self::push(&mut batch, &mut bodies, Some(r)),
+                SyncEvent::Digest(round, _) => self.spoil(round),
+                SyncEvent::Mark(m) if m == mark => break,
+                SyncEvent::Mark(_) => {}
+            }
+        }
+        Self::push(&mut batch, &mut bodies, None);
+        bodies
+    }
 }
 
 impl Control {
@@ -54,7 +158,7 @@ impl Control {
     /// in (when backup); track conditions. A role change republishes the
     /// table as active (with gratuitous ARPs, repeated twice a second
     /// apart) or as standby. Runs for the daemon's life.
-    pub async fn run_ha(self: Arc<Self>, cfg: HaConfig, mut events: Receiver<SyncEvent>) {
+    pub async fn run_ha(self: Arc<Self>, cfg: HaConfig, mut events: Queues) {
         let sock = match UdpSocket::bind((cfg.me, cfg.port)).await {
             Ok(s) => s,
             Err(e) => {
@@ -217,36 +321,6 @@ impl Control {
         }
     }
 
-    /// Drains the data plane's queue (up to a resync chunk's mark, if
-    /// one is given) into stream messages, a partial batch included.
-    fn drain(events: &mut Receiver<SyncEvent>, until: Option<u64>) -> Vec<Body> {
-        let mut bodies = Vec::new();
-        let mut batch = Vec::new();
-        let full = |batch: &mut Vec<Record>, bodies: &mut Vec<Body>| {
-            if !batch.is_empty() {
-                bodies.push(Body::Records(std::mem::take(batch)));
-            }
-        };
-        while let Ok(ev) = events.try_recv() {
-            match ev {
-                SyncEvent::Record(r) => {
-                    batch.push(r);
-                    if batch.len() == MAX_RECORDS {
-                        full(&mut batch, &mut bodies);
-                    }
-                }
-                SyncEvent::Digest(d) => {
-                    full(&mut batch, &mut bodies);
-                    bodies.push(Body::Digest(d));
-                }
-                SyncEvent::Mark(m) if Some(m) == until => break,
-                SyncEvent::Mark(_) => {}
-            }
-        }
-        full(&mut batch, &mut bodies);
-        bodies
-    }
-
     /// Every flush tick: queued changes go out (whatever the role now:
     /// the data plane queues only while active, so they are this
     /// director's), then the next chunk of a full resync.
@@ -254,10 +328,10 @@ impl Control {
         &self,
         sock: &UdpSocket,
         cfg: &HaConfig,
-        events: &mut Receiver<SyncEvent>,
+        events: &mut Queues,
         out: &mut Sending,
     ) {
-        let overflows = self.counters.sync_overflows.load(Relaxed);
+        let overflows = self.dp.total(|c| &c.sync_overflows);
         if overflows != out.overflows_seen {
             // Changes were lost before they were queued: only the whole
             // table repairs that.
@@ -268,7 +342,7 @@ impl Control {
             eprintln!("uvs: HA: the sync queue overflowed; sending the whole table again");
             self.start_resync(out);
         }
-        let bodies = Self::drain(events, None);
+        let bodies = events.drain();
         self.send_stream(sock, cfg, bodies).await;
         let Some(r) = out.resync.as_mut() else {
             return;
@@ -282,11 +356,13 @@ impl Control {
             r.begun = true;
             self.send_stream(sock, cfg, vec![Body::ResyncBegin]).await;
         }
-        let Some(from) = r.from else { return };
+        let Some((w, from)) = r.from else { return };
         out.marks += 1;
         let mark = out.marks;
         let chunk = self
-            .ask_dp(
+            .dp
+            .ask(
+                w,
                 |reply| DpRequest::SyncChunk { from, mark, reply },
                 Duration::from_secs(2),
             )
@@ -295,7 +371,7 @@ impl Control {
             return;
         };
         // What the data plane queued before it read the chunk goes first.
-        let before = Self::drain(events, Some(mark));
+        let before = events.drain_until(w, mark);
         self.send_stream(sock, cfg, before).await;
         let recs: Vec<Record> = conns.into_iter().map(Record::Upsert).collect();
         let n = recs.len();
@@ -306,7 +382,12 @@ impl Control {
         self.send_stream(sock, cfg, bodies).await;
         let r = out.resync.as_mut().expect("a resync is under way");
         r.sent += n;
-        r.from = next;
+        r.from = match next {
+            Some(slot) => Some((w, slot)),
+            None if w + 1 < self.dp.len() => Some((w + 1, 0)),
+            None => None,
+        };
+        let next = r.from;
         let progress = format!("{} connections sent", r.sent);
         if next.is_none() {
             let (sent, ms) = (r.sent, r.started.elapsed().as_millis());
@@ -315,7 +396,7 @@ impl Control {
             eprintln!("uvs: HA: full table sent to the peers: {sent} connections in {ms} ms");
             self.set_resync(None);
             // A digest right after lets the peers check the result.
-            self.tell_dp(DpRequest::SyncDigest);
+            self.dp.ask_digest_shares();
         } else {
             self.set_resync(Some(progress));
         }
@@ -332,7 +413,7 @@ impl Control {
             return;
         }
         out.resync = Some(Resync {
-            from: Some(0),
+            from: Some((0, 0)),
             sent: 0,
             started: Instant::now(),
             begun: false,
@@ -341,10 +422,6 @@ impl Control {
             ha.sync.resyncs_sent += 1;
             ha.resync = Some("starting".into());
         }
-    }
-
-    fn tell_dp(&self, r: DpRequest) {
-        let _ = lock(&self.dp).send(r);
     }
 
     /// Every second: the active director's digest goes into its stream;
@@ -392,7 +469,7 @@ impl Control {
             }
         }
         if active {
-            self.tell_dp(DpRequest::SyncDigest);
+            self.dp.ask_digest_shares();
         }
     }
 
@@ -495,21 +572,23 @@ impl Control {
                 if let Some(ha) = lock(&self.ha).as_mut() {
                     ha.sync.records_received += r.len() as u64;
                 }
-                self.tell_dp(DpRequest::SyncApply(r));
+                self.dp.apply_sync(r);
             }
             Body::ResyncBegin => {
                 if let Some(ha) = lock(&self.ha).as_mut() {
                     ha.sync.resyncs_received += 1;
                     ha.inboxes[i].resyncing = true;
                 }
-                self.tell_dp(DpRequest::ResyncBegin);
+                self.dp.tell_all(|| DpRequest::ResyncBegin);
             }
             Body::ResyncEnd => {
-                let stale = self
-                    .ask_dp(DpRequest::ResyncEnd, Duration::from_secs(5))
+                let stale: usize = self
+                    .dp
+                    .ask_all(DpRequest::ResyncEnd, Duration::from_secs(5))
                     .await
+                    .map(|v| v.iter().sum())
                     .unwrap_or(0);
-                let conns = self.counters.conns.load(Relaxed);
+                let conns = self.dp.total(|c| &c.conns);
                 let mut g = lock(&self.ha);
                 let Some(ha) = g.as_mut() else { return };
                 ha.inboxes[i].resyncing = false;
@@ -537,7 +616,7 @@ impl Control {
         if resyncing {
             return;
         }
-        let Ok(ours) = self.ask_dp(DpRequest::Digest, Duration::from_secs(2)).await else {
+        let Ok(ours) = self.dp.digest(Duration::from_secs(2)).await else {
             return;
         };
         let mut g = lock(&self.ha);
@@ -640,5 +719,96 @@ fn notify(cmd: &str, state: &str, priority: u8, why: &str) {
             });
         }
         Err(e) => eprintln!("uvs: HA: cannot run notify `{cmd}`: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::conn::ConnKey;
+    use crate::lvs::service::Protocol;
+    use std::sync::mpsc::sync_channel;
+
+    fn rec(port: u16) -> SyncEvent {
+        SyncEvent::Record(Record::Remove(ConnKey {
+            protocol: Protocol::Tcp,
+            caddr: Ipv4Addr::new(198, 18, 0, 10),
+            cport: port,
+            vaddr: Ipv4Addr::new(198, 18, 0, 100),
+            vport: 80,
+        }))
+    }
+
+    fn ports(bodies: &[Body]) -> Vec<String> {
+        bodies
+            .iter()
+            .flat_map(|b| match b {
+                Body::Records(r) => r
+                    .iter()
+                    .map(|r| match r {
+                        Record::Remove(k) => k.cport.to_string(),
+                        Record::Upsert(c) => c.cport.to_string(),
+                    })
+                    .collect(),
+                Body::Digest(d) => vec![format!("digest {} {}", d.count, d.sum)],
+                _ => vec!["other".into()],
+            })
+            .collect()
+    }
+
+    fn share(round: u64, count: u64) -> SyncEvent {
+        SyncEvent::Digest(
+            round,
+            Digest {
+                count,
+                sum: count * 10,
+            },
+        )
+    }
+
+    #[test]
+    fn a_digest_goes_out_once_every_worker_s_share_is_in_between_before_and_after() {
+        let (t0, r0) = sync_channel(16);
+        let (t1, r1) = sync_channel(16);
+        let mut q = Queues::new(vec![r0, r1]);
+        t0.send(rec(1)).unwrap();
+        t0.send(share(1, 2)).unwrap();
+        t0.send(rec(2)).unwrap();
+        t1.send(rec(3)).unwrap();
+        // Worker 1 has not answered yet: worker 0 is read up to its share.
+        assert_eq!(ports(&q.drain()), ["1", "3"]);
+        t1.send(rec(4)).unwrap();
+        t1.send(share(1, 3)).unwrap();
+        t1.send(rec(5)).unwrap();
+        assert_eq!(ports(&q.drain()), ["4", "digest 5 50", "2", "5"]);
+        assert!(q.drain().is_empty());
+    }
+
+    #[test]
+    fn a_round_that_cannot_complete_is_dropped_not_summed_with_another() {
+        let (t0, r0) = sync_channel(16);
+        let (t1, r1) = sync_channel(16);
+        let mut q = Queues::new(vec![r0, r1]);
+        // Worker 1's share of round 1 was lost to a resync chunk read.
+        t0.send(share(1, 2)).unwrap();
+        t0.send(rec(1)).unwrap();
+        t1.send(share(1, 7)).unwrap();
+        t1.send(rec(2)).unwrap();
+        t1.send(SyncEvent::Mark(9)).unwrap();
+        t1.send(rec(3)).unwrap();
+        assert_eq!(ports(&q.drain_until(1, 9)), ["2"], "up to the mark only");
+        t1.send(share(2, 4)).unwrap();
+        t0.send(share(2, 1)).unwrap();
+        assert_eq!(ports(&q.drain()), ["1", "3", "digest 5 50"]);
+    }
+
+    #[test]
+    fn one_worker_s_digest_goes_out_where_it_was_queued() {
+        let (t0, r0) = sync_channel(16);
+        let mut q = Queues::new(vec![r0]);
+        for e in [rec(1), share(1, 1), rec(2), share(2, 2)] {
+            t0.send(e).unwrap();
+        }
+        assert_eq!(ports(&q.drain()), ["1", "digest 1 10", "2", "digest 2 20"]);
     }
 }

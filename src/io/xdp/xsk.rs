@@ -7,11 +7,10 @@
 //! and libbpf from C) or the `xdp` crate: the protocol is four
 //! single-producer rings and the part uvs needs is small (docs/io.md).
 
-use crate::host::sys;
+use crate::host::sys::{self, Mapping};
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// One frame of the UMEM: a page, so a 1500-byte frame and the kernel's
@@ -21,51 +20,6 @@ pub const FRAME: u32 = 4096;
 const RING: u32 = 2048;
 /// Frames in the UMEM: the fill ring's share, then the transmit pool.
 const FRAMES: u32 = 2 * RING;
-
-/// A mapping of shared memory, unmapped on drop.
-struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(fd: Option<i32>, len: usize, offset: u64) -> io::Result<Mapping> {
-        let (flags, fd) = match fd {
-            Some(fd) => (libc::MAP_SHARED | libc::MAP_POPULATE, fd),
-            // Populated now: no page faults on the data path, and the
-            // memory shows in the director's size from the start.
-            None => (
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-            ),
-        };
-        // SAFETY: a fresh mapping; the kernel checks fd and offset.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                fd,
-                offset as libc::off_t,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mapping {
-            ptr: NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap gave null"))?,
-            len,
-        })
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what new() mapped.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
 
 /// A ring shared with the kernel: producer and consumer indexes that run
 /// freely (wrapping), `RING` entries of `T`, and the kernel's flags word.

@@ -1,0 +1,167 @@
+//! The control plane's handle on the data plane's workers (`--workers`):
+//! a request channel and the counters of each. Workers share nothing but
+//! the published table; each owns the connections of its clients (the
+//! fanout program's hash, [`fanout::worker_of`]). So a question about the
+//! whole table is asked of every worker and the answers combined here,
+//! counters are summed, and what is addressed to one connection (a synced
+//! record from the active director) goes to the worker that will see its
+//! frames.
+
+use crate::dataplane::DpRequest;
+use crate::dataplane::conn::Digest;
+use crate::dataplane::sync::Record;
+use crate::io::fanout;
+use crate::lvs::stats::DataplaneCounters;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub struct Workers {
+    txs: Vec<Sender<DpRequest>>,
+    counters: Vec<Arc<DataplaneCounters>>,
+    /// The last digest round asked for (HA sync).
+    rounds: AtomicU64,
+}
+
+impl Workers {
+    /// Worker `i` reads `txs[i]` and counts in `counters[i]`.
+    pub fn new(txs: Vec<Sender<DpRequest>>, counters: Vec<Arc<DataplaneCounters>>) -> Workers {
+        assert!(!txs.is_empty() && txs.len() == counters.len());
+        Workers {
+            txs,
+            counters,
+            rounds: AtomicU64::new(0),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
+    /// The worker that owns client `addr`:`port`'s connections.
+    pub fn of(&self, addr: Ipv4Addr, port: u16) -> usize {
+        fanout::worker_of(addr, port, self.len())
+    }
+
+    /// Tells worker `w` (no answer expected).
+    pub fn tell(&self, w: usize, r: DpRequest) {
+        if let Some(tx) = self.txs.get(w) {
+            let _ = tx.send(r);
+        }
+    }
+
+    pub fn tell_all(&self, r: impl Fn() -> DpRequest) {
+        for tx in &self.txs {
+            let _ = tx.send(r());
+        }
+    }
+
+    /// Asks worker `w` (answered between its frames), waiting at most
+    /// `wait`.
+    pub async fn ask<T>(
+        &self,
+        w: usize,
+        question: impl FnOnce(oneshot::Sender<T>) -> DpRequest,
+        wait: Duration,
+    ) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.txs.get(w).map(|s| s.send(question(tx)).is_ok());
+        if sent != Some(true) {
+            return Err("the data plane is not running".into());
+        }
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            _ => Err("the data plane did not answer".into()),
+        }
+    }
+
+    /// Asks every worker at once; the answers in worker order.
+    pub async fn ask_all<T>(
+        &self,
+        question: impl Fn(oneshot::Sender<T>) -> DpRequest,
+        wait: Duration,
+    ) -> Result<Vec<T>, String> {
+        let mut pending = Vec::with_capacity(self.len());
+        for tx in &self.txs {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(question(reply)).is_err() {
+                return Err("the data plane is not running".into());
+            }
+            pending.push(rx);
+        }
+        let all = futures::future::join_all(pending);
+        match tokio::time::timeout(wait, all).await {
+            Ok(answers) => answers
+                .into_iter()
+                .map(|a| a.map_err(|_| "the data plane did not answer".to_string()))
+                .collect(),
+            Err(_) => Err("the data plane did not answer".into()),
+        }
+    }
+
+    /// The whole table's digest: the sum of the workers'.
+    pub async fn digest(&self, wait: Duration) -> Result<Digest, String> {
+        let parts = self.ask_all(DpRequest::Digest, wait).await?;
+        Ok(Digest::sum_of(&parts))
+    }
+
+    /// HA, the active side: every worker queues its share of the digest
+    /// in its sync queue (the HA task sums a round's shares).
+    pub fn ask_digest_shares(&self) {
+        let round = self.rounds.fetch_add(1, Relaxed) + 1;
+        self.tell_all(|| DpRequest::SyncDigest(round));
+    }
+
+    /// A synced batch, each record to its connection's worker, in order.
+    pub fn apply_sync(&self, recs: Vec<Record>) {
+        if self.len() == 1 {
+            return self.tell(0, DpRequest::SyncApply(recs));
+        }
+        let mut per: Vec<Vec<Record>> = vec![Vec::new(); self.len()];
+        for r in recs {
+            let (a, p) = match &r {
+                Record::Upsert(c) => (c.caddr, c.cport),
+                Record::Remove(k) => (k.caddr, k.cport),
+            };
+            per[self.of(a, p)].push(r);
+        }
+        for (w, recs) in per.into_iter().enumerate() {
+            if !recs.is_empty() {
+                self.tell(w, DpRequest::SyncApply(recs));
+            }
+        }
+    }
+
+    /// One counter summed over the workers.
+    pub fn total(&self, field: impl Fn(&DataplaneCounters) -> &AtomicU64) -> u64 {
+        self.counters.iter().map(|c| field(c).load(Relaxed)).sum()
+    }
+
+    /// Every counter summed over the workers (`uvs status`), then, with
+    /// several, the frames each received.
+    pub fn pairs(&self) -> Vec<(String, u64)> {
+        let mut sum: Vec<(String, u64)> = Vec::new();
+        for c in &self.counters {
+            for (i, (k, v)) in c.pairs().into_iter().enumerate() {
+                match sum.get_mut(i) {
+                    Some(s) => s.1 += v,
+                    None => sum.push((k.to_string(), v)),
+                }
+            }
+        }
+        if self.len() > 1 {
+            sum.push(("workers".into(), self.len() as u64));
+            for (i, c) in self.counters.iter().enumerate() {
+                sum.push((format!("worker{i}_rx_frames"), c.rx_frames.load(Relaxed)));
+            }
+        }
+        sum
+    }
+}
