@@ -218,6 +218,7 @@ def rows():
         ("uvs-dr", "uvs DR, AF_PACKET, 2 real servers", lambda: uvs_row(dmac, "-g", RS, "packet")),
         ("uvs-tun", "uvs TUN (IP-in-IP), AF_PACKET", lambda: uvs_row(dmac, "-i", RS, "packet")),
         ("uvs-nat", "uvs NAT (two-armed), AF_PACKET", lambda: uvs_row(dmac, "-m", NAT_RS, "packet")),
+        ("ring-dr", "uvs DR, AF_PACKET with a TPACKET_V3 ring", lambda: uvs_row(dmac, "-g", RS, "packet-ring")),
         ("uvs-dr-w2", "uvs DR, AF_PACKET, 2 workers on CPU0-1", lambda: uvs_row(dmac, "-g", RS, "packet", 2)),
         ("xdp-dr", "uvs DR, AF_XDP, 2 real servers", lambda: uvs_row(dmac, "-g", RS, "xdp")),
         ("xdp-tun", "uvs TUN (IP-in-IP), AF_XDP", lambda: uvs_row(dmac, "-i", RS, "xdp")),
@@ -310,7 +311,7 @@ def tcp_figures():
 
     res["iperf_direct_gbps"] = iperf(RS[0])
     res["conn_rate_direct"] = conns(RS[0])
-    for io in ("packet", "xdp"):
+    for io in ("packet", "packet-ring", "xdp"):
         nse("rs1", "iperf3", "-s", "-D", "-1")
         u = Uvs(["eth0"], ["--io", io])
         if io == "xdp":
@@ -434,12 +435,12 @@ def main():
         print()
         fmt = lambda v, f: "-" if v is None else f % v
         d = t["iperf_direct_gbps"]
-        for io in ("packet", "xdp"):
+        for io in ("packet", "packet-ring", "xdp"):
             g = t["iperf_uvs_dr_%s_gbps" % io]
             c = t["conn_rate_uvs_dr_%s" % io]
-            print("TCP through DR, %-6s (iperf3, 5 s, client offloads on): direct %s Gbit/s, uvs %s Gbit/s (%s)" % (
+            print("TCP through DR, %-11s (iperf3, 5 s, client offloads on): direct %s Gbit/s, uvs %s Gbit/s (%s)" % (
                 io, fmt(d, "%.2f"), fmt(g, "%.2f"), fmt((g or 0) / d if d else None, "%.2fx")))
-            print("New TCP connections per second, %-6s (one client thread): direct %.0f, uvs DR %.0f (%.2fx)" % (
+            print("New TCP connections per second, %-11s (one client thread): direct %.0f, uvs DR %.0f (%.2fx)" % (
                 io, t["conn_rate_direct"], c, c / t["conn_rate_direct"]))
     if not ROWS or "memory" in ROWS:
         results["memory"] = m = memory_figures()

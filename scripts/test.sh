@@ -10,5 +10,7 @@ bash scripts/deps.sh
 cargo build -p uvs-lab
 # The default backend (auto: AF_XDP where the XDP program loads, as in CI).
 cargo test --all-targets "$@"
-# The end-to-end suite again on the other backend, batched AF_PACKET.
+# The end-to-end suite again on the other backends: batched AF_PACKET,
+# and AF_PACKET with a TPACKET_V3 receive ring.
 UVS_IO=packet cargo test --test 'e2e_*' "$@"
+UVS_IO=packet-ring cargo test --test 'e2e_*' "$@"

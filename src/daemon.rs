@@ -506,6 +506,14 @@ fn open_io(
         eprintln!("uvs: packet I/O: AF_PACKET, batched (--io packet)");
         return Ok((packet()?, None));
     }
+    if kind == IoKind::PacketRing {
+        let links = AfPacketLinks::open_with(ifnames, true)
+            .map_err(|e| format!("cannot capture on {e}"))?;
+        eprintln!(
+            "uvs: packet I/O: AF_PACKET, TPACKET_V3 receive ring, batched send (--io packet-ring)"
+        );
+        return Ok((Backend::Packet(links), None));
+    }
     let xdp = Steering::attach(ifnames).and_then(|mut s| {
         let links = XdpLinks::open(ifnames, macs, &mut s)?;
         Ok((links, s))
@@ -545,15 +553,20 @@ fn open_workers_io(
         let (io, s) = open_io(kind, ifnames, macs)?;
         return Ok((vec![io], s, None));
     }
-    let (sets, fanout, ignores) = AfPacketLinks::open_workers(ifnames, workers)
-        .map_err(|e| format!("cannot capture on {e}"))?;
+    let (sets, fanout, ignores) =
+        AfPacketLinks::open_workers(ifnames, workers, kind == IoKind::PacketRing)
+            .map_err(|e| format!("cannot capture on {e}"))?;
     let why = match kind {
         IoKind::Auto => " (AF_XDP takes one worker)",
         _ => "",
     };
     eprintln!(
-        "uvs: packet I/O: AF_PACKET, batched, {workers} workers{why}: each link's frames spread \
-         by client address and port (PACKET_FANOUT, classic BPF)"
+        "uvs: packet I/O: AF_PACKET, {}, {workers} workers{why}: each link's frames spread \
+         by client address and port (PACKET_FANOUT, classic BPF)",
+        match kind {
+            IoKind::PacketRing => "TPACKET_V3 receive rings",
+            _ => "batched",
+        }
     );
     if !ignores {
         eprintln!(

@@ -41,6 +41,21 @@ pub fn setsockopt_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> 
     .map(|_| ())
 }
 
+/// setsockopt(2) with a plain-data value.
+pub fn setsockopt_bytes<T>(fd: i32, level: i32, name: i32, v: &T) -> io::Result<()> {
+    // SAFETY: passes a pointer to a live T and its size.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            v as *const T as *const libc::c_void,
+            mem::size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
 pub fn getsockopt_int(fd: i32, level: i32, name: i32) -> io::Result<i32> {
     let mut v: i32 = 0;
     let mut len = mem::size_of::<i32>() as libc::socklen_t;
@@ -57,10 +72,11 @@ pub fn getsockopt_int(fd: i32, level: i32, name: i32) -> io::Result<i32> {
     Ok(v)
 }
 
-/// Installs a classic BPF program with option `name` of SOL_PACKET (the
-/// kernel copies it).
-pub fn set_fanout_program(
+/// Installs a classic BPF program with socket option `level`/`name`
+/// (a fanout program, a socket filter); the kernel copies it.
+pub fn attach_cbpf(
     fd: &impl AsRawFd,
+    level: i32,
     name: i32,
     prog: &[libc::sock_filter],
 ) -> io::Result<()> {
@@ -73,7 +89,7 @@ pub fn set_fanout_program(
     cvt(unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::SOL_PACKET,
+            level,
             name,
             &fprog as *const libc::sock_fprog as *const libc::c_void,
             mem::size_of::<libc::sock_fprog>() as libc::socklen_t,

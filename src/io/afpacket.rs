@@ -15,6 +15,7 @@
 //! auxdata does not carry.
 
 use super::fanout::{self, Fanout};
+use super::ring::RxRing;
 use super::{Gso, PacketIo, PacketType, RxMeta};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -47,12 +48,27 @@ pub struct AfPacket {
     rx_full: bool,
     tx: sys::Mmsg,
     tx_failed: u64,
+    /// `--io packet-ring`: frames come from a TPACKET_V3 ring, not `rx`.
+    ring: Option<RxRing>,
 }
 
 impl AfPacket {
     /// Opens a socket that sees every frame on `ifname` (ETH_P_ALL), except
     /// the ones this host sends, with offload metadata.
     pub fn open(ifname: &str) -> io::Result<AfPacket> {
+        AfPacket::open_with(ifname, false)
+    }
+
+    /// As `open`, receiving through a TPACKET_V3 ring if `ring`.
+    pub fn open_with(ifname: &str, ring: bool) -> io::Result<AfPacket> {
+        AfPacket::open_opts(ifname, ring, false)
+    }
+
+    /// As `open_with`; `closed`: a filter drops every frame until
+    /// [`AfPacket::open_up`] (a socket about to join a fanout group must
+    /// not queue the frames it sees alone before it joins: they belong
+    /// to other workers too).
+    fn open_opts(ifname: &str, ring: bool, closed: bool) -> io::Result<AfPacket> {
         let ifindex = sys::ifindex(ifname)?;
         let proto = (libc::ETH_P_ALL as u16).to_be();
         let fd = sys::socket(
@@ -67,6 +83,23 @@ impl AfPacket {
         sys::raise_rcvbuf(&fd, 8 << 20)?;
         // Best effort: without it the qdisc is one more queue.
         let _ = setsockopt_int(f, libc::SOL_PACKET, PACKET_QDISC_BYPASS, 1);
+        if closed {
+            let drop_all = [libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            }];
+            sys::attach_cbpf(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &drop_all)?;
+        }
+        // The ring before the bind: no frame is queued outside it.
+        let ring = match ring {
+            true => Some(
+                RxRing::attach(&fd)
+                    .map_err(|e| io::Error::other(format!("TPACKET_V3 ring: {e}")))?,
+            ),
+            false => None,
+        };
         sys::bind_packet(&fd, proto, ifindex)?;
         Ok(AfPacket {
             fd,
@@ -76,7 +109,18 @@ impl AfPacket {
             rx_full: false,
             tx: sys::Mmsg::new(BATCH, SLOT),
             tx_failed: 0,
+            ring,
         })
+    }
+
+    /// Removes the drop-all filter of a `closed` socket.
+    fn open_up(&self) -> io::Result<()> {
+        setsockopt_int(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_DETACH_FILTER,
+            0,
+        )
     }
 
     fn wait(&self, events: i16, timeout: Duration) -> io::Result<bool> {
@@ -92,6 +136,12 @@ impl AfPacket {
     /// or from a new batch (one recvmmsg) when that is used up, if the
     /// socket was `ready` (polled) or the last batch was full.
     fn try_recv(&mut self, buf: &mut [u8], ready: bool) -> io::Result<Option<RxMeta>> {
+        if let Some(r) = &mut self.ring {
+            return match r.next(VNET_HDR_LEN)? {
+                Some(s) => frame_meta(s.bytes, s.pkt_type, s.truncated, buf),
+                None => Ok(None),
+            };
+        }
         if self.rx.received(self.rx_next).is_none() {
             if !ready && !self.rx_full {
                 return Ok(None);
@@ -107,6 +157,19 @@ impl AfPacket {
             return Ok(None);
         };
         self.rx_next += 1;
+        frame_meta(b, pkt_type, truncated, buf)
+    }
+}
+
+/// A received frame with its vnet header in front, copied into `buf`,
+/// and what the header and packet type say about it.
+fn frame_meta(
+    b: &[u8],
+    pkt_type: u8,
+    truncated: bool,
+    buf: &mut [u8],
+) -> io::Result<Option<RxMeta>> {
+    {
         if b.len() < VNET_HDR_LEN {
             return Err(io::Error::other("frame shorter than its vnet header"));
         }
@@ -203,12 +266,20 @@ pub struct AfPacketLinks {
 
 impl AfPacketLinks {
     pub fn open(ifnames: &[String]) -> io::Result<AfPacketLinks> {
+        AfPacketLinks::open_with(ifnames, false)
+    }
+
+    /// As `open`, each socket receiving through a TPACKET_V3 ring if
+    /// `ring`.
+    pub fn open_with(ifnames: &[String], ring: bool) -> io::Result<AfPacketLinks> {
         if ifnames.is_empty() || ifnames.len() > usize::from(u8::MAX) {
             return Err(io::Error::other("between 1 and 255 interfaces"));
         }
         let socks = ifnames
             .iter()
-            .map(|n| AfPacket::open(n).map_err(|e| io::Error::other(format!("{n}: {e}"))))
+            .map(|n| {
+                AfPacket::open_with(n, ring).map_err(|e| io::Error::other(format!("{n}: {e}")))
+            })
             .collect::<io::Result<Vec<_>>>()?;
         let pfds = sys::pollin(socks.iter().map(|s| s.fd.as_raw_fd()));
         Ok(AfPacketLinks {
@@ -226,6 +297,7 @@ impl AfPacketLinks {
     pub fn open_workers(
         ifnames: &[String],
         workers: usize,
+        ring: bool,
     ) -> io::Result<(Vec<AfPacketLinks>, Fanout, bool)> {
         if !(1..=fanout::MAX_WORKERS).contains(&workers) {
             return Err(io::Error::other(format!(
@@ -240,7 +312,7 @@ impl AfPacketLinks {
             let named = |e: io::Error| io::Error::other(format!("{n}: {e}"));
             let mut group = fanout::Group::new();
             for (w, set) in sets.iter_mut().enumerate() {
-                let s = AfPacket::open(n).map_err(named)?;
+                let s = AfPacket::open_opts(n, ring, true).map_err(named)?;
                 group
                     .join(&s.fd)
                     .map_err(|e| named(io::Error::other(format!("fanout group: {e}"))))?;
@@ -250,6 +322,10 @@ impl AfPacketLinks {
                 set.push(s);
             }
             ignores &= group.ignores_outgoing();
+        }
+        // Every socket in its group: frames may come in now.
+        for s in sets.iter().flatten() {
+            s.open_up()?;
         }
         let links = sets
             .into_iter()

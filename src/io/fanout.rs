@@ -294,7 +294,7 @@ impl Fanout {
         }
         let prog = program(vips, self.workers)?;
         for m in &self.members {
-            sys::set_fanout_program(m, PACKET_FANOUT_DATA, &prog)
+            sys::attach_cbpf(m, libc::SOL_PACKET, PACKET_FANOUT_DATA, &prog)
                 .map_err(|e| format!("installing the fanout program: {e}"))?;
         }
         self.vips = Some(vips.to_vec());

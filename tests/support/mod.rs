@@ -249,6 +249,16 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // A suite run for one backend (UVS_IO) must be on that backend.
+        let log = self.log("director.log");
+        let want = match std::env::var("UVS_IO").as_deref() {
+            Ok("packet") => Some("packet I/O: AF_PACKET, batched"),
+            Ok("packet-ring") => Some("TPACKET_V3 receive ring"),
+            _ => None,
+        };
+        if let Some(w) = want.filter(|_| !extra.contains(&"--io")) {
+            assert!(log.contains(w), "UVS_IO asks for {w}: {log}");
+        }
         // Also wait until the servers listen.
         std::thread::sleep(Duration::from_millis(200));
         pid
