@@ -149,3 +149,28 @@ fn more_workers_than_the_options_allow_are_refused_with_the_reason() {
         assert!(!o.status.success() && err.contains(want), "{a:?}: {err}");
     }
 }
+
+/// `--max-conns` is the director's limit, split among the workers: a
+/// flood of one-packet UDP flows fills both shares, the oldest such
+/// entries make room in each, and a long TCP connection and new ones
+/// still work.
+#[test]
+fn the_table_limit_is_the_director_s_split_among_workers() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    l.start_director_with(&["-i", "eth0", "--workers", "2", "--max-conns", "1000"]);
+    l.dr_services("rr", 1, 1);
+    l.stick_bg(300, 10, "stick.json");
+    std::thread::sleep(Duration::from_millis(300));
+    let u = l.udp_names(3000, 30000);
+    assert_eq!(count(&u, "rs1") + count(&u, "rs2"), 3000, "{u}");
+    let evicted = l.dp_counter("conn_evictions");
+    assert!(evicted >= 1900, "{evicted}");
+    assert_eq!(l.dp_counter_settled("conns_limit"), 1000);
+    let conns = l.dp_counter("conns");
+    assert!(conns <= 1000 && conns > 800, "{conns}");
+    assert_eq!(l.dp_counter("conn_table_full"), 0);
+    let t = l.tcp_names(50);
+    assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 50, "{t}");
+    assert_eq!(l.stick_answered("stick.json"), 300);
+}

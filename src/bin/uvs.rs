@@ -54,8 +54,10 @@ enum Command {
         max_conns: Option<usize>,
         /// Packet I/O: `xdp` steers VIP traffic (and NAT replies) into
         /// AF_XDP sockets with a small XDP program and passes the rest to
-        /// the kernel; `packet` uses batched AF_PACKET sockets; `auto`
-        /// tries xdp and falls back to packet, saying why.
+        /// the kernel; `packet` uses batched AF_PACKET sockets;
+        /// `packet-ring` receives through TPACKET_V3 rings (cheaper per
+        /// packet, a few ms of latency at low rates); `auto` tries xdp
+        /// and falls back to packet, saying why.
         #[arg(long, env = "UVS_IO", value_enum, default_value_t)]
         io: uvs::io::IoKind,
         /// Data-plane threads, each with its own share of the connection

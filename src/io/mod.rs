@@ -108,7 +108,7 @@ pub enum IoKind {
     /// Batched AF_PACKET sockets only.
     Packet,
     /// AF_PACKET with a TPACKET_V3 receive ring (no system call per
-    /// received batch; up to 1 ms more latency at low rates).
+    /// received batch; a few ms more latency at low rates).
     PacketRing,
 }
 

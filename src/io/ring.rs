@@ -3,8 +3,9 @@
 //! with uvs and hands a block over when it is full or `RETIRE_MS` after
 //! its first frame, so a busy link costs no system call per batch at all
 //! (recvmmsg costs one per 32 frames), only a poll when uvs has read
-//! everything. The price is latency at low rates: a frame can wait up to
-//! `RETIRE_MS` in a block that is not full. Sending stays batched
+//! everything. The price is latency at low rates: a frame can wait in a
+//! block that is not full until its retire timer fires (`RETIRE_MS`,
+//! rounded up to a jiffy by the kernel: 4 ms at HZ=250). Sending stays batched
 //! sendmmsg (a TX ring saves little over it for forwarding).
 //!
 //! Layouts from linux/if_packet.h: a block starts with
