@@ -221,6 +221,7 @@ def rows():
         ("ring-dr", "uvs DR, AF_PACKET with a TPACKET_V3 ring", lambda: uvs_row(dmac, "-g", RS, "packet-ring")),
         ("uvs-dr-w2", "uvs DR, AF_PACKET, 2 workers on CPU0-1", lambda: uvs_row(dmac, "-g", RS, "packet", 2)),
         ("xdp-dr", "uvs DR, AF_XDP, 2 real servers", lambda: uvs_row(dmac, "-g", RS, "xdp")),
+        ("xdp-dr-off", "uvs DR, AF_XDP, --offload (XDP_TX)", lambda: uvs_row(dmac, "-g", RS, "xdp", offload=True)),
         ("xdp-tun", "uvs TUN (IP-in-IP), AF_XDP", lambda: uvs_row(dmac, "-i", RS, "xdp")),
         ("xdp-nat", "uvs NAT (two-armed), AF_XDP", lambda: uvs_row(dmac, "-m", NAT_RS, "xdp")),
     ]
@@ -241,7 +242,7 @@ def nft(dmac):
     return "nft", trafgen_cfg(dmac, VIP)
 
 
-def uvs_row(dmac, method, servers, io, workers=1):
+def uvs_row(dmac, method, servers, io, workers=1, offload=False):
     """workers > 1: the director's threads and its receive (RPS) may use
     both cores, the generator's included: the 2-core lab's only way to
     give two workers two cores."""
@@ -250,7 +251,10 @@ def uvs_row(dmac, method, servers, io, workers=1):
     cpus = "1" if workers == 1 else "0-1"
     for dev in ifaces:
         sh("dir", "echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus" % ("2" if workers == 1 else "3", dev))
-    u = Uvs(ifaces, ["--io", io, "--workers", str(workers)], cpus)
+    extra = ["--io", io, "--workers", str(workers)] + (["--offload"] if offload else [])
+    if offload:
+        pass_program_on_switch_port()
+    u = Uvs(ifaces, extra, cpus)
     if io == "xdp":
         xdp_napi_on_cpu1(ifaces)
     u.adm("-A -u %s:9 -s rr" % VIP)
@@ -278,7 +282,23 @@ def xdp_napi_on_cpu1(ifaces):
         run(["taskset", "-p", "-c", "1", pid], check=False)
 
 
+def pass_program_on_switch_port():
+    """XDP_TX on a veth reaches its peer only if the peer runs an XDP
+    program (the kernel flushes XDP_TX frames only to such a peer): a
+    pass-everything one on the switch's port to the director, for the
+    --offload row (docs/io.md)."""
+    src, obj = os.path.join(TMP, "pass.c"), os.path.join(TMP, "pass.o")
+    with open(src, "w") as f:
+        f.write('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
+                'SEC("xdp") int pass(struct xdp_md *c) { return XDP_PASS; }\n'
+                'char LICENSE[] SEC("license") = "GPL";\n')
+    arch = os.uname().machine
+    run(["clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/%s-linux-gnu" % arch, "-c", src, "-o", obj])
+    sh("sw", "ip link set dev p-dir xdp obj %s sec xdp" % obj)
+
+
 def cleanup_row(h):
+    sh("sw", "ip link set dev p-dir xdp off", check=False)
     if isinstance(h, Uvs):
         h.stop()
     elif h == "nft":

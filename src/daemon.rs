@@ -46,6 +46,8 @@ pub struct Options {
     pub io: IoKind,
     /// Data-plane workers (one: no fanout).
     pub workers: usize,
+    /// Established DR flows to the XDP program (AF_XDP).
+    pub offload: bool,
 }
 
 /// The command line as given (unset flags are `None`).
@@ -59,6 +61,7 @@ pub struct Flags {
     pub ha: HaFlags,
     pub io: IoKind,
     pub workers: usize,
+    pub offload: bool,
 }
 
 /// The HA flags as given.
@@ -123,6 +126,7 @@ impl Options {
         }
         Ok(Options {
             workers,
+            offload: f.offload,
             interfaces,
             socket: f
                 .socket
@@ -621,6 +625,24 @@ fn serve(
     let workers = o.workers;
     let (ios, steering, fanout) = open_workers_io(o.io, workers, ifnames, &macs)?;
 
+    if o.offload {
+        match &steering {
+            Some(_) => {
+                eprintln!(
+                    "uvs: --offload: established DR flows are forwarded by the XDP program (XDP_TX)"
+                );
+                for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
+                    eprintln!(
+                        "uvs: warning: {name} has a peer (a veth?): XDP_TX frames reach the peer only \
+                         if it runs an XDP program of its own, else offloaded flows stall (docs/io.md)"
+                    );
+                }
+            }
+            None => {
+                eprintln!("uvs: --offload ignored: only AF_XDP forwards flows in its XDP program")
+            }
+        }
+    }
     let mut publisher = Publisher::new();
     if let Some(s) = steering {
         publisher.set_steering(s);
@@ -637,6 +659,7 @@ fn serve(
         .collect();
     let max_conns = o.max_conns;
     let takes_over = handoff.is_some();
+    let offload = o.offload;
     // One thread per worker, each with its share of the connection table
     // (the first takes what does not divide), its request channel, its
     // counters, its HA sync queue and its part of a handed-over table.
@@ -673,6 +696,7 @@ fn serve(
             .spawn(move || {
                 let mut dp = Dataplane::with_links(shared, links, c, Some(dp_rx), share);
                 dp.set_worker(w);
+                dp.set_offload(offload);
                 if let Some(tx) = sync_tx {
                     dp.set_sync(tx);
                 }

@@ -89,3 +89,93 @@ fn xdp_takes_vip_traffic_and_leaves_the_directors_own_to_the_kernel() {
         || "the XDP program stayed attached after the director stopped".into(),
     );
 }
+
+/// Builds (with the clang the XDP program is built with) and attaches an
+/// XDP program that passes every frame.
+fn pass_program_on(l: &Lab, node: &str, ifname: &str) {
+    let src = l.dir.join("pass.c");
+    let obj = l.dir.join("pass.o");
+    std::fs::write(
+        &src,
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n\
+         SEC(\"xdp\") int pass(struct xdp_md *c) { return XDP_PASS; }\n\
+         char LICENSE[] SEC(\"license\") = \"GPL\";\n",
+    )
+    .unwrap();
+    let arch = std::env::consts::ARCH;
+    let o = std::process::Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf", "-c"])
+        .arg(format!("-I/usr/include/{arch}-linux-gnu"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .expect("clang");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cmd = format!("ip link set dev {ifname} xdp obj {} sec xdp", obj.display());
+    let o = l.sh(node, &cmd);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Katran's split: established DR flows are forwarded by the XDP program
+/// itself (`--offload`). A TCP connection whose uvs timer (2 s here) is
+/// shorter than its life keeps going (a frame every half second still
+/// reaches uvs and refreshes it), its FIN takes it back, and what the program forwarded shows in the
+/// real server's counters; a UDP flow is handed over after its second
+/// datagram. Without --offload nothing is.
+#[test]
+fn established_dr_flows_are_forwarded_by_the_xdp_program() {
+    for offload in [true, false] {
+        let Some(mut l) = Lab::up(2) else { return };
+        l.start_servers(2);
+        // Finished checksums from the client, as frames from a wire have:
+        // the program leaves a veth's unfinished ones to uvs.
+        let o = l.sh("cl", "ethtool -K eth0 tx off");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // XDP_TX on a veth reaches its peer only if the peer runs an XDP
+        // program: a pass-everything one on the switch's port.
+        pass_program_on(&l, "sw", "p-dir");
+        let mut args = vec!["--io", "xdp", "-i", "eth0"];
+        if offload {
+            args.push("--offload");
+        }
+        l.start_director_with(&args);
+        l.dr_services("rr", 1, 1);
+        l.adm("--set 2 120 300");
+        l.stick_bg(400, 10, "stick.json");
+        let answered = l.stick_answered("stick.json");
+        assert_eq!(
+            answered,
+            400,
+            "offload {offload}: {}",
+            l.log("director.log")
+        );
+        let fwd = l.dp_counter_settled("xdp_forwarded");
+        let rx = l.dp_counter("rx_frames");
+        println!("offload {offload}: TCP: xdp_forwarded {fwd}, rx_frames {rx}");
+        // A UDP burst: handed over after its second datagram (frames
+        // queued to uvs by then still come up).
+        let target = format!("{VIP}:53");
+        l.client(&["udp-blast", "--target", &target, "--count", "2000"]);
+        let fwd_udp = l.dp_counter_settled("xdp_forwarded") - fwd;
+        let offloads = l.dp_counter("offloads");
+        println!("offload {offload}: UDP: xdp_forwarded {fwd_udp}, offloads {offloads}");
+        if !offload {
+            assert_eq!((fwd, fwd_udp, offloads), (0, 0, 0));
+            continue;
+        }
+        // The connection's 400 requests and its ACKs, less what went up
+        // (the handshake, the FIN, a frame every half second).
+        assert!(fwd >= 300, "xdp_forwarded {fwd}");
+        assert!(rx < 200, "uvs saw only what it must: {rx}");
+        assert!(fwd_udp >= 500, "UDP xdp_forwarded {fwd_udp}");
+        assert_eq!(offloads, 2);
+        // Taken back at FIN: counted for the real server it went to.
+        let stats = l.adm("-Ln --stats --exact");
+        let tcp = stats.lines().find(|x| x.starts_with("TCP")).unwrap();
+        let inpkts: u64 = tcp.split_whitespace().nth(3).unwrap().parse().unwrap();
+        // More than uvs itself saw: the program's share was added when
+        // the FIN took the flow back.
+        assert!(inpkts >= 400 && inpkts > rx, "rx_frames {rx}: {stats}");
+    }
+}

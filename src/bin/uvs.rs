@@ -67,6 +67,12 @@ enum Command {
         /// both ways. More than one uses AF_PACKET.
         #[arg(long, env = "UVS_WORKERS", default_value_t = 1)]
         workers: usize,
+        /// AF_XDP: hand established DR flows to the XDP program, which
+        /// forwards their frames itself (XDP_TX; Katran's split). On a
+        /// veth the peer needs an XDP program of its own, or the frames
+        /// wait in its ring (docs/io.md).
+        #[arg(long)]
+        offload: bool,
         /// Refused with an explanation: the MSS that limits tunnelled
         /// uploads is the real server's, set there (see `uvs audit`).
         #[arg(long, hide = true)]
@@ -282,10 +288,12 @@ fn main() -> ExitCode {
             max_conns,
             io,
             workers,
+            offload,
             tun_mss_clamp: None,
         } => uvs::daemon::Options::merge(uvs::daemon::Flags {
             io,
             workers,
+            offload,
             interfaces: interface,
             socket,
             tun_source,

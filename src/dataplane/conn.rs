@@ -120,6 +120,10 @@ pub struct Conn {
     /// they came from: where NAT replies go when no route is more specific.
     pub client_link: u8,
     pub client_mac: MacAddr,
+    /// An established DR flow handed to the XDP program, which forwards
+    /// its frames itself (`PacketIo::offload`); taken back at FIN or RST
+    /// and when the entry goes.
+    pub offloaded: bool,
 }
 
 /// The resolution of connection timers.
@@ -151,6 +155,7 @@ impl Conn {
             rport,
             client_link,
             client_mac,
+            offloaded: false,
         };
         c.set_expires_ms(expires_ms);
         c

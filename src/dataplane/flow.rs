@@ -51,7 +51,11 @@ impl Dataplane {
             link: dest.link,
             mac: dest.mac,
         };
+        let tcp_flags = l.tcp_flags;
         self.forward_by_method(io, frame, meta, l, &conn, hop, false);
+        if conn.fwd == Forward::Route {
+            self.offload_step(io, meta, tcp_flags, &flow.key, &conn, hop);
+        }
     }
 
     /// Sends a client-side packet, or an ICMP error about one (`icmp`), to
@@ -123,6 +127,9 @@ impl Dataplane {
             }
             let old = *c;
             self.conns.remove(&flow.key);
+            if old.offloaded {
+                self.take_back(io, &flow.key, &old);
+            }
             if let Some(d) = dest {
                 release(&d.state, &old);
             }

@@ -14,6 +14,7 @@ pub mod gso;
 pub mod handoff;
 pub mod icmp_limit;
 pub mod nat;
+pub mod offload;
 pub mod sched;
 pub mod sync;
 pub mod tcp_state;
@@ -121,6 +122,9 @@ pub struct Dataplane {
     sync: Option<std::sync::mpsc::SyncSender<sync::SyncEvent>>,
     /// Sends the gratuitous ARP for new VIPs: one worker of several does.
     announces: bool,
+    /// Hands established DR flows to the backend's kernel program where
+    /// it can (`offload.rs`).
+    offload: bool,
 }
 
 /// The sweep's rule at `now`: a connection whose real server is gone, or
@@ -134,6 +138,7 @@ fn still_live<'t>(
     now: u64,
     sync: Option<&'t std::sync::mpsc::SyncSender<sync::SyncEvent>>,
     counters: &'t DataplaneCounters,
+    mut gone_offloaded: impl FnMut(&conn::ConnKey, &Conn) + 't,
 ) -> impl FnMut(&conn::ConnKey, &mut Conn) -> bool + 't {
     let sync = sync.filter(|_| !table.standby);
     move |k, c| {
@@ -145,6 +150,9 @@ fn still_live<'t>(
                 false
             }
         };
+        if !live && c.offloaded {
+            gone_offloaded(k, c);
+        }
         if !live && let Some(tx) = sync {
             sync::queue(
                 tx,
@@ -229,6 +237,7 @@ impl Dataplane {
             handed_off: false,
             sync: None,
             announces: true,
+            offload: false,
             table,
         }
     }
@@ -292,7 +301,7 @@ impl Dataplane {
     fn housekeeping<I: PacketIo>(&mut self, io: &mut I) {
         let now = self.now_ms();
         if now >= self.next_sweep_ms {
-            let step = self.sweep_step(now);
+            let step = self.sweep_step(io, now);
             self.next_sweep_ms = match step.removed >= SWEEP_REMOVE {
                 true => now,
                 false => now + SWEEP_STEP_MS,
@@ -303,6 +312,7 @@ impl Dataplane {
             c.rx_socket_drops.fetch_add(io.rx_drops(), Relaxed);
             c.tx_errors.fetch_add(io.tx_errors(), Relaxed);
             c.xdp_rx.fetch_add(io.steered(), Relaxed);
+            c.xdp_forwarded.fetch_add(io.offloaded_frames(), Relaxed);
             c.conns.store(self.conns.len() as u64, Relaxed);
             c.conns_limit.store(self.conns.limit() as u64, Relaxed);
             self.next_stats_ms = now + 1000;
@@ -345,15 +355,21 @@ impl Dataplane {
     /// One bounded step of the table's sweep: drops connections whose
     /// timer ran out or whose real server is gone, and remaps the rest to
     /// the current table. Sized so a whole pass takes about a second.
-    fn sweep_step(&mut self, now: u64) -> conn::SweepStep {
+    fn sweep_step<I: PacketIo>(&mut self, io: &mut I, now: u64) -> conn::SweepStep {
         let steps = (SWEEP_PASS_MS / SWEEP_STEP_MS) as usize;
         let visit = self.conns.slots() / steps + 256;
+        let table = &self.table;
         let keep = still_live(
-            &self.table,
+            table,
             &self.positions,
             now,
             self.sync.as_ref(),
             &self.counters,
+            |k, c| {
+                if let Some(o) = io.unoffload(c.client_link, &offload::tuple(k)) {
+                    offload::fold(table, c, o);
+                }
+            },
         );
         let step = self.conns.sweep_step(visit, SWEEP_REMOVE, keep);
         self.counters.conns.store(self.conns.len() as u64, Relaxed);
@@ -366,12 +382,14 @@ impl Dataplane {
         // "Later than every timer": within the timers' 99-day window of the
         // clock (the longest timeout is 31 days).
         let now = now.min(self.now_ms() + 32 * 86_400_000);
+        // (Tests: their backends offload nothing.)
         let keep = still_live(
             &self.table,
             &self.positions,
             now,
             self.sync.as_ref(),
             &self.counters,
+            |_, _| {},
         );
         self.conns.retain(keep);
     }
@@ -463,6 +481,9 @@ impl Dataplane {
         }
         if old.standby && !self.table.standby {
             self.restart_timers();
+        }
+        if !old.standby && self.table.standby {
+            self.take_back_all(io);
         }
     }
 

@@ -56,6 +56,26 @@ pub fn setsockopt_bytes<T>(fd: i32, level: i32, name: i32, v: &T) -> io::Result<
     .map(|_| ())
 }
 
+/// Whether an interface is one end of a pair (veth and the like): its
+/// link (`iflink`) is another interface.
+pub fn is_virtual_pair(ifname: &str) -> bool {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{ifname}/{f}"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+    };
+    matches!((read("ifindex"), read("iflink")), (Some(a), Some(b)) if a != b)
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: timespec is plain data.
+    let mut t: libc::timespec = unsafe { mem::zeroed() };
+    // SAFETY: passes a live timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
+}
+
 pub fn getsockopt_int(fd: i32, level: i32, name: i32) -> io::Result<i32> {
     let mut v: i32 = 0;
     let mut len = mem::size_of::<i32>() as libc::socklen_t;

@@ -1,8 +1,8 @@
 //! An in-memory backend: frames are queued by a test and whatever the data
 //! plane sends is collected for inspection.
 
-use super::{PacketIo, RxMeta};
-use std::collections::VecDeque;
+use super::{FlowTuple, Offloaded, PacketIo, RxMeta};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::time::Duration;
 
@@ -16,6 +16,13 @@ pub struct MemoryIo {
     /// each is recorded in `tx` and its segment size in `tx_gso`.
     pub accept_gso: bool,
     pub tx_gso: Vec<(usize, super::Gso, (u16, u16), u16)>,
+    /// Takes offloaded flows (as AF_XDP's program does): each is held in
+    /// `offloaded` with its link, MACs and interval up to uvs, and gives
+    /// back `forwarded_each` when taken back (recorded in `taken_back`).
+    pub accept_offload: bool,
+    pub offloaded: HashMap<FlowTuple, (u8, [u8; 6], [u8; 6], u64)>,
+    pub forwarded_each: Offloaded,
+    pub taken_back: Vec<FlowTuple>,
 }
 
 impl MemoryIo {
@@ -86,6 +93,32 @@ impl PacketIo for MemoryIo {
         }
         self.tx_gso.push((self.tx.len(), gso, csum, hdr_len));
         Some(self.send(link, frame))
+    }
+
+    fn offload(
+        &mut self,
+        link: u8,
+        flow: &FlowTuple,
+        dmac: [u8; 6],
+        smac: [u8; 6],
+        up_every_ms: u64,
+    ) -> bool {
+        if self.accept_offload {
+            self.offloaded
+                .insert(*flow, (link, dmac, smac, up_every_ms));
+        }
+        self.accept_offload
+    }
+
+    fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
+        match self.offloaded.get(flow) {
+            Some(held) if held.0 == link => {
+                self.offloaded.remove(flow);
+                self.taken_back.push(*flow);
+                Some(self.forwarded_each)
+            }
+            _ => None,
+        }
     }
 }
 

@@ -94,6 +94,50 @@ pub trait PacketIo {
     fn steered(&mut self) -> u64 {
         0
     }
+
+    /// Katran's split: hands an established DR flow arriving on `link` to
+    /// the backend's kernel program, which then forwards its frames itself
+    /// (to `dmac`, from `smac`, out of the same link) and passes up only
+    /// SYN, FIN and RST, and one frame every `up_every_ms` (uvs's timer).
+    /// `false`: this backend cannot (or its map refused), and uvs keeps
+    /// forwarding.
+    fn offload(
+        &mut self,
+        _link: u8,
+        _flow: &FlowTuple,
+        _dmac: [u8; 6],
+        _smac: [u8; 6],
+        _up_every_ms: u64,
+    ) -> bool {
+        false
+    }
+
+    /// Takes a flow back from the kernel program; what it forwarded.
+    fn unoffload(&mut self, _link: u8, _flow: &FlowTuple) -> Option<Offloaded> {
+        None
+    }
+
+    /// Frames the kernel program forwarded itself since the last call.
+    fn offloaded_frames(&mut self) -> u64 {
+        0
+    }
+}
+
+/// A flow's client-side 5-tuple, as the kernel program keys it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowTuple {
+    pub saddr: std::net::Ipv4Addr,
+    pub daddr: std::net::Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+}
+
+/// What the kernel program forwarded of one flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offloaded {
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// Which packet I/O `uvs director` uses (`--io`).
@@ -149,6 +193,22 @@ impl PacketIo for Backend {
     }
     fn tx_errors(&mut self) -> u64 {
         each!(self, b => b.tx_errors())
+    }
+    fn offload(
+        &mut self,
+        link: u8,
+        flow: &FlowTuple,
+        dmac: [u8; 6],
+        smac: [u8; 6],
+        up_every_ms: u64,
+    ) -> bool {
+        each!(self, b => b.offload(link, flow, dmac, smac, up_every_ms))
+    }
+    fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
+        each!(self, b => b.unoffload(link, flow))
+    }
+    fn offloaded_frames(&mut self) -> u64 {
+        each!(self, b => b.offloaded_frames())
     }
     fn rx_drops(&mut self) -> u64 {
         each!(self, b => b.rx_drops())

@@ -89,6 +89,14 @@ impl Stats {
         self.inbytes.fetch_add(bytes as u64, Relaxed);
     }
 
+    /// Packets another path forwarded for a connection (the XDP
+    /// program's share of an offloaded flow), counted when uvs takes the
+    /// flow back.
+    pub fn count_in_many(&self, packets: u64, bytes: u64) {
+        self.inpkts.fetch_add(packets, Relaxed);
+        self.inbytes.fetch_add(bytes, Relaxed);
+    }
+
     /// A reply the director translated (NAT only: in DR and TUN replies
     /// bypass it, so OutPkts stay 0 as in IPVS).
     pub fn count_out(&self, bytes: usize) {
@@ -193,6 +201,10 @@ pub struct DataplaneCounters {
     /// Frames the XDP program steered to uvs's AF_XDP sockets (the rest of
     /// `rx_frames` came through the packet sockets).
     pub xdp_rx: AtomicU64,
+    /// Frames of offloaded flows the XDP program forwarded itself, and
+    /// flows handed to it (Katran's split: docs/io.md).
+    pub xdp_forwarded: AtomicU64,
+    pub offloads: AtomicU64,
     /// ICMP errors the director did not send because of the rate limits.
     pub icmp_rate_limited: AtomicU64,
     /// ARP from another host claiming one of the VIPs.
@@ -242,6 +254,8 @@ impl DataplaneCounters {
             ("conn_evictions", self.conn_evictions.load(Relaxed)),
             ("rx_socket_drops", self.rx_socket_drops.load(Relaxed)),
             ("xdp_rx", self.xdp_rx.load(Relaxed)),
+            ("xdp_forwarded", self.xdp_forwarded.load(Relaxed)),
+            ("offloads", self.offloads.load(Relaxed)),
             ("icmp_rate_limited", self.icmp_rate_limited.load(Relaxed)),
             ("vip_conflicts", self.vip_conflicts.load(Relaxed)),
             ("sync_events", self.sync_events.load(Relaxed)),

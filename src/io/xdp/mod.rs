@@ -12,7 +12,7 @@
 pub mod xsk;
 
 use super::afpacket::AfPacketLinks;
-use super::{Gso, PacketIo, PacketType, RxMeta};
+use super::{FlowTuple, Gso, Offloaded, PacketIo, PacketType, RxMeta};
 use crate::lvs::service::Forward;
 use crate::lvs::table::Table;
 use std::collections::BTreeSet;
@@ -37,6 +37,55 @@ struct RsKey {
 
 // SAFETY: plain bytes with no padding of the compiler's.
 unsafe impl aya::Pod for RsKey {}
+
+/// The key of `flows`: an offloaded flow's client-side 5-tuple (network
+/// order), as `struct flow_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FlowKey {
+    saddr: [u8; 4],
+    daddr: [u8; 4],
+    sport: [u8; 2],
+    dport: [u8; 2],
+    proto: u8,
+    pad: [u8; 3],
+}
+
+// SAFETY: plain bytes with no padding of the compiler's.
+unsafe impl aya::Pod for FlowKey {}
+
+impl FlowKey {
+    fn of(f: &FlowTuple) -> FlowKey {
+        FlowKey {
+            saddr: f.saddr.octets(),
+            daddr: f.daddr.octets(),
+            sport: f.sport.to_be_bytes(),
+            dport: f.dport.to_be_bytes(),
+            proto: f.proto,
+            pad: [0; 3],
+        }
+    }
+}
+
+/// The value of `flows`, as `struct flow`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct FlowValue {
+    dmac: [u8; 6],
+    smac: [u8; 6],
+    pad: u32,
+    packets: u64,
+    bytes: u64,
+    up_ns: u64,
+    every_ns: u64,
+}
+
+// SAFETY: repr(C) with the fields laid out back to back (48 bytes, no
+// padding of the compiler's).
+unsafe impl aya::Pod for FlowValue {}
+
+type FlowMap = aya::maps::HashMap<aya::maps::MapData, FlowKey, FlowValue>;
+type Forwarded = aya::maps::PerCpuArray<aya::maps::MapData, u64>;
 
 /// What the maps should hold for a table.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -77,6 +126,8 @@ struct LinkProgram {
 pub struct Steering {
     links: Vec<LinkProgram>,
     held: Claims,
+    /// What `fast` holds: whether the programs forward offloaded flows.
+    fast: Option<bool>,
 }
 
 fn e(what: &str, err: impl std::fmt::Display) -> String {
@@ -125,6 +176,7 @@ impl Steering {
             Ok(Steering {
                 links,
                 held: Claims::default(),
+                fast: None,
             })
         }
     }
@@ -149,6 +201,19 @@ impl Steering {
     /// Makes the maps claim what `table` serves: inserts what is new and
     /// removes what is gone, so a frame in flight never meets an empty map.
     pub fn update(&mut self, table: &Table, locals: &[Ipv4Addr]) -> Result<(), String> {
+        // A backup forwards nothing, offloaded flows included.
+        let fast = !table.standby;
+        if self.fast != Some(fast) {
+            for l in &mut self.links {
+                let map = l
+                    .bpf
+                    .map_mut("fast")
+                    .ok_or("the XDP program has no fast map")?;
+                let mut a: aya::maps::Array<_, u32> = map.try_into().map_err(|x| e("fast", x))?;
+                a.set(0, u32::from(fast), 0).map_err(|x| e("fast", x))?;
+            }
+            self.fast = Some(fast);
+        }
         let want = Claims::of(table, locals);
         if want == self.held {
             return Ok(());
@@ -181,6 +246,26 @@ fn sync_set<K: aya::Pod + Ord>(
         let _ = m.remove(k);
     }
     Ok(())
+}
+
+impl Steering {
+    /// Link `link`'s offloaded-flow map and forwarded-frame counter, for
+    /// the data plane (they leave the control plane's hands).
+    fn take_flows(&mut self, link: usize) -> Result<(FlowMap, Forwarded), String> {
+        let l = self.links.get_mut(link).ok_or("no such link")?;
+        let flows = l
+            .bpf
+            .take_map("flows")
+            .ok_or("the XDP program has no flows map")?;
+        let fwd = l
+            .bpf
+            .take_map("forwarded")
+            .ok_or("the XDP program has no forwarded map")?;
+        Ok((
+            flows.try_into().map_err(|x| e("flows", x))?,
+            fwd.try_into().map_err(|x| e("forwarded", x))?,
+        ))
+    }
 }
 
 /// The receive queues of an interface (its AF_XDP sockets, one each).
@@ -219,6 +304,10 @@ pub struct XdpLinks {
     steered: u64,
     /// The AF_XDP and packet sockets' poll set, built once.
     pfds: Vec<libc::pollfd>,
+    /// Each link's offloaded flows and the program's forwarded count.
+    flows: Vec<(FlowMap, Forwarded)>,
+    /// The counts as last read (the program's run from attach).
+    forwarded: u64,
 }
 
 impl XdpLinks {
@@ -246,12 +335,17 @@ impl XdpLinks {
             }
         }
         let pfds = crate::host::sys::pollin(queues.iter().map(|q| q.xsk.fd()).chain(pkt.fds()));
+        let flows = (0..ifnames.len())
+            .map(|i| steering.take_flows(i))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(XdpLinks {
             queues,
             pkt,
             next: 0,
             steered: 0,
             pfds,
+            flows,
+            forwarded: 0,
         })
     }
 
@@ -397,6 +491,53 @@ impl PacketIo for XdpLinks {
 
     fn steered(&mut self) -> u64 {
         std::mem::take(&mut self.steered)
+    }
+
+    fn offload(
+        &mut self,
+        link: u8,
+        flow: &FlowTuple,
+        dmac: [u8; 6],
+        smac: [u8; 6],
+        up_every_ms: u64,
+    ) -> bool {
+        let Some((map, _)) = self.flows.get_mut(usize::from(link)) else {
+            return false;
+        };
+        let v = FlowValue {
+            dmac,
+            smac,
+            pad: 0,
+            packets: 0,
+            bytes: 0,
+            // The next frame up to uvs one interval from now.
+            up_ns: crate::host::sys::monotonic_ns(),
+            every_ns: up_every_ms.saturating_mul(1_000_000),
+        };
+        map.insert(FlowKey::of(flow), v, 0).is_ok()
+    }
+
+    fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
+        let (map, _) = self.flows.get_mut(usize::from(link))?;
+        let k = FlowKey::of(flow);
+        let v = map.get(&k, 0).ok()?;
+        let _ = map.remove(&k);
+        Some(Offloaded {
+            packets: v.packets,
+            bytes: v.bytes,
+        })
+    }
+
+    fn offloaded_frames(&mut self) -> u64 {
+        let total: u64 = self
+            .flows
+            .iter()
+            .filter_map(|(_, f)| f.get(&0, 0).ok())
+            .map(|per_cpu| per_cpu.iter().sum::<u64>())
+            .sum();
+        let new = total.saturating_sub(self.forwarded);
+        self.forwarded = total;
+        new
     }
 
     fn rx_drops(&mut self) -> u64 {

@@ -57,6 +57,144 @@ struct {
 	__type(value, __u8);
 } locals SEC(".maps");
 
+// An established DR flow that uvs handed to the program (Katran's split):
+// its client-side 5-tuple (network order) ...
+struct flow_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+// ... the MACs of its next hop (the real server's, and ours on the same
+// link), what the program forwarded (folded into uvs's counters when uvs
+// takes the flow back), and when a frame last went up to uvs.
+struct flow {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 pad;
+	__u64 packets;
+	__u64 bytes;
+	__u64 up_ns;
+	// A frame goes up to uvs this often (a share of the flow's timeout),
+	// so uvs's timer for it runs on without uvs asking the map.
+	__u64 every_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct flow_key);
+	__type(value, struct flow);
+} flows SEC(".maps");
+
+// [0]: 1 while this director is the active one (a backup forwards
+// nothing); set by uvs with each published table.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fast SEC(".maps");
+
+// [0]: frames the program forwarded itself (per CPU).
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} forwarded SEC(".maps");
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+
+// Whether the TCP or UDP checksum looks unfinished: a local sender on a
+// virtual link (veth, a VM's tap) can hand over CHECKSUM_PARTIAL frames
+// whose checksum field holds only the folded pseudo-header sum, which XDP
+// cannot tell apart, and such a frame must not leave as it is. uvs
+// finishes it (io/xdp/mod.rs, unfinished_checksum); a finished checksum
+// that happens to equal the sum (one in 65,536) only goes up to uvs too.
+static __always_inline int partial_checksum(struct iphdr *ip, __u8 *l4, __u32 hl, void *end)
+{
+	__u32 s = bpf_ntohl(ip->saddr), d = bpf_ntohl(ip->daddr);
+	__u32 len = bpf_ntohs(ip->tot_len);
+	__u32 sum;
+	__u16 field;
+
+	if ((void *)(l4 + 18) > end && ip->protocol == IPPROTO_TCP)
+		return 1;
+	if ((void *)(l4 + 8) > end)
+		return 1;
+	if (len < hl)
+		return 1;
+	if (ip->protocol == IPPROTO_TCP)
+		field = bpf_ntohs(*(__u16 *)(l4 + 16));
+	else
+		field = bpf_ntohs(*(__u16 *)(l4 + 6));
+	sum = (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + ip->protocol + (len - hl);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return field == (__u16)sum;
+}
+
+// A frame of an established DR flow goes straight back out of the link it
+// came in on, to the real server's MAC, its TTL lowered (as uvs's DR
+// does). SYN, FIN and RST, a TTL about to run out, fragments and flows
+// uvs did not hand over go to uvs.
+static __always_inline int forward_flow(struct xdp_md *ctx, struct ethhdr *eth,
+					struct iphdr *ip, void *end)
+{
+	__u32 zero = 0;
+	__u32 *on = bpf_map_lookup_elem(&fast, &zero);
+	__u32 hl = ip->ihl * 4;
+	__u8 *l4 = (__u8 *)ip + hl;
+	struct flow_key k = {};
+	struct flow *f;
+	__u64 *n, now;
+	__u32 sum;
+
+	if (!on || !*on || ip->ttl <= 1 || (ip->frag_off & bpf_htons(0x3fff)))
+		return -1;
+	if (hl < sizeof(*ip))
+		return -1;
+	if (ip->protocol == IPPROTO_TCP) {
+		if ((void *)(l4 + 14) > end || (l4[13] & (TCP_FIN | TCP_SYN | TCP_RST)))
+			return -1;
+	} else if (ip->protocol != IPPROTO_UDP || (void *)(l4 + 4) > end) {
+		return -1;
+	}
+	if (partial_checksum(ip, l4, hl, end))
+		return -1;
+	k.saddr = ip->saddr;
+	k.daddr = ip->daddr;
+	k.sport = *(__u16 *)l4;
+	k.dport = *(__u16 *)(l4 + 2);
+	k.proto = ip->protocol;
+	f = bpf_map_lookup_elem(&flows, &k);
+	if (!f)
+		return -1;
+	now = bpf_ktime_get_ns();
+	if (now - f->up_ns >= f->every_ns) {
+		f->up_ns = now;
+		return -1;
+	}
+	__builtin_memcpy(eth->h_dest, f->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, f->smac, ETH_ALEN);
+	// TTL - 1, the header checksum patched (RFC 1624).
+	sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
+	ip->check = (__u16)(sum + (sum >> 16));
+	ip->ttl--;
+	__sync_fetch_and_add(&f->packets, 1);
+	__sync_fetch_and_add(&f->bytes, (__u64)((void *)end - (void *)ip));
+	n = bpf_map_lookup_elem(&forwarded, &zero);
+	if (n)
+		*n += 1;
+	return XDP_TX;
+}
+
 SEC("xdp")
 int uvs_steer(struct xdp_md *ctx)
 {
@@ -75,8 +213,12 @@ int uvs_steer(struct xdp_md *ctx)
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end)
 		return XDP_PASS;
-	if (bpf_map_lookup_elem(&vips, &ip->daddr))
+	if (bpf_map_lookup_elem(&vips, &ip->daddr)) {
+		int r = forward_flow(ctx, eth, ip, end);
+		if (r >= 0)
+			return r;
 		goto steer;
+	}
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return XDP_PASS;
 	// Only a first fragment carries the ports.

@@ -1,0 +1,117 @@
+//! Katran's split, on backends that can (AF_XDP): once a DR flow is
+//! established, uvs hands it to the XDP program, which forwards its frames
+//! itself (the real server's MAC, TTL - 1) without their reaching uvs.
+//! uvs keeps the connection and stays in charge of it: SYN, FIN and RST
+//! still come up (a FIN or RST takes the flow back), so does a frame four
+//! times per timeout (its timer runs on), and everything of flows not handed
+//! over; when the entry goes (timer, real server removed, a SYN that
+//! reuses it) the flow is taken back first, and what the program
+//! forwarded is added to the real server's counters then. Only the link
+//! the flow arrived on can send it on, so flows whose real server is on
+//! another link stay with uvs, as do TUN and NAT (their rewrite is
+//! uvs's). A backup forwards nothing (the program's `fast` switch follows
+//! the published table).
+
+use super::Dataplane;
+use super::conn::{Conn, ConnKey, ConnState};
+use super::tcp_state::TcpState;
+use crate::io::{FlowTuple, Offloaded, PacketIo, RxMeta};
+use crate::lvs::stats::DataplaneCounters;
+use crate::lvs::table::{NextHop, Table};
+use crate::wire::tcp::flags;
+
+/// The kernel program's key for a connection.
+pub(super) fn tuple(k: &ConnKey) -> FlowTuple {
+    FlowTuple {
+        saddr: k.caddr,
+        daddr: k.vaddr,
+        sport: k.cport,
+        dport: k.vport,
+        proto: k.protocol.number(),
+    }
+}
+
+/// Adds what the program forwarded of `c` to its service's and real
+/// server's counters.
+pub(super) fn fold(table: &Table, c: &Conn, o: Offloaded) {
+    if let Some((svc, d)) = table.dest(c.svc, c.dest, c.dest_id) {
+        svc.stats.count_in_many(o.packets, o.bytes);
+        d.state.stats.count_in_many(o.packets, o.bytes);
+    }
+}
+
+impl Dataplane {
+    /// Offloading on or off (`uvs director --offload`; off by default).
+    pub fn set_offload(&mut self, on: bool) {
+        self.offload = on;
+    }
+
+    /// After a DR frame of `key`'s connection `c` went to `hop`: hands the
+    /// flow over once it is established, or takes it back at FIN or RST.
+    pub(super) fn offload_step<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        meta: RxMeta,
+        tcp_flags: u8,
+        key: &ConnKey,
+        c: &Conn,
+        hop: NextHop,
+    ) {
+        let ending = tcp_flags & (flags::FIN | flags::RST) != 0;
+        if c.offloaded {
+            if ending {
+                self.take_back(io, key, c);
+                if let Some(e) = self.conns.get_mut(key) {
+                    e.offloaded = false;
+                }
+            }
+            return;
+        }
+        if !self.offload || ending || tcp_flags & flags::SYN != 0 {
+            return;
+        }
+        if hop.link != meta.link || self.table.standby {
+            return;
+        }
+        let established = match c.state {
+            ConnState::Tcp(s) => s == TcpState::Established,
+            ConnState::Udp => self.conns.seen_twice(key),
+        };
+        if !established {
+            return;
+        }
+        let smac = self.link(meta.link).mac.0;
+        // A frame up to uvs four times per timeout keeps its timer
+        // running; more often only costs uvs time.
+        let timeout_ms = u64::from(c.state.timeout(&self.table.timeouts)) * 1000;
+        let every = (timeout_ms / 4).clamp(100, 60_000);
+        if io.offload(meta.link, &tuple(key), hop.mac.0, smac, every) {
+            if let Some(e) = self.conns.get_mut(key) {
+                e.offloaded = true;
+            }
+            DataplaneCounters::bump(&self.counters.offloads);
+        }
+    }
+
+    /// Takes an offloaded flow back from the program (its entry is going,
+    /// or its frames must reach uvs again), counting what it forwarded.
+    pub(super) fn take_back<I: PacketIo>(&self, io: &mut I, key: &ConnKey, c: &Conn) {
+        if let Some(o) = io.unoffload(c.client_link, &tuple(key)) {
+            fold(&self.table, c, o);
+        }
+    }
+
+    /// Every flow back from the program (this director became a backup).
+    pub(super) fn take_back_all<I: PacketIo>(&mut self, io: &mut I) {
+        let table = &self.table;
+        self.conns.retain(|k, c| {
+            if c.offloaded {
+                if let Some(o) = io.unoffload(c.client_link, &tuple(k)) {
+                    fold(table, c, o);
+                }
+                c.offloaded = false;
+            }
+            true
+        });
+    }
+}

@@ -1,0 +1,203 @@
+//! Katran's split in memory (`--offload`): which flows the data plane
+//! hands to a backend that can forward them itself, when it takes them
+//! back, and that what the backend forwarded is counted then.
+
+mod support;
+
+use etherparse::PacketBuilder;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+use support::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, one_link, service, svc};
+use uvs::control::proto::Op;
+use uvs::dataplane::LinkParams;
+use uvs::io::{FlowTuple, Offloaded};
+use uvs::lvs::service::{Forward, Protocol};
+use uvs::lvs::table::NextHop;
+use uvs::wire::MacAddr;
+
+const CLIENT: [u8; 4] = [198, 18, 0, 10];
+
+fn tcp(sport: u16, flags: &str) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(CL_MAC, DIR_MAC).ipv4(CLIENT, VIP, 64);
+    let mut t = b.tcp(sport, 80, 7, 64000);
+    for f in flags.chars() {
+        t = match f {
+            'S' => t.syn(),
+            'A' => t.ack(1),
+            'F' => t.fin(),
+            'R' => t.rst(),
+            _ => t,
+        };
+    }
+    let mut v = Vec::new();
+    t.write(&mut v, b"x").unwrap();
+    v
+}
+
+fn udp(sport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
+        .ipv4(CLIENT, VIP, 64)
+        .udp(sport, 53)
+        .write(&mut v, b"q")
+        .unwrap();
+    v
+}
+
+fn tuple(proto: u8, sport: u16, dport: u16) -> FlowTuple {
+    FlowTuple {
+        saddr: Ipv4Addr::from(CLIENT),
+        daddr: Ipv4Addr::from(VIP),
+        sport,
+        dport,
+        proto,
+    }
+}
+
+fn dr_rig(forward: Forward) -> Rig {
+    let mut ops = service(
+        svc(Protocol::Tcp, 80),
+        "rr",
+        &[dest(Ipv4Addr::new(198, 18, 0, 11), 80, forward, 1)],
+    );
+    ops.extend(service(
+        svc(Protocol::Udp, 53),
+        "rr",
+        &[dest(Ipv4Addr::new(198, 18, 0, 11), 53, forward, 1)],
+    ));
+    let mut r = Rig::new(&ops);
+    r.dp.set_offload(true);
+    r.io.accept_offload = true;
+    r.io.forwarded_each = Offloaded {
+        packets: 1000,
+        bytes: 64_000,
+    };
+    r
+}
+
+fn svc_inpkts(r: &Rig, i: usize) -> u64 {
+    r.publisher.shared().load().services[i]
+        .stats
+        .snapshot()
+        .inpkts
+}
+
+#[test]
+fn an_established_tcp_flow_is_handed_over_and_its_fin_takes_it_back() {
+    let mut r = dr_rig(Forward::Route);
+    let t = tuple(6, 40000, 80);
+    assert_eq!(r.feed(tcp(40000, "S")).len(), 1);
+    assert!(r.io.offloaded.is_empty(), "not on SYN");
+    assert_eq!(r.feed(tcp(40000, "A")).len(), 1);
+    let (link, dmac, smac, every) = r.io.offloaded[&t];
+    assert_eq!((link, dmac, smac), (0, [2, 0, 0, 0, 1, 11], DIR_MAC));
+    // Four times per timeout (900 s established), at most once a minute.
+    assert_eq!(every, 60_000);
+    // A frame that still comes up (one of the periodic ones) is forwarded
+    // by uvs and changes nothing.
+    assert_eq!(r.feed(tcp(40000, "A")).len(), 1);
+    assert_eq!(r.counter("offloads"), 1);
+    let before = svc_inpkts(&r, 0);
+    // The FIN is forwarded, and takes the flow back with its counts.
+    assert_eq!(r.feed(tcp(40000, "AF")).len(), 1);
+    assert_eq!(r.io.taken_back, vec![t]);
+    assert!(r.io.offloaded.is_empty());
+    assert_eq!(svc_inpkts(&r, 0), before + 1 + 1000);
+    // Not handed over again while it closes.
+    r.feed(tcp(40000, "A"));
+    assert!(r.io.offloaded.is_empty());
+}
+
+#[test]
+fn a_udp_flow_is_handed_over_at_its_second_datagram() {
+    let mut r = dr_rig(Forward::Route);
+    r.feed(udp(5000));
+    assert!(
+        r.io.offloaded.is_empty(),
+        "a one-packet flow is not worth it"
+    );
+    r.feed(udp(5000));
+    // UDP's 300 s timeout: up to uvs every 60 s.
+    assert_eq!(r.io.offloaded[&tuple(17, 5000, 53)].3, 60_000);
+}
+
+#[test]
+fn tun_nat_other_links_and_a_director_without_offload_keep_their_flows() {
+    for forward in [Forward::Tunnel, Forward::Masq] {
+        let mut r = dr_rig(forward);
+        r.feed(udp(5000));
+        r.feed(udp(5000));
+        assert!(r.io.offloaded.is_empty(), "{forward:?}");
+    }
+    let mut r = dr_rig(Forward::Route);
+    r.dp.set_offload(false);
+    r.feed(udp(5000));
+    r.feed(udp(5000));
+    assert!(r.io.offloaded.is_empty(), "off");
+
+    // The real server on the second link: only the arrival link can send.
+    let links = vec![
+        one_link()[0],
+        LinkParams {
+            mac: MacAddr([2, 0, 0, 0, 0, 3]),
+            ..one_link()[0]
+        },
+    ];
+    fn second_link(ip: Ipv4Addr, _: Forward) -> NextHop {
+        NextHop {
+            link: 1,
+            mac: MacAddr([2, 0, 0, 0, 1, ip.octets()[3]]),
+        }
+    }
+    let ops = service(
+        svc(Protocol::Udp, 53),
+        "rr",
+        &[dest(Ipv4Addr::new(198, 18, 0, 11), 53, Forward::Route, 1)],
+    );
+    let mut r = Rig::build(links, second_link, Vec::new(), &ops);
+    r.dp.set_offload(true);
+    r.io.accept_offload = true;
+    r.feed(udp(5000));
+    assert_eq!(r.feed(udp(5000)).len(), 1, "forwarded by uvs");
+    assert!(r.io.offloaded.is_empty());
+}
+
+#[test]
+fn removing_the_real_server_or_becoming_backup_takes_flows_back() {
+    let mut r = dr_rig(Forward::Route);
+    for p in [5000, 5001] {
+        r.feed(udp(p));
+        r.feed(udp(p));
+    }
+    r.feed(tcp(40000, "S"));
+    r.feed(tcp(40000, "A"));
+    assert_eq!(r.io.offloaded.len(), 3);
+    // A backup forwards nothing: every flow comes back at once.
+    r.publisher.set_standby(true);
+    r.apply(&[]);
+    assert!(r.io.offloaded.is_empty());
+    assert_eq!(r.io.taken_back.len(), 3);
+    r.publisher.set_standby(false);
+    r.apply(&[]);
+    r.io.taken_back.clear();
+    // Active again: handed over on their next frames.
+    r.feed(udp(5000));
+    r.feed(tcp(40000, "A"));
+    assert_eq!(r.io.offloaded.len(), 2);
+    // The UDP service's real server goes: the sweep ends its
+    // connections and takes their flows back first.
+    r.apply(&[Op::DelDest {
+        key: svc(Protocol::Udp, 53),
+        addr: Ipv4Addr::new(198, 18, 0, 11),
+        port: 53,
+    }]);
+    for _ in 0..200 {
+        if r.io.taken_back.contains(&tuple(17, 5000, 53)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        r.poll();
+    }
+    assert_eq!(r.io.taken_back, vec![tuple(17, 5000, 53)]);
+    assert!(r.io.offloaded.contains_key(&tuple(6, 40000, 80)));
+}
