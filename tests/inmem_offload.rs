@@ -93,10 +93,12 @@ fn an_established_tcp_flow_is_handed_over_and_its_fin_takes_it_back() {
     assert_eq!((link, dmac, smac), (0, [2, 0, 0, 0, 1, 11], DIR_MAC));
     // Four times per timeout (900 s established), at most once a minute.
     assert_eq!(every, 60_000);
-    // A frame that still comes up (one of the periodic ones) is forwarded
-    // by uvs and changes nothing.
+    // A frame that still comes up (the periodic one) is forwarded by uvs
+    // and writes the entry again with the real server's MAC as it is now.
+    r.io.offloaded.get_mut(&t).unwrap().1 = [0; 6];
     assert_eq!(r.feed(tcp(40000, "A")).len(), 1);
-    assert_eq!(r.counter("offloads"), 1);
+    assert_eq!(r.io.offloaded[&t].1, [2, 0, 0, 0, 1, 11]);
+    assert_eq!(r.counter("offloads"), 1, "one flow handed over");
     let before = svc_inpkts(&r, 0);
     // The FIN is forwarded, and takes the flow back with its counts.
     assert_eq!(r.feed(tcp(40000, "AF")).len(), 1);

@@ -58,12 +58,10 @@ impl Dataplane {
         hop: NextHop,
     ) {
         let ending = tcp_flags & (flags::FIN | flags::RST) != 0;
-        if c.offloaded {
-            if ending {
-                self.take_back(io, key, c);
-                if let Some(e) = self.conns.get_mut(key) {
-                    e.offloaded = false;
-                }
+        if c.offloaded && ending {
+            self.take_back(io, key, c);
+            if let Some(e) = self.conns.get_mut(key) {
+                e.offloaded = false;
             }
             return;
         }
@@ -80,12 +78,15 @@ impl Dataplane {
         if !established {
             return;
         }
+        // An offloaded flow's frame that came up anyway (the periodic
+        // one, or the program's map dropped the flow): the entry is
+        // written again, with the real server's MAC as it is now.
         let smac = self.link(meta.link).mac.0;
         // A frame up to uvs four times per timeout keeps its timer
         // running; more often only costs uvs time.
         let timeout_ms = u64::from(c.state.timeout(&self.table.timeouts)) * 1000;
         let every = (timeout_ms / 4).clamp(100, 60_000);
-        if io.offload(meta.link, &tuple(key), hop.mac.0, smac, every) {
+        if io.offload(meta.link, &tuple(key), hop.mac.0, smac, every) && !c.offloaded {
             if let Some(e) = self.conns.get_mut(key) {
                 e.offloaded = true;
             }

@@ -504,17 +504,20 @@ impl PacketIo for XdpLinks {
         let Some((map, _)) = self.flows.get_mut(usize::from(link)) else {
             return false;
         };
+        let k = FlowKey::of(flow);
+        // Written again (a refresh): what it forwarded so far carries over.
+        let (packets, bytes) = map.get(&k, 0).map_or((0, 0), |v| (v.packets, v.bytes));
         let v = FlowValue {
             dmac,
             smac,
             pad: 0,
-            packets: 0,
-            bytes: 0,
+            packets,
+            bytes,
             // The next frame up to uvs one interval from now.
             up_ns: crate::host::sys::monotonic_ns(),
             every_ns: up_every_ms.saturating_mul(1_000_000),
         };
-        map.insert(FlowKey::of(flow), v, 0).is_ok()
+        map.insert(k, v, 0).is_ok()
     }
 
     fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
