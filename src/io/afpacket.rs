@@ -64,10 +64,11 @@ impl AfPacket {
         AfPacket::open_opts(ifname, ring, false)
     }
 
-    /// As `open_with`; `closed`: a filter drops every frame until
-    /// [`AfPacket::open_up`] (a socket about to join a fanout group must
-    /// not queue the frames it sees alone before it joins: they belong
-    /// to other workers too).
+    /// As `open_with`; `closed`: a filter drops every frame until the
+    /// fanout program is in place ([`Fanout::update`] removes it): a
+    /// socket about to join a fanout group must not queue the frames it
+    /// sees alone before it joins, nor frames the group hands out before
+    /// the program does (all to the first worker).
     fn open_opts(ifname: &str, ring: bool, closed: bool) -> io::Result<AfPacket> {
         let ifindex = sys::ifindex(ifname)?;
         let proto = (libc::ETH_P_ALL as u16).to_be();
@@ -111,16 +112,6 @@ impl AfPacket {
             tx_failed: 0,
             ring,
         })
-    }
-
-    /// Removes the drop-all filter of a `closed` socket.
-    fn open_up(&self) -> io::Result<()> {
-        setsockopt_int(
-            self.fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_DETACH_FILTER,
-            0,
-        )
     }
 
     fn wait(&self, events: i16, timeout: Duration) -> io::Result<bool> {
@@ -307,6 +298,7 @@ impl AfPacketLinks {
         }
         let mut sets: Vec<Vec<AfPacket>> = (0..workers).map(|_| Vec::new()).collect();
         let mut members = Vec::new();
+        let mut closed = Vec::new();
         let mut ignores = true;
         for n in ifnames {
             let named = |e: io::Error| io::Error::other(format!("{n}: {e}"));
@@ -319,13 +311,10 @@ impl AfPacketLinks {
                 if w == 0 {
                     members.push(s.fd.try_clone().map_err(named)?);
                 }
+                closed.push(s.fd.try_clone().map_err(named)?);
                 set.push(s);
             }
             ignores &= group.ignores_outgoing();
-        }
-        // Every socket in its group: frames may come in now.
-        for s in sets.iter().flatten() {
-            s.open_up()?;
         }
         let links = sets
             .into_iter()
@@ -338,7 +327,7 @@ impl AfPacketLinks {
                 }
             })
             .collect();
-        Ok((links, Fanout::new(members, workers), ignores))
+        Ok((links, Fanout::new(members, closed, workers), ignores))
     }
 
     /// The sockets' descriptors, in link order, to poll with others.

@@ -269,14 +269,18 @@ pub struct Fanout {
     /// One member of each link's group (a duplicate descriptor: the
     /// socket itself belongs to worker 0).
     members: Vec<OwnedFd>,
+    /// Every socket of the groups (duplicates), closed by a drop-all
+    /// filter until the first program is installed.
+    closed: Vec<OwnedFd>,
     workers: usize,
     vips: Option<Vec<Ipv4Addr>>,
 }
 
 impl Fanout {
-    pub fn new(members: Vec<OwnedFd>, workers: usize) -> Fanout {
+    pub fn new(members: Vec<OwnedFd>, closed: Vec<OwnedFd>, workers: usize) -> Fanout {
         Fanout {
             members,
+            closed,
             workers,
             vips: None,
         }
@@ -287,7 +291,9 @@ impl Fanout {
     }
 
     /// Installs the program for these VIPs in every group, unless it is
-    /// there already. Until the first call every frame goes to worker 0.
+    /// there already. The first call opens the sockets: until then they
+    /// drop what they are given (the group would hand everything to worker
+    /// 0).
     pub fn update(&mut self, vips: &[Ipv4Addr]) -> Result<(), String> {
         if self.vips.as_deref() == Some(vips) {
             return Ok(());
@@ -298,7 +304,24 @@ impl Fanout {
                 .map_err(|e| format!("installing the fanout program: {e}"))?;
         }
         self.vips = Some(vips.to_vec());
-        Ok(())
+        // Every socket is tried; one that fails stays for the next call.
+        let mut failed = None;
+        self.closed.retain(|fd| {
+            use std::os::fd::AsRawFd;
+            let r =
+                sys::setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_DETACH_FILTER, 0);
+            if let Err(e) = &r {
+                failed = Some(format!("opening a worker's socket: {e}"));
+            }
+            r.is_err()
+        });
+        match failed {
+            Some(e) => {
+                self.vips = None;
+                Err(e)
+            }
+            None => Ok(()),
+        }
     }
 }
 
