@@ -28,17 +28,7 @@ pub fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::R
 }
 
 pub fn setsockopt_int(fd: i32, level: i32, name: i32, v: i32) -> io::Result<()> {
-    // SAFETY: passes a pointer to a live c_int and its size.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &v as *const i32 as *const libc::c_void,
-            mem::size_of::<i32>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
+    setsockopt_bytes(fd, level, name, &v)
 }
 
 /// setsockopt(2) with a plain-data value.
@@ -105,17 +95,8 @@ pub fn attach_cbpf(
         len,
         filter: prog.as_ptr() as *mut libc::sock_filter,
     };
-    // SAFETY: the program outlives the call, which only reads it.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            &fprog as *const libc::sock_fprog as *const libc::c_void,
-            mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
+    // The kernel copies the program during the call, while `prog` lives.
+    setsockopt_bytes(fd.as_raw_fd(), level, name, &fprog)
 }
 
 /// Raises a socket's receive buffer to `size`: SO_RCVBUFFORCE goes past
