@@ -89,15 +89,15 @@ fn an_established_tcp_flow_is_handed_over_and_its_fin_takes_it_back() {
     assert_eq!(r.feed(tcp(40000, "S")).len(), 1);
     assert!(r.io.offloaded.is_empty(), "not on SYN");
     assert_eq!(r.feed(tcp(40000, "A")).len(), 1);
-    let (link, dmac, smac, every) = r.io.offloaded[&t];
-    assert_eq!((link, dmac, smac), (0, [2, 0, 0, 0, 1, 11], DIR_MAC));
+    let (link, h) = r.io.offloaded[&t];
+    assert_eq!((link, h.dmac, h.smac), (0, [2, 0, 0, 0, 1, 11], DIR_MAC));
     // Four times per timeout (900 s established), at most once a minute.
-    assert_eq!(every, 60_000);
+    assert_eq!(h.up_every_ms, 60_000);
     // A frame that still comes up (the periodic one) is forwarded by uvs
     // and writes the entry again with the real server's MAC as it is now.
-    r.io.offloaded.get_mut(&t).unwrap().1 = [0; 6];
+    r.io.offloaded.get_mut(&t).unwrap().1.dmac = [0; 6];
     assert_eq!(r.feed(tcp(40000, "A")).len(), 1);
-    assert_eq!(r.io.offloaded[&t].1, [2, 0, 0, 0, 1, 11]);
+    assert_eq!(r.io.offloaded[&t].1.dmac, [2, 0, 0, 0, 1, 11]);
     assert_eq!(r.counter("offloads"), 1, "one flow handed over");
     let before = svc_inpkts(&r, 0);
     // The FIN is forwarded, and takes the flow back with its counts.
@@ -120,7 +120,7 @@ fn a_udp_flow_is_handed_over_at_its_second_datagram() {
     );
     r.feed(udp(5000));
     // UDP's 300 s timeout: up to uvs every 60 s.
-    assert_eq!(r.io.offloaded[&tuple(17, 5000, 53)].3, 60_000);
+    assert_eq!(r.io.offloaded[&tuple(17, 5000, 53)].1.up_every_ms, 60_000);
 }
 
 #[test]

@@ -15,7 +15,7 @@
 use super::Dataplane;
 use super::conn::{Conn, ConnKey, ConnState};
 use super::tcp_state::TcpState;
-use crate::io::{FlowTuple, Offloaded, PacketIo, RxMeta};
+use crate::io::{FlowTuple, Handover, Offloaded, PacketIo, RxMeta};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::{NextHop, Table};
 use crate::wire::tcp::flags;
@@ -81,12 +81,16 @@ impl Dataplane {
         // An offloaded flow's frame that came up anyway (the periodic
         // one, or the program's map dropped the flow): the entry is
         // written again, with the real server's MAC as it is now.
-        let smac = self.link(meta.link).mac.0;
         // A frame up to uvs four times per timeout keeps its timer
         // running; more often only costs uvs time.
         let timeout_ms = u64::from(c.state.timeout(&self.table.timeouts)) * 1000;
-        let every = (timeout_ms / 4).clamp(100, 60_000);
-        if io.offload(meta.link, &tuple(key), hop.mac.0, smac, every) && !c.offloaded {
+        let h = Handover {
+            flow: tuple(key),
+            dmac: hop.mac.0,
+            smac: self.link(meta.link).mac.0,
+            up_every_ms: (timeout_ms / 4).clamp(100, 60_000),
+        };
+        if io.offload(meta.link, &h) && !c.offloaded {
             if let Some(e) = self.conns.get_mut(key) {
                 e.offloaded = true;
             }

@@ -1,7 +1,7 @@
 //! An in-memory backend: frames are queued by a test and whatever the data
 //! plane sends is collected for inspection.
 
-use super::{FlowTuple, Offloaded, PacketIo, RxMeta};
+use super::{FlowTuple, Handover, Offloaded, PacketIo, RxMeta};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::time::Duration;
@@ -17,10 +17,10 @@ pub struct MemoryIo {
     pub accept_gso: bool,
     pub tx_gso: Vec<(usize, super::Gso, (u16, u16), u16)>,
     /// Takes offloaded flows (as AF_XDP's program does): each is held in
-    /// `offloaded` with its link, MACs and interval up to uvs, and gives
-    /// back `forwarded_each` when taken back (recorded in `taken_back`).
+    /// `offloaded` with its link, and gives back `forwarded_each` when
+    /// taken back (recorded in `taken_back`).
     pub accept_offload: bool,
-    pub offloaded: HashMap<FlowTuple, (u8, [u8; 6], [u8; 6], u64)>,
+    pub offloaded: HashMap<FlowTuple, (u8, Handover)>,
     pub forwarded_each: Offloaded,
     pub taken_back: Vec<FlowTuple>,
 }
@@ -95,17 +95,9 @@ impl PacketIo for MemoryIo {
         Some(self.send(link, frame))
     }
 
-    fn offload(
-        &mut self,
-        link: u8,
-        flow: &FlowTuple,
-        dmac: [u8; 6],
-        smac: [u8; 6],
-        up_every_ms: u64,
-    ) -> bool {
+    fn offload(&mut self, link: u8, h: &Handover) -> bool {
         if self.accept_offload {
-            self.offloaded
-                .insert(*flow, (link, dmac, smac, up_every_ms));
+            self.offloaded.insert(h.flow, (link, *h));
         }
         self.accept_offload
     }

@@ -97,18 +97,11 @@ pub trait PacketIo {
 
     /// Katran's split: hands an established DR flow arriving on `link` to
     /// the backend's kernel program, which then forwards its frames itself
-    /// (to `dmac`, from `smac`, out of the same link) and passes up only
-    /// SYN, FIN and RST, and one frame every `up_every_ms` (uvs's timer).
-    /// `false`: this backend cannot (or its map refused), and uvs keeps
-    /// forwarding.
-    fn offload(
-        &mut self,
-        _link: u8,
-        _flow: &FlowTuple,
-        _dmac: [u8; 6],
-        _smac: [u8; 6],
-        _up_every_ms: u64,
-    ) -> bool {
+    /// (`h` says how) and passes up only SYN, FIN and RST, and one frame
+    /// every `h.up_every_ms`. Written again for a flow already handed over,
+    /// it refreshes the entry. `false`: this backend cannot (or its map
+    /// refused), and uvs keeps forwarding.
+    fn offload(&mut self, _link: u8, _h: &Handover) -> bool {
         false
     }
 
@@ -131,6 +124,17 @@ pub struct FlowTuple {
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
+}
+
+/// A flow handed to the kernel program: its frames go out of the link
+/// they came in on, to `dmac` from `smac`, and one every `up_every_ms`
+/// still goes up to uvs (its timer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handover {
+    pub flow: FlowTuple,
+    pub dmac: [u8; 6],
+    pub smac: [u8; 6],
+    pub up_every_ms: u64,
 }
 
 /// What the kernel program forwarded of one flow.
@@ -194,15 +198,8 @@ impl PacketIo for Backend {
     fn tx_errors(&mut self) -> u64 {
         each!(self, b => b.tx_errors())
     }
-    fn offload(
-        &mut self,
-        link: u8,
-        flow: &FlowTuple,
-        dmac: [u8; 6],
-        smac: [u8; 6],
-        up_every_ms: u64,
-    ) -> bool {
-        each!(self, b => b.offload(link, flow, dmac, smac, up_every_ms))
+    fn offload(&mut self, link: u8, h: &Handover) -> bool {
+        each!(self, b => b.offload(link, h))
     }
     fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
         each!(self, b => b.unoffload(link, flow))

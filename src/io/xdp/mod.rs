@@ -12,7 +12,7 @@
 pub mod xsk;
 
 use super::afpacket::AfPacketLinks;
-use super::{FlowTuple, Gso, Offloaded, PacketIo, PacketType, RxMeta};
+use super::{FlowTuple, Gso, Handover, Offloaded, PacketIo, PacketType, RxMeta};
 use crate::lvs::service::Forward;
 use crate::lvs::table::Table;
 use std::collections::BTreeSet;
@@ -493,29 +493,22 @@ impl PacketIo for XdpLinks {
         std::mem::take(&mut self.steered)
     }
 
-    fn offload(
-        &mut self,
-        link: u8,
-        flow: &FlowTuple,
-        dmac: [u8; 6],
-        smac: [u8; 6],
-        up_every_ms: u64,
-    ) -> bool {
+    fn offload(&mut self, link: u8, h: &Handover) -> bool {
         let Some((map, _)) = self.flows.get_mut(usize::from(link)) else {
             return false;
         };
-        let k = FlowKey::of(flow);
+        let k = FlowKey::of(&h.flow);
         // Written again (a refresh): what it forwarded so far carries over.
         let (packets, bytes) = map.get(&k, 0).map_or((0, 0), |v| (v.packets, v.bytes));
         let v = FlowValue {
-            dmac,
-            smac,
+            dmac: h.dmac,
+            smac: h.smac,
             pad: 0,
             packets,
             bytes,
             // The next frame up to uvs one interval from now.
             up_ns: crate::host::sys::monotonic_ns(),
-            every_ns: up_every_ms.saturating_mul(1_000_000),
+            every_ns: h.up_every_ms.saturating_mul(1_000_000),
         };
         map.insert(k, v, 0).is_ok()
     }
