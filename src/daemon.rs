@@ -625,6 +625,7 @@ fn serve(
     let workers = o.workers;
     let (ios, steering, fanout) = open_workers_io(o.io, workers, ifnames, &macs)?;
 
+    let steering_present = steering.is_some();
     if o.offload {
         match &steering {
             Some(_) => {
@@ -659,7 +660,9 @@ fn serve(
         .collect();
     let max_conns = o.max_conns;
     let takes_over = handoff.is_some();
-    let offload = o.offload;
+    // Only the XDP program can take flows: elsewhere (said above) the data
+    // plane does not try.
+    let offload = o.offload && steering_present;
     // One thread per worker, each with its share of the connection table
     // (the first takes what does not divide), its request channel, its
     // counters, its HA sync queue and its part of a handed-over table.

@@ -365,11 +365,7 @@ impl Dataplane {
             now,
             self.sync.as_ref(),
             &self.counters,
-            |k, c| {
-                if let Some(o) = io.unoffload(c.client_link, &offload::tuple(k)) {
-                    offload::fold(table, c, o);
-                }
-            },
+            |k, c| offload::take_back(io, table, k, c),
         );
         let step = self.conns.sweep_step(visit, SWEEP_REMOVE, keep);
         self.counters.conns.store(self.conns.len() as u64, Relaxed);

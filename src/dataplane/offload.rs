@@ -15,7 +15,7 @@
 use super::Dataplane;
 use super::conn::{Conn, ConnKey, ConnState};
 use super::tcp_state::TcpState;
-use crate::io::{FlowTuple, Handover, Offloaded, PacketIo, RxMeta};
+use crate::io::{FlowTuple, Handover, PacketIo, RxMeta};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::{NextHop, Table};
 use crate::wire::tcp::flags;
@@ -31,9 +31,14 @@ pub(super) fn tuple(k: &ConnKey) -> FlowTuple {
     }
 }
 
-/// Adds what the program forwarded of `c` to its service's and real
-/// server's counters.
-pub(super) fn fold(table: &Table, c: &Conn, o: Offloaded) {
+/// Takes `key`'s flow back from the program (its entry is going, or its
+/// frames must reach uvs again) and adds what the program forwarded to
+/// the service's and real server's counters. A free function: the sweep
+/// calls it while the connection table is borrowed.
+pub(super) fn take_back<I: PacketIo>(io: &mut I, table: &Table, key: &ConnKey, c: &Conn) {
+    let Some(o) = io.unoffload(c.client_link, &tuple(key)) else {
+        return;
+    };
     if let Some((svc, d)) = table.dest(c.svc, c.dest, c.dest_id) {
         svc.stats.count_in_many(o.packets, o.bytes);
         d.state.stats.count_in_many(o.packets, o.bytes);
@@ -59,7 +64,7 @@ impl Dataplane {
     ) {
         let ending = tcp_flags & (flags::FIN | flags::RST) != 0;
         if c.offloaded && ending {
-            self.take_back(io, key, c);
+            take_back(io, &self.table, key, c);
             if let Some(e) = self.conns.get_mut(key) {
                 e.offloaded = false;
             }
@@ -98,22 +103,12 @@ impl Dataplane {
         }
     }
 
-    /// Takes an offloaded flow back from the program (its entry is going,
-    /// or its frames must reach uvs again), counting what it forwarded.
-    pub(super) fn take_back<I: PacketIo>(&self, io: &mut I, key: &ConnKey, c: &Conn) {
-        if let Some(o) = io.unoffload(c.client_link, &tuple(key)) {
-            fold(&self.table, c, o);
-        }
-    }
-
     /// Every flow back from the program (this director became a backup).
     pub(super) fn take_back_all<I: PacketIo>(&mut self, io: &mut I) {
         let table = &self.table;
         self.conns.retain(|k, c| {
             if c.offloaded {
-                if let Some(o) = io.unoffload(c.client_link, &tuple(k)) {
-                    fold(table, c, o);
-                }
+                take_back(io, table, k, c);
                 c.offloaded = false;
             }
             true
