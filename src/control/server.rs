@@ -660,11 +660,7 @@ impl Control {
                     return;
                 }
             };
-            let next = match next {
-                Some(slot) => Some((worker, slot)),
-                None if worker + 1 < self.dp.len() => Some((worker + 1, 0)),
-                None => None,
-            };
+            let next = self.dp.next_cursor(worker, next);
             let resp = match next {
                 Some(_) => Response::ConnChunk(part),
                 None => Response::Conns(part),

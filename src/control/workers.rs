@@ -45,6 +45,17 @@ impl Workers {
         self.txs.is_empty()
     }
 
+    /// Where a walk over every worker's table goes after worker `w`'s chunk
+    /// that ended at `next` (`None`: that worker is done): on in the same
+    /// worker, to the next worker's start, or nowhere (all done).
+    pub fn next_cursor(&self, w: usize, next: Option<usize>) -> Option<(usize, usize)> {
+        match next {
+            Some(slot) => Some((w, slot)),
+            None if w + 1 < self.len() => Some((w + 1, 0)),
+            None => None,
+        }
+    }
+
     /// The worker that owns client `addr`:`port`'s connections.
     pub fn of(&self, addr: Ipv4Addr, port: u16) -> usize {
         fanout::worker_of(addr, port, self.len())
@@ -121,9 +132,6 @@ impl Workers {
 
     /// A synced batch, each record to its connection's worker, in order.
     pub fn apply_sync(&self, recs: Vec<Record>) {
-        if self.len() == 1 {
-            return self.tell(0, DpRequest::SyncApply(recs));
-        }
         let mut per: Vec<Vec<Record>> = vec![Vec::new(); self.len()];
         for r in recs {
             let (a, p) = match &r {

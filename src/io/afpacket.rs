@@ -160,40 +160,38 @@ fn frame_meta(
     truncated: bool,
     buf: &mut [u8],
 ) -> io::Result<Option<RxMeta>> {
-    {
-        if b.len() < VNET_HDR_LEN {
-            return Err(io::Error::other("frame shorter than its vnet header"));
-        }
-        let (vnet, frame) = b.split_at(VNET_HDR_LEN);
-        let len = frame.len();
-        if len > buf.len() || truncated {
-            return Err(io::Error::other(format!(
-                "frame of {len} bytes or more truncated to {}",
-                buf.len().min(len)
-            )));
-        }
-        buf[..len].copy_from_slice(frame);
-        let rd = |i: usize| u16::from_ne_bytes([vnet[i], vnet[i + 1]]);
-        let flags = vnet[0];
-        let gso_type = vnet[1] & !VIRTIO_NET_HDR_GSO_ECN;
-        let meta = RxMeta {
-            len,
-            pkt_type: match pkt_type {
-                0 => PacketType::Host,
-                1 => PacketType::Broadcast,
-                2 => PacketType::Multicast,
-                4 => PacketType::Outgoing,
-                _ => PacketType::OtherHost,
-            },
-            csum_partial: (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0).then(|| (rd(6), rd(8))),
-            gso: (gso_type != 0).then(|| Gso {
-                tcpv4: gso_type == VIRTIO_NET_HDR_GSO_TCPV4,
-                size: rd(4),
-            }),
-            link: 0,
-        };
-        Ok(Some(meta))
+    if b.len() < VNET_HDR_LEN {
+        return Err(io::Error::other("frame shorter than its vnet header"));
     }
+    let (vnet, frame) = b.split_at(VNET_HDR_LEN);
+    let len = frame.len();
+    if len > buf.len() || truncated {
+        return Err(io::Error::other(format!(
+            "frame of {len} bytes or more truncated to {}",
+            buf.len().min(len)
+        )));
+    }
+    buf[..len].copy_from_slice(frame);
+    let rd = |i: usize| u16::from_ne_bytes([vnet[i], vnet[i + 1]]);
+    let flags = vnet[0];
+    let gso_type = vnet[1] & !VIRTIO_NET_HDR_GSO_ECN;
+    let meta = RxMeta {
+        len,
+        pkt_type: match pkt_type {
+            0 => PacketType::Host,
+            1 => PacketType::Broadcast,
+            2 => PacketType::Multicast,
+            4 => PacketType::Outgoing,
+            _ => PacketType::OtherHost,
+        },
+        csum_partial: (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0).then(|| (rd(6), rd(8))),
+        gso: (gso_type != 0).then(|| Gso {
+            tcpv4: gso_type == VIRTIO_NET_HDR_GSO_TCPV4,
+            size: rd(4),
+        }),
+        link: 0,
+    };
+    Ok(Some(meta))
 }
 
 impl PacketIo for AfPacket {
@@ -272,12 +270,17 @@ impl AfPacketLinks {
                 AfPacket::open_with(n, ring).map_err(|e| io::Error::other(format!("{n}: {e}")))
             })
             .collect::<io::Result<Vec<_>>>()?;
+        Ok(AfPacketLinks::of(socks))
+    }
+
+    /// The links over these sockets (one per link, in link order).
+    fn of(socks: Vec<AfPacket>) -> AfPacketLinks {
         let pfds = sys::pollin(socks.iter().map(|s| s.fd.as_raw_fd()));
-        Ok(AfPacketLinks {
+        AfPacketLinks {
             socks,
             next: 0,
             pfds,
-        })
+        }
     }
 
     /// `workers` sets of sockets, one per worker, each with a socket on
@@ -316,17 +319,7 @@ impl AfPacketLinks {
             }
             ignores &= group.ignores_outgoing();
         }
-        let links = sets
-            .into_iter()
-            .map(|socks| {
-                let pfds = sys::pollin(socks.iter().map(|s| s.fd.as_raw_fd()));
-                AfPacketLinks {
-                    socks,
-                    next: 0,
-                    pfds,
-                }
-            })
-            .collect();
+        let links = sets.into_iter().map(AfPacketLinks::of).collect();
         Ok((links, Fanout::new(members, closed, workers), ignores))
     }
 

@@ -286,10 +286,6 @@ impl Fanout {
         }
     }
 
-    pub fn workers(&self) -> usize {
-        self.workers
-    }
-
     /// Installs the program for these VIPs in every group, unless it is
     /// there already. The first call opens the sockets: until then they
     /// drop what they are given (the group would hand everything to worker

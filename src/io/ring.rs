@@ -142,7 +142,7 @@ impl RxRing {
                 .store(TP_STATUS_KERNEL, Ordering::Release);
             self.block = (self.block + 1) % BLOCKS as usize;
             self.next = 0;
-            return self.next_in_new_block(before);
+            return self.next(before);
         }
         let at = self.next;
         let next_off = self.read_u32(at) as usize;
@@ -175,12 +175,5 @@ impl RxRing {
             pkt_type,
             truncated: snaplen < len || status & TP_STATUS_COPY != 0,
         }))
-    }
-
-    fn next_in_new_block(&mut self, before: usize) -> io::Result<Option<Slot<'_>>> {
-        if self.status(self.block).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
-            return Ok(None);
-        }
-        self.next(before)
     }
 }

@@ -62,11 +62,17 @@ impl Queues {
         }
     }
 
-    fn push(batch: &mut Vec<Record>, bodies: &mut Vec<Body>, r: Option<Record>) {
-        if let Some(r) = r {
-            batch.push(r);
+    /// A record into the batch; a full batch becomes a message.
+    fn push(batch: &mut Vec<Record>, bodies: &mut Vec<Body>, r: Record) {
+        batch.push(r);
+        if batch.len() == MAX_RECORDS {
+            Self::flush(batch, bodies);
         }
-        if (r.is_none() && !batch.is_empty()) || batch.len() == MAX_RECORDS {
+    }
+
+    /// The batch so far, as a message (before a digest, or at the end).
+    fn flush(batch: &mut Vec<Record>, bodies: &mut Vec<Body>) {
+        if !batch.is_empty() {
             bodies.push(Body::Records(std::mem::take(batch)));
         }
     }
@@ -92,7 +98,7 @@ impl Queues {
                     let Ok(ev) = self.rx[w].try_recv() else { break };
                     moved = true;
                     match ev {
-                        SyncEvent::Record(r) => Self::push(&mut batch, &mut bodies, Some(r)),
+                        SyncEvent::Record(r) => Self::push(&mut batch, &mut bodies, r),
                         SyncEvent::Digest(round, _) if round < self.min_round => {}
                         SyncEvent::Digest(round, d) => self.shares[w] = Some((round, d)),
                         SyncEvent::Mark(_) => {}
@@ -111,7 +117,7 @@ impl Queues {
                     .filter_map(|s| s.take())
                     .map(|s| s.1)
                     .collect();
-                Self::push(&mut batch, &mut bodies, None);
+                Self::flush(&mut batch, &mut bodies);
                 bodies.push(Body::Digest(Digest::sum_of(&parts)));
                 moved = true;
             }
@@ -119,7 +125,7 @@ impl Queues {
                 break;
             }
         }
-        Self::push(&mut batch, &mut bodies, None);
+        Self::flush(&mut batch, &mut bodies);
         bodies
     }
 
@@ -132,13 +138,13 @@ impl Queues {
         }
         while let Ok(ev) = self.rx[w].try_recv() {
             match ev {
-                SyncEvent::Record(r) => Self::push(&mut batch, &mut bodies, Some(r)),
+                SyncEvent::Record(r) => Self::push(&mut batch, &mut bodies, r),
                 SyncEvent::Digest(round, _) => self.spoil(round),
                 SyncEvent::Mark(m) if m == mark => break,
                 SyncEvent::Mark(_) => {}
             }
         }
-        Self::push(&mut batch, &mut bodies, None);
+        Self::flush(&mut batch, &mut bodies);
         bodies
     }
 }
@@ -382,14 +388,9 @@ impl Control {
         self.send_stream(sock, cfg, bodies).await;
         let r = out.resync.as_mut().expect("a resync is under way");
         r.sent += n;
-        r.from = match next {
-            Some(slot) => Some((w, slot)),
-            None if w + 1 < self.dp.len() => Some((w + 1, 0)),
-            None => None,
-        };
-        let next = r.from;
+        r.from = self.dp.next_cursor(w, next);
         let progress = format!("{} connections sent", r.sent);
-        if next.is_none() {
+        if r.from.is_none() {
             let (sent, ms) = (r.sent, r.started.elapsed().as_millis());
             out.resync = None;
             self.send_stream(sock, cfg, vec![Body::ResyncEnd]).await;

@@ -198,6 +198,24 @@ impl Steering {
             .map_err(|x| e(&format!("registering queue {}", sock.queue), x))
     }
 
+    /// Link `link`'s offloaded-flow map and forwarded-frame counter, for
+    /// the data plane (they leave the control plane's hands).
+    fn take_flows(&mut self, link: usize) -> Result<(FlowMap, Forwarded), String> {
+        let l = self.links.get_mut(link).ok_or("no such link")?;
+        let flows = l
+            .bpf
+            .take_map("flows")
+            .ok_or("the XDP program has no flows map")?;
+        let fwd = l
+            .bpf
+            .take_map("forwarded")
+            .ok_or("the XDP program has no forwarded map")?;
+        Ok((
+            flows.try_into().map_err(|x| e("flows", x))?,
+            fwd.try_into().map_err(|x| e("forwarded", x))?,
+        ))
+    }
+
     /// Makes the maps claim what `table` serves: inserts what is new and
     /// removes what is gone, so a frame in flight never meets an empty map.
     pub fn update(&mut self, table: &Table, locals: &[Ipv4Addr]) -> Result<(), String> {
@@ -246,26 +264,6 @@ fn sync_set<K: aya::Pod + Ord>(
         let _ = m.remove(k);
     }
     Ok(())
-}
-
-impl Steering {
-    /// Link `link`'s offloaded-flow map and forwarded-frame counter, for
-    /// the data plane (they leave the control plane's hands).
-    fn take_flows(&mut self, link: usize) -> Result<(FlowMap, Forwarded), String> {
-        let l = self.links.get_mut(link).ok_or("no such link")?;
-        let flows = l
-            .bpf
-            .take_map("flows")
-            .ok_or("the XDP program has no flows map")?;
-        let fwd = l
-            .bpf
-            .take_map("forwarded")
-            .ok_or("the XDP program has no forwarded map")?;
-        Ok((
-            flows.try_into().map_err(|x| e("flows", x))?,
-            fwd.try_into().map_err(|x| e("forwarded", x))?,
-        ))
-    }
 }
 
 /// The receive queues of an interface (its AF_XDP sockets, one each).
