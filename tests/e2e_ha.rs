@@ -52,6 +52,17 @@ impl Pair {
         self.l.status_counter(NODES[i], &self.socks[i], name)
     }
 
+    /// B's digest agrees with A's at two more digests, and never differed.
+    fn digests_agree_twice_more(&self) {
+        let ok = self.sync(1, "digests_ok");
+        wait_until(
+            Duration::from_secs(5),
+            || self.sync(1, "digests_ok") >= ok + 2,
+            || format!("{}\n{}", self.ha(1), self.logs()),
+        );
+        assert_eq!(self.sync(1, "digest_mismatches"), 0, "{}", self.ha(1));
+    }
+
     /// Kills A (-9) and waits until B holds the VIPs; how long that took.
     fn fail_over(&self) -> Duration {
         self.kill(0);
@@ -537,13 +548,7 @@ fn forged_and_truncated_sync_messages_are_refused_and_counted() {
     );
     assert_eq!(p.counter(1, "conns"), 10);
     // And the table still agrees with A's at the next digests.
-    let ok = p.sync(1, "digests_ok");
-    wait_until(
-        Duration::from_secs(5),
-        || p.sync(1, "digests_ok") >= ok + 2,
-        || format!("{}\n{}", p.ha(1), p.logs()),
-    );
-    assert_eq!(p.sync(1, "digest_mismatches"), 0, "{}", p.ha(1));
+    p.digests_agree_twice_more();
     assert_eq!(p.counter(1, "conns"), 10);
     // Replays: a real heartbeat and a real sync message from A, captured
     // on B's side and sent again from A's address, are refused as old.
@@ -768,13 +773,7 @@ fn directors_with_several_workers_sync_verify_and_fail_over() {
         || format!("{}\n{}", p.ha(1), p.logs()),
     );
     // Digests keep agreeing while the connections change.
-    let ok_before = p.sync(1, "digests_ok");
-    wait_until(
-        Duration::from_secs(5),
-        || p.sync(1, "digests_ok") >= ok_before + 2,
-        || format!("{}\n{}", p.ha(1), p.logs()),
-    );
-    assert_eq!(p.sync(1, "digest_mismatches"), 0, "{}", p.ha(1));
+    p.digests_agree_twice_more();
     assert_eq!(p.counter(0, "conns"), p.counter(1, "conns"));
     p.fail_over();
     sticks_done(&mut p, 20, 60);

@@ -78,17 +78,7 @@ fn a_planned_restart_keeps_every_connection() {
     let listing = l.adm("-Ln");
     assert!(listing.contains(&format!("TCP  {VIP}:80 wrr")), "{listing}");
 
-    for i in 0..20 {
-        let s = l.wait_child_logs(&format!("stick{i}.json"), Duration::from_secs(30));
-        assert!(s["error"].is_null(), "connection {i}: {s}");
-        let counts = s["counts"].as_object().unwrap();
-        assert_eq!(counts.len(), 1, "connection {i} changed server: {s}");
-        assert_eq!(
-            counts.values().next().unwrap().as_u64(),
-            Some(60),
-            "connection {i}: {s}"
-        );
-    }
+    l.sticks_on_one_server(20, 60);
     // The data plane's own line ("took over N of M connections") may
     // come a moment after the control plane's: read the log again.
     let log = l.log("director2.log");
@@ -156,13 +146,7 @@ fn after_a_crash_sh_flows_continue_where_their_server_can_be_derived() {
         || l.log("director2.log").contains("uvs: loaded"),
         || l.log("director2.log"),
     );
-    for i in 0..5 {
-        let s = l.wait_child_logs(&format!("stick{i}.json"), Duration::from_secs(30));
-        assert!(s["error"].is_null(), "connection {i}: {s}");
-        let counts = s["counts"].as_object().unwrap();
-        assert_eq!(counts.len(), 1, "connection {i} changed server: {s}");
-        assert_eq!(counts.values().next().unwrap().as_u64(), Some(40), "{s}");
-    }
+    l.sticks_on_one_server(5, 40);
 }
 
 /// A takeover by a director started with the same config file: the table
@@ -238,13 +222,7 @@ fn a_restart_onto_two_workers_gives_each_connection_to_its_worker() {
     }
     std::thread::sleep(Duration::from_millis(1200));
     take_over(&mut l, &["--workers", "2"]);
-    for i in 0..16 {
-        let s = l.wait_child_logs(&format!("stick{i}.json"), Duration::from_secs(30));
-        assert!(s["error"].is_null(), "connection {i}: {s}");
-        let counts = s["counts"].as_object().unwrap();
-        assert_eq!(counts.len(), 1, "connection {i} changed server: {s}");
-        assert_eq!(counts.values().next().unwrap().as_u64(), Some(50), "{s}");
-    }
+    l.sticks_on_one_server(16, 50);
     let log = l.log("director2.log");
     let took: Vec<&str> = log
         .lines()

@@ -59,13 +59,7 @@ fn dr_every_connection_stays_on_one_worker_and_one_real_server() {
     }
     let t = l.tcp_names(100);
     assert_eq!(t["errors"], 0, "{t}");
-    for i in 0..6 {
-        let s = l.wait_child_logs(&format!("stick{i}.json"), Duration::from_secs(30));
-        assert!(s["error"].is_null(), "stick {i}: {s}");
-        let counts = s["counts"].as_object().unwrap();
-        assert_eq!(counts.len(), 1, "stick {i}: one server for all: {s}");
-        assert_eq!(counts.values().next().unwrap().as_u64(), Some(40), "{s}");
-    }
+    l.sticks_on_one_server(6, 40);
 
     let conns = listed(&l);
     let udp: Vec<_> = conns.iter().filter(|(k, _)| k.starts_with("UDP")).collect();

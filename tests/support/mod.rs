@@ -439,6 +439,22 @@ impl Lab {
             .map_or(0, |c| c.values().filter_map(|v| v.as_u64()).sum())
     }
 
+    /// Every `stick<i>.json` connection, `0..n`, ended without an error
+    /// and had all its `messages` answered by one real server.
+    pub fn sticks_on_one_server(&mut self, n: usize, messages: u64) {
+        for i in 0..n {
+            let s = self.wait_child_logs(&format!("stick{i}.json"), Duration::from_secs(30));
+            assert!(s["error"].is_null(), "connection {i}: {s}");
+            let counts = s["counts"].as_object().unwrap();
+            assert_eq!(counts.len(), 1, "connection {i} changed server: {s}");
+            assert_eq!(
+                counts.values().next().unwrap().as_u64(),
+                Some(messages),
+                "connection {i}: {s}"
+            );
+        }
+    }
+
     pub fn wait_child_logs(&mut self, log: &str, timeout: Duration) -> serde_json::Value {
         let t = Instant::now();
         loop {
