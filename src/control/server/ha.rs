@@ -611,9 +611,11 @@ impl Control {
     /// Compares the peer's digest with this director's at the same point
     /// of the stream; a mismatch asks for the whole table.
     async fn check_digest(&self, i: usize, theirs: Digest) {
+        // A backup that joined the stream late lacks part of the table until
+        // its full resync ends: a digest before that says nothing new.
         let resyncing = lock(&self.ha)
             .as_ref()
-            .is_none_or(|h| h.active || h.inboxes[i].resyncing);
+            .is_none_or(|h| h.active || h.inboxes[i].resyncing || h.inboxes[i].joined_late);
         if resyncing {
             return;
         }
