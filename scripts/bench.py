@@ -13,18 +13,25 @@ hook), and every path in the same run:
 
 The director's side is held to CPU1 for every row (RPS on its receive
 queues; uvs pinned with taskset), the generator to CPU0. For each row:
-the director's CPU per delivered packet at a fixed rate below saturation
-(all-CPU busy time from /proc/stat per delivered packet, minus the same on
-the direct path), then the peak delivered rate with the generator
-unthrottled. Medians of BENCH_ROUNDS rounds. Then TCP throughput through
+the CPU per delivered packet at a fixed rate below saturation (busy time
+of each core and of both, wall time less idle from /proc/stat: see
+cpu_times), then the peak delivered rate with the generator unthrottled.
+Rounds interleave the rows (round 1 of every row, then round 2...); each
+row's ratio to the kernel row is taken within a round, and the medians of
+BENCH_ROUNDS rounds are printed with their range. Then TCP throughput through
 DR against direct (iperf3), new TCP connections per second through DR,
 and uvs's memory per connection with BENCH_FLOWS live UDP flows.
 
-Environment: BENCH_BIN (the binaries, default target/release),
+Environment: BENCH_BIN (the binaries, default target/release), BENCH_BEFORE (another
+build's binaries: each uvs row runs again with them as ROW@old, right
+after it in every round, for a before/after within one run),
 BENCH_ROUNDS (3), BENCH_SECONDS (8), BENCH_RATE (15000 pps),
 BENCH_FLOWS (1000000; 0 skips), BENCH_JSON (where to write the figures,
 default target/bench.json), BENCH_ROWS (comma-separated subset),
-BENCH_XDP_NAPI (softirq, the default, or thread: see xdp_napi_on_cpu1).
+BENCH_XDP_NAPI (softirq, the default, or thread: see xdp_napi_on_cpu1),
+BENCH_PERF (a directory: after a row's rounds, one more pass at the fixed
+rate under `perf record -a` with DWARF call
+graphs, not counted, its report in DIR/ROW.txt).
 Traffic stays inside the lab's namespaces (198.18.0.0/15).
 """
 
@@ -38,12 +45,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BENCH_BIN", os.path.join(ROOT, "target", "release"))
+OLD_BIN = os.environ.get("BENCH_BEFORE")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SECS = float(os.environ.get("BENCH_SECONDS", "8"))
 RATE = int(os.environ.get("BENCH_RATE", "15000"))
 FLOWS = int(os.environ.get("BENCH_FLOWS", "1000000"))
 OUT = os.environ.get("BENCH_JSON", os.path.join(ROOT, "target", "bench.json"))
 ROWS = [r for r in os.environ.get("BENCH_ROWS", "").split(",") if r]
+PERF = os.environ.get("BENCH_PERF")
 P = "uvsb%d" % os.getpid()
 VIP = "198.18.0.100"
 RS = ["198.18.0.11", "198.18.0.12"]
@@ -72,12 +81,51 @@ def mac(node, dev="eth0"):
     return sh(node, "cat /sys/class/net/%s/address" % dev).strip()
 
 
-def busy():
-    """All-CPU busy and total jiffies."""
+def cpu_times():
+    """Per CPU, the time it was not idle, in seconds, and the wall clock.
+
+    The idle (and iowait) fields of /proc/stat are exact on a tickless
+    kernel (measured at each entry to and exit from idle); the busy fields
+    are sampled by the 250 Hz tick, which is stopped on an idle CPU, so
+    softirq work done in short wake-ups from idle (the kernel path's whole
+    forwarding) is mostly missed by them. Busy = wall - idle - iowait -
+    steal is exact, and counts interrupts and softirqs wherever they ran.
+    The busy fields' own sum is kept beside it, to show what it misses."""
     with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + v[4]
-    return sum(v) - idle
+        lines = f.read().splitlines()
+    wall = time.monotonic()
+    idle, ticks = {}, {}
+    for l in lines:
+        w = l.split()
+        if w[0].startswith("cpu") and w[0] != "cpu":
+            v = [int(x) for x in w[1:]]
+            idle[int(w[0][3:])] = (v[3] + v[4] + v[7]) / HZ
+            ticks[int(w[0][3:])] = (v[0] + v[1] + v[2] + v[5] + v[6]) / HZ
+    return idle, wall, ticks
+
+
+def busy_between(a, b):
+    """Per-CPU busy seconds between two cpu_times() readings."""
+    (ia, wa, _), (ib, wb, _) = a, b
+    return {c: max(0.0, (wb - wa) - (ib[c] - ia[c])) for c in ib if c in ia}
+
+
+def ticked_between(a, b):
+    """The same from the tick-sampled busy fields (user to softirq)."""
+    return sum(b[2][c] - a[2][c] for c in b[2] if c in a[2])
+
+
+def quiet(limit=15.0):
+    """Waits (up to `limit` seconds) until both CPUs are nearly idle: the
+    kernel's own work after the lab's set-up or a row's teardown (a
+    namespace's cleanup, say) would otherwise land in the next row's
+    figure (the first row of round 1 cost twice its later rounds)."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        a = cpu_times()
+        time.sleep(0.5)
+        if sum(busy_between(a, cpu_times()).values()) < 0.03 * 0.5 * len(a[0]):
+            return
 
 
 def tx_packets(node, dev="eth0"):
@@ -97,6 +145,17 @@ def sink_setup():
             "nft add rule ip sink pre udp dport 9 counter drop && "
             "nft add rule ip sink pre ip protocol 4 counter drop",
         )
+
+
+def switch_knows_sinks():
+    """Static entries in the switch for the sinks' and the director's MACs.
+    A sink only receives, so the bridge would not learn its port until
+    something made it send (an ARP reply to the director), and until then
+    floods every frame to it to all ports: the direct row of round 1 cost
+    2-3x what it cost in later rounds, after the kernel row's ARP."""
+    for n, port in [(n, "p-" + n) for n in SINKS] + [("dir", "p-dir")]:
+        sh("sw", "bridge fdb replace %s dev %s master static" % (mac(n), port))
+    sh("sw", "bridge fdb replace %s dev p-dir1 master static" % mac("dir", "eth1"))
 
 
 def delivered():
@@ -142,15 +201,22 @@ def measure(cfg):
     out = {}
     for mode, rate in (("fixed", RATE), ("peak", None)):
         time.sleep(0.3)
-        d0, t0, b0, w0 = delivered(), tx_packets("cl"), busy(), time.time()
+        # The counters are read outside the CPU window: each read starts
+        # processes (ip, nft) whose cost is not the path's.
+        d0, t0 = delivered(), tx_packets("cl")
+        c0 = cpu_times()
         trafgen(cfg, SECS, rate)
         time.sleep(0.2)
-        d1, t1, b1, w1 = delivered(), tx_packets("cl"), busy(), time.time()
-        d, o, el = d1 - d0, t1 - t0, w1 - w0
+        c1 = cpu_times()
+        d1, t1 = delivered(), tx_packets("cl")
+        d, o = d1 - d0, t1 - t0
+        per_cpu = busy_between(c0, c1)
         out[mode] = {
             "offered": o,
             "delivered": d,
-            "cpu_us_per_pkt": (b1 - b0) * 1e6 / HZ / d if d else None,
+            "cpu_us_per_pkt": sum(per_cpu.values()) * 1e6 / d if d else None,
+            "cpu_us_per_pkt_by_cpu": {c: b * 1e6 / d for c, b in per_cpu.items()} if d else None,
+            "cpu_us_per_pkt_ticks": ticked_between(c0, c1) * 1e6 / d if d else None,
             "offered_pps": o / SECS,
             "delivered_pps": d / SECS,
             "loss": 1 - d / o if o else None,
@@ -161,10 +227,10 @@ def measure(cfg):
 class Uvs:
     """uvs director in the director namespace, pinned to CPU1."""
 
-    def __init__(self, ifaces, extra=(), cpus="1"):
+    def __init__(self, ifaces, extra=(), cpus="1", bin_dir=BIN):
         self.sock = os.path.join(TMP, "uvs.sock")
         args = ["ip", "netns", "exec", "%s-dir" % P, "taskset", "-c", cpus,
-                os.path.join(BIN, "uvs"), "director", "--socket", self.sock]
+                os.path.join(bin_dir, "uvs"), "director", "--socket", self.sock]
         for i in ifaces:
             args += ["-i", i]
         args += list(extra)
@@ -215,17 +281,24 @@ def rows():
         ("direct", "client to the real server, no director", lambda: (None, trafgen_cfg(mac("rs1"), RS[0]))),
         ("kernel", "kernel IP forwarding through the director", lambda: kernel(dmac)),
         ("nft-dnat", "nftables DNAT, numgen over 2 real servers", lambda: nft(dmac)),
-        ("uvs-dr", "uvs DR, AF_PACKET, 2 real servers", lambda: uvs_row(dmac, "-g", RS, "packet")),
-        ("uvs-tun", "uvs TUN (IP-in-IP), AF_PACKET", lambda: uvs_row(dmac, "-i", RS, "packet")),
-        ("uvs-nat", "uvs NAT (two-armed), AF_PACKET", lambda: uvs_row(dmac, "-m", NAT_RS, "packet")),
-        ("ring-dr", "uvs DR, AF_PACKET with a TPACKET_V3 ring", lambda: uvs_row(dmac, "-g", RS, "packet-ring")),
-        ("uvs-dr-w2", "uvs DR, AF_PACKET, 2 workers on CPU0-1", lambda: uvs_row(dmac, "-g", RS, "packet", 2)),
-        ("xdp-dr", "uvs DR, AF_XDP, 2 real servers", lambda: uvs_row(dmac, "-g", RS, "xdp")),
-        ("xdp-dr-off", "uvs DR, AF_XDP, --offload (XDP_TX)", lambda: uvs_row(dmac, "-g", RS, "xdp", offload=True)),
-        ("xdp-tun", "uvs TUN (IP-in-IP), AF_XDP", lambda: uvs_row(dmac, "-i", RS, "xdp")),
-        ("xdp-nat", "uvs NAT (two-armed), AF_XDP", lambda: uvs_row(dmac, "-m", NAT_RS, "xdp")),
+        ("uvs-dr", "uvs DR, AF_PACKET, 2 real servers", lambda b=BIN: uvs_row(b, dmac, "-g", RS, "packet")),
+        ("uvs-tun", "uvs TUN (IP-in-IP), AF_PACKET", lambda b=BIN: uvs_row(b, dmac, "-i", RS, "packet")),
+        ("uvs-nat", "uvs NAT (two-armed), AF_PACKET", lambda b=BIN: uvs_row(b, dmac, "-m", NAT_RS, "packet")),
+        ("ring-dr", "uvs DR, AF_PACKET with a TPACKET_V3 ring", lambda b=BIN: uvs_row(b, dmac, "-g", RS, "packet-ring")),
+        ("uvs-dr-w2", "uvs DR, AF_PACKET, 2 workers on CPU0-1", lambda b=BIN: uvs_row(b, dmac, "-g", RS, "packet", 2)),
+        ("xdp-dr", "uvs DR, AF_XDP, 2 real servers", lambda b=BIN: uvs_row(b, dmac, "-g", RS, "xdp")),
+        ("xdp-dr-off", "uvs DR, AF_XDP, --offload (XDP_TX)", lambda b=BIN: uvs_row(b, dmac, "-g", RS, "xdp", offload=True)),
+        ("xdp-tun", "uvs TUN (IP-in-IP), AF_XDP", lambda b=BIN: uvs_row(b, dmac, "-i", RS, "xdp")),
+        ("xdp-nat", "uvs NAT (two-armed), AF_XDP", lambda b=BIN: uvs_row(b, dmac, "-m", NAT_RS, "xdp")),
     ]
-    return [r for r in table if not ROWS or r[0] in ROWS or r[0] == "direct"]
+    table = [r for r in table if not ROWS or r[0] in ROWS or r[0] == "direct"]
+    if OLD_BIN:
+        # Each uvs row again with the other build, right after it in every
+        # round: a before/after within one run.
+        twin = lambda name, what, setup: (name + "@old", "the same, BENCH_BEFORE's build",
+                                          lambda: setup(OLD_BIN))
+        table = [t for r in table for t in ([r, twin(*r)] if r[0] not in ("direct", "kernel", "nft-dnat") else [r])]
+    return table
 
 
 def kernel(dmac):
@@ -242,7 +315,7 @@ def nft(dmac):
     return "nft", trafgen_cfg(dmac, VIP)
 
 
-def uvs_row(dmac, method, servers, io, workers=1, offload=False):
+def uvs_row(bin_dir, dmac, method, servers, io, workers=1, offload=False):
     """workers > 1: the director's threads and its receive (RPS) may use
     both cores, the generator's included: the 2-core lab's only way to
     give two workers two cores."""
@@ -254,7 +327,7 @@ def uvs_row(dmac, method, servers, io, workers=1, offload=False):
     extra = ["--io", io, "--workers", str(workers)] + (["--offload"] if offload else [])
     if offload:
         pass_program_on_switch_port()
-    u = Uvs(ifaces, extra, cpus)
+    u = Uvs(ifaces, extra, cpus, bin_dir)
     if io == "xdp":
         xdp_napi_on_cpu1(ifaces)
     u.adm("-A -u %s:9 -s rr" % VIP)
@@ -379,6 +452,41 @@ def memory_figures():
     }
 
 
+def profile(name, cfg):
+    """Where the CPU goes at the fixed rate: both cores sampled for one
+    pass (perf's own cost would skew a counted round), the report by
+    binary and symbol in PERF/NAME.txt."""
+    os.makedirs(PERF, exist_ok=True)
+    data = os.path.join(PERF, name + ".data")
+    rec = subprocess.Popen(["perf", "record", "-q", "-a", "--call-graph", "dwarf,16384", "-F", "499", "-o", data,
+                            "--", "sleep", str(max(1, SECS - 1))],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(rec)
+    trafgen(cfg, SECS, RATE)
+    rec.wait()
+    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "-g", "none",
+                          "--sort", "cpu,comm,dso,sym", "--percent-limit", "0.5"],
+                         capture_output=True, text=True)
+    with open(os.path.join(PERF, name + ".txt"), "w") as f:
+        f.write(rep.stdout)
+
+
+def ratio(a, b):
+    return a / b if a is not None and b is not None and b > 0 else None
+
+
+def f2(v):
+    return "-" if v is None else "%.2f" % v
+
+
+def spread(m, xs):
+    """A median ratio with the lowest and highest round's."""
+    xs = [x for x in xs or [] if x is not None]
+    if m is None or not xs:
+        return "-"
+    return "%.2fx [%.2f-%.2f]" % (m, min(xs), max(xs))
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -390,65 +498,103 @@ def main():
     for tool in ("trafgen", "iperf3", "nft", "taskset"):
         if subprocess.run(["sh", "-c", "command -v " + tool], capture_output=True).returncode:
             raise SystemExit("bench: %s is missing (scripts/bench.sh installs it)" % tool)
+    # After a build (scripts/bench.sh builds first) round 1's first row
+    # cost twice its later rounds, and not in a run without one: likely
+    # the build's dirty pages being written back. Flush them first.
+    os.sync()
     run([os.path.join(ROOT, "testbed", "lab.sh"), "up", P, "2", "--nat"])
     sink_setup()
+    switch_knows_sinks()
     # The director's receive on CPU1, for every row. (Steering the sinks'
     # receive to CPU1 as well was tried: it added loss on every path.)
     for dev in ("eth0", "eth1"):
         sh("dir", "echo 2 > /sys/class/net/%s/queues/rx-0/rps_cpus" % dev)
     results = {"rate_pps": RATE, "seconds": SECS, "rounds": ROUNDS, "rows": {}}
-    for name, what, setup in rows():
-        h, cfg = setup()
-        # Warm-up: every flow once (neighbours resolved, conntrack and
-        # connection tables filled), so the rounds measure forwarding.
-        trafgen(cfg, 2)
-        time.sleep(0.5)
-        rounds = [measure(cfg) for _ in range(ROUNDS)]
-        cleanup_row(h)
-        results["rows"][name] = {
+    table = rows()
+    got = {name: [] for name, _, _ in table}
+    # Rounds interleave the rows (round 1 of every row, then round 2...),
+    # so a slow drift of this shared VM's speed falls on every row alike,
+    # and each ratio to the kernel is taken within one round.
+    for rnd in range(ROUNDS):
+        for name, what, setup in table:
+            h, cfg = setup()
+            # Warm-up: every flow once (neighbours resolved, conntrack and
+            # connection tables filled), so the round measures forwarding.
+            trafgen(cfg, 2)
+            quiet()
+            got[name].append(measure(cfg))
+            if PERF and rnd == 0:
+                profile(name, cfg)
+            cleanup_row(h)
+            print("bench: round %d/%d %-14s done" % (rnd + 1, ROUNDS, name), file=sys.stderr)
+    kr, dr = got.get("kernel"), got["direct"]
+    for name, what, _ in table:
+        rounds = got[name]
+        fixed = lambda k: med([r["fixed"][k] for r in rounds])
+        peak = lambda k: med([r["peak"][k] for r in rounds])
+        by_cpu = lambda c: med([(r["fixed"]["cpu_us_per_pkt_by_cpu"] or {}).get(c) for r in rounds])
+        # The director's own cost: the row's all-CPU time less the direct
+        # path's (the generator and the sink) in the same round.
+        minus = [None if None in (r["fixed"]["cpu_us_per_pkt"], d["fixed"]["cpu_us_per_pkt"])
+                 else r["fixed"]["cpu_us_per_pkt"] - d["fixed"]["cpu_us_per_pkt"] for r, d in zip(rounds, dr)]
+        row = {
             "what": what,
-            "cpu_us_per_pkt": med([r["fixed"]["cpu_us_per_pkt"] for r in rounds]),
-            "fixed_loss": med([r["fixed"]["loss"] for r in rounds]),
-            "fixed_delivered_pps": med([r["fixed"]["delivered_pps"] for r in rounds]),
-            "peak_offered_pps": med([r["peak"]["offered_pps"] for r in rounds]),
-            "peak_delivered_pps": med([r["peak"]["delivered_pps"] for r in rounds]),
-            "peak_loss": med([r["peak"]["loss"] for r in rounds]),
+            "cpu_us_per_pkt": fixed("cpu_us_per_pkt"),
+            "cpu_us_per_pkt_ticks": fixed("cpu_us_per_pkt_ticks"),
+            "cpu0_us_per_pkt": by_cpu(0),
+            "cpu1_us_per_pkt": by_cpu(1),
+            "minus_direct_us_per_pkt_rounds": minus,
+            "minus_direct_us_per_pkt": med(minus),
+            "fixed_loss": fixed("loss"),
+            "fixed_delivered_pps": fixed("delivered_pps"),
+            "peak_offered_pps": peak("offered_pps"),
+            "peak_delivered_pps": peak("delivered_pps"),
+            "peak_loss": peak("loss"),
             "rounds": rounds,
         }
-        print("bench: %-9s done" % name, file=sys.stderr)
+        results["rows"][name] = row
     rows_ = results["rows"]
-    base = rows_["direct"]["cpu_us_per_pkt"] or 0
-    for r in rows_.values():
-        r["director_us_per_pkt"] = None if r["cpu_us_per_pkt"] is None else r["cpu_us_per_pkt"] - base
-    rows_["direct"]["director_us_per_pkt"] = None
-    k = rows_.get("kernel")
+    if kr:
+        k = rows_["kernel"]
+        for r in rows_.values():
+            # Paired: this row's round i against the kernel's round i.
+            r["director_vs_kernel_rounds"] = [ratio(a, b) for a, b in zip(
+                r["minus_direct_us_per_pkt_rounds"], k["minus_direct_us_per_pkt_rounds"])]
+            r["cost_vs_kernel_rounds"] = [ratio(a["fixed"]["cpu_us_per_pkt"], b["fixed"]["cpu_us_per_pkt"])
+                                          for a, b in zip(r["rounds"], kr)]
+            r["peak_vs_kernel_rounds"] = [ratio(a["peak"]["delivered_pps"], b["peak"]["delivered_pps"])
+                                          for a, b in zip(r["rounds"], kr)]
+            for key in ("director_vs_kernel", "cost_vs_kernel", "peak_vs_kernel"):
+                r[key] = med(r[key + "_rounds"])
     print()
-    print("Forwarding, 60-byte UDP, 64 Ki flows; director side on CPU1, generator on CPU0; medians of %d rounds of %.0f s" % (ROUNDS, SECS))
-    print("%-9s %-44s %9s %12s %8s %8s %12s %12s %6s %8s" % (
-        "path", "", "all-CPU", "director", "vs", "loss at", "peak", "peak", "peak", "peak vs"))
-    print("%-9s %-44s %9s %12s %8s %8s %12s %12s %6s %8s" % (
-        "", "", "us/pkt", "us/pkt@%dk" % (RATE // 1000), "kernel", "%dk" % (RATE // 1000), "offered pps", "delivered", "loss", "kernel"))
+    print("Forwarding, 60-byte UDP, 64 Ki flows; director side on CPU1, generator on CPU0;")
+    print("medians of %d interleaved rounds of %.0f s; vs kernel: median of the per-round ratios [lowest-highest]" % (ROUNDS, SECS))
+    hdr = "%-14s %-44s %8s %6s %6s %8s %17s %17s %7s %9s %9s %5s %17s"
+    print(hdr % ("path", "", "all-CPU", "CPU0", "CPU1", "director", "director", "all-CPU",
+                 "loss", "peak", "peak", "peak", "peak"))
+    print(hdr % ("", "", "us/pkt", "gen.", "dir.", "us/pkt", "vs kernel", "vs kernel",
+                 "@%dk" % (RATE // 1000), "offered", "delivered", "loss", "vs kernel"))
     for name, r in rows_.items():
-        cost = r["director_us_per_pkt"]
-        ratio = cost / k["director_us_per_pkt"] if k and cost is not None and k["director_us_per_pkt"] else None
-        pk = r["peak_delivered_pps"] / k["peak_delivered_pps"] if k and k["peak_delivered_pps"] else None
-        r["cost_vs_kernel"], r["peak_vs_kernel"] = ratio, pk
-        print("%-9s %-44s %9s %12s %8s %7.1f%% %12.0f %12.0f %5.0f%% %8s" % (
-            name, r["what"],
-            "-" if r["cpu_us_per_pkt"] is None else "%.2f" % r["cpu_us_per_pkt"],
-            "-" if cost is None else "%.2f" % cost,
-            "-" if ratio is None else "%.2fx" % ratio,
+        print("%-14s %-44s %8s %6s %6s %8s %17s %17s %6.1f%% %9.0f %9.0f %4.0f%% %17s" % (
+            name, r["what"], f2(r["cpu_us_per_pkt"]), f2(r["cpu0_us_per_pkt"]), f2(r["cpu1_us_per_pkt"]),
+            f2(r["minus_direct_us_per_pkt"]),
+            spread(r.get("director_vs_kernel"), r.get("director_vs_kernel_rounds")),
+            spread(r.get("cost_vs_kernel"), r.get("cost_vs_kernel_rounds")),
             100 * (r["fixed_loss"] or 0),
             r["peak_offered_pps"], r["peak_delivered_pps"], 100 * (r["peak_loss"] or 0),
-            "-" if pk is None else "%.2fx" % pk))
-    print("all-CPU: busy time of both cores per delivered packet at %d pps; director: the same minus" % RATE)
-    print("the direct path's (on this VM it can come out below zero for the kernel: the direct")
-    print("path's cross-core receive costs as much; compare the all-CPU column then)")
+            spread(r.get("peak_vs_kernel"), r.get("peak_vs_kernel_rounds"))))
+    print("all-CPU: busy time of both cores per delivered packet at %d pps (exact: wall time less" % RATE)
+    print("idle, see cpu_times); CPU0 holds the generator, CPU1 the director's side; director: all-CPU")
+    print("less the direct path's in the same round (the generator's and the sink's cost).")
+    print("By the tick-sampled busy fields alone (what /proc/stat's user..softirq say): %s" % ", ".join(
+        "%s %s" % (n, f2(r["cpu_us_per_pkt_ticks"])) for n, r in rows_.items()))
     w1, w2 = rows_.get("uvs-dr"), rows_.get("uvs-dr-w2")
-    if w1 and w2 and w1["peak_delivered_pps"]:
-        results["workers2_vs_1_peak"] = w2["peak_delivered_pps"] / w1["peak_delivered_pps"]
-        print("two workers vs one (AF_PACKET DR) peak: %.2fx (the second worker shares CPU0 with the generator)"
-              % results["workers2_vs_1_peak"])
+    if w1 and w2:
+        w = [ratio(b["peak"]["delivered_pps"], a["peak"]["delivered_pps"])
+             for a, b in zip(w1["rounds"], w2["rounds"])]
+        results["workers2_vs_1_peak"] = med(w)
+        print("two workers vs one (AF_PACKET DR) peak: %s (the second worker shares CPU0 with the generator)"
+              % spread(med(w), w))
     print("(xdp rows: the XDP program runs in the veth's NAPI on the sending CPU unless BENCH_XDP_NAPI=thread)")
     if not ROWS or "tcp" in ROWS:
         results["tcp"] = t = tcp_figures()
