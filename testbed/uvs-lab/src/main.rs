@@ -97,6 +97,12 @@ enum Cmd {
         target: SocketAddr,
         #[arg(long)]
         count: u32,
+        /// After this many datagrams, wait --pause-ms before the rest (one
+        /// flow that the director has time to act on mid-way).
+        #[arg(long, default_value_t = 0)]
+        pause_after: u32,
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
     },
     /// One UDP datagram of hex bytes from BIND to TARGET (forged
     /// heartbeats for the HA tests).
@@ -616,13 +622,21 @@ fn getsockopt_int(fd: libc::c_int, level: libc::c_int, opt: libc::c_int) -> i64 
     if r == 0 { i64::from(v) } else { -1 }
 }
 
-fn udp_blast(target: SocketAddr, count: u32) -> serde_json::Value {
+fn udp_blast(
+    target: SocketAddr,
+    count: u32,
+    pause_after: u32,
+    pause: Duration,
+) -> serde_json::Value {
     let s = match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(target).map(|_| s)) {
         Ok(s) => s,
         Err(e) => return json!({ "error": e.to_string() }),
     };
     let mut sent = 0u32;
     for i in 0..count {
+        if i == pause_after && i > 0 {
+            std::thread::sleep(pause);
+        }
         // A full queue on the way (ENOBUFS) is part of a burst: go on.
         if s.send(&i.to_be_bytes()).is_ok() {
             sent += 1;
@@ -717,7 +731,12 @@ fn main() -> ExitCode {
             interval_ms,
         } => stick(target, messages, Duration::from_millis(interval_ms)),
         Cmd::UdpDf { target, size } => udp_df(target, size),
-        Cmd::UdpBlast { target, count } => udp_blast(target, count),
+        Cmd::UdpBlast {
+            target,
+            count,
+            pause_after,
+            pause_ms,
+        } => udp_blast(target, count, pause_after, Duration::from_millis(pause_ms)),
         Cmd::UdpSend { bind, target, hex } => {
             let bytes: Vec<u8> = (0..hex.len() / 2)
                 .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
