@@ -9,6 +9,7 @@ hook), and every path in the same run:
   kernel        IP forwarding through the director namespace (uvs stopped)
   nft-dnat      nftables DNAT with numgen over two real servers
   uvs-dr/tun/nat  uvs on batched AF_PACKET, one data-plane thread
+  uvs-dr-off    the same with --offload: the tc program forwards established flows
   xdp-dr/tun/nat  uvs on AF_XDP (the XDP program steers VIP traffic)
 
 The director's side is held to CPU1 for every row (RPS on its receive
@@ -18,15 +19,16 @@ of each core and of both, wall time less idle from /proc/stat: see
 cpu_times), then the peak delivered rate with the generator unthrottled.
 Rounds interleave the rows (round 1 of every row, then round 2...); each
 row's ratio to the kernel row is taken within a round, and the medians of
-BENCH_ROUNDS rounds are printed with their range. Then TCP throughput through
-DR against direct (iperf3), new TCP connections per second through DR,
+BENCH_ROUNDS rounds are printed with their range. Then TCP throughput
+(iperf3) direct, through the kernel's forwarding and through uvs DR on
+each backend, new TCP connections per second the same ways,
 and uvs's memory per connection with BENCH_FLOWS live UDP flows.
 
 Environment: BENCH_BIN (the binaries, default target/release), BENCH_BEFORE (another
 build's binaries: each uvs row runs again with them as ROW@old, right
 after it in every round, for a before/after within one run),
 BENCH_ROUNDS (3), BENCH_SECONDS (8), BENCH_RATE (15000 pps),
-BENCH_FLOWS (1000000; 0 skips), BENCH_JSON (where to write the figures,
+BENCH_FLOWS (1000000; 0 skips), BENCH_TCP_ROUNDS (3), BENCH_JSON (where to write the figures,
 default target/bench.json), BENCH_ROWS (comma-separated subset),
 BENCH_XDP_NAPI (softirq, the default, or thread: see xdp_napi_on_cpu1),
 BENCH_PERF (a directory: after a row's rounds, one more pass at the fixed
@@ -229,6 +231,7 @@ class Uvs:
 
     def __init__(self, ifaces, extra=(), cpus="1", bin_dir=BIN):
         self.sock = os.path.join(TMP, "uvs.sock")
+        self.offload = "--offload" in extra
         args = ["ip", "netns", "exec", "%s-dir" % P, "taskset", "-c", cpus,
                 os.path.join(bin_dir, "uvs"), "director", "--socket", self.sock]
         for i in ifaces:
@@ -291,6 +294,7 @@ def rows():
         u("uvs-dr", "uvs DR, AF_PACKET, 2 real servers", "-g", RS, "packet"),
         u("uvs-tun", "uvs TUN (IP-in-IP), AF_PACKET", "-i", RS, "packet"),
         u("uvs-nat", "uvs NAT (two-armed), AF_PACKET", "-m", NAT_RS, "packet"),
+        u("uvs-dr-off", "uvs DR, AF_PACKET, --offload (tc program)", "-g", RS, "packet", offload=True),
         u("ring-dr", "uvs DR, AF_PACKET with a TPACKET_V3 ring", "-g", RS, "packet-ring"),
         u("uvs-dr-w2", "uvs DR, AF_PACKET, 2 workers on CPU0-1", "-g", RS, "packet", 2),
         u("xdp-dr", "uvs DR, AF_XDP, 2 real servers", "-g", RS, "xdp"),
@@ -331,7 +335,7 @@ def uvs_row(bin_dir, dmac, method, servers, io, workers=1, offload=False):
     for dev in ifaces:
         sh("dir", "echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus" % ("2" if workers == 1 else "3", dev))
     extra = ["--io", io, "--workers", str(workers)] + (["--offload"] if offload else [])
-    if offload:
+    if offload and io == "xdp":
         pass_program_on_switch_port()
     u = Uvs(ifaces, extra, cpus, bin_dir)
     if io == "xdp":
@@ -387,17 +391,29 @@ def cleanup_row(h):
         sh("dir", "echo 2 > /sys/class/net/%s/queues/rx-0/rps_cpus" % dev)
 
 
+# The backends TCP goes through ("packet --offload": the tc program
+# forwards the established connection, super-frames whole).
+TCP_IOS = ("packet", "packet --offload", "packet-ring", "xdp")
+TCP_ROUNDS = int(os.environ.get("BENCH_TCP_ROUNDS", "3"))
+
+
+def tcp_key(io):
+    return io.replace(" --", "-")
+
+
 def tcp_figures():
-    """iperf3 through DR against direct, and new TCP connections/s."""
-    res = {}
+    """iperf3 direct, through the kernel's forwarding and through uvs DR on
+    each backend, and new TCP connections/s, in TCP_ROUNDS interleaved
+    rounds: the medians, and each path's per-round ratio to direct."""
     forwarding(False)
-    nse("rs1", "iperf3", "-s", "-D", "-1")
     srv = subprocess.Popen(["ip", "netns", "exec", "%s-rs1" % P, os.path.join(BIN, "uvs-lab"), "server", "--name", "rs1", "--tcp", "80"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(srv)
     time.sleep(0.5)
 
     def iperf(target):
+        nse("rs1", "iperf3", "-s", "-D", "-1")
+        time.sleep(0.2)
         o = nse("cl", "iperf3", "-c", target, "-t", "5", "-J", check=False)
         try:
             return json.loads(o)["end"]["sum_received"]["bits_per_second"] / 1e9
@@ -408,21 +424,47 @@ def tcp_figures():
         o = nse("cl", os.path.join(BIN, "uvs-lab"), "conn-rate", "--target", target + ":80", "--seconds", "3")
         return json.loads(o)["per_second"]
 
-    res["iperf_direct_gbps"] = iperf(RS[0])
-    res["conn_rate_direct"] = conns(RS[0])
-    for io in ("packet", "packet-ring", "xdp"):
-        nse("rs1", "iperf3", "-s", "-D", "-1")
-        u = Uvs(["eth0"], ["--io", io])
-        if io == "xdp":
-            xdp_napi_on_cpu1(["eth0"])
-        u.adm("-A -t %s:5201 -s rr" % VIP)
-        u.adm("-a -t %s:5201 -r %s -g" % (VIP, RS[0]))
-        u.adm("-A -t %s:80 -s rr" % VIP)
-        u.adm("-a -t %s:80 -r %s -g" % (VIP, RS[0]))
-        time.sleep(0.3)
-        res["iperf_uvs_dr_%s_gbps" % io] = iperf(VIP)
-        res["conn_rate_uvs_dr_%s" % io] = conns(VIP)
-        u.stop()
+    def direct():
+        return iperf(RS[0]), conns(RS[0])
+
+    def kernel_path():
+        # The client reaches the real server through the director as its
+        # router; the replies go straight back, as DR's do.
+        forwarding(True)
+        sh("cl", "ip route add %s/32 via 198.18.0.2" % RS[0])
+        try:
+            return iperf(RS[0]), conns(RS[0])
+        finally:
+            sh("cl", "ip route del %s/32 via 198.18.0.2" % RS[0])
+            forwarding(False)
+
+    def through(io):
+        def go():
+            u = Uvs(["eth0"], ["--io"] + io.split())
+            if io == "xdp":
+                xdp_napi_on_cpu1(["eth0"])
+            for port in (5201, 80):
+                u.adm("-A -t %s:%d -s rr" % (VIP, port))
+                u.adm("-a -t %s:%d -r %s -g" % (VIP, port, RS[0]))
+            time.sleep(0.3)
+            try:
+                return iperf(VIP), conns(VIP)
+            finally:
+                u.stop()
+        return go
+
+    paths = [("direct", direct), ("kernel", kernel_path)] + [("uvs_dr_" + tcp_key(io), through(io)) for io in TCP_IOS]
+    got = {name: [] for name, _ in paths}
+    for rnd in range(TCP_ROUNDS):
+        for name, go in paths:
+            got[name].append(go())
+            print("bench: TCP round %d/%d %s done" % (rnd + 1, TCP_ROUNDS, name), file=sys.stderr)
+    res = {"rounds": TCP_ROUNDS}
+    for name, rounds in got.items():
+        res["iperf_%s_gbps" % name] = med([g for g, _ in rounds])
+        res["conn_rate_%s" % name] = med([c for _, c in rounds])
+        res["iperf_%s_vs_direct_rounds" % name] = [ratio(g, d) for (g, _), (d, _) in zip(rounds, got["direct"])]
+        res["iperf_%s_vs_direct" % name] = med(res["iperf_%s_vs_direct_rounds" % name])
     return res
 
 
@@ -527,8 +569,19 @@ def main():
             # Warm-up: every flow once (neighbours resolved, conntrack and
             # connection tables filled), so the round measures forwarding.
             trafgen(cfg, 2)
+            if isinstance(h, Uvs) and h.offload:
+                # A flow is handed over once uvs has seen two of its
+                # frames, and unthrottled uvs sees a fraction of them:
+                # every flow three more times, at a rate uvs keeps up with.
+                trafgen(cfg, 5, 40000)
             quiet()
+            s0 = h.status() if isinstance(h, Uvs) else None
             got[name].append(measure(cfg))
+            if s0 is not None:
+                # What reached uvs itself (the rest the offload forwarded).
+                s1 = h.status()
+                got[name][-1]["uvs"] = {k: s1.get(k, 0) - s0.get(k, 0)
+                                        for k in ("rx_frames", "offloads", "offload_forwarded")}
             if PERF and rnd == 0:
                 profile(name, cfg)
             cleanup_row(h)
@@ -557,6 +610,8 @@ def main():
             "peak_delivered_pps": peak("delivered_pps"),
             "peak_loss": peak("loss"),
             "rounds": rounds,
+            "uvs_rx_frames": med([r["uvs"]["rx_frames"] for r in rounds if "uvs" in r]),
+            "offload_forwarded": med([r["uvs"]["offload_forwarded"] for r in rounds if "uvs" in r]),
         }
         results["rows"][name] = row
     rows_ = results["rows"]
@@ -594,6 +649,10 @@ def main():
     print("less the direct path's in the same round (the generator's and the sink's cost).")
     print("By the tick-sampled busy fields alone (what /proc/stat's user..softirq say): %s" % ", ".join(
         "%s %s" % (n, f2(r["cpu_us_per_pkt_ticks"])) for n, r in rows_.items()))
+    off = [(n, r) for n, r in rows_.items() if r["offload_forwarded"]]
+    if off:
+        print("Offload rows, frames per round's measure (fixed rate and peak) that uvs received / the program forwarded: %s" % ", ".join(
+            "%s %d / %d" % (n, r["uvs_rx_frames"], r["offload_forwarded"]) for n, r in off))
     w1, w2 = rows_.get("uvs-dr"), rows_.get("uvs-dr-w2")
     if w1 and w2:
         w = [ratio(b["peak"]["delivered_pps"], a["peak"]["delivered_pps"])
@@ -605,15 +664,14 @@ def main():
     if not ROWS or "tcp" in ROWS:
         results["tcp"] = t = tcp_figures()
         print()
-        fmt = lambda v, f: "-" if v is None else f % v
-        d = t["iperf_direct_gbps"]
-        for io in ("packet", "packet-ring", "xdp"):
-            g = t["iperf_uvs_dr_%s_gbps" % io]
-            c = t["conn_rate_uvs_dr_%s" % io]
-            print("TCP through DR, %-11s (iperf3, 5 s, client offloads on): direct %s Gbit/s, uvs %s Gbit/s (%s)" % (
-                io, fmt(d, "%.2f"), fmt(g, "%.2f"), fmt((g or 0) / d if d else None, "%.2fx")))
-            print("New TCP connections per second, %-11s (one client thread): direct %.0f, uvs DR %.0f (%.2fx)" % (
-                io, t["conn_rate_direct"], c, c / t["conn_rate_direct"]))
+        print("TCP (iperf3, 5 s, client offloads on; new connections/s from one client thread),")
+        print("medians of %d interleaved rounds; vs direct: median of the per-round ratios [lowest-highest]" % t["rounds"])
+        for name in ["direct", "kernel"] + ["uvs_dr_" + tcp_key(io) for io in TCP_IOS]:
+            g, c = t["iperf_%s_gbps" % name], t["conn_rate_%s" % name]
+            print("  %-26s %6s Gbit/s %17s   %8s conn/s (%s)" % (
+                name, f2(g), spread(t["iperf_%s_vs_direct" % name], t["iperf_%s_vs_direct_rounds" % name]),
+                "-" if c is None else "%.0f" % c,
+                "-" if c is None or not t["conn_rate_direct"] else "%.2fx" % (c / t["conn_rate_direct"])))
     if not ROWS or "memory" in ROWS:
         results["memory"] = m = memory_figures()
         if m:

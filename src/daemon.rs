@@ -500,23 +500,14 @@ fn open_io(
     kind: IoKind,
     ifnames: &[String],
     macs: &[[u8; 6]],
+    offload: bool,
 ) -> Result<(Backend, Option<Steering>), String> {
-    let packet = || {
-        AfPacketLinks::open(ifnames)
-            .map(Backend::Packet)
-            .map_err(|e| format!("cannot capture on {e}"))
-    };
-    if kind == IoKind::Packet {
-        eprintln!("uvs: packet I/O: AF_PACKET, batched (--io packet)");
-        return Ok((packet()?, None));
-    }
-    if kind == IoKind::PacketRing {
-        let links = AfPacketLinks::open_with(ifnames, true)
-            .map_err(|e| format!("cannot capture on {e}"))?;
-        eprintln!(
-            "uvs: packet I/O: AF_PACKET, TPACKET_V3 receive ring, batched send (--io packet-ring)"
-        );
-        return Ok((Backend::Packet(links), None));
+    if matches!(kind, IoKind::Packet | IoKind::PacketRing) {
+        let (ring, why) = match kind {
+            IoKind::PacketRing => (true, "--io packet-ring"),
+            _ => (false, "--io packet"),
+        };
+        return open_packet(ifnames, ring, offload, why);
     }
     let xdp = Steering::attach(ifnames).and_then(|mut s| {
         let links = XdpLinks::open(ifnames, macs, &mut s)?;
@@ -530,14 +521,54 @@ fn open_io(
                 s.modes().join(", "),
                 links.modes().join(", ")
             );
+            if offload {
+                eprintln!(
+                    "uvs: --offload: established DR flows are forwarded by the XDP program (XDP_TX)"
+                );
+                for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
+                    eprintln!(
+                        "uvs: warning: {name} has a peer (a veth?): XDP_TX frames reach the peer only \
+                         if it runs an XDP program of its own, else offloaded flows stall (docs/io.md)"
+                    );
+                }
+            }
             Ok((Backend::Xdp(links), Some(s)))
         }
         (Err(e), IoKind::Xdp) => Err(format!("--io xdp: {e}")),
-        (Err(e), _) => {
-            eprintln!("uvs: packet I/O: AF_PACKET, batched (AF_XDP unavailable: {e})");
-            Ok((packet()?, None))
+        (Err(e), _) => open_packet(ifnames, false, offload, &format!("AF_XDP unavailable: {e}")),
+    }
+}
+
+/// AF_PACKET (a TPACKET_V3 receive ring if `ring`), with the tc program
+/// for `offload` when it can be attached (else, saying why, without);
+/// `why`: what chose it, for the log line.
+fn open_packet(
+    ifnames: &[String],
+    ring: bool,
+    offload: bool,
+    why: &str,
+) -> Result<(Backend, Option<Steering>), String> {
+    let what = match ring {
+        true => "AF_PACKET, TPACKET_V3 receive ring, batched send",
+        false => "AF_PACKET, batched",
+    };
+    let capture = |e: std::io::Error| format!("cannot capture on {e}");
+    if offload {
+        match Steering::attach_tc(ifnames).and_then(|mut s| Ok((s.take_flow_maps()?, s))) {
+            Ok((flows, s)) => {
+                let links = AfPacketLinks::open_offload(ifnames, ring, flows).map_err(capture)?;
+                eprintln!(
+                    "uvs: packet I/O: {what} ({why}); --offload: established DR flows are \
+                     forwarded by the tc program (ingress, bpf_redirect), super-frames whole"
+                );
+                return Ok((Backend::Packet(links), Some(s)));
+            }
+            Err(e) => eprintln!("uvs: --offload unavailable, uvs forwards every frame: {e}"),
         }
     }
+    let links = AfPacketLinks::open_with(ifnames, ring).map_err(capture)?;
+    eprintln!("uvs: packet I/O: {what} ({why})");
+    Ok((Backend::Packet(links), None))
 }
 
 /// Each worker's packet I/O, and what keeps the kernel's side in step
@@ -552,10 +583,14 @@ fn open_workers_io(
     workers: usize,
     ifnames: &[String],
     macs: &[[u8; 6]],
+    offload: bool,
 ) -> Result<WorkersIo, String> {
     if workers == 1 {
-        let (io, s) = open_io(kind, ifnames, macs)?;
+        let (io, s) = open_io(kind, ifnames, macs, offload)?;
         return Ok((vec![io], s, None));
+    }
+    if offload {
+        eprintln!("uvs: --offload ignored: it takes one worker");
     }
     let (sets, fanout, ignores) =
         AfPacketLinks::open_workers(ifnames, workers, kind == IoKind::PacketRing)
@@ -623,27 +658,9 @@ fn serve(
         .or_else(|| Some(links[0].addr).filter(|a| !a.is_unspecified()));
     let macs: Vec<[u8; 6]> = links.iter().map(|l| l.mac.0).collect();
     let workers = o.workers;
-    let (ios, steering, fanout) = open_workers_io(o.io, workers, ifnames, &macs)?;
+    let (ios, steering, fanout) = open_workers_io(o.io, workers, ifnames, &macs, o.offload)?;
 
     let steering_present = steering.is_some();
-    if o.offload {
-        match &steering {
-            Some(_) => {
-                eprintln!(
-                    "uvs: --offload: established DR flows are forwarded by the XDP program (XDP_TX)"
-                );
-                for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
-                    eprintln!(
-                        "uvs: warning: {name} has a peer (a veth?): XDP_TX frames reach the peer only \
-                         if it runs an XDP program of its own, else offloaded flows stall (docs/io.md)"
-                    );
-                }
-            }
-            None => {
-                eprintln!("uvs: --offload ignored: only AF_XDP forwards flows in its XDP program")
-            }
-        }
-    }
     let mut publisher = Publisher::new();
     if let Some(s) = steering {
         publisher.set_steering(s);
@@ -660,8 +677,8 @@ fn serve(
         .collect();
     let max_conns = o.max_conns;
     let takes_over = handoff.is_some();
-    // Only the XDP program can take flows: elsewhere (said above) the data
-    // plane does not try.
+    // Only the XDP or tc program can take flows: without one (said above)
+    // the data plane does not try.
     let offload = o.offload && steering_present;
     // One thread per worker, each with its share of the connection table
     // (the first takes what does not divide), its request channel, its

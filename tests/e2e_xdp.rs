@@ -150,9 +150,9 @@ fn established_dr_flows_are_forwarded_by_the_xdp_program() {
             "offload {offload}: {}",
             l.log("director.log")
         );
-        let fwd = l.dp_counter_settled("xdp_forwarded");
+        let fwd = l.dp_counter_settled("offload_forwarded");
         let rx = l.dp_counter("rx_frames");
-        println!("offload {offload}: TCP: xdp_forwarded {fwd}, rx_frames {rx}");
+        println!("offload {offload}: TCP: offload_forwarded {fwd}, rx_frames {rx}");
         // A UDP flow: handed over after its second datagram. A pause
         // after the second gives uvs time to write the map before the
         // rest; without it a burst can sit whole in the socket's ring
@@ -169,18 +169,18 @@ fn established_dr_flows_are_forwarded_by_the_xdp_program() {
             "--pause-ms",
             "300",
         ]);
-        let fwd_udp = l.dp_counter_settled("xdp_forwarded") - fwd;
+        let fwd_udp = l.dp_counter_settled("offload_forwarded") - fwd;
         let offloads = l.dp_counter("offloads");
-        println!("offload {offload}: UDP: xdp_forwarded {fwd_udp}, offloads {offloads}");
+        println!("offload {offload}: UDP: offload_forwarded {fwd_udp}, offloads {offloads}");
         if !offload {
             assert_eq!((fwd, fwd_udp, offloads), (0, 0, 0));
             continue;
         }
         // The connection's 400 requests and its ACKs, less what went up
         // (the handshake, the FIN, a frame every half second).
-        assert!(fwd >= 300, "xdp_forwarded {fwd}");
+        assert!(fwd >= 300, "offload_forwarded {fwd}");
         assert!(rx < 200, "uvs saw only what it must: {rx}");
-        assert!(fwd_udp >= 1500, "UDP xdp_forwarded {fwd_udp}");
+        assert!(fwd_udp >= 1500, "UDP offload_forwarded {fwd_udp}");
         assert_eq!(offloads, 2);
         // Taken back at FIN: counted for the real server it went to.
         let stats = l.adm("-Ln --stats --exact");

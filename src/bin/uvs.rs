@@ -67,10 +67,12 @@ enum Command {
         /// both ways. More than one uses AF_PACKET.
         #[arg(long, env = "UVS_WORKERS", default_value_t = 1)]
         workers: usize,
-        /// AF_XDP: hand established DR flows to the XDP program, which
-        /// forwards their frames itself (XDP_TX; Katran's split). On a
-        /// veth the peer needs an XDP program of its own, or the frames
-        /// wait in its ring (docs/io.md).
+        /// Hand established DR flows to a kernel program that forwards
+        /// their frames itself (Katran's split): on AF_XDP the XDP program
+        /// (XDP_TX; on a veth the peer needs an XDP program of its own, or
+        /// the frames wait in its ring), on packet and packet-ring the tc
+        /// program (bpf_redirect, super-frames whole; one worker).
+        /// docs/io.md.
         #[arg(long)]
         offload: bool,
         /// Refused with an explanation: the MSS that limits tunnelled

@@ -312,7 +312,8 @@ impl Dataplane {
             c.rx_socket_drops.fetch_add(io.rx_drops(), Relaxed);
             c.tx_errors.fetch_add(io.tx_errors(), Relaxed);
             c.xdp_rx.fetch_add(io.steered(), Relaxed);
-            c.xdp_forwarded.fetch_add(io.offloaded_frames(), Relaxed);
+            c.offload_forwarded
+                .fetch_add(io.offloaded_frames(), Relaxed);
             c.conns.store(self.conns.len() as u64, Relaxed);
             c.conns_limit.store(self.conns.limit() as u64, Relaxed);
             self.next_stats_ms = now + 1000;

@@ -1,6 +1,7 @@
-//! Katran's split, on backends that can (AF_XDP): once a DR flow is
-//! established, uvs hands it to the XDP program, which forwards its frames
-//! itself (the real server's MAC, TTL - 1) without their reaching uvs.
+//! Katran's split, on backends that can (AF_XDP's XDP program, the
+//! AF_PACKET backends' tc program): once a DR flow is established, uvs
+//! hands it to the kernel program, which forwards its frames itself (the
+//! real server's MAC, TTL - 1) without their reaching uvs.
 //! uvs keeps the connection and stays in charge of it: SYN, FIN and RST
 //! still come up (a FIN or RST takes the flow back), so does a frame four
 //! times per timeout (its timer runs on), and everything of flows not handed

@@ -16,7 +16,8 @@
 
 use super::fanout::{self, Fanout};
 use super::ring::RxRing;
-use super::{Gso, PacketIo, PacketType, RxMeta};
+use super::xdp::FlowMaps;
+use super::{FlowTuple, Gso, Handover, Offloaded, PacketIo, PacketType, RxMeta};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
@@ -34,6 +35,10 @@ const PACKET_QDISC_BYPASS: libc::c_int = 20;
 pub const BATCH: usize = 32;
 /// One frame with its vnet header: a 64 KiB GSO super-frame fits.
 const SLOT: usize = VNET_HDR_LEN + crate::dataplane::FRAME_BUF;
+/// An ARP socket's (`--offload`) batch and slot: ARP frames are small and
+/// few.
+const ARP_BATCH: usize = 8;
+const ARP_SLOT: usize = VNET_HDR_LEN + 2048;
 
 pub struct AfPacket {
     fd: OwnedFd,
@@ -61,17 +66,23 @@ impl AfPacket {
 
     /// As `open`, receiving through a TPACKET_V3 ring if `ring`.
     pub fn open_with(ifname: &str, ring: bool) -> io::Result<AfPacket> {
-        AfPacket::open_opts(ifname, ring, false)
+        AfPacket::open_opts(ifname, ring, false, libc::ETH_P_ALL as u16)
     }
 
     /// As `open_with`; `closed`: a filter drops every frame until the
     /// fanout program is in place ([`Fanout::update`] removes it): a
     /// socket about to join a fanout group must not queue the frames it
     /// sees alone before it joins, nor frames the group hands out before
-    /// the program does (all to the first worker).
-    fn open_opts(ifname: &str, ring: bool, closed: bool) -> io::Result<AfPacket> {
+    /// the program does (all to the first worker). `ethertype`: what the
+    /// socket receives (ETH_P_ALL: every frame, before the tc hook; one
+    /// ethertype: its frames, after the hook).
+    fn open_opts(ifname: &str, ring: bool, closed: bool, ethertype: u16) -> io::Result<AfPacket> {
         let ifindex = sys::ifindex(ifname)?;
-        let proto = (libc::ETH_P_ALL as u16).to_be();
+        let proto = ethertype.to_be();
+        let (batch, slot) = match i32::from(ethertype) {
+            libc::ETH_P_ARP => (ARP_BATCH, ARP_SLOT),
+            _ => (BATCH, SLOT),
+        };
         let fd = sys::socket(
             libc::AF_PACKET,
             libc::SOCK_RAW | libc::SOCK_NONBLOCK,
@@ -105,10 +116,10 @@ impl AfPacket {
         Ok(AfPacket {
             fd,
             ifindex,
-            rx: sys::Mmsg::new(BATCH, SLOT),
+            rx: sys::Mmsg::new(batch, slot),
             rx_next: 0,
             rx_full: false,
-            tx: sys::Mmsg::new(BATCH, SLOT),
+            tx: sys::Mmsg::new(batch, slot),
             tx_failed: 0,
             ring,
         })
@@ -247,10 +258,15 @@ impl Drop for AfPacket {
 /// the host, the busy management interface included.)
 pub struct AfPacketLinks {
     socks: Vec<AfPacket>,
+    /// With `--offload`: link `i`'s ARP socket (`socks` then take IPv4
+    /// only, so that they see a frame after the tc program has passed it).
+    arp: Vec<AfPacket>,
     /// Where the next receive starts, so a busy link cannot starve another.
     next: usize,
     /// The sockets' poll set, built once (no allocation per wait).
     pfds: Vec<libc::pollfd>,
+    /// With `--offload`: the tc program's offloaded flows.
+    flows: Option<FlowMaps>,
 }
 
 impl AfPacketLinks {
@@ -273,14 +289,55 @@ impl AfPacketLinks {
         Ok(AfPacketLinks::of(socks))
     }
 
+    /// As `open_with`, for the tc program's offload (`flows`, its maps):
+    /// each link's frames come through two sockets, one bound to IPv4 and
+    /// one to ARP. A socket that sees every ethertype sees a frame before
+    /// the tc hook, that is also the frames the program forwards.
+    pub fn open_offload(
+        ifnames: &[String],
+        ring: bool,
+        flows: FlowMaps,
+    ) -> io::Result<AfPacketLinks> {
+        if ifnames.is_empty() || ifnames.len() > usize::from(u8::MAX) {
+            return Err(io::Error::other("between 1 and 255 interfaces"));
+        }
+        let open = |n: &String, ring: bool, ethertype: i32| {
+            AfPacket::open_opts(n, ring, false, ethertype as u16)
+                .map_err(|e| io::Error::other(format!("{n}: {e}")))
+        };
+        let mut socks = Vec::new();
+        let mut arp = Vec::new();
+        for n in ifnames {
+            socks.push(open(n, ring, libc::ETH_P_IP)?);
+            arp.push(open(n, false, libc::ETH_P_ARP)?);
+        }
+        let mut links = AfPacketLinks::of(socks);
+        links.arp = arp;
+        links.pfds = sys::pollin(links.fds());
+        links.flows = Some(flows);
+        Ok(links)
+    }
+
     /// The links over these sockets (one per link, in link order).
     fn of(socks: Vec<AfPacket>) -> AfPacketLinks {
         let pfds = sys::pollin(socks.iter().map(|s| s.fd.as_raw_fd()));
         AfPacketLinks {
             socks,
+            arp: Vec::new(),
             next: 0,
             pfds,
+            flows: None,
         }
+    }
+
+    /// Link `link`'s socket to send `frame` by: its ARP socket for an ARP
+    /// frame if it has one (a socket bound to IPv4 would mark it IPv4).
+    fn sock_for(&mut self, link: u8, frame: &[u8]) -> Option<&mut AfPacket> {
+        let i = usize::from(link);
+        if frame.get(12..14) == Some(&[0x08, 0x06]) && i < self.arp.len() {
+            return self.arp.get_mut(i);
+        }
+        self.socks.get_mut(i)
     }
 
     /// `workers` sets of sockets, one per worker, each with a socket on
@@ -307,7 +364,8 @@ impl AfPacketLinks {
             let named = |e: io::Error| io::Error::other(format!("{n}: {e}"));
             let mut group = fanout::Group::new();
             for (w, set) in sets.iter_mut().enumerate() {
-                let s = AfPacket::open_opts(n, ring, true).map_err(named)?;
+                let s =
+                    AfPacket::open_opts(n, ring, true, libc::ETH_P_ALL as u16).map_err(named)?;
                 group
                     .join(&s.fd)
                     .map_err(|e| named(io::Error::other(format!("fanout group: {e}"))))?;
@@ -325,18 +383,23 @@ impl AfPacketLinks {
 
     /// The sockets' descriptors, in link order, to poll with others.
     pub(crate) fn fds(&self) -> impl Iterator<Item = i32> + '_ {
-        self.socks.iter().map(|s| s.fd.as_raw_fd())
+        self.socks.iter().chain(&self.arp).map(|s| s.fd.as_raw_fd())
     }
 
     /// The next frame from any link's batch in hand, or from a socket
     /// that was `ready` (polled) or had a full batch.
     pub(crate) fn try_each(&mut self, buf: &mut [u8], ready: bool) -> io::Result<Option<RxMeta>> {
-        let n = self.socks.len();
+        let links = self.socks.len();
+        let n = links + self.arp.len();
         for k in 0..n {
             let i = (self.next + k) % n;
-            if let Some(mut m) = self.socks[i].try_recv(buf, ready)? {
+            let s = match self.socks.get_mut(i) {
+                Some(s) => s,
+                None => &mut self.arp[i - links],
+            };
+            if let Some(mut m) = s.try_recv(buf, ready)? {
                 self.next = (i + 1) % n;
-                m.link = i as u8;
+                m.link = (i % links) as u8;
                 return Ok(Some(m));
             }
         }
@@ -349,9 +412,7 @@ impl PacketIo for AfPacketLinks {
         if let Some(m) = self.try_each(buf, false)? {
             return Ok(Some(m));
         }
-        for s in &mut self.socks {
-            s.flush();
-        }
+        self.flush();
         if sys::poll(&mut self.pfds, timeout)? == 0 {
             return Ok(None);
         }
@@ -359,7 +420,7 @@ impl PacketIo for AfPacketLinks {
     }
 
     fn send(&mut self, link: u8, frame: &[u8]) -> io::Result<()> {
-        match self.socks.get_mut(usize::from(link)) {
+        match self.sock_for(link, frame) {
             Some(s) => s.send_frame(frame),
             None => Err(io::Error::other(format!("no link {link}"))),
         }
@@ -378,17 +439,37 @@ impl PacketIo for AfPacketLinks {
     }
 
     fn rx_drops(&mut self) -> u64 {
-        self.socks.iter_mut().map(|s| s.rx_drops()).sum()
+        self.socks
+            .iter_mut()
+            .chain(&mut self.arp)
+            .map(|s| s.rx_drops())
+            .sum()
     }
 
     fn tx_errors(&mut self) -> u64 {
-        self.socks.iter_mut().map(|s| s.tx_errors()).sum()
+        self.socks
+            .iter_mut()
+            .chain(&mut self.arp)
+            .map(|s| s.tx_errors())
+            .sum()
     }
 
     fn flush(&mut self) {
-        for s in &mut self.socks {
+        for s in self.socks.iter_mut().chain(&mut self.arp) {
             AfPacket::flush(s);
         }
+    }
+
+    fn offload(&mut self, link: u8, h: &Handover) -> bool {
+        self.flows.as_mut().is_some_and(|f| f.offload(link, h))
+    }
+
+    fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
+        self.flows.as_mut()?.unoffload(link, flow)
+    }
+
+    fn offloaded_frames(&mut self) -> u64 {
+        self.flows.as_mut().map_or(0, |f| f.offloaded_frames())
     }
 }
 

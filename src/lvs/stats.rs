@@ -201,9 +201,9 @@ pub struct DataplaneCounters {
     /// Frames the XDP program steered to uvs's AF_XDP sockets (the rest of
     /// `rx_frames` came through the packet sockets).
     pub xdp_rx: AtomicU64,
-    /// Frames of offloaded flows the XDP program forwarded itself, and
+    /// Frames of offloaded flows the XDP or tc program forwarded itself, and
     /// flows handed to it (Katran's split: docs/io.md).
-    pub xdp_forwarded: AtomicU64,
+    pub offload_forwarded: AtomicU64,
     pub offloads: AtomicU64,
     /// ICMP errors the director did not send because of the rate limits.
     pub icmp_rate_limited: AtomicU64,
@@ -254,7 +254,7 @@ impl DataplaneCounters {
             ("conn_evictions", self.conn_evictions.load(Relaxed)),
             ("rx_socket_drops", self.rx_socket_drops.load(Relaxed)),
             ("xdp_rx", self.xdp_rx.load(Relaxed)),
-            ("xdp_forwarded", self.xdp_forwarded.load(Relaxed)),
+            ("offload_forwarded", self.offload_forwarded.load(Relaxed)),
             ("offloads", self.offloads.load(Relaxed)),
             ("icmp_rate_limited", self.icmp_rate_limited.load(Relaxed)),
             ("vip_conflicts", self.vip_conflicts.load(Relaxed)),

@@ -7,14 +7,18 @@
 //! never whether it does.
 //!
 //! The program (uvs.bpf.c) is built with clang by build.rs and embedded;
-//! a uvs built without clang has no XDP and says so.
+//! a uvs built without clang has no XDP and says so. The same object holds
+//! the tc program that forwards offloaded flows for the AF_PACKET backends
+//! (`Steering::attach_tc`), which share the flow maps (`flows.rs`).
 
+pub mod flows;
 pub mod xsk;
 
 use super::afpacket::AfPacketLinks;
 use super::{FlowTuple, Gso, Handover, Offloaded, PacketIo, PacketType, RxMeta};
 use crate::lvs::service::Forward;
 use crate::lvs::table::Table;
+pub use flows::FlowMaps;
 use std::collections::BTreeSet;
 use std::io;
 use std::net::Ipv4Addr;
@@ -37,55 +41,6 @@ struct RsKey {
 
 // SAFETY: plain bytes with no padding of the compiler's.
 unsafe impl aya::Pod for RsKey {}
-
-/// The key of `flows`: an offloaded flow's client-side 5-tuple (network
-/// order), as `struct flow_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FlowKey {
-    saddr: [u8; 4],
-    daddr: [u8; 4],
-    sport: [u8; 2],
-    dport: [u8; 2],
-    proto: u8,
-    pad: [u8; 3],
-}
-
-// SAFETY: plain bytes with no padding of the compiler's.
-unsafe impl aya::Pod for FlowKey {}
-
-impl FlowKey {
-    fn of(f: &FlowTuple) -> FlowKey {
-        FlowKey {
-            saddr: f.saddr.octets(),
-            daddr: f.daddr.octets(),
-            sport: f.sport.to_be_bytes(),
-            dport: f.dport.to_be_bytes(),
-            proto: f.proto,
-            pad: [0; 3],
-        }
-    }
-}
-
-/// The value of `flows`, as `struct flow`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct FlowValue {
-    dmac: [u8; 6],
-    smac: [u8; 6],
-    pad: u32,
-    packets: u64,
-    bytes: u64,
-    up_ns: u64,
-    every_ns: u64,
-}
-
-// SAFETY: repr(C) with the fields laid out back to back (48 bytes, no
-// padding of the compiler's).
-unsafe impl aya::Pod for FlowValue {}
-
-type FlowMap = aya::maps::HashMap<aya::maps::MapData, FlowKey, FlowValue>;
-type Forwarded = aya::maps::PerCpuArray<aya::maps::MapData, u64>;
 
 /// What the maps should hold for a table.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -128,6 +83,9 @@ pub struct Steering {
     held: Claims,
     /// What `fast` holds: whether the programs forward offloaded flows.
     fast: Option<bool>,
+    /// The tc program (`attach_tc`): it forwards offloaded flows only,
+    /// and steers nothing, so the claim maps stay empty.
+    tc: bool,
 }
 
 fn e(what: &str, err: impl std::fmt::Display) -> String {
@@ -177,6 +135,46 @@ impl Steering {
                 links,
                 held: Claims::default(),
                 fast: None,
+                tc: false,
+            })
+        }
+    }
+
+    /// Loads the tc program (`uvs_tc_forward`) and attaches it to every
+    /// link's ingress, for the AF_PACKET backends' `--offload`. TCX (Linux
+    /// 6.6) ties it to uvs's descriptors, so it goes when uvs does, crash
+    /// included; an older kernel gets a clsact qdisc and a filter.
+    pub fn attach_tc(ifnames: &[String]) -> Result<Steering, String> {
+        #[cfg(not(uvs_xdp))]
+        {
+            let _ = ifnames;
+            Err("this uvs was built without its BPF programs (clang and libbpf-dev were missing at build time)".into())
+        }
+        #[cfg(uvs_xdp)]
+        {
+            use aya::programs::{SchedClassifier, TcAttachType, tc};
+            let mut links = Vec::new();
+            for name in ifnames {
+                let mut bpf =
+                    aya::Ebpf::load(PROGRAM).map_err(|x| e("loading the tc program", x))?;
+                let prog: &mut SchedClassifier = bpf
+                    .program_mut("uvs_tc_forward")
+                    .ok_or("the BPF object has no uvs_tc_forward")?
+                    .try_into()
+                    .map_err(|x| e("uvs_tc_forward", x))?;
+                prog.load()
+                    .map_err(|x| e("the kernel refused the tc program", x))?;
+                // Only the netlink fallback needs the qdisc; there already is fine.
+                let _ = tc::qdisc_add_clsact(name);
+                prog.attach(name, TcAttachType::Ingress)
+                    .map_err(|x| e(&format!("attaching the tc program to {name}"), x))?;
+                links.push(LinkProgram { bpf, mode: "tc" });
+            }
+            Ok(Steering {
+                links,
+                held: Claims::default(),
+                fast: None,
+                tc: true,
             })
         }
     }
@@ -198,22 +196,25 @@ impl Steering {
             .map_err(|x| e(&format!("registering queue {}", sock.queue), x))
     }
 
-    /// Link `link`'s offloaded-flow map and forwarded-frame counter, for
+    /// Every link's offloaded-flow map and forwarded-frame counter, for
     /// the data plane (they leave the control plane's hands).
-    fn take_flows(&mut self, link: usize) -> Result<(FlowMap, Forwarded), String> {
-        let l = self.links.get_mut(link).ok_or("no such link")?;
-        let flows = l
-            .bpf
-            .take_map("flows")
-            .ok_or("the XDP program has no flows map")?;
-        let fwd = l
-            .bpf
-            .take_map("forwarded")
-            .ok_or("the XDP program has no forwarded map")?;
-        Ok((
-            flows.try_into().map_err(|x| e("flows", x))?,
-            fwd.try_into().map_err(|x| e("forwarded", x))?,
-        ))
+    pub fn take_flow_maps(&mut self) -> Result<FlowMaps, String> {
+        let mut maps = Vec::new();
+        for l in &mut self.links {
+            let flows = l
+                .bpf
+                .take_map("flows")
+                .ok_or("the XDP program has no flows map")?;
+            let fwd = l
+                .bpf
+                .take_map("forwarded")
+                .ok_or("the XDP program has no forwarded map")?;
+            maps.push((
+                flows.try_into().map_err(|x| e("flows", x))?,
+                fwd.try_into().map_err(|x| e("forwarded", x))?,
+            ));
+        }
+        Ok(FlowMaps::new(maps))
     }
 
     /// Makes the maps claim what `table` serves: inserts what is new and
@@ -231,6 +232,9 @@ impl Steering {
                 a.set(0, u32::from(fast), 0).map_err(|x| e("fast", x))?;
             }
             self.fast = Some(fast);
+        }
+        if self.tc {
+            return Ok(());
         }
         let want = Claims::of(table, locals);
         if want == self.held {
@@ -303,9 +307,7 @@ pub struct XdpLinks {
     /// The AF_XDP and packet sockets' poll set, built once.
     pfds: Vec<libc::pollfd>,
     /// Each link's offloaded flows and the program's forwarded count.
-    flows: Vec<(FlowMap, Forwarded)>,
-    /// The counts as last read (the program's run from attach).
-    forwarded: u64,
+    flows: FlowMaps,
 }
 
 impl XdpLinks {
@@ -333,9 +335,7 @@ impl XdpLinks {
             }
         }
         let pfds = crate::host::sys::pollin(queues.iter().map(|q| q.xsk.fd()).chain(pkt.fds()));
-        let flows = (0..ifnames.len())
-            .map(|i| steering.take_flows(i))
-            .collect::<Result<Vec<_>, _>>()?;
+        let flows = steering.take_flow_maps()?;
         Ok(XdpLinks {
             queues,
             pkt,
@@ -343,7 +343,6 @@ impl XdpLinks {
             steered: 0,
             pfds,
             flows,
-            forwarded: 0,
         })
     }
 
@@ -492,46 +491,15 @@ impl PacketIo for XdpLinks {
     }
 
     fn offload(&mut self, link: u8, h: &Handover) -> bool {
-        let Some((map, _)) = self.flows.get_mut(usize::from(link)) else {
-            return false;
-        };
-        let k = FlowKey::of(&h.flow);
-        // Written again (a refresh): what it forwarded so far carries over.
-        let (packets, bytes) = map.get(&k, 0).map_or((0, 0), |v| (v.packets, v.bytes));
-        let v = FlowValue {
-            dmac: h.dmac,
-            smac: h.smac,
-            pad: 0,
-            packets,
-            bytes,
-            // The next frame up to uvs one interval from now.
-            up_ns: crate::host::sys::monotonic_ns(),
-            every_ns: h.up_every_ms.saturating_mul(1_000_000),
-        };
-        map.insert(k, v, 0).is_ok()
+        self.flows.offload(link, h)
     }
 
     fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
-        let (map, _) = self.flows.get_mut(usize::from(link))?;
-        let k = FlowKey::of(flow);
-        let v = map.get(&k, 0).ok()?;
-        let _ = map.remove(&k);
-        Some(Offloaded {
-            packets: v.packets,
-            bytes: v.bytes,
-        })
+        self.flows.unoffload(link, flow)
     }
 
     fn offloaded_frames(&mut self) -> u64 {
-        let total: u64 = self
-            .flows
-            .iter()
-            .filter_map(|(_, f)| f.get(&0, 0).ok())
-            .map(|per_cpu| per_cpu.iter().sum::<u64>())
-            .sum();
-        let new = total.saturating_sub(self.forwarded);
-        self.forwarded = total;
-        new
+        self.flows.offloaded_frames()
     }
 
     fn rx_drops(&mut self) -> u64 {

@@ -2,12 +2,15 @@
 // uvs's XDP program: steers the director's own traffic (frames for a VIP,
 // and NAT replies from a real server's port) to uvs's AF_XDP socket on the
 // receive queue, and passes every other frame to the kernel untouched.
+// With it, the tc program that forwards offloaded flows for the AF_PACKET
+// backends (uvs_tc_forward, at the end).
 // uvs fills the maps from each published table; a frame the maps do not
 // claim still reaches uvs through its AF_PACKET socket, so a map that lags
 // a table costs speed, never a connection.
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/pkt_cls.h>
 #include <linux/ip.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -15,6 +18,8 @@
 // The largest frame an AF_XDP socket frame holds (xsk.rs: 4 KiB frames,
 // less the kernel's headroom).
 #define MAX_FRAME 3584
+// Ethernet, IPv4 with the most options, and TCP up to its flags.
+#define HEADERS (14 + 60 + 14)
 
 // A NAT real server's address, port and protocol: the source of its replies.
 struct rs_key {
@@ -140,12 +145,12 @@ static __always_inline int partial_checksum(struct iphdr *ip, __u8 *l4, __u32 hl
 	return field == (__u16)sum;
 }
 
-// A frame of an established DR flow goes straight back out of the link it
-// came in on, to the real server's MAC, its TTL lowered (as uvs's DR
-// does). SYN, FIN and RST, a TTL about to run out, fragments and flows
-// uvs did not hand over go to uvs.
-static __always_inline int forward_flow(struct xdp_md *ctx, struct ethhdr *eth,
-					struct iphdr *ip, void *end)
+// The flow a frame of an established DR flow belongs to, if uvs handed
+// it over and the frame may skip uvs: SYN, FIN and RST, a TTL about to
+// run out, fragments, flows uvs did not hand over and the flow's periodic
+// frame (its uvs timer runs on) go to uvs. `csum`: the frame's checksum
+// state is unknown (XDP sees bytes only), so an unfinished one goes up too.
+static __always_inline struct flow *offloaded(struct iphdr *ip, void *end, int csum)
 {
 	__u32 zero = 0;
 	__u32 *on = bpf_map_lookup_elem(&fast, &zero);
@@ -153,21 +158,20 @@ static __always_inline int forward_flow(struct xdp_md *ctx, struct ethhdr *eth,
 	__u8 *l4 = (__u8 *)ip + hl;
 	struct flow_key k = {};
 	struct flow *f;
-	__u64 *n, now;
-	__u32 sum;
+	__u64 now;
 
 	if (!on || !*on || ip->ttl <= 1 || (ip->frag_off & bpf_htons(0x3fff)))
-		return -1;
+		return 0;
 	if (hl < sizeof(*ip))
-		return -1;
+		return 0;
 	if (ip->protocol == IPPROTO_TCP) {
 		if ((void *)(l4 + 14) > end || (l4[13] & (TCP_FIN | TCP_SYN | TCP_RST)))
-			return -1;
+			return 0;
 	} else if (ip->protocol != IPPROTO_UDP || (void *)(l4 + 4) > end) {
-		return -1;
+		return 0;
 	}
-	if (partial_checksum(ip, l4, hl, end))
-		return -1;
+	if (csum && partial_checksum(ip, l4, hl, end))
+		return 0;
 	k.saddr = ip->saddr;
 	k.daddr = ip->daddr;
 	k.sport = *(__u16 *)l4;
@@ -175,23 +179,47 @@ static __always_inline int forward_flow(struct xdp_md *ctx, struct ethhdr *eth,
 	k.proto = ip->protocol;
 	f = bpf_map_lookup_elem(&flows, &k);
 	if (!f)
-		return -1;
+		return 0;
 	now = bpf_ktime_get_ns();
 	if (now - f->up_ns >= f->every_ns) {
 		f->up_ns = now;
-		return -1;
+		return 0;
 	}
+	return f;
+}
+
+// Rewrites a frame of flow `f` for its real server (its MAC, ours as the
+// source, TTL - 1 as uvs's DR does) and counts it: `segs` frames (a
+// super-frame is several on the wire) of `bytes` IP bytes.
+static __always_inline void rewrite(struct flow *f, struct ethhdr *eth, struct iphdr *ip,
+				    __u64 segs, __u64 bytes)
+{
+	__u32 zero = 0;
+	__u64 *n;
+	__u32 sum;
+
 	__builtin_memcpy(eth->h_dest, f->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, f->smac, ETH_ALEN);
 	// TTL - 1, the header checksum patched (RFC 1624).
 	sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
 	ip->check = (__u16)(sum + (sum >> 16));
 	ip->ttl--;
-	__sync_fetch_and_add(&f->packets, 1);
-	__sync_fetch_and_add(&f->bytes, (__u64)((void *)end - (void *)ip));
+	__sync_fetch_and_add(&f->packets, segs);
+	__sync_fetch_and_add(&f->bytes, bytes);
 	n = bpf_map_lookup_elem(&forwarded, &zero);
 	if (n)
-		*n += 1;
+		*n += segs;
+}
+
+// A frame of an established DR flow goes straight back out of the link it
+// came in on (XDP_TX); any other goes on to the steering below.
+static __always_inline int forward_flow(struct ethhdr *eth, struct iphdr *ip, void *end)
+{
+	struct flow *f = offloaded(ip, end, 1);
+
+	if (!f)
+		return -1;
+	rewrite(f, eth, ip, 1, (__u64)(end - (void *)ip));
 	return XDP_TX;
 }
 
@@ -214,7 +242,7 @@ int uvs_steer(struct xdp_md *ctx)
 	if ((void *)(ip + 1) > end)
 		return XDP_PASS;
 	if (bpf_map_lookup_elem(&vips, &ip->daddr)) {
-		int r = forward_flow(ctx, eth, ip, end);
+		int r = forward_flow(eth, ip, end);
 		if (r >= 0)
 			return r;
 		goto steer;
@@ -240,6 +268,40 @@ int uvs_steer(struct xdp_md *ctx)
 steer:
 	// No socket on this queue: the kernel, and so uvs's packet socket.
 	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
+// The same split for the AF_PACKET backends (`--io packet --offload`),
+// in the tc ingress hook: an established DR flow's frame leaves by the
+// link it came in on without reaching uvs's packet socket, which is bound
+// to IPv4 and so sees a frame only after this hook passed it on. A GSO
+// super-frame (a local sender's, or GRO's) goes out whole: XDP would turn
+// the sender's segmentation offload off on a veth, tc does not. Every
+// other frame goes on as if the program were not there.
+SEC("classifier")
+int uvs_tc_forward(struct __sk_buff *skb)
+{
+	void *data, *end;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct flow *f;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	// The headers (IPv4 with options, the TCP flags) in the linear part,
+	// and that part ours to write (a tap may hold a clone).
+	if (bpf_skb_pull_data(skb, skb->len < HEADERS ? skb->len : HEADERS) < 0)
+		return TC_ACT_OK;
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	eth = data;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end)
+		return TC_ACT_OK;
+	f = offloaded(ip, end, 0);
+	if (!f)
+		return TC_ACT_OK;
+	rewrite(f, eth, ip, skb->gso_segs ? skb->gso_segs : 1, skb->len - sizeof(*eth));
+	return bpf_redirect(skb->ifindex, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
