@@ -299,6 +299,8 @@ def rows():
         u("uvs-dr-w2", "uvs DR, AF_PACKET, 2 workers on CPU0-1", "-g", RS, "packet", 2),
         u("xdp-dr", "uvs DR, AF_XDP, 2 real servers", "-g", RS, "xdp"),
         u("xdp-dr-off", "uvs DR, AF_XDP, --offload (XDP_TX)", "-g", RS, "xdp", offload=True),
+        u("xdp-dr-off-t", "the same, the veth's NAPI a thread on CPU1", "-g", RS, "xdp", offload=True,
+          napi_thread=True),
         u("xdp-tun", "uvs TUN (IP-in-IP), AF_XDP", "-i", RS, "xdp"),
         u("xdp-nat", "uvs NAT (two-armed), AF_XDP", "-m", NAT_RS, "xdp"),
     ]
@@ -325,10 +327,11 @@ def nft(dmac):
     return "nft", trafgen_cfg(dmac, VIP)
 
 
-def uvs_row(bin_dir, dmac, method, servers, io, workers=1, offload=False):
+def uvs_row(bin_dir, dmac, method, servers, io, workers=1, offload=False, napi_thread=False):
     """workers > 1: the director's threads and its receive (RPS) may use
     both cores, the generator's included: the 2-core lab's only way to
-    give two workers two cores."""
+    give two workers two cores. napi_thread: as BENCH_XDP_NAPI=thread for
+    this row (the XDP program's work on CPU1, not the generator's core)."""
     forwarding(False)
     ifaces = ["eth0", "eth1"] if method == "-m" else ["eth0"]
     cpus = "1" if workers == 1 else "0-1"
@@ -339,7 +342,7 @@ def uvs_row(bin_dir, dmac, method, servers, io, workers=1, offload=False):
         pass_program_on_switch_port()
     u = Uvs(ifaces, extra, cpus, bin_dir)
     if io == "xdp":
-        xdp_napi_on_cpu1(ifaces)
+        xdp_napi_on_cpu1(ifaces, napi_thread)
     u.adm("-A -u %s:9 -s rr" % VIP)
     for s in servers:
         u.adm("-a -u %s:9 -r %s:9 %s" % (VIP, s, method))
@@ -347,7 +350,7 @@ def uvs_row(bin_dir, dmac, method, servers, io, workers=1, offload=False):
     return u, trafgen_cfg(dmac, VIP)
 
 
-def xdp_napi_on_cpu1(ifaces):
+def xdp_napi_on_cpu1(ifaces, force=False):
     """A veth with an XDP program receives in its own NAPI, run in softirq
     on the CPU that sent the frame (the generator's): RPS, which holds the
     other rows' receive to CPU1, comes after XDP. So by default the XDP
@@ -356,7 +359,7 @@ def xdp_napi_on_cpu1(ifaces):
     the veth's NAPI a thread pinned to CPU1 with uvs (the strict one-core
     figure; on this VM it loses frames at the fixed rate, see
     docs/performance.md)."""
-    if os.environ.get("BENCH_XDP_NAPI", "softirq") != "thread":
+    if not force and os.environ.get("BENCH_XDP_NAPI", "softirq") != "thread":
         return
     for i in ifaces:
         sh("dir", "echo 1 > /sys/class/net/%s/threaded" % i)
@@ -382,6 +385,10 @@ def pass_program_on_switch_port():
 
 def cleanup_row(h):
     sh("sw", "ip link set dev p-dir xdp off", check=False)
+    if os.environ.get("BENCH_XDP_NAPI", "softirq") != "thread":
+        # Back to softirq after a napi_thread row.
+        for i in ("eth0", "eth1"):
+            sh("dir", "echo 0 > /sys/class/net/%s/threaded" % i, check=False)
     if isinstance(h, Uvs):
         h.stop()
     elif h == "nft":

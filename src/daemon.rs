@@ -744,13 +744,15 @@ fn serve(
             named_links.clone(),
             tun_source,
         ));
-        if let Some(mut ha) = o.ha.clone() {
+        let ha = o.ha.clone().map(|mut ha| {
             ha.me = tun_source.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            ha
+        });
+        if let Some(ha) = &ha {
             if ha.me.is_unspecified() {
                 return Err("--peer: the interface has no IPv4 address to send heartbeats from".into());
             }
-            control.start_standby(&ha).await;
-            tokio::spawn(control.clone().run_ha(ha, Queues::new(sync_rxs)));
+            control.start_standby(ha).await;
         }
         match handoff {
             Some(h) => {
@@ -777,6 +779,13 @@ fn serve(
                     control.load_config(path, cfg.clone()).await?;
                 }
             }
+        }
+        // Heartbeats and sync once the table has its services: a backup
+        // that asked for the holder's table before its file was applied
+        // dropped the connections of services it did not have yet, and
+        // found out only at the digest after, one full resync later.
+        if let Some(ha) = ha {
+            tokio::spawn(control.clone().run_ha(ha, Queues::new(sync_rxs)));
         }
         let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
         eprintln!(

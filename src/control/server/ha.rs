@@ -177,6 +177,11 @@ impl Control {
         };
         // A resync comes in bursts; resends cover what still overflows.
         let _ = crate::host::sys::raise_rcvbuf(&sock, 4 << 20);
+        // The time to hear the peers before claiming runs from now, when
+        // this director starts listening (its table is loaded by then).
+        if let Some(h) = lock(&self.ha).as_mut() {
+            h.started = Instant::now();
+        }
         if !cfg.tracks.is_empty() {
             tokio::spawn(self.clone().watch_tracks(cfg.tracks.clone()));
         }
