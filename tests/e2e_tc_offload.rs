@@ -4,7 +4,7 @@
 //! see only what the program passes on.
 
 mod support;
-use support::{Lab, VIP};
+use support::Lab;
 
 /// The `--stats --exact` input packets of the TCP service.
 fn tcp_inpkts(l: &Lab) -> u64 {
@@ -47,18 +47,7 @@ fn established_dr_flows_are_forwarded_by_the_tc_program() {
             "{io}: rx_frames {rx}, inpkts {inpkts}"
         );
 
-        let target = format!("{VIP}:53");
-        l.client(&[
-            "udp-blast",
-            "--target",
-            &target,
-            "--count",
-            "2000",
-            "--pause-after",
-            "2",
-            "--pause-ms",
-            "300",
-        ]);
+        l.udp_flow_for_offload();
         let fwd_udp = l.dp_counter_settled("offload_forwarded") - fwd;
         println!("{io}: UDP: offload_forwarded {fwd_udp}");
         assert!(fwd_udp >= 1500, "{io}: UDP offload_forwarded {fwd_udp}");

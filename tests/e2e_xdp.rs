@@ -153,22 +153,7 @@ fn established_dr_flows_are_forwarded_by_the_xdp_program() {
         let fwd = l.dp_counter_settled("offload_forwarded");
         let rx = l.dp_counter("rx_frames");
         println!("offload {offload}: TCP: offload_forwarded {fwd}, rx_frames {rx}");
-        // A UDP flow: handed over after its second datagram. A pause
-        // after the second gives uvs time to write the map before the
-        // rest; without it a burst can sit whole in the socket's ring
-        // before uvs has seen the second (a loaded CI machine did).
-        let target = format!("{VIP}:53");
-        l.client(&[
-            "udp-blast",
-            "--target",
-            &target,
-            "--count",
-            "2000",
-            "--pause-after",
-            "2",
-            "--pause-ms",
-            "300",
-        ]);
+        l.udp_flow_for_offload();
         let fwd_udp = l.dp_counter_settled("offload_forwarded") - fwd;
         let offloads = l.dp_counter("offloads");
         println!("offload {offload}: UDP: offload_forwarded {fwd_udp}, offloads {offloads}");

@@ -339,6 +339,26 @@ impl Lab {
         ])
     }
 
+    /// One UDP flow of 2000 datagrams to VIP:53, for an offload: handed
+    /// over after its second datagram. A pause after the second gives uvs
+    /// time to write the program's map before the rest; without it a
+    /// burst can sit whole in the socket's ring before uvs has seen the
+    /// second (a loaded CI machine did).
+    pub fn udp_flow_for_offload(&self) {
+        let target = format!("{VIP}:53");
+        self.client(&[
+            "udp-blast",
+            "--target",
+            &target,
+            "--count",
+            "2000",
+            "--pause-after",
+            "2",
+            "--pause-ms",
+            "300",
+        ]);
+    }
+
     /// A TCP upload of `bytes` to VIP:80; the result says whether it
     /// arrived intact and at which server.
     pub fn upload(&self, bytes: u32) -> serde_json::Value {
