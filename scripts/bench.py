@@ -343,6 +343,7 @@ def uvs_row(bin_dir, dmac, method, servers, io, workers=1, offload=False, napi_t
     u = Uvs(ifaces, extra, cpus, bin_dir)
     if io == "xdp":
         xdp_napi_on_cpu1(ifaces, napi_thread)
+        u.napi_thread = napi_thread
     u.adm("-A -u %s:9 -s rr" % VIP)
     for s in servers:
         u.adm("-a -u %s:9 -r %s:9 %s" % (VIP, s, method))
@@ -385,7 +386,7 @@ def pass_program_on_switch_port():
 
 def cleanup_row(h):
     sh("sw", "ip link set dev p-dir xdp off", check=False)
-    if os.environ.get("BENCH_XDP_NAPI", "softirq") != "thread":
+    if getattr(h, "napi_thread", False) and os.environ.get("BENCH_XDP_NAPI", "softirq") != "thread":
         # Back to softirq after a napi_thread row.
         for i in ("eth0", "eth1"):
             sh("dir", "echo 0 > /sys/class/net/%s/threaded" % i, check=False)
@@ -402,10 +403,6 @@ def cleanup_row(h):
 # forwards the established connection, super-frames whole).
 TCP_IOS = ("packet", "packet --offload", "packet-ring", "xdp")
 TCP_ROUNDS = int(os.environ.get("BENCH_TCP_ROUNDS", "3"))
-
-
-def tcp_key(io):
-    return io.replace(" --", "-")
 
 
 def tcp_figures():
@@ -460,13 +457,13 @@ def tcp_figures():
                 u.stop()
         return go
 
-    paths = [("direct", direct), ("kernel", kernel_path)] + [("uvs_dr_" + tcp_key(io), through(io)) for io in TCP_IOS]
+    paths = [("direct", direct), ("kernel", kernel_path)] + [("uvs_dr_" + io.replace(" --", "-"), through(io)) for io in TCP_IOS]
     got = {name: [] for name, _ in paths}
     for rnd in range(TCP_ROUNDS):
         for name, go in paths:
             got[name].append(go())
             print("bench: TCP round %d/%d %s done" % (rnd + 1, TCP_ROUNDS, name), file=sys.stderr)
-    res = {"rounds": TCP_ROUNDS}
+    res = {"rounds": TCP_ROUNDS, "paths": list(got)}
     for name, rounds in got.items():
         res["iperf_%s_gbps" % name] = med([g for g, _ in rounds])
         res["conn_rate_%s" % name] = med([c for _, c in rounds])
@@ -673,7 +670,7 @@ def main():
         print()
         print("TCP (iperf3, 5 s, client offloads on; new connections/s from one client thread),")
         print("medians of %d interleaved rounds; vs direct: median of the per-round ratios [lowest-highest]" % t["rounds"])
-        for name in ["direct", "kernel"] + ["uvs_dr_" + tcp_key(io) for io in TCP_IOS]:
+        for name in t["paths"]:
             g, c = t["iperf_%s_gbps" % name], t["conn_rate_%s" % name]
             print("  %-26s %6s Gbit/s %17s   %8s conn/s (%s)" % (
                 name, f2(g), spread(t["iperf_%s_vs_direct" % name], t["iperf_%s_vs_direct_rounds" % name]),

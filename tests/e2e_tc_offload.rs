@@ -6,13 +6,6 @@
 mod support;
 use support::Lab;
 
-/// The `--stats --exact` input packets of the TCP service.
-fn tcp_inpkts(l: &Lab) -> u64 {
-    let stats = l.adm("-Ln --stats --exact");
-    let tcp = stats.lines().find(|x| x.starts_with("TCP")).unwrap();
-    tcp.split_whitespace().nth(3).unwrap().parse().unwrap()
-}
-
 /// On each AF_PACKET backend: a long TCP connection whose uvs timer (2 s)
 /// is shorter than its life keeps going (a frame every half second still
 /// reaches uvs), its frames are forwarded by the program, and its FIN
@@ -41,7 +34,7 @@ fn established_dr_flows_are_forwarded_by_the_tc_program() {
         // handshake, the FIN, a frame every half second).
         assert!(fwd >= 300, "{io}: offload_forwarded {fwd}");
         assert!(rx < 200, "{io}: uvs saw only what it must: {rx}");
-        let inpkts = tcp_inpkts(&l);
+        let inpkts = l.tcp_inpkts();
         assert!(
             inpkts >= 400 && inpkts > rx,
             "{io}: rx_frames {rx}, inpkts {inpkts}"

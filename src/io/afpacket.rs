@@ -23,6 +23,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use crate::host::sys::{self, setsockopt_int};
+use crate::wire::ethernet::{EtherType, EthernetFrame};
 
 const VNET_HDR_LEN: usize = 10;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
@@ -277,16 +278,8 @@ impl AfPacketLinks {
     /// As `open`, each socket receiving through a TPACKET_V3 ring if
     /// `ring`.
     pub fn open_with(ifnames: &[String], ring: bool) -> io::Result<AfPacketLinks> {
-        if ifnames.is_empty() || ifnames.len() > usize::from(u8::MAX) {
-            return Err(io::Error::other("between 1 and 255 interfaces"));
-        }
-        let socks = ifnames
-            .iter()
-            .map(|n| {
-                AfPacket::open_with(n, ring).map_err(|e| io::Error::other(format!("{n}: {e}")))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        Ok(AfPacketLinks::of(socks))
+        let socks = open_each(ifnames, ring, libc::ETH_P_ALL)?;
+        Ok(AfPacketLinks::of(socks, Vec::new(), None))
     }
 
     /// As `open_with`, for the tc program's offload (`flows`, its maps):
@@ -298,35 +291,21 @@ impl AfPacketLinks {
         ring: bool,
         flows: FlowMaps,
     ) -> io::Result<AfPacketLinks> {
-        if ifnames.is_empty() || ifnames.len() > usize::from(u8::MAX) {
-            return Err(io::Error::other("between 1 and 255 interfaces"));
-        }
-        let open = |n: &String, ring: bool, ethertype: i32| {
-            AfPacket::open_opts(n, ring, false, ethertype as u16)
-                .map_err(|e| io::Error::other(format!("{n}: {e}")))
-        };
-        let mut socks = Vec::new();
-        let mut arp = Vec::new();
-        for n in ifnames {
-            socks.push(open(n, ring, libc::ETH_P_IP)?);
-            arp.push(open(n, false, libc::ETH_P_ARP)?);
-        }
-        let mut links = AfPacketLinks::of(socks);
-        links.arp = arp;
-        links.pfds = sys::pollin(links.fds());
-        links.flows = Some(flows);
-        Ok(links)
+        let socks = open_each(ifnames, ring, libc::ETH_P_IP)?;
+        let arp = open_each(ifnames, false, libc::ETH_P_ARP)?;
+        Ok(AfPacketLinks::of(socks, arp, Some(flows)))
     }
 
-    /// The links over these sockets (one per link, in link order).
-    fn of(socks: Vec<AfPacket>) -> AfPacketLinks {
-        let pfds = sys::pollin(socks.iter().map(|s| s.fd.as_raw_fd()));
+    /// The links over these sockets (one per link, in link order; `arp`:
+    /// each link's ARP socket, or none).
+    fn of(socks: Vec<AfPacket>, arp: Vec<AfPacket>, flows: Option<FlowMaps>) -> AfPacketLinks {
+        let pfds = sys::pollin(socks.iter().chain(&arp).map(|s| s.fd.as_raw_fd()));
         AfPacketLinks {
             socks,
-            arp: Vec::new(),
+            arp,
             next: 0,
             pfds,
-            flows: None,
+            flows,
         }
     }
 
@@ -334,7 +313,8 @@ impl AfPacketLinks {
     /// frame if it has one (a socket bound to IPv4 would mark it IPv4).
     fn sock_for(&mut self, link: u8, frame: &[u8]) -> Option<&mut AfPacket> {
         let i = usize::from(link);
-        if frame.get(12..14) == Some(&[0x08, 0x06]) && i < self.arp.len() {
+        let arp = EthernetFrame::new_checked(frame).is_ok_and(|f| f.ethertype() == EtherType::ARP);
+        if arp && i < self.arp.len() {
             return self.arp.get_mut(i);
         }
         self.socks.get_mut(i)
@@ -377,7 +357,10 @@ impl AfPacketLinks {
             }
             ignores &= group.ignores_outgoing();
         }
-        let links = sets.into_iter().map(AfPacketLinks::of).collect();
+        let links = sets
+            .into_iter()
+            .map(|set| AfPacketLinks::of(set, Vec::new(), None))
+            .collect();
         Ok((links, Fanout::new(members, closed, workers), ignores))
     }
 
@@ -405,6 +388,21 @@ impl AfPacketLinks {
         }
         Ok(None)
     }
+}
+
+/// One socket per interface, receiving `ethertype`, in link order; an
+/// error names the interface.
+fn open_each(ifnames: &[String], ring: bool, ethertype: i32) -> io::Result<Vec<AfPacket>> {
+    if ifnames.is_empty() || ifnames.len() > usize::from(u8::MAX) {
+        return Err(io::Error::other("between 1 and 255 interfaces"));
+    }
+    ifnames
+        .iter()
+        .map(|n| {
+            AfPacket::open_opts(n, ring, false, ethertype as u16)
+                .map_err(|e| io::Error::other(format!("{n}: {e}")))
+        })
+        .collect()
 }
 
 impl PacketIo for AfPacketLinks {

@@ -339,6 +339,14 @@ impl Lab {
         ])
     }
 
+    /// The input packets of the (first) TCP service, from `--stats
+    /// --exact`.
+    pub fn tcp_inpkts(&self) -> u64 {
+        let stats = self.adm("-Ln --stats --exact");
+        let tcp = stats.lines().find(|x| x.starts_with("TCP")).unwrap();
+        tcp.split_whitespace().nth(3).unwrap().parse().unwrap()
+    }
+
     /// One UDP flow of 2000 datagrams to VIP:53, for an offload: handed
     /// over after its second datagram. A pause after the second gives uvs
     /// time to write the program's map before the rest; without it a
