@@ -16,7 +16,7 @@ use crate::host::sys;
 use crate::io::afpacket::AfPacketLinks;
 use crate::io::fanout::Fanout;
 use crate::io::xdp::{Steering, XdpLinks};
-use crate::io::{Backend, IoKind};
+use crate::io::{Backend, IoKind, Offload};
 use crate::lvs::stats::DataplaneCounters;
 use crate::wire::MacAddr;
 use std::net::Ipv4Addr;
@@ -46,8 +46,8 @@ pub struct Options {
     pub io: IoKind,
     /// Data-plane workers (one: no fanout).
     pub workers: usize,
-    /// Established DR flows to the XDP program (AF_XDP).
-    pub offload: bool,
+    /// Established DR flows to a kernel program (`--offload`).
+    pub offload: Offload,
 }
 
 /// The command line as given (unset flags are `None`).
@@ -61,7 +61,7 @@ pub struct Flags {
     pub ha: HaFlags,
     pub io: IoKind,
     pub workers: usize,
-    pub offload: bool,
+    pub offload: Offload,
 }
 
 /// The HA flags as given.
@@ -500,7 +500,7 @@ fn open_io(
     kind: IoKind,
     ifnames: &[String],
     macs: &[[u8; 6]],
-    offload: bool,
+    offload: Offload,
 ) -> Result<(Backend, Option<Steering>), String> {
     if matches!(kind, IoKind::Packet | IoKind::PacketRing) {
         let (ring, why) = match kind {
@@ -521,7 +521,7 @@ fn open_io(
                 s.modes().join(", "),
                 links.modes().join(", ")
             );
-            if offload {
+            if offload.is_on() {
                 eprintln!(
                     "uvs: --offload: established DR flows are forwarded by the XDP program (XDP_TX)"
                 );
@@ -545,7 +545,7 @@ fn open_io(
 fn open_packet(
     ifnames: &[String],
     ring: bool,
-    offload: bool,
+    offload: Offload,
     why: &str,
 ) -> Result<(Backend, Option<Steering>), String> {
     let what = match ring {
@@ -553,13 +553,21 @@ fn open_packet(
         false => "AF_PACKET, batched",
     };
     let capture = |e: std::io::Error| format!("cannot capture on {e}");
-    if offload {
-        match Steering::attach_tc(ifnames).and_then(|mut s| Ok((s.take_flow_maps()?, s))) {
+    if offload.is_on() {
+        match Steering::attach_tc(ifnames, offload == Offload::Egress)
+            .and_then(|mut s| Ok((s.take_flow_maps()?, s)))
+        {
             Ok((flows, s)) => {
                 let links = AfPacketLinks::open_offload(ifnames, ring, flows).map_err(capture)?;
+                let how: Vec<String> = ifnames
+                    .iter()
+                    .zip(s.modes())
+                    .map(|(n, m)| format!("{n}: {m}"))
+                    .collect();
                 eprintln!(
                     "uvs: packet I/O: {what} ({why}); --offload: established DR flows are \
-                     forwarded by the tc program (ingress, bpf_redirect), super-frames whole"
+                     forwarded by the tc program ({}), super-frames whole",
+                    how.join(", ")
                 );
                 return Ok((Backend::Packet(links), Some(s)));
             }
@@ -583,13 +591,13 @@ fn open_workers_io(
     workers: usize,
     ifnames: &[String],
     macs: &[[u8; 6]],
-    offload: bool,
+    offload: Offload,
 ) -> Result<WorkersIo, String> {
     if workers == 1 {
         let (io, s) = open_io(kind, ifnames, macs, offload)?;
         return Ok((vec![io], s, None));
     }
-    if offload {
+    if offload.is_on() {
         eprintln!("uvs: --offload ignored: it takes one worker");
     }
     let (sets, fanout, ignores) =
@@ -679,7 +687,7 @@ fn serve(
     let takes_over = handoff.is_some();
     // Only the XDP or tc program can take flows: without one (said above)
     // the data plane does not try.
-    let offload = o.offload && steering_present;
+    let offload = o.offload.is_on() && steering_present;
     // One thread per worker, each with its share of the connection table
     // (the first takes what does not divide), its request channel, its
     // counters, its HA sync queue and its part of a handed-over table.

@@ -21,6 +21,15 @@ fn tun_mss_clamp_is_refused_with_the_fix_that_works() {
     assert!(err.contains("advmss"), "{err}");
 }
 
+/// `--offload-egress` says where offloaded frames go, so it means
+/// nothing without `--offload`.
+#[test]
+fn offload_egress_takes_offload() {
+    let (code, err) = uvs(&["director", "--interface", "eth0", "--offload-egress"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--offload"), "{err}");
+}
+
 #[test]
 fn probe_arguments_are_checked() {
     let (code, err) = uvs(&["probe", "--to", "198.18.0.11"]);

@@ -1,10 +1,19 @@
 //! `--offload` on the AF_PACKET backends: the tc program on the link's
-//! ingress forwards established DR flows itself (bpf_redirect), GSO
-//! super-frames whole, and uvs's packet sockets, bound to IPv4 and ARP,
-//! see only what the program passes on.
+//! ingress forwards established DR flows itself, GSO super-frames whole,
+//! and uvs's packet sockets, bound to IPv4 and ARP, see only what the
+//! program passes on. The lab's director link is a veth whose peer (the
+//! switch's port) is in another namespace: by default the program hands
+//! frames to that peer (bpf_redirect_peer), with `--offload-egress` out
+//! of the link's transmit (bpf_redirect).
 
 mod support;
 use support::Lab;
+
+/// Frames the director's eth0 transmitted.
+fn dir_tx_packets(l: &Lab) -> u64 {
+    let o = l.sh("dir", "cat /sys/class/net/eth0/statistics/tx_packets");
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
 
 /// On each AF_PACKET backend: a long TCP connection whose uvs timer (2 s)
 /// is shorter than its life keeps going (a frame every half second still
@@ -13,15 +22,25 @@ use support::Lab;
 /// UDP flow is handed over after its second datagram; uploads with the
 /// client's segmentation offload on arrive intact while uvs sees almost
 /// none of their frames. The director's ARP (answering for the VIP) works
-/// through its ARP socket.
+/// through its ARP socket. Handed to the veth's peer, the UDP flow's
+/// frames skip eth0's transmit; with `--offload-egress` they go out of it.
 #[test]
 fn established_dr_flows_are_forwarded_by_the_tc_program() {
-    for io in ["packet", "packet-ring"] {
+    for (io, egress) in [("packet", false), ("packet-ring", true), ("packet", true)] {
         let Some(mut l) = Lab::up(2) else { return };
         l.start_servers(2);
-        l.start_director_with(&["--io", io, "-i", "eth0", "--offload"]);
+        let mut args = vec!["--io", io, "-i", "eth0", "--offload"];
+        if egress {
+            args.push("--offload-egress");
+        }
+        l.start_director_with(&args);
+        let io = format!("{io}{}", if egress { " --offload-egress" } else { "" });
         let log = l.log("director.log");
-        assert!(log.contains("forwarded by the tc program"), "{io}: {log}");
+        let how = match egress {
+            true => "forwarded by the tc program (eth0: tc)",
+            false => "forwarded by the tc program (eth0: tc, to the veth peer)",
+        };
+        assert!(log.contains(how), "{io}: {log}");
         l.dr_services("rr", 1, 1);
         l.adm("--set 2 120 300");
         l.stick_bg(400, 10, "stick.json");
@@ -40,10 +59,17 @@ fn established_dr_flows_are_forwarded_by_the_tc_program() {
             "{io}: rx_frames {rx}, inpkts {inpkts}"
         );
 
+        let tx0 = dir_tx_packets(&l);
         l.udp_flow_for_offload();
         let fwd_udp = l.dp_counter_settled("offload_forwarded") - fwd;
-        println!("{io}: UDP: offload_forwarded {fwd_udp}");
+        let tx_udp = dir_tx_packets(&l) - tx0;
+        println!("{io}: UDP: offload_forwarded {fwd_udp}, eth0 tx_packets {tx_udp}");
         assert!(fwd_udp >= 1500, "{io}: UDP offload_forwarded {fwd_udp}");
+        match egress {
+            true => assert!(tx_udp >= fwd_udp, "{io}: eth0 sent {tx_udp}"),
+            // What uvs itself sent (the flow's first datagrams, ARP).
+            false => assert!(tx_udp < 100, "{io}: eth0 sent {tx_udp}"),
+        }
         assert_eq!(l.dp_counter("offloads"), 2, "{io}");
 
         // Uploads with the client's offloads on: super-frames through the

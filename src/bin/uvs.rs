@@ -71,10 +71,17 @@ enum Command {
         /// their frames itself (Katran's split): on AF_XDP the XDP program
         /// (XDP_TX; on a veth the peer needs an XDP program of its own, or
         /// the frames wait in its ring), on packet and packet-ring the tc
-        /// program (bpf_redirect, super-frames whole; one worker).
-        /// docs/io.md.
+        /// program (super-frames whole; one worker; on a veth whose peer
+        /// is in another namespace it hands frames to the peer,
+        /// bpf_redirect_peer). docs/io.md.
         #[arg(long)]
         offload: bool,
+        /// With --offload on packet and packet-ring: the tc program sends
+        /// every frame out of the link's own transmit (bpf_redirect), also
+        /// on a veth, so the link's egress qdisc, tc egress and captures
+        /// see the offloaded frames.
+        #[arg(long, requires = "offload")]
+        offload_egress: bool,
         /// Refused with an explanation: the MSS that limits tunnelled
         /// uploads is the real server's, set there (see `uvs audit`).
         #[arg(long, hide = true)]
@@ -291,11 +298,16 @@ fn main() -> ExitCode {
             io,
             workers,
             offload,
+            offload_egress,
             tun_mss_clamp: None,
         } => uvs::daemon::Options::merge(uvs::daemon::Flags {
             io,
             workers,
-            offload,
+            offload: match (offload, offload_egress) {
+                (false, _) => uvs::io::Offload::Off,
+                (true, false) => uvs::io::Offload::On,
+                (true, true) => uvs::io::Offload::Egress,
+            },
             interfaces: interface,
             socket,
             tun_source,

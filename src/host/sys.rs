@@ -57,6 +57,65 @@ pub fn is_virtual_pair(ifname: &str) -> bool {
     matches!((read("ifindex"), read("iflink")), (Some(a), Some(b)) if a != b)
 }
 
+/// An interface's driver as ethtool names it ("veth", "netkit", "e1000e"),
+/// by SIOCETHTOOL's ETHTOOL_GDRVINFO.
+pub fn link_driver(ifname: &str) -> io::Result<String> {
+    const ETHTOOL_GDRVINFO: u32 = 0x3;
+    // struct ethtool_drvinfo: the command, then the driver's name (32
+    // bytes) and fields this does not read.
+    #[repr(C)]
+    struct DrvInfo {
+        cmd: u32,
+        driver: [u8; 32],
+        rest: [u8; 160],
+    }
+    let mut info = DrvInfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        rest: [0; 160],
+    };
+    let mut req = ifreq(ifname)?;
+    req.ifr_ifru.ifru_data = (&mut info as *mut DrvInfo).cast();
+    let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
+    // SAFETY: req names the interface and points at a live, large enough
+    // ethtool_drvinfo for the kernel to fill.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCETHTOOL, &mut req) })
+        .map_err(|e| io::Error::other(format!("interface '{ifname}': {e}")))?;
+    let n = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    Ok(String::from_utf8_lossy(&info.driver[..n]).into_owned())
+}
+
+/// Whether `ifname` is a veth (or netkit) whose peer lives in another
+/// network namespace, a container's link: a tc program can then hand a
+/// frame straight to the peer's receive path (bpf_redirect_peer), which
+/// drops it for any other link. Errs to no: a peer in this namespace is
+/// an interface here whose link is `ifname`.
+pub fn peer_in_other_namespace(ifname: &str) -> bool {
+    let read = |name: &str, f: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{name}/{f}"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+    };
+    if !matches!(link_driver(ifname).as_deref(), Ok("veth" | "netkit")) {
+        return false;
+    }
+    let (Some(index), Some(link)) = (read(ifname, "ifindex"), read(ifname, "iflink")) else {
+        return false;
+    };
+    if index == link {
+        return false;
+    }
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: name has the IF_NAMESIZE bytes if_indextoname writes at most.
+    let here = unsafe { libc::if_indextoname(link, name.as_mut_ptr()) };
+    if here.is_null() {
+        return true;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name.
+    let peer = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy();
+    read(&peer, "iflink") != Some(index)
+}
+
 /// CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns.
 pub fn monotonic_ns() -> u64 {
     // SAFETY: timespec is plain data.
@@ -566,5 +625,21 @@ impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly what new() mapped.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loopback and a name that does not exist are no veth: the tc
+    /// program must not hand their frames to a peer (the kernel drops a
+    /// frame redirected to a peer that is not there).
+    #[test]
+    fn only_a_veth_has_a_peer_to_hand_frames_to() {
+        assert!(!peer_in_other_namespace("lo"));
+        assert!(!peer_in_other_namespace("uvs-no-such0"));
+        let e = link_driver("uvs-no-such0").unwrap_err().to_string();
+        assert!(e.contains("uvs-no-such0"), "{e}");
     }
 }

@@ -160,6 +160,27 @@ pub enum IoKind {
     PacketRing,
 }
 
+/// Whether established DR flows go to a kernel program (`--offload`), and
+/// where the tc program sends their frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Offload {
+    #[default]
+    Off,
+    /// On a veth whose peer is in another namespace, the tc program hands
+    /// a frame to the peer's receive path (bpf_redirect_peer); elsewhere
+    /// out of the link's transmit.
+    On,
+    /// Always out of the link's transmit (`--offload-egress`), so the
+    /// link's egress qdisc, tc egress and captures see the frames.
+    Egress,
+}
+
+impl Offload {
+    pub fn is_on(self) -> bool {
+        self != Offload::Off
+    }
+}
+
 /// The director's backend, chosen at start.
 pub enum Backend {
     Packet(afpacket::AfPacketLinks),

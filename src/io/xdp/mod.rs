@@ -143,11 +143,13 @@ impl Steering {
     /// Loads the tc program (`uvs_tc_forward`) and attaches it to every
     /// link's ingress, for the AF_PACKET backends' `--offload`. TCX (Linux
     /// 6.6) ties it to uvs's descriptors, so it goes when uvs does, crash
-    /// included; an older kernel gets a clsact qdisc and a filter.
-    pub fn attach_tc(ifnames: &[String]) -> Result<Steering, String> {
+    /// included; an older kernel gets a clsact qdisc and a filter. On a
+    /// veth whose peer is in another namespace the program hands frames
+    /// to the peer, unless `egress` (`--offload-egress`).
+    pub fn attach_tc(ifnames: &[String], egress: bool) -> Result<Steering, String> {
         #[cfg(not(uvs_xdp))]
         {
-            let _ = ifnames;
+            let _ = (ifnames, egress);
             Err("this uvs was built without its BPF programs (clang and libbpf-dev were missing at build time)".into())
         }
         #[cfg(uvs_xdp)]
@@ -155,8 +157,11 @@ impl Steering {
             use aya::programs::{SchedClassifier, TcAttachType, tc};
             let mut links = Vec::new();
             for name in ifnames {
-                let mut bpf =
-                    aya::Ebpf::load(PROGRAM).map_err(|x| e("loading the tc program", x))?;
+                let to_peer = !egress && crate::host::sys::peer_in_other_namespace(name);
+                let mut bpf = aya::EbpfLoader::new()
+                    .override_global("to_peer", &u32::from(to_peer), true)
+                    .load(PROGRAM)
+                    .map_err(|x| e("loading the tc program", x))?;
                 let prog: &mut SchedClassifier = bpf
                     .program_mut("uvs_tc_forward")
                     .ok_or("the BPF object has no uvs_tc_forward")?
@@ -168,7 +173,11 @@ impl Steering {
                 let _ = tc::qdisc_add_clsact(name);
                 prog.attach(name, TcAttachType::Ingress)
                     .map_err(|x| e(&format!("attaching the tc program to {name}"), x))?;
-                links.push(LinkProgram { bpf, mode: "tc" });
+                let mode = match to_peer {
+                    true => "tc, to the veth peer",
+                    false => "tc",
+                };
+                links.push(LinkProgram { bpf, mode });
             }
             Ok(Steering {
                 links,

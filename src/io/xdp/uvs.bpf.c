@@ -277,6 +277,14 @@ steer:
 // super-frame (a local sender's, or GRO's) goes out whole: XDP would turn
 // the sender's segmentation offload off on a veth, tc does not. Every
 // other frame goes on as if the program were not there.
+// Set by uvs as it loads the tc program for a link: 1 if the link is a
+// veth (or netkit) whose peer is in another namespace (a container's
+// link). A frame then goes straight into the peer's receive path
+// (bpf_redirect_peer), as XDP_TX hands it to the peer for the XDP
+// program: no transmit on this link, no second trip through a backlog
+// queue. 0: out of this link's transmit (bpf_redirect), as on a NIC.
+volatile const __u32 to_peer = 0;
+
 SEC("classifier")
 int uvs_tc_forward(struct __sk_buff *skb)
 {
@@ -301,6 +309,8 @@ int uvs_tc_forward(struct __sk_buff *skb)
 	if (!f)
 		return TC_ACT_OK;
 	rewrite(f, eth, ip, skb->gso_segs ? skb->gso_segs : 1, skb->len - sizeof(*eth));
+	if (to_peer)
+		return bpf_redirect_peer(skb->ifindex, 0);
 	return bpf_redirect(skb->ifindex, 0);
 }
 
