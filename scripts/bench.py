@@ -10,6 +10,8 @@ hook), and every path in the same run:
   nft-dnat      nftables DNAT with numgen over two real servers
   uvs-dr/tun/nat  uvs on batched AF_PACKET, one data-plane thread
   uvs-dr-off    the same with --offload: the tc program forwards established flows
+                (into the veth peer's receive: bpf_redirect_peer)
+  uvs-dr-off-e  the same with --offload-egress (out of the link's transmit)
   xdp-dr/tun/nat  uvs on AF_XDP (the XDP program steers VIP traffic)
 
 The director's side is held to CPU1 for every row (RPS on its receive
@@ -295,6 +297,7 @@ def rows():
         u("uvs-tun", "uvs TUN (IP-in-IP), AF_PACKET", "-i", RS, "packet"),
         u("uvs-nat", "uvs NAT (two-armed), AF_PACKET", "-m", NAT_RS, "packet"),
         u("uvs-dr-off", "uvs DR, AF_PACKET, --offload (tc program)", "-g", RS, "packet", offload=True),
+        u("uvs-dr-off-e", "the same, --offload-egress (bpf_redirect)", "-g", RS, "packet", offload="egress"),
         u("ring-dr", "uvs DR, AF_PACKET with a TPACKET_V3 ring", "-g", RS, "packet-ring"),
         u("uvs-dr-w2", "uvs DR, AF_PACKET, 2 workers on CPU0-1", "-g", RS, "packet", 2),
         u("xdp-dr", "uvs DR, AF_XDP, 2 real servers", "-g", RS, "xdp"),
@@ -331,13 +334,16 @@ def uvs_row(bin_dir, dmac, method, servers, io, workers=1, offload=False, napi_t
     """workers > 1: the director's threads and its receive (RPS) may use
     both cores, the generator's included: the 2-core lab's only way to
     give two workers two cores. napi_thread: as BENCH_XDP_NAPI=thread for
-    this row (the XDP program's work on CPU1, not the generator's core)."""
+    this row (the XDP program's work on CPU1, not the generator's core).
+    offload: True for --offload, "egress" for --offload --offload-egress."""
     forwarding(False)
     ifaces = ["eth0", "eth1"] if method == "-m" else ["eth0"]
     cpus = "1" if workers == 1 else "0-1"
     for dev in ifaces:
         sh("dir", "echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus" % ("2" if workers == 1 else "3", dev))
     extra = ["--io", io, "--workers", str(workers)] + (["--offload"] if offload else [])
+    if offload == "egress":
+        extra.append("--offload-egress")
     if offload and io == "xdp":
         pass_program_on_switch_port()
     u = Uvs(ifaces, extra, cpus, bin_dir)
