@@ -16,7 +16,7 @@ use crate::host::sys;
 use crate::io::afpacket::AfPacketLinks;
 use crate::io::fanout::Fanout;
 use crate::io::xdp::{Steering, XdpLinks};
-use crate::io::{Backend, IoKind, Offload};
+use crate::io::{Backend, IoKind, Offload, PacketIo};
 use crate::lvs::stats::DataplaneCounters;
 use crate::wire::MacAddr;
 use std::net::Ipv4Addr;
@@ -695,11 +695,15 @@ fn serve(
     let mut counters = Vec::new();
     let mut sync_rxs = Vec::new();
     let mut import_txs = Vec::new();
+    let mut wakes = Vec::new();
     let mut threads = Vec::new();
     for (w, mut io) in ios.into_iter().enumerate() {
         let share = max_conns / workers + if w == 0 { max_conns % workers } else { 0 };
         let (dp_tx, dp_rx) = std::sync::mpsc::channel();
         txs.push(dp_tx);
+        let wake = Arc::new(sys::Wake::new().map_err(|e| format!("eventfd: {e}"))?);
+        io.wake_on(wake.fd());
+        wakes.push(wake.clone());
         let c = Arc::new(DataplaneCounters::default());
         counters.push(c.clone());
         let sync_tx = match o.ha.is_some() {
@@ -725,6 +729,7 @@ fn serve(
                 let mut dp = Dataplane::with_links(shared, links, c, Some(dp_rx), share);
                 dp.set_worker(w);
                 dp.set_offload(offload);
+                dp.set_wake(wake);
                 if let Some(tx) = sync_tx {
                     dp.set_sync(tx);
                 }
@@ -737,7 +742,8 @@ fn serve(
             .map_err(|e| e.to_string())?;
         threads.push(t);
     }
-    let dp = Workers::new(txs, counters);
+    publisher.set_wakes(wakes.clone());
+    let dp = Workers::new(txs, wakes.clone(), counters);
 
     let named_links: Vec<(u32, String)> = indexes
         .iter()
@@ -850,6 +856,9 @@ fn serve(
         }
     });
     stop.store(true, Ordering::Relaxed);
+    for w in &wakes {
+        w.wake();
+    }
     for t in threads {
         let _ = t.join();
     }

@@ -22,6 +22,8 @@ pub struct Publisher {
     /// Several workers: the fanout program that names the VIPs.
     fanout: Option<crate::io::fanout::Fanout>,
     fanout_error: Option<String>,
+    /// The workers' wake-ups: an idle worker takes a new table at once.
+    wakes: Vec<Arc<crate::host::sys::Wake>>,
 }
 
 impl Default for Publisher {
@@ -42,7 +44,13 @@ impl Publisher {
             steer_error: None,
             fanout: None,
             fanout_error: None,
+            wakes: Vec::new(),
         }
+    }
+
+    /// Wakes these after each table.
+    pub fn set_wakes(&mut self, wakes: Vec<Arc<crate::host::sys::Wake>>) {
+        self.wakes = wakes;
     }
 
     /// What the data plane reads (give it to `Dataplane::new`).
@@ -125,5 +133,8 @@ impl Publisher {
         // previous one, as through the packet socket.
         self.steer(&t);
         self.shared.store(Arc::new(t));
+        for w in &self.wakes {
+            w.wake();
+        }
     }
 }

@@ -10,6 +10,7 @@
 use crate::dataplane::DpRequest;
 use crate::dataplane::conn::Digest;
 use crate::dataplane::sync::Record;
+use crate::host::sys::Wake;
 use crate::io::fanout;
 use crate::lvs::stats::DataplaneCounters;
 use std::net::Ipv4Addr;
@@ -21,17 +22,25 @@ use tokio::sync::oneshot;
 
 pub struct Workers {
     txs: Vec<Sender<DpRequest>>,
+    /// Each worker's wake-up, written after a request is sent.
+    wakes: Vec<Arc<Wake>>,
     counters: Vec<Arc<DataplaneCounters>>,
     /// The last digest round asked for (HA sync).
     rounds: AtomicU64,
 }
 
 impl Workers {
-    /// Worker `i` reads `txs[i]` and counts in `counters[i]`.
-    pub fn new(txs: Vec<Sender<DpRequest>>, counters: Vec<Arc<DataplaneCounters>>) -> Workers {
-        assert!(!txs.is_empty() && txs.len() == counters.len());
+    /// Worker `i` reads `txs[i]`, is woken by `wakes[i]` and counts in
+    /// `counters[i]`.
+    pub fn new(
+        txs: Vec<Sender<DpRequest>>,
+        wakes: Vec<Arc<Wake>>,
+        counters: Vec<Arc<DataplaneCounters>>,
+    ) -> Workers {
+        assert!(!txs.is_empty() && txs.len() == counters.len() && txs.len() == wakes.len());
         Workers {
             txs,
+            wakes,
             counters,
             rounds: AtomicU64::new(0),
         }
@@ -65,12 +74,14 @@ impl Workers {
     pub fn tell(&self, w: usize, r: DpRequest) {
         if let Some(tx) = self.txs.get(w) {
             let _ = tx.send(r);
+            self.wakes[w].wake();
         }
     }
 
     pub fn tell_all(&self, r: impl Fn() -> DpRequest) {
-        for tx in &self.txs {
+        for (tx, wake) in self.txs.iter().zip(&self.wakes) {
             let _ = tx.send(r());
+            wake.wake();
         }
     }
 
@@ -87,6 +98,7 @@ impl Workers {
         if sent != Some(true) {
             return Err("the data plane is not running".into());
         }
+        self.wakes[w].wake();
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(answer)) => Ok(answer),
             _ => Err("the data plane did not answer".into()),
@@ -100,11 +112,12 @@ impl Workers {
         wait: Duration,
     ) -> Result<Vec<T>, String> {
         let mut pending = Vec::with_capacity(self.len());
-        for tx in &self.txs {
+        for (tx, wake) in self.txs.iter().zip(&self.wakes) {
             let (reply, rx) = oneshot::channel();
             if tx.send(question(reply)).is_err() {
                 return Err("the data plane is not running".into());
             }
+            wake.wake();
             pending.push(rx);
         }
         let all = futures::future::join_all(pending);

@@ -52,7 +52,33 @@ impl ConnState {
             ConnState::Udp => t.udp,
         }
     }
+
+    /// Every state, each at its [`ConnState::index`].
+    const ALL: [ConnState; STATES] = [
+        ConnState::Tcp(TcpState::None),
+        ConnState::Tcp(TcpState::Established),
+        ConnState::Tcp(TcpState::SynSent),
+        ConnState::Tcp(TcpState::SynRecv),
+        ConnState::Tcp(TcpState::FinWait),
+        ConnState::Tcp(TcpState::TimeWait),
+        ConnState::Tcp(TcpState::Close),
+        ConnState::Tcp(TcpState::CloseWait),
+        ConnState::Tcp(TcpState::LastAck),
+        ConnState::Tcp(TcpState::Listen),
+        ConnState::Tcp(TcpState::SynAck),
+        ConnState::Udp,
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            ConnState::Tcp(s) => s as usize,
+            ConnState::Udp => STATES - 1,
+        }
+    }
 }
+
+/// The number of connection states (TCP's eleven and UDP).
+const STATES: usize = 12;
 
 /// The client's 5-tuple as seen on the way in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -307,6 +333,9 @@ pub struct ConnTable {
     /// change state and go, so a digest of the table costs nothing.
     digest: u64,
     mark: bool,
+    /// Entries in each state ([`ConnState::index`]), so the sweep knows
+    /// the shortest timer any entry can have without a pass.
+    per_state: [u32; STATES],
 }
 
 /// What two directors compare to tell whether their synced tables agree:
@@ -381,6 +410,7 @@ impl ConnTable {
             evicted: 0,
             digest: 0,
             mark: false,
+            per_state: [0; STATES],
         }
     }
 
@@ -514,6 +544,7 @@ impl ConnTable {
         self.slots[i as usize].set(LIVE, false);
         self.free.push(i);
         self.len -= 1;
+        self.per_state[c.state.index()] = self.per_state[c.state.index()].saturating_sub(1);
         self.digest = self
             .digest
             .wrapping_sub(digest_term(&k, c.raddr, c.rport, c.state));
@@ -531,6 +562,8 @@ impl ConnTable {
     /// A connection found by `get_mut` changed state from `old`: its
     /// share of the digest follows.
     pub fn restated(&mut self, k: &ConnKey, c: &Conn, old: ConnState) {
+        self.per_state[old.index()] = self.per_state[old.index()].saturating_sub(1);
+        self.per_state[c.state.index()] += 1;
         self.digest = self
             .digest
             .wrapping_sub(digest_term(k, c.raddr, c.rport, old))
@@ -645,10 +678,22 @@ impl ConnTable {
         }
         self.tail = i;
         self.len += 1;
+        self.per_state[c.state.index()] += 1;
         self.digest = self
             .digest
             .wrapping_add(digest_term(&k, c.raddr, c.rport, c.state));
         Ok(evicted)
+    }
+
+    /// The shortest timeout, in seconds, of any state an entry is in
+    /// (`None` when empty): no entry's timer can run out sooner after it
+    /// was last set.
+    pub fn shortest_timeout(&self, t: &Timeouts) -> Option<u32> {
+        ConnState::ALL
+            .iter()
+            .filter(|s| self.per_state[s.index()] > 0)
+            .map(|s| s.timeout(t))
+            .min()
     }
 
     /// Whether any NAT connection is tracked (no reply lookups otherwise).
@@ -771,6 +816,29 @@ mod tests {
             "{}",
             std::mem::size_of::<Slot>()
         );
+    }
+
+    /// The shortest timer follows the states entries enter and leave.
+    #[test]
+    fn the_shortest_timeout_follows_the_states_present() {
+        let t = Timeouts::default();
+        let mut table = ConnTable::new(10);
+        assert_eq!(table.shortest_timeout(&t), None);
+        table.insert(key(1, 80), conn(Forward::Route)).unwrap();
+        assert_eq!(table.shortest_timeout(&t), Some(t.udp));
+        let mut est = conn(Forward::Route);
+        est.state = ConnState::Tcp(TcpState::Established);
+        table.insert(key(2, 80), est).unwrap();
+        assert_eq!(table.shortest_timeout(&t), Some(t.udp));
+        let c = table.get_mut(&key(2, 80)).unwrap();
+        c.state = ConnState::Tcp(TcpState::Close);
+        let c = *c;
+        table.restated(&key(2, 80), &c, ConnState::Tcp(TcpState::Established));
+        assert_eq!(table.shortest_timeout(&t), Some(10));
+        table.remove(&key(2, 80));
+        assert_eq!(table.shortest_timeout(&t), Some(t.udp));
+        table.remove(&key(1, 80));
+        assert_eq!(table.shortest_timeout(&t), None);
     }
 
     #[test]

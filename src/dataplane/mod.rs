@@ -38,10 +38,20 @@ use std::time::{Duration, Instant};
 
 /// Large enough for a 64 KiB GSO super-frame.
 pub const FRAME_BUF: usize = 65536 + 256;
-/// A sweep of the whole connection table takes about this long, in steps
-/// of `SWEEP_STEP_MS`, each bounded, so expiry never pauses forwarding.
+/// A sweep of the whole connection table takes between these two, in
+/// steps of `SWEEP_STEP_MS`, each bounded, so expiry never pauses
+/// forwarding: an eighth of the shortest timeout any entry has now (a
+/// timer is acted on at most that late; the data path and the listing
+/// already treat an entry past its timer as gone), the shortest after a
+/// table change (entries of removed real servers go, the rest are
+/// remapped) and while the table is near its limit. Every visit reads a
+/// cold slot: a table of 64 Ki UDP flows swept each second cost the
+/// director more CPU than the flows' frames did at 15 kpps
+/// (docs/performance.md).
 const SWEEP_PASS_MS: u64 = 1000;
+const SWEEP_PASS_MAX_MS: u64 = 30_000;
 const SWEEP_STEP_MS: u64 = 10;
+const SWEEP_STEP_MAX_MS: u64 = 250;
 /// Removals per sweep step (each is a hash removal, about 0.3 µs): a
 /// step stays well under a millisecond; a step that hits the bound
 /// continues after the next frame rather than at the next tick.
@@ -125,6 +135,13 @@ pub struct Dataplane {
     /// Hands established DR flows to the backend's kernel program where
     /// it can (`offload.rs`).
     offload: bool,
+    /// Sweep wraps to go at the fastest pace: two after a table change,
+    /// so one whole pass sees the new table.
+    sweep_urgent: u8,
+    /// What the control plane writes after a table or a request, and the
+    /// backend polls with the sockets (`PacketIo::wake_on`): with it, an
+    /// idle data plane sleeps until its next housekeeping is due.
+    wake: Option<Arc<crate::host::sys::Wake>>,
 }
 
 /// The sweep's rule at `now`: a connection whose real server is gone, or
@@ -238,6 +255,8 @@ impl Dataplane {
             sync: None,
             announces: true,
             offload: false,
+            sweep_urgent: 0,
+            wake: None,
             table,
         }
     }
@@ -258,16 +277,26 @@ impl Dataplane {
         self.clock.elapsed().as_millis() as u64
     }
 
-    /// Runs until `stop` is set.
+    /// The control plane's wake-up, already in `io`'s poll set
+    /// (`PacketIo::wake_on`).
+    pub fn set_wake(&mut self, wake: Arc<crate::host::sys::Wake>) {
+        self.wake = Some(wake);
+    }
+
+    /// Runs until `stop` is set (and the wake-up written).
     pub fn run<I: PacketIo>(&mut self, io: &mut I, stop: &AtomicBool) {
         let mut buf = vec![0u8; FRAME_BUF];
+        // Without a wake-up, requests and tables wait for a timeout.
+        let longest = match self.wake {
+            Some(_) => 1000,
+            None => 20,
+        };
         while !stop.load(Relaxed) && !self.handed_off {
-            // A sweep with work left does not wait for traffic.
-            let wait = match self.next_sweep_ms <= self.now_ms() {
-                true => Duration::ZERO,
-                false => Duration::from_millis(20),
-            };
-            self.poll_once(io, &mut buf, wait);
+            // Until the next housekeeping is due: a sweep with work left
+            // does not wait for traffic.
+            let due = self.next_sweep_ms.min(self.next_stats_ms);
+            let wait = due.saturating_sub(self.now_ms()).min(longest);
+            self.poll_once(io, &mut buf, Duration::from_millis(wait));
         }
     }
 
@@ -288,7 +317,13 @@ impl Dataplane {
                 self.handle_frame(io, &mut buf[..len], meta);
                 true
             }
-            Ok(None) => false,
+            Ok(None) => {
+                // Woken (or timed out): the next wake-up starts now.
+                if let Some(w) = &self.wake {
+                    w.drain();
+                }
+                false
+            }
             Err(_) => {
                 DataplaneCounters::bump(&self.counters.malformed);
                 false
@@ -304,7 +339,7 @@ impl Dataplane {
             let step = self.sweep_step(io, now);
             self.next_sweep_ms = match step.removed >= SWEEP_REMOVE {
                 true => now,
-                false => now + SWEEP_STEP_MS,
+                false => now + self.sweep_step_ms(),
             };
         }
         if now >= self.next_stats_ms {
@@ -357,8 +392,10 @@ impl Dataplane {
     /// timer ran out or whose real server is gone, and remaps the rest to
     /// the current table. Sized so a whole pass takes about a second.
     fn sweep_step<I: PacketIo>(&mut self, io: &mut I, now: u64) -> conn::SweepStep {
-        let steps = (SWEEP_PASS_MS / SWEEP_STEP_MS) as usize;
-        let visit = self.conns.slots() / steps + 256;
+        let pass = self.sweep_pass_ms() as usize;
+        let visit = (self.conns.slots() * self.sweep_step_ms() as usize)
+            .div_ceil(pass)
+            .max(64);
         let table = &self.table;
         let keep = still_live(
             table,
@@ -370,7 +407,27 @@ impl Dataplane {
         );
         let step = self.conns.sweep_step(visit, SWEEP_REMOVE, keep);
         self.counters.conns.store(self.conns.len() as u64, Relaxed);
+        if step.wrapped {
+            self.sweep_urgent = self.sweep_urgent.saturating_sub(1);
+        }
         step
+    }
+
+    /// How often a sweep step runs: a hundredth of the pass, so a slow
+    /// pass also wakes an idle data plane less often.
+    fn sweep_step_ms(&self) -> u64 {
+        (self.sweep_pass_ms() / 100).clamp(SWEEP_STEP_MS, SWEEP_STEP_MAX_MS)
+    }
+
+    /// How long the sweep's pass may take now (`SWEEP_PASS_MS`).
+    fn sweep_pass_ms(&self) -> u64 {
+        if self.sweep_urgent > 0 || self.conns.len() * 10 >= self.conns.limit() * 9 {
+            return SWEEP_PASS_MS;
+        }
+        match self.conns.shortest_timeout(&self.table.timeouts) {
+            None => SWEEP_PASS_MAX_MS,
+            Some(t) => (u64::from(t) * 1000 / 8).clamp(SWEEP_PASS_MS, SWEEP_PASS_MAX_MS),
+        }
     }
 
     /// Drops every connection whose timer ran out by `now`, in one pass
@@ -399,6 +456,11 @@ impl Dataplane {
         let infos = chunk
             .into_iter()
             .filter_map(|(k, mut c)| {
+                // Past its timer, not yet swept: gone (a backup's synced
+                // timers do not run, its entries stay listed).
+                if c.expires_ms(now) <= now && !self.table.standby {
+                    return None;
+                }
                 let (_, d) = locate(&self.table, &self.positions, &mut c)?;
                 Some(ConnInfo {
                     protocol: k.protocol,
@@ -460,6 +522,7 @@ impl Dataplane {
         }
         self.sched = sched;
         self.positions = new.dest_positions();
+        self.sweep_urgent = 2;
         // Announce what is new to this director: every VIP when it becomes
         // active (or is asked to repeat), else the VIPs that appeared. A
         // backup announces nothing.
@@ -527,5 +590,89 @@ impl Dataplane {
             Ok((Class::Kernel, _)) => {}
             Err(_) => DataplaneCounters::bump(&self.counters.malformed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::conn::{ConnKey, ConnState};
+    use crate::dataplane::tcp_state::TcpState;
+    use crate::lvs::service::{Forward, Protocol, Timeouts};
+
+    fn dataplane(max_conns: usize) -> (Dataplane, Arc<ArcSwap<Table>>) {
+        let shared = Arc::new(ArcSwap::from_pointee(Table::new(
+            1,
+            vec![],
+            Timeouts::default(),
+        )));
+        let link = LinkParams {
+            mac: MacAddr::ZERO,
+            mtu: 1500,
+            addr: Ipv4Addr::UNSPECIFIED,
+        };
+        let counters = Arc::new(DataplaneCounters::default());
+        let dp = Dataplane::with_links(shared.clone(), vec![link], counters, None, max_conns);
+        (dp, shared)
+    }
+
+    fn add(dp: &mut Dataplane, port: u16, state: ConnState) {
+        let k = ConnKey {
+            protocol: Protocol::Udp,
+            caddr: Ipv4Addr::new(198, 19, 0, 1),
+            cport: port,
+            vaddr: Ipv4Addr::new(198, 18, 0, 100),
+            vport: 9,
+        };
+        let c = Conn::new(
+            0,
+            0,
+            1,
+            state,
+            300_000,
+            Forward::Route,
+            Ipv4Addr::new(198, 18, 0, 11),
+            9,
+            0,
+            MacAddr::ZERO,
+        );
+        dp.conns.insert(k, c).unwrap();
+    }
+
+    /// The sweep's pace: slow while every entry's timer is long, an eighth
+    /// of the shortest one, the fastest after a table change (until a
+    /// whole pass has seen it) and near the table's limit.
+    #[test]
+    fn the_sweep_goes_as_fast_as_the_shortest_timer_needs() {
+        let (mut dp, _) = dataplane(100);
+        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MAX_MS);
+        for p in 0..10 {
+            add(&mut dp, p, ConnState::Udp);
+        }
+        // UDP's 300 s: 37.5 s, held to the slowest pace.
+        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MAX_MS);
+        add(&mut dp, 100, ConnState::Tcp(TcpState::LastAck));
+        assert_eq!(dp.sweep_pass_ms(), 30_000 / 8);
+        add(&mut dp, 101, ConnState::Tcp(TcpState::None));
+        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MS);
+
+        let (mut dp, shared) = dataplane(100);
+        add(&mut dp, 1, ConnState::Udp);
+        let mut io = crate::io::memory::MemoryIo::default();
+        shared.store(Arc::new(Table::new(2, vec![], Timeouts::default())));
+        dp.refresh_table(&mut io);
+        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MS);
+        // Two wraps: the pass under way when the table changed, then a
+        // whole one.
+        for _ in 0..2 {
+            while !dp.sweep_step(&mut io, 0).wrapped {}
+        }
+        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MAX_MS);
+
+        let (mut dp, _) = dataplane(10);
+        for p in 0..9 {
+            add(&mut dp, p, ConnState::Udp);
+        }
+        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MS, "near the limit");
     }
 }

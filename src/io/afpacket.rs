@@ -458,6 +458,10 @@ impl PacketIo for AfPacketLinks {
         }
     }
 
+    fn wake_on(&mut self, fd: i32) {
+        self.pfds.extend(sys::pollin([fd].into_iter()));
+    }
+
     fn offload(&mut self, link: u8, h: &Handover) -> bool {
         self.flows.as_mut().is_some_and(|f| f.offload(link, h))
     }

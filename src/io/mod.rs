@@ -73,6 +73,13 @@ pub trait PacketIo {
         None
     }
 
+    /// Adds `fd` to what `recv` waits on: when it is readable, `recv`
+    /// returns `Ok(None)` at once (the data plane's [`Wake`]). Backends
+    /// that never block ignore it.
+    ///
+    /// [`Wake`]: crate::host::sys::Wake
+    fn wake_on(&mut self, _fd: i32) {}
+
     /// Sends whatever a batching backend still holds. The data plane needs
     /// no call (the backend flushes before it waits for frames); a sender
     /// that does not receive (`uvs probe`) does.
@@ -215,6 +222,9 @@ impl PacketIo for Backend {
     }
     fn flush(&mut self) {
         each!(self, b => b.flush())
+    }
+    fn wake_on(&mut self, fd: i32) {
+        each!(self, b => b.wake_on(fd))
     }
     fn tx_errors(&mut self) -> u64 {
         each!(self, b => b.tx_errors())

@@ -491,6 +491,10 @@ impl PacketIo for XdpLinks {
         self.pkt.flush();
     }
 
+    fn wake_on(&mut self, fd: i32) {
+        self.pfds.extend(crate::host::sys::pollin([fd].into_iter()));
+    }
+
     fn tx_errors(&mut self) -> u64 {
         self.pkt.tx_errors()
     }
