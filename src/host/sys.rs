@@ -116,7 +116,8 @@ pub fn peer_in_other_namespace(ifname: &str) -> bool {
     read(&peer, "iflink") != Some(index)
 }
 
-/// CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns.
+/// CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns (and,
+/// a tick coarser, of bpf_ktime_get_coarse_ns).
 pub fn monotonic_ns() -> u64 {
     // SAFETY: timespec is plain data.
     let mut t: libc::timespec = unsafe { mem::zeroed() };

@@ -180,8 +180,12 @@ static __always_inline struct flow *offloaded(struct iphdr *ip, void *end, int c
 	f = bpf_map_lookup_elem(&flows, &k);
 	if (!f)
 		return 0;
-	now = bpf_ktime_get_ns();
-	if (now - f->up_ns >= f->every_ns) {
+	// The coarse clock (the tick's, no clock read): the interval is
+	// seconds long.
+	now = bpf_ktime_get_coarse_ns();
+	// Signed: uvs stamps up_ns with the precise clock, which the coarse
+	// one trails by up to a tick.
+	if ((__s64)(now - f->up_ns) >= (__s64)f->every_ns) {
 		f->up_ns = now;
 		return 0;
 	}
@@ -292,15 +296,23 @@ int uvs_tc_forward(struct __sk_buff *skb)
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct flow *f;
+	__u32 want;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
-	// The headers (IPv4 with options, the TCP flags) in the linear part,
-	// and that part ours to write (a tap may hold a clone).
-	if (bpf_skb_pull_data(skb, skb->len < HEADERS ? skb->len : HEADERS) < 0)
-		return TC_ACT_OK;
+	// The headers (IPv4 with options, the TCP flags) in the linear part;
+	// pulled only when they are not (a helper call per frame otherwise).
+	// That part is ours to write: for a program that writes, the kernel
+	// unclones a frame a tap holds a clone of before the program runs.
+	want = skb->len < HEADERS ? skb->len : HEADERS;
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
+	if (data + want > end) {
+		if (bpf_skb_pull_data(skb, want) < 0)
+			return TC_ACT_OK;
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+	}
 	eth = data;
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end)
