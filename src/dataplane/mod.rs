@@ -390,7 +390,7 @@ impl Dataplane {
 
     /// One bounded step of the table's sweep: drops connections whose
     /// timer ran out or whose real server is gone, and remaps the rest to
-    /// the current table. Sized so a whole pass takes about a second.
+    /// the current table. Sized so a whole pass takes `sweep_pass_ms`.
     fn sweep_step<I: PacketIo>(&mut self, io: &mut I, now: u64) -> conn::SweepStep {
         let pass = self.sweep_pass_ms() as usize;
         let visit = (self.conns.slots() * self.sweep_step_ms() as usize)
