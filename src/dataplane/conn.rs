@@ -53,27 +53,20 @@ impl ConnState {
         }
     }
 
-    /// Every state, each at its [`ConnState::index`].
-    const ALL: [ConnState; STATES] = [
-        ConnState::Tcp(TcpState::None),
-        ConnState::Tcp(TcpState::Established),
-        ConnState::Tcp(TcpState::SynSent),
-        ConnState::Tcp(TcpState::SynRecv),
-        ConnState::Tcp(TcpState::FinWait),
-        ConnState::Tcp(TcpState::TimeWait),
-        ConnState::Tcp(TcpState::Close),
-        ConnState::Tcp(TcpState::CloseWait),
-        ConnState::Tcp(TcpState::LastAck),
-        ConnState::Tcp(TcpState::Listen),
-        ConnState::Tcp(TcpState::SynAck),
-        ConnState::Udp,
-    ];
-
+    /// A dense number per state: TCP's by its code, then UDP.
     fn index(self) -> usize {
         match self {
             ConnState::Tcp(s) => s as usize,
             ConnState::Udp => STATES - 1,
         }
+    }
+
+    /// The state numbered `i` by [`ConnState::index`].
+    fn of_index(i: usize) -> ConnState {
+        u8::try_from(i)
+            .ok()
+            .and_then(TcpState::from_code)
+            .map_or(ConnState::Udp, ConnState::Tcp)
     }
 }
 
@@ -689,10 +682,11 @@ impl ConnTable {
     /// (`None` when empty): no entry's timer can run out sooner after it
     /// was last set.
     pub fn shortest_timeout(&self, t: &Timeouts) -> Option<u32> {
-        ConnState::ALL
+        self.per_state
             .iter()
-            .filter(|s| self.per_state[s.index()] > 0)
-            .map(|s| s.timeout(t))
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(i, _)| ConnState::of_index(i).timeout(t))
             .min()
     }
 
@@ -816,6 +810,16 @@ mod tests {
             "{}",
             std::mem::size_of::<Slot>()
         );
+    }
+
+    /// Every state has its own dense number, UDP's after TCP's.
+    #[test]
+    fn each_state_has_its_own_index() {
+        for i in 0..STATES {
+            assert_eq!(ConnState::of_index(i).index(), i);
+        }
+        assert_eq!(ConnState::of_index(STATES - 1), ConnState::Udp);
+        assert_eq!(TcpState::from_code((STATES - 1) as u8), None);
     }
 
     /// The shortest timer follows the states entries enter and leave.

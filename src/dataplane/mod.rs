@@ -52,6 +52,11 @@ const SWEEP_PASS_MS: u64 = 1000;
 const SWEEP_PASS_MAX_MS: u64 = 30_000;
 const SWEEP_STEP_MS: u64 = 10;
 const SWEEP_STEP_MAX_MS: u64 = 250;
+/// How often a sweep step runs in a pass of `pass` ms: a hundredth of
+/// it, so a slow pass also wakes an idle data plane less often.
+fn sweep_step_ms(pass: u64) -> u64 {
+    (pass / 100).clamp(SWEEP_STEP_MS, SWEEP_STEP_MAX_MS)
+}
 /// Removals per sweep step (each is a hash removal, about 0.3 µs): a
 /// step stays well under a millisecond; a step that hits the bound
 /// continues after the next frame rather than at the next tick.
@@ -336,10 +341,11 @@ impl Dataplane {
     fn housekeeping<I: PacketIo>(&mut self, io: &mut I) {
         let now = self.now_ms();
         if now >= self.next_sweep_ms {
-            let step = self.sweep_step(io, now);
+            let pass = self.sweep_pass_ms();
+            let step = self.sweep_step(io, now, pass);
             self.next_sweep_ms = match step.removed >= SWEEP_REMOVE {
                 true => now,
-                false => now + self.sweep_step_ms(),
+                false => now + sweep_step_ms(pass),
             };
         }
         if now >= self.next_stats_ms {
@@ -390,11 +396,10 @@ impl Dataplane {
 
     /// One bounded step of the table's sweep: drops connections whose
     /// timer ran out or whose real server is gone, and remaps the rest to
-    /// the current table. Sized so a whole pass takes `sweep_pass_ms`.
-    fn sweep_step<I: PacketIo>(&mut self, io: &mut I, now: u64) -> conn::SweepStep {
-        let pass = self.sweep_pass_ms() as usize;
-        let visit = (self.conns.slots() * self.sweep_step_ms() as usize)
-            .div_ceil(pass)
+    /// the current table. Sized so a whole pass takes `pass` ms.
+    fn sweep_step<I: PacketIo>(&mut self, io: &mut I, now: u64, pass: u64) -> conn::SweepStep {
+        let visit = (self.conns.slots() * sweep_step_ms(pass) as usize)
+            .div_ceil(pass as usize)
             .max(64);
         let table = &self.table;
         let keep = still_live(
@@ -411,12 +416,6 @@ impl Dataplane {
             self.sweep_urgent = self.sweep_urgent.saturating_sub(1);
         }
         step
-    }
-
-    /// How often a sweep step runs: a hundredth of the pass, so a slow
-    /// pass also wakes an idle data plane less often.
-    fn sweep_step_ms(&self) -> u64 {
-        (self.sweep_pass_ms() / 100).clamp(SWEEP_STEP_MS, SWEEP_STEP_MAX_MS)
     }
 
     /// How long the sweep's pass may take now (`SWEEP_PASS_MS`).
@@ -665,7 +664,7 @@ mod tests {
         // Two wraps: the pass under way when the table changed, then a
         // whole one.
         for _ in 0..2 {
-            while !dp.sweep_step(&mut io, 0).wrapped {}
+            while !dp.sweep_step(&mut io, 0, SWEEP_PASS_MS).wrapped {}
         }
         assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MAX_MS);
 

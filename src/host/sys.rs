@@ -46,15 +46,26 @@ pub fn setsockopt_bytes<T>(fd: i32, level: i32, name: i32, v: &T) -> io::Result<
     .map(|_| ())
 }
 
+/// A number an interface shows in sysfs (`/sys/class/net/IF/FIELD`).
+fn sysfs_u32(ifname: &str, field: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/{field}"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+}
+
+/// An interface's index and its link's (`iflink`), when they differ: the
+/// interface is one end of a pair (veth and the like).
+fn pair_link(ifname: &str) -> Option<(u32, u32)> {
+    match (sysfs_u32(ifname, "ifindex"), sysfs_u32(ifname, "iflink")) {
+        (Some(a), Some(b)) if a != b => Some((a, b)),
+        _ => None,
+    }
+}
+
 /// Whether an interface is one end of a pair (veth and the like): its
 /// link (`iflink`) is another interface.
 pub fn is_virtual_pair(ifname: &str) -> bool {
-    let read = |f: &str| {
-        std::fs::read_to_string(format!("/sys/class/net/{ifname}/{f}"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-    };
-    matches!((read("ifindex"), read("iflink")), (Some(a), Some(b)) if a != b)
+    pair_link(ifname).is_some()
 }
 
 /// An interface's driver as ethtool names it ("veth", "netkit", "e1000e"),
@@ -91,20 +102,12 @@ pub fn link_driver(ifname: &str) -> io::Result<String> {
 /// drops it for any other link. Errs to no: a peer in this namespace is
 /// an interface here whose link is `ifname`.
 pub fn peer_in_other_namespace(ifname: &str) -> bool {
-    let read = |name: &str, f: &str| {
-        std::fs::read_to_string(format!("/sys/class/net/{name}/{f}"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-    };
     if !matches!(link_driver(ifname).as_deref(), Ok("veth" | "netkit")) {
         return false;
     }
-    let (Some(index), Some(link)) = (read(ifname, "ifindex"), read(ifname, "iflink")) else {
+    let Some((index, link)) = pair_link(ifname) else {
         return false;
     };
-    if index == link {
-        return false;
-    }
     let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: name has the IF_NAMESIZE bytes if_indextoname writes at most.
     let here = unsafe { libc::if_indextoname(link, name.as_mut_ptr()) };
@@ -113,7 +116,7 @@ pub fn peer_in_other_namespace(ifname: &str) -> bool {
     }
     // SAFETY: if_indextoname wrote a NUL-terminated name.
     let peer = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy();
-    read(&peer, "iflink") != Some(index)
+    sysfs_u32(&peer, "iflink") != Some(index)
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of bpf_ktime_get_ns (and,

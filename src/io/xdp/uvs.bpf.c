@@ -274,13 +274,6 @@ steer:
 	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 }
 
-// The same split for the AF_PACKET backends (`--io packet --offload`),
-// in the tc ingress hook: an established DR flow's frame leaves by the
-// link it came in on without reaching uvs's packet socket, which is bound
-// to IPv4 and so sees a frame only after this hook passed it on. A GSO
-// super-frame (a local sender's, or GRO's) goes out whole: XDP would turn
-// the sender's segmentation offload off on a veth, tc does not. Every
-// other frame goes on as if the program were not there.
 // Set by uvs as it loads the tc program for a link: 1 if the link is a
 // veth (or netkit) whose peer is in another namespace (a container's
 // link). A frame then goes straight into the peer's receive path
@@ -289,6 +282,13 @@ steer:
 // queue. 0: out of this link's transmit (bpf_redirect), as on a NIC.
 volatile const __u32 to_peer = 0;
 
+// The same split for the AF_PACKET backends (`--io packet --offload`),
+// in the tc ingress hook: an established DR flow's frame leaves by the
+// link it came in on without reaching uvs's packet socket, which is bound
+// to IPv4 and so sees a frame only after this hook passed it on. A GSO
+// super-frame (a local sender's, or GRO's) goes out whole: XDP would turn
+// the sender's segmentation offload off on a veth, tc does not. Every
+// other frame goes on as if the program were not there.
 SEC("classifier")
 int uvs_tc_forward(struct __sk_buff *skb)
 {
