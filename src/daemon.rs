@@ -48,6 +48,8 @@ pub struct Options {
     pub workers: usize,
     /// Established DR flows to a kernel program (`--offload`).
     pub offload: Offload,
+    /// The holder announces its VIPs again this often (`--garp-refresh`).
+    pub garp_refresh: Option<Duration>,
 }
 
 /// The command line as given (unset flags are `None`).
@@ -79,6 +81,10 @@ pub struct HaFlags {
     pub track_script_weight: Option<String>,
     pub track_quorum: Option<String>,
     pub notify: Option<String>,
+    /// `ADDR[:PORT]` of a witness (`uvs witness`).
+    pub witness: Option<String>,
+    /// Seconds between the holder's repeated announcements (0: off).
+    pub garp_refresh: Option<f64>,
 }
 
 impl Options {
@@ -136,6 +142,17 @@ impl Options {
             max_conns,
             config,
             takeover: f.takeover,
+            garp_refresh: match f.ha.garp_refresh {
+                None | Some(0.0) => None,
+                Some(s) if s.is_finite() && (1.0..=86_400.0).contains(&s) => {
+                    Some(Duration::from_secs_f64(s))
+                }
+                Some(s) => {
+                    return Err(format!(
+                        "--garp-refresh {s}: give seconds from 1 to 86400, or 0 for none"
+                    ));
+                }
+            },
             ha: ha_config(&f.ha)?,
             io: f.io,
         })
@@ -274,7 +291,6 @@ fn lock_interface(name: &str, index: u32) -> Result<UnixListener, String> {
 /// (mode 0600), as every heartbeat is authenticated with it.
 fn ha_config(h: &HaFlags) -> Result<Option<crate::ha::HaConfig>, String> {
     use crate::ha::track::Track;
-    use std::os::unix::fs::PermissionsExt;
     if h.peers.is_empty() {
         let stray = [
             (h.key_file.is_some(), "--ha-key-file"),
@@ -285,6 +301,7 @@ fn ha_config(h: &HaFlags) -> Result<Option<crate::ha::HaConfig>, String> {
             (!h.track_scripts.is_empty(), "--track-script"),
             (h.track_quorum.is_some(), "--track-quorum"),
             (h.notify.is_some(), "--notify"),
+            (h.witness.is_some(), "--witness"),
         ];
         return match stray.iter().find(|(set, _)| *set) {
             Some((_, name)) => Err(format!("{name} without --peer")),
@@ -324,9 +341,42 @@ fn ha_config(h: &HaFlags) -> Result<Option<crate::ha::HaConfig>, String> {
     if let Some(q) = &h.track_quorum {
         tracks.push(Track::quorum(q)?);
     }
+    let witness = match &h.witness {
+        None => None,
+        Some(w) => Some(witness_addr(w).map_err(|e| format!("--witness {w}: {e}"))?),
+    };
+    if let Some(w) = witness
+        && h.peers.contains(w.ip())
+    {
+        return Err(format!(
+            "--witness {w}: that is a --peer; the witness runs on a third host"
+        ));
+    }
     let Some(f) = h.key_file.as_deref() else {
         return Err("--peer needs --ha-key-file FILE (a shared secret, mode 0600)".into());
     };
+    let key = read_key_file(f)?;
+    Ok(Some(crate::ha::HaConfig {
+        me: Ipv4Addr::UNSPECIFIED,
+        peers: h.peers.clone(),
+        port: 5405,
+        priority: h.priority,
+        key,
+        interval,
+        dead_after,
+        preempt: h.preempt,
+        preempt_delay,
+        tracks,
+        notify: h.notify.clone(),
+        witness,
+    }))
+}
+
+/// The HA key from `--ha-key-file`: readable by its owner only (every
+/// heartbeat, sync message and witness answer is keyed with it), at
+/// least 16 bytes once trimmed.
+pub fn read_key_file(f: &Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(f).map_err(|e| format!("--ha-key-file {}: {e}", f.display()))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -343,19 +393,20 @@ fn ha_config(h: &HaFlags) -> Result<Option<crate::ha::HaConfig>, String> {
             f.display()
         ));
     }
-    Ok(Some(crate::ha::HaConfig {
-        me: Ipv4Addr::UNSPECIFIED,
-        peers: h.peers.clone(),
-        port: 5405,
-        priority: h.priority,
-        key,
-        interval,
-        dead_after,
-        preempt: h.preempt,
-        preempt_delay,
-        tracks,
-        notify: h.notify.clone(),
-    }))
+    Ok(key)
+}
+
+/// `ADDR` or `ADDR:PORT` (the witness's port by default).
+pub fn witness_addr(s: &str) -> Result<std::net::SocketAddrV4, String> {
+    if let Ok(a) = s.parse::<std::net::SocketAddrV4>() {
+        return match a.port() {
+            0 => Err("port 0".into()),
+            _ => Ok(a),
+        };
+    }
+    s.parse::<Ipv4Addr>()
+        .map(|ip| std::net::SocketAddrV4::new(ip, crate::ha::witness::DEFAULT_PORT))
+        .map_err(|_| "give an IPv4 address, or ADDR:PORT".into())
 }
 
 /// Asks the director on `socket` for its table and connections; it
@@ -824,6 +875,9 @@ fn serve(
                     }
                 }
             });
+        }
+        if let Some(every) = o.garp_refresh {
+            tokio::spawn(control.clone().refresh_announcements(every));
         }
         tokio::spawn(control.clone().estimate_rates());
         tokio::spawn(control.clone().watch_nat_replies(Duration::from_secs(3)));

@@ -14,7 +14,9 @@
 #                                    with N untouched real servers PREFIX-nat1..N
 #                                    (198.18.2.11..) whose default gateway it is
 #                                    --two-directors adds a second director,
-#                                    PREFIX-dir2 (198.18.0.3), for failover
+#                                    PREFIX-dir2 (198.18.0.3), for failover;
+#                                    --witness a third host, PREFIX-wit
+#                                    (198.18.0.4), for `uvs witness`
 #   testbed/lab.sh tunnel PREFIX NODE
 #                                    give NODE the kernel's IP-in-IP decapsulator
 #                                    (tunl0, VIP on it) if this kernel has ipip;
@@ -173,6 +175,7 @@ up() {
       --vpc) vpc=1 ;;
       --nat) nat=1 ;;
       --two-directors) node_up "$p-dir2" "$NET.3" ;;
+      --witness) node_up "$p-wit" "$NET.4" ;;
       *) die "unknown option '$opt'" ;;
     esac
   done

@@ -44,11 +44,6 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn mac_of(l: &Lab, node: &str) -> String {
-    let o = l.exec(node, "cat", &["/sys/class/net/eth0/address"]);
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 #[test]
 fn control_socket_permissions_and_the_files_it_may_replace() {
     let Some(mut l) = Lab::up(1) else { return };
@@ -230,10 +225,7 @@ fn vips_that_belong_to_other_hosts_or_are_special_are_refused() {
         let o = l.uvsadm(&["-A", "-t", &format!("{addr}:80"), "-s", "rr"]);
         assert!(!o.status.success(), "{addr} accepted");
         let e = stderr(&o);
-        assert!(
-            e.contains("is in use") && e.contains(&mac_of(&l, node)),
-            "{e}"
-        );
+        assert!(e.contains("is in use") && e.contains(&l.mac(node)), "{e}");
     }
     for addr in [
         "0.0.0.0",
@@ -257,7 +249,7 @@ fn vips_that_belong_to_other_hosts_or_are_special_are_refused() {
     l.exec("rs1", "ping", &["-c1", "-W1", "198.18.0.10"]);
     let neigh = l.exec("rs1", "ip", &["neigh", "show", "198.18.0.10"]);
     let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
-    assert!(neigh.contains(&mac_of(&l, "cl")), "{neigh}");
+    assert!(neigh.contains(&l.mac("cl")), "{neigh}");
 
     // A free VIP works as before.
     l.dr_services("rr", 1, 1);
@@ -278,7 +270,7 @@ fn vips_that_belong_to_other_hosts_or_are_special_are_refused() {
     });
     let log = l.log("director.log");
     assert!(
-        log.contains(&format!("VIP {VIP} is claimed by {}", mac_of(&l, "cl"))),
+        log.contains(&format!("VIP {VIP} is claimed by {}", l.mac("cl"))),
         "{log}"
     );
     l.exec(
@@ -425,7 +417,7 @@ fn packet_socket_drops_are_shown_in_status() {
     assert_eq!(count(&l.udp_names(5, 30000), "rs1"), 5);
     // A stopped director answers no ARP: the client is given the VIP's
     // MAC for good, or its sends would wait on neighbour resolution.
-    let mac = mac_of(&l, "dir");
+    let mac = l.mac("dir");
     let neigh = [
         "neigh",
         "replace",

@@ -614,7 +614,33 @@ fn ha_seeds() -> Vec<Vec<u8>> {
             priority: 100,
             active: true,
             ready: false,
+            hears_witness: true,
             heard_seq: 1,
+        }
+        .emit(HA_KEY)
+        .to_vec(),
+        uvs::ha::witness::WitnessMsg {
+            boot: 1,
+            seq: 2,
+            sent_ms: 3,
+            kind: uvs::ha::witness::Kind::Director {
+                priority: 100,
+                holding: true,
+                claiming: true,
+                dead_ms: 1000,
+            },
+        }
+        .emit(HA_KEY)
+        .to_vec(),
+        uvs::ha::witness::WitnessMsg {
+            boot: 1,
+            seq: 2,
+            sent_ms: 3,
+            kind: uvs::ha::witness::Kind::Witness {
+                vote_for_you: true,
+                grantee: Ipv4Addr::new(198, 18, 0, 2),
+                answers: 2,
+            },
         }
         .emit(HA_KEY)
         .to_vec(),
@@ -626,11 +652,12 @@ static HA_SEEDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(ha_seeds);
 proptest! {
     #![proptest_config(config())]
 
-    /// HA datagrams of any shape (sync messages, heartbeats, mutations of
-    /// valid ones, random bytes): refused or taken, never a panic, and
-    /// without the key nothing altered is ever taken.
+    /// HA datagrams of any shape (sync messages, heartbeats, witness
+    /// messages, mutations of valid ones, random bytes): refused or taken,
+    /// never a panic, and without the key nothing altered is ever taken;
+    /// the witness and a director's view of it take them without a panic.
     #[test]
-    fn ha_messages(seed in 0..4usize, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), cut in any::<usize>(), random in proptest::collection::vec(any::<u8>(), 0..1500)) {
+    fn ha_messages(seed in 0..6usize, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), cut in any::<usize>(), random in proptest::collection::vec(any::<u8>(), 0..1500)) {
         use uvs::ha::sync::{Inbox, SyncMsg};
         let base = &HA_SEEDS[seed];
         let mut m = base.clone();
@@ -648,6 +675,17 @@ proptest! {
             if let Ok(h) = uvs::ha::msg::Heartbeat::parse(input, HA_KEY) {
                 prop_assert_eq!(&h.emit(HA_KEY)[..], &input[..]);
             }
+            if let Ok(w) = uvs::ha::witness::WitnessMsg::parse(input, HA_KEY) {
+                prop_assert_eq!(&w.emit(HA_KEY)[..], &input[..]);
+            }
+            let now = std::time::Instant::now();
+            let dir = std::net::SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 5405);
+            let mut voter = uvs::ha::witness::Voter::new(HA_KEY.to_vec(), &[*dir.ip()], std::time::Duration::ZERO, now);
+            let answer = voter.receive(dir, input, now, 1);
+            prop_assert!(answer.reply.is_none() || input == base, "an altered message was answered");
+            let mut view = uvs::ha::witness::WitnessView::new(dir);
+            view.receive(input, HA_KEY, now, std::time::Duration::from_secs(1));
+            prop_assert!(!view.votes_for_us(now), "a vote without a message of ours");
         }
     }
 }

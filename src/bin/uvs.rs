@@ -91,6 +91,20 @@ enum Command {
     /// for the mistakes that silently break LVS, with the fix for each.
     /// Exit status: 0 all good, 1 warnings, 2 failures, 3 could not audit.
     Audit(AuditArgs),
+    /// The third voter of two directors (docs/ha.md): answers their keyed
+    /// messages and gives its vote to one director at a time, so that
+    /// when the two cannot hear each other only one holds the VIPs.
+    Witness {
+        /// Address (and port) to listen on [port: 5405].
+        #[arg(long, value_name = "ADDR[:PORT]")]
+        listen: String,
+        /// A director's own address (repeat it for each).
+        #[arg(long, required = true)]
+        director: Vec<std::net::Ipv4Addr>,
+        /// The directors' shared secret (mode 0600).
+        #[arg(long)]
+        ha_key_file: PathBuf,
+    },
     /// Real-server side of TUN without the kernel's ipip module: receive
     /// IP-in-IP packets on a raw socket and inject the inner packets into
     /// the local stack through a TUN device.
@@ -276,6 +290,16 @@ struct HaArgs {
     /// $UVS_HA_REASON).
     #[arg(long, value_name = "CMD")]
     notify: Option<String>,
+    /// A third voter on another host (`uvs witness`, same key): the
+    /// VIPs are held only with a majority of the directors and the
+    /// witness, so heartbeats lost both ways leave one holder.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    witness: Option<String>,
+    /// The holder announces its VIPs (gratuitous ARP) again every SECS,
+    /// as keepalived's garp_master_refresh [default: 0, off]; also
+    /// without --peer.
+    #[arg(long, value_name = "SECS")]
+    garp_refresh: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -327,6 +351,8 @@ fn main() -> ExitCode {
                 track_script_weight: ha.track_script_weight,
                 track_quorum: ha.track_quorum,
                 notify: ha.notify,
+                witness: ha.witness,
+                garp_refresh: ha.garp_refresh,
             },
         })
         .and_then(|o| uvs::daemon::run(&o)),
@@ -367,6 +393,16 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Decap { device } => uvs::decap::run(&device),
+        Command::Witness {
+            listen,
+            director,
+            ha_key_file,
+        } => uvs::daemon::witness_addr(&listen)
+            .map_err(|e| format!("--listen {listen}: {e}"))
+            .and_then(|addr| {
+                let key = uvs::daemon::read_key_file(&ha_key_file)?;
+                uvs::ha::witness::run(addr, &director, key)
+            }),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,11 +11,13 @@
 pub mod msg;
 pub mod sync;
 pub mod track;
+pub mod witness;
 
 use msg::{Heartbeat, Refused};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
+use witness::WitnessView;
 
 /// How a director takes part.
 #[derive(Debug, Clone)]
@@ -38,7 +40,29 @@ pub struct HaConfig {
     /// Run by `sh -c` on every change of state, with the new state
     /// (ACTIVE, BACKUP or FAULT) and the priority as `$1` and `$2`.
     pub notify: Option<String>,
+    /// A third voter (`uvs witness`): with it a director holds the VIPs
+    /// only while it counts a majority ([`witness`]).
+    pub witness: Option<SocketAddrV4>,
 }
+
+/// How long a director that starts waits, after its listening interval,
+/// for the connection tables of the live peers it asked before it takes
+/// the VIPs without them (a peer that never answers must not leave the
+/// VIPs unheld).
+pub const JOIN_WAIT: Duration = Duration::from_secs(3);
+
+/// Whether a director that started at `started` still only listens: for
+/// a full dead interval, so it cannot take the VIPs from a live peer it
+/// has not heard yet, unless it has heard every peer since (then it
+/// knows who holds them, and a director restarted within the dead
+/// interval takes its peers' tables and the VIPs without waiting).
+fn listening(started: Instant, now: Instant, dead: Duration, peers: &[Peer]) -> bool {
+    let heard_all = !peers.is_empty() && peers.iter().all(|p| p.heard_at.is_some());
+    now.duration_since(started) < dead && !heard_all
+}
+
+/// The least time between two announcements made again after contention.
+pub const REANNOUNCE_GAP: Duration = Duration::from_secs(5);
 
 /// Replay protection for one sender's messages: its (boot, sequence)
 /// only moves forward, and a new boot must carry a later clock than the
@@ -99,8 +123,15 @@ pub struct Peer {
     pub active: bool,
     /// It may take the VIPs from us (preemption).
     pub ready: bool,
-    /// The last of our sequence numbers it says it heard.
+    /// The last of our sequence numbers it says it heard, and ours when
+    /// that heartbeat arrived: their distance is how far behind it hears
+    /// us. (Against our sequence now, a peer whose heartbeats stopped
+    /// coming would look deaf before it looks gone, and a director cut
+    /// both ways would step aside for a peer it cannot hear either.)
     pub heard_our_seq: u64,
+    our_seq_then: u64,
+    /// Its last heartbeat said it hears the witness.
+    pub hears_witness: bool,
 }
 
 impl Peer {
@@ -114,26 +145,41 @@ impl Peer {
             active: false,
             ready: false,
             heard_our_seq: 0,
+            our_seq_then: 0,
+            hears_witness: false,
         }
     }
 
     /// Takes a heartbeat if it moves this peer's (boot, sequence) forward:
     /// a replay (an old or repeated message) is refused. A new boot is
-    /// taken when its clock is later than the last message's.
-    pub fn accept(&mut self, h: &Heartbeat, now: Instant, dead: Duration) -> bool {
+    /// taken when its clock is later than the last message's. Whether it
+    /// is heard again (first, after a loss, or after a restart).
+    pub fn accept(
+        &mut self,
+        h: &Heartbeat,
+        now: Instant,
+        dead: Duration,
+        our_seq: u64,
+    ) -> Accepted {
         let boot = self.last.boot();
-        let fresh = self.last.accept(h.boot, h.seq, h.sent_ms);
-        if fresh {
-            if boot != Some(h.boot) || !self.live(now, dead) {
-                self.live_since = Some(now);
-            }
-            self.heard_at = Some(now);
-            self.priority = h.priority;
-            self.active = h.active;
-            self.ready = h.ready;
-            self.heard_our_seq = h.heard_seq;
+        if !self.last.accept(h.boot, h.seq, h.sent_ms) {
+            return Accepted::Replayed;
         }
-        fresh
+        let again = boot != Some(h.boot) || !self.live(now, dead);
+        if again {
+            self.live_since = Some(now);
+        }
+        self.heard_at = Some(now);
+        self.priority = h.priority;
+        self.active = h.active;
+        self.ready = h.ready;
+        self.heard_our_seq = h.heard_seq;
+        self.our_seq_then = our_seq;
+        self.hears_witness = h.hears_witness;
+        match again {
+            true => Accepted::Again,
+            false => Accepted::Fresh,
+        }
     }
 
     pub fn seq(&self) -> u64 {
@@ -148,6 +194,23 @@ impl Peer {
     pub fn live(&self, now: Instant, dead: Duration) -> bool {
         self.heard_at.is_some_and(|t| now.duration_since(t) < dead)
     }
+
+    /// How many of our heartbeats it had missed by its last one.
+    fn lag(&self) -> u64 {
+        self.our_seq_then.saturating_sub(self.heard_our_seq)
+    }
+}
+
+/// What became of a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// The next one of a peer heard without a break.
+    Fresh,
+    /// A peer heard again: for the first time, after a silence of a
+    /// dead interval, or in a new run.
+    Again,
+    /// Old or repeated.
+    Replayed,
 }
 
 /// Counters shown by `uvs ha`.
@@ -159,6 +222,28 @@ pub struct HaCounters {
     pub malformed: u64,
     pub replayed: u64,
     pub unknown_sender: u64,
+    /// Times this director announced its VIPs again because another
+    /// director had held them or had been out of reach.
+    pub reannounced: u64,
+}
+
+/// The witness as `uvs ha` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessStatus {
+    pub addr: SocketAddrV4,
+    pub live: bool,
+    pub heard_ms_ago: Option<u64>,
+    /// Its vote is this director's (and its lease has not run out).
+    pub votes_for_us: bool,
+    /// The director it says has its vote.
+    pub grantee: Option<Ipv4Addr>,
+    /// This director, its peers and the witness that count now, of all.
+    pub votes: u32,
+    pub voters: u32,
+    pub received: u64,
+    pub bad_mac: u64,
+    pub malformed: u64,
+    pub replayed: u64,
 }
 
 /// One peer as `uvs ha` shows it.
@@ -185,6 +270,9 @@ pub struct PeerStatus {
     /// This director has its full table (a resync completed, none lost
     /// since).
     pub synced: bool,
+    /// Its last heartbeat said it hears the witness (with one only).
+    #[serde(default)]
+    pub hears_witness: bool,
 }
 
 /// `uvs ha`.
@@ -207,6 +295,8 @@ pub struct HaStatus {
     pub tracks: Vec<track::TrackStatus>,
     pub counters: HaCounters,
     pub sync: SyncStatus,
+    #[serde(default)]
+    pub witness: Option<WitnessStatus>,
 }
 
 /// The sync side of `uvs ha`.
@@ -275,6 +365,22 @@ impl HaStatus {
                 }
             );
         }
+        if let Some(w) = &self.witness {
+            let _ = writeln!(
+                o,
+                "witness {} {} heard {} ago, vote {}; votes here {} of {}",
+                w.addr,
+                if w.live { "live" } else { "gone" },
+                w.heard_ms_ago.map_or("never".into(), |m| format!("{m} ms")),
+                match (w.votes_for_us, w.grantee) {
+                    (true, _) => "ours".to_string(),
+                    (false, Some(g)) => format!("with {g}"),
+                    (false, None) => "free".to_string(),
+                },
+                w.votes,
+                w.voters
+            );
+        }
         for t in &self.tracks {
             let _ = writeln!(
                 o,
@@ -326,11 +432,35 @@ impl HaStatus {
         let c = &self.counters;
         let _ = writeln!(
             o,
-            "heartbeats sent {} received {} refused: bad MAC {} malformed {} replayed {} unknown sender {}",
-            c.sent, c.received, c.bad_mac, c.malformed, c.replayed, c.unknown_sender
+            "heartbeats sent {} received {} refused: bad MAC {} malformed {} replayed {} unknown sender {}; \
+             VIPs announced again {}",
+            c.sent, c.received, c.bad_mac, c.malformed, c.replayed, c.unknown_sender, c.reannounced
         );
         o
     }
+}
+
+/// The witness as the election sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct WitnessVote {
+    /// Heard within a dead interval.
+    pub live: bool,
+    /// Its vote is ours, within its lease.
+    pub ours: bool,
+    /// Who it says has the vote.
+    pub grantee: Option<Ipv4Addr>,
+}
+
+/// What the election says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Hold the VIPs.
+    pub hold: bool,
+    /// Among the directors this one should hold them: what it tells the
+    /// witness, whose vote decides when the directors cannot hear each
+    /// other.
+    pub claim: bool,
+    pub reason: String,
 }
 
 /// The election, as a pure function of what this director knows.
@@ -341,10 +471,14 @@ pub struct Election<'a> {
     pub priority: u8,
     pub fault: Option<&'a str>,
     pub peers: &'a [Peer],
-    pub our_seq: u64,
     pub active_now: bool,
     pub started: Instant,
     pub now: Instant,
+    /// A director that has just started and waits for this live peer's
+    /// connection table before it takes the VIPs.
+    pub waiting_for: Option<Ipv4Addr>,
+    /// With a witness configured: what it says.
+    pub witness: Option<WitnessVote>,
 }
 
 impl Election<'_> {
@@ -360,27 +494,94 @@ impl Election<'_> {
         {
             return true;
         }
-        self.our_seq.saturating_sub(p.heard_our_seq) <= u64::from(self.cfg.dead_after / 2).max(1)
+        p.lag() <= u64::from(self.cfg.dead_after / 2).max(1)
+    }
+
+    fn live_peers(&self) -> impl Iterator<Item = &Peer> {
+        let (now, dead) = (self.now, self.dead());
+        self.peers.iter().filter(move |p| p.live(now, dead))
     }
 
     /// Whether this director should hold the VIPs, and why.
     pub fn decide(&self) -> (bool, String) {
-        let dead = self.dead();
+        let v = self.verdict();
+        (v.hold, v.reason)
+    }
+
+    /// The election among the directors, then the wait of a director
+    /// that has just started for its peers' tables, then the witness.
+    pub fn verdict(&self) -> Verdict {
+        let (want, why) = self.among_directors();
+        let not = |reason| Verdict {
+            hold: false,
+            claim: false,
+            reason,
+        };
+        if !want {
+            return not(why);
+        }
+        // A director that starts with an empty table does not take the
+        // VIPs while a live peer may still have the connections (the one
+        // that held them restarted, say): it takes that peer's table
+        // first, for a bounded time.
+        if let Some(a) = self.waiting_for.filter(|_| !self.active_now) {
+            return not(format!(
+                "starting: waiting for the connection table of peer {a}"
+            ));
+        }
+        let hold = |reason| Verdict {
+            hold: true,
+            claim: true,
+            reason,
+        };
+        let Some(w) = self.witness else {
+            return hold(why);
+        };
+        let (votes, voters) = self.votes(&w);
+        if 2 * votes > voters {
+            return hold(why);
+        }
+        // The witness out of reach here and, by their last word, at every
+        // peer: it was down before we lost each other, so run as without
+        // one (a director cut from everything still heard it before).
+        if !w.live && self.peers.iter().all(|p| !p.hears_witness) {
+            return hold(format!(
+                "{why} (the witness is out of reach here and at every peer: as without one)"
+            ));
+        }
+        Verdict {
+            hold: false,
+            claim: true,
+            reason: format!(
+                "no majority ({votes} of {voters} votes): {}",
+                match (w.live, w.grantee) {
+                    (false, _) => "the witness is out of reach".to_string(),
+                    (true, Some(g)) if g != self.cfg.me =>
+                        format!("the witness's vote is with {g}"),
+                    (true, _) => "waiting for the witness's vote".to_string(),
+                }
+            ),
+        }
+    }
+
+    /// This director's votes (itself, the live peers, the witness's if
+    /// it is ours) and the number of voters.
+    pub fn votes(&self, w: &WitnessVote) -> (u32, u32) {
+        let live = self.live_peers().count() as u32;
+        (1 + live + u32::from(w.ours), 2 + self.peers.len() as u32)
+    }
+
+    /// The election among the directors it hears.
+    fn among_directors(&self) -> (bool, String) {
         if let Some(why) = self.fault {
             return (false, format!("fault: {why}"));
         }
-        // A director that starts listens for a full dead interval first,
-        // so it cannot take the VIPs from a live peer it has not heard yet.
-        if self.now.duration_since(self.started) < dead {
+        if listening(self.started, self.now, self.dead(), self.peers) {
             return (false, "starting: listening for peers".into());
         }
         let rank = |prio: u8, addr: Ipv4Addr| (prio, u32::from(addr));
         let mine = rank(self.priority, self.cfg.me);
-        let live: Vec<&Peer> = self
-            .peers
-            .iter()
-            .filter(|p| p.live(self.now, dead))
-            .collect();
+        let live: Vec<&Peer> = self.live_peers().collect();
         if let Some(p) = live.iter().find(|p| !self.hears_us(p)) {
             // It cannot hear us, so it will take over: step aside first.
             return (
@@ -438,6 +639,9 @@ pub struct Ha {
     pub boot: u64,
     pub seq: u64,
     pub active: bool,
+    /// What this director tells the witness: among the directors it
+    /// should hold the VIPs.
+    pub claim: bool,
     pub reason: String,
     pub counters: HaCounters,
     pub started: Instant,
@@ -449,10 +653,26 @@ pub struct Ha {
     /// lower-priority holder.
     pub ready: bool,
     preempt_since: Option<Instant>,
-    /// The peer (and its boot) whose whole table this director has.
-    pub synced_from: Option<(Ipv4Addr, u64)>,
-    /// When this director last asked for a full resync.
-    pub resync_asked: Option<Instant>,
+    /// Per peer (in `peers` order): the boot of its run whose whole
+    /// table this director has.
+    pub tables: Vec<Option<u64>>,
+    /// Per peer: when this director last asked it for its whole table.
+    pub asked: Vec<Option<Instant>>,
+    /// Started and not yet had a table or the VIPs: it asks every live
+    /// peer for its table and takes the VIPs only with them (or after
+    /// [`JOIN_WAIT`]).
+    pub joining: bool,
+    /// Another director held the VIPs while this one did, or came back
+    /// after it could not be heard: once this one is the only holder it
+    /// announces the VIPs again, as neighbours may have followed the
+    /// other one's announcements.
+    pub contention: bool,
+    /// The data plane's count of ARP claims for our VIPs by others, as
+    /// last seen, and when it last rose.
+    conflicts_seen: u64,
+    conflict_at: Option<Instant>,
+    reannounced_at: Option<Instant>,
+    pub witness: Option<WitnessView>,
     pub out: sync::Outbox,
     /// One per peer, in `peers` order.
     pub inboxes: Vec<sync::Inbox>,
@@ -472,8 +692,7 @@ struct Rate {
 
 impl Ha {
     pub fn new(cfg: HaConfig) -> Ha {
-        use std::hash::BuildHasher;
-        let boot = foldhash::fast::RandomState::default().hash_one(std::process::id());
+        let boot = witness::new_boot();
         let peers = cfg.peers.iter().map(|a| Peer::new(*a)).collect();
         let inboxes = cfg.peers.iter().map(|_| sync::Inbox::default()).collect();
         let tracks = cfg
@@ -484,13 +703,17 @@ impl Ha {
                 failing: false,
             })
             .collect();
+        let n = cfg.peers.len();
         Ha {
             priority: cfg.priority,
+            witness: cfg.witness.map(WitnessView::new),
+            joining: n > 0,
             cfg,
             peers,
             boot,
             seq: 0,
             active: false,
+            claim: false,
             reason: "starting".into(),
             counters: HaCounters::default(),
             started: Instant::now(),
@@ -498,8 +721,12 @@ impl Ha {
             fault: None,
             ready: false,
             preempt_since: None,
-            synced_from: None,
-            resync_asked: None,
+            tables: vec![None; n],
+            asked: vec![None; n],
+            contention: false,
+            conflicts_seen: 0,
+            conflict_at: None,
+            reannounced_at: None,
             out: sync::Outbox::new(boot),
             inboxes,
             sync: sync::SyncCounters::default(),
@@ -521,8 +748,20 @@ impl Ha {
 
     /// Whether this director has the whole table of `peer` as it runs now.
     pub fn synced_with(&self, peer: &Peer) -> bool {
-        self.synced_from
-            .is_some_and(|(a, b)| a == peer.addr && Some(b) == peer.boot())
+        self.peer_index(peer.addr)
+            .is_some_and(|i| self.tables[i].is_some() && self.tables[i] == peer.boot())
+    }
+
+    /// Peer `i`'s whole table is in (a resync from it ended).
+    pub fn table_from(&mut self, i: usize, boot: u64) {
+        self.tables[i] = Some(boot);
+    }
+
+    /// This director's copy of peer `i`'s table may have lost entries (a
+    /// skipped gap, a digest that differs): it needs the whole again.
+    pub fn table_lost(&mut self, i: usize) {
+        self.tables[i] = None;
+        self.asked[i] = None;
     }
 
     /// Applies the track conditions' states: the priority in effect and
@@ -541,7 +780,7 @@ impl Ha {
         let holder = self.holder(now).cloned();
         // A director still listening after its start has not heard a
         // holder yet, so cannot know it has nothing to wait for.
-        let listening = now.duration_since(self.started) < self.dead();
+        let listening = listening(self.started, now, self.dead(), &self.peers);
         self.ready = match holder {
             _ if self.fault.is_some() || listening => false,
             None => {
@@ -559,34 +798,92 @@ impl Ha {
         };
     }
 
-    /// The peer to ask for a full resync now, if one is due: a backup
-    /// without the holder's whole table asks it, once a second.
-    pub fn resync_due(&mut self, now: Instant) -> Option<usize> {
+    /// The live peer whose table a director that has just started still
+    /// waits for; `None` once it has them all, holds the VIPs, or has
+    /// waited [`JOIN_WAIT`] past its listening interval (logged by the
+    /// caller through the returned flag).
+    pub fn waiting_for(&mut self, now: Instant) -> (Option<Ipv4Addr>, Option<String>) {
+        if !self.joining {
+            return (None, None);
+        }
         if self.active {
-            return None;
+            self.joining = false;
+            return (None, None);
         }
         let dead = self.dead();
-        let i = self
+        let listened = self.started + dead;
+        let missing = (0..self.peers.len()).find(|&i| {
+            let p = &self.peers[i];
+            p.live(now, dead) && !(self.tables[i].is_some() && self.tables[i] == p.boot())
+        });
+        match missing {
+            // While listening more peers may still be heard: not done.
+            None if listening(self.started, now, dead, &self.peers) => (None, None),
+            None => {
+                self.joining = false;
+                (None, None)
+            }
+            Some(i) if now >= listened + JOIN_WAIT => {
+                self.joining = false;
+                let msg = format!(
+                    "peer {} did not send its connection table within {} s; going on without it",
+                    self.peers[i].addr,
+                    JOIN_WAIT.as_secs()
+                );
+                (None, Some(msg))
+            }
+            Some(i) => (Some(self.peers[i].addr), None),
+        }
+    }
+
+    /// The peers to ask for a full resync now: a backup without the
+    /// holder's whole table asks the holder; a director that has just
+    /// started, with no holder in sight, asks every live peer (one that
+    /// held the VIPs and restarted may find the connections there). Each
+    /// peer at most once a second.
+    pub fn resync_due(&mut self, now: Instant) -> Vec<usize> {
+        if self.active {
+            return Vec::new();
+        }
+        let dead = self.dead();
+        let holder = self
             .peers
             .iter()
-            .position(|p| p.active && p.live(now, dead))?;
-        if self.synced_with(&self.peers[i]) {
-            return None;
+            .position(|p| p.active && p.live(now, dead));
+        let candidates: Vec<usize> = match holder {
+            Some(i) => vec![i],
+            None if self.joining => (0..self.peers.len())
+                .filter(|&i| self.peers[i].live(now, dead))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut due = Vec::new();
+        for i in candidates {
+            if self.synced_with(&self.peers[i]) {
+                continue;
+            }
+            if self.asked[i].is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+                continue;
+            }
+            self.asked[i] = Some(now);
+            self.sync.resyncs_asked += 1;
+            due.push(i);
         }
-        if self
-            .resync_asked
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
-        {
-            return None;
-        }
-        self.resync_asked = Some(now);
-        self.sync.resyncs_asked += 1;
-        Some(i)
+        due
+    }
+
+    /// Whether a resync stream from peer `i` is one to apply whole (its
+    /// end drops what it did not send): this director is a backup, and
+    /// the peer holds the VIPs or was asked for its table.
+    pub fn takes_resync_from(&self, i: usize, now: Instant) -> bool {
+        let p = &self.peers[i];
+        !self.active && ((p.active && p.live(now, self.dead())) || self.asked[i].is_some())
     }
 
     /// The next heartbeat for `peer`.
-    pub fn heartbeat(&mut self, peer: usize, now_ms: u64) -> [u8; msg::LEN] {
+    pub fn heartbeat(&mut self, peer: usize, now_ms: u64, now: Instant) -> [u8; msg::LEN] {
         let heard = self.peers.get(peer).map_or(0, Peer::seq);
+        let dead = self.dead();
         Heartbeat {
             boot: self.boot,
             seq: self.seq,
@@ -594,14 +891,38 @@ impl Ha {
             priority: self.priority,
             active: self.active,
             ready: self.ready,
+            hears_witness: self.witness.as_ref().is_some_and(|w| w.live(now, dead)),
             heard_seq: heard,
         }
         .emit(&self.cfg.key)
     }
 
+    /// The next message to the witness, if there is one.
+    pub fn witness_message(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+    ) -> Option<(SocketAddrV4, [u8; witness::LEN])> {
+        let dead = self.dead();
+        let (boot, prio, holding, claim) = (self.boot, self.priority, self.active, self.claim);
+        let w = self.witness.as_mut()?;
+        let m = w.message(boot, prio, holding, claim, dead, now, now_ms, &self.cfg.key);
+        Some((w.addr, m))
+    }
+
+    /// The witness's answer.
+    pub fn witness_answer(&mut self, b: &[u8], now: Instant) {
+        let dead = self.dead();
+        if let Some(w) = self.witness.as_mut() {
+            w.receive(b, &self.cfg.key, now, dead);
+        }
+    }
+
     /// A heartbeat from `from`: counted, and taken if it is a fresh
-    /// heartbeat of a known peer under our key.
+    /// heartbeat of a known peer under our key. A holder that hears
+    /// another holder, or a peer again, notes the contention.
     pub fn receive(&mut self, from: SocketAddrV4, b: &[u8], now: Instant) {
+        let (dead, seq) = (self.dead(), self.seq);
         let Some(p) = self.peers.iter_mut().find(|p| p.addr == *from.ip()) else {
             self.counters.unknown_sender += 1;
             return;
@@ -609,11 +930,54 @@ impl Ha {
         match Heartbeat::parse(b, &self.cfg.key) {
             Err(Refused::Malformed) => self.counters.malformed += 1,
             Err(Refused::BadMac) => self.counters.bad_mac += 1,
-            Ok(h) => match p.accept(&h, now, self.cfg.dead()) {
-                true => self.counters.received += 1,
-                false => self.counters.replayed += 1,
+            Ok(h) => match p.accept(&h, now, dead, seq) {
+                Accepted::Replayed => self.counters.replayed += 1,
+                got => {
+                    self.counters.received += 1;
+                    if self.active && (got == Accepted::Again || h.active) {
+                        self.contention = true;
+                    }
+                }
             },
         }
+    }
+
+    /// The data plane's count of others' ARP claims for our VIPs. A rise
+    /// while every peer is heard (so not the other side of a split, whose
+    /// claims end when the split does) is a contention too: once the
+    /// claims have stopped for a second, the VIPs are announced again.
+    pub fn note_conflicts(&mut self, total: u64, now: Instant) {
+        let rose = total > self.conflicts_seen;
+        self.conflicts_seen = total;
+        let dead = self.dead();
+        let all_heard = self.peers.iter().all(|p| p.live(now, dead));
+        if rose && self.active && all_heard {
+            self.contention = true;
+            self.conflict_at = Some(now);
+        }
+    }
+
+    /// Whether this director, the only holder now after a contention,
+    /// should announce its VIPs again (once: the flag is cleared). Not
+    /// while another still claims them, nor twice within [`REANNOUNCE_GAP`]
+    /// (the flag waits), so two hosts never announce at each other.
+    pub fn reannounce_due(&mut self, now: Instant) -> bool {
+        if !self.active {
+            self.contention = false;
+            return false;
+        }
+        let quiet = |t: Option<Instant>, d| t.is_none_or(|t| now.duration_since(t) >= d);
+        if !self.contention
+            || self.holder(now).is_some()
+            || !quiet(self.conflict_at, Duration::from_secs(1))
+            || !quiet(self.reannounced_at, REANNOUNCE_GAP)
+        {
+            return false;
+        }
+        self.contention = false;
+        self.reannounced_at = Some(now);
+        self.counters.reannounced += 1;
+        true
     }
 
     /// The index of the peer at `addr`.
@@ -621,32 +985,51 @@ impl Ha {
         self.peers.iter().position(|p| p.addr == addr)
     }
 
+    /// What the election sees of the witness.
+    fn witness_vote(&self, now: Instant) -> Option<WitnessVote> {
+        let dead = self.dead();
+        self.witness.as_ref().map(|w| WitnessVote {
+            live: w.live(now, dead),
+            ours: w.votes_for_us(now),
+            grantee: w.grantee,
+        })
+    }
+
     /// The election as it stands at `now`.
-    fn election(&self, now: Instant) -> Election<'_> {
+    fn election(&self, now: Instant, waiting_for: Option<Ipv4Addr>) -> Election<'_> {
         Election {
             cfg: &self.cfg,
             priority: self.priority,
             fault: self.fault.as_deref(),
             peers: &self.peers,
-            our_seq: self.seq,
             active_now: self.active,
             started: self.started,
             now,
+            waiting_for,
+            witness: self.witness_vote(now),
         }
     }
 
-    /// Runs the election; `Some(active)` when the role changes.
-    pub fn elect(&mut self, now: Instant) -> Option<bool> {
-        let (active, why) = self.election(now).decide();
-        self.reason = why;
-        (active != self.active).then(|| {
-            self.active = active;
+    /// Runs the election; `Some(active)` when the role changes, and a
+    /// note for the log when a starting director stops waiting for a
+    /// peer's table.
+    pub fn elect(&mut self, now: Instant) -> (Option<bool>, Option<String>) {
+        let (waiting_for, note) = self.waiting_for(now);
+        let v = self.election(now, waiting_for).verdict();
+        self.reason = v.reason;
+        self.claim = v.claim;
+        let change = (v.hold != self.active).then(|| {
+            self.active = v.hold;
             // Whoever holds the VIPs is the source of the table; a
             // director that lets go needs the new holder's whole table.
-            self.synced_from = None;
-            self.resync_asked = None;
-            active
-        })
+            self.tables.iter_mut().for_each(|t| *t = None);
+            self.asked.iter_mut().for_each(|t| *t = None);
+            if v.hold {
+                self.joining = false;
+            }
+            v.hold
+        });
+        (change, note)
     }
 
     /// The state name notify commands and logs use.
@@ -672,7 +1055,7 @@ impl Ha {
     }
 
     pub fn status(&self, now: Instant) -> HaStatus {
-        let e = self.election(now);
+        let e = self.election(now, None);
         let dead = e.dead();
         HaStatus {
             role: if self.active { "active" } else { "backup" }.into(),
@@ -702,6 +1085,7 @@ impl Ha {
                     sync_highest: i.highest,
                     sync_lag: i.highest.saturating_sub(i.applied()),
                     synced: self.synced_with(p),
+                    hears_witness: p.hears_witness,
                 })
                 .collect(),
             tracks: self.tracks.clone(),
@@ -714,6 +1098,23 @@ impl Ha {
                 resync: self.resync.clone(),
                 counters: self.sync.clone(),
             },
+            witness: self.witness.as_ref().map(|w| {
+                let v = e.witness.expect("a witness view");
+                let (votes, voters) = e.votes(&v);
+                WitnessStatus {
+                    addr: w.addr,
+                    live: v.live,
+                    heard_ms_ago: w.heard_ms_ago(now),
+                    votes_for_us: v.ours,
+                    grantee: w.grantee,
+                    votes,
+                    voters,
+                    received: w.counters.received,
+                    bad_mac: w.counters.bad_mac,
+                    malformed: w.counters.malformed,
+                    replayed: w.counters.replayed,
+                }
+            }),
         }
     }
 }
@@ -735,6 +1136,7 @@ mod tests {
             preempt_delay: Duration::ZERO,
             tracks: Vec::new(),
             notify: None,
+            witness: None,
         }
     }
 
@@ -756,19 +1158,22 @@ mod tests {
             active,
             ready: true,
             heard_our_seq,
+            our_seq_then: 100,
+            hears_witness: false,
         }
     }
 
-    fn decide(c: &HaConfig, peers: &[Peer], our_seq: u64, active_now: bool, now: Instant) -> bool {
+    fn decide(c: &HaConfig, peers: &[Peer], active_now: bool, now: Instant) -> bool {
         Election {
             cfg: c,
             priority: c.priority,
             fault: None,
             peers,
-            our_seq,
             active_now,
             started: now - Duration::from_secs(10),
             now,
+            waiting_for: None,
+            witness: None,
         }
         .decide()
         .0
@@ -779,7 +1184,7 @@ mod tests {
     fn holds(c: &HaConfig, prio: u8, peer_holds: bool, we_hold: bool) -> bool {
         let now = Instant::now();
         let p = peer(prio, peer_holds, Some(Duration::from_millis(50)), 100, now);
-        decide(c, &[p], 100, we_hold, now)
+        decide(c, &[p], we_hold, now)
     }
 
     #[test]
@@ -793,7 +1198,6 @@ mod tests {
         assert!(decide(
             &lo,
             &[peer(200, true, Some(Duration::from_secs(5)), 0, now)],
-            100,
             false,
             now
         ));
@@ -803,10 +1207,11 @@ mod tests {
             priority: hi.priority,
             fault: None,
             peers: &[],
-            our_seq: 0,
             active_now: false,
             started: now,
             now,
+            waiting_for: None,
+            witness: None,
         };
         assert!(!e.decide().0);
     }
@@ -837,11 +1242,17 @@ mod tests {
         let hi = cfg([198, 18, 0, 2], 200, true);
         // The peer is heard, but its last-heard of our sequence lags 50.
         let mut deaf = peer(100, false, Some(Duration::from_millis(50)), 50, now);
-        assert!(!decide(&hi, std::slice::from_ref(&deaf), 100, true, now));
+        assert!(!decide(&hi, std::slice::from_ref(&deaf), true, now));
         // Unless it has only just come (restarted): it may not have heard
         // us yet.
         deaf.live_since = Some(now - Duration::from_millis(300));
-        assert!(decide(&hi, &[deaf], 100, true, now));
+        assert!(decide(&hi, &[deaf], true, now));
+        // A peer whose heartbeats stopped coming 0.6 s ago (lost both
+        // ways) heard us when it last spoke: we keep the VIPs until it
+        // is gone, rather than step aside for a peer that cannot take
+        // them from us either.
+        let silent = peer(100, false, Some(Duration::from_millis(600)), 99, now);
+        assert!(decide(&hi, &[silent], true, now));
     }
 
     #[test]
@@ -855,18 +1266,172 @@ mod tests {
             priority: 1,
             active: false,
             ready: false,
+            hears_witness: false,
             heard_seq: 0,
         };
-        assert!(p.accept(&h(1, 5, 1000), now, DEAD));
+        assert_eq!(p.accept(&h(1, 5, 1000), now, DEAD, 0), Accepted::Again);
         assert!(
-            !p.accept(&h(1, 5, 1000), now, DEAD),
+            p.accept(&h(1, 5, 1000), now, DEAD, 0) == Accepted::Replayed,
             "the same message again"
         );
-        assert!(!p.accept(&h(1, 4, 1100), now, DEAD), "an older one");
-        assert!(p.accept(&h(1, 6, 1100), now, DEAD));
+        assert!(
+            p.accept(&h(1, 4, 1100), now, DEAD, 0) == Accepted::Replayed,
+            "an older one"
+        );
+        assert_eq!(p.accept(&h(1, 6, 1100), now, DEAD, 0), Accepted::Fresh);
         // A restart (new boot) with a later clock is taken; an old boot's
         // message replayed is not.
-        assert!(p.accept(&h(2, 1, 2000), now, DEAD));
-        assert!(!p.accept(&h(1, 7, 1200), now, DEAD));
+        assert_eq!(p.accept(&h(2, 1, 2000), now, DEAD, 0), Accepted::Again);
+        assert_eq!(p.accept(&h(1, 7, 1200), now, DEAD, 0), Accepted::Replayed);
+    }
+
+    /// The election with a witness: `ours` says whether its vote is ours.
+    fn with_witness(peers: &[Peer], live: bool, ours: bool, active_now: bool) -> Verdict {
+        let c = cfg([198, 18, 0, 3], 100, true);
+        let now = Instant::now();
+        Election {
+            cfg: &c,
+            priority: c.priority,
+            fault: None,
+            peers,
+            active_now,
+            started: now - Duration::from_secs(10),
+            now,
+            waiting_for: None,
+            witness: Some(WitnessVote {
+                live,
+                ours,
+                grantee: (live && !ours).then_some(Ipv4Addr::new(198, 18, 0, 2)),
+            }),
+        }
+        .verdict()
+    }
+
+    #[test]
+    fn with_a_witness_only_the_director_with_a_majority_holds() {
+        let now = Instant::now();
+        // The peer silent (a split, or dead), the witness heard by both
+        // and its vote with the peer: we claim but do not hold.
+        let mut gone = peer(200, true, Some(Duration::from_secs(5)), 0, now);
+        gone.hears_witness = true;
+        let v = with_witness(std::slice::from_ref(&gone), true, false, false);
+        assert!(!v.hold && v.claim, "{v:?}");
+        assert!(v.reason.contains("vote is with 198.18.0.2"), "{v:?}");
+        // Its vote is ours: 2 of 3.
+        let v = with_witness(std::slice::from_ref(&gone), true, true, false);
+        assert!(v.hold, "{v:?}");
+        // Cut from both, the peer heard the witness last: let go.
+        let v = with_witness(std::slice::from_ref(&gone), false, false, true);
+        assert!(!v.hold, "{v:?}");
+        // The witness was already gone at the peer too: as without one.
+        gone.hears_witness = false;
+        let v = with_witness(std::slice::from_ref(&gone), false, false, true);
+        assert!(v.hold && v.reason.contains("as without one"), "{v:?}");
+        // The peer heard and not holding: the two of us are a majority
+        // whatever the witness says, and the election among us decides.
+        let here = peer(50, false, Some(Duration::from_millis(50)), 100, now);
+        let v = with_witness(std::slice::from_ref(&here), false, false, true);
+        assert!(v.hold, "{v:?}");
+    }
+
+    #[test]
+    fn a_starting_director_waits_for_a_live_peer_s_table_for_a_bounded_time() {
+        let mut c = cfg([198, 18, 0, 2], 200, true);
+        c.peers = vec![Ipv4Addr::new(198, 18, 0, 3)];
+        let mut ha = Ha::new(c);
+        let t0 = Instant::now();
+        ha.started = t0;
+        let beat = |ha: &mut Ha, seq: u64, at: Instant| {
+            let h = Heartbeat {
+                boot: 7,
+                seq,
+                sent_ms: 1000 + seq,
+                priority: 100,
+                active: false,
+                ready: false,
+                hears_witness: false,
+                heard_seq: ha.seq,
+            };
+            ha.receive(
+                SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 3), 5405),
+                &h.emit(&ha.cfg.key),
+                at,
+            );
+        };
+        // The peer (a backup that may hold our old connections) is heard:
+        // it is asked for its table at once, and once a second after.
+        beat(&mut ha, 1, t0 + Duration::from_millis(100));
+        assert_eq!(ha.resync_due(t0 + Duration::from_millis(100)), vec![0]);
+        assert!(ha.resync_due(t0 + Duration::from_millis(200)).is_empty());
+        // Past the listening interval, still without it: no VIPs.
+        let t = t0 + DEAD + Duration::from_millis(100);
+        beat(&mut ha, 2, t);
+        ha.seq = 20;
+        assert_eq!(ha.elect(t).0, None);
+        assert!(
+            ha.reason.contains("waiting for the connection table"),
+            "{}",
+            ha.reason
+        );
+        // Its table is in: the VIPs are taken.
+        ha.table_from(0, 7);
+        assert_eq!(ha.elect(t).0, Some(true));
+        // Without it, after JOIN_WAIT the VIPs are taken anyway, and said.
+        let mut c = cfg([198, 18, 0, 2], 200, true);
+        c.peers = vec![Ipv4Addr::new(198, 18, 0, 3)];
+        let mut ha = Ha::new(c);
+        ha.started = t0;
+        let t = t0 + DEAD + JOIN_WAIT + Duration::from_millis(10);
+        beat(&mut ha, 1, t - Duration::from_millis(50));
+        ha.seq = 20;
+        let (change, note) = ha.elect(t);
+        assert_eq!(change, Some(true));
+        assert!(note.unwrap().contains("did not send its connection table"));
+    }
+
+    #[test]
+    fn a_holder_announces_again_once_another_holder_lets_go_and_not_during_claims() {
+        let mut ha = Ha::new(cfg([198, 18, 0, 2], 200, true));
+        let peer = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 9), 5405);
+        let t0 = Instant::now();
+        ha.active = true;
+        let beat = |ha: &mut Ha, seq: u64, active: bool, at: Instant| {
+            let h = Heartbeat {
+                boot: 7,
+                seq,
+                sent_ms: 1000 + seq,
+                priority: 100,
+                active,
+                ready: false,
+                hears_witness: false,
+                heard_seq: 0,
+            };
+            let b = h.emit(&ha.cfg.key);
+            ha.receive(peer, &b, at);
+        };
+        // A healed split: the peer is heard again, still holding.
+        beat(&mut ha, 1, true, t0);
+        assert!(!ha.reannounce_due(t0), "not while it holds them");
+        // It lets go: announce, once.
+        let t1 = t0 + Duration::from_millis(100);
+        beat(&mut ha, 2, false, t1);
+        assert!(ha.reannounce_due(t1));
+        assert!(!ha.reannounce_due(t1));
+        assert_eq!(ha.counters.reannounced, 1);
+        // Claims by another host while the peer is heard: once they have
+        // stopped for a second, and not within the gap after the last.
+        let t2 = t1 + Duration::from_millis(100);
+        beat(&mut ha, 3, false, t2);
+        ha.note_conflicts(5, t2);
+        assert!(!ha.reannounce_due(t2 + Duration::from_millis(500)));
+        assert!(!ha.reannounce_due(t1 + REANNOUNCE_GAP - Duration::from_millis(1)));
+        let t3 = t1 + REANNOUNCE_GAP;
+        beat(&mut ha, 4, false, t3 - Duration::from_millis(50));
+        assert!(ha.reannounce_due(t3));
+        // Claims while the peer is out of reach (the other side of a
+        // split announcing) are not answered.
+        let t4 = t3 + Duration::from_secs(20);
+        ha.note_conflicts(9, t4);
+        assert!(!ha.reannounce_due(t4 + Duration::from_secs(2)));
     }
 }

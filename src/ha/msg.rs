@@ -26,6 +26,11 @@ pub struct Heartbeat {
     /// The sender may take the VIPs from a lower-priority holder: it has
     /// that holder's connection table and its preempt delay has passed.
     pub ready: bool,
+    /// The sender hears its witness (docs/ha.md): a director that loses
+    /// both its peer and the witness runs without the witness only if
+    /// the peer had lost the witness too. Set only with a witness, so
+    /// the byte is the same as without one otherwise.
+    pub hears_witness: bool,
     /// The last sequence number the sender heard from the receiver: a
     /// receiver that sees this lag knows the sender does not hear it.
     pub heard_seq: u64,
@@ -53,7 +58,7 @@ impl Heartbeat {
         b[4] = VERSION;
         b[5] = u8::from(self.active);
         b[6] = self.priority;
-        b[7] = u8::from(self.ready);
+        b[7] = u8::from(self.ready) | u8::from(self.hears_witness) << 1;
         b[8..16].copy_from_slice(&self.boot.to_be_bytes());
         b[16..24].copy_from_slice(&self.seq.to_be_bytes());
         b[24..32].copy_from_slice(&self.sent_ms.to_be_bytes());
@@ -64,7 +69,7 @@ impl Heartbeat {
     }
 
     pub fn parse(b: &[u8], key: &[u8]) -> Result<Heartbeat, Refused> {
-        if b.len() != LEN || &b[0..4] != MAGIC || b[4] != VERSION || b[5] > 1 || b[7] > 1 {
+        if b.len() != LEN || &b[0..4] != MAGIC || b[4] != VERSION || b[5] > 1 || b[7] > 3 {
             return Err(Refused::Malformed);
         }
         // Constant-time comparison, through the hmac crate's verifier.
@@ -77,7 +82,8 @@ impl Heartbeat {
         Ok(Heartbeat {
             active: b[5] == 1,
             priority: b[6],
-            ready: b[7] == 1,
+            ready: b[7] & 1 == 1,
+            hears_witness: b[7] & 2 == 2,
             boot: u(8..16),
             seq: u(16..24),
             sent_ms: u(24..32),
@@ -99,6 +105,7 @@ mod tests {
             priority: 200,
             active: true,
             ready: true,
+            hears_witness: true,
             heard_seq: 41,
         };
         let b = h.emit(b"secret");

@@ -264,6 +264,12 @@ impl Lab {
         pid
     }
 
+    /// The MAC address of a node's eth0.
+    pub fn mac(&self, node: &str) -> String {
+        let o = self.exec(node, "cat", &["/sys/class/net/eth0/address"]);
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }

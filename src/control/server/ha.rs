@@ -9,7 +9,7 @@ use crate::dataplane::conn::Digest;
 use crate::dataplane::sync::{Record, SyncEvent};
 use crate::ha::sync::{self, Body, GAP_TIMEOUT, MAX_RECORDS, SyncMsg, Taken};
 use crate::ha::track::Watch;
-use crate::ha::{Ha, HaConfig, HaStatus, msg};
+use crate::ha::{Ha, HaConfig, HaStatus, msg, witness};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -28,6 +28,10 @@ struct Resync {
     sent: usize,
     started: Instant,
     begun: bool,
+    /// Asked of this director while a backup (by a director that has
+    /// just started): it goes on whatever the role; one sent as the
+    /// holder stops when this director lets go.
+    as_backup: bool,
 }
 
 /// The sending side's state between ticks.
@@ -210,37 +214,57 @@ impl Control {
     async fn beat(self: &Arc<Self>, sock: &UdpSocket, cfg: &HaConfig, notified: &mut String) {
         let now = Instant::now();
         let now_ms = crate::host::unix_ms();
-        let (msgs, resync_from) = {
+        let conflicts = self.dp.total(|c| &c.vip_conflicts);
+        let (msgs, asks, to_witness) = {
             let mut g = lock(&self.ha);
             let Some(ha) = g.as_mut() else { return };
             ha.seq += 1;
             ha.update_ready(now);
+            ha.note_conflicts(conflicts, now);
             let msgs: Vec<(Ipv4Addr, [u8; msg::LEN])> = (0..ha.peers.len())
-                .map(|i| (ha.peers[i].addr, ha.heartbeat(i, now_ms)))
+                .map(|i| (ha.peers[i].addr, ha.heartbeat(i, now_ms, now)))
                 .collect();
-            let ask = ha.resync_due(now).map(|i| {
-                let m = ha.out.next(Body::ResyncRequest, now_ms, &cfg.key);
-                (ha.peers[i].addr, m)
-            });
-            (msgs, ask)
+            let asks: Vec<(Ipv4Addr, Vec<u8>)> = ha
+                .resync_due(now)
+                .into_iter()
+                .map(|i| {
+                    let m = ha.out.next(Body::ResyncRequest, now_ms, &cfg.key);
+                    (ha.peers[i].addr, m)
+                })
+                .collect();
+            (msgs, asks, ha.witness_message(now, now_ms))
         };
         let mut sent = 0;
         for (a, m) in msgs {
             sent += u64::from(sock.send_to(&m, (a, cfg.port)).await.is_ok());
         }
-        if let Some((a, m)) = resync_from {
+        for (a, m) in asks {
             let _ = sock.send_to(&m, (a, cfg.port)).await;
         }
-        let (change, state) = {
+        if let Some((w, m)) = to_witness {
+            let _ = sock.send_to(&m, w).await;
+        }
+        let (change, state, again) = {
             let mut g = lock(&self.ha);
             let Some(ha) = g.as_mut() else { return };
             ha.counters.sent += sent;
-            let change = ha.elect(Instant::now()).map(|a| (a, ha.reason.clone()));
+            let now = Instant::now();
+            let (change, note) = ha.elect(now);
+            if let Some(n) = note {
+                eprintln!("uvs: HA: {n}");
+            }
+            let change = change.map(|a| (a, ha.reason.clone()));
             let state = (ha.state_name(), ha.priority, ha.reason.clone());
-            (change, state)
+            (change, state, ha.reannounce_due(now))
         };
         if let Some((active, why)) = change {
             self.set_role(active, &why).await;
+        } else if again {
+            eprintln!(
+                "uvs: HA: announcing the VIPs again: another director held them or could not be \
+                 heard, and neighbours may have followed it"
+            );
+            self.announce_vips(1).await;
         }
         let (name, prio, why) = state;
         if *notified != name {
@@ -273,18 +297,52 @@ impl Control {
             st.publish();
         }
         if active {
-            let me = self.clone();
-            tokio::spawn(async move {
-                for _ in 0..2 {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let mut st = me.state.lock().await;
-                    if !me.ha_active() {
-                        return;
-                    }
-                    st.publisher.announce();
-                    st.publish();
+            self.repeat_announcements(2);
+        }
+    }
+
+    /// Announces the VIPs now (gratuitous ARP on every link) and `repeats`
+    /// more times a second apart, while this director holds them.
+    pub(super) async fn announce_vips(self: &Arc<Self>, repeats: u32) {
+        {
+            let mut st = self.state.lock().await;
+            if !self.holds_vips() {
+                return;
+            }
+            st.publisher.announce();
+            st.publish();
+        }
+        self.repeat_announcements(repeats);
+    }
+
+    /// The repeats of an announcement, in the background.
+    fn repeat_announcements(self: &Arc<Self>, repeats: u32) {
+        if repeats == 0 {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..repeats {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let mut st = me.state.lock().await;
+                if !me.holds_vips() {
+                    return;
                 }
-            });
+                st.publisher.announce();
+                st.publish();
+            }
+        });
+    }
+
+    /// keepalived's `garp_master_refresh`: the holder announces its VIPs
+    /// every `every`, so a neighbour whose cache went astray (a switch
+    /// that lost its table, a host that claimed a VIP) comes back.
+    pub async fn refresh_announcements(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            self.announce_vips(0).await;
         }
     }
 
@@ -297,6 +355,12 @@ impl Control {
 
     fn ha_active(&self) -> bool {
         lock(&self.ha).as_ref().is_some_and(|h| h.active)
+    }
+
+    /// This director answers for the VIPs: it has no peers, or it is the
+    /// active one.
+    fn holds_vips(&self) -> bool {
+        lock(&self.ha).as_ref().is_none_or(|h| h.active)
     }
 
     /// `uvs ha`: `None` without peers.
@@ -358,7 +422,7 @@ impl Control {
         let Some(r) = out.resync.as_mut() else {
             return;
         };
-        if !self.ha_active() {
+        if !r.as_backup && !self.ha_active() {
             out.resync = None;
             self.set_resync(None);
             return;
@@ -423,6 +487,7 @@ impl Control {
             sent: 0,
             started: Instant::now(),
             begun: false,
+            as_backup: !self.ha_active(),
         });
         if let Some(ha) = lock(&self.ha).as_mut() {
             ha.sync.resyncs_sent += 1;
@@ -450,7 +515,7 @@ impl Control {
                         skipped.push((i, b));
                     }
                     ha.sync.gaps_skipped += 1;
-                    ha.synced_from = None;
+                    ha.table_lost(i);
                 } else if let Some((from, to)) = ha.inboxes[i].missing() {
                     ha.sync.resends_asked += 1;
                     let m = ha
@@ -489,6 +554,15 @@ impl Control {
         out: &mut Sending,
     ) {
         let now = Instant::now();
+        if b.starts_with(witness::MAGIC) {
+            if let Some(ha) = lock(&self.ha).as_mut() {
+                match ha.witness.as_ref().is_some_and(|w| w.addr == from) {
+                    true => ha.witness_answer(b, now),
+                    false => ha.counters.unknown_sender += 1,
+                }
+            }
+            return;
+        }
         if !b.starts_with(sync::MAGIC) {
             if let Some(ha) = lock(&self.ha).as_mut() {
                 ha.receive(from, b, now);
@@ -557,11 +631,12 @@ impl Control {
                     None => {}
                 }
             }
+            // The holder sends its table; a backup sends its copy too,
+            // as the one asking may have just started and find there the
+            // connections it held before it restarted.
             Taken::Request(_) => {
-                if self.ha_active() {
-                    eprintln!("uvs: HA: {} asks for the whole table", from.ip());
-                    self.start_resync(out);
-                }
+                eprintln!("uvs: HA: {} asks for the whole table", from.ip());
+                self.start_resync(out);
             }
             Taken::Deliver(bodies) => {
                 for b in bodies {
@@ -580,14 +655,33 @@ impl Control {
                 }
                 self.dp.apply_sync(r);
             }
+            // A whole table replaces this director's copy only on a backup,
+            // and only from the holder or a peer it asked: an active
+            // director trusts its own table.
             Body::ResyncBegin => {
-                if let Some(ha) = lock(&self.ha).as_mut() {
+                {
+                    let mut g = lock(&self.ha);
+                    let Some(ha) = g.as_mut() else { return };
+                    if !ha.takes_resync_from(i, Instant::now()) {
+                        return;
+                    }
                     ha.sync.resyncs_received += 1;
                     ha.inboxes[i].resyncing = true;
                 }
                 self.dp.tell_all(|| DpRequest::ResyncBegin);
             }
             Body::ResyncEnd => {
+                let taken = lock(&self.ha)
+                    .as_mut()
+                    .map(|h| {
+                        let take = h.inboxes[i].resyncing && !h.active;
+                        h.inboxes[i].resyncing = false;
+                        take
+                    })
+                    .unwrap_or(false);
+                if !taken {
+                    return;
+                }
                 let stale: usize = self
                     .dp
                     .ask_all(DpRequest::ResyncEnd, Duration::from_secs(5))
@@ -601,7 +695,7 @@ impl Control {
                 ha.inboxes[i].joined_late = false;
                 let peer = ha.peers[i].addr;
                 if let Some(boot) = ha.inboxes[i].boot() {
-                    ha.synced_from = Some((peer, boot));
+                    ha.table_from(i, boot);
                 }
                 eprintln!(
                     "uvs: HA: has the whole table of {peer} ({stale} stale entries dropped, \
@@ -647,8 +741,7 @@ impl Control {
             "mismatch at seq {at}: {} connections there, {} here",
             theirs.count, ours.count
         );
-        ha.synced_from = None;
-        ha.resync_asked = None;
+        ha.table_lost(i);
     }
 
     /// Evaluates the track conditions every second.
