@@ -2,7 +2,7 @@
 # The uvs namespace testbed: a client, a director and N real servers on one
 # switch (a Linux bridge in its own namespace), all in 198.18.0.0/24.
 #
-#   testbed/lab.sh up PREFIX [N] [--routed] [--vpc] [--nat]
+#   testbed/lab.sh up PREFIX [N] [--routed] [--vpc] [--nat] [--two-directors] [--witness]
 #                                    build the lab (N real servers, default 2);
 #                                    --routed adds a router (PREFIX-rt) and a real
 #                                    server in another subnet (PREFIX-rr1,
