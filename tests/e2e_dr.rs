@@ -195,3 +195,36 @@ fn director_refuses_to_start_with_forwarding_on() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("nosuch0"));
 }
+
+/// `--garp-refresh 1`: the director announces its VIPs every second, so
+/// a client whose ARP entry for the VIP went astray (here pointed at a
+/// real server's MAC by hand) comes back within about a second; without
+/// the flag the entry stays where it was.
+#[test]
+fn garp_refresh_brings_a_stray_arp_entry_back() {
+    for refresh in [false, true] {
+        let Some(mut l) = Lab::up(1) else { return };
+        l.start_server("rs1");
+        let mut args = vec!["-i", "eth0"];
+        if refresh {
+            args.extend(["--garp-refresh", "1"]);
+        }
+        l.start_director_with(&args);
+        l.adm(&format!("-A -t {VIP}:80 -s rr"));
+        l.adm(&format!("-a -t {VIP}:80 -r {RS1} -g"));
+        let stray = l.mac("rs1");
+        let o = l.sh(
+            "cl",
+            &format!("ip neigh replace {VIP} lladdr {stray} dev eth0 nud reachable"),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::thread::sleep(Duration::from_millis(2500));
+        let o = l.exec("cl", "ip", &["neigh", "show", VIP, "dev", "eth0"]);
+        let entry = String::from_utf8_lossy(&o.stdout).into_owned();
+        let dir = l.mac("dir");
+        match refresh {
+            true => assert!(entry.contains(&dir), "{entry}"),
+            false => assert!(entry.contains(&stray), "{entry}"),
+        }
+    }
+}

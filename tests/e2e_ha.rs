@@ -1117,4 +1117,10 @@ fn with_the_witness_down_the_pair_behaves_as_without_one() {
     sticks_done(&mut p, 10, 50);
     let reason = p.ha(1)["reason"].as_str().unwrap_or("").to_string();
     assert!(reason.contains("as without one"), "{reason}");
+    assert!(
+        p.l.log("b1.log")
+            .contains("the witness 198.18.0.4:5405 is out of reach"),
+        "{}",
+        p.logs()
+    );
 }

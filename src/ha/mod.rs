@@ -673,6 +673,8 @@ pub struct Ha {
     conflict_at: Option<Instant>,
     reannounced_at: Option<Instant>,
     pub witness: Option<WitnessView>,
+    /// The witness's state as last logged: heard, and its vote ours.
+    witness_logged: Option<(bool, bool)>,
     pub out: sync::Outbox,
     /// One per peer, in `peers` order.
     pub inboxes: Vec<sync::Inbox>,
@@ -727,6 +729,7 @@ impl Ha {
             conflicts_seen: 0,
             conflict_at: None,
             reannounced_at: None,
+            witness_logged: None,
             out: sync::Outbox::new(boot),
             inboxes,
             sync: sync::SyncCounters::default(),
@@ -916,6 +919,28 @@ impl Ha {
         if let Some(w) = self.witness.as_mut() {
             w.receive(b, &self.cfg.key, now, dead);
         }
+    }
+
+    /// A line for the log when the witness is heard or lost, or its vote
+    /// comes or goes.
+    pub fn witness_news(&mut self, now: Instant) -> Option<String> {
+        let v = self.witness_vote(now)?;
+        let state = (v.live, v.ours);
+        if self.witness_logged == Some(state) {
+            return None;
+        }
+        let first = self.witness_logged.is_none();
+        self.witness_logged = Some(state);
+        let addr = self.witness.as_ref()?.addr;
+        Some(match state {
+            (false, _) if first => return None,
+            (false, _) => format!("the witness {addr} is out of reach"),
+            (true, true) => format!("the witness {addr} gives this director its vote"),
+            (true, false) => match v.grantee {
+                Some(g) => format!("the witness {addr} is heard; its vote is with {g}"),
+                None => format!("the witness {addr} is heard; its vote is free"),
+            },
+        })
     }
 
     /// A heartbeat from `from`: counted, and taken if it is a fresh

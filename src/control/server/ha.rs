@@ -253,6 +253,9 @@ impl Control {
             if let Some(n) = note {
                 eprintln!("uvs: HA: {n}");
             }
+            if let Some(n) = ha.witness_news(now) {
+                eprintln!("uvs: HA: {n}");
+            }
             let change = change.map(|a| (a, ha.reason.clone()));
             let state = (ha.state_name(), ha.priority, ha.reason.clone());
             (change, state, ha.reannounce_due(now))
