@@ -83,6 +83,22 @@ fn ha_flags_are_checked() {
             &["--track-script-weight", "-5"],
             "--track-script-weight without --track-script",
         ),
+        (
+            &["--witness", "198.18.0.3"],
+            "--witness 198.18.0.3:5405: that is a --peer",
+        ),
+        (
+            &["--witness", "witness.example"],
+            "--witness witness.example: give an IPv4 address, or ADDR:PORT",
+        ),
+        (
+            &["--witness", "198.18.0.4:0"],
+            "--witness 198.18.0.4:0: port 0",
+        ),
+        (
+            &["--garp-refresh", "0.5"],
+            "--garp-refresh 0.5: give seconds from 1 to 86400, or 0 for none",
+        ),
     ];
     for (extra, want) in cases {
         let mut a: Vec<&str> = base.to_vec();
@@ -94,6 +110,27 @@ fn ha_flags_are_checked() {
     let (code, err) = uvs(&["director", "-i", "eth0", "--notify", "true"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("--notify without --peer"), "{err}");
+    let (code, err) = uvs(&["director", "-i", "eth0", "--witness", "198.18.0.4"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--witness without --peer"), "{err}");
+    // The witness itself: its address and its key are checked first.
+    let (code, err) = uvs(&[
+        "witness",
+        "--listen",
+        "nowhere",
+        "--director",
+        "198.18.0.2",
+        "--ha-key-file",
+        k,
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--listen nowhere: give an IPv4 address"),
+        "{err}"
+    );
+    let (code, err) = uvs(&["witness", "--listen", "127.0.0.1:0", "--ha-key-file", k]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--director"), "{err}");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, err) = uvs(&base);
     assert_eq!(code, Some(1), "{err}");
