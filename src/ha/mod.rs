@@ -755,9 +755,13 @@ impl Ha {
             .is_some_and(|i| self.tables[i].is_some() && self.tables[i] == peer.boot())
     }
 
-    /// Peer `i`'s whole table is in (a resync from it ended).
+    /// Peer `i`'s whole table is in (a resync from it ended): the
+    /// request is answered, so a later stream of that peer's table (sent
+    /// for another director) replaces nothing here unless it holds the
+    /// VIPs.
     pub fn table_from(&mut self, i: usize, boot: u64) {
         self.tables[i] = Some(boot);
+        self.asked[i] = None;
     }
 
     /// This director's copy of peer `i`'s table may have lost entries (a
