@@ -41,6 +41,9 @@ pub struct Options {
     /// Take the table and connections over from the director running on
     /// the same socket (a planned restart or upgrade).
     pub takeover: bool,
+    /// Take over although the config file has no services and the
+    /// running director has some.
+    pub force: bool,
     /// HA with peers (the director's own address is filled in at start).
     pub ha: Option<crate::ha::HaConfig>,
     pub io: IoKind,
@@ -60,6 +63,7 @@ pub struct Flags {
     pub max_conns: Option<usize>,
     pub config: Option<PathBuf>,
     pub takeover: bool,
+    pub force: bool,
     pub ha: HaFlags,
     pub io: IoKind,
     pub workers: usize,
@@ -153,6 +157,7 @@ impl Options {
                     ));
                 }
             },
+            force: f.force,
             ha: ha_config(&f.ha)?,
             io: f.io,
         })
@@ -409,6 +414,34 @@ pub fn witness_addr(s: &str) -> Result<std::net::SocketAddrV4, String> {
         .map_err(|_| "give an IPv4 address, or ADDR:PORT".into())
 }
 
+/// A takeover with a config file of no services while the running
+/// director has some is refused before anything is handed over (the
+/// running director goes on): the file would be what reloads compare
+/// with from then on, and an empty one is most likely a truncated write.
+/// A director that does not answer is left to `request_handoff` to
+/// report.
+fn refuse_empty_takeover(o: &Options) -> Result<(), String> {
+    let Some((path, _)) = o.config.as_ref().filter(|(_, c)| c.services.is_empty()) else {
+        return Ok(());
+    };
+    let Ok(Response::Snapshot(snap)) = client::call(&o.socket, &Request::Snapshot) else {
+        return Ok(());
+    };
+    if snap.services.is_empty() {
+        return Ok(());
+    }
+    let reals: usize = snap.services.iter().map(|s| s.dests.len()).sum();
+    Err(format!(
+        "--takeover: {} has no services, and the running director has {} ({}): an empty or \
+         truncated file? Nothing was handed over; the running director goes on. Fix the file, \
+         or add --force to take the table over anyway (it is kept as it is, and `uvs reload` \
+         then compares the file with this empty one)",
+        path.display(),
+        config::counted(snap.services.len(), "service"),
+        config::counted(reals, "real server"),
+    ))
+}
+
 /// Asks the director on `socket` for its table and connections; it
 /// stops forwarding as it answers.
 fn request_handoff(socket: &Path) -> Result<HandoffState, String> {
@@ -516,7 +549,12 @@ pub fn run(o: &Options) -> Result<(), String> {
     // stops; its interface locks come free a moment later.
     let handoff = match o.takeover {
         false => None,
-        true => Some(request_handoff(&o.socket)?),
+        true => {
+            if !o.force {
+                refuse_empty_takeover(o)?;
+            }
+            Some(request_handoff(&o.socket)?)
+        }
     };
     let locks = lock_interfaces(ifnames, &indexes, handoff.is_some())?;
     for name in ifnames {
@@ -896,9 +934,14 @@ fn serve(
                     false => eprintln!(
                         "uvs: SIGHUP ignored: there is no config file to reload (the table stays as it is)"
                     ),
-                    true => match control.reload().await {
-                        Ok(m) => eprintln!("uvs: SIGHUP: {m}"),
-                        Err(e) => eprintln!("uvs: SIGHUP: reload refused, the table stays as it is: {e}"),
+                    // A SIGHUP cannot carry --force: a file with no
+                    // services is refused, and the log says how to apply it.
+                    true => match control.reload(Default::default()).await {
+                        Ok(m) => eprintln!("uvs: SIGHUP: {}", m.lines().next().unwrap_or_default()),
+                        Err(e) => crate::control::server::log_lines(
+                            "SIGHUP: reload refused, the table stays as it is: ",
+                            &e,
+                        ),
                     },
                 },
                 why = &mut gone => return Err(format!("{why}; stopping")),

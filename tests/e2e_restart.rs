@@ -199,7 +199,7 @@ fn a_takeover_with_a_config_file_keeps_checks_and_reloads() {
         &["reload", "--socket", sock.to_str().unwrap()],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("1 changes"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 change to the table"));
     assert!(
         l.adm("-Ln")
             .contains("198.18.0.11:80               Route   4"),

@@ -8,6 +8,7 @@ use etherparse::PacketBuilder;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use support::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, one_link, service, svc};
+use uvs::control::model::FailAction;
 use uvs::control::proto::Op;
 use uvs::dataplane::LinkParams;
 use uvs::io::{FlowTuple, Offloaded};
@@ -202,4 +203,129 @@ fn removing_the_real_server_or_becoming_backup_takes_flows_back() {
     }
     assert_eq!(r.io.taken_back, vec![tuple(17, 5000, 53)]);
     assert!(r.io.offloaded.contains_key(&tuple(6, 40000, 80)));
+}
+
+/// Polls until the sweep has taken `t` back (a pass after a table change
+/// takes about a second).
+fn until_taken_back(r: &mut Rig, t: FlowTuple) {
+    for _ in 0..400 {
+        if r.io.taken_back.contains(&t) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        r.poll();
+    }
+    panic!("{t:?} was not taken back");
+}
+
+/// The real server's stats as the model (and `-Ln --stats`) has them.
+fn dest_inpkts(r: &Rig, key: uvs::lvs::service::ServiceKey, addr: Ipv4Addr) -> u64 {
+    let snap = r.model.snapshot();
+    let s = snap.services.iter().find(|s| s.key == key).unwrap();
+    s.dests
+        .iter()
+        .find(|d| d.spec.addr == addr)
+        .map_or(0, |d| d.stats.inpkts)
+}
+
+/// Defect 3: a real server removed while its flow is offloaded (`-d`, or
+/// a health check's `remove`) takes the flow back only when the sweep
+/// reaches it, after the table lost the server; what the program
+/// forwarded still counts for the service (and, for a health check's
+/// removal, for the server when it is back), as without the program.
+#[test]
+fn a_removed_real_servers_offloaded_packets_stay_in_the_service_counters() {
+    let rs1 = Ipv4Addr::new(198, 18, 0, 11);
+    let rs2 = Ipv4Addr::new(198, 18, 0, 12);
+    let key = svc(Protocol::Udp, 53);
+    let mut r = Rig::new(&service(
+        key,
+        "rr",
+        &[
+            dest(rs1, 53, Forward::Route, 1),
+            dest(rs2, 53, Forward::Route, 1),
+        ],
+    ));
+    r.dp.set_offload(true);
+    r.io.accept_offload = true;
+    r.io.forwarded_each = Offloaded {
+        packets: 1000,
+        bytes: 64_000,
+    };
+    // Two flows, one on each real server, both handed over.
+    for p in [5000, 5001] {
+        r.feed(udp(p));
+        r.feed(udp(p));
+    }
+    assert_eq!(r.io.offloaded.len(), 2);
+    let on = |r: &Rig, p: u16| match r.io.offloaded[&tuple(17, p, 53)].1.dmac[5] {
+        11 => rs1,
+        _ => rs2,
+    };
+    let (first, second) = (on(&r, 5000), on(&r, 5001));
+    assert_ne!(first, second, "rr: one flow on each");
+    assert_eq!(svc_inpkts(&r, 0), 4);
+
+    // A health check's removal: the server leaves the table but stays in
+    // the model, counters and all.
+    assert!(r.model.set_down(&key, first, 53, Some(FailAction::Remove)));
+    r.publisher.publish(&r.model, &r.routes);
+    until_taken_back(&mut r, tuple(17, 5000, 53));
+    assert_eq!(svc_inpkts(&r, 0), 4 + 1000);
+    assert!(r.model.set_down(&key, first, 53, None));
+    r.publisher.publish(&r.model, &r.routes);
+    r.poll();
+    assert_eq!(
+        dest_inpkts(&r, key, first),
+        2 + 1000,
+        "back, with its count"
+    );
+
+    // `uvsadm -d`: the server's row is gone; the service keeps the count.
+    r.apply(&[Op::DelDest {
+        key,
+        addr: second,
+        port: 53,
+    }]);
+    until_taken_back(&mut r, tuple(17, 5001, 53));
+    assert_eq!(svc_inpkts(&r, 0), 4 + 2000);
+}
+
+/// Becoming a backup in the same change that removes a real server: both
+/// flows come back at once, the removed server's and the one whose
+/// server moved in the table, and both counts reach the service.
+#[test]
+fn a_backup_takes_back_flows_of_moved_and_removed_servers_with_their_counts() {
+    let rs1 = Ipv4Addr::new(198, 18, 0, 11);
+    let rs2 = Ipv4Addr::new(198, 18, 0, 12);
+    let key = svc(Protocol::Udp, 53);
+    let mut r = Rig::new(&service(
+        key,
+        "rr",
+        &[
+            dest(rs1, 53, Forward::Route, 1),
+            dest(rs2, 53, Forward::Route, 1),
+        ],
+    ));
+    r.dp.set_offload(true);
+    r.io.accept_offload = true;
+    r.io.forwarded_each = Offloaded {
+        packets: 1000,
+        bytes: 64_000,
+    };
+    for p in [5000, 5001] {
+        r.feed(udp(p));
+        r.feed(udp(p));
+    }
+    assert_eq!(r.io.offloaded.len(), 2);
+    // rs2 is listed first (newest first): removing it moves rs1.
+    r.publisher.set_standby(true);
+    r.apply(&[Op::DelDest {
+        key,
+        addr: rs2,
+        port: 53,
+    }]);
+    assert_eq!(r.io.taken_back.len(), 2);
+    assert_eq!(svc_inpkts(&r, 0), 4 + 2000);
+    assert_eq!(dest_inpkts(&r, key, rs1), 2 + 1000);
 }

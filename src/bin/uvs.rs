@@ -38,6 +38,11 @@ enum Command {
         /// stops; established connections continue.
         #[arg(long)]
         takeover: bool,
+        /// With --takeover: go ahead although the config file has no
+        /// services and the running director has some (refused otherwise,
+        /// as a 0-byte or truncated file would be on reload).
+        #[arg(long, requires = "takeover")]
+        force: bool,
         /// Control socket for uvsadm [default: /run/uvs/uvs.sock].
         #[arg(long, env = "UVS_SOCKET")]
         socket: Option<PathBuf>,
@@ -138,11 +143,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-read the director's config file and apply what changed; on an
-    /// error nothing changes and the error (file:line:column) is printed.
+    /// Re-read the director's config file and apply what changed,
+    /// printing the services and real servers added, removed and changed;
+    /// on an error nothing changes and the error (file:line:column) is
+    /// printed. A file with no services, where it had some, is refused.
     Reload {
         #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Apply a file with no services although the director's file had
+        /// some: every service it put in goes, with its connections.
+        #[arg(long)]
+        force: bool,
+        /// Print what the reload would change; change nothing.
+        #[arg(long, alias = "check")]
+        dry_run: bool,
     },
     /// Each real server's state: in service, or kept but not scheduled
     /// (its MAC does not resolve yet), with the reason and since when.
@@ -315,6 +329,7 @@ fn main() -> ExitCode {
             interface,
             config,
             takeover,
+            force,
             ha,
             socket,
             tun_source,
@@ -338,6 +353,7 @@ fn main() -> ExitCode {
             max_conns,
             config,
             takeover,
+            force,
             ha: uvs::daemon::HaFlags {
                 peers: ha.peer,
                 priority: ha.priority,
@@ -383,7 +399,11 @@ fn main() -> ExitCode {
             Ok(_) => Err("unexpected answer from the daemon".into()),
             Err(e) => Err(e),
         },
-        Command::Reload { socket } => match client::call(&socket, &Request::Reload) {
+        Command::Reload {
+            socket,
+            force,
+            dry_run,
+        } => match client::call(&socket, &reload_request(force, dry_run)) {
             Ok(Response::Done(m)) => {
                 println!("{m}");
                 Ok(())
@@ -499,6 +519,14 @@ fn probe(p: &ProbeArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// A plain reload is asked for as older daemons know it.
+fn reload_request(force: bool, dry_run: bool) -> Request {
+    match force || dry_run {
+        false => Request::Reload,
+        true => Request::ReloadWith(uvs::control::proto::ReloadOptions { force, dry_run }),
     }
 }
 

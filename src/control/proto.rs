@@ -65,13 +65,26 @@ pub enum Request {
     Status,
     /// Each real server's state (`uvs health`).
     Health,
-    /// Re-read the config file and apply what changed (`uvs reload`).
+    /// Re-read the config file and apply what changed (`uvs reload`);
+    /// as `ReloadWith` with neither option (what older clients send).
     Reload,
+    /// `uvs reload --force` or `--dry-run`.
+    ReloadWith(ReloadOptions),
     /// Hand the table and every connection to a new director process and
     /// stop (`uvs director --takeover`).
     Handoff,
     /// The HA role, peers and counters (`uvs ha`).
     Ha,
+}
+
+/// How a reload is asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadOptions {
+    /// Apply a file with no services although the file as last loaded
+    /// had some (refused otherwise: a 0-byte or truncated file).
+    pub force: bool,
+    /// Say what the reload would change, and change nothing.
+    pub dry_run: bool,
 }
 
 /// What a director hands to its successor.

@@ -10,11 +10,11 @@ use super::check::{self, CheckSpec};
 use super::health::Health;
 use super::model::FailAction;
 use super::model::{Model, Need, OpError};
-use super::proto::{Op, Request, Response};
+use super::proto::{Op, ReloadOptions, Request, Response};
 use super::publish::Publisher;
 use super::resolve;
 use super::workers::Workers;
-use crate::config::{self, Config, Quorum};
+use crate::config::{self, Changes, Config, Quorum};
 use crate::dataplane::DpRequest;
 use crate::host::netlink::Netlink;
 use crate::host::sys;
@@ -93,6 +93,16 @@ fn describe(op: &Op) -> String {
         Op::DelDest { key, addr, port } => format!("{}, real server {addr}:{port}", svc(key)),
         Op::SetTimeouts(_) => "timeouts".into(),
         Op::Clear | Op::Zero { .. } => "the table".into(),
+    }
+}
+
+/// Logs a message of several lines (a reload's summary) line by line,
+/// each as a line of uvs's, the first after `what`.
+pub fn log_lines(what: &str, message: &str) {
+    let mut lines = message.lines();
+    eprintln!("uvs: {what}{}", lines.next().unwrap_or_default());
+    for l in lines {
+        eprintln!("uvs: {l}");
     }
 }
 
@@ -261,6 +271,15 @@ impl Control {
     /// Applies a config file's table at start; the file is remembered for
     /// reloads. An error names what could not be applied.
     pub async fn load_config(self: &Arc<Self>, path: &Path, cfg: Config) -> Result<(), String> {
+        if cfg.services.is_empty() {
+            // Nothing runs yet (a --takeover start does not come here), so
+            // nothing is lost: an operator may add services with uvsadm.
+            eprintln!(
+                "uvs: warning: {} has no services: the table starts empty (add services to the \
+                 file and `uvs reload`, or with uvsadm)",
+                path.display()
+            );
+        }
         let ops = cfg.ops_from(&Config::default());
         self.apply(&ops)
             .await
@@ -466,20 +485,56 @@ impl Control {
 
     /// Re-reads the config file and applies only what changed since it
     /// was last loaded, all or nothing: an error in the file or in
-    /// applying it leaves the running table as it is.
-    pub async fn reload(self: &Arc<Self>) -> Result<String, String> {
+    /// applying it leaves the running table as it is. What changes is
+    /// logged before it is applied and is the answer (its first line the
+    /// summary, then one line per service). A file with no services,
+    /// where the file as last loaded had some, is refused unless forced:
+    /// a 0-byte or truncated file would remove every service and end
+    /// their connections.
+    pub async fn reload(self: &Arc<Self>, o: ReloadOptions) -> Result<String, String> {
         let mut cur = self.config.lock().await;
         let Some((path, old)) = cur.as_ref() else {
             return Err("the director was started without --config: nothing to reload".into());
         };
+        let file = path.display();
         let new = config::load(path).map_err(|e| e.to_string())?;
+        let changes = Changes::between(old, &new);
         let ops = new.ops_from(old);
+        let mut summary = format!(
+            "{} to the table ({})",
+            config::counted(ops.len(), "change"),
+            changes.counts()
+        );
+        for l in changes.lines() {
+            summary += "\n  ";
+            summary += &l;
+        }
+        if changes.removes_every_service() && !o.force {
+            return Err(format!(
+                "{file} has no services: this reload would remove all {} the file had and end \
+                 their connections (an empty or truncated file?). Nothing changed. If the file is \
+                 right, apply it with `uvs reload --force` (a SIGHUP cannot force it)\n{summary}",
+                config::counted(changes.removed(), "service")
+            ));
+        }
+        if o.dry_run {
+            // The model's own checks (a service uvsadm removed, say); the
+            // host's (ARP probes, MACs) wait for the real reload.
+            let st = self.state.lock().await;
+            st.model
+                .apply_all(&ops, &mut |_, _| Ok(NO_HOP), &mut |_, _| {})
+                .map_err(|(i, e)| format!("{file}: {}: {e}", describe(&ops[i])))?;
+            return Ok(format!("dry run, nothing applied: {file}: {summary}"));
+        }
+        if !ops.is_empty() || !changes.is_empty() {
+            log_lines(&format!("reloading {file}: "), &summary);
+        }
         if !ops.is_empty() {
             self.apply(&ops)
                 .await
-                .map_err(|(i, e)| format!("{}: {}: {e}", path.display(), describe(&ops[i])))?;
+                .map_err(|(i, e)| format!("{file}: {}: {e}", describe(&ops[i])))?;
         }
-        let msg = format!("reloaded {}: {} changes", path.display(), ops.len());
+        let msg = format!("reloaded {file}: {summary}");
         let path = path.clone();
         self.start_checks(&new);
         self.set_quorums(&new).await;
@@ -585,19 +640,8 @@ impl Control {
                 },
             },
             Request::Snapshot => Response::Snapshot(self.state.lock().await.model.snapshot()),
-            Request::Reload => match self.reload().await {
-                Ok(m) => {
-                    eprintln!("uvs: {m}");
-                    Response::Done(m)
-                }
-                Err(message) => {
-                    eprintln!("uvs: reload refused, the table stays as it is: {message}");
-                    Response::Error {
-                        index: None,
-                        message,
-                    }
-                }
-            },
+            Request::Reload => self.reload_reply(ReloadOptions::default()).await,
+            Request::ReloadWith(o) => self.reload_reply(o).await,
             Request::Ha => Response::Ha(self.ha_status()),
             Request::Health => {
                 let mut st = self.state.lock().await;
@@ -624,6 +668,24 @@ impl Control {
                     ));
                 }
                 Response::Status(pairs)
+            }
+        }
+    }
+
+    /// A reload's answer, logged: its summary line (the details were
+    /// logged before applying), or why it was refused.
+    async fn reload_reply(self: &Arc<Self>, o: ReloadOptions) -> Response {
+        match self.reload(o).await {
+            Ok(m) => {
+                eprintln!("uvs: {}", m.lines().next().unwrap_or_default());
+                Response::Done(m)
+            }
+            Err(message) => {
+                log_lines("reload refused, the table stays as it is: ", &message);
+                Response::Error {
+                    index: None,
+                    message,
+                }
             }
         }
     }

@@ -128,7 +128,7 @@ impl Dataplane {
             let old = *c;
             self.conns.remove(&flow.key);
             if old.offloaded {
-                super::offload::take_back(io, &self.table, &flow.key, &old);
+                super::offload::take_back(io, &self.books(), &flow.key, &old);
             }
             if let Some(d) = dest {
                 release(&d.state, &old);

@@ -143,6 +143,9 @@ pub struct Dataplane {
     /// Sweep wraps to go at the fastest pace: two after a table change,
     /// so one whole pass sees the new table.
     sweep_urgent: u8,
+    /// With offload: the counters of real servers that left the table,
+    /// until that pass is done (`offload::Retired`).
+    retired: offload::Retired,
     /// What the control plane writes after a table or a request, and the
     /// backend polls with the sockets (`PacketIo::wake_on`): with it, an
     /// idle data plane sleeps until its next housekeeping is due.
@@ -261,6 +264,7 @@ impl Dataplane {
             announces: true,
             offload: false,
             sweep_urgent: 0,
+            retired: offload::Retired::default(),
             wake: None,
             table,
         }
@@ -401,19 +405,26 @@ impl Dataplane {
         let visit = (self.conns.slots() * sweep_step_ms(pass) as usize)
             .div_ceil(pass as usize)
             .max(64);
-        let table = &self.table;
+        let books = offload::Books {
+            table: &self.table,
+            positions: &self.positions,
+            retired: &self.retired,
+        };
         let keep = still_live(
-            table,
-            &self.positions,
+            books.table,
+            books.positions,
             now,
             self.sync.as_ref(),
             &self.counters,
-            |k, c| offload::take_back(io, table, k, c),
+            |k, c| offload::take_back(io, &books, k, c),
         );
         let step = self.conns.sweep_step(visit, SWEEP_REMOVE, keep);
         self.counters.conns.store(self.conns.len() as u64, Relaxed);
-        if step.wrapped {
-            self.sweep_urgent = self.sweep_urgent.saturating_sub(1);
+        if step.wrapped && self.sweep_urgent > 0 {
+            self.sweep_urgent -= 1;
+            if self.sweep_urgent == 0 {
+                self.retired.forget();
+            }
         }
         step
     }
@@ -522,6 +533,9 @@ impl Dataplane {
         self.sched = sched;
         self.positions = new.dest_positions();
         self.sweep_urgent = 2;
+        if self.offload {
+            self.retired.table_changed(&old, &self.positions);
+        }
         // Announce what is new to this director: every VIP when it becomes
         // active (or is asked to repeat), else the VIPs that appeared. A
         // backup announces nothing.
