@@ -289,7 +289,12 @@ impl Reader<'_> {
             return Ok(());
         };
         let base = at.file.parent().unwrap_or(Path::new(""));
-        for alt in alternatives {
+        for mut alt in alternatives {
+            // glob(3) has no recursive `**`: it is `*` there, and here,
+            // so a pattern never walks a whole tree.
+            while alt.contains("**") {
+                alt = alt.replace("**", "*");
+            }
             let full = base.join(&alt);
             let wild = alt.contains(['*', '?', '[']);
             let paths = match glob::glob(&full.to_string_lossy()) {
