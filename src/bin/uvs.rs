@@ -130,7 +130,9 @@ enum Command {
     },
     /// Print keepalived.conf's virtual servers as a uvs config file, with
     /// a warning (file:line) on stderr for every option not carried over.
-    /// Exit status 0 whenever the file could be read and parsed.
+    /// Exit status 1, with every error (file:line) and no config, when
+    /// keepalived would not read the file or the director would refuse
+    /// what it becomes (a duplicate, a port or address out of range).
     ImportKeepalived {
         /// keepalived.conf (its includes are followed).
         file: PathBuf,
@@ -383,7 +385,22 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
-            Err(e) => Err(e.0),
+            // Every finding, then one line: no config is printed that
+            // the director would refuse.
+            Err(e) => {
+                for w in &e.warnings {
+                    eprintln!("uvs: warning: {w}");
+                }
+                for x in &e.errors {
+                    eprintln!("uvs: error: {x}");
+                }
+                Err(format!(
+                    "{}: {} error{}; no config printed",
+                    file.display(),
+                    e.errors.len(),
+                    if e.errors.len() == 1 { "" } else { "s" }
+                ))
+            }
         },
         Command::Ha { socket, json } => match client::call(&socket, &Request::Ha) {
             Ok(Response::Ha(None)) => Err("this director has no peers (no --peer)".into()),

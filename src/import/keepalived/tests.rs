@@ -1,0 +1,94 @@
+use super::*;
+
+/// A directory of its own for each test's files.
+fn dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("uvs-ka-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn import_text(name: &str, text: &str) -> Result<Imported, ImportError> {
+    let d = dir(name);
+    let f = d.join("k.conf");
+    std::fs::write(&f, text).unwrap();
+    let r = import(&f);
+    std::fs::remove_dir_all(&d).unwrap();
+    r
+}
+
+#[test]
+fn unbalanced_blocks_are_errors_naming_the_place() {
+    let e = import_text("unbalanced", "virtual_server 1.2.3.4 80 {\n lb_algo rr\n").unwrap_err();
+    assert!(
+        e.errors[0].contains("k.conf:1") && e.errors[0].contains("never closed"),
+        "{e:?}"
+    );
+    let e = import_text("close", "\n}\n").unwrap_err();
+    assert!(
+        e.errors[0].contains("k.conf:2: `}` without an open block"),
+        "{e:?}"
+    );
+    let e = import_text("open", "{\n").unwrap_err();
+    assert!(
+        e.errors[0].contains("k.conf:1: `{` without a keyword"),
+        "{e:?}"
+    );
+    let deep = "virtual_server {".repeat(read::MAX_BLOCK_DEPTH + 1);
+    let e = import_text("deep", &deep).unwrap_err();
+    assert!(e.errors[0].contains("blocks nest deeper"), "{e:?}");
+}
+
+#[test]
+fn hex_payloads_and_status_codes() {
+    assert_eq!(hex("50494e47"), Some("PING".into()));
+    assert_eq!(hex("00ff"), None);
+    assert!(status("200") && status("200-299") && status("599"));
+    assert!(!status("99") && !status("300-200") && !status("2xx") && !status("600"));
+}
+
+#[test]
+fn a_brace_on_the_next_line_opens_the_block() {
+    let i = import_text(
+        "allman",
+        "virtual_server 198.18.0.100 80\n{\n  protocol TCP\n  lb_kind DR\n  real_server 198.18.0.11 80\n  {\n    weight 4\n  }\n}\n",
+    )
+    .unwrap();
+    assert!(
+        i.config.contains("address = \"198.18.0.100:80\""),
+        "{}",
+        i.config
+    );
+    assert!(i.config.contains("weight = 4"), "{}", i.config);
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+}
+
+/// keepalived's defaults, not uvs's: without protocol and lb_kind,
+/// keepalived sets UDP and NAT (and reports both); so does the import.
+#[test]
+fn keepalived_defaults_apply_where_the_file_says_nothing() {
+    let i = import_text(
+        "defaults",
+        "virtual_server 198.18.0.100 53 {\n  real_server 198.18.2.11 5353 {\n  }\n}\n",
+    )
+    .unwrap();
+    let c = crate::config::parse(Path::new("i.toml"), i.config.as_bytes()).unwrap();
+    let s = &c.services[0];
+    assert_eq!(s.key.protocol, crate::lvs::service::Protocol::Udp);
+    assert_eq!(
+        s.real_servers[0].forward,
+        crate::lvs::service::Forward::Masq
+    );
+    assert_eq!(s.real_servers[0].port, 5353);
+    assert_eq!(s.scheduler.name(), "wlc");
+    assert!(
+        i.warnings[0].contains("k.conf:1: virtual_server without protocol"),
+        "{:?}",
+        i.warnings
+    );
+    assert!(
+        i.warnings[1].contains("k.conf:1: virtual_server without lb_kind"),
+        "{:?}",
+        i.warnings
+    );
+}
