@@ -6,7 +6,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use support::{Lab, RS1, RS2, VIP, count, wait_until};
+use support::{Lab, RS1, RS2, VIP, count, unix_ms, wait_until};
 
 struct Pair {
     l: Lab,
@@ -50,6 +50,25 @@ impl Pair {
     /// A counter of `uvs status` on director `i`.
     fn counter(&self, i: usize, name: &str) -> u64 {
         self.l.status_counter(NODES[i], &self.socks[i], name)
+    }
+
+    /// B has at least `n` connections and its digest agreed with A's.
+    fn b_synced(&self, n: u64) -> bool {
+        self.counter(1, "conns") >= n
+            && self.ha(1)["sync"]["digest"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("ok")
+    }
+
+    /// Waits (10 s at most) until B has `n` connections from the stream
+    /// and the same digest as A.
+    fn wait_b_synced(&self, n: u64) {
+        wait_until(
+            Duration::from_secs(10),
+            || self.b_synced(n),
+            || format!("{}\n{}", self.ha(1), self.logs()),
+        );
     }
 
     /// B's digest agrees with A's at two more digests, and never differed.
@@ -368,17 +387,7 @@ fn connections_and_a_transfer_survive_a_kill_of_the_active_director() {
     );
     // The backup has the 21 connections from the stream, and the same
     // digest.
-    wait_until(
-        Duration::from_secs(10),
-        || {
-            p.counter(1, "conns") >= 21
-                && p.ha(1)["sync"]["digest"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("ok")
-        },
-        || format!("{}\n{}", p.ha(1), p.logs()),
-    );
+    p.wait_b_synced(21);
     assert!(p.counter(0, "sync_sent_records") >= 21);
     std::thread::sleep(Duration::from_millis(1500));
     let gap = p.fail_over();
@@ -760,18 +769,7 @@ fn directors_with_several_workers_sync_verify_and_fail_over() {
         return;
     };
     sticks(&mut p, 20, 60);
-    let synced = |p: &Pair, n: u64| {
-        p.counter(1, "conns") >= n
-            && p.ha(1)["sync"]["digest"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("ok")
-    };
-    wait_until(
-        Duration::from_secs(10),
-        || synced(&p, 20),
-        || format!("{}\n{}", p.ha(1), p.logs()),
-    );
+    p.wait_b_synced(20);
     let (w0, w1) = (
         p.counter(0, "worker0_rx_frames"),
         p.counter(0, "worker1_rx_frames"),
@@ -783,7 +781,7 @@ fn directors_with_several_workers_sync_verify_and_fail_over() {
     let log = p.start(1);
     wait_until(
         Duration::from_secs(15),
-        || p.l.log(&log).contains("has the whole table of 198.18.0.2") && synced(&p, 20),
+        || p.l.log(&log).contains("has the whole table of 198.18.0.2") && p.b_synced(20),
         || format!("{}\n{}", p.ha(1), p.logs()),
     );
     // No mismatch while B joins: B listens only once its file's services
@@ -808,13 +806,6 @@ fn vip_mac_at_client(l: &Lab) -> String {
         .nth(1)
         .unwrap_or("")
         .to_string()
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 /// Issue 25, test 1: heartbeats lost both ways for 4 s, then healed. Both
@@ -909,17 +900,7 @@ fn a_healed_split_announces_the_vips_again_from_the_holder() {
 /// empty table, and that every connection finished.
 fn restart_keeps_every_connection(p: &mut Pair, delay_ms: u64) {
     sticks(p, 10, 60);
-    wait_until(
-        Duration::from_secs(10),
-        || {
-            p.counter(1, "conns") >= 10
-                && p.ha(1)["sync"]["digest"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("ok")
-        },
-        || format!("{}\n{}", p.ha(1), p.logs()),
-    );
+    p.wait_b_synced(10);
     std::thread::sleep(Duration::from_millis(500));
     let b_before = p.l.log("b1.log").len();
     p.kill(0);

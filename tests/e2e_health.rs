@@ -4,7 +4,7 @@
 
 mod support;
 use std::time::{Duration, Instant};
-use support::{Lab, RS1, RS2, VIP, count, wait_until};
+use support::{Lab, RS1, RS2, VIP, count, unix_ms, wait_until};
 
 fn health(l: &Lab) -> serde_json::Value {
     let o = l.exec(
@@ -118,13 +118,6 @@ fn wait_state(l: &Lab, server: &str, state: &str, timeout: Duration) -> serde_js
         assert!(t.elapsed() < timeout, "{server} never {state}: {r}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 /// Test 1 of the issue: the server process on one of two real servers

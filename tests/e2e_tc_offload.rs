@@ -152,23 +152,6 @@ fn until_no_conns(l: &Lab, what: &str) {
     }
 }
 
-/// `Lab::udp_flow_for_offload`'s flow; the datagrams the client sent.
-fn udp_flow(l: &Lab) -> u64 {
-    let target = format!("{VIP}:53");
-    let v = l.client(&[
-        "udp-blast",
-        "--target",
-        &target,
-        "--count",
-        "2000",
-        "--pause-after",
-        "2",
-        "--pause-ms",
-        "300",
-    ]);
-    v["sent"].as_u64().unwrap()
-}
-
 /// Waits until uvs has taken in every frame sent so far (its `rx_frames`
 /// stands still): without the program a burst waits in the socket's
 /// queue, and a real server removed meanwhile would not get the rest,
@@ -231,7 +214,7 @@ fn removals(io: &str, offload: bool) -> Option<Counted> {
     let what = format!("{io}, offload {offload}");
     let rx0 = dir_rx_packets(&l);
 
-    let sent1 = udp_flow(&l);
+    let sent1 = l.udp_flow_for_offload();
     until_taken_in(&l);
     let first = udp_conn_server(&l);
     std::fs::remove_file(flag(first)).unwrap();
@@ -243,7 +226,7 @@ fn removals(io: &str, offload: bool) -> Option<Counted> {
     );
     let after_check = udp_inpkts(&l);
 
-    let sent2 = udp_flow(&l);
+    let sent2 = l.udp_flow_for_offload();
     until_taken_in(&l);
     let second = udp_conn_server(&l);
     assert_ne!(first, second, "{what}");

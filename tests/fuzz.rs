@@ -805,6 +805,7 @@ fn ha_seeds() -> Vec<Vec<u8>> {
     use uvs::dataplane::handoff::PortableConn;
     use uvs::dataplane::sync::Record;
     use uvs::ha::sync::{Body, SyncMsg};
+    use uvs::ha::witness::Kind;
     let conn = PortableConn {
         protocol: Protocol::Tcp,
         caddr: Ipv4Addr::new(198, 18, 0, 10),
@@ -852,32 +853,30 @@ fn ha_seeds() -> Vec<Vec<u8>> {
         }
         .emit(HA_KEY)
         .to_vec(),
-        uvs::ha::witness::WitnessMsg {
-            boot: 1,
-            seq: 2,
-            sent_ms: 3,
-            kind: uvs::ha::witness::Kind::Director {
-                priority: 100,
-                holding: true,
-                claiming: true,
-                dead_ms: 1000,
-            },
-        }
-        .emit(HA_KEY)
-        .to_vec(),
-        uvs::ha::witness::WitnessMsg {
-            boot: 1,
-            seq: 2,
-            sent_ms: 3,
-            kind: uvs::ha::witness::Kind::Witness {
-                vote_for_you: true,
-                grantee: Ipv4Addr::new(198, 18, 0, 2),
-                answers: 2,
-            },
-        }
-        .emit(HA_KEY)
-        .to_vec(),
+        witness_msg(Kind::Director {
+            priority: 100,
+            holding: true,
+            claiming: true,
+            dead_ms: 1000,
+        }),
+        witness_msg(Kind::Witness {
+            vote_for_you: true,
+            grantee: Ipv4Addr::new(198, 18, 0, 2),
+            answers: 2,
+        }),
     ]
+}
+
+/// A witness message of `kind` under KEY, on the wire.
+fn witness_msg(kind: uvs::ha::witness::Kind) -> Vec<u8> {
+    uvs::ha::witness::WitnessMsg {
+        boot: 1,
+        seq: 2,
+        sent_ms: 3,
+        kind,
+    }
+    .emit(HA_KEY)
+    .to_vec()
 }
 
 static HA_SEEDS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(ha_seeds);

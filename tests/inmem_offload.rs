@@ -228,13 +228,11 @@ fn dest_inpkts(r: &Rig, key: uvs::lvs::service::ServiceKey, addr: Ipv4Addr) -> u
         .map_or(0, |d| d.stats.inpkts)
 }
 
-/// Defect 3: a real server removed while its flow is offloaded (`-d`, or
-/// a health check's `remove`) takes the flow back only when the sweep
-/// reaches it, after the table lost the server; what the program
-/// forwarded still counts for the service (and, for a health check's
-/// removal, for the server when it is back), as without the program.
-#[test]
-fn a_removed_real_servers_offloaded_packets_stay_in_the_service_counters() {
+/// A UDP service on two real servers (rr) with the offload on, the
+/// program counting 1,000 packets for each flow it forwarded, and two
+/// flows handed over, one on each server: the rig, the service, the two
+/// servers.
+fn two_offloaded_udp_flows() -> (Rig, uvs::lvs::service::ServiceKey, Ipv4Addr, Ipv4Addr) {
     let rs1 = Ipv4Addr::new(198, 18, 0, 11);
     let rs2 = Ipv4Addr::new(198, 18, 0, 12);
     let key = svc(Protocol::Udp, 53);
@@ -252,12 +250,22 @@ fn a_removed_real_servers_offloaded_packets_stay_in_the_service_counters() {
         packets: 1000,
         bytes: 64_000,
     };
-    // Two flows, one on each real server, both handed over.
     for p in [5000, 5001] {
         r.feed(udp(p));
         r.feed(udp(p));
     }
     assert_eq!(r.io.offloaded.len(), 2);
+    (r, key, rs1, rs2)
+}
+
+/// Defect 3: a real server removed while its flow is offloaded (`-d`, or
+/// a health check's `remove`) takes the flow back only when the sweep
+/// reaches it, after the table lost the server; what the program
+/// forwarded still counts for the service (and, for a health check's
+/// removal, for the server when it is back), as without the program.
+#[test]
+fn a_removed_real_servers_offloaded_packets_stay_in_the_service_counters() {
+    let (mut r, key, rs1, rs2) = two_offloaded_udp_flows();
     let on = |r: &Rig, p: u16| match r.io.offloaded[&tuple(17, p, 53)].1.dmac[5] {
         11 => rs1,
         _ => rs2,
@@ -296,28 +304,7 @@ fn a_removed_real_servers_offloaded_packets_stay_in_the_service_counters() {
 /// server moved in the table, and both counts reach the service.
 #[test]
 fn a_backup_takes_back_flows_of_moved_and_removed_servers_with_their_counts() {
-    let rs1 = Ipv4Addr::new(198, 18, 0, 11);
-    let rs2 = Ipv4Addr::new(198, 18, 0, 12);
-    let key = svc(Protocol::Udp, 53);
-    let mut r = Rig::new(&service(
-        key,
-        "rr",
-        &[
-            dest(rs1, 53, Forward::Route, 1),
-            dest(rs2, 53, Forward::Route, 1),
-        ],
-    ));
-    r.dp.set_offload(true);
-    r.io.accept_offload = true;
-    r.io.forwarded_each = Offloaded {
-        packets: 1000,
-        bytes: 64_000,
-    };
-    for p in [5000, 5001] {
-        r.feed(udp(p));
-        r.feed(udp(p));
-    }
-    assert_eq!(r.io.offloaded.len(), 2);
+    let (mut r, key, rs1, rs2) = two_offloaded_udp_flows();
     // rs2 is listed first (newest first): removing it moves rs1.
     r.publisher.set_standby(true);
     r.apply(&[Op::DelDest {

@@ -1192,7 +1192,14 @@ mod tests {
         }
     }
 
-    fn decide(c: &HaConfig, peers: &[Peer], active_now: bool, now: Instant) -> bool {
+    /// The election of a director started 10 s ago, not in fault.
+    fn election<'a>(
+        c: &'a HaConfig,
+        peers: &'a [Peer],
+        active_now: bool,
+        now: Instant,
+        witness: Option<WitnessVote>,
+    ) -> Election<'a> {
         Election {
             cfg: c,
             priority: c.priority,
@@ -1202,10 +1209,12 @@ mod tests {
             started: now - Duration::from_secs(10),
             now,
             waiting_for: None,
-            witness: None,
+            witness,
         }
-        .decide()
-        .0
+    }
+
+    fn decide(c: &HaConfig, peers: &[Peer], active_now: bool, now: Instant) -> bool {
+        election(c, peers, active_now, now, None).decide().0
     }
 
     /// The decision with one peer of `prio`, heard 50 ms ago and hearing
@@ -1317,23 +1326,12 @@ mod tests {
     /// The election with a witness: `ours` says whether its vote is ours.
     fn with_witness(peers: &[Peer], live: bool, ours: bool, active_now: bool) -> Verdict {
         let c = cfg([198, 18, 0, 3], 100, true);
-        let now = Instant::now();
-        Election {
-            cfg: &c,
-            priority: c.priority,
-            fault: None,
-            peers,
-            active_now,
-            started: now - Duration::from_secs(10),
-            now,
-            waiting_for: None,
-            witness: Some(WitnessVote {
-                live,
-                ours,
-                grantee: (live && !ours).then_some(Ipv4Addr::new(198, 18, 0, 2)),
-            }),
-        }
-        .verdict()
+        let w = WitnessVote {
+            live,
+            ours,
+            grantee: (live && !ours).then_some(Ipv4Addr::new(198, 18, 0, 2)),
+        };
+        election(&c, peers, active_now, Instant::now(), Some(w)).verdict()
     }
 
     #[test]

@@ -358,9 +358,10 @@ impl Lab {
     /// time to write the program's map before the rest; without it a
     /// burst can sit whole in the socket's ring before uvs has seen the
     /// second (a loaded CI machine did).
-    pub fn udp_flow_for_offload(&self) {
+    /// Returns how many datagrams the client sent.
+    pub fn udp_flow_for_offload(&self) -> u64 {
         let target = format!("{VIP}:53");
-        self.client(&[
+        let v = self.client(&[
             "udp-blast",
             "--target",
             &target,
@@ -371,6 +372,7 @@ impl Lab {
             "--pause-ms",
             "300",
         ]);
+        v["sent"].as_u64().unwrap()
     }
 
     /// A TCP upload of `bytes` to VIP:80; the result says whether it
@@ -530,6 +532,15 @@ pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool, why: impl F
         assert!(t.elapsed() < timeout, "{}", why());
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Now, in milliseconds since the Unix epoch (as the lab tool's
+/// timelines stamp their events).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 pub fn count(v: &serde_json::Value, name: &str) -> u64 {

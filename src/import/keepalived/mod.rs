@@ -247,11 +247,8 @@ fn block(n: &Node, r: &mut Report) -> bool {
     n.opens
 }
 
-/// Checkers and blocks: the words that open a block in keepalived.
-const BLOCKS: &[&str] = &[
-    "virtual_server",
-    "virtual_server_group",
-    "real_server",
+/// keepalived's checkers: each opens a block inside a real server.
+pub(super) const CHECKERS: &[&str] = &[
     "TCP_CHECK",
     "HTTP_GET",
     "SSL_GET",
@@ -262,6 +259,13 @@ const BLOCKS: &[&str] = &[
     "BFD_CHECK",
     "PING_CHECK",
     "FILE_CHECK",
+];
+
+/// The words that open a block in keepalived: these and the checkers.
+const BLOCKS: &[&str] = &[
+    "virtual_server",
+    "virtual_server_group",
+    "real_server",
     "url",
 ];
 
@@ -277,7 +281,7 @@ fn no_block(n: &Node, r: &mut Report) -> bool {
         .words
         .iter()
         .skip(1)
-        .rfind(|w| BLOCKS.contains(&w.as_str()))
+        .rfind(|w| BLOCKS.contains(&w.as_str()) || CHECKERS.contains(&w.as_str()))
     {
         Some(b) => format!(
             ", and its block is no {b}: write {b} on a line of its own (or after a `{{` or `}}`)"

@@ -546,17 +546,7 @@ const KEYWORDS: &[&str] = &[
     "lthreshold",
     "notify_up",
     "notify_down",
-    // Checks.
-    "TCP_CHECK",
-    "HTTP_GET",
-    "SSL_GET",
-    "UDP_CHECK",
-    "DNS_CHECK",
-    "MISC_CHECK",
-    "SMTP_CHECK",
-    "BFD_CHECK",
-    "PING_CHECK",
-    "FILE_CHECK",
+    // Checks (besides the checkers themselves, super::CHECKERS).
     "connect_ip",
     "connect_port",
     "connect_timeout",
@@ -605,6 +595,7 @@ fn not_config(tokens: &[(usize, Token)]) -> Option<String> {
 /// IP), or a `vrrp_` block.
 fn is_keepalived(w: &str) -> bool {
     KEYWORDS.contains(&w)
+        || super::CHECKERS.contains(&w)
         || w.starts_with("vrrp_")
         || w.split(['-', '/'])
             .next()
