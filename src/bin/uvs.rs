@@ -409,7 +409,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Ok(Response::Ha(Some(h))) => {
-                print!("{}", h.text());
+                print!("{}", uvs::admin::format::ha_status(&h));
                 Ok(())
             }
             Ok(Response::Error { message, .. }) => Err(message),

@@ -2,6 +2,10 @@
 //! the 33/28-character name cuts, trailing blanks, K/M/G/T counters and
 //! the sort order (including the wrapping 32-bit address comparison).
 
+mod ha;
+
+pub use ha::{ha_status, list_daemon};
+
 use super::names;
 use crate::control::proto::{DestSnap, ServiceSnap, Snapshot};
 use crate::lvs::ConnInfo;
@@ -306,35 +310,6 @@ pub fn list_timeout(t: &Timeouts) -> String {
         "Timeout (tcp tcpfin udp): {} {} {}\n",
         t.tcp, t.tcpfin, t.udp
     )
-}
-
-/// `-L --daemon`: ipvsadm's sync daemon line, one per peer. An active
-/// director is the master (it sends), a backup the backup (it receives);
-/// unicast to the peer replaces the multicast group, and the stream's
-/// sequence, lag and digest state follow.
-pub fn list_daemon(h: &crate::ha::HaStatus) -> String {
-    let role = match h.role.as_str() {
-        "active" => "master",
-        _ => "backup",
-    };
-    let mut o = String::new();
-    for p in &h.peers {
-        let tail = match role {
-            "master" => format!("seq={}", h.sync.sent_seq),
-            _ => format!(
-                "seq={}, lag={}, digest={}",
-                p.sync_applied,
-                p.sync_lag,
-                h.sync.digest.split(' ').next().unwrap_or("none")
-            ),
-        };
-        o.push_str(&format!(
-            "{role} sync daemon (peer={}, syncid=0, maxlen={}, port=5405, {tail})\n",
-            p.addr,
-            crate::ha::sync::MAX_LEN
-        ));
-    }
-    o
 }
 
 #[cfg(test)]
