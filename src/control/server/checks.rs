@@ -1,0 +1,115 @@
+//! The health checks' runner: one task per checked real server, its
+//! verdicts turned into the model's up, down and weight changes.
+
+use super::{Control, lock};
+use crate::config::Config;
+use crate::control::check::{self, CheckSpec};
+use crate::control::model::FailAction;
+use crate::lvs::service::ServiceKey;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Control {
+    /// (Re)starts one check task per checked real server of `cfg`. A
+    /// server keeps its up or down state across a restart; its rise and
+    /// fall counts start over.
+    pub(super) fn start_checks(self: &Arc<Self>, cfg: &Config) {
+        let mut tasks = lock(&self.checks);
+        for t in tasks.drain(..) {
+            t.abort();
+        }
+        for s in &cfg.services {
+            for r in &s.real_servers {
+                let Some(spec) = r.check.clone() else {
+                    continue;
+                };
+                let me = self.clone();
+                let (key, addr, port, action) = (s.key, r.addr, r.port, s.on_failure);
+                tasks.push(tokio::spawn(async move {
+                    me.check_loop(key, addr, port, action, spec).await
+                }));
+            }
+        }
+    }
+
+    /// One real server's check, forever: after a random warm-up, one
+    /// check per interval; `fall` failures in a row take it down (quiesce
+    /// or remove), `rise` successes bring it back. Each change is logged
+    /// once, with the reason, and published.
+    pub(super) async fn check_loop(
+        &self,
+        key: crate::lvs::service::ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+        action: FailAction,
+        spec: CheckSpec,
+    ) {
+        use std::hash::BuildHasher;
+        let warm = spec.warmup.as_micros().max(1) as u64;
+        let jitter = foldhash::fast::RandomState::default().hash_one((addr, port)) % warm;
+        tokio::time::sleep(Duration::from_micros(jitter)).await;
+        let up = !self.state.lock().await.model.is_down(&key, addr, port);
+        let mut counter = check::Counter::new(up);
+        let to = check::target(&spec, addr, port);
+        let mut tick = tokio::time::interval(spec.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let result = check::run_once(&spec, to).await;
+            if let Ok(Some(w)) = result {
+                self.dynamic_weight(key, addr, port, w).await;
+            }
+            let Some(now_up) = counter.record(result.is_ok(), spec.rise, spec.fall) else {
+                continue;
+            };
+            let why = match &result {
+                Ok(_) => format!(
+                    "{} check passed, {} of {} in a row",
+                    spec.kind_name(),
+                    spec.rise,
+                    spec.rise
+                ),
+                Err(e) => format!("{e}, {} of {} checks failed", spec.fall, spec.fall),
+            };
+            let svc = format!("{} {}:{}", key.protocol.name(), key.addr, key.port);
+            let what = match (now_up, action) {
+                (true, _) => "up",
+                (false, FailAction::Quiesce) => "down (quiesced: weight 0)",
+                (false, FailAction::Remove) => "down (removed)",
+            };
+            eprintln!("uvs: {svc} real server {addr}:{port} {what}: {why}");
+            {
+                let mut st = self.state.lock().await;
+                let down = (!now_up).then_some(action);
+                st.health.checked(key, addr, port, why);
+                if st.model.set_down(&key, addr, port, down) {
+                    st.publish();
+                }
+            }
+            self.judge_quorum(key).await;
+        }
+    }
+
+    /// An exec check's exit code set a weight (misc_dynamic): used in
+    /// place of the configured one, shown by `-Ln`, logged when it changes.
+    pub(super) async fn dynamic_weight(&self, key: ServiceKey, addr: Ipv4Addr, port: u16, w: u32) {
+        let changed = {
+            let mut st = self.state.lock().await;
+            let changed = st.model.set_dynamic_weight(&key, addr, port, Some(w));
+            if changed {
+                st.publish();
+            }
+            changed
+        };
+        if changed {
+            eprintln!(
+                "uvs: {} {}:{} real server {addr}:{port} weight {w} (set by its check)",
+                key.protocol.name(),
+                key.addr,
+                key.port
+            );
+            self.judge_quorum(key).await;
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Quorums and sorry servers: a service whose live real servers' weight
+//! falls below its quorum gets its sorry server (and its down command);
+//! back above the quorum plus the hysteresis, the other way round.
+
+use super::{Control, lock, run_command};
+use crate::config::{self, Config};
+use crate::control::proto::Op;
+use crate::lvs::service::ServiceKey;
+
+/// Puts a sorry server in (`add`) or takes it out.
+fn sorry_op(key: ServiceKey, r: &config::RealServer, add: bool) -> Op {
+    match add {
+        true => Op::AddDest {
+            key,
+            dest: crate::control::proto::DestSpec {
+                addr: r.addr,
+                port: r.port,
+                forward: r.forward,
+                weight: 1,
+                uthreshold: 0,
+                lthreshold: 0,
+            },
+        },
+        false => Op::DelDest {
+            key,
+            addr: r.addr,
+            port: r.port,
+        },
+    }
+}
+
+impl Control {
+    /// Takes each service's quorum from `cfg` and judges it now. A service
+    /// whose sorry server changed while its quorum was lost gets the new
+    /// one at once.
+    pub(super) async fn set_quorums(&self, cfg: &Config) {
+        let old = std::mem::take(&mut *lock(&self.quorums));
+        for (key, (q, lost)) in &old {
+            let same = cfg
+                .services
+                .iter()
+                .any(|s| s.key == *key && s.quorum.sorry == q.sorry);
+            if *lost
+                && !same
+                && let Some(r) = &q.sorry
+            {
+                let _ = self.apply(&[sorry_op(*key, r, false)]).await;
+            }
+        }
+        {
+            let mut qs = lock(&self.quorums);
+            for s in &cfg.services {
+                let lost = old
+                    .get(&s.key)
+                    .is_some_and(|(q, lost)| *lost && q.sorry == s.quorum.sorry);
+                qs.insert(s.key, (s.quorum.clone(), lost));
+            }
+        }
+        for s in &cfg.services {
+            self.judge_quorum(s.key).await;
+        }
+    }
+
+    /// Compares a service's live weight (real servers up and resolved,
+    /// the sorry server not counted) with its quorum. Losing it runs
+    /// `quorum_down` and puts the sorry server in; regaining it runs
+    /// `quorum_up` and takes the sorry server out. Each is logged once.
+    pub(super) async fn judge_quorum(&self, key: ServiceKey) {
+        let Some((q, lost)) = lock(&self.quorums).get(&key).cloned() else {
+            return;
+        };
+        let sorry = q.sorry.as_ref().map(|r| (r.addr, r.port));
+        let live = self.state.lock().await.model.live_weight(&key, sorry);
+        let now_lost = live < q.min_weight;
+        if now_lost == lost {
+            return;
+        }
+        let svc = format!("{} {}:{}", key.protocol.name(), key.addr, key.port);
+        let (what, cmd) = match now_lost {
+            true => ("lost", &q.down_cmd),
+            false => ("regained", &q.up_cmd),
+        };
+        let to = match (&q.sorry, now_lost) {
+            (Some(r), true) => format!(
+                "; new connections go to the sorry server {}:{}",
+                r.addr, r.port
+            ),
+            (Some(_), false) => "; the sorry server is taken out".into(),
+            (None, _) => String::new(),
+        };
+        eprintln!(
+            "uvs: {svc} quorum {what}: live weight {live}, quorum {}{to}",
+            q.min_weight
+        );
+        if let Some(r) = &q.sorry
+            && let Err((_, e)) = self.apply(&[sorry_op(key, r, now_lost)]).await
+        {
+            eprintln!("uvs: {svc}: sorry server {}:{}: {e}", r.addr, r.port);
+        }
+        if let Some(c) = lock(&self.quorums).get_mut(&key) {
+            c.1 = now_lost;
+        }
+        if let Some(cmd) = cmd {
+            run_command(
+                format!("{svc} quorum_{}", if now_lost { "down" } else { "up" }),
+                cmd.clone(),
+            );
+        }
+    }
+}
