@@ -10,15 +10,12 @@
 //! failure cases.
 
 use super::Fresh;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+pub use crate::wire::ha::Refused;
+pub use crate::wire::ha::witness::{LEN, MAGIC, WitnessKind as Kind, WitnessMsg};
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-pub const MAGIC: &[u8; 4] = b"UVSW";
-const VERSION: u8 = 1;
-pub const LEN: usize = 48 + 32;
 /// The witness's port unless given.
 pub const DEFAULT_PORT: u16 = 5405;
 /// The vote outlives a director's silence by half its dead interval
@@ -26,122 +23,6 @@ pub const DEFAULT_PORT: u16 = 5405;
 /// without an answer) before the witness can give it to another.
 const LEASE_NUM: u32 = 3;
 const LEASE_DEN: u32 = 2;
-
-/// Who sent a witness message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A director asking for (or keeping) the vote.
-    Director {
-        priority: u8,
-        /// It holds the VIPs now.
-        holding: bool,
-        /// Its election, before the witness is counted, says it should
-        /// hold them.
-        claiming: bool,
-        /// How long it waits before counting a silent peer gone.
-        dead_ms: u32,
-    },
-    /// The witness answering the director's message `answers`.
-    Witness {
-        vote_for_you: bool,
-        /// The director the vote is with (unspecified: none).
-        grantee: Ipv4Addr,
-        answers: u64,
-    },
-}
-
-/// One keyed message between a director and the witness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WitnessMsg {
-    pub boot: u64,
-    pub seq: u64,
-    pub sent_ms: u64,
-    pub kind: Kind,
-}
-
-/// Why a witness message was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    Malformed,
-    BadMac,
-}
-
-fn keyed(key: &[u8]) -> Hmac<Sha256> {
-    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length")
-}
-
-impl WitnessMsg {
-    pub fn emit(&self, key: &[u8]) -> [u8; LEN] {
-        let mut b = [0u8; LEN];
-        b[0..4].copy_from_slice(MAGIC);
-        b[4] = VERSION;
-        b[8..16].copy_from_slice(&self.boot.to_be_bytes());
-        b[16..24].copy_from_slice(&self.seq.to_be_bytes());
-        b[24..32].copy_from_slice(&self.sent_ms.to_be_bytes());
-        match self.kind {
-            Kind::Director {
-                priority,
-                holding,
-                claiming,
-                dead_ms,
-            } => {
-                b[5] = 1;
-                b[6] = priority;
-                b[7] = u8::from(holding) | u8::from(claiming) << 1;
-                b[40..44].copy_from_slice(&dead_ms.to_be_bytes());
-            }
-            Kind::Witness {
-                vote_for_you,
-                grantee,
-                answers,
-            } => {
-                b[5] = 2;
-                b[7] = u8::from(vote_for_you);
-                b[32..40].copy_from_slice(&answers.to_be_bytes());
-                b[40..44].copy_from_slice(&grantee.octets());
-            }
-        }
-        let mut m = keyed(key);
-        m.update(&b[..48]);
-        b[48..].copy_from_slice(&m.finalize().into_bytes());
-        b
-    }
-
-    /// A message from the wire: the MAC is checked before anything in it
-    /// is believed.
-    pub fn parse(b: &[u8], key: &[u8]) -> Result<WitnessMsg, Refused> {
-        if b.len() != LEN || &b[0..4] != MAGIC || b[4] != VERSION || b[44..48] != [0; 4] {
-            return Err(Refused::Malformed);
-        }
-        let mut m = keyed(key);
-        m.update(&b[..48]);
-        if m.verify_slice(&b[48..]).is_err() {
-            return Err(Refused::BadMac);
-        }
-        let u = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-        let word = u32::from_be_bytes(b[40..44].try_into().expect("4 bytes"));
-        let kind = match (b[5], b[7]) {
-            (1, f @ 0..=3) if u(32) == 0 => Kind::Director {
-                priority: b[6],
-                holding: f & 1 == 1,
-                claiming: f & 2 == 2,
-                dead_ms: word,
-            },
-            (2, f @ 0..=1) if b[6] == 0 => Kind::Witness {
-                vote_for_you: f == 1,
-                grantee: Ipv4Addr::from(word),
-                answers: u(32),
-            },
-            _ => return Err(Refused::Malformed),
-        };
-        Ok(WitnessMsg {
-            boot: u(8),
-            seq: u(16),
-            sent_ms: u(24),
-            kind,
-        })
-    }
-}
 
 /// The boot id of this run: random per start.
 pub fn new_boot() -> u64 {
@@ -568,44 +449,6 @@ mod tests {
     const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
     const W: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 4), 5405);
     const DEAD: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn both_kinds_survive_the_wire_and_nothing_altered_is_taken() {
-        for kind in [
-            Kind::Director {
-                priority: 200,
-                holding: true,
-                claiming: false,
-                dead_ms: 1000,
-            },
-            Kind::Witness {
-                vote_for_you: true,
-                grantee: A,
-                answers: 17,
-            },
-        ] {
-            let m = WitnessMsg {
-                boot: 9,
-                seq: 4,
-                sent_ms: 1_700_000_000_000,
-                kind,
-            };
-            let b = m.emit(KEY);
-            assert_eq!(WitnessMsg::parse(&b, KEY), Ok(m));
-            assert_eq!(
-                WitnessMsg::parse(&b, b"another key here"),
-                Err(Refused::BadMac)
-            );
-            for i in 0..LEN {
-                let mut x = b;
-                x[i] ^= 0x10;
-                assert!(WitnessMsg::parse(&x, KEY).is_err(), "byte {i}");
-            }
-            for n in 0..LEN {
-                assert_eq!(WitnessMsg::parse(&b[..n], KEY), Err(Refused::Malformed));
-            }
-        }
-    }
 
     /// A director's message to the witness.
     fn ask(

@@ -91,6 +91,7 @@ macro_rules! port_fields {
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod ha;
 pub mod icmp;
 pub mod ipip;
 pub mod ipv4;

@@ -1,0 +1,438 @@
+//! Connection sync between directors, verified. The active director sends
+//! its connection changes ([`Record`]s, queued by the data plane) to every
+//! peer as a stream of numbered messages, each keyed with HMAC-SHA256 (the
+//! MAC is the checksum: a damaged message fails it like a forged one).
+//! A receiver takes the stream strictly in order: a gap holds what follows
+//! and asks for the missing messages again (`Nack`); what the sender no
+//! longer has, or a gap that does not fill, ends in a full resync. The
+//! stream also carries the sender's table digest at that point; a backup
+//! whose own digest differs there asks for a full resync too. IPVS's sync
+//! protocol has none of this (no sequence numbers, no checksums, no
+//! resend), which is how its backups drift silently.
+
+mod inbox;
+mod outbox;
+
+pub use crate::wire::ha::Refused;
+pub use crate::wire::ha::sync::{MAGIC, MAX_LEN, MAX_RECORDS};
+pub use inbox::{Inbox, Taken};
+pub use outbox::Outbox;
+
+use crate::dataplane::conn::{ConnKey, ConnState, Digest};
+use crate::dataplane::handoff::PortableConn;
+use crate::dataplane::sync::Record;
+use crate::lvs::service::{Forward, Protocol};
+use crate::wire::ha::sync::{self as wire, SyncHeader, SyncRecord};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A gap not filled by then is skipped, and a full resync asked for.
+pub const GAP_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What a sync message says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// In the stream: connection changes.
+    Records(Vec<Record>),
+    /// In the stream: the sender's digest here.
+    Digest(Digest),
+    /// In the stream: a full resync begins; entries it does not send
+    /// again before `ResyncEnd` are dropped then.
+    ResyncBegin,
+    ResyncEnd,
+    /// Receiver to sender: send stream messages `from..=to` again.
+    Nack {
+        from: u64,
+        to: u64,
+    },
+    /// Receiver to sender: send the whole table.
+    ResyncRequest,
+}
+
+impl Body {
+    /// Whether it belongs to the numbered stream (the others are
+    /// requests back to the sender).
+    pub fn in_stream(&self) -> bool {
+        !matches!(self, Body::Nack { .. } | Body::ResyncRequest)
+    }
+
+    fn kind(&self) -> u8 {
+        match self {
+            Body::Records(_) => 1,
+            Body::Digest(_) => 2,
+            Body::ResyncBegin => 3,
+            Body::ResyncEnd => 4,
+            Body::Nack { .. } => 5,
+            Body::ResyncRequest => 6,
+        }
+    }
+}
+
+/// One sync message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncMsg {
+    pub boot: u64,
+    /// In the stream: its place; otherwise the sender's count of requests.
+    pub seq: u64,
+    pub sent_ms: u64,
+    pub body: Body,
+}
+
+fn forward_code(f: Forward) -> u8 {
+    match f {
+        Forward::Route => 0,
+        Forward::Tunnel => 1,
+        Forward::Masq => 2,
+    }
+}
+
+fn forward_from(b: u8) -> Option<Forward> {
+    [Forward::Route, Forward::Tunnel, Forward::Masq]
+        .get(usize::from(b))
+        .copied()
+}
+
+fn protocol_from(b: u8) -> Option<Protocol> {
+    [Protocol::Tcp, Protocol::Udp]
+        .into_iter()
+        .find(|p| p.number() == b)
+}
+
+/// A connection change as a record on the wire.
+fn to_wire(r: &Record) -> SyncRecord {
+    let (op, k) = match r {
+        Record::Upsert(p) => (1, p.key()),
+        Record::Remove(k) => (2, *k),
+    };
+    let mut w = SyncRecord {
+        op,
+        protocol: k.protocol.number(),
+        caddr: k.caddr,
+        cport: k.cport,
+        vaddr: k.vaddr,
+        vport: k.vport,
+        ..SyncRecord::default()
+    };
+    if let Record::Upsert(p) = r {
+        w.forward = forward_code(p.fwd);
+        w.state = p.state.code();
+        w.raddr = p.raddr;
+        w.rport = p.rport;
+        w.client_link = p.client_link;
+        w.seen_twice = u8::from(p.seen_twice);
+        w.client_mac = p.client_mac;
+        w.expires_ms = u32::try_from(p.expires_in_ms).unwrap_or(u32::MAX);
+    }
+    w
+}
+
+/// A record from the wire, if every code in it means something.
+fn from_wire(w: &SyncRecord) -> Option<Record> {
+    let key = ConnKey {
+        protocol: protocol_from(w.protocol)?,
+        caddr: w.caddr,
+        cport: w.cport,
+        vaddr: w.vaddr,
+        vport: w.vport,
+    };
+    match w.op {
+        2 => Some(Record::Remove(key)),
+        1 if w.seen_twice <= 1 => {
+            let state = ConnState::from_code(w.state)?;
+            // A state of the other protocol is nonsense.
+            if matches!(state, ConnState::Udp) != (key.protocol == Protocol::Udp) {
+                return None;
+            }
+            Some(Record::Upsert(PortableConn {
+                protocol: key.protocol,
+                caddr: key.caddr,
+                cport: key.cport,
+                vaddr: key.vaddr,
+                vport: key.vport,
+                raddr: w.raddr,
+                rport: w.rport,
+                fwd: forward_from(w.forward)?,
+                state,
+                expires_in_ms: u64::from(w.expires_ms),
+                client_link: w.client_link,
+                client_mac: w.client_mac,
+                seen_twice: w.seen_twice == 1,
+            }))
+        }
+        _ => None,
+    }
+}
+
+impl SyncMsg {
+    /// The message on the wire. `Records` holds at most [`MAX_RECORDS`].
+    pub fn emit(&self, key: &[u8]) -> Vec<u8> {
+        let recs: Vec<SyncRecord> = match &self.body {
+            Body::Records(r) => r.iter().take(MAX_RECORDS).map(to_wire).collect(),
+            _ => Vec::new(),
+        };
+        let (x, y) = match &self.body {
+            Body::Digest(d) => (d.count, d.sum),
+            Body::Nack { from, to } => (*from, *to),
+            _ => (0, 0),
+        };
+        let h = SyncHeader {
+            kind: self.body.kind(),
+            boot: self.boot,
+            seq: self.seq,
+            sent_ms: self.sent_ms,
+            x,
+            y,
+        };
+        wire::emit(&h, &recs, key)
+    }
+
+    /// A message from the wire: the MAC is checked before anything in it
+    /// is believed.
+    pub fn parse(b: &[u8], key: &[u8]) -> Result<SyncMsg, Refused> {
+        let (h, p) = wire::parse(b, key)?;
+        let n = p.count();
+        let (x, y) = (h.x, h.y);
+        let body = match h.kind {
+            1 => Body::Records(
+                (0..n)
+                    .map(|i| SyncRecord::parse(p.record(i)).as_ref().and_then(from_wire))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or(Refused::Malformed)?,
+            ),
+            2 => Body::Digest(Digest { count: x, sum: y }),
+            3 => Body::ResyncBegin,
+            4 => Body::ResyncEnd,
+            5 if x <= y => Body::Nack { from: x, to: y },
+            6 => Body::ResyncRequest,
+            _ => return Err(Refused::Malformed),
+        };
+        if n > 0 && !matches!(body, Body::Records(_)) {
+            return Err(Refused::Malformed);
+        }
+        Ok(SyncMsg {
+            boot: h.boot,
+            seq: h.seq,
+            sent_ms: h.sent_ms,
+            body,
+        })
+    }
+}
+
+/// Counters shown by `uvs ha`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCounters {
+    pub msgs_sent: u64,
+    pub records_sent: u64,
+    pub msgs_received: u64,
+    pub records_received: u64,
+    /// Stream messages missing (a gap), asked for again, and resent.
+    pub gaps: u64,
+    pub resends_asked: u64,
+    pub resends_sent: u64,
+    /// Gaps that did not fill in time and were skipped.
+    pub gaps_skipped: u64,
+    pub resyncs_asked: u64,
+    pub resyncs_sent: u64,
+    pub resyncs_received: u64,
+    pub digests_ok: u64,
+    pub digest_mismatches: u64,
+    pub bad_mac: u64,
+    pub malformed: u64,
+    /// Old messages again (replays, or resends already had).
+    pub replayed: u64,
+    /// Connection changes the data plane could not queue.
+    pub overflows: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::tcp_state::TcpState;
+    use outbox::KEEP;
+    use std::net::Ipv4Addr;
+    use std::time::Instant;
+
+    const KEY: &[u8] = b"a key of sixteen bytes";
+
+    fn upsert(cport: u16, state: ConnState) -> Record {
+        Record::Upsert(PortableConn {
+            protocol: match state {
+                ConnState::Udp => Protocol::Udp,
+                _ => Protocol::Tcp,
+            },
+            caddr: Ipv4Addr::new(198, 18, 0, 10),
+            cport,
+            vaddr: Ipv4Addr::new(198, 18, 0, 100),
+            vport: 80,
+            raddr: Ipv4Addr::new(198, 18, 0, 21),
+            rport: 80,
+            fwd: Forward::Route,
+            state,
+            expires_in_ms: 900_000,
+            client_link: 0,
+            client_mac: [2, 0, 0, 0, 0, 10],
+            seen_twice: true,
+        })
+    }
+
+    fn records(n: u16) -> Body {
+        Body::Records(
+            (0..n)
+                .map(|i| match i % 3 {
+                    0 => upsert(1000 + i, ConnState::Tcp(TcpState::Established)),
+                    1 => upsert(1000 + i, ConnState::Udp),
+                    _ => Record::Remove(key_of(upsert(1000 + i, ConnState::Udp))),
+                })
+                .collect(),
+        )
+    }
+
+    fn key_of(r: Record) -> ConnKey {
+        match r {
+            Record::Upsert(p) => p.key(),
+            Record::Remove(k) => k,
+        }
+    }
+
+    #[test]
+    fn every_kind_of_message_survives_the_wire() {
+        for body in [
+            records(0),
+            records(1),
+            records(MAX_RECORDS as u16),
+            Body::Digest(Digest { count: 3, sum: 99 }),
+            Body::ResyncBegin,
+            Body::ResyncEnd,
+            Body::Nack { from: 4, to: 9 },
+            Body::ResyncRequest,
+        ] {
+            let m = SyncMsg {
+                boot: 7,
+                seq: 42,
+                sent_ms: 1_700_000_000_000,
+                body,
+            };
+            let b = m.emit(KEY);
+            assert!(b.len() <= MAX_LEN);
+            assert_eq!(SyncMsg::parse(&b, KEY), Ok(m));
+        }
+    }
+
+    #[test]
+    fn damaged_forged_and_truncated_messages_are_refused() {
+        let m = SyncMsg {
+            boot: 7,
+            seq: 42,
+            sent_ms: 5,
+            body: records(3),
+        };
+        let b = m.emit(KEY);
+        assert_eq!(
+            SyncMsg::parse(&b, b"another key!!!!!"),
+            Err(Refused::BadMac)
+        );
+        for i in 0..b.len() {
+            let mut x = b.clone();
+            x[i] ^= 0x10;
+            assert!(SyncMsg::parse(&x, KEY).is_err(), "byte {i} flipped");
+        }
+        for n in 0..b.len() {
+            assert_eq!(SyncMsg::parse(&b[..n], KEY), Err(Refused::Malformed));
+        }
+        // Nonsense under a valid MAC (a peer with a bug) is refused too.
+        let mut r = to_wire(&upsert(1, ConnState::Udp));
+        r.protocol = 6; // UDP's state with TCP's protocol
+        let h = SyncHeader {
+            kind: 1,
+            boot: 7,
+            seq: 42,
+            sent_ms: 5,
+            x: 0,
+            y: 0,
+        };
+        let x = wire::emit(&h, &[r], KEY);
+        assert_eq!(SyncMsg::parse(&x, KEY), Err(Refused::Malformed));
+    }
+
+    fn msg(out: &mut Outbox, body: Body) -> SyncMsg {
+        SyncMsg::parse(&out.next(body, 1000 + out.seq(), KEY), KEY).unwrap()
+    }
+
+    #[test]
+    fn a_gap_holds_the_stream_until_the_resend_fills_it() {
+        let now = Instant::now();
+        let mut out = Outbox::new(1);
+        let mut inb = Inbox::default();
+        let m1 = msg(&mut out, records(1));
+        let m2 = msg(&mut out, records(2));
+        let m3 = msg(&mut out, records(3));
+        let m4 = msg(&mut out, Body::Digest(Digest::default()));
+        assert_eq!(inb.take(m1.clone(), now), Taken::Deliver(vec![records(1)]));
+        // m2 and m3 lost: m4 is held and 2..=3 asked for.
+        assert_eq!(inb.take(m4.clone(), now), Taken::Gap { from: 2, to: 3 });
+        let again: Vec<SyncMsg> = out
+            .resend(2, 3)
+            .unwrap()
+            .iter()
+            .map(|b| SyncMsg::parse(b, KEY).unwrap())
+            .collect();
+        assert_eq!(again, vec![m2.clone(), m3.clone()]);
+        assert_eq!(inb.take(again[1].clone(), now), Taken::Held);
+        assert_eq!(
+            inb.take(again[0].clone(), now),
+            Taken::Deliver(vec![records(2), records(3), m4.body.clone()])
+        );
+        assert_eq!(inb.applied(), 4);
+        assert!(inb.gap_since.is_none());
+        // Replays of any of them are old news.
+        for m in [m1, m2, m3, m4] {
+            assert_eq!(inb.take(m, now), Taken::Old);
+        }
+        assert!(!inb.joined_late);
+    }
+
+    #[test]
+    fn what_the_sender_no_longer_keeps_cannot_be_resent() {
+        let mut out = Outbox::new(1);
+        for _ in 0..KEEP + 10 {
+            out.next(records(0), 1, KEY);
+        }
+        assert!(out.resend(1, 5).is_none());
+        assert!(out.resend(20, 30).is_some());
+        assert!(out.resend(20, out.seq() + 1).is_none());
+        // Requests are not kept.
+        out.next(Body::ResyncRequest, 1, KEY);
+        assert_eq!(out.seq(), (KEEP + 10) as u64);
+    }
+
+    #[test]
+    fn a_skipped_gap_delivers_what_was_held_and_a_new_boot_needs_a_later_clock() {
+        let now = Instant::now();
+        let mut out = Outbox::new(1);
+        let mut inb = Inbox::default();
+        let m: Vec<SyncMsg> = (0..4).map(|i| msg(&mut out, records(i))).collect();
+        inb.take(m[0].clone(), now);
+        assert!(matches!(inb.take(m[2].clone(), now), Taken::Gap { .. }));
+        assert_eq!(inb.take(m[3].clone(), now), Taken::Held);
+        assert_eq!(inb.missing(), Some((2, 2)));
+        assert_eq!(inb.skip(None), Taken::Deliver(vec![records(2), records(3)]));
+        assert_eq!(inb.applied(), 4);
+        // A restarted sender with a later clock starts a new stream; the
+        // old boot's messages are then refused.
+        let mut out2 = Outbox::new(2);
+        let n1 = SyncMsg::parse(&out2.next(records(1), 9999, KEY), KEY).unwrap();
+        assert!(matches!(inb.take(n1, now), Taken::Deliver(_)));
+        assert_eq!(inb.take(m[1].clone(), now), Taken::Old);
+        // A receiver that joins a stream midway knows it.
+        let mut late = Inbox::default();
+        late.take(m[2].clone(), now);
+        assert!(late.joined_late);
+        // Requests are taken once each.
+        let r = SyncMsg::parse(&out.next(Body::ResyncRequest, 5000, KEY), KEY).unwrap();
+        assert_eq!(
+            late.take(r.clone(), now),
+            Taken::Request(Body::ResyncRequest)
+        );
+        assert_eq!(late.take(r, now), Taken::Old);
+    }
+}

@@ -1,0 +1,177 @@
+//! The heartbeat between directors: a fixed 72-byte message every
+//! interval. Replays are caught by the receiver (`ha::Peer::accept`): per
+//! peer, the (boot, sequence) pair only moves forward.
+
+use super::{MAC_LEN, Refused, read_u64, seal, sealed, write_u64};
+use crate::wire::Result;
+
+view! {
+    HeartbeatPacket,
+    len = LEN
+}
+
+pub const MAGIC: &[u8; 4] = b"UVSH";
+const VERSION: u8 = 1;
+/// The whole message: 40 bytes of fields and the MAC.
+pub const LEN: usize = 40 + MAC_LEN;
+
+mod field {
+    use std::ops::Range;
+    pub const MAGIC: Range<usize> = 0..4;
+    pub const VERSION: usize = 4;
+    pub const ACTIVE: usize = 5;
+    pub const PRIORITY: usize = 6;
+    /// Bit 0: ready to preempt; bit 1: hears the witness.
+    pub const FLAGS: usize = 7;
+    pub const BOOT: usize = 8;
+    pub const SEQ: usize = 16;
+    pub const SENT_MS: usize = 24;
+    pub const HEARD_SEQ: usize = 32;
+}
+
+impl<T: AsRef<[u8]>> HeartbeatPacket<T> {
+    fn b(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
+    pub fn magic(&self) -> &[u8] {
+        &self.b()[field::MAGIC]
+    }
+
+    pub fn version(&self) -> u8 {
+        self.b()[field::VERSION]
+    }
+
+    pub fn active(&self) -> u8 {
+        self.b()[field::ACTIVE]
+    }
+
+    pub fn priority(&self) -> u8 {
+        self.b()[field::PRIORITY]
+    }
+
+    pub fn flags(&self) -> u8 {
+        self.b()[field::FLAGS]
+    }
+
+    pub fn boot(&self) -> u64 {
+        read_u64(self.b(), field::BOOT)
+    }
+
+    pub fn seq(&self) -> u64 {
+        read_u64(self.b(), field::SEQ)
+    }
+
+    pub fn sent_ms(&self) -> u64 {
+        read_u64(self.b(), field::SENT_MS)
+    }
+
+    pub fn heard_seq(&self) -> u64 {
+        read_u64(self.b(), field::HEARD_SEQ)
+    }
+}
+
+/// What one director tells another, every interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Random per start of the sending process.
+    pub boot: u64,
+    /// Counts the sender's heartbeats since its start.
+    pub seq: u64,
+    /// The sender's clock, ms since the Unix epoch.
+    pub sent_ms: u64,
+    pub priority: u8,
+    /// The sender holds the VIPs now.
+    pub active: bool,
+    /// The sender may take the VIPs from a lower-priority holder: it has
+    /// that holder's connection table and its preempt delay has passed.
+    pub ready: bool,
+    /// The sender hears its witness (docs/ha.md): a director that loses
+    /// both its peer and the witness runs without the witness only if
+    /// the peer had lost the witness too. Set only with a witness, so
+    /// the byte is the same as without one otherwise.
+    pub hears_witness: bool,
+    /// The last sequence number the sender heard from the receiver: a
+    /// receiver that sees this lag knows the sender does not hear it.
+    pub heard_seq: u64,
+}
+
+impl Heartbeat {
+    /// A heartbeat from the wire: exactly [`LEN`] bytes, uvs's magic and
+    /// version, then the MAC, then the fields.
+    pub fn parse(b: &[u8], key: &[u8]) -> std::result::Result<Heartbeat, Refused> {
+        let p = HeartbeatPacket::new_checked(b)?;
+        if b.len() != LEN || p.magic() != MAGIC || p.version() != VERSION {
+            return Err(Refused::Malformed);
+        }
+        if p.active() > 1 || p.flags() > 3 {
+            return Err(Refused::Malformed);
+        }
+        if !sealed(b, key) {
+            return Err(Refused::BadMac);
+        }
+        Ok(Heartbeat {
+            boot: p.boot(),
+            seq: p.seq(),
+            sent_ms: p.sent_ms(),
+            priority: p.priority(),
+            active: p.active() == 1,
+            ready: p.flags() & 1 == 1,
+            hears_witness: p.flags() & 2 == 2,
+            heard_seq: p.heard_seq(),
+        })
+    }
+
+    /// The heartbeat on the wire, keyed.
+    pub fn emit(&self, key: &[u8]) -> [u8; LEN] {
+        let mut b = [0u8; LEN];
+        b[field::MAGIC].copy_from_slice(MAGIC);
+        b[field::VERSION] = VERSION;
+        b[field::ACTIVE] = u8::from(self.active);
+        b[field::PRIORITY] = self.priority;
+        b[field::FLAGS] = u8::from(self.ready) | u8::from(self.hears_witness) << 1;
+        write_u64(&mut b, field::BOOT, self.boot);
+        write_u64(&mut b, field::SEQ, self.seq);
+        write_u64(&mut b, field::SENT_MS, self.sent_ms);
+        write_u64(&mut b, field::HEARD_SEQ, self.heard_seq);
+        seal(&mut b, key);
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_altered_and_truncated_heartbeats_are_refused() {
+        let h = Heartbeat {
+            boot: 7,
+            seq: 42,
+            sent_ms: 1_700_000_000_000,
+            priority: 200,
+            active: true,
+            ready: true,
+            hears_witness: true,
+            heard_seq: 41,
+        };
+        let b = h.emit(b"secret");
+        assert_eq!(Heartbeat::parse(&b, b"secret"), Ok(h));
+        assert_eq!(Heartbeat::parse(&b, b"other key"), Err(Refused::BadMac));
+        for i in 0..LEN {
+            let mut x = b;
+            x[i] ^= 1;
+            assert!(Heartbeat::parse(&x, b"secret").is_err(), "byte {i} flipped");
+        }
+        for n in 0..LEN {
+            assert_eq!(
+                Heartbeat::parse(&b[..n], b"secret"),
+                Err(Refused::Malformed)
+            );
+        }
+        assert_eq!(
+            Heartbeat::parse(&[0u8; LEN], b"secret"),
+            Err(Refused::Malformed)
+        );
+    }
+}
