@@ -6,7 +6,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-pub const DEFAULT_SOCKET: &str = "/run/uvs/uvs.sock";
+/// The control socket unless given (the director's setting's default).
+pub use crate::config::settings::DEFAULT_SOCKET;
 
 /// Sends one request and waits for its response.
 pub fn call(socket: &Path, req: &Request) -> Result<Response, String> {

@@ -21,77 +21,7 @@ struct Cli {
 enum Command {
     /// Run the director on one or more interfaces (configure it with a
     /// config file, uvsadm, or both).
-    Director {
-        /// Interface that receives VIP traffic or reaches real servers;
-        /// repeat it for a two-armed director (clients on one, NAT real
-        /// servers on another).
-        #[arg(long, short = 'i', required_unless_present = "config")]
-        interface: Vec<String>,
-        /// The start state in TOML (docs/config.md); `uvs reload` and
-        /// SIGHUP apply what changed in it. Flags win over the file.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[command(flatten)]
-        ha: HaArgs,
-        /// A planned restart or upgrade: take the table and every
-        /// connection over from the director running on --socket, which
-        /// stops; established connections continue.
-        #[arg(long)]
-        takeover: bool,
-        /// With --takeover: go ahead although the config file has no
-        /// services and the running director has some (refused otherwise,
-        /// as a 0-byte or truncated file would be on reload).
-        #[arg(long, requires = "takeover")]
-        force: bool,
-        /// Control socket for uvsadm [default: /run/uvs/uvs.sock].
-        #[arg(long, env = "UVS_SOCKET")]
-        socket: Option<PathBuf>,
-        /// Outer source address for tunnelled (-i) real servers; default:
-        /// the first interface's first IPv4 address.
-        #[arg(long)]
-        tun_source: Option<std::net::Ipv4Addr>,
-        /// Most connections tracked at once. The memory for them is
-        /// logged at start; when the table is full, the oldest entries
-        /// that saw one packet only (or a handshake never finished) make
-        /// room, so a flood cannot lock out established connections.
-        /// [default: 1048576]
-        #[arg(long)]
-        max_conns: Option<usize>,
-        /// Packet I/O: `xdp` steers VIP traffic (and NAT replies) into
-        /// AF_XDP sockets with a small XDP program and passes the rest to
-        /// the kernel; `packet` uses batched AF_PACKET sockets;
-        /// `packet-ring` receives through TPACKET_V3 rings (cheaper per
-        /// packet, a few ms of latency at low rates); `auto` tries xdp
-        /// and falls back to packet, saying why.
-        #[arg(long, env = "UVS_IO", value_enum, default_value_t)]
-        io: uvs::io::IoKind,
-        /// Data-plane threads, each with its own share of the connection
-        /// table (`--max-conns` is split among them): a link's frames are
-        /// spread by the client's address and port (PACKET_FANOUT with a
-        /// BPF program), so a connection always meets the same worker,
-        /// both ways. More than one uses AF_PACKET.
-        #[arg(long, env = "UVS_WORKERS", default_value_t = 1)]
-        workers: usize,
-        /// Hand established DR flows to a kernel program that forwards
-        /// their frames itself (Katran's split): on AF_XDP the XDP program
-        /// (XDP_TX; on a veth the peer needs an XDP program of its own, or
-        /// the frames wait in its ring), on packet and packet-ring the tc
-        /// program (super-frames whole; one worker; on a veth whose peer
-        /// is in another namespace it hands frames to the peer,
-        /// bpf_redirect_peer). docs/io.md.
-        #[arg(long)]
-        offload: bool,
-        /// With --offload on packet and packet-ring: the tc program sends
-        /// every frame out of the link's own transmit (bpf_redirect), also
-        /// on a veth, so the link's egress qdisc, tc egress and captures
-        /// see the offloaded frames.
-        #[arg(long, requires = "offload")]
-        offload_egress: bool,
-        /// Refused with an explanation: the MSS that limits tunnelled
-        /// uploads is the real server's, set there (see `uvs audit`).
-        #[arg(long, hide = true)]
-        tun_mss_clamp: Option<String>,
-    },
+    Director(uvs::config::cli::DirectorArgs),
     /// Check a real server's (or the director's) sysctls and addresses
     /// for the mistakes that silently break LVS, with the fix for each.
     /// Exit status: 0 all good, 1 warnings, 2 failures, 3 could not audit.
@@ -258,122 +188,18 @@ struct AuditArgs {
     json: bool,
 }
 
-/// Two or more directors of the same VIPs (docs/ha.md).
-#[derive(clap::Args)]
-struct HaArgs {
-    /// Another director of the same VIPs (repeat it): one of them is
-    /// active at a time, by --priority, over authenticated unicast
-    /// heartbeats, and the active one syncs its connections to the others.
-    #[arg(long)]
-    peer: Vec<std::net::Ipv4Addr>,
-    /// The higher one holds the VIPs.
-    #[arg(long, default_value_t = 100)]
-    priority: u8,
-    /// The shared secret of the heartbeats and the sync (mode 0600).
-    #[arg(long)]
-    ha_key_file: Option<PathBuf>,
-    /// Do not take the VIPs from a lower-priority director that holds
-    /// them; wait until it fails.
-    #[arg(long)]
-    nopreempt: bool,
-    /// Milliseconds between heartbeats [default: 100].
-    #[arg(long, value_name = "MS")]
-    heartbeat_ms: Option<u64>,
-    /// Heartbeats missed before a peer counts as gone and the VIPs move
-    /// [default: 10, about 1 s].
-    #[arg(long, value_name = "N")]
-    dead_after: Option<u32>,
-    /// Seconds a higher-priority director waits, once it has the holder's
-    /// connection table, before it takes the VIPs back [default: 0].
-    #[arg(long, value_name = "SECS")]
-    preempt_delay: Option<f64>,
-    /// Watch an interface (repeatable): down lowers the priority by
-    /// WEIGHT (IF:-50), or without a weight puts the director in fault.
-    #[arg(long, value_name = "IF[:WEIGHT]")]
-    track_interface: Vec<String>,
-    /// Run a command every second (repeatable): a non-zero exit lowers the
-    /// priority by --track-script-weight, or puts the director in fault.
-    #[arg(long, value_name = "CMD")]
-    track_script: Vec<String>,
-    #[arg(long, value_name = "WEIGHT", allow_hyphen_values = true)]
-    track_script_weight: Option<String>,
-    /// A service that lost its quorum lowers the priority by WEIGHT, or
-    /// (`fault`) puts the director in fault.
-    #[arg(long, value_name = "WEIGHT|fault", allow_hyphen_values = true)]
-    track_quorum: Option<String>,
-    /// Run on every change of state (`sh -c CMD`, with the state ACTIVE,
-    /// BACKUP or FAULT and the priority as $1 and $2, the reason in
-    /// $UVS_HA_REASON).
-    #[arg(long, value_name = "CMD")]
-    notify: Option<String>,
-    /// A third voter on another host (`uvs witness`, same key): the
-    /// VIPs are held only with a majority of the directors and the
-    /// witness, so heartbeats lost both ways leave one holder.
-    #[arg(long, value_name = "ADDR[:PORT]")]
-    witness: Option<String>,
-    /// The holder announces its VIPs (gratuitous ARP) again every SECS,
-    /// as keepalived's garp_master_refresh [default: 0, off]; also
-    /// without --peer.
-    #[arg(long, value_name = "SECS")]
-    garp_refresh: Option<f64>,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Command::Audit(a) => return audit(&a),
         Command::Probe(p) => return probe(&p),
-        Command::Director {
-            tun_mss_clamp: Some(_),
-            ..
-        } => Err(TUN_MSS_CLAMP.to_string()),
-        Command::Director {
-            interface,
-            config,
-            takeover,
-            force,
-            ha,
-            socket,
-            tun_source,
-            max_conns,
-            io,
-            workers,
-            offload,
-            offload_egress,
-            tun_mss_clamp: None,
-        } => uvs::daemon::Options::merge(uvs::daemon::Flags {
-            io,
-            workers,
-            offload: match (offload, offload_egress) {
-                (false, _) => uvs::io::Offload::Off,
-                (true, false) => uvs::io::Offload::On,
-                (true, true) => uvs::io::Offload::Egress,
-            },
-            interfaces: interface,
-            socket,
-            tun_source,
-            max_conns,
-            config,
-            takeover,
-            force,
-            ha: uvs::daemon::HaFlags {
-                peers: ha.peer,
-                priority: ha.priority,
-                key_file: ha.ha_key_file,
-                preempt: !ha.nopreempt,
-                preempt_delay: ha.preempt_delay,
-                heartbeat_ms: ha.heartbeat_ms,
-                dead_after: ha.dead_after,
-                track_interfaces: ha.track_interface,
-                track_scripts: ha.track_script,
-                track_script_weight: ha.track_script_weight,
-                track_quorum: ha.track_quorum,
-                notify: ha.notify,
-                witness: ha.witness,
-                garp_refresh: ha.garp_refresh,
-            },
-        })
-        .and_then(|o| uvs::daemon::run(&o)),
+        Command::Director(d) => d
+            .settings()
+            .and_then(|s| match s.tun_mss_clamp {
+                Some(_) => Err(TUN_MSS_CLAMP.to_string()),
+                None => uvs::daemon::Options::build(s),
+            })
+            .and_then(|o| uvs::daemon::run(&o)),
         Command::Status { socket } => status(&socket),
         Command::Health { socket, json } => health(&socket, json),
         Command::ImportKeepalived { file } => match uvs::import::keepalived::import(&file) {
@@ -434,7 +260,7 @@ fn main() -> ExitCode {
             listen,
             director,
             ha_key_file,
-        } => uvs::daemon::witness_addr(&listen)
+        } => uvs::config::settings::witness_addr(&listen)
             .map_err(|e| format!("--listen {listen}: {e}"))
             .and_then(|addr| {
                 let key = uvs::daemon::read_key_file(&ha_key_file)?;

@@ -20,27 +20,21 @@ use std::time::Duration;
 use toml::Spanned;
 
 mod changes;
+pub mod cli;
+pub mod settings;
 pub use changes::{Changes, Kind as ChangeKind, ServiceChange, counted};
+pub use settings::Settings;
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    /// The director's settings (`settings::SETTINGS`), by their keys.
     #[serde(default)]
-    director: DirectorSection,
+    director: std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     timeouts: Option<TimeoutsSection>,
     #[serde(default, rename = "service")]
     services: Vec<ServiceSection>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DirectorSection {
-    #[serde(default)]
-    interfaces: Vec<String>,
-    socket: Option<PathBuf>,
-    tun_source: Option<Spanned<String>>,
-    max_conns: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,10 +157,8 @@ pub struct Quorum {
 /// What a config file holds, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
-    pub interfaces: Vec<String>,
-    pub socket: Option<PathBuf>,
-    pub tun_source: Option<Ipv4Addr>,
-    pub max_conns: Option<usize>,
+    /// The `[director]` table's settings (only what it gives).
+    pub director: Settings,
     pub timeouts: Option<Timeouts>,
     pub services: Vec<Service>,
 }
@@ -257,22 +249,63 @@ fn parse_addr(
     }
 }
 
-fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
-    let tun_source = match &f.director.tun_source {
-        None => None,
-        Some(s) => Some(parse_addr(cx, s, false)?.0),
-    };
-    let max_conns = match &f.director.max_conns {
-        None => None,
-        Some(m) => {
-            let v = *m.get_ref();
-            let limit = crate::dataplane::conn::MAX_LIMIT as u64;
-            if v == 0 || v > limit {
-                return Err(cx.err(m.span(), format!("max_conns must be between 1 and {limit}")));
+/// The `[director]` table: each key a setting, each value of the type the
+/// setting takes (a list where it takes several), checked as a flag is.
+fn director(
+    cx: &Ctx,
+    table: &std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+) -> Result<Settings, ConfigError> {
+    use settings::Ty;
+    let mut out = Settings::default();
+    for (k, v) in table {
+        let key = k.get_ref().as_str();
+        let Some(st) = settings::by_key(key) else {
+            let known: Vec<&str> = settings::SETTINGS.iter().filter_map(|s| s.key).collect();
+            return Err(cx.err(
+                k.span(),
+                format!(
+                    "unknown setting `{key}` in [director]: one of {}",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let one = |x: &toml::Value| -> Option<String> {
+            match (st.ty, x) {
+                (Ty::Switch, toml::Value::Boolean(b)) => Some(b.to_string()),
+                (Ty::Text, toml::Value::String(s)) => Some(s.clone()),
+                (Ty::Int | Ty::Num, toml::Value::Integer(n)) => Some(n.to_string()),
+                (Ty::Num, toml::Value::Float(f)) => Some(f.to_string()),
+                _ => None,
             }
-            Some(v as usize)
+        };
+        let what = match st.ty {
+            Ty::Switch => "true or false",
+            Ty::Text => "a string",
+            Ty::Int => "a whole number",
+            Ty::Num => "a number",
+        };
+        let values: Vec<String> = match (st.multi, v.get_ref()) {
+            (true, toml::Value::Array(a)) => a.iter().map(one).collect::<Option<_>>(),
+            (false, x) => one(x).map(|x| vec![x]),
+            (true, _) => None,
         }
-    };
+        .ok_or_else(|| {
+            let list = if st.multi {
+                "a list of values, each "
+            } else {
+                ""
+            };
+            cx.err(v.span(), format!("{key}: {list}{what}"))
+        })?;
+        for x in &values {
+            out.set(st, key, x).map_err(|e| cx.err(v.span(), e))?;
+        }
+    }
+    Ok(out)
+}
+
+fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
+    let director = director(cx, &f.director)?;
     let timeouts = f.timeouts.map(|t| Timeouts {
         tcp: t.tcp.unwrap_or(0),
         tcpfin: t.tcpfin.unwrap_or(0),
@@ -383,10 +416,7 @@ fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         });
     }
     Ok(Config {
-        interfaces: f.director.interfaces,
-        socket: f.director.socket,
-        tun_source,
-        max_conns,
+        director,
         timeouts,
         services,
     })

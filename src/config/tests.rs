@@ -33,8 +33,8 @@ address = "198.18.0.100:53"
 #[test]
 fn a_good_file_with_a_bom_and_crlf_loads() {
     let c = cfg(GOOD).unwrap();
-    assert_eq!(c.interfaces, vec!["eth0"]);
-    assert_eq!(c.max_conns, Some(5000));
+    assert_eq!(c.director.interfaces, vec!["eth0"]);
+    assert_eq!(c.director.max_conns, Some(5000));
     assert_eq!(c.services.len(), 2);
     let rs = &c.services[0].real_servers;
     assert_eq!(
@@ -146,8 +146,8 @@ fn the_documented_example_loads() {
         .and_then(|b| b.split("```").next())
         .expect("a toml block in docs/config.md");
     let c = cfg(block).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(c.interfaces, vec!["eth0"]);
-    assert_eq!(c.tun_source, Some(Ipv4Addr::new(198, 18, 0, 2)));
+    assert_eq!(c.director.interfaces, vec!["eth0"]);
+    assert_eq!(c.director.tun_source, Some(Ipv4Addr::new(198, 18, 0, 2)));
     assert_eq!(c.services.len(), 2);
     assert_eq!(c.services[0].real_servers[1].forward, Forward::Tunnel);
     assert_eq!(c.services[1].real_servers[0].port, 5353);

@@ -1,0 +1,529 @@
+//! The director's settings, each defined once: its flag, its key in the
+//! config file's `[director]` table, its default, its help and its check.
+//! The command line (`uvs director --help` is built from this table, see
+//! `config::cli`) and the file both go through the same check into the
+//! same [`Settings`]; a flag wins over the file, and a default applies
+//! where neither gives a value. ripgrep's one definition per flag is the
+//! model.
+
+use crate::io::IoKind;
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What one setting takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// A switch: present on the command line, `true`/`false` in the file.
+    Switch,
+    /// Text (a name, an address, a path, a command).
+    Text,
+    /// A whole number.
+    Int,
+    /// A number, whole or not.
+    Num,
+}
+
+/// How a flag relates to the others on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rel {
+    None,
+    /// Needed unless this other flag is given.
+    RequiredUnless(&'static str),
+    /// Takes this other flag.
+    Requires(&'static str),
+}
+
+/// One setting of `uvs director`.
+pub struct Setting {
+    /// The long flag, without `--`; also its name in errors.
+    pub flag: &'static str,
+    pub short: Option<char>,
+    /// Its key in the config file's `[director]` table (none: the
+    /// command line only, as for the file itself and `--takeover`).
+    pub key: Option<&'static str>,
+    pub ty: Ty,
+    /// Given more than once (a list in the file).
+    pub multi: bool,
+    pub value_name: &'static str,
+    /// The value used when neither the command line nor the file gives
+    /// one, checked as any other.
+    pub default: Option<&'static str>,
+    /// The values the command line accepts (shown in the help).
+    pub choices: &'static [&'static str],
+    pub env: Option<&'static str>,
+    pub rel: Rel,
+    pub hide: bool,
+    pub help: &'static str,
+    /// Checks one value (`name` is how the user gave it: `--flag` or the
+    /// file's key) and sets it (a list: adds it).
+    pub set: fn(&mut Settings, name: &str, value: &str) -> Result<(), String>,
+    /// Forgets the value (a list: every value), before the command line
+    /// replaces the file's.
+    pub clear: fn(&mut Settings),
+    /// Copies the value from another set of settings.
+    pub copy: fn(from: &Settings, to: &mut Settings),
+}
+
+impl Setting {
+    /// The file key, else the flag: how this setting is found in `given`.
+    pub fn id(&self) -> &'static str {
+        self.flag
+    }
+}
+
+/// Every setting's value, as checked (`None` or empty: not given).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settings {
+    pub interfaces: Vec<String>,
+    pub config: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub tun_source: Option<Ipv4Addr>,
+    pub max_conns: Option<usize>,
+    pub io: Option<IoKind>,
+    pub workers: Option<usize>,
+    pub offload: bool,
+    pub offload_egress: bool,
+    pub takeover: bool,
+    pub force: bool,
+    pub tun_mss_clamp: Option<String>,
+    pub peers: Vec<Ipv4Addr>,
+    pub priority: Option<u8>,
+    pub ha_key_file: Option<PathBuf>,
+    pub nopreempt: bool,
+    pub heartbeat_ms: Option<u64>,
+    pub dead_after: Option<u32>,
+    pub preempt_delay: Option<Duration>,
+    pub track_interfaces: Vec<String>,
+    pub track_scripts: Vec<String>,
+    pub track_script_weight: Option<String>,
+    pub track_quorum: Option<String>,
+    pub notify: Option<String>,
+    pub witness: Option<SocketAddrV4>,
+    pub garp_refresh: Option<Duration>,
+    /// The flags of the settings given (by the file or the command line),
+    /// not filled by a default.
+    pub given: BTreeSet<&'static str>,
+}
+
+/// A whole number from `lo` to `hi`.
+fn int(v: &str, lo: u64, hi: u64) -> Option<u64> {
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (lo..=hi).contains(n))
+}
+
+/// Seconds from `lo` to `hi` (fractions allowed).
+fn seconds(v: &str, lo: f64, hi: f64) -> Option<Duration> {
+    let s = v.trim().parse::<f64>().ok()?;
+    (s.is_finite() && (lo..=hi).contains(&s)).then(|| Duration::from_secs_f64(s))
+}
+
+/// `true` or `false`, as a file gives a switch.
+fn switch(name: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{name}: true or false, not `{v}`")),
+    }
+}
+
+fn text(name: &str, v: &str) -> Result<String, String> {
+    match v.is_empty() {
+        true => Err(format!("{name}: empty")),
+        false => Ok(v.to_string()),
+    }
+}
+
+fn ipv4(name: &str, v: &str) -> Result<Ipv4Addr, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{name} {v}: not an IPv4 address"))
+}
+
+/// `ADDR` or `ADDR:PORT` (the witness's port by default).
+pub fn witness_addr(s: &str) -> Result<SocketAddrV4, String> {
+    if let Ok(a) = s.parse::<SocketAddrV4>() {
+        return match a.port() {
+            0 => Err("port 0".into()),
+            _ => Ok(a),
+        };
+    }
+    s.parse::<Ipv4Addr>()
+        .map(|ip| SocketAddrV4::new(ip, crate::ha::witness::DEFAULT_PORT))
+        .map_err(|_| "give an IPv4 address, or ADDR:PORT".into())
+}
+
+/// The defaults of the settings that have one, as the table gives them.
+pub const DEFAULT_SOCKET: &str = "/run/uvs/uvs.sock";
+
+/// Defines a setting of a field: `one` (a value), `list` (values) or
+/// `switch`; the check turns `(name, value)` into the field's value.
+macro_rules! setting {
+    (one $field:ident, $check:expr, { $($rest:tt)* }) => {
+        Setting {
+            set: |s, name, v| {
+                let check: fn(&str, &str) -> Result<_, String> = $check;
+                s.$field = Some(check(name, v)?);
+                Ok(())
+            },
+            clear: |s| s.$field = None,
+            copy: |from, to| to.$field = from.$field.clone(),
+            multi: false,
+            $($rest)*
+        }
+    };
+    (list $field:ident, $check:expr, { $($rest:tt)* }) => {
+        Setting {
+            set: |s, name, v| {
+                let check: fn(&str, &str) -> Result<_, String> = $check;
+                s.$field.push(check(name, v)?);
+                Ok(())
+            },
+            clear: |s| s.$field.clear(),
+            copy: |from, to| to.$field = from.$field.clone(),
+            multi: true,
+            $($rest)*
+        }
+    };
+    (switch $field:ident, { $($rest:tt)* }) => {
+        Setting {
+            set: |s, name, v| {
+                s.$field = switch(name, v)?;
+                Ok(())
+            },
+            clear: |s| s.$field = false,
+            copy: |from, to| to.$field = from.$field,
+            multi: false,
+            ty: Ty::Switch,
+            value_name: "",
+            default: None,
+            choices: &[],
+            $($rest)*
+        }
+    };
+}
+
+/// Every setting of `uvs director`, in the order `--help` lists them.
+pub static SETTINGS: &[Setting] = &[
+    setting!(list interfaces, text, {
+        flag: "interface", short: Some('i'), key: Some("interfaces"), ty: Ty::Text,
+        value_name: "IF", default: None, choices: &[], env: None,
+        rel: Rel::RequiredUnless("config"), hide: false,
+        help: "Interface that receives VIP traffic or reaches real servers; repeat it for a \
+               two-armed director (clients on one, NAT real servers on another)",
+    }),
+    setting!(one config, |_, v| Ok(PathBuf::from(v)), {
+        flag: "config", short: None, key: None, ty: Ty::Text, value_name: "FILE",
+        default: None, choices: &[], env: None, rel: Rel::None, hide: false,
+        help: "The start state in TOML (docs/config.md); `uvs reload` and SIGHUP apply what \
+               changed in it. Flags win over the file",
+    }),
+    setting!(switch takeover, {
+        flag: "takeover", short: None, key: None, env: None, rel: Rel::None, hide: false,
+        help: "A planned restart or upgrade: take the table and every connection over from the \
+               director running on --socket, which stops; established connections continue",
+    }),
+    setting!(switch force, {
+        flag: "force", short: None, key: None, env: None, rel: Rel::None, hide: false,
+        help: "With --takeover: go ahead although --config has no services while the running \
+               director has some (the running table is kept)",
+    }),
+    setting!(one socket, |_, v| Ok(PathBuf::from(v)), {
+        flag: "socket", short: None, key: Some("socket"), ty: Ty::Text, value_name: "PATH",
+        default: Some(DEFAULT_SOCKET), choices: &[], env: Some("UVS_SOCKET"), rel: Rel::None,
+        hide: false, help: "Control socket for uvsadm",
+    }),
+    setting!(one tun_source, ipv4, {
+        flag: "tun-source", short: None, key: Some("tun_source"), ty: Ty::Text,
+        value_name: "ADDR", default: None, choices: &[], env: None, rel: Rel::None, hide: false,
+        help: "Outer source address for tunnelled (-i) real servers; default: the first \
+               interface's first IPv4 address",
+    }),
+    setting!(one max_conns, |name, v| {
+        let limit = crate::dataplane::conn::MAX_LIMIT;
+        int(v, 1, limit as u64)
+            .map(|n| n as usize)
+            .ok_or_else(|| format!("{name} must be between 1 and {limit}"))
+    }, {
+        flag: "max-conns", short: None, key: Some("max_conns"), ty: Ty::Int, value_name: "N",
+        default: Some("1048576"), choices: &[], env: None, rel: Rel::None, hide: false,
+        help: "Most connections tracked at once. The memory for them is logged at start; when \
+               the table is full, the oldest entries that saw one packet only (or a handshake \
+               never finished) make room, so a flood cannot lock out established connections",
+    }),
+    setting!(one io, |name, v| {
+        <IoKind as clap::ValueEnum>::from_str(v, false)
+            .map_err(|_| format!("{name} {v}: auto, xdp, packet or packet-ring"))
+    }, {
+        flag: "io", short: None, key: Some("io"), ty: Ty::Text, value_name: "IO",
+        default: Some("auto"), choices: &["auto", "xdp", "packet", "packet-ring"],
+        env: Some("UVS_IO"), rel: Rel::None, hide: false,
+        help: "Packet I/O: `xdp` steers VIP traffic (and NAT replies) into AF_XDP sockets with a \
+               small XDP program and passes the rest to the kernel; `packet` uses batched \
+               AF_PACKET sockets; `packet-ring` receives through TPACKET_V3 rings (cheaper per \
+               packet, a few ms of latency at low rates); `auto` tries xdp and falls back to \
+               packet, saying why",
+    }),
+    setting!(one workers, |name, v| {
+        let max = crate::io::fanout::MAX_WORKERS;
+        int(v, 1, max as u64)
+            .map(|n| n as usize)
+            .ok_or_else(|| format!("{name} must be between 1 and {max}"))
+    }, {
+        flag: "workers", short: None, key: Some("workers"), ty: Ty::Int, value_name: "N",
+        default: Some("1"), choices: &[], env: Some("UVS_WORKERS"), rel: Rel::None, hide: false,
+        help: "Data-plane threads, each with its own share of the connection table \
+               (--max-conns is split among them): a link's frames are spread by the client's \
+               address and port (PACKET_FANOUT with a BPF program), so a connection always \
+               meets the same worker, both ways. More than one uses AF_PACKET",
+    }),
+    setting!(switch offload, {
+        flag: "offload", short: None, key: Some("offload"), env: None, rel: Rel::None,
+        hide: false,
+        help: "Hand established DR flows to a kernel program that forwards their frames itself \
+               (Katran's split): on AF_XDP the XDP program (XDP_TX; on a veth the peer needs \
+               an XDP program of its own, or the frames wait in its ring), on packet and \
+               packet-ring the tc program (super-frames whole; one worker; on a veth whose \
+               peer is in another namespace it hands frames to the peer, bpf_redirect_peer). \
+               docs/io.md",
+    }),
+    setting!(switch offload_egress, {
+        flag: "offload-egress", short: None, key: Some("offload_egress"), env: None,
+        rel: Rel::Requires("offload"), hide: false,
+        help: "With --offload on packet and packet-ring: the tc program sends every frame out \
+               of the link's own transmit (bpf_redirect), also on a veth, so the link's egress \
+               qdisc, tc egress and captures see the offloaded frames",
+    }),
+    setting!(one tun_mss_clamp, text, {
+        flag: "tun-mss-clamp", short: None, key: None, ty: Ty::Text, value_name: "MSS",
+        default: None, choices: &[], env: None, rel: Rel::None, hide: true,
+        help: "Refused with an explanation: the MSS that limits tunnelled uploads is the real \
+               server's, set there (see `uvs audit`)",
+    }),
+    // HA (docs/ha.md).
+    setting!(list peers, ipv4, {
+        flag: "peer", short: None, key: Some("peers"), ty: Ty::Text, value_name: "ADDR",
+        default: None, choices: &[], env: None, rel: Rel::None, hide: false,
+        help: "Another director of the same VIPs (repeat it): one of them is active at a time, \
+               by --priority, over authenticated unicast heartbeats, and the active one syncs \
+               its connections to the others",
+    }),
+    setting!(one priority, |name, v| {
+        int(v, 1, 254)
+            .map(|n| n as u8)
+            .ok_or_else(|| format!("{name} {v}: give 1 to 254"))
+    }, {
+        flag: "priority", short: None, key: Some("priority"), ty: Ty::Int, value_name: "N",
+        default: Some("100"), choices: &[], env: None, rel: Rel::None, hide: false,
+        help: "The higher one holds the VIPs",
+    }),
+    setting!(one ha_key_file, |_, v| Ok(PathBuf::from(v)), {
+        flag: "ha-key-file", short: None, key: Some("ha_key_file"), ty: Ty::Text,
+        value_name: "FILE", default: None, choices: &[], env: None, rel: Rel::None,
+        hide: false, help: "The shared secret of the heartbeats and the sync (mode 0600)",
+    }),
+    setting!(switch nopreempt, {
+        flag: "nopreempt", short: None, key: Some("nopreempt"), env: None, rel: Rel::None,
+        hide: false,
+        help: "Do not take the VIPs from a lower-priority director that holds them; wait until \
+               it fails",
+    }),
+    setting!(one heartbeat_ms, |name, v| {
+        int(v, 10, 10_000).ok_or_else(|| format!("{name} {v}: give 10 to 10000"))
+    }, {
+        flag: "heartbeat-ms", short: None, key: Some("heartbeat_ms"), ty: Ty::Int,
+        value_name: "MS", default: Some("100"), choices: &[], env: None, rel: Rel::None,
+        hide: false, help: "Milliseconds between heartbeats",
+    }),
+    setting!(one dead_after, |name, v| {
+        int(v, 3, 1000)
+            .map(|n| n as u32)
+            .ok_or_else(|| format!("{name} {v}: give 3 to 1000 missed heartbeats"))
+    }, {
+        flag: "dead-after", short: None, key: Some("dead_after"), ty: Ty::Int,
+        value_name: "N", default: Some("10"), choices: &[], env: None, rel: Rel::None,
+        hide: false,
+        help: "Heartbeats missed before a peer counts as gone and the VIPs move (10: about 1 s)",
+    }),
+    setting!(one preempt_delay, |name, v| {
+        seconds(v, 0.0, 3600.0).ok_or_else(|| format!("{name} {v}: give seconds from 0 to 3600"))
+    }, {
+        flag: "preempt-delay", short: None, key: Some("preempt_delay"), ty: Ty::Num,
+        value_name: "SECS", default: Some("0"), choices: &[], env: None, rel: Rel::None,
+        hide: false,
+        help: "Seconds a higher-priority director waits, once it has the holder's connection \
+               table, before it takes the VIPs back",
+    }),
+    setting!(list track_interfaces, text, {
+        flag: "track-interface", short: None, key: Some("track_interfaces"), ty: Ty::Text,
+        value_name: "IF[:WEIGHT]", default: None, choices: &[], env: None, rel: Rel::None,
+        hide: false,
+        help: "Watch an interface (repeatable): down lowers the priority by WEIGHT (IF:-50), or \
+               without a weight puts the director in fault",
+    }),
+    setting!(list track_scripts, text, {
+        flag: "track-script", short: None, key: Some("track_scripts"), ty: Ty::Text,
+        value_name: "CMD", default: None, choices: &[], env: None, rel: Rel::None, hide: false,
+        help: "Run a command every second (repeatable): a non-zero exit lowers the priority by \
+               --track-script-weight, or puts the director in fault",
+    }),
+    setting!(one track_script_weight, text, {
+        flag: "track-script-weight", short: None, key: Some("track_script_weight"),
+        ty: Ty::Text, value_name: "WEIGHT", default: None, choices: &[], env: None,
+        rel: Rel::None, hide: false, help: "The weight of --track-script (-254 to 254)",
+    }),
+    setting!(one track_quorum, text, {
+        flag: "track-quorum", short: None, key: Some("track_quorum"), ty: Ty::Text,
+        value_name: "WEIGHT|fault", default: None, choices: &[], env: None, rel: Rel::None,
+        hide: false,
+        help: "A service that lost its quorum lowers the priority by WEIGHT, or (`fault`) puts \
+               the director in fault",
+    }),
+    setting!(one notify, text, {
+        flag: "notify", short: None, key: Some("notify"), ty: Ty::Text, value_name: "CMD",
+        default: None, choices: &[], env: None, rel: Rel::None, hide: false,
+        help: "Run on every change of state (`sh -c CMD`, with the state ACTIVE, BACKUP or \
+               FAULT and the priority as $1 and $2, the reason in $UVS_HA_REASON)",
+    }),
+    setting!(one witness, |name, v| witness_addr(v).map_err(|e| format!("{name} {v}: {e}")), {
+        flag: "witness", short: None, key: Some("witness"), ty: Ty::Text,
+        value_name: "ADDR[:PORT]", default: None, choices: &[], env: None, rel: Rel::None,
+        hide: false,
+        help: "A third voter on another host (`uvs witness`, same key): the VIPs are held only \
+               with a majority of the directors and the witness, so heartbeats lost both ways \
+               leave one holder",
+    }),
+    setting!(one garp_refresh, |name, v| match seconds(v, 0.0, 0.0) {
+        Some(d) => Ok(d),
+        None => seconds(v, 1.0, 86_400.0)
+            .ok_or_else(|| format!("{name} {v}: give seconds from 1 to 86400, or 0 for none")),
+    }, {
+        flag: "garp-refresh", short: None, key: Some("garp_refresh"), ty: Ty::Num,
+        value_name: "SECS", default: Some("0"), choices: &[], env: None, rel: Rel::None,
+        hide: false,
+        help: "The holder announces its VIPs (gratuitous ARP) again every SECS, as \
+               keepalived's garp_master_refresh (0: off); also without --peer",
+    }),
+];
+
+/// The setting of a config file key.
+pub fn by_key(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == Some(key))
+}
+
+impl Settings {
+    /// `self`, with every setting `over` was given replacing this one's
+    /// (a flag over the file: a list given on the command line replaces
+    /// the file's list).
+    pub fn overlaid(mut self, over: &Settings) -> Settings {
+        for s in SETTINGS.iter().filter(|s| over.given.contains(s.id())) {
+            (s.clear)(&mut self);
+            (s.copy)(over, &mut self);
+            self.given.insert(s.id());
+        }
+        self
+    }
+
+    /// Each setting neither given nor set takes its default.
+    pub fn with_defaults(mut self) -> Settings {
+        for s in SETTINGS {
+            if let Some(d) = s.default.filter(|_| !self.given.contains(s.id())) {
+                (s.set)(&mut self, s.flag, d).expect("a setting's default passes its check");
+            }
+        }
+        self
+    }
+
+    /// Sets `setting` from one value given as `name`, noting it given.
+    pub fn set(&mut self, setting: &'static Setting, name: &str, v: &str) -> Result<(), String> {
+        (setting.set)(self, name, v)?;
+        self.given.insert(setting.id());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_passes_its_check_and_the_table_agrees_with_the_planes() {
+        let s = Settings::default().with_defaults();
+        assert_eq!(s.max_conns, Some(crate::dataplane::DEFAULT_MAX_CONNS));
+        assert_eq!(
+            s.socket.as_deref(),
+            Some(std::path::Path::new(DEFAULT_SOCKET))
+        );
+        assert_eq!((s.workers, s.priority), (Some(1), Some(100)));
+        assert_eq!(s.garp_refresh, Some(Duration::ZERO));
+        assert!(s.given.is_empty(), "defaults are not given");
+        // Flags and keys are unique.
+        let mut flags = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        for st in SETTINGS {
+            assert!(flags.insert(st.flag), "{}", st.flag);
+            if let Some(k) = st.key {
+                assert!(keys.insert(k), "{k}");
+                assert_eq!(by_key(k).map(|x| x.flag), Some(st.flag));
+            }
+        }
+    }
+
+    #[test]
+    fn a_flag_replaces_the_file_s_value_and_list() {
+        let set = |s: &mut Settings, flag: &str, v: &str| {
+            let st = SETTINGS.iter().find(|x| x.flag == flag).unwrap();
+            s.set(st, flag, v)
+        };
+        let mut file = Settings::default();
+        set(&mut file, "interface", "eth0").unwrap();
+        set(&mut file, "interface", "eth1").unwrap();
+        set(&mut file, "priority", "50").unwrap();
+        set(&mut file, "workers", "2").unwrap();
+        let mut cli = Settings::default();
+        set(&mut cli, "interface", "eth9").unwrap();
+        set(&mut cli, "priority", "200").unwrap();
+        let s = file.overlaid(&cli).with_defaults();
+        assert_eq!(s.interfaces, vec!["eth9"]);
+        assert_eq!((s.priority, s.workers), (Some(200), Some(2)));
+        assert_eq!(
+            set(&mut Settings::default(), "priority", "0"),
+            Err("priority 0: give 1 to 254".into())
+        );
+        assert!(set(&mut Settings::default(), "offload", "yes").is_err());
+    }
+
+    /// docs/config.md's example names every key of the table (set, or
+    /// commented out where it needs a site's value), and its text every
+    /// flag, so `--help`, the table and the documentation agree.
+    #[test]
+    fn every_setting_is_documented() {
+        let doc = include_str!("../../docs/config.md");
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a toml block in docs/config.md");
+        for st in SETTINGS.iter().filter(|s| !s.hide) {
+            if let Some(k) = st.key {
+                let line = |l: &str| {
+                    l.trim_start_matches(['#', ' '])
+                        .starts_with(&format!("{k} ="))
+                };
+                assert!(
+                    block.lines().any(line),
+                    "docs/config.md's example lacks `{k}`"
+                );
+            } else {
+                assert!(
+                    doc.contains(&format!("--{}", st.flag)),
+                    "docs/config.md lacks --{}",
+                    st.flag
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The packet I/O backends as `--io`, `--workers` and `--offload` ask
+//! for them, with the reason when `auto` falls back.
+
+use crate::host::sys;
+use crate::io::afpacket::AfPacketLinks;
+use crate::io::fanout::Fanout;
+use crate::io::xdp::{Steering, XdpLinks};
+use crate::io::{Backend, IoKind, Offload};
+
+/// The packet I/O `kind` asks for, with the XDP programs that steer
+/// frames to it (AF_XDP); `auto` falls back to AF_PACKET with the reason.
+pub(super) fn open_io(
+    kind: IoKind,
+    ifnames: &[String],
+    macs: &[[u8; 6]],
+    offload: Offload,
+) -> Result<(Backend, Option<Steering>), String> {
+    if matches!(kind, IoKind::Packet | IoKind::PacketRing) {
+        let (ring, why) = match kind {
+            IoKind::PacketRing => (true, "--io packet-ring"),
+            _ => (false, "--io packet"),
+        };
+        return open_packet(ifnames, ring, offload, why);
+    }
+    let xdp = Steering::attach(ifnames).and_then(|mut s| {
+        let links = XdpLinks::open(ifnames, macs, &mut s)?;
+        Ok((links, s))
+    });
+    match (xdp, kind) {
+        (Ok((links, s)), _) => {
+            eprintln!(
+                "uvs: packet I/O: AF_XDP ({} XDP; sockets: {}), other traffic to the kernel and \
+                 uvs's packet sockets",
+                s.modes().join(", "),
+                links.modes().join(", ")
+            );
+            if offload.is_on() {
+                eprintln!(
+                    "uvs: --offload: established DR flows are forwarded by the XDP program (XDP_TX)"
+                );
+                for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
+                    eprintln!(
+                        "uvs: warning: {name} has a peer (a veth?): XDP_TX frames reach the peer only \
+                         if it runs an XDP program of its own, else offloaded flows stall (docs/io.md)"
+                    );
+                }
+            }
+            Ok((Backend::Xdp(links), Some(s)))
+        }
+        (Err(e), IoKind::Xdp) => Err(format!("--io xdp: {e}")),
+        (Err(e), _) => open_packet(ifnames, false, offload, &format!("AF_XDP unavailable: {e}")),
+    }
+}
+
+/// AF_PACKET (a TPACKET_V3 receive ring if `ring`), with the tc program
+/// for `offload` when it can be attached (else, saying why, without);
+/// `why`: what chose it, for the log line.
+fn open_packet(
+    ifnames: &[String],
+    ring: bool,
+    offload: Offload,
+    why: &str,
+) -> Result<(Backend, Option<Steering>), String> {
+    let what = match ring {
+        true => "AF_PACKET, TPACKET_V3 receive ring, batched send",
+        false => "AF_PACKET, batched",
+    };
+    let capture = |e: std::io::Error| format!("cannot capture on {e}");
+    if offload.is_on() {
+        match Steering::attach_tc(ifnames, offload == Offload::Egress)
+            .and_then(|mut s| Ok((s.take_flow_maps()?, s)))
+        {
+            Ok((flows, s)) => {
+                let links = AfPacketLinks::open_offload(ifnames, ring, flows).map_err(capture)?;
+                let how: Vec<String> = ifnames
+                    .iter()
+                    .zip(s.modes())
+                    .map(|(n, m)| format!("{n}: {m}"))
+                    .collect();
+                eprintln!(
+                    "uvs: packet I/O: {what} ({why}); --offload: established DR flows are \
+                     forwarded by the tc program ({}), super-frames whole",
+                    how.join(", ")
+                );
+                return Ok((Backend::Packet(links), Some(s)));
+            }
+            Err(e) => eprintln!("uvs: --offload unavailable, uvs forwards every frame: {e}"),
+        }
+    }
+    let links = AfPacketLinks::open_with(ifnames, ring).map_err(capture)?;
+    eprintln!("uvs: packet I/O: {what} ({why})");
+    Ok((Backend::Packet(links), None))
+}
+
+/// Each worker's packet I/O, and what keeps the kernel's side in step
+/// with the table (XDP maps, or the fanout program).
+type WorkersIo = (Vec<Backend>, Option<Steering>, Option<Fanout>);
+
+/// The I/O of each of `workers` workers: with one, what `kind` asks for
+/// (`open_io`); with several, AF_PACKET sockets in fanout groups, whose
+/// program the control plane keeps up to date.
+pub(super) fn open_workers_io(
+    kind: IoKind,
+    workers: usize,
+    ifnames: &[String],
+    macs: &[[u8; 6]],
+    offload: Offload,
+) -> Result<WorkersIo, String> {
+    if workers == 1 {
+        let (io, s) = open_io(kind, ifnames, macs, offload)?;
+        return Ok((vec![io], s, None));
+    }
+    if offload.is_on() {
+        eprintln!("uvs: --offload ignored: it takes one worker");
+    }
+    let (sets, fanout, ignores) =
+        AfPacketLinks::open_workers(ifnames, workers, kind == IoKind::PacketRing)
+            .map_err(|e| format!("cannot capture on {e}"))?;
+    let why = match kind {
+        IoKind::Auto => " (AF_XDP takes one worker)",
+        _ => "",
+    };
+    eprintln!(
+        "uvs: packet I/O: AF_PACKET, {}, {workers} workers{why}: each link's frames spread \
+         by client address and port (PACKET_FANOUT, classic BPF)",
+        match kind {
+            IoKind::PacketRing => "TPACKET_V3 receive rings",
+            _ => "batched",
+        }
+    );
+    if !ignores {
+        eprintln!(
+            "uvs: warning: this kernel cannot keep the host's own frames out of a fanout group \
+             (Linux 6.5 can): the workers see what the director sends too, at some cost"
+        );
+    }
+    let ios = sets.into_iter().map(Backend::Packet).collect();
+    Ok((ios, None, Some(fanout)))
+}

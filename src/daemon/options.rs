@@ -1,0 +1,243 @@
+//! What `uvs director` starts with: the command line's settings over the
+//! config file's (`config::settings`), over the table's defaults, with
+//! the checks that take more than one setting (workers and I/O, HA's
+//! settings without a peer, the key file).
+
+use crate::config::{self, Config, Settings};
+use crate::ha::HaConfig;
+use crate::ha::track::Track;
+use crate::io::{IoKind, Offload};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What `uvs director` is started with (flags and config file merged).
+pub struct Options {
+    pub interfaces: Vec<String>,
+    pub socket: PathBuf,
+    /// Outer source of tunnelled packets; default: the first interface's
+    /// first IPv4 address.
+    pub tun_source: Option<Ipv4Addr>,
+    /// The connection table's limit.
+    pub max_conns: usize,
+    /// The config file and what it held when loaded: the start state, and
+    /// what a reload compares with.
+    pub config: Option<(PathBuf, Config)>,
+    /// Take the table and connections over from the director running on
+    /// the same socket (a planned restart or upgrade).
+    pub takeover: bool,
+    /// Take over although the config file has no services and the
+    /// running director has some.
+    pub force: bool,
+    /// HA with peers (the director's own address is filled in at start).
+    pub ha: Option<HaConfig>,
+    pub io: IoKind,
+    /// Data-plane workers (one: no fanout).
+    pub workers: usize,
+    /// Established DR flows to a kernel program (`--offload`).
+    pub offload: Offload,
+    /// The holder announces its VIPs again this often (`--garp-refresh`).
+    pub garp_refresh: Option<Duration>,
+}
+
+impl Options {
+    /// The command line's settings over the config file's (`--config`),
+    /// over the defaults.
+    pub fn build(cli: Settings) -> Result<Options, String> {
+        let config = match &cli.config {
+            Some(p) => Some((p.clone(), config::load(p).map_err(|e| e.to_string())?)),
+            None => None,
+        };
+        let file = config
+            .as_ref()
+            .map_or_else(Settings::default, |(_, c)| c.director.clone());
+        let s = file.overlaid(&cli).with_defaults();
+        if s.interfaces.is_empty() {
+            return Err(
+                "no interface: give --interface IF (or interfaces in the config file)".into(),
+            );
+        }
+        let max_conns = s.max_conns.expect("a default");
+        let workers = s.workers.expect("a default");
+        let io = s.io.expect("a default");
+        if workers > 1 && io == IoKind::Xdp {
+            return Err(format!(
+                "--workers {workers} with --io xdp: AF_XDP takes one worker here (its sockets are \
+                 per receive queue, and a queue's frames cannot be spread by client); use --io \
+                 packet or auto for several workers"
+            ));
+        }
+        if max_conns < workers {
+            return Err(format!(
+                "--max-conns {max_conns} is less than one connection per worker (--workers {workers})"
+            ));
+        }
+        Ok(Options {
+            workers,
+            offload: match (s.offload, s.offload_egress) {
+                (false, _) => Offload::Off,
+                (true, false) => Offload::On,
+                (true, true) => Offload::Egress,
+            },
+            socket: s.socket.clone().expect("a default"),
+            tun_source: s.tun_source,
+            max_conns,
+            takeover: s.takeover,
+            force: s.force,
+            garp_refresh: s.garp_refresh.filter(|d| !d.is_zero()),
+            ha: ha_config(&s)?,
+            io,
+            interfaces: s.interfaces,
+            config,
+        })
+    }
+}
+
+/// HA from the settings: peers need a key file that only its owner can
+/// read (mode 0600), as every heartbeat is authenticated with it.
+fn ha_config(s: &Settings) -> Result<Option<HaConfig>, String> {
+    if s.peers.is_empty() {
+        let stray = [
+            "ha-key-file",
+            "preempt-delay",
+            "heartbeat-ms",
+            "dead-after",
+            "track-interface",
+            "track-script",
+            "track-quorum",
+            "notify",
+            "witness",
+        ];
+        return match stray.iter().find(|f| s.given.contains(*f)) {
+            Some(name) => Err(format!("--{name} without --peer")),
+            None => Ok(None),
+        };
+    }
+    let mut tracks = Vec::new();
+    for i in &s.track_interfaces {
+        tracks.push(Track::interface(i)?);
+    }
+    for c in &s.track_scripts {
+        tracks.push(Track::script(c, s.track_script_weight.as_deref())?);
+    }
+    if s.track_script_weight.is_some() && s.track_scripts.is_empty() {
+        return Err("--track-script-weight without --track-script".into());
+    }
+    if let Some(q) = &s.track_quorum {
+        tracks.push(Track::quorum(q)?);
+    }
+    if let Some(w) = s.witness
+        && s.peers.contains(w.ip())
+    {
+        return Err(format!(
+            "--witness {w}: that is a --peer; the witness runs on a third host"
+        ));
+    }
+    let Some(f) = s.ha_key_file.as_deref() else {
+        return Err("--peer needs --ha-key-file FILE (a shared secret, mode 0600)".into());
+    };
+    let key = read_key_file(f)?;
+    Ok(Some(HaConfig {
+        me: Ipv4Addr::UNSPECIFIED,
+        peers: s.peers.clone(),
+        port: 5405,
+        priority: s.priority.expect("a default"),
+        key,
+        interval: Duration::from_millis(s.heartbeat_ms.expect("a default")),
+        dead_after: s.dead_after.expect("a default"),
+        preempt: !s.nopreempt,
+        preempt_delay: s.preempt_delay.expect("a default"),
+        tracks,
+        notify: s.notify.clone(),
+        witness: s.witness,
+    }))
+}
+
+/// The HA key from `--ha-key-file`: readable by its owner only (every
+/// heartbeat, sync message and witness answer is keyed with it), at
+/// least 16 bytes once trimmed.
+pub fn read_key_file(f: &Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(f).map_err(|e| format!("--ha-key-file {}: {e}", f.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "--ha-key-file {} is mode {mode:o}: others could read the key; chmod 600 it",
+            f.display()
+        ));
+    }
+    let key = std::fs::read(f).map_err(|e| format!("--ha-key-file {}: {e}", f.display()))?;
+    let key: Vec<u8> = key.trim_ascii().to_vec();
+    if key.len() < 16 {
+        return Err(format!(
+            "--ha-key-file {}: the key needs at least 16 bytes",
+            f.display()
+        ));
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::SETTINGS;
+
+    fn cli(args: &[(&str, &str)]) -> Settings {
+        let mut s = Settings::default();
+        for (flag, v) in args {
+            let st = SETTINGS.iter().find(|x| x.flag == *flag).unwrap();
+            s.set(st, &format!("--{flag}"), v).unwrap();
+        }
+        s
+    }
+
+    /// HA and packet I/O from the file, a flag over it, defaults under it.
+    #[test]
+    fn every_setting_may_come_from_the_file_and_a_flag_wins() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("uvs-opts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("ha.key");
+        std::fs::write(&key, b"a shared secret of enough length").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = dir.join("uvs.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[director]\ninterfaces = [\"eth0\"]\nio = \"packet\"\nworkers = 2\n\
+                 peers = [\"198.18.0.3\"]\nha_key_file = \"{}\"\npriority = 150\n\
+                 preempt_delay = 2.5\nwitness = \"198.18.0.4\"\n",
+                key.display()
+            ),
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let o = Options::build(cli(&[("config", path), ("priority", "200")])).unwrap();
+        assert_eq!(
+            (o.interfaces.clone(), o.io, o.workers),
+            (vec!["eth0".to_string()], IoKind::Packet, 2)
+        );
+        assert_eq!(o.max_conns, crate::dataplane::DEFAULT_MAX_CONNS);
+        let ha = o.ha.unwrap();
+        assert_eq!((ha.priority, ha.dead_after), (200, 10));
+        assert_eq!(ha.preempt_delay, Duration::from_millis(2500));
+        assert_eq!(ha.witness.map(|w| w.port()), Some(5405));
+        // A value the file gets wrong names its line.
+        std::fs::write(
+            &file,
+            "[director]\ninterfaces = [\"eth0\"]\n\npriority = 0\n",
+        )
+        .unwrap();
+        let e = Options::build(cli(&[("config", path)])).err().unwrap();
+        assert!(e.contains(":4:12: priority 0: give 1 to 254"), "{e}");
+        // An HA setting without a peer, from the file.
+        std::fs::write(
+            &file,
+            "[director]\ninterfaces = [\"eth0\"]\nnotify = \"true\"\n",
+        )
+        .unwrap();
+        let e = Options::build(cli(&[("config", path)])).err().unwrap();
+        assert_eq!(e, "--notify without --peer");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
