@@ -417,10 +417,23 @@ impl Lab {
     /// One long-lived TCP connection to VIP:80 in the background:
     /// `messages` requests, `interval_ms` apart; its JSON goes to `log`.
     pub fn stick_bg(&mut self, messages: u32, interval_ms: u32, log: &str) {
-        let (target, n, ms) = (
+        self.stick_bg_waiting(messages, interval_ms, 3000, log);
+    }
+
+    /// As `stick_bg`, waiting up to `timeout_ms` for each answer (through
+    /// a failover's stall).
+    pub fn stick_bg_waiting(
+        &mut self,
+        messages: u32,
+        interval_ms: u32,
+        timeout_ms: u32,
+        log: &str,
+    ) {
+        let (target, n, ms, wait) = (
             format!("{VIP}:80"),
             messages.to_string(),
             interval_ms.to_string(),
+            timeout_ms.to_string(),
         );
         let args = [
             "tcp-stick",
@@ -430,6 +443,8 @@ impl Lab {
             &n,
             "--interval-ms",
             &ms,
+            "--timeout-ms",
+            &wait,
         ];
         self.client_bg(&args, log);
     }

@@ -81,6 +81,10 @@ enum Cmd {
         /// Pause between requests, to keep a connection open for a while.
         #[arg(long, default_value_t = 0)]
         interval_ms: u64,
+        /// How long an answer may take before the connection counts as
+        /// broken (a failover's stall is longer than a request's).
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
     },
     /// Send a UDP datagram of N payload bytes with DF set twice and report
     /// the path MTU the kernel learned (from ICMP "fragmentation needed").
@@ -517,14 +521,19 @@ fn tally(results: impl Iterator<Item = Result<String, String>>) -> serde_json::V
     json!({ "counts": counts, "errors": errors.len(), "first_errors": errors })
 }
 
-fn stick(target: SocketAddr, messages: usize, interval: Duration) -> serde_json::Value {
+fn stick(
+    target: SocketAddr,
+    messages: usize,
+    interval: Duration,
+    timeout: Duration,
+) -> serde_json::Value {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut error = None;
     let started = Instant::now();
     match TcpStream::connect_timeout(&target, Duration::from_secs(3)) {
         Err(e) => error = Some(e.to_string()),
         Ok(s) => {
-            s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+            s.set_read_timeout(Some(timeout)).ok();
             let mut w = s.try_clone().expect("clone socket");
             let mut r = BufReader::new(s);
             let mut line = String::new();
@@ -729,7 +738,13 @@ fn main() -> ExitCode {
             target,
             messages,
             interval_ms,
-        } => stick(target, messages, Duration::from_millis(interval_ms)),
+            timeout_ms,
+        } => stick(
+            target,
+            messages,
+            Duration::from_millis(interval_ms),
+            Duration::from_millis(timeout_ms),
+        ),
         Cmd::UdpDf { target, size } => udp_df(target, size),
         Cmd::UdpBlast {
             target,
