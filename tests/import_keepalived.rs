@@ -13,17 +13,24 @@ fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keepalived/keepalived.conf")
 }
 
-fn import(path: &Path) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_uvs"))
-        .arg("import-keepalived")
-        .arg(path)
-        .output()
-        .unwrap();
+/// `uvs import-keepalived PATH`.
+fn import_command(path: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_uvs"));
+    c.arg("import-keepalived").arg(path);
+    c
+}
+
+/// An import's exit code, stdout and stderr.
+fn outcome(o: std::process::Output) -> (i32, String, String) {
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+fn import(path: &Path) -> (i32, String, String) {
+    outcome(import_command(path).output().unwrap())
 }
 
 /// keepalived's own syntax check; under CI keepalived must be installed.
@@ -111,14 +118,10 @@ fn the_sample_shapes_import_with_a_warning_for_each_option_left_out() {
 
 #[test]
 fn includes_that_match_nothing_are_fine_and_broken_files_are_not() {
-    let d = std::env::temp_dir().join(format!("uvs-ka-test-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    let f = d.join("k.conf");
-    std::fs::write(
-        &f,
+    let (d, f) = scratch_conf(
+        "includes",
         "include nothing/*.conf\nvirtual_server 198.18.0.100 80 {\n  lb_kind DR\n  real_server 198.18.0.11 80 {\n  }\n}\n",
-    )
-    .unwrap();
+    );
     let (code, out, err) = import(&f);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("198.18.0.11"), "{out}");
@@ -132,23 +135,46 @@ fn includes_that_match_nothing_are_fine_and_broken_files_are_not() {
     let (code, _, err) = import(&d.join("absent.conf"));
     assert_eq!(code, 1);
     assert!(err.contains("cannot read"), "{err}");
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// A directory of the test's own.
-fn scratch(name: &str) -> PathBuf {
+/// A directory of the test's own, removed when the test passes (kept to
+/// look at when it fails).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            std::fs::remove_dir_all(&self.0).unwrap();
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("uvs-ka-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
+}
+
+/// A directory of the test's own, and in it `k.conf` holding `text`.
+fn scratch_conf(name: &str, text: &str) -> (Scratch, PathBuf) {
+    let d = scratch(name);
+    let f = d.join("k.conf");
+    std::fs::write(&f, text).unwrap();
+    (d, f)
 }
 
 /// `import` that must end within `limit` (an include of a device or a
 /// FIFO must not hang the import or fill its memory).
 fn import_within(path: &Path, limit: Duration) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_uvs"))
-        .arg("import-keepalived")
-        .arg(path)
+    let mut child = import_command(path)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -161,12 +187,7 @@ fn import_within(path: &Path, limit: Duration) -> (i32, String, String) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let o = child.wait_with_output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    outcome(child.wait_with_output().unwrap())
 }
 
 fn has(err: &str, at: &str, what: &str) -> bool {
@@ -233,7 +254,6 @@ fn one_line_blocks_import_as_their_multi_line_form() {
         ),
         (5353, 2)
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// keepalived ends a statement only at a brace or a line end: `weight 3
@@ -242,14 +262,11 @@ fn one_line_blocks_import_as_their_multi_line_form() {
 /// (keepalived ignores the rest without a word), which the import says.
 #[test]
 fn words_after_a_value_on_one_line_get_their_message() {
-    let d = scratch("same-line");
-    let f = d.join("k.conf");
-    std::fs::write(
-        &f,
+    let (_dir, f) = scratch_conf(
+        "same-line",
         "virtual_server 198.18.0.100 80 {\n  protocol TCP\n  lb_kind DR\n  lb_algo rr\n\
          real_server 198.18.0.11 80 { weight 3 HTTP_GET { url { path / } } }\n}\n",
-    )
-    .unwrap();
+    );
     assert_ne!(keepalived_accepts(&f), Some(true), "keepalived took it");
     let (code, out, err) = import(&f);
     assert_eq!(code, 1, "{err}");
@@ -276,7 +293,6 @@ fn words_after_a_value_on_one_line_get_their_message() {
         out.contains("path = \"/\"") && !out.contains("500"),
         "{out}"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// A file that is not keepalived config (here one shaped like
@@ -313,14 +329,17 @@ fn a_file_that_is_not_config_is_named_never_shown() {
         "api_token",
         "root:",
     ];
+    let none_shown = |out: &str, err: &str| {
+        for s in secrets {
+            assert!(
+                !out.contains(s) && !err.contains(s),
+                "{s} shown:\n{out}\n{err}"
+            );
+        }
+    };
     let (code, out, err) = import(&f);
     assert_eq!(code, 0, "{err}");
-    for s in secrets {
-        assert!(
-            !out.contains(s) && !err.contains(s),
-            "{s} shown:\n{out}\n{err}"
-        );
-    }
+    none_shown(&out, &err);
     for at in ["k.conf:1:", "k.conf:5:"] {
         assert!(has(&err, at, "shadow is not keepalived config"), "{err}");
         assert!(has(&err, at, "(lines 1, 2, 4)"), "{err}");
@@ -328,14 +347,8 @@ fn a_file_that_is_not_config_is_named_never_shown() {
     assert!(out.contains("198.18.0.11"), "{out}");
     let (code, out, err) = import(&secret);
     assert_eq!(code, 1, "{err}");
-    for s in secrets {
-        assert!(
-            !out.contains(s) && !err.contains(s),
-            "{s} shown:\n{out}\n{err}"
-        );
-    }
+    none_shown(&out, &err);
     assert!(has(&err, "shadow:", "lines 1, 2, 4"), "{err}");
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// `/dev/zero`, a FIFO without a writer and a directory are skipped at
@@ -344,7 +357,11 @@ fn a_file_that_is_not_config_is_named_never_shown() {
 /// limit and a file that includes itself are errors too.
 #[test]
 fn devices_fifos_directories_and_loops_end_quickly_with_their_message() {
-    let d = scratch("devices");
+    let (d, f) = scratch_conf(
+        "devices",
+        "include /dev/zero\ninclude fifo.conf\ninclude dir.conf\n\
+         virtual_server 198.18.0.100 80 {\n  protocol TCP\n  lb_kind DR\n  real_server 198.18.0.11 80 {\n  }\n}\n",
+    );
     let fifo = d.join("fifo.conf");
     assert!(
         Command::new("mkfifo")
@@ -354,13 +371,6 @@ fn devices_fifos_directories_and_loops_end_quickly_with_their_message() {
             .success()
     );
     std::fs::create_dir(d.join("dir.conf")).unwrap();
-    let f = d.join("k.conf");
-    std::fs::write(
-        &f,
-        "include /dev/zero\ninclude fifo.conf\ninclude dir.conf\n\
-         virtual_server 198.18.0.100 80 {\n  protocol TCP\n  lb_kind DR\n  real_server 198.18.0.11 80 {\n  }\n}\n",
-    )
-    .unwrap();
     let limit = Duration::from_secs(10);
     let (code, out, err) = import_within(&f, limit);
     assert_eq!(code, 0, "{err}");
@@ -391,7 +401,6 @@ fn devices_fifos_directories_and_loops_end_quickly_with_their_message() {
     let (code, _, err) = import_within(&f, limit);
     assert_eq!(code, 1, "{err}");
     assert!(has(&err, "k.conf:3:", "includes itself"), "{err}");
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// What the director would refuse is an error at import, each with its
@@ -402,10 +411,8 @@ fn devices_fifos_directories_and_loops_end_quickly_with_their_message() {
 /// that is a VIP.
 #[test]
 fn duplicates_and_out_of_range_values_are_errors_with_their_lines() {
-    let d = scratch("dups");
-    let f = d.join("k.conf");
-    std::fs::write(
-        &f,
+    let (_dir, f) = scratch_conf(
+        "dups",
         "virtual_server_group G {\n  198.18.0.100 80\n  198.18.0.102 80\n}\n\
          virtual_server 198.18.0.100 80 {\n  protocol TCP\n  lb_kind DR\n\
            real_server 198.18.0.11 80 {\n  }\n  real_server 198.18.0.11 8080 {\n  }\n}\n\
@@ -416,8 +423,7 @@ fn duplicates_and_out_of_range_values_are_errors_with_their_lines() {
            real_server 198.18.2.11 65536 {\n  }\n  real_server 0.0.0.0 53 {\n  }\n\
            real_server 198.18.0.102 53 {\n  }\n  real_server 198.18.2.12 {\n  }\n  real_server 198.18.2.12 80 {\n  }\n}\n\
          virtual_server fwmark 7 {\n}\nvirtual_server fwmark 7 {\n}\n",
-    )
-    .unwrap();
+    );
     let (code, out, err) = import(&f);
     assert_eq!(code, 1, "{err}");
     assert!(out.is_empty(), "{out}");
@@ -442,7 +448,6 @@ fn duplicates_and_out_of_range_values_are_errors_with_their_lines() {
         assert!(has(&err, at, what), "no {at} {what}:\n{err}");
     }
     assert!(err.contains("10 errors; no config printed"), "{err}");
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// The imported config runs the director: DR with TCP checks, a failed

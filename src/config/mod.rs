@@ -11,7 +11,7 @@ use crate::control::check::{CheckKind, CheckSpec};
 use crate::control::model::FailAction;
 use crate::control::proto::{DestSpec, Op};
 use crate::lvs::service::{Forward, Protocol, SchedulerKind, ServiceKey, Timeouts};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
@@ -25,80 +25,83 @@ pub mod settings;
 pub use changes::{Changes, Kind as ChangeKind, ServiceChange, counted};
 pub use settings::Settings;
 
-/// The file as written.
-#[derive(Debug, Deserialize)]
+/// The file as written: read by [`parse`], and written by the keepalived
+/// importer (`crate::import::keepalived`), so what one writes the other
+/// reads. `None` and empty lists are left out of what is written; spans
+/// are only read (a written value has none).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct File {
+pub(crate) struct File {
     /// The director's settings (`settings::SETTINGS`), by their keys.
     #[serde(default)]
-    director: std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,
-    timeouts: Option<TimeoutsSection>,
-    #[serde(default, rename = "service")]
-    services: Vec<ServiceSection>,
+    pub(crate) director: std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    pub(crate) timeouts: Option<TimeoutsSection>,
+    #[serde(default, rename = "service", skip_serializing_if = "Vec::is_empty")]
+    pub(crate) services: Vec<ServiceSection>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct TimeoutsSection {
-    tcp: Option<u32>,
-    tcpfin: Option<u32>,
-    udp: Option<u32>,
+pub(crate) struct TimeoutsSection {
+    pub(crate) tcp: Option<u32>,
+    pub(crate) tcpfin: Option<u32>,
+    pub(crate) udp: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct ServiceSection {
-    protocol: Spanned<String>,
-    address: Spanned<String>,
-    scheduler: Option<Spanned<String>>,
+pub(crate) struct ServiceSection {
+    pub(crate) protocol: Spanned<String>,
+    pub(crate) address: Spanned<String>,
+    pub(crate) scheduler: Option<Spanned<String>>,
     /// quiesce (default) or remove.
-    on_failure: Option<Spanned<String>>,
+    pub(crate) on_failure: Option<Spanned<String>>,
     /// The check of every real server of the service (each may override).
-    check: Option<CheckSection>,
+    pub(crate) check: Option<CheckSection>,
     /// Takes new connections while the live weight is below `quorum`.
-    sorry_server: Option<RealServerSection>,
+    pub(crate) sorry_server: Option<RealServerSection>,
     /// The least total weight of live real servers (default 1).
-    quorum: Option<Spanned<u32>>,
+    pub(crate) quorum: Option<Spanned<u32>>,
     /// Commands run when the quorum is regained and lost.
-    quorum_up: Option<String>,
-    quorum_down: Option<String>,
-    #[serde(default, rename = "real_server")]
-    real_servers: Vec<RealServerSection>,
+    pub(crate) quorum_up: Option<String>,
+    pub(crate) quorum_down: Option<String>,
+    #[serde(default, rename = "real_server", skip_serializing_if = "Vec::is_empty")]
+    pub(crate) real_servers: Vec<RealServerSection>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct RealServerSection {
-    address: Spanned<String>,
-    forward: Option<Spanned<String>>,
-    weight: Option<Spanned<i64>>,
-    check: Option<CheckSection>,
+pub(crate) struct RealServerSection {
+    pub(crate) address: Spanned<String>,
+    pub(crate) forward: Option<Spanned<String>>,
+    pub(crate) weight: Option<Spanned<i64>>,
+    pub(crate) check: Option<CheckSection>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct CheckSection {
+pub(crate) struct CheckSection {
     #[serde(rename = "type")]
-    kind: Spanned<String>,
-    interval: Option<Spanned<toml::Value>>,
-    timeout: Option<Spanned<toml::Value>>,
-    warmup: Option<Spanned<toml::Value>>,
-    rise: Option<Spanned<u32>>,
-    fall: Option<Spanned<u32>>,
-    port: Option<u16>,
-    path: Option<String>,
-    status: Option<Vec<Spanned<toml::Value>>>,
-    body_contains: Option<String>,
+    pub(crate) kind: Spanned<String>,
+    pub(crate) interval: Option<Spanned<toml::Value>>,
+    pub(crate) timeout: Option<Spanned<toml::Value>>,
+    pub(crate) warmup: Option<Spanned<toml::Value>>,
+    pub(crate) rise: Option<Spanned<u32>>,
+    pub(crate) fall: Option<Spanned<u32>>,
+    pub(crate) port: Option<u16>,
+    pub(crate) path: Option<String>,
+    pub(crate) status: Option<Vec<Spanned<toml::Value>>>,
+    pub(crate) body_contains: Option<String>,
     /// http: the body's MD5 in hex (keepalived's `digest`).
-    digest: Option<String>,
-    host: Option<String>,
+    pub(crate) digest: Option<String>,
+    pub(crate) host: Option<String>,
     /// udp: what to send, and what the reply must contain.
-    payload: Option<String>,
-    expect: Option<String>,
+    pub(crate) payload: Option<String>,
+    pub(crate) expect: Option<String>,
     /// dns: the name to query (type A).
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// exec: the command (`sh -c`).
-    command: Option<String>,
+    pub(crate) command: Option<String>,
 }
 
 /// A configuration error: where and what.

@@ -137,15 +137,18 @@ fn a_reload_applies_only_the_difference() {
     assert_eq!(names, ["DelService", "EditDest", "AddDest"], "{ops:?}");
 }
 
-#[test]
-fn the_documented_example_loads() {
+/// The complete example of docs/config.md (its first TOML block).
+fn documented_example() -> &'static str {
     let doc = include_str!("../../docs/config.md");
-    let block = doc
-        .split("```toml\n")
+    doc.split("```toml\n")
         .nth(1)
         .and_then(|b| b.split("```").next())
-        .expect("a toml block in docs/config.md");
-    let c = cfg(block).unwrap_or_else(|e| panic!("{e}"));
+        .expect("a toml block in docs/config.md")
+}
+
+#[test]
+fn the_documented_example_loads() {
+    let c = cfg(documented_example()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.director.interfaces, vec!["eth0"]);
     assert_eq!(c.director.tun_source, Some(Ipv4Addr::new(198, 18, 0, 2)));
     assert_eq!(c.services.len(), 2);
@@ -208,4 +211,15 @@ fn checks_are_checked_too() {
     let b = cfg(&base.replace("type = \"tcp\"", "type = \"tcp\"\nfall = 5")).unwrap();
     assert_ne!(a, b);
     assert!(b.ops_from(&a).is_empty());
+}
+
+/// The file types write what they read (the keepalived importer writes
+/// through them): a file read and written again loads the same.
+#[test]
+fn the_file_types_write_what_they_read() {
+    for text in [GOOD, documented_example()] {
+        let file: File = toml::from_str(text).unwrap();
+        let written = toml::to_string(&file).unwrap();
+        assert_eq!(cfg(&written).unwrap(), cfg(text).unwrap(), "{written}");
+    }
 }

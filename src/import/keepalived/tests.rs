@@ -40,14 +40,6 @@ fn unbalanced_blocks_are_errors_naming_the_place() {
 }
 
 #[test]
-fn hex_payloads_and_status_codes() {
-    assert_eq!(hex("50494e47"), Some("PING".into()));
-    assert_eq!(hex("00ff"), None);
-    assert!(status("200") && status("200-299") && status("599"));
-    assert!(!status("99") && !status("300-200") && !status("2xx") && !status("600"));
-}
-
-#[test]
 fn a_brace_on_the_next_line_opens_the_block() {
     let i = import_text(
         "allman",
@@ -90,5 +82,58 @@ fn keepalived_defaults_apply_where_the_file_says_nothing() {
         i.warnings[1].contains("k.conf:1: virtual_server without lb_kind"),
         "{:?}",
         i.warnings
+    );
+}
+
+/// The output starts with the header and the director's table, its note
+/// on the interfaces kept as a comment (TOML serialization has none).
+#[test]
+fn the_output_keeps_its_header_and_the_interfaces_note() {
+    let i = import_text(
+        "header",
+        "virtual_server 198.18.0.100 80 {\n  protocol TCP\n  lb_kind DR\n  real_server 198.18.0.11 80 {\n  }\n}\n",
+    )
+    .unwrap();
+    let head = "# Review the warnings it printed: each names an option not carried over.\n\n\
+                [director]\n\
+                # interfaces = [\"eth0\"]   # keepalived does not say; give --interface\n\n\
+                [[service]]\n";
+    assert!(
+        i.config.starts_with("# uvs config imported from ") && i.config.contains(head),
+        "{}",
+        i.config
+    );
+}
+
+/// A url's options as keepalived takes them when repeated: the last path,
+/// every status_code's codes; a second digest keepalived reports, and so
+/// does the import. Each is one key of the output.
+#[test]
+fn repeated_url_options_are_written_once() {
+    let conf = |url: &str| {
+        format!(
+            "virtual_server 198.18.0.100 80 {{\n  protocol TCP\n  lb_kind DR\n\
+             real_server 198.18.0.11 80 {{\n    HTTP_GET {{\n      url {{\n{url}      }}\n    }}\n  }}\n}}\n"
+        )
+    };
+    let i = import_text(
+        "url-repeats",
+        &conf("path /a\npath /b\nstatus_code 200\nstatus_code 204-206\n"),
+    )
+    .unwrap();
+    let c = crate::config::parse(Path::new("i.toml"), i.config.as_bytes()).unwrap();
+    let check = c.services[0].real_servers[0].check.as_ref().unwrap();
+    match &check.kind {
+        crate::control::check::CheckKind::Http { path, status, .. } => {
+            assert_eq!(path, "/b");
+            assert_eq!(status, &[(200, 200), (204, 206)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let digest = "digest 9b3a0c85a887a256d6939da88aabd8cd\n";
+    let e = import_text("url-digests", &conf(&format!("path /\n{digest}{digest}"))).unwrap_err();
+    assert!(
+        e.errors[0].contains("k.conf:9: a second `digest` in one url"),
+        "{e:?}"
     );
 }

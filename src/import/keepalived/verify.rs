@@ -8,8 +8,8 @@
 //! model), so whatever else they refuse is reported too, at the place the
 //! refused part came from.
 
+use super::convert::{Converted, RealServer};
 use super::report::{Place, Report};
-use super::{Converted, RealServer};
 use crate::control::proto::Op;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
