@@ -381,7 +381,7 @@ fn health(socket: &Path, json: bool) -> Result<(), String> {
             Ok(())
         }
         Response::Health(rows) => {
-            print!("{}", uvs::control::health::format(&rows));
+            print!("{}", uvs::admin::format::list_health(&rows));
             Ok(())
         }
         Response::Error { message, .. } => Err(message),

@@ -9,6 +9,7 @@
 
 use crate::control::check::{CheckKind, CheckSpec};
 use crate::control::model::FailAction;
+use crate::control::plan::{CheckedServer, Plan, Quorum, SorryServer};
 use crate::control::proto::{DestSpec, Op};
 use crate::lvs::service::{Forward, Protocol, SchedulerKind, ServiceKey, Timeouts};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 mod changes;
+mod source;
+pub use source::FileSource;
 pub mod cli;
 pub mod settings;
 pub use changes::{Changes, Kind as ChangeKind, ServiceChange, counted};
@@ -144,17 +147,6 @@ pub struct Service {
     pub on_failure: FailAction,
     pub real_servers: Vec<RealServer>,
     pub quorum: Quorum,
-}
-
-/// When a service has too few live real servers, and what then.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quorum {
-    /// The least total weight of live (checked up, resolved) servers.
-    pub min_weight: u32,
-    /// Added to the table while the quorum is lost, removed after.
-    pub sorry: Option<RealServer>,
-    pub up_cmd: Option<String>,
-    pub down_cmd: Option<String>,
 }
 
 /// What a config file holds, checked.
@@ -397,7 +389,12 @@ fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
                          while the quorum is lost",
                     ));
                 }
-                Some(real_server(cx, r, key, None)?)
+                let rs = real_server(cx, r, key, None)?;
+                Some(SorryServer {
+                    addr: rs.addr,
+                    port: rs.port,
+                    forward: rs.forward,
+                })
             }
         };
         let quorum = Quorum {
@@ -591,6 +588,37 @@ fn dest_spec(r: &RealServer) -> DestSpec {
 }
 
 impl Config {
+    /// The plan that turns the running table from `old` (the file as last
+    /// loaded; empty at start) into this config, with every check and
+    /// quorum of this one.
+    pub fn plan_from(&self, old: &Config) -> Plan {
+        let checks = self
+            .services
+            .iter()
+            .flat_map(|s| {
+                s.real_servers.iter().filter_map(|r| {
+                    Some(CheckedServer {
+                        key: s.key,
+                        addr: r.addr,
+                        port: r.port,
+                        on_failure: s.on_failure,
+                        spec: r.check.clone()?,
+                    })
+                })
+            })
+            .collect();
+        let quorums = self
+            .services
+            .iter()
+            .map(|s| (s.key, s.quorum.clone()))
+            .collect();
+        Plan {
+            ops: self.ops_from(old),
+            checks,
+            quorums,
+        }
+    }
+
     /// The ops that turn the running table from `old` (the file as last
     /// loaded; empty at start) into this config: services and real
     /// servers that did not change get no op at all, so they keep their

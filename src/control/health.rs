@@ -3,37 +3,11 @@
 //! the reason and since when. Health checks add their state here.
 
 use super::model::Model;
+use super::proto::HealthRow;
 use crate::lvs::service::{Forward, ServiceKey};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
-
-/// One row of `uvs health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthRow {
-    /// `TCP 198.18.0.100:80`.
-    pub service: String,
-    /// `198.18.0.11:80`.
-    pub server: String,
-    pub forward: String,
-    /// As configured.
-    pub weight: u32,
-    /// `up` (scheduled by its weight), `down` (its health check failed:
-    /// quiesced or removed) or `unresolved` (kept, never scheduled until
-    /// its next hop answers ARP).
-    pub state: String,
-    pub reason: String,
-    /// Its next hop: `resolved 02:..` or `unresolved`.
-    pub resolution: String,
-    /// Its health check's last verdict: `up`, `down`, or `none` (no check,
-    /// or none has changed its state yet).
-    pub check: String,
-    /// Seconds in this state.
-    pub since_secs: u64,
-    /// When it entered this state, in milliseconds since the Unix epoch.
-    pub since_unix_ms: u64,
-}
 
 /// Now minus `ago`, in milliseconds since the Unix epoch.
 fn unix_ms(ago: Duration) -> u64 {
@@ -129,32 +103,5 @@ impl Health {
             }
         }
         out
-    }
-}
-
-/// `uvs health` as text: one line per real server.
-pub fn format(rows: &[HealthRow]) -> String {
-    use std::fmt::Write;
-    let mut out = format!(
-        "{:<24} {:<22} {:<7} {:>6} {:<11} {:>8}  {}\n",
-        "SERVICE", "REAL SERVER", "METHOD", "WEIGHT", "STATE", "SINCE", "REASON"
-    );
-    for r in rows {
-        let since = humantime(Duration::from_secs(r.since_secs));
-        let _ = writeln!(
-            out,
-            "{:<24} {:<22} {:<7} {:>6} {:<11} {:>8}  {}",
-            r.service, r.server, r.forward, r.weight, r.state, since, r.reason
-        );
-    }
-    out
-}
-
-fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
     }
 }

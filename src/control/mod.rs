@@ -7,6 +7,7 @@ pub mod acd;
 pub mod check;
 pub mod health;
 pub mod model;
+pub mod plan;
 pub mod proto;
 pub mod publish;
 pub mod resolve;

@@ -142,7 +142,33 @@ pub enum Response {
     ConnChunk(Vec<ConnInfo>),
     Conns(Vec<ConnInfo>),
     Status(Vec<(String, u64)>),
-    Health(Vec<crate::control::health::HealthRow>),
+    Health(Vec<HealthRow>),
     Handoff(Box<HandoffState>),
     Ha(Option<Box<crate::ha::HaStatus>>),
+}
+
+/// One row of `uvs health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthRow {
+    /// `TCP 198.18.0.100:80`.
+    pub service: String,
+    /// `198.18.0.11:80`.
+    pub server: String,
+    pub forward: String,
+    /// As configured.
+    pub weight: u32,
+    /// `up` (scheduled by its weight), `down` (its health check failed:
+    /// quiesced or removed) or `unresolved` (kept, never scheduled until
+    /// its next hop answers ARP).
+    pub state: String,
+    pub reason: String,
+    /// Its next hop: `resolved 02:..` or `unresolved`.
+    pub resolution: String,
+    /// Its health check's last verdict: `up`, `down`, or `none` (no check,
+    /// or none has changed its state yet).
+    pub check: String,
+    /// Seconds in this state.
+    pub since_secs: u64,
+    /// When it entered this state, in milliseconds since the Unix epoch.
+    pub since_unix_ms: u64,
 }

@@ -266,9 +266,12 @@ fn serve(
             }
             control.start_standby(ha).await;
         }
+        let source = o.config.clone().map(|(path, cfg)| {
+            Box::new(config::FileSource::new(path, cfg)) as Box<dyn crate::control::plan::Source>
+        });
         match handoff {
             Some(h) => {
-                control.take_over(&h.ops, o.config.clone()).await?;
+                control.take_over(&h.ops, source).await?;
                 // Each connection to the worker that will see its frames.
                 let mut parts: Vec<Vec<PortableConn>> = vec![Vec::new(); workers];
                 for c in h.conns {
@@ -287,8 +290,8 @@ fn serve(
             // The file's table first, with every host check; a file that
             // cannot be applied stops the start.
             None => {
-                if let Some((path, cfg)) = &o.config {
-                    control.load_config(path, cfg.clone()).await?;
+                if let Some(src) = source {
+                    control.load_config(src).await?;
                 }
             }
         }

@@ -3,8 +3,10 @@
 //! the sort order (including the wrapping 32-bit address comparison).
 
 mod ha;
+mod health;
 
 pub use ha::{ha_status, list_daemon};
+pub use health::list_health;
 
 use super::names;
 use crate::control::proto::{DestSnap, ServiceSnap, Snapshot};

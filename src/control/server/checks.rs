@@ -2,34 +2,30 @@
 //! verdicts turned into the model's up, down and weight changes.
 
 use super::{Control, lock};
-use crate::config::Config;
 use crate::control::check::{self, CheckSpec};
 use crate::control::model::FailAction;
+use crate::control::plan::CheckedServer;
 use crate::lvs::service::ServiceKey;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 impl Control {
-    /// (Re)starts one check task per checked real server of `cfg`. A
-    /// server keeps its up or down state across a restart; its rise and
-    /// fall counts start over.
-    pub(super) fn start_checks(self: &Arc<Self>, cfg: &Config) {
+    /// (Re)starts one check task per checked real server. A server keeps
+    /// its up or down state across a restart; its rise and fall counts
+    /// start over.
+    pub(super) fn start_checks(self: &Arc<Self>, checks: &[CheckedServer]) {
         let mut tasks = lock(&self.checks);
         for t in tasks.drain(..) {
             t.abort();
         }
-        for s in &cfg.services {
-            for r in &s.real_servers {
-                let Some(spec) = r.check.clone() else {
-                    continue;
-                };
-                let me = self.clone();
-                let (key, addr, port, action) = (s.key, r.addr, r.port, s.on_failure);
-                tasks.push(tokio::spawn(async move {
-                    me.check_loop(key, addr, port, action, spec).await
-                }));
-            }
+        for c in checks {
+            let me = self.clone();
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                me.check_loop(c.key, c.addr, c.port, c.on_failure, c.spec)
+                    .await
+            }));
         }
     }
 

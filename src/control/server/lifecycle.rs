@@ -4,11 +4,9 @@
 
 use super::Control;
 use super::apply::NO_HOP;
-use crate::config::{self, Changes, Config};
+use crate::control::plan::Source;
 use crate::control::proto::{Op, ReloadOptions, Response};
 use crate::dataplane::DpRequest;
-use std::path::Path;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,12 +79,12 @@ impl Control {
 
     /// A planned restart, the new side: the old director's table, applied
     /// without probing its VIPs (they were this host's until a moment
-    /// ago); the config file, if any, is remembered for reloads but not
-    /// applied again.
+    /// ago); the config file, if any, is remembered for reloads and its
+    /// checks and quorums run, but its table is not applied again.
     pub async fn take_over(
         self: &Arc<Self>,
         ops: &[Op],
-        config: Option<(PathBuf, Config)>,
+        source: Option<Box<dyn Source>>,
     ) -> Result<(), String> {
         let vips = ops.iter().filter_map(|o| match o {
             Op::AddService { key, .. } => Some(key.addr),
@@ -95,42 +93,29 @@ impl Control {
         self.apply_with(ops, vips.collect())
             .await
             .map_err(|(i, e)| format!("the handed-over table: {}: {e}", describe(&ops[i])))?;
-        if let Some((path, cfg)) = config {
-            self.start_checks(&cfg);
-            self.set_quorums(&cfg).await;
-            *self.config.lock().await = Some((path, cfg));
+        if let Some(src) = source {
+            let p = src.supervision();
+            self.start_checks(&p.checks);
+            self.set_quorums(&p.quorums).await;
+            *self.config.lock().await = Some(src);
         }
         Ok(())
     }
 
-    /// Applies a config file's table at start; the file is remembered for
-    /// reloads. An error names what could not be applied.
-    pub async fn load_config(self: &Arc<Self>, path: &Path, cfg: Config) -> Result<(), String> {
-        if cfg.services.is_empty() {
-            // Nothing runs yet (a --takeover start does not come here), so
-            // nothing is lost: an operator may add services with uvsadm.
-            eprintln!(
-                "uvs: warning: {} has no services: the table starts empty (add services to the \
-                 file and `uvs reload`, or with uvsadm)",
-                path.display()
-            );
-        }
-        let ops = cfg.ops_from(&Config::default());
-        self.apply(&ops)
+    /// Applies a source's (the config file's) table at start; the source
+    /// is kept for reloads. An error names what could not be applied.
+    pub async fn load_config(self: &Arc<Self>, source: Box<dyn Source>) -> Result<(), String> {
+        let (plan, notes) = source.start();
+        let name = source.name();
+        self.apply(&plan.ops)
             .await
-            .map_err(|(i, e)| format!("{}: {}: {e}", path.display(), describe(&ops[i])))?;
-        eprintln!(
-            "uvs: loaded {}: {} services, {} real servers",
-            path.display(),
-            cfg.services.len(),
-            cfg.services
-                .iter()
-                .map(|s| s.real_servers.len())
-                .sum::<usize>()
-        );
-        self.start_checks(&cfg);
-        self.set_quorums(&cfg).await;
-        *self.config.lock().await = Some((path.to_path_buf(), cfg));
+            .map_err(|(i, e)| format!("{name}: {}: {e}", describe(&plan.ops[i])))?;
+        for n in notes {
+            eprintln!("uvs: {n}");
+        }
+        self.start_checks(&plan.checks);
+        self.set_quorums(&plan.quorums).await;
+        *self.config.lock().await = Some(source);
         Ok(())
     }
 
@@ -148,52 +133,35 @@ impl Control {
     /// their connections.
     pub async fn reload(self: &Arc<Self>, o: ReloadOptions) -> Result<String, String> {
         let mut cur = self.config.lock().await;
-        let Some((path, old)) = cur.as_ref() else {
+        let Some(src) = cur.as_mut() else {
             return Err("the director was started without --config: nothing to reload".into());
         };
-        let file = path.display();
-        let new = config::load(path).map_err(|e| e.to_string())?;
-        let changes = Changes::between(old, &new);
-        let ops = new.ops_from(old);
-        let mut summary = format!(
-            "{} to the table ({})",
-            config::counted(ops.len(), "change"),
-            changes.counts()
-        );
-        for l in changes.lines() {
-            summary += "\n  ";
-            summary += &l;
-        }
-        if changes.removes_every_service() && !o.force {
-            return Err(format!(
-                "{file} has no services: this reload would remove all {} the file had and end \
-                 their connections (an empty or truncated file?). Nothing changed. If the file is \
-                 right, apply it with `uvs reload --force` (a SIGHUP cannot force it)\n{summary}",
-                config::counted(changes.removed(), "service")
-            ));
+        let file = src.name();
+        let r = src.reload()?;
+        let ops = &r.plan.ops;
+        if let Some(why) = r.refused_unless_forced.filter(|_| !o.force) {
+            return Err(why);
         }
         if o.dry_run {
             // The model's own checks (a service uvsadm removed, say); the
             // host's (ARP probes, MACs) wait for the real reload.
             let st = self.state.lock().await;
             st.model
-                .apply_all(&ops, &mut |_, _| Ok(NO_HOP), &mut |_, _| {})
+                .apply_all(ops, &mut |_, _| Ok(NO_HOP), &mut |_, _| {})
                 .map_err(|(i, e)| format!("{file}: {}: {e}", describe(&ops[i])))?;
-            return Ok(format!("dry run, nothing applied: {file}: {summary}"));
+            return Ok(format!("dry run, nothing applied: {file}: {}", r.summary));
         }
-        if !ops.is_empty() || !changes.is_empty() {
-            log_lines(&format!("reloading {file}: "), &summary);
+        if !r.changes_nothing {
+            log_lines(&format!("reloading {file}: "), &r.summary);
         }
         if !ops.is_empty() {
-            self.apply(&ops)
+            self.apply(ops)
                 .await
                 .map_err(|(i, e)| format!("{file}: {}: {e}", describe(&ops[i])))?;
         }
-        let msg = format!("reloaded {file}: {summary}");
-        let path = path.clone();
-        self.start_checks(&new);
-        self.set_quorums(&new).await;
-        *cur = Some((path, new));
-        Ok(msg)
+        self.start_checks(&r.plan.checks);
+        self.set_quorums(&r.plan.quorums).await;
+        src.commit();
+        Ok(format!("reloaded {file}: {}", r.summary))
     }
 }

@@ -23,15 +23,14 @@ pub use serve::{IDLE_TIMEOUT, MAX_CLIENTS};
 
 use super::health::Health;
 use super::model::Model;
+use super::plan::{Quorum, Source};
 use super::publish::Publisher;
 use super::workers::Workers;
-use crate::config::{Config, Quorum};
 use crate::host::netlink::Netlink;
 use crate::lvs::service::{Forward, ServiceKey};
 use crate::lvs::table::{LinkRoute, NextHop};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use tokio::sync::Mutex;
 
 /// A std mutex of the control plane, whatever a panicked holder left.
@@ -85,7 +84,7 @@ pub struct Control {
     links: Vec<(u32, String)>,
     /// The config file and what it held when last loaded (a reload
     /// applies the difference from this).
-    config: Mutex<Option<(PathBuf, Config)>>,
+    config: Mutex<Option<Box<dyn Source>>>,
     /// The running health checks, one task per checked real server.
     checks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Each configured service's quorum, and whether it is lost now.

@@ -3,61 +3,35 @@
 //! back above the quorum plus the hysteresis, the other way round.
 
 use super::{Control, lock, run_command};
-use crate::config::{self, Config};
-use crate::control::proto::Op;
+use crate::control::plan::Quorum;
 use crate::lvs::service::ServiceKey;
 
-/// Puts a sorry server in (`add`) or takes it out.
-fn sorry_op(key: ServiceKey, r: &config::RealServer, add: bool) -> Op {
-    match add {
-        true => Op::AddDest {
-            key,
-            dest: crate::control::proto::DestSpec {
-                addr: r.addr,
-                port: r.port,
-                forward: r.forward,
-                weight: 1,
-                uthreshold: 0,
-                lthreshold: 0,
-            },
-        },
-        false => Op::DelDest {
-            key,
-            addr: r.addr,
-            port: r.port,
-        },
-    }
-}
-
 impl Control {
-    /// Takes each service's quorum from `cfg` and judges it now. A service
-    /// whose sorry server changed while its quorum was lost gets the new
-    /// one at once.
-    pub(super) async fn set_quorums(&self, cfg: &Config) {
+    /// Takes each service's quorum and judges it now. A service whose
+    /// sorry server changed while its quorum was lost gets the new one at
+    /// once.
+    pub(super) async fn set_quorums(&self, quorums: &[(ServiceKey, Quorum)]) {
         let old = std::mem::take(&mut *lock(&self.quorums));
         for (key, (q, lost)) in &old {
-            let same = cfg
-                .services
-                .iter()
-                .any(|s| s.key == *key && s.quorum.sorry == q.sorry);
+            let same = quorums.iter().any(|(k, n)| k == key && n.sorry == q.sorry);
             if *lost
                 && !same
                 && let Some(r) = &q.sorry
             {
-                let _ = self.apply(&[sorry_op(*key, r, false)]).await;
+                let _ = self.apply(&[r.op(*key, false)]).await;
             }
         }
         {
             let mut qs = lock(&self.quorums);
-            for s in &cfg.services {
+            for (key, q) in quorums {
                 let lost = old
-                    .get(&s.key)
-                    .is_some_and(|(q, lost)| *lost && q.sorry == s.quorum.sorry);
-                qs.insert(s.key, (s.quorum.clone(), lost));
+                    .get(key)
+                    .is_some_and(|(o, lost)| *lost && o.sorry == q.sorry);
+                qs.insert(*key, (q.clone(), lost));
             }
         }
-        for s in &cfg.services {
-            self.judge_quorum(s.key).await;
+        for (key, _) in quorums {
+            self.judge_quorum(*key).await;
         }
     }
 
@@ -93,7 +67,7 @@ impl Control {
             q.min_weight
         );
         if let Some(r) = &q.sorry
-            && let Err((_, e)) = self.apply(&[sorry_op(key, r, now_lost)]).await
+            && let Err((_, e)) = self.apply(&[r.op(key, now_lost)]).await
         {
             eprintln!("uvs: {svc}: sorry server {}:{}: {e}", r.addr, r.port);
         }
