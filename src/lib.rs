@@ -22,6 +22,8 @@ pub mod ha;
 pub mod host;
 pub mod import;
 pub mod io;
+#[cfg(test)]
+mod layering;
 pub mod lvs;
 pub mod probe;
 pub mod wire;

@@ -5,7 +5,7 @@
 //! which uvs cannot check. Each option sets one field, so a repeated one
 //! is written once: the last wins, as in keepalived.
 
-use super::output::written;
+use super::converted::written;
 use super::read::Node;
 use super::report::{Report, shown};
 use super::statement::{block, extra, no_block, option, seconds, value, whole};

@@ -16,6 +16,7 @@
 
 mod check;
 mod convert;
+mod converted;
 mod keywords;
 mod output;
 mod read;

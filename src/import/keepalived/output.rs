@@ -5,15 +5,9 @@
 //! serialization carries no comments, so the header that names the
 //! source and the note on the director's interfaces are put around it.
 
-use super::convert::Converted;
+use super::converted::{Converted, written};
 use super::report::Report;
 use crate::config::File;
-use toml::Spanned;
-
-/// A value to write: it has no place in a file yet.
-pub(super) fn written<T>(value: T) -> Spanned<T> {
-    Spanned::new(0..0, value)
-}
 
 /// The table every output has, and the note in it: keepalived.conf does
 /// not say which interfaces the director serves.

@@ -5,8 +5,7 @@
 //! where keepalived too reports it.
 
 use super::check::check;
-use super::convert::{Body, Converted, Member, RealServer, Service};
-use super::output::written;
+use super::converted::{Body, Converted, Member, RealServer, Service, written};
 use super::read::Node;
 use super::report::{Place, Report, shown};
 use super::statement::{block, extra, ipv4, no_block, option, port, seconds, value, whole};

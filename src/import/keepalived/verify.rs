@@ -8,7 +8,7 @@
 //! model), so whatever else they refuse is reported too, at the place the
 //! refused part came from.
 
-use super::convert::{Converted, RealServer};
+use super::converted::{Converted, RealServer};
 use super::report::{Place, Report};
 use crate::control::proto::Op;
 use std::collections::HashMap;
