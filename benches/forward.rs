@@ -3,17 +3,14 @@
 //! established ones and GSO super-frames. Prints figures; asserts nothing.
 //! Run: cargo bench --bench forward
 
-#[path = "../tests/support/rig.rs"]
-mod rig;
-
 use etherparse::PacketBuilder;
-use rig::{Rig, dest, one_link, service, svc};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 use uvs::io::memory::ReplayIo;
 use uvs::io::{Gso, RxMeta};
 use uvs::lvs::service::{Forward, Protocol};
 use uvs::lvs::table::NextHop;
+use uvs::rig::{Rig, dest, one_link, service, svc};
 use uvs::wire::MacAddr;
 
 /// One service on VIP:80 with one real server, forwarded by `fwd`.

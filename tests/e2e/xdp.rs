@@ -4,8 +4,7 @@
 //! connections to a real server) still reaches its kernel; the program
 //! goes with the director.
 
-mod support;
-use support::{Lab, VIP, count};
+use crate::support::{Lab, VIP, count, lab_tool, wait_until};
 
 const DIRECTOR: &str = "198.18.0.2";
 const NAT1: &str = "198.18.2.11";
@@ -47,7 +46,7 @@ fn xdp_takes_vip_traffic_and_leaves_the_directors_own_to_the_kernel() {
     let target = format!("{NAT1}:8080");
     let o = l.exec(
         "dir",
-        &support::lab_tool(),
+        &lab_tool(),
         &["tcp-names", "--target", &target, "--count", "20"],
     );
     let mine: serde_json::Value = serde_json::from_slice(&o.stdout)
@@ -65,7 +64,7 @@ fn xdp_takes_vip_traffic_and_leaves_the_directors_own_to_the_kernel() {
     std::thread::sleep(std::time::Duration::from_secs(6));
     let o = l.exec(
         "dir",
-        &support::lab_tool(),
+        &lab_tool(),
         &[
             "tcp-names",
             "--target",
@@ -83,7 +82,7 @@ fn xdp_takes_vip_traffic_and_leaves_the_directors_own_to_the_kernel() {
 
     // The program goes with the director.
     l.sh("dir", &format!("kill {pid}"));
-    support::wait_until(
+    wait_until(
         std::time::Duration::from_secs(5),
         || !xdp_attached(&l, "eth0") && !xdp_attached(&l, "eth1"),
         || "the XDP program stayed attached after the director stopped".into(),

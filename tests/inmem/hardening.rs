@@ -3,14 +3,12 @@
 //! or other services, and spoofed packets must not draw an ICMP error
 //! each.
 
-mod support;
-
 use etherparse::PacketBuilder;
 use std::net::Ipv4Addr;
 use std::time::Instant;
-use support::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, hop_by_last_octet, one_link, service, svc};
 use uvs::control::proto::Op;
 use uvs::lvs::service::{Forward, Protocol};
+use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, hop_by_last_octet, one_link, service, svc};
 
 fn ops() -> Vec<Op> {
     let rs = |last, port| dest(Ipv4Addr::new(198, 18, 0, last), port, Forward::Route, 1);

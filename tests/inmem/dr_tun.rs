@@ -1,14 +1,12 @@
 //! The data plane driven through the in-memory backend: no sockets, real
 //! frames in and out, decoded with etherparse.
 
-mod support;
-
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use std::net::Ipv4Addr;
-use support::rig::{CL_MAC, DIR_MAC, Rig, VIP, service};
 use uvs::control::proto::{DestSpec, Op};
 use uvs::io::{PacketType, RxMeta};
 use uvs::lvs::service::{Forward, Protocol, ServiceKey};
+use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP, service};
 use uvs::wire::MacAddr;
 
 fn rs_mac(last: u8) -> MacAddr {
@@ -16,11 +14,11 @@ fn rs_mac(last: u8) -> MacAddr {
 }
 
 fn svc(p: Protocol, port: u16) -> ServiceKey {
-    support::rig::svc(p, port)
+    uvs::rig::svc(p, port)
 }
 
 fn dest(last: u8, port: u16, weight: u32) -> DestSpec {
-    support::rig::dest(
+    uvs::rig::dest(
         Ipv4Addr::new(198, 18, 0, last),
         port,
         Forward::Route,
@@ -333,7 +331,7 @@ fn garbage(ops: &[Op]) {
     let base = tcp(47000, 80, true, 64, b"payload!");
     for i in 0..20000 {
         // Truncate and flip bytes in the headers, with random offload metadata.
-        let f = support::mangle(&base, &mut x, if i % 3 == 0 { 0 } else { 14 }, 4);
+        let f = crate::mangle(&base, &mut x, if i % 3 == 0 { 0 } else { 14 }, 4);
         let meta = RxMeta {
             csum_partial: (i % 2 == 0).then_some(((x >> 16) as u16 % 80, (x >> 24) as u16 % 40)),
             gso: (i % 5 == 0).then_some(uvs::io::Gso {
@@ -367,7 +365,7 @@ fn transport_checksum_still_valid_after_forwarding() {
 }
 
 fn tun_ops() -> Vec<Op> {
-    let tun = |port| support::rig::dest(Ipv4Addr::new(198, 18, 0, 11), port, Forward::Tunnel, 1);
+    let tun = |port| uvs::rig::dest(Ipv4Addr::new(198, 18, 0, 11), port, Forward::Tunnel, 1);
     let mut ops = service(svc(Protocol::Tcp, 80), "rr", &[tun(80)]);
     ops.extend(service(svc(Protocol::Udp, 53), "rr", &[tun(53)]));
     ops
@@ -460,7 +458,7 @@ fn an_unresolved_real_server_is_not_scheduled_until_it_resolves() {
     fn hop(ip: Ipv4Addr, f: Forward) -> NextHop {
         match ip.octets()[3] {
             12 => NextHop::pending(0),
-            _ => support::rig::hop_by_last_octet(ip, f),
+            _ => uvs::rig::hop_by_last_octet(ip, f),
         }
     }
     let ops = service(
@@ -468,7 +466,7 @@ fn an_unresolved_real_server_is_not_scheduled_until_it_resolves() {
         "rr",
         &[dest(11, 80, 1), dest(12, 80, 1)],
     );
-    let mut r = Rig::build(support::rig::one_link(), hop, Vec::new(), &ops);
+    let mut r = Rig::build(uvs::rig::one_link(), hop, Vec::new(), &ops);
     let to: Vec<u8> = (0..10)
         .map(|p| {
             let f = tcp(43000 + p, 80, true, 64, b"");
@@ -479,7 +477,7 @@ fn an_unresolved_real_server_is_not_scheduled_until_it_resolves() {
     assert!(r.model.set_hop(
         Ipv4Addr::new(198, 18, 0, 12),
         Forward::Route,
-        support::rig::hop_by_last_octet(Ipv4Addr::new(198, 18, 0, 12), Forward::Route)
+        uvs::rig::hop_by_last_octet(Ipv4Addr::new(198, 18, 0, 12), Forward::Route)
     ));
     r.publisher.publish(&r.model, &r.routes);
     r.poll();

@@ -2,10 +2,9 @@
 //! changes while connections run, and refusing bad files with their line
 //! and column.
 
-mod support;
+use crate::support::{Lab, RS1, RS2, VIP, count, wait_until};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Lab, RS1, RS2, VIP, count, wait_until};
 
 fn config(rs1_weight: u32, udp_both: bool, with_81: bool) -> String {
     let mut c = format!(

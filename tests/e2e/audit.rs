@@ -2,9 +2,8 @@
 //! purpose: it reports each mistake, `--fix` repairs it, and the traffic
 //! through the director agrees with the verdict before and after.
 
-mod support;
+use crate::support::{Lab, VIP, count, finding};
 use serde_json::Value;
-use support::{Lab, VIP, count};
 
 fn audit(l: &Lab, node: &str, args: &str) -> (i32, Value) {
     let mut a: Vec<&str> = vec!["audit", "--json"];
@@ -21,10 +20,7 @@ fn audit(l: &Lab, node: &str, args: &str) -> (i32, Value) {
 }
 
 fn status(v: &Value, check: &str) -> String {
-    support::finding(v, check)["status"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    finding(v, check)["status"].as_str().unwrap().to_string()
 }
 
 fn fix(l: &Lab, node: &str, args: &str) -> String {
@@ -147,7 +143,7 @@ fn tun_rp_filter_and_director_forwarding_in_namespaces() {
     let (code, v) = audit(&l, "dir", &d);
     assert_eq!(code, 2);
     assert_eq!(status(&v, "forwarding eth0"), "fail");
-    let off = support::finding(&v, "offloads eth0");
+    let off = finding(&v, "offloads eth0");
     assert!(
         off["value"].as_str().unwrap().contains("tso on"),
         "read from the interface: {off}"

@@ -4,8 +4,7 @@
 //! director's MAC) must die there, TUN's must pass; and `uvs probe` must
 //! tell the two labs apart before any service is configured.
 
-mod support;
-use support::{Lab, RS1, VIP, tally};
+use crate::support::{Lab, RS1, VIP, tally};
 
 fn outcome<'a>(v: &'a serde_json::Value, case: &str) -> &'a serde_json::Value {
     v["outcomes"]

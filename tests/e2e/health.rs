@@ -2,9 +2,8 @@
 //! when it is configured is kept, listed and saved, never scheduled until
 //! it answers ARP, and put in service without any command once it does.
 
-mod support;
+use crate::support::{Lab, RS1, RS2, VIP, count, unix_ms, wait_until};
 use std::time::{Duration, Instant};
-use support::{Lab, RS1, RS2, VIP, count, unix_ms, wait_until};
 
 fn health(l: &Lab) -> serde_json::Value {
     let o = l.exec(

@@ -1,9 +1,8 @@
 //! End-to-end: real TCP and UDP traffic from a client namespace through
 //! `uvs director` (DR) to real-server namespaces.
 
-mod support;
+use crate::support::{Lab, RS1, RS2, VIP, count, tally2};
 use std::time::Duration;
-use support::{Lab, RS1, RS2, VIP, count, tally2};
 
 fn lab(n: usize) -> Option<Lab> {
     let mut l = Lab::up(n)?;

@@ -2,9 +2,8 @@
 //! table and every connection to the new process; established
 //! connections continue.
 
-mod support;
+use crate::support::{Lab, VIP, wait_until};
 use std::time::Duration;
-use support::{Lab, VIP, wait_until};
 
 /// Starts a second director with `--takeover` and these flags, on the
 /// lab's socket; its log once it has taken over.

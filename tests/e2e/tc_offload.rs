@@ -6,9 +6,8 @@
 //! frames to that peer (bpf_redirect_peer), with `--offload-egress` out
 //! of the link's transmit (bpf_redirect).
 
-mod support;
+use crate::support::{Lab, RS1, RS2, VIP};
 use std::time::{Duration, Instant};
-use support::{Lab, RS1, RS2, VIP};
 
 /// Frames the director's eth0 transmitted.
 fn dir_tx_packets(l: &Lab) -> u64 {

@@ -2,9 +2,8 @@
 //! real servers on eth1 whose default gateway it is), real TCP, UDP, bulk
 //! and HTTP load through it, and ICMP errors translated back to the VIP.
 
-mod support;
+use crate::support::{Lab, RS1, RS2, VIP, count, finding};
 use std::time::{Duration, Instant};
-use support::{Lab, VIP, count};
 
 const NAT1: &str = "198.18.2.11";
 const NAT2: &str = "198.18.2.12";
@@ -235,9 +234,9 @@ fn dr_tun_and_nat_services_side_by_side() {
     start_nat_server(&mut l, "nat1");
     l.start_director_on(&["eth0", "eth1"]);
     l.adm(&format!("-A -t {VIP}:80 -s rr"));
-    l.adm(&format!("-a -t {VIP}:80 -r {}:80 -g", support::RS1));
+    l.adm(&format!("-a -t {VIP}:80 -r {}:80 -g", RS1));
     l.adm(&format!("-A -t {VIP}:81 -s rr"));
-    l.adm(&format!("-a -t {VIP}:81 -r {}:81 -i", support::RS2));
+    l.adm(&format!("-a -t {VIP}:81 -r {}:81 -i", RS2));
     l.adm(&format!("-A -t {VIP}:82 -s rr"));
     l.adm(&format!("-a -t {VIP}:82 -r {NAT1}:8080 -m"));
     let list = l.adm("-Ln");
@@ -325,7 +324,7 @@ fn a_real_server_routing_around_the_director_is_reported() {
     let bad = audit("nat2");
     let v: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
     assert_eq!(bad.status.code(), Some(2), "{v}");
-    let f = support::finding(&v, "default route");
+    let f = finding(&v, "default route");
     assert_eq!(f["status"], "fail", "{f}");
     assert!(f.to_string().contains(DIRECTOR_NAT), "{f}");
     let good = audit("nat1");

@@ -2,11 +2,10 @@
 //! removed in its place, one director per interface, signals and links,
 //! VIPs that belong to someone else, and a flood on one service.
 
-mod support;
+use crate::support::{Lab, RS1, VIP, count, tally};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Lab, RS1, VIP, count, tally};
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();

@@ -11,15 +11,12 @@
 //! connection table stays within its limit and keeps forwarding, errors
 //! name their line, and a refused change leaves the model as it was.
 
-mod support;
-
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use std::cell::RefCell;
 use std::net::Ipv4Addr;
 use std::sync::LazyLock;
-use support::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, service, svc};
 use uvs::admin::restore;
 use uvs::control::model::Model;
 use uvs::control::proto::{Op, Request};
@@ -27,6 +24,7 @@ use uvs::dataplane::LinkParams;
 use uvs::io::{Gso, PacketType, RxMeta};
 use uvs::lvs::service::{Forward, Protocol};
 use uvs::lvs::table::{LinkRoute, NextHop};
+use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, service, svc};
 use uvs::wire::icmp::IcmpErrorRepr;
 use uvs::wire::{
     ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr, TcpPacket, UdpPacket,
@@ -84,7 +82,7 @@ fn hop(ip: Ipv4Addr, f: Forward) -> NextHop {
 }
 
 fn links() -> Vec<LinkParams> {
-    let mut l = support::rig::one_link();
+    let mut l = uvs::rig::one_link();
     l.push(LinkParams {
         mac: MacAddr(DIR1),
         mtu: 1400,
@@ -493,7 +491,7 @@ proptest! {
 
 /// The model the restore and protocol cases start from.
 fn base() -> Model {
-    Model::with_tun_source(Some(support::rig::DIR_ADDR))
+    Model::with_tun_source(Some(uvs::rig::DIR_ADDR))
         .apply_all(&ops(), &mut fake_hop, &mut |_, _| {})
         .unwrap()
 }
@@ -509,7 +507,7 @@ static REQUEST: LazyLock<&'static str> = LazyLock::new(|| {
 
 /// The documented config example and the keepalived fixture, mutated.
 static CONFIG_DOC: LazyLock<&'static str> = LazyLock::new(|| {
-    let doc = include_str!("../docs/config.md");
+    let doc = include_str!("../../docs/config.md");
     let block = doc
         .split("```toml\n")
         .nth(1)
@@ -518,7 +516,7 @@ static CONFIG_DOC: LazyLock<&'static str> = LazyLock::new(|| {
     Box::leak(block.to_string().into_boxed_str())
 });
 
-const KEEPALIVED: &str = include_str!("fixtures/keepalived/keepalived.conf");
+const KEEPALIVED: &str = include_str!("../fixtures/keepalived/keepalived.conf");
 
 proptest! {
     #![proptest_config(config())]
@@ -536,7 +534,7 @@ proptest! {
             }
             Ok(c) => {
                 let ops = c.ops_from(&uvs::config::Config::default());
-                let m = Model::with_tun_source(Some(support::rig::DIR_ADDR));
+                let m = Model::with_tun_source(Some(uvs::rig::DIR_ADDR));
                 if let Err((i, e)) = m.apply_all(&ops, &mut fake_hop, &mut |_, _| {}) {
                     prop_assert!(i < ops.len());
                     prop_assert!(!e.to_string().is_empty());
@@ -635,7 +633,7 @@ fn check_import(f: &std::path::Path) -> Result<KaOutcome, TestCaseError> {
             let c = uvs::config::parse(std::path::Path::new("imported.toml"), i.config.as_bytes());
             let c = c.map_err(|e| TestCaseError::fail(format!("{e}\n{}", i.config)))?;
             let ops = c.ops_from(&uvs::config::Config::default());
-            let m = Model::with_tun_source(Some(support::rig::DIR_ADDR));
+            let m = Model::with_tun_source(Some(uvs::rig::DIR_ADDR));
             if let Err((_, e)) = m.apply_all(&ops, &mut fake_hop, &mut |_, _| {}) {
                 return Err(TestCaseError::fail(format!(
                     "the director refuses it: {e}\n{}",

@@ -1,22 +1,21 @@
-//! The in-memory data-plane rig shared by the data-plane tests, the
-//! allocation test and the forwarding benchmark: a model edited with
-//! table ops, published through the real `Publisher`, and a `Dataplane`
-//! on one or more in-memory links.
-#![allow(dead_code)]
+//! The director's two planes assembled in memory, for the tests and the
+//! benchmarks: a model edited with table ops, published through the real
+//! `Publisher`, and a `Dataplane` on one or more in-memory links
+//! ([`crate::io::memory`]). Nothing here runs in `uvs director`.
 
+use crate::control::model::Model;
+use crate::control::proto::{DestSpec, Op};
+use crate::control::publish::Publisher;
+use crate::dataplane::{DEFAULT_MAX_CONNS, Dataplane, LinkParams};
+use crate::io::memory::MemoryIo;
+use crate::io::{PacketIo, RxMeta};
+use crate::lvs::service::{Forward, Protocol, ServiceKey};
+use crate::lvs::stats::DataplaneCounters;
+use crate::lvs::table::{LinkRoute, NextHop};
+use crate::wire::MacAddr;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
-use uvs::control::model::Model;
-use uvs::control::proto::{DestSpec, Op};
-use uvs::control::publish::Publisher;
-use uvs::dataplane::{DEFAULT_MAX_CONNS, Dataplane, LinkParams};
-use uvs::io::memory::MemoryIo;
-use uvs::io::{PacketIo, RxMeta};
-use uvs::lvs::service::{Forward, Protocol, ServiceKey};
-use uvs::lvs::stats::DataplaneCounters;
-use uvs::lvs::table::{LinkRoute, NextHop};
-use uvs::wire::MacAddr;
 
 pub const DIR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 pub const CL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 10];

@@ -4,15 +4,13 @@
 //! every connection on the same real server; a full resync drops what
 //! the active one no longer has; a backup's synced timers stand still.
 
-mod support;
-
 use etherparse::PacketBuilder;
 use std::net::Ipv4Addr;
 use std::sync::mpsc::{Receiver, sync_channel};
-use support::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, service, svc};
 use uvs::control::proto::Op;
 use uvs::dataplane::sync::{Record, SyncEvent};
 use uvs::lvs::service::{Forward, Protocol};
+use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, service, svc};
 
 fn ops() -> Vec<Op> {
     let rs = |last, port| dest(Ipv4Addr::new(198, 18, 0, last), port, Forward::Route, 1);

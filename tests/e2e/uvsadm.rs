@@ -1,8 +1,7 @@
 //! End-to-end: uvsadm against a running daemon: errors leave the table
 //! alone, and save/clear/restore gives the identical listing.
 
-mod support;
-use support::{Lab, RS1, RS2, VIP};
+use crate::support::{Lab, RS1, RS2, VIP};
 
 fn lab() -> Option<Lab> {
     let mut l = Lab::up(2)?;

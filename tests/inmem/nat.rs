@@ -2,20 +2,18 @@
 //! link 0, real servers on link 1 behind the director. Real frames in and
 //! out, decoded and checksum-verified with etherparse.
 
-mod support;
-
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use std::net::Ipv4Addr;
-use support::rig::{CL_MAC, VIP, dest, service, svc};
 use uvs::control::proto::Op;
 use uvs::dataplane::LinkParams;
 use uvs::host::Prefix;
 use uvs::io::{Gso, RxMeta};
 use uvs::lvs::service::{Forward, Protocol};
 use uvs::lvs::table::{LinkRoute, NextHop};
+use uvs::rig::{CL_MAC, VIP, dest, service, svc};
 use uvs::wire::{MacAddr, checksum};
 
-const DIR0: [u8; 6] = support::rig::DIR_MAC;
+const DIR0: [u8; 6] = uvs::rig::DIR_MAC;
 const DIR1: [u8; 6] = [2, 0, 0, 0, 1, 1];
 const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const CLIENT: [u8; 4] = [198, 18, 0, 10];
@@ -55,7 +53,7 @@ fn nat_ops() -> Vec<Op> {
 
 /// The director's two links: clients (MTU 1500) and real servers.
 fn links(server_mtu: u32) -> Vec<LinkParams> {
-    let mut l = support::rig::one_link();
+    let mut l = uvs::rig::one_link();
     l.push(LinkParams {
         mac: MacAddr(DIR1),
         mtu: server_mtu,
@@ -81,10 +79,10 @@ fn routes() -> Vec<LinkRoute> {
     ]
 }
 
-struct Rig(support::rig::Rig);
+struct Rig(uvs::rig::Rig);
 
 impl std::ops::Deref for Rig {
-    type Target = support::rig::Rig;
+    type Target = uvs::rig::Rig;
     fn deref(&self) -> &Self::Target {
         &self.0
     }
@@ -102,7 +100,7 @@ impl Rig {
     }
 
     fn with_links(links: Vec<LinkParams>) -> Rig {
-        let mut r = support::rig::Rig::build(links, server_hop, routes(), &nat_ops());
+        let mut r = uvs::rig::Rig::build(links, server_hop, routes(), &nat_ops());
         r.io.take_sent();
         Rig(r)
     }
@@ -509,7 +507,7 @@ fn garbage_from_either_side_never_panics_with_nat_connections() {
     }];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..20000u32 {
-        let f = support::mangle(&bases[(i % 2) as usize], &mut x, 0, 3);
+        let f = crate::mangle(&bases[(i % 2) as usize], &mut x, 0, 3);
         let meta = RxMeta {
             csum_partial: (i % 3 == 0).then_some(((x >> 16) as u16 % 80, (x >> 24) as u16 % 40)),
             link: (x >> 50) as u8 % 3,

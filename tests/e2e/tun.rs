@@ -2,9 +2,8 @@
 //! on the director's segment and one behind a router, decapsulated by
 //! `uvs decap` (this kernel has no ipip module).
 
-mod support;
+use crate::support::{Lab, RS1, VIP, count, tally, tally2};
 use std::time::{Duration, Instant};
-use support::{Lab, VIP, count, tally, tally2};
 
 const RR1: &str = "198.18.1.11";
 
@@ -17,7 +16,7 @@ fn tun_lab() -> Option<Lab> {
     l.start_director();
     for (o, port) in [("-t", 80), ("-u", 53)] {
         l.adm(&format!("-A {o} {VIP}:{port} -s rr"));
-        l.adm(&format!("-a {o} {VIP}:{port} -r {} -i", support::RS1));
+        l.adm(&format!("-a {o} {VIP}:{port} -r {} -i", RS1));
         l.adm(&format!("-a {o} {VIP}:{port} -r {RR1} -i"));
     }
     Some(l)
@@ -78,7 +77,7 @@ fn without_a_decapsulator_ipip_is_refused_by_the_kernel() {
     l.start_server("rs1");
     l.start_director();
     l.adm(&format!("-A -t {VIP}:80 -s rr"));
-    l.adm(&format!("-a -t {VIP}:80 -r {} -i", support::RS1));
+    l.adm(&format!("-a -t {VIP}:80 -r {} -i", RS1));
     let before = l.nstat("rs1");
     let t = l.tcp_names(1);
     assert_eq!(t["errors"].as_u64(), Some(1), "{t}");
@@ -102,7 +101,7 @@ fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
     l.start_tunnel("rs1");
     l.start_director();
     l.adm(&format!("-A -t {VIP}:80 -s rr"));
-    l.adm(&format!("-a -t {VIP}:80 -r {} -i", support::RS1));
+    l.adm(&format!("-a -t {VIP}:80 -r {} -i", RS1));
     let audit = |l: &Lab| -> serde_json::Value {
         let o = l.exec(
             "rs1",

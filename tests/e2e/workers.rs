@@ -4,10 +4,9 @@
 //! carry traffic, and the control plane's answers (listing, statistics,
 //! counters) cover both.
 
-mod support;
+use crate::support::{Lab, RS1, RS2, VIP, count};
 use std::collections::HashMap;
 use std::time::Duration;
-use support::{Lab, RS1, RS2, VIP, count};
 
 /// Connections in `uvsadm -Lnc`, keyed by protocol and client address and
 /// port, with how often each appears and the real servers they went to.

@@ -2,18 +2,16 @@
 //! hands to a backend that can forward them itself, when it takes them
 //! back, and that what the backend forwarded is counted then.
 
-mod support;
-
 use etherparse::PacketBuilder;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use support::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, one_link, service, svc};
 use uvs::control::model::FailAction;
 use uvs::control::proto::Op;
 use uvs::dataplane::LinkParams;
 use uvs::io::{FlowTuple, Offloaded};
 use uvs::lvs::service::{Forward, Protocol};
 use uvs::lvs::table::NextHop;
+use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, one_link, service, svc};
 use uvs::wire::MacAddr;
 
 const CLIENT: [u8; 4] = [198, 18, 0, 10];

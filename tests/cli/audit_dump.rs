@@ -1,8 +1,6 @@
 //! `uvs audit` on saved dumps: the real-world state from the field, and
 //! damaged dumps that must give a clear error or be accepted, never panic.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use uvs::audit::{self, Finding, HostState, Mode, Options, Status, source};
@@ -204,7 +202,7 @@ fn json_output_and_exit_status_from_the_binary() {
     assert_eq!(o.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["exit"], 2);
-    let rp = support::finding(&v, "rp_filter default");
+    let rp = crate::audit::finding(&v, "rp_filter default");
     assert_eq!(rp["status"], "fail");
     assert_eq!(rp["fixes"][0]["key"], "net.ipv4.conf.all.rp_filter");
 }

@@ -2,11 +2,10 @@
 //! authenticated unicast heartbeats. Failover on a crash, no two holders
 //! under one-way heartbeat loss, forged heartbeats refused and counted.
 
-mod support;
+use crate::support::{Lab, RS1, RS2, VIP, count, lab_tool, unix_ms, wait_until};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use support::{Lab, RS1, RS2, VIP, count, unix_ms, wait_until};
 
 struct Pair {
     l: Lab,
@@ -278,7 +277,7 @@ fn forged_and_truncated_heartbeats_are_refused_and_counted() {
     for h in [hex.as_str(), "55565348"] {
         let o = l.exec(
             "dir",
-            &support::lab_tool(),
+            &lab_tool(),
             &[
                 "udp-send",
                 "--bind",
@@ -294,7 +293,7 @@ fn forged_and_truncated_heartbeats_are_refused_and_counted() {
     // And from the client, which is no peer at all.
     l.exec(
         "cl",
-        &support::lab_tool(),
+        &lab_tool(),
         &[
             "udp-send",
             "--bind",
@@ -551,7 +550,7 @@ fn forged_and_truncated_sync_messages_are_refused_and_counted() {
     for h in [hex(&forged), hex(&forged[..60]), "5556535301".into()] {
         let o = l.exec(
             "dir",
-            &support::lab_tool(),
+            &lab_tool(),
             &[
                 "udp-send",
                 "--bind",
@@ -578,7 +577,7 @@ fn forged_and_truncated_sync_messages_are_refused_and_counted() {
     let capture = |magic: &str, min_len: &str| {
         let o = l.exec(
             "dir2",
-            &support::lab_tool(),
+            &lab_tool(),
             &[
                 "udp-capture",
                 "--port",
@@ -608,7 +607,7 @@ fn forged_and_truncated_sync_messages_are_refused_and_counted() {
     for h in [&beat, &sync] {
         let o = l.exec(
             "dir",
-            &support::lab_tool(),
+            &lab_tool(),
             &[
                 "udp-send",
                 "--bind",
