@@ -38,12 +38,21 @@ fn tcp_and_udp_split_by_rr_and_wrr() {
     assert_eq!((count(&u, "rs1"), count(&u, "rs2")), (100, 100), "{u}");
 }
 
+/// The standard DR services (rr) with one long connection under way
+/// (`stick.json`): `messages` requests, `interval_ms` apart.
+fn lab_with_stick(messages: u32, interval_ms: u32) -> Option<Lab> {
+    let mut l = lab(2)?;
+    l.dr_services("rr", 1, 1);
+    l.stick_bg(messages, interval_ms, "stick.json");
+    std::thread::sleep(Duration::from_millis(300));
+    Some(l)
+}
+
 #[test]
 fn one_connection_sticks_while_new_ones_rotate() {
-    let Some(mut l) = lab(2) else { return };
-    l.dr_services("rr", 1, 1);
-    l.stick_bg(1000, 2, "stick.json");
-    std::thread::sleep(Duration::from_millis(300));
+    let Some(mut l) = lab_with_stick(1000, 2) else {
+        return;
+    };
     let t = l.tcp_names(20);
     let s = l.wait_child_logs("stick.json", Duration::from_secs(60));
     let counts = s["counts"].as_object().unwrap();
@@ -66,10 +75,9 @@ fn established_dest(l: &Lab) -> String {
 
 #[test]
 fn weight_zero_drains_and_delete_removes() {
-    let Some(mut l) = lab(2) else { return };
-    l.dr_services("rr", 1, 1);
-    l.stick_bg(150, 10, "stick.json");
-    std::thread::sleep(Duration::from_millis(300));
+    let Some(mut l) = lab_with_stick(150, 10) else {
+        return;
+    };
     let busy = established_dest(&l);
     let (busy_name, other_name, other) = if busy == RS1 {
         ("rs1", "rs2", RS2)

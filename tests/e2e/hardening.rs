@@ -288,11 +288,7 @@ fn a_udp_flood_does_not_lock_out_other_connections() {
     let Some(mut l) = Lab::up(2) else { return };
     l.start_servers(2);
     l.start_director_with(&["-i", "eth0", "--max-conns", "1000"]);
-    assert!(
-        l.log("director.log").contains("up to 1000 entries"),
-        "{}",
-        l.log("director.log")
-    );
+    l.assert_log("director.log", "up to 1000 entries");
     l.dr_services("rr", 1, 1);
     l.stick_bg(300, 10, "stick.json");
     std::thread::sleep(Duration::from_millis(300));

@@ -58,11 +58,7 @@ fn a_planned_restart_keeps_every_connection() {
         || !(std::fs::read_dir(format!("/proc/{old}/fd")).is_ok_and(|d| d.count() > 0)),
         || "the old director still runs".into(),
     );
-    assert!(
-        l.log("director.log").contains("handing"),
-        "{}",
-        l.log("director.log")
-    );
+    l.assert_log("director.log", "handing");
     // The successor drives the link as the old one did: with AF_XDP the
     // old director's program went at the handoff, so the new one's
     // attached.
@@ -212,10 +208,9 @@ fn a_takeover_with_a_config_file_keeps_checks_and_reloads() {
 /// continues and none is held twice.
 #[test]
 fn a_restart_onto_two_workers_gives_each_connection_to_its_worker() {
-    let Some(mut l) = Lab::up(2) else { return };
-    l.start_servers(2);
-    l.start_director_with(&["-i", "eth0", "--io", "packet"]);
-    l.dr_services("rr", 1, 1);
+    let Some(mut l) = Lab::up_dr(&["-i", "eth0", "--io", "packet"]) else {
+        return;
+    };
     for i in 0..16 {
         l.stick_bg(50, 100, &format!("stick{i}.json"));
     }

@@ -104,10 +104,9 @@ fn established_dr_flows_are_forwarded_by_the_tc_program() {
 /// same connection reaches uvs, and nothing is counted as offloaded.
 #[test]
 fn without_offload_uvs_sees_every_frame() {
-    let Some(mut l) = Lab::up(2) else { return };
-    l.start_servers(2);
-    l.start_director_with(&["--io", "packet", "-i", "eth0"]);
-    l.dr_services("rr", 1, 1);
+    let Some(mut l) = Lab::up_dr(&["--io", "packet", "-i", "eth0"]) else {
+        return;
+    };
     l.stick_bg(200, 5, "stick.json");
     assert_eq!(l.stick_answered("stick.json"), 200);
     let rx = l.dp_counter_settled("rx_frames");

@@ -149,10 +149,9 @@ fn more_workers_than_the_options_allow_are_refused_with_the_reason() {
 /// still work.
 #[test]
 fn the_table_limit_is_the_director_s_split_among_workers() {
-    let Some(mut l) = Lab::up(2) else { return };
-    l.start_servers(2);
-    l.start_director_with(&["-i", "eth0", "--workers", "2", "--max-conns", "1000"]);
-    l.dr_services("rr", 1, 1);
+    let Some(mut l) = Lab::up_dr(&["-i", "eth0", "--workers", "2", "--max-conns", "1000"]) else {
+        return;
+    };
     l.stick_bg(300, 10, "stick.json");
     std::thread::sleep(Duration::from_millis(300));
     let u = l.udp_names(3000, 30000);

@@ -9,6 +9,26 @@ mod nat;
 mod offload;
 mod sync;
 
+use etherparse::{PacketBuilderStep, TcpHeader};
+
+/// A TCP frame being built, with the flags named in `flags`: S, A
+/// (acknowledging 1), F and R.
+pub fn with_flags(
+    mut t: PacketBuilderStep<TcpHeader>,
+    flags: &str,
+) -> PacketBuilderStep<TcpHeader> {
+    for f in flags.chars() {
+        t = match f {
+            'S' => t.syn(),
+            'A' => t.ack(1),
+            'F' => t.fin(),
+            'R' => t.rst(),
+            _ => panic!("flag {f}"),
+        };
+    }
+    t
+}
+
 /// One step of the xorshift generator the garbage tests use (`x` must not
 /// start at 0), then a copy of `base` cut to a random length (at least
 /// `min_len`, when `base` has that many) with `flips` random bytes flipped.

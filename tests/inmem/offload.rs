@@ -18,16 +18,7 @@ const CLIENT: [u8; 4] = [198, 18, 0, 10];
 
 fn tcp(sport: u16, flags: &str) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CL_MAC, DIR_MAC).ipv4(CLIENT, VIP, 64);
-    let mut t = b.tcp(sport, 80, 7, 64000);
-    for f in flags.chars() {
-        t = match f {
-            'S' => t.syn(),
-            'A' => t.ack(1),
-            'F' => t.fin(),
-            'R' => t.rst(),
-            _ => t,
-        };
-    }
+    let t = crate::with_flags(b.tcp(sport, 80, 7, 64000), flags);
     let mut v = Vec::new();
     t.write(&mut v, b"x").unwrap();
     v

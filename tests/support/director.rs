@@ -7,6 +7,17 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 impl Lab {
+    /// A lab with two real servers serving, the director started with
+    /// `args` (as `start_director_with`) and the standard DR services,
+    /// round robin (`dr_services`).
+    pub fn up_dr(args: &[&str]) -> Option<Lab> {
+        let mut l = Lab::up(2)?;
+        l.start_servers(2);
+        l.start_director_with(args);
+        l.dr_services("rr", 1, 1);
+        Some(l)
+    }
+
     /// Starts `uvs director` in the director namespace and waits for its
     /// control socket.
     pub fn start_director(&mut self) {

@@ -198,6 +198,12 @@ impl Lab {
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
+
+    /// Asserts that the log `name` says `what`; the log is the message.
+    #[track_caller]
+    pub fn assert_log(&self, name: &str, what: &str) {
+        assert!(self.log(name).contains(what), "{}", self.log(name));
+    }
 }
 
 impl Drop for Lab {
