@@ -44,13 +44,22 @@ pub fn hop_by_last_octet(ip: Ipv4Addr, _: Forward) -> NextHop {
     }
 }
 
+/// A model and its publisher driving one `Dataplane` over the packet I/O
+/// `I` (the in-memory backend unless a test swaps it for another).
 pub struct Rig<I: PacketIo = MemoryIo> {
+    /// The table as the control plane holds it, edited with ops.
     pub model: Model,
+    /// Publishes the model to the data plane, as `uvs director` does.
     pub publisher: Publisher,
+    /// Routes towards clients, published with each table.
     pub routes: Vec<LinkRoute>,
+    /// The data plane's counters (`counter` reads one by name).
     pub counters: Arc<DataplaneCounters>,
+    /// The data plane under test.
     pub dp: Dataplane,
+    /// Frames in and out.
     pub io: I,
+    /// The receive buffer the data plane's loop uses.
     pub buf: Vec<u8>,
     hop: HopFn,
 }

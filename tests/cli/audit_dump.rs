@@ -19,6 +19,13 @@ fn opts(mode: Mode) -> Options {
     }
 }
 
+/// The field dump audited for `mode`: the state and the findings.
+fn audit_field(mode: Mode) -> (HostState, Vec<Finding>) {
+    let h = source::from_dump(&fixture()).unwrap();
+    let f = audit::audit(&h, &opts(mode));
+    (h, f)
+}
+
 /// The field dump with one sysctl changed.
 fn fixture_with(key: &str, value: &str) -> HostState {
     let mut h = source::from_dump(&fixture()).unwrap();
@@ -41,8 +48,7 @@ fn find<'a>(f: &'a [Finding], check: &str) -> &'a Finding {
 
 #[test]
 fn real_world_state_dr_passes_arp_checks() {
-    let h = source::from_dump(&fixture()).unwrap();
-    let f = audit::audit(&h, &opts(Mode::Dr));
+    let (h, f) = audit_field(Mode::Dr);
     // all.arp_ignore=1 with ens33 at 0 is fine: the kernel takes the max.
     let ig = find(&f, "arp_ignore ens33");
     assert_eq!(ig.status, Status::Ok);
@@ -54,8 +60,7 @@ fn real_world_state_dr_passes_arp_checks() {
 
 #[test]
 fn real_world_state_tun_fails_on_rp_filter() {
-    let h = source::from_dump(&fixture()).unwrap();
-    let f = audit::audit(&h, &opts(Mode::Tun));
+    let (h, f) = audit_field(Mode::Tun);
     let rp = find(&f, "rp_filter default");
     assert_eq!(rp.status, Status::Fail);
     let cmds: Vec<String> = rp.fixes.iter().map(|x| x.command()).collect();
@@ -261,8 +266,7 @@ fn ssh_source_runs_read_only_commands() {
 #[test]
 fn tun_mss_check_reads_route_metrics() {
     // The field dump: both routes on ens33 advertise 1460, 20 too many.
-    let h = source::from_dump(&fixture()).unwrap();
-    let f = audit::audit(&h, &opts(Mode::Tun));
+    let (h, f) = audit_field(Mode::Tun);
     let m = find(&f, "tcp mss ens33 default");
     assert_eq!(m.status, Status::Warn);
     assert_eq!(m.value, "default: advmss 1460 (from mtu 1500)");

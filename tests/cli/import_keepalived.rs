@@ -137,6 +137,14 @@ fn import_within(path: &Path, limit: Duration) -> (i32, String, String) {
     )
 }
 
+/// A scratch directory with `text` in its `k.conf`; both paths.
+fn k_conf(name: &str, text: &str) -> (PathBuf, PathBuf) {
+    let d = scratch(name);
+    let f = d.join("k.conf");
+    std::fs::write(&f, text).unwrap();
+    (d, f)
+}
+
 fn has(err: &str, at: &str, what: &str) -> bool {
     err.lines().any(|l| l.contains(at) && l.contains(what))
 }
@@ -210,14 +218,11 @@ fn one_line_blocks_import_as_their_multi_line_form() {
 /// (keepalived ignores the rest without a word), which the import says.
 #[test]
 fn words_after_a_value_on_one_line_get_their_message() {
-    let d = scratch("same-line");
-    let f = d.join("k.conf");
-    std::fs::write(
-        &f,
+    let (d, f) = k_conf(
+        "same-line",
         "virtual_server 198.18.0.100 80 {\n  protocol TCP\n  lb_kind DR\n  lb_algo rr\n\
          real_server 198.18.0.11 80 { weight 3 HTTP_GET { url { path / } } }\n}\n",
-    )
-    .unwrap();
+    );
     assert_ne!(keepalived_accepts(&f), Some(true), "keepalived took it");
     let (code, out, err) = import(&f);
     assert_eq!(code, 1, "{err}");
@@ -281,14 +286,17 @@ fn a_file_that_is_not_config_is_named_never_shown() {
         "api_token",
         "root:",
     ];
+    let none_shown = |out: &str, err: &str| {
+        for s in secrets {
+            assert!(
+                !out.contains(s) && !err.contains(s),
+                "{s} shown:\n{out}\n{err}"
+            );
+        }
+    };
     let (code, out, err) = import(&f);
     assert_eq!(code, 0, "{err}");
-    for s in secrets {
-        assert!(
-            !out.contains(s) && !err.contains(s),
-            "{s} shown:\n{out}\n{err}"
-        );
-    }
+    none_shown(&out, &err);
     for at in ["k.conf:1:", "k.conf:5:"] {
         assert!(has(&err, at, "shadow is not keepalived config"), "{err}");
         assert!(has(&err, at, "(lines 1, 2, 4)"), "{err}");
@@ -296,12 +304,7 @@ fn a_file_that_is_not_config_is_named_never_shown() {
     assert!(out.contains("198.18.0.11"), "{out}");
     let (code, out, err) = import(&secret);
     assert_eq!(code, 1, "{err}");
-    for s in secrets {
-        assert!(
-            !out.contains(s) && !err.contains(s),
-            "{s} shown:\n{out}\n{err}"
-        );
-    }
+    none_shown(&out, &err);
     assert!(has(&err, "shadow:", "lines 1, 2, 4"), "{err}");
     std::fs::remove_dir_all(&d).unwrap();
 }
@@ -370,10 +373,8 @@ fn devices_fifos_directories_and_loops_end_quickly_with_their_message() {
 /// that is a VIP.
 #[test]
 fn duplicates_and_out_of_range_values_are_errors_with_their_lines() {
-    let d = scratch("dups");
-    let f = d.join("k.conf");
-    std::fs::write(
-        &f,
+    let (d, f) = k_conf(
+        "dups",
         "virtual_server_group G {\n  198.18.0.100 80\n  198.18.0.102 80\n}\n\
          virtual_server 198.18.0.100 80 {\n  protocol TCP\n  lb_kind DR\n\
            real_server 198.18.0.11 80 {\n  }\n  real_server 198.18.0.11 8080 {\n  }\n}\n\
@@ -384,8 +385,7 @@ fn duplicates_and_out_of_range_values_are_errors_with_their_lines() {
            real_server 198.18.2.11 65536 {\n  }\n  real_server 0.0.0.0 53 {\n  }\n\
            real_server 198.18.0.102 53 {\n  }\n  real_server 198.18.2.12 {\n  }\n  real_server 198.18.2.12 80 {\n  }\n}\n\
          virtual_server fwmark 7 {\n}\nvirtual_server fwmark 7 {\n}\n",
-    )
-    .unwrap();
+    );
     let (code, out, err) = import(&f);
     assert_eq!(code, 1, "{err}");
     assert!(out.is_empty(), "{out}");
