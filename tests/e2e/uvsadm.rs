@@ -41,7 +41,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     let e = refused(&l, &format!("-a -t {VIP}:80 -r {RS1} -w 1"), None);
     assert_eq!(e.trim(), "Destination already exists");
     // A NAT real server the director has no route to (yet): kept, never
-    // scheduled until a route and its MAC appear (e2e_health).
+    // scheduled until a route and its MAC appear (e2e/health.rs).
     l.adm(&format!("-a -t {VIP}:80 -r 198.18.5.5:8080 -m"));
     assert!(l.adm("-Ln").contains("198.18.5.5:8080"));
     l.adm(&format!("-d -t {VIP}:80 -r 198.18.5.5:8080"));
@@ -55,7 +55,7 @@ fn bad_input_is_refused_and_changes_nothing() {
     let e = refused(&l, &format!("-a -t {VIP}:80 -r 198.19.7.7"), None);
     assert!(e.contains("198.19.7.7"), "{e}");
     // On-link but nobody answers ARP: kept as configuration (IPVS accepts
-    // any destination), never scheduled until it answers (e2e_health).
+    // any destination), never scheduled until it answers (e2e/health.rs).
     l.adm(&format!("-a -t {VIP}:80 -r 198.18.0.77"));
     assert!(l.adm("-Ln").contains("198.18.0.77:80"));
     l.adm(&format!("-d -t {VIP}:80 -r 198.18.0.77"));
