@@ -3,17 +3,14 @@
 //! established ones and GSO super-frames. Prints figures; asserts nothing.
 //! Run: cargo bench --bench forward
 
-#[path = "../tests/support/rig.rs"]
-mod rig;
-
 use etherparse::PacketBuilder;
-use rig::{Rig, dest, one_link, service, svc};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 use uvs::io::memory::ReplayIo;
 use uvs::io::{Gso, RxMeta};
 use uvs::lvs::service::{Forward, Protocol};
 use uvs::lvs::table::NextHop;
+use uvs::rig::{Rig, dest, one_link, service, svc};
 use uvs::wire::MacAddr;
 
 /// One service on VIP:80 with one real server, forwarded by `fwd`.
@@ -41,6 +38,16 @@ fn frame(sport: u16, syn: bool, payload: usize) -> Vec<u8> {
     let mut v = Vec::new();
     b.write(&mut v, &vec![0x5a; payload]).unwrap();
     v
+}
+
+/// `n` connections from ports 10000 on: each one's SYN, then a segment
+/// of `payload` bytes on each, received with `meta`.
+fn established(n: u16, payload: usize, meta: RxMeta) -> Vec<(Vec<u8>, RxMeta)> {
+    let mut m: Vec<_> = (0..n)
+        .map(|p| (frame(10000 + p, true, 0), RxMeta::default()))
+        .collect();
+    m.extend((0..n).map(|p| (frame(10000 + p, false, payload), meta)));
+    m
 }
 
 /// A NAT real server's reply to client port `dport`.
@@ -101,22 +108,13 @@ fn main() {
         0,
     );
     run("new connections (SYN)", syns, 200_000, 0);
-    let full: Vec<_> = (0..10_000u16)
-        .map(|p| (frame(10000 + p, false, 1448), RxMeta::default()))
-        .collect();
-    let mut m2: Vec<_> = (0..10_000u16)
-        .map(|p| (frame(10000 + p, true, 0), RxMeta::default()))
-        .collect();
-    m2.extend(full);
+    let m2 = established(10_000, 1448, RxMeta::default());
     run("established TCP, 1514-byte frames", m2, 500_000, 0);
     let partial = RxMeta {
         csum_partial: Some((34, 16)),
         ..RxMeta::default()
     };
-    let mut m3: Vec<_> = (0..1000u16)
-        .map(|p| (frame(10000 + p, true, 0), RxMeta::default()))
-        .collect();
-    m3.extend((0..1000u16).map(|p| (frame(10000 + p, false, 1448), partial)));
+    let m3 = established(1000, 1448, partial);
     run("1514-byte, checksum completion", m3, 500_000, 0);
     let gso = RxMeta {
         gso: Some(Gso {
@@ -126,10 +124,7 @@ fn main() {
         csum_partial: Some((34, 16)),
         ..RxMeta::default()
     };
-    let mut m4: Vec<_> = (0..100u16)
-        .map(|p| (frame(10000 + p, true, 0), RxMeta::default()))
-        .collect();
-    m4.extend((0..100u16).map(|p| (frame(10000 + p, false, 62_000), gso)));
+    let m4 = established(100, 62_000, gso);
     run("64 KB GSO super-frame, segmented", m4, 40_000, 0);
     // NAT: the same established flows translated on the way in, and the
     // real server's replies (from 198.18.0.11:80) translated back.

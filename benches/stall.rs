@@ -8,11 +8,7 @@
 //! Run: cargo bench --bench stall            (2,000,000 flood entries)
 //!      UVS_BENCH_CONNS=4000000 cargo bench --bench stall
 
-#[path = "../tests/support/rig.rs"]
-mod rig;
-
 use etherparse::PacketBuilder;
-use rig::{Rig, dest, one_link, service, svc};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use uvs::control::proto::Op;
@@ -20,6 +16,7 @@ use uvs::dataplane::CONN_CHUNK;
 use uvs::io::RxMeta;
 use uvs::lvs::service::{Forward, Protocol, Timeouts};
 use uvs::lvs::table::NextHop;
+use uvs::rig::{Rig, dest, one_link, service, svc};
 use uvs::wire::{Ipv4Packet, MacAddr};
 
 const CL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 10];

@@ -8,7 +8,8 @@
 //! - [`io`] packet I/O backends, [`dataplane`] the forwarding loop over
 //!   them, and [`control`] the control plane that publishes tables;
 //! - on top: [`daemon`] (assembling `uvs director`), [`admin`] (`uvsadm`),
-//!   [`audit`], [`probe`] and [`decap`].
+//!   [`audit`], [`probe`] and [`decap`]; [`rig`] the planes assembled in
+//!   memory for the tests and benchmarks.
 
 pub mod admin;
 pub mod audit;
@@ -26,4 +27,5 @@ pub mod io;
 mod layering;
 pub mod lvs;
 pub mod probe;
+pub mod rig;
 pub mod wire;

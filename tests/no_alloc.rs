@@ -1,17 +1,15 @@
 //! Steady-state forwarding allocates nothing per packet: counted with a
 //! global allocator while frames of established and new connections flow.
 
-mod support;
-
 use etherparse::PacketBuilder;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use support::rig::{Rig, dest, one_link, service, svc};
 use uvs::io::RxMeta;
 use uvs::io::memory::ReplayIo;
 use uvs::lvs::service::{Forward, Protocol};
 use uvs::lvs::table::NextHop;
+use uvs::rig::{Rig, dest, one_link, service, svc};
 use uvs::wire::MacAddr;
 
 struct Counting;

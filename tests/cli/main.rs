@@ -1,0 +1,12 @@
+//! The programs on their own, without a lab or root: `uvs`'s command-line
+//! checks, `uvs audit` on recorded host dumps, and `uvs import-keepalived`
+//! on keepalived.conf files.
+
+#[path = "../support/audit.rs"]
+mod audit;
+#[path = "../support/keepalived.rs"]
+mod keepalived;
+
+mod audit_dump;
+mod flags;
+mod import_keepalived;

@@ -1,0 +1,24 @@
+//! The end-to-end tests: real TCP and UDP through `uvs director` between
+//! the network namespaces of a testbed lab (testbed/lab.sh), one lab per
+//! test. They need root: without it they skip, but fail under CI (`CI`
+//! set). `scripts/test.sh` runs this binary once per packet I/O backend
+//! (`UVS_IO`); docs/testing.md.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod audit;
+mod config;
+mod dr;
+mod ha;
+mod hardening;
+mod health;
+mod keepalived;
+mod nat;
+mod restart;
+mod tc_offload;
+mod tun;
+mod uvsadm;
+mod vpc;
+mod workers;
+mod xdp;

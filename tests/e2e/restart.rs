@@ -1,0 +1,238 @@
+//! End-to-end: a planned restart (`uvs director --takeover`) hands the
+//! table and every connection to the new process; established
+//! connections continue.
+
+use crate::support::{Lab, VIP, wait_until};
+use std::time::Duration;
+
+/// Starts a second director with `--takeover` and these flags, on the
+/// lab's socket; its log once it has taken over.
+fn take_over(l: &mut Lab, extra: &[&str]) -> String {
+    let sock = l.socket();
+    let mut args = vec![
+        "director",
+        "-i",
+        "eth0",
+        "--socket",
+        sock.to_str().unwrap(),
+        "--takeover",
+    ];
+    args.extend_from_slice(extra);
+    l.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director2.log");
+    wait_until(
+        Duration::from_secs(10),
+        || l.log("director2.log").contains("took over"),
+        || l.log("director2.log"),
+    );
+    l.log("director2.log")
+}
+
+#[test]
+fn a_planned_restart_keeps_every_connection() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    let old = l.start_director_with(&["-i", "eth0", "--max-conns", "5000"]);
+    l.dr_services("wrr", 1, 1);
+    // 20 long-lived connections, one message every 100 ms, each answered.
+    for i in 0..20 {
+        l.stick_bg(60, 100, &format!("stick{i}.json"));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = l.adm("-Lnc");
+    assert!(
+        before.lines().filter(|x| x.contains("ESTABLISHED")).count() >= 20,
+        "{before}"
+    );
+
+    let log = take_over(&mut l, &["--max-conns", "5000"]);
+    let gap = log
+        .lines()
+        .find_map(|x| x.split("forwarding resumes ").nth(1))
+        .and_then(|x| x.split(" ms").next())
+        .and_then(|x| x.parse::<u64>().ok());
+    println!("planned restart: forwarding resumed {gap:?} ms after the old director stopped");
+    assert!(gap.is_some_and(|g| g < 2000), "{log}");
+    // The old one stopped by itself, having handed everything over.
+    wait_until(
+        Duration::from_secs(5),
+        || !(std::fs::read_dir(format!("/proc/{old}/fd")).is_ok_and(|d| d.count() > 0)),
+        || "the old director still runs".into(),
+    );
+    l.assert_log("director.log", "handing");
+    // The successor drives the link as the old one did: with AF_XDP the
+    // old director's program went at the handoff, so the new one's
+    // attached.
+    let io = |log: &str| {
+        log.lines()
+            .find_map(|x| x.split("packet I/O: ").nth(1))
+            .map(|x| x.split(' ').next().unwrap_or_default().to_string())
+    };
+    let (was, now) = (io(&l.log("director.log")), io(&log));
+    assert!(was.is_some() && was == now, "{was:?} then {now:?}: {log}");
+    // The new one answers with the same table.
+    let listing = l.adm("-Ln");
+    assert!(listing.contains(&format!("TCP  {VIP}:80 wrr")), "{listing}");
+
+    l.sticks_on_one_server(20, 60);
+    // The data plane's own line ("took over N of M connections") may
+    // come a moment after the control plane's: read the log again.
+    let log = l.log("director2.log");
+    let took = log
+        .lines()
+        .find(|x| x.contains("took over") && x.contains("connections"))
+        .unwrap_or_default()
+        .to_string();
+    println!("{took}");
+    assert!(took.contains("took over"), "{log}");
+}
+
+/// A crash without handoff: the new director has no table of connections.
+/// With sh the real server follows from the client's address, so an
+/// established flow's next packet is scheduled to where it went and the
+/// flow continues; with rr it cannot be derived again and the flow's
+/// packets are dropped (`no_conn_dropped`) until the client gives up.
+#[test]
+fn after_a_crash_sh_flows_continue_where_their_server_can_be_derived() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    let cfg = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"sh\"\n\
+         [[service.real_server]]\naddress = \"198.18.0.11\"\n\
+         [[service.real_server]]\naddress = \"198.18.0.12\"\n"
+    );
+    let path = l.dir.join("uvs.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let old = l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
+    wait_until(
+        Duration::from_secs(5),
+        || l.adm("-Ln").contains("198.18.0.12:80"),
+        || l.log("director.log"),
+    );
+    for i in 0..5 {
+        l.stick_bg(40, 100, &format!("stick{i}.json"));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    std::process::Command::new("kill")
+        .args(["-KILL", &old.to_string()])
+        .status()
+        .unwrap();
+    let sock = l.socket();
+    let args = [
+        "director",
+        "-i",
+        "eth0",
+        "--config",
+        path.to_str().unwrap(),
+        "--socket",
+        sock.to_str().unwrap(),
+    ];
+    // The crashed one's interface lock goes with its last thread.
+    wait_until(
+        Duration::from_secs(5),
+        || {
+            let o = l.exec("dir", "ss", &["-xl"]);
+            !String::from_utf8_lossy(&o.stdout).contains("@uvs-director/")
+        },
+        || "the crashed director's lock stayed".into(),
+    );
+    l.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director2.log");
+    wait_until(
+        Duration::from_secs(10),
+        || l.log("director2.log").contains("uvs: loaded"),
+        || l.log("director2.log"),
+    );
+    l.sticks_on_one_server(5, 40);
+}
+
+/// A takeover by a director started with the same config file: the table
+/// comes from the old one (not applied twice), the checks run again, and
+/// a reload after the takeover applies only what changed.
+#[test]
+fn a_takeover_with_a_config_file_keeps_checks_and_reloads() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_server("rs1");
+    let rs2 = l.start_server("rs2");
+    let cfg = |w: u32| {
+        format!(
+            "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"wrr\"\n\
+             [service.check]\ntype = \"tcp\"\ninterval = 0.2\ntimeout = 0.2\nfall = 2\n\
+             [[service.real_server]]\naddress = \"198.18.0.11\"\nweight = {w}\n\
+             [[service.real_server]]\naddress = \"198.18.0.12\"\n"
+        )
+    };
+    let path = l.dir.join("uvs.toml");
+    std::fs::write(&path, cfg(1)).unwrap();
+    let p = path.to_str().unwrap();
+    l.start_director_with(&["-i", "eth0", "--config", p]);
+    wait_until(
+        Duration::from_secs(5),
+        || l.log("director.log").contains("uvs: loaded"),
+        || l.log("director.log"),
+    );
+    take_over(&mut l, &["--config", p]);
+    let sock = l.socket();
+    let listing = l.adm("-Ln");
+    assert_eq!(listing.matches("198.18.0.11:80").count(), 1, "{listing}");
+    // The new director's checks run: a dead server is quiesced.
+    std::process::Command::new("kill")
+        .arg(rs2.to_string())
+        .status()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        || {
+            l.adm("-Ln")
+                .contains("198.18.0.12:80               Route   0")
+        },
+        || format!("{}\n{}", l.adm("-Ln"), l.log("director2.log")),
+    );
+    // A reload applies the weight change only.
+    std::fs::write(&path, cfg(4)).unwrap();
+    let o = l.exec(
+        "dir",
+        env!("CARGO_BIN_EXE_uvs"),
+        &["reload", "--socket", sock.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 change to the table"));
+    assert!(
+        l.adm("-Ln")
+            .contains("198.18.0.11:80               Route   4"),
+        "{}",
+        l.adm("-Ln")
+    );
+}
+
+/// A restart that adds workers (one, then two): each handed-over
+/// connection goes to the worker that will see its frames, so every one
+/// continues and none is held twice.
+#[test]
+fn a_restart_onto_two_workers_gives_each_connection_to_its_worker() {
+    let Some(mut l) = Lab::up_dr(&["-i", "eth0", "--io", "packet"]) else {
+        return;
+    };
+    for i in 0..16 {
+        l.stick_bg(50, 100, &format!("stick{i}.json"));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    take_over(&mut l, &["--workers", "2"]);
+    l.sticks_on_one_server(16, 50);
+    let log = l.log("director2.log");
+    let took: Vec<&str> = log
+        .lines()
+        .filter(|x| x.starts_with("uvs: took over ") && x.ends_with(" connections"))
+        .collect();
+    assert_eq!(took.len(), 2, "one line per worker: {log}");
+    let listing = l.adm("-Lnc");
+    let mut clients: Vec<&str> = listing
+        .lines()
+        .filter(|x| x.starts_with("TCP"))
+        .filter_map(|x| x.split_whitespace().nth(3))
+        .collect();
+    let n = clients.len();
+    clients.sort();
+    clients.dedup();
+    assert_eq!(clients.len(), n, "no connection held twice: {listing}");
+    assert!(n >= 16, "{listing}");
+    assert_eq!(l.status_counter("dir", &l.socket(), "no_conn_dropped"), 0);
+}

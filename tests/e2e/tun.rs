@@ -1,0 +1,187 @@
+//! End-to-end TUN (-i): IP-in-IP from the director to real servers, one
+//! on the director's segment and one behind a router, decapsulated by
+//! `uvs decap` (this kernel has no ipip module).
+
+use crate::support::{Lab, RS1, VIP, count, tally, tally2};
+use std::time::{Duration, Instant};
+
+const RR1: &str = "198.18.1.11";
+
+fn tun_lab() -> Option<Lab> {
+    let mut l = Lab::up_with(1, &["--routed"])?;
+    for n in ["rs1", "rr1"] {
+        l.start_server(n);
+        l.start_decap(n);
+    }
+    l.start_director();
+    for (o, port) in [("-t", 80), ("-u", 53)] {
+        l.adm(&format!("-A {o} {VIP}:{port} -s rr"));
+        l.adm(&format!("-a {o} {VIP}:{port} -r {} -i", RS1));
+        l.adm(&format!("-a {o} {VIP}:{port} -r {RR1} -i"));
+    }
+    Some(l)
+}
+
+#[test]
+fn tcp_udp_and_bulk_through_tun_with_a_routed_server() {
+    let Some(l) = tun_lab() else { return };
+    // First, before TCP traffic teaches the client the tunnel's MTU: a
+    // 1472-byte UDP datagram with DF does not fit once wrapped (1520 > 1500)
+    // and the client gets "fragmentation needed" with MTU 1480.
+    let d = l.client(&["udp-df", "--target", &format!("{VIP}:53"), "--size", "1472"]);
+    assert_eq!(d["first_send"], 1472, "{d}");
+    assert_eq!(d["path_mtu"], 1480, "{d}");
+    assert!(
+        d["second_send_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("too long"),
+        "{d}"
+    );
+
+    let before: Vec<_> = ["rs1", "rr1"].iter().map(|n| l.nstat(n)).collect();
+    let t = l.tcp_names(20);
+    assert_eq!(tally2(&t, "rs1", "rr1"), (10, 10, Some(0)), "{t}");
+    let u = l.udp_names(20, 30000);
+    assert_eq!(tally2(&u, "rs1", "rr1"), (10, 10, Some(0)), "{u}");
+    // 5 MB uploads with 1500-byte MTUs everywhere, to both servers.
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let up = l.upload(5000000);
+        assert_eq!(up["intact"], true, "{up}");
+        servers.push(up["server"].as_str().unwrap().to_string());
+    }
+    servers.sort();
+    assert_eq!(servers, ["rr1", "rs1"]);
+    // With uvs decap running, no IPIP packet was answered with ICMP.
+    for (i, n) in ["rs1", "rr1"].iter().enumerate() {
+        let after = l.nstat(n);
+        let d = after.get("IcmpOutDestUnreachs").copied().unwrap_or(0)
+            - before[i].get("IcmpOutDestUnreachs").copied().unwrap_or(0);
+        assert_eq!(d, 0, "{n} sent {d} ICMP destination unreachable");
+    }
+    let s = l.adm("-S -n");
+    assert!(
+        s.contains(&format!(
+            "-a -t {VIP}:80 -r {RR1}:80 -i -w 1 --tun-type ipip"
+        )),
+        "{s}"
+    );
+}
+
+#[test]
+fn without_a_decapsulator_ipip_is_refused_by_the_kernel() {
+    // The control for the test above: the same lab with no decap on rs1
+    // answers IPIP with ICMP protocol unreachable and the client gets nothing.
+    let Some(mut l) = Lab::up(1) else { return };
+    l.start_server("rs1");
+    l.start_director();
+    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    l.adm(&format!("-a -t {VIP}:80 -r {} -i", RS1));
+    let before = l.nstat("rs1");
+    let t = l.tcp_names(1);
+    assert_eq!(t["errors"].as_u64(), Some(1), "{t}");
+    let after = l.nstat("rs1");
+    let d = after.get("IcmpOutDestUnreachs").copied().unwrap_or(0)
+        - before.get("IcmpOutDestUnreachs").copied().unwrap_or(0);
+    assert!(
+        d > 0,
+        "protocol unreachable expected without a decapsulator"
+    );
+}
+
+#[test]
+fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
+    // The director cannot clamp the MSS that matters for uploads (the real
+    // server's SYN-ACK goes straight to the client), so the audit tells the
+    // real server to advertise a smaller one; with it, clients never send a
+    // segment that is too big once tunnelled.
+    let Some(mut l) = Lab::up(1) else { return };
+    l.start_server("rs1");
+    l.start_tunnel("rs1");
+    l.start_director();
+    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    l.adm(&format!("-a -t {VIP}:80 -r {} -i", RS1));
+    let audit = |l: &Lab| -> serde_json::Value {
+        let o = l.exec(
+            "rs1",
+            env!("CARGO_BIN_EXE_uvs"),
+            &["audit", "--mode", "tun", "--vip", VIP, "--json"],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("audit JSON");
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "tcp mss eth0 198.18.0.0/24")
+            .cloned()
+            .unwrap_or_else(|| panic!("no MSS finding: {v}"))
+    };
+    let f = audit(&l);
+    assert_eq!(f["status"], "warn", "{f}");
+    let fix = f["fixes"][0]["command"].as_str().unwrap().to_string();
+    assert!(fix.ends_with("advmss 1440"), "{fix}");
+    let o = l.sh("rs1", &fix);
+    assert!(
+        o.status.success(),
+        "{fix}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(audit(&l)["status"], "ok");
+
+    let up = l.upload(3000000);
+    assert_eq!(up["intact"], true, "{up}");
+    // 1428 bytes of payload + 32 of TCP (timestamps) + 20 of IP = 1480,
+    // exactly what fits in a 1500-byte MTU after IP-in-IP.
+    assert_eq!(up["mss_at_connect"], 1428, "{up}");
+    assert_eq!(l.dp_counter("frag_needed"), 0);
+
+    // Without it (the route as the kernel made it) the client starts 20
+    // bytes too big and depends on PMTU discovery.
+    let o = l.sh(
+        "rs1",
+        "ip route change 198.18.0.0/24 dev eth0 proto kernel scope link src 198.18.0.11",
+    );
+    assert!(o.status.success());
+    assert_eq!(audit(&l)["status"], "warn");
+    let up = l.upload(3000000);
+    assert_eq!(up["intact"], true, "{up}");
+    assert_eq!(up["mss_at_connect"], 1448, "{up}");
+}
+
+#[test]
+fn a_new_router_mac_in_front_of_a_tun_server_is_followed() {
+    // TUN sends to the next hop's MAC. When the router in front of a real
+    // server changes its MAC (a replaced box, a new NIC), the director must
+    // pick the new one up from the neighbour table, as it does for DR.
+    let Some(mut l) = Lab::up_with(1, &["--routed"]) else {
+        return;
+    };
+    l.start_server("rr1");
+    l.start_decap("rr1");
+    l.start_director();
+    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    l.adm(&format!("-a -t {VIP}:80 -r {RR1} -i"));
+    let t = l.tcp_names(3);
+    assert_eq!(tally(&t, "rr1"), (3, Some(0)), "{t}");
+    // The new MAC is announced with a gratuitous ARP, as a failover
+    // daemon (or the kernel with arp_notify) does; the director's kernel
+    // updates its neighbour entry, and uvs must follow it.
+    let o = l.sh(
+        "rt",
+        "sysctl -qw net.ipv4.conf.eth0.arp_notify=1 && ip link set dev eth0 address 02:00:5e:18:00:01",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t0 = Instant::now();
+    loop {
+        let t = l.tcp_names(3);
+        if count(&t, "rr1") == 3 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the director kept sending to the old router MAC: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,168 @@
+//! End-to-end with two data-plane workers (`--workers 2`): every frame of a
+//! connection meets the worker that holds it, whichever way it travels
+//! (DR requests; NAT requests and the real servers' replies), both workers
+//! carry traffic, and the control plane's answers (listing, statistics,
+//! counters) cover both.
+
+use crate::support::{Lab, RS1, RS2, VIP, count};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Connections in `uvsadm -Lnc`, keyed by protocol and client address and
+/// port, with how often each appears and the real servers they went to.
+fn listed(l: &Lab) -> HashMap<String, Vec<String>> {
+    let mut by_client: HashMap<String, Vec<String>> = HashMap::new();
+    for line in l.adm("-Lnc").lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // pro expire state source virtual destination
+        if f.len() == 6 && (f[0] == "TCP" || f[0] == "UDP") {
+            let key = format!("{} {}", f[0], f[3]);
+            by_client.entry(key).or_default().push(f[5].to_string());
+        }
+    }
+    by_client
+}
+
+fn worker_frames(l: &Lab) -> (u64, u64) {
+    (
+        l.dp_counter("worker0_rx_frames"),
+        l.dp_counter("worker1_rx_frames"),
+    )
+}
+
+#[test]
+fn dr_every_connection_stays_on_one_worker_and_one_real_server() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    l.start_director_with(&["--interface", "eth0", "--workers", "2"]);
+    let log = l.log("director.log");
+    assert!(log.contains("2 workers"), "{log}");
+    l.dr_services("rr", 1, 1);
+
+    // 200 UDP flows, then the same 200 again: a datagram that met the
+    // other worker would be scheduled there anew, a second entry for the
+    // same client in the listing.
+    let first = l.udp_names(200, 24000);
+    assert_eq!(first["errors"], 0, "{first}");
+    let again = l.udp_names(200, 24000);
+    assert_eq!(again["errors"], 0, "{again}");
+    assert_eq!(
+        (count(&again, "rs1"), count(&again, "rs2")),
+        (count(&first, "rs1"), count(&first, "rs2")),
+        "the same flows, the same servers: {first} {again}"
+    );
+    // Long TCP connections at once: one that met both workers would lose
+    // its packets on the one without it and stall.
+    for i in 0..6 {
+        l.stick_bg(40, 5, &format!("stick{i}.json"));
+    }
+    let t = l.tcp_names(100);
+    assert_eq!(t["errors"], 0, "{t}");
+    l.sticks_on_one_server(6, 40);
+
+    let conns = listed(&l);
+    let udp: Vec<_> = conns.iter().filter(|(k, _)| k.starts_with("UDP")).collect();
+    assert_eq!(udp.len(), 200, "each UDP flow listed: {conns:?}");
+    for (client, dests) in &conns {
+        assert_eq!(
+            dests.len(),
+            1,
+            "{client} held by one worker only: {dests:?}"
+        );
+        let d = &dests[0];
+        assert!(d.starts_with(RS1) || d.starts_with(RS2), "{client} -> {d}");
+    }
+    // Both workers carried traffic, and the statistics add them up.
+    let (w0, w1) = worker_frames(&l);
+    assert!(w0 > 50 && w1 > 50, "frames per worker: {w0} {w1}");
+    let stats = l.adm("-Ln --stats --exact");
+    let udp_line = stats.lines().find(|x| x.starts_with("UDP")).unwrap();
+    assert_eq!(udp_line.split_whitespace().nth(2), Some("200"), "{stats}");
+    let tcp_line = stats.lines().find(|x| x.starts_with("TCP")).unwrap();
+    assert_eq!(tcp_line.split_whitespace().nth(2), Some("106"), "{stats}");
+    assert_eq!(l.dp_counter("no_conn_dropped"), 0);
+}
+
+#[test]
+fn nat_replies_reach_the_worker_that_holds_their_connection() {
+    let Some(mut l) = Lab::up_with(2, &["--nat"]) else {
+        return;
+    };
+    for n in ["nat1", "nat2"] {
+        l.start_server_on(n, &["--tcp", "8080", "--udp", "0.0.0.0:5353"]);
+    }
+    l.start_director_with(&[
+        "--interface",
+        "eth0",
+        "--interface",
+        "eth1",
+        "--workers",
+        "2",
+    ]);
+    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    l.adm(&format!("-A -u {VIP}:53 -s rr"));
+    for rs in ["198.18.2.11", "198.18.2.12"] {
+        l.adm(&format!("-a -t {VIP}:80 -r {rs}:8080 -m"));
+        l.adm(&format!("-a -u {VIP}:53 -r {rs}:5353 -m"));
+    }
+    // A reply that met the worker without its connection would go to the
+    // kernel untranslated and be lost: every request must be answered.
+    let t = l.tcp_names(200);
+    assert_eq!(t["errors"], 0, "{t}");
+    assert_eq!(count(&t, "nat1") + count(&t, "nat2"), 200, "{t}");
+    let u = l.udp_names(200, 26000);
+    assert_eq!(u["errors"], 0, "{u}");
+    let (w0, w1) = worker_frames(&l);
+    assert!(w0 > 100 && w1 > 100, "frames per worker: {w0} {w1}");
+    assert!(l.dp_counter("nat_replies") >= 600, "replies translated");
+    for (client, dests) in listed(&l) {
+        assert_eq!(dests.len(), 1, "{client}: {dests:?}");
+    }
+}
+
+#[test]
+fn more_workers_than_the_options_allow_are_refused_with_the_reason() {
+    let Some(l) = Lab::up(1) else { return };
+    let sock = l.socket();
+    for (args, want) in [
+        (vec!["--workers", "0"], "--workers must be between 1 and 64"),
+        (
+            vec!["--workers", "2", "--io", "xdp"],
+            "AF_XDP takes one worker",
+        ),
+        (
+            vec!["--workers", "4", "--max-conns", "3"],
+            "less than one connection per worker",
+        ),
+    ] {
+        let mut a = vec!["--interface", "eth0"];
+        a.extend(args);
+        let o = l.director_once(&a, &sock);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{a:?}: {err}");
+    }
+}
+
+/// `--max-conns` is the director's limit, split among the workers: a
+/// flood of one-packet UDP flows fills both shares, the oldest such
+/// entries make room in each, and a long TCP connection and new ones
+/// still work.
+#[test]
+fn the_table_limit_is_the_director_s_split_among_workers() {
+    let Some(mut l) = Lab::up_dr(&["-i", "eth0", "--workers", "2", "--max-conns", "1000"]) else {
+        return;
+    };
+    l.stick_bg(300, 10, "stick.json");
+    std::thread::sleep(Duration::from_millis(300));
+    let u = l.udp_names(3000, 30000);
+    assert_eq!(count(&u, "rs1") + count(&u, "rs2"), 3000, "{u}");
+    let evicted = l.dp_counter("conn_evictions");
+    assert!(evicted >= 1900, "{evicted}");
+    assert_eq!(l.dp_counter_settled("conns_limit"), 1000);
+    let conns = l.dp_counter("conns");
+    assert!(conns <= 1000 && conns > 800, "{conns}");
+    assert_eq!(l.dp_counter("conn_table_full"), 0);
+    let t = l.tcp_names(50);
+    assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 50, "{t}");
+    assert_eq!(l.stick_answered("stick.json"), 300);
+}

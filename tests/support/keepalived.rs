@@ -1,0 +1,37 @@
+//! `uvs import-keepalived` and keepalived's own syntax check, for the
+//! import's tests and the end-to-end tests of an imported config.
+
+use std::path::Path;
+use std::process::Command;
+
+pub fn import(path: &Path) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_uvs"))
+        .arg("import-keepalived")
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// keepalived's own syntax check; under CI keepalived must be installed.
+pub fn keepalived_accepts(path: &Path) -> Option<bool> {
+    match Command::new("keepalived")
+        .arg("-t")
+        .arg("-f")
+        .arg(path)
+        .output()
+    {
+        Ok(o) => Some(o.status.success()),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("keepalived is not installed (scripts/deps.sh)")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED: keepalived -t (not installed)");
+            None
+        }
+    }
+}
