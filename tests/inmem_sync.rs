@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 use std::sync::mpsc::{Receiver, sync_channel};
 use support::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, service, svc};
 use uvs::control::proto::Op;
-use uvs::dataplane::sync::{Record, SyncEvent};
 use uvs::lvs::service::{Forward, Protocol};
+use uvs::lvs::sync::{Record, SyncEvent};
 
 fn ops() -> Vec<Op> {
     let rs = |last, port| dest(Ipv4Addr::new(198, 18, 0, last), port, Forward::Route, 1);
