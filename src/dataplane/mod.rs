@@ -277,7 +277,13 @@ impl Dataplane {
         }
         // A request answered after a table change must see that change.
         self.refresh_table(io);
-        self.answer_requests();
+        let requests = self.requests.take();
+        if let Some(rx) = &requests {
+            while let Ok(req) = rx.try_recv() {
+                self.answer(req);
+            }
+        }
+        self.requests = requests;
     }
 
     /// Picks up a newly published table: carries scheduler state over,

@@ -9,40 +9,31 @@ use crate::lvs::request::{CONN_CHUNK, DpRequest};
 use crate::lvs::sync::SyncEvent;
 
 impl Dataplane {
-    /// Answers every request queued since the last time.
-    #[inline]
-    pub(super) fn answer_requests(&mut self) {
-        let requests = self.requests.take();
-        if let Some(rx) = &requests {
-            while let Ok(req) = rx.try_recv() {
-                match req {
-                    DpRequest::Conns { from, reply } => {
-                        let _ = reply.send(self.conn_chunk(from, CONN_CHUNK));
-                    }
-                    DpRequest::Handoff(reply) => {
-                        let _ = reply.send(self.export_conns());
-                        self.handed_off = true;
-                    }
-                    DpRequest::SyncDigest(round) => {
-                        self.emit(SyncEvent::Digest(round, self.digest()))
-                    }
-                    DpRequest::SyncChunk { from, mark, reply } => {
-                        let _ = reply.send(self.sync_chunk(from, CONN_CHUNK, mark));
-                    }
-                    DpRequest::SyncApply(recs) => {
-                        self.apply_sync(&recs);
-                    }
-                    DpRequest::ResyncBegin => self.resync_begin(),
-                    DpRequest::ResyncEnd(reply) => {
-                        let _ = reply.send(self.resync_end());
-                    }
-                    DpRequest::Digest(reply) => {
-                        let _ = reply.send(self.digest());
-                    }
-                }
+    /// Answers one request.
+    pub(super) fn answer(&mut self, req: DpRequest) {
+        match req {
+            DpRequest::Conns { from, reply } => {
+                let _ = reply.send(self.conn_chunk(from, CONN_CHUNK));
+            }
+            DpRequest::Handoff(reply) => {
+                let _ = reply.send(self.export_conns());
+                self.handed_off = true;
+            }
+            DpRequest::SyncDigest(round) => self.emit(SyncEvent::Digest(round, self.digest())),
+            DpRequest::SyncChunk { from, mark, reply } => {
+                let _ = reply.send(self.sync_chunk(from, CONN_CHUNK, mark));
+            }
+            DpRequest::SyncApply(recs) => {
+                self.apply_sync(&recs);
+            }
+            DpRequest::ResyncBegin => self.resync_begin(),
+            DpRequest::ResyncEnd(reply) => {
+                let _ = reply.send(self.resync_end());
+            }
+            DpRequest::Digest(reply) => {
+                let _ = reply.send(self.digest());
             }
         }
-        self.requests = requests;
     }
 
     /// Up to `n` connections from slot `from` on, for `-Lnc`, and where
