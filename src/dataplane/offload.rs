@@ -9,11 +9,10 @@
 //! reuses it) the flow is taken back first, and what the program
 //! forwarded is added to the service's and real server's counters then,
 //! also when the table no longer has that real server
-//! ([`Retired`](super::books::Retired)). Only the link the flow arrived
-//! on can send it on, so flows whose real server is on another link stay
-//! with uvs, as do TUN and NAT (their rewrite is uvs's). A backup
-//! forwards nothing (the program's `fast` switch follows the published
-//! table).
+//! (`books::Retired`). Only the link the flow arrived on can send it on,
+//! so flows whose real server is on another link stay with uvs, as do TUN
+//! and NAT (their rewrite is uvs's). A backup forwards nothing (the
+//! program's `fast` switch follows the published table).
 
 use super::Dataplane;
 use super::books::Books;

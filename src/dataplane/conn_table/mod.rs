@@ -1,7 +1,7 @@
 //! The connection table: the data plane's [`Conn`] entries by the
 //! client's 5-tuple, and NAT connections also by their reply 5-tuple, so
 //! a real server's answer finds the connection it belongs to. Its running
-//! counts are in [`tally`], its bounded walks (sweep steps, listing chunks)
+//! counts are in `tally.rs`, its bounded walks (sweep steps, listing chunks)
 //! in [`walk`].
 
 mod tally;
