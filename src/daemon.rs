@@ -8,8 +8,7 @@ use crate::control::proto::{HandoffState, Request, Response};
 use crate::control::publish::Publisher;
 use crate::control::server::{Control, Queues};
 use crate::control::workers::Workers;
-use crate::dataplane::conn::{ConnTable, MAX_LIMIT};
-use crate::dataplane::handoff::PortableConn;
+use crate::dataplane::conn_table::ConnTable;
 use crate::dataplane::{Dataplane, LinkParams};
 use crate::host::netlink::Netlink;
 use crate::host::sys;
@@ -17,6 +16,7 @@ use crate::io::afpacket::AfPacketLinks;
 use crate::io::fanout::Fanout;
 use crate::io::xdp::{Steering, XdpLinks};
 use crate::io::{Backend, IoKind, Offload, PacketIo};
+use crate::lvs::conn::{DEFAULT_MAX_CONNS, MAX_LIMIT, PortableConn};
 use crate::lvs::stats::DataplaneCounters;
 use crate::wire::MacAddr;
 use std::net::Ipv4Addr;
@@ -111,7 +111,7 @@ impl Options {
         let max_conns = f
             .max_conns
             .or_else(|| c.and_then(|c| c.max_conns))
-            .unwrap_or(crate::dataplane::DEFAULT_MAX_CONNS);
+            .unwrap_or(DEFAULT_MAX_CONNS);
         if max_conns == 0 || max_conns > MAX_LIMIT {
             return Err(format!("--max-conns must be between 1 and {MAX_LIMIT}"));
         }
@@ -797,7 +797,7 @@ fn serve(
         counters.push(c.clone());
         let sync_tx = match o.ha.is_some() {
             true => {
-                let (tx, rx) = std::sync::mpsc::sync_channel(crate::dataplane::sync::QUEUE);
+                let (tx, rx) = std::sync::mpsc::sync_channel(crate::lvs::sync::QUEUE);
                 sync_rxs.push(rx);
                 Some(tx)
             }

@@ -269,7 +269,7 @@ fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         None => None,
         Some(m) => {
             let v = *m.get_ref();
-            let limit = crate::dataplane::conn::MAX_LIMIT as u64;
+            let limit = crate::lvs::conn::MAX_LIMIT as u64;
             if v == 0 || v > limit {
                 return Err(cx.err(m.span(), format!("max_conns must be between 1 and {limit}")));
             }

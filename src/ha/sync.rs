@@ -11,10 +11,9 @@
 //! resend), which is how its backups drift silently.
 
 use super::Fresh;
-use crate::dataplane::conn::{ConnKey, ConnState, Digest};
-use crate::dataplane::handoff::PortableConn;
-use crate::dataplane::sync::Record;
+use crate::lvs::conn::{ConnKey, ConnState, PortableConn};
 use crate::lvs::service::{Forward, Protocol};
+use crate::lvs::sync::{Digest, Record};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -480,7 +479,7 @@ impl Inbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::tcp_state::TcpState;
+    use crate::lvs::conn::TcpState;
 
     const KEY: &[u8] = b"a key of sixteen bytes";
 

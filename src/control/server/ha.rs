@@ -4,12 +4,11 @@
 //! republish the table (active, or standby).
 
 use super::{Control, lock};
-use crate::dataplane::DpRequest;
-use crate::dataplane::conn::Digest;
-use crate::dataplane::sync::{Record, SyncEvent};
 use crate::ha::sync::{self, Body, GAP_TIMEOUT, MAX_RECORDS, SyncMsg, Taken};
 use crate::ha::track::Watch;
 use crate::ha::{Ha, HaConfig, HaStatus, msg, witness};
+use crate::lvs::request::DpRequest;
+use crate::lvs::sync::{Digest, Record, SyncEvent};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -829,7 +828,7 @@ fn notify(cmd: &str, state: &str, priority: u8, why: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::conn::ConnKey;
+    use crate::lvs::conn::ConnKey;
     use crate::lvs::service::Protocol;
     use std::sync::mpsc::sync_channel;
 
