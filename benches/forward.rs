@@ -148,6 +148,6 @@ fn main() {
     );
     println!(
         "connection entry: {} bytes of key+value (hash table adds ~1 byte of control per slot)",
-        std::mem::size_of::<(uvs::dataplane::conn::ConnKey, uvs::dataplane::conn::Conn)>()
+        std::mem::size_of::<(uvs::lvs::conn::ConnKey, uvs::dataplane::conn::Conn)>()
     );
 }

@@ -6,9 +6,10 @@
 use crate::control::model::Model;
 use crate::control::proto::{DestSpec, Op};
 use crate::control::publish::Publisher;
-use crate::dataplane::{DEFAULT_MAX_CONNS, Dataplane, LinkParams};
+use crate::dataplane::{Dataplane, LinkParams};
 use crate::io::memory::MemoryIo;
 use crate::io::{PacketIo, RxMeta};
+use crate::lvs::conn::DEFAULT_MAX_CONNS;
 use crate::lvs::service::{Forward, Protocol, ServiceKey};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::{LinkRoute, NextHop};

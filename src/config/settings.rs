@@ -243,7 +243,7 @@ pub static SETTINGS: &[Setting] = &[
                interface's first IPv4 address",
     }),
     setting!(one max_conns, |name, v| {
-        let limit = crate::dataplane::conn::MAX_LIMIT;
+        let limit = crate::lvs::conn::MAX_LIMIT;
         int(v, 1, limit as u64)
             .map(|n| n as usize)
             .ok_or_else(|| format!("{name} must be between 1 and {limit}"))
@@ -452,7 +452,7 @@ mod tests {
     #[test]
     fn every_default_passes_its_check_and_the_table_agrees_with_the_planes() {
         let s = Settings::default().with_defaults();
-        assert_eq!(s.max_conns, Some(crate::dataplane::DEFAULT_MAX_CONNS));
+        assert_eq!(s.max_conns, Some(crate::lvs::conn::DEFAULT_MAX_CONNS));
         assert_eq!(
             s.socket.as_deref(),
             Some(std::path::Path::new(DEFAULT_SOCKET))

@@ -91,7 +91,7 @@ pub struct ReloadOptions {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HandoffState {
     pub ops: Vec<Op>,
-    pub conns: Vec<crate::dataplane::handoff::PortableConn>,
+    pub conns: Vec<crate::lvs::conn::PortableConn>,
     /// When the old data plane stopped, in ms since the Unix epoch.
     pub stopped_unix_ms: u64,
     pub pid: u32,

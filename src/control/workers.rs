@@ -7,12 +7,11 @@
 //! record from the active director) goes to the worker that will see its
 //! frames.
 
-use crate::dataplane::DpRequest;
-use crate::dataplane::conn::Digest;
-use crate::dataplane::sync::Record;
 use crate::host::sys::Wake;
 use crate::io::fanout;
+use crate::lvs::request::DpRequest;
 use crate::lvs::stats::DataplaneCounters;
+use crate::lvs::sync::{Digest, Record};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

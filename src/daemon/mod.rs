@@ -14,12 +14,12 @@ use crate::control::proto::{HandoffState, Request, Response};
 use crate::control::publish::Publisher;
 use crate::control::server::{Control, Queues};
 use crate::control::workers::Workers;
-use crate::dataplane::conn::ConnTable;
-use crate::dataplane::handoff::PortableConn;
+use crate::dataplane::conn_table::ConnTable;
 use crate::dataplane::{Dataplane, LinkParams};
 use crate::host::netlink::Netlink;
 use crate::host::sys;
 use crate::io::PacketIo;
+use crate::lvs::conn::PortableConn;
 use crate::lvs::stats::DataplaneCounters;
 use crate::wire::MacAddr;
 use backends::open_workers_io;
@@ -206,7 +206,7 @@ fn serve(
         counters.push(c.clone());
         let sync_tx = match o.ha.is_some() {
             true => {
-                let (tx, rx) = std::sync::mpsc::sync_channel(crate::dataplane::sync::QUEUE);
+                let (tx, rx) = std::sync::mpsc::sync_channel(crate::lvs::sync::QUEUE);
                 sync_rxs.push(rx);
                 Some(tx)
             }

@@ -217,7 +217,7 @@ mod tests {
             (o.interfaces.clone(), o.io, o.workers),
             (vec!["eth0".to_string()], IoKind::Packet, 2)
         );
-        assert_eq!(o.max_conns, crate::dataplane::DEFAULT_MAX_CONNS);
+        assert_eq!(o.max_conns, crate::lvs::conn::DEFAULT_MAX_CONNS);
         let ha = o.ha.unwrap();
         assert_eq!((ha.priority, ha.dead_after), (200, 10));
         assert_eq!(ha.preempt_delay, Duration::from_millis(2500));

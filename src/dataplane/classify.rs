@@ -4,10 +4,11 @@
 //! the checked [`Layout`] and view the bytes without parsing them again.
 
 use super::Dataplane;
-use super::conn::{ConnKey, ReplyKey};
+use super::conn::ReplyKey;
 use super::nat;
 use super::tcp_state::Direction;
-use crate::io::RxMeta;
+use crate::io::{PacketIo, RxMeta};
+use crate::lvs::conn::ConnKey;
 use crate::lvs::service::{Protocol, ServiceKey};
 use crate::lvs::stats::DataplaneCounters;
 use crate::wire::{
@@ -92,9 +93,21 @@ pub enum Class {
 }
 
 impl Dataplane {
+    /// Classifies an IPv4 frame once and hands it, with its checked
+    /// layout, to the handler of its class.
+    pub(super) fn handle_ipv4<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta) {
+        match self.classify(frame, meta) {
+            Ok((Class::Service(flow), l)) => self.for_service(io, frame, meta, l, &flow),
+            Ok((Class::Reply(key), l)) => self.nat_reply(io, frame, meta, l, key),
+            Ok((Class::IcmpRelated(related), l)) => self.icmp_related(io, frame, meta, l, related),
+            Ok((Class::Kernel, _)) => {}
+            Err(_) => DataplaneCounters::bump(&self.counters.malformed),
+        }
+    }
+
     /// Checks an IPv4 frame's headers and classifies it. The Ethernet
     /// header was checked on the way in (`handle_frame`).
-    pub(super) fn classify(&self, frame: &[u8], meta: RxMeta) -> wire::Result<(Class, Layout)> {
+    fn classify(&self, frame: &[u8], meta: RxMeta) -> wire::Result<(Class, Layout)> {
         let eth = EthernetFrame::new_unchecked(frame);
         let ip = Ipv4Packet::new_checked(eth.payload())?;
 

@@ -3,15 +3,19 @@
 //! error find theirs; TCP state, timers and counters move; then the frame
 //! goes to [`egress`](super::egress) with what to change in it.
 
+use super::Dataplane;
+use super::books::{locate, release};
 use super::classify::{Flow, Layout};
-use super::conn::{Conn, ConnKey, ConnState, InsertError};
+use super::conn::Conn;
+use super::conn_table::InsertError;
 use super::egress::Change;
-use super::sync::{Record, SyncEvent};
-use super::tcp_state::{Direction, TcpState};
-use super::{Dataplane, locate, release};
+use super::offload::take_back;
+use super::tcp_state::Direction;
 use crate::io::{PacketIo, RxMeta};
+use crate::lvs::conn::{ConnKey, ConnState, TcpState};
 use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::{DataplaneCounters, DestState};
+use crate::lvs::sync::{Record, SyncEvent};
 use crate::lvs::table::{NextHop, Table};
 use crate::wire::End;
 use crate::wire::icmp::IcmpError;
@@ -128,7 +132,7 @@ impl Dataplane {
             let old = *c;
             self.conns.remove(&flow.key);
             if old.offloaded {
-                super::offload::take_back(io, &self.books(), &flow.key, &old);
+                take_back(io, &self.books(), &flow.key, &old);
             }
             if let Some(d) = dest {
                 release(&d.state, &old);
@@ -161,7 +165,7 @@ impl Dataplane {
         let table = &self.table;
         let svc = &table.services[flow.svc];
         let di = self.sched[flow.svc]
-            .pick(&svc.dests, flow.key.caddr)
+            .schedule(&svc.dests, table.buckets(flow.svc), &flow.key)
             .ok_or(NoConn::NoRealServer)?;
         let d = &svc.dests[di];
         let state = match flow.key.protocol {

@@ -1,44 +1,31 @@
-//! A connection in a form that survives a change of process: the real
-//! server by service, address and port instead of table indexes and ids,
-//! the timer as time left. A planned restart hands the whole table to the
-//! new director this way (`uvs director --takeover`), so established
-//! connections continue.
+//! Connections to and from their portable form ([`PortableConn`]: the
+//! real server by service, address and port instead of table indexes and
+//! ids, the timer as time left). A planned restart hands the whole table
+//! to the new director this way (`uvs director --takeover`), so
+//! established connections continue; HA sync sends and applies them too.
 
-use super::conn::{Conn, ConnKey, ConnState};
-use super::{Dataplane, locate};
-use crate::lvs::service::{Forward, Protocol};
+use super::Dataplane;
+use super::books::{locate, release, take};
+use super::conn::Conn;
+use crate::lvs::conn::{ConnKey, PortableConn};
 use crate::wire::MacAddr;
-use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
-use std::sync::atomic::Ordering::Relaxed;
 
-/// One connection, portable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortableConn {
-    pub protocol: Protocol,
-    pub caddr: Ipv4Addr,
-    pub cport: u16,
-    pub vaddr: Ipv4Addr,
-    pub vport: u16,
-    pub raddr: Ipv4Addr,
-    pub rport: u16,
-    pub fwd: Forward,
-    pub state: ConnState,
-    pub expires_in_ms: u64,
-    pub client_link: u8,
-    pub client_mac: [u8; 6],
-    pub seen_twice: bool,
-}
-
-impl PortableConn {
-    pub fn key(&self) -> ConnKey {
-        ConnKey {
-            protocol: self.protocol,
-            caddr: self.caddr,
-            cport: self.cport,
-            vaddr: self.vaddr,
-            vport: self.vport,
-        }
+/// A connection in its portable form.
+pub(super) fn portable(k: &ConnKey, c: &Conn, now: u64, seen_twice: bool) -> PortableConn {
+    PortableConn {
+        protocol: k.protocol,
+        caddr: k.caddr,
+        cport: k.cport,
+        vaddr: k.vaddr,
+        vport: k.vport,
+        raddr: c.raddr,
+        rport: c.rport,
+        fwd: c.fwd,
+        state: c.state,
+        expires_in_ms: c.expires_ms(now).saturating_sub(now),
+        client_link: c.client_link,
+        client_mac: c.client_mac.0,
+        seen_twice,
     }
 }
 
@@ -63,7 +50,7 @@ impl Dataplane {
             .filter_map(|(k, c)| {
                 let mut c = *c;
                 locate(&self.table, &self.positions, &mut c)?;
-                Some(super::sync::portable(k, &c, now, self.conns.seen_twice(k)))
+                Some(portable(k, &c, now, self.conns.seen_twice(k)))
             })
             .collect()
     }
@@ -115,7 +102,7 @@ impl Dataplane {
             // A full backup table makes room like a full active one.
             Ok(Some((_, mut old))) => {
                 if let Some((_, od)) = locate(&self.table, &self.positions, &mut old) {
-                    super::release(&od.state, &old);
+                    release(&od.state, &old);
                 }
             }
             Err(_) => return false,
@@ -123,11 +110,7 @@ impl Dataplane {
         if p.seen_twice {
             self.conns.mark_seen_twice(&key);
         }
-        let counter = match c.state.is_active() {
-            true => &d.state.active,
-            false => &d.state.inactive,
-        };
-        counter.fetch_add(1, Relaxed);
+        take(&d.state, c.state);
         true
     }
 }

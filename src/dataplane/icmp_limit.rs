@@ -106,14 +106,22 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
+    const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+
+    /// A fresh limiter after `tries` errors to `A` at 10 ms (`per_dest` as
+    /// in [`IcmpLimiter::allow`]), and how many it let go.
+    fn burst(tries: usize, per_dest: bool) -> (IcmpLimiter, usize) {
+        let mut l = IcmpLimiter::new(IcmpLimits::default());
+        let sent = (0..tries).filter(|_| l.allow(A, 10, per_dest)).count();
+        (l, sent)
+    }
+
     #[test]
     fn one_destination_gets_its_burst_then_one_per_interval() {
-        let mut l = IcmpLimiter::new(IcmpLimits::default());
-        let a = Ipv4Addr::new(198, 18, 0, 10);
-        let sent = (0..100).filter(|_| l.allow(a, 10, true)).count();
+        let (mut l, sent) = burst(100, true);
         assert_eq!(sent, 6);
-        assert!(!l.allow(a, 500, true));
-        assert!(l.allow(a, 1010, true));
+        assert!(!l.allow(A, 500, true));
+        assert!(l.allow(A, 1010, true));
         // Another destination is not held back by the first.
         assert!(l.allow(Ipv4Addr::new(198, 18, 0, 11), 1010, true));
     }
@@ -140,9 +148,7 @@ mod tests {
 
     #[test]
     fn frag_needed_skips_the_per_destination_limit() {
-        let mut l = IcmpLimiter::new(IcmpLimits::default());
-        let a = Ipv4Addr::new(198, 18, 0, 10);
-        let sent = (0..40).filter(|_| l.allow(a, 10, false)).count();
+        let (_, sent) = burst(40, false);
         assert_eq!(sent, 40);
     }
 }

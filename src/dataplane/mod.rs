@@ -1,13 +1,21 @@
 //! The data plane: one loop over a [`PacketIo`] that classifies each frame
 //! ([`classify`]), looks up or schedules its connection ([`flow`], over the
-//! [`conn`] table and the [`sched`] schedulers) and forwards it
-//! ([`egress`], with [`nat`] and [`gso`] as helpers); [`arp`] answers for
-//! the VIPs. It reads only the immutable [`Table`] the control plane
-//! publishes; the connection table and scheduler state are its own.
+//! [`conn_table`] of [`conn`] entries and the schedulers of
+//! [`crate::lvs::sched`]) and forwards it ([`egress`], with [`nat`] and
+//! [`gso`] as helpers); [`arp`] answers for the VIPs. Between frames it
+//! sweeps the connection table (`sweep.rs`) and answers the control
+//! plane (`requests.rs`). It reads only the immutable [`Table`] the
+//! control plane publishes; the connection table and scheduler state are
+//! its own.
+//!
+//! This file holds the struct and its loop; each step's file adds its
+//! methods to it (`impl Dataplane`) and imports it, never the other way.
 
 pub mod arp;
+mod books;
 pub mod classify;
 pub mod conn;
+pub mod conn_table;
 pub mod egress;
 pub mod flow;
 pub mod gso;
@@ -15,20 +23,23 @@ pub mod handoff;
 pub mod icmp_limit;
 pub mod nat;
 pub mod offload;
-pub mod sched;
+mod requests;
+mod sweep;
 pub mod sync;
 pub mod tcp_state;
 
 use crate::io::{PacketIo, PacketType, RxMeta};
-use crate::lvs::ConnInfo;
-use crate::lvs::stats::{DataplaneCounters, DestState};
-use crate::lvs::table::{DestEntry, ServiceEntry, Table};
+use crate::lvs::conn::DEFAULT_MAX_CONNS;
+use crate::lvs::request::DpRequest;
+use crate::lvs::sched::SchedState;
+use crate::lvs::stats::DataplaneCounters;
+use crate::lvs::sync::SyncEvent;
+use crate::lvs::table::Table;
 use crate::wire::{EtherType, EthernetFrame, MacAddr};
 use arc_swap::ArcSwap;
-use classify::Class;
-use conn::{Conn, ConnTable};
+use books::Retired;
+use conn_table::ConnTable;
 use icmp_limit::{IcmpLimiter, IcmpLimits};
-use sched::SchedState;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -61,42 +72,6 @@ fn sweep_step_ms(pass: u64) -> u64 {
 /// step stays well under a millisecond; a step that hits the bound
 /// continues after the next frame rather than at the next tick.
 const SWEEP_REMOVE: usize = 512;
-/// Connections per listing chunk (`-Lnc`), answered between frames.
-pub const CONN_CHUNK: usize = 4096;
-/// The default `--max-conns`.
-pub const DEFAULT_MAX_CONNS: usize = 1 << 20;
-
-/// Questions the control plane asks the data plane; answered between
-/// frames, so the answer is consistent with what was forwarded.
-pub enum DpRequest {
-    /// Stop forwarding and hand every connection over (a planned
-    /// restart): the data plane answers and then leaves its loop.
-    Handoff(tokio::sync::oneshot::Sender<Vec<handoff::PortableConn>>),
-    /// Up to [`CONN_CHUNK`] connections from slot `from` on, and where the
-    /// next chunk starts (`None`: that was the last).
-    Conns {
-        from: usize,
-        reply: tokio::sync::oneshot::Sender<(Vec<ConnInfo>, Option<usize>)>,
-    },
-    /// HA, the active side: queue the table's digest in the sync stream,
-    /// as this worker's share of round `.0`.
-    SyncDigest(u64),
-    /// HA, the active side, a full resync: queue a mark, then answer with
-    /// up to [`CONN_CHUNK`] connections from slot `from` on.
-    SyncChunk {
-        from: usize,
-        mark: u64,
-        reply: tokio::sync::oneshot::Sender<(Vec<handoff::PortableConn>, Option<usize>)>,
-    },
-    /// HA, a backup: records received from the active director.
-    SyncApply(Vec<sync::Record>),
-    /// HA, a backup: a full resync begins, or ends (answered with how
-    /// many stale entries went).
-    ResyncBegin,
-    ResyncEnd(tokio::sync::oneshot::Sender<usize>),
-    /// HA, a backup: the table's digest now.
-    Digest(tokio::sync::oneshot::Sender<conn::Digest>),
-}
 
 /// The interface facts the data plane needs, for each of its links.
 #[derive(Debug, Clone, Copy)]
@@ -134,7 +109,7 @@ pub struct Dataplane {
     /// The connections were handed to another process: stop.
     handed_off: bool,
     /// HA: where connection changes are queued for the peers.
-    sync: Option<std::sync::mpsc::SyncSender<sync::SyncEvent>>,
+    sync: Option<std::sync::mpsc::SyncSender<SyncEvent>>,
     /// Sends the gratuitous ARP for new VIPs: one worker of several does.
     announces: bool,
     /// Hands established DR flows to the backend's kernel program where
@@ -144,75 +119,12 @@ pub struct Dataplane {
     /// so one whole pass sees the new table.
     sweep_urgent: u8,
     /// With offload: the counters of real servers that left the table,
-    /// until that pass is done (`offload::Retired`).
-    retired: offload::Retired,
+    /// until that pass is done (`books::Retired`).
+    retired: Retired,
     /// What the control plane writes after a table or a request, and the
     /// backend polls with the sockets (`PacketIo::wake_on`): with it, an
     /// idle data plane sleeps until its next housekeeping is due.
     wake: Option<Arc<crate::host::sys::Wake>>,
-}
-
-/// The sweep's rule at `now`: a connection whose real server is gone, or
-/// whose timer ran out (its server's count given back), goes; the others
-/// are remapped to the current table and stay. A backup's synced timers
-/// do not run (the active director removes what ends). Removals are
-/// queued for the peers.
-fn still_live<'t>(
-    table: &'t Table,
-    positions: &'t HashMap<u32, (u32, u32)>,
-    now: u64,
-    sync: Option<&'t std::sync::mpsc::SyncSender<sync::SyncEvent>>,
-    counters: &'t DataplaneCounters,
-    mut gone_offloaded: impl FnMut(&conn::ConnKey, &Conn) + 't,
-) -> impl FnMut(&conn::ConnKey, &mut Conn) -> bool + 't {
-    let sync = sync.filter(|_| !table.standby);
-    move |k, c| {
-        let live = match locate(table, positions, c) {
-            None => false,
-            Some(_) if c.expires_ms(now) > now || table.standby => true,
-            Some((_, d)) => {
-                release(&d.state, c);
-                false
-            }
-        };
-        if !live && c.offloaded {
-            gone_offloaded(k, c);
-        }
-        if !live && let Some(tx) = sync {
-            sync::queue(
-                tx,
-                counters,
-                sync::SyncEvent::Record(sync::Record::Remove(*k)),
-            );
-        }
-        live
-    }
-}
-
-/// The service and real server of a connection in `table`, remapping its
-/// indexes if the table changed since; `None` if the server is gone.
-#[inline]
-pub(super) fn locate<'t>(
-    table: &'t Table,
-    positions: &HashMap<u32, (u32, u32)>,
-    c: &mut Conn,
-) -> Option<(&'t ServiceEntry, &'t DestEntry)> {
-    if table.dest(c.svc, c.dest, c.dest_id).is_none() {
-        let &(s, d) = positions.get(&c.dest_id)?;
-        (c.svc, c.dest) = (s, d);
-    }
-    table.dest(c.svc, c.dest, c.dest_id)
-}
-
-/// Gives a connection's slot back in its real server's active or inactive
-/// count.
-fn release(state: &DestState, c: &Conn) {
-    let counter = if c.state.is_active() {
-        &state.active
-    } else {
-        &state.inactive
-    };
-    let _ = counter.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
 }
 
 impl Dataplane {
@@ -264,7 +176,7 @@ impl Dataplane {
             announces: true,
             offload: false,
             sweep_urgent: 0,
-            retired: offload::Retired::default(),
+            retired: Retired::default(),
             wake: None,
             table,
         }
@@ -368,140 +280,10 @@ impl Dataplane {
         let requests = self.requests.take();
         if let Some(rx) = &requests {
             while let Ok(req) = rx.try_recv() {
-                match req {
-                    DpRequest::Conns { from, reply } => {
-                        let _ = reply.send(self.conn_chunk(from, CONN_CHUNK));
-                    }
-                    DpRequest::Handoff(reply) => {
-                        let _ = reply.send(self.export_conns());
-                        self.handed_off = true;
-                    }
-                    DpRequest::SyncDigest(round) => {
-                        self.emit(sync::SyncEvent::Digest(round, self.digest()))
-                    }
-                    DpRequest::SyncChunk { from, mark, reply } => {
-                        let _ = reply.send(self.sync_chunk(from, CONN_CHUNK, mark));
-                    }
-                    DpRequest::SyncApply(recs) => {
-                        self.apply_sync(&recs);
-                    }
-                    DpRequest::ResyncBegin => self.resync_begin(),
-                    DpRequest::ResyncEnd(reply) => {
-                        let _ = reply.send(self.resync_end());
-                    }
-                    DpRequest::Digest(reply) => {
-                        let _ = reply.send(self.digest());
-                    }
-                }
+                self.answer(req);
             }
         }
         self.requests = requests;
-    }
-
-    /// One bounded step of the table's sweep: drops connections whose
-    /// timer ran out or whose real server is gone, and remaps the rest to
-    /// the current table. Sized so a whole pass takes `pass` ms.
-    fn sweep_step<I: PacketIo>(&mut self, io: &mut I, now: u64, pass: u64) -> conn::SweepStep {
-        let visit = (self.conns.slots() * sweep_step_ms(pass) as usize)
-            .div_ceil(pass as usize)
-            .max(64);
-        let books = offload::Books {
-            table: &self.table,
-            positions: &self.positions,
-            retired: &self.retired,
-        };
-        let keep = still_live(
-            books.table,
-            books.positions,
-            now,
-            self.sync.as_ref(),
-            &self.counters,
-            |k, c| offload::take_back(io, &books, k, c),
-        );
-        let step = self.conns.sweep_step(visit, SWEEP_REMOVE, keep);
-        self.counters.conns.store(self.conns.len() as u64, Relaxed);
-        if step.wrapped && self.sweep_urgent > 0 {
-            self.sweep_urgent -= 1;
-            if self.sweep_urgent == 0 {
-                self.retired.forget();
-            }
-        }
-        step
-    }
-
-    /// How long the sweep's pass may take now (`SWEEP_PASS_MS`).
-    fn sweep_pass_ms(&self) -> u64 {
-        if self.sweep_urgent > 0 || self.conns.len() * 10 >= self.conns.limit() * 9 {
-            return SWEEP_PASS_MS;
-        }
-        match self.conns.shortest_timeout(&self.table.timeouts) {
-            None => SWEEP_PASS_MAX_MS,
-            Some(t) => (u64::from(t) * 1000 / 8).clamp(SWEEP_PASS_MS, SWEEP_PASS_MAX_MS),
-        }
-    }
-
-    /// Drops every connection whose timer ran out by `now`, in one pass
-    /// (tests; the data plane itself sweeps in bounded steps).
-    pub fn expire(&mut self, now: u64) {
-        // "Later than every timer": within the timers' 99-day window of the
-        // clock (the longest timeout is 31 days).
-        let now = now.min(self.now_ms() + 32 * 86_400_000);
-        // (Tests: their backends offload nothing.)
-        let keep = still_live(
-            &self.table,
-            &self.positions,
-            now,
-            self.sync.as_ref(),
-            &self.counters,
-            |_, _| {},
-        );
-        self.conns.retain(keep);
-    }
-
-    /// Up to `n` connections from slot `from` on, for `-Lnc`, and where
-    /// the next chunk starts.
-    pub fn conn_chunk(&self, from: usize, n: usize) -> (Vec<ConnInfo>, Option<usize>) {
-        let now = self.now_ms();
-        let (chunk, next) = self.conns.chunk(from, n);
-        let infos = chunk
-            .into_iter()
-            .filter_map(|(k, mut c)| {
-                // Past its timer, not yet swept: gone (a backup's synced
-                // timers do not run, its entries stay listed).
-                if c.expires_ms(now) <= now && !self.table.standby {
-                    return None;
-                }
-                let (_, d) = locate(&self.table, &self.positions, &mut c)?;
-                Some(ConnInfo {
-                    protocol: k.protocol,
-                    caddr: k.caddr,
-                    cport: k.cport,
-                    vaddr: k.vaddr,
-                    vport: k.vport,
-                    daddr: d.addr,
-                    dport: d.port,
-                    state: c.state.name().to_string(),
-                    expires_secs: c.expires_ms(now).saturating_sub(now).div_ceil(1000),
-                })
-            })
-            .collect();
-        (infos, next)
-    }
-
-    /// Every tracked connection (tests; the daemon lists in chunks).
-    pub fn conn_list(&self) -> Vec<ConnInfo> {
-        let mut all = Vec::new();
-        let mut from = Some(0);
-        while let Some(f) = from {
-            let (mut part, next) = self.conn_chunk(f, CONN_CHUNK);
-            all.append(&mut part);
-            from = next;
-        }
-        all
-    }
-
-    pub fn conn_count(&self) -> usize {
-        self.conns.len()
     }
 
     /// Picks up a newly published table: carries scheduler state over,
@@ -522,7 +304,7 @@ impl Dataplane {
                 Some(i) if old.services[i].scheduler == s.scheduler => {
                     let mut st = self.sched[i].clone();
                     if old.services[i].epoch != s.epoch {
-                        st.dests_changed(&old.services[i].dests, &s.dests);
+                        st.update(&old.services[i].dests, &s.dests);
                     }
                     st
                 }
@@ -591,101 +373,5 @@ impl Dataplane {
             }
             _ => {}
         }
-    }
-
-    /// Classifies an IPv4 frame once and hands it, with its checked
-    /// layout, to the handler of its class.
-    fn handle_ipv4<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta) {
-        match self.classify(frame, meta) {
-            Ok((Class::Service(flow), l)) => self.for_service(io, frame, meta, l, &flow),
-            Ok((Class::Reply(key), l)) => self.nat_reply(io, frame, meta, l, key),
-            Ok((Class::IcmpRelated(related), l)) => self.icmp_related(io, frame, meta, l, related),
-            Ok((Class::Kernel, _)) => {}
-            Err(_) => DataplaneCounters::bump(&self.counters.malformed),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dataplane::conn::{ConnKey, ConnState};
-    use crate::dataplane::tcp_state::TcpState;
-    use crate::lvs::service::{Forward, Protocol, Timeouts};
-
-    fn dataplane(max_conns: usize) -> (Dataplane, Arc<ArcSwap<Table>>) {
-        let shared = Arc::new(ArcSwap::from_pointee(Table::new(
-            1,
-            vec![],
-            Timeouts::default(),
-        )));
-        let link = LinkParams {
-            mac: MacAddr::ZERO,
-            mtu: 1500,
-            addr: Ipv4Addr::UNSPECIFIED,
-        };
-        let counters = Arc::new(DataplaneCounters::default());
-        let dp = Dataplane::with_links(shared.clone(), vec![link], counters, None, max_conns);
-        (dp, shared)
-    }
-
-    fn add(dp: &mut Dataplane, port: u16, state: ConnState) {
-        let k = ConnKey {
-            protocol: Protocol::Udp,
-            caddr: Ipv4Addr::new(198, 19, 0, 1),
-            cport: port,
-            vaddr: Ipv4Addr::new(198, 18, 0, 100),
-            vport: 9,
-        };
-        let c = Conn::new(
-            0,
-            0,
-            1,
-            state,
-            300_000,
-            Forward::Route,
-            Ipv4Addr::new(198, 18, 0, 11),
-            9,
-            0,
-            MacAddr::ZERO,
-        );
-        dp.conns.insert(k, c).unwrap();
-    }
-
-    /// The sweep's pace: slow while every entry's timer is long, an eighth
-    /// of the shortest one, the fastest after a table change (until a
-    /// whole pass has seen it) and near the table's limit.
-    #[test]
-    fn the_sweep_goes_as_fast_as_the_shortest_timer_needs() {
-        let (mut dp, _) = dataplane(100);
-        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MAX_MS);
-        for p in 0..10 {
-            add(&mut dp, p, ConnState::Udp);
-        }
-        // UDP's 300 s: 37.5 s, held to the slowest pace.
-        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MAX_MS);
-        add(&mut dp, 100, ConnState::Tcp(TcpState::LastAck));
-        assert_eq!(dp.sweep_pass_ms(), 30_000 / 8);
-        add(&mut dp, 101, ConnState::Tcp(TcpState::None));
-        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MS);
-
-        let (mut dp, shared) = dataplane(100);
-        add(&mut dp, 1, ConnState::Udp);
-        let mut io = crate::io::memory::MemoryIo::default();
-        shared.store(Arc::new(Table::new(2, vec![], Timeouts::default())));
-        dp.refresh_table(&mut io);
-        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MS);
-        // Two wraps: the pass under way when the table changed, then a
-        // whole one.
-        for _ in 0..2 {
-            while !dp.sweep_step(&mut io, 0, SWEEP_PASS_MS).wrapped {}
-        }
-        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MAX_MS);
-
-        let (mut dp, _) = dataplane(10);
-        for p in 0..9 {
-            add(&mut dp, p, ConnState::Udp);
-        }
-        assert_eq!(dp.sweep_pass_ms(), SWEEP_PASS_MS, "near the limit");
     }
 }

@@ -8,22 +8,20 @@
 //! over; when the entry goes (timer, real server removed, a SYN that
 //! reuses it) the flow is taken back first, and what the program
 //! forwarded is added to the service's and real server's counters then,
-//! also when the table no longer has that real server ([`Retired`]).
-//! Only the link
-//! the flow arrived on can send it on, so flows whose real server is on
-//! another link stay with uvs, as do TUN and NAT (their rewrite is
-//! uvs's). A backup forwards nothing (the program's `fast` switch follows
-//! the published table).
+//! also when the table no longer has that real server
+//! (`books::Retired`). Only the link the flow arrived on can send it on,
+//! so flows whose real server is on another link stay with uvs, as do TUN
+//! and NAT (their rewrite is uvs's). A backup forwards nothing (the
+//! program's `fast` switch follows the published table).
 
-use super::conn::{Conn, ConnKey, ConnState};
-use super::tcp_state::TcpState;
-use super::{Dataplane, locate};
+use super::Dataplane;
+use super::books::Books;
+use super::conn::Conn;
 use crate::io::{FlowTuple, Handover, PacketIo, RxMeta};
-use crate::lvs::stats::{DataplaneCounters, DestState, Stats};
-use crate::lvs::table::{NextHop, Table};
+use crate::lvs::conn::{ConnKey, ConnState, TcpState};
+use crate::lvs::stats::DataplaneCounters;
+use crate::lvs::table::NextHop;
 use crate::wire::tcp::flags;
-use std::collections::HashMap;
-use std::sync::Arc;
 
 /// The kernel program's key for a connection.
 pub(super) fn tuple(k: &ConnKey) -> FlowTuple {
@@ -33,64 +31,6 @@ pub(super) fn tuple(k: &ConnKey) -> FlowTuple {
         sport: k.cport,
         dport: k.vport,
         proto: k.protocol.number(),
-    }
-}
-
-/// The counters of real servers that left the table (`uvsadm -d`, a
-/// health check's `remove`, their service deleted), by id as connections
-/// keep it, with their service's. Their offloaded flows are taken back
-/// only when the sweep reaches them, after the table changed: what the
-/// program forwarded still counts for the service, as it would have
-/// without the program, and for the real server (a health check's
-/// removal keeps it, with its counters, for its return). Kept until the
-/// sweep has seen every connection since the last change.
-#[derive(Default)]
-pub(super) struct Retired {
-    dests: HashMap<u32, (Arc<Stats>, Arc<DestState>)>,
-}
-
-impl Retired {
-    /// The table changed from `old` to the one whose real servers sit at
-    /// `positions`: keeps the counters of those it no longer has.
-    pub(super) fn table_changed(&mut self, old: &Table, positions: &HashMap<u32, (u32, u32)>) {
-        // Back in the table (a health check's return): found there.
-        self.dests.retain(|id, _| !positions.contains_key(id));
-        for s in &old.services {
-            for d in &s.dests {
-                let id = d.id as u32;
-                if !positions.contains_key(&id) {
-                    self.dests
-                        .entry(id)
-                        .or_insert_with(|| (s.stats.clone(), d.state.clone()));
-                }
-            }
-        }
-    }
-
-    /// The sweep has seen every connection since the last change: none
-    /// can name a retired real server any more.
-    pub(super) fn forget(&mut self) {
-        self.dests.clear();
-    }
-}
-
-/// Where a connection's counts go: its service and real server in the
-/// current table (`positions` remaps indexes that a change moved), or
-/// the retired ones.
-pub(super) struct Books<'a> {
-    pub table: &'a Table,
-    pub positions: &'a HashMap<u32, (u32, u32)>,
-    pub retired: &'a Retired,
-}
-
-impl Books<'_> {
-    fn stats_of(&self, c: &Conn) -> Option<(&Stats, &Stats)> {
-        let mut c = *c;
-        if let Some((svc, d)) = locate(self.table, self.positions, &mut c) {
-            return Some((&svc.stats, &d.state.stats));
-        }
-        let (svc, d) = self.retired.dests.get(&c.dest_id)?;
-        Some((svc, &d.stats))
     }
 }
 

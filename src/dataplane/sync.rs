@@ -5,38 +5,17 @@
 //! a full queue loses the record, is counted, and makes the control plane
 //! send the whole table again. A backup applies what it receives to its
 //! own table, which it keeps in standby (no forwarding, no timer expiry:
-//! removals come from the active one) until it takes over.
+//! removals come from the active one) until it takes over. The records
+//! and events are the planes' contract ([`crate::lvs::sync`]).
 
-use super::conn::{Conn, ConnKey, Digest};
-use super::handoff::PortableConn;
-use super::{Dataplane, locate, release};
+use super::Dataplane;
+use super::books::{locate, release, take};
+use super::conn::Conn;
+use super::handoff::portable;
+use crate::lvs::conn::{ConnKey, PortableConn};
 use crate::lvs::stats::DataplaneCounters;
+use crate::lvs::sync::{Digest, Record, SyncEvent};
 use std::sync::mpsc::SyncSender;
-
-/// Room for this many queued events between two drains of the control
-/// plane (every 10 ms): about 1.6 M new connections a second.
-pub const QUEUE: usize = 16384;
-
-/// One change to the synced table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Record {
-    /// A connection, new or with a new state.
-    Upsert(PortableConn),
-    Remove(ConnKey),
-}
-
-/// What the data plane queues for the control plane, in the order of the
-/// changes, so what is sent matches the table at every point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncEvent {
-    Record(Record),
-    /// The table's digest at this point of the stream: this worker's
-    /// share of round `.0` (the HA task sums the workers').
-    Digest(u64, Digest),
-    /// A chunk of a full resync was read here: records queued before
-    /// this belong before the chunk.
-    Mark(u64),
-}
 
 impl Dataplane {
     /// Queues this director's connection changes on `tx` while it is
@@ -115,11 +94,7 @@ impl Dataplane {
             && old.is_active() != p.state.is_active()
         {
             release(&d.state, c);
-            match p.state.is_active() {
-                true => &d.state.active,
-                false => &d.state.inactive,
-            }
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            take(&d.state, p.state);
         }
         c.state = p.state;
         c.set_expires_ms(now + p.expires_in_ms);
@@ -207,24 +182,5 @@ pub(super) fn queue(tx: &SyncSender<SyncEvent>, counters: &DataplaneCounters, ev
     match tx.try_send(ev) {
         Ok(()) => DataplaneCounters::bump(&counters.sync_events),
         Err(_) => DataplaneCounters::bump(&counters.sync_overflows),
-    }
-}
-
-/// A connection in its portable form.
-pub(super) fn portable(k: &ConnKey, c: &Conn, now: u64, seen_twice: bool) -> PortableConn {
-    PortableConn {
-        protocol: k.protocol,
-        caddr: k.caddr,
-        cport: k.cport,
-        vaddr: k.vaddr,
-        vport: k.vport,
-        raddr: c.raddr,
-        rport: c.rport,
-        fwd: c.fwd,
-        state: c.state,
-        expires_in_ms: c.expires_ms(now).saturating_sub(now),
-        client_link: c.client_link,
-        client_mac: c.client_mac.0,
-        seen_twice,
     }
 }

@@ -1,49 +1,11 @@
-//! IPVS's TCP connection states and their transition tables
-//! (ip_vs_proto_tcp.c): in DR and TUN the director sees only the
-//! client-to-server direction (INPUT-ONLY); in NAT it sees both, and
-//! replies move the state too (INPUT and OUTPUT).
+//! IPVS's TCP state machine (ip_vs_proto_tcp.c): in DR and TUN the
+//! director sees only the client-to-server direction (INPUT-ONLY); in NAT
+//! it sees both, and replies move the state too (INPUT and OUTPUT). The
+//! states themselves, their names and timeouts are the shared vocabulary
+//! ([`TcpState`] in `lvs::conn`); their transitions are the data plane's.
 
-use crate::lvs::service::Timeouts;
+use crate::lvs::conn::TcpState;
 use crate::wire::tcp::flags;
-
-/// IPVS TCP connection states, in the kernel's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum TcpState {
-    None = 0,
-    Established,
-    SynSent,
-    SynRecv,
-    FinWait,
-    TimeWait,
-    Close,
-    CloseWait,
-    LastAck,
-    Listen,
-    SynAck,
-}
-
-use TcpState::*;
-
-impl TcpState {
-    /// The state numbered `b` (its place in the kernel's order).
-    pub fn from_code(b: u8) -> Option<TcpState> {
-        [
-            None,
-            Established,
-            SynSent,
-            SynRecv,
-            FinWait,
-            TimeWait,
-            Close,
-            CloseWait,
-            LastAck,
-            Listen,
-            SynAck,
-        ]
-        .get(usize::from(b))
-        .copied()
-    }
-}
 
 /// Which of IPVS's three TCP state tables a segment is looked up in (the
 /// index into `TRANSITIONS`).
@@ -76,24 +38,8 @@ const TRANSITIONS: [[[TcpState; 11]; 4]; 3] = [
     [[SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW], [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL]],
 ];
 
+/// The transitions, on the shared states.
 impl TcpState {
-    /// The name `ipvsadm -Lc` prints.
-    pub fn name(self) -> &'static str {
-        [
-            "NONE",
-            "ESTABLISHED",
-            "SYN_SENT",
-            "SYN_RECV",
-            "FIN_WAIT",
-            "TIME_WAIT",
-            "CLOSE",
-            "CLOSE_WAIT",
-            "LAST_ACK",
-            "LISTEN",
-            "SYNACK",
-        ][self as usize]
-    }
-
     /// The next state for a client-to-server segment with `tcp_flags` when
     /// the director sees only that direction (DR, TUN).
     pub fn next(self, tcp_flags: u8) -> TcpState {
@@ -113,38 +59,15 @@ impl TcpState {
         } else if tcp_flags & flags::ACK != 0 {
             2
         } else {
-            return Close;
+            return TcpState::Close;
         };
         TRANSITIONS[dir as usize][row][self as usize]
-    }
-
-    /// States counted in ActiveConn (tcp_state_active_table).
-    pub fn is_active(self) -> bool {
-        matches!(self, Established | SynSent | SynRecv | SynAck)
-    }
-
-    /// Seconds before an idle connection in this state expires.
-    pub fn timeout(self, t: &Timeouts) -> u32 {
-        match self {
-            None => 2,
-            Established => t.tcp,
-            SynSent => 120,
-            SynRecv => 60,
-            FinWait => t.tcpfin,
-            TimeWait => 120,
-            Close => 10,
-            CloseWait => 60,
-            LastAck => 30,
-            Listen => 120,
-            SynAck => 120,
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::conn::ConnState;
 
     fn walk(seq: &[u8]) -> Vec<&'static str> {
         let mut s = TcpState::None;
@@ -187,19 +110,6 @@ mod tests {
             ["SYN_RECV", "ESTABLISHED", "CLOSE"]
         );
         assert_eq!(TcpState::Established.next(0), TcpState::Close);
-    }
-
-    #[test]
-    fn timeouts_follow_settings() {
-        let t = Timeouts {
-            tcp: 7,
-            tcpfin: 8,
-            udp: 9,
-        };
-        assert_eq!(TcpState::Established.timeout(&t), 7);
-        assert_eq!(TcpState::FinWait.timeout(&t), 8);
-        assert_eq!(ConnState::Udp.timeout(&t), 9);
-        assert_eq!(TcpState::SynRecv.timeout(&t), 60);
     }
 
     #[test]

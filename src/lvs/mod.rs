@@ -1,27 +1,19 @@
-//! The LVS vocabulary both planes and `uvsadm` speak, depending on
-//! neither: virtual services and real servers ([`service`]), the immutable
-//! forwarding [`table`] the control plane publishes to the data plane, the
-//! [`stats`] counters the data plane bumps and listings read, and the
-//! connection listing rows ([`ConnInfo`]).
+//! The LVS vocabulary both planes and `uvsadm` speak, and the contract
+//! between the planes, depending on neither: virtual services and real
+//! servers ([`service`], [`dest`]), the schedulers ([`sched`]), the
+//! immutable forwarding [`table`] the control plane publishes to the data
+//! plane, the [`stats`] counters the data plane bumps and listings read,
+//! connections ([`conn`]: key, state, portable form, listing rows), what
+//! connection sync carries ([`sync`]) and the questions the control plane
+//! asks the data plane ([`request`]).
 
+pub mod conn;
+pub mod dest;
+pub mod request;
+pub mod sched;
 pub mod service;
 pub mod stats;
+pub mod sync;
 pub mod table;
 
-use serde::{Deserialize, Serialize};
-use service::Protocol;
-use std::net::Ipv4Addr;
-
-/// One row of `uvsadm -Lnc`: a connection as the data plane reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnInfo {
-    pub protocol: Protocol,
-    pub caddr: Ipv4Addr,
-    pub cport: u16,
-    pub vaddr: Ipv4Addr,
-    pub vport: u16,
-    pub daddr: Ipv4Addr,
-    pub dport: u16,
-    pub state: String,
-    pub expires_secs: u64,
-}
+pub use conn::ConnInfo;

@@ -3,30 +3,15 @@
 //! data plane never sees a half-applied change.
 
 use crate::host::Prefix;
-use crate::lvs::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
-use crate::lvs::stats::{DestState, Stats};
+use crate::lvs::sched::{self, scheduler::Buckets};
+use crate::lvs::service::{SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::stats::Stats;
 use crate::wire::MacAddr;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-/// A real server as the data plane needs it.
-#[derive(Debug, Clone)]
-pub struct DestEntry {
-    /// Unique for the daemon's lifetime; a connection remembers it so a
-    /// removed-then-re-added server does not inherit old connections.
-    pub id: u64,
-    pub addr: Ipv4Addr,
-    pub port: u16,
-    pub forward: Forward,
-    pub weight: u32,
-    /// DR: the real server's MAC. TUN and NAT: the MAC of the next hop
-    /// towards it (the real server itself, or the router in front of it).
-    pub mac: MacAddr,
-    /// The director's link (interface) towards it.
-    pub link: u8,
-    pub state: Arc<DestState>,
-}
+pub use crate::lvs::dest::DestEntry;
 
 /// A virtual service with its real servers in scheduling order (newest
 /// first, as the kernel's list_add does).
@@ -89,6 +74,10 @@ pub struct Table {
     /// table (SipHash cost about 2% of the per-frame time here).
     index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
     vips: Vec<Ipv4Addr>,
+    /// Each service's scheduler lookup table ([`sched::buckets`]), in
+    /// service order: built here, once per published table, rather than
+    /// by every worker.
+    buckets: Vec<Buckets>,
     /// A backup director (HA): it answers no ARP for the VIPs and
     /// forwards nothing; the active peer does.
     pub standby: bool,
@@ -122,6 +111,10 @@ impl Table {
         let mut vips: Vec<Ipv4Addr> = services.iter().map(|s| s.key.addr).collect();
         vips.sort();
         vips.dedup();
+        let buckets = services
+            .iter()
+            .map(|s| sched::buckets(s.scheduler, &s.dests))
+            .collect();
         Table {
             generation,
             services,
@@ -130,6 +123,7 @@ impl Table {
             routes: Vec::new(),
             index,
             vips,
+            buckets,
             standby: false,
             announce: 0,
         }
@@ -169,6 +163,12 @@ impl Table {
 
     pub fn vips(&self) -> &[Ipv4Addr] {
         &self.vips
+    }
+
+    /// The lookup table service `svc`'s scheduler built (empty for most).
+    #[inline]
+    pub fn buckets(&self, svc: usize) -> &[u16] {
+        &self.buckets[svc]
     }
 
     /// Finds a real server by id, checking that the indexes a connection

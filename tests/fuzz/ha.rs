@@ -12,11 +12,10 @@ use uvs::rig::VIP;
 const HA_KEY: &[u8] = b"a shared secret of enough length";
 
 fn ha_seeds() -> Vec<Vec<u8>> {
-    use uvs::dataplane::conn::{ConnState, Digest};
-    use uvs::dataplane::handoff::PortableConn;
-    use uvs::dataplane::sync::Record;
     use uvs::ha::sync::{Body, SyncMsg};
     use uvs::ha::witness::Kind;
+    use uvs::lvs::conn::{ConnState, PortableConn};
+    use uvs::lvs::sync::{Digest, Record};
     let conn = PortableConn {
         protocol: Protocol::Tcp,
         caddr: Ipv4Addr::new(198, 18, 0, 10),

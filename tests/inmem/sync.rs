@@ -8,8 +8,8 @@ use etherparse::PacketBuilder;
 use std::net::Ipv4Addr;
 use std::sync::mpsc::{Receiver, sync_channel};
 use uvs::control::proto::Op;
-use uvs::dataplane::sync::{Record, SyncEvent};
 use uvs::lvs::service::{Forward, Protocol};
+use uvs::lvs::sync::{Record, SyncEvent};
 use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, service, svc};
 
 fn ops() -> Vec<Op> {

@@ -6,7 +6,7 @@ use super::Control;
 use super::apply::NO_HOP;
 use crate::control::plan::Source;
 use crate::control::proto::{Op, ReloadOptions, Response};
-use crate::dataplane::DpRequest;
+use crate::lvs::request::DpRequest;
 use std::sync::Arc;
 use std::time::Duration;
 

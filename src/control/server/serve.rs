@@ -4,8 +4,8 @@
 use super::Control;
 use super::lifecycle::log_lines;
 use crate::control::proto::{ReloadOptions, Request, Response};
-use crate::dataplane::DpRequest;
 use crate::lvs::ConnInfo;
+use crate::lvs::request::DpRequest;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

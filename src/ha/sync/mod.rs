@@ -18,10 +18,9 @@ pub use crate::wire::ha::sync::{MAGIC, MAX_LEN, MAX_RECORDS};
 pub use inbox::{Inbox, Taken};
 pub use outbox::Outbox;
 
-use crate::dataplane::conn::{ConnKey, ConnState, Digest};
-use crate::dataplane::handoff::PortableConn;
-use crate::dataplane::sync::Record;
+use crate::lvs::conn::{ConnKey, ConnState, PortableConn};
 use crate::lvs::service::{Forward, Protocol};
+use crate::lvs::sync::{Digest, Record};
 use crate::wire::ha::sync::{self as wire, SyncHeader, SyncRecord};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -247,7 +246,7 @@ pub struct SyncCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::tcp_state::TcpState;
+    use crate::lvs::conn::TcpState;
     use outbox::KEEP;
     use std::net::Ipv4Addr;
     use std::time::Instant;

@@ -1,9 +1,9 @@
 //! The active director's sync queues, one per data-plane worker, read
 //! into one stream with each digest in its place.
 
-use crate::dataplane::conn::Digest;
-use crate::dataplane::sync::{Record, SyncEvent};
 use crate::ha::sync::{Body, MAX_RECORDS};
+use crate::lvs::sync::Digest;
+use crate::lvs::sync::{Record, SyncEvent};
 use std::sync::mpsc::Receiver;
 
 /// The active side's sync queues, one per worker, read into one stream.
@@ -120,7 +120,7 @@ impl Queues {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::conn::ConnKey;
+    use crate::lvs::conn::ConnKey;
     use crate::lvs::service::Protocol;
     use std::net::Ipv4Addr;
     use std::sync::mpsc::sync_channel;

@@ -5,11 +5,11 @@
 use super::super::Control;
 use super::send::Sending;
 use crate::control::server::lock;
-use crate::dataplane::DpRequest;
-use crate::dataplane::conn::Digest;
 use crate::ha::HaConfig;
 use crate::ha::sync::{self, Body, SyncMsg, Taken};
 use crate::ha::witness;
+use crate::lvs::request::DpRequest;
+use crate::lvs::sync::Digest;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;

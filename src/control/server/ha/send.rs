@@ -5,10 +5,10 @@
 use super::super::Control;
 use super::Queues;
 use crate::control::server::lock;
-use crate::dataplane::DpRequest;
-use crate::dataplane::sync::Record;
 use crate::ha::HaConfig;
 use crate::ha::sync::{Body, GAP_TIMEOUT, MAX_RECORDS, Taken};
+use crate::lvs::request::DpRequest;
+use crate::lvs::sync::Record;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 

@@ -1,0 +1,416 @@
+//! The connection table: the data plane's [`Conn`] entries by the
+//! client's 5-tuple, and NAT connections also by their reply 5-tuple, so
+//! a real server's answer finds the connection it belongs to. Its running
+//! counts are in `tally.rs`, its bounded walks (sweep steps, listing chunks)
+//! in [`walk`].
+
+mod tally;
+pub mod walk;
+
+use super::conn::{Conn, ReplyKey};
+use crate::lvs::conn::{ConnKey, ConnState, MAX_LIMIT, TcpState};
+use crate::lvs::service::Timeouts;
+use crate::lvs::sync::Digest;
+use tally::Tally;
+
+/// Why a connection could not be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    /// The table is at its size limit and holds nothing cheap to evict.
+    Full,
+    /// Another NAT connection already has the same reply 5-tuple (one
+    /// client port talking to the same real server through two VIPs):
+    /// its replies could not be told apart.
+    ReplyClash,
+}
+
+/// No slot (end of a chain or of the eviction list).
+const NIL: u32 = u32::MAX;
+
+/// One stored connection. Slots live in one vector, reused through a free
+/// list, and are chained into the hash buckets and the eviction list by
+/// slot number, so nothing is allocated per connection and a sweep or a
+/// listing can resume at a slot number.
+#[derive(Clone, Copy)]
+struct Slot {
+    key: ConnKey,
+    conn: Conn,
+    /// [`LIVE`], [`SECOND`], [`LISTED`], [`MARK`]: one byte keeps the
+    /// entry in 64.
+    flags: u8,
+    prev: u32,
+    next: u32,
+    /// Next slot in the same bucket of the 5-tuple index.
+    hnext: u32,
+    /// Next slot in the same bucket of the NAT reply index.
+    rnext: u32,
+}
+
+/// The slot holds a connection.
+const LIVE: u8 = 1;
+/// A second packet (either way) was seen: no longer one-packet.
+const SECOND: u8 = 2;
+/// On the eviction list (oldest first).
+const LISTED: u8 = 4;
+/// Matches the table's `mark` when entered or confirmed since the last
+/// full resync began (a backup drops the others at its end).
+const MARK: u8 = 8;
+
+impl Slot {
+    #[inline]
+    fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    #[inline]
+    fn set(&mut self, f: u8, on: bool) {
+        match on {
+            true => self.flags |= f,
+            false => self.flags &= !f,
+        }
+    }
+}
+
+/// The table itself, bounded by a limit set at start (`--max-conns`) so a
+/// flood cannot exhaust memory. Like IPVS's connection table it is a hash
+/// table of chains with a fixed number of buckets (here one per entry the
+/// limit allows, so chains stay short): it never resizes, never rehashes
+/// and has no tombstones to clean up, so no insert or removal ever costs
+/// more than a chain walk. (hashbrown, std's map, rehashes everything
+/// when it grows and, under churn, in place: a pause of tens of
+/// milliseconds at a million entries.) The slots are reserved for the
+/// limit up front as address space; pages are touched as slots are used.
+/// When the table is full, the oldest entry that is cheap to lose (one
+/// packet only, or a TCP handshake never completed) makes room, so a
+/// flood of new flows cannot lock out established ones or other services.
+pub struct ConnTable {
+    /// First slot of each bucket of the client 5-tuple index.
+    buckets: Box<[u32]>,
+    /// First slot of each bucket of the NAT reply index.
+    rbuckets: Box<[u32]>,
+    mask: usize,
+    /// Keyed (random per process) so chains cannot be aimed at.
+    hasher: foldhash::fast::RandomState,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    len: usize,
+    replies: usize,
+    /// Eviction candidates in creation order: new entries are appended;
+    /// entries that stopped being cheap are dropped from the head lazily.
+    head: u32,
+    tail: u32,
+    max: usize,
+    /// Where the next sweep step starts.
+    cursor: usize,
+    evicted: u64,
+    mark: bool,
+    /// Entries per state and the digest's sum, kept as entries come,
+    /// change state and go.
+    tally: Tally,
+}
+
+/// Whether losing this connection costs little: it never saw a second
+/// packet, or it is a TCP handshake that never completed.
+fn cheap(s: &Slot) -> bool {
+    !s.has(SECOND)
+        || matches!(
+            s.conn.state,
+            ConnState::Tcp(TcpState::SynRecv | TcpState::None)
+        )
+}
+
+/// Buckets for a limit: a power of two, at least one per entry.
+fn bucket_count(max: usize) -> usize {
+    max.next_power_of_two().max(1024)
+}
+
+impl ConnTable {
+    /// A table of at most `max` connections (capped at [`MAX_LIMIT`]).
+    pub fn new(max: usize) -> ConnTable {
+        let max = max.clamp(1, MAX_LIMIT);
+        let n = bucket_count(max);
+        ConnTable {
+            buckets: vec![NIL; n].into_boxed_slice(),
+            rbuckets: vec![NIL; n].into_boxed_slice(),
+            mask: n - 1,
+            hasher: foldhash::fast::RandomState::default(),
+            slots: Vec::with_capacity(max),
+            free: Vec::with_capacity(max),
+            len: 0,
+            replies: 0,
+            head: NIL,
+            tail: NIL,
+            max,
+            cursor: 0,
+            evicted: 0,
+            mark: false,
+            tally: Tally::default(),
+        }
+    }
+
+    /// Roughly the memory the table takes when full.
+    pub fn bytes_at_limit(max: usize) -> usize {
+        let max = max.clamp(1, MAX_LIMIT);
+        2 * 4 * bucket_count(max) + max * (std::mem::size_of::<Slot>() + 4)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.max
+    }
+
+    /// Whether the entry saw a second packet (kept across a handoff, so
+    /// an established flow is not the first evicted by its new owner).
+    pub fn seen_twice(&self, k: &ConnKey) -> bool {
+        self.find(k)
+            .is_some_and(|i| self.slots[i as usize].has(SECOND))
+    }
+
+    /// Marks an entry as having seen a second packet.
+    pub fn mark_seen_twice(&mut self, k: &ConnKey) {
+        if let Some(i) = self.find(k) {
+            self.slots[i as usize].set(SECOND, true);
+        }
+    }
+
+    /// Entries evicted to make room since the start.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    #[inline]
+    fn bucket<K: std::hash::Hash>(&self, k: &K) -> usize {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(k) as usize & self.mask
+    }
+
+    #[inline]
+    fn find(&self, k: &ConnKey) -> Option<u32> {
+        let mut i = self.buckets[self.bucket(k)];
+        while i != NIL {
+            let s = &self.slots[i as usize];
+            if s.key == *k {
+                return Some(i);
+            }
+            i = s.hnext;
+        }
+        None
+    }
+
+    #[inline]
+    fn find_reply(&self, r: &ReplyKey) -> Option<u32> {
+        let mut i = self.rbuckets[self.bucket(r)];
+        while i != NIL {
+            let s = &self.slots[i as usize];
+            if s.conn.reply_key(&s.key).as_ref() == Some(r) {
+                return Some(i);
+            }
+            i = s.rnext;
+        }
+        None
+    }
+
+    #[inline]
+    pub fn get(&self, k: &ConnKey) -> Option<&Conn> {
+        let i = self.find(k)?;
+        Some(&self.slots[i as usize].conn)
+    }
+
+    /// The connection, for a packet that continues it (which makes it
+    /// more than a one-packet entry).
+    #[inline]
+    pub fn get_mut(&mut self, k: &ConnKey) -> Option<&mut Conn> {
+        let i = self.find(k)?;
+        let s = &mut self.slots[i as usize];
+        s.set(SECOND, true);
+        Some(&mut s.conn)
+    }
+
+    pub fn remove(&mut self, k: &ConnKey) -> Option<Conn> {
+        let i = self.find(k)?;
+        Some(self.release_slot(i))
+    }
+
+    /// Takes slot `i` out of its chain (`next` picks the chain's link).
+    fn unchain(&mut self, head: usize, i: u32, reply: bool) {
+        let link = |s: &Slot| if reply { s.rnext } else { s.hnext };
+        let after = link(&self.slots[i as usize]);
+        let first = if reply {
+            self.rbuckets[head]
+        } else {
+            self.buckets[head]
+        };
+        if first == i {
+            match reply {
+                true => self.rbuckets[head] = after,
+                false => self.buckets[head] = after,
+            }
+            return;
+        }
+        let mut p = first;
+        while p != NIL {
+            let n = link(&self.slots[p as usize]);
+            if n == i {
+                let ps = &mut self.slots[p as usize];
+                match reply {
+                    true => ps.rnext = after,
+                    false => ps.hnext = after,
+                }
+                return;
+            }
+            p = n;
+        }
+    }
+
+    /// Frees slot `i`: out of both indexes and the eviction list.
+    fn release_slot(&mut self, i: u32) -> Conn {
+        self.unlist(i);
+        let (k, c) = {
+            let s = &self.slots[i as usize];
+            (s.key, s.conn)
+        };
+        let b = self.bucket(&k);
+        self.unchain(b, i, false);
+        if let Some(r) = c.reply_key(&k) {
+            let rb = self.bucket(&r);
+            self.unchain(rb, i, true);
+            self.replies -= 1;
+        }
+        self.slots[i as usize].set(LIVE, false);
+        self.free.push(i);
+        self.len -= 1;
+        self.tally.remove(&k, &c);
+        c
+    }
+
+    /// The digest of the whole table, in constant time.
+    pub fn digest(&self) -> Digest {
+        self.tally.digest(self.len)
+    }
+
+    /// A connection found by `get_mut` changed state from `old`: its
+    /// share of the digest follows.
+    pub fn restated(&mut self, k: &ConnKey, c: &Conn, old: ConnState) {
+        self.tally.restate(k, c, old);
+    }
+
+    fn unlist(&mut self, i: u32) {
+        let (prev, next, listed) = {
+            let s = &self.slots[i as usize];
+            (s.prev, s.next, s.has(LISTED))
+        };
+        if !listed {
+            return;
+        }
+        match prev {
+            NIL => self.head = next,
+            p => self.slots[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.slots[n as usize].prev = prev,
+        }
+        let s = &mut self.slots[i as usize];
+        s.set(LISTED, false);
+        (s.prev, s.next) = (NIL, NIL);
+    }
+
+    /// Evicts the oldest cheap entry; `None` if there is none. Entries at
+    /// the head that are no longer cheap leave the list for good (a
+    /// connection never becomes cheap again).
+    fn evict_one(&mut self) -> Option<(ConnKey, Conn)> {
+        while self.head != NIL {
+            let i = self.head;
+            if cheap(&self.slots[i as usize]) {
+                let k = self.slots[i as usize].key;
+                self.evicted += 1;
+                return Some((k, self.release_slot(i)));
+            }
+            self.unlist(i);
+        }
+        None
+    }
+
+    /// Inserts a new connection (the key must not be in the table). When
+    /// the table is full the oldest cheap entry is evicted and returned,
+    /// so the caller can give back its real server's count.
+    pub fn insert(&mut self, k: ConnKey, c: Conn) -> Result<Option<(ConnKey, Conn)>, InsertError> {
+        let r = c.reply_key(&k);
+        if r.is_some_and(|r| self.find_reply(&r).is_some()) {
+            return Err(InsertError::ReplyClash);
+        }
+        let evicted = match self.len >= self.max {
+            true => Some(self.evict_one().ok_or(InsertError::Full)?),
+            false => None,
+        };
+        let b = self.bucket(&k);
+        let rb = r.map(|r| self.bucket(&r));
+        let slot = Slot {
+            key: k,
+            conn: c,
+            flags: LIVE | LISTED | if self.mark { MARK } else { 0 },
+            prev: self.tail,
+            next: NIL,
+            hnext: self.buckets[b],
+            rnext: rb.map_or(NIL, |rb| self.rbuckets[rb]),
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.buckets[b] = i;
+        if let Some(rb) = rb {
+            self.rbuckets[rb] = i;
+            self.replies += 1;
+        }
+        match self.tail {
+            NIL => self.head = i,
+            t => self.slots[t as usize].next = i,
+        }
+        self.tail = i;
+        self.len += 1;
+        self.tally.add(&k, &c);
+        Ok(evicted)
+    }
+
+    /// The shortest timeout, in seconds, of any state an entry is in
+    /// (`None` when empty): no entry's timer can run out sooner after it
+    /// was last set.
+    pub fn shortest_timeout(&self, t: &Timeouts) -> Option<u32> {
+        self.tally.shortest_timeout(t)
+    }
+
+    /// Whether any NAT connection is tracked (no reply lookups otherwise).
+    #[inline]
+    pub fn has_replies(&self) -> bool {
+        self.replies > 0
+    }
+
+    /// The NAT connection a real server's reply belongs to.
+    #[inline]
+    pub fn by_reply(&self, r: &ReplyKey) -> Option<ConnKey> {
+        let i = self.find_reply(r)?;
+        Some(self.slots[i as usize].key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Slots in use or free (what a sweep pass walks).
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,84 @@
+//! Answers to the control plane's questions ([`DpRequest`]), between
+//! frames: listings in chunks, the handoff, and HA sync's digests,
+//! resync chunks and records.
+
+use super::Dataplane;
+use super::books::locate;
+use crate::lvs::conn::ConnInfo;
+use crate::lvs::request::{CONN_CHUNK, DpRequest};
+use crate::lvs::sync::SyncEvent;
+
+impl Dataplane {
+    /// Answers one request.
+    pub(super) fn answer(&mut self, req: DpRequest) {
+        match req {
+            DpRequest::Conns { from, reply } => {
+                let _ = reply.send(self.conn_chunk(from, CONN_CHUNK));
+            }
+            DpRequest::Handoff(reply) => {
+                let _ = reply.send(self.export_conns());
+                self.handed_off = true;
+            }
+            DpRequest::SyncDigest(round) => self.emit(SyncEvent::Digest(round, self.digest())),
+            DpRequest::SyncChunk { from, mark, reply } => {
+                let _ = reply.send(self.sync_chunk(from, CONN_CHUNK, mark));
+            }
+            DpRequest::SyncApply(recs) => {
+                self.apply_sync(&recs);
+            }
+            DpRequest::ResyncBegin => self.resync_begin(),
+            DpRequest::ResyncEnd(reply) => {
+                let _ = reply.send(self.resync_end());
+            }
+            DpRequest::Digest(reply) => {
+                let _ = reply.send(self.digest());
+            }
+        }
+    }
+
+    /// Up to `n` connections from slot `from` on, for `-Lnc`, and where
+    /// the next chunk starts.
+    pub fn conn_chunk(&self, from: usize, n: usize) -> (Vec<ConnInfo>, Option<usize>) {
+        let now = self.now_ms();
+        let (chunk, next) = self.conns.chunk(from, n);
+        let infos = chunk
+            .into_iter()
+            .filter_map(|(k, mut c)| {
+                // Past its timer, not yet swept: gone (a backup's synced
+                // timers do not run, its entries stay listed).
+                if c.expires_ms(now) <= now && !self.table.standby {
+                    return None;
+                }
+                let (_, d) = locate(&self.table, &self.positions, &mut c)?;
+                Some(ConnInfo {
+                    protocol: k.protocol,
+                    caddr: k.caddr,
+                    cport: k.cport,
+                    vaddr: k.vaddr,
+                    vport: k.vport,
+                    daddr: d.addr,
+                    dport: d.port,
+                    state: c.state.name().to_string(),
+                    expires_secs: c.expires_ms(now).saturating_sub(now).div_ceil(1000),
+                })
+            })
+            .collect();
+        (infos, next)
+    }
+
+    /// Every tracked connection (tests; the daemon lists in chunks).
+    pub fn conn_list(&self) -> Vec<ConnInfo> {
+        let mut all = Vec::new();
+        let mut from = Some(0);
+        while let Some(f) = from {
+            let (mut part, next) = self.conn_chunk(f, CONN_CHUNK);
+            all.append(&mut part);
+            from = next;
+        }
+        all
+    }
+
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+}

@@ -1,0 +1,228 @@
+//! Connections as every part of the director names them: the client's
+//! 5-tuple ([`ConnKey`]), the state ([`ConnState`], with IPVS's TCP
+//! states in [`TcpState`]), a connection in a form that survives a change
+//! of process ([`PortableConn`]: handoff and HA sync) and a row of
+//! `uvsadm -Lnc` ([`ConnInfo`]). The data plane keeps its own entry and
+//! table, and moves TCP states by IPVS's transition tables.
+
+use crate::lvs::service::{Forward, Protocol, Timeouts};
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// The default `--max-conns`.
+pub const DEFAULT_MAX_CONNS: usize = 1 << 20;
+/// The largest `--max-conns`: the connection table numbers its slots in
+/// 32 bits, with one number kept free.
+pub const MAX_LIMIT: usize = 1 << 31;
+
+/// The client's 5-tuple as seen on the way in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub protocol: Protocol,
+    pub caddr: Ipv4Addr,
+    pub cport: u16,
+    pub vaddr: Ipv4Addr,
+    pub vport: u16,
+}
+
+impl ConnKey {
+    /// The virtual service's address and port (VIP:VPORT).
+    pub fn vip(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.vaddr, self.vport)
+    }
+}
+
+/// A connection's protocol state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnState {
+    Tcp(TcpState),
+    Udp,
+}
+
+impl ConnState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::Tcp(s) => s.name(),
+            ConnState::Udp => "UDP",
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        match self {
+            ConnState::Tcp(s) => s.is_active(),
+            ConnState::Udp => false,
+        }
+    }
+
+    /// One byte for the sync protocol and the digest.
+    pub fn code(self) -> u8 {
+        match self {
+            ConnState::Tcp(s) => s as u8,
+            ConnState::Udp => 0xff,
+        }
+    }
+
+    pub fn from_code(b: u8) -> Option<ConnState> {
+        match b {
+            0xff => Some(ConnState::Udp),
+            b => TcpState::from_code(b).map(ConnState::Tcp),
+        }
+    }
+
+    pub fn timeout(self, t: &Timeouts) -> u32 {
+        match self {
+            ConnState::Tcp(s) => s.timeout(t),
+            ConnState::Udp => t.udp,
+        }
+    }
+}
+
+/// Declares [`TcpState`] from one list, each state in the kernel's order
+/// with the name `ipvsadm -Lc` prints.
+macro_rules! tcp_states {
+    ($($state:ident $name:literal,)+) => {
+        /// IPVS TCP connection states, in the kernel's order
+        /// (ip_vs_proto_tcp.c); its code is its place there.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum TcpState {
+            $($state,)+
+        }
+
+        impl TcpState {
+            const ALL: &[TcpState] = &[$(TcpState::$state,)+];
+
+            /// The name `ipvsadm -Lc` prints.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(TcpState::$state => $name,)+
+                }
+            }
+        }
+    };
+}
+
+tcp_states! {
+    None "NONE",
+    Established "ESTABLISHED",
+    SynSent "SYN_SENT",
+    SynRecv "SYN_RECV",
+    FinWait "FIN_WAIT",
+    TimeWait "TIME_WAIT",
+    Close "CLOSE",
+    CloseWait "CLOSE_WAIT",
+    LastAck "LAST_ACK",
+    Listen "LISTEN",
+    SynAck "SYNACK",
+}
+
+impl TcpState {
+    /// The state numbered `b` (its place in the kernel's order).
+    pub fn from_code(b: u8) -> Option<TcpState> {
+        TcpState::ALL.get(usize::from(b)).copied()
+    }
+
+    /// States counted in ActiveConn (tcp_state_active_table).
+    pub fn is_active(self) -> bool {
+        use TcpState::*;
+        matches!(self, Established | SynSent | SynRecv | SynAck)
+    }
+
+    /// Seconds before an idle connection in this state expires.
+    pub fn timeout(self, t: &Timeouts) -> u32 {
+        use TcpState::*;
+        match self {
+            None => 2,
+            Established => t.tcp,
+            SynSent => 120,
+            SynRecv => 60,
+            FinWait => t.tcpfin,
+            TimeWait => 120,
+            Close => 10,
+            CloseWait => 60,
+            LastAck => 30,
+            Listen => 120,
+            SynAck => 120,
+        }
+    }
+}
+
+/// A connection in a form that survives a change of process: the real
+/// server by service, address and port instead of table indexes and ids,
+/// the timer as time left. A planned restart hands the whole table to the
+/// new director this way (`uvs director --takeover`), so established
+/// connections continue; HA sync sends connections to the peers as these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortableConn {
+    pub protocol: Protocol,
+    pub caddr: Ipv4Addr,
+    pub cport: u16,
+    pub vaddr: Ipv4Addr,
+    pub vport: u16,
+    pub raddr: Ipv4Addr,
+    pub rport: u16,
+    pub fwd: Forward,
+    pub state: ConnState,
+    pub expires_in_ms: u64,
+    pub client_link: u8,
+    pub client_mac: [u8; 6],
+    pub seen_twice: bool,
+}
+
+impl PortableConn {
+    pub fn key(&self) -> ConnKey {
+        ConnKey {
+            protocol: self.protocol,
+            caddr: self.caddr,
+            cport: self.cport,
+            vaddr: self.vaddr,
+            vport: self.vport,
+        }
+    }
+}
+
+/// One row of `uvsadm -Lnc`: a connection as the data plane reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    pub protocol: Protocol,
+    pub caddr: Ipv4Addr,
+    pub cport: u16,
+    pub vaddr: Ipv4Addr,
+    pub vport: u16,
+    pub daddr: Ipv4Addr,
+    pub dport: u16,
+    pub state: String,
+    pub expires_secs: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_keep_the_kernels_codes_and_names() {
+        for (i, s) in TcpState::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+            assert_eq!(TcpState::from_code(i as u8), Some(*s));
+            assert_eq!(
+                ConnState::from_code(ConnState::Tcp(*s).code()),
+                Some(ConnState::Tcp(*s))
+            );
+        }
+        assert_eq!(TcpState::from_code(11), None);
+        assert_eq!(TcpState::SynAck.name(), "SYNACK");
+        assert_eq!(ConnState::from_code(0xff), Some(ConnState::Udp));
+    }
+
+    #[test]
+    fn timeouts_follow_settings() {
+        let t = Timeouts {
+            tcp: 7,
+            tcpfin: 8,
+            udp: 9,
+        };
+        assert_eq!(TcpState::Established.timeout(&t), 7);
+        assert_eq!(TcpState::FinWait.timeout(&t), 8);
+        assert_eq!(ConnState::Udp.timeout(&t), 9);
+        assert_eq!(TcpState::SynRecv.timeout(&t), 60);
+    }
+}
