@@ -88,11 +88,20 @@ fn expand(prefix: &str, tree: &str, out: &mut Vec<String>) {
     }
 }
 
-/// The code without comments and string literals (a doc comment that
-/// names `crate::x` is not a use of it).
+/// The code without comments, string literals (a doc comment that names
+/// `crate::x` is not a use of it) and its unit tests (a test may drive a
+/// neighbour: `#[cfg(test)] mod` to the end of the file).
 fn code(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim() == "#[cfg(test)]"
+            && lines
+                .peek()
+                .is_some_and(|n| n.trim_start().starts_with("mod "))
+        {
+            break;
+        }
         let l = match line.find("//") {
             Some(i) => &line[..i],
             None => line,
