@@ -20,7 +20,7 @@ pub fn run(device: &str) -> Result<(), String> {
     // "protocol 4 unreachable": give bursts room. Best effort: a smaller
     // buffer still works for lighter loads.
     let _ = sys::raise_rcvbuf(&raw, 32 << 20);
-    eprintln!("uvs decap: IP-in-IP packets are delivered through {device}");
+    tracing::info!("decap: IP-in-IP packets are delivered through {device}");
     let mut buf = vec![0u8; 65536];
     loop {
         let n = match sys::recv(&raw, &mut buf) {
@@ -32,7 +32,7 @@ pub fn run(device: &str) -> Result<(), String> {
             continue;
         };
         if let Err(e) = sys::write(&tun, p) {
-            eprintln!("uvs decap: writing to {device}: {e}");
+            tracing::warn!("decap: writing to {device}: {e}");
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod import;
 pub mod io;
 #[cfg(test)]
 mod layering;
+pub mod logging;
 pub mod lvs;
 pub mod probe;
 pub mod rig;

@@ -52,7 +52,7 @@ fn print(r: &Request, h: &HostState, f: &[Finding]) {
 }
 
 fn failed(e: &str) -> u8 {
-    eprintln!("uvs audit: {e}");
+    tracing::error!("audit: {e}");
     3
 }
 

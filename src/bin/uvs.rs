@@ -189,6 +189,7 @@ struct AuditArgs {
 }
 
 fn main() -> ExitCode {
+    uvs::logging::init();
     let cli = Cli::parse();
     let r = match cli.cmd {
         Command::Audit(a) => return audit(&a),

@@ -96,8 +96,8 @@ impl Publisher {
         if let Some(f) = &mut self.fanout {
             match f.update(t.vips()) {
                 Err(e) if self.fanout_error.as_ref() != Some(&e) => {
-                    eprintln!(
-                        "uvs: warning: the workers' fanout program was not updated ({e}): \
+                    tracing::warn!(
+                        "the workers' fanout program was not updated ({e}): \
                          a new VIP's NAT replies may reach a worker without their connection"
                     );
                     self.fanout_error = Some(e);
@@ -111,8 +111,8 @@ impl Publisher {
             match s.update(t, &locals) {
                 // Once per failure, not at every retry.
                 Err(e) if self.steer_error.as_ref() != Some(&e) => {
-                    eprintln!(
-                        "uvs: XDP maps not updated ({e}): the new services' frames come through the packet socket"
+                    tracing::info!(
+                        "XDP maps not updated ({e}): the new services' frames come through the packet socket"
                     );
                     self.steer_error = Some(e);
                 }

@@ -28,19 +28,19 @@ pub(super) fn open_io(
     });
     match (xdp, kind) {
         (Ok((links, s)), _) => {
-            eprintln!(
-                "uvs: packet I/O: AF_XDP ({} XDP; sockets: {}), other traffic to the kernel and \
+            tracing::info!(
+                "packet I/O: AF_XDP ({} XDP; sockets: {}), other traffic to the kernel and \
                  uvs's packet sockets",
                 s.modes().join(", "),
                 links.modes().join(", ")
             );
             if offload.is_on() {
-                eprintln!(
-                    "uvs: --offload: established DR flows are forwarded by the XDP program (XDP_TX)"
+                tracing::info!(
+                    "--offload: established DR flows are forwarded by the XDP program (XDP_TX)"
                 );
                 for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
-                    eprintln!(
-                        "uvs: warning: {name} has a peer (a veth?): XDP_TX frames reach the peer only \
+                    tracing::warn!(
+                        "{name} has a peer (a veth?): XDP_TX frames reach the peer only \
                          if it runs an XDP program of its own, else offloaded flows stall (docs/io.md)"
                     );
                 }
@@ -77,18 +77,18 @@ fn open_packet(
                     .zip(s.modes())
                     .map(|(n, m)| format!("{n}: {m}"))
                     .collect();
-                eprintln!(
-                    "uvs: packet I/O: {what} ({why}); --offload: established DR flows are \
+                tracing::info!(
+                    "packet I/O: {what} ({why}); --offload: established DR flows are \
                      forwarded by the tc program ({}), super-frames whole",
                     how.join(", ")
                 );
                 return Ok((Backend::Packet(links), Some(s)));
             }
-            Err(e) => eprintln!("uvs: --offload unavailable, uvs forwards every frame: {e}"),
+            Err(e) => tracing::info!("--offload unavailable, uvs forwards every frame: {e}"),
         }
     }
     let links = AfPacketLinks::open_with(ifnames, ring).map_err(capture)?;
-    eprintln!("uvs: packet I/O: {what} ({why})");
+    tracing::info!("packet I/O: {what} ({why})");
     Ok((Backend::Packet(links), None))
 }
 
@@ -111,7 +111,7 @@ pub(super) fn open_workers_io(
         return Ok((vec![io], s, None));
     }
     if offload.is_on() {
-        eprintln!("uvs: --offload ignored: it takes one worker");
+        tracing::info!("--offload ignored: it takes one worker");
     }
     let (sets, fanout, ignores) =
         AfPacketLinks::open_workers(ifnames, workers, kind == IoKind::PacketRing)
@@ -120,8 +120,8 @@ pub(super) fn open_workers_io(
         IoKind::Auto => " (AF_XDP takes one worker)",
         _ => "",
     };
-    eprintln!(
-        "uvs: packet I/O: AF_PACKET, {}, {workers} workers{why}: each link's frames spread \
+    tracing::info!(
+        "packet I/O: AF_PACKET, {}, {workers} workers{why}: each link's frames spread \
          by client address and port (PACKET_FANOUT, classic BPF)",
         match kind {
             IoKind::PacketRing => "TPACKET_V3 receive rings",
@@ -129,8 +129,8 @@ pub(super) fn open_workers_io(
         }
     );
     if !ignores {
-        eprintln!(
-            "uvs: warning: this kernel cannot keep the host's own frames out of a fanout group \
+        tracing::warn!(
+            "this kernel cannot keep the host's own frames out of a fanout group \
              (Linux 6.5 can): the workers see what the director sends too, at some cost"
         );
     }

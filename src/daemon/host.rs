@@ -163,13 +163,13 @@ pub(super) fn check_link(name: &str) -> Result<(), String> {
         ));
     }
     if !link_is_up(flags) {
-        eprintln!("uvs: warning: {name} is down; waiting for it to come up");
+        tracing::warn!("{name} is down; waiting for it to come up");
         loop {
             std::thread::sleep(Duration::from_millis(200));
             let flags = sys::link_flags(name)
                 .map_err(|e| format!("{name} went away while waiting for it: {e}"))?;
             if link_is_up(flags) {
-                eprintln!("uvs: {name} is up");
+                tracing::info!("{name} is up");
                 return Ok(());
             }
         }
@@ -205,8 +205,8 @@ pub(super) async fn watch_links(links: Vec<(u32, String)>) -> String {
             let now_up = link_is_up(flags);
             if now_up != *was_up {
                 match now_up {
-                    true => eprintln!("uvs: {name} is up again"),
-                    false => eprintln!("uvs: warning: {name} went down: no traffic until it is up"),
+                    true => tracing::info!("{name} is up again"),
+                    false => tracing::warn!("{name} went down: no traffic until it is up"),
                 }
                 *was_up = now_up;
             }

@@ -233,7 +233,7 @@ fn serve(
                 }
                 if takes_over && let Ok(conns) = import_rx.recv() {
                     let n = dp.take_over(&mut io, &conns);
-                    eprintln!("uvs: took over {n} of {} connections", conns.len());
+                    tracing::info!("took over {n} of {} connections", conns.len());
                 }
                 dp.run(&mut io, &stop);
             })
@@ -281,8 +281,8 @@ fn serve(
                     let _ = tx.send(part);
                 }
                 let now = crate::host::unix_ms();
-                eprintln!(
-                    "uvs: took over from pid {}: forwarding resumes {} ms after it stopped",
+                tracing::info!(
+                    "took over from pid {}: forwarding resumes {} ms after it stopped",
                     h.pid,
                     now.saturating_sub(h.stopped_unix_ms)
                 );
@@ -303,13 +303,13 @@ fn serve(
             tokio::spawn(control.clone().run_ha(ha, Queues::new(sync_rxs)));
         }
         let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
-        eprintln!(
-            "uvs: director on {}, control socket {}",
+        tracing::info!(
+            "director on {}, control socket {}",
             described.join(", "),
             o.socket.display()
         );
-        eprintln!(
-            "uvs: connection table: up to {max_conns} entries, about {} MiB when full \
+        tracing::info!(
+            "connection table: up to {max_conns} entries, about {} MiB when full \
              (--max-conns); when full, the oldest one-packet or half-open entries make room",
             ConnTable::bytes_at_limit(max_conns).div_ceil(1 << 20)
         );
@@ -343,13 +343,13 @@ fn serve(
                 _ = tokio::signal::ctrl_c() => return Ok(Stopped::Asked),
                 _ = term.recv() => return Ok(Stopped::Asked),
                 _ = hup.recv() => match control.has_config().await {
-                    false => eprintln!(
-                        "uvs: SIGHUP ignored: there is no config file to reload (the table stays as it is)"
+                    false => tracing::info!(
+                        "SIGHUP ignored: there is no config file to reload (the table stays as it is)"
                     ),
                     // A SIGHUP cannot carry --force: a file with no
                     // services is refused, and the log says how to apply it.
                     true => match control.reload(Default::default()).await {
-                        Ok(m) => eprintln!("uvs: SIGHUP: {}", m.lines().next().unwrap_or_default()),
+                        Ok(m) => tracing::info!("SIGHUP: {}", m.lines().next().unwrap_or_default()),
                         Err(e) => crate::control::server::log_lines(
                             "SIGHUP: reload refused, the table stays as it is: ",
                             &e,
@@ -358,7 +358,7 @@ fn serve(
                 },
                 why = &mut gone => return Err(format!("{why}; stopping")),
                 _ = control.handed_off.notified() => {
-                    eprintln!("uvs: handed over to the new director; stopped");
+                    tracing::info!("handed over to the new director; stopped");
                     return Ok(Stopped::HandedOver);
                 }
             }
@@ -371,6 +371,6 @@ fn serve(
     for t in threads {
         let _ = t.join();
     }
-    eprintln!("uvs: stopped");
+    tracing::info!("stopped");
     result
 }

@@ -74,8 +74,8 @@ impl Dataplane {
             return;
         }
         self.conflict_logged_ms = Some(now);
-        eprintln!(
-            "uvs: WARNING: VIP {vip} is claimed by {mac} on link {link}: another host uses this \
+        tracing::warn!(
+            "VIP {vip} is claimed by {mac} on link {link}: another host uses this \
              address, or a real server announces the VIP (check arp_ignore=1 and arp_announce=2 \
              there: `uvs audit`). uvs does not fight over it with ARP; clients may reach that \
              host instead. {} such ARP frames so far (vip_conflicts in `uvs status`)",

@@ -254,8 +254,8 @@ pub fn run(listen: SocketAddrV4, directors: &[Ipv4Addr], key: Vec<u8>) -> Result
         .map_err(|e| format!("witness: {e}"))?;
     let mut v = Voter::new(key, directors, LISTEN, Instant::now());
     let list: Vec<String> = directors.iter().map(|a| a.to_string()).collect();
-    eprintln!(
-        "uvs witness: on {listen} for directors {}; listening {} ms before its first vote",
+    tracing::info!(
+        "witness: on {listen} for directors {}; listening {} ms before its first vote",
         list.join(", "),
         LISTEN.as_millis()
     );
@@ -285,7 +285,7 @@ pub fn run(listen: SocketAddrV4, directors: &[Ipv4Addr], key: Vec<u8>) -> Result
             Err(e) => return Err(format!("witness: {listen}: {e}")),
         };
         if let Some(c) = change {
-            eprintln!("uvs witness: {c}");
+            tracing::info!("witness: {c}");
         }
         // Refused messages are logged, at most once a minute.
         let c = &v.counters;
@@ -298,9 +298,12 @@ pub fn run(listen: SocketAddrV4, directors: &[Ipv4Addr], key: Vec<u8>) -> Result
                     logged.unknown_sender,
                 )
         {
-            eprintln!(
-                "uvs witness: refused: bad MAC {} malformed {} replayed {} unknown sender {}",
-                c.bad_mac, c.malformed, c.replayed, c.unknown_sender
+            tracing::info!(
+                "witness: refused: bad MAC {} malformed {} replayed {} unknown sender {}",
+                c.bad_mac,
+                c.malformed,
+                c.replayed,
+                c.unknown_sender
             );
             logged = c.clone();
             last_log = now;

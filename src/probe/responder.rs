@@ -152,7 +152,7 @@ pub fn run(port: u16) -> Result<(), String> {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        eprintln!("uvs probe: capture failed: {e}");
+                        tracing::warn!("probe: capture failed: {e}");
                         std::process::exit(1);
                     }
                 }
@@ -173,8 +173,8 @@ pub fn run(port: u16) -> Result<(), String> {
             }
         });
     }
-    eprintln!(
-        "uvs probe: responder ready: control on TCP port {port}, probes on UDP port {probe_port}"
+    tracing::info!(
+        "probe: responder ready: control on TCP port {port}, probes on UDP port {probe_port}"
     );
     for s in ctl.incoming() {
         match s {
@@ -184,7 +184,7 @@ pub fn run(port: u16) -> Result<(), String> {
                     let _ = serve_control(&rec, s);
                 });
             }
-            Err(e) => eprintln!("uvs probe: accept: {e}"),
+            Err(e) => tracing::warn!("probe: accept: {e}"),
         }
     }
     Ok(())

@@ -68,8 +68,8 @@ impl Control {
             let nat_now = !st.model.has_masq() && new.has_masq();
             st.model = new;
             for (ip, fwd, why) in found.pending.drain(..) {
-                eprintln!(
-                    "uvs: real server {ip} ({}) does not resolve yet: {why}; kept, and not \
+                tracing::info!(
+                    "real server {ip} ({}) does not resolve yet: {why}; kept, and not \
                      scheduled until it answers",
                     fwd.name()
                 );
@@ -212,7 +212,7 @@ impl Control {
             match probe.await {
                 // The other director of an HA pair holds it: as it should.
                 Ok(Ok((name, Some(owner)))) if self.is_peer(owner).await => {
-                    eprintln!("uvs: VIP {vip} is held by an HA peer ({owner} on {name})");
+                    tracing::info!("VIP {vip} is held by an HA peer ({owner} on {name})");
                 }
                 Ok(Ok((name, Some(owner)))) => {
                     return Err(OpError::Host(format!(
@@ -222,8 +222,8 @@ impl Control {
                     )));
                 }
                 Ok(Ok((_, None))) => {}
-                Ok(Err(e)) => eprintln!("uvs: warning: cannot probe for {vip} with ARP: {e}"),
-                Err(e) => eprintln!("uvs: warning: cannot probe for {vip} with ARP: {e}"),
+                Ok(Err(e)) => tracing::warn!("cannot probe for {vip} with ARP: {e}"),
+                Err(e) => tracing::warn!("cannot probe for {vip} with ARP: {e}"),
             }
         }
         Ok(())

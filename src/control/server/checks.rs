@@ -74,7 +74,7 @@ impl Control {
                 (false, FailAction::Quiesce) => "down (quiesced: weight 0)",
                 (false, FailAction::Remove) => "down (removed)",
             };
-            eprintln!("uvs: {svc} real server {addr}:{port} {what}: {why}");
+            tracing::info!("{svc} real server {addr}:{port} {what}: {why}");
             {
                 let mut st = self.state.lock().await;
                 let down = (!now_up).then_some(action);
@@ -99,8 +99,8 @@ impl Control {
             changed
         };
         if changed {
-            eprintln!(
-                "uvs: {} {}:{} real server {addr}:{port} weight {w} (set by its check)",
+            tracing::info!(
+                "{} {}:{} real server {addr}:{port} weight {w} (set by its check)",
                 key.protocol.name(),
                 key.addr,
                 key.port

@@ -32,9 +32,9 @@ fn describe(op: &Op) -> String {
 /// each as a line of uvs's, the first after `what`.
 pub fn log_lines(what: &str, message: &str) {
     let mut lines = message.lines();
-    eprintln!("uvs: {what}{}", lines.next().unwrap_or_default());
+    tracing::info!("{what}{}", lines.next().unwrap_or_default());
     for l in lines {
-        eprintln!("uvs: {l}");
+        tracing::info!("{l}");
     }
 }
 
@@ -63,8 +63,8 @@ impl Control {
         // kernel (and its packet sockets) rather than our stopped ones.
         st.publisher.release_steering();
         let stopped_unix_ms = crate::host::unix_ms();
-        eprintln!(
-            "uvs: handing {} connections and {} services to a new director; stopping",
+        tracing::info!(
+            "handing {} connections and {} services to a new director; stopping",
             conns.len(),
             st.model.services.len()
         );
@@ -111,7 +111,7 @@ impl Control {
             .await
             .map_err(|(i, e)| format!("{name}: {}: {e}", describe(&plan.ops[i])))?;
         for n in notes {
-            eprintln!("uvs: {n}");
+            tracing::info!("{n}");
         }
         self.start_checks(&plan.checks);
         self.set_quorums(&plan.quorums).await;

@@ -50,8 +50,8 @@ fn run_command(what: String, cmd: String) {
             .await;
         match status {
             Ok(s) if s.success() => {}
-            Ok(s) => eprintln!("uvs: {what} command `{cmd}` failed: {s}"),
-            Err(e) => eprintln!("uvs: {what} command `{cmd}` could not run: {e}"),
+            Ok(s) => tracing::info!("{what} command `{cmd}` failed: {s}"),
+            Err(e) => tracing::info!("{what} command `{cmd}` could not run: {e}"),
         }
     });
 }

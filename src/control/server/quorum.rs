@@ -62,14 +62,14 @@ impl Control {
             (Some(_), false) => "; the sorry server is taken out".into(),
             (None, _) => String::new(),
         };
-        eprintln!(
-            "uvs: {svc} quorum {what}: live weight {live}, quorum {}{to}",
+        tracing::info!(
+            "{svc} quorum {what}: live weight {live}, quorum {}{to}",
             q.min_weight
         );
         if let Some(r) = &q.sorry
             && let Err((_, e)) = self.apply(&[r.op(key, now_lost)]).await
         {
-            eprintln!("uvs: {svc}: sorry server {}:{}: {e}", r.addr, r.port);
+            tracing::info!("{svc}: sorry server {}:{}: {e}", r.addr, r.port);
         }
         if let Some(c) = lock(&self.quorums).get_mut(&key) {
             c.1 = now_lost;

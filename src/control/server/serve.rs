@@ -44,7 +44,7 @@ impl Control {
             match listener.accept().await {
                 Ok((mut stream, _)) => {
                     if !backoff.is_zero() {
-                        eprintln!("uvs: control socket accepting again");
+                        tracing::info!("control socket accepting again");
                         backoff = Duration::ZERO;
                     }
                     let Ok(permit) = clients.clone().try_acquire_owned() else {
@@ -69,8 +69,8 @@ impl Control {
                 }
                 Err(e) => {
                     if backoff.is_zero() {
-                        eprintln!(
-                            "uvs: control socket accept failed: {e}; backing off (not logged \
+                        tracing::info!(
+                            "control socket accept failed: {e}; backing off (not logged \
                              again until it recovers)"
                         );
                     }
@@ -167,7 +167,7 @@ impl Control {
     pub(super) async fn reload_reply(self: &Arc<Self>, o: ReloadOptions) -> Response {
         match self.reload(o).await {
             Ok(m) => {
-                eprintln!("uvs: {}", m.lines().next().unwrap_or_default());
+                tracing::info!("{}", m.lines().next().unwrap_or_default());
                 Response::Done(m)
             }
             Err(message) => {

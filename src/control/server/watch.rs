@@ -24,8 +24,8 @@ impl Control {
                 match hop {
                     Ok(resolve::Hop::Resolved(h)) => {
                         if st.model.set_hop(ip, fwd, h) {
-                            eprintln!(
-                                "uvs: real server {ip} ({}) resolved ({}): in service",
+                            tracing::info!(
+                                "real server {ip} ({}) resolved ({}): in service",
                                 fwd.name(),
                                 h.mac
                             );
@@ -122,8 +122,8 @@ impl Control {
                     warned.remove(&id);
                 } else if inpkts >= in0 + 3 && warned.insert(id) {
                     let ours = self.link_address(link).await;
-                    eprintln!(
-                        "uvs: warning: NAT real server {addr}:{port} got {} packets in {} s but none of its \
+                    tracing::warn!(
+                        "NAT real server {addr}:{port} got {} packets in {} s but none of its \
                          replies came back through the director. Either it is not answering at all, or its \
                          route back to the clients does not go through the director, so clients drop the \
                          answers. Make the director its gateway \

@@ -44,9 +44,10 @@ impl Control {
         let sock = match UdpSocket::bind((cfg.me, cfg.port)).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!(
-                    "uvs: HA: cannot listen on {}:{}: {e}; staying backup",
-                    cfg.me, cfg.port
+                tracing::info!(
+                    "HA: cannot listen on {}:{}: {e}; staying backup",
+                    cfg.me,
+                    cfg.port
                 );
                 return;
             }
@@ -128,10 +129,10 @@ impl Control {
             let now = Instant::now();
             let (change, note) = ha.elect(now);
             if let Some(n) = note {
-                eprintln!("uvs: HA: {n}");
+                tracing::info!("HA: {n}");
             }
             if let Some(n) = ha.witness_news(now) {
-                eprintln!("uvs: HA: {n}");
+                tracing::info!("HA: {n}");
             }
             let change = change.map(|a| (a, ha.reason.clone()));
             let state = (ha.state_name(), ha.priority, ha.reason.clone());
@@ -140,8 +141,8 @@ impl Control {
         if let Some((active, why)) = change {
             self.set_role(active, &why).await;
         } else if again {
-            eprintln!(
-                "uvs: HA: announcing the VIPs again: another director held them or could not be \
+            tracing::info!(
+                "HA: announcing the VIPs again: another director held them or could not be \
                  heard, and neighbours may have followed it"
             );
             self.announce_vips(1).await;
@@ -149,7 +150,7 @@ impl Control {
         let (name, prio, why) = state;
         if *notified != name {
             if !notified.is_empty() || name != "BACKUP" {
-                eprintln!("uvs: HA: state {name} (priority {prio}): {why}");
+                tracing::info!("HA: state {name} (priority {prio}): {why}");
                 if let Some(cmd) = &cfg.notify {
                     notify(cmd, name, prio, &why);
                 }
@@ -162,8 +163,8 @@ impl Control {
     /// a second apart, as keepalived repeats its gratuitous ARPs) or as
     /// standby, logging why.
     pub(super) async fn set_role(self: &Arc<Self>, active: bool, why: &str) {
-        eprintln!(
-            "uvs: HA: now {}: {why}",
+        tracing::info!(
+            "HA: now {}: {why}",
             if active {
                 "active (holding the VIPs)"
             } else {

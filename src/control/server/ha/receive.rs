@@ -106,7 +106,7 @@ impl Control {
             // as the one asking may have just started and find there the
             // connections it held before it restarted.
             Taken::Request(_) => {
-                eprintln!("uvs: HA: {} asks for the whole table", from.ip());
+                tracing::info!("HA: {} asks for the whole table", from.ip());
                 self.start_resync(out);
             }
             Taken::Deliver(bodies) => {
@@ -168,8 +168,8 @@ impl Control {
                 if let Some(boot) = ha.inboxes[i].boot() {
                     ha.table_from(i, boot);
                 }
-                eprintln!(
-                    "uvs: HA: has the whole table of {peer} ({stale} stale entries dropped, \
+                tracing::info!(
+                    "HA: has the whole table of {peer} ({stale} stale entries dropped, \
                      {conns} connections)"
                 );
             }
@@ -202,10 +202,12 @@ impl Control {
         }
         ha.sync.digest_mismatches += 1;
         if !ha.digest.starts_with("mismatch") {
-            eprintln!(
-                "uvs: HA: the synced table differs from {}'s at seq {at} ({} connections there, \
+            tracing::info!(
+                "HA: the synced table differs from {}'s at seq {at} ({} connections there, \
                  {} here); asking for the whole table",
-                ha.peers[i].addr, theirs.count, ours.count
+                ha.peers[i].addr,
+                theirs.count,
+                ours.count
             );
         }
         ha.digest = format!(

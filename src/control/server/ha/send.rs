@@ -79,7 +79,7 @@ impl Control {
                 ha.sync.overflows += overflows - out.overflows_seen;
             }
             out.overflows_seen = overflows;
-            eprintln!("uvs: HA: the sync queue overflowed; sending the whole table again");
+            tracing::info!("HA: the sync queue overflowed; sending the whole table again");
             self.start_resync(out);
         }
         let bodies = events.drain();
@@ -128,7 +128,7 @@ impl Control {
             let (sent, ms) = (r.sent, r.started.elapsed().as_millis());
             out.resync = None;
             self.send_stream(sock, cfg, vec![Body::ResyncEnd]).await;
-            eprintln!("uvs: HA: full table sent to the peers: {sent} connections in {ms} ms");
+            tracing::info!("HA: full table sent to the peers: {sent} connections in {ms} ms");
             self.set_resync(None);
             // A digest right after lets the peers check the result.
             self.dp.ask_digest_shares();
@@ -195,8 +195,8 @@ impl Control {
             let _ = sock.send_to(&m, (a, cfg.port)).await;
         }
         for (i, bodies) in skipped {
-            eprintln!(
-                "uvs: HA: sync messages from {} missing and not resent in time; \
+            tracing::info!(
+                "HA: sync messages from {} missing and not resent in time; \
                  asking for the whole table",
                 cfg.peers[i]
             );

@@ -31,8 +31,8 @@ impl Control {
                 ha.set_tracks(&failing);
                 for (t, (now, was)) in tracks.iter().zip(failing.iter().zip(&last)) {
                     if now != was {
-                        eprintln!(
-                            "uvs: HA: track: {} {}; priority {}{}",
+                        tracing::info!(
+                            "HA: track: {} {}; priority {}{}",
                             t.describe(),
                             if *now { "(failing)" } else { "(recovered)" },
                             ha.priority,
@@ -78,11 +78,11 @@ pub(super) fn notify(cmd: &str, state: &str, priority: u8, why: &str) {
             tokio::spawn(async move {
                 match child.wait().await {
                     Ok(s) if s.success() => {}
-                    Ok(s) => eprintln!("uvs: HA: notify `{cmd}` {s}"),
-                    Err(e) => eprintln!("uvs: HA: notify `{cmd}`: {e}"),
+                    Ok(s) => tracing::info!("HA: notify `{cmd}` {s}"),
+                    Err(e) => tracing::info!("HA: notify `{cmd}`: {e}"),
                 }
             });
         }
-        Err(e) => eprintln!("uvs: HA: cannot run notify `{cmd}`: {e}"),
+        Err(e) => tracing::info!("HA: cannot run notify `{cmd}`: {e}"),
     }
 }
