@@ -357,6 +357,11 @@ impl AfPacketLinks {
         Ok((links, Fanout::new(members, closed, workers), ignores))
     }
 
+    /// Every socket, the links' then their ARP sockets.
+    fn each(&mut self) -> impl Iterator<Item = &mut AfPacket> {
+        self.socks.iter_mut().chain(&mut self.arp)
+    }
+
     /// The sockets' descriptors, in link order, to poll with others.
     pub(crate) fn fds(&self) -> impl Iterator<Item = i32> + '_ {
         self.socks.iter().chain(&self.arp).map(|s| s.fd.as_raw_fd())
@@ -423,25 +428,15 @@ impl PacketIo for AfPacketLinks {
     }
 
     fn rx_drops(&mut self) -> u64 {
-        self.socks
-            .iter_mut()
-            .chain(&mut self.arp)
-            .map(|s| s.rx_drops())
-            .sum()
+        self.each().map(|s| s.rx_drops()).sum()
     }
 
     fn tx_errors(&mut self) -> u64 {
-        self.socks
-            .iter_mut()
-            .chain(&mut self.arp)
-            .map(|s| s.tx_errors())
-            .sum()
+        self.each().map(|s| s.tx_errors()).sum()
     }
 
     fn flush(&mut self) {
-        for s in self.socks.iter_mut().chain(&mut self.arp) {
-            AfPacket::flush(s);
-        }
+        self.each().for_each(AfPacket::flush);
     }
 
     fn wake_on(&mut self, fd: i32) {
