@@ -37,6 +37,7 @@ enum Hook {
     Tc { egress: bool },
 }
 
+#[cfg(uvs_xdp)]
 impl Hook {
     fn program(self) -> &'static str {
         match self {
