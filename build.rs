@@ -1,45 +1,133 @@
-//! Builds the XDP program (src/io/xdp/uvs.bpf.c) with clang for the BPF
-//! target, to be embedded in the uvs binary. Without clang uvs still
-//! builds: `--io xdp` then says why it cannot run, and `--io auto` uses
-//! AF_PACKET.
+//! Builds the kernel programs (src/io/bpf/uvs.bpf.c) with clang for the
+//! BPF target, to be embedded in the uvs binary, and reads the layout of
+//! the structs their maps hold (src/io/bpf/layout.c) into constants that
+//! src/io/bpf/maps.rs checks its Rust mirrors against, so a field that
+//! moves on either side stops the build. Without clang uvs still builds:
+//! `--io xdp` then says why it cannot run, and `--io auto` uses AF_PACKET.
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+const DIR: &str = "src/io/bpf";
+
 fn main() {
-    let src = "src/io/xdp/uvs.bpf.c";
-    println!("cargo::rerun-if-changed={src}");
+    for f in ["uvs.bpf.c", "maps.h", "layout.c"] {
+        println!("cargo::rerun-if-changed={DIR}/{f}");
+    }
     println!("cargo::rerun-if-env-changed=UVS_CLANG");
     // Missing, it makes the script run again at each build until
     // libbpf-dev is installed.
     println!("cargo::rerun-if-changed=/usr/include/bpf/bpf_helpers.h");
     println!("cargo::rustc-check-cfg=cfg(uvs_xdp)");
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("uvs.bpf.o");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let clang = std::env::var("UVS_CLANG").unwrap_or_else(|_| "clang".into());
-    // The kernel's UAPI headers sit under the multiarch directory, which
-    // clang does not search for the BPF target.
-    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
-    let multiarch = format!("/usr/include/{arch}-linux-gnu");
-    if !std::path::Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
+    if !Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
         println!(
             "cargo::warning=no XDP program: /usr/include/bpf/bpf_helpers.h is missing (apt install \
              libbpf-dev clang); uvs is built without AF_XDP"
         );
         return;
     }
-    let status = Command::new(&clang)
-        .args([
-            "-O2", "-g", "-Wall", "-target", "bpf", "-I", &multiarch, "-c", src, "-o",
-        ])
-        .arg(&out)
+    let program = format!("{DIR}/uvs.bpf.c");
+    let status = bpf_clang(&clang, &["-g", "-c", &program, "-o"])
+        .arg(out.join("uvs.bpf.o"))
         .status();
     match status {
-        Ok(s) if s.success() => println!("cargo::rustc-cfg=uvs_xdp"),
+        Ok(s) if s.success() => {}
         // A program that no longer compiles is a bug, not a missing tool.
-        Ok(s) => panic!("{src} did not build: {clang} exited with {s}"),
-        Err(e) => println!(
-            "cargo::warning=no XDP program: {clang} not found ({e}); install clang and \
-             libbpf-dev for AF_XDP; uvs is built without it"
-        ),
+        Ok(s) => panic!("{program} did not build: {clang} exited with {s}"),
+        Err(e) => {
+            println!(
+                "cargo::warning=no XDP program: {clang} not found ({e}); install clang and \
+                 libbpf-dev for AF_XDP; uvs is built without it"
+            );
+            return;
+        }
     }
+    let rust = layout(&clang);
+    std::fs::write(out.join("layout.rs"), rust).expect("writing layout.rs");
+    println!("cargo::rustc-cfg=uvs_xdp");
+}
+
+/// clang for the BPF target, as the programs are built.
+fn bpf_clang(clang: &str, args: &[&str]) -> Command {
+    // The kernel's UAPI headers sit under the multiarch directory, which
+    // clang does not search for the BPF target.
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let mut c = Command::new(clang);
+    c.args(["-O2", "-Wall", "-target", "bpf", "-I"])
+        .arg(format!("/usr/include/{arch}-linux-gnu"))
+        .args(args);
+    c
+}
+
+/// A struct's name, size, and each field's name, offset and size.
+type Layout = (String, Option<u64>, Vec<(String, [u64; 2])>);
+
+/// The layout probe compiled to assembly, where `uvs_layout__S` (a
+/// struct's size) is a label followed by `.quad N`, and `uvs_layout__S__F`
+/// (a field's offset and size) one followed by two; as Rust, one module per
+/// struct with `SIZE`, `FIELDS` (how many) and `[offset, size]` per field.
+fn layout(clang: &str) -> String {
+    let probe = format!("{DIR}/layout.c");
+    let asm = bpf_clang(clang, &["-S", &probe, "-o", "-"])
+        .output()
+        .unwrap_or_else(|e| panic!("{probe}: {e}"));
+    assert!(
+        asm.status.success(),
+        "{probe} did not build: {}",
+        String::from_utf8_lossy(&asm.stderr)
+    );
+    let text = String::from_utf8(asm.stdout).expect("assembly is text");
+    let mut structs: Vec<Layout> = Vec::new();
+    let mut lines = text.lines();
+    while let Some(l) = lines.next() {
+        let Some(name) = l
+            .strip_suffix(':')
+            .and_then(|l| l.strip_prefix("uvs_layout__"))
+        else {
+            continue;
+        };
+        // A struct's size is one value, a field's offset and size two.
+        let quad = |v: Option<&str>| {
+            v.and_then(|v| v.trim().strip_prefix(".quad"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{probe}: no value after {name}"))
+        };
+        let value = quad(lines.next());
+        let (s, field) = match name.split_once("__") {
+            Some((s, f)) => (s, Some(f)),
+            None => (name, None),
+        };
+        let i = match structs.iter().position(|(n, ..)| n == s) {
+            Some(i) => i,
+            None => {
+                structs.push((s.to_string(), None, Vec::new()));
+                structs.len() - 1
+            }
+        };
+        match field {
+            Some(f) => structs[i]
+                .2
+                .push((f.to_string(), [value, quad(lines.next())])),
+            None => structs[i].1 = Some(value),
+        }
+    }
+    assert!(!structs.is_empty(), "{probe}: no layout found");
+    let mut rust = String::from("// Generated by build.rs from src/io/bpf/layout.c.\n");
+    for (s, size, fields) in &structs {
+        let size = size.unwrap_or_else(|| panic!("{probe}: no SIZE({s})"));
+        let _ = writeln!(
+            rust,
+            "#[allow(non_upper_case_globals, dead_code)]\npub mod {s} {{\n    \
+             pub const SIZE: usize = {size};\n    pub const FIELDS: usize = {};",
+            fields.len()
+        );
+        for (f, [off, size]) in fields {
+            let _ = writeln!(rust, "    pub const {f}: [usize; 2] = [{off}, {size}];");
+        }
+        rust.push_str("}\n");
+    }
+    rust
 }

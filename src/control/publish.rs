@@ -4,7 +4,7 @@
 //! atomic store; the data plane notices the new generation between frames.
 
 use super::model::Model;
-use crate::io::xdp::Steering;
+use crate::io::bpf::Steering;
 use crate::lvs::table::{LinkRoute, Table};
 use arc_swap::ArcSwap;
 use std::sync::Arc;

@@ -3,8 +3,9 @@
 
 use crate::host::sys;
 use crate::io::afpacket::AfPacketLinks;
+use crate::io::bpf::Steering;
 use crate::io::fanout::Fanout;
-use crate::io::xdp::{Steering, XdpLinks};
+use crate::io::xdp::XdpLinks;
 use crate::io::{Backend, IoKind, Offload};
 
 /// The packet I/O `kind` asks for, with the XDP programs that steer

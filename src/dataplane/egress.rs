@@ -8,7 +8,7 @@ use super::Dataplane;
 use super::classify::Layout;
 use super::gso;
 use super::nat;
-use crate::io::{PacketIo, RxMeta};
+use crate::io::{GsoTx, PacketIo, RxMeta};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::NextHop;
 use crate::wire::End;
@@ -139,9 +139,11 @@ impl Dataplane {
                 && let Some(r) = io.send_gso(
                     to.link,
                     frame,
-                    g,
-                    meta.csum_partial.unwrap_or_default(),
-                    hdr,
+                    GsoTx {
+                        gso: g,
+                        csum: meta.csum_partial.unwrap_or_default(),
+                        hdr_len: hdr,
+                    },
                 )
             {
                 DataplaneCounters::bump(&self.counters.gso_passed);

@@ -28,7 +28,7 @@ mod sweep;
 pub mod sync;
 pub mod tcp_state;
 
-use crate::io::{PacketIo, PacketType, RxMeta};
+use crate::io::{FRAME_BUF, PacketIo, PacketType, RxMeta};
 use crate::lvs::conn::DEFAULT_MAX_CONNS;
 use crate::lvs::request::DpRequest;
 use crate::lvs::sched::SchedState;
@@ -47,8 +47,6 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-/// Large enough for a 64 KiB GSO super-frame.
-pub const FRAME_BUF: usize = 65536 + 256;
 /// A sweep of the whole connection table takes between these two, in
 /// steps of `SWEEP_STEP_MS`, each bounded, so expiry never pauses
 /// forwarding: an eighth of the shortest timeout any entry has now (a

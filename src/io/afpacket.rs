@@ -14,15 +14,15 @@
 //! is a GSO super-frame and its segment size, which segmentation needs and
 //! auxdata does not carry.
 
+use super::bpf::FlowMaps;
 use super::fanout::{self, Fanout};
 use super::ring::RxRing;
-use super::xdp::FlowMaps;
-use super::{FlowTuple, Gso, Handover, Offloaded, PacketIo, PacketType, RxMeta};
+use super::{FRAME_BUF, FlowTuple, Gso, GsoTx, Handover, Offloaded, PacketIo, PacketType, RxMeta};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use crate::host::sys::{self, setsockopt_int};
+use crate::host::sys;
 use crate::wire::ethernet::{EtherType, EthernetFrame};
 
 const VNET_HDR_LEN: usize = 10;
@@ -35,7 +35,7 @@ const PACKET_QDISC_BYPASS: libc::c_int = 20;
 /// Frames per system call, each way.
 pub const BATCH: usize = 32;
 /// One frame with its vnet header: a 64 KiB GSO super-frame fits.
-const SLOT: usize = VNET_HDR_LEN + crate::dataplane::FRAME_BUF;
+const SLOT: usize = VNET_HDR_LEN + FRAME_BUF;
 /// An ARP socket's (`--offload`) batch and slot: ARP frames are small and
 /// few.
 const ARP_BATCH: usize = 8;
@@ -89,13 +89,13 @@ impl AfPacket {
             libc::SOCK_RAW | libc::SOCK_NONBLOCK,
             i32::from(proto),
         )?;
-        let f = fd.as_raw_fd();
-        setsockopt_int(f, libc::SOL_PACKET, PACKET_VNET_HDR, 1)?;
-        setsockopt_int(f, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)?;
+        let on: libc::c_int = 1;
+        sys::setsockopt(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, &on)?;
+        sys::setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &on)?;
         // A burst of new connections must not overflow the queue.
         sys::raise_rcvbuf(&fd, 8 << 20)?;
         // Best effort: without it the qdisc is one more queue.
-        let _ = setsockopt_int(f, libc::SOL_PACKET, PACKET_QDISC_BYPASS, 1);
+        let _ = sys::setsockopt(&fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &on);
         if closed {
             let drop_all = [libc::sock_filter {
                 code: 0x06,
@@ -223,15 +223,8 @@ impl PacketIo for AfPacket {
         self.send_frame(frame)
     }
 
-    fn send_gso(
-        &mut self,
-        _link: u8,
-        frame: &[u8],
-        gso: Gso,
-        csum: (u16, u16),
-        hdr_len: u16,
-    ) -> Option<io::Result<()>> {
-        Some(self.send_super(frame, gso, csum, hdr_len))
+    fn send_gso(&mut self, _link: u8, frame: &[u8], tx: GsoTx) -> Option<io::Result<()>> {
+        Some(self.send_super(frame, tx))
     }
 
     fn rx_drops(&mut self) -> u64 {
@@ -364,6 +357,11 @@ impl AfPacketLinks {
         Ok((links, Fanout::new(members, closed, workers), ignores))
     }
 
+    /// Every socket, the links' then their ARP sockets.
+    fn each(&mut self) -> impl Iterator<Item = &mut AfPacket> {
+        self.socks.iter_mut().chain(&mut self.arp)
+    }
+
     /// The sockets' descriptors, in link order, to poll with others.
     pub(crate) fn fds(&self) -> impl Iterator<Item = i32> + '_ {
         self.socks.iter().chain(&self.arp).map(|s| s.fd.as_raw_fd())
@@ -424,38 +422,21 @@ impl PacketIo for AfPacketLinks {
         }
     }
 
-    fn send_gso(
-        &mut self,
-        link: u8,
-        frame: &[u8],
-        gso: Gso,
-        csum: (u16, u16),
-        hdr_len: u16,
-    ) -> Option<io::Result<()>> {
+    fn send_gso(&mut self, link: u8, frame: &[u8], tx: GsoTx) -> Option<io::Result<()>> {
         let s = self.socks.get_mut(usize::from(link))?;
-        Some(s.send_super(frame, gso, csum, hdr_len))
+        Some(s.send_super(frame, tx))
     }
 
     fn rx_drops(&mut self) -> u64 {
-        self.socks
-            .iter_mut()
-            .chain(&mut self.arp)
-            .map(|s| s.rx_drops())
-            .sum()
+        self.each().map(|s| s.rx_drops()).sum()
     }
 
     fn tx_errors(&mut self) -> u64 {
-        self.socks
-            .iter_mut()
-            .chain(&mut self.arp)
-            .map(|s| s.tx_errors())
-            .sum()
+        self.each().map(|s| s.tx_errors()).sum()
     }
 
     fn flush(&mut self) {
-        for s in self.socks.iter_mut().chain(&mut self.arp) {
-            AfPacket::flush(s);
-        }
+        self.each().for_each(AfPacket::flush);
     }
 
     fn wake_on(&mut self, fd: i32) {
@@ -482,20 +463,14 @@ impl AfPacket {
 
     /// A TCP super-frame, whole: the vnet header asks the kernel to
     /// segment it (GSO, or the NIC's TSO) and to finish each checksum.
-    fn send_super(
-        &mut self,
-        frame: &[u8],
-        g: Gso,
-        csum: (u16, u16),
-        hdr_len: u16,
-    ) -> io::Result<()> {
+    fn send_super(&mut self, frame: &[u8], tx: GsoTx) -> io::Result<()> {
         let mut vnet = [0u8; VNET_HDR_LEN];
         vnet[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
         vnet[1] = VIRTIO_NET_HDR_GSO_TCPV4;
-        vnet[2..4].copy_from_slice(&hdr_len.to_ne_bytes());
-        vnet[4..6].copy_from_slice(&g.size.to_ne_bytes());
-        vnet[6..8].copy_from_slice(&csum.0.to_ne_bytes());
-        vnet[8..10].copy_from_slice(&csum.1.to_ne_bytes());
+        vnet[2..4].copy_from_slice(&tx.hdr_len.to_ne_bytes());
+        vnet[4..6].copy_from_slice(&tx.gso.size.to_ne_bytes());
+        vnet[6..8].copy_from_slice(&tx.csum.0.to_ne_bytes());
+        vnet[8..10].copy_from_slice(&tx.csum.1.to_ne_bytes());
         self.send_vnet(&vnet, frame)
     }
 

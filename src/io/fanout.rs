@@ -227,11 +227,9 @@ impl Group {
     /// Adds the next worker's socket (bound to the link already). The
     /// first creates the group, with an id the kernel picks.
     pub fn join(&mut self, fd: &OwnedFd) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let f = fd.as_raw_fd();
         let set = |id: u16, flags: u16| {
             let v = u32::from(id) | (u32::from(flags) << 16);
-            sys::setsockopt_int(f, libc::SOL_PACKET, PACKET_FANOUT, v as i32)
+            sys::setsockopt(fd, libc::SOL_PACKET, PACKET_FANOUT, &(v as i32))
         };
         match self.id {
             Some(id) => set(id, self.flags),
@@ -245,7 +243,8 @@ impl Group {
                 } else {
                     first?;
                 }
-                self.id = Some(sys::getsockopt_int(f, libc::SOL_PACKET, PACKET_FANOUT)? as u16);
+                let id: i32 = sys::getsockopt(fd, libc::SOL_PACKET, PACKET_FANOUT)?;
+                self.id = Some(id as u16);
                 Ok(())
             }
         }
@@ -303,9 +302,7 @@ impl Fanout {
         // Every socket is tried; one that fails stays for the next call.
         let mut failed = None;
         self.closed.retain(|fd| {
-            use std::os::fd::AsRawFd;
-            let r =
-                sys::setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_DETACH_FILTER, 0);
+            let r = sys::setsockopt(fd, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, &0i32);
             if let Err(e) = &r {
                 failed = Some(format!("opening a worker's socket: {e}"));
             }

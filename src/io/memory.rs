@@ -80,18 +80,12 @@ impl PacketIo for MemoryIo {
         Ok(())
     }
 
-    fn send_gso(
-        &mut self,
-        link: u8,
-        frame: &[u8],
-        gso: super::Gso,
-        csum: (u16, u16),
-        hdr_len: u16,
-    ) -> Option<io::Result<()>> {
+    fn send_gso(&mut self, link: u8, frame: &[u8], tx: super::GsoTx) -> Option<io::Result<()>> {
         if !self.accept_gso {
             return None;
         }
-        self.tx_gso.push((self.tx.len(), gso, csum, hdr_len));
+        self.tx_gso
+            .push((self.tx.len(), tx.gso, tx.csum, tx.hdr_len));
         Some(self.send(link, frame))
     }
 

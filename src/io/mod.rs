@@ -2,6 +2,7 @@
 //! AF_PACKET today, a faster ring later, and an in-memory queue in tests.
 
 pub mod afpacket;
+pub mod bpf;
 pub mod fanout;
 pub mod memory;
 pub mod ring;
@@ -9,6 +10,10 @@ pub mod xdp;
 
 use std::io;
 use std::time::Duration;
+
+/// A frame buffer's size, the data plane's and a packet socket slot's:
+/// large enough for a 64 KiB GSO super-frame.
+pub const FRAME_BUF: usize = 65536 + 256;
 
 /// How the kernel classified a received frame (sockaddr_ll.sll_pkttype).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,6 +34,17 @@ pub enum PacketType {
 pub struct Gso {
     pub tcpv4: bool,
     pub size: u16,
+}
+
+/// A TCP super-frame sent whole (`PacketIo::send_gso`), as the kernel
+/// is to cut it: into `gso.size`-byte segments, the L4 checksum left
+/// partial (`csum` = start and offset, as received), `hdr_len` covering
+/// the Ethernet, IP and TCP headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GsoTx {
+    pub gso: Gso,
+    pub csum: (u16, u16),
+    pub hdr_len: u16,
 }
 
 /// What the backend knows about a frame besides its bytes.
@@ -58,18 +74,9 @@ pub trait PacketIo {
     fn send(&mut self, link: u8, frame: &[u8]) -> io::Result<()>;
 
     /// Sends a TCP super-frame whole on `link`, for the kernel (or the
-    /// NIC) to cut into `gso.size`-byte segments after it: the L4 checksum
-    /// is left partial (`csum` = start and offset, as received) and
-    /// `hdr_len` covers the Ethernet, IP and TCP headers. `None`: this
-    /// backend cannot, and the caller segments.
-    fn send_gso(
-        &mut self,
-        _link: u8,
-        _frame: &[u8],
-        _gso: Gso,
-        _csum: (u16, u16),
-        _hdr_len: u16,
-    ) -> Option<io::Result<()>> {
+    /// NIC) to cut after it as `tx` says. `None`: this backend cannot, and
+    /// the caller segments.
+    fn send_gso(&mut self, _link: u8, _frame: &[u8], _tx: GsoTx) -> Option<io::Result<()>> {
         None
     }
 
@@ -210,15 +217,8 @@ impl PacketIo for Backend {
     fn send(&mut self, link: u8, frame: &[u8]) -> io::Result<()> {
         each!(self, b => b.send(link, frame))
     }
-    fn send_gso(
-        &mut self,
-        link: u8,
-        frame: &[u8],
-        gso: Gso,
-        csum: (u16, u16),
-        hdr_len: u16,
-    ) -> Option<io::Result<()>> {
-        each!(self, b => b.send_gso(link, frame, gso, csum, hdr_len))
+    fn send_gso(&mut self, link: u8, frame: &[u8], tx: GsoTx) -> Option<io::Result<()>> {
+        each!(self, b => b.send_gso(link, frame, tx))
     }
     fn flush(&mut self) {
         each!(self, b => b.flush())

@@ -17,7 +17,7 @@
 
 use crate::host::sys::{self, Mapping};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 const PACKET_VERSION: i32 = 10;
@@ -38,6 +38,7 @@ const HDR3: usize = 48;
 const SLL_PKTTYPE: usize = 10;
 
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct Req3 {
     block_size: u32,
     block_nr: u32,
@@ -75,8 +76,7 @@ impl RxRing {
     /// Sets `fd` (a packet socket, not bound yet) to TPACKET_V3 and maps
     /// its receive ring.
     pub fn attach(fd: &OwnedFd) -> io::Result<RxRing> {
-        let f = fd.as_raw_fd();
-        sys::setsockopt_int(f, libc::SOL_PACKET, PACKET_VERSION, TPACKET_V3)?;
+        sys::setsockopt(fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V3)?;
         let req = Req3 {
             block_size: BLOCK,
             block_nr: BLOCKS,
@@ -86,8 +86,8 @@ impl RxRing {
             sizeof_priv: 0,
             feature_req_word: 0,
         };
-        sys::setsockopt_bytes(f, libc::SOL_PACKET, PACKET_RX_RING, &req)?;
-        let map = Mapping::new(Some(f), (BLOCK * BLOCKS) as usize, 0)?;
+        sys::setsockopt(fd, libc::SOL_PACKET, PACKET_RX_RING, &req)?;
+        let map = Mapping::new(Some(fd.as_fd()), (BLOCK * BLOCKS) as usize, 0)?;
         Ok(RxRing {
             map,
             block: 0,

@@ -3,14 +3,23 @@
 //! and sending are loads and stores on shared memory, and the only system
 //! calls are a kick to transmit (copy mode needs it) and a poll to wait.
 //!
-//! Written over libc rather than taken from xsk-rs (which builds libxdp
-//! and libbpf from C) or the `xdp` crate: the protocol is four
-//! single-producer rings and the part uvs needs is small (docs/io.md).
+//! The socket calls (options, ring offsets, bind, the transmit kick,
+//! statistics) are rustix's safe AF_XDP wrappers; the rings themselves are
+//! written here rather than taken from xsk-rs (which builds libxdp and
+//! libbpf from C) or the `xdp` crate: the protocol is four single-producer
+//! rings and the part uvs needs is small (docs/io.md).
 
-use crate::host::sys::{self, Mapping};
+use crate::host::sys::Mapping;
+use rustix::net::sockopt;
+use rustix::net::xdp::{
+    SocketAddrXdp, SocketAddrXdpFlags, XDP_PGOFF_RX_RING, XDP_PGOFF_TX_RING,
+    XDP_UMEM_PGOFF_COMPLETION_RING, XDP_UMEM_PGOFF_FILL_RING, XdpDesc, XdpDescOptions,
+    XdpRingFlags, XdpRingOffset, XdpUmemReg, XdpUmemRegFlags,
+};
+use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// One frame of the UMEM: a page, so a 1500-byte frame and the kernel's
@@ -36,16 +45,20 @@ struct Ring<T> {
 }
 
 impl<T: Copy> Ring<T> {
-    fn map(fd: i32, off: &libc::xdp_ring_offset, pgoff: u64) -> io::Result<Ring<T>> {
+    fn map(fd: &OwnedFd, off: &XdpRingOffset, pgoff: u64) -> io::Result<Ring<T>> {
+        // Linux 5.4 on, as XDP_USE_NEED_WAKEUP.
+        let flags = off
+            .flags
+            .ok_or_else(|| io::Error::other("AF_XDP rings without a flags word (Linux < 5.4)"))?;
         let len = off.desc as usize + RING as usize * mem::size_of::<T>();
-        let m = Mapping::new(Some(fd), len, pgoff)?;
+        let m = Mapping::new(Some(fd.as_fd()), len, pgoff)?;
         let base = m.ptr.as_ptr();
         // SAFETY: the offsets come from the kernel for this mapping.
         unsafe {
             Ok(Ring {
                 producer: base.add(off.producer as usize).cast(),
                 consumer: base.add(off.consumer as usize).cast(),
-                flags: base.add(off.flags as usize).cast(),
+                flags: base.add(flags as usize).cast(),
                 desc: base.add(off.desc as usize).cast(),
                 _map: m,
                 local: 0,
@@ -65,7 +78,7 @@ impl<T: Copy> Ring<T> {
     }
 
     fn needs_wakeup(&self) -> bool {
-        Self::load(self.flags) & libc::XDP_RING_NEED_WAKEUP != 0
+        Self::load(self.flags) & XdpRingFlags::XDP_RING_NEED_WAKEUP.bits() != 0
     }
 
     fn slot(&self, i: u32) -> *mut T {
@@ -135,8 +148,8 @@ pub struct Xsk {
     umem: Mapping,
     fill: Ring<u64>,
     comp: Ring<u64>,
-    rx: Ring<libc::xdp_desc>,
-    tx: Ring<libc::xdp_desc>,
+    rx: Ring<XdpDesc>,
+    tx: Ring<XdpDesc>,
     /// Transmit frames not in the kernel's hands.
     free: Vec<u64>,
     /// Transmit descriptors written since the last kick.
@@ -150,60 +163,36 @@ pub struct Xsk {
 // is sound.
 unsafe impl Send for Xsk {}
 
-fn xdp_sockopt<T>(fd: i32, name: i32, v: &T) -> io::Result<()> {
-    // SAFETY: passes a pointer to a live T and its size.
-    sys::cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_XDP,
-            name,
-            (v as *const T).cast(),
-            mem::size_of::<T>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
-}
-
-fn xdp_getsockopt<T: Copy>(fd: i32, name: i32, v: &mut T) -> io::Result<()> {
-    let mut len = mem::size_of::<T>() as libc::socklen_t;
-    // SAFETY: the kernel writes at most len bytes into v.
-    sys::cvt(unsafe { libc::getsockopt(fd, libc::SOL_XDP, name, (v as *mut T).cast(), &mut len) })
-        .map(|_| ())
-}
-
 impl Xsk {
     /// Opens a socket bound to `queue` of `ifindex`, zero-copy where the
     /// driver can, copy mode otherwise, with every receive frame posted.
     pub fn open(ifindex: u32, queue: u32) -> io::Result<Xsk> {
-        let fd = sys::socket(libc::AF_XDP, libc::SOCK_RAW, 0)?;
-        let f = fd.as_raw_fd();
+        let fd = rustix::net::socket_with(
+            AddressFamily::XDP,
+            SocketType::RAW,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
         let umem = Mapping::new(None, (FRAMES * FRAME) as usize, 0)?;
-        let reg = libc::xdp_umem_reg {
+        let reg = XdpUmemReg {
             addr: umem.ptr.as_ptr() as u64,
             len: umem.len as u64,
             chunk_size: FRAME,
             headroom: 0,
-            flags: 0,
+            flags: XdpUmemRegFlags::empty(),
             tx_metadata_len: 0,
         };
-        xdp_sockopt(f, libc::XDP_UMEM_REG, &reg)?;
-        let n = RING as i32;
-        for opt in [
-            libc::XDP_UMEM_FILL_RING,
-            libc::XDP_UMEM_COMPLETION_RING,
-            libc::XDP_RX_RING,
-            libc::XDP_TX_RING,
-        ] {
-            xdp_sockopt(f, opt, &n)?;
-        }
-        // SAFETY: plain data; the kernel fills it.
-        let mut off: libc::xdp_mmap_offsets = unsafe { mem::zeroed() };
-        xdp_getsockopt(f, libc::XDP_MMAP_OFFSETS, &mut off)?;
+        sockopt::set_xdp_umem_reg(&fd, reg)?;
+        sockopt::set_xdp_umem_fill_ring_size(&fd, RING)?;
+        sockopt::set_xdp_umem_completion_ring_size(&fd, RING)?;
+        sockopt::set_xdp_rx_ring_size(&fd, RING)?;
+        sockopt::set_xdp_tx_ring_size(&fd, RING)?;
+        let off = sockopt::xdp_mmap_offsets(&fd)?;
         let mut x = Xsk {
-            fill: Ring::map(f, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING)?,
-            comp: Ring::map(f, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?,
-            rx: Ring::map(f, &off.rx, libc::XDP_PGOFF_RX_RING as u64)?,
-            tx: Ring::map(f, &off.tx, libc::XDP_PGOFF_TX_RING as u32 as u64)?,
+            fill: Ring::map(&fd, &off.fr, XDP_UMEM_PGOFF_FILL_RING)?,
+            comp: Ring::map(&fd, &off.cr, XDP_UMEM_PGOFF_COMPLETION_RING)?,
+            rx: Ring::map(&fd, &off.rx, XDP_PGOFF_RX_RING)?,
+            tx: Ring::map(&fd, &off.tx, XDP_PGOFF_TX_RING)?,
             free: (RING..FRAMES).map(|i| u64::from(i * FRAME)).collect(),
             unsent: 0,
             umem,
@@ -215,27 +204,18 @@ impl Xsk {
             x.fill.put(u64::from(i * FRAME));
         }
         x.fill.publish();
-        let bind = |flags: u16| {
-            let sa = libc::sockaddr_xdp {
-                sxdp_family: libc::AF_XDP as u16,
-                sxdp_flags: flags | libc::XDP_USE_NEED_WAKEUP,
-                sxdp_ifindex: ifindex,
-                sxdp_queue_id: queue,
-                sxdp_shared_umem_fd: 0,
-            };
-            // SAFETY: sa is a live sockaddr_xdp of the size given.
-            sys::cvt(unsafe {
-                libc::bind(
-                    f,
-                    (&sa as *const libc::sockaddr_xdp).cast(),
-                    mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-                )
-            })
+        let bind = |flags: SocketAddrXdpFlags| {
+            let sa = SocketAddrXdp::new(
+                flags | SocketAddrXdpFlags::XDP_USE_NEED_WAKEUP,
+                ifindex,
+                queue,
+            );
+            rustix::net::bind(&x.fd, &sa)
         };
-        if bind(libc::XDP_ZEROCOPY).is_ok() {
+        if bind(SocketAddrXdpFlags::XDP_ZEROCOPY).is_ok() {
             x.mode = Mode::ZeroCopy;
         } else {
-            bind(libc::XDP_COPY)?;
+            bind(SocketAddrXdpFlags::XDP_COPY)?;
         }
         Ok(x)
     }
@@ -304,10 +284,10 @@ impl Xsk {
             return Err(io::Error::other("transmit frame outside the UMEM"));
         };
         f.copy_from_slice(frame);
-        self.tx.put(libc::xdp_desc {
+        self.tx.put(XdpDesc {
             addr,
             len: frame.len() as u32,
-            options: 0,
+            options: XdpDescOptions::empty(),
         });
         self.unsent += 1;
         if self.unsent >= 64 {
@@ -333,17 +313,8 @@ impl Xsk {
 
     fn kick(&mut self) {
         if self.tx.needs_wakeup() || self.mode == Mode::Copy {
-            // SAFETY: a zero-length send is the AF_XDP transmit kick.
-            unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    std::ptr::null(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null(),
-                    0,
-                )
-            };
+            // A zero-length send is the AF_XDP transmit kick.
+            let _ = rustix::net::send(&self.fd, &[], SendFlags::DONTWAIT);
         }
     }
 
@@ -362,10 +333,8 @@ impl Xsk {
     /// Receive frames the kernel dropped because the rings were full or
     /// the fill ring empty, since the socket opened.
     pub fn drops(&self) -> u64 {
-        // SAFETY: plain data; the kernel fills it.
-        let mut s: libc::xdp_statistics = unsafe { mem::zeroed() };
-        match xdp_getsockopt(self.fd.as_raw_fd(), libc::XDP_STATISTICS, &mut s) {
-            Ok(()) => s.rx_dropped + s.rx_ring_full,
+        match sockopt::xdp_statistics(&self.fd) {
+            Ok(s) => s.rx_dropped + s.rx_ring_full.unwrap_or(0),
             Err(_) => 0,
         }
     }

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-// uvs's XDP program: steers the director's own traffic (frames for a VIP,
-// and NAT replies from a real server's port) to uvs's AF_XDP socket on the
-// receive queue, and passes every other frame to the kernel untouched.
-// With it, the tc program that forwards offloaded flows for the AF_PACKET
-// backends (uvs_tc_forward, at the end).
+// uvs's kernel programs, one object that both backends load (io/bpf/):
+// the XDP program (uvs_steer) steers the director's own traffic (frames
+// for a VIP, and NAT replies from a real server's port) to uvs's AF_XDP
+// socket on the receive queue, and passes every other frame to the kernel
+// untouched; the tc program (uvs_tc_forward, at the end) forwards
+// offloaded flows for the AF_PACKET backends. The structs the maps hold
+// are in maps.h, mirrored in maps.rs.
 // uvs fills the maps from each published table; a frame the maps do not
 // claim still reaches uvs through its AF_PACKET socket, so a map that lags
 // a table costs speed, never a connection.
@@ -14,20 +16,13 @@
 #include <linux/ip.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "maps.h"
 
-// The largest frame an AF_XDP socket frame holds (xsk.rs: 4 KiB frames,
-// less the kernel's headroom).
+// The largest frame an AF_XDP socket frame holds (io/xdp/xsk.rs: 4 KiB
+// frames, less the kernel's headroom).
 #define MAX_FRAME 3584
 // Ethernet, IPv4 with the most options, and TCP up to its flags.
 #define HEADERS (14 + 60 + 14)
-
-// A NAT real server's address, port and protocol: the source of its replies.
-struct rs_key {
-	__u32 addr;
-	__u16 port;
-	__u8 proto;
-	__u8 pad;
-};
 
 // The AF_XDP sockets, by receive queue.
 struct {
@@ -62,32 +57,8 @@ struct {
 	__type(value, __u8);
 } locals SEC(".maps");
 
-// An established DR flow that uvs handed to the program (Katran's split):
-// its client-side 5-tuple (network order) ...
-struct flow_key {
-	__u32 saddr;
-	__u32 daddr;
-	__u16 sport;
-	__u16 dport;
-	__u8 proto;
-	__u8 pad[3];
-};
-
-// ... the MACs of its next hop (the real server's, and ours on the same
-// link), what the program forwarded (folded into uvs's counters when uvs
-// takes the flow back), and when a frame last went up to uvs.
-struct flow {
-	__u8 dmac[6];
-	__u8 smac[6];
-	__u32 pad;
-	__u64 packets;
-	__u64 bytes;
-	__u64 up_ns;
-	// A frame goes up to uvs this often (a share of the flow's timeout),
-	// so uvs's timer for it runs on without uvs asking the map.
-	__u64 every_ns;
-};
-
+// An established DR flow that uvs handed to the program (Katran's split),
+// by its client-side 5-tuple (maps.h).
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
@@ -120,7 +91,7 @@ struct {
 // virtual link (veth, a VM's tap) can hand over CHECKSUM_PARTIAL frames
 // whose checksum field holds only the folded pseudo-header sum, which XDP
 // cannot tell apart, and such a frame must not leave as it is. uvs
-// finishes it (io/xdp/mod.rs, unfinished_checksum); a finished checksum
+// finishes it (io/xdp/meta.rs, unfinished_checksum); a finished checksum
 // that happens to equal the sum (one in 65,536) only goes up to uvs too.
 static __always_inline int partial_checksum(struct iphdr *ip, __u8 *l4, __u32 hl, void *end)
 {

@@ -3,23 +3,8 @@
 //! (`--io packet --offload`) share these maps' layout, so both backends
 //! hand a flow over, take it back and count what it forwarded alike.
 
-use super::super::{FlowTuple, Handover, Offloaded};
-
-/// The key of `flows`: an offloaded flow's client-side 5-tuple (network
-/// order), as `struct flow_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct FlowKey {
-    saddr: [u8; 4],
-    daddr: [u8; 4],
-    sport: [u8; 2],
-    dport: [u8; 2],
-    proto: u8,
-    pad: [u8; 3],
-}
-
-// SAFETY: plain bytes with no padding of the compiler's.
-unsafe impl aya::Pod for FlowKey {}
+use super::maps::{FlowKey, FlowMap, FlowValue, Forwarded};
+use crate::io::{FlowTuple, Handover, Offloaded};
 
 impl FlowKey {
     fn of(f: &FlowTuple) -> FlowKey {
@@ -33,26 +18,6 @@ impl FlowKey {
         }
     }
 }
-
-/// The value of `flows`, as `struct flow`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub(super) struct FlowValue {
-    dmac: [u8; 6],
-    smac: [u8; 6],
-    pad: u32,
-    packets: u64,
-    bytes: u64,
-    up_ns: u64,
-    every_ns: u64,
-}
-
-// SAFETY: repr(C) with the fields laid out back to back (48 bytes, no
-// padding of the compiler's).
-unsafe impl aya::Pod for FlowValue {}
-
-pub(super) type FlowMap = aya::maps::HashMap<aya::maps::MapData, FlowKey, FlowValue>;
-pub(super) type Forwarded = aya::maps::PerCpuArray<aya::maps::MapData, u64>;
 
 /// Each link's offloaded-flow map and its program's forwarded count.
 pub struct FlowMaps {

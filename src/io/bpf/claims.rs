@@ -1,0 +1,143 @@
+//! What the XDP program's claim maps (`vips`, `nat_servers`, `locals`)
+//! should hold for a published table, and how they are brought there: by
+//! difference, so a frame in flight never meets an empty map.
+
+use super::e;
+use super::maps::RsKey;
+use crate::lvs::service::Forward;
+use crate::lvs::table::Table;
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+/// What the maps should hold for a table.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Claims {
+    vips: BTreeSet<[u8; 4]>,
+    nat: BTreeSet<RsKey>,
+    locals: BTreeSet<[u8; 4]>,
+}
+
+impl Claims {
+    pub(super) fn of(table: &Table, locals: &[Ipv4Addr]) -> Claims {
+        let mut c = Claims {
+            locals: locals.iter().map(|a| a.octets()).collect(),
+            ..Claims::default()
+        };
+        for s in &table.services {
+            c.vips.insert(s.key.addr.octets());
+            for d in s.dests.iter().filter(|d| d.forward == Forward::Masq) {
+                c.nat.insert(RsKey {
+                    addr: d.addr.octets(),
+                    port: d.port.to_be_bytes(),
+                    proto: s.key.protocol.number(),
+                    pad: 0,
+                });
+            }
+        }
+        c
+    }
+
+    /// Makes `bpf`'s maps hold `want` where they held `self`.
+    pub(super) fn sync(&self, bpf: &mut aya::Ebpf, want: &Claims) -> Result<(), String> {
+        sync_set(bpf, "vips", &self.vips, &want.vips)?;
+        sync_set(bpf, "nat_servers", &self.nat, &want.nat)?;
+        sync_set(bpf, "locals", &self.locals, &want.locals)
+    }
+}
+
+/// Inserts what is new and removes what is gone.
+fn sync_set<K: aya::Pod + Ord>(
+    bpf: &mut aya::Ebpf,
+    name: &str,
+    held: &BTreeSet<K>,
+    want: &BTreeSet<K>,
+) -> Result<(), String> {
+    let map = bpf
+        .map_mut(name)
+        .ok_or_else(|| format!("the XDP program has no {name} map"))?;
+    let mut m: aya::maps::HashMap<_, K, u8> = map.try_into().map_err(|x| e(name, x))?;
+    for k in want.difference(held) {
+        m.insert(k, 1, 0).map_err(|x| e(name, x))?;
+    }
+    for k in held.difference(want) {
+        // Already gone is fine.
+        let _ = m.remove(k);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvs::service::{Protocol, SchedulerKind, ServiceKey};
+    use crate::lvs::table::{DestEntry, ServiceEntry};
+    use crate::wire::MacAddr;
+
+    fn service(proto: Protocol, vip: [u8; 4], dests: &[([u8; 4], u16, Forward)]) -> ServiceEntry {
+        ServiceEntry {
+            id: 1,
+            key: ServiceKey {
+                protocol: proto,
+                addr: vip.into(),
+                port: 80,
+            },
+            scheduler: SchedulerKind::Rr,
+            epoch: 0,
+            dests: dests
+                .iter()
+                .map(|&(a, port, forward)| DestEntry {
+                    id: 1,
+                    addr: a.into(),
+                    port,
+                    forward,
+                    weight: 1,
+                    mac: MacAddr::ZERO,
+                    link: 0,
+                    state: Default::default(),
+                })
+                .collect(),
+            stats: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_maps_claim_every_vip_and_only_nat_servers_replies() {
+        let t = Table::new(
+            1,
+            vec![
+                service(
+                    Protocol::Tcp,
+                    [198, 18, 0, 100],
+                    &[([198, 18, 0, 11], 80, Forward::Route)],
+                ),
+                service(
+                    Protocol::Udp,
+                    [198, 18, 0, 101],
+                    &[
+                        ([198, 18, 2, 11], 5353, Forward::Masq),
+                        ([198, 18, 0, 12], 53, Forward::Tunnel),
+                    ],
+                ),
+            ],
+            Default::default(),
+        );
+        let c = Claims::of(&t, &[[198, 18, 2, 1].into()]);
+        assert_eq!(
+            c.vips,
+            [[198, 18, 0, 100], [198, 18, 0, 101]].into_iter().collect()
+        );
+        // Network order, as the program reads the headers.
+        let nat: Vec<_> = c.nat.into_iter().collect();
+        assert_eq!(
+            nat,
+            vec![RsKey {
+                addr: [198, 18, 2, 11],
+                port: [0x14, 0xe9],
+                proto: 17,
+                pad: 0
+            }]
+        );
+        assert_eq!(c.locals, [[198, 18, 2, 1]].into_iter().collect());
+        assert_eq!(std::mem::size_of::<RsKey>(), 8);
+    }
+}

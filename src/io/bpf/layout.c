@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// The size of every struct in maps.h and the offset and size of each of
+// its fields, as the BPF target lays them out: build.rs compiles this to
+// assembly, reads the constants back and hands them to maps.rs, whose Rust
+// mirrors must match them or the build fails. A field added to maps.h
+// belongs here too (and in maps.rs, or the build fails).
+#include <stddef.h>
+#include "maps.h"
+
+#define SIZE(s) const unsigned long long uvs_layout__##s = sizeof(struct s);
+// A field: its offset, then its size.
+#define FIELD(s, f)                                          \
+	const unsigned long long uvs_layout__##s##__##f[2] = { \
+		offsetof(struct s, f), sizeof(((struct s *)0)->f) \
+	};
+
+SIZE(rs_key)
+FIELD(rs_key, addr)
+FIELD(rs_key, port)
+FIELD(rs_key, proto)
+FIELD(rs_key, pad)
+
+SIZE(flow_key)
+FIELD(flow_key, saddr)
+FIELD(flow_key, daddr)
+FIELD(flow_key, sport)
+FIELD(flow_key, dport)
+FIELD(flow_key, proto)
+FIELD(flow_key, pad)
+
+SIZE(flow)
+FIELD(flow, dmac)
+FIELD(flow, smac)
+FIELD(flow, pad)
+FIELD(flow, packets)
+FIELD(flow, bytes)
+FIELD(flow, up_ns)
+FIELD(flow, every_ns)

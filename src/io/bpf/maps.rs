@@ -1,0 +1,106 @@
+//! The Rust mirrors of the structs the kernel programs keep in their maps
+//! (maps.h). Each is declared through [`mirror!`], which checks it at
+//! build time against the layout clang gives the C struct (build.rs reads
+//! it from layout.c): the size, every field's offset and size, the number
+//! of fields, and that the compiler added no padding (aya copies the bytes
+//! whole). A field that moves or changes on either side stops the build.
+
+#[cfg(uvs_xdp)]
+mod layout {
+    include!(concat!(env!("OUT_DIR"), "/layout.rs"));
+}
+
+/// A `#[repr(C)]` struct that mirrors C struct `$c` of maps.h, plain
+/// bytes for aya, with its layout checked against the C one.
+macro_rules! mirror {
+    (
+        $(#[$m:meta])*
+        $vis:vis struct $name:ident = $c:ident {
+            $($(#[$fm:meta])* $fv:vis $f:ident: $t:ty,)*
+        }
+    ) => {
+        $(#[$m])*
+        #[repr(C)]
+        $vis struct $name {
+            $($(#[$fm])* $fv $f: $t,)*
+        }
+
+        // SAFETY: fixed-size integer and byte-array fields with no padding
+        // of the compiler's (checked below), so every byte is initialised
+        // and any bit pattern is a valid value.
+        unsafe impl aya::Pod for $name {}
+
+        const _: () = {
+            assert!(
+                0 $(+ size_of::<$t>())* == size_of::<$name>(),
+                concat!(stringify!($name), " has padding: aya would copy uninitialised bytes"),
+            );
+            #[cfg(uvs_xdp)]
+            {
+                use layout::$c as c;
+                assert!(
+                    size_of::<$name>() == c::SIZE,
+                    concat!(stringify!($name), " is not the size of struct ", stringify!($c)),
+                );
+                assert!(
+                    [$(stringify!($f)),*].len() == c::FIELDS,
+                    concat!(stringify!($name), " and struct ", stringify!($c), " differ in fields"),
+                );
+                $(assert!(
+                    core::mem::offset_of!($name, $f) == c::$f[0] && size_of::<$t>() == c::$f[1],
+                    concat!(
+                        stringify!($name), ".", stringify!($f), " is not where struct ",
+                        stringify!($c), " has it, or not its size",
+                    ),
+                );)*
+            }
+        };
+    };
+}
+
+mirror! {
+    /// The key of `nat_servers`: a NAT real server's address, port and
+    /// protocol, as the program reads them (network order).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct RsKey = rs_key {
+        pub addr: [u8; 4],
+        pub port: [u8; 2],
+        pub proto: u8,
+        pub pad: u8,
+    }
+}
+
+mirror! {
+    /// The key of `flows`: an offloaded flow's client-side 5-tuple
+    /// (network order).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct FlowKey = flow_key {
+        pub saddr: [u8; 4],
+        pub daddr: [u8; 4],
+        pub sport: [u8; 2],
+        pub dport: [u8; 2],
+        pub proto: u8,
+        pub pad: [u8; 3],
+    }
+}
+
+mirror! {
+    /// The value of `flows`: the next hop's MACs, what the program
+    /// forwarded, and when a frame last went up to uvs and how often one
+    /// does.
+    #[derive(Debug, Clone, Copy)]
+    pub struct FlowValue = flow {
+        pub dmac: [u8; 6],
+        pub smac: [u8; 6],
+        pub pad: u32,
+        pub packets: u64,
+        pub bytes: u64,
+        pub up_ns: u64,
+        pub every_ns: u64,
+    }
+}
+
+/// `flows`, by [`FlowKey`].
+pub type FlowMap = aya::maps::HashMap<aya::maps::MapData, FlowKey, FlowValue>;
+/// `forwarded`: frames the program forwarded, per CPU.
+pub type Forwarded = aya::maps::PerCpuArray<aya::maps::MapData, u64>;

@@ -1,0 +1,255 @@
+//! uvs's kernel programs, in one place for both backends: the C source
+//! (uvs.bpf.c, built with clang by build.rs and embedded), the structs its
+//! maps hold (maps.h, mirrored and layout-checked in `maps.rs`), and the
+//! one loader, [`Steering`]. The object holds two programs:
+//! - `uvs_steer`, in XDP, for the AF_XDP backend (`io/xdp/`): it steers
+//!   the frames uvs handles into the AF_XDP sockets (the claim maps,
+//!   `claims.rs`) and forwards offloaded flows;
+//! - `uvs_tc_forward`, in tc ingress, for the AF_PACKET backends'
+//!   `--offload`: it forwards offloaded flows only.
+//!
+//! Both share the flow maps' layout (`flows.rs`), so either backend hands
+//! a flow over, takes it back and counts what it forwarded alike. A uvs
+//! built without clang has no programs and says so.
+
+mod claims;
+pub mod flows;
+mod maps;
+
+use claims::Claims;
+pub use flows::FlowMaps;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+use crate::lvs::table::Table;
+
+#[cfg(uvs_xdp)]
+static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/uvs.bpf.o"));
+
+/// Which program a link gets, and so how it is attached: the only
+/// difference between the two load paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hook {
+    /// `uvs_steer` in XDP.
+    Xdp,
+    /// `uvs_tc_forward` in tc ingress; `egress`: always out of the link's
+    /// transmit, never to a veth peer (`--offload-egress`).
+    Tc { egress: bool },
+}
+
+#[cfg(uvs_xdp)]
+impl Hook {
+    fn program(self) -> &'static str {
+        match self {
+            Hook::Xdp => "uvs_steer",
+            Hook::Tc { .. } => "uvs_tc_forward",
+        }
+    }
+
+    /// The program's name in messages.
+    fn what(self) -> &'static str {
+        match self {
+            Hook::Xdp => "XDP",
+            Hook::Tc { .. } => "tc",
+        }
+    }
+}
+
+/// The program attached to one link, with its maps.
+struct LinkProgram {
+    bpf: aya::Ebpf,
+    mode: &'static str,
+}
+
+/// The programs of all director links, and what their maps hold.
+pub struct Steering {
+    links: Vec<LinkProgram>,
+    held: Claims,
+    /// What `fast` holds: whether the programs forward offloaded flows.
+    fast: Option<bool>,
+    /// The tc program forwards offloaded flows only and steers nothing,
+    /// so its claim maps stay empty.
+    hook: Hook,
+}
+
+fn e(what: &str, err: impl std::fmt::Display) -> String {
+    format!("{what}: {err}")
+}
+
+impl Steering {
+    /// Loads the XDP program and attaches it to every link (the driver's
+    /// native XDP, else the kernel's generic XDP), retrying for up to 2 s
+    /// while another program holds a link (a director handing over).
+    pub fn attach(ifnames: &[String]) -> Result<Steering, String> {
+        Steering::load(ifnames, Hook::Xdp)
+    }
+
+    /// Loads the tc program (`uvs_tc_forward`) and attaches it to every
+    /// link's ingress, for the AF_PACKET backends' `--offload`. TCX (Linux
+    /// 6.6) ties it to uvs's descriptors, so it goes when uvs does, crash
+    /// included; an older kernel gets a clsact qdisc and a filter. On a
+    /// veth whose peer is in another namespace the program hands frames
+    /// to the peer, unless `egress` (`--offload-egress`).
+    pub fn attach_tc(ifnames: &[String], egress: bool) -> Result<Steering, String> {
+        Steering::load(ifnames, Hook::Tc { egress })
+    }
+
+    fn load(ifnames: &[String], hook: Hook) -> Result<Steering, String> {
+        #[cfg(not(uvs_xdp))]
+        {
+            let _ = ifnames;
+            Err(match hook {
+                Hook::Xdp => "this uvs was built without its XDP program (clang and libbpf-dev were missing at build time)",
+                Hook::Tc { .. } => "this uvs was built without its BPF programs (clang and libbpf-dev were missing at build time)",
+            }.into())
+        }
+        #[cfg(uvs_xdp)]
+        {
+            let links = ifnames
+                .iter()
+                .map(|name| LinkProgram::attach(name, hook))
+                .collect::<Result<_, _>>()?;
+            Ok(Steering {
+                links,
+                held: Claims::default(),
+                fast: None,
+                hook,
+            })
+        }
+    }
+
+    /// How the program runs on each link ("native" or "generic" XDP,
+    /// "tc").
+    pub fn modes(&self) -> Vec<&'static str> {
+        self.links.iter().map(|l| l.mode).collect()
+    }
+
+    /// Points link `link`'s receive queue `queue` at AF_XDP socket `sock`.
+    pub fn register(&mut self, link: usize, queue: u32, sock: impl AsRawFd) -> Result<(), String> {
+        let l = self.links.get_mut(link).ok_or("no such link")?;
+        let map = l
+            .bpf
+            .map_mut("xsks")
+            .ok_or("the XDP program has no xsks map")?;
+        let mut xsks: aya::maps::XskMap<_> = map.try_into().map_err(|x| e("xsks", x))?;
+        xsks.set(queue, sock, 0)
+            .map_err(|x| e(&format!("registering queue {queue}"), x))
+    }
+
+    /// Every link's offloaded-flow map and forwarded-frame counter, for
+    /// the data plane (they leave the control plane's hands).
+    pub fn take_flow_maps(&mut self) -> Result<FlowMaps, String> {
+        let mut maps = Vec::new();
+        for l in &mut self.links {
+            let flows = l
+                .bpf
+                .take_map("flows")
+                .ok_or("the XDP program has no flows map")?;
+            let fwd = l
+                .bpf
+                .take_map("forwarded")
+                .ok_or("the XDP program has no forwarded map")?;
+            maps.push((
+                flows.try_into().map_err(|x| e("flows", x))?,
+                fwd.try_into().map_err(|x| e("forwarded", x))?,
+            ));
+        }
+        Ok(FlowMaps::new(maps))
+    }
+
+    /// Makes the maps claim what `table` serves: inserts what is new and
+    /// removes what is gone, so a frame in flight never meets an empty map.
+    pub fn update(&mut self, table: &Table, locals: &[Ipv4Addr]) -> Result<(), String> {
+        // A backup forwards nothing, offloaded flows included.
+        let fast = !table.standby;
+        if self.fast != Some(fast) {
+            for l in &mut self.links {
+                let map = l
+                    .bpf
+                    .map_mut("fast")
+                    .ok_or("the XDP program has no fast map")?;
+                let mut a: aya::maps::Array<_, u32> = map.try_into().map_err(|x| e("fast", x))?;
+                a.set(0, u32::from(fast), 0).map_err(|x| e("fast", x))?;
+            }
+            self.fast = Some(fast);
+        }
+        if self.hook != Hook::Xdp {
+            return Ok(());
+        }
+        let want = Claims::of(table, locals);
+        if want == self.held {
+            return Ok(());
+        }
+        for l in &mut self.links {
+            self.held.sync(&mut l.bpf, &want)?;
+        }
+        self.held = want;
+        Ok(())
+    }
+}
+
+#[cfg(uvs_xdp)]
+impl LinkProgram {
+    /// Loads the object for link `name` and attaches `hook`'s program.
+    fn attach(name: &str, hook: Hook) -> Result<LinkProgram, String> {
+        use aya::programs::{SchedClassifier, Xdp};
+        let what = hook.what();
+        // Only the tc program reads it; the XDP program's XDP_TX already
+        // hands a frame to a veth's peer.
+        let to_peer = match hook {
+            Hook::Tc { egress } => !egress && crate::host::sys::peer_in_other_namespace(name),
+            Hook::Xdp => false,
+        };
+        let mut bpf = aya::EbpfLoader::new()
+            .override_global("to_peer", &u32::from(to_peer), true)
+            .load(PROGRAM)
+            .map_err(|x| e(&format!("loading the {what} program"), x))?;
+        let prog = bpf.program_mut(hook.program()).ok_or(match hook {
+            Hook::Xdp => "the XDP program has no uvs_steer",
+            Hook::Tc { .. } => "the BPF object has no uvs_tc_forward",
+        })?;
+        let refused = |x| e(&format!("the kernel refused the {what} program"), x);
+        let mode = match hook {
+            Hook::Xdp => {
+                let p: &mut Xdp = prog.try_into().map_err(|x| e(hook.program(), x))?;
+                p.load().map_err(refused)?;
+                attach_xdp(p, name)?
+            }
+            Hook::Tc { .. } => {
+                let p: &mut SchedClassifier = prog.try_into().map_err(|x| e(hook.program(), x))?;
+                p.load().map_err(refused)?;
+                // Only the netlink fallback needs the qdisc; there already
+                // is fine.
+                let _ = aya::programs::tc::qdisc_add_clsact(name);
+                p.attach(name, aya::programs::TcAttachType::Ingress)
+                    .map_err(|x| e(&format!("attaching the tc program to {name}"), x))?;
+                match to_peer {
+                    true => "tc, to the veth peer",
+                    false => "tc",
+                }
+            }
+        };
+        Ok(LinkProgram { bpf, mode })
+    }
+}
+
+/// Attaches in the driver's native XDP, else the kernel's generic XDP,
+/// retrying for up to 2 s while another program holds the link.
+#[cfg(uvs_xdp)]
+fn attach_xdp(prog: &mut aya::programs::Xdp, name: &str) -> Result<&'static str, String> {
+    use aya::programs::XdpMode;
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match prog.attach(name, XdpMode::Driver) {
+            Ok(_) => return Ok("native"),
+            Err(first) => match prog.attach(name, XdpMode::Skb) {
+                Ok(_) => return Ok("generic"),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(_) => return Err(e(&format!("attaching XDP to {name}"), first)),
+            },
+        }
+    }
+}
