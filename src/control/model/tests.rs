@@ -1,5 +1,6 @@
 use super::*;
 use crate::lvs::service::Protocol;
+use crate::wire::MacAddr;
 
 fn key(port: u16) -> ServiceKey {
     ServiceKey {
@@ -150,7 +151,10 @@ fn tunnel_needs_an_outer_source_and_nat_does_not() {
     assert_eq!(t.services[0].dests[0].port, 8080);
     let d = nat.masq_dests();
     assert_eq!(d.len(), 1);
-    assert_eq!((d[0].1, d[0].2, d[0].4, d[0].5), (n.addr, 8080, 0, 0));
+    assert_eq!(
+        (d[0].addr, d[0].port, d[0].inpkts, d[0].outpkts),
+        (n.addr, 8080, 0, 0)
+    );
 }
 
 #[test]

@@ -113,7 +113,9 @@ impl Control {
             tokio::time::sleep(every).await;
             let dests = self.state.lock().await.model.masq_dests();
             let mut seen = HashMap::new();
-            for (id, addr, port, link, inpkts, outpkts) in dests {
+            for d in dests {
+                let (id, addr, port, link, inpkts, outpkts) =
+                    (d.id, d.addr, d.port, d.link, d.inpkts, d.outpkts);
                 seen.insert(id, (inpkts, outpkts));
                 let Some(&(in0, out0)) = last.get(&id) else {
                     continue;

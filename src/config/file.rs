@@ -1,0 +1,84 @@
+//! The config file's shape, as serde reads it (with spans, for errors at
+//! their line and column) and as the keepalived importer writes it.
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// The file as written: read by [`parse`], and written by the keepalived
+/// importer (`crate::import::keepalived`), so what one writes the other
+/// reads. `None` and empty lists are left out of what is written; spans
+/// are only read (a written value has none).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct File {
+    /// The director's settings (`settings::SETTINGS`), by their keys.
+    #[serde(default)]
+    pub(crate) director: std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    pub(crate) timeouts: Option<TimeoutsSection>,
+    #[serde(default, rename = "service", skip_serializing_if = "Vec::is_empty")]
+    pub(crate) services: Vec<ServiceSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TimeoutsSection {
+    pub(crate) tcp: Option<u32>,
+    pub(crate) tcpfin: Option<u32>,
+    pub(crate) udp: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServiceSection {
+    pub(crate) protocol: Spanned<String>,
+    pub(crate) address: Spanned<String>,
+    pub(crate) scheduler: Option<Spanned<String>>,
+    /// quiesce (default) or remove.
+    pub(crate) on_failure: Option<Spanned<String>>,
+    /// The check of every real server of the service (each may override).
+    pub(crate) check: Option<CheckSection>,
+    /// Takes new connections while the live weight is below `quorum`.
+    pub(crate) sorry_server: Option<RealServerSection>,
+    /// The least total weight of live real servers (default 1).
+    pub(crate) quorum: Option<Spanned<u32>>,
+    /// Commands run when the quorum is regained and lost.
+    pub(crate) quorum_up: Option<String>,
+    pub(crate) quorum_down: Option<String>,
+    #[serde(default, rename = "real_server", skip_serializing_if = "Vec::is_empty")]
+    pub(crate) real_servers: Vec<RealServerSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RealServerSection {
+    pub(crate) address: Spanned<String>,
+    pub(crate) forward: Option<Spanned<String>>,
+    pub(crate) weight: Option<Spanned<i64>>,
+    pub(crate) check: Option<CheckSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckSection {
+    #[serde(rename = "type")]
+    pub(crate) kind: Spanned<String>,
+    pub(crate) interval: Option<Spanned<toml::Value>>,
+    pub(crate) timeout: Option<Spanned<toml::Value>>,
+    pub(crate) warmup: Option<Spanned<toml::Value>>,
+    pub(crate) rise: Option<Spanned<u32>>,
+    pub(crate) fall: Option<Spanned<u32>>,
+    pub(crate) port: Option<u16>,
+    pub(crate) path: Option<String>,
+    pub(crate) status: Option<Vec<Spanned<toml::Value>>>,
+    pub(crate) body_contains: Option<String>,
+    /// http: the body's MD5 in hex (keepalived's `digest`).
+    pub(crate) digest: Option<String>,
+    pub(crate) host: Option<String>,
+    /// udp: what to send, and what the reply must contain.
+    pub(crate) payload: Option<String>,
+    pub(crate) expect: Option<String>,
+    /// dns: the name to query (type A).
+    pub(crate) name: Option<String>,
+    /// exec: the command (`sh -c`).
+    pub(crate) command: Option<String>,
+}
