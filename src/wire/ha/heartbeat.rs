@@ -2,7 +2,7 @@
 //! interval. Replays are caught by the receiver (`ha::Peer::accept`): per
 //! peer, the (boot, sequence) pair only moves forward.
 
-use super::{MAC_LEN, Refused, read_u64, seal, sealed, write_u64};
+use super::{MAC_LEN, Refused, seal, sealed, write_u64};
 use crate::wire::Result;
 
 view! {
@@ -29,47 +29,17 @@ mod field {
     pub const HEARD_SEQ: usize = 32;
 }
 
-impl<T: AsRef<[u8]>> HeartbeatPacket<T> {
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    pub fn magic(&self) -> &[u8] {
-        &self.b()[field::MAGIC]
-    }
-
-    pub fn version(&self) -> u8 {
-        self.b()[field::VERSION]
-    }
-
-    pub fn active(&self) -> u8 {
-        self.b()[field::ACTIVE]
-    }
-
-    pub fn priority(&self) -> u8 {
-        self.b()[field::PRIORITY]
-    }
-
-    pub fn flags(&self) -> u8 {
-        self.b()[field::FLAGS]
-    }
-
-    pub fn boot(&self) -> u64 {
-        read_u64(self.b(), field::BOOT)
-    }
-
-    pub fn seq(&self) -> u64 {
-        read_u64(self.b(), field::SEQ)
-    }
-
-    pub fn sent_ms(&self) -> u64 {
-        read_u64(self.b(), field::SENT_MS)
-    }
-
-    pub fn heard_seq(&self) -> u64 {
-        read_u64(self.b(), field::HEARD_SEQ)
-    }
-}
+getters!(HeartbeatPacket {
+    magic: bytes @ field::MAGIC,
+    version: u8 @ field::VERSION,
+    active: u8 @ field::ACTIVE,
+    priority: u8 @ field::PRIORITY,
+    flags: u8 @ field::FLAGS,
+    boot: u64 @ field::BOOT,
+    seq: u64 @ field::SEQ,
+    sent_ms: u64 @ field::SENT_MS,
+    heard_seq: u64 @ field::HEARD_SEQ,
+});
 
 /// What one director tells another, every interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

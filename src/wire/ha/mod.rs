@@ -6,6 +6,34 @@
 //! believed before the MAC is checked, so a damaged message is refused
 //! like a forged one.
 
+/// A message view's getters, one per field: a byte (`u8`), a number
+/// (`u16`, `u32`, `u64`), an address (`ip`) or a run of bytes (`bytes`,
+/// at a range), read at the offsets of the message's `field` module.
+macro_rules! getters {
+    ($view:ident { $($name:ident: $kind:tt @ $at:expr),* $(,)? }) => {
+        impl<T: AsRef<[u8]>> $view<T> {
+            $(
+                pub fn $name(&self) -> getters!(@ty $kind) {
+                    let b = self.buffer.as_ref();
+                    getters!(@get $kind, b, $at)
+                }
+            )*
+        }
+    };
+    (@ty u8) => { u8 };
+    (@ty u16) => { u16 };
+    (@ty u32) => { u32 };
+    (@ty u64) => { u64 };
+    (@ty ip) => { std::net::Ipv4Addr };
+    (@ty bytes) => { &[u8] };
+    (@get u8, $b:ident, $at:expr) => { $b[$at] };
+    (@get u16, $b:ident, $at:expr) => { $crate::wire::read_u16($b, $at) };
+    (@get u32, $b:ident, $at:expr) => { $crate::wire::read_u32($b, $at) };
+    (@get u64, $b:ident, $at:expr) => { $crate::wire::ha::read_u64($b, $at) };
+    (@get ip, $b:ident, $at:expr) => { $crate::wire::ha::read_ip($b, $at) };
+    (@get bytes, $b:ident, $at:expr) => { &$b[$at] };
+}
+
 pub mod heartbeat;
 pub mod sync;
 pub mod witness;

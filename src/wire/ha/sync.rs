@@ -50,6 +50,12 @@ mod rec {
     pub const EXPIRES_MS: usize = 30;
 }
 
+getters!(SyncPacket {
+    magic: bytes @ field::MAGIC,
+    version: u8 @ field::VERSION,
+    kind: u8 @ field::KIND,
+});
+
 impl<T: AsRef<[u8]>> SyncPacket<T> {
     fn b(&self) -> &[u8] {
         self.buffer.as_ref()
@@ -65,18 +71,6 @@ impl<T: AsRef<[u8]>> SyncPacket<T> {
             return Err(crate::wire::Error::Malformed);
         }
         Ok(())
-    }
-
-    pub fn magic(&self) -> &[u8] {
-        &self.b()[field::MAGIC]
-    }
-
-    pub fn version(&self) -> u8 {
-        self.b()[field::VERSION]
-    }
-
-    pub fn kind(&self) -> u8 {
-        self.b()[field::KIND]
     }
 
     pub fn count(&self) -> usize {

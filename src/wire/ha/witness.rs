@@ -2,9 +2,9 @@
 //! director's request for the vote, and the witness's answer saying whom
 //! the vote is with. Both are 80 bytes, keyed like the heartbeat.
 
-use super::{MAC_LEN, Refused, read_ip, read_u64, seal, sealed, write_u64};
+use super::{MAC_LEN, Refused, seal, sealed, write_u64};
 use crate::wire::Result;
-use crate::wire::{read_u32, write_u32};
+use crate::wire::write_u32;
 use std::net::Ipv4Addr;
 
 view! {
@@ -39,59 +39,20 @@ mod field {
     pub const RESERVED: Range<usize> = 44..48;
 }
 
-impl<T: AsRef<[u8]>> WitnessPacket<T> {
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    pub fn magic(&self) -> &[u8] {
-        &self.b()[field::MAGIC]
-    }
-
-    pub fn version(&self) -> u8 {
-        self.b()[field::VERSION]
-    }
-
-    pub fn kind(&self) -> u8 {
-        self.b()[field::KIND]
-    }
-
-    pub fn priority(&self) -> u8 {
-        self.b()[field::PRIORITY]
-    }
-
-    pub fn flags(&self) -> u8 {
-        self.b()[field::FLAGS]
-    }
-
-    pub fn boot(&self) -> u64 {
-        read_u64(self.b(), field::BOOT)
-    }
-
-    pub fn seq(&self) -> u64 {
-        read_u64(self.b(), field::SEQ)
-    }
-
-    pub fn sent_ms(&self) -> u64 {
-        read_u64(self.b(), field::SENT_MS)
-    }
-
-    pub fn answers(&self) -> u64 {
-        read_u64(self.b(), field::ANSWERS)
-    }
-
-    pub fn word(&self) -> u32 {
-        read_u32(self.b(), field::WORD)
-    }
-
-    pub fn grantee(&self) -> Ipv4Addr {
-        read_ip(self.b(), field::WORD)
-    }
-
-    pub fn reserved(&self) -> &[u8] {
-        &self.b()[field::RESERVED]
-    }
-}
+getters!(WitnessPacket {
+    magic: bytes @ field::MAGIC,
+    version: u8 @ field::VERSION,
+    kind: u8 @ field::KIND,
+    priority: u8 @ field::PRIORITY,
+    flags: u8 @ field::FLAGS,
+    boot: u64 @ field::BOOT,
+    seq: u64 @ field::SEQ,
+    sent_ms: u64 @ field::SENT_MS,
+    answers: u64 @ field::ANSWERS,
+    word: u32 @ field::WORD,
+    grantee: ip @ field::WORD,
+    reserved: bytes @ field::RESERVED,
+});
 
 /// Who sent a witness message, and what it says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
