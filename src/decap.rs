@@ -10,11 +10,23 @@ use crate::host::sys;
 use crate::wire::ipip;
 use std::io;
 
+/// Why the decapsulator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The TUN device could not be created.
+    #[error(transparent)]
+    Tun(io::Error),
+    #[error("raw IPIP socket: {0} (run as root)")]
+    Socket(#[source] io::Error),
+    #[error("receiving: {0}")]
+    Receive(#[source] io::Error),
+}
+
 /// Runs the decapsulator until killed.
-pub fn run(device: &str) -> Result<(), String> {
-    let tun = sys::open_tun(device).map_err(|e| e.to_string())?;
-    let raw = sys::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_IPIP)
-        .map_err(|e| format!("raw IPIP socket: {e} (run as root)"))?;
+pub fn run(device: &str) -> Result<(), Error> {
+    let tun = sys::open_tun(device).map_err(Error::Tun)?;
+    let raw =
+        sys::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_IPIP).map_err(Error::Socket)?;
     // A raw socket with a full receive queue no longer counts as a taker
     // for the protocol (Linux 6.x raw_v4_input), and the kernel then answers
     // "protocol 4 unreachable": give bursts room. Best effort: a smaller
@@ -26,7 +38,7 @@ pub fn run(device: &str) -> Result<(), String> {
         let n = match sys::recv(&raw, &mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("receiving: {e}")),
+            Err(e) => return Err(Error::Receive(e)),
         };
         let Some(p) = ipip::inner(&buf[..n]) else {
             continue;

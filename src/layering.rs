@@ -88,11 +88,12 @@ fn expand(prefix: &str, tree: &str, out: &mut Vec<String>) {
     }
 }
 
-/// The code without comments, string literals (a doc comment that names
-/// `crate::x` is not a use of it) and its unit tests (a test may drive a
-/// neighbour: `#[cfg(test)] mod` to the end of the file).
+/// The code without comments, string and character literals (a doc
+/// comment that names `crate::x` is not a use of it, nor is a message
+/// that says "use" across lines) and its unit tests (a test may drive a
+/// neighbour: `#[cfg(test)] mod` to the end of the file). Lines are kept.
 fn code(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    let mut kept = String::with_capacity(text.len());
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
         if line.trim() == "#[cfg(test)]"
@@ -102,21 +103,59 @@ fn code(text: &str) -> String {
         {
             break;
         }
-        let l = match line.find("//") {
-            Some(i) => &line[..i],
-            None => line,
-        };
-        let mut in_str = false;
-        let mut prev = ' ';
-        for ch in l.chars() {
-            if ch == '"' && prev != '\\' {
-                in_str = !in_str;
-            } else if !in_str {
-                out.push(ch);
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    let c: Vec<char> = kept.chars().collect();
+    let mut out = String::with_capacity(c.len());
+    let mut i = 0;
+    // Skips to the end of a literal from `i`, newlines kept; `quote` ends
+    // it, after `hashes` #s for a raw string (which has no escapes).
+    let literal = |i: &mut usize, out: &mut String, quote: char, raw: Option<usize>| {
+        while let Some(&ch) = c.get(*i) {
+            *i += 1;
+            match ch {
+                '\n' => out.push('\n'),
+                '\\' if raw.is_none() => *i += 1,
+                _ if ch == quote => {
+                    let hashes = raw.unwrap_or(0);
+                    if c[*i..].iter().take(hashes).filter(|h| **h == '#').count() == hashes {
+                        *i += hashes;
+                        return;
+                    }
+                }
+                _ => {}
             }
-            prev = ch;
         }
-        out.push('\n');
+    };
+    while let Some(&ch) = c.get(i) {
+        i += 1;
+        let next = c.get(i).copied();
+        match ch {
+            '/' if next == Some('/') => {
+                while c.get(i).is_some_and(|x| *x != '\n') {
+                    i += 1;
+                }
+            }
+            '"' => literal(&mut i, &mut out, '"', None),
+            // r"..." and r#"..."#, not an identifier ending in r.
+            'r' if matches!(next, Some('"' | '#'))
+                && !out.ends_with(|p: char| p.is_alphanumeric() || p == '_') =>
+            {
+                let hashes = c[i..].iter().take_while(|h| **h == '#').count();
+                if c.get(i + hashes) == Some(&'"') {
+                    i += hashes + 1;
+                    literal(&mut i, &mut out, '"', Some(hashes));
+                } else {
+                    out.push(ch);
+                }
+            }
+            // A character literal ('"', '\''), not a lifetime ('a).
+            '\'' if next == Some('\\') || c.get(i + 1) == Some(&'\'') => {
+                literal(&mut i, &mut out, '\'', None)
+            }
+            _ => out.push(ch),
+        }
     }
     out
 }
@@ -286,4 +325,14 @@ fn the_reader_sees_use_trees_and_paths() {
     .map(|s| s.to_string())
     .collect();
     assert_eq!(got, want);
+    // A message across lines is no use, whatever it says, nor is a `//`
+    // in a string a comment.
+    let text = r#"fn f() -> &'static str {
+    "one; \
+     use crate::nothing; also '\"' //"
+}
+use crate::wire;
+"#;
+    let got = named("x", text);
+    assert_eq!(got, BTreeSet::from(["wire".to_string()]));
 }

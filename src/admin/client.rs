@@ -3,26 +3,53 @@
 use crate::control::proto::{Request, Response};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The control socket unless given (the director's setting's default).
 pub use crate::config::settings::DEFAULT_SOCKET;
 
+/// What failed talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot reach the uvs daemon at {}: {source}\nIs `uvs director` running (and is this \
+         the right --socket)?",
+        socket.display()
+    )]
+    Connect {
+        socket: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The request would not serialize.
+    #[error(transparent)]
+    Encode(serde_json::Error),
+    #[error("sending to the daemon: {0}")]
+    Send(#[source] std::io::Error),
+    #[error("reading from the daemon: {0}")]
+    Receive(#[source] std::io::Error),
+    #[error("the daemon closed the connection without an answer")]
+    Closed,
+    #[error("bad answer from the daemon: {0}")]
+    Decode(#[source] serde_json::Error),
+}
+
 /// Sends one request and waits for its response.
-pub fn call(socket: &Path, req: &Request) -> Result<Response, String> {
+pub fn call(socket: &Path, req: &Request) -> Result<Response, Error> {
     let mut r = send(socket, req)?;
     read_one(&mut r)
 }
 
 /// Sends a request whose answer may come in chunks (`ConnChunk` lines
 /// ended by another response) and hands each response to `each` as it
-/// arrives, so the client never holds the whole answer either.
-pub fn call_chunked(
+/// arrives, so the client never holds the whole answer either. `each`
+/// may fail with an error of its own.
+pub fn call_chunked<E: From<Error>>(
     socket: &Path,
     req: &Request,
-    mut each: impl FnMut(Response) -> Result<(), String>,
-) -> Result<(), String> {
+    mut each: impl FnMut(Response) -> Result<(), E>,
+) -> Result<(), E> {
     let mut r = send(socket, req)?;
     loop {
         let resp = read_one(&mut r)?;
@@ -34,28 +61,23 @@ pub fn call_chunked(
     }
 }
 
-fn read_one(r: &mut BufReader<UnixStream>) -> Result<Response, String> {
+fn read_one(r: &mut BufReader<UnixStream>) -> Result<Response, Error> {
     let mut resp = String::new();
-    let n = r
-        .read_line(&mut resp)
-        .map_err(|e| format!("reading from the daemon: {e}"))?;
+    let n = r.read_line(&mut resp).map_err(Error::Receive)?;
     if n == 0 {
-        return Err("the daemon closed the connection without an answer".into());
+        return Err(Error::Closed);
     }
-    serde_json::from_str(&resp).map_err(|e| format!("bad answer from the daemon: {e}"))
+    serde_json::from_str(&resp).map_err(Error::Decode)
 }
 
-fn send(socket: &Path, req: &Request) -> Result<BufReader<UnixStream>, String> {
-    let mut s = UnixStream::connect(socket).map_err(|e| {
-        format!(
-            "cannot reach the uvs daemon at {}: {e}\nIs `uvs director` running (and is this the right --socket)?",
-            socket.display()
-        )
+fn send(socket: &Path, req: &Request) -> Result<BufReader<UnixStream>, Error> {
+    let mut s = UnixStream::connect(socket).map_err(|source| Error::Connect {
+        socket: socket.to_path_buf(),
+        source,
     })?;
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_string(req).map_err(Error::Encode)?;
     line.push('\n');
-    s.write_all(line.as_bytes())
-        .map_err(|e| format!("sending to the daemon: {e}"))?;
+    s.write_all(line.as_bytes()).map_err(Error::Send)?;
     Ok(BufReader::new(s))
 }

@@ -2,7 +2,7 @@
 //! sysctl.d file (shown as a diff first); address changes only with
 //! --fix-addresses.
 
-use super::{Finding, Fix};
+use super::{Error, Finding, Fix};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -36,13 +36,13 @@ pub fn plan(findings: &[Finding]) -> Plan {
 
 /// /proc/sys path of a `net.ipv4...` key; interface names may contain dots
 /// (eth0.100), so for conf keys only the last dot separates the setting.
-pub fn proc_path(key: &str) -> Result<PathBuf, String> {
+pub fn proc_path(key: &str) -> Result<PathBuf, Error> {
     let ok =
         |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0');
     if let Some(rest) = key.strip_prefix("net.ipv4.conf.") {
         let (dev, name) = rest
             .rsplit_once('.')
-            .ok_or_else(|| format!("bad sysctl key {key}"))?;
+            .ok_or_else(|| Error::SysctlName(key.to_string()))?;
         if ok(dev) && ok(name) {
             return Ok(Path::new("/proc/sys/net/ipv4/conf").join(dev).join(name));
         }
@@ -52,7 +52,7 @@ pub fn proc_path(key: &str) -> Result<PathBuf, String> {
     {
         return Ok(Path::new("/proc/sys/net/ipv4").join(name));
     }
-    Err(format!("refusing to write unexpected sysctl key '{key}'"))
+    Err(Error::UnexpectedKey(key.to_string()))
 }
 
 /// The new content of the sysctl.d file with `sets` merged in, keeping
@@ -96,28 +96,35 @@ pub fn diff(old: &str, new: &str) -> String {
     s
 }
 
-pub fn apply_sysctls(sets: &BTreeMap<String, String>) -> Result<(), String> {
+pub fn apply_sysctls(sets: &BTreeMap<String, String>) -> Result<(), Error> {
     for (k, v) in sets {
-        let p = proc_path(k)?;
-        std::fs::write(&p, format!("{v}\n"))
-            .map_err(|e| format!("cannot set {k} ({}): {e}", p.display()))?;
+        let path = proc_path(k)?;
+        std::fs::write(&path, format!("{v}\n")).map_err(|source| Error::Set {
+            key: k.clone(),
+            path,
+            source,
+        })?;
     }
     Ok(())
 }
 
-pub fn write_file(path: &Path, content: &str) -> Result<(), String> {
+pub fn write_file(path: &Path, content: &str) -> Result<(), Error> {
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        |source| Error::Write { path, source }
+    };
     if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        std::fs::create_dir_all(d).map_err(failed(d))?;
     }
-    std::fs::write(path, content).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::write(path, content).map_err(failed(path))
 }
 
 /// Runs `ip ...` address commands (never through a shell).
-pub fn apply_addresses(cmds: &[String]) -> Result<(), String> {
+pub fn apply_addresses(cmds: &[String]) -> Result<(), Error> {
     for c in cmds {
         let w: Vec<&str> = c.split_whitespace().collect();
         if w.first() != Some(&"ip") {
-            return Err(format!("refusing to run '{c}'"));
+            return Err(Error::Command(c.clone()));
         }
         crate::host::run("ip", &w[1..], c)?;
     }

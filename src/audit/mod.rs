@@ -7,6 +7,7 @@
 //! is; forwarding is the interface's own value.
 
 mod checks;
+mod error;
 pub mod fix;
 pub mod run;
 pub mod source;
@@ -17,6 +18,7 @@ use std::fmt::Write;
 use std::net::Ipv4Addr;
 
 use crate::host::{IfAddr, Link, Route};
+pub use error::Error;
 
 impl Route {
     /// `ip route change` for this route with a new advmss, keeping what

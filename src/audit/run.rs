@@ -4,7 +4,7 @@
 //! again. Returns the exit status: 0 all good, 1 warnings, 2 failures,
 //! 3 could not audit.
 
-use super::{Finding, HostState, Options, exit_code, fix, render, source};
+use super::{Error, Finding, HostState, Options, exit_code, fix, render, source};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -28,7 +28,7 @@ pub struct Request {
     pub sysctl_file: PathBuf,
 }
 
-fn audit_once(r: &Request) -> Result<(HostState, Vec<Finding>), String> {
+fn audit_once(r: &Request) -> Result<(HostState, Vec<Finding>), Error> {
     let h = match &r.source {
         Source::Ssh(t) => source::from_ssh(t)?,
         Source::Dump(d) => source::from_dump(d)?,
@@ -51,7 +51,7 @@ fn print(r: &Request, h: &HostState, f: &[Finding]) {
     }
 }
 
-fn failed(e: &str) -> u8 {
+fn failed(e: impl std::fmt::Display) -> u8 {
     tracing::error!("audit: {e}");
     3
 }
@@ -63,7 +63,7 @@ pub fn run(r: &Request) -> u8 {
     }
     let (h, f) = match audit_once(r) {
         Ok(x) => x,
-        Err(e) => return failed(&e),
+        Err(e) => return failed(e),
     };
     print(r, &h, &f);
     if !r.fix {
@@ -96,7 +96,7 @@ pub fn run(r: &Request) -> u8 {
     }
     if !r.yes {
         match confirm() {
-            Err(e) => return failed(&e),
+            Err(e) => return failed(e),
             Ok(false) => {
                 println!("nothing changed");
                 return exit_code(&f);
@@ -105,7 +105,7 @@ pub fn run(r: &Request) -> u8 {
         }
     }
     if let Err(e) = apply(r, &plan, &new) {
-        return failed(&e);
+        return failed(e);
     }
     if !r.fix_addresses {
         for c in &plan.addresses {
@@ -121,14 +121,14 @@ pub fn run(r: &Request) -> u8 {
             print(r, &h, &f);
             exit_code(&f)
         }
-        Err(e) => failed(&e),
+        Err(e) => failed(e),
     }
 }
 
 /// Asks on the terminal; an error when there is none to ask on.
-fn confirm() -> Result<bool, String> {
+fn confirm() -> Result<bool, Error> {
     if !std::io::stdin().is_terminal() {
-        return Err("not changing anything without --yes when not interactive".into());
+        return Err(Error::NotInteractive);
     }
     print!("apply? [y/N] ");
     let _ = std::io::stdout().flush();
@@ -138,7 +138,7 @@ fn confirm() -> Result<bool, String> {
 }
 
 /// The sysctls now, the file that keeps them, and (if asked) addresses.
-fn apply(r: &Request, plan: &fix::Plan, new_file: &str) -> Result<(), String> {
+fn apply(r: &Request, plan: &fix::Plan, new_file: &str) -> Result<(), Error> {
     fix::apply_sysctls(&plan.sysctls)?;
     if !plan.sysctls.is_empty() {
         fix::write_file(&r.sysctl_file, new_file)?;

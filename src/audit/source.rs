@@ -2,7 +2,7 @@
 //! rtnetlink), a dump directory (`sysctl -a` text and `ip -j` JSON saved on
 //! another machine), or the same read-only commands run over ssh.
 
-use super::HostState;
+use super::{Error, HostState};
 use crate::host::{self, IfAddr, Link, Prefix, Route};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -25,7 +25,7 @@ fn strip_bom(s: &str) -> &str {
 /// Parses `sysctl -a` output ("key = value" lines). CRLF, a BOM, blank
 /// lines and keys the audit does not know are accepted; a line that is not
 /// "key = value" is an error naming `what` and the line.
-pub fn parse_sysctl(text: &str, what: &str) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_sysctl(text: &str, what: &str) -> Result<BTreeMap<String, String>, Error> {
     let mut m = BTreeMap::new();
     for (i, line) in strip_bom(text).lines().enumerate() {
         let line = line.trim_end_matches('\r').trim();
@@ -37,38 +37,61 @@ pub fn parse_sysctl(text: &str, what: &str) -> Result<BTreeMap<String, String>, 
             continue;
         }
         let Some((k, v)) = line.split_once(" = ").or_else(|| line.split_once('=')) else {
-            return Err(format!(
-                "{what} line {}: expected 'key = value', found '{line}'",
-                i + 1
-            ));
+            return Err(Error::SysctlLine {
+                what: what.to_string(),
+                line: i + 1,
+                text: line.to_string(),
+            });
         };
         let k = k.trim();
         if k.is_empty() || k.contains(char::is_whitespace) {
-            return Err(format!("{what} line {}: bad key '{k}'", i + 1));
+            return Err(Error::SysctlKey {
+                what: what.to_string(),
+                line: i + 1,
+                key: k.to_string(),
+            });
         }
         m.insert(k.to_string(), v.trim().to_string());
     }
     if !m.contains_key("net.ipv4.conf.all.arp_ignore") {
-        return Err(format!(
-            "{what} has no net.ipv4.conf.all.arp_ignore: not the output of `sysctl -a`, or truncated"
-        ));
+        return Err(Error::NotSysctl {
+            what: what.to_string(),
+        });
     }
     Ok(m)
 }
 
+/// `ip -j` output (`command`'s): a JSON array of `items`.
+fn json_list(
+    text: &str,
+    what: &str,
+    command: &'static str,
+    items: &'static str,
+) -> Result<Vec<serde_json::Value>, Error> {
+    let what = what.to_string();
+    match serde_json::from_str(strip_bom(text).trim()) {
+        Ok(serde_json::Value::Array(a)) => Ok(a),
+        Ok(_) => Err(Error::NotList { what, items }),
+        Err(source) => Err(Error::Json {
+            what,
+            command,
+            source,
+        }),
+    }
+}
+
 /// Parses `ip -j addr` output into links and IPv4 addresses.
-pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>), String> {
-    let v: serde_json::Value = serde_json::from_str(strip_bom(text).trim())
-        .map_err(|e| format!("{what}: not valid `ip -j addr` JSON: {e}"))?;
-    let arr = v
-        .as_array()
-        .ok_or_else(|| format!("{what}: expected a JSON array of links"))?;
+pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>), Error> {
+    let arr = json_list(text, what, "ip -j addr", "links")?;
     let mut links = Vec::new();
     let mut addrs = Vec::new();
     for (i, l) in arr.iter().enumerate() {
         let name = l["ifname"]
             .as_str()
-            .ok_or_else(|| format!("{what}: link #{} has no ifname", i + 1))?
+            .ok_or_else(|| Error::NoIfname {
+                what: what.to_string(),
+                index: i + 1,
+            })?
             .to_string();
         let flags: Vec<&str> = l["flags"].as_array().map_or(Vec::new(), |f| {
             f.iter().filter_map(|x| x.as_str()).collect()
@@ -88,14 +111,18 @@ pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>),
             let ip: Ipv4Addr = a["local"]
                 .as_str()
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| {
-                    format!("{what}: link {name} has an inet address without 'local'")
+                .ok_or_else(|| Error::NoLocal {
+                    what: what.to_string(),
+                    link: name.clone(),
                 })?;
             let prefix = a["prefixlen"]
                 .as_u64()
                 .filter(|p| *p <= 32)
-                .ok_or_else(|| format!("{what}: link {name} address {ip} has no valid prefixlen"))?
-                as u8;
+                .ok_or_else(|| Error::BadPrefixLen {
+                    what: what.to_string(),
+                    link: name.clone(),
+                    addr: ip,
+                })? as u8;
             addrs.push((name.clone(), ip, prefix));
         }
     }
@@ -104,12 +131,8 @@ pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>),
 
 /// The unicast routes of `ip -j route` output (main table). Entries that
 /// are not objects or lack a device are skipped, not errors.
-pub fn parse_routes(text: &str, what: &str) -> Result<Vec<Route>, String> {
-    let v: serde_json::Value = serde_json::from_str(strip_bom(text).trim())
-        .map_err(|e| format!("{what}: not valid `ip -j route` JSON: {e}"))?;
-    let Some(list) = v.as_array() else {
-        return Err(format!("{what}: expected a JSON array of routes"));
-    };
+pub fn parse_routes(text: &str, what: &str) -> Result<Vec<Route>, Error> {
+    let list = json_list(text, what, "ip -j route", "routes")?;
     let metric = |r: &serde_json::Value, k: &str| -> Option<u32> {
         r["metrics"]
             .as_array()?
@@ -165,33 +188,27 @@ fn assemble(
 /// Reads a dump directory: sysctl.txt (`sysctl -a`), addr.json
 /// (`ip -j addr`), and optionally route.json (`ip -j route`) and
 /// processes.txt (`ps -eo args`).
-pub fn from_dump(dir: &Path) -> Result<HostState, String> {
-    let read = |name: &str| -> Result<Option<String>, String> {
-        let p = dir.join(name);
-        match std::fs::read(&p) {
-            Ok(b) => String::from_utf8(b).map(Some).map_err(|e| {
-                format!(
-                    "{}: not UTF-8 text (byte {})",
-                    p.display(),
-                    e.utf8_error().valid_up_to()
-                )
+pub fn from_dump(dir: &Path) -> Result<HostState, Error> {
+    let read = |name: &str| -> Result<Option<String>, Error> {
+        let path = dir.join(name);
+        match std::fs::read(&path) {
+            Ok(b) => String::from_utf8(b).map(Some).map_err(|e| Error::NotUtf8 {
+                at: e.utf8_error().valid_up_to(),
+                path,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", p.display())),
+            Err(source) => Err(Error::Read { path, source }),
         }
     };
-    let s = read("sysctl.txt")?.ok_or_else(|| {
-        format!(
-            "{}: no sysctl.txt (save `sysctl -a` into it)",
-            dir.display()
-        )
-    })?;
-    let a = read("addr.json")?.ok_or_else(|| {
-        format!(
-            "{}: no addr.json (save `ip -j addr` into it)",
-            dir.display()
-        )
-    })?;
+    let needed = |file: &'static str, command: &'static str| {
+        read(file)?.ok_or_else(|| Error::Missing {
+            dir: dir.to_path_buf(),
+            file,
+            command,
+        })
+    };
+    let s = needed("sysctl.txt", "sysctl -a")?;
+    let a = needed("addr.json", "ip -j addr")?;
     let sysctl = parse_sysctl(&s, "sysctl.txt")?;
     let (links, addrs) = parse_ip_addr(&a, "addr.json")?;
     let routes = match read("route.json")? {
@@ -213,9 +230,9 @@ fn is_decap_cmdline(l: &str) -> bool {
 }
 
 /// Runs the read-only commands over the system ssh client.
-pub fn from_ssh(target: &str) -> Result<HostState, String> {
+pub fn from_ssh(target: &str) -> Result<HostState, Error> {
     if target.starts_with('-') || target.contains(char::is_whitespace) {
-        return Err(format!("bad ssh target '{target}'"));
+        return Err(Error::SshTarget(target.to_string()));
     }
     let run = |cmd: &str| {
         let args = ["-o", "BatchMode=yes", "--", target, cmd];
@@ -238,10 +255,13 @@ pub fn from_ssh(target: &str) -> Result<HostState, String> {
 
 /// The live host: /proc/sys for sysctls, rtnetlink for links, addresses
 /// and the default route.
-pub fn live() -> Result<HostState, String> {
+pub fn live() -> Result<HostState, Error> {
     let mut sysctl = BTreeMap::new();
     let conf = Path::new("/proc/sys/net/ipv4/conf");
-    let dirs = std::fs::read_dir(conf).map_err(|e| format!("{}: {e}", conf.display()))?;
+    let dirs = std::fs::read_dir(conf).map_err(|source| Error::Read {
+        path: conf.to_path_buf(),
+        source,
+    })?;
     for d in dirs.flatten() {
         let ifname = d.file_name().to_string_lossy().into_owned();
         for k in CONF_KEYS {
@@ -258,7 +278,7 @@ pub fn live() -> Result<HostState, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(Error::Runtime)?;
     let (links, addrs, routes) = rt.block_on(async {
         let nl = crate::host::netlink::Netlink::new()?;
         let links = nl.links().await?;
@@ -275,7 +295,7 @@ pub fn live() -> Result<HostState, String> {
             r.dev = name(idx);
             routes.push(r);
         }
-        Ok::<_, String>((
+        Ok::<_, Error>((
             links.into_iter().map(|l| l.0).collect::<Vec<Link>>(),
             addrs,
             routes,
@@ -314,9 +334,12 @@ mod tests {
             "net.ipv4.conf.all.arp_ignore = 1\nnet.ipv4.conf.al",
             "sysctl.txt",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("sysctl.txt line 2:"), "{e}");
-        let e = parse_sysctl("kernel.x = 1\n", "sysctl.txt").unwrap_err();
+        let e = parse_sysctl("kernel.x = 1\n", "sysctl.txt")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("truncated"), "{e}");
         assert!(parse_sysctl("", "s").is_err());
     }
@@ -338,6 +361,7 @@ mod tests {
         assert!(
             parse_ip_addr(&j[..40], "addr.json")
                 .unwrap_err()
+                .to_string()
                 .starts_with("addr.json: not valid")
         );
         assert!(parse_ip_addr("{}", "addr.json").is_err());

@@ -194,13 +194,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Command::Audit(a) => return audit(&a),
         Command::Probe(p) => return probe(&p),
-        Command::Director(d) => d
-            .settings()
-            .and_then(|s| match s.tun_mss_clamp {
-                Some(_) => Err(TUN_MSS_CLAMP.to_string()),
-                None => uvs::daemon::Options::build(s),
-            })
-            .and_then(|o| uvs::daemon::run(&o)),
+        Command::Director(d) => director(&d),
         Command::Status { socket } => status(&socket),
         Command::Health { socket, json } => health(&socket, json),
         Command::ImportKeepalived { file } => match uvs::import::keepalived::import(&file) {
@@ -241,7 +235,7 @@ fn main() -> ExitCode {
             }
             Ok(Response::Error { message, .. }) => Err(message),
             Ok(_) => Err("unexpected answer from the daemon".into()),
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         },
         Command::Reload {
             socket,
@@ -254,9 +248,9 @@ fn main() -> ExitCode {
             }
             Ok(Response::Error { message, .. }) => Err(message),
             Ok(_) => Err("unexpected answer from the daemon".into()),
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         },
-        Command::Decap { device } => uvs::decap::run(&device),
+        Command::Decap { device } => uvs::decap::run(&device).map_err(|e| e.to_string()),
         Command::Witness {
             listen,
             director,
@@ -264,8 +258,8 @@ fn main() -> ExitCode {
         } => uvs::config::settings::witness_addr(&listen)
             .map_err(|e| format!("--listen {listen}: {e}"))
             .and_then(|addr| {
-                let key = uvs::daemon::read_key_file(&ha_key_file)?;
-                uvs::ha::witness::run(addr, &director, key)
+                let key = uvs::daemon::read_key_file(&ha_key_file).map_err(|e| e.to_string())?;
+                uvs::ha::witness::run(addr, &director, key).map_err(|e| e.to_string())
             }),
     };
     match r {
@@ -275,6 +269,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `uvs director`: its settings checked, merged with the config file's,
+/// then the director run.
+fn director(d: &uvs::config::cli::DirectorArgs) -> Result<(), String> {
+    let s = d.settings().map_err(|e| e.to_string())?;
+    if s.tun_mss_clamp.is_some() {
+        return Err(TUN_MSS_CLAMP.to_string());
+    }
+    let o = uvs::daemon::Options::build(s).map_err(|e| e.to_string())?;
+    uvs::daemon::run(&o).map_err(|e| e.to_string())
 }
 
 const TUN_MSS_CLAMP: &str = "--tun-mss-clamp: the director cannot clamp the MSS that matters for TUN. \
@@ -375,7 +380,7 @@ fn reload_request(force: bool, dry_run: bool) -> Request {
 }
 
 fn health(socket: &Path, json: bool) -> Result<(), String> {
-    match client::call(socket, &Request::Health)? {
+    match client::call(socket, &Request::Health).map_err(|e| e.to_string())? {
         Response::Health(rows) if json => {
             let s = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
             println!("{s}");
@@ -391,7 +396,7 @@ fn health(socket: &Path, json: bool) -> Result<(), String> {
 }
 
 fn status(socket: &Path) -> Result<(), String> {
-    match client::call(socket, &Request::Status)? {
+    match client::call(socket, &Request::Status).map_err(|e| e.to_string())? {
         Response::Status(pairs) => {
             for (k, v) in pairs {
                 println!("{k:<20} {v}");

@@ -36,7 +36,7 @@ struct Ctx {
 
 impl Ctx {
     fn call(&self, req: &Request) -> Result<Response, (String, u8)> {
-        client::call(&self.socket, req).map_err(|e| (e, 2))
+        client::call(&self.socket, req).map_err(|e| (e.to_string(), 2))
     }
 
     fn snapshot(&self) -> Result<Snapshot, (String, u8)> {
@@ -150,23 +150,31 @@ fn list_conns(ctx: &Ctx, numeric: bool) -> Result<String, (String, u8)> {
     let mut so = std::io::BufWriter::new(std::io::stdout().lock());
     let mut text = format::conns_header();
     let mut failed = None;
-    let r = client::call_chunked(&ctx.socket, &Request::Conns, |resp| match resp {
-        Response::ConnChunk(c) | Response::Conns(c) => {
-            for conn in &c {
-                format::conn_line(&mut text, conn, numeric);
+    // The daemon's errors and this side's (writing, an odd answer) alike.
+    type BoxError = Box<dyn std::error::Error>;
+    let r = client::call_chunked(
+        &ctx.socket,
+        &Request::Conns,
+        |resp| -> Result<(), BoxError> {
+            match resp {
+                Response::ConnChunk(c) | Response::Conns(c) => {
+                    for conn in &c {
+                        format::conn_line(&mut text, conn, numeric);
+                    }
+                    so.write_all(text.as_bytes())
+                        .map_err(|e| format!("writing the listing: {e}"))?;
+                    text.clear();
+                    Ok(())
+                }
+                Response::Error { message, .. } => {
+                    failed = Some(message);
+                    Ok(())
+                }
+                _ => Err("unexpected answer from the daemon".into()),
             }
-            so.write_all(text.as_bytes())
-                .map_err(|e| format!("writing the listing: {e}"))?;
-            text.clear();
-            Ok(())
-        }
-        Response::Error { message, .. } => {
-            failed = Some(message);
-            Ok(())
-        }
-        _ => Err("unexpected answer from the daemon".into()),
-    });
-    r.map_err(|e| (e, 2))?;
+        },
+    );
+    r.map_err(|e| (e.to_string(), 2))?;
     if let Some(m) = failed {
         return Err((m, 1));
     }

@@ -86,7 +86,8 @@ fn director(
             cx.err(v.span(), format!("{key}: {list}{what}"))
         })?;
         for x in &values {
-            out.set(st, key, x).map_err(|e| cx.err(v.span(), e))?;
+            out.set(st, key, x)
+                .map_err(|e| cx.err(v.span(), e.to_string()))?;
         }
     }
     Ok(out)

@@ -3,7 +3,7 @@
 //! and environment variable, and what the command line gives is checked
 //! by the setting's own check.
 
-use super::settings::{Rel, SETTINGS, Settings, Ty};
+use super::settings::{Rel, SETTINGS, SettingError, Settings, Ty};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 
@@ -17,7 +17,7 @@ pub struct DirectorArgs {
 impl DirectorArgs {
     /// The command line's settings, checked (`given` holds only what it
     /// gave; the file and the defaults come later).
-    pub fn settings(&self) -> Result<Settings, String> {
+    pub fn settings(&self) -> Result<Settings, SettingError> {
         let mut s = Settings::default();
         for (st, values) in &self.given {
             let name = format!("--{}", st.flag);

@@ -30,25 +30,13 @@ use checked::{check, dest_spec};
 pub(crate) use file::{CheckSection, File, RealServerSection, ServiceSection};
 
 /// A configuration error: where and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {msg}", file.display())]
 pub struct ConfigError {
     pub file: PathBuf,
     pub line: usize,
     pub column: usize,
     pub msg: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.msg
-        )
-    }
 }
 
 /// A real server as the file says it.

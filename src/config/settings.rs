@@ -58,7 +58,7 @@ pub struct Setting {
     pub help: &'static str,
     /// Checks one value (`name` is how the user gave it: `--flag` or the
     /// file's key) and sets it (a list: adds it).
-    pub set: fn(&mut Settings, name: &str, value: &str) -> Result<(), String>,
+    pub set: fn(&mut Settings, name: &str, value: &str) -> Result<(), SettingError>,
     /// Forgets the value (a list: every value), before the command line
     /// replaces the file's.
     pub clear: fn(&mut Settings),
@@ -107,6 +107,60 @@ pub struct Settings {
     pub given: BTreeSet<&'static str>,
 }
 
+/// A value a setting refuses; `name` is how the user gave the setting
+/// (`--flag`, or the file's key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    #[error("{name}: true or false, not `{value}`")]
+    NotSwitch { name: String, value: String },
+    #[error("{name}: empty")]
+    Empty { name: String },
+    /// A count above the planes' limit (or 0).
+    #[error("{name} must be between 1 and {max}")]
+    Range { name: String, max: usize },
+    /// What the setting takes instead (`want`).
+    #[error("{name} {value}: {want}")]
+    Invalid {
+        name: String,
+        value: String,
+        want: &'static str,
+    },
+    #[error("{name} {value}: {source}")]
+    Witness {
+        name: String,
+        value: String,
+        #[source]
+        source: BadWitness,
+    },
+}
+
+impl SettingError {
+    fn invalid(name: &str, value: &str, want: &'static str) -> SettingError {
+        SettingError::Invalid {
+            name: name.to_string(),
+            value: value.to_string(),
+            want,
+        }
+    }
+
+    fn range(name: &str, max: usize) -> SettingError {
+        SettingError::Range {
+            name: name.to_string(),
+            max,
+        }
+    }
+}
+
+/// A witness address that does not parse (`--witness`, `uvs witness
+/// --listen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadWitness {
+    #[error("port 0")]
+    PortZero,
+    #[error("give an IPv4 address, or ADDR:PORT")]
+    NotAnAddress,
+}
+
 /// A whole number from `lo` to `hi`.
 fn int(v: &str, lo: u64, hi: u64) -> Option<u64> {
     v.trim()
@@ -122,38 +176,43 @@ fn seconds(v: &str, lo: f64, hi: f64) -> Option<Duration> {
 }
 
 /// `true` or `false`, as a file gives a switch.
-fn switch(name: &str, v: &str) -> Result<bool, String> {
+fn switch(name: &str, v: &str) -> Result<bool, SettingError> {
     match v {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(format!("{name}: true or false, not `{v}`")),
+        _ => Err(SettingError::NotSwitch {
+            name: name.to_string(),
+            value: v.to_string(),
+        }),
     }
 }
 
-fn text(name: &str, v: &str) -> Result<String, String> {
+fn text(name: &str, v: &str) -> Result<String, SettingError> {
     match v.is_empty() {
-        true => Err(format!("{name}: empty")),
+        true => Err(SettingError::Empty {
+            name: name.to_string(),
+        }),
         false => Ok(v.to_string()),
     }
 }
 
-fn ipv4(name: &str, v: &str) -> Result<Ipv4Addr, String> {
+fn ipv4(name: &str, v: &str) -> Result<Ipv4Addr, SettingError> {
     v.trim()
         .parse()
-        .map_err(|_| format!("{name} {v}: not an IPv4 address"))
+        .map_err(|_| SettingError::invalid(name, v, "not an IPv4 address"))
 }
 
 /// `ADDR` or `ADDR:PORT` (the witness's port by default).
-pub fn witness_addr(s: &str) -> Result<SocketAddrV4, String> {
+pub fn witness_addr(s: &str) -> Result<SocketAddrV4, BadWitness> {
     if let Ok(a) = s.parse::<SocketAddrV4>() {
         return match a.port() {
-            0 => Err("port 0".into()),
+            0 => Err(BadWitness::PortZero),
             _ => Ok(a),
         };
     }
     s.parse::<Ipv4Addr>()
         .map(|ip| SocketAddrV4::new(ip, crate::ha::witness::DEFAULT_PORT))
-        .map_err(|_| "give an IPv4 address, or ADDR:PORT".into())
+        .map_err(|_| BadWitness::NotAnAddress)
 }
 
 /// The defaults of the settings that have one, as the table gives them.
@@ -165,7 +224,7 @@ macro_rules! setting {
     (one $field:ident, $check:expr, { $($rest:tt)* }) => {
         Setting {
             set: |s, name, v| {
-                let check: fn(&str, &str) -> Result<_, String> = $check;
+                let check: fn(&str, &str) -> Result<_, SettingError> = $check;
                 s.$field = Some(check(name, v)?);
                 Ok(())
             },
@@ -178,7 +237,7 @@ macro_rules! setting {
     (list $field:ident, $check:expr, { $($rest:tt)* }) => {
         Setting {
             set: |s, name, v| {
-                let check: fn(&str, &str) -> Result<_, String> = $check;
+                let check: fn(&str, &str) -> Result<_, SettingError> = $check;
                 s.$field.push(check(name, v)?);
                 Ok(())
             },
@@ -246,7 +305,7 @@ pub static SETTINGS: &[Setting] = &[
         let limit = crate::lvs::conn::MAX_LIMIT;
         int(v, 1, limit as u64)
             .map(|n| n as usize)
-            .ok_or_else(|| format!("{name} must be between 1 and {limit}"))
+            .ok_or_else(|| SettingError::range(name, limit))
     }, {
         flag: "max-conns", short: None, key: Some("max_conns"), ty: Ty::Int, value_name: "N",
         default: Some("1048576"), choices: &[], env: None, rel: Rel::None, hide: false,
@@ -256,7 +315,7 @@ pub static SETTINGS: &[Setting] = &[
     }),
     setting!(one io, |name, v| {
         <IoKind as clap::ValueEnum>::from_str(v, false)
-            .map_err(|_| format!("{name} {v}: auto, xdp, packet or packet-ring"))
+            .map_err(|_| SettingError::invalid(name, v, "auto, xdp, packet or packet-ring"))
     }, {
         flag: "io", short: None, key: Some("io"), ty: Ty::Text, value_name: "IO",
         default: Some("auto"), choices: &["auto", "xdp", "packet", "packet-ring"],
@@ -271,7 +330,7 @@ pub static SETTINGS: &[Setting] = &[
         let max = crate::io::fanout::MAX_WORKERS;
         int(v, 1, max as u64)
             .map(|n| n as usize)
-            .ok_or_else(|| format!("{name} must be between 1 and {max}"))
+            .ok_or_else(|| SettingError::range(name, max))
     }, {
         flag: "workers", short: None, key: Some("workers"), ty: Ty::Int, value_name: "N",
         default: Some("1"), choices: &[], env: Some("UVS_WORKERS"), rel: Rel::None, hide: false,
@@ -314,7 +373,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!(one priority, |name, v| {
         int(v, 1, 254)
             .map(|n| n as u8)
-            .ok_or_else(|| format!("{name} {v}: give 1 to 254"))
+            .ok_or_else(|| SettingError::invalid(name, v, "give 1 to 254"))
     }, {
         flag: "priority", short: None, key: Some("priority"), ty: Ty::Int, value_name: "N",
         default: Some("100"), choices: &[], env: None, rel: Rel::None, hide: false,
@@ -332,7 +391,7 @@ pub static SETTINGS: &[Setting] = &[
                it fails",
     }),
     setting!(one heartbeat_ms, |name, v| {
-        int(v, 10, 10_000).ok_or_else(|| format!("{name} {v}: give 10 to 10000"))
+        int(v, 10, 10_000).ok_or_else(|| SettingError::invalid(name, v, "give 10 to 10000"))
     }, {
         flag: "heartbeat-ms", short: None, key: Some("heartbeat_ms"), ty: Ty::Int,
         value_name: "MS", default: Some("100"), choices: &[], env: None, rel: Rel::None,
@@ -341,7 +400,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!(one dead_after, |name, v| {
         int(v, 3, 1000)
             .map(|n| n as u32)
-            .ok_or_else(|| format!("{name} {v}: give 3 to 1000 missed heartbeats"))
+            .ok_or_else(|| SettingError::invalid(name, v, "give 3 to 1000 missed heartbeats"))
     }, {
         flag: "dead-after", short: None, key: Some("dead_after"), ty: Ty::Int,
         value_name: "N", default: Some("10"), choices: &[], env: None, rel: Rel::None,
@@ -349,7 +408,8 @@ pub static SETTINGS: &[Setting] = &[
         help: "Heartbeats missed before a peer counts as gone and the VIPs move (10: about 1 s)",
     }),
     setting!(one preempt_delay, |name, v| {
-        seconds(v, 0.0, 3600.0).ok_or_else(|| format!("{name} {v}: give seconds from 0 to 3600"))
+        seconds(v, 0.0, 3600.0)
+            .ok_or_else(|| SettingError::invalid(name, v, "give seconds from 0 to 3600"))
     }, {
         flag: "preempt-delay", short: None, key: Some("preempt_delay"), ty: Ty::Num,
         value_name: "SECS", default: Some("0"), choices: &[], env: None, rel: Rel::None,
@@ -388,7 +448,11 @@ pub static SETTINGS: &[Setting] = &[
         help: "Run on every change of state (`sh -c CMD`, with the state ACTIVE, BACKUP or \
                FAULT and the priority as $1 and $2, the reason in $UVS_HA_REASON)",
     }),
-    setting!(one witness, |name, v| witness_addr(v).map_err(|e| format!("{name} {v}: {e}")), {
+    setting!(one witness, |name, v| witness_addr(v).map_err(|source| SettingError::Witness {
+        name: name.to_string(),
+        value: v.to_string(),
+        source,
+    }), {
         flag: "witness", short: None, key: Some("witness"), ty: Ty::Text,
         value_name: "ADDR[:PORT]", default: None, choices: &[], env: None, rel: Rel::None,
         hide: false,
@@ -399,7 +463,9 @@ pub static SETTINGS: &[Setting] = &[
     setting!(one garp_refresh, |name, v| match seconds(v, 0.0, 0.0) {
         Some(d) => Ok(d),
         None => seconds(v, 1.0, 86_400.0)
-            .ok_or_else(|| format!("{name} {v}: give seconds from 1 to 86400, or 0 for none")),
+            .ok_or_else(|| {
+                SettingError::invalid(name, v, "give seconds from 1 to 86400, or 0 for none")
+            }),
     }, {
         flag: "garp-refresh", short: None, key: Some("garp_refresh"), ty: Ty::Num,
         value_name: "SECS", default: Some("0"), choices: &[], env: None, rel: Rel::None,
@@ -438,7 +504,12 @@ impl Settings {
     }
 
     /// Sets `setting` from one value given as `name`, noting it given.
-    pub fn set(&mut self, setting: &'static Setting, name: &str, v: &str) -> Result<(), String> {
+    pub fn set(
+        &mut self,
+        setting: &'static Setting,
+        name: &str,
+        v: &str,
+    ) -> Result<(), SettingError> {
         (setting.set)(self, name, v)?;
         self.given.insert(setting.id());
         Ok(())
@@ -490,7 +561,7 @@ mod tests {
         assert_eq!(s.interfaces, vec!["eth9"]);
         assert_eq!((s.priority, s.workers), (Some(200), Some(2)));
         assert_eq!(
-            set(&mut Settings::default(), "priority", "0"),
+            set(&mut Settings::default(), "priority", "0").map_err(|e| e.to_string()),
             Err("priority 0: give 1 to 254".into())
         );
         assert!(set(&mut Settings::default(), "offload", "yes").is_err());

@@ -3,7 +3,7 @@
 //! last applied.
 
 use super::{Changes, Config, counted, load};
-use crate::control::plan::{Plan, Reload, Source};
+use crate::control::plan::{Plan, Reload, Source, SourceError};
 use std::path::PathBuf;
 
 /// A config file and what it held when last applied.
@@ -60,9 +60,9 @@ impl Source for FileSource {
         }
     }
 
-    fn reload(&mut self) -> Result<Reload, String> {
+    fn reload(&mut self) -> Result<Reload, SourceError> {
         let file = self.path.display();
-        let new = load(&self.path).map_err(|e| e.to_string())?;
+        let new = load(&self.path)?;
         let changes = Changes::between(&self.last, &new);
         let plan = new.plan_from(&self.last);
         let mut summary = format!(

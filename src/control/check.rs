@@ -76,8 +76,104 @@ const HTTP_READ: usize = 64 * 1024;
 /// misc_dynamic).
 pub type Passed = Option<u32>;
 
+/// Why a check failed: what `uvs health` and the log say of it.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// A TCP or HTTP check took longer than its timeout (`kind`: "TCP", "HTTP").
+    #[error("{kind} timed out after {}", secs(*after))]
+    TimedOut { kind: &'static str, after: Duration },
+    #[error("TCP connect to {to}: {source}")]
+    Connect {
+        to: SocketAddrV4,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP request to {to}: {source}")]
+    HttpRequest {
+        to: SocketAddrV4,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP answer from {to}: {source}")]
+    HttpAnswer {
+        to: SocketAddrV4,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The answer's first line is not an HTTP status line (its start).
+    #[error("not an HTTP answer: {0:?}")]
+    NotHttp(String),
+    /// A status outside the accepted ranges.
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("HTTP {code} but the body lacks {part:?}")]
+    BodyLacks { code: u16, part: String },
+    #[error("HTTP {code} but the body's MD5 is {got}, not {want}")]
+    Digest {
+        code: u16,
+        got: String,
+        want: String,
+    },
+    /// No UDP socket to send from.
+    #[error("UDP socket: {0}")]
+    Socket(#[source] std::io::Error),
+    /// Connecting or sending a UDP datagram (`what`: "UDP", "DNS"; `step`:
+    /// "to" or "send to").
+    #[error("{what} {step} {to}: {source}")]
+    Send {
+        what: &'static str,
+        step: &'static str,
+        to: SocketAddrV4,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An ICMP port unreachable came back.
+    #[error("{what} {to}: port unreachable (ICMP)")]
+    Unreachable {
+        what: &'static str,
+        to: SocketAddrV4,
+    },
+    #[error("{what} {to}: {source}")]
+    Receive {
+        what: &'static str,
+        to: SocketAddrV4,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A UDP reply without what it must contain.
+    #[error("UDP reply from {to} lacks {want:?}")]
+    ReplyLacks { to: SocketAddrV4, want: String },
+    /// Nothing came back in time (`what`: "UDP reply", "DNS answer").
+    #[error("{} {to}: no {} within {}", what.0, what.1, secs(*after))]
+    Silent {
+        what: (&'static str, &'static str),
+        to: SocketAddrV4,
+        after: Duration,
+    },
+    #[error("DNS name {0:?} cannot be queried")]
+    DnsName(String),
+    #[error("DNS: not an answer to our query for {0}")]
+    DnsNotOurs(String),
+    #[error("DNS {name}: rcode {rcode}")]
+    DnsRcode { name: String, rcode: u8 },
+    #[error("DNS {0}: no answer records")]
+    DnsEmpty(String),
+    #[error("`{command}` timed out after {}", secs(*after))]
+    ExecTimedOut { command: String, after: Duration },
+    #[error("`{command}` could not run: {source}")]
+    ExecFailed {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` exited {code}")]
+    Exited { command: String, code: i32 },
+    #[error("`{command}` was killed by a signal")]
+    Killed { command: String },
+}
+
 /// Runs one check of the server at `to`; the reason when it fails.
-pub async fn run_once(spec: &CheckSpec, to: SocketAddrV4) -> Result<Passed, String> {
+pub async fn run_once(spec: &CheckSpec, to: SocketAddrV4) -> Result<Passed, CheckError> {
     match &spec.kind {
         CheckKind::Udp { payload, expect } => {
             return udp(spec, to, payload, expect.as_deref())
@@ -93,18 +189,17 @@ pub async fn run_once(spec: &CheckSpec, to: SocketAddrV4) -> Result<Passed, Stri
         .map(|r| r.map(|_| None))
     {
         Ok(r) => r,
-        Err(_) => Err(format!(
-            "{} timed out after {}",
-            spec.kind_name(),
-            secs(spec.timeout)
-        )),
+        Err(_) => Err(CheckError::TimedOut {
+            kind: spec.kind_name(),
+            after: spec.timeout,
+        }),
     }
 }
 
-async fn attempt(spec: &CheckSpec, to: SocketAddrV4) -> Result<(), String> {
+async fn attempt(spec: &CheckSpec, to: SocketAddrV4) -> Result<(), CheckError> {
     let mut s = TcpStream::connect(to)
         .await
-        .map_err(|e| format!("TCP connect to {to}: {e}"))?;
+        .map_err(|source| CheckError::Connect { to, source })?;
     let CheckKind::Http {
         path,
         status,
@@ -137,21 +232,21 @@ async fn http_get(
     path: &str,
     host: Option<&str>,
     want: &Expect<'_>,
-) -> Result<(), String> {
+) -> Result<(), CheckError> {
     let host = host.map_or_else(|| to.ip().to_string(), str::to_string);
     let req = format!(
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: uvs-check\r\nConnection: close\r\n\r\n"
     );
     s.write_all(req.as_bytes())
         .await
-        .map_err(|e| format!("HTTP request to {to}: {e}"))?;
+        .map_err(|source| CheckError::HttpRequest { to, source })?;
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     while buf.len() < HTTP_READ {
         let n = s
             .read(&mut chunk)
             .await
-            .map_err(|e| format!("HTTP answer from {to}: {e}"))?;
+            .map_err(|source| CheckError::HttpAnswer { to, source })?;
         if n == 0 {
             break;
         }
@@ -165,27 +260,31 @@ async fn http_get(
 /// the reply: its bytes, or `None` if none came and no error either.
 /// `what` names the check in errors.
 async fn udp_ask(
-    what: &str,
+    what: &'static str,
     to: SocketAddrV4,
     payload: &[u8],
     wait: Duration,
-) -> Result<Option<Vec<u8>>, String> {
+) -> Result<Option<Vec<u8>>, CheckError> {
     let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
         .await
-        .map_err(|e| format!("UDP socket: {e}"))?;
-    s.connect(to)
-        .await
-        .map_err(|e| format!("{what} to {to}: {e}"))?;
-    s.send(payload)
-        .await
-        .map_err(|e| format!("{what} send to {to}: {e}"))?;
+        .map_err(CheckError::Socket)?;
+    let send = |step| {
+        move |source| CheckError::Send {
+            what,
+            step,
+            to,
+            source,
+        }
+    };
+    s.connect(to).await.map_err(send("to"))?;
+    s.send(payload).await.map_err(send("send to"))?;
     let mut buf = [0u8; 2048];
     match tokio::time::timeout(wait, s.recv(&mut buf)).await {
         Ok(Ok(n)) => Ok(Some(buf[..n].to_vec())),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Err(format!("{what} {to}: port unreachable (ICMP)"))
+            Err(CheckError::Unreachable { what, to })
         }
-        Ok(Err(e)) => Err(format!("{what} {to}: {e}")),
+        Ok(Err(source)) => Err(CheckError::Receive { what, to, source }),
         Err(_) => Ok(None),
     }
 }
@@ -197,13 +296,17 @@ async fn udp(
     to: SocketAddrV4,
     payload: &[u8],
     expect: Option<&[u8]>,
-) -> Result<(), String> {
+) -> Result<(), CheckError> {
     match (udp_ask("UDP", to, payload, spec.timeout).await?, expect) {
-        (Some(reply), Some(want)) if !contains(&reply, want) => Err(format!(
-            "UDP reply from {to} lacks {:?}",
-            String::from_utf8_lossy(want)
-        )),
-        (None, Some(_)) => Err(format!("UDP {to}: no reply within {}", secs(spec.timeout))),
+        (Some(reply), Some(want)) if !contains(&reply, want) => Err(CheckError::ReplyLacks {
+            to,
+            want: String::from_utf8_lossy(want).into_owned(),
+        }),
+        (None, Some(_)) => Err(CheckError::Silent {
+            what: ("UDP", "reply"),
+            to,
+            after: spec.timeout,
+        }),
         _ => Ok(()),
     }
 }
@@ -214,13 +317,17 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// A DNS check: one query of type A for `name`; the answer must have our
 /// id, no error and at least one answer record.
-async fn dns(spec: &CheckSpec, to: SocketAddrV4, name: &str) -> Result<(), String> {
+async fn dns(spec: &CheckSpec, to: SocketAddrV4, name: &str) -> Result<(), CheckError> {
     use std::hash::BuildHasher;
     let id = foldhash::fast::RandomState::default().hash_one(name) as u16;
-    let q = dns_query(id, name).ok_or_else(|| format!("DNS name {name:?} cannot be queried"))?;
+    let q = dns_query(id, name).ok_or_else(|| CheckError::DnsName(name.to_string()))?;
     match udp_ask("DNS", to, &q, spec.timeout).await? {
         Some(answer) => dns_verdict(&answer, id, name),
-        None => Err(format!("DNS {to}: no answer within {}", secs(spec.timeout))),
+        None => Err(CheckError::Silent {
+            what: ("DNS", "answer"),
+            to,
+            after: spec.timeout,
+        }),
     }
 }
 
@@ -243,22 +350,25 @@ pub fn dns_query(id: u16, name: &str) -> Option<Vec<u8>> {
 
 /// Judges a DNS answer by its header only (id, QR, RCODE, ANCOUNT): all a
 /// health check needs, so no DNS library is pulled in for it.
-pub fn dns_verdict(a: &[u8], id: u16, name: &str) -> Result<(), String> {
+pub fn dns_verdict(a: &[u8], id: u16, name: &str) -> Result<(), CheckError> {
     if a.len() < 12 || a[0..2] != id.to_be_bytes() || a[2] & 0x80 == 0 {
-        return Err(format!("DNS: not an answer to our query for {name}"));
+        return Err(CheckError::DnsNotOurs(name.to_string()));
     }
     let rcode = a[3] & 0x0f;
     if rcode != 0 {
-        return Err(format!("DNS {name}: rcode {rcode}"));
+        return Err(CheckError::DnsRcode {
+            name: name.to_string(),
+            rcode,
+        });
     }
     if u16::from_be_bytes([a[6], a[7]]) == 0 {
-        return Err(format!("DNS {name}: no answer records"));
+        return Err(CheckError::DnsEmpty(name.to_string()));
     }
     Ok(())
 }
 
 /// An exec check (`sh -c`), killed at the timeout.
-async fn exec(spec: &CheckSpec, command: &str) -> Result<Passed, String> {
+async fn exec(spec: &CheckSpec, command: &str) -> Result<Passed, CheckError> {
     let child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -268,47 +378,46 @@ async fn exec(spec: &CheckSpec, command: &str) -> Result<Passed, String> {
         .kill_on_drop(true)
         .status();
     match tokio::time::timeout(spec.timeout, child).await {
-        Err(_) => Err(format!(
-            "`{command}` timed out after {}",
-            secs(spec.timeout)
-        )),
-        Ok(Err(e)) => Err(format!("`{command}` could not run: {e}")),
+        Err(_) => Err(CheckError::ExecTimedOut {
+            command: command.to_string(),
+            after: spec.timeout,
+        }),
+        Ok(Err(source)) => Err(CheckError::ExecFailed {
+            command: command.to_string(),
+            source,
+        }),
         Ok(Ok(st)) => exit_verdict(command, st.code()),
     }
 }
 
 /// keepalived's MISC_CHECK rule with misc_dynamic: 0 up, 1 down, 2-255
 /// up with weight code - 2; killed by a signal is down.
-pub fn exit_verdict(command: &str, code: Option<i32>) -> Result<Passed, String> {
+pub fn exit_verdict(command: &str, code: Option<i32>) -> Result<Passed, CheckError> {
+    let command = command.to_string();
     match code {
         Some(0) => Ok(None),
         Some(c @ 2..=255) => Ok(Some(c as u32 - 2)),
-        Some(c) => Err(format!("`{command}` exited {c}")),
-        None => Err(format!("`{command}` was killed by a signal")),
+        Some(code) => Err(CheckError::Exited { command, code }),
+        None => Err(CheckError::Killed { command }),
     }
 }
 
 /// Judges an HTTP answer: its status against the accepted ranges, its
 /// body for the substring and the MD5 digest.
-pub fn check_http(answer: &[u8], want: &Expect<'_>) -> Result<(), String> {
+pub fn check_http(answer: &[u8], want: &Expect<'_>) -> Result<(), CheckError> {
     let text = String::from_utf8_lossy(answer);
     let line = text.lines().next().unwrap_or("");
     let code: u16 = line
         .strip_prefix("HTTP/")
         .and_then(|r| r.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| {
-            format!(
-                "not an HTTP answer: {:?}",
-                line.chars().take(40).collect::<String>()
-            )
-        })?;
+        .ok_or_else(|| CheckError::NotHttp(line.chars().take(40).collect()))?;
     if !want
         .status
         .iter()
         .any(|(lo, hi)| (*lo..=*hi).contains(&code))
     {
-        return Err(format!("HTTP {code}"));
+        return Err(CheckError::Status(code));
     }
     let body = answer
         .windows(4)
@@ -317,7 +426,10 @@ pub fn check_http(answer: &[u8], want: &Expect<'_>) -> Result<(), String> {
     if let Some(part) = want.body
         && !String::from_utf8_lossy(body).contains(part)
     {
-        return Err(format!("HTTP {code} but the body lacks {part:?}"));
+        return Err(CheckError::BodyLacks {
+            code,
+            part: part.to_string(),
+        });
     }
     if let Some(d) = want.digest {
         use md5::Digest;
@@ -326,7 +438,11 @@ pub fn check_http(answer: &[u8], want: &Expect<'_>) -> Result<(), String> {
             .map(|b| format!("{b:02x}"))
             .collect();
         if !got.eq_ignore_ascii_case(d) {
-            return Err(format!("HTTP {code} but the body's MD5 is {got}, not {d}"));
+            return Err(CheckError::Digest {
+                code,
+                got,
+                want: d.to_string(),
+            });
         }
     }
     Ok(())
@@ -397,30 +513,25 @@ mod tests {
         let mut a = q.clone();
         a[2] |= 0x80;
         a[7] = 1;
-        assert_eq!(dns_verdict(&a, 0x1234, "www"), Ok(()));
+        let verdict = |a: &[u8]| dns_verdict(a, 0x1234, "www").map_err(|e| e.to_string());
+        assert_eq!(verdict(&a), Ok(()));
         a[3] = 3;
-        assert_eq!(
-            dns_verdict(&a, 0x1234, "www"),
-            Err("DNS www: rcode 3".into())
-        );
+        assert_eq!(verdict(&a), Err("DNS www: rcode 3".into()));
         assert!(dns_verdict(&a, 0x9999, "www").is_err());
         assert!(dns_verdict(&a[..5], 0x1234, "www").is_err());
         a[3] = 0;
         a[7] = 0;
-        assert!(
-            dns_verdict(&a, 0x1234, "www")
-                .unwrap_err()
-                .contains("no answer")
-        );
+        assert!(verdict(&a).unwrap_err().contains("no answer"));
     }
 
     #[test]
     fn exit_codes_follow_misc_dynamic() {
-        assert_eq!(exit_verdict("c", Some(0)), Ok(None));
-        assert!(exit_verdict("c", Some(1)).is_err());
-        assert_eq!(exit_verdict("c", Some(2)), Ok(Some(0)));
-        assert_eq!(exit_verdict("c", Some(12)), Ok(Some(10)));
-        assert!(exit_verdict("c", None).is_err());
+        let verdict = |code| exit_verdict("c", code).map_err(|e| e.to_string());
+        assert_eq!(verdict(Some(0)), Ok(None));
+        assert!(verdict(Some(1)).is_err());
+        assert_eq!(verdict(Some(2)), Ok(Some(0)));
+        assert_eq!(verdict(Some(12)), Ok(Some(10)));
+        assert!(verdict(None).is_err());
     }
 
     #[test]
@@ -444,6 +555,7 @@ mod tests {
             body,
             digest,
         };
+        let check_http = |a: &[u8], w: &Expect<'_>| check_http(a, w).map_err(|e| e.to_string());
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nrs1 ok";
         assert_eq!(
             check_http(ok, &want(&[(200, 299)], Some("ok"), None)),

@@ -85,6 +85,10 @@ pub struct Reload {
     pub refused_unless_forced: Option<String>,
 }
 
+/// Why a source could not be read again: its own error (the config
+/// file's, with its line and column), which `control/` only passes on.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Where the table comes from at start and at each reload (the config
 /// file): read again on every reload, compared with what it gave last.
 pub trait Source: Send {
@@ -96,7 +100,7 @@ pub trait Source: Send {
     /// from the previous director).
     fn supervision(&self) -> Plan;
     /// Reads it again: the plan from what it gave last.
-    fn reload(&mut self) -> Result<Reload, String>;
+    fn reload(&mut self) -> Result<Reload, SourceError>;
     /// The last reload's reading is applied: from now on reloads compare
     /// with it.
     fn commit(&mut self);

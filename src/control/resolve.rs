@@ -10,6 +10,42 @@ use std::net::Ipv4Addr;
 /// The director's links: interface index and name, in link order.
 pub type Links = [(u32, String)];
 
+/// Why a real server can never be reached as routed now.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// DR, and the kernel has no route: not on-link.
+    #[error("{0}: direct routing (-g) needs the real server on the director's own segment")]
+    NoRoute(#[source] crate::host::Error),
+    #[error(
+        "real server {0} is an address of the director itself; uvs does not forward to local \
+         addresses"
+    )]
+    Local(Ipv4Addr),
+    /// DR, and the route goes through a router.
+    #[error(
+        "real server {ip} is not on-link on {links}: the route goes via {gateway}. \
+         Direct routing (-g) needs the real server on the director's own segment; \
+         use tunneling (-i) for servers behind a router"
+    )]
+    Gatewayed {
+        ip: Ipv4Addr,
+        links: String,
+        gateway: Ipv4Addr,
+    },
+    /// The route leaves through `other`, not a director link.
+    #[error("real server {ip} is reached through {other}, not through {links} where uvs {}",
+        match dr {
+            true => "captures; direct routing needs it on the segment of one of them".to_string(),
+            false => format!("sends; add {other} with another --interface"),
+        })]
+    OtherLink {
+        ip: Ipv4Addr,
+        other: String,
+        links: String,
+        dr: bool,
+    },
+}
+
 /// A real server's next hop as far as it is known now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hop {
@@ -35,49 +71,43 @@ pub async fn next_hop(
     ip: Ipv4Addr,
     fwd: Forward,
     links: &Links,
-) -> Result<Hop, String> {
+) -> Result<Hop, ResolveError> {
     // TUN and NAT without a route yet (the network is not up, say): kept
     // and retried, like a server that does not answer ARP. DR without a
     // route is not on-link by the routing table: that is an error.
     let r = match (nl.route_get(ip).await, fwd) {
         (Ok(r), _) => r,
-        (Err(why), Forward::Route) => {
-            return Err(format!(
-                "{why}: direct routing (-g) needs the real server on the director's own segment"
-            ));
+        (Err(why), Forward::Route) => return Err(ResolveError::NoRoute(why)),
+        (Err(why), _) => {
+            return Ok(Hop::Pending {
+                link: 0,
+                why: why.to_string(),
+            });
         }
-        (Err(why), _) => return Ok(Hop::Pending { link: 0, why }),
     };
     if r.local {
-        return Err(format!(
-            "real server {ip} is an address of the director itself; uvs does not forward to local addresses"
-        ));
+        return Err(ResolveError::Local(ip));
     }
     let names: Vec<&str> = links.iter().map(|(_, n)| n.as_str()).collect();
     let names = names.join(", ");
     let dr = fwd == Forward::Route;
-    if let (true, Some(gw)) = (dr, r.gateway) {
-        return Err(format!(
-            "real server {ip} is not on-link on {names}: the route goes via {gw}. \
-             Direct routing (-g) needs the real server on the director's own segment; \
-             use tunneling (-i) for servers behind a router"
-        ));
+    if let (true, Some(gateway)) = (dr, r.gateway) {
+        return Err(ResolveError::Gatewayed {
+            ip,
+            links: names,
+            gateway,
+        });
     }
     let Some(link) = links.iter().position(|(i, _)| Some(*i) == r.oif) else {
         let other = match r.oif {
             Some(o) => nl.link_name(o).await,
             None => "no interface".to_string(),
         };
-        return Err(if dr {
-            format!(
-                "real server {ip} is reached through {other}, not through {names} where uvs captures; \
-                 direct routing needs it on the segment of one of them"
-            )
-        } else {
-            format!(
-                "real server {ip} is reached through {other}, not through {names} where uvs sends; \
-                 add {other} with another --interface"
-            )
+        return Err(ResolveError::OtherLink {
+            ip,
+            other,
+            links: names,
+            dr,
         });
     };
     let (ifindex, ifname) = (links[link].0, links[link].1.as_str());
@@ -93,7 +123,7 @@ pub async fn next_hop(
             }),
             Err(why) => Hop::Pending {
                 link: link as u8,
-                why,
+                why: why.to_string(),
             },
         },
     )

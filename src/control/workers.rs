@@ -19,6 +19,17 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// Why a question to the data plane got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AskError {
+    /// A worker's channel is closed (its thread ended).
+    #[error("the data plane is not running")]
+    NotRunning,
+    /// No answer within the wait.
+    #[error("the data plane did not answer")]
+    NoAnswer,
+}
+
 pub struct Workers {
     txs: Vec<Sender<DpRequest>>,
     /// Each worker's wake-up, written after a request is sent.
@@ -91,16 +102,16 @@ impl Workers {
         w: usize,
         question: impl FnOnce(oneshot::Sender<T>) -> DpRequest,
         wait: Duration,
-    ) -> Result<T, String> {
+    ) -> Result<T, AskError> {
         let (tx, rx) = oneshot::channel();
         let sent = self.txs.get(w).map(|s| s.send(question(tx)).is_ok());
         if sent != Some(true) {
-            return Err("the data plane is not running".into());
+            return Err(AskError::NotRunning);
         }
         self.wakes[w].wake();
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(answer)) => Ok(answer),
-            _ => Err("the data plane did not answer".into()),
+            _ => Err(AskError::NoAnswer),
         }
     }
 
@@ -109,12 +120,12 @@ impl Workers {
         &self,
         question: impl Fn(oneshot::Sender<T>) -> DpRequest,
         wait: Duration,
-    ) -> Result<Vec<T>, String> {
+    ) -> Result<Vec<T>, AskError> {
         let mut pending = Vec::with_capacity(self.len());
         for (tx, wake) in self.txs.iter().zip(&self.wakes) {
             let (reply, rx) = oneshot::channel();
             if tx.send(question(reply)).is_err() {
-                return Err("the data plane is not running".into());
+                return Err(AskError::NotRunning);
             }
             wake.wake();
             pending.push(rx);
@@ -123,14 +134,14 @@ impl Workers {
         match tokio::time::timeout(wait, all).await {
             Ok(answers) => answers
                 .into_iter()
-                .map(|a| a.map_err(|_| "the data plane did not answer".to_string()))
+                .map(|a| a.map_err(|_| AskError::NoAnswer))
                 .collect(),
-            Err(_) => Err("the data plane did not answer".into()),
+            Err(_) => Err(AskError::NoAnswer),
         }
     }
 
     /// The whole table's digest: the sum of the workers'.
-    pub async fn digest(&self, wait: Duration) -> Result<Digest, String> {
+    pub async fn digest(&self, wait: Duration) -> Result<Digest, AskError> {
         let parts = self.ask_all(DpRequest::Digest, wait).await?;
         Ok(Digest::sum_of(&parts))
     }

@@ -1,12 +1,13 @@
 //! The packet I/O backends as `--io`, `--workers` and `--offload` ask
 //! for them, with the reason when `auto` falls back.
 
+use super::Error;
 use crate::host::sys;
 use crate::io::afpacket::AfPacketLinks;
 use crate::io::bpf::Steering;
 use crate::io::fanout::Fanout;
 use crate::io::xdp::XdpLinks;
-use crate::io::{Backend, IoKind, Offload};
+use crate::io::{Backend, IoKind, Offload, OpenError};
 
 /// The packet I/O `kind` asks for, with the XDP programs that steer
 /// frames to it (AF_XDP); `auto` falls back to AF_PACKET with the reason.
@@ -15,7 +16,7 @@ pub(super) fn open_io(
     ifnames: &[String],
     macs: &[[u8; 6]],
     offload: Offload,
-) -> Result<(Backend, Option<Steering>), String> {
+) -> Result<(Backend, Option<Steering>), Error> {
     if matches!(kind, IoKind::Packet | IoKind::PacketRing) {
         let (ring, why) = match kind {
             IoKind::PacketRing => (true, "--io packet-ring"),
@@ -23,10 +24,9 @@ pub(super) fn open_io(
         };
         return open_packet(ifnames, ring, offload, why);
     }
-    let xdp = Steering::attach(ifnames).and_then(|mut s| {
-        let links = XdpLinks::open(ifnames, macs, &mut s)?;
-        Ok((links, s))
-    });
+    let xdp = Steering::attach(ifnames)
+        .map_err(OpenError::from)
+        .and_then(|mut s| Ok((XdpLinks::open(ifnames, macs, &mut s)?, s)));
     match (xdp, kind) {
         (Ok((links, s)), _) => {
             tracing::info!(
@@ -48,7 +48,7 @@ pub(super) fn open_io(
             }
             Ok((Backend::Xdp(links), Some(s)))
         }
-        (Err(e), IoKind::Xdp) => Err(format!("--io xdp: {e}")),
+        (Err(e), IoKind::Xdp) => Err(Error::Xdp(e)),
         (Err(e), _) => open_packet(ifnames, false, offload, &format!("AF_XDP unavailable: {e}")),
     }
 }
@@ -61,18 +61,18 @@ fn open_packet(
     ring: bool,
     offload: Offload,
     why: &str,
-) -> Result<(Backend, Option<Steering>), String> {
+) -> Result<(Backend, Option<Steering>), Error> {
     let what = match ring {
         true => "AF_PACKET, TPACKET_V3 receive ring, batched send",
         false => "AF_PACKET, batched",
     };
-    let capture = |e: std::io::Error| format!("cannot capture on {e}");
     if offload.is_on() {
         match Steering::attach_tc(ifnames, offload == Offload::Egress)
             .and_then(|mut s| Ok((s.take_flow_maps()?, s)))
         {
             Ok((flows, s)) => {
-                let links = AfPacketLinks::open_offload(ifnames, ring, flows).map_err(capture)?;
+                let links = AfPacketLinks::open_offload(ifnames, ring, flows)
+                    .map_err(OpenError::Capture)?;
                 let how: Vec<String> = ifnames
                     .iter()
                     .zip(s.modes())
@@ -88,7 +88,7 @@ fn open_packet(
             Err(e) => tracing::info!("--offload unavailable, uvs forwards every frame: {e}"),
         }
     }
-    let links = AfPacketLinks::open_with(ifnames, ring).map_err(capture)?;
+    let links = AfPacketLinks::open_with(ifnames, ring).map_err(OpenError::Capture)?;
     tracing::info!("packet I/O: {what} ({why})");
     Ok((Backend::Packet(links), None))
 }
@@ -106,7 +106,7 @@ pub(super) fn open_workers_io(
     ifnames: &[String],
     macs: &[[u8; 6]],
     offload: Offload,
-) -> Result<WorkersIo, String> {
+) -> Result<WorkersIo, Error> {
     if workers == 1 {
         let (io, s) = open_io(kind, ifnames, macs, offload)?;
         return Ok((vec![io], s, None));
@@ -116,7 +116,7 @@ pub(super) fn open_workers_io(
     }
     let (sets, fanout, ignores) =
         AfPacketLinks::open_workers(ifnames, workers, kind == IoKind::PacketRing)
-            .map_err(|e| format!("cannot capture on {e}"))?;
+            .map_err(OpenError::Capture)?;
     let why = match kind {
         IoKind::Auto => " (AF_XDP takes one worker)",
         _ => "",

@@ -2,6 +2,7 @@
 //! while it runs: forwarding off, the control socket (mode 0600), one
 //! lock per interface, the links up.
 
+use super::Error;
 use crate::host::sys;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -10,16 +11,18 @@ use std::time::Duration;
 /// The kernel must stay quiet about VIP traffic: with forwarding on it
 /// would route (or redirect) the very frames uvs forwards, and in NAT it
 /// would also pass real servers' replies on untranslated.
-pub(super) fn preflight(ifname: &str) -> Result<(), String> {
+pub(super) fn preflight(ifname: &str) -> Result<(), Error> {
     let path = format!("/proc/sys/net/ipv4/conf/{ifname}/forwarding");
-    let v = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let v = match std::fs::read_to_string(&path) {
+        Ok(v) => v,
+        Err(source) => return Err(Error::ReadForwarding { path, source }),
+    };
     if v.trim() != "0" {
-        return Err(format!(
-            "IP forwarding is on for {ifname} ({path} = {}): the kernel would forward VIP traffic \
-             alongside uvs. Turn it off with `sysctl -w net.ipv4.conf.{ifname}.forwarding=0` \
-             (or net.ipv4.ip_forward=0) and start again",
-            v.trim()
-        ));
+        return Err(Error::Forwarding {
+            link: ifname.to_string(),
+            path,
+            value: v.trim().to_string(),
+        });
     }
     Ok(())
 }
@@ -29,42 +32,47 @@ pub(super) fn preflight(ifname: &str) -> Result<(), String> {
 /// directory created 0700 if it is missing. An existing path is removed
 /// only if it is a socket that no daemon answers on: a live daemon makes
 /// this start fail, and any other kind of file is left alone.
-pub(super) fn bind_socket(path: &Path) -> Result<UnixListener, String> {
+pub(super) fn bind_socket(path: &Path) -> Result<UnixListener, Error> {
     use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            .map_err(|source| Error::SocketDir {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
     }
+    let path_buf = || path.to_path_buf();
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(format!(
-                "--socket {} exists and is not a socket; uvs will not remove it. \
-                 Choose another path or move the file away",
-                path.display()
-            ));
+            return Err(Error::NotASocket(path_buf()));
         }
         match UnixStream::connect(path) {
-            Ok(_) => {
-                return Err(format!(
-                    "another uvs daemon is already listening on {}",
-                    path.display()
-                ));
-            }
+            Ok(_) => return Err(Error::AlreadyListening(path_buf())),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                std::fs::remove_file(path)
-                    .map_err(|e| format!("cannot remove stale {}: {e}", path.display()))?;
+                std::fs::remove_file(path).map_err(|source| Error::RemoveStale {
+                    path: path_buf(),
+                    source,
+                })?;
             }
-            Err(e) => return Err(format!("cannot check {}: {e}", path.display())),
+            Err(source) => {
+                return Err(Error::CheckSocket {
+                    path: path_buf(),
+                    source,
+                });
+            }
         }
     }
     let old = sys::umask(0o177);
     let bound = UnixListener::bind(path);
     sys::umask(old);
-    let l = bound.map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
-    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let l = bound.map_err(|source| Error::Listen {
+        path: path_buf(),
+        source,
+    })?;
+    l.set_nonblocking(true)?;
     Ok(l)
 }
 
@@ -73,9 +81,9 @@ pub(super) fn bind_socket(path: &Path) -> Result<UnixListener, String> {
 /// does while the old director lets go of its locks and socket.
 pub(super) fn retry<T>(
     limit: Duration,
-    mut f: impl FnMut() -> Result<T, String>,
-    again: impl Fn(&str) -> bool,
-) -> Result<T, String> {
+    mut f: impl FnMut() -> Result<T, Error>,
+    again: impl Fn(&Error) -> bool,
+) -> Result<T, Error> {
     let t = std::time::Instant::now();
     loop {
         match f() {
@@ -104,14 +112,13 @@ pub(super) fn remove_socket(path: &Path, ours: Option<(u64, u64)>) {
 /// private to the network namespace and vanish with the process, so a
 /// crash leaves nothing stale. Two directors on one interface would each
 /// forward every frame (duplicates, resets with different tables).
-fn lock_interface(name: &str, index: u32) -> Result<UnixListener, String> {
+fn lock_interface(name: &str, index: u32) -> Result<UnixListener, Error> {
     use std::os::linux::net::SocketAddrExt;
     let lock_name = format!("uvs-director/ifindex/{index}");
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(lock_name.as_bytes())
-        .map_err(|e| e.to_string())?;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(lock_name.as_bytes())?;
     match UnixListener::bind_addr(&addr) {
         Ok(l) => {
-            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            l.set_nonblocking(true)?;
             Ok(l)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -125,13 +132,15 @@ fn lock_interface(name: &str, index: u32) -> Result<UnixListener, String> {
                     format!("pid {pid}: {}", cmd.trim())
                 })
                 .unwrap_or_else(|| "pid unknown".into());
-            Err(format!(
-                "interface {name} is already driven by another uvs director ({holder}); \
-                 two directors on one interface would both forward every frame. \
-                 Stop that one first"
-            ))
+            Err(Error::InterfaceTaken {
+                link: name.to_string(),
+                holder,
+            })
         }
-        Err(e) => Err(format!("cannot take the lock for {name}: {e}")),
+        Err(source) => Err(Error::Lock {
+            link: name.to_string(),
+            source,
+        }),
     }
 }
 
@@ -141,7 +150,7 @@ pub(super) fn lock_interfaces(
     names: &[String],
     indexes: &[u32],
     wait: bool,
-) -> Result<Vec<UnixListener>, String> {
+) -> Result<Vec<UnixListener>, Error> {
     let take = || {
         names
             .iter()
@@ -154,20 +163,19 @@ pub(super) fn lock_interfaces(
 
 /// Refuses what can never carry VIP traffic and waits (saying so) for a
 /// link that is down to come up.
-pub(super) fn check_link(name: &str) -> Result<(), String> {
-    let flags = sys::link_flags(name).map_err(|e| e.to_string())?;
+pub(super) fn check_link(name: &str) -> Result<(), Error> {
+    let flags = sys::link_flags(name)?;
     if flags & libc::IFF_LOOPBACK as u32 != 0 {
-        return Err(format!(
-            "{name} is a loopback interface: no client or real server can be reached \
-             through it. Give the interface that carries the VIP's traffic"
-        ));
+        return Err(Error::Loopback(name.to_string()));
     }
     if !link_is_up(flags) {
         tracing::warn!("{name} is down; waiting for it to come up");
         loop {
             std::thread::sleep(Duration::from_millis(200));
-            let flags = sys::link_flags(name)
-                .map_err(|e| format!("{name} went away while waiting for it: {e}"))?;
+            let flags = sys::link_flags(name).map_err(|source| Error::LinkGone {
+                link: name.to_string(),
+                source,
+            })?;
             if link_is_up(flags) {
                 tracing::info!("{name} is up");
                 return Ok(());
@@ -185,16 +193,16 @@ fn link_is_up(flags: u32) -> bool {
 /// Logs each interface's down and up, and returns (with the reason) when
 /// one disappears or is replaced by another of the same name: the packet
 /// sockets would then capture nothing, silently.
-pub(super) async fn watch_links(links: Vec<(u32, String)>) -> String {
+pub(super) async fn watch_links(links: Vec<(u32, String)>) -> Error {
     let mut up: Vec<bool> = vec![true; links.len()];
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         for ((index, name), was_up) in links.iter().zip(up.iter_mut()) {
             match sys::ifindex(name) {
                 Ok(i) if i as u32 == *index => {}
-                Ok(_) => return format!("interface {name} was replaced by another of that name"),
+                Ok(_) => return Error::Replaced(name.clone()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return format!("interface {name} disappeared");
+                    return Error::Disappeared(name.clone());
                 }
                 // Cannot tell now (out of descriptors): look again later.
                 Err(_) => continue,

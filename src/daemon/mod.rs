@@ -3,9 +3,11 @@
 //! a single-threaded runtime, until SIGINT or SIGTERM.
 
 mod backends;
+mod error;
 mod host;
 mod options;
 
+pub use error::Error;
 pub use options::{Options, read_key_file};
 
 use crate::admin::client;
@@ -48,7 +50,7 @@ enum Stopped {
 /// with from then on, and an empty one is most likely a truncated write.
 /// A director that does not answer is left to `request_handoff` to
 /// report.
-fn refuse_empty_takeover(o: &Options) -> Result<(), String> {
+fn refuse_empty_takeover(o: &Options) -> Result<(), Error> {
     let Some((path, _)) = o.config.as_ref().filter(|(_, c)| c.services.is_empty()) else {
         return Ok(());
     };
@@ -58,38 +60,33 @@ fn refuse_empty_takeover(o: &Options) -> Result<(), String> {
     if snap.services.is_empty() {
         return Ok(());
     }
-    let reals: usize = snap.services.iter().map(|s| s.dests.len()).sum();
-    Err(format!(
-        "--takeover: {} has no services, and the running director has {} ({}): an empty or \
-         truncated file? Nothing was handed over; the running director goes on. Fix the file, \
-         or add --force to take the table over anyway (it is kept as it is, and `uvs reload` \
-         then compares the file with this empty one)",
-        path.display(),
-        config::counted(snap.services.len(), "service"),
-        config::counted(reals, "real server"),
-    ))
+    Err(Error::EmptyTakeover {
+        path: path.clone(),
+        services: snap.services.len(),
+        reals: snap.services.iter().map(|s| s.dests.len()).sum(),
+    })
 }
 
 /// Asks the director on `socket` for its table and connections; it
 /// stops forwarding as it answers.
-fn request_handoff(socket: &Path) -> Result<HandoffState, String> {
+fn request_handoff(socket: &Path) -> Result<HandoffState, Error> {
     match client::call(socket, &Request::Handoff) {
         Ok(Response::Handoff(h)) => Ok(*h),
-        Ok(Response::Error { message, .. }) => Err(format!("--takeover: {message}")),
-        Ok(_) => Err("--takeover: unexpected answer from the running director".into()),
-        Err(e) => Err(format!("--takeover: {e}")),
+        Ok(Response::Error { message, .. }) => Err(Error::TakeoverRefused(message)),
+        Ok(_) => Err(Error::TakeoverAnswer),
+        Err(e) => Err(Error::Takeover(e)),
     }
 }
 
 /// Runs the director until SIGINT or SIGTERM (or until one of its
 /// interfaces disappears, which is an error).
-pub fn run(o: &Options) -> Result<(), String> {
+pub fn run(o: &Options) -> Result<(), Error> {
     let ifnames = &o.interfaces;
     let mut indexes = Vec::new();
     for (i, name) in ifnames.iter().enumerate() {
-        let idx = sys::ifindex(name).map_err(|e| e.to_string())? as u32;
+        let idx = sys::ifindex(name)? as u32;
         if ifnames[..i].contains(name) {
-            return Err(format!("--interface {name} is given twice"));
+            return Err(Error::InterfaceTwice(name.clone()));
         }
         preflight(name)?;
         indexes.push(idx);
@@ -115,7 +112,7 @@ pub fn run(o: &Options) -> Result<(), String> {
     let listener = retry(
         Duration::from_secs(5),
         || bind_socket(&o.socket),
-        |e| handoff.is_some() && e.contains("already listening"),
+        |e| handoff.is_some() && matches!(e, Error::AlreadyListening(_)),
     )?;
     let ours = {
         use std::os::unix::fs::MetadataExt;
@@ -140,18 +137,17 @@ fn serve(
     locks: Vec<UnixListener>,
     listener: UnixListener,
     handoff: Option<HandoffState>,
-) -> Result<Stopped, String> {
+) -> Result<Stopped, Error> {
     let ifnames = &o.interfaces;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     // The netlink connection's task lives on this runtime for the daemon's
     // whole life.
     let netlink = rt.block_on(async { Netlink::new() })?;
     let mut links = Vec::new();
     for (name, idx) in ifnames.iter().zip(indexes) {
-        let (mac, mtu) = sys::link_info(name).map_err(|e| e.to_string())?;
+        let (mac, mtu) = sys::link_info(name)?;
         let addr = rt.block_on(netlink.first_address(*idx));
         links.push(LinkParams {
             mac: MacAddr(mac),
@@ -199,7 +195,7 @@ fn serve(
         let share = max_conns / workers + if w == 0 { max_conns % workers } else { 0 };
         let (dp_tx, dp_rx) = std::sync::mpsc::channel();
         txs.push(dp_tx);
-        let wake = Arc::new(sys::Wake::new().map_err(|e| format!("eventfd: {e}"))?);
+        let wake = Arc::new(sys::Wake::new().map_err(Error::Eventfd)?);
         io.wake_on(wake.fd());
         wakes.push(wake.clone());
         let c = Arc::new(DataplaneCounters::default());
@@ -221,23 +217,20 @@ fn serve(
             1 => "uvs-dataplane".to_string(),
             _ => format!("uvs-worker{w}"),
         };
-        let t = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || {
-                let mut dp = Dataplane::with_links(shared, links, c, Some(dp_rx), share);
-                dp.set_worker(w);
-                dp.set_offload(offload);
-                dp.set_wake(wake);
-                if let Some(tx) = sync_tx {
-                    dp.set_sync(tx);
-                }
-                if takes_over && let Ok(conns) = import_rx.recv() {
-                    let n = dp.take_over(&mut io, &conns);
-                    tracing::info!("took over {n} of {} connections", conns.len());
-                }
-                dp.run(&mut io, &stop);
-            })
-            .map_err(|e| e.to_string())?;
+        let t = std::thread::Builder::new().name(name).spawn(move || {
+            let mut dp = Dataplane::with_links(shared, links, c, Some(dp_rx), share);
+            dp.set_worker(w);
+            dp.set_offload(offload);
+            dp.set_wake(wake);
+            if let Some(tx) = sync_tx {
+                dp.set_sync(tx);
+            }
+            if takes_over && let Ok(conns) = import_rx.recv() {
+                let n = dp.take_over(&mut io, &conns);
+                tracing::info!("took over {n} of {} connections", conns.len());
+            }
+            dp.run(&mut io, &stop);
+        })?;
         threads.push(t);
     }
     publisher.set_wakes(wakes.clone());
@@ -262,7 +255,7 @@ fn serve(
         });
         if let Some(ha) = &ha {
             if ha.me.is_unspecified() {
-                return Err("--peer: the interface has no IPv4 address to send heartbeats from".into());
+                return Err(Error::NoHeartbeatSource);
             }
             control.start_standby(ha).await;
         }
@@ -302,7 +295,7 @@ fn serve(
         if let Some(ha) = ha {
             tokio::spawn(control.clone().run_ha(ha, Queues::new(sync_rxs)));
         }
-        let listener = tokio::net::UnixListener::from_std(listener).map_err(|e| e.to_string())?;
+        let listener = tokio::net::UnixListener::from_std(listener)?;
         tracing::info!(
             "director on {}, control socket {}",
             described.join(", "),
@@ -317,7 +310,7 @@ fn serve(
         for lock in locks {
             // A director that finds the lock taken connects to learn who
             // holds it: accept and drop, so the backlog never fills.
-            let lock = tokio::net::UnixListener::from_std(lock).map_err(|e| e.to_string())?;
+            let lock = tokio::net::UnixListener::from_std(lock)?;
             tokio::spawn(async move {
                 loop {
                     if lock.accept().await.is_err() {
@@ -334,8 +327,8 @@ fn serve(
         tokio::spawn(control.clone().resolve_pending(Duration::from_secs(1)));
         tokio::spawn(control.clone().refresh_neighbours(Duration::from_secs(5)));
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
         let gone = watch_links(named_links);
         tokio::pin!(gone);
         loop {
@@ -352,11 +345,11 @@ fn serve(
                         Ok(m) => tracing::info!("SIGHUP: {}", m.lines().next().unwrap_or_default()),
                         Err(e) => crate::control::server::log_lines(
                             "SIGHUP: reload refused, the table stays as it is: ",
-                            &e,
+                            &e.to_string(),
                         ),
                     },
                 },
-                why = &mut gone => return Err(format!("{why}; stopping")),
+                why = &mut gone => return Err(why),
                 _ = control.handed_off.notified() => {
                     tracing::info!("handed over to the new director; stopped");
                     return Ok(Stopped::HandedOver);

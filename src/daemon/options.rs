@@ -3,6 +3,7 @@
 //! the checks that take more than one setting (workers and I/O, HA's
 //! settings without a peer, the key file).
 
+use super::Error;
 use crate::config::{self, Config, Settings};
 use crate::ha::HaConfig;
 use crate::ha::track::Track;
@@ -43,9 +44,9 @@ pub struct Options {
 impl Options {
     /// The command line's settings over the config file's (`--config`),
     /// over the defaults.
-    pub fn build(cli: Settings) -> Result<Options, String> {
+    pub fn build(cli: Settings) -> Result<Options, Error> {
         let config = match &cli.config {
-            Some(p) => Some((p.clone(), config::load(p).map_err(|e| e.to_string())?)),
+            Some(p) => Some((p.clone(), config::load(p)?)),
             None => None,
         };
         let file = config
@@ -53,24 +54,16 @@ impl Options {
             .map_or_else(Settings::default, |(_, c)| c.director.clone());
         let s = file.overlaid(&cli).with_defaults();
         if s.interfaces.is_empty() {
-            return Err(
-                "no interface: give --interface IF (or interfaces in the config file)".into(),
-            );
+            return Err(Error::NoInterface);
         }
         let max_conns = s.max_conns.expect("a default");
         let workers = s.workers.expect("a default");
         let io = s.io.expect("a default");
         if workers > 1 && io == IoKind::Xdp {
-            return Err(format!(
-                "--workers {workers} with --io xdp: AF_XDP takes one worker here (its sockets are \
-                 per receive queue, and a queue's frames cannot be spread by client); use --io \
-                 packet or auto for several workers"
-            ));
+            return Err(Error::XdpWorkers(workers));
         }
         if max_conns < workers {
-            return Err(format!(
-                "--max-conns {max_conns} is less than one connection per worker (--workers {workers})"
-            ));
+            return Err(Error::MaxConns { max_conns, workers });
         }
         Ok(Options {
             workers,
@@ -95,7 +88,7 @@ impl Options {
 
 /// HA from the settings: peers need a key file that only its owner can
 /// read (mode 0600), as every heartbeat is authenticated with it.
-fn ha_config(s: &Settings) -> Result<Option<HaConfig>, String> {
+fn ha_config(s: &Settings) -> Result<Option<HaConfig>, Error> {
     if s.peers.is_empty() {
         let stray = [
             "ha-key-file",
@@ -108,8 +101,8 @@ fn ha_config(s: &Settings) -> Result<Option<HaConfig>, String> {
             "notify",
             "witness",
         ];
-        return match stray.iter().find(|f| s.given.contains(*f)) {
-            Some(name) => Err(format!("--{name} without --peer")),
+        return match stray.into_iter().find(|f| s.given.contains(f)) {
+            Some(name) => Err(Error::WithoutPeer(name)),
             None => Ok(None),
         };
     }
@@ -121,7 +114,7 @@ fn ha_config(s: &Settings) -> Result<Option<HaConfig>, String> {
         tracks.push(Track::script(c, s.track_script_weight.as_deref())?);
     }
     if s.track_script_weight.is_some() && s.track_scripts.is_empty() {
-        return Err("--track-script-weight without --track-script".into());
+        return Err(Error::WeightWithoutScript);
     }
     if let Some(q) = &s.track_quorum {
         tracks.push(Track::quorum(q)?);
@@ -129,12 +122,10 @@ fn ha_config(s: &Settings) -> Result<Option<HaConfig>, String> {
     if let Some(w) = s.witness
         && s.peers.contains(w.ip())
     {
-        return Err(format!(
-            "--witness {w}: that is a --peer; the witness runs on a third host"
-        ));
+        return Err(Error::WitnessIsPeer(w));
     }
     let Some(f) = s.ha_key_file.as_deref() else {
-        return Err("--peer needs --ha-key-file FILE (a shared secret, mode 0600)".into());
+        return Err(Error::NoKeyFile);
     };
     let key = read_key_file(f)?;
     Ok(Some(HaConfig {
@@ -156,23 +147,22 @@ fn ha_config(s: &Settings) -> Result<Option<HaConfig>, String> {
 /// The HA key from `--ha-key-file`: readable by its owner only (every
 /// heartbeat, sync message and witness answer is keyed with it), at
 /// least 16 bytes once trimmed.
-pub fn read_key_file(f: &Path) -> Result<Vec<u8>, String> {
+pub fn read_key_file(f: &Path) -> Result<Vec<u8>, Error> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(f).map_err(|e| format!("--ha-key-file {}: {e}", f.display()))?;
+    let path = || f.to_path_buf();
+    let unread = |source| Error::KeyFile {
+        path: path(),
+        source,
+    };
+    let meta = std::fs::metadata(f).map_err(unread)?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "--ha-key-file {} is mode {mode:o}: others could read the key; chmod 600 it",
-            f.display()
-        ));
+        return Err(Error::KeyMode { path: path(), mode });
     }
-    let key = std::fs::read(f).map_err(|e| format!("--ha-key-file {}: {e}", f.display()))?;
+    let key = std::fs::read(f).map_err(unread)?;
     let key: Vec<u8> = key.trim_ascii().to_vec();
     if key.len() < 16 {
-        return Err(format!(
-            "--ha-key-file {}: the key needs at least 16 bytes",
-            f.display()
-        ));
+        return Err(Error::KeyShort { path: path() });
     }
     Ok(key)
 }
@@ -228,7 +218,10 @@ mod tests {
             "[director]\ninterfaces = [\"eth0\"]\n\npriority = 0\n",
         )
         .unwrap();
-        let e = Options::build(cli(&[("config", path)])).err().unwrap();
+        let e = Options::build(cli(&[("config", path)]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains(":4:12: priority 0: give 1 to 254"), "{e}");
         // An HA setting without a peer, from the file.
         std::fs::write(
@@ -236,7 +229,10 @@ mod tests {
             "[director]\ninterfaces = [\"eth0\"]\nnotify = \"true\"\n",
         )
         .unwrap();
-        let e = Options::build(cli(&[("config", path)])).err().unwrap();
+        let e = Options::build(cli(&[("config", path)]))
+            .err()
+            .unwrap()
+            .to_string();
         assert_eq!(e, "--notify without --peer");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -30,26 +30,37 @@ pub struct TrackStatus {
     pub failing: bool,
 }
 
-fn weight(s: &str, what: &str) -> Result<i32, String> {
+/// A track condition as given that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrackError {
+    /// The weight of `flag` (`--track-interface`, ...).
+    #[error("{flag}: weight '{weight}' is not a number from -254 to 254")]
+    Weight { flag: &'static str, weight: String },
+    #[error("--track-interface '{0}': not an interface name (IF or IF:WEIGHT)")]
+    Interface(String),
+    #[error("--track-script: the command is empty")]
+    EmptyScript,
+}
+
+fn weight(s: &str, flag: &'static str) -> Result<i32, TrackError> {
     match s.parse::<i32>() {
         Ok(w) if (-254..=254).contains(&w) => Ok(w),
-        _ => Err(format!(
-            "{what}: weight '{s}' is not a number from -254 to 254"
-        )),
+        _ => Err(TrackError::Weight {
+            flag,
+            weight: s.to_string(),
+        }),
     }
 }
 
 impl Track {
     /// `IF` or `IF:WEIGHT` (an interface name cannot hold a colon).
-    pub fn interface(spec: &str) -> Result<Track, String> {
+    pub fn interface(spec: &str) -> Result<Track, TrackError> {
         let (name, w) = match spec.split_once(':') {
             Some((n, w)) => (n, Some(weight(w, "--track-interface")?)),
             None => (spec, None),
         };
         if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
-            return Err(format!(
-                "--track-interface '{spec}': not an interface name (IF or IF:WEIGHT)"
-            ));
+            return Err(TrackError::Interface(spec.to_string()));
         }
         Ok(Track {
             watch: Watch::Interface(name.into()),
@@ -57,9 +68,9 @@ impl Track {
         })
     }
 
-    pub fn script(cmd: &str, w: Option<&str>) -> Result<Track, String> {
+    pub fn script(cmd: &str, w: Option<&str>) -> Result<Track, TrackError> {
         if cmd.trim().is_empty() {
-            return Err("--track-script: the command is empty".into());
+            return Err(TrackError::EmptyScript);
         }
         Ok(Track {
             watch: Watch::Script(cmd.into()),
@@ -68,7 +79,7 @@ impl Track {
     }
 
     /// `fault` or a weight.
-    pub fn quorum(spec: &str) -> Result<Track, String> {
+    pub fn quorum(spec: &str) -> Result<Track, TrackError> {
         Ok(Track {
             watch: Watch::Quorum,
             weight: match spec {

@@ -245,13 +245,29 @@ impl Voter {
     }
 }
 
+/// Why `uvs witness` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WitnessError {
+    /// Its socket on `listen` (binding, or receiving).
+    #[error("witness: {listen}: {source}")]
+    Socket {
+        listen: SocketAddrV4,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Its receive timeout (the vote's timer) could not be set.
+    #[error("witness: {0}")]
+    Timer(#[source] std::io::Error),
+}
+
 /// `uvs witness`: answers the directors on `listen` until killed, and
 /// logs every change of its vote. One thread, a blocking socket: it
 /// answers a few datagrams per heartbeat interval.
-pub fn run(listen: SocketAddrV4, directors: &[Ipv4Addr], key: Vec<u8>) -> Result<(), String> {
-    let sock = std::net::UdpSocket::bind(listen).map_err(|e| format!("witness: {listen}: {e}"))?;
+pub fn run(listen: SocketAddrV4, directors: &[Ipv4Addr], key: Vec<u8>) -> Result<(), WitnessError> {
+    let socket = |source| WitnessError::Socket { listen, source };
+    let sock = std::net::UdpSocket::bind(listen).map_err(socket)?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .map_err(|e| format!("witness: {e}"))?;
+        .map_err(WitnessError::Timer)?;
     let mut v = Voter::new(key, directors, LISTEN, Instant::now());
     let list: Vec<String> = directors.iter().map(|a| a.to_string()).collect();
     tracing::info!(
@@ -282,7 +298,7 @@ pub fn run(listen: SocketAddrV4, directors: &[Ipv4Addr], key: Vec<u8>) -> Result
             {
                 v.tick(now)
             }
-            Err(e) => return Err(format!("witness: {listen}: {e}")),
+            Err(e) => return Err(socket(e)),
         };
         if let Some(c) = change {
             tracing::info!("witness: {c}");

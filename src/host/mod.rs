@@ -13,6 +13,45 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
+/// What failed asking the host: a program it runs, or rtnetlink.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The program could not be started at all.
+    #[error("cannot run {prog}: {source}")]
+    Spawn {
+        prog: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program ran and failed: `what` it was, with its own message.
+    #[error("{what}: {message}")]
+    Failed { what: String, message: String },
+    /// The netlink socket could not be opened.
+    #[error("netlink: {0}")]
+    Open(#[source] std::io::Error),
+    /// A netlink request (a dump, a neighbour update) failed.
+    #[error("netlink: {0}")]
+    Netlink(#[from] rtnetlink::Error),
+    /// The kernel has no route to the address.
+    #[error("no route to {dst}: {source}")]
+    NoRoute {
+        dst: Ipv4Addr,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A neighbour never answered ARP; `what` names it.
+    #[error(
+        "cannot resolve the MAC address of {what} on {ifname}: no ARP reply. \
+         Is it up and on this segment?"
+    )]
+    NoArpReply { what: String, ifname: String },
+}
+
+/// A route destination that does not parse (`Prefix`'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad route destination '{0}'")]
+pub struct BadPrefix(pub String);
+
 /// A network interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Link {
@@ -70,14 +109,14 @@ impl fmt::Display for Prefix {
 }
 
 impl FromStr for Prefix {
-    type Err = String;
+    type Err = BadPrefix;
 
     /// "default", "a.b.c.d/len", or a bare address (a /32).
-    fn from_str(s: &str) -> Result<Prefix, String> {
+    fn from_str(s: &str) -> Result<Prefix, BadPrefix> {
         if s == "default" {
             return Ok(Prefix::DEFAULT);
         }
-        let bad = || format!("bad route destination '{s}'");
+        let bad = || BadPrefix(s.to_string());
         let (a, l) = s.split_once('/').unwrap_or((s, "32"));
         let len: u8 = l.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
         Ok(Prefix {
@@ -108,14 +147,19 @@ pub struct Route {
 
 /// Runs `prog args` (never through a shell) and returns its standard
 /// output; an error names `what` with the program's own message.
-pub fn run(prog: &str, args: &[&str], what: &str) -> Result<String, String> {
+pub fn run(prog: &str, args: &[&str], what: &str) -> Result<String, Error> {
     let o = std::process::Command::new(prog)
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+        .map_err(|source| Error::Spawn {
+            prog: prog.to_string(),
+            source,
+        })?;
     if !o.status.success() {
-        let err = String::from_utf8_lossy(&o.stderr);
-        return Err(format!("{what}: {}", err.trim()));
+        return Err(Error::Failed {
+            what: what.to_string(),
+            message: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }

@@ -2,6 +2,7 @@
 //! and the main table), and neighbours (asking the kernel to resolve one
 //! when missing).
 
+use super::Error;
 use crate::wire::MacAddr;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
@@ -31,14 +32,10 @@ pub struct RouteInfo {
     pub local: bool,
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    format!("netlink: {e}")
-}
-
 impl Netlink {
     /// Opens a netlink connection driven by a task on the current runtime.
-    pub fn new() -> Result<Netlink, String> {
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(err)?;
+    pub fn new() -> Result<Netlink, Error> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(Error::Open)?;
         tokio::spawn(conn);
         Ok(Netlink {
             handle,
@@ -47,11 +44,11 @@ impl Netlink {
     }
 
     /// Every IPv4 address configured in this namespace, with its link index.
-    pub async fn addresses(&self) -> Result<Vec<(Ipv4Addr, u32)>, String> {
+    pub async fn addresses(&self) -> Result<Vec<(Ipv4Addr, u32)>, Error> {
         let _one = self.one.lock().await;
         let mut out = Vec::new();
         let mut s = self.handle.address().get().execute();
-        while let Some(m) = s.try_next().await.map_err(err)? {
+        while let Some(m) = s.try_next().await? {
             for a in &m.attributes {
                 if let AddressAttribute::Local(IpAddr::V4(ip))
                 | AddressAttribute::Address(IpAddr::V4(ip)) = a
@@ -85,7 +82,7 @@ impl Netlink {
         format!("if{index}")
     }
 
-    pub async fn route_get(&self, dst: Ipv4Addr) -> Result<RouteInfo, String> {
+    pub async fn route_get(&self, dst: Ipv4Addr) -> Result<RouteInfo, Error> {
         let _one = self.one.lock().await;
         let msg = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(dst, 32)
@@ -99,7 +96,7 @@ impl Netlink {
         if let Some(rt) = s
             .try_next()
             .await
-            .map_err(|e| format!("no route to {dst}: {e}"))?
+            .map_err(|source| Error::NoRoute { dst, source })?
         {
             info.local = rt.header.kind == RouteType::Local;
             for a in rt.attributes {
@@ -114,7 +111,7 @@ impl Netlink {
     }
 
     /// The neighbour-table MAC for `ip` on `ifindex`, if the entry is usable.
-    pub async fn neighbour(&self, ip: Ipv4Addr, ifindex: u32) -> Result<Option<MacAddr>, String> {
+    pub async fn neighbour(&self, ip: Ipv4Addr, ifindex: u32) -> Result<Option<MacAddr>, Error> {
         let _one = self.one.lock().await;
         let mut s = self
             .handle
@@ -123,7 +120,7 @@ impl Netlink {
             .set_address_family(AddressFamily::Inet)
             .execute();
         let mut found = None;
-        while let Some(n) = s.try_next().await.map_err(err)? {
+        while let Some(n) = s.try_next().await? {
             if n.header.ifindex != ifindex {
                 continue;
             }
@@ -154,7 +151,7 @@ impl Netlink {
     /// Asks the kernel to resolve `ip` (an RTM_NEWNEIGH with NTF_USE, which
     /// makes the kernel send its own ARP request), without sending any
     /// traffic to the address.
-    async fn trigger(&self, ip: Ipv4Addr, ifindex: u32) -> Result<(), String> {
+    async fn trigger(&self, ip: Ipv4Addr, ifindex: u32) -> Result<(), Error> {
         let _one = self.one.lock().await;
         self.handle
             .neighbours()
@@ -163,8 +160,8 @@ impl Netlink {
             .flags(NeighbourFlags::Use)
             .replace()
             .execute()
-            .await
-            .map_err(err)
+            .await?;
+        Ok(())
     }
 
     /// The neighbour-table MAC of `ip` (`what` names it in errors), asking
@@ -175,7 +172,7 @@ impl Netlink {
         what: &str,
         ifindex: u32,
         ifname: &str,
-    ) -> Result<MacAddr, String> {
+    ) -> Result<MacAddr, Error> {
         if let Some(m) = self.neighbour(ip, ifindex).await? {
             return Ok(m);
         }
@@ -186,21 +183,21 @@ impl Netlink {
                 return Ok(m);
             }
         }
-        Err(format!(
-            "cannot resolve the MAC address of {what} on {ifname}: no ARP reply. \
-             Is it up and on this segment?"
-        ))
+        Err(Error::NoArpReply {
+            what: what.to_string(),
+            ifname: ifname.to_string(),
+        })
     }
 }
 
 impl Netlink {
     /// Every link with its index, for the audit.
-    pub async fn links(&self) -> Result<Vec<(crate::host::Link, u32)>, String> {
+    pub async fn links(&self) -> Result<Vec<(crate::host::Link, u32)>, Error> {
         let _one = self.one.lock().await;
         use rtnetlink::packet_route::link::{LinkFlags, LinkLayerType};
         let mut out = Vec::new();
         let mut s = self.handle.link().get().execute();
-        while let Some(l) = s.try_next().await.map_err(err)? {
+        while let Some(l) = s.try_next().await? {
             let mut name = String::new();
             let mut mtu = 0;
             for a in &l.attributes {
@@ -226,11 +223,11 @@ impl Netlink {
     }
 
     /// IPv4 addresses with link index and prefix length.
-    pub async fn addresses_with_prefix(&self) -> Result<Vec<(Ipv4Addr, u32, u8)>, String> {
+    pub async fn addresses_with_prefix(&self) -> Result<Vec<(Ipv4Addr, u32, u8)>, Error> {
         let _one = self.one.lock().await;
         let mut out = Vec::new();
         let mut s = self.handle.address().get().execute();
-        while let Some(m) = s.try_next().await.map_err(err)? {
+        while let Some(m) = s.try_next().await? {
             let local = m.attributes.iter().find_map(|a| match a {
                 AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
                 _ => None,
@@ -248,13 +245,13 @@ impl Netlink {
 
     /// The main table's IPv4 unicast routes with their output interface's
     /// index (the caller names it in `dev`), for the audit.
-    pub async fn routes(&self) -> Result<Vec<(crate::host::Route, u32)>, String> {
+    pub async fn routes(&self) -> Result<Vec<(crate::host::Route, u32)>, Error> {
         let _one = self.one.lock().await;
         use rtnetlink::packet_route::route::{RouteMetric, RouteProtocol};
         let msg = RouteMessageBuilder::<Ipv4Addr>::new().build();
         let mut s = self.handle.route().get(msg).execute();
         let mut out = Vec::new();
-        while let Some(rt) = s.try_next().await.map_err(err)? {
+        while let Some(rt) = s.try_next().await? {
             if rt.header.table != 254 || rt.header.kind != RouteType::Unicast {
                 continue;
             }

@@ -91,13 +91,29 @@ fn ins(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
+/// What failed keeping the workers' fanout program up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The program has room for `MAX_VIPS`.
+    #[error("{0} VIPs: workers share traffic among at most {MAX_VIPS}")]
+    TooManyVips(usize),
+    /// An assembly bug: a jump to a label never placed.
+    #[error("fanout program: a label is missing")]
+    NoLabel,
+    /// Over the kernel's limit of 4096 instructions.
+    #[error("fanout program of {0} instructions")]
+    TooLong(usize),
+    #[error("installing the fanout program: {0}")]
+    Install(#[source] std::io::Error),
+    /// A worker's socket kept its drop-all filter.
+    #[error("opening a worker's socket: {0}")]
+    Open(#[source] std::io::Error),
+}
+
 /// The fanout program for `n` workers and these VIPs.
-pub fn program(vips: &[Ipv4Addr], n: usize) -> Result<Vec<libc::sock_filter>, String> {
+pub fn program(vips: &[Ipv4Addr], n: usize) -> Result<Vec<libc::sock_filter>, Error> {
     if vips.len() > MAX_VIPS {
-        return Err(format!(
-            "{} VIPs: workers share traffic among at most {MAX_VIPS}",
-            vips.len()
-        ));
+        return Err(Error::TooManyVips(vips.len()));
     }
     use Insn::*;
     use Label::*;
@@ -189,14 +205,14 @@ pub fn program(vips: &[Ipv4Addr], n: usize) -> Result<Vec<libc::sock_filter>, St
             Op(code, k) => out.push(ins(code, 0, 0, k)),
             SkipUnless(k) => out.push(ins(JMP | JEQ | K, 0, 1, k)),
             Jump(l) => {
-                let to = place(l).ok_or("fanout program: a label is missing")?;
+                let to = place(l).ok_or(Error::NoLabel)?;
                 out.push(ins(JMP | JA, 0, 0, to - here - 1));
             }
             Here(_) => {}
         }
     }
     if out.len() > 4096 {
-        return Err(format!("fanout program of {} instructions", out.len()));
+        return Err(Error::TooLong(out.len()));
     }
     Ok(out)
 }
@@ -289,24 +305,25 @@ impl Fanout {
     /// there already. The first call opens the sockets: until then they
     /// drop what they are given (the group would hand everything to worker
     /// 0).
-    pub fn update(&mut self, vips: &[Ipv4Addr]) -> Result<(), String> {
+    pub fn update(&mut self, vips: &[Ipv4Addr]) -> Result<(), Error> {
         if self.vips.as_deref() == Some(vips) {
             return Ok(());
         }
         let prog = program(vips, self.workers)?;
         for m in &self.members {
             sys::attach_cbpf(m, libc::SOL_PACKET, PACKET_FANOUT_DATA, &prog)
-                .map_err(|e| format!("installing the fanout program: {e}"))?;
+                .map_err(Error::Install)?;
         }
         self.vips = Some(vips.to_vec());
         // Every socket is tried; one that fails stays for the next call.
         let mut failed = None;
         self.closed.retain(|fd| {
             let r = sys::setsockopt(fd, libc::SOL_SOCKET, libc::SO_DETACH_FILTER, &0i32);
-            if let Err(e) = &r {
-                failed = Some(format!("opening a worker's socket: {e}"));
+            let kept = r.is_err();
+            if let Err(e) = r {
+                failed = Some(Error::Open(e));
             }
-            r.is_err()
+            kept
         });
         match failed {
             Some(e) => {
@@ -450,7 +467,7 @@ mod tests {
     #[test]
     fn too_many_vips_are_refused_with_the_limit() {
         let vips: Vec<Ipv4Addr> = (0..MAX_VIPS as u32 + 1).map(Ipv4Addr::from).collect();
-        let e = program(&vips, 2).unwrap_err();
+        let e = program(&vips, 2).unwrap_err().to_string();
         assert!(e.contains("1000"), "{e}");
         let ok = program(&vips[..MAX_VIPS], 2).unwrap();
         assert!(ok.len() <= 4096);

@@ -201,6 +201,32 @@ pub enum Backend {
     Xdp(xdp::XdpLinks),
 }
 
+/// What failed opening a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// A packet socket (the error names the interface).
+    #[error("cannot capture on {0}")]
+    Capture(#[source] io::Error),
+    /// The interface itself (its index).
+    #[error("{link}: {source}")]
+    Link {
+        link: String,
+        #[source]
+        source: io::Error,
+    },
+    /// An AF_XDP socket.
+    #[error("AF_XDP on {link} queue {queue}: {source}")]
+    Xsk {
+        link: String,
+        queue: u32,
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel program that steers to the sockets.
+    #[error(transparent)]
+    Program(#[from] bpf::Error),
+}
+
 macro_rules! each {
     ($self:ident, $b:ident => $e:expr) => {
         match $self {

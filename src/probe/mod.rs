@@ -8,8 +8,11 @@
 //! dropped by the network (a cloud's anti-spoofing, typically); one that
 //! arrives but is not delivered was dropped by the server's own settings.
 
+mod error;
 pub mod responder;
 pub mod sender;
+
+pub use error::Error;
 
 use crate::wire::udp::UdpRepr;
 use crate::wire::{self, EtherType, Ipv4Packet, MacAddr, ip_proto};

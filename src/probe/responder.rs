@@ -6,7 +6,7 @@
 //! for a run's record. It never answers probes, so it sends nothing but
 //! the reports the director asks for.
 
-use super::{Case, recognise};
+use super::{Case, Error, recognise};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -124,16 +124,18 @@ impl Capture {
 
 /// Runs the responder until killed. `port` is the control port; probes
 /// are expected on UDP `port + 1`.
-pub fn run(port: u16) -> Result<(), String> {
-    let probe_port = port
-        .checked_add(1)
-        .ok_or_else(|| format!("--port {port} leaves no room for the probe port"))?;
+pub fn run(port: u16) -> Result<(), Error> {
+    let probe_port = port.checked_add(1).ok_or(Error::NoProbePort(port))?;
     let rec = Arc::new(Mutex::new(Record::default()));
-    let cap = Capture::open().map_err(|e| format!("cannot open a packet socket (root?): {e}"))?;
-    let udp = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, probe_port)))
-        .map_err(|e| format!("cannot bind UDP port {probe_port}: {e}"))?;
+    let cap = Capture::open().map_err(Error::Capture)?;
+    let udp = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, probe_port))).map_err(
+        |source| Error::Bind {
+            port: probe_port,
+            source,
+        },
+    )?;
     let ctl = TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
-        .map_err(|e| format!("cannot listen on TCP port {port}: {e}"))?;
+        .map_err(|source| Error::Listen { port, source })?;
     {
         let rec = rec.clone();
         std::thread::spawn(move || {

@@ -3,7 +3,7 @@
 //! asks the responder over TCP (between the director's and the server's
 //! own addresses, which every network carries) what it saw.
 
-use super::{Addrs, Case, Method, Outcome, Verdict, build, verdict};
+use super::{Addrs, Case, Error, Method, Outcome, Verdict, build, verdict};
 use crate::control::resolve;
 use crate::host::netlink::Netlink;
 use crate::io::PacketIo;
@@ -55,32 +55,33 @@ struct Path {
     on_link: bool,
 }
 
-async fn resolve(o: &Options) -> Result<Path, String> {
+async fn resolve(o: &Options) -> Result<Path, Error> {
     let nl = Netlink::new()?;
     let r = nl.route_get(o.rip).await?;
     if r.local {
-        return Err(format!("{} is an address of this host", o.rip));
+        return Err(Error::Local(o.rip));
     }
-    let oif = r
-        .oif
-        .ok_or_else(|| format!("no route to real server {}", o.rip))?;
+    let oif = r.oif.ok_or(Error::NoRoute(o.rip))?;
     let ifname = match &o.interface {
         Some(n) => n.clone(),
         None => nl.link_name(oif).await,
     };
-    let ifindex = crate::host::sys::ifindex(&ifname).map_err(|e| format!("{ifname}: {e}"))? as u32;
+    let ifindex = crate::host::sys::ifindex(&ifname).map_err(|source| Error::Link {
+        link: ifname.clone(),
+        source,
+    })? as u32;
     let director = match o.source {
         Some(a) => a,
         None => nl
             .first_address(ifindex)
             .await
-            .ok_or_else(|| format!("{ifname} has no IPv4 address; give --source"))?,
+            .ok_or_else(|| Error::NoAddress(ifname.clone()))?,
     };
     // The next hop as TUN forwarding finds it: the server or its router.
     let links = [(ifindex, ifname.clone())];
     let hop_mac = match resolve::next_hop(&nl, o.rip, Forward::Tunnel, &links).await? {
         resolve::Hop::Resolved(h) => h.mac,
-        resolve::Hop::Pending { why, .. } => return Err(why),
+        resolve::Hop::Pending { why, .. } => return Err(Error::Unresolved(why)),
     };
     Ok(Path {
         ifname,
@@ -105,12 +106,15 @@ fn nonce() -> u64 {
 }
 
 /// Parses the responder's answer to `REPORT`.
-fn parse_report(line: &str) -> Result<(Vec<Case>, Vec<Case>), String> {
+fn parse_report(line: &str) -> Result<(Vec<Case>, Vec<Case>), Error> {
     if let Some(e) = line.strip_prefix("ERR ") {
-        return Err(format!("the responder refused the request: {e}"));
+        return Err(Error::Refused(e.to_string()));
     }
-    let v: serde_json::Value = serde_json::from_str(line.trim())
-        .map_err(|e| format!("unreadable answer from the responder ({e}): {line:.80}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(line.trim()).map_err(|source| Error::Unreadable {
+            line: line.to_string(),
+            source,
+        })?;
     let list = |k: &str| -> Vec<Case> {
         v[k].as_array()
             .map(|a| {
@@ -125,28 +129,22 @@ fn parse_report(line: &str) -> Result<(Vec<Case>, Vec<Case>), String> {
 
 /// Runs the five cases against a responder. Errors mean the probe itself
 /// could not run (no route, no responder), not that a method fails.
-pub fn run(o: &Options) -> Result<Run, String> {
+pub fn run(o: &Options) -> Result<Run, Error> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let path = rt.block_on(resolve(o))?;
-    let probe_port = o
-        .port
-        .checked_add(1)
-        .ok_or_else(|| format!("--port {} leaves no room for the probe port", o.port))?;
-    let ctl_addr = SocketAddr::from((o.rip, o.port));
-    let mut ctl = TcpStream::connect_timeout(&ctl_addr, Duration::from_secs(3)).map_err(|e| {
-        format!(
-            "cannot reach the responder at {ctl_addr} ({e}); start `uvs probe --responder` on the \
-             real server"
-        )
+    let probe_port = o.port.checked_add(1).ok_or(Error::NoProbePort(o.port))?;
+    let addr = SocketAddr::from((o.rip, o.port));
+    let mut ctl = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|source| Error::Unreachable { addr, source })?;
+    ctl.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let (mac, _) = crate::host::sys::link_info(&path.ifname)?;
+    let link = || path.ifname.clone();
+    let mut io = AfPacket::open(&path.ifname).map_err(|source| Error::Open {
+        link: link(),
+        source,
     })?;
-    ctl.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    let (mac, _) = crate::host::sys::link_info(&path.ifname).map_err(|e| e.to_string())?;
-    let mut io = AfPacket::open(&path.ifname)
-        .map_err(|e| format!("cannot send on {}: {e} (root?)", path.ifname))?;
     let a = Addrs {
         director_mac: MacAddr(mac),
         hop_mac: path.hop_mac,
@@ -163,20 +161,22 @@ pub fn run(o: &Options) -> Result<Run, String> {
             if c.is_dr() && !path.on_link {
                 continue;
             }
-            let len = build(c, &a, n, &mut buf).ok_or("probe frame too big")?;
-            io.send(0, &buf[..len])
-                .map_err(|e| format!("cannot send on {}: {e}", path.ifname))?;
+            let len = build(c, &a, n, &mut buf).ok_or(Error::TooBig)?;
+            io.send(0, &buf[..len]).map_err(|source| Error::Send {
+                link: link(),
+                source,
+            })?;
         }
         io.flush();
         std::thread::sleep(Duration::from_millis(30));
     }
     std::thread::sleep(Duration::from_millis(300));
-    writeln!(ctl, "REPORT {n:016x}").map_err(|e| format!("responder: {e}"))?;
+    writeln!(ctl, "REPORT {n:016x}").map_err(Error::Ask)?;
     let mut line = String::new();
     BufReader::new(&ctl)
         .take(65536)
         .read_line(&mut line)
-        .map_err(|e| format!("no answer from the responder: {e}"))?;
+        .map_err(Error::NoAnswer)?;
     let (arrived, delivered) = parse_report(&line)?;
     let outcomes: Vec<Outcome> = Case::ALL
         .iter()
@@ -213,16 +213,9 @@ mod tests {
         .unwrap();
         assert_eq!(a, vec![Case::Plain, Case::Tun]);
         assert_eq!(d, vec![Case::Plain]);
-        assert!(
-            parse_report("ERR unknown request 'x'")
-                .unwrap_err()
-                .contains("refused")
-        );
-        assert!(
-            parse_report("\u{feff}{")
-                .unwrap_err()
-                .contains("unreadable")
-        );
+        let error = |line| parse_report(line).unwrap_err().to_string();
+        assert!(error("ERR unknown request 'x'").contains("refused"));
+        assert!(error("\u{feff}{").contains("unreadable"));
         assert!(parse_report("").is_err());
     }
 }

@@ -39,19 +39,23 @@ impl fmt::Debug for MacAddr {
     }
 }
 
+/// A MAC address that does not parse: six hex octets, colon-separated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad MAC address '{0}'")]
+pub struct BadMacAddr(pub String);
+
 impl std::str::FromStr for MacAddr {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = BadMacAddr;
+    fn from_str(s: &str) -> std::result::Result<Self, BadMacAddr> {
+        let bad = || BadMacAddr(s.to_string());
         let mut out = [0u8; 6];
         let mut parts = s.split(':');
         for o in out.iter_mut() {
-            let p = parts
-                .next()
-                .ok_or_else(|| format!("bad MAC address '{s}'"))?;
-            *o = u8::from_str_radix(p, 16).map_err(|_| format!("bad MAC address '{s}'"))?;
+            let p = parts.next().ok_or_else(bad)?;
+            *o = u8::from_str_radix(p, 16).map_err(|_| bad())?;
         }
         if parts.next().is_some() {
-            return Err(format!("bad MAC address '{s}'"));
+            return Err(bad());
         }
         Ok(MacAddr(out))
     }

@@ -106,8 +106,6 @@ pub use ipv4::Ipv4Packet;
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
 
-use std::fmt;
-
 /// Which end of a packet: its source or its destination (NAT rewrites
 /// one of them, in a packet and in the packet an ICMP error quotes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,25 +115,16 @@ pub enum End {
 }
 
 /// Why a view could not be made over some bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The buffer is shorter than the header or the length fields claim.
+    #[error("truncated packet")]
     Truncated,
     /// A field holds a value the protocol does not allow (bad version,
     /// header length below the minimum, ...).
+    #[error("malformed packet")]
     Malformed,
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Truncated => f.write_str("truncated packet"),
-            Error::Malformed => f.write_str("malformed packet"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
 

@@ -168,13 +168,14 @@ fn damaged_dumps_error_clearly_or_are_accepted() {
     assert_eq!(audit::exit_code(&audit::audit(&h, &opts(Mode::Dr))), 0);
     // Truncated files: a clear error naming the file.
     let d = dump_dir("trunc", &s[..s.len() / 2 + 7], &a);
-    let e = source::from_dump(&d).unwrap_err();
+    let e = source::from_dump(&d).unwrap_err().to_string();
     assert!(e.starts_with("sysctl.txt line "), "{e}");
     let d = dump_dir("trunc2", &s, &a[..a.len() / 2]);
-    let e = source::from_dump(&d).unwrap_err();
+    let e = source::from_dump(&d).unwrap_err().to_string();
     assert!(e.starts_with("addr.json: not valid"), "{e}");
     let d = dump_dir("binary", b"\xff\xfe\x00garbage", &a);
-    assert!(source::from_dump(&d).unwrap_err().contains("not UTF-8"));
+    let e = source::from_dump(&d).unwrap_err().to_string();
+    assert!(e.contains("not UTF-8"), "{e}");
     // Every prefix of both files: never a panic.
     for cut in (0..s.len()).step_by(37) {
         let d = dump_dir("cut", &s[..cut], &a[..cut.min(a.len())]);
@@ -302,7 +303,7 @@ fn tun_mss_check_reads_route_metrics() {
     let f = audit::audit(&h, &opts(Mode::Tun));
     assert_eq!(find(&f, "tcp mss ens33 default").status, Status::Ok);
     std::fs::write(d.join("route.json"), "{\"dst\":\"default\"}").unwrap();
-    let e = source::from_dump(&d).unwrap_err();
+    let e = source::from_dump(&d).unwrap_err().to_string();
     assert!(e.starts_with("route.json: expected a JSON array"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -6,7 +6,6 @@ use super::proto::{DestSpec, Op};
 use crate::lvs::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::{DestState, Stats};
 use crate::lvs::table::NextHop;
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -73,41 +72,32 @@ pub struct Service {
 
 /// Why an op was refused. The texts of the ipvsadm-compatible variants are
 /// libipvs's, so scripts that match them keep working.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OpError {
+    #[error("Service already exists")]
     ServiceExists,
+    #[error("No such service")]
     NoSuchService,
+    #[error("Service not defined")]
     ServiceNotDefined,
+    #[error("Destination already exists")]
     DestExists,
+    #[error("No such destination")]
     NoSuchDest,
+    #[error(
+        "Scheduler or persistence engine not found: '{0}' (uvs schedulers: {known})",
+        known = SchedulerKind::ALL.map(|k| k.name()).join(", ")
+    )]
     SchedulerNotFound(String),
+    #[error("{0}")]
     Unsupported(String),
     /// An address that can never be used where it was given.
+    #[error("{0}")]
     BadAddress(String),
     /// A check against the host failed (VIP configured locally, real
     /// server not on-link, MAC not resolvable).
+    #[error("{0}")]
     Host(String),
-}
-
-impl fmt::Display for OpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OpError::ServiceExists => f.write_str("Service already exists"),
-            OpError::NoSuchService => f.write_str("No such service"),
-            OpError::ServiceNotDefined => f.write_str("Service not defined"),
-            OpError::DestExists => f.write_str("Destination already exists"),
-            OpError::NoSuchDest => f.write_str("No such destination"),
-            OpError::SchedulerNotFound(s) => {
-                let known: Vec<&str> = SchedulerKind::ALL.iter().map(|k| k.name()).collect();
-                write!(
-                    f,
-                    "Scheduler or persistence engine not found: '{s}' (uvs schedulers: {})",
-                    known.join(", ")
-                )
-            }
-            OpError::Unsupported(s) | OpError::Host(s) | OpError::BadAddress(s) => f.write_str(s),
-        }
-    }
 }
 
 /// Something an op needs checked or looked up on the host before it can be

@@ -119,7 +119,7 @@ impl Control {
                 self.netlink
                     .addresses()
                     .await
-                    .map_err(|e| (first, OpError::Host(e)))?,
+                    .map_err(|e| (first, OpError::Host(e.to_string())))?,
             );
         }
         let locals = found.locals.clone().unwrap_or_default();
@@ -167,7 +167,7 @@ impl Control {
             Need::Mac(ip, fwd) => resolve::next_hop(&self.netlink, ip, fwd, &self.links)
                 .await
                 .map(Some)
-                .map_err(OpError::Host),
+                .map_err(|e| OpError::Host(e.to_string())),
         }
     }
 
@@ -179,7 +179,7 @@ impl Control {
             .netlink
             .addresses_with_prefix()
             .await
-            .map_err(OpError::Host)?;
+            .map_err(|e| OpError::Host(e.to_string()))?;
         for (addr, idx, len) in addrs {
             let Some((_, name)) = self.links.iter().find(|(i, _)| *i == idx) else {
                 continue;

@@ -4,11 +4,46 @@
 
 use super::Control;
 use super::apply::NO_HOP;
-use crate::control::plan::Source;
+use crate::control::model::OpError;
+use crate::control::plan::{Source, SourceError};
 use crate::control::proto::{Op, ReloadOptions, Response};
 use crate::lvs::request::DpRequest;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Why a table was not loaded, reloaded or taken over (the running
+/// table stays as it is).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the director was started without --config: nothing to reload")]
+    NoConfig,
+    /// The source could not be read again (its own error).
+    #[error(transparent)]
+    Read(SourceError),
+    /// The reload would remove every service: why, and how to force it.
+    #[error("{0}")]
+    Refused(String),
+    /// An op of `from` (the file, or the handed-over table) was refused;
+    /// `op` names it.
+    #[error("{from}: {op}: {source}")]
+    Apply {
+        from: String,
+        op: String,
+        #[source]
+        source: OpError,
+    },
+}
+
+impl LoadError {
+    /// Op `i` of `ops`, from `from`, refused.
+    fn apply(from: &str, ops: &[Op]) -> impl FnOnce((usize, OpError)) -> LoadError {
+        move |(i, source)| LoadError::Apply {
+            from: from.to_string(),
+            op: describe(&ops[i]),
+            source,
+        }
+    }
+}
 
 /// An op as a reload error names it.
 fn describe(op: &Op) -> String {
@@ -51,10 +86,10 @@ impl Control {
             .await
         {
             Ok(c) => c.concat(),
-            Err(message) => {
+            Err(e) => {
                 return Response::Error {
                     index: None,
-                    message,
+                    message: e.to_string(),
                 };
             }
         };
@@ -85,14 +120,14 @@ impl Control {
         self: &Arc<Self>,
         ops: &[Op],
         source: Option<Box<dyn Source>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), LoadError> {
         let vips = ops.iter().filter_map(|o| match o {
             Op::AddService { key, .. } => Some(key.addr),
             _ => None,
         });
         self.apply_with(ops, vips.collect())
             .await
-            .map_err(|(i, e)| format!("the handed-over table: {}: {e}", describe(&ops[i])))?;
+            .map_err(LoadError::apply("the handed-over table", ops))?;
         if let Some(src) = source {
             let p = src.supervision();
             self.start_checks(&p.checks);
@@ -104,12 +139,12 @@ impl Control {
 
     /// Applies a source's (the config file's) table at start; the source
     /// is kept for reloads. An error names what could not be applied.
-    pub async fn load_config(self: &Arc<Self>, source: Box<dyn Source>) -> Result<(), String> {
+    pub async fn load_config(self: &Arc<Self>, source: Box<dyn Source>) -> Result<(), LoadError> {
         let (plan, notes) = source.start();
         let name = source.name();
         self.apply(&plan.ops)
             .await
-            .map_err(|(i, e)| format!("{name}: {}: {e}", describe(&plan.ops[i])))?;
+            .map_err(LoadError::apply(&name, &plan.ops))?;
         for n in notes {
             tracing::info!("{n}");
         }
@@ -131,16 +166,16 @@ impl Control {
     /// where the file as last loaded had some, is refused unless forced:
     /// a 0-byte or truncated file would remove every service and end
     /// their connections.
-    pub async fn reload(self: &Arc<Self>, o: ReloadOptions) -> Result<String, String> {
+    pub async fn reload(self: &Arc<Self>, o: ReloadOptions) -> Result<String, LoadError> {
         let mut cur = self.config.lock().await;
         let Some(src) = cur.as_mut() else {
-            return Err("the director was started without --config: nothing to reload".into());
+            return Err(LoadError::NoConfig);
         };
         let file = src.name();
-        let r = src.reload()?;
+        let r = src.reload().map_err(LoadError::Read)?;
         let ops = &r.plan.ops;
         if let Some(why) = r.refused_unless_forced.filter(|_| !o.force) {
-            return Err(why);
+            return Err(LoadError::Refused(why));
         }
         if o.dry_run {
             // The model's own checks (a service uvsadm removed, say); the
@@ -148,7 +183,7 @@ impl Control {
             let st = self.state.lock().await;
             st.model
                 .apply_all(ops, &mut |_, _| Ok(NO_HOP), &mut |_, _| {})
-                .map_err(|(i, e)| format!("{file}: {}: {e}", describe(&ops[i])))?;
+                .map_err(LoadError::apply(&file, ops))?;
             return Ok(format!("dry run, nothing applied: {file}: {}", r.summary));
         }
         if !r.changes_nothing {
@@ -157,7 +192,7 @@ impl Control {
         if !ops.is_empty() {
             self.apply(ops)
                 .await
-                .map_err(|(i, e)| format!("{file}: {}: {e}", describe(&ops[i])))?;
+                .map_err(LoadError::apply(&file, ops))?;
         }
         self.start_checks(&r.plan.checks);
         self.set_quorums(&r.plan.quorums).await;

@@ -4,6 +4,7 @@
 use super::Control;
 use super::lifecycle::log_lines;
 use crate::control::proto::{ReloadOptions, Request, Response};
+use crate::control::workers::AskError;
 use crate::lvs::ConnInfo;
 use crate::lvs::request::DpRequest;
 use std::sync::Arc;
@@ -170,7 +171,8 @@ impl Control {
                 tracing::info!("{}", m.lines().next().unwrap_or_default());
                 Response::Done(m)
             }
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 log_lines("reload refused, the table stays as it is: ", &message);
                 Response::Error {
                     index: None,
@@ -186,7 +188,7 @@ impl Control {
         &self,
         w: usize,
         from: usize,
-    ) -> Result<(Vec<ConnInfo>, Option<usize>), String> {
+    ) -> Result<(Vec<ConnInfo>, Option<usize>), AskError> {
         let ask = |reply| DpRequest::Conns { from, reply };
         self.dp.ask(w, ask, Duration::from_secs(5)).await
     }
@@ -200,12 +202,12 @@ impl Control {
         while let Some((worker, f)) = from {
             let (part, next) = match self.conn_chunk(worker, f).await {
                 Ok(c) => c,
-                Err(message) => {
+                Err(e) => {
                     let _ = send_line(
                         w,
                         &Response::Error {
                             index: None,
-                            message,
+                            message: e.to_string(),
                         },
                     )
                     .await;

@@ -41,7 +41,7 @@ impl Control {
                         }
                     }
                     Ok(resolve::Hop::Pending { why, .. }) => st.health.pending(ip, fwd, why),
-                    Err(why) => st.health.pending(ip, fwd, why),
+                    Err(why) => st.health.pending(ip, fwd, why.to_string()),
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! should hold for a published table, and how they are brought there: by
 //! difference, so a frame in flight never meets an empty map.
 
-use super::e;
+use super::Error;
 use super::maps::RsKey;
 use crate::lvs::service::Forward;
 use crate::lvs::table::Table;
@@ -38,7 +38,7 @@ impl Claims {
     }
 
     /// Makes `bpf`'s maps hold `want` where they held `self`.
-    pub(super) fn sync(&self, bpf: &mut aya::Ebpf, want: &Claims) -> Result<(), String> {
+    pub(super) fn sync(&self, bpf: &mut aya::Ebpf, want: &Claims) -> Result<(), Error> {
         sync_set(bpf, "vips", &self.vips, &want.vips)?;
         sync_set(bpf, "nat_servers", &self.nat, &want.nat)?;
         sync_set(bpf, "locals", &self.locals, &want.locals)
@@ -51,13 +51,11 @@ fn sync_set<K: aya::Pod + Ord>(
     name: &str,
     held: &BTreeSet<K>,
     want: &BTreeSet<K>,
-) -> Result<(), String> {
-    let map = bpf
-        .map_mut(name)
-        .ok_or_else(|| format!("the XDP program has no {name} map"))?;
-    let mut m: aya::maps::HashMap<_, K, u8> = map.try_into().map_err(|x| e(name, x))?;
+) -> Result<(), Error> {
+    let map = bpf.map_mut(name).ok_or_else(|| Error::no_map(name))?;
+    let mut m: aya::maps::HashMap<_, K, u8> = map.try_into().map_err(Error::map(name))?;
     for k in want.difference(held) {
-        m.insert(k, 1, 0).map_err(|x| e(name, x))?;
+        m.insert(k, 1, 0).map_err(Error::map(name))?;
     }
     for k in held.difference(want) {
         // Already gone is fine.

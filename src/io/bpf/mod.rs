@@ -72,15 +72,96 @@ pub struct Steering {
     hook: Hook,
 }
 
-fn e(what: &str, err: impl std::fmt::Display) -> String {
-    format!("{what}: {err}")
+/// What failed loading, attaching or updating the kernel programs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// uvs was built without clang: `what` it lacks.
+    #[error(
+        "this uvs was built without its {what} (clang and libbpf-dev were missing at build time)"
+    )]
+    NotBuilt { what: &'static str },
+    #[error("no such link")]
+    NoSuchLink,
+    /// The object lacks a map (`program` names the object).
+    #[error("{program} has no {map} map")]
+    NoMap { program: &'static str, map: String },
+    /// The object lacks a program (`object` names the object).
+    #[error("{object} has no {program}")]
+    NoProgram {
+        object: &'static str,
+        program: &'static str,
+    },
+    /// A map is not of the kind expected, or refused an update.
+    #[error("{map}: {source}")]
+    Map {
+        map: String,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("registering queue {queue}: {source}")]
+    Register {
+        queue: u32,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// The object would not load (`what`: "XDP" or "tc").
+    #[error("loading the {what} program: {source}")]
+    Load {
+        what: &'static str,
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
+    /// A program is not of the kind expected.
+    #[error("{program}: {source}")]
+    Kind {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// The verifier (or the kernel) refused the program.
+    #[error("the kernel refused the {what} program: {source}")]
+    Refused {
+        what: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("attaching the tc program to {link}: {source}")]
+    AttachTc {
+        link: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("attaching XDP to {link}: {source}")]
+    AttachXdp {
+        link: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+}
+
+impl Error {
+    /// A map of the XDP program's, missing.
+    fn no_map(map: &str) -> Error {
+        Error::NoMap {
+            program: "the XDP program",
+            map: map.to_string(),
+        }
+    }
+
+    /// A map error, on map `map`.
+    fn map(map: &str) -> impl FnOnce(aya::maps::MapError) -> Error {
+        move |source| Error::Map {
+            map: map.to_string(),
+            source,
+        }
+    }
 }
 
 impl Steering {
     /// Loads the XDP program and attaches it to every link (the driver's
     /// native XDP, else the kernel's generic XDP), retrying for up to 2 s
     /// while another program holds a link (a director handing over).
-    pub fn attach(ifnames: &[String]) -> Result<Steering, String> {
+    pub fn attach(ifnames: &[String]) -> Result<Steering, Error> {
         Steering::load(ifnames, Hook::Xdp)
     }
 
@@ -90,18 +171,20 @@ impl Steering {
     /// included; an older kernel gets a clsact qdisc and a filter. On a
     /// veth whose peer is in another namespace the program hands frames
     /// to the peer, unless `egress` (`--offload-egress`).
-    pub fn attach_tc(ifnames: &[String], egress: bool) -> Result<Steering, String> {
+    pub fn attach_tc(ifnames: &[String], egress: bool) -> Result<Steering, Error> {
         Steering::load(ifnames, Hook::Tc { egress })
     }
 
-    fn load(ifnames: &[String], hook: Hook) -> Result<Steering, String> {
+    fn load(ifnames: &[String], hook: Hook) -> Result<Steering, Error> {
         #[cfg(not(uvs_xdp))]
         {
             let _ = ifnames;
-            Err(match hook {
-                Hook::Xdp => "this uvs was built without its XDP program (clang and libbpf-dev were missing at build time)",
-                Hook::Tc { .. } => "this uvs was built without its BPF programs (clang and libbpf-dev were missing at build time)",
-            }.into())
+            Err(Error::NotBuilt {
+                what: match hook {
+                    Hook::Xdp => "XDP program",
+                    Hook::Tc { .. } => "BPF programs",
+                },
+            })
         }
         #[cfg(uvs_xdp)]
         {
@@ -125,33 +208,30 @@ impl Steering {
     }
 
     /// Points link `link`'s receive queue `queue` at AF_XDP socket `sock`.
-    pub fn register(&mut self, link: usize, queue: u32, sock: impl AsRawFd) -> Result<(), String> {
-        let l = self.links.get_mut(link).ok_or("no such link")?;
-        let map = l
-            .bpf
-            .map_mut("xsks")
-            .ok_or("the XDP program has no xsks map")?;
-        let mut xsks: aya::maps::XskMap<_> = map.try_into().map_err(|x| e("xsks", x))?;
+    pub fn register(&mut self, link: usize, queue: u32, sock: impl AsRawFd) -> Result<(), Error> {
+        let l = self.links.get_mut(link).ok_or(Error::NoSuchLink)?;
+        let map = l.bpf.map_mut("xsks").ok_or_else(|| Error::no_map("xsks"))?;
+        let mut xsks: aya::maps::XskMap<_> = map.try_into().map_err(Error::map("xsks"))?;
         xsks.set(queue, sock, 0)
-            .map_err(|x| e(&format!("registering queue {queue}"), x))
+            .map_err(|source| Error::Register { queue, source })
     }
 
     /// Every link's offloaded-flow map and forwarded-frame counter, for
     /// the data plane (they leave the control plane's hands).
-    pub fn take_flow_maps(&mut self) -> Result<FlowMaps, String> {
+    pub fn take_flow_maps(&mut self) -> Result<FlowMaps, Error> {
         let mut maps = Vec::new();
         for l in &mut self.links {
             let flows = l
                 .bpf
                 .take_map("flows")
-                .ok_or("the XDP program has no flows map")?;
+                .ok_or_else(|| Error::no_map("flows"))?;
             let fwd = l
                 .bpf
                 .take_map("forwarded")
-                .ok_or("the XDP program has no forwarded map")?;
+                .ok_or_else(|| Error::no_map("forwarded"))?;
             maps.push((
-                flows.try_into().map_err(|x| e("flows", x))?,
-                fwd.try_into().map_err(|x| e("forwarded", x))?,
+                flows.try_into().map_err(Error::map("flows"))?,
+                fwd.try_into().map_err(Error::map("forwarded"))?,
             ));
         }
         Ok(FlowMaps::new(maps))
@@ -159,17 +239,14 @@ impl Steering {
 
     /// Makes the maps claim what `table` serves: inserts what is new and
     /// removes what is gone, so a frame in flight never meets an empty map.
-    pub fn update(&mut self, table: &Table, locals: &[Ipv4Addr]) -> Result<(), String> {
+    pub fn update(&mut self, table: &Table, locals: &[Ipv4Addr]) -> Result<(), Error> {
         // A backup forwards nothing, offloaded flows included.
         let fast = !table.standby;
         if self.fast != Some(fast) {
             for l in &mut self.links {
-                let map = l
-                    .bpf
-                    .map_mut("fast")
-                    .ok_or("the XDP program has no fast map")?;
-                let mut a: aya::maps::Array<_, u32> = map.try_into().map_err(|x| e("fast", x))?;
-                a.set(0, u32::from(fast), 0).map_err(|x| e("fast", x))?;
+                let map = l.bpf.map_mut("fast").ok_or_else(|| Error::no_map("fast"))?;
+                let mut a: aya::maps::Array<_, u32> = map.try_into().map_err(Error::map("fast"))?;
+                a.set(0, u32::from(fast), 0).map_err(Error::map("fast"))?;
             }
             self.fast = Some(fast);
         }
@@ -191,7 +268,7 @@ impl Steering {
 #[cfg(uvs_xdp)]
 impl LinkProgram {
     /// Loads the object for link `name` and attaches `hook`'s program.
-    fn attach(name: &str, hook: Hook) -> Result<LinkProgram, String> {
+    fn attach(name: &str, hook: Hook) -> Result<LinkProgram, Error> {
         use aya::programs::{SchedClassifier, Xdp};
         let what = hook.what();
         // Only the tc program reads it; the XDP program's XDP_TX already
@@ -203,26 +280,39 @@ impl LinkProgram {
         let mut bpf = aya::EbpfLoader::new()
             .override_global("to_peer", &u32::from(to_peer), true)
             .load(PROGRAM)
-            .map_err(|x| e(&format!("loading the {what} program"), x))?;
-        let prog = bpf.program_mut(hook.program()).ok_or(match hook {
-            Hook::Xdp => "the XDP program has no uvs_steer",
-            Hook::Tc { .. } => "the BPF object has no uvs_tc_forward",
+            .map_err(|x| Error::Load {
+                what,
+                source: Box::new(x),
+            })?;
+        let prog = bpf.program_mut(hook.program()).ok_or(Error::NoProgram {
+            object: match hook {
+                Hook::Xdp => "the XDP program",
+                Hook::Tc { .. } => "the BPF object",
+            },
+            program: hook.program(),
         })?;
-        let refused = |x| e(&format!("the kernel refused the {what} program"), x);
+        let refused = |source| Error::Refused { what, source };
+        let kind = |source| Error::Kind {
+            program: hook.program(),
+            source,
+        };
         let mode = match hook {
             Hook::Xdp => {
-                let p: &mut Xdp = prog.try_into().map_err(|x| e(hook.program(), x))?;
+                let p: &mut Xdp = prog.try_into().map_err(kind)?;
                 p.load().map_err(refused)?;
                 attach_xdp(p, name)?
             }
             Hook::Tc { .. } => {
-                let p: &mut SchedClassifier = prog.try_into().map_err(|x| e(hook.program(), x))?;
+                let p: &mut SchedClassifier = prog.try_into().map_err(kind)?;
                 p.load().map_err(refused)?;
                 // Only the netlink fallback needs the qdisc; there already
                 // is fine.
                 let _ = aya::programs::tc::qdisc_add_clsact(name);
                 p.attach(name, aya::programs::TcAttachType::Ingress)
-                    .map_err(|x| e(&format!("attaching the tc program to {name}"), x))?;
+                    .map_err(|source| Error::AttachTc {
+                        link: name.to_string(),
+                        source,
+                    })?;
                 match to_peer {
                     true => "tc, to the veth peer",
                     false => "tc",
@@ -236,7 +326,7 @@ impl LinkProgram {
 /// Attaches in the driver's native XDP, else the kernel's generic XDP,
 /// retrying for up to 2 s while another program holds the link.
 #[cfg(uvs_xdp)]
-fn attach_xdp(prog: &mut aya::programs::Xdp, name: &str) -> Result<&'static str, String> {
+fn attach_xdp(prog: &mut aya::programs::Xdp, name: &str) -> Result<&'static str, Error> {
     use aya::programs::XdpMode;
     use std::time::{Duration, Instant};
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -248,7 +338,12 @@ fn attach_xdp(prog: &mut aya::programs::Xdp, name: &str) -> Result<&'static str,
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50))
                 }
-                Err(_) => return Err(e(&format!("attaching XDP to {name}"), first)),
+                Err(_) => {
+                    return Err(Error::AttachXdp {
+                        link: name.to_string(),
+                        source: first,
+                    });
+                }
             },
         }
     }

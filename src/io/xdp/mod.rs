@@ -11,7 +11,7 @@ pub mod xsk;
 
 use super::afpacket::AfPacketLinks;
 use super::bpf::{FlowMaps, Steering};
-use super::{FlowTuple, GsoTx, Handover, Offloaded, PacketIo, RxMeta};
+use super::{FlowTuple, GsoTx, Handover, Offloaded, OpenError, PacketIo, RxMeta};
 use meta::{classify, unfinished_checksum};
 use std::io;
 use std::time::Duration;
@@ -64,14 +64,20 @@ impl XdpLinks {
         ifnames: &[String],
         macs: &[[u8; 6]],
         steering: &mut Steering,
-    ) -> Result<XdpLinks, String> {
-        let pkt = AfPacketLinks::open(ifnames).map_err(|x| format!("cannot capture on {x}"))?;
+    ) -> Result<XdpLinks, OpenError> {
+        let pkt = AfPacketLinks::open(ifnames).map_err(OpenError::Capture)?;
         let mut queues = Vec::new();
         for (i, name) in ifnames.iter().enumerate() {
-            let idx = crate::host::sys::ifindex(name).map_err(|x| format!("{name}: {x}"))? as u32;
-            for q in 0..rx_queues(name) {
-                let xsk =
-                    Xsk::open(idx, q).map_err(|x| format!("AF_XDP on {name} queue {q}: {x}"))?;
+            let idx = crate::host::sys::ifindex(name).map_err(|source| OpenError::Link {
+                link: name.clone(),
+                source,
+            })? as u32;
+            for queue in 0..rx_queues(name) {
+                let xsk = Xsk::open(idx, queue).map_err(|source| OpenError::Xsk {
+                    link: name.clone(),
+                    queue,
+                    source,
+                })?;
                 steering.register(i, xsk.queue, xsk.fd())?;
                 queues.push(Queue {
                     link: i as u8,
