@@ -21,11 +21,7 @@ fn thread_cpu() -> Duration {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let n: usize = std::env::var("UVS_BENCH_CHECKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if full { 1000 } else { 50 });
+    let (full, n) = uvs::rig::bench_size("UVS_BENCH_CHECKS", 1000usize, 50);
     let secs = if full { 10 } else { 2 };
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();

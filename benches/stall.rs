@@ -141,11 +141,7 @@ fn report(what: &str, mut lat: Vec<Duration>, expired: usize) {
 fn main() {
     // `cargo test --all-targets` runs this too (without --bench): then a
     // small smoke run that only checks the bench still works.
-    let full = std::env::args().any(|a| a == "--bench");
-    let n: u32 = std::env::var("UVS_BENCH_CONNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if full { 2_000_000 } else { 20_000 });
+    let (full, n) = uvs::rig::bench_size("UVS_BENCH_CONNS", 2_000_000u32, 20_000);
     let live_for = Duration::from_millis(if full { 4000 } else { 300 });
     if !full {
         println!("(smoke run; figures: cargo bench --bench stall)");

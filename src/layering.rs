@@ -238,15 +238,20 @@ fn holds(a: &str, b: &str) -> bool {
     a.is_empty() || b == a || b.starts_with(&format!("{a}::"))
 }
 
+/// The first fenced block of `doc` whose info string is `info`: the tests
+/// read what the documentation shows (the layers here, the example
+/// config in `config::settings`), so the two cannot drift apart.
+pub(crate) fn fenced<'a>(doc: &'a str, info: &str) -> &'a str {
+    doc.split(&format!("```{info}\n"))
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap_or_else(|| panic!("no ```{info} block"))
+}
+
 /// The layers, bottom first, from docs/architecture.md's `layers` block:
 /// a line per layer, its top modules.
 fn layers() -> BTreeMap<String, usize> {
-    let doc = include_str!("../docs/architecture.md");
-    let block = doc
-        .split("```layers\n")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .expect("a ```layers block in docs/architecture.md");
+    let block = fenced(include_str!("../docs/architecture.md"), "layers");
     let mut out = BTreeMap::new();
     for (i, line) in block.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         for m in line.split_whitespace() {

@@ -28,6 +28,16 @@ pub const DIR_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// the daemon).
 pub type HopFn = fn(Ipv4Addr, Forward) -> NextHop;
 
+/// A benchmark's size: `full` under `cargo bench` (which passes
+/// `--bench`), `smoke` when `cargo test --all-targets` runs it as a quick
+/// check that it still works; the environment variable `var` wins over
+/// either. Also says which run this is.
+pub fn bench_size<T: std::str::FromStr>(var: &str, full: T, smoke: T) -> (bool, T) {
+    let is_full = std::env::args().any(|a| a == "--bench");
+    let given = std::env::var(var).ok().and_then(|v| v.parse().ok());
+    (is_full, given.unwrap_or(if is_full { full } else { smoke }))
+}
+
 /// The director's one link of the single-link tests.
 pub fn one_link() -> Vec<LinkParams> {
     vec![LinkParams {

@@ -73,42 +73,43 @@ pub(super) fn arp_checks(h: &HostState, out: &mut Out) {
         );
     }
     for l in links {
-        let (ig, ig_s) = h.effective_max(&l.name, "arp_ignore");
-        if ig >= 1 {
-            out.add(
-                Status::Ok,
-                format!("arp_ignore {}", l.name),
-                ig_s,
-                "ARP for the VIP is answered only by the director",
-                vec![],
-            );
-        } else {
-            out.add(
-                Status::Fail,
-                format!("arp_ignore {}", l.name),
-                ig_s,
-                "the real server answers ARP for the VIP (on lo), stealing it from the director",
-                vec![sysctl_fix("net.ipv4.conf.all.arp_ignore".into(), 1)],
-            );
-        }
-        let (an, an_s) = h.effective_max(&l.name, "arp_announce");
-        if an == 2 {
-            out.add(
-                Status::Ok,
-                format!("arp_announce {}", l.name),
-                an_s,
-                "ARP requests never carry the VIP as sender",
-                vec![],
-            );
-        } else {
-            out.add(
-                Status::Fail,
-                format!("arp_announce {}", l.name),
-                an_s,
-                "ARP requests sent while replying from the VIP teach neighbours VIP = this server's MAC",
-                vec![sysctl_fix("net.ipv4.conf.all.arp_announce".into(), 2)],
-            );
-        }
+        arp_sysctl(
+            h,
+            out,
+            &l.name,
+            ("arp_ignore", 1, |v| v >= 1),
+            "ARP for the VIP is answered only by the director",
+            "the real server answers ARP for the VIP (on lo), stealing it from the director",
+        );
+        arp_sysctl(
+            h,
+            out,
+            &l.name,
+            ("arp_announce", 2, |v| v == 2),
+            "ARP requests never carry the VIP as sender",
+            "ARP requests sent while replying from the VIP teach neighbours VIP = this server's MAC",
+        );
+    }
+}
+
+/// One ARP sysctl of a link, as the kernel applies it (the larger of `all`
+/// and the link's): Ok when `holds`, else Fail with the fix setting it to
+/// `want` on `all`.
+fn arp_sysctl(
+    h: &HostState,
+    out: &mut Out,
+    link: &str,
+    (key, want, holds): (&str, i64, fn(i64) -> bool),
+    good: &str,
+    bad: &str,
+) {
+    let (v, shown) = h.effective_max(link, key);
+    let check = format!("{key} {link}");
+    if holds(v) {
+        out.add(Status::Ok, check, shown, good, vec![]);
+    } else {
+        let fix = sysctl_fix(format!("net.ipv4.conf.all.{key}"), want);
+        out.add(Status::Fail, check, shown, bad, vec![fix]);
     }
 }
 

@@ -248,23 +248,7 @@ mod tests {
         super::super::parse(Path::new("uvs.toml"), text.as_bytes()).unwrap()
     }
 
-    const TWO: &str = r#"
-[[service]]
-protocol = "tcp"
-address = "198.18.0.100:80"
-scheduler = "wrr"
-  [[service.real_server]]
-  address = "198.18.0.11"
-  weight = 3
-  [[service.real_server]]
-  address = "198.18.0.12"
-
-[[service]]
-protocol = "udp"
-address = "198.18.0.100:53"
-  [[service.real_server]]
-  address = "198.18.0.11"
-"#;
+    const TWO: &str = include_str!("../../tests/fixtures/config/two.toml");
 
     #[test]
     fn the_same_file_changes_nothing() {
@@ -281,25 +265,7 @@ address = "198.18.0.100:53"
     fn added_removed_and_changed_services_and_real_servers_are_counted() {
         // The UDP service goes; TCP 80 gets rr, RS1 weight 1, RS2 out and
         // RS3 in; TCP 81 is new with one server; timeouts set.
-        let new = cfg(r#"
-[timeouts]
-udp = 60
-
-[[service]]
-protocol = "tcp"
-address = "198.18.0.100:80"
-scheduler = "rr"
-  [[service.real_server]]
-  address = "198.18.0.11"
-  [[service.real_server]]
-  address = "198.18.0.13"
-
-[[service]]
-protocol = "tcp"
-address = "198.18.0.100:81"
-  [[service.real_server]]
-  address = "198.18.0.11"
-"#);
+        let new = cfg(include_str!("../../tests/fixtures/config/changed.toml"));
         let c = Changes::between(&cfg(TWO), &new);
         assert_eq!(c.removed(), 1);
         assert_eq!(c.real_servers(), (2, 2, 1));

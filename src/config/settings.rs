@@ -161,6 +161,25 @@ pub enum BadWitness {
     NotAnAddress,
 }
 
+/// A count from 1 to `max`, or the range error naming `max`.
+fn upto(name: &str, v: &str, max: usize) -> Result<usize, SettingError> {
+    int(v, 1, max as u64)
+        .map(|n| n as usize)
+        .ok_or_else(|| SettingError::range(name, max))
+}
+
+/// A whole number in `lo..=hi` as an `N`, or an error saying what to give.
+fn whole<N: TryFrom<u64>>(
+    name: &str,
+    v: &str,
+    (lo, hi): (u64, u64),
+    give: &'static str,
+) -> Result<N, SettingError> {
+    int(v, lo, hi)
+        .and_then(|n| N::try_from(n).ok())
+        .ok_or_else(|| SettingError::invalid(name, v, give))
+}
+
 /// A whole number from `lo` to `hi`.
 fn int(v: &str, lo: u64, hi: u64) -> Option<u64> {
     v.trim()
@@ -232,6 +251,7 @@ macro_rules! setting {
             copy: |from, to| to.$field = from.$field.clone(),
             multi: false,
             $($rest)*
+            ..PLAIN
         }
     };
     (list $field:ident, $check:expr, { $($rest:tt)* }) => {
@@ -245,6 +265,7 @@ macro_rules! setting {
             copy: |from, to| to.$field = from.$field.clone(),
             multi: true,
             $($rest)*
+            ..PLAIN
         }
     };
     (switch $field:ident, { $($rest:tt)* }) => {
@@ -257,58 +278,68 @@ macro_rules! setting {
             copy: |from, to| to.$field = from.$field,
             multi: false,
             ty: Ty::Switch,
-            value_name: "",
-            default: None,
-            choices: &[],
             $($rest)*
+            ..PLAIN
         }
     };
 }
 
+/// What a setting is unless its entry says otherwise: text, no short
+/// flag, file key, default, choices or environment variable, shown.
+const PLAIN: Setting = Setting {
+    flag: "",
+    short: None,
+    key: None,
+    ty: Ty::Text,
+    multi: false,
+    value_name: "",
+    default: None,
+    choices: &[],
+    env: None,
+    rel: Rel::None,
+    hide: false,
+    help: "",
+    set: |_, _, _| Ok(()),
+    clear: |_| {},
+    copy: |_, _| {},
+};
+
 /// Every setting of `uvs director`, in the order `--help` lists them.
 pub static SETTINGS: &[Setting] = &[
     setting!(list interfaces, text, {
-        flag: "interface", short: Some('i'), key: Some("interfaces"), ty: Ty::Text,
-        value_name: "IF", default: None, choices: &[], env: None,
-        rel: Rel::RequiredUnless("config"), hide: false,
+        flag: "interface", short: Some('i'), key: Some("interfaces"), value_name: "IF",
+        rel: Rel::RequiredUnless("config"),
         help: "Interface that receives VIP traffic or reaches real servers; repeat it for a \
                two-armed director (clients on one, NAT real servers on another)",
     }),
     setting!(one config, |_, v| Ok(PathBuf::from(v)), {
-        flag: "config", short: None, key: None, ty: Ty::Text, value_name: "FILE",
-        default: None, choices: &[], env: None, rel: Rel::None, hide: false,
+        flag: "config", value_name: "FILE",
         help: "The start state in TOML (docs/config.md); `uvs reload` and SIGHUP apply what \
                changed in it. Flags win over the file",
     }),
     setting!(switch takeover, {
-        flag: "takeover", short: None, key: None, env: None, rel: Rel::None, hide: false,
+        flag: "takeover",
         help: "A planned restart or upgrade: take the table and every connection over from the \
                director running on --socket, which stops; established connections continue",
     }),
     setting!(switch force, {
-        flag: "force", short: None, key: None, env: None, rel: Rel::None, hide: false,
+        flag: "force",
         help: "With --takeover: go ahead although --config has no services while the running \
                director has some (the running table is kept)",
     }),
     setting!(one socket, |_, v| Ok(PathBuf::from(v)), {
-        flag: "socket", short: None, key: Some("socket"), ty: Ty::Text, value_name: "PATH",
-        default: Some(DEFAULT_SOCKET), choices: &[], env: Some("UVS_SOCKET"), rel: Rel::None,
-        hide: false, help: "Control socket for uvsadm",
+        flag: "socket", key: Some("socket"), value_name: "PATH",
+        default: Some(DEFAULT_SOCKET), env: Some("UVS_SOCKET"),
+        help: "Control socket for uvsadm",
     }),
     setting!(one tun_source, ipv4, {
-        flag: "tun-source", short: None, key: Some("tun_source"), ty: Ty::Text,
-        value_name: "ADDR", default: None, choices: &[], env: None, rel: Rel::None, hide: false,
+        flag: "tun-source", key: Some("tun_source"), value_name: "ADDR",
         help: "Outer source address for tunnelled (-i) real servers; default: the first \
                interface's first IPv4 address",
     }),
-    setting!(one max_conns, |name, v| {
-        let limit = crate::lvs::conn::MAX_LIMIT;
-        int(v, 1, limit as u64)
-            .map(|n| n as usize)
-            .ok_or_else(|| SettingError::range(name, limit))
-    }, {
-        flag: "max-conns", short: None, key: Some("max_conns"), ty: Ty::Int, value_name: "N",
-        default: Some("1048576"), choices: &[], env: None, rel: Rel::None, hide: false,
+    setting!(one max_conns, |name, v| upto(name, v, crate::lvs::conn::MAX_LIMIT), {
+        flag: "max-conns", key: Some("max_conns"), ty: Ty::Int, value_name: "N",
+        default: Some("1048576"),
         help: "Most connections tracked at once. The memory for them is logged at start; when \
                the table is full, the oldest entries that saw one packet only (or a handshake \
                never finished) make room, so a flood cannot lock out established connections",
@@ -317,31 +348,25 @@ pub static SETTINGS: &[Setting] = &[
         <IoKind as clap::ValueEnum>::from_str(v, false)
             .map_err(|_| SettingError::invalid(name, v, "auto, xdp, packet or packet-ring"))
     }, {
-        flag: "io", short: None, key: Some("io"), ty: Ty::Text, value_name: "IO",
+        flag: "io", key: Some("io"), value_name: "IO",
         default: Some("auto"), choices: &["auto", "xdp", "packet", "packet-ring"],
-        env: Some("UVS_IO"), rel: Rel::None, hide: false,
+        env: Some("UVS_IO"),
         help: "Packet I/O: `xdp` steers VIP traffic (and NAT replies) into AF_XDP sockets with a \
                small XDP program and passes the rest to the kernel; `packet` uses batched \
                AF_PACKET sockets; `packet-ring` receives through TPACKET_V3 rings (cheaper per \
                packet, a few ms of latency at low rates); `auto` tries xdp and falls back to \
                packet, saying why",
     }),
-    setting!(one workers, |name, v| {
-        let max = crate::io::fanout::MAX_WORKERS;
-        int(v, 1, max as u64)
-            .map(|n| n as usize)
-            .ok_or_else(|| SettingError::range(name, max))
-    }, {
-        flag: "workers", short: None, key: Some("workers"), ty: Ty::Int, value_name: "N",
-        default: Some("1"), choices: &[], env: Some("UVS_WORKERS"), rel: Rel::None, hide: false,
+    setting!(one workers, |name, v| upto(name, v, crate::io::fanout::MAX_WORKERS), {
+        flag: "workers", key: Some("workers"), ty: Ty::Int, value_name: "N",
+        default: Some("1"), env: Some("UVS_WORKERS"),
         help: "Data-plane threads, each with its own share of the connection table \
                (--max-conns is split among them): a link's frames are spread by the client's \
                address and port (PACKET_FANOUT with a BPF program), so a connection always \
                meets the same worker, both ways. More than one uses AF_PACKET",
     }),
     setting!(switch offload, {
-        flag: "offload", short: None, key: Some("offload"), env: None, rel: Rel::None,
-        hide: false,
+        flag: "offload", key: Some("offload"),
         help: "Hand established DR flows to a kernel program that forwards their frames itself \
                (Katran's split): on AF_XDP the XDP program (XDP_TX; on a veth the peer needs \
                an XDP program of its own, or the frames wait in its ring), on packet and \
@@ -350,101 +375,82 @@ pub static SETTINGS: &[Setting] = &[
                docs/io.md",
     }),
     setting!(switch offload_egress, {
-        flag: "offload-egress", short: None, key: Some("offload_egress"), env: None,
-        rel: Rel::Requires("offload"), hide: false,
+        flag: "offload-egress", key: Some("offload_egress"),
+        rel: Rel::Requires("offload"),
         help: "With --offload on packet and packet-ring: the tc program sends every frame out \
                of the link's own transmit (bpf_redirect), also on a veth, so the link's egress \
                qdisc, tc egress and captures see the offloaded frames",
     }),
     setting!(one tun_mss_clamp, text, {
-        flag: "tun-mss-clamp", short: None, key: None, ty: Ty::Text, value_name: "MSS",
-        default: None, choices: &[], env: None, rel: Rel::None, hide: true,
+        flag: "tun-mss-clamp", value_name: "MSS",
+        hide: true,
         help: "Refused with an explanation: the MSS that limits tunnelled uploads is the real \
                server's, set there (see `uvs audit`)",
     }),
     // HA (docs/ha.md).
     setting!(list peers, ipv4, {
-        flag: "peer", short: None, key: Some("peers"), ty: Ty::Text, value_name: "ADDR",
-        default: None, choices: &[], env: None, rel: Rel::None, hide: false,
+        flag: "peer", key: Some("peers"), value_name: "ADDR",
         help: "Another director of the same VIPs (repeat it): one of them is active at a time, \
                by --priority, over authenticated unicast heartbeats, and the active one syncs \
                its connections to the others",
     }),
-    setting!(one priority, |name, v| {
-        int(v, 1, 254)
-            .map(|n| n as u8)
-            .ok_or_else(|| SettingError::invalid(name, v, "give 1 to 254"))
-    }, {
-        flag: "priority", short: None, key: Some("priority"), ty: Ty::Int, value_name: "N",
-        default: Some("100"), choices: &[], env: None, rel: Rel::None, hide: false,
+    setting!(one priority, |name, v| whole::<u8>(name, v, (1, 254), "give 1 to 254"), {
+        flag: "priority", key: Some("priority"), ty: Ty::Int, value_name: "N",
+        default: Some("100"),
         help: "The higher one holds the VIPs",
     }),
     setting!(one ha_key_file, |_, v| Ok(PathBuf::from(v)), {
-        flag: "ha-key-file", short: None, key: Some("ha_key_file"), ty: Ty::Text,
-        value_name: "FILE", default: None, choices: &[], env: None, rel: Rel::None,
-        hide: false, help: "The shared secret of the heartbeats and the sync (mode 0600)",
+        flag: "ha-key-file", key: Some("ha_key_file"), value_name: "FILE",
+        help: "The shared secret of the heartbeats and the sync (mode 0600)",
     }),
     setting!(switch nopreempt, {
-        flag: "nopreempt", short: None, key: Some("nopreempt"), env: None, rel: Rel::None,
-        hide: false,
+        flag: "nopreempt", key: Some("nopreempt"),
         help: "Do not take the VIPs from a lower-priority director that holds them; wait until \
                it fails",
     }),
-    setting!(one heartbeat_ms, |name, v| {
-        int(v, 10, 10_000).ok_or_else(|| SettingError::invalid(name, v, "give 10 to 10000"))
-    }, {
-        flag: "heartbeat-ms", short: None, key: Some("heartbeat_ms"), ty: Ty::Int,
-        value_name: "MS", default: Some("100"), choices: &[], env: None, rel: Rel::None,
-        hide: false, help: "Milliseconds between heartbeats",
+    setting!(one heartbeat_ms, |name, v| whole(name, v, (10, 10_000), "give 10 to 10000"), {
+        flag: "heartbeat-ms", key: Some("heartbeat_ms"), ty: Ty::Int,
+        value_name: "MS", default: Some("100"),
+        help: "Milliseconds between heartbeats",
     }),
     setting!(one dead_after, |name, v| {
-        int(v, 3, 1000)
-            .map(|n| n as u32)
-            .ok_or_else(|| SettingError::invalid(name, v, "give 3 to 1000 missed heartbeats"))
+        whole::<u32>(name, v, (3, 1000), "give 3 to 1000 missed heartbeats")
     }, {
-        flag: "dead-after", short: None, key: Some("dead_after"), ty: Ty::Int,
-        value_name: "N", default: Some("10"), choices: &[], env: None, rel: Rel::None,
-        hide: false,
+        flag: "dead-after", key: Some("dead_after"), ty: Ty::Int,
+        value_name: "N", default: Some("10"),
         help: "Heartbeats missed before a peer counts as gone and the VIPs move (10: about 1 s)",
     }),
     setting!(one preempt_delay, |name, v| {
         seconds(v, 0.0, 3600.0)
             .ok_or_else(|| SettingError::invalid(name, v, "give seconds from 0 to 3600"))
     }, {
-        flag: "preempt-delay", short: None, key: Some("preempt_delay"), ty: Ty::Num,
-        value_name: "SECS", default: Some("0"), choices: &[], env: None, rel: Rel::None,
-        hide: false,
+        flag: "preempt-delay", key: Some("preempt_delay"), ty: Ty::Num,
+        value_name: "SECS", default: Some("0"),
         help: "Seconds a higher-priority director waits, once it has the holder's connection \
                table, before it takes the VIPs back",
     }),
     setting!(list track_interfaces, text, {
-        flag: "track-interface", short: None, key: Some("track_interfaces"), ty: Ty::Text,
-        value_name: "IF[:WEIGHT]", default: None, choices: &[], env: None, rel: Rel::None,
-        hide: false,
+        flag: "track-interface", key: Some("track_interfaces"), value_name: "IF[:WEIGHT]",
         help: "Watch an interface (repeatable): down lowers the priority by WEIGHT (IF:-50), or \
                without a weight puts the director in fault",
     }),
     setting!(list track_scripts, text, {
-        flag: "track-script", short: None, key: Some("track_scripts"), ty: Ty::Text,
-        value_name: "CMD", default: None, choices: &[], env: None, rel: Rel::None, hide: false,
+        flag: "track-script", key: Some("track_scripts"), value_name: "CMD",
         help: "Run a command every second (repeatable): a non-zero exit lowers the priority by \
                --track-script-weight, or puts the director in fault",
     }),
     setting!(one track_script_weight, text, {
-        flag: "track-script-weight", short: None, key: Some("track_script_weight"),
-        ty: Ty::Text, value_name: "WEIGHT", default: None, choices: &[], env: None,
-        rel: Rel::None, hide: false, help: "The weight of --track-script (-254 to 254)",
+        flag: "track-script-weight", key: Some("track_script_weight"),
+        value_name: "WEIGHT",
+        help: "The weight of --track-script (-254 to 254)",
     }),
     setting!(one track_quorum, text, {
-        flag: "track-quorum", short: None, key: Some("track_quorum"), ty: Ty::Text,
-        value_name: "WEIGHT|fault", default: None, choices: &[], env: None, rel: Rel::None,
-        hide: false,
+        flag: "track-quorum", key: Some("track_quorum"), value_name: "WEIGHT|fault",
         help: "A service that lost its quorum lowers the priority by WEIGHT, or (`fault`) puts \
                the director in fault",
     }),
     setting!(one notify, text, {
-        flag: "notify", short: None, key: Some("notify"), ty: Ty::Text, value_name: "CMD",
-        default: None, choices: &[], env: None, rel: Rel::None, hide: false,
+        flag: "notify", key: Some("notify"), value_name: "CMD",
         help: "Run on every change of state (`sh -c CMD`, with the state ACTIVE, BACKUP or \
                FAULT and the priority as $1 and $2, the reason in $UVS_HA_REASON)",
     }),
@@ -453,9 +459,7 @@ pub static SETTINGS: &[Setting] = &[
         value: v.to_string(),
         source,
     }), {
-        flag: "witness", short: None, key: Some("witness"), ty: Ty::Text,
-        value_name: "ADDR[:PORT]", default: None, choices: &[], env: None, rel: Rel::None,
-        hide: false,
+        flag: "witness", key: Some("witness"), value_name: "ADDR[:PORT]",
         help: "A third voter on another host (`uvs witness`, same key): the VIPs are held only \
                with a majority of the directors and the witness, so heartbeats lost both ways \
                leave one holder",
@@ -467,9 +471,8 @@ pub static SETTINGS: &[Setting] = &[
                 SettingError::invalid(name, v, "give seconds from 1 to 86400, or 0 for none")
             }),
     }, {
-        flag: "garp-refresh", short: None, key: Some("garp_refresh"), ty: Ty::Num,
-        value_name: "SECS", default: Some("0"), choices: &[], env: None, rel: Rel::None,
-        hide: false,
+        flag: "garp-refresh", key: Some("garp_refresh"), ty: Ty::Num,
+        value_name: "SECS", default: Some("0"),
         help: "The holder announces its VIPs (gratuitous ARP) again every SECS, as \
                keepalived's garp_master_refresh (0: off); also without --peer",
     }),
@@ -573,11 +576,7 @@ mod tests {
     #[test]
     fn every_setting_is_documented() {
         let doc = include_str!("../../docs/config.md");
-        let block = doc
-            .split("```toml\n")
-            .nth(1)
-            .and_then(|b| b.split("```").next())
-            .expect("a toml block in docs/config.md");
+        let block = crate::layering::fenced(doc, "toml");
         for st in SETTINGS.iter().filter(|s| !s.hide) {
             if let Some(k) = st.key {
                 let line = |l: &str| {

@@ -4,31 +4,7 @@ fn cfg(text: &str) -> Result<Config, ConfigError> {
     parse(Path::new("uvs.toml"), text.as_bytes())
 }
 
-const GOOD: &str = r#"
-[director]
-interfaces = ["eth0"]
-max_conns = 5000
-
-[timeouts]
-udp = 60
-
-[[service]]
-protocol = "tcp"
-address = "198.18.0.100:80"
-scheduler = "wrr"
-
-  [[service.real_server]]
-  address = "198.18.0.11"
-  weight = 3
-
-  [[service.real_server]]
-  address = "198.18.0.12:8080"
-  forward = "nat"
-
-[[service]]
-protocol = "udp"
-address = "198.18.0.100:53"
-"#;
+const GOOD: &str = include_str!("../../tests/fixtures/config/good.toml");
 
 #[test]
 fn a_good_file_with_a_bom_and_crlf_loads() {

@@ -212,27 +212,21 @@ mod tests {
         assert_eq!((ha.priority, ha.dead_after), (200, 10));
         assert_eq!(ha.preempt_delay, Duration::from_millis(2500));
         assert_eq!(ha.witness.map(|w| w.port()), Some(5405));
+        // Why a file with `director` as its [director] table is refused.
+        let refusal = |director: &str| {
+            std::fs::write(
+                &file,
+                format!("[director]\ninterfaces = [\"eth0\"]\n{director}"),
+            )
+            .unwrap();
+            let o = Options::build(cli(&[("config", path)]));
+            o.err().unwrap().to_string()
+        };
         // A value the file gets wrong names its line.
-        std::fs::write(
-            &file,
-            "[director]\ninterfaces = [\"eth0\"]\n\npriority = 0\n",
-        )
-        .unwrap();
-        let e = Options::build(cli(&[("config", path)]))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = refusal("\npriority = 0\n");
         assert!(e.contains(":4:12: priority 0: give 1 to 254"), "{e}");
         // An HA setting without a peer, from the file.
-        std::fs::write(
-            &file,
-            "[director]\ninterfaces = [\"eth0\"]\nnotify = \"true\"\n",
-        )
-        .unwrap();
-        let e = Options::build(cli(&[("config", path)]))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = refusal("notify = \"true\"\n");
         assert_eq!(e, "--notify without --peer");
         let _ = std::fs::remove_dir_all(&dir);
     }

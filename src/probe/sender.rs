@@ -17,10 +17,15 @@ use std::time::Duration;
 /// What the operator asked for.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The real server under test, where `uvs probe --respond` runs.
     pub rip: Ipv4Addr,
+    /// The VIP the cases are addressed to.
     pub vip: Ipv4Addr,
+    /// Where the cases leave (default: the route to `rip`).
     pub interface: Option<String>,
+    /// The director's own address (default: the interface's).
     pub source: Option<Ipv4Addr>,
+    /// The client address the cases claim to come from.
     pub client: Ipv4Addr,
     pub port: u16,
 }

@@ -13,13 +13,19 @@ fn outcome<'a>(v: &'a serde_json::Value, case: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no case {case} in {v}"))
 }
 
+/// The VPC lab with one real server that has its tunnel device.
+fn vpc_lab() -> Option<Lab> {
+    let mut l = Lab::up_with(1, &["--vpc"])?;
+    l.start_tunnel("rs1");
+    Some(l)
+}
+
 #[test]
 fn vpc_switch_drops_dr_and_passes_tun() {
-    let Some(mut l) = Lab::up_with(1, &["--vpc"]) else {
+    let Some(mut l) = vpc_lab() else {
         return;
     };
     l.start_server("rs1");
-    l.start_tunnel("rs1");
     l.start_director();
     l.adm(&format!("-A -t {VIP}:80 -s rr"));
     l.adm(&format!("-a -t {VIP}:80 -r {RS1} -g"));
@@ -59,10 +65,9 @@ fn vpc_switch_drops_dr_and_passes_tun() {
 
 #[test]
 fn probe_recommends_tun_in_the_vpc_lab() {
-    let Some(mut l) = Lab::up_with(1, &["--vpc"]) else {
+    let Some(mut l) = vpc_lab() else {
         return;
     };
-    l.start_tunnel("rs1");
     l.start_responder("rs1");
     let d0 = l.switch_drops();
     let (code, v) = l.probe(&["--to", RS1, "--vip", VIP, "--method", "dr"]);

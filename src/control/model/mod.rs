@@ -376,6 +376,7 @@ impl Model {
 mod state;
 mod views;
 
+pub use state::CheckMark;
 pub use views::MasqDest;
 
 #[cfg(test)]

@@ -34,31 +34,12 @@ impl Model {
         changed
     }
 
-    /// Marks a real server of a service down (with what that does) or up
-    /// again (`None`); returns whether anything changed.
-    pub fn set_down(
-        &mut self,
-        key: &ServiceKey,
-        addr: Ipv4Addr,
-        port: u16,
-        down: Option<FailAction>,
-    ) -> bool {
-        self.change_dest(key, addr, port, |d| {
-            std::mem::replace(&mut d.down, down) != down
-        })
-    }
-
-    /// Sets (or clears) the weight a check gives a real server; returns
+    /// Applies what a check found on a real server of a service; returns
     /// whether anything changed.
-    pub fn set_dynamic_weight(
-        &mut self,
-        key: &ServiceKey,
-        addr: Ipv4Addr,
-        port: u16,
-        w: Option<u32>,
-    ) -> bool {
-        self.change_dest(key, addr, port, |d| {
-            std::mem::replace(&mut d.dyn_weight, w) != w
+    pub fn mark(&mut self, key: &ServiceKey, addr: Ipv4Addr, port: u16, m: CheckMark) -> bool {
+        self.change_dest(key, addr, port, |d| match m {
+            CheckMark::Down(v) => std::mem::replace(&mut d.down, v) != v,
+            CheckMark::Weight(v) => std::mem::replace(&mut d.dyn_weight, v) != v,
         })
     }
 
@@ -137,4 +118,13 @@ impl Model {
         }
         changed
     }
+}
+
+/// What a check may say of a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckMark {
+    /// Down (with what that does), or up again (`None`).
+    Down(Option<FailAction>),
+    /// The weight the check gives it, or none (`None`).
+    Weight(Option<u32>),
 }

@@ -2,42 +2,23 @@
 //! interval. Replays are caught by the receiver (`ha::Peer::accept`): per
 //! peer, the (boot, sequence) pair only moves forward.
 
-use super::{MAC_LEN, Refused, seal, sealed, write_u64};
+use super::{Refused, emit_head, seal, sealed, write_u64};
 use crate::wire::Result;
 
-view! {
-    HeartbeatPacket,
-    len = LEN
-}
-
-pub const MAGIC: &[u8; 4] = b"UVSH";
-const VERSION: u8 = 1;
-/// The whole message: 40 bytes of fields and the MAC.
-pub const LEN: usize = 40 + MAC_LEN;
+fixed_message!(HeartbeatPacket, magic = b"UVSH", fields = 40);
 
 mod field {
-    use std::ops::Range;
-    pub const MAGIC: Range<usize> = 0..4;
-    pub const VERSION: usize = 4;
     pub const ACTIVE: usize = 5;
     pub const PRIORITY: usize = 6;
     /// Bit 0: ready to preempt; bit 1: hears the witness.
     pub const FLAGS: usize = 7;
-    pub const BOOT: usize = 8;
-    pub const SEQ: usize = 16;
-    pub const SENT_MS: usize = 24;
     pub const HEARD_SEQ: usize = 32;
 }
 
-getters!(HeartbeatPacket {
-    magic: bytes @ field::MAGIC,
-    version: u8 @ field::VERSION,
+getters!(HeartbeatPacket + head {
     active: u8 @ field::ACTIVE,
     priority: u8 @ field::PRIORITY,
     flags: u8 @ field::FLAGS,
-    boot: u64 @ field::BOOT,
-    seq: u64 @ field::SEQ,
-    sent_ms: u64 @ field::SENT_MS,
     heard_seq: u64 @ field::HEARD_SEQ,
 });
 
@@ -95,14 +76,10 @@ impl Heartbeat {
     /// The heartbeat on the wire, keyed.
     pub fn emit(&self, key: &[u8]) -> [u8; LEN] {
         let mut b = [0u8; LEN];
-        b[field::MAGIC].copy_from_slice(MAGIC);
-        b[field::VERSION] = VERSION;
+        emit_head(&mut b, MAGIC, VERSION, (self.boot, self.seq, self.sent_ms));
         b[field::ACTIVE] = u8::from(self.active);
         b[field::PRIORITY] = self.priority;
         b[field::FLAGS] = u8::from(self.ready) | u8::from(self.hears_witness) << 1;
-        write_u64(&mut b, field::BOOT, self.boot);
-        write_u64(&mut b, field::SEQ, self.seq);
-        write_u64(&mut b, field::SENT_MS, self.sent_ms);
         write_u64(&mut b, field::HEARD_SEQ, self.heard_seq);
         seal(&mut b, key);
         b

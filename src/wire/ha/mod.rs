@@ -10,6 +10,17 @@
 /// (`u16`, `u32`, `u64`), an address (`ip`) or a run of bytes (`bytes`,
 /// at a range), read at the offsets of the message's `field` module.
 macro_rules! getters {
+    // A message that opens with the common head: its getters too.
+    ($view:ident + head { $($rest:tt)* }) => {
+        getters!($view {
+            magic: bytes @ $crate::wire::ha::head::MAGIC,
+            version: u8 @ $crate::wire::ha::head::VERSION,
+            boot: u64 @ $crate::wire::ha::head::BOOT,
+            seq: u64 @ $crate::wire::ha::head::SEQ,
+            sent_ms: u64 @ $crate::wire::ha::head::SENT_MS,
+            $($rest)*
+        });
+    };
     ($view:ident { $($name:ident: $kind:tt @ $at:expr),* $(,)? }) => {
         impl<T: AsRef<[u8]>> $view<T> {
             $(
@@ -34,6 +45,21 @@ macro_rules! getters {
     (@get bytes, $b:ident, $at:expr) => { &$b[$at] };
 }
 
+/// A fixed-size HA message: its view, its magic, version 1, and its
+/// whole length (`fields` bytes of fields, then the MAC).
+macro_rules! fixed_message {
+    ($view:ident, magic = $magic:expr, fields = $fields:expr) => {
+        view! {
+            $view,
+            len = LEN
+        }
+
+        pub const MAGIC: &[u8; 4] = $magic;
+        const VERSION: u8 = 1;
+        pub const LEN: usize = $fields + $crate::wire::ha::MAC_LEN;
+    };
+}
+
 pub mod heartbeat;
 pub mod sync;
 pub mod witness;
@@ -47,6 +73,28 @@ use sha2::Sha256;
 
 /// The MAC's length: HMAC-SHA256.
 pub const MAC_LEN: usize = 32;
+
+/// The head every HA message opens with: whose it is (magic, version),
+/// three bytes of the message's own (5 to 7), then the sender's start,
+/// sequence number and clock, by which replays are judged.
+pub mod head {
+    use std::ops::Range;
+    pub const MAGIC: Range<usize> = 0..4;
+    pub const VERSION: usize = 4;
+    pub const BOOT: usize = 8;
+    pub const SEQ: usize = 16;
+    pub const SENT_MS: usize = 24;
+}
+
+/// Writes the head: `magic`, `version` and the sender's (boot, sequence,
+/// clock in ms).
+fn emit_head(b: &mut [u8], magic: &[u8; 4], version: u8, (boot, seq, sent_ms): (u64, u64, u64)) {
+    b[head::MAGIC].copy_from_slice(magic);
+    b[head::VERSION] = version;
+    write_u64(b, head::BOOT, boot);
+    write_u64(b, head::SEQ, seq);
+    write_u64(b, head::SENT_MS, sent_ms);
+}
 
 /// Why an HA message was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! and two numbers mean, and what a record names, is `ha::sync`'s: here
 //! are the bytes, checked.
 
-use super::{MAC_LEN, Refused, read_ip, read_u64, seal, sealed, write_u64};
+use super::{MAC_LEN, Refused, emit_head, read_ip, read_u64, seal, sealed, write_u64};
 use crate::wire::{Result, read_u16, read_u32, write_u16, write_u32};
 use std::net::Ipv4Addr;
 
@@ -20,14 +20,9 @@ pub const MAX_RECORDS: usize = 36;
 pub const MAX_LEN: usize = HEADER_LEN + MAX_RECORDS * RECORD_LEN + MAC_LEN;
 
 mod field {
-    use std::ops::Range;
-    pub const MAGIC: Range<usize> = 0..4;
-    pub const VERSION: usize = 4;
+    pub use crate::wire::ha::head::*;
     pub const KIND: usize = 5;
     pub const COUNT: usize = 6;
-    pub const BOOT: usize = 8;
-    pub const SEQ: usize = 16;
-    pub const SENT_MS: usize = 24;
     pub const X: usize = 32;
     pub const Y: usize = 40;
 }
@@ -50,9 +45,7 @@ mod rec {
     pub const EXPIRES_MS: usize = 30;
 }
 
-getters!(SyncPacket {
-    magic: bytes @ field::MAGIC,
-    version: u8 @ field::VERSION,
+getters!(SyncPacket + head {
     kind: u8 @ field::KIND,
 });
 
@@ -216,13 +209,14 @@ pub fn parse<'a>(
 pub fn emit(header: &SyncHeader, records: &[SyncRecord], key: &[u8]) -> Vec<u8> {
     let records = &records[..records.len().min(MAX_RECORDS)];
     let mut b = vec![0u8; HEADER_LEN + records.len() * RECORD_LEN + MAC_LEN];
-    b[field::MAGIC].copy_from_slice(MAGIC);
-    b[field::VERSION] = VERSION;
+    emit_head(
+        &mut b,
+        MAGIC,
+        VERSION,
+        (header.boot, header.seq, header.sent_ms),
+    );
     b[field::KIND] = header.kind;
     write_u16(&mut b, field::COUNT, records.len() as u16);
-    write_u64(&mut b, field::BOOT, header.boot);
-    write_u64(&mut b, field::SEQ, header.seq);
-    write_u64(&mut b, field::SENT_MS, header.sent_ms);
     write_u64(&mut b, field::X, header.x);
     write_u64(&mut b, field::Y, header.y);
     for (i, r) in records.iter().enumerate() {

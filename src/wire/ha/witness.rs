@@ -2,25 +2,15 @@
 //! director's request for the vote, and the witness's answer saying whom
 //! the vote is with. Both are 80 bytes, keyed like the heartbeat.
 
-use super::{MAC_LEN, Refused, seal, sealed, write_u64};
+use super::{Refused, emit_head, seal, sealed, write_u64};
 use crate::wire::Result;
 use crate::wire::write_u32;
 use std::net::Ipv4Addr;
 
-view! {
-    WitnessPacket,
-    len = LEN
-}
-
-pub const MAGIC: &[u8; 4] = b"UVSW";
-const VERSION: u8 = 1;
-/// The whole message: 48 bytes of fields and the MAC.
-pub const LEN: usize = 48 + MAC_LEN;
+fixed_message!(WitnessPacket, magic = b"UVSW", fields = 48);
 
 mod field {
     use std::ops::Range;
-    pub const MAGIC: Range<usize> = 0..4;
-    pub const VERSION: usize = 4;
     /// 1: a director's message; 2: the witness's answer.
     pub const KIND: usize = 5;
     /// A director's priority (0 in an answer).
@@ -28,9 +18,6 @@ mod field {
     /// A director's: bit 0 holding, bit 1 claiming; an answer's: bit 0
     /// the vote is yours.
     pub const FLAGS: usize = 7;
-    pub const BOOT: usize = 8;
-    pub const SEQ: usize = 16;
-    pub const SENT_MS: usize = 24;
     /// An answer: the director's message it answers (0 in a director's).
     pub const ANSWERS: usize = 32;
     /// A director's dead interval in ms; an answer's grantee address.
@@ -39,15 +26,10 @@ mod field {
     pub const RESERVED: Range<usize> = 44..48;
 }
 
-getters!(WitnessPacket {
-    magic: bytes @ field::MAGIC,
-    version: u8 @ field::VERSION,
+getters!(WitnessPacket + head {
     kind: u8 @ field::KIND,
     priority: u8 @ field::PRIORITY,
     flags: u8 @ field::FLAGS,
-    boot: u64 @ field::BOOT,
-    seq: u64 @ field::SEQ,
-    sent_ms: u64 @ field::SENT_MS,
     answers: u64 @ field::ANSWERS,
     word: u32 @ field::WORD,
     grantee: ip @ field::WORD,
@@ -90,11 +72,7 @@ impl WitnessMsg {
     /// The message on the wire, keyed.
     pub fn emit(&self, key: &[u8]) -> [u8; LEN] {
         let mut b = [0u8; LEN];
-        b[field::MAGIC].copy_from_slice(MAGIC);
-        b[field::VERSION] = VERSION;
-        write_u64(&mut b, field::BOOT, self.boot);
-        write_u64(&mut b, field::SEQ, self.seq);
-        write_u64(&mut b, field::SENT_MS, self.sent_ms);
+        emit_head(&mut b, MAGIC, VERSION, (self.boot, self.seq, self.sent_ms));
         match self.kind {
             WitnessKind::Director {
                 priority,

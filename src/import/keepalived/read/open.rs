@@ -41,24 +41,20 @@ pub(super) fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, Refusal> 
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
     let kind = |m: &std::fs::Metadata| -> Result<(), Refusal> {
         let t = m.file_type();
-        let what = if t.is_file() {
-            if m.permissions().mode() & 0o111 != 0 {
-                return Err(Refusal::Executable);
-            }
-            return Ok(());
-        } else if t.is_dir() {
-            "a directory"
-        } else if t.is_fifo() {
-            "a FIFO"
-        } else if t.is_char_device() {
-            "a character device"
-        } else if t.is_block_device() {
-            "a block device"
-        } else if t.is_socket() {
-            "a socket"
-        } else {
-            "not a file"
-        };
+        if t.is_file() {
+            return match m.permissions().mode() & 0o111 {
+                0 => Ok(()),
+                _ => Err(Refusal::Executable),
+            };
+        }
+        let kinds = [
+            (t.is_dir(), "a directory"),
+            (t.is_fifo(), "a FIFO"),
+            (t.is_char_device(), "a character device"),
+            (t.is_block_device(), "a block device"),
+            (t.is_socket(), "a socket"),
+        ];
+        let what = kinds.iter().find(|k| k.0).map_or("not a file", |k| k.1);
         Err(Refusal::NotRegular(what))
     };
     kind(&std::fs::metadata(path).map_err(Refusal::Io)?)?;
