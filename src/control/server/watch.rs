@@ -117,9 +117,9 @@ impl Control {
                 let (id, addr, port, link, inpkts, outpkts) =
                     (d.id, d.addr, d.port, d.link, d.inpkts, d.outpkts);
                 seen.insert(id, (inpkts, outpkts));
-                let Some(&(in0, out0)) = last.get(&id) else {
-                    continue;
-                };
+                // A real server first seen now is judged from zero, so
+                // packets that all came before the first look still count.
+                let (in0, out0) = last.get(&id).copied().unwrap_or((0, 0));
                 if outpkts > out0 {
                     warned.remove(&id);
                 } else if inpkts >= in0 + 3 && warned.insert(id) {
