@@ -1,20 +1,19 @@
 //! Least connection (ip_vs_lc.c): the server with the lowest overhead.
 
-use super::least::least;
-use super::scheduler::Scheduler;
+use super::least::{least, overhead};
+use super::scheduler::{Member, Pool, Scheduler};
 use crate::lvs::conn::ConnKey;
-use crate::lvs::dest::DestEntry;
 
 /// No state: the real servers' counts decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lc;
 
 impl Scheduler for Lc {
-    fn init(_dests: &[DestEntry]) -> Lc {
+    fn init(_dests: &[Member]) -> Lc {
         Lc
     }
 
-    fn schedule(&mut self, dests: &[DestEntry], _: &[u16], _: &ConnKey) -> Option<usize> {
-        least(dests, |_| 1)
+    fn schedule(&mut self, pool: &Pool, _: &ConnKey) -> Option<usize> {
+        least(pool.dests, overhead, |_| 1)
     }
 }

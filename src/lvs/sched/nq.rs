@@ -1,0 +1,24 @@
+//! Never queue (ip_vs_nq.c): the first idle server (no active
+//! connection) in list order, else as sed.
+
+use super::least::{expected, least};
+use super::scheduler::{Member, Pool, Scheduler};
+use crate::lvs::conn::ConnKey;
+
+/// No state: the real servers' counts and weights decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nq;
+
+impl Scheduler for Nq {
+    fn init(_dests: &[Member]) -> Nq {
+        Nq
+    }
+
+    fn schedule(&mut self, pool: &Pool, _: &ConnKey) -> Option<usize> {
+        let idle = pool
+            .dests
+            .iter()
+            .position(|d| d.weight > 0 && d.state.active() == 0);
+        idle.or_else(|| least(pool.dests, expected, |d| u64::from(d.weight)))
+    }
+}
