@@ -129,10 +129,11 @@ pub struct Before<'a> {
 
 impl SchedState {
     /// A worker's state for a service now scheduled by `kind` among
-    /// `dests`, carried over from `before` (`None` for a new service):
-    /// the changes of `log` after its epoch are applied one by one, so
-    /// several changes published at once (a restore, say) leave the state
-    /// the kernel's would be in after the same commands.
+    /// `dests`, carried over from `before` (`None` for a service new to
+    /// the worker: it starts empty, as the service did): the changes of
+    /// `log` after its epoch are applied one by one, so several changes
+    /// published at once (a restore, say) leave the state the kernel's
+    /// would be in after the same commands.
     pub fn carried(
         before: Option<Before>,
         kind: SchedulerKind,
@@ -140,15 +141,18 @@ impl SchedState {
         dests: &[DestEntry],
     ) -> SchedState {
         let now = Member::of(dests);
-        let Some(b) = before else {
-            return SchedState::new(kind, &now);
+        let (mut st, mut view, epoch) = match before {
+            None => (SchedState::new(kind, &[]), Vec::new(), 0),
+            Some(b) => {
+                let view = Member::of(b.dests);
+                let st = match b.state.kind() == kind {
+                    true => b.state.clone(),
+                    false => SchedState::new(kind, &view),
+                };
+                (st, view, b.epoch)
+            }
         };
-        let mut view = Member::of(b.dests);
-        let mut st = match b.state.kind() == kind {
-            true => b.state.clone(),
-            false => SchedState::new(kind, &view),
-        };
-        for l in log.iter().filter(|l| l.epoch > b.epoch) {
+        for l in log.iter().filter(|l| l.epoch > epoch) {
             match &l.change {
                 Change::Bind => st = SchedState::new(kind, &view),
                 Change::Dests(new) => {
