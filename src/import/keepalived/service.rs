@@ -6,6 +6,7 @@
 
 use super::check::check;
 use super::converted::{Body, Converted, Member, RealServer, Service, written};
+use super::keywords::SCHED_FLAGS;
 use super::read::Node;
 use super::report::{Place, Report, shown};
 use super::statement::{block, extra, ipv4, no_block, option, port, seconds, value, whole};
@@ -420,16 +421,6 @@ fn sched_flags(n: &Node, sched: &str, r: &mut Report) -> Vec<String> {
     }
     flags
 }
-
-const SCHED_FLAGS: [&str; 7] = [
-    "sh-port",
-    "sh-fallback",
-    "mh-port",
-    "mh-fallback",
-    "flag-1",
-    "flag-2",
-    "flag-3",
-];
 
 fn forward(kind: Option<&str>) -> Option<&'static str> {
     match kind.map(str::to_ascii_uppercase).as_deref() {

@@ -2,23 +2,16 @@
 //! connection) in list order, else as sed.
 
 use super::least::{expected, least};
-use super::scheduler::{Member, Pool, Scheduler};
-use crate::lvs::conn::ConnKey;
+use super::scheduler::stateless;
 
-/// No state: the real servers' counts and weights decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Nq;
-
-impl Scheduler for Nq {
-    fn init(_dests: &[Member]) -> Nq {
-        Nq
-    }
-
-    fn schedule(&mut self, pool: &Pool, _: &ConnKey) -> Option<usize> {
+stateless!(
+    /// No state: the real servers' counts and weights decide.
+    Nq,
+    |pool| {
         let idle = pool
             .dests
             .iter()
             .position(|d| d.weight > 0 && d.state.active() == 0);
         idle.or_else(|| least(pool.dests, expected, |d| u64::from(d.weight)))
     }
-}
+);

@@ -3,19 +3,10 @@
 //! next one takes the overflow.
 
 use super::least::heaviest;
-use super::scheduler::{Member, Pool, Scheduler};
-use crate::lvs::conn::ConnKey;
+use super::scheduler::stateless;
 
-/// No state: the weights and active counts decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ovf;
-
-impl Scheduler for Ovf {
-    fn init(_dests: &[Member]) -> Ovf {
-        Ovf
-    }
-
-    fn schedule(&mut self, pool: &Pool, _: &ConnKey) -> Option<usize> {
-        heaviest(pool.dests, |d| d.state.active() <= d.weight)
-    }
-}
+stateless!(
+    /// No state: the weights and active counts decide.
+    Ovf,
+    |pool| heaviest(pool.dests, |d| d.state.active() <= d.weight)
+);

@@ -71,3 +71,28 @@ pub trait Scheduler: Sized {
     /// no servers).
     fn schedule(&mut self, pool: &Pool, key: &ConnKey) -> Option<usize>;
 }
+
+/// A scheduler with no state of its own (the real servers' weights and
+/// counts decide): its unit type, and how it picks from `pool`.
+macro_rules! stateless {
+    ($(#[$doc:meta])* $name:ident, |$pool:ident| $pick:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name;
+
+        impl $crate::lvs::sched::scheduler::Scheduler for $name {
+            fn init(_: &[$crate::lvs::sched::scheduler::Member]) -> $name {
+                $name
+            }
+
+            fn schedule(
+                &mut self,
+                $pool: &$crate::lvs::sched::scheduler::Pool,
+                _: &$crate::lvs::conn::ConnKey,
+            ) -> Option<usize> {
+                $pick
+            }
+        }
+    };
+}
+pub(crate) use stateless;

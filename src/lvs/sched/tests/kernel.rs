@@ -104,6 +104,23 @@ fn wrr_replays_adds_as_the_kernel_saw_them() {
     assert_eq!(picks(&mut st, &d, 9), "CBCABCABC");
 }
 
+/// `n` new connections that all stay active: the servers they went to
+/// (A is the first in list order, - none) and each server's count.
+fn long_lived(kind: SchedulerKind, weights: &[u32], n: usize) -> (String, Vec<u32>) {
+    let d = dests(weights);
+    let mut s = Sched::new(kind, &d);
+    let got = (0..n)
+        .map(|_| match s.pick(&d, C) {
+            Some(i) => {
+                d[i].state.active.fetch_add(1, Relaxed);
+                (b'A' + i as u8) as char
+            }
+            None => '-',
+        })
+        .collect();
+    (got, d.iter().map(|x| x.state.active()).collect())
+}
+
 /// Every connection stays active: where sed, nq and wlc put each new
 /// one, by the kernel's formulas ((active+1)/weight for sed, an idle
 /// server first for nq, (active*256+inactive)/weight for wlc; ties to
@@ -115,17 +132,8 @@ fn long_lived_connections_land_where_the_kernel_puts_them() {
         (SchedulerKind::Nq, [1, 2, 3], "ABCCBCCBCABC", [2, 4, 6]),
         (SchedulerKind::Wlc, [1, 2, 3], "ABCCBCABCCBC", [2, 4, 6]),
     ] {
-        let d = dests(&weights);
-        let mut s = Sched::new(kind, &d);
-        let got: String = (0..12)
-            .map(|_| {
-                let i = s.pick(&d, C).unwrap();
-                d[i].state.active.fetch_add(1, Relaxed);
-                (b'A' + i as u8) as char
-            })
-            .collect();
+        let (got, n) = long_lived(kind, &weights, 12);
         assert_eq!(got, want, "{kind:?}");
-        let n: Vec<u32> = d.iter().map(|x| x.state.active()).collect();
         assert_eq!(n, counts, "{kind:?}");
     }
     for (kind, want) in [
@@ -133,16 +141,7 @@ fn long_lived_connections_land_where_the_kernel_puts_them() {
         (SchedulerKind::Nq, "ABAAAAAAAAAB"),
         (SchedulerKind::Wlc, "ABAAAAABAAAA"),
     ] {
-        let d = dests(&[5, 1]);
-        let mut s = Sched::new(kind, &d);
-        let got: String = (0..12)
-            .map(|_| {
-                let i = s.pick(&d, C).unwrap();
-                d[i].state.active.fetch_add(1, Relaxed);
-                (b'A' + i as u8) as char
-            })
-            .collect();
-        assert_eq!(got, want, "{kind:?}");
+        assert_eq!(long_lived(kind, &[5, 1], 12).0, want, "{kind:?}");
     }
 }
 
@@ -152,20 +151,8 @@ fn long_lived_connections_land_where_the_kernel_puts_them() {
 fn fo_and_ovf() {
     assert_eq!(run(SchedulerKind::Fo, &[2, 5, 5, 1], 3), "BBB");
     assert_eq!(run(SchedulerKind::Fo, &[0, 0], 1), "-");
-    let d = dests(&[1, 2]);
-    let mut s = Sched::new(SchedulerKind::Ovf, &d);
-    let got: String = (0..5)
-        .map(|_| match s.pick(&d, C) {
-            Some(i) => {
-                d[i].state.active.fetch_add(1, Relaxed);
-                (b'A' + i as u8) as char
-            }
-            None => '-',
-        })
-        .collect();
     // B takes 3 (active 0, 1, 2 <= 2), A 2 (0, 1 <= 1), then nobody.
-    assert_eq!(got, "BBBAA");
-    assert_eq!(s.pick(&d, C), None);
+    assert_eq!(long_lived(SchedulerKind::Ovf, &[1, 2], 6).0, "BBBAA-");
 }
 
 #[test]
