@@ -207,6 +207,7 @@ pub fn service(key: ServiceKey, scheduler: &str, dests: &[DestSpec]) -> Vec<Op> 
     let mut ops = vec![Op::AddService {
         key,
         scheduler: scheduler.into(),
+        flags: Default::default(),
         persistent: None,
     }];
     ops.extend(dests.iter().map(|d| Op::AddDest {

@@ -9,7 +9,7 @@ use crate::control::check::{CheckKind, CheckSpec};
 use crate::control::model::FailAction;
 use crate::control::plan::{Quorum, SorryServer};
 use crate::control::proto::DestSpec;
-use crate::lvs::service::{Forward, Protocol, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, Protocol, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -134,11 +134,23 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
             None => SchedulerKind::Wlc,
             Some(n) => SchedulerKind::from_name(n.get_ref()).ok_or_else(|| {
                 let known: Vec<&str> = SchedulerKind::ALL.iter().map(|k| k.name()).collect();
+                let why = SchedulerKind::refusal(n.get_ref())
+                    .map(|w| format!(" is not supported by uvs ({w})"))
+                    .unwrap_or_default();
                 cx.err(
                     n.span(),
-                    format!("scheduler `{}`: one of {}", n.get_ref(), known.join(", ")),
+                    format!(
+                        "scheduler `{}`{why}: one of {}",
+                        n.get_ref(),
+                        known.join(", ")
+                    ),
                 )
             })?,
+        };
+        let flags = match &s.sched_flags {
+            None => SchedFlags::default(),
+            Some(f) => SchedFlags::parse(&f.get_ref().join(","), scheduler.name())
+                .map_err(|e| cx.err(f.span(), format!("sched_flags: {e}")))?,
         };
         let on_failure = match &s.on_failure {
             None => FailAction::Quiesce,
@@ -204,6 +216,7 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         services.push(Service {
             key,
             scheduler,
+            flags,
             on_failure,
             real_servers,
             quorum,

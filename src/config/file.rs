@@ -33,6 +33,9 @@ pub(crate) struct ServiceSection {
     pub(crate) protocol: Spanned<String>,
     pub(crate) address: Spanned<String>,
     pub(crate) scheduler: Option<Spanned<String>>,
+    /// ipvsadm's `-b`: "sh-fallback", "sh-port", "mh-fallback",
+    /// "mh-port", "flag-1".."flag-3".
+    pub(crate) sched_flags: Option<Spanned<Vec<String>>>,
     /// quiesce (default) or remove.
     pub(crate) on_failure: Option<Spanned<String>>,
     /// The check of every real server of the service (each may override).

@@ -2,7 +2,7 @@
 //! per line over a Unix stream socket.
 
 use crate::lvs::ConnInfo;
-use crate::lvs::service::{Forward, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, SchedFlags, ServiceKey, Timeouts};
 use crate::lvs::stats::{Rates, StatsSnapshot};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -25,11 +25,17 @@ pub enum Op {
     AddService {
         key: ServiceKey,
         scheduler: String,
+        /// `-b`: the scheduler flags.
+        #[serde(default)]
+        flags: SchedFlags,
         persistent: Option<u32>,
     },
     EditService {
         key: ServiceKey,
         scheduler: String,
+        /// `-b`: the scheduler flags.
+        #[serde(default)]
+        flags: SchedFlags,
         persistent: Option<u32>,
     },
     DelService {
@@ -113,6 +119,8 @@ pub struct DestSnap {
 pub struct ServiceSnap {
     pub key: ServiceKey,
     pub scheduler: String,
+    #[serde(default)]
+    pub flags: SchedFlags,
     pub stats: StatsSnapshot,
     #[serde(default)]
     pub rates: Rates,

@@ -164,8 +164,9 @@ impl Dataplane {
     fn schedule(&mut self, l: &Layout, flow: &Flow, now: u64) -> Result<Conn, NoConn> {
         let table = &self.table;
         let svc = &table.services[flow.svc];
+        let pool = table.pool(flow.svc).ok_or(NoConn::NoRealServer)?;
         let di = self.sched[flow.svc]
-            .schedule(&svc.dests, table.buckets(flow.svc), &flow.key)
+            .schedule(&pool, &flow.key)
             .ok_or(NoConn::NoRealServer)?;
         let d = &svc.dests[di];
         let state = match flow.key.protocol {

@@ -31,7 +31,7 @@ pub mod tcp_state;
 use crate::io::{FRAME_BUF, PacketIo, PacketType, RxMeta};
 use crate::lvs::conn::DEFAULT_MAX_CONNS;
 use crate::lvs::request::DpRequest;
-use crate::lvs::sched::SchedState;
+use crate::lvs::sched::{Before, SchedState};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::SyncEvent;
 use crate::lvs::table::Table;
@@ -151,7 +151,7 @@ impl Dataplane {
         let sched = table
             .services
             .iter()
-            .map(|s| SchedState::new(s.scheduler, &s.dests))
+            .map(|s| SchedState::carried(None, s.scheduler, &s.log, &s.dests))
             .collect();
         Dataplane {
             shared,
@@ -297,18 +297,16 @@ impl Dataplane {
         let new = &self.table;
         let mut sched = Vec::with_capacity(new.services.len());
         for s in &new.services {
-            let prev = old.services.iter().position(|o| o.id == s.id);
-            let st = match prev {
-                Some(i) if old.services[i].scheduler == s.scheduler => {
-                    let mut st = self.sched[i].clone();
-                    if old.services[i].epoch != s.epoch {
-                        st.update(&old.services[i].dests, &s.dests);
-                    }
-                    st
-                }
-                _ => SchedState::new(s.scheduler, &s.dests),
-            };
-            sched.push(st);
+            let before = old
+                .services
+                .iter()
+                .position(|o| o.id == s.id)
+                .map(|i| Before {
+                    state: &self.sched[i],
+                    epoch: old.services[i].epoch,
+                    dests: &old.services[i].dests,
+                });
+            sched.push(SchedState::carried(before, s.scheduler, &s.log, &s.dests));
         }
         self.sched = sched;
         self.positions = new.dest_positions();

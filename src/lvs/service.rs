@@ -100,22 +100,43 @@ pub enum SchedulerKind {
     Wlc,
     /// Source hashing (ip_vs_sh.c): the client's address picks the server.
     Sh,
+    /// Shortest expected delay (ip_vs_sed.c).
+    Sed,
+    /// Never queue (ip_vs_nq.c).
+    Nq,
+    /// Destination hashing (ip_vs_dh.c).
+    Dh,
+    /// Maglev hashing (ip_vs_mh.c).
+    Mh,
+    /// Weighted failover (ip_vs_fo.c).
+    Fo,
+    /// Weighted overflow (ip_vs_ovf.c).
+    Ovf,
 }
 
 impl SchedulerKind {
-    pub const ALL: [SchedulerKind; 5] = [
+    pub const ALL: [SchedulerKind; 11] = [
         SchedulerKind::Rr,
         SchedulerKind::Wrr,
         SchedulerKind::Lc,
         SchedulerKind::Wlc,
         SchedulerKind::Sh,
+        SchedulerKind::Sed,
+        SchedulerKind::Nq,
+        SchedulerKind::Dh,
+        SchedulerKind::Mh,
+        SchedulerKind::Fo,
+        SchedulerKind::Ovf,
     ];
 
     /// Whether a flow's real server follows from the flow alone (a hash),
     /// so that it can be derived again without a connection entry: after
     /// a crash, an established flow's next packet goes where it went.
     pub fn rederives(self) -> bool {
-        self == SchedulerKind::Sh
+        matches!(
+            self,
+            SchedulerKind::Sh | SchedulerKind::Mh | SchedulerKind::Dh
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -125,11 +146,109 @@ impl SchedulerKind {
             SchedulerKind::Lc => "lc",
             SchedulerKind::Wlc => "wlc",
             SchedulerKind::Sh => "sh",
+            SchedulerKind::Sed => "sed",
+            SchedulerKind::Nq => "nq",
+            SchedulerKind::Dh => "dh",
+            SchedulerKind::Mh => "mh",
+            SchedulerKind::Fo => "fo",
+            SchedulerKind::Ovf => "ovf",
         }
     }
 
     pub fn from_name(s: &str) -> Option<SchedulerKind> {
         SchedulerKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Why uvs refuses a scheduler the kernel has (`None` for a name
+    /// the kernel does not know either).
+    pub fn refusal(s: &str) -> Option<&'static str> {
+        match s {
+            "lblc" | "lblcr" => Some(
+                "locality-based schedulers key on the destination address, which is \
+                 the VIP itself for a uvs service (no transparent cache cluster): \
+                 use dh, sh or mh",
+            ),
+            "twos" => Some("twos picks at random, which ipvsadm 1.31 does not list: use wlc"),
+            _ => None,
+        }
+    }
+
+    /// The names of the flags `-b` sets for this scheduler, bit by bit
+    /// (ipvsadm's print_sched_flags).
+    fn flag_names(self) -> [&'static str; 3] {
+        match self {
+            SchedulerKind::Sh => ["sh-fallback", "sh-port", "flag-3"],
+            SchedulerKind::Mh => ["mh-fallback", "mh-port", "flag-3"],
+            _ => ["flag-1", "flag-2", "flag-3"],
+        }
+    }
+}
+
+/// The scheduler flags of `-b` (IP_VS_SVC_F_SCHED1..3): for sh and mh,
+/// the first is `*-fallback` and the second `*-port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SchedFlags(pub u8);
+
+/// Why a `-b` list was refused (ipvsadm's parse_sched_flags texts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchedFlagError {
+    #[error("invalid scheduler flag `{0}'")]
+    Invalid(String),
+    #[error("incompatible scheduler flag `{0}'")]
+    Incompatible(String),
+}
+
+impl SchedFlags {
+    /// `*-fallback` (flag-1).
+    pub const FALLBACK: u8 = 1;
+    /// `*-port` (flag-2).
+    pub const PORT: u8 = 2;
+
+    pub fn fallback(self) -> bool {
+        self.0 & SchedFlags::FALLBACK != 0
+    }
+
+    pub fn port(self) -> bool {
+        self.0 & SchedFlags::PORT != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Parses a comma-separated list as ipvsadm does: flag-1..3 with any
+    /// scheduler, sh-* only with sh and mh-* only with mh.
+    pub fn parse(list: &str, sched: &str) -> Result<SchedFlags, SchedFlagError> {
+        let mut bits = 0u8;
+        for f in list.split(',') {
+            let (bit, only) = match f {
+                "flag-1" => (1, None),
+                "flag-2" => (2, None),
+                "flag-3" => (4, None),
+                "sh-fallback" => (1, Some("sh")),
+                "sh-port" => (2, Some("sh")),
+                "mh-fallback" => (1, Some("mh")),
+                "mh-port" => (2, Some("mh")),
+                _ => return Err(SchedFlagError::Invalid(f.to_string())),
+            };
+            if only.is_some_and(|o| o != sched) {
+                return Err(SchedFlagError::Incompatible(f.to_string()));
+            }
+            bits |= bit;
+        }
+        Ok(SchedFlags(bits))
+    }
+
+    /// The list as ipvsadm prints it for scheduler `kind` (empty if no
+    /// flag is set).
+    pub fn names(self, kind: Option<SchedulerKind>) -> String {
+        let names = kind.map_or(["flag-1", "flag-2", "flag-3"], |k| k.flag_names());
+        let set: Vec<&str> = (0..3)
+            .filter(|i| self.0 & (1 << i) != 0)
+            .map(|i| names[i])
+            .collect();
+        set.join(",")
     }
 }
 

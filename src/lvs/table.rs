@@ -3,8 +3,8 @@
 //! data plane never sees a half-applied change.
 
 use crate::host::Prefix;
-use crate::lvs::sched::{self, scheduler::Buckets};
-use crate::lvs::service::{SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::sched::{self, Logged, scheduler::Buckets, scheduler::Pool};
+use crate::lvs::service::{SchedFlags, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::Stats;
 use crate::wire::MacAddr;
 use std::collections::HashMap;
@@ -20,9 +20,14 @@ pub struct ServiceEntry {
     pub id: u64,
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
+    /// Its `-b` flags.
+    pub flags: SchedFlags,
     /// Bumped whenever the real-server set or a weight changes, so the data
     /// plane knows to re-derive scheduler state (ip_vs_wrr_dest_changed).
     pub epoch: u64,
+    /// The latest changes the kernel's scheduler hooks would have seen,
+    /// oldest first: a worker replays those after its table's epoch.
+    pub log: Arc<[Logged]>,
     pub dests: Vec<DestEntry>,
     pub stats: Arc<Stats>,
 }
@@ -169,6 +174,17 @@ impl Table {
     #[inline]
     pub fn buckets(&self, svc: usize) -> &[u16] {
         &self.buckets[svc]
+    }
+
+    /// What a new connection of service `svc` is scheduled among.
+    #[inline]
+    pub fn pool(&self, svc: usize) -> Option<Pool<'_>> {
+        let s = self.services.get(svc)?;
+        Some(Pool {
+            dests: &s.dests,
+            buckets: self.buckets.get(svc)?,
+            flags: s.flags,
+        })
     }
 
     /// Finds a real server by id, checking that the indexes a connection

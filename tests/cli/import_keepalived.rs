@@ -412,3 +412,52 @@ fn duplicates_and_out_of_range_values_are_errors_with_their_lines() {
     assert!(err.contains("10 errors; no config printed"), "{err}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `lb_algo mh|sed|nq|dh|fo|ovf` and the flag keywords convert; a flag
+/// for another scheduler is left out with a warning, as keepalived does.
+#[test]
+fn new_schedulers_and_their_flags_import() {
+    let mut text = String::new();
+    for (i, (algo, flags)) in [
+        ("mh", "mh-port\n  mh-fallback"),
+        ("sh", "sh-port\n  flag-1"),
+        ("sed", "mh-port"),
+        ("nq", ""),
+        ("dh", ""),
+        ("fo", ""),
+        ("ovf", "flag-3"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        text += &format!(
+            "virtual_server 198.18.0.100 {} {{\n  protocol TCP\n  lb_kind DR\n  lb_algo {algo}\n  {flags}\n\
+             \n  real_server 198.18.0.11 {0} {{\n    weight 1\n  }}\n}}\n",
+            80 + i
+        );
+    }
+    let (_, conf) = k_conf("sched", &text);
+    let (code, out, err) = import(&conf);
+    assert_eq!(code, 0, "{err}");
+    let c = uvs::config::parse(Path::new("sched.toml"), out.as_bytes()).unwrap();
+    let got: Vec<(&str, String)> = c
+        .services
+        .iter()
+        .map(|s| (s.scheduler.name(), s.flags.names(Some(s.scheduler))))
+        .collect();
+    let want = [
+        ("mh", "mh-fallback,mh-port"),
+        ("sh", "sh-fallback,sh-port"),
+        ("sed", ""),
+        ("nq", ""),
+        ("dh", ""),
+        ("fo", ""),
+        ("ovf", "flag-3"),
+    ];
+    assert_eq!(got, want.map(|(a, b)| (a, b.to_string())), "{out}");
+    assert!(
+        err.contains("mh-port only applies to the mh scheduler"),
+        "{err}"
+    );
+    assert!(!err.contains("lb_algo"), "{err}");
+}

@@ -16,6 +16,7 @@ mod health;
 mod keepalived;
 mod nat;
 mod restart;
+mod sched;
 mod tc_offload;
 mod tun;
 mod uvsadm;

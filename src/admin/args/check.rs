@@ -5,7 +5,7 @@
 use super::table::{OPTIONS, Rule};
 use super::{Cmd, Fail, Opt, Parsed, fail};
 use crate::control::proto::{DestSpec, Op};
-use crate::lvs::service::{Forward, Protocol};
+use crate::lvs::service::{Forward, Protocol, SchedFlags};
 use std::net::Ipv4Addr;
 
 /// process_options' checks after parsing.
@@ -53,6 +53,10 @@ pub(super) fn check(p: &mut Parsed) -> Result<(), Fail> {
             }
             if p.scheduler.is_empty() {
                 p.scheduler = "wlc".into();
+            }
+            if p.has(Opt::SchedFlags) {
+                p.flags = SchedFlags::parse(&p.sched_flags, &p.scheduler)
+                    .or_else(|e| fail(e.to_string()))?;
             }
         }
         Cmd::AddDest | Cmd::EditDest => {
@@ -140,9 +144,6 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
     if p.has(Opt::Pe) {
         return unsupported("Persistence engines (--pe) are");
     }
-    if p.has(Opt::SchedFlags) {
-        return unsupported("Scheduler flags (-b) are");
-    }
     if p.has(Opt::UThreshold) || p.has(Opt::LThreshold) {
         return unsupported("Connection thresholds (-x/-y) are");
     }
@@ -168,11 +169,13 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
         Cmd::Add => Op::AddService {
             key: need_key()?,
             scheduler: p.scheduler.clone(),
+            flags: p.flags,
             persistent: p.persistent,
         },
         Cmd::Edit => Op::EditService {
             key: need_key()?,
             scheduler: p.scheduler.clone(),
+            flags: p.flags,
             persistent: p.persistent,
         },
         Cmd::Del => Op::DelService { key: need_key()? },

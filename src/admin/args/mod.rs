@@ -15,7 +15,7 @@ pub use check::to_op;
 
 use super::format::Columns;
 use super::names;
-use crate::lvs::service::{Forward, MAX_TIMEOUT, Protocol, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, MAX_TIMEOUT, Protocol, SchedFlags, ServiceKey, Timeouts};
 use check::check;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -181,6 +181,9 @@ pub struct Parsed {
     pub addr: Option<Ipv4Addr>,
     pub port: u16,
     pub scheduler: String,
+    /// `-b` as given, and what it sets once the scheduler is known.
+    pub sched_flags: String,
+    pub flags: SchedFlags,
     pub persistent: Option<u32>,
     pub dest_addr: Option<Ipv4Addr>,
     pub dest_port: u16,
@@ -203,6 +206,8 @@ impl Parsed {
             addr: None,
             port: 0,
             scheduler: String::new(),
+            sched_flags: String::new(),
+            flags: SchedFlags::default(),
             persistent: None,
             dest_addr: None,
             dest_port: 0,

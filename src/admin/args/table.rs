@@ -225,7 +225,7 @@ pub(super) const OPTIONS: &[OptDef] = &[
                  flag("sctp-service", '\0', REQ, sctp_service), flag("fwmark-service", 'f', REQ, fwmark)],
         help: "host[:port]  the service, -t TCP or -u UDP (IPv4; names from /etc/hosts, /etc/services)" },
     OptDef { opt: Opt::Scheduler, name: "scheduler", rules: "ooxxxxxxxxxxxx",
-        flags: &[flag("scheduler", 's', REQ, scheduler)], help: "NAME  rr, wrr, lc, wlc (the default, as in ipvsadm) or sh" },
+        flags: &[flag("scheduler", 's', REQ, scheduler)], help: "NAME  rr, wrr, lc, wlc (the default, as in ipvsadm), sed, nq, sh, dh, mh, fo or ovf" },
     OptDef { opt: Opt::Persistent, name: "persistent", rules: "ooxxxxxxxxxxxx",
         flags: &[flag("persistent", 'p', OPT, persistent)], help: "" },
     OptDef { opt: Opt::Netmask, name: "netmask", rules: "ooxxxxxxxxxxxx",
@@ -266,7 +266,7 @@ pub(super) const OPTIONS: &[OptDef] = &[
     OptDef { opt: Opt::Pe, name: "pe", rules: "ooxxxxxxxxxxxx",
         flags: &[flag("pe", '\0', REQ, mark)], help: "" },
     OptDef { opt: Opt::SchedFlags, name: "sched-flags", rules: "ooxxxxxxxxxxxx",
-        flags: &[flag("sched-flags", 'b', REQ, mark)], help: "" },
+        flags: &[flag("sched-flags", 'b', REQ, sched_flags)], help: "LIST  sh-fallback,sh-port (sh), mh-fallback,mh-port (mh), flag-1..3" },
     OptDef { opt: Opt::McastGroup, name: "mcast-group", rules: "xxxxxxxxxoxxxx",
         flags: &[flag("mcast-group", '\0', REQ, mark)], help: "" },
     OptDef { opt: Opt::McastPort, name: "mcast-port", rules: "xxxxxxxxxoxxxx",
@@ -323,6 +323,12 @@ fn fwmark(p: &mut Parsed, v: &str) -> Result<(), Fail> {
     p.fwmark = Some(bounded(v, 1, i64::from(u32::MAX), || {
         format!("invalid fwmark value `{v}' specified")
     })? as u32);
+    Ok(())
+}
+
+/// Checked once the scheduler is known (in `check`), as ipvsadm does.
+fn sched_flags(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    p.sched_flags = v.to_string();
     Ok(())
 }
 

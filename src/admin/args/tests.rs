@@ -179,3 +179,38 @@ fn garbage_never_panics() {
         let _ = parse("uvsadm", &v);
     }
 }
+
+/// `-b` as ipvsadm 1.31 parses it: checked against the scheduler
+/// wherever `-s` stands, sh-* only with sh and mh-* only with mh.
+#[test]
+fn sched_flags_follow_the_scheduler() {
+    let p = run("-A -t 198.18.0.100:80 -b sh-port,sh-fallback -s sh").unwrap();
+    assert_eq!(p.flags, SchedFlags(3));
+    assert_eq!(
+        run("-A -t 198.18.0.100:80 -s rr -b flag-2").unwrap().flags,
+        SchedFlags(2)
+    );
+    assert_eq!(
+        err("-A -t 198.18.0.100:80 -s mh -b sh-port"),
+        "incompatible scheduler flag `sh-port'"
+    );
+    assert_eq!(
+        err("-A -t 198.18.0.100:80 -b mh-port"),
+        "incompatible scheduler flag `mh-port'"
+    );
+    assert_eq!(
+        err("-A -t 198.18.0.100:80 -s mh -b mh-prt"),
+        "invalid scheduler flag `mh-prt'"
+    );
+    let op = check::to_op(&run("-E -t 198.18.0.100:80 -s mh -b mh-port").unwrap());
+    assert!(
+        matches!(
+            op,
+            Ok(Some(crate::control::proto::Op::EditService {
+                flags: SchedFlags(2),
+                ..
+            }))
+        ),
+        "{op:?}"
+    );
+}

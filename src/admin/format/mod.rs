@@ -11,7 +11,7 @@ pub use health::list_health;
 use super::names;
 use crate::control::proto::{DestSnap, ServiceSnap, Snapshot};
 use crate::lvs::ConnInfo;
-use crate::lvs::service::{Forward, Protocol, Timeouts};
+use crate::lvs::service::{Forward, Protocol, SchedulerKind, Timeouts};
 use crate::lvs::stats::StatsSnapshot;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -164,6 +164,13 @@ fn stats_columns(out: &mut String, st: &StatsSnapshot, exact: bool) {
     }
 }
 
+/// A service's `-b` flags as ipvsadm's print_sched_flags names them for
+/// its scheduler, if any is set.
+fn sched_flags(s: &ServiceSnap) -> Option<String> {
+    let kind = SchedulerKind::from_name(&s.scheduler);
+    Some(s.flags.names(kind)).filter(|n| !n.is_empty())
+}
+
 fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     let proto = s.key.protocol;
     let vname = addrport(s.key.addr, s.key.port, proto, f.numeric);
@@ -174,6 +181,10 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     match f.columns {
         Columns::Rule => {
             let _ = write!(out, "-A {svc_name} -s {}", s.scheduler);
+            // ipvsadm writes -b after -p, -M, --pe and -o.
+            if let Some(flags) = sched_flags(s) {
+                let _ = write!(out, " -b {flags}");
+            }
         }
         Columns::Stats => {
             let _ = write!(out, "{svc_name:<33}");
@@ -188,6 +199,9 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
         }
         _ => {
             let _ = write!(out, "{svc_name} {}", s.scheduler);
+            if let Some(flags) = sched_flags(s) {
+                let _ = write!(out, " ({flags})");
+            }
         }
     }
     out.push('\n');
@@ -349,6 +363,7 @@ mod tests {
                         port: 53,
                     },
                     scheduler: "rr".into(),
+                    flags: Default::default(),
                     stats: StatsSnapshot::default(),
                     rates: Default::default(),
                     dests: vec![dest([10, 0, 0, 21], 53, 1, 0, 0)],
@@ -360,6 +375,7 @@ mod tests {
                         port: 80,
                     },
                     scheduler: "wrr".into(),
+                    flags: Default::default(),
                     rates: Default::default(),
                     stats: StatsSnapshot {
                         conns: 14209,

@@ -3,7 +3,8 @@
 //! [`Table`] for the data plane.
 
 use super::proto::{DestSpec, Op};
-use crate::lvs::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::sched::Logged;
+use crate::lvs::service::{Forward, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::{DestState, Stats};
 use crate::lvs::table::NextHop;
 use std::net::Ipv4Addr;
@@ -64,7 +65,11 @@ pub struct Service {
     pub id: u64,
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
+    /// Its `-b` flags.
+    pub flags: SchedFlags,
     pub epoch: u64,
+    /// The changes its scheduler saw, latest last (see [`log`]).
+    pub log: Arc<[Logged]>,
     /// Newest first, like the kernel's svc->destinations.
     pub dests: Vec<Dest>,
     pub stats: Arc<Stats>,
@@ -125,7 +130,12 @@ pub struct Model {
 }
 
 fn scheduler(name: &str) -> Result<SchedulerKind, OpError> {
-    SchedulerKind::from_name(name).ok_or_else(|| OpError::SchedulerNotFound(name.to_string()))
+    SchedulerKind::from_name(name).ok_or_else(|| match SchedulerKind::refusal(name) {
+        Some(why) => {
+            OpError::Unsupported(format!("scheduler {name} is not supported by uvs: {why}"))
+        }
+        None => OpError::SchedulerNotFound(name.to_string()),
+    })
 }
 
 /// Addresses that can never be a VIP: announcing them would break the
@@ -210,6 +220,7 @@ impl Model {
             Op::AddService {
                 key,
                 scheduler: s,
+                flags,
                 persistent,
             } => {
                 if self.services.iter().any(|x| x.key == *key) {
@@ -233,7 +244,9 @@ impl Model {
                     id,
                     key: *key,
                     scheduler: k,
+                    flags: *flags,
                     epoch: 0,
+                    log: Arc::default(),
                     dests: Vec::new(),
                     stats: Arc::default(),
                 });
@@ -241,15 +254,17 @@ impl Model {
             Op::EditService {
                 key,
                 scheduler: s,
+                flags,
                 persistent,
             } => {
                 let k = scheduler(s);
                 let svc = self.service_mut(key).ok_or(OpError::NoSuchService)?;
                 let k = k?;
                 check_persistent(*persistent)?;
+                svc.flags = *flags;
                 if svc.scheduler != k {
                     svc.scheduler = k;
-                    svc.epoch += 1;
+                    svc.rebound();
                 }
             }
             Op::DelService { key } => {
@@ -295,7 +310,7 @@ impl Model {
                         dyn_weight: None,
                     },
                 );
-                svc.epoch += 1;
+                svc.changed();
             }
             Op::EditDest { key, dest } => {
                 let tun_ok = self.check_tun_source(dest.forward);
@@ -313,7 +328,7 @@ impl Model {
                     d.hop = mac(dest.addr, dest.forward)?;
                 }
                 d.spec = dest.clone();
-                svc.epoch += 1;
+                svc.changed();
             }
             Op::DelDest { key, addr, port } => {
                 let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
@@ -323,7 +338,7 @@ impl Model {
                 if svc.dests.len() == before {
                     return Err(OpError::NoSuchDest);
                 }
-                svc.epoch += 1;
+                svc.changed();
             }
             Op::Zero { key } => {
                 let svcs: Vec<&Service> = match key {
@@ -373,6 +388,7 @@ impl Model {
     }
 }
 
+mod log;
 mod state;
 mod views;
 

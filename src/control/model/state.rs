@@ -29,7 +29,7 @@ impl Model {
         };
         let changed = f(d);
         if changed {
-            s.epoch += 1;
+            s.changed();
         }
         changed
     }
@@ -93,7 +93,7 @@ impl Model {
                 }
             }
             if here {
-                s.epoch += 1;
+                s.changed();
                 changed = true;
             }
         }

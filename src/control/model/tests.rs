@@ -25,6 +25,7 @@ fn add_service(port: u16, scheduler: &str) -> Op {
     Op::AddService {
         key: key(port),
         scheduler: scheduler.into(),
+        flags: Default::default(),
         persistent: None,
     }
 }
@@ -196,6 +197,7 @@ fn special_addresses_and_real_servers_cannot_be_vips() {
                 port: 80,
             },
             scheduler: "rr".into(),
+            flags: Default::default(),
             persistent: None,
         };
         let (_, e) = apply(&Model::default(), &[op]).unwrap_err();
@@ -218,6 +220,7 @@ fn special_addresses_and_real_servers_cannot_be_vips() {
             port: 53,
         },
         scheduler: "rr".into(),
+        flags: Default::default(),
         persistent: None,
     };
     let (_, e) = apply(&m, &[rs_vip]).unwrap_err();

@@ -30,7 +30,9 @@ impl Model {
                 id: s.id,
                 key: s.key,
                 scheduler: s.scheduler,
+                flags: s.flags,
                 epoch: s.epoch,
+                log: s.log.clone(),
                 stats: s.stats.clone(),
                 dests: s
                     .dests
@@ -43,6 +45,8 @@ impl Model {
                         forward: d.spec.forward,
                         // Not resolved yet, or quiesced: never scheduled.
                         weight: d.effective_weight(),
+                        listed_weight: d.shown_weight(),
+                        last_weight: d.dyn_weight.unwrap_or(d.spec.weight),
                         mac: d.hop.mac,
                         link: d.hop.link,
                         state: d.state.clone(),
@@ -68,6 +72,7 @@ impl Model {
                 .map(|s| ServiceSnap {
                     key: s.key,
                     scheduler: s.scheduler.name().to_string(),
+                    flags: s.flags,
                     stats: s.stats.snapshot(),
                     rates: s.stats.rates(),
                     dests: s
@@ -99,6 +104,7 @@ impl Model {
             ops.push(Op::AddService {
                 key: s.key,
                 scheduler: s.scheduler.name().into(),
+                flags: s.flags,
                 persistent: None,
             });
             // Newest first in the model; added oldest first to keep it.

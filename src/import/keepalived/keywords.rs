@@ -28,6 +28,17 @@ pub(super) const BLOCKS: &[&str] = &[
 /// keepalived's words that start statements: the top-level blocks, and
 /// the options of the blocks most files have. A file with words but none
 /// of these (nor an address, nor an include) is not keepalived config.
+/// The scheduler-flag statements of a virtual server (lbflags).
+pub(super) const SCHED_FLAGS: [&str; 7] = [
+    "sh-port",
+    "sh-fallback",
+    "mh-port",
+    "mh-fallback",
+    "flag-1",
+    "flag-2",
+    "flag-3",
+];
+
 const KEYWORDS: &[&str] = &[
     // Top level.
     "global_defs",
@@ -141,6 +152,7 @@ const KEYWORDS: &[&str] = &[
 /// IP), or a `vrrp_` block.
 pub(super) fn is_keepalived(w: &str) -> bool {
     KEYWORDS.contains(&w)
+        || SCHED_FLAGS.contains(&w)
         || CHECKERS.contains(&w)
         || w.starts_with("vrrp_")
         || w.split(['-', '/'])

@@ -6,11 +6,12 @@
 
 use super::check::check;
 use super::converted::{Body, Converted, Member, RealServer, Service, written};
+use super::keywords::SCHED_FLAGS;
 use super::read::Node;
 use super::report::{Place, Report, shown};
 use super::statement::{block, extra, ipv4, no_block, option, port, seconds, value, whole};
 use crate::config::{RealServerSection, ServiceSection};
-use crate::lvs::service::{Protocol, ServiceKey};
+use crate::lvs::service::{Protocol, SchedFlags, SchedulerKind, ServiceKey};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
@@ -144,6 +145,9 @@ pub(super) fn virtual_server(
         // a group share the rest.
         address: written(String::new()),
         scheduler: Some(written(sched.to_string())),
+        sched_flags: Some(sched_flags(n, sched, r))
+            .filter(|f| !f.is_empty())
+            .map(written),
         on_failure: Some(written(
             if inhibit { "quiesce" } else { "remove" }.to_string(),
         )),
@@ -176,6 +180,7 @@ pub(super) fn virtual_server(
             "real_server" | "sorry_server" => {}
             "delay_loop" | "lb_algo" | "lvs_sched" | "lb_kind" | "lvs_method" | "protocol"
             | "quorum" | "quorum_up" | "quorum_down" => {}
+            k if SCHED_FLAGS.contains(&k) => {}
             "inhibit_on_failure" => {
                 no_block(c, r);
             }
@@ -373,22 +378,48 @@ fn scheduler(n: &Node, r: &mut Report) -> &'static str {
     };
     match value(c, r) {
         None => "wlc",
-        Some("rr") => "rr",
-        Some("wrr") => "wrr",
-        Some("lc") => "lc",
-        Some("wlc") => "wlc",
-        Some("sh") => "sh",
-        Some(other) => {
-            r.warn(
+        Some(name) => match SchedulerKind::from_name(name) {
+            Some(k) => k.name(),
+            None => {
+                let known = SchedulerKind::ALL.map(|k| k.name()).join(", ");
+                let why = SchedulerKind::refusal(name).map_or(String::new(), |w| format!(": {w}"));
+                r.warn(
+                    &c.at,
+                    format!(
+                        "lb_algo {} is not in uvs ({known}){why}; wlc is used",
+                        shown(name)
+                    ),
+                );
+                "wlc"
+            }
+        },
+    }
+}
+
+/// The scheduler-flag keywords (keepalived's lbflags): flag-1..3 for any
+/// scheduler, sh-* with sh and mh-* with mh (keepalived ignores the
+/// others, with a warning, and so does the import).
+fn sched_flags(n: &Node, sched: &str, r: &mut Report) -> Vec<String> {
+    let mut flags = Vec::new();
+    for c in &n.children {
+        let k = c.key();
+        if !SCHED_FLAGS.contains(&k) {
+            continue;
+        }
+        no_block(c, r);
+        match SchedFlags::parse(k, sched) {
+            Ok(_) if !flags.iter().any(|f| f == k) => flags.push(k.to_string()),
+            Ok(_) => {}
+            Err(_) => r.warn(
                 &c.at,
                 format!(
-                    "lb_algo {} is not in uvs yet (rr, wrr, lc, wlc, sh): wlc is used",
-                    shown(other)
+                    "{k} only applies to the {} scheduler; not carried over",
+                    &k[..2]
                 ),
-            );
-            "wlc"
+            ),
         }
     }
+    flags
 }
 
 fn forward(kind: Option<&str>) -> Option<&'static str> {

@@ -80,7 +80,9 @@ mod tests {
                 port: 80,
             },
             scheduler: SchedulerKind::Rr,
+            flags: Default::default(),
             epoch: 0,
+            log: Default::default(),
             dests: dests
                 .iter()
                 .map(|&(a, port, forward)| DestEntry {
@@ -89,6 +91,8 @@ mod tests {
                     port,
                     forward,
                     weight: 1,
+                    listed_weight: 1,
+                    last_weight: 1,
                     mac: MacAddr::ZERO,
                     link: 0,
                     state: Default::default(),

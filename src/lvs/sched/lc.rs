@@ -1,20 +1,10 @@
 //! Least connection (ip_vs_lc.c): the server with the lowest overhead.
 
-use super::least::least;
-use super::scheduler::Scheduler;
-use crate::lvs::conn::ConnKey;
-use crate::lvs::dest::DestEntry;
+use super::least::{least, overhead};
+use super::scheduler::stateless;
 
-/// No state: the real servers' counts decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lc;
-
-impl Scheduler for Lc {
-    fn init(_dests: &[DestEntry]) -> Lc {
-        Lc
-    }
-
-    fn schedule(&mut self, dests: &[DestEntry], _: &[u16], _: &ConnKey) -> Option<usize> {
-        least(dests, |_| 1)
-    }
-}
+stateless!(
+    /// No state: the real servers' counts decide.
+    Lc,
+    |pool| least(pool.dests, overhead, |_| 1)
+);

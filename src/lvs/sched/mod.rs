@@ -2,17 +2,27 @@
 //! algorithm, each implementing [`Scheduler`] as an IPVS scheduler
 //! module fills a `struct ip_vs_scheduler`, and registered below by its
 //! [`SchedulerKind`] (as ip_vs_sched.c registers them by name): rr and wrr
-//! follow the kernel's ip_vs_rr.c and ip_vs_wrr.c step by step, lc and wlc
-//! use the kernel's overhead formula, sh hashes the client's address.
+//! follow the kernel's ip_vs_rr.c and ip_vs_wrr.c step by step, lc, wlc,
+//! sed and nq use the kernel's overhead formulas, fo and ovf its weight
+//! rules, and sh, dh and mh hash the flow through a lookup table.
 //!
 //! The published table builds each service's [`buckets`] once (the
 //! control plane, when it publishes); every data-plane worker keeps a
-//! [`SchedState`] per service and carries it over from table to table.
+//! [`SchedState`] per service and carries it over from table to table,
+//! replaying the changes logged in between ([`Logged`]) one by one, as
+//! the kernel's hooks would have seen them.
 
+pub mod dh;
+pub mod fo;
+pub mod hashed;
 pub mod lc;
 pub mod least;
+pub mod mh;
+pub mod nq;
+pub mod ovf;
 pub mod rr;
 pub mod scheduler;
+pub mod sed;
 pub mod sh;
 pub mod wlc;
 pub mod wrr;
@@ -20,7 +30,26 @@ pub mod wrr;
 use crate::lvs::conn::ConnKey;
 use crate::lvs::dest::DestEntry;
 use crate::lvs::service::SchedulerKind;
-use scheduler::{Buckets, Scheduler};
+use scheduler::{Buckets, Member, Pool, Scheduler};
+use std::sync::Arc;
+
+/// One change of a service the kernel's scheduler hooks would have been
+/// told of, in the order they happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The scheduler was bound anew (`-E` with another scheduler):
+    /// init_service.
+    Bind,
+    /// add_dest, del_dest or upd_dest: the list after the change.
+    Dests(Arc<[Member]>),
+}
+
+/// A [`Change`] with the service epoch it led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub epoch: u64,
+    pub change: Change,
+}
 
 /// The registry: each [`SchedulerKind`] with the type that implements it.
 /// Declares [`SchedState`] (a worker's state for one service, whichever
@@ -35,15 +64,22 @@ macro_rules! register {
 
         impl SchedState {
             /// The state for a new service, or one whose scheduler changed.
-            pub fn new(kind: SchedulerKind, dests: &[DestEntry]) -> SchedState {
+            pub fn new(kind: SchedulerKind, dests: &[Member]) -> SchedState {
                 match kind {
                     $(SchedulerKind::$kind => SchedState::$kind(<$ty>::init(dests)),)+
                 }
             }
 
-            /// The real-server set or a weight changed (see
+            /// The scheduler this state is for.
+            pub fn kind(&self) -> SchedulerKind {
+                match self {
+                    $(SchedState::$kind(_) => SchedulerKind::$kind,)+
+                }
+            }
+
+            /// One change of the real-server list or of a weight (see
             /// [`Scheduler::update`]).
-            pub fn update(&mut self, old: &[DestEntry], new: &[DestEntry]) {
+            pub fn update(&mut self, old: &[Member], new: &[Member]) {
                 match self {
                     $(SchedState::$kind(s) => s.update(old, new),)+
                 }
@@ -52,14 +88,9 @@ macro_rules! register {
             /// Picks a server for a new connection (see
             /// [`Scheduler::schedule`]).
             #[inline]
-            pub fn schedule(
-                &mut self,
-                dests: &[DestEntry],
-                buckets: &[u16],
-                key: &ConnKey,
-            ) -> Option<usize> {
+            pub fn schedule(&mut self, pool: &Pool, key: &ConnKey) -> Option<usize> {
                 match self {
-                    $(SchedState::$kind(s) => s.schedule(dests, buckets, key),)+
+                    $(SchedState::$kind(s) => s.schedule(pool, key),)+
                 }
             }
         }
@@ -80,172 +111,64 @@ register! {
     Lc => lc::Lc,
     Wlc => wlc::Wlc,
     Sh => sh::Sh,
+    Sed => sed::Sed,
+    Nq => nq::Nq,
+    Dh => dh::Dh,
+    Mh => mh::Mh,
+    Fo => fo::Fo,
+    Ovf => ovf::Ovf,
+}
+
+/// A service as the previous published table had it: a worker's state
+/// for it, the service's epoch and its real servers.
+pub struct Before<'a> {
+    pub state: &'a SchedState,
+    pub epoch: u64,
+    pub dests: &'a [DestEntry],
+}
+
+impl SchedState {
+    /// A worker's state for a service now scheduled by `kind` among
+    /// `dests`, carried over from `before` (`None` for a service new to
+    /// the worker: it starts empty, as the service did): the changes of
+    /// `log` after its epoch are applied one by one, so several changes
+    /// published at once (a restore, say) leave the state the kernel's
+    /// would be in after the same commands.
+    pub fn carried(
+        before: Option<Before>,
+        kind: SchedulerKind,
+        log: &[Logged],
+        dests: &[DestEntry],
+    ) -> SchedState {
+        let now = Member::of(dests);
+        let (mut st, mut view, epoch) = match before {
+            None => (SchedState::new(kind, &[]), Vec::new(), 0),
+            Some(b) => {
+                let view = Member::of(b.dests);
+                let st = match b.state.kind() == kind {
+                    true => b.state.clone(),
+                    false => SchedState::new(kind, &view),
+                };
+                (st, view, b.epoch)
+            }
+        };
+        for l in log.iter().filter(|l| l.epoch > epoch) {
+            match &l.change {
+                Change::Bind => st = SchedState::new(kind, &view),
+                Change::Dests(new) => {
+                    st.update(&view, new);
+                    view = new.to_vec();
+                }
+            }
+        }
+        // What the log no longer holds (or never held) arrives as one
+        // change.
+        if view != now {
+            st.update(&view, &now);
+        }
+        st
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lvs::service::{Forward, Protocol};
-    use crate::lvs::stats::DestState;
-    use crate::wire::MacAddr;
-    use std::net::Ipv4Addr;
-    use std::sync::Arc;
-
-    const C: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
-
-    fn dests(weights: &[u32]) -> Vec<DestEntry> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, w)| DestEntry {
-                id: i as u64 + 1,
-                addr: Ipv4Addr::new(198, 18, 0, 11 + i as u8),
-                port: 80,
-                forward: Forward::Route,
-                weight: *w,
-                mac: MacAddr::ZERO,
-                link: 0,
-                state: Arc::new(DestState::default()),
-            })
-            .collect()
-    }
-
-    /// A service's scheduler as a worker runs it: its state, and the
-    /// buckets its table was published with.
-    struct Sched {
-        kind: SchedulerKind,
-        state: SchedState,
-        buckets: Buckets,
-    }
-
-    impl Sched {
-        fn new(kind: SchedulerKind, d: &[DestEntry]) -> Sched {
-            let (state, buckets) = (SchedState::new(kind, d), buckets(kind, d));
-            Sched {
-                kind,
-                state,
-                buckets,
-            }
-        }
-
-        fn pick(&mut self, d: &[DestEntry], client: Ipv4Addr) -> Option<usize> {
-            let key = ConnKey {
-                protocol: Protocol::Tcp,
-                caddr: client,
-                cport: 1024,
-                vaddr: Ipv4Addr::new(198, 18, 0, 100),
-                vport: 80,
-            };
-            self.state.schedule(d, &self.buckets, &key)
-        }
-
-        /// The table was published again with `new` as the servers.
-        fn dests_changed(&mut self, old: &[DestEntry], new: &[DestEntry]) {
-            self.state.update(old, new);
-            self.buckets = buckets(self.kind, new);
-        }
-    }
-
-    fn run(kind: SchedulerKind, weights: &[u32], n: usize) -> String {
-        let d = dests(weights);
-        let mut s = Sched::new(kind, &d);
-        (0..n)
-            .map(|_| s.pick(&d, C).map_or('-', |i| (b'A' + i as u8) as char))
-            .collect()
-    }
-
-    #[test]
-    fn wrr_matches_kernel_sequences() {
-        // Sequences derived from ip_vs_wrr.c (see docs/architecture.md).
-        assert_eq!(
-            run(SchedulerKind::Wrr, &[4, 3, 2], 18),
-            "AABABCABCAABABCABC"
-        );
-        assert_eq!(run(SchedulerKind::Wrr, &[5, 1, 1], 14), "AAAAABCAAAAABC");
-        assert_eq!(run(SchedulerKind::Wrr, &[4, 2], 12), "AABAABAABAAB");
-        assert_eq!(run(SchedulerKind::Wrr, &[1, 1, 1], 6), "ABCABC");
-        assert_eq!(run(SchedulerKind::Wrr, &[3, 0, 1], 8), "AAACAAAC");
-        assert_eq!(run(SchedulerKind::Wrr, &[0, 0], 3), "---");
-    }
-
-    #[test]
-    fn wrr_three_to_one() {
-        let seq = run(SchedulerKind::Wrr, &[3, 1], 400);
-        assert_eq!(seq.matches('A').count(), 300);
-        assert_eq!(seq.matches('B').count(), 100);
-    }
-
-    #[test]
-    fn rr_skips_weight_zero() {
-        assert_eq!(run(SchedulerKind::Rr, &[1, 1, 1], 6), "ABCABC");
-        assert_eq!(run(SchedulerKind::Rr, &[1, 0, 5], 4), "ACAC");
-        assert_eq!(run(SchedulerKind::Rr, &[0], 2), "--");
-        assert_eq!(run(SchedulerKind::Rr, &[], 1), "-");
-    }
-
-    #[test]
-    fn rr_continues_after_a_removed_server() {
-        let old = dests(&[1, 1, 1]);
-        let mut s = Sched::new(SchedulerKind::Rr, &old);
-        assert_eq!(s.pick(&old, C), Some(0));
-        assert_eq!(s.pick(&old, C), Some(1));
-        // Remove B (the current one): the next pick is C, as in the kernel.
-        let new: Vec<DestEntry> = vec![old[0].clone(), old[2].clone()];
-        s.dests_changed(&old, &new);
-        assert_eq!(s.pick(&new, C).map(|i| new[i].id), Some(3));
-    }
-
-    #[test]
-    fn wrr_change_resets_position() {
-        let old = dests(&[3, 1]);
-        let mut s = Sched::new(SchedulerKind::Wrr, &old);
-        s.pick(&old, C);
-        let mut new = old.clone();
-        new[0].weight = 0;
-        s.dests_changed(&old, &new);
-        for _ in 0..5 {
-            assert_eq!(s.pick(&new, C), Some(1));
-        }
-    }
-
-    #[test]
-    fn wlc_prefers_low_overhead_per_weight() {
-        let d = dests(&[1, 2]);
-        d[0].state
-            .active
-            .store(1, std::sync::atomic::Ordering::Relaxed);
-        d[1].state
-            .active
-            .store(1, std::sync::atomic::Ordering::Relaxed);
-        let mut s = Sched::new(SchedulerKind::Wlc, &d);
-        assert_eq!(s.pick(&d, C), Some(1));
-        let mut l = Sched::new(SchedulerKind::Lc, &d);
-        assert_eq!(l.pick(&d, C), Some(0));
-    }
-
-    #[test]
-    fn sh_tiles_by_weight_and_sticks_to_the_client_across_restarts() {
-        let mut d = dests(&[3, 1]);
-        let b = buckets(SchedulerKind::Sh, &d);
-        // Weight 3 then 1, repeated over the 256 buckets.
-        assert_eq!(&b[..8], &[0, 0, 0, 1, 0, 0, 0, 1]);
-        let a = Ipv4Addr::new(198, 18, 0, 10);
-        let mut s1 = Sched::new(SchedulerKind::Sh, &d);
-        let mut s2 = Sched::new(SchedulerKind::Sh, &d);
-        let first = s1.pick(&d, a);
-        // A fresh state (a restarted director) derives the same server.
-        assert_eq!(s2.pick(&d, a), first);
-        assert_eq!(s1.pick(&d, a), first);
-        let hits = (0..4000u32)
-            .filter(|i| s1.pick(&d, Ipv4Addr::from(0xc612_0000 + i * 7919)) == Some(0))
-            .count();
-        assert!((2700..3300).contains(&hits), "{hits}");
-        // A server at weight 0 passes its clients on (sh-fallback).
-        d[first.unwrap()].weight = 0;
-        let mut s3 = Sched::new(SchedulerKind::Sh, &d);
-        let other = s3.pick(&d, a);
-        assert!(other.is_some() && other != first);
-        d[other.unwrap()].weight = 0;
-        assert_eq!(Sched::new(SchedulerKind::Sh, &d).pick(&d, a), None);
-    }
-}
+mod tests;

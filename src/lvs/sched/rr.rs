@@ -1,9 +1,8 @@
 //! Round robin (ip_vs_rr.c), step by step as the kernel does it, so an
 //! operator migrating from IPVS sees the same sequence.
 
-use super::scheduler::Scheduler;
+use super::scheduler::{Member, Pool, Scheduler};
 use crate::lvs::conn::ConnKey;
-use crate::lvs::dest::DestEntry;
 
 /// The last chosen server's index; `None` is the list head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,13 +11,13 @@ pub struct Rr {
 }
 
 impl Scheduler for Rr {
-    fn init(_dests: &[DestEntry]) -> Rr {
+    fn init(_dests: &[Member]) -> Rr {
         Rr { cl: None }
     }
 
     /// ip_vs_rr_del_dest: if the current server went away, step back to
     /// its predecessor so the rotation carries on after it.
-    fn update(&mut self, old: &[DestEntry], new: &[DestEntry]) {
+    fn update(&mut self, old: &[Member], new: &[Member]) {
         if let Some(i) = self.cl {
             let id = old.get(i).map(|d| d.id);
             self.cl = match new.iter().position(|d| Some(d.id) == id) {
@@ -34,7 +33,8 @@ impl Scheduler for Rr {
         }
     }
 
-    fn schedule(&mut self, dests: &[DestEntry], _: &[u16], _: &ConnKey) -> Option<usize> {
+    fn schedule(&mut self, pool: &Pool, _: &ConnKey) -> Option<usize> {
+        let dests = pool.dests;
         let n = dests.len();
         if n == 0 {
             return None;

@@ -4,11 +4,46 @@
 
 use crate::lvs::conn::ConnKey;
 use crate::lvs::dest::DestEntry;
+use crate::lvs::service::SchedFlags;
 
 /// A hashing scheduler's lookup table: a real server's index (in the
 /// service's list) per bucket. Built when a table is published and read
 /// by every worker; empty for schedulers that keep none.
 pub type Buckets = Box<[u16]>;
+
+/// A bucket no real server holds.
+pub const NO_DEST: u16 = u16::MAX;
+
+/// A real server as the kernel's scheduler hooks see a change of the
+/// list: its id and its weight as IPVS holds it (listed weight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    pub weight: u32,
+}
+
+impl Member {
+    /// The servers of a published list, in its order.
+    pub fn of(dests: &[DestEntry]) -> Vec<Member> {
+        dests
+            .iter()
+            .map(|d| Member {
+                id: d.id,
+                weight: d.listed_weight,
+            })
+            .collect()
+    }
+}
+
+/// What a new connection is scheduled among: the service's real servers
+/// (newest first), the lookup table its scheduler built for them and the
+/// service's `-b` flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Pool<'a> {
+    pub dests: &'a [DestEntry],
+    pub buckets: &'a [u16],
+    pub flags: SchedFlags,
+}
 
 /// One scheduling algorithm. The published table holds what it builds
 /// from the real servers alone ([`Scheduler::buckets`]); each data-plane
@@ -24,15 +59,40 @@ pub trait Scheduler: Sized {
 
     /// A worker's state for a service with these real servers
     /// (init_service).
-    fn init(dests: &[DestEntry]) -> Self;
+    fn init(dests: &[Member]) -> Self;
 
-    /// The real-server set or a weight changed: `old` is the previous
-    /// list and `new` the current one, both newest first (update_service,
-    /// add_dest, del_dest, upd_dest).
-    fn update(&mut self, _old: &[DestEntry], _new: &[DestEntry]) {}
+    /// One change of the real-server list or of a weight, as the kernel
+    /// calls add_dest, del_dest or upd_dest: `old` is the list before it
+    /// and `new` after, both newest first.
+    fn update(&mut self, _old: &[Member], _new: &[Member]) {}
 
-    /// The index in `dests` of the real server for a new connection `key`;
-    /// `None` means "no destination available" (every weight 0, or no
-    /// servers). `buckets` is what [`Scheduler::buckets`] built for them.
-    fn schedule(&mut self, dests: &[DestEntry], buckets: &[u16], key: &ConnKey) -> Option<usize>;
+    /// The index in `pool.dests` of the real server for a new connection
+    /// `key`; `None` means "no destination available" (every weight 0, or
+    /// no servers).
+    fn schedule(&mut self, pool: &Pool, key: &ConnKey) -> Option<usize>;
 }
+
+/// A scheduler with no state of its own (the real servers' weights and
+/// counts decide): its unit type, and how it picks from `pool`.
+macro_rules! stateless {
+    ($(#[$doc:meta])* $name:ident, |$pool:ident| $pick:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name;
+
+        impl $crate::lvs::sched::scheduler::Scheduler for $name {
+            fn init(_: &[$crate::lvs::sched::scheduler::Member]) -> $name {
+                $name
+            }
+
+            fn schedule(
+                &mut self,
+                $pool: &$crate::lvs::sched::scheduler::Pool,
+                _: &$crate::lvs::conn::ConnKey,
+            ) -> Option<usize> {
+                $pick
+            }
+        }
+    };
+}
+pub(crate) use stateless;

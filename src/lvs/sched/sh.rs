@@ -1,24 +1,27 @@
-//! Source hashing (ip_vs_sh.c): the client's address picks the server
-//! through a table of buckets, built once per published table, so every
-//! worker (and a restarted director) derives the same server.
+//! Source hashing (ip_vs_sh.c): the client's address (and with sh-port
+//! its port) picks the server through a table of buckets, built once per
+//! published table, so every worker (and a restarted director) derives
+//! the same server.
 
-use super::scheduler::{Buckets, Scheduler};
+use super::hashed::{hash_32, probe};
+use super::scheduler::{Buckets, Member, NO_DEST, Pool, Scheduler};
 use crate::lvs::conn::ConnKey;
 use crate::lvs::dest::DestEntry;
-use std::net::Ipv4Addr;
 
 /// IP_VS_SH_TAB_SIZE with the default CONFIG_IP_VS_SH_TAB_BITS of 8.
-const SH_BUCKETS: usize = 256;
-const NO_DEST: u16 = u16::MAX;
+const SH_BITS: u32 = 8;
+const SH_BUCKETS: usize = 1 << SH_BITS;
 
 /// No state of its own: the buckets are the table's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sh;
 
-/// ip_vs_sh_hashkey without sh-port: hash_32 of the client address.
-fn hash(client: Ipv4Addr, offset: usize) -> usize {
-    let h = u32::from(client).wrapping_mul(0x61C8_8647) >> (32 - 8);
-    (offset + h as usize) % SH_BUCKETS
+/// ip_vs_sh_hashkey: hash_32 of the port (0 without sh-port) plus the
+/// client address, plus `offset`.
+fn hash(key: &ConnKey, port: bool, offset: usize) -> usize {
+    let port = if port { key.cport } else { 0 };
+    let v = u32::from(key.caddr).wrapping_add(u32::from(port));
+    (offset + hash_32(v, SH_BITS)) % SH_BUCKETS
 }
 
 impl Scheduler for Sh {
@@ -41,23 +44,21 @@ impl Scheduler for Sh {
         b
     }
 
-    fn init(_dests: &[DestEntry]) -> Sh {
+    fn init(_dests: &[Member]) -> Sh {
         Sh
     }
 
-    /// ip_vs_sh_schedule, always with sh-fallback: a server at weight 0
-    /// (quiesced by its check, say) passes its clients on to the next
-    /// buckets' servers instead of leaving them with no destination.
+    /// ip_vs_sh_schedule, always with sh-fallback (uvs's sh did so before
+    /// `-b` existed, and keeps doing it): a server at weight 0 (quiesced
+    /// by its check, say) passes its clients on to the next buckets'
+    /// servers instead of leaving them with no destination. sh-port adds
+    /// the client's port to the hash.
     #[inline]
-    fn schedule(&mut self, dests: &[DestEntry], buckets: &[u16], key: &ConnKey) -> Option<usize> {
-        let buckets: &[u16; SH_BUCKETS] = buckets.try_into().ok()?;
-        for offset in 0..SH_BUCKETS {
-            let i = buckets[hash(key.caddr, offset)];
-            let d = dests.get(usize::from(i))?;
-            if d.weight > 0 {
-                return Some(usize::from(i));
-            }
+    fn schedule(&mut self, pool: &Pool, key: &ConnKey) -> Option<usize> {
+        if pool.buckets.len() != SH_BUCKETS {
+            return None;
         }
-        None
+        let port = pool.flags.port();
+        probe(pool, true, SH_BUCKETS, |r| hash(key, port, r))
     }
 }

@@ -1,9 +1,8 @@
 //! Weighted round robin (ip_vs_wrr.c), step by step as the kernel does
 //! it, so an operator migrating from IPVS sees the same sequence.
 
-use super::scheduler::Scheduler;
+use super::scheduler::{Member, Pool, Scheduler};
 use crate::lvs::conn::ConnKey;
-use crate::lvs::dest::DestEntry;
 
 /// ip_vs_wrr_mark: current position, current weight, max weight (less
 /// gcd-1), gcd of the weights.
@@ -19,8 +18,9 @@ fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// (gcd of the positive weights or 1, max weight less gcd-1).
-fn marks(dests: &[DestEntry]) -> (i64, i64) {
+/// (gcd of the positive weights or 1, max weight less gcd-1), from the
+/// weights as IPVS holds them.
+fn marks(dests: &[Member]) -> (i64, i64) {
     let g = dests
         .iter()
         .map(|d| d.weight)
@@ -32,7 +32,7 @@ fn marks(dests: &[DestEntry]) -> (i64, i64) {
 }
 
 impl Scheduler for Wrr {
-    fn init(dests: &[DestEntry]) -> Wrr {
+    fn init(dests: &[Member]) -> Wrr {
         let (di, mw) = marks(dests);
         Wrr {
             cl: None,
@@ -42,8 +42,12 @@ impl Scheduler for Wrr {
         }
     }
 
-    /// ip_vs_wrr_dest_changed.
-    fn update(&mut self, _old: &[DestEntry], new: &[DestEntry]) {
+    /// ip_vs_wrr_dest_changed (a list the kernel would not have seen
+    /// change, as when only a MAC resolved, is no change).
+    fn update(&mut self, old: &[Member], new: &[Member]) {
+        if old == new {
+            return;
+        }
         (self.di, self.mw) = marks(new);
         self.cl = None;
         if self.cw > self.mw || self.cw == 0 {
@@ -53,7 +57,8 @@ impl Scheduler for Wrr {
         }
     }
 
-    fn schedule(&mut self, dests: &[DestEntry], _: &[u16], _: &ConnKey) -> Option<usize> {
+    fn schedule(&mut self, pool: &Pool, _: &ConnKey) -> Option<usize> {
+        let dests = pool.dests;
         let Wrr { cl, cw, mw, di } = self;
         let (mw, di) = (*mw, *di);
         if mw <= 0 || dests.is_empty() {
