@@ -174,11 +174,7 @@ impl<I: PacketIo> Rig<I> {
 }
 
 pub fn svc(p: Protocol, port: u16) -> ServiceKey {
-    ServiceKey {
-        protocol: p,
-        addr: VIP.into(),
-        port,
-    }
+    ServiceKey::addr(p, VIP.into(), port)
 }
 
 pub fn dest(addr: Ipv4Addr, port: u16, forward: Forward, weight: u32) -> DestSpec {
@@ -198,6 +194,7 @@ pub fn service(key: ServiceKey, scheduler: &str, dests: &[DestSpec]) -> Vec<Op> 
         key,
         scheduler: scheduler.into(),
         persistent: None,
+        ops: false,
     }];
     ops.extend(dests.iter().map(|d| Op::AddDest {
         key,

@@ -11,7 +11,9 @@ use crate::control::check::CheckSpec;
 use crate::control::model::FailAction;
 use crate::control::plan::{CheckedServer, Plan, Quorum};
 use crate::control::proto::Op;
+use crate::lvs::mark::MarkRule;
 use crate::lvs::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 mod changes;
 mod checked;
 mod file;
+mod marks;
 mod source;
 pub use source::FileSource;
 pub mod cli;
@@ -54,6 +57,8 @@ pub struct RealServer {
 pub struct Service {
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
+    /// One-packet scheduling (`-o`).
+    pub ops: bool,
     pub on_failure: FailAction,
     pub real_servers: Vec<RealServer>,
     pub quorum: Quorum,
@@ -65,6 +70,8 @@ pub struct Config {
     /// The `[director]` table's settings (only what it gives).
     pub director: Settings,
     pub timeouts: Option<Timeouts>,
+    /// Each firewall mark's rules (`[[mark]]`).
+    pub marks: BTreeMap<u32, Vec<MarkRule>>,
     pub services: Vec<Service>,
 }
 
@@ -175,6 +182,17 @@ impl Config {
                 ops.push(Op::DelService { key: o.key });
             }
         }
+        // Marks new or changed before the services that use them, marks
+        // gone after the services that used them.
+        let set = |m: &u32, r: &[MarkRule]| Op::SetMark {
+            mark: *m,
+            rules: r.to_vec(),
+        };
+        for (m, r) in &self.marks {
+            if old.marks.get(m) != Some(r) {
+                ops.push(set(m, r));
+            }
+        }
         for s in &self.services {
             let before = old.services.iter().find(|o| o.key == s.key);
             match before {
@@ -182,12 +200,16 @@ impl Config {
                     key: s.key,
                     scheduler: s.scheduler.name().into(),
                     persistent: None,
+                    ops: s.ops,
                 }),
-                Some(o) if o.scheduler != s.scheduler => ops.push(Op::EditService {
-                    key: s.key,
-                    scheduler: s.scheduler.name().into(),
-                    persistent: None,
-                }),
+                Some(o) if (o.scheduler, o.ops) != (s.scheduler, s.ops) => {
+                    ops.push(Op::EditService {
+                        key: s.key,
+                        scheduler: s.scheduler.name().into(),
+                        persistent: None,
+                        ops: s.ops,
+                    })
+                }
                 Some(_) => {}
             }
             let old_rs: &[RealServer] = before.map_or(&[], |o| &o.real_servers);
@@ -218,6 +240,9 @@ impl Config {
                     Some(_) => {}
                 }
             }
+        }
+        for m in old.marks.keys().filter(|m| !self.marks.contains_key(m)) {
+            ops.push(set(m, &[]));
         }
         if self.timeouts != old.timeouts
             && let Some(t) = self.timeouts

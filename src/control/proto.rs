@@ -2,6 +2,7 @@
 //! per line over a Unix stream socket.
 
 use crate::lvs::ConnInfo;
+use crate::lvs::mark::MarkRule;
 use crate::lvs::service::{Forward, ServiceKey, Timeouts};
 use crate::lvs::stats::{Rates, StatsSnapshot};
 use serde::{Deserialize, Serialize};
@@ -26,11 +27,16 @@ pub enum Op {
         key: ServiceKey,
         scheduler: String,
         persistent: Option<u32>,
+        /// One-packet scheduling (`-o`).
+        #[serde(default)]
+        ops: bool,
     },
     EditService {
         key: ServiceKey,
         scheduler: String,
         persistent: Option<u32>,
+        #[serde(default)]
+        ops: bool,
     },
     DelService {
         key: ServiceKey,
@@ -54,6 +60,12 @@ pub enum Op {
     },
     /// `--set`: 0 keeps the current value.
     SetTimeouts(Timeouts),
+    /// Defines firewall mark `mark` as these rules (`[[mark]]` in the
+    /// config file), replacing its rules; none deletes it.
+    SetMark {
+        mark: u32,
+        rules: Vec<MarkRule>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +125,9 @@ pub struct DestSnap {
 pub struct ServiceSnap {
     pub key: ServiceKey,
     pub scheduler: String,
+    /// One-packet scheduling (`-o`).
+    #[serde(default)]
+    pub ops: bool,
     pub stats: StatsSnapshot,
     #[serde(default)]
     pub rates: Rates,

@@ -128,14 +128,8 @@ fn unsupported<T>(what: &str) -> Result<T, Fail> {
 /// Turns a modifying command into a table op; `Ok(None)` for commands that
 /// only read (list, save) or restore.
 pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
-    if p.fwmark.is_some() {
-        return unsupported("Firewall-mark services (-f) are");
-    }
     if p.sctp {
         return unsupported("SCTP services are");
-    }
-    if p.has(Opt::Ops) {
-        return unsupported("One-packet scheduling (-o) is");
     }
     if p.has(Opt::Pe) {
         return unsupported("Persistence engines (--pe) are");
@@ -169,11 +163,13 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
             key: need_key()?,
             scheduler: p.scheduler.clone(),
             persistent: p.persistent,
+            ops: p.has(Opt::Ops),
         },
         Cmd::Edit => Op::EditService {
             key: need_key()?,
             scheduler: p.scheduler.clone(),
             persistent: p.persistent,
+            ops: p.has(Opt::Ops),
         },
         Cmd::Del => Op::DelService { key: need_key()? },
         Cmd::Flush => Op::Clear,

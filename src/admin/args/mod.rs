@@ -232,11 +232,10 @@ impl Parsed {
     }
 
     pub fn service_key(&self) -> Option<ServiceKey> {
-        Some(ServiceKey {
-            protocol: self.protocol,
-            addr: self.addr?,
-            port: self.port,
-        })
+        if let Some(m) = self.fwmark {
+            return Some(ServiceKey::mark(m));
+        }
+        Some(ServiceKey::addr(self.protocol, self.addr?, self.port))
     }
 
     /// The listing's columns, in ipvsadm's order of precedence.

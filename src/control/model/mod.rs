@@ -3,9 +3,11 @@
 //! [`Table`] for the data plane.
 
 use super::proto::{DestSpec, Op};
+use crate::lvs::mark::{MarkError, MarkRule};
 use crate::lvs::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::{DestState, Stats};
 use crate::lvs::table::NextHop;
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -64,6 +66,8 @@ pub struct Service {
     pub id: u64,
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
+    /// One-packet scheduling (`-o`).
+    pub ops: bool,
     pub epoch: u64,
     /// Newest first, like the kernel's svc->destinations.
     pub dests: Vec<Dest>,
@@ -94,6 +98,18 @@ pub enum OpError {
     /// An address that can never be used where it was given.
     #[error("{0}")]
     BadAddress(String),
+    /// A mark service whose mark no `[[mark]]` defines.
+    #[error(
+        "Firewall mark {0} is not defined: uvs sees frames before netfilter, so a mark is \
+         defined in the config file (a [[mark]] with id = {0}, docs/config.md), not by iptables"
+    )]
+    MarkNotDefined(u32),
+    #[error("mark {0} is used by service FWM {0}: delete the service first (uvsadm -D -f {0})")]
+    MarkInUse(u32),
+    #[error("{0}")]
+    Mark(#[from] MarkError),
+    #[error("One-Packet Scheduling is only for UDP virtual services")]
+    OpsNotUdp,
     /// A check against the host failed (VIP configured locally, real
     /// server not on-link, MAC not resolvable).
     #[error("{0}")]
@@ -121,6 +137,9 @@ pub struct Model {
     pub timeouts: Timeouts,
     /// Outer source of IP-in-IP packets: the director's address.
     pub tun_source: Option<Ipv4Addr>,
+    /// Each firewall mark's rules (`Op::SetMark`): which frames a mark
+    /// service serves. `-C` leaves them, as it leaves iptables' rules.
+    pub marks: BTreeMap<u32, Vec<MarkRule>>,
     next_id: u64,
 }
 
@@ -187,10 +206,7 @@ impl Model {
     fn dest_with_addr(&self, a: Ipv4Addr) -> Option<String> {
         self.services.iter().find_map(|s| {
             let d = s.dests.iter().find(|d| d.spec.addr == a)?;
-            Some(format!(
-                "{}:{} of {}:{}",
-                a, d.spec.port, s.key.addr, s.key.port
-            ))
+            Some(format!("{}:{} of {}", a, d.spec.port, s.key))
         })
     }
 
@@ -211,28 +227,23 @@ impl Model {
                 key,
                 scheduler: s,
                 persistent,
+                ops,
             } => {
                 if self.services.iter().any(|x| x.key == *key) {
                     return Err(OpError::ServiceExists);
                 }
                 let k = scheduler(s)?;
                 check_persistent(*persistent)?;
-                check_vip(key.addr)?;
-                if let Some(d) = self.dest_with_addr(key.addr) {
-                    return Err(OpError::BadAddress(format!(
-                        "VIP {} is the address of real server {d}: uvs would answer ARP for it \
-                         and take its traffic",
-                        key.addr
-                    )));
-                }
-                if !self.services.iter().any(|s| s.key.addr == key.addr) {
-                    need(Need::NewVip(key.addr));
+                check_ops(key, *ops)?;
+                for vip in self.key_vips(key)? {
+                    self.claim_vip(vip, need)?;
                 }
                 let id = self.id();
                 self.services.push(Service {
                     id,
                     key: *key,
                     scheduler: k,
+                    ops: *ops,
                     epoch: 0,
                     dests: Vec::new(),
                     stats: Arc::default(),
@@ -242,11 +253,14 @@ impl Model {
                 key,
                 scheduler: s,
                 persistent,
+                ops,
             } => {
                 let k = scheduler(s);
                 let svc = self.service_mut(key).ok_or(OpError::NoSuchService)?;
                 let k = k?;
                 check_persistent(*persistent)?;
+                check_ops(key, *ops)?;
+                svc.ops = *ops;
                 if svc.scheduler != k {
                     svc.scheduler = k;
                     svc.epoch += 1;
@@ -273,7 +287,7 @@ impl Model {
                 if exists {
                     return Err(OpError::DestExists);
                 }
-                if self.services.iter().any(|s| s.key.addr == dest.addr) {
+                if self.has_vip(dest.addr) {
                     return Err(OpError::BadAddress(format!(
                         "real server {} is a VIP of this director: its traffic would loop back \
                          to the director",
@@ -342,6 +356,7 @@ impl Model {
                     }
                 }
             }
+            Op::SetMark { mark, rules } => self.set_mark(*mark, rules, need)?,
             Op::SetTimeouts(t) => {
                 if t.tcp != 0 {
                     self.timeouts.tcp = t.tcp;
@@ -373,8 +388,11 @@ impl Model {
     }
 }
 
+mod marks;
 mod state;
 mod views;
+
+pub use marks::check_ops;
 
 pub use views::MasqDest;
 

@@ -3,11 +3,7 @@ use crate::lvs::service::Protocol;
 use crate::wire::MacAddr;
 
 fn key(port: u16) -> ServiceKey {
-    ServiceKey {
-        protocol: Protocol::Tcp,
-        addr: Ipv4Addr::new(198, 18, 0, 100),
-        port,
-    }
+    ServiceKey::addr(Protocol::Tcp, Ipv4Addr::new(198, 18, 0, 100), port)
 }
 
 fn dest(last: u8, weight: u32) -> DestSpec {
@@ -26,6 +22,7 @@ fn add_service(port: u16, scheduler: &str) -> Op {
         key: key(port),
         scheduler: scheduler.into(),
         persistent: None,
+        ops: false,
     }
 }
 
@@ -190,13 +187,10 @@ fn special_addresses_and_real_servers_cannot_be_vips() {
         ([240, 0, 0, 1], "reserved"),
     ] {
         let op = Op::AddService {
-            key: ServiceKey {
-                protocol: Protocol::Tcp,
-                addr: Ipv4Addr::from(a),
-                port: 80,
-            },
+            key: ServiceKey::addr(Protocol::Tcp, Ipv4Addr::from(a), 80),
             scheduler: "rr".into(),
             persistent: None,
+            ops: false,
         };
         let (_, e) = apply(&Model::default(), &[op]).unwrap_err();
         let msg = e.to_string();
@@ -212,13 +206,10 @@ fn special_addresses_and_real_servers_cannot_be_vips() {
     )
     .unwrap();
     let rs_vip = Op::AddService {
-        key: ServiceKey {
-            protocol: Protocol::Udp,
-            addr: Ipv4Addr::new(198, 18, 0, 11),
-            port: 53,
-        },
+        key: ServiceKey::addr(Protocol::Udp, Ipv4Addr::new(198, 18, 0, 11), 53),
         scheduler: "rr".into(),
         persistent: None,
+        ops: false,
     };
     let (_, e) = apply(&m, &[rs_vip]).unwrap_err();
     assert!(e.to_string().contains("real server 198.18.0.11:80"), "{e}");

@@ -30,6 +30,7 @@ impl Model {
                 id: s.id,
                 key: s.key,
                 scheduler: s.scheduler,
+                ops: s.ops,
                 epoch: s.epoch,
                 stats: s.stats.clone(),
                 dests: s
@@ -56,6 +57,7 @@ impl Model {
             self.timeouts,
             self.tun_source.unwrap_or(Ipv4Addr::UNSPECIFIED),
         )
+        .with_marks(|m| self.mark_rules(m))
     }
 
     /// What `-L`, `--stats` and `-S` print.
@@ -68,6 +70,7 @@ impl Model {
                 .map(|s| ServiceSnap {
                     key: s.key,
                     scheduler: s.scheduler.name().to_string(),
+                    ops: s.ops,
                     stats: s.stats.snapshot(),
                     rates: s.stats.rates(),
                     dests: s
@@ -95,11 +98,16 @@ impl Model {
     /// new process.
     pub fn ops(&self) -> Vec<Op> {
         let mut ops = vec![Op::SetTimeouts(self.timeouts)];
+        ops.extend(self.marks.iter().map(|(m, r)| Op::SetMark {
+            mark: *m,
+            rules: r.clone(),
+        }));
         for s in &self.services {
             ops.push(Op::AddService {
                 key: s.key,
                 scheduler: s.scheduler.name().into(),
                 persistent: None,
+                ops: s.ops,
             });
             // Newest first in the model; added oldest first to keep it.
             for d in s.dests.iter().rev() {

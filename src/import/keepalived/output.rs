@@ -22,12 +22,13 @@ pub(super) fn render(c: &mut Converted, r: &mut Report) {
     let file = File {
         director: Default::default(),
         timeouts: None,
+        marks: Vec::new(),
         services: c
             .services
             .iter()
             .map(|s| {
                 let mut section = c.bodies[s.body].section.clone();
-                section.address = written(format!("{}:{}", s.key.addr, s.key.port));
+                section.address = Some(written(format!("{}:{}", s.key.addr, s.key.port)));
                 section
             })
             .collect(),

@@ -139,11 +139,13 @@ pub(super) fn virtual_server(
     // to keep it at weight 0 (uvs's quiesce).
     let inhibit = n.child("inhibit_on_failure").is_some();
     let mut section = ServiceSection {
-        protocol: written(protocol.to_string()),
+        protocol: Some(written(protocol.to_string())),
         // Each service's own (written by output::render); the members of
         // a group share the rest.
-        address: written(String::new()),
+        address: Some(written(String::new())),
+        fwmark: None,
         scheduler: Some(written(sched.to_string())),
+        ops: None,
         on_failure: Some(written(
             if inhibit { "quiesce" } else { "remove" }.to_string(),
         )),
@@ -235,6 +237,7 @@ pub(super) fn virtual_server(
                 },
                 addr,
                 port,
+                fwmark: 0,
             },
             body: index,
         });
