@@ -131,6 +131,9 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
     if p.sctp {
         return unsupported("SCTP services are");
     }
+    if p.ipv6 {
+        return unsupported("IPv6 firewall-mark services (-f N -6) are");
+    }
     if p.has(Opt::Pe) {
         return unsupported("Persistence engines (--pe) are");
     }

@@ -178,6 +178,8 @@ pub struct Parsed {
     pub protocol: Protocol,
     pub sctp: bool,
     pub fwmark: Option<u32>,
+    /// `-f N -6`: an IPv6 mark service.
+    pub ipv6: bool,
     pub addr: Option<Ipv4Addr>,
     pub port: u16,
     pub scheduler: String,
@@ -200,6 +202,7 @@ impl Parsed {
             protocol: Protocol::Tcp,
             sctp: false,
             fwmark: None,
+            ipv6: false,
             addr: None,
             port: 0,
             scheduler: String::new(),

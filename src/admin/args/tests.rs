@@ -208,4 +208,6 @@ fn fwmark_services_and_one_packet_scheduling_become_ops() {
         run("-A -f 0").unwrap_err().msg,
         "invalid fwmark value `0' specified"
     );
+    let p = run("-A -f 7 -6").unwrap();
+    assert!(to_op(&p).unwrap_err().msg.contains("IPv6"));
 }
