@@ -184,11 +184,7 @@ impl<I: PacketIo> Rig<I> {
 }
 
 pub fn svc(p: Protocol, port: u16) -> ServiceKey {
-    ServiceKey {
-        protocol: p,
-        addr: VIP.into(),
-        port,
-    }
+    ServiceKey::addr(p, VIP.into(), port)
 }
 
 pub fn dest(addr: Ipv4Addr, port: u16, forward: Forward, weight: u32) -> DestSpec {
@@ -209,6 +205,7 @@ pub fn service(key: ServiceKey, scheduler: &str, dests: &[DestSpec]) -> Vec<Op> 
         scheduler: scheduler.into(),
         flags: Default::default(),
         persistent: None,
+        ops: false,
     }];
     ops.extend(dests.iter().map(|d| Op::AddDest {
         key,

@@ -193,7 +193,7 @@ impl Changes {
             .iter()
             .take(NAMED)
             .map(|c| {
-                let svc = format!("{} {}:{}", c.key.protocol.name(), c.key.addr, c.key.port);
+                let svc = c.key.to_string();
                 match c.kind {
                     Kind::Added => {
                         format!("+ {svc}: added, {}", counted(c.real_added, "real server"))

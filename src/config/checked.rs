@@ -1,6 +1,7 @@
 //! The file checked into a [`Config`]: every value parsed and checked,
 //! every error at its line and column.
 
+use super::file::ServiceSection;
 use super::settings::{self, Settings};
 use super::{
     CheckSection, Config, ConfigError, Ctx, File, RealServer, RealServerSection, Service, line_col,
@@ -9,13 +10,16 @@ use crate::control::check::{CheckKind, CheckSpec};
 use crate::control::model::FailAction;
 use crate::control::plan::{Quorum, SorryServer};
 use crate::control::proto::DestSpec;
+use crate::lvs::mark::MarkRule;
 use crate::lvs::service::{Forward, Protocol, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
 
-fn parse_addr(
+pub(super) fn parse_addr(
     cx: &Ctx,
     s: &Spanned<String>,
     port_needed: bool,
@@ -100,35 +104,22 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         tcpfin: t.tcpfin.unwrap_or(0),
         udp: t.udp.unwrap_or(0),
     });
+    let marks = super::marks::marks(cx, &f.marks)?;
     let mut services = Vec::new();
     let mut seen: HashMap<ServiceKey, usize> = HashMap::new();
     for s in &f.services {
-        let protocol = match s.protocol.get_ref().to_ascii_lowercase().as_str() {
-            "tcp" => Protocol::Tcp,
-            "udp" => Protocol::Udp,
-            other => {
-                return Err(cx.err(s.protocol.span(), format!("protocol `{other}`: tcp or udp")));
-            }
-        };
-        let (addr, port) = parse_addr(cx, &s.address, true)?;
-        let key = ServiceKey {
-            protocol,
-            addr,
-            port: port.unwrap_or(0),
-        };
-        if let Some(first) = seen.insert(key, s.address.span().start) {
+        let (key, at) = service_key(cx, s, &marks)?;
+        if let Some(first) = seen.insert(key, at.start) {
             let (line, _) = line_col(cx.text, first);
             return Err(cx.err(
-                s.address.span(),
-                format!(
-                    "service {} {addr}:{} is defined twice (first on line {line})",
-                    protocol.name(),
-                    key.port
-                ),
+                at,
+                format!("service {key} is defined twice (first on line {line})"),
             ));
         }
-        if let Err(e) = crate::control::model::check_vip(addr) {
-            return Err(cx.err(s.address.span(), e.to_string()));
+        let ops = s.ops.as_ref().is_some_and(|o| *o.get_ref());
+        if let Err(e) = crate::control::model::check_ops(&key, ops) {
+            let o = s.ops.as_ref().map_or(at.clone(), |o| o.span());
+            return Err(cx.err(o, e.to_string()));
         }
         let scheduler = match &s.scheduler {
             None => SchedulerKind::Wlc,
@@ -217,6 +208,7 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
             key,
             scheduler,
             flags,
+            ops,
             on_failure,
             real_servers,
             quorum,
@@ -225,8 +217,56 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
     Ok(Config {
         director,
         timeouts,
+        marks,
         services,
     })
+}
+
+/// A service's key and the span its errors point at. A mark service's
+/// mark must be one of the file's.
+fn service_key(
+    cx: &Ctx,
+    s: &ServiceSection,
+    marks: &BTreeMap<u32, Vec<MarkRule>>,
+) -> Result<(ServiceKey, Range<usize>), ConfigError> {
+    match (&s.fwmark, &s.protocol, &s.address) {
+        (Some(m), None, None) => {
+            let id = *m.get_ref();
+            if !marks.contains_key(&id) {
+                let e = format!("fwmark {id}: no [[mark]] with id = {id} in this file");
+                return Err(cx.err(m.span(), e));
+            }
+            Ok((ServiceKey::mark(id), m.span()))
+        }
+        (Some(m), _, _) => Err(cx.err(
+            m.span(),
+            "a service is `fwmark` or `protocol` and `address`, not both",
+        )),
+        (None, Some(p), Some(a)) => {
+            let protocol = match p.get_ref().to_ascii_lowercase().as_str() {
+                "tcp" => Protocol::Tcp,
+                "udp" => Protocol::Udp,
+                other => {
+                    return Err(cx.err(p.span(), format!("protocol `{other}`: tcp or udp")));
+                }
+            };
+            let (addr, port) = parse_addr(cx, a, true)?;
+            if let Err(e) = crate::control::model::check_vip(addr) {
+                return Err(cx.err(a.span(), e.to_string()));
+            }
+            Ok((
+                ServiceKey::addr(protocol, addr, port.unwrap_or(0)),
+                a.span(),
+            ))
+        }
+        (None, p, a) => {
+            let at = p.as_ref().or(a.as_ref()).map_or(0..0, |x| x.span());
+            Err(cx.err(
+                at,
+                "a service needs `protocol` and `address`, or `fwmark` (a [[mark]]'s id)",
+            ))
+        }
+    }
 }
 
 /// One real server of service `key` (its check: its own, else `default`).

@@ -15,8 +15,24 @@ pub(crate) struct File {
     #[serde(default)]
     pub(crate) director: std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     pub(crate) timeouts: Option<TimeoutsSection>,
+    /// Firewall marks, one iptables MARK rule each (`lvs::mark`).
+    #[serde(default, rename = "mark", skip_serializing_if = "Vec::is_empty")]
+    pub(crate) marks: Vec<MarkSection>,
     #[serde(default, rename = "service", skip_serializing_if = "Vec::is_empty")]
     pub(crate) services: Vec<ServiceSection>,
+}
+
+/// One rule of a firewall mark: `iptables -t mangle -A PREROUTING -d VIP
+/// -p PROTOCOL -m multiport --dports PORTS -j MARK --set-mark ID`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MarkSection {
+    pub(crate) id: Spanned<u32>,
+    /// tcp, udp or all (the default).
+    pub(crate) protocol: Option<Spanned<String>>,
+    pub(crate) vip: Spanned<String>,
+    /// `80,443`, `8000:8100`; every port if left out.
+    pub(crate) ports: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -30,12 +46,17 @@ pub(crate) struct TimeoutsSection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServiceSection {
-    pub(crate) protocol: Spanned<String>,
-    pub(crate) address: Spanned<String>,
+    /// tcp or udp, with `address`; or `fwmark` instead of both.
+    pub(crate) protocol: Option<Spanned<String>>,
+    pub(crate) address: Option<Spanned<String>>,
+    /// A firewall-mark service (`-f`): the frames of a `[[mark]]`.
+    pub(crate) fwmark: Option<Spanned<u32>>,
     pub(crate) scheduler: Option<Spanned<String>>,
     /// ipvsadm's `-b`: "sh-fallback", "sh-port", "mh-fallback",
     /// "mh-port", "flag-1".."flag-3".
     pub(crate) sched_flags: Option<Spanned<Vec<String>>>,
+    /// One-packet scheduling (`-o`): each UDP datagram on its own.
+    pub(crate) ops: Option<Spanned<bool>>,
     /// quiesce (default) or remove.
     pub(crate) on_failure: Option<Spanned<String>>,
     /// The check of every real server of the service (each may override).

@@ -11,7 +11,9 @@ use crate::control::check::CheckSpec;
 use crate::control::model::FailAction;
 use crate::control::plan::{CheckedServer, Plan, Quorum};
 use crate::control::proto::Op;
+use crate::lvs::mark::MarkRule;
 use crate::lvs::service::{Forward, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 mod changes;
 mod checked;
 mod file;
+mod marks;
 mod source;
 pub use source::FileSource;
 pub mod cli;
@@ -55,6 +58,8 @@ pub struct Service {
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
     pub flags: SchedFlags,
+    /// One-packet scheduling (`-o`).
+    pub ops: bool,
     pub on_failure: FailAction,
     pub real_servers: Vec<RealServer>,
     pub quorum: Quorum,
@@ -66,6 +71,8 @@ pub struct Config {
     /// The `[director]` table's settings (only what it gives).
     pub director: Settings,
     pub timeouts: Option<Timeouts>,
+    /// Each firewall mark's rules (`[[mark]]`).
+    pub marks: BTreeMap<u32, Vec<MarkRule>>,
     pub services: Vec<Service>,
 }
 
@@ -176,6 +183,17 @@ impl Config {
                 ops.push(Op::DelService { key: o.key });
             }
         }
+        // Marks new or changed before the services that use them, marks
+        // gone after the services that used them.
+        let set = |m: &u32, r: &[MarkRule]| Op::SetMark {
+            mark: *m,
+            rules: r.to_vec(),
+        };
+        for (m, r) in &self.marks {
+            if old.marks.get(m) != Some(r) {
+                ops.push(set(m, r));
+            }
+        }
         for s in &self.services {
             let before = old.services.iter().find(|o| o.key == s.key);
             match before {
@@ -184,15 +202,16 @@ impl Config {
                     scheduler: s.scheduler.name().into(),
                     flags: s.flags,
                     persistent: None,
+                    ops: s.ops,
                 }),
-                Some(o) if (o.scheduler, o.flags) != (s.scheduler, s.flags) => {
-                    ops.push(Op::EditService {
+                Some(o) if (o.scheduler, o.flags, o.ops) != (s.scheduler, s.flags, s.ops) => ops
+                    .push(Op::EditService {
                         key: s.key,
                         scheduler: s.scheduler.name().into(),
                         flags: s.flags,
                         persistent: None,
-                    })
-                }
+                        ops: s.ops,
+                    }),
                 Some(_) => {}
             }
             let old_rs: &[RealServer] = before.map_or(&[], |o| &o.real_servers);
@@ -223,6 +242,9 @@ impl Config {
                     Some(_) => {}
                 }
             }
+        }
+        for m in old.marks.keys().filter(|m| !self.marks.contains_key(m)) {
+            ops.push(set(m, &[]));
         }
         if self.timeouts != old.timeouts
             && let Some(t) = self.timeouts

@@ -127,7 +127,19 @@ fn the_documented_example_loads() {
     let c = cfg(documented_example()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.director.interfaces, vec!["eth0"]);
     assert_eq!(c.director.tun_source, Some(Ipv4Addr::new(198, 18, 0, 2)));
-    assert_eq!(c.services.len(), 2);
+    // Two -t/-u services and one of firewall mark 100.
+    assert_eq!(c.services.len(), 3);
+    let fwm = &c.services[2];
+    assert_eq!(
+        (fwm.key, fwm.real_servers[0].port),
+        (ServiceKey::mark(100), 0)
+    );
+    let rule = &c.marks[&100][0];
+    assert_eq!(
+        rule.iptables(100),
+        "iptables -t mangle -A PREROUTING -d 198.18.0.100/32 -p tcp -m multiport --dports 80,443 -j MARK --set-mark 100"
+    );
+    assert!(c.services[1].ops && !c.services[0].ops);
     assert_eq!(c.services[0].real_servers[1].forward, Forward::Tunnel);
     assert_eq!(c.services[1].real_servers[0].port, 5353);
     let http = c.services[0].real_servers[0].check.as_ref().unwrap();
@@ -198,4 +210,47 @@ fn the_file_types_write_what_they_read() {
         let written = toml::to_string(&file).unwrap();
         assert_eq!(cfg(&written).unwrap(), cfg(text).unwrap(), "{written}");
     }
+}
+
+#[test]
+fn marks_are_checked_and_reloaded_around_their_services() {
+    let mark =
+        "[[mark]]\nid = 100\nprotocol = \"tcp\"\nvip = \"198.18.0.100\"\nports = \"80,443\"\n";
+    let svc = "[[service]]\nfwmark = 100\n[[service.real_server]]\naddress = \"198.18.0.11\"\n";
+    let with = cfg(&format!("{mark}{svc}")).unwrap();
+    let (l, _, m) = error_at(svc);
+    assert_eq!(l, 2, "{m}");
+    assert!(m.contains("no [[mark]] with id = 100"), "{m}");
+    let clash = mark
+        .replace("id = 100", "id = 200")
+        .replace("80,443", "400:500");
+    let (l, _, m) = error_at(&format!("{mark}{clash}"));
+    assert_eq!(l, 7, "{m}");
+    assert!(
+        m.contains("TCP port 443 of 198.18.0.100 is in mark 100 and in mark 200"),
+        "{m}"
+    );
+    let (_, _, m) = error_at(&mark.replace("80,443", "80,x"));
+    assert!(m.contains("--dports"), "{m}");
+    let both = svc.replace("fwmark = 100", "fwmark = 100\nprotocol = \"tcp\"");
+    let (_, _, m) = error_at(&format!("{mark}{both}"));
+    assert!(m.contains("not both"), "{m}");
+    let ops = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\nops = true\n";
+    let (l, _, m) = error_at(ops);
+    assert_eq!(
+        (l, m.as_str()),
+        (4, "One-Packet Scheduling is only for UDP virtual services")
+    );
+    // The mark before its service; gone after it.
+    let names = |ops: Vec<Op>| -> Vec<String> {
+        let n = ops.iter().map(|o| format!("{o:?}"));
+        n.map(|s| s.split([' ', '(']).next().unwrap().to_string())
+            .collect()
+    };
+    let empty = Config::default();
+    assert_eq!(
+        names(with.ops_from(&empty)),
+        ["SetMark", "AddService", "AddDest"]
+    );
+    assert_eq!(names(empty.ops_from(&with)), ["DelService", "SetMark"]);
 }

@@ -91,7 +91,7 @@ impl Health {
                 out.push(HealthRow {
                     resolution,
                     check: verdict.to_string(),
-                    service: format!("{} {}:{}", s.key.protocol.name(), s.key.addr, s.key.port),
+                    service: s.key.to_string(),
                     server: format!("{}:{}", d.spec.addr, d.spec.port),
                     forward: d.spec.forward.name().to_string(),
                     weight: d.spec.weight,

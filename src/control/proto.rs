@@ -2,6 +2,7 @@
 //! per line over a Unix stream socket.
 
 use crate::lvs::ConnInfo;
+use crate::lvs::mark::MarkRule;
 use crate::lvs::service::{Forward, SchedFlags, ServiceKey, Timeouts};
 use crate::lvs::stats::{Rates, StatsSnapshot};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,9 @@ pub enum Op {
         #[serde(default)]
         flags: SchedFlags,
         persistent: Option<u32>,
+        /// One-packet scheduling (`-o`).
+        #[serde(default)]
+        ops: bool,
     },
     EditService {
         key: ServiceKey,
@@ -37,6 +41,8 @@ pub enum Op {
         #[serde(default)]
         flags: SchedFlags,
         persistent: Option<u32>,
+        #[serde(default)]
+        ops: bool,
     },
     DelService {
         key: ServiceKey,
@@ -60,6 +66,12 @@ pub enum Op {
     },
     /// `--set`: 0 keeps the current value.
     SetTimeouts(Timeouts),
+    /// Defines firewall mark `mark` as these rules (`[[mark]]` in the
+    /// config file), replacing its rules; none deletes it.
+    SetMark {
+        mark: u32,
+        rules: Vec<MarkRule>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +133,9 @@ pub struct ServiceSnap {
     pub scheduler: String,
     #[serde(default)]
     pub flags: SchedFlags,
+    /// One-packet scheduling (`-o`).
+    #[serde(default)]
+    pub ops: bool,
     pub stats: StatsSnapshot,
     #[serde(default)]
     pub rates: Rates,

@@ -9,7 +9,7 @@ use super::nat;
 use super::tcp_state::Direction;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::ConnKey;
-use crate::lvs::service::{Protocol, ServiceKey};
+use crate::lvs::service::Protocol;
 use crate::lvs::stats::DataplaneCounters;
 use crate::wire::{
     self, EthernetFrame, Ipv4Packet, MacAddr, TcpPacket, UdpPacket, ethernet, ip_proto,
@@ -183,12 +183,7 @@ impl Dataplane {
             let class = self.conns.by_reply(&r).map_or(Class::Kernel, Class::Reply);
             return Ok((class, l));
         }
-        let skey = ServiceKey {
-            protocol,
-            addr: dst,
-            port: dport,
-        };
-        let Some(svc) = self.table.service_index(&skey) else {
+        let Some(svc) = self.table.lookup(protocol, dst, dport) else {
             return Ok((Class::Kernel, l));
         };
         let key = ConnKey {

@@ -169,9 +169,15 @@ impl Dataplane {
             .schedule(&pool, &flow.key)
             .ok_or(NoConn::NoRealServer)?;
         let d = &svc.dests[di];
-        let state = match flow.key.protocol {
-            Protocol::Tcp => ConnState::Tcp(TcpState::None),
-            Protocol::Udp => ConnState::Udp,
+        let (state, one_packet) = match flow.key.protocol {
+            Protocol::Tcp => (ConnState::Tcp(TcpState::None), false),
+            Protocol::Udp => (ConnState::Udp, svc.ops),
+        };
+        // A real server of port 0 (a mark service's) gets the port the
+        // client asked for, as IPVS's ip_vs_schedule gives it.
+        let rport = match d.port {
+            0 => flow.key.vport,
+            p => p,
         };
         let mut c = Conn::new(
             flow.svc as u32,
@@ -181,10 +187,16 @@ impl Dataplane {
             now + 3000,
             d.forward,
             d.addr,
-            d.port,
+            rport,
             flow.link,
             l.src_mac,
         );
+        if one_packet {
+            // `-o`: this datagram alone, no entry (nothing to sync).
+            svc.stats.conns.fetch_add(1, Relaxed);
+            d.state.stats.conns.fetch_add(1, Relaxed);
+            return Ok(c);
+        }
         d.state.inactive.fetch_add(1, Relaxed);
         let dir = c.input_direction();
         update_state(&mut c, &d.state, dir, l.tcp_flags, table, now);

@@ -8,10 +8,20 @@ use super::Dataplane;
 use super::books::{locate, release, take};
 use super::conn::Conn;
 use crate::lvs::conn::{ConnKey, PortableConn};
+use crate::lvs::table::Table;
 use crate::wire::MacAddr;
 
 /// A connection in its portable form.
-pub(super) fn portable(k: &ConnKey, c: &Conn, now: u64, seen_twice: bool) -> PortableConn {
+pub(super) fn portable(
+    t: &Table,
+    k: &ConnKey,
+    c: &Conn,
+    now: u64,
+    seen_twice: bool,
+) -> PortableConn {
+    let fwmark = t
+        .dest(c.svc, c.dest, c.dest_id)
+        .map_or(0, |(s, _)| s.key.fwmark);
     PortableConn {
         protocol: k.protocol,
         caddr: k.caddr,
@@ -26,6 +36,7 @@ pub(super) fn portable(k: &ConnKey, c: &Conn, now: u64, seen_twice: bool) -> Por
         client_link: c.client_link,
         client_mac: c.client_mac.0,
         seen_twice,
+        fwmark,
     }
 }
 
@@ -50,7 +61,7 @@ impl Dataplane {
             .filter_map(|(k, c)| {
                 let mut c = *c;
                 locate(&self.table, &self.positions, &mut c)?;
-                Some(portable(k, &c, now, self.conns.seen_twice(k)))
+                Some(portable(&self.table, k, &c, now, self.conns.seen_twice(k)))
             })
             .collect()
     }
@@ -68,9 +79,13 @@ impl Dataplane {
     /// Enters one portable connection (not in the table yet) with its
     /// real server in the current table; false if there is none.
     pub(super) fn import_one(&mut self, p: &PortableConn, now: u64) -> bool {
-        let Some((si, svc)) = self.table.services.iter().enumerate().find(|(_, s)| {
-            s.key.protocol == p.protocol && s.key.addr == p.vaddr && s.key.port == p.vport
-        }) else {
+        // Its service: by mark if it names one, else as its frames find
+        // it (a mark's first).
+        let si = match p.fwmark {
+            0 => self.table.lookup(p.protocol, p.vaddr, p.vport),
+            m => (self.table.services.iter()).position(|s| s.key.fwmark == m),
+        };
+        let Some((si, svc)) = si.map(|i| (i, &self.table.services[i])) else {
             return false;
         };
         let Some((di, d)) = svc

@@ -42,7 +42,7 @@ impl Dataplane {
     #[inline]
     pub(super) fn emit_upsert(&self, k: &ConnKey, c: &Conn, seen_twice: bool) {
         self.emit_with(|| {
-            let p = portable(k, c, self.now_ms(), seen_twice);
+            let p = portable(&self.table, k, c, self.now_ms(), seen_twice);
             SyncEvent::Record(Record::Upsert(p))
         });
     }
@@ -157,7 +157,7 @@ impl Dataplane {
         let (chunk, next) = self.conns.chunk(from, n);
         let out = chunk
             .iter()
-            .map(|(k, c)| portable(k, c, now, self.conns.seen_twice(k)))
+            .map(|(k, c)| portable(&self.table, k, c, now, self.conns.seen_twice(k)))
             .collect();
         (out, next)
     }

@@ -166,6 +166,10 @@ pub struct PortableConn {
     pub client_link: u8,
     pub client_mac: [u8; 6],
     pub seen_twice: bool,
+    /// Its service's firewall mark, for a mark service's connection (0:
+    /// the service is found from the 5-tuple as a frame's would be).
+    #[serde(default)]
+    pub fwmark: u32,
 }
 
 impl PortableConn {

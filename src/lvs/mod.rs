@@ -9,6 +9,7 @@
 
 pub mod conn;
 pub mod dest;
+pub mod mark;
 pub mod request;
 pub mod sched;
 pub mod service;

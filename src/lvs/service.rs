@@ -46,17 +46,73 @@ impl Protocol {
     }
 }
 
-/// A virtual service is identified by protocol, virtual IP and port.
+/// A virtual service is identified by protocol, virtual IP and port, or
+/// (`fwmark` not 0) by a firewall mark alone, as IPVS identifies its
+/// services: a mark's key has protocol TCP, address 0.0.0.0 and port 0
+/// ([`ServiceKey::mark`]), and which frames it serves is the mark's
+/// definition ([`crate::lvs::mark`]). Persistence templates of a mark
+/// service key on the mark, as IPVS's do (the mark as the virtual address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServiceKey {
     pub protocol: Protocol,
     pub addr: Ipv4Addr,
     pub port: u16,
+    /// ipvsadm `-f MARK`; 0 for a `-t`/`-u` service.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fwmark: u32,
+}
+
+fn is_zero(m: &u32) -> bool {
+    *m == 0
+}
+
+impl ServiceKey {
+    /// The service of a protocol, VIP and port (`-t`/`-u`).
+    pub const fn addr(protocol: Protocol, addr: Ipv4Addr, port: u16) -> ServiceKey {
+        ServiceKey {
+            protocol,
+            addr,
+            port,
+            fwmark: 0,
+        }
+    }
+
+    /// The service of firewall mark `mark` (`-f MARK`, not 0).
+    pub const fn mark(mark: u32) -> ServiceKey {
+        ServiceKey {
+            protocol: Protocol::Tcp,
+            addr: Ipv4Addr::UNSPECIFIED,
+            port: 0,
+            fwmark: mark,
+        }
+    }
+
+    /// The firewall mark of a mark service.
+    pub fn fwmark(&self) -> Option<u32> {
+        (self.fwmark != 0).then_some(self.fwmark)
+    }
+
+    /// Its VIP, for a `-t`/`-u` service (a mark's VIPs are its definition's).
+    pub fn vip(&self) -> Option<Ipv4Addr> {
+        (self.fwmark == 0).then_some(self.addr)
+    }
+
+    /// ipvsadm's service option with its argument: `-t 198.18.0.10:80`,
+    /// `-u …`, `-f 100`.
+    pub fn option(&self) -> String {
+        match self.fwmark() {
+            Some(m) => format!("-f {m}"),
+            None => format!("{} {}:{}", self.protocol.option(), self.addr, self.port),
+        }
+    }
 }
 
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}:{}", self.protocol.name(), self.addr, self.port)
+        match self.fwmark() {
+            Some(m) => write!(f, "FWM {m}"),
+            None => write!(f, "{} {}:{}", self.protocol.name(), self.addr, self.port),
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //! data plane never sees a half-applied change.
 
 use crate::host::Prefix;
+use crate::lvs::mark::{MarkIndex, MarkRule};
 use crate::lvs::sched::{self, Logged, scheduler::Buckets, scheduler::Pool};
-use crate::lvs::service::{SchedFlags, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::service::{Protocol, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::Stats;
 use crate::wire::MacAddr;
 use std::collections::HashMap;
@@ -22,6 +23,9 @@ pub struct ServiceEntry {
     pub scheduler: SchedulerKind,
     /// Its `-b` flags.
     pub flags: SchedFlags,
+    /// One-packet scheduling (`-o`): each datagram scheduled on its own,
+    /// no connection entry.
+    pub ops: bool,
     /// Bumped whenever the real-server set or a weight changes, so the data
     /// plane knows to re-derive scheduler state (ip_vs_wrr_dest_changed).
     pub epoch: u64,
@@ -78,6 +82,8 @@ pub struct Table {
     /// Looked up for every frame to a VIP: foldhash, as the connection
     /// table (SipHash cost about 2% of the per-frame time here).
     index: HashMap<ServiceKey, usize, foldhash::fast::RandomState>,
+    /// The mark services' frames ([`Table::with_marks`]), looked up first.
+    marks: MarkIndex,
     vips: Vec<Ipv4Addr>,
     /// Each service's scheduler lookup table ([`sched::buckets`]), in
     /// service order: built here, once per published table, rather than
@@ -113,7 +119,7 @@ impl Table {
             .enumerate()
             .map(|(i, s)| (s.key, i))
             .collect();
-        let mut vips: Vec<Ipv4Addr> = services.iter().map(|s| s.key.addr).collect();
+        let mut vips: Vec<Ipv4Addr> = services.iter().filter_map(|s| s.key.vip()).collect();
         vips.sort();
         vips.dedup();
         let buckets = services
@@ -127,6 +133,7 @@ impl Table {
             tun_source,
             routes: Vec::new(),
             index,
+            marks: MarkIndex::default(),
             vips,
             buckets,
             standby: false,
@@ -148,6 +155,32 @@ impl Table {
         self
     }
 
+    /// The same table with the mark services' frames defined: `rules`
+    /// gives each mark's rules (a mark service whose mark has none
+    /// matches no frame). Their VIPs become the director's too.
+    pub fn with_marks<'a>(mut self, rules: impl Fn(u32) -> &'a [MarkRule]) -> Table {
+        let marked = self
+            .services
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((rules(s.key.fwmark()?), i)));
+        self.marks = MarkIndex::new(marked);
+        self.vips.extend(self.marks.vips());
+        self.vips.sort();
+        self.vips.dedup();
+        self
+    }
+
+    /// The service of a client's frame of `protocol` to `addr`:`port`: a
+    /// mark service whose mark the frame matches first, as IPVS looks a
+    /// marked packet up by its mark first, else the `-t`/`-u` service.
+    #[inline]
+    pub fn lookup(&self, protocol: Protocol, addr: Ipv4Addr, port: u16) -> Option<usize> {
+        self.marks
+            .lookup(protocol, addr, port)
+            .or_else(|| self.service_index(&ServiceKey::addr(protocol, addr, port)))
+    }
+
     /// The most specific route to `addr`, as the kernel would choose it
     /// (within the main table; the list is short, so a scan is enough).
     pub fn route(&self, addr: Ipv4Addr) -> Option<&LinkRoute> {
@@ -164,6 +197,11 @@ impl Table {
     #[inline]
     pub fn is_vip(&self, addr: Ipv4Addr) -> bool {
         self.vips.binary_search(&addr).is_ok()
+    }
+
+    /// The mark services' frames.
+    pub fn marks(&self) -> &MarkIndex {
+        &self.marks
     }
 
     pub fn vips(&self) -> &[Ipv4Addr] {

@@ -461,3 +461,53 @@ fn new_schedulers_and_their_flags_import() {
     );
     assert!(!err.contains("lb_algo"), "{err}");
 }
+
+/// `virtual_server fwmark N` becomes a `fwmark = N` service with a TODO
+/// for its `[[mark]]` (keepalived.conf cannot say what iptables marks),
+/// and `ops` becomes `ops = true`; once the mark is written the output
+/// loads.
+#[test]
+fn fwmark_virtual_servers_import_with_a_mark_to_define() {
+    let (d, f) = k_conf(
+        "fwmark",
+        "virtual_server fwmark 100 {\n  lb_algo rr\n  lb_kind DR\n\
+           real_server 198.18.0.11 {\n  }\n}\n\
+         virtual_server 198.18.0.100 53 {\n  protocol UDP\n  lb_algo rr\n  lb_kind DR\n  ops\n\
+           real_server 198.18.0.12 53 {\n  }\n}\n",
+    );
+    assert_ne!(
+        keepalived_accepts(&f),
+        Some(false),
+        "not valid keepalived input"
+    );
+    let (code, out, err) = import(&f);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        has(
+            &err,
+            "k.conf:1:",
+            "define the mark as a [[mark]] with id = 100"
+        ),
+        "{err}"
+    );
+    assert!(out.contains("#: [[service]]\n#: fwmark = 100\n"), "{out}");
+    assert!(
+        out.contains("# TODO firewall marks 100:") && out.contains("# id = 100\n"),
+        "{out}"
+    );
+    // It loads as printed, without the mark service ...
+    let c = uvs::config::parse(Path::new("imported.toml"), out.as_bytes()).unwrap();
+    assert_eq!(c.services.len(), 1);
+    // ... and with it once its mark is written and it is uncommented.
+    let done = format!(
+        "{}\n[[mark]]\nid = 100\nprotocol = \"tcp\"\nvip = \"198.18.0.100\"\nports = \"80,443\"\n",
+        out.replace("#: ", "")
+    );
+    let c = uvs::config::parse(Path::new("imported.toml"), done.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}\n{done}"));
+    let fwm = &c.services[1];
+    assert_eq!(fwm.key, uvs::lvs::service::ServiceKey::mark(100));
+    assert_eq!((fwm.real_servers[0].port, fwm.ops), (0, false));
+    assert!(c.services[0].ops);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -10,6 +10,7 @@ mod support;
 mod audit;
 mod config;
 mod dr;
+mod fwmark;
 mod ha;
 mod hardening;
 mod health;

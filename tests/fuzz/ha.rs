@@ -30,6 +30,7 @@ fn ha_seeds() -> Vec<Vec<u8>> {
         client_link: 0,
         client_mac: [2, 0, 0, 0, 0, 1],
         seen_twice: false,
+        fwmark: 0,
     };
     let udp = PortableConn {
         protocol: Protocol::Udp,

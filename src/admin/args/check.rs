@@ -132,14 +132,11 @@ fn unsupported<T>(what: &str) -> Result<T, Fail> {
 /// Turns a modifying command into a table op; `Ok(None)` for commands that
 /// only read (list, save) or restore.
 pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
-    if p.fwmark.is_some() {
-        return unsupported("Firewall-mark services (-f) are");
-    }
     if p.sctp {
         return unsupported("SCTP services are");
     }
-    if p.has(Opt::Ops) {
-        return unsupported("One-packet scheduling (-o) is");
+    if p.ipv6 {
+        return unsupported("IPv6 firewall-mark services (-f N -6) are");
     }
     if p.has(Opt::Pe) {
         return unsupported("Persistence engines (--pe) are");
@@ -171,12 +168,14 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
             scheduler: p.scheduler.clone(),
             flags: p.flags,
             persistent: p.persistent,
+            ops: p.has(Opt::Ops),
         },
         Cmd::Edit => Op::EditService {
             key: need_key()?,
             scheduler: p.scheduler.clone(),
             flags: p.flags,
             persistent: p.persistent,
+            ops: p.has(Opt::Ops),
         },
         Cmd::Del => Op::DelService { key: need_key()? },
         Cmd::Flush => Op::Clear,

@@ -178,6 +178,8 @@ pub struct Parsed {
     pub protocol: Protocol,
     pub sctp: bool,
     pub fwmark: Option<u32>,
+    /// `-f N -6`: an IPv6 mark service.
+    pub ipv6: bool,
     pub addr: Option<Ipv4Addr>,
     pub port: u16,
     pub scheduler: String,
@@ -203,6 +205,7 @@ impl Parsed {
             protocol: Protocol::Tcp,
             sctp: false,
             fwmark: None,
+            ipv6: false,
             addr: None,
             port: 0,
             scheduler: String::new(),
@@ -237,11 +240,10 @@ impl Parsed {
     }
 
     pub fn service_key(&self) -> Option<ServiceKey> {
-        Some(ServiceKey {
-            protocol: self.protocol,
-            addr: self.addr?,
-            port: self.port,
-        })
+        if let Some(m) = self.fwmark {
+            return Some(ServiceKey::mark(m));
+        }
+        Some(ServiceKey::addr(self.protocol, self.addr?, self.port))
     }
 
     /// The listing's columns, in ipvsadm's order of precedence.

@@ -426,7 +426,10 @@ fn tun_port(_: &mut Parsed, v: &str) -> Result<(), Fail> {
 
 fn ipv6(p: &mut Parsed, _: &str) -> Result<(), Fail> {
     match p.fwmark {
-        Some(_) => Ok(()),
+        Some(_) => {
+            p.ipv6 = true;
+            Ok(())
+        }
         None => fail("-6 used before -f\n"),
     }
 }

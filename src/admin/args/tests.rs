@@ -140,8 +140,8 @@ fn ipvsadm_error_texts() {
 
 #[test]
 fn unsupported_features_are_named() {
-    let p = run("-A -f 7 -s rr").unwrap();
-    assert!(to_op(&p).unwrap_err().msg.contains("Firewall-mark"));
+    let p = run("-A -u 198.18.0.100:5060 --pe sip").unwrap();
+    assert!(to_op(&p).unwrap_err().msg.contains("Persistence engines"));
     let p = run("-a -t 198.18.0.100:80 -r 198.18.0.11 -x 10").unwrap();
     assert!(to_op(&p).unwrap_err().msg.contains("thresholds"));
 }
@@ -213,4 +213,37 @@ fn sched_flags_follow_the_scheduler() {
         ),
         "{op:?}"
     );
+}
+
+#[test]
+fn fwmark_services_and_one_packet_scheduling_become_ops() {
+    use crate::control::proto::Op;
+    use crate::lvs::service::ServiceKey;
+    let p = run("-A -f 100 -s wrr -o").unwrap();
+    let want = Op::AddService {
+        key: ServiceKey::mark(100),
+        scheduler: "wrr".into(),
+        flags: Default::default(),
+        persistent: None,
+        ops: true,
+    };
+    assert_eq!(to_op(&p).unwrap(), Some(want));
+    // A real server of a mark service keeps the port given (0 if none),
+    // whatever the method.
+    let p = run("-a -f 100 -r 198.18.0.11 -g -w 2").unwrap();
+    let Some(Op::AddDest { key, dest }) = to_op(&p).unwrap() else {
+        panic!("not AddDest");
+    };
+    assert_eq!((key, dest.port, dest.weight), (ServiceKey::mark(100), 0, 2));
+    let f = run("-A -t 198.18.0.100:80 -o").unwrap_err();
+    assert_eq!(
+        f.msg,
+        "One-Packet Scheduling is only for UDP virtual services"
+    );
+    assert_eq!(
+        run("-A -f 0").unwrap_err().msg,
+        "invalid fwmark value `0' specified"
+    );
+    let p = run("-A -f 7 -6").unwrap();
+    assert!(to_op(&p).unwrap_err().msg.contains("IPv6"));
 }

@@ -126,6 +126,11 @@ fn cmp_addr(a: Ipv4Addr, b: Ipv4Addr) -> i64 {
 }
 
 fn cmp_services(a: &ServiceSnap, b: &ServiceSnap) -> i64 {
+    // libipvs compares `fwmark` first, as unsigned ints narrowed to int.
+    let r = i64::from(a.key.fwmark.wrapping_sub(b.key.fwmark) as i32);
+    if r != 0 {
+        return r;
+    }
     let r = i64::from(a.key.protocol.number()) - i64::from(b.key.protocol.number());
     if r != 0 {
         return r;
@@ -174,13 +179,18 @@ fn sched_flags(s: &ServiceSnap) -> Option<String> {
 fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     let proto = s.key.protocol;
     let vname = addrport(s.key.addr, s.key.port, proto, f.numeric);
-    let svc_name = match f.columns {
-        Columns::Rule => format!("{} {vname}", proto.option()),
-        _ => cut(format!("{:<4} {vname}", proto.name()), 33),
+    let svc_name = match (f.columns, s.key.fwmark()) {
+        (Columns::Rule, Some(m)) => format!("-f {m}"),
+        (Columns::Rule, None) => format!("{} {vname}", proto.option()),
+        (_, Some(m)) => format!("FWM  {m}"),
+        (_, None) => cut(format!("{:<4} {vname}", proto.name()), 33),
     };
     match f.columns {
         Columns::Rule => {
             let _ = write!(out, "-A {svc_name} -s {}", s.scheduler);
+            if s.ops {
+                out.push_str(" -o");
+            }
             // ipvsadm writes -b after -p, -M, --pe and -o.
             if let Some(flags) = sched_flags(s) {
                 let _ = write!(out, " -b {flags}");
@@ -201,6 +211,9 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
             let _ = write!(out, "{svc_name} {}", s.scheduler);
             if let Some(flags) = sched_flags(s) {
                 let _ = write!(out, " ({flags})");
+            }
+            if s.ops {
+                out.push_str(" ops");
             }
         }
     }
@@ -357,25 +370,19 @@ mod tests {
             timeouts: Timeouts::default(),
             services: vec![
                 ServiceSnap {
-                    key: ServiceKey {
-                        protocol: Protocol::Udp,
-                        addr: [192, 168, 0, 100].into(),
-                        port: 53,
-                    },
+                    key: ServiceKey::addr(Protocol::Udp, [192, 168, 0, 100].into(), 53),
                     scheduler: "rr".into(),
                     flags: Default::default(),
+                    ops: false,
                     stats: StatsSnapshot::default(),
                     rates: Default::default(),
                     dests: vec![dest([10, 0, 0, 21], 53, 1, 0, 0)],
                 },
                 ServiceSnap {
-                    key: ServiceKey {
-                        protocol: Protocol::Tcp,
-                        addr: [192, 168, 0, 100].into(),
-                        port: 80,
-                    },
+                    key: ServiceKey::addr(Protocol::Tcp, [192, 168, 0, 100].into(), 80),
                     scheduler: "wrr".into(),
                     flags: Default::default(),
+                    ops: false,
                     rates: Default::default(),
                     stats: StatsSnapshot {
                         conns: 14209,
@@ -531,6 +538,41 @@ mod tests {
             list_conns(&[c], true),
             "IPVS connection entries\npro expire state       source             virtual            destination\n\
 TCP 14:58  ESTABLISHED 203.0.113.7:51514  192.168.0.100:80   192.168.0.11:80\n"
+        );
+    }
+
+    /// ipvs-reference.md's rendering: mark services sort first by mark
+    /// (after every -t/-u service, whose mark is 0), `ops` and `-o`.
+    #[test]
+    fn fwmark_and_ops_as_ipvsadm_prints_them() {
+        let mut sn = snap();
+        sn.services[0].ops = true;
+        let mut fwm = sn.services[0].clone();
+        fwm.key = ServiceKey::mark(7);
+        (fwm.scheduler, fwm.ops) = ("wlc".into(), false);
+        fwm.dests = vec![dest([10, 0, 0, 21], 0, 0, 0, 3)];
+        fwm.dests[0].spec.forward = Forward::Masq;
+        sn.services.insert(0, fwm);
+        let f = |columns| Format {
+            numeric: true,
+            columns,
+            ..Format::default()
+        };
+        let l = list_all(&sn, &f(Columns::Plain));
+        assert!(
+            l.ends_with(concat!(
+                "UDP  192.168.0.100:53 rr ops\n",
+                "  -> 10.0.0.21:53                 Route   1      0          0         \n",
+                "FWM  7 wlc\n",
+                "  -> 10.0.0.21:0                  Masq    0      0          3         \n",
+            )),
+            "{l}"
+        );
+        let s = list_all(&sn, &f(Columns::Rule));
+        assert!(s.contains("-A -u 192.168.0.100:53 -s rr -o\n"), "{s}");
+        assert!(
+            s.ends_with("-A -f 7 -s wlc\n-a -f 7 -r 10.0.0.21:0 -m -w 0\n"),
+            "{s}"
         );
     }
 }

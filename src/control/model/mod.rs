@@ -3,10 +3,12 @@
 //! [`Table`] for the data plane.
 
 use super::proto::{DestSpec, Op};
+use crate::lvs::mark::{MarkError, MarkRule};
 use crate::lvs::sched::Logged;
 use crate::lvs::service::{Forward, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::{DestState, Stats};
 use crate::lvs::table::NextHop;
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -67,6 +69,8 @@ pub struct Service {
     pub scheduler: SchedulerKind,
     /// Its `-b` flags.
     pub flags: SchedFlags,
+    /// One-packet scheduling (`-o`).
+    pub ops: bool,
     pub epoch: u64,
     /// The changes its scheduler saw, latest last (see [`log`]).
     pub log: Arc<[Logged]>,
@@ -99,6 +103,18 @@ pub enum OpError {
     /// An address that can never be used where it was given.
     #[error("{0}")]
     BadAddress(String),
+    /// A mark service whose mark no `[[mark]]` defines.
+    #[error(
+        "Firewall mark {0} is not defined: uvs sees frames before netfilter, so a mark is \
+         defined in the config file (a [[mark]] with id = {0}, docs/config.md), not by iptables"
+    )]
+    MarkNotDefined(u32),
+    #[error("mark {0} is used by service FWM {0}: delete the service first (uvsadm -D -f {0})")]
+    MarkInUse(u32),
+    #[error("{0}")]
+    Mark(#[from] MarkError),
+    #[error("One-Packet Scheduling is only for UDP virtual services")]
+    OpsNotUdp,
     /// A check against the host failed (VIP configured locally, real
     /// server not on-link, MAC not resolvable).
     #[error("{0}")]
@@ -126,6 +142,9 @@ pub struct Model {
     pub timeouts: Timeouts,
     /// Outer source of IP-in-IP packets: the director's address.
     pub tun_source: Option<Ipv4Addr>,
+    /// Each firewall mark's rules (`Op::SetMark`): which frames a mark
+    /// service serves. `-C` leaves them, as it leaves iptables' rules.
+    pub marks: BTreeMap<u32, Vec<MarkRule>>,
     next_id: u64,
 }
 
@@ -197,10 +216,7 @@ impl Model {
     fn dest_with_addr(&self, a: Ipv4Addr) -> Option<String> {
         self.services.iter().find_map(|s| {
             let d = s.dests.iter().find(|d| d.spec.addr == a)?;
-            Some(format!(
-                "{}:{} of {}:{}",
-                a, d.spec.port, s.key.addr, s.key.port
-            ))
+            Some(format!("{}:{} of {}", a, d.spec.port, s.key))
         })
     }
 
@@ -222,22 +238,16 @@ impl Model {
                 scheduler: s,
                 flags,
                 persistent,
+                ops,
             } => {
                 if self.services.iter().any(|x| x.key == *key) {
                     return Err(OpError::ServiceExists);
                 }
                 let k = scheduler(s)?;
                 check_persistent(*persistent)?;
-                check_vip(key.addr)?;
-                if let Some(d) = self.dest_with_addr(key.addr) {
-                    return Err(OpError::BadAddress(format!(
-                        "VIP {} is the address of real server {d}: uvs would answer ARP for it \
-                         and take its traffic",
-                        key.addr
-                    )));
-                }
-                if !self.services.iter().any(|s| s.key.addr == key.addr) {
-                    need(Need::NewVip(key.addr));
+                check_ops(key, *ops)?;
+                for vip in self.key_vips(key)? {
+                    self.claim_vip(vip, need)?;
                 }
                 let id = self.id();
                 self.services.push(Service {
@@ -245,6 +255,7 @@ impl Model {
                     key: *key,
                     scheduler: k,
                     flags: *flags,
+                    ops: *ops,
                     epoch: 0,
                     log: Arc::default(),
                     dests: Vec::new(),
@@ -256,12 +267,15 @@ impl Model {
                 scheduler: s,
                 flags,
                 persistent,
+                ops,
             } => {
                 let k = scheduler(s);
                 let svc = self.service_mut(key).ok_or(OpError::NoSuchService)?;
                 let k = k?;
                 check_persistent(*persistent)?;
                 svc.flags = *flags;
+                check_ops(key, *ops)?;
+                svc.ops = *ops;
                 if svc.scheduler != k {
                     svc.scheduler = k;
                     svc.rebound();
@@ -288,7 +302,7 @@ impl Model {
                 if exists {
                     return Err(OpError::DestExists);
                 }
-                if self.services.iter().any(|s| s.key.addr == dest.addr) {
+                if self.has_vip(dest.addr) {
                     return Err(OpError::BadAddress(format!(
                         "real server {} is a VIP of this director: its traffic would loop back \
                          to the director",
@@ -357,6 +371,7 @@ impl Model {
                     }
                 }
             }
+            Op::SetMark { mark, rules } => self.set_mark(*mark, rules, need)?,
             Op::SetTimeouts(t) => {
                 if t.tcp != 0 {
                     self.timeouts.tcp = t.tcp;
@@ -389,9 +404,11 @@ impl Model {
 }
 
 mod log;
+mod marks;
 mod state;
 mod views;
 
+pub use marks::check_ops;
 pub use state::CheckMark;
 pub use views::MasqDest;
 

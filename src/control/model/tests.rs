@@ -3,11 +3,7 @@ use crate::lvs::service::Protocol;
 use crate::wire::MacAddr;
 
 fn key(port: u16) -> ServiceKey {
-    ServiceKey {
-        protocol: Protocol::Tcp,
-        addr: Ipv4Addr::new(198, 18, 0, 100),
-        port,
-    }
+    ServiceKey::addr(Protocol::Tcp, Ipv4Addr::new(198, 18, 0, 100), port)
 }
 
 fn dest(last: u8, weight: u32) -> DestSpec {
@@ -27,6 +23,7 @@ fn add_service(port: u16, scheduler: &str) -> Op {
         scheduler: scheduler.into(),
         flags: Default::default(),
         persistent: None,
+        ops: false,
     }
 }
 
@@ -191,14 +188,11 @@ fn special_addresses_and_real_servers_cannot_be_vips() {
         ([240, 0, 0, 1], "reserved"),
     ] {
         let op = Op::AddService {
-            key: ServiceKey {
-                protocol: Protocol::Tcp,
-                addr: Ipv4Addr::from(a),
-                port: 80,
-            },
+            key: ServiceKey::addr(Protocol::Tcp, Ipv4Addr::from(a), 80),
             scheduler: "rr".into(),
             flags: Default::default(),
             persistent: None,
+            ops: false,
         };
         let (_, e) = apply(&Model::default(), &[op]).unwrap_err();
         let msg = e.to_string();
@@ -214,14 +208,11 @@ fn special_addresses_and_real_servers_cannot_be_vips() {
     )
     .unwrap();
     let rs_vip = Op::AddService {
-        key: ServiceKey {
-            protocol: Protocol::Udp,
-            addr: Ipv4Addr::new(198, 18, 0, 11),
-            port: 53,
-        },
+        key: ServiceKey::addr(Protocol::Udp, Ipv4Addr::new(198, 18, 0, 11), 53),
         scheduler: "rr".into(),
         flags: Default::default(),
         persistent: None,
+        ops: false,
     };
     let (_, e) = apply(&m, &[rs_vip]).unwrap_err();
     assert!(e.to_string().contains("real server 198.18.0.11:80"), "{e}");
@@ -243,4 +234,60 @@ fn a_second_service_on_a_vip_is_not_probed_again() {
         )
         .unwrap();
     assert_eq!(needs, vec![Need::NewVip(Ipv4Addr::new(198, 18, 0, 100))]);
+}
+
+#[test]
+fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
+    use crate::lvs::mark::{MarkRule, parse_ports};
+    let set = |vip: u8, ports: &str| Op::SetMark {
+        mark: 100,
+        rules: vec![MarkRule {
+            protocol: None,
+            vip: Ipv4Addr::new(198, 18, 0, vip),
+            ports: parse_ports(ports).unwrap(),
+        }],
+    };
+    let fwm = Op::AddService {
+        key: ServiceKey::mark(100),
+        scheduler: "rr".into(),
+        flags: Default::default(),
+        persistent: None,
+        ops: true,
+    };
+    let (_, e) = apply(&Model::default(), std::slice::from_ref(&fwm)).unwrap_err();
+    assert_eq!(e, OpError::MarkNotDefined(100));
+    let mut needs = Vec::new();
+    let m = Model::default()
+        .apply_all(
+            &[set(100, "80,443"), fwm.clone(), set(101, "80")],
+            &mut |_, _| Err(OpError::Host("unused".into())),
+            &mut |i, n| needs.push((i, n)),
+        )
+        .unwrap();
+    // Probed when a service uses it, and when the mark moves.
+    let vip = |a| Need::NewVip(Ipv4Addr::new(198, 18, 0, a));
+    assert_eq!(needs, vec![(1, vip(100)), (2, vip(101))]);
+    assert!(
+        m.has_vip(Ipv4Addr::new(198, 18, 0, 101)) && !m.has_vip(Ipv4Addr::new(198, 18, 0, 100))
+    );
+    let t = m.table(1);
+    assert_eq!(t.vips(), [Ipv4Addr::new(198, 18, 0, 101)]);
+    let udp = crate::lvs::service::Protocol::Udp;
+    assert_eq!(t.lookup(udp, Ipv4Addr::new(198, 18, 0, 101), 80), Some(0));
+    assert!(t.services[0].ops);
+    let del = Op::SetMark {
+        mark: 100,
+        rules: vec![],
+    };
+    let (_, e) = apply(&m, std::slice::from_ref(&del)).unwrap_err();
+    assert_eq!(e, OpError::MarkInUse(100));
+    // -C leaves the marks; the ops that rebuild the model define the mark
+    // before its service.
+    let m = apply(&m, &[Op::Clear, fwm]).unwrap();
+    let ops = m.ops();
+    assert!(matches!(ops[1], Op::SetMark { mark: 100, .. }), "{ops:?}");
+    assert!(
+        matches!(ops[2], Op::AddService { ops: true, .. }),
+        "{ops:?}"
+    );
 }

@@ -31,6 +31,7 @@ impl Model {
                 key: s.key,
                 scheduler: s.scheduler,
                 flags: s.flags,
+                ops: s.ops,
                 epoch: s.epoch,
                 log: s.log.clone(),
                 stats: s.stats.clone(),
@@ -60,6 +61,7 @@ impl Model {
             self.timeouts,
             self.tun_source.unwrap_or(Ipv4Addr::UNSPECIFIED),
         )
+        .with_marks(|m| self.mark_rules(m))
     }
 
     /// What `-L`, `--stats` and `-S` print.
@@ -73,6 +75,7 @@ impl Model {
                     key: s.key,
                     scheduler: s.scheduler.name().to_string(),
                     flags: s.flags,
+                    ops: s.ops,
                     stats: s.stats.snapshot(),
                     rates: s.stats.rates(),
                     dests: s
@@ -100,12 +103,17 @@ impl Model {
     /// new process.
     pub fn ops(&self) -> Vec<Op> {
         let mut ops = vec![Op::SetTimeouts(self.timeouts)];
+        ops.extend(self.marks.iter().map(|(m, r)| Op::SetMark {
+            mark: *m,
+            rules: r.clone(),
+        }));
         for s in &self.services {
             ops.push(Op::AddService {
                 key: s.key,
                 scheduler: s.scheduler.name().into(),
                 flags: s.flags,
                 persistent: None,
+                ops: s.ops,
             });
             // Newest first in the model; added oldest first to keep it.
             for d in s.dests.iter().rev() {

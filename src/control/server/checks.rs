@@ -68,7 +68,7 @@ impl Control {
                 ),
                 Err(e) => format!("{e}, {} of {} checks failed", spec.fall, spec.fall),
             };
-            let svc = format!("{} {}:{}", key.protocol.name(), key.addr, key.port);
+            let svc = key.to_string();
             let what = match (now_up, action) {
                 (true, _) => "up",
                 (false, FailAction::Quiesce) => "down (quiesced: weight 0)",
@@ -99,12 +99,7 @@ impl Control {
             changed
         };
         if changed {
-            tracing::info!(
-                "{} {}:{} real server {addr}:{port} weight {w} (set by its check)",
-                key.protocol.name(),
-                key.addr,
-                key.port
-            );
+            tracing::info!("{key} real server {addr}:{port} weight {w} (set by its check)");
             self.judge_quorum(key).await;
         }
     }

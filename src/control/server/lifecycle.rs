@@ -47,9 +47,7 @@ impl LoadError {
 
 /// An op as a reload error names it.
 fn describe(op: &Op) -> String {
-    let svc = |k: &crate::lvs::service::ServiceKey| {
-        format!("service {} {}:{}", k.protocol.name(), k.addr, k.port)
-    };
+    let svc = |k: &crate::lvs::service::ServiceKey| format!("service {k}");
     match op {
         Op::AddService { key, .. } | Op::EditService { key, .. } | Op::DelService { key } => {
             svc(key)
@@ -59,6 +57,7 @@ fn describe(op: &Op) -> String {
         }
         Op::DelDest { key, addr, port } => format!("{}, real server {addr}:{port}", svc(key)),
         Op::SetTimeouts(_) => "timeouts".into(),
+        Op::SetMark { mark, .. } => format!("mark {mark}"),
         Op::Clear | Op::Zero { .. } => "the table".into(),
     }
 }
@@ -121,9 +120,10 @@ impl Control {
         ops: &[Op],
         source: Option<Box<dyn Source>>,
     ) -> Result<(), LoadError> {
-        let vips = ops.iter().filter_map(|o| match o {
-            Op::AddService { key, .. } => Some(key.addr),
-            _ => None,
+        let vips = ops.iter().flat_map(|o| match o {
+            Op::AddService { key, .. } => key.vip().into_iter().collect(),
+            Op::SetMark { rules, .. } => rules.iter().map(|r| r.vip).collect(),
+            _ => Vec::new(),
         });
         self.apply_with(ops, vips.collect())
             .await

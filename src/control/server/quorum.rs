@@ -49,7 +49,7 @@ impl Control {
         if now_lost == lost {
             return;
         }
-        let svc = format!("{} {}:{}", key.protocol.name(), key.addr, key.port);
+        let svc = key.to_string();
         let (what, cmd) = match now_lost {
             true => ("lost", &q.down_cmd),
             false => ("regained", &q.up_cmd),

@@ -156,6 +156,7 @@ fn from_wire(w: &SyncRecord) -> Option<Record> {
                 client_link: w.client_link,
                 client_mac: w.client_mac,
                 seen_twice: w.seen_twice == 1,
+                fwmark: 0,
             }))
         }
         _ => None,
@@ -271,6 +272,7 @@ mod tests {
             client_link: 0,
             client_mac: [2, 0, 0, 0, 0, 10],
             seen_twice: true,
+            fwmark: 0,
         })
     }
 

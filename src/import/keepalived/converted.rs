@@ -56,8 +56,8 @@ pub(super) struct Converted {
     pub text: String,
     pub services: Vec<Service>,
     pub bodies: Vec<Body>,
-    /// `virtual_server fwmark N`s (not carried over, but checked for
-    /// duplicates).
+    /// `virtual_server fwmark N`s (checked for duplicates; each needs a
+    /// `[[mark]]` the operator writes).
     pub fwmarks: Vec<(Place, String)>,
     /// The first line in `text` of each service and real server, and its
     /// place in the input.

@@ -28,15 +28,28 @@ pub(super) fn virtual_server(
     }
     let persistent = n.child("persistence_timeout").is_some();
     let mut vips: Vec<(Place, Ipv4Addr, u16)> = Vec::new();
+    let mut fwmark = None;
     match (n.arg(1), n.arg(2)) {
         (Some("fwmark"), Some(mark)) => {
             extra(n, 3, r);
             out.fwmarks.push((n.at.clone(), mark.to_string()));
+            let Some(m) = mark.parse::<u32>().ok().filter(|m| *m > 0) else {
+                r.error(
+                    &n.at,
+                    format!("fwmark {}: a mark is 1 to 4294967295", shown(mark)),
+                );
+                return;
+            };
             r.warn(
                 &n.at,
-                "firewall-mark virtual servers are not in uvs yet (a later issue adds -f); not carried over",
+                format!(
+                    "firewall-mark virtual server {m}: iptables sets the mark, and uvs sees \
+                     frames before iptables: its service is written commented out; define the \
+                     mark as a [[mark]] with id = {m} and uncomment it (the TODO at the end of \
+                     the output; docs/config.md, Firewall marks)"
+                ),
             );
-            return;
+            fwmark = Some(m);
         }
         (Some("group"), Some(g)) => {
             extra(n, 3, r);
@@ -86,10 +99,12 @@ pub(super) fn virtual_server(
             return;
         }
     }
-    if vips.is_empty() {
+    if vips.is_empty() && fwmark.is_none() {
         return;
     }
     let protocol = match n.child("protocol") {
+        // A mark has no protocol of its own: its definition says.
+        _ if fwmark.is_some() => "tcp",
         // keepalived sets UDP, as the kernel would, and reports it.
         None => {
             r.warn(
@@ -140,14 +155,16 @@ pub(super) fn virtual_server(
     // to keep it at weight 0 (uvs's quiesce).
     let inhibit = n.child("inhibit_on_failure").is_some();
     let mut section = ServiceSection {
-        protocol: written(protocol.to_string()),
+        protocol: Some(written(protocol.to_string())),
         // Each service's own (written by output::render); the members of
         // a group share the rest.
-        address: written(String::new()),
+        address: Some(written(String::new())),
+        fwmark: None,
         scheduler: Some(written(sched.to_string())),
         sched_flags: Some(sched_flags(n, sched, r))
             .filter(|f| !f.is_empty())
             .map(written),
+        ops: None,
         on_failure: Some(written(
             if inhibit { "quiesce" } else { "remove" }.to_string(),
         )),
@@ -183,6 +200,10 @@ pub(super) fn virtual_server(
             k if SCHED_FLAGS.contains(&k) => {}
             "inhibit_on_failure" => {
                 no_block(c, r);
+            }
+            "ops" => {
+                no_block(c, r);
+                section.ops = Some(written(true));
             }
             "persistence_timeout" | "persistence_granularity" | "persistence_engine" => {
                 no_block(c, r);
@@ -230,6 +251,13 @@ pub(super) fn virtual_server(
     }
     let index = out.bodies.len();
     out.bodies.push(body);
+    if let Some(m) = fwmark {
+        out.services.push(Service {
+            at: n.at.clone(),
+            key: ServiceKey::mark(m),
+            body: index,
+        });
+    }
     for (at, addr, port) in vips {
         out.services.push(Service {
             at,
@@ -240,6 +268,7 @@ pub(super) fn virtual_server(
                 },
                 addr,
                 port,
+                fwmark: 0,
             },
             body: index,
         });

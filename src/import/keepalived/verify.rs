@@ -27,7 +27,8 @@ pub(super) fn identities(c: &Converted, r: &mut Report) {
         }
     }
     let mut keys = HashMap::new();
-    for s in &c.services {
+    // Marks are checked above, by their words.
+    for s in c.services.iter().filter(|s| s.key.fwmark().is_none()) {
         let k = s.key;
         if let Some(first) = keys.insert(k, &s.at) {
             r.error(
@@ -103,7 +104,14 @@ pub(super) fn identities(c: &Converted, r: &mut Report) {
 /// table's), with a stand-in for the host's answers (MAC addresses, the
 /// tunnel source): an error for what they refuse, at its origin.
 pub(super) fn director_accepts(c: &Converted, r: &mut Report) {
-    let cfg = match crate::config::parse(std::path::Path::new("imported.toml"), c.text.as_bytes()) {
+    // With the marks the operator is asked to define.
+    // With the mark services uncommented and the marks the operator is
+    // asked to define.
+    let prefix = super::output::SERVICE_PREFIX;
+    let lines = c.text.lines().map(|l| l.strip_prefix(prefix).unwrap_or(l));
+    let text: String = lines.flat_map(|l| [l, "\n"]).collect();
+    let text = format!("{text}{}", super::output::stand_in_marks(c));
+    let cfg = match crate::config::parse(std::path::Path::new("imported.toml"), text.as_bytes()) {
         Ok(cfg) => cfg,
         Err(e) => {
             let at = c

@@ -4,10 +4,14 @@
 
 use super::Error;
 use super::maps::RsKey;
-use crate::lvs::service::Forward;
+use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::table::Table;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+
+/// The most ports of one range claimed for a port-0 NAT server of a mark
+/// service.
+const MAX_MARK_PORTS: u16 = 1024;
 
 /// What the maps should hold for a table.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -23,15 +27,33 @@ impl Claims {
             locals: locals.iter().map(|a| a.octets()).collect(),
             ..Claims::default()
         };
-        for s in &table.services {
-            c.vips.insert(s.key.addr.octets());
-            for d in s.dests.iter().filter(|d| d.forward == Forward::Masq) {
-                c.nat.insert(RsKey {
-                    addr: d.addr.octets(),
-                    port: d.port.to_be_bytes(),
-                    proto: s.key.protocol.number(),
-                    pad: 0,
-                });
+        c.vips = table.vips().iter().map(|a| a.octets()).collect();
+        let rs = |addr: Ipv4Addr, port: u16, proto: Protocol| RsKey {
+            addr: addr.octets(),
+            port: port.to_be_bytes(),
+            proto: proto.number(),
+            pad: 0,
+        };
+        let masq = |s: usize| {
+            let dests = &table.services[s].dests;
+            dests.iter().filter(|d| d.forward == Forward::Masq)
+        };
+        for (i, s) in table.services.iter().enumerate() {
+            if s.key.fwmark().is_none() {
+                c.nat
+                    .extend(masq(i).map(|d| rs(d.addr, d.port, s.key.protocol)));
+            }
+        }
+        // A mark service's NAT server replies from its port, or with port
+        // 0 from the port the client asked for (each of the mark's, up to
+        // a bound: beyond it the replies come through the packet socket).
+        for (proto, _, lo, hi, svc) in table.marks().ranges() {
+            for d in masq(svc) {
+                let ports = match d.port {
+                    0 => lo..=hi.min(lo.saturating_add(MAX_MARK_PORTS)),
+                    p => p..=p,
+                };
+                c.nat.extend(ports.map(|p| rs(d.addr, p, proto)));
             }
         }
         c
@@ -67,20 +89,17 @@ fn sync_set<K: aya::Pod + Ord>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lvs::service::{Protocol, SchedulerKind, ServiceKey};
+    use crate::lvs::service::{SchedulerKind, ServiceKey};
     use crate::lvs::table::{DestEntry, ServiceEntry};
     use crate::wire::MacAddr;
 
     fn service(proto: Protocol, vip: [u8; 4], dests: &[([u8; 4], u16, Forward)]) -> ServiceEntry {
         ServiceEntry {
             id: 1,
-            key: ServiceKey {
-                protocol: proto,
-                addr: vip.into(),
-                port: 80,
-            },
+            key: ServiceKey::addr(proto, vip.into(), 80),
             scheduler: SchedulerKind::Rr,
             flags: Default::default(),
+            ops: false,
             epoch: 0,
             log: Default::default(),
             dests: dests
