@@ -2,7 +2,7 @@
 //! per line over a Unix stream socket.
 
 use crate::lvs::ConnInfo;
-use crate::lvs::service::{Forward, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, Persistence, ServiceKey, Timeouts};
 use crate::lvs::stats::{Rates, StatsSnapshot};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -25,12 +25,12 @@ pub enum Op {
     AddService {
         key: ServiceKey,
         scheduler: String,
-        persistent: Option<u32>,
+        persistent: Option<Persistence>,
     },
     EditService {
         key: ServiceKey,
         scheduler: String,
-        persistent: Option<u32>,
+        persistent: Option<Persistence>,
     },
     DelService {
         key: ServiceKey,
@@ -104,6 +104,9 @@ pub struct DestSnap {
     pub spec: DestSpec,
     pub active: u32,
     pub inactive: u32,
+    /// Persistence templates that point at it (`--persistent-conn`).
+    #[serde(default)]
+    pub persistent: u32,
     pub stats: StatsSnapshot,
     #[serde(default)]
     pub rates: Rates,
@@ -113,6 +116,8 @@ pub struct DestSnap {
 pub struct ServiceSnap {
     pub key: ServiceKey,
     pub scheduler: String,
+    #[serde(default)]
+    pub persistent: Option<Persistence>,
     pub stats: StatsSnapshot,
     #[serde(default)]
     pub rates: Rates,

@@ -182,6 +182,8 @@ pub struct Parsed {
     pub port: u16,
     pub scheduler: String,
     pub persistent: Option<u32>,
+    /// `-M`: the persistence granularity.
+    pub netmask: Option<Ipv4Addr>,
     pub dest_addr: Option<Ipv4Addr>,
     pub dest_port: u16,
     pub forward: Forward,
@@ -204,6 +206,7 @@ impl Parsed {
             port: 0,
             scheduler: String::new(),
             persistent: None,
+            netmask: None,
             dest_addr: None,
             dest_port: 0,
             forward: Forward::Route,

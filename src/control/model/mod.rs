@@ -3,7 +3,7 @@
 //! [`Table`] for the data plane.
 
 use super::proto::{DestSpec, Op};
-use crate::lvs::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, MAX_TIMEOUT, Persistence, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::{DestState, Stats};
 use crate::lvs::table::NextHop;
 use std::net::Ipv4Addr;
@@ -64,6 +64,8 @@ pub struct Service {
     pub id: u64,
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
+    /// `-p`/`-M` (a service option beside the scheduler).
+    pub persistence: Option<Persistence>,
     pub epoch: u64,
     /// Newest first, like the kernel's svc->destinations.
     pub dests: Vec<Dest>,
@@ -149,12 +151,18 @@ pub fn check_vip(a: Ipv4Addr) -> Result<(), OpError> {
     )))
 }
 
-fn check_persistent(p: Option<u32>) -> Result<(), OpError> {
+/// A persistence timeout in ipvsadm's range; port 0 (every port of the
+/// VIP) only for a persistent service, as ipvsadm says.
+fn check_persistent(key: &ServiceKey, p: Option<Persistence>) -> Result<(), OpError> {
     match p {
-        None => Ok(()),
-        Some(_) => Err(OpError::Unsupported(
-            "Persistent services (-p) are not supported by uvs yet".into(),
+        None if key.port == 0 => Err(OpError::BadAddress(
+            "Zero port specified for non-persistent service".into(),
         )),
+        Some(p) if !(1..=MAX_TIMEOUT).contains(&p.timeout) => Err(OpError::BadAddress(format!(
+            "persistence timeout {} out of range 1..{MAX_TIMEOUT}",
+            p.timeout
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -216,7 +224,7 @@ impl Model {
                     return Err(OpError::ServiceExists);
                 }
                 let k = scheduler(s)?;
-                check_persistent(*persistent)?;
+                check_persistent(key, *persistent)?;
                 check_vip(key.addr)?;
                 if let Some(d) = self.dest_with_addr(key.addr) {
                     return Err(OpError::BadAddress(format!(
@@ -233,6 +241,7 @@ impl Model {
                     id,
                     key: *key,
                     scheduler: k,
+                    persistence: *persistent,
                     epoch: 0,
                     dests: Vec::new(),
                     stats: Arc::default(),
@@ -246,7 +255,8 @@ impl Model {
                 let k = scheduler(s);
                 let svc = self.service_mut(key).ok_or(OpError::NoSuchService)?;
                 let k = k?;
-                check_persistent(*persistent)?;
+                check_persistent(key, *persistent)?;
+                svc.persistence = *persistent;
                 if svc.scheduler != k {
                     svc.scheduler = k;
                     svc.epoch += 1;

@@ -30,6 +30,7 @@ impl Model {
                 id: s.id,
                 key: s.key,
                 scheduler: s.scheduler,
+                persistence: s.persistence,
                 epoch: s.epoch,
                 stats: s.stats.clone(),
                 dests: s
@@ -68,6 +69,7 @@ impl Model {
                 .map(|s| ServiceSnap {
                     key: s.key,
                     scheduler: s.scheduler.name().to_string(),
+                    persistent: s.persistence,
                     stats: s.stats.snapshot(),
                     rates: s.stats.rates(),
                     dests: s
@@ -81,6 +83,7 @@ impl Model {
                             },
                             active: d.state.active(),
                             inactive: d.state.inactive(),
+                            persistent: d.state.persistent(),
                             stats: d.state.stats.snapshot(),
                             rates: d.state.stats.rates(),
                         })
@@ -99,7 +102,7 @@ impl Model {
             ops.push(Op::AddService {
                 key: s.key,
                 scheduler: s.scheduler.name().into(),
-                persistent: None,
+                persistent: s.persistence,
             });
             // Newest first in the model; added oldest first to keep it.
             for d in s.dests.iter().rev() {

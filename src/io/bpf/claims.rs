@@ -80,6 +80,7 @@ mod tests {
                 port: 80,
             },
             scheduler: SchedulerKind::Rr,
+            persistence: None,
             epoch: 0,
             dests: dests
                 .iter()
