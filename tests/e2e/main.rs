@@ -15,6 +15,7 @@ mod hardening;
 mod health;
 mod keepalived;
 mod nat;
+mod persist;
 mod restart;
 mod tc_offload;
 mod tun;
