@@ -64,6 +64,9 @@ fn settings(old: &Service, new: &Service) -> Vec<&'static str> {
     if old.scheduler != new.scheduler {
         s.push("scheduler");
     }
+    if old.persistence != new.persistence {
+        s.push("persistence");
+    }
     if old.on_failure != new.on_failure {
         s.push("on_failure");
     }

@@ -3,13 +3,16 @@
 
 use super::settings::{self, Settings};
 use super::{
-    CheckSection, Config, ConfigError, Ctx, File, RealServer, RealServerSection, Service, line_col,
+    CheckSection, Config, ConfigError, Ctx, File, RealServer, RealServerSection, Service,
+    ServiceSection, line_col,
 };
 use crate::control::check::{CheckKind, CheckSpec};
 use crate::control::model::FailAction;
 use crate::control::plan::{Quorum, SorryServer};
 use crate::control::proto::DestSpec;
-use crate::lvs::service::{Forward, Protocol, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::service::{
+    Forward, MAX_TIMEOUT, Persistence, Protocol, SchedulerKind, ServiceKey, Timeouts,
+};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -140,6 +143,7 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
                 )
             })?,
         };
+        let persistence = persistence(cx, s, key)?;
         let on_failure = match &s.on_failure {
             None => FailAction::Quiesce,
             Some(v) => match v.get_ref().as_str() {
@@ -204,6 +208,7 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         services.push(Service {
             key,
             scheduler,
+            persistence,
             on_failure,
             real_servers,
             quorum,
@@ -217,6 +222,46 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
 }
 
 /// One real server of service `key` (its check: its own, else `default`).
+/// A service's `persistence_timeout` and `persistence_mask` (`-p`, `-M`);
+/// port 0 only for a persistent service, as ipvsadm says.
+fn persistence(
+    cx: &Ctx,
+    s: &ServiceSection,
+    key: ServiceKey,
+) -> Result<Option<Persistence>, ConfigError> {
+    let Some(t) = &s.persistence_timeout else {
+        if let Some(m) = &s.persistence_mask {
+            return Err(cx.err(m.span(), "persistence_mask needs persistence_timeout"));
+        }
+        if key.port == 0 {
+            return Err(cx.err(
+                s.address.span(),
+                "Zero port specified for non-persistent service (set persistence_timeout)",
+            ));
+        }
+        return Ok(None);
+    };
+    let timeout = u32::try_from(*t.get_ref())
+        .ok()
+        .filter(|v| (1..=MAX_TIMEOUT).contains(v))
+        .ok_or_else(|| {
+            cx.err(
+                t.span(),
+                format!("persistence_timeout must be 1..{MAX_TIMEOUT} seconds"),
+            )
+        })?;
+    let netmask = match &s.persistence_mask {
+        None => Persistence::DEFAULT_NETMASK,
+        Some(m) => m.get_ref().parse::<Ipv4Addr>().map_err(|_| {
+            cx.err(
+                m.span(),
+                format!("persistence_mask `{}`: a dotted mask", m.get_ref()),
+            )
+        })?,
+    };
+    Ok(Some(Persistence { timeout, netmask }))
+}
+
 fn real_server(
     cx: &Ctx,
     r: &RealServerSection,

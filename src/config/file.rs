@@ -33,6 +33,12 @@ pub(crate) struct ServiceSection {
     pub(crate) protocol: Spanned<String>,
     pub(crate) address: Spanned<String>,
     pub(crate) scheduler: Option<Spanned<String>>,
+    /// Seconds a client network keeps its real server (`-p`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) persistence_timeout: Option<Spanned<i64>>,
+    /// The client network's mask (`-M`), dotted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) persistence_mask: Option<Spanned<String>>,
     /// quiesce (default) or remove.
     pub(crate) on_failure: Option<Spanned<String>>,
     /// The check of every real server of the service (each may override).

@@ -11,7 +11,7 @@ use crate::control::check::CheckSpec;
 use crate::control::model::FailAction;
 use crate::control::plan::{CheckedServer, Plan, Quorum};
 use crate::control::proto::Op;
-use crate::lvs::service::{Forward, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, Persistence, SchedulerKind, ServiceKey, Timeouts};
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -54,6 +54,7 @@ pub struct RealServer {
 pub struct Service {
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
+    pub persistence: Option<Persistence>,
     pub on_failure: FailAction,
     pub real_servers: Vec<RealServer>,
     pub quorum: Quorum,
@@ -181,13 +182,14 @@ impl Config {
                 None => ops.push(Op::AddService {
                     key: s.key,
                     scheduler: s.scheduler.name().into(),
-                    persistent: None,
+                    persistent: s.persistence,
                 }),
-                Some(o) if o.scheduler != s.scheduler => ops.push(Op::EditService {
-                    key: s.key,
-                    scheduler: s.scheduler.name().into(),
-                    persistent: None,
-                }),
+                Some(o) if o.scheduler != s.scheduler || o.persistence != s.persistence => ops
+                    .push(Op::EditService {
+                        key: s.key,
+                        scheduler: s.scheduler.name().into(),
+                        persistent: s.persistence,
+                    }),
                 Some(_) => {}
             }
             let old_rs: &[RealServer] = before.map_or(&[], |o| &o.real_servers);
