@@ -417,16 +417,13 @@ fn duplicates_and_out_of_range_values_are_errors_with_their_lines() {
 
 #[test]
 fn persistence_imports_with_keepalived_s_default_and_granularity() {
-    let d = std::env::temp_dir().join(format!("uvs-ka-persist-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    let f = d.join("k.conf");
-    std::fs::write(
-        &f,
-        "virtual_server 198.18.0.100 0 {\n  lb_kind DR\n  protocol TCP\n  persistence_timeout\n  \
-         persistence_granularity 255.255.255.0\n  real_server 198.18.0.11 80 {\n  }\n}\n",
-    )
-    .unwrap();
+    const CONF: &str = "virtual_server 198.18.0.100 0 {\n  lb_kind DR\n  protocol TCP\n  \
+        persistence_timeout\n  persistence_granularity 255.255.255.0\n  \
+        real_server 198.18.0.11 80 {\n  }\n}\n";
+    let f = std::env::temp_dir().join(format!("uvs-ka-persist-{}.conf", std::process::id()));
+    std::fs::write(&f, CONF).unwrap();
     let (code, out, err) = import(&f);
+    let _ = std::fs::remove_file(&f);
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("persistence"), "{err}");
     assert!(out.contains("persistence_timeout = 360"), "{out}");
@@ -435,5 +432,4 @@ fn persistence_imports_with_keepalived_s_default_and_granularity() {
         "{out}"
     );
     assert!(out.contains("198.18.0.100:0"), "{out}");
-    let _ = std::fs::remove_dir_all(&d);
 }

@@ -40,6 +40,18 @@ fn only_server(v: &serde_json::Value, n: u64) -> &'static str {
     }
 }
 
+/// The `-Lnc` row of the one template of client (network) `client`,
+/// and the whole listing.
+fn one_template(l: &Lab, client: &str) -> (String, String) {
+    let conns = l.adm("-Lnc");
+    let rows: Vec<&str> = conns
+        .lines()
+        .filter(|r| r.contains(&format!(" {client}:0 ")))
+        .collect();
+    assert_eq!(rows.len(), 1, "{conns}");
+    (rows[0].to_string(), conns.clone())
+}
+
 fn rip(name: &str) -> &'static str {
     if name == "rs1" { RS1 } else { RS2 }
 }
@@ -60,13 +72,7 @@ fn a_client_keeps_its_server_until_the_template_expires() {
         list.contains(&format!("TCP  {VIP}:80 rr persistent 3\n")),
         "{list}"
     );
-    let conns = l.adm("-Lnc");
-    let templates: Vec<&str> = conns
-        .lines()
-        .filter(|r| r.contains("198.18.0.10:0 "))
-        .collect();
-    assert_eq!(templates.len(), 1, "{conns}");
-    let t = templates[0];
+    let (t, _) = one_template(&l, "198.18.0.10");
     assert!(t.starts_with("TCP "), "{t}");
     assert!(t.contains("ASSURED") || t.contains("NONE"), "{t}");
     let vip = format!("{VIP}:80");

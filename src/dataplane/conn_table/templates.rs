@@ -176,6 +176,17 @@ mod tests {
         t
     }
 
+    /// A table of `max` with a template and one connection it controls;
+    /// their keys.
+    fn controlled(max: usize) -> (ConnTable, ConnKey, ConnKey) {
+        let mut t = ConnTable::new(max);
+        let tk = key([198, 19, 0, 0], 0);
+        t.insert(tk, template()).unwrap();
+        let a = key([198, 19, 0, 1], 1000);
+        t.insert_controlled(a, conn(Forward::Route), &tk).unwrap();
+        (t, tk, a)
+    }
+
     #[test]
     fn a_template_counts_its_connections_and_is_cheap_only_when_idle() {
         let mut t = ConnTable::new(3);
@@ -216,11 +227,7 @@ mod tests {
 
     #[test]
     fn an_assured_template_is_never_evicted() {
-        let mut t = ConnTable::new(2);
-        let tk = key([198, 19, 0, 0], 0);
-        t.insert(tk, template()).unwrap();
-        let a = key([198, 19, 0, 1], 1000);
-        t.insert_controlled(a, conn(Forward::Route), &tk).unwrap();
+        let (mut t, tk, a) = controlled(2);
         let (k, c) = t.assure(&a).unwrap();
         assert_eq!(k, tk);
         assert_eq!(c.state, ConnState::Assured);
@@ -237,11 +244,7 @@ mod tests {
 
     #[test]
     fn a_template_removed_under_its_connections_leaves_no_stale_count() {
-        let mut t = ConnTable::new(8);
-        let tk = key([198, 19, 0, 0], 0);
-        t.insert(tk, template()).unwrap();
-        let a = key([198, 19, 0, 1], 1000);
-        t.insert_controlled(a, conn(Forward::Route), &tk).unwrap();
+        let (mut t, tk, a) = controlled(8);
         t.remove_entry(&tk, true).unwrap();
         // Its slot is reused by another template, of another VIP.
         let other = ConnKey {
