@@ -13,6 +13,7 @@ use super::books::{locate, release, take};
 use super::conn::Conn;
 use super::handoff::portable;
 use crate::lvs::conn::{ConnKey, PortableConn};
+use crate::lvs::service::ServiceKey;
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Digest, Record, SyncEvent};
 use std::sync::mpsc::SyncSender;
@@ -126,7 +127,8 @@ impl Dataplane {
         self.conns.begin_marking();
     }
 
-    /// A full resync ended; returns how many stale entries went.
+    /// A full resync ended; returns how many stale entries went. The
+    /// connections that came before their templates are linked to them.
     pub fn resync_end(&mut self) -> usize {
         let gone = self.conns.drop_unconfirmed();
         for mut c in gone.iter().copied() {
@@ -134,11 +136,28 @@ impl Dataplane {
                 release(&d.state, &c);
             }
         }
+        self.adopt_orphans();
         self.counters.conns.store(
             self.conns.len() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
         gone.len()
+    }
+
+    /// Links the connections of persistent services that came before
+    /// their templates (a full resync's order, or a takeover in its
+    /// midst) to them, so a template never expires under them.
+    pub(super) fn adopt_orphans(&mut self) -> usize {
+        let table = &self.table;
+        self.conns.adopt_orphans(|k| {
+            let skey = ServiceKey {
+                protocol: k.protocol,
+                addr: k.vaddr,
+                port: k.vport,
+            };
+            let svc = &table.services[table.service_index(&skey)?];
+            Some(k.template(&svc.persistence?, svc.key.port))
+        })
     }
 
     /// The table's digest now.
@@ -170,8 +189,10 @@ impl Dataplane {
     /// A backup taking over: synced timers stood still while it was
     /// standby (the active director refreshed them with every packet), so
     /// each restarts at least at its state's timeout, as IPVS's backup
-    /// gives a synced connection its state's timeout.
+    /// gives a synced connection its state's timeout. Connections still
+    /// without their templates (a resync cut short) are linked first.
     pub(super) fn restart_timers(&mut self) {
+        self.adopt_orphans();
         let now = self.now_ms();
         let t = self.table.timeouts;
         self.conns.retain(|_, c, _| {

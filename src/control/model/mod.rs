@@ -96,6 +96,10 @@ pub enum OpError {
     /// An address that can never be used where it was given.
     #[error("{0}")]
     BadAddress(String),
+    /// A persistence timeout outside ipvsadm's 1..2678400 (`-p`), with
+    /// ipvsadm's text.
+    #[error("invalid timeout value `{0}' specified")]
+    BadTimeout(u32),
     /// A check against the host failed (VIP configured locally, real
     /// server not on-link, MAC not resolvable).
     #[error("{0}")]
@@ -158,10 +162,7 @@ fn check_persistent(key: &ServiceKey, p: Option<Persistence>) -> Result<(), OpEr
         None if key.port == 0 => Err(OpError::BadAddress(
             "Zero port specified for non-persistent service".into(),
         )),
-        Some(p) if !(1..=MAX_TIMEOUT).contains(&p.timeout) => Err(OpError::BadAddress(format!(
-            "persistence timeout {} out of range 1..{MAX_TIMEOUT}",
-            p.timeout
-        ))),
+        Some(p) if !(1..=MAX_TIMEOUT).contains(&p.timeout) => Err(OpError::BadTimeout(p.timeout)),
         _ => Ok(()),
     }
 }

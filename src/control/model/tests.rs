@@ -241,3 +241,26 @@ fn a_second_service_on_a_vip_is_not_probed_again() {
         .unwrap();
     assert_eq!(needs, vec![Need::NewVip(Ipv4Addr::new(198, 18, 0, 100))]);
 }
+
+#[test]
+fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
+    for t in [0, MAX_TIMEOUT + 1] {
+        let op = Op::AddService {
+            key: key(80),
+            scheduler: "rr".into(),
+            persistent: Some(Persistence::new(t)),
+        };
+        let e = apply(&Model::default(), &[op]).unwrap_err().1;
+        assert_eq!(e, OpError::BadTimeout(t));
+        assert_eq!(
+            e.to_string(),
+            format!("invalid timeout value `{t}' specified")
+        );
+    }
+    let ok = Op::AddService {
+        key: key(80),
+        scheduler: "rr".into(),
+        persistent: Some(Persistence::new(MAX_TIMEOUT)),
+    };
+    assert!(apply(&Model::default(), &[ok]).is_ok());
+}

@@ -143,6 +143,33 @@ impl ConnTable {
         }
     }
 
+    /// Links every connection that has no template yet to the one
+    /// `template_of` names for it, when that is here: a full resync
+    /// sends the table in slot order, so a connection can come before
+    /// its template. Returns how many were linked.
+    pub fn adopt_orphans(
+        &mut self,
+        mut template_of: impl FnMut(&ConnKey) -> Option<ConnKey>,
+    ) -> usize {
+        let mut linked = 0;
+        for i in 0..self.slots.len() as u32 {
+            let s = &self.slots[i as usize];
+            let own = self.ctl[i as usize];
+            if !s.has(LIVE)
+                || s.conn.state.is_template()
+                || (own != NIL && self.controls_slot(own, &s.key))
+            {
+                continue;
+            }
+            let Some(t) = template_of(&s.key).and_then(|tk| self.find_kind(&tk, true)) else {
+                continue;
+            };
+            self.attach(i, t);
+            linked += 1;
+        }
+        linked
+    }
+
     /// How many connections slot `i` controls (0 for a connection).
     #[inline]
     pub(super) fn controlled(&self, i: usize) -> u32 {
@@ -260,5 +287,28 @@ mod tests {
             .unwrap();
         t.remove(&a);
         assert_eq!(t.controls(&other), 1);
+    }
+
+    #[test]
+    fn a_connection_entered_before_its_template_is_linked_later() {
+        let mut t = ConnTable::new(8);
+        let tk = key([198, 19, 0, 0], 0);
+        let a = key([198, 19, 0, 1], 1000);
+        t.insert(a, conn(Forward::Route)).unwrap();
+        t.adopt(&a, &tk);
+        t.insert(tk, template()).unwrap();
+        assert_eq!(t.controls(&tk), 0);
+        let of = |k: &ConnKey| {
+            Some(ConnKey {
+                caddr: Ipv4Addr::new(198, 19, 0, 0),
+                cport: 0,
+                ..*k
+            })
+        };
+        assert_eq!(t.adopt_orphans(of), 1);
+        assert_eq!(t.controls(&tk), 1);
+        assert_eq!(t.adopt_orphans(of), 0, "once");
+        t.remove(&a);
+        assert_eq!(t.controls(&tk), 0);
     }
 }
