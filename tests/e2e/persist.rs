@@ -19,7 +19,7 @@ fn lab() -> Option<Lab> {
 
 /// `n` TCP connections to VIP:`port` from the client, from `source`
 /// when given (an address the client namespace holds).
-fn names(l: &Lab, port: u16, n: u32, source: Option<&str>) -> serde_json::Value {
+pub(crate) fn names(l: &Lab, port: u16, n: u32, source: Option<&str>) -> serde_json::Value {
     let target = format!("{VIP}:{port}");
     let n = n.to_string();
     let mut args = vec!["tcp-names", "--target", &target, "--count", &n];
@@ -32,7 +32,7 @@ fn names(l: &Lab, port: u16, n: u32, source: Option<&str>) -> serde_json::Value 
 }
 
 /// The one server all of `v`'s answers came from.
-fn only_server(v: &serde_json::Value, n: u64) -> &'static str {
+pub(crate) fn only_server(v: &serde_json::Value, n: u64) -> &'static str {
     match (count(v, "rs1"), count(v, "rs2")) {
         (a, 0) if a == n => "rs1",
         (0, b) if b == n => "rs2",
@@ -40,19 +40,37 @@ fn only_server(v: &serde_json::Value, n: u64) -> &'static str {
     }
 }
 
-/// The `-Lnc` row of the one template of client (network) `client`,
-/// and the whole listing.
-fn one_template(l: &Lab, client: &str) -> (String, String) {
-    let conns = l.adm("-Lnc");
-    let rows: Vec<&str> = conns
-        .lines()
-        .filter(|r| r.contains(&format!(" {client}:0 ")))
-        .collect();
-    assert_eq!(rows.len(), 1, "{conns}");
-    (rows[0].to_string(), conns.clone())
+/// The rows of `-Lnc` listing `conns` that are templates of client
+/// (network) `client`.
+fn template_rows<'a>(conns: &'a str, client: &str) -> Vec<&'a str> {
+    let client = format!(" {client}:0 ");
+    conns.lines().filter(|r| r.contains(&client)).collect()
 }
 
-fn rip(name: &str) -> &'static str {
+/// The `-Lnc` row of the one template of client (network) `client`.
+#[track_caller]
+fn one_template(l: &Lab, client: &str) -> String {
+    let conns = l.adm("-Lnc");
+    let rows = template_rows(&conns, client);
+    assert_eq!(rows.len(), 1, "{conns}");
+    rows[0].to_string()
+}
+
+/// Whether `-Lnc` listing `conns` has client `client`'s one template,
+/// pointing at real server `name` (`rs1`, `rs2`) port 80.
+pub(crate) fn pinned_to(conns: &str, client: &str, name: &str) -> bool {
+    let rows = template_rows(conns, client);
+    rows.len() == 1 && rows[0].ends_with(&format!(" {}:80", rip(name)))
+}
+
+/// `n` TCP connections to VIP:80 from a client of its own, address
+/// `addr` (added to the client namespace): the one server they reached.
+pub(crate) fn client_at(l: &Lab, addr: &str, n: u32) -> &'static str {
+    l.sh("cl", &format!("ip addr add {addr}/24 dev eth0"));
+    only_server(&names(l, 80, n, Some(addr)), u64::from(n))
+}
+
+pub(crate) fn rip(name: &str) -> &'static str {
     if name == "rs1" { RS1 } else { RS2 }
 }
 
@@ -72,7 +90,7 @@ fn a_client_keeps_its_server_until_the_template_expires() {
         list.contains(&format!("TCP  {VIP}:80 rr persistent 3\n")),
         "{list}"
     );
-    let (t, _) = one_template(&l, "198.18.0.10");
+    let t = one_template(&l, "198.18.0.10");
     assert!(t.starts_with("TCP "), "{t}");
     assert!(t.contains("ASSURED") || t.contains("NONE"), "{t}");
     let vip = format!("{VIP}:80");
