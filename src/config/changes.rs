@@ -67,6 +67,9 @@ fn settings(old: &Service, new: &Service) -> Vec<&'static str> {
     if old.flags != new.flags {
         s.push("sched_flags");
     }
+    if old.persistence != new.persistence {
+        s.push("persistence");
+    }
     if old.on_failure != new.on_failure {
         s.push("on_failure");
     }

@@ -1,17 +1,19 @@
 //! The file checked into a [`Config`]: every value parsed and checked,
 //! every error at its line and column.
 
-use super::file::ServiceSection;
 use super::settings::{self, Settings};
 use super::{
-    CheckSection, Config, ConfigError, Ctx, File, RealServer, RealServerSection, Service, line_col,
+    CheckSection, Config, ConfigError, Ctx, File, RealServer, RealServerSection, Service,
+    ServiceSection, line_col,
 };
 use crate::control::check::{CheckKind, CheckSpec};
 use crate::control::model::FailAction;
 use crate::control::plan::{Quorum, SorryServer};
 use crate::control::proto::DestSpec;
 use crate::lvs::mark::MarkRule;
-use crate::lvs::service::{Forward, Protocol, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::service::{
+    Forward, MAX_TIMEOUT, Persistence, Protocol, SchedFlags, SchedulerKind, ServiceKey, Timeouts,
+};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -143,6 +145,7 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
             Some(f) => SchedFlags::parse(&f.get_ref().join(","), scheduler.name())
                 .map_err(|e| cx.err(f.span(), format!("sched_flags: {e}")))?,
         };
+        let persistence = persistence(cx, s, key)?;
         let on_failure = match &s.on_failure {
             None => FailAction::Quiesce,
             Some(v) => match v.get_ref().as_str() {
@@ -209,6 +212,7 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
             scheduler,
             flags,
             ops,
+            persistence,
             on_failure,
             real_servers,
             quorum,
@@ -270,6 +274,46 @@ fn service_key(
 }
 
 /// One real server of service `key` (its check: its own, else `default`).
+/// A service's `persistence_timeout` and `persistence_mask` (`-p`, `-M`);
+/// port 0 only for a persistent service, as ipvsadm says.
+fn persistence(
+    cx: &Ctx,
+    s: &ServiceSection,
+    key: ServiceKey,
+) -> Result<Option<Persistence>, ConfigError> {
+    let Some(t) = &s.persistence_timeout else {
+        if let Some(m) = &s.persistence_mask {
+            return Err(cx.err(m.span(), "persistence_mask needs persistence_timeout"));
+        }
+        if let (0, 0, Some(a)) = (key.port, key.fwmark, &s.address) {
+            return Err(cx.err(
+                a.span(),
+                "Zero port specified for non-persistent service (set persistence_timeout)",
+            ));
+        }
+        return Ok(None);
+    };
+    let timeout = u32::try_from(*t.get_ref())
+        .ok()
+        .filter(|v| (1..=MAX_TIMEOUT).contains(v))
+        .ok_or_else(|| {
+            cx.err(
+                t.span(),
+                format!("persistence_timeout must be 1..{MAX_TIMEOUT} seconds"),
+            )
+        })?;
+    let netmask = match &s.persistence_mask {
+        None => Persistence::DEFAULT_NETMASK,
+        Some(m) => m.get_ref().parse::<Ipv4Addr>().map_err(|_| {
+            cx.err(
+                m.span(),
+                format!("persistence_mask `{}`: a dotted mask", m.get_ref()),
+            )
+        })?,
+    };
+    Ok(Some(Persistence { timeout, netmask }))
+}
+
 fn real_server(
     cx: &Ctx,
     r: &RealServerSection,

@@ -57,6 +57,12 @@ pub(crate) struct ServiceSection {
     pub(crate) sched_flags: Option<Spanned<Vec<String>>>,
     /// One-packet scheduling (`-o`): each UDP datagram on its own.
     pub(crate) ops: Option<Spanned<bool>>,
+    /// Seconds a client network keeps its real server (`-p`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) persistence_timeout: Option<Spanned<i64>>,
+    /// The client network's mask (`-M`), dotted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) persistence_mask: Option<Spanned<String>>,
     /// quiesce (default) or remove.
     pub(crate) on_failure: Option<Spanned<String>>,
     /// The check of every real server of the service (each may override).

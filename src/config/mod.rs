@@ -12,7 +12,7 @@ use crate::control::model::FailAction;
 use crate::control::plan::{CheckedServer, Plan, Quorum};
 use crate::control::proto::Op;
 use crate::lvs::mark::MarkRule;
-use crate::lvs::service::{Forward, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, Persistence, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
@@ -60,6 +60,8 @@ pub struct Service {
     pub flags: SchedFlags,
     /// One-packet scheduling (`-o`).
     pub ops: bool,
+    /// `-p`/`-M`.
+    pub persistence: Option<Persistence>,
     pub on_failure: FailAction,
     pub real_servers: Vec<RealServer>,
     pub quorum: Quorum,
@@ -201,17 +203,21 @@ impl Config {
                     key: s.key,
                     scheduler: s.scheduler.name().into(),
                     flags: s.flags,
-                    persistent: None,
+                    persistent: s.persistence,
                     ops: s.ops,
                 }),
-                Some(o) if (o.scheduler, o.flags, o.ops) != (s.scheduler, s.flags, s.ops) => ops
-                    .push(Op::EditService {
+                Some(o)
+                    if (o.scheduler, o.flags, o.ops, o.persistence)
+                        != (s.scheduler, s.flags, s.ops, s.persistence) =>
+                {
+                    ops.push(Op::EditService {
                         key: s.key,
                         scheduler: s.scheduler.name().into(),
                         flags: s.flags,
-                        persistent: None,
+                        persistent: s.persistence,
                         ops: s.ops,
-                    }),
+                    });
+                }
                 Some(_) => {}
             }
             let old_rs: &[RealServer] = before.map_or(&[], |o| &o.real_servers);

@@ -142,6 +142,15 @@ fn the_documented_example_loads() {
     assert!(c.services[1].ops && !c.services[0].ops);
     assert_eq!(c.services[0].real_servers[1].forward, Forward::Tunnel);
     assert_eq!(c.services[1].real_servers[0].port, 5353);
+    assert_eq!(c.services[1].persistence, None);
+    assert_eq!(
+        fwm.persistence,
+        Some(crate::lvs::service::Persistence {
+            timeout: 600,
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+        })
+    );
+    assert_eq!(c.services[0].persistence, None);
     let http = c.services[0].real_servers[0].check.as_ref().unwrap();
     assert_eq!(http.kind_name(), "HTTP");
     assert_eq!((http.rise, http.fall, http.port), (1, 3, Some(80)));

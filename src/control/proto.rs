@@ -3,7 +3,7 @@
 
 use crate::lvs::ConnInfo;
 use crate::lvs::mark::MarkRule;
-use crate::lvs::service::{Forward, SchedFlags, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, Persistence, SchedFlags, ServiceKey, Timeouts};
 use crate::lvs::stats::{Rates, StatsSnapshot};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -29,10 +29,10 @@ pub enum Op {
         /// `-b`: the scheduler flags.
         #[serde(default)]
         flags: SchedFlags,
-        persistent: Option<u32>,
         /// One-packet scheduling (`-o`).
         #[serde(default)]
         ops: bool,
+        persistent: Option<Persistence>,
     },
     EditService {
         key: ServiceKey,
@@ -40,9 +40,9 @@ pub enum Op {
         /// `-b`: the scheduler flags.
         #[serde(default)]
         flags: SchedFlags,
-        persistent: Option<u32>,
         #[serde(default)]
         ops: bool,
+        persistent: Option<Persistence>,
     },
     DelService {
         key: ServiceKey,
@@ -122,6 +122,9 @@ pub struct DestSnap {
     pub spec: DestSpec,
     pub active: u32,
     pub inactive: u32,
+    /// Persistence templates that point at it (`--persistent-conn`).
+    #[serde(default)]
+    pub persistent: u32,
     pub stats: StatsSnapshot,
     #[serde(default)]
     pub rates: Rates,
@@ -136,6 +139,7 @@ pub struct ServiceSnap {
     /// One-packet scheduling (`-o`).
     #[serde(default)]
     pub ops: bool,
+    pub persistent: Option<Persistence>,
     pub stats: StatsSnapshot,
     #[serde(default)]
     pub rates: Rates,

@@ -159,7 +159,7 @@ impl Workers {
         for r in recs {
             let (a, p) = match &r {
                 Record::Upsert(c) => (c.caddr, c.cport),
-                Record::Remove(k) => (k.caddr, k.cport),
+                Record::Remove(k) | Record::RemoveTemplate(k) => (k.caddr, k.cport),
             };
             per[self.of(a, p)].push(r);
         }

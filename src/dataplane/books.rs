@@ -29,10 +29,12 @@ pub fn locate<'t>(
 
 /// The count a connection in `state` takes in its real server's: active
 /// or inactive.
+/// A template counts in the persistent ones (IPVS's `persistconns`).
 fn count_of(d: &DestState, state: ConnState) -> &AtomicU32 {
-    match state.is_active() {
-        true => &d.active,
-        false => &d.inactive,
+    match state {
+        ConnState::Template | ConnState::Assured => &d.persistent,
+        s if s.is_active() => &d.active,
+        _ => &d.inactive,
     }
 }
 

@@ -139,7 +139,8 @@ impl Conn {
     }
 
     pub(super) fn reply_key(&self, k: &ConnKey) -> Option<ReplyKey> {
-        (self.fwd == Forward::Masq).then(|| ReplyKey::of(k, self.raddr, self.rport))
+        (self.fwd == Forward::Masq && !self.state.is_template())
+            .then(|| ReplyKey::of(k, self.raddr, self.rport))
     }
 }
 

@@ -4,7 +4,7 @@
 //! goes to [`egress`](super::egress) with what to change in it.
 
 use super::Dataplane;
-use super::books::{locate, release};
+use super::books::{locate, release, take};
 use super::classify::{Flow, Layout};
 use super::conn::Conn;
 use super::conn_table::InsertError;
@@ -13,7 +13,7 @@ use super::offload::take_back;
 use super::tcp_state::Direction;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
-use crate::lvs::service::{Forward, Protocol};
+use crate::lvs::service::{Forward, Persistence, Protocol};
 use crate::lvs::stats::{DataplaneCounters, DestState};
 use crate::lvs::sync::{Record, SyncEvent};
 use crate::lvs::table::{NextHop, Table};
@@ -126,6 +126,9 @@ impl Dataplane {
                 if let Some(was) = was {
                     self.conns.restated(&flow.key, &c, was);
                     self.emit_upsert(&flow.key, &c, true);
+                    if c.state == ConnState::Tcp(TcpState::Established) {
+                        self.assure_template(&flow.key);
+                    }
                 }
                 return Some(c);
             }
@@ -160,25 +163,25 @@ impl Dataplane {
         }
     }
 
-    /// Picks a real server for a new connection and enters it in the table.
+    /// Picks a real server for a new connection (through its client's
+    /// persistence template on a persistent service) and enters it in the
+    /// table.
     fn schedule(&mut self, l: &Layout, flow: &Flow, now: u64) -> Result<Conn, NoConn> {
+        let (di, tk) = match self.table.services[flow.svc].persistence {
+            Some(p) => {
+                let (di, tk) = self.persist(l, flow, p, now)?;
+                (di, Some(tk))
+            }
+            None => (self.pick(flow)?, None),
+        };
         let table = &self.table;
         let svc = &table.services[flow.svc];
-        let pool = table.pool(flow.svc).ok_or(NoConn::NoRealServer)?;
-        let di = self.sched[flow.svc]
-            .schedule(&pool, &flow.key)
-            .ok_or(NoConn::NoRealServer)?;
         let d = &svc.dests[di];
         let (state, one_packet) = match flow.key.protocol {
             Protocol::Tcp => (ConnState::Tcp(TcpState::None), false),
             Protocol::Udp => (ConnState::Udp, svc.ops),
         };
-        // A real server of port 0 (a mark service's) gets the port the
-        // client asked for, as IPVS's ip_vs_schedule gives it.
-        let rport = match d.port {
-            0 => flow.key.vport,
-            p => p,
-        };
+        let rport = svc.dest_port(d, flow.key.vport);
         let mut c = Conn::new(
             flow.svc as u32,
             di as u32,
@@ -200,16 +203,103 @@ impl Dataplane {
         d.state.inactive.fetch_add(1, Relaxed);
         let dir = c.input_direction();
         update_state(&mut c, &d.state, dir, l.tcp_flags, table, now);
-        match self.conns.insert(flow.key, c) {
-            Ok(None) => {}
+        self.enter(flow.key, c, tk.as_ref(), (flow.svc, di))?;
+        let d = &self.table.services[flow.svc].dests[di];
+        self.table.services[flow.svc]
+            .stats
+            .conns
+            .fetch_add(1, Relaxed);
+        d.state.stats.conns.fetch_add(1, Relaxed);
+        self.emit_upsert(&flow.key, &c, false);
+        Ok(c)
+    }
+
+    /// The scheduler's real server for a new flow of its service.
+    fn pick(&mut self, flow: &Flow) -> Result<usize, NoConn> {
+        let pool = self.table.pool(flow.svc).ok_or(NoConn::NoRealServer)?;
+        self.sched[flow.svc]
+            .schedule(&pool, &flow.key)
+            .ok_or(NoConn::NoRealServer)
+    }
+
+    /// The real server of a new connection on a persistent service: its
+    /// client network's template's, if that is usable (its real server
+    /// still in the table, weight 0 included: expire_quiescent_template
+    /// is 0 by default), whose timer starts again; otherwise the
+    /// scheduler's, in a new template (`ip_vs_sched_persist`). Returns
+    /// the server and the template's key.
+    fn persist(
+        &mut self,
+        l: &Layout,
+        flow: &Flow,
+        p: Persistence,
+        now: u64,
+    ) -> Result<(usize, ConnKey), NoConn> {
+        let svc_port = self.table.services[flow.svc].key.port;
+        let tk = flow.key.template(&p, svc_port);
+        let controls = self.conns.controls(&tk);
+        let (table, positions) = (&self.table, &self.positions);
+        if let Some(t) = self.conns.template_mut(&tk) {
+            let live = t.expires_ms(now) > now || controls > 0;
+            if live && locate(table, positions, t).is_some() {
+                t.set_expires_ms(now + u64::from(p.timeout) * 1000);
+                let t = *t;
+                self.emit_upsert(&tk, &t, false);
+                return Ok((t.dest as usize, tk));
+            }
+            // Expired, or its real server gone: a new one replaces it
+            // (one that still controls connections waits for them).
+            if controls == 0 {
+                self.forget(&tk, true);
+                self.emit(SyncEvent::Record(Record::RemoveTemplate(tk)));
+            }
+        }
+        let di = self.pick(flow)?;
+        let svc = &self.table.services[flow.svc];
+        let d = &svc.dests[di];
+        let t = Conn::new(
+            flow.svc as u32,
+            di as u32,
+            d.id,
+            ConnState::Template,
+            now + u64::from(p.timeout) * 1000,
+            d.forward,
+            d.addr,
+            svc.dest_port(d, svc_port),
+            flow.link,
+            l.src_mac,
+        );
+        take(&d.state, t.state);
+        self.enter(tk, t, None, (flow.svc, di))?;
+        self.emit_upsert(&tk, &t, false);
+        Ok((di, tk))
+    }
+
+    /// Enters a new entry (a connection controlled by template `tk`, or
+    /// not) for real server `di` of service `si`, whose count it already
+    /// took: a full table's oldest cheap entry makes room (its server's
+    /// count goes back); a refusal gives the count back and is counted.
+    fn enter(
+        &mut self,
+        k: ConnKey,
+        c: Conn,
+        tk: Option<&ConnKey>,
+        (si, di): (usize, usize),
+    ) -> Result<(), NoConn> {
+        let inserted = match tk {
+            Some(tk) => self.conns.insert_controlled(k, c, tk),
+            None => self.conns.insert(k, c),
+        };
+        let d = &self.table.services[si].dests[di];
+        match inserted {
+            Ok(None) => Ok(()),
             Ok(Some((gone, mut old))) => {
-                // The oldest cheap entry made room: its server's count
-                // goes back.
                 DataplaneCounters::bump(&self.counters.conn_evictions);
-                if let Some((_, od)) = locate(table, &self.positions, &mut old) {
+                if let Some((_, od)) = locate(&self.table, &self.positions, &mut old) {
                     release(&od.state, &old);
                 }
-                self.emit(SyncEvent::Record(Record::Remove(gone)));
+                self.emit(SyncEvent::Record(Record::removal(gone, old.state)));
+                Ok(())
             }
             Err(e) => {
                 release(&d.state, &c);
@@ -217,13 +307,17 @@ impl Dataplane {
                     InsertError::Full => &self.counters.conn_table_full,
                     InsertError::ReplyClash => &self.counters.nat_reply_clash,
                 });
-                return Err(NoConn::Refused);
+                Err(NoConn::Refused)
             }
         }
-        svc.stats.conns.fetch_add(1, Relaxed);
-        d.state.stats.conns.fetch_add(1, Relaxed);
-        self.emit_upsert(&flow.key, &c, false);
-        Ok(c)
+    }
+
+    /// Connection `k` was established: its template, if it has one, is
+    /// assured now (and the peers told).
+    fn assure_template(&mut self, k: &ConnKey) {
+        if let Some((tk, t)) = self.conns.assure(k) {
+            self.emit_upsert(&tk, &t, false);
+        }
     }
 
     /// A real server's reply on a NAT connection: the reply moves the TCP
@@ -252,6 +346,9 @@ impl Dataplane {
         if let Some(was) = was {
             self.conns.restated(&key, &c, was);
             self.emit_upsert(&key, &c, true);
+            if c.state == ConnState::Tcp(TcpState::Established) {
+                self.assure_template(&key);
+            }
         }
         let to = self.client_hop(&c, key.caddr);
         let from = Some(self.link(meta.link).addr);

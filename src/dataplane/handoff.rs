@@ -53,17 +53,21 @@ impl Dataplane {
     }
 
     /// Every connection, portable (its real server must still be in the
-    /// table).
+    /// table); persistence templates first, so an importer finds a
+    /// connection's template when it enters the connection.
     pub fn export_conns(&self) -> Vec<PortableConn> {
         let now = self.now_ms();
-        self.conns
+        let mut out: Vec<PortableConn> = self
+            .conns
             .iter()
             .filter_map(|(k, c)| {
                 let mut c = *c;
                 locate(&self.table, &self.positions, &mut c)?;
                 Some(portable(&self.table, k, &c, now, self.conns.seen_twice(k)))
             })
-            .collect()
+            .collect();
+        out.sort_by_key(|p| !p.is_template());
+        out
     }
 
     /// Takes over connections exported by another process: each is
@@ -76,30 +80,34 @@ impl Dataplane {
         conns.iter().filter(|p| self.import_one(p, now)).count()
     }
 
-    /// Enters one portable connection (not in the table yet) with its
-    /// real server in the current table; false if there is none.
+    /// Enters one portable connection or template (not in the table yet)
+    /// with its real server in the current table; false if there is none.
+    /// A connection of a persistent service is linked to its template
+    /// when that is here already.
     pub(super) fn import_one(&mut self, p: &PortableConn, now: u64) -> bool {
+        let key = p.key();
         // Its service: by mark if it names one, else as its frames find
-        // it (a mark's first).
+        // it (a mark's first, then the port's, then a port-0 service).
         let si = match p.fwmark {
             0 => self.table.lookup(p.protocol, p.vaddr, p.vport),
             m => (self.table.services.iter()).position(|s| s.key.fwmark == m),
         };
-        let Some((si, svc)) = si.map(|i| (i, &self.table.services[i])) else {
+        let Some(si) = si else {
             return false;
         };
+        let svc = &self.table.services[si];
         let Some((di, d)) = svc
             .dests
             .iter()
             .enumerate()
-            .find(|(_, d)| d.addr == p.raddr && d.port == p.rport)
+            .find(|(_, d)| d.addr == p.raddr && svc.dest_port(d, p.vport) == p.rport)
         else {
             return false;
         };
-        let key = p.key();
-        if self.conns.get(&key).is_some() {
+        if self.conns.entry(&key, p.is_template()).is_some() {
             return false;
         }
+        let tk = svc.persistence.map(|ps| key.template(&ps, svc.key.port));
         let c = Conn::new(
             si as u32,
             di as u32,
@@ -112,6 +120,7 @@ impl Dataplane {
             p.client_link,
             MacAddr(p.client_mac),
         );
+        let state = d.state.clone();
         match self.conns.insert(key, c) {
             Ok(None) => {}
             // A full backup table makes room like a full active one.
@@ -125,7 +134,10 @@ impl Dataplane {
         if p.seen_twice {
             self.conns.mark_seen_twice(&key);
         }
-        take(&d.state, c.state);
+        if let Some(tk) = tk.filter(|_| !p.is_template()) {
+            self.conns.adopt(&key, &tk);
+        }
+        take(&state, c.state);
         true
     }
 }

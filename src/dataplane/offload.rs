@@ -93,6 +93,7 @@ impl Dataplane {
         let established = match c.state {
             ConnState::Tcp(s) => s == TcpState::Established,
             ConnState::Udp => self.conns.seen_twice(key),
+            ConnState::Template | ConnState::Assured => false,
         };
         if !established {
             return;
@@ -124,7 +125,7 @@ impl Dataplane {
             positions: &self.positions,
             retired: &self.retired,
         };
-        self.conns.retain(|k, c| {
+        self.conns.retain(|k, c, _| {
             if c.offloaded {
                 take_back(io, &books, k, c);
                 c.offloaded = false;

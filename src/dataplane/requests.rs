@@ -57,7 +57,9 @@ impl Dataplane {
                     vaddr: k.vaddr,
                     vport: k.vport,
                     daddr: d.addr,
-                    dport: d.port,
+                    // The connection's: a port-0 service's carry the
+                    // client's port, its templates 0.
+                    dport: c.rport,
                     state: c.state.name().to_string(),
                     expires_secs: c.expires_ms(now).saturating_sub(now).div_ceil(1000),
                 })

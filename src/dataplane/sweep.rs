@@ -9,7 +9,7 @@ use super::offload::take_back;
 use super::sync::queue;
 use super::{Dataplane, SWEEP_PASS_MAX_MS, SWEEP_PASS_MS, SWEEP_REMOVE, sweep_step_ms};
 use crate::io::PacketIo;
-use crate::lvs::conn::ConnKey;
+use crate::lvs::conn::{ConnKey, TEMPLATE_REARM_SECS};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Record, SyncEvent};
 use crate::lvs::table::Table;
@@ -29,12 +29,20 @@ fn still_live<'t>(
     sync: Option<&'t SyncSender<SyncEvent>>,
     counters: &'t DataplaneCounters,
     mut gone_offloaded: impl FnMut(&ConnKey, &Conn) + 't,
-) -> impl FnMut(&ConnKey, &mut Conn) -> bool + 't {
+) -> impl FnMut(&ConnKey, &mut Conn, u32) -> bool + 't {
     let sync = sync.filter(|_| !table.standby);
-    move |k, c| {
+    move |k, c, controls| {
         let live = match locate(table, positions, c) {
-            None => false,
+            // A template outlives its real server while it controls
+            // connections (they end as they come), as an IPVS template
+            // that ip_vs_check_template invalidated waits for them.
+            None => controls > 0,
             Some(_) if c.expires_ms(now) > now || table.standby => true,
+            // ip_vs_conn_expire: "do I control anybody?" Then later.
+            Some(_) if controls > 0 => {
+                c.set_expires_ms(now + u64::from(TEMPLATE_REARM_SECS) * 1000);
+                true
+            }
             Some((_, d)) => {
                 release(&d.state, c);
                 false
@@ -44,7 +52,8 @@ fn still_live<'t>(
             gone_offloaded(k, c);
         }
         if !live && let Some(tx) = sync {
-            queue(tx, counters, SyncEvent::Record(Record::Remove(*k)));
+            let r = Record::removal(*k, c.state);
+            queue(tx, counters, SyncEvent::Record(r));
         }
         live
     }

@@ -59,13 +59,17 @@ impl Dataplane {
                 // connections it does not know (the last ones the previous
                 // holder made as it let go), and removes nothing.
                 _ if !self.table.standby => match r {
-                    Record::Upsert(p) if self.conns.get(&p.key()).is_none() => {
+                    Record::Upsert(p) if self.conns.entry(&p.key(), p.is_template()).is_none() => {
                         self.import_one(p, now)
                     }
                     _ => false,
                 },
                 Record::Remove(k) => {
-                    self.forget(k);
+                    self.forget(k, false);
+                    true
+                }
+                Record::RemoveTemplate(k) => {
+                    self.forget(k, true);
                     true
                 }
                 Record::Upsert(p) => self.upsert(p, now),
@@ -76,17 +80,17 @@ impl Dataplane {
 
     /// Enters or updates one synced connection.
     fn upsert(&mut self, p: &PortableConn, now: u64) -> bool {
-        let key = p.key();
+        let (key, tpl) = (p.key(), p.is_template());
         let same = self
             .conns
-            .get(&key)
+            .entry(&key, tpl)
             .is_some_and(|c| c.raddr == p.raddr && c.rport == p.rport && c.fwd == p.fwd);
         if !same {
-            self.forget(&key);
+            self.forget(&key, tpl);
             return self.import_one(p, now);
         }
         let (table, positions) = (&self.table, &self.positions);
-        let Some(c) = self.conns.get_mut(&key) else {
+        let Some(c) = self.conns.entry_mut(&key, tpl) else {
             return false;
         };
         let old = c.state;
@@ -102,13 +106,14 @@ impl Dataplane {
         c.client_mac = crate::wire::MacAddr(p.client_mac);
         let c = *c;
         self.conns.restated(&key, &c, old);
-        self.conns.confirm(&key);
+        self.conns.confirm_entry(&key, tpl);
         true
     }
 
-    /// Removes a connection, giving its real server's count back.
-    pub(super) fn forget(&mut self, k: &ConnKey) {
-        if let Some(mut c) = self.conns.remove(k)
+    /// Removes a connection (or a template), giving its real server's
+    /// count back.
+    pub(super) fn forget(&mut self, k: &ConnKey, template: bool) {
+        if let Some(mut c) = self.conns.remove_entry(k, template)
             && let Some((_, d)) = locate(&self.table, &self.positions, &mut c)
         {
             release(&d.state, &c);
@@ -121,7 +126,8 @@ impl Dataplane {
         self.conns.begin_marking();
     }
 
-    /// A full resync ended; returns how many stale entries went.
+    /// A full resync ended; returns how many stale entries went. The
+    /// connections that came before their templates are linked to them.
     pub fn resync_end(&mut self) -> usize {
         let gone = self.conns.drop_unconfirmed();
         for mut c in gone.iter().copied() {
@@ -129,11 +135,23 @@ impl Dataplane {
                 release(&d.state, &c);
             }
         }
+        self.adopt_orphans();
         self.counters.conns.store(
             self.conns.len() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
         gone.len()
+    }
+
+    /// Links the connections of persistent services that came before
+    /// their templates (a full resync's order, or a takeover in its
+    /// midst) to them, so a template never expires under them.
+    pub(super) fn adopt_orphans(&mut self) -> usize {
+        let table = &self.table;
+        self.conns.adopt_orphans(|k| {
+            let svc = &table.services[table.lookup(k.protocol, k.vaddr, k.vport)?];
+            Some(k.template(&svc.persistence?, svc.key.port))
+        })
     }
 
     /// The table's digest now.
@@ -165,11 +183,13 @@ impl Dataplane {
     /// A backup taking over: synced timers stood still while it was
     /// standby (the active director refreshed them with every packet), so
     /// each restarts at least at its state's timeout, as IPVS's backup
-    /// gives a synced connection its state's timeout.
+    /// gives a synced connection its state's timeout. Connections still
+    /// without their templates (a resync cut short) are linked first.
     pub(super) fn restart_timers(&mut self) {
+        self.adopt_orphans();
         let now = self.now_ms();
         let t = self.table.timeouts;
-        self.conns.retain(|_, c| {
+        self.conns.retain(|_, c, _| {
             let full = now + u64::from(c.state.timeout(&t)) * 1000;
             c.set_expires_ms(c.expires_ms(now).max(full));
             true

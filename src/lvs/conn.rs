@@ -5,7 +5,7 @@
 //! `uvsadm -Lnc` ([`ConnInfo`]). The data plane keeps its own entry and
 //! table, and moves TCP states by IPVS's transition tables.
 
-use crate::lvs::service::{Forward, Protocol, Timeouts};
+use crate::lvs::service::{Forward, Persistence, Protocol, Timeouts};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -26,6 +26,21 @@ pub struct ConnKey {
 }
 
 impl ConnKey {
+    /// The key of the persistence template that connection `self` of a
+    /// service on port `svc_port` goes through (`ip_vs_sched_persist`):
+    /// the client's network, client port 0, and the service's port (0
+    /// for a port-0 service, whose template covers every port).
+    #[inline]
+    pub fn template(&self, p: &Persistence, svc_port: u16) -> ConnKey {
+        ConnKey {
+            protocol: self.protocol,
+            caddr: p.client_net(self.caddr),
+            cport: 0,
+            vaddr: self.vaddr,
+            vport: svc_port,
+        }
+    }
+
     /// The virtual service's address and port (VIP:VPORT).
     pub fn vip(&self) -> SocketAddrV4 {
         SocketAddrV4::new(self.vaddr, self.vport)
@@ -37,21 +52,40 @@ impl ConnKey {
 pub enum ConnState {
     Tcp(TcpState),
     Udp,
+    /// A persistence template (IPVS's `IP_VS_CONN_F_TEMPLATE`), of either
+    /// protocol: its client is a network (port 0), and it names the real
+    /// server that network's new connections go to.
+    Template,
+    /// A template once one of its TCP connections was established
+    /// (`ip_vs_control_assure_ct`). (Two unit variants rather than a
+    /// flag keep the state one byte, and an entry 64.)
+    Assured,
 }
+
+/// The time a template that still has connections is given again when
+/// its own timer runs out (`ip_vs_conn_expire`: 60 s).
+pub const TEMPLATE_REARM_SECS: u32 = 60;
 
 impl ConnState {
     pub fn name(self) -> &'static str {
         match self {
             ConnState::Tcp(s) => s.name(),
             ConnState::Udp => "UDP",
+            ConnState::Template => "NONE",
+            ConnState::Assured => "ASSURED",
         }
     }
 
     pub fn is_active(self) -> bool {
         match self {
             ConnState::Tcp(s) => s.is_active(),
-            ConnState::Udp => false,
+            ConnState::Udp | ConnState::Template | ConnState::Assured => false,
         }
+    }
+
+    #[inline]
+    pub fn is_template(self) -> bool {
+        matches!(self, ConnState::Template | ConnState::Assured)
     }
 
     /// One byte for the sync protocol and the digest.
@@ -59,20 +93,28 @@ impl ConnState {
         match self {
             ConnState::Tcp(s) => s as u8,
             ConnState::Udp => 0xff,
+            ConnState::Template => 0xfe,
+            ConnState::Assured => 0xfd,
         }
     }
 
     pub fn from_code(b: u8) -> Option<ConnState> {
         match b {
             0xff => Some(ConnState::Udp),
+            0xfe => Some(ConnState::Template),
+            0xfd => Some(ConnState::Assured),
             b => TcpState::from_code(b).map(ConnState::Tcp),
         }
     }
 
+    /// Seconds an idle entry in this state lives. A template's own
+    /// timeout is its service's (`-p`); this is the shortest it is given
+    /// again while it has connections, which paces the sweep.
     pub fn timeout(self, t: &Timeouts) -> u32 {
         match self {
             ConnState::Tcp(s) => s.timeout(t),
             ConnState::Udp => t.udp,
+            ConnState::Template | ConnState::Assured => TEMPLATE_REARM_SECS,
         }
     }
 }
@@ -173,6 +215,10 @@ pub struct PortableConn {
 }
 
 impl PortableConn {
+    pub fn is_template(&self) -> bool {
+        self.state.is_template()
+    }
+
     pub fn key(&self) -> ConnKey {
         ConnKey {
             protocol: self.protocol,

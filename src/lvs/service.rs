@@ -329,3 +329,34 @@ impl Default for Timeouts {
 
 /// ipvsadm's upper bound for any timeout: 31 days.
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
+
+/// A persistent service's options (`-p TIMEOUT`, `-M NETMASK`): a client
+/// network keeps its real server for `timeout` seconds after its last
+/// new connection, through a persistence template (IPVS's
+/// `ip_vs_sched_persist`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Persistence {
+    /// Seconds, 1..=[`MAX_TIMEOUT`].
+    pub timeout: u32,
+    /// The client network's granularity (ipvsadm's default /32).
+    pub netmask: Ipv4Addr,
+}
+
+impl Persistence {
+    /// ipvsadm's `-p` without a value: `IPVS_SVC_PERSISTENT_TIMEOUT` in
+    /// libipvs.h, 360 s (its man page says 300).
+    pub const DEFAULT_TIMEOUT: u32 = 360;
+    pub const DEFAULT_NETMASK: Ipv4Addr = Ipv4Addr::BROADCAST;
+    pub fn new(timeout: u32) -> Persistence {
+        Persistence {
+            timeout,
+            netmask: Persistence::DEFAULT_NETMASK,
+        }
+    }
+
+    /// The client network a client belongs to.
+    #[inline]
+    pub fn client_net(&self, caddr: Ipv4Addr) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(caddr) & u32::from(self.netmask))
+    }
+}

@@ -150,6 +150,8 @@ pub struct DestState {
     pub stats: Stats,
     pub active: AtomicU32,
     pub inactive: AtomicU32,
+    /// Persistence templates pointing at it (IPVS's `persistconns`).
+    pub persistent: AtomicU32,
 }
 
 impl DestState {
@@ -159,6 +161,10 @@ impl DestState {
 
     pub fn inactive(&self) -> u32 {
         self.inactive.load(Relaxed)
+    }
+
+    pub fn persistent(&self) -> u32 {
+        self.persistent.load(Relaxed)
     }
 }
 

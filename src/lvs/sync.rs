@@ -19,9 +19,21 @@ pub const QUEUE: usize = 16384;
 /// One change to the synced table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record {
-    /// A connection, new or with a new state.
+    /// A connection or a persistence template, new or with a new state.
     Upsert(PortableConn),
     Remove(ConnKey),
+    /// A persistence template goes (its key is not a connection's).
+    RemoveTemplate(ConnKey),
+}
+
+impl Record {
+    /// The removal of entry `k`, a template or not by its `state`.
+    pub fn removal(k: ConnKey, state: ConnState) -> Record {
+        match state.is_template() {
+            true => Record::RemoveTemplate(k),
+            false => Record::Remove(k),
+        }
+    }
 }
 
 /// What the data plane queues for the control plane, in the order of the

@@ -5,7 +5,7 @@
 use crate::host::Prefix;
 use crate::lvs::mark::{MarkIndex, MarkRule};
 use crate::lvs::sched::{self, Logged, scheduler::Buckets, scheduler::Pool};
-use crate::lvs::service::{Protocol, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::service::{Persistence, Protocol, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::Stats;
 use crate::wire::MacAddr;
 use std::collections::HashMap;
@@ -26,6 +26,8 @@ pub struct ServiceEntry {
     /// One-packet scheduling (`-o`): each datagram scheduled on its own,
     /// no connection entry.
     pub ops: bool,
+    /// `-p`/`-M`: new connections go through a persistence template.
+    pub persistence: Option<Persistence>,
     /// Bumped whenever the real-server set or a weight changes, so the data
     /// plane knows to re-derive scheduler state (ip_vs_wrr_dest_changed).
     pub epoch: u64,
@@ -34,6 +36,22 @@ pub struct ServiceEntry {
     pub log: Arc<[Logged]>,
     pub dests: Vec<DestEntry>,
     pub stats: Arc<Stats>,
+}
+
+impl ServiceEntry {
+    /// The real server's port for an entry to `vport` through `d`: its
+    /// own, or for a real server without a port (a port-0 service's, a
+    /// mark service's) the client's destination port, as IPVS's
+    /// `ip_vs_schedule` and `ip_vs_sched_persist` give it. A template's
+    /// `vport` is the service's, so a port-0 service's templates name
+    /// port 0 as IPVS's do.
+    #[inline]
+    pub fn dest_port(&self, d: &DestEntry, vport: u16) -> u16 {
+        match d.port {
+            0 => vport,
+            p => p,
+        }
+    }
 }
 
 /// Where the director sends a real server's packets: a link and the MAC
@@ -85,6 +103,9 @@ pub struct Table {
     /// The mark services' frames ([`Table::with_marks`]), looked up first.
     marks: MarkIndex,
     vips: Vec<Ipv4Addr>,
+    /// Some service has port 0 (persistent, every port of its VIP):
+    /// a frame that matches no service by its port tries port 0.
+    any_port: bool,
     /// Each service's scheduler lookup table ([`sched::buckets`]), in
     /// service order: built here, once per published table, rather than
     /// by every worker.
@@ -126,8 +147,10 @@ impl Table {
             .iter()
             .map(|s| sched::buckets(s.scheduler, &s.dests))
             .collect();
+        let any_port = services.iter().any(|s| s.key.port == 0);
         Table {
             generation,
+            any_port,
             services,
             timeouts,
             tun_source,
@@ -187,9 +210,16 @@ impl Table {
         self.routes.iter().find(|r| r.dst.contains(addr))
     }
 
+    /// The service a frame to `key` belongs to: the one with its port,
+    /// else a port-0 service of its VIP (as IPVS's `__ip_vs_service_find`
+    /// looks for a port-0 service after the exact one).
     #[inline]
     pub fn service_index(&self, key: &ServiceKey) -> Option<usize> {
-        self.index.get(key).copied()
+        match self.index.get(key) {
+            Some(&i) => Some(i),
+            None if self.any_port => self.index.get(&ServiceKey { port: 0, ..*key }).copied(),
+            None => None,
+        }
     }
 
     /// True if `addr` is the VIP of any service: the director answers ARP for

@@ -40,6 +40,9 @@ fn the_sample_shapes_import_with_a_warning_for_each_option_left_out() {
     );
     let web = &c.services[0];
     assert_eq!(web.scheduler.name(), "wrr");
+    // persistence_timeout is carried over now (issue 27), not warned away.
+    assert_eq!(web.persistence.map(|p| p.timeout), Some(50));
+    assert!(!err.contains("keepalived.conf:27:"), "{err}");
     // keepalived removes a failed server unless inhibit_on_failure.
     assert_eq!(web.on_failure, uvs::control::model::FailAction::Remove);
     let tcp = web.real_servers[0].check.as_ref().unwrap();
@@ -63,7 +66,6 @@ fn the_sample_shapes_import_with_a_warning_for_each_option_left_out() {
     for (at, what) in [
         ("keepalived.conf:4:", "global_defs"),
         ("keepalived.conf:11:", "vrrp_instance"),
-        ("keepalived.conf:27:", "persistence"),
         ("keepalived.conf:34:", "delay_before_retry"),
         ("keepalived.conf:44:", "second url"),
         ("dns.conf:27:", "firewall-mark"),
@@ -510,4 +512,23 @@ fn fwmark_virtual_servers_import_with_a_mark_to_define() {
     assert_eq!((fwm.real_servers[0].port, fwm.ops), (0, false));
     assert!(c.services[0].ops);
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn persistence_imports_with_keepalived_s_default_and_granularity() {
+    const CONF: &str = "virtual_server 198.18.0.100 0 {\n  lb_kind DR\n  protocol TCP\n  \
+        persistence_timeout\n  persistence_granularity 255.255.255.0\n  \
+        real_server 198.18.0.11 80 {\n  }\n}\n";
+    let f = std::env::temp_dir().join(format!("uvs-ka-persist-{}.conf", std::process::id()));
+    std::fs::write(&f, CONF).unwrap();
+    let (code, out, err) = import(&f);
+    let _ = std::fs::remove_file(&f);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("persistence"), "{err}");
+    assert!(out.contains("persistence_timeout = 360"), "{out}");
+    assert!(
+        out.contains("persistence_mask = \"255.255.255.0\""),
+        "{out}"
+    );
+    assert!(out.contains("198.18.0.100:0"), "{out}");
 }

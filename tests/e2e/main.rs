@@ -16,6 +16,7 @@ mod hardening;
 mod health;
 mod keepalived;
 mod nat;
+mod persist;
 mod restart;
 mod sched;
 mod tc_offload;

@@ -2,7 +2,8 @@
 //! table and every connection to the new process; established
 //! connections continue.
 
-use crate::support::{Lab, VIP, wait_until};
+use crate::persist::{client_at, names, only_server, pinned_to};
+use crate::support::{Lab, RS1, RS2, VIP, wait_until};
 use std::time::Duration;
 
 /// Starts a second director with `--takeover` and these flags, on the
@@ -235,4 +236,33 @@ fn a_restart_onto_two_workers_gives_each_connection_to_its_worker() {
     assert_eq!(clients.len(), n, "no connection held twice: {listing}");
     assert!(n >= 16, "{listing}");
     assert_eq!(l.status_counter("dir", &l.socket(), "no_conn_dropped"), 0);
+}
+
+/// Issue 27, test 5: a planned restart keeps persistence. A client
+/// pinned by its template keeps its real server for its next
+/// connections through the new director, which got the template in the
+/// handoff (templates first), while its rr, which starts afresh, sends a
+/// new client to rr's first server.
+#[test]
+fn a_planned_restart_keeps_a_pinned_client_on_its_server() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    l.start_director_with(&["-i", "eth0"]);
+    l.adm(&format!("-A -t {VIP}:80 -s rr -p 120"));
+    for rs in [RS1, RS2] {
+        l.adm(&format!("-a -t {VIP}:80 -r {rs} -g -w 1"));
+    }
+    // A first client takes rr's first server; the client under test is
+    // pinned to the other one.
+    let first = client_at(&l, "198.18.0.30", 3);
+    let pinned = only_server(&names(&l, 80, 10, None), 10);
+    assert_ne!(first, pinned);
+    let before = l.adm("-Lnc");
+    assert!(pinned_to(&before, "198.18.0.10", pinned), "{before}");
+    let log = take_over(&mut l, &[]);
+    let after = l.adm("-Lnc");
+    assert!(pinned_to(&after, "198.18.0.10", pinned), "{after}\n{log}");
+    let again = names(&l, 80, 20, None);
+    assert_eq!(only_server(&again, 20), pinned, "{again}");
+    assert_eq!(client_at(&l, "198.18.0.20", 5), first);
 }

@@ -94,12 +94,29 @@ fn save_clear_restore_round_trip() {
     l.dr_services("wrr", 3, 1);
     l.adm(&format!("-A -t {VIP}:443 -s rr"));
     l.adm(&format!("-a -t {VIP}:443 -r {RS2}"));
+    // Persistence: -p with and without a mask, and a port-0 service.
+    l.adm(&format!("-A -t {VIP}:8443 -s wlc -p 600 -M 255.255.255.0"));
+    l.adm(&format!("-a -t {VIP}:8443 -r {RS1}"));
+    l.adm(&format!("-A -t {VIP}:0 -s rr -p"));
+    l.adm(&format!("-a -t {VIP}:0 -r {RS2}"));
     l.adm("--set 600 60 200");
     let listing = l.adm("-Ln");
     let saved = l.adm("-S -n");
     assert!(
         saved.contains(&format!("-a -t {VIP}:80 -r {RS1}:80 -g -w 3")),
         "{saved}"
+    );
+    for rule in [
+        format!("-A -t {VIP}:8443 -s wlc -p 600 -M 255.255.255.0\n"),
+        format!("-A -t {VIP}:0 -s rr -p 360\n"),
+    ] {
+        assert!(saved.contains(&rule), "{saved}");
+    }
+    assert!(
+        listing.contains(&format!(
+            "TCP  {VIP}:8443 wlc persistent 600 mask 255.255.255.0\n"
+        )),
+        "{listing}"
     );
     l.adm("-C");
     assert_eq!(l.adm("-Ln").lines().count(), 3, "cleared");

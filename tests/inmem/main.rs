@@ -7,9 +7,23 @@ mod gso_oracle;
 mod hardening;
 mod nat;
 mod offload;
+mod persist;
 mod sync;
 
-use etherparse::{PacketBuilderStep, TcpHeader};
+use etherparse::{PacketBuilder, PacketBuilderStep, TcpHeader};
+use uvs::rig::{CL_MAC, DIR_MAC, VIP};
+
+/// A UDP datagram from the client's MAC to the director's: `client`:
+/// `sport` to VIP:`dport`, carrying `payload`.
+pub fn udp_from(client: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
+        .ipv4(client, VIP, 64)
+        .udp(sport, dport)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
 
 /// A TCP frame being built, with the flags named in `flags`: S, A
 /// (acknowledging 1), F and R.

@@ -25,13 +25,7 @@ fn tcp(sport: u16, flags: &str) -> Vec<u8> {
 }
 
 fn udp(sport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
-        .ipv4(CLIENT, VIP, 64)
-        .udp(sport, 53)
-        .write(&mut v, b"q")
-        .unwrap();
-    v
+    crate::udp_from(CLIENT, sport, 53, b"q")
 }
 
 fn tuple(proto: u8, sport: u16, dport: u16) -> FlowTuple {

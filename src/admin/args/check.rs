@@ -5,7 +5,7 @@
 use super::table::{OPTIONS, Rule};
 use super::{Cmd, Fail, Opt, Parsed, fail};
 use crate::control::proto::{DestSpec, Op};
-use crate::lvs::service::{Forward, Protocol, SchedFlags};
+use crate::lvs::service::{Forward, Persistence, Protocol, SchedFlags};
 use std::net::Ipv4Addr;
 
 /// process_options' checks after parsing.
@@ -167,15 +167,15 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
             key: need_key()?,
             scheduler: p.scheduler.clone(),
             flags: p.flags,
-            persistent: p.persistent,
             ops: p.has(Opt::Ops),
+            persistent: persistence(p),
         },
         Cmd::Edit => Op::EditService {
             key: need_key()?,
             scheduler: p.scheduler.clone(),
             flags: p.flags,
-            persistent: p.persistent,
             ops: p.has(Opt::Ops),
+            persistent: persistence(p),
         },
         Cmd::Del => Op::DelService { key: need_key()? },
         Cmd::Flush => Op::Clear,
@@ -204,4 +204,13 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
         }
         Cmd::List | Cmd::Save | Cmd::Restore => return Ok(None),
     }))
+}
+
+/// `-p` with `-M`'s mask (without `-M`, /32): `-M` alone is kept by
+/// ipvsadm but means nothing for a service that is not persistent.
+fn persistence(p: &Parsed) -> Option<Persistence> {
+    p.persistent.map(|timeout| Persistence {
+        timeout,
+        netmask: p.netmask.unwrap_or(Persistence::DEFAULT_NETMASK),
+    })
 }

@@ -187,6 +187,8 @@ pub struct Parsed {
     pub sched_flags: String,
     pub flags: SchedFlags,
     pub persistent: Option<u32>,
+    /// `-M`: the persistence granularity.
+    pub netmask: Option<Ipv4Addr>,
     pub dest_addr: Option<Ipv4Addr>,
     pub dest_port: u16,
     pub forward: Forward,
@@ -212,6 +214,7 @@ impl Parsed {
             sched_flags: String::new(),
             flags: SchedFlags::default(),
             persistent: None,
+            netmask: None,
             dest_addr: None,
             dest_port: 0,
             forward: Forward::Route,

@@ -227,9 +227,9 @@ pub(super) const OPTIONS: &[OptDef] = &[
     OptDef { opt: Opt::Scheduler, name: "scheduler", rules: "ooxxxxxxxxxxxx",
         flags: &[flag("scheduler", 's', REQ, scheduler)], help: "NAME  rr, wrr, lc, wlc (the default, as in ipvsadm), sed, nq, sh, dh, mh, fo or ovf" },
     OptDef { opt: Opt::Persistent, name: "persistent", rules: "ooxxxxxxxxxxxx",
-        flags: &[flag("persistent", 'p', OPT, persistent)], help: "" },
+        flags: &[flag("persistent", 'p', OPT, persistent)], help: "[TIMEOUT]  persistent service, TIMEOUT seconds (default 360, as ipvsadm)" },
     OptDef { opt: Opt::Netmask, name: "netmask", rules: "ooxxxxxxxxxxxx",
-        flags: &[flag("netmask", 'M', REQ, netmask)], help: "" },
+        flags: &[flag("netmask", 'M', REQ, netmask)], help: "NETMASK  persistence granularity (default 255.255.255.255)" },
     OptDef { opt: Opt::Server, name: "real-server", rules: "xxxxx+++xxxxxx",
         flags: &[flag("real-server", 'r', REQ, real_server)], help: "host[:port]  the real server (the port only with -m)" },
     OptDef { opt: Opt::Forward, name: "forwarding-method", rules: "xxxxxoxoxxxxxx",
@@ -342,9 +342,12 @@ fn persistent(p: &mut Parsed, v: &str) -> Result<(), Fail> {
     Ok(())
 }
 
-fn netmask(_: &mut Parsed, v: &str) -> Result<(), Fail> {
+fn netmask(p: &mut Parsed, v: &str) -> Result<(), Fail> {
     match parse_host(v) {
-        Some(_) => Ok(()),
+        Some(m) => {
+            p.netmask = Some(m);
+            Ok(())
+        }
         None => fail("illegal virtual server persistent mask specified"),
     }
 }

@@ -11,7 +11,7 @@ pub use health::list_health;
 use super::names;
 use crate::control::proto::{DestSnap, ServiceSnap, Snapshot};
 use crate::lvs::ConnInfo;
-use crate::lvs::service::{Forward, Protocol, SchedulerKind, Timeouts};
+use crate::lvs::service::{Forward, Persistence, Protocol, SchedulerKind, Timeouts};
 use crate::lvs::stats::StatsSnapshot;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
@@ -188,6 +188,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     match f.columns {
         Columns::Rule => {
             let _ = write!(out, "-A {svc_name} -s {}", s.scheduler);
+            persistence(out, s, " -p ", " -M ");
             if s.ops {
                 out.push_str(" -o");
             }
@@ -212,6 +213,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
             if let Some(flags) = sched_flags(s) {
                 let _ = write!(out, " ({flags})");
             }
+            persistence(out, s, " persistent ", " mask ");
             if s.ops {
                 out.push_str(" ops");
             }
@@ -225,6 +227,18 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     };
     for d in &dests {
         dest_entry(out, &svc_name, d, proto, f);
+    }
+}
+
+/// A persistent service's timeout, and its mask when not /32, after
+/// `timeout` and `mask` (the listing's words or `-S`'s options).
+fn persistence(out: &mut String, s: &ServiceSnap, timeout: &str, mask: &str) {
+    let Some(p) = s.persistent else {
+        return;
+    };
+    let _ = write!(out, "{timeout}{}", p.timeout);
+    if p.netmask != Persistence::DEFAULT_NETMASK {
+        let _ = write!(out, "{mask}{}", p.netmask);
     }
 }
 
@@ -264,7 +278,10 @@ fn dest_entry(out: &mut String, svc_name: &str, d: &DestSnap, proto: Protocol, f
             let (u, l) = (spec.uthreshold, spec.lthreshold);
             write!(out, " {u:<10} {l:<10} {act:<10} {inact:<10}")
         }
-        Columns::PersistentConn => write!(out, " {w:<9} {:<11} {act:<10} {inact:<10}", 0),
+        Columns::PersistentConn => {
+            let pc = d.persistent;
+            write!(out, " {w:<9} {pc:<11} {act:<10} {inact:<10}")
+        }
         Columns::TunInfo => {
             let info = if tunnel { "ipip" } else { "n/a" };
             write!(out, " {fwd:<7} {info:<13} {w:<6} {act:<10} {inact:<10}")
@@ -360,6 +377,7 @@ mod tests {
             },
             active: act,
             inactive: inact,
+            persistent: 0,
             stats: StatsSnapshot::default(),
             rates: Default::default(),
         }
@@ -374,6 +392,7 @@ mod tests {
                     scheduler: "rr".into(),
                     flags: Default::default(),
                     ops: false,
+                    persistent: None,
                     stats: StatsSnapshot::default(),
                     rates: Default::default(),
                     dests: vec![dest([10, 0, 0, 21], 53, 1, 0, 0)],
@@ -383,6 +402,7 @@ mod tests {
                     scheduler: "wrr".into(),
                     flags: Default::default(),
                     ops: false,
+                    persistent: None,
                     rates: Default::default(),
                     stats: StatsSnapshot {
                         conns: 14209,
@@ -418,6 +438,33 @@ mod tests {
             "  -> 10.0.0.21:53                 Route   1      0          0         \n",
         );
         assert_eq!(list_all(&snap(), &f), expect);
+    }
+
+    /// ipvs-reference.md §1.6's rendering of ipvsadm 1.31's formats.
+    #[test]
+    fn persistence_is_listed_and_saved_as_ipvsadm_does() {
+        let mut sn = snap();
+        sn.services[0].persistent = Some(Persistence::new(360));
+        sn.services[1].persistent = Some(Persistence {
+            timeout: 600,
+            netmask: [255, 255, 255, 0].into(),
+        });
+        sn.services[1].dests[1].persistent = 7;
+        let f = |columns| Format {
+            numeric: true,
+            columns,
+            ..Format::default()
+        };
+        let l = list_all(&sn, &f(Columns::Plain));
+        assert!(l.contains("\nTCP  192.168.0.100:80 wrr persistent 600 mask 255.255.255.0\n"));
+        assert!(l.contains("\nUDP  192.168.0.100:53 rr persistent 360\n"));
+        let s = list_all(&sn, &f(Columns::Rule));
+        assert!(s.contains("-A -t 192.168.0.100:80 -s wrr -p 600 -M 255.255.255.0\n"));
+        assert!(s.contains("-A -u 192.168.0.100:53 -s rr -p 360\n"));
+        let p = list_all(&sn, &f(Columns::PersistentConn));
+        assert!(p.contains(
+            "\n  -> 192.168.0.11:80              3         7           12         40        \n"
+        ));
     }
 
     #[test]

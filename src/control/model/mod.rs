@@ -5,7 +5,9 @@
 use super::proto::{DestSpec, Op};
 use crate::lvs::mark::{MarkError, MarkRule};
 use crate::lvs::sched::Logged;
-use crate::lvs::service::{Forward, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::service::{
+    Forward, MAX_TIMEOUT, Persistence, SchedFlags, SchedulerKind, ServiceKey, Timeouts,
+};
 use crate::lvs::stats::{DestState, Stats};
 use crate::lvs::table::NextHop;
 use std::collections::BTreeMap;
@@ -71,6 +73,8 @@ pub struct Service {
     pub flags: SchedFlags,
     /// One-packet scheduling (`-o`).
     pub ops: bool,
+    /// `-p`/`-M` (a service option beside the scheduler).
+    pub persistence: Option<Persistence>,
     pub epoch: u64,
     /// The changes its scheduler saw, latest last (see [`log`]).
     pub log: Arc<[Logged]>,
@@ -115,6 +119,10 @@ pub enum OpError {
     Mark(#[from] MarkError),
     #[error("One-Packet Scheduling is only for UDP virtual services")]
     OpsNotUdp,
+    /// A persistence timeout outside ipvsadm's 1..2678400 (`-p`), with
+    /// ipvsadm's text.
+    #[error("invalid timeout value `{0}' specified")]
+    BadTimeout(u32),
     /// A check against the host failed (VIP configured locally, real
     /// server not on-link, MAC not resolvable).
     #[error("{0}")]
@@ -178,12 +186,15 @@ pub fn check_vip(a: Ipv4Addr) -> Result<(), OpError> {
     )))
 }
 
-fn check_persistent(p: Option<u32>) -> Result<(), OpError> {
+/// A persistence timeout in ipvsadm's range; port 0 (every port of the
+/// VIP) only for a persistent service, as ipvsadm says.
+fn check_persistent(key: &ServiceKey, p: Option<Persistence>) -> Result<(), OpError> {
     match p {
-        None => Ok(()),
-        Some(_) => Err(OpError::Unsupported(
-            "Persistent services (-p) are not supported by uvs yet".into(),
+        None if key.port == 0 && key.fwmark == 0 => Err(OpError::BadAddress(
+            "Zero port specified for non-persistent service".into(),
         )),
+        Some(p) if !(1..=MAX_TIMEOUT).contains(&p.timeout) => Err(OpError::BadTimeout(p.timeout)),
+        _ => Ok(()),
     }
 }
 
@@ -244,7 +255,7 @@ impl Model {
                     return Err(OpError::ServiceExists);
                 }
                 let k = scheduler(s)?;
-                check_persistent(*persistent)?;
+                check_persistent(key, *persistent)?;
                 check_ops(key, *ops)?;
                 for vip in self.key_vips(key)? {
                     self.claim_vip(vip, need)?;
@@ -256,6 +267,7 @@ impl Model {
                     scheduler: k,
                     flags: *flags,
                     ops: *ops,
+                    persistence: *persistent,
                     epoch: 0,
                     log: Arc::default(),
                     dests: Vec::new(),
@@ -272,10 +284,11 @@ impl Model {
                 let k = scheduler(s);
                 let svc = self.service_mut(key).ok_or(OpError::NoSuchService)?;
                 let k = k?;
-                check_persistent(*persistent)?;
+                check_persistent(key, *persistent)?;
                 svc.flags = *flags;
                 check_ops(key, *ops)?;
                 svc.ops = *ops;
+                svc.persistence = *persistent;
                 if svc.scheduler != k {
                     svc.scheduler = k;
                     svc.rebound();

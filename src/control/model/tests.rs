@@ -291,3 +291,30 @@ fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
         "{ops:?}"
     );
 }
+
+#[test]
+fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
+    for t in [0, MAX_TIMEOUT + 1] {
+        let op = Op::AddService {
+            key: key(80),
+            scheduler: "rr".into(),
+            flags: Default::default(),
+            persistent: Some(Persistence::new(t)),
+            ops: false,
+        };
+        let e = apply(&Model::default(), &[op]).unwrap_err().1;
+        assert_eq!(e, OpError::BadTimeout(t));
+        assert_eq!(
+            e.to_string(),
+            format!("invalid timeout value `{t}' specified")
+        );
+    }
+    let ok = Op::AddService {
+        key: key(80),
+        scheduler: "rr".into(),
+        flags: Default::default(),
+        persistent: Some(Persistence::new(MAX_TIMEOUT)),
+        ops: false,
+    };
+    assert!(apply(&Model::default(), &[ok]).is_ok());
+}

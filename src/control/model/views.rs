@@ -32,6 +32,7 @@ impl Model {
                 scheduler: s.scheduler,
                 flags: s.flags,
                 ops: s.ops,
+                persistence: s.persistence,
                 epoch: s.epoch,
                 log: s.log.clone(),
                 stats: s.stats.clone(),
@@ -76,6 +77,7 @@ impl Model {
                     scheduler: s.scheduler.name().to_string(),
                     flags: s.flags,
                     ops: s.ops,
+                    persistent: s.persistence,
                     stats: s.stats.snapshot(),
                     rates: s.stats.rates(),
                     dests: s
@@ -89,6 +91,7 @@ impl Model {
                             },
                             active: d.state.active(),
                             inactive: d.state.inactive(),
+                            persistent: d.state.persistent(),
                             stats: d.state.stats.snapshot(),
                             rates: d.state.stats.rates(),
                         })
@@ -112,8 +115,8 @@ impl Model {
                 key: s.key,
                 scheduler: s.scheduler.name().into(),
                 flags: s.flags,
-                persistent: None,
                 ops: s.ops,
+                persistent: s.persistence,
             });
             // Newest first in the model; added oldest first to keep it.
             for d in s.dests.iter().rev() {

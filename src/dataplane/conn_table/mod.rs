@@ -5,6 +5,7 @@
 //! in [`walk`].
 
 mod tally;
+mod templates;
 pub mod walk;
 
 use super::conn::{Conn, ReplyKey};
@@ -92,6 +93,11 @@ pub struct ConnTable {
     /// Keyed (random per process) so chains cannot be aimed at.
     hasher: foldhash::fast::RandomState,
     slots: Vec<Slot>,
+    /// Beside each slot, its persistence link (`templates.rs`): for a
+    /// connection, the slot of the template that controls it ([`NIL`]
+    /// when none); for a template, how many connections it controls.
+    /// Apart from the slots, so an entry stays 64 bytes.
+    ctl: Vec<u32>,
     free: Vec<u32>,
     len: usize,
     replies: usize,
@@ -110,13 +116,21 @@ pub struct ConnTable {
 }
 
 /// Whether losing this connection costs little: it never saw a second
-/// packet, or it is a TCP handshake that never completed.
-fn cheap(s: &Slot) -> bool {
-    !s.has(SECOND)
-        || matches!(
-            s.conn.state,
-            ConnState::Tcp(TcpState::SynRecv | TcpState::None)
-        )
+/// packet, or it is a TCP handshake that never completed. A template is
+/// cheap when it controls nothing and was never assured (IPVS's
+/// `ip_vs_random_dropentry` drops those, and keeps assured ones).
+fn cheap(s: &Slot, ctl: u32) -> bool {
+    match s.conn.state {
+        ConnState::Template => ctl == 0,
+        ConnState::Assured => false,
+        _ => {
+            !s.has(SECOND)
+                || matches!(
+                    s.conn.state,
+                    ConnState::Tcp(TcpState::SynRecv | TcpState::None)
+                )
+        }
+    }
 }
 
 /// Buckets for a limit: a power of two, at least one per entry.
@@ -135,6 +149,7 @@ impl ConnTable {
             mask: n - 1,
             hasher: foldhash::fast::RandomState::default(),
             slots: Vec::with_capacity(max),
+            ctl: Vec::with_capacity(max),
             free: Vec::with_capacity(max),
             len: 0,
             replies: 0,
@@ -151,7 +166,7 @@ impl ConnTable {
     /// Roughly the memory the table takes when full.
     pub fn bytes_at_limit(max: usize) -> usize {
         let max = max.clamp(1, MAX_LIMIT);
-        2 * 4 * bucket_count(max) + max * (std::mem::size_of::<Slot>() + 4)
+        2 * 4 * bucket_count(max) + max * (std::mem::size_of::<Slot>() + 8)
     }
 
     pub fn limit(&self) -> usize {
@@ -183,12 +198,20 @@ impl ConnTable {
         self.hasher.hash_one(k) as usize & self.mask
     }
 
+    /// A connection's slot (never a template's: a template's key, with
+    /// client port 0, is not a flow).
     #[inline]
     fn find(&self, k: &ConnKey) -> Option<u32> {
+        self.find_kind(k, false)
+    }
+
+    /// The newest entry with key `k` that is (or is not) a template.
+    #[inline]
+    fn find_kind(&self, k: &ConnKey, template: bool) -> Option<u32> {
         let mut i = self.buckets[self.bucket(k)];
         while i != NIL {
             let s = &self.slots[i as usize];
-            if s.key == *k {
+            if s.key == *k && s.conn.state.is_template() == template {
                 return Some(i);
             }
             i = s.hnext;
@@ -261,9 +284,11 @@ impl ConnTable {
         }
     }
 
-    /// Frees slot `i`: out of both indexes and the eviction list.
+    /// Frees slot `i`: out of both indexes, the eviction list and its
+    /// template's count.
     fn release_slot(&mut self, i: u32) -> Conn {
         self.unlist(i);
+        self.detach(i);
         let (k, c) = {
             let s = &self.slots[i as usize];
             (s.key, s.conn)
@@ -320,7 +345,7 @@ impl ConnTable {
     fn evict_one(&mut self) -> Option<(ConnKey, Conn)> {
         while self.head != NIL {
             let i = self.head;
-            if cheap(&self.slots[i as usize]) {
+            if cheap(&self.slots[i as usize], self.ctl[i as usize]) {
                 let k = self.slots[i as usize].key;
                 self.evicted += 1;
                 return Some((k, self.release_slot(i)));
@@ -334,6 +359,15 @@ impl ConnTable {
     /// the table is full the oldest cheap entry is evicted and returned,
     /// so the caller can give back its real server's count.
     pub fn insert(&mut self, k: ConnKey, c: Conn) -> Result<Option<(ConnKey, Conn)>, InsertError> {
+        self.insert_slot(k, c).map(|(_, evicted)| evicted)
+    }
+
+    /// [`insert`](Self::insert), also saying which slot the entry took.
+    fn insert_slot(
+        &mut self,
+        k: ConnKey,
+        c: Conn,
+    ) -> Result<(u32, Option<(ConnKey, Conn)>), InsertError> {
         let r = c.reply_key(&k);
         if r.is_some_and(|r| self.find_reply(&r).is_some()) {
             return Err(InsertError::ReplyClash);
@@ -347,19 +381,22 @@ impl ConnTable {
         let slot = Slot {
             key: k,
             conn: c,
-            flags: LIVE | LISTED | if self.mark { MARK } else { 0 },
-            prev: self.tail,
+            flags: LIVE | if self.mark { MARK } else { 0 },
+            prev: NIL,
             next: NIL,
             hnext: self.buckets[b],
             rnext: rb.map_or(NIL, |rb| self.rbuckets[rb]),
         };
+        let ctl = if c.state.is_template() { 0 } else { NIL };
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;
+                self.ctl[i as usize] = ctl;
                 i
             }
             None => {
                 self.slots.push(slot);
+                self.ctl.push(ctl);
                 (self.slots.len() - 1) as u32
             }
         };
@@ -368,14 +405,23 @@ impl ConnTable {
             self.rbuckets[rb] = i;
             self.replies += 1;
         }
-        match self.tail {
+        self.list(i);
+        self.len += 1;
+        self.tally.add(&k, &c);
+        Ok((i, evicted))
+    }
+
+    /// Appends slot `i` to the eviction list.
+    fn list(&mut self, i: u32) {
+        let tail = self.tail;
+        let s = &mut self.slots[i as usize];
+        s.set(LISTED, true);
+        (s.prev, s.next) = (tail, NIL);
+        match tail {
             NIL => self.head = i,
             t => self.slots[t as usize].next = i,
         }
         self.tail = i;
-        self.len += 1;
-        self.tally.add(&k, &c);
-        Ok(evicted)
     }
 
     /// The shortest timeout, in seconds, of any state an entry is in

@@ -8,23 +8,27 @@ use crate::lvs::conn::{ConnKey, ConnState, TcpState};
 use crate::lvs::service::Timeouts;
 use crate::lvs::sync::{Digest, digest_term};
 
-/// The number of connection states (TCP's eleven and UDP).
-const STATES: usize = 12;
+/// The number of connection states (TCP's eleven, templates, UDP).
+const STATES: usize = 13;
+/// Templates' number (assured or not: the same timeout).
+const TEMPLATE: usize = STATES - 2;
 
-/// A dense number per state: TCP's by its code, then UDP.
+/// A dense number per state: TCP's by its code, templates, then UDP.
 fn index(s: ConnState) -> usize {
     match s {
         ConnState::Tcp(s) => s as usize,
+        ConnState::Template | ConnState::Assured => TEMPLATE,
         ConnState::Udp => STATES - 1,
     }
 }
 
 /// The state numbered `i` by [`index`].
 fn of_index(i: usize) -> ConnState {
-    u8::try_from(i)
-        .ok()
-        .and_then(TcpState::from_code)
-        .map_or(ConnState::Udp, ConnState::Tcp)
+    match u8::try_from(i).ok().and_then(TcpState::from_code) {
+        Some(s) => ConnState::Tcp(s),
+        None if i == TEMPLATE => ConnState::Template,
+        None => ConnState::Udp,
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]

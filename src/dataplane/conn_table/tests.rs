@@ -66,7 +66,7 @@ fn nat_connections_are_found_by_their_reply_and_forgotten_with_them() {
         t.insert(key(1000, 81), conn(Forward::Masq)).err(),
         Some(InsertError::ReplyClash)
     );
-    t.retain(|k, _| *k != k1);
+    t.retain(|k, _, _| *k != k1);
     assert!(t.by_reply(&r1).is_none());
     t.insert(k1, conn(Forward::Masq)).unwrap();
     assert!(t.remove(&k1).is_some());
@@ -191,7 +191,7 @@ fn sweep_steps_are_bounded_and_cover_the_table() {
     // Drop the even ports, at most 100 visits and 30 removals a step.
     let mut steps = 0;
     loop {
-        let s = t.sweep_step(100, 30, |k, _| k.cport % 2 == 1);
+        let s = t.sweep_step(100, 30, |k, _, _| k.cport % 2 == 1);
         assert!(s.visited <= 100 && s.removed <= 30);
         steps += 1;
         if s.wrapped {

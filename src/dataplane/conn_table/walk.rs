@@ -21,12 +21,9 @@ impl ConnTable {
         self.mark = !self.mark;
     }
 
-    /// Confirms an entry during a resync.
+    /// Confirms a connection during a resync.
     pub fn confirm(&mut self, k: &ConnKey) {
-        if let Some(i) = self.find(k) {
-            let m = self.mark;
-            self.slots[i as usize].set(MARK, m);
-        }
+        self.confirm_entry(k, false);
     }
 
     /// A full resync ended: drops the entries it did not confirm, and
@@ -70,12 +67,13 @@ impl ConnTable {
     /// One bounded step of the table's sweep: visits at most `visit`
     /// slots from where the last step stopped and removes at most
     /// `remove` entries, those for which `f` returns false (`f` may update
-    /// the others).
+    /// the others). `f` is told how many connections an entry controls
+    /// (a template's; 0 for a connection).
     pub fn sweep_step(
         &mut self,
         visit: usize,
         remove: usize,
-        mut f: impl FnMut(&ConnKey, &mut Conn) -> bool,
+        mut f: impl FnMut(&ConnKey, &mut Conn, u32) -> bool,
     ) -> SweepStep {
         let mut step = SweepStep::default();
         while step.visited < visit && step.removed < remove {
@@ -87,8 +85,9 @@ impl ConnTable {
             let i = self.cursor;
             self.cursor += 1;
             step.visited += 1;
+            let controls = self.controlled(i);
             let s = &mut self.slots[i];
-            if !s.has(LIVE) || f(&s.key, &mut s.conn) {
+            if !s.has(LIVE) || f(&s.key, &mut s.conn, controls) {
                 continue;
             }
             self.release_slot(i as u32);
@@ -99,7 +98,7 @@ impl ConnTable {
 
     /// Keeps the entries for which `f` returns true, in one full pass
     /// (tests, and shutdown-time work; the data plane sweeps in steps).
-    pub fn retain(&mut self, mut f: impl FnMut(&ConnKey, &mut Conn) -> bool) {
+    pub fn retain(&mut self, mut f: impl FnMut(&ConnKey, &mut Conn, u32) -> bool) {
         self.cursor = 0;
         loop {
             let step = self.sweep_step(usize::MAX, usize::MAX, &mut f);

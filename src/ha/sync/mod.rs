@@ -97,11 +97,21 @@ fn protocol_from(b: u8) -> Option<Protocol> {
         .find(|p| p.number() == b)
 }
 
+/// A record's kinds: a connection's upsert and removal, and a
+/// persistence template's (its own kinds: a template's key, client port
+/// 0, is not a connection's).
+const OP_UPSERT: u8 = 1;
+const OP_REMOVE: u8 = 2;
+const OP_TEMPLATE: u8 = 3;
+const OP_REMOVE_TEMPLATE: u8 = 4;
+
 /// A connection change as a record on the wire.
 fn to_wire(r: &Record) -> SyncRecord {
     let (op, k) = match r {
-        Record::Upsert(p) => (1, p.key()),
-        Record::Remove(k) => (2, *k),
+        Record::Upsert(p) if p.is_template() => (OP_TEMPLATE, p.key()),
+        Record::Upsert(p) => (OP_UPSERT, p.key()),
+        Record::Remove(k) => (OP_REMOVE, *k),
+        Record::RemoveTemplate(k) => (OP_REMOVE_TEMPLATE, *k),
     };
     let mut w = SyncRecord {
         op,
@@ -135,11 +145,16 @@ fn from_wire(w: &SyncRecord) -> Option<Record> {
         vport: w.vport,
     };
     match w.op {
-        2 => Some(Record::Remove(key)),
-        1 if w.seen_twice <= 1 => {
+        OP_REMOVE => Some(Record::Remove(key)),
+        OP_REMOVE_TEMPLATE => Some(Record::RemoveTemplate(key)),
+        OP_UPSERT | OP_TEMPLATE if w.seen_twice <= 1 => {
             let state = ConnState::from_code(w.state)?;
-            // A state of the other protocol is nonsense.
-            if matches!(state, ConnState::Udp) != (key.protocol == Protocol::Udp) {
+            // A template's state in a connection's record (or the
+            // reverse), or a state of the other protocol, is nonsense.
+            if state.is_template() != (w.op == OP_TEMPLATE)
+                || (!state.is_template()
+                    && matches!(state, ConnState::Udp) != (key.protocol == Protocol::Udp))
+            {
                 return None;
             }
             Some(Record::Upsert(PortableConn {
@@ -291,8 +306,25 @@ mod tests {
     fn key_of(r: Record) -> ConnKey {
         match r {
             Record::Upsert(p) => p.key(),
-            Record::Remove(k) => k,
+            Record::Remove(k) | Record::RemoveTemplate(k) => k,
         }
+    }
+
+    #[test]
+    fn templates_have_records_of_their_own() {
+        for state in [ConnState::Template, ConnState::Assured] {
+            let up = upsert(0, state);
+            for r in [up, Record::RemoveTemplate(key_of(up))] {
+                assert_eq!(from_wire(&to_wire(&r)), Some(r));
+            }
+            // A template's state in a connection's record is refused.
+            let mut w = to_wire(&up);
+            w.op = OP_UPSERT;
+            assert_eq!(from_wire(&w), None);
+        }
+        let mut w = to_wire(&upsert(1, ConnState::Udp));
+        w.op = OP_TEMPLATE;
+        assert_eq!(from_wire(&w), None);
     }
 
     #[test]

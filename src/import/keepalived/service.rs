@@ -11,7 +11,9 @@ use super::read::Node;
 use super::report::{Place, Report, shown};
 use super::statement::{block, extra, ipv4, no_block, option, port, seconds, value, whole};
 use crate::config::{RealServerSection, ServiceSection};
-use crate::lvs::service::{Protocol, SchedFlags, SchedulerKind, ServiceKey};
+use crate::lvs::service::{
+    MAX_TIMEOUT, Persistence, Protocol, SchedFlags, SchedulerKind, ServiceKey,
+};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
@@ -165,6 +167,20 @@ pub(super) fn virtual_server(
             .filter(|f| !f.is_empty())
             .map(written),
         ops: None,
+        persistence_timeout: persistence_timeout(n, r).map(written),
+        persistence_mask: n
+            .child("persistence_granularity")
+            .and_then(|c| value(c, r))
+            .and_then(|m| match m.parse::<Ipv4Addr>() {
+                Ok(m) => Some(written(m.to_string())),
+                Err(_) => {
+                    r.error(
+                        &n.at,
+                        format!("persistence_granularity {} is not a netmask", shown(m)),
+                    );
+                    None
+                }
+            }),
         on_failure: Some(written(
             if inhibit { "quiesce" } else { "remove" }.to_string(),
         )),
@@ -205,14 +221,12 @@ pub(super) fn virtual_server(
                 no_block(c, r);
                 section.ops = Some(written(true));
             }
-            "persistence_timeout" | "persistence_granularity" | "persistence_engine" => {
+            "persistence_timeout" | "persistence_granularity" => {}
+            "persistence_engine" => {
                 no_block(c, r);
                 r.warn(
                     &c.at,
-                    format!(
-                        "{} is not carried over: persistence is not in uvs yet (a later issue adds it)",
-                        c.key()
-                    ),
+                    "persistence_engine is not carried over: uvs has no persistence engines",
                 )
             }
             _ => {
@@ -370,19 +384,12 @@ fn server_section(rs: &RealServer, fwd: &str) -> RealServerSection {
 }
 
 /// A virtual server's address and port, checked as the director checks
-/// them. `persistent`: a port-0 service is then persistent (not in uvs
-/// yet, so left out with a warning); without, the director refuses it.
+/// them. `persistent`: a port-0 service is then persistent (every port of
+/// the VIP); without, the director refuses it.
 fn vip(a: &str, p: &str, at: &Place, persistent: bool, r: &mut Report) -> Option<(Ipv4Addr, u16)> {
     let addr = ipv4(a, "virtual server", at, r);
     let port = match p.parse::<u16>() {
-        Ok(0) if persistent => {
-            r.warn(
-                at,
-                "port 0 (every port) makes a persistent service, and persistence is not in uvs \
-                 yet; not carried over",
-            );
-            None
-        }
+        Ok(0) if persistent => Some(0),
         Ok(0) => {
             r.error(
                 at,
@@ -399,6 +406,16 @@ fn vip(a: &str, p: &str, at: &Place, persistent: bool, r: &mut Report) -> Option
         return None;
     }
     Some((addr, port?))
+}
+
+/// `persistence_timeout [SECONDS]`: keepalived's default without a value
+/// is 6 minutes, ipvsadm's 360 s.
+fn persistence_timeout(n: &Node, r: &mut Report) -> Option<i64> {
+    let c = n.child("persistence_timeout")?;
+    if c.arg(1).is_none() && no_block(c, r) {
+        return Some(i64::from(Persistence::DEFAULT_TIMEOUT));
+    }
+    whole(c, 1, MAX_TIMEOUT.into(), r).map(|t| t as i64)
 }
 
 fn scheduler(n: &Node, r: &mut Report) -> &'static str {

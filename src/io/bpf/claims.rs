@@ -100,6 +100,7 @@ mod tests {
             scheduler: SchedulerKind::Rr,
             flags: Default::default(),
             ops: false,
+            persistence: None,
             epoch: 0,
             log: Default::default(),
             dests: dests

@@ -5,6 +5,7 @@
 
 mod failover;
 mod messages;
+mod persist;
 mod returning;
 mod split;
 mod witness;
@@ -51,6 +52,20 @@ impl Pair {
 
     fn sync(&self, i: usize, name: &str) -> u64 {
         self.ha(i)["sync"]["counters"][name].as_u64().unwrap_or(0)
+    }
+
+    /// uvsadm against director `i`, which must succeed; its output.
+    #[track_caller]
+    fn adm(&self, i: usize, line: &str) -> String {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_uvsadm"))
+            .arg("--socket")
+            .arg(&self.socks[i])
+            .args(line.split_whitespace())
+            .output()
+            .expect("uvsadm");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "uvsadm {line}: {err}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     /// A counter of `uvs status` on director `i`.
@@ -182,6 +197,17 @@ fn pair_after(extra: [&[&str]; 2], before: &dyn Fn(&Lab)) -> Option<Pair> {
 /// As `pair_after`, in a lab with these lab.sh options besides
 /// `--two-directors`.
 fn pair_in(lab: &[&str], extra: [&[&str]; 2], before: &mut dyn FnMut(&mut Lab)) -> Option<Pair> {
+    pair_of(lab, extra, before, "")
+}
+
+/// As `pair_in`, with `service` (lines of the config file's service,
+/// `persistence_timeout = 60`) added to the directors' service.
+fn pair_of(
+    lab: &[&str],
+    extra: [&[&str]; 2],
+    before: &mut dyn FnMut(&mut Lab),
+    service: &str,
+) -> Option<Pair> {
     let mut opts = vec!["--two-directors"];
     opts.extend_from_slice(lab);
     let mut l = Lab::up_with(2, &opts)?;
@@ -194,7 +220,7 @@ fn pair_in(lab: &[&str], extra: [&[&str]; 2], before: &mut dyn FnMut(&mut Lab)) 
     std::fs::write(
         &cfg,
         format!(
-            "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n\
+            "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n{service}\
              [[service.real_server]]\naddress = \"{RS1}\"\n[[service.real_server]]\naddress = \"{RS2}\"\n"
         ),
     )

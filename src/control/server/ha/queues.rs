@@ -142,7 +142,7 @@ mod tests {
                 Body::Records(r) => r
                     .iter()
                     .map(|r| match r {
-                        Record::Remove(k) => k.cport.to_string(),
+                        Record::Remove(k) | Record::RemoveTemplate(k) => k.cport.to_string(),
                         Record::Upsert(c) => c.cport.to_string(),
                     })
                     .collect(),
