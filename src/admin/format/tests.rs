@@ -1,0 +1,262 @@
+use super::*;
+use crate::control::proto::DestSpec;
+use crate::lvs::service::{Forward, ServiceKey};
+use crate::lvs::stats::StatsSnapshot;
+
+fn dest(a: [u8; 4], port: u16, w: u32, act: u32, inact: u32) -> DestSnap {
+    DestSnap {
+        spec: DestSpec {
+            addr: a.into(),
+            port,
+            forward: Forward::Route,
+            weight: w,
+            uthreshold: 0,
+            lthreshold: 0,
+        },
+        active: act,
+        inactive: inact,
+        persistent: 0,
+        stats: StatsSnapshot::default(),
+        rates: Default::default(),
+    }
+}
+
+fn snap() -> Snapshot {
+    Snapshot {
+        timeouts: Timeouts::default(),
+        services: vec![
+            ServiceSnap {
+                key: ServiceKey::addr(Protocol::Udp, [192, 168, 0, 100].into(), 53),
+                scheduler: "rr".into(),
+                flags: Default::default(),
+                ops: false,
+                persistent: None,
+                stats: StatsSnapshot::default(),
+                rates: Default::default(),
+                dests: vec![dest([10, 0, 0, 21], 53, 1, 0, 0)],
+            },
+            ServiceSnap {
+                key: ServiceKey::addr(Protocol::Tcp, [192, 168, 0, 100].into(), 80),
+                scheduler: "wrr".into(),
+                flags: Default::default(),
+                ops: false,
+                persistent: None,
+                rates: Default::default(),
+                stats: StatsSnapshot {
+                    conns: 14209,
+                    inpkts: 111769,
+                    outpkts: 0,
+                    inbytes: 7207174,
+                    outbytes: 0,
+                },
+                // Newest first, as the daemon keeps them.
+                dests: vec![
+                    dest([192, 168, 0, 12], 80, 1, 4, 13),
+                    dest([192, 168, 0, 11], 80, 3, 12, 40),
+                ],
+            },
+        ],
+    }
+}
+
+#[test]
+fn list_numeric_matches_ipvsadm() {
+    let f = Format {
+        numeric: true,
+        ..Format::default()
+    };
+    let expect = concat!(
+        "IP Virtual Server version 1.2.1 (size=4096)\n",
+        "Prot LocalAddress:Port Scheduler Flags\n",
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+        "TCP  192.168.0.100:80 wrr\n",
+        "  -> 192.168.0.11:80              Route   3      12         40        \n",
+        "  -> 192.168.0.12:80              Route   1      4          13        \n",
+        "UDP  192.168.0.100:53 rr\n",
+        "  -> 10.0.0.21:53                 Route   1      0          0         \n",
+    );
+    assert_eq!(list_all(&snap(), &f), expect);
+}
+
+/// ipvs-reference.md §1.6's rendering of ipvsadm 1.31's formats.
+#[test]
+fn persistence_is_listed_and_saved_as_ipvsadm_does() {
+    let mut sn = snap();
+    sn.services[0].persistent = Some(Persistence::new(360));
+    sn.services[1].persistent = Some(Persistence {
+        timeout: 600,
+        netmask: [255, 255, 255, 0].into(),
+    });
+    sn.services[1].dests[1].persistent = 7;
+    let f = |columns| Format {
+        numeric: true,
+        columns,
+        ..Format::default()
+    };
+    let l = list_all(&sn, &f(Columns::Plain));
+    assert!(l.contains("\nTCP  192.168.0.100:80 wrr persistent 600 mask 255.255.255.0\n"));
+    assert!(l.contains("\nUDP  192.168.0.100:53 rr persistent 360\n"));
+    let s = list_all(&sn, &f(Columns::Rule));
+    assert!(s.contains("-A -t 192.168.0.100:80 -s wrr -p 600 -M 255.255.255.0\n"));
+    assert!(s.contains("-A -u 192.168.0.100:53 -s rr -p 360\n"));
+    let p = list_all(&sn, &f(Columns::PersistentConn));
+    assert!(p.contains(
+        "\n  -> 192.168.0.11:80              3         7           12         40        \n"
+    ));
+}
+
+#[test]
+fn stats_columns_and_largenum() {
+    let f = Format {
+        numeric: true,
+        columns: Columns::Stats,
+        ..Format::default()
+    };
+    let s = list_all(&snap(), &f);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(
+        lines[1],
+        "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes"
+    );
+    assert_eq!(lines[2], "  -> RemoteAddress:Port");
+    assert_eq!(
+        lines[3],
+        "TCP  192.168.0.100:80                14209   111769        0  7207174        0"
+    );
+    let mut o = String::new();
+    largenum(&mut o, 123_456_789, false);
+    largenum(&mut o, 2_000_000_000, false);
+    largenum(&mut o, 123_456_789, true);
+    assert_eq!(o, "  123456K    2000M 123456789");
+}
+
+#[test]
+fn rate_columns() {
+    let mut sn = snap();
+    sn.services[1].rates = crate::lvs::stats::Rates {
+        cps: 12,
+        inpps: 340,
+        outpps: 0,
+        inbps: 51234,
+        outbps: 0,
+    };
+    sn.services[1].dests[1].rates = crate::lvs::stats::Rates {
+        cps: 8,
+        inpps: 230,
+        outpps: 0,
+        inbps: 40000,
+        outbps: 0,
+    };
+    let f = Format {
+        numeric: true,
+        columns: Columns::Rate,
+        ..Format::default()
+    };
+    let s = list_all(&sn, &f);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(
+        lines[1],
+        "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS"
+    );
+    assert_eq!(
+        lines[3],
+        "TCP  192.168.0.100:80                   12      340        0    51234        0"
+    );
+    assert_eq!(
+        lines[4],
+        "  -> 192.168.0.11:80                     8      230        0    40000        0"
+    );
+}
+
+#[test]
+fn save_format() {
+    let f = Format {
+        numeric: true,
+        columns: Columns::Rule,
+        ..Format::default()
+    };
+    assert_eq!(
+        list_all(&snap(), &f),
+        "-A -t 192.168.0.100:80 -s wrr\n\
+-a -t 192.168.0.100:80 -r 192.168.0.11:80 -g -w 3\n\
+-a -t 192.168.0.100:80 -r 192.168.0.12:80 -g -w 1\n\
+-A -u 192.168.0.100:53 -s rr\n\
+-a -u 192.168.0.100:53 -r 10.0.0.21:53 -g -w 1\n"
+    );
+}
+
+#[test]
+fn wrapping_address_order() {
+    // 200.0.0.1 - 10.0.0.1 overflows int: ipvsadm lists 200.x first.
+    let mut s = snap();
+    s.services.truncate(1);
+    s.services[0].dests = vec![
+        dest([10, 0, 0, 1], 53, 1, 0, 0),
+        dest([200, 0, 0, 1], 53, 1, 0, 0),
+    ];
+    let out = list_all(
+        &s,
+        &Format {
+            numeric: true,
+            ..Format::default()
+        },
+    );
+    let a = out.find("200.0.0.1").unwrap();
+    let b = out.find("10.0.0.1").unwrap();
+    assert!(a < b);
+}
+
+#[test]
+fn connection_listing() {
+    let c = ConnInfo {
+        protocol: Protocol::Tcp,
+        caddr: [203, 0, 113, 7].into(),
+        cport: 51514,
+        vaddr: [192, 168, 0, 100].into(),
+        vport: 80,
+        daddr: [192, 168, 0, 11].into(),
+        dport: 80,
+        state: "ESTABLISHED".into(),
+        expires_secs: 898,
+    };
+    assert_eq!(
+        list_conns(&[c], true),
+        "IPVS connection entries\npro expire state       source             virtual            destination\n\
+TCP 14:58  ESTABLISHED 203.0.113.7:51514  192.168.0.100:80   192.168.0.11:80\n"
+    );
+}
+
+/// ipvs-reference.md's rendering: mark services sort first by mark
+/// (after every -t/-u service, whose mark is 0), `ops` and `-o`.
+#[test]
+fn fwmark_and_ops_as_ipvsadm_prints_them() {
+    let mut sn = snap();
+    sn.services[0].ops = true;
+    let mut fwm = sn.services[0].clone();
+    fwm.key = ServiceKey::mark(7);
+    (fwm.scheduler, fwm.ops) = ("wlc".into(), false);
+    fwm.dests = vec![dest([10, 0, 0, 21], 0, 0, 0, 3)];
+    fwm.dests[0].spec.forward = Forward::Masq;
+    sn.services.insert(0, fwm);
+    let f = |columns| Format {
+        numeric: true,
+        columns,
+        ..Format::default()
+    };
+    let l = list_all(&sn, &f(Columns::Plain));
+    assert!(
+        l.ends_with(concat!(
+            "UDP  192.168.0.100:53 rr ops\n",
+            "  -> 10.0.0.21:53                 Route   1      0          0         \n",
+            "FWM  7 wlc\n",
+            "  -> 10.0.0.21:0                  Masq    0      0          3         \n",
+        )),
+        "{l}"
+    );
+    let s = list_all(&sn, &f(Columns::Rule));
+    assert!(s.contains("-A -u 192.168.0.100:53 -s rr -o\n"), "{s}");
+    assert!(
+        s.ends_with("-A -f 7 -s wlc\n-a -f 7 -r 10.0.0.21:0 -m -w 0\n"),
+        "{s}"
+    );
+}
