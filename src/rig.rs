@@ -4,6 +4,7 @@
 //! ([`crate::io::memory`]). Nothing here runs in `uvs director`.
 
 use crate::control::model::Model;
+use crate::control::proto::ServiceDef;
 use crate::control::proto::{DestSpec, Op};
 use crate::control::publish::Publisher;
 use crate::dataplane::{Dataplane, LinkParams};
@@ -200,13 +201,13 @@ pub fn dest(addr: Ipv4Addr, port: u16, forward: Forward, weight: u32) -> DestSpe
 
 /// A service and its real servers as ops.
 pub fn service(key: ServiceKey, scheduler: &str, dests: &[DestSpec]) -> Vec<Op> {
-    let mut ops = vec![Op::AddService {
+    let mut ops = vec![Op::AddService(ServiceDef {
         key,
         scheduler: scheduler.into(),
         flags: Default::default(),
         persistent: None,
         ops: false,
-    }];
+    })];
     ops.extend(dests.iter().map(|d| Op::AddDest {
         key,
         dest: d.clone(),

@@ -11,6 +11,7 @@ use crate::control::check::CheckSpec;
 use crate::control::model::FailAction;
 use crate::control::plan::{CheckedServer, Plan, Quorum};
 use crate::control::proto::Op;
+use crate::control::proto::ServiceDef;
 use crate::lvs::mark::MarkRule;
 use crate::lvs::service::{Forward, Persistence, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
 use std::collections::BTreeMap;
@@ -198,26 +199,11 @@ impl Config {
         }
         for s in &self.services {
             let before = old.services.iter().find(|o| o.key == s.key);
+            let def =
+                |s: &Service| ServiceDef::of(s.key, s.scheduler, s.flags, s.ops, s.persistence);
             match before {
-                None => ops.push(Op::AddService {
-                    key: s.key,
-                    scheduler: s.scheduler.name().into(),
-                    flags: s.flags,
-                    persistent: s.persistence,
-                    ops: s.ops,
-                }),
-                Some(o)
-                    if (o.scheduler, o.flags, o.ops, o.persistence)
-                        != (s.scheduler, s.flags, s.ops, s.persistence) =>
-                {
-                    ops.push(Op::EditService {
-                        key: s.key,
-                        scheduler: s.scheduler.name().into(),
-                        flags: s.flags,
-                        persistent: s.persistence,
-                        ops: s.ops,
-                    });
-                }
+                None => ops.push(Op::AddService(def(s))),
+                Some(o) if def(o) != def(s) => ops.push(Op::EditService(def(s))),
                 Some(_) => {}
             }
             let old_rs: &[RealServer] = before.map_or(&[], |o| &o.real_servers);

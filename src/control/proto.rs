@@ -3,7 +3,7 @@
 
 use crate::lvs::ConnInfo;
 use crate::lvs::mark::MarkRule;
-use crate::lvs::service::{Forward, Persistence, SchedFlags, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, Persistence, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::{Rates, StatsSnapshot};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
@@ -20,30 +20,47 @@ pub struct DestSpec {
     pub lthreshold: u32,
 }
 
+/// A virtual service as `-A` and `-E` give it. `-E`, like ipvsadm's,
+/// sets every option, with the defaults for those not given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDef {
+    pub key: ServiceKey,
+    pub scheduler: String,
+    /// `-b`: the scheduler flags.
+    #[serde(default)]
+    pub flags: SchedFlags,
+    /// One-packet scheduling (`-o`).
+    #[serde(default)]
+    pub ops: bool,
+    /// `-p` and `-M`.
+    pub persistent: Option<Persistence>,
+}
+
+impl ServiceDef {
+    /// The definition of a service with these options.
+    pub fn of(
+        key: ServiceKey,
+        scheduler: SchedulerKind,
+        flags: SchedFlags,
+        ops: bool,
+        persistent: Option<Persistence>,
+    ) -> ServiceDef {
+        let scheduler = scheduler.name().into();
+        ServiceDef {
+            key,
+            scheduler,
+            flags,
+            ops,
+            persistent,
+        }
+    }
+}
+
 /// One table change: an ipvsadm command that modifies state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    AddService {
-        key: ServiceKey,
-        scheduler: String,
-        /// `-b`: the scheduler flags.
-        #[serde(default)]
-        flags: SchedFlags,
-        /// One-packet scheduling (`-o`).
-        #[serde(default)]
-        ops: bool,
-        persistent: Option<Persistence>,
-    },
-    EditService {
-        key: ServiceKey,
-        scheduler: String,
-        /// `-b`: the scheduler flags.
-        #[serde(default)]
-        flags: SchedFlags,
-        #[serde(default)]
-        ops: bool,
-        persistent: Option<Persistence>,
-    },
+    AddService(ServiceDef),
+    EditService(ServiceDef),
     DelService {
         key: ServiceKey,
     },

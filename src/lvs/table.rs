@@ -15,9 +15,11 @@ use std::sync::Arc;
 pub use crate::lvs::dest::DestEntry;
 
 /// A virtual service with its real servers in scheduling order (newest
-/// first, as the kernel's list_add does).
+/// first, as the kernel's list_add does): as published to the data plane
+/// (`D` = [`DestEntry`]), and as the control plane's model holds it, with
+/// its own record of each real server.
 #[derive(Debug, Clone)]
-pub struct ServiceEntry {
+pub struct ServiceEntry<D = DestEntry> {
     pub id: u64,
     pub key: ServiceKey,
     pub scheduler: SchedulerKind,
@@ -34,7 +36,7 @@ pub struct ServiceEntry {
     /// The latest changes the kernel's scheduler hooks would have seen,
     /// oldest first: a worker replays those after its table's epoch.
     pub log: Arc<[Logged]>,
-    pub dests: Vec<DestEntry>,
+    pub dests: Vec<D>,
     pub stats: Arc<Stats>,
 }
 

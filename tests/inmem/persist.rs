@@ -8,6 +8,7 @@
 use std::net::Ipv4Addr;
 use std::sync::mpsc::sync_channel;
 use uvs::control::proto::Op;
+use uvs::control::proto::ServiceDef;
 use uvs::io::FlowTuple;
 use uvs::lvs::service::{Forward, Persistence, Protocol};
 use uvs::lvs::sync::Record;
@@ -34,13 +35,13 @@ fn persistent_rig() -> Rig {
     let key = svc(Protocol::Udp, 53);
     let rs = |last| dest(Ipv4Addr::new(198, 18, 0, last), 53, Forward::Route, 1);
     let mut ops = service(key, "rr", &[rs(11), rs(12)]);
-    ops[0] = Op::AddService {
+    ops[0] = Op::AddService(ServiceDef {
         key,
         scheduler: "rr".into(),
         flags: Default::default(),
         persistent: Some(Persistence::new(2)),
         ops: false,
-    };
+    });
     Rig::new(&ops)
 }
 

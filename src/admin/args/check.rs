@@ -4,6 +4,7 @@
 
 use super::table::{OPTIONS, Rule};
 use super::{Cmd, Fail, Opt, Parsed, fail};
+use crate::control::proto::ServiceDef;
 use crate::control::proto::{DestSpec, Op};
 use crate::lvs::service::{Forward, Persistence, Protocol, SchedFlags};
 use std::net::Ipv4Addr;
@@ -162,21 +163,18 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
             code: 2,
         })
     };
+    let def = || {
+        Ok(ServiceDef {
+            key: need_key()?,
+            scheduler: p.scheduler.clone(),
+            flags: p.flags,
+            ops: p.has(Opt::Ops),
+            persistent: persistence(p),
+        })
+    };
     Ok(Some(match p.cmd {
-        Cmd::Add => Op::AddService {
-            key: need_key()?,
-            scheduler: p.scheduler.clone(),
-            flags: p.flags,
-            ops: p.has(Opt::Ops),
-            persistent: persistence(p),
-        },
-        Cmd::Edit => Op::EditService {
-            key: need_key()?,
-            scheduler: p.scheduler.clone(),
-            flags: p.flags,
-            ops: p.has(Opt::Ops),
-            persistent: persistence(p),
-        },
+        Cmd::Add => Op::AddService(def()?),
+        Cmd::Edit => Op::EditService(def()?),
         Cmd::Del => Op::DelService { key: need_key()? },
         Cmd::Flush => Op::Clear,
         Cmd::AddDest => Op::AddDest {

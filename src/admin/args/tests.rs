@@ -1,5 +1,6 @@
 use super::table::OPTIONS;
 use super::*;
+use crate::control::proto::ServiceDef;
 
 fn run(s: &str) -> Result<Parsed, Fail> {
     let v: Vec<String> = s.split_whitespace().map(String::from).collect();
@@ -206,10 +207,10 @@ fn sched_flags_follow_the_scheduler() {
     assert!(
         matches!(
             op,
-            Ok(Some(crate::control::proto::Op::EditService {
+            Ok(Some(crate::control::proto::Op::EditService(ServiceDef {
                 flags: SchedFlags(2),
                 ..
-            }))
+            })))
         ),
         "{op:?}"
     );
@@ -220,13 +221,13 @@ fn fwmark_services_and_one_packet_scheduling_become_ops() {
     use crate::control::proto::Op;
     use crate::lvs::service::ServiceKey;
     let p = run("-A -f 100 -s wrr -o").unwrap();
-    let want = Op::AddService {
+    let want = Op::AddService(ServiceDef {
         key: ServiceKey::mark(100),
         scheduler: "wrr".into(),
         flags: Default::default(),
         persistent: None,
         ops: true,
-    };
+    });
     assert_eq!(to_op(&p).unwrap(), Some(want));
     // A real server of a mark service keeps the port given (0 if none),
     // whatever the method.

@@ -3,12 +3,10 @@
 //! [`Table`] for the data plane.
 
 use super::proto::{DestSpec, Op};
+use crate::control::proto::ServiceDef;
 use crate::lvs::mark::{MarkError, MarkRule};
-use crate::lvs::sched::Logged;
-use crate::lvs::service::{
-    Forward, MAX_TIMEOUT, Persistence, SchedFlags, SchedulerKind, ServiceKey, Timeouts,
-};
-use crate::lvs::stats::{DestState, Stats};
+use crate::lvs::service::{Forward, MAX_TIMEOUT, Persistence, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::stats::DestState;
 use crate::lvs::table::NextHop;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -64,24 +62,11 @@ impl Dest {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Service {
-    pub id: u64,
-    pub key: ServiceKey,
-    pub scheduler: SchedulerKind,
-    /// Its `-b` flags.
-    pub flags: SchedFlags,
-    /// One-packet scheduling (`-o`).
-    pub ops: bool,
-    /// `-p`/`-M` (a service option beside the scheduler).
-    pub persistence: Option<Persistence>,
-    pub epoch: u64,
-    /// The changes its scheduler saw, latest last (see [`log`]).
-    pub log: Arc<[Logged]>,
-    /// Newest first, like the kernel's svc->destinations.
-    pub dests: Vec<Dest>,
-    pub stats: Arc<Stats>,
-}
+/// A service as the model holds it: the published entry's fields, with
+/// the model's record of each real server (newest first, like the
+/// kernel's svc->destinations); `log` is the changes its scheduler saw
+/// (see [`log`]).
+pub type Service = crate::lvs::table::ServiceEntry<Dest>;
 
 /// Why an op was refused. The texts of the ipvsadm-compatible variants are
 /// libipvs's, so scripts that match them keep working.
@@ -188,6 +173,14 @@ pub fn check_vip(a: Ipv4Addr) -> Result<(), OpError> {
 
 /// A persistence timeout in ipvsadm's range; port 0 (every port of the
 /// VIP) only for a persistent service, as ipvsadm says.
+/// A service definition's scheduler, once its options are checked.
+fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
+    let k = scheduler(&d.scheduler)?;
+    check_persistent(&d.key, d.persistent)?;
+    check_ops(&d.key, d.ops)?;
+    Ok(k)
+}
+
 fn check_persistent(key: &ServiceKey, p: Option<Persistence>) -> Result<(), OpError> {
     match p {
         None if key.port == 0 && key.fwmark == 0 => Err(OpError::BadAddress(
@@ -244,51 +237,33 @@ impl Model {
         need: &mut dyn FnMut(Need),
     ) -> Result<(), OpError> {
         match op {
-            Op::AddService {
-                key,
-                scheduler: s,
-                flags,
-                persistent,
-                ops,
-            } => {
-                if self.services.iter().any(|x| x.key == *key) {
+            Op::AddService(d) => {
+                if self.services.iter().any(|x| x.key == d.key) {
                     return Err(OpError::ServiceExists);
                 }
-                let k = scheduler(s)?;
-                check_persistent(key, *persistent)?;
-                check_ops(key, *ops)?;
-                for vip in self.key_vips(key)? {
+                let k = checked(d)?;
+                for vip in self.key_vips(&d.key)? {
                     self.claim_vip(vip, need)?;
                 }
                 let id = self.id();
                 self.services.push(Service {
                     id,
-                    key: *key,
+                    key: d.key,
                     scheduler: k,
-                    flags: *flags,
-                    ops: *ops,
-                    persistence: *persistent,
+                    flags: d.flags,
+                    ops: d.ops,
+                    persistence: d.persistent,
                     epoch: 0,
                     log: Arc::default(),
                     dests: Vec::new(),
                     stats: Arc::default(),
                 });
             }
-            Op::EditService {
-                key,
-                scheduler: s,
-                flags,
-                persistent,
-                ops,
-            } => {
-                let k = scheduler(s);
-                let svc = self.service_mut(key).ok_or(OpError::NoSuchService)?;
+            Op::EditService(d) => {
+                let k = checked(d);
+                let svc = self.service_mut(&d.key).ok_or(OpError::NoSuchService)?;
                 let k = k?;
-                check_persistent(key, *persistent)?;
-                svc.flags = *flags;
-                check_ops(key, *ops)?;
-                svc.ops = *ops;
-                svc.persistence = *persistent;
+                (svc.flags, svc.ops, svc.persistence) = (d.flags, d.ops, d.persistent);
                 if svc.scheduler != k {
                     svc.scheduler = k;
                     svc.rebound();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::control::proto::ServiceDef;
 use crate::lvs::service::Protocol;
 use crate::wire::MacAddr;
 
@@ -18,13 +19,13 @@ fn dest(last: u8, weight: u32) -> DestSpec {
 }
 
 fn add_service(port: u16, scheduler: &str) -> Op {
-    Op::AddService {
+    Op::AddService(ServiceDef {
         key: key(port),
         scheduler: scheduler.into(),
         flags: Default::default(),
         persistent: None,
         ops: false,
-    }
+    })
 }
 
 fn add_dest(port: u16, dest: DestSpec) -> Op {
@@ -187,13 +188,13 @@ fn special_addresses_and_real_servers_cannot_be_vips() {
         ([127, 0, 0, 1], "loopback"),
         ([240, 0, 0, 1], "reserved"),
     ] {
-        let op = Op::AddService {
+        let op = Op::AddService(ServiceDef {
             key: ServiceKey::addr(Protocol::Tcp, Ipv4Addr::from(a), 80),
             scheduler: "rr".into(),
             flags: Default::default(),
             persistent: None,
             ops: false,
-        };
+        });
         let (_, e) = apply(&Model::default(), &[op]).unwrap_err();
         let msg = e.to_string();
         assert!(
@@ -207,13 +208,13 @@ fn special_addresses_and_real_servers_cannot_be_vips() {
         &[add_service(80, "rr"), add_dest(80, dest(11, 1))],
     )
     .unwrap();
-    let rs_vip = Op::AddService {
+    let rs_vip = Op::AddService(ServiceDef {
         key: ServiceKey::addr(Protocol::Udp, Ipv4Addr::new(198, 18, 0, 11), 53),
         scheduler: "rr".into(),
         flags: Default::default(),
         persistent: None,
         ops: false,
-    };
+    });
     let (_, e) = apply(&m, &[rs_vip]).unwrap_err();
     assert!(e.to_string().contains("real server 198.18.0.11:80"), "{e}");
     // And the other way round: a VIP as a real server.
@@ -247,13 +248,13 @@ fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
             ports: parse_ports(ports).unwrap(),
         }],
     };
-    let fwm = Op::AddService {
+    let fwm = Op::AddService(ServiceDef {
         key: ServiceKey::mark(100),
         scheduler: "rr".into(),
         flags: Default::default(),
         persistent: None,
         ops: true,
-    };
+    });
     let (_, e) = apply(&Model::default(), std::slice::from_ref(&fwm)).unwrap_err();
     assert_eq!(e, OpError::MarkNotDefined(100));
     let mut needs = Vec::new();
@@ -287,7 +288,7 @@ fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
     let ops = m.ops();
     assert!(matches!(ops[1], Op::SetMark { mark: 100, .. }), "{ops:?}");
     assert!(
-        matches!(ops[2], Op::AddService { ops: true, .. }),
+        matches!(ops[2], Op::AddService(ServiceDef { ops: true, .. })),
         "{ops:?}"
     );
 }
@@ -295,13 +296,13 @@ fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
 #[test]
 fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
     for t in [0, MAX_TIMEOUT + 1] {
-        let op = Op::AddService {
+        let op = Op::AddService(ServiceDef {
             key: key(80),
             scheduler: "rr".into(),
             flags: Default::default(),
             persistent: Some(Persistence::new(t)),
             ops: false,
-        };
+        });
         let e = apply(&Model::default(), &[op]).unwrap_err().1;
         assert_eq!(e, OpError::BadTimeout(t));
         assert_eq!(
@@ -309,12 +310,12 @@ fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
             format!("invalid timeout value `{t}' specified")
         );
     }
-    let ok = Op::AddService {
+    let ok = Op::AddService(ServiceDef {
         key: key(80),
         scheduler: "rr".into(),
         flags: Default::default(),
         persistent: Some(Persistence::new(MAX_TIMEOUT)),
         ops: false,
-    };
+    });
     assert!(apply(&Model::default(), &[ok]).is_ok());
 }

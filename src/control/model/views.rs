@@ -2,6 +2,7 @@
 //! operations that rebuild it, and the real servers the watchers follow.
 
 use super::Model;
+use crate::control::proto::ServiceDef;
 use crate::control::proto::{DestSnap, DestSpec, Op, ServiceSnap, Snapshot};
 use crate::lvs::service::Forward;
 use crate::lvs::table::{DestEntry, ServiceEntry, Table};
@@ -111,13 +112,8 @@ impl Model {
             rules: r.clone(),
         }));
         for s in &self.services {
-            ops.push(Op::AddService {
-                key: s.key,
-                scheduler: s.scheduler.name().into(),
-                flags: s.flags,
-                ops: s.ops,
-                persistent: s.persistence,
-            });
+            let def = ServiceDef::of(s.key, s.scheduler, s.flags, s.ops, s.persistence);
+            ops.push(Op::AddService(def));
             // Newest first in the model; added oldest first to keep it.
             for d in s.dests.iter().rev() {
                 ops.push(Op::AddDest {

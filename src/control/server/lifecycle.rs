@@ -6,6 +6,7 @@ use super::Control;
 use super::apply::NO_HOP;
 use crate::control::model::OpError;
 use crate::control::plan::{Source, SourceError};
+use crate::control::proto::ServiceDef;
 use crate::control::proto::{Op, ReloadOptions, Response};
 use crate::lvs::request::DpRequest;
 use std::sync::Arc;
@@ -49,9 +50,9 @@ impl LoadError {
 fn describe(op: &Op) -> String {
     let svc = |k: &crate::lvs::service::ServiceKey| format!("service {k}");
     match op {
-        Op::AddService { key, .. } | Op::EditService { key, .. } | Op::DelService { key } => {
-            svc(key)
-        }
+        Op::AddService(ServiceDef { key, .. })
+        | Op::EditService(ServiceDef { key, .. })
+        | Op::DelService { key } => svc(key),
         Op::AddDest { key, dest } | Op::EditDest { key, dest } => {
             format!("{}, real server {}:{}", svc(key), dest.addr, dest.port)
         }
@@ -121,7 +122,7 @@ impl Control {
         source: Option<Box<dyn Source>>,
     ) -> Result<(), LoadError> {
         let vips = ops.iter().flat_map(|o| match o {
-            Op::AddService { key, .. } => key.vip().into_iter().collect(),
+            Op::AddService(ServiceDef { key, .. }) => key.vip().into_iter().collect(),
             Op::SetMark { rules, .. } => rules.iter().map(|r| r.vip).collect(),
             _ => Vec::new(),
         });

@@ -11,6 +11,7 @@
 use super::converted::{Converted, RealServer};
 use super::report::{Place, Report};
 use crate::control::proto::Op;
+use crate::control::proto::ServiceDef;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
@@ -148,7 +149,9 @@ fn report(r: &mut Report, at: &Place, msg: &str) {
 /// Where an op's service or real server came from.
 fn origin(c: &Converted, op: &Op) -> Option<Place> {
     let (key, dest) = match op {
-        Op::AddService { key, .. } | Op::EditService { key, .. } => (key, None),
+        Op::AddService(ServiceDef { key, .. }) | Op::EditService(ServiceDef { key, .. }) => {
+            (key, None)
+        }
         Op::AddDest { key, dest } | Op::EditDest { key, dest } => (key, Some(dest)),
         _ => return None,
     };
