@@ -56,6 +56,8 @@ fn proto_name(p: Protocol) -> &'static str {
     match p {
         Protocol::Tcp => "tcp",
         Protocol::Udp => "udp",
+        // A mark template's: no service names it (its port is 0).
+        Protocol::Ip => "ip",
     }
 }
 

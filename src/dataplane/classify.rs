@@ -171,6 +171,8 @@ impl Dataplane {
                 let u = UdpPacket::new_checked(ip.payload())?;
                 (u.src_port(), u.dst_port())
             }
+            // Not a frame's (`from_number` never gives it).
+            Protocol::Ip => return Ok((Class::Kernel, l)),
         };
         if !to_vip {
             let r = ReplyKey {

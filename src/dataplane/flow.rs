@@ -179,7 +179,8 @@ impl Dataplane {
         let d = &svc.dests[di];
         let (state, one_packet) = match flow.key.protocol {
             Protocol::Tcp => (ConnState::Tcp(TcpState::None), false),
-            Protocol::Udp => (ConnState::Udp, svc.ops),
+            // (A frame is never IP: `Protocol::from_number`.)
+            Protocol::Udp | Protocol::Ip => (ConnState::Udp, svc.ops),
         };
         let rport = svc.dest_port(d, flow.key.vport);
         let mut c = Conn::new(
@@ -235,8 +236,8 @@ impl Dataplane {
         p: Persistence,
         now: u64,
     ) -> Result<(usize, ConnKey), NoConn> {
-        let svc_port = self.table.services[flow.svc].key.port;
-        let tk = flow.key.template(&p, svc_port);
+        let svc_key = self.table.services[flow.svc].key;
+        let (svc_port, tk) = (svc_key.port, flow.key.template(&p, &svc_key));
         let controls = self.conns.controls(&tk);
         let (table, positions) = (&self.table, &self.positions);
         if let Some(t) = self.conns.template_mut(&tk) {

@@ -107,7 +107,7 @@ impl Dataplane {
         if self.conns.entry(&key, p.is_template()).is_some() {
             return false;
         }
-        let tk = svc.persistence.map(|ps| key.template(&ps, svc.key.port));
+        let tk = svc.persistence.map(|ps| key.template(&ps, &svc.key));
         let c = Conn::new(
             si as u32,
             di as u32,

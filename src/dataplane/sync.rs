@@ -150,7 +150,7 @@ impl Dataplane {
         let table = &self.table;
         self.conns.adopt_orphans(|k| {
             let svc = &table.services[table.lookup(k.protocol, k.vaddr, k.vport)?];
-            Some(k.template(&svc.persistence?, svc.key.port))
+            Some(k.template(&svc.persistence?, &svc.key))
         })
     }
 

@@ -5,7 +5,7 @@
 //! `uvsadm -Lnc` ([`ConnInfo`]). The data plane keeps its own entry and
 //! table, and moves TCP states by IPVS's transition tables.
 
-use crate::lvs::service::{Forward, Persistence, Protocol, Timeouts};
+use crate::lvs::service::{Forward, Persistence, Protocol, ServiceKey, Timeouts};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -26,19 +26,45 @@ pub struct ConnKey {
 }
 
 impl ConnKey {
-    /// The key of the persistence template that connection `self` of a
-    /// service on port `svc_port` goes through (`ip_vs_sched_persist`):
-    /// the client's network, client port 0, and the service's port (0
-    /// for a port-0 service, whose template covers every port).
+    /// The key of the persistence template that connection `self` of
+    /// service `svc` goes through (`ip_vs_sched_persist`): the client's
+    /// network, client port 0, and the service's port (0 for a port-0
+    /// service, whose template covers every port). A firewall-mark
+    /// service's is IPVS's `<IPPROTO_IP, caddr&mask, 0, fwmark, 0>`: one
+    /// template per client network and mark, whatever the connection's
+    /// protocol, VIP and port, with the mark as its virtual address.
     #[inline]
-    pub fn template(&self, p: &Persistence, svc_port: u16) -> ConnKey {
-        ConnKey {
-            protocol: self.protocol,
-            caddr: p.client_net(self.caddr),
-            cport: 0,
-            vaddr: self.vaddr,
-            vport: svc_port,
+    pub fn template(&self, p: &Persistence, svc: &ServiceKey) -> ConnKey {
+        let caddr = p.client_net(self.caddr);
+        match svc.fwmark {
+            0 => ConnKey {
+                protocol: self.protocol,
+                caddr,
+                cport: 0,
+                vaddr: self.vaddr,
+                vport: svc.port,
+            },
+            m => ConnKey::mark_template(caddr, m),
         }
+    }
+
+    /// The template of client network `caddr` on firewall mark `mark`.
+    #[inline]
+    pub fn mark_template(caddr: Ipv4Addr, mark: u32) -> ConnKey {
+        ConnKey {
+            protocol: Protocol::Ip,
+            caddr,
+            cport: 0,
+            vaddr: Ipv4Addr::from(mark),
+            vport: 0,
+        }
+    }
+
+    /// The firewall mark of a mark service's template (its virtual
+    /// address), `None` for any other entry.
+    #[inline]
+    pub fn template_mark(&self) -> Option<u32> {
+        (self.protocol == Protocol::Ip).then_some(u32::from(self.vaddr))
     }
 
     /// The virtual service's address and port (VIP:VPORT).

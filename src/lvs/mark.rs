@@ -114,7 +114,7 @@ impl MarkRule {
         match self.protocol {
             Some(Protocol::Tcp) => &[Protocol::Tcp],
             Some(Protocol::Udp) => &[Protocol::Udp],
-            None => &[Protocol::Tcp, Protocol::Udp],
+            Some(Protocol::Ip) | None => &[Protocol::Tcp, Protocol::Udp],
         }
     }
 

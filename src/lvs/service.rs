@@ -5,11 +5,17 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::Ipv4Addr;
 
-/// Transport protocol of a virtual service.
+/// Transport protocol of a virtual service, or of a connection entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Protocol {
     Tcp,
     Udp,
+    /// IPVS's `IPPROTO_IP` (0): every protocol. Only a firewall-mark
+    /// service's persistence template has it (one template for the
+    /// mark's every protocol, VIP and port, as IPVS keys it); never a
+    /// frame's ([`Protocol::from_number`] does not give it) nor a
+    /// service's (the model refuses it).
+    Ip,
 }
 
 impl Protocol {
@@ -18,6 +24,7 @@ impl Protocol {
         match self {
             Protocol::Tcp => 6,
             Protocol::Udp => 17,
+            Protocol::Ip => 0,
         }
     }
 
@@ -29,19 +36,23 @@ impl Protocol {
         }
     }
 
-    /// The upper-case name used in listings ("TCP", "UDP").
+    /// The upper-case name used in listings ("TCP", "UDP"; "IP" for a
+    /// mark service's template, as ipvsadm prints it).
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
+            Protocol::Ip => "IP",
         }
     }
 
-    /// The ipvsadm option that selects a service of this protocol.
+    /// The ipvsadm option that selects a service of this protocol (a
+    /// service never has [`Protocol::Ip`]: that of a mark's, `-f`).
     pub fn option(self) -> &'static str {
         match self {
             Protocol::Tcp => "-t",
             Protocol::Udp => "-u",
+            Protocol::Ip => "-f",
         }
     }
 }

@@ -5,6 +5,7 @@
 mod dr_tun;
 mod gso_oracle;
 mod hardening;
+mod marktpl;
 mod nat;
 mod offload;
 mod persist;

@@ -224,6 +224,25 @@ fn connection_listing() {
         "IPVS connection entries\npro expire state       source             virtual            destination\n\
 TCP 14:58  ESTABLISHED 203.0.113.7:51514  192.168.0.100:80   192.168.0.11:80\n"
     );
+    // A firewall-mark service's template: protocol IP, the mark as its
+    // virtual address (ipvs-reference.md's fwmark-7 template).
+    let t = ConnInfo {
+        protocol: Protocol::Ip,
+        caddr: [203, 0, 113, 7].into(),
+        cport: 0,
+        vaddr: std::net::Ipv4Addr::from(7),
+        vport: 0,
+        daddr: [10, 0, 0, 21].into(),
+        dport: 0,
+        state: "NONE".into(),
+        expires_secs: 359,
+    };
+    let mut out = String::new();
+    conn_line(&mut out, &t, true);
+    assert_eq!(
+        out,
+        "IP  05:59  NONE        203.0.113.7:0      0.0.0.7:0          10.0.0.21:0\n"
+    );
 }
 
 /// ipvs-reference.md's rendering: mark services sort first by mark

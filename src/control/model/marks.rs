@@ -7,8 +7,14 @@ use crate::lvs::mark::{MarkRule, check_disjoint};
 use crate::lvs::service::{Protocol, ServiceKey};
 use std::net::Ipv4Addr;
 
-/// `-o` only on UDP or mark services, as ipvsadm allows it.
+/// `-o` only on UDP or mark services, as ipvsadm allows it. A service is
+/// TCP or UDP (IP is only a mark template's protocol).
 pub fn check_ops(key: &ServiceKey, ops: bool) -> Result<(), OpError> {
+    if key.protocol == Protocol::Ip {
+        return Err(OpError::Unsupported(
+            "a virtual service is TCP or UDP (-t, -u) or a firewall mark (-f)".into(),
+        ));
+    }
     match ops && key.fwmark().is_none() && key.protocol != Protocol::Udp {
         true => Err(OpError::OpsNotUdp),
         false => Ok(()),

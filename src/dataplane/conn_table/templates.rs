@@ -12,6 +12,7 @@
 use super::{ConnTable, InsertError, LISTED, LIVE, NIL};
 use crate::dataplane::conn::Conn;
 use crate::lvs::conn::{ConnKey, ConnState};
+use crate::lvs::service::Protocol;
 
 impl ConnTable {
     /// The entry `k` that is (or is not) a template.
@@ -99,16 +100,20 @@ impl ConnTable {
     /// Whether slot `t` still holds a template that can control the
     /// connection `k` (a template removed under its connections, by a
     /// peer's record, leaves links that must not count against the
-    /// slot's next entry).
+    /// slot's next entry). A mark service's template (protocol IP, the
+    /// mark for VIP) can control any protocol, VIP and port of its
+    /// client's network.
     fn controls_slot(&self, t: u32, k: &ConnKey) -> bool {
         let s = &self.slots[t as usize];
         let tk = &s.key;
+        let of_mark = tk.protocol == Protocol::Ip;
         s.has(LIVE)
             && s.conn.state.is_template()
             && self.ctl[t as usize] > 0
-            && tk.protocol == k.protocol
-            && tk.vaddr == k.vaddr
-            && (tk.vport == 0 || tk.vport == k.vport)
+            && (of_mark
+                || (tk.protocol == k.protocol
+                    && tk.vaddr == k.vaddr
+                    && (tk.vport == 0 || tk.vport == k.vport)))
             && u32::from(tk.caddr) & !u32::from(k.caddr) == 0
     }
 
@@ -184,7 +189,7 @@ impl ConnTable {
 mod tests {
     use super::*;
     use crate::dataplane::conn::tests::conn;
-    use crate::lvs::service::{Forward, Protocol};
+    use crate::lvs::service::Forward;
     use std::net::Ipv4Addr;
 
     fn key(c: [u8; 4], cport: u16) -> ConnKey {

@@ -92,14 +92,29 @@ fn forward_from(b: u8) -> Option<Forward> {
 }
 
 fn protocol_from(b: u8) -> Option<Protocol> {
-    [Protocol::Tcp, Protocol::Udp]
+    [Protocol::Tcp, Protocol::Udp, Protocol::Ip]
         .into_iter()
         .find(|p| p.number() == b)
 }
 
+/// Whether a record's key can be its op's: a firewall-mark service's
+/// template (protocol IP, 0) has client and virtual port 0 and its mark,
+/// not 0, for virtual address, and only a template's ops name it.
+fn key_fits(op: u8, k: &ConnKey) -> bool {
+    match k.template_mark() {
+        None => true,
+        Some(m) => {
+            matches!(op, OP_TEMPLATE | OP_REMOVE_TEMPLATE) && m != 0 && k.cport == 0 && k.vport == 0
+        }
+    }
+}
+
 /// A record's kinds: a connection's upsert and removal, and a
 /// persistence template's (its own kinds: a template's key, client port
-/// 0, is not a connection's).
+/// 0, is not a connection's). A firewall-mark service's template is a
+/// template's record with protocol 0 (IPVS's IPPROTO_IP) and the mark in
+/// the virtual address, as its key is: the peer finds its service by
+/// that mark.
 const OP_UPSERT: u8 = 1;
 const OP_REMOVE: u8 = 2;
 const OP_TEMPLATE: u8 = 3;
@@ -144,6 +159,9 @@ fn from_wire(w: &SyncRecord) -> Option<Record> {
         vaddr: w.vaddr,
         vport: w.vport,
     };
+    if !key_fits(w.op, &key) {
+        return None;
+    }
     match w.op {
         OP_REMOVE => Some(Record::Remove(key)),
         OP_REMOVE_TEMPLATE => Some(Record::RemoveTemplate(key)),
@@ -171,7 +189,7 @@ fn from_wire(w: &SyncRecord) -> Option<Record> {
                 client_link: w.client_link,
                 client_mac: w.client_mac,
                 seen_twice: w.seen_twice == 1,
-                fwmark: 0,
+                fwmark: key.template_mark().unwrap_or(0),
             }))
         }
         _ => None,
@@ -325,6 +343,46 @@ mod tests {
         let mut w = to_wire(&upsert(1, ConnState::Udp));
         w.op = OP_TEMPLATE;
         assert_eq!(from_wire(&w), None);
+    }
+
+    #[test]
+    fn a_mark_templates_record_carries_its_mark_and_nonsense_is_refused() {
+        let Record::Upsert(mut p) = upsert(0, ConnState::Assured) else {
+            unreachable!()
+        };
+        let k = ConnKey::mark_template(p.caddr, 100);
+        (p.protocol, p.vaddr, p.vport, p.fwmark) = (k.protocol, k.vaddr, 0, 100);
+        let up = Record::Upsert(p);
+        for r in [up, Record::RemoveTemplate(k)] {
+            assert_eq!(from_wire(&to_wire(&r)), Some(r));
+        }
+        assert_eq!(to_wire(&up).protocol, 0);
+        // IP only in a template's record, with ports 0 and a mark.
+        let bad = [
+            SyncRecord {
+                op: OP_UPSERT,
+                ..to_wire(&up)
+            },
+            SyncRecord {
+                op: OP_REMOVE,
+                ..to_wire(&up)
+            },
+            SyncRecord {
+                vport: 80,
+                ..to_wire(&up)
+            },
+            SyncRecord {
+                cport: 1,
+                ..to_wire(&up)
+            },
+            SyncRecord {
+                vaddr: Ipv4Addr::UNSPECIFIED,
+                ..to_wire(&up)
+            },
+        ];
+        for w in bad {
+            assert_eq!(from_wire(&w), None, "{w:?}");
+        }
     }
 
     #[test]
