@@ -139,3 +139,47 @@ fn one_packet_scheduling_spreads_one_flows_datagrams_and_round_trips() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(l.adm("-Ln"), listing);
 }
+
+/// Issue 27, test 2: ports 80 and 443 of one VIP under one mark, with
+/// persistence, go to one server for one client across many connections,
+/// through one template for the client and the mark, listed as IPVS
+/// lists it (protocol IP, the mark as the virtual address).
+#[test]
+fn a_persistent_mark_keeps_one_clients_ports_on_one_server() {
+    let Some(l) = lab() else { return };
+    l.adm("-A -f 100 -s rr -p 60");
+    for rs in [RS1, RS2] {
+        l.adm(&format!("-a -f 100 -r {rs} -g -w 1"));
+    }
+    let list = l.adm("-Ln");
+    assert!(list.contains("FWM  100 rr persistent 60\n"), "{list}");
+    let web = names(&l, 80, 20);
+    assert!(web == (20, 0) || web == (0, 20), "80: {web:?}");
+    for _ in 0..2 {
+        assert_eq!(names(&l, 443, 20), web, "443 from the same client");
+        assert_eq!(names(&l, 80, 20), web, "80 again");
+    }
+    let pinned = if web.0 > 0 { RS1 } else { RS2 };
+    let conns = l.adm("-Lnc");
+    let rows: Vec<&str> = conns.lines().filter(|r| r.starts_with("IP  ")).collect();
+    assert_eq!(
+        rows.len(),
+        1,
+        "one template for the client and mark: {conns}"
+    );
+    let want = format!("198.18.0.10:0      0.0.0.100:0        {pinned}:0");
+    assert!(
+        rows[0].ends_with(&want) && rows[0].contains(" ASSURED "),
+        "{conns}"
+    );
+    // No template of the old shape (TCP, the VIP), and the connections
+    // name the ports they reached.
+    assert!(
+        !conns.contains(&format!(" 198.18.0.10:0      {VIP}")),
+        "{conns}"
+    );
+    assert!(conns.contains(&format!("{pinned}:443")), "{conns}");
+    let pc = l.adm("-Ln --persistent-conn -f 100");
+    let line = format!("  -> {:<28} 1         1", format!("{pinned}:0"));
+    assert!(pc.contains(&line), "{pc}");
+}
