@@ -208,6 +208,20 @@ fn pair_of(
     before: &mut dyn FnMut(&mut Lab),
     service: &str,
 ) -> Option<Pair> {
+    let head = format!(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n{service}"
+    );
+    pair_config(lab, extra, before, &head)
+}
+
+/// As `pair_of`, the config file `head` (marks, and the service table up
+/// to its real servers) followed by the two real servers.
+fn pair_config(
+    lab: &[&str],
+    extra: [&[&str]; 2],
+    before: &mut dyn FnMut(&mut Lab),
+    head: &str,
+) -> Option<Pair> {
     let mut opts = vec!["--two-directors"];
     opts.extend_from_slice(lab);
     let mut l = Lab::up_with(2, &opts)?;
@@ -220,8 +234,7 @@ fn pair_of(
     std::fs::write(
         &cfg,
         format!(
-            "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n{service}\
-             [[service.real_server]]\naddress = \"{RS1}\"\n[[service.real_server]]\naddress = \"{RS2}\"\n"
+            "{head}[[service.real_server]]\naddress = \"{RS1}\"\n[[service.real_server]]\naddress = \"{RS2}\"\n"
         ),
     )
     .unwrap();

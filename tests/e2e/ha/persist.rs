@@ -2,11 +2,13 @@
 //! to a real server by its template on the active director keeps that
 //! server for its next connections through the backup after a `kill -9`
 //! of the active one: the template reached the backup in the sync stream
-//! (record kind 3) before the kill.
+//! (record kind 3) before the kill. The same for a firewall mark's
+//! template (protocol IP, the mark as its virtual address), shared by
+//! the mark's ports 80 and 443.
 
-use super::pair_of;
-use crate::persist::{client_at, names, only_server, pinned_to};
-use crate::support::wait_until;
+use super::{pair_config, pair_of};
+use crate::persist::{client_at, names, only_server, pinned_to, rip};
+use crate::support::{VIP, wait_until};
 use std::time::Duration;
 
 #[test]
@@ -45,5 +47,62 @@ fn a_pinned_client_keeps_its_server_through_the_backup_after_a_kill() {
     assert_eq!(client_at(&p.l, "198.18.0.20", 5), first);
     let conns = p.adm(1, "-Lnc");
     assert!(pinned_to(&conns, "198.18.0.10", pinned), "{conns}");
+    assert_eq!(p.counter(1, "no_conn_dropped"), 0, "{}", p.logs());
+}
+
+/// Whether `-Lnc` listing `conns` has the one template of client
+/// 198.18.0.10 on mark 100, IPVS-shaped, pointing at real server `name`.
+fn mark_pinned_to(conns: &str, name: &str) -> bool {
+    let tail = format!(" 198.18.0.10:0      0.0.0.100:0        {}:0", rip(name));
+    let rows: Vec<&str> = conns
+        .lines()
+        .filter(|r| r.starts_with("IP  ") && r.contains(" 198.18.0.10:0 "))
+        .collect();
+    rows.len() == 1 && rows[0].ends_with(&tail)
+}
+
+#[test]
+fn a_client_pinned_by_a_mark_keeps_its_server_through_the_backup_after_a_kill() {
+    let head = format!(
+        "[[mark]]\nid = 100\nprotocol = \"tcp\"\nvip = \"{VIP}\"\nports = \"80,443\"\n\n\
+         [[service]]\nfwmark = 100\nscheduler = \"rr\"\npersistence_timeout = 120\n"
+    );
+    let mut tls = |l: &mut crate::support::Lab| {
+        for n in ["rs1", "rs2"] {
+            l.start_server_on(n, &["--tcp", "443"]);
+        }
+    };
+    let Some(p) = pair_config(&[], [&[], &[]], &mut tls, &head) else {
+        return;
+    };
+    let list = p.adm(1, "-Ln");
+    assert!(list.contains("FWM  100 rr persistent 120\n"), "{list}");
+    let first = client_at(&p.l, "198.18.0.30", 3);
+    let pinned = only_server(&names(&p.l, 80, 10, None), 10);
+    assert_ne!(first, pinned);
+    assert_eq!(only_server(&names(&p.l, 443, 10, None), 10), pinned);
+    // The backup has the mark's template from the stream.
+    wait_until(
+        Duration::from_secs(10),
+        || mark_pinned_to(&p.adm(1, "-Lnc"), pinned),
+        || {
+            format!(
+                "A:\n{}B:\n{}{}",
+                p.adm(0, "-Lnc"),
+                p.adm(1, "-Lnc"),
+                p.logs()
+            )
+        },
+    );
+    p.wait_b_synced(15);
+    p.fail_over_quickly("failover with a mark's persistence");
+    // Through B, both ports of the mark: the client's server.
+    for port in [443, 80] {
+        let again = names(&p.l, port, 20, None);
+        assert_eq!(only_server(&again, 20), pinned, "{again}\n{}", p.logs());
+    }
+    assert_eq!(client_at(&p.l, "198.18.0.20", 5), first);
+    let conns = p.adm(1, "-Lnc");
+    assert!(mark_pinned_to(&conns, pinned), "{conns}");
     assert_eq!(p.counter(1, "no_conn_dropped"), 0, "{}", p.logs());
 }
