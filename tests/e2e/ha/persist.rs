@@ -6,7 +6,7 @@
 //! template (protocol IP, the mark as its virtual address), shared by
 //! the mark's ports 80 and 443.
 
-use super::{pair_config, pair_of};
+use super::{Pair, pair_config, pair_of};
 use crate::persist::{client_at, names, only_server, pinned_to, rip};
 use crate::support::{VIP, wait_until};
 use std::time::Duration;
@@ -18,16 +18,33 @@ fn a_pinned_client_keeps_its_server_through_the_backup_after_a_kill() {
     };
     let list = p.adm(1, "-Ln");
     assert!(list.contains("rr persistent 120\n"), "{list}");
-    // A first client takes rr's first server; the client under test is
-    // pinned to the other one.
+    let pinned_on = |conns: &str, name| pinned_to(conns, "198.18.0.10", name);
+    keeps_through_a_kill(&p, &[80], &pinned_on, "failover with persistence");
+}
+
+/// A first client takes rr's first server; the client under test
+/// (198.18.0.10) is pinned to the other one on every port of `ports`.
+/// The backup has the client's template from the stream, pointing at the
+/// same real server (`pinned_on`: whether a `-Lnc` listing shows it so),
+/// and its digest agrees. After a kill -9 of A, through B, every new
+/// connection of the client on every port goes to its server, where
+/// B's rr, which starts afresh, sends a client without a template
+/// elsewhere: to rr's first server.
+fn keeps_through_a_kill(
+    p: &Pair,
+    ports: &[u16],
+    pinned_on: &dyn Fn(&str, &'static str) -> bool,
+    what: &str,
+) {
     let first = client_at(&p.l, "198.18.0.30", 3);
-    let pinned = only_server(&names(&p.l, 80, 10, None), 10);
+    let pinned = only_server(&names(&p.l, ports[0], 10, None), 10);
     assert_ne!(first, pinned);
-    // The backup has the client's template from the stream, pointing at
-    // the same real server, and its digest agrees.
+    for &port in &ports[1..] {
+        assert_eq!(only_server(&names(&p.l, port, 10, None), 10), pinned);
+    }
     wait_until(
         Duration::from_secs(10),
-        || pinned_to(&p.adm(1, "-Lnc"), "198.18.0.10", pinned),
+        || pinned_on(&p.adm(1, "-Lnc"), pinned),
         || {
             format!(
                 "A:\n{}B:\n{}{}",
@@ -38,15 +55,14 @@ fn a_pinned_client_keeps_its_server_through_the_backup_after_a_kill() {
         },
     );
     p.wait_b_synced(15);
-    p.fail_over_quickly("failover with persistence");
-    // Through B: every new connection of the client to its server...
-    let again = names(&p.l, 80, 20, None);
-    assert_eq!(only_server(&again, 20), pinned, "{again}\n{}", p.logs());
-    // ...where B's rr, which starts afresh, sends a client without a
-    // template elsewhere: to rr's first server.
+    p.fail_over_quickly(what);
+    for &port in ports.iter().rev() {
+        let again = names(&p.l, port, 20, None);
+        assert_eq!(only_server(&again, 20), pinned, "{again}\n{}", p.logs());
+    }
     assert_eq!(client_at(&p.l, "198.18.0.20", 5), first);
     let conns = p.adm(1, "-Lnc");
-    assert!(pinned_to(&conns, "198.18.0.10", pinned), "{conns}");
+    assert!(pinned_on(&conns, pinned), "{conns}");
     assert_eq!(p.counter(1, "no_conn_dropped"), 0, "{}", p.logs());
 }
 
@@ -77,32 +93,6 @@ fn a_client_pinned_by_a_mark_keeps_its_server_through_the_backup_after_a_kill() 
     };
     let list = p.adm(1, "-Ln");
     assert!(list.contains("FWM  100 rr persistent 120\n"), "{list}");
-    let first = client_at(&p.l, "198.18.0.30", 3);
-    let pinned = only_server(&names(&p.l, 80, 10, None), 10);
-    assert_ne!(first, pinned);
-    assert_eq!(only_server(&names(&p.l, 443, 10, None), 10), pinned);
-    // The backup has the mark's template from the stream.
-    wait_until(
-        Duration::from_secs(10),
-        || mark_pinned_to(&p.adm(1, "-Lnc"), pinned),
-        || {
-            format!(
-                "A:\n{}B:\n{}{}",
-                p.adm(0, "-Lnc"),
-                p.adm(1, "-Lnc"),
-                p.logs()
-            )
-        },
-    );
-    p.wait_b_synced(15);
-    p.fail_over_quickly("failover with a mark's persistence");
-    // Through B, both ports of the mark: the client's server.
-    for port in [443, 80] {
-        let again = names(&p.l, port, 20, None);
-        assert_eq!(only_server(&again, 20), pinned, "{again}\n{}", p.logs());
-    }
-    assert_eq!(client_at(&p.l, "198.18.0.20", 5), first);
-    let conns = p.adm(1, "-Lnc");
-    assert!(mark_pinned_to(&conns, pinned), "{conns}");
-    assert_eq!(p.counter(1, "no_conn_dropped"), 0, "{}", p.logs());
+    let what = "failover with a mark's persistence";
+    keeps_through_a_kill(&p, &[80, 443], &mark_pinned_to, what);
 }
