@@ -207,7 +207,7 @@ fn list(ctx: &Ctx, p: &Parsed) -> Result<String, (String, u8)> {
         return Ok(format::list_timeout(&snap.timeouts));
     }
     if let Some(key) = p.service_key().filter(|_| p.has(Opt::Service)) {
-        return match snap.services.iter().find(|s| s.key == key) {
+        return match snap.services.iter().find(|s| s.def.key == key) {
             Some(s) => Ok(format::list_service(s, &f)),
             None => Err(("No such service".into(), 1)),
         };

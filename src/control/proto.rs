@@ -149,14 +149,9 @@ pub struct DestSnap {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSnap {
-    pub key: ServiceKey,
-    pub scheduler: String,
-    #[serde(default)]
-    pub flags: SchedFlags,
-    /// One-packet scheduling (`-o`).
-    #[serde(default)]
-    pub ops: bool,
-    pub persistent: Option<Persistence>,
+    /// The service as `-A` would give it.
+    #[serde(flatten)]
+    pub def: ServiceDef,
     pub stats: StatsSnapshot,
     #[serde(default)]
     pub rates: Rates,

@@ -40,6 +40,24 @@ pub struct ServiceEntry<D = DestEntry> {
     pub stats: Arc<Stats>,
 }
 
+impl<D> ServiceEntry<D> {
+    /// The same service with other real servers (the model's, published).
+    pub fn with_dests<E>(&self, dests: impl Iterator<Item = E>) -> ServiceEntry<E> {
+        ServiceEntry {
+            id: self.id,
+            key: self.key,
+            scheduler: self.scheduler,
+            flags: self.flags,
+            ops: self.ops,
+            persistence: self.persistence,
+            epoch: self.epoch,
+            log: self.log.clone(),
+            dests: dests.collect(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
 impl ServiceEntry {
     /// The real server's port for an entry to `vport` through `d`: its
     /// own, or for a real server without a port (a port-0 service's, a

@@ -430,6 +430,23 @@ mod tests {
         );
     }
 
+    /// The five cases in order (plain, DR with a foreign source, DR to
+    /// the VIP, DR from the director, TUN): which arrived, which were
+    /// delivered to a socket.
+    fn five(arrived: [bool; 5], delivered: [bool; 5]) -> Vec<Outcome> {
+        let cases = [
+            Case::Plain,
+            Case::DrForeign,
+            Case::DrVip,
+            Case::DrDirector,
+            Case::Tun,
+        ];
+        let spec: Vec<_> = (0..5)
+            .map(|i| (cases[i], arrived[i], delivered[i]))
+            .collect();
+        outcomes(&spec)
+    }
+
     fn outcomes(spec: &[(Case, bool, bool)]) -> Vec<Outcome> {
         spec.iter()
             .map(|&(case, arrived, delivered)| Outcome {
@@ -443,13 +460,10 @@ mod tests {
 
     #[test]
     fn verdict_for_a_network_that_drops_spoofed_sources() {
-        let o = outcomes(&[
-            (Case::Plain, true, true),
-            (Case::DrForeign, false, false),
-            (Case::DrVip, true, true),
-            (Case::DrDirector, true, true),
-            (Case::Tun, true, true),
-        ]);
+        let o = five(
+            [true, false, true, true, true],
+            [true, false, true, true, true],
+        );
         let v = verdict(&o, addrs().vip);
         assert!(!v.dr_works && v.tun_works);
         assert!(v.findings[0].contains("drops frames with foreign source addresses"));
@@ -465,16 +479,8 @@ mod tests {
     fn verdict_tells_network_drops_from_server_drops() {
         let vip = addrs().vip;
         // Everything arrives; no decapsulator, VIP missing on the server.
-        let v = verdict(
-            &outcomes(&[
-                (Case::Plain, true, true),
-                (Case::DrForeign, true, false),
-                (Case::DrVip, true, false),
-                (Case::DrDirector, true, false),
-                (Case::Tun, true, false),
-            ]),
-            vip,
-        );
+        let delivered = [true, false, false, false, false];
+        let v = verdict(&five([true; 5], delivered), vip);
         assert!(!v.dr_works && !v.tun_works);
         assert!(
             v.findings
@@ -484,16 +490,8 @@ mod tests {
         assert!(v.findings.iter().any(|f| f.contains("uvs decap")));
         assert!(v.findings.iter().any(|f| f.contains("accept_local")));
         // Both work.
-        let v = verdict(
-            &outcomes(&[
-                (Case::Plain, true, true),
-                (Case::DrForeign, true, true),
-                (Case::DrVip, true, false),
-                (Case::DrDirector, true, true),
-                (Case::Tun, true, true),
-            ]),
-            vip,
-        );
+        let delivered = [true, true, false, true, true];
+        let v = verdict(&five([true; 5], delivered), vip);
         assert!(v.dr_works && v.tun_works);
         assert!(v.recommendation.starts_with("both"));
         // Nothing arrives at all: no conclusion about either.

@@ -1,6 +1,7 @@
 //! `uvs audit` on saved dumps: the real-world state from the field, and
 //! damaged dumps that must give a clear error or be accepted, never panic.
 
+use crate::text::holds;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use uvs::audit::{self, Finding, HostState, Mode, Options, Status, source};
@@ -46,13 +47,24 @@ fn find<'a>(f: &'a [Finding], check: &str) -> &'a Finding {
         .unwrap_or_else(|| panic!("no check {check}: {f:#?}"))
 }
 
+/// The finding `check`, which must have this status and value.
+#[track_caller]
+fn found<'a>(f: &'a [Finding], check: &str, status: Status, value: &str) -> &'a Finding {
+    let x = find(f, check);
+    assert_eq!((x.status, x.value.as_str()), (status, value), "{check}");
+    x
+}
+
 #[test]
 fn real_world_state_dr_passes_arp_checks() {
     let (h, f) = audit_field(Mode::Dr);
     // all.arp_ignore=1 with ens33 at 0 is fine: the kernel takes the max.
-    let ig = find(&f, "arp_ignore ens33");
-    assert_eq!(ig.status, Status::Ok);
-    assert_eq!(ig.value, "1 = max(all=1, ens33=0)");
+    found(
+        &f,
+        "arp_ignore ens33",
+        Status::Ok,
+        "1 = max(all=1, ens33=0)",
+    );
     assert_eq!(find(&f, "arp_announce ens33").status, Status::Ok);
     assert_eq!(find(&f, "VIP 192.168.10.100 configured").status, Status::Ok);
     assert_eq!(audit::exit_code(&f), 0, "{}", audit::render(&h, &f));
@@ -71,10 +83,7 @@ fn real_world_state_tun_fails_on_rp_filter() {
     assert_eq!(find(&f, "decapsulator").status, Status::Fail);
     assert_eq!(audit::exit_code(&f), 2);
     let text = audit::render(&h, &f);
-    assert!(
-        text.contains("fix: sysctl -w net.ipv4.conf.all.rp_filter=0"),
-        "{text}"
-    );
+    holds(&text, "fix: sysctl -w net.ipv4.conf.all.rp_filter=0");
 }
 
 #[test]
@@ -175,7 +184,7 @@ fn damaged_dumps_error_clearly_or_are_accepted() {
     assert!(e.starts_with("addr.json: not valid"), "{e}");
     let d = dump_dir("binary", b"\xff\xfe\x00garbage", &a);
     let e = source::from_dump(&d).unwrap_err().to_string();
-    assert!(e.contains("not UTF-8"), "{e}");
+    holds(&e, "not UTF-8");
     // Every prefix of both files: never a panic.
     for cut in (0..s.len()).step_by(37) {
         let d = dump_dir("cut", &s[..cut], &a[..cut.min(a.len())]);
@@ -268,9 +277,12 @@ fn ssh_source_runs_read_only_commands() {
 fn tun_mss_check_reads_route_metrics() {
     // The field dump: both routes on ens33 advertise 1460, 20 too many.
     let (h, f) = audit_field(Mode::Tun);
-    let m = find(&f, "tcp mss ens33 default");
-    assert_eq!(m.status, Status::Warn);
-    assert_eq!(m.value, "default: advmss 1460 (from mtu 1500)");
+    let m = found(
+        &f,
+        "tcp mss ens33 default",
+        Status::Warn,
+        "default: advmss 1460 (from mtu 1500)",
+    );
     assert_eq!(
         m.fixes[0].command(),
         "ip route change default via 192.168.10.1 dev ens33 advmss 1440"

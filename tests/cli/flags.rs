@@ -1,5 +1,6 @@
 //! `uvs` command-line errors that need no lab: clear words, right status.
 
+use crate::text::holds;
 use std::process::Command;
 
 fn uvs(args: &[&str]) -> (Option<i32>, String) {
@@ -17,8 +18,8 @@ fn uvs(args: &[&str]) -> (Option<i32>, String) {
 fn tun_mss_clamp_is_refused_with_the_fix_that_works() {
     let (code, err) = uvs(&["director", "--interface", "eth0", "--tun-mss-clamp", "1440"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("real server's SYN-ACK"), "{err}");
-    assert!(err.contains("advmss"), "{err}");
+    holds(&err, "real server's SYN-ACK");
+    holds(&err, "advmss");
 }
 
 /// `--offload-egress` says where offloaded frames go, so it means
@@ -27,22 +28,22 @@ fn tun_mss_clamp_is_refused_with_the_fix_that_works() {
 fn offload_egress_takes_offload() {
     let (code, err) = uvs(&["director", "--interface", "eth0", "--offload-egress"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--offload"), "{err}");
+    holds(&err, "--offload");
 }
 
 #[test]
 fn probe_arguments_are_checked() {
     let (code, err) = uvs(&["probe", "--to", "198.18.0.11"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--vip"), "{err}");
+    holds(&err, "--vip");
     let (code, err) = uvs(&["probe", "--to", "198.18.0.999", "--vip", "198.18.0.100"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("198.18.0.999"), "{err}");
+    holds(&err, "198.18.0.999");
     let (code, err) = uvs(&["probe", "--responder", "--json"]);
     assert_eq!(code, Some(2), "{err}");
     let (code, err) = uvs(&["probe", "--responder", "--port", "65535"]);
     assert_eq!(code, Some(3), "{err}");
-    assert!(err.contains("no room for the probe port"), "{err}");
+    holds(&err, "no room for the probe port");
 }
 
 /// HA flags are checked before anything starts, each refusal naming the
@@ -109,10 +110,10 @@ fn ha_flags_are_checked() {
     }
     let (code, err) = uvs(&["director", "-i", "eth0", "--notify", "true"]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("--notify without --peer"), "{err}");
+    holds(&err, "--notify without --peer");
     let (code, err) = uvs(&["director", "-i", "eth0", "--witness", "198.18.0.4"]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("--witness without --peer"), "{err}");
+    holds(&err, "--witness without --peer");
     // The witness itself: its address and its key are checked first.
     let (code, err) = uvs(&[
         "witness",
@@ -124,13 +125,10 @@ fn ha_flags_are_checked() {
         k,
     ]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("--listen nowhere: give an IPv4 address"),
-        "{err}"
-    );
+    holds(&err, "--listen nowhere: give an IPv4 address");
     let (code, err) = uvs(&["witness", "--listen", "127.0.0.1:0", "--ha-key-file", k]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--director"), "{err}");
+    holds(&err, "--director");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, err) = uvs(&base);
     assert_eq!(code, Some(1), "{err}");

@@ -6,6 +6,8 @@
 mod audit;
 #[path = "../support/keepalived.rs"]
 mod keepalived;
+#[path = "../support/text.rs"]
+mod text;
 
 mod audit_dump;
 mod flags;

@@ -2,6 +2,7 @@
 //! purpose: it reports each mistake, `--fix` repairs it, and the traffic
 //! through the director agrees with the verdict before and after.
 
+use crate::support::holds;
 use crate::support::{Lab, VIP, count, finding};
 use serde_json::Value;
 
@@ -91,11 +92,8 @@ fn wrong_real_servers_are_found_fixed_and_traffic_agrees() {
     );
 
     let file = fix(&l, "rs1", &dr);
-    assert!(file.contains("net.ipv4.conf.all.arp_ignore = 1"), "{file}");
-    assert!(
-        file.contains("net.ipv4.conf.all.arp_announce = 2"),
-        "{file}"
-    );
+    holds(&file, "net.ipv4.conf.all.arp_ignore = 1");
+    holds(&file, "net.ipv4.conf.all.arp_announce = 2");
     assert_eq!(audit(&l, "rs1", &dr).0, 0);
     let t = l.tcp_names(20);
     assert_eq!(
@@ -132,7 +130,7 @@ fn tun_rp_filter_and_director_forwarding_in_namespaces() {
         ],
     );
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("to do by hand: modprobe ipip"), "{out}");
+    holds(&out, "to do by hand: modprobe ipip");
     let rp = l.sh("rs1", "cat /proc/sys/net/ipv4/conf/all/rp_filter");
     assert_eq!(String::from_utf8_lossy(&rp.stdout).trim(), "0");
     assert_eq!(status(&audit(&l, "rs1", &tun).1, "rp_filter default"), "ok");

@@ -2,6 +2,7 @@
 //! changes while connections run, and refusing bad files with their line
 //! and column.
 
+use crate::support::holds;
 use crate::support::{Lab, RS1, RS2, VIP, count, wait_until};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -81,7 +82,7 @@ fn start_from_a_file_reload_the_difference_refuse_bad_files() {
     );
     assert!(l.log("director.log").contains("up to 5000 entries"));
     let listing = l.adm("-Ln");
-    assert!(listing.contains(&format!("TCP  {VIP}:81")), "{listing}");
+    holds(&listing, &format!("TCP  {VIP}:81"));
     let t = l.tcp_names(20);
     assert_eq!((count(&t, "rs1"), count(&t, "rs2")), (10, 10), "{t}");
 
@@ -95,29 +96,21 @@ fn start_from_a_file_reload_the_difference_refuse_bad_files() {
     let o = reload(&l);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = text(&o.stdout);
-    assert!(
-        out.contains(
-            "3 changes to the table (services: 0 added, 1 removed, 2 changed; real servers: \
-             1 added, 1 removed, 1 changed)"
-        ),
-        "{out}"
+    holds(
+        &out,
+        "3 changes to the table (services: 0 added, 1 removed, 2 changed; real servers: \
+             1 added, 1 removed, 1 changed)",
     );
-    assert!(
-        out.contains(&format!("- TCP {VIP}:81: removed, with 1 real server")),
-        "{out}"
+    holds(
+        &out,
+        &format!("- TCP {VIP}:81: removed, with 1 real server"),
     );
-    assert!(
-        out.contains(&format!("~ TCP {VIP}:80: 1 real server changed")),
-        "{out}"
-    );
+    holds(&out, &format!("~ TCP {VIP}:80: 1 real server changed"));
     let listing = l.adm("-Ln");
     assert!(!listing.contains(&format!("{VIP}:81")), "{listing}");
-    assert!(
-        listing.contains(&format!("{RS1}:80               Route   3")),
-        "{listing}"
-    );
+    holds(&listing, &format!("{RS1}:80               Route   3"));
     let udp = l.adm(&format!("-Ln -u {VIP}:53"));
-    assert!(udp.contains(&format!("{RS2}:53")), "{udp}");
+    holds(&udp, &format!("{RS2}:53"));
     assert!(service_conns(&l, 80) >= conns_before, "counters kept");
 
     // A bad file on reload changes nothing and says where.
@@ -182,10 +175,7 @@ fn an_empty_or_truncated_file_is_refused_unless_forced() {
     std::fs::write(&path, "").unwrap();
     let pid = l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
     let log = l.log("director.log");
-    assert!(
-        log.contains("has no services: the table starts empty"),
-        "{log}"
-    );
+    holds(&log, "has no services: the table starts empty");
     let full = config(1, false, true);
     std::fs::write(&path, &full).unwrap();
     let o = reload(&l);
@@ -202,7 +192,7 @@ fn an_empty_or_truncated_file_is_refused_unless_forced() {
     l.stick_bg(250, 10, "stick.json");
     std::thread::sleep(Duration::from_millis(200));
     let before = l.adm("-Ln");
-    assert!(before.contains(&format!("TCP  {VIP}:81")), "{before}");
+    holds(&before, &format!("TCP  {VIP}:81"));
 
     let header = &full[..full.find("[[service]]").unwrap()];
     for (what, body) in [("0 bytes", ""), ("cut before the first service", header)] {
@@ -233,7 +223,7 @@ fn an_empty_or_truncated_file_is_refused_unless_forced() {
         || l.log("director.log"),
     );
     let log = l.log("director.log");
-    assert!(log.contains("a SIGHUP cannot force it"), "{log}");
+    holds(&log, "a SIGHUP cannot force it");
     assert_eq!(l.adm("-Ln"), before);
 
     // Cut at a service boundary: fewer services. A dry run shows it and
@@ -246,15 +236,15 @@ fn an_empty_or_truncated_file_is_refused_unless_forced() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert!(out.starts_with("dry run, nothing applied"), "{out}");
-    assert!(out.contains(summary), "{out}");
+    holds(&out, summary);
     assert_eq!(l.adm("-Ln"), before);
     let o = reload(&l);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    assert!(out.contains(summary), "{out}");
-    assert!(
-        out.contains(&format!("- UDP {VIP}:53: removed, with 1 real server")),
-        "{out}"
+    holds(&out, summary);
+    holds(
+        &out,
+        &format!("- UDP {VIP}:53: removed, with 1 real server"),
     );
     let log = l.log("director.log");
     assert!(
@@ -274,9 +264,9 @@ fn an_empty_or_truncated_file_is_refused_unless_forced() {
     let o = reload_with(&l, &["--force"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    assert!(
-        out.contains("services: 0 added, 1 removed, 0 changed; real servers: 0 added, 2 removed"),
-        "{out}"
+    holds(
+        &out,
+        "services: 0 added, 1 removed, 0 changed; real servers: 0 added, 2 removed",
     );
     assert!(!l.adm("-Ln").contains("TCP"), "{}", l.adm("-Ln"));
 

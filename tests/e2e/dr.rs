@@ -1,6 +1,7 @@
 //! End-to-end: real TCP and UDP traffic from a client namespace through
 //! `uvs director` (DR) to real-server namespaces.
 
+use crate::support::holds;
 use crate::support::{Lab, RS1, RS2, VIP, count, tally2};
 use std::time::Duration;
 
@@ -135,7 +136,7 @@ fn five_megabyte_upload_with_client_offloads_on() {
         k.contains("tcp-segmentation-offload: on"),
         "client offloads must stay on: {k}"
     );
-    assert!(k.contains("tx-checksumming: on"), "{k}");
+    holds(&k, "tx-checksumming: on");
     l.dr_services("rr", 1, 1);
     for _ in 0..2 {
         let u = l.upload(5000000);
@@ -194,7 +195,7 @@ fn director_refuses_to_start_with_forwarding_on() {
     let o = l.director_once(&["--interface", "eth0"], &l.socket());
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("net.ipv4.conf.eth0.forwarding=0"), "{e}");
+    holds(&e, "net.ipv4.conf.eth0.forwarding=0");
     let o = l.exec(
         "dir",
         env!("CARGO_BIN_EXE_uvs"),

@@ -2,6 +2,7 @@
 //! removed in its place, one director per interface, signals and links,
 //! VIPs that belong to someone else, and a flood on one service.
 
+use crate::support::holds;
 use crate::support::{Lab, RS1, VIP, count, tally};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::process::Command;
@@ -101,8 +102,8 @@ fn control_socket_permissions_and_the_files_it_may_replace() {
     );
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("already driven by another uvs director"), "{e}");
-    assert!(e.contains(&format!("pid {pid}")), "{e}");
+    holds(&e, "already driven by another uvs director");
+    holds(&e, &format!("pid {pid}"));
     assert!(!l.dir.join("second.sock").exists());
     // The lock is per network namespace: the client's eth0 is another
     // interface, but the same socket path is a live daemon's and refused.
@@ -144,10 +145,7 @@ fn control_socket_permissions_and_the_files_it_may_replace() {
     ] {
         assert!(st.contains(k), "{k} missing: {st}");
     }
-    assert!(
-        st.contains(&format!("conns_limit          {}", 1 << 20)),
-        "{st}"
-    );
+    holds(&st, &format!("conns_limit          {}", 1 << 20));
 
     // Killed without cleanup, it leaves a stale socket that the next start
     // replaces.
@@ -206,10 +204,7 @@ fn loopback_refused_down_links_waited_for_and_a_vanished_interface_ends_the_dire
     l.exec("dir", "ip", &["link", "del", "eth0"]);
     wait_for("the director to stop", Duration::from_secs(5), || gone(pid));
     let log = l.log("director.log");
-    assert!(
-        log.contains("interface eth0 disappeared; stopping"),
-        "{log}"
-    );
+    holds(&log, "interface eth0 disappeared; stopping");
     assert!(!sock.exists());
 }
 
@@ -248,7 +243,7 @@ fn vips_that_belong_to_other_hosts_or_are_special_are_refused() {
     l.exec("rs1", "ping", &["-c1", "-W1", "198.18.0.10"]);
     let neigh = l.exec("rs1", "ip", &["neigh", "show", "198.18.0.10"]);
     let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
-    assert!(neigh.contains(&l.mac("cl")), "{neigh}");
+    holds(&neigh, &l.mac("cl"));
 
     // A free VIP works as before.
     l.dr_services("rr", 1, 1);
@@ -268,10 +263,7 @@ fn vips_that_belong_to_other_hosts_or_are_special_are_refused() {
         l.dp_counter("vip_conflicts") >= 1
     });
     let log = l.log("director.log");
-    assert!(
-        log.contains(&format!("VIP {VIP} is claimed by {}", l.mac("cl"))),
-        "{log}"
-    );
+    holds(&log, &format!("VIP {VIP} is claimed by {}", l.mac("cl")));
     l.exec(
         "cl",
         "ip",

@@ -2,6 +2,7 @@
 //! when it is configured is kept, listed and saved, never scheduled until
 //! it answers ARP, and put in service without any command once it does.
 
+use crate::support::holds;
 use crate::support::{Lab, RS1, RS2, VIP, count, unix_ms, wait_until};
 use std::time::{Duration, Instant};
 
@@ -42,10 +43,9 @@ fn an_absent_real_server_is_kept_and_joins_when_it_appears() {
     let save = format!(
         "-A -u {VIP}:53 -s rr\n-a -u {VIP}:53 -r {RS1}:53 -g\n-a -u {VIP}:53 -r {RS2}:53 -g\n"
     );
-    let o = l.uvsadm_stdin(&["-R"], Some(save.as_bytes()));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    l.restore(&save);
     let listing = l.adm("-Ln");
-    assert!(listing.contains(&format!("{RS2}:80")), "{listing}");
+    holds(&listing, &format!("{RS2}:80"));
     assert!(l.adm("-Sn").contains(&format!("-r {RS2}:53")));
     let h = health(&l);
     assert_eq!(state_of(&h, &format!("{RS2}:80")), "unresolved", "{h}");
@@ -67,7 +67,7 @@ fn an_absent_real_server_is_kept_and_joins_when_it_appears() {
         &["health", "--socket", l.socket().to_str().unwrap()],
     );
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
-    assert!(text.contains("no ARP reply"), "{text}");
+    holds(&text, "no ARP reply");
 
     // No connection goes to it meanwhile.
     let t = l.tcp_names(20);
@@ -166,15 +166,15 @@ fn a_tcp_check_takes_a_dead_server_out_and_brings_it_back() {
     assert_eq!(down["check"], "down");
     assert!(down["resolution"].as_str().unwrap().starts_with("resolved"));
     let reason = down["reason"].as_str().unwrap();
-    assert!(reason.contains("3 of 3 checks failed"), "{reason}");
+    holds(reason, "3 of 3 checks failed");
     assert!(
         l.adm("-Ln")
             .contains(&format!("{RS2}:80               Route   0"))
     );
     let log = l.log("director.log");
-    assert!(
-        log.contains(&format!("real server {RS2}:80 down (quiesced: weight 0)")),
-        "{log}"
+    holds(
+        &log,
+        &format!("real server {RS2}:80 down (quiesced: weight 0)"),
     );
     std::thread::sleep(Duration::from_millis(1000));
     l.start_server("rs2");
@@ -344,10 +344,7 @@ fn the_sorry_server_takes_over_while_the_quorum_is_lost() {
     let t = l.tcp_names(10);
     assert_eq!(count(&t, "rs3"), 10, "{t}");
     let log = l.log("director.log");
-    assert!(
-        log.contains("quorum lost: live weight 0, quorum 1"),
-        "{log}"
-    );
+    holds(&log, "quorum lost: live weight 0, quorum 1");
     wait_until(
         Duration::from_secs(3),
         || down_flag.exists(),

@@ -2,6 +2,7 @@
 //! real servers on eth1 whose default gateway it is), real TCP, UDP, bulk
 //! and HTTP load through it, and ICMP errors translated back to the VIP.
 
+use crate::support::holds;
 use crate::support::{Lab, RS1, RS2, VIP, count, finding};
 use std::time::{Duration, Instant};
 
@@ -29,12 +30,11 @@ fn nat_lab() -> Option<Lab> {
 /// VIP:80 (TCP, wrr 3:1) and VIP:53 (UDP, rr) mapped to ports 8080 and
 /// 5353 on the NAT servers.
 fn nat_services(l: &Lab) {
-    l.adm(&format!("-A -t {VIP}:80 -s wrr"));
-    l.adm(&format!("-a -t {VIP}:80 -r {NAT1}:8080 -m -w 3"));
-    l.adm(&format!("-a -t {VIP}:80 -r {NAT2}:8080 -m -w 1"));
-    l.adm(&format!("-A -u {VIP}:53 -s rr"));
-    l.adm(&format!("-a -u {VIP}:53 -r {NAT1}:5353 -m"));
-    l.adm(&format!("-a -u {VIP}:53 -r {NAT2}:5353 -m"));
+    l.restore(&format!(
+        "-A -t {VIP}:80 -s wrr\n-a -t {VIP}:80 -r {NAT1}:8080 -m -w 3\n\
+         -a -t {VIP}:80 -r {NAT2}:8080 -m -w 1\n-A -u {VIP}:53 -s rr\n\
+         -a -u {VIP}:53 -r {NAT1}:5353 -m\n-a -u {VIP}:53 -r {NAT2}:5353 -m\n"
+    ));
 }
 
 /// Conns per real server from `uvsadm -Ln --stats`, keyed "ADDR:PORT".
@@ -55,10 +55,7 @@ fn tcp_and_udp_with_port_mapping_and_the_client_address_kept() {
     nat_services(&l);
     // The listing says Masq and the mapped ports, as ipvsadm does.
     let list = l.adm("-Ln");
-    assert!(
-        list.contains(&format!("  -> {NAT1}:8080             Masq    3")),
-        "{list}"
-    );
+    holds(&list, &format!("  -> {NAT1}:8080             Masq    3"));
     // The real server sees the client's own address and port, over TCP and
     // UDP: NAT is not a proxy.
     for udp in [false, true] {
@@ -101,15 +98,8 @@ fn tcp_and_udp_with_port_mapping_and_the_client_address_kept() {
         .collect();
     assert!(f[2] > 0, "OutPkts counted for NAT: {svc}");
     // Save and restore keep -m and the mapped ports, as ipvsadm's do.
-    let saved = l.adm("-S -n");
-    assert!(
-        saved.contains(&format!("-a -t {VIP}:80 -r {NAT1}:8080 -m -w 3")),
-        "{saved}"
-    );
-    l.adm("-C");
-    let o = l.uvsadm_stdin(&["-R"], Some(saved.as_bytes()));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(l.adm("-S -n"), saved);
+    let saved = l.save_round_trip("-S -n");
+    holds(&saved, &format!("-a -t {VIP}:80 -r {NAT1}:8080 -m -w 3"));
 }
 
 #[test]
@@ -241,7 +231,7 @@ fn dr_tun_and_nat_services_side_by_side() {
     l.adm(&format!("-a -t {VIP}:82 -r {NAT1}:8080 -m"));
     let list = l.adm("-Ln");
     for f in ["Route", "Tunnel", "Masq"] {
-        assert!(list.contains(f), "{list}");
+        holds(&list, f);
     }
     for (port, server) in [(80, "rs1"), (81, "rs2"), (82, "nat1")] {
         let t = l.client(&[
@@ -301,9 +291,9 @@ fn a_real_server_routing_around_the_director_is_reported() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let log = l.log("director.log");
-    assert!(
-        log.contains(&format!("ip route replace default via {DIRECTOR_NAT}")),
-        "{log}"
+    holds(
+        &log,
+        &format!("ip route replace default via {DIRECTOR_NAT}"),
     );
     // The real server's own audit says the same, with the fix; nat1 is
     // set up right.
@@ -341,8 +331,8 @@ fn the_director_refuses_to_start_when_its_kernel_would_forward() {
     let o = l.director_once(&["-i", "eth0", "-i", "eth1"], &l.dir.join("refused.sock"));
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("forwarding is on for eth1"), "{e}");
-    assert!(e.contains("net.ipv4.conf.eth1.forwarding=0"), "{e}");
+    holds(&e, "forwarding is on for eth1");
+    holds(&e, "net.ipv4.conf.eth1.forwarding=0");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! port-0 service carries every port of the VIP, and after the timeout
 //! with no connections the next one is scheduled afresh.
 
+use crate::support::holds;
 use crate::support::{Lab, RS1, RS2, VIP, count, lab_tool, wait_until};
 use std::time::Duration;
 
@@ -86,10 +87,7 @@ fn a_client_keeps_its_server_until_the_template_expires() {
     let first = names(&l, 80, 100, None);
     let pinned = only_server(&first, 100);
     let list = l.adm("-Ln");
-    assert!(
-        list.contains(&format!("TCP  {VIP}:80 rr persistent 3\n")),
-        "{list}"
-    );
+    holds(&list, &format!("TCP  {VIP}:80 rr persistent 3\n"));
     let t = one_template(&l, "198.18.0.10");
     assert!(t.starts_with("TCP "), "{t}");
     assert!(t.contains("ASSURED") || t.contains("NONE"), "{t}");
@@ -97,7 +95,7 @@ fn a_client_keeps_its_server_until_the_template_expires() {
     assert!(t.ends_with(&format!("{vip:<18} {}:80", rip(pinned))), "{t}");
     let pc = l.adm("-Ln --persistent-conn");
     let line = format!("  -> {:<28} 1         1", format!("{}:80", rip(pinned)));
-    assert!(pc.contains(&line), "{pc}");
+    holds(&pc, &line);
 
     // The connections end, then the template (3 s after its last use):
     // the next connection is scheduled afresh, rr's next server.
@@ -119,11 +117,9 @@ fn a_network_shares_a_server_across_the_ports_of_a_port_0_service() {
         l.adm(&format!("-a -t {VIP}:0 -r {rs} -g -w 1"));
     }
     let list = l.adm("-Ln");
-    assert!(
-        list.contains(&format!(
-            "TCP  {VIP}:0 rr persistent 360 mask 255.255.255.0\n"
-        )),
-        "{list}"
+    holds(
+        &list,
+        &format!("TCP  {VIP}:0 rr persistent 360 mask 255.255.255.0\n"),
     );
     let web = names(&l, 80, 30, None);
     let pinned = only_server(&web, 30);
@@ -144,5 +140,5 @@ fn a_network_shares_a_server_across_the_ports_of_a_port_0_service() {
         "{conns}"
     );
     // Connections to 443 name the real server's 443.
-    assert!(conns.contains(&format!("{}:443", rip(pinned))), "{conns}");
+    holds(&conns, &format!("{}:443", rip(pinned)));
 }

@@ -3,6 +3,7 @@
 //! connections continue.
 
 use crate::persist::{client_at, names, only_server, pinned_to};
+use crate::support::holds;
 use crate::support::{Lab, RS1, RS2, VIP, wait_until};
 use std::time::Duration;
 
@@ -72,7 +73,7 @@ fn a_planned_restart_keeps_every_connection() {
     assert!(was.is_some() && was == now, "{was:?} then {now:?}: {log}");
     // The new one answers with the same table.
     let listing = l.adm("-Ln");
-    assert!(listing.contains(&format!("TCP  {VIP}:80 wrr")), "{listing}");
+    holds(&listing, &format!("TCP  {VIP}:80 wrr"));
 
     l.sticks_on_one_server(20, 60);
     // The data plane's own line ("took over N of M connections") may

@@ -3,6 +3,7 @@
 //! reached the table), sh and mh keep a client on one server, mh-port
 //! spreads its ports, and the flags survive save and restore.
 
+use crate::support::holds;
 use crate::support::{Lab, RS1, RS2, VIP, count};
 
 const RS3: &str = "198.18.0.13";
@@ -17,16 +18,9 @@ fn lab(n: usize) -> Option<Lab> {
 /// `n` sequential TCP connections to VIP:80: the server of each, in
 /// order.
 fn order(l: &Lab, n: usize) -> Vec<String> {
-    let target = format!("{VIP}:80");
-    let v = l.client(&[
-        "tcp-timeline",
-        "--target",
-        &target,
-        "--count",
-        &n.to_string(),
-        "--interval-ms",
-        "0",
-    ]);
+    let v = l.client_line(&format!(
+        "tcp-timeline --target {VIP}:80 --count {n} --interval-ms 0"
+    ));
     v["results"]
         .as_array()
         .unwrap()
@@ -62,9 +56,7 @@ fn wrr_live_order_is_the_kernels() {
     for (rs, w) in adds {
         rules += &format!("-a -t {VIP}:80 -r {rs}:80 -g -w {w}\n");
     }
-    l.adm("-C");
-    let o = l.uvsadm_stdin(&["-R"], Some(rules.as_bytes()));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    l.clear_and_restore(&rules);
     assert_eq!(order(&l, 9), kernel);
 
     // Bound anew with the servers in place: cw starts at mw = 4.
@@ -121,18 +113,16 @@ fn sh_and_mh_keep_a_client_and_mh_port_spreads_it() {
         .count();
     assert!(used >= 2, "mh-port spreads one client's ports: {t}");
     let listing = l.adm("-Ln");
-    assert!(
-        listing.contains(&format!("TCP  {VIP}:80 mh (mh-fallback,mh-port)\n")),
-        "{listing}"
+    holds(
+        &listing,
+        &format!("TCP  {VIP}:80 mh (mh-fallback,mh-port)\n"),
     );
     let saved = l.adm("-S -n");
-    assert!(
-        saved.contains(&format!("-A -t {VIP}:80 -s mh -b mh-fallback,mh-port\n")),
-        "{saved}"
+    holds(
+        &saved,
+        &format!("-A -t {VIP}:80 -s mh -b mh-fallback,mh-port\n"),
     );
-    l.adm("-C");
-    let o = l.uvsadm_stdin(&["-R"], Some(saved.as_bytes()));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    l.clear_and_restore(&saved);
     // The same table (the counters aside).
     let table = |s: String| -> Vec<String> {
         s.lines()

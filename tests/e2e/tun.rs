@@ -2,6 +2,7 @@
 //! on the director's segment and one behind a router, decapsulated by
 //! `uvs decap` (this kernel has no ipip module).
 
+use crate::support::holds;
 use crate::support::{Lab, RS1, VIP, count, tally, tally2};
 use std::time::{Duration, Instant};
 
@@ -61,11 +62,9 @@ fn tcp_udp_and_bulk_through_tun_with_a_routed_server() {
         assert_eq!(d, 0, "{n} sent {d} ICMP destination unreachable");
     }
     let s = l.adm("-S -n");
-    assert!(
-        s.contains(&format!(
-            "-a -t {VIP}:80 -r {RR1}:80 -i -w 1 --tun-type ipip"
-        )),
-        "{s}"
+    holds(
+        &s,
+        &format!("-a -t {VIP}:80 -r {RR1}:80 -i -w 1 --tun-type ipip"),
     );
 }
 

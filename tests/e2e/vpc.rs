@@ -4,6 +4,7 @@
 //! director's MAC) must die there, TUN's must pass; and `uvs probe` must
 //! tell the two labs apart before any service is configured.
 
+use crate::support::holds;
 use crate::support::{Lab, RS1, VIP, tally};
 
 fn outcome<'a>(v: &'a serde_json::Value, case: &str) -> &'a serde_json::Value {
@@ -103,7 +104,7 @@ fn probe_recommends_tun_in_the_vpc_lab() {
     );
     let s = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{s}");
-    assert!(s.contains("verdict: use TUN (-i)"), "{s}");
+    holds(&s, "verdict: use TUN (-i)");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! carry traffic, and the control plane's answers (listing, statistics,
 //! counters) cover both.
 
+use crate::support::holds;
 use crate::support::{Lab, RS1, RS2, VIP, count};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -36,7 +37,7 @@ fn dr_every_connection_stays_on_one_worker_and_one_real_server() {
     l.start_servers(2);
     l.start_director_with(&["--interface", "eth0", "--workers", "2"]);
     let log = l.log("director.log");
-    assert!(log.contains("2 workers"), "{log}");
+    holds(&log, "2 workers");
     l.dr_services("rr", 1, 1);
 
     // 200 UDP flows, then the same 200 again: a datagram that met the

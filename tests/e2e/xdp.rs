@@ -4,6 +4,7 @@
 //! connections to a real server) still reaches its kernel; the program
 //! goes with the director.
 
+use crate::support::holds;
 use crate::support::{Lab, VIP, count, lab_tool, wait_until};
 
 const DIRECTOR: &str = "198.18.0.2";
@@ -24,7 +25,7 @@ fn xdp_takes_vip_traffic_and_leaves_the_directors_own_to_the_kernel() {
     l.start_server_on("dir", &["--tcp", "2222"]);
     let pid = l.start_director_with(&["--io", "xdp", "-i", "eth0", "-i", "eth1"]);
     let log = l.log("director.log");
-    assert!(log.contains("packet I/O: AF_XDP"), "{log}");
+    holds(&log, "packet I/O: AF_XDP");
     assert!(xdp_attached(&l, "eth0") && xdp_attached(&l, "eth1"));
     l.adm(&format!("-A -t {VIP}:80 -s rr"));
     l.adm(&format!("-a -t {VIP}:80 -r {NAT1}:8080 -m"));

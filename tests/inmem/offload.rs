@@ -204,7 +204,7 @@ fn until_taken_back(r: &mut Rig, t: FlowTuple) {
 /// The real server's stats as the model (and `-Ln --stats`) has them.
 fn dest_inpkts(r: &Rig, key: uvs::lvs::service::ServiceKey, addr: Ipv4Addr) -> u64 {
     let snap = r.model.snapshot();
-    let s = snap.services.iter().find(|s| s.key == key).unwrap();
+    let s = snap.services.iter().find(|s| s.def.key == key).unwrap();
     s.dests
         .iter()
         .find(|d| d.spec.addr == addr)

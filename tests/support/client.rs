@@ -16,6 +16,11 @@ impl Lab {
         serde_json::from_slice(&o.stdout).expect("client JSON")
     }
 
+    /// [`Lab::client`] with its arguments in one line, split at spaces.
+    pub fn client_line(&self, line: &str) -> serde_json::Value {
+        self.client(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
     pub fn client_bg(&mut self, args: &[&str], log: &str) {
         self.spawn("cl", &lab_tool(), args, log);
     }
@@ -61,18 +66,9 @@ impl Lab {
     /// second (a loaded CI machine did).
     /// Returns how many datagrams the client sent.
     pub fn udp_flow_for_offload(&self) -> u64 {
-        let target = format!("{VIP}:53");
-        let v = self.client(&[
-            "udp-blast",
-            "--target",
-            &target,
-            "--count",
-            "2000",
-            "--pause-after",
-            "2",
-            "--pause-ms",
-            "300",
-        ]);
+        let v = self.client_line(&format!(
+            "udp-blast --target {VIP}:53 --count 2000 --pause-after 2 --pause-ms 300"
+        ));
         v["sent"].as_u64().unwrap()
     }
 

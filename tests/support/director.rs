@@ -96,6 +96,29 @@ impl Lab {
         child.wait_with_output().expect("uvsadm output")
     }
 
+    /// `uvsadm -R` of `rules` (an `-S` dump), which must be taken.
+    pub fn restore(&self, rules: &str) {
+        let o = self.uvsadm_stdin(&["-R"], Some(rules.as_bytes()));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// `uvsadm -S -n`, then `-C` and `-R` of what it saved: the table as
+    /// `list` shows it (`-Ln`, `-S -n`) must come back the same. Returns
+    /// the saved rules.
+    pub fn save_round_trip(&self, list: &str) -> String {
+        let before = self.adm(list);
+        let saved = self.adm("-S -n");
+        self.clear_and_restore(&saved);
+        assert_eq!(self.adm(list), before, "after -C and -R of:\n{saved}");
+        saved
+    }
+
+    /// `uvsadm -C`, then [`Lab::restore`].
+    pub fn clear_and_restore(&self, rules: &str) {
+        self.adm("-C");
+        self.restore(rules);
+    }
+
     /// uvsadm that must succeed; returns stdout.
     pub fn adm(&self, line: &str) -> String {
         let args: Vec<&str> = line.split_whitespace().collect();

@@ -35,3 +35,17 @@ pub fn keepalived_accepts(path: &Path) -> Option<bool> {
         }
     }
 }
+
+/// The import of a file keepalived itself takes (where it is installed),
+/// which must succeed: its output and its warnings.
+#[track_caller]
+pub fn import_valid(path: &Path) -> (String, String) {
+    assert_ne!(
+        keepalived_accepts(path),
+        Some(false),
+        "not valid keepalived input"
+    );
+    let (code, out, err) = import(path);
+    assert_eq!(code, 0, "{err}");
+    (out, err)
+}

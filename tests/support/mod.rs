@@ -8,11 +8,13 @@ mod client;
 mod director;
 pub mod keepalived;
 mod lab;
+mod text;
 
 pub use audit::finding;
 pub use lab::Lab;
 use std::path::Path;
 use std::time::{Duration, Instant};
+pub use text::holds;
 
 pub const VIP: &str = "198.18.0.100";
 pub const RS1: &str = "198.18.0.11";

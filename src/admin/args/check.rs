@@ -4,10 +4,9 @@
 
 use super::table::{OPTIONS, Rule};
 use super::{Cmd, Fail, Opt, Parsed, fail};
+use crate::control::proto::Op;
 use crate::control::proto::ServiceDef;
-use crate::control::proto::{DestSpec, Op};
 use crate::lvs::service::{Forward, Persistence, Protocol, SchedFlags};
-use std::net::Ipv4Addr;
 
 /// process_options' checks after parsing.
 pub(super) fn check(p: &mut Parsed) -> Result<(), Fail> {
@@ -61,8 +60,8 @@ pub(super) fn check(p: &mut Parsed) -> Result<(), Fail> {
             }
         }
         Cmd::AddDest | Cmd::EditDest => {
-            if p.fwmark.is_none() && matches!(p.forward, Forward::Route | Forward::Tunnel) {
-                p.dest_port = p.port;
+            if p.fwmark.is_none() && matches!(p.dest.forward, Forward::Route | Forward::Tunnel) {
+                p.dest.port = p.port;
             }
             let tun = [
                 Opt::TunType,
@@ -71,7 +70,7 @@ pub(super) fn check(p: &mut Parsed) -> Result<(), Fail> {
                 Opt::TunCsum,
                 Opt::TunRemcsum,
             ];
-            if tun.iter().any(|o| p.has(*o)) && p.forward != Forward::Tunnel {
+            if tun.iter().any(|o| p.has(*o)) && p.dest.forward != Forward::Tunnel {
                 return fail("Tunnel options conflict with forward method");
             }
             let tun_names = ["ipip", "gue", "gre"];
@@ -149,14 +148,7 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
         return unsupported("GUE and GRE tunnels (--tun-type) are");
     }
     let key = p.service_key();
-    let dest = || DestSpec {
-        addr: p.dest_addr.unwrap_or(Ipv4Addr::UNSPECIFIED),
-        port: p.dest_port,
-        forward: p.forward,
-        weight: p.weight,
-        uthreshold: p.uthreshold,
-        lthreshold: p.lthreshold,
-    };
+    let dest = || p.dest.clone();
     let need_key = || {
         key.ok_or_else(|| Fail {
             msg: "illegal virtual server address[:port] specified".into(),
@@ -187,8 +179,8 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
         },
         Cmd::DelDest => Op::DelDest {
             key: need_key()?,
-            addr: p.dest_addr.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            port: p.dest_port,
+            addr: p.dest.addr,
+            port: p.dest.port,
         },
         Cmd::Zero => Op::Zero { key },
         Cmd::Timeout => Op::SetTimeouts(p.timeouts),

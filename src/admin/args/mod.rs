@@ -15,6 +15,7 @@ pub use check::to_op;
 
 use super::format::Columns;
 use super::names;
+use crate::control::proto::DestSpec;
 use crate::lvs::service::{Forward, MAX_TIMEOUT, Protocol, SchedFlags, ServiceKey, Timeouts};
 use check::check;
 use std::fmt::Write;
@@ -189,12 +190,9 @@ pub struct Parsed {
     pub persistent: Option<u32>,
     /// `-M`: the persistence granularity.
     pub netmask: Option<Ipv4Addr>,
-    pub dest_addr: Option<Ipv4Addr>,
-    pub dest_port: u16,
-    pub forward: Forward,
-    pub weight: u32,
-    pub uthreshold: u32,
-    pub lthreshold: u32,
+    /// The real server of `-a`, `-e` and `-d` (address 0.0.0.0 until
+    /// `-r` gives one).
+    pub dest: DestSpec,
     pub timeouts: Timeouts,
     pub tun_type: u8,
 }
@@ -215,12 +213,14 @@ impl Parsed {
             flags: SchedFlags::default(),
             persistent: None,
             netmask: None,
-            dest_addr: None,
-            dest_port: 0,
-            forward: Forward::Route,
-            weight: 1,
-            uthreshold: 0,
-            lthreshold: 0,
+            dest: DestSpec {
+                addr: Ipv4Addr::UNSPECIFIED,
+                port: 0,
+                forward: Forward::Route,
+                weight: 1,
+                uthreshold: 0,
+                lthreshold: 0,
+            },
             timeouts: Timeouts {
                 tcp: 0,
                 tcpfin: 0,

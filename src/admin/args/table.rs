@@ -356,41 +356,41 @@ fn real_server(p: &mut Parsed, v: &str) -> Result<(), Fail> {
     let Some((addr, port)) = parse_service(v, p.protocol) else {
         return fail("illegal real server address[:port] specified");
     };
-    p.dest_addr = Some(addr);
+    p.dest.addr = addr;
     // Without a port the service port (as parsed so far) is used.
-    p.dest_port = port.unwrap_or(p.port);
+    p.dest.port = port.unwrap_or(p.port);
     Ok(())
 }
 
 fn gatewaying(p: &mut Parsed, _: &str) -> Result<(), Fail> {
-    p.forward = Forward::Route;
+    p.dest.forward = Forward::Route;
     Ok(())
 }
 
 fn ipip(p: &mut Parsed, _: &str) -> Result<(), Fail> {
-    p.forward = Forward::Tunnel;
+    p.dest.forward = Forward::Tunnel;
     Ok(())
 }
 
 fn masquerading(p: &mut Parsed, _: &str) -> Result<(), Fail> {
-    p.forward = Forward::Masq;
+    p.dest.forward = Forward::Masq;
     Ok(())
 }
 
 fn weight(p: &mut Parsed, v: &str) -> Result<(), Fail> {
-    p.weight = bounded(v, 0, 65535, || "illegal weight specified".into())? as u32;
+    p.dest.weight = bounded(v, 0, 65535, || "illegal weight specified".into())? as u32;
     Ok(())
 }
 
 fn u_threshold(p: &mut Parsed, v: &str) -> Result<(), Fail> {
     let max = i64::from(i32::MAX);
-    p.uthreshold = bounded(v, 0, max, || "illegal u_threshold specified".into())? as u32;
+    p.dest.uthreshold = bounded(v, 0, max, || "illegal u_threshold specified".into())? as u32;
     Ok(())
 }
 
 fn l_threshold(p: &mut Parsed, v: &str) -> Result<(), Fail> {
     let max = i64::from(i32::MAX);
-    p.lthreshold = bounded(v, 0, max, || "illegal l_threshold specified".into())? as u32;
+    p.dest.lthreshold = bounded(v, 0, max, || "illegal l_threshold specified".into())? as u32;
     Ok(())
 }
 

@@ -27,15 +27,15 @@ fn bundled_short_options() {
     assert!(p.has(Opt::Connection));
     let p = run("-a -u 198.18.0.100:53 -r 198.18.0.11:5353 -g -w 3").unwrap();
     // DR forces the real-server port to the service port.
-    assert_eq!(p.dest_port, 53);
-    assert_eq!(p.weight, 3);
+    assert_eq!(p.dest.port, 53);
+    assert_eq!(p.dest.weight, 3);
     let p = run("-a -t 198.18.0.100:80 -r 198.18.0.11").unwrap();
-    assert_eq!((p.dest_port, p.forward), (80, Forward::Route));
+    assert_eq!((p.dest.port, p.dest.forward), (80, Forward::Route));
     // NAT keeps the mapped port, and defaults to the service's.
     let p = run("-a -t 198.18.0.100:80 -r 198.18.2.11:8080 -m").unwrap();
-    assert_eq!((p.dest_port, p.forward), (8080, Forward::Masq));
+    assert_eq!((p.dest.port, p.dest.forward), (8080, Forward::Masq));
     let p = run("-a -t 198.18.0.100:80 -r 198.18.2.11 -m").unwrap();
-    assert_eq!((p.dest_port, p.forward), (80, Forward::Masq));
+    assert_eq!((p.dest.port, p.dest.forward), (80, Forward::Masq));
 }
 
 #[test]

@@ -127,19 +127,19 @@ fn cmp_addr(a: Ipv4Addr, b: Ipv4Addr) -> i64 {
 
 fn cmp_services(a: &ServiceSnap, b: &ServiceSnap) -> i64 {
     // libipvs compares `fwmark` first, as unsigned ints narrowed to int.
-    let r = i64::from(a.key.fwmark.wrapping_sub(b.key.fwmark) as i32);
+    let r = i64::from(a.def.key.fwmark.wrapping_sub(b.def.key.fwmark) as i32);
     if r != 0 {
         return r;
     }
-    let r = i64::from(a.key.protocol.number()) - i64::from(b.key.protocol.number());
+    let r = i64::from(a.def.key.protocol.number()) - i64::from(b.def.key.protocol.number());
     if r != 0 {
         return r;
     }
-    let r = cmp_addr(a.key.addr, b.key.addr);
+    let r = cmp_addr(a.def.key.addr, b.def.key.addr);
     if r != 0 {
         return r;
     }
-    i64::from(a.key.port) - i64::from(b.key.port)
+    i64::from(a.def.key.port) - i64::from(b.def.key.port)
 }
 
 fn cmp_dests(a: &DestSnap, b: &DestSnap) -> i64 {
@@ -172,14 +172,14 @@ fn stats_columns(out: &mut String, st: &StatsSnapshot, exact: bool) {
 /// A service's `-b` flags as ipvsadm's print_sched_flags names them for
 /// its scheduler, if any is set.
 fn sched_flags(s: &ServiceSnap) -> Option<String> {
-    let kind = SchedulerKind::from_name(&s.scheduler);
-    Some(s.flags.names(kind)).filter(|n| !n.is_empty())
+    let kind = SchedulerKind::from_name(&s.def.scheduler);
+    Some(s.def.flags.names(kind)).filter(|n| !n.is_empty())
 }
 
 fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
-    let proto = s.key.protocol;
-    let vname = addrport(s.key.addr, s.key.port, proto, f.numeric);
-    let svc_name = match (f.columns, s.key.fwmark()) {
+    let proto = s.def.key.protocol;
+    let vname = addrport(s.def.key.addr, s.def.key.port, proto, f.numeric);
+    let svc_name = match (f.columns, s.def.key.fwmark()) {
         (Columns::Rule, Some(m)) => format!("-f {m}"),
         (Columns::Rule, None) => format!("{} {vname}", proto.option()),
         (_, Some(m)) => format!("FWM  {m}"),
@@ -187,9 +187,9 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     };
     match f.columns {
         Columns::Rule => {
-            let _ = write!(out, "-A {svc_name} -s {}", s.scheduler);
+            let _ = write!(out, "-A {svc_name} -s {}", s.def.scheduler);
             persistence(out, s, " -p ", " -M ");
-            if s.ops {
+            if s.def.ops {
                 out.push_str(" -o");
             }
             // ipvsadm writes -b after -p, -M, --pe and -o.
@@ -209,12 +209,12 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
             }
         }
         _ => {
-            let _ = write!(out, "{svc_name} {}", s.scheduler);
+            let _ = write!(out, "{svc_name} {}", s.def.scheduler);
             if let Some(flags) = sched_flags(s) {
                 let _ = write!(out, " ({flags})");
             }
             persistence(out, s, " persistent ", " mask ");
-            if s.ops {
+            if s.def.ops {
                 out.push_str(" ops");
             }
         }
@@ -233,7 +233,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
 /// A persistent service's timeout, and its mask when not /32, after
 /// `timeout` and `mask` (the listing's words or `-S`'s options).
 fn persistence(out: &mut String, s: &ServiceSnap, timeout: &str, mask: &str) {
-    let Some(p) = s.persistent else {
+    let Some(p) = s.def.persistent else {
         return;
     };
     let _ = write!(out, "{timeout}{}", p.timeout);

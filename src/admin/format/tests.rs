@@ -1,5 +1,6 @@
 use super::*;
 use crate::control::proto::DestSpec;
+use crate::control::proto::ServiceDef;
 use crate::lvs::service::{Forward, ServiceKey};
 use crate::lvs::stats::StatsSnapshot;
 
@@ -21,26 +22,39 @@ fn dest(a: [u8; 4], port: u16, w: u32, act: u32, inact: u32) -> DestSnap {
     }
 }
 
+/// The format of `-n` with these columns.
+fn numeric(columns: Columns) -> Format {
+    Format {
+        numeric: true,
+        columns,
+        ..Format::default()
+    }
+}
+
 fn snap() -> Snapshot {
     Snapshot {
         timeouts: Timeouts::default(),
         services: vec![
             ServiceSnap {
-                key: ServiceKey::addr(Protocol::Udp, [192, 168, 0, 100].into(), 53),
-                scheduler: "rr".into(),
-                flags: Default::default(),
-                ops: false,
-                persistent: None,
+                def: ServiceDef {
+                    key: ServiceKey::addr(Protocol::Udp, [192, 168, 0, 100].into(), 53),
+                    scheduler: "rr".into(),
+                    flags: Default::default(),
+                    ops: false,
+                    persistent: None,
+                },
                 stats: StatsSnapshot::default(),
                 rates: Default::default(),
                 dests: vec![dest([10, 0, 0, 21], 53, 1, 0, 0)],
             },
             ServiceSnap {
-                key: ServiceKey::addr(Protocol::Tcp, [192, 168, 0, 100].into(), 80),
-                scheduler: "wrr".into(),
-                flags: Default::default(),
-                ops: false,
-                persistent: None,
+                def: ServiceDef {
+                    key: ServiceKey::addr(Protocol::Tcp, [192, 168, 0, 100].into(), 80),
+                    scheduler: "wrr".into(),
+                    flags: Default::default(),
+                    ops: false,
+                    persistent: None,
+                },
                 rates: Default::default(),
                 stats: StatsSnapshot {
                     conns: 14209,
@@ -61,10 +75,7 @@ fn snap() -> Snapshot {
 
 #[test]
 fn list_numeric_matches_ipvsadm() {
-    let f = Format {
-        numeric: true,
-        ..Format::default()
-    };
+    let f = numeric(Columns::Plain);
     let expect = concat!(
         "IP Virtual Server version 1.2.1 (size=4096)\n",
         "Prot LocalAddress:Port Scheduler Flags\n",
@@ -82,17 +93,13 @@ fn list_numeric_matches_ipvsadm() {
 #[test]
 fn persistence_is_listed_and_saved_as_ipvsadm_does() {
     let mut sn = snap();
-    sn.services[0].persistent = Some(Persistence::new(360));
-    sn.services[1].persistent = Some(Persistence {
+    sn.services[0].def.persistent = Some(Persistence::new(360));
+    sn.services[1].def.persistent = Some(Persistence {
         timeout: 600,
         netmask: [255, 255, 255, 0].into(),
     });
     sn.services[1].dests[1].persistent = 7;
-    let f = |columns| Format {
-        numeric: true,
-        columns,
-        ..Format::default()
-    };
+    let f = numeric;
     let l = list_all(&sn, &f(Columns::Plain));
     assert!(l.contains("\nTCP  192.168.0.100:80 wrr persistent 600 mask 255.255.255.0\n"));
     assert!(l.contains("\nUDP  192.168.0.100:53 rr persistent 360\n"));
@@ -107,11 +114,7 @@ fn persistence_is_listed_and_saved_as_ipvsadm_does() {
 
 #[test]
 fn stats_columns_and_largenum() {
-    let f = Format {
-        numeric: true,
-        columns: Columns::Stats,
-        ..Format::default()
-    };
+    let f = numeric(Columns::Stats);
     let s = list_all(&snap(), &f);
     let lines: Vec<&str> = s.lines().collect();
     assert_eq!(
@@ -147,11 +150,7 @@ fn rate_columns() {
         inbps: 40000,
         outbps: 0,
     };
-    let f = Format {
-        numeric: true,
-        columns: Columns::Rate,
-        ..Format::default()
-    };
+    let f = numeric(Columns::Rate);
     let s = list_all(&sn, &f);
     let lines: Vec<&str> = s.lines().collect();
     assert_eq!(
@@ -170,11 +169,7 @@ fn rate_columns() {
 
 #[test]
 fn save_format() {
-    let f = Format {
-        numeric: true,
-        columns: Columns::Rule,
-        ..Format::default()
-    };
+    let f = numeric(Columns::Rule);
     assert_eq!(
         list_all(&snap(), &f),
         "-A -t 192.168.0.100:80 -s wrr\n\
@@ -194,13 +189,7 @@ fn wrapping_address_order() {
         dest([10, 0, 0, 1], 53, 1, 0, 0),
         dest([200, 0, 0, 1], 53, 1, 0, 0),
     ];
-    let out = list_all(
-        &s,
-        &Format {
-            numeric: true,
-            ..Format::default()
-        },
-    );
+    let out = list_all(&s, &numeric(Columns::Plain));
     let a = out.find("200.0.0.1").unwrap();
     let b = out.find("10.0.0.1").unwrap();
     assert!(a < b);
@@ -250,18 +239,14 @@ TCP 14:58  ESTABLISHED 203.0.113.7:51514  192.168.0.100:80   192.168.0.11:80\n"
 #[test]
 fn fwmark_and_ops_as_ipvsadm_prints_them() {
     let mut sn = snap();
-    sn.services[0].ops = true;
+    sn.services[0].def.ops = true;
     let mut fwm = sn.services[0].clone();
-    fwm.key = ServiceKey::mark(7);
-    (fwm.scheduler, fwm.ops) = ("wlc".into(), false);
+    fwm.def.key = ServiceKey::mark(7);
+    (fwm.def.scheduler, fwm.def.ops) = ("wlc".into(), false);
     fwm.dests = vec![dest([10, 0, 0, 21], 0, 0, 0, 3)];
     fwm.dests[0].spec.forward = Forward::Masq;
     sn.services.insert(0, fwm);
-    let f = |columns| Format {
-        numeric: true,
-        columns,
-        ..Format::default()
-    };
+    let f = numeric;
     let l = list_all(&sn, &f(Columns::Plain));
     assert!(
         l.ends_with(concat!(

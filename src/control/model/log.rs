@@ -2,7 +2,7 @@
 //! (add_dest, del_dest, upd_dest, a new scheduler bound), logged so that
 //! a worker that picks up several at once replays them in order.
 
-use super::Service;
+use super::{Dest, Service};
 use crate::lvs::sched::scheduler::Member;
 use crate::lvs::sched::{Change, Logged};
 
@@ -11,12 +11,16 @@ use crate::lvs::sched::{Change, Logged};
 const KEPT: usize = 64;
 
 impl Service {
+    /// The real servers the data plane and listings see (not those a
+    /// failed check removed).
+    pub(super) fn listed(&self) -> impl Iterator<Item = &Dest> {
+        self.dests.iter().filter(|d| d.listed())
+    }
+
     /// The real servers as IPVS would list them: listed ones, with the
     /// weight `-L` shows (an unresolved next hop does not count).
     fn members(&self) -> Vec<Member> {
-        self.dests
-            .iter()
-            .filter(|d| d.listed())
+        self.listed()
             .map(|d| Member {
                 id: d.id,
                 weight: d.shown_weight(),

@@ -19,11 +19,15 @@ fn dest(last: u8, weight: u32) -> DestSpec {
 }
 
 fn add_service(port: u16, scheduler: &str) -> Op {
+    add_persistent(port, scheduler, None)
+}
+
+fn add_persistent(port: u16, scheduler: &str, persistent: Option<Persistence>) -> Op {
     Op::AddService(ServiceDef {
         key: key(port),
         scheduler: scheduler.into(),
         flags: Default::default(),
-        persistent: None,
+        persistent,
         ops: false,
     })
 }
@@ -296,13 +300,7 @@ fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
 #[test]
 fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
     for t in [0, MAX_TIMEOUT + 1] {
-        let op = Op::AddService(ServiceDef {
-            key: key(80),
-            scheduler: "rr".into(),
-            flags: Default::default(),
-            persistent: Some(Persistence::new(t)),
-            ops: false,
-        });
+        let op = add_persistent(80, "rr", Some(Persistence::new(t)));
         let e = apply(&Model::default(), &[op]).unwrap_err().1;
         assert_eq!(e, OpError::BadTimeout(t));
         assert_eq!(
@@ -310,12 +308,6 @@ fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
             format!("invalid timeout value `{t}' specified")
         );
     }
-    let ok = Op::AddService(ServiceDef {
-        key: key(80),
-        scheduler: "rr".into(),
-        flags: Default::default(),
-        persistent: Some(Persistence::new(MAX_TIMEOUT)),
-        ops: false,
-    });
+    let ok = add_persistent(80, "rr", Some(Persistence::new(MAX_TIMEOUT)));
     assert!(apply(&Model::default(), &[ok]).is_ok());
 }

@@ -5,7 +5,7 @@ use super::Model;
 use crate::control::proto::ServiceDef;
 use crate::control::proto::{DestSnap, DestSpec, Op, ServiceSnap, Snapshot};
 use crate::lvs::service::Forward;
-use crate::lvs::table::{DestEntry, ServiceEntry, Table};
+use crate::lvs::table::{DestEntry, Table};
 use std::net::Ipv4Addr;
 
 /// A NAT real server's reply counters, to notice replies that bypass
@@ -27,34 +27,20 @@ impl Model {
         let services = self
             .services
             .iter()
-            .map(|s| ServiceEntry {
-                id: s.id,
-                key: s.key,
-                scheduler: s.scheduler,
-                flags: s.flags,
-                ops: s.ops,
-                persistence: s.persistence,
-                epoch: s.epoch,
-                log: s.log.clone(),
-                stats: s.stats.clone(),
-                dests: s
-                    .dests
-                    .iter()
-                    .filter(|d| d.listed())
-                    .map(|d| DestEntry {
-                        id: d.id,
-                        addr: d.spec.addr,
-                        port: d.spec.port,
-                        forward: d.spec.forward,
-                        // Not resolved yet, or quiesced: never scheduled.
-                        weight: d.effective_weight(),
-                        listed_weight: d.shown_weight(),
-                        last_weight: d.dyn_weight.unwrap_or(d.spec.weight),
-                        mac: d.hop.mac,
-                        link: d.hop.link,
-                        state: d.state.clone(),
-                    })
-                    .collect(),
+            .map(|s| {
+                s.with_dests(s.listed().map(|d| DestEntry {
+                    id: d.id,
+                    addr: d.spec.addr,
+                    port: d.spec.port,
+                    forward: d.spec.forward,
+                    // Not resolved yet, or quiesced: never scheduled.
+                    weight: d.effective_weight(),
+                    listed_weight: d.shown_weight(),
+                    last_weight: d.dyn_weight.unwrap_or(d.spec.weight),
+                    mac: d.hop.mac,
+                    link: d.hop.link,
+                    state: d.state.clone(),
+                }))
             })
             .collect();
         Table::with_tun_source(
@@ -74,17 +60,11 @@ impl Model {
                 .services
                 .iter()
                 .map(|s| ServiceSnap {
-                    key: s.key,
-                    scheduler: s.scheduler.name().to_string(),
-                    flags: s.flags,
-                    ops: s.ops,
-                    persistent: s.persistence,
+                    def: ServiceDef::of(s.key, s.scheduler, s.flags, s.ops, s.persistence),
                     stats: s.stats.snapshot(),
                     rates: s.stats.rates(),
                     dests: s
-                        .dests
-                        .iter()
-                        .filter(|d| d.listed())
+                        .listed()
                         .map(|d| DestSnap {
                             spec: DestSpec {
                                 weight: d.shown_weight(),

@@ -385,6 +385,16 @@ mod tests {
         }
     }
 
+    /// A message of boot 7, number 42, with `body`.
+    fn stamped(body: Body) -> SyncMsg {
+        SyncMsg {
+            boot: 7,
+            seq: 42,
+            sent_ms: 1_700_000_000_000,
+            body,
+        }
+    }
+
     #[test]
     fn every_kind_of_message_survives_the_wire() {
         for body in [
@@ -397,12 +407,7 @@ mod tests {
             Body::Nack { from: 4, to: 9 },
             Body::ResyncRequest,
         ] {
-            let m = SyncMsg {
-                boot: 7,
-                seq: 42,
-                sent_ms: 1_700_000_000_000,
-                body,
-            };
+            let m = stamped(body);
             let b = m.emit(KEY);
             assert!(b.len() <= MAX_LEN);
             assert_eq!(SyncMsg::parse(&b, KEY), Ok(m));
@@ -411,13 +416,7 @@ mod tests {
 
     #[test]
     fn damaged_forged_and_truncated_messages_are_refused() {
-        let m = SyncMsg {
-            boot: 7,
-            seq: 42,
-            sent_ms: 5,
-            body: records(3),
-        };
-        let b = m.emit(KEY);
+        let b = stamped(records(3)).emit(KEY);
         assert_eq!(
             SyncMsg::parse(&b, b"another key!!!!!"),
             Err(Refused::BadMac)

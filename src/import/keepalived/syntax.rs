@@ -193,30 +193,28 @@ mod tests {
         Words(s.split(' ').map(String::from).collect())
     }
 
+    /// The tokens of `text` a line each, as "LINE: words", "LINE: {" or
+    /// "LINE: }".
+    fn shown(text: &str) -> String {
+        let one = |(n, t): &(usize, Token)| match t {
+            Words(w) => format!("{n}: {}\n", w.join(" ")),
+            Open => format!("{n}: {{\n"),
+            Close => format!("{n}: }}\n"),
+            Include(p) => format!("{n}: include {p}\n"),
+        };
+        toks(text).iter().map(one).collect()
+    }
+
     #[test]
     fn statements_end_at_braces_and_line_ends_only() {
         assert_eq!(
-            toks("real_server 1.2.3.4 80 { weight 2 TCP_CHECK{connect_timeout 3}}"),
-            [
-                (1, w("real_server 1.2.3.4 80")),
-                (1, Open),
-                (1, w("weight 2 TCP_CHECK")),
-                (1, Open),
-                (1, w("connect_timeout 3")),
-                (1, Close),
-                (1, Close),
-            ]
+            shown("real_server 1.2.3.4 80 { weight 2 TCP_CHECK{connect_timeout 3}}"),
+            "1: real_server 1.2.3.4 80\n1: {\n1: weight 2 TCP_CHECK\n1: {\n\
+             1: connect_timeout 3\n1: }\n1: }\n"
         );
         assert_eq!(
-            toks("url { path / status_code 200 }\n}x"),
-            [
-                (1, w("url")),
-                (1, Open),
-                (1, w("path / status_code 200")),
-                (1, Close),
-                (2, Close),
-                (2, w("x")),
-            ]
+            shown("url { path / status_code 200 }\n}x"),
+            "1: url\n1: {\n1: path / status_code 200\n1: }\n2: }\n2: x\n"
         );
     }
 

@@ -197,24 +197,18 @@ fn pair_after(extra: [&[&str]; 2], before: &dyn Fn(&Lab)) -> Option<Pair> {
 /// As `pair_after`, in a lab with these lab.sh options besides
 /// `--two-directors`.
 fn pair_in(lab: &[&str], extra: [&[&str]; 2], before: &mut dyn FnMut(&mut Lab)) -> Option<Pair> {
-    pair_of(lab, extra, before, "")
+    pair_config(lab, extra, before, &tcp_head(""))
 }
 
-/// As `pair_in`, with `service` (lines of the config file's service,
-/// `persistence_timeout = 60`) added to the directors' service.
-fn pair_of(
-    lab: &[&str],
-    extra: [&[&str]; 2],
-    before: &mut dyn FnMut(&mut Lab),
-    service: &str,
-) -> Option<Pair> {
-    let head = format!(
+/// The config file's head for the pair's TCP service on VIP:80, rr,
+/// with `service` (lines of its table, `persistence_timeout = 60`) added.
+fn tcp_head(service: &str) -> String {
+    format!(
         "[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}:80\"\nscheduler = \"rr\"\n{service}"
-    );
-    pair_config(lab, extra, before, &head)
+    )
 }
 
-/// As `pair_of`, the config file `head` (marks, and the service table up
+/// As `pair_in`, the config file `head` (marks, and the service table up
 /// to its real servers) followed by the two real servers.
 fn pair_config(
     lab: &[&str],

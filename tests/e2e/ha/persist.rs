@@ -6,18 +6,24 @@
 //! template (protocol IP, the mark as its virtual address), shared by
 //! the mark's ports 80 and 443.
 
-use super::{Pair, pair_config, pair_of};
+use super::{Pair, pair_config, tcp_head};
 use crate::persist::{client_at, names, only_server, pinned_to, rip};
+use crate::support::holds;
 use crate::support::{VIP, wait_until};
 use std::time::Duration;
 
 #[test]
 fn a_pinned_client_keeps_its_server_through_the_backup_after_a_kill() {
-    let Some(p) = pair_of(&[], [&[], &[]], &mut |_| {}, "persistence_timeout = 120\n") else {
+    let Some(p) = pair_config(
+        &[],
+        [&[], &[]],
+        &mut |_| {},
+        &tcp_head("persistence_timeout = 120\n"),
+    ) else {
         return;
     };
     let list = p.adm(1, "-Ln");
-    assert!(list.contains("rr persistent 120\n"), "{list}");
+    holds(&list, "rr persistent 120\n");
     let pinned_on = |conns: &str, name| pinned_to(conns, "198.18.0.10", name);
     keeps_through_a_kill(&p, &[80], &pinned_on, "failover with persistence");
 }
@@ -92,7 +98,7 @@ fn a_client_pinned_by_a_mark_keeps_its_server_through_the_backup_after_a_kill() 
         return;
     };
     let list = p.adm(1, "-Ln");
-    assert!(list.contains("FWM  100 rr persistent 120\n"), "{list}");
+    holds(&list, "FWM  100 rr persistent 120\n");
     let what = "failover with a mark's persistence";
     keeps_through_a_kill(&p, &[80, 443], &mark_pinned_to, what);
 }

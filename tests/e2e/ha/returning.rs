@@ -4,6 +4,7 @@
 //! commands moving the VIPs.
 
 use super::{Pair, pair, pair_after, pair_with, sticks, sticks_done};
+use crate::support::holds;
 use crate::support::{Lab, wait_until};
 use std::time::{Duration, Instant};
 
@@ -69,7 +70,7 @@ fn without_preemption_the_returning_director_stays_backup() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let reason = p.ha(1)["reason"].as_str().unwrap_or("").to_string();
-    assert!(reason.contains("preemption is off"), "{reason}");
+    holds(&reason, "preemption is off");
 }
 
 /// Kills the active director A (-9) while 10 long connections run
