@@ -5,6 +5,15 @@
 use super::*;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// A worker's state `state` as it was at table `epoch`, with `dests`.
+fn at<'a>(state: &'a SchedState, epoch: u64, dests: &'a [DestEntry]) -> Before<'a> {
+    Before {
+        state,
+        epoch,
+        dests,
+    }
+}
+
 fn members(d: &[&DestEntry]) -> Arc<[Member]> {
     d.iter()
         .map(|d| Member {
@@ -58,12 +67,7 @@ fn wrr_replays_adds_as_the_kernel_saw_them() {
     let kernel = "ABCCBCABC".repeat(2);
     // All at once.
     let empty = SchedState::new(SchedulerKind::Wrr, &[]);
-    let before = |st| Before {
-        state: st,
-        epoch: 0,
-        dests: &[],
-    };
-    let mut st = SchedState::carried(Some(before(&empty)), SchedulerKind::Wrr, &log, &d);
+    let mut st = SchedState::carried(Some(at(&empty, 0, &[])), SchedulerKind::Wrr, &log, &d);
     assert_eq!(picks(&mut st, &d, 18), kernel);
     // One table per add.
     let tables = [vec![rs1.clone()], vec![rs2.clone(), rs1.clone()], d.clone()];
@@ -82,24 +86,15 @@ fn wrr_replays_adds_as_the_kernel_saw_them() {
     // A MAC that resolves later is no change to the rotation.
     let mut pending = d.clone();
     pending[0].weight = 0;
-    let mut st = SchedState::carried(Some(before(&empty)), SchedulerKind::Wrr, &log, &pending);
+    let mut st = SchedState::carried(Some(at(&empty, 0, &[])), SchedulerKind::Wrr, &log, &pending);
     // rs3 is skipped while unresolved; the marks stay the kernel's.
     assert_eq!(picks(&mut st, &pending, 3), "BCC");
-    let b = Before {
-        state: &st,
-        epoch: 3,
-        dests: &pending,
-    };
-    let mut st = SchedState::carried(Some(b), SchedulerKind::Wrr, &log, &d);
+    let mut st = SchedState::carried(Some(at(&st, 3, &pending)), SchedulerKind::Wrr, &log, &d);
     assert_eq!(picks(&mut st, &d, 9), "BCABCABCC");
     // Bound anew with the servers in place (-E -s wrr): cw starts at mw.
     let mut rebound = log.clone();
     rebound.push(logged(4, Change::Bind));
-    let b = Before {
-        state: &empty,
-        epoch: 3,
-        dests: &d,
-    };
+    let b = at(&empty, 3, &d);
     let mut st = SchedState::carried(Some(b), SchedulerKind::Wrr, &rebound, &d);
     assert_eq!(picks(&mut st, &d, 9), "CBCABCABC");
 }
