@@ -20,6 +20,16 @@ pub struct PortRange {
 }
 
 impl PortRange {
+    /// Takes in `o`, which starts at or after this range, if the two
+    /// overlap or touch; false (and no change) otherwise.
+    fn join(&mut self, o: &PortRange) -> bool {
+        let joins = u32::from(o.lo) <= u32::from(self.hi) + 1;
+        if joins {
+            self.hi = self.hi.max(o.hi);
+        }
+        joins
+    }
+
     fn overlaps(&self, o: &PortRange) -> bool {
         self.lo <= o.hi && o.lo <= self.hi
     }
@@ -72,14 +82,18 @@ pub fn parse_ports(s: &str) -> Result<Vec<PortRange>, MarkError> {
         v.push(PortRange { lo, hi });
     }
     v.sort();
-    let mut out: Vec<PortRange> = Vec::with_capacity(v.len());
-    for r in v {
-        match out.last_mut() {
-            Some(l) if u32::from(r.lo) <= u32::from(l.hi) + 1 => l.hi = l.hi.max(r.hi),
-            _ => out.push(r),
+    Ok(merged(v, PortRange::join))
+}
+
+/// `sorted`, each item that `join` takes into the one before it left out.
+fn merged<T>(sorted: Vec<T>, join: impl Fn(&mut T, &T) -> bool) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(sorted.len());
+    for r in sorted {
+        if !out.last_mut().is_some_and(|l| join(l, &r)) {
+            out.push(r);
         }
     }
-    Ok(out)
+    out
 }
 
 /// `tcp`, `udp`, or `all` (both; iptables' default without `-p`).
@@ -171,8 +185,7 @@ pub fn check_disjoint<'a>(
 /// to.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    lo: u16,
-    hi: u16,
+    ports: PortRange,
     svc: u32,
 }
 
@@ -187,17 +200,16 @@ pub struct MarkIndex {
 
 impl MarkIndex {
     /// The index of `services`: each a mark's rules and the index of its
-    /// service in the table. The marks must be disjoint
-    /// ([`check_disjoint`]); where they are not, the lower range wins.
+    /// service in the table. The marks must be disjoint from each other
+    /// ([`check_disjoint`]).
     pub fn new<'a>(services: impl Iterator<Item = (&'a [MarkRule], usize)>) -> MarkIndex {
         let mut by: HashMap<(Protocol, Ipv4Addr), Vec<Slot>> = HashMap::new();
         for (rules, svc) in services {
             for r in rules {
                 for p in r.protocols() {
                     let v = by.entry((*p, r.vip)).or_default();
-                    v.extend(r.ports.iter().map(|x| Slot {
-                        lo: x.lo,
-                        hi: x.hi,
+                    v.extend(r.ports.iter().map(|&ports| Slot {
+                        ports,
                         svc: svc as u32,
                     }));
                 }
@@ -205,7 +217,11 @@ impl MarkIndex {
         }
         let mut m = MarkIndex::default();
         for (k, mut v) in by {
-            v.sort_by_key(|s| (s.lo, s.hi));
+            // One mark's rules may overlap (as iptables rules setting one
+            // mark may); joined, the ranges are disjoint and sorted by
+            // both ends, as the binary search in `lookup` needs.
+            v.sort_by_key(|s| s.ports);
+            let v = merged(v, |l, r| l.svc == r.svc && l.ports.join(&r.ports));
             let start = m.slots.len() as u32;
             m.slots.extend(v);
             m.by_vip.insert(k, (start, m.slots.len() as u32));
@@ -227,7 +243,7 @@ impl MarkIndex {
         self.by_vip.iter().flat_map(|(&(p, a), &(start, end))| {
             self.slots[start as usize..end as usize]
                 .iter()
-                .map(move |s| (p, a, s.lo, s.hi, s.svc as usize))
+                .map(move |s| (p, a, s.ports.lo, s.ports.hi, s.svc as usize))
         })
     }
 
@@ -239,8 +255,10 @@ impl MarkIndex {
         }
         let &(start, end) = self.by_vip.get(&(protocol, addr))?;
         let v = &self.slots[start as usize..end as usize];
-        let i = v.partition_point(|s| s.hi < port);
-        v.get(i).filter(|s| s.lo <= port).map(|s| s.svc as usize)
+        let i = v.partition_point(|s| s.ports.hi < port);
+        v.get(i)
+            .filter(|s| s.ports.lo <= port)
+            .map(|s| s.svc as usize)
     }
 }
 
@@ -290,6 +308,27 @@ mod tests {
                 .lookup(Protocol::Tcp, vip, 80)
                 .is_none()
         );
+    }
+
+    /// Rules of one mark may overlap, as iptables rules setting one mark
+    /// may: every port of every rule is found, and no other.
+    #[test]
+    fn one_marks_overlapping_rules_find_every_port() {
+        let vip = Ipv4Addr::new(198, 18, 0, 100);
+        let one = [
+            rule(Some(Protocol::Tcp), "80:100,1:1000"),
+            rule(None, "90:95,10:20,30:40"),
+            rule(Some(Protocol::Tcp), "1001"),
+        ];
+        let other = [rule(Some(Protocol::Tcp), "2000")];
+        let m = MarkIndex::new([(&one[..], 0), (&other[..], 1)].into_iter());
+        for port in [1, 25, 98, 100, 500, 1000, 1001] {
+            assert_eq!(m.lookup(Protocol::Tcp, vip, port), Some(0), "port {port}");
+        }
+        assert_eq!(m.lookup(Protocol::Tcp, vip, 2000), Some(1));
+        assert_eq!(m.lookup(Protocol::Tcp, vip, 1002), None);
+        assert_eq!(m.lookup(Protocol::Udp, vip, 25), None);
+        assert_eq!(m.lookup(Protocol::Udp, vip, 35), Some(0));
     }
 
     #[test]
