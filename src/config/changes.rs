@@ -70,6 +70,9 @@ fn settings(old: &Service, new: &Service) -> Vec<&'static str> {
     if old.persistence != new.persistence {
         s.push("persistence");
     }
+    if old.ops != new.ops {
+        s.push("ops");
+    }
     if old.on_failure != new.on_failure {
         s.push("on_failure");
     }

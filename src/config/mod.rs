@@ -68,6 +68,19 @@ pub struct Service {
     pub quorum: Quorum,
 }
 
+impl Service {
+    /// The service as `-A` gives it (an op's and a reload's comparison).
+    pub fn def(&self) -> ServiceDef {
+        ServiceDef::of(
+            self.key,
+            self.scheduler,
+            self.flags,
+            self.ops,
+            self.persistence,
+        )
+    }
+}
+
 /// What a config file holds, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
@@ -199,11 +212,9 @@ impl Config {
         }
         for s in &self.services {
             let before = old.services.iter().find(|o| o.key == s.key);
-            let def =
-                |s: &Service| ServiceDef::of(s.key, s.scheduler, s.flags, s.ops, s.persistence);
             match before {
-                None => ops.push(Op::AddService(def(s))),
-                Some(o) if def(o) != def(s) => ops.push(Op::EditService(def(s))),
+                None => ops.push(Op::AddService(s.def())),
+                Some(o) if o.def() != s.def() => ops.push(Op::EditService(s.def())),
                 Some(_) => {}
             }
             let old_rs: &[RealServer] = before.map_or(&[], |o| &o.real_servers);

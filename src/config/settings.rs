@@ -59,18 +59,8 @@ pub struct Setting {
     /// Checks one value (`name` is how the user gave it: `--flag` or the
     /// file's key) and sets it (a list: adds it).
     pub set: fn(&mut Settings, name: &str, value: &str) -> Result<(), SettingError>,
-    /// Forgets the value (a list: every value), before the command line
-    /// replaces the file's.
-    pub clear: fn(&mut Settings),
     /// Copies the value from another set of settings.
     pub copy: fn(from: &Settings, to: &mut Settings),
-}
-
-impl Setting {
-    /// The file key, else the flag: how this setting is found in `given`.
-    pub fn id(&self) -> &'static str {
-        self.flag
-    }
 }
 
 /// Every setting's value, as checked (`None` or empty: not given).
@@ -247,7 +237,6 @@ macro_rules! setting {
                 s.$field = Some(check(name, v)?);
                 Ok(())
             },
-            clear: |s| s.$field = None,
             copy: |from, to| to.$field = from.$field.clone(),
             multi: false,
             $($rest)*
@@ -261,7 +250,6 @@ macro_rules! setting {
                 s.$field.push(check(name, v)?);
                 Ok(())
             },
-            clear: |s| s.$field.clear(),
             copy: |from, to| to.$field = from.$field.clone(),
             multi: true,
             $($rest)*
@@ -274,7 +262,6 @@ macro_rules! setting {
                 s.$field = switch(name, v)?;
                 Ok(())
             },
-            clear: |s| s.$field = false,
             copy: |from, to| to.$field = from.$field,
             multi: false,
             ty: Ty::Switch,
@@ -300,7 +287,6 @@ const PLAIN: Setting = Setting {
     hide: false,
     help: "",
     set: |_, _, _| Ok(()),
-    clear: |_| {},
     copy: |_, _| {},
 };
 
@@ -488,10 +474,9 @@ impl Settings {
     /// (a flag over the file: a list given on the command line replaces
     /// the file's list).
     pub fn overlaid(mut self, over: &Settings) -> Settings {
-        for s in SETTINGS.iter().filter(|s| over.given.contains(s.id())) {
-            (s.clear)(&mut self);
+        for s in SETTINGS.iter().filter(|s| over.given.contains(s.flag)) {
             (s.copy)(over, &mut self);
-            self.given.insert(s.id());
+            self.given.insert(s.flag);
         }
         self
     }
@@ -499,7 +484,7 @@ impl Settings {
     /// Each setting neither given nor set takes its default.
     pub fn with_defaults(mut self) -> Settings {
         for s in SETTINGS {
-            if let Some(d) = s.default.filter(|_| !self.given.contains(s.id())) {
+            if let Some(d) = s.default.filter(|_| !self.given.contains(s.flag)) {
                 (s.set)(&mut self, s.flag, d).expect("a setting's default passes its check");
             }
         }
@@ -514,7 +499,7 @@ impl Settings {
         v: &str,
     ) -> Result<(), SettingError> {
         (setting.set)(self, name, v)?;
-        self.given.insert(setting.id());
+        self.given.insert(setting.flag);
         Ok(())
     }
 }

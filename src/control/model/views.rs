@@ -21,6 +21,20 @@ pub struct MasqDest {
     pub outpkts: u64,
 }
 
+impl super::Service {
+    /// The service as `-A` gives it: what its snapshot shows and the op
+    /// that makes it again.
+    pub fn def(&self) -> ServiceDef {
+        ServiceDef::of(
+            self.key,
+            self.scheduler,
+            self.flags,
+            self.ops,
+            self.persistence,
+        )
+    }
+}
+
 impl Model {
     /// The data plane's view of this model.
     pub fn table(&self, generation: u64) -> Table {
@@ -60,7 +74,7 @@ impl Model {
                 .services
                 .iter()
                 .map(|s| ServiceSnap {
-                    def: ServiceDef::of(s.key, s.scheduler, s.flags, s.ops, s.persistence),
+                    def: s.def(),
                     stats: s.stats.snapshot(),
                     rates: s.stats.rates(),
                     dests: s
@@ -92,8 +106,7 @@ impl Model {
             rules: r.clone(),
         }));
         for s in &self.services {
-            let def = ServiceDef::of(s.key, s.scheduler, s.flags, s.ops, s.persistence);
-            ops.push(Op::AddService(def));
+            ops.push(Op::AddService(s.def()));
             // Newest first in the model; added oldest first to keep it.
             for d in s.dests.iter().rev() {
                 ops.push(Op::AddDest {
