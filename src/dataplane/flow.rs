@@ -248,8 +248,7 @@ impl Dataplane {
                 self.emit_upsert(&tk, &t, false);
                 return Ok((t.dest as usize, tk));
             }
-            // Expired, or its real server gone: a new one replaces it
-            // (one that still controls connections waits for them).
+            // Expired, or its real server gone: a new one replaces it.
             if controls == 0 {
                 self.forget(&tk, true);
                 self.emit(SyncEvent::Record(Record::RemoveTemplate(tk)));
@@ -258,7 +257,7 @@ impl Dataplane {
         let di = self.pick(flow)?;
         let svc = &self.table.services[flow.svc];
         let d = &svc.dests[di];
-        let t = Conn::new(
+        let mut t = Conn::new(
             flow.svc as u32,
             di as u32,
             d.id,
@@ -271,7 +270,18 @@ impl Dataplane {
             l.src_mac,
         );
         take(&d.state, t.state);
-        self.enter(tk, t, None, (flow.svc, di))?;
+        match self.conns.template_mut(&tk) {
+            // Its real server gone while it still controls connections:
+            // it leads to the new one now, keeping those connections'
+            // links and its state. (IPVS unhashes such a template and
+            // makes another; two entries under one key here would let a
+            // peer's removal of the old take the new.)
+            Some(old) => {
+                t.state = old.state;
+                *old = t;
+            }
+            None => self.enter(tk, t, None, (flow.svc, di))?,
+        }
         self.emit_upsert(&tk, &t, false);
         Ok((di, tk))
     }

@@ -113,3 +113,26 @@ fn a_resync_that_brings_a_connection_before_its_template_links_them() {
     b.apply(&[]);
     template_outlives_its_timer(&mut b, pinned);
 }
+
+/// A template whose real server is removed while it still controls a
+/// connection leads the client's next connections to another server, as
+/// one entry: a second template under the same key would let a peer's
+/// removal of the first take the second.
+#[test]
+fn a_template_whose_server_goes_under_a_connection_stays_one_entry() {
+    let mut r = persistent_rig();
+    let pinned = server_of(&r.feed(datagram(CLIENT, 5000)));
+    assert_eq!(r.dp.conn_count(), 2, "the connection and its template");
+    r.apply(&[Op::DelDest {
+        key: svc(Protocol::Udp, 53),
+        addr: Ipv4Addr::new(198, 18, 0, pinned),
+        port: 53,
+    }]);
+    let other = server_of(&r.feed(datagram(CLIENT, 5001)));
+    assert_ne!(other, pinned);
+    // The old connection (until the sweep ends it), the new one, and one
+    // template.
+    assert_eq!(r.dp.conn_count(), 3);
+    assert_eq!(server_of(&r.feed(datagram(CLIENT, 5002))), other);
+    assert_eq!(templates(&r), 1);
+}
