@@ -195,23 +195,17 @@ impl Dataplane {
             flow.link,
             l.src_mac,
         );
-        if one_packet {
-            // `-o`: this datagram alone, no entry (nothing to sync).
-            svc.stats.conns.fetch_add(1, Relaxed);
-            d.state.stats.conns.fetch_add(1, Relaxed);
-            return Ok(c);
+        // `-o`: this datagram alone, no entry (nothing to sync).
+        if !one_packet {
+            d.state.inactive.fetch_add(1, Relaxed);
+            let dir = c.input_direction();
+            update_state(&mut c, &d.state, dir, l.tcp_flags, table, now);
+            self.enter(flow.key, c, tk.as_ref(), (flow.svc, di))?;
+            self.emit_upsert(&flow.key, &c, false);
         }
-        d.state.inactive.fetch_add(1, Relaxed);
-        let dir = c.input_direction();
-        update_state(&mut c, &d.state, dir, l.tcp_flags, table, now);
-        self.enter(flow.key, c, tk.as_ref(), (flow.svc, di))?;
-        let d = &self.table.services[flow.svc].dests[di];
-        self.table.services[flow.svc]
-            .stats
-            .conns
-            .fetch_add(1, Relaxed);
-        d.state.stats.conns.fetch_add(1, Relaxed);
-        self.emit_upsert(&flow.key, &c, false);
+        let svc = &self.table.services[flow.svc];
+        svc.stats.conns.fetch_add(1, Relaxed);
+        svc.dests[di].state.stats.conns.fetch_add(1, Relaxed);
         Ok(c)
     }
 

@@ -8,6 +8,7 @@ use super::Dataplane;
 use super::books::{locate, release, take};
 use super::conn::Conn;
 use crate::lvs::conn::{ConnKey, PortableConn};
+use crate::lvs::service::ServiceKey;
 use crate::lvs::table::Table;
 use crate::wire::MacAddr;
 
@@ -19,9 +20,12 @@ pub(super) fn portable(
     now: u64,
     seen_twice: bool,
 ) -> PortableConn {
-    let fwmark = t
-        .dest(c.svc, c.dest, c.dest_id)
-        .map_or(0, |(s, _)| s.key.fwmark);
+    // A mark template names its mark itself (its indexes may be stale
+    // between a table change and the sweep).
+    let fwmark = k.template_mark().unwrap_or_else(|| {
+        t.dest(c.svc, c.dest, c.dest_id)
+            .map_or(0, |(s, _)| s.key.fwmark)
+    });
     PortableConn {
         protocol: k.protocol,
         caddr: k.caddr,
@@ -90,7 +94,7 @@ impl Dataplane {
         // it (a mark's first, then the port's, then a port-0 service).
         let si = match p.fwmark {
             0 => self.table.lookup(p.protocol, p.vaddr, p.vport),
-            m => (self.table.services.iter()).position(|s| s.key.fwmark == m),
+            m => self.table.service_index(&ServiceKey::mark(m)),
         };
         let Some(si) = si else {
             return false;

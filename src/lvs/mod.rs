@@ -17,4 +17,12 @@ pub mod stats;
 pub mod sync;
 pub mod table;
 
+/// splitmix64's finaliser: a fixed mix, the same in every process (the
+/// digest's terms, the hashing schedulers' tables), unlike a keyed hash.
+pub fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 pub use conn::ConnInfo;

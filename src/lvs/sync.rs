@@ -71,12 +71,7 @@ impl Digest {
 /// mixed with a fixed function (the same in every process, unlike the
 /// connection table's keyed hash).
 pub fn digest_term(k: &ConnKey, raddr: Ipv4Addr, rport: u16, state: ConnState) -> u64 {
-    fn mix(mut z: u64) -> u64 {
-        // splitmix64's finaliser.
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+    use super::splitmix as mix;
     let a = (u64::from(k.protocol.number()) << 56)
         | (u64::from(u32::from(k.caddr)) << 16)
         | u64::from(k.cport);

@@ -12,7 +12,6 @@
 use super::{ConnTable, InsertError, LISTED, LIVE, NIL};
 use crate::dataplane::conn::Conn;
 use crate::lvs::conn::{ConnKey, ConnState};
-use crate::lvs::service::Protocol;
 
 impl ConnTable {
     /// The entry `k` that is (or is not) a template.
@@ -106,7 +105,7 @@ impl ConnTable {
     fn controls_slot(&self, t: u32, k: &ConnKey) -> bool {
         let s = &self.slots[t as usize];
         let tk = &s.key;
-        let of_mark = tk.protocol == Protocol::Ip;
+        let of_mark = tk.template_mark().is_some();
         s.has(LIVE)
             && s.conn.state.is_template()
             && self.ctl[t as usize] > 0
@@ -189,7 +188,7 @@ impl ConnTable {
 mod tests {
     use super::*;
     use crate::dataplane::conn::tests::conn;
-    use crate::lvs::service::Forward;
+    use crate::lvs::service::{Forward, Protocol};
     use std::net::Ipv4Addr;
 
     fn key(c: [u8; 4], cport: u16) -> ConnKey {

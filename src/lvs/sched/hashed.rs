@@ -12,10 +12,7 @@ pub fn hash_32(v: u32, bits: u32) -> usize {
 /// A fixed-key 64-bit mix (splitmix64's finaliser) folded to 32 bits:
 /// the same on every director, so they all build the same tables.
 pub fn mix(key: u64, v: u64) -> u32 {
-    let mut z = v ^ key;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
+    let z = crate::lvs::splitmix(v ^ key);
     (z ^ (z >> 32)) as u32
 }
 

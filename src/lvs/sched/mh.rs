@@ -7,7 +7,7 @@
 //! they were added in, and agrees with the others without sync.
 
 use super::hashed::{mix, probe};
-use super::scheduler::{Buckets, Member, NO_DEST, Pool, Scheduler};
+use super::scheduler::{Buckets, Member, NO_DEST, Pool, Scheduler, gcd};
 use crate::lvs::conn::ConnKey;
 use crate::lvs::dest::DestEntry;
 use std::net::Ipv4Addr;
@@ -27,10 +27,6 @@ pub struct Mh;
 fn hash(key: u64, addr: Ipv4Addr, port: u16, offset: usize) -> usize {
     let v = (u64::from(u32::from(addr)) << 32) | (u64::from(port) << 16);
     mix(key, v.wrapping_add(offset as u64)) as usize
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Each server's turns per round (ip_vs_mh_permutate): its last weight

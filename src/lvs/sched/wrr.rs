@@ -1,7 +1,7 @@
 //! Weighted round robin (ip_vs_wrr.c), step by step as the kernel does
 //! it, so an operator migrating from IPVS sees the same sequence.
 
-use super::scheduler::{Member, Pool, Scheduler};
+use super::scheduler::{Member, Pool, Scheduler, gcd};
 use crate::lvs::conn::ConnKey;
 
 /// ip_vs_wrr_mark: current position, current weight, max weight (less
@@ -12,10 +12,6 @@ pub struct Wrr {
     cw: i64,
     mw: i64,
     di: i64,
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// (gcd of the positive weights or 1, max weight less gcd-1), from the
