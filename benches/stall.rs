@@ -16,12 +16,8 @@ use uvs::io::RxMeta;
 use uvs::lvs::request::CONN_CHUNK;
 use uvs::lvs::service::{Forward, Protocol, Timeouts};
 use uvs::lvs::table::NextHop;
-use uvs::rig::{Rig, dest, one_link, service, svc};
+use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP, dest, one_link, service, svc};
 use uvs::wire::{Ipv4Packet, MacAddr};
-
-const CL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 10];
-const DIR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
-const VIP: [u8; 4] = [198, 18, 0, 100];
 
 fn rig(max: usize) -> Rig {
     let rs = dest(Ipv4Addr::new(198, 18, 0, 11), 80, Forward::Route, 1);

@@ -273,7 +273,6 @@ fn service_key(
     }
 }
 
-/// One real server of service `key` (its check: its own, else `default`).
 /// A service's `persistence_timeout` and `persistence_mask` (`-p`, `-M`);
 /// port 0 only for a persistent service, as ipvsadm says.
 fn persistence(
@@ -314,6 +313,7 @@ fn persistence(
     Ok(Some(Persistence { timeout, netmask }))
 }
 
+/// One real server of service `key` (its check: its own, else `default`).
 fn real_server(
     cx: &Ctx,
     r: &RealServerSection,

@@ -5,16 +5,9 @@ use crate::support::holds;
 use crate::support::{Lab, RS1, RS2, VIP, count, tally2};
 use std::time::Duration;
 
-fn lab(n: usize) -> Option<Lab> {
-    let mut l = Lab::up(n)?;
-    l.start_servers(n);
-    l.start_director();
-    Some(l)
-}
-
 #[test]
 fn tcp_and_udp_split_by_rr_and_wrr() {
-    let Some(l) = lab(2) else { return };
+    let Some(l) = Lab::up_serving(2) else { return };
     l.dr_services("wrr", 3, 1);
     let t = l.tcp_names(400);
     assert_eq!(tally2(&t, "rs1", "rs2"), (300, 100, Some(0)), "{t}");
@@ -42,7 +35,7 @@ fn tcp_and_udp_split_by_rr_and_wrr() {
 /// The standard DR services (rr) with one long connection under way
 /// (`stick.json`): `messages` requests, `interval_ms` apart.
 fn lab_with_stick(messages: u32, interval_ms: u32) -> Option<Lab> {
-    let mut l = lab(2)?;
+    let mut l = Lab::up_serving(2)?;
     l.dr_services("rr", 1, 1);
     l.stick_bg(messages, interval_ms, "stick.json");
     std::thread::sleep(Duration::from_millis(300));
@@ -129,7 +122,7 @@ fn weight_zero_drains_and_delete_removes() {
 
 #[test]
 fn five_megabyte_upload_with_client_offloads_on() {
-    let Some(l) = lab(2) else { return };
+    let Some(l) = Lab::up_serving(2) else { return };
     let k = l.exec("cl", "ethtool", &["-k", "eth0"]);
     let k = String::from_utf8_lossy(&k.stdout);
     assert!(
@@ -151,7 +144,7 @@ fn five_megabyte_upload_with_client_offloads_on() {
 
 #[test]
 fn director_kernel_stays_quiet_about_vip_traffic() {
-    let Some(l) = lab(2) else { return };
+    let Some(l) = Lab::up_serving(2) else { return };
     l.dr_services("wrr", 3, 1);
     let before = l.nstat("dir");
     l.tcp_names(100);

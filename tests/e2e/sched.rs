@@ -8,13 +8,6 @@ use crate::support::{Lab, RS1, RS2, VIP, count};
 
 const RS3: &str = "198.18.0.13";
 
-fn lab(n: usize) -> Option<Lab> {
-    let mut l = Lab::up(n)?;
-    l.start_servers(n);
-    l.start_director();
-    Some(l)
-}
-
 /// `n` sequential TCP connections to VIP:80: the server of each, in
 /// order.
 fn order(l: &Lab, n: usize) -> Vec<String> {
@@ -40,7 +33,7 @@ fn names(s: &str) -> Vec<String> {
 /// with `-E -s wrr`, it starts at cw = mw.
 #[test]
 fn wrr_live_order_is_the_kernels() {
-    let Some(l) = lab(3) else { return };
+    let Some(l) = Lab::up_serving(3) else { return };
     let kernel = names("rs3 rs2 rs1 rs1 rs2 rs1 rs3 rs2 rs1");
     let adds = [(RS1, 4), (RS2, 3), (RS3, 2)];
     l.adm(&format!("-A -t {VIP}:80 -s wrr"));
@@ -71,7 +64,7 @@ fn wrr_live_order_is_the_kernels() {
 /// `-S -n | -C; -R`.
 #[test]
 fn sh_and_mh_keep_a_client_and_mh_port_spreads_it() {
-    let Some(l) = lab(3) else { return };
+    let Some(l) = Lab::up_serving(3) else { return };
     for (sched, flags) in [
         ("sh", ""),
         ("sh", "sh-fallback,sh-port"),

@@ -5,7 +5,7 @@
 use etherparse::PacketBuilder;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-use uvs::control::model::{CheckMark, FailAction};
+use uvs::control::model::{CheckVerdict, FailAction};
 use uvs::control::proto::Op;
 use uvs::dataplane::LinkParams;
 use uvs::io::{FlowTuple, Offloaded};
@@ -259,14 +259,19 @@ fn a_removed_real_servers_offloaded_packets_stay_in_the_service_counters() {
 
     // A health check's removal: the server leaves the table but stays in
     // the model, counters and all.
-    assert!(
-        r.model
-            .mark(&key, first, 53, CheckMark::Down(Some(FailAction::Remove)))
-    );
+    assert!(r.model.apply_check(
+        &key,
+        first,
+        53,
+        CheckVerdict::Down(Some(FailAction::Remove))
+    ));
     r.publisher.publish(&r.model, &r.routes);
     until_taken_back(&mut r, tuple(17, 5000, 53));
     assert_eq!(svc_inpkts(&r, 0), 4 + 1000);
-    assert!(r.model.mark(&key, first, 53, CheckMark::Down(None)));
+    assert!(
+        r.model
+            .apply_check(&key, first, 53, CheckVerdict::Down(None))
+    );
     r.publisher.publish(&r.model, &r.routes);
     r.poll();
     assert_eq!(

@@ -7,6 +7,14 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 impl Lab {
+    /// A lab of `n` real servers, each serving, and the director started.
+    pub fn up_serving(n: usize) -> Option<Lab> {
+        let mut l = Lab::up(n)?;
+        l.start_servers(n);
+        l.start_director();
+        Some(l)
+    }
+
     /// A lab with two real servers serving, the director started with
     /// `args` (as `start_director_with`) and the standard DR services,
     /// round robin (`dr_services`).

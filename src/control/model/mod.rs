@@ -171,8 +171,6 @@ pub fn check_vip(a: Ipv4Addr) -> Result<(), OpError> {
     )))
 }
 
-/// A persistence timeout in ipvsadm's range; port 0 (every port of the
-/// VIP) only for a persistent service, as ipvsadm says.
 /// A service definition's scheduler, once its options are checked.
 fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
     let k = scheduler(&d.scheduler)?;
@@ -181,6 +179,8 @@ fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
     Ok(k)
 }
 
+/// A persistence timeout in ipvsadm's range; port 0 (every port of the
+/// VIP) only for a persistent service, as ipvsadm says.
 fn check_persistent(key: &ServiceKey, p: Option<Persistence>) -> Result<(), OpError> {
     match p {
         None if key.port == 0 && key.fwmark == 0 => Err(OpError::BadAddress(
@@ -397,7 +397,7 @@ mod state;
 mod views;
 
 pub use marks::check_ops;
-pub use state::CheckMark;
+pub use state::CheckVerdict;
 pub use views::MasqDest;
 
 #[cfg(test)]

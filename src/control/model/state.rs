@@ -36,10 +36,16 @@ impl Model {
 
     /// Applies what a check found on a real server of a service; returns
     /// whether anything changed.
-    pub fn mark(&mut self, key: &ServiceKey, addr: Ipv4Addr, port: u16, m: CheckMark) -> bool {
-        self.change_dest(key, addr, port, |d| match m {
-            CheckMark::Down(v) => std::mem::replace(&mut d.down, v) != v,
-            CheckMark::Weight(v) => std::mem::replace(&mut d.dyn_weight, v) != v,
+    pub fn apply_check(
+        &mut self,
+        key: &ServiceKey,
+        addr: Ipv4Addr,
+        port: u16,
+        v: CheckVerdict,
+    ) -> bool {
+        self.change_dest(key, addr, port, |d| match v {
+            CheckVerdict::Down(v) => std::mem::replace(&mut d.down, v) != v,
+            CheckVerdict::Weight(w) => d.dyn_weight.replace(w) != Some(w),
         })
     }
 
@@ -122,9 +128,9 @@ impl Model {
 
 /// What a check may say of a real server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckMark {
+pub enum CheckVerdict {
     /// Down (with what that does), or up again (`None`).
     Down(Option<FailAction>),
-    /// The weight the check gives it, or none (`None`).
-    Weight(Option<u32>),
+    /// The weight the check gives it.
+    Weight(u32),
 }

@@ -136,7 +136,7 @@ impl Model {
     }
 
     /// NAT real servers of TCP services with their link and packet
-    /// counters (id, address, port, link, InPkts, OutPkts), to notice
+    /// counters ([`MasqDest`]), to notice
     /// replies that bypass the director. TCP only: every TCP connection is
     /// answered (a SYN-ACK at least), while a UDP service may be one-way by
     /// design (syslog, metrics).

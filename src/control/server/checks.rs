@@ -3,7 +3,7 @@
 
 use super::{Control, lock};
 use crate::control::check::{self, CheckSpec};
-use crate::control::model::{CheckMark, FailAction};
+use crate::control::model::{CheckVerdict, FailAction};
 use crate::control::plan::CheckedServer;
 use crate::lvs::service::ServiceKey;
 use std::net::Ipv4Addr;
@@ -79,7 +79,10 @@ impl Control {
                 let mut st = self.state.lock().await;
                 let down = (!now_up).then_some(action);
                 st.health.checked(key, addr, port, why);
-                if st.model.mark(&key, addr, port, CheckMark::Down(down)) {
+                if st
+                    .model
+                    .apply_check(&key, addr, port, CheckVerdict::Down(down))
+                {
                     st.publish();
                 }
             }
@@ -92,7 +95,9 @@ impl Control {
     pub(super) async fn dynamic_weight(&self, key: ServiceKey, addr: Ipv4Addr, port: u16, w: u32) {
         let changed = {
             let mut st = self.state.lock().await;
-            let changed = st.model.mark(&key, addr, port, CheckMark::Weight(Some(w)));
+            let changed = st
+                .model
+                .apply_check(&key, addr, port, CheckVerdict::Weight(w));
             if changed {
                 st.publish();
             }

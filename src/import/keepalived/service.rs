@@ -66,7 +66,7 @@ pub(super) fn virtual_server(
                 match (m.words.first().map(String::as_str), m.words.get(1)) {
                     (Some("fwmark"), _) => r.warn(
                         m.at,
-                        "firewall-mark group members are not in uvs yet (a later issue adds -f); not carried over",
+                        "firewall-mark group members are not carried over: write the mark's service as a `virtual_server fwmark` (or a uvs `fwmark` service) instead",
                     ),
                     (Some(a), Some(p)) if !a.contains('-') => {
                         if m.words.len() > 2 {

@@ -50,7 +50,7 @@ impl Claims {
         for (proto, _, lo, hi, svc) in table.marks().ranges() {
             for d in masq(svc) {
                 let ports = match d.port {
-                    0 => lo..=hi.min(lo.saturating_add(MAX_MARK_PORTS)),
+                    0 => lo..=hi.min(lo.saturating_add(MAX_MARK_PORTS - 1)),
                     p => p..=p,
                 };
                 c.nat.extend(ports.map(|p| rs(d.addr, p, proto)));
