@@ -232,9 +232,8 @@ impl Dataplane {
     ) -> Result<(usize, ConnKey), NoConn> {
         let svc_key = self.table.services[flow.svc].key;
         let (svc_port, tk) = (svc_key.port, flow.key.template(&p, &svc_key));
-        let controls = self.conns.controls(&tk);
         let (table, positions) = (&self.table, &self.positions);
-        if let Some(t) = self.conns.template_mut(&tk) {
+        if let Some((t, controls)) = self.conns.template_controls(&tk) {
             let live = t.expires_ms(now) > now || controls > 0;
             if live && locate(table, positions, t).is_some() {
                 t.set_expires_ms(now + u64::from(p.timeout) * 1000);

@@ -47,6 +47,13 @@ impl ConnTable {
         self.entry_mut(k, true)
     }
 
+    /// The template `k` and how many connections it controls, from one
+    /// lookup (a new connection of a persistent service asks both).
+    pub fn template_controls(&mut self, k: &ConnKey) -> Option<(&mut Conn, u32)> {
+        let i = self.find_kind(k, true)? as usize;
+        Some((&mut self.slots[i].conn, self.ctl[i]))
+    }
+
     /// How many connections the template `k` controls.
     pub fn controls(&self, k: &ConnKey) -> u32 {
         self.find_kind(k, true).map_or(0, |i| self.ctl[i as usize])
