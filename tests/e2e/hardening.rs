@@ -8,12 +8,8 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_for(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    crate::support::wait_until(timeout, f, || format!("timed out waiting for {what}"));
 }
 
 /// Whether a process has ended and let go of its files (a zombie not yet
