@@ -126,7 +126,6 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         let scheduler = match &s.scheduler {
             None => SchedulerKind::Wlc,
             Some(n) => SchedulerKind::from_name(n.get_ref()).ok_or_else(|| {
-                let known: Vec<&str> = SchedulerKind::ALL.iter().map(|k| k.name()).collect();
                 let why = SchedulerKind::refusal(n.get_ref())
                     .map(|w| format!(" is not supported by uvs ({w})"))
                     .unwrap_or_default();
@@ -135,7 +134,7 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
                     format!(
                         "scheduler `{}`{why}: one of {}",
                         n.get_ref(),
-                        known.join(", ")
+                        SchedulerKind::known()
                     ),
                 )
             })?,

@@ -226,6 +226,11 @@ impl SchedulerKind {
         SchedulerKind::ALL.into_iter().find(|k| k.name() == s)
     }
 
+    /// Every scheduler's name, for messages: "rr, wrr, …".
+    pub fn known() -> String {
+        SchedulerKind::ALL.map(|k| k.name()).join(", ")
+    }
+
     /// Why uvs refuses a scheduler the kernel has (`None` for a name
     /// the kernel does not know either).
     pub fn refusal(s: &str) -> Option<&'static str> {

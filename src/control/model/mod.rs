@@ -84,7 +84,7 @@ pub enum OpError {
     NoSuchDest,
     #[error(
         "Scheduler or persistence engine not found: '{0}' (uvs schedulers: {known})",
-        known = SchedulerKind::ALL.map(|k| k.name()).join(", ")
+        known = SchedulerKind::known()
     )]
     SchedulerNotFound(String),
     #[error("{0}")]

@@ -427,7 +427,7 @@ fn scheduler(n: &Node, r: &mut Report) -> &'static str {
         Some(name) => match SchedulerKind::from_name(name) {
             Some(k) => k.name(),
             None => {
-                let known = SchedulerKind::ALL.map(|k| k.name()).join(", ");
+                let known = SchedulerKind::known();
                 let why = SchedulerKind::refusal(name).map_or(String::new(), |w| format!(": {w}"));
                 r.warn(
                     &c.at,
