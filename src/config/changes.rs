@@ -61,16 +61,16 @@ fn same_server(a: &RealServer, b: &RealServer) -> bool {
 /// The settings of a service present in both files that differ.
 fn settings(old: &Service, new: &Service) -> Vec<&'static str> {
     let mut s = Vec::new();
-    if old.scheduler != new.scheduler {
+    if old.def.scheduler != new.def.scheduler {
         s.push("scheduler");
     }
-    if old.flags != new.flags {
+    if old.def.flags != new.def.flags {
         s.push("sched_flags");
     }
-    if old.persistence != new.persistence {
+    if old.def.persistent != new.def.persistent {
         s.push("persistence");
     }
-    if old.ops != new.ops {
+    if old.def.ops != new.def.ops {
         s.push("ops");
     }
     if old.on_failure != new.on_failure {
@@ -92,9 +92,9 @@ impl Changes {
     pub fn between(old: &Config, new: &Config) -> Changes {
         let mut services = Vec::new();
         for o in &old.services {
-            if !new.services.iter().any(|s| s.key == o.key) {
+            if !new.services.iter().any(|s| s.def.key == o.def.key) {
                 services.push(ServiceChange {
-                    key: o.key,
+                    key: o.def.key,
                     kind: Kind::Removed,
                     real_added: 0,
                     real_removed: o.real_servers.len(),
@@ -104,9 +104,9 @@ impl Changes {
             }
         }
         for s in &new.services {
-            let Some(o) = old.services.iter().find(|o| o.key == s.key) else {
+            let Some(o) = old.services.iter().find(|o| o.def.key == s.def.key) else {
                 services.push(ServiceChange {
-                    key: s.key,
+                    key: s.def.key,
                     kind: Kind::Added,
                     real_added: s.real_servers.len(),
                     real_removed: 0,
@@ -116,7 +116,7 @@ impl Changes {
                 continue;
             };
             let c = ServiceChange {
-                key: s.key,
+                key: s.def.key,
                 kind: Kind::Changed,
                 real_added: s
                     .real_servers

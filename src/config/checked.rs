@@ -9,7 +9,7 @@ use super::{
 use crate::control::check::{CheckKind, CheckSpec};
 use crate::control::model::FailAction;
 use crate::control::plan::{Quorum, SorryServer};
-use crate::control::proto::DestSpec;
+use crate::control::proto::{DestSpec, ServiceDef};
 use crate::lvs::mark::MarkRule;
 use crate::lvs::service::{
     Forward, MAX_TIMEOUT, Persistence, Protocol, SchedFlags, SchedulerKind, ServiceKey, Timeouts,
@@ -207,11 +207,7 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
             down_cmd: s.quorum_down.clone(),
         };
         services.push(Service {
-            key,
-            scheduler,
-            flags,
-            ops,
-            persistence,
+            def: ServiceDef::of(key, scheduler, flags, ops, persistence),
             on_failure,
             real_servers,
             quorum,

@@ -13,7 +13,7 @@ use crate::control::plan::{CheckedServer, Plan, Quorum};
 use crate::control::proto::Op;
 use crate::control::proto::ServiceDef;
 use crate::lvs::mark::MarkRule;
-use crate::lvs::service::{Forward, Persistence, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
+use crate::lvs::service::{Forward, Timeouts};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
@@ -56,29 +56,12 @@ pub struct RealServer {
 /// A virtual service as the file says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
-    pub key: ServiceKey,
-    pub scheduler: SchedulerKind,
-    pub flags: SchedFlags,
-    /// One-packet scheduling (`-o`).
-    pub ops: bool,
-    /// `-p`/`-M`.
-    pub persistence: Option<Persistence>,
+    /// What `-A` would say of it: key, scheduler, flags, `-o`, `-p`/`-M`
+    /// (an op's and a reload's comparison).
+    pub def: ServiceDef,
     pub on_failure: FailAction,
     pub real_servers: Vec<RealServer>,
     pub quorum: Quorum,
-}
-
-impl Service {
-    /// The service as `-A` gives it (an op's and a reload's comparison).
-    pub fn def(&self) -> ServiceDef {
-        ServiceDef::of(
-            self.key,
-            self.scheduler,
-            self.flags,
-            self.ops,
-            self.persistence,
-        )
-    }
 }
 
 /// What a config file holds, checked.
@@ -167,7 +150,7 @@ impl Config {
             .flat_map(|s| {
                 s.real_servers.iter().filter_map(|r| {
                     Some(CheckedServer {
-                        key: s.key,
+                        key: s.def.key,
                         addr: r.addr,
                         port: r.port,
                         on_failure: s.on_failure,
@@ -179,7 +162,7 @@ impl Config {
         let quorums = self
             .services
             .iter()
-            .map(|s| (s.key, s.quorum.clone()))
+            .map(|s| (s.def.key, s.quorum.clone()))
             .collect();
         Plan {
             ops: self.ops_from(old),
@@ -195,8 +178,8 @@ impl Config {
     pub fn ops_from(&self, old: &Config) -> Vec<Op> {
         let mut ops = Vec::new();
         for o in &old.services {
-            if !self.services.iter().any(|s| s.key == o.key) {
-                ops.push(Op::DelService { key: o.key });
+            if !self.services.iter().any(|s| s.def.key == o.def.key) {
+                ops.push(Op::DelService { key: o.def.key });
             }
         }
         // Marks new or changed before the services that use them, marks
@@ -211,10 +194,10 @@ impl Config {
             }
         }
         for s in &self.services {
-            let before = old.services.iter().find(|o| o.key == s.key);
+            let before = old.services.iter().find(|o| o.def.key == s.def.key);
             match before {
-                None => ops.push(Op::AddService(s.def())),
-                Some(o) if o.def() != s.def() => ops.push(Op::EditService(s.def())),
+                None => ops.push(Op::AddService(s.def.clone())),
+                Some(o) if o.def != s.def => ops.push(Op::EditService(s.def.clone())),
                 Some(_) => {}
             }
             let old_rs: &[RealServer] = before.map_or(&[], |o| &o.real_servers);
@@ -225,7 +208,7 @@ impl Config {
                     .any(|x| x.addr == r.addr && x.port == r.port)
                 {
                     ops.push(Op::DelDest {
-                        key: s.key,
+                        key: s.def.key,
                         addr: r.addr,
                         port: r.port,
                     });
@@ -234,12 +217,12 @@ impl Config {
             for r in &s.real_servers {
                 match old_rs.iter().find(|x| x.addr == r.addr && x.port == r.port) {
                     None => ops.push(Op::AddDest {
-                        key: s.key,
+                        key: s.def.key,
                         dest: dest_spec(r),
                     }),
                     // A changed check alone is not a table change.
                     Some(x) if dest_spec(x) != dest_spec(r) => ops.push(Op::EditDest {
-                        key: s.key,
+                        key: s.def.key,
                         dest: dest_spec(r),
                     }),
                     Some(_) => {}

@@ -1,4 +1,5 @@
 use super::*;
+use crate::lvs::service::{SchedulerKind, ServiceKey};
 
 fn cfg(text: &str) -> Result<Config, ConfigError> {
     parse(Path::new("uvs.toml"), text.as_bytes())
@@ -18,7 +19,7 @@ fn a_good_file_with_a_bom_and_crlf_loads() {
         (80, 3, Forward::Route)
     );
     assert_eq!((rs[1].port, rs[1].forward), (8080, Forward::Masq));
-    assert_eq!(c.services[1].scheduler, SchedulerKind::Wlc);
+    assert_eq!(c.services[1].def.scheduler, SchedulerKind::Wlc.name());
     let crlf = format!("\u{feff}{}", GOOD.replace('\n', "\r\n"));
     assert_eq!(cfg(&crlf).unwrap(), c);
 }
@@ -131,7 +132,7 @@ fn the_documented_example_loads() {
     assert_eq!(c.services.len(), 3);
     let fwm = &c.services[2];
     assert_eq!(
-        (fwm.key, fwm.real_servers[0].port),
+        (fwm.def.key, fwm.real_servers[0].port),
         (ServiceKey::mark(100), 0)
     );
     let rule = &c.marks[&100][0];
@@ -139,18 +140,18 @@ fn the_documented_example_loads() {
         rule.iptables(100),
         "iptables -t mangle -A PREROUTING -d 198.18.0.100/32 -p tcp -m multiport --dports 80,443 -j MARK --set-mark 100"
     );
-    assert!(c.services[1].ops && !c.services[0].ops);
+    assert!(c.services[1].def.ops && !c.services[0].def.ops);
     assert_eq!(c.services[0].real_servers[1].forward, Forward::Tunnel);
     assert_eq!(c.services[1].real_servers[0].port, 5353);
-    assert_eq!(c.services[1].persistence, None);
+    assert_eq!(c.services[1].def.persistent, None);
     assert_eq!(
-        fwm.persistence,
+        fwm.def.persistent,
         Some(crate::lvs::service::Persistence {
             timeout: 600,
             netmask: Ipv4Addr::new(255, 255, 255, 0),
         })
     );
-    assert_eq!(c.services[0].persistence, None);
+    assert_eq!(c.services[0].def.persistent, None);
     let http = c.services[0].real_servers[0].check.as_ref().unwrap();
     assert_eq!(http.kind_name(), "HTTP");
     assert_eq!((http.rise, http.fall, http.port), (1, 3, Some(80)));

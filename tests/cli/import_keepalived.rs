@@ -22,7 +22,14 @@ fn the_sample_shapes_import_with_a_warning_for_each_option_left_out() {
     let keys: Vec<String> = c
         .services
         .iter()
-        .map(|s| format!("{} {}:{}", s.key.protocol.name(), s.key.addr, s.key.port))
+        .map(|s| {
+            format!(
+                "{} {}:{}",
+                s.def.key.protocol.name(),
+                s.def.key.addr,
+                s.def.key.port
+            )
+        })
         .collect();
     assert_eq!(
         keys,
@@ -34,9 +41,9 @@ fn the_sample_shapes_import_with_a_warning_for_each_option_left_out() {
         ]
     );
     let web = &c.services[0];
-    assert_eq!(web.scheduler.name(), "wrr");
+    assert_eq!(web.def.scheduler, "wrr");
     // persistence_timeout is carried over now (issue 27), not warned away.
-    assert_eq!(web.persistence.map(|p| p.timeout), Some(50));
+    assert_eq!(web.def.persistent.map(|p| p.timeout), Some(50));
     assert!(!err.contains("keepalived.conf:27:"), "{err}");
     // keepalived removes a failed server unless inhibit_on_failure.
     assert_eq!(web.on_failure, uvs::control::model::FailAction::Remove);
@@ -440,7 +447,10 @@ fn new_schedulers_and_their_flags_import() {
     let got: Vec<(&str, String)> = c
         .services
         .iter()
-        .map(|s| (s.scheduler.name(), s.flags.names(Some(s.scheduler))))
+        .map(|s| {
+            let kind = uvs::lvs::service::SchedulerKind::from_name(&s.def.scheduler);
+            (s.def.scheduler.as_str(), s.def.flags.names(kind))
+        })
         .collect();
     let want = [
         ("mh", "mh-fallback,mh-port"),
@@ -494,9 +504,9 @@ fn fwmark_virtual_servers_import_with_a_mark_to_define() {
     let c = uvs::config::parse(Path::new("imported.toml"), done.as_bytes())
         .unwrap_or_else(|e| panic!("{e}\n{done}"));
     let fwm = &c.services[1];
-    assert_eq!(fwm.key, uvs::lvs::service::ServiceKey::mark(100));
-    assert_eq!((fwm.real_servers[0].port, fwm.ops), (0, false));
-    assert!(c.services[0].ops);
+    assert_eq!(fwm.def.key, uvs::lvs::service::ServiceKey::mark(100));
+    assert_eq!((fwm.real_servers[0].port, fwm.def.ops), (0, false));
+    assert!(c.services[0].def.ops);
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -66,13 +66,13 @@ fn keepalived_defaults_apply_where_the_file_says_nothing() {
     .unwrap();
     let c = crate::config::parse(Path::new("i.toml"), i.config.as_bytes()).unwrap();
     let s = &c.services[0];
-    assert_eq!(s.key.protocol, crate::lvs::service::Protocol::Udp);
+    assert_eq!(s.def.key.protocol, crate::lvs::service::Protocol::Udp);
     assert_eq!(
         s.real_servers[0].forward,
         crate::lvs::service::Forward::Masq
     );
     assert_eq!(s.real_servers[0].port, 5353);
-    assert_eq!(s.scheduler.name(), "wlc");
+    assert_eq!(s.def.scheduler, "wlc");
     assert!(
         i.warnings[0].contains("k.conf:1: virtual_server without protocol"),
         "{:?}",

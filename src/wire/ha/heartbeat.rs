@@ -7,20 +7,13 @@ use crate::wire::Result;
 
 fixed_message!(HeartbeatPacket, magic = b"UVSH", fields = 40);
 
+/// Code: 1 if the sender holds the VIPs; flags: bit 0 ready to preempt,
+/// bit 1 hears the witness; echo: the receiver's last sequence heard.
 mod field {
-    pub const ACTIVE: usize = 5;
-    pub const PRIORITY: usize = 6;
-    /// Bit 0: ready to preempt; bit 1: hears the witness.
-    pub const FLAGS: usize = 7;
-    pub const HEARD_SEQ: usize = 32;
+    pub use crate::wire::ha::director::{CODE as ACTIVE, ECHO as HEARD_SEQ, FLAGS, PRIORITY};
 }
 
-getters!(HeartbeatPacket + head {
-    active: u8 @ field::ACTIVE,
-    priority: u8 @ field::PRIORITY,
-    flags: u8 @ field::FLAGS,
-    heard_seq: u64 @ field::HEARD_SEQ,
-});
+getters!(HeartbeatPacket + director {});
 
 /// What one director tells another, every interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +48,7 @@ impl Heartbeat {
         if b.len() != LEN || p.magic() != MAGIC || p.version() != VERSION {
             return Err(Refused::Malformed);
         }
-        if p.active() > 1 || p.flags() > 3 {
+        if p.code() > 1 || p.flags() > 3 {
             return Err(Refused::Malformed);
         }
         if !sealed(b, key) {
@@ -66,10 +59,10 @@ impl Heartbeat {
             seq: p.seq(),
             sent_ms: p.sent_ms(),
             priority: p.priority(),
-            active: p.active() == 1,
+            active: p.code() == 1,
             ready: p.flags() & 1 == 1,
             hears_witness: p.flags() & 2 == 2,
-            heard_seq: p.heard_seq(),
+            heard_seq: p.echo(),
         })
     }
 

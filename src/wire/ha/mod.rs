@@ -21,6 +21,17 @@ macro_rules! getters {
             $($rest)*
         });
     };
+    // A director's message (heartbeat, witness): the head, then its
+    // code, priority, flags and echoed sequence number.
+    ($view:ident + director { $($rest:tt)* }) => {
+        getters!($view + head {
+            code: u8 @ $crate::wire::ha::director::CODE,
+            priority: u8 @ $crate::wire::ha::director::PRIORITY,
+            flags: u8 @ $crate::wire::ha::director::FLAGS,
+            echo: u64 @ $crate::wire::ha::director::ECHO,
+            $($rest)*
+        });
+    };
     ($view:ident { $($name:ident: $kind:tt @ $at:expr),* $(,)? }) => {
         impl<T: AsRef<[u8]>> $view<T> {
             $(
@@ -84,6 +95,21 @@ pub mod head {
     pub const BOOT: usize = 8;
     pub const SEQ: usize = 16;
     pub const SENT_MS: usize = 24;
+}
+
+/// What a director's messages (heartbeat, witness) put in the head's
+/// three bytes and after it: what the message is, the sender's priority
+/// and flags, and the sequence number it last heard or answers.
+pub mod director {
+    /// Heartbeat: 1 if the sender holds the VIPs; witness: its kind.
+    pub const CODE: usize = 5;
+    /// The sending director's priority (0 from the witness).
+    pub const PRIORITY: usize = 6;
+    /// Bits whose meaning is the message's.
+    pub const FLAGS: usize = 7;
+    /// Heartbeat: the receiver's last sequence number heard; witness
+    /// answer: the director's message it answers.
+    pub const ECHO: usize = 32;
 }
 
 /// Writes the head: `magic`, `version` and the sender's (boot, sequence,

@@ -9,28 +9,20 @@ use std::net::Ipv4Addr;
 
 fixed_message!(WitnessPacket, magic = b"UVSW", fields = 48);
 
+/// Code: 1 a director's message, 2 the witness's answer; priority: a
+/// director's (0 in an answer); flags: a director's bit 0 holding, bit 1
+/// claiming, an answer's bit 0 the vote is yours; echo: an answer's
+/// director message it answers (0 in a director's).
 mod field {
+    pub use crate::wire::ha::director::{CODE as KIND, ECHO as ANSWERS, FLAGS, PRIORITY};
     use std::ops::Range;
-    /// 1: a director's message; 2: the witness's answer.
-    pub const KIND: usize = 5;
-    /// A director's priority (0 in an answer).
-    pub const PRIORITY: usize = 6;
-    /// A director's: bit 0 holding, bit 1 claiming; an answer's: bit 0
-    /// the vote is yours.
-    pub const FLAGS: usize = 7;
-    /// An answer: the director's message it answers (0 in a director's).
-    pub const ANSWERS: usize = 32;
     /// A director's dead interval in ms; an answer's grantee address.
     pub const WORD: usize = 40;
     /// Zero.
     pub const RESERVED: Range<usize> = 44..48;
 }
 
-getters!(WitnessPacket + head {
-    kind: u8 @ field::KIND,
-    priority: u8 @ field::PRIORITY,
-    flags: u8 @ field::FLAGS,
-    answers: u64 @ field::ANSWERS,
+getters!(WitnessPacket + director {
     word: u32 @ field::WORD,
     grantee: ip @ field::WORD,
     reserved: bytes @ field::RESERVED,
@@ -111,8 +103,8 @@ impl WitnessMsg {
         if !sealed(b, key) {
             return Err(Refused::BadMac);
         }
-        let kind = match (p.kind(), p.flags()) {
-            (1, f @ 0..=3) if p.answers() == 0 => WitnessKind::Director {
+        let kind = match (p.code(), p.flags()) {
+            (1, f @ 0..=3) if p.echo() == 0 => WitnessKind::Director {
                 priority: p.priority(),
                 holding: f & 1 == 1,
                 claiming: f & 2 == 2,
@@ -121,7 +113,7 @@ impl WitnessMsg {
             (2, f @ 0..=1) if p.priority() == 0 => WitnessKind::Witness {
                 vote_for_you: f == 1,
                 grantee: p.grantee(),
-                answers: p.answers(),
+                answers: p.echo(),
             },
             _ => return Err(Refused::Malformed),
         };
