@@ -185,7 +185,7 @@ impl<I: PacketIo> Rig<I> {
 }
 
 pub fn svc(p: Protocol, port: u16) -> ServiceKey {
-    ServiceKey::addr(p, VIP.into(), port)
+    ServiceKey::addr(p, Ipv4Addr::from(VIP), port)
 }
 
 pub fn dest(addr: Ipv4Addr, port: u16, forward: Forward, weight: u32) -> DestSpec {

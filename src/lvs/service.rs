@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Transport protocol of a virtual service, or of a connection entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,7 +66,7 @@ impl Protocol {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServiceKey {
     pub protocol: Protocol,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     /// ipvsadm `-f MARK`; 0 for a `-t`/`-u` service.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -79,10 +79,10 @@ fn is_zero(m: &u32) -> bool {
 
 impl ServiceKey {
     /// The service of a protocol, VIP and port (`-t`/`-u`).
-    pub const fn addr(protocol: Protocol, addr: Ipv4Addr, port: u16) -> ServiceKey {
+    pub fn addr(protocol: Protocol, addr: impl Into<IpAddr>, port: u16) -> ServiceKey {
         ServiceKey {
             protocol,
-            addr,
+            addr: addr.into(),
             port,
             fwmark: 0,
         }
@@ -92,7 +92,7 @@ impl ServiceKey {
     pub const fn mark(mark: u32) -> ServiceKey {
         ServiceKey {
             protocol: Protocol::Tcp,
-            addr: Ipv4Addr::UNSPECIFIED,
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
             fwmark: mark,
         }
@@ -104,8 +104,23 @@ impl ServiceKey {
     }
 
     /// Its VIP, for a `-t`/`-u` service (a mark's VIPs are its definition's).
-    pub fn vip(&self) -> Option<Ipv4Addr> {
+    pub fn vip(&self) -> Option<IpAddr> {
         (self.fwmark == 0).then_some(self.addr)
+    }
+
+    /// Its VIP if that is an IPv4 address: what ARP claims and the IPv4
+    /// data plane serve.
+    pub fn vip4(&self) -> Option<Ipv4Addr> {
+        match self.vip()? {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    /// The VIP and port as ipvsadm writes them: `198.18.0.10:80`,
+    /// `[2001:2::10]:80`.
+    pub fn socket(&self) -> SocketAddr {
+        SocketAddr::new(self.addr, self.port)
     }
 
     /// ipvsadm's service option with its argument: `-t 198.18.0.10:80`,
@@ -113,7 +128,7 @@ impl ServiceKey {
     pub fn option(&self) -> String {
         match self.fwmark() {
             Some(m) => format!("-f {m}"),
-            None => format!("{} {}:{}", self.protocol.option(), self.addr, self.port),
+            None => format!("{} {}", self.protocol.option(), self.socket()),
         }
     }
 }
@@ -122,7 +137,7 @@ impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.fwmark() {
             Some(m) => write!(f, "FWM {m}"),
-            None => write!(f, "{} {}:{}", self.protocol.name(), self.addr, self.port),
+            None => write!(f, "{} {}", self.protocol.name(), self.socket()),
         }
     }
 }

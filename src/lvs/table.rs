@@ -160,7 +160,7 @@ impl Table {
             .enumerate()
             .map(|(i, s)| (s.key, i))
             .collect();
-        let mut vips: Vec<Ipv4Addr> = services.iter().filter_map(|s| s.key.vip()).collect();
+        let mut vips: Vec<Ipv4Addr> = services.iter().filter_map(|s| s.key.vip4()).collect();
         vips.sort();
         vips.dedup();
         let buckets = services

@@ -19,7 +19,7 @@ use crate::control::proto::DestSpec;
 use crate::lvs::service::{Forward, MAX_TIMEOUT, Protocol, SchedFlags, ServiceKey, Timeouts};
 use check::check;
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use table::{Arg, COMMANDS, CmdDef, EXTRA_FLAGS, Flag, OPTIONS, OptDef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +181,7 @@ pub struct Parsed {
     pub fwmark: Option<u32>,
     /// `-f N -6`: an IPv6 mark service.
     pub ipv6: bool,
-    pub addr: Option<Ipv4Addr>,
+    pub addr: Option<IpAddr>,
     pub port: u16,
     pub scheduler: String,
     /// `-b` as given, and what it sets once the scheduler is known.
@@ -283,17 +283,26 @@ fn parse_host(s: &str) -> Option<Ipv4Addr> {
     s.parse().ok().or_else(|| names::host_to_addr(s))
 }
 
-/// ipvsadm's parse_service: `host[:port]`; `None` if the address (or a
-/// given port) is not understood.
-fn parse_service(s: &str, p: Protocol) -> Option<(Ipv4Addr, Option<u16>)> {
-    if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) || s.starts_with('[') {
+/// ipvsadm's parse_service: `host[:port]`, `[v6]:port` or a bare IPv6
+/// address; `None` if the address (or a given port) is not understood.
+/// ipvsadm takes `[1.2.3.4]:80` as 1.2.3.4 without its port; uvs refuses
+/// it.
+fn parse_service(s: &str, p: Protocol) -> Option<(IpAddr, Option<u16>)> {
+    if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (s, None),
+    let (addr, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (v6, port) = rest.split_once("]:")?;
+        (IpAddr::V6(v6.parse().ok()?), Some(port))
+    } else if let Ok(v6) = s.parse::<Ipv6Addr>() {
+        (IpAddr::V6(v6), None)
+    } else {
+        let (host, port) = match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        };
+        (IpAddr::V4(parse_host(host)?), port)
     };
-    let addr = parse_host(host)?;
     let port = match port {
         None => None,
         Some(ps) => Some(match number(ps, 0, 65535) {

@@ -139,6 +139,37 @@ fn ipvsadm_error_texts() {
     assert_eq!(f.msg, "-r: missing argument");
 }
 
+/// ipvsadm's parse_service: `[v6]:port`, or a bare IPv6 address without
+/// a port; brackets without a port, or around anything but IPv6, are
+/// refused.
+#[test]
+fn ipv6_service_addresses_are_parsed_as_ipvsadm_does() {
+    let p = run("-A -t [2001:db8::80]:80 -s rr").unwrap();
+    let v6: std::net::Ipv6Addr = "2001:db8::80".parse().unwrap();
+    assert_eq!(
+        p.service_key(),
+        Some(ServiceKey::addr(Protocol::Tcp, v6, 80))
+    );
+    let p = run("-A -u 2001:db8::80 -s rr -p").unwrap();
+    assert_eq!((p.addr, p.port), (Some(v6.into()), 0));
+    for bad in [
+        "[2001:db8::80]",
+        "[2001:db8::80]80",
+        "[198.18.0.1]:80",
+        "[zz::1]:80",
+    ] {
+        assert_eq!(
+            err(&format!("-A -t {bad}")),
+            "illegal virtual server address[:port] specified",
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        err("-a -t [2001:db8::80]:80 -r [2001:db8::1]:80"),
+        "IPv6 real servers are not supported by uvs yet"
+    );
+}
+
 #[test]
 fn unsupported_features_are_named() {
     let p = run("-A -u 198.18.0.100:5060 --pe sip").unwrap();

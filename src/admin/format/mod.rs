@@ -14,7 +14,7 @@ use crate::lvs::ConnInfo;
 use crate::lvs::service::{Forward, Persistence, Protocol, SchedulerKind, Timeouts};
 use crate::lvs::stats::StatsSnapshot;
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Listing switches (ipvsadm's FMT_* flags).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,15 +44,23 @@ pub enum Columns {
 /// uvs reports identically so tools that parse the header keep working.
 pub const VERSION_LINE: &str = "IP Virtual Server version 1.2.1 (size=4096)\n";
 
-pub fn addrport(addr: Ipv4Addr, port: u16, proto: Protocol, numeric: bool) -> String {
-    if numeric {
-        format!("{addr}:{port}")
-    } else {
-        let host = names::addr_to_host(addr).map_or_else(|| addr.to_string(), str::to_string);
-        let svc =
-            names::port_to_service(port, proto).map_or_else(|| port.to_string(), str::to_string);
-        format!("{host}:{svc}")
-    }
+/// `addr:port`, or `[addr]:port` for IPv6, as ipvsadm's
+/// addrport_to_anyname writes them (names only for IPv4: ipvsadm asks
+/// for an IPv6 address's name with an IPv4 length and gets none).
+pub fn addrport(addr: IpAddr, port: u16, proto: Protocol, numeric: bool) -> String {
+    let host = match addr {
+        IpAddr::V4(a) if !numeric => {
+            names::addr_to_host(a).map_or_else(|| a.to_string(), str::to_string)
+        }
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let svc = match numeric {
+        true => None,
+        false => names::port_to_service(port, proto),
+    };
+    let svc = svc.map_or_else(|| port.to_string(), str::to_string);
+    format!("{host}:{svc}")
 }
 
 fn largenum(out: &mut String, i: u64, exact: bool) {
@@ -118,16 +126,46 @@ fn cut(mut s: String, n: usize) -> String {
     s
 }
 
-/// libipvs's comparators: `ntohl(a) - ntohl(b)` narrowed to int, so
-/// addresses more than 2^31 apart compare "wrapped", exactly as ipvsadm
-/// sorts them.
-fn cmp_addr(a: Ipv4Addr, b: Ipv4Addr) -> i64 {
-    i64::from(u32::from(a).wrapping_sub(u32::from(b)) as i32)
+/// libipvs's comparators: `ntohl(a) - ntohl(b)` narrowed to int (word by
+/// word for IPv6), so addresses more than 2^31 apart compare "wrapped",
+/// exactly as ipvsadm sorts them. IPv4 before IPv6 (AF_INET < AF_INET6).
+fn cmp_addr(a: IpAddr, b: IpAddr) -> i64 {
+    fn words(a: IpAddr) -> Vec<u32> {
+        match a {
+            IpAddr::V4(a) => vec![u32::from(a)],
+            IpAddr::V6(a) => a
+                .octets()
+                .chunks(4)
+                .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+                .collect(),
+        }
+    }
+    if a.is_ipv4() != b.is_ipv4() {
+        return family(a) - family(b);
+    }
+    let r = words(a)
+        .into_iter()
+        .zip(words(b))
+        .map(|(a, b)| a.wrapping_sub(b) as i32)
+        .find(|r| *r != 0);
+    i64::from(r.unwrap_or(0))
+}
+
+/// libipvs compares services' address families as numbers.
+fn family(a: IpAddr) -> i64 {
+    match a {
+        IpAddr::V4(_) => 2,
+        IpAddr::V6(_) => 10,
+    }
 }
 
 fn cmp_services(a: &ServiceSnap, b: &ServiceSnap) -> i64 {
     // libipvs compares `fwmark` first, as unsigned ints narrowed to int.
     let r = i64::from(a.def.key.fwmark.wrapping_sub(b.def.key.fwmark) as i32);
+    if r != 0 {
+        return r;
+    }
+    let r = family(a.def.key.addr) - family(b.def.key.addr);
     if r != 0 {
         return r;
     }
@@ -144,7 +182,7 @@ fn cmp_services(a: &ServiceSnap, b: &ServiceSnap) -> i64 {
 
 fn cmp_dests(a: &DestSnap, b: &DestSnap) -> i64 {
     let (a, b) = (&a.spec, &b.spec);
-    let r = cmp_addr(a.addr, b.addr);
+    let r = cmp_addr(a.addr.into(), b.addr.into());
     if r != 0 {
         return r;
     }
@@ -183,6 +221,9 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
         (Columns::Rule, Some(m)) => format!("-f {m}"),
         (Columns::Rule, None) => format!("{} {vname}", proto.option()),
         (_, Some(m)) => format!("FWM  {m}"),
+        // ipvsadm cuts IPv4 names only: a long IPv6 one pushes the
+        // columns right.
+        (_, None) if s.def.key.addr.is_ipv6() => format!("{:<4} {vname}", proto.name()),
         (_, None) => cut(format!("{:<4} {vname}", proto.name()), 33),
     };
     match f.columns {
@@ -245,7 +286,7 @@ fn persistence(out: &mut String, s: &ServiceSnap, timeout: &str, mask: &str) {
 /// One real server's line (or its `-a` rule).
 fn dest_entry(out: &mut String, svc_name: &str, d: &DestSnap, proto: Protocol, f: &Format) {
     let (spec, act, inact) = (&d.spec, d.active, d.inactive);
-    let dname = addrport(spec.addr, spec.port, proto, f.numeric);
+    let dname = addrport(spec.addr.into(), spec.port, proto, f.numeric);
     let tunnel = spec.forward == Forward::Tunnel;
     if f.columns == Columns::Rule {
         let (m, w) = (spec.forward.switch(), spec.weight);
@@ -345,9 +386,9 @@ pub fn conn_line(out: &mut String, c: &ConnInfo, numeric: bool) {
         "{:<3} {exp:<6} {:<11} {:<18} {:<18} {}",
         c.protocol.name(),
         c.state,
-        addrport(c.caddr, c.cport, c.protocol, numeric),
-        addrport(c.vaddr, c.vport, c.protocol, numeric),
-        addrport(c.daddr, c.dport, c.protocol, numeric)
+        addrport(c.caddr.into(), c.cport, c.protocol, numeric),
+        addrport(c.vaddr.into(), c.vport, c.protocol, numeric),
+        addrport(c.daddr.into(), c.dport, c.protocol, numeric)
     );
 }
 

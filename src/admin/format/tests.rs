@@ -37,7 +37,11 @@ fn snap() -> Snapshot {
         services: vec![
             ServiceSnap {
                 def: ServiceDef {
-                    key: ServiceKey::addr(Protocol::Udp, [192, 168, 0, 100].into(), 53),
+                    key: ServiceKey::addr(
+                        Protocol::Udp,
+                        std::net::Ipv4Addr::new(192, 168, 0, 100),
+                        53,
+                    ),
                     scheduler: "rr".into(),
                     flags: Default::default(),
                     ops: false,
@@ -49,7 +53,11 @@ fn snap() -> Snapshot {
             },
             ServiceSnap {
                 def: ServiceDef {
-                    key: ServiceKey::addr(Protocol::Tcp, [192, 168, 0, 100].into(), 80),
+                    key: ServiceKey::addr(
+                        Protocol::Tcp,
+                        std::net::Ipv4Addr::new(192, 168, 0, 100),
+                        80,
+                    ),
                     scheduler: "wrr".into(),
                     flags: Default::default(),
                     ops: false,
@@ -262,5 +270,53 @@ fn fwmark_and_ops_as_ipvsadm_prints_them() {
     assert!(
         s.ends_with("-A -f 7 -s wlc\n-a -f 7 -r 10.0.0.21:0 -m -w 0\n"),
         "{s}"
+    );
+}
+
+/// ipvsadm writes an IPv6 service as `[addr]:port`, sorts it after the
+/// IPv4 ones (AF_INET < AF_INET6) and does not cut its name, so a
+/// 39-character address pushes the columns right.
+#[test]
+fn an_ipv6_service_is_named_sorted_and_saved_as_ipvsadm_does() {
+    let mut sn = snap();
+    let long: std::net::Ipv6Addr = "fd12:3456:789a:bcde:f012:3456:789a:bcde".parse().unwrap();
+    let mut v6 = sn.services[1].clone();
+    v6.def.key = ServiceKey::addr(Protocol::Tcp, long, 80);
+    v6.def.scheduler = "rr".into();
+    v6.dests.clear();
+    let mut short = v6.clone();
+    short.def.key = ServiceKey::addr(
+        Protocol::Tcp,
+        "2001:db8::80".parse::<std::net::Ipv6Addr>().unwrap(),
+        80,
+    );
+    sn.services.insert(0, v6);
+    sn.services.insert(1, short);
+    let l = list_all(&sn, &numeric(Columns::Plain));
+    let services: Vec<&str> = l.lines().filter(|l| !l.starts_with(' ')).skip(2).collect();
+    // The family before the protocol; 0xfd123456 - 0x20010db8 wraps
+    // negative as an int, so fd12:… sorts before 2001:… as in libipvs.
+    assert_eq!(
+        services,
+        [
+            "TCP  192.168.0.100:80 wrr",
+            "UDP  192.168.0.100:53 rr",
+            "TCP  [fd12:3456:789a:bcde:f012:3456:789a:bcde]:80 rr",
+            "TCP  [2001:db8::80]:80 rr",
+        ]
+    );
+    let s = list_all(&sn, &numeric(Columns::Rule));
+    assert!(s.contains("\n-A -t [2001:db8::80]:80 -s rr\n"), "{s}");
+    let st = list_all(&sn, &numeric(Columns::Stats));
+    assert!(
+        st.contains(
+            "\nTCP  [fd12:3456:789a:bcde:f012:3456:789a:bcde]:80    14209   111769        0  7207174        0\n"
+        ),
+        "{st}"
+    );
+    // Names are looked up for IPv4 only, as ipvsadm's are.
+    assert_eq!(
+        addrport(long.into(), 80, Protocol::Tcp, false),
+        "[fd12:3456:789a:bcde:f012:3456:789a:bcde]:http"
     );
 }

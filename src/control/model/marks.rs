@@ -31,7 +31,7 @@ impl Model {
     /// defined).
     pub(super) fn key_vips(&self, key: &ServiceKey) -> Result<Vec<Ipv4Addr>, OpError> {
         match key.fwmark() {
-            None => Ok(vec![key.addr]),
+            None => Ok(key.vip4().into_iter().collect()),
             Some(m) => {
                 let rules = self.marks.get(&m).ok_or(OpError::MarkNotDefined(m))?;
                 Ok(rules.iter().map(|r| r.vip).collect())

@@ -173,6 +173,13 @@ pub fn check_vip(a: Ipv4Addr) -> Result<(), OpError> {
 
 /// A service definition's scheduler, once its options are checked.
 fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
+    if d.key.addr.is_ipv6() {
+        return Err(OpError::Unsupported(
+            "IPv6 virtual services are not forwarded by uvs yet: its data plane is IPv4 only \
+             (docs/ipv6.md)"
+                .into(),
+        ));
+    }
     let k = scheduler(&d.scheduler)?;
     check_persistent(&d.key, d.persistent)?;
     check_ops(&d.key, d.ops)?;

@@ -311,3 +311,28 @@ fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
     let ok = add_persistent(80, "rr", Some(Persistence::new(MAX_TIMEOUT)));
     assert!(apply(&Model::default(), &[ok]).is_ok());
 }
+
+/// Until the data plane forwards IPv6, an IPv6 service is refused with
+/// a message saying so, not taken and left unserved.
+#[test]
+fn an_ipv6_service_is_refused_until_the_data_plane_forwards_it() {
+    let v6 = ServiceKey::addr(
+        Protocol::Tcp,
+        "2001:2::100".parse::<std::net::Ipv6Addr>().unwrap(),
+        80,
+    );
+    let op = Op::AddService(ServiceDef {
+        key: v6,
+        scheduler: "rr".into(),
+        flags: Default::default(),
+        persistent: None,
+        ops: false,
+    });
+    let (at, e) = apply(&Model::default(), &[add_service(80, "rr"), op]).unwrap_err();
+    assert_eq!(at, 1);
+    assert!(
+        e.to_string()
+            .starts_with("IPv6 virtual services are not forwarded by uvs yet"),
+        "{e}"
+    );
+}

@@ -280,7 +280,7 @@ pub(super) fn virtual_server(
                     "udp" => Protocol::Udp,
                     _ => Protocol::Tcp,
                 },
-                addr,
+                addr: addr.into(),
                 port,
                 fwmark: 0,
             },

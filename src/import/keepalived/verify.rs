@@ -79,7 +79,7 @@ pub(super) fn identities(c: &Converted, r: &mut Report) {
         .services
         .iter()
         .rev()
-        .map(|s| (s.key.addr, &s.at))
+        .filter_map(|s| Some((s.key.vip4()?, &s.at)))
         .collect();
     let mut clashes: Vec<&Place> = Vec::new();
     for b in &c.bodies {

@@ -96,7 +96,7 @@ mod tests {
     fn service(proto: Protocol, vip: [u8; 4], dests: &[([u8; 4], u16, Forward)]) -> ServiceEntry {
         ServiceEntry {
             id: 1,
-            key: ServiceKey::addr(proto, vip.into(), 80),
+            key: ServiceKey::addr(proto, Ipv4Addr::from(vip), 80),
             scheduler: SchedulerKind::Rr,
             flags: Default::default(),
             ops: false,
