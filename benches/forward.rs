@@ -150,4 +150,10 @@ fn main() {
         "connection entry: {} bytes of key+value (hash table adds ~1 byte of control per slot)",
         std::mem::size_of::<(uvs::lvs::conn::ConnKey, uvs::dataplane::conn::Conn)>()
     );
+    use uvs::dataplane::conn_table::ConnTable;
+    println!(
+        "connection table slot with its links: {} bytes (IPv4), {} bytes (IPv6)",
+        ConnTable::<Ipv4Addr>::SLOT_BYTES,
+        ConnTable::<std::net::Ipv6Addr>::SLOT_BYTES
+    );
 }

@@ -12,7 +12,7 @@ use crate::io::fanout;
 use crate::lvs::request::DpRequest;
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Digest, Record};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::Sender;
@@ -76,8 +76,8 @@ impl Workers {
     }
 
     /// The worker that owns client `addr`:`port`'s connections.
-    pub fn of(&self, addr: Ipv4Addr, port: u16) -> usize {
-        fanout::worker_of(addr, port, self.len())
+    pub fn of(&self, addr: IpAddr, port: u16) -> usize {
+        fanout::worker_of_ip(addr, port, self.len())
     }
 
     /// Tells worker `w` (no answer expected).
@@ -157,11 +157,8 @@ impl Workers {
     pub fn apply_sync(&self, recs: Vec<Record>) {
         let mut per: Vec<Vec<Record>> = vec![Vec::new(); self.len()];
         for r in recs {
-            let (a, p) = match &r {
-                Record::Upsert(c) => (c.caddr, c.cport),
-                Record::Remove(k) | Record::RemoveTemplate(k) => (k.caddr, k.cport),
-            };
-            per[self.of(a, p)].push(r);
+            let k = r.key();
+            per[self.of(k.caddr, k.cport)].push(r);
         }
         for (w, recs) in per.into_iter().enumerate() {
             if !recs.is_empty() {

@@ -268,7 +268,7 @@ fn serve(
                 // Each connection to the worker that will see its frames.
                 let mut parts: Vec<Vec<PortableConn>> = vec![Vec::new(); workers];
                 for c in h.conns {
-                    parts[crate::io::fanout::worker_of(c.caddr, c.cport, workers)].push(c);
+                    parts[crate::io::fanout::worker_of_ip(c.caddr, c.cport, workers)].push(c);
                 }
                 for (tx, part) in import_txs.iter().zip(parts) {
                     let _ = tx.send(part);
@@ -302,9 +302,8 @@ fn serve(
             o.socket.display()
         );
         tracing::info!(
-            "connection table: up to {max_conns} entries, about {} MiB when full \
-             (--max-conns); when full, the oldest one-packet or half-open entries make room",
-            ConnTable::bytes_at_limit(max_conns).div_ceil(1 << 20)
+            "{} (--max-conns); when full, the oldest one-packet or half-open entries make room",
+            ConnTable::<Ipv4Addr>::limit_line(max_conns)
         );
         tokio::spawn(control.clone().serve(listener));
         for lock in locks {

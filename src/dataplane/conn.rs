@@ -5,25 +5,37 @@
 //! [`tcp_state`](super::tcp_state).
 
 use super::tcp_state::Direction;
-use crate::lvs::conn::{ConnKey, ConnState, TcpState};
+use crate::lvs::addr::Addr;
+use crate::lvs::conn::{ConnKey, ConnState, TcpState, hash_tuple};
 use crate::lvs::service::{Forward, Protocol};
 use crate::wire::MacAddr;
+use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 
 /// A NAT reply's 5-tuple as it leaves the real server: from RIP:RPORT to
-/// the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ReplyKey {
+/// the client (NAT66's with IPv6 addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyKey<A = Ipv4Addr> {
     pub protocol: Protocol,
-    pub raddr: Ipv4Addr,
+    pub raddr: A,
     pub rport: u16,
-    pub caddr: Ipv4Addr,
+    pub caddr: A,
     pub cport: u16,
 }
 
-impl ReplyKey {
+/// Hashed as `ConnKey` is.
+impl<A: Addr> Hash for ReplyKey<A> {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let r = self;
+        hash_tuple(h, r.protocol, (r.raddr, r.rport), (r.caddr, r.cport));
+    }
+}
+
+impl<A: Addr> ReplyKey<A> {
     /// The 5-tuple of the real server's replies on `k`'s NAT connection.
-    pub fn of(k: &ConnKey, raddr: Ipv4Addr, rport: u16) -> ReplyKey {
+    #[inline]
+    pub fn of(k: &ConnKey<A>, raddr: A, rport: u16) -> ReplyKey<A> {
         ReplyKey {
             protocol: k.protocol,
             raddr,
@@ -34,9 +46,9 @@ impl ReplyKey {
     }
 }
 
-/// One tracked connection.
+/// One tracked connection, in family `A`'s table.
 #[derive(Debug, Clone, Copy)]
-pub struct Conn {
+pub struct Conn<A = Ipv4Addr> {
     /// Index of the service and real server in the current table, checked
     /// against `dest_id` on every use and remapped on republication.
     pub svc: u32,
@@ -55,7 +67,7 @@ pub struct Conn {
     /// and whether replies are translated.
     pub fwd: Forward,
     /// The real server's address and port: the source of NAT replies.
-    pub raddr: Ipv4Addr,
+    pub raddr: A,
     pub rport: u16,
     /// The director's link the client's packets arrive on, and the MAC
     /// they came from: where NAT replies go when no route is more specific.
@@ -70,7 +82,7 @@ pub struct Conn {
 /// The resolution of connection timers.
 pub const TICK_MS: u64 = 4;
 
-impl Conn {
+impl<A: Addr> Conn<A> {
     /// A connection entry; its timer runs out at `expires_ms`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -80,11 +92,11 @@ impl Conn {
         state: ConnState,
         expires_ms: u64,
         fwd: Forward,
-        raddr: Ipv4Addr,
+        raddr: A,
         rport: u16,
         client_link: u8,
         client_mac: MacAddr,
-    ) -> Conn {
+    ) -> Conn<A> {
         let mut c = Conn {
             svc,
             dest,
@@ -138,7 +150,8 @@ impl Conn {
         }
     }
 
-    pub(super) fn reply_key(&self, k: &ConnKey) -> Option<ReplyKey> {
+    #[inline]
+    pub(super) fn reply_key(&self, k: &ConnKey<A>) -> Option<ReplyKey<A>> {
         (self.fwd == Forward::Masq && !self.state.is_template())
             .then(|| ReplyKey::of(k, self.raddr, self.rport))
     }
@@ -151,6 +164,11 @@ pub(super) mod tests {
     /// A UDP entry to 198.18.1.11:8080 forwarded by `fwd` (for the
     /// table's tests too).
     pub(in crate::dataplane) fn conn(fwd: Forward) -> Conn {
+        conn_to(fwd, Ipv4Addr::new(198, 18, 1, 11))
+    }
+
+    /// The same entry to `raddr`:8080, of either family.
+    pub(in crate::dataplane) fn conn_to<A: Addr>(fwd: Forward, raddr: A) -> Conn<A> {
         Conn::new(
             0,
             0,
@@ -158,7 +176,7 @@ pub(super) mod tests {
             ConnState::Udp,
             0,
             fwd,
-            Ipv4Addr::new(198, 18, 1, 11),
+            raddr,
             8080,
             0,
             MacAddr::ZERO,

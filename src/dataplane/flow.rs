@@ -140,7 +140,7 @@ impl Dataplane {
             if let Some(d) = dest {
                 release(&d.state, &old);
             }
-            self.emit(SyncEvent::Record(Record::Remove(flow.key)));
+            self.emit_with(|| SyncEvent::Record(Record::Remove(flow.key.portable())));
         }
         // A new connection: TCP schedules only on SYN (no sloppy_tcp),
         // except where the scheduler derives the server from the flow
@@ -244,7 +244,7 @@ impl Dataplane {
             // Expired, or its real server gone: a new one replaces it.
             if controls == 0 {
                 self.forget(&tk, true);
-                self.emit(SyncEvent::Record(Record::RemoveTemplate(tk)));
+                self.emit_with(|| SyncEvent::Record(Record::RemoveTemplate(tk.portable())));
             }
         }
         let di = self.pick(flow)?;
@@ -302,7 +302,7 @@ impl Dataplane {
                 if let Some((_, od)) = locate(&self.table, &self.positions, &mut old) {
                     release(&od.state, &old);
                 }
-                self.emit(SyncEvent::Record(Record::removal(gone, old.state)));
+                self.emit_with(|| SyncEvent::Record(Record::removal(&gone, old.state)));
                 Ok(())
             }
             Err(e) => {

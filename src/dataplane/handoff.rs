@@ -7,16 +7,17 @@
 use super::Dataplane;
 use super::books::{locate, release, take};
 use super::conn::Conn;
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, PortableConn};
 use crate::lvs::service::ServiceKey;
 use crate::lvs::table::Table;
 use crate::wire::MacAddr;
 
-/// A connection in its portable form.
-pub(super) fn portable(
+/// A connection of either family's table in its portable form.
+pub(super) fn portable<A: Addr>(
     t: &Table,
-    k: &ConnKey,
-    c: &Conn,
+    k: &ConnKey<A>,
+    c: &Conn<A>,
     now: u64,
     seen_twice: bool,
 ) -> PortableConn {
@@ -28,11 +29,11 @@ pub(super) fn portable(
     });
     PortableConn {
         protocol: k.protocol,
-        caddr: k.caddr,
+        caddr: k.caddr.into(),
         cport: k.cport,
-        vaddr: k.vaddr,
+        vaddr: k.vaddr.into(),
         vport: k.vport,
-        raddr: c.raddr,
+        raddr: c.raddr.into(),
         rport: c.rport,
         fwd: c.fwd,
         state: c.state,
@@ -87,13 +88,16 @@ impl Dataplane {
     /// Enters one portable connection or template (not in the table yet)
     /// with its real server in the current table; false if there is none.
     /// A connection of a persistent service is linked to its template
-    /// when that is here already.
+    /// when that is here already. An IPv6 connection is not taken: the
+    /// data plane keeps no IPv6 table yet (docs/ipv6.md).
     pub(super) fn import_one(&mut self, p: &PortableConn, now: u64) -> bool {
-        let key = p.key();
+        let Some((key, raddr)) = p.typed() else {
+            return false;
+        };
         // Its service: by mark if it names one, else as its frames find
         // it (a mark's first, then the port's, then a port-0 service).
         let si = match p.fwmark {
-            0 => self.table.lookup(p.protocol, p.vaddr, p.vport),
+            0 => self.table.lookup(p.protocol, key.vaddr, p.vport),
             m => self.table.service_index(&ServiceKey::mark(m)),
         };
         let Some(si) = si else {
@@ -104,7 +108,7 @@ impl Dataplane {
             .dests
             .iter()
             .enumerate()
-            .find(|(_, d)| d.addr == p.raddr && svc.dest_port(d, p.vport) == p.rport)
+            .find(|(_, d)| d.addr == raddr && svc.dest_port(d, p.vport) == p.rport)
         else {
             return false;
         };
@@ -119,7 +123,7 @@ impl Dataplane {
             p.state,
             now + p.expires_in_ms,
             p.fwd,
-            p.raddr,
+            raddr,
             p.rport,
             p.client_link,
             MacAddr(p.client_mac),

@@ -52,7 +52,7 @@ fn still_live<'t>(
             gone_offloaded(k, c);
         }
         if !live && let Some(tx) = sync {
-            let r = Record::removal(*k, c.state);
+            let r = Record::removal(k, c.state);
             queue(tx, counters, SyncEvent::Record(r));
         }
         live

@@ -33,7 +33,7 @@ impl Dataplane {
 
     /// As `emit`, the event built only when it is queued.
     #[inline]
-    fn emit_with(&self, ev: impl FnOnce() -> SyncEvent) {
+    pub(super) fn emit_with(&self, ev: impl FnOnce() -> SyncEvent) {
         if let Some(tx) = self.sync.as_ref().filter(|_| !self.table.standby) {
             queue(tx, &self.counters, ev());
         }
@@ -58,33 +58,43 @@ impl Dataplane {
                 // An active director trusts its own table: it takes only
                 // connections it does not know (the last ones the previous
                 // holder made as it let go), and removes nothing.
+                // An IPv6 record names no entry here: the data plane
+                // keeps no IPv6 table yet (docs/ipv6.md).
                 _ if !self.table.standby => match r {
-                    Record::Upsert(p) if self.conns.entry(&p.key(), p.is_template()).is_none() => {
-                        self.import_one(p, now)
-                    }
+                    Record::Upsert(p) if !self.has(p) => self.import_one(p, now),
                     _ => false,
                 },
-                Record::Remove(k) => {
-                    self.forget(k, false);
+                Record::Remove(k) => k.typed().is_some_and(|k| {
+                    self.forget(&k, false);
                     true
-                }
-                Record::RemoveTemplate(k) => {
-                    self.forget(k, true);
+                }),
+                Record::RemoveTemplate(k) => k.typed().is_some_and(|k| {
+                    self.forget(&k, true);
                     true
-                }
+                }),
                 Record::Upsert(p) => self.upsert(p, now),
             });
         }
         applied
     }
 
+    /// Whether the table has `p`'s entry already.
+    fn has(&self, p: &PortableConn) -> bool {
+        p.key()
+            .typed()
+            .is_some_and(|k| self.conns.entry(&k, p.is_template()).is_some())
+    }
+
     /// Enters or updates one synced connection.
     fn upsert(&mut self, p: &PortableConn, now: u64) -> bool {
-        let (key, tpl) = (p.key(), p.is_template());
+        let Some((key, raddr)) = p.typed() else {
+            return false;
+        };
+        let tpl = p.is_template();
         let same = self
             .conns
             .entry(&key, tpl)
-            .is_some_and(|c| c.raddr == p.raddr && c.rport == p.rport && c.fwd == p.fwd);
+            .is_some_and(|c| c.raddr == raddr && c.rport == p.rport && c.fwd == p.fwd);
         if !same {
             self.forget(&key, tpl);
             return self.import_one(p, now);

@@ -17,7 +17,7 @@
 //! synced connections, a restart's handed-over ones).
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 
 use crate::host::sys;
@@ -37,6 +37,16 @@ pub fn worker_of(addr: Ipv4Addr, port: u16, n: usize) -> usize {
     }
     let h = (u32::from(addr) ^ u32::from(port)).wrapping_mul(GOLDEN) >> 16;
     (h % n as u32) as usize
+}
+
+/// [`worker_of`] for a client of either family. The program does not
+/// hash IPv6 yet (docs/ipv6.md, step 7): an IPv6 client's connections go
+/// to worker 0 until it does.
+pub fn worker_of_ip(addr: IpAddr, port: u16, n: usize) -> usize {
+    match addr {
+        IpAddr::V4(a) => worker_of(a, port, n),
+        IpAddr::V6(_) => 0,
+    }
 }
 
 // Classic BPF encoding (linux/filter.h, linux/bpf_common.h).

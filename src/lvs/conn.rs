@@ -5,9 +5,11 @@
 //! `uvsadm -Lnc` ([`ConnInfo`]). The data plane keeps its own entry and
 //! table, and moves TCP states by IPVS's transition tables.
 
+use crate::lvs::addr::Addr;
 use crate::lvs::service::{Forward, Persistence, Protocol, ServiceKey, Timeouts};
 use serde::{Deserialize, Serialize};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
 /// The default `--max-conns`.
 pub const DEFAULT_MAX_CONNS: usize = 1 << 20;
@@ -15,17 +17,43 @@ pub const DEFAULT_MAX_CONNS: usize = 1 << 20;
 /// 32 bits, with one number kept free.
 pub const MAX_LIMIT: usize = 1 << 31;
 
-/// The client's 5-tuple as seen on the way in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnKey {
+/// The client's 5-tuple as seen on the way in, of either family: the
+/// data plane keys a table per family with `ConnKey<Ipv4Addr>` (the
+/// default) and `ConnKey<Ipv6Addr>`; what crosses a process or the
+/// planes' boundary with either family in it (a sync record's key) is a
+/// [`PortableKey`], `ConnKey<IpAddr>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnKey<A = Ipv4Addr> {
     pub protocol: Protocol,
-    pub caddr: Ipv4Addr,
+    pub caddr: A,
     pub cport: u16,
-    pub vaddr: Ipv4Addr,
+    pub vaddr: A,
     pub vport: u16,
 }
 
-impl ConnKey {
+/// A key hashed as a few fixed-width numbers ([`hash_tuple`]).
+impl<A: Addr> Hash for ConnKey<A> {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let k = self;
+        hash_tuple(h, k.protocol, (k.caddr, k.cport), (k.vaddr, k.vport));
+    }
+}
+
+/// Feeds a 5-tuple to `h` as a few fixed-width numbers
+/// ([`Addr::hash_pair`], then the protocol and ports in one): the
+/// connection table hashes one on every lookup, and numbers are what a
+/// hasher takes fastest.
+#[inline]
+pub fn hash_tuple<A: Addr, H: Hasher>(h: &mut H, protocol: Protocol, a: (A, u16), b: (A, u16)) {
+    A::hash_pair(a.0, b.0, h);
+    h.write_u64((u64::from(protocol.number()) << 32) | (u64::from(a.1) << 16) | u64::from(b.1));
+}
+
+/// A connection's key of either family.
+pub type PortableKey = ConnKey<IpAddr>;
+
+impl<A: Addr> ConnKey<A> {
     /// The key of the persistence template that connection `self` of
     /// service `svc` goes through (`ip_vs_sched_persist`): the client's
     /// network, client port 0, and the service's port (0 for a port-0
@@ -34,8 +62,15 @@ impl ConnKey {
     /// template per client network and mark, whatever the connection's
     /// protocol, VIP and port, with the mark as its virtual address.
     #[inline]
-    pub fn template(&self, p: &Persistence, svc: &ServiceKey) -> ConnKey {
-        let caddr = p.client_net(self.caddr);
+    pub fn template(&self, p: &Persistence, svc: &ServiceKey) -> ConnKey<A> {
+        self.template_in(p.client_mask(), svc)
+    }
+
+    /// [`template`](Self::template) with the client network's mask given
+    /// (an IPv6 service's is a prefix: [`Addr::prefix_mask`]).
+    #[inline]
+    pub fn template_in(&self, mask: A, svc: &ServiceKey) -> ConnKey<A> {
+        let caddr = self.caddr.masked(mask);
         match svc.fwmark {
             0 => ConnKey {
                 protocol: self.protocol,
@@ -50,12 +85,12 @@ impl ConnKey {
 
     /// The template of client network `caddr` on firewall mark `mark`.
     #[inline]
-    pub fn mark_template(caddr: Ipv4Addr, mark: u32) -> ConnKey {
+    pub fn mark_template(caddr: A, mark: u32) -> ConnKey<A> {
         ConnKey {
             protocol: Protocol::Ip,
             caddr,
             cport: 0,
-            vaddr: Ipv4Addr::from(mark),
+            vaddr: A::from_mark(mark),
             vport: 0,
         }
     }
@@ -64,12 +99,57 @@ impl ConnKey {
     /// address), `None` for any other entry.
     #[inline]
     pub fn template_mark(&self) -> Option<u32> {
-        (self.protocol == Protocol::Ip).then_some(u32::from(self.vaddr))
+        match self.protocol {
+            Protocol::Ip => self.vaddr.mark(),
+            _ => None,
+        }
     }
 
+    /// The key as either family's.
+    #[inline]
+    pub fn portable(&self) -> PortableKey {
+        self.with_addrs(self.caddr.into(), self.vaddr.into())
+    }
+}
+
+impl<A: Copy> ConnKey<A> {
+    /// The same protocol and ports with addresses `caddr` and `vaddr`
+    /// (another family's, or either's).
+    #[inline]
+    pub fn with_addrs<B>(&self, caddr: B, vaddr: B) -> ConnKey<B> {
+        ConnKey {
+            protocol: self.protocol,
+            caddr,
+            cport: self.cport,
+            vaddr,
+            vport: self.vport,
+        }
+    }
+}
+
+impl ConnKey<Ipv4Addr> {
     /// The virtual service's address and port (VIP:VPORT).
     pub fn vip(&self) -> SocketAddrV4 {
         SocketAddrV4::new(self.vaddr, self.vport)
+    }
+}
+
+impl PortableKey {
+    /// The key in family `A`'s table; `None` if its addresses are the
+    /// other family's.
+    #[inline]
+    pub fn typed<A: Addr>(&self) -> Option<ConnKey<A>> {
+        Some(self.with_addrs(A::from_ip(self.caddr)?, A::from_ip(self.vaddr)?))
+    }
+
+    /// As [`ConnKey::template_mark`]: the mark of a mark service's
+    /// template, `None` for any other entry (and for a key no table of
+    /// either family would hold).
+    pub fn template_mark(&self) -> Option<u32> {
+        match self.vaddr {
+            IpAddr::V4(_) => self.typed::<Ipv4Addr>()?.template_mark(),
+            IpAddr::V6(_) => self.typed::<Ipv6Addr>()?.template_mark(),
+        }
     }
 }
 
@@ -219,14 +299,17 @@ impl TcpState {
 /// the timer as time left. A planned restart hands the whole table to the
 /// new director this way (`uvs director --takeover`), so established
 /// connections continue; HA sync sends connections to the peers as these.
+/// Its addresses are of either family (all three of one, as a table's
+/// entry has them); in JSON an address is its text, so an IPv4 one is
+/// written as it was before IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortableConn {
     pub protocol: Protocol,
-    pub caddr: Ipv4Addr,
+    pub caddr: IpAddr,
     pub cport: u16,
-    pub vaddr: Ipv4Addr,
+    pub vaddr: IpAddr,
     pub vport: u16,
-    pub raddr: Ipv4Addr,
+    pub raddr: IpAddr,
     pub rport: u16,
     pub fwd: Forward,
     pub state: ConnState,
@@ -245,7 +328,7 @@ impl PortableConn {
         self.state.is_template()
     }
 
-    pub fn key(&self) -> ConnKey {
+    pub fn key(&self) -> PortableKey {
         ConnKey {
             protocol: self.protocol,
             caddr: self.caddr,
@@ -253,6 +336,13 @@ impl PortableConn {
             vaddr: self.vaddr,
             vport: self.vport,
         }
+    }
+
+    /// Its key and real server's address in family `A`'s table; `None`
+    /// if any of its addresses is the other family's.
+    #[inline]
+    pub fn typed<A: Addr>(&self) -> Option<(ConnKey<A>, A)> {
+        Some((self.key().typed()?, A::from_ip(self.raddr)?))
     }
 }
 
@@ -287,6 +377,123 @@ mod tests {
         assert_eq!(TcpState::from_code(11), None);
         assert_eq!(TcpState::SynAck.name(), "SYNACK");
         assert_eq!(ConnState::from_code(0xff), Some(ConnState::Udp));
+    }
+
+    /// A handoff line as a director of the version before IPv6 writes it
+    /// (and one older still, without `fwmark`): it parses, and an IPv4
+    /// connection is written back the same.
+    #[test]
+    fn an_ipv4_handoff_line_of_before_ipv6_parses_and_is_written_the_same() {
+        let line = r#"{"protocol":"Tcp","caddr":"198.18.0.10","cport":40000,"vaddr":"198.18.0.100","vport":80,"raddr":"198.18.0.11","rport":8080,"fwd":"Masq","state":{"Tcp":"Established"},"expires_in_ms":899000,"client_link":1,"client_mac":[2,0,0,0,0,10],"seen_twice":true,"fwmark":0}"#;
+        let p: PortableConn = serde_json::from_str(line).unwrap();
+        assert_eq!(p.caddr, IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10)));
+        assert_eq!(p.state, ConnState::Tcp(TcpState::Established));
+        assert_eq!(serde_json::to_string(&p).unwrap(), line);
+        let older = line.replace(r#","fwmark":0"#, "");
+        assert_eq!(serde_json::from_str::<PortableConn>(&older).unwrap(), p);
+        // An IPv6 connection is written with its addresses' text.
+        let v6 = PortableConn {
+            caddr: "2001:2::10".parse().unwrap(),
+            vaddr: "2001:2::100".parse().unwrap(),
+            raddr: "2001:2::11".parse().unwrap(),
+            ..p
+        };
+        let text = serde_json::to_string(&v6).unwrap();
+        assert!(text.contains(r#""caddr":"2001:2::10""#), "{text}");
+        assert_eq!(serde_json::from_str::<PortableConn>(&text).unwrap(), v6);
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    /// A portable connection enters a table of its own family only;
+    /// one of mixed families enters none.
+    #[test]
+    fn a_portable_connection_converts_only_to_its_own_family() {
+        let v4 = ConnKey {
+            protocol: Protocol::Udp,
+            caddr: Ipv4Addr::new(198, 18, 0, 10),
+            cport: 5000,
+            vaddr: Ipv4Addr::new(198, 18, 0, 100),
+            vport: 53,
+        };
+        let v6 = v4.with_addrs(ip6("2001:2::10"), ip6("2001:2::100"));
+        assert_eq!(v4.portable().typed(), Some(v4));
+        assert_eq!(v4.portable().typed::<Ipv6Addr>(), None);
+        assert_eq!(v6.portable().typed(), Some(v6));
+        assert_eq!(v6.portable().typed::<Ipv4Addr>(), None);
+        let p = PortableConn {
+            protocol: v6.protocol,
+            caddr: v6.caddr.into(),
+            cport: v6.cport,
+            vaddr: v6.vaddr.into(),
+            vport: v6.vport,
+            raddr: "2001:2::11".parse().unwrap(),
+            rport: 53,
+            fwd: Forward::Masq,
+            state: ConnState::Udp,
+            expires_in_ms: 1000,
+            client_link: 0,
+            client_mac: [0; 6],
+            seen_twice: false,
+            fwmark: 0,
+        };
+        assert_eq!(p.key(), v6.portable());
+        assert_eq!(p.typed(), Some((v6, "2001:2::11".parse().unwrap())));
+        assert_eq!(p.typed::<Ipv4Addr>(), None);
+        // An IPv4 real server under an IPv6 key (or the reverse).
+        let mixed = PortableConn {
+            raddr: Ipv4Addr::new(198, 18, 0, 11).into(),
+            ..p
+        };
+        assert_eq!(mixed.typed::<Ipv6Addr>(), None);
+        assert_eq!(mixed.typed::<Ipv4Addr>(), None);
+        let half = ConnKey {
+            vaddr: IpAddr::V4(v4.vaddr),
+            ..v6.portable()
+        };
+        assert_eq!(half.typed::<Ipv6Addr>(), None);
+        assert_eq!(half.typed::<Ipv4Addr>(), None);
+        assert_eq!(
+            ConnKey {
+                protocol: Protocol::Ip,
+                ..half
+            }
+            .template_mark(),
+            None
+        );
+    }
+
+    /// A persistence template of an IPv4 client is its netmask's network,
+    /// as before IPv6; an IPv6 client's is its whole address until a
+    /// service carries an IPv6 prefix.
+    #[test]
+    fn templates_mask_the_client_by_the_services_netmask() {
+        let svc = ServiceKey {
+            protocol: Protocol::Tcp,
+            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+            port: 80,
+            fwmark: 0,
+        };
+        let p = Persistence {
+            timeout: 300,
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+        };
+        let k = ConnKey {
+            protocol: Protocol::Tcp,
+            caddr: Ipv4Addr::new(198, 19, 7, 9),
+            cport: 40000,
+            vaddr: Ipv4Addr::new(198, 18, 0, 100),
+            vport: 80,
+        };
+        let t = k.template(&p, &svc);
+        assert_eq!(
+            (t.caddr, t.cport, t.vport),
+            (Ipv4Addr::new(198, 19, 7, 0), 0, 80)
+        );
+        let k6 = k.with_addrs(ip6("2001:2::7:9"), ip6("2001:2::100"));
+        assert_eq!(k6.template(&p, &svc).caddr, k6.caddr);
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! servers ([`service`], [`dest`]), the schedulers ([`sched`]), the
 //! immutable forwarding [`table`] the control plane publishes to the data
 //! plane, the [`stats`] counters the data plane bumps and listings read,
+//! the address of either family connections are generic over ([`addr`]),
 //! connections ([`conn`]: key, state, portable form, listing rows), what
 //! connection sync carries ([`sync`]) and the questions the control plane
 //! asks the data plane ([`request`]).
 
+pub mod addr;
 pub mod conn;
 pub mod dest;
 pub mod mark;

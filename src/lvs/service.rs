@@ -1,6 +1,7 @@
 //! Virtual services and real servers: the LVS vocabulary shared by the
 //! control plane, the data plane and `uvsadm`.
 
+use crate::lvs::addr::Addr;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -387,7 +388,16 @@ impl Persistence {
 
     /// The client network a client belongs to.
     #[inline]
-    pub fn client_net(&self, caddr: Ipv4Addr) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(caddr) & u32::from(self.netmask))
+    pub fn client_net<A: Addr>(&self, caddr: A) -> A {
+        caddr.masked(self.client_mask())
+    }
+
+    /// The mask of the client networks of family `A`: the netmask for
+    /// IPv4; for IPv6 the whole address (/128) until a service carries
+    /// its prefix length (ipvsadm's `-M 1..128`, docs/ipv6.md), which
+    /// this will then read.
+    #[inline]
+    pub fn client_mask<A: Addr>(&self) -> A {
+        A::from_ip(self.netmask.into()).unwrap_or(A::ALL_ONES)
     }
 }

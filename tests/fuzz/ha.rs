@@ -18,11 +18,11 @@ fn ha_seeds() -> Vec<Vec<u8>> {
     use uvs::lvs::sync::{Digest, Record};
     let conn = PortableConn {
         protocol: Protocol::Tcp,
-        caddr: Ipv4Addr::new(198, 18, 0, 10),
+        caddr: Ipv4Addr::new(198, 18, 0, 10).into(),
         cport: 40000,
         vaddr: VIP.into(),
         vport: 80,
-        raddr: Ipv4Addr::new(198, 18, 0, 11),
+        raddr: Ipv4Addr::new(198, 18, 0, 11).into(),
         rport: 80,
         fwd: Forward::Route,
         state: ConnState::Udp,
@@ -35,6 +35,14 @@ fn ha_seeds() -> Vec<Vec<u8>> {
     let udp = PortableConn {
         protocol: Protocol::Udp,
         ..conn
+    };
+    // An IPv6 connection: its records are 72 bytes, mixed with IPv4's.
+    let v6 = |a: &str| a.parse::<std::net::IpAddr>().unwrap();
+    let udp6 = PortableConn {
+        caddr: v6("2001:2::10"),
+        vaddr: v6("2001:2::100"),
+        raddr: v6("2001:2::11"),
+        ..udp
     };
     let msg = |body| {
         SyncMsg {
@@ -49,6 +57,11 @@ fn ha_seeds() -> Vec<Vec<u8>> {
         msg(Body::Records(vec![
             Record::Upsert(udp),
             Record::Remove(udp.key()),
+        ])),
+        msg(Body::Records(vec![
+            Record::Upsert(udp6),
+            Record::Upsert(udp),
+            Record::Remove(udp6.key()),
         ])),
         msg(Body::Digest(Digest { count: 1, sum: 2 })),
         msg(Body::Nack { from: 1, to: 3 }),
@@ -100,7 +113,7 @@ proptest! {
     /// never a panic, and without the key nothing altered is ever taken;
     /// the witness and a director's view of it take them without a panic.
     #[test]
-    fn ha_messages(seed in 0..6usize, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), cut in any::<usize>(), random in proptest::collection::vec(any::<u8>(), 0..1500)) {
+    fn ha_messages(seed in 0..7usize, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), cut in any::<usize>(), random in proptest::collection::vec(any::<u8>(), 0..1500)) {
         use uvs::ha::sync::{Inbox, SyncMsg};
         let base = &HA_SEEDS[seed];
         let mut m = base.clone();

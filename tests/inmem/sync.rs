@@ -157,3 +157,46 @@ fn removals_are_synced_and_a_resync_drops_what_the_active_one_no_longer_has() {
     // The marks went into the queue, in order with the records.
     assert!(rx.try_iter().any(|e| e == SyncEvent::Mark(1)));
 }
+
+/// The same records with IPv6 addresses, which the data plane has no
+/// table for yet (docs/ipv6.md): nothing of them is applied or imported,
+/// without a panic, and the IPv4 ones beside them still are.
+#[test]
+fn ipv6_records_are_not_applied_until_the_data_plane_has_an_ipv6_table() {
+    let (mut a, mut b, rx) = pair();
+    for p in 0..3u16 {
+        a.feed(tcp(40000 + p, true, false));
+    }
+    let recs = records(&rx);
+    let to6 = |a: std::net::IpAddr| match a {
+        std::net::IpAddr::V4(a) => a.to_ipv6_mapped().into(),
+        a => a,
+    };
+    let six: Vec<Record> = recs
+        .iter()
+        .map(|r| match *r {
+            Record::Upsert(p) => Record::Upsert(uvs::lvs::conn::PortableConn {
+                caddr: to6(p.caddr),
+                vaddr: to6(p.vaddr),
+                raddr: to6(p.raddr),
+                ..p
+            }),
+            r => r,
+        })
+        .collect();
+    let Record::Upsert(p6) = six[0] else {
+        panic!("{six:?}")
+    };
+    let removals = [Record::Remove(p6.key()), Record::RemoveTemplate(p6.key())];
+    assert_eq!(b.dp.apply_sync(&six), 0);
+    assert_eq!(b.dp.apply_sync(&removals), 0);
+    assert_eq!(b.dp.import_conns(&[p6]), 0);
+    assert_eq!(b.dp.conn_count(), 0);
+    let both: Vec<Record> = six.iter().chain(&recs).copied().collect();
+    assert_eq!(b.dp.apply_sync(&both), recs.len());
+    assert_eq!(b.dp.digest(), a.dp.digest());
+    // An active director takes none either.
+    b.publisher.set_standby(false);
+    b.apply(&[]);
+    assert_eq!(b.dp.apply_sync(&six), 0);
+}

@@ -9,9 +9,11 @@ mod templates;
 pub mod walk;
 
 use super::conn::{Conn, ReplyKey};
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState, MAX_LIMIT, TcpState};
 use crate::lvs::service::Timeouts;
 use crate::lvs::sync::Digest;
+use std::net::Ipv4Addr;
 use tally::Tally;
 
 /// Why a connection could not be added.
@@ -25,6 +27,10 @@ pub enum InsertError {
     ReplyClash,
 }
 
+/// An entry with its key, as the table hands one out (an evicted one, a
+/// listing's).
+pub type Entry<A = Ipv4Addr> = (ConnKey<A>, Conn<A>);
+
 /// No slot (end of a chain or of the eviction list).
 const NIL: u32 = u32::MAX;
 
@@ -33,11 +39,11 @@ const NIL: u32 = u32::MAX;
 /// slot number, so nothing is allocated per connection and a sweep or a
 /// listing can resume at a slot number.
 #[derive(Clone, Copy)]
-struct Slot {
-    key: ConnKey,
-    conn: Conn,
-    /// [`LIVE`], [`SECOND`], [`LISTED`], [`MARK`]: one byte keeps the
-    /// entry in 64.
+struct Slot<A = Ipv4Addr> {
+    key: ConnKey<A>,
+    conn: Conn<A>,
+    /// [`LIVE`], [`SECOND`], [`LISTED`], [`MARK`]: one byte keeps an
+    /// IPv4 entry in 64.
     flags: u8,
     prev: u32,
     next: u32,
@@ -46,6 +52,11 @@ struct Slot {
     /// Next slot in the same bucket of the NAT reply index.
     rnext: u32,
 }
+
+// An IPv4 entry, with its chain links, in 64 bytes (issue 14); an
+// IPv6 entry's three addresses take 36 bytes more (docs/ipv6.md).
+const _: () = assert!(std::mem::size_of::<Slot<Ipv4Addr>>() == 64);
+const _: () = assert!(std::mem::size_of::<Slot<std::net::Ipv6Addr>>() == 100);
 
 /// The slot holds a connection.
 const LIVE: u8 = 1;
@@ -57,7 +68,7 @@ const LISTED: u8 = 4;
 /// full resync began (a backup drops the others at its end).
 const MARK: u8 = 8;
 
-impl Slot {
+impl<A> Slot<A> {
     #[inline]
     fn has(&self, f: u8) -> bool {
         self.flags & f != 0
@@ -84,7 +95,11 @@ impl Slot {
 /// When the table is full, the oldest entry that is cheap to lose (one
 /// packet only, or a TCP handshake never completed) makes room, so a
 /// flood of new flows cannot lock out established ones or other services.
-pub struct ConnTable {
+///
+/// One table holds one family's connections: `ConnTable` (IPv4's, 64
+/// bytes an entry) or `ConnTable<Ipv6Addr>` (IPv6's, [`Self::SLOT_BYTES`]),
+/// each compiled for its own address type.
+pub struct ConnTable<A = Ipv4Addr> {
     /// First slot of each bucket of the client 5-tuple index.
     buckets: Box<[u32]>,
     /// First slot of each bucket of the NAT reply index.
@@ -92,11 +107,11 @@ pub struct ConnTable {
     mask: usize,
     /// Keyed (random per process) so chains cannot be aimed at.
     hasher: foldhash::fast::RandomState,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<A>>,
     /// Beside each slot, its persistence link (`templates.rs`): for a
     /// connection, the slot of the template that controls it ([`NIL`]
     /// when none); for a template, how many connections it controls.
-    /// Apart from the slots, so an entry stays 64 bytes.
+    /// Apart from the slots, so an IPv4 entry stays 64 bytes.
     ctl: Vec<u32>,
     free: Vec<u32>,
     len: usize,
@@ -119,7 +134,7 @@ pub struct ConnTable {
 /// packet, or it is a TCP handshake that never completed. A template is
 /// cheap when it controls nothing and was never assured (IPVS's
 /// `ip_vs_random_dropentry` drops those, and keeps assured ones).
-fn cheap(s: &Slot, ctl: u32) -> bool {
+fn cheap<A>(s: &Slot<A>, ctl: u32) -> bool {
     match s.conn.state {
         ConnState::Template => ctl == 0,
         ConnState::Assured => false,
@@ -138,9 +153,12 @@ fn bucket_count(max: usize) -> usize {
     max.next_power_of_two().max(1024)
 }
 
-impl ConnTable {
+impl<A: Addr> ConnTable<A> {
+    /// The size of one entry with its chain links.
+    pub const SLOT_BYTES: usize = std::mem::size_of::<Slot<A>>();
+
     /// A table of at most `max` connections (capped at [`MAX_LIMIT`]).
-    pub fn new(max: usize) -> ConnTable {
+    pub fn new(max: usize) -> ConnTable<A> {
         let max = max.clamp(1, MAX_LIMIT);
         let n = bucket_count(max);
         ConnTable {
@@ -163,10 +181,23 @@ impl ConnTable {
         }
     }
 
-    /// Roughly the memory the table takes when full.
+    /// Roughly the memory a table of this family takes when full: the
+    /// two indexes' buckets, and per entry its slot, its persistence link
+    /// and its place on the free list.
     pub fn bytes_at_limit(max: usize) -> usize {
         let max = max.clamp(1, MAX_LIMIT);
-        2 * 4 * bucket_count(max) + max * (std::mem::size_of::<Slot>() + 8)
+        2 * 4 * bucket_count(max) + max * (Self::SLOT_BYTES + 8)
+    }
+
+    /// The table of this family at limit `max`, as the start logs it:
+    /// `IPv4 connection table: up to N entries, about M MiB when full`.
+    pub fn limit_line(max: usize) -> String {
+        format!(
+            "{} connection table: up to {max} entries, about {} MiB when full ({} bytes an entry)",
+            A::FAMILY,
+            Self::bytes_at_limit(max).div_ceil(1 << 20),
+            Self::SLOT_BYTES,
+        )
     }
 
     pub fn limit(&self) -> usize {
@@ -175,13 +206,13 @@ impl ConnTable {
 
     /// Whether the entry saw a second packet (kept across a handoff, so
     /// an established flow is not the first evicted by its new owner).
-    pub fn seen_twice(&self, k: &ConnKey) -> bool {
+    pub fn seen_twice(&self, k: &ConnKey<A>) -> bool {
         self.find(k)
             .is_some_and(|i| self.slots[i as usize].has(SECOND))
     }
 
     /// Marks an entry as having seen a second packet.
-    pub fn mark_seen_twice(&mut self, k: &ConnKey) {
+    pub fn mark_seen_twice(&mut self, k: &ConnKey<A>) {
         if let Some(i) = self.find(k) {
             self.slots[i as usize].set(SECOND, true);
         }
@@ -201,13 +232,13 @@ impl ConnTable {
     /// A connection's slot (never a template's: a template's key, with
     /// client port 0, is not a flow).
     #[inline]
-    fn find(&self, k: &ConnKey) -> Option<u32> {
+    fn find(&self, k: &ConnKey<A>) -> Option<u32> {
         self.find_kind(k, false)
     }
 
     /// The newest entry with key `k` that is (or is not) a template.
     #[inline]
-    fn find_kind(&self, k: &ConnKey, template: bool) -> Option<u32> {
+    fn find_kind(&self, k: &ConnKey<A>, template: bool) -> Option<u32> {
         let mut i = self.buckets[self.bucket(k)];
         while i != NIL {
             let s = &self.slots[i as usize];
@@ -220,7 +251,7 @@ impl ConnTable {
     }
 
     #[inline]
-    fn find_reply(&self, r: &ReplyKey) -> Option<u32> {
+    fn find_reply(&self, r: &ReplyKey<A>) -> Option<u32> {
         let mut i = self.rbuckets[self.bucket(r)];
         while i != NIL {
             let s = &self.slots[i as usize];
@@ -233,7 +264,7 @@ impl ConnTable {
     }
 
     #[inline]
-    pub fn get(&self, k: &ConnKey) -> Option<&Conn> {
+    pub fn get(&self, k: &ConnKey<A>) -> Option<&Conn<A>> {
         let i = self.find(k)?;
         Some(&self.slots[i as usize].conn)
     }
@@ -241,21 +272,21 @@ impl ConnTable {
     /// The connection, for a packet that continues it (which makes it
     /// more than a one-packet entry).
     #[inline]
-    pub fn get_mut(&mut self, k: &ConnKey) -> Option<&mut Conn> {
+    pub fn get_mut(&mut self, k: &ConnKey<A>) -> Option<&mut Conn<A>> {
         let i = self.find(k)?;
         let s = &mut self.slots[i as usize];
         s.set(SECOND, true);
         Some(&mut s.conn)
     }
 
-    pub fn remove(&mut self, k: &ConnKey) -> Option<Conn> {
+    pub fn remove(&mut self, k: &ConnKey<A>) -> Option<Conn<A>> {
         let i = self.find(k)?;
         Some(self.release_slot(i))
     }
 
     /// Takes slot `i` out of its chain (`next` picks the chain's link).
     fn unchain(&mut self, head: usize, i: u32, reply: bool) {
-        let link = |s: &Slot| if reply { s.rnext } else { s.hnext };
+        let link = |s: &Slot<A>| if reply { s.rnext } else { s.hnext };
         let after = link(&self.slots[i as usize]);
         let first = if reply {
             self.rbuckets[head]
@@ -286,7 +317,7 @@ impl ConnTable {
 
     /// Frees slot `i`: out of both indexes, the eviction list and its
     /// template's count.
-    fn release_slot(&mut self, i: u32) -> Conn {
+    fn release_slot(&mut self, i: u32) -> Conn<A> {
         self.unlist(i);
         self.detach(i);
         let (k, c) = {
@@ -314,7 +345,7 @@ impl ConnTable {
 
     /// A connection found by `get_mut` changed state from `old`: its
     /// share of the digest follows.
-    pub fn restated(&mut self, k: &ConnKey, c: &Conn, old: ConnState) {
+    pub fn restated(&mut self, k: &ConnKey<A>, c: &Conn<A>, old: ConnState) {
         self.tally.restate(k, c, old);
     }
 
@@ -342,7 +373,7 @@ impl ConnTable {
     /// Evicts the oldest cheap entry; `None` if there is none. Entries at
     /// the head that are no longer cheap leave the list for good (a
     /// connection never becomes cheap again).
-    fn evict_one(&mut self) -> Option<(ConnKey, Conn)> {
+    fn evict_one(&mut self) -> Option<Entry<A>> {
         while self.head != NIL {
             let i = self.head;
             if cheap(&self.slots[i as usize], self.ctl[i as usize]) {
@@ -358,16 +389,16 @@ impl ConnTable {
     /// Inserts a new connection (the key must not be in the table). When
     /// the table is full the oldest cheap entry is evicted and returned,
     /// so the caller can give back its real server's count.
-    pub fn insert(&mut self, k: ConnKey, c: Conn) -> Result<Option<(ConnKey, Conn)>, InsertError> {
+    pub fn insert(&mut self, k: ConnKey<A>, c: Conn<A>) -> Result<Option<Entry<A>>, InsertError> {
         self.insert_slot(k, c).map(|(_, evicted)| evicted)
     }
 
     /// [`insert`](Self::insert), also saying which slot the entry took.
     fn insert_slot(
         &mut self,
-        k: ConnKey,
-        c: Conn,
-    ) -> Result<(u32, Option<(ConnKey, Conn)>), InsertError> {
+        k: ConnKey<A>,
+        c: Conn<A>,
+    ) -> Result<(u32, Option<Entry<A>>), InsertError> {
         let r = c.reply_key(&k);
         if r.is_some_and(|r| self.find_reply(&r).is_some()) {
             return Err(InsertError::ReplyClash);
@@ -439,7 +470,7 @@ impl ConnTable {
 
     /// The NAT connection a real server's reply belongs to.
     #[inline]
-    pub fn by_reply(&self, r: &ReplyKey) -> Option<ConnKey> {
+    pub fn by_reply(&self, r: &ReplyKey<A>) -> Option<ConnKey<A>> {
         let i = self.find_reply(r)?;
         Some(self.slots[i as usize].key)
     }
@@ -460,3 +491,5 @@ impl ConnTable {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests6;

@@ -4,6 +4,7 @@
 //! [`digest_term`], so a digest of the table costs nothing.
 
 use crate::dataplane::conn::Conn;
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
 use crate::lvs::service::Timeouts;
 use crate::lvs::sync::{Digest, digest_term};
@@ -41,7 +42,7 @@ pub(super) struct Tally {
 impl Tally {
     /// Entry `k`, with its real server and `state`, came.
     #[inline]
-    fn enter(&mut self, k: &ConnKey, c: &Conn, state: ConnState) {
+    fn enter<A: Addr>(&mut self, k: &ConnKey<A>, c: &Conn<A>, state: ConnState) {
         self.per_state[index(state)] += 1;
         self.digest = self
             .digest
@@ -50,7 +51,7 @@ impl Tally {
 
     /// Entry `k`, with its real server and `state`, went.
     #[inline]
-    fn leave(&mut self, k: &ConnKey, c: &Conn, state: ConnState) {
+    fn leave<A: Addr>(&mut self, k: &ConnKey<A>, c: &Conn<A>, state: ConnState) {
         self.per_state[index(state)] = self.per_state[index(state)].saturating_sub(1);
         self.digest = self
             .digest
@@ -59,19 +60,19 @@ impl Tally {
 
     /// A new entry.
     #[inline]
-    pub(super) fn add(&mut self, k: &ConnKey, c: &Conn) {
+    pub(super) fn add<A: Addr>(&mut self, k: &ConnKey<A>, c: &Conn<A>) {
         self.enter(k, c, c.state);
     }
 
     /// An entry removed.
     #[inline]
-    pub(super) fn remove(&mut self, k: &ConnKey, c: &Conn) {
+    pub(super) fn remove<A: Addr>(&mut self, k: &ConnKey<A>, c: &Conn<A>) {
         self.leave(k, c, c.state);
     }
 
     /// An entry changed state from `old`.
     #[inline]
-    pub(super) fn restate(&mut self, k: &ConnKey, c: &Conn, old: ConnState) {
+    pub(super) fn restate<A: Addr>(&mut self, k: &ConnKey<A>, c: &Conn<A>, old: ConnState) {
         self.leave(k, c, old);
         self.enter(k, c, c.state);
     }

@@ -9,33 +9,34 @@
 //! The links live beside the slots (`ConnTable::ctl`, 4 bytes an entry),
 //! not in them, so an entry stays 64 bytes.
 
-use super::{ConnTable, InsertError, LISTED, LIVE, NIL};
+use super::{ConnTable, Entry, InsertError, LISTED, LIVE, NIL};
 use crate::dataplane::conn::Conn;
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState};
 
-impl ConnTable {
+impl<A: Addr> ConnTable<A> {
     /// The entry `k` that is (or is not) a template.
-    pub fn entry(&self, k: &ConnKey, template: bool) -> Option<&Conn> {
+    pub fn entry(&self, k: &ConnKey<A>, template: bool) -> Option<&Conn<A>> {
         let i = self.find_kind(k, template)?;
         Some(&self.slots[i as usize].conn)
     }
 
     /// As [`entry`](Self::entry), to change (not a packet: it stays
     /// what it was for eviction).
-    pub fn entry_mut(&mut self, k: &ConnKey, template: bool) -> Option<&mut Conn> {
+    pub fn entry_mut(&mut self, k: &ConnKey<A>, template: bool) -> Option<&mut Conn<A>> {
         let i = self.find_kind(k, template)?;
         Some(&mut self.slots[i as usize].conn)
     }
 
     /// Removes the entry `k` that is (or is not) a template. Connections
     /// a removed template still controls keep running.
-    pub fn remove_entry(&mut self, k: &ConnKey, template: bool) -> Option<Conn> {
+    pub fn remove_entry(&mut self, k: &ConnKey<A>, template: bool) -> Option<Conn<A>> {
         let i = self.find_kind(k, template)?;
         Some(self.release_slot(i))
     }
 
     /// Confirms an entry during a resync.
-    pub fn confirm_entry(&mut self, k: &ConnKey, template: bool) {
+    pub fn confirm_entry(&mut self, k: &ConnKey<A>, template: bool) {
         if let Some(i) = self.find_kind(k, template) {
             let m = self.mark;
             self.slots[i as usize].set(super::MARK, m);
@@ -43,19 +44,19 @@ impl ConnTable {
     }
 
     /// The newest template with key `k`.
-    pub fn template_mut(&mut self, k: &ConnKey) -> Option<&mut Conn> {
+    pub fn template_mut(&mut self, k: &ConnKey<A>) -> Option<&mut Conn<A>> {
         self.entry_mut(k, true)
     }
 
     /// The template `k` and how many connections it controls, from one
     /// lookup (a new connection of a persistent service asks both).
-    pub fn template_controls(&mut self, k: &ConnKey) -> Option<(&mut Conn, u32)> {
+    pub fn template_controls(&mut self, k: &ConnKey<A>) -> Option<(&mut Conn<A>, u32)> {
         let i = self.find_kind(k, true)? as usize;
         Some((&mut self.slots[i].conn, self.ctl[i]))
     }
 
     /// How many connections the template `k` controls.
-    pub fn controls(&self, k: &ConnKey) -> u32 {
+    pub fn controls(&self, k: &ConnKey<A>) -> u32 {
         self.find_kind(k, true).map_or(0, |i| self.ctl[i as usize])
     }
 
@@ -64,10 +65,10 @@ impl ConnTable {
     /// [`insert`](Self::insert) does otherwise.
     pub fn insert_controlled(
         &mut self,
-        k: ConnKey,
-        c: Conn,
-        tk: &ConnKey,
-    ) -> Result<Option<(ConnKey, Conn)>, InsertError> {
+        k: ConnKey<A>,
+        c: Conn<A>,
+        tk: &ConnKey<A>,
+    ) -> Result<Option<Entry<A>>, InsertError> {
         let (i, evicted) = self.insert_slot(k, c)?;
         if let Some(t) = self.find_kind(tk, true) {
             self.attach(i, t);
@@ -109,7 +110,7 @@ impl ConnTable {
     /// slot's next entry). A mark service's template (protocol IP, the
     /// mark for VIP) can control any protocol, VIP and port of its
     /// client's network.
-    fn controls_slot(&self, t: u32, k: &ConnKey) -> bool {
+    fn controls_slot(&self, t: u32, k: &ConnKey<A>) -> bool {
         let s = &self.slots[t as usize];
         let tk = &s.key;
         let of_mark = tk.template_mark().is_some();
@@ -120,13 +121,13 @@ impl ConnTable {
                 || (tk.protocol == k.protocol
                     && tk.vaddr == k.vaddr
                     && (tk.vport == 0 || tk.vport == k.vport)))
-            && u32::from(tk.caddr) & !u32::from(k.caddr) == 0
+            && k.caddr.masked(tk.caddr) == tk.caddr
     }
 
     /// Connection `k` was established: its template, if it was not yet,
     /// becomes assured (`ip_vs_control_assure_ct`). Returns the template
     /// when it changed, for the peers.
-    pub fn assure(&mut self, k: &ConnKey) -> Option<(ConnKey, Conn)> {
+    pub fn assure(&mut self, k: &ConnKey<A>) -> Option<Entry<A>> {
         let i = self.find(k)?;
         let t = self.ctl[i as usize];
         if t == NIL || !self.controls_slot(t, k) {
@@ -145,7 +146,7 @@ impl ConnTable {
 
     /// Links connection `k`, imported from a peer or a predecessor, to
     /// its template `tk` if that is here and it has none yet.
-    pub fn adopt(&mut self, k: &ConnKey, tk: &ConnKey) {
+    pub fn adopt(&mut self, k: &ConnKey<A>, tk: &ConnKey<A>) {
         let (Some(i), Some(t)) = (self.find(k), self.find_kind(tk, true)) else {
             return;
         };
@@ -160,7 +161,7 @@ impl ConnTable {
     /// its template. Returns how many were linked.
     pub fn adopt_orphans(
         &mut self,
-        mut template_of: impl FnMut(&ConnKey) -> Option<ConnKey>,
+        mut template_of: impl FnMut(&ConnKey<A>) -> Option<ConnKey<A>>,
     ) -> usize {
         let mut linked = 0;
         for i in 0..self.slots.len() as u32 {

@@ -2,8 +2,9 @@
 //! pauses forwarding: the sweep's steps, listing chunks (`-Lnc`, a resync)
 //! and the end of a full resync; full passes for tests and shutdown.
 
-use super::{ConnTable, LIVE, MARK};
+use super::{ConnTable, Entry, LIVE, MARK};
 use crate::dataplane::conn::Conn;
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::ConnKey;
 
 /// What one bounded sweep step did.
@@ -15,20 +16,20 @@ pub struct SweepStep {
     pub wrapped: bool,
 }
 
-impl ConnTable {
+impl<A: Addr> ConnTable<A> {
     /// A full resync begins: every entry now counts as not confirmed.
     pub fn begin_marking(&mut self) {
         self.mark = !self.mark;
     }
 
     /// Confirms a connection during a resync.
-    pub fn confirm(&mut self, k: &ConnKey) {
+    pub fn confirm(&mut self, k: &ConnKey<A>) {
         self.confirm_entry(k, false);
     }
 
     /// A full resync ended: drops the entries it did not confirm, and
     /// returns them.
-    pub fn drop_unconfirmed(&mut self) -> Vec<Conn> {
+    pub fn drop_unconfirmed(&mut self) -> Vec<Conn<A>> {
         let mark = self.mark;
         let mut gone = Vec::new();
         for i in 0..self.slots.len() {
@@ -40,7 +41,7 @@ impl ConnTable {
         gone
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&ConnKey, &Conn)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&ConnKey<A>, &Conn<A>)> {
         self.slots
             .iter()
             .filter(|s| s.has(LIVE))
@@ -51,7 +52,7 @@ impl ConnTable {
     /// chunk starts (`None` at the end): listings of a large table go in
     /// bounded pieces between frames. Entries added or removed meanwhile
     /// may or may not appear, as in a listing of /proc/net/ip_vs_conn.
-    pub fn chunk(&self, from: usize, n: usize) -> (Vec<(ConnKey, Conn)>, Option<usize>) {
+    pub fn chunk(&self, from: usize, n: usize) -> (Vec<Entry<A>>, Option<usize>) {
         let mut out = Vec::with_capacity(n.min(self.len()));
         let mut i = from;
         while i < self.slots.len() && out.len() < n {
@@ -73,7 +74,7 @@ impl ConnTable {
         &mut self,
         visit: usize,
         remove: usize,
-        mut f: impl FnMut(&ConnKey, &mut Conn, u32) -> bool,
+        mut f: impl FnMut(&ConnKey<A>, &mut Conn<A>, u32) -> bool,
     ) -> SweepStep {
         let mut step = SweepStep::default();
         while step.visited < visit && step.removed < remove {
@@ -98,7 +99,7 @@ impl ConnTable {
 
     /// Keeps the entries for which `f` returns true, in one full pass
     /// (tests, and shutdown-time work; the data plane sweeps in steps).
-    pub fn retain(&mut self, mut f: impl FnMut(&ConnKey, &mut Conn, u32) -> bool) {
+    pub fn retain(&mut self, mut f: impl FnMut(&ConnKey<A>, &mut Conn<A>, u32) -> bool) {
         self.cursor = 0;
         loop {
             let step = self.sweep_step(usize::MAX, usize::MAX, &mut f);

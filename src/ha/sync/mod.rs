@@ -12,16 +12,17 @@
 
 mod inbox;
 mod outbox;
+mod record;
 
 pub use crate::wire::ha::Refused;
 pub use crate::wire::ha::sync::{MAGIC, MAX_LEN, MAX_RECORDS};
 pub use inbox::{Inbox, Taken};
 pub use outbox::Outbox;
+pub use record::{Batch, batches};
 
-use crate::lvs::conn::{ConnKey, ConnState, PortableConn};
-use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::sync::{Digest, Record};
 use crate::wire::ha::sync::{self as wire, SyncHeader, SyncRecord};
+use record::{from_wire, to_wire};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -77,127 +78,10 @@ pub struct SyncMsg {
     pub body: Body,
 }
 
-fn forward_code(f: Forward) -> u8 {
-    match f {
-        Forward::Route => 0,
-        Forward::Tunnel => 1,
-        Forward::Masq => 2,
-    }
-}
-
-fn forward_from(b: u8) -> Option<Forward> {
-    [Forward::Route, Forward::Tunnel, Forward::Masq]
-        .get(usize::from(b))
-        .copied()
-}
-
-fn protocol_from(b: u8) -> Option<Protocol> {
-    [Protocol::Tcp, Protocol::Udp, Protocol::Ip]
-        .into_iter()
-        .find(|p| p.number() == b)
-}
-
-/// Whether a record's key can be its op's: a firewall-mark service's
-/// template (protocol IP, 0) has client and virtual port 0 and its mark,
-/// not 0, for virtual address, and only a template's ops name it.
-fn key_fits(op: u8, k: &ConnKey) -> bool {
-    match k.template_mark() {
-        None => true,
-        Some(m) => {
-            matches!(op, OP_TEMPLATE | OP_REMOVE_TEMPLATE) && m != 0 && k.cport == 0 && k.vport == 0
-        }
-    }
-}
-
-/// A record's kinds: a connection's upsert and removal, and a
-/// persistence template's (its own kinds: a template's key, client port
-/// 0, is not a connection's). A firewall-mark service's template is a
-/// template's record with protocol 0 (IPVS's IPPROTO_IP) and the mark in
-/// the virtual address, as its key is: the peer finds its service by
-/// that mark.
-const OP_UPSERT: u8 = 1;
-const OP_REMOVE: u8 = 2;
-const OP_TEMPLATE: u8 = 3;
-const OP_REMOVE_TEMPLATE: u8 = 4;
-
-/// A connection change as a record on the wire.
-fn to_wire(r: &Record) -> SyncRecord {
-    let (op, k) = match r {
-        Record::Upsert(p) if p.is_template() => (OP_TEMPLATE, p.key()),
-        Record::Upsert(p) => (OP_UPSERT, p.key()),
-        Record::Remove(k) => (OP_REMOVE, *k),
-        Record::RemoveTemplate(k) => (OP_REMOVE_TEMPLATE, *k),
-    };
-    let mut w = SyncRecord {
-        op,
-        protocol: k.protocol.number(),
-        caddr: k.caddr,
-        cport: k.cport,
-        vaddr: k.vaddr,
-        vport: k.vport,
-        ..SyncRecord::default()
-    };
-    if let Record::Upsert(p) = r {
-        w.forward = forward_code(p.fwd);
-        w.state = p.state.code();
-        w.raddr = p.raddr;
-        w.rport = p.rport;
-        w.client_link = p.client_link;
-        w.seen_twice = u8::from(p.seen_twice);
-        w.client_mac = p.client_mac;
-        w.expires_ms = u32::try_from(p.expires_in_ms).unwrap_or(u32::MAX);
-    }
-    w
-}
-
-/// A record from the wire, if every code in it means something.
-fn from_wire(w: &SyncRecord) -> Option<Record> {
-    let key = ConnKey {
-        protocol: protocol_from(w.protocol)?,
-        caddr: w.caddr,
-        cport: w.cport,
-        vaddr: w.vaddr,
-        vport: w.vport,
-    };
-    if !key_fits(w.op, &key) {
-        return None;
-    }
-    match w.op {
-        OP_REMOVE => Some(Record::Remove(key)),
-        OP_REMOVE_TEMPLATE => Some(Record::RemoveTemplate(key)),
-        OP_UPSERT | OP_TEMPLATE if w.seen_twice <= 1 => {
-            let state = ConnState::from_code(w.state)?;
-            // A template's state in a connection's record (or the
-            // reverse), or a state of the other protocol, is nonsense.
-            if state.is_template() != (w.op == OP_TEMPLATE)
-                || (!state.is_template()
-                    && matches!(state, ConnState::Udp) != (key.protocol == Protocol::Udp))
-            {
-                return None;
-            }
-            Some(Record::Upsert(PortableConn {
-                protocol: key.protocol,
-                caddr: key.caddr,
-                cport: key.cport,
-                vaddr: key.vaddr,
-                vport: key.vport,
-                raddr: w.raddr,
-                rport: w.rport,
-                fwd: forward_from(w.forward)?,
-                state,
-                expires_in_ms: u64::from(w.expires_ms),
-                client_link: w.client_link,
-                client_mac: w.client_mac,
-                seen_twice: w.seen_twice == 1,
-                fwmark: key.template_mark().unwrap_or(0),
-            }))
-        }
-        _ => None,
-    }
-}
-
 impl SyncMsg {
-    /// The message on the wire. `Records` holds at most [`MAX_RECORDS`].
+    /// The message on the wire. `Records` holds at most what one
+    /// message has room for (as a [`Batch`] gathers them; the rest is
+    /// left out).
     pub fn emit(&self, key: &[u8]) -> Vec<u8> {
         let recs: Vec<SyncRecord> = match &self.body {
             Body::Records(r) => r.iter().take(MAX_RECORDS).map(to_wire).collect(),
@@ -227,8 +111,8 @@ impl SyncMsg {
         let (x, y) = (h.x, h.y);
         let body = match h.kind {
             1 => Body::Records(
-                (0..n)
-                    .map(|i| SyncRecord::parse(p.record(i)).as_ref().and_then(from_wire))
+                p.records()
+                    .map(|r| SyncRecord::parse(r).as_ref().and_then(from_wire))
                     .collect::<Option<Vec<_>>>()
                     .ok_or(Refused::Malformed)?,
             ),
@@ -280,8 +164,10 @@ pub struct SyncCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lvs::conn::TcpState;
+    use crate::lvs::conn::{ConnKey, ConnState, PortableConn, PortableKey, TcpState};
+    use crate::lvs::service::{Forward, Protocol};
     use outbox::KEEP;
+    use record::{OP_REMOVE, OP_TEMPLATE, OP_UPSERT};
     use std::net::Ipv4Addr;
     use std::time::Instant;
 
@@ -293,11 +179,11 @@ mod tests {
                 ConnState::Udp => Protocol::Udp,
                 _ => Protocol::Tcp,
             },
-            caddr: Ipv4Addr::new(198, 18, 0, 10),
+            caddr: Ipv4Addr::new(198, 18, 0, 10).into(),
             cport,
-            vaddr: Ipv4Addr::new(198, 18, 0, 100),
+            vaddr: Ipv4Addr::new(198, 18, 0, 100).into(),
             vport: 80,
-            raddr: Ipv4Addr::new(198, 18, 0, 21),
+            raddr: Ipv4Addr::new(198, 18, 0, 21).into(),
             rport: 80,
             fwd: Forward::Route,
             state,
@@ -321,7 +207,7 @@ mod tests {
         )
     }
 
-    fn key_of(r: Record) -> ConnKey {
+    fn key_of(r: Record) -> PortableKey {
         match r {
             Record::Upsert(p) => p.key(),
             Record::Remove(k) | Record::RemoveTemplate(k) => k,
@@ -350,7 +236,7 @@ mod tests {
         let Record::Upsert(mut p) = upsert(0, ConnState::Assured) else {
             unreachable!()
         };
-        let k = ConnKey::mark_template(p.caddr, 100);
+        let k = ConnKey::mark_template(Ipv4Addr::new(198, 18, 0, 10), 100).portable();
         (p.protocol, p.vaddr, p.vport, p.fwmark) = (k.protocol, k.vaddr, 0, 100);
         let up = Record::Upsert(p);
         for r in [up, Record::RemoveTemplate(k)] {
@@ -376,7 +262,7 @@ mod tests {
                 ..to_wire(&up)
             },
             SyncRecord {
-                vaddr: Ipv4Addr::UNSPECIFIED,
+                vaddr: Ipv4Addr::UNSPECIFIED.into(),
                 ..to_wire(&up)
             },
         ];
@@ -421,17 +307,27 @@ mod tests {
             SyncMsg::parse(&b, b"another key!!!!!"),
             Err(Refused::BadMac)
         );
+        damage_is_refused(&b, 0x10);
+        // Nonsense under a valid MAC (a peer with a bug) is refused too.
+        let mut r = to_wire(&upsert(1, ConnState::Udp));
+        r.protocol = 6; // UDP's state with TCP's protocol
+        assert_eq!(under_mac(r), Err(Refused::Malformed));
+    }
+
+    /// `b` with any byte flipped (by `flip`), or cut short: refused.
+    fn damage_is_refused(b: &[u8], flip: u8) {
         for i in 0..b.len() {
-            let mut x = b.clone();
-            x[i] ^= 0x10;
+            let mut x = b.to_vec();
+            x[i] ^= flip;
             assert!(SyncMsg::parse(&x, KEY).is_err(), "byte {i} flipped");
         }
         for n in 0..b.len() {
             assert_eq!(SyncMsg::parse(&b[..n], KEY), Err(Refused::Malformed));
         }
-        // Nonsense under a valid MAC (a peer with a bug) is refused too.
-        let mut r = to_wire(&upsert(1, ConnState::Udp));
-        r.protocol = 6; // UDP's state with TCP's protocol
+    }
+
+    /// A message of record `r` under a valid MAC, parsed.
+    fn under_mac(r: SyncRecord) -> Result<SyncMsg, Refused> {
         let h = SyncHeader {
             kind: 1,
             boot: 7,
@@ -440,8 +336,71 @@ mod tests {
             x: 0,
             y: 0,
         };
-        let x = wire::emit(&h, &[r], KEY);
-        assert_eq!(SyncMsg::parse(&x, KEY), Err(Refused::Malformed));
+        SyncMsg::parse(&wire::emit(&h, &[r], KEY), KEY)
+    }
+
+    /// `n` records, IPv6 and IPv4 ones in turn (upserts and removals).
+    fn mixed(n: u16) -> Body {
+        let Body::Records(v4) = records(n) else {
+            unreachable!()
+        };
+        let to6 = |a: std::net::IpAddr| match a {
+            std::net::IpAddr::V4(a) => a.to_ipv6_mapped().into(),
+            a => a,
+        };
+        let recs = v4.into_iter().enumerate().map(|(i, r)| match (i % 2, r) {
+            (1, r) => r,
+            (_, Record::Upsert(p)) => Record::Upsert(PortableConn {
+                caddr: to6(p.caddr),
+                vaddr: to6(p.vaddr),
+                raddr: to6(p.raddr),
+                ..p
+            }),
+            (_, r) => {
+                let k = r.key();
+                Record::Remove(PortableKey {
+                    caddr: to6(k.caddr),
+                    vaddr: to6(k.vaddr),
+                    ..k
+                })
+            }
+        });
+        Body::Records(recs.collect())
+    }
+
+    #[test]
+    fn messages_mix_ipv4_and_ipv6_records() {
+        // 12 IPv6 records and 12 IPv4 ones fill the 36 places.
+        for (n, len) in [(1, 72), (2, 108), (24, MAX_LEN - 80)] {
+            let m = stamped(mixed(n));
+            let b = m.emit(KEY);
+            assert_eq!(b.len(), 80 + len, "{n} records");
+            assert_eq!(SyncMsg::parse(&b, KEY), Ok(m));
+        }
+        // What does not fit is left out: a Batch never makes such a body.
+        let Body::Records(all) = mixed(26) else {
+            unreachable!()
+        };
+        let b = stamped(Body::Records(all.clone())).emit(KEY);
+        assert_eq!(b.len(), MAX_LEN);
+        assert_eq!(
+            SyncMsg::parse(&b, KEY).map(|m| m.body),
+            Ok(Body::Records(all[..24].to_vec()))
+        );
+    }
+
+    #[test]
+    fn damaged_forged_and_truncated_ipv6_records_are_refused() {
+        let b = stamped(mixed(5)).emit(KEY);
+        // The high bit flipped turns an op into the other family's.
+        damage_is_refused(&b, 0x80);
+        // Nonsense in an IPv6 record under a valid MAC is refused too.
+        let Body::Records(r) = mixed(1) else {
+            unreachable!()
+        };
+        let mut w = to_wire(&r[0]);
+        w.protocol = 17; // TCP's state with UDP's protocol
+        assert_eq!(under_mac(w), Err(Refused::Malformed));
     }
 
     fn msg(out: &mut Outbox, body: Body) -> SyncMsg {

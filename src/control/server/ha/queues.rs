@@ -1,9 +1,9 @@
 //! The active director's sync queues, one per data-plane worker, read
 //! into one stream with each digest in its place.
 
-use crate::ha::sync::{Body, MAX_RECORDS};
+use crate::ha::sync::{Batch, Body};
 use crate::lvs::sync::Digest;
-use crate::lvs::sync::{Record, SyncEvent};
+use crate::lvs::sync::SyncEvent;
 use std::sync::mpsc::Receiver;
 
 /// The active side's sync queues, one per worker, read into one stream.
@@ -30,21 +30,6 @@ impl Queues {
         }
     }
 
-    /// A record into the batch; a full batch becomes a message.
-    fn push(batch: &mut Vec<Record>, bodies: &mut Vec<Body>, r: Record) {
-        batch.push(r);
-        if batch.len() == MAX_RECORDS {
-            Self::flush(batch, bodies);
-        }
-    }
-
-    /// The batch so far, as a message (before a digest, or at the end).
-    fn flush(batch: &mut Vec<Record>, bodies: &mut Vec<Body>) {
-        if !batch.is_empty() {
-            bodies.push(Body::Records(std::mem::take(batch)));
-        }
-    }
-
     /// Reading worker `w` past its share spoils that round.
     fn spoil(&mut self, round: u64) {
         self.min_round = self.min_round.max(round + 1);
@@ -58,7 +43,7 @@ impl Queues {
     /// Everything queued, as stream messages (a partial batch included),
     /// with each digest whose shares are all in.
     pub fn drain(&mut self) -> Vec<Body> {
-        let (mut bodies, mut batch) = (Vec::new(), Vec::new());
+        let mut batch = Batch::default();
         loop {
             let mut moved = false;
             for w in 0..self.rx.len() {
@@ -66,7 +51,7 @@ impl Queues {
                     let Ok(ev) = self.rx[w].try_recv() else { break };
                     moved = true;
                     match ev {
-                        SyncEvent::Record(r) => Self::push(&mut batch, &mut bodies, r),
+                        SyncEvent::Record(r) => batch.push(r),
                         SyncEvent::Digest(round, _) if round < self.min_round => {}
                         SyncEvent::Digest(round, d) => self.shares[w] = Some((round, d)),
                         SyncEvent::Mark(_) => {}
@@ -85,35 +70,32 @@ impl Queues {
                     .filter_map(|s| s.take())
                     .map(|s| s.1)
                     .collect();
-                Self::flush(&mut batch, &mut bodies);
-                bodies.push(Body::Digest(Digest::sum_of(&parts)));
+                batch.push_body(Body::Digest(Digest::sum_of(&parts)));
                 moved = true;
             }
             if !moved {
                 break;
             }
         }
-        Self::flush(&mut batch, &mut bodies);
-        bodies
+        batch.into_bodies()
     }
 
     /// What worker `w` queued before its resync chunk's `mark`: those
     /// records go before the chunk, what it queued after goes after.
     pub fn drain_until(&mut self, w: usize, mark: u64) -> Vec<Body> {
-        let (mut bodies, mut batch) = (Vec::new(), Vec::new());
+        let mut batch = Batch::default();
         if let Some((round, _)) = self.shares[w] {
             self.spoil(round);
         }
         while let Ok(ev) = self.rx[w].try_recv() {
             match ev {
-                SyncEvent::Record(r) => Self::push(&mut batch, &mut bodies, r),
+                SyncEvent::Record(r) => batch.push(r),
                 SyncEvent::Digest(round, _) => self.spoil(round),
                 SyncEvent::Mark(m) if m == mark => break,
                 SyncEvent::Mark(_) => {}
             }
         }
-        Self::flush(&mut batch, &mut bodies);
-        bodies
+        batch.into_bodies()
     }
 }
 
@@ -122,17 +104,21 @@ mod tests {
     use super::*;
     use crate::lvs::conn::ConnKey;
     use crate::lvs::service::Protocol;
+    use crate::lvs::sync::Record;
     use std::net::Ipv4Addr;
     use std::sync::mpsc::sync_channel;
 
     fn rec(port: u16) -> SyncEvent {
-        SyncEvent::Record(Record::Remove(ConnKey {
-            protocol: Protocol::Tcp,
-            caddr: Ipv4Addr::new(198, 18, 0, 10),
-            cport: port,
-            vaddr: Ipv4Addr::new(198, 18, 0, 100),
-            vport: 80,
-        }))
+        SyncEvent::Record(Record::Remove(
+            ConnKey {
+                protocol: Protocol::Tcp,
+                caddr: Ipv4Addr::new(198, 18, 0, 10),
+                cport: port,
+                vaddr: Ipv4Addr::new(198, 18, 0, 100),
+                vport: 80,
+            }
+            .portable(),
+        ))
     }
 
     fn ports(bodies: &[Body]) -> Vec<String> {

@@ -6,7 +6,7 @@ use super::super::Control;
 use super::Queues;
 use crate::control::server::lock;
 use crate::ha::HaConfig;
-use crate::ha::sync::{Body, GAP_TIMEOUT, MAX_RECORDS, Taken};
+use crate::ha::sync::{Body, GAP_TIMEOUT, Taken, batches};
 use crate::lvs::request::DpRequest;
 use crate::lvs::sync::Record;
 use std::time::{Duration, Instant};
@@ -113,12 +113,8 @@ impl Control {
         // What the data plane queued before it read the chunk goes first.
         let before = events.drain_until(w, mark);
         self.send_stream(sock, cfg, before).await;
-        let recs: Vec<Record> = conns.into_iter().map(Record::Upsert).collect();
-        let n = recs.len();
-        let bodies: Vec<Body> = recs
-            .chunks(MAX_RECORDS)
-            .map(|c| Body::Records(c.to_vec()))
-            .collect();
+        let n = conns.len();
+        let bodies = batches(conns.into_iter().map(Record::Upsert));
         self.send_stream(sock, cfg, bodies).await;
         let r = out.resync.as_mut().expect("a resync is under way");
         r.sent += n;
