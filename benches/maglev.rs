@@ -24,7 +24,7 @@ const FLOWS: u32 = 200_000;
 fn server(i: u32, weight: u32) -> DestEntry {
     DestEntry {
         id: u64::from(i) + 1,
-        addr: Ipv4Addr::from(0xc612_0000 + 11 + i),
+        addr: Ipv4Addr::from(0xc612_0000 + 11 + i).into(),
         port: 80,
         forward: Forward::Route,
         weight,

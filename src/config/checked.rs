@@ -190,7 +190,7 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
                 }
                 let rs = real_server(cx, r, key, None)?;
                 Some(SorryServer {
-                    addr: rs.addr,
+                    addr: rs.addr.into(),
                     port: rs.port,
                     forward: rs.forward,
                 })
@@ -464,7 +464,7 @@ fn check_spec(cx: &Ctx, c: &CheckSection) -> Result<CheckSpec, ConfigError> {
 
 pub(super) fn dest_spec(r: &RealServer) -> DestSpec {
     DestSpec {
-        addr: r.addr,
+        addr: r.addr.into(),
         port: r.port,
         forward: r.forward,
         weight: r.weight,

@@ -151,7 +151,7 @@ impl Config {
                 s.real_servers.iter().filter_map(|r| {
                     Some(CheckedServer {
                         key: s.def.key,
-                        addr: r.addr,
+                        addr: r.addr.into(),
                         port: r.port,
                         on_failure: s.on_failure,
                         spec: r.check.clone()?,
@@ -209,7 +209,7 @@ impl Config {
                 {
                     ops.push(Op::DelDest {
                         key: s.def.key,
-                        addr: r.addr,
+                        addr: r.addr.into(),
                         port: r.port,
                     });
                 }

@@ -163,7 +163,7 @@ fn the_documented_example_loads() {
     assert_eq!(q.min_weight, 1);
     assert_eq!(
         q.sorry.as_ref().map(|r| r.addr),
-        Some(Ipv4Addr::new(198, 18, 0, 13))
+        Some(Ipv4Addr::new(198, 18, 0, 13).into())
     );
     assert!(q.down_cmd.as_deref().unwrap().contains("lost"));
     assert!(c.services[1].real_servers[0].check.is_none());

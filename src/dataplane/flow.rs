@@ -183,6 +183,7 @@ impl Dataplane {
             Protocol::Udp | Protocol::Ip => (ConnState::Udp, svc.ops),
         };
         let rport = svc.dest_port(d, flow.key.vport);
+        let raddr = ipv4(d)?;
         let mut c = Conn::new(
             flow.svc as u32,
             di as u32,
@@ -190,7 +191,7 @@ impl Dataplane {
             state,
             now + 3000,
             d.forward,
-            d.addr,
+            raddr,
             rport,
             flow.link,
             l.src_mac,
@@ -250,6 +251,7 @@ impl Dataplane {
         let di = self.pick(flow)?;
         let svc = &self.table.services[flow.svc];
         let d = &svc.dests[di];
+        let raddr = ipv4(d)?;
         let mut t = Conn::new(
             flow.svc as u32,
             di as u32,
@@ -257,7 +259,7 @@ impl Dataplane {
             ConnState::Template,
             now + u64::from(p.timeout) * 1000,
             d.forward,
-            d.addr,
+            raddr,
             svc.dest_port(d, svc_port),
             flow.link,
             l.src_mac,
@@ -472,4 +474,15 @@ fn update_state(
     }
     c.set_expires_ms(now + u64::from(c.state.timeout(&table.timeouts)) * 1000);
     (c.state != before).then_some(before)
+}
+
+/// An IPv4 service's real server's address. The model gives an IPv4
+/// service only IPv4 real servers, so the other arm is never taken; were
+/// it, the flow is refused rather than sent to a wrong address.
+#[inline]
+fn ipv4(d: &crate::lvs::dest::DestEntry) -> Result<std::net::Ipv4Addr, NoConn> {
+    match d.addr {
+        std::net::IpAddr::V4(a) => Ok(a),
+        std::net::IpAddr::V6(_) => Err(NoConn::Refused),
+    }
 }

@@ -17,7 +17,6 @@ mod keepalived;
 mod text;
 
 use proptest::test_runner::Config;
-use std::net::Ipv4Addr;
 use uvs::control::model::{Model, OpError};
 use uvs::control::proto::Op;
 use uvs::lvs::service::{Forward, Protocol};
@@ -67,14 +66,14 @@ fn ops() -> Vec<Op> {
     ops
 }
 
-fn hop(ip: Ipv4Addr, f: Forward) -> NextHop {
+fn hop(ip: std::net::IpAddr, f: Forward) -> NextHop {
     NextHop {
         link: u8::from(f == Forward::Masq),
-        mac: MacAddr([2, 0, 0, 0, 2, ip.octets()[3]]),
+        mac: MacAddr([2, 0, 0, 0, 2, uvs::rig::last_octet(ip)]),
     }
 }
 
-fn fake_hop(ip: Ipv4Addr, f: Forward) -> Result<NextHop, OpError> {
+fn fake_hop(ip: std::net::IpAddr, f: Forward) -> Result<NextHop, OpError> {
     Ok(hop(ip, f))
 }
 

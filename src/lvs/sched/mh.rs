@@ -6,11 +6,11 @@
 //! director given the same servers builds the same table whatever order
 //! they were added in, and agrees with the others without sync.
 
-use super::hashed::{mix, probe};
+use super::hashed::{fold, mix, probe};
 use super::scheduler::{Buckets, Member, NO_DEST, Pool, Scheduler, gcd};
 use crate::lvs::conn::ConnKey;
 use crate::lvs::dest::DestEntry;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// IP_VS_MH_TAB_SIZE with the default CONFIG_IP_VS_MH_TAB_INDEX of 12.
 pub const MH_SLOTS: usize = 4093;
@@ -24,8 +24,8 @@ const KEY2: u64 = 2_654_446_892;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mh;
 
-fn hash(key: u64, addr: Ipv4Addr, port: u16, offset: usize) -> usize {
-    let v = (u64::from(u32::from(addr)) << 32) | (u64::from(port) << 16);
+fn hash(key: u64, addr: IpAddr, port: u16, offset: usize) -> usize {
+    let v = (u64::from(fold(addr)) << 32) | (u64::from(port) << 16);
     mix(key, v.wrapping_add(offset as u64)) as usize
 }
 
@@ -112,7 +112,7 @@ impl Scheduler for Mh {
             return None;
         }
         let port = if pool.flags.port() { key.cport } else { 0 };
-        let at = |r| hash(KEY1, key.caddr, port, r) % slots;
+        let at = |r| hash(KEY1, key.caddr.into(), port, r) % slots;
         probe(pool, pool.flags.fallback(), slots, at)
     }
 }

@@ -16,7 +16,7 @@ pub(super) fn dests(weights: &[u32]) -> Vec<DestEntry> {
         .enumerate()
         .map(|(i, w)| DestEntry {
             id: i as u64 + 1,
-            addr: Ipv4Addr::new(198, 18, 0, 11 + i as u8),
+            addr: Ipv4Addr::new(198, 18, 0, 11 + i as u8).into(),
             port: 80,
             forward: Forward::Route,
             weight: *w,
