@@ -15,7 +15,7 @@ use crate::control::proto::ServiceDef;
 use crate::lvs::mark::MarkRule;
 use crate::lvs::service::{Forward, Timeouts};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -46,7 +46,7 @@ pub struct ConfigError {
 /// A real server as the file says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealServer {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub forward: Forward,
     pub weight: u32,
@@ -151,7 +151,7 @@ impl Config {
                 s.real_servers.iter().filter_map(|r| {
                     Some(CheckedServer {
                         key: s.def.key,
-                        addr: r.addr.into(),
+                        addr: r.addr,
                         port: r.port,
                         on_failure: s.on_failure,
                         spec: r.check.clone()?,
@@ -209,7 +209,7 @@ impl Config {
                 {
                     ops.push(Op::DelDest {
                         key: s.def.key,
-                        addr: r.addr.into(),
+                        addr: r.addr,
                         port: r.port,
                     });
                 }

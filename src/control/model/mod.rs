@@ -152,7 +152,11 @@ fn scheduler(name: &str) -> Result<SchedulerKind, OpError> {
 
 /// Addresses that can never be a VIP: announcing them would break the
 /// segment (broadcast, multicast, "this host") or the director itself.
-pub fn check_vip(a: Ipv4Addr) -> Result<(), OpError> {
+pub fn check_vip(a: impl Into<IpAddr>) -> Result<(), OpError> {
+    let a = match a.into() {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => return check_vip6(a),
+    };
     let why = if a.is_unspecified() || a.octets()[0] == 0 {
         "an unspecified (\"this network\") address"
     } else if a.is_broadcast() {
@@ -163,6 +167,24 @@ pub fn check_vip(a: Ipv4Addr) -> Result<(), OpError> {
         "a loopback address"
     } else if u32::from(a) >= 0xf000_0000 {
         "a reserved (class E) address"
+    } else {
+        return Ok(());
+    };
+    Err(OpError::BadAddress(format!(
+        "{a} cannot be a VIP: it is {why}"
+    )))
+}
+
+/// An IPv6 VIP: a unicast address a client can reach.
+fn check_vip6(a: std::net::Ipv6Addr) -> Result<(), OpError> {
+    let why = if a.is_unspecified() {
+        "the unspecified address"
+    } else if a.is_multicast() {
+        "a multicast address"
+    } else if a.is_loopback() {
+        "the loopback address"
+    } else if a.to_ipv4_mapped().is_some() {
+        "an IPv4-mapped address (give the IPv4 address itself)"
     } else {
         return Ok(());
     };
