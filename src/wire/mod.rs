@@ -95,6 +95,7 @@ pub mod ha;
 pub mod icmp;
 pub mod ipip;
 pub mod ipv4;
+pub mod ipv6;
 pub mod ports;
 pub mod tcp;
 pub mod udp;
@@ -103,6 +104,7 @@ pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, MacAddr};
 pub use icmp::Icmpv4Packet;
 pub use ipv4::Ipv4Packet;
+pub use ipv6::{ExtHeaderError, Ipv6Packet, Ipv6Repr, UpperLayer};
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
 
@@ -134,6 +136,7 @@ pub mod ip_proto {
     pub const IPIP: u8 = 4;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    pub const ICMPV6: u8 = 58;
 }
 
 /// `b` holds at least `len` bytes.
