@@ -89,9 +89,9 @@ impl NdpRepr {
         if d.len() < MSG_LEN - icmpv6::HEADER_LEN {
             return Err(Error::Truncated);
         }
-        let (kind, opt_kind) = match p.msg_type() {
-            TYPE_NEIGHBOR_SOLICIT => (TYPE_NEIGHBOR_SOLICIT, OPT_SOURCE_LLADDR),
-            TYPE_NEIGHBOR_ADVERT => (TYPE_NEIGHBOR_ADVERT, OPT_TARGET_LLADDR),
+        let solicit = match p.msg_type() {
+            TYPE_NEIGHBOR_SOLICIT => true,
+            TYPE_NEIGHBOR_ADVERT => false,
             _ => return Err(Error::Malformed),
         };
         if p.code() != 0 {
@@ -101,13 +101,18 @@ impl NdpRepr {
         if target.is_multicast() {
             return Err(Error::Malformed);
         }
+        let opt_kind = if solicit {
+            OPT_SOURCE_LLADDR
+        } else {
+            OPT_TARGET_LLADDR
+        };
         let lladdr = lladdr_option(&d[16..], opt_kind)?;
-        Ok(match kind {
-            TYPE_NEIGHBOR_SOLICIT => NdpRepr::Solicit {
+        Ok(match solicit {
+            true => NdpRepr::Solicit {
                 target,
                 source_lladdr: lladdr,
             },
-            _ => NdpRepr::Advert {
+            false => NdpRepr::Advert {
                 flags: (p.rest() >> 24) as u8 & na_flags::ALL,
                 target,
                 target_lladdr: lladdr,
