@@ -67,6 +67,7 @@ pub struct EtherType;
 impl EtherType {
     pub const IPV4: u16 = 0x0800;
     pub const ARP: u16 = 0x0806;
+    pub const IPV6: u16 = 0x86dd;
 }
 
 /// Destination, source and EtherType.

@@ -93,8 +93,11 @@ pub mod checksum;
 pub mod ethernet;
 pub mod ha;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipip;
 pub mod ipv4;
+pub mod ipv6;
+pub mod ndp;
 pub mod ports;
 pub mod tcp;
 pub mod udp;
@@ -102,7 +105,10 @@ pub mod udp;
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, MacAddr};
 pub use icmp::Icmpv4Packet;
+pub use icmpv6::{Icmpv6Packet, Icmpv6Repr};
 pub use ipv4::Ipv4Packet;
+pub use ipv6::{ExtHeaderError, Ipv6Packet, Ipv6Repr, UpperLayer};
+pub use ndp::NdpRepr;
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
 
@@ -134,6 +140,7 @@ pub mod ip_proto {
     pub const IPIP: u8 = 4;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    pub const ICMPV6: u8 = 58;
 }
 
 /// `b` holds at least `len` bytes.
@@ -191,3 +198,6 @@ pub(crate) fn write_u16(b: &mut [u8], at: usize, v: u16) {
 pub(crate) fn write_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
+
+#[cfg(test)]
+mod kernel_frames;

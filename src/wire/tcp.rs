@@ -1,7 +1,9 @@
 //! TCP headers (RFC 9293): the fields the director reads for connection
 //! tracking, and the ones segmentation rewrites.
 
-use super::{Result, need_claimed, read_u16, read_u32, write_u16, write_u32};
+use super::checksum;
+use super::{Result, ip_proto, need_claimed, read_u16, read_u32, write_u16, write_u32};
+use std::net::Ipv6Addr;
 
 view! {
     TcpPacket
@@ -60,6 +62,15 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub fn checksum(&self) -> u16 {
         read_u16(self.buffer.as_ref(), CHECKSUM_OFFSET)
     }
+
+    /// The checksum over the IPv6 pseudo-header and the segment: the whole
+    /// buffer, which must be the segment (the upper-layer bytes of an
+    /// unfragmented packet).
+    pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
+        let b = self.buffer.as_ref();
+        let ph = checksum::pseudo_header_v6(src, dst, ip_proto::TCP, b.len() as u32);
+        checksum::fold(ph + checksum::sum(b)) == 0xffff
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
@@ -73,6 +84,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
 
     pub fn set_checksum(&mut self, c: u16) {
         write_u16(self.buffer.as_mut(), CHECKSUM_OFFSET, c);
+    }
+
+    /// Computes the checksum over the IPv6 pseudo-header and the segment
+    /// (the whole buffer, as for `verify_checksum_v6`).
+    pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
+        let b = self.buffer.as_mut();
+        write_u16(b, CHECKSUM_OFFSET, 0);
+        let ph = checksum::pseudo_header_v6(src, dst, ip_proto::TCP, b.len() as u32);
+        write_u16(b, CHECKSUM_OFFSET, checksum::finish(ph + checksum::sum(b)));
     }
 }
 
@@ -99,5 +119,25 @@ mod tests {
             TcpPacket::new_checked(&h[..10]).err(),
             Some(Error::Truncated)
         );
+    }
+
+    #[test]
+    fn ipv6_checksum_is_etherparses() {
+        let (src, dst): (Ipv6Addr, Ipv6Addr) =
+            ("2001:2::b".parse().unwrap(), "2001:2::a".parse().unwrap());
+        let mut b = Vec::new();
+        etherparse::PacketBuilder::ipv6(src.octets(), dst.octets(), 64)
+            .tcp(40000, 80, 7, 64000)
+            .syn()
+            .write(&mut b, b"hello")
+            .unwrap();
+        let mut t = TcpPacket::new_checked(&mut b[40..]).unwrap();
+        assert!(t.verify_checksum_v6(src, dst));
+        assert!(!t.verify_checksum_v6(src, src));
+        let c = t.checksum();
+        t.set_checksum(0);
+        assert!(!t.verify_checksum_v6(src, dst));
+        t.fill_checksum_v6(src, dst);
+        assert_eq!(t.checksum(), c);
     }
 }

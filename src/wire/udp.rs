@@ -2,7 +2,7 @@
 
 use super::checksum;
 use super::{Error, Result, clamp, clamp_mut, ip_proto, need_claimed, read_u16, write_u16};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 view! {
     UdpPacket
@@ -38,6 +38,16 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     pub fn payload(&self) -> &[u8] {
         clamp(self.buffer.as_ref(), HEADER_LEN, self.len())
     }
+
+    /// Over IPv6 the checksum is mandatory (RFC 8200 §8.1): zero, which
+    /// says "none" over IPv4, is invalid, and the sum over the IPv6
+    /// pseudo-header and the datagram (as long as its length field says)
+    /// must check.
+    pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
+        let b = clamp(self.buffer.as_ref(), 0, self.len());
+        let ph = checksum::pseudo_header_v6(src, dst, ip_proto::UDP, b.len() as u32);
+        self.checksum() != 0 && checksum::fold(ph + checksum::sum(b)) == 0xffff
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
@@ -53,6 +63,26 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         let len = self.len();
         clamp_mut(self.buffer.as_mut(), HEADER_LEN, len)
     }
+
+    /// Computes the checksum over the IPv6 pseudo-header and the datagram
+    /// (as long as its length field says).
+    pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
+        let len = self.len();
+        let b = clamp_mut(self.buffer.as_mut(), 0, len);
+        write_u16(b, CHECKSUM_OFFSET, 0);
+        let ph = checksum::pseudo_header_v6(src, dst, ip_proto::UDP, b.len() as u32);
+        write_u16(
+            b,
+            CHECKSUM_OFFSET,
+            nonzero(checksum::finish(ph + checksum::sum(b))),
+        );
+    }
+}
+
+/// A computed zero is sent as all ones: zero means "no checksum" (RFC 768,
+/// and RFC 8200 §8.1 for IPv6, where it is not allowed at all).
+fn nonzero(c: u16) -> u16 {
+    if c == 0 { 0xffff } else { c }
 }
 
 /// A UDP header as the director builds it (the probe's datagrams).
@@ -84,6 +114,31 @@ impl UdpRepr {
         dst: Ipv4Addr,
         payload: &[u8],
     ) -> Result<usize> {
+        self.emit_with(buf, payload, |n| {
+            checksum::pseudo_header(src, dst, ip_proto::UDP, n)
+        })
+    }
+
+    /// As [`UdpRepr::emit`], over the IPv6 pseudo-header.
+    pub fn emit_v6(
+        &self,
+        buf: &mut [u8],
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        payload: &[u8],
+    ) -> Result<usize> {
+        self.emit_with(buf, payload, |n| {
+            checksum::pseudo_header_v6(src, dst, ip_proto::UDP, n)
+        })
+    }
+
+    /// `pseudo` is the pseudo-header's sum for a datagram of that length.
+    fn emit_with(
+        &self,
+        buf: &mut [u8],
+        payload: &[u8],
+        pseudo: impl Fn(u32) -> u64,
+    ) -> Result<usize> {
         let n = self.buffer_len(payload);
         if buf.len() < n || n > usize::from(u16::MAX) {
             return Err(Error::Truncated);
@@ -95,13 +150,8 @@ impl UdpRepr {
         p.set_checksum(0);
         p.payload_mut().copy_from_slice(payload);
         let b = p.buffer;
-        let sum = checksum::pseudo_header(src, dst, ip_proto::UDP, n as u32) + checksum::sum(b);
-        // A computed zero is sent as all ones: zero means "no checksum".
-        let c = match checksum::finish(sum) {
-            0 => 0xffff,
-            c => c,
-        };
-        write_u16(b, CHECKSUM_OFFSET, c);
+        let sum = pseudo(n as u32) + checksum::sum(b);
+        write_u16(b, CHECKSUM_OFFSET, nonzero(checksum::finish(sum)));
         Ok(n)
     }
 }
@@ -137,5 +187,41 @@ mod tests {
         let sum = checksum::pseudo_header(src, dst, ip_proto::UDP, 13) + checksum::sum(&b[..n]);
         assert_eq!(checksum::fold(sum), 0xffff);
         assert!(r.emit(&mut b[..12], src, dst, b"probe").is_err());
+    }
+
+    #[test]
+    fn over_ipv6_the_checksum_is_the_v6_one_and_never_zero() {
+        let (src, dst): (Ipv6Addr, Ipv6Addr) =
+            ("2001:2::b".parse().unwrap(), "2001:2::a".parse().unwrap());
+        let r = UdpRepr {
+            src_port: 4000,
+            dst_port: 4001,
+        };
+        let mut b = [0u8; 32];
+        let n = r.emit_v6(&mut b, src, dst, b"probe").unwrap();
+        // etherparse's own datagram is the same bytes.
+        let mut want = Vec::new();
+        etherparse::PacketBuilder::ipv6(src.octets(), dst.octets(), 64)
+            .udp(4000, 4001)
+            .write(&mut want, b"probe")
+            .unwrap();
+        assert_eq!(&b[..n], &want[40..]);
+        let mut p = UdpPacket::new_checked(&mut b[..n]).unwrap();
+        assert!(p.verify_checksum_v6(src, dst));
+        assert!(!p.verify_checksum_v6(dst, dst));
+        let c = p.checksum();
+        p.set_checksum(0);
+        assert!(!p.verify_checksum_v6(src, dst));
+        p.fill_checksum_v6(src, dst);
+        assert_eq!(p.checksum(), c);
+        // It is sent with all ones, and verifies (IPv4 sends the same;
+        // IPv6 refuses a zero).
+        // The datagram whose sum comes to zero: its first payload word
+        // raised by the checksum brings the sum to all ones.
+        let w = checksum::fold(u64::from(read_u16(p.payload(), 0)) + u64::from(c));
+        p.payload_mut()[..2].copy_from_slice(&w.to_be_bytes());
+        p.fill_checksum_v6(src, dst);
+        assert_eq!(p.checksum(), 0xffff);
+        assert!(p.verify_checksum_v6(src, dst));
     }
 }

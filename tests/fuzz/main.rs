@@ -1,8 +1,9 @@
 //! Property-based fuzzing on the stable toolchain (proptest): the wire
-//! views, the data plane's per-frame entry point, the restore parser, the
-//! control protocol, config files, keepalived.conf and the HA messages
-//! (heartbeats and sync) get mutated valid inputs and random bytes. Each
-//! target runs 2,000 cases by default (what CI runs); a deep run is
+//! views (IPv6's and its extension-header walk too), the data plane's
+//! per-frame entry point, the restore parser, the control protocol,
+//! config files, keepalived.conf and the HA messages (heartbeats and
+//! sync) get mutated valid inputs and random bytes. Each target runs
+//! 2,000 cases by default (what CI runs); a deep run is
 //!
 //!     PROPTEST_CASES=1000000 cargo test --release --test fuzz
 //!
@@ -12,6 +13,7 @@
 //! name their line, and a refused change leaves the model as it was.
 
 mod frames;
+mod frames_v6;
 mod ha;
 mod keepalived;
 mod text;
