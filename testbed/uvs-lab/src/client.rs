@@ -132,7 +132,11 @@ fn ask_name(s: TcpStream, port: &mut u16) -> Result<String, String> {
 }
 
 pub fn udp_name(target: SocketAddr, sport: u16) -> Result<String, String> {
-    let s = UdpSocket::bind(("0.0.0.0", sport)).map_err(|e| format!("bind port {sport}: {e}"))?;
+    let any: std::net::IpAddr = match target {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let s = UdpSocket::bind((any, sport)).map_err(|e| format!("bind port {sport}: {e}"))?;
     s.connect(target).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok();
     let mut buf = [0u8; 256];
