@@ -423,14 +423,19 @@ pub fn live() -> Result<HostState, Error> {
             (addrs6, proxies6),
         ))
     })?;
+    // A decapsulator counts only in this network namespace: one in
+    // another (a container, another lab) unwraps nothing here.
+    let netns = |p: &Path| std::fs::read_link(p.join("ns/net")).ok();
+    let ours = netns(Path::new("/proc/self"));
     let decap = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .any(|p| {
-            std::fs::read(p.path().join("cmdline"))
+            let cmd = std::fs::read(p.path().join("cmdline"))
                 .map(|c| is_decap_cmdline(&String::from_utf8_lossy(&c).replace('\0', " ")))
-                .unwrap_or(false)
+                .unwrap_or(false);
+            cmd && netns(&p.path()) == ours
         });
     let ethtool = |n: &str| host::run("ethtool", &["-k", n], "ethtool").ok();
     let tunnels6 = links
