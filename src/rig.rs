@@ -15,7 +15,7 @@ use crate::lvs::service::{Forward, Protocol, ServiceKey};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::{LinkRoute, NextHop};
 use crate::wire::MacAddr;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,11 @@ pub const CL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 10];
 pub const VIP: [u8; 4] = [198, 18, 0, 100];
 /// The director's address on link 0 (and the outer source of TUN).
 pub const DIR_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// The IPv6 twins of `VIP` and `DIR_ADDR` in the namespace lab's plan
+/// (testbed/README.md: 198.18.N.H is 2001:2:0:N::H), for the IPv6 rigs
+/// to come.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
+pub const DIR_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
 /// How the rig resolves a real server's next hop (what netlink does in
 /// the daemon).

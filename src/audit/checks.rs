@@ -5,7 +5,7 @@ use super::*;
 
 pub(super) fn vip_checks(h: &HostState, o: &Options, out: &mut Out) {
     let tun_dev = h.links.iter().find(|l| l.tunnel).map(|l| l.name.clone());
-    for vip in &o.vips {
+    for vip in &o.vips4() {
         let places = h.vip_places(*vip);
         let on_lo = places
             .iter()
@@ -152,7 +152,7 @@ pub(super) fn tun_checks(h: &HostState, o: &Options, out: &mut Out) {
     // Decapsulated packets arrive on the tunnel device with the client's
     // source; a device created later inherits conf/default.
     let dev = tun.map_or("default", |t| t.name.as_str());
-    let vip_on_tun = o.vips.iter().any(|v| {
+    let vip_on_tun = o.vips4().iter().any(|v| {
         h.vip_places(*v)
             .iter()
             .any(|(d, _)| h.links.iter().any(|l| l.name == *d && l.tunnel))
@@ -394,7 +394,7 @@ pub(super) fn director_checks(h: &HostState, o: &Options, out: &mut Out) {
             vec![],
         );
     }
-    for vip in &o.vips {
+    for vip in &o.vips4() {
         let places = h.vip_places(*vip);
         if places.is_empty() {
             out.add(

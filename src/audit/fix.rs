@@ -34,19 +34,26 @@ pub fn plan(findings: &[Finding]) -> Plan {
     p
 }
 
-/// /proc/sys path of a `net.ipv4...` key; interface names may contain dots
-/// (eth0.100), so for conf keys only the last dot separates the setting.
+/// /proc/sys path of a `net.ipv4...` or `net.ipv6.conf...` key; interface
+/// names may contain dots (eth0.100), so for conf keys only the last dot
+/// separates the setting.
 pub fn proc_path(key: &str) -> Result<PathBuf, Error> {
     let ok =
         |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0');
-    if let Some(rest) = key.strip_prefix("net.ipv4.conf.") {
+    for family in ["ipv4", "ipv6"] {
+        let Some(rest) = key.strip_prefix(&format!("net.{family}.conf.")) else {
+            continue;
+        };
         let (dev, name) = rest
             .rsplit_once('.')
             .ok_or_else(|| Error::SysctlName(key.to_string()))?;
         if ok(dev) && ok(name) {
-            return Ok(Path::new("/proc/sys/net/ipv4/conf").join(dev).join(name));
+            let conf = Path::new("/proc/sys/net").join(family).join("conf");
+            return Ok(conf.join(dev).join(name));
         }
-    } else if let Some(name) = key.strip_prefix("net.ipv4.")
+        return Err(Error::UnexpectedKey(key.to_string()));
+    }
+    if let Some(name) = key.strip_prefix("net.ipv4.")
         && ok(name)
         && !name.contains('.')
     {
@@ -149,6 +156,12 @@ mod tests {
             proc_path("net.ipv4.tcp_tw_recycle").unwrap(),
             Path::new("/proc/sys/net/ipv4/tcp_tw_recycle")
         );
+        assert_eq!(
+            proc_path("net.ipv6.conf.eth0.100.disable_ipv6").unwrap(),
+            Path::new("/proc/sys/net/ipv6/conf/eth0.100/disable_ipv6")
+        );
+        assert!(proc_path("net.ipv6.route.flush").is_err());
+        assert!(proc_path("net.ipv6.conf.../x").is_err());
         assert!(proc_path("kernel.panic").is_err());
         assert!(proc_path("net.ipv4.conf.../x").is_err());
         assert!(proc_path("net.ipv4.conf.a/b.x").is_err());

@@ -155,9 +155,9 @@ struct AuditArgs {
     /// Forwarding method the host is (or will be) used with.
     #[arg(long, value_enum)]
     mode: ModeArg,
-    /// Virtual IP(s) served (repeat for several).
+    /// Virtual IP(s) served, IPv4 or IPv6 (repeat for several).
     #[arg(long = "vip")]
-    vips: Vec<std::net::Ipv4Addr>,
+    vips: Vec<std::net::IpAddr>,
     #[arg(long, value_enum, default_value = "real-server")]
     role: RoleArg,
     /// Director: the capture interface (default: every interface in use).

@@ -15,6 +15,7 @@ mod ha;
 mod hardening;
 mod health;
 mod keepalived;
+mod lab6;
 mod nat;
 mod persist;
 mod restart;
