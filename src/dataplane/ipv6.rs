@@ -29,7 +29,10 @@ impl Dataplane {
         };
         if upper.protocol == ip_proto::ICMPV6 && upper.frag.is_none() {
             let kind = ip.upper_payload(&upper).first().copied();
-            if matches!(kind, Some(icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT)) {
+            if matches!(
+                kind,
+                Some(icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT)
+            ) {
                 self.handle_ndp(io, &ip, src_mac, meta.link);
             }
         }

@@ -31,12 +31,12 @@ impl Dataplane {
             return;
         };
         match msg {
-            NdpRepr::Advert { target, .. } if self.table.is_vip6(target) => {
-                // Someone else says it has a VIP (our own frames are not
-                // received: `Outgoing` is skipped).
-                if !self.links.iter().any(|l| l.mac == src_mac) {
-                    self.vip_claimed(target.into(), src_mac, link);
-                }
+            // Someone else says it has a VIP (our own frames are not
+            // received: `Outgoing` is skipped).
+            NdpRepr::Advert { target, .. }
+                if self.table.is_vip6(target) && !self.links.iter().any(|l| l.mac == src_mac) =>
+            {
+                self.vip_claimed(target.into(), src_mac, link);
             }
             NdpRepr::Solicit {
                 target,

@@ -247,7 +247,10 @@ impl DataplaneCounters {
             ("arp_replies", self.arp_replies.load(Relaxed)),
             ("nd_replies", self.nd_replies.load(Relaxed)),
             ("malformed", self.malformed.load(Relaxed)),
-            ("ext_headers_dropped", self.ext_headers_dropped.load(Relaxed)),
+            (
+                "ext_headers_dropped",
+                self.ext_headers_dropped.load(Relaxed),
+            ),
             ("fragments_dropped", self.fragments_dropped.load(Relaxed)),
             ("no_conn_dropped", self.no_conn_dropped.load(Relaxed)),
             ("no_dest", self.no_dest.load(Relaxed)),
