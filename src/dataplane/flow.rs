@@ -13,6 +13,7 @@ use super::offload::take_back;
 use super::tcp_state::Direction;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
+use crate::lvs::sched::scheduler::SchedKey;
 use crate::lvs::service::{Forward, Persistence, Protocol};
 use crate::lvs::stats::{DataplaneCounters, DestState};
 use crate::lvs::sync::{Record, SyncEvent};
@@ -214,7 +215,7 @@ impl Dataplane {
     fn pick(&mut self, flow: &Flow) -> Result<usize, NoConn> {
         let pool = self.table.pool(flow.svc).ok_or(NoConn::NoRealServer)?;
         self.sched[flow.svc]
-            .schedule(&pool, &flow.key)
+            .schedule(&pool, &SchedKey::of(&flow.key))
             .ok_or(NoConn::NoRealServer)
     }
 
