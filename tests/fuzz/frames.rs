@@ -178,7 +178,11 @@ fn meta() -> impl Strategy<Value = RxMeta> {
                 _ => PacketType::Host,
             },
             csum_partial: csum.map(|(s, o)| (s % 120, o % 40)),
-            gso: gso.map(|(tcpv4, size)| Gso { tcpv4, size }),
+            gso: gso.map(|(tcpv4, size)| Gso {
+                tcpv4,
+                tcpv6: false,
+                size,
+            }),
             ..RxMeta::default()
         })
 }

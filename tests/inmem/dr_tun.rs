@@ -339,6 +339,7 @@ fn garbage(ops: &[Op]) {
             csum_partial: (i % 2 == 0).then_some(((x >> 16) as u16 % 80, (x >> 24) as u16 % 40)),
             gso: (i % 5 == 0).then_some(uvs::io::Gso {
                 tcpv4: i % 10 == 0,
+                tcpv6: false,
                 size: (x >> 40) as u16 % 64,
             }),
             ..RxMeta::default()
@@ -516,6 +517,7 @@ fn super_frames_go_out_whole_where_the_backend_takes_them() {
         csum_partial: Some((34, 16)),
         gso: Some(uvs::io::Gso {
             tcpv4: true,
+            tcpv6: false,
             size: 1448,
         }),
         ..RxMeta::default()
