@@ -8,6 +8,7 @@
 //! on (a router ignores Router Advertisements), a proxy entry for the VIP,
 //! addresses stuck in DAD, and an IPv6 VIP lost when lo goes down.
 
+use super::family::{self, Place, Whys};
 use super::*;
 
 impl HostState {
@@ -15,12 +16,9 @@ impl HostState {
         self.get(&format!("net.ipv6.conf.{dev}.{k}"))
     }
 
-    fn link(&self, name: &str) -> Option<&Link> {
-        self.links.iter().find(|l| l.name == name)
-    }
-
-    fn vip6_places(&self, vip: Ipv6Addr) -> Vec<&Addr6> {
-        self.addrs6.iter().filter(|a| a.addr == vip).collect()
+    fn vip6_places(&self, vip: Ipv6Addr) -> Vec<Place<'_>> {
+        let mine = self.addrs6.iter().filter(|a| a.addr == vip);
+        mine.map(Addr6::place).collect()
     }
 
     /// Interfaces that carry traffic for IPv6: up, not loopback, not a
@@ -75,9 +73,9 @@ pub(super) fn real_server(h: &HostState, o: &Options, out: &mut Out) {
     let mut homes = vec!["lo".to_string()];
     for vip in o.vips6() {
         vip_checks(h, o, vip, out);
-        for a in h.vip6_places(vip) {
-            if is_home(h, o, &a.dev) && !homes.contains(&a.dev) {
-                homes.push(a.dev.clone());
+        for p in h.vip6_places(vip) {
+            if is_home(h, o, p.dev) && !homes.iter().any(|d| d == p.dev) {
+                homes.push(p.dev.to_string());
             }
         }
     }
@@ -89,15 +87,7 @@ pub(super) fn real_server(h: &HostState, o: &Options, out: &mut Out) {
         tun_checks(h, &homes, out);
     }
     let links = h.traffic_links6();
-    if links.is_empty() {
-        out.add(
-            Status::Warn,
-            "ipv6 interfaces",
-            "none up with an address",
-            "no interface carries traffic, so nothing could be checked",
-            vec![],
-        );
-    }
+    family::none_carry_traffic(out, &links, ("ipv6 interfaces", "none up with an address"));
     for l in links {
         disable_check(h, &l.name, out);
         forwarding_check(h, &l.name, out);
@@ -110,61 +100,23 @@ pub(super) fn real_server(h: &HostState, o: &Options, out: &mut Out) {
 /// network interface.
 fn vip_checks(h: &HostState, o: &Options, vip: Ipv6Addr, out: &mut Out) {
     let places = h.vip6_places(vip);
-    let home = places.iter().find(|a| is_home(h, o, &a.dev));
+    let home = places.iter().find(|p| is_home(h, o, p.dev));
     let want_dev = match o.mode {
         Mode::Tun if h.tunnel6_dev() != "default" => h.tunnel6_dev(),
         _ => "lo".to_string(),
     };
-    match home {
-        None => out.add(
-            Status::Fail,
-            format!("VIP {vip} configured"),
-            "absent",
-            if o.mode == Mode::Tun {
-                "the real server must own the VIP (on lo or the tunnel device) or it drops the forwarded packets"
-            } else {
-                "DR keeps the VIP as destination, so the real server must own it (on lo) or it drops every packet"
-            },
-            vec![Fix::Address {
-                command: format!("ip -6 addr add {vip}/128 dev {want_dev}"),
-            }],
-        ),
-        Some(a) if a.prefix != 128 => out.add(
-            Status::Fail,
-            format!("VIP {vip} prefix"),
-            format!("/{} on {}", a.prefix, a.dev),
-            &format!(
+    let announced: Vec<&Place> = places.iter().filter(|p| !h.quiet(p.dev)).collect();
+    let whys = Whys {
+        owned: "the real server owns the VIP; neighbour discovery neither answers for it nor announces it",
+        short: |vip, p| {
+            format!(
                 "a shorter prefix routes the rest of {vip}/{} into {}: this server can no longer reach the other hosts in it (its gateway, clients in the VIP's network): use /128",
-                a.prefix, a.dev
-            ),
-            vec![
-                Fix::Address {
-                    command: format!("ip -6 addr del {vip}/{} dev {}", a.prefix, a.dev),
-                },
-                Fix::Address {
-                    command: format!("ip -6 addr add {vip}/128 dev {}", a.dev),
-                },
-            ],
-        ),
-        Some(a) => out.add(
-            Status::Ok,
-            format!("VIP {vip} configured"),
-            format!("/128 on {}", a.dev),
-            "the real server owns the VIP; neighbour discovery neither answers for it nor announces it",
-            vec![],
-        ),
-    }
-    for a in places.iter().filter(|a| !h.quiet(&a.dev)) {
-        out.add(
-            Status::Fail,
-            format!("VIP {vip} not on {}", a.dev),
-            format!("{} on {}", a.shown(), a.dev),
-            "on a network interface the VIP is answered in neighbour discovery and is the source of this server's solicitations, so routers learn it at this server's MAC and clients bypass the director (and real servers' DAD fails on each other)",
-            vec![Fix::Address {
-                command: format!("ip -6 addr del {vip}/{} dev {}", a.prefix, a.dev),
-            }],
-        );
-    }
+                p.prefix, p.dev
+            )
+        },
+        announced: "on a network interface the VIP is answered in neighbour discovery and is the source of this server's solicitations, so routers learn it at this server's MAC and clients bypass the director (and real servers' DAD fails on each other)",
+    };
+    family::real_server_vip(out, o, vip, (home, &want_dev), &announced, &whys);
 }
 
 /// IPv6 on a device: the device's own value (writing `all` sets every
@@ -355,17 +307,7 @@ fn dad_check(h: &HostState, o: &Options, dev: &str, out: &mut Out) {
     if !failed.is_empty() {
         let fixes = failed
             .iter()
-            .flat_map(|a| {
-                let p = format!("{}/{} dev {dev}", a.addr, a.prefix);
-                [
-                    Fix::Address {
-                        command: format!("ip -6 addr del {p}"),
-                    },
-                    Fix::Address {
-                        command: format!("ip -6 addr add {p}"),
-                    },
-                ]
-            })
+            .flat_map(|a| ["del", "add"].map(|verb| family::addr_fix(verb, a.addr, a.prefix, dev)))
             .collect();
         out.add(
             Status::Fail,
@@ -449,27 +391,11 @@ fn tun_checks(h: &HostState, homes: &[String], out: &mut Out) {
 /// kernel (IPv6 accepts a local address on any interface) before uvs
 /// could forward it.
 pub(super) fn director_checks(h: &HostState, o: &Options, out: &mut Out) {
+    let why = (
+        "the kernel stays quiet about it",
+        "a local VIP makes the kernel answer its traffic itself, on any interface, before uvs forwards it",
+    );
     for vip in o.vips6() {
-        let places = h.vip6_places(vip);
-        if places.is_empty() {
-            out.add(
-                Status::Ok,
-                format!("VIP {vip} not local"),
-                "not configured",
-                "the kernel stays quiet about it",
-                vec![],
-            );
-        }
-        for a in places {
-            out.add(
-                Status::Fail,
-                format!("VIP {vip} not local"),
-                format!("{} on {}", a.shown(), a.dev),
-                "a local VIP makes the kernel answer its traffic itself, on any interface, before uvs forwards it",
-                vec![Fix::Address {
-                    command: format!("ip -6 addr del {vip}/{} dev {}", a.prefix, a.dev),
-                }],
-            );
-        }
+        family::director_vip(out, vip, &h.vip6_places(vip), why);
     }
 }

@@ -10,6 +10,7 @@
 mod checks;
 mod checks6;
 mod error;
+mod family;
 pub mod fix;
 pub mod run;
 pub mod source;
@@ -21,6 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::host::{IfAddr, Link, Route};
 pub use error::Error;
+use family::{Family, Place};
 
 impl Route {
     /// `ip route change` for this route with a new advmss, keeping what
@@ -91,6 +93,14 @@ impl Addr6 {
             ""
         };
         format!("{}/{}{state}", self.addr, self.prefix)
+    }
+
+    fn place(&self) -> Place<'_> {
+        Place {
+            dev: &self.dev,
+            prefix: self.prefix,
+            shown: self.shown(),
+        }
     }
 }
 
@@ -250,11 +260,19 @@ impl HostState {
             .collect()
     }
 
-    fn vip_places(&self, vip: Ipv4Addr) -> Vec<(&str, u8)> {
+    fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    fn vip_places(&self, vip: Ipv4Addr) -> Vec<Place<'_>> {
         self.addrs
             .iter()
             .filter(|a| a.1 == vip)
-            .map(|a| (a.0.as_str(), a.2))
+            .map(|a| Place {
+                dev: &a.0,
+                prefix: a.2,
+                shown: format!("{vip}/{}", a.2),
+            })
             .collect()
     }
 }

@@ -2,7 +2,7 @@
 //! rtnetlink), a dump directory (`sysctl -a` text and `ip -j` JSON saved on
 //! another machine), or the same read-only commands run over ssh.
 
-use super::{Addr6, Error, HostState};
+use super::{Addr6, Error, Family, HostState};
 use crate::host::{self, IfAddr, Link, Prefix, Route};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -94,6 +94,40 @@ fn json_list(
     }
 }
 
+/// The addresses of family `F` in the `addr_info` of `l`, link `name` of
+/// `ip -j addr` output: each with its prefix length and its entry (for
+/// the flags). One without an address or a valid prefix is an error.
+fn family_addrs<'a, F: Family>(
+    l: &'a serde_json::Value,
+    name: &str,
+    what: &str,
+) -> Result<Vec<(F, u8, &'a serde_json::Value)>, Error> {
+    let mut found = Vec::new();
+    for a in l["addr_info"].as_array().into_iter().flatten() {
+        if a["family"].as_str() != Some(F::NAME) {
+            continue;
+        }
+        let addr: F = a["local"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::NoLocal {
+                what: what.to_string(),
+                link: name.to_string(),
+                family: F::NAME,
+            })?;
+        let prefix = a["prefixlen"]
+            .as_u64()
+            .filter(|p| *p <= u64::from(F::BITS))
+            .ok_or_else(|| Error::BadPrefixLen {
+                what: what.to_string(),
+                link: name.to_string(),
+                addr: addr.into(),
+            })? as u8;
+        found.push((addr, prefix, a));
+    }
+    Ok(found)
+}
+
 /// Parses `ip -j addr` output into links and IPv4 addresses.
 pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>), Error> {
     let arr = json_list(text, what, "ip -j addr", "links")?;
@@ -118,26 +152,7 @@ pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>),
             loopback: link_type == "loopback" || flags.contains(&"LOOPBACK"),
             tunnel: link_type == "ipip" || link_type == "none" || name == "tunl0",
         });
-        for a in l["addr_info"].as_array().into_iter().flatten() {
-            if a["family"].as_str() != Some("inet") {
-                continue;
-            }
-            let ip: Ipv4Addr = a["local"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| Error::NoLocal {
-                    what: what.to_string(),
-                    link: name.clone(),
-                    family: "inet",
-                })?;
-            let prefix = a["prefixlen"]
-                .as_u64()
-                .filter(|p| *p <= 32)
-                .ok_or_else(|| Error::BadPrefixLen {
-                    what: what.to_string(),
-                    link: name.clone(),
-                    addr: ip.into(),
-                })? as u8;
+        for (ip, prefix, _) in family_addrs::<Ipv4Addr>(l, &name, what)? {
             addrs.push((name.clone(), ip, prefix));
         }
     }
@@ -158,26 +173,7 @@ pub fn parse_ip_addr6(text: &str, what: &str) -> Result<(Vec<Addr6>, Vec<String>
         if matches!(l["link_type"].as_str(), Some("tunnel6" | "sit")) {
             tunnels.push(name.to_string());
         }
-        for a in l["addr_info"].as_array().into_iter().flatten() {
-            if a["family"].as_str() != Some("inet6") {
-                continue;
-            }
-            let addr: Ipv6Addr = a["local"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| Error::NoLocal {
-                    what: what.to_string(),
-                    link: name.to_string(),
-                    family: "inet6",
-                })?;
-            let prefix = a["prefixlen"]
-                .as_u64()
-                .filter(|p| *p <= 128)
-                .ok_or_else(|| Error::BadPrefixLen {
-                    what: what.to_string(),
-                    link: name.to_string(),
-                    addr: addr.into(),
-                })? as u8;
+        for (addr, prefix, a) in family_addrs::<Ipv6Addr>(l, name, what)? {
             let flag = |k: &str| a[k].as_bool() == Some(true);
             addrs.push(Addr6 {
                 dev: name.to_string(),
