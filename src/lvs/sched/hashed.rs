@@ -9,18 +9,6 @@ pub fn hash_32(v: u32, bits: u32) -> usize {
     (v.wrapping_mul(0x61C8_8647) >> (32 - bits)) as usize
 }
 
-/// An address as the hashing schedulers hash it: IPv4 as its 32 bits,
-/// IPv6 folded to 32 by XOR of its four words, as IPVS's schedulers do.
-pub fn fold(addr: std::net::IpAddr) -> u32 {
-    match addr {
-        std::net::IpAddr::V4(a) => u32::from(a),
-        std::net::IpAddr::V6(a) => {
-            let w = a.to_bits();
-            (w as u32) ^ ((w >> 32) as u32) ^ ((w >> 64) as u32) ^ ((w >> 96) as u32)
-        }
-    }
-}
-
 /// A fixed-key 64-bit mix (splitmix64's finaliser) folded to 32 bits:
 /// the same on every director, so they all build the same tables.
 pub fn mix(key: u64, v: u64) -> u32 {

@@ -6,8 +6,8 @@
 //! director given the same servers builds the same table whatever order
 //! they were added in, and agrees with the others without sync.
 
-use super::hashed::{fold, mix, probe};
-use super::scheduler::{Buckets, Member, NO_DEST, Pool, SchedKey, Scheduler, gcd};
+use super::hashed::{mix, probe};
+use super::scheduler::{Buckets, Member, NO_DEST, Pool, SchedKey, Scheduler, fold, gcd};
 use crate::lvs::dest::DestEntry;
 
 /// IP_VS_MH_TAB_SIZE with the default CONFIG_IP_VS_MH_TAB_INDEX of 12.

@@ -4,7 +4,6 @@
 
 use crate::lvs::conn::ConnKey;
 use crate::lvs::dest::DestEntry;
-use crate::lvs::sched::hashed::fold;
 use crate::lvs::service::SchedFlags;
 use std::net::IpAddr;
 
@@ -45,6 +44,18 @@ pub struct Pool<'a> {
     pub dests: &'a [DestEntry],
     pub buckets: &'a [u16],
     pub flags: SchedFlags,
+}
+
+/// An address as the hashing schedulers hash it: IPv4 as its 32 bits,
+/// IPv6 folded to 32 by XOR of its four words, as IPVS's schedulers do.
+pub fn fold(addr: std::net::IpAddr) -> u32 {
+    match addr {
+        std::net::IpAddr::V4(a) => u32::from(a),
+        std::net::IpAddr::V6(a) => {
+            let w = a.to_bits();
+            (w as u32) ^ ((w >> 32) as u32) ^ ((w >> 64) as u32) ^ ((w >> 96) as u32)
+        }
+    }
 }
 
 /// What a scheduler may read of a new connection: the client's address
