@@ -338,8 +338,8 @@ fn dad_check(h: &HostState, o: &Options, dev: &str, out: &mut Out) {
     }
 }
 
-/// TUN: something must unwrap the director's packets for an IPv6 VIP.
-/// This version of `uvs decap` unwraps IPv4-in-IPv4 only.
+/// TUN: something must unwrap the director's packets for an IPv6 VIP: a
+/// kernel IPv6 tunnel, or `uvs decap` (every IPVS encapsulation).
 fn tun_checks(h: &HostState, homes: &[String], out: &mut Out) {
     let up: Vec<&Link> = h
         .tunnels6
@@ -366,18 +366,23 @@ fn tun_checks(h: &HostState, homes: &[String], out: &mut Out) {
                 command: format!("ip link set {t} up"),
             }],
         );
+    } else if h.decap_running {
+        out.add(
+            Status::Ok,
+            check,
+            "uvs decap is running",
+            "IPv6-in-IPv6, IPv4-in-IPv6 and IPv6-in-IPv4 packets are unwrapped in userspace",
+            vec![],
+        );
     } else {
         out.add(
             Status::Fail,
             check,
-            if h.decap_running {
-                "none (uvs decap unwraps IPv4-in-IPv4 only)"
-            } else {
-                "none (no ip6tnl or sit device)"
-            },
+            "none (no ip6tnl or sit device, no uvs decap)",
             "tunnelled packets for the IPv6 VIP are answered with ICMPv6 parameter problem (IPv6 outer header) or protocol 41 unreachable (IPv4 outer) and lost",
             vec![Fix::Manual {
-                command: "modprobe ip6_tunnel && ip link set ip6tnl0 up".into(),
+                command: "modprobe ip6_tunnel && ip link set ip6tnl0 up   (or run: uvs decap)"
+                    .into(),
             }],
         );
     }

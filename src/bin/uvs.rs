@@ -40,9 +40,11 @@ enum Command {
         #[arg(long)]
         ha_key_file: PathBuf,
     },
-    /// Real-server side of TUN without the kernel's ipip module: receive
-    /// IP-in-IP packets on a raw socket and inject the inner packets into
-    /// the local stack through a TUN device.
+    /// Real-server side of TUN without the kernel's tunnel devices (ipip,
+    /// sit, ip6tnl): receive IPv4-in-IPv4, IPv6-in-IPv4 (protocol 41),
+    /// IPv4-in-IPv6 (next header 4) and IPv6-in-IPv6 (next header 41)
+    /// packets on raw sockets and inject the inner packets into the local
+    /// stack through a TUN device.
     Decap {
         /// Name of the TUN device to create.
         #[arg(long, default_value = "uvs-decap0")]

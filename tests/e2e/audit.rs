@@ -333,24 +333,28 @@ fn ipv6_tun_needs_a_decapsulator_with_ipv6_on() {
     let d = finding(&v, "decapsulator ipv6");
     assert_eq!(
         (d["status"].as_str(), d["value"].as_str()),
-        (Some("fail"), Some("none (no ip6tnl or sit device)"))
+        (
+            Some("fail"),
+            Some("none (no ip6tnl or sit device, no uvs decap)")
+        )
     );
+    holds(d["fixes"][0]["command"].as_str().unwrap(), "uvs decap");
     assert_eq!(status(&v, "disable_ipv6 default"), "ok");
-    // uvs decap's TUN device made while conf/default has IPv6 off: the
-    // packets decapsulated into it would be dropped.
+    // uvs decap unwraps IPv6 too, but its TUN device was made while
+    // conf/default has IPv6 off: the packets decapsulated into it would be
+    // dropped.
     l.sh("rs1", "sysctl -qw net.ipv6.conf.default.disable_ipv6=1");
     l.start_decap("rs1");
     let (_, v) = audit(&l, "rs1", &tun);
     let d = finding(&v, "decapsulator ipv6");
-    assert_eq!(d["value"], "none (uvs decap unwraps IPv4-in-IPv4 only)");
-    assert_eq!(status(&v, "disable_ipv6 uvs-decap0"), "fail");
-    // --fix turns IPv6 on there; the decapsulator is left to do by hand.
-    let (code, out) = fix_run(&l, "rs1", &tun);
-    assert_eq!(code, 2, "{out}");
-    holds(
-        &out,
-        "to do by hand: modprobe ip6_tunnel && ip link set ip6tnl0 up",
+    assert_eq!(
+        (d["status"].as_str(), d["value"].as_str()),
+        (Some("ok"), Some("uvs decap is running"))
     );
+    assert_eq!(status(&v, "disable_ipv6 uvs-decap0"), "fail");
+    // --fix turns IPv6 on there, and nothing is left to do.
+    let (code, out) = fix_run(&l, "rs1", &tun);
+    assert_eq!(code, 0, "{out}");
     let on = l.sh("rs1", "cat /proc/sys/net/ipv6/conf/uvs-decap0/disable_ipv6");
     assert_eq!(String::from_utf8_lossy(&on.stdout).trim(), "0");
     assert_eq!(

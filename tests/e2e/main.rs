@@ -9,6 +9,7 @@ mod support;
 
 mod audit;
 mod config;
+mod decap6;
 mod dr;
 mod fwmark;
 mod ha;
