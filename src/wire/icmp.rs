@@ -10,7 +10,10 @@ use std::net::Ipv4Addr;
 
 icmp_view! {
     /// A view over an ICMPv4 message.
-    Icmpv4Packet
+    Icmpv4Packet,
+    /// The kinds IPVS relates to a connection: destination unreachable,
+    /// source quench, time exceeded.
+    errors: TYPE_DEST_UNREACH | TYPE_SOURCE_QUENCH | TYPE_TIME_EXCEEDED,
 }
 
 pub const TYPE_DEST_UNREACH: u8 = 3;
@@ -20,17 +23,6 @@ pub const TYPE_TIME_EXCEEDED: u8 = 11;
 pub const CODE_PORT_UNREACH: u8 = 3;
 pub const CODE_FRAG_NEEDED: u8 = 4;
 pub const CODE_TTL_EXCEEDED: u8 = 0;
-
-impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
-    /// The kinds IPVS relates to a connection: destination unreachable,
-    /// source quench, time exceeded.
-    pub fn is_error(&self) -> bool {
-        matches!(
-            self.msg_type(),
-            TYPE_DEST_UNREACH | TYPE_SOURCE_QUENCH | TYPE_TIME_EXCEEDED
-        )
-    }
-}
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
     /// Recomputes the checksum over the whole message.

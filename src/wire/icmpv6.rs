@@ -12,7 +12,10 @@ use std::net::Ipv6Addr;
 icmp_view! {
     /// A view over an ICMPv6 message: the buffer is the whole message (an
     /// IPv6 packet's upper-layer bytes), which the checksum covers.
-    Icmpv6Packet
+    Icmpv6Packet,
+    /// Error messages have types below 128 (RFC 4443 §2.1), including ones
+    /// defined later: an unknown error still quotes a packet.
+    errors: 0..128,
 }
 
 pub const TYPE_DEST_UNREACH: u8 = 1;
@@ -36,12 +39,6 @@ fields!(Icmpv6Packet {
 });
 
 impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
-    /// Error messages have types below 128 (RFC 4443 §2.1), including ones
-    /// defined later: an unknown error still quotes a packet.
-    pub fn is_error(&self) -> bool {
-        self.msg_type() < 128
-    }
-
     /// The checksum over the IPv6 pseudo-header of `src` and `dst` and the
     /// whole message checks.
     pub fn verify_checksum(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {

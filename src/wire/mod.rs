@@ -195,9 +195,14 @@ macro_rules! port_fields {
 
 /// A view over an ICMPv4 or ICMPv6 message: what the two share, a
 /// header of type, code, checksum and the 32-bit word after them
-/// (`HEADER_LEN`, 8 bytes, in the view's module), then the data.
+/// (`HEADER_LEN`, 8 bytes, in the view's module), then the data; and
+/// `is_error`, whether the type is one of the family's errors (`$errors`,
+/// a pattern), which quote the packet they are about.
 macro_rules! icmp_view {
-    ($(#[$meta:meta])* $view:ident) => {
+    (
+        $(#[$meta:meta])* $view:ident,
+        $(#[$errors_meta:meta])* errors: $errors:pat $(,)?
+    ) => {
         /// Type, code, checksum and the 32-bit word after them (the echo
         /// identifier and sequence number, an MTU, a pointer, or unused).
         /// Every message the RFCs define has it; shorter ones are refused.
@@ -218,6 +223,11 @@ macro_rules! icmp_view {
         });
 
         impl<T: AsRef<[u8]>> $view<T> {
+            $(#[$errors_meta])*
+            pub fn is_error(&self) -> bool {
+                matches!(self.msg_type(), $errors)
+            }
+
             /// What follows the 8-byte header: the quoted packet of an
             /// error, echo data, a neighbour message's target and options.
             pub fn data(&self) -> &[u8] {
