@@ -49,6 +49,43 @@ pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u
     sum(&src.octets()) + sum(&dst.octets()) + u64::from(next_header) + u64::from(length)
 }
 
+/// The addresses of a transport checksum's pseudo-header, IPv4's or
+/// IPv6's: what a builder generic over the family sums.
+pub trait PseudoHeader: Copy {
+    /// `pseudo_header` or `pseudo_header_v6`.
+    fn pseudo_header(src: Self, dst: Self, protocol: u8, length: u32) -> u64;
+}
+
+impl PseudoHeader for Ipv4Addr {
+    #[inline]
+    fn pseudo_header(src: Self, dst: Self, protocol: u8, length: u32) -> u64 {
+        pseudo_header(src, dst, protocol, length)
+    }
+}
+
+impl PseudoHeader for Ipv6Addr {
+    #[inline]
+    fn pseudo_header(src: Self, dst: Self, next_header: u8, length: u32) -> u64 {
+        pseudo_header_v6(src, dst, next_header, length)
+    }
+}
+
+/// Whether the upper-layer bytes `b` (a TCP segment, a UDP datagram, an
+/// ICMPv6 message, checksum field included) check over the IPv6
+/// pseudo-header of `src`, `dst` and `next_header`.
+#[inline]
+pub fn verify_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, b: &[u8]) -> bool {
+    fold(pseudo_header_v6(src, dst, next_header, b.len() as u32) + sum(b)) == 0xffff
+}
+
+/// The checksum field value of the upper-layer bytes `b`, their checksum
+/// field zero, over the IPv6 pseudo-header of `src`, `dst` and
+/// `next_header`.
+#[inline]
+pub fn compute_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, b: &[u8]) -> u16 {
+    finish(pseudo_header_v6(src, dst, next_header, b.len() as u32) + sum(b))
+}
+
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word changed from
 /// `old` to `new`: HC' = ~(~HC + ~m + m').
 pub fn update16(check: u16, old: u16, new: u16) -> u16 {

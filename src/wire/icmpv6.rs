@@ -6,8 +6,17 @@
 
 use super::checksum;
 use super::ipv6::{self, Ipv6Packet, Ipv6Repr};
-use super::{Error, Result, ip_proto, read_u16, read_u32, write_u16, write_u32};
+use super::{Error, Result, ip_proto};
 use std::net::Ipv6Addr;
+
+icmp_view! {
+    /// A view over an ICMPv6 message: the buffer is the whole message (an
+    /// IPv6 packet's upper-layer bytes), which the checksum covers.
+    Icmpv6Packet,
+    /// Error messages have types below 128 (RFC 4443 §2.1), including ones
+    /// defined later: an unknown error still quotes a packet.
+    errors: 0..128,
+}
 
 pub const TYPE_DEST_UNREACH: u8 = 1;
 pub const TYPE_PACKET_TOO_BIG: u8 = 2;
@@ -24,67 +33,16 @@ pub const CODE_PORT_UNREACH: u8 = 4;
 /// Time exceeded: hop limit exceeded in transit.
 pub const CODE_HOP_LIMIT_EXCEEDED: u8 = 0;
 
-/// Type, code, checksum and the 32-bit word after them (echo identifier
-/// and sequence number, the MTU, the pointer, or unused). Every message
-/// RFC 4443 and RFC 4861 define has it; shorter ones are refused.
-pub const HEADER_LEN: usize = 8;
-
-view! {
-    /// A view over an ICMPv6 message: the buffer is the whole message (an
-    /// IPv6 packet's upper-layer bytes), which the checksum covers.
-    Icmpv6Packet,
-    len = HEADER_LEN
-}
+fields!(Icmpv6Packet {
+    /// The word after the checksum of an echo request or reply, as two.
+    4: echo_ident: u16, echo_seq_no: u16;
+});
 
 impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    pub fn msg_type(&self) -> u8 {
-        self.b()[0]
-    }
-
-    pub fn code(&self) -> u8 {
-        self.b()[1]
-    }
-
-    pub fn checksum(&self) -> u16 {
-        read_u16(self.b(), 2)
-    }
-
-    /// The word after the checksum: the MTU of packet too big, the pointer
-    /// of parameter problem, flags for neighbour advertisements.
-    pub fn rest(&self) -> u32 {
-        read_u32(self.b(), 4)
-    }
-
-    pub fn echo_ident(&self) -> u16 {
-        read_u16(self.b(), 4)
-    }
-
-    pub fn echo_seq_no(&self) -> u16 {
-        read_u16(self.b(), 6)
-    }
-
-    /// Error messages have types below 128 (RFC 4443 §2.1), including ones
-    /// defined later: an unknown error still quotes a packet.
-    pub fn is_error(&self) -> bool {
-        self.msg_type() < 128
-    }
-
-    /// What follows the 8-byte header: the echo data, the quoted packet of
-    /// an error, a neighbour message's target and options.
-    pub fn data(&self) -> &[u8] {
-        &self.b()[HEADER_LEN..]
-    }
-
     /// The checksum over the IPv6 pseudo-header of `src` and `dst` and the
     /// whole message checks.
     pub fn verify_checksum(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
-        let b = self.b();
-        let ph = checksum::pseudo_header_v6(src, dst, ip_proto::ICMPV6, b.len() as u32);
-        checksum::fold(ph + checksum::sum(b)) == 0xffff
+        checksum::verify_v6(src, dst, ip_proto::ICMPV6, self.buffer.as_ref())
     }
 
     /// The packet an error quotes, as a view that copes with the quote
@@ -100,11 +58,6 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
 }
 
 impl<'a> Icmpv6Packet<&'a [u8]> {
-    /// `data`, borrowed for as long as the bytes are.
-    pub fn into_data(self) -> &'a [u8] {
-        &self.buffer[HEADER_LEN..]
-    }
-
     /// `quoted`, borrowed for as long as the bytes are.
     pub fn into_quoted(self) -> Result<Ipv6Packet<&'a [u8]>> {
         if !self.is_error() {
@@ -115,10 +68,6 @@ impl<'a> Icmpv6Packet<&'a [u8]> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[HEADER_LEN..]
-    }
-
     /// `quoted`, mutable: NAT66 rewrites the quoted packet's address and
     /// port, then `fill_checksum`.
     pub fn quoted_mut(&mut self) -> Result<Ipv6Packet<&mut [u8]>> {
@@ -128,16 +77,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
         Ipv6Packet::new_quoted(self.data_mut())
     }
 
-    pub fn set_checksum(&mut self, c: u16) {
-        write_u16(self.buffer.as_mut(), 2, c);
-    }
-
     /// Recomputes the checksum over the pseudo-header and the message.
     pub fn fill_checksum(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
-        let b = self.buffer.as_mut();
-        write_u16(b, 2, 0);
-        let ph = checksum::pseudo_header_v6(src, dst, ip_proto::ICMPV6, b.len() as u32);
-        write_u16(b, 2, checksum::finish(ph + checksum::sum(b)));
+        self.set_checksum(0);
+        let c = checksum::compute_v6(src, dst, ip_proto::ICMPV6, self.buffer.as_ref());
+        self.set_checksum(c);
     }
 }
 
@@ -265,12 +209,7 @@ impl<'a> Icmpv6Repr<'a> {
     /// Writes the message into `buf` with its checksum over the IPv6
     /// pseudo-header of `src` and `dst`; returns its length.
     pub fn emit(&self, buf: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) -> Result<usize> {
-        let n = self.buffer_len();
-        if buf.len() < n {
-            return Err(Error::Truncated);
-        }
-        let b = &mut buf[..n];
-        let (t, code, rest) = match *self {
+        let header = match *self {
             Icmpv6Repr::EchoRequest { ident, seq_no, .. } => (
                 TYPE_ECHO_REQUEST,
                 0,
@@ -283,12 +222,7 @@ impl<'a> Icmpv6Repr<'a> {
             ),
             Icmpv6Repr::Error { error, .. } => (error.msg_type(), error.code(), error.rest()),
         };
-        b[0] = t;
-        b[1] = code;
-        write_u32(b, 4, rest);
-        b[HEADER_LEN..].copy_from_slice(self.body());
-        Icmpv6Packet::new_unchecked(b).fill_checksum(src, dst);
-        Ok(n)
+        Icmpv6Packet::emit_message(buf, header, self.body(), |p| p.fill_checksum(src, dst))
     }
 }
 

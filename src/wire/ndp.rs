@@ -5,8 +5,8 @@
 
 use super::ethernet::{self, EtherType, MacAddr};
 use super::icmpv6::{self, Icmpv6Packet, TYPE_NEIGHBOR_ADVERT, TYPE_NEIGHBOR_SOLICIT};
-use super::ipv6::{self, Ipv6Packet, Ipv6Repr, read_addr, write_addr};
-use super::{Error, Result, ip_proto};
+use super::ipv6::{self, Ipv6Packet, Ipv6Repr};
+use super::{Error, Result, ip_proto, read_ipv6, write_ipv6};
 use std::net::Ipv6Addr;
 
 /// The advertisement's flags, in the byte after the checksum.
@@ -97,7 +97,7 @@ impl NdpRepr {
         if p.code() != 0 {
             return Err(Error::Malformed);
         }
-        let target = read_addr(d, 0);
+        let target = read_ipv6(d, 0);
         if target.is_multicast() {
             return Err(Error::Malformed);
         }
@@ -184,7 +184,7 @@ impl NdpRepr {
                 (target, OPT_TARGET_LLADDR)
             }
         };
-        write_addr(b, TARGET, target);
+        write_ipv6(b, TARGET, target);
         if let Some(mac) = self.lladdr() {
             b[OPTIONS] = opt_kind;
             b[OPTIONS + 1] = 1;

@@ -1,8 +1,8 @@
 //! UDP headers (RFC 768).
 
 use super::checksum;
-use super::{Error, Result, clamp, clamp_mut, ip_proto, need_claimed, read_u16, write_u16};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use super::{Error, Result, clamp, clamp_mut, ip_proto, need_claimed};
+use std::net::Ipv6Addr;
 
 view! {
     UdpPacket
@@ -14,24 +14,19 @@ pub const HEADER_LEN: usize = 8;
 /// Offset of the checksum field inside a UDP header.
 pub const CHECKSUM_OFFSET: usize = 6;
 
+fields!(UdpPacket {
+    // The datagram's length, header included, and its checksum.
+    4: len / set_len: len, checksum / set_checksum: u16;
+});
+
 impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// The header is present and the length field fits the buffer.
     pub fn check_len(&self) -> Result<()> {
-        need_claimed(self.buffer.as_ref(), HEADER_LEN, |b| {
-            usize::from(read_u16(b, 4))
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        usize::from(read_u16(self.buffer.as_ref(), 4))
+        need_claimed(self.buffer.as_ref(), HEADER_LEN, |_| self.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == HEADER_LEN
-    }
-
-    pub fn checksum(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), CHECKSUM_OFFSET)
     }
 
     /// The datagram's payload, as far as the length field says.
@@ -45,20 +40,11 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// must check.
     pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
         let b = clamp(self.buffer.as_ref(), 0, self.len());
-        let ph = checksum::pseudo_header_v6(src, dst, ip_proto::UDP, b.len() as u32);
-        self.checksum() != 0 && checksum::fold(ph + checksum::sum(b)) == 0xffff
+        self.checksum() != 0 && checksum::verify_v6(src, dst, ip_proto::UDP, b)
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
-    pub fn set_len(&mut self, len: u16) {
-        write_u16(self.buffer.as_mut(), 4, len);
-    }
-
-    pub fn set_checksum(&mut self, c: u16) {
-        write_u16(self.buffer.as_mut(), CHECKSUM_OFFSET, c);
-    }
-
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let len = self.len();
         clamp_mut(self.buffer.as_mut(), HEADER_LEN, len)
@@ -67,15 +53,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// Computes the checksum over the IPv6 pseudo-header and the datagram
     /// (as long as its length field says).
     pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
-        let len = self.len();
-        let b = clamp_mut(self.buffer.as_mut(), 0, len);
-        write_u16(b, CHECKSUM_OFFSET, 0);
-        let ph = checksum::pseudo_header_v6(src, dst, ip_proto::UDP, b.len() as u32);
-        write_u16(
-            b,
-            CHECKSUM_OFFSET,
-            nonzero(checksum::finish(ph + checksum::sum(b))),
-        );
+        self.set_checksum(0);
+        let b = clamp(self.buffer.as_ref(), 0, self.len());
+        let c = checksum::compute_v6(src, dst, ip_proto::UDP, b);
+        self.set_checksum(nonzero(c));
     }
 }
 
@@ -106,38 +87,14 @@ impl UdpRepr {
     }
 
     /// Writes the datagram carrying `payload` into `buf` with its checksum
-    /// over the IPv4 pseudo-header of `src` and `dst`; returns its length.
-    pub fn emit(
+    /// over the pseudo-header of `src` and `dst`, IPv4 or IPv6 addresses;
+    /// returns its length.
+    pub fn emit<A: checksum::PseudoHeader>(
         &self,
         buf: &mut [u8],
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: A,
+        dst: A,
         payload: &[u8],
-    ) -> Result<usize> {
-        self.emit_with(buf, payload, |n| {
-            checksum::pseudo_header(src, dst, ip_proto::UDP, n)
-        })
-    }
-
-    /// As [`UdpRepr::emit`], over the IPv6 pseudo-header.
-    pub fn emit_v6(
-        &self,
-        buf: &mut [u8],
-        src: Ipv6Addr,
-        dst: Ipv6Addr,
-        payload: &[u8],
-    ) -> Result<usize> {
-        self.emit_with(buf, payload, |n| {
-            checksum::pseudo_header_v6(src, dst, ip_proto::UDP, n)
-        })
-    }
-
-    /// `pseudo` is the pseudo-header's sum for a datagram of that length.
-    fn emit_with(
-        &self,
-        buf: &mut [u8],
-        payload: &[u8],
-        pseudo: impl Fn(u32) -> u64,
     ) -> Result<usize> {
         let n = self.buffer_len(payload);
         if buf.len() < n || n > usize::from(u16::MAX) {
@@ -149,9 +106,8 @@ impl UdpRepr {
         p.set_len(n as u16);
         p.set_checksum(0);
         p.payload_mut().copy_from_slice(payload);
-        let b = p.buffer;
-        let sum = pseudo(n as u32) + checksum::sum(b);
-        write_u16(b, CHECKSUM_OFFSET, nonzero(checksum::finish(sum)));
+        let sum = A::pseudo_header(src, dst, ip_proto::UDP, n as u32) + checksum::sum(p.buffer);
+        p.set_checksum(nonzero(checksum::finish(sum)));
         Ok(n)
     }
 }
@@ -159,6 +115,8 @@ impl UdpRepr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::read_u16;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn length_field_is_validated() {
@@ -198,7 +156,7 @@ mod tests {
             dst_port: 4001,
         };
         let mut b = [0u8; 32];
-        let n = r.emit_v6(&mut b, src, dst, b"probe").unwrap();
+        let n = r.emit(&mut b, src, dst, b"probe").unwrap();
         // etherparse's own datagram is the same bytes.
         let mut want = Vec::new();
         etherparse::PacketBuilder::ipv6(src.octets(), dst.octets(), 64)
@@ -207,13 +165,7 @@ mod tests {
             .unwrap();
         assert_eq!(&b[..n], &want[40..]);
         let mut p = UdpPacket::new_checked(&mut b[..n]).unwrap();
-        assert!(p.verify_checksum_v6(src, dst));
-        assert!(!p.verify_checksum_v6(dst, dst));
-        let c = p.checksum();
-        p.set_checksum(0);
-        assert!(!p.verify_checksum_v6(src, dst));
-        p.fill_checksum_v6(src, dst);
-        assert_eq!(p.checksum(), c);
+        let c = check_v6_checksum!(p, (src, dst), (dst, dst));
         // It is sent with all ones, and verifies (IPv4 sends the same;
         // IPv6 refuses a zero).
         // The datagram whose sum comes to zero: its first payload word

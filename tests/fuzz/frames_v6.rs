@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use std::net::Ipv6Addr;
 use std::sync::LazyLock;
 use uvs::wire::icmpv6::{self, Icmpv6Error};
-use uvs::wire::ipv6::{ExtHeaderError, FragInfo, MAX_EXT_HEADERS, next_header as nh};
+use uvs::wire::ipv6::{ExtHeaderError, FragInfo, MAX_EXT_HEADERS, next_header as nh, test_packet};
 use uvs::wire::{
     Icmpv6Packet, Icmpv6Repr, Ipv6Packet, Ipv6Repr, MacAddr, NdpRepr, TcpPacket, UdpPacket,
     ip_proto, ndp,
@@ -73,20 +73,7 @@ fn chain_bytes(hdrs: &[Hdr], upper: u8) -> Vec<u8> {
 /// An IPv6 packet from B to A whose payload is `payload`, its length
 /// field saying `payload_len`.
 fn ipv6(first: u8, payload: &[u8], payload_len: usize) -> Vec<u8> {
-    let mut b = vec![0u8; 40];
-    Ipv6Repr {
-        src: B,
-        dst: A,
-        next_header: first,
-        payload_len,
-        hop_limit: 64,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(&mut b)
-    .unwrap();
-    b.extend_from_slice(payload);
-    b
+    test_packet((B, A), first, payload, payload_len)
 }
 
 /// Where the walk must end, from the chain's structure rather than its

@@ -158,24 +158,12 @@ mod tests {
     use super::next_header::*;
     use super::*;
     use crate::wire::ip_proto;
-    use crate::wire::ipv6::{Ipv6Packet, Ipv6Repr};
+    use crate::wire::ipv6::{Ipv6Packet, test_packet};
 
     /// A packet whose first header is `first`, carrying `payload`.
     fn packet(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mut b = vec![0u8; HEADER_LEN];
-        Ipv6Repr {
-            src: "2001:2::a".parse().unwrap(),
-            dst: "2001:2::b".parse().unwrap(),
-            next_header: first,
-            payload_len: payload.len(),
-            hop_limit: 64,
-            traffic_class: 0,
-            flow_label: 0,
-        }
-        .emit(&mut b)
-        .unwrap();
-        b.extend_from_slice(payload);
-        b
+        let ends = ("2001:2::a".parse().unwrap(), "2001:2::b".parse().unwrap());
+        test_packet(ends, first, payload, payload.len())
     }
 
     /// An extension header of kind `kind` and `len` bytes (a multiple of

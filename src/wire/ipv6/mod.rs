@@ -1,7 +1,7 @@
 //! IPv6 headers (RFC 8200); the walk over their extension headers to the
 //! upper-layer header is `ext`.
 
-use super::{End, Error, Result, clamp, clamp_mut, read_u16, read_u32, write_u16, write_u32};
+use super::{Error, Result, clamp, clamp_mut, need};
 use std::net::Ipv6Addr;
 
 view! {
@@ -11,16 +11,8 @@ view! {
     /// `payload` leaves them out. Jumbograms (payload length 0 and a Jumbo
     /// Payload option, RFC 2675) do not exist on Ethernet: a payload length
     /// of 0 is an empty payload.
-    Ipv6Packet
-}
-
-mod field {
-    pub const VER_TC_FLOW: usize = 0;
-    pub const LENGTH: usize = 4;
-    pub const NEXT_HEADER: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC: usize = 8;
-    pub const DST: usize = 24;
+    Ipv6Packet,
+    quoted
 }
 
 pub const HEADER_LEN: usize = 40;
@@ -29,46 +21,36 @@ pub const HEADER_LEN: usize = 40;
 pub const MIN_MTU: usize = 1280;
 
 /// Next header values of the extension headers the walk skips, and the two
-/// it stops at without an upper-layer header to read.
+/// it stops at without an upper-layer header to read (ESP, which encrypts
+/// what follows, and No Next Header): IP protocol numbers, in `ip_proto`
+/// with the rest.
 pub mod next_header {
-    pub const HOP_BY_HOP: u8 = 0;
-    pub const ROUTING: u8 = 43;
-    pub const FRAGMENT: u8 = 44;
-    /// Encrypts what follows: as far as the walk goes, an upper layer.
-    pub const ESP: u8 = 50;
-    pub const AUTH: u8 = 51;
-    pub const NONE: u8 = 59;
-    pub const DEST_OPTS: u8 = 60;
+    pub use crate::wire::ip_proto::{AUTH, DEST_OPTS, ESP, FRAGMENT, HOP_BY_HOP, NONE, ROUTING};
 }
 
-/// The address at `at` (16 bytes the caller has checked are there).
-pub(crate) fn read_addr(b: &[u8], at: usize) -> Ipv6Addr {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[at..at + 16]);
-    Ipv6Addr::from(a)
-}
+fields!(Ipv6Packet {
+    /// The version, traffic class and flow label, in one word.
+    0: ver_tc_flow / set_ver_tc_flow: u32;
+    /// The bytes after the fixed header, extension headers included.
+    4: payload_len / set_payload_len: len;
+    // The first extension header's type (or the upper layer's, if none).
+    6: next_header / set_next_header: u8, hop_limit / set_hop_limit: u8;
+});
 
-pub(crate) fn write_addr(b: &mut [u8], at: usize, a: Ipv6Addr) {
-    b[at..at + 16].copy_from_slice(&a.octets());
-}
+end_fields!(Ipv6Packet: ipv6 {
+    src_addr / set_src_addr @ 8,
+    dst_addr / set_dst_addr @ 24,
+    /// Replaces the address at `end`; returns the old one. No header
+    /// checksum changes: the caller patches the transport checksum, whose
+    /// pseudo-header covers the address (`checksum::update128`).
+    pub replace_addr,
+});
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
-    /// A view over a packet quoted in an ICMPv6 error: the fixed header
-    /// must be complete, the payload may be cut short (errors quote at most
-    /// what fits in 1280 bytes). `payload` then ends where the buffer does.
-    pub fn new_quoted(buffer: T) -> Result<Self> {
-        let p = Ipv6Packet::new_unchecked(buffer);
-        p.check_header()?;
-        Ok(p)
-    }
-
     /// The fixed header inside the buffer, version 6.
     fn check_header(&self) -> Result<()> {
-        let b = self.buffer.as_ref();
-        if b.len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
-        if b[field::VER_TC_FLOW] >> 4 != 6 {
+        need(self.b(), HEADER_LEN)?;
+        if self.version() != 6 {
             return Err(Error::Malformed);
         }
         Ok(())
@@ -78,10 +60,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// carry link-layer padding past the packet).
     pub fn check_len(&self) -> Result<()> {
         self.check_header()?;
-        if self.buffer.as_ref().len() < HEADER_LEN + self.payload_len() {
-            return Err(Error::Truncated);
-        }
-        Ok(())
+        need(self.b(), HEADER_LEN + self.payload_len())
     }
 
     fn b(&self) -> &[u8] {
@@ -89,38 +68,16 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     pub fn version(&self) -> u8 {
-        self.b()[field::VER_TC_FLOW] >> 4
+        (self.ver_tc_flow() >> 28) as u8
     }
 
     /// DSCP and ECN, as IPv4's TOS.
     pub fn traffic_class(&self) -> u8 {
-        (read_u16(self.b(), field::VER_TC_FLOW) >> 4) as u8
+        (self.ver_tc_flow() >> 20) as u8
     }
 
     pub fn flow_label(&self) -> u32 {
-        read_u32(self.b(), field::VER_TC_FLOW) & 0x000f_ffff
-    }
-
-    /// The bytes after the fixed header, extension headers included.
-    pub fn payload_len(&self) -> usize {
-        usize::from(read_u16(self.b(), field::LENGTH))
-    }
-
-    /// The first extension header's type, or the upper layer's if none.
-    pub fn next_header(&self) -> u8 {
-        self.b()[field::NEXT_HEADER]
-    }
-
-    pub fn hop_limit(&self) -> u8 {
-        self.b()[field::HOP_LIMIT]
-    }
-
-    pub fn src_addr(&self) -> Ipv6Addr {
-        read_addr(self.b(), field::SRC)
-    }
-
-    pub fn dst_addr(&self) -> Ipv6Addr {
-        read_addr(self.b(), field::DST)
+        self.ver_tc_flow() & 0x000f_ffff
     }
 
     pub fn header(&self) -> &[u8] {
@@ -157,59 +114,21 @@ impl<'a> Ipv6Packet<&'a [u8]> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
-    fn bm(&mut self) -> &mut [u8] {
-        self.buffer.as_mut()
-    }
-
     /// Decrements the hop limit, as a router does to a forwarded packet
     /// (IPv6 has no header checksum to patch).
     pub fn decrement_hop_limit(&mut self) {
-        let b = self.bm();
-        b[field::HOP_LIMIT] = b[field::HOP_LIMIT].wrapping_sub(1);
-    }
-
-    pub fn set_hop_limit(&mut self, h: u8) {
-        self.bm()[field::HOP_LIMIT] = h;
-    }
-
-    pub fn set_src_addr(&mut self, a: Ipv6Addr) {
-        write_addr(self.bm(), field::SRC, a);
-    }
-
-    pub fn set_dst_addr(&mut self, a: Ipv6Addr) {
-        write_addr(self.bm(), field::DST, a);
-    }
-
-    /// Replaces the address at `end`; returns the old one. No header
-    /// checksum changes: the caller patches the transport checksum, whose
-    /// pseudo-header covers the address (`checksum::update128`).
-    pub fn replace_addr(&mut self, end: End, a: Ipv6Addr) -> Ipv6Addr {
-        let at = match end {
-            End::Src => field::SRC,
-            End::Dst => field::DST,
-        };
-        let old = read_addr(self.b(), at);
-        write_addr(self.bm(), at, a);
-        old
-    }
-
-    pub fn set_payload_len(&mut self, len: u16) {
-        write_u16(self.bm(), field::LENGTH, len);
-    }
-
-    pub fn set_next_header(&mut self, nh: u8) {
-        self.bm()[field::NEXT_HEADER] = nh;
+        self.set_hop_limit(self.hop_limit().wrapping_sub(1));
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = HEADER_LEN + self.payload_len();
-        clamp_mut(self.bm(), HEADER_LEN, end)
+        clamp_mut(self.buffer.as_mut(), HEADER_LEN, end)
     }
 
     /// `upper_payload`, mutable (NAT66 rewrites ports there).
     pub fn upper_payload_mut(&mut self, upper: &UpperLayer) -> &mut [u8] {
         let end = HEADER_LEN + self.payload_len();
-        clamp_mut(self.bm(), upper.offset, end)
+        clamp_mut(self.buffer.as_mut(), upper.offset, end)
     }
 }
 
@@ -249,14 +168,40 @@ impl Ipv6Repr {
             return Err(Error::Truncated);
         }
         let word = 6 << 28 | u32::from(self.traffic_class) << 20 | (self.flow_label & 0xf_ffff);
-        write_u32(buf, field::VER_TC_FLOW, word);
-        write_u16(buf, field::LENGTH, self.payload_len as u16);
-        buf[field::NEXT_HEADER] = self.next_header;
-        buf[field::HOP_LIMIT] = self.hop_limit;
-        write_addr(buf, field::SRC, self.src);
-        write_addr(buf, field::DST, self.dst);
+        let mut p = Ipv6Packet::new_unchecked(&mut buf[..HEADER_LEN]);
+        p.set_ver_tc_flow(word);
+        p.set_payload_len(self.payload_len as u16);
+        p.set_next_header(self.next_header);
+        p.set_hop_limit(self.hop_limit);
+        p.set_src_addr(self.src);
+        p.set_dst_addr(self.dst);
         Ok(())
     }
+}
+
+/// Test support, for the unit tests and the fuzz targets: an IPv6 packet
+/// from `src` to `dst` whose first header is `first`, hop limit 64,
+/// carrying `payload`, its length field saying `payload_len` (which must
+/// fit in 16 bits).
+pub fn test_packet(
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    first: u8,
+    payload: &[u8],
+    payload_len: usize,
+) -> Vec<u8> {
+    let mut b = vec![0u8; HEADER_LEN];
+    let repr = Ipv6Repr {
+        src,
+        dst,
+        next_header: first,
+        payload_len,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    repr.emit(&mut b).expect("a payload length of 16 bits");
+    b.extend_from_slice(payload);
+    b
 }
 
 mod ext;
@@ -267,7 +212,7 @@ pub use ext::{ExtHeaderError, FragInfo, MAX_EXT_HEADERS, UpperLayer};
 mod tests {
     use super::next_header::*;
     use super::*;
-    use crate::wire::ip_proto;
+    use crate::wire::{End, ip_proto};
 
     const A: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0xa);
     const B: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0xb);
@@ -327,24 +272,18 @@ mod tests {
     #[test]
     fn rejects_bad_headers() {
         let mut b = packet(ip_proto::TCP, &[0; 4]);
-        assert_eq!(
-            Ipv6Packet::new_checked(&b[..39]).err(),
-            Some(Error::Truncated)
-        );
-        assert_eq!(
-            Ipv6Packet::new_checked(&b[..43]).err(),
-            Some(Error::Truncated)
-        );
-        assert_eq!(
-            Ipv6Packet::new_quoted(&b[..39]).err(),
-            Some(Error::Truncated)
-        );
+        let checked = |b: &[u8]| Ipv6Packet::new_checked(b).err();
+        let quoted = |b: &[u8]| Ipv6Packet::new_quoted(b).err();
+        for (got, cut) in [
+            (checked(&b[..39]), 39),
+            (checked(&b[..43]), 43),
+            (quoted(&b[..39]), 39),
+        ] {
+            assert_eq!(got, Some(Error::Truncated), "{cut} bytes");
+        }
         b[0] = 0x45;
-        assert_eq!(
-            Ipv6Packet::new_checked(&b[..]).err(),
-            Some(Error::Malformed)
-        );
-        assert_eq!(Ipv6Packet::new_quoted(&b[..]).err(), Some(Error::Malformed));
+        assert_eq!(checked(&b), Some(Error::Malformed));
+        assert_eq!(quoted(&b), Some(Error::Malformed));
     }
 
     #[test]
