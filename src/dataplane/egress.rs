@@ -207,7 +207,7 @@ impl Dataplane {
             let mss = usize::from(g.size).min(fit).max(1);
             let (counters, out) = (&self.counters, &mut self.scratch2);
             let id = &mut self.ip_id;
-            let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| {
+            let r = gso::segment_tcp(frame, mss, &mut self.scratch, |seg| {
                 match tun.emit(&seg[ETH..], out, ETH, id) {
                     Ok(n) => counters.count_send(io.send(to.link, &out[..n])),
                     Err(_) => DataplaneCounters::bump(&counters.malformed),

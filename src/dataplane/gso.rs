@@ -37,25 +37,16 @@ pub fn segment_tcp(
             let end = ethernet::HEADER_LEN + ipv6::HEADER_LEN + ip.payload_len();
             cut(frame, (ipv6::HEADER_LEN, end), Ip::V6, mss, out, emit)
         }
-        _ => segment_tcpv4(frame, mss, out, emit),
+        _ => {
+            let ip = Ipv4Packet::new_checked(eth.payload())?;
+            if ip.protocol() != ip_proto::TCP {
+                return Err(Error::Malformed);
+            }
+            let end = ethernet::HEADER_LEN + ip.total_len();
+            let v4 = Ip::V4 { id: ip.ident() };
+            cut(frame, (ip.header_len(), end), v4, mss, out, emit)
+        }
     }
-}
-
-/// [`segment_tcp`] for a frame known to be IPv4.
-pub fn segment_tcpv4(
-    frame: &[u8],
-    mss: usize,
-    out: &mut [u8],
-    emit: impl FnMut(&mut [u8]),
-) -> Result<usize> {
-    let eth = EthernetFrame::new_checked(frame)?;
-    let ip = Ipv4Packet::new_checked(eth.payload())?;
-    if ip.protocol() != ip_proto::TCP {
-        return Err(Error::Malformed);
-    }
-    let end = ethernet::HEADER_LEN + ip.total_len();
-    let v4 = Ip::V4 { id: ip.ident() };
-    cut(frame, (ip.header_len(), end), v4, mss, out, emit)
 }
 
 /// The loop both families share: `ip_hl` and `end` locate the IP header's

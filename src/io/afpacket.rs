@@ -115,6 +115,11 @@ impl AfPacket {
             false => None,
         };
         sys::bind_packet(&fd, proto, ifindex)?;
+        if i32::from(ethertype) == libc::ETH_P_ALL {
+            // Best effort: a NIC that filters multicast keeps the IPv6
+            // VIPs' solicitations from uvs otherwise (veths do not).
+            let _ = sys::allmulti(&fd, ifindex);
+        }
         Ok(AfPacket {
             fd,
             ifindex,
