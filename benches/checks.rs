@@ -51,7 +51,7 @@ fn main() {
                 // The daemon's warm-up spreads the checks over the interval.
                 let jitter = Duration::from_micros((i as u64 * 1_000_000 / n as u64) % 1_000_000);
                 tokio::time::sleep(jitter).await;
-                let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+                let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
                 let mut c = Counter::new(true);
                 let mut tick = tokio::time::interval(spec.interval);
                 let (mut done, mut bad) = (0u64, 0u64);

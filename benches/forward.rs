@@ -119,6 +119,7 @@ fn main() {
     let gso = RxMeta {
         gso: Some(Gso {
             tcpv4: true,
+            tcpv6: false,
             size: 1448,
         }),
         csum_partial: Some((34, 16)),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use uvs::lvs::conn::ConnKey;
 use uvs::lvs::sched::mh::{MH_SLOTS, table};
-use uvs::lvs::sched::scheduler::{Member, Pool};
+use uvs::lvs::sched::scheduler::{Member, Pool, SchedKey};
 use uvs::lvs::sched::{SchedState, buckets};
 use uvs::lvs::service::{Forward, Protocol, SchedFlags, SchedulerKind};
 use uvs::lvs::table::DestEntry;
@@ -24,7 +24,7 @@ const FLOWS: u32 = 200_000;
 fn server(i: u32, weight: u32) -> DestEntry {
     DestEntry {
         id: u64::from(i) + 1,
-        addr: Ipv4Addr::from(0xc612_0000 + 11 + i),
+        addr: Ipv4Addr::from(0xc612_0000 + 11 + i).into(),
         port: 80,
         forward: Forward::Route,
         weight,
@@ -56,7 +56,8 @@ fn assign(dests: &[DestEntry]) -> Vec<u64> {
                 vaddr: Ipv4Addr::new(198, 18, 0, 100),
                 vport: 80,
             };
-            st.schedule(&pool, &key).map_or(0, |i| dests[i].id)
+            st.schedule(&pool, &SchedKey::of(&key))
+                .map_or(0, |i| dests[i].id)
         })
         .collect()
 }

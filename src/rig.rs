@@ -15,7 +15,7 @@ use crate::lvs::service::{Forward, Protocol, ServiceKey};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::{LinkRoute, NextHop};
 use crate::wire::MacAddr;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,10 +24,15 @@ pub const CL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 10];
 pub const VIP: [u8; 4] = [198, 18, 0, 100];
 /// The director's address on link 0 (and the outer source of TUN).
 pub const DIR_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// The IPv6 twins of `VIP` and `DIR_ADDR` in the namespace lab's plan
+/// (testbed/README.md: 198.18.N.H is 2001:2:0:N::H), for the IPv6 rigs
+/// to come.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
+pub const DIR_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
 /// How the rig resolves a real server's next hop (what netlink does in
 /// the daemon).
-pub type HopFn = fn(Ipv4Addr, Forward) -> NextHop;
+pub type HopFn = fn(IpAddr, Forward) -> NextHop;
 
 /// A benchmark's size: `full` under `cargo bench` (which passes
 /// `--bench`), `smoke` when `cargo test --all-targets` runs it as a quick
@@ -48,11 +53,19 @@ pub fn one_link() -> Vec<LinkParams> {
     }]
 }
 
+/// An address's last byte: the rigs' real servers' MACs end in it.
+pub fn last_octet(ip: IpAddr) -> u8 {
+    match ip {
+        IpAddr::V4(a) => a.octets()[3],
+        IpAddr::V6(a) => a.octets()[15],
+    }
+}
+
 /// Every real server on link 0 with MAC 02:00:00:00:01:<last octet>.
-pub fn hop_by_last_octet(ip: Ipv4Addr, _: Forward) -> NextHop {
+pub fn hop_by_last_octet(ip: IpAddr, _: Forward) -> NextHop {
     NextHop {
         link: 0,
-        mac: MacAddr([2, 0, 0, 0, 1, ip.octets()[3]]),
+        mac: MacAddr([2, 0, 0, 0, 1, last_octet(ip)]),
     }
 }
 
@@ -190,7 +203,7 @@ pub fn svc(p: Protocol, port: u16) -> ServiceKey {
 
 pub fn dest(addr: Ipv4Addr, port: u16, forward: Forward, weight: u32) -> DestSpec {
     DestSpec {
-        addr,
+        addr: addr.into(),
         port,
         forward,
         weight,

@@ -28,11 +28,15 @@
 #
 # Namespaces are PREFIX-sw, PREFIX-cl, PREFIX-dir, PREFIX-rs1..N; inside each
 # node the interface is eth0. Real servers are set up for DR: the VIP as /32
-# on lo, arp_ignore=1, arp_announce=2. Nothing here touches the host's own
+# on lo, arp_ignore=1, arp_announce=2. Every host also has IPv6: the twin of
+# its IPv4 address in 2001:2::/48 (v6 below), added with nodad, and real
+# servers have the IPv6 VIP as /128 on lo (kept when lo goes down); see
+# testbed/README.md for the plan. Nothing here touches the host's own
 # network namespace.
 set -euo pipefail
 
 VIP=${UVS_VIP:-198.18.0.100}
+VIP6=${UVS_VIP6:-2001:2::100}
 NET=198.18.0
 CLIENT_IP=$NET.10
 NAT_NET=198.18.2
@@ -42,33 +46,64 @@ die() { echo "lab.sh: $*" >&2; exit 1; }
 
 rs_ip() { echo "$NET.$((10 + $1))"; }
 
+# The IPv6 twin of a lab address: 198.18.N.H is 2001:2:0:N::H (the same
+# digits, read as hex), so 198.18.0.11 is 2001:2::11.
+v6() {
+  local n h
+  IFS=. read -r _ _ n h <<<"$1"
+  if [[ $n == 0 ]]; then echo "2001:2::$h"; else echo "2001:2:0:$n::$h"; fi
+}
+
+# A new host namespace: IPv6 on, but quiet and quick. No DAD (addresses
+# are usable at once, none is ever tentative) and no router solicitations;
+# interfaces made later inherit conf/default.
+ns_add() { # ns
+  ip netns add "$1"
+  ip netns exec "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+    net.ipv6.conf.all.router_solicitations=0 net.ipv6.conf.default.router_solicitations=0
+  ip -n "$1" link set lo up
+}
+
+# An address of both families on a node's interface.
+addr_add() { # ns ip dev
+  ip -n "$1" addr add "$2/24" dev "$3"
+  ip -n "$1" addr add "$(v6 "$2")/64" dev "$3" nodad
+}
+
+# The DR real server's VIPs on lo, and the settings that go with them.
+vips_on_lo() { # ns
+  ip -n "$1" addr add "$VIP/32" dev lo
+  ip -n "$1" addr add "$VIP6/128" dev lo
+  ip netns exec "$1" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+    net.ipv6.conf.lo.keep_addr_on_down=1
+}
+
 node_up() { # ns ip [bridge]
   local ns=$1 ip=$2 port="p-${1##*-}" br=${3:-br0}
-  ip netns add "$ns"
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  ip -n "$ns" link set lo up
+  ns_add "$ns"
   ip -n "$ns" link add eth0 type veth peer name "$port" netns "$SW"
   ip -n "$SW" link set "$port" master "$br" up
-  ip -n "$ns" addr add "$ip/24" dev eth0
+  addr_add "$ns" "$ip" eth0
   ip -n "$ns" link set eth0 up
 }
 
 routed() { # p
   local p=$1 rt=$1-rt rr=$1-rr1
   node_up "$rt" "$NET.1"
-  ip netns exec "$rt" sysctl -qw net.ipv4.ip_forward=1
-  ip netns add "$rr"
-  ip netns exec "$rr" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  ip -n "$rr" link set lo up
+  ip netns exec "$rt" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  ns_add "$rr"
   ip -n "$rt" link add eth1 type veth peer name eth0 netns "$rr"
-  ip -n "$rt" addr add 198.18.1.1/24 dev eth1
+  addr_add "$rt" 198.18.1.1 eth1
   ip -n "$rt" link set eth1 up
-  ip -n "$rr" addr add 198.18.1.11/24 dev eth0
+  addr_add "$rr" 198.18.1.11 eth0
   ip -n "$rr" link set eth0 up
   ip -n "$rr" route add default via 198.18.1.1
-  ip -n "$rr" addr add "$VIP/32" dev lo
-  ip netns exec "$rr" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-  for ns in "$p-cl" "$p-dir"; do ip -n "$ns" route add 198.18.1.0/24 via "$NET.1"; done
+  ip -n "$rr" -6 route add default via "$(v6 198.18.1.1)"
+  vips_on_lo "$rr"
+  for ns in "$p-cl" "$p-dir"; do
+    ip -n "$ns" route add 198.18.1.0/24 via "$NET.1"
+    ip -n "$ns" -6 route add "$(v6 198.18.1.0)/64" via "$(v6 "$NET.1")"
+  done
 }
 
 # The server side of a two-armed NAT director: a second bridge, the
@@ -80,11 +115,12 @@ nat() { # p n
   ip -n "$SW" link set br1 up
   ip -n "$p-dir" link add eth1 type veth peer name p-dir1 netns "$SW"
   ip -n "$SW" link set p-dir1 master br1 up
-  ip -n "$p-dir" addr add "$NAT_NET.1/24" dev eth1
+  addr_add "$p-dir" "$NAT_NET.1" eth1
   ip -n "$p-dir" link set eth1 up
   for i in $(seq 1 "$n"); do
     node_up "$p-nat$i" "$NAT_NET.$((10 + i))" br1
     ip -n "$p-nat$i" route add default via "$NAT_NET.1"
+    ip -n "$p-nat$i" -6 route add default via "$(v6 "$NAT_NET.1")"
   done
 }
 
@@ -156,6 +192,7 @@ up() {
   if ip netns list | awk '{print $1}' | grep -q "^$p-"; then die "a lab named $p exists"; fi
   SW=$p-sw
   ip netns add "$SW"
+  # The switch is no host: IPv6 stays off there (its bridge would solicit).
   ip netns exec "$SW" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
   ip -n "$SW" link set lo up
   ip -n "$SW" link add br0 type bridge
@@ -165,9 +202,8 @@ up() {
   for i in $(seq 1 "$n"); do
     local ns=$p-rs$i
     node_up "$ns" "$(rs_ip "$i")"
-    ip -n "$ns" addr add "$VIP/32" dev lo
-    ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
-      net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
+    vips_on_lo "$ns"
+    ip netns exec "$ns" sysctl -qw net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
   done
   for opt in "${@:$first}"; do
     case $opt in

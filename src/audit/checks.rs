@@ -1,77 +1,41 @@
 //! The checks themselves, one function per concern, each adding findings
 //! with the command that fixes them.
 
+use super::family::{self, Place, Whys};
 use super::*;
 
 pub(super) fn vip_checks(h: &HostState, o: &Options, out: &mut Out) {
     let tun_dev = h.links.iter().find(|l| l.tunnel).map(|l| l.name.clone());
-    for vip in &o.vips {
-        let places = h.vip_places(*vip);
-        let on_lo = places
-            .iter()
-            .find(|(d, _)| h.links.iter().any(|l| l.name == *d && l.loopback));
-        let on_tun = places
-            .iter()
-            .find(|(d, _)| h.links.iter().any(|l| l.name == *d && l.tunnel));
+    let want_dev = match (o.mode, tun_dev) {
+        (Mode::Tun, Some(t)) => t,
+        _ => "lo".to_string(),
+    };
+    let whys = Whys {
+        owned: "the real server owns the VIP without announcing it",
+        short: |_, _| "on a loopback device the whole prefix becomes local: use /32".into(),
+        announced: "a VIP on a network interface is announced by ARP: clients then bypass the director",
+    };
+    for vip in o.vips4() {
+        let places = h.vip_places(vip);
+        let on = |kind: fn(&Link) -> bool| {
+            let kind_of = |p: &&Place| h.links.iter().any(|l| l.name == p.dev && kind(l));
+            places.iter().find(kind_of)
+        };
         let home = match o.mode {
-            Mode::Tun => on_tun.or(on_lo),
-            _ => on_lo,
+            Mode::Tun => on(|l| l.tunnel).or(on(|l| l.loopback)),
+            _ => on(|l| l.loopback),
         };
-        let want_dev = match (o.mode, &tun_dev) {
-            (Mode::Tun, Some(t)) => t.clone(),
-            _ => "lo".to_string(),
-        };
-        match home {
-            None => out.add(
-                Status::Fail,
-                format!("VIP {vip} configured"),
-                "absent",
-                if o.mode == Mode::Tun {
-                    "the real server must own the VIP (on lo or the tunnel device) or it drops the forwarded packets"
-                } else {
-                    "DR keeps the VIP as destination, so the real server must own it (on lo) or it drops every packet"
-                },
-                vec![Fix::Address { command: format!("ip addr add {vip}/32 dev {want_dev}") }],
-            ),
-            Some((dev, p)) if *p != 32 => out.add(
-                Status::Fail,
-                format!("VIP {vip} prefix"),
-                format!("/{p} on {dev}"),
-                "on a loopback device the whole prefix becomes local: use /32",
-                vec![
-                    Fix::Address { command: format!("ip addr del {vip}/{p} dev {dev}") },
-                    Fix::Address { command: format!("ip addr add {vip}/32 dev {dev}") },
-                ],
-            ),
-            Some((dev, _)) => out.add(Status::Ok, format!("VIP {vip} configured"), format!("/32 on {dev}"), "the real server owns the VIP without announcing it", vec![]),
-        }
-        for (dev, p) in places {
-            let l = h.links.iter().find(|l| l.name == dev);
-            if l.is_some_and(|l| l.loopback || l.tunnel) {
-                continue;
-            }
-            out.add(
-                Status::Fail,
-                format!("VIP {vip} not on {dev}"),
-                format!("{vip}/{p} on {dev}"),
-                "a VIP on a network interface is announced by ARP: clients then bypass the director",
-                vec![Fix::Address { command: format!("ip addr del {vip}/{p} dev {dev}") }],
-            );
-        }
+        let announced: Vec<&Place> = places
+            .iter()
+            .filter(|p| !h.link(p.dev).is_some_and(|l| l.loopback || l.tunnel))
+            .collect();
+        family::real_server_vip(out, o, vip, (home, &want_dev), &announced, &whys);
     }
 }
 
 pub(super) fn arp_checks(h: &HostState, out: &mut Out) {
     let links = h.traffic_links();
-    if links.is_empty() {
-        out.add(
-            Status::Warn,
-            "interfaces",
-            "none up with an IPv4 address",
-            "no interface carries traffic, so nothing could be checked",
-            vec![],
-        );
-    }
+    family::none_carry_traffic(out, &links, ("interfaces", "none up with an IPv4 address"));
     for l in links {
         arp_sysctl(
             h,
@@ -152,10 +116,10 @@ pub(super) fn tun_checks(h: &HostState, o: &Options, out: &mut Out) {
     // Decapsulated packets arrive on the tunnel device with the client's
     // source; a device created later inherits conf/default.
     let dev = tun.map_or("default", |t| t.name.as_str());
-    let vip_on_tun = o.vips.iter().any(|v| {
+    let vip_on_tun = o.vips4().iter().any(|v| {
         h.vip_places(*v)
             .iter()
-            .any(|(d, _)| h.links.iter().any(|l| l.name == *d && l.tunnel))
+            .any(|p| h.links.iter().any(|l| l.name == p.dev && l.tunnel))
     });
     let (rp, rp_s) = h.effective_max(dev, "rp_filter");
     let ok = rp == 0 || (rp == 2 && vip_on_tun);
@@ -394,25 +358,11 @@ pub(super) fn director_checks(h: &HostState, o: &Options, out: &mut Out) {
             vec![],
         );
     }
-    for vip in &o.vips {
-        let places = h.vip_places(*vip);
-        if places.is_empty() {
-            out.add(
-                Status::Ok,
-                format!("VIP {vip} not local"),
-                "not configured",
-                "uvs answers ARP for it; the kernel stays quiet",
-                vec![],
-            );
-        }
-        for (dev, p) in places {
-            out.add(
-                Status::Fail,
-                format!("VIP {vip} not local"),
-                format!("{vip}/{p} on {dev}"),
-                "a local VIP makes the kernel answer its traffic with resets and ICMP before uvs forwards it",
-                vec![Fix::Address { command: format!("ip addr del {vip}/{p} dev {dev}") }],
-            );
-        }
+    let why = (
+        "uvs answers ARP for it; the kernel stays quiet",
+        "a local VIP makes the kernel answer its traffic with resets and ICMP before uvs forwards it",
+    );
+    for vip in o.vips4() {
+        family::director_vip(out, vip, &h.vip_places(vip), why);
     }
 }

@@ -37,13 +37,18 @@ pub enum Error {
     /// Link `index` (from 1) of `ip -j addr`.
     #[error("{what}: link #{index} has no ifname")]
     NoIfname { what: String, index: usize },
-    #[error("{what}: link {link} has an inet address without 'local'")]
-    NoLocal { what: String, link: String },
+    /// An address of `family` (inet, inet6) without its address.
+    #[error("{what}: link {link} has an {family} address without 'local'")]
+    NoLocal {
+        what: String,
+        link: String,
+        family: &'static str,
+    },
     #[error("{what}: link {link} address {addr} has no valid prefixlen")]
     BadPrefixLen {
         what: String,
         link: String,
-        addr: std::net::Ipv4Addr,
+        addr: std::net::IpAddr,
     },
     /// A dump directory without a file it needs (`command` makes it).
     #[error("{}: no {file} (save `{command}` into it)", dir.display())]
@@ -77,7 +82,8 @@ pub enum Error {
     Runtime(std::io::Error),
     #[error("bad sysctl key {0}")]
     SysctlName(String),
-    /// A key outside net.ipv4, or one that would leave /proc/sys.
+    /// A key outside net.ipv4 and net.ipv6.conf, or one that would leave
+    /// /proc/sys.
     #[error("refusing to write unexpected sysctl key '{0}'")]
     UnexpectedKey(String),
     #[error("cannot set {key} ({}): {source}", path.display())]

@@ -34,19 +34,26 @@ pub fn plan(findings: &[Finding]) -> Plan {
     p
 }
 
-/// /proc/sys path of a `net.ipv4...` key; interface names may contain dots
-/// (eth0.100), so for conf keys only the last dot separates the setting.
+/// /proc/sys path of a `net.ipv4...` or `net.ipv6.conf...` key; interface
+/// names may contain dots (eth0.100), so for conf keys only the last dot
+/// separates the setting.
 pub fn proc_path(key: &str) -> Result<PathBuf, Error> {
     let ok =
         |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0');
-    if let Some(rest) = key.strip_prefix("net.ipv4.conf.") {
+    for family in ["ipv4", "ipv6"] {
+        let Some(rest) = key.strip_prefix(&format!("net.{family}.conf.")) else {
+            continue;
+        };
         let (dev, name) = rest
             .rsplit_once('.')
             .ok_or_else(|| Error::SysctlName(key.to_string()))?;
         if ok(dev) && ok(name) {
-            return Ok(Path::new("/proc/sys/net/ipv4/conf").join(dev).join(name));
+            let conf = Path::new("/proc/sys/net").join(family).join("conf");
+            return Ok(conf.join(dev).join(name));
         }
-    } else if let Some(name) = key.strip_prefix("net.ipv4.")
+        return Err(Error::UnexpectedKey(key.to_string()));
+    }
+    if let Some(name) = key.strip_prefix("net.ipv4.")
         && ok(name)
         && !name.contains('.')
     {
@@ -137,21 +144,32 @@ mod tests {
 
     #[test]
     fn proc_paths_are_confined() {
-        assert_eq!(
-            proc_path("net.ipv4.conf.all.rp_filter").unwrap(),
-            Path::new("/proc/sys/net/ipv4/conf/all/rp_filter")
-        );
-        assert_eq!(
-            proc_path("net.ipv4.conf.eth0.100.arp_ignore").unwrap(),
-            Path::new("/proc/sys/net/ipv4/conf/eth0.100/arp_ignore")
-        );
-        assert_eq!(
-            proc_path("net.ipv4.tcp_tw_recycle").unwrap(),
-            Path::new("/proc/sys/net/ipv4/tcp_tw_recycle")
-        );
-        assert!(proc_path("kernel.panic").is_err());
-        assert!(proc_path("net.ipv4.conf.../x").is_err());
-        assert!(proc_path("net.ipv4.conf.a/b.x").is_err());
+        let confined = [
+            ("net.ipv4.conf.all.rp_filter", "ipv4/conf/all/rp_filter"),
+            (
+                "net.ipv4.conf.eth0.100.arp_ignore",
+                "ipv4/conf/eth0.100/arp_ignore",
+            ),
+            ("net.ipv4.tcp_tw_recycle", "ipv4/tcp_tw_recycle"),
+            (
+                "net.ipv6.conf.eth0.100.disable_ipv6",
+                "ipv6/conf/eth0.100/disable_ipv6",
+            ),
+        ];
+        for (key, path) in confined {
+            let want = Path::new("/proc/sys/net").join(path);
+            assert_eq!(proc_path(key).unwrap(), want, "{key}");
+        }
+        let refused = [
+            "net.ipv6.route.flush",
+            "net.ipv6.conf.../x",
+            "kernel.panic",
+            "net.ipv4.conf.../x",
+            "net.ipv4.conf.a/b.x",
+        ];
+        for key in refused {
+            assert!(proc_path(key).is_err(), "{key}");
+        }
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //!
 //! Effective values follow the kernel: arp_ignore, arp_announce and
 //! rp_filter are max(conf/all, conf/IFACE); accept_local is on if either
-//! is; forwarding is the interface's own value.
+//! is; forwarding is the interface's own value. IPv6 VIPs have checks of
+//! their own (`checks6`, docs/audit.md "IPv6 on a real server").
 
 mod checks;
+mod checks6;
 mod error;
+mod family;
 pub mod fix;
 pub mod run;
 pub mod source;
@@ -15,10 +18,11 @@ pub mod source;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::host::{IfAddr, Link, Route};
 pub use error::Error;
+use family::{Family, Place};
 
 impl Route {
     /// `ip route change` for this route with a new advmss, keeping what
@@ -54,6 +58,50 @@ pub struct HostState {
     /// `ethtool -k` output per interface, where it could be read.
     pub offloads: BTreeMap<String, String>,
     pub source: String,
+    /// IPv6 addresses with their DAD state.
+    pub addrs6: Vec<Addr6>,
+    /// Links whose kernel tunnel delivers IPv6 (ip6tnl, sit).
+    pub tunnels6: Vec<String>,
+    /// IPv6 proxy neighbour entries (link, address); `None` when the
+    /// source could not tell (a dump without neigh-proxy.json).
+    pub proxies6: Option<Vec<(String, Ipv6Addr)>>,
+}
+
+/// An IPv6 address on a link, with the state duplicate address detection
+/// left it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addr6 {
+    pub dev: String,
+    pub addr: Ipv6Addr,
+    pub prefix: u8,
+    /// DAD is running: the kernel neither uses nor accepts it yet.
+    pub tentative: bool,
+    /// DAD found a duplicate: it stays unusable.
+    pub dadfailed: bool,
+    /// Added with `nodad`.
+    pub nodad: bool,
+}
+
+impl Addr6 {
+    /// `addr/prefix`, with the DAD state when it is not a usable one.
+    fn shown(&self) -> String {
+        let state = if self.dadfailed {
+            " (dadfailed)"
+        } else if self.tentative {
+            " (tentative)"
+        } else {
+            ""
+        };
+        format!("{}/{}{state}", self.addr, self.prefix)
+    }
+
+    fn place(&self) -> Place<'_> {
+        Place {
+            dev: &self.dev,
+            prefix: self.prefix,
+            shown: self.shown(),
+        }
+    }
 }
 
 /// The GRO/TSO/checksum lines of `ethtool -k` output, condensed.
@@ -149,13 +197,32 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub mode: Mode,
-    pub vips: Vec<Ipv4Addr>,
+    /// IPv4 and IPv6 VIPs, in any mix.
+    pub vips: Vec<IpAddr>,
     /// Audit a director rather than a real server.
     pub director: bool,
     /// The director's capture interface (with `director`).
     pub interface: Option<String>,
     /// The director's address (NAT: real servers must route through it).
     pub director_addr: Option<Ipv4Addr>,
+}
+
+impl Options {
+    fn vips4(&self) -> Vec<Ipv4Addr> {
+        let v4 = |v: &IpAddr| match v {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        };
+        self.vips.iter().filter_map(v4).collect()
+    }
+
+    fn vips6(&self) -> Vec<Ipv6Addr> {
+        let v6 = |v: &IpAddr| match v {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        };
+        self.vips.iter().filter_map(v6).collect()
+    }
 }
 
 impl HostState {
@@ -193,11 +260,19 @@ impl HostState {
             .collect()
     }
 
-    fn vip_places(&self, vip: Ipv4Addr) -> Vec<(&str, u8)> {
+    fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    fn vip_places(&self, vip: Ipv4Addr) -> Vec<Place<'_>> {
         self.addrs
             .iter()
             .filter(|a| a.1 == vip)
-            .map(|a| (a.0.as_str(), a.2))
+            .map(|a| Place {
+                dev: &a.0,
+                prefix: a.2,
+                shown: format!("{vip}/{}", a.2),
+            })
             .collect()
     }
 }
@@ -240,20 +315,30 @@ fn lower_fixes(h: &HostState, dev: &str, k: &str, to: i64, limit: i64) -> Vec<Fi
         .collect()
 }
 
-/// Runs every check that applies to `o` against `h`.
+/// Runs every check that applies to `o` against `h`: the IPv4 checks when
+/// a VIP is IPv4 (or none is given), the IPv6 ones when a VIP is IPv6.
 pub fn audit(h: &HostState, o: &Options) -> Vec<Finding> {
     let mut out = Out(Vec::new());
+    let v4 = o.vips.is_empty() || !o.vips4().is_empty();
+    let v6 = !o.vips6().is_empty();
     if o.director {
         checks::director_checks(h, o, &mut out);
+        checks6::director_checks(h, o, &mut out);
     } else {
-        if matches!(o.mode, Mode::Dr | Mode::Tun) {
+        let dr_tun = matches!(o.mode, Mode::Dr | Mode::Tun);
+        if v4 && dr_tun {
             checks::vip_checks(h, o, &mut out);
             checks::arp_checks(h, &mut out);
         }
-        if o.mode == Mode::Tun {
+        if v4 && o.mode == Mode::Tun {
             checks::tun_checks(h, o, &mut out);
         }
-        checks::accept_local_check(h, &mut out);
+        if v4 {
+            checks::accept_local_check(h, &mut out);
+        }
+        if v6 && dr_tun {
+            checks6::real_server(h, o, &mut out);
+        }
         if o.mode == Mode::Nat {
             checks::nat_checks(h, o, &mut out);
         }

@@ -2,10 +2,10 @@
 //! rtnetlink), a dump directory (`sysctl -a` text and `ip -j` JSON saved on
 //! another machine), or the same read-only commands run over ssh.
 
-use super::{Error, HostState};
+use super::{Addr6, Error, Family, HostState};
 use crate::host::{self, IfAddr, Link, Prefix, Route};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 /// The per-interface and global IPv4 sysctls the audit reads.
@@ -17,6 +17,20 @@ pub const CONF_KEYS: [&str; 5] = [
     "forwarding",
 ];
 pub const GLOBAL_KEYS: [&str; 3] = ["ip_forward", "tcp_timestamps", "tcp_tw_recycle"];
+/// The per-interface IPv6 sysctls the audit reads (net.ipv6.conf.*).
+pub const CONF6_KEYS: [&str; 7] = [
+    "disable_ipv6",
+    "forwarding",
+    "accept_ra",
+    "accept_dad",
+    "dad_transmits",
+    "proxy_ndp",
+    "keep_addr_on_down",
+];
+
+/// ARPHRD_TUNNEL6 (ip6tnl) and ARPHRD_SIT (sit): the kernel's tunnels
+/// that deliver IPv6, by the type /sys/class/net/*/type shows.
+const TUNNEL6_TYPES: [&str; 2] = ["769", "776"];
 
 fn strip_bom(s: &str) -> &str {
     s.strip_prefix('\u{feff}').unwrap_or(s)
@@ -80,6 +94,40 @@ fn json_list(
     }
 }
 
+/// The addresses of family `F` in the `addr_info` of `l`, link `name` of
+/// `ip -j addr` output: each with its prefix length and its entry (for
+/// the flags). One without an address or a valid prefix is an error.
+fn family_addrs<'a, F: Family>(
+    l: &'a serde_json::Value,
+    name: &str,
+    what: &str,
+) -> Result<Vec<(F, u8, &'a serde_json::Value)>, Error> {
+    let mut found = Vec::new();
+    for a in l["addr_info"].as_array().into_iter().flatten() {
+        if a["family"].as_str() != Some(F::NAME) {
+            continue;
+        }
+        let addr: F = a["local"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::NoLocal {
+                what: what.to_string(),
+                link: name.to_string(),
+                family: F::NAME,
+            })?;
+        let prefix = a["prefixlen"]
+            .as_u64()
+            .filter(|p| *p <= u64::from(F::BITS))
+            .ok_or_else(|| Error::BadPrefixLen {
+                what: what.to_string(),
+                link: name.to_string(),
+                addr: addr.into(),
+            })? as u8;
+        found.push((addr, prefix, a));
+    }
+    Ok(found)
+}
+
 /// Parses `ip -j addr` output into links and IPv4 addresses.
 pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>), Error> {
     let arr = json_list(text, what, "ip -j addr", "links")?;
@@ -104,29 +152,53 @@ pub fn parse_ip_addr(text: &str, what: &str) -> Result<(Vec<Link>, Vec<IfAddr>),
             loopback: link_type == "loopback" || flags.contains(&"LOOPBACK"),
             tunnel: link_type == "ipip" || link_type == "none" || name == "tunl0",
         });
-        for a in l["addr_info"].as_array().into_iter().flatten() {
-            if a["family"].as_str() != Some("inet") {
-                continue;
-            }
-            let ip: Ipv4Addr = a["local"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| Error::NoLocal {
-                    what: what.to_string(),
-                    link: name.clone(),
-                })?;
-            let prefix = a["prefixlen"]
-                .as_u64()
-                .filter(|p| *p <= 32)
-                .ok_or_else(|| Error::BadPrefixLen {
-                    what: what.to_string(),
-                    link: name.clone(),
-                    addr: ip,
-                })? as u8;
+        for (ip, prefix, _) in family_addrs::<Ipv4Addr>(l, &name, what)? {
             addrs.push((name.clone(), ip, prefix));
         }
     }
     Ok((links, addrs))
+}
+
+/// The IPv6 side of `ip -j addr` output: addresses with their DAD state,
+/// and the links that are kernel IPv6 tunnels (link_type tunnel6, sit).
+/// Links without a name are left to [`parse_ip_addr`] to report.
+pub fn parse_ip_addr6(text: &str, what: &str) -> Result<(Vec<Addr6>, Vec<String>), Error> {
+    let arr = json_list(text, what, "ip -j addr", "links")?;
+    let mut addrs = Vec::new();
+    let mut tunnels = Vec::new();
+    for l in &arr {
+        let Some(name) = l["ifname"].as_str() else {
+            continue;
+        };
+        if matches!(l["link_type"].as_str(), Some("tunnel6" | "sit")) {
+            tunnels.push(name.to_string());
+        }
+        for (addr, prefix, a) in family_addrs::<Ipv6Addr>(l, name, what)? {
+            let flag = |k: &str| a[k].as_bool() == Some(true);
+            addrs.push(Addr6 {
+                dev: name.to_string(),
+                addr,
+                prefix,
+                tentative: flag("tentative"),
+                dadfailed: flag("dadfailed"),
+                nodad: flag("nodad"),
+            });
+        }
+    }
+    Ok((addrs, tunnels))
+}
+
+/// `ip -j -6 neigh show proxy` output: (link, address) of each IPv6 proxy
+/// entry; entries without both are skipped.
+pub fn parse_neigh_proxy(text: &str, what: &str) -> Result<Vec<(String, Ipv6Addr)>, Error> {
+    let list = json_list(text, what, "ip -j -6 neigh show proxy", "neighbours")?;
+    Ok(list
+        .iter()
+        .filter_map(|n| {
+            let addr = n["dst"].as_str()?.parse().ok()?;
+            Some((n["dev"].as_str()?.to_string(), addr))
+        })
+        .collect())
 }
 
 /// The unicast routes of `ip -j route` output (main table). Entries that
@@ -182,6 +254,7 @@ fn assemble(
         decap_running,
         offloads,
         source,
+        ..HostState::default()
     }
 }
 
@@ -219,7 +292,12 @@ pub fn from_dump(dir: &Path) -> Result<HostState, Error> {
     // Optional: ethtool-IFACE.txt holds `ethtool -k IFACE`.
     let ethtool = |n: &str| read(&format!("ethtool-{n}.txt")).ok().flatten();
     let source = format!("dump {}", dir.display());
-    let state = assemble(sysctl, (links, addrs), routes, decap, ethtool, source);
+    let mut state = assemble(sysctl, (links, addrs), routes, decap, ethtool, source);
+    (state.addrs6, state.tunnels6) = parse_ip_addr6(&a, "addr.json")?;
+    state.proxies6 = match read("neigh-proxy.json")? {
+        Some(n) => Some(parse_neigh_proxy(&n, "neigh-proxy.json")?),
+        None => None,
+    };
     Ok(state)
 }
 
@@ -242,19 +320,31 @@ pub fn from_ssh(target: &str) -> Result<HostState, Error> {
         &run("sysctl -a 2>/dev/null")?,
         &format!("{target}: sysctl -a"),
     )?;
-    let (links, addrs) = parse_ip_addr(&run("ip -j addr")?, &format!("{target}: ip -j addr"))?;
+    let addr = run("ip -j addr")?;
+    let (links, addrs) = parse_ip_addr(&addr, &format!("{target}: ip -j addr"))?;
     let routes = parse_routes(&run("ip -j route")?, &format!("{target}: ip -j route"))?;
     let decap = run("ps -eo args")
         .map(|p| p.lines().any(is_decap_cmdline))
         .unwrap_or(false);
     let ethtool = |n: &str| run(&format!("ethtool -k {n}")).ok();
     let source = format!("ssh {target}");
-    let state = assemble(sysctl, (links, addrs), routes, decap, ethtool, source);
+    let mut state = assemble(sysctl, (links, addrs), routes, decap, ethtool, source);
+    (state.addrs6, state.tunnels6) = parse_ip_addr6(&addr, &format!("{target}: ip -j addr"))?;
+    let what = format!("{target}: ip -j -6 neigh show proxy");
+    state.proxies6 = run("ip -j -6 neigh show proxy")
+        .ok()
+        .and_then(|n| parse_neigh_proxy(&n, &what).ok());
     Ok(state)
 }
 
+// IFA_F_* (linux/if_addr.h): an IPv6 address's DAD state.
+const IFA_F_NODAD: u32 = 0x02;
+const IFA_F_DADFAILED: u32 = 0x08;
+const IFA_F_TENTATIVE: u32 = 0x40;
+
 /// The live host: /proc/sys for sysctls, rtnetlink for links, addresses
-/// and the default route.
+/// (both families), routes and IPv6 proxy entries; /sys for which links
+/// are kernel IPv6 tunnels.
 pub fn live() -> Result<HostState, Error> {
     let mut sysctl = BTreeMap::new();
     let conf = Path::new("/proc/sys/net/ipv4/conf");
@@ -275,11 +365,21 @@ pub fn live() -> Result<HostState, Error> {
             sysctl.insert(format!("net.ipv4.{k}"), v.trim().to_string());
         }
     }
+    // Absent when the kernel has no IPv6: the checks say so.
+    let conf6 = std::fs::read_dir("/proc/sys/net/ipv6/conf");
+    for d in conf6.into_iter().flatten().flatten() {
+        let ifname = d.file_name().to_string_lossy().into_owned();
+        for k in CONF6_KEYS {
+            if let Ok(v) = std::fs::read_to_string(d.path().join(k)) {
+                sysctl.insert(format!("net.ipv6.conf.{ifname}.{k}"), v.trim().to_string());
+            }
+        }
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let (links, addrs, routes) = rt.block_on(async {
+    let (links, addrs, routes, v6) = rt.block_on(async {
         let nl = crate::host::netlink::Netlink::new()?;
         let links = nl.links().await?;
         let name = |idx: u32| {
@@ -295,24 +395,57 @@ pub fn live() -> Result<HostState, Error> {
             r.dev = name(idx);
             routes.push(r);
         }
+        let mut addrs6 = Vec::new();
+        for (addr, idx, prefix, flags) in nl.addresses6().await? {
+            addrs6.push(Addr6 {
+                dev: name(idx),
+                addr,
+                prefix,
+                tentative: flags & IFA_F_TENTATIVE != 0,
+                dadfailed: flags & IFA_F_DADFAILED != 0,
+                nodad: flags & IFA_F_NODAD != 0,
+            });
+        }
+        let proxies6: Vec<(String, Ipv6Addr)> = nl
+            .proxies6()
+            .await?
+            .into_iter()
+            .map(|(a, idx)| (name(idx), a))
+            .collect();
         Ok::<_, Error>((
             links.into_iter().map(|l| l.0).collect::<Vec<Link>>(),
             addrs,
             routes,
+            (addrs6, proxies6),
         ))
     })?;
+    // A decapsulator counts only in this network namespace: one in
+    // another (a container, another lab) unwraps nothing here.
+    let netns = |p: &Path| std::fs::read_link(p.join("ns/net")).ok();
+    let ours = netns(Path::new("/proc/self"));
     let decap = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .any(|p| {
-            std::fs::read(p.path().join("cmdline"))
+            let cmd = std::fs::read(p.path().join("cmdline"))
                 .map(|c| is_decap_cmdline(&String::from_utf8_lossy(&c).replace('\0', " ")))
-                .unwrap_or(false)
+                .unwrap_or(false);
+            cmd && netns(&p.path()) == ours
         });
     let ethtool = |n: &str| host::run("ethtool", &["-k", n], "ethtool").ok();
+    let tunnels6 = links
+        .iter()
+        .filter(|l| {
+            let t = std::fs::read_to_string(format!("/sys/class/net/{}/type", l.name));
+            t.is_ok_and(|t| TUNNEL6_TYPES.contains(&t.trim()))
+        })
+        .map(|l| l.name.clone())
+        .collect();
     let source = "this host".to_string();
-    let state = assemble(sysctl, (links, addrs), routes, decap, ethtool, source);
+    let mut state = assemble(sysctl, (links, addrs), routes, decap, ethtool, source);
+    (state.addrs6, state.proxies6) = (v6.0, Some(v6.1));
+    state.tunnels6 = tunnels6;
     Ok(state)
 }
 
@@ -366,5 +499,46 @@ mod tests {
         );
         assert!(parse_ip_addr("{}", "addr.json").is_err());
         assert!(parse_ip_addr(r#"[{"ifname":"x","addr_info":[{"family":"inet","local":"1.2.3.4","prefixlen":99}]}]"#, "a").is_err());
+    }
+
+    #[test]
+    fn ip_addr_parsing_ipv6() {
+        // `ip -j addr` leaves {} for addresses a filter left out.
+        let j = r#"[{"ifname":"lo","link_type":"loopback","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8},{"family":"inet6","local":"2001:2::100","prefixlen":128,"scope":"global"}]},
+                   {"ifname":"eth0","link_type":"ether","addr_info":[{},{"family":"inet6","local":"2001:2::11","prefixlen":64,"dadfailed":true,"tentative":true},{"family":"inet6","local":"fe80::1","prefixlen":64,"nodad":true}]},
+                   {"ifname":"ip6tnl0","link_type":"tunnel6","addr_info":[]},{"ifname":"sit0","link_type":"sit"}]"#;
+        let (a, t) = parse_ip_addr6(j, "addr.json").unwrap();
+        assert_eq!(t, ["ip6tnl0", "sit0"]);
+        let shown: Vec<(String, String, bool, bool, bool)> = a
+            .iter()
+            .map(|a| {
+                let p = format!("{}/{}", a.addr, a.prefix);
+                (a.dev.clone(), p, a.tentative, a.dadfailed, a.nodad)
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("lo".into(), "2001:2::100/128".into(), false, false, false),
+                ("eth0".into(), "2001:2::11/64".into(), true, true, false),
+                ("eth0".into(), "fe80::1/64".into(), false, false, true),
+            ]
+        );
+        let bad =
+            r#"[{"ifname":"x","addr_info":[{"family":"inet6","local":"::1","prefixlen":129}]}]"#;
+        let e = parse_ip_addr6(bad, "a").unwrap_err().to_string();
+        assert_eq!(e, "a: link x address ::1 has no valid prefixlen");
+        let e = parse_ip_addr6(r#"[{"ifname":"x","addr_info":[{"family":"inet6"}]}]"#, "a")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "a: link x has an inet6 address without 'local'");
+    }
+
+    #[test]
+    fn neigh_proxy_parsing() {
+        let j = r#"[{"dst":"2001:2::100","dev":"eth0","proxy":null},{"dst":"198.18.0.1","dev":"eth0"},{"dev":"eth1"},7]"#;
+        let p = parse_neigh_proxy(j, "neigh-proxy.json").unwrap();
+        assert_eq!(p, [("eth0".to_string(), "2001:2::100".parse().unwrap())]);
+        assert!(parse_neigh_proxy("{}", "n").is_err());
     }
 }

@@ -40,9 +40,11 @@ enum Command {
         #[arg(long)]
         ha_key_file: PathBuf,
     },
-    /// Real-server side of TUN without the kernel's ipip module: receive
-    /// IP-in-IP packets on a raw socket and inject the inner packets into
-    /// the local stack through a TUN device.
+    /// Real-server side of TUN without the kernel's tunnel devices (ipip,
+    /// sit, ip6tnl): receive IPv4-in-IPv4, IPv6-in-IPv4 (protocol 41),
+    /// IPv4-in-IPv6 (next header 4) and IPv6-in-IPv6 (next header 41)
+    /// packets on raw sockets and inject the inner packets into the local
+    /// stack through a TUN device.
     Decap {
         /// Name of the TUN device to create.
         #[arg(long, default_value = "uvs-decap0")]
@@ -155,9 +157,9 @@ struct AuditArgs {
     /// Forwarding method the host is (or will be) used with.
     #[arg(long, value_enum)]
     mode: ModeArg,
-    /// Virtual IP(s) served (repeat for several).
+    /// Virtual IP(s) served, IPv4 or IPv6 (repeat for several).
     #[arg(long = "vip")]
-    vips: Vec<std::net::Ipv4Addr>,
+    vips: Vec<std::net::IpAddr>,
     #[arg(long, value_enum, default_value = "real-server")]
     role: RoleArg,
     /// Director: the capture interface (default: every interface in use).

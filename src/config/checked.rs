@@ -16,7 +16,7 @@ use crate::lvs::service::{
 };
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
@@ -25,18 +25,19 @@ pub(super) fn parse_addr(
     cx: &Ctx,
     s: &Spanned<String>,
     port_needed: bool,
-) -> Result<(Ipv4Addr, Option<u16>), ConfigError> {
+) -> Result<(IpAddr, Option<u16>), ConfigError> {
     let v = s.get_ref().trim();
-    if let Ok(a) = v.parse::<SocketAddrV4>() {
-        return Ok((*a.ip(), Some(a.port())));
+    // `198.18.0.10:80`, `[2001:2::10]:80`, or an address alone.
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok((a.ip(), Some(a.port())));
     }
-    match v.parse::<Ipv4Addr>() {
+    match v.parse::<IpAddr>() {
         Ok(a) if !port_needed => Ok((a, None)),
         Ok(_) => Err(cx.err(s.span(), format!("`{v}` needs a port: ADDRESS:PORT"))),
         Err(_) => Err(cx.err(
             s.span(),
             format!(
-                "`{v}` is not an IPv4 address{}",
+                "`{v}` is not an IP address{} (IPv6: `[ADDRESS]:PORT`)",
                 if port_needed { " and port" } else { "" }
             ),
         )),

@@ -15,7 +15,7 @@ use crate::control::proto::ServiceDef;
 use crate::lvs::mark::MarkRule;
 use crate::lvs::service::{Forward, Timeouts};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -46,7 +46,7 @@ pub struct ConfigError {
 /// A real server as the file says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealServer {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub forward: Forward,
     pub weight: u32,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::lvs::service::{SchedulerKind, ServiceKey};
+use std::net::Ipv4Addr;
 
 fn cfg(text: &str) -> Result<Config, ConfigError> {
     parse(Path::new("uvs.toml"), text.as_bytes())
@@ -163,7 +164,7 @@ fn the_documented_example_loads() {
     assert_eq!(q.min_weight, 1);
     assert_eq!(
         q.sorry.as_ref().map(|r| r.addr),
-        Some(Ipv4Addr::new(198, 18, 0, 13))
+        Some(Ipv4Addr::new(198, 18, 0, 13).into())
     );
     assert!(q.down_cmd.as_deref().unwrap().contains("lost"));
     assert!(c.services[1].real_servers[0].check.is_none());
@@ -263,4 +264,37 @@ fn marks_are_checked_and_reloaded_around_their_services() {
         ["SetMark", "AddService", "AddDest"]
     );
     assert_eq!(names(empty.ops_from(&with)), ["DelService", "SetMark"]);
+}
+
+/// Addresses of either family: `[v6]:port` as in ipvsadm, an IPv6
+/// address alone for a real server (its port is the service's).
+#[test]
+fn ipv6_addresses_are_read_and_a_bad_one_is_named() {
+    let c = cfg(
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"[2001:2::100]:80\"\n\
+                 [[service.real_server]]\naddress = \"2001:2::11\"\n",
+    )
+    .unwrap();
+    let s = &c.services[0];
+    assert_eq!(s.def.key.socket().to_string(), "[2001:2::100]:80");
+    assert_eq!(
+        s.real_servers[0].addr,
+        "2001:2::11".parse::<IpAddr>().unwrap()
+    );
+    let (line, _, msg) = error_at("[[service]]\nprotocol = \"tcp\"\naddress = \"2001:2::100\"\n");
+    assert_eq!(
+        (line, msg.as_str()),
+        (3, "`2001:2::100` needs a port: ADDRESS:PORT")
+    );
+    let (line, _, msg) = error_at("[[service]]\nprotocol = \"tcp\"\naddress = \"[ff02::1]:80\"\n");
+    assert_eq!(line, 3);
+    assert!(
+        msg.contains("ff02::1 cannot be a VIP: it is a multicast address"),
+        "{msg}"
+    );
+    let (_, _, msg) = error_at("[[service]]\nprotocol = \"tcp\"\naddress = \"2001:2::zz:80\"\n");
+    assert!(
+        msg.contains("is not an IP address and port (IPv6: `[ADDRESS]:PORT`)"),
+        "{msg}"
+    );
 }

@@ -7,7 +7,7 @@
 //! docs/health.md for why that matters (PAWS on servers that check TCP
 //! timestamps).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -84,19 +84,19 @@ pub enum CheckError {
     TimedOut { kind: &'static str, after: Duration },
     #[error("TCP connect to {to}: {source}")]
     Connect {
-        to: SocketAddrV4,
+        to: SocketAddr,
         #[source]
         source: std::io::Error,
     },
     #[error("HTTP request to {to}: {source}")]
     HttpRequest {
-        to: SocketAddrV4,
+        to: SocketAddr,
         #[source]
         source: std::io::Error,
     },
     #[error("HTTP answer from {to}: {source}")]
     HttpAnswer {
-        to: SocketAddrV4,
+        to: SocketAddr,
         #[source]
         source: std::io::Error,
     },
@@ -123,31 +123,28 @@ pub enum CheckError {
     Send {
         what: &'static str,
         step: &'static str,
-        to: SocketAddrV4,
+        to: SocketAddr,
         #[source]
         source: std::io::Error,
     },
     /// An ICMP port unreachable came back.
     #[error("{what} {to}: port unreachable (ICMP)")]
-    Unreachable {
-        what: &'static str,
-        to: SocketAddrV4,
-    },
+    Unreachable { what: &'static str, to: SocketAddr },
     #[error("{what} {to}: {source}")]
     Receive {
         what: &'static str,
-        to: SocketAddrV4,
+        to: SocketAddr,
         #[source]
         source: std::io::Error,
     },
     /// A UDP reply without what it must contain.
     #[error("UDP reply from {to} lacks {want:?}")]
-    ReplyLacks { to: SocketAddrV4, want: String },
+    ReplyLacks { to: SocketAddr, want: String },
     /// Nothing came back in time (`what`: "UDP reply", "DNS answer").
     #[error("{} {to}: no {} within {}", what.0, what.1, secs(*after))]
     Silent {
         what: (&'static str, &'static str),
-        to: SocketAddrV4,
+        to: SocketAddr,
         after: Duration,
     },
     #[error("DNS name {0:?} cannot be queried")]
@@ -173,7 +170,7 @@ pub enum CheckError {
 }
 
 /// Runs one check of the server at `to`; the reason when it fails.
-pub async fn run_once(spec: &CheckSpec, to: SocketAddrV4) -> Result<Passed, CheckError> {
+pub async fn run_once(spec: &CheckSpec, to: SocketAddr) -> Result<Passed, CheckError> {
     match &spec.kind {
         CheckKind::Udp { payload, expect } => {
             return udp(spec, to, payload, expect.as_deref())
@@ -196,7 +193,7 @@ pub async fn run_once(spec: &CheckSpec, to: SocketAddrV4) -> Result<Passed, Chec
     }
 }
 
-async fn attempt(spec: &CheckSpec, to: SocketAddrV4) -> Result<(), CheckError> {
+async fn attempt(spec: &CheckSpec, to: SocketAddr) -> Result<(), CheckError> {
     let mut s = TcpStream::connect(to)
         .await
         .map_err(|source| CheckError::Connect { to, source })?;
@@ -228,12 +225,17 @@ pub struct Expect<'a> {
 
 async fn http_get(
     s: &mut TcpStream,
-    to: SocketAddrV4,
+    to: SocketAddr,
     path: &str,
     host: Option<&str>,
     want: &Expect<'_>,
 ) -> Result<(), CheckError> {
-    let host = host.map_or_else(|| to.ip().to_string(), str::to_string);
+    // An IPv6 literal goes in brackets in a Host header (RFC 9110 7.2).
+    let literal = match to.ip() {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let host = host.map_or(literal, str::to_string);
     let req = format!(
         "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: uvs-check\r\nConnection: close\r\n\r\n"
     );
@@ -261,11 +263,15 @@ async fn http_get(
 /// `what` names the check in errors.
 async fn udp_ask(
     what: &'static str,
-    to: SocketAddrV4,
+    to: SocketAddr,
     payload: &[u8],
     wait: Duration,
 ) -> Result<Option<Vec<u8>>, CheckError> {
-    let s = tokio::net::UdpSocket::bind("0.0.0.0:0")
+    let any: IpAddr = match to {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let s = tokio::net::UdpSocket::bind((any, 0))
         .await
         .map_err(CheckError::Socket)?;
     let send = |step| {
@@ -293,7 +299,7 @@ async fn udp_ask(
 /// containing it must come within the timeout, else silence is up.
 async fn udp(
     spec: &CheckSpec,
-    to: SocketAddrV4,
+    to: SocketAddr,
     payload: &[u8],
     expect: Option<&[u8]>,
 ) -> Result<(), CheckError> {
@@ -317,7 +323,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// A DNS check: one query of type A for `name`; the answer must have our
 /// id, no error and at least one answer record.
-async fn dns(spec: &CheckSpec, to: SocketAddrV4, name: &str) -> Result<(), CheckError> {
+async fn dns(spec: &CheckSpec, to: SocketAddr, name: &str) -> Result<(), CheckError> {
     use std::hash::BuildHasher;
     let id = foldhash::fast::RandomState::default().hash_one(name) as u16;
     let q = dns_query(id, name).ok_or_else(|| CheckError::DnsName(name.to_string()))?;
@@ -456,8 +462,8 @@ pub fn secs(d: Duration) -> String {
 }
 
 /// Where a check of real server `addr:port` connects.
-pub fn target(spec: &CheckSpec, addr: Ipv4Addr, port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(addr, spec.port.unwrap_or(port))
+pub fn target(spec: &CheckSpec, addr: IpAddr, port: u16) -> SocketAddr {
+    SocketAddr::new(addr, spec.port.unwrap_or(port))
 }
 
 /// Rise and fall: the state machine every check kind shares.

@@ -6,7 +6,7 @@ use super::model::Model;
 use super::proto::HealthRow;
 use crate::lvs::service::{Forward, ServiceKey};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Now minus `ago`, in milliseconds since the Unix epoch.
@@ -18,16 +18,16 @@ fn unix_ms(ago: Duration) -> u64 {
 /// method, as the next hop depends on it).
 #[derive(Debug, Default)]
 pub struct Health {
-    pending: HashMap<(Ipv4Addr, Forward), (String, Instant)>,
-    resolved: HashMap<(Ipv4Addr, Forward), Instant>,
+    pending: HashMap<(IpAddr, Forward), (String, Instant)>,
+    resolved: HashMap<(IpAddr, Forward), Instant>,
     /// Why the last check changed a real server's state, and when (the
     /// state itself is the model's `Dest::down`).
-    checks: HashMap<(ServiceKey, Ipv4Addr, u16), (String, Instant)>,
+    checks: HashMap<(ServiceKey, IpAddr, u16), (String, Instant)>,
 }
 
 impl Health {
     /// A real server that does not resolve (the first time, or again).
-    pub fn pending(&mut self, a: Ipv4Addr, f: Forward, why: String) {
+    pub fn pending(&mut self, a: IpAddr, f: Forward, why: String) {
         self.resolved.remove(&(a, f));
         let since = self.pending.get(&(a, f)).map_or_else(Instant::now, |p| p.1);
         self.pending.insert((a, f), (why, since));
@@ -35,19 +35,19 @@ impl Health {
 
     /// A real server that resolved when it was added (its "since" starts
     /// now unless it was already known).
-    pub fn seen_resolved(&mut self, a: Ipv4Addr, f: Forward) {
+    pub fn seen_resolved(&mut self, a: IpAddr, f: Forward) {
         if !self.pending.contains_key(&(a, f)) {
             self.resolved.entry((a, f)).or_insert_with(Instant::now);
         }
     }
 
-    pub fn resolved(&mut self, a: Ipv4Addr, f: Forward) {
+    pub fn resolved(&mut self, a: IpAddr, f: Forward) {
         self.pending.remove(&(a, f));
         self.resolved.insert((a, f), Instant::now());
     }
 
     /// A check changed a real server's state.
-    pub fn checked(&mut self, key: ServiceKey, a: Ipv4Addr, port: u16, why: String) {
+    pub fn checked(&mut self, key: ServiceKey, a: IpAddr, port: u16, why: String) {
         self.checks.insert((key, a, port), (why, Instant::now()));
     }
 

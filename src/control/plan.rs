@@ -8,13 +8,13 @@ use super::check::CheckSpec;
 use super::model::FailAction;
 use super::proto::{DestSpec, Op};
 use crate::lvs::service::{Forward, ServiceKey};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// A real server with a health check, and what its failure does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckedServer {
     pub key: ServiceKey,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub on_failure: FailAction,
     pub spec: CheckSpec,
@@ -24,7 +24,7 @@ pub struct CheckedServer {
 /// quorum is lost (keepalived's `sorry_server`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SorryServer {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub forward: Forward,
 }

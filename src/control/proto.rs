@@ -6,13 +6,13 @@ use crate::lvs::mark::MarkRule;
 use crate::lvs::service::{Forward, Persistence, SchedFlags, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::{Rates, StatsSnapshot};
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// A real server as `-a`/`-e` describe it. As with ipvsadm, `-e` replaces
 /// every field, with ipvsadm's defaults for the ones not given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestSpec {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub forward: Forward,
     pub weight: u32,
@@ -75,7 +75,7 @@ pub enum Op {
     },
     DelDest {
         key: ServiceKey,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
     },
     Zero {

@@ -5,7 +5,7 @@
 use crate::host::netlink::Netlink;
 use crate::lvs::service::Forward;
 use crate::lvs::table::{LinkRoute, NextHop};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The director's links: interface index and name, in link order.
 pub type Links = [(u32, String)];
@@ -21,6 +21,9 @@ pub enum ResolveError {
          addresses"
     )]
     Local(Ipv4Addr),
+    /// Until the neighbour side of IPv6 is built (docs/ipv6.md).
+    #[error("real server {0}: uvs does not resolve IPv6 next hops yet")]
+    Ipv6(std::net::Ipv6Addr),
     /// DR, and the route goes through a router.
     #[error(
         "real server {ip} is not on-link on {links}: the route goes via {gateway}. \
@@ -68,10 +71,14 @@ pub enum Hop {
 /// has no route or does not answer ARP yet is `Pending`.
 pub async fn next_hop(
     nl: &Netlink,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     fwd: Forward,
     links: &Links,
 ) -> Result<Hop, ResolveError> {
+    let ip = match ip {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => return Err(ResolveError::Ipv6(a)),
+    };
     // TUN and NAT without a route yet (the network is not up, say): kept
     // and retried, like a server that does not answer ARP. DR without a
     // route is not on-link by the routing table: that is an error.
@@ -165,11 +172,14 @@ pub async fn link_routes(nl: &Netlink, links: &Links) -> Vec<LinkRoute> {
 /// that changes behind the same address.
 pub async fn current_mac(
     nl: &Netlink,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     fwd: Forward,
     link: u8,
     links: &Links,
 ) -> Option<crate::wire::MacAddr> {
+    let IpAddr::V4(addr) = addr else {
+        return None;
+    };
     let (hop, oif) = match fwd {
         Forward::Route => (addr, links.get(usize::from(link))?.0),
         Forward::Tunnel | Forward::Masq => {

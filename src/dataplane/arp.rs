@@ -9,7 +9,7 @@ use crate::lvs::stats::DataplaneCounters;
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, MacAddr, arp, ethernet,
 };
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 const ETH: usize = ethernet::HEADER_LEN;
 /// A VIP conflict is logged at most this often (every frame is counted).
@@ -31,7 +31,7 @@ impl Dataplane {
             return;
         }
         if self.table.is_vip(req.sender_ip) && !self.links.iter().any(|l| l.mac == req.sender_hw) {
-            self.vip_claimed(req.sender_ip, req.sender_hw, link);
+            self.vip_claimed(req.sender_ip.into(), req.sender_hw, link);
             return;
         }
         if req.operation != ArpOperation::Request || !self.table.is_vip(req.target_ip) {
@@ -64,7 +64,7 @@ impl Dataplane {
     /// as sender). Counted, and logged loudly at most every 10 s; never
     /// answered with ARP of our own, since two hosts re-announcing an
     /// address at each other is a storm that breaks it for everyone.
-    fn vip_claimed(&mut self, vip: Ipv4Addr, mac: MacAddr, link: u8) {
+    pub(super) fn vip_claimed(&mut self, vip: IpAddr, mac: MacAddr, link: u8) {
         DataplaneCounters::bump(&self.counters.vip_conflicts);
         let now = self.now_ms();
         if self
@@ -77,8 +77,9 @@ impl Dataplane {
         tracing::warn!(
             "VIP {vip} is claimed by {mac} on link {link}: another host uses this \
              address, or a real server announces the VIP (check arp_ignore=1 and arp_announce=2 \
-             there: `uvs audit`). uvs does not fight over it with ARP; clients may reach that \
-             host instead. {} such ARP frames so far (vip_conflicts in `uvs status`)",
+             there, or its IPv6 side: `uvs audit`). uvs does not fight over it; clients may \
+             reach that host instead. {} such ARP or neighbour advertisement frames so far \
+             (vip_conflicts in `uvs status`)",
             self.counters
                 .vip_conflicts
                 .load(std::sync::atomic::Ordering::Relaxed)

@@ -128,7 +128,7 @@ impl Dataplane {
         }
         let max = link.mtu as usize + ETH;
         if let Some(g) = meta.gso.filter(|_| frame.len() > max) {
-            if !g.tcpv4 {
+            if !g.tcpv4 && !g.tcpv6 {
                 DataplaneCounters::bump(&self.counters.malformed);
                 return;
             }
@@ -151,9 +151,13 @@ impl Dataplane {
                 return;
             }
             DataplaneCounters::bump(&self.counters.gso_segmented);
-            let mss = usize::from(g.size).min(max.saturating_sub(ETH + 40)).max(1);
+            // The least IP and TCP headers: 20 + 20, or 40 + 20.
+            let least = if g.tcpv6 { 60 } else { 40 };
+            let mss = usize::from(g.size)
+                .min(max.saturating_sub(ETH + least))
+                .max(1);
             let counters = &self.counters;
-            let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| {
+            let r = gso::segment_tcp(frame, mss, &mut self.scratch, |seg| {
                 counters.count_send(io.send(to.link, seg))
             });
             if r.is_err() {
@@ -203,7 +207,7 @@ impl Dataplane {
             let mss = usize::from(g.size).min(fit).max(1);
             let (counters, out) = (&self.counters, &mut self.scratch2);
             let id = &mut self.ip_id;
-            let r = gso::segment_tcpv4(frame, mss, &mut self.scratch, |seg| {
+            let r = gso::segment_tcp(frame, mss, &mut self.scratch, |seg| {
                 match tun.emit(&seg[ETH..], out, ETH, id) {
                     Ok(n) => counters.count_send(io.send(to.link, &out[..n])),
                     Err(_) => DataplaneCounters::bump(&counters.malformed),

@@ -13,6 +13,7 @@ use super::offload::take_back;
 use super::tcp_state::Direction;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
+use crate::lvs::sched::scheduler::SchedKey;
 use crate::lvs::service::{Forward, Persistence, Protocol};
 use crate::lvs::stats::{DataplaneCounters, DestState};
 use crate::lvs::sync::{Record, SyncEvent};
@@ -183,6 +184,7 @@ impl Dataplane {
             Protocol::Udp | Protocol::Ip => (ConnState::Udp, svc.ops),
         };
         let rport = svc.dest_port(d, flow.key.vport);
+        let raddr = ipv4(d)?;
         let mut c = Conn::new(
             flow.svc as u32,
             di as u32,
@@ -190,7 +192,7 @@ impl Dataplane {
             state,
             now + 3000,
             d.forward,
-            d.addr,
+            raddr,
             rport,
             flow.link,
             l.src_mac,
@@ -213,7 +215,7 @@ impl Dataplane {
     fn pick(&mut self, flow: &Flow) -> Result<usize, NoConn> {
         let pool = self.table.pool(flow.svc).ok_or(NoConn::NoRealServer)?;
         self.sched[flow.svc]
-            .schedule(&pool, &flow.key)
+            .schedule(&pool, &SchedKey::of(&flow.key))
             .ok_or(NoConn::NoRealServer)
     }
 
@@ -250,6 +252,7 @@ impl Dataplane {
         let di = self.pick(flow)?;
         let svc = &self.table.services[flow.svc];
         let d = &svc.dests[di];
+        let raddr = ipv4(d)?;
         let mut t = Conn::new(
             flow.svc as u32,
             di as u32,
@@ -257,7 +260,7 @@ impl Dataplane {
             ConnState::Template,
             now + u64::from(p.timeout) * 1000,
             d.forward,
-            d.addr,
+            raddr,
             svc.dest_port(d, svc_port),
             flow.link,
             l.src_mac,
@@ -472,4 +475,15 @@ fn update_state(
     }
     c.set_expires_ms(now + u64::from(c.state.timeout(&table.timeouts)) * 1000);
     (c.state != before).then_some(before)
+}
+
+/// An IPv4 service's real server's address. The model gives an IPv4
+/// service only IPv4 real servers, so the other arm is never taken; were
+/// it, the flow is refused rather than sent to a wrong address.
+#[inline]
+fn ipv4(d: &crate::lvs::dest::DestEntry) -> Result<std::net::Ipv4Addr, NoConn> {
+    match d.addr {
+        std::net::IpAddr::V4(a) => Ok(a),
+        std::net::IpAddr::V6(_) => Err(NoConn::Refused),
+    }
 }

@@ -21,7 +21,9 @@ pub mod flow;
 pub mod gso;
 pub mod handoff;
 pub mod icmp_limit;
+pub mod ipv6;
 pub mod nat;
+mod ndp;
 pub mod offload;
 mod requests;
 mod sweep;
@@ -327,8 +329,20 @@ impl Dataplane {
                 .filter(|v| all || !old.is_vip(*v))
                 .collect(),
         };
+        let fresh6: Vec<std::net::Ipv6Addr> = match new.standby || !self.announces {
+            true => Vec::new(),
+            false => new
+                .vips6()
+                .iter()
+                .copied()
+                .filter(|v| all || !old.is_vip6(*v))
+                .collect(),
+        };
         for vip in fresh {
             self.send_garp(io, vip);
+        }
+        for vip in fresh6 {
+            self.send_unsolicited_na(io, vip);
         }
         if old.standby && !self.table.standby {
             self.restart_timers();
@@ -366,6 +380,12 @@ impl Dataplane {
             EtherType::ARP => self.handle_arp(io, frame, meta.link),
             EtherType::IPV4 if meta.pkt_type == PacketType::Host => {
                 self.handle_ipv4(io, frame, meta)
+            }
+            // Solicitations go to a solicited-node multicast address.
+            EtherType::IPV6
+                if matches!(meta.pkt_type, PacketType::Host | PacketType::Multicast) =>
+            {
+                self.handle_ipv6(io, frame, meta)
             }
             _ => {}
         }

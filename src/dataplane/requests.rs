@@ -49,14 +49,14 @@ impl Dataplane {
                 if c.expires_ms(now) <= now && !self.table.standby {
                     return None;
                 }
-                let (_, d) = locate(&self.table, &self.positions, &mut c)?;
+                locate(&self.table, &self.positions, &mut c)?;
                 Some(ConnInfo {
                     protocol: k.protocol,
                     caddr: k.caddr,
                     cport: k.cport,
                     vaddr: k.vaddr,
                     vport: k.vport,
-                    daddr: d.addr,
+                    daddr: c.raddr,
                     // The connection's: a port-0 service's carry the
                     // client's port, its templates 0.
                     dport: c.rport,

@@ -13,7 +13,7 @@ use rtnetlink::packet_route::neighbour::{
 };
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteType};
 use rtnetlink::{Handle, RouteMessageBuilder};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 pub struct Netlink {
@@ -288,6 +288,60 @@ impl Netlink {
             }
             if let Some(i) = oif {
                 out.push((r, i));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An IPv6 address as the audit reads it: the address, its link's index,
+/// its prefix length and its IFA_F_* flags (tentative, dadfailed, nodad).
+pub type Addr6Info = (Ipv6Addr, u32, u8, u32);
+
+impl Netlink {
+    /// Every IPv6 address with its link index, prefix length and flags
+    /// (the 32-bit IFA_FLAGS attribute when the kernel sends it, else the
+    /// header's 8 bits), for the audit.
+    pub async fn addresses6(&self) -> Result<Vec<Addr6Info>, Error> {
+        let _one = self.one.lock().await;
+        let mut out = Vec::new();
+        let mut req = self.handle.address().get();
+        req.message_mut().header.family = AddressFamily::Inet6;
+        let mut s = req.execute();
+        while let Some(m) = s.try_next().await? {
+            let addr = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(IpAddr::V6(ip)) => Some(*ip),
+                _ => None,
+            });
+            let flags = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Flags(f) => Some(f.bits()),
+                _ => None,
+            });
+            if let Some(ip) = addr {
+                let flags = flags.unwrap_or(u32::from(m.header.flags.bits()));
+                out.push((ip, m.header.index, m.header.prefix_len, flags));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The IPv6 proxy neighbour entries (`ip -6 neigh show proxy`): the
+    /// address answered for and the link's index.
+    pub async fn proxies6(&self) -> Result<Vec<(Ipv6Addr, u32)>, Error> {
+        let _one = self.one.lock().await;
+        let mut out = Vec::new();
+        let mut s = self
+            .handle
+            .neighbours()
+            .get()
+            .proxies()
+            .set_address_family(AddressFamily::Inet6)
+            .execute();
+        while let Some(m) = s.try_next().await? {
+            for a in &m.attributes {
+                if let NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) = a {
+                    out.push((*ip, m.header.ifindex));
+                }
             }
         }
         Ok(out)

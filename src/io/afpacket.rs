@@ -28,6 +28,7 @@ use crate::wire::ethernet::{EtherType, EthernetFrame};
 const VNET_HDR_LEN: usize = 10;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
 const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
 const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
 const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
@@ -114,6 +115,11 @@ impl AfPacket {
             false => None,
         };
         sys::bind_packet(&fd, proto, ifindex)?;
+        if i32::from(ethertype) == libc::ETH_P_ALL {
+            // Best effort: a NIC that filters multicast keeps the IPv6
+            // VIPs' solicitations from uvs otherwise (veths do not).
+            let _ = sys::allmulti(&fd, ifindex);
+        }
         Ok(AfPacket {
             fd,
             ifindex,
@@ -199,6 +205,7 @@ fn frame_meta(
         csum_partial: (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0).then(|| (rd(6), rd(8))),
         gso: (gso_type != 0).then(|| Gso {
             tcpv4: gso_type == VIRTIO_NET_HDR_GSO_TCPV4,
+            tcpv6: gso_type == VIRTIO_NET_HDR_GSO_TCPV6,
             size: rd(4),
         }),
         link: 0,
@@ -466,7 +473,10 @@ impl AfPacket {
     fn send_super(&mut self, frame: &[u8], tx: GsoTx) -> io::Result<()> {
         let mut vnet = [0u8; VNET_HDR_LEN];
         vnet[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-        vnet[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+        vnet[1] = match tx.gso.tcpv6 {
+            true => VIRTIO_NET_HDR_GSO_TCPV6,
+            false => VIRTIO_NET_HDR_GSO_TCPV4,
+        };
         vnet[2..4].copy_from_slice(&tx.hdr_len.to_ne_bytes());
         vnet[4..6].copy_from_slice(&tx.gso.size.to_ne_bytes());
         vnet[6..8].copy_from_slice(&tx.csum.0.to_ne_bytes());

@@ -33,6 +33,8 @@ pub enum PacketType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gso {
     pub tcpv4: bool,
+    /// A TCP/IPv6 super-frame (VIRTIO_NET_HDR_GSO_TCPV6).
+    pub tcpv6: bool,
     pub size: u16,
 }
 

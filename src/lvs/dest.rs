@@ -5,7 +5,7 @@
 use crate::lvs::service::Forward;
 use crate::lvs::stats::DestState;
 use crate::wire::MacAddr;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// A real server as the data plane needs it.
@@ -14,7 +14,7 @@ pub struct DestEntry {
     /// Unique for the daemon's lifetime; a connection remembers it so a
     /// removed-then-re-added server does not inherit old connections.
     pub id: u64,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub forward: Forward,
     /// The weight schedulers pick with: 0 while quiesced or while its

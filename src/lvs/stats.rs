@@ -175,7 +175,12 @@ pub struct DataplaneCounters {
     pub rx_frames: AtomicU64,
     pub forwarded: AtomicU64,
     pub arp_replies: AtomicU64,
+    /// Neighbour advertisements answering solicitations for IPv6 VIPs.
+    pub nd_replies: AtomicU64,
     pub malformed: AtomicU64,
+    /// IPv6 frames to a VIP whose extension headers are too many, cut
+    /// short or out of order (`wire::ipv6::ExtHeaderError`).
+    pub ext_headers_dropped: AtomicU64,
     pub fragments_dropped: AtomicU64,
     pub no_conn_dropped: AtomicU64,
     pub no_dest: AtomicU64,
@@ -240,7 +245,12 @@ impl DataplaneCounters {
             ("rx_frames", self.rx_frames.load(Relaxed)),
             ("forwarded", self.forwarded.load(Relaxed)),
             ("arp_replies", self.arp_replies.load(Relaxed)),
+            ("nd_replies", self.nd_replies.load(Relaxed)),
             ("malformed", self.malformed.load(Relaxed)),
+            (
+                "ext_headers_dropped",
+                self.ext_headers_dropped.load(Relaxed),
+            ),
             ("fragments_dropped", self.fragments_dropped.load(Relaxed)),
             ("no_conn_dropped", self.no_conn_dropped.load(Relaxed)),
             ("no_dest", self.no_dest.load(Relaxed)),

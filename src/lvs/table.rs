@@ -9,7 +9,7 @@ use crate::lvs::service::{Persistence, Protocol, SchedFlags, SchedulerKind, Serv
 use crate::lvs::stats::Stats;
 use crate::wire::MacAddr;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 pub use crate::lvs::dest::DestEntry;
@@ -123,6 +123,9 @@ pub struct Table {
     /// The mark services' frames ([`Table::with_marks`]), looked up first.
     marks: MarkIndex,
     vips: Vec<Ipv4Addr>,
+    /// The IPv6 VIPs: the director answers neighbour solicitations for
+    /// them and takes their traffic.
+    vips6: Vec<Ipv6Addr>,
     /// Some service has port 0 (persistent, every port of its VIP):
     /// a frame that matches no service by its port tries port 0.
     any_port: bool,
@@ -163,6 +166,15 @@ impl Table {
         let mut vips: Vec<Ipv4Addr> = services.iter().filter_map(|s| s.key.vip4()).collect();
         vips.sort();
         vips.dedup();
+        let mut vips6: Vec<Ipv6Addr> = services
+            .iter()
+            .filter_map(|s| match s.key.vip()? {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        vips6.sort();
+        vips6.dedup();
         let buckets = services
             .iter()
             .map(|s| sched::buckets(s.scheduler, &s.dests))
@@ -178,6 +190,7 @@ impl Table {
             index,
             marks: MarkIndex::default(),
             vips,
+            vips6,
             buckets,
             standby: false,
             announce: 0,
@@ -224,6 +237,12 @@ impl Table {
             .or_else(|| self.service_index(&ServiceKey::addr(protocol, addr, port)))
     }
 
+    /// The service of a client's IPv6 frame (IPv6 has no mark services).
+    #[inline]
+    pub fn lookup6(&self, protocol: Protocol, addr: Ipv6Addr, port: u16) -> Option<usize> {
+        self.service_index(&ServiceKey::addr(protocol, addr, port))
+    }
+
     /// The most specific route to `addr`, as the kernel would choose it
     /// (within the main table; the list is short, so a scan is enough).
     pub fn route(&self, addr: Ipv4Addr) -> Option<&LinkRoute> {
@@ -247,6 +266,16 @@ impl Table {
     #[inline]
     pub fn is_vip(&self, addr: Ipv4Addr) -> bool {
         self.vips.binary_search(&addr).is_ok()
+    }
+
+    /// True if `addr` is an IPv6 VIP.
+    #[inline]
+    pub fn is_vip6(&self, addr: Ipv6Addr) -> bool {
+        self.vips6.binary_search(&addr).is_ok()
+    }
+
+    pub fn vips6(&self) -> &[Ipv6Addr] {
+        &self.vips6
     }
 
     /// The mark services' frames.

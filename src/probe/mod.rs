@@ -117,11 +117,11 @@ pub fn parse_marker(payload: &[u8]) -> Option<(u64, Case)> {
     ))
 }
 
-/// Writes IPv4 + UDP carrying `payload` into `out`; returns the length.
+/// Writes IPv4 + UDP from `src` to `dst`, `port` to `port`, carrying
+/// `payload` into `out`; returns the length.
 fn emit_udp(
     out: &mut [u8],
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    (src, dst): (Ipv4Addr, Ipv4Addr),
     port: u16,
     payload: &[u8],
 ) -> Option<usize> {
@@ -155,7 +155,7 @@ pub fn build(case: Case, a: &Addrs, nonce: u64, out: &mut [u8]) -> Option<usize>
     }
     wire::ethernet::emit_header(out, a.hop_mac, a.director_mac, EtherType::IPV4);
     let m = marker(nonce, case);
-    let (src, dst) = match case {
+    let ends = match case {
         Case::Plain => (a.director, a.rip),
         Case::DrForeign => (a.client, a.vip),
         Case::DrVip => (a.vip, a.vip),
@@ -165,7 +165,7 @@ pub fn build(case: Case, a: &Addrs, nonce: u64, out: &mut [u8]) -> Option<usize>
             // forwarding does (the probe's inner packet has DF, so the
             // outer header has it too, with id 0).
             let mut inner = [0u8; 128];
-            let n = emit_udp(&mut inner, a.client, a.vip, a.port, m.as_bytes())?;
+            let n = emit_udp(&mut inner, (a.client, a.vip), a.port, m.as_bytes())?;
             let tun = wire::ipip::IpipRepr {
                 src: a.director,
                 dst: a.rip,
@@ -173,7 +173,7 @@ pub fn build(case: Case, a: &Addrs, nonce: u64, out: &mut [u8]) -> Option<usize>
             return tun.emit(&inner[..n], out, ETH, &mut 0).ok();
         }
     };
-    Some(ETH + emit_udp(&mut out[ETH..], src, dst, a.port, m.as_bytes())?)
+    Some(ETH + emit_udp(&mut out[ETH..], ends, a.port, m.as_bytes())?)
 }
 
 /// Finds a probe in an Ethernet frame seen on the wire: plain UDP to the

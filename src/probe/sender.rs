@@ -84,7 +84,7 @@ async fn resolve(o: &Options) -> Result<Path, Error> {
     };
     // The next hop as TUN forwarding finds it: the server or its router.
     let links = [(ifindex, ifname.clone())];
-    let hop_mac = match resolve::next_hop(&nl, o.rip, Forward::Tunnel, &links).await? {
+    let hop_mac = match resolve::next_hop(&nl, o.rip.into(), Forward::Tunnel, &links).await? {
         resolve::Hop::Resolved(h) => h.mac,
         resolve::Hop::Pending { why, .. } => return Err(Error::Unresolved(why)),
     };

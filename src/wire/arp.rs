@@ -1,6 +1,6 @@
 //! ARP for IPv4 over Ethernet (RFC 826): the director answers for its VIPs.
 
-use super::{Error, MacAddr, Result, read_u16, write_u16};
+use super::{Error, MacAddr, Result};
 use std::net::Ipv4Addr;
 
 view! {
@@ -16,49 +16,13 @@ pub enum ArpOperation {
     Reply,
 }
 
-impl<T: AsRef<[u8]>> ArpPacket<T> {
-    fn b(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    pub fn hardware_type(&self) -> u16 {
-        read_u16(self.b(), 0)
-    }
-
-    pub fn protocol_type(&self) -> u16 {
-        read_u16(self.b(), 2)
-    }
-
-    pub fn hardware_len(&self) -> u8 {
-        self.b()[4]
-    }
-
-    pub fn protocol_len(&self) -> u8 {
-        self.b()[5]
-    }
-
-    pub fn operation(&self) -> u16 {
-        read_u16(self.b(), 6)
-    }
-
-    pub fn sender_hw(&self) -> MacAddr {
-        MacAddr::from_slice(&self.b()[8..14]).unwrap_or_default()
-    }
-
-    pub fn sender_ip(&self) -> Ipv4Addr {
-        let b = self.b();
-        Ipv4Addr::new(b[14], b[15], b[16], b[17])
-    }
-
-    pub fn target_hw(&self) -> MacAddr {
-        MacAddr::from_slice(&self.b()[18..24]).unwrap_or_default()
-    }
-
-    pub fn target_ip(&self) -> Ipv4Addr {
-        let b = self.b();
-        Ipv4Addr::new(b[24], b[25], b[26], b[27])
-    }
-}
+fields!(ArpPacket {
+    0: hardware_type / set_hardware_type: u16, protocol_type / set_protocol_type: u16;
+    4: hardware_len / set_hardware_len: u8, protocol_len / set_protocol_len: u8;
+    6: operation / set_operation: u16;
+    8: sender_hw / set_sender_hw: mac, sender_ip / set_sender_ip: ipv4;
+    18: target_hw / set_target_hw: mac, target_ip / set_target_ip: ipv4;
+});
 
 /// A parsed Ethernet/IPv4 ARP message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,22 +63,19 @@ impl ArpRepr {
     }
 
     pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
-        if buf.len() < PACKET_LEN {
-            return Err(Error::Truncated);
-        }
-        write_u16(buf, 0, 1);
-        write_u16(buf, 2, 0x0800);
-        buf[4] = 6;
-        buf[5] = 4;
-        let op = match self.operation {
+        let mut p = ArpPacket::new_checked(buf)?;
+        p.set_hardware_type(1);
+        p.set_protocol_type(0x0800);
+        p.set_hardware_len(6);
+        p.set_protocol_len(4);
+        p.set_operation(match self.operation {
             ArpOperation::Request => 1,
             ArpOperation::Reply => 2,
-        };
-        write_u16(buf, 6, op);
-        buf[8..14].copy_from_slice(&self.sender_hw.0);
-        buf[14..18].copy_from_slice(&self.sender_ip.octets());
-        buf[18..24].copy_from_slice(&self.target_hw.0);
-        buf[24..28].copy_from_slice(&self.target_ip.octets());
+        });
+        p.set_sender_hw(self.sender_hw);
+        p.set_sender_ip(self.sender_ip);
+        p.set_target_hw(self.target_hw);
+        p.set_target_ip(self.target_ip);
         Ok(())
     }
 }

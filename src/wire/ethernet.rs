@@ -1,6 +1,6 @@
 //! Ethernet II frames.
 
-use super::{Result, read_u16, write_u16};
+use super::Result;
 use std::fmt;
 
 /// A 48-bit IEEE 802 MAC address.
@@ -67,6 +67,7 @@ pub struct EtherType;
 impl EtherType {
     pub const IPV4: u16 = 0x0800;
     pub const ARP: u16 = 0x0806;
+    pub const IPV6: u16 = 0x86dd;
 }
 
 /// Destination, source and EtherType.
@@ -78,37 +79,18 @@ view! {
     len = HEADER_LEN
 }
 
+fields!(EthernetFrame {
+    0: dst_addr / set_dst_addr: mac, src_addr / set_src_addr: mac;
+    12: ethertype / set_ethertype: u16;
+});
+
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
-    pub fn dst_addr(&self) -> MacAddr {
-        MacAddr::from_slice(&self.buffer.as_ref()[0..6]).unwrap_or_default()
-    }
-
-    pub fn src_addr(&self) -> MacAddr {
-        MacAddr::from_slice(&self.buffer.as_ref()[6..12]).unwrap_or_default()
-    }
-
-    pub fn ethertype(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 12)
-    }
-
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
-    pub fn set_dst_addr(&mut self, a: MacAddr) {
-        self.buffer.as_mut()[0..6].copy_from_slice(&a.0);
-    }
-
-    pub fn set_src_addr(&mut self, a: MacAddr) {
-        self.buffer.as_mut()[6..12].copy_from_slice(&a.0);
-    }
-
-    pub fn set_ethertype(&mut self, t: u16) {
-        write_u16(self.buffer.as_mut(), 12, t);
-    }
-
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[HEADER_LEN..]
     }
@@ -116,9 +98,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 
 /// Writes an Ethernet header at the start of `buf` (at least 14 bytes).
 pub fn emit_header(buf: &mut [u8], dst: MacAddr, src: MacAddr, ethertype: u16) {
-    buf[0..6].copy_from_slice(&dst.0);
-    buf[6..12].copy_from_slice(&src.0);
-    write_u16(buf, 12, ethertype);
+    let mut f = EthernetFrame::new_unchecked(buf);
+    f.set_dst_addr(dst);
+    f.set_src_addr(src);
+    f.set_ethertype(ethertype);
 }
 
 #[cfg(test)]

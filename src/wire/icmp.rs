@@ -5,8 +5,16 @@
 
 use super::checksum;
 use super::ipv4::{self, Ipv4Repr};
-use super::{Error, Result, ip_proto, read_u16, read_u32, write_u16, write_u32};
+use super::{Error, Result, ip_proto};
 use std::net::Ipv4Addr;
+
+icmp_view! {
+    /// A view over an ICMPv4 message.
+    Icmpv4Packet,
+    /// The kinds IPVS relates to a connection: destination unreachable,
+    /// source quench, time exceeded.
+    errors: TYPE_DEST_UNREACH | TYPE_SOURCE_QUENCH | TYPE_TIME_EXCEEDED,
+}
 
 pub const TYPE_DEST_UNREACH: u8 = 3;
 /// Source quench: obsolete, but IPVS still relates it to connections.
@@ -16,66 +24,12 @@ pub const CODE_PORT_UNREACH: u8 = 3;
 pub const CODE_FRAG_NEEDED: u8 = 4;
 pub const CODE_TTL_EXCEEDED: u8 = 0;
 
-/// Type, code, checksum and the 32-bit "unused / next-hop MTU" word.
-pub const HEADER_LEN: usize = 8;
-
-view! {
-    /// A view over an ICMPv4 message.
-    Icmpv4Packet,
-    len = HEADER_LEN
-}
-
-impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
-    pub fn msg_type(&self) -> u8 {
-        self.buffer.as_ref()[0]
-    }
-
-    pub fn code(&self) -> u8 {
-        self.buffer.as_ref()[1]
-    }
-
-    pub fn checksum(&self) -> u16 {
-        read_u16(self.buffer.as_ref(), 2)
-    }
-
-    /// The word after the checksum (the next-hop MTU of frag-needed).
-    pub fn rest(&self) -> u32 {
-        read_u32(self.buffer.as_ref(), 4)
-    }
-
-    /// The kinds IPVS relates to a connection: destination unreachable,
-    /// source quench, time exceeded.
-    pub fn is_error(&self) -> bool {
-        matches!(
-            self.msg_type(),
-            TYPE_DEST_UNREACH | TYPE_SOURCE_QUENCH | TYPE_TIME_EXCEEDED
-        )
-    }
-
-    /// What follows the header: for an error, the quoted packet.
-    pub fn data(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..]
-    }
-}
-
-impl<'a> Icmpv4Packet<&'a [u8]> {
-    /// `data`, borrowed for as long as the bytes are.
-    pub fn into_data(self) -> &'a [u8] {
-        &self.buffer[HEADER_LEN..]
-    }
-}
-
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[HEADER_LEN..]
-    }
-
     /// Recomputes the checksum over the whole message.
     pub fn fill_checksum(&mut self) {
-        let b = self.buffer.as_mut();
-        write_u16(b, 2, 0);
-        let c = checksum::finish(checksum::sum(b));
-        write_u16(b, 2, c);
+        self.set_checksum(0);
+        let c = checksum::finish(checksum::sum(self.buffer.as_ref()));
+        self.set_checksum(c);
     }
 }
 
@@ -143,17 +97,9 @@ impl<'a> IcmpErrorRepr<'a> {
 
     /// Writes the message, checksum included; returns its length.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
-        let n = self.buffer_len();
-        if buf.len() < n {
-            return Err(Error::Truncated);
-        }
-        let b = &mut buf[..n];
-        b[0] = self.error.icmp_type;
-        b[1] = self.error.code;
-        write_u32(b, 4, self.error.rest);
-        b[HEADER_LEN..].copy_from_slice(self.quote);
-        Icmpv4Packet::new_unchecked(b).fill_checksum();
-        Ok(n)
+        let e = self.error;
+        let header = (e.icmp_type, e.code, e.rest);
+        Icmpv4Packet::emit_message(buf, header, self.quote, |p| p.fill_checksum())
     }
 }
 

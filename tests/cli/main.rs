@@ -1,5 +1,5 @@
 //! The programs on their own, without a lab or root: `uvs`'s command-line
-//! checks, `uvs audit` on recorded host dumps, and `uvs import-keepalived`
+//! checks, `uvs audit` on recorded host dumps (IPv4 and IPv6), and `uvs import-keepalived`
 //! on keepalived.conf files.
 
 #[path = "../support/audit.rs"]
@@ -10,5 +10,6 @@ mod keepalived;
 mod text;
 
 mod audit_dump;
+mod audit_dump6;
 mod flags;
 mod import_keepalived;

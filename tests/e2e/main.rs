@@ -9,12 +9,14 @@ mod support;
 
 mod audit;
 mod config;
+mod decap6;
 mod dr;
 mod fwmark;
 mod ha;
 mod hardening;
 mod health;
 mod keepalived;
+mod lab6;
 mod nat;
 mod persist;
 mod restart;

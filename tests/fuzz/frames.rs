@@ -41,7 +41,7 @@ fn rig() -> Rig {
     r
 }
 
-fn frame(b: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+pub(super) fn frame(b: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let mut v = Vec::new();
     b(&mut v);
     v
@@ -143,7 +143,7 @@ static SEEDS: LazyLock<Vec<(Vec<u8>, u8)>> = LazyLock::new(|| {
 
 /// A seed changed by up to eight byte flips (biased towards the headers)
 /// and perhaps truncated, or plain random bytes.
-fn mutated(seeds: &'static [(Vec<u8>, u8)]) -> impl Strategy<Value = (Vec<u8>, u8)> {
+pub(super) fn mutated(seeds: &'static [(Vec<u8>, u8)]) -> impl Strategy<Value = (Vec<u8>, u8)> {
     let flips = prop::collection::vec((any::<u16>(), any::<u8>(), any::<bool>()), 0..8);
     let from_seed = (0..seeds.len(), flips, any::<u16>(), any::<bool>()).prop_map(
         move |(i, flips, cut, do_cut)| {
@@ -178,7 +178,11 @@ fn meta() -> impl Strategy<Value = RxMeta> {
                 _ => PacketType::Host,
             },
             csum_partial: csum.map(|(s, o)| (s % 120, o % 40)),
-            gso: gso.map(|(tcpv4, size)| Gso { tcpv4, size }),
+            gso: gso.map(|(tcpv4, size)| Gso {
+                tcpv4,
+                tcpv6: false,
+                size,
+            }),
             ..RxMeta::default()
         })
 }

@@ -1,8 +1,9 @@
 //! Property-based fuzzing on the stable toolchain (proptest): the wire
-//! views, the data plane's per-frame entry point, the restore parser, the
-//! control protocol, config files, keepalived.conf and the HA messages
-//! (heartbeats and sync) get mutated valid inputs and random bytes. Each
-//! target runs 2,000 cases by default (what CI runs); a deep run is
+//! views (IPv6's and its extension-header walk too), the data plane's
+//! per-frame entry point, the restore parser, the control protocol,
+//! config files, keepalived.conf and the HA messages (heartbeats and
+//! sync) get mutated valid inputs and random bytes. Each target runs
+//! 2,000 cases by default (what CI runs); a deep run is
 //!
 //!     PROPTEST_CASES=1000000 cargo test --release --test fuzz
 //!
@@ -12,12 +13,12 @@
 //! name their line, and a refused change leaves the model as it was.
 
 mod frames;
+mod frames_v6;
 mod ha;
 mod keepalived;
 mod text;
 
 use proptest::test_runner::Config;
-use std::net::Ipv4Addr;
 use uvs::control::model::{Model, OpError};
 use uvs::control::proto::Op;
 use uvs::lvs::service::{Forward, Protocol};
@@ -67,14 +68,14 @@ fn ops() -> Vec<Op> {
     ops
 }
 
-fn hop(ip: Ipv4Addr, f: Forward) -> NextHop {
+fn hop(ip: std::net::IpAddr, f: Forward) -> NextHop {
     NextHop {
         link: u8::from(f == Forward::Masq),
-        mac: MacAddr([2, 0, 0, 0, 2, ip.octets()[3]]),
+        mac: MacAddr([2, 0, 0, 0, 2, uvs::rig::last_octet(ip)]),
     }
 }
 
-fn fake_hop(ip: Ipv4Addr, f: Forward) -> Result<NextHop, OpError> {
+fn fake_hop(ip: std::net::IpAddr, f: Forward) -> Result<NextHop, OpError> {
     Ok(hop(ip, f))
 }
 

@@ -192,7 +192,7 @@ fn weight_zero_keeps_old_connections_and_removal_ends_them() {
     }
     r.apply(&[Op::DelDest {
         key: svc(Protocol::Tcp, 80),
-        addr: Ipv4Addr::new(198, 18, 0, to),
+        addr: Ipv4Addr::new(198, 18, 0, to).into(),
         port: 80,
     }]);
     assert!(
@@ -339,6 +339,7 @@ fn garbage(ops: &[Op]) {
             csum_partial: (i % 2 == 0).then_some(((x >> 16) as u16 % 80, (x >> 24) as u16 % 40)),
             gso: (i % 5 == 0).then_some(uvs::io::Gso {
                 tcpv4: i % 10 == 0,
+                tcpv6: false,
                 size: (x >> 40) as u16 % 64,
             }),
             ..RxMeta::default()
@@ -458,9 +459,9 @@ fn tun_too_big_with_df_gets_frag_needed_and_without_is_fragmented() {
 #[test]
 fn an_unresolved_real_server_is_not_scheduled_until_it_resolves() {
     use uvs::lvs::table::NextHop;
-    fn hop(ip: Ipv4Addr, f: Forward) -> NextHop {
-        match ip.octets()[3] {
-            12 => NextHop::pending(0),
+    fn hop(ip: std::net::IpAddr, f: Forward) -> NextHop {
+        match ip {
+            std::net::IpAddr::V4(a) if a.octets()[3] == 12 => NextHop::pending(0),
             _ => uvs::rig::hop_by_last_octet(ip, f),
         }
     }
@@ -477,10 +478,11 @@ fn an_unresolved_real_server_is_not_scheduled_until_it_resolves() {
         })
         .collect();
     assert!(to.iter().all(|t| *t == 11), "{to:?}");
+    let twelve = Ipv4Addr::new(198, 18, 0, 12).into();
     assert!(r.model.set_hop(
-        Ipv4Addr::new(198, 18, 0, 12),
+        twelve,
         Forward::Route,
-        uvs::rig::hop_by_last_octet(Ipv4Addr::new(198, 18, 0, 12), Forward::Route)
+        uvs::rig::hop_by_last_octet(twelve, Forward::Route)
     ));
     r.publisher.publish(&r.model, &r.routes);
     r.poll();
@@ -515,6 +517,7 @@ fn super_frames_go_out_whole_where_the_backend_takes_them() {
         csum_partial: Some((34, 16)),
         gso: Some(uvs::io::Gso {
             tcpv4: true,
+            tcpv6: false,
             size: 1448,
         }),
         ..RxMeta::default()

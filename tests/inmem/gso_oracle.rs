@@ -2,7 +2,7 @@
 //! independent packet implementation.
 
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
-use uvs::dataplane::gso::segment_tcpv4;
+use uvs::dataplane::gso::segment_tcp;
 
 fn super_frame(payload_len: usize) -> Vec<u8> {
     let payload: Vec<u8> = (0..payload_len).map(|i| (i * 7 + 3) as u8).collect();
@@ -22,8 +22,7 @@ fn segments_are_valid_and_reassemble() {
     let frame = super_frame(20000);
     let mut scratch = vec![0u8; 70000];
     let mut segs: Vec<Vec<u8>> = Vec::new();
-    let n =
-        segment_tcpv4(&frame, 1448, &mut scratch, |s| segs.push(s.to_vec())).expect("segmenting");
+    let n = segment_tcp(&frame, 1448, &mut scratch, |s| segs.push(s.to_vec())).expect("segmenting");
     assert_eq!(n, 20000usize.div_ceil(1448));
     let mut data = Vec::new();
     let mut expect_seq = 1000u32;

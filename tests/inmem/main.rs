@@ -7,6 +7,7 @@ mod gso_oracle;
 mod hardening;
 mod marktpl;
 mod nat;
+mod ndp;
 mod offload;
 mod persist;
 mod sync;

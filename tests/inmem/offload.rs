@@ -129,10 +129,10 @@ fn tun_nat_other_links_and_a_director_without_offload_keep_their_flows() {
             ..one_link()[0]
         },
     ];
-    fn second_link(ip: Ipv4Addr, _: Forward) -> NextHop {
+    fn second_link(ip: std::net::IpAddr, _: Forward) -> NextHop {
         NextHop {
             link: 1,
-            mac: MacAddr([2, 0, 0, 0, 1, ip.octets()[3]]),
+            mac: MacAddr([2, 0, 0, 0, 1, uvs::rig::last_octet(ip)]),
         }
     }
     let ops = service(
@@ -174,7 +174,7 @@ fn removing_the_real_server_or_becoming_backup_takes_flows_back() {
     // connections and takes their flows back first.
     r.apply(&[Op::DelDest {
         key: svc(Protocol::Udp, 53),
-        addr: Ipv4Addr::new(198, 18, 0, 11),
+        addr: Ipv4Addr::new(198, 18, 0, 11).into(),
         port: 53,
     }]);
     for _ in 0..200 {
@@ -202,7 +202,12 @@ fn until_taken_back(r: &mut Rig, t: FlowTuple) {
 }
 
 /// The real server's stats as the model (and `-Ln --stats`) has them.
-fn dest_inpkts(r: &Rig, key: uvs::lvs::service::ServiceKey, addr: Ipv4Addr) -> u64 {
+fn dest_inpkts(
+    r: &Rig,
+    key: uvs::lvs::service::ServiceKey,
+    addr: impl Into<std::net::IpAddr>,
+) -> u64 {
+    let addr = addr.into();
     let snap = r.model.snapshot();
     let s = snap.services.iter().find(|s| s.def.key == key).unwrap();
     s.dests
@@ -254,6 +259,7 @@ fn a_removed_real_servers_offloaded_packets_stay_in_the_service_counters() {
         _ => rs2,
     };
     let (first, second) = (on(&r, 5000), on(&r, 5001));
+    let first = std::net::IpAddr::from(first);
     assert_ne!(first, second, "rr: one flow on each");
     assert_eq!(svc_inpkts(&r, 0), 4);
 
@@ -283,7 +289,7 @@ fn a_removed_real_servers_offloaded_packets_stay_in_the_service_counters() {
     // `uvsadm -d`: the server's row is gone; the service keeps the count.
     r.apply(&[Op::DelDest {
         key,
-        addr: second,
+        addr: second.into(),
         port: 53,
     }]);
     until_taken_back(&mut r, tuple(17, 5001, 53));
@@ -300,7 +306,7 @@ fn a_backup_takes_back_flows_of_moved_and_removed_servers_with_their_counts() {
     r.publisher.set_standby(true);
     r.apply(&[Op::DelDest {
         key,
-        addr: rs2,
+        addr: rs2.into(),
         port: 53,
     }]);
     assert_eq!(r.io.taken_back.len(), 2);

@@ -125,7 +125,7 @@ fn a_template_whose_server_goes_under_a_connection_stays_one_entry() {
     assert_eq!(r.dp.conn_count(), 2, "the connection and its template");
     r.apply(&[Op::DelDest {
         key: svc(Protocol::Udp, 53),
-        addr: Ipv4Addr::new(198, 18, 0, pinned),
+        addr: Ipv4Addr::new(198, 18, 0, pinned).into(),
         port: 53,
     }]);
     let other = server_of(&r.feed(datagram(CLIENT, 5001)));

@@ -20,6 +20,14 @@ pub const VIP: &str = "198.18.0.100";
 pub const RS1: &str = "198.18.0.11";
 pub const RS2: &str = "198.18.0.12";
 
+/// The lab's IPv6 plan (testbed/README.md): 198.18.N.H has the twin
+/// 2001:2:0:N::H, and real servers hold VIP6 on lo beside VIP.
+pub const VIP6: &str = "2001:2::100";
+pub const RS1_6: &str = "2001:2::11";
+pub const RS2_6: &str = "2001:2::12";
+pub const CL6: &str = "2001:2::10";
+pub const DIR6: &str = "2001:2::2";
+
 /// The testbed's traffic tool (`testbed/uvs-lab`, a workspace member),
 /// built next to uvs: `scripts/test.sh` builds it before the tests.
 pub fn lab_tool() -> String {

@@ -214,7 +214,7 @@ impl Parsed {
             persistent: None,
             netmask: None,
             dest: DestSpec {
-                addr: Ipv4Addr::UNSPECIFIED,
+                addr: Ipv4Addr::UNSPECIFIED.into(),
                 port: 0,
                 forward: Forward::Route,
                 weight: 1,

@@ -4,7 +4,6 @@
 
 use super::{Cmd, Fail, Opt, Parsed, fail, number, parse_host, parse_service, timeout};
 use crate::lvs::service::{Forward, Protocol};
-use std::net::IpAddr;
 
 /// What a command allows of an option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,9 +336,6 @@ fn netmask(p: &mut Parsed, v: &str) -> Result<(), Fail> {
 fn real_server(p: &mut Parsed, v: &str) -> Result<(), Fail> {
     let Some((addr, port)) = parse_service(v, p.protocol) else {
         return fail("illegal real server address[:port] specified");
-    };
-    let IpAddr::V4(addr) = addr else {
-        return fail("IPv6 real servers are not supported by uvs yet");
     };
     p.dest.addr = addr;
     // Without a port the service port (as parsed so far) is used.

@@ -164,9 +164,10 @@ fn ipv6_service_addresses_are_parsed_as_ipvsadm_does() {
             "{bad}"
         );
     }
+    let p = run("-a -t [2001:db8::80]:80 -r [2001:db8::1]:8080 -m").unwrap();
     assert_eq!(
-        err("-a -t [2001:db8::80]:80 -r [2001:db8::1]:80"),
-        "IPv6 real servers are not supported by uvs yet"
+        (p.dest.addr, p.dest.port),
+        ("2001:db8::1".parse().unwrap(), 8080)
     );
 }
 

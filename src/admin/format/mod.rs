@@ -182,7 +182,7 @@ fn cmp_services(a: &ServiceSnap, b: &ServiceSnap) -> i64 {
 
 fn cmp_dests(a: &DestSnap, b: &DestSnap) -> i64 {
     let (a, b) = (&a.spec, &b.spec);
-    let r = cmp_addr(a.addr.into(), b.addr.into());
+    let r = cmp_addr(a.addr, b.addr);
     if r != 0 {
         return r;
     }
@@ -286,7 +286,7 @@ fn persistence(out: &mut String, s: &ServiceSnap, timeout: &str, mask: &str) {
 /// One real server's line (or its `-a` rule).
 fn dest_entry(out: &mut String, svc_name: &str, d: &DestSnap, proto: Protocol, f: &Format) {
     let (spec, act, inact) = (&d.spec, d.active, d.inactive);
-    let dname = addrport(spec.addr.into(), spec.port, proto, f.numeric);
+    let dname = addrport(spec.addr, spec.port, proto, f.numeric);
     let tunnel = spec.forward == Forward::Tunnel;
     if f.columns == Columns::Rule {
         let (m, w) = (spec.forward.switch(), spec.weight);

@@ -5,7 +5,7 @@
 use super::{Model, Need, OpError, check_vip};
 use crate::lvs::mark::{MarkRule, check_disjoint};
 use crate::lvs::service::{Protocol, ServiceKey};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// `-o` only on UDP or mark services, as ipvsadm allows it. A service is
 /// TCP or UDP (IP is only a mark template's protocol).
@@ -40,10 +40,10 @@ impl Model {
     }
 
     /// Whether `a` is a VIP of a service (its own or its mark's).
-    pub fn has_vip(&self, a: Ipv4Addr) -> bool {
+    pub fn has_vip(&self, a: IpAddr) -> bool {
         self.services.iter().any(|s| match s.key.fwmark() {
             None => s.key.addr == a,
-            Some(m) => self.mark_rules(m).iter().any(|r| r.vip == a),
+            Some(m) => self.mark_rules(m).iter().any(|r| IpAddr::V4(r.vip) == a),
         })
     }
 
@@ -55,13 +55,13 @@ impl Model {
         need: &mut dyn FnMut(Need),
     ) -> Result<(), OpError> {
         check_vip(vip)?;
-        if let Some(d) = self.dest_with_addr(vip) {
+        if let Some(d) = self.dest_with_addr(vip.into()) {
             return Err(OpError::BadAddress(format!(
                 "VIP {vip} is the address of real server {d}: uvs would answer ARP for it \
                  and take its traffic"
             )));
         }
-        if !self.has_vip(vip) {
+        if !self.has_vip(vip.into()) {
             need(Need::NewVip(vip));
         }
         Ok(())

@@ -9,7 +9,7 @@ use crate::lvs::service::{Forward, MAX_TIMEOUT, Persistence, SchedulerKind, Serv
 use crate::lvs::stats::DestState;
 use crate::lvs::table::NextHop;
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -126,7 +126,7 @@ pub enum Need {
     /// The link and MAC to send to for a real server: its own MAC (DR) or
     /// the next hop's on the way to it (TUN, NAT), from the kernel's routes
     /// and neighbour table.
-    Mac(Ipv4Addr, Forward),
+    Mac(IpAddr, Forward),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -152,7 +152,11 @@ fn scheduler(name: &str) -> Result<SchedulerKind, OpError> {
 
 /// Addresses that can never be a VIP: announcing them would break the
 /// segment (broadcast, multicast, "this host") or the director itself.
-pub fn check_vip(a: Ipv4Addr) -> Result<(), OpError> {
+pub fn check_vip(a: impl Into<IpAddr>) -> Result<(), OpError> {
+    let a = match a.into() {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => return check_vip6(a),
+    };
     let why = if a.is_unspecified() || a.octets()[0] == 0 {
         "an unspecified (\"this network\") address"
     } else if a.is_broadcast() {
@@ -163,6 +167,24 @@ pub fn check_vip(a: Ipv4Addr) -> Result<(), OpError> {
         "a loopback address"
     } else if u32::from(a) >= 0xf000_0000 {
         "a reserved (class E) address"
+    } else {
+        return Ok(());
+    };
+    Err(OpError::BadAddress(format!(
+        "{a} cannot be a VIP: it is {why}"
+    )))
+}
+
+/// An IPv6 VIP: a unicast address a client can reach.
+fn check_vip6(a: std::net::Ipv6Addr) -> Result<(), OpError> {
+    let why = if a.is_unspecified() {
+        "the unspecified address"
+    } else if a.is_multicast() {
+        "a multicast address"
+    } else if a.is_loopback() {
+        "the loopback address"
+    } else if a.to_ipv4_mapped().is_some() {
+        "an IPv4-mapped address (give the IPv4 address itself)"
     } else {
         return Ok(());
     };
@@ -224,7 +246,7 @@ impl Model {
     }
 
     /// A configured real server with this address, as `ADDR:PORT of VIP`.
-    fn dest_with_addr(&self, a: Ipv4Addr) -> Option<String> {
+    fn dest_with_addr(&self, a: IpAddr) -> Option<String> {
         self.services.iter().find_map(|s| {
             let d = s.dests.iter().find(|d| d.spec.addr == a)?;
             Some(format!("{}:{} of {}", a, d.spec.port, s.key))
@@ -240,7 +262,7 @@ impl Model {
     pub fn apply(
         &mut self,
         op: &Op,
-        mac: &mut dyn FnMut(Ipv4Addr, Forward) -> Result<NextHop, OpError>,
+        mac: &mut dyn FnMut(IpAddr, Forward) -> Result<NextHop, OpError>,
         need: &mut dyn FnMut(Need),
     ) -> Result<(), OpError> {
         match op {
@@ -296,6 +318,11 @@ impl Model {
                     .any(|d| d.spec.addr == dest.addr && d.spec.port == dest.port);
                 if exists {
                     return Err(OpError::DestExists);
+                }
+                if dest.addr.is_ipv6() {
+                    return Err(OpError::Unsupported(
+                        "IPv6 real servers are not forwarded by uvs yet (docs/ipv6.md)".into(),
+                    ));
                 }
                 if self.has_vip(dest.addr) {
                     return Err(OpError::BadAddress(format!(
@@ -387,7 +414,7 @@ impl Model {
     pub fn apply_all(
         &self,
         ops: &[Op],
-        mac: &mut dyn FnMut(Ipv4Addr, Forward) -> Result<NextHop, OpError>,
+        mac: &mut dyn FnMut(IpAddr, Forward) -> Result<NextHop, OpError>,
         need: &mut dyn FnMut(usize, Need),
     ) -> Result<Model, (usize, OpError)> {
         let mut m = self.clone();

@@ -5,7 +5,7 @@ use super::{Dest, FailAction, Model};
 use crate::lvs::service::{Forward, ServiceKey};
 use crate::lvs::table::NextHop;
 use crate::wire::MacAddr;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 impl Model {
     /// Changes one real server of a service with `f` (which says whether
@@ -13,7 +13,7 @@ impl Model {
     fn change_dest(
         &mut self,
         key: &ServiceKey,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
         f: impl FnOnce(&mut Dest) -> bool,
     ) -> bool {
@@ -39,7 +39,7 @@ impl Model {
     pub fn apply_check(
         &mut self,
         key: &ServiceKey,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
         v: CheckVerdict,
     ) -> bool {
@@ -51,7 +51,7 @@ impl Model {
 
     /// The total weight schedulers see for a service's real servers
     /// (up and resolved), leaving out `except` (its sorry server).
-    pub fn live_weight(&self, key: &ServiceKey, except: Option<(Ipv4Addr, u16)>) -> u32 {
+    pub fn live_weight(&self, key: &ServiceKey, except: Option<(IpAddr, u16)>) -> u32 {
         self.services
             .iter()
             .filter(|s| s.key == *key)
@@ -62,7 +62,7 @@ impl Model {
     }
 
     /// Whether a real server of a service is marked down by its check.
-    pub fn is_down(&self, key: &ServiceKey, addr: Ipv4Addr, port: u16) -> bool {
+    pub fn is_down(&self, key: &ServiceKey, addr: IpAddr, port: u16) -> bool {
         self.services
             .iter()
             .filter(|s| s.key == *key)
@@ -72,8 +72,8 @@ impl Model {
 
     /// The real servers (address and method) whose next hop is not
     /// resolved yet.
-    pub fn pending_targets(&self) -> Vec<(Ipv4Addr, Forward)> {
-        let mut v: Vec<(Ipv4Addr, Forward)> = self
+    pub fn pending_targets(&self) -> Vec<(IpAddr, Forward)> {
+        let mut v: Vec<(IpAddr, Forward)> = self
             .services
             .iter()
             .flat_map(|s| s.dests.iter())
@@ -88,7 +88,7 @@ impl Model {
     /// Gives the still unresolved real servers at `addr` (for `fwd`) their
     /// next hop; their services' schedulers see the weight appear.
     /// Returns whether anything changed.
-    pub fn set_hop(&mut self, addr: Ipv4Addr, fwd: Forward, hop: NextHop) -> bool {
+    pub fn set_hop(&mut self, addr: IpAddr, fwd: Forward, hop: NextHop) -> bool {
         let mut changed = false;
         for s in &mut self.services {
             let mut here = false;
@@ -108,7 +108,7 @@ impl Model {
 
     /// Replaces the MAC of a real server (for one forwarding method)
     /// wherever it is used; returns whether anything changed.
-    pub fn set_mac(&mut self, addr: Ipv4Addr, fwd: Forward, mac: MacAddr) -> bool {
+    pub fn set_mac(&mut self, addr: IpAddr, fwd: Forward, mac: MacAddr) -> bool {
         let mut changed = false;
         for s in &mut self.services {
             for d in &mut s.dests {

@@ -9,7 +9,7 @@ fn key(port: u16) -> ServiceKey {
 
 fn dest(last: u8, weight: u32) -> DestSpec {
     DestSpec {
-        addr: Ipv4Addr::new(198, 18, 0, last),
+        addr: Ipv4Addr::new(198, 18, 0, last).into(),
         port: 80,
         forward: Forward::Route,
         weight,
@@ -72,7 +72,7 @@ fn errors_use_ipvsadm_texts_and_leave_the_model_alone() {
         &m,
         &[Op::DelDest {
             key: key(81),
-            addr: Ipv4Addr::new(1, 1, 1, 1),
+            addr: Ipv4Addr::new(1, 1, 1, 1).into(),
             port: 80,
         }],
     )
@@ -273,7 +273,8 @@ fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
     let vip = |a| Need::NewVip(Ipv4Addr::new(198, 18, 0, a));
     assert_eq!(needs, vec![(1, vip(100)), (2, vip(101))]);
     assert!(
-        m.has_vip(Ipv4Addr::new(198, 18, 0, 101)) && !m.has_vip(Ipv4Addr::new(198, 18, 0, 100))
+        m.has_vip(Ipv4Addr::new(198, 18, 0, 101).into())
+            && !m.has_vip(Ipv4Addr::new(198, 18, 0, 100).into())
     );
     let t = m.table(1);
     assert_eq!(t.vips(), [Ipv4Addr::new(198, 18, 0, 101)]);
@@ -333,6 +334,16 @@ fn an_ipv6_service_is_refused_until_the_data_plane_forwards_it() {
     assert!(
         e.to_string()
             .starts_with("IPv6 virtual services are not forwarded by uvs yet"),
+        "{e}"
+    );
+    let mut v6_dest = dest(11, 1);
+    v6_dest.addr = "2001:2::11".parse::<std::net::Ipv6Addr>().unwrap().into();
+    let ops = [add_service(80, "rr"), add_dest(80, v6_dest)];
+    let (at, e) = apply(&Model::default(), &ops).unwrap_err();
+    assert_eq!(at, 1);
+    assert!(
+        e.to_string()
+            .starts_with("IPv6 real servers are not forwarded by uvs yet"),
         "{e}"
     );
 }

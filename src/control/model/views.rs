@@ -6,14 +6,14 @@ use crate::control::proto::ServiceDef;
 use crate::control::proto::{DestSnap, DestSpec, Op, ServiceSnap, Snapshot};
 use crate::lvs::service::Forward;
 use crate::lvs::table::{DestEntry, Table};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// A NAT real server's reply counters, to notice replies that bypass
 /// the director.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MasqDest {
     pub id: u64,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     /// The link its next hop is on.
     pub link: u8,
@@ -162,8 +162,8 @@ impl Model {
 
     /// Every real-server address with its method and link, to keep their
     /// MACs fresh.
-    pub fn dest_targets(&self) -> Vec<(Ipv4Addr, Forward, u8)> {
-        let mut v: Vec<(Ipv4Addr, Forward, u8)> = self
+    pub fn dest_targets(&self) -> Vec<(IpAddr, Forward, u8)> {
+        let mut v: Vec<(IpAddr, Forward, u8)> = self
             .services
             .iter()
             .flat_map(|s| {

@@ -6,7 +6,7 @@ use crate::control::check::{self, CheckSpec};
 use crate::control::model::{CheckVerdict, FailAction};
 use crate::control::plan::CheckedServer;
 use crate::lvs::service::ServiceKey;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ impl Control {
     pub(super) async fn check_loop(
         &self,
         key: crate::lvs::service::ServiceKey,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
         action: FailAction,
         spec: CheckSpec,
@@ -92,7 +92,7 @@ impl Control {
 
     /// An exec check's exit code set a weight (misc_dynamic): used in
     /// place of the configured one, shown by `-Ln`, logged when it changes.
-    pub(super) async fn dynamic_weight(&self, key: ServiceKey, addr: Ipv4Addr, port: u16, w: u32) {
+    pub(super) async fn dynamic_weight(&self, key: ServiceKey, addr: IpAddr, port: u16, w: u32) {
         let changed = {
             let mut st = self.state.lock().await;
             let changed = st

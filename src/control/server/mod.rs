@@ -30,7 +30,7 @@ use crate::host::netlink::Netlink;
 use crate::lvs::service::{Forward, ServiceKey};
 use crate::lvs::table::{LinkRoute, NextHop};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use tokio::sync::Mutex;
 
 /// A std mutex of the control plane, whatever a panicked holder left.
@@ -98,12 +98,12 @@ pub struct Control {
 /// What host lookups found for one apply.
 #[derive(Default)]
 struct Found {
-    hops: HashMap<(Ipv4Addr, Forward), NextHop>,
+    hops: HashMap<(IpAddr, Forward), NextHop>,
     /// New VIPs already checked in this apply.
     vips: std::collections::HashSet<Ipv4Addr>,
     /// Real servers kept although they do not resolve yet, and why.
-    pending: Vec<(Ipv4Addr, Forward, String)>,
-    resolved: Vec<(Ipv4Addr, Forward)>,
+    pending: Vec<(IpAddr, Forward, String)>,
+    resolved: Vec<(IpAddr, Forward)>,
     locals: Option<Vec<(Ipv4Addr, u32)>>,
 }
 impl Control {

@@ -23,7 +23,7 @@ pub use link::{
     peer_in_other_namespace,
 };
 pub use mmap::Mapping;
-pub use packet::{Mmsg, bind_packet, packet_drops, recv_packet};
+pub use packet::{Mmsg, allmulti, bind_packet, packet_drops, recv_packet};
 pub use poll::{Wake, poll, pollin};
 pub use sockopt::{attach_cbpf, getsockopt, peer_pid, raise_rcvbuf, setsockopt, socket};
 

@@ -24,6 +24,20 @@ pub fn bind_packet(fd: &OwnedFd, proto: u16, ifindex: i32) -> io::Result<()> {
     cvt(unsafe { libc::bind(fd.as_raw_fd(), p, n) }).map(|_| ())
 }
 
+/// Asks interface `ifindex` to pass up every multicast frame while the
+/// socket is open (PACKET_MR_ALLMULTI, dropped with the socket): neighbour
+/// solicitations for an IPv6 VIP go to its solicited-node group, which
+/// only the VIP's owner joins, and the VIP is not configured here.
+pub fn allmulti(fd: &OwnedFd, ifindex: i32) -> io::Result<()> {
+    let mr = libc::packet_mreq {
+        mr_ifindex: ifindex,
+        mr_type: libc::PACKET_MR_ALLMULTI as u16,
+        mr_alen: 0,
+        mr_address: [0; 8],
+    };
+    super::setsockopt(fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mr)
+}
+
 /// Frames a packet socket dropped because its receive buffer was full
 /// since the last call (PACKET_STATISTICS resets on read).
 pub fn packet_drops(fd: impl AsFd) -> io::Result<u64> {

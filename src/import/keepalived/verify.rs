@@ -127,7 +127,7 @@ pub(super) fn director_accepts(c: &Converted, r: &mut Report) {
     };
     let ops = cfg.ops_from(&crate::config::Config::default());
     let model = crate::control::model::Model::with_tun_source(Some(Ipv4Addr::new(192, 0, 2, 1)));
-    let mut mac = |_: Ipv4Addr, _| {
+    let mut mac = |_: std::net::IpAddr, _| {
         Ok(crate::lvs::table::NextHop {
             link: 0,
             mac: crate::wire::MacAddr([2, 0, 0, 0, 0, 1]),

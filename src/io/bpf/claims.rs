@@ -34,26 +34,33 @@ impl Claims {
             proto: proto.number(),
             pad: 0,
         };
+        // IPv4 NAT servers: the programs' keys are IPv4.
         let masq = |s: usize| {
             let dests = &table.services[s].dests;
-            dests.iter().filter(|d| d.forward == Forward::Masq)
+            dests
+                .iter()
+                .filter(|d| d.forward == Forward::Masq)
+                .filter_map(|d| match d.addr {
+                    std::net::IpAddr::V4(a) => Some((a, d.port)),
+                    std::net::IpAddr::V6(_) => None,
+                })
         };
         for (i, s) in table.services.iter().enumerate() {
             if s.key.fwmark().is_none() {
                 c.nat
-                    .extend(masq(i).map(|d| rs(d.addr, d.port, s.key.protocol)));
+                    .extend(masq(i).map(|(a, port)| rs(a, port, s.key.protocol)));
             }
         }
         // A mark service's NAT server replies from its port, or with port
         // 0 from the port the client asked for (each of the mark's, up to
         // a bound: beyond it the replies come through the packet socket).
         for (proto, _, lo, hi, svc) in table.marks().ranges() {
-            for d in masq(svc) {
-                let ports = match d.port {
+            for (a, port) in masq(svc) {
+                let ports = match port {
                     0 => lo..=hi.min(lo.saturating_add(MAX_MARK_PORTS - 1)),
                     p => p..=p,
                 };
-                c.nat.extend(ports.map(|p| rs(d.addr, p, proto)));
+                c.nat.extend(ports.map(|p| rs(a, p, proto)));
             }
         }
         c

@@ -5,8 +5,7 @@
 //! fallback.
 
 use super::hashed::{hash_32, probe};
-use super::scheduler::{Buckets, Member, NO_DEST, Pool, Scheduler};
-use crate::lvs::conn::ConnKey;
+use super::scheduler::{Buckets, Member, NO_DEST, Pool, SchedKey, Scheduler};
 use crate::lvs::dest::DestEntry;
 
 /// IP_VS_DH_TAB_SIZE with the default CONFIG_IP_VS_DH_TAB_BITS of 8.
@@ -31,8 +30,8 @@ impl Scheduler for Dh {
     }
 
     #[inline]
-    fn schedule(&mut self, pool: &Pool, key: &ConnKey) -> Option<usize> {
-        let b = hash_32(u32::from(key.vaddr), DH_BITS);
+    fn schedule(&mut self, pool: &Pool, key: &SchedKey) -> Option<usize> {
+        let b = hash_32(key.vaddr, DH_BITS);
         probe(pool, false, DH_BUCKETS, |_| b)
     }
 }

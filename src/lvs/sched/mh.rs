@@ -7,10 +7,8 @@
 //! they were added in, and agrees with the others without sync.
 
 use super::hashed::{mix, probe};
-use super::scheduler::{Buckets, Member, NO_DEST, Pool, Scheduler, gcd};
-use crate::lvs::conn::ConnKey;
+use super::scheduler::{Buckets, Member, NO_DEST, Pool, SchedKey, Scheduler, fold, gcd};
 use crate::lvs::dest::DestEntry;
-use std::net::Ipv4Addr;
 
 /// IP_VS_MH_TAB_SIZE with the default CONFIG_IP_VS_MH_TAB_INDEX of 12.
 pub const MH_SLOTS: usize = 4093;
@@ -24,8 +22,8 @@ const KEY2: u64 = 2_654_446_892;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mh;
 
-fn hash(key: u64, addr: Ipv4Addr, port: u16, offset: usize) -> usize {
-    let v = (u64::from(u32::from(addr)) << 32) | (u64::from(port) << 16);
+fn hash(key: u64, addr: u32, port: u16, offset: usize) -> usize {
+    let v = (u64::from(addr) << 32) | (u64::from(port) << 16);
     mix(key, v.wrapping_add(offset as u64)) as usize
 }
 
@@ -61,8 +59,8 @@ pub fn table(dests: &[DestEntry], slots: usize) -> Buckets {
         .iter()
         .map(|i| {
             let d = &dests[*i];
-            let offset = hash(KEY1, d.addr, d.port, 0) % slots;
-            let skip = hash(KEY2, d.addr, d.port, 0) % (slots - 1) + 1;
+            let offset = hash(KEY1, fold(d.addr), d.port, 0) % slots;
+            let skip = hash(KEY2, fold(d.addr), d.port, 0) % (slots - 1) + 1;
             (offset, skip)
         })
         .collect();
@@ -106,7 +104,7 @@ impl Scheduler for Mh {
     /// destination, or with mh-fallback the next available one along the
     /// client's rehashes.
     #[inline]
-    fn schedule(&mut self, pool: &Pool, key: &ConnKey) -> Option<usize> {
+    fn schedule(&mut self, pool: &Pool, key: &SchedKey) -> Option<usize> {
         let slots = pool.buckets.len();
         if slots == 0 {
             return None;

@@ -27,10 +27,9 @@ pub mod sh;
 pub mod wlc;
 pub mod wrr;
 
-use crate::lvs::conn::ConnKey;
 use crate::lvs::dest::DestEntry;
 use crate::lvs::service::SchedulerKind;
-use scheduler::{Buckets, Member, Pool, Scheduler};
+use scheduler::{Buckets, Member, Pool, SchedKey, Scheduler};
 use std::sync::Arc;
 
 /// One change of a service the kernel's scheduler hooks would have been
@@ -88,7 +87,7 @@ macro_rules! register {
             /// Picks a server for a new connection (see
             /// [`Scheduler::schedule`]).
             #[inline]
-            pub fn schedule(&mut self, pool: &Pool, key: &ConnKey) -> Option<usize> {
+            pub fn schedule(&mut self, pool: &Pool, key: &SchedKey) -> Option<usize> {
                 match self {
                     $(SchedState::$kind(s) => s.schedule(pool, key),)+
                 }

@@ -1,8 +1,7 @@
 //! Round robin (ip_vs_rr.c), step by step as the kernel does it, so an
 //! operator migrating from IPVS sees the same sequence.
 
-use super::scheduler::{Member, Pool, Scheduler};
-use crate::lvs::conn::ConnKey;
+use super::scheduler::{Member, Pool, SchedKey, Scheduler};
 
 /// The last chosen server's index; `None` is the list head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +32,7 @@ impl Scheduler for Rr {
         }
     }
 
-    fn schedule(&mut self, pool: &Pool, _: &ConnKey) -> Option<usize> {
+    fn schedule(&mut self, pool: &Pool, _: &SchedKey) -> Option<usize> {
         let dests = pool.dests;
         let n = dests.len();
         if n == 0 {

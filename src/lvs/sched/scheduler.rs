@@ -5,6 +5,7 @@
 use crate::lvs::conn::ConnKey;
 use crate::lvs::dest::DestEntry;
 use crate::lvs::service::SchedFlags;
+use std::net::IpAddr;
 
 /// A hashing scheduler's lookup table: a real server's index (in the
 /// service's list) per bucket. Built when a table is published and read
@@ -45,6 +46,51 @@ pub struct Pool<'a> {
     pub flags: SchedFlags,
 }
 
+/// An address as the hashing schedulers hash it: IPv4 as its 32 bits,
+/// IPv6 folded to 32 by XOR of its four words, as IPVS's schedulers do.
+pub fn fold(addr: std::net::IpAddr) -> u32 {
+    match addr {
+        std::net::IpAddr::V4(a) => u32::from(a),
+        std::net::IpAddr::V6(a) => {
+            let w = a.to_bits();
+            (w as u32) ^ ((w >> 32) as u32) ^ ((w >> 64) as u32) ^ ((w >> 96) as u32)
+        }
+    }
+}
+
+/// What a scheduler may read of a new connection: the client's address
+/// and port and the virtual address, an IPv6 address folded to 32 bits
+/// as IPVS's hashing schedulers fold it (sh, dh, mh). The same for both
+/// families, so a service's scheduler state serves either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedKey {
+    pub caddr: u32,
+    pub cport: u16,
+    pub vaddr: u32,
+}
+
+impl SchedKey {
+    /// A flow from `caddr`:`cport` to `vaddr`.
+    #[inline]
+    pub fn new(caddr: IpAddr, cport: u16, vaddr: IpAddr) -> SchedKey {
+        SchedKey {
+            caddr: fold(caddr),
+            cport,
+            vaddr: fold(vaddr),
+        }
+    }
+
+    /// An IPv4 connection's.
+    #[inline]
+    pub fn of(k: &ConnKey) -> SchedKey {
+        SchedKey {
+            caddr: u32::from(k.caddr),
+            cport: k.cport,
+            vaddr: u32::from(k.vaddr),
+        }
+    }
+}
+
 /// One scheduling algorithm. The published table holds what it builds
 /// from the real servers alone ([`Scheduler::buckets`]); each data-plane
 /// worker holds a value of the implementing type per service (its
@@ -69,7 +115,7 @@ pub trait Scheduler: Sized {
     /// The index in `pool.dests` of the real server for a new connection
     /// `key`; `None` means "no destination available" (every weight 0, or
     /// no servers).
-    fn schedule(&mut self, pool: &Pool, key: &ConnKey) -> Option<usize>;
+    fn schedule(&mut self, pool: &Pool, key: &SchedKey) -> Option<usize>;
 }
 
 /// A scheduler with no state of its own (the real servers' weights and
@@ -88,7 +134,7 @@ macro_rules! stateless {
             fn schedule(
                 &mut self,
                 $pool: &$crate::lvs::sched::scheduler::Pool,
-                _: &$crate::lvs::conn::ConnKey,
+                _: &$crate::lvs::sched::scheduler::SchedKey,
             ) -> Option<usize> {
                 $pick
             }

@@ -4,8 +4,7 @@
 //! the same server.
 
 use super::hashed::{hash_32, probe};
-use super::scheduler::{Buckets, Member, NO_DEST, Pool, Scheduler};
-use crate::lvs::conn::ConnKey;
+use super::scheduler::{Buckets, Member, NO_DEST, Pool, SchedKey, Scheduler};
 use crate::lvs::dest::DestEntry;
 
 /// IP_VS_SH_TAB_SIZE with the default CONFIG_IP_VS_SH_TAB_BITS of 8.
@@ -18,9 +17,9 @@ pub struct Sh;
 
 /// ip_vs_sh_hashkey: hash_32 of the port (0 without sh-port) plus the
 /// client address, plus `offset`.
-fn hash(key: &ConnKey, port: bool, offset: usize) -> usize {
+fn hash(key: &SchedKey, port: bool, offset: usize) -> usize {
     let port = if port { key.cport } else { 0 };
-    let v = u32::from(key.caddr).wrapping_add(u32::from(port));
+    let v = key.caddr.wrapping_add(u32::from(port));
     (offset + hash_32(v, SH_BITS)) % SH_BUCKETS
 }
 
@@ -54,7 +53,7 @@ impl Scheduler for Sh {
     /// servers instead of leaving them with no destination. sh-port adds
     /// the client's port to the hash.
     #[inline]
-    fn schedule(&mut self, pool: &Pool, key: &ConnKey) -> Option<usize> {
+    fn schedule(&mut self, pool: &Pool, key: &SchedKey) -> Option<usize> {
         if pool.buckets.len() != SH_BUCKETS {
             return None;
         }

@@ -2,6 +2,7 @@
 //! sequences and formulas.
 
 use super::*;
+use crate::lvs::conn::ConnKey;
 use crate::lvs::service::{Forward, Protocol, SchedFlags};
 use crate::lvs::stats::DestState;
 use crate::wire::MacAddr;
@@ -16,7 +17,7 @@ pub(super) fn dests(weights: &[u32]) -> Vec<DestEntry> {
         .enumerate()
         .map(|(i, w)| DestEntry {
             id: i as u64 + 1,
-            addr: Ipv4Addr::new(198, 18, 0, 11 + i as u8),
+            addr: Ipv4Addr::new(198, 18, 0, 11 + i as u8).into(),
             port: 80,
             forward: Forward::Route,
             weight: *w,
@@ -60,7 +61,7 @@ impl Sched {
             buckets: &self.buckets,
             flags: self.flags,
         };
-        self.state.schedule(&pool, key)
+        self.state.schedule(&pool, &SchedKey::of(key))
     }
 
     pub(super) fn pick(&mut self, d: &[DestEntry], client: Ipv4Addr) -> Option<usize> {
@@ -187,3 +188,14 @@ fn sh_tiles_by_weight_and_sticks_to_the_client_across_restarts() {
 
 mod kernel;
 mod maglev;
+
+/// IPVS's hashing schedulers fold an IPv6 address to 32 bits by XOR of
+/// its four words; an IPv4 address is its own 32 bits.
+#[test]
+fn an_ipv6_flow_is_folded_as_ipvs_folds_it() {
+    let c: std::net::Ipv6Addr = "2001:2::a:1:2".parse().unwrap();
+    let k = SchedKey::new(c.into(), 1024, C.into());
+    // Words 2001:0002, 0000:0000, 0000:000a, 0001:0002.
+    assert_eq!(k.caddr, 0x2001_0002 ^ 0x0000_000a ^ 0x0001_0002);
+    assert_eq!((k.cport, k.vaddr), (1024, u32::from(C)));
+}

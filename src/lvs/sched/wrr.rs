@@ -1,8 +1,7 @@
 //! Weighted round robin (ip_vs_wrr.c), step by step as the kernel does
 //! it, so an operator migrating from IPVS sees the same sequence.
 
-use super::scheduler::{Member, Pool, Scheduler, gcd};
-use crate::lvs::conn::ConnKey;
+use super::scheduler::{Member, Pool, SchedKey, Scheduler, gcd};
 
 /// ip_vs_wrr_mark: current position, current weight, max weight (less
 /// gcd-1), gcd of the weights.
@@ -53,7 +52,7 @@ impl Scheduler for Wrr {
         }
     }
 
-    fn schedule(&mut self, pool: &Pool, _: &ConnKey) -> Option<usize> {
+    fn schedule(&mut self, pool: &Pool, _: &SchedKey) -> Option<usize> {
         let dests = pool.dests;
         let Wrr { cl, cw, mw, di } = self;
         let (mw, di) = (*mw, *di);

@@ -2,7 +2,7 @@
 //! interval. Replays are caught by the receiver (`ha::Peer::accept`): per
 //! peer, the (boot, sequence) pair only moves forward.
 
-use super::{Refused, emit_head, seal, sealed, write_u64};
+use super::{Refused, sealed, write_u64};
 use crate::wire::Result;
 
 fixed_message!(HeartbeatPacket, magic = b"UVSH", fields = 40);
@@ -68,14 +68,12 @@ impl Heartbeat {
 
     /// The heartbeat on the wire, keyed.
     pub fn emit(&self, key: &[u8]) -> [u8; LEN] {
-        let mut b = [0u8; LEN];
-        emit_head(&mut b, MAGIC, VERSION, (self.boot, self.seq, self.sent_ms));
-        b[field::ACTIVE] = u8::from(self.active);
-        b[field::PRIORITY] = self.priority;
-        b[field::FLAGS] = u8::from(self.ready) | u8::from(self.hears_witness) << 1;
-        write_u64(&mut b, field::HEARD_SEQ, self.heard_seq);
-        seal(&mut b, key);
-        b
+        sealed_message(key, (self.boot, self.seq, self.sent_ms), |b| {
+            b[field::ACTIVE] = u8::from(self.active);
+            b[field::PRIORITY] = self.priority;
+            b[field::FLAGS] = u8::from(self.ready) | u8::from(self.hears_witness) << 1;
+            write_u64(b, field::HEARD_SEQ, self.heard_seq);
+        })
     }
 }
 

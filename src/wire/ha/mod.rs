@@ -6,9 +6,10 @@
 //! believed before the MAC is checked, so a damaged message is refused
 //! like a forged one.
 
-/// A message view's getters, one per field: a byte (`u8`), a number
-/// (`u16`, `u32`, `u64`), an address (`ip`) or a run of bytes (`bytes`,
-/// at a range), read at the offsets of the message's `field` module.
+/// A message view's getters, one per field, as `fields!` makes them (a
+/// byte, a number, an address, a run of bytes at a range), read at the
+/// offsets of the message's `field` module and of the heads it opens
+/// with.
 macro_rules! getters {
     // A message that opens with the common head: its getters too.
     ($view:ident + head { $($rest:tt)* }) => {
@@ -33,31 +34,12 @@ macro_rules! getters {
         });
     };
     ($view:ident { $($name:ident: $kind:tt @ $at:expr),* $(,)? }) => {
-        impl<T: AsRef<[u8]>> $view<T> {
-            $(
-                pub fn $name(&self) -> getters!(@ty $kind) {
-                    let b = self.buffer.as_ref();
-                    getters!(@get $kind, b, $at)
-                }
-            )*
-        }
+        $(fields!(@one $view, [], $at, $name: $kind);)*
     };
-    (@ty u8) => { u8 };
-    (@ty u16) => { u16 };
-    (@ty u32) => { u32 };
-    (@ty u64) => { u64 };
-    (@ty ip) => { std::net::Ipv4Addr };
-    (@ty bytes) => { &[u8] };
-    (@get u8, $b:ident, $at:expr) => { $b[$at] };
-    (@get u16, $b:ident, $at:expr) => { $crate::wire::read_u16($b, $at) };
-    (@get u32, $b:ident, $at:expr) => { $crate::wire::read_u32($b, $at) };
-    (@get u64, $b:ident, $at:expr) => { $crate::wire::ha::read_u64($b, $at) };
-    (@get ip, $b:ident, $at:expr) => { $crate::wire::ha::read_ip($b, $at) };
-    (@get bytes, $b:ident, $at:expr) => { &$b[$at] };
 }
 
-/// A fixed-size HA message: its view, its magic, version 1, and its
-/// whole length (`fields` bytes of fields, then the MAC).
+/// A fixed-size HA message: its view, its magic, version 1, its whole
+/// length (`fields` bytes of fields, then the MAC), and how it is written.
 macro_rules! fixed_message {
     ($view:ident, magic = $magic:expr, fields = $fields:expr) => {
         view! {
@@ -68,6 +50,21 @@ macro_rules! fixed_message {
         pub const MAGIC: &[u8; 4] = $magic;
         const VERSION: u8 = 1;
         pub const LEN: usize = $fields + $crate::wire::ha::MAC_LEN;
+
+        /// The message on the wire: the head with the sender's (boot,
+        /// sequence, clock in ms), what `body` writes after it, and the
+        /// MAC under `key`.
+        fn sealed_message(
+            key: &[u8],
+            sender: (u64, u64, u64),
+            body: impl FnOnce(&mut [u8]),
+        ) -> [u8; LEN] {
+            let mut b = [0u8; LEN];
+            $crate::wire::ha::emit_head(&mut b, MAGIC, VERSION, sender);
+            body(&mut b);
+            $crate::wire::ha::seal(&mut b, key);
+            b
+        }
     };
 }
 
@@ -79,6 +76,7 @@ pub use heartbeat::{Heartbeat, HeartbeatPacket};
 pub use sync::{SyncHeader, SyncPacket, SyncRecord};
 pub use witness::{WitnessKind, WitnessMsg, WitnessPacket};
 
+use crate::wire::{read_u64, write_u64};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -158,18 +156,6 @@ fn sealed(b: &[u8], key: &[u8]) -> bool {
     let mut m = keyed(key);
     m.update(&b[..end]);
     m.verify_slice(&b[end..]).is_ok()
-}
-
-#[inline]
-fn read_u64(b: &[u8], at: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    u64::from_be_bytes(x)
-}
-
-#[inline]
-fn write_u64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_be_bytes());
 }
 
 #[inline]

@@ -2,7 +2,7 @@
 //! director's request for the vote, and the witness's answer saying whom
 //! the vote is with. Both are 80 bytes, keyed like the heartbeat.
 
-use super::{Refused, emit_head, seal, sealed, write_u64};
+use super::{Refused, sealed, write_u64};
 use crate::wire::Result;
 use crate::wire::write_u32;
 use std::net::Ipv4Addr;
@@ -24,7 +24,7 @@ mod field {
 
 getters!(WitnessPacket + director {
     word: u32 @ field::WORD,
-    grantee: ip @ field::WORD,
+    grantee: ipv4 @ field::WORD,
     reserved: bytes @ field::RESERVED,
 });
 
@@ -63,33 +63,31 @@ pub struct WitnessMsg {
 impl WitnessMsg {
     /// The message on the wire, keyed.
     pub fn emit(&self, key: &[u8]) -> [u8; LEN] {
-        let mut b = [0u8; LEN];
-        emit_head(&mut b, MAGIC, VERSION, (self.boot, self.seq, self.sent_ms));
-        match self.kind {
-            WitnessKind::Director {
-                priority,
-                holding,
-                claiming,
-                dead_ms,
-            } => {
-                b[field::KIND] = 1;
-                b[field::PRIORITY] = priority;
-                b[field::FLAGS] = u8::from(holding) | u8::from(claiming) << 1;
-                write_u32(&mut b, field::WORD, dead_ms);
+        sealed_message(key, (self.boot, self.seq, self.sent_ms), |b| {
+            match self.kind {
+                WitnessKind::Director {
+                    priority,
+                    holding,
+                    claiming,
+                    dead_ms,
+                } => {
+                    b[field::KIND] = 1;
+                    b[field::PRIORITY] = priority;
+                    b[field::FLAGS] = u8::from(holding) | u8::from(claiming) << 1;
+                    write_u32(b, field::WORD, dead_ms);
+                }
+                WitnessKind::Witness {
+                    vote_for_you,
+                    grantee,
+                    answers,
+                } => {
+                    b[field::KIND] = 2;
+                    b[field::FLAGS] = u8::from(vote_for_you);
+                    write_u64(b, field::ANSWERS, answers);
+                    b[field::WORD..field::WORD + 4].copy_from_slice(&grantee.octets());
+                }
             }
-            WitnessKind::Witness {
-                vote_for_you,
-                grantee,
-                answers,
-            } => {
-                b[field::KIND] = 2;
-                b[field::FLAGS] = u8::from(vote_for_you);
-                write_u64(&mut b, field::ANSWERS, answers);
-                b[field::WORD..field::WORD + 4].copy_from_slice(&grantee.octets());
-            }
-        }
-        seal(&mut b, key);
-        b
+        })
     }
 
     /// A message from the wire: the MAC is checked before anything in it

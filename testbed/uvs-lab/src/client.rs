@@ -50,9 +50,17 @@ pub fn download(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, S
     }))
 }
 
+/// The unspecified address of `target`'s family, to bind a client to.
+fn any_for(target: SocketAddr) -> std::net::IpAddr {
+    match target {
+        SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
 pub fn who(target: SocketAddr, udp: bool) -> Result<serde_json::Value, String> {
     let (answer, local) = if udp {
-        let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+        let s = UdpSocket::bind((any_for(target), 0)).map_err(|e| e.to_string())?;
         s.connect(target).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_millis(500))).ok();
         let mut buf = [0u8; 256];
@@ -132,7 +140,8 @@ fn ask_name(s: TcpStream, port: &mut u16) -> Result<String, String> {
 }
 
 pub fn udp_name(target: SocketAddr, sport: u16) -> Result<String, String> {
-    let s = UdpSocket::bind(("0.0.0.0", sport)).map_err(|e| format!("bind port {sport}: {e}"))?;
+    let s =
+        UdpSocket::bind((any_for(target), sport)).map_err(|e| format!("bind port {sport}: {e}"))?;
     s.connect(target).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok();
     let mut buf = [0u8; 256];

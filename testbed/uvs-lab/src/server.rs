@@ -10,22 +10,44 @@ pub fn serve_tcp(name: String, port: u16) -> std::io::Result<()> {
     serve_sessions(name, port, tcp_session)
 }
 
-/// Accepts TCP connections on `port` (all addresses, VIP included), each
-/// served by `session` on a thread of its own.
+/// Accepts TCP connections on `port` (all addresses of both families,
+/// VIPs included), each served by `session` on a thread of its own. The
+/// IPv6 listener is IPv6-only (IPv4 peers keep their plain addresses) and
+/// left out where the host has no IPv6.
 fn serve_sessions(
     name: String,
     port: u16,
     session: fn(&str, TcpStream) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let l = TcpListener::bind(("0.0.0.0", port))?;
+    if let Ok(l6) = listen_v6_only(port) {
+        let name = name.clone();
+        std::thread::spawn(move || accept(&name, &l6, session));
+    }
+    accept(&name, &l, session);
+    Ok(())
+}
+
+/// A TCP listener on [::]:port that takes IPv6 connections only.
+fn listen_v6_only(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV6, Type::STREAM, None)?;
+    s.set_only_v6(true)?;
+    s.set_reuse_address(true)?;
+    let addr = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+fn accept(name: &str, l: &TcpListener, session: fn(&str, TcpStream) -> std::io::Result<()>) {
     for s in l.incoming() {
         let Ok(s) = s else { continue };
-        let name = name.clone();
+        let name = name.to_string();
         std::thread::spawn(move || {
             let _ = session(&name, s);
         });
     }
-    Ok(())
 }
 
 fn tcp_session(name: &str, s: TcpStream) -> std::io::Result<()> {

@@ -25,12 +25,12 @@ const FAR_CLIENT: [u8; 4] = [198, 19, 7, 7];
 const RIP1: [u8; 4] = [198, 18, 1, 11];
 const RIP2: [u8; 4] = [198, 18, 1, 12];
 
-fn rs_mac(ip: Ipv4Addr) -> MacAddr {
-    MacAddr([2, 0, 0, 0, 2, ip.octets()[3]])
+fn rs_mac(ip: std::net::IpAddr) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 2, uvs::rig::last_octet(ip)])
 }
 
 /// NAT real servers are behind link 1.
-fn server_hop(ip: Ipv4Addr, _: Forward) -> NextHop {
+fn server_hop(ip: std::net::IpAddr, _: Forward) -> NextHop {
     NextHop {
         link: 1,
         mac: rs_mac(ip),

@@ -201,6 +201,7 @@ fn a_reply_super_frame_is_cut_into_translated_segments() {
     let meta = RxMeta {
         gso: Some(Gso {
             tcpv4: true,
+            tcpv6: false,
             size: 1448,
         }),
         ..make_partial(&mut f)

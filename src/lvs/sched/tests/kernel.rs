@@ -43,7 +43,7 @@ fn picks(st: &mut SchedState, d: &[DestEntry], n: usize) -> String {
     };
     (0..n)
         .map(|_| {
-            st.schedule(&pool, &key)
+            st.schedule(&pool, &SchedKey::of(&key))
                 .map_or('-', |i| (b'A' + i as u8) as char)
         })
         .collect()
