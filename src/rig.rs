@@ -201,7 +201,7 @@ pub fn svc(p: Protocol, port: u16) -> ServiceKey {
     ServiceKey::addr(p, Ipv4Addr::from(VIP), port)
 }
 
-pub fn dest(addr: Ipv4Addr, port: u16, forward: Forward, weight: u32) -> DestSpec {
+pub fn dest(addr: impl Into<IpAddr>, port: u16, forward: Forward, weight: u32) -> DestSpec {
     DestSpec {
         addr: addr.into(),
         port,

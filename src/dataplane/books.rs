@@ -5,6 +5,7 @@
 //! table ([`Retired`], for offloaded flows taken back late).
 
 use super::conn::Conn;
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::ConnState;
 use crate::lvs::stats::{DestState, Stats};
 use crate::lvs::table::{DestEntry, ServiceEntry, Table};
@@ -15,10 +16,10 @@ use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 /// The service and real server of a connection in `table`, remapping its
 /// indexes if the table changed since; `None` if the server is gone.
 #[inline]
-pub fn locate<'t>(
+pub fn locate<'t, A: Addr>(
     table: &'t Table,
     positions: &HashMap<u32, (u32, u32)>,
-    c: &mut Conn,
+    c: &mut Conn<A>,
 ) -> Option<(&'t ServiceEntry, &'t DestEntry)> {
     if table.dest(c.svc, c.dest, c.dest_id).is_none() {
         let &(s, d) = positions.get(&c.dest_id)?;
@@ -46,7 +47,7 @@ pub fn take(d: &DestState, state: ConnState) {
 
 /// Gives a connection's slot back in its real server's active or inactive
 /// count.
-pub fn release(d: &DestState, c: &Conn) {
+pub fn release<A: Addr>(d: &DestState, c: &Conn<A>) {
     let _ = count_of(d, c.state).fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
 }
 

@@ -119,7 +119,13 @@ impl Dataplane {
     /// Sends a packet whose IP part is final to `to`: new MACs, and either
     /// the super-frame cut into segments that fit the link or the checksum
     /// finished.
-    fn transmit<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta, to: NextHop) {
+    pub(super) fn transmit<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        to: NextHop,
+    ) {
         let link = self.link(to.link);
         {
             let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);

@@ -7,11 +7,12 @@ use super::Dataplane;
 use super::books::{locate, release, take};
 use super::classify::{Flow, Layout};
 use super::conn::Conn;
-use super::conn_table::InsertError;
+use super::conn_table::{Entry, InsertError};
 use super::egress::Change;
 use super::offload::take_back;
 use super::tcp_state::Direction;
 use crate::io::{PacketIo, RxMeta};
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
 use crate::lvs::sched::scheduler::SchedKey;
 use crate::lvs::service::{Forward, Persistence, Protocol};
@@ -25,7 +26,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Why a new connection was not made.
-enum NoConn {
+pub(super) enum NoConn {
     /// The scheduler found no usable real server (the client is told).
     NoRealServer,
     /// The connection table refused it (counted there).
@@ -175,39 +176,19 @@ impl Dataplane {
             }
             None => (self.pick(flow)?, None),
         };
-        let table = &self.table;
-        let svc = &table.services[flow.svc];
-        let d = &svc.dests[di];
-        let (state, one_packet) = match flow.key.protocol {
-            Protocol::Tcp => (ConnState::Tcp(TcpState::None), false),
-            // (A frame is never IP: `Protocol::from_number`.)
-            Protocol::Udp | Protocol::Ip => (ConnState::Udp, svc.ops),
-        };
-        let rport = svc.dest_port(d, flow.key.vport);
-        let raddr = ipv4(d)?;
-        let mut c = Conn::new(
-            flow.svc as u32,
-            di as u32,
-            d.id,
-            state,
-            now + 3000,
-            d.forward,
-            raddr,
-            rport,
-            flow.link,
-            l.src_mac,
-        );
-        // `-o`: this datagram alone, no entry (nothing to sync).
-        if !one_packet {
-            d.state.inactive.fetch_add(1, Relaxed);
-            let dir = c.input_direction();
-            update_state(&mut c, &d.state, dir, l.tcp_flags, table, now);
-            self.enter(flow.key, c, tk.as_ref(), (flow.svc, di))?;
+        let raddr = ipv4(&self.table.services[flow.svc].dests[di])?;
+        let from = (flow.link, l.src_mac);
+        let (at, tcp_flags) = ((flow.svc, di), l.tcp_flags);
+        let (c, entered) = fresh(&self.table, at, &flow.key, raddr, from, tcp_flags, now);
+        if entered {
+            let inserted = match tk {
+                Some(tk) => self.conns.insert_controlled(flow.key, c, &tk),
+                None => self.conns.insert(flow.key, c),
+            };
+            self.entered(inserted, &c, at)?;
             self.emit_upsert(&flow.key, &c, false);
         }
-        let svc = &self.table.services[flow.svc];
-        svc.stats.conns.fetch_add(1, Relaxed);
-        svc.dests[di].state.stats.conns.fetch_add(1, Relaxed);
+        count_new(&self.table, at);
         Ok(c)
     }
 
@@ -276,27 +257,25 @@ impl Dataplane {
                 t.state = old.state;
                 *old = t;
             }
-            None => self.enter(tk, t, None, (flow.svc, di))?,
+            None => {
+                let inserted = self.conns.insert(tk, t);
+                self.entered(inserted, &t, (flow.svc, di))?
+            }
         }
         self.emit_upsert(&tk, &t, false);
         Ok((di, tk))
     }
 
-    /// Enters a new entry (a connection controlled by template `tk`, or
-    /// not) for real server `di` of service `si`, whose count it already
-    /// took: a full table's oldest cheap entry makes room (its server's
-    /// count goes back); a refusal gives the count back and is counted.
-    fn enter(
-        &mut self,
-        k: ConnKey,
-        c: Conn,
-        tk: Option<&ConnKey>,
+    /// What became of a new entry `c` for real server `di` of service
+    /// `si`, whose count it already took, in either family's table: a
+    /// full table's oldest cheap entry made room (its server's count goes
+    /// back); a refusal gives the count back and is counted.
+    pub(super) fn entered<A: Addr>(
+        &self,
+        inserted: Result<Option<Entry<A>>, InsertError>,
+        c: &Conn<A>,
         (si, di): (usize, usize),
     ) -> Result<(), NoConn> {
-        let inserted = match tk {
-            Some(tk) => self.conns.insert_controlled(k, c, tk),
-            None => self.conns.insert(k, c),
-        };
         let d = &self.table.services[si].dests[di];
         match inserted {
             Ok(None) => Ok(()),
@@ -309,7 +288,7 @@ impl Dataplane {
                 Ok(())
             }
             Err(e) => {
-                release(&d.state, &c);
+                release(&d.state, c);
                 DataplaneCounters::bump(match e {
                     InsertError::Full => &self.counters.conn_table_full,
                     InsertError::ReplyClash => &self.counters.nat_reply_clash,
@@ -444,11 +423,60 @@ impl Dataplane {
     }
 }
 
+/// A new connection of real server `di` of service `si` from `from` (the
+/// client's link and MAC), its TCP state moved by its first segment and
+/// counted in its server's inactive connections; whether it is entered
+/// in the table (`false`: `-o`, this datagram alone, nothing to sync).
+pub(super) fn fresh<A: Addr>(
+    table: &Table,
+    (si, di): (usize, usize),
+    k: &ConnKey<A>,
+    raddr: A,
+    from: (u8, crate::wire::MacAddr),
+    tcp_flags: u8,
+    now: u64,
+) -> (Conn<A>, bool) {
+    let svc = &table.services[si];
+    let d = &svc.dests[di];
+    let (state, one_packet) = match k.protocol {
+        Protocol::Tcp => (ConnState::Tcp(TcpState::None), false),
+        // (A frame is never IP: `Protocol::from_number`.)
+        Protocol::Udp | Protocol::Ip => (ConnState::Udp, svc.ops),
+    };
+    let rport = svc.dest_port(d, k.vport);
+    let (si, di) = (si as u32, di as u32);
+    let mut c = Conn::new(
+        si,
+        di,
+        d.id,
+        state,
+        now + 3000,
+        d.forward,
+        raddr,
+        rport,
+        from.0,
+        from.1,
+    );
+    if !one_packet {
+        d.state.inactive.fetch_add(1, Relaxed);
+        let dir = c.input_direction();
+        update_state(&mut c, &d.state, dir, tcp_flags, table, now);
+    }
+    (c, !one_packet)
+}
+
+/// A new connection counted in its service's and real server's totals.
+pub(super) fn count_new(table: &Table, (si, di): (usize, usize)) {
+    let svc = &table.services[si];
+    svc.stats.conns.fetch_add(1, Relaxed);
+    svc.dests[di].state.stats.conns.fetch_add(1, Relaxed);
+}
+
 /// Applies a segment travelling in `dir` to a connection: TCP state
 /// machine, active/inactive accounting, and the idle timer. Returns the
 /// state before, if it changed (the digest and the peers follow).
-fn update_state(
-    c: &mut Conn,
+pub(super) fn update_state<A: Addr>(
+    c: &mut Conn<A>,
     ds: &DestState,
     dir: Direction,
     tcp_flags: u8,

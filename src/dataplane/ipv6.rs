@@ -1,12 +1,42 @@
 //! What an IPv6 frame is to the director: neighbour discovery for a VIP
-//! (`ndp.rs`), or the kernel's. The extension-header chain is walked once
-//! here, bounded (`wire::ipv6`); a frame to a VIP whose chain is refused
-//! is dropped and counted, never followed past its end.
+//! (`ndp.rs`), a client's TCP or UDP packet for an IPv6 virtual service
+//! (forwarded by direct routing), or the kernel's. The extension-header
+//! chain is walked once here, bounded (`wire::ipv6`); a frame to a VIP
+//! whose chain is refused is dropped and counted, never followed past its
+//! end. Fragments to a VIP are dropped and counted, as for IPv4.
 
 use super::Dataplane;
+use super::books::{locate, release};
+use super::conn::Conn;
+use super::flow::{count_new, fresh, update_state};
 use crate::io::{PacketIo, RxMeta};
+use crate::lvs::conn::ConnKey;
+use crate::lvs::sched::scheduler::SchedKey;
+use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::DataplaneCounters;
-use crate::wire::{EthernetFrame, Ipv6Packet, icmpv6, ip_proto};
+use crate::lvs::sync::{Record, SyncEvent};
+use crate::lvs::table::NextHop;
+use crate::wire::tcp::flags;
+use crate::wire::{
+    EthernetFrame, Ipv6Packet, MacAddr, TcpPacket, UdpPacket, ethernet, icmpv6, ip_proto,
+};
+use std::net::{IpAddr, Ipv6Addr};
+
+const ETH: usize = ethernet::HEADER_LEN;
+
+/// A client's IPv6 packet for a virtual service, as checked once.
+#[derive(Debug, Clone, Copy)]
+struct Flow6 {
+    key: ConnKey<Ipv6Addr>,
+    /// The service's index in the table.
+    svc: usize,
+    /// TCP flags (0 for UDP).
+    tcp_flags: u8,
+    /// The IPv6 packet's length (header, extension headers and payload).
+    ip_len: usize,
+    link: u8,
+    src_mac: MacAddr,
+}
 
 impl Dataplane {
     /// Checks an IPv6 frame's header and extension headers and hands it
@@ -18,23 +48,178 @@ impl Dataplane {
             DataplaneCounters::bump(&self.counters.malformed);
             return;
         };
+        let to_vip = self.table.is_vip6(ip.dst_addr());
         let upper = match ip.upper_layer() {
             Ok(u) => u,
             Err(_) => {
-                if self.table.is_vip6(ip.dst_addr()) {
+                if to_vip {
                     DataplaneCounters::bump(&self.counters.ext_headers_dropped);
                 }
                 return;
             }
         };
+        let kind = ip.upper_payload(&upper).first().copied();
         if upper.protocol == ip_proto::ICMPV6 && upper.frag.is_none() {
-            let kind = ip.upper_payload(&upper).first().copied();
             if matches!(
                 kind,
                 Some(icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT)
             ) {
                 self.handle_ndp(io, &ip, src_mac, meta.link);
             }
+            return;
         }
+        // A backup forwards nothing; the kernel drops VIP traffic.
+        if !to_vip || self.table.standby {
+            return;
+        }
+        let Some(protocol) = Protocol::from_number(upper.protocol) else {
+            return;
+        };
+        // An atomic fragment (offset 0, no more) is a whole packet.
+        if upper.frag.is_some_and(|f| f.offset != 0 || f.more) {
+            DataplaneCounters::bump(&self.counters.fragments_dropped);
+            return;
+        }
+        let l4 = ip.upper_payload(&upper);
+        let ports = match protocol {
+            Protocol::Tcp => {
+                TcpPacket::new_checked(l4).map(|t| (t.src_port(), t.dst_port(), t.flags()))
+            }
+            Protocol::Udp => UdpPacket::new_checked(l4).map(|u| (u.src_port(), u.dst_port(), 0)),
+            Protocol::Ip => return,
+        };
+        let Ok((sport, dport, tcp_flags)) = ports else {
+            DataplaneCounters::bump(&self.counters.malformed);
+            return;
+        };
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let Some(svc) = self.table.lookup6(protocol, dst, dport) else {
+            return;
+        };
+        let f = Flow6 {
+            key: ConnKey {
+                protocol,
+                caddr: src,
+                cport: sport,
+                vaddr: dst,
+                vport: dport,
+            },
+            svc,
+            tcp_flags,
+            ip_len: ipv6_len(&ip),
+            link: meta.link,
+            src_mac,
+        };
+        self.for_service6(io, frame, meta, &f);
     }
+
+    /// A client's packet for an IPv6 service: its connection (found or
+    /// scheduled) decides the real server; direct routing sends it there
+    /// with the hop limit one less.
+    fn for_service6<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta, f: &Flow6) {
+        let now = self.now_ms();
+        let Some(c) = self.conn6(f, now) else {
+            return;
+        };
+        let Some((svc, dest)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
+            return;
+        };
+        svc.stats.count_in(f.ip_len);
+        dest.state.stats.count_in(f.ip_len);
+        let hop = NextHop {
+            link: dest.link,
+            mac: dest.mac,
+        };
+        // The model gives an IPv6 service direct routing only, for now.
+        if c.fwd != Forward::Route {
+            DataplaneCounters::bump(&self.counters.no_dest);
+            return;
+        }
+        let end = ETH + f.ip_len;
+        let mut ip = Ipv6Packet::new_unchecked(&mut frame[ETH..end]);
+        // A router's hop, as IPVS takes it: at 1 the packet ends here.
+        if ip.hop_limit() <= 1 {
+            DataplaneCounters::bump(&self.counters.ttl_expired);
+            return;
+        }
+        ip.set_hop_limit(ip.hop_limit() - 1);
+        self.transmit(io, &mut frame[..end], meta, hop);
+    }
+
+    /// Finds the flow's IPv6 connection (updating its TCP state and
+    /// timer) or schedules a new one, as `lookup_or_schedule` does for
+    /// IPv4. `None` means the frame is dropped.
+    fn conn6(&mut self, f: &Flow6, now: u64) -> Option<Conn<Ipv6Addr>> {
+        let is_tcp = f.key.protocol == Protocol::Tcp;
+        let syn = f.tcp_flags & flags::SYN != 0;
+        let rst = f.tcp_flags & flags::RST != 0;
+        let (table, positions) = (&self.table, &self.positions);
+        if let Some(c) = self.conns6.get_mut(&f.key) {
+            let reuse = is_tcp && syn && !rst && c.reusable_by_syn();
+            let dest = locate(table, positions, c).map(|(_, d)| d);
+            let expired = c.expires_ms(now) <= now;
+            if let Some(d) = dest.filter(|_| !reuse && !expired) {
+                let dir = c.input_direction();
+                let was = update_state(c, &d.state, dir, f.tcp_flags, table, now);
+                (c.client_link, c.client_mac) = (f.link, f.src_mac);
+                let c = *c;
+                if let Some(was) = was {
+                    self.conns6.restated(&f.key, &c, was);
+                    self.emit_upsert(&f.key, &c, true);
+                }
+                return Some(c);
+            }
+            let old = *c;
+            self.conns6.remove(&f.key);
+            if let Some(d) = dest {
+                release(&d.state, &old);
+            }
+            self.emit(SyncEvent::Record(Record::removal(&f.key, old.state)));
+        }
+        let rederive = self.table.services[f.svc].scheduler.rederives();
+        if is_tcp && (rst || (!syn && !rederive)) {
+            DataplaneCounters::bump(&self.counters.no_conn_dropped);
+            return None;
+        }
+        self.schedule6(f, now)
+    }
+
+    /// A new IPv6 connection: the scheduler's real server, entered in the
+    /// IPv6 table.
+    fn schedule6(&mut self, f: &Flow6, now: u64) -> Option<Conn<Ipv6Addr>> {
+        let k = &f.key;
+        let pool = self.table.pool(f.svc)?;
+        let sk = SchedKey::new(k.caddr.into(), k.cport, k.vaddr.into());
+        let Some(di) = self.sched[f.svc].schedule(&pool, &sk) else {
+            DataplaneCounters::bump(&self.counters.no_dest);
+            return None;
+        };
+        // The model gives an IPv6 service IPv6 real servers only.
+        let IpAddr::V6(raddr) = self.table.services[f.svc].dests[di].addr else {
+            DataplaneCounters::bump(&self.counters.no_dest);
+            return None;
+        };
+        let at = (f.svc, di);
+        let (c, entered) = fresh(
+            &self.table,
+            at,
+            k,
+            raddr,
+            (f.link, f.src_mac),
+            f.tcp_flags,
+            now,
+        );
+        if entered {
+            let inserted = self.conns6.insert(*k, c);
+            self.entered(inserted, &c, at).ok()?;
+            self.emit_upsert(k, &c, false);
+        }
+        count_new(&self.table, at);
+        Some(c)
+    }
+}
+
+/// The IPv6 packet's whole length: header plus payload length.
+fn ipv6_len<T: AsRef<[u8]>>(ip: &Ipv6Packet<T>) -> usize {
+    crate::wire::ipv6::HEADER_LEN + ip.payload_len()
 }

@@ -88,6 +88,9 @@ pub struct Dataplane {
     table: Arc<Table>,
     sched: Vec<SchedState>,
     conns: ConnTable,
+    /// IPv6 connections: a table of their own, so an IPv4 entry stays
+    /// 64 bytes (docs/ipv6.md).
+    conns6: ConnTable<std::net::Ipv6Addr>,
     links: Vec<LinkParams>,
     counters: Arc<DataplaneCounters>,
     requests: Option<Receiver<DpRequest>>,
@@ -159,6 +162,7 @@ impl Dataplane {
             shared,
             sched,
             conns: ConnTable::new(max_conns),
+            conns6: ConnTable::new(max_conns),
             links,
             counters,
             requests,
@@ -271,7 +275,8 @@ impl Dataplane {
             c.xdp_rx.fetch_add(io.steered(), Relaxed);
             c.offload_forwarded
                 .fetch_add(io.offloaded_frames(), Relaxed);
-            c.conns.store(self.conns.len() as u64, Relaxed);
+            c.conns
+                .store((self.conns.len() + self.conns6.len()) as u64, Relaxed);
             c.conns_limit.store(self.conns.limit() as u64, Relaxed);
             self.next_stats_ms = now + 1000;
         }

@@ -9,6 +9,7 @@ use super::offload::take_back;
 use super::sync::queue;
 use super::{Dataplane, SWEEP_PASS_MAX_MS, SWEEP_PASS_MS, SWEEP_REMOVE, sweep_step_ms};
 use crate::io::PacketIo;
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, TEMPLATE_REARM_SECS};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Record, SyncEvent};
@@ -17,19 +18,33 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::SyncSender;
 
-/// The sweep's rule at `now`: a connection whose real server is gone, or
-/// whose timer ran out (its server's count given back), goes; the others
-/// are remapped to the current table and stay. A backup's synced timers
-/// do not run (the active director removes what ends). Removals are
-/// queued for the peers.
-fn still_live<'t>(
+/// What the sweep's rule reads: the table and positions to find a
+/// connection's real server, the time, and where removals are queued.
+#[derive(Clone, Copy)]
+struct Rule<'t> {
     table: &'t Table,
     positions: &'t HashMap<u32, (u32, u32)>,
     now: u64,
     sync: Option<&'t SyncSender<SyncEvent>>,
     counters: &'t DataplaneCounters,
-    mut gone_offloaded: impl FnMut(&ConnKey, &Conn) + 't,
-) -> impl FnMut(&ConnKey, &mut Conn, u32) -> bool + 't {
+}
+
+/// The sweep's rule at `now`: a connection whose real server is gone, or
+/// whose timer ran out (its server's count given back), goes; the others
+/// are remapped to the current table and stay. A backup's synced timers
+/// do not run (the active director removes what ends). Removals are
+/// queued for the peers. The same for both families' tables.
+fn still_live<'t, A: Addr>(
+    r: Rule<'t>,
+    mut gone_offloaded: impl FnMut(&ConnKey<A>, &Conn<A>) + 't,
+) -> impl FnMut(&ConnKey<A>, &mut Conn<A>, u32) -> bool + 't {
+    let Rule {
+        table,
+        positions,
+        now,
+        sync,
+        counters,
+    } = r;
     let sync = sync.filter(|_| !table.standby);
     move |k, c, controls| {
         let live = match locate(table, positions, c) {
@@ -64,24 +79,33 @@ impl Dataplane {
     /// timer ran out or whose real server is gone, and remaps the rest to
     /// the current table. Sized so a whole pass takes `pass` ms.
     pub(super) fn sweep_step<I: PacketIo>(&mut self, io: &mut I, now: u64, pass: u64) -> SweepStep {
-        let visit = (self.conns.slots() * sweep_step_ms(pass) as usize)
-            .div_ceil(pass as usize)
-            .max(64);
+        let visit = |slots: usize| {
+            (slots * sweep_step_ms(pass) as usize)
+                .div_ceil(pass as usize)
+                .max(64)
+        };
         let books = Books {
             table: &self.table,
             positions: &self.positions,
             retired: &self.retired,
         };
-        let keep = still_live(
-            books.table,
-            books.positions,
+        let rule = Rule {
+            table: &self.table,
+            positions: &self.positions,
             now,
-            self.sync.as_ref(),
-            &self.counters,
-            |k, c| take_back(io, &books, k, c),
-        );
-        let step = self.conns.sweep_step(visit, SWEEP_REMOVE, keep);
-        self.counters.conns.store(self.conns.len() as u64, Relaxed);
+            sync: self.sync.as_ref(),
+            counters: &self.counters,
+        };
+        let keep = still_live(rule, |k, c| take_back(io, &books, k, c));
+        let mut step = self
+            .conns
+            .sweep_step(visit(self.conns.slots()), SWEEP_REMOVE, keep);
+        // IPv6 connections: the same rule, paced alike (none offloaded).
+        let keep6 = still_live(rule, |_, _| {});
+        let visit6 = visit(self.conns6.slots());
+        step.removed += self.conns6.sweep_step(visit6, SWEEP_REMOVE, keep6).removed;
+        let live = self.conns.len() + self.conns6.len();
+        self.counters.conns.store(live as u64, Relaxed);
         if step.wrapped && self.sweep_urgent > 0 {
             self.sweep_urgent -= 1;
             if self.sweep_urgent == 0 {
@@ -109,15 +133,15 @@ impl Dataplane {
         // clock (the longest timeout is 31 days).
         let now = now.min(self.now_ms() + 32 * 86_400_000);
         // (Tests: their backends offload nothing.)
-        let keep = still_live(
-            &self.table,
-            &self.positions,
+        let rule = Rule {
+            table: &self.table,
+            positions: &self.positions,
             now,
-            self.sync.as_ref(),
-            &self.counters,
-            |_, _| {},
-        );
-        self.conns.retain(keep);
+            sync: self.sync.as_ref(),
+            counters: &self.counters,
+        };
+        self.conns.retain(still_live(rule, |_, _| {}));
+        self.conns6.retain(still_live(rule, |_, _| {}));
     }
 }
 

@@ -12,6 +12,7 @@ use super::Dataplane;
 use super::books::{locate, release, take};
 use super::conn::Conn;
 use super::handoff::portable;
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, PortableConn};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Digest, Record, SyncEvent};
@@ -40,7 +41,7 @@ impl Dataplane {
     }
 
     #[inline]
-    pub(super) fn emit_upsert(&self, k: &ConnKey, c: &Conn, seen_twice: bool) {
+    pub(super) fn emit_upsert<A: Addr>(&self, k: &ConnKey<A>, c: &Conn<A>, seen_twice: bool) {
         self.emit_with(|| {
             let p = portable(&self.table, k, c, self.now_ms(), seen_twice);
             SyncEvent::Record(Record::Upsert(p))

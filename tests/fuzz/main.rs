@@ -41,7 +41,7 @@ const RIP_NAT: [u8; 4] = [198, 18, 1, 11];
 
 /// DR on TCP 80, TUN on UDP 54, NAT on TCP 8080 and UDP 53.
 fn ops() -> Vec<Op> {
-    let rs = |a: [u8; 4], port, f| dest(a.into(), port, f, 1);
+    let rs = |a: [u8; 4], port, f| dest(std::net::Ipv4Addr::from(a), port, f, 1);
     let mut ops = service(
         svc(Protocol::Tcp, 80),
         "wrr",

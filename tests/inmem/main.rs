@@ -2,6 +2,7 @@
 //! in-memory backend (`uvs::rig`), no sockets and no root, decoded and
 //! checked with etherparse, an independent packet implementation.
 
+mod dr6;
 mod dr_tun;
 mod gso_oracle;
 mod hardening;

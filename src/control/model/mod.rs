@@ -195,17 +195,36 @@ fn check_vip6(a: std::net::Ipv6Addr) -> Result<(), OpError> {
 
 /// A service definition's scheduler, once its options are checked.
 fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
-    if d.key.addr.is_ipv6() {
+    if d.key.addr.is_ipv6() && d.persistent.is_some() {
         return Err(OpError::Unsupported(
-            "IPv6 virtual services are not forwarded by uvs yet: its data plane is IPv4 only \
-             (docs/ipv6.md)"
-                .into(),
+            "persistence (-p) on an IPv6 service is not in uvs yet (docs/ipv6.md)".into(),
         ));
     }
     let k = scheduler(&d.scheduler)?;
     check_persistent(&d.key, d.persistent)?;
     check_ops(&d.key, d.ops)?;
     Ok(k)
+}
+
+/// What uvs forwards between the families so far (docs/ipv6.md): an
+/// IPv6 service's real servers are IPv6 and reached by direct routing, an
+/// IPv4 service's are IPv4 (IPVS mixes the families only for tunnels).
+fn check_family(key: &ServiceKey, d: &DestSpec) -> Result<(), OpError> {
+    let v6 = key.fwmark().is_none() && key.addr.is_ipv6();
+    match (v6, d.addr.is_ipv6()) {
+        (false, false) => Ok(()),
+        (true, true) if d.forward == Forward::Route => Ok(()),
+        (true, true) => Err(OpError::Unsupported(
+            "IPv6 real servers are reached by direct routing (-g) only so far: TUN and NAT \
+             over IPv6 are not in uvs yet (docs/ipv6.md)"
+                .into(),
+        )),
+        _ => Err(OpError::Unsupported(format!(
+            "real server {} is not of the service's address family: uvs does not mix IPv4 \
+             and IPv6 (IPVS does only for tunnels)",
+            d.addr
+        ))),
+    }
 }
 
 /// A persistence timeout in ipvsadm's range; port 0 (every port of the
@@ -319,11 +338,7 @@ impl Model {
                 if exists {
                     return Err(OpError::DestExists);
                 }
-                if dest.addr.is_ipv6() {
-                    return Err(OpError::Unsupported(
-                        "IPv6 real servers are not forwarded by uvs yet (docs/ipv6.md)".into(),
-                    ));
-                }
+                check_family(key, dest)?;
                 if self.has_vip(dest.addr) {
                     return Err(OpError::BadAddress(format!(
                         "real server {} is a VIP of this director: its traffic would loop back \
@@ -349,6 +364,7 @@ impl Model {
                 svc.changed();
             }
             Op::EditDest { key, dest } => {
+                check_family(key, dest)?;
                 let tun_ok = self.check_tun_source(dest.forward);
                 let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
                 let d = svc

@@ -313,37 +313,62 @@ fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
     assert!(apply(&Model::default(), &[ok]).is_ok());
 }
 
-/// Until the data plane forwards IPv6, an IPv6 service is refused with
-/// a message saying so, not taken and left unserved.
+/// An IPv6 service takes IPv6 real servers by direct routing; what the
+/// data plane does not forward over IPv6 yet (TUN, NAT, persistence,
+/// mixed families) is refused with a message saying so.
 #[test]
-fn an_ipv6_service_is_refused_until_the_data_plane_forwards_it() {
-    let v6 = ServiceKey::addr(
-        Protocol::Tcp,
-        "2001:2::100".parse::<std::net::Ipv6Addr>().unwrap(),
-        80,
+fn ipv6_services_take_dr_real_servers_of_their_family_only() {
+    let v6 = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap();
+    let key6 = ServiceKey::addr(Protocol::Tcp, v6("2001:2::100"), 80);
+    let svc6 = |persistent| {
+        Op::AddService(ServiceDef {
+            key: key6,
+            scheduler: "rr".into(),
+            flags: Default::default(),
+            persistent,
+            ops: false,
+        })
+    };
+    let dest6 = |forward| DestSpec {
+        addr: v6("2001:2::11").into(),
+        forward,
+        ..dest(11, 1)
+    };
+    let add6 = |d| Op::AddDest { key: key6, dest: d };
+    let m = apply(
+        &Model::default(),
+        &[svc6(None), add6(dest6(Forward::Route))],
+    )
+    .unwrap();
+    assert_eq!(m.snapshot().services[0].dests.len(), 1);
+    let refused = |ops: &[Op], want: &str| {
+        let (_, e) = apply(&Model::default(), ops).unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+    };
+    refused(
+        &[svc6(Some(Persistence::new(360)))],
+        "persistence (-p) on an IPv6 service",
     );
-    let op = Op::AddService(ServiceDef {
-        key: v6,
-        scheduler: "rr".into(),
-        flags: Default::default(),
-        persistent: None,
-        ops: false,
-    });
-    let (at, e) = apply(&Model::default(), &[add_service(80, "rr"), op]).unwrap_err();
-    assert_eq!(at, 1);
-    assert!(
-        e.to_string()
-            .starts_with("IPv6 virtual services are not forwarded by uvs yet"),
-        "{e}"
+    refused(
+        &[svc6(None), add6(dest6(Forward::Masq))],
+        "direct routing (-g) only",
     );
-    let mut v6_dest = dest(11, 1);
-    v6_dest.addr = "2001:2::11".parse::<std::net::Ipv6Addr>().unwrap().into();
-    let ops = [add_service(80, "rr"), add_dest(80, v6_dest)];
-    let (at, e) = apply(&Model::default(), &ops).unwrap_err();
-    assert_eq!(at, 1);
-    assert!(
-        e.to_string()
-            .starts_with("IPv6 real servers are not forwarded by uvs yet"),
-        "{e}"
+    refused(
+        &[svc6(None), add6(dest(11, 1))],
+        "not of the service's address family",
     );
+    let v4_to_v6 = add_dest(80, dest6(Forward::Route));
+    refused(
+        &[add_service(80, "rr"), v4_to_v6],
+        "not of the service's address family",
+    );
+    let edit = Op::EditDest {
+        key: key6,
+        dest: dest6(Forward::Tunnel),
+    };
+    let (at, e) = m
+        .apply_all(&[edit], &mut |_, _| unreachable!(), &mut |_, _| {})
+        .unwrap_err();
+    assert_eq!(at, 0);
+    assert!(e.to_string().contains("direct routing (-g) only"), "{e}");
 }

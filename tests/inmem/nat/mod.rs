@@ -38,7 +38,7 @@ fn server_hop(ip: std::net::IpAddr, _: Forward) -> NextHop {
 }
 
 fn nat_dest(addr: [u8; 4], port: u16) -> uvs::control::proto::DestSpec {
-    dest(addr.into(), port, Forward::Masq, 1)
+    dest(std::net::Ipv4Addr::from(addr), port, Forward::Masq, 1)
 }
 
 fn nat_ops() -> Vec<Op> {
