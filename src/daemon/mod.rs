@@ -302,8 +302,10 @@ fn serve(
             o.socket.display()
         );
         tracing::info!(
-            "{} (--max-conns); when full, the oldest one-packet or half-open entries make room",
-            ConnTable::<Ipv4Addr>::limit_line(max_conns)
+            "connection table: {}; {} (--max-conns, each family); when full, the oldest \
+             one-packet or half-open entries make room",
+            ConnTable::<Ipv4Addr>::limit_line(max_conns),
+            ConnTable::<std::net::Ipv6Addr>::limit_line(max_conns)
         );
         tokio::spawn(control.clone().serve(listener));
         for lock in locks {

@@ -190,10 +190,10 @@ impl<A: Addr> ConnTable<A> {
     }
 
     /// The table of this family at limit `max`, as the start logs it:
-    /// `IPv4 connection table: up to N entries, about M MiB when full`.
+    /// `IPv4 up to N entries, about M MiB when full (64 bytes an entry)`.
     pub fn limit_line(max: usize) -> String {
         format!(
-            "{} connection table: up to {max} entries, about {} MiB when full ({} bytes an entry)",
+            "{} up to {max} entries, about {} MiB when full ({} bytes an entry)",
             A::FAMILY,
             Self::bytes_at_limit(max).div_ceil(1 << 20),
             Self::SLOT_BYTES,

@@ -45,7 +45,7 @@ fn an_ipv4_entry_stays_64_bytes_and_an_ipv6_one_takes_100() {
         8 * (1 << 20) + (1 << 20) * (100 + 8)
     );
     assert!(ConnTable::<Ipv6Addr>::limit_line(1 << 20).starts_with(
-        "IPv6 connection table: up to 1048576 entries, about 116 MiB when full (100 bytes"
+        "IPv6 up to 1048576 entries, about 116 MiB when full (100 bytes"
     ));
 }
 
