@@ -5,7 +5,7 @@
 use crate::host::netlink::Netlink;
 use crate::lvs::service::Forward;
 use crate::lvs::table::{LinkRoute, NextHop};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// The director's links: interface index and name, in link order.
 pub type Links = [(u32, String)];
@@ -20,10 +20,7 @@ pub enum ResolveError {
         "real server {0} is an address of the director itself; uvs does not forward to local \
          addresses"
     )]
-    Local(Ipv4Addr),
-    /// Until the neighbour side of IPv6 is built (docs/ipv6.md).
-    #[error("real server {0}: uvs does not resolve IPv6 next hops yet")]
-    Ipv6(std::net::Ipv6Addr),
+    Local(IpAddr),
     /// DR, and the route goes through a router.
     #[error(
         "real server {ip} is not on-link on {links}: the route goes via {gateway}. \
@@ -31,9 +28,9 @@ pub enum ResolveError {
          use tunneling (-i) for servers behind a router"
     )]
     Gatewayed {
-        ip: Ipv4Addr,
+        ip: IpAddr,
         links: String,
-        gateway: Ipv4Addr,
+        gateway: IpAddr,
     },
     /// The route leaves through `other`, not a director link.
     #[error("real server {ip} is reached through {other}, not through {links} where uvs {}",
@@ -42,7 +39,7 @@ pub enum ResolveError {
             false => format!("sends; add {other} with another --interface"),
         })]
     OtherLink {
-        ip: Ipv4Addr,
+        ip: IpAddr,
         other: String,
         links: String,
         dr: bool,
@@ -68,17 +65,15 @@ pub enum Hop {
 /// way the route must leave through one of the director's links. An
 /// error is what can never work as routed now (a local address, DR
 /// off-link, a route through another interface); a server that merely
-/// has no route or does not answer ARP yet is `Pending`.
+/// has no route or does not answer ARP (or, for IPv6, neighbour
+/// solicitations) yet is `Pending`. Both families take the same path
+/// through the kernel's routing and neighbour tables.
 pub async fn next_hop(
     nl: &Netlink,
     ip: IpAddr,
     fwd: Forward,
     links: &Links,
 ) -> Result<Hop, ResolveError> {
-    let ip = match ip {
-        IpAddr::V4(a) => a,
-        IpAddr::V6(a) => return Err(ResolveError::Ipv6(a)),
-    };
     // TUN and NAT without a route yet (the network is not up, say): kept
     // and retried, like a server that does not answer ARP. DR without a
     // route is not on-link by the routing table: that is an error.
@@ -153,7 +148,7 @@ pub async fn link_routes(nl: &Netlink, links: &Links) -> Vec<LinkRoute> {
             Some(gw) => {
                 let what = format!("the gateway {gw} of route {}", r.dst);
                 let name = &links[link].1;
-                nl.resolve_neighbour(gw, &what, oif, name).await.ok()
+                nl.resolve_neighbour(gw.into(), &what, oif, name).await.ok()
             }
         };
         out.push(LinkRoute {
@@ -177,9 +172,6 @@ pub async fn current_mac(
     link: u8,
     links: &Links,
 ) -> Option<crate::wire::MacAddr> {
-    let IpAddr::V4(addr) = addr else {
-        return None;
-    };
     let (hop, oif) = match fwd {
         Forward::Route => (addr, links.get(usize::from(link))?.0),
         Forward::Tunnel | Forward::Masq => {

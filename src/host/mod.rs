@@ -35,16 +35,21 @@ pub enum Error {
     /// The kernel has no route to the address.
     #[error("no route to {dst}: {source}")]
     NoRoute {
-        dst: Ipv4Addr,
+        dst: std::net::IpAddr,
         #[source]
         source: rtnetlink::Error,
     },
-    /// A neighbour never answered ARP; `what` names it.
+    /// A neighbour never answered; `what` names it, `reply` the answer
+    /// that never came (an ARP reply, a neighbour advertisement).
     #[error(
-        "cannot resolve the MAC address of {what} on {ifname}: no ARP reply. \
+        "cannot resolve the MAC address of {what} on {ifname}: no {reply}. \
          Is it up and on this segment?"
     )]
-    NoArpReply { what: String, ifname: String },
+    NoNeighbourReply {
+        what: String,
+        ifname: String,
+        reply: &'static str,
+    },
 }
 
 /// A route destination that does not parse (`Prefix`'s `FromStr`).

@@ -1,6 +1,7 @@
 //! Host lookups over rtnetlink: links, addresses, routes (`ip route get`
 //! and the main table), and neighbours (asking the kernel to resolve one
-//! when missing).
+//! when missing). Routes and neighbours are looked up for either family
+//! by the same code: only the request's family differs.
 
 use super::Error;
 use crate::wire::MacAddr;
@@ -11,7 +12,9 @@ use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourState,
 };
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteType};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteType, RouteVia,
+};
 use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -28,7 +31,9 @@ pub struct Netlink {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteInfo {
     pub oif: Option<u32>,
-    pub gateway: Option<Ipv4Addr>,
+    /// The next hop when it is a router: of the destination's family, or
+    /// IPv6 for an IPv4 route through an IPv6 next hop.
+    pub gateway: Option<IpAddr>,
     pub local: bool,
 }
 
@@ -82,12 +87,10 @@ impl Netlink {
         format!("if{index}")
     }
 
-    pub async fn route_get(&self, dst: Ipv4Addr) -> Result<RouteInfo, Error> {
+    /// How the kernel routes to `dst` now (`ip route get`), either family.
+    pub async fn route_get(&self, dst: IpAddr) -> Result<RouteInfo, Error> {
         let _one = self.one.lock().await;
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(dst, 32)
-            .build();
-        let mut s = self.handle.route().get(msg).execute();
+        let mut s = self.handle.route().get(route_request(dst)).execute();
         let mut info = RouteInfo {
             oif: None,
             gateway: None,
@@ -102,7 +105,11 @@ impl Netlink {
             for a in rt.attributes {
                 match a {
                     RouteAttribute::Oif(i) => info.oif = Some(i),
-                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => info.gateway = Some(g),
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => info.gateway = Some(g.into()),
+                    // RTA_VIA: an IPv4 route through an IPv6 next hop
+                    // (RFC 8950, `via inet6`).
+                    RouteAttribute::Gateway(RouteAddress::Inet6(g))
+                    | RouteAttribute::Via(RouteVia::Inet6(g)) => info.gateway = Some(g.into()),
                     _ => {}
                 }
             }
@@ -110,14 +117,19 @@ impl Netlink {
         Ok(info)
     }
 
-    /// The neighbour-table MAC for `ip` on `ifindex`, if the entry is usable.
-    pub async fn neighbour(&self, ip: Ipv4Addr, ifindex: u32) -> Result<Option<MacAddr>, Error> {
+    /// The neighbour-table MAC for `ip` on `ifindex`, if the entry is
+    /// usable: the ARP table's for IPv4, neighbour discovery's for IPv6.
+    pub async fn neighbour(&self, ip: IpAddr, ifindex: u32) -> Result<Option<MacAddr>, Error> {
         let _one = self.one.lock().await;
+        let family = match ip {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
         let mut s = self
             .handle
             .neighbours()
             .get()
-            .set_address_family(AddressFamily::Inet)
+            .set_address_family(family)
             .execute();
         let mut found = None;
         while let Some(n) = s.try_next().await? {
@@ -134,7 +146,12 @@ impl Netlink {
             let mut mac = None;
             for a in &n.attributes {
                 match a {
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet(d)) => dst = Some(*d),
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(d)) => {
+                        dst = Some(IpAddr::V4(*d));
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(d)) => {
+                        dst = Some(IpAddr::V6(*d));
+                    }
                     NeighbourAttribute::LinkLayerAddress(l) => mac = MacAddr::from_slice(l),
                     _ => {}
                 }
@@ -149,13 +166,15 @@ impl Netlink {
     }
 
     /// Asks the kernel to resolve `ip` (an RTM_NEWNEIGH with NTF_USE, which
-    /// makes the kernel send its own ARP request), without sending any
-    /// traffic to the address.
-    async fn trigger(&self, ip: Ipv4Addr, ifindex: u32) -> Result<(), Error> {
+    /// makes the kernel send its own ARP request or, for IPv6, neighbour
+    /// solicitation), without sending any traffic to the address. The
+    /// kernel solicits from the link's link-local address: without one it
+    /// sends nothing, and the entry stays incomplete.
+    async fn trigger(&self, ip: IpAddr, ifindex: u32) -> Result<(), Error> {
         let _one = self.one.lock().await;
         self.handle
             .neighbours()
-            .add(ifindex, IpAddr::V4(ip))
+            .add(ifindex, ip)
             .state(NeighbourState::None)
             .flags(NeighbourFlags::Use)
             .replace()
@@ -168,7 +187,7 @@ impl Netlink {
     /// the kernel to resolve it when missing.
     pub async fn resolve_neighbour(
         &self,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         what: &str,
         ifindex: u32,
         ifname: &str,
@@ -183,10 +202,26 @@ impl Netlink {
                 return Ok(m);
             }
         }
-        Err(Error::NoArpReply {
+        Err(Error::NoNeighbourReply {
             what: what.to_string(),
             ifname: ifname.to_string(),
+            reply: match ip {
+                IpAddr::V4(_) => "ARP reply",
+                IpAddr::V6(_) => "neighbour advertisement",
+            },
         })
+    }
+}
+
+/// `ip route get DST`'s request: `dst` as a host route of its family.
+fn route_request(dst: IpAddr) -> RouteMessage {
+    match dst {
+        IpAddr::V4(a) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(a, 32)
+            .build(),
+        IpAddr::V6(a) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(a, 128)
+            .build(),
     }
 }
 
@@ -345,5 +380,53 @@ impl Netlink {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtnetlink::packet_core::Emitable;
+
+    fn bytes(m: &RouteMessage) -> Vec<u8> {
+        let mut b = vec![0; m.buffer_len()];
+        m.emit(&mut b);
+        b
+    }
+
+    #[test]
+    fn route_requests_are_host_routes_of_the_destinations_family() {
+        // IPv4's, as uvs has always sent it: AF_INET, /32, main table,
+        // static, universe, unicast, then RTA_DST.
+        let v4 = bytes(&route_request("198.18.0.11".parse().unwrap()));
+        let want = [
+            2, 32, 0, 0, 254, 4, 0, 1, 0, 0, 0, 0, 8, 0, 1, 0, 198, 18, 0, 11,
+        ];
+        assert_eq!(v4, want);
+        // IPv6's: the same header but AF_INET6 and /128, and a 16-byte RTA_DST.
+        let a: Ipv6Addr = "2001:2::11".parse().unwrap();
+        let v6 = bytes(&route_request(a.into()));
+        assert_eq!(v6[..12], [10, 128, 0, 0, 254, 4, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(v6[12..16], [20, 0, 1, 0]);
+        assert_eq!(v6[16..], a.octets());
+    }
+
+    #[test]
+    fn an_unanswered_neighbour_is_named_in_its_familys_words() {
+        let e = |reply| Error::NoNeighbourReply {
+            what: "real server 198.18.0.77".into(),
+            ifname: "eth0".into(),
+            reply,
+        };
+        assert_eq!(
+            e("ARP reply").to_string(),
+            "cannot resolve the MAC address of real server 198.18.0.77 on eth0: no ARP reply. \
+             Is it up and on this segment?"
+        );
+        assert!(
+            e("neighbour advertisement")
+                .to_string()
+                .contains(": no neighbour advertisement.")
+        );
     }
 }

@@ -62,7 +62,7 @@ struct Path {
 
 async fn resolve(o: &Options) -> Result<Path, Error> {
     let nl = Netlink::new()?;
-    let r = nl.route_get(o.rip).await?;
+    let r = nl.route_get(o.rip.into()).await?;
     if r.local {
         return Err(Error::Local(o.rip));
     }

@@ -19,6 +19,7 @@ mod keepalived;
 mod lab6;
 mod nat;
 mod persist;
+mod resolve6;
 mod restart;
 mod sched;
 mod tc_offload;
