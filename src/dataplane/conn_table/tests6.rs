@@ -44,9 +44,10 @@ fn an_ipv4_entry_stays_64_bytes_and_an_ipv6_one_takes_100() {
         ConnTable::<Ipv6Addr>::bytes_at_limit(1 << 20),
         8 * (1 << 20) + (1 << 20) * (100 + 8)
     );
-    assert!(ConnTable::<Ipv6Addr>::limit_line(1 << 20).starts_with(
-        "IPv6 up to 1048576 entries, about 116 MiB when full (100 bytes"
-    ));
+    assert!(
+        ConnTable::<Ipv6Addr>::limit_line(1 << 20)
+            .starts_with("IPv6 up to 1048576 entries, about 116 MiB when full (100 bytes")
+    );
 }
 
 #[test]
