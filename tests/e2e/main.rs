@@ -11,6 +11,7 @@ mod audit;
 mod config;
 mod decap6;
 mod dr;
+mod dr6;
 mod fwmark;
 mod ha;
 mod hardening;
