@@ -36,7 +36,15 @@ fn tcp_and_udp_to_an_ipv6_vip_split_by_rr_and_an_upload_arrives_intact() {
     let t = l.client(&["tcp-names", "--target", &tcp, "--count", "20"]);
     assert_eq!(tally2(&t, "rs1", "rs2"), (10, 10, Some(0)), "{t}");
     let udp = format!("[{VIP6}]:53");
-    let args = ["udp-names", "--target", &udp, "--count", "20", "--sport-base", "23000"];
+    let args = [
+        "udp-names",
+        "--target",
+        &udp,
+        "--count",
+        "20",
+        "--sport-base",
+        "23000",
+    ];
     let u = l.client(&args);
     assert_eq!(tally2(&u, "rs1", "rs2"), (10, 10, Some(0)), "{u}");
     // The client's offloads stay on: TSO super-frames of TCP/IPv6.
