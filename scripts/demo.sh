@@ -112,11 +112,17 @@ echo "answers over TCP: $dr; switch drops $d0 -> $d1"
 [[ $dr == *'"errors":2'* && $d1 -gt $d0 ]] || fail "DR was expected to fail at the switch"
 
 echo "== TUN (-i): the same servers, same weights"
-adm -e -t $VIP:80 -r 198.18.0.11 -i -w 3
-adm -e -t $VIP:80 -r 198.18.0.12 -i -w 1
 adm -A -u $VIP:53 -s wrr
 adm -a -u $VIP:53 -r 198.18.0.11 -i -w 3
 adm -a -u $VIP:53 -r 198.18.0.12 -i -w 1
+# A new TCP service: the DR attempts' entries go with the old one (an
+# edited real server keeps its connections' method, as in IPVS, and a
+# client port reused from them would still go by DR). The UDP service
+# keeps the VIP meanwhile, so it is not announced again.
+adm -D -t $VIP:80
+adm -A -t $VIP:80 -s wrr
+adm -a -t $VIP:80 -r 198.18.0.11 -i -w 3
+adm -a -t $VIP:80 -r 198.18.0.12 -i -w 1
 tcp=$(ip netns exec "$V-cl" "$B/uvs-lab" tcp-names --target $VIP:80 --count 400)
 udp=$(ip netns exec "$V-cl" "$B/uvs-lab" udp-names --target $VIP:53 --count 400)
 d2=$(testbed/lab.sh drops "$V")
