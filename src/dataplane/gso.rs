@@ -8,13 +8,15 @@ use crate::wire::ipv6::{self, Ipv6Packet};
 use crate::wire::tcp::{self, TcpPacket};
 use crate::wire::{Error, EtherType, EthernetFrame, Ipv4Packet, Result, ethernet, ip_proto};
 
-/// A super-frame's IP header, as each segment's is set.
+/// A super-frame's IP header, as each segment's is set, and its
+/// addresses' share of the TCP checksum (the pseudo-header without the
+/// length), the same for every segment.
 #[derive(Clone, Copy)]
 enum Ip {
     /// The first segment's IP id (the rest count up from it).
-    V4 { id: u16 },
+    V4 { id: u16, pseudo: u64 },
     /// No extension headers (a TCP super-frame from Linux has none).
-    V6,
+    V6 { pseudo: u64 },
 }
 
 /// Cuts `frame` (Ethernet + IPv4 or IPv6 + TCP) into segments carrying at
@@ -35,7 +37,15 @@ pub fn segment_tcp(
                 return Err(Error::Malformed);
             }
             let end = ethernet::HEADER_LEN + ipv6::HEADER_LEN + ip.payload_len();
-            cut(frame, (ipv6::HEADER_LEN, end), Ip::V6, mss, out, emit)
+            let pseudo = checksum::pseudo_header_v6(ip.src_addr(), ip.dst_addr(), ip_proto::TCP, 0);
+            cut(
+                frame,
+                (ipv6::HEADER_LEN, end),
+                Ip::V6 { pseudo },
+                mss,
+                out,
+                emit,
+            )
         }
         _ => {
             let ip = Ipv4Packet::new_checked(eth.payload())?;
@@ -43,7 +53,11 @@ pub fn segment_tcp(
                 return Err(Error::Malformed);
             }
             let end = ethernet::HEADER_LEN + ip.total_len();
-            let v4 = Ip::V4 { id: ip.ident() };
+            let pseudo = checksum::pseudo_header(ip.src_addr(), ip.dst_addr(), ip_proto::TCP, 0);
+            let v4 = Ip::V4 {
+                id: ip.ident(),
+                pseudo,
+            };
             cut(frame, (ip.header_len(), end), v4, mss, out, emit)
         }
     }
@@ -85,19 +99,18 @@ fn cut(
         let l3 = &mut out[ETH..seg_len];
         let tcp_len = (tcp_hl + chunk.len()) as u32;
         let pseudo = match ip {
-            Ip::V4 { id } => {
+            Ip::V4 { id, pseudo } => {
                 let mut p = Ipv4Packet::new_unchecked(&mut *l3);
                 p.set_total_len((ip_hl + tcp_len as usize) as u16);
                 p.set_ident(id.wrapping_add(i as u16));
                 p.fill_checksum();
-                checksum::pseudo_header(p.src_addr(), p.dst_addr(), ip_proto::TCP, tcp_len)
+                pseudo
             }
-            Ip::V6 => {
-                let mut p = Ipv6Packet::new_unchecked(&mut *l3);
-                p.set_payload_len(tcp_len as u16);
-                checksum::pseudo_header_v6(p.src_addr(), p.dst_addr(), ip_proto::TCP, tcp_len)
+            Ip::V6 { pseudo } => {
+                Ipv6Packet::new_unchecked(&mut *l3).set_payload_len(tcp_len as u16);
+                pseudo
             }
-        };
+        } + u64::from(tcp_len);
         let seg = &mut l3[ip_hl..];
         let mut t = TcpPacket::new_unchecked(&mut *seg);
         t.set_seq_number(seq0.wrapping_add((i * mss) as u32));
