@@ -4,9 +4,15 @@
 
 use super::Dataplane;
 use super::books::locate;
+use super::conn_table::ConnTable;
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::ConnInfo;
 use crate::lvs::request::{CONN_CHUNK, DpRequest};
 use crate::lvs::sync::SyncEvent;
+
+/// Where a listing's cursor enters the IPv6 table: the IPv4 table's
+/// slots are below it (a table holds at most `MAX_LIMIT`, 2^31, entries).
+pub const V6_CURSOR: usize = 1 << 40;
 
 impl Dataplane {
     /// Answers one request.
@@ -36,11 +42,31 @@ impl Dataplane {
         }
     }
 
-    /// Up to `n` connections from slot `from` on, for `-Lnc`, and where
-    /// the next chunk starts.
+    /// Up to `n` connections from cursor `from` on, for `-Lnc`, and where
+    /// the next chunk starts: the IPv4 table's slots, then the IPv6
+    /// table's (a cursor of [`V6_CURSOR`] and above).
     pub fn conn_chunk(&self, from: usize, n: usize) -> (Vec<ConnInfo>, Option<usize>) {
+        match from.checked_sub(V6_CURSOR) {
+            None => {
+                let (infos, next) = self.chunk_of(&self.conns, from, n);
+                (infos, Some(next.unwrap_or(V6_CURSOR)))
+            }
+            Some(at) => {
+                let (infos, next) = self.chunk_of(&self.conns6, at, n);
+                (infos, next.map(|s| s + V6_CURSOR))
+            }
+        }
+    }
+
+    /// One table's chunk of the listing.
+    fn chunk_of<A: Addr>(
+        &self,
+        conns: &ConnTable<A>,
+        from: usize,
+        n: usize,
+    ) -> (Vec<ConnInfo>, Option<usize>) {
         let now = self.now_ms();
-        let (chunk, next) = self.conns.chunk(from, n);
+        let (chunk, next) = conns.chunk(from, n);
         let infos = chunk
             .into_iter()
             .filter_map(|(k, mut c)| {
@@ -52,11 +78,11 @@ impl Dataplane {
                 locate(&self.table, &self.positions, &mut c)?;
                 Some(ConnInfo {
                     protocol: k.protocol,
-                    caddr: k.caddr,
+                    caddr: k.caddr.into(),
                     cport: k.cport,
-                    vaddr: k.vaddr,
+                    vaddr: k.vaddr.into(),
                     vport: k.vport,
-                    daddr: c.raddr,
+                    daddr: c.raddr.into(),
                     // The connection's: a port-0 service's carry the
                     // client's port, its templates 0.
                     dport: c.rport,
@@ -81,6 +107,6 @@ impl Dataplane {
     }
 
     pub fn conn_count(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.conns6.len()
     }
 }

@@ -59,6 +59,18 @@ fn tcp_and_udp_to_an_ipv6_vip_split_by_rr_and_an_upload_arrives_intact() {
     let st = l.adm("-Ln --stats --exact");
     let line = st.lines().find(|x| x.starts_with("TCP")).unwrap();
     assert_eq!(line.split_whitespace().nth(2), Some("21"), "{st}");
+    // The UDP flows' entries, listed as ipvsadm lists IPv6 connections.
+    let c = l.adm("-Lnc");
+    let vip53 = format!("[{VIP6}]:53");
+    let rows: Vec<&str> = c.lines().filter(|r| r.contains(&vip53)).collect();
+    assert_eq!(rows.len(), 20, "{c}");
+    let to_rs1 = format!("[{RS1_6}]:53");
+    assert_eq!(
+        rows.iter().filter(|r| r.ends_with(&to_rs1)).count(),
+        10,
+        "{c}"
+    );
+    assert!(rows.iter().all(|r| r.starts_with("UDP ")), "{c}");
     let s = l.adm("-S -n");
     holds(&s, &format!("-A -t [{VIP6}]:80 -s rr\n"));
     holds(&s, &format!("-a -t [{VIP6}]:80 -r [{RS2_6}]:80 -g -w 1\n"));

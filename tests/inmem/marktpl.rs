@@ -139,8 +139,11 @@ fn one_template_per_client_and_mark_listed_as_ipvsadm_does() {
         .find(|c| c.caddr == Ipv4Addr::from(CLIENT))
         .unwrap();
     assert_eq!(t.protocol, Protocol::Ip);
-    assert_eq!((t.vaddr, t.vport), (Ipv4Addr::from(MARK), 0));
-    assert_eq!((t.daddr, t.dport), (Ipv4Addr::new(198, 18, 0, pinned), 0));
+    assert_eq!((t.vaddr, t.vport), (Ipv4Addr::from(MARK).into(), 0));
+    assert_eq!(
+        (t.daddr, t.dport),
+        (Ipv4Addr::new(198, 18, 0, pinned).into(), 0)
+    );
     let mut line = String::new();
     uvs::admin::format::conn_line(&mut line, t, true);
     let want = format!("ASSURED     198.18.0.10:0      0.0.0.100:0        198.18.0.{pinned}:0\n");

@@ -386,9 +386,9 @@ pub fn conn_line(out: &mut String, c: &ConnInfo, numeric: bool) {
         "{:<3} {exp:<6} {:<11} {:<18} {:<18} {}",
         c.protocol.name(),
         c.state,
-        addrport(c.caddr.into(), c.cport, c.protocol, numeric),
-        addrport(c.vaddr.into(), c.vport, c.protocol, numeric),
-        addrport(c.daddr.into(), c.dport, c.protocol, numeric)
+        addrport(c.caddr, c.cport, c.protocol, numeric),
+        addrport(c.vaddr, c.vport, c.protocol, numeric),
+        addrport(c.daddr, c.dport, c.protocol, numeric)
     );
 }
 

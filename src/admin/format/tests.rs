@@ -227,7 +227,7 @@ TCP 14:58  ESTABLISHED 203.0.113.7:51514  192.168.0.100:80   192.168.0.11:80\n"
         protocol: Protocol::Ip,
         caddr: [203, 0, 113, 7].into(),
         cport: 0,
-        vaddr: std::net::Ipv4Addr::from(7),
+        vaddr: std::net::Ipv4Addr::from(7).into(),
         vport: 0,
         daddr: [10, 0, 0, 21].into(),
         dport: 0,
@@ -318,5 +318,30 @@ fn an_ipv6_service_is_named_sorted_and_saved_as_ipvsadm_does() {
     assert_eq!(
         addrport(long.into(), 80, Protocol::Tcp, false),
         "[fd12:3456:789a:bcde:f012:3456:789a:bcde]:http"
+    );
+}
+
+/// An IPv6 connection's row: ipvsadm's print_conn writes each end as
+/// `[addr]:port` in the same 18-character columns, which a longer one
+/// pushes right.
+#[test]
+fn an_ipv6_connection_is_listed_as_ipvsadm_lists_it() {
+    let a = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let c = ConnInfo {
+        protocol: Protocol::Udp,
+        caddr: a("2001:2::10"),
+        cport: 5000,
+        vaddr: a("2001:2::100"),
+        vport: 53,
+        daddr: a("2001:2:0:1::11"),
+        dport: 53,
+        state: "UDP".into(),
+        expires_secs: 299,
+    };
+    let mut out = String::new();
+    conn_line(&mut out, &c, true);
+    assert_eq!(
+        out,
+        "UDP 04:59  UDP         [2001:2::10]:5000  [2001:2::100]:53   [2001:2:0:1::11]:53\n"
     );
 }
