@@ -7,7 +7,7 @@ use super::Dataplane;
 use super::books::{locate, release, take};
 use super::classify::{Flow, Layout};
 use super::conn::Conn;
-use super::conn_table::{Entry, InsertError};
+use super::conn_table::{ConnTable, Entry, InsertError};
 use super::egress::Change;
 use super::offload::take_back;
 use super::tcp_state::Direction;
@@ -22,6 +22,7 @@ use crate::lvs::table::{NextHop, Table};
 use crate::wire::End;
 use crate::wire::icmp::IcmpError;
 use crate::wire::tcp::flags;
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -108,25 +109,10 @@ impl Dataplane {
         flow: &Flow,
         now: u64,
     ) -> Option<Conn> {
-        let is_tcp = flow.key.protocol == Protocol::Tcp;
-        let syn = l.tcp_flags & flags::SYN != 0;
-        let rst = l.tcp_flags & flags::RST != 0;
-        let (table, positions) = (&self.table, &self.positions);
-        if let Some(c) = self.conns.get_mut(&flow.key) {
-            let reuse = is_tcp && syn && !rst && c.reusable_by_syn();
-            // A connection whose real server is gone, whose timer ran out
-            // (the sweep has not reached it yet) or that a new SYN
-            // replaces (reuse) ends here; the packet may start a new one.
-            let dest = locate(table, positions, c).map(|(_, d)| d);
-            let expired = c.expires_ms(now) <= now;
-            if let Some(d) = dest.filter(|_| !reuse && !expired) {
-                let dir = c.input_direction();
-                let was = update_state(c, &d.state, dir, l.tcp_flags, table, now);
-                c.client_link = flow.link;
-                c.client_mac = l.src_mac;
-                let c = *c;
-                if let Some(was) = was {
-                    self.conns.restated(&flow.key, &c, was);
+        let (from, places) = ((flow.link, l.src_mac), (&*self.table, &self.positions));
+        match touch(&mut self.conns, places, &flow.key, l.tcp_flags, from, now) {
+            Found::Live(c, was) => {
+                if was.is_some() {
                     self.emit_upsert(&flow.key, &c, true);
                     if c.state == ConnState::Tcp(TcpState::Established) {
                         self.assure_template(&flow.key);
@@ -134,23 +120,15 @@ impl Dataplane {
                 }
                 return Some(c);
             }
-            let old = *c;
-            self.conns.remove(&flow.key);
-            if old.offloaded {
-                take_back(io, &self.books(), &flow.key, &old);
+            Found::Ended(old) => {
+                if old.offloaded {
+                    take_back(io, &self.books(), &flow.key, &old);
+                }
+                self.emit_with(|| SyncEvent::Record(Record::Remove(flow.key.portable())));
             }
-            if let Some(d) = dest {
-                release(&d.state, &old);
-            }
-            self.emit_with(|| SyncEvent::Record(Record::Remove(flow.key.portable())));
+            Found::Absent => {}
         }
-        // A new connection: TCP schedules only on SYN (no sloppy_tcp),
-        // except where the scheduler derives the server from the flow
-        // alone (sh): there a mid-flow packet without an entry (after a
-        // crash or a restart without handoff) goes where the flow went.
-        let rederive = self.table.services[flow.svc].scheduler.rederives();
-        if is_tcp && (rst || (!syn && !rederive)) {
-            DataplaneCounters::bump(&self.counters.no_conn_dropped);
+        if !self.may_start(flow.svc, flow.key.protocol, l.tcp_flags) {
             return None;
         }
         match self.schedule(l, flow, now) {
@@ -264,6 +242,22 @@ impl Dataplane {
         }
         self.emit_upsert(&tk, &t, false);
         Ok((di, tk))
+    }
+
+    /// Whether a frame of `protocol` with `tcp_flags` and no entry may
+    /// start a connection of service `svc`: TCP schedules only on SYN
+    /// (no sloppy_tcp), except where the scheduler derives the server
+    /// from the flow alone (sh): there a mid-flow packet without an entry
+    /// (after a crash or a restart without handoff) goes where the flow
+    /// went. A refusal is counted.
+    pub(super) fn may_start(&self, svc: usize, protocol: Protocol, tcp_flags: u8) -> bool {
+        let (syn, rst) = (tcp_flags & flags::SYN != 0, tcp_flags & flags::RST != 0);
+        let rederive = self.table.services[svc].scheduler.rederives();
+        let refused = protocol == Protocol::Tcp && (rst || (!syn && !rederive));
+        if refused {
+            DataplaneCounters::bump(&self.counters.no_conn_dropped);
+        }
+        !refused
     }
 
     /// What became of a new entry `c` for real server `di` of service
@@ -421,6 +415,53 @@ impl Dataplane {
         };
         Some((c, to, meta))
     }
+}
+
+/// A flow's entry as a client's frame finds it, in either family's table.
+pub(super) enum Found<A: Addr> {
+    /// In use: its TCP state and timer moved by the frame (with the state
+    /// before, if it changed), its client's link and MAC noted.
+    Live(Conn<A>, Option<ConnState>),
+    /// Ended here, its real server's count given back: the server is
+    /// gone, its timer ran out (the sweep has not reached it yet) or a new
+    /// SYN replaces it. The frame may start a new one.
+    Ended(Conn<A>),
+    Absent,
+}
+
+/// Finds flow `k`'s entry in `conns` and applies the client's frame
+/// (`tcp_flags`, from link and MAC `from`) to it, or ends it.
+pub(super) fn touch<A: Addr>(
+    conns: &mut ConnTable<A>,
+    (table, positions): (&Table, &HashMap<u32, (u32, u32)>),
+    k: &ConnKey<A>,
+    tcp_flags: u8,
+    from: (u8, crate::wire::MacAddr),
+    now: u64,
+) -> Found<A> {
+    let Some(c) = conns.get_mut(k) else {
+        return Found::Absent;
+    };
+    let (syn, rst) = (tcp_flags & flags::SYN != 0, tcp_flags & flags::RST != 0);
+    let reuse = k.protocol == Protocol::Tcp && syn && !rst && c.reusable_by_syn();
+    let dest = locate(table, positions, c).map(|(_, d)| d);
+    let expired = c.expires_ms(now) <= now;
+    if let Some(d) = dest.filter(|_| !reuse && !expired) {
+        let dir = c.input_direction();
+        let was = update_state(c, &d.state, dir, tcp_flags, table, now);
+        (c.client_link, c.client_mac) = from;
+        let c = *c;
+        if let Some(was) = was {
+            conns.restated(k, &c, was);
+        }
+        return Found::Live(c, was);
+    }
+    let old = *c;
+    conns.remove(k);
+    if let Some(d) = dest {
+        release(&d.state, &old);
+    }
+    Found::Ended(old)
 }
 
 /// A new connection of real server `di` of service `si` from `from` (the

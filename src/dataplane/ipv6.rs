@@ -6,9 +6,9 @@
 //! end. Fragments to a VIP are dropped and counted, as for IPv4.
 
 use super::Dataplane;
-use super::books::{locate, release};
+
 use super::conn::Conn;
-use super::flow::{count_new, fresh, update_state};
+use super::flow::{Found, count_new, fresh, touch};
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::ConnKey;
 use crate::lvs::sched::scheduler::SchedKey;
@@ -16,7 +16,6 @@ use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Record, SyncEvent};
 use crate::lvs::table::NextHop;
-use crate::wire::tcp::flags;
 use crate::wire::{
     EthernetFrame, Ipv6Packet, MacAddr, TcpPacket, UdpPacket, ethernet, icmpv6, ip_proto,
 };
@@ -150,35 +149,18 @@ impl Dataplane {
     /// timer) or schedules a new one, as `lookup_or_schedule` does for
     /// IPv4. `None` means the frame is dropped.
     fn conn6(&mut self, f: &Flow6, now: u64) -> Option<Conn<Ipv6Addr>> {
-        let is_tcp = f.key.protocol == Protocol::Tcp;
-        let syn = f.tcp_flags & flags::SYN != 0;
-        let rst = f.tcp_flags & flags::RST != 0;
-        let (table, positions) = (&self.table, &self.positions);
-        if let Some(c) = self.conns6.get_mut(&f.key) {
-            let reuse = is_tcp && syn && !rst && c.reusable_by_syn();
-            let dest = locate(table, positions, c).map(|(_, d)| d);
-            let expired = c.expires_ms(now) <= now;
-            if let Some(d) = dest.filter(|_| !reuse && !expired) {
-                let dir = c.input_direction();
-                let was = update_state(c, &d.state, dir, f.tcp_flags, table, now);
-                (c.client_link, c.client_mac) = (f.link, f.src_mac);
-                let c = *c;
-                if let Some(was) = was {
-                    self.conns6.restated(&f.key, &c, was);
+        let (from, places) = ((f.link, f.src_mac), (&*self.table, &self.positions));
+        match touch(&mut self.conns6, places, &f.key, f.tcp_flags, from, now) {
+            Found::Live(c, was) => {
+                if was.is_some() {
                     self.emit_upsert(&f.key, &c, true);
                 }
                 return Some(c);
             }
-            let old = *c;
-            self.conns6.remove(&f.key);
-            if let Some(d) = dest {
-                release(&d.state, &old);
-            }
-            self.emit(SyncEvent::Record(Record::removal(&f.key, old.state)));
+            Found::Ended(old) => self.emit(SyncEvent::Record(Record::removal(&f.key, old.state))),
+            Found::Absent => {}
         }
-        let rederive = self.table.services[f.svc].scheduler.rederives();
-        if is_tcp && (rst || (!syn && !rederive)) {
-            DataplaneCounters::bump(&self.counters.no_conn_dropped);
+        if !self.may_start(f.svc, f.key.protocol, f.tcp_flags) {
             return None;
         }
         self.schedule6(f, now)
