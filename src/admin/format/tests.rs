@@ -203,19 +203,38 @@ fn wrapping_address_order() {
     assert!(a < b);
 }
 
+/// A `-Lnc` row's connection: its client, virtual and real server ends
+/// (address text and port), state and seconds left.
+fn conn(protocol: Protocol, ends: [(&str, u16); 3], state: &str, expires_secs: u64) -> ConnInfo {
+    let [(c, cport), (v, vport), (d, dport)] = ends.map(|(a, p)| (a.parse().unwrap(), p));
+    ConnInfo {
+        protocol,
+        caddr: c,
+        cport,
+        vaddr: v,
+        vport,
+        daddr: d,
+        dport,
+        state: state.into(),
+        expires_secs,
+    }
+}
+
+/// One connection's `-Lnc` row.
+fn row(c: &ConnInfo) -> String {
+    let mut out = String::new();
+    conn_line(&mut out, c, true);
+    out
+}
+
 #[test]
 fn connection_listing() {
-    let c = ConnInfo {
-        protocol: Protocol::Tcp,
-        caddr: [203, 0, 113, 7].into(),
-        cport: 51514,
-        vaddr: [192, 168, 0, 100].into(),
-        vport: 80,
-        daddr: [192, 168, 0, 11].into(),
-        dport: 80,
-        state: "ESTABLISHED".into(),
-        expires_secs: 898,
-    };
+    let ends = [
+        ("203.0.113.7", 51514),
+        ("192.168.0.100", 80),
+        ("192.168.0.11", 80),
+    ];
+    let c = conn(Protocol::Tcp, ends, "ESTABLISHED", 898);
     assert_eq!(
         list_conns(&[c], true),
         "IPVS connection entries\npro expire state       source             virtual            destination\n\
@@ -223,21 +242,14 @@ TCP 14:58  ESTABLISHED 203.0.113.7:51514  192.168.0.100:80   192.168.0.11:80\n"
     );
     // A firewall-mark service's template: protocol IP, the mark as its
     // virtual address (ipvs-reference.md's fwmark-7 template).
-    let t = ConnInfo {
-        protocol: Protocol::Ip,
-        caddr: [203, 0, 113, 7].into(),
-        cport: 0,
-        vaddr: std::net::Ipv4Addr::from(7).into(),
-        vport: 0,
-        daddr: [10, 0, 0, 21].into(),
-        dport: 0,
-        state: "NONE".into(),
-        expires_secs: 359,
-    };
-    let mut out = String::new();
-    conn_line(&mut out, &t, true);
+    let t = conn(
+        Protocol::Ip,
+        [("203.0.113.7", 0), ("0.0.0.7", 0), ("10.0.0.21", 0)],
+        "NONE",
+        359,
+    );
     assert_eq!(
-        out,
+        row(&t),
         "IP  05:59  NONE        203.0.113.7:0      0.0.0.7:0          10.0.0.21:0\n"
     );
 }
@@ -326,22 +338,13 @@ fn an_ipv6_service_is_named_sorted_and_saved_as_ipvsadm_does() {
 /// pushes right.
 #[test]
 fn an_ipv6_connection_is_listed_as_ipvsadm_lists_it() {
-    let a = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-    let c = ConnInfo {
-        protocol: Protocol::Udp,
-        caddr: a("2001:2::10"),
-        cport: 5000,
-        vaddr: a("2001:2::100"),
-        vport: 53,
-        daddr: a("2001:2:0:1::11"),
-        dport: 53,
-        state: "UDP".into(),
-        expires_secs: 299,
-    };
-    let mut out = String::new();
-    conn_line(&mut out, &c, true);
+    let ends = [
+        ("2001:2::10", 5000),
+        ("2001:2::100", 53),
+        ("2001:2:0:1::11", 53),
+    ];
     assert_eq!(
-        out,
+        row(&conn(Protocol::Udp, ends, "UDP", 299)),
         "UDP 04:59  UDP         [2001:2::10]:5000  [2001:2::100]:53   [2001:2:0:1::11]:53\n"
     );
 }
