@@ -57,8 +57,8 @@ impl Dataplane {
                 return;
             }
         };
-        let kind = ip.upper_payload(&upper).first().copied();
         if upper.protocol == ip_proto::ICMPV6 && upper.frag.is_none() {
+            let kind = ip.upper_payload(&upper).first().copied();
             if matches!(
                 kind,
                 Some(icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT)
