@@ -5,7 +5,8 @@
 //! neighbour discovery. On the packet backends: the AF_XDP program does
 //! not steer IPv6 frames yet (docs/ipv6.md).
 
-use crate::support::{Lab, RS1_6, RS2_6, VIP6, holds, tally2};
+use crate::support::{CL6, Lab, RS1_6, RS2_6, VIP6, holds, tally2};
+use std::time::Duration;
 
 /// Two serving real servers, the director on a packet backend, TCP 80
 /// and UDP 53 on the IPv6 VIP, rr over both servers.
@@ -74,4 +75,70 @@ fn tcp_and_udp_to_an_ipv6_vip_split_by_rr_and_an_upload_arrives_intact() {
     let s = l.adm("-S -n");
     holds(&s, &format!("-A -t [{VIP6}]:80 -s rr\n"));
     holds(&s, &format!("-a -t [{VIP6}]:80 -r [{RS2_6}]:80 -g -w 1\n"));
+}
+
+/// The hostile IPv6 frames as a flood through the lab, while a
+/// TCP connection to the IPv6 VIP carries requests: extension-header
+/// chains too long, truncated or out of order, payload lengths that lie,
+/// cut TCP and UDP, fragments, ICMPv6 errors quoting garbage, neighbour
+/// discovery with bad options, random bytes. The director neither stops
+/// nor loses the connection, counts what it dropped, and takes new
+/// connections afterwards.
+#[test]
+fn a_flood_of_hostile_ipv6_frames_leaves_live_connections_alone() {
+    let Some(mut l) = lab6() else { return };
+    let tcp = format!("[{VIP6}]:80");
+    let stick = [
+        "tcp-stick",
+        "--target",
+        &tcp,
+        "--messages",
+        "40",
+        "--interval-ms",
+        "100",
+    ];
+    l.client_bg(&stick, "stick6.json");
+    std::thread::sleep(Duration::from_millis(300));
+    let (ext0, frag0, bad0) = (
+        l.dp_counter("ext_headers_dropped"),
+        l.dp_counter("fragments_dropped"),
+        l.dp_counter("malformed"),
+    );
+    let mac = l.mac("dir");
+    let rounds = 1500u64;
+    let f = l.client(&[
+        "hostile6",
+        "--dst-mac",
+        &mac,
+        "--src",
+        CL6,
+        "--dst",
+        VIP6,
+        "--rounds",
+        "1500",
+    ]);
+    let kinds = f["kinds"].as_array().map_or(0, Vec::len) as u64;
+    assert!(kinds >= 25, "{f}");
+    assert_eq!(f["sent"].as_u64(), Some(rounds * kinds), "{f}");
+    // The long-lived connection had every request answered, by one server.
+    let s = l.wait_child_logs("stick6.json", Duration::from_secs(30));
+    assert!(s["error"].is_null(), "{s}");
+    let counts = s["counts"].as_object().unwrap();
+    assert_eq!(counts.len(), 1, "{s}");
+    assert_eq!(counts.values().next().unwrap().as_u64(), Some(40), "{s}");
+    // Refused chains (too long, truncated, Hop-by-Hop late, two fragment
+    // headers: four a round at least) and fragments (two a round) were
+    // counted; the cut headers as malformed.
+    let ext = l.dp_counter_settled("ext_headers_dropped") - ext0;
+    assert!(ext >= 4 * rounds, "ext_headers_dropped rose by {ext}");
+    let frag = l.dp_counter("fragments_dropped") - frag0;
+    assert!(frag >= 2 * rounds, "fragments_dropped rose by {frag}");
+    let bad = l.dp_counter("malformed") - bad0;
+    println!(
+        "{kinds} kinds x {rounds}: ext_headers_dropped +{ext}, fragments_dropped +{frag}, malformed +{bad}"
+    );
+    assert!(bad >= 3 * rounds, "malformed rose by {bad}");
+    // New connections are scheduled as before.
+    let t = l.client(&["tcp-names", "--target", &tcp, "--count", "10"]);
+    assert_eq!(tally2(&t, "rs1", "rs2"), (5, 5, Some(0)), "{t}");
 }

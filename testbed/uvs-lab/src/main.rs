@@ -6,6 +6,7 @@
 
 mod client;
 mod content;
+mod hostile6;
 mod raw;
 mod server;
 
@@ -169,6 +170,21 @@ enum Cmd {
         #[arg(long, default_value_t = 5_000_000)]
         bytes: usize,
     },
+    /// Send ROUNDS of a catalogue of malformed and hostile IPv6 frames
+    /// from a packet socket on INTERFACE to DST_MAC, addressed to DST from
+    /// SRC (a flood the director must survive).
+    Hostile6 {
+        #[arg(long, default_value = "eth0")]
+        interface: String,
+        #[arg(long, value_parser = parse_mac)]
+        dst_mac: [u8; 6],
+        #[arg(long)]
+        src: std::net::Ipv6Addr,
+        #[arg(long)]
+        dst: std::net::Ipv6Addr,
+        #[arg(long, default_value_t = 1000)]
+        rounds: u32,
+    },
     /// Ask which client address the server sees (TCP, or UDP with --udp)
     /// and report it beside this end's own address.
     Who {
@@ -285,8 +301,27 @@ fn main() -> ExitCode {
             Ok(v) => v,
             Err(e) => json!({ "error": e, "intact": false }),
         },
+        Cmd::Hostile6 {
+            interface,
+            dst_mac,
+            src,
+            dst,
+            rounds,
+        } => hostile6::flood(
+            &hostile6::Target {
+                interface,
+                dst_mac,
+                src,
+                dst,
+            },
+            rounds,
+        ),
         Cmd::Who { target, udp } => who(target, udp).unwrap_or_else(|e| json!({ "error": e })),
     };
     println!("{out}");
     ExitCode::SUCCESS
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    hostile6::parse_mac(s).ok_or_else(|| format!("not a MAC address: {s}"))
 }
