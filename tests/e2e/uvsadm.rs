@@ -136,3 +136,68 @@ fn save_clear_restore_round_trip() {
         "{one}"
     );
 }
+
+/// IPv6 services beside IPv4 ones through the daemon: listed after them
+/// (ipvsadm sorts by family first), written `[addr]:port`, a long address
+/// pushing the columns right rather than cut; `-S -n`, `-C` and `-R` give
+/// the identical table back.
+#[test]
+fn ipv6_services_list_save_and_restore_as_ipvsadm_does() {
+    use crate::support::{RS1_6, VIP6};
+    let Some(l) = lab() else { return };
+    // The longest address 2001:2::/48 holds (33 characters), as a VIP and
+    // as a real server that nobody answers for (kept, never scheduled).
+    let long_vip = "2001:2:0:ffff:ffff:ffff:ffff:ff00";
+    let long_rs = "2001:2::ffff:ffff:ffff:ff01";
+    l.adm(&format!("-A -t [{long_vip}]:443 -s wlc"));
+    l.adm(&format!(
+        "-a -t [{long_vip}]:443 -r [{long_rs}]:8443 -g -w 7"
+    ));
+    l.adm(&format!("-A -u [{VIP6}]:53 -s sh"));
+    l.adm(&format!("-a -u [{VIP6}]:53 -r {RS1_6} -g -w 2"));
+    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    l.adm(&format!("-a -t {VIP}:80 -r {RS1} -g"));
+    let listing = l.adm("-Ln");
+    let services: Vec<&str> = listing
+        .lines()
+        .skip(2)
+        .filter(|x| !x.starts_with(' '))
+        .collect();
+    assert_eq!(
+        services,
+        [
+            format!("TCP  {VIP}:80 rr"),
+            format!("TCP  [{long_vip}]:443 wlc"),
+            format!("UDP  [{VIP6}]:53 sh"),
+        ],
+        "{listing}"
+    );
+    // ipvsadm's "  -> %-28s %-7s %-6d %-10u %-10u": a 33-character name
+    // takes its own width, one space, then the other columns (DR keeps
+    // the service's port, as IPVS does).
+    holds(
+        &listing,
+        &format!("  -> [{long_rs}]:443 Route   7      0          0         \n"),
+    );
+    holds(
+        &listing,
+        &format!(
+            "  -> {:<28} Route   2      0          0         \n",
+            format!("[{RS1_6}]:53")
+        ),
+    );
+    let saved = l.adm("-S -n");
+    holds(&saved, &format!("-A -t [{long_vip}]:443 -s wlc\n"));
+    holds(
+        &saved,
+        &format!("-a -t [{long_vip}]:443 -r [{long_rs}]:443 -g -w 7\n"),
+    );
+    holds(
+        &saved,
+        &format!("-a -u [{VIP6}]:53 -r [{RS1_6}]:53 -g -w 2\n"),
+    );
+    let stats = l.adm("-Ln --stats");
+    holds(&stats, &format!("UDP  [{VIP6}]:53 "));
+    assert_eq!(l.save_round_trip("-Ln"), saved);
+    assert_eq!(l.adm("-S -n"), saved);
+}

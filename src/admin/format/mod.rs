@@ -266,8 +266,12 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     } else {
         sort_by(&s.dests, cmp_dests)
     };
+    // ipvsadm cuts a real server's name by its service's family (se->af):
+    // an IPv6 service's are whole, an IPv4 one's are cut even when a
+    // tunnel's real server is IPv6.
+    let cut_at = (!s.def.key.addr.is_ipv6()).then_some(28);
     for d in &dests {
-        dest_entry(out, &svc_name, d, proto, f);
+        dest_entry(out, &svc_name, d, (proto, cut_at), f);
     }
 }
 
@@ -284,7 +288,13 @@ fn persistence(out: &mut String, s: &ServiceSnap, timeout: &str, mask: &str) {
 }
 
 /// One real server's line (or its `-a` rule).
-fn dest_entry(out: &mut String, svc_name: &str, d: &DestSnap, proto: Protocol, f: &Format) {
+fn dest_entry(
+    out: &mut String,
+    svc_name: &str,
+    d: &DestSnap,
+    (proto, cut_at): (Protocol, Option<usize>),
+    f: &Format,
+) {
     let (spec, act, inact) = (&d.spec, d.active, d.inactive);
     let dname = addrport(spec.addr, spec.port, proto, f.numeric);
     let tunnel = spec.forward == Forward::Tunnel;
@@ -298,7 +308,10 @@ fn dest_entry(out: &mut String, svc_name: &str, d: &DestSnap, proto: Protocol, f
         out.push('\n');
         return;
     }
-    let dname = cut(dname, 28);
+    let dname = match cut_at {
+        Some(n) => cut(dname, n),
+        None => dname,
+    };
     let _ = write!(out, "  -> {dname:<28}");
     let (fwd, w) = (spec.forward.name(), spec.weight);
     let _ = match f.columns {

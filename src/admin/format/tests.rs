@@ -333,6 +333,31 @@ fn an_ipv6_service_is_named_sorted_and_saved_as_ipvsadm_does() {
     );
 }
 
+/// ipvsadm cuts a real server's name at 28 characters by its service's
+/// family: never for an IPv6 service, always for an IPv4 one (even a
+/// tunnel's IPv6 real server).
+#[test]
+fn real_server_names_are_cut_by_their_service_family() {
+    let long: std::net::Ipv6Addr = "fd12:3456:789a:bcde:f012:3456:789a:bcde".parse().unwrap();
+    let mut sn = snap();
+    sn.services.truncate(1);
+    let mut d = dest([0; 4], 8080, 1, 0, 0);
+    d.spec.addr = long.into();
+    sn.services[0].dests = vec![d];
+    let mut v6 = sn.services[0].clone();
+    v6.def.key = ServiceKey::addr(Protocol::Udp, long, 53);
+    sn.services.push(v6);
+    let l = list_all(&sn, &numeric(Columns::Plain));
+    let rows: Vec<&str> = l.lines().filter(|l| l.starts_with("  -> [")).collect();
+    assert_eq!(
+        rows,
+        [
+            "  -> [fd12:3456:789a:bcde:f012:34 Route   1      0          0         ",
+            "  -> [fd12:3456:789a:bcde:f012:3456:789a:bcde]:8080 Route   1      0          0         ",
+        ]
+    );
+}
+
 /// An IPv6 connection's row: ipvsadm's print_conn writes each end as
 /// `[addr]:port` in the same 18-character columns, which a longer one
 /// pushes right.
