@@ -4,7 +4,7 @@
 
 use super::report::Place;
 use crate::config::ServiceSection;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use toml::Spanned;
 
 /// A virtual service of the output.
@@ -33,7 +33,7 @@ pub(super) struct Body {
 #[derive(Debug, Clone)]
 pub(super) struct RealServer {
     pub at: Place,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// The port given, if any: NAT uses it (else the service's), DR and
     /// TUN the service's.
     pub port: Option<u16>,

@@ -35,7 +35,7 @@ pub(super) fn render(c: &mut Converted, r: &mut Report) {
                         section.fwmark = Some(written(m));
                     }
                     None => {
-                        let a = format!("{}:{}", s.key.addr, s.key.port);
+                        let a = std::net::SocketAddr::new(s.key.addr, s.key.port).to_string();
                         section.address = Some(written(a));
                     }
                 }

@@ -9,13 +9,13 @@ use super::converted::{Body, Converted, Member, RealServer, Service, written};
 use super::keywords::SCHED_FLAGS;
 use super::read::Node;
 use super::report::{Place, Report, shown};
-use super::statement::{block, extra, ipv4, no_block, option, port, seconds, value, whole};
+use super::statement::{block, extra, ip_addr, no_block, option, port, seconds, value, whole};
 use crate::config::{RealServerSection, ServiceSection};
 use crate::lvs::service::{
     MAX_TIMEOUT, Persistence, Protocol, SchedFlags, SchedulerKind, ServiceKey,
 };
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// A `virtual_server` block: its services, or none (with the reason
 /// reported).
@@ -29,7 +29,7 @@ pub(super) fn virtual_server(
         return;
     }
     let persistent = n.child("persistence_timeout").is_some();
-    let mut vips: Vec<(Place, Ipv4Addr, u16)> = Vec::new();
+    let mut vips: Vec<(Place, IpAddr, u16)> = Vec::new();
     let mut fwmark = None;
     match (n.arg(1), n.arg(2)) {
         (Some("fwmark"), Some(mark)) => {
@@ -280,7 +280,7 @@ pub(super) fn virtual_server(
                     "udp" => Protocol::Udp,
                     _ => Protocol::Tcp,
                 },
-                addr: addr.into(),
+                addr,
                 port,
                 fwmark: 0,
             },
@@ -295,7 +295,7 @@ fn server(n: &Node, r: &mut Report) -> Option<RealServer> {
         r.error(&n.at, format!("{} needs an address", option(n)));
         return None;
     };
-    let addr = ipv4(a, "real server", &n.at, r);
+    let addr = ip_addr(a, &n.at, r);
     let port = match n.arg(2) {
         Some(p) => Some(port(p, &n.at, r)?),
         None => None,
@@ -372,7 +372,7 @@ fn real_server(
 /// `ADDR:PORT` for NAT, else `ADDR` (DR and TUN use the service's port).
 fn server_section(rs: &RealServer, fwd: &str) -> RealServerSection {
     let address = match (rs.port, fwd) {
-        (Some(p), "nat") => format!("{}:{p}", rs.addr),
+        (Some(p), "nat") => SocketAddr::new(rs.addr, p).to_string(),
         _ => rs.addr.to_string(),
     };
     RealServerSection {
@@ -386,8 +386,8 @@ fn server_section(rs: &RealServer, fwd: &str) -> RealServerSection {
 /// A virtual server's address and port, checked as the director checks
 /// them. `persistent`: a port-0 service is then persistent (every port of
 /// the VIP); without, the director refuses it.
-fn vip(a: &str, p: &str, at: &Place, persistent: bool, r: &mut Report) -> Option<(Ipv4Addr, u16)> {
-    let addr = ipv4(a, "virtual server", at, r);
+fn vip(a: &str, p: &str, at: &Place, persistent: bool, r: &mut Report) -> Option<(IpAddr, u16)> {
+    let addr = ip_addr(a, at, r);
     let port = match p.parse::<u16>() {
         Ok(0) if persistent => Some(0),
         Ok(0) => {
@@ -479,7 +479,17 @@ fn forward(kind: Option<&str>) -> Option<&'static str> {
 }
 
 /// The reason an address can never be a real server's, if it is one.
-fn never_a_host(a: Ipv4Addr) -> Option<&'static str> {
+fn never_a_host(a: IpAddr) -> Option<&'static str> {
+    let a = match a {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) if a.is_unspecified() => return Some("the unspecified address"),
+        IpAddr::V6(a) if a.is_multicast() => return Some("a multicast address"),
+        IpAddr::V6(a) if a.is_loopback() => return Some("a loopback address"),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+            return Some("an IPv4-mapped address (write the IPv4 address)");
+        }
+        IpAddr::V6(_) => return None,
+    };
     if a.is_unspecified() || a.octets()[0] == 0 {
         Some("an unspecified (\"this network\") address")
     } else if a.is_broadcast() {

@@ -7,7 +7,7 @@
 use super::keywords::{BLOCKS, CHECKERS};
 use super::read::Node;
 use super::report::{Place, Report, shown};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// Whether `n` opens a block; an error if not (keepalived reports a
 /// missing `{` and reads what follows as the block).
@@ -162,20 +162,13 @@ pub(super) fn port(w: &str, at: &Place, r: &mut Report) -> Option<u16> {
     }
 }
 
-/// An IPv4 address word; IPv6 gets a warning (not in uvs), anything else
-/// an error.
-pub(super) fn ipv4(w: &str, what: &str, at: &Place, r: &mut Report) -> Option<Ipv4Addr> {
+/// An address word of either family (IPVS and uvs take both), else an
+/// error naming it.
+pub(super) fn ip_addr(w: &str, at: &Place, r: &mut Report) -> Option<IpAddr> {
     match w.parse::<IpAddr>() {
-        Ok(IpAddr::V4(a)) => Some(a),
-        Ok(IpAddr::V6(_)) => {
-            r.warn(
-                at,
-                format!("IPv6 {what}s are not in uvs; {} not carried over", shown(w)),
-            );
-            None
-        }
+        Ok(a) => Some(a),
         Err(_) => {
-            r.error(at, format!("{} is not an IPv4 address", shown(w)));
+            r.error(at, format!("{} is not an IPv4 or IPv6 address", shown(w)));
             None
         }
     }

@@ -137,3 +137,62 @@ fn repeated_url_options_are_written_once() {
         "{e:?}"
     );
 }
+
+/// IPv6 virtual and real servers are carried over, written as the
+/// config file takes them (`[v6]:port`); what the director refuses for
+/// IPv6 is reported at its line.
+#[test]
+fn ipv6_virtual_servers_are_carried_over() {
+    let i = import_text(
+        "v6",
+        "virtual_server 2001:2::100 80 {\n  protocol TCP\n  lb_kind DR\n  lb_algo rr\n  real_server 2001:2::11 80 {\n    weight 2\n  }\n}\n",
+    )
+    .unwrap();
+    assert!(
+        i.config.contains("address = \"[2001:2::100]:80\""),
+        "{}",
+        i.config
+    );
+    assert!(
+        i.config.contains("address = \"2001:2::11\""),
+        "{}",
+        i.config
+    );
+    assert!(i.warnings.is_empty(), "{:?}", i.warnings);
+    let c = crate::config::parse(Path::new("i.toml"), i.config.as_bytes()).unwrap();
+    assert_eq!(c.services[0].real_servers[0].weight, 2);
+    assert_eq!(c.services[0].def.key.addr.to_string(), "2001:2::100");
+
+    let e = import_text(
+        "v6bad",
+        "virtual_server 2001:2::100 80 {\n  protocol TCP\n  lb_kind DR\n  real_server ff02::1 80 {\n  }\n  real_server 2001:2::zz 80 {\n  }\n}\nvirtual_server ::1 80 {\n}\n",
+    )
+    .unwrap_err();
+    let all = e.errors.join("\n");
+    assert!(
+        all.contains("k.conf:9: ::1 cannot be a VIP: it is the loopback address"),
+        "{all}"
+    );
+    assert!(
+        all.contains("k.conf:4: ff02::1 cannot be a real server: it is a multicast address"),
+        "{all}"
+    );
+    assert!(
+        all.contains("k.conf:6: `2001:2::zz` is not an IPv4 or IPv6 address"),
+        "{all}"
+    );
+}
+
+/// A NAT real server of an IPv6 service keeps its own port, bracketed.
+#[test]
+fn an_ipv6_nat_real_server_is_written_with_its_port() {
+    let e = import_text(
+        "v6nat",
+        "virtual_server 2001:2::100 53 {\n  protocol UDP\n  lb_kind NAT\n  real_server 2001:2:0:1::11 5353 {\n  }\n}\n",
+    )
+    .unwrap_err();
+    assert!(
+        e.errors[0].contains("k.conf:4: the director would refuse"),
+        "{e:?}"
+    );
+}

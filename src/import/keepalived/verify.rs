@@ -13,7 +13,7 @@ use super::report::{Place, Report};
 use crate::control::proto::Op;
 use crate::control::proto::ServiceDef;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Duplicates and VIP/real-server clashes, each an error.
 pub(super) fn identities(c: &Converted, r: &mut Report) {
@@ -35,10 +35,9 @@ pub(super) fn identities(c: &Converted, r: &mut Report) {
             r.error(
                 &s.at,
                 format!(
-                    "virtual server {} {}:{} is defined twice (first at {first})",
+                    "virtual server {} {} is defined twice (first at {first})",
                     k.protocol.name(),
-                    k.addr,
-                    k.port
+                    SocketAddr::new(k.addr, k.port)
                 ),
             );
             keys.insert(k, first);
@@ -49,7 +48,7 @@ pub(super) fn identities(c: &Converted, r: &mut Report) {
     let mut reported: Vec<&Place> = Vec::new();
     for s in &c.services {
         let b = &c.bodies[s.body];
-        let mut seen: HashMap<(Ipv4Addr, u16), &Place> = HashMap::new();
+        let mut seen: HashMap<(IpAddr, u16), &Place> = HashMap::new();
         for rs in &b.real_servers {
             let port = rs.port_for(b.nat, s.key.port);
             match seen.get(&(rs.addr, port)) {
@@ -62,9 +61,10 @@ pub(super) fn identities(c: &Converted, r: &mut Report) {
                     r.error(
                         &rs.at,
                         format!(
-                            "real server {}:{port} is listed twice in virtual server {}:{} \
+                            "real server {} is listed twice in virtual server {} \
                              (first at {first}{why})",
-                            rs.addr, s.key.addr, s.key.port
+                            SocketAddr::new(rs.addr, port),
+                            SocketAddr::new(s.key.addr, s.key.port)
                         ),
                     );
                 }
@@ -75,11 +75,12 @@ pub(super) fn identities(c: &Converted, r: &mut Report) {
             }
         }
     }
-    let vips: HashMap<Ipv4Addr, &Place> = c
+    let vips: HashMap<IpAddr, &Place> = c
         .services
         .iter()
         .rev()
-        .filter_map(|s| Some((s.key.vip4()?, &s.at)))
+        .filter(|s| s.key.fwmark().is_none())
+        .map(|s| (s.key.addr, &s.at))
         .collect();
     let mut clashes: Vec<&Place> = Vec::new();
     for b in &c.bodies {
