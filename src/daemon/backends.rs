@@ -35,7 +35,11 @@ pub(super) fn open_io(
                 s.modes().join(", "),
                 links.modes().join(", ")
             );
-            ipv6_needs_packet("AF_XDP");
+            // Passed to the kernel, they reach uvs's packet sockets.
+            tracing::info!(
+                "AF_XDP: IPv6 frames are not steered by the XDP program yet; uvs takes them \
+                 from its packet sockets (docs/ipv6.md)"
+            );
             if offload.is_on() {
                 tracing::info!(
                     "--offload: established DR flows are forwarded by the XDP program (XDP_TX)"
@@ -52,15 +56,6 @@ pub(super) fn open_io(
         (Err(e), IoKind::Xdp) => Err(Error::Xdp(e)),
         (Err(e), _) => open_packet(ifnames, false, offload, &format!("AF_XDP unavailable: {e}")),
     }
-}
-
-/// The kernel programs pass uvs IPv4 and ARP only, so far: an IPv6
-/// service would go unserved on `backend` (docs/ipv6.md).
-fn ipv6_needs_packet(backend: &str) {
-    tracing::info!(
-        "{backend} does not pass IPv6 frames to uvs yet: IPv6 services need --io packet \
-         (or packet-ring) without --offload (docs/ipv6.md)"
-    );
 }
 
 /// AF_PACKET (a TPACKET_V3 receive ring if `ring`), with the tc program
@@ -93,7 +88,6 @@ fn open_packet(
                      forwarded by the tc program ({}), super-frames whole",
                     how.join(", ")
                 );
-                ipv6_needs_packet("--offload (tc)");
                 return Ok((Backend::Packet(links), Some(s)));
             }
             Err(e) => tracing::info!("--offload unavailable, uvs forwards every frame: {e}"),

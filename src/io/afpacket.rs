@@ -115,7 +115,7 @@ impl AfPacket {
             false => None,
         };
         sys::bind_packet(&fd, proto, ifindex)?;
-        if i32::from(ethertype) == libc::ETH_P_ALL {
+        if matches!(i32::from(ethertype), libc::ETH_P_ALL | libc::ETH_P_IPV6) {
             // Best effort: a NIC that filters multicast keeps the IPv6
             // VIPs' solicitations from uvs otherwise (veths do not).
             let _ = sys::allmulti(&fd, ifindex);
@@ -259,8 +259,9 @@ impl Drop for AfPacket {
 /// the host, the busy management interface included.)
 pub struct AfPacketLinks {
     socks: Vec<AfPacket>,
-    /// With `--offload`: link `i`'s ARP socket (`socks` then take IPv4
-    /// only, so that they see a frame after the tc program has passed it).
+    /// With `--offload`: each link's ARP socket, then each link's IPv6
+    /// socket, in link order (`socks` then take IPv4 only, so that they
+    /// see a frame after the tc program has passed it).
     arp: Vec<AfPacket>,
     /// Where the next receive starts, so a busy link cannot starve another.
     next: usize,
@@ -283,8 +284,8 @@ impl AfPacketLinks {
     }
 
     /// As `open_with`, for the tc program's offload (`flows`, its maps):
-    /// each link's frames come through two sockets, one bound to IPv4 and
-    /// one to ARP. A socket that sees every ethertype sees a frame before
+    /// each link's frames come through three sockets, bound to IPv4, ARP
+    /// and IPv6. A socket that sees every ethertype sees a frame before
     /// the tc hook, that is also the frames the program forwards.
     pub fn open_offload(
         ifnames: &[String],
@@ -292,7 +293,8 @@ impl AfPacketLinks {
         flows: FlowMaps,
     ) -> io::Result<AfPacketLinks> {
         let socks = open_each(ifnames, ring, libc::ETH_P_IP)?;
-        let arp = open_each(ifnames, false, libc::ETH_P_ARP)?;
+        let mut arp = open_each(ifnames, false, libc::ETH_P_ARP)?;
+        arp.extend(open_each(ifnames, ring, libc::ETH_P_IPV6)?);
         Ok(AfPacketLinks::of(socks, arp, Some(flows)))
     }
 
@@ -309,15 +311,21 @@ impl AfPacketLinks {
         }
     }
 
-    /// Link `link`'s socket to send `frame` by: its ARP socket for an ARP
-    /// frame if it has one (a socket bound to IPv4 would mark it IPv4).
+    /// Link `link`'s socket to send `frame` by: its ARP or IPv6 socket for
+    /// such a frame if it has one (a socket bound to IPv4 would mark it
+    /// IPv4).
     fn sock_for(&mut self, link: u8, frame: &[u8]) -> Option<&mut AfPacket> {
         let i = usize::from(link);
-        let arp = EthernetFrame::new_checked(frame).is_ok_and(|f| f.ethertype() == EtherType::ARP);
-        if arp && i < self.arp.len() {
-            return self.arp.get_mut(i);
+        let kind = EthernetFrame::new_checked(frame).map(|f| f.ethertype());
+        let at = match kind {
+            Ok(EtherType::ARP) => i,
+            Ok(EtherType::IPV6) => self.socks.len() + i,
+            _ => return self.socks.get_mut(i),
+        };
+        match self.arp.get_mut(at) {
+            Some(s) => Some(s),
+            None => self.socks.get_mut(i),
         }
-        self.socks.get_mut(i)
     }
 
     /// `workers` sets of sockets, one per worker, each with a socket on

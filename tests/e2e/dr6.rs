@@ -2,24 +2,28 @@
 //! client (2001:2::10) to `[2001:2::100]` through `uvs director` to real
 //! servers that hold the VIP on lo: the director answers the client's
 //! neighbour solicitation for the VIP and resolves the real servers by
-//! neighbour discovery. On the packet backends: the AF_XDP program does
-//! not steer IPv6 frames yet (docs/ipv6.md).
+//! neighbour discovery. On every backend: AF_XDP's program does not steer
+//! IPv6 frames yet, so they reach uvs through its packet sockets; with
+//! `--offload` they come through each link's IPv6 socket (docs/ipv6.md).
 
 use crate::support::{CL6, Lab, RS1_6, RS2_6, VIP6, holds, tally2};
 use std::time::Duration;
 
-/// Two serving real servers, the director on a packet backend, TCP 80
+/// Two serving real servers, the director on the suite's backend, TCP 80
 /// and UDP 53 on the IPv6 VIP, rr over both servers.
 fn lab6() -> Option<Lab> {
+    lab6_with(&[])
+}
+
+/// As `lab6`, the director started with `extra` arguments too.
+fn lab6_with(extra: &[&str]) -> Option<Lab> {
     let mut l = Lab::up(2)?;
     let udp6 = format!("[{VIP6}]:53");
     for rs in ["rs1", "rs2"] {
         l.start_server_on(rs, &["--tcp", "80", "--udp", &udp6]);
     }
     let mut args = vec!["--interface", "eth0"];
-    if std::env::var("UVS_IO").as_deref() != Ok("packet-ring") {
-        args.extend(["--io", "packet"]);
-    }
+    args.extend_from_slice(extra);
     l.start_director_with(&args);
     for (o, port) in [("-t", 80), ("-u", 53)] {
         l.adm(&format!("-A {o} [{VIP6}]:{port} -s rr"));
@@ -33,6 +37,28 @@ fn lab6() -> Option<Lab> {
 #[test]
 fn tcp_and_udp_to_an_ipv6_vip_split_by_rr_and_an_upload_arrives_intact() {
     let Some(l) = lab6() else { return };
+    split_and_upload(&l);
+}
+
+/// With `--offload` (the tc program on the AF_PACKET backends), IPv6
+/// frames come to uvs through each link's IPv6 socket, as the tc program
+/// leaves them alone.
+#[test]
+fn ipv6_is_served_with_offload_on() {
+    let io = match std::env::var("UVS_IO").as_deref() {
+        Ok("packet-ring") => "packet-ring",
+        _ => "packet",
+    };
+    let Some(l) = lab6_with(&["--io", io, "--offload"]) else {
+        return;
+    };
+    l.assert_log("director.log", "--offload: established DR flows");
+    split_and_upload(&l);
+}
+
+/// The first test: 20 TCP connections and 20 UDP datagrams split
+/// 10:10, a 5 MB upload intact, and the listings.
+fn split_and_upload(l: &Lab) {
     let tcp = format!("[{VIP6}]:80");
     let t = l.client(&["tcp-names", "--target", &tcp, "--count", "20"]);
     assert_eq!(tally2(&t, "rs1", "rs2"), (10, 10, Some(0)), "{t}");
