@@ -5,7 +5,7 @@
 //! neighbour discovery. On the packet backends: the AF_XDP program does
 //! not steer IPv6 frames yet (docs/ipv6.md).
 
-use crate::support::{Lab, RS1_6, RS2_6, VIP6, holds, tally2};
+use crate::support::{Lab, RS1_6, RS2_6, VIP6, holds, io6, tally2};
 
 /// Two serving real servers, the director on a packet backend, TCP 80
 /// and UDP 53 on the IPv6 VIP, rr over both servers.
@@ -16,9 +16,7 @@ fn lab6() -> Option<Lab> {
         l.start_server_on(rs, &["--tcp", "80", "--udp", &udp6]);
     }
     let mut args = vec!["--interface", "eth0"];
-    if std::env::var("UVS_IO").as_deref() != Ok("packet-ring") {
-        args.extend(["--io", "packet"]);
-    }
+    args.extend(io6());
     l.start_director_with(&args);
     for (o, port) in [("-t", 80), ("-u", 53)] {
         l.adm(&format!("-A {o} [{VIP6}]:{port} -s rr"));
