@@ -46,12 +46,13 @@ fn udp(sport: u16) -> Vec<u8> {
 }
 
 /// The destination MAC of the one frame sent.
-fn sent_to(out: &[Vec<u8>]) -> [u8; 6] {
+pub(crate) fn sent_to(out: &[Vec<u8>]) -> [u8; 6] {
     assert_eq!(out.len(), 1, "one frame forwarded");
     out[0][0..6].try_into().unwrap()
 }
 
-fn records(rx: &Receiver<SyncEvent>) -> Vec<Record> {
+/// The records queued on `rx` so far.
+pub(crate) fn records(rx: &Receiver<SyncEvent>) -> Vec<Record> {
     rx.try_iter()
         .filter_map(|e| match e {
             SyncEvent::Record(r) => Some(r),
@@ -61,10 +62,16 @@ fn records(rx: &Receiver<SyncEvent>) -> Vec<Record> {
 }
 
 fn pair() -> (Rig, Rig, Receiver<SyncEvent>) {
-    let mut a = Rig::new(&ops());
+    pair_of(&ops())
+}
+
+/// With the table `ops`: an active data plane that queues its changes
+/// on the receiver, and a standby one.
+pub(crate) fn pair_of(ops: &[Op]) -> (Rig, Rig, Receiver<SyncEvent>) {
+    let mut a = Rig::new(ops);
     let (tx, rx) = sync_channel(4096);
     a.dp.set_sync(tx);
-    let mut b = Rig::new(&ops());
+    let mut b = Rig::new(ops);
     b.publisher.set_standby(true);
     b.apply(&[]);
     (a, b, rx)

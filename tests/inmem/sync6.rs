@@ -6,23 +6,20 @@
 //! forged or garbage IPv6 record, even under a valid MAC, is refused or
 //! names nothing here: no panic, the table as it was.
 
+use crate::dr6::{CLIENT6, rs6, udp6};
+use crate::sync::{pair_of, records, sent_to};
 use etherparse::PacketBuilder;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::mpsc::sync_channel;
 use uvs::control::proto::Op;
 use uvs::ha::sync::{Body, SyncMsg};
 use uvs::lvs::conn::PortableConn;
 use uvs::lvs::service::{Forward, Protocol, ServiceKey};
-use uvs::lvs::sync::{Record, SyncEvent};
+use uvs::lvs::sync::Record;
 use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP, VIP6, dest, service, svc};
 use uvs::wire::ha::sync::{self as wire, SyncHeader, SyncRecord};
 
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x10);
 const KEY: &[u8] = b"a key of sixteen bytes";
-
-fn rs6(last: u16) -> Ipv6Addr {
-    Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, last)
-}
 
 /// TCP :80 and UDP :53 on VIP6 and on the IPv4 VIP, two real servers
 /// each by rr.
@@ -37,27 +34,12 @@ fn ops() -> Vec<Op> {
     ops
 }
 
-/// A client's TCP segment to `[VIP6]:80`: "S" a SYN, "A" an ACK, "F" a FIN.
+/// A client's TCP segment to `[VIP6]:80` with `flags` (`crate::with_flags`).
 fn tcp6(sport: u16, flags: &str) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
-        .ipv6(CLIENT6.octets(), VIP6.octets(), 64)
-        .tcp(sport, 80, 1000, 64240);
-    let b = match flags {
-        "S" => b.syn(),
-        "A" => b.ack(1),
-        _ => b.ack(1).fin(),
-    };
+    let b = PacketBuilder::ethernet2(CL_MAC, DIR_MAC).ipv6(CLIENT6.octets(), VIP6.octets(), 64);
     let mut v = Vec::new();
-    b.write(&mut v, b"").unwrap();
-    v
-}
-
-fn udp6(sport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
-        .ipv6(CLIENT6.octets(), VIP6.octets(), 64)
-        .udp(sport, 53)
-        .write(&mut v, b"query")
+    crate::with_flags(b.tcp(sport, 80, 1000, 64240), flags)
+        .write(&mut v, b"")
         .unwrap();
     v
 }
@@ -73,47 +55,21 @@ fn tcp4(sport: u16, syn: bool) -> Vec<u8> {
     v
 }
 
-/// The real server's MAC (last byte) the one frame sent went to.
-fn sent_to(out: &[Vec<u8>]) -> u8 {
-    assert_eq!(out.len(), 1, "one frame forwarded");
-    out[0][5]
-}
-
-fn records(rx: &Receiver<SyncEvent>) -> Vec<Record> {
-    rx.try_iter()
-        .filter_map(|e| match e {
-            SyncEvent::Record(r) => Some(r),
-            _ => None,
-        })
-        .collect()
-}
-
 fn is6(r: &Record) -> bool {
     r.key().caddr.is_ipv6()
-}
-
-/// An active data plane that queues its changes, and a standby one.
-fn pair() -> (Rig, Rig, Receiver<SyncEvent>) {
-    let mut a = Rig::new(&ops());
-    let (tx, rx) = sync_channel(4096);
-    a.dp.set_sync(tx);
-    let mut b = Rig::new(&ops());
-    b.publisher.set_standby(true);
-    b.apply(&[]);
-    (a, b, rx)
 }
 
 /// 20 IPv6 TCP connections established (5 of them closing), 10 IPv6
 /// UDP flows and 6 IPv4 TCP connections on `a`; the real server each
 /// IPv6 TCP connection went to.
-fn traffic(a: &mut Rig) -> Vec<u8> {
+fn traffic(a: &mut Rig) -> Vec<[u8; 6]> {
     let mut went = Vec::new();
     for p in 0..20u16 {
         went.push(sent_to(&a.feed(tcp6(40000 + p, "S"))));
         a.feed(tcp6(40000 + p, "A"));
     }
     for p in 0..5u16 {
-        a.feed(tcp6(40000 + p, "F"));
+        a.feed(tcp6(40000 + p, "AF"));
     }
     for p in 0..10u16 {
         a.feed(udp6(50000 + p));
@@ -127,7 +83,7 @@ fn traffic(a: &mut Rig) -> Vec<u8> {
 
 #[test]
 fn a_backup_applies_ipv6_records_and_continues_every_ipv6_connection() {
-    let (mut a, mut b, rx) = pair();
+    let (mut a, mut b, rx) = pair_of(&ops());
     let went = traffic(&mut a);
     let recs = records(&rx);
     // SYNs, handshakes completed and FINs of the IPv6 connections, the
@@ -174,7 +130,7 @@ fn rows(r: &Rig) -> Vec<String> {
 
 #[test]
 fn ipv6_removals_apply_and_a_full_resync_walks_both_tables() {
-    let (mut a, mut b, rx) = pair();
+    let (mut a, mut b, rx) = pair_of(&ops());
     for p in 0..8u16 {
         a.feed(udp6(50000 + p));
     }
@@ -260,7 +216,7 @@ fn deliver(b: &mut Rig, recs: &[SyncRecord]) -> Option<usize> {
 
 #[test]
 fn forged_and_garbage_ipv6_records_change_nothing() {
-    let (mut a, mut b, rx) = pair();
+    let (mut a, mut b, rx) = pair_of(&ops());
     traffic(&mut a);
     let recs = records(&rx);
     b.dp.apply_sync(&recs);
