@@ -23,7 +23,7 @@ fn ops() -> Vec<Op> {
     ops
 }
 
-fn tcp(sport: u16, syn: bool, fin: bool) -> Vec<u8> {
+pub(crate) fn tcp(sport: u16, syn: bool, fin: bool) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CL_MAC, DIR_MAC).ipv4([198, 18, 0, 10], VIP, 64);
     let b = match (syn, fin) {
         (true, _) => b.tcp(sport, 80, 1, 64000).syn(),

@@ -7,7 +7,7 @@
 //! names nothing here: no panic, the table as it was.
 
 use crate::dr6::{CLIENT6, rs6, udp6};
-use crate::sync::{pair_of, records, sent_to};
+use crate::sync::{pair_of, records, sent_to, tcp};
 use etherparse::PacketBuilder;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc::sync_channel;
@@ -16,7 +16,7 @@ use uvs::ha::sync::{Body, SyncMsg};
 use uvs::lvs::conn::PortableConn;
 use uvs::lvs::service::{Forward, Protocol, ServiceKey};
 use uvs::lvs::sync::Record;
-use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP, VIP6, dest, service, svc};
+use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP6, dest, service, svc};
 use uvs::wire::ha::sync::{self as wire, SyncHeader, SyncRecord};
 
 const KEY: &[u8] = b"a key of sixteen bytes";
@@ -44,17 +44,6 @@ fn tcp6(sport: u16, flags: &str) -> Vec<u8> {
     v
 }
 
-fn tcp4(sport: u16, syn: bool) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(CL_MAC, DIR_MAC).ipv4([198, 18, 0, 10], VIP, 64);
-    let b = match syn {
-        true => b.tcp(sport, 80, 1, 64000).syn(),
-        false => b.tcp(sport, 80, 2, 64000).ack(1),
-    };
-    let mut v = Vec::new();
-    b.write(&mut v, b"").unwrap();
-    v
-}
-
 fn is6(r: &Record) -> bool {
     r.key().caddr.is_ipv6()
 }
@@ -75,8 +64,8 @@ fn traffic(a: &mut Rig) -> Vec<[u8; 6]> {
         a.feed(udp6(50000 + p));
     }
     for p in 0..6u16 {
-        a.feed(tcp4(41000 + p, true));
-        a.feed(tcp4(41000 + p, false));
+        a.feed(tcp(41000 + p, true, false));
+        a.feed(tcp(41000 + p, false, false));
     }
     went
 }
@@ -158,7 +147,7 @@ fn ipv6_removals_apply_and_a_full_resync_walks_both_tables() {
     stray.dp.set_sync(tx);
     for p in 0..3u16 {
         stray.feed(udp6(52000 + p));
-        stray.feed(tcp4(42000 + p, true));
+        stray.feed(tcp(42000 + p, true, false));
     }
     assert_eq!(b.dp.apply_sync(&records(&srx)), 6);
     assert_ne!(b.dp.digest(), a.dp.digest());
