@@ -2,16 +2,18 @@
 //! real server by service, address and port instead of table indexes and
 //! ids, the timer as time left). A planned restart hands the whole table
 //! to the new director this way (`uvs director --takeover`), so
-//! established connections continue; HA sync sends and applies them too.
+//! established connections continue, of both families; HA sync sends
+//! and applies them too.
 
-use super::Dataplane;
 use super::books::{locate, release, take};
 use super::conn::Conn;
+use super::{Dataplane, Family};
 use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, PortableConn};
 use crate::lvs::service::ServiceKey;
 use crate::lvs::table::Table;
 use crate::wire::MacAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A connection of either family's table in its portable form.
 pub(super) fn portable<A: Addr>(
@@ -57,47 +59,61 @@ impl Dataplane {
         self.import_conns(conns)
     }
 
-    /// Every connection, portable (its real server must still be in the
-    /// table); persistence templates first, so an importer finds a
-    /// connection's template when it enters the connection.
+    /// Every connection of both tables, portable (its real server must
+    /// still be in the table); persistence templates first, so an
+    /// importer finds a connection's template when it enters the
+    /// connection.
     pub fn export_conns(&self) -> Vec<PortableConn> {
-        let now = self.now_ms();
-        let mut out: Vec<PortableConn> = self
-            .conns
-            .iter()
-            .filter_map(|(k, c)| {
-                let mut c = *c;
-                locate(&self.table, &self.positions, &mut c)?;
-                Some(portable(&self.table, k, &c, now, self.conns.seen_twice(k)))
-            })
-            .collect();
+        let mut out = self.portables::<Ipv4Addr>();
+        out.extend(self.portables::<Ipv6Addr>());
         out.sort_by_key(|p| !p.is_template());
         out
     }
 
+    /// Family `A`'s connections, portable.
+    fn portables<A: Family>(&self) -> Vec<PortableConn> {
+        let now = self.now_ms();
+        let conns = self.conns_of::<A>();
+        conns
+            .iter()
+            .filter_map(|(k, c)| {
+                let mut c = *c;
+                locate(&self.table, &self.positions, &mut c)?;
+                Some(portable(&self.table, k, &c, now, conns.seen_twice(k)))
+            })
+            .collect()
+    }
+
     /// Takes over connections exported by another process: each is
-    /// entered with its real server in the current table (found by
-    /// service, address and port) and counted as that server's active or
-    /// inactive connection. Returns how many were taken; the others name
-    /// a service or server this table does not have.
+    /// entered in its family's table with its real server in the current
+    /// table (found by service, address and port) and counted as that
+    /// server's active or inactive connection. Returns how many were
+    /// taken; the others name a service or server this table does not
+    /// have.
     pub fn import_conns(&mut self, conns: &[PortableConn]) -> usize {
         let now = self.now_ms();
-        conns.iter().filter(|p| self.import_one(p, now)).count()
+        conns
+            .iter()
+            .filter(|p| match p.caddr {
+                IpAddr::V4(_) => self.import_one::<Ipv4Addr>(p, now),
+                IpAddr::V6(_) => self.import_one::<Ipv6Addr>(p, now),
+            })
+            .count()
     }
 
     /// Enters one portable connection or template (not in the table yet)
-    /// with its real server in the current table; false if there is none.
-    /// A connection of a persistent service is linked to its template
-    /// when that is here already. An IPv6 connection is not taken: the
-    /// data plane keeps no IPv6 table yet (docs/ipv6.md).
-    pub(super) fn import_one(&mut self, p: &PortableConn, now: u64) -> bool {
-        let Some((key, raddr)) = p.typed() else {
+    /// into family `A`'s table with its real server in the current table;
+    /// false if there is none, or if its addresses are not all `A`'s. A
+    /// connection of a persistent service is linked to its template when
+    /// that is here already.
+    pub(super) fn import_one<A: Family>(&mut self, p: &PortableConn, now: u64) -> bool {
+        let Some((key, raddr)) = p.typed::<A>() else {
             return false;
         };
         // Its service: by mark if it names one, else as its frames find
         // it (a mark's first, then the port's, then a port-0 service).
         let si = match p.fwmark {
-            0 => self.table.lookup(p.protocol, key.vaddr, p.vport),
+            0 => self.table.lookup_ip(p.protocol, p.vaddr, p.vport),
             m => self.table.service_index(&ServiceKey::mark(m)),
         };
         let Some(si) = si else {
@@ -108,11 +124,12 @@ impl Dataplane {
             .dests
             .iter()
             .enumerate()
-            .find(|(_, d)| d.addr == raddr && svc.dest_port(d, p.vport) == p.rport)
+            .find(|(_, d)| d.addr == p.raddr && svc.dest_port(d, p.vport) == p.rport)
         else {
             return false;
         };
-        if self.conns.entry(&key, p.is_template()).is_some() {
+        let conns = A::table_mut(&mut self.conns, &mut self.conns6);
+        if conns.entry(&key, p.is_template()).is_some() {
             return false;
         }
         let tk = svc.persistence.map(|ps| key.template(&ps, &svc.key));
@@ -129,7 +146,7 @@ impl Dataplane {
             MacAddr(p.client_mac),
         );
         let state = d.state.clone();
-        match self.conns.insert(key, c) {
+        match conns.insert(key, c) {
             Ok(None) => {}
             // A full backup table makes room like a full active one.
             Ok(Some((_, mut old))) => {
@@ -140,10 +157,10 @@ impl Dataplane {
             Err(_) => return false,
         }
         if p.seen_twice {
-            self.conns.mark_seen_twice(&key);
+            conns.mark_seen_twice(&key);
         }
         if let Some(tk) = tk.filter(|_| !p.is_template()) {
-            self.conns.adopt(&key, &tk);
+            conns.adopt(&key, &tk);
         }
         take(&state, c.state);
         true

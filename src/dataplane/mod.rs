@@ -43,7 +43,7 @@ use books::Retired;
 use conn_table::ConnTable;
 use icmp_limit::{IcmpLimiter, IcmpLimits};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::Receiver;
@@ -90,7 +90,7 @@ pub struct Dataplane {
     conns: ConnTable,
     /// IPv6 connections: a table of their own, so an IPv4 entry stays
     /// 64 bytes (docs/ipv6.md).
-    conns6: ConnTable<std::net::Ipv6Addr>,
+    conns6: ConnTable<Ipv6Addr>,
     links: Vec<LinkParams>,
     counters: Arc<DataplaneCounters>,
     requests: Option<Receiver<DpRequest>>,
@@ -128,6 +128,39 @@ pub struct Dataplane {
     /// backend polls with the sockets (`PacketIo::wake_on`): with it, an
     /// idle data plane sleeps until its next housekeeping is due.
     wake: Option<Arc<crate::host::sys::Wake>>,
+}
+
+/// An address family's connection table among the data plane's two, so
+/// what enters, updates, removes and walks entries (sync, the handoff) is
+/// written once for both: `A::table_mut(&mut self.conns, &mut self.conns6)`
+/// borrows only the tables, leaving the rest of the data plane free.
+pub(crate) trait Family: crate::lvs::addr::Addr {
+    fn table<'a>(v4: &'a ConnTable, v6: &'a ConnTable<Ipv6Addr>) -> &'a ConnTable<Self>;
+    fn table_mut<'a>(
+        v4: &'a mut ConnTable,
+        v6: &'a mut ConnTable<Ipv6Addr>,
+    ) -> &'a mut ConnTable<Self>;
+}
+
+impl Family for Ipv4Addr {
+    fn table<'a>(v4: &'a ConnTable, _: &'a ConnTable<Ipv6Addr>) -> &'a ConnTable {
+        v4
+    }
+    fn table_mut<'a>(v4: &'a mut ConnTable, _: &'a mut ConnTable<Ipv6Addr>) -> &'a mut ConnTable {
+        v4
+    }
+}
+
+impl Family for Ipv6Addr {
+    fn table<'a>(_: &'a ConnTable, v6: &'a ConnTable<Ipv6Addr>) -> &'a ConnTable<Ipv6Addr> {
+        v6
+    }
+    fn table_mut<'a>(
+        _: &'a mut ConnTable,
+        v6: &'a mut ConnTable<Ipv6Addr>,
+    ) -> &'a mut ConnTable<Ipv6Addr> {
+        v6
+    }
 }
 
 impl Dataplane {
@@ -200,6 +233,17 @@ impl Dataplane {
     #[inline]
     fn now_ms(&self) -> u64 {
         self.clock.elapsed().as_millis() as u64
+    }
+
+    /// Family `A`'s connection table.
+    #[inline]
+    fn conns_of<A: Family>(&self) -> &ConnTable<A> {
+        A::table(&self.conns, &self.conns6)
+    }
+
+    #[inline]
+    fn conns_mut<A: Family>(&mut self) -> &mut ConnTable<A> {
+        A::table_mut(&mut self.conns, &mut self.conns6)
     }
 
     /// The control plane's wake-up, already in `io`'s poll set
@@ -334,7 +378,7 @@ impl Dataplane {
                 .filter(|v| all || !old.is_vip(*v))
                 .collect(),
         };
-        let fresh6: Vec<std::net::Ipv6Addr> = match new.standby || !self.announces {
+        let fresh6: Vec<Ipv6Addr> = match new.standby || !self.announces {
             true => Vec::new(),
             false => new
                 .vips6()

@@ -14,6 +14,27 @@ use crate::lvs::sync::SyncEvent;
 /// slots are below it (a table holds at most `MAX_LIMIT`, 2^31, entries).
 pub const V6_CURSOR: usize = 1 << 40;
 
+/// A chunk of a walk through both tables from cursor `from` (a listing,
+/// a full resync): `v4` and `v6` read a table's chunk from a slot. The
+/// IPv4 table's slots come first, then the IPv6 table's, from
+/// [`V6_CURSOR`] on; the walk ends after the IPv6 table.
+pub(super) fn both_tables<T>(
+    from: usize,
+    v4: impl FnOnce(usize) -> (Vec<T>, Option<usize>),
+    v6: impl FnOnce(usize) -> (Vec<T>, Option<usize>),
+) -> (Vec<T>, Option<usize>) {
+    match from.checked_sub(V6_CURSOR) {
+        None => {
+            let (part, next) = v4(from);
+            (part, Some(next.unwrap_or(V6_CURSOR)))
+        }
+        Some(at) => {
+            let (part, next) = v6(at);
+            (part, next.map(|s| s + V6_CURSOR))
+        }
+    }
+}
+
 impl Dataplane {
     /// Answers one request.
     pub(super) fn answer(&mut self, req: DpRequest) {
@@ -43,19 +64,13 @@ impl Dataplane {
     }
 
     /// Up to `n` connections from cursor `from` on, for `-Lnc`, and where
-    /// the next chunk starts: the IPv4 table's slots, then the IPv6
-    /// table's (a cursor of [`V6_CURSOR`] and above).
+    /// the next chunk starts ([`both_tables`]).
     pub fn conn_chunk(&self, from: usize, n: usize) -> (Vec<ConnInfo>, Option<usize>) {
-        match from.checked_sub(V6_CURSOR) {
-            None => {
-                let (infos, next) = self.chunk_of(&self.conns, from, n);
-                (infos, Some(next.unwrap_or(V6_CURSOR)))
-            }
-            Some(at) => {
-                let (infos, next) = self.chunk_of(&self.conns6, at, n);
-                (infos, next.map(|s| s + V6_CURSOR))
-            }
-        }
+        both_tables(
+            from,
+            |at| self.chunk_of(&self.conns, at, n),
+            |at| self.chunk_of(&self.conns6, at, n),
+        )
     }
 
     /// One table's chunk of the listing.

@@ -243,6 +243,15 @@ impl Table {
         self.service_index(&ServiceKey::addr(protocol, addr, port))
     }
 
+    /// The service of a connection to `addr` of either family, as its
+    /// frames find it ([`lookup`](Self::lookup), [`lookup6`](Self::lookup6)).
+    pub fn lookup_ip(&self, protocol: Protocol, addr: IpAddr, port: u16) -> Option<usize> {
+        match addr {
+            IpAddr::V4(a) => self.lookup(protocol, a, port),
+            IpAddr::V6(a) => self.lookup6(protocol, a, port),
+        }
+    }
+
     /// The most specific route to `addr`, as the kernel would choose it
     /// (within the main table; the list is short, so a scan is enough).
     pub fn route(&self, addr: Ipv4Addr) -> Option<&LinkRoute> {

@@ -10,9 +10,9 @@ use std::net::Ipv6Addr;
 use uvs::lvs::service::{Forward, Protocol, ServiceKey};
 use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP6, dest, service};
 
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x10);
+pub(crate) const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x10);
 
-fn rs6(last: u16) -> Ipv6Addr {
+pub(crate) fn rs6(last: u16) -> Ipv6Addr {
     Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, last)
 }
 
@@ -35,7 +35,7 @@ fn tcp6(sport: u16, syn: bool, hops: u8, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-fn udp6(sport: u16) -> Vec<u8> {
+pub(crate) fn udp6(sport: u16) -> Vec<u8> {
     let mut v = Vec::new();
     PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
         .ipv6(CLIENT6.octets(), VIP6.octets(), 64)

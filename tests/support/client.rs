@@ -87,8 +87,20 @@ impl Lab {
         timeout_ms: u32,
         log: &str,
     ) {
-        let (target, n, ms, wait) = (
-            format!("{VIP}:80"),
+        let target = format!("{VIP}:80");
+        self.stick_bg_to(&target, messages, interval_ms, timeout_ms, log);
+    }
+
+    /// As `stick_bg_waiting`, to `target` (`[VIP6]:80`).
+    pub fn stick_bg_to(
+        &mut self,
+        target: &str,
+        messages: u32,
+        interval_ms: u32,
+        timeout_ms: u32,
+        log: &str,
+    ) {
+        let (n, ms, wait) = (
             messages.to_string(),
             interval_ms.to_string(),
             timeout_ms.to_string(),
@@ -96,7 +108,7 @@ impl Lab {
         let args = [
             "tcp-stick",
             "--target",
-            &target,
+            target,
             "--messages",
             &n,
             "--interval-ms",
@@ -105,6 +117,16 @@ impl Lab {
             &wait,
         ];
         self.client_bg(&args, log);
+    }
+
+    /// The MAC the client's kernel has for neighbour `addr` (an IPv6
+    /// VIP: whoever last advertised it), if it has an entry with one.
+    pub fn client_neighbour(&self, addr: &str) -> Option<String> {
+        let o = self.exec("cl", "ip", &["-6", "neigh", "show", addr, "dev", "eth0"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        let mut words = out.split_whitespace();
+        words.find(|w| *w == "lladdr")?;
+        words.next().map(str::to_string)
     }
 
     /// A `stick_bg` connection's result once it is done: it must have

@@ -4,6 +4,7 @@
 //! Here the pair of directors the tests share; the tests by topic below.
 
 mod failover;
+mod failover6;
 mod messages;
 mod persist;
 mod returning;
@@ -216,6 +217,17 @@ fn pair_config(
     before: &mut dyn FnMut(&mut Lab),
     head: &str,
 ) -> Option<Pair> {
+    pair_serving(lab, extra, before, head, [RS1, RS2])
+}
+
+/// As `pair_config`, with real servers `rs` (the IPv6 ones).
+fn pair_serving(
+    lab: &[&str],
+    extra: [&[&str]; 2],
+    before: &mut dyn FnMut(&mut Lab),
+    head: &str,
+    [rs1, rs2]: [&str; 2],
+) -> Option<Pair> {
     let mut opts = vec!["--two-directors"];
     opts.extend_from_slice(lab);
     let mut l = Lab::up_with(2, &opts)?;
@@ -228,7 +240,7 @@ fn pair_config(
     std::fs::write(
         &cfg,
         format!(
-            "{head}[[service.real_server]]\naddress = \"{RS1}\"\n[[service.real_server]]\naddress = \"{RS2}\"\n"
+            "{head}[[service.real_server]]\naddress = \"{rs1}\"\n[[service.real_server]]\naddress = \"{rs2}\"\n"
         ),
     )
     .unwrap();
@@ -284,8 +296,13 @@ fn pair() -> Option<Pair> {
 /// Long-lived connections through the VIP: `n` of them, `messages`
 /// requests each 100 ms apart, in the background (`stick<i>.log`).
 fn sticks(p: &mut Pair, n: usize, messages: u32) {
+    sticks_to(p, &format!("{VIP}:80"), n, messages);
+}
+
+/// As `sticks`, to `target`.
+fn sticks_to(p: &mut Pair, target: &str, n: usize, messages: u32) {
     for i in 0..n {
-        p.l.stick_bg(messages, 100, &format!("stick{i}.log"));
+        p.l.stick_bg_to(target, messages, 100, 3000, &format!("stick{i}.log"));
     }
 }
 
