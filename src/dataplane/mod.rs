@@ -23,6 +23,7 @@ pub mod handoff;
 pub mod icmp_limit;
 pub mod ipv6;
 pub mod nat;
+pub mod nat6;
 mod ndp;
 pub mod offload;
 mod requests;
