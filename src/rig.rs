@@ -50,6 +50,7 @@ pub fn one_link() -> Vec<LinkParams> {
         mac: MacAddr(DIR_MAC),
         mtu: 1500,
         addr: DIR_ADDR,
+        addr6: DIR_ADDR6,
     }]
 }
 

@@ -149,10 +149,12 @@ fn serve(
     for (name, idx) in ifnames.iter().zip(indexes) {
         let (mac, mtu) = sys::link_info(name)?;
         let addr = rt.block_on(netlink.first_address(*idx));
+        let addr6 = rt.block_on(netlink.first_address6(*idx));
         links.push(LinkParams {
             mac: MacAddr(mac),
             mtu,
             addr: addr.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            addr6: addr6.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED),
         });
     }
     let tun_source = o

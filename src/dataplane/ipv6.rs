@@ -1,14 +1,17 @@
 //! What an IPv6 frame is to the director: neighbour discovery for a VIP
 //! (`ndp.rs`), a client's TCP or UDP packet for an IPv6 virtual service
-//! (forwarded by direct routing), or the kernel's. The extension-header
+//! (forwarded by direct routing or NAT66), a NAT66 reply or an ICMPv6
+//! error about a connection (`reply6.rs`), or the kernel's. The extension-header
 //! chain is walked once here, bounded (`wire::ipv6`); a frame to a VIP
 //! whose chain is refused is dropped and counted, never followed past its
 //! end. Fragments to a VIP are dropped and counted, as for IPv4.
 
 use super::Dataplane;
 
-use super::conn::Conn;
+use super::conn::{Conn, ReplyKey};
+use super::egress6::{Change6, Layout6};
 use super::flow::{Found, count_new, fresh, touch};
+use super::nat6;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::ConnKey;
 use crate::lvs::sched::scheduler::SchedKey;
@@ -16,12 +19,8 @@ use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Record, SyncEvent};
 use crate::lvs::table::NextHop;
-use crate::wire::{
-    EthernetFrame, Ipv6Packet, MacAddr, TcpPacket, UdpPacket, ethernet, icmpv6, ip_proto,
-};
-use std::net::{IpAddr, Ipv6Addr};
-
-const ETH: usize = ethernet::HEADER_LEN;
+use crate::wire::{End, EthernetFrame, Ipv6Packet, TcpPacket, UdpPacket, icmpv6, ip_proto};
+use std::net::{IpAddr, Ipv6Addr, SocketAddrV6};
 
 /// A client's IPv6 packet for a virtual service, as checked once.
 #[derive(Debug, Clone, Copy)]
@@ -29,12 +28,8 @@ struct Flow6 {
     key: ConnKey<Ipv6Addr>,
     /// The service's index in the table.
     svc: usize,
-    /// TCP flags (0 for UDP).
-    tcp_flags: u8,
-    /// The IPv6 packet's length (header, extension headers and payload).
-    ip_len: usize,
     link: u8,
-    src_mac: MacAddr,
+    l: Layout6,
 }
 
 impl Dataplane {
@@ -64,11 +59,17 @@ impl Dataplane {
                 Some(icmpv6::TYPE_NEIGHBOR_SOLICIT | icmpv6::TYPE_NEIGHBOR_ADVERT)
             ) {
                 self.handle_ndp(io, &ip, src_mac, meta.link);
+            } else if let Some(q) = nat6::quoted(ip.upper_payload(&upper))
+                && !self.table.standby
+            {
+                let (l, dst) = (Layout6::new(&ip, &upper, src_mac), ip.dst_addr());
+                self.icmp6_related(io, frame, meta, l, (dst, q));
             }
             return;
         }
-        // A backup forwards nothing; the kernel drops VIP traffic.
-        if !to_vip || self.table.standby {
+        // A backup forwards nothing; the kernel drops VIP traffic. Not to
+        // a VIP, only a NAT66 reply is the director's.
+        if self.table.standby || (!to_vip && !self.conns6.has_replies()) {
             return;
         }
         let Some(protocol) = Protocol::from_number(upper.protocol) else {
@@ -76,7 +77,9 @@ impl Dataplane {
         };
         // An atomic fragment (offset 0, no more) is a whole packet.
         if upper.frag.is_some_and(|f| f.offset != 0 || f.more) {
-            DataplaneCounters::bump(&self.counters.fragments_dropped);
+            if to_vip {
+                DataplaneCounters::bump(&self.counters.fragments_dropped);
+            }
             return;
         }
         let l4 = ip.upper_payload(&upper);
@@ -92,6 +95,19 @@ impl Dataplane {
             return;
         };
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let mut l = Layout6::new(&ip, &upper, src_mac);
+        l.tcp_flags = tcp_flags;
+        if !to_vip {
+            let r = ReplyKey {
+                protocol,
+                raddr: src,
+                rport: sport,
+                caddr: dst,
+                cport: dport,
+            };
+            self.nat_reply6(io, frame, meta, l, r);
+            return;
+        }
         let Some(svc) = self.table.lookup6(protocol, dst, dport) else {
             return;
         };
@@ -104,17 +120,15 @@ impl Dataplane {
                 vport: dport,
             },
             svc,
-            tcp_flags,
-            ip_len: ipv6_len(&ip),
             link: meta.link,
-            src_mac,
+            l,
         };
         self.for_service6(io, frame, meta, &f);
     }
 
     /// A client's packet for an IPv6 service: its connection (found or
     /// scheduled) decides the real server; direct routing sends it there
-    /// with the hop limit one less.
+    /// with the hop limit one less, NAT66 to RIP:RPORT.
     fn for_service6<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta, f: &Flow6) {
         let now = self.now_ms();
         let Some(c) = self.conn6(f, now) else {
@@ -123,34 +137,34 @@ impl Dataplane {
         let Some((svc, dest)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
             return;
         };
-        svc.stats.count_in(f.ip_len);
-        dest.state.stats.count_in(f.ip_len);
+        svc.stats.count_in(f.l.ip_len());
+        dest.state.stats.count_in(f.l.ip_len());
         let hop = NextHop {
             link: dest.link,
             mac: dest.mac,
         };
-        // The model gives an IPv6 service direct routing only, for now.
-        if c.fwd != Forward::Route {
-            DataplaneCounters::bump(&self.counters.no_dest);
-            return;
-        }
-        let end = ETH + f.ip_len;
-        let mut ip = Ipv6Packet::new_unchecked(&mut frame[ETH..end]);
-        // A router's hop, as IPVS takes it: at 1 the packet ends here.
-        if ip.hop_limit() <= 1 {
-            DataplaneCounters::bump(&self.counters.ttl_expired);
-            return;
-        }
-        ip.set_hop_limit(ip.hop_limit() - 1);
-        self.transmit(io, &mut frame[..end], meta, hop);
+        let change = match c.fwd {
+            Forward::Route => Change6::None,
+            // The client's address stays, so the real server sees it.
+            Forward::Masq => Change6::Nat {
+                end: End::Dst,
+                to: SocketAddrV6::new(c.raddr, c.rport, 0, 0),
+            },
+            // The model gives an IPv6 service no TUN real server yet.
+            Forward::Tunnel => {
+                DataplaneCounters::bump(&self.counters.no_dest);
+                return;
+            }
+        };
+        self.forward_ip6(io, frame, meta, f.l, None, change, hop);
     }
 
     /// Finds the flow's IPv6 connection (updating its TCP state and
     /// timer) or schedules a new one, as `lookup_or_schedule` does for
     /// IPv4. `None` means the frame is dropped.
     fn conn6(&mut self, f: &Flow6, now: u64) -> Option<Conn<Ipv6Addr>> {
-        let (from, places) = ((f.link, f.src_mac), (&*self.table, &self.positions));
-        match touch(&mut self.conns6, places, &f.key, f.tcp_flags, from, now) {
+        let (from, places) = ((f.link, f.l.src_mac), (&*self.table, &self.positions));
+        match touch(&mut self.conns6, places, &f.key, f.l.tcp_flags, from, now) {
             Found::Live(c, was) => {
                 if was.is_some() {
                     self.emit_upsert(&f.key, &c, true);
@@ -160,7 +174,7 @@ impl Dataplane {
             Found::Ended(old) => self.emit(SyncEvent::Record(Record::removal(&f.key, old.state))),
             Found::Absent => {}
         }
-        if !self.may_start(f.svc, f.key.protocol, f.tcp_flags) {
+        if !self.may_start(f.svc, f.key.protocol, f.l.tcp_flags) {
             return None;
         }
         self.schedule6(f, now)
@@ -187,8 +201,8 @@ impl Dataplane {
             at,
             k,
             raddr,
-            (f.link, f.src_mac),
-            f.tcp_flags,
+            (f.link, f.l.src_mac),
+            f.l.tcp_flags,
             now,
         );
         if entered {
@@ -199,9 +213,4 @@ impl Dataplane {
         count_new(&self.table, at);
         Some(c)
     }
-}
-
-/// The IPv6 packet's whole length: header plus payload length.
-fn ipv6_len<T: AsRef<[u8]>>(ip: &Ipv6Packet<T>) -> usize {
-    crate::wire::ipv6::HEADER_LEN + ip.payload_len()
 }

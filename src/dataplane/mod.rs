@@ -17,14 +17,17 @@ pub mod classify;
 pub mod conn;
 pub mod conn_table;
 pub mod egress;
+pub mod egress6;
 pub mod flow;
 pub mod gso;
 pub mod handoff;
 pub mod icmp_limit;
 pub mod ipv6;
 pub mod nat;
+pub mod nat6;
 mod ndp;
 pub mod offload;
+mod reply6;
 mod requests;
 mod sweep;
 pub mod sync;
@@ -81,6 +84,8 @@ pub struct LinkParams {
     /// The director's own address there (unspecified if none): the source
     /// of ICMP errors about NAT replies, which are not addressed to a VIP.
     pub addr: Ipv4Addr,
+    /// Its global IPv6 address (unspecified if none): the same for NAT66.
+    pub addr6: std::net::Ipv6Addr,
 }
 
 pub struct Dataplane {

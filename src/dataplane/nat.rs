@@ -36,7 +36,7 @@ fn set_l4_checksum(l4: &mut [u8], protocol: u8, c: u16) {
 }
 
 /// The smallest header of a protocol NAT translates.
-fn min_header(protocol: u8) -> Option<usize> {
+pub(super) fn min_header(protocol: u8) -> Option<usize> {
     match protocol {
         ip_proto::TCP => Some(tcp::HEADER_LEN),
         ip_proto::UDP => Some(udp::HEADER_LEN),
@@ -44,23 +44,30 @@ fn min_header(protocol: u8) -> Option<usize> {
     }
 }
 
-/// Folds an address and port change into the L4 checksum of `l4`.
+/// Folds an address and port change into the L4 checksum of `l4`; `addr`
+/// folds the address change (of either family) into a checksum.
 /// `partial`: the field holds the pseudo-header sum only (the port is
 /// covered when the sum is completed). A UDP checksum of zero means "none"
 /// and stays zero.
-fn fix_l4_checksum(l4: &mut [u8], protocol: u8, partial: bool, addr: (u32, u32), port: (u16, u16)) {
+pub(super) fn fix_l4_checksum(
+    l4: &mut [u8],
+    protocol: u8,
+    partial: bool,
+    addr: impl Fn(u16) -> u16,
+    port: (u16, u16),
+) {
     let Some(c) = l4_checksum(l4, protocol) else {
         return;
     };
     let udp = protocol == ip_proto::UDP;
     let c = if partial {
         // Not complemented: S' = S - old + new, in ones' complement.
-        !checksum::update32(!c, addr.0, addr.1)
+        !addr(!c)
     } else {
         if udp && c == 0 {
             return;
         }
-        let c = checksum::update16(checksum::update32(c, addr.0, addr.1), port.0, port.1);
+        let c = checksum::update16(addr(c), port.0, port.1);
         if udp && c == 0 { 0xffff } else { c }
     };
     set_l4_checksum(l4, protocol, c);
@@ -91,19 +98,19 @@ where
     let old = ip.replace_addr(end, *to.ip());
     let l4 = ip.payload_mut();
     let old_port = Ports::new_checked(&mut *l4)?.replace_port(end, to.port());
-    let addrs = (u32::from(old), u32::from(*to.ip()));
-    fix_l4_checksum(l4, protocol, partial, addrs, (old_port, to.port()));
+    let addr = |c| checksum::update32(c, u32::from(old), u32::from(*to.ip()));
+    fix_l4_checksum(l4, protocol, partial, addr, (old_port, to.port()));
     Ok(())
 }
 
-/// What an ICMP error quotes: the offending packet's protocol, addresses
-/// and ports.
+/// What an ICMP or ICMPv6 error quotes: the offending packet's protocol,
+/// addresses and ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quoted {
+pub struct Quoted<A = Ipv4Addr> {
     pub protocol: u8,
-    pub src: Ipv4Addr,
+    pub src: A,
     pub sport: u16,
-    pub dst: Ipv4Addr,
+    pub dst: A,
     pub dport: u16,
 }
 

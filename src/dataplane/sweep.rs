@@ -166,6 +166,7 @@ mod tests {
             mac: MacAddr::ZERO,
             mtu: 1500,
             addr: Ipv4Addr::UNSPECIFIED,
+            addr6: std::net::Ipv6Addr::UNSPECIFIED,
         };
         let counters = Arc::new(DataplaneCounters::default());
         let dp = Dataplane::with_links(shared.clone(), vec![link], counters, None, max_conns);

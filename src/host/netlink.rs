@@ -73,6 +73,28 @@ impl Netlink {
         addrs.iter().find(|(_, i)| *i == index).map(|(a, _)| *a)
     }
 
+    /// The first global IPv6 address on link `index` (not link-local),
+    /// if it has one: the source of the ICMPv6 errors about NAT66
+    /// replies, as the kernel would pick it.
+    pub async fn first_address6(&self, index: u32) -> Option<Ipv6Addr> {
+        let _one = self.one.lock().await;
+        let mut s = self.handle.address().get().execute();
+        let mut out = Vec::new();
+        while let Ok(Some(m)) = s.try_next().await {
+            for a in &m.attributes {
+                if let AddressAttribute::Address(IpAddr::V6(ip)) = a
+                    && m.header.index == index
+                    && !ip.is_unicast_link_local()
+                    && !ip.is_loopback()
+                {
+                    out.push(*ip);
+                }
+            }
+        }
+        out.sort();
+        out.first().copied()
+    }
+
     /// The name of a link index, for messages.
     pub async fn link_name(&self, index: u32) -> String {
         let _one = self.one.lock().await;

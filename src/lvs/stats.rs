@@ -191,6 +191,7 @@ pub struct DataplaneCounters {
     pub csum_completed: AtomicU64,
     pub tx_errors: AtomicU64,
     pub conn_table_full: AtomicU64,
+    /// "Fragmentation needed" (IPv4) and "packet too big" (IPv6) sent.
     pub frag_needed: AtomicU64,
     pub fragmented: AtomicU64,
     /// NAT replies translated back to the VIP.

@@ -19,6 +19,7 @@ mod health;
 mod keepalived;
 mod lab6;
 mod nat;
+mod nat6;
 mod persist;
 mod resolve6;
 mod restart;

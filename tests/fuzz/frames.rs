@@ -26,6 +26,7 @@ fn links() -> Vec<LinkParams> {
         mac: MacAddr(DIR1),
         mtu: 1400,
         addr: Ipv4Addr::new(198, 18, 1, 1),
+        addr6: "2001:2:0:1::1".parse().unwrap(),
     });
     l
 }

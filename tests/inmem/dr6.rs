@@ -96,10 +96,25 @@ fn tcp_and_udp_to_an_ipv6_vip_split_by_rr_and_stay_on_their_server() {
 #[test]
 fn what_ends_at_the_director_ends_there() {
     let mut r = rig(Protocol::Tcp, 80);
-    // A segment of no connection, hop limit 1: neither is forwarded.
+    // A segment of no connection, hop limit 1: neither is forwarded; the
+    // second gets ICMPv6 time exceeded from the VIP, quoting it whole.
     assert!(r.feed(tcp6(41000, false, 64, b"x")).is_empty());
     assert_eq!(r.counter("no_conn_dropped"), 1);
-    assert!(r.feed(tcp6(41001, true, 1, b"")).is_empty());
+    let late = tcp6(41001, true, 1, b"");
+    let out = r.feed(late.clone());
+    assert_eq!(out.len(), 1);
+    let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
+    let Some(etherparse::NetSlice::Ipv6(ip)) = &p.net else {
+        panic!("not IPv6");
+    };
+    let h = ip.header();
+    assert_eq!((h.source_addr(), h.destination_addr()), (VIP6, CLIENT6));
+    let Some(etherparse::TransportSlice::Icmpv6(i)) = &p.transport else {
+        panic!("not ICMPv6");
+    };
+    assert_eq!((i.type_u8(), i.code_u8()), (3, 0));
+    assert_eq!(i.payload(), &late[14..]);
+    assert_eq!(&out[0][..12], &[CL_MAC, DIR_MAC].concat()[..]);
     assert_eq!(r.counter("ttl_expired"), 1);
     // A later fragment of a datagram to the VIP.
     let mut f = tcp6(41002, true, 64, b"");

@@ -59,6 +59,7 @@ impl Dp {
             mac: MacAddr(DIR_MAC),
             mtu: 1500,
             addr: DIR_ADDR,
+            addr6: uvs::rig::DIR_ADDR6,
         };
         let dp = Dataplane::new(shared.clone(), link, counters.clone(), None);
         Dp {

@@ -213,12 +213,17 @@ fn check_family(key: &ServiceKey, d: &DestSpec) -> Result<(), OpError> {
     let v6 = key.fwmark().is_none() && key.addr.is_ipv6();
     match (v6, d.addr.is_ipv6()) {
         (false, false) => Ok(()),
-        (true, true) if d.forward == Forward::Route => Ok(()),
+        (true, true) if d.forward != Forward::Tunnel => Ok(()),
         (true, true) => Err(OpError::Unsupported(
-            "IPv6 real servers are reached by direct routing (-g) only so far: TUN and NAT \
-             over IPv6 are not in uvs yet (docs/ipv6.md)"
+            "IPv6 real servers are reached by direct routing (-g) or NAT (-m) only so far: \
+             TUN over IPv6 is not in uvs yet (docs/ipv6.md)"
                 .into(),
         )),
+        _ if d.forward == Forward::Masq => Err(OpError::Unsupported(format!(
+            "real server {} is not of the service's address family: NAT (-m) translates \
+             within one family only (IPVS mixes families only for tunnels)",
+            d.addr
+        ))),
         _ => Err(OpError::Unsupported(format!(
             "real server {} is not of the service's address family: uvs does not mix IPv4 \
              and IPv6 (IPVS does only for tunnels)",

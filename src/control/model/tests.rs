@@ -317,7 +317,7 @@ fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
 /// data plane does not forward over IPv6 yet (TUN, NAT, persistence,
 /// mixed families) is refused with a message saying so.
 #[test]
-fn ipv6_services_take_dr_real_servers_of_their_family_only() {
+fn ipv6_services_take_dr_and_nat_real_servers_of_their_family_only() {
     let v6 = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap();
     let key6 = ServiceKey::addr(Protocol::Tcp, v6("2001:2::100"), 80);
     let svc6 = |persistent| {
@@ -349,13 +349,25 @@ fn ipv6_services_take_dr_real_servers_of_their_family_only() {
         &[svc6(Some(Persistence::new(360)))],
         "persistence (-p) on an IPv6 service",
     );
-    refused(
-        &[svc6(None), add6(dest6(Forward::Masq))],
-        "direct routing (-g) only",
+    let nat66 = apply(
+        &m,
+        &[add6(DestSpec {
+            addr: v6("2001:2:0:2::11").into(),
+            ..dest6(Forward::Masq)
+        })],
     );
+    assert_eq!(nat66.unwrap().snapshot().services[0].dests.len(), 2);
     refused(
         &[svc6(None), add6(dest(11, 1))],
         "not of the service's address family",
+    );
+    let nat46 = DestSpec {
+        forward: Forward::Masq,
+        ..dest(11, 1)
+    };
+    refused(
+        &[svc6(None), add6(nat46)],
+        "NAT (-m) translates within one family only",
     );
     let v4_to_v6 = add_dest(80, dest6(Forward::Route));
     refused(
@@ -370,5 +382,8 @@ fn ipv6_services_take_dr_real_servers_of_their_family_only() {
         .apply_all(&[edit], &mut |_, _| unreachable!(), &mut |_, _| {})
         .unwrap_err();
     assert_eq!(at, 0);
-    assert!(e.to_string().contains("direct routing (-g) only"), "{e}");
+    assert!(
+        e.to_string().contains("TUN over IPv6 is not in uvs yet"),
+        "{e}"
+    );
 }

@@ -6,6 +6,7 @@ use super::Control;
 use crate::control::resolve;
 use crate::lvs::service::ServiceKey;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,13 +124,15 @@ impl Control {
                 if outpkts > out0 {
                     warned.remove(&id);
                 } else if inpkts >= in0 + 3 && warned.insert(id) {
-                    let ours = self.link_address(link).await;
+                    let ours = self.link_address(link, addr.is_ipv6()).await;
+                    let ip = if addr.is_ipv6() { "ip -6" } else { "ip" };
+                    let rs = std::net::SocketAddr::new(addr, port);
                     tracing::warn!(
-                        "NAT real server {addr}:{port} got {} packets in {} s but none of its \
+                        "NAT real server {rs} got {} packets in {} s but none of its \
                          replies came back through the director. Either it is not answering at all, or its \
                          route back to the clients does not go through the director, so clients drop the \
                          answers. Make the director its gateway \
-                         (on the real server: `ip route replace default via {ours}`), or check with \
+                         (on the real server: `{ip} route replace default via {ours}`), or check with \
                          `uvs audit --mode nat --director {ours}` there",
                         inpkts - in0,
                         every.as_secs()
@@ -140,13 +143,17 @@ impl Control {
         }
     }
 
-    /// The director's first address on `link`, or words naming the link,
-    /// for messages.
-    pub(super) async fn link_address(&self, link: u8) -> String {
+    /// The director's first address of the family (global, for IPv6) on
+    /// `link`, or words naming the link, for messages.
+    pub(super) async fn link_address(&self, link: u8, v6: bool) -> String {
         let Some((index, name)) = self.links.get(usize::from(link)) else {
             return "this director's address".into();
         };
-        match self.netlink.first_address(*index).await {
+        let found = match v6 {
+            false => self.netlink.first_address(*index).await.map(IpAddr::from),
+            true => self.netlink.first_address6(*index).await.map(IpAddr::from),
+        };
+        match found {
             Some(a) => a.to_string(),
             None => format!("this director's address on {name}"),
         }

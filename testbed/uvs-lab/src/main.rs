@@ -96,7 +96,8 @@ enum Cmd {
         timeout_ms: u64,
     },
     /// Send a UDP datagram of N payload bytes with DF set twice and report
-    /// the path MTU the kernel learned (from ICMP "fragmentation needed").
+    /// the path MTU the kernel learned (from ICMP "fragmentation needed"
+    /// or ICMPv6 "packet too big").
     UdpDf {
         #[arg(long)]
         target: SocketAddr,

@@ -8,21 +8,32 @@ use std::time::{Duration, Instant};
 
 pub fn udp_df(target: SocketAddr, size: usize) -> serde_json::Value {
     use std::os::fd::AsRawFd;
-    let s = match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(target).map(|_| s)) {
+    let (any, level, discover, mtu) = match target {
+        SocketAddr::V4(_) => (
+            "0.0.0.0:0",
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_MTU,
+        ),
+        // IPv6 never fragments on the way: DO only stops the sender's own.
+        SocketAddr::V6(_) => (
+            "[::]:0",
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_MTU,
+        ),
+    };
+    let s = match UdpSocket::bind(any).and_then(|s| s.connect(target).map(|_| s)) {
         Ok(s) => s,
         Err(e) => return json!({ "error": e.to_string() }),
     };
-    setsockopt(
-        s.as_raw_fd(),
-        libc::IPPROTO_IP,
-        libc::IP_MTU_DISCOVER,
-        &libc::IP_PMTUDISC_DO,
-    );
+    // IP_PMTUDISC_DO and IPV6_PMTUDISC_DO are both 2.
+    setsockopt(s.as_raw_fd(), level, discover, &libc::IP_PMTUDISC_DO);
     let data = vec![0x42u8; size];
     let first = s.send(&data).map_err(|e| e.to_string());
     std::thread::sleep(Duration::from_millis(300));
     let second = s.send(&data).map_err(|e| e.to_string());
-    let path_mtu = getsockopt_int(s.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MTU);
+    let path_mtu = getsockopt_int(s.as_raw_fd(), level, mtu);
     json!({
         "first_send": first.map(|n| n as i64).unwrap_or(-1),
         "second_send_error": second.err(),

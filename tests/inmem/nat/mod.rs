@@ -4,6 +4,7 @@
 //! the frames; the tests by topic below.
 
 mod icmp;
+mod nat66;
 mod translation;
 
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
@@ -19,6 +20,8 @@ use uvs::wire::MacAddr;
 
 const DIR0: [u8; 6] = uvs::rig::DIR_MAC;
 const DIR1: [u8; 6] = [2, 0, 0, 0, 1, 1];
+/// The director's IPv6 address on the server side.
+const DIR1_ADDR6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 2, 0, 2, 0, 0, 0, 1);
 const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const CLIENT: [u8; 4] = [198, 18, 0, 10];
 const FAR_CLIENT: [u8; 4] = [198, 19, 7, 7];
@@ -62,6 +65,7 @@ fn links(server_mtu: u32) -> Vec<LinkParams> {
         mac: MacAddr(DIR1),
         mtu: server_mtu,
         addr: Ipv4Addr::new(198, 18, 1, 1),
+        addr6: DIR1_ADDR6,
     });
     l
 }
