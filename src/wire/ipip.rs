@@ -1,13 +1,55 @@
-//! IP-in-IP (RFC 2003, protocol 4): the outer header TUN forwarding adds,
-//! and the unwrapping `uvs decap` and the probe do. The outer header
-//! follows Linux IPVS (`ip_vs_tunnel_xmit`): TTL and DF copied from the
-//! inner packet, TOS copying DSCP and ECN except that CE becomes ECT(0)
-//! (`INET_ECN_encapsulate`), id 0 with DF (as Linux for atomic datagrams)
-//! and a counter otherwise.
+//! IP-in-IP (RFC 2003, protocol 4; RFC 4213, protocol 41 for an IPv6
+//! packet inside): the outer IPv4 header TUN forwarding adds, and the
+//! unwrapping `uvs decap` and the probe do. The outer header follows
+//! Linux IPVS (`ip_vs_tunnel_xmit`): TTL (hop limit) and DF copied from
+//! the inner packet (an IPv6 one gives no DF), TOS copying DSCP and ECN
+//! except that CE becomes ECT(0) (`INET_ECN_encapsulate`), id 0 with DF
+//! (as Linux for atomic datagrams) and a counter otherwise. The IPv6
+//! outer header is [`ip6tnl`](super::ip6tnl); [`TunnelRepr`] is either.
 
+use super::ip6tnl::Ip6TnlRepr;
 use super::ipv4::{self, Ipv4Packet, Ipv4Repr, MF, OFFSET_MASK};
+use super::ipv6::Ipv6Packet;
 use super::{Error, Result, ip_proto};
 use std::net::Ipv4Addr;
+
+/// What an outer header copies from the packet it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inner {
+    /// The outer protocol (next header): 4 for IPv4, 41 for IPv6.
+    pub protocol: u8,
+    /// The outer TOS (traffic class): the inner one's DSCP and ECN, CE
+    /// made ECT(0).
+    pub dsfield: u8,
+    /// The inner TTL or hop limit, after the director's hop.
+    pub ttl: u8,
+    /// The inner IPv4 header's DF (never for IPv6).
+    pub df: bool,
+}
+
+impl Inner {
+    /// The fields of `inner`, an IPv4 or IPv6 packet by its version
+    /// (anything else: protocol 4, TOS 0, TTL 64, no DF).
+    pub fn of(inner: &[u8]) -> Inner {
+        let (protocol, ds, ttl, df) = match inner.first().map(|b| b >> 4) {
+            Some(6) => match Ipv6Packet::new_checked(inner) {
+                Ok(p) => (ip_proto::IPV6, p.traffic_class(), p.hop_limit(), false),
+                Err(_) => (ip_proto::IPV6, 0, 64, false),
+            },
+            _ => match Ipv4Packet::new_checked(inner) {
+                Ok(p) => (ip_proto::IPIP, p.tos(), p.ttl(), p.dont_frag()),
+                Err(_) => (ip_proto::IPIP, 0, 64, false),
+            },
+        };
+        let ecn = ds & 3;
+        Inner {
+            protocol,
+            dsfield: (ds & !3) | if ecn == 3 { 2 } else { ecn },
+            ttl,
+            df,
+        }
+    }
+}
 
 /// The outer header's room: what an inner packet may use of a link MTU.
 pub const OVERHEAD: usize = ipv4::HEADER_LEN;
@@ -23,12 +65,12 @@ impl IpipRepr {
     /// The outer header for `payload_len` bytes of (part of) `inner`;
     /// `frag` is the fragment word, 0 for a whole packet.
     fn outer(&self, inner: &[u8], payload_len: usize, id: &mut u16, frag: u16) -> Ipv4Repr {
-        let (tos, ttl, df) = match Ipv4Packet::new_checked(inner) {
-            Ok(p) => (p.tos(), p.ttl(), p.dont_frag()),
-            Err(_) => (0, 64, false),
-        };
-        let ecn = tos & 3;
-        let tos = (tos & !3) | if ecn == 3 { 2 } else { ecn };
+        let Inner {
+            protocol,
+            dsfield: tos,
+            ttl,
+            df,
+        } = Inner::of(inner);
         let ident = if df {
             0
         } else {
@@ -42,7 +84,7 @@ impl IpipRepr {
         Ipv4Repr {
             src: self.src,
             dst: self.dst,
-            protocol: ip_proto::IPIP,
+            protocol,
             payload_len,
             ttl,
             tos,
@@ -106,6 +148,76 @@ impl IpipRepr {
         }
         Ok(ok)
     }
+}
+
+/// The outer header of either family, from the director's tunnel source
+/// to a real server: the data plane builds one per packet and wraps with
+/// it whatever the inner family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelRepr {
+    V4(IpipRepr),
+    V6(Ip6TnlRepr),
+}
+
+impl TunnelRepr {
+    /// The outer header's length.
+    pub fn overhead(&self) -> usize {
+        match self {
+            TunnelRepr::V4(_) => OVERHEAD,
+            TunnelRepr::V6(_) => super::ip6tnl::OVERHEAD,
+        }
+    }
+
+    /// The outer packet's EtherType.
+    pub fn ethertype(&self) -> u16 {
+        match self {
+            TunnelRepr::V4(_) => super::EtherType::IPV4,
+            TunnelRepr::V6(_) => super::EtherType::IPV6,
+        }
+    }
+
+    /// Writes the outer header and `inner` at `out[headroom..]`; `id` is
+    /// the IPv4 id counter (its low 16 bits).
+    pub fn emit(
+        &self,
+        inner: &[u8],
+        out: &mut [u8],
+        headroom: usize,
+        id: &mut u32,
+    ) -> Result<usize> {
+        match self {
+            TunnelRepr::V4(t) => with_id16(id, |id| t.emit(inner, out, headroom, id)),
+            TunnelRepr::V6(t) => t.emit(inner, out, headroom),
+        }
+    }
+
+    /// Sends `inner` in outer fragments of at most `room` bytes after the
+    /// outer header ([`IpipRepr::emit_fragments`],
+    /// [`Ip6TnlRepr::emit_fragments`]).
+    pub fn emit_fragments(
+        &self,
+        inner: &[u8],
+        room: usize,
+        out: &mut [u8],
+        headroom: usize,
+        id: &mut u32,
+        send: impl FnMut(&[u8]) -> bool,
+    ) -> Result<bool> {
+        match self {
+            TunnelRepr::V4(t) => with_id16(id, |id| {
+                t.emit_fragments(inner, room, out, headroom, id, send)
+            }),
+            TunnelRepr::V6(t) => t.emit_fragments(inner, room, out, headroom, id, send),
+        }
+    }
+}
+
+/// Runs `f` with the low 16 bits of `id` as an IPv4 id counter.
+fn with_id16<R>(id: &mut u32, f: impl FnOnce(&mut u16) -> R) -> R {
+    let mut v4 = *id as u16;
+    let r = f(&mut v4);
+    *id = (*id & !0xffff) | u32::from(v4);
+    r
 }
 
 /// The inner packet of an IP-in-IP packet (outer header first, as a raw
@@ -203,5 +315,36 @@ mod tests {
             whole.extend_from_slice(p.payload());
         }
         assert_eq!(whole, inner_pkt);
+    }
+
+    /// An IPv6 packet inside (6in4): protocol 41, its hop limit as TTL,
+    /// its traffic class as TOS, no DF (an IPv6 packet has none).
+    #[test]
+    fn six_in_four_takes_protocol_41_and_the_hop_limit() {
+        let mut inner = crate::wire::ipv6::test_packet(
+            (
+                "2001:2::10".parse().unwrap(),
+                "2001:2::100".parse().unwrap(),
+            ),
+            ip_proto::UDP,
+            &[1; 8],
+            8,
+        );
+        inner[0] = 0x6b; // traffic class 0xb3: DSCP 0x2c, CE
+        inner[1] = 0x30;
+        inner[7] = 17;
+        let mut out = vec![0u8; 128];
+        let mut id = 0x1_0005;
+        let t = TunnelRepr::V4(TUN);
+        let n = t.emit(&inner, &mut out, 14, &mut id).unwrap();
+        let o = Ipv4Packet::new_checked(&out[14..n]).unwrap();
+        assert_eq!(
+            (o.protocol(), o.ttl(), o.tos(), o.dont_frag()),
+            (41, 17, 0xb2, false)
+        );
+        assert!(o.verify_checksum());
+        assert_eq!((o.ident(), id), (6, 0x1_0006));
+        assert_eq!(o.payload(), &inner[..]);
+        assert_eq!(t.overhead(), 20);
     }
 }
