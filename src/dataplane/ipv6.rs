@@ -8,7 +8,7 @@
 use super::Dataplane;
 
 use super::conn::Conn;
-use super::flow::{Found, count_new, fresh, touch};
+use super::flow::{Found, count_new, fresh, held, touch};
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::ConnKey;
 use crate::lvs::sched::scheduler::SchedKey;
@@ -19,7 +19,7 @@ use crate::lvs::table::NextHop;
 use crate::wire::{
     EthernetFrame, Ipv6Packet, MacAddr, TcpPacket, UdpPacket, ethernet, icmpv6, ip_proto,
 };
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 const ETH: usize = ethernet::HEADER_LEN;
 
@@ -129,8 +129,9 @@ impl Dataplane {
             link: dest.link,
             mac: dest.mac,
         };
-        // The model gives an IPv6 service direct routing only, for now.
-        if c.fwd != Forward::Route {
+        // The model gives an IPv6 service direct routing or a tunnel, for
+        // now.
+        if c.fwd == Forward::Masq {
             DataplaneCounters::bump(&self.counters.no_dest);
             return;
         }
@@ -142,6 +143,11 @@ impl Dataplane {
             return;
         }
         ip.set_hop_limit(ip.hop_limit() - 1);
+        if c.fwd == Forward::Tunnel {
+            let rip = dest.addr;
+            self.forward_tun6(io, &mut frame[..end], meta, f.src_mac, hop, rip);
+            return;
+        }
         self.transmit(io, &mut frame[..end], meta, hop);
     }
 
@@ -176,8 +182,8 @@ impl Dataplane {
             DataplaneCounters::bump(&self.counters.no_dest);
             return None;
         };
-        // The model gives an IPv6 service IPv6 real servers only.
-        let IpAddr::V6(raddr) = self.table.services[f.svc].dests[di].addr else {
+        // An IPv4 real server only through a tunnel (6in4).
+        let Ok(raddr) = held(&self.table.services[f.svc].dests[di]) else {
             DataplaneCounters::bump(&self.counters.no_dest);
             return None;
         };

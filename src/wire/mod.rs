@@ -304,6 +304,7 @@ pub mod ipv6;
 pub mod ndp;
 pub mod ports;
 pub mod tcp;
+pub mod tunnel;
 pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
