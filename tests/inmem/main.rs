@@ -12,6 +12,7 @@ mod ndp;
 mod offload;
 mod persist;
 mod sync;
+mod tun6;
 
 use etherparse::{PacketBuilder, PacketBuilderStep, TcpHeader};
 use uvs::rig::{CL_MAC, DIR_MAC, VIP};
