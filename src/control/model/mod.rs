@@ -226,9 +226,9 @@ fn check_family(key: &ServiceKey, d: &DestSpec) -> Result<(), OpError> {
         )),
         _ if tun && key.fwmark().is_none() => Ok(()),
         _ => Err(OpError::Unsupported(format!(
-            "real server {} is not of the service's address family: only a tunnelled (-i) \
-             real server may be (IPv4 in IPv6 or IPv6 in IPv4, as IPVS allows); direct \
-             routing and NAT keep the family",
+            "Different address family is allowed only for tunneling servers: real server {} \
+             is not of the service's address family; tunnel to it (-i: IPv4 in IPv6, IPv6 in \
+             IPv4), as direct routing and NAT keep the family",
             d.addr
         ))),
     }

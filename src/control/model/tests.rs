@@ -357,7 +357,7 @@ fn ipv6_services_take_dr_and_tun_real_servers_and_mix_families_only_by_tunnel() 
         "NAT over IPv6 is not in uvs yet",
     );
     // Mixed families: DR and NAT refused, TUN taken (4in6, 6in4).
-    let mixed = "not of the service's address family: only a tunnelled (-i) real server may be";
+    let mixed = "Different address family is allowed only for tunneling servers: real server";
     refused(&[svc6(None), add6(dest(11, 1))], mixed);
     let v4_dr_to_v6 = add_dest(80, dest6(Forward::Route));
     refused(&[add_service(80, "rr"), v4_dr_to_v6], mixed);
