@@ -3,7 +3,8 @@
 //! servers unwrap it with `uvs decap` (this kernel has no ip6tnl). Behind
 //! the cloud-VPC switch (lab.sh --vpc), whose port security admits only
 //! each port's own (MAC, IPv6) pairs: DR over IPv6 dies there, TUN
-//! passes. And the mix IPVS allows for tunnels: an IPv4 VIP served by an
+//! passes, and a datagram too big once wrapped teaches the client the
+//! tunnel's MTU. And the mix IPVS allows for tunnels: an IPv4 VIP served by an
 //! IPv6 real server (IPv4-in-IPv6), the model refusing DR to it. On the
 //! packet backends: the AF_XDP program does not steer IPv6 frames yet
 //! (docs/ipv6.md).
@@ -70,6 +71,18 @@ fn tun6_passes_the_vpc_switch_where_dr6_dies_split_by_rr_with_an_intact_upload()
             l.adm(&format!("-e {o} [{VIP6}]:{port} -r {rs} -i -w 1"));
         }
     }
+    // A 1500-byte datagram does not fit once wrapped (1540): the client
+    // hears "packet too big" with the tunnel's MTU, 1460.
+    let d = l.client(&["udp-df", "--target", &udp6, "--size", "1452"]);
+    assert_eq!(d["first_send"], 1452, "{d}");
+    assert_eq!(d["path_mtu"], 1460, "{d}");
+    assert!(
+        d["second_send_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("too long"),
+        "{d}"
+    );
     let (t, u) = names(20, 25000);
     assert_eq!(tally2(&t, "rs1", "rs2"), (10, 10, Some(0)), "{t}");
     assert_eq!(tally2(&u, "rs1", "rs2"), (10, 10, Some(0)), "{u}");

@@ -8,21 +8,34 @@ use std::time::{Duration, Instant};
 
 pub fn udp_df(target: SocketAddr, size: usize) -> serde_json::Value {
     use std::os::fd::AsRawFd;
-    let s = match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(target).map(|_| s)) {
+    // IPv6 has no DF bit: a socket that never fragments (PMTUDISC_DO)
+    // learns the path MTU from "packet too big" the same way.
+    let (any, level, discover, do_, mtu) = match target {
+        SocketAddr::V4(_) => (
+            "0.0.0.0:0",
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+            libc::IP_MTU,
+        ),
+        SocketAddr::V6(_) => (
+            "[::]:0",
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DO,
+            libc::IPV6_MTU,
+        ),
+    };
+    let s = match UdpSocket::bind(any).and_then(|s| s.connect(target).map(|_| s)) {
         Ok(s) => s,
         Err(e) => return json!({ "error": e.to_string() }),
     };
-    setsockopt(
-        s.as_raw_fd(),
-        libc::IPPROTO_IP,
-        libc::IP_MTU_DISCOVER,
-        &libc::IP_PMTUDISC_DO,
-    );
+    setsockopt(s.as_raw_fd(), level, discover, &do_);
     let data = vec![0x42u8; size];
     let first = s.send(&data).map_err(|e| e.to_string());
     std::thread::sleep(Duration::from_millis(300));
     let second = s.send(&data).map_err(|e| e.to_string());
-    let path_mtu = getsockopt_int(s.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MTU);
+    let path_mtu = getsockopt_int(s.as_raw_fd(), level, mtu);
     json!({
         "first_send": first.map(|n| n as i64).unwrap_or(-1),
         "second_send_error": second.err(),
