@@ -20,7 +20,7 @@ use std::time::Duration;
 
 /// The protocol number (IPv4) or next header (IPv6) of an IPv6 packet
 /// inside: RFC 4213 for an IPv4 outer header, RFC 2473 for an IPv6 one.
-pub const IPV6_INSIDE: u8 = 41;
+pub const IPV6_INSIDE: u8 = crate::wire::ip_proto::IPV6;
 
 /// The outer header's family, and so what its raw socket hands over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,8 +25,8 @@ pub const VIP: [u8; 4] = [198, 18, 0, 100];
 /// The director's address on link 0 (and the outer source of TUN).
 pub const DIR_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// The IPv6 twins of `VIP` and `DIR_ADDR` in the namespace lab's plan
-/// (testbed/README.md: 198.18.N.H is 2001:2:0:N::H), for the IPv6 rigs
-/// to come.
+/// (testbed/README.md: 198.18.N.H is 2001:2:0:N::H); `DIR_ADDR6` is the
+/// outer source of IPv6 tunnels.
 pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
 pub const DIR_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 
@@ -116,7 +116,7 @@ impl Rig<MemoryIo> {
         let dp =
             Dataplane::with_links(publisher.shared(), links, counters.clone(), None, max_conns);
         let mut r = Rig {
-            model: Model::with_tun_source(Some(DIR_ADDR)),
+            model: Model::with_tun_sources(Some(DIR_ADDR), Some(DIR_ADDR6)),
             publisher,
             routes,
             counters,

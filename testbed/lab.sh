@@ -125,15 +125,18 @@ nat() { # p n
 }
 
 # Cloud port security on the switch: a frame is admitted only if its
-# (switch port, source MAC, source IPv4) triple belongs to the node behind
-# that port, as a VPC's virtual switch does. The VIP is an "allowed address
-# pair" on the director's port (it answers ARP for it) and on each real
-# server's (they answer clients from it). The router's port stands for the
-# cloud's own gateway and is trusted. DR frames (client source address from
-# the director's MAC) are dropped and counted; IP-in-IP from the director's
-# own address passes.
+# (switch port, source MAC, source address) triple belongs to the node
+# behind that port, as a VPC's virtual switch does: its IPv4 address for
+# IPv4 and ARP, its IPv6 addresses (global and link-local: neighbour
+# discovery and MLD speak from the latter) for IPv6. The VIPs are
+# "allowed address pairs" on the director's port (it answers ARP and
+# neighbour solicitations for them) and on each real server's (they answer
+# clients from them). The router's port stands for the cloud's own gateway
+# and is trusted. DR frames (client source address from the director's
+# MAC) are dropped and counted; tunnels from the director's own address
+# (IP-in-IP, IPv6 in IPv6) pass.
 vpc() {
-  local p=$1 sw=$1-sw ns port mac ip ips="" macs="" trusted='"-"'
+  local p=$1 sw=$1-sw ns port mac ip ip6 ips="" ip6s="" macs="" trusted='"-"'
   for ns in $(list "$p"); do
     port="p-${ns##*-}"
     case ${ns##*-} in sw|rr1) continue ;; nat*) trusted+=", \"$port\""; continue ;; esac
@@ -142,7 +145,10 @@ vpc() {
     ip=$(ip -n "$ns" -4 -o addr show dev eth0 | awk '{split($4, a, "/"); print a[1]; exit}')
     macs+="\"$port\" . $mac, "
     ips+="\"$port\" . $mac . $ip, "
-    case ${ns##*-} in dir|rs*) ips+="\"$port\" . $mac . $VIP, " ;; esac
+    for ip6 in $(ip -n "$ns" -6 -o addr show dev eth0 | awk '{split($4, a, "/"); print a[1]}'); do
+      ip6s+="\"$port\" . $mac . $ip6, "
+    done
+    case ${ns##*-} in dir|rs*) ips+="\"$port\" . $mac . $VIP, "; ip6s+="\"$port\" . $mac . $VIP6, " ;; esac
   done
   ip -n "$sw" link show p-dir1 >/dev/null 2>&1 && trusted+=', "p-dir1"'
   ip netns exec "$sw" nft -f - <<EOF
@@ -151,12 +157,14 @@ table bridge portsec {
   set trusted { type ifname; elements = { $trusted } }
   set mac_ok { type ifname . ether_addr; elements = { ${macs%, } } }
   set ip_ok { type ifname . ether_addr . ipv4_addr; elements = { ${ips%, } } }
+  set ip6_ok { type ifname . ether_addr . ipv6_addr; elements = { ${ip6s%, } } }
   chain pre {
     type filter hook prerouting priority -200; policy accept;
     iifname @trusted accept
     iifname . ether saddr != @mac_ok counter name "spoofed" drop
     ether type ip iifname . ether saddr . ip saddr != @ip_ok counter name "spoofed" drop
     ether type arp iifname . ether saddr . arp saddr ip != @ip_ok counter name "spoofed" drop
+    ether type ip6 iifname . ether saddr . ip6 saddr != @ip6_ok counter name "spoofed" drop
   }
 }
 EOF

@@ -8,7 +8,7 @@
 
 use crate::io::IoKind;
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -70,6 +70,7 @@ pub struct Settings {
     pub config: Option<PathBuf>,
     pub socket: Option<PathBuf>,
     pub tun_source: Option<Ipv4Addr>,
+    pub tun_source6: Option<Ipv6Addr>,
     pub max_conns: Option<usize>,
     pub io: Option<IoKind>,
     pub workers: Option<usize>,
@@ -211,6 +212,12 @@ fn ipv4(name: &str, v: &str) -> Result<Ipv4Addr, SettingError> {
         .map_err(|_| SettingError::invalid(name, v, "not an IPv4 address"))
 }
 
+fn ipv6(name: &str, v: &str) -> Result<Ipv6Addr, SettingError> {
+    v.trim()
+        .parse()
+        .map_err(|_| SettingError::invalid(name, v, "not an IPv6 address"))
+}
+
 /// `ADDR` or `ADDR:PORT` (the witness's port by default).
 pub fn witness_addr(s: &str) -> Result<SocketAddrV4, BadWitness> {
     if let Ok(a) = s.parse::<SocketAddrV4>() {
@@ -320,8 +327,14 @@ pub static SETTINGS: &[Setting] = &[
     }),
     setting!(one tun_source, ipv4, {
         flag: "tun-source", key: Some("tun_source"), value_name: "ADDR",
-        help: "Outer source address for tunnelled (-i) real servers; default: the first \
+        help: "Outer source address for tunnelled (-i) IPv4 real servers; default: the first \
                interface's first IPv4 address",
+    }),
+    setting!(one tun_source6, ipv6, {
+        flag: "tun-source6", key: Some("tun_source6"), value_name: "ADDR",
+        help: "Outer source address for tunnelled (-i) IPv6 real servers (IPv6-in-IPv6, \
+               IPv4-in-IPv6); default: the first interface's first IPv6 address that is not \
+               link-local",
     }),
     setting!(one max_conns, |name, v| upto(name, v, crate::lvs::conn::MAX_LIMIT), {
         flag: "max-conns", key: Some("max_conns"), ty: Ty::Int, value_name: "N",

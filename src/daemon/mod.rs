@@ -160,6 +160,10 @@ fn serve(
     let tun_source = o
         .tun_source
         .or_else(|| Some(links[0].addr).filter(|a| !a.is_unspecified()));
+    let tun_source6 = match o.tun_source6 {
+        Some(a) => Some(a),
+        None => rt.block_on(first_address6(&netlink, indexes[0])),
+    };
     let macs: Vec<[u8; 6]> = links.iter().map(|l| l.mac.0).collect();
     let workers = o.workers;
     let (ios, steering, fanout) = open_workers_io(o.io, workers, ifnames, &macs, o.offload)?;
@@ -249,7 +253,7 @@ fn serve(
             dp,
             netlink,
             named_links.clone(),
-            tun_source,
+            (tun_source, tun_source6),
         ));
         let ha = o.ha.clone().map(|mut ha| {
             ha.me = tun_source.unwrap_or(Ipv4Addr::UNSPECIFIED);
@@ -369,4 +373,14 @@ fn serve(
     }
     tracing::info!("stopped");
     result
+}
+
+/// The first IPv6 address of link `index` that is not link-local: the
+/// default outer source of IPv6 tunnels.
+async fn first_address6(netlink: &Netlink, index: u32) -> Option<std::net::Ipv6Addr> {
+    let addrs = netlink.addresses6().await.ok()?;
+    addrs
+        .iter()
+        .find(|(a, i, ..)| *i == index && !a.is_unicast_link_local() && !a.is_loopback())
+        .map(|(a, ..)| *a)
 }

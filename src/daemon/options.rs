@@ -8,7 +8,7 @@ use crate::config::{self, Config, Settings};
 use crate::ha::HaConfig;
 use crate::ha::track::Track;
 use crate::io::{IoKind, Offload};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +19,9 @@ pub struct Options {
     /// Outer source of tunnelled packets; default: the first interface's
     /// first IPv4 address.
     pub tun_source: Option<Ipv4Addr>,
+    /// The same for IPv6 real servers; default: the first interface's
+    /// first IPv6 address that is not link-local.
+    pub tun_source6: Option<Ipv6Addr>,
     /// The connection table's limit.
     pub max_conns: usize,
     /// The config file and what it held when loaded: the start state, and
@@ -74,6 +77,7 @@ impl Options {
             },
             socket: s.socket.clone().expect("a default"),
             tun_source: s.tun_source,
+            tun_source6: s.tun_source6,
             max_conns,
             takeover: s.takeover,
             force: s.force,

@@ -8,9 +8,10 @@ use super::tcp_state::Direction;
 use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState, TcpState, hash_tuple};
 use crate::lvs::service::{Forward, Protocol};
+use crate::lvs::table::Table;
 use crate::wire::MacAddr;
 use std::hash::{Hash, Hasher};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// A NAT reply's 5-tuple as it leaves the real server: from RIP:RPORT to
 /// the client (NAT66's with IPv6 addresses).
@@ -148,6 +149,21 @@ impl<A: Addr> Conn<A> {
             Forward::Masq => Direction::Input,
             Forward::Route | Forward::Tunnel => Direction::InputOnly,
         }
+    }
+
+    /// The real server's address. An entry holds one of its own family;
+    /// a tunnelled real server of the other family (IPVS's mixed
+    /// tunnels: IPv4 in IPv6, IPv6 in IPv4) it holds as the unspecified
+    /// address, and its address is read from `table` by the entry's
+    /// indexes (`None` once the server left it).
+    #[inline]
+    pub fn dest_addr(&self, table: &Table) -> Option<IpAddr> {
+        if self.raddr != A::UNSPECIFIED {
+            return Some(self.raddr.into());
+        }
+        table
+            .dest(self.svc, self.dest, self.dest_id)
+            .map(|(_, d)| d.addr)
     }
 
     #[inline]

@@ -1,6 +1,6 @@
 //! The way out: the router's hop (TTL), the MTU check, the change a
-//! forwarding method makes (none for DR, NAT's rewrite, ICMP translation,
-//! TUN's outer header), new MACs, unfinished checksums completed or
+//! forwarding method makes (none for DR, NAT's rewrite, ICMP translation;
+//! TUN's outer header is [`tunnel`](super::tunnel)), new MACs, unfinished checksums completed or
 //! super-frames segmented, and the send. Also the ICMP errors the director
 //! originates (time exceeded, port unreachable, fragmentation needed).
 
@@ -13,8 +13,7 @@ use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::NextHop;
 use crate::wire::End;
 use crate::wire::icmp::{self, IcmpError};
-use crate::wire::ipip::{self, IpipRepr};
-use crate::wire::{EtherType, EthernetFrame, Ipv4Packet, checksum, ethernet, ip_proto, tcp};
+use crate::wire::{EtherType, EthernetFrame, Ipv4Packet, checksum, ethernet, ip_proto};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 const ETH: usize = ethernet::HEADER_LEN;
@@ -177,88 +176,10 @@ impl Dataplane {
         self.counters.count_send(io.send(to.link, frame));
     }
 
-    /// TUN: the client's packet (TTL − 1, checksum finished) wrapped in an
-    /// outer IPv4 header from the director to the real server
-    /// ([`ipip`]), sent to the next hop's MAC. A packet that no longer fits
-    /// the MTU gets "fragmentation needed" if DF is set and is fragmented
-    /// otherwise; GSO super-frames are cut into segments that fit once
-    /// wrapped.
-    pub(super) fn forward_tun<I: PacketIo>(
-        &mut self,
-        io: &mut I,
-        frame: &mut [u8],
-        meta: RxMeta,
-        l: Layout,
-        to: NextHop,
-        rip: Ipv4Addr,
-    ) {
-        if !self.hop(io, frame, &l, meta.link, None) {
-            return;
-        }
-        let frame = &mut frame[..l.ip_end()];
-        let out = self.link(to.link);
-        let room = (out.mtu as usize).saturating_sub(ipip::OVERHEAD);
-        let tun = IpipRepr {
-            src: self.table.tun_source,
-            dst: rip,
-        };
-        ethernet::emit_header(&mut self.scratch2, to.mac, out.mac, EtherType::IPV4);
-        if let Some(g) = meta.gso.filter(|_| frame.len() - ETH > room) {
-            let fit = room.saturating_sub(l.ip_hl() + l.tcp_hl().max(tcp::HEADER_LEN));
-            if !g.tcpv4 || fit == 0 {
-                DataplaneCounters::bump(&self.counters.malformed);
-                return;
-            }
-            DataplaneCounters::bump(&self.counters.gso_segmented);
-            let mss = usize::from(g.size).min(fit).max(1);
-            let (counters, out) = (&self.counters, &mut self.scratch2);
-            let id = &mut self.ip_id;
-            let r = gso::segment_tcp(frame, mss, &mut self.scratch, |seg| {
-                match tun.emit(&seg[ETH..], out, ETH, id) {
-                    Ok(n) => counters.count_send(io.send(to.link, &out[..n])),
-                    Err(_) => DataplaneCounters::bump(&counters.malformed),
-                }
-            });
-            if r.is_err() {
-                DataplaneCounters::bump(&self.counters.malformed);
-            }
-            return;
-        }
-        if !self.finish_checksum(frame, meta) {
-            return;
-        }
-        let inner = &frame[ETH..];
-        if inner.len() <= room {
-            match tun.emit(inner, &mut self.scratch2, ETH, &mut self.ip_id) {
-                Ok(n) => self
-                    .counters
-                    .count_send(io.send(to.link, &self.scratch2[..n])),
-                Err(_) => DataplaneCounters::bump(&self.counters.malformed),
-            }
-            return;
-        }
-        if l.df {
-            // As IPVS: the client learns the tunnel's smaller MTU.
-            let err = IcmpError::frag_needed(room as u32);
-            self.send_icmp_error(io, frame, &l, meta.link, None, err);
-            DataplaneCounters::bump(&self.counters.frag_needed);
-            return;
-        }
-        let (counters, out) = (&self.counters, &mut self.scratch2);
-        let sent = tun.emit_fragments(inner, room, out, ETH, &mut self.ip_id, |f| {
-            io.send(to.link, f).is_ok()
-        });
-        DataplaneCounters::bump(&counters.fragmented);
-        match sent {
-            Ok(true) => DataplaneCounters::bump(&counters.forwarded),
-            _ => DataplaneCounters::bump(&counters.tx_errors),
-        }
-    }
-
     /// The router's part of every forwarded packet: TTL ≤ 1 gets ICMP time
     /// exceeded (from `from`, or the VIP the packet was sent to) and false;
     /// otherwise the TTL drops by one, as IPVS does for every method.
-    fn hop<I: PacketIo>(
+    pub(super) fn hop<I: PacketIo>(
         &mut self,
         io: &mut I,
         frame: &mut [u8],

@@ -162,7 +162,7 @@ impl Dataplane {
 
     /// The router's part: hop limit ≤ 1 gets ICMPv6 time exceeded and
     /// false; otherwise the hop limit drops by one.
-    fn hop6<I: PacketIo>(
+    pub(super) fn hop6<I: PacketIo>(
         &mut self,
         io: &mut I,
         frame: &mut [u8],

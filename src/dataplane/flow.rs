@@ -82,7 +82,11 @@ impl Dataplane {
     ) {
         match c.fwd {
             Forward::Route => self.forward_ip(io, frame, meta, l, None, Change::None, hop),
-            Forward::Tunnel => self.forward_tun(io, frame, meta, l, hop, c.raddr),
+            Forward::Tunnel => {
+                if let Some(rip) = c.dest_addr(&self.table) {
+                    self.forward_tun(io, frame, meta, l, hop, rip)
+                }
+            }
             // The client's address stays, so the real server sees it.
             Forward::Masq => {
                 let to = SocketAddrV4::new(c.raddr, c.rport);
@@ -154,7 +158,7 @@ impl Dataplane {
             }
             None => (self.pick(flow)?, None),
         };
-        let raddr = ipv4(&self.table.services[flow.svc].dests[di])?;
+        let raddr = held(&self.table.services[flow.svc].dests[di])?;
         let from = (flow.link, l.src_mac);
         let (at, tcp_flags) = ((flow.svc, di), l.tcp_flags);
         let (c, entered) = fresh(&self.table, at, &flow.key, raddr, from, tcp_flags, now);
@@ -211,7 +215,7 @@ impl Dataplane {
         let di = self.pick(flow)?;
         let svc = &self.table.services[flow.svc];
         let d = &svc.dests[di];
-        let raddr = ipv4(d)?;
+        let raddr = held(d)?;
         let mut t = Conn::new(
             flow.svc as u32,
             di as u32,
@@ -546,13 +550,16 @@ pub(super) fn update_state<A: Addr>(
     (c.state != before).then_some(before)
 }
 
-/// An IPv4 service's real server's address. The model gives an IPv4
-/// service only IPv4 real servers, so the other arm is never taken; were
-/// it, the flow is refused rather than sent to a wrong address.
+/// What a new entry holds of real server `d`: its address, if of the
+/// entry's family; the unspecified address for a tunnelled server of the
+/// other family (read back by `Conn::dest_addr`). The model gives other
+/// methods servers of the service's family only; were one of the other
+/// family found, the flow is refused rather than sent to a wrong address.
 #[inline]
-fn ipv4(d: &crate::lvs::dest::DestEntry) -> Result<std::net::Ipv4Addr, NoConn> {
-    match d.addr {
-        std::net::IpAddr::V4(a) => Ok(a),
-        std::net::IpAddr::V6(_) => Err(NoConn::Refused),
+pub(super) fn held<A: Addr>(d: &crate::lvs::dest::DestEntry) -> Result<A, NoConn> {
+    match A::from_ip(d.addr) {
+        Some(a) => Ok(a),
+        None if d.forward == Forward::Tunnel => Ok(A::UNSPECIFIED),
+        None => Err(NoConn::Refused),
     }
 }

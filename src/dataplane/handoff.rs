@@ -35,7 +35,7 @@ pub(super) fn portable<A: Addr>(
         cport: k.cport,
         vaddr: k.vaddr.into(),
         vport: k.vport,
-        raddr: c.raddr.into(),
+        raddr: c.dest_addr(t).unwrap_or(c.raddr.into()),
         rport: c.rport,
         fwd: c.fwd,
         state: c.state,

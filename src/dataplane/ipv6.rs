@@ -10,7 +10,7 @@ use super::Dataplane;
 
 use super::conn::{Conn, ReplyKey};
 use super::egress6::{Change6, Layout6};
-use super::flow::{Found, count_new, fresh, touch};
+use super::flow::{Found, count_new, fresh, held, touch};
 use super::nat6;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::ConnKey;
@@ -20,7 +20,7 @@ use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Record, SyncEvent};
 use crate::lvs::table::NextHop;
 use crate::wire::{End, EthernetFrame, Ipv6Packet, TcpPacket, UdpPacket, icmpv6, ip_proto};
-use std::net::{IpAddr, Ipv6Addr, SocketAddrV6};
+use std::net::{Ipv6Addr, SocketAddrV6};
 
 /// A client's IPv6 packet for a virtual service, as checked once.
 #[derive(Debug, Clone, Copy)]
@@ -139,10 +139,13 @@ impl Dataplane {
         };
         svc.stats.count_in(f.l.ip_len());
         dest.state.stats.count_in(f.l.ip_len());
-        let hop = NextHop {
-            link: dest.link,
-            mac: dest.mac,
-        };
+        let (hop, rip) = (
+            NextHop {
+                link: dest.link,
+                mac: dest.mac,
+            },
+            dest.addr,
+        );
         let change = match c.fwd {
             Forward::Route => Change6::None,
             // The client's address stays, so the real server sees it.
@@ -150,9 +153,12 @@ impl Dataplane {
                 end: End::Dst,
                 to: SocketAddrV6::new(c.raddr, c.rport, 0, 0),
             },
-            // The model gives an IPv6 service no TUN real server yet.
+            // The router's hop, then the outer header.
             Forward::Tunnel => {
-                DataplaneCounters::bump(&self.counters.no_dest);
+                if self.hop6(io, frame, &f.l, meta.link, None) {
+                    let end = f.l.ip_end();
+                    self.forward_tun6(io, &mut frame[..end], meta, f.l, hop, rip);
+                }
                 return;
             }
         };
@@ -190,8 +196,8 @@ impl Dataplane {
             DataplaneCounters::bump(&self.counters.no_dest);
             return None;
         };
-        // The model gives an IPv6 service IPv6 real servers only.
-        let IpAddr::V6(raddr) = self.table.services[f.svc].dests[di].addr else {
+        // An IPv4 real server only through a tunnel (6in4).
+        let Ok(raddr) = held(&self.table.services[f.svc].dests[di]) else {
             DataplaneCounters::bump(&self.counters.no_dest);
             return None;
         };

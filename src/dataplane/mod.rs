@@ -32,6 +32,7 @@ mod requests;
 mod sweep;
 pub mod sync;
 pub mod tcp_state;
+pub mod tunnel;
 
 use crate::io::{FRAME_BUF, PacketIo, PacketType, RxMeta};
 use crate::lvs::conn::DEFAULT_MAX_CONNS;
@@ -102,8 +103,9 @@ pub struct Dataplane {
     scratch: Vec<u8>,
     /// Second buffer: encapsulation of segments built in `scratch`.
     scratch2: Vec<u8>,
-    /// IP id of outer IPIP headers sent without DF.
-    ip_id: u16,
+    /// IP id of outer IPIP headers sent without DF (its low 16 bits),
+    /// and of IPv6 tunnels' fragments.
+    ip_id: u32,
     clock: Instant,
     next_sweep_ms: u64,
     next_stats_ms: u64,

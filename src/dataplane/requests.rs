@@ -91,13 +91,14 @@ impl Dataplane {
                     return None;
                 }
                 locate(&self.table, &self.positions, &mut c)?;
+                let daddr = c.dest_addr(&self.table)?;
                 Some(ConnInfo {
                     protocol: k.protocol,
                     caddr: k.caddr.into(),
                     cport: k.cport,
                     vaddr: k.vaddr.into(),
                     vport: k.vport,
-                    daddr: c.raddr.into(),
+                    daddr,
                     // The connection's: a port-0 service's carry the
                     // client's port, its templates 0.
                     dport: c.rport,

@@ -115,6 +115,8 @@ pub struct Table {
     pub timeouts: Timeouts,
     /// Outer source address of IP-in-IP packets (TUN).
     pub tun_source: Ipv4Addr,
+    /// Outer source address of packets tunnelled to IPv6 real servers.
+    pub tun_source6: Ipv6Addr,
     /// Routes towards clients, longest prefix first.
     routes: Vec<LinkRoute>,
     /// Looked up for every frame to a VIP: foldhash, as the connection
@@ -186,6 +188,7 @@ impl Table {
             services,
             timeouts,
             tun_source,
+            tun_source6: Ipv6Addr::UNSPECIFIED,
             routes: Vec::new(),
             index,
             marks: MarkIndex::default(),
@@ -208,6 +211,12 @@ impl Table {
     pub fn with_routes(mut self, mut routes: Vec<LinkRoute>) -> Table {
         routes.sort_by_key(|r| std::cmp::Reverse(r.dst.len));
         self.routes = routes;
+        self
+    }
+
+    /// The same table with `src` as the outer source of IPv6 tunnels.
+    pub fn with_tun_source6(mut self, src: Ipv6Addr) -> Table {
+        self.tun_source6 = src;
         self
     }
 

@@ -1,13 +1,55 @@
-//! IP-in-IP (RFC 2003, protocol 4): the outer header TUN forwarding adds,
-//! and the unwrapping `uvs decap` and the probe do. The outer header
-//! follows Linux IPVS (`ip_vs_tunnel_xmit`): TTL and DF copied from the
-//! inner packet, TOS copying DSCP and ECN except that CE becomes ECT(0)
-//! (`INET_ECN_encapsulate`), id 0 with DF (as Linux for atomic datagrams)
-//! and a counter otherwise.
+//! IP-in-IP (RFC 2003, protocol 4; RFC 4213, protocol 41 for an IPv6
+//! packet inside): the outer IPv4 header TUN forwarding adds, and the
+//! unwrapping `uvs decap` and the probe do. The outer header follows
+//! Linux IPVS (`ip_vs_tunnel_xmit`): TTL (hop limit) and DF copied from
+//! the inner packet (an IPv6 one gives no DF), TOS copying DSCP and ECN
+//! except that CE becomes ECT(0) (`INET_ECN_encapsulate`), id 0 with DF
+//! (as Linux for atomic datagrams) and a counter otherwise. The IPv6
+//! outer header is [`ip6tnl`](super::ip6tnl); [`tunnel`](super::tunnel)
+//! wraps with either.
 
 use super::ipv4::{self, Ipv4Packet, Ipv4Repr, MF, OFFSET_MASK};
+use super::ipv6::Ipv6Packet;
 use super::{Error, Result, ip_proto};
 use std::net::Ipv4Addr;
+
+/// What an outer header copies from the packet it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inner {
+    /// The outer protocol (next header): 4 for IPv4, 41 for IPv6.
+    pub protocol: u8,
+    /// The outer TOS (traffic class): the inner one's DSCP and ECN, CE
+    /// made ECT(0).
+    pub dsfield: u8,
+    /// The inner TTL or hop limit, after the director's hop.
+    pub ttl: u8,
+    /// The inner IPv4 header's DF (never for IPv6).
+    pub df: bool,
+}
+
+impl Inner {
+    /// The fields of `inner`, an IPv4 or IPv6 packet by its version
+    /// (anything else: protocol 4, TOS 0, TTL 64, no DF).
+    pub fn of(inner: &[u8]) -> Inner {
+        let (protocol, ds, ttl, df) = match inner.first().map(|b| b >> 4) {
+            Some(6) => match Ipv6Packet::new_checked(inner) {
+                Ok(p) => (ip_proto::IPV6, p.traffic_class(), p.hop_limit(), false),
+                Err(_) => (ip_proto::IPV6, 0, 64, false),
+            },
+            _ => match Ipv4Packet::new_checked(inner) {
+                Ok(p) => (ip_proto::IPIP, p.tos(), p.ttl(), p.dont_frag()),
+                Err(_) => (ip_proto::IPIP, 0, 64, false),
+            },
+        };
+        let ecn = ds & 3;
+        Inner {
+            protocol,
+            dsfield: (ds & !3) | if ecn == 3 { 2 } else { ecn },
+            ttl,
+            df,
+        }
+    }
+}
 
 /// The outer header's room: what an inner packet may use of a link MTU.
 pub const OVERHEAD: usize = ipv4::HEADER_LEN;
@@ -23,12 +65,12 @@ impl IpipRepr {
     /// The outer header for `payload_len` bytes of (part of) `inner`;
     /// `frag` is the fragment word, 0 for a whole packet.
     fn outer(&self, inner: &[u8], payload_len: usize, id: &mut u16, frag: u16) -> Ipv4Repr {
-        let (tos, ttl, df) = match Ipv4Packet::new_checked(inner) {
-            Ok(p) => (p.tos(), p.ttl(), p.dont_frag()),
-            Err(_) => (0, 64, false),
-        };
-        let ecn = tos & 3;
-        let tos = (tos & !3) | if ecn == 3 { 2 } else { ecn };
+        let Inner {
+            protocol,
+            dsfield: tos,
+            ttl,
+            df,
+        } = Inner::of(inner);
         let ident = if df {
             0
         } else {
@@ -42,7 +84,7 @@ impl IpipRepr {
         Ipv4Repr {
             src: self.src,
             dst: self.dst,
-            protocol: ip_proto::IPIP,
+            protocol,
             payload_len,
             ttl,
             tos,

@@ -297,12 +297,14 @@ pub mod ethernet;
 pub mod ha;
 pub mod icmp;
 pub mod icmpv6;
+pub mod ip6tnl;
 pub mod ipip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod ndp;
 pub mod ports;
 pub mod tcp;
+pub mod tunnel;
 pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
@@ -347,6 +349,8 @@ pub mod ip_proto {
     pub const IPIP: u8 = 4;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    /// An IPv6 packet inside IPv4 or IPv6 (6in4, 6in6).
+    pub const IPV6: u8 = 41;
     /// IPv6 Routing header.
     pub const ROUTING: u8 = 43;
     /// IPv6 Fragment header.

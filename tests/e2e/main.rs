@@ -26,6 +26,7 @@ mod restart;
 mod sched;
 mod tc_offload;
 mod tun;
+mod tun6;
 mod uvsadm;
 mod vpc;
 mod workers;

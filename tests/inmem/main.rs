@@ -13,6 +13,7 @@ mod offload;
 mod persist;
 mod sync;
 mod sync6;
+mod tun6;
 
 use etherparse::{PacketBuilder, PacketBuilderStep, TcpHeader};
 use uvs::rig::{CL_MAC, DIR_MAC, VIP};

@@ -9,7 +9,7 @@ use crate::lvs::service::{Forward, MAX_TIMEOUT, Persistence, SchedulerKind, Serv
 use crate::lvs::stats::DestState;
 use crate::lvs::table::NextHop;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -135,6 +135,8 @@ pub struct Model {
     pub timeouts: Timeouts,
     /// Outer source of IP-in-IP packets: the director's address.
     pub tun_source: Option<Ipv4Addr>,
+    /// Outer source of packets tunnelled to IPv6 real servers.
+    pub tun_source6: Option<Ipv6Addr>,
     /// Each firewall mark's rules (`Op::SetMark`): which frames a mark
     /// service serves. `-C` leaves them, as it leaves iptables' rules.
     pub marks: BTreeMap<u32, Vec<MarkRule>>,
@@ -207,26 +209,26 @@ fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
 }
 
 /// What uvs forwards between the families so far (docs/ipv6.md): an
-/// IPv6 service's real servers are IPv6 and reached by direct routing, an
-/// IPv4 service's are IPv4 (IPVS mixes the families only for tunnels).
+/// IPv6 service's IPv6 real servers are reached by any method; a real
+/// server of the other family only by a tunnel, as IPVS
+/// allows ("Different address family is allowed only for tunneling
+/// servers": IPv4 in IPv6, IPv6 in IPv4).
 fn check_family(key: &ServiceKey, d: &DestSpec) -> Result<(), OpError> {
     let v6 = key.fwmark().is_none() && key.addr.is_ipv6();
+    let tun = d.forward == Forward::Tunnel;
     match (v6, d.addr.is_ipv6()) {
         (false, false) => Ok(()),
-        (true, true) if d.forward != Forward::Tunnel => Ok(()),
-        (true, true) => Err(OpError::Unsupported(
-            "IPv6 real servers are reached by direct routing (-g) or NAT (-m) only so far: \
-             TUN over IPv6 is not in uvs yet (docs/ipv6.md)"
-                .into(),
-        )),
+        (true, true) => Ok(()),
+        _ if tun && key.fwmark().is_none() => Ok(()),
         _ if d.forward == Forward::Masq => Err(OpError::Unsupported(format!(
             "real server {} is not of the service's address family: NAT (-m) translates \
-             within one family only (IPVS mixes families only for tunnels)",
+             within one family only (IPVS mixes families only for tunnels: -i)",
             d.addr
         ))),
         _ => Err(OpError::Unsupported(format!(
-            "real server {} is not of the service's address family: uvs does not mix IPv4 \
-             and IPv6 (IPVS does only for tunnels)",
+            "Different address family is allowed only for tunneling servers: real server {} \
+             is not of the service's address family; tunnel to it (-i: IPv4 in IPv6, IPv6 in \
+             IPv4), as direct routing and NAT keep the family",
             d.addr
         ))),
     }
@@ -247,8 +249,14 @@ fn check_persistent(key: &ServiceKey, p: Option<Persistence>) -> Result<(), OpEr
 impl Model {
     /// An empty model whose TUN real servers get `src` as outer source.
     pub fn with_tun_source(src: Option<Ipv4Addr>) -> Model {
+        Model::with_tun_sources(src, None)
+    }
+
+    /// An empty model with an outer source for each family's tunnels.
+    pub fn with_tun_sources(src: Option<Ipv4Addr>, src6: Option<Ipv6Addr>) -> Model {
         Model {
             tun_source: src,
+            tun_source6: src6,
             ..Model::default()
         }
     }
@@ -258,15 +266,25 @@ impl Model {
         self.next_id
     }
 
-    fn check_tun_source(&self, f: Forward) -> Result<(), OpError> {
-        if f == Forward::Tunnel && self.tun_source.is_none() {
-            return Err(OpError::Host(
+    /// A tunnelled real server needs the director's address of its own
+    /// family as the outer source.
+    fn check_tun_source(&self, d: &DestSpec) -> Result<(), OpError> {
+        if d.forward != Forward::Tunnel {
+            return Ok(());
+        }
+        let why = match d.addr {
+            IpAddr::V4(_) if self.tun_source.is_none() => {
                 "Tunneling needs the director's own IPv4 address as outer source: the capture \
                  interface has none; start `uvs director` with --tun-source ADDR"
-                    .into(),
-            ));
-        }
-        Ok(())
+            }
+            IpAddr::V6(_) if self.tun_source6.is_none() => {
+                "Tunneling to an IPv6 real server needs the director's own IPv6 address as \
+                 outer source: the capture interface has none; start `uvs director` with \
+                 --tun-source6 ADDR"
+            }
+            _ => return Ok(()),
+        };
+        Err(OpError::Host(why.into()))
     }
 
     /// A configured real server with this address, as `ADDR:PORT of VIP`.
@@ -351,7 +369,7 @@ impl Model {
                         dest.addr
                     )));
                 }
-                self.check_tun_source(dest.forward)?;
+                self.check_tun_source(dest)?;
                 need(Need::Mac(dest.addr, dest.forward));
                 let m = mac(dest.addr, dest.forward)?;
                 let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
@@ -370,7 +388,7 @@ impl Model {
             }
             Op::EditDest { key, dest } => {
                 check_family(key, dest)?;
-                let tun_ok = self.check_tun_source(dest.forward);
+                let tun_ok = self.check_tun_source(dest);
                 let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
                 let d = svc
                     .dests

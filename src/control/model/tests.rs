@@ -313,11 +313,12 @@ fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
     assert!(apply(&Model::default(), &[ok]).is_ok());
 }
 
-/// An IPv6 service takes IPv6 real servers by direct routing; what the
-/// data plane does not forward over IPv6 yet (TUN, NAT, persistence,
-/// mixed families) is refused with a message saying so.
+/// An IPv6 service takes IPv6 real servers by direct routing, NAT or a
+/// tunnel; what the data plane does not forward over IPv6 yet
+/// (persistence) is refused with a message saying so. A real server of
+/// the other family only by a tunnel, as IPVS.
 #[test]
-fn ipv6_services_take_dr_and_nat_real_servers_of_their_family_only() {
+fn ipv6_services_take_every_method_and_mix_families_only_by_tunnel() {
     let v6 = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap();
     let key6 = ServiceKey::addr(Protocol::Tcp, v6("2001:2::100"), 80);
     let svc6 = |persistent| {
@@ -341,10 +342,12 @@ fn ipv6_services_take_dr_and_nat_real_servers_of_their_family_only() {
     )
     .unwrap();
     assert_eq!(m.snapshot().services[0].dests.len(), 1);
-    let refused = |ops: &[Op], want: &str| {
-        let (_, e) = apply(&Model::default(), ops).unwrap_err();
+    let both = Model::with_tun_sources(Some(Ipv4Addr::new(198, 18, 0, 2)), Some(v6("2001:2::2")));
+    let refused_by = |m: &Model, ops: &[Op], want: &str| {
+        let (_, e) = apply(m, ops).unwrap_err();
         assert!(e.to_string().contains(want), "{e}");
     };
+    let refused = |ops: &[Op], want: &str| refused_by(&both, ops, want);
     refused(
         &[svc6(Some(Persistence::new(360)))],
         "persistence (-p) on an IPv6 service",
@@ -369,10 +372,44 @@ fn ipv6_services_take_dr_and_nat_real_servers_of_their_family_only() {
         &[svc6(None), add6(nat46)],
         "NAT (-m) translates within one family only",
     );
-    let v4_to_v6 = add_dest(80, dest6(Forward::Route));
-    refused(
-        &[add_service(80, "rr"), v4_to_v6],
-        "not of the service's address family",
+    // Mixed families: DR and NAT refused, TUN taken (4in6, 6in4).
+    let mixed = "Different address family is allowed only for tunneling servers: real server";
+    refused(&[svc6(None), add6(dest(11, 1))], mixed);
+    let v4_dr_to_v6 = add_dest(80, dest6(Forward::Route));
+    refused(&[add_service(80, "rr"), v4_dr_to_v6], mixed);
+    let v4_tun_to_v6 = add_dest(80, dest6(Forward::Tunnel));
+    let tun4 = DestSpec {
+        forward: Forward::Tunnel,
+        ..dest(11, 1)
+    };
+    let m2 = apply(
+        &both,
+        &[
+            add_service(80, "rr"),
+            v4_tun_to_v6.clone(),
+            svc6(None),
+            add6(dest6(Forward::Tunnel)),
+            add6(tun4.clone()),
+        ],
+    )
+    .unwrap();
+    let t = m2.table(1);
+    assert_eq!(
+        (t.services[0].dests.len(), t.services[1].dests.len()),
+        (1, 2)
+    );
+    assert_eq!(t.tun_source6, v6("2001:2::2"));
+    // Each family's tunnels need that family's source.
+    let v4_only = Model::with_tun_source(Some(Ipv4Addr::new(198, 18, 0, 2)));
+    refused_by(
+        &v4_only,
+        &[add_service(80, "rr"), v4_tun_to_v6],
+        "--tun-source6 ADDR",
+    );
+    refused_by(
+        &Model::with_tun_sources(None, Some(v6("2001:2::2"))),
+        &[svc6(None), add6(tun4)],
+        "--tun-source ADDR",
     );
     let edit = Op::EditDest {
         key: key6,
@@ -382,8 +419,5 @@ fn ipv6_services_take_dr_and_nat_real_servers_of_their_family_only() {
         .apply_all(&[edit], &mut |_, _| unreachable!(), &mut |_, _| {})
         .unwrap_err();
     assert_eq!(at, 0);
-    assert!(
-        e.to_string().contains("TUN over IPv6 is not in uvs yet"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("--tun-source6"), "{e}");
 }

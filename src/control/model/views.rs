@@ -6,7 +6,7 @@ use crate::control::proto::ServiceDef;
 use crate::control::proto::{DestSnap, DestSpec, Op, ServiceSnap, Snapshot};
 use crate::lvs::service::Forward;
 use crate::lvs::table::{DestEntry, Table};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A NAT real server's reply counters, to notice replies that bypass
 /// the director.
@@ -63,6 +63,7 @@ impl Model {
             self.timeouts,
             self.tun_source.unwrap_or(Ipv4Addr::UNSPECIFIED),
         )
+        .with_tun_source6(self.tun_source6.unwrap_or(Ipv6Addr::UNSPECIFIED))
         .with_marks(|m| self.mark_rules(m))
     }
 

@@ -113,11 +113,11 @@ impl Control {
         dp: Workers,
         netlink: Netlink,
         links: Vec<(u32, String)>,
-        tun_source: Option<Ipv4Addr>,
+        (tun_source, tun_source6): (Option<Ipv4Addr>, Option<std::net::Ipv6Addr>),
     ) -> Control {
         Control {
             state: Mutex::new(State {
-                model: Model::with_tun_source(tun_source),
+                model: Model::with_tun_sources(tun_source, tun_source6),
                 health: Health::default(),
                 publisher,
                 routes: Vec::new(),

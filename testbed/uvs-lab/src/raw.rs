@@ -8,18 +8,21 @@ use std::time::{Duration, Instant};
 
 pub fn udp_df(target: SocketAddr, size: usize) -> serde_json::Value {
     use std::os::fd::AsRawFd;
-    let (any, level, discover, mtu) = match target {
+    // IPv6 has no DF bit: a socket that never fragments (PMTUDISC_DO)
+    // learns the path MTU from "packet too big" the same way.
+    let (any, level, discover, do_, mtu) = match target {
         SocketAddr::V4(_) => (
             "0.0.0.0:0",
             libc::IPPROTO_IP,
             libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
             libc::IP_MTU,
         ),
-        // IPv6 never fragments on the way: DO only stops the sender's own.
         SocketAddr::V6(_) => (
             "[::]:0",
             libc::IPPROTO_IPV6,
             libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DO,
             libc::IPV6_MTU,
         ),
     };
@@ -27,8 +30,7 @@ pub fn udp_df(target: SocketAddr, size: usize) -> serde_json::Value {
         Ok(s) => s,
         Err(e) => return json!({ "error": e.to_string() }),
     };
-    // IP_PMTUDISC_DO and IPV6_PMTUDISC_DO are both 2.
-    setsockopt(s.as_raw_fd(), level, discover, &libc::IP_PMTUDISC_DO);
+    setsockopt(s.as_raw_fd(), level, discover, &do_);
     let data = vec![0x42u8; size];
     let first = s.send(&data).map_err(|e| e.to_string());
     std::thread::sleep(Duration::from_millis(300));
