@@ -3,8 +3,7 @@
 //! (2001:2:0:2::/64, default via the director), real TCP and UDP to
 //! `[VIP6]`, a bulk upload, and packet too big both ways: the director's
 //! own when the server side's MTU is smaller, and a router's on the way
-//! back to a client, translated to the real server. On the packet
-//! backends: the AF_XDP program does not steer IPv6 frames yet.
+//! back to a client, translated to the real server. On every backend.
 
 use crate::support::{CL6, Lab, VIP6, holds, lab_tool, tally2};
 
@@ -13,13 +12,9 @@ const NAT2: &str = "2001:2:0:2::12";
 /// The client behind the lab's router (`--routed`).
 const FAR6: &str = "2001:2:0:1::11";
 
-/// The director on both arms, on a packet backend.
+/// The director on both arms, on the suite's backend.
 fn start_director(l: &mut Lab) {
-    let mut args = vec!["--interface", "eth0", "--interface", "eth1"];
-    if std::env::var("UVS_IO").as_deref() != Ok("packet-ring") {
-        args.extend(["--io", "packet"]);
-    }
-    l.start_director_with(&args);
+    l.start_director_on(&["eth0", "eth1"]);
 }
 
 /// TCP 8080 and UDP 5353 on every address, on both NAT servers.

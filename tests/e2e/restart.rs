@@ -4,7 +4,7 @@
 
 use crate::persist::{client_at, names, only_server, pinned_to};
 use crate::support::holds;
-use crate::support::{Lab, RS1, RS1_6, RS2, RS2_6, VIP, VIP6, io6, wait_until};
+use crate::support::{Lab, RS1, RS1_6, RS2, RS2_6, VIP, VIP6, wait_until};
 use std::time::Duration;
 
 /// Starts a second director with `--takeover` and these flags, on the
@@ -268,16 +268,13 @@ fn a_planned_restart_keeps_a_pinned_client_on_its_server() {
     assert_eq!(client_at(&l, "198.18.0.20", 5), first);
 }
 
-/// Issue 28: a planned restart hands over IPv6 connections too (on a
-/// packet backend, as IPv6 needs): 10 long-lived connections to
+/// Issue 28: a planned restart hands over IPv6 connections too: 10 long-lived connections to
 /// `[VIP6]:80` are all taken over and continue on their real servers.
 #[test]
 fn a_planned_restart_keeps_ipv6_connections() {
     let Some(mut l) = Lab::up(2) else { return };
     l.start_servers(2);
-    let mut args = vec!["-i", "eth0"];
-    args.extend(io6());
-    l.start_director_with(&args);
+    l.start_director_with(&["-i", "eth0"]);
     l.adm(&format!("-A -t [{VIP6}]:80 -s rr"));
     for rs in [RS1_6, RS2_6] {
         l.adm(&format!("-a -t [{VIP6}]:80 -r {rs} -g -w 1"));
@@ -287,7 +284,7 @@ fn a_planned_restart_keeps_ipv6_connections() {
         l.stick_bg_to(&target, 40, 100, 3000, &format!("stick{i}.json"));
     }
     std::thread::sleep(Duration::from_millis(1200));
-    take_over(&mut l, io6());
+    take_over(&mut l, &[]);
     l.sticks_on_one_server(10, 40);
     let log = l.log("director2.log");
     assert!(log.contains("took over 10 of 10 connections"), "{log}");

@@ -28,16 +28,6 @@ pub const RS2_6: &str = "2001:2::12";
 pub const CL6: &str = "2001:2::10";
 pub const DIR6: &str = "2001:2::2";
 
-/// The director's flags for an IPv6 test: a packet backend (the AF_XDP
-/// program does not pass IPv6 to uvs yet, docs/ipv6.md), the one
-/// `UVS_IO` names when it names one.
-pub fn io6() -> &'static [&'static str] {
-    match std::env::var("UVS_IO").as_deref() {
-        Ok("packet-ring") => &[],
-        _ => &["--io", "packet"],
-    }
-}
-
 /// The testbed's traffic tool (`testbed/uvs-lab`, a workspace member),
 /// built next to uvs: `scripts/test.sh` builds it before the tests.
 pub fn lab_tool() -> String {
