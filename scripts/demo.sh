@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The uvs demo, in three acts on the namespace testbed.
 #  1. A userspace director balancing real TCP and UDP traffic across two
-#     real servers in DR mode (wrr, weights 3 and 1).
+#     real servers in DR mode (wrr, weights 3 and 1), over IPv4 and over
+#     IPv6.
 #  2. The same behind a cloud-VPC switch that drops spoofed sources:
 #     `uvs probe` says DR cannot work, DR indeed fails (the switch counts
 #     the drops), and TUN (-i) carries the same traffic.
@@ -18,6 +19,7 @@ echo "== building"
 cargo build --release --quiet
 B=$PWD/target/release
 VIP=198.18.0.100
+VIP6=2001:2::100
 P=uvsdemo$$
 TMP=$(mktemp -d)
 cleanup() {
@@ -34,7 +36,8 @@ wait_log() { # file text
 }
 servers() { # lab: the traffic server on rs1 and rs2
   for i in 1 2; do
-    ip netns exec "$1-rs$i" "$B/uvs-lab" server --name "rs$i" --tcp 80 --udp "$VIP:53" &>"$TMP/$1-rs$i.log" &
+    ip netns exec "$1-rs$i" "$B/uvs-lab" server --name "rs$i" --tcp 80 --udp "$VIP:53" --udp "[$VIP6]:53" \
+      &>"$TMP/$1-rs$i.log" &
   done
 }
 start_director() { # lab [interface...]: uvs director (default eth0); adm then talks to it
@@ -77,6 +80,21 @@ echo "answers over TCP: $tcp"
 echo "answers over UDP: $udp"
 split_ok "$tcp" && split_ok "$udp" || fail "the split does not match weights 3:1"
 echo "== PASS: both TCP and UDP split 300:100, matching weights 3:1"
+
+echo "== the same over IPv6: [$VIP6], real servers 2001:2::11 and ::12 (VIP6 on their lo)"
+for o in -t -u; do
+  port=80; [[ $o == -u ]] && port=53
+  adm -A $o "[$VIP6]:$port" -s wrr
+  adm -a $o "[$VIP6]:$port" -r 2001:2::11 -g -w 3
+  adm -a $o "[$VIP6]:$port" -r 2001:2::12 -g -w 1
+done
+tcp=$(ip netns exec "$P-cl" "$B/uvs-lab" tcp-names --target "[$VIP6]:80" --count 400)
+udp=$(ip netns exec "$P-cl" "$B/uvs-lab" udp-names --target "[$VIP6]:53" --count 400)
+adm -Ln -t "[$VIP6]:80"
+echo "answers over TCP/IPv6: $tcp"
+echo "answers over UDP/IPv6: $udp"
+split_ok "$tcp" && split_ok "$udp" || fail "the IPv6 split does not match weights 3:1"
+echo "== PASS: IPv6 TCP and UDP split 300:100 too"
 testbed/lab.sh down "$P"
 
 V=${P}v

@@ -172,8 +172,8 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
                 return Err(cx.err(
                     r.address.span(),
                     format!(
-                        "real server {}:{} is listed twice in this service",
-                        rs.addr, rs.port
+                        "real server {} is listed twice in this service",
+                        std::net::SocketAddr::new(rs.addr, rs.port)
                     ),
                 ));
             }

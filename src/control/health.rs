@@ -92,7 +92,7 @@ impl Health {
                     resolution,
                     check: verdict.to_string(),
                     service: s.key.to_string(),
-                    server: format!("{}:{}", d.spec.addr, d.spec.port),
+                    server: std::net::SocketAddr::new(d.spec.addr, d.spec.port).to_string(),
                     forward: d.spec.forward.name().to_string(),
                     weight: d.spec.weight,
                     state: state.into(),

@@ -464,3 +464,122 @@ fn udp_dns_and_exec_checks_work_both_ways() {
     std::fs::write(&flag, b"").unwrap();
     wait(6, "up");
 }
+
+/// Every kind of check reaches an IPv6 real server: TCP, HTTP (with
+/// `Host: [addr]`), UDP and DNS, each judged both ways (an ICMPv6 port
+/// unreachable is a refusal as ICMP's is), and `uvs health` names the
+/// servers as `[addr]:port`.
+#[test]
+fn every_check_kind_reaches_an_ipv6_real_server() {
+    use crate::support::{RS1_6, VIP6};
+    let Some(mut l) = Lab::up(1) else { return };
+    let (udp_ok, dns_ok) = (format!("[{RS1_6}]:5300"), format!("[{RS1_6}]:5353"));
+    l.start_server_on(
+        "rs1",
+        &[
+            "--tcp", "80", "--http", "8080", "--udp", &udp_ok, "--dns", &dns_ok,
+        ],
+    );
+    let svc = |proto: &str, port: u16, check: &str| {
+        format!(
+            "[[service]]\nprotocol = \"{proto}\"\naddress = \"[{VIP6}]:{port}\"\n\
+             [service.check]\ninterval = 0.2\ntimeout = 0.3\nfall = 2\n{check}\n\
+             [[service.real_server]]\naddress = \"{RS1_6}\"\n"
+        )
+    };
+    let cfg = [
+        svc("tcp", 1, "type = \"tcp\"\nport = 80"),
+        svc("tcp", 2, "type = \"tcp\"\nport = 81"),
+        svc(
+            "tcp",
+            3,
+            "type = \"http\"\nport = 8080\nbody_contains = \"rs1\"",
+        ),
+        svc("tcp", 4, "type = \"http\"\nport = 8080\nstatus = [204]"),
+        svc(
+            "udp",
+            5,
+            "type = \"udp\"\nport = 5300\npayload = \"NAME\"\nexpect = \"rs1\"",
+        ),
+        svc("udp", 6, "type = \"udp\"\nport = 5301\npayload = \"NAME\""),
+        svc(
+            "udp",
+            7,
+            "type = \"dns\"\nport = 5353\nname = \"www.example.com\"",
+        ),
+        svc(
+            "udp",
+            8,
+            "type = \"dns\"\nport = 5353\nname = \"nx.example.com\"",
+        ),
+    ]
+    .join("\n");
+    let path = l.dir.join("uvs.toml");
+    std::fs::write(&path, cfg).unwrap();
+    l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
+    let row = |port: u16| {
+        let h = health(&l);
+        h.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["service"]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with(&format!("]:{port}")))
+            })
+            .cloned()
+            .unwrap_or_default()
+    };
+    let wait = |port: u16, want: &str| {
+        let t = Instant::now();
+        loop {
+            let r = row(port);
+            if r["state"] == want {
+                return r;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                ":{port} never {want}: {r}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let up = wait(1, "up");
+    assert_eq!(up["server"], format!("[{RS1_6}]:1"), "{up}");
+    assert_eq!(up["service"], format!("TCP [{VIP6}]:1"), "{up}");
+    assert!(
+        wait(2, "down")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused")
+    );
+    wait(3, "up");
+    assert!(
+        wait(4, "down")["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTP 200")
+    );
+    wait(5, "up");
+    let r = wait(6, "down");
+    assert!(
+        r["reason"].as_str().unwrap().contains("port unreachable"),
+        "{r}"
+    );
+    wait(7, "up");
+    assert!(
+        wait(8, "down")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rcode 3")
+    );
+    let text = l.exec(
+        "dir",
+        env!("CARGO_BIN_EXE_uvs"),
+        &["health", "--socket", l.socket().to_str().unwrap()],
+    );
+    holds(
+        &String::from_utf8_lossy(&text.stdout),
+        &format!("UDP [{VIP6}]:5      [{RS1_6}]:5 "),
+    );
+}

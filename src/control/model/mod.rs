@@ -9,7 +9,7 @@ use crate::lvs::service::{Forward, MAX_TIMEOUT, Persistence, SchedulerKind, Serv
 use crate::lvs::stats::DestState;
 use crate::lvs::table::NextHop;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -291,7 +291,7 @@ impl Model {
     fn dest_with_addr(&self, a: IpAddr) -> Option<String> {
         self.services.iter().find_map(|s| {
             let d = s.dests.iter().find(|d| d.spec.addr == a)?;
-            Some(format!("{}:{} of {}", a, d.spec.port, s.key))
+            Some(format!("{} of {}", SocketAddr::new(a, d.spec.port), s.key))
         })
     }
 

@@ -74,7 +74,8 @@ impl Control {
                 (false, FailAction::Quiesce) => "down (quiesced: weight 0)",
                 (false, FailAction::Remove) => "down (removed)",
             };
-            tracing::info!("{svc} real server {addr}:{port} {what}: {why}");
+            let rs = std::net::SocketAddr::new(addr, port);
+            tracing::info!("{svc} real server {rs} {what}: {why}");
             {
                 let mut st = self.state.lock().await;
                 let down = (!now_up).then_some(action);
@@ -104,7 +105,8 @@ impl Control {
             changed
         };
         if changed {
-            tracing::info!("{key} real server {addr}:{port} weight {w} (set by its check)");
+            let rs = std::net::SocketAddr::new(addr, port);
+            tracing::info!("{key} real server {rs} weight {w} (set by its check)");
             self.judge_quorum(key).await;
         }
     }

@@ -54,9 +54,19 @@ fn describe(op: &Op) -> String {
         | Op::EditService(ServiceDef { key, .. })
         | Op::DelService { key } => svc(key),
         Op::AddDest { key, dest } | Op::EditDest { key, dest } => {
-            format!("{}, real server {}:{}", svc(key), dest.addr, dest.port)
+            format!(
+                "{}, real server {}",
+                svc(key),
+                std::net::SocketAddr::new(dest.addr, dest.port)
+            )
         }
-        Op::DelDest { key, addr, port } => format!("{}, real server {addr}:{port}", svc(key)),
+        Op::DelDest { key, addr, port } => {
+            format!(
+                "{}, real server {}",
+                svc(key),
+                std::net::SocketAddr::new(*addr, *port)
+            )
+        }
         Op::SetTimeouts(_) => "timeouts".into(),
         Op::SetMark { mark, .. } => format!("mark {mark}"),
         Op::Clear | Op::Zero { .. } => "the table".into(),

@@ -56,8 +56,8 @@ impl Control {
         };
         let to = match (&q.sorry, now_lost) {
             (Some(r), true) => format!(
-                "; new connections go to the sorry server {}:{}",
-                r.addr, r.port
+                "; new connections go to the sorry server {}",
+                std::net::SocketAddr::new(r.addr, r.port)
             ),
             (Some(_), false) => "; the sorry server is taken out".into(),
             (None, _) => String::new(),
@@ -69,7 +69,10 @@ impl Control {
         if let Some(r) = &q.sorry
             && let Err((_, e)) = self.apply(&[r.op(key, now_lost)]).await
         {
-            tracing::info!("{svc}: sorry server {}:{}: {e}", r.addr, r.port);
+            tracing::info!(
+                "{svc}: sorry server {}: {e}",
+                std::net::SocketAddr::new(r.addr, r.port)
+            );
         }
         if let Some(c) = lock(&self.quorums).get_mut(&key) {
             c.1 = now_lost;
