@@ -70,6 +70,11 @@ pub enum Error {
         value: String,
     },
     #[error(
+        "IPv6 forwarding is on ({path} = 1): the kernel would forward IPv6 VIP traffic alongside \
+         uvs. Turn it off with `sysctl -w {key}=0` and start again"
+    )]
+    Forwarding6 { path: String, key: String },
+    #[error(
         "{0} is a loopback interface: no client or real server can be reached through it. Give \
          the interface that carries the VIP's traffic"
     )]

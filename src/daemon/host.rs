@@ -24,6 +24,22 @@ pub(super) fn preflight(ifname: &str) -> Result<(), Error> {
             value: v.trim().to_string(),
         });
     }
+    preflight6(ifname)
+}
+
+/// IPv6 has no per-link forwarding switch for transit packets: the kernel
+/// forwards when `all.forwarding` is on, or the link's `force_forwarding`
+/// (Linux 6.17 and later). A host without IPv6 has neither file.
+fn preflight6(ifname: &str) -> Result<(), Error> {
+    // (A link's name may hold dots: the path is not the key with slashes.)
+    for (dev, what) in [("all", "forwarding"), (ifname, "force_forwarding")] {
+        let path = format!("/proc/sys/net/ipv6/conf/{dev}/{what}");
+        let key = format!("net.ipv6.conf.{dev}.{what}");
+        let on = std::fs::read_to_string(&path).is_ok_and(|v| v.trim() != "0");
+        if on {
+            return Err(Error::Forwarding6 { path, key });
+        }
+    }
     Ok(())
 }
 

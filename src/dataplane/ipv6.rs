@@ -10,7 +10,7 @@ use super::Dataplane;
 
 use super::conn::{Conn, ReplyKey};
 use super::egress6::{Change6, Layout6};
-use super::flow::{Found, count_new, fresh, held, touch};
+use super::flow::{Found, NoConn, count_new, fresh, held, touch};
 use super::nat6;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::ConnKey;
@@ -131,8 +131,15 @@ impl Dataplane {
     /// with the hop limit one less, NAT66 to RIP:RPORT.
     fn for_service6<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta, f: &Flow6) {
         let now = self.now_ms();
-        let Some(c) = self.conn6(f, now) else {
-            return;
+        let c = match self.conn6(f, now) {
+            Ok(c) => c,
+            // As IPVS (ip_vs_leave): the client learns at once.
+            Err(NoConn::NoRealServer) => {
+                let err = icmpv6::Icmpv6Error::PORT_UNREACHABLE;
+                self.send_icmp6_error(io, frame, &f.l, meta.link, None, err);
+                return;
+            }
+            Err(NoConn::Refused) => return,
         };
         let Some((svc, dest)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
             return;
@@ -167,40 +174,38 @@ impl Dataplane {
 
     /// Finds the flow's IPv6 connection (updating its TCP state and
     /// timer) or schedules a new one, as `lookup_or_schedule` does for
-    /// IPv4. `None` means the frame is dropped.
-    fn conn6(&mut self, f: &Flow6, now: u64) -> Option<Conn<Ipv6Addr>> {
+    /// IPv4. An error means the frame is dropped.
+    fn conn6(&mut self, f: &Flow6, now: u64) -> Result<Conn<Ipv6Addr>, NoConn> {
         let (from, places) = ((f.link, f.l.src_mac), (&*self.table, &self.positions));
         match touch(&mut self.conns6, places, &f.key, f.l.tcp_flags, from, now) {
             Found::Live(c, was) => {
                 if was.is_some() {
                     self.emit_upsert(&f.key, &c, true);
                 }
-                return Some(c);
+                return Ok(c);
             }
             Found::Ended(old) => self.emit(SyncEvent::Record(Record::removal(&f.key, old.state))),
             Found::Absent => {}
         }
         if !self.may_start(f.svc, f.key.protocol, f.l.tcp_flags) {
-            return None;
+            return Err(NoConn::Refused);
         }
         self.schedule6(f, now)
     }
 
     /// A new IPv6 connection: the scheduler's real server, entered in the
     /// IPv6 table.
-    fn schedule6(&mut self, f: &Flow6, now: u64) -> Option<Conn<Ipv6Addr>> {
+    fn schedule6(&mut self, f: &Flow6, now: u64) -> Result<Conn<Ipv6Addr>, NoConn> {
         let k = &f.key;
-        let pool = self.table.pool(f.svc)?;
+        let no_dest = || {
+            DataplaneCounters::bump(&self.counters.no_dest);
+            NoConn::NoRealServer
+        };
+        let pool = self.table.pool(f.svc).ok_or_else(no_dest)?;
         let sk = SchedKey::new(k.caddr.into(), k.cport, k.vaddr.into());
-        let Some(di) = self.sched[f.svc].schedule(&pool, &sk) else {
-            DataplaneCounters::bump(&self.counters.no_dest);
-            return None;
-        };
+        let di = self.sched[f.svc].schedule(&pool, &sk).ok_or_else(no_dest)?;
         // An IPv4 real server only through a tunnel (6in4).
-        let Ok(raddr) = held(&self.table.services[f.svc].dests[di]) else {
-            DataplaneCounters::bump(&self.counters.no_dest);
-            return None;
-        };
+        let raddr = held(&self.table.services[f.svc].dests[di]).map_err(|_| no_dest())?;
         let at = (f.svc, di);
         let (c, entered) = fresh(
             &self.table,
@@ -213,10 +218,11 @@ impl Dataplane {
         );
         if entered {
             let inserted = self.conns6.insert(*k, c);
-            self.entered(inserted, &c, at).ok()?;
+            self.entered(inserted, &c, at)
+                .map_err(|_| NoConn::Refused)?;
             self.emit_upsert(k, &c, false);
         }
         count_new(&self.table, at);
-        Some(c)
+        Ok(c)
     }
 }

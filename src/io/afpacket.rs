@@ -437,8 +437,10 @@ impl PacketIo for AfPacketLinks {
         }
     }
 
+    /// By the socket of the frame's ethertype: an IPv6 super-frame sent
+    /// on a socket bound to IPv4 would be marked IPv4 and fail to segment.
     fn send_gso(&mut self, link: u8, frame: &[u8], tx: GsoTx) -> Option<io::Result<()>> {
-        let s = self.socks.get_mut(usize::from(link))?;
+        let s = self.sock_for(link, frame)?;
         Some(s.send_super(frame, tx))
     }
 

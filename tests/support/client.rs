@@ -1,7 +1,7 @@
 //! The lab's clients (`uvs-lab` client modes in the client namespace)
 //! and their JSON results.
 
-use super::{Lab, VIP, lab_tool};
+use super::{Lab, lab_tool};
 use std::time::{Duration, Instant};
 
 impl Lab {
@@ -25,9 +25,9 @@ impl Lab {
         self.spawn("cl", &lab_tool(), args, log);
     }
 
-    /// `count` TCP connections to VIP:80, each asking the server's name.
+    /// `count` TCP connections to the VIP's port 80, each asking the server's name.
     pub fn tcp_names(&self, count: u32) -> serde_json::Value {
-        let target = format!("{VIP}:80");
+        let target = self.fam.vip_at(80);
         self.client(&[
             "tcp-names",
             "--target",
@@ -37,10 +37,10 @@ impl Lab {
         ])
     }
 
-    /// `count` UDP datagrams to VIP:53 from consecutive source ports
+    /// `count` UDP datagrams to the VIP's port 53 from consecutive source ports
     /// starting at `sport_base` (each its own connection).
     pub fn udp_names(&self, count: u32, sport_base: u16) -> serde_json::Value {
-        let target = format!("{VIP}:53");
+        let target = self.fam.vip_at(53);
         self.client(&[
             "udp-names",
             "--target",
@@ -52,14 +52,14 @@ impl Lab {
         ])
     }
 
-    /// A TCP upload of `bytes` to VIP:80; the result says whether it
+    /// A TCP upload of `bytes` to the VIP's port 80; the result says whether it
     /// arrived intact and at which server.
     pub fn upload(&self, bytes: u32) -> serde_json::Value {
-        let target = format!("{VIP}:80");
+        let target = self.fam.vip_at(80);
         self.client(&["upload", "--target", &target, "--bytes", &bytes.to_string()])
     }
 
-    /// One UDP flow of 2000 datagrams to VIP:53, for an offload: handed
+    /// One UDP flow of 2000 datagrams to the VIP's port 53, for an offload: handed
     /// over after its second datagram. A pause after the second gives uvs
     /// time to write the program's map before the rest; without it a
     /// burst can sit whole in the socket's ring before uvs has seen the
@@ -67,12 +67,13 @@ impl Lab {
     /// Returns how many datagrams the client sent.
     pub fn udp_flow_for_offload(&self) -> u64 {
         let v = self.client_line(&format!(
-            "udp-blast --target {VIP}:53 --count 2000 --pause-after 2 --pause-ms 300"
+            "udp-blast --target {} --count 2000 --pause-after 2 --pause-ms 300",
+            self.fam.vip_at(53)
         ));
         v["sent"].as_u64().unwrap()
     }
 
-    /// One long-lived TCP connection to VIP:80 in the background:
+    /// One long-lived TCP connection to the VIP's port 80 in the background:
     /// `messages` requests, `interval_ms` apart; its JSON goes to `log`.
     pub fn stick_bg(&mut self, messages: u32, interval_ms: u32, log: &str) {
         self.stick_bg_waiting(messages, interval_ms, 3000, log);
@@ -87,7 +88,7 @@ impl Lab {
         timeout_ms: u32,
         log: &str,
     ) {
-        let target = format!("{VIP}:80");
+        let target = self.fam.vip_at(80);
         self.stick_bg_to(&target, messages, interval_ms, timeout_ms, log);
     }
 

@@ -1,7 +1,7 @@
 //! The director in the lab: started (or refused), driven with uvsadm,
 //! and its counters read back.
 
-use super::{Lab, RS1, RS2, VIP};
+use super::Lab;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -142,9 +142,10 @@ impl Lab {
     /// The standard DR setup: TCP 80 and UDP 53, two real servers.
     pub fn dr_services(&self, sched: &str, w1: u32, w2: u32) {
         for (o, port) in [("-t", 80), ("-u", 53)] {
-            self.adm(&format!("-A {o} {VIP}:{port} -s {sched}"));
-            self.adm(&format!("-a {o} {VIP}:{port} -r {RS1} -g -w {w1}"));
-            self.adm(&format!("-a {o} {VIP}:{port} -r {RS2} -g -w {w2}"));
+            let (vip, f) = (self.fam.vip_at(port), self.fam);
+            self.adm(&format!("-A {o} {vip} -s {sched}"));
+            self.adm(&format!("-a {o} {vip} -r {} -g -w {w1}", f.rs(1)));
+            self.adm(&format!("-a {o} {vip} -r {} -g -w {w2}", f.rs(2)));
         }
     }
 

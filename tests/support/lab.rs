@@ -2,7 +2,7 @@
 //! down on drop, also when a test fails), the servers and decapsulators
 //! on the real servers.
 
-use super::{VIP, lab_tool};
+use super::{VIP, VIP6, lab_tool};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +17,9 @@ fn root() -> PathBuf {
 pub struct Lab {
     pub prefix: String,
     pub dir: PathBuf,
+    /// The family of the standard services and clients (`dr_services`,
+    /// `tcp_names`, …): IPv4 unless a test sets it.
+    pub fam: super::Fam,
     children: Vec<Child>,
 }
 
@@ -60,6 +63,7 @@ impl Lab {
         Some(Lab {
             prefix,
             dir,
+            fam: super::Fam::V4,
             children: Vec::new(),
         })
     }
@@ -110,10 +114,11 @@ impl Lab {
     }
 
     /// The traffic server on one node, answering with the node's name:
-    /// TCP 80 and UDP VIP:53; its pid (to stop it: never by name, as
-    /// other tests' labs run servers of the same name).
+    /// TCP 80 and UDP VIP:53 and [VIP6]:53; its pid (to stop it: never by
+    /// name, as other tests' labs run servers of the same name).
     pub fn start_server(&mut self, node: &str) -> u32 {
-        self.start_server_on(node, &["--tcp", "80", "--udp", &format!("{VIP}:53")])
+        let (udp, udp6) = (format!("{VIP}:53"), format!("[{VIP6}]:53"));
+        self.start_server_on(node, &["--tcp", "80", "--udp", &udp, "--udp", &udp6])
     }
 
     /// The traffic server on one node with these `uvs-lab server` ports.

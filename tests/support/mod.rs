@@ -28,6 +28,70 @@ pub const RS2_6: &str = "2001:2::12";
 pub const CL6: &str = "2001:2::10";
 pub const DIR6: &str = "2001:2::2";
 
+/// The address family a lab's standard services, clients and real
+/// servers use (`Lab::fam`): the DR, TUN and NAT cases run on both
+/// (issue 28).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Fam {
+    #[default]
+    V4,
+    V6,
+}
+
+impl Fam {
+    pub fn vip(self) -> &'static str {
+        match self {
+            Fam::V4 => VIP,
+            Fam::V6 => VIP6,
+        }
+    }
+
+    /// Real server `i` (1 or 2) of the lab's segment.
+    pub fn rs(self, i: usize) -> &'static str {
+        match (self, i) {
+            (Fam::V4, 1) => RS1,
+            (Fam::V4, _) => RS2,
+            (Fam::V6, 1) => RS1_6,
+            (Fam::V6, _) => RS2_6,
+        }
+    }
+
+    /// `addr:port` as uvsadm, ipvsadm's listings and the clients write
+    /// it: `[addr]:port` for IPv6.
+    pub fn at(self, addr: &str, port: u16) -> String {
+        match self {
+            Fam::V4 => format!("{addr}:{port}"),
+            Fam::V6 => format!("[{addr}]:{port}"),
+        }
+    }
+
+    /// The VIP with `port`.
+    pub fn vip_at(self, port: u16) -> String {
+        self.at(self.vip(), port)
+    }
+}
+
+/// Runs a test body once per family, each as its own test:
+/// `both_families!(name, |fam| { … })` makes `name::v4` and `name::v6`.
+#[macro_export]
+macro_rules! both_families {
+    ($(#[$m:meta])* $name:ident, $body:expr) => {
+        $(#[$m])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[test]
+            fn v4() {
+                ($body)($crate::support::Fam::V4)
+            }
+            #[test]
+            fn v6() {
+                ($body)($crate::support::Fam::V6)
+            }
+        }
+    };
+}
+
 /// The testbed's traffic tool (`testbed/uvs-lab`, a workspace member),
 /// built next to uvs: `scripts/test.sh` builds it before the tests.
 pub fn lab_tool() -> String {

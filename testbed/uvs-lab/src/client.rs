@@ -239,6 +239,8 @@ pub fn upload(
     let s =
         TcpStream::connect_timeout(&target, Duration::from_secs(3)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    // A stalled path fails the upload instead of hanging the test.
+    s.set_write_timeout(Some(Duration::from_secs(30))).ok();
     // The send MSS right after the handshake: the server's advertised MSS
     // (minus options), before any PMTU discovery could lower it.
     let mss_at_connect = tcp_maxseg(&s);
