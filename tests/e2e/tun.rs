@@ -1,37 +1,62 @@
 //! End-to-end TUN (-i): IP-in-IP from the director to real servers, one
 //! on the director's segment and one behind a router, decapsulated by
-//! `uvs decap` (this kernel has no ipip module).
+//! `uvs decap` (this kernel has no ipip module), each case over IPv4
+//! (IPv4-in-IPv4) and over IPv6 (IPv6-in-IPv6) where it applies.
 
+use crate::both_families;
 use crate::support::holds;
-use crate::support::{Lab, RS1, VIP, count, tally, tally2};
+use crate::support::{Fam, Lab, RS1, VIP, count, tally, tally2};
 use std::time::{Duration, Instant};
 
-const RR1: &str = "198.18.1.11";
+/// The real server behind the lab's router (`--routed`).
+fn rr1(fam: Fam) -> &'static str {
+    match fam {
+        Fam::V4 => "198.18.1.11",
+        Fam::V6 => "2001:2:0:1::11",
+    }
+}
 
-fn tun_lab() -> Option<Lab> {
+/// The kernel's counter of what it sends back for a tunnelled packet it
+/// has no decapsulator for: ICMP protocol unreachable, or ICMPv6
+/// parameter problem (unrecognised next header).
+fn refusals(fam: Fam) -> &'static str {
+    match fam {
+        Fam::V4 => "IcmpOutDestUnreachs",
+        Fam::V6 => "Icmp6OutParmProblems",
+    }
+}
+
+fn tun_lab(fam: Fam) -> Option<Lab> {
     let mut l = Lab::up_with(1, &["--routed"])?;
+    l.fam = fam;
     for n in ["rs1", "rr1"] {
         l.start_server(n);
         l.start_decap(n);
     }
     l.start_director();
     for (o, port) in [("-t", 80), ("-u", 53)] {
-        l.adm(&format!("-A {o} {VIP}:{port} -s rr"));
-        l.adm(&format!("-a {o} {VIP}:{port} -r {} -i", RS1));
-        l.adm(&format!("-a {o} {VIP}:{port} -r {RR1} -i"));
+        let vip = fam.vip_at(port);
+        l.adm(&format!("-A {o} {vip} -s rr"));
+        l.adm(&format!("-a {o} {vip} -r {} -i", fam.rs(1)));
+        l.adm(&format!("-a {o} {vip} -r {} -i", rr1(fam)));
     }
     Some(l)
 }
 
-#[test]
-fn tcp_udp_and_bulk_through_tun_with_a_routed_server() {
-    let Some(l) = tun_lab() else { return };
-    // First, before TCP traffic teaches the client the tunnel's MTU: a
-    // 1472-byte UDP datagram with DF does not fit once wrapped (1520 > 1500)
-    // and the client gets "fragmentation needed" with MTU 1480.
-    let d = l.client(&["udp-df", "--target", &format!("{VIP}:53"), "--size", "1472"]);
-    assert_eq!(d["first_send"], 1472, "{d}");
-    assert_eq!(d["path_mtu"], 1480, "{d}");
+both_families!(tcp_udp_and_bulk_through_tun_with_a_routed_server, |fam| {
+    let Some(l) = tun_lab(fam) else { return };
+    // First, before TCP traffic teaches the client the tunnel's MTU: the
+    // largest UDP datagram the link takes (1472 bytes, 1452 over IPv6)
+    // does not fit once wrapped (20 or 40 bytes more) and the client
+    // learns the tunnel's MTU: "fragmentation needed" with 1480, or
+    // "packet too big" with 1460.
+    let (size, mtu) = match fam {
+        Fam::V4 => ("1472", 1480),
+        Fam::V6 => ("1452", 1460),
+    };
+    let d = l.client(&["udp-df", "--target", &fam.vip_at(53), "--size", size]);
+    assert_eq!(d["first_send"].to_string(), size, "{d}");
+    assert_eq!(d["path_mtu"], mtu, "{d}");
     assert!(
         d["second_send_error"]
             .as_str()
@@ -54,40 +79,42 @@ fn tcp_udp_and_bulk_through_tun_with_a_routed_server() {
     }
     servers.sort();
     assert_eq!(servers, ["rr1", "rs1"]);
-    // With uvs decap running, no IPIP packet was answered with ICMP.
+    // With uvs decap running, no tunnelled packet was refused.
+    let k = refusals(fam);
     for (i, n) in ["rs1", "rr1"].iter().enumerate() {
         let after = l.nstat(n);
-        let d = after.get("IcmpOutDestUnreachs").copied().unwrap_or(0)
-            - before[i].get("IcmpOutDestUnreachs").copied().unwrap_or(0);
-        assert_eq!(d, 0, "{n} sent {d} ICMP destination unreachable");
+        let d = after.get(k).copied().unwrap_or(0) - before[i].get(k).copied().unwrap_or(0);
+        assert_eq!(d, 0, "{n}: {k} moved by {d}");
     }
     let s = l.adm("-S -n");
+    let rr = fam.at(rr1(fam), 80);
     holds(
         &s,
-        &format!("-a -t {VIP}:80 -r {RR1}:80 -i -w 1 --tun-type ipip"),
+        &format!("-a -t {} -r {rr} -i -w 1 --tun-type ipip", fam.vip_at(80)),
     );
-}
+});
 
-#[test]
-fn without_a_decapsulator_ipip_is_refused_by_the_kernel() {
-    // The control for the test above: the same lab with no decap on rs1
-    // answers IPIP with ICMP protocol unreachable and the client gets nothing.
-    let Some(mut l) = Lab::up(1) else { return };
-    l.start_server("rs1");
-    l.start_director();
-    l.adm(&format!("-A -t {VIP}:80 -s rr"));
-    l.adm(&format!("-a -t {VIP}:80 -r {} -i", RS1));
-    let before = l.nstat("rs1");
-    let t = l.tcp_names(1);
-    assert_eq!(t["errors"].as_u64(), Some(1), "{t}");
-    let after = l.nstat("rs1");
-    let d = after.get("IcmpOutDestUnreachs").copied().unwrap_or(0)
-        - before.get("IcmpOutDestUnreachs").copied().unwrap_or(0);
-    assert!(
-        d > 0,
-        "protocol unreachable expected without a decapsulator"
-    );
-}
+both_families!(
+    without_a_decapsulator_the_kernel_refuses_the_tunnel,
+    |fam| {
+        // The control for the test above: the same lab with no decap on rs1
+        // answers the tunnelled packet with ICMP protocol unreachable (ICMPv6
+        // parameter problem) and the client gets nothing.
+        let Some(mut l) = Lab::up(1) else { return };
+        l.fam = fam;
+        l.start_server("rs1");
+        l.start_director();
+        l.adm(&format!("-A -t {} -s rr", fam.vip_at(80)));
+        l.adm(&format!("-a -t {} -r {} -i", fam.vip_at(80), fam.rs(1)));
+        let before = l.nstat("rs1");
+        let t = l.tcp_names(1);
+        assert_eq!(t["errors"].as_u64(), Some(1), "{t}");
+        let after = l.nstat("rs1");
+        let k = refusals(fam);
+        let d = after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+        assert!(d > 0, "{k}: a refusal expected without a decapsulator");
+    }
+);
 
 #[test]
 fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
@@ -148,39 +175,44 @@ fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
     assert_eq!(up["mss_at_connect"], 1448, "{up}");
 }
 
-#[test]
-fn a_new_router_mac_in_front_of_a_tun_server_is_followed() {
-    // TUN sends to the next hop's MAC. When the router in front of a real
-    // server changes its MAC (a replaced box, a new NIC), the director must
-    // pick the new one up from the neighbour table, as it does for DR.
-    let Some(mut l) = Lab::up_with(1, &["--routed"]) else {
-        return;
-    };
-    l.start_server("rr1");
-    l.start_decap("rr1");
-    l.start_director();
-    l.adm(&format!("-A -t {VIP}:80 -s rr"));
-    l.adm(&format!("-a -t {VIP}:80 -r {RR1} -i"));
-    let t = l.tcp_names(3);
-    assert_eq!(tally(&t, "rr1"), (3, Some(0)), "{t}");
-    // The new MAC is announced with a gratuitous ARP, as a failover
-    // daemon (or the kernel with arp_notify) does; the director's kernel
-    // updates its neighbour entry, and uvs must follow it.
-    let o = l.sh(
-        "rt",
-        "sysctl -qw net.ipv4.conf.eth0.arp_notify=1 && ip link set dev eth0 address 02:00:5e:18:00:01",
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let t0 = Instant::now();
-    loop {
+both_families!(
+    a_new_router_mac_in_front_of_a_tun_server_is_followed,
+    |fam| {
+        // TUN sends to the next hop's MAC. When the router in front of a real
+        // server changes its MAC (a replaced box, a new NIC), the director must
+        // pick the new one up from the neighbour table, as it does for DR.
+        let Some(mut l) = Lab::up_with(1, &["--routed"]) else {
+            return;
+        };
+        l.fam = fam;
+        l.start_server("rr1");
+        l.start_decap("rr1");
+        l.start_director();
+        l.adm(&format!("-A -t {} -s rr", fam.vip_at(80)));
+        l.adm(&format!("-a -t {} -r {} -i", fam.vip_at(80), rr1(fam)));
         let t = l.tcp_names(3);
-        if count(&t, "rr1") == 3 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the director kept sending to the old router MAC: {t}"
+        assert_eq!(tally(&t, "rr1"), (3, Some(0)), "{t}");
+        // The new MAC is announced with a gratuitous ARP (an unsolicited
+        // neighbour advertisement for IPv6), as a failover daemon (or the
+        // kernel with arp_notify, ndisc_notify) does; the director's kernel
+        // updates its neighbour entry, and uvs must follow it.
+        let o = l.sh(
+            "rt",
+            "sysctl -qw net.ipv4.conf.eth0.arp_notify=1 net.ipv6.conf.eth0.ndisc_notify=1 && \
+         ip link set dev eth0 address 02:00:5e:18:00:01",
         );
-        std::thread::sleep(Duration::from_millis(500));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let t0 = Instant::now();
+        loop {
+            let t = l.tcp_names(3);
+            if count(&t, "rr1") == 3 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "the director kept sending to the old router MAC: {t}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
-}
+);
