@@ -8,7 +8,7 @@
 
 use crate::io::IoKind;
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -79,7 +79,7 @@ pub struct Settings {
     pub takeover: bool,
     pub force: bool,
     pub tun_mss_clamp: Option<String>,
-    pub peers: Vec<Ipv4Addr>,
+    pub peers: Vec<IpAddr>,
     pub priority: Option<u8>,
     pub ha_key_file: Option<PathBuf>,
     pub nopreempt: bool,
@@ -91,7 +91,7 @@ pub struct Settings {
     pub track_script_weight: Option<String>,
     pub track_quorum: Option<String>,
     pub notify: Option<String>,
-    pub witness: Option<SocketAddrV4>,
+    pub witness: Option<SocketAddr>,
     pub garp_refresh: Option<Duration>,
     /// The flags of the settings given (by the file or the command line),
     /// not filled by a default.
@@ -148,8 +148,11 @@ impl SettingError {
 pub enum BadWitness {
     #[error("port 0")]
     PortZero,
-    #[error("give an IPv4 address, or ADDR:PORT")]
+    #[error("give an IPv4 or IPv6 address, or ADDR:PORT ([ADDR]:PORT for IPv6)")]
     NotAnAddress,
+    /// An address a director cannot talk to (`ha_unusable`).
+    #[error("{0}")]
+    Unusable(&'static str),
 }
 
 /// A count from 1 to `max`, or the range error naming `max`.
@@ -218,17 +221,61 @@ fn ipv6(name: &str, v: &str) -> Result<Ipv6Addr, SettingError> {
         .map_err(|_| SettingError::invalid(name, v, "not an IPv6 address"))
 }
 
-/// `ADDR` or `ADDR:PORT` (the witness's port by default).
-pub fn witness_addr(s: &str) -> Result<SocketAddrV4, BadWitness> {
-    if let Ok(a) = s.parse::<SocketAddrV4>() {
-        return match a.port() {
-            0 => Err(BadWitness::PortZero),
-            _ => Ok(a),
-        };
+/// Why a director cannot take `ip` for a peer's or the witness's
+/// address: heartbeats are unicast, and a peer is known by the source of
+/// its datagrams (a link-local address would also need its interface).
+pub fn ha_unusable(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        _ if ip.is_unspecified() => Some("unspecified: give the host's own address"),
+        _ if ip.is_multicast() => Some("multicast: heartbeats are unicast"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("broadcast: heartbeats are unicast"),
+        IpAddr::V6(a) if a.is_unicast_link_local() => {
+            Some("link-local: give a global or unique local address")
+        }
+        _ => None,
     }
-    s.parse::<Ipv4Addr>()
-        .map(|ip| SocketAddrV4::new(ip, crate::ha::witness::DEFAULT_PORT))
-        .map_err(|_| BadWitness::NotAnAddress)
+}
+
+/// An HA peer: an IPv4 or IPv6 address (an IPv4-mapped one is the IPv4
+/// address) that `ha_unusable` takes.
+fn ha_ip(name: &str, v: &str) -> Result<IpAddr, SettingError> {
+    let ip = v
+        .trim()
+        .parse::<IpAddr>()
+        .map_err(|_| SettingError::invalid(name, v, "not an IPv4 or IPv6 address"))?
+        .to_canonical();
+    match ha_unusable(ip) {
+        Some(why) => Err(SettingError::invalid(name, v, why)),
+        None => Ok(ip),
+    }
+}
+
+/// `ADDR`, `ADDR:PORT` or `[ADDR]:PORT` (the witness's port by default),
+/// as `uvs witness --listen` takes it: any address of the host.
+pub fn listen_addr(s: &str) -> Result<SocketAddr, BadWitness> {
+    let a = match s.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => s
+            .parse::<IpAddr>()
+            .map(|ip| SocketAddr::new(ip, crate::ha::witness::DEFAULT_PORT))
+            .map_err(|_| BadWitness::NotAnAddress)?,
+    };
+    match a.port() {
+        0 => Err(BadWitness::PortZero),
+        // Without a scope or flow label: a datagram's source compares
+        // equal to it.
+        _ => Ok(SocketAddr::new(a.ip().to_canonical(), a.port())),
+    }
+}
+
+/// The witness's address as a director takes it (`--witness`): as
+/// [`listen_addr`], and one it can send to.
+pub fn witness_addr(s: &str) -> Result<SocketAddr, BadWitness> {
+    let a = listen_addr(s)?;
+    match ha_unusable(a.ip()) {
+        Some(why) => Err(BadWitness::Unusable(why)),
+        None => Ok(a),
+    }
 }
 
 /// The defaults of the settings that have one, as the table gives them.
@@ -387,11 +434,13 @@ pub static SETTINGS: &[Setting] = &[
                server's, set there (see `uvs audit`)",
     }),
     // HA (docs/ha.md).
-    setting!(list peers, ipv4, {
+    setting!(list peers, ha_ip, {
         flag: "peer", key: Some("peers"), value_name: "ADDR",
         help: "Another director of the same VIPs (repeat it): one of them is active at a time, \
                by --priority, over authenticated unicast heartbeats, and the active one syncs \
-               its connections to the others",
+               its connections to the others. IPv4 or IPv6, every peer of one family: this \
+               director's own address of that family (--tun-source or --tun-source6) is \
+               the heartbeats' source",
     }),
     setting!(one priority, |name, v| whole::<u8>(name, v, (1, 254), "give 1 to 254"), {
         flag: "priority", key: Some("priority"), ty: Ty::Int, value_name: "N",
