@@ -30,12 +30,13 @@ enum Command {
     /// messages and gives its vote to one director at a time, so that
     /// when the two cannot hear each other only one holds the VIPs.
     Witness {
-        /// Address (and port) to listen on [port: 5405].
+        /// Address (and port) to listen on, IPv4 or IPv6 ([ADDR]:PORT)
+        /// [port: 5405].
         #[arg(long, value_name = "ADDR[:PORT]")]
         listen: String,
         /// A director's own address (repeat it for each).
         #[arg(long, required = true)]
-        director: Vec<std::net::Ipv4Addr>,
+        director: Vec<std::net::IpAddr>,
         /// The directors' shared secret (mode 0600).
         #[arg(long)]
         ha_key_file: PathBuf,
@@ -257,7 +258,7 @@ fn main() -> ExitCode {
             listen,
             director,
             ha_key_file,
-        } => uvs::config::settings::witness_addr(&listen)
+        } => uvs::config::settings::listen_addr(&listen)
             .map_err(|e| format!("--listen {listen}: {e}"))
             .and_then(|addr| {
                 let key = uvs::daemon::read_key_file(&ha_key_file).map_err(|e| e.to_string())?;

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 mod changes;
 mod checked;
 mod file;
+mod ha_addr;
 mod marks;
 mod source;
 pub use source::FileSource;

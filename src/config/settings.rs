@@ -6,9 +6,11 @@
 //! where neither gives a value. ripgrep's one definition per flag is the
 //! model.
 
+use super::ha_addr::ha_unusable;
+pub use super::ha_addr::{BadWitness, listen_addr, witness_addr};
 use crate::io::IoKind;
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -79,7 +81,7 @@ pub struct Settings {
     pub takeover: bool,
     pub force: bool,
     pub tun_mss_clamp: Option<String>,
-    pub peers: Vec<Ipv4Addr>,
+    pub peers: Vec<IpAddr>,
     pub priority: Option<u8>,
     pub ha_key_file: Option<PathBuf>,
     pub nopreempt: bool,
@@ -91,7 +93,7 @@ pub struct Settings {
     pub track_script_weight: Option<String>,
     pub track_quorum: Option<String>,
     pub notify: Option<String>,
-    pub witness: Option<SocketAddrV4>,
+    pub witness: Option<SocketAddr>,
     pub garp_refresh: Option<Duration>,
     /// The flags of the settings given (by the file or the command line),
     /// not filled by a default.
@@ -140,16 +142,6 @@ impl SettingError {
             max,
         }
     }
-}
-
-/// A witness address that does not parse (`--witness`, `uvs witness
-/// --listen`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BadWitness {
-    #[error("port 0")]
-    PortZero,
-    #[error("give an IPv4 address, or ADDR:PORT")]
-    NotAnAddress,
 }
 
 /// A count from 1 to `max`, or the range error naming `max`.
@@ -218,17 +210,18 @@ fn ipv6(name: &str, v: &str) -> Result<Ipv6Addr, SettingError> {
         .map_err(|_| SettingError::invalid(name, v, "not an IPv6 address"))
 }
 
-/// `ADDR` or `ADDR:PORT` (the witness's port by default).
-pub fn witness_addr(s: &str) -> Result<SocketAddrV4, BadWitness> {
-    if let Ok(a) = s.parse::<SocketAddrV4>() {
-        return match a.port() {
-            0 => Err(BadWitness::PortZero),
-            _ => Ok(a),
-        };
+/// An HA peer: an IPv4 or IPv6 address (an IPv4-mapped one is the IPv4
+/// address) that `ha_unusable` takes.
+fn ha_ip(name: &str, v: &str) -> Result<IpAddr, SettingError> {
+    let ip = v
+        .trim()
+        .parse::<IpAddr>()
+        .map_err(|_| SettingError::invalid(name, v, "not an IPv4 or IPv6 address"))?
+        .to_canonical();
+    match ha_unusable(ip) {
+        Some(why) => Err(SettingError::invalid(name, v, why)),
+        None => Ok(ip),
     }
-    s.parse::<Ipv4Addr>()
-        .map(|ip| SocketAddrV4::new(ip, crate::ha::witness::DEFAULT_PORT))
-        .map_err(|_| BadWitness::NotAnAddress)
 }
 
 /// The defaults of the settings that have one, as the table gives them.
@@ -387,11 +380,13 @@ pub static SETTINGS: &[Setting] = &[
                server's, set there (see `uvs audit`)",
     }),
     // HA (docs/ha.md).
-    setting!(list peers, ipv4, {
+    setting!(list peers, ha_ip, {
         flag: "peer", key: Some("peers"), value_name: "ADDR",
         help: "Another director of the same VIPs (repeat it): one of them is active at a time, \
                by --priority, over authenticated unicast heartbeats, and the active one syncs \
-               its connections to the others",
+               its connections to the others. IPv4 or IPv6, every peer of one family: this \
+               director's own address of that family (--tun-source or --tun-source6) is \
+               the heartbeats' source",
     }),
     setting!(one priority, |name, v| whole::<u8>(name, v, (1, 254), "give 1 to 254"), {
         flag: "priority", key: Some("priority"), ty: Ty::Int, value_name: "N",

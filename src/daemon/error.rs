@@ -7,7 +7,7 @@ use crate::control::server::LoadError;
 use crate::ha::track::TrackError;
 use crate::io::OpenError;
 use std::io;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,12 @@ pub enum Error {
     #[error("--track-script-weight without --track-script")]
     WeightWithoutScript,
     #[error("--witness {0}: that is a --peer; the witness runs on a third host")]
-    WitnessIsPeer(SocketAddrV4),
+    WitnessIsPeer(SocketAddr),
+    #[error(
+        "--peer {0} and {1}: the peers and the witness are of one family (this director sends \
+         its heartbeats from one address, of that family)"
+    )]
+    HaFamilies(IpAddr, IpAddr),
     #[error("--peer needs --ha-key-file FILE (a shared secret, mode 0600)")]
     NoKeyFile,
     #[error("--ha-key-file {}: {source}", path.display())]
@@ -165,8 +170,9 @@ pub enum Error {
     Host(#[from] crate::host::Error),
     #[error("eventfd: {0}")]
     Eventfd(#[source] io::Error),
-    #[error("--peer: the interface has no IPv4 address to send heartbeats from")]
-    NoHeartbeatSource,
+    /// The family, and the flag that gives such an address.
+    #[error("--peer: the interface has no {0} address to send heartbeats from; give {1}")]
+    NoHeartbeatSource(&'static str, &'static str),
     /// The config file's table (or the handed-over one) was refused.
     #[error(transparent)]
     Load(#[from] LoadError),

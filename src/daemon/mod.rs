@@ -28,7 +28,7 @@ use backends::open_workers_io;
 use host::{
     bind_socket, check_link, lock_interfaces, preflight, remove_socket, retry, watch_links,
 };
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::Arc;
@@ -255,13 +255,23 @@ fn serve(
             named_links.clone(),
             (tun_source, tun_source6),
         ));
+        // This director's own address of its peers' family (the tunnel
+        // source's: given, or the first interface's first) sends the
+        // heartbeats and the sync stream.
         let ha = o.ha.clone().map(|mut ha| {
-            ha.me = tun_source.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            ha.me = match ha.me {
+                IpAddr::V4(_) => tun_source.map(IpAddr::V4),
+                IpAddr::V6(_) => tun_source6.map(IpAddr::V6),
+            }
+            .unwrap_or(ha.me);
             ha
         });
         if let Some(ha) = &ha {
             if ha.me.is_unspecified() {
-                return Err(Error::NoHeartbeatSource);
+                return Err(match ha.me {
+                    IpAddr::V4(_) => Error::NoHeartbeatSource("IPv4", "--tun-source"),
+                    IpAddr::V6(_) => Error::NoHeartbeatSource("IPv6", "--tun-source6"),
+                });
             }
             control.start_standby(ha).await;
         }

@@ -8,7 +8,7 @@ use crate::config::{self, Config, Settings};
 use crate::ha::HaConfig;
 use crate::ha::track::Track;
 use crate::io::{IoKind, Offload};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,7 +33,8 @@ pub struct Options {
     /// Take over although the config file has no services and the
     /// running director has some.
     pub force: bool,
-    /// HA with peers (the director's own address is filled in at start).
+    /// HA with peers (the director's own address is filled in at start:
+    /// the unspecified address of the peers' family until then).
     pub ha: Option<HaConfig>,
     pub io: IoKind,
     /// Data-plane workers (one: no fanout).
@@ -124,16 +125,26 @@ fn ha_config(s: &Settings) -> Result<Option<HaConfig>, Error> {
         tracks.push(Track::quorum(q)?);
     }
     if let Some(w) = s.witness
-        && s.peers.contains(w.ip())
+        && s.peers.contains(&w.ip())
     {
         return Err(Error::WitnessIsPeer(w));
+    }
+    // One socket, one source address: the peers and the witness of one
+    // family, which picks this director's own address.
+    let first = s.peers[0];
+    let other = s.peers.iter().copied().chain(s.witness.map(|w| w.ip()));
+    if let Some(odd) = other.into_iter().find(|a| a.is_ipv6() != first.is_ipv6()) {
+        return Err(Error::HaFamilies(first, odd));
     }
     let Some(f) = s.ha_key_file.as_deref() else {
         return Err(Error::NoKeyFile);
     };
     let key = read_key_file(f)?;
     Ok(Some(HaConfig {
-        me: Ipv4Addr::UNSPECIFIED,
+        me: match first {
+            IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        },
         peers: s.peers.clone(),
         port: 5405,
         priority: s.priority.expect("a default"),
@@ -232,6 +243,40 @@ mod tests {
         // An HA setting without a peer, from the file.
         let e = refusal("notify = \"true\"\n");
         assert_eq!(e, "--notify without --peer");
+        // IPv6 peers and witness, from the file: this director's own
+        // address will be its IPv6 one.
+        let k = key.display();
+        let v6 = format!(
+            "peers = [\"2001:2::3\"]\nwitness = \"[2001:2::4]:6000\"\nha_key_file = \"{k}\"\n"
+        );
+        std::fs::write(&file, format!("[director]\ninterfaces = [\"eth0\"]\n{v6}")).unwrap();
+        let ha = Options::build(cli(&[("config", path)]))
+            .unwrap()
+            .ha
+            .unwrap();
+        assert_eq!(ha.peers, vec!["2001:2::3".parse::<IpAddr>().unwrap()]);
+        assert_eq!(ha.me, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        assert_eq!(ha.witness.unwrap().to_string(), "[2001:2::4]:6000");
+        // Families mixed, or an address no heartbeat can reach: refused.
+        let e = refusal(&format!(
+            "peers = [\"2001:2::3\", \"198.18.0.5\"]\nha_key_file = \"{k}\"\n"
+        ));
+        assert!(
+            e.contains(
+                "--peer 2001:2::3 and 198.18.0.5: the peers and the witness are of one family"
+            ),
+            "{e}"
+        );
+        let e = refusal(&format!(
+            "peers = [\"198.18.0.3\"]\nwitness = \"2001:2::4\"\nha_key_file = \"{k}\"\n"
+        ));
+        assert!(e.contains("198.18.0.3 and 2001:2::4"), "{e}");
+        let e = refusal("peers = [\"fe80::1\"]\n");
+        assert!(e.contains("peers fe80::1: link-local"), "{e}");
+        let e = refusal("peers = [\"ff02::1\"]\n");
+        assert!(e.contains("multicast"), "{e}");
+        let e = refusal("peers = [\"198.18.0.3\"]\nwitness = \"[::]:5405\"\n");
+        assert!(e.contains("unspecified"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

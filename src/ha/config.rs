@@ -3,14 +3,16 @@
 //! options give them.
 
 use super::track;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// How a director takes part.
 #[derive(Debug, Clone)]
 pub struct HaConfig {
-    pub me: Ipv4Addr,
-    pub peers: Vec<Ipv4Addr>,
+    /// This director's own address, whence its heartbeats and sync go:
+    /// of the peers' family (one family per group).
+    pub me: IpAddr,
+    pub peers: Vec<IpAddr>,
     pub port: u16,
     pub priority: u8,
     pub key: Vec<u8>,
@@ -29,7 +31,7 @@ pub struct HaConfig {
     pub notify: Option<String>,
     /// A third voter (`uvs witness`): with it a director holds the VIPs
     /// only while it counts a majority ([`witness`]).
-    pub witness: Option<SocketAddrV4>,
+    pub witness: Option<SocketAddr>,
 }
 
 impl HaConfig {

@@ -3,7 +3,7 @@
 
 use super::config::HaConfig;
 use super::peer::Peer;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Whether a director that started at `started` still only listens: for
@@ -24,7 +24,7 @@ pub struct WitnessVote {
     /// Its vote is ours, within its lease.
     pub ours: bool,
     /// Who it says has the vote.
-    pub grantee: Option<Ipv4Addr>,
+    pub grantee: Option<IpAddr>,
 }
 
 /// What the election says.
@@ -52,7 +52,7 @@ pub struct Election<'a> {
     pub now: Instant,
     /// A director that has just started and waits for this live peer's
     /// connection table before it takes the VIPs.
-    pub waiting_for: Option<Ipv4Addr>,
+    pub waiting_for: Option<IpAddr>,
     /// With a witness configured: what it says.
     pub witness: Option<WitnessVote>,
 }
@@ -155,7 +155,9 @@ impl Election<'_> {
         if listening(self.started, self.now, self.dead(), self.peers) {
             return (false, "starting: listening for peers".into());
         }
-        let rank = |prio: u8, addr: Ipv4Addr| (prio, u32::from(addr));
+        // Ties go to the higher address: IPv4 ones compare as numbers,
+        // IPv6 ones by their bytes (one family per group).
+        let rank = |prio: u8, addr: IpAddr| (prio, addr);
         let mine = rank(self.priority, self.cfg.me);
         let live: Vec<&Peer> = self.live_peers().collect();
         if let Some(p) = live.iter().find(|p| !self.hears_us(p)) {

@@ -26,7 +26,7 @@ pub use status::{HaCounters, HaStatus, PeerStatus, SyncStatus, WitnessStatus};
 
 use election::listening;
 use msg::{Heartbeat, Refused};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use witness::WitnessView;
 
@@ -217,7 +217,7 @@ impl Ha {
     /// waits for; `None` once it has them all, holds the VIPs, or has
     /// waited [`JOIN_WAIT`] past its listening interval (logged by the
     /// caller through the returned flag).
-    pub fn waiting_for(&mut self, now: Instant) -> (Option<Ipv4Addr>, Option<String>) {
+    pub fn waiting_for(&mut self, now: Instant) -> (Option<IpAddr>, Option<String>) {
         if !self.joining {
             return (None, None);
         }
@@ -317,7 +317,7 @@ impl Ha {
         &mut self,
         now: Instant,
         now_ms: u64,
-    ) -> Option<(SocketAddrV4, [u8; witness::LEN])> {
+    ) -> Option<(SocketAddr, witness::WitnessBytes)> {
         let dead = self.dead();
         let (boot, prio, holding, claim) = (self.boot, self.priority, self.active, self.claim);
         let w = self.witness.as_mut()?;
@@ -358,9 +358,9 @@ impl Ha {
     /// A heartbeat from `from`: counted, and taken if it is a fresh
     /// heartbeat of a known peer under our key. A holder that hears
     /// another holder, or a peer again, notes the contention.
-    pub fn receive(&mut self, from: SocketAddrV4, b: &[u8], now: Instant) {
+    pub fn receive(&mut self, from: IpAddr, b: &[u8], now: Instant) {
         let (dead, seq) = (self.dead(), self.seq);
-        let Some(p) = self.peers.iter_mut().find(|p| p.addr == *from.ip()) else {
+        let Some(p) = self.peers.iter_mut().find(|p| p.addr == from) else {
             self.counters.unknown_sender += 1;
             return;
         };
@@ -418,7 +418,7 @@ impl Ha {
     }
 
     /// The index of the peer at `addr`.
-    pub fn peer_index(&self, addr: Ipv4Addr) -> Option<usize> {
+    pub fn peer_index(&self, addr: IpAddr) -> Option<usize> {
         self.peers.iter().position(|p| p.addr == addr)
     }
 
@@ -433,7 +433,7 @@ impl Ha {
     }
 
     /// The election as it stands at `now`.
-    fn election(&self, now: Instant, waiting_for: Option<Ipv4Addr>) -> Election<'_> {
+    fn election(&self, now: Instant, waiting_for: Option<IpAddr>) -> Election<'_> {
         Election {
             cfg: &self.cfg,
             priority: self.priority,

@@ -3,13 +3,13 @@
 
 use super::fresh::Fresh;
 use super::msg::Heartbeat;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// What is known of one peer.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub(super) last: Fresh,
     pub(super) heard_at: Option<Instant>,
     /// Since when it has been heard without a break (or since its
@@ -31,7 +31,7 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(addr: Ipv4Addr) -> Peer {
+    pub fn new(addr: IpAddr) -> Peer {
         Peer {
             addr,
             last: Fresh::default(),

@@ -4,7 +4,7 @@
 
 use super::{sync, track};
 use serde::{Deserialize, Serialize};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 
 /// Counters shown by `uvs ha`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,13 +23,13 @@ pub struct HaCounters {
 /// The witness as `uvs ha` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WitnessStatus {
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     pub live: bool,
     pub heard_ms_ago: Option<u64>,
     /// Its vote is this director's (and its lease has not run out).
     pub votes_for_us: bool,
     /// The director it says has its vote.
-    pub grantee: Option<Ipv4Addr>,
+    pub grantee: Option<IpAddr>,
     /// This director, its peers and the witness that count now, of all.
     pub votes: u32,
     pub voters: u32,
@@ -42,7 +42,7 @@ pub struct WitnessStatus {
 /// One peer as `uvs ha` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerStatus {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub live: bool,
     pub priority: u8,
     pub active: bool,

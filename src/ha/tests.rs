@@ -2,11 +2,14 @@
 //! for its peers' tables, and the announcements after contention.
 
 use super::*;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 9));
 
 fn cfg(me: [u8; 4], prio: u8, preempt: bool) -> HaConfig {
     HaConfig {
-        me: Ipv4Addr::from(me),
-        peers: vec![Ipv4Addr::new(198, 18, 0, 9)],
+        me: Ipv4Addr::from(me).into(),
+        peers: vec![PEER],
         port: 5405,
         priority: prio,
         key: b"k".to_vec(),
@@ -28,7 +31,7 @@ fn peer(
     now: Instant,
 ) -> Peer {
     Peer {
-        addr: Ipv4Addr::new(198, 18, 0, 9),
+        addr: PEER,
         last: Fresh {
             last: Some((1, 1, 1)),
         },
@@ -123,6 +126,35 @@ fn a_holder_lets_go_before_another_takes_over() {
     assert!(!holds(&lo, 200, true, true));
 }
 
+/// Equal priorities: the higher address holds, and both directors agree
+/// on which, IPv6 addresses compared by all their bytes (2001:3::1 is
+/// above 2001:2::9, whatever their last words say).
+#[test]
+fn ties_go_to_the_higher_address_in_either_family() {
+    let now = Instant::now();
+    let v6 = |s: &str| IpAddr::V6(s.parse::<Ipv6Addr>().unwrap());
+    let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    let pairs = [
+        (v4(198, 18, 0, 2), v4(198, 18, 0, 9)),
+        (v4(198, 18, 1, 2), v4(198, 18, 0, 9)),
+        (v6("2001:2::3"), v6("2001:2::9")),
+        (v6("2001:3::1"), v6("2001:2::9")),
+    ];
+    let holds_as = |me: IpAddr, other: IpAddr| {
+        let mut c = cfg([198, 18, 0, 2], 100, true);
+        c.me = me;
+        c.peers = vec![other];
+        let mut p = peer(100, false, Some(Duration::from_millis(50)), 100, now);
+        p.addr = other;
+        decide(&c, &[p], false, now)
+    };
+    for (x, y) in pairs {
+        let (x_holds, y_holds) = (holds_as(x, y), holds_as(y, x));
+        assert_ne!(x_holds, y_holds, "{x} and {y}: exactly one holds");
+        assert_eq!(x_holds, x > y, "{x} and {y}");
+    }
+}
+
 const DEAD: Duration = Duration::from_secs(1);
 
 #[test]
@@ -147,7 +179,7 @@ fn a_director_its_peer_cannot_hear_steps_down() {
 #[test]
 fn replays_and_old_boots_are_refused() {
     let now = Instant::now();
-    let mut p = Peer::new(Ipv4Addr::new(198, 18, 0, 9));
+    let mut p = Peer::new(PEER);
     let h = |boot, seq, sent_ms| Heartbeat {
         boot,
         seq,
@@ -180,7 +212,7 @@ fn with_witness(peers: &[Peer], live: bool, ours: bool, active_now: bool) -> Ver
     let w = WitnessVote {
         live,
         ours,
-        grantee: (live && !ours).then_some(Ipv4Addr::new(198, 18, 0, 2)),
+        grantee: (live && !ours).then_some(Ipv4Addr::new(198, 18, 0, 2).into()),
     };
     election(&c, peers, active_now, Instant::now(), Some(w)).verdict()
 }
@@ -215,7 +247,7 @@ fn with_a_witness_only_the_director_with_a_majority_holds() {
 #[test]
 fn a_starting_director_waits_for_a_live_peer_s_table_for_a_bounded_time() {
     let mut c = cfg([198, 18, 0, 2], 200, true);
-    c.peers = vec![Ipv4Addr::new(198, 18, 0, 3)];
+    c.peers = vec![Ipv4Addr::new(198, 18, 0, 3).into()];
     let mut ha = Ha::new(c);
     let t0 = Instant::now();
     ha.started = t0;
@@ -231,7 +263,7 @@ fn a_starting_director_waits_for_a_live_peer_s_table_for_a_bounded_time() {
             heard_seq: ha.seq,
         };
         ha.receive(
-            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 3), 5405),
+            Ipv4Addr::new(198, 18, 0, 3).into(),
             &h.emit(&ha.cfg.key),
             at,
         );
@@ -256,7 +288,7 @@ fn a_starting_director_waits_for_a_live_peer_s_table_for_a_bounded_time() {
     assert_eq!(ha.elect(t).0, Some(true));
     // Without it, after JOIN_WAIT the VIPs are taken anyway, and said.
     let mut c = cfg([198, 18, 0, 2], 200, true);
-    c.peers = vec![Ipv4Addr::new(198, 18, 0, 3)];
+    c.peers = vec![Ipv4Addr::new(198, 18, 0, 3).into()];
     let mut ha = Ha::new(c);
     ha.started = t0;
     let t = t0 + DEAD + JOIN_WAIT + Duration::from_millis(10);
@@ -270,7 +302,7 @@ fn a_starting_director_waits_for_a_live_peer_s_table_for_a_bounded_time() {
 #[test]
 fn a_holder_announces_again_once_another_holder_lets_go_and_not_during_claims() {
     let mut ha = Ha::new(cfg([198, 18, 0, 2], 200, true));
-    let peer = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 9), 5405);
+    let peer = PEER;
     let t0 = Instant::now();
     ha.active = true;
     let beat = |ha: &mut Ha, seq: u64, active: bool, at: Instant| {

@@ -11,9 +11,11 @@
 
 use super::Fresh;
 pub use crate::wire::ha::Refused;
-pub use crate::wire::ha::witness::{LEN, MAGIC, WitnessKind as Kind, WitnessMsg};
+pub use crate::wire::ha::witness::{
+    LEN, MAGIC, MAX_LEN, WitnessBytes, WitnessKind as Kind, WitnessMsg,
+};
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// The witness's port unless given.
@@ -36,7 +38,7 @@ pub fn new_boot() -> u64 {
 /// One director as the witness knows it.
 #[derive(Debug, Clone)]
 struct Known {
-    addr: Ipv4Addr,
+    addr: IpAddr,
     last: Fresh,
     heard_at: Option<Instant>,
     lease: Duration,
@@ -53,8 +55,8 @@ impl Known {
 
     /// Of two directors that both want the vote: the holder first, then
     /// the higher priority, then the higher address (as the election).
-    fn rank(&self) -> (bool, u8, u32) {
-        (self.holding, self.priority, u32::from(self.addr))
+    fn rank(&self) -> (bool, u8, IpAddr) {
+        (self.holding, self.priority, self.addr)
     }
 }
 
@@ -88,19 +90,19 @@ pub struct Voter {
 pub struct Answer {
     /// The reply to send back to the sender, if it was a fresh message
     /// of a known director.
-    pub reply: Option<[u8; LEN]>,
+    pub reply: Option<WitnessBytes>,
     /// A change of vote, for the log.
     pub change: Option<String>,
 }
 
 impl Voter {
-    pub fn new(key: Vec<u8>, directors: &[Ipv4Addr], listen: Duration, now: Instant) -> Voter {
+    pub fn new(key: Vec<u8>, directors: &[IpAddr], listen: Duration, now: Instant) -> Voter {
         Voter {
             key,
             known: directors
                 .iter()
                 .map(|a| Known {
-                    addr: *a,
+                    addr: a.to_canonical(),
                     last: Fresh::default(),
                     heard_at: None,
                     lease: Duration::ZERO,
@@ -119,17 +121,19 @@ impl Voter {
     }
 
     /// The director with the vote.
-    pub fn grantee(&self) -> Option<Ipv4Addr> {
+    pub fn grantee(&self) -> Option<IpAddr> {
         self.vote.map(|i| self.known[i].addr)
     }
 
-    /// Takes a datagram from `from`; the answer to send and any change.
-    pub fn receive(&mut self, from: SocketAddrV4, b: &[u8], now: Instant, now_ms: u64) -> Answer {
+    /// Takes a datagram from `from` (an IPv4 director on an IPv6 socket
+    /// is its IPv4 address, mapped); the answer to send and any change.
+    pub fn receive(&mut self, from: SocketAddr, b: &[u8], now: Instant, now_ms: u64) -> Answer {
         let none = Answer {
             reply: None,
             change: None,
         };
-        let Some(i) = self.known.iter().position(|k| k.addr == *from.ip()) else {
+        let from = from.ip().to_canonical();
+        let Some(i) = self.known.iter().position(|k| k.addr == from) else {
             self.counters.unknown_sender += 1;
             return none;
         };
@@ -177,7 +181,7 @@ impl Voter {
             sent_ms: now_ms,
             kind: Kind::Witness {
                 vote_for_you: self.vote == Some(i),
-                grantee: self.grantee().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                grantee: self.grantee(),
                 answers: m.seq,
             },
         }
@@ -251,7 +255,7 @@ pub enum WitnessError {
     /// Its socket on `listen` (binding, or receiving).
     #[error("witness: {listen}: {source}")]
     Socket {
-        listen: SocketAddrV4,
+        listen: SocketAddr,
         #[source]
         source: std::io::Error,
     },
@@ -263,7 +267,7 @@ pub enum WitnessError {
 /// `uvs witness`: answers the directors on `listen` until killed, and
 /// logs every change of its vote. One thread, a blocking socket: it
 /// answers a few datagrams per heartbeat interval.
-pub fn run(listen: SocketAddrV4, directors: &[Ipv4Addr], key: Vec<u8>) -> Result<(), WitnessError> {
+pub fn run(listen: SocketAddr, directors: &[IpAddr], key: Vec<u8>) -> Result<(), WitnessError> {
     let socket = |source| WitnessError::Socket { listen, source };
     let sock = std::net::UdpSocket::bind(listen).map_err(socket)?;
     sock.set_read_timeout(Some(Duration::from_millis(100)))
@@ -282,14 +286,13 @@ pub fn run(listen: SocketAddrV4, directors: &[Ipv4Addr], key: Vec<u8>) -> Result
         let got = sock.recv_from(&mut buf);
         let now = Instant::now();
         let change = match got {
-            Ok((n, std::net::SocketAddr::V4(from))) => {
+            Ok((n, from)) => {
                 let a = v.receive(from, &buf[..n], now, crate::host::unix_ms());
                 if let Some(r) = a.reply {
                     let _ = sock.send_to(&r, from);
                 }
                 a.change
             }
-            Ok(_) => None,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -337,14 +340,14 @@ const LISTEN: Duration = Duration::from_secs(1);
 /// What a director knows of its witness.
 #[derive(Debug, Clone)]
 pub struct WitnessView {
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     last: Fresh,
     heard_at: Option<Instant>,
     /// The vote is ours until then: one dead interval from the moment we
     /// sent the message it answered (the witness keeps it longer).
     vote_until: Option<Instant>,
     /// The director the witness says has its vote.
-    pub grantee: Option<Ipv4Addr>,
+    pub grantee: Option<IpAddr>,
     seq: u64,
     /// When our recent messages left, to start a vote's lease.
     sent: VecDeque<(u64, Instant)>,
@@ -352,7 +355,7 @@ pub struct WitnessView {
 }
 
 impl WitnessView {
-    pub fn new(addr: SocketAddrV4) -> WitnessView {
+    pub fn new(addr: SocketAddr) -> WitnessView {
         WitnessView {
             addr,
             last: Fresh::default(),
@@ -391,7 +394,7 @@ impl WitnessView {
         now: Instant,
         now_ms: u64,
         key: &[u8],
-    ) -> [u8; LEN] {
+    ) -> WitnessBytes {
         self.seq += 1;
         self.sent.push_back((self.seq, now));
         while self.sent.len() > 64 {
@@ -440,7 +443,7 @@ impl WitnessView {
         }
         self.counters.received += 1;
         self.heard_at = Some(now);
-        self.grantee = (!grantee.is_unspecified()).then_some(grantee);
+        self.grantee = grantee;
         let sent = self
             .sent
             .iter()
@@ -464,9 +467,15 @@ mod tests {
     use super::*;
 
     const KEY: &[u8] = b"a shared secret of enough length";
-    const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-    const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
-    const W: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 4), 5405);
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 3));
+    const W: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 4)), 5405);
+    const A6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2));
+    const B6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 3));
+    const W6: SocketAddr =
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 4)), 5405);
     const DEAD: Duration = Duration::from_secs(1);
 
     /// A director's message to the witness.
@@ -476,38 +485,68 @@ mod tests {
         claiming: bool,
         prio: u8,
         now: Instant,
-    ) -> [u8; LEN] {
+    ) -> WitnessBytes {
         v.message(1, prio, holding, claiming, DEAD, now, 1000 + v.seq, KEY)
     }
 
-    fn from(a: Ipv4Addr) -> SocketAddrV4 {
-        SocketAddrV4::new(a, 5405)
+    fn from(a: IpAddr) -> SocketAddr {
+        SocketAddr::new(a, 5405)
     }
 
     #[test]
     fn the_vote_stays_with_the_holder_while_it_asks_and_moves_when_it_goes_silent() {
+        the_vote_moves([A, B], W);
+    }
+
+    /// The same between IPv6 directors: the answers name them in the
+    /// longer form, and an IPv4 director's mapped address on an IPv6
+    /// socket is that director.
+    #[test]
+    fn the_vote_moves_the_same_between_ipv6_directors() {
+        the_vote_moves([A6, B6], W6);
+        let mut w = Voter::new(KEY.to_vec(), &[A], Duration::ZERO, Instant::now());
+        let mut va = WitnessView::new(W6);
+        let t = Instant::now() + DEAD * 2;
+        let m = ask(&mut va, true, true, 200, t);
+        let mapped = match A {
+            IpAddr::V4(a) => IpAddr::V6(a.to_ipv6_mapped()),
+            v6 => v6,
+        };
+        let reply = w.receive(from(mapped), &m, t, 1).reply.unwrap();
+        assert_eq!(reply.len(), LEN);
+        va.receive(&reply, KEY, t, DEAD);
+        assert_eq!(va.grantee, Some(A));
+    }
+
+    fn the_vote_moves([a, b]: [IpAddr; 2], wit: SocketAddr) {
         let t0 = Instant::now();
-        let mut w = Voter::new(KEY.to_vec(), &[A, B], DEAD, t0);
-        let (mut va, mut vb) = (WitnessView::new(W), WitnessView::new(W));
+        let mut w = Voter::new(KEY.to_vec(), &[a, b], DEAD, t0);
+        let (mut va, mut vb) = (WitnessView::new(wit), WitnessView::new(wit));
         let mut t = t0;
         let step = Duration::from_millis(100);
         // While the witness listens after its start, no vote is given.
         let m = ask(&mut va, true, true, 200, t);
-        let ans = w.receive(from(A), &m, t, 1);
+        let ans = w.receive(from(a), &m, t, 1);
         va.receive(&ans.reply.unwrap(), KEY, t, DEAD);
         assert!(!va.votes_for_us(t));
         // Then the holder gets it, and a claimant of a split does not.
         for _ in 0..20 {
             t += step;
-            for (v, who, holding, prio) in [(&mut va, A, true, 200), (&mut vb, B, false, 100)] {
+            for (v, who, holding, prio) in [(&mut va, a, true, 200), (&mut vb, b, false, 100)] {
                 let m = ask(v, holding, true, prio, t);
                 let ans = w.receive(from(who), &m, t, 1);
                 v.receive(&ans.reply.unwrap(), KEY, t, DEAD);
             }
         }
-        assert_eq!(w.grantee(), Some(A));
+        assert_eq!(w.grantee(), Some(a));
         assert!(va.votes_for_us(t) && !vb.votes_for_us(t));
-        assert_eq!(vb.grantee, Some(A));
+        assert_eq!(vb.grantee, Some(a));
+        let m = ask(&mut vb, false, true, 100, t);
+        let len = match a {
+            IpAddr::V4(_) => LEN,
+            IpAddr::V6(_) => MAX_LEN,
+        };
+        assert_eq!(w.receive(from(b), &m, t, 1).reply.unwrap().len(), len);
         // A goes silent: its own lease ends one dead interval after its
         // last message, before the witness frees the vote for B.
         let a_last = t;
@@ -515,12 +554,12 @@ mod tests {
         while b_got.is_none() {
             t += step;
             let m = ask(&mut vb, false, true, 100, t);
-            let ans = w.receive(from(B), &m, t, 1);
+            let ans = w.receive(from(b), &m, t, 1);
             vb.receive(&ans.reply.unwrap(), KEY, t, DEAD);
             if vb.votes_for_us(t) {
                 b_got = Some(t);
             }
-            assert!(t < a_last + DEAD * 3, "B never got the vote");
+            assert!(t < a_last + DEAD * 3, "b never got the vote");
         }
         let b_got = b_got.unwrap();
         assert!(!va.votes_for_us(a_last + DEAD));
@@ -540,7 +579,7 @@ mod tests {
         // The same message again is a replay; from elsewhere, unknown.
         assert_eq!(w.receive(from(A), &m, t0, 1).reply, None);
         assert_eq!(w.counters.replayed, 1);
-        let c = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 10), 9);
+        let c = SocketAddr::new(Ipv4Addr::new(198, 18, 0, 10).into(), 9);
         assert_eq!(w.receive(c, &m, t0, 1).reply, None);
         assert_eq!(w.counters.unknown_sender, 1);
         let m = ask(&mut va, false, false, 50, t0);

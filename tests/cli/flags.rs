@@ -90,12 +90,26 @@ fn ha_flags_are_checked() {
         ),
         (
             &["--witness", "witness.example"],
-            "--witness witness.example: give an IPv4 address, or ADDR:PORT",
+            "--witness witness.example: give an IPv4 or IPv6 address, or ADDR:PORT \
+             ([ADDR]:PORT for IPv6)",
         ),
         (
             &["--witness", "198.18.0.4:0"],
             "--witness 198.18.0.4:0: port 0",
         ),
+        // The peers and the witness of one family, and addresses a
+        // heartbeat can reach.
+        (
+            &["--witness", "[2001:2::4]:5405"],
+            "--peer 198.18.0.3 and 2001:2::4: the peers and the witness are of one family",
+        ),
+        (
+            &["--peer", "2001:2::5"],
+            "--peer 198.18.0.3 and 2001:2::5: the peers and the witness are of one family",
+        ),
+        (&["--peer", "fe80::1"], "--peer fe80::1: link-local"),
+        (&["--peer", "224.0.0.18"], "--peer 224.0.0.18: multicast"),
+        (&["--witness", "::"], "--witness ::: unspecified"),
         (
             &["--garp-refresh", "0.5"],
             "--garp-refresh 0.5: give seconds from 1 to 86400, or 0 for none",
@@ -125,7 +139,7 @@ fn ha_flags_are_checked() {
         k,
     ]);
     assert_eq!(code, Some(1), "{err}");
-    holds(&err, "--listen nowhere: give an IPv4 address");
+    holds(&err, "--listen nowhere: give an IPv4 or IPv6 address");
     let (code, err) = uvs(&["witness", "--listen", "127.0.0.1:0", "--ha-key-file", k]);
     assert_eq!(code, Some(2), "{err}");
     holds(&err, "--director");

@@ -85,8 +85,14 @@ fn ha_seeds() -> Vec<Vec<u8>> {
         }),
         witness_msg(Kind::Witness {
             vote_for_you: true,
-            grantee: Ipv4Addr::new(198, 18, 0, 2),
+            grantee: Some(Ipv4Addr::new(198, 18, 0, 2).into()),
             answers: 2,
+        }),
+        // An answer naming an IPv6 director: 96 bytes, version 2.
+        witness_msg(Kind::Witness {
+            vote_for_you: false,
+            grantee: Some(v6("2001:2::3")),
+            answers: 3,
         }),
     ]
 }
@@ -113,7 +119,7 @@ proptest! {
     /// never a panic, and without the key nothing altered is ever taken;
     /// the witness and a director's view of it take them without a panic.
     #[test]
-    fn ha_messages(seed in 0..7usize, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), cut in any::<usize>(), random in proptest::collection::vec(any::<u8>(), 0..1500)) {
+    fn ha_messages(seed in 0..8usize, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), cut in any::<usize>(), random in proptest::collection::vec(any::<u8>(), 0..1500)) {
         use uvs::ha::sync::{Inbox, SyncMsg};
         let base = &HA_SEEDS[seed];
         let mut m = base.clone();
@@ -135,13 +141,15 @@ proptest! {
                 prop_assert_eq!(&w.emit(HA_KEY)[..], &input[..]);
             }
             let now = std::time::Instant::now();
-            let dir = std::net::SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 5405);
-            let mut voter = uvs::ha::witness::Voter::new(HA_KEY.to_vec(), &[*dir.ip()], std::time::Duration::ZERO, now);
-            let answer = voter.receive(dir, input, now, 1);
-            prop_assert!(answer.reply.is_none() || input == base, "an altered message was answered");
-            let mut view = uvs::ha::witness::WitnessView::new(dir);
-            view.receive(input, HA_KEY, now, std::time::Duration::from_secs(1));
-            prop_assert!(!view.votes_for_us(now), "a vote without a message of ours");
+            for dir in ["198.18.0.2:5405", "[2001:2::2]:5405"] {
+                let dir: std::net::SocketAddr = dir.parse().unwrap();
+                let mut voter = uvs::ha::witness::Voter::new(HA_KEY.to_vec(), &[dir.ip()], std::time::Duration::ZERO, now);
+                let answer = voter.receive(dir, input, now, 1);
+                prop_assert!(answer.reply.is_none() || input == base, "an altered message was answered");
+                let mut view = uvs::ha::witness::WitnessView::new(dir);
+                view.receive(input, HA_KEY, now, std::time::Duration::from_secs(1));
+                prop_assert!(!view.votes_for_us(now), "a vote without a message of ours");
+            }
         }
     }
 }

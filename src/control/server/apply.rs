@@ -233,8 +233,7 @@ impl Control {
     /// neighbour table does not have it yet).
     pub(super) async fn is_peer(&self, mac: MacAddr) -> bool {
         for peer in self.ha_peers() {
-            let hop =
-                resolve::next_hop(&self.netlink, peer.into(), Forward::Route, &self.links).await;
+            let hop = resolve::next_hop(&self.netlink, peer, Forward::Route, &self.links).await;
             if matches!(hop, Ok(resolve::Hop::Resolved(h)) if h.mac == mac) {
                 return true;
             }

@@ -112,4 +112,32 @@ mod tests {
             Err(Refused::Malformed)
         );
     }
+
+    /// A heartbeat names no address (the sender is its datagram's
+    /// source), so it is the same over IPv6: the bytes of the version
+    /// before IPv6 (captured from it).
+    #[test]
+    fn heartbeats_are_the_bytes_they_were_before_ipv6() {
+        let h = Heartbeat {
+            boot: 7,
+            seq: 42,
+            sent_ms: 1_700_000_000_000,
+            priority: 200,
+            active: true,
+            ready: true,
+            hears_witness: true,
+            heard_seq: 41,
+        };
+        let hex: String = h
+            .emit(b"a shared secret of enough length")
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "555653480101c8030000000000000007000000000000002a0000018bcfe568\
+             0000000000000000292412c2bdd7c6e238d4d3c98881ac49fb5383d02a3a7b91\
+             d1dbf0d3cd31f7950a"
+        );
+    }
 }

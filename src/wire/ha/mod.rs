@@ -38,17 +38,21 @@ macro_rules! getters {
     };
 }
 
-/// A fixed-size HA message: its view, its magic, version 1, its whole
-/// length (`fields` bytes of fields, then the MAC), and how it is written.
+/// A fixed-size HA message: its view, its magic, its version (1 unless
+/// given), its whole length (`fields` bytes of fields, then the MAC), and
+/// how it is written.
 macro_rules! fixed_message {
     ($view:ident, magic = $magic:expr, fields = $fields:expr) => {
+        fixed_message!($view, magic = $magic, version = 1, fields = $fields);
+    };
+    ($view:ident, magic = $magic:expr, version = $version:expr, fields = $fields:expr) => {
         view! {
             $view,
             len = LEN
         }
 
         pub const MAGIC: &[u8; 4] = $magic;
-        const VERSION: u8 = 1;
+        const VERSION: u8 = $version;
         pub const LEN: usize = $fields + $crate::wire::ha::MAC_LEN;
 
         /// The message on the wire: the head with the sender's (boot,
@@ -74,7 +78,7 @@ pub mod witness;
 
 pub use heartbeat::{Heartbeat, HeartbeatPacket};
 pub use sync::{SyncHeader, SyncPacket, SyncRecord};
-pub use witness::{WitnessKind, WitnessMsg, WitnessPacket};
+pub use witness::{WitnessBytes, WitnessKind, WitnessMsg, WitnessPacket};
 
 use crate::wire::{read_u64, write_u64};
 use hmac::{Hmac, Mac};

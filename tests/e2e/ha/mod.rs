@@ -9,6 +9,7 @@ mod messages;
 mod persist;
 mod returning;
 mod split;
+mod transport6;
 mod witness;
 
 use crate::support::{Lab, RS1, RS2, VIP, count, wait_until};
@@ -228,6 +229,22 @@ fn pair_serving(
     head: &str,
     [rs1, rs2]: [&str; 2],
 ) -> Option<Pair> {
+    let table = format!(
+        "{head}[[service.real_server]]\naddress = \"{rs1}\"\n[[service.real_server]]\naddress = \"{rs2}\"\n"
+    );
+    pair_of(lab, extra, before, &table, ["198.18.0.3", "198.18.0.2"])
+}
+
+/// The pair with the config file `table`, A's peer `peers[0]` (B's
+/// address) and B's `peers[1]` (A's), of the family the HA transport
+/// runs over.
+fn pair_of(
+    lab: &[&str],
+    extra: [&[&str]; 2],
+    before: &mut dyn FnMut(&mut Lab),
+    table: &str,
+    peers: [&str; 2],
+) -> Option<Pair> {
     let mut opts = vec!["--two-directors"];
     opts.extend_from_slice(lab);
     let mut l = Lab::up_with(2, &opts)?;
@@ -237,19 +254,10 @@ fn pair_serving(
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     before(&mut l);
     let cfg = l.dir.join("uvs.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "{head}[[service.real_server]]\naddress = \"{rs1}\"\n[[service.real_server]]\naddress = \"{rs2}\"\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&cfg, table).unwrap();
     let socks = [l.dir.join("a.sock"), l.dir.join("b.sock")];
     let mut args: [Vec<String>; 2] = Default::default();
-    for (i, (peer, prio)) in [("198.18.0.3", "200"), ("198.18.0.2", "100")]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, (peer, prio)) in peers.into_iter().zip(["200", "100"]).enumerate() {
         let mut a: Vec<String> = [
             "director",
             "-i",

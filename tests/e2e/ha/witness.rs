@@ -3,8 +3,8 @@
 //! down.
 
 use super::{Pair, pair_in, sticks, sticks_done};
-use crate::support::holds;
 use crate::support::wait_until;
+use crate::support::{Lab, holds};
 use std::time::{Duration, Instant};
 
 /// Directors A and B with a witness (`uvs witness` on the lab's third
@@ -13,20 +13,7 @@ fn pair_with_witness(a_extra: &[&str]) -> Option<Pair> {
     let w: &[&str] = &["--witness", "198.18.0.4"];
     let a: Vec<&str> = w.iter().chain(a_extra).copied().collect();
     let p = pair_in(&["--witness"], [&a, w], &mut |l| {
-        let key = l.dir.join("ha.key");
-        let args = [
-            "witness",
-            "--listen",
-            "198.18.0.4",
-            "--director",
-            "198.18.0.2",
-            "--director",
-            "198.18.0.3",
-            "--ha-key-file",
-            key.to_str().unwrap(),
-        ];
-        let pid = l.spawn("wit", env!("CARGO_BIN_EXE_uvs"), &args, "witness.log");
-        std::fs::write(l.dir.join("witness.pid"), pid.to_string()).unwrap();
+        spawn_witness(l, ["198.18.0.4", "198.18.0.2", "198.18.0.3"])
     })?;
     wait_until(
         Duration::from_secs(5),
@@ -36,9 +23,28 @@ fn pair_with_witness(a_extra: &[&str]) -> Option<Pair> {
     Some(p)
 }
 
+/// `uvs witness` on the lab's third host, listening on `listen` for the
+/// directors `a` and `b` (`witness.log`, its pid in `witness.pid`).
+pub(super) fn spawn_witness(l: &mut Lab, [listen, a, b]: [&str; 3]) {
+    let key = l.dir.join("ha.key");
+    let args = [
+        "witness",
+        "--listen",
+        listen,
+        "--director",
+        a,
+        "--director",
+        b,
+        "--ha-key-file",
+        key.to_str().unwrap(),
+    ];
+    let pid = l.spawn("wit", env!("CARGO_BIN_EXE_uvs"), &args, "witness.log");
+    std::fs::write(l.dir.join("witness.pid"), pid.to_string()).unwrap();
+}
+
 /// Samples both roles every 20 ms for `d`: how many samples had two
 /// holders, and the roles at the end.
-fn two_holders_over(p: &Pair, d: Duration) -> (usize, String, String) {
+pub(super) fn two_holders_over(p: &Pair, d: Duration) -> (usize, String, String) {
     let t0 = Instant::now();
     let mut both = 0;
     let (mut a, mut b) = (String::new(), String::new());

@@ -14,7 +14,7 @@ use super::{Control, lock};
 use crate::ha::sync::Body;
 use crate::ha::{Ha, HaConfig, HaStatus, msg};
 use send::Sending;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -41,14 +41,11 @@ impl Control {
     /// table as active (with gratuitous ARPs, repeated twice a second
     /// apart) or as standby. Runs for the daemon's life.
     pub async fn run_ha(self: Arc<Self>, cfg: HaConfig, mut events: Queues) {
-        let sock = match UdpSocket::bind((cfg.me, cfg.port)).await {
+        let me = SocketAddr::new(cfg.me, cfg.port);
+        let sock = match UdpSocket::bind(me).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::info!(
-                    "HA: cannot listen on {}:{}: {e}; staying backup",
-                    cfg.me,
-                    cfg.port
-                );
+                tracing::info!("HA: cannot listen on {me}: {e}; staying backup");
                 return;
             }
         };
@@ -74,7 +71,9 @@ impl Control {
                 _ = flush.tick() => self.flush(&sock, &cfg, &mut events, &mut out).await,
                 _ = slow.tick() => self.slow_tick(&sock, &cfg).await,
                 r = sock.recv_from(&mut buf) => {
-                    if let Ok((n, std::net::SocketAddr::V4(from))) = r {
+                    if let Ok((n, from)) = r {
+                        // Without its flow label and scope, as configured.
+                        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
                         self.datagram(&sock, &cfg, from, &buf[..n], &mut out).await;
                     }
                 }
@@ -99,10 +98,10 @@ impl Control {
             ha.seq += 1;
             ha.update_ready(now);
             ha.note_conflicts(conflicts, now);
-            let msgs: Vec<(Ipv4Addr, [u8; msg::LEN])> = (0..ha.peers.len())
+            let msgs: Vec<(IpAddr, [u8; msg::LEN])> = (0..ha.peers.len())
                 .map(|i| (ha.peers[i].addr, ha.heartbeat(i, now_ms, now)))
                 .collect();
-            let asks: Vec<(Ipv4Addr, Vec<u8>)> = ha
+            let asks: Vec<(IpAddr, Vec<u8>)> = ha
                 .resync_due(now)
                 .into_iter()
                 .map(|i| {
@@ -228,7 +227,7 @@ impl Control {
     }
 
     /// The HA peers, if any.
-    pub(super) fn ha_peers(&self) -> Vec<Ipv4Addr> {
+    pub(super) fn ha_peers(&self) -> Vec<IpAddr> {
         lock(&self.ha)
             .as_ref()
             .map_or_else(Vec::new, |h| h.cfg.peers.clone())

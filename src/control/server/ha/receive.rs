@@ -10,7 +10,7 @@ use crate::ha::sync::{self, Body, SyncMsg, Taken};
 use crate::ha::witness;
 use crate::lvs::request::DpRequest;
 use crate::lvs::sync::Digest;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 
@@ -20,7 +20,7 @@ impl Control {
         &self,
         sock: &UdpSocket,
         cfg: &HaConfig,
-        from: SocketAddrV4,
+        from: SocketAddr,
         b: &[u8],
         out: &mut Sending,
     ) {
@@ -36,14 +36,14 @@ impl Control {
         }
         if !b.starts_with(sync::MAGIC) {
             if let Some(ha) = lock(&self.ha).as_mut() {
-                ha.receive(from, b, now);
+                ha.receive(from.ip(), b, now);
             }
             return;
         }
         let taken = {
             let mut g = lock(&self.ha);
             let Some(ha) = g.as_mut() else { return };
-            let Some(i) = ha.peer_index(*from.ip()) else {
+            let Some(i) = ha.peer_index(from.ip()) else {
                 ha.counters.unknown_sender += 1;
                 return;
             };
@@ -79,7 +79,7 @@ impl Control {
                     ha.out
                         .next(Body::Nack { from: f, to }, crate::host::unix_ms(), &cfg.key)
                 };
-                let _ = sock.send_to(&m, (*from.ip(), cfg.port)).await;
+                let _ = sock.send_to(&m, (from.ip(), cfg.port)).await;
             }
             Taken::Request(Body::Nack { from: f, to }) => {
                 let again = {
@@ -94,7 +94,7 @@ impl Control {
                 match again {
                     Some(msgs) => {
                         for m in msgs {
-                            let _ = sock.send_to(&m, (*from.ip(), cfg.port)).await;
+                            let _ = sock.send_to(&m, (from.ip(), cfg.port)).await;
                         }
                     }
                     // Gone from what is kept: the whole table instead.
