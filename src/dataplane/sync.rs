@@ -44,14 +44,11 @@ impl Dataplane {
         }
     }
 
-    /// Queues a connection's state for the peers. Not one to a tunnelled
-    /// real server of the other family (held as the unspecified address):
-    /// a record has one family, and a backup could not enter it.
+    /// Queues a connection's state for the peers (one to a tunnelled
+    /// real server of the other family too: its record is an IPv6 one,
+    /// its IPv4 addresses v4-mapped).
     #[inline]
     pub(super) fn emit_upsert<A: Addr>(&self, k: &ConnKey<A>, c: &Conn<A>, seen_twice: bool) {
-        if c.raddr == A::UNSPECIFIED {
-            return;
-        }
         self.emit_with(|| {
             let p = portable(&self.table, k, c, self.now_ms(), seen_twice);
             SyncEvent::Record(Record::Upsert(p))

@@ -339,10 +339,19 @@ impl PortableConn {
     }
 
     /// Its key and real server's address in family `A`'s table; `None`
-    /// if any of its addresses is the other family's.
+    /// if its client or virtual address is the other family's, or its
+    /// real server's is and it is not tunnelled (IPVS mixes the families
+    /// only for tunnels). A tunnel's real server of the other family is
+    /// held as the unspecified address, as the data plane holds it
+    /// (found again by the entry's indexes).
     #[inline]
     pub fn typed<A: Addr>(&self) -> Option<(ConnKey<A>, A)> {
-        Some((self.key().typed()?, A::from_ip(self.raddr)?))
+        let raddr = match A::from_ip(self.raddr) {
+            Some(a) => a,
+            None if self.fwd == Forward::Tunnel => A::UNSPECIFIED,
+            None => return None,
+        };
+        Some((self.key().typed()?, raddr))
     }
 }
 
@@ -442,13 +451,21 @@ mod tests {
         assert_eq!(p.key(), v6.portable());
         assert_eq!(p.typed(), Some((v6, "2001:2::11".parse().unwrap())));
         assert_eq!(p.typed::<Ipv4Addr>(), None);
-        // An IPv4 real server under an IPv6 key (or the reverse).
+        // An IPv4 real server under an IPv6 key (or the reverse): only a
+        // tunnel's, held as the unspecified address, as the data plane
+        // holds it.
         let mixed = PortableConn {
             raddr: Ipv4Addr::new(198, 18, 0, 11).into(),
             ..p
         };
         assert_eq!(mixed.typed::<Ipv6Addr>(), None);
         assert_eq!(mixed.typed::<Ipv4Addr>(), None);
+        let tun = PortableConn {
+            fwd: Forward::Tunnel,
+            ..mixed
+        };
+        assert_eq!(tun.typed(), Some((v6, Ipv6Addr::UNSPECIFIED)));
+        assert_eq!(tun.typed::<Ipv4Addr>(), None);
         let half = ConnKey {
             vaddr: IpAddr::V4(v4.vaddr),
             ..v6.portable()

@@ -280,3 +280,95 @@ fn forged_and_garbage_ipv6_records_change_nothing() {
     assert_eq!(b.dp.digest(), digest);
     assert_eq!(rows(&b), list);
 }
+
+/// The outer destination of a tunnelled frame (either family's header).
+fn tunnelled_to(out: &[Vec<u8>]) -> IpAddr {
+    assert_eq!(out.len(), 1, "one frame out");
+    let o = &out[0];
+    match (o[12], o[13]) {
+        (0x08, 0x00) => Ipv4Addr::new(o[30], o[31], o[32], o[33]).into(),
+        _ => {
+            let b: [u8; 16] = o[38..54].try_into().unwrap();
+            std::net::Ipv6Addr::from(b).into()
+        }
+    }
+}
+
+/// A client's UDP datagram to VIP:53 from `sport`.
+fn udp4(sport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
+        .ipv4([198, 18, 0, 10], uvs::rig::VIP, 64)
+        .udp(sport, 53)
+        .write(&mut v, b"query")
+        .unwrap();
+    v
+}
+
+/// A tunnel's connections of mixed families (an IPv4 client to an IPv6
+/// real server, IPv4-in-IPv6, and the reverse) are synced as IPv6
+/// records with their IPv4 addresses v4-mapped, applied by the backup to
+/// the client's family's table, continued on the same real servers after
+/// a takeover, and carried by the handoff.
+#[test]
+fn mixed_family_tunnel_connections_are_synced_and_handed_off() {
+    let tun = |a: IpAddr| dest(a, 53, Forward::Tunnel, 1);
+    let four = [11, 12].map(|l| tun(Ipv4Addr::new(198, 18, 0, l).into()));
+    let six = [rs6(0x11), rs6(0x12)].map(|a| tun(a.into()));
+    let mut ops = service(svc(Protocol::Udp, 53), "rr", &six);
+    ops.extend(service(
+        ServiceKey::addr(Protocol::Udp, VIP6, 53),
+        "rr",
+        &four,
+    ));
+    let (mut a, mut b, rx) = pair_of(&ops);
+    let mut went = Vec::new();
+    for p in 0..4u16 {
+        went.push(tunnelled_to(&a.feed(udp4(6000 + p))));
+        went.push(tunnelled_to(&a.feed(udp6(50000 + p))));
+    }
+    assert!(went[0].is_ipv6() && went[1].is_ipv4(), "{went:?}");
+    let recs = records(&rx);
+    assert_eq!(recs.len(), 8);
+    // Through the wire: one IPv6 record each, read back as they were.
+    let msg = SyncMsg {
+        boot: 7,
+        seq: 1,
+        sent_ms: 5,
+        body: Body::Records(recs.clone()),
+    };
+    let bytes = msg.emit(KEY);
+    assert_eq!(bytes.len(), 80 + 8 * 72);
+    let Ok(SyncMsg {
+        body: Body::Records(back),
+        ..
+    }) = SyncMsg::parse(&bytes, KEY)
+    else {
+        panic!("the message parses")
+    };
+    assert_eq!(back, recs);
+    assert_eq!(b.dp.apply_sync(&back), 8);
+    assert_eq!(b.dp.digest(), a.dp.digest());
+    assert_eq!(rows(&b), rows(&a));
+    // The backup takes over: each flow's next datagram goes to its server.
+    b.publisher.set_standby(false);
+    b.apply(&[]);
+    for p in 0..4u16 {
+        let i = 2 * p as usize;
+        assert_eq!(tunnelled_to(&b.feed(udp4(6000 + p))), went[i], "v4 {p}");
+        assert_eq!(
+            tunnelled_to(&b.feed(udp6(50000 + p))),
+            went[i + 1],
+            "v6 {p}"
+        );
+    }
+    // And a planned restart's handoff carries them too.
+    let conns = a.dp.export_conns();
+    assert_eq!(conns.len(), 8);
+    let mut c = Rig::new(&ops);
+    assert_eq!(c.dp.take_over(&mut c.io, &conns), 8);
+    assert_eq!(c.dp.digest(), a.dp.digest());
+    for p in 0..4u16 {
+        assert_eq!(tunnelled_to(&c.feed(udp4(6000 + p))), went[2 * p as usize]);
+    }
+}

@@ -223,14 +223,17 @@ impl Default for SyncRecord {
     }
 }
 
-/// Reads an address of `len` bytes at `at`.
+/// Reads an address of `len` bytes at `at`; a v4-mapped one in 16 is
+/// the IPv4 address it maps (a tunnel's connection mixes the families:
+/// its IPv4 addresses are written so in an IPv6 record).
 fn read_addr(b: &[u8], at: usize, len: usize) -> IpAddr {
     match len {
         4 => IpAddr::V4(super::read_ip(b, at)),
         _ => {
             let mut a = [0u8; 16];
             a.copy_from_slice(&b[at..at + 16]);
-            IpAddr::V6(Ipv6Addr::from(a))
+            let a = Ipv6Addr::from(a);
+            a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4)
         }
     }
 }
@@ -498,17 +501,16 @@ mod tests {
         assert_eq!(SyncRecord::parse(&b), Some(r6));
         assert_eq!(SyncRecord::parse(&b[..RECORD6_LEN - 1]), None);
         assert_eq!(SyncRecord::parse(&[]), None);
-        // An IPv4 address among IPv6 ones is written v4-mapped.
+        // An IPv4 address among IPv6 ones (a tunnel's mixed families) is
+        // written v4-mapped, and read back as IPv4.
         let odd = SyncRecord {
             raddr: Ipv4Addr::new(198, 18, 0, 11).into(),
             ..r6
         };
         odd.emit(&mut b);
+        assert_eq!(b[0] & OP_V6, OP_V6);
         let back = SyncRecord::parse(&b).unwrap();
-        assert_eq!(
-            back.raddr,
-            IpAddr::V6(Ipv4Addr::new(198, 18, 0, 11).to_ipv6_mapped())
-        );
+        assert_eq!(back, odd);
         let h = RECORDS;
         let m = emit(&h, &[r4, r6, r4], b"k");
         assert_eq!(m.len(), HEADER_LEN + 144 + MAC_LEN);
