@@ -297,16 +297,28 @@ fn persistence(
                 format!("persistence_timeout must be 1..{MAX_TIMEOUT} seconds"),
             )
         })?;
-    let netmask = match &s.persistence_mask {
-        None => Persistence::DEFAULT_NETMASK,
-        Some(m) => m.get_ref().parse::<Ipv4Addr>().map_err(|_| {
+    let mut p = Persistence::new(timeout);
+    let Some(m) = &s.persistence_mask else {
+        return Ok(Some(p));
+    };
+    let text = m.get_ref().trim();
+    // An IPv6 service's client network is a prefix length, as ipvsadm's
+    // `-M 64` for it; an IPv4 one's a dotted mask.
+    if key.addr.is_ipv6() {
+        let len = text.strip_prefix('/').unwrap_or(text).parse::<u8>();
+        p.prefix6 = len.ok().filter(|l| (1..=128).contains(l)).ok_or_else(|| {
+            let why = "a prefix length 1..128 for an IPv6 service (\"64\")";
+            cx.err(m.span(), format!("persistence_mask `{text}`: {why}"))
+        })?;
+    } else {
+        p.netmask = text.parse::<Ipv4Addr>().map_err(|_| {
             cx.err(
                 m.span(),
-                format!("persistence_mask `{}`: a dotted mask", m.get_ref()),
+                format!("persistence_mask `{text}`: a dotted mask"),
             )
-        })?,
-    };
-    Ok(Some(Persistence { timeout, netmask }))
+        })?;
+    }
+    Ok(Some(p))
 }
 
 /// One real server of service `key` (its check: its own, else `default`).

@@ -150,6 +150,7 @@ fn the_documented_example_loads() {
         Some(crate::lvs::service::Persistence {
             timeout: 600,
             netmask: Ipv4Addr::new(255, 255, 255, 0),
+            prefix6: 128,
         })
     );
     assert_eq!(c.services[0].def.persistent, None);
@@ -297,4 +298,29 @@ fn ipv6_addresses_are_read_and_a_bad_one_is_named() {
         msg.contains("is not an IP address and port (IPv6: `[ADDRESS]:PORT`)"),
         "{msg}"
     );
+}
+
+/// An IPv6 service's `persistence_mask` is a prefix length (ipvsadm's
+/// `-M 64` for it), an IPv4 one's a dotted mask.
+#[test]
+fn an_ipv6_services_persistence_mask_is_a_prefix_length() {
+    let svc = |mask: &str| {
+        format!(
+            "[[service]]\nprotocol = \"tcp\"\naddress = \"[2001:2::100]:0\"\n\
+             persistence_timeout = 600\npersistence_mask = \"{mask}\"\n"
+        )
+    };
+    for (mask, len) in [("64", 64), ("/48", 48), ("128", 128)] {
+        let p = cfg(&svc(mask)).unwrap().services[0].def.persistent.unwrap();
+        assert_eq!((p.timeout, p.prefix6), (600, len), "{mask}");
+        assert_eq!(p.netmask, crate::lvs::service::Persistence::DEFAULT_NETMASK);
+    }
+    for bad in ["0", "129", "255.255.255.0", "ffff:ffff::"] {
+        let (line, _, msg) = error_at(&svc(bad));
+        assert_eq!(line, 5, "{bad}");
+        assert!(
+            msg.contains("a prefix length 1..128 for an IPv6 service"),
+            "{msg}"
+        );
+    }
 }

@@ -197,9 +197,9 @@ fn check_vip6(a: std::net::Ipv6Addr) -> Result<(), OpError> {
 
 /// A service definition's scheduler, once its options are checked.
 fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
-    if d.key.addr.is_ipv6() && d.persistent.is_some() {
+    if d.key.fwmark().is_some() && d.key.addr.is_ipv6() {
         return Err(OpError::Unsupported(
-            "persistence (-p) on an IPv6 service is not in uvs yet (docs/ipv6.md)".into(),
+            "IPv6 firewall-mark services (-f N -6) are not forwarded by uvs yet".into(),
         ));
     }
     let k = scheduler(&d.scheduler)?;
@@ -234,7 +234,8 @@ fn check_family(key: &ServiceKey, d: &DestSpec) -> Result<(), OpError> {
     }
 }
 
-/// A persistence timeout in ipvsadm's range; port 0 (every port of the
+/// A persistence timeout in ipvsadm's range, an IPv6 prefix in IPVS's;
+/// port 0 (every port of the
 /// VIP) only for a persistent service, as ipvsadm says.
 fn check_persistent(key: &ServiceKey, p: Option<Persistence>) -> Result<(), OpError> {
     match p {
@@ -242,6 +243,10 @@ fn check_persistent(key: &ServiceKey, p: Option<Persistence>) -> Result<(), OpEr
             "Zero port specified for non-persistent service".into(),
         )),
         Some(p) if !(1..=MAX_TIMEOUT).contains(&p.timeout) => Err(OpError::BadTimeout(p.timeout)),
+        // IPVS refuses an IPv6 service's prefix outside 1..128 (EINVAL).
+        Some(p) if key.addr.is_ipv6() && !(1..=128).contains(&p.prefix6) => Err(
+            OpError::BadAddress(format!("illegal ipv6 netmask {} (1..128)", p.prefix6)),
+        ),
         _ => Ok(()),
     }
 }

@@ -314,8 +314,7 @@ fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
 }
 
 /// An IPv6 service takes IPv6 real servers by direct routing, NAT or a
-/// tunnel; what the data plane does not forward over IPv6 yet
-/// (persistence) is refused with a message saying so. A real server of
+/// tunnel, and persistence by a prefix length (1..128). A real server of
 /// the other family only by a tunnel, as IPVS.
 #[test]
 fn ipv6_services_take_every_method_and_mix_families_only_by_tunnel() {
@@ -348,10 +347,14 @@ fn ipv6_services_take_every_method_and_mix_families_only_by_tunnel() {
         assert!(e.to_string().contains(want), "{e}");
     };
     let refused = |ops: &[Op], want: &str| refused_by(&both, ops, want);
-    refused(
-        &[svc6(Some(Persistence::new(360)))],
-        "persistence (-p) on an IPv6 service",
-    );
+    let p64 = Persistence {
+        prefix6: 64,
+        ..Persistence::new(360)
+    };
+    let m64 = apply(&both, &[svc6(Some(p64))]).unwrap();
+    assert_eq!(m64.snapshot().services[0].def.persistent, Some(p64));
+    let p0 = Persistence { prefix6: 0, ..p64 };
+    refused(&[svc6(Some(p0))], "illegal ipv6 netmask 0 (1..128)");
     let nat66 = apply(
         &m,
         &[add6(DestSpec {
