@@ -236,7 +236,25 @@ fn service_key(
                 let e = format!("fwmark {id}: no [[mark]] with id = {id} in this file");
                 return Err(cx.err(m.span(), e));
             }
-            Ok((ServiceKey::mark(id), m.span()))
+            let v6 = s.ipv6.as_ref().is_some_and(|v| *v.get_ref());
+            let family = |r: &MarkRule| r.vip.is_ipv6() == v6;
+            if !marks[&id].iter().any(family) {
+                let (f, of) = if v6 {
+                    ("IPv6", "ipv6 = true")
+                } else {
+                    ("IPv4", "no ipv6")
+                };
+                let e = format!("fwmark {id} ({of}): [[mark]] {id} has no {f} vip");
+                return Err(cx.err(m.span(), e));
+            }
+            Ok((ServiceKey::mark_of(id, v6), m.span()))
+        }
+        (None, _, _) if s.ipv6.is_some() => {
+            let at = s.ipv6.as_ref().map_or(0..0, |x| x.span());
+            Err(cx.err(
+                at,
+                "`ipv6` is for a fwmark service (an address says its family)",
+            ))
         }
         (Some(m), _, _) => Err(cx.err(
             m.span(),

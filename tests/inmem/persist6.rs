@@ -189,3 +189,80 @@ fn templates_are_assured_and_synced_to_a_backup() {
     let f = frame(Protocol::Tcp, client(1, 9), 41000, 80, true);
     assert_eq!(server_of(&b.feed(f)), pinned);
 }
+
+/// An IPv6 firewall-mark service (`-f 7 -6`): mark 7's IPv6 rule
+/// (TCP and UDP to `[VIP6]`:80,443) leads to it, its IPv4 rule to the
+/// IPv4 service of the mark (`-f 7`). Persistent by /64, one template of
+/// protocol IP per client network carries both ports and both protocols,
+/// its virtual address the mark (IPVS's `<IPPROTO_IP, caddr&mask, 0,
+/// fwmark, 0>`). A port the mark does not name is not the director's.
+#[test]
+fn a_marks_ipv6_rules_lead_to_its_ipv6_service() {
+    use uvs::lvs::mark::{MarkRule, parse_ports};
+    let (m4, m6) = (ServiceKey::mark(7), ServiceKey::mark_of(7, true));
+    let rule = |vip: IpAddr| MarkRule {
+        protocol: None,
+        vip,
+        ports: parse_ports("80,443").unwrap(),
+    };
+    let v4 = |last| std::net::Ipv4Addr::new(198, 18, 0, last);
+    let mut ops = vec![Op::SetMark {
+        mark: 7,
+        rules: vec![rule(v4(100).into()), rule(VIP6.into())],
+    }];
+    for (key, persistent) in [
+        (m4, None),
+        (
+            m6,
+            Some(Persistence {
+                prefix6: 64,
+                ..Persistence::new(600)
+            }),
+        ),
+    ] {
+        ops.push(Op::AddService(ServiceDef {
+            key,
+            scheduler: "rr".into(),
+            flags: Default::default(),
+            persistent,
+            ops: false,
+        }));
+    }
+    for (key, a) in [
+        (m4, IpAddr::from(v4(21))),
+        (m6, rs6(0x11).into()),
+        (m6, rs6(0x12).into()),
+    ] {
+        ops.push(Op::AddDest {
+            key,
+            dest: dest(a, 0, Forward::Route, 1),
+        });
+    }
+    let mut r = Rig::new(&ops);
+    let pinned = server_of(&r.feed(frame(Protocol::Tcp, client(1, 1), 40000, 80, true)));
+    assert!([0x11, 0x12].contains(&pinned), "an IPv6 server: {pinned:x}");
+    for (proto, host, dport) in [
+        (Protocol::Tcp, 2, 443),
+        (Protocol::Udp, 3, 80),
+        (Protocol::Udp, 1, 443),
+    ] {
+        let f = frame(proto, client(1, host), 40001, dport, true);
+        assert_eq!(server_of(&r.feed(f)), pinned, "{proto:?} to {dport}");
+    }
+    let other = server_of(&r.feed(frame(Protocol::Udp, client(2, 1), 40000, 443, true)));
+    assert_ne!(other, pinned, "another /64, rr's next");
+    let t = templates(&r);
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert!(t.iter().all(|t| t.protocol == Protocol::Ip
+        && t.key().template_mark() == Some(7)
+        && t.fwmark == 7));
+    assert!(t.iter().any(|t| t.caddr == IpAddr::V6(client(1, 0))));
+    // Not a port of the mark, nor a -t/-u service: the kernel's.
+    assert!(
+        r.feed(frame(Protocol::Tcp, client(1, 1), 40002, 8080, true))
+            .is_empty()
+    );
+    // An IPv4 frame of the mark reaches the IPv4 service's server.
+    let f = crate::udp_from([198, 18, 0, 10], 5000, 443, b"q");
+    assert_eq!(server_of(&r.feed(f)), 21);
+}

@@ -197,11 +197,6 @@ fn check_vip6(a: std::net::Ipv6Addr) -> Result<(), OpError> {
 
 /// A service definition's scheduler, once its options are checked.
 fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
-    if d.key.fwmark().is_some() && d.key.addr.is_ipv6() {
-        return Err(OpError::Unsupported(
-            "IPv6 firewall-mark services (-f N -6) are not forwarded by uvs yet".into(),
-        ));
-    }
     let k = scheduler(&d.scheduler)?;
     check_persistent(&d.key, d.persistent)?;
     check_ops(&d.key, d.ops)?;
@@ -214,7 +209,8 @@ fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
 /// allows ("Different address family is allowed only for tunneling
 /// servers": IPv4 in IPv6, IPv6 in IPv4).
 fn check_family(key: &ServiceKey, d: &DestSpec) -> Result<(), OpError> {
-    let v6 = key.fwmark().is_none() && key.addr.is_ipv6();
+    // (An IPv6 mark service's key holds `::`: its family.)
+    let v6 = key.addr.is_ipv6();
     let tun = d.forward == Forward::Tunnel;
     match (v6, d.addr.is_ipv6()) {
         (false, false) => Ok(()),

@@ -248,7 +248,7 @@ fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
         mark: 100,
         rules: vec![MarkRule {
             protocol: None,
-            vip: Ipv4Addr::new(198, 18, 0, vip),
+            vip: Ipv4Addr::new(198, 18, 0, vip).into(),
             ports: parse_ports(ports).unwrap(),
         }],
     };
