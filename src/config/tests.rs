@@ -324,3 +324,29 @@ fn an_ipv6_services_persistence_mask_is_a_prefix_length() {
         );
     }
 }
+
+/// A `[[mark]]` may name an IPv6 VIP; `ipv6 = true` makes a fwmark
+/// service the mark's IPv6 one (`-f 7 -6`), which needs an IPv6 rule, as
+/// the IPv4 one needs an IPv4 rule.
+#[test]
+fn an_ipv6_mark_service_serves_its_marks_ipv6_rules() {
+    let mark = "[[mark]]\nid = 7\nprotocol = \"tcp\"\nvip = \"2001:2::100\"\nports = \"80,443\"\n";
+    let svc = "[[service]]\nfwmark = 7\nipv6 = true\npersistence_timeout = 60\n\
+               persistence_mask = \"64\"\n[[service.real_server]]\naddress = \"2001:2::11\"\n";
+    let c = cfg(&format!("{mark}{svc}")).unwrap();
+    let s = &c.services[0];
+    assert_eq!(s.def.key, ServiceKey::mark_of(7, true));
+    assert_eq!(s.def.persistent.map(|p| p.prefix6), Some(64));
+    assert_eq!(c.marks[&7][0].vip, "2001:2::100".parse::<IpAddr>().unwrap());
+    let v4 = svc
+        .replace("ipv6 = true\n", "")
+        .replace("\"64\"", "\"255.255.255.0\"");
+    let (l, _, m) = error_at(&format!("{mark}{v4}"));
+    assert_eq!(l, 7, "{m}");
+    assert!(m.contains("[[mark]] 7 has no IPv4 vip"), "{m}");
+    let plain = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\nipv6 = true\n";
+    let (_, _, m) = error_at(plain);
+    assert!(m.contains("`ipv6` is for a fwmark service"), "{m}");
+    let (_, _, m) = error_at(&mark.replace("2001:2::100", "ff02::1"));
+    assert!(m.contains("ff02::1 cannot be a VIP"), "{m}");
+}

@@ -424,3 +424,64 @@ fn ipv6_services_take_every_method_and_mix_families_only_by_tunnel() {
     assert_eq!(at, 0);
     assert!(e.to_string().contains("--tun-source6"), "{e}");
 }
+
+/// A mark's IPv6 rules serve its IPv6 service (`-f 100 -6`), its IPv4
+/// ones its IPv4 service: two services of one mark, each finding its
+/// family's frames; only the IPv4 VIP is probed (ARP). An IPv6 mark
+/// service's real servers are IPv6 ones.
+#[test]
+fn a_marks_ipv6_rules_serve_its_ipv6_service() {
+    use crate::lvs::mark::{MarkRule, parse_ports};
+    let v6: std::net::Ipv6Addr = "2001:2::100".parse().unwrap();
+    let rule = |vip: IpAddr| MarkRule {
+        protocol: None,
+        vip,
+        ports: parse_ports("80,443").unwrap(),
+    };
+    let set = Op::SetMark {
+        mark: 100,
+        rules: vec![rule(Ipv4Addr::new(198, 18, 0, 100).into()), rule(v6.into())],
+    };
+    let fwm = |v6| {
+        Op::AddService(ServiceDef {
+            key: ServiceKey::mark_of(100, v6),
+            scheduler: "rr".into(),
+            flags: Default::default(),
+            persistent: None,
+            ops: false,
+        })
+    };
+    let mut needs = Vec::new();
+    let m = Model::default()
+        .apply_all(
+            &[set, fwm(true), fwm(false)],
+            &mut |_, _| Err(OpError::Host("unused".into())),
+            &mut |i, n| needs.push((i, n)),
+        )
+        .unwrap();
+    let vip4 = Need::NewVip(Ipv4Addr::new(198, 18, 0, 100));
+    assert_eq!(needs, vec![(2, vip4)]);
+    assert!(m.has_vip(v6.into()));
+    let t = m.table(1);
+    assert_eq!(t.vips6(), [v6]);
+    let tcp = Protocol::Tcp;
+    let i6 = t.lookup6(tcp, v6, 443).unwrap();
+    assert_eq!(t.services[i6].key, ServiceKey::mark_of(100, true));
+    let i4 = t.lookup(tcp, Ipv4Addr::new(198, 18, 0, 100), 443).unwrap();
+    assert_eq!(t.services[i4].key, ServiceKey::mark(100));
+    assert_eq!(t.lookup6(tcp, v6, 8080), None);
+    let key = ServiceKey::mark_of(100, true);
+    let (_, e) = apply(
+        &m,
+        &[Op::AddDest {
+            key,
+            dest: dest(11, 1),
+        }],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("not of the service's address family"),
+        "{e}"
+    );
+}
