@@ -236,7 +236,25 @@ fn service_key(
                 let e = format!("fwmark {id}: no [[mark]] with id = {id} in this file");
                 return Err(cx.err(m.span(), e));
             }
-            Ok((ServiceKey::mark(id), m.span()))
+            let v6 = s.ipv6.as_ref().is_some_and(|v| *v.get_ref());
+            let family = |r: &MarkRule| r.vip.is_ipv6() == v6;
+            if !marks[&id].iter().any(family) {
+                let (f, of) = if v6 {
+                    ("IPv6", "ipv6 = true")
+                } else {
+                    ("IPv4", "no ipv6")
+                };
+                let e = format!("fwmark {id} ({of}): [[mark]] {id} has no {f} vip");
+                return Err(cx.err(m.span(), e));
+            }
+            Ok((ServiceKey::mark_of(id, v6), m.span()))
+        }
+        (None, _, _) if s.ipv6.is_some() => {
+            let at = s.ipv6.as_ref().map_or(0..0, |x| x.span());
+            Err(cx.err(
+                at,
+                "`ipv6` is for a fwmark service (an address says its family)",
+            ))
         }
         (Some(m), _, _) => Err(cx.err(
             m.span(),
@@ -297,16 +315,28 @@ fn persistence(
                 format!("persistence_timeout must be 1..{MAX_TIMEOUT} seconds"),
             )
         })?;
-    let netmask = match &s.persistence_mask {
-        None => Persistence::DEFAULT_NETMASK,
-        Some(m) => m.get_ref().parse::<Ipv4Addr>().map_err(|_| {
+    let mut p = Persistence::new(timeout);
+    let Some(m) = &s.persistence_mask else {
+        return Ok(Some(p));
+    };
+    let text = m.get_ref().trim();
+    // An IPv6 service's client network is a prefix length, as ipvsadm's
+    // `-M 64` for it; an IPv4 one's a dotted mask.
+    if key.addr.is_ipv6() {
+        let len = text.strip_prefix('/').unwrap_or(text).parse::<u8>();
+        p.prefix6 = len.ok().filter(|l| (1..=128).contains(l)).ok_or_else(|| {
+            let why = "a prefix length 1..128 for an IPv6 service (\"64\")";
+            cx.err(m.span(), format!("persistence_mask `{text}`: {why}"))
+        })?;
+    } else {
+        p.netmask = text.parse::<Ipv4Addr>().map_err(|_| {
             cx.err(
                 m.span(),
-                format!("persistence_mask `{}`: a dotted mask", m.get_ref()),
+                format!("persistence_mask `{text}`: a dotted mask"),
             )
-        })?,
-    };
-    Ok(Some(Persistence { timeout, netmask }))
+        })?;
+    }
+    Ok(Some(p))
 }
 
 /// One real server of service `key` (its check: its own, else `default`).

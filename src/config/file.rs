@@ -51,6 +51,10 @@ pub(crate) struct ServiceSection {
     pub(crate) address: Option<Spanned<String>>,
     /// A firewall-mark service (`-f`): the frames of a `[[mark]]`.
     pub(crate) fwmark: Option<Spanned<u32>>,
+    /// With `fwmark`: the mark's IPv6 service (ipvsadm's `-f N -6`),
+    /// serving its IPv6 VIPs' frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ipv6: Option<Spanned<bool>>,
     pub(crate) scheduler: Option<Spanned<String>>,
     /// ipvsadm's `-b`: "sh-fallback", "sh-port", "mh-fallback",
     /// "mh-port", "flag-1".."flag-3".

@@ -4,9 +4,10 @@ use super::file::MarkSection;
 use super::{ConfigError, Ctx};
 use crate::lvs::mark::{self, MarkRule, PortRange};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-/// Every mark's rules, checked: a VIP that can be one, ports as
+/// Every mark's rules, checked: a VIP that can be one (of either family:
+/// an IPv6 VIP's rules serve the mark's IPv6 service), ports as
 /// iptables' `--dports`, no frame in two marks.
 pub(super) fn marks(
     cx: &Ctx,
@@ -24,9 +25,9 @@ pub(super) fn marks(
                 mark::parse_protocol(p.get_ref()).map_err(|e| cx.err(p.span(), e.to_string()))?
             }
         };
-        let vip: Ipv4Addr = m.vip.get_ref().trim().parse().map_err(|_| {
+        let vip: IpAddr = m.vip.get_ref().trim().parse().map_err(|_| {
             let v = m.vip.get_ref();
-            cx.err(m.vip.span(), format!("vip `{v}`: an IPv4 address"))
+            cx.err(m.vip.span(), format!("vip `{v}`: an IPv4 or IPv6 address"))
         })?;
         crate::control::model::check_vip(vip).map_err(|e| cx.err(m.vip.span(), e.to_string()))?;
         let ports = match &m.ports {

@@ -150,6 +150,7 @@ fn the_documented_example_loads() {
         Some(crate::lvs::service::Persistence {
             timeout: 600,
             netmask: Ipv4Addr::new(255, 255, 255, 0),
+            prefix6: 128,
         })
     );
     assert_eq!(c.services[0].def.persistent, None);
@@ -297,4 +298,55 @@ fn ipv6_addresses_are_read_and_a_bad_one_is_named() {
         msg.contains("is not an IP address and port (IPv6: `[ADDRESS]:PORT`)"),
         "{msg}"
     );
+}
+
+/// An IPv6 service's `persistence_mask` is a prefix length (ipvsadm's
+/// `-M 64` for it), an IPv4 one's a dotted mask.
+#[test]
+fn an_ipv6_services_persistence_mask_is_a_prefix_length() {
+    let svc = |mask: &str| {
+        format!(
+            "[[service]]\nprotocol = \"tcp\"\naddress = \"[2001:2::100]:0\"\n\
+             persistence_timeout = 600\npersistence_mask = \"{mask}\"\n"
+        )
+    };
+    for (mask, len) in [("64", 64), ("/48", 48), ("128", 128)] {
+        let p = cfg(&svc(mask)).unwrap().services[0].def.persistent.unwrap();
+        assert_eq!((p.timeout, p.prefix6), (600, len), "{mask}");
+        assert_eq!(p.netmask, crate::lvs::service::Persistence::DEFAULT_NETMASK);
+    }
+    for bad in ["0", "129", "255.255.255.0", "ffff:ffff::"] {
+        let (line, _, msg) = error_at(&svc(bad));
+        assert_eq!(line, 5, "{bad}");
+        assert!(
+            msg.contains("a prefix length 1..128 for an IPv6 service"),
+            "{msg}"
+        );
+    }
+}
+
+/// A `[[mark]]` may name an IPv6 VIP; `ipv6 = true` makes a fwmark
+/// service the mark's IPv6 one (`-f 7 -6`), which needs an IPv6 rule, as
+/// the IPv4 one needs an IPv4 rule.
+#[test]
+fn an_ipv6_mark_service_serves_its_marks_ipv6_rules() {
+    let mark = "[[mark]]\nid = 7\nprotocol = \"tcp\"\nvip = \"2001:2::100\"\nports = \"80,443\"\n";
+    let svc = "[[service]]\nfwmark = 7\nipv6 = true\npersistence_timeout = 60\n\
+               persistence_mask = \"64\"\n[[service.real_server]]\naddress = \"2001:2::11\"\n";
+    let c = cfg(&format!("{mark}{svc}")).unwrap();
+    let s = &c.services[0];
+    assert_eq!(s.def.key, ServiceKey::mark_of(7, true));
+    assert_eq!(s.def.persistent.map(|p| p.prefix6), Some(64));
+    assert_eq!(c.marks[&7][0].vip, "2001:2::100".parse::<IpAddr>().unwrap());
+    let v4 = svc
+        .replace("ipv6 = true\n", "")
+        .replace("\"64\"", "\"255.255.255.0\"");
+    let (l, _, m) = error_at(&format!("{mark}{v4}"));
+    assert_eq!(l, 7, "{m}");
+    assert!(m.contains("[[mark]] 7 has no IPv4 vip"), "{m}");
+    let plain = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\nipv6 = true\n";
+    let (_, _, m) = error_at(plain);
+    assert!(m.contains("`ipv6` is for a fwmark service"), "{m}");
+    let (_, _, m) = error_at(&mark.replace("2001:2::100", "ff02::1"));
+    assert!(m.contains("ff02::1 cannot be a VIP"), "{m}");
 }

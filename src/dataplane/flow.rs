@@ -4,7 +4,7 @@
 //! goes to [`egress`](super::egress) with what to change in it.
 
 use super::Dataplane;
-use super::books::{locate, release, take};
+use super::books::{locate, release};
 use super::classify::{Flow, Layout};
 use super::conn::Conn;
 use super::conn_table::{ConnTable, Entry, InsertError};
@@ -14,8 +14,7 @@ use super::tcp_state::Direction;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
-use crate::lvs::sched::scheduler::SchedKey;
-use crate::lvs::service::{Forward, Persistence, Protocol};
+use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::{DataplaneCounters, DestState};
 use crate::lvs::sync::{Record, SyncEvent};
 use crate::lvs::table::{NextHop, Table};
@@ -25,6 +24,16 @@ use crate::wire::tcp::flags;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering::Relaxed;
+
+/// A client's first packet of a flow, as scheduling needs it.
+pub(super) struct Start<A> {
+    pub key: ConnKey<A>,
+    /// The service's index in the table.
+    pub svc: usize,
+    /// The client's link and MAC (its packets' source).
+    pub from: (u8, crate::wire::MacAddr),
+    pub tcp_flags: u8,
+}
 
 /// Why a new connection was not made.
 pub(super) enum NoConn {
@@ -135,7 +144,13 @@ impl Dataplane {
         if !self.may_start(flow.svc, flow.key.protocol, l.tcp_flags) {
             return None;
         }
-        match self.schedule(l, flow, now) {
+        let start = Start {
+            key: flow.key,
+            svc: flow.svc,
+            from: (flow.link, l.src_mac),
+            tcp_flags: l.tcp_flags,
+        };
+        match self.schedule(&start, now) {
             Ok(c) => Some(c),
             Err(NoConn::NoRealServer) => {
                 DataplaneCounters::bump(&self.counters.no_dest);
@@ -145,107 +160,6 @@ impl Dataplane {
             }
             Err(NoConn::Refused) => None,
         }
-    }
-
-    /// Picks a real server for a new connection (through its client's
-    /// persistence template on a persistent service) and enters it in the
-    /// table.
-    fn schedule(&mut self, l: &Layout, flow: &Flow, now: u64) -> Result<Conn, NoConn> {
-        let (di, tk) = match self.table.services[flow.svc].persistence {
-            Some(p) => {
-                let (di, tk) = self.persist(l, flow, p, now)?;
-                (di, Some(tk))
-            }
-            None => (self.pick(flow)?, None),
-        };
-        let raddr = held(&self.table.services[flow.svc].dests[di])?;
-        let from = (flow.link, l.src_mac);
-        let (at, tcp_flags) = ((flow.svc, di), l.tcp_flags);
-        let (c, entered) = fresh(&self.table, at, &flow.key, raddr, from, tcp_flags, now);
-        if entered {
-            let inserted = match tk {
-                Some(tk) => self.conns.insert_controlled(flow.key, c, &tk),
-                None => self.conns.insert(flow.key, c),
-            };
-            self.entered(inserted, &c, at)?;
-            self.emit_upsert(&flow.key, &c, false);
-        }
-        count_new(&self.table, at);
-        Ok(c)
-    }
-
-    /// The scheduler's real server for a new flow of its service.
-    fn pick(&mut self, flow: &Flow) -> Result<usize, NoConn> {
-        let pool = self.table.pool(flow.svc).ok_or(NoConn::NoRealServer)?;
-        self.sched[flow.svc]
-            .schedule(&pool, &SchedKey::of(&flow.key))
-            .ok_or(NoConn::NoRealServer)
-    }
-
-    /// The real server of a new connection on a persistent service: its
-    /// client network's template's, if that is usable (its real server
-    /// still in the table, weight 0 included: expire_quiescent_template
-    /// is 0 by default), whose timer starts again; otherwise the
-    /// scheduler's, in a new template (`ip_vs_sched_persist`). Returns
-    /// the server and the template's key.
-    fn persist(
-        &mut self,
-        l: &Layout,
-        flow: &Flow,
-        p: Persistence,
-        now: u64,
-    ) -> Result<(usize, ConnKey), NoConn> {
-        let svc_key = self.table.services[flow.svc].key;
-        let (svc_port, tk) = (svc_key.port, flow.key.template(&p, &svc_key));
-        let (table, positions) = (&self.table, &self.positions);
-        if let Some((t, controls)) = self.conns.template_controls(&tk) {
-            let live = t.expires_ms(now) > now || controls > 0;
-            if live && locate(table, positions, t).is_some() {
-                t.set_expires_ms(now + u64::from(p.timeout) * 1000);
-                let t = *t;
-                self.emit_upsert(&tk, &t, false);
-                return Ok((t.dest as usize, tk));
-            }
-            // Expired, or its real server gone: a new one replaces it.
-            if controls == 0 {
-                self.forget(&tk, true);
-                self.emit_with(|| SyncEvent::Record(Record::RemoveTemplate(tk.portable())));
-            }
-        }
-        let di = self.pick(flow)?;
-        let svc = &self.table.services[flow.svc];
-        let d = &svc.dests[di];
-        let raddr = held(d)?;
-        let mut t = Conn::new(
-            flow.svc as u32,
-            di as u32,
-            d.id,
-            ConnState::Template,
-            now + u64::from(p.timeout) * 1000,
-            d.forward,
-            raddr,
-            svc.dest_port(d, svc_port),
-            flow.link,
-            l.src_mac,
-        );
-        take(&d.state, t.state);
-        match self.conns.template_mut(&tk) {
-            // Its real server gone while it still controls connections:
-            // it leads to the new one now, keeping those connections'
-            // links and its state. (IPVS unhashes such a template and
-            // makes another; two entries under one key here would let a
-            // peer's removal of the old take the new.)
-            Some(old) => {
-                t.state = old.state;
-                *old = t;
-            }
-            None => {
-                let inserted = self.conns.insert(tk, t);
-                self.entered(inserted, &t, (flow.svc, di))?
-            }
-        }
-        self.emit_upsert(&tk, &t, false);
-        Ok((di, tk))
     }
 
     /// Whether a frame of `protocol` with `tcp_flags` and no entry may
@@ -293,14 +207,6 @@ impl Dataplane {
                 });
                 Err(NoConn::Refused)
             }
-        }
-    }
-
-    /// Connection `k` was established: its template, if it has one, is
-    /// assured now (and the peers told).
-    fn assure_template(&mut self, k: &ConnKey) {
-        if let Some((tk, t)) = self.conns.assure(k) {
-            self.emit_upsert(&tk, &t, false);
         }
     }
 
@@ -468,55 +374,6 @@ pub(super) fn touch<A: Addr>(
     Found::Ended(old)
 }
 
-/// A new connection of real server `di` of service `si` from `from` (the
-/// client's link and MAC), its TCP state moved by its first segment and
-/// counted in its server's inactive connections; whether it is entered
-/// in the table (`false`: `-o`, this datagram alone, nothing to sync).
-pub(super) fn fresh<A: Addr>(
-    table: &Table,
-    (si, di): (usize, usize),
-    k: &ConnKey<A>,
-    raddr: A,
-    from: (u8, crate::wire::MacAddr),
-    tcp_flags: u8,
-    now: u64,
-) -> (Conn<A>, bool) {
-    let svc = &table.services[si];
-    let d = &svc.dests[di];
-    let (state, one_packet) = match k.protocol {
-        Protocol::Tcp => (ConnState::Tcp(TcpState::None), false),
-        // (A frame is never IP: `Protocol::from_number`.)
-        Protocol::Udp | Protocol::Ip => (ConnState::Udp, svc.ops),
-    };
-    let rport = svc.dest_port(d, k.vport);
-    let (si, di) = (si as u32, di as u32);
-    let mut c = Conn::new(
-        si,
-        di,
-        d.id,
-        state,
-        now + 3000,
-        d.forward,
-        raddr,
-        rport,
-        from.0,
-        from.1,
-    );
-    if !one_packet {
-        d.state.inactive.fetch_add(1, Relaxed);
-        let dir = c.input_direction();
-        update_state(&mut c, &d.state, dir, tcp_flags, table, now);
-    }
-    (c, !one_packet)
-}
-
-/// A new connection counted in its service's and real server's totals.
-pub(super) fn count_new(table: &Table, (si, di): (usize, usize)) {
-    let svc = &table.services[si];
-    svc.stats.conns.fetch_add(1, Relaxed);
-    svc.dests[di].state.stats.conns.fetch_add(1, Relaxed);
-}
-
 /// Applies a segment travelling in `dir` to a connection: TCP state
 /// machine, active/inactive accounting, and the idle timer. Returns the
 /// state before, if it changed (the digest and the peers follow).
@@ -548,18 +405,4 @@ pub(super) fn update_state<A: Addr>(
     }
     c.set_expires_ms(now + u64::from(c.state.timeout(&table.timeouts)) * 1000);
     (c.state != before).then_some(before)
-}
-
-/// What a new entry holds of real server `d`: its address, if of the
-/// entry's family; the unspecified address for a tunnelled server of the
-/// other family (read back by `Conn::dest_addr`). The model gives other
-/// methods servers of the service's family only; were one of the other
-/// family found, the flow is refused rather than sent to a wrong address.
-#[inline]
-pub(super) fn held<A: Addr>(d: &crate::lvs::dest::DestEntry) -> Result<A, NoConn> {
-    match A::from_ip(d.addr) {
-        Some(a) => Ok(a),
-        None if d.forward == Forward::Tunnel => Ok(A::UNSPECIFIED),
-        None => Err(NoConn::Refused),
-    }
 }

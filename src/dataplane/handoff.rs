@@ -114,7 +114,9 @@ impl Dataplane {
         // it (a mark's first, then the port's, then a port-0 service).
         let si = match p.fwmark {
             0 => self.table.lookup_ip(p.protocol, p.vaddr, p.vport),
-            m => self.table.service_index(&ServiceKey::mark(m)),
+            m => self
+                .table
+                .service_index(&ServiceKey::mark_of(m, p.caddr.is_ipv6())),
         };
         let Some(si) = si else {
             return false;

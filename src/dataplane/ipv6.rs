@@ -10,11 +10,11 @@ use super::Dataplane;
 
 use super::conn::{Conn, ReplyKey};
 use super::egress6::{Change6, Layout6};
-use super::flow::{Found, NoConn, count_new, fresh, held, touch};
+use super::flow::{Found, touch};
+use super::flow::{NoConn, Start};
 use super::nat6;
 use crate::io::{PacketIo, RxMeta};
-use crate::lvs::conn::ConnKey;
-use crate::lvs::sched::scheduler::SchedKey;
+use crate::lvs::conn::{ConnKey, ConnState, TcpState};
 use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Record, SyncEvent};
@@ -181,6 +181,9 @@ impl Dataplane {
             Found::Live(c, was) => {
                 if was.is_some() {
                     self.emit_upsert(&f.key, &c, true);
+                    if c.state == ConnState::Tcp(TcpState::Established) {
+                        self.assure_template(&f.key);
+                    }
                 }
                 return Ok(c);
             }
@@ -193,36 +196,20 @@ impl Dataplane {
         self.schedule6(f, now)
     }
 
-    /// A new IPv6 connection: the scheduler's real server, entered in the
-    /// IPv6 table.
+    /// A new IPv6 connection: the scheduler's real server (through the
+    /// client's /prefix template on a persistent service), entered in
+    /// the IPv6 table.
     fn schedule6(&mut self, f: &Flow6, now: u64) -> Result<Conn<Ipv6Addr>, NoConn> {
-        let k = &f.key;
-        let no_dest = || {
-            DataplaneCounters::bump(&self.counters.no_dest);
-            NoConn::NoRealServer
+        let start = Start {
+            key: f.key,
+            svc: f.svc,
+            from: (f.link, f.l.src_mac),
+            tcp_flags: f.l.tcp_flags,
         };
-        let pool = self.table.pool(f.svc).ok_or_else(no_dest)?;
-        let sk = SchedKey::new(k.caddr.into(), k.cport, k.vaddr.into());
-        let di = self.sched[f.svc].schedule(&pool, &sk).ok_or_else(no_dest)?;
-        // An IPv4 real server only through a tunnel (6in4).
-        let raddr = held(&self.table.services[f.svc].dests[di]).map_err(|_| no_dest())?;
-        let at = (f.svc, di);
-        let (c, entered) = fresh(
-            &self.table,
-            at,
-            k,
-            raddr,
-            (f.link, f.l.src_mac),
-            f.l.tcp_flags,
-            now,
-        );
-        if entered {
-            let inserted = self.conns6.insert(*k, c);
-            self.entered(inserted, &c, at)
-                .map_err(|_| NoConn::Refused)?;
-            self.emit_upsert(k, &c, false);
-        }
-        count_new(&self.table, at);
-        Ok(c)
+        self.schedule(&start, now).inspect_err(|e| {
+            if matches!(e, NoConn::NoRealServer) {
+                DataplaneCounters::bump(&self.counters.no_dest);
+            }
+        })
     }
 }

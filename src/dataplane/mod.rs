@@ -29,6 +29,7 @@ mod ndp;
 pub mod offload;
 mod reply6;
 mod requests;
+mod schedule;
 mod sweep;
 pub mod sync;
 pub mod tcp_state;

@@ -10,7 +10,7 @@ use super::egress6::{Change6, Layout6};
 use super::flow::update_state;
 use super::tcp_state::Direction;
 use crate::io::{PacketIo, RxMeta};
-use crate::lvs::conn::ConnKey;
+use crate::lvs::conn::{ConnKey, ConnState, TcpState};
 use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::NextHop;
@@ -54,6 +54,9 @@ impl Dataplane {
         if let Some(was) = was {
             self.conns6.restated(&key, &c, was);
             self.emit_upsert(&key, &c, true);
+            if c.state == ConnState::Tcp(TcpState::Established) {
+                self.assure_template(&key);
+            }
         }
         let to = NextHop {
             link: c.client_link,

@@ -483,8 +483,7 @@ mod tests {
     }
 
     /// A persistence template of an IPv4 client is its netmask's network,
-    /// as before IPv6; an IPv6 client's is its whole address until a
-    /// service carries an IPv6 prefix.
+    /// an IPv6 client's its prefix's (each family reads its own field).
     #[test]
     fn templates_mask_the_client_by_the_services_netmask() {
         let svc = ServiceKey {
@@ -494,8 +493,8 @@ mod tests {
             fwmark: 0,
         };
         let p = Persistence {
-            timeout: 300,
             netmask: Ipv4Addr::new(255, 255, 255, 0),
+            ..Persistence::new(300)
         };
         let k = ConnKey {
             protocol: Protocol::Tcp,
@@ -509,8 +508,15 @@ mod tests {
             (t.caddr, t.cport, t.vport),
             (Ipv4Addr::new(198, 19, 7, 0), 0, 80)
         );
-        let k6 = k.with_addrs(ip6("2001:2::7:9"), ip6("2001:2::100"));
+        // An IPv6 client's network is its service's prefix (-M 64).
+        let k6 = k.with_addrs(ip6("2001:2:0:7::7:9"), ip6("2001:2::100"));
         assert_eq!(k6.template(&p, &svc).caddr, k6.caddr);
+        let p64 = Persistence { prefix6: 64, ..p };
+        assert_eq!(k6.template(&p64, &svc).caddr, ip6("2001:2:0:7::"));
+        assert_eq!(
+            k6.template(&Persistence { prefix6: 1, ..p }, &svc).caddr,
+            ip6("::")
+        );
     }
 
     #[test]

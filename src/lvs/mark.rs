@@ -2,15 +2,18 @@
 //! the frames netfilter marked (`iptables -t mangle … -j MARK --set-mark
 //! MARK`); uvs sees a frame before netfilter does, so a mark is defined
 //! here instead, as the rules that would have set it: each [`MarkRule`]
-//! is one such iptables rule (a protocol or both, one VIP, port ranges),
-//! and a mark is the union of its rules. What the data plane looks up per
-//! frame is a [`MarkIndex`], built once per published table.
+//! is one such iptables (or, for an IPv6 VIP, ip6tables) rule (a protocol
+//! or both, one VIP, port ranges), and a mark is the union of its rules.
+//! A mark's IPv4 rules lead to its IPv4 service (`-f MARK`), its IPv6
+//! rules to its IPv6 one (`-f MARK -6`), as IPVS looks a marked packet
+//! up by its mark and family. What the data plane looks up per frame is a
+//! [`MarkIndex`], built once per published table.
 
 use crate::lvs::service::Protocol;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// An inclusive range of destination ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -40,7 +43,8 @@ impl PortRange {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MarkRule {
     pub protocol: Option<Protocol>,
-    pub vip: Ipv4Addr,
+    /// IPv4 or IPv6: which family's service of the mark it serves.
+    pub vip: IpAddr,
     /// Sorted, not overlapping, not empty.
     pub ports: Vec<PortRange>,
 }
@@ -57,7 +61,7 @@ pub enum MarkError {
     #[error("{what} of {vip} is in mark {a} and in mark {b}: a frame can carry only one mark")]
     Overlap {
         what: String,
-        vip: Ipv4Addr,
+        vip: IpAddr,
         a: u32,
         b: u32,
     },
@@ -123,6 +127,14 @@ impl fmt::Display for Ports<'_> {
 }
 
 impl MarkRule {
+    /// Its VIP if IPv4: what ARP claims (and conflict probes check).
+    pub fn vip4(&self) -> Option<std::net::Ipv4Addr> {
+        match self.vip {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+
     /// The protocols it matches.
     pub fn protocols(&self) -> &'static [Protocol] {
         match self.protocol {
@@ -132,15 +144,19 @@ impl MarkRule {
         }
     }
 
-    /// The iptables rule that would set this mark, for the docs, the
-    /// importer and messages.
+    /// The iptables rule (ip6tables for an IPv6 VIP) that would set this
+    /// mark, for the docs, the importer and messages.
     pub fn iptables(&self, mark: u32) -> String {
         let p = match self.protocol {
             Some(p) => format!(" -p {}", p.name().to_ascii_lowercase()),
             None => String::new(),
         };
+        let (tool, len) = match self.vip {
+            IpAddr::V4(_) => ("iptables", 32),
+            IpAddr::V6(_) => ("ip6tables", 128),
+        };
         format!(
-            "iptables -t mangle -A PREROUTING -d {}/32{p} -m multiport --dports {} -j MARK --set-mark {mark}",
+            "{tool} -t mangle -A PREROUTING -d {}/{len}{p} -m multiport --dports {} -j MARK --set-mark {mark}",
             self.vip,
             Ports(&self.ports)
         )
@@ -194,25 +210,23 @@ struct Slot {
 /// hash lookup and a binary search, no allocation.
 #[derive(Debug, Clone, Default)]
 pub struct MarkIndex {
-    by_vip: HashMap<(Protocol, Ipv4Addr), (u32, u32), foldhash::fast::RandomState>,
+    by_vip: HashMap<(Protocol, IpAddr), (u32, u32), foldhash::fast::RandomState>,
     slots: Vec<Slot>,
 }
 
 impl MarkIndex {
-    /// The index of `services`: each a mark's rules and the index of its
-    /// service in the table. The marks must be disjoint from each other
-    /// ([`check_disjoint`]).
-    pub fn new<'a>(services: impl Iterator<Item = (&'a [MarkRule], usize)>) -> MarkIndex {
-        let mut by: HashMap<(Protocol, Ipv4Addr), Vec<Slot>> = HashMap::new();
-        for (rules, svc) in services {
-            for r in rules {
-                for p in r.protocols() {
-                    let v = by.entry((*p, r.vip)).or_default();
-                    v.extend(r.ports.iter().map(|&ports| Slot {
-                        ports,
-                        svc: svc as u32,
-                    }));
-                }
+    /// The index of `rules`: each a rule of a mark and the index of the
+    /// mark's service of the rule's family in the table. The marks must
+    /// be disjoint from each other ([`check_disjoint`]).
+    pub fn new<'a>(rules: impl Iterator<Item = (&'a MarkRule, usize)>) -> MarkIndex {
+        let mut by: HashMap<(Protocol, IpAddr), Vec<Slot>> = HashMap::new();
+        for (r, svc) in rules {
+            for p in r.protocols() {
+                let v = by.entry((*p, r.vip)).or_default();
+                v.extend(r.ports.iter().map(|&ports| Slot {
+                    ports,
+                    svc: svc as u32,
+                }));
             }
         }
         let mut m = MarkIndex::default();
@@ -234,12 +248,12 @@ impl MarkIndex {
     }
 
     /// The VIPs the marks name.
-    pub fn vips(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    pub fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.by_vip.keys().map(|(_, a)| *a)
     }
 
     /// Every range: protocol, VIP, first and last port, service.
-    pub fn ranges(&self) -> impl Iterator<Item = (Protocol, Ipv4Addr, u16, u16, usize)> + '_ {
+    pub fn ranges(&self) -> impl Iterator<Item = (Protocol, IpAddr, u16, u16, usize)> + '_ {
         self.by_vip.iter().flat_map(|(&(p, a), &(start, end))| {
             self.slots[start as usize..end as usize]
                 .iter()
@@ -249,11 +263,11 @@ impl MarkIndex {
 
     /// The mark service of a frame of `protocol` to `addr`:`port`.
     #[inline]
-    pub fn lookup(&self, protocol: Protocol, addr: Ipv4Addr, port: u16) -> Option<usize> {
+    pub fn lookup(&self, protocol: Protocol, addr: impl Into<IpAddr>, port: u16) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
-        let &(start, end) = self.by_vip.get(&(protocol, addr))?;
+        let &(start, end) = self.by_vip.get(&(protocol, addr.into()))?;
         let v = &self.slots[start as usize..end as usize];
         let i = v.partition_point(|s| s.ports.hi < port);
         v.get(i)
@@ -265,11 +279,21 @@ impl MarkIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// The index of each mark's rules leading to its service.
+    fn index(marks: &[(&[MarkRule], usize)]) -> MarkIndex {
+        MarkIndex::new(
+            marks
+                .iter()
+                .flat_map(|(r, i)| r.iter().map(move |r| (r, *i))),
+        )
+    }
 
     fn rule(p: Option<Protocol>, ports: &str) -> MarkRule {
         MarkRule {
             protocol: p,
-            vip: Ipv4Addr::new(198, 18, 0, 100),
+            vip: Ipv4Addr::new(198, 18, 0, 100).into(),
             ports: parse_ports(ports).unwrap(),
         }
     }
@@ -290,7 +314,7 @@ mod tests {
     fn a_frame_finds_the_service_of_its_marks_range() {
         let a = [rule(Some(Protocol::Tcp), "80,443")];
         let b = [rule(None, "1000:2000")];
-        let m = MarkIndex::new([(&a[..], 3), (&b[..], 7)].into_iter());
+        let m = index(&[(&a[..], 3), (&b[..], 7)]);
         let vip = Ipv4Addr::new(198, 18, 0, 100);
         assert_eq!(m.lookup(Protocol::Tcp, vip, 80), Some(3));
         assert_eq!(m.lookup(Protocol::Tcp, vip, 443), Some(3));
@@ -321,7 +345,7 @@ mod tests {
             rule(Some(Protocol::Tcp), "1001"),
         ];
         let other = [rule(Some(Protocol::Tcp), "2000")];
-        let m = MarkIndex::new([(&one[..], 0), (&other[..], 1)].into_iter());
+        let m = index(&[(&one[..], 0), (&other[..], 1)]);
         for port in [1, 25, 98, 100, 500, 1000, 1001] {
             assert_eq!(m.lookup(Protocol::Tcp, vip, port), Some(0), "port {port}");
         }
@@ -347,6 +371,34 @@ mod tests {
         assert_eq!(
             a[0].iptables(100),
             "iptables -t mangle -A PREROUTING -d 198.18.0.100/32 -p tcp -m multiport --dports 80,443 -j MARK --set-mark 100"
+        );
+    }
+
+    /// A mark's IPv6 rules are looked up by IPv6 VIP and lead to the
+    /// mark's IPv6 service; the IPv4 rules of the same mark to its IPv4
+    /// one. An IPv6 rule is written as ip6tables would set it.
+    #[test]
+    fn ipv6_rules_find_their_own_service() {
+        let vip6: Ipv6Addr = "2001:2::100".parse().unwrap();
+        let v6 = MarkRule {
+            vip: vip6.into(),
+            ..rule(Some(Protocol::Tcp), "80,443")
+        };
+        let v4 = rule(Some(Protocol::Tcp), "80,443");
+        let m = MarkIndex::new([(&v4, 1), (&v6, 2)].into_iter());
+        assert_eq!(m.lookup(Protocol::Tcp, vip6, 443), Some(2));
+        assert_eq!(
+            m.lookup(Protocol::Tcp, Ipv4Addr::new(198, 18, 0, 100), 443),
+            Some(1)
+        );
+        assert_eq!(m.lookup(Protocol::Udp, vip6, 443), None);
+        assert_eq!(m.lookup(Protocol::Tcp, vip6, 8080), None);
+        assert!(m.vips().any(|a| a == IpAddr::V6(vip6)));
+        // One address of each family: no overlap between them.
+        check_disjoint([(1, &[v4][..]), (2, &[v6.clone()][..])].into_iter()).unwrap();
+        assert_eq!(
+            v6.iptables(7),
+            "ip6tables -t mangle -A PREROUTING -d 2001:2::100/128 -p tcp -m multiport --dports 80,443 -j MARK --set-mark 7"
         );
     }
 }

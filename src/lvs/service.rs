@@ -99,6 +99,20 @@ impl ServiceKey {
         }
     }
 
+    /// The service of firewall mark `mark` for frames of one family:
+    /// IPv4's (`-f MARK`) or IPv6's (`-f MARK -6`, address `::`). IPVS
+    /// keys a mark service by its family too, so the two are distinct.
+    pub fn mark_of(mark: u32, v6: bool) -> ServiceKey {
+        let addr = match v6 {
+            false => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            true => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        ServiceKey {
+            addr,
+            ..ServiceKey::mark(mark)
+        }
+    }
+
     /// The firewall mark of a mark service.
     pub fn fwmark(&self) -> Option<u32> {
         (self.fwmark != 0).then_some(self.fwmark)
@@ -125,9 +139,10 @@ impl ServiceKey {
     }
 
     /// ipvsadm's service option with its argument: `-t 198.18.0.10:80`,
-    /// `-u …`, `-f 100`.
+    /// `-u …`, `-f 100`, `-f 100 -6`.
     pub fn option(&self) -> String {
         match self.fwmark() {
+            Some(m) if self.addr.is_ipv6() => format!("-f {m} -6"),
             Some(m) => format!("-f {m}"),
             None => format!("{} {}", self.protocol.option(), self.socket()),
         }
@@ -137,6 +152,7 @@ impl ServiceKey {
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.fwmark() {
+            Some(m) if self.addr.is_ipv6() => write!(f, "FWM {m} IPv6"),
             Some(m) => write!(f, "FWM {m}"),
             None => write!(f, "{} {}", self.protocol.name(), self.socket()),
         }
@@ -365,13 +381,27 @@ pub const MAX_TIMEOUT: u32 = 86400 * 31;
 /// A persistent service's options (`-p TIMEOUT`, `-M NETMASK`): a client
 /// network keeps its real server for `timeout` seconds after its last
 /// new connection, through a persistence template (IPVS's
-/// `ip_vs_sched_persist`).
+/// `ip_vs_sched_persist`). The client network is given by the service's
+/// family: an IPv4 service's by a netmask, an IPv6 one's by a prefix
+/// length (IPVS keeps either in `svc->netmask`, by the service's family).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Persistence {
     /// Seconds, 1..=[`MAX_TIMEOUT`].
     pub timeout: u32,
-    /// The client network's granularity (ipvsadm's default /32).
+    /// An IPv4 service's client network (ipvsadm's default /32).
     pub netmask: Ipv4Addr,
+    /// An IPv6 service's client prefix length, 1..=128 (ipvsadm's
+    /// `-M 64` for an IPv6 service; default 128).
+    #[serde(default = "full_prefix6", skip_serializing_if = "is_full_prefix6")]
+    pub prefix6: u8,
+}
+
+fn full_prefix6() -> u8 {
+    Persistence::DEFAULT_PREFIX6
+}
+
+fn is_full_prefix6(p: &u8) -> bool {
+    *p == Persistence::DEFAULT_PREFIX6
 }
 
 impl Persistence {
@@ -379,10 +409,12 @@ impl Persistence {
     /// libipvs.h, 360 s (its man page says 300).
     pub const DEFAULT_TIMEOUT: u32 = 360;
     pub const DEFAULT_NETMASK: Ipv4Addr = Ipv4Addr::BROADCAST;
+    pub const DEFAULT_PREFIX6: u8 = 128;
     pub fn new(timeout: u32) -> Persistence {
         Persistence {
             timeout,
             netmask: Persistence::DEFAULT_NETMASK,
+            prefix6: Persistence::DEFAULT_PREFIX6,
         }
     }
 
@@ -393,11 +425,22 @@ impl Persistence {
     }
 
     /// The mask of the client networks of family `A`: the netmask for
-    /// IPv4; for IPv6 the whole address (/128) until a service carries
-    /// its prefix length (ipvsadm's `-M 1..128`, docs/ipv6.md), which
-    /// this will then read.
+    /// IPv4, the prefix for IPv6.
     #[inline]
     pub fn client_mask<A: Addr>(&self) -> A {
-        A::from_ip(self.netmask.into()).unwrap_or(A::ALL_ONES)
+        A::from_ip(self.netmask.into()).unwrap_or_else(|| A::prefix_mask(self.prefix6))
+    }
+
+    /// The granularity a service of family `v6` shows, if not the
+    /// default (ipvsadm's `mask 255.255.255.0`, `mask 64`; `-M …`).
+    pub fn shown_mask(&self, v6: bool) -> Option<String> {
+        match v6 {
+            false => {
+                (self.netmask != Persistence::DEFAULT_NETMASK).then(|| self.netmask.to_string())
+            }
+            true => {
+                (self.prefix6 != Persistence::DEFAULT_PREFIX6).then(|| self.prefix6.to_string())
+            }
+        }
     }
 }

@@ -224,15 +224,25 @@ impl Table {
     /// gives each mark's rules (a mark service whose mark has none
     /// matches no frame). Their VIPs become the director's too.
     pub fn with_marks<'a>(mut self, rules: impl Fn(u32) -> &'a [MarkRule]) -> Table {
-        let marked = self
-            .services
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| Some((rules(s.key.fwmark()?), i)));
+        // Each rule leads to its mark's service of the rule's family.
+        let marked = self.services.iter().enumerate().flat_map(|(i, s)| {
+            let v6 = s.key.addr.is_ipv6();
+            let of = s.key.fwmark().map_or(&[][..], &rules);
+            of.iter()
+                .filter(move |r| r.vip.is_ipv6() == v6)
+                .map(move |r| (r, i))
+        });
         self.marks = MarkIndex::new(marked);
-        self.vips.extend(self.marks.vips());
+        for a in self.marks.vips() {
+            match a {
+                IpAddr::V4(a) => self.vips.push(a),
+                IpAddr::V6(a) => self.vips6.push(a),
+            }
+        }
         self.vips.sort();
         self.vips.dedup();
+        self.vips6.sort();
+        self.vips6.dedup();
         self
     }
 
@@ -246,10 +256,13 @@ impl Table {
             .or_else(|| self.service_index(&ServiceKey::addr(protocol, addr, port)))
     }
 
-    /// The service of a client's IPv6 frame (IPv6 has no mark services).
+    /// The service of a client's IPv6 frame: an IPv6 mark service whose
+    /// mark it matches first, else the `-t`/`-u` service, as for IPv4.
     #[inline]
     pub fn lookup6(&self, protocol: Protocol, addr: Ipv6Addr, port: u16) -> Option<usize> {
-        self.service_index(&ServiceKey::addr(protocol, addr, port))
+        self.marks
+            .lookup(protocol, addr, port)
+            .or_else(|| self.service_index(&ServiceKey::addr(protocol, addr, port)))
     }
 
     /// The service of a connection to `addr` of either family, as its

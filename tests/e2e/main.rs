@@ -21,6 +21,7 @@ mod lab6;
 mod nat;
 mod nat6;
 mod persist;
+mod persist6;
 mod resolve6;
 mod restart;
 mod sched;

@@ -11,6 +11,7 @@ mod nat;
 mod ndp;
 mod offload;
 mod persist;
+mod persist6;
 mod sync;
 mod sync6;
 mod tun6;

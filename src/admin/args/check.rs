@@ -135,9 +135,6 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
     if p.sctp {
         return unsupported("SCTP services are");
     }
-    if p.ipv6 {
-        return unsupported("IPv6 firewall-mark services (-f N -6) are");
-    }
     if p.has(Opt::Pe) {
         return unsupported("Persistence engines (--pe) are");
     }
@@ -196,11 +193,13 @@ pub fn to_op(p: &Parsed) -> Result<Option<Op>, Fail> {
     }))
 }
 
-/// `-p` with `-M`'s mask (without `-M`, /32): `-M` alone is kept by
-/// ipvsadm but means nothing for a service that is not persistent.
+/// `-p` with `-M`'s mask (without `-M`, /32 or /128): `-M` alone is
+/// kept by ipvsadm but means nothing for a service that is not
+/// persistent.
 fn persistence(p: &Parsed) -> Option<Persistence> {
     p.persistent.map(|timeout| Persistence {
         timeout,
         netmask: p.netmask.unwrap_or(Persistence::DEFAULT_NETMASK),
+        prefix6: p.prefix6.unwrap_or(Persistence::DEFAULT_PREFIX6),
     })
 }

@@ -188,8 +188,10 @@ pub struct Parsed {
     pub sched_flags: String,
     pub flags: SchedFlags,
     pub persistent: Option<u32>,
-    /// `-M`: the persistence granularity.
+    /// `-M`: the persistence granularity of an IPv4 service (a netmask)
+    /// or, given after an IPv6 service, its prefix length.
     pub netmask: Option<Ipv4Addr>,
+    pub prefix6: Option<u8>,
     /// The real server of `-a`, `-e` and `-d` (address 0.0.0.0 until
     /// `-r` gives one).
     pub dest: DestSpec,
@@ -213,6 +215,7 @@ impl Parsed {
             flags: SchedFlags::default(),
             persistent: None,
             netmask: None,
+            prefix6: None,
             dest: DestSpec {
                 addr: Ipv4Addr::UNSPECIFIED.into(),
                 port: 0,
@@ -244,7 +247,7 @@ impl Parsed {
 
     pub fn service_key(&self) -> Option<ServiceKey> {
         if let Some(m) = self.fwmark {
-            return Some(ServiceKey::mark(m));
+            return Some(ServiceKey::mark_of(m, self.ipv6));
         }
         Some(ServiceKey::addr(self.protocol, self.addr?, self.port))
     }

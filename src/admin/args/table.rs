@@ -283,6 +283,11 @@ fn service(p: &mut Parsed, v: &str, protocol: Protocol, sctp: bool) -> Result<()
     let Some((addr, port)) = parse_service(v, protocol) else {
         return fail("illegal virtual server address[:port] specified");
     };
+    // An IPv6 service's granularity is /128 again, whatever `-M` said
+    // before it (ipvsadm's parse_service sets `netmask = 128`).
+    if addr.is_ipv6() {
+        (p.netmask, p.prefix6) = (None, None);
+    }
     p.addr = Some(addr);
     p.port = port.unwrap_or(0);
     Ok(())
@@ -323,7 +328,19 @@ fn persistent(p: &mut Parsed, v: &str) -> Result<(), Fail> {
     Ok(())
 }
 
+/// `-M` as ipvsadm reads it, by the family of the service given so far:
+/// an IPv6 service's is a prefix length read by C's `atoi` (1..128);
+/// anyone else's a dotted netmask or a host name.
 fn netmask(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    if p.ipv6 || p.addr.is_some_and(|a| a.is_ipv6()) {
+        return match atoi(v) as u32 {
+            n @ 1..=128 => {
+                (p.netmask, p.prefix6) = (None, Some(n as u8));
+                Ok(())
+            }
+            _ => fail("illegal ipv6 netmask specified"),
+        };
+    }
     match parse_host(v) {
         Some(m) => {
             p.netmask = Some(m);
@@ -412,10 +429,30 @@ fn ipv6(p: &mut Parsed, _: &str) -> Result<(), Fail> {
     match p.fwmark {
         Some(_) => {
             p.ipv6 = true;
+            (p.netmask, p.prefix6) = (None, None);
             Ok(())
         }
         None => fail("-6 used before -f\n"),
     }
+}
+
+/// C's `atoi` as glibc has it, `(int) strtol(s, NULL, 10)`: blanks,
+/// a sign, the digits up to the first other character (none: 0), clamped
+/// to a 64-bit long, then cut to 32 bits.
+fn atoi(s: &str) -> i32 {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let limit = i128::from(i64::MAX) + 1;
+    let n = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i128, |n, d| (n * 10 + i128::from(d - b'0')).min(limit));
+    let n = if neg { -n } else { n };
+    n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64 as i32
 }
 
 /// `number` or the failure `msg` names.

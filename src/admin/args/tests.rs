@@ -1,6 +1,7 @@
 use super::table::OPTIONS;
 use super::*;
-use crate::control::proto::ServiceDef;
+use crate::control::proto::{Op, ServiceDef};
+use crate::lvs::service::Persistence;
 
 fn run(s: &str) -> Result<Parsed, Fail> {
     let v: Vec<String> = s.split_whitespace().map(String::from).collect();
@@ -278,5 +279,61 @@ fn fwmark_services_and_one_packet_scheduling_become_ops() {
         "invalid fwmark value `0' specified"
     );
     let p = run("-A -f 7 -6").unwrap();
-    assert!(to_op(&p).unwrap_err().msg.contains("IPv6"));
+    let Some(Op::AddService(d)) = to_op(&p).unwrap() else {
+        panic!("not AddService");
+    };
+    assert_eq!(d.key, ServiceKey::mark_of(7, true));
+    assert_ne!(d.key, ServiceKey::mark(7));
+    assert_eq!(err("-A -6 -f 7"), "-6 used before -f\n");
+}
+
+/// `-M` as ipvsadm 1.31 reads it: by the family of the service given
+/// before it. An IPv6 service's is a prefix length through C's atoi
+/// (1..128); an IPv6 service given after `-M`, or `-6` after it, puts
+/// the granularity back to /128.
+#[test]
+fn an_ipv6_services_netmask_is_a_prefix_length() {
+    let p = run("-A -t [2001:2::100]:80 -s rr -p 60 -M 64").unwrap();
+    assert_eq!((p.netmask, p.prefix6), (None, Some(64)));
+    let Some(Op::AddService(d)) = to_op(&p).unwrap() else {
+        panic!("not AddService");
+    };
+    let want = Persistence {
+        prefix6: 64,
+        ..Persistence::new(60)
+    };
+    assert_eq!(d.persistent, Some(want));
+    for (arg, len) in [("128", 128), ("1", 1), ("+48", 48), ("56abc", 56)] {
+        let p = run(&format!("-A -u 2001:2::100 -p -M {arg}")).unwrap();
+        assert_eq!(p.prefix6, Some(len), "{arg}");
+    }
+    // atoi of 2^32 + 64 is 64 on a 64-bit long, as ipvsadm reads it.
+    assert_eq!(
+        run("-A -t [2001:2::100]:80 -p -M 4294967360")
+            .unwrap()
+            .prefix6,
+        Some(64)
+    );
+    for bad in ["0", "129", "-64", "ffff::", "255.255.255.0", "x"] {
+        assert_eq!(
+            err(&format!("-A -t [2001:2::100]:80 -p -M {bad}")),
+            "illegal ipv6 netmask specified",
+            "{bad}"
+        );
+    }
+    // Given before the IPv6 service, a mask is dropped for /128.
+    let p = run("-A -M 255.255.255.0 -t [2001:2::100]:80 -p").unwrap();
+    assert_eq!((p.netmask, p.prefix6), (None, None));
+    // An IPv4 service's is still dotted.
+    let p = run("-A -t 198.18.0.100:80 -p -M 255.255.255.0").unwrap();
+    assert_eq!(p.netmask, Some(Ipv4Addr::new(255, 255, 255, 0)));
+    assert_eq!(
+        err("-A -t 198.18.0.100:80 -p -M 64x"),
+        "illegal virtual server persistent mask specified"
+    );
+    // A mark service's family is known at `-6`.
+    let p = run("-A -f 7 -6 -p -M 64").unwrap();
+    assert_eq!(p.prefix6, Some(64));
+    let p = run("-A -f 7 -M 255.255.255.0 -6 -p").unwrap();
+    assert_eq!((p.netmask, p.prefix6), (None, None));
 }

@@ -11,7 +11,7 @@ pub use health::list_health;
 use super::names;
 use crate::control::proto::{DestSnap, ServiceSnap, Snapshot};
 use crate::lvs::ConnInfo;
-use crate::lvs::service::{Forward, Persistence, Protocol, SchedulerKind, Timeouts};
+use crate::lvs::service::{Forward, Protocol, SchedulerKind, Timeouts};
 use crate::lvs::stats::StatsSnapshot;
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -217,10 +217,15 @@ fn sched_flags(s: &ServiceSnap) -> Option<String> {
 fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
     let proto = s.def.key.protocol;
     let vname = addrport(s.def.key.addr, s.def.key.port, proto, f.numeric);
+    let v6 = if s.def.key.addr.is_ipv6() {
+        " IPv6"
+    } else {
+        ""
+    };
     let svc_name = match (f.columns, s.def.key.fwmark()) {
-        (Columns::Rule, Some(m)) => format!("-f {m}"),
+        (Columns::Rule, Some(_)) => s.def.key.option(),
         (Columns::Rule, None) => format!("{} {vname}", proto.option()),
-        (_, Some(m)) => format!("FWM  {m}"),
+        (_, Some(m)) => format!("FWM  {m}{v6}"),
         // ipvsadm cuts IPv4 names only: a long IPv6 one pushes the
         // columns right.
         (_, None) if s.def.key.addr.is_ipv6() => format!("{:<4} {vname}", proto.name()),
@@ -282,8 +287,8 @@ fn persistence(out: &mut String, s: &ServiceSnap, timeout: &str, mask: &str) {
         return;
     };
     let _ = write!(out, "{timeout}{}", p.timeout);
-    if p.netmask != Persistence::DEFAULT_NETMASK {
-        let _ = write!(out, "{mask}{}", p.netmask);
+    if let Some(m) = p.shown_mask(s.def.key.addr.is_ipv6()) {
+        let _ = write!(out, "{mask}{m}");
     }
 }
 

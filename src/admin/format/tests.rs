@@ -1,7 +1,7 @@
 use super::*;
 use crate::control::proto::DestSpec;
 use crate::control::proto::ServiceDef;
-use crate::lvs::service::{Forward, ServiceKey};
+use crate::lvs::service::{Forward, Persistence, ServiceKey};
 use crate::lvs::stats::StatsSnapshot;
 
 fn dest(a: [u8; 4], port: u16, w: u32, act: u32, inact: u32) -> DestSnap {
@@ -103,8 +103,8 @@ fn persistence_is_listed_and_saved_as_ipvsadm_does() {
     let mut sn = snap();
     sn.services[0].def.persistent = Some(Persistence::new(360));
     sn.services[1].def.persistent = Some(Persistence {
-        timeout: 600,
         netmask: [255, 255, 255, 0].into(),
+        ..Persistence::new(600)
     });
     sn.services[1].dests[1].persistent = 7;
     let f = numeric;
@@ -372,4 +372,86 @@ fn an_ipv6_connection_is_listed_as_ipvsadm_lists_it() {
         row(&conn(Protocol::Udp, ends, "UDP", 299)),
         "UDP 04:59  UDP         [2001:2::10]:5000  [2001:2::100]:53   [2001:2:0:1::11]:53\n"
     );
+}
+
+/// An IPv6 service's persistence shows its prefix (`mask 64`, `-M 64`)
+/// unless it is /128; an IPv6 mark service is `FWM  7 IPv6` and
+/// `-f 7 -6`, after the IPv4 one of its mark (AF_INET < AF_INET6).
+/// What `-S` writes parses back into the same services (`-R`).
+#[test]
+fn ipv6_persistence_and_mark_services_as_ipvsadm_prints_them() {
+    let mut sn = snap();
+    sn.services.truncate(1);
+    let v6 = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap();
+    let mut web = sn.services[0].clone();
+    web.def.key = ServiceKey::addr(Protocol::Tcp, v6("2001:2::100"), 80);
+    web.def.persistent = Some(Persistence {
+        prefix6: 64,
+        ..Persistence::new(600)
+    });
+    web.dests = vec![dest([0; 4], 80, 1, 0, 0)];
+    web.dests[0].spec.addr = v6("2001:2:0:1::11").into();
+    let mut whole = web.clone();
+    whole.def.key.port = 0;
+    whole.def.persistent = Some(Persistence::new(360));
+    let mut fwm = sn.services[0].clone();
+    fwm.def.key = ServiceKey::mark(7);
+    fwm.def.scheduler = "wlc".into();
+    fwm.dests = vec![dest([10, 0, 0, 21], 0, 1, 0, 0)];
+    let mut fwm6 = web.clone();
+    fwm6.def.key = ServiceKey::mark_of(7, true);
+    fwm6.def.scheduler = "wlc".into();
+    fwm6.dests[0].spec.port = 0;
+    sn.services.extend([fwm6, fwm, web, whole]);
+    let l = list_all(&sn, &numeric(Columns::Plain));
+    let lines: Vec<&str> = l.lines().skip(3).collect();
+    assert_eq!(
+        lines,
+        [
+            "UDP  192.168.0.100:53 rr",
+            "  -> 10.0.0.21:53                 Route   1      0          0         ",
+            "TCP  [2001:2::100]:0 rr persistent 360",
+            "  -> [2001:2:0:1::11]:80          Route   1      0          0         ",
+            "TCP  [2001:2::100]:80 rr persistent 600 mask 64",
+            "  -> [2001:2:0:1::11]:80          Route   1      0          0         ",
+            "FWM  7 wlc",
+            "  -> 10.0.0.21:0                  Route   1      0          0         ",
+            "FWM  7 IPv6 wlc persistent 600 mask 64",
+            "  -> [2001:2:0:1::11]:0           Route   1      0          0         ",
+        ]
+    );
+    let s = list_all(&sn, &numeric(Columns::Rule));
+    let want = concat!(
+        "-A -u 192.168.0.100:53 -s rr\n",
+        "-a -u 192.168.0.100:53 -r 10.0.0.21:53 -g -w 1\n",
+        "-A -t [2001:2::100]:0 -s rr -p 360\n",
+        "-a -t [2001:2::100]:0 -r [2001:2:0:1::11]:80 -g -w 1\n",
+        "-A -t [2001:2::100]:80 -s rr -p 600 -M 64\n",
+        "-a -t [2001:2::100]:80 -r [2001:2:0:1::11]:80 -g -w 1\n",
+        "-A -f 7 -s wlc\n",
+        "-a -f 7 -r 10.0.0.21:0 -g -w 1\n",
+        "-A -f 7 -6 -s wlc -p 600 -M 64\n",
+        "-a -f 7 -6 -r [2001:2:0:1::11]:0 -g -w 1\n",
+    );
+    assert_eq!(s, want);
+    // `-R`: each line back to the service it was written from.
+    let restored: Vec<ServiceDef> = s
+        .lines()
+        .filter(|l| l.starts_with("-A"))
+        .map(|l| {
+            let v: Vec<String> = l.split_whitespace().map(String::from).collect();
+            let crate::admin::args::Invocation::Run(p) =
+                crate::admin::args::parse("ipvsadm", &v).unwrap()
+            else {
+                panic!("{l}")
+            };
+            match crate::admin::args::to_op(&p).unwrap() {
+                Some(crate::control::proto::Op::AddService(d)) => d,
+                other => panic!("{l}: {other:?}"),
+            }
+        })
+        .collect();
+    let mut want: Vec<ServiceDef> = sn.services.iter().map(|s| s.def.clone()).collect();
+    want.sort_by_key(|d| (d.key.fwmark, d.key.addr.is_ipv6(), d.key.port));
+    assert_eq!(restored, want);
 }

@@ -27,23 +27,32 @@ impl Model {
         self.marks.get(&m).map_or(&[], Vec::as_slice)
     }
 
-    /// The VIPs of a service: its address, or its mark's (which must be
-    /// defined).
+    /// The IPv4 VIPs of a service, which ARP claims: its address, or its
+    /// mark's of its family (the mark must be defined).
     pub(super) fn key_vips(&self, key: &ServiceKey) -> Result<Vec<Ipv4Addr>, OpError> {
         match key.fwmark() {
             None => Ok(key.vip4().into_iter().collect()),
             Some(m) => {
                 let rules = self.marks.get(&m).ok_or(OpError::MarkNotDefined(m))?;
-                Ok(rules.iter().map(|r| r.vip).collect())
+                let own = rules
+                    .iter()
+                    .filter(|r| r.vip.is_ipv6() == key.addr.is_ipv6());
+                Ok(own.filter_map(MarkRule::vip4).collect())
             }
         }
     }
 
-    /// Whether `a` is a VIP of a service (its own or its mark's).
+    /// Whether `a` is a VIP of a service (its own, or its mark's of its
+    /// family).
     pub fn has_vip(&self, a: IpAddr) -> bool {
         self.services.iter().any(|s| match s.key.fwmark() {
             None => s.key.addr == a,
-            Some(m) => self.mark_rules(m).iter().any(|r| IpAddr::V4(r.vip) == a),
+            Some(m) => {
+                let v6 = s.key.addr.is_ipv6();
+                self.mark_rules(m)
+                    .iter()
+                    .any(|r| r.vip == a && a.is_ipv6() == v6)
+            }
         })
     }
 
@@ -88,9 +97,15 @@ impl Model {
             .map(|(m, r)| (*m, r.as_slice()))
             .chain([(mark, rules)]);
         check_disjoint(all)?;
-        if used {
-            for r in rules {
-                self.claim_vip(r.vip, need)?;
+        // The IPv4 VIPs of a mark with an IPv4 service are claimed.
+        let used4 = self
+            .services
+            .iter()
+            .any(|s| s.key == ServiceKey::mark(mark));
+        for r in rules {
+            match r.vip4() {
+                Some(v) if used4 => self.claim_vip(v, need)?,
+                _ => check_vip(r.vip)?,
             }
         }
         self.marks.insert(mark, rules.to_vec());

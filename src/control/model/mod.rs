@@ -197,11 +197,6 @@ fn check_vip6(a: std::net::Ipv6Addr) -> Result<(), OpError> {
 
 /// A service definition's scheduler, once its options are checked.
 fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
-    if d.key.addr.is_ipv6() && d.persistent.is_some() {
-        return Err(OpError::Unsupported(
-            "persistence (-p) on an IPv6 service is not in uvs yet (docs/ipv6.md)".into(),
-        ));
-    }
     let k = scheduler(&d.scheduler)?;
     check_persistent(&d.key, d.persistent)?;
     check_ops(&d.key, d.ops)?;
@@ -214,7 +209,8 @@ fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
 /// allows ("Different address family is allowed only for tunneling
 /// servers": IPv4 in IPv6, IPv6 in IPv4).
 fn check_family(key: &ServiceKey, d: &DestSpec) -> Result<(), OpError> {
-    let v6 = key.fwmark().is_none() && key.addr.is_ipv6();
+    // (An IPv6 mark service's key holds `::`: its family.)
+    let v6 = key.addr.is_ipv6();
     let tun = d.forward == Forward::Tunnel;
     match (v6, d.addr.is_ipv6()) {
         (false, false) => Ok(()),
@@ -234,7 +230,8 @@ fn check_family(key: &ServiceKey, d: &DestSpec) -> Result<(), OpError> {
     }
 }
 
-/// A persistence timeout in ipvsadm's range; port 0 (every port of the
+/// A persistence timeout in ipvsadm's range, an IPv6 prefix in IPVS's;
+/// port 0 (every port of the
 /// VIP) only for a persistent service, as ipvsadm says.
 fn check_persistent(key: &ServiceKey, p: Option<Persistence>) -> Result<(), OpError> {
     match p {
@@ -242,6 +239,10 @@ fn check_persistent(key: &ServiceKey, p: Option<Persistence>) -> Result<(), OpEr
             "Zero port specified for non-persistent service".into(),
         )),
         Some(p) if !(1..=MAX_TIMEOUT).contains(&p.timeout) => Err(OpError::BadTimeout(p.timeout)),
+        // IPVS refuses an IPv6 service's prefix outside 1..128 (EINVAL).
+        Some(p) if key.addr.is_ipv6() && !(1..=128).contains(&p.prefix6) => Err(
+            OpError::BadAddress(format!("illegal ipv6 netmask {} (1..128)", p.prefix6)),
+        ),
         _ => Ok(()),
     }
 }

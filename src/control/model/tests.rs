@@ -248,7 +248,7 @@ fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
         mark: 100,
         rules: vec![MarkRule {
             protocol: None,
-            vip: Ipv4Addr::new(198, 18, 0, vip),
+            vip: Ipv4Addr::new(198, 18, 0, vip).into(),
             ports: parse_ports(ports).unwrap(),
         }],
     };
@@ -314,8 +314,7 @@ fn a_persistence_timeout_out_of_range_is_refused_as_ipvsadm_says() {
 }
 
 /// An IPv6 service takes IPv6 real servers by direct routing, NAT or a
-/// tunnel; what the data plane does not forward over IPv6 yet
-/// (persistence) is refused with a message saying so. A real server of
+/// tunnel, and persistence by a prefix length (1..128). A real server of
 /// the other family only by a tunnel, as IPVS.
 #[test]
 fn ipv6_services_take_every_method_and_mix_families_only_by_tunnel() {
@@ -348,10 +347,14 @@ fn ipv6_services_take_every_method_and_mix_families_only_by_tunnel() {
         assert!(e.to_string().contains(want), "{e}");
     };
     let refused = |ops: &[Op], want: &str| refused_by(&both, ops, want);
-    refused(
-        &[svc6(Some(Persistence::new(360)))],
-        "persistence (-p) on an IPv6 service",
-    );
+    let p64 = Persistence {
+        prefix6: 64,
+        ..Persistence::new(360)
+    };
+    let m64 = apply(&both, &[svc6(Some(p64))]).unwrap();
+    assert_eq!(m64.snapshot().services[0].def.persistent, Some(p64));
+    let p0 = Persistence { prefix6: 0, ..p64 };
+    refused(&[svc6(Some(p0))], "illegal ipv6 netmask 0 (1..128)");
     let nat66 = apply(
         &m,
         &[add6(DestSpec {
@@ -420,4 +423,65 @@ fn ipv6_services_take_every_method_and_mix_families_only_by_tunnel() {
         .unwrap_err();
     assert_eq!(at, 0);
     assert!(e.to_string().contains("--tun-source6"), "{e}");
+}
+
+/// A mark's IPv6 rules serve its IPv6 service (`-f 100 -6`), its IPv4
+/// ones its IPv4 service: two services of one mark, each finding its
+/// family's frames; only the IPv4 VIP is probed (ARP). An IPv6 mark
+/// service's real servers are IPv6 ones.
+#[test]
+fn a_marks_ipv6_rules_serve_its_ipv6_service() {
+    use crate::lvs::mark::{MarkRule, parse_ports};
+    let v6: std::net::Ipv6Addr = "2001:2::100".parse().unwrap();
+    let rule = |vip: IpAddr| MarkRule {
+        protocol: None,
+        vip,
+        ports: parse_ports("80,443").unwrap(),
+    };
+    let set = Op::SetMark {
+        mark: 100,
+        rules: vec![rule(Ipv4Addr::new(198, 18, 0, 100).into()), rule(v6.into())],
+    };
+    let fwm = |v6| {
+        Op::AddService(ServiceDef {
+            key: ServiceKey::mark_of(100, v6),
+            scheduler: "rr".into(),
+            flags: Default::default(),
+            persistent: None,
+            ops: false,
+        })
+    };
+    let mut needs = Vec::new();
+    let m = Model::default()
+        .apply_all(
+            &[set, fwm(true), fwm(false)],
+            &mut |_, _| Err(OpError::Host("unused".into())),
+            &mut |i, n| needs.push((i, n)),
+        )
+        .unwrap();
+    let vip4 = Need::NewVip(Ipv4Addr::new(198, 18, 0, 100));
+    assert_eq!(needs, vec![(2, vip4)]);
+    assert!(m.has_vip(v6.into()));
+    let t = m.table(1);
+    assert_eq!(t.vips6(), [v6]);
+    let tcp = Protocol::Tcp;
+    let i6 = t.lookup6(tcp, v6, 443).unwrap();
+    assert_eq!(t.services[i6].key, ServiceKey::mark_of(100, true));
+    let i4 = t.lookup(tcp, Ipv4Addr::new(198, 18, 0, 100), 443).unwrap();
+    assert_eq!(t.services[i4].key, ServiceKey::mark(100));
+    assert_eq!(t.lookup6(tcp, v6, 8080), None);
+    let key = ServiceKey::mark_of(100, true);
+    let (_, e) = apply(
+        &m,
+        &[Op::AddDest {
+            key,
+            dest: dest(11, 1),
+        }],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("not of the service's address family"),
+        "{e}"
+    );
 }

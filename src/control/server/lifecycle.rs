@@ -133,7 +133,7 @@ impl Control {
     ) -> Result<(), LoadError> {
         let vips = ops.iter().flat_map(|o| match o {
             Op::AddService(ServiceDef { key, .. }) => key.vip4().into_iter().collect(),
-            Op::SetMark { rules, .. } => rules.iter().map(|r| r.vip).collect(),
+            Op::SetMark { rules, .. } => rules.iter().filter_map(|r| r.vip4()).collect(),
             _ => Vec::new(),
         });
         self.apply_with(ops, vips.collect())

@@ -162,6 +162,7 @@ pub(super) fn virtual_server(
         // a group share the rest.
         address: Some(written(String::new())),
         fwmark: None,
+        ipv6: None,
         scheduler: Some(written(sched.to_string())),
         sched_flags: Some(sched_flags(n, sched, r))
             .filter(|f| !f.is_empty())

@@ -7,7 +7,7 @@ use crate::raw::tcp_maxseg;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 pub fn download(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, String> {
@@ -51,7 +51,7 @@ pub fn download(target: SocketAddr, bytes: usize) -> Result<serde_json::Value, S
 }
 
 /// The unspecified address of `target`'s family, to bind a client to.
-fn any_for(target: SocketAddr) -> std::net::IpAddr {
+pub fn any_for(target: SocketAddr) -> std::net::IpAddr {
     match target {
         SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
@@ -139,9 +139,9 @@ fn ask_name(s: TcpStream, port: &mut u16) -> Result<String, String> {
     }
 }
 
-pub fn udp_name(target: SocketAddr, sport: u16) -> Result<String, String> {
-    let s =
-        UdpSocket::bind((any_for(target), sport)).map_err(|e| format!("bind port {sport}: {e}"))?;
+/// One NAME request over UDP from `(addr, sport)` to `target`.
+pub fn udp_name(target: SocketAddr, (addr, sport): (IpAddr, u16)) -> Result<String, String> {
+    let s = UdpSocket::bind((addr, sport)).map_err(|e| format!("bind {addr} port {sport}: {e}"))?;
     s.connect(target).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok();
     let mut buf = [0u8; 256];

@@ -12,7 +12,8 @@ mod server;
 
 use clap::{Parser, Subcommand};
 use client::{
-    download, stick, tally, tcp_name, tcp_name_from, timeline, udp_blast, udp_name, upload, who,
+    any_for, download, stick, tally, tcp_name, tcp_name_from, timeline, udp_blast, udp_name,
+    upload, who,
 };
 use raw::{conn_rate, udp_capture, udp_df};
 use serde_json::json;
@@ -80,6 +81,9 @@ enum Cmd {
         /// the same UDP connection (for 300 s) to IPVS and uvs alike.
         #[arg(long)]
         sport_base: Option<u16>,
+        /// Send from this local address (bound with the port).
+        #[arg(long)]
+        source: Option<std::net::IpAddr>,
     },
     /// One TCP connection carrying N NAME requests.
     TcpStick {
@@ -248,9 +252,11 @@ fn main() -> ExitCode {
             target,
             count,
             sport_base,
+            source,
         } => {
             let base = sport_base.unwrap_or(20000 + (std::process::id() * 397 % 20000) as u16);
-            tally((0..count).map(|i| udp_name(target, base.wrapping_add(i as u16))))
+            let from = source.unwrap_or_else(|| any_for(target));
+            tally((0..count).map(|i| udp_name(target, (from, base.wrapping_add(i as u16)))))
         }
         Cmd::TcpStick {
             target,
