@@ -165,10 +165,14 @@ both_families!(director_kernel_stays_quiet_about_vip_traffic, |fam| {
             "IcmpOutDestUnreachs",
             "IpForwDatagrams",
         ],
+        // Not Icmp6OutMsgs: the kernel's own neighbour discovery (it
+        // resolves the real servers for uvs) counts there.
         Fam::V6 => &[
             "TcpOutRsts",
-            "Icmp6OutMsgs",
             "Icmp6OutDestUnreachs",
+            "Icmp6OutRedirects",
+            "Icmp6OutParmProblems",
+            "Icmp6OutTimeExcds",
             "Ip6OutForwDatagrams",
         ],
     };
