@@ -98,7 +98,10 @@ pub enum OpError {
          defined in the config file (a [[mark]] with id = {0}, docs/config.md), not by iptables"
     )]
     MarkNotDefined(u32),
-    #[error("mark {0} is used by service FWM {0}: delete the service first (uvsadm -D -f {0})")]
+    #[error(
+        "mark {0} is used by service FWM {0}: delete the service first (uvsadm -D -f {0}, \
+         and -D -f {0} -6 for its IPv6 service)"
+    )]
     MarkInUse(u32),
     #[error("{0}")]
     Mark(#[from] MarkError),

@@ -172,12 +172,20 @@ pub(super) fn virtual_server(
         persistence_mask: n
             .child("persistence_granularity")
             .and_then(|c| value(c, r))
-            .and_then(|m| match m.parse::<Ipv4Addr>() {
-                Ok(m) => Some(written(m.to_string())),
-                Err(_) => {
+            // A netmask for an IPv4 service, a prefix length for an IPv6
+            // one (as keepalived reads it by the service's family); the
+            // director's own check then pairs it with the family.
+            .and_then(|m| match (m.parse::<Ipv4Addr>(), m.parse::<u8>()) {
+                (Ok(m), _) => Some(written(m.to_string())),
+                (_, Ok(p)) if (1..=128).contains(&p) => Some(written(p.to_string())),
+                _ => {
                     r.error(
                         &n.at,
-                        format!("persistence_granularity {} is not a netmask", shown(m)),
+                        format!(
+                            "persistence_granularity {} is neither a netmask nor a prefix \
+                             length (1 to 128)",
+                            shown(m)
+                        ),
                     );
                     None
                 }

@@ -203,3 +203,25 @@ fn an_ipv6_nat_real_server_is_written_with_its_port() {
         crate::lvs::service::Forward::Masq
     );
 }
+
+/// keepalived reads `persistence_granularity` by the service's family: a
+/// netmask for IPv4, a prefix length for IPv6; the import carries either
+/// over and the director pairs it with the family.
+#[test]
+fn an_ipv6_persistence_granularity_is_a_prefix_length() {
+    let vs = |addr: &str, g: &str| {
+        format!(
+            "virtual_server {addr} 80 {{\n  protocol TCP\n  lb_kind DR\n  persistence_timeout 600\n  \
+             persistence_granularity {g}\n  real_server 2001:2::11 80 {{\n  }}\n}}\n"
+        )
+    };
+    let i = import_text("pgr6", &vs("2001:2::100", "64")).unwrap();
+    let c = crate::config::parse(Path::new("i.toml"), i.config.as_bytes()).unwrap();
+    let p = c.services[0].def.persistent.unwrap();
+    assert_eq!((p.timeout, p.prefix6), (600, 64));
+    let e = import_text("pgr6bad", &vs("2001:2::100", "129")).unwrap_err();
+    assert!(
+        e.errors[0].contains("k.conf:1: persistence_granularity `129` is neither"),
+        "{e:?}"
+    );
+}
