@@ -19,7 +19,6 @@ mod health;
 mod keepalived;
 mod lab6;
 mod nat;
-mod nat6;
 mod persist;
 mod persist6;
 mod resolve6;

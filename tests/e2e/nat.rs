@@ -381,41 +381,96 @@ fn the_director_refuses_to_start_when_its_kernel_would_forward() {
     holds(&e, "net.ipv4.conf.eth1.forwarding=0");
 }
 
-#[test]
-fn a_smaller_mtu_on_the_server_side_is_learned_by_the_client() {
-    let Some(mut l) = Lab::up_with(1, &["--nat"]) else {
-        return;
-    };
-    // The server network runs at 1400: the director's eth1, the switch
-    // ports and the real server.
-    l.sh("dir", "ip link set eth1 mtu 1400");
-    l.sh(
-        "sw",
-        "ip link set p-dir1 mtu 1400; ip link set p-nat1 mtu 1400",
-    );
-    l.sh("nat1", "ip link set eth0 mtu 1400");
-    start_nat_server(&mut l, "nat1");
-    l.start_director_on(&["eth0", "eth1"]);
-    let nat1 = nat(Fam::V4, 1);
-    l.adm(&format!("-A -u {VIP}:53 -s rr"));
-    l.adm(&format!("-a -u {VIP}:53 -r {nat1}:5353 -m"));
-    l.adm(&format!("-A -t {VIP}:80 -s rr"));
-    l.adm(&format!("-a -t {VIP}:80 -r {nat1}:8080 -m"));
-    // A 1472-byte datagram with DF fits the client's link but not the
-    // server side: "fragmentation needed" with 1400, from the VIP.
-    let d = l.client(&["udp-df", "--target", &format!("{VIP}:53"), "--size", "1472"]);
-    assert_eq!(d["path_mtu"], 1400, "{d}");
-    assert!(l.dp_counter("frag_needed") >= 1);
-    // TCP just works: the real server's MSS already fits its link, and the
-    // client's super-frames are cut to fit the server side.
-    let u = l.upload(2_000_000);
-    assert_eq!(u["intact"], true, "{u}");
-    let d = l.client(&[
-        "download",
-        "--target",
-        &format!("{VIP}:80"),
-        "--bytes",
-        "2000000",
-    ]);
-    assert_eq!(d["intact"], true, "{d}");
+both_families!(
+    a_smaller_mtu_on_the_server_side_is_learned_by_the_client,
+    |fam: Fam| {
+        let Some(mut l) = Lab::up_with(1, &["--nat"]) else {
+            return;
+        };
+        l.fam = fam;
+        // The server network runs at 1400: the director's eth1, the switch
+        // ports and the real server.
+        l.sh("dir", "ip link set eth1 mtu 1400");
+        l.sh(
+            "sw",
+            "ip link set p-dir1 mtu 1400; ip link set p-nat1 mtu 1400",
+        );
+        l.sh("nat1", "ip link set eth0 mtu 1400");
+        start_nat_server(&mut l, "nat1");
+        l.start_director_on(&["eth0", "eth1"]);
+        let (n1, v53, v80) = (nat(fam, 1), fam.vip_at(53), fam.vip_at(80));
+        l.adm(&format!("-A -u {v53} -s rr"));
+        l.adm(&format!("-a -u {v53} -r {} -m", fam.at(n1, 5353)));
+        l.adm(&format!("-A -t {v80} -s rr"));
+        l.adm(&format!("-a -t {v80} -r {} -m", fam.at(n1, 8080)));
+        // The largest datagram the client's link takes (1472 bytes of UDP,
+        // 1452 over IPv6) does not fit the server side: "fragmentation
+        // needed" (packet too big) with 1400, from the VIP.
+        let (size, learned) = match fam {
+            Fam::V4 => ("1472", "IcmpInDestUnreachs"),
+            Fam::V6 => ("1452", "Icmp6InPktTooBigs"),
+        };
+        let d = l.client(&["udp-df", "--target", &v53, "--size", size]);
+        assert_eq!(d["path_mtu"], 1400, "{d}");
+        assert!(l.dp_counter("frag_needed") >= 1);
+        let n = l.nstat("cl");
+        assert!(n.get(learned).copied().unwrap_or(0) >= 1, "{n:?}");
+        // TCP just works: the real server's MSS already fits its link, and the
+        // client's super-frames are cut to fit the server side.
+        let u = l.upload(2_000_000);
+        assert_eq!(u["intact"], true, "{u}");
+        let d = l.client(&["download", "--target", &v80, "--bytes", "2000000"]);
+        assert_eq!(d["intact"], true, "{d}");
+    }
+);
+
+/// A `uvs-lab` client mode in another node than the client's; its JSON.
+fn client_on(l: &Lab, node: &str, args: &[&str]) -> serde_json::Value {
+    let o = l.exec(node, &crate::support::lab_tool(), args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("client JSON")
 }
+
+both_families!(
+    /// A client behind the lab's router, whose link to it runs at 1400
+    /// (the rest at 1500, the client's own end too: its SYN offers an
+    /// MSS of 1460 or 1440, so the real server's segments must learn the
+    /// path). The router's "fragmentation needed" (packet too big), sent
+    /// to the VIP, must reach the real server about its own segment
+    /// (RIP:8080), translated, or the download stalls.
+    a_routers_packet_too_big_on_the_way_back_reaches_the_real_server_translated,
+    |fam: Fam| {
+        let Some(mut l) = Lab::up_with(1, &["--nat", "--routed"]) else {
+            return;
+        };
+        l.fam = fam;
+        // rr1 is the client here, not a real server: the VIP leaves its lo.
+        let (far, del, learned) = match fam {
+            Fam::V4 => ("198.18.1.11", format!("ip addr del {VIP}/32 dev lo"), "IcmpInDestUnreachs"),
+            Fam::V6 => (
+                "2001:2:0:1::11",
+                format!("ip -6 addr del {}/128 dev lo", fam.vip()),
+                "Icmp6InPktTooBigs",
+            ),
+        };
+        l.sh("rr1", &del);
+        l.sh("rt", "ip link set eth1 mtu 1400");
+        l.start_server_on("nat1", &["--tcp", "8080"]);
+        l.start_director_on(&["eth0", "eth1"]);
+        let v80 = fam.vip_at(80);
+        l.adm(&format!("-A -t {v80} -s rr"));
+        l.adm(&format!("-a -t {v80} -r {} -m", fam.at(nat(fam, 1), 8080)));
+        let down = client_on(&l, "rr1", &["download", "--target", &v80, "--bytes", "3000000"]);
+        assert_eq!(down["intact"], true, "{down}");
+        assert!(l.dp_counter("icmp_related") >= 1);
+        let n = l.nstat("nat1");
+        assert!(n.get(learned).copied().unwrap_or(0) >= 1, "{n:?}");
+        let w = client_on(&l, "rr1", &["who", "--target", &v80]);
+        assert_eq!(w["peer_seen"], w["local"], "{w}");
+        let local = w["local"].as_str().unwrap();
+        // Its own address, as the client's end writes it ("addr:0" less
+        // the port).
+        let own = fam.at(far, 0);
+        assert!(local.starts_with(own.strip_suffix('0').unwrap()), "{w}");
+    }
+);
