@@ -4,24 +4,55 @@
 //! Run: cargo bench --bench forward
 
 use etherparse::PacketBuilder;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 use uvs::io::memory::ReplayIo;
 use uvs::io::{Gso, RxMeta};
-use uvs::lvs::service::{Forward, Protocol};
+use uvs::lvs::service::{Forward, Protocol, ServiceKey};
 use uvs::lvs::table::NextHop;
-use uvs::rig::{Rig, dest, one_link, service, svc};
+use uvs::rig::{Rig, VIP6, dest, one_link, service, svc};
 use uvs::wire::MacAddr;
 
 /// One service on VIP:80 with one real server, forwarded by `fwd`.
 fn rig(fwd: Forward) -> Rig {
     let d = dest(Ipv4Addr::new(198, 18, 0, 11), 80, fwd, 1);
-    let ops = service(svc(Protocol::Tcp, 80), "wrr", &[d]);
+    rig_of(&service(svc(Protocol::Tcp, 80), "wrr", &[d]))
+}
+
+/// The same on `[VIP6]:80` with real server 2001:2::11.
+fn rig6(fwd: Forward) -> Rig {
+    let d = dest(RS6, 80, fwd, 1);
+    let key = ServiceKey::addr(Protocol::Tcp, VIP6, 80);
+    rig_of(&service(key, "wrr", &[d]))
+}
+
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x10);
+const RS6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x11);
+
+fn rig_of(ops: &[uvs::control::proto::Op]) -> Rig {
     let hop = |_, _| NextHop {
         link: 0,
         mac: MacAddr([2, 0, 0, 0, 1, 1]),
     };
-    Rig::build(one_link(), hop, Vec::new(), &ops)
+    Rig::build(one_link(), hop, Vec::new(), ops)
+}
+
+/// A client's TCP/IPv6 segment to `[VIP6]:80` (a SYN, or `payload`
+/// bytes on an established connection).
+fn frame6(sport: u16, syn: bool, payload: usize) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 10], [2, 0, 0, 0, 0, 2]).ipv6(
+        CLIENT6.octets(),
+        VIP6.octets(),
+        64,
+    );
+    let b = if syn {
+        b.tcp(sport, 80, 1, 1000).syn()
+    } else {
+        b.tcp(sport, 80, 2, 1000).ack(1)
+    };
+    let mut v = Vec::new();
+    b.write(&mut v, &vec![0x5a; payload]).unwrap();
+    v
 }
 
 fn frame(sport: u16, syn: bool, payload: usize) -> Vec<u8> {
@@ -67,7 +98,11 @@ fn run(name: &str, frames: Vec<(Vec<u8>, RxMeta)>, n: usize, warm: usize) {
 }
 
 fn run_with(fwd: Forward, name: &str, frames: Vec<(Vec<u8>, RxMeta)>, n: usize, warm: usize) {
-    let mut r = rig(fwd).with_io(ReplayIo::new(frames));
+    run_on(rig(fwd), name, frames, n, warm)
+}
+
+fn run_on(r: Rig, name: &str, frames: Vec<(Vec<u8>, RxMeta)>, n: usize, warm: usize) {
+    let mut r = r.with_io(ReplayIo::new(frames));
     let bytes = r.io.mean_len();
     for _ in 0..warm {
         r.poll();
@@ -147,6 +182,23 @@ fn main() {
         500_000,
         0,
     );
+    // IPv6: the same flows to [VIP6]:80, by DR and by NAT66.
+    let syns6: Vec<_> = (0..10_000u16)
+        .map(|p| (frame6(10000 + p, true, 0), RxMeta::default()))
+        .collect();
+    let mut mixed6 = syns6.clone();
+    mixed6.extend((0..10_000u16).map(|p| (frame6(10000 + p, false, 10), RxMeta::default())));
+    let name = "IPv6 established TCP, 84-byte frames";
+    run_on(rig6(Forward::Route), name, mixed6.clone(), 1_000_000, 0);
+    run_on(
+        rig6(Forward::Route),
+        "IPv6 new connections (SYN)",
+        syns6,
+        200_000,
+        0,
+    );
+    let name = "NAT66 established TCP, 84-byte frames";
+    run_on(rig6(Forward::Masq), name, mixed6, 1_000_000, 0);
     println!(
         "connection entry: {} bytes of key+value (hash table adds ~1 byte of control per slot)",
         std::mem::size_of::<(uvs::lvs::conn::ConnKey, uvs::dataplane::conn::Conn)>()
