@@ -107,7 +107,7 @@ impl Publisher {
             }
         }
         if let Some(s) = &mut self.steering {
-            let locals = crate::host::sys::local_ipv4s();
+            let locals = crate::host::sys::local_addrs();
             match s.update(t, &locals).map_err(|e| e.to_string()) {
                 // Once per failure, not at every retry.
                 Err(e) if self.steer_error.as_ref() != Some(&e) => {
