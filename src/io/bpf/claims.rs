@@ -119,13 +119,18 @@ fn sync_set<K: aya::Pod + Ord>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::lvs::service::{SchedulerKind, ServiceKey};
     use crate::lvs::table::{DestEntry, ServiceEntry};
     use crate::wire::MacAddr;
 
-    fn service(proto: Protocol, vip: [u8; 4], dests: &[([u8; 4], u16, Forward)]) -> ServiceEntry {
+    /// A service on `vip` with these real servers (address, port, method).
+    pub(in crate::io::bpf) fn service(
+        proto: Protocol,
+        vip: [u8; 4],
+        dests: &[([u8; 4], u16, Forward)],
+    ) -> ServiceEntry {
         ServiceEntry {
             id: 1,
             key: ServiceKey::addr(proto, Ipv4Addr::from(vip), 80),

@@ -15,6 +15,8 @@
 mod claims;
 pub mod flows;
 mod maps;
+#[cfg(test)]
+mod test_run;
 
 use claims::Claims;
 pub use flows::FlowMaps;
