@@ -94,7 +94,7 @@ impl Publisher {
 
     fn steer(&mut self, t: &Table) {
         if let Some(f) = &mut self.fanout {
-            match f.update(t.vips()).map_err(|e| e.to_string()) {
+            match f.update(t.vips(), t.vips6()).map_err(|e| e.to_string()) {
                 Err(e) if self.fanout_error.as_ref() != Some(&e) => {
                     tracing::warn!(
                         "the workers' fanout program was not updated ({e}): \
@@ -107,7 +107,7 @@ impl Publisher {
             }
         }
         if let Some(s) = &mut self.steering {
-            let locals = crate::host::sys::local_ipv4s();
+            let locals = crate::host::sys::local_addrs();
             match s.update(t, &locals).map_err(|e| e.to_string()) {
                 // Once per failure, not at every retry.
                 Err(e) if self.steer_error.as_ref() != Some(&e) => {

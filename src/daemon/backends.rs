@@ -35,14 +35,10 @@ pub(super) fn open_io(
                 s.modes().join(", "),
                 links.modes().join(", ")
             );
-            // Passed to the kernel, they reach uvs's packet sockets.
-            tracing::info!(
-                "AF_XDP: IPv6 frames are not steered by the XDP program yet; uvs takes them \
-                 from its packet sockets (docs/ipv6.md)"
-            );
             if offload.is_on() {
                 tracing::info!(
-                    "--offload: established DR flows are forwarded by the XDP program (XDP_TX)"
+                    "--offload: established DR flows are forwarded by the XDP program (XDP_TX); \
+                     IPv6 flows stay on uvs's path (docs/ipv6.md)"
                 );
                 for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
                     tracing::warn!(

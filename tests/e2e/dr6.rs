@@ -2,9 +2,9 @@
 //! client (2001:2::10) to `[2001:2::100]` through `uvs director` to real
 //! servers that hold the VIP on lo: the director answers the client's
 //! neighbour solicitation for the VIP and resolves the real servers by
-//! neighbour discovery. On every backend: AF_XDP's program does not steer
-//! IPv6 frames yet, so they reach uvs through its packet sockets; with
-//! `--offload` they come through each link's IPv6 socket (docs/ipv6.md).
+//! neighbour discovery. On every backend: AF_XDP's program steers the
+//! frames to the VIP into its sockets; with `--offload` they come through
+//! each link's IPv6 socket (docs/ipv6.md).
 
 use crate::support::{CL6, Lab, RS1_6, RS2_6, VIP6, holds, tally2};
 use std::time::Duration;

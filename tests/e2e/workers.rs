@@ -2,10 +2,10 @@
 //! connection meets the worker that holds it, whichever way it travels
 //! (DR requests; NAT requests and the real servers' replies), both workers
 //! carry traffic, and the control plane's answers (listing, statistics,
-//! counters) cover both.
+//! counters) cover both. The same for IPv6 clients (DR and NAT66).
 
 use crate::support::holds;
-use crate::support::{Lab, RS1, RS2, VIP, count};
+use crate::support::{Lab, RS1, RS1_6, RS2, RS2_6, VIP, VIP6, count, tally2};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -113,6 +113,108 @@ fn nat_replies_reach_the_worker_that_holds_their_connection() {
     assert_eq!(count(&t, "nat1") + count(&t, "nat2"), 200, "{t}");
     let u = l.udp_names(200, 26000);
     assert_eq!(u["errors"], 0, "{u}");
+    let (w0, w1) = worker_frames(&l);
+    assert!(w0 > 100 && w1 > 100, "frames per worker: {w0} {w1}");
+    assert!(l.dp_counter("nat_replies") >= 600, "replies translated");
+    for (client, dests) in listed(&l) {
+        assert_eq!(dests.len(), 1, "{client}: {dests:?}");
+    }
+}
+
+/// IPv6 clients are spread by the same hash (the address folded to 32
+/// bits): DR to `[VIP6]` with many UDP flows, sent twice, and TCP
+/// connections, short and long, each held by one worker.
+#[test]
+fn ipv6_dr_connections_stay_on_one_worker_and_both_workers_carry_them() {
+    let Some(mut l) = Lab::up(2) else { return };
+    let udp6 = format!("[{VIP6}]:53");
+    for rs in ["rs1", "rs2"] {
+        l.start_server_on(rs, &["--tcp", "80", "--udp", &udp6]);
+    }
+    l.start_director_with(&["--interface", "eth0", "--workers", "2"]);
+    holds(&l.log("director.log"), "2 workers");
+    for (o, port) in [("-t", 80), ("-u", 53)] {
+        l.adm(&format!("-A {o} [{VIP6}]:{port} -s rr"));
+        for rs in [RS1_6, RS2_6] {
+            l.adm(&format!("-a {o} [{VIP6}]:{port} -r {rs} -g -w 1"));
+        }
+    }
+    let udp = |base: &str| {
+        l.client(&[
+            "udp-names",
+            "--target",
+            &udp6,
+            "--count",
+            "200",
+            "--sport-base",
+            base,
+        ])
+    };
+    let first = udp("24000");
+    let again = udp("24000");
+    assert_eq!(first["errors"], 0, "{first}");
+    assert_eq!(
+        tally2(&again, "rs1", "rs2"),
+        tally2(&first, "rs1", "rs2"),
+        "the same flows, the same servers: {first} {again}"
+    );
+    let tcp = format!("[{VIP6}]:80");
+    for i in 0..6 {
+        l.stick_bg_to(&tcp, 40, 5, 3000, &format!("stick{i}.json"));
+    }
+    let t = l.client(&["tcp-names", "--target", &tcp, "--count", "100"]);
+    // rr rotates within each worker: the split is near, not exactly, even.
+    let (a, b, errors) = tally2(&t, "rs1", "rs2");
+    assert_eq!((a + b, errors), (100, Some(0)), "{t}");
+    l.sticks_on_one_server(6, 40);
+
+    let conns = listed(&l);
+    let udp_rows = conns.keys().filter(|k| k.starts_with("UDP")).count();
+    assert_eq!(udp_rows, 200, "each UDP flow listed once: {conns:?}");
+    for (client, dests) in &conns {
+        assert_eq!(dests.len(), 1, "{client} held by one worker: {dests:?}");
+        let d = &dests[0];
+        assert!(d.contains(RS1_6) || d.contains(RS2_6), "{client} -> {d}");
+    }
+    let (w0, w1) = worker_frames(&l);
+    assert!(w0 > 50 && w1 > 50, "frames per worker: {w0} {w1}");
+    assert_eq!(l.dp_counter("no_conn_dropped"), 0);
+}
+
+/// NAT66 with two workers: a real server's reply (to the client's address
+/// and port) meets the worker that translated the request.
+#[test]
+fn nat66_replies_reach_the_worker_that_holds_their_connection() {
+    let Some(mut l) = Lab::up_with(2, &["--nat"]) else {
+        return;
+    };
+    for n in ["nat1", "nat2"] {
+        l.start_server_on(n, &["--tcp", "8080", "--udp", "[::]:5353"]);
+    }
+    l.start_director_with(&["-i", "eth0", "-i", "eth1", "--workers", "2"]);
+    let (n1, n2) = ("2001:2:0:2::11", "2001:2:0:2::12");
+    l.restore(&format!(
+        "-A -t [{VIP6}]:80 -s rr\n-a -t [{VIP6}]:80 -r [{n1}]:8080 -m\n\
+         -a -t [{VIP6}]:80 -r [{n2}]:8080 -m\n-A -u [{VIP6}]:53 -s rr\n\
+         -a -u [{VIP6}]:53 -r [{n1}]:5353 -m\n-a -u [{VIP6}]:53 -r [{n2}]:5353 -m\n"
+    ));
+    let tcp = format!("[{VIP6}]:80");
+    let t = l.client(&["tcp-names", "--target", &tcp, "--count", "200"]);
+    let (a, b, errors) = tally2(&t, "nat1", "nat2");
+    assert_eq!((a + b, errors), (200, Some(0)), "{t}");
+    let udp = format!("[{VIP6}]:53");
+    let args = [
+        "udp-names",
+        "--target",
+        &udp,
+        "--count",
+        "200",
+        "--sport-base",
+        "26000",
+    ];
+    let u = l.client(&args);
+    let (a, b, errors) = tally2(&u, "nat1", "nat2");
+    assert_eq!((a + b, errors), (200, Some(0)), "{u}");
     let (w0, w1) = worker_frames(&l);
     assert!(w0 > 100 && w1 > 100, "frames per worker: {w0} {w1}");
     assert!(l.dp_counter("nat_replies") >= 600, "replies translated");

@@ -5,7 +5,7 @@
 //! goes with the director.
 
 use crate::support::holds;
-use crate::support::{Lab, VIP, count, lab_tool, wait_until};
+use crate::support::{Lab, VIP, VIP6, count, lab_tool, wait_until};
 
 const DIRECTOR: &str = "198.18.0.2";
 const NAT1: &str = "198.18.2.11";
@@ -87,6 +87,45 @@ fn xdp_takes_vip_traffic_and_leaves_the_directors_own_to_the_kernel() {
         std::time::Duration::from_secs(5),
         || !xdp_attached(&l, "eth0") && !xdp_attached(&l, "eth1"),
         || "the XDP program stayed attached after the director stopped".into(),
+    );
+}
+
+/// IPv6 as IPv4: frames to `[VIP6]` and NAT66 replies from a real
+/// server's port come through the sockets (`vips6`, `nat_servers6`), with
+/// the client's unfinished TCP checksums finished; the director's own
+/// IPv6 connections to that port stay the kernel's (`locals6`).
+#[test]
+fn xdp_takes_vip6_traffic_and_nat66_replies_and_leaves_the_directors_own_to_the_kernel() {
+    let Some(mut l) = Lab::up_with(1, &["--nat"]) else {
+        return;
+    };
+    const NAT1_6: &str = "2001:2:0:2::11";
+    l.start_server_on("nat1", &["--tcp", "8080"]);
+    l.start_director_with(&["--io", "xdp", "-i", "eth0", "-i", "eth1"]);
+    holds(&l.log("director.log"), "packet I/O: AF_XDP");
+    l.adm(&format!("-A -t [{VIP6}]:80 -s rr"));
+    l.adm(&format!("-a -t [{VIP6}]:80 -r [{NAT1_6}]:8080 -m"));
+    let vip = format!("[{VIP6}]:80");
+    let t = l.client(&["tcp-names", "--target", &vip, "--count", "100"]);
+    assert_eq!(count(&t, "nat1"), 100, "{t}");
+    // An upload with the client's offloads on: partial checksums finished.
+    let up = l.client(&["upload", "--target", &vip, "--bytes", "2000000"]);
+    assert_eq!(up["intact"], true, "{up}");
+    let steered = l.dp_counter_settled("xdp_rx");
+    assert!(steered >= 400, "xdp_rx {steered}");
+    let target = format!("[{NAT1_6}]:8080");
+    let o = l.exec(
+        "dir",
+        &lab_tool(),
+        &["tcp-names", "--target", &target, "--count", "20"],
+    );
+    let mine: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(count(&mine, "nat1"), 20, "{mine}");
+    assert_eq!(
+        l.dp_counter_settled("xdp_rx"),
+        steered,
+        "the program took the director's own IPv6 traffic"
     );
 }
 

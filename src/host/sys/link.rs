@@ -190,9 +190,9 @@ pub fn open_tun(name: &str) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Every IPv4 address of this host's interfaces (getifaddrs); empty if
-/// the call fails.
-pub fn local_ipv4s() -> Vec<std::net::Ipv4Addr> {
+/// Every IPv4 and IPv6 address of this host's interfaces (getifaddrs);
+/// empty if the call fails.
+pub fn local_addrs() -> Vec<std::net::IpAddr> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs allocates a list that freeifaddrs frees below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -203,14 +203,23 @@ pub fn local_ipv4s() -> Vec<std::net::Ipv4Addr> {
     while !p.is_null() {
         // SAFETY: p is a node of the list getifaddrs returned.
         let ifa = unsafe { &*p };
-        // SAFETY: an AF_INET ifa_addr points at a sockaddr_in.
-        if !ifa.ifa_addr.is_null()
-            && i32::from(unsafe { (*ifa.ifa_addr).sa_family }) == libc::AF_INET
-        {
-            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-            out.push(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-        }
         p = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: a non-null ifa_addr points at a sockaddr of its family:
+        // sockaddr_in for AF_INET, sockaddr_in6 for AF_INET6.
+        match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
+            libc::AF_INET => {
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                out.push(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into());
+            }
+            libc::AF_INET6 => {
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                out.push(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
+            }
+            _ => {}
+        }
     }
     // SAFETY: frees the list from getifaddrs, once.
     unsafe { libc::freeifaddrs(head) };

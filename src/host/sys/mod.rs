@@ -19,7 +19,7 @@ mod poll;
 mod sockopt;
 
 pub use link::{
-    ifindex, ifreq, is_virtual_pair, link_driver, link_flags, link_info, local_ipv4s, open_tun,
+    ifindex, ifreq, is_virtual_pair, link_driver, link_flags, link_info, local_addrs, open_tun,
     peer_in_other_namespace,
 };
 pub use mmap::Mapping;

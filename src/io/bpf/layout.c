@@ -20,6 +20,12 @@ FIELD(rs_key, port)
 FIELD(rs_key, proto)
 FIELD(rs_key, pad)
 
+SIZE(rs6_key)
+FIELD(rs6_key, addr)
+FIELD(rs6_key, port)
+FIELD(rs6_key, proto)
+FIELD(rs6_key, pad)
+
 SIZE(flow_key)
 FIELD(flow_key, saddr)
 FIELD(flow_key, daddr)

@@ -16,6 +16,15 @@ struct rs_key {
 	__u8 pad;
 };
 
+// The key of nat_servers6: an IPv6 NAT real server's address, port and
+// protocol (network order), as rs_key.
+struct rs6_key {
+	__u8 addr[16];
+	__u16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
 // The key of flows: an offloaded flow's client-side 5-tuple (network
 // order) ...
 struct flow_key {

@@ -71,6 +71,18 @@ mirror! {
 }
 
 mirror! {
+    /// The key of `nat_servers6`: an IPv6 NAT real server's address, port
+    /// and protocol (network order).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct Rs6Key = rs6_key {
+        pub addr: [u8; 16],
+        pub port: [u8; 2],
+        pub proto: u8,
+        pub pad: u8,
+    }
+}
+
+mirror! {
     /// The key of `flows`: an offloaded flow's client-side 5-tuple
     /// (network order).
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,10 +15,12 @@
 mod claims;
 pub mod flows;
 mod maps;
+#[cfg(test)]
+mod test_run;
 
 use claims::Claims;
 pub use flows::FlowMaps;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 use crate::lvs::table::Table;
@@ -239,7 +241,7 @@ impl Steering {
 
     /// Makes the maps claim what `table` serves: inserts what is new and
     /// removes what is gone, so a frame in flight never meets an empty map.
-    pub fn update(&mut self, table: &Table, locals: &[Ipv4Addr]) -> Result<(), Error> {
+    pub fn update(&mut self, table: &Table, locals: &[IpAddr]) -> Result<(), Error> {
         // A backup forwards nothing, offloaded flows included.
         let fast = !table.standby;
         if self.fast != Some(fast) {

@@ -4,7 +4,8 @@
 // for a VIP, and NAT replies from a real server's port) to uvs's AF_XDP
 // socket on the receive queue, and passes every other frame to the kernel
 // untouched; the tc program (uvs_tc_forward, at the end) forwards
-// offloaded flows for the AF_PACKET backends. The structs the maps hold
+// offloaded flows for the AF_PACKET backends. IPv4 and IPv6 are steered
+// alike; offloaded flows are IPv4 only (the tc program leaves IPv6 alone). The structs the maps hold
 // are in maps.h, mirrored in maps.rs.
 // uvs fills the maps from each published table; a frame the maps do not
 // claim still reaches uvs through its AF_PACKET socket, so a map that lags
@@ -14,6 +15,7 @@
 #include <linux/in.h>
 #include <linux/pkt_cls.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "maps.h"
@@ -56,6 +58,29 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } locals SEC(".maps");
+
+// The same three for IPv6: every VIP6 (16-byte keys), IPv6 NAT real
+// servers, the director's own IPv6 addresses.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct in6_addr);
+	__type(value, __u8);
+} vips6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct rs6_key);
+	__type(value, __u8);
+} nat_servers6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct in6_addr);
+	__type(value, __u8);
+} locals6 SEC(".maps");
 
 // An established DR flow that uvs handed to the program (Katran's split),
 // by its client-side 5-tuple (maps.h).
@@ -198,6 +223,29 @@ static __always_inline int forward_flow(struct ethhdr *eth, struct iphdr *ip, vo
 	return XDP_TX;
 }
 
+// Whether an IPv6 frame is uvs's: any frame to a VIP6, and a TCP or UDP
+// frame from an IPv6 NAT real server's address and port (the upper layer
+// right after the fixed header: a reply with extension headers comes
+// through the packet socket) that is not for one of the director's own
+// addresses.
+static __always_inline int claimed6(struct ipv6hdr *ip6, void *end)
+{
+	struct rs6_key k = {};
+
+	if ((void *)(ip6 + 1) > end)
+		return 0;
+	if (bpf_map_lookup_elem(&vips6, &ip6->daddr))
+		return 1;
+	if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP)
+		return 0;
+	if ((void *)(ip6 + 1) + 2 > end)
+		return 0;
+	__builtin_memcpy(k.addr, &ip6->saddr, sizeof(k.addr));
+	k.port = *(__u16 *)(ip6 + 1);
+	k.proto = ip6->nexthdr;
+	return bpf_map_lookup_elem(&nat_servers6, &k) && !bpf_map_lookup_elem(&locals6, &ip6->daddr);
+}
+
 SEC("xdp")
 int uvs_steer(struct xdp_md *ctx)
 {
@@ -207,11 +255,18 @@ int uvs_steer(struct xdp_md *ctx)
 	struct iphdr *ip;
 	__u32 hl;
 
-	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if ((void *)(eth + 1) > end)
 		return XDP_PASS;
 	// A super-frame (generic XDP sees them whole) does not fit a socket
 	// frame: the packet socket takes it, and sends it on whole.
 	if (data + MAX_FRAME < end)
+		return XDP_PASS;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		if (!claimed6((void *)(eth + 1), end))
+			return XDP_PASS;
+		goto steer;
+	}
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
 	ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end)

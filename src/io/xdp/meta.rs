@@ -16,33 +16,51 @@ use crate::io::PacketType;
 /// unfinished, and the data plane finishes it as it does for AF_PACKET.
 /// (A damaged segment matches by chance once in 65,536; Ethernet's CRC
 /// has already dropped nearly all of those.)
+///
+/// IPv4 and IPv6 alike: over IPv6 the pseudo-header holds both addresses
+/// and the upper layer's length and protocol, after any extension
+/// headers (a fragment is never unfinished).
 pub(super) fn unfinished_checksum(frame: &[u8]) -> Option<(u16, u16)> {
+    use crate::wire::ipv6::Ipv6Packet;
     use crate::wire::{checksum, ethernet, ip_proto, ipv4::Ipv4Packet, tcp, udp};
     let eth = ethernet::EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != ethernet::EtherType::IPV4 {
-        return None;
-    }
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    if ip.is_fragment() {
-        return None;
-    }
-    let off = match ip.protocol() {
+    // The segment's length, its pseudo-header's sum, its protocol and
+    // where it starts in the IP packet.
+    let (len, pseudo, proto, at) = match eth.ethertype() {
+        ethernet::EtherType::IPV4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            if ip.is_fragment() {
+                return None;
+            }
+            let len = ip.payload().len();
+            let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol());
+            let pseudo = checksum::pseudo_header(src, dst, proto, len as u32);
+            (len, pseudo, proto, ip.header_len())
+        }
+        ethernet::EtherType::IPV6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            let upper = ip.upper_layer().ok()?;
+            if upper.is_fragment() {
+                return None;
+            }
+            let len = ip.upper_payload(&upper).len();
+            let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), upper.protocol);
+            let pseudo = checksum::pseudo_header_v6(src, dst, proto, len as u32);
+            (len, pseudo, proto, upper.offset)
+        }
+        _ => return None,
+    };
+    let off = match proto {
         ip_proto::TCP => tcp::CHECKSUM_OFFSET,
         ip_proto::UDP => udp::CHECKSUM_OFFSET,
         _ => return None,
     };
-    let seg = ip.payload();
+    let seg = eth.payload().get(at..at + len)?;
     let field = u16::from_be_bytes([*seg.get(off)?, *seg.get(off + 1)?]);
-    let pseudo = checksum::pseudo_header(
-        ip.src_addr(),
-        ip.dst_addr(),
-        ip.protocol(),
-        seg.len() as u32,
-    );
     if field != checksum::fold(pseudo) || checksum::fold(pseudo + checksum::sum(seg)) == 0xffff {
         return None;
     }
-    let start = ethernet::HEADER_LEN + ip.header_len();
+    let start = ethernet::HEADER_LEN + at;
     Some((start as u16, off as u16))
 }
 
@@ -105,6 +123,71 @@ mod tests {
         let mut frag = udp_frame();
         frag[20] = 0x20; // more fragments
         assert_eq!(unfinished_checksum(&frag), None);
+    }
+
+    /// A TCP/IPv6 frame 2001:2::10:40000 -> 2001:2::100:80 with 4 bytes
+    /// of payload, after `ext` (extension headers, already chained: the
+    /// fixed header's next header is `first`), its checksum finished.
+    fn tcp6_frame(first: u8, ext: &[u8]) -> Vec<u8> {
+        let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) = (
+            "2001:2::10".parse().unwrap(),
+            "2001:2::100".parse().unwrap(),
+        );
+        let seg_len = 20 + 4;
+        let mut f = vec![0u8; 14];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&((ext.len() + seg_len) as u16).to_be_bytes());
+        f.extend_from_slice(&[first, 64]);
+        f.extend_from_slice(&src.octets());
+        f.extend_from_slice(&dst.octets());
+        f.extend_from_slice(ext);
+        let at = f.len();
+        f.extend_from_slice(&[
+            0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff,
+        ]);
+        f.extend_from_slice(&[0, 0, 0, 0, 1, 2, 3, 4]);
+        let pseudo = checksum::pseudo_header_v6(src, dst, 6, seg_len as u32);
+        let c = checksum::finish(pseudo + checksum::sum(&f[at..]));
+        f[at + 16..at + 18].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    /// Replaces frame `f`'s TCP checksum (at `at`) with the folded
+    /// pseudo-header sum, as CHECKSUM_PARTIAL leaves it.
+    fn partial6(f: &mut [u8], at: usize) {
+        let pseudo = checksum::pseudo_header_v6(
+            "2001:2::10".parse().unwrap(),
+            "2001:2::100".parse().unwrap(),
+            6,
+            24,
+        );
+        f[at + 16..at + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+    }
+
+    #[test]
+    fn an_ipv6_partial_checksum_is_found_after_any_extension_headers() {
+        let f = tcp6_frame(6, &[]);
+        assert_eq!(unfinished_checksum(&f), None, "finished");
+        let mut p = f.clone();
+        partial6(&mut p, 54);
+        assert_eq!(unfinished_checksum(&p), Some((54, 16)));
+        p[70] ^= 0x40;
+        assert_eq!(unfinished_checksum(&p), None, "damaged");
+        // A Destination Options header (8 bytes) before TCP.
+        let dest_opts = [6, 0, 1, 4, 0, 0, 0, 0];
+        let mut p = tcp6_frame(60, &dest_opts);
+        assert_eq!(unfinished_checksum(&p), None);
+        partial6(&mut p, 62);
+        assert_eq!(unfinished_checksum(&p), Some((62, 16)));
+        for n in 0..p.len() {
+            assert_eq!(unfinished_checksum(&p[..n]), None, "{n} bytes");
+        }
+        // A first fragment is not a whole segment.
+        let frag = [6, 0, 0, 1, 0, 0, 0, 7];
+        let mut p = tcp6_frame(44, &frag);
+        partial6(&mut p, 62);
+        assert_eq!(unfinished_checksum(&p), None, "fragment");
     }
 
     #[test]

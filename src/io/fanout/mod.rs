@@ -15,18 +15,33 @@
 //! they change ([`Fanout::update`]); [`worker_of`] is the same hash in
 //! Rust, for what reaches the workers from the control plane (a backup's
 //! synced connections, a restart's handed-over ones).
+//!
+//! IPv6 follows the same rule, with the client's address folded to 32
+//! bits (XOR of its four words, as the schedulers fold it) before the
+//! hash. The program reads only the fixed header: TCP and UDP right after
+//! it, and an ICMPv6 error (type below 128) quoting a fixed header. A frame
+//! with extension headers (a Hop-by-Hop option, a fragment header) goes
+//! to worker 0, as does every other ICMPv6 message (neighbour discovery).
+//! The data plane drops IPv6 fragments to a VIP anyway; a connection
+//! whose frames carry other extension headers is held by worker 0 only
+//! if all of them do.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 
 use crate::host::sys;
 
 /// The most workers `--workers` takes.
 pub const MAX_WORKERS: usize = 64;
-/// The most VIPs the program can name (four instructions each, within the
-/// kernel's 4096-instruction limit for classic BPF).
-pub const MAX_VIPS: usize = 1000;
+/// The most IPv4 VIPs the program can name (four instructions each,
+/// beside the rest of the program's 121, within the kernel's
+/// 4096-instruction limit for classic BPF).
+pub const MAX_VIPS: usize = 990;
+/// An IPv6 VIP takes nine instructions: as many as this of them take the
+/// room of [`MAX_VIPS`] IPv4 ones.
+const V6_COST: usize = 9;
+const V4_COST: usize = 4;
 const GOLDEN: u32 = 0x9E37_79B1;
 
 /// The worker (of `n`) that handles the connections of client
@@ -39,18 +54,16 @@ pub fn worker_of(addr: Ipv4Addr, port: u16, n: usize) -> usize {
     (h % n as u32) as usize
 }
 
-/// [`worker_of`] for a client of either family. The program does not
-/// hash IPv6 yet (docs/ipv6.md, step 7): an IPv6 client's connections go
-/// to worker 0 until it does.
+/// [`worker_of`] for a client of either family: an IPv6 address is folded
+/// to 32 bits first, as the program folds it.
 pub fn worker_of_ip(addr: IpAddr, port: u16, n: usize) -> usize {
-    match addr {
-        IpAddr::V4(a) => worker_of(a, port, n),
-        IpAddr::V6(_) => 0,
-    }
+    let folded = crate::lvs::sched::scheduler::fold(addr);
+    worker_of(Ipv4Addr::from(folded), port, n)
 }
 
 // Classic BPF encoding (linux/filter.h, linux/bpf_common.h).
 const LD: u16 = 0x00;
+const LDX: u16 = 0x01;
 const ST: u16 = 0x02;
 const ALU: u16 = 0x04;
 const JMP: u16 = 0x05;
@@ -59,6 +72,7 @@ const MISC: u16 = 0x07;
 const W: u16 = 0x00;
 const H: u16 = 0x08;
 const B: u16 = 0x10;
+const IMM: u16 = 0x00;
 const ABS: u16 = 0x20;
 const IND: u16 = 0x40;
 const MEM: u16 = 0x60;
@@ -87,12 +101,22 @@ enum Label {
     SrcIsClient,
     InnerDstIsClient,
     Hash,
+    V6,
+    L4v6,
+    IcmpError6,
+    Vip6,
+    Match6,
+    SrcLike6,
+    DstLike6,
+    Fold6,
 }
 
 enum Insn {
     Op(u16, u32),
     /// `jeq #k` over the next instruction (a `Jump`), else falls to it.
     SkipUnless(u32),
+    /// `jeq #k`: on to the next instruction if equal, else skip `n`.
+    JeqElse(u32, u8),
     Jump(Label),
     Here(Label),
 }
@@ -104,11 +128,14 @@ fn ins(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
 /// What failed keeping the workers' fanout program up to date.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The program has room for `MAX_VIPS`.
-    #[error("{0} VIPs: workers share traffic among at most {MAX_VIPS}")]
-    TooManyVips(usize),
-    /// An assembly bug: a jump to a label never placed.
-    #[error("fanout program: a label is missing")]
+    /// The program has room for `MAX_VIPS` IPv4 VIPs, fewer IPv6 ones.
+    #[error(
+        "{0} IPv4 and {1} IPv6 VIPs: workers share traffic among at most {MAX_VIPS} \
+         (an IPv6 VIP takes the room of {V6_COST} in {V4_COST} IPv4 ones)"
+    )]
+    TooManyVips(usize, usize),
+    /// An assembly bug: a jump to a label never placed, or backwards.
+    #[error("fanout program: a label is missing or behind its jump")]
     NoLabel,
     /// Over the kernel's limit of 4096 instructions.
     #[error("fanout program of {0} instructions")]
@@ -121,9 +148,13 @@ pub enum Error {
 }
 
 /// The fanout program for `n` workers and these VIPs.
-pub fn program(vips: &[Ipv4Addr], n: usize) -> Result<Vec<libc::sock_filter>, Error> {
-    if vips.len() > MAX_VIPS {
-        return Err(Error::TooManyVips(vips.len()));
+pub fn program(
+    vips: &[Ipv4Addr],
+    vips6: &[Ipv6Addr],
+    n: usize,
+) -> Result<Vec<libc::sock_filter>, Error> {
+    if vips.len() * V4_COST + vips6.len() * V6_COST > MAX_VIPS * V4_COST {
+        return Err(Error::TooManyVips(vips.len(), vips6.len()));
     }
     use Insn::*;
     use Label::*;
@@ -141,6 +172,10 @@ pub fn program(vips: &[Ipv4Addr], n: usize) -> Result<Vec<libc::sock_filter>, Er
             p.push(Jump(to));
         }
     };
+    p.push(Op(LD | B | ABS, NET));
+    p.push(Op(ALU | AND | K, 0xf0));
+    p.push(SkipUnless(0x60));
+    p.push(Jump(V6));
     p.push(Op(LD | B | ABS, NET + 9));
     for (proto, to) in [(6, L4), (17, L4), (1, Icmp)] {
         p.push(SkipUnless(proto));
@@ -186,6 +221,9 @@ pub fn program(vips: &[Ipv4Addr], n: usize) -> Result<Vec<libc::sock_filter>, Er
     p.push(Op(MISC | TAX, 0));
     p.push(Op(LD | H | IND, NET + 8 + 2));
     p.push(Op(ST, 1));
+    p.push(Jump(Hash));
+    // Classic BPF jumps forward only: IPv6 before the hash it ends in.
+    ipv6(&mut p, vips6);
     // worker_of(M[0], M[1], n).
     p.push(Here(Hash));
     p.push(Op(LD | MEM, 1));
@@ -214,9 +252,11 @@ pub fn program(vips: &[Ipv4Addr], n: usize) -> Result<Vec<libc::sock_filter>, Er
         match *i {
             Op(code, k) => out.push(ins(code, 0, 0, k)),
             SkipUnless(k) => out.push(ins(JMP | JEQ | K, 0, 1, k)),
+            JeqElse(k, n) => out.push(ins(JMP | JEQ | K, 0, n, k)),
             Jump(l) => {
                 let to = place(l).ok_or(Error::NoLabel)?;
-                out.push(ins(JMP | JA, 0, 0, to - here - 1));
+                let off = to.checked_sub(here + 1).ok_or(Error::NoLabel)?;
+                out.push(ins(JMP | JA, 0, 0, off));
             }
             Here(_) => {}
         }
@@ -225,6 +265,83 @@ pub fn program(vips: &[Ipv4Addr], n: usize) -> Result<Vec<libc::sock_filter>, Er
         return Err(Error::TooLong(out.len()));
     }
     Ok(out)
+}
+
+/// The IPv6 part of the program: the client's address folded into M[0]
+/// and its port into M[1], falling into the hash. Offsets are from the IPv6
+/// header (40 bytes): next header at 6, source at 8, destination at 24,
+/// ports at 40; an ICMPv6 error quotes a header at 48.
+fn ipv6(p: &mut Vec<Insn>, vips6: &[Ipv6Addr]) {
+    use Insn::*;
+    use Label::*;
+    p.push(Here(V6));
+    p.push(Op(LD | B | ABS, NET + 6));
+    for (next, to) in [(6, L4v6), (17, L4v6), (58, IcmpError6)] {
+        p.push(SkipUnless(next));
+        p.push(Jump(to));
+    }
+    p.push(Op(RET | K, 0));
+    // X: where the address to compare with the VIPs is, M[3]: 0 for TCP
+    // and UDP (the destination), 1 for an ICMPv6 error (the quoted source).
+    p.push(Here(L4v6));
+    p.push(Op(LDX | W | IMM, 24));
+    p.push(Op(LD | W | IMM, 0));
+    p.push(Op(ST, 3));
+    p.push(Jump(Vip6));
+    p.push(Here(IcmpError6));
+    p.push(Op(LD | B | ABS, NET + 40));
+    p.push(Op(ALU | AND | K, 0x80));
+    // Informational (neighbour discovery, echo): worker 0.
+    p.push(SkipUnless(0x80));
+    p.push(Op(RET | K, 0));
+    p.push(Op(LDX | W | IMM, 48 + 8));
+    p.push(Op(LD | W | IMM, 1));
+    p.push(Op(ST, 3));
+    p.push(Here(Vip6));
+    for v in vips6 {
+        let w = v.to_bits();
+        for i in 0..4u8 {
+            p.push(Op(LD | W | IND, NET + 4 * u32::from(i)));
+            p.push(JeqElse((w >> (96 - 32 * u32::from(i))) as u32, 7 - 2 * i));
+        }
+        p.push(Jump(Match6));
+    }
+    // No VIP: TCP, UDP to the client (a NAT66 reply); an error about a
+    // packet from the client (X is the header's base for the tails).
+    p.push(Op(LD | MEM, 3));
+    p.push(Op(LDX | W | IMM, 0));
+    p.push(SkipUnless(0));
+    p.push(Jump(DstLike6));
+    p.push(Op(LDX | W | IMM, 48));
+    p.push(Jump(SrcLike6));
+    // A VIP: TCP, UDP from the client; an error about a packet the VIP
+    // sent to the client.
+    p.push(Here(Match6));
+    p.push(Op(LD | MEM, 3));
+    p.push(Op(LDX | W | IMM, 0));
+    p.push(SkipUnless(0));
+    p.push(Jump(SrcLike6));
+    p.push(Op(LDX | W | IMM, 48));
+    p.push(Jump(DstLike6));
+    // M[4..8] = the client's address, M[1] = its port, from the header at X.
+    for (at, port, label) in [(8, 40, SrcLike6), (24, 42, DstLike6)] {
+        p.push(Here(label));
+        for i in 0..4 {
+            p.push(Op(LD | W | IND, NET + at + 4 * i));
+            p.push(Op(ST, 4 + i));
+        }
+        p.push(Op(LD | H | IND, NET + port));
+        p.push(Op(ST, 1));
+        p.push(Jump(Fold6));
+    }
+    p.push(Here(Fold6));
+    p.push(Op(LD | MEM, 4));
+    for i in 5..8 {
+        p.push(Op(MISC | TAX, 0));
+        p.push(Op(LD | MEM, i));
+        p.push(Op(ALU | XOR | X, 0));
+    }
+    p.push(Op(ST, 0));
 }
 
 const PACKET_FANOUT: i32 = 18;
@@ -298,7 +415,7 @@ pub struct Fanout {
     /// filter until the first program is installed.
     closed: Vec<OwnedFd>,
     workers: usize,
-    vips: Option<Vec<Ipv4Addr>>,
+    vips: Option<(Vec<Ipv4Addr>, Vec<Ipv6Addr>)>,
 }
 
 impl Fanout {
@@ -315,16 +432,20 @@ impl Fanout {
     /// there already. The first call opens the sockets: until then they
     /// drop what they are given (the group would hand everything to worker
     /// 0).
-    pub fn update(&mut self, vips: &[Ipv4Addr]) -> Result<(), Error> {
-        if self.vips.as_deref() == Some(vips) {
+    pub fn update(&mut self, vips: &[Ipv4Addr], vips6: &[Ipv6Addr]) -> Result<(), Error> {
+        if self
+            .vips
+            .as_ref()
+            .is_some_and(|(v4, v6)| v4 == vips && v6 == vips6)
+        {
             return Ok(());
         }
-        let prog = program(vips, self.workers)?;
+        let prog = program(vips, vips6, self.workers)?;
         for m in &self.members {
             sys::attach_cbpf(m, libc::SOL_PACKET, PACKET_FANOUT_DATA, &prog)
                 .map_err(Error::Install)?;
         }
-        self.vips = Some(vips.to_vec());
+        self.vips = Some((vips.to_vec(), vips6.to_vec()));
         // Every socket is tried; one that fails stays for the next call.
         let mut failed = None;
         self.closed.retain(|fd| {
@@ -346,140 +467,4 @@ impl Fanout {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Runs a classic BPF program the way the kernel does for the fanout
-    /// hook (loads relative to the IP header; a load past the end returns
-    /// 0), for the instructions [`program`] uses.
-    fn run(prog: &[libc::sock_filter], pkt: &[u8]) -> u32 {
-        let (mut a, mut x, mut m) = (0u32, 0u32, [0u32; 16]);
-        let mut pc = 0usize;
-        let load = |off: u32, size: usize| -> Option<u32> {
-            let off = off.checked_sub(NET)? as usize;
-            let b = pkt.get(off..off + size)?;
-            Some(b.iter().fold(0u32, |v, &x| (v << 8) | u32::from(x)))
-        };
-        loop {
-            let i = prog[pc];
-            pc += 1;
-            let size = match i.code & 0x18 {
-                W => 4,
-                H => 2,
-                _ => 1,
-            };
-            match i.code & 0x07 {
-                LD if i.code & 0xe0 == MEM => a = m[i.k as usize],
-                LD => {
-                    let off = match i.code & 0xe0 {
-                        IND => i.k.wrapping_add(x),
-                        _ => i.k,
-                    };
-                    match load(off, size) {
-                        Some(v) => a = v,
-                        None => return 0,
-                    }
-                }
-                ST => m[i.k as usize] = a,
-                ALU => {
-                    let v = if i.code & X != 0 { x } else { i.k };
-                    a = match i.code & 0xf0 {
-                        ADD => a.wrapping_add(v),
-                        MUL => a.wrapping_mul(v),
-                        AND => a & v,
-                        LSH => a << v,
-                        RSH => a >> v,
-                        MOD => a % v,
-                        XOR => a ^ v,
-                        op => panic!("ALU op {op:#x} not expected"),
-                    }
-                }
-                JMP if i.code & 0xf0 == JA => pc += i.k as usize,
-                JMP => pc += usize::from(if a == i.k { i.jt } else { i.jf }),
-                RET if i.code & RET_A != 0 => return a,
-                RET => return i.k,
-                MISC => x = a,
-                c => panic!("class {c:#x} not expected"),
-            }
-        }
-    }
-
-    fn ip(proto: u8, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, ihl: u8) -> Vec<u8> {
-        let mut p = vec![0u8; usize::from(ihl) * 4];
-        p[0] = 0x40 | ihl;
-        p[9] = proto;
-        p[12..16].copy_from_slice(&src);
-        p[16..20].copy_from_slice(&dst);
-        p.extend_from_slice(&sport.to_be_bytes());
-        p.extend_from_slice(&dport.to_be_bytes());
-        p.extend_from_slice(&[0u8; 16]);
-        p
-    }
-
-    /// An ICMP error quoting `inner`.
-    fn icmp(src: [u8; 4], dst: [u8; 4], inner: &[u8]) -> Vec<u8> {
-        let mut p = ip(1, src, dst, 0x0304, 0, 5);
-        p.truncate(20 + 8);
-        p.extend_from_slice(inner);
-        p
-    }
-
-    const VIP: [u8; 4] = [198, 18, 0, 100];
-    const OTHER_VIP: [u8; 4] = [198, 18, 0, 101];
-    const RIP: [u8; 4] = [198, 19, 0, 10];
-    const ROUTER: [u8; 4] = [198, 18, 0, 1];
-
-    #[test]
-    fn both_directions_of_a_connection_reach_the_client_s_worker() {
-        let vips = [Ipv4Addr::from(OTHER_VIP), Ipv4Addr::from(VIP)];
-        let mut seen = [false; 3];
-        for n in [1usize, 2, 3] {
-            let prog = program(&vips, n).unwrap();
-            for c in 0..200u16 {
-                let client = [198, 19, 1 + (c % 3) as u8, (c % 250) as u8 + 2];
-                let cport = 30000 + c * 7;
-                let want = worker_of(Ipv4Addr::from(client), cport, n) as u32;
-                let req = ip(6, client, VIP, cport, 80, 5);
-                let with_options = ip(17, client, VIP, cport, 53, 7);
-                let reply = ip(6, RIP, client, 8080, cport, 5);
-                // A router's "fragmentation needed" to the VIP about a
-                // reply from it; a real server's about a forwarded request.
-                let about_reply = icmp(ROUTER, VIP, &ip(6, VIP, client, 80, cport, 5));
-                let about_req = icmp(RIP, client, &ip(6, client, RIP, cport, 8080, 6));
-                for (what, p) in [
-                    ("request", &req),
-                    ("request with options", &with_options),
-                    ("NAT reply", &reply),
-                    ("ICMP about a reply", &about_reply),
-                    ("ICMP about a request", &about_req),
-                ] {
-                    assert_eq!(run(&prog, p), want, "{what} of client {c}, {n} workers");
-                }
-                if n == 3 {
-                    seen[want as usize] = true;
-                }
-            }
-        }
-        assert_eq!(seen, [true; 3], "every worker gets clients");
-    }
-
-    #[test]
-    fn other_frames_and_short_ones_go_somewhere_without_fault() {
-        let prog = program(&[Ipv4Addr::from(VIP)], 2).unwrap();
-        assert_eq!(run(&prog, &ip(47, RIP, VIP, 1, 2, 5)), 0, "GRE: worker 0");
-        assert_eq!(run(&prog, &[0x45, 0, 0]), 0, "truncated: worker 0");
-        let mut cut = ip(6, RIP, VIP, 1, 2, 5);
-        cut.truncate(21);
-        assert_eq!(run(&prog, &cut), 0);
-        assert!(run(&prog, &ip(17, [1, 2, 3, 4], VIP, 9, 9, 5)) < 2);
-    }
-
-    #[test]
-    fn too_many_vips_are_refused_with_the_limit() {
-        let vips: Vec<Ipv4Addr> = (0..MAX_VIPS as u32 + 1).map(Ipv4Addr::from).collect();
-        let e = program(&vips, 2).unwrap_err().to_string();
-        assert!(e.contains("1000"), "{e}");
-        let ok = program(&vips[..MAX_VIPS], 2).unwrap();
-        assert!(ok.len() <= 4096);
-    }
-}
+mod tests;
