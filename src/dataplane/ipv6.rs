@@ -14,7 +14,7 @@ use super::flow::{Found, touch};
 use super::flow::{NoConn, Start};
 use super::nat6;
 use crate::io::{PacketIo, RxMeta};
-use crate::lvs::conn::{ConnKey, ConnState, TcpState};
+use crate::lvs::conn::ConnKey;
 use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Record, SyncEvent};
@@ -98,13 +98,7 @@ impl Dataplane {
         let mut l = Layout6::new(&ip, &upper, src_mac);
         l.tcp_flags = tcp_flags;
         if !to_vip {
-            let r = ReplyKey {
-                protocol,
-                raddr: src,
-                rport: sport,
-                caddr: dst,
-                cport: dport,
-            };
+            let r = ReplyKey::new(protocol, (src, sport), (dst, dport));
             self.nat_reply6(io, frame, meta, l, r);
             return;
         }
@@ -180,10 +174,7 @@ impl Dataplane {
         match touch(&mut self.conns6, places, &f.key, f.l.tcp_flags, from, now) {
             Found::Live(c, was) => {
                 if was.is_some() {
-                    self.emit_upsert(&f.key, &c, true);
-                    if c.state == ConnState::Tcp(TcpState::Established) {
-                        self.assure_template(&f.key);
-                    }
+                    self.state_moved(&f.key, &c);
                 }
                 return Ok(c);
             }
