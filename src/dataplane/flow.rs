@@ -3,7 +3,7 @@
 //! error find theirs; TCP state, timers and counters move; then the frame
 //! goes to [`egress`](super::egress) with what to change in it.
 
-use super::books::{locate, release};
+use super::books::{count, locate, release};
 use super::classify::{Flow, Layout};
 use super::conn::Conn;
 use super::conn_table::{ConnTable, Entry, InsertError};
@@ -61,8 +61,7 @@ impl Dataplane {
         let Some((svc, dest)) = self.table.dest(conn.svc, conn.dest, conn.dest_id) else {
             return;
         };
-        svc.stats.count_in(l.ip_len());
-        dest.state.stats.count_in(l.ip_len());
+        count(svc, dest, true, l.ip_len());
         let hop = NextHop {
             link: dest.link,
             mac: dest.mac,
@@ -248,8 +247,7 @@ impl Dataplane {
         let c = conns.get_mut(key)?;
         let (svc, d) = locate(table, positions, c)?;
         let was = update_state(c, &d.state, Direction::Output, tcp_flags, table, now);
-        svc.stats.count_out(ip_len);
-        d.state.stats.count_out(ip_len);
+        count(svc, d, false, ip_len);
         let c = *c;
         if let Some(was) = was {
             conns.restated(key, &c, was);
@@ -328,13 +326,7 @@ impl Dataplane {
         let (svc, d) = locate(&self.table, &self.positions, &mut c)?;
         let meta = self.complete_first(frame, meta)?;
         let len = frame.len() - crate::wire::ethernet::HEADER_LEN;
-        if dir == Direction::Output {
-            svc.stats.count_out(len);
-            d.state.stats.count_out(len);
-        } else {
-            svc.stats.count_in(len);
-            d.state.stats.count_in(len);
-        }
+        count(svc, d, dir != Direction::Output, len);
         DataplaneCounters::bump(&self.counters.icmp_related);
         let to = NextHop {
             link: d.link,

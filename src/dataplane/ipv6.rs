@@ -7,6 +7,7 @@
 //! end. Fragments to a VIP are dropped and counted, as for IPv4.
 
 use super::Dataplane;
+use super::books::count;
 
 use super::conn::{Conn, ReplyKey};
 use super::egress6::{Change6, Layout6};
@@ -138,8 +139,7 @@ impl Dataplane {
         let Some((svc, dest)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
             return;
         };
-        svc.stats.count_in(f.l.ip_len());
-        dest.state.stats.count_in(f.l.ip_len());
+        count(svc, dest, true, f.l.ip_len());
         let (hop, rip) = (
             NextHop {
                 link: dest.link,

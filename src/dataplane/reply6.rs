@@ -4,7 +4,7 @@
 //! Both go to `egress6` with what to change in them.
 
 use super::Dataplane;
-use super::books::locate;
+use super::books::{count, locate};
 use super::conn::ReplyKey;
 use super::egress6::{Change6, Layout6};
 use crate::io::{PacketIo, RxMeta};
@@ -113,14 +113,7 @@ impl Dataplane {
         let Some(meta) = self.complete_first(frame, meta) else {
             return;
         };
-        let len = l.ip_len();
-        if inbound {
-            svc.stats.count_in(len);
-            d.state.stats.count_in(len);
-        } else {
-            svc.stats.count_out(len);
-            d.state.stats.count_out(len);
-        }
+        count(svc, d, inbound, l.ip_len());
         DataplaneCounters::bump(&self.counters.icmp_related);
         if inbound {
             self.forward_ip6(io, frame, meta, l, None, change, hop);
