@@ -28,6 +28,18 @@ pub fn locate<'t, A: Addr>(
     table.dest(c.svc, c.dest, c.dest_id)
 }
 
+/// Counts a packet of `len` bytes on a connection's service `svc` and
+/// real server `d`: into the director (`inbound`) or out of it.
+pub fn count(svc: &ServiceEntry, d: &DestEntry, inbound: bool, len: usize) {
+    for s in [&svc.stats, &d.state.stats] {
+        if inbound {
+            s.count_in(len);
+        } else {
+            s.count_out(len);
+        }
+    }
+}
+
 /// The count a connection in `state` takes in its real server's: active
 /// or inactive.
 /// A template counts in the persistent ones (IPVS's `persistconns`).

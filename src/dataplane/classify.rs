@@ -175,13 +175,7 @@ impl Dataplane {
             Protocol::Ip => return Ok((Class::Kernel, l)),
         };
         if !to_vip {
-            let r = ReplyKey {
-                protocol,
-                raddr: src,
-                rport: sport,
-                caddr: dst,
-                cport: dport,
-            };
+            let r = ReplyKey::new(protocol, (src, sport), (dst, dport));
             let class = self.conns.by_reply(&r).map_or(Class::Kernel, Class::Reply);
             return Ok((class, l));
         }
@@ -217,24 +211,10 @@ impl Dataplane {
             if q.src != dst {
                 return Class::Kernel;
             }
-            let key = ConnKey {
-                protocol,
-                caddr: q.dst,
-                cport: q.dport,
-                vaddr: q.src,
-                vport: q.sport,
-            };
-            return Class::IcmpRelated((key, Direction::Input));
+            return Class::IcmpRelated((q.vip_conn(protocol), Direction::Input));
         }
         // About a translated packet a client sent to a real server.
-        let r = ReplyKey {
-            protocol,
-            raddr: q.dst,
-            rport: q.dport,
-            caddr: q.src,
-            cport: q.sport,
-        };
-        match self.conns.by_reply(&r) {
+        match self.conns.by_reply(&q.reply_key(protocol)) {
             Some(k) if q.src == dst => Class::IcmpRelated((k, Direction::Output)),
             _ => Class::Kernel,
         }

@@ -34,16 +34,23 @@ impl<A: Addr> Hash for ReplyKey<A> {
 }
 
 impl<A: Addr> ReplyKey<A> {
+    /// The 5-tuple of a packet from `(raddr, rport)`, a real server's, to
+    /// `(caddr, cport)`.
+    #[inline]
+    pub fn new(protocol: Protocol, (raddr, rport): (A, u16), (caddr, cport): (A, u16)) -> Self {
+        ReplyKey {
+            protocol,
+            raddr,
+            rport,
+            caddr,
+            cport,
+        }
+    }
+
     /// The 5-tuple of the real server's replies on `k`'s NAT connection.
     #[inline]
     pub fn of(k: &ConnKey<A>, raddr: A, rport: u16) -> ReplyKey<A> {
-        ReplyKey {
-            protocol: k.protocol,
-            raddr,
-            rport,
-            caddr: k.caddr,
-            cport: k.cport,
-        }
+        ReplyKey::new(k.protocol, (raddr, rport), (k.caddr, k.cport))
     }
 }
 

@@ -3,14 +3,14 @@
 //! error find theirs; TCP state, timers and counters move; then the frame
 //! goes to [`egress`](super::egress) with what to change in it.
 
-use super::Dataplane;
-use super::books::{locate, release};
+use super::books::{count, locate, release};
 use super::classify::{Flow, Layout};
 use super::conn::Conn;
 use super::conn_table::{ConnTable, Entry, InsertError};
 use super::egress::Change;
 use super::offload::take_back;
 use super::tcp_state::Direction;
+use super::{Dataplane, Family};
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
@@ -61,8 +61,7 @@ impl Dataplane {
         let Some((svc, dest)) = self.table.dest(conn.svc, conn.dest, conn.dest_id) else {
             return;
         };
-        svc.stats.count_in(l.ip_len());
-        dest.state.stats.count_in(l.ip_len());
+        count(svc, dest, true, l.ip_len());
         let hop = NextHop {
             link: dest.link,
             mac: dest.mac,
@@ -126,10 +125,7 @@ impl Dataplane {
         match touch(&mut self.conns, places, &flow.key, l.tcp_flags, from, now) {
             Found::Live(c, was) => {
                 if was.is_some() {
-                    self.emit_upsert(&flow.key, &c, true);
-                    if c.state == ConnState::Tcp(TcpState::Established) {
-                        self.assure_template(&flow.key);
-                    }
+                    self.state_moved(&flow.key, &c);
                 }
                 return Some(c);
             }
@@ -221,25 +217,9 @@ impl Dataplane {
         l: Layout,
         key: ConnKey,
     ) {
-        let now = self.now_ms();
-        let (table, positions) = (&self.table, &self.positions);
-        let Some(c) = self.conns.get_mut(&key) else {
+        let Some(c) = self.reply_seen(&key, l.tcp_flags, l.ip_len()) else {
             return;
         };
-        let Some((svc, d)) = locate(table, positions, c) else {
-            return;
-        };
-        let was = update_state(c, &d.state, Direction::Output, l.tcp_flags, table, now);
-        svc.stats.count_out(l.ip_len());
-        d.state.stats.count_out(l.ip_len());
-        let c = *c;
-        if let Some(was) = was {
-            self.conns.restated(&key, &c, was);
-            self.emit_upsert(&key, &c, true);
-            if c.state == ConnState::Tcp(TcpState::Established) {
-                self.assure_template(&key);
-            }
-        }
         let to = self.client_hop(&c, key.caddr);
         let from = Some(self.link(meta.link).addr);
         DataplaneCounters::bump(&self.counters.nat_replies);
@@ -248,6 +228,41 @@ impl Dataplane {
             to: key.vip(),
         };
         self.forward_ip(io, frame, meta, l, from, change, to);
+    }
+
+    /// A real server's reply of `ip_len` bytes on NAT connection `key`,
+    /// of either family: it moves the TCP state (OUTPUT table) and is
+    /// counted; a new state goes to the peers and may assure the
+    /// persistence template. The connection after, or `None` if it or its
+    /// real server is gone.
+    pub(super) fn reply_seen<A: Family>(
+        &mut self,
+        key: &ConnKey<A>,
+        tcp_flags: u8,
+        ip_len: usize,
+    ) -> Option<Conn<A>> {
+        let now = self.now_ms();
+        let (table, positions) = (&self.table, &self.positions);
+        let conns = A::table_mut(&mut self.conns, &mut self.conns6);
+        let c = conns.get_mut(key)?;
+        let (svc, d) = locate(table, positions, c)?;
+        let was = update_state(c, &d.state, Direction::Output, tcp_flags, table, now);
+        count(svc, d, false, ip_len);
+        let c = *c;
+        if let Some(was) = was {
+            conns.restated(key, &c, was);
+            self.state_moved(key, &c);
+        }
+        Some(c)
+    }
+
+    /// A packet moved connection `key`'s state to `c`'s: the peers learn
+    /// it, and an established one assures its persistence template.
+    pub(super) fn state_moved<A: Family>(&mut self, key: &ConnKey<A>, c: &Conn<A>) {
+        self.emit_upsert(key, c, true);
+        if c.state == ConnState::Tcp(TcpState::Established) {
+            self.assure_template(key);
+        }
     }
 
     /// Where a NAT reply to `caddr` goes: the kernel's most specific route
@@ -311,13 +326,7 @@ impl Dataplane {
         let (svc, d) = locate(&self.table, &self.positions, &mut c)?;
         let meta = self.complete_first(frame, meta)?;
         let len = frame.len() - crate::wire::ethernet::HEADER_LEN;
-        if dir == Direction::Output {
-            svc.stats.count_out(len);
-            d.state.stats.count_out(len);
-        } else {
-            svc.stats.count_in(len);
-            d.state.stats.count_in(len);
-        }
+        count(svc, d, dir != Direction::Output, len);
         DataplaneCounters::bump(&self.counters.icmp_related);
         let to = NextHop {
             link: d.link,

@@ -7,6 +7,7 @@
 //! end. Fragments to a VIP are dropped and counted, as for IPv4.
 
 use super::Dataplane;
+use super::books::count;
 
 use super::conn::{Conn, ReplyKey};
 use super::egress6::{Change6, Layout6};
@@ -14,7 +15,7 @@ use super::flow::{Found, touch};
 use super::flow::{NoConn, Start};
 use super::nat6;
 use crate::io::{PacketIo, RxMeta};
-use crate::lvs::conn::{ConnKey, ConnState, TcpState};
+use crate::lvs::conn::ConnKey;
 use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::sync::{Record, SyncEvent};
@@ -98,13 +99,7 @@ impl Dataplane {
         let mut l = Layout6::new(&ip, &upper, src_mac);
         l.tcp_flags = tcp_flags;
         if !to_vip {
-            let r = ReplyKey {
-                protocol,
-                raddr: src,
-                rport: sport,
-                caddr: dst,
-                cport: dport,
-            };
+            let r = ReplyKey::new(protocol, (src, sport), (dst, dport));
             self.nat_reply6(io, frame, meta, l, r);
             return;
         }
@@ -144,8 +139,7 @@ impl Dataplane {
         let Some((svc, dest)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
             return;
         };
-        svc.stats.count_in(f.l.ip_len());
-        dest.state.stats.count_in(f.l.ip_len());
+        count(svc, dest, true, f.l.ip_len());
         let (hop, rip) = (
             NextHop {
                 link: dest.link,
@@ -180,10 +174,7 @@ impl Dataplane {
         match touch(&mut self.conns6, places, &f.key, f.l.tcp_flags, from, now) {
             Found::Live(c, was) => {
                 if was.is_some() {
-                    self.emit_upsert(&f.key, &c, true);
-                    if c.state == ConnState::Tcp(TcpState::Established) {
-                        self.assure_template(&f.key);
-                    }
+                    self.state_moved(&f.key, &c);
                 }
                 return Ok(c);
             }

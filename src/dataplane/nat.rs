@@ -6,6 +6,10 @@
 //! holds only the pseudo-header sum, so only the address change is folded
 //! in, exactly as IPVS's `tcp_partial_csum_update` does.
 
+use super::conn::ReplyKey;
+use crate::lvs::addr::Addr;
+use crate::lvs::conn::ConnKey;
+use crate::lvs::service::Protocol;
 use crate::wire::End;
 use crate::wire::icmp::Icmpv4Packet;
 use crate::wire::ports::{self, Ports};
@@ -112,6 +116,25 @@ pub struct Quoted<A = Ipv4Addr> {
     pub sport: u16,
     pub dst: A,
     pub dport: u16,
+}
+
+impl<A: Addr> Quoted<A> {
+    /// The connection of a quoted packet that a VIP sent to a client.
+    pub fn vip_conn(&self, protocol: Protocol) -> ConnKey<A> {
+        ConnKey {
+            protocol,
+            caddr: self.dst,
+            cport: self.dport,
+            vaddr: self.src,
+            vport: self.sport,
+        }
+    }
+
+    /// The reply 5-tuple of the NAT connection of a quoted packet that a
+    /// client sent to a real server (translated).
+    pub fn reply_key(&self, protocol: Protocol) -> ReplyKey<A> {
+        ReplyKey::new(protocol, (self.dst, self.dport), (self.src, self.sport))
+    }
 }
 
 /// The quoted packet of an ICMP error IPVS relates to a connection: an

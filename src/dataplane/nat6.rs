@@ -45,30 +45,32 @@ where
     if ip.upper_payload(upper).len() < min {
         return Err(Error::Truncated);
     }
-    rewrite_end(ip, upper, end, to, partial)
+    let old = ip.replace_addr(end, *to.ip());
+    retarget(
+        ip.upper_payload_mut(upper),
+        upper.protocol,
+        end,
+        old,
+        to,
+        partial,
+    )
 }
 
-/// One end's address and port of a packet (or of a quoted one, whose
-/// transport header may be cut after the ports) becomes `to`, and the
-/// transport checksum, where present, follows. Nothing changes unless
-/// the ports are there.
-fn rewrite_end<T>(
-    ip: &mut Ipv6Packet<T>,
-    upper: &UpperLayer,
+/// The port at `end` of a transport header (of a packet, or of a quoted
+/// one cut after the ports) becomes `to`'s, and its checksum, where
+/// present, follows the port and the address (`old` before, `to`'s now).
+fn retarget(
+    l4: &mut [u8],
+    protocol: u8,
     end: End,
+    old: Ipv6Addr,
     to: SocketAddrV6,
     partial: bool,
-) -> Result<()>
-where
-    T: AsRef<[u8]> + AsMut<[u8]>,
-{
-    Ports::new_checked(ip.upper_payload(upper))?;
+) -> Result<()> {
     let new = *to.ip();
-    let old = ip.replace_addr(end, new);
-    let l4 = ip.upper_payload_mut(upper);
-    let old_port = Ports::new_unchecked(&mut *l4).replace_port(end, to.port());
+    let old_port = Ports::new_checked(&mut *l4)?.replace_port(end, to.port());
     let addr = |c| checksum::update128(c, old, new);
-    fix_l4_checksum(l4, upper.protocol, partial, addr, (old_port, to.port()));
+    fix_l4_checksum(l4, protocol, partial, addr, (old_port, to.port()));
     Ok(())
 }
 
@@ -133,7 +135,9 @@ where
     ip.replace_addr(outer, *to.ip());
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     let mut msg = Icmpv6Packet::new_unchecked(ip.upper_payload_mut(upper));
-    rewrite_end(&mut msg.quoted_mut()?, &qu, inner, to, false)?;
+    let mut q = msg.quoted_mut()?;
+    let old = q.replace_addr(inner, *to.ip());
+    retarget(q.upper_payload_mut(&qu), qu.protocol, inner, old, to, false)?;
     msg.fill_checksum(src, dst);
     Ok(())
 }

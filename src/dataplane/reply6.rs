@@ -4,13 +4,11 @@
 //! Both go to `egress6` with what to change in them.
 
 use super::Dataplane;
-use super::books::locate;
+use super::books::{count, locate};
 use super::conn::ReplyKey;
 use super::egress6::{Change6, Layout6};
-use super::flow::update_state;
-use super::tcp_state::Direction;
 use crate::io::{PacketIo, RxMeta};
-use crate::lvs::conn::{ConnKey, ConnState, TcpState};
+use crate::lvs::conn::ConnKey;
 use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::NextHop;
@@ -39,25 +37,9 @@ impl Dataplane {
         let Some(key) = self.conns6.by_reply(&r) else {
             return;
         };
-        let now = self.now_ms();
-        let (table, positions) = (&self.table, &self.positions);
-        let Some(c) = self.conns6.get_mut(&key) else {
+        let Some(c) = self.reply_seen(&key, l.tcp_flags, l.ip_len()) else {
             return;
         };
-        let Some((svc, d)) = locate(table, positions, c) else {
-            return;
-        };
-        let was = update_state(c, &d.state, Direction::Output, l.tcp_flags, table, now);
-        svc.stats.count_out(l.ip_len());
-        d.state.stats.count_out(l.ip_len());
-        let c = *c;
-        if let Some(was) = was {
-            self.conns6.restated(&key, &c, was);
-            self.emit_upsert(&key, &c, true);
-            if c.state == ConnState::Tcp(TcpState::Established) {
-                self.assure_template(&key);
-            }
-        }
         let to = NextHop {
             link: c.client_link,
             mac: c.client_mac,
@@ -98,20 +80,8 @@ impl Dataplane {
         // To a VIP: about a packet for the client; else from the server.
         let inbound = self.table.is_vip6(dst);
         let key = match inbound {
-            true => Some(ConnKey {
-                protocol,
-                caddr: q.dst,
-                cport: q.dport,
-                vaddr: q.src,
-                vport: q.sport,
-            }),
-            false => self.conns6.by_reply(&ReplyKey {
-                protocol,
-                raddr: q.dst,
-                rport: q.dport,
-                caddr: q.src,
-                cport: q.sport,
-            }),
+            true => Some(q.vip_conn(protocol)),
+            false => self.conns6.by_reply(&q.reply_key(protocol)),
         };
         let Some(key) = key else {
             return;
@@ -143,14 +113,7 @@ impl Dataplane {
         let Some(meta) = self.complete_first(frame, meta) else {
             return;
         };
-        let len = l.ip_len();
-        if inbound {
-            svc.stats.count_in(len);
-            d.state.stats.count_in(len);
-        } else {
-            svc.stats.count_out(len);
-            d.state.stats.count_out(len);
-        }
+        count(svc, d, inbound, l.ip_len());
         DataplaneCounters::bump(&self.counters.icmp_related);
         if inbound {
             self.forward_ip6(io, frame, meta, l, None, change, hop);

@@ -29,6 +29,20 @@ struct Rule<'t> {
     counters: &'t DataplaneCounters,
 }
 
+/// The data plane `$dp`'s [`Rule`] at `$now`, borrowing only the fields
+/// it reads (the tables stay free to sweep).
+macro_rules! rule {
+    ($dp:expr, $now:expr) => {
+        Rule {
+            table: &$dp.table,
+            positions: &$dp.positions,
+            now: $now,
+            sync: $dp.sync.as_ref(),
+            counters: &$dp.counters,
+        }
+    };
+}
+
 /// The sweep's rule at `now`: a connection whose real server is gone, or
 /// whose timer ran out (its server's count given back), goes; the others
 /// are remapped to the current table and stay. A backup's synced timers
@@ -89,13 +103,7 @@ impl Dataplane {
             positions: &self.positions,
             retired: &self.retired,
         };
-        let rule = Rule {
-            table: &self.table,
-            positions: &self.positions,
-            now,
-            sync: self.sync.as_ref(),
-            counters: &self.counters,
-        };
+        let rule = rule!(self, now);
         let keep = still_live(rule, |k, c| take_back(io, &books, k, c));
         let mut step = self
             .conns
@@ -133,13 +141,7 @@ impl Dataplane {
         // clock (the longest timeout is 31 days).
         let now = now.min(self.now_ms() + 32 * 86_400_000);
         // (Tests: their backends offload nothing.)
-        let rule = Rule {
-            table: &self.table,
-            positions: &self.positions,
-            now,
-            sync: self.sync.as_ref(),
-            counters: &self.counters,
-        };
+        let rule = rule!(self, now);
         self.conns.retain(still_live(rule, |_, _| {}));
         self.conns6.retain(still_live(rule, |_, _| {}));
     }

@@ -8,7 +8,7 @@
 //! outer header is [`ip6tnl`](super::ip6tnl); [`tunnel`](super::tunnel)
 //! wraps with either.
 
-use super::ipv4::{self, Ipv4Packet, Ipv4Repr, MF, OFFSET_MASK};
+use super::ipv4::{self, Ipv4Packet, Ipv4Repr, MF};
 use super::ipv6::Ipv6Packet;
 use super::{Error, Result, ip_proto};
 use std::net::Ipv4Addr;
@@ -51,6 +51,47 @@ impl Inner {
     }
 }
 
+/// What of the inner packet one outer packet carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Piece {
+    /// All of it, of this length.
+    Whole(usize),
+    /// `len` bytes from `off` (a multiple of 8); `more` if another
+    /// fragment follows.
+    Fragment { off: usize, len: usize, more: bool },
+}
+
+impl Piece {
+    /// Its length in bytes.
+    pub(super) fn len(&self) -> usize {
+        match *self {
+            Piece::Whole(len) | Piece::Fragment { len, .. } => len,
+        }
+    }
+
+    /// Whether it starts the packet (then a new fragment id is taken).
+    pub(super) fn first(&self) -> bool {
+        matches!(*self, Piece::Whole(_) | Piece::Fragment { off: 0, .. })
+    }
+}
+
+/// Writes at `out[at..]` an outer header of `header_len` bytes (by
+/// `header`) and then `inner`; returns the end of the packet.
+pub(super) fn wrap(
+    inner: &[u8],
+    out: &mut [u8],
+    at: usize,
+    header_len: usize,
+    header: impl FnOnce(&Inner, &mut [u8], Piece) -> Result<()>,
+) -> Result<usize> {
+    let end = at + header_len + inner.len();
+    let packet = out.get_mut(at..end).ok_or(Error::Truncated)?;
+    let (hdr, body) = packet.split_at_mut(header_len);
+    header(&Inner::of(inner), hdr, Piece::Whole(inner.len()))?;
+    body.copy_from_slice(inner);
+    Ok(end)
+}
+
 /// The outer header's room: what an inner packet may use of a link MTU.
 pub const OVERHEAD: usize = ipv4::HEADER_LEN;
 
@@ -62,21 +103,14 @@ pub struct IpipRepr {
 }
 
 impl IpipRepr {
-    /// The outer header for `payload_len` bytes of (part of) `inner`;
-    /// `frag` is the fragment word, 0 for a whole packet.
-    fn outer(&self, inner: &[u8], payload_len: usize, id: &mut u16, frag: u16) -> Ipv4Repr {
-        let Inner {
-            protocol,
-            dsfield: tos,
-            ttl,
-            df,
-        } = Inner::of(inner);
-        let ident = if df {
+    /// Writes in `hdr` the outer header for piece `p` of a packet with
+    /// fields `i`. A packet without DF takes a new `id` with its first
+    /// piece.
+    pub(super) fn write(&self, i: &Inner, hdr: &mut [u8], p: Piece, id: &mut u16) -> Result<()> {
+        let ident = if i.df {
             0
         } else {
-            // The first fragment (or a whole packet) takes a new id; the
-            // other fragments reuse it.
-            if frag & OFFSET_MASK == 0 {
+            if p.first() {
                 *id = id.wrapping_add(1);
             }
             *id
@@ -84,69 +118,28 @@ impl IpipRepr {
         Ipv4Repr {
             src: self.src,
             dst: self.dst,
-            protocol,
-            payload_len,
-            ttl,
-            tos,
+            protocol: i.protocol,
+            payload_len: p.len(),
+            ttl: i.ttl,
+            tos: i.dsfield,
             ident,
-            dont_frag: df,
+            dont_frag: i.df,
         }
+        .emit(hdr)?;
+        if let Piece::Fragment { off, more, .. } = p {
+            let mut h = Ipv4Packet::new_unchecked(hdr);
+            h.set_frag_word((if more { MF } else { 0 }) | (off / 8) as u16);
+            h.fill_checksum();
+        }
+        Ok(())
     }
 
-    /// Writes the outer header and `inner` at `out[headroom..]` (the caller
+    /// Writes the outer header and `inner` at `out[at..]` (the caller
     /// fills the link header in front); returns the end of the packet.
-    pub fn emit(
-        &self,
-        inner: &[u8],
-        out: &mut [u8],
-        headroom: usize,
-        id: &mut u16,
-    ) -> Result<usize> {
-        let start = headroom + ipv4::HEADER_LEN;
-        let end = start + inner.len();
-        if out.len() < end {
-            return Err(Error::Truncated);
-        }
-        self.outer(inner, inner.len(), id, 0)
-            .emit(&mut out[headroom..start])?;
-        out[start..end].copy_from_slice(inner);
-        Ok(end)
-    }
-
-    /// Fragments the outer packet so that each piece carries at most `room`
-    /// bytes of `inner`, built at `out[headroom..]` and handed to `send`
-    /// with the caller's link header in front; false if any send failed.
-    pub fn emit_fragments(
-        &self,
-        inner: &[u8],
-        room: usize,
-        out: &mut [u8],
-        headroom: usize,
-        id: &mut u16,
-        mut send: impl FnMut(&[u8]) -> bool,
-    ) -> Result<bool> {
-        let step = (room & !7).max(8);
-        let start = headroom + ipv4::HEADER_LEN;
-        if out.len() < start + step.min(inner.len()) {
-            return Err(Error::Truncated);
-        }
-        let mut ok = true;
-        let mut off = 0;
-        while off < inner.len() {
-            let end = (off + step).min(inner.len());
-            let more = end < inner.len();
-            let frag = (if more { MF } else { 0 }) | (off / 8) as u16;
-            self.outer(inner, end - off, id, frag)
-                .emit(&mut out[headroom..start])?;
-            let mut p = Ipv4Packet::new_unchecked(&mut out[headroom..start]);
-            p.set_frag_word(frag);
-            p.fill_checksum();
-            let n = start + end - off;
-            out[start..n].copy_from_slice(&inner[off..end]);
-            ok &= send(&out[..n]);
-            off = end;
-        }
-        Ok(ok)
+    pub fn emit(&self, inner: &[u8], out: &mut [u8], at: usize, id: &mut u16) -> Result<usize> {
+        wrap(inner, out, at, OVERHEAD, |i, hdr, p| {
+            self.write(i, hdr, p, id)
+        })
     }
 }
 
@@ -162,26 +155,30 @@ pub fn inner(packet: &[u8]) -> Option<&[u8]> {
     Some(&inner[..p.total_len()])
 }
 
+/// An IPv4 packet from a client to a VIP, TTL 63, for the tests here
+/// and [`tunnel`](super::tunnel)'s.
+#[cfg(test)]
+pub(super) fn test_packet(protocol: u8, payload_len: usize, tos: u8, df: bool) -> Vec<u8> {
+    let mut p = vec![0u8; 20 + payload_len];
+    Ipv4Repr {
+        src: [198, 18, 0, 10].into(),
+        dst: [198, 18, 0, 100].into(),
+        protocol,
+        payload_len,
+        ttl: 63,
+        tos,
+        ident: 1,
+        dont_frag: df,
+    }
+    .emit(&mut p)
+    .unwrap();
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn packet(protocol: u8, payload_len: usize, tos: u8, df: bool) -> Vec<u8> {
-        let mut p = vec![0u8; 20 + payload_len];
-        Ipv4Repr {
-            src: [198, 18, 0, 10].into(),
-            dst: [198, 18, 0, 100].into(),
-            protocol,
-            payload_len,
-            ttl: 63,
-            tos,
-            ident: 1,
-            dont_frag: df,
-        }
-        .emit(&mut p)
-        .unwrap();
-        p
-    }
+    use test_packet as packet;
 
     const TUN: IpipRepr = IpipRepr {
         src: Ipv4Addr::new(198, 18, 0, 2),
@@ -219,31 +216,5 @@ mod tests {
             .unwrap();
         let o = Ipv4Packet::new_checked(&out[14..n]).unwrap();
         assert_eq!((o.tos(), o.dont_frag(), o.ident()), (1, false, 8));
-    }
-
-    #[test]
-    fn fragments_share_an_id_and_cover_the_packet() {
-        let inner_pkt = packet(17, 100, 0, false);
-        let mut out = vec![0u8; 200];
-        let mut id = 0;
-        let mut got = Vec::new();
-        let ok = TUN
-            .emit_fragments(&inner_pkt, 50, &mut out, 14, &mut id, |f| {
-                got.push(f[14..].to_vec());
-                true
-            })
-            .unwrap();
-        assert!(ok);
-        assert_eq!(got.len(), 3);
-        let mut whole = Vec::new();
-        for (i, f) in got.iter().enumerate() {
-            let p = Ipv4Packet::new_checked(&f[..]).unwrap();
-            assert!(p.verify_checksum());
-            assert_eq!(p.ident(), 1);
-            assert_eq!(p.frag_offset(), (i * 48 / 8) as u16);
-            assert_eq!(p.frag_word() & MF != 0, i < 2);
-            whole.extend_from_slice(p.payload());
-        }
-        assert_eq!(whole, inner_pkt);
     }
 }

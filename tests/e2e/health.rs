@@ -544,35 +544,19 @@ fn every_check_kind_reaches_an_ipv6_real_server() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
+    // The reason a check on `port` went down.
+    let down = |port: u16| wait(port, "down")["reason"].as_str().unwrap().to_string();
     let up = wait(1, "up");
     assert_eq!(up["server"], format!("[{RS1_6}]:1"), "{up}");
     assert_eq!(up["service"], format!("TCP [{VIP6}]:1"), "{up}");
-    assert!(
-        wait(2, "down")["reason"]
-            .as_str()
-            .unwrap()
-            .contains("refused")
-    );
+    assert!(down(2).contains("refused"));
     wait(3, "up");
-    assert!(
-        wait(4, "down")["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("HTTP 200")
-    );
+    assert!(down(4).starts_with("HTTP 200"));
     wait(5, "up");
-    let r = wait(6, "down");
-    assert!(
-        r["reason"].as_str().unwrap().contains("port unreachable"),
-        "{r}"
-    );
+    let r = down(6);
+    assert!(r.contains("port unreachable"), "{r}");
     wait(7, "up");
-    assert!(
-        wait(8, "down")["reason"]
-            .as_str()
-            .unwrap()
-            .contains("rcode 3")
-    );
+    assert!(down(8).contains("rcode 3"));
     let text = l.exec(
         "dir",
         env!("CARGO_BIN_EXE_uvs"),

@@ -239,6 +239,19 @@ fn a_restart_onto_two_workers_gives_each_connection_to_its_worker() {
     assert_eq!(l.status_counter("dir", &l.socket(), "no_conn_dropped"), 0);
 }
 
+/// Two real servers `rss` by DR behind TCP service `vip` (its address
+/// and port) with `opts`, and a director on eth0.
+fn dr_lab(vip: &str, opts: &str, rss: [&str; 2]) -> Option<Lab> {
+    let mut l = Lab::up(2)?;
+    l.start_servers(2);
+    l.start_director_with(&["-i", "eth0"]);
+    l.adm(&format!("-A -t {vip} {opts}"));
+    for rs in rss {
+        l.adm(&format!("-a -t {vip} -r {rs} -g -w 1"));
+    }
+    Some(l)
+}
+
 /// Issue 27, test 5: a planned restart keeps persistence. A client
 /// pinned by its template keeps its real server for its next
 /// connections through the new director, which got the template in the
@@ -246,13 +259,9 @@ fn a_restart_onto_two_workers_gives_each_connection_to_its_worker() {
 /// new client to rr's first server.
 #[test]
 fn a_planned_restart_keeps_a_pinned_client_on_its_server() {
-    let Some(mut l) = Lab::up(2) else { return };
-    l.start_servers(2);
-    l.start_director_with(&["-i", "eth0"]);
-    l.adm(&format!("-A -t {VIP}:80 -s rr -p 120"));
-    for rs in [RS1, RS2] {
-        l.adm(&format!("-a -t {VIP}:80 -r {rs} -g -w 1"));
-    }
+    let Some(mut l) = dr_lab(&format!("{VIP}:80"), "-s rr -p 120", [RS1, RS2]) else {
+        return;
+    };
     // A first client takes rr's first server; the client under test is
     // pinned to the other one.
     let first = client_at(&l, "198.18.0.30", 3);
@@ -272,13 +281,9 @@ fn a_planned_restart_keeps_a_pinned_client_on_its_server() {
 /// `[VIP6]:80` are all taken over and continue on their real servers.
 #[test]
 fn a_planned_restart_keeps_ipv6_connections() {
-    let Some(mut l) = Lab::up(2) else { return };
-    l.start_servers(2);
-    l.start_director_with(&["-i", "eth0"]);
-    l.adm(&format!("-A -t [{VIP6}]:80 -s rr"));
-    for rs in [RS1_6, RS2_6] {
-        l.adm(&format!("-a -t [{VIP6}]:80 -r {rs} -g -w 1"));
-    }
+    let Some(mut l) = dr_lab(&format!("[{VIP6}]:80"), "-s rr", [RS1_6, RS2_6]) else {
+        return;
+    };
     let target = format!("[{VIP6}]:80");
     for i in 0..10 {
         l.stick_bg_to(&target, 40, 100, 3000, &format!("stick{i}.json"));

@@ -43,6 +43,32 @@ fn tun_lab(fam: Fam) -> Option<Lab> {
     Some(l)
 }
 
+/// A datagram of `size` bytes to `target` does not fit once wrapped: the
+/// client learns the tunnel's `mtu` and its second send fails.
+pub(crate) fn learns_the_tunnel_mtu(l: &Lab, target: &str, size: &str, mtu: u64) {
+    let d = l.client(&["udp-df", "--target", target, "--size", size]);
+    assert_eq!(d["first_send"].to_string(), size, "{d}");
+    assert_eq!(d["path_mtu"], mtu, "{d}");
+    assert!(
+        d["second_send_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("too long"),
+        "{d}"
+    );
+}
+
+/// A lab with real server rs1 unwrapping by `unwrap` (`Lab::start_tunnel`
+/// or `Lab::start_decap`), the director, and the service VIP:80 by rr.
+pub(crate) fn one_server_lab(unwrap: fn(&mut Lab, &str)) -> Option<Lab> {
+    let mut l = Lab::up(1)?;
+    l.start_server("rs1");
+    unwrap(&mut l, "rs1");
+    l.start_director();
+    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    Some(l)
+}
+
 both_families!(tcp_udp_and_bulk_through_tun_with_a_routed_server, |fam| {
     let Some(l) = tun_lab(fam) else { return };
     // First, before TCP traffic teaches the client the tunnel's MTU: the
@@ -54,16 +80,7 @@ both_families!(tcp_udp_and_bulk_through_tun_with_a_routed_server, |fam| {
         Fam::V4 => ("1472", 1480),
         Fam::V6 => ("1452", 1460),
     };
-    let d = l.client(&["udp-df", "--target", &fam.vip_at(53), "--size", size]);
-    assert_eq!(d["first_send"].to_string(), size, "{d}");
-    assert_eq!(d["path_mtu"], mtu, "{d}");
-    assert!(
-        d["second_send_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("too long"),
-        "{d}"
-    );
+    learns_the_tunnel_mtu(&l, &fam.vip_at(53), size, mtu);
 
     let before: Vec<_> = ["rs1", "rr1"].iter().map(|n| l.nstat(n)).collect();
     let t = l.tcp_names(20);
@@ -122,11 +139,9 @@ fn advmss_on_the_real_server_keeps_uploads_inside_the_tunnel_mtu() {
     // server's SYN-ACK goes straight to the client), so the audit tells the
     // real server to advertise a smaller one; with it, clients never send a
     // segment that is too big once tunnelled.
-    let Some(mut l) = Lab::up(1) else { return };
-    l.start_server("rs1");
-    l.start_tunnel("rs1");
-    l.start_director();
-    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    let Some(l) = one_server_lab(Lab::start_tunnel) else {
+        return;
+    };
     l.adm(&format!("-a -t {VIP}:80 -r {} -i", RS1));
     let audit = |l: &Lab| -> serde_json::Value {
         let o = l.exec(

@@ -9,6 +9,7 @@
 //! backend.
 
 use crate::support::{Lab, RS1_6, RS2_6, VIP, VIP6, holds, tally, tally2};
+use crate::tun::{learns_the_tunnel_mtu, one_server_lab};
 
 #[test]
 fn tun6_passes_the_vpc_switch_where_dr6_dies_split_by_rr_with_an_intact_upload() {
@@ -62,16 +63,7 @@ fn tun6_passes_the_vpc_switch_where_dr6_dies_split_by_rr_with_an_intact_upload()
     }
     // A 1500-byte datagram does not fit once wrapped (1540): the client
     // hears "packet too big" with the tunnel's MTU, 1460.
-    let d = l.client(&["udp-df", "--target", &udp6, "--size", "1452"]);
-    assert_eq!(d["first_send"], 1452, "{d}");
-    assert_eq!(d["path_mtu"], 1460, "{d}");
-    assert!(
-        d["second_send_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("too long"),
-        "{d}"
-    );
+    learns_the_tunnel_mtu(&l, &udp6, "1452", 1460);
     let (t, u) = names(20, 25000);
     assert_eq!(tally2(&t, "rs1", "rs2"), (10, 10, Some(0)), "{t}");
     assert_eq!(tally2(&u, "rs1", "rs2"), (10, 10, Some(0)), "{u}");
@@ -95,11 +87,9 @@ fn tun6_passes_the_vpc_switch_where_dr6_dies_split_by_rr_with_an_intact_upload()
 
 #[test]
 fn an_ipv4_vip_reaches_an_ipv6_real_server_four_in_six_and_dr_to_it_is_refused() {
-    let Some(mut l) = Lab::up(1) else { return };
-    l.start_server("rs1");
-    l.start_decap("rs1");
-    l.start_director();
-    l.adm(&format!("-A -t {VIP}:80 -s rr"));
+    let Some(l) = one_server_lab(Lab::start_decap) else {
+        return;
+    };
     let o = l.uvsadm(&["-a", "-t", &format!("{VIP}:80"), "-r", RS1_6, "-g"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());

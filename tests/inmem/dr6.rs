@@ -16,16 +16,19 @@ pub(crate) fn rs6(last: u16) -> Ipv6Addr {
     Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, last)
 }
 
-fn rig(proto: Protocol, port: u16) -> Rig {
+/// An IPv6 service on `port` with two IPv6 real servers by `fwd`.
+pub(crate) fn rig_by(fwd: Forward, proto: Protocol, port: u16) -> Rig {
     let key = ServiceKey::addr(proto, VIP6, port);
-    let ds = [
-        dest(rs6(0x11), port, Forward::Route, 1),
-        dest(rs6(0x12), port, Forward::Route, 1),
-    ];
+    let ds = [dest(rs6(0x11), port, fwd, 1), dest(rs6(0x12), port, fwd, 1)];
     Rig::new(&service(key, "rr", &ds))
 }
 
-fn tcp6(sport: u16, syn: bool, hops: u8, payload: &[u8]) -> Vec<u8> {
+fn rig(proto: Protocol, port: u16) -> Rig {
+    rig_by(Forward::Route, proto, port)
+}
+
+/// A client's TCP segment to `[VIP6]:80` with hop limit `hops`.
+pub(crate) fn tcp6(sport: u16, syn: bool, hops: u8, payload: &[u8]) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
         .ipv6(CLIENT6.octets(), VIP6.octets(), hops)
         .tcp(sport, 80, 1000, 64240);
@@ -36,11 +39,16 @@ fn tcp6(sport: u16, syn: bool, hops: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) fn udp6(sport: u16) -> Vec<u8> {
+    udp6_with(sport, b"query")
+}
+
+/// A client's UDP datagram to `[VIP6]:53` carrying `payload`.
+pub(crate) fn udp6_with(sport: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
     PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
         .ipv6(CLIENT6.octets(), VIP6.octets(), 64)
         .udp(sport, 53)
-        .write(&mut v, b"query")
+        .write(&mut v, payload)
         .unwrap();
     v
 }

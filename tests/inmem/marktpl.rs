@@ -67,14 +67,8 @@ fn syn(r: &mut Rig, client: [u8; 4], sport: u16, dport: u16) -> u8 {
 
 /// The records queued so far, through the sync wire and back.
 fn over_the_wire(rx: &Receiver<SyncEvent>) -> Vec<Record> {
-    let recs: Vec<Record> = rx
-        .try_iter()
-        .filter_map(|e| match e {
-            SyncEvent::Record(r) => Some(r),
-            _ => None,
-        })
-        .collect();
-    recs.chunks(uvs::ha::sync::MAX_RECORDS)
+    super::sync::records(rx)
+        .chunks(uvs::ha::sync::MAX_RECORDS)
         .flat_map(|c| {
             let m = SyncMsg {
                 boot: 1,

@@ -12,7 +12,6 @@ use std::sync::mpsc::sync_channel;
 use uvs::control::proto::{Op, ServiceDef};
 use uvs::lvs::conn::{ConnState, PortableConn};
 use uvs::lvs::service::{Forward, Persistence, Protocol, ServiceKey};
-use uvs::lvs::sync::{Record, SyncEvent};
 use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP6, dest, service};
 
 /// A client in network 2001:2:0:`net`::/64, host `host`.
@@ -166,13 +165,7 @@ fn templates_are_assured_and_synced_to_a_backup() {
     assert_eq!(templates(&a)[0].state, ConnState::Template);
     server_of(&a.feed(frame(Protocol::Tcp, client(1, 1), 40000, 80, false)));
     assert_eq!(templates(&a)[0].state, ConnState::Assured);
-    let recs: Vec<Record> = rx
-        .try_iter()
-        .filter_map(|e| match e {
-            SyncEvent::Record(r) => Some(r),
-            _ => None,
-        })
-        .collect();
+    let recs = super::sync::records(&rx);
     let mut b = rig(Protocol::Tcp, 80, 600, 64);
     b.publisher.set_standby(true);
     b.apply(&[]);

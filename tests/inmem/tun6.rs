@@ -5,51 +5,41 @@
 //! allows for tunnels (IPv4 in IPv6, IPv6 in IPv4). Frames are built and
 //! read back with etherparse, an independent implementation.
 
+use crate::dr6::{CLIENT6, rs6};
 use etherparse::{Ipv4HeaderSlice, Ipv6HeaderSlice, PacketBuilder};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 use uvs::io::RxMeta;
 use uvs::lvs::service::{Forward, Protocol, ServiceKey};
 use uvs::rig::{CL_MAC, DIR_ADDR, DIR_ADDR6, DIR_MAC, Rig, VIP, VIP6, dest, service};
 
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x10);
 const ETH: usize = 14;
-
-fn rs6(last: u16) -> Ipv6Addr {
-    Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, last)
-}
 
 /// An IPv6 service on `port` with two IPv6 real servers by TUN.
 fn rig(proto: Protocol, port: u16) -> Rig {
-    let key = ServiceKey::addr(proto, VIP6, port);
-    let ds = [
-        dest(rs6(0x11), port, Forward::Tunnel, 1),
-        dest(rs6(0x12), port, Forward::Tunnel, 1),
-    ];
-    Rig::new(&service(key, "rr", &ds))
+    crate::dr6::rig_by(Forward::Tunnel, proto, port)
 }
 
 /// A client's TCP segment to `[VIP6]:80` with traffic class `tc` and
 /// flow label 0x12345.
 fn tcp6(sport: u16, syn: bool, tc: u8, payload: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
-        .ipv6(CLIENT6.octets(), VIP6.octets(), 64)
-        .tcp(sport, 80, 1000, 64240);
-    let b = if syn { b.syn() } else { b.ack(1) };
-    let mut v = Vec::new();
-    b.write(&mut v, payload).unwrap();
+    let mut v = crate::dr6::tcp6(sport, syn, 64, payload);
     let word = 6u32 << 28 | u32::from(tc) << 20 | 0x12345;
     v[ETH..ETH + 4].copy_from_slice(&word.to_be_bytes());
     v
 }
 
 fn udp6(sport: u16, len: usize) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
-        .ipv6(CLIENT6.octets(), VIP6.octets(), 64)
-        .udp(sport, 53)
-        .write(&mut v, &vec![0x33; len])
-        .unwrap();
-    v
+    crate::dr6::udp6_with(sport, &vec![0x33; len])
+}
+
+/// An IPv4 service on port 53 with one IPv6 real server by TUN.
+fn four_in_six() -> Rig {
+    let key4 = ServiceKey::addr(Protocol::Udp, Ipv4Addr::from(VIP), 53);
+    Rig::new(&service(
+        key4,
+        "rr",
+        &[dest(rs6(0x11), 53, Forward::Tunnel, 1)],
+    ))
 }
 
 /// The real server a frame was tunnelled to (the last byte of its next
@@ -199,18 +189,8 @@ fn a_super_frame_is_cut_into_segments_that_fit_once_wrapped() {
 /// service's IPv4 one (IPv6 in IPv4), as IPVS mixes them for tunnels.
 #[test]
 fn mixed_families_go_four_in_six_and_six_in_four() {
-    let key4 = ServiceKey::addr(Protocol::Udp, Ipv4Addr::from(VIP), 53);
-    let mut r = Rig::new(&service(
-        key4,
-        "rr",
-        &[dest(rs6(0x11), 53, Forward::Tunnel, 1)],
-    ));
-    let mut f = Vec::new();
-    PacketBuilder::ethernet2(CL_MAC, DIR_MAC)
-        .ipv4([198, 18, 0, 10], VIP, 64)
-        .udp(7000, 53)
-        .write(&mut f, b"query")
-        .unwrap();
+    let mut r = four_in_six();
+    let f = crate::udp_from([198, 18, 0, 10], 7000, 53, b"query");
     let out = r.feed(f.clone());
     assert_eq!(out.len(), 1);
     let o = &out[0];
@@ -264,12 +244,7 @@ fn mixed_families_go_four_in_six_and_six_in_four() {
 /// tunnel's MTU (1460); without, IPv6 fragments that rebuild the packet.
 #[test]
 fn four_in_six_too_big_gets_frag_needed_or_ipv6_fragments() {
-    let key4 = ServiceKey::addr(Protocol::Udp, Ipv4Addr::from(VIP), 53);
-    let mut r = Rig::new(&service(
-        key4,
-        "rr",
-        &[dest(rs6(0x11), 53, Forward::Tunnel, 1)],
-    ));
+    let mut r = four_in_six();
     let big = |df: bool| {
         let mut v = Vec::new();
         PacketBuilder::ethernet2(CL_MAC, DIR_MAC)

@@ -81,18 +81,20 @@ impl Heartbeat {
 mod tests {
     use super::*;
 
+    const SAMPLE: Heartbeat = Heartbeat {
+        boot: 7,
+        seq: 42,
+        sent_ms: 1_700_000_000_000,
+        priority: 200,
+        active: true,
+        ready: true,
+        hears_witness: true,
+        heard_seq: 41,
+    };
+
     #[test]
     fn forged_altered_and_truncated_heartbeats_are_refused() {
-        let h = Heartbeat {
-            boot: 7,
-            seq: 42,
-            sent_ms: 1_700_000_000_000,
-            priority: 200,
-            active: true,
-            ready: true,
-            hears_witness: true,
-            heard_seq: 41,
-        };
+        let h = SAMPLE;
         let b = h.emit(b"secret");
         assert_eq!(Heartbeat::parse(&b, b"secret"), Ok(h));
         assert_eq!(Heartbeat::parse(&b, b"other key"), Err(Refused::BadMac));
@@ -118,16 +120,7 @@ mod tests {
     /// before IPv6 (captured from it).
     #[test]
     fn heartbeats_are_the_bytes_they_were_before_ipv6() {
-        let h = Heartbeat {
-            boot: 7,
-            seq: 42,
-            sent_ms: 1_700_000_000_000,
-            priority: 200,
-            active: true,
-            ready: true,
-            hears_witness: true,
-            heard_seq: 41,
-        };
+        let h = SAMPLE;
         let hex: String = h
             .emit(b"a shared secret of enough length")
             .iter()

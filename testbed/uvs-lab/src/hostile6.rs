@@ -136,6 +136,12 @@ fn catalogue(t: &Target, src_mac: [u8; 6], r: u32, rng: &mut Rng) -> Vec<(&'stat
     let syn = tcp_header(sport, 80, 5, 0x02);
     let mut out = Vec::new();
     let mut add = |name, h: Header, body: Vec<u8>| out.push((name, frame(t, src_mac, h, &body)));
+    // The base header, but for the first next header or the length.
+    let next_is = |next| Header { next, ..h };
+    let len_says = |n| Header {
+        payload_len: Some(n),
+        ..h
+    };
 
     // Thirteen destination-options headers: one more than Linux follows.
     let mut long = Vec::new();
@@ -144,80 +150,37 @@ fn catalogue(t: &Target, src_mac: [u8; 6], r: u32, rng: &mut Rng) -> Vec<(&'stat
     }
     long.extend(ext8(TCP));
     long.extend(&syn);
-    add(
-        "chain_too_long",
-        Header {
-            next: DEST_OPTS,
-            ..h
-        },
-        long,
-    );
+    add("chain_too_long", next_is(DEST_OPTS), long);
     // A header that says it is 1,608 bytes long in a frame of 8.
     add(
         "chain_truncated",
-        Header {
-            next: DEST_OPTS,
-            ..h
-        },
+        next_is(DEST_OPTS),
         vec![TCP, 200, 1, 4, 0, 0, 0, 0],
     );
     // Hop-by-Hop after another header.
     let mut late = ext8(HOP_BY_HOP);
     late.extend(ext8(TCP));
     late.extend(&syn);
-    add(
-        "hop_by_hop_late",
-        Header {
-            next: DEST_OPTS,
-            ..h
-        },
-        late,
-    );
+    add("hop_by_hop_late", next_is(DEST_OPTS), late);
     // Two fragment headers.
     let mut two = fragment(FRAGMENT, 0, false, r);
     two.extend(fragment(TCP, 0, false, r));
     two.extend(&syn);
-    add(
-        "two_fragment_headers",
-        Header {
-            next: FRAGMENT,
-            ..h
-        },
-        two,
-    );
+    add("two_fragment_headers", next_is(FRAGMENT), two);
     // A chain that ends in "no next header" at once.
-    add("no_next_header", Header { next: 59, ..h }, rng.bytes(16));
+    add("no_next_header", next_is(59), rng.bytes(16));
     // Payload lengths that lie both ways.
-    add(
-        "payload_len_long",
-        Header {
-            payload_len: Some(1400),
-            ..h
-        },
-        syn.clone(),
-    );
-    add(
-        "payload_len_short",
-        Header {
-            payload_len: Some(4),
-            ..h
-        },
-        syn.clone(),
-    );
-    add(
-        "payload_len_zero_jumbo",
-        Header {
-            payload_len: Some(0),
-            ..h
-        },
-        syn.clone(),
-    );
+    add("payload_len_long", len_says(1400), syn.clone());
+    add("payload_len_short", len_says(4), syn.clone());
+    add("payload_len_zero_jumbo", len_says(0), syn.clone());
     // A header cut short, and another version in an IPv6 frame.
     let mut short = frame(t, src_mac, h, &syn);
     short.truncate(14 + 22);
     out.push(("header_truncated", short));
     out.push(("ethertype_only", frame(t, src_mac, h, &[])[..14].to_vec()));
     let mut add = |name, h: Header, body: Vec<u8>| out.push((name, frame(t, src_mac, h, &body)));
+    // The base header, but for the first next header.
+    let next_is = |next| Header { next, ..h };
     add("version_4", Header { version: 4, ..h }, syn.clone());
     // TCP whose data offset points past the packet or inside the header.
     add("tcp_doff_past_end", h, tcp_header(sport, 80, 15, 0x02));
@@ -228,44 +191,26 @@ fn catalogue(t: &Target, src_mac: [u8; 6], r: u32, rng: &mut Rng) -> Vec<(&'stat
     udp[0..2].copy_from_slice(&sport.to_be_bytes());
     udp[2..4].copy_from_slice(&53u16.to_be_bytes());
     udp[4..6].copy_from_slice(&0xffffu16.to_be_bytes());
-    add("udp_len_lies", Header { next: UDP, ..h }, udp);
-    add("udp_cut", Header { next: UDP, ..h }, vec![0x4e, 0x20, 0]);
+    add("udp_len_lies", next_is(UDP), udp);
+    add("udp_cut", next_is(UDP), vec![0x4e, 0x20, 0]);
     // Fragments: not first, and a first with more to come.
     let mut frag = fragment(TCP, 8, true, r);
     frag.extend(rng.bytes(24));
-    add(
-        "fragment_later",
-        Header {
-            next: FRAGMENT,
-            ..h
-        },
-        frag,
-    );
+    add("fragment_later", next_is(FRAGMENT), frag);
     let mut first = fragment(TCP, 0, true, r);
     first.extend(&syn);
-    add(
-        "fragment_first",
-        Header {
-            next: FRAGMENT,
-            ..h
-        },
-        first,
-    );
+    add("fragment_first", next_is(FRAGMENT), first);
     // ICMPv6 errors quoting garbage, a cut header, or nothing.
     let mut ptb = 1280u32.to_be_bytes().to_vec();
     ptb.extend(rng.bytes(30));
     let m = icmpv6(t, t.src, 2, 0, &ptb);
-    add("icmpv6_ptb_garbage", Header { next: ICMPV6, ..h }, m);
+    add("icmpv6_ptb_garbage", next_is(ICMPV6), m);
     let mut quoted = vec![0u8; 4];
     quoted.extend(frame(t, src_mac, Header { src: t.dst, ..h }, &syn)[14..40].to_vec());
     let m = icmpv6(t, t.src, 1, 4, &quoted);
-    add("icmpv6_unreach_cut_quote", Header { next: ICMPV6, ..h }, m);
+    add("icmpv6_unreach_cut_quote", next_is(ICMPV6), m);
     let m = icmpv6(t, t.src, 3, 0, &[]);
-    add(
-        "icmpv6_time_exceeded_empty",
-        Header { next: ICMPV6, ..h },
-        m,
-    );
+    add("icmpv6_time_exceeded_empty", next_is(ICMPV6), m);
     // Neighbour discovery: an option of length 0 (a parser that trusts it
     // never ends), an option past the end, a solicitation cut short, and
     // an advertisement from the wrong hop limit.

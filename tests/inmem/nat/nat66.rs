@@ -181,14 +181,17 @@ fn hop_limit_one_gets_time_exceeded_from_the_vip_or_the_server_side_address() {
 #[test]
 fn a_datagram_too_big_for_the_server_link_gets_packet_too_big_every_time() {
     let mut r = Rig::new(1400);
+    let to_vip = |len| {
+        udp(
+            (CL_MAC, DIR0),
+            64,
+            (CLIENT6, 5000),
+            (VIP6, 53),
+            &vec![7u8; len],
+        )
+    };
     // 1500 bytes of IPv6: fits the client's link, not the servers'.
-    let big = udp(
-        (CL_MAC, DIR0),
-        64,
-        (CLIENT6, 5000),
-        (VIP6, 53),
-        &[7u8; 1452],
-    );
+    let big = to_vip(1452);
     let t = Icmpv6Type::PacketTooBig { mtu: 1400 };
     // The quote is what the client sent, cut at 1280 bytes in all.
     let want = icmp((DIR0, CL_MAC), 64, (VIP6, CLIENT6), t, &big[14..]);
@@ -199,13 +202,7 @@ fn a_datagram_too_big_for_the_server_link_gets_packet_too_big_every_time() {
     assert_eq!(r.0.counter("frag_needed"), 20);
     assert_eq!(r.0.counter("icmp_rate_limited"), 0, "PMTU is never limited");
     // One that fits passes.
-    let fits = udp(
-        (CL_MAC, DIR0),
-        64,
-        (CLIENT6, 5000),
-        (VIP6, 53),
-        &[7u8; 1352],
-    );
+    let fits = to_vip(1352);
     assert_eq!(r.feed(fits, 0)[0].0, 1);
 }
 
