@@ -5,7 +5,7 @@
 use super::{Model, Need, OpError, check_vip};
 use crate::lvs::mark::{MarkRule, check_disjoint};
 use crate::lvs::service::{Protocol, ServiceKey};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// `-o` only on UDP or mark services, as ipvsadm allows it. A service is
 /// TCP or UDP (IP is only a mark template's protocol).
@@ -29,12 +29,12 @@ impl Model {
 
     /// The VIPs of a service: its address, or its mark's (which must be
     /// defined).
-    pub(super) fn key_vips(&self, key: &ServiceKey) -> Result<Vec<Ipv4Addr>, OpError> {
+    pub(super) fn key_vips(&self, key: &ServiceKey) -> Result<Vec<IpAddr>, OpError> {
         match key.fwmark() {
-            None => Ok(key.vip4().into_iter().collect()),
+            None => Ok(key.vip().into_iter().collect()),
             Some(m) => {
                 let rules = self.marks.get(&m).ok_or(OpError::MarkNotDefined(m))?;
-                Ok(rules.iter().map(|r| r.vip).collect())
+                Ok(rules.iter().map(|r| r.vip.into()).collect())
             }
         }
     }
@@ -49,19 +49,16 @@ impl Model {
 
     /// Checks a VIP a service is about to take, and asks for it to be
     /// probed if it is new.
-    pub(super) fn claim_vip(
-        &self,
-        vip: Ipv4Addr,
-        need: &mut dyn FnMut(Need),
-    ) -> Result<(), OpError> {
+    pub(super) fn claim_vip(&self, vip: IpAddr, need: &mut dyn FnMut(Need)) -> Result<(), OpError> {
         check_vip(vip)?;
-        if let Some(d) = self.dest_with_addr(vip.into()) {
+        if let Some(d) = self.dest_with_addr(vip) {
+            let proto = crate::control::acd::protocol(vip);
             return Err(OpError::BadAddress(format!(
-                "VIP {vip} is the address of real server {d}: uvs would answer ARP for it \
+                "VIP {vip} is the address of real server {d}: uvs would answer {proto} for it \
                  and take its traffic"
             )));
         }
-        if !self.has_vip(vip.into()) {
+        if !self.has_vip(vip) {
             need(Need::NewVip(vip));
         }
         Ok(())
@@ -90,7 +87,7 @@ impl Model {
         check_disjoint(all)?;
         if used {
             for r in rules {
-                self.claim_vip(r.vip, need)?;
+                self.claim_vip(r.vip.into(), need)?;
             }
         }
         self.marks.insert(mark, rules.to_vec());

@@ -238,7 +238,10 @@ fn a_second_service_on_a_vip_is_not_probed_again() {
             &mut |_, n| needs.push(n),
         )
         .unwrap();
-    assert_eq!(needs, vec![Need::NewVip(Ipv4Addr::new(198, 18, 0, 100))]);
+    assert_eq!(
+        needs,
+        vec![Need::NewVip(Ipv4Addr::new(198, 18, 0, 100).into())]
+    );
 }
 
 #[test]
@@ -270,7 +273,7 @@ fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
         )
         .unwrap();
     // Probed when a service uses it, and when the mark moves.
-    let vip = |a| Need::NewVip(Ipv4Addr::new(198, 18, 0, a));
+    let vip = |a| Need::NewVip(Ipv4Addr::new(198, 18, 0, a).into());
     assert_eq!(needs, vec![(1, vip(100)), (2, vip(101))]);
     assert!(
         m.has_vip(Ipv4Addr::new(198, 18, 0, 101).into())
