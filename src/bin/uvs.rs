@@ -109,21 +109,23 @@ struct ProbeArgs {
     /// Run the real-server side: report which probes arrive.
     #[arg(long, conflicts_with_all = ["to", "vip", "method", "json"])]
     responder: bool,
-    /// The real server to probe (its own address).
+    /// The real server to probe (its own address, IPv4 or IPv6).
     #[arg(long, required_unless_present = "responder")]
-    to: Option<std::net::Ipv4Addr>,
-    /// The virtual IP the real server serves.
+    to: Option<std::net::IpAddr>,
+    /// The virtual IP the real server serves (IPv4 or IPv6).
     #[arg(long, required_unless_present = "responder")]
-    vip: Option<std::net::Ipv4Addr>,
+    vip: Option<std::net::IpAddr>,
     /// Interface to send on (default: the one the route to --to uses).
     #[arg(long)]
     interface: Option<String>,
-    /// The director's address (default: the interface's first IPv4).
+    /// The director's address (default: the interface's first of the
+    /// real server's family).
     #[arg(long)]
-    source: Option<std::net::Ipv4Addr>,
-    /// Source address that stands for a client in the DR and TUN cases.
-    #[arg(long, default_value_t = uvs::probe::DEFAULT_CLIENT)]
-    client: std::net::Ipv4Addr,
+    source: Option<std::net::IpAddr>,
+    /// Source address that stands for a client in the DR and TUN cases
+    /// (default: 192.0.2.1 for an IPv4 VIP, 2001:db8::1 for an IPv6 one).
+    #[arg(long)]
+    client: Option<std::net::IpAddr>,
     /// Responder's TCP control port; probes use UDP port + 1.
     #[arg(long, default_value_t = uvs::probe::DEFAULT_PORT)]
     port: u16,

@@ -1,7 +1,7 @@
 //! Why a probe could not run (exit status 3): not that a method fails,
 //! but that the probe itself could not tell.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -15,17 +15,21 @@ pub enum Error {
     #[error("{0}")]
     Unresolved(String),
     #[error("{0} is an address of this host")]
-    Local(Ipv4Addr),
+    Local(IpAddr),
     #[error("no route to real server {0}")]
-    NoRoute(Ipv4Addr),
+    NoRoute(IpAddr),
+    /// The director's address must be of the real server's family, the
+    /// client's of the VIP's.
+    #[error("{0} {1} is not of the family of {2}")]
+    Family(&'static str, IpAddr, &'static str),
     #[error("{link}: {source}")]
     Link {
         link: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{0} has no IPv4 address; give --source")]
-    NoAddress(String),
+    #[error("{0} has no {1} address; give --source")]
+    NoAddress(String, &'static str),
     /// The probe's UDP port is the control port + 1.
     #[error("--port {0} leaves no room for the probe port")]
     NoProbePort(u16),

@@ -9,7 +9,7 @@
 use super::{Case, Error, recognise};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -122,20 +122,32 @@ impl Capture {
     }
 }
 
+/// A socket bound to `port` on every address of both families: `[::]`,
+/// which takes IPv4 too (as mapped addresses) unless the host has IPv6
+/// off or `bindv6only` set; then `0.0.0.0`.
+fn any_family<S>(port: u16, bind: impl Fn(SocketAddr) -> io::Result<S>) -> io::Result<S> {
+    let any = |a: IpAddr| SocketAddr::new(a, port);
+    let s = bind(any(Ipv6Addr::UNSPECIFIED.into()));
+    let dual =
+        std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").is_ok_and(|v| v.trim() == "0");
+    match s {
+        Ok(s) if dual => Ok(s),
+        _ => bind(any(Ipv4Addr::UNSPECIFIED.into())),
+    }
+}
+
 /// Runs the responder until killed. `port` is the control port; probes
 /// are expected on UDP `port + 1`.
 pub fn run(port: u16) -> Result<(), Error> {
     let probe_port = port.checked_add(1).ok_or(Error::NoProbePort(port))?;
     let rec = Arc::new(Mutex::new(Record::default()));
     let cap = Capture::open().map_err(Error::Capture)?;
-    let udp = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, probe_port))).map_err(
-        |source| Error::Bind {
-            port: probe_port,
-            source,
-        },
-    )?;
-    let ctl = TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
-        .map_err(|source| Error::Listen { port, source })?;
+    let udp = any_family(probe_port, UdpSocket::bind).map_err(|source| Error::Bind {
+        port: probe_port,
+        source,
+    })?;
+    let ctl =
+        any_family(port, TcpListener::bind).map_err(|source| Error::Listen { port, source })?;
     {
         let rec = rec.clone();
         std::thread::spawn(move || {

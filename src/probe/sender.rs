@@ -11,22 +11,25 @@ use crate::io::afpacket::AfPacket;
 use crate::lvs::service::Forward;
 use crate::wire::MacAddr;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// What the operator asked for.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The real server under test, where `uvs probe --respond` runs.
-    pub rip: Ipv4Addr,
-    /// The VIP the cases are addressed to.
-    pub vip: Ipv4Addr,
+    pub rip: IpAddr,
+    /// The VIP the cases are addressed to, of either family: TUN carries
+    /// it to a real server of the other (DR cannot).
+    pub vip: IpAddr,
     /// Where the cases leave (default: the route to `rip`).
     pub interface: Option<String>,
-    /// The director's own address (default: the interface's).
-    pub source: Option<Ipv4Addr>,
-    /// The client address the cases claim to come from.
-    pub client: Ipv4Addr,
+    /// The director's own address, of the real server's family
+    /// (default: the interface's).
+    pub source: Option<IpAddr>,
+    /// The client address the cases claim to come from, of the VIP's
+    /// family (default: `default_client`).
+    pub client: Option<IpAddr>,
     pub port: u16,
 }
 
@@ -34,10 +37,10 @@ pub struct Options {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Run {
     pub interface: String,
-    pub director: Ipv4Addr,
-    pub real_server: Ipv4Addr,
-    pub vip: Ipv4Addr,
-    pub client: Ipv4Addr,
+    pub director: IpAddr,
+    pub real_server: IpAddr,
+    pub vip: IpAddr,
+    pub client: IpAddr,
     pub outcomes: Vec<Outcome>,
     pub verdict: Verdict,
 }
@@ -55,14 +58,14 @@ impl Run {
 
 struct Path {
     ifname: String,
-    director: Ipv4Addr,
+    director: IpAddr,
     hop_mac: MacAddr,
     on_link: bool,
 }
 
 async fn resolve(o: &Options) -> Result<Path, Error> {
     let nl = Netlink::new()?;
-    let r = nl.route_get(o.rip.into()).await?;
+    let r = nl.route_get(o.rip).await?;
     if r.local {
         return Err(Error::Local(o.rip));
     }
@@ -75,16 +78,20 @@ async fn resolve(o: &Options) -> Result<Path, Error> {
         link: ifname.clone(),
         source,
     })? as u32;
+    let first = match o.rip {
+        IpAddr::V4(_) => nl.first_address(ifindex).await.map(IpAddr::from),
+        IpAddr::V6(_) => nl.first_address6(ifindex).await.map(IpAddr::from),
+    };
     let director = match o.source {
+        Some(a) if a.is_ipv4() != o.rip.is_ipv4() => {
+            return Err(Error::Family("--source", a, "--to"));
+        }
         Some(a) => a,
-        None => nl
-            .first_address(ifindex)
-            .await
-            .ok_or_else(|| Error::NoAddress(ifname.clone()))?,
+        None => first.ok_or_else(|| Error::NoAddress(ifname.clone(), family(o.rip)))?,
     };
     // The next hop as TUN forwarding finds it: the server or its router.
     let links = [(ifindex, ifname.clone())];
-    let hop_mac = match resolve::next_hop(&nl, o.rip.into(), Forward::Tunnel, &links).await? {
+    let hop_mac = match resolve::next_hop(&nl, o.rip, Forward::Tunnel, &links).await? {
         resolve::Hop::Resolved(h) => h.mac,
         resolve::Hop::Pending { why, .. } => return Err(Error::Unresolved(why)),
     };
@@ -132,13 +139,27 @@ fn parse_report(line: &str) -> Result<(Vec<Case>, Vec<Case>), Error> {
     Ok((list("arrived"), list("delivered")))
 }
 
+fn family(a: IpAddr) -> &'static str {
+    match a {
+        IpAddr::V4(_) => "IPv4",
+        IpAddr::V6(_) => "IPv6",
+    }
+}
+
 /// Runs the five cases against a responder. Errors mean the probe itself
 /// could not run (no route, no responder), not that a method fails.
 pub fn run(o: &Options) -> Result<Run, Error> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let client = o.client.unwrap_or(super::default_client(o.vip));
+    if client.is_ipv4() != o.vip.is_ipv4() {
+        return Err(Error::Family("--client", client, "--vip"));
+    }
     let path = rt.block_on(resolve(o))?;
+    // DR sends the VIP's packet itself to the server's MAC: on-link, and
+    // of one family (IPVS tunnels only across families).
+    let dr = path.on_link && o.rip.is_ipv4() == o.vip.is_ipv4();
     let probe_port = o.port.checked_add(1).ok_or(Error::NoProbePort(o.port))?;
     let addr = SocketAddr::from((o.rip, o.port));
     let mut ctl = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
@@ -156,14 +177,14 @@ pub fn run(o: &Options) -> Result<Run, Error> {
         director: path.director,
         rip: o.rip,
         vip: o.vip,
-        client: o.client,
+        client,
         port: probe_port,
     };
     let n = nonce();
     let mut buf = [0u8; 256];
     for _ in 0..3 {
         for c in Case::ALL {
-            if c.is_dr() && !path.on_link {
+            if c.is_dr() && !dr {
                 continue;
             }
             let len = build(c, &a, n, &mut buf).ok_or(Error::TooBig)?;
@@ -187,18 +208,18 @@ pub fn run(o: &Options) -> Result<Run, Error> {
         .iter()
         .map(|&c| Outcome {
             case: c,
-            sent: !c.is_dr() || path.on_link,
+            sent: !c.is_dr() || dr,
             arrived: arrived.contains(&c),
             delivered: delivered.contains(&c),
         })
         .collect();
-    let v = verdict(&outcomes, o.vip);
+    let v = verdict(&outcomes, o.rip, o.vip);
     Ok(Run {
         interface: path.ifname,
         director: path.director,
         real_server: o.rip,
         vip: o.vip,
-        client: o.client,
+        client,
         outcomes,
         verdict: v,
     })

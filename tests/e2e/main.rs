@@ -9,6 +9,7 @@ mod support;
 
 mod audit;
 mod config;
+mod dad6;
 mod decap6;
 mod dr;
 mod dr6;

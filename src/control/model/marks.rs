@@ -5,7 +5,7 @@
 use super::{Model, Need, OpError, check_vip};
 use crate::lvs::mark::{MarkRule, check_disjoint};
 use crate::lvs::service::{Protocol, ServiceKey};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// `-o` only on UDP or mark services, as ipvsadm allows it. A service is
 /// TCP or UDP (IP is only a mark template's protocol).
@@ -27,17 +27,17 @@ impl Model {
         self.marks.get(&m).map_or(&[], Vec::as_slice)
     }
 
-    /// The IPv4 VIPs of a service, which ARP claims: its address, or its
-    /// mark's of its family (the mark must be defined).
-    pub(super) fn key_vips(&self, key: &ServiceKey) -> Result<Vec<Ipv4Addr>, OpError> {
+    /// The VIPs of a service, which its probe claims: its address, or
+    /// its mark's of its family (the mark must be defined).
+    pub(super) fn key_vips(&self, key: &ServiceKey) -> Result<Vec<IpAddr>, OpError> {
         match key.fwmark() {
-            None => Ok(key.vip4().into_iter().collect()),
+            None => Ok(key.vip().into_iter().collect()),
             Some(m) => {
                 let rules = self.marks.get(&m).ok_or(OpError::MarkNotDefined(m))?;
                 let own = rules
                     .iter()
                     .filter(|r| r.vip.is_ipv6() == key.addr.is_ipv6());
-                Ok(own.filter_map(MarkRule::vip4).collect())
+                Ok(own.map(|r| r.vip).collect())
             }
         }
     }
@@ -58,19 +58,16 @@ impl Model {
 
     /// Checks a VIP a service is about to take, and asks for it to be
     /// probed if it is new.
-    pub(super) fn claim_vip(
-        &self,
-        vip: Ipv4Addr,
-        need: &mut dyn FnMut(Need),
-    ) -> Result<(), OpError> {
+    pub(super) fn claim_vip(&self, vip: IpAddr, need: &mut dyn FnMut(Need)) -> Result<(), OpError> {
         check_vip(vip)?;
-        if let Some(d) = self.dest_with_addr(vip.into()) {
+        if let Some(d) = self.dest_with_addr(vip) {
+            let proto = crate::control::acd::protocol(vip);
             return Err(OpError::BadAddress(format!(
-                "VIP {vip} is the address of real server {d}: uvs would answer ARP for it \
+                "VIP {vip} is the address of real server {d}: uvs would answer {proto} for it \
                  and take its traffic"
             )));
         }
-        if !self.has_vip(vip.into()) {
+        if !self.has_vip(vip) {
             need(Need::NewVip(vip));
         }
         Ok(())
@@ -97,14 +94,18 @@ impl Model {
             .map(|(m, r)| (*m, r.as_slice()))
             .chain([(mark, rules)]);
         check_disjoint(all)?;
-        // The IPv4 VIPs of a mark with an IPv4 service are claimed.
-        let used4 = self
-            .services
-            .iter()
-            .any(|s| s.key == ServiceKey::mark(mark));
+        // A rule's VIP is claimed when the mark's service of its family
+        // exists; the others are only checked.
+        let in_use = |v6| {
+            self.services
+                .iter()
+                .any(|s| s.key == ServiceKey::mark_of(mark, v6))
+        };
+        let (used4, used6) = (in_use(false), in_use(true));
         for r in rules {
-            match r.vip4() {
-                Some(v) if used4 => self.claim_vip(v, need)?,
+            match r.vip.is_ipv6() {
+                false if used4 => self.claim_vip(r.vip, need)?,
+                true if used6 => self.claim_vip(r.vip, need)?,
                 _ => check_vip(r.vip)?,
             }
         }

@@ -123,9 +123,9 @@ pub enum OpError {
 pub enum Need {
     /// A VIP new to the model: it must not be a local address of the
     /// director nor the network or broadcast address of one of its links,
-    /// and no other host may answer ARP for it (address conflict
-    /// detection) before uvs announces it.
-    NewVip(Ipv4Addr),
+    /// and no other host may answer ARP or neighbour discovery for it
+    /// (address conflict detection) before uvs announces it.
+    NewVip(IpAddr),
     /// The link and MAC to send to for a real server: its own MAC (DR) or
     /// the next hop's on the way to it (TUN, NAT), from the kernel's routes
     /// and neighbour table.

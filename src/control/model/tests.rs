@@ -238,7 +238,10 @@ fn a_second_service_on_a_vip_is_not_probed_again() {
             &mut |_, n| needs.push(n),
         )
         .unwrap();
-    assert_eq!(needs, vec![Need::NewVip(Ipv4Addr::new(198, 18, 0, 100))]);
+    assert_eq!(
+        needs,
+        vec![Need::NewVip(Ipv4Addr::new(198, 18, 0, 100).into())]
+    );
 }
 
 #[test]
@@ -270,7 +273,7 @@ fn a_mark_service_takes_its_marks_vips_and_keeps_its_mark() {
         )
         .unwrap();
     // Probed when a service uses it, and when the mark moves.
-    let vip = |a| Need::NewVip(Ipv4Addr::new(198, 18, 0, a));
+    let vip = |a| Need::NewVip(Ipv4Addr::new(198, 18, 0, a).into());
     assert_eq!(needs, vec![(1, vip(100)), (2, vip(101))]);
     assert!(
         m.has_vip(Ipv4Addr::new(198, 18, 0, 101).into())
@@ -459,8 +462,9 @@ fn a_marks_ipv6_rules_serve_its_ipv6_service() {
             &mut |i, n| needs.push((i, n)),
         )
         .unwrap();
-    let vip4 = Need::NewVip(Ipv4Addr::new(198, 18, 0, 100));
-    assert_eq!(needs, vec![(2, vip4)]);
+    // Each family's VIP is probed when its service comes.
+    let vip4 = Need::NewVip(Ipv4Addr::new(198, 18, 0, 100).into());
+    assert_eq!(needs, vec![(1, Need::NewVip(v6.into())), (2, vip4)]);
     assert!(m.has_vip(v6.into()));
     let t = m.table(1);
     assert_eq!(t.vips6(), [v6]);

@@ -11,7 +11,7 @@ use crate::host::sys;
 use crate::lvs::service::Forward;
 use crate::lvs::table::NextHop;
 use crate::wire::MacAddr;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 impl Control {
     /// All or nothing: a dry run finds semantic errors and what the host
@@ -27,7 +27,7 @@ impl Control {
     pub(super) async fn apply_with(
         &self,
         ops: &[Op],
-        known_vips: std::collections::HashSet<Ipv4Addr>,
+        known_vips: std::collections::HashSet<IpAddr>,
     ) -> Result<(), (usize, OpError)> {
         let mut found = Found {
             vips: known_vips,
@@ -115,12 +115,12 @@ impl Control {
                 .iter()
                 .find(|(_, n)| matches!(n, Need::NewVip(_)))
                 .map_or(0, |t| t.0);
-            found.locals = Some(
-                self.netlink
-                    .addresses()
-                    .await
-                    .map_err(|e| (first, OpError::Host(e.to_string())))?,
-            );
+            let host = |e: crate::host::Error| (first, OpError::Host(e.to_string()));
+            let v4 = self.netlink.addresses().await.map_err(host)?;
+            let v6 = self.netlink.addresses6().await.map_err(host)?;
+            let v4 = v4.into_iter().map(|(a, i)| (IpAddr::V4(a), i));
+            let v6 = v6.into_iter().map(|(a, i, ..)| (IpAddr::V6(a), i));
+            found.locals = Some(v4.chain(v6).collect());
         }
         let locals = found.locals.clone().unwrap_or_default();
         let answers =
@@ -149,16 +149,17 @@ impl Control {
     pub(super) async fn ask(
         &self,
         need: Need,
-        locals: &[(Ipv4Addr, u32)],
+        locals: &[(IpAddr, u32)],
     ) -> Result<Option<resolve::Hop>, OpError> {
         match need {
             Need::NewVip(vip) => {
                 if let Some((_, idx)) = locals.iter().find(|(a, _)| *a == vip) {
                     let dev = self.netlink.link_name(*idx).await;
+                    let (proto, len) = (acd::protocol(vip), if vip.is_ipv4() { 32 } else { 128 });
                     return Err(OpError::Host(format!(
                         "VIP {vip} is configured on the director ({dev}): the kernel would answer \
-                         and reset its traffic. uvs answers ARP for the VIP itself; remove it with \
-                         `ip addr del {vip}/32 dev {dev}` (use the address's real prefix)"
+                         and reset its traffic. uvs answers {proto} for the VIP itself; remove it \
+                         with `ip addr del {vip}/{len} dev {dev}` (use the address's real prefix)"
                     )));
                 }
                 self.check_vip_on_links(vip).await?;
@@ -171,10 +172,50 @@ impl Control {
         }
     }
 
-    /// A new VIP must not be the network or broadcast address of a subnet
-    /// on the director's links, and no host there may answer ARP for it:
-    /// announcing it would take another host's address over.
-    pub(super) async fn check_vip_on_links(&self, vip: Ipv4Addr) -> Result<(), OpError> {
+    /// A new VIP must not be the network or broadcast address of an IPv4
+    /// subnet on the director's links, and no host there may answer ARP or
+    /// neighbour discovery for it: announcing it would take another host's
+    /// address over.
+    pub(super) async fn check_vip_on_links(&self, vip: IpAddr) -> Result<(), OpError> {
+        if let IpAddr::V4(v4) = vip {
+            self.check_subnet_ends(v4).await?;
+        }
+        let proto = acd::protocol(vip);
+        let announce = match vip {
+            IpAddr::V4(_) => "its gratuitous ARP",
+            IpAddr::V6(_) => "its unsolicited neighbour advertisement",
+        };
+        for (_, name) in &self.links {
+            let Ok((mac, _)) = sys::link_info(name) else {
+                continue;
+            };
+            let (name, mac) = (name.clone(), MacAddr(mac));
+            let probe = tokio::task::spawn_blocking(move || {
+                acd::probe(&name, mac, vip, acd::PROBE_WAIT).map(|o| (name, o))
+            });
+            match probe.await {
+                // The other director of an HA pair holds it: as it should.
+                Ok(Ok((name, Some(owner)))) if self.is_peer(owner).await => {
+                    tracing::info!("VIP {vip} is held by an HA peer ({owner} on {name})");
+                }
+                Ok(Ok((name, Some(owner)))) => {
+                    return Err(OpError::Host(format!(
+                        "VIP {vip} is in use: {owner} answered {proto} for it on {name}. uvs will \
+                         not announce an address another host has ({announce} would take the \
+                         address over on the whole segment); choose a free address"
+                    )));
+                }
+                Ok(Ok((_, None))) => {}
+                Ok(Err(e)) => tracing::warn!("cannot probe for {vip} with {proto}: {e}"),
+                Err(e) => tracing::warn!("cannot probe for {vip} with {proto}: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// An IPv4 VIP must not be the network or broadcast address of a
+    /// subnet on the director's links.
+    async fn check_subnet_ends(&self, vip: Ipv4Addr) -> Result<(), OpError> {
         let addrs = self
             .netlink
             .addresses_with_prefix()
@@ -199,31 +240,6 @@ impl Control {
                 return Err(OpError::BadAddress(format!(
                     "{vip} cannot be a VIP: it is the {which} address of {network}/{len} on {name}"
                 )));
-            }
-        }
-        for (_, name) in &self.links {
-            let Ok((mac, _)) = sys::link_info(name) else {
-                continue;
-            };
-            let (name, mac) = (name.clone(), MacAddr(mac));
-            let probe = tokio::task::spawn_blocking(move || {
-                acd::probe(&name, mac, vip, acd::PROBE_WAIT).map(|o| (name, o))
-            });
-            match probe.await {
-                // The other director of an HA pair holds it: as it should.
-                Ok(Ok((name, Some(owner)))) if self.is_peer(owner).await => {
-                    tracing::info!("VIP {vip} is held by an HA peer ({owner} on {name})");
-                }
-                Ok(Ok((name, Some(owner)))) => {
-                    return Err(OpError::Host(format!(
-                        "VIP {vip} is in use: {owner} answered ARP for it on {name}. uvs will not \
-                         announce an address another host has (its gratuitous ARP would take the \
-                         address over on the whole segment); choose a free address"
-                    )));
-                }
-                Ok(Ok((_, None))) => {}
-                Ok(Err(e)) => tracing::warn!("cannot probe for {vip} with ARP: {e}"),
-                Err(e) => tracing::warn!("cannot probe for {vip} with ARP: {e}"),
             }
         }
         Ok(())

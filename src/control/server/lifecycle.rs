@@ -132,8 +132,8 @@ impl Control {
         source: Option<Box<dyn Source>>,
     ) -> Result<(), LoadError> {
         let vips = ops.iter().flat_map(|o| match o {
-            Op::AddService(ServiceDef { key, .. }) => key.vip4().into_iter().collect(),
-            Op::SetMark { rules, .. } => rules.iter().filter_map(|r| r.vip4()).collect(),
+            Op::AddService(ServiceDef { key, .. }) => key.vip().into_iter().collect(),
+            Op::SetMark { rules, .. } => rules.iter().map(|r| r.vip).collect(),
             _ => Vec::new(),
         });
         self.apply_with(ops, vips.collect())

@@ -100,11 +100,11 @@ pub struct Control {
 struct Found {
     hops: HashMap<(IpAddr, Forward), NextHop>,
     /// New VIPs already checked in this apply.
-    vips: std::collections::HashSet<Ipv4Addr>,
+    vips: std::collections::HashSet<IpAddr>,
     /// Real servers kept although they do not resolve yet, and why.
     pending: Vec<(IpAddr, Forward, String)>,
     resolved: Vec<(IpAddr, Forward)>,
-    locals: Option<Vec<(Ipv4Addr, u32)>>,
+    locals: Option<Vec<(IpAddr, u32)>>,
 }
 impl Control {
     /// `publisher` is the one whose tables the data plane reads.
