@@ -3,7 +3,7 @@
 //! established ones and GSO super-frames. Prints figures; asserts nothing.
 //! Run: cargo bench --bench forward
 
-use etherparse::PacketBuilder;
+use etherparse::{Ethernet2Header, IpHeaders, PacketBuilder, PacketBuilderStep};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 use uvs::io::memory::ReplayIo;
@@ -37,18 +37,18 @@ fn rig_of(ops: &[uvs::control::proto::Op]) -> Rig {
     Rig::build(one_link(), hop, Vec::new(), ops)
 }
 
-/// A client's TCP/IPv6 segment to `[VIP6]:80` (a SYN, or `payload`
-/// bytes on an established connection).
-fn frame6(sport: u16, syn: bool, payload: usize) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 10], [2, 0, 0, 0, 0, 2]).ipv6(
-        CLIENT6.octets(),
-        VIP6.octets(),
-        64,
-    );
+/// The client's frames start alike: its MAC to the director's.
+fn from_client() -> PacketBuilderStep<Ethernet2Header> {
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 10], [2, 0, 0, 0, 0, 2])
+}
+
+/// A client's TCP segment to the VIP's port 80 over `ip` (a SYN, or
+/// `payload` bytes on an established connection).
+fn tcp(ip: PacketBuilderStep<IpHeaders>, sport: u16, syn: bool, payload: usize) -> Vec<u8> {
     let b = if syn {
-        b.tcp(sport, 80, 1, 1000).syn()
+        ip.tcp(sport, 80, 1, 1000).syn()
     } else {
-        b.tcp(sport, 80, 2, 1000).ack(1)
+        ip.tcp(sport, 80, 2, 1000).ack(1)
     };
     let mut v = Vec::new();
     b.write(&mut v, &vec![0x5a; payload]).unwrap();
@@ -56,19 +56,14 @@ fn frame6(sport: u16, syn: bool, payload: usize) -> Vec<u8> {
 }
 
 fn frame(sport: u16, syn: bool, payload: usize) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 10], [2, 0, 0, 0, 0, 2]).ipv4(
-        [198, 18, 0, 10],
-        [198, 18, 0, 100],
-        64,
-    );
-    let b = if syn {
-        b.tcp(sport, 80, 1, 1000).syn()
-    } else {
-        b.tcp(sport, 80, 2, 1000).ack(1)
-    };
-    let mut v = Vec::new();
-    b.write(&mut v, &vec![0x5a; payload]).unwrap();
-    v
+    let ip = from_client().ipv4([198, 18, 0, 10], [198, 18, 0, 100], 64);
+    tcp(ip, sport, syn, payload)
+}
+
+/// The same to `[VIP6]:80`.
+fn frame6(sport: u16, syn: bool, payload: usize) -> Vec<u8> {
+    let ip = from_client().ipv6(CLIENT6.octets(), VIP6.octets(), 64);
+    tcp(ip, sport, syn, payload)
 }
 
 /// `n` connections from ports 10000 on: each one's SYN, then a segment

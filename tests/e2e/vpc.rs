@@ -20,6 +20,17 @@ fn outcome<'a>(v: &'a serde_json::Value, case: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no case {case} in {v}"))
 }
 
+/// The probe's verdict: whether DR works, whether TUN does.
+fn works(v: &serde_json::Value) -> (Option<bool>, Option<bool>) {
+    let w = &v["verdict"];
+    (w["dr_works"].as_bool(), w["tun_works"].as_bool())
+}
+
+/// The probe's recommendation, in words.
+fn recommendation(v: &serde_json::Value) -> &str {
+    v["verdict"]["recommendation"].as_str().unwrap_or("")
+}
+
 /// The VPC lab with one real server that has its tunnel device.
 fn vpc_lab() -> Option<Lab> {
     let mut l = Lab::up_with(1, &["--vpc"])?;
@@ -124,21 +135,8 @@ fn probe_recommends_either_in_the_plain_lab_and_tun_across_a_router() {
     }
     let (code, v) = l.probe(&["--to", RS1, "--vip", VIP, "--method", "dr"]);
     assert_eq!(code, 0, "{v}");
-    assert_eq!(
-        (
-            v["verdict"]["dr_works"].as_bool(),
-            v["verdict"]["tun_works"].as_bool()
-        ),
-        (Some(true), Some(true)),
-        "{v}"
-    );
-    assert!(
-        v["verdict"]["recommendation"]
-            .as_str()
-            .unwrap()
-            .starts_with("both"),
-        "{v}"
-    );
+    assert_eq!(works(&v), (Some(true), Some(true)), "{v}");
+    assert!(recommendation(&v).starts_with("both"), "{v}");
     // The real server behind the router: DR cannot even be tried.
     let (code, v) = l.probe(&["--to", "198.18.1.11", "--vip", VIP, "--method", "dr"]);
     assert_eq!(code, 1, "{v}");
@@ -219,21 +217,8 @@ fn probe_over_ipv6_passes_both_in_the_plain_lab_and_4in6_and_across_a_router() {
     for c in ["plain", "dr-foreign", "dr-director", "tun"] {
         assert_eq!(outcome(&v, c)["delivered"], true, "{c}: {v}");
     }
-    assert_eq!(
-        (
-            v["verdict"]["dr_works"].as_bool(),
-            v["verdict"]["tun_works"].as_bool()
-        ),
-        (Some(true), Some(true)),
-        "{v}"
-    );
-    assert!(
-        v["verdict"]["recommendation"]
-            .as_str()
-            .unwrap()
-            .contains("no 40-byte MTU loss"),
-        "{v}"
-    );
+    assert_eq!(works(&v), (Some(true), Some(true)), "{v}");
+    assert!(recommendation(&v).contains("no 40-byte MTU loss"), "{v}");
     // The IPv4 VIP to the IPv6 server: only the tunnel, IPv4 inside.
     let (code, v) = l.probe(&["--to", RS1_6, "--vip", VIP, "--client", CLIENT]);
     assert_eq!(code, 0, "{v}");

@@ -4,8 +4,9 @@
 //! carry traffic, and the control plane's answers (listing, statistics,
 //! counters) cover both. The same for IPv6 clients (DR and NAT66).
 
+use crate::both_families;
 use crate::support::holds;
-use crate::support::{Lab, RS1, RS1_6, RS2, RS2_6, VIP, VIP6, count, tally2};
+use crate::support::{Fam, Lab, RS1, RS1_6, RS2, RS2_6, VIP6, count, tally2};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -84,43 +85,6 @@ fn dr_every_connection_stays_on_one_worker_and_one_real_server() {
     assert_eq!(l.dp_counter("no_conn_dropped"), 0);
 }
 
-#[test]
-fn nat_replies_reach_the_worker_that_holds_their_connection() {
-    let Some(mut l) = Lab::up_with(2, &["--nat"]) else {
-        return;
-    };
-    for n in ["nat1", "nat2"] {
-        l.start_server_on(n, &["--tcp", "8080", "--udp", "0.0.0.0:5353"]);
-    }
-    l.start_director_with(&[
-        "--interface",
-        "eth0",
-        "--interface",
-        "eth1",
-        "--workers",
-        "2",
-    ]);
-    l.adm(&format!("-A -t {VIP}:80 -s rr"));
-    l.adm(&format!("-A -u {VIP}:53 -s rr"));
-    for rs in ["198.18.2.11", "198.18.2.12"] {
-        l.adm(&format!("-a -t {VIP}:80 -r {rs}:8080 -m"));
-        l.adm(&format!("-a -u {VIP}:53 -r {rs}:5353 -m"));
-    }
-    // A reply that met the worker without its connection would go to the
-    // kernel untranslated and be lost: every request must be answered.
-    let t = l.tcp_names(200);
-    assert_eq!(t["errors"], 0, "{t}");
-    assert_eq!(count(&t, "nat1") + count(&t, "nat2"), 200, "{t}");
-    let u = l.udp_names(200, 26000);
-    assert_eq!(u["errors"], 0, "{u}");
-    let (w0, w1) = worker_frames(&l);
-    assert!(w0 > 100 && w1 > 100, "frames per worker: {w0} {w1}");
-    assert!(l.dp_counter("nat_replies") >= 600, "replies translated");
-    for (client, dests) in listed(&l) {
-        assert_eq!(dests.len(), 1, "{client}: {dests:?}");
-    }
-}
-
 /// IPv6 clients are spread by the same hash (the address folded to 32
 /// bits): DR to `[VIP6]` with many UDP flows, sent twice, and TCP
 /// connections, short and long, each held by one worker.
@@ -181,47 +145,48 @@ fn ipv6_dr_connections_stay_on_one_worker_and_both_workers_carry_them() {
     assert_eq!(l.dp_counter("no_conn_dropped"), 0);
 }
 
-/// NAT66 with two workers: a real server's reply (to the client's address
-/// and port) meets the worker that translated the request.
-#[test]
-fn nat66_replies_reach_the_worker_that_holds_their_connection() {
-    let Some(mut l) = Lab::up_with(2, &["--nat"]) else {
-        return;
-    };
-    for n in ["nat1", "nat2"] {
-        l.start_server_on(n, &["--tcp", "8080", "--udp", "[::]:5353"]);
+both_families!(
+    /// NAT with two workers: a real server's reply (to the client's
+    /// address and port) meets the worker that translated the request,
+    /// over IPv4 and over IPv6 (NAT66).
+    nat_replies_reach_the_worker_that_holds_their_connection,
+    |fam: Fam| {
+        let Some(mut l) = Lab::up_with(2, &["--nat"]) else {
+            return;
+        };
+        l.fam = fam;
+        let (any, nats) = match fam {
+            Fam::V4 => ("0.0.0.0:5353", ["198.18.2.11", "198.18.2.12"]),
+            Fam::V6 => ("[::]:5353", ["2001:2:0:2::11", "2001:2:0:2::12"]),
+        };
+        for n in ["nat1", "nat2"] {
+            l.start_server_on(n, &["--tcp", "8080", "--udp", any]);
+        }
+        l.start_director_with(&["-i", "eth0", "-i", "eth1", "--workers", "2"]);
+        let (v80, v53) = (fam.vip_at(80), fam.vip_at(53));
+        l.adm(&format!("-A -t {v80} -s rr"));
+        l.adm(&format!("-A -u {v53} -s rr"));
+        for rs in nats {
+            l.adm(&format!("-a -t {v80} -r {} -m", fam.at(rs, 8080)));
+            l.adm(&format!("-a -u {v53} -r {} -m", fam.at(rs, 5353)));
+        }
+        // A reply that met the worker without its connection would go to
+        // the kernel untranslated and be lost: every request must be
+        // answered.
+        let t = l.tcp_names(200);
+        let (a, b, errors) = tally2(&t, "nat1", "nat2");
+        assert_eq!((a + b, errors), (200, Some(0)), "{t}");
+        let u = l.udp_names(200, 26000);
+        let (a, b, errors) = tally2(&u, "nat1", "nat2");
+        assert_eq!((a + b, errors), (200, Some(0)), "{u}");
+        let (w0, w1) = worker_frames(&l);
+        assert!(w0 > 100 && w1 > 100, "frames per worker: {w0} {w1}");
+        assert!(l.dp_counter("nat_replies") >= 600, "replies translated");
+        for (client, dests) in listed(&l) {
+            assert_eq!(dests.len(), 1, "{client}: {dests:?}");
+        }
     }
-    l.start_director_with(&["-i", "eth0", "-i", "eth1", "--workers", "2"]);
-    let (n1, n2) = ("2001:2:0:2::11", "2001:2:0:2::12");
-    l.restore(&format!(
-        "-A -t [{VIP6}]:80 -s rr\n-a -t [{VIP6}]:80 -r [{n1}]:8080 -m\n\
-         -a -t [{VIP6}]:80 -r [{n2}]:8080 -m\n-A -u [{VIP6}]:53 -s rr\n\
-         -a -u [{VIP6}]:53 -r [{n1}]:5353 -m\n-a -u [{VIP6}]:53 -r [{n2}]:5353 -m\n"
-    ));
-    let tcp = format!("[{VIP6}]:80");
-    let t = l.client(&["tcp-names", "--target", &tcp, "--count", "200"]);
-    let (a, b, errors) = tally2(&t, "nat1", "nat2");
-    assert_eq!((a + b, errors), (200, Some(0)), "{t}");
-    let udp = format!("[{VIP6}]:53");
-    let args = [
-        "udp-names",
-        "--target",
-        &udp,
-        "--count",
-        "200",
-        "--sport-base",
-        "26000",
-    ];
-    let u = l.client(&args);
-    let (a, b, errors) = tally2(&u, "nat1", "nat2");
-    assert_eq!((a + b, errors), (200, Some(0)), "{u}");
-    let (w0, w1) = worker_frames(&l);
-    assert!(w0 > 100 && w1 > 100, "frames per worker: {w0} {w1}");
-    assert!(l.dp_counter("nat_replies") >= 600, "replies translated");
-    for (client, dests) in listed(&l) {
-        assert_eq!(dests.len(), 1, "{client}: {dests:?}");
-    }
-}
+);
 
 #[test]
 fn more_workers_than_the_options_allow_are_refused_with_the_reason() {

@@ -44,25 +44,13 @@ fn xdp_takes_vip_traffic_and_leaves_the_directors_own_to_the_kernel() {
     // The director's own connections (from 198.18.2.1) to a NAT real
     // server's port, as a health check makes: the replies are the
     // kernel's, not uvs's.
-    let target = format!("{NAT1}:8080");
-    let o = l.exec(
-        "dir",
-        &lab_tool(),
-        &["tcp-names", "--target", &target, "--count", "20"],
-    );
-    let mine: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
-    assert_eq!(count(&mine, "nat1"), 20, "{mine}");
-    assert_eq!(
-        l.dp_counter_settled("xdp_rx"),
-        steered,
-        "the program took kernel traffic"
-    );
+    directors_own(&l, &format!("{NAT1}:8080"), steered);
     // An address the director gains while running is its own too: the
     // maps learn it within 5 s (no table change is needed), and its
     // connections to NAT1:8080 work.
     l.sh("dir", "ip addr add 198.18.2.5/24 dev eth1");
     std::thread::sleep(std::time::Duration::from_secs(6));
+    let target = format!("{NAT1}:8080");
     let o = l.exec(
         "dir",
         &lab_tool(),
@@ -113,20 +101,7 @@ fn xdp_takes_vip6_traffic_and_nat66_replies_and_leaves_the_directors_own_to_the_
     assert_eq!(up["intact"], true, "{up}");
     let steered = l.dp_counter_settled("xdp_rx");
     assert!(steered >= 400, "xdp_rx {steered}");
-    let target = format!("[{NAT1_6}]:8080");
-    let o = l.exec(
-        "dir",
-        &lab_tool(),
-        &["tcp-names", "--target", &target, "--count", "20"],
-    );
-    let mine: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
-    assert_eq!(count(&mine, "nat1"), 20, "{mine}");
-    assert_eq!(
-        l.dp_counter_settled("xdp_rx"),
-        steered,
-        "the program took the director's own IPv6 traffic"
-    );
+    directors_own(&l, &format!("[{NAT1_6}]:8080"), steered);
 }
 
 /// Builds (with the clang the XDP program is built with) and attaches an
@@ -215,4 +190,23 @@ fn established_dr_flows_are_forwarded_by_the_xdp_program() {
             "rx_frames {rx}, inpkts {inpkts}"
         );
     }
+}
+
+/// The director's own connections (from its NAT-side address) to a NAT
+/// real server's port at `target`, as a health check makes: the replies
+/// are the kernel's, not uvs's, so the program steers none of them.
+fn directors_own(l: &Lab, target: &str, steered: u64) {
+    let o = l.exec(
+        "dir",
+        &lab_tool(),
+        &["tcp-names", "--target", target, "--count", "20"],
+    );
+    let mine: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(count(&mine, "nat1"), 20, "{mine}");
+    let now = l.dp_counter_settled("xdp_rx");
+    assert_eq!(
+        now, steered,
+        "the program took the director's own traffic to {target}"
+    );
 }
