@@ -37,8 +37,8 @@ pub(super) fn open_io(
             );
             if offload.is_on() {
                 tracing::info!(
-                    "--offload: established DR flows are forwarded by the XDP program (XDP_TX); \
-                     IPv6 flows stay on uvs's path (docs/ipv6.md)"
+                    "--offload: established DR flows (IPv4 and IPv6) are forwarded by the XDP \
+                     program (XDP_TX)"
                 );
                 for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
                     tracing::warn!(

@@ -111,7 +111,7 @@ pub(super) struct Books<'a> {
 }
 
 impl Books<'_> {
-    pub(super) fn stats_of(&self, c: &Conn) -> Option<(&Stats, &Stats)> {
+    pub(super) fn stats_of<A: Addr>(&self, c: &Conn<A>) -> Option<(&Stats, &Stats)> {
         let mut c = *c;
         if let Some((svc, d)) = locate(self.table, self.positions, &mut c) {
             return Some((&svc.stats, &d.state.stats));

@@ -14,6 +14,7 @@ use super::egress6::{Change6, Layout6};
 use super::flow::{Found, touch};
 use super::flow::{NoConn, Start};
 use super::nat6;
+use super::offload::take_back;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::ConnKey;
 use crate::lvs::service::{Forward, Protocol};
@@ -126,7 +127,7 @@ impl Dataplane {
     /// with the hop limit one less, NAT66 to RIP:RPORT.
     fn for_service6<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta, f: &Flow6) {
         let now = self.now_ms();
-        let c = match self.conn6(f, now) {
+        let c = match self.conn6(io, f, now) {
             Ok(c) => c,
             // As IPVS (ip_vs_leave): the client learns at once.
             Err(NoConn::NoRealServer) => {
@@ -147,6 +148,7 @@ impl Dataplane {
             },
             dest.addr,
         );
+        let tcp_flags = f.l.tcp_flags;
         let change = match c.fwd {
             Forward::Route => Change6::None,
             // The client's address stays, so the real server sees it.
@@ -164,12 +166,20 @@ impl Dataplane {
             }
         };
         self.forward_ip6(io, frame, meta, f.l, None, change, hop);
+        if c.fwd == Forward::Route {
+            self.offload_step(io, meta, tcp_flags, &f.key, &c, hop);
+        }
     }
 
     /// Finds the flow's IPv6 connection (updating its TCP state and
     /// timer) or schedules a new one, as `lookup_or_schedule` does for
     /// IPv4. An error means the frame is dropped.
-    fn conn6(&mut self, f: &Flow6, now: u64) -> Result<Conn<Ipv6Addr>, NoConn> {
+    fn conn6<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        f: &Flow6,
+        now: u64,
+    ) -> Result<Conn<Ipv6Addr>, NoConn> {
         let (from, places) = ((f.link, f.l.src_mac), (&*self.table, &self.positions));
         match touch(&mut self.conns6, places, &f.key, f.l.tcp_flags, from, now) {
             Found::Live(c, was) => {
@@ -178,7 +188,12 @@ impl Dataplane {
                 }
                 return Ok(c);
             }
-            Found::Ended(old) => self.emit(SyncEvent::Record(Record::removal(&f.key, old.state))),
+            Found::Ended(old) => {
+                if old.offloaded {
+                    take_back(io, &self.books(), &f.key, &old);
+                }
+                self.emit(SyncEvent::Record(Record::removal(&f.key, old.state)))
+            }
             Found::Absent => {}
         }
         if !self.may_start(f.svc, f.key.protocol, f.l.tcp_flags) {

@@ -142,7 +142,7 @@ pub struct Dataplane {
 /// what enters, updates, removes and walks entries (sync, the handoff) is
 /// written once for both: `A::table_mut(&mut self.conns, &mut self.conns6)`
 /// borrows only the tables, leaving the rest of the data plane free.
-pub(crate) trait Family: crate::lvs::addr::Addr {
+pub(crate) trait Family: crate::io::FlowFamily {
     fn table<'a>(v4: &'a ConnTable, v6: &'a ConnTable<Ipv6Addr>) -> &'a ConnTable<Self>;
     fn table_mut<'a>(
         v4: &'a mut ConnTable,

@@ -1,7 +1,8 @@
 //! Katran's split, on backends that can (AF_XDP's XDP program, the
 //! AF_PACKET backends' tc program): once a DR flow is established, uvs
 //! hands it to the kernel program, which forwards its frames itself (the
-//! real server's MAC, TTL - 1) without their reaching uvs.
+//! real server's MAC, TTL or hop limit - 1) without their reaching uvs.
+//! IPv4 and IPv6 flows alike, by the same code over [`Family`].
 //! uvs keeps the connection and stays in charge of it: SYN, FIN and RST
 //! still come up (a FIN or RST takes the flow back), so does a frame four
 //! times per timeout (its timer runs on), and everything of flows not handed
@@ -14,17 +15,19 @@
 //! and NAT (their rewrite is uvs's). A backup forwards nothing (the
 //! program's `fast` switch follows the published table).
 
-use super::Dataplane;
 use super::books::Books;
 use super::conn::Conn;
+use super::conn_table::ConnTable;
+use super::{Dataplane, Family};
 use crate::io::{FlowTuple, Handover, PacketIo, RxMeta};
+use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::NextHop;
 use crate::wire::tcp::flags;
 
 /// The kernel program's key for a connection.
-pub(super) fn tuple(k: &ConnKey) -> FlowTuple {
+pub(super) fn tuple<A: Addr>(k: &ConnKey<A>) -> FlowTuple<A> {
     FlowTuple {
         saddr: k.caddr,
         daddr: k.vaddr,
@@ -40,7 +43,12 @@ pub(super) fn tuple(k: &ConnKey) -> FlowTuple {
 /// through here (FIN or RST, timer, real server or service gone, a SYN
 /// that reuses the entry, becoming a backup). A free function: the
 /// sweep calls it while the connection table is borrowed.
-pub(super) fn take_back<I: PacketIo>(io: &mut I, books: &Books, key: &ConnKey, c: &Conn) {
+pub(super) fn take_back<I: PacketIo, A: Family>(
+    io: &mut I,
+    books: &Books,
+    key: &ConnKey<A>,
+    c: &Conn<A>,
+) {
     let Some(o) = io.unoffload(c.client_link, &tuple(key)) else {
         return;
     };
@@ -67,19 +75,19 @@ impl Dataplane {
 
     /// After a DR frame of `key`'s connection `c` went to `hop`: hands the
     /// flow over once it is established, or takes it back at FIN or RST.
-    pub(super) fn offload_step<I: PacketIo>(
+    pub(super) fn offload_step<I: PacketIo, A: Family>(
         &mut self,
         io: &mut I,
         meta: RxMeta,
         tcp_flags: u8,
-        key: &ConnKey,
-        c: &Conn,
+        key: &ConnKey<A>,
+        c: &Conn<A>,
         hop: NextHop,
     ) {
         let ending = tcp_flags & (flags::FIN | flags::RST) != 0;
         if c.offloaded && ending {
             take_back(io, &self.books(), key, c);
-            if let Some(e) = self.conns.get_mut(key) {
+            if let Some(e) = self.conns_mut::<A>().get_mut(key) {
                 e.offloaded = false;
             }
             return;
@@ -92,7 +100,7 @@ impl Dataplane {
         }
         let established = match c.state {
             ConnState::Tcp(s) => s == TcpState::Established,
-            ConnState::Udp => self.conns.seen_twice(key),
+            ConnState::Udp => self.conns_of::<A>().seen_twice(key),
             ConnState::Template | ConnState::Assured => false,
         };
         if !established {
@@ -111,7 +119,7 @@ impl Dataplane {
             up_every_ms: (timeout_ms / 4).clamp(100, 60_000),
         };
         if io.offload(meta.link, &h) && !c.offloaded {
-            if let Some(e) = self.conns.get_mut(key) {
+            if let Some(e) = self.conns_mut::<A>().get_mut(key) {
                 e.offloaded = true;
             }
             DataplaneCounters::bump(&self.counters.offloads);
@@ -125,12 +133,18 @@ impl Dataplane {
             positions: &self.positions,
             retired: &self.retired,
         };
-        self.conns.retain(|k, c, _| {
-            if c.offloaded {
-                take_back(io, &books, k, c);
-                c.offloaded = false;
-            }
-            true
-        });
+        take_all_back(io, &books, &mut self.conns);
+        take_all_back(io, &books, &mut self.conns6);
     }
+}
+
+/// Every offloaded flow of `conns` back from the program.
+fn take_all_back<I: PacketIo, A: Family>(io: &mut I, books: &Books, conns: &mut ConnTable<A>) {
+    conns.retain(|k, c, _| {
+        if c.offloaded {
+            take_back(io, books, k, c);
+            c.offloaded = false;
+        }
+        true
+    });
 }

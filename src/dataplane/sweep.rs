@@ -108,8 +108,8 @@ impl Dataplane {
         let mut step = self
             .conns
             .sweep_step(visit(self.conns.slots()), SWEEP_REMOVE, keep);
-        // IPv6 connections: the same rule, paced alike (none offloaded).
-        let keep6 = still_live(rule, |_, _| {});
+        // IPv6 connections: the same rule, paced alike.
+        let keep6 = still_live(rule, |k, c| take_back(io, &books, k, c));
         let visit6 = visit(self.conns6.slots());
         step.removed += self.conns6.sweep_step(visit6, SWEEP_REMOVE, keep6).removed;
         let live = self.conns.len() + self.conns6.len();

@@ -17,7 +17,9 @@
 use super::bpf::FlowMaps;
 use super::fanout::{self, Fanout};
 use super::ring::RxRing;
-use super::{FRAME_BUF, FlowTuple, Gso, GsoTx, Handover, Offloaded, PacketIo, PacketType, RxMeta};
+use super::{
+    FRAME_BUF, FlowFamily, FlowTuple, Gso, GsoTx, Handover, Offloaded, PacketIo, PacketType, RxMeta,
+};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
@@ -460,11 +462,11 @@ impl PacketIo for AfPacketLinks {
         self.pfds.extend(sys::pollin([fd].into_iter()));
     }
 
-    fn offload(&mut self, link: u8, h: &Handover) -> bool {
+    fn offload<A: FlowFamily>(&mut self, link: u8, h: &Handover<A>) -> bool {
         self.flows.as_mut().is_some_and(|f| f.offload(link, h))
     }
 
-    fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
+    fn unoffload<A: FlowFamily>(&mut self, link: u8, flow: &FlowTuple<A>) -> Option<Offloaded> {
         self.flows.as_mut()?.unoffload(link, flow)
     }
 

@@ -1,9 +1,11 @@
 //! An in-memory backend: frames are queued by a test and whatever the data
 //! plane sends is collected for inspection.
 
-use super::{FlowTuple, Handover, Offloaded, PacketIo, RxMeta};
+use super::{AnyFlow, FlowFamily, FlowTuple, Handover, Offloaded, PacketIo, RxMeta};
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::io;
+use std::net::Ipv6Addr;
 use std::time::Duration;
 
 #[derive(Default)]
@@ -23,6 +25,27 @@ pub struct MemoryIo {
     pub offloaded: HashMap<FlowTuple, (u8, Handover)>,
     pub forwarded_each: Offloaded,
     pub taken_back: Vec<FlowTuple>,
+    /// The same for IPv6 flows.
+    pub offloaded6: HashMap<FlowTuple<Ipv6Addr>, (u8, Handover<Ipv6Addr>)>,
+    pub taken_back6: Vec<FlowTuple<Ipv6Addr>>,
+}
+
+/// Takes flow `k` back from `held` if link `link` holds it, noting it in
+/// `taken_back`.
+fn take_back<K: Copy + Eq + Hash, V>(
+    held: &mut HashMap<K, (u8, V)>,
+    taken_back: &mut Vec<K>,
+    link: u8,
+    k: K,
+) -> bool {
+    match held.get(&k) {
+        Some(h) if h.0 == link => {
+            held.remove(&k);
+            taken_back.push(k);
+            true
+        }
+        _ => false,
+    }
 }
 
 impl MemoryIo {
@@ -89,22 +112,26 @@ impl PacketIo for MemoryIo {
         Some(self.send(link, frame))
     }
 
-    fn offload(&mut self, link: u8, h: &Handover) -> bool {
+    fn offload<A: FlowFamily>(&mut self, link: u8, h: &Handover<A>) -> bool {
         if self.accept_offload {
-            self.offloaded.insert(h.flow, (link, *h));
+            match A::any(h.flow) {
+                AnyFlow::V4(f) => {
+                    self.offloaded.insert(f, (link, h.of(f)));
+                }
+                AnyFlow::V6(f) => {
+                    self.offloaded6.insert(f, (link, h.of(f)));
+                }
+            }
         }
         self.accept_offload
     }
 
-    fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
-        match self.offloaded.get(flow) {
-            Some(held) if held.0 == link => {
-                self.offloaded.remove(flow);
-                self.taken_back.push(*flow);
-                Some(self.forwarded_each)
-            }
-            _ => None,
-        }
+    fn unoffload<A: FlowFamily>(&mut self, link: u8, flow: &FlowTuple<A>) -> Option<Offloaded> {
+        let held = match A::any(*flow) {
+            AnyFlow::V4(f) => take_back(&mut self.offloaded, &mut self.taken_back, link, f),
+            AnyFlow::V6(f) => take_back(&mut self.offloaded6, &mut self.taken_back6, link, f),
+        };
+        held.then_some(self.forwarded_each)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod ring;
 pub mod xdp;
 
 use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// A frame buffer's size, the data plane's and a packet socket slot's:
@@ -117,12 +118,13 @@ pub trait PacketIo {
     /// every `h.up_every_ms`. Written again for a flow already handed over,
     /// it refreshes the entry. `false`: this backend cannot (or its map
     /// refused), and uvs keeps forwarding.
-    fn offload(&mut self, _link: u8, _h: &Handover) -> bool {
+    /// IPv4 and IPv6 flows alike, each in its family's map.
+    fn offload<A: FlowFamily>(&mut self, _link: u8, _h: &Handover<A>) -> bool {
         false
     }
 
     /// Takes a flow back from the kernel program; what it forwarded.
-    fn unoffload(&mut self, _link: u8, _flow: &FlowTuple) -> Option<Offloaded> {
+    fn unoffload<A: FlowFamily>(&mut self, _link: u8, _flow: &FlowTuple<A>) -> Option<Offloaded> {
         None
     }
 
@@ -132,11 +134,12 @@ pub trait PacketIo {
     }
 }
 
-/// A flow's client-side 5-tuple, as the kernel program keys it.
+/// A flow's client-side 5-tuple, as the kernel program keys it (in map
+/// `flows`, or `flows6` for an IPv6 one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowTuple {
-    pub saddr: std::net::Ipv4Addr,
-    pub daddr: std::net::Ipv4Addr,
+pub struct FlowTuple<A = Ipv4Addr> {
+    pub saddr: A,
+    pub daddr: A,
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
@@ -146,11 +149,48 @@ pub struct FlowTuple {
 /// they came in on, to `dmac` from `smac`, and one every `up_every_ms`
 /// still goes up to uvs (its timer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Handover {
-    pub flow: FlowTuple,
+pub struct Handover<A = Ipv4Addr> {
+    pub flow: FlowTuple<A>,
     pub dmac: [u8; 6],
     pub smac: [u8; 6],
     pub up_every_ms: u64,
+}
+
+impl<A> Handover<A> {
+    /// The same hand-over of `flow` (`self`'s flow with its family named).
+    pub fn of<B>(&self, flow: FlowTuple<B>) -> Handover<B> {
+        Handover {
+            flow,
+            dmac: self.dmac,
+            smac: self.smac,
+            up_every_ms: self.up_every_ms,
+        }
+    }
+}
+
+/// A flow tuple with its family named, for a backend's per-family maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnyFlow {
+    V4(FlowTuple<Ipv4Addr>),
+    V6(FlowTuple<Ipv6Addr>),
+}
+
+/// An address family whose flows the kernel programs forward: names a
+/// generic tuple's family, so a backend picks that family's map.
+pub trait FlowFamily: crate::lvs::addr::Addr {
+    fn any(t: FlowTuple<Self>) -> AnyFlow;
+}
+
+impl FlowFamily for Ipv4Addr {
+    fn any(t: FlowTuple<Self>) -> AnyFlow {
+        AnyFlow::V4(t)
+    }
+}
+
+impl FlowFamily for Ipv6Addr {
+    fn any(t: FlowTuple<Self>) -> AnyFlow {
+        AnyFlow::V6(t)
+    }
 }
 
 /// What the kernel program forwarded of one flow.
@@ -257,10 +297,10 @@ impl PacketIo for Backend {
     fn tx_errors(&mut self) -> u64 {
         each!(self, b => b.tx_errors())
     }
-    fn offload(&mut self, link: u8, h: &Handover) -> bool {
+    fn offload<A: FlowFamily>(&mut self, link: u8, h: &Handover<A>) -> bool {
         each!(self, b => b.offload(link, h))
     }
-    fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
+    fn unoffload<A: FlowFamily>(&mut self, link: u8, flow: &FlowTuple<A>) -> Option<Offloaded> {
         each!(self, b => b.unoffload(link, flow))
     }
     fn offloaded_frames(&mut self) -> u64 {

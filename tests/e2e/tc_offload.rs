@@ -1,12 +1,12 @@
 //! `--offload` on the AF_PACKET backends: the tc program on the link's
-//! ingress forwards established DR flows itself, GSO super-frames whole,
-//! and uvs's packet sockets, bound to IPv4 and ARP, see only what the
-//! program passes on. The lab's director link is a veth whose peer (the
+//! ingress forwards established DR flows itself, IPv4 and IPv6, GSO
+//! super-frames whole, and uvs's packet sockets, bound to IPv4, ARP and
+//! IPv6, see only what the program passes on. The lab's director link is a veth whose peer (the
 //! switch's port) is in another namespace: by default the program hands
 //! frames to that peer (bpf_redirect_peer), with `--offload-egress` out
 //! of the link's transmit (bpf_redirect).
 
-use crate::support::{Lab, RS1, RS2, VIP};
+use crate::support::{Fam, Lab, RS1, RS2, VIP};
 use std::time::{Duration, Instant};
 
 /// Frames the director's eth0 transmitted.
@@ -33,15 +33,32 @@ fn dir_rx_packets(l: &Lab) -> u64 {
 /// frames skip eth0's transmit; with `--offload-egress` they go out of it.
 #[test]
 fn established_dr_flows_are_forwarded_by_the_tc_program() {
+    dr_flows_through_tc(Fam::V4);
+}
+
+/// The same for IPv6 DR flows to `[VIP6]` (the programs' `flows6` map):
+/// TCP and UDP handed over, a FIN taking the connection back with the
+/// program's count in `--stats`, uploads intact with the client's
+/// segmentation offload on (super-frames whole through tc).
+#[test]
+fn established_ipv6_dr_flows_are_forwarded_by_the_tc_program() {
+    dr_flows_through_tc(Fam::V6);
+}
+
+fn dr_flows_through_tc(fam: Fam) {
     for (io, egress) in [("packet", false), ("packet-ring", true), ("packet", true)] {
         let Some(mut l) = Lab::up(2) else { return };
+        l.fam = fam;
         l.start_servers(2);
         let mut args = vec!["--io", io, "-i", "eth0", "--offload"];
         if egress {
             args.push("--offload-egress");
         }
         l.start_director_with(&args);
-        let io = format!("{io}{}", if egress { " --offload-egress" } else { "" });
+        let io = format!(
+            "{fam:?}, {io}{}",
+            if egress { " --offload-egress" } else { "" }
+        );
         let log = l.log("director.log");
         let how = match egress {
             true => "forwarded by the tc program (eth0: tc)",

@@ -5,7 +5,7 @@
 //! goes with the director.
 
 use crate::support::holds;
-use crate::support::{Lab, VIP, VIP6, count, lab_tool, wait_until};
+use crate::support::{Fam, Lab, VIP, VIP6, count, lab_tool, wait_until};
 
 const DIRECTOR: &str = "198.18.0.2";
 const NAT1: &str = "198.18.2.11";
@@ -136,11 +136,13 @@ fn pass_program_on(l: &Lab, node: &str, ifname: &str) {
 /// shorter than its life keeps going (a frame every half second still
 /// reaches uvs and refreshes it), its FIN takes it back, and what the program forwarded shows in the
 /// real server's counters; a UDP flow is handed over after its second
-/// datagram. Without --offload nothing is.
+/// datagram. Without --offload nothing is. IPv6 flows (to [VIP6]) alike.
 #[test]
 fn established_dr_flows_are_forwarded_by_the_xdp_program() {
-    for offload in [true, false] {
+    // IPv6 flows too, to [VIP6] (map flows6).
+    for (fam, offload) in [(Fam::V4, true), (Fam::V4, false), (Fam::V6, true)] {
         let Some(mut l) = Lab::up(2) else { return };
+        l.fam = fam;
         l.start_servers(2);
         // Finished checksums from the client, as frames from a wire have:
         // the program leaves a veth's unfinished ones to uvs.
@@ -161,16 +163,18 @@ fn established_dr_flows_are_forwarded_by_the_xdp_program() {
         assert_eq!(
             answered,
             400,
-            "offload {offload}: {}",
+            "{fam:?}, offload {offload}: {}",
             l.log("director.log")
         );
         let fwd = l.dp_counter_settled("offload_forwarded");
         let rx = l.dp_counter("rx_frames");
-        println!("offload {offload}: TCP: offload_forwarded {fwd}, rx_frames {rx}");
+        println!("{fam:?}, offload {offload}: TCP: offload_forwarded {fwd}, rx_frames {rx}");
         l.udp_flow_for_offload();
         let fwd_udp = l.dp_counter_settled("offload_forwarded") - fwd;
         let offloads = l.dp_counter("offloads");
-        println!("offload {offload}: UDP: offload_forwarded {fwd_udp}, offloads {offloads}");
+        println!(
+            "{fam:?}, offload {offload}: UDP: offload_forwarded {fwd_udp}, offloads {offloads}"
+        );
         if !offload {
             assert_eq!((fwd, fwd_udp, offloads), (0, 0, 0));
             continue;

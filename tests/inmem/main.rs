@@ -10,6 +10,7 @@ mod marktpl;
 mod nat;
 mod ndp;
 mod offload;
+mod offload6;
 mod persist;
 mod persist6;
 mod sync;

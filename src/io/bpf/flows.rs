@@ -2,12 +2,15 @@
 //! split): the XDP program's (`--io xdp --offload`) and the tc program's
 //! (`--io packet --offload`) share these maps' layout, so both backends
 //! hand a flow over, take it back and count what it forwarded alike.
+//! IPv4 flows are in map `flows`, IPv6 ones in `flows6`, with the same
+//! value.
 
-use super::maps::{FlowKey, FlowMap, FlowValue, Forwarded};
-use crate::io::{FlowTuple, Handover, Offloaded};
+use super::maps::{Flow6Key, FlowKey, FlowMap, FlowValue, Forwarded};
+use crate::io::{AnyFlow, FlowFamily, FlowTuple, Handover, Offloaded};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 impl FlowKey {
-    fn of(f: &FlowTuple) -> FlowKey {
+    fn of(f: &FlowTuple<Ipv4Addr>) -> FlowKey {
         FlowKey {
             saddr: f.saddr.octets(),
             daddr: f.daddr.octets(),
@@ -19,51 +22,86 @@ impl FlowKey {
     }
 }
 
-/// Each link's offloaded-flow map and its program's forwarded count.
+impl Flow6Key {
+    fn of(f: &FlowTuple<Ipv6Addr>) -> Flow6Key {
+        Flow6Key {
+            saddr: f.saddr.octets(),
+            daddr: f.daddr.octets(),
+            sport: f.sport.to_be_bytes(),
+            dport: f.dport.to_be_bytes(),
+            proto: f.proto,
+            pad: [0; 3],
+        }
+    }
+}
+
+/// One link's maps: its offloaded IPv4 and IPv6 flows, and its program's
+/// forwarded count.
+pub(super) struct LinkFlows {
+    pub flows: FlowMap,
+    pub flows6: FlowMap<Flow6Key>,
+    pub forwarded: Forwarded,
+}
+
+/// Each link's offloaded-flow maps and its program's forwarded count.
 pub struct FlowMaps {
-    maps: Vec<(FlowMap, Forwarded)>,
+    maps: Vec<LinkFlows>,
     /// The counts as last read (the programs' run from attach).
     forwarded: u64,
 }
 
+/// Writes `h`'s flow under `k` in `map` (again, for a refresh: what it
+/// forwarded so far carries over).
+fn write<K: aya::Pod>(map: &mut FlowMap<K>, k: K, h: &Handover<impl Copy>) -> bool {
+    let (packets, bytes) = map.get(&k, 0).map_or((0, 0), |v| (v.packets, v.bytes));
+    let v = FlowValue {
+        dmac: h.dmac,
+        smac: h.smac,
+        pad: 0,
+        packets,
+        bytes,
+        // The next frame up to uvs one interval from now.
+        up_ns: crate::host::sys::monotonic_ns(),
+        every_ns: h.up_every_ms.saturating_mul(1_000_000),
+    };
+    map.insert(k, v, 0).is_ok()
+}
+
+/// Removes `k` from `map`, with what the program forwarded of it.
+fn remove<K: aya::Pod>(map: &mut FlowMap<K>, k: K) -> Option<Offloaded> {
+    let v = map.get(&k, 0).ok()?;
+    let _ = map.remove(&k);
+    Some(Offloaded {
+        packets: v.packets,
+        bytes: v.bytes,
+    })
+}
+
 impl FlowMaps {
-    pub(super) fn new(maps: Vec<(FlowMap, Forwarded)>) -> FlowMaps {
+    pub(super) fn new(maps: Vec<LinkFlows>) -> FlowMaps {
         FlowMaps { maps, forwarded: 0 }
     }
 
     /// Hands `h`'s flow to link `link`'s program (or writes it again: a
     /// refresh, with the real server's MAC as it is now).
-    pub fn offload(&mut self, link: u8, h: &Handover) -> bool {
-        let Some((map, _)) = self.maps.get_mut(usize::from(link)) else {
+    pub fn offload<A: FlowFamily>(&mut self, link: u8, h: &Handover<A>) -> bool {
+        let Some(m) = self.maps.get_mut(usize::from(link)) else {
             return false;
         };
-        let k = FlowKey::of(&h.flow);
-        // Written again (a refresh): what it forwarded so far carries over.
-        let (packets, bytes) = map.get(&k, 0).map_or((0, 0), |v| (v.packets, v.bytes));
-        let v = FlowValue {
-            dmac: h.dmac,
-            smac: h.smac,
-            pad: 0,
-            packets,
-            bytes,
-            // The next frame up to uvs one interval from now.
-            up_ns: crate::host::sys::monotonic_ns(),
-            every_ns: h.up_every_ms.saturating_mul(1_000_000),
-        };
-        map.insert(k, v, 0).is_ok()
+        match A::any(h.flow) {
+            AnyFlow::V4(f) => write(&mut m.flows, FlowKey::of(&f), h),
+            AnyFlow::V6(f) => write(&mut m.flows6, Flow6Key::of(&f), h),
+        }
     }
 
     /// Takes `flow` back from link `link`'s program, with what it
     /// forwarded.
-    pub fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
-        let (map, _) = self.maps.get_mut(usize::from(link))?;
-        let k = FlowKey::of(flow);
-        let v = map.get(&k, 0).ok()?;
-        let _ = map.remove(&k);
-        Some(Offloaded {
-            packets: v.packets,
-            bytes: v.bytes,
-        })
+    pub fn unoffload<A: FlowFamily>(&mut self, link: u8, flow: &FlowTuple<A>) -> Option<Offloaded> {
+        let m = self.maps.get_mut(usize::from(link))?;
+        match A::any(*flow) {
+            AnyFlow::V4(f) => remove(&mut m.flows, FlowKey::of(&f)),
+            AnyFlow::V6(f) => remove(&mut m.flows6, Flow6Key::of(&f)),
+        }
     }
 
     /// Frames the programs forwarded since the last call.
@@ -71,7 +109,7 @@ impl FlowMaps {
         let total: u64 = self
             .maps
             .iter()
-            .filter_map(|(_, f)| f.get(&0, 0).ok())
+            .filter_map(|m| m.forwarded.get(&0, 0).ok())
             .map(|per_cpu| per_cpu.iter().sum::<u64>())
             .sum();
         let new = total.saturating_sub(self.forwarded);

@@ -36,7 +36,19 @@ struct flow_key {
 	__u8 pad[3];
 };
 
-// ... and its value: the MACs of its next hop (the real server's, and
+// The key of flows6: an offloaded IPv6 flow's client-side 5-tuple
+// (network order), as flow_key with 16-byte addresses; its value is the
+// same struct flow.
+struct flow6_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+// ... and the value of both: the MACs of its next hop (the real server's, and
 // ours on the same link), what the program forwarded (folded into uvs's
 // counters when uvs takes the flow back), and when a frame last went up
 // to uvs.

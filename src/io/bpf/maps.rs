@@ -97,7 +97,21 @@ mirror! {
 }
 
 mirror! {
-    /// The value of `flows`: the next hop's MACs, what the program
+    /// The key of `flows6`: an offloaded IPv6 flow's client-side 5-tuple
+    /// (network order).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Flow6Key = flow6_key {
+        pub saddr: [u8; 16],
+        pub daddr: [u8; 16],
+        pub sport: [u8; 2],
+        pub dport: [u8; 2],
+        pub proto: u8,
+        pub pad: [u8; 3],
+    }
+}
+
+mirror! {
+    /// The value of `flows` and `flows6`: the next hop's MACs, what the program
     /// forwarded, and when a frame last went up to uvs and how often one
     /// does.
     #[derive(Debug, Clone, Copy)]
@@ -112,7 +126,8 @@ mirror! {
     }
 }
 
-/// `flows`, by [`FlowKey`].
-pub type FlowMap = aya::maps::HashMap<aya::maps::MapData, FlowKey, FlowValue>;
+/// An offloaded-flow map by key `K`: `flows` by [`FlowKey`], `flows6`
+/// by [`Flow6Key`].
+pub type FlowMap<K = FlowKey> = aya::maps::HashMap<aya::maps::MapData, K, FlowValue>;
 /// `forwarded`: frames the program forwarded, per CPU.
 pub type Forwarded = aya::maps::PerCpuArray<aya::maps::MapData, u64>;

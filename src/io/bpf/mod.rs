@@ -223,18 +223,13 @@ impl Steering {
     pub fn take_flow_maps(&mut self) -> Result<FlowMaps, Error> {
         let mut maps = Vec::new();
         for l in &mut self.links {
-            let flows = l
-                .bpf
-                .take_map("flows")
-                .ok_or_else(|| Error::no_map("flows"))?;
-            let fwd = l
-                .bpf
-                .take_map("forwarded")
-                .ok_or_else(|| Error::no_map("forwarded"))?;
-            maps.push((
-                flows.try_into().map_err(Error::map("flows"))?,
-                fwd.try_into().map_err(Error::map("forwarded"))?,
-            ));
+            let mut take = |name: &str| l.bpf.take_map(name).ok_or_else(|| Error::no_map(name));
+            let (flows, flows6, fwd) = (take("flows")?, take("flows6")?, take("forwarded")?);
+            maps.push(flows::LinkFlows {
+                flows: flows.try_into().map_err(Error::map("flows"))?,
+                flows6: flows6.try_into().map_err(Error::map("flows6"))?,
+                forwarded: fwd.try_into().map_err(Error::map("forwarded"))?,
+            });
         }
         Ok(FlowMaps::new(maps))
     }

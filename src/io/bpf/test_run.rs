@@ -10,7 +10,7 @@
 #[cfg(uvs_xdp)]
 mod run {
     use super::super::claims::{Claims, tests::service};
-    use super::super::maps::{FlowKey, FlowValue};
+    use super::super::maps::{Flow6Key, FlowKey, FlowValue};
     use crate::io::xdp::xsk::Xsk;
     use crate::lvs::service::{Forward, Protocol, ServiceKey};
     use crate::lvs::table::Table;
@@ -73,12 +73,44 @@ mod run {
         eth(DIR_MAC, 0x0800, &ip)
     }
 
-    /// An IPv6/TCP frame to the director's MAC, checksum right.
+    /// An IPv6/TCP frame to the director's MAC (an ACK), checksum right.
     fn tcp6(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16) -> Vec<u8> {
-        let seg = tcp(sport, dport, 0x10, |n| {
+        tcp6_flags((src, dst), sport, dport, 0x10)
+    }
+
+    /// The same with TCP `flags`, hop limit 64.
+    fn tcp6_flags((src, dst): (Ipv6Addr, Ipv6Addr), sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+        let seg = tcp(sport, dport, flags, |n| {
             checksum::pseudo_header_v6(src, dst, 6, n)
         });
         let ip = crate::wire::ipv6::test_packet((src, dst), 6, &seg, seg.len());
+        eth(DIR_MAC, 0x86dd, &ip)
+    }
+
+    /// An IPv6/UDP frame from the client to VIP6 (4 bytes of data),
+    /// checksum right.
+    fn udp6(sport: u16, dport: u16) -> Vec<u8> {
+        let mut u = vec![0u8; 12];
+        u[0..2].copy_from_slice(&sport.to_be_bytes());
+        u[2..4].copy_from_slice(&dport.to_be_bytes());
+        u[4..6].copy_from_slice(&12u16.to_be_bytes());
+        u[8..].copy_from_slice(b"uvs!");
+        let pseudo = checksum::pseudo_header_v6(CLIENT6, VIP6, 17, 12);
+        let c = checksum::finish(pseudo + checksum::sum(&u));
+        u[6..8].copy_from_slice(&c.to_be_bytes());
+        let ip = crate::wire::ipv6::test_packet((CLIENT6, VIP6), 17, &u, u.len());
+        eth(DIR_MAC, 0x86dd, &ip)
+    }
+
+    /// An IPv6/TCP ACK from the client to VIP6 behind a destination
+    /// options header (8 bytes of padding).
+    fn tcp6_ext(sport: u16) -> Vec<u8> {
+        let seg = tcp(sport, 80, 0x10, |n| {
+            checksum::pseudo_header_v6(CLIENT6, VIP6, 6, n)
+        });
+        let mut p = vec![6, 0, 1, 4, 0, 0, 0, 0];
+        p.extend_from_slice(&seg);
+        let ip = crate::wire::ipv6::test_packet((CLIENT6, VIP6), 60, &p, p.len());
         eth(DIR_MAC, 0x86dd, &ip)
     }
 
@@ -102,6 +134,116 @@ mod run {
         let c = checksum::finish(checksum::sum(&o[14..34]));
         o[24..26].copy_from_slice(&c.to_be_bytes());
         o
+    }
+
+    /// An IPv6 `f` as the offload rewrites it: the real server's MAC,
+    /// ours, hop limit one less (no header checksum).
+    fn forwarded6(f: &[u8]) -> Vec<u8> {
+        let mut o = f.to_vec();
+        o[..6].copy_from_slice(&RS_MAC);
+        o[6..12].copy_from_slice(&DIR_MAC);
+        o[14 + 7] -= 1;
+        o
+    }
+
+    /// The offloaded IPv6 flows: TCP from port `OFF6_TCP` to VIP6:80 and
+    /// UDP from `OFF6_UDP` to VIP6:53.
+    const OFF6_TCP: u16 = 40002;
+    const OFF6_UDP: u16 = 5000;
+
+    fn offload6(bpf: &mut aya::Ebpf, value: FlowValue) {
+        let map = bpf.map_mut("flows6").unwrap();
+        let mut flows: aya::maps::HashMap<_, Flow6Key, FlowValue> = map.try_into().unwrap();
+        for (sport, dport, proto) in [(OFF6_TCP, 80u16, 6), (OFF6_UDP, 53, 17)] {
+            let key = Flow6Key {
+                saddr: CLIENT6.octets(),
+                daddr: VIP6.octets(),
+                sport: sport.to_be_bytes(),
+                dport: dport.to_be_bytes(),
+                proto,
+                pad: [0; 3],
+            };
+            flows.insert(key, value, 0).unwrap();
+        }
+    }
+
+    /// A frame through both programs: the verdict of each, and the bytes
+    /// a forwarding program leaves (the others leave the frame as it is).
+    struct Case {
+        what: &'static str,
+        frame: Vec<u8>,
+        xdp: u32,
+        tc: u32,
+        forwarded: Vec<u8>,
+    }
+
+    impl Case {
+        /// A frame both programs forward, rewritten.
+        fn forwarded(what: &'static str, frame: Vec<u8>) -> Case {
+            let forwarded = forwarded6(&frame);
+            Case {
+                what,
+                frame,
+                xdp: XDP_TX,
+                tc: TC_ACT_REDIRECT,
+                forwarded,
+            }
+        }
+
+        /// A frame that goes to uvs: steered by XDP, passed on by tc.
+        fn to_uvs(what: &'static str, frame: Vec<u8>) -> Case {
+            Case {
+                what,
+                forwarded: frame.clone(),
+                frame,
+                xdp: XDP_REDIRECT,
+                tc: TC_ACT_OK,
+            }
+        }
+
+        /// The bytes after a program's `verdict`.
+        fn bytes(&self, verdict: u32) -> &[u8] {
+            match verdict {
+                XDP_TX | TC_ACT_REDIRECT => &self.forwarded,
+                _ => &self.frame,
+            }
+        }
+    }
+
+    /// The IPv6 offloaded-flow cases of both programs.
+    fn flows6_cases() -> Vec<Case> {
+        let vip = (CLIENT6, VIP6);
+        let ack = tcp6(CLIENT6, VIP6, OFF6_TCP, 80);
+        let mut last_hop = ack.clone();
+        last_hop[14 + 7] = 1;
+        // The TCP checksum field holds only the pseudo-header's sum, as a
+        // veth's CHECKSUM_PARTIAL frame does: XDP leaves it to uvs; tc
+        // sees the skb's state and forwards it.
+        let mut partial = ack.clone();
+        let sum = checksum::fold(checksum::pseudo_header_v6(CLIENT6, VIP6, 6, 24));
+        partial[54 + 16..54 + 18].copy_from_slice(&sum.to_be_bytes());
+        let flags = |f| tcp6_flags(vip, OFF6_TCP, 80, f);
+        vec![
+            Case::forwarded("IPv6 offloaded TCP flow", ack.clone()),
+            Case::forwarded("IPv6 offloaded UDP flow", udp6(OFF6_UDP, 53)),
+            Case::to_uvs("IPv6 SYN of an offloaded flow", flags(0x02)),
+            Case::to_uvs("IPv6 FIN of an offloaded flow", flags(0x11)),
+            Case::to_uvs("IPv6 RST of an offloaded flow", flags(0x04)),
+            Case::to_uvs("IPv6 flow behind an extension header", tcp6_ext(OFF6_TCP)),
+            Case::to_uvs("IPv6 offloaded flow at hop limit 1", last_hop),
+            Case::to_uvs(
+                "IPv6 flow not offloaded",
+                tcp6(CLIENT6, VIP6, OFF6_TCP + 1, 80),
+            ),
+            Case::to_uvs(
+                "IPv6 flow cut before its flags",
+                ack[..14 + 40 + 13].to_vec(),
+            ),
+            Case {
+                xdp: XDP_REDIRECT,
+                ..Case::forwarded("IPv6 offloaded flow, checksum unfinished", partial)
+            },
+        ]
     }
 
     /// The table the maps are filled from: a TCP DR service on VIP, one
@@ -194,6 +336,7 @@ mod run {
                 every_ns: 60_000_000_000,
             };
             flows.insert(key, value, 0).unwrap();
+            offload6(&mut bpf, value);
         }
         for name in ["uvs_steer", "uvs_tc_forward"] {
             let p = bpf.program_mut(name).unwrap();
@@ -299,7 +442,22 @@ mod run {
             XDP_TX,
             &forwarded(&offloaded),
         );
-        // uvs_tc_forward: offloaded IPv4 flows only.
+        for c in flows6_cases() {
+            let what = c.what;
+            check(
+                &format!("XDP: {what}"),
+                run(xdp, &c.frame),
+                c.xdp,
+                c.bytes(c.xdp),
+            );
+            check(
+                &format!("tc: {what}"),
+                run(tc, &c.frame),
+                c.tc,
+                c.bytes(c.tc),
+            );
+        }
+        // uvs_tc_forward: offloaded flows only.
         check(
             "tc: IPv4 offloaded flow",
             run(tc, &offloaded),

@@ -5,8 +5,9 @@
 // socket on the receive queue, and passes every other frame to the kernel
 // untouched; the tc program (uvs_tc_forward, at the end) forwards
 // offloaded flows for the AF_PACKET backends. IPv4 and IPv6 are steered
-// alike; offloaded flows are IPv4 only (the tc program leaves IPv6 alone). The structs the maps hold
-// are in maps.h, mirrored in maps.rs.
+// and offloaded alike (an IPv6 flow by its fixed header only: a frame
+// with extension headers goes to uvs). The structs the maps hold are in
+// maps.h, mirrored in maps.rs.
 // uvs fills the maps from each published table; a frame the maps do not
 // claim still reaches uvs through its AF_PACKET socket, so a map that lags
 // a table costs speed, never a connection.
@@ -91,6 +92,14 @@ struct {
 	__type(value, struct flow);
 } flows SEC(".maps");
 
+// The same for IPv6 flows, by their 5-tuple with 16-byte addresses.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct flow6_key);
+	__type(value, struct flow);
+} flows6 SEC(".maps");
+
 // [0]: 1 while this director is the active one (a backup forwards
 // nothing); set by uvs with each published table.
 struct {
@@ -112,68 +121,91 @@ struct {
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
 
-// Whether the TCP or UDP checksum looks unfinished: a local sender on a
-// virtual link (veth, a VM's tap) can hand over CHECKSUM_PARTIAL frames
-// whose checksum field holds only the folded pseudo-header sum, which XDP
-// cannot tell apart, and such a frame must not leave as it is. uvs
-// finishes it (io/xdp/meta.rs, unfinished_checksum); a finished checksum
-// that happens to equal the sum (one in 65,536) only goes up to uvs too.
-static __always_inline int partial_checksum(struct iphdr *ip, __u8 *l4, __u32 hl, void *end)
+// The TCP or UDP checksum field of the segment at `l4` (its 8 or 18
+// bytes checked by the caller), or -1 if it is cut short.
+static __always_inline int checksum_field(__u8 proto, __u8 *l4, void *end)
 {
-	__u32 s = bpf_ntohl(ip->saddr), d = bpf_ntohl(ip->daddr);
-	__u32 len = bpf_ntohs(ip->tot_len);
-	__u32 sum;
-	__u16 field;
-
-	if ((void *)(l4 + 18) > end && ip->protocol == IPPROTO_TCP)
-		return 1;
+	if (proto == IPPROTO_TCP) {
+		if ((void *)(l4 + 18) > end)
+			return -1;
+		return bpf_ntohs(*(__u16 *)(l4 + 16));
+	}
 	if ((void *)(l4 + 8) > end)
-		return 1;
-	if (len < hl)
-		return 1;
-	if (ip->protocol == IPPROTO_TCP)
-		field = bpf_ntohs(*(__u16 *)(l4 + 16));
-	else
-		field = bpf_ntohs(*(__u16 *)(l4 + 6));
-	sum = (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + ip->protocol + (len - hl);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return field == (__u16)sum;
+		return -1;
+	return bpf_ntohs(*(__u16 *)(l4 + 6));
 }
 
-// The flow a frame of an established DR flow belongs to, if uvs handed
-// it over and the frame may skip uvs: SYN, FIN and RST, a TTL about to
-// run out, fragments, flows uvs did not hand over and the flow's periodic
-// frame (its uvs timer runs on) go to uvs. `csum`: the frame's checksum
-// state is unknown (XDP sees bytes only), so an unfinished one goes up too.
-static __always_inline struct flow *offloaded(struct iphdr *ip, void *end, int csum)
+// Whether a checksum field equals the folded pseudo-header sum `sum`:
+// a local sender on a virtual link (veth, a VM's tap) can hand over
+// CHECKSUM_PARTIAL frames whose checksum field holds only that sum,
+// which XDP cannot tell apart, and such a frame must not leave as it is.
+// uvs finishes it (io/xdp/meta.rs, unfinished_checksum); a finished
+// checksum that happens to equal the sum (one in 65,536) only goes up to
+// uvs too. A segment cut short counts as unfinished.
+static __always_inline int unfinished(int field, __u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return field < 0 || field == (__u16)sum;
+}
+
+// The 16-bit words of a 32-bit word (host order), summed.
+static __always_inline __u32 words(__u32 w)
+{
+	w = bpf_ntohl(w);
+	return (w >> 16) + (w & 0xffff);
+}
+
+// Whether an IPv4 segment's checksum looks unfinished (above).
+static __always_inline int partial_checksum(struct iphdr *ip, __u8 *l4, __u32 hl, void *end)
+{
+	__u32 len = bpf_ntohs(ip->tot_len);
+
+	if (len < hl)
+		return 1;
+	return unfinished(checksum_field(ip->protocol, l4, end),
+			  words(ip->saddr) + words(ip->daddr) + ip->protocol + (len - hl));
+}
+
+// Whether an IPv6 segment right after the fixed header has a checksum
+// that looks unfinished (above): its pseudo-header holds both addresses,
+// the upper layer's length and its protocol.
+static __always_inline int partial_checksum6(struct ipv6hdr *ip6, __u8 *l4, void *end)
+{
+	__u32 sum = bpf_ntohs(ip6->payload_len) + ip6->nexthdr;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 4; i++)
+		sum += words(ip6->saddr.in6_u.u6_addr32[i]) + words(ip6->daddr.in6_u.u6_addr32[i]);
+	return unfinished(checksum_field(ip6->nexthdr, l4, end), sum);
+}
+
+// Whether the TCP or UDP segment at `l4` may skip uvs: TCP without SYN,
+// FIN or RST (uvs sees a connection start and end), UDP; any other
+// protocol (an IPv6 extension header) goes to uvs.
+static __always_inline int may_skip(__u8 proto, __u8 *l4, void *end)
+{
+	if (proto == IPPROTO_TCP)
+		return (void *)(l4 + 14) <= end && !(l4[13] & (TCP_FIN | TCP_SYN | TCP_RST));
+	return proto == IPPROTO_UDP && (void *)(l4 + 4) <= end;
+}
+
+// Whether this director forwards offloaded flows now (a backup does not).
+static __always_inline int fast_on(void)
 {
 	__u32 zero = 0;
 	__u32 *on = bpf_map_lookup_elem(&fast, &zero);
-	__u32 hl = ip->ihl * 4;
-	__u8 *l4 = (__u8 *)ip + hl;
-	struct flow_key k = {};
-	struct flow *f;
+
+	return on && *on;
+}
+
+// `f` (found in flows or flows6), unless its periodic frame is due: that
+// one goes up to uvs, so uvs's timer for the flow runs on.
+static __always_inline struct flow *unless_due(struct flow *f)
+{
 	__u64 now;
 
-	if (!on || !*on || ip->ttl <= 1 || (ip->frag_off & bpf_htons(0x3fff)))
-		return 0;
-	if (hl < sizeof(*ip))
-		return 0;
-	if (ip->protocol == IPPROTO_TCP) {
-		if ((void *)(l4 + 14) > end || (l4[13] & (TCP_FIN | TCP_SYN | TCP_RST)))
-			return 0;
-	} else if (ip->protocol != IPPROTO_UDP || (void *)(l4 + 4) > end) {
-		return 0;
-	}
-	if (csum && partial_checksum(ip, l4, hl, end))
-		return 0;
-	k.saddr = ip->saddr;
-	k.daddr = ip->daddr;
-	k.sport = *(__u16 *)l4;
-	k.dport = *(__u16 *)(l4 + 2);
-	k.proto = ip->protocol;
-	f = bpf_map_lookup_elem(&flows, &k);
 	if (!f)
 		return 0;
 	// The coarse clock (the tick's, no clock read): the interval is
@@ -188,27 +220,89 @@ static __always_inline struct flow *offloaded(struct iphdr *ip, void *end, int c
 	return f;
 }
 
-// Rewrites a frame of flow `f` for its real server (its MAC, ours as the
-// source, TTL - 1 as uvs's DR does) and counts it: `segs` frames (a
-// super-frame is several on the wire) of `bytes` IP bytes.
-static __always_inline void rewrite(struct flow *f, struct ethhdr *eth, struct iphdr *ip,
-				    __u64 segs, __u64 bytes)
+// The flow a frame of an established DR flow belongs to, if uvs handed
+// it over and the frame may skip uvs: SYN, FIN and RST, a TTL about to
+// run out, fragments, flows uvs did not hand over and the flow's periodic
+// frame (its uvs timer runs on) go to uvs. `csum`: the frame's checksum
+// state is unknown (XDP sees bytes only), so an unfinished one goes up too.
+static __always_inline struct flow *offloaded(struct iphdr *ip, void *end, int csum)
+{
+	__u32 hl = ip->ihl * 4;
+	__u8 *l4 = (__u8 *)ip + hl;
+	struct flow_key k = {};
+
+	if (!fast_on() || ip->ttl <= 1 || (ip->frag_off & bpf_htons(0x3fff)))
+		return 0;
+	if (hl < sizeof(*ip) || !may_skip(ip->protocol, l4, end))
+		return 0;
+	if (csum && partial_checksum(ip, l4, hl, end))
+		return 0;
+	k.saddr = ip->saddr;
+	k.daddr = ip->daddr;
+	k.sport = *(__u16 *)l4;
+	k.dport = *(__u16 *)(l4 + 2);
+	k.proto = ip->protocol;
+	return unless_due(bpf_map_lookup_elem(&flows, &k));
+}
+
+// The same for IPv6, by the fixed header only: a frame with extension
+// headers (a fragment among them) or a hop limit about to run out goes
+// to uvs.
+static __always_inline struct flow *offloaded6(struct ipv6hdr *ip6, void *end, int csum)
+{
+	__u8 *l4 = (__u8 *)(ip6 + 1);
+	struct flow6_key k = {};
+
+	if ((void *)(ip6 + 1) > end)
+		return 0;
+	if (!fast_on() || ip6->hop_limit <= 1 || !may_skip(ip6->nexthdr, l4, end))
+		return 0;
+	if (csum && partial_checksum6(ip6, l4, end))
+		return 0;
+	__builtin_memcpy(k.saddr, &ip6->saddr, sizeof(k.saddr));
+	__builtin_memcpy(k.daddr, &ip6->daddr, sizeof(k.daddr));
+	k.sport = *(__u16 *)l4;
+	k.dport = *(__u16 *)(l4 + 2);
+	k.proto = ip6->nexthdr;
+	return unless_due(bpf_map_lookup_elem(&flows6, &k));
+}
+
+// Readdresses a frame of flow `f` to its real server (its MAC, ours as
+// the source) and counts it: `segs` frames (a super-frame is several on
+// the wire) of `bytes` IP bytes. The caller lowers the TTL or hop limit.
+static __always_inline void readdress(struct flow *f, struct ethhdr *eth, __u64 segs, __u64 bytes)
 {
 	__u32 zero = 0;
 	__u64 *n;
-	__u32 sum;
 
 	__builtin_memcpy(eth->h_dest, f->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, f->smac, ETH_ALEN);
-	// TTL - 1, the header checksum patched (RFC 1624).
-	sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
-	ip->check = (__u16)(sum + (sum >> 16));
-	ip->ttl--;
 	__sync_fetch_and_add(&f->packets, segs);
 	__sync_fetch_and_add(&f->bytes, bytes);
 	n = bpf_map_lookup_elem(&forwarded, &zero);
 	if (n)
 		*n += segs;
+}
+
+// An IPv4 frame of flow `f`, as uvs's DR sends it: readdressed, TTL - 1
+// with the header checksum patched (RFC 1624).
+static __always_inline void rewrite(struct flow *f, struct ethhdr *eth, struct iphdr *ip,
+				    __u64 segs, __u64 bytes)
+{
+	__u32 sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
+
+	ip->check = (__u16)(sum + (sum >> 16));
+	ip->ttl--;
+	readdress(f, eth, segs, bytes);
+}
+
+// An IPv6 frame of flow `f`: readdressed, hop limit - 1 (IPv6 has no
+// header checksum).
+static __always_inline void rewrite6(struct flow *f, struct ethhdr *eth, struct ipv6hdr *ip6,
+				     __u64 segs, __u64 bytes)
+{
+	ip6->hop_limit--;
+	readdress(f, eth, segs, bytes);
 }
 
 // A frame of an established DR flow goes straight back out of the link it
@@ -223,19 +317,26 @@ static __always_inline int forward_flow(struct ethhdr *eth, struct iphdr *ip, vo
 	return XDP_TX;
 }
 
-// Whether an IPv6 frame is uvs's: any frame to a VIP6, and a TCP or UDP
-// frame from an IPv6 NAT real server's address and port (the upper layer
-// right after the fixed header: a reply with extension headers comes
-// through the packet socket) that is not for one of the director's own
-// addresses.
-static __always_inline int claimed6(struct ipv6hdr *ip6, void *end)
+// The same for an IPv6 frame.
+static __always_inline int forward_flow6(struct ethhdr *eth, struct ipv6hdr *ip6, void *end)
+{
+	struct flow *f = offloaded6(ip6, end, 1);
+
+	if (!f)
+		return -1;
+	rewrite6(f, eth, ip6, 1, (__u64)(end - (void *)ip6));
+	return XDP_TX;
+}
+
+// Whether an IPv6 frame (its fixed header checked) not to a VIP6 is
+// uvs's: a TCP or UDP frame from an IPv6 NAT real server's address and
+// port (the upper layer right after the fixed header: a reply with
+// extension headers comes through the packet socket) that is not for one
+// of the director's own addresses.
+static __always_inline int nat_reply6(struct ipv6hdr *ip6, void *end)
 {
 	struct rs6_key k = {};
 
-	if ((void *)(ip6 + 1) > end)
-		return 0;
-	if (bpf_map_lookup_elem(&vips6, &ip6->daddr))
-		return 1;
 	if (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP)
 		return 0;
 	if ((void *)(ip6 + 1) + 2 > end)
@@ -262,7 +363,17 @@ int uvs_steer(struct xdp_md *ctx)
 	if (data + MAX_FRAME < end)
 		return XDP_PASS;
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		if (!claimed6((void *)(eth + 1), end))
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > end)
+			return XDP_PASS;
+		if (bpf_map_lookup_elem(&vips6, &ip6->daddr)) {
+			int r = forward_flow6(eth, ip6, end);
+			if (r >= 0)
+				return r;
+			goto steer;
+		}
+		if (!nat_reply6(ip6, end))
 			return XDP_PASS;
 		goto steer;
 	}
@@ -310,26 +421,27 @@ volatile const __u32 to_peer = 0;
 
 // The same split for the AF_PACKET backends (`--io packet --offload`),
 // in the tc ingress hook: an established DR flow's frame leaves by the
-// link it came in on without reaching uvs's packet socket, which is bound
-// to IPv4 and so sees a frame only after this hook passed it on. A GSO
-// super-frame (a local sender's, or GRO's) goes out whole: XDP would turn
-// the sender's segmentation offload off on a veth, tc does not. Every
-// other frame goes on as if the program were not there.
+// link it came in on without reaching uvs's packet sockets, which are
+// bound to IPv4 and IPv6 and so see a frame only after this hook passed
+// it on. A GSO super-frame (a local sender's, or GRO's) goes out whole:
+// XDP would turn the sender's segmentation offload off on a veth, tc
+// does not. Every other frame goes on as if the program were not there.
 SEC("classifier")
 int uvs_tc_forward(struct __sk_buff *skb)
 {
 	void *data, *end;
 	struct ethhdr *eth;
-	struct iphdr *ip;
 	struct flow *f;
+	__u64 segs;
 	__u32 want;
 
-	if (skb->protocol != bpf_htons(ETH_P_IP))
+	if (skb->protocol != bpf_htons(ETH_P_IP) && skb->protocol != bpf_htons(ETH_P_IPV6))
 		return TC_ACT_OK;
-	// The headers (IPv4 with options, the TCP flags) in the linear part;
-	// pulled only when they are not (a helper call per frame otherwise).
-	// That part is ours to write: for a program that writes, the kernel
-	// unclones a frame a tap holds a clone of before the program runs.
+	// The headers (IPv4 with options or IPv6's fixed one, the TCP flags)
+	// in the linear part; pulled only when they are not (a helper call
+	// per frame otherwise). That part is ours to write: for a program
+	// that writes, the kernel unclones a frame a tap holds a clone of
+	// before the program runs.
 	want = skb->len < HEADERS ? skb->len : HEADERS;
 	data = (void *)(long)skb->data;
 	end = (void *)(long)skb->data_end;
@@ -340,13 +452,26 @@ int uvs_tc_forward(struct __sk_buff *skb)
 		end = (void *)(long)skb->data_end;
 	}
 	eth = data;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end)
+	if ((void *)(eth + 1) > end)
 		return TC_ACT_OK;
-	f = offloaded(ip, end, 0);
-	if (!f)
-		return TC_ACT_OK;
-	rewrite(f, eth, ip, skb->gso_segs ? skb->gso_segs : 1, skb->len - sizeof(*eth));
+	segs = skb->gso_segs ? skb->gso_segs : 1;
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		f = offloaded6(ip6, end, 0);
+		if (!f)
+			return TC_ACT_OK;
+		rewrite6(f, eth, ip6, segs, skb->len - sizeof(*eth));
+	} else {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > end)
+			return TC_ACT_OK;
+		f = offloaded(ip, end, 0);
+		if (!f)
+			return TC_ACT_OK;
+		rewrite(f, eth, ip, segs, skb->len - sizeof(*eth));
+	}
 	if (to_peer)
 		return bpf_redirect_peer(skb->ifindex, 0);
 	return bpf_redirect(skb->ifindex, 0);

@@ -11,7 +11,7 @@ pub mod xsk;
 
 use super::afpacket::AfPacketLinks;
 use super::bpf::{FlowMaps, Steering};
-use super::{FlowTuple, GsoTx, Handover, Offloaded, OpenError, PacketIo, RxMeta};
+use super::{FlowFamily, FlowTuple, GsoTx, Handover, Offloaded, OpenError, PacketIo, RxMeta};
 use meta::{classify, unfinished_checksum};
 use std::io;
 use std::time::Duration;
@@ -188,11 +188,11 @@ impl PacketIo for XdpLinks {
         std::mem::take(&mut self.steered)
     }
 
-    fn offload(&mut self, link: u8, h: &Handover) -> bool {
+    fn offload<A: FlowFamily>(&mut self, link: u8, h: &Handover<A>) -> bool {
         self.flows.offload(link, h)
     }
 
-    fn unoffload(&mut self, link: u8, flow: &FlowTuple) -> Option<Offloaded> {
+    fn unoffload<A: FlowFamily>(&mut self, link: u8, flow: &FlowTuple<A>) -> Option<Offloaded> {
         self.flows.unoffload(link, flow)
     }
 

@@ -289,7 +289,7 @@ pub fn udp_blast(
     pause_after: u32,
     pause: Duration,
 ) -> serde_json::Value {
-    let s = match UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect(target).map(|_| s)) {
+    let s = match UdpSocket::bind((any_for(target), 0)).and_then(|s| s.connect(target).map(|_| s)) {
         Ok(s) => s,
         Err(e) => return json!({ "error": e.to_string() }),
     };
