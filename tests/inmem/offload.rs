@@ -49,7 +49,13 @@ fn dr_rig(forward: Forward) -> Rig {
         "rr",
         &[dest(Ipv4Addr::new(198, 18, 0, 11), 53, forward, 1)],
     ));
-    let mut r = Rig::new(&ops);
+    offload_rig(&ops)
+}
+
+/// A rig of `ops` with the offload on, the program counting 1,000
+/// packets for each flow it forwarded.
+pub(crate) fn offload_rig(ops: &[Op]) -> Rig {
+    let mut r = Rig::new(ops);
     r.dp.set_offload(true);
     r.io.accept_offload = true;
     r.io.forwarded_each = Offloaded {
@@ -59,7 +65,8 @@ fn dr_rig(forward: Forward) -> Rig {
     r
 }
 
-fn svc_inpkts(r: &Rig, i: usize) -> u64 {
+/// Service `i`'s input packets, as the listing counts them.
+pub(crate) fn svc_inpkts(r: &Rig, i: usize) -> u64 {
     r.publisher.shared().load().services[i]
         .stats
         .snapshot()

@@ -5,11 +5,12 @@
 //! counted then.
 
 use crate::dr6::{CLIENT6, rs6, udp6};
+use crate::offload::{offload_rig, svc_inpkts};
 use etherparse::PacketBuilder;
 use std::net::Ipv6Addr;
 use std::time::Duration;
 use uvs::control::proto::Op;
-use uvs::io::{FlowTuple, Offloaded};
+use uvs::io::FlowTuple;
 use uvs::lvs::service::{Forward, Protocol, ServiceKey};
 use uvs::rig::{CL_MAC, DIR_MAC, Rig, VIP6, dest, service};
 
@@ -41,21 +42,7 @@ fn rig6(forward: Forward) -> Rig {
         let key = ServiceKey::addr(proto, VIP6, port);
         ops.extend(service(key, "rr", &[dest(rs6(0x11), port, forward, 1)]));
     }
-    let mut r = Rig::new(&ops);
-    r.dp.set_offload(true);
-    r.io.accept_offload = true;
-    r.io.forwarded_each = Offloaded {
-        packets: 1000,
-        bytes: 64_000,
-    };
-    r
-}
-
-fn svc_inpkts(r: &Rig, i: usize) -> u64 {
-    r.publisher.shared().load().services[i]
-        .stats
-        .snapshot()
-        .inpkts
+    offload_rig(&ops)
 }
 
 #[test]
