@@ -65,6 +65,15 @@ impl Fam {
         }
     }
 
+    /// `addr` as it stands before a port (`addr:` or `[addr]:`): what an
+    /// `ADDR:PORT` of this address starts with, whatever the port.
+    pub fn before_port(self, addr: &str) -> String {
+        match self {
+            Fam::V4 => format!("{addr}:"),
+            Fam::V6 => format!("[{addr}]:"),
+        }
+    }
+
     /// The VIP with `port`.
     pub fn vip_at(self, port: u16) -> String {
         self.at(self.vip(), port)
