@@ -22,13 +22,13 @@ pub(super) fn open_io(
             IoKind::PacketRing => (true, "--io packet-ring"),
             _ => (false, "--io packet"),
         };
-        return open_packet(ifnames, ring, offload, why);
+        return open_packet(ifnames, macs, ring, offload, why);
     }
     let xdp = Steering::attach(ifnames)
         .map_err(OpenError::from)
         .and_then(|mut s| Ok((XdpLinks::open(ifnames, macs, &mut s)?, s)));
     match (xdp, kind) {
-        (Ok((links, s)), _) => {
+        (Ok((links, mut s)), _) => {
             tracing::info!(
                 "packet I/O: AF_XDP ({} XDP; sockets: {}), other traffic to the kernel and \
                  uvs's packet sockets",
@@ -36,9 +36,10 @@ pub(super) fn open_io(
                 links.modes().join(", ")
             );
             if offload.is_on() {
+                s.schedule_new_flows(macs);
                 tracing::info!(
                     "--offload: established DR flows (IPv4 and IPv6) are forwarded by the XDP \
-                     program (XDP_TX)"
+                     program (XDP_TX), which schedules new ones itself where it can (docs/io.md)"
                 );
                 for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
                     tracing::warn!(
@@ -50,7 +51,13 @@ pub(super) fn open_io(
             Ok((Backend::Xdp(links), Some(s)))
         }
         (Err(e), IoKind::Xdp) => Err(Error::Xdp(e)),
-        (Err(e), _) => open_packet(ifnames, false, offload, &format!("AF_XDP unavailable: {e}")),
+        (Err(e), _) => open_packet(
+            ifnames,
+            macs,
+            false,
+            offload,
+            &format!("AF_XDP unavailable: {e}"),
+        ),
     }
 }
 
@@ -59,6 +66,7 @@ pub(super) fn open_io(
 /// `why`: what chose it, for the log line.
 fn open_packet(
     ifnames: &[String],
+    macs: &[[u8; 6]],
     ring: bool,
     offload: Offload,
     why: &str,
@@ -71,7 +79,8 @@ fn open_packet(
         match Steering::attach_tc(ifnames, offload == Offload::Egress)
             .and_then(|mut s| Ok((s.take_flow_maps()?, s)))
         {
-            Ok((flows, s)) => {
+            Ok((flows, mut s)) => {
+                s.schedule_new_flows(macs);
                 let links = AfPacketLinks::open_offload(ifnames, ring, flows)
                     .map_err(OpenError::Capture)?;
                 let how: Vec<String> = ifnames
@@ -81,7 +90,8 @@ fn open_packet(
                     .collect();
                 tracing::info!(
                     "packet I/O: {what} ({why}); --offload: established DR flows are \
-                     forwarded by the tc program ({}), super-frames whole",
+                     forwarded by the tc program ({}), super-frames whole, and new ones \
+                     scheduled by it where it can (docs/io.md)",
                     how.join(", ")
                 );
                 return Ok((Backend::Packet(links), Some(s)));

@@ -11,6 +11,7 @@
 //! This file holds the struct and its loop; each step's file adds its
 //! methods to it (`impl Dataplane`) and imports it, never the other way.
 
+mod adopt;
 pub mod arp;
 mod books;
 pub mod classify;
@@ -132,6 +133,9 @@ pub struct Dataplane {
     /// With offload: the counters of real servers that left the table,
     /// until that pass is done (`books::Retired`).
     retired: Retired,
+    /// Reports from the kernel program, read and entered in batches
+    /// (`adopt.rs`); kept to reuse its room.
+    kernel_flows: Vec<crate::io::KernelFlow>,
     /// What the control plane writes after a table or a request, and the
     /// backend polls with the sockets (`PacketIo::wake_on`): with it, an
     /// idle data plane sleeps until its next housekeeping is due.
@@ -222,6 +226,7 @@ impl Dataplane {
             offload: false,
             sweep_urgent: 0,
             retired: Retired::default(),
+            kernel_flows: Vec::new(),
             wake: None,
             table,
         }
@@ -290,6 +295,9 @@ impl Dataplane {
                 // The table may have changed while recv blocked: a frame is
                 // always handled with the newest one (one atomic load).
                 self.refresh_table(io);
+                // The flows the kernel program scheduled before this frame
+                // came up: its flow may be one of them.
+                self.adopt_kernel_flows(io);
                 let len = meta.len.min(buf.len());
                 self.handle_frame(io, &mut buf[..len], meta);
                 true
@@ -299,6 +307,7 @@ impl Dataplane {
                 if let Some(w) = &self.wake {
                     w.drain();
                 }
+                self.adopt_kernel_flows(io);
                 false
             }
             Err(_) => {

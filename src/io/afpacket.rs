@@ -18,7 +18,8 @@ use super::bpf::FlowMaps;
 use super::fanout::{self, Fanout};
 use super::ring::RxRing;
 use super::{
-    FRAME_BUF, FlowFamily, FlowTuple, Gso, GsoTx, Handover, Offloaded, PacketIo, PacketType, RxMeta,
+    FRAME_BUF, FlowFamily, FlowTuple, Gso, GsoTx, Handover, KernelFlow, Offloaded, PacketIo,
+    PacketType, RxMeta,
 };
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -303,7 +304,11 @@ impl AfPacketLinks {
     /// The links over these sockets (one per link, in link order; `arp`:
     /// each link's ARP socket, or none).
     fn of(socks: Vec<AfPacket>, arp: Vec<AfPacket>, flows: Option<FlowMaps>) -> AfPacketLinks {
-        let pfds = sys::pollin(socks.iter().chain(&arp).map(|s| s.fd.as_raw_fd()));
+        let mut pfds = sys::pollin(socks.iter().chain(&arp).map(|s| s.fd.as_raw_fd()));
+        // The programs' events wake the data plane as frames do.
+        if let Some(f) = &flows {
+            pfds.extend(sys::pollin(f.event_fds().into_iter()));
+        }
         AfPacketLinks {
             socks,
             arp,
@@ -472,6 +477,18 @@ impl PacketIo for AfPacketLinks {
 
     fn offloaded_frames(&mut self) -> u64 {
         self.flows.as_mut().map_or(0, |f| f.offloaded_frames())
+    }
+
+    fn kernel_flows(&mut self, each: &mut impl FnMut(KernelFlow)) {
+        if let Some(f) = &mut self.flows {
+            f.kernel_flows(each)
+        }
+    }
+
+    fn set_room(&mut self, room: bool) {
+        if let Some(f) = &mut self.flows {
+            f.set_room(room)
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! An in-memory backend: frames are queued by a test and whatever the data
 //! plane sends is collected for inspection.
 
-use super::{AnyFlow, FlowFamily, FlowTuple, Handover, Offloaded, PacketIo, RxMeta};
+use super::{AnyFlow, FlowFamily, FlowTuple, Handover, KernelFlow, Offloaded, PacketIo, RxMeta};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::io;
@@ -28,6 +28,11 @@ pub struct MemoryIo {
     /// The same for IPv6 flows.
     pub offloaded6: HashMap<FlowTuple<Ipv6Addr>, (u8, Handover<Ipv6Addr>)>,
     pub taken_back6: Vec<FlowTuple<Ipv6Addr>>,
+    /// What a test has the kernel program report (flows it scheduled,
+    /// establishments), handed to the data plane at its next frame or
+    /// wake-up; and what the data plane last said of its room.
+    pub kernel_flows: VecDeque<KernelFlow>,
+    pub room: Option<bool>,
 }
 
 /// Takes flow `k` back from `held` if link `link` holds it, noting it in
@@ -132,6 +137,14 @@ impl PacketIo for MemoryIo {
             AnyFlow::V6(f) => take_back(&mut self.offloaded6, &mut self.taken_back6, link, f),
         };
         held.then_some(self.forwarded_each)
+    }
+
+    fn kernel_flows(&mut self, each: &mut impl FnMut(KernelFlow)) {
+        self.kernel_flows.drain(..).for_each(each);
+    }
+
+    fn set_room(&mut self, room: bool) {
+        self.room = Some(room);
     }
 }
 

@@ -132,6 +132,38 @@ pub trait PacketIo {
     fn offloaded_frames(&mut self) -> u64 {
         0
     }
+
+    /// What the kernel program did without uvs since the last call: the
+    /// flows it scheduled itself and those of its TCP flows that their
+    /// client's ACK established, oldest first, each given to `each`.
+    /// Called before each received frame is handled, so a frame of such a
+    /// flow never meets uvs before its flow does.
+    fn kernel_flows(&mut self, _each: &mut impl FnMut(KernelFlow)) {}
+
+    /// Whether the kernel program may schedule new flows (uvs's
+    /// connection table has room for them).
+    fn set_room(&mut self, _room: bool) {}
+}
+
+/// What the kernel program tells uvs of a flow it carries
+/// ([`PacketIo::kernel_flows`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelFlow {
+    /// The link its frames arrive on.
+    pub link: u8,
+    pub flow: AnyFlow,
+    /// The client's MAC (its frames' source).
+    pub client_mac: [u8; 6],
+    pub what: KernelFlowEvent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelFlowEvent {
+    /// The program scheduled the flow at its first frame (with these TCP
+    /// flags: a SYN; 0 for UDP) to real server `dest_id`, and forwarded it.
+    New { dest_id: u64, tcp_flags: u8 },
+    /// The client's first ACK of a TCP flow the program scheduled passed.
+    Established,
 }
 
 /// A flow's client-side 5-tuple, as the kernel program keys it (in map
@@ -305,6 +337,12 @@ impl PacketIo for Backend {
     }
     fn offloaded_frames(&mut self) -> u64 {
         each!(self, b => b.offloaded_frames())
+    }
+    fn kernel_flows(&mut self, each: &mut impl FnMut(KernelFlow)) {
+        each!(self, b => b.kernel_flows(each))
+    }
+    fn set_room(&mut self, room: bool) {
+        each!(self, b => b.set_room(room))
     }
     fn rx_drops(&mut self) -> u64 {
         each!(self, b => b.rx_drops())

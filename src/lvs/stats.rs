@@ -217,6 +217,12 @@ pub struct DataplaneCounters {
     /// flows handed to it (Katran's split: docs/io.md).
     pub offload_forwarded: AtomicU64,
     pub offloads: AtomicU64,
+    /// Flows the kernel program scheduled itself and uvs entered in its
+    /// table, and those it could not enter (their real server left the
+    /// table meanwhile, or the table refused them): taken back from the
+    /// program, their next frame comes up to uvs.
+    pub kernel_scheduled: AtomicU64,
+    pub kernel_refused: AtomicU64,
     /// ICMP errors the director did not send because of the rate limits.
     pub icmp_rate_limited: AtomicU64,
     /// ARP from another host claiming one of the VIPs.
@@ -273,6 +279,8 @@ impl DataplaneCounters {
             ("xdp_rx", self.xdp_rx.load(Relaxed)),
             ("offload_forwarded", self.offload_forwarded.load(Relaxed)),
             ("offloads", self.offloads.load(Relaxed)),
+            ("kernel_scheduled", self.kernel_scheduled.load(Relaxed)),
+            ("kernel_refused", self.kernel_refused.load(Relaxed)),
             ("icmp_rate_limited", self.icmp_rate_limited.load(Relaxed)),
             ("vip_conflicts", self.vip_conflicts.load(Relaxed)),
             ("sync_events", self.sync_events.load(Relaxed)),

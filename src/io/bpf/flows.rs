@@ -6,7 +6,7 @@
 //! value.
 
 use super::maps::{Flow6Key, FlowKey, FlowMap, FlowValue, Forwarded};
-use crate::io::{AnyFlow, FlowFamily, FlowTuple, Handover, Offloaded};
+use crate::io::{AnyFlow, FlowFamily, FlowTuple, Handover, KernelFlow, Offloaded};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 impl FlowKey {
@@ -35,12 +35,15 @@ impl Flow6Key {
     }
 }
 
-/// One link's maps: its offloaded IPv4 and IPv6 flows, and its program's
-/// forwarded count.
+/// One link's maps: its offloaded IPv4 and IPv6 flows, its program's
+/// forwarded count, what it tells uvs of the flows it schedules, and
+/// whether it may.
 pub(super) struct LinkFlows {
     pub flows: FlowMap,
     pub flows6: FlowMap<Flow6Key>,
     pub forwarded: Forwarded,
+    pub events: aya::maps::RingBuf<aya::maps::MapData>,
+    pub room: aya::maps::Array<aya::maps::MapData, u32>,
 }
 
 /// Each link's offloaded-flow maps and its program's forwarded count.
@@ -48,6 +51,8 @@ pub struct FlowMaps {
     maps: Vec<LinkFlows>,
     /// The counts as last read (the programs' run from attach).
     forwarded: u64,
+    /// What `room` holds on every link.
+    room: Option<bool>,
 }
 
 /// Writes `h`'s flow under `k` in `map` (again, for a refresh: what it
@@ -57,7 +62,9 @@ fn write<K: aya::Pod>(map: &mut FlowMap<K>, k: K, h: &Handover<impl Copy>) -> bo
     let v = FlowValue {
         dmac: h.dmac,
         smac: h.smac,
-        pad: 0,
+        // uvs hands over established flows only: nothing to report.
+        state: 0,
+        pad: [0; 3],
         packets,
         bytes,
         // The next frame up to uvs one interval from now.
@@ -79,7 +86,11 @@ fn remove<K: aya::Pod>(map: &mut FlowMap<K>, k: K) -> Option<Offloaded> {
 
 impl FlowMaps {
     pub(super) fn new(maps: Vec<LinkFlows>) -> FlowMaps {
-        FlowMaps { maps, forwarded: 0 }
+        FlowMaps {
+            maps,
+            forwarded: 0,
+            room: None,
+        }
     }
 
     /// Hands `h`'s flow to link `link`'s program (or writes it again: a
@@ -102,6 +113,40 @@ impl FlowMaps {
             AnyFlow::V4(f) => remove(&mut m.flows, FlowKey::of(&f)),
             AnyFlow::V6(f) => remove(&mut m.flows6, Flow6Key::of(&f)),
         }
+    }
+
+    /// The flows the programs scheduled, and the establishments of theirs,
+    /// since the last call, link by link.
+    pub fn kernel_flows(&mut self, each: &mut impl FnMut(KernelFlow)) {
+        for (i, m) in self.maps.iter_mut().enumerate() {
+            while let Some(r) = m.events.next() {
+                if let Some(k) = super::events::parse(i as u8, &r) {
+                    each(k);
+                }
+            }
+        }
+    }
+
+    /// The ring buffers' descriptors: readable when an event waits.
+    pub fn event_fds(&self) -> Vec<i32> {
+        use std::os::fd::{AsFd, AsRawFd};
+        self.maps
+            .iter()
+            .map(|m| m.events.as_fd().as_raw_fd())
+            .collect()
+    }
+
+    /// Lets the programs schedule new flows, or stops them (uvs's table
+    /// is near its limit: new flows come up, and uvs applies the limit).
+    pub fn set_room(&mut self, room: bool) {
+        if self.room == Some(room) {
+            return;
+        }
+        let mut all = true;
+        for m in &mut self.maps {
+            all &= m.room.set(0, u32::from(room), 0).is_ok();
+        }
+        self.room = all.then_some(room);
     }
 
     /// Frames the programs forwarded since the last call.

@@ -55,13 +55,91 @@ struct flow6_key {
 struct flow {
 	__u8 dmac[6];
 	__u8 smac[6];
-	__u32 pad;
+	// FLOW_SYN: the program scheduled this TCP flow at its SYN and tells
+	// uvs when the client's first ACK passes (its state, established).
+	__u8 state;
+	__u8 pad[3];
 	__u64 packets;
 	__u64 bytes;
 	__u64 up_ns;
 	// A frame goes up to uvs this often (a share of the flow's timeout),
 	// so uvs's timer for it runs on without uvs asking the map.
 	__u64 every_ns;
+};
+
+// flow.state: nothing to report; the program scheduled this TCP flow at
+// its SYN and reports the first ACK (FLOW_SYN).
+#define FLOW_QUIET 0
+#define FLOW_SYN 1
+
+// The key of services: a virtual service whose new flows the programs
+// schedule themselves (network order; an IPv4 address in the first four
+// bytes, the rest zero).
+struct svc_key {
+	__u8 addr[16];
+	__u16 port;
+	__u8 proto;
+	// 4 or 6.
+	__u8 family;
+};
+
+// How a service's slot is found (svc.kind).
+#define SCHED_SH 1
+#define SCHED_MH 2
+#define SCHED_SEQ 3
+
+// The value of services: where its slots are in `slots` and how a new
+// flow picks one. SCHED_SH: hash_32 of the client's folded address (plus
+// its port with sh-port), ip_vs_sh's bucket; SCHED_MH: ip_vs_mh's slot of
+// the client (uvs's mix); SCHED_SEQ: the next of a per-CPU position in a
+// sequence that uvs precomputed from the weights (rr, wrr, and the
+// schedulers whose choice is one server: fo, dh).
+struct svc {
+	// The service's position in `seq_pos`.
+	__u32 index;
+	__u32 first;
+	__u32 count;
+	__u8 kind;
+	// sh-port / mh-port: the client's port is hashed too.
+	__u8 port;
+	__u8 pad[2];
+	// A new flow's frame goes up to uvs this often (flow.every_ns).
+	__u64 every_ns;
+};
+
+// A value of `slots`: no real server the program can send to (the frame
+// goes up to uvs, which decides).
+#define NO_REAL 0xffffffff
+
+// The value of reals (by the index a slot holds): a DR real server on
+// this link, its MAC and ours, and uvs's id for it.
+struct real {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 pad;
+	__u64 id;
+};
+
+// flow_event.what.
+#define EVENT_NEW 1
+#define EVENT_ESTABLISHED 2
+
+// What the programs tell uvs through the ring buffer `events`: a flow
+// they scheduled (EVENT_NEW, with the client's MAC, the first frame's TCP
+// flags and the real server's id) or a TCP flow of theirs that the
+// client's first ACK established. Addresses as in svc_key.
+struct flow_event {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 what;
+	__u8 tcp_flags;
+	__u8 cmac[6];
+	__u8 pad[2];
+	__u64 id;
 };
 
 #endif

@@ -118,13 +118,83 @@ mirror! {
     pub struct FlowValue = flow {
         pub dmac: [u8; 6],
         pub smac: [u8; 6],
-        pub pad: u32,
+        pub state: u8,
+        pub pad: [u8; 3],
         pub packets: u64,
         pub bytes: u64,
         pub up_ns: u64,
         pub every_ns: u64,
     }
 }
+
+mirror! {
+    /// The key of `services`: a virtual service whose new flows the
+    /// programs schedule (network order; an IPv4 address in the first four
+    /// bytes).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct SvcKey = svc_key {
+        pub addr: [u8; 16],
+        pub port: [u8; 2],
+        pub proto: u8,
+        pub family: u8,
+    }
+}
+
+mirror! {
+    /// The value of `services`: its slots in `slots`, and how a new flow
+    /// picks one.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Svc = svc {
+        pub index: u32,
+        pub first: u32,
+        pub count: u32,
+        pub kind: u8,
+        pub port: u8,
+        pub pad: [u8; 2],
+        pub every_ns: u64,
+    }
+}
+
+mirror! {
+    /// The value of `reals`: a DR real server on this link, its MAC and
+    /// ours, and uvs's id for it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct Real = real {
+        pub dmac: [u8; 6],
+        pub smac: [u8; 6],
+        pub pad: u32,
+        pub id: u64,
+    }
+}
+
+mirror! {
+    /// What the programs tell uvs through `events`: a flow they scheduled,
+    /// or one of theirs that its client's ACK established.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct FlowEvent = flow_event {
+        pub saddr: [u8; 16],
+        pub daddr: [u8; 16],
+        pub sport: [u8; 2],
+        pub dport: [u8; 2],
+        pub proto: u8,
+        pub family: u8,
+        pub what: u8,
+        pub tcp_flags: u8,
+        pub cmac: [u8; 6],
+        pub pad: [u8; 2],
+        pub id: u64,
+    }
+}
+
+/// svc.kind (maps.h).
+pub const SCHED_SH: u8 = 1;
+pub const SCHED_MH: u8 = 2;
+pub const SCHED_SEQ: u8 = 3;
+/// A slot with no real server the program can send to.
+pub const NO_REAL: u32 = u32::MAX;
+/// flow_event.what.
+pub const EVENT_NEW: u8 = 1;
+pub const EVENT_ESTABLISHED: u8 = 2;
 
 /// An offloaded-flow map by key `K`: `flows` by [`FlowKey`], `flows6`
 /// by [`Flow6Key`].

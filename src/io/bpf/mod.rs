@@ -13,8 +13,10 @@
 //! built without clang has no programs and says so.
 
 mod claims;
+mod events;
 pub mod flows;
 mod maps;
+mod sched;
 #[cfg(test)]
 mod test_run;
 
@@ -72,6 +74,10 @@ pub struct Steering {
     /// The tc program forwards offloaded flows only and steers nothing,
     /// so its claim maps stay empty.
     hook: Hook,
+    /// With `--offload`, each link's MAC: the programs schedule new
+    /// flows themselves (`sched.rs`).
+    scheduler_macs: Option<Vec<[u8; 6]>>,
+    scheduling: sched::Scheduling,
 }
 
 /// What failed loading, attaching or updating the kernel programs.
@@ -199,6 +205,8 @@ impl Steering {
                 held: Claims::default(),
                 fast: None,
                 hook,
+                scheduler_macs: None,
+                scheduling: sched::Scheduling::default(),
             })
         }
     }
@@ -225,13 +233,23 @@ impl Steering {
         for l in &mut self.links {
             let mut take = |name: &str| l.bpf.take_map(name).ok_or_else(|| Error::no_map(name));
             let (flows, flows6, fwd) = (take("flows")?, take("flows6")?, take("forwarded")?);
+            let (events, room) = (take("events")?, take("room")?);
             maps.push(flows::LinkFlows {
                 flows: flows.try_into().map_err(Error::map("flows"))?,
                 flows6: flows6.try_into().map_err(Error::map("flows6"))?,
                 forwarded: fwd.try_into().map_err(Error::map("forwarded"))?,
+                events: events.try_into().map_err(Error::map("events"))?,
+                room: room.try_into().map_err(Error::map("room"))?,
             });
         }
         Ok(FlowMaps::new(maps))
+    }
+
+    /// From the next table on, the programs schedule the new flows of the
+    /// services they can themselves (`sched.rs`); `macs`: each link's.
+    pub fn schedule_new_flows(&mut self, macs: &[[u8; 6]]) {
+        self.scheduler_macs = Some(macs.to_vec());
+        self.fast = None;
     }
 
     /// Makes the maps claim what `table` serves: inserts what is new and
@@ -239,11 +257,26 @@ impl Steering {
     pub fn update(&mut self, table: &Table, locals: &[IpAddr]) -> Result<(), Error> {
         // A backup forwards nothing, offloaded flows included.
         let fast = !table.standby;
+        if let Some(macs) = &self.scheduler_macs {
+            let want = (0..self.links.len())
+                .map(|i| {
+                    let mac = macs.get(i).copied().unwrap_or_default();
+                    sched::KernelTable::of(table, i as u8, mac)
+                })
+                .collect();
+            let mut bpfs: Vec<&mut aya::Ebpf> = self.links.iter_mut().map(|l| &mut l.bpf).collect();
+            self.scheduling.sync(&mut bpfs, want)?;
+        }
         if self.fast != Some(fast) {
+            // [1]: new flows scheduled by the programs, on an active
+            // director with `--offload` only.
+            let schedules = fast && self.scheduler_macs.is_some();
             for l in &mut self.links {
                 let map = l.bpf.map_mut("fast").ok_or_else(|| Error::no_map("fast"))?;
                 let mut a: aya::maps::Array<_, u32> = map.try_into().map_err(Error::map("fast"))?;
                 a.set(0, u32::from(fast), 0).map_err(Error::map("fast"))?;
+                a.set(1, u32::from(schedules), 0)
+                    .map_err(Error::map("fast"))?;
             }
             self.fast = Some(fast);
         }

@@ -329,7 +329,8 @@ mod run {
             let value = FlowValue {
                 dmac: RS_MAC,
                 smac: DIR_MAC,
-                pad: 0,
+                state: 0,
+                pad: [0; 3],
                 packets: 0,
                 bytes: 0,
                 up_ns: monotonic_ns(),

@@ -101,10 +101,11 @@ struct {
 } flows6 SEC(".maps");
 
 // [0]: 1 while this director is the active one (a backup forwards
-// nothing); set by uvs with each published table.
+// nothing); [1]: 1 while the programs schedule new flows themselves
+// (`--offload`, active). Set by uvs with each published table.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u32);
 } fast SEC(".maps");
@@ -117,9 +118,72 @@ struct {
 	__type(value, __u64);
 } forwarded SEC(".maps");
 
+// The services whose new flows the programs schedule (maps.h: svc_key,
+// svc), their slots (a `reals` index each, or NO_REAL) and the DR real
+// servers on this link. uvs writes a new table's slots and reals into the
+// half of each array the current services do not use, then points the
+// services at them, so a frame never reads a half-written table.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct svc_key);
+	__type(value, struct svc);
+} services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 65536);
+	__type(key, __u32);
+	__type(value, __u32);
+} slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 8192);
+	__type(key, __u32);
+	__type(value, struct real);
+} reals SEC(".maps");
+
+// Each service's position in its sequence (SCHED_SEQ), per CPU: the
+// proportions are the weights' exactly, the order is per CPU.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} seq_pos SEC(".maps");
+
+// What the programs tell uvs (maps.h: flow_event): the flows they
+// scheduled and those the client's ACK established. A flow is scheduled
+// only once its event is reserved, so uvs learns of every one; a full
+// ring sends the frame up to uvs instead.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 21);
+} events SEC(".maps");
+
+// [0]: 1 while uvs's connection table has room for the flows the
+// programs schedule; written by uvs's data plane.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} room SEC(".maps");
+
+// Per CPU: [0] flows scheduled, [1] new flows sent up because the ring
+// was full, [2] establishments not reported yet for the same reason.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, __u64);
+} sched_counts SEC(".maps");
+
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
+#define TCP_ACK 0x10
 
 // The TCP or UDP checksum field of the segment at `l4` (its 8 or 18
 // bytes checked by the caller), or -1 if it is cut short.
@@ -181,23 +245,21 @@ static __always_inline int partial_checksum6(struct ipv6hdr *ip6, __u8 *l4, void
 	return unfinished(checksum_field(ip6->nexthdr, l4, end), sum);
 }
 
-// Whether the TCP or UDP segment at `l4` may skip uvs: TCP without SYN,
-// FIN or RST (uvs sees a connection start and end), UDP; any other
-// protocol (an IPv6 extension header) goes to uvs.
-static __always_inline int may_skip(__u8 proto, __u8 *l4, void *end)
+// Element `i` of array map `fast` is set (a backup forwards nothing).
+static __always_inline int fast_is(__u32 i)
 {
-	if (proto == IPPROTO_TCP)
-		return (void *)(l4 + 14) <= end && !(l4[13] & (TCP_FIN | TCP_SYN | TCP_RST));
-	return proto == IPPROTO_UDP && (void *)(l4 + 4) <= end;
-}
-
-// Whether this director forwards offloaded flows now (a backup does not).
-static __always_inline int fast_on(void)
-{
-	__u32 zero = 0;
-	__u32 *on = bpf_map_lookup_elem(&fast, &zero);
+	__u32 *on = bpf_map_lookup_elem(&fast, &i);
 
 	return on && *on;
+}
+
+// Adds one to per-CPU counter `i` of sched_counts.
+static __always_inline void count_sched(__u32 i)
+{
+	__u64 *n = bpf_map_lookup_elem(&sched_counts, &i);
+
+	if (n)
+		*n += 1;
 }
 
 // `f` (found in flows or flows6), unless its periodic frame is due: that
@@ -220,20 +282,195 @@ static __always_inline struct flow *unless_due(struct flow *f)
 	return f;
 }
 
-// The flow a frame of an established DR flow belongs to, if uvs handed
-// it over and the frame may skip uvs: SYN, FIN and RST, a TTL about to
-// run out, fragments, flows uvs did not hand over and the flow's periodic
-// frame (its uvs timer runs on) go to uvs. `csum`: the frame's checksum
-// state is unknown (XDP sees bytes only), so an unfinished one goes up too.
-static __always_inline struct flow *offloaded(struct iphdr *ip, void *end, int csum)
+// A flow the program scheduled at its SYN, whose client now sent an ACK:
+// uvs is told (its entry becomes established). A full ring tells it at a
+// later ACK.
+static __always_inline void report_established(struct flow *f, struct flow_event *tmpl,
+					       struct ethhdr *eth)
+{
+	struct flow_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		count_sched(2);
+		return;
+	}
+	__builtin_memcpy(ev, tmpl, sizeof(*ev));
+	ev->what = EVENT_ESTABLISHED;
+	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
+	bpf_ringbuf_submit(ev, 0);
+	f->state = FLOW_QUIET;
+}
+
+// Whether two MACs are equal (the BPF target has no memcmp).
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	int i, d = 0;
+
+#pragma unroll
+	for (i = 0; i < ETH_ALEN; i++)
+		d |= a[i] ^ b[i];
+	return !d;
+}
+
+// The kernel's hash_32 as ip_vs_sh's bucket takes it (8 bits).
+static __always_inline __u32 sh_bucket(__u32 v)
+{
+	return (v * 0x61C88647u) >> 24;
+}
+
+// uvs's mh slot hash (lvs/sched/mh.rs): splitmix64's finaliser of the
+// address and port against the first key, folded to 32 bits.
+static __always_inline __u32 mh_hash(__u32 addr, __u16 port)
+{
+	__u64 z = (((__u64)addr << 32) | ((__u64)port << 16)) ^ 2654435761ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z = z ^ (z >> 31);
+	return (__u32)(z ^ (z >> 32));
+}
+
+// The slot of service `s` for a new flow from `caddr` (folded to 32 bits
+// as IPVS's hashing schedulers fold IPv6, host order) and `cport` (host
+// order), or -1.
+static __always_inline __s64 slot_of(struct svc *s, __u32 caddr, __u16 cport)
+{
+	__u16 port = s->port ? cport : 0;
+	__u32 *pos, i;
+
+	if (!s->count)
+		return -1;
+	switch (s->kind) {
+	case SCHED_SH:
+		return sh_bucket(caddr + port) % s->count;
+	case SCHED_MH:
+		return mh_hash(caddr, port) % s->count;
+	case SCHED_SEQ:
+		pos = bpf_map_lookup_elem(&seq_pos, &s->index);
+		if (!pos)
+			return -1;
+		i = *pos % s->count;
+		*pos = i + 1;
+		return i;
+	}
+	return -1;
+}
+
+// Schedules a new flow (key `fkey` in `map`) of service `sk` from client
+// `caddr`:`cport` (folded address, host order), as uvs would: its real
+// server from the service's slots, the flow entered with that server's
+// MACs and uvs told through `events` (`ev` holds the frame's addresses
+// and ports already). 0 when the frame must go up to uvs: no such
+// service (or one uvs keeps: persistence, lc...), no real server the
+// program can send to, a frame not addressed to this link's MAC, uvs's
+// table without room, a full ring.
+static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __u16 cport,
+					     void *map, void *fkey, struct ethhdr *eth,
+					     struct flow_event *tmpl)
+{
+	__u32 zero = 0, *ri, *ok, idx;
+	struct flow_event *ev;
+	struct real *r;
+	struct svc *s;
+	__s64 slot;
+
+	s = bpf_map_lookup_elem(&services, sk);
+	if (!s || !fast_is(1))
+		return 0;
+	ok = bpf_map_lookup_elem(&room, &zero);
+	if (!ok || !*ok)
+		return 0;
+	slot = slot_of(s, caddr, cport);
+	if (slot < 0)
+		return 0;
+	idx = s->first + (__u32)slot;
+	ri = bpf_map_lookup_elem(&slots, &idx);
+	if (!ri || *ri == NO_REAL)
+		return 0;
+	r = bpf_map_lookup_elem(&reals, ri);
+	if (!r || !mac_eq(eth->h_dest, r->smac))
+		return 0;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_sched(1);
+		return 0;
+	}
+	__builtin_memcpy(ev, tmpl, sizeof(*ev));
+	ev->what = EVENT_NEW;
+	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
+	ev->id = r->id;
+	{
+		struct flow nf = {
+			.state = tmpl->tcp_flags & TCP_SYN ? FLOW_SYN : FLOW_QUIET,
+			.up_ns = bpf_ktime_get_coarse_ns(),
+			.every_ns = s->every_ns,
+		};
+		__builtin_memcpy(nf.dmac, r->dmac, ETH_ALEN);
+		__builtin_memcpy(nf.smac, r->smac, ETH_ALEN);
+		if (bpf_map_update_elem(map, fkey, &nf, BPF_NOEXIST)) {
+			bpf_ringbuf_discard(ev, 0);
+			return 0;
+		}
+	}
+	bpf_ringbuf_submit(ev, 0);
+	count_sched(0);
+	return bpf_map_lookup_elem(map, fkey);
+}
+
+// The TCP flags of the segment at `l4` (0 for UDP), or -1 if the frame
+// must go to uvs: another protocol (an IPv6 extension header among them),
+// a segment cut short.
+static __always_inline int l4_flags(__u8 proto, __u8 *l4, void *end)
+{
+	if (proto == IPPROTO_TCP)
+		return (void *)(l4 + 14) <= end ? l4[13] : -1;
+	return proto == IPPROTO_UDP && (void *)(l4 + 8) <= end ? 0 : -1;
+}
+
+// The flow a frame to a VIP belongs to, if the program forwards it: one
+// that uvs handed over or that the program scheduled, or a new one it
+// schedules now (a TCP SYN, or a UDP datagram, of a service in
+// `services`). To uvs go: SYN, FIN and RST of known flows, a TTL about to
+// run out, fragments, the flow's periodic frame (its uvs timer runs on),
+// whatever the program cannot schedule. `csum`: the frame's checksum
+// state is unknown (XDP sees bytes only), so an unfinished one goes up.
+static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int flags,
+						    struct flow_event *tmpl, struct svc_key *sk,
+						    __u32 caddr, struct ethhdr *eth)
+{
+	struct flow *f = bpf_map_lookup_elem(map, fkey);
+
+	if (f) {
+		if (flags & (TCP_FIN | TCP_SYN | TCP_RST))
+			return 0;
+		f = unless_due(f);
+		if (f && f->state == FLOW_SYN && (flags & TCP_ACK))
+			report_established(f, tmpl, eth);
+		return f;
+	}
+	// A new flow: a TCP one at its SYN only (anything else of an unknown
+	// flow is uvs's to judge).
+	if (tmpl->proto == IPPROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) != TCP_SYN)
+		return 0;
+	return schedule(sk, caddr, bpf_ntohs(tmpl->sport), map, fkey, eth, tmpl);
+}
+
+// forwarded_flow for an IPv4 frame.
+static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *ip, void *end, int csum)
 {
 	__u32 hl = ip->ihl * 4;
 	__u8 *l4 = (__u8 *)ip + hl;
 	struct flow_key k = {};
+	struct flow_event t = {};
+	struct svc_key sk = {};
+	int flags;
 
-	if (!fast_on() || ip->ttl <= 1 || (ip->frag_off & bpf_htons(0x3fff)))
+	if (!fast_is(0) || ip->ttl <= 1 || (ip->frag_off & bpf_htons(0x3fff)))
 		return 0;
-	if (hl < sizeof(*ip) || !may_skip(ip->protocol, l4, end))
+	if (hl < sizeof(*ip))
+		return 0;
+	flags = l4_flags(ip->protocol, l4, end);
+	if (flags < 0)
 		return 0;
 	if (csum && partial_checksum(ip, l4, hl, end))
 		return 0;
@@ -242,20 +479,38 @@ static __always_inline struct flow *offloaded(struct iphdr *ip, void *end, int c
 	k.sport = *(__u16 *)l4;
 	k.dport = *(__u16 *)(l4 + 2);
 	k.proto = ip->protocol;
-	return unless_due(bpf_map_lookup_elem(&flows, &k));
+	__builtin_memcpy(t.saddr, &ip->saddr, 4);
+	__builtin_memcpy(t.daddr, &ip->daddr, 4);
+	t.sport = k.sport;
+	t.dport = k.dport;
+	t.proto = k.proto;
+	t.family = 4;
+	t.tcp_flags = flags;
+	__builtin_memcpy(sk.addr, &ip->daddr, 4);
+	sk.port = k.dport;
+	sk.proto = k.proto;
+	sk.family = 4;
+	return forwarded_flow(&flows, &k, flags, &t, &sk, bpf_ntohl(ip->saddr), eth);
 }
 
 // The same for IPv6, by the fixed header only: a frame with extension
 // headers (a fragment among them) or a hop limit about to run out goes
 // to uvs.
-static __always_inline struct flow *offloaded6(struct ipv6hdr *ip6, void *end, int csum)
+static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hdr *ip6, void *end, int csum)
 {
 	__u8 *l4 = (__u8 *)(ip6 + 1);
 	struct flow6_key k = {};
+	struct flow_event t = {};
+	struct svc_key sk = {};
+	__u32 caddr = 0;
+	int flags, i;
 
 	if ((void *)(ip6 + 1) > end)
 		return 0;
-	if (!fast_on() || ip6->hop_limit <= 1 || !may_skip(ip6->nexthdr, l4, end))
+	if (!fast_is(0) || ip6->hop_limit <= 1)
+		return 0;
+	flags = l4_flags(ip6->nexthdr, l4, end);
+	if (flags < 0)
 		return 0;
 	if (csum && partial_checksum6(ip6, l4, end))
 		return 0;
@@ -264,7 +519,21 @@ static __always_inline struct flow *offloaded6(struct ipv6hdr *ip6, void *end, i
 	k.sport = *(__u16 *)l4;
 	k.dport = *(__u16 *)(l4 + 2);
 	k.proto = ip6->nexthdr;
-	return unless_due(bpf_map_lookup_elem(&flows6, &k));
+	__builtin_memcpy(t.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(t.daddr, &ip6->daddr, 16);
+	t.sport = k.sport;
+	t.dport = k.dport;
+	t.proto = k.proto;
+	t.family = 6;
+	t.tcp_flags = flags;
+	__builtin_memcpy(sk.addr, &ip6->daddr, 16);
+	sk.port = k.dport;
+	sk.proto = k.proto;
+	sk.family = 6;
+#pragma unroll
+	for (i = 0; i < 4; i++)
+		caddr ^= bpf_ntohl(ip6->saddr.in6_u.u6_addr32[i]);
+	return forwarded_flow(&flows6, &k, flags, &t, &sk, caddr, eth);
 }
 
 // Readdresses a frame of flow `f` to its real server (its MAC, ours as
@@ -309,7 +578,7 @@ static __always_inline void rewrite6(struct flow *f, struct ethhdr *eth, struct 
 // came in on (XDP_TX); any other goes on to the steering below.
 static __always_inline int forward_flow(struct ethhdr *eth, struct iphdr *ip, void *end)
 {
-	struct flow *f = offloaded(ip, end, 1);
+	struct flow *f = offloaded(eth, ip, end, 1);
 
 	if (!f)
 		return -1;
@@ -320,7 +589,7 @@ static __always_inline int forward_flow(struct ethhdr *eth, struct iphdr *ip, vo
 // The same for an IPv6 frame.
 static __always_inline int forward_flow6(struct ethhdr *eth, struct ipv6hdr *ip6, void *end)
 {
-	struct flow *f = offloaded6(ip6, end, 1);
+	struct flow *f = offloaded6(eth, ip6, end, 1);
 
 	if (!f)
 		return -1;
@@ -458,7 +727,7 @@ int uvs_tc_forward(struct __sk_buff *skb)
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 
-		f = offloaded6(ip6, end, 0);
+		f = offloaded6(eth, ip6, end, 0);
 		if (!f)
 			return TC_ACT_OK;
 		rewrite6(f, eth, ip6, segs, skb->len - sizeof(*eth));
@@ -467,7 +736,7 @@ int uvs_tc_forward(struct __sk_buff *skb)
 
 		if ((void *)(ip + 1) > end)
 			return TC_ACT_OK;
-		f = offloaded(ip, end, 0);
+		f = offloaded(eth, ip, end, 0);
 		if (!f)
 			return TC_ACT_OK;
 		rewrite(f, eth, ip, segs, skb->len - sizeof(*eth));

@@ -87,8 +87,15 @@ impl XdpLinks {
                 });
             }
         }
-        let pfds = crate::host::sys::pollin(queues.iter().map(|q| q.xsk.fd()).chain(pkt.fds()));
         let flows = steering.take_flow_maps()?;
+        // The program's events wake the data plane as frames do.
+        let pfds = crate::host::sys::pollin(
+            queues
+                .iter()
+                .map(|q| q.xsk.fd())
+                .chain(pkt.fds())
+                .chain(flows.event_fds()),
+        );
         Ok(XdpLinks {
             queues,
             pkt,
@@ -198,6 +205,14 @@ impl PacketIo for XdpLinks {
 
     fn offloaded_frames(&mut self) -> u64 {
         self.flows.offloaded_frames()
+    }
+
+    fn kernel_flows(&mut self, each: &mut impl FnMut(crate::io::KernelFlow)) {
+        self.flows.kernel_flows(each)
+    }
+
+    fn set_room(&mut self, room: bool) {
+        self.flows.set_room(room)
     }
 
     fn rx_drops(&mut self) -> u64 {

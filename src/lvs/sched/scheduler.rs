@@ -144,6 +144,6 @@ macro_rules! stateless {
 pub(crate) use stateless;
 
 /// The greatest common divisor (wrr's step, mh's weight unit).
-pub(super) fn gcd(a: u32, b: u32) -> u32 {
+pub fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
 }

@@ -1,0 +1,184 @@
+//! The flows the kernel program schedules itself (issue 29: `--offload`
+//! on a service whose scheduler the program can compute, `io/bpf/
+//! sched.rs`): uvs is off their path but keeps knowing each of them. The
+//! program reports every flow it scheduled and every establishment of
+//! its TCP flows through a ring buffer; here each report becomes what
+//! uvs's own path would have made of the same frame: the connection
+//! entered (counted, synced to the peers, listed by `-Lnc`, in the
+//! digest and the handoff) and marked offloaded, so its FIN, its timer or
+//! its server's removal takes it back as for any offloaded flow.
+//! Reports are read before each frame uvs handles, so no frame of such a
+//! flow reaches uvs before the flow does.
+
+use super::flow::{Found, touch};
+use super::offload::{take_back, tuple};
+use super::schedule::{count_new, fresh, held};
+use super::{Dataplane, Family};
+use crate::io::{AnyFlow, FlowTuple, Handover, KernelFlow, KernelFlowEvent, PacketIo};
+use crate::lvs::conn::ConnKey;
+use crate::lvs::service::Protocol;
+use crate::lvs::stats::DataplaneCounters;
+use crate::lvs::sync::{Record, SyncEvent};
+use crate::wire::MacAddr;
+use crate::wire::tcp::flags;
+
+/// The reports' buffer keeps room for this many between calls (a burst
+/// may need more, given back after it).
+const BATCH: usize = 256;
+
+impl Dataplane {
+    /// Reads what the kernel program did since the last call and enters
+    /// it; then tells the program whether the table has room for more.
+    pub(super) fn adopt_kernel_flows<I: PacketIo>(&mut self, io: &mut I) {
+        if !self.offload {
+            return;
+        }
+        let mut got = std::mem::take(&mut self.kernel_flows);
+        io.kernel_flows(&mut |k| got.push(k));
+        for k in got.drain(..) {
+            match k.flow {
+                AnyFlow::V4(t) => self.adopt(io, &k, t),
+                AnyFlow::V6(t) => self.adopt(io, &k, t),
+            }
+        }
+        self.kernel_flows = got;
+        self.kernel_flows.shrink_to(BATCH);
+        io.set_room(self.has_room());
+    }
+
+    /// Whether both tables have room for the flows the program may
+    /// schedule before uvs reads them: beyond that, new flows come up and
+    /// uvs applies its limit (eviction) itself.
+    fn has_room(&self) -> bool {
+        let room = |len: usize, limit: usize| len + (limit / 8).min(4096) < limit;
+        room(self.conns.len(), self.conns.limit()) && room(self.conns6.len(), self.conns6.limit())
+    }
+
+    fn adopt<I: PacketIo, A: Family>(&mut self, io: &mut I, k: &KernelFlow, t: FlowTuple<A>) {
+        let Some(protocol) = Protocol::from_number(t.proto) else {
+            return;
+        };
+        let key = ConnKey {
+            protocol,
+            caddr: t.saddr,
+            cport: t.sport,
+            vaddr: t.daddr,
+            vport: t.dport,
+        };
+        let from = (k.link, MacAddr(k.client_mac));
+        match k.what {
+            KernelFlowEvent::New { dest_id, tcp_flags } => {
+                if !self.adopt_new(io, from, &key, dest_id, tcp_flags) {
+                    DataplaneCounters::bump(&self.counters.kernel_refused);
+                    // Its next frame comes up, and uvs decides.
+                    let _ = io.unoffload(k.link, &t);
+                }
+            }
+            KernelFlowEvent::Established => self.adopt_established(io, from, &key),
+        }
+    }
+
+    /// Enters a flow the program scheduled to real server `dest_id` at a
+    /// frame with `tcp_flags`, as `schedule` enters one of uvs's own.
+    /// `false`: not entered (the caller takes it back from the program).
+    fn adopt_new<I: PacketIo, A: Family>(
+        &mut self,
+        io: &mut I,
+        from: (u8, MacAddr),
+        key: &ConnKey<A>,
+        dest_id: u64,
+        tcp_flags: u8,
+    ) -> bool {
+        let Some(&(si, di)) = self.positions.get(&(dest_id as u32)) else {
+            return false;
+        };
+        let (si, di) = (si as usize, di as usize);
+        let svc = &self.table.services[si];
+        let d = &svc.dests[di];
+        let same = svc.key.protocol == key.protocol
+            && svc.key.port == key.vport
+            && svc.key.addr == key.vaddr.into()
+            && d.id == dest_id;
+        if !same {
+            return false;
+        }
+        // A flow uvs already has (the program's map had dropped it, and it
+        // scheduled it again): uvs's entry stands, and the flow's frames
+        // come up until uvs hands it over again.
+        if let Some(c) = self.conns_of::<A>().get(key).copied() {
+            take_back(io, &self.books(), key, &c);
+            if let Some(e) = self.conns_mut::<A>().get_mut(key) {
+                e.offloaded = false;
+            }
+            return true;
+        }
+        let Ok(raddr) = held::<A>(d) else {
+            return false;
+        };
+        let now = self.now_ms();
+        let (mut c, entered) = fresh(&self.table, (si, di), key, raddr, from, tcp_flags, now);
+        if !entered {
+            return false;
+        }
+        c.offloaded = true;
+        let inserted = self.conns_mut::<A>().insert(*key, c);
+        // An entry evicted for it may be the program's too.
+        if let Ok(Some((gone, old))) = &inserted
+            && old.offloaded
+        {
+            take_back(io, &self.books(), gone, old);
+        }
+        if self.entered(inserted, &c, (si, di)).is_err() {
+            return false;
+        }
+        self.emit_upsert(key, &c, false);
+        count_new(&self.table, (si, di));
+        DataplaneCounters::bump(&self.counters.kernel_scheduled);
+        true
+    }
+
+    /// The client's first ACK of a TCP flow the program scheduled: the
+    /// entry moves as that frame would have moved it (established, its
+    /// timer, its server's active count, the peers told), and the
+    /// program's entry is written again with the new state's interval.
+    fn adopt_established<I: PacketIo, A: Family>(
+        &mut self,
+        io: &mut I,
+        from: (u8, MacAddr),
+        key: &ConnKey<A>,
+    ) {
+        let now = self.now_ms();
+        let places = (&*self.table, &self.positions);
+        let conns = A::table_mut(&mut self.conns, &mut self.conns6);
+        match touch(conns, places, key, flags::ACK, from, now) {
+            Found::Live(c, was) => {
+                if was.is_some() {
+                    self.state_moved(key, &c);
+                }
+                let Some((_, d)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
+                    return;
+                };
+                let timeout_ms = u64::from(c.state.timeout(&self.table.timeouts)) * 1000;
+                let h = Handover {
+                    flow: tuple(key),
+                    dmac: d.mac.0,
+                    smac: self.link(from.0).mac.0,
+                    up_every_ms: (timeout_ms / 4).clamp(100, 60_000),
+                };
+                if c.offloaded {
+                    io.offload(from.0, &h);
+                }
+            }
+            Found::Ended(old) => {
+                if old.offloaded {
+                    take_back(io, &self.books(), key, &old);
+                }
+                self.emit_with(|| SyncEvent::Record(Record::Remove(key.portable())));
+            }
+            // Not uvs's (refused when it was reported): its frames come up.
+            Found::Absent => {
+                let _ = io.unoffload(from.0, &tuple(key));
+            }
+        }
+    }
+}
