@@ -343,11 +343,13 @@ pub static SETTINGS: &[Setting] = &[
         flag: "io", key: Some("io"), value_name: "IO",
         default: Some("auto"), choices: &["auto", "xdp", "packet", "packet-ring"],
         env: Some("UVS_IO"),
-        help: "Packet I/O: `xdp` steers VIP traffic (and NAT replies) into AF_XDP sockets with a \
-               small XDP program and passes the rest to the kernel; `packet` uses batched \
-               AF_PACKET sockets; `packet-ring` receives through TPACKET_V3 rings (cheaper per \
-               packet, a few ms of latency at low rates); `auto` tries xdp and falls back to \
-               packet, saying why",
+        help: "Packet I/O: `auto` is `packet` with --offload (the tc program forwards \
+               established DR flows and schedules the new ones it can; without it, saying \
+               why, if it cannot be attached; several workers use `packet`); `xdp` steers VIP \
+               traffic (and NAT replies) into AF_XDP sockets with a small XDP program and \
+               passes the rest to the kernel; `packet` uses batched AF_PACKET sockets, uvs \
+               seeing every frame; `packet-ring` receives through TPACKET_V3 rings (a few ms \
+               of latency at low rates)",
     }),
     setting!(one workers, |name, v| upto(name, v, crate::io::fanout::MAX_WORKERS), {
         flag: "workers", key: Some("workers"), ty: Ty::Int, value_name: "N",
@@ -360,11 +362,12 @@ pub static SETTINGS: &[Setting] = &[
     setting!(switch offload, {
         flag: "offload", key: Some("offload"),
         help: "Hand established DR flows to a kernel program that forwards their frames itself \
-               (Katran's split): on AF_XDP the XDP program (XDP_TX; on a veth the peer needs \
-               an XDP program of its own, or the frames wait in its ring), on packet and \
-               packet-ring the tc program (super-frames whole; one worker; on a veth whose \
-               peer is in another namespace it hands frames to the peer, bpf_redirect_peer). \
-               docs/io.md",
+               (Katran's split), and let it schedule new flows of the services it can (sh, \
+               mh, rr, wrr, fo, dh without persistence): on AF_XDP the XDP program (XDP_TX; \
+               on a veth the peer needs an XDP program of its own, or the frames wait in its \
+               ring), on packet and packet-ring the tc program (super-frames whole; one \
+               worker; on a veth whose peer is in another namespace it hands frames to the \
+               peer, bpf_redirect_peer). On by default (`--io auto`). docs/io.md",
     }),
     setting!(switch offload_egress, {
         flag: "offload-egress", key: Some("offload_egress"),

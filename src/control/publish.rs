@@ -92,6 +92,23 @@ impl Publisher {
         self.steer(&t);
     }
 
+    /// The kernel programs' tables for the new flows they schedule
+    /// (`io/bpf/sched.rs`).
+    fn schedule_in_kernel(&mut self, t: &Table) {
+        if let Some(s) = &mut self.steering
+            && let Err(e) = s.update_scheduling(t)
+        {
+            let e = e.to_string();
+            if self.steer_error.as_ref() != Some(&e) {
+                tracing::info!(
+                    "the kernel programs' scheduling tables were not updated ({e}): \
+                     new flows of the changed services come up to uvs"
+                );
+                self.steer_error = Some(e);
+            }
+        }
+    }
+
     fn steer(&mut self, t: &Table) {
         if let Some(f) = &mut self.fanout {
             match f.update(t.vips(), t.vips6()).map_err(|e| e.to_string()) {
@@ -132,7 +149,11 @@ impl Publisher {
         // Maps first: a frame they steer finds its table, or at worst the
         // previous one, as through the packet socket.
         self.steer(&t);
-        self.shared.store(Arc::new(t));
+        let t = Arc::new(t);
+        self.shared.store(t.clone());
+        // The programs' scheduling tables after: a flow they schedule
+        // names a real server of a table the data plane can see.
+        self.schedule_in_kernel(&t);
         for w in &self.wakes {
             w.wake();
         }

@@ -1,5 +1,7 @@
 //! The packet I/O backends as `--io`, `--workers` and `--offload` ask
-//! for them, with the reason when `auto` falls back.
+//! for them: `auto` is AF_PACKET with the tc program (established flows,
+//! and the new ones it can schedule, stay in the kernel), without it if it
+//! cannot be attached (saying why); `xdp` is AF_XDP.
 
 use super::Error;
 use crate::host::sys;
@@ -9,56 +11,44 @@ use crate::io::fanout::Fanout;
 use crate::io::xdp::XdpLinks;
 use crate::io::{Backend, IoKind, Offload, OpenError};
 
-/// The packet I/O `kind` asks for, with the XDP programs that steer
-/// frames to it (AF_XDP); `auto` falls back to AF_PACKET with the reason.
+/// The packet I/O `kind` asks for, with the kernel programs that steer
+/// frames to it (AF_XDP) or forward and schedule flows (`offload`).
 pub(super) fn open_io(
     kind: IoKind,
     ifnames: &[String],
     macs: &[[u8; 6]],
     offload: Offload,
 ) -> Result<(Backend, Option<Steering>), Error> {
-    if matches!(kind, IoKind::Packet | IoKind::PacketRing) {
+    if kind != IoKind::Xdp {
         let (ring, why) = match kind {
             IoKind::PacketRing => (true, "--io packet-ring"),
-            _ => (false, "--io packet"),
+            IoKind::Packet => (false, "--io packet"),
+            _ => (false, "--io auto"),
         };
         return open_packet(ifnames, macs, ring, offload, why);
     }
-    let xdp = Steering::attach(ifnames)
-        .map_err(OpenError::from)
-        .and_then(|mut s| Ok((XdpLinks::open(ifnames, macs, &mut s)?, s)));
-    match (xdp, kind) {
-        (Ok((links, mut s)), _) => {
-            tracing::info!(
-                "packet I/O: AF_XDP ({} XDP; sockets: {}), other traffic to the kernel and \
-                 uvs's packet sockets",
-                s.modes().join(", "),
-                links.modes().join(", ")
+    let mut s = Steering::attach(ifnames).map_err(|e| Error::Xdp(e.into()))?;
+    let links = XdpLinks::open(ifnames, macs, &mut s).map_err(Error::Xdp)?;
+    tracing::info!(
+        "packet I/O: AF_XDP ({} XDP; sockets: {}), other traffic to the kernel and \
+         uvs's packet sockets",
+        s.modes().join(", "),
+        links.modes().join(", ")
+    );
+    if offload.is_on() {
+        s.schedule_new_flows(macs);
+        tracing::info!(
+            "--offload: established DR flows (IPv4 and IPv6) are forwarded by the XDP \
+             program (XDP_TX), which schedules new ones itself where it can (docs/io.md)"
+        );
+        for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
+            tracing::warn!(
+                "{name} has a peer (a veth?): XDP_TX frames reach the peer only \
+                 if it runs an XDP program of its own, else offloaded flows stall (docs/io.md)"
             );
-            if offload.is_on() {
-                s.schedule_new_flows(macs);
-                tracing::info!(
-                    "--offload: established DR flows (IPv4 and IPv6) are forwarded by the XDP \
-                     program (XDP_TX), which schedules new ones itself where it can (docs/io.md)"
-                );
-                for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
-                    tracing::warn!(
-                        "{name} has a peer (a veth?): XDP_TX frames reach the peer only \
-                         if it runs an XDP program of its own, else offloaded flows stall (docs/io.md)"
-                    );
-                }
-            }
-            Ok((Backend::Xdp(links), Some(s)))
         }
-        (Err(e), IoKind::Xdp) => Err(Error::Xdp(e)),
-        (Err(e), _) => open_packet(
-            ifnames,
-            macs,
-            false,
-            offload,
-            &format!("AF_XDP unavailable: {e}"),
-        ),
     }
+    Ok((Backend::Xdp(links), Some(s)))
 }
 
 /// AF_PACKET (a TPACKET_V3 receive ring if `ring`), with the tc program
@@ -123,13 +113,13 @@ pub(super) fn open_workers_io(
         return Ok((vec![io], s, None));
     }
     if offload.is_on() {
-        tracing::info!("--offload ignored: it takes one worker");
+        tracing::info!("--offload ignored: the kernel programs take one worker");
     }
     let (sets, fanout, ignores) =
         AfPacketLinks::open_workers(ifnames, workers, kind == IoKind::PacketRing)
             .map_err(OpenError::Capture)?;
     let why = match kind {
-        IoKind::Auto => " (AF_XDP takes one worker)",
+        IoKind::Auto => " (without the tc program: it takes one worker)",
         _ => "",
     };
     tracing::info!(

@@ -71,7 +71,13 @@ impl Options {
         }
         Ok(Options {
             workers,
-            offload: match (s.offload, s.offload_egress) {
+            // `auto` is AF_PACKET with the tc program: established flows
+            // and new ones it can schedule stay in the kernel (one worker;
+            // several use fanout groups without it).
+            offload: match (
+                s.offload || (io == IoKind::Auto && workers == 1),
+                s.offload_egress,
+            ) {
                 (false, _) => Offload::Off,
                 (true, false) => Offload::On,
                 (true, true) => Offload::Egress,

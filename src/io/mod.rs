@@ -235,8 +235,10 @@ pub struct Offloaded {
 /// Which packet I/O `uvs director` uses (`--io`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum IoKind {
-    /// AF_XDP where the XDP program loads and attaches, else AF_PACKET;
-    /// the choice and its reason are logged at start.
+    /// AF_PACKET with the tc program (`--offload`): established DR
+    /// flows and the new flows it can schedule stay in the kernel; without
+    /// the program if it cannot be attached (the reason is logged). One
+    /// worker; several use AF_PACKET alone.
     #[default]
     Auto,
     /// AF_XDP with uvs's XDP program, or the start fails with the reason.

@@ -393,7 +393,10 @@ fn control_socket_caps_clients_times_out_idle_ones_and_backs_off() {
 fn packet_socket_drops_are_shown_in_status() {
     let Some(mut l) = Lab::up(1) else { return };
     l.start_servers(1);
-    let pid = l.start_director_with(&["-i", "eth0"]);
+    // uvs's own sockets: by default the tc program would forward the
+    // burst's flow itself.
+    let io = Lab::own_path_io();
+    let pid = l.start_director_with(&["--io", &io, "-i", "eth0"]);
     l.adm(&format!("-A -u {VIP}:53 -s rr"));
     l.adm(&format!("-a -u {VIP}:53 -r {RS1} -g"));
     assert_eq!(l.dp_counter("rx_socket_drops"), 0);

@@ -31,9 +31,15 @@ fn names(s: &str) -> Vec<String> {
 /// first add_dest leaves cw at 1 (gcd 4: mw = 4 - 3), so IPVS starts
 /// with the cw = 1 pass (ip_vs_wrr.c, __ip_vs_update_dest). Bound anew
 /// with `-E -s wrr`, it starts at cw = mw.
+/// uvs's own rotation: on the suite's backend, or `packet` where the
+/// default would let the kernel program schedule (its rotation starts
+/// afresh at each change of the service, docs/io.md).
 #[test]
 fn wrr_live_order_is_the_kernels() {
-    let Some(l) = Lab::up_serving(3) else { return };
+    let Some(mut l) = Lab::up(3) else { return };
+    let io = Lab::own_path_io();
+    l.start_servers(3);
+    l.start_director_with(&["--io", &io, "-i", "eth0"]);
     let kernel = names("rs3 rs2 rs1 rs1 rs2 rs1 rs3 rs2 rs1");
     let adds = [(RS1, 4), (RS2, 3), (RS3, 2)];
     l.adm(&format!("-A -t {VIP}:80 -s wrr"));

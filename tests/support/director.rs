@@ -26,6 +26,16 @@ impl Lab {
         Some(l)
     }
 
+    /// The backend on which uvs sees every frame itself: the suite's
+    /// (UVS_IO), or `packet` where the suite runs the default (whose tc
+    /// program forwards and schedules flows without uvs).
+    pub fn own_path_io() -> String {
+        match std::env::var("UVS_IO") {
+            Ok(v) if !v.is_empty() && v != "auto" => v,
+            _ => "packet".to_string(),
+        }
+    }
+
     /// Starts `uvs director` in the director namespace and waits for its
     /// control socket.
     pub fn start_director(&mut self) {

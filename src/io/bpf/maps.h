@@ -91,8 +91,8 @@ struct svc_key {
 // The value of services: where its slots are in `slots` and how a new
 // flow picks one. SCHED_SH: hash_32 of the client's folded address (plus
 // its port with sh-port), ip_vs_sh's bucket; SCHED_MH: ip_vs_mh's slot of
-// the client (uvs's mix); SCHED_SEQ: the next of a per-CPU position in a
-// sequence that uvs precomputed from the weights (rr, wrr, and the
+// the client (uvs's mix); SCHED_SEQ: the next of a position shared by all CPUs in
+// a sequence that uvs precomputed from the weights (rr, wrr, and the
 // schedulers whose choice is one server: fo, dh).
 struct svc {
 	// The service's position in `seq_pos`.

@@ -252,21 +252,28 @@ impl Steering {
         self.fast = None;
     }
 
+    /// Brings the programs' scheduling tables to `table` (after it is
+    /// published: a flow they schedule names a real server the data
+    /// plane's table has).
+    pub fn update_scheduling(&mut self, table: &Table) -> Result<(), Error> {
+        let Some(macs) = &self.scheduler_macs else {
+            return Ok(());
+        };
+        let want = (0..self.links.len())
+            .map(|i| {
+                let mac = macs.get(i).copied().unwrap_or_default();
+                sched::KernelTable::of(table, i as u8, mac)
+            })
+            .collect();
+        let mut bpfs: Vec<&mut aya::Ebpf> = self.links.iter_mut().map(|l| &mut l.bpf).collect();
+        self.scheduling.sync(&mut bpfs, want)
+    }
+
     /// Makes the maps claim what `table` serves: inserts what is new and
     /// removes what is gone, so a frame in flight never meets an empty map.
     pub fn update(&mut self, table: &Table, locals: &[IpAddr]) -> Result<(), Error> {
         // A backup forwards nothing, offloaded flows included.
         let fast = !table.standby;
-        if let Some(macs) = &self.scheduler_macs {
-            let want = (0..self.links.len())
-                .map(|i| {
-                    let mac = macs.get(i).copied().unwrap_or_default();
-                    sched::KernelTable::of(table, i as u8, mac)
-                })
-                .collect();
-            let mut bpfs: Vec<&mut aya::Ebpf> = self.links.iter_mut().map(|l| &mut l.bpf).collect();
-            self.scheduling.sync(&mut bpfs, want)?;
-        }
         if self.fast != Some(fast) {
             // [1]: new flows scheduled by the programs, on an active
             // director with `--offload` only.

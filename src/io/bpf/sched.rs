@@ -8,8 +8,8 @@
 //!   weight is above 0 (otherwise the frame goes up and uvs decides);
 //! - rr, wrr, and fo and dh (whose choice is one server): the sequence
 //!   uvs's own scheduler gives over one whole turn of the weights, which
-//!   the program walks with a position per CPU: the proportions are the
-//!   weights' exactly, the order is per CPU.
+//!   the program walks with one position for all CPUs (an atomic add,
+//!   as IPVS holds one under a lock): the same order as uvs's own.
 //!
 //! The rest stay with uvs: lc, wlc, sed, nq and ovf read live counts;
 //! persistent services need their templates; `-o`, mark services (tc
@@ -146,7 +146,13 @@ fn key_of(addr: IpAddr, port: u16, protocol: Protocol) -> SvcKey {
 /// schedule it at all.
 fn slots_of(table: &Table, si: usize) -> Option<(u8, Vec<Option<usize>>)> {
     let s = &table.services[si];
-    let plain = s.persistence.is_none() && !s.ops && s.key.fwmark().is_none();
+    // A mark service takes its VIP and ports' frames first (uvs looks a
+    // frame up by its marks first, as IPVS does).
+    let marked = table
+        .marks()
+        .lookup(s.key.protocol, s.key.addr, s.key.port)
+        .is_some();
+    let plain = s.persistence.is_none() && !s.ops && s.key.fwmark().is_none() && !marked;
     if !plain || !matches!(s.key.protocol, Protocol::Tcp | Protocol::Udp) || s.dests.is_empty() {
         return None;
     }
@@ -222,8 +228,9 @@ impl Scheduling {
             return Ok(());
         }
         let half = 1 - self.half;
-        for (bpf, k) in links.iter_mut().zip(&want) {
+        for (i, (bpf, k)) in links.iter_mut().zip(&want).enumerate() {
             write(bpf, k, half)?;
+            restart_changed(bpf, self.held.get(i), k)?;
         }
         for (i, bpf) in links.iter_mut().enumerate() {
             let map = bpf
@@ -246,6 +253,37 @@ impl Scheduling {
         self.half = half;
         Ok(())
     }
+}
+
+/// A sequence that changed (its servers or weights, or the service's
+/// place) starts again at its head: the program's rotation is uvs's own
+/// from a fresh start after each change of the service (IPVS carries its
+/// position over; docs/io.md). An unchanged one goes on where it is.
+fn restart_changed(
+    bpf: &mut aya::Ebpf,
+    old: Option<&KernelTable>,
+    new: &KernelTable,
+) -> Result<(), Error> {
+    let seq = |k: &KernelTable, s: &Svc| {
+        let (a, b) = (s.first as usize, (s.first + s.count) as usize);
+        let reals = k.slots.get(a..b).unwrap_or_default().iter();
+        reals
+            .map(|r| k.reals.get(*r as usize).map(|r| r.id))
+            .collect::<Vec<_>>()
+    };
+    let map = bpf
+        .map_mut("seq_pos")
+        .ok_or_else(|| Error::no_map("seq_pos"))?;
+    let mut pos: aya::maps::Array<_, u64> = map.try_into().map_err(Error::map("seq_pos"))?;
+    for (key, s) in new.services.iter().filter(|(_, s)| s.kind == SCHED_SEQ) {
+        let same = old
+            .and_then(|o| Some((o, o.services.get(key)?)))
+            .is_some_and(|(o, was)| was.index == s.index && seq(o, was) == seq(new, s));
+        if !same {
+            pos.set(s.index, 0, 0).map_err(Error::map("seq_pos"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Link `bpf`'s slots and real servers of `k` into half `half` of their

@@ -144,13 +144,14 @@ struct {
 	__type(value, struct real);
 } reals SEC(".maps");
 
-// Each service's position in its sequence (SCHED_SEQ), per CPU: the
-// proportions are the weights' exactly, the order is per CPU.
+// Each service's position in its sequence (SCHED_SEQ), one for all CPUs
+// (an atomic add, as IPVS's rr and wrr hold one position under a lock):
+// the order is uvs's own, the proportions the weights'.
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64);
 } seq_pos SEC(".maps");
 
 // What the programs tell uvs (maps.h: flow_event): the flows they
@@ -336,7 +337,7 @@ static __always_inline __u32 mh_hash(__u32 addr, __u16 port)
 static __always_inline __s64 slot_of(struct svc *s, __u32 caddr, __u16 cport)
 {
 	__u16 port = s->port ? cport : 0;
-	__u32 *pos, i;
+	__u64 *pos;
 
 	if (!s->count)
 		return -1;
@@ -349,9 +350,7 @@ static __always_inline __s64 slot_of(struct svc *s, __u32 caddr, __u16 cport)
 		pos = bpf_map_lookup_elem(&seq_pos, &s->index);
 		if (!pos)
 			return -1;
-		i = *pos % s->count;
-		*pos = i + 1;
-		return i;
+		return __sync_fetch_and_add(pos, 1) % s->count;
 	}
 	return -1;
 }
