@@ -384,7 +384,8 @@ def print_udp(rows_, results):
     print("less the direct path's in the same round (the generator's and the sink's cost).")
     print("(xdp and floor rows: the XDP program runs in the veth's NAPI on the sending CPU unless BENCH_XDP_NAPI=thread)")
     for name, line in results.get("io_chosen", {}).items():
-        print("%s: %s" % (name, line))
+        if name.startswith("default"):
+            print("%s row: %s" % (name, line))
 
 
 def print_tcp(t):
