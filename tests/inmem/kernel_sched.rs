@@ -463,7 +463,7 @@ fn the_program_is_told_when_the_table_nears_its_limit_and_when_it_has_room_again
         scheduled(&mut r, fam, Protocol::Udp, 6013, 11);
         r.poll();
         assert_eq!((r.dp.conn_count(), r.io.room), (14, Some(false)));
-        // uvs's own frames still make entries (and evict at the limit).
+        // uvs's own frames still make entries (its limit is its own).
         r.feed(fam.frame(Protocol::Udp, 7000, ""));
         assert_eq!((r.dp.conn_count(), r.io.room), (15, Some(false)));
         // Entries expire: room again.
