@@ -307,6 +307,10 @@ impl Dataplane {
                 if let Some(w) = &self.wake {
                     w.drain();
                 }
+                // The programs' maps are written before a table is
+                // published: a report may name a server of the table that
+                // woke us.
+                self.refresh_table(io);
                 self.adopt_kernel_flows(io);
                 false
             }

@@ -55,7 +55,11 @@ fn dr_rig(forward: Forward) -> Rig {
 /// A rig of `ops` with the offload on, the program counting 1,000
 /// packets for each flow it forwarded.
 pub(crate) fn offload_rig(ops: &[Op]) -> Rig {
-    let mut r = Rig::new(ops);
+    offloading(Rig::new(ops))
+}
+
+/// Rig `r` with the offload on, as `offload_rig`.
+pub(crate) fn offloading(mut r: Rig) -> Rig {
     r.dp.set_offload(true);
     r.io.accept_offload = true;
     r.io.forwarded_each = Offloaded {

@@ -186,10 +186,12 @@ fn slots_of(table: &Table, si: usize) -> Option<(u8, Vec<Option<usize>>)> {
             let weights = s.dests.iter().map(|d| d.weight).filter(|w| *w > 0);
             let turn = match s.scheduler {
                 SchedulerKind::Rr => weights.count(),
+                // wrr's step is the gcd of the listed weights (wrr.rs's
+                // marks), a server whose MAC is not resolved yet included:
+                // its turn is the whole cycle uvs's wrr walks with it.
                 SchedulerKind::Wrr => {
-                    let w: Vec<u32> = weights.collect();
-                    let g = w.iter().copied().fold(0, gcd).max(1);
-                    w.iter().map(|w| (w / g) as usize).sum()
+                    let g = s.dests.iter().map(|d| d.listed_weight).fold(0, gcd);
+                    weights.map(|w| (w / g.max(1)) as usize).sum()
                 }
                 _ => usize::from(weights.count() > 0),
             };
@@ -323,3 +325,6 @@ fn write(bpf: &mut aya::Ebpf, k: &KernelTable, half: usize) -> Result<(), Error>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
