@@ -10,7 +10,8 @@ use crate::io::{AnyFlow, FlowFamily, FlowTuple, Handover, KernelFlow, Offloaded}
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 impl FlowKey {
-    fn of(f: &FlowTuple<Ipv4Addr>) -> FlowKey {
+    /// The program's key for flow `f`.
+    pub(super) fn of(f: &FlowTuple<Ipv4Addr>) -> FlowKey {
         FlowKey {
             saddr: f.saddr.octets(),
             daddr: f.daddr.octets(),
@@ -23,7 +24,8 @@ impl FlowKey {
 }
 
 impl Flow6Key {
-    fn of(f: &FlowTuple<Ipv6Addr>) -> Flow6Key {
+    /// The program's key for IPv6 flow `f`.
+    pub(super) fn of(f: &FlowTuple<Ipv6Addr>) -> Flow6Key {
         Flow6Key {
             saddr: f.saddr.octets(),
             daddr: f.daddr.octets(),

@@ -17,8 +17,12 @@ mod events;
 pub mod flows;
 mod maps;
 mod sched;
+#[cfg(all(test, uvs_xdp))]
+mod test_frames;
 #[cfg(test)]
 mod test_run;
+#[cfg(test)]
+mod test_sched;
 
 use claims::Claims;
 pub use flows::FlowMaps;

@@ -8,9 +8,12 @@
 //! own stands in the `xsks` map, so a claimed frame is XDP_REDIRECT.
 
 #[cfg(uvs_xdp)]
-mod run {
+pub(super) mod run {
     use super::super::claims::{Claims, tests::service};
     use super::super::maps::{Flow6Key, FlowKey, FlowValue};
+    use super::super::test_frames::{
+        DIR_MAC, eth, forwarded, forwarded6, tcp, tcp4, tcp6_flags, udp6,
+    };
     use crate::io::xdp::xsk::Xsk;
     use crate::lvs::service::{Forward, Protocol, ServiceKey};
     use crate::lvs::table::Table;
@@ -19,13 +22,11 @@ mod run {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     const XDP_PASS: u32 = 2;
-    const XDP_TX: u32 = 3;
-    const XDP_REDIRECT: u32 = 4;
-    const TC_ACT_OK: u32 = 0;
-    const TC_ACT_REDIRECT: u32 = 7;
+    pub(in crate::io::bpf) const XDP_TX: u32 = 3;
+    pub(in crate::io::bpf) const XDP_REDIRECT: u32 = 4;
+    pub(in crate::io::bpf) const TC_ACT_OK: u32 = 0;
+    pub(in crate::io::bpf) const TC_ACT_REDIRECT: u32 = 7;
 
-    const DIR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
-    const CL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
     const RS_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
     const VIP: [u8; 4] = [198, 18, 0, 100];
     const CLIENT: [u8; 4] = [198, 18, 0, 10];
@@ -36,70 +37,9 @@ mod run {
     const NAT6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 2, 0, 0, 0, 0x11);
     const LOCAL6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 2, 0, 0, 0, 1);
 
-    fn eth(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-        let mut f = dst.to_vec();
-        f.extend_from_slice(&CL_MAC);
-        f.extend_from_slice(&ethertype.to_be_bytes());
-        f.extend_from_slice(payload);
-        f
-    }
-
-    /// A TCP segment (20-byte header, `flags`, 4 bytes of data) with its
-    /// checksum finished over `pseudo`.
-    fn tcp(sport: u16, dport: u16, flags: u8, pseudo: impl Fn(u32) -> u64) -> Vec<u8> {
-        let mut t = vec![0u8; 24];
-        t[0..2].copy_from_slice(&sport.to_be_bytes());
-        t[2..4].copy_from_slice(&dport.to_be_bytes());
-        t[12] = 0x50;
-        t[13] = flags;
-        t[14..16].copy_from_slice(&[0xff, 0xff]);
-        t[20..].copy_from_slice(b"uvs!");
-        let c = checksum::finish(pseudo(24) + checksum::sum(&t));
-        t[16..18].copy_from_slice(&c.to_be_bytes());
-        t
-    }
-
-    /// An IPv4/TCP frame to the director's MAC, TTL 64, checksums right.
-    fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-        let (s, d) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
-        let seg = tcp(sport, dport, flags, |n| checksum::pseudo_header(s, d, 6, n));
-        let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0];
-        ip[2..4].copy_from_slice(&(20 + seg.len() as u16).to_be_bytes());
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&dst);
-        let c = checksum::finish(checksum::sum(&ip));
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        ip.extend_from_slice(&seg);
-        eth(DIR_MAC, 0x0800, &ip)
-    }
-
     /// An IPv6/TCP frame to the director's MAC (an ACK), checksum right.
     fn tcp6(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16) -> Vec<u8> {
         tcp6_flags((src, dst), sport, dport, 0x10)
-    }
-
-    /// The same with TCP `flags`, hop limit 64.
-    fn tcp6_flags((src, dst): (Ipv6Addr, Ipv6Addr), sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-        let seg = tcp(sport, dport, flags, |n| {
-            checksum::pseudo_header_v6(src, dst, 6, n)
-        });
-        let ip = crate::wire::ipv6::test_packet((src, dst), 6, &seg, seg.len());
-        eth(DIR_MAC, 0x86dd, &ip)
-    }
-
-    /// An IPv6/UDP frame from the client to VIP6 (4 bytes of data),
-    /// checksum right.
-    fn udp6(sport: u16, dport: u16) -> Vec<u8> {
-        let mut u = vec![0u8; 12];
-        u[0..2].copy_from_slice(&sport.to_be_bytes());
-        u[2..4].copy_from_slice(&dport.to_be_bytes());
-        u[4..6].copy_from_slice(&12u16.to_be_bytes());
-        u[8..].copy_from_slice(b"uvs!");
-        let pseudo = checksum::pseudo_header_v6(CLIENT6, VIP6, 17, 12);
-        let c = checksum::finish(pseudo + checksum::sum(&u));
-        u[6..8].copy_from_slice(&c.to_be_bytes());
-        let ip = crate::wire::ipv6::test_packet((CLIENT6, VIP6), 17, &u, u.len());
-        eth(DIR_MAC, 0x86dd, &ip)
     }
 
     /// An IPv6/TCP ACK from the client to VIP6 behind a destination
@@ -121,29 +61,6 @@ mod run {
         icmp.extend_from_slice(&target.octets());
         let ip = crate::wire::ipv6::test_packet((CLIENT6, dst), 58, &icmp, icmp.len());
         eth(mac, 0x86dd, &ip)
-    }
-
-    /// `f` as the offload rewrites it: the real server's MAC, ours, TTL
-    /// one less with the header checksum patched.
-    fn forwarded(f: &[u8]) -> Vec<u8> {
-        let mut o = f.to_vec();
-        o[..6].copy_from_slice(&RS_MAC);
-        o[6..12].copy_from_slice(&DIR_MAC);
-        o[22] -= 1;
-        o[24..26].copy_from_slice(&[0, 0]);
-        let c = checksum::finish(checksum::sum(&o[14..34]));
-        o[24..26].copy_from_slice(&c.to_be_bytes());
-        o
-    }
-
-    /// An IPv6 `f` as the offload rewrites it: the real server's MAC,
-    /// ours, hop limit one less (no header checksum).
-    fn forwarded6(f: &[u8]) -> Vec<u8> {
-        let mut o = f.to_vec();
-        o[..6].copy_from_slice(&RS_MAC);
-        o[6..12].copy_from_slice(&DIR_MAC);
-        o[14 + 7] -= 1;
-        o
     }
 
     /// The offloaded IPv6 flows: TCP from port `OFF6_TCP` to VIP6:80 and
@@ -180,7 +97,7 @@ mod run {
     impl Case {
         /// A frame both programs forward, rewritten.
         fn forwarded(what: &'static str, frame: Vec<u8>) -> Case {
-            let forwarded = forwarded6(&frame);
+            let forwarded = forwarded6(&frame, RS_MAC);
             Case {
                 what,
                 frame,
@@ -225,7 +142,7 @@ mod run {
         let flags = |f| tcp6_flags(vip, OFF6_TCP, 80, f);
         vec![
             Case::forwarded("IPv6 offloaded TCP flow", ack.clone()),
-            Case::forwarded("IPv6 offloaded UDP flow", udp6(OFF6_UDP, 53)),
+            Case::forwarded("IPv6 offloaded UDP flow", udp6(vip, OFF6_UDP, 53)),
             Case::to_uvs("IPv6 SYN of an offloaded flow", flags(0x02)),
             Case::to_uvs("IPv6 FIN of an offloaded flow", flags(0x11)),
             Case::to_uvs("IPv6 RST of an offloaded flow", flags(0x04)),
@@ -279,7 +196,7 @@ mod run {
     }
 
     /// One frame through one program: its verdict and the bytes after.
-    fn run<P>(p: &P, frame: &[u8]) -> (u32, Vec<u8>)
+    pub(in crate::io::bpf) fn run<P>(p: &P, frame: &[u8]) -> (u32, Vec<u8>)
     where
         P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
     {
@@ -296,8 +213,12 @@ mod run {
         (r.return_value, out)
     }
 
-    pub(super) fn fixtures() -> Vec<String> {
-        let mut bpf = aya::EbpfLoader::new()
+    /// The object as `loader` loads it (frames out of the link, not to
+    /// a veth peer), both programs through the verifier, and an AF_XDP
+    /// socket (on this namespace's loopback) on queue 0 of `xsks`: what
+    /// the XDP program steers to uvs is XDP_REDIRECT.
+    pub(in crate::io::bpf) fn object(loader: &mut aya::EbpfLoader) -> (aya::Ebpf, Xsk) {
+        let mut bpf = loader
             .override_global("to_peer", &0u32, true)
             .load(super::super::PROGRAM)
             .expect("loading the object");
@@ -308,6 +229,26 @@ mod run {
             let mut xsks: aya::maps::XskMap<_> = map.try_into().unwrap();
             xsks.set(0, xsk.fd(), 0).expect("registering the socket");
         }
+        for name in ["uvs_steer", "uvs_tc_forward"] {
+            let p = bpf.program_mut(name).unwrap();
+            match name {
+                "uvs_steer" => <&mut Xdp>::try_from(p).unwrap().load(),
+                _ => <&mut SchedClassifier>::try_from(p).unwrap().load(),
+            }
+            .unwrap_or_else(|e| panic!("the verifier refused {name}: {e}"));
+        }
+        (bpf, xsk)
+    }
+
+    /// Both programs of `bpf` (loaded by [`object`]).
+    pub(in crate::io::bpf) fn programs(bpf: &aya::Ebpf) -> (&Xdp, &SchedClassifier) {
+        let xdp = bpf.program("uvs_steer").unwrap().try_into().unwrap();
+        let tc = bpf.program("uvs_tc_forward").unwrap().try_into().unwrap();
+        (xdp, tc)
+    }
+
+    pub(super) fn fixtures() -> Vec<String> {
+        let (mut bpf, _xsk) = object(&mut aya::EbpfLoader::new());
         let locals = [Ipv4Addr::from(LOCAL).into(), LOCAL6.into()];
         Claims::default()
             .sync(&mut bpf, &Claims::of(&table(), &locals))
@@ -339,16 +280,7 @@ mod run {
             flows.insert(key, value, 0).unwrap();
             offload6(&mut bpf, value);
         }
-        for name in ["uvs_steer", "uvs_tc_forward"] {
-            let p = bpf.program_mut(name).unwrap();
-            match name {
-                "uvs_steer" => <&mut Xdp>::try_from(p).unwrap().load(),
-                _ => <&mut SchedClassifier>::try_from(p).unwrap().load(),
-            }
-            .unwrap_or_else(|e| panic!("the verifier refused {name}: {e}"));
-        }
-        let xdp: &Xdp = bpf.program("uvs_steer").unwrap().try_into().unwrap();
-        let tc: &SchedClassifier = bpf.program("uvs_tc_forward").unwrap().try_into().unwrap();
+        let (xdp, tc) = programs(&bpf);
         // The verifier walks every path: far below its limit of a million
         // instructions, which a loop over extension headers would near.
         let mut failed = Vec::new();
@@ -441,7 +373,7 @@ mod run {
             "XDP: IPv4 offloaded flow",
             run(xdp, &offloaded),
             XDP_TX,
-            &forwarded(&offloaded),
+            &forwarded(&offloaded, RS_MAC),
         );
         for c in flows6_cases() {
             let what = c.what;
@@ -463,7 +395,7 @@ mod run {
             "tc: IPv4 offloaded flow",
             run(tc, &offloaded),
             TC_ACT_REDIRECT,
-            &forwarded(&offloaded),
+            &forwarded(&offloaded, RS_MAC),
         );
         for (what, f) in [
             ("SYN of an offloaded flow", &syn),
@@ -478,41 +410,44 @@ mod run {
     }
 }
 
-/// Whether this test may run here: root, or a failure under CI.
-fn may_run() -> bool {
+/// Whether the kernel programs' fixtures may run here: root and a uvs
+/// built with its programs; either missing fails under CI.
+pub(super) fn may_run() -> bool {
+    let ci = std::env::var_os("CI").is_some();
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            !ci,
+            "the kernel programs' fixtures need root, and CI runs as root"
+        );
+        return false;
     }
     assert!(
-        std::env::var_os("CI").is_none(),
-        "the kernel programs' fixtures need root, and CI runs as root"
+        cfg!(uvs_xdp) || !ci,
+        "built without the kernel programs (clang, libbpf-dev) under CI"
     );
-    false
+    cfg!(uvs_xdp)
+}
+
+/// Runs `fixtures` on a thread in a network namespace of its own (its
+/// loopback holds the AF_XDP socket) and fails with what they report.
+#[cfg(uvs_xdp)]
+pub(super) fn run_fixtures(fixtures: fn() -> Vec<String>) {
+    let failed = std::thread::spawn(move || {
+        // SAFETY: unshare affects the calling thread only here.
+        let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "unshare: {}", std::io::Error::last_os_error());
+        fixtures()
+    })
+    .join()
+    .expect("the fixtures' thread");
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
 #[test]
 fn the_kernel_programs_give_each_fixture_its_verdict_and_bytes() {
-    if !may_run() {
-        return;
-    }
-    #[cfg(not(uvs_xdp))]
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "built without the kernel programs (clang, libbpf-dev) under CI"
-    );
-    #[cfg(uvs_xdp)]
-    {
-        // A namespace of its own, for this thread only: its loopback holds
-        // the AF_XDP socket.
-        let failed = std::thread::spawn(|| {
-            // SAFETY: unshare affects the calling thread only here.
-            let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "unshare: {}", std::io::Error::last_os_error());
-            run::fixtures()
-        })
-        .join()
-        .expect("the fixtures' thread");
-        assert!(failed.is_empty(), "{}", failed.join("\n"));
+    if may_run() {
+        #[cfg(uvs_xdp)]
+        run_fixtures(run::fixtures);
     }
 }
