@@ -167,9 +167,9 @@ def uvs_row(bin_dir, dmac, method, servers, io, workers=1, offload=False, napi_t
         extra.append("--offload-egress")
     if offload and io == "xdp":
         pass_program_on_switch_port()
+        extra.append("--xdp-peer-program")
     u = Uvs(ifaces, extra, cpus, bin_dir)
-    if io in ("xdp", None):
-        # None: auto may have chosen AF_XDP.
+    if io == "xdp":
         xdp_napi_on_cpu1(ifaces, napi_thread)
         u.napi_thread = napi_thread
     u.adm("-A -u %s:9 -s rr" % VIP)

@@ -78,6 +78,7 @@ pub struct Settings {
     pub workers: Option<usize>,
     pub offload: bool,
     pub offload_egress: bool,
+    pub xdp_peer_program: bool,
     pub takeover: bool,
     pub force: bool,
     pub tun_mss_clamp: Option<String>,
@@ -368,6 +369,13 @@ pub static SETTINGS: &[Setting] = &[
                ring), on packet and packet-ring the tc program (super-frames whole; one \
                worker; on a veth whose peer is in another namespace it hands frames to the \
                peer, bpf_redirect_peer). On by default (`--io auto`). docs/io.md",
+    }),
+    setting!(switch xdp_peer_program, {
+        flag: "xdp-peer-program", key: Some("xdp_peer_program"),
+        rel: Rel::Requires("offload"),
+        help: "With --io xdp --offload on a veth: its peer runs an XDP program of its own, so \
+               the XDP program's XDP_TX frames reach it (uvs cannot see the peer). Without it \
+               such a start is refused rather than losing every offloaded frame",
     }),
     setting!(switch offload_egress, {
         flag: "offload-egress", key: Some("offload_egress"),

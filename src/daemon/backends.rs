@@ -17,7 +17,7 @@ pub(super) fn open_io(
     kind: IoKind,
     ifnames: &[String],
     macs: &[[u8; 6]],
-    offload: Offload,
+    (offload, peer_program): (Offload, bool),
 ) -> Result<(Backend, Option<Steering>), Error> {
     if kind != IoKind::Xdp {
         let (ring, why) = match kind {
@@ -26,6 +26,11 @@ pub(super) fn open_io(
             _ => (false, "--io auto"),
         };
         return open_packet(ifnames, macs, ring, offload, why);
+    }
+    // XDP_TX on a veth is lost unless the peer runs an XDP program.
+    let pair = ifnames.iter().find(|n| sys::is_virtual_pair(n));
+    if let Some(name) = pair.filter(|_| offload.is_on() && !peer_program) {
+        return Err(Error::XdpPeer(name.clone()));
     }
     let mut s = Steering::attach(ifnames).map_err(|e| Error::Xdp(e.into()))?;
     let links = XdpLinks::open(ifnames, macs, &mut s).map_err(Error::Xdp)?;
@@ -41,10 +46,10 @@ pub(super) fn open_io(
             "--offload: established DR flows (IPv4 and IPv6) are forwarded by the XDP \
              program (XDP_TX), which schedules new ones itself where it can (docs/io.md)"
         );
-        for name in ifnames.iter().filter(|n| sys::is_virtual_pair(n)) {
-            tracing::warn!(
-                "{name} has a peer (a veth?): XDP_TX frames reach the peer only \
-                 if it runs an XDP program of its own, else offloaded flows stall (docs/io.md)"
+        if let Some(name) = pair {
+            tracing::info!(
+                "{name} has a peer (a veth?): XDP_TX frames reach it as --xdp-peer-program \
+                 says its XDP program lets them (docs/io.md)"
             );
         }
     }
@@ -106,10 +111,10 @@ pub(super) fn open_workers_io(
     workers: usize,
     ifnames: &[String],
     macs: &[[u8; 6]],
-    offload: Offload,
+    (offload, peer_program): (Offload, bool),
 ) -> Result<WorkersIo, Error> {
     if workers == 1 {
-        let (io, s) = open_io(kind, ifnames, macs, offload)?;
+        let (io, s) = open_io(kind, ifnames, macs, (offload, peer_program))?;
         return Ok((vec![io], s, None));
     }
     if offload.is_on() {

@@ -163,6 +163,13 @@ pub enum Error {
     // Assembling and running the director.
     #[error("--io xdp: {0}")]
     Xdp(#[source] OpenError),
+    #[error(
+        "--io xdp --offload: {0} is a veth (or the like): XDP_TX frames reach its peer only if \
+         the peer runs an XDP program of its own, which uvs cannot see, and are lost otherwise. \
+         Attach one to the peer and add --xdp-peer-program, or use the default (--io auto: \
+         the tc program, which needs nothing of the peer)"
+    )]
+    XdpPeer(String),
     #[error(transparent)]
     Open(#[from] OpenError),
     /// rtnetlink.

@@ -41,6 +41,8 @@ pub struct Options {
     pub workers: usize,
     /// Established DR flows to a kernel program (`--offload`).
     pub offload: Offload,
+    /// The veth peers run XDP programs of their own (`--xdp-peer-program`).
+    pub xdp_peer_program: bool,
     /// The holder announces its VIPs again this often (`--garp-refresh`).
     pub garp_refresh: Option<Duration>,
 }
@@ -82,6 +84,7 @@ impl Options {
                 (true, false) => Offload::On,
                 (true, true) => Offload::Egress,
             },
+            xdp_peer_program: s.xdp_peer_program,
             socket: s.socket.clone().expect("a default"),
             tun_source: s.tun_source,
             tun_source6: s.tun_source6,

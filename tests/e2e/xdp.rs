@@ -153,7 +153,7 @@ fn established_dr_flows_are_forwarded_by_the_xdp_program() {
         pass_program_on(&l, "sw", "p-dir");
         let mut args = vec!["--io", "xdp", "-i", "eth0"];
         if offload {
-            args.push("--offload");
+            args.extend(["--offload", "--xdp-peer-program"]);
         }
         l.start_director_with(&args);
         l.dr_services("rr", 1, 1);
@@ -215,4 +215,34 @@ fn directors_own(l: &Lab, target: &str, steered: u64) {
         now, steered,
         "the program took the director's own traffic to {target}"
     );
+}
+
+/// `--io xdp --offload` on a veth without `--xdp-peer-program` is refused
+/// with the reason and the ways out, rather than losing every XDP_TX
+/// frame to a peer that runs no XDP program (uvs cannot see the peer).
+#[test]
+fn xdp_offload_on_a_veth_is_refused_unless_its_peer_runs_a_program() {
+    let Some(l) = Lab::up(1) else { return };
+    let sock = l.dir.join("refused.sock");
+    let o = l.exec(
+        "dir",
+        env!("CARGO_BIN_EXE_uvs"),
+        &[
+            "director",
+            "--socket",
+            sock.to_str().unwrap(),
+            "--io",
+            "xdp",
+            "--offload",
+            "-i",
+            "eth0",
+        ],
+    );
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{e}");
+    holds(&e, "eth0 is a veth");
+    holds(&e, "--xdp-peer-program");
+    holds(&e, "--io auto");
+    // Nothing was attached.
+    assert!(!xdp_attached(&l, "eth0"));
 }
