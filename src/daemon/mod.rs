@@ -166,7 +166,13 @@ fn serve(
     };
     let macs: Vec<[u8; 6]> = links.iter().map(|l| l.mac.0).collect();
     let workers = o.workers;
-    let (ios, steering, fanout) = open_workers_io(o.io, workers, ifnames, &macs, (o.offload, o.xdp_peer_program))?;
+    let (ios, steering, fanout) = open_workers_io(
+        o.io,
+        workers,
+        ifnames,
+        &macs,
+        (o.offload, o.xdp_peer_program),
+    )?;
 
     let steering_present = steering.is_some();
     let mut publisher = Publisher::new();

@@ -8,8 +8,11 @@
 //! digest and the handoff) and marked offloaded, so its FIN, its timer or
 //! its server's removal takes it back as for any offloaded flow.
 //! Reports are read before each frame uvs handles, so no frame of such a
-//! flow reaches uvs before the flow does.
+//! flow reaches uvs before the flow does. A full table makes room as for
+//! uvs's own new connections (the oldest entry that saw one packet); the
+//! program stops scheduling only when an entry is refused.
 
+use super::conn_table::InsertError;
 use super::flow::{Found, touch};
 use super::offload::{take_back, tuple};
 use super::schedule::{count_new, fresh, held};
@@ -46,12 +49,21 @@ impl Dataplane {
         io.set_room(self.has_room());
     }
 
-    /// Whether both tables have room for the flows the program may
-    /// schedule before uvs reads them: beyond that, new flows come up and
-    /// uvs applies its limit (eviction) itself.
-    fn has_room(&self) -> bool {
+    /// Whether the program may go on scheduling: yes while uvs enters
+    /// what it reports, evicting as its own path does when its table is
+    /// full (a flood of new flows stays in the kernel); no once an entry
+    /// was refused for want of room (every entry established), until
+    /// both tables have room again. Meanwhile new flows come up to uvs,
+    /// which applies its limit itself.
+    fn has_room(&mut self) -> bool {
         let room = |len: usize, limit: usize| len + (limit / 8).min(4096) < limit;
-        room(self.conns.len(), self.conns.limit()) && room(self.conns6.len(), self.conns6.limit())
+        if self.kernel_full
+            && room(self.conns.len(), self.conns.limit())
+            && room(self.conns6.len(), self.conns6.limit())
+        {
+            self.kernel_full = false;
+        }
+        !self.kernel_full
     }
 
     fn adopt<I: PacketIo, A: Family>(&mut self, io: &mut I, k: &KernelFlow, t: FlowTuple<A>) {
@@ -128,7 +140,9 @@ impl Dataplane {
         {
             take_back(io, &self.books(), gone, old);
         }
+        let full = matches!(inserted, Err(InsertError::Full));
         if self.entered(inserted, &c, (si, di)).is_err() {
+            self.kernel_full |= full;
             return false;
         }
         self.emit_upsert(key, &c, false);

@@ -136,6 +136,9 @@ pub struct Dataplane {
     /// Reports from the kernel program, read and entered in batches
     /// (`adopt.rs`); kept to reuse its room.
     kernel_flows: Vec<crate::io::KernelFlow>,
+    /// A report was refused for want of room: the program stops
+    /// scheduling until the tables have room again (`adopt.rs`).
+    kernel_full: bool,
     /// What the control plane writes after a table or a request, and the
     /// backend polls with the sockets (`PacketIo::wake_on`): with it, an
     /// idle data plane sleeps until its next housekeeping is due.
@@ -227,6 +230,7 @@ impl Dataplane {
             sweep_urgent: 0,
             retired: Retired::default(),
             kernel_flows: Vec::new(),
+            kernel_full: false,
             wake: None,
             table,
         }
