@@ -210,6 +210,9 @@ fn a_takeover_with_a_config_file_keeps_checks_and_reloads() {
 /// continues and none is held twice.
 #[test]
 fn a_restart_onto_two_workers_gives_each_connection_to_its_worker() {
+    if !crate::support::fixed_backend_run() {
+        return;
+    }
     let Some(mut l) = Lab::up_dr(&["-i", "eth0", "--io", "packet"]) else {
         return;
     };

@@ -17,6 +17,9 @@ fn xdp_attached(l: &Lab, ifname: &str) -> bool {
 
 #[test]
 fn xdp_takes_vip_traffic_and_leaves_the_directors_own_to_the_kernel() {
+    if !crate::support::fixed_backend_run() {
+        return;
+    }
     let Some(mut l) = Lab::up_with(1, &["--nat"]) else {
         return;
     };
@@ -84,6 +87,9 @@ fn xdp_takes_vip_traffic_and_leaves_the_directors_own_to_the_kernel() {
 /// IPv6 connections to that port stay the kernel's (`locals6`).
 #[test]
 fn xdp_takes_vip6_traffic_and_nat66_replies_and_leaves_the_directors_own_to_the_kernel() {
+    if !crate::support::fixed_backend_run() {
+        return;
+    }
     let Some(mut l) = Lab::up_with(1, &["--nat"]) else {
         return;
     };
@@ -139,6 +145,9 @@ fn pass_program_on(l: &Lab, node: &str, ifname: &str) {
 /// datagram. Without --offload nothing is. IPv6 flows (to [VIP6]) alike.
 #[test]
 fn established_dr_flows_are_forwarded_by_the_xdp_program() {
+    if !crate::support::fixed_backend_run() {
+        return;
+    }
     // IPv6 flows too, to [VIP6] (map flows6).
     for (fam, offload) in [(Fam::V4, true), (Fam::V4, false), (Fam::V6, true)] {
         let Some(mut l) = Lab::up(2) else { return };
@@ -222,6 +231,9 @@ fn directors_own(l: &Lab, target: &str, steered: u64) {
 /// frame to a peer that runs no XDP program (uvs cannot see the peer).
 #[test]
 fn xdp_offload_on_a_veth_is_refused_unless_its_peer_runs_a_program() {
+    if !crate::support::fixed_backend_run() {
+        return;
+    }
     let Some(l) = Lab::up(1) else { return };
     let sock = l.dir.join("refused.sock");
     let o = l.exec(

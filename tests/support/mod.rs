@@ -101,6 +101,18 @@ macro_rules! both_families {
     };
 }
 
+/// Whether a test whose backend is its own (it names `--io` itself, so
+/// UVS_IO changes nothing in it) runs in this run of the suite: in the
+/// default run only, not again in the UVS_IO=packet and packet-ring runs
+/// (scripts/test.sh), which would repeat it to the byte.
+pub fn fixed_backend_run() -> bool {
+    let default = std::env::var("UVS_IO").map_or(true, |v| v.is_empty() || v == "auto");
+    if !default {
+        println!("its backend is its own: run once, in the suite's default run");
+    }
+    default
+}
+
 /// The testbed's traffic tool (`testbed/uvs-lab`, a workspace member),
 /// built next to uvs: `scripts/test.sh` builds it before the tests.
 pub fn lab_tool() -> String {
