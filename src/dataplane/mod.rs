@@ -344,6 +344,7 @@ impl Dataplane {
             c.xdp_rx.fetch_add(io.steered(), Relaxed);
             c.offload_forwarded
                 .fetch_add(io.offloaded_frames(), Relaxed);
+            c.kernel_ring_full.fetch_add(io.kernel_ring_full(), Relaxed);
             c.conns
                 .store((self.conns.len() + self.conns6.len()) as u64, Relaxed);
             c.conns_limit.store(self.conns.limit() as u64, Relaxed);

@@ -490,6 +490,10 @@ impl PacketIo for AfPacketLinks {
             f.set_room(room)
         }
     }
+
+    fn kernel_ring_full(&mut self) -> u64 {
+        self.flows.as_mut().map_or(0, |f| f.ring_full())
+    }
 }
 
 impl AfPacket {

@@ -143,6 +143,12 @@ pub trait PacketIo {
     /// Whether the kernel program may schedule new flows (uvs's
     /// connection table has room for them).
     fn set_room(&mut self, _room: bool) {}
+
+    /// New flows and establishments the kernel program could not report
+    /// since the last call (its ring was full): the flows came up to uvs.
+    fn kernel_ring_full(&mut self) -> u64 {
+        0
+    }
 }
 
 /// What the kernel program tells uvs of a flow it carries
@@ -345,6 +351,9 @@ impl PacketIo for Backend {
     }
     fn set_room(&mut self, room: bool) {
         each!(self, b => b.set_room(room))
+    }
+    fn kernel_ring_full(&mut self) -> u64 {
+        each!(self, b => b.kernel_ring_full())
     }
     fn rx_drops(&mut self) -> u64 {
         each!(self, b => b.rx_drops())

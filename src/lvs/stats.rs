@@ -223,6 +223,9 @@ pub struct DataplaneCounters {
     /// program, their next frame comes up to uvs.
     pub kernel_scheduled: AtomicU64,
     pub kernel_refused: AtomicU64,
+    /// New flows (and establishments) the kernel program could not report
+    /// because its ring was full: they came up to uvs instead.
+    pub kernel_ring_full: AtomicU64,
     /// ICMP errors the director did not send because of the rate limits.
     pub icmp_rate_limited: AtomicU64,
     /// ARP from another host claiming one of the VIPs.
@@ -281,6 +284,7 @@ impl DataplaneCounters {
             ("offloads", self.offloads.load(Relaxed)),
             ("kernel_scheduled", self.kernel_scheduled.load(Relaxed)),
             ("kernel_refused", self.kernel_refused.load(Relaxed)),
+            ("kernel_ring_full", self.kernel_ring_full.load(Relaxed)),
             ("icmp_rate_limited", self.icmp_rate_limited.load(Relaxed)),
             ("vip_conflicts", self.vip_conflicts.load(Relaxed)),
             ("sync_events", self.sync_events.load(Relaxed)),

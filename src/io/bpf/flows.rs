@@ -46,6 +46,9 @@ pub(super) struct LinkFlows {
     pub forwarded: Forwarded,
     pub events: aya::maps::RingBuf<aya::maps::MapData>,
     pub room: aya::maps::Array<aya::maps::MapData, u32>,
+    /// `sched_counts`: scheduled, and new flows and establishments the
+    /// full ring sent up, per CPU.
+    pub sched_counts: Forwarded,
 }
 
 /// Each link's offloaded-flow maps and its program's forwarded count.
@@ -55,6 +58,8 @@ pub struct FlowMaps {
     forwarded: u64,
     /// What `room` holds on every link.
     room: Option<bool>,
+    /// The ring-full counts as last read.
+    ring_full: u64,
 }
 
 /// Writes `h`'s flow under `k` in `map` (again, for a refresh: what it
@@ -92,6 +97,7 @@ impl FlowMaps {
             maps,
             forwarded: 0,
             room: None,
+            ring_full: 0,
         }
     }
 
@@ -149,6 +155,22 @@ impl FlowMaps {
             all &= m.room.set(0, u32::from(room), 0).is_ok();
         }
         self.room = all.then_some(room);
+    }
+
+    /// New flows and establishments the programs could not report since
+    /// the last call (a full ring): the flows went up to uvs instead, and
+    /// the establishments wait for a later ACK.
+    pub fn ring_full(&mut self) -> u64 {
+        let total: u64 = self
+            .maps
+            .iter()
+            .flat_map(|m| [1, 2].map(|i| m.sched_counts.get(&i, 0)))
+            .filter_map(Result::ok)
+            .map(|per_cpu| per_cpu.iter().sum::<u64>())
+            .sum();
+        let new = total.saturating_sub(self.ring_full);
+        self.ring_full = total;
+        new
     }
 
     /// Frames the programs forwarded since the last call.

@@ -237,13 +237,14 @@ impl Steering {
         for l in &mut self.links {
             let mut take = |name: &str| l.bpf.take_map(name).ok_or_else(|| Error::no_map(name));
             let (flows, flows6, fwd) = (take("flows")?, take("flows6")?, take("forwarded")?);
-            let (events, room) = (take("events")?, take("room")?);
+            let (events, room, counts) = (take("events")?, take("room")?, take("sched_counts")?);
             maps.push(flows::LinkFlows {
                 flows: flows.try_into().map_err(Error::map("flows"))?,
                 flows6: flows6.try_into().map_err(Error::map("flows6"))?,
                 forwarded: fwd.try_into().map_err(Error::map("forwarded"))?,
                 events: events.try_into().map_err(Error::map("events"))?,
                 room: room.try_into().map_err(Error::map("room"))?,
+                sched_counts: counts.try_into().map_err(Error::map("sched_counts"))?,
             });
         }
         Ok(FlowMaps::new(maps))

@@ -215,6 +215,10 @@ impl PacketIo for XdpLinks {
         self.flows.set_room(room)
     }
 
+    fn kernel_ring_full(&mut self) -> u64 {
+        self.flows.ring_full()
+    }
+
     fn rx_drops(&mut self) -> u64 {
         let mut n = self.pkt.rx_drops();
         for q in &mut self.queues {
