@@ -23,6 +23,8 @@ mod test_frames;
 mod test_run;
 #[cfg(test)]
 mod test_sched;
+#[cfg(test)]
+mod test_tun;
 
 use claims::Claims;
 pub use flows::FlowMaps;
