@@ -322,6 +322,11 @@ impl LinkProgram {
         };
         let mut bpf = aya::EbpfLoader::new()
             .override_global("to_peer", &u32::from(to_peer), true)
+            .override_global(
+                "virtual_link",
+                &u32::from(crate::host::sys::is_virtual_pair(name)),
+                true,
+            )
             .load(PROGRAM)
             .map_err(|x| Error::Load {
                 what,

@@ -6,8 +6,9 @@
 //! what uvs's own TUN path writes for the same frame (the router's hop,
 //! then `wire::tunnel`'s outer header): the same bytes, but for the id of
 //! a frame without DF, which the program draws at random (its checksum is
-//! checked). A frame too big once wrapped, and every TUN frame at the XDP
-//! program, go up to uvs as they came. Needs root, as test_run.
+//! checked). A frame too big once wrapped, on a virtual link one whose
+//! checksum looks unfinished, and every TUN frame at the XDP program go
+//! up to uvs as they came. Needs root, as test_run.
 
 #[cfg(uvs_xdp)]
 mod run {
@@ -19,11 +20,12 @@ mod run {
         TC_ACT_OK, TC_ACT_REDIRECT, XDP_REDIRECT, object, programs, run,
     };
     use crate::io::AnyFlow;
+    use crate::io::xdp::xsk::Xsk;
     use crate::lvs::service::{Forward, Protocol, ServiceKey};
     use crate::lvs::table::Table;
-    use crate::wire::MacAddr;
     use crate::wire::ipip::IpipRepr;
     use crate::wire::tunnel::TunnelRepr;
+    use crate::wire::{MacAddr, checksum};
     use aya::maps::{Array, HashMap, MapData};
     use std::net::Ipv4Addr;
 
@@ -83,9 +85,52 @@ mod run {
         rechecked(f)
     }
 
+    /// A UDP datagram from the client's port `sport` to VIP:53 whose
+    /// checksum holds only the pseudo-header's sum, as a local sender on a
+    /// veth leaves it for the receiving kernel to finish.
+    fn unfinished(sport: u16) -> Vec<u8> {
+        let mut f = udp(sport, 100, 0, true);
+        let sum = checksum::pseudo_header(CLIENT.into(), VIP.into(), 17, 80);
+        f[40..42].copy_from_slice(&(!checksum::finish(sum)).to_be_bytes());
+        f
+    }
+
+    type Flows = HashMap<MapData, FlowKey, FlowValue>;
+
+    /// The object for a link that is virtual or not, its maps filled from
+    /// [`table`] and its gates open.
+    fn loaded(virtual_link: bool) -> (aya::Ebpf, Xsk, Flows) {
+        let on = u32::from(virtual_link);
+        let mut loader = aya::EbpfLoader::new();
+        loader.override_global("virtual_link", &on, true);
+        let (mut bpf, xsk) = object(&mut loader);
+        let table = table();
+        Claims::default()
+            .sync(&mut bpf, &Claims::of(&table, &[]))
+            .expect("filling the claim maps");
+        let kernel = KernelTable::of(&table, 0, DIR_MAC);
+        assert_eq!(kernel.services.len(), 2, "{:?}", kernel.services);
+        Scheduling::default()
+            .sync(&mut [&mut bpf], vec![kernel])
+            .expect("filling services, slots and reals");
+        for (map, i) in [("fast", 0), ("fast", 1), ("room", 0)] {
+            let mut a: Array<_, u32> = bpf.map_mut(map).unwrap().try_into().unwrap();
+            a.set(i, 1, 0).unwrap();
+        }
+        let flows = bpf.take_map("flows").unwrap().try_into().unwrap();
+        (bpf, xsk, flows)
+    }
+
+    /// Records a difference between what a program did and `want`.
+    fn expect(failed: &mut Vec<String>, what: &str, got: (u32, Vec<u8>), want: (u32, Vec<u8>)) {
+        if got != want {
+            failed.push(format!("{what}: got {got:x?}\nwant {want:x?}"));
+        }
+    }
+
     /// The real server the program entered `f`'s flow for, if it did so
     /// as TUN from TUN_SOURCE through the router.
-    fn entered(flows: &HashMap<MapData, FlowKey, FlowValue>, f: &[u8]) -> Option<Ipv4Addr> {
+    fn entered(flows: &Flows, f: &[u8]) -> Option<Ipv4Addr> {
         let AnyFlow::V4(t) = tuple(f) else {
             return None;
         };
@@ -94,71 +139,33 @@ mod run {
         ours.then_some(Ipv4Addr::from(v.tun_daddr))
     }
 
-    pub(super) fn fixtures() -> Vec<String> {
-        let mut failed = Vec::new();
-        let set_mtu = std::process::Command::new("ip")
-            .args(["link", "set", "lo", "mtu", &MTU.to_string()])
-            .status();
-        if !set_mtu.as_ref().is_ok_and(|s| s.success()) {
-            return vec![format!("ip link set lo mtu {MTU}: {set_mtu:?}")];
-        }
-        let (mut bpf, _xsk) = object(&mut aya::EbpfLoader::new());
-        let table = table();
-        Claims::default()
-            .sync(&mut bpf, &Claims::of(&table, &[]))
-            .expect("filling the claim maps");
-        let kernel = KernelTable::of(&table, 0, DIR_MAC);
-        if kernel.services.len() != 2 {
-            failed.push(format!("scheduled services: {:?}", kernel.services));
-        }
-        Scheduling::default()
-            .sync(&mut [&mut bpf], vec![kernel])
-            .expect("filling services, slots and reals");
-        for (map, i) in [("fast", 0), ("fast", 1), ("room", 0)] {
-            let mut a: Array<_, u32> = bpf.map_mut(map).unwrap().try_into().unwrap();
-            a.set(i, 1, 0).unwrap();
-        }
-        let flows: HashMap<_, FlowKey, FlowValue> =
-            bpf.take_map("flows").unwrap().try_into().unwrap();
+    /// The programs on a NIC's link.
+    fn on_a_nic(failed: &mut Vec<String>) {
+        let (bpf, _xsk, flows) = loaded(false);
         let (xdp, tc) = programs(&bpf);
-        let expect = |failed: &mut Vec<String>, what: &str, got, want: (u32, Vec<u8>)| {
-            if got != want {
-                failed.push(format!("{what}: got {got:x?}\nwant {want:x?}"));
-            }
-        };
-
         // A SYN: scheduled by the tc program, entered as TUN, wrapped.
         let syn = tcp4(CLIENT, VIP, 40000, 80, 0x02);
         let got = run(tc, &syn);
         let Some(rip) = entered(&flows, &syn).filter(|r| RIP.contains(r)) else {
             failed.push(format!("the SYN's flow is not entered as TUN: {got:x?}"));
-            return failed;
+            return;
         };
-        expect(
-            &mut failed,
-            "SYN",
-            got,
-            (TC_ACT_REDIRECT, wrapped(&syn, rip)),
-        );
+        expect(failed, "SYN", got, (TC_ACT_REDIRECT, wrapped(&syn, rip)));
         // Its ACK, to the same server.
         let ack = tcp4(CLIENT, VIP, 40000, 80, 0x10);
-        expect(
-            &mut failed,
-            "ACK",
-            run(tc, &ack),
-            (TC_ACT_REDIRECT, wrapped(&ack, rip)),
-        );
+        let want = (TC_ACT_REDIRECT, wrapped(&ack, rip));
+        expect(failed, "ACK", run(tc, &ack), want);
         // The XDP program leaves TUN to uvs: neither a known flow's frame
         // nor a new one's is forwarded, and no flow is entered.
         expect(
-            &mut failed,
+            failed,
             "XDP: ACK",
             run(xdp, &ack),
             (XDP_REDIRECT, ack.clone()),
         );
         let syn2 = tcp4(CLIENT, VIP, 40001, 80, 0x02);
         expect(
-            &mut failed,
+            failed,
             "XDP: SYN",
             run(xdp, &syn2),
             (XDP_REDIRECT, syn2.clone()),
@@ -177,7 +184,7 @@ mod run {
             want = rechecked(want);
         }
         expect(
-            &mut failed,
+            failed,
             "UDP without DF",
             (verdict, bytes),
             (TC_ACT_REDIRECT, want),
@@ -186,19 +193,34 @@ mod run {
         // The largest datagram that fits the link's MTU once wrapped, and
         // one byte more: that one goes up to uvs as it came.
         let fits = udp(5000, MTU - 20, 0, true);
-        expect(
-            &mut failed,
-            "fits",
-            run(tc, &fits),
-            (TC_ACT_REDIRECT, wrapped(&fits, RIP[0])),
-        );
+        let want = (TC_ACT_REDIRECT, wrapped(&fits, RIP[0]));
+        expect(failed, "fits", run(tc, &fits), want);
         let big = udp(5000, MTU - 19, 0, true);
-        expect(
-            &mut failed,
-            "too big",
-            run(tc, &big),
-            (TC_ACT_OK, big.clone()),
-        );
+        expect(failed, "too big", run(tc, &big), (TC_ACT_OK, big.clone()));
+        // A checksum left unfinished: the NIC finishes it.
+        let half = unfinished(6000);
+        let want = (TC_ACT_REDIRECT, wrapped(&half, RIP[0]));
+        expect(failed, "NIC: unfinished", run(tc, &half), want);
+    }
+
+    pub(super) fn fixtures() -> Vec<String> {
+        let mut failed = Vec::new();
+        let set_mtu = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "mtu", &MTU.to_string()])
+            .status();
+        if !set_mtu.as_ref().is_ok_and(|s| s.success()) {
+            return vec![format!("ip link set lo mtu {MTU}: {set_mtu:?}")];
+        }
+        on_a_nic(&mut failed);
+        // On a virtual link: an unfinished checksum goes up (uvs finishes
+        // it), a finished one is wrapped.
+        let (bpf, _xsk, _) = loaded(true);
+        let (_, tc) = programs(&bpf);
+        let (half, whole) = (unfinished(6000), udp(6001, 100, 0, true));
+        let want = (TC_ACT_OK, half.clone());
+        expect(&mut failed, "virtual: unfinished", run(tc, &half), want);
+        let want = (TC_ACT_REDIRECT, wrapped(&whole, RIP[0]));
+        expect(&mut failed, "virtual: finished", run(tc, &whole), want);
         failed
     }
 }

@@ -6,11 +6,21 @@
 // and DF copied from the inner header after the director's hop, TOS the
 // inner one with CE made ECT(0), id 0 with DF (a random one without: the
 // program keeps no counter), checksum computed. The room comes from
-// bpf_skb_adjust_room as an L3 encapsulation, so the kernel cuts a GSO
-// super-frame into wrapped segments where the frame leaves (each segment
-// 20 bytes less of payload). A frame that would not fit the link's MTU
-// once wrapped goes up to uvs untouched, which answers as for its own TUN
-// frames (fragmentation needed with DF, outer fragments without).
+// bpf_skb_adjust_room as an L3 encapsulation (the skb knows its inner
+// headers, for a device's checksum offload). Up to uvs, untouched, which
+// wraps them itself (tunnel.rs) go:
+// - a frame that would not fit the link's MTU once wrapped: uvs answers
+//   as for its own (fragmentation needed with DF, outer fragments
+//   without);
+// - a GSO super-frame: uvs cuts it into wrapped segments (the kernel's
+//   IP-in-IP segmentation is not used: a veth hands a super-frame whole to
+//   the next namespace, where a decapsulator reading a raw socket, as
+//   `uvs decap` does, gets one packet larger than the link);
+// - on a virtual link, a frame whose checksum looks unfinished: a local
+//   sender's frame on a veth keeps its checksum unfinished up to the
+//   receiver, whose kernel trusts it, but a decapsulator that reads the
+//   inner packet sees it wrong; uvs finishes it. On a NIC the device (or
+//   the kernel before it) finishes the wrapped frame's checksum.
 #ifndef UVS_TUNNEL_H
 #define UVS_TUNNEL_H
 
@@ -31,13 +41,16 @@ static __always_inline __u16 ip_checksum(struct iphdr *h)
 	return (__u16)~sum;
 }
 
-// Wraps an IPv4 frame of TUN flow `f` (`segs` frames on the wire),
+// Wraps an IPv4 frame of TUN flow `f` (its header `in`, the linear part
+// ending at `lin_end`; `segs` frames on the wire),
 // readdresses it to the next hop and counts it: 0. -1: the frame goes up
 // to uvs as it came (too big once wrapped, or no room could be made);
 // TC_ACT_SHOT: its headers are not where they must be after the room was
 // made (not expected: they were pulled into the linear part).
-static __always_inline int encapsulate(struct __sk_buff *skb, struct flow *f, __u64 segs)
+static __always_inline int encapsulate(struct __sk_buff *skb, struct flow *f, struct iphdr *in,
+				       void *lin_end, __u64 segs)
 {
+	__u32 hl = in->ihl * 4;
 	__u64 bytes = skb->len - sizeof(struct ethhdr);
 	struct iphdr *outer, *ip;
 	struct ethhdr *eth;
@@ -46,8 +59,11 @@ static __always_inline int encapsulate(struct __sk_buff *skb, struct flow *f, __
 	__u16 len;
 	__u8 ecn;
 
-	// The link's MTU now (the frame leaves by the link it came in on); a
-	// super-frame passes, its segments are checked where it is cut.
+	if (skb->gso_size)
+		return -1;
+	if (virtual_link && partial_checksum(in, (__u8 *)in + hl, hl, lin_end))
+		return -1;
+	// The link's MTU now (the frame leaves by the link it came in on).
 	if (bpf_check_mtu(skb, 0, &mtu, sizeof(*outer), 0) != BPF_MTU_CHK_RET_SUCCESS)
 		return -1;
 	if (bpf_skb_adjust_room(skb, sizeof(*outer), BPF_ADJ_ROOM_MAC,

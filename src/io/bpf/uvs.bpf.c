@@ -684,8 +684,6 @@ steer:
 	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 }
 
-#include "tunnel.h"
-
 // Set by uvs as it loads the tc program for a link: 1 if the link is a
 // veth (or netkit) whose peer is in another namespace (a container's
 // link). A frame then goes straight into the peer's receive path
@@ -693,6 +691,12 @@ steer:
 // program: no transmit on this link, no second trip through a backlog
 // queue. 0: out of this link's transmit (bpf_redirect), as on a NIC.
 volatile const __u32 to_peer = 0;
+
+// Set by uvs as it loads the tc program for a link: 1 if the link is
+// virtual (a veth, netkit: tunnel.h).
+volatile const __u32 virtual_link = 0;
+
+#include "tunnel.h"
 
 // The same split for the AF_PACKET backends (`--io packet --offload`),
 // in the tc ingress hook: a DR flow's frame (or an IPv4 TUN flow's,
@@ -746,7 +750,7 @@ int uvs_tc_forward(struct __sk_buff *skb)
 		if (!f)
 			return TC_ACT_OK;
 		if (f->tun_daddr) {
-			int r = encapsulate(skb, f, segs);
+			int r = encapsulate(skb, f, ip, end, segs);
 
 			if (r)
 				return r < 0 ? TC_ACT_OK : r;
