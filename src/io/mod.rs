@@ -114,7 +114,8 @@ pub trait PacketIo {
         0
     }
 
-    /// Katran's split: hands an established DR flow arriving on `link` to
+    /// Katran's split: hands an established DR flow (or TUN, `h.tun`: the
+    /// tc program's only) arriving on `link` to
     /// the backend's kernel program, which then forwards its frames itself
     /// (`h` says how) and passes up only SYN, FIN and RST, and one frame
     /// every `h.up_every_ms`. Written again for a flow already handed over,

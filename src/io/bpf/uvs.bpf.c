@@ -83,8 +83,9 @@ struct {
 	__type(value, __u8);
 } locals6 SEC(".maps");
 
-// An established DR flow that uvs handed to the program (Katran's split),
-// by its client-side 5-tuple (maps.h).
+// An established DR (or IPv4 TUN) flow that uvs handed to the program
+// (Katran's split), or one the program scheduled, by its client-side
+// 5-tuple (maps.h).
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
@@ -119,8 +120,8 @@ struct {
 } forwarded SEC(".maps");
 
 // The services whose new flows the programs schedule (maps.h: svc_key,
-// svc), their slots (a `reals` index each, or NO_REAL) and the DR real
-// servers on this link. uvs writes a new table's slots and reals into the
+// svc), their slots (a `reals` index each, or NO_REAL) and the DR and TUN
+// real servers on this link. uvs writes a new table's slots and reals into the
 // half of each array the current services do not use, then points the
 // services at them, so a frame never reads a half-written table.
 struct {
