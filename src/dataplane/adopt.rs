@@ -17,7 +17,7 @@ use super::flow::{Found, touch};
 use super::offload::{take_back, tuple};
 use super::schedule::{count_new, fresh, held};
 use super::{Dataplane, Family};
-use crate::io::{AnyFlow, FlowTuple, Handover, KernelFlow, KernelFlowEvent, PacketIo};
+use crate::io::{AnyFlow, FlowTuple, KernelFlow, KernelFlowEvent, PacketIo};
 use crate::lvs::conn::ConnKey;
 use crate::lvs::service::Protocol;
 use crate::lvs::stats::DataplaneCounters;
@@ -172,14 +172,9 @@ impl Dataplane {
                 let Some((_, d)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
                     return;
                 };
-                let timeout_ms = u64::from(c.state.timeout(&self.table.timeouts)) * 1000;
-                let h = Handover {
-                    flow: tuple(key),
-                    dmac: d.mac.0,
-                    smac: self.link(from.0).mac.0,
-                    up_every_ms: (timeout_ms / 4).clamp(100, 60_000),
-                };
-                if c.offloaded {
+                if let Some(h) = self.handover(key, &c, from.0, d.mac)
+                    && c.offloaded
+                {
                     io.offload(from.0, &h);
                 }
             }

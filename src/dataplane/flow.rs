@@ -68,7 +68,7 @@ impl Dataplane {
         };
         let tcp_flags = l.tcp_flags;
         self.forward_by_method(io, frame, meta, l, &conn, hop, false);
-        if conn.fwd == Forward::Route {
+        if conn.fwd != Forward::Masq {
             self.offload_step(io, meta, tcp_flags, &flow.key, &conn, hop);
         }
     }

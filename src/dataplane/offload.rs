@@ -11,9 +11,11 @@
 //! forwarded is added to the service's and real server's counters then,
 //! also when the table no longer has that real server
 //! (`books::Retired`). Only the link the flow arrived on can send it on,
-//! so flows whose real server is on another link stay with uvs, as do TUN
-//! and NAT (their rewrite is uvs's). A backup forwards nothing (the
-//! program's `fast` switch follows the published table).
+//! so flows whose real server is on another link stay with uvs, as do NAT
+//! (its rewrite is uvs's) and TUN but for an IPv4 flow to an IPv4 real
+//! server, which the tc program wraps as uvs does (io/bpf/tunnel.h; the
+//! XDP backend refuses those). A backup forwards nothing (the program's
+//! `fast` switch follows the published table).
 
 use super::books::Books;
 use super::conn::Conn;
@@ -22,9 +24,13 @@ use super::{Dataplane, Family};
 use crate::io::{FlowTuple, Handover, PacketIo, RxMeta};
 use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
+use crate::lvs::service::Forward;
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::NextHop;
+use crate::wire::MacAddr;
+use crate::wire::ipip::IpipRepr;
 use crate::wire::tcp::flags;
+use std::net::IpAddr;
 
 /// The kernel program's key for a connection.
 pub(super) fn tuple<A: Addr>(k: &ConnKey<A>) -> FlowTuple<A> {
@@ -73,8 +79,47 @@ impl Dataplane {
         self.offload = on;
     }
 
-    /// After a DR frame of `key`'s connection `c` went to `hop`: hands the
-    /// flow over once it is established, or takes it back at FIN or RST.
+    /// What the program needs to forward `key`'s connection `c` itself,
+    /// out of `link` to next hop `dmac`: DR, or TUN of an IPv4 flow to an
+    /// IPv4 real server from the table's tunnel source. `None`: it stays
+    /// with uvs (NAT, other TUN, no tunnel source).
+    pub(super) fn handover<A: Family>(
+        &self,
+        key: &ConnKey<A>,
+        c: &Conn<A>,
+        link: u8,
+        dmac: MacAddr,
+    ) -> Option<Handover<A>> {
+        let tun = match c.fwd {
+            Forward::Route => None,
+            Forward::Tunnel => {
+                let src = self.table.tun_source;
+                let IpAddr::V4(dst) = c.dest_addr(&self.table)? else {
+                    return None;
+                };
+                let vaddr: IpAddr = key.vaddr.into();
+                if !vaddr.is_ipv4() || src.is_unspecified() {
+                    return None;
+                }
+                Some(IpipRepr { src, dst })
+            }
+            Forward::Masq => return None,
+        };
+        // A frame up to uvs four times per timeout keeps its timer
+        // running; more often only costs uvs time.
+        let timeout_ms = u64::from(c.state.timeout(&self.table.timeouts)) * 1000;
+        Some(Handover {
+            flow: tuple(key),
+            dmac: dmac.0,
+            smac: self.link(link).mac.0,
+            up_every_ms: (timeout_ms / 4).clamp(100, 60_000),
+            tun,
+        })
+    }
+
+    /// After a DR or TUN frame of `key`'s connection `c` went to `hop`:
+    /// hands the flow over once it is established (if the program can
+    /// forward it: [`Self::handover`]), or takes it back at FIN or RST.
     pub(super) fn offload_step<I: PacketIo, A: Family>(
         &mut self,
         io: &mut I,
@@ -107,16 +152,11 @@ impl Dataplane {
             return;
         }
         // An offloaded flow's frame that came up anyway (the periodic
-        // one, or the program's map dropped the flow): the entry is
-        // written again, with the real server's MAC as it is now.
-        // A frame up to uvs four times per timeout keeps its timer
-        // running; more often only costs uvs time.
-        let timeout_ms = u64::from(c.state.timeout(&self.table.timeouts)) * 1000;
-        let h = Handover {
-            flow: tuple(key),
-            dmac: hop.mac.0,
-            smac: self.link(meta.link).mac.0,
-            up_every_ms: (timeout_ms / 4).clamp(100, 60_000),
+        // one, a TUN frame too big once wrapped, or the program's map
+        // dropped the flow): the entry is written again, with the real
+        // server's MAC as it is now.
+        let Some(h) = self.handover(key, c, meta.link, hop.mac) else {
+            return;
         };
         if io.offload(meta.link, &h) && !c.offloaded {
             if let Some(e) = self.conns_mut::<A>().get_mut(key) {

@@ -12,6 +12,8 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use crate::wire::ipip::IpipRepr;
+
 /// A frame buffer's size, the data plane's and a packet socket slot's:
 /// large enough for a 64 KiB GSO super-frame.
 pub const FRAME_BUF: usize = 65536 + 256;
@@ -112,7 +114,8 @@ pub trait PacketIo {
         0
     }
 
-    /// Katran's split: hands an established DR flow arriving on `link` to
+    /// Katran's split: hands an established DR flow (or TUN, `h.tun`: the
+    /// tc program's only) arriving on `link` to
     /// the backend's kernel program, which then forwards its frames itself
     /// (`h` says how) and passes up only SYN, FIN and RST, and one frame
     /// every `h.up_every_ms`. Written again for a flow already handed over,
@@ -192,6 +195,10 @@ pub struct Handover<A = Ipv4Addr> {
     pub dmac: [u8; 6],
     pub smac: [u8; 6],
     pub up_every_ms: u64,
+    /// TUN (an IPv4 flow to an IPv4 real server): the outer header's
+    /// ends, the director's tunnel source and the real server; `dmac` is
+    /// then the next hop's. `None`: DR.
+    pub tun: Option<IpipRepr>,
 }
 
 impl<A> Handover<A> {
@@ -202,6 +209,7 @@ impl<A> Handover<A> {
             dmac: self.dmac,
             smac: self.smac,
             up_every_ms: self.up_every_ms,
+            tun: self.tun,
         }
     }
 }

@@ -231,3 +231,44 @@ both_families!(
         }
     }
 );
+
+/// TUN in the tc program (the default backend) for an IPv4 service: the
+/// program schedules the flows and wraps their frames itself, uvs sees
+/// few of them, and the real servers' decapsulators receive them whole
+/// and right. The client's link has its checksum offload off, so its
+/// frames arrive finished as from across a wire: on a veth a local
+/// sender's checksum is otherwise left for the receiving kernel to
+/// finish, which `uvs decap` cannot, and the program sends those frames
+/// up to uvs (as for the test above, whose client keeps its offloads).
+/// The upload's first segments do not fit once wrapped: they go up, and
+/// uvs's "fragmentation needed" teaches the client the tunnel's MTU.
+#[test]
+fn ipv4_tun_flows_are_wrapped_by_the_tc_program() {
+    let Some(l) = tun_lab(Fam::V4) else { return };
+    let o = l.sh("cl", "ethtool -K eth0 tx off");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before: Vec<_> = ["rs1", "rr1"].iter().map(|n| l.nstat(n)).collect();
+    let t = l.tcp_names(20);
+    assert_eq!(tally2(&t, "rs1", "rr1"), (10, 10, Some(0)), "{t}");
+    let u = l.udp_names(20, 30000);
+    assert_eq!(tally2(&u, "rs1", "rr1"), (10, 10, Some(0)), "{u}");
+    let scheduled = l.dp_counter("kernel_scheduled");
+    assert!(scheduled >= 40, "kernel_scheduled {scheduled}");
+    let fwd0 = l.dp_counter_settled("offload_forwarded");
+    let up = l.upload(5_000_000);
+    assert_eq!(up["intact"], true, "{up}");
+    let fwd = l.dp_counter_settled("offload_forwarded") - fwd0;
+    let rx = l.dp_counter("rx_frames");
+    println!("kernel_scheduled {scheduled}, upload: offload_forwarded {fwd}; rx_frames {rx}");
+    // 5 MB is about 3,500 segments; uvs saw the flows' ends and the
+    // upload's first segments.
+    assert!(fwd >= 3_000, "offload_forwarded {fwd}");
+    assert!(rx < 300, "uvs saw {rx} frames");
+    for (i, n) in ["rs1", "rr1"].iter().enumerate() {
+        let after = l.nstat(n);
+        for k in ["TcpInCsumErrors", "UdpInCsumErrors"] {
+            let d = after.get(k).copied().unwrap_or(0) - before[i].get(k).copied().unwrap_or(0);
+            assert_eq!(d, 0, "{n}: {k} moved by {d}");
+        }
+    }
+}

@@ -159,6 +159,7 @@ fn hold(r: &mut Rig, f: AnyFlow, dmac: [u8; 6]) {
                 dmac,
                 smac: DIR_MAC,
                 up_every_ms,
+                tun: None,
             },
         )
     }

@@ -118,14 +118,35 @@ fn a_udp_flow_is_handed_over_at_its_second_datagram() {
     assert_eq!(r.io.offloaded[&tuple(17, 5000, 53)].1.up_every_ms, 60_000);
 }
 
+/// An IPv4 TUN flow to an IPv4 real server is handed over with the outer
+/// header's ends (the tc program wraps it; the XDP backend refuses it),
+/// its next hop's MAC as for DR.
 #[test]
-fn tun_nat_other_links_and_a_director_without_offload_keep_their_flows() {
-    for forward in [Forward::Tunnel, Forward::Masq] {
-        let mut r = dr_rig(forward);
-        r.feed(udp(5000));
-        r.feed(udp(5000));
-        assert!(r.io.offloaded.is_empty(), "{forward:?}");
-    }
+fn an_ipv4_tun_flow_is_handed_over_with_the_outer_headers_ends() {
+    let mut r = dr_rig(Forward::Tunnel);
+    r.feed(udp(5000));
+    assert!(r.io.offloaded.is_empty());
+    assert_eq!(r.feed(udp(5000)).len(), 1, "wrapped by uvs");
+    let (link, h) = r.io.offloaded[&tuple(17, 5000, 53)];
+    let ends = h.tun.map(|t| (t.src, t.dst));
+    let rs = Ipv4Addr::new(198, 18, 0, 11);
+    assert_eq!(ends, Some((uvs::rig::DIR_ADDR, rs)));
+    assert_eq!((link, h.dmac, h.smac), (0, [2, 0, 0, 0, 1, 11], DIR_MAC));
+    // Its TCP flow too, at the ACK; the FIN takes it back.
+    let t = tuple(6, 40000, 80);
+    r.feed(tcp(40000, "S"));
+    r.feed(tcp(40000, "A"));
+    assert!(r.io.offloaded[&t].1.tun.is_some());
+    r.feed(tcp(40000, "AF"));
+    assert_eq!(r.io.taken_back, vec![t]);
+}
+
+#[test]
+fn nat_other_links_and_a_director_without_offload_keep_their_flows() {
+    let mut r = dr_rig(Forward::Masq);
+    r.feed(udp(5000));
+    r.feed(udp(5000));
+    assert!(r.io.offloaded.is_empty(), "NAT");
     let mut r = dr_rig(Forward::Route);
     r.dp.set_offload(false);
     r.feed(udp(5000));

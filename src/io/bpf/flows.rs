@@ -72,6 +72,8 @@ fn write<K: aya::Pod>(map: &mut FlowMap<K>, k: K, h: &Handover<impl Copy>) -> bo
         // uvs hands over established flows only: nothing to report.
         state: 0,
         pad: [0; 3],
+        tun_saddr: h.tun.map_or([0; 4], |t| t.src.octets()),
+        tun_daddr: h.tun.map_or([0; 4], |t| t.dst.octets()),
         packets,
         bytes,
         // The next frame up to uvs one interval from now.

@@ -49,9 +49,9 @@ struct flow6_key {
 };
 
 // ... and the value of both: the MACs of its next hop (the real server's, and
-// ours on the same link), what the program forwarded (folded into uvs's
-// counters when uvs takes the flow back), and when a frame last went up
-// to uvs.
+// ours on the same link), for TUN the outer header's addresses, what the
+// program forwarded (folded into uvs's counters when uvs takes the flow
+// back), and when a frame last went up to uvs.
 struct flow {
 	__u8 dmac[6];
 	__u8 smac[6];
@@ -59,6 +59,10 @@ struct flow {
 	// uvs when the client's first ACK passes (its state, established).
 	__u8 state;
 	__u8 pad[3];
+	// TUN (IPv4-in-IPv4, network order): the director's tunnel source and
+	// the real server; tun_daddr 0: DR, no outer header.
+	__u32 tun_saddr;
+	__u32 tun_daddr;
 	__u64 packets;
 	__u64 bytes;
 	__u64 up_ns;
@@ -111,12 +115,15 @@ struct svc {
 // goes up to uvs, which decides).
 #define NO_REAL 0xffffffff
 
-// The value of reals (by the index a slot holds): a DR real server on
-// this link, its MAC and ours, and uvs's id for it.
+// The value of reals (by the index a slot holds): a DR or TUN real server
+// on this link (for TUN, the next hop's MAC), its MAC and ours, the outer
+// header's addresses as in struct flow (0: DR), and uvs's id for it.
 struct real {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 pad;
+	__u32 tun_saddr;
+	__u32 tun_daddr;
 	__u64 id;
 };
 

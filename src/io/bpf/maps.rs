@@ -111,7 +111,8 @@ mirror! {
 }
 
 mirror! {
-    /// The value of `flows` and `flows6`: the next hop's MACs, what the program
+    /// The value of `flows` and `flows6`: the next hop's MACs, for TUN the
+    /// outer header's addresses (tun_daddr zero: DR), what the program
     /// forwarded, and when a frame last went up to uvs and how often one
     /// does.
     #[derive(Debug, Clone, Copy)]
@@ -120,6 +121,8 @@ mirror! {
         pub smac: [u8; 6],
         pub state: u8,
         pub pad: [u8; 3],
+        pub tun_saddr: [u8; 4],
+        pub tun_daddr: [u8; 4],
         pub packets: u64,
         pub bytes: u64,
         pub up_ns: u64,
@@ -156,13 +159,16 @@ mirror! {
 }
 
 mirror! {
-    /// The value of `reals`: a DR real server on this link, its MAC and
-    /// ours, and uvs's id for it.
+    /// The value of `reals`: a DR or TUN real server on this link, its
+    /// (next hop's) MAC and ours, the outer header's addresses for TUN
+    /// (zero for DR), and uvs's id for it.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct Real = real {
         pub dmac: [u8; 6],
         pub smac: [u8; 6],
         pub pad: u32,
+        pub tun_saddr: [u8; 4],
+        pub tun_daddr: [u8; 4],
         pub id: u64,
     }
 }

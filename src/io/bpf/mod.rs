@@ -23,6 +23,8 @@ mod test_frames;
 mod test_run;
 #[cfg(test)]
 mod test_sched;
+#[cfg(test)]
+mod test_tun;
 
 use claims::Claims;
 pub use flows::FlowMaps;
@@ -321,6 +323,11 @@ impl LinkProgram {
         };
         let mut bpf = aya::EbpfLoader::new()
             .override_global("to_peer", &u32::from(to_peer), true)
+            .override_global(
+                "virtual_link",
+                &u32::from(crate::host::sys::is_virtual_pair(name)),
+                true,
+            )
             .load(PROGRAM)
             .map_err(|x| Error::Load {
                 what,

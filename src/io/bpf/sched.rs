@@ -13,10 +13,12 @@
 //!
 //! The rest stay with uvs: lc, wlc, sed, nq and ovf read live counts;
 //! persistent services need their templates; `-o`, mark services (tc
-//! runs before the marks are set), TUN and NAT servers (their rewrites
-//! are uvs's) and servers on another link or not resolved yet. Each
-//! link's program gets the servers it can send to (XDP_TX or a redirect
-//! out of the link a frame came in on).
+//! runs before the marks are set), NAT servers (their rewrite is uvs's),
+//! TUN servers but an IPv4 service's IPv4 ones when the table has a
+//! tunnel source (wrapped by the tc program, tunnel.h; the XDP program
+//! sends their frames up), and servers on another link or not resolved
+//! yet. Each link's program gets the servers it can send to (XDP_TX or a
+//! redirect out of the link a frame came in on).
 
 use super::Error;
 use super::maps::{NO_REAL, Real, SCHED_MH, SCHED_SEQ, SCHED_SH, Svc, SvcKey};
@@ -77,21 +79,36 @@ impl KernelTable {
             }
             // Each of its servers: an entry the program can send to, or
             // none.
+            let tun_source = table.tun_source;
             let usable: Vec<bool> = s
                 .dests
                 .iter()
                 .map(|d| {
-                    d.forward == Forward::Route
-                        && d.link == link
+                    let how = match d.forward {
+                        Forward::Route => true,
+                        Forward::Tunnel => !tun_source.is_unspecified() && d.addr.is_ipv4(),
+                        Forward::Masq => false,
+                    };
+                    how && d.link == link
                         && d.mac != crate::wire::MacAddr::ZERO
                         && d.addr.is_ipv4() == s.key.addr.is_ipv4()
                 })
                 .collect();
-            k.reals.extend(s.dests.iter().map(|d| Real {
-                dmac: d.mac.0,
-                smac: mac,
-                pad: 0,
-                id: d.id,
+            k.reals.extend(s.dests.iter().map(|d| {
+                let tun = match d.addr {
+                    IpAddr::V4(rip) if d.forward == Forward::Tunnel => {
+                        (tun_source.octets(), rip.octets())
+                    }
+                    _ => ([0; 4], [0; 4]),
+                };
+                Real {
+                    dmac: d.mac.0,
+                    smac: mac,
+                    pad: 0,
+                    tun_saddr: tun.0,
+                    tun_daddr: tun.1,
+                    id: d.id,
+                }
             }));
             k.slots.extend(picks.iter().map(|p| match p {
                 Some(i) if usable.get(*i).copied().unwrap_or(false) => (base + i) as u32,

@@ -49,7 +49,7 @@ fn udp(sport: u16, dport: u16, pseudo: impl Fn(u32) -> u64) -> Vec<u8> {
 
 /// An IPv4 frame to the director's MAC carrying `segment` of
 /// `proto`, TTL 64, DF, header checksum right.
-fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, segment: &[u8]) -> Vec<u8> {
+pub(super) fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, segment: &[u8]) -> Vec<u8> {
     let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0];
     ip[2..4].copy_from_slice(&(20 + segment.len() as u16).to_be_bytes());
     ip.extend_from_slice(&src);

@@ -272,6 +272,8 @@ pub(super) mod run {
                 smac: DIR_MAC,
                 state: 0,
                 pad: [0; 3],
+                tun_saddr: [0; 4],
+                tun_daddr: [0; 4],
                 packets: 0,
                 bytes: 0,
                 up_ns: monotonic_ns(),

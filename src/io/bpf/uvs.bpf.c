@@ -83,8 +83,9 @@ struct {
 	__type(value, __u8);
 } locals6 SEC(".maps");
 
-// An established DR flow that uvs handed to the program (Katran's split),
-// by its client-side 5-tuple (maps.h).
+// An established DR (or IPv4 TUN) flow that uvs handed to the program
+// (Katran's split), or one the program scheduled, by its client-side
+// 5-tuple (maps.h).
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 262144);
@@ -119,8 +120,8 @@ struct {
 } forwarded SEC(".maps");
 
 // The services whose new flows the programs schedule (maps.h: svc_key,
-// svc), their slots (a `reals` index each, or NO_REAL) and the DR real
-// servers on this link. uvs writes a new table's slots and reals into the
+// svc), their slots (a `reals` index each, or NO_REAL) and the DR and TUN
+// real servers on this link. uvs writes a new table's slots and reals into the
 // half of each array the current services do not use, then points the
 // services at them, so a frame never reads a half-written table.
 struct {
@@ -362,10 +363,11 @@ static __always_inline __s64 slot_of(struct svc *s, __u32 caddr, __u16 cport)
 // and ports already). 0 when the frame must go up to uvs: no such
 // service (or one uvs keeps: persistence, lc...), no real server the
 // program can send to, a frame not addressed to this link's MAC, uvs's
-// table without room, a full ring.
+// table without room, a full ring, a TUN server unless `tun` (the tc
+// program, an IPv4 flow).
 static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __u16 cport,
 					     void *map, void *fkey, struct ethhdr *eth,
-					     struct flow_event *tmpl)
+					     struct flow_event *tmpl, int tun)
 {
 	__u32 zero = 0, *ri, *ok, idx;
 	struct flow_event *ev;
@@ -387,7 +389,7 @@ static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __
 	if (!ri || *ri == NO_REAL)
 		return 0;
 	r = bpf_map_lookup_elem(&reals, ri);
-	if (!r || !mac_eq(eth->h_dest, r->smac))
+	if (!r || !mac_eq(eth->h_dest, r->smac) || (r->tun_daddr && !tun))
 		return 0;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
@@ -403,6 +405,8 @@ static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __
 			.state = tmpl->tcp_flags & TCP_SYN ? FLOW_SYN : FLOW_QUIET,
 			.up_ns = bpf_ktime_get_coarse_ns(),
 			.every_ns = s->every_ns,
+			.tun_saddr = r->tun_saddr,
+			.tun_daddr = r->tun_daddr,
 		};
 		__builtin_memcpy(nf.dmac, r->dmac, ETH_ALEN);
 		__builtin_memcpy(nf.smac, r->smac, ETH_ALEN);
@@ -431,16 +435,16 @@ static __always_inline int l4_flags(__u8 proto, __u8 *l4, void *end)
 // schedules now (a TCP SYN, or a UDP datagram, of a service in
 // `services`). To uvs go: SYN, FIN and RST of known flows, a TTL about to
 // run out, fragments, the flow's periodic frame (its uvs timer runs on),
-// whatever the program cannot schedule. `csum`: the frame's checksum
-// state is unknown (XDP sees bytes only), so an unfinished one goes up.
+// whatever the program cannot schedule, and a TUN flow's frames unless
+// `tun` (the tc program, an IPv4 flow: the XDP program leaves TUN to uvs).
 static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int flags,
 						    struct flow_event *tmpl, struct svc_key *sk,
-						    __u32 caddr, struct ethhdr *eth)
+						    __u32 caddr, struct ethhdr *eth, int tun)
 {
 	struct flow *f = bpf_map_lookup_elem(map, fkey);
 
 	if (f) {
-		if (flags & (TCP_FIN | TCP_SYN | TCP_RST))
+		if (flags & (TCP_FIN | TCP_SYN | TCP_RST) || (f->tun_daddr && !tun))
 			return 0;
 		f = unless_due(f);
 		if (f && f->state == FLOW_SYN && (flags & TCP_ACK))
@@ -451,11 +455,13 @@ static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int fl
 	// flow is uvs's to judge).
 	if (tmpl->proto == IPPROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) != TCP_SYN)
 		return 0;
-	return schedule(sk, caddr, bpf_ntohs(tmpl->sport), map, fkey, eth, tmpl);
+	return schedule(sk, caddr, bpf_ntohs(tmpl->sport), map, fkey, eth, tmpl, tun);
 }
 
-// forwarded_flow for an IPv4 frame.
-static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *ip, void *end, int csum)
+// forwarded_flow for an IPv4 frame. `xdp`: the XDP program's, which sees
+// bytes only (the checksum state unknown: an unfinished one goes up) and
+// leaves TUN flows to uvs.
+static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *ip, void *end, int xdp)
 {
 	__u32 hl = ip->ihl * 4;
 	__u8 *l4 = (__u8 *)ip + hl;
@@ -471,7 +477,7 @@ static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *
 	flags = l4_flags(ip->protocol, l4, end);
 	if (flags < 0)
 		return 0;
-	if (csum && partial_checksum(ip, l4, hl, end))
+	if (xdp && partial_checksum(ip, l4, hl, end))
 		return 0;
 	k.saddr = ip->saddr;
 	k.daddr = ip->daddr;
@@ -489,13 +495,13 @@ static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *
 	sk.port = k.dport;
 	sk.proto = k.proto;
 	sk.family = 4;
-	return forwarded_flow(&flows, &k, flags, &t, &sk, bpf_ntohl(ip->saddr), eth);
+	return forwarded_flow(&flows, &k, flags, &t, &sk, bpf_ntohl(ip->saddr), eth, !xdp);
 }
 
 // The same for IPv6, by the fixed header only: a frame with extension
 // headers (a fragment among them) or a hop limit about to run out goes
-// to uvs.
-static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hdr *ip6, void *end, int csum)
+// to uvs. No TUN: the programs' encapsulation is IPv4-in-IPv4 only.
+static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hdr *ip6, void *end, int xdp)
 {
 	__u8 *l4 = (__u8 *)(ip6 + 1);
 	struct flow6_key k = {};
@@ -511,7 +517,7 @@ static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hd
 	flags = l4_flags(ip6->nexthdr, l4, end);
 	if (flags < 0)
 		return 0;
-	if (csum && partial_checksum6(ip6, l4, end))
+	if (xdp && partial_checksum6(ip6, l4, end))
 		return 0;
 	__builtin_memcpy(k.saddr, &ip6->saddr, sizeof(k.saddr));
 	__builtin_memcpy(k.daddr, &ip6->daddr, sizeof(k.daddr));
@@ -532,7 +538,7 @@ static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hd
 #pragma unroll
 	for (i = 0; i < 4; i++)
 		caddr ^= bpf_ntohl(ip6->saddr.in6_u.u6_addr32[i]);
-	return forwarded_flow(&flows6, &k, flags, &t, &sk, caddr, eth);
+	return forwarded_flow(&flows6, &k, flags, &t, &sk, caddr, eth, 0);
 }
 
 // Readdresses a frame of flow `f` to its real server (its MAC, ours as
@@ -687,9 +693,15 @@ steer:
 // queue. 0: out of this link's transmit (bpf_redirect), as on a NIC.
 volatile const __u32 to_peer = 0;
 
+// Set by uvs as it loads the tc program for a link: 1 if the link is
+// virtual (a veth, netkit: tunnel.h).
+volatile const __u32 virtual_link = 0;
+
+#include "tunnel.h"
+
 // The same split for the AF_PACKET backends (`--io packet --offload`),
-// in the tc ingress hook: an established DR flow's frame leaves by the
-// link it came in on without reaching uvs's packet sockets, which are
+// in the tc ingress hook: a DR flow's frame (or an IPv4 TUN flow's,
+// wrapped: tunnel.h) leaves by the link it came in on without reaching uvs's packet sockets, which are
 // bound to IPv4 and IPv6 and so see a frame only after this hook passed
 // it on. A GSO super-frame (a local sender's, or GRO's) goes out whole:
 // XDP would turn the sender's segmentation offload off on a veth, tc
@@ -738,7 +750,14 @@ int uvs_tc_forward(struct __sk_buff *skb)
 		f = offloaded(eth, ip, end, 0);
 		if (!f)
 			return TC_ACT_OK;
-		rewrite(f, eth, ip, segs, skb->len - sizeof(*eth));
+		if (f->tun_daddr) {
+			int r = encapsulate(skb, f, ip, end, segs);
+
+			if (r)
+				return r < 0 ? TC_ACT_OK : r;
+		} else {
+			rewrite(f, eth, ip, segs, skb->len - sizeof(*eth));
+		}
 	}
 	if (to_peer)
 		return bpf_redirect_peer(skb->ifindex, 0);

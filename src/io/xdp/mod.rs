@@ -195,8 +195,10 @@ impl PacketIo for XdpLinks {
         std::mem::take(&mut self.steered)
     }
 
+    /// TUN flows stay with uvs: the XDP program does not wrap (only the
+    /// tc program does).
     fn offload<A: FlowFamily>(&mut self, link: u8, h: &Handover<A>) -> bool {
-        self.flows.offload(link, h)
+        h.tun.is_none() && self.flows.offload(link, h)
     }
 
     fn unoffload<A: FlowFamily>(&mut self, link: u8, flow: &FlowTuple<A>) -> Option<Offloaded> {

@@ -410,6 +410,43 @@ fn only_dr_servers_on_this_link_with_a_mac_of_the_services_family_are_sent_to() 
     assert_eq!(on1, vec![114]);
 }
 
+/// With a tunnel source, an IPv4 service's IPv4 TUN servers are sent to
+/// (the tc program wraps their frames): their entries carry the outer
+/// header's ends. A TUN server of the other family, and an IPv6
+/// service's, stay with uvs; without a tunnel source all do (above).
+#[test]
+fn ipv4_tun_servers_carry_the_outer_headers_ends_when_there_is_a_tunnel_source() {
+    let tun = |mut d: DestEntry| {
+        d.forward = Forward::Tunnel;
+        d
+    };
+    let four = tcp4(SchedulerKind::Rr, vec![tun(rs4(11, 1)), tun(rs6(12, 1))]);
+    let six = svc(
+        ServiceKey::addr(Protocol::Tcp, VIP6, 80),
+        SchedulerKind::Rr,
+        vec![tun(rs6(21, 1))],
+    );
+    let src = Ipv4Addr::new(198, 18, 0, 2);
+    let t = Table::with_tun_source(1, vec![four, six], Default::default(), src);
+    let k = KernelTable::of(&t, 0, MAC);
+    let reals = |s: &ServiceEntry| {
+        let v = &k.services[&key_in(&k, s)];
+        k.slots[v.first as usize..][..v.count as usize]
+            .iter()
+            .map(|r| (*r != NO_REAL).then(|| k.reals[*r as usize]))
+            .collect::<Vec<_>>()
+    };
+    let four = reals(&t.services[0]);
+    assert_eq!(four.len(), 2);
+    assert!(four.contains(&None));
+    let r = four.iter().flatten().next().copied().unwrap();
+    assert_eq!(
+        (r.id, r.dmac, r.tun_saddr, r.tun_daddr),
+        (111, [2, 0, 0, 0, 1, 11], src.octets(), [198, 18, 0, 11])
+    );
+    assert_eq!(reals(&t.services[1]), vec![None]);
+}
+
 #[test]
 fn services_are_keyed_as_the_c_struct_and_laid_out_one_after_another() {
     assert_eq!(
