@@ -12,7 +12,7 @@ use std::process::Command;
 const DIR: &str = "src/io/bpf";
 
 fn main() {
-    for f in ["uvs.bpf.c", "maps.h", "tunnel.h", "layout.c"] {
+    for f in ["uvs.bpf.c", "maps.h", "sched.h", "tunnel.h", "layout.c"] {
         println!("cargo::rerun-if-changed={DIR}/{f}");
     }
     println!("cargo::rerun-if-env-changed=UVS_CLANG");

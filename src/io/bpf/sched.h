@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+// New flows scheduled by uvs's kernel programs themselves (io/bpf/
+// sched.rs writes the tables): the maps of the services they schedule,
+// their slots and real servers, the shared rr/wrr positions, the ring
+// that tells uvs of each flow, and the functions that pick a flow's real
+// server and report it. Included once, by uvs.bpf.c, after fast_is.
+#ifndef UVS_SCHED_H
+#define UVS_SCHED_H
+
+// The services whose new flows the programs schedule (maps.h: svc_key,
+// svc), their slots (a `reals` index each, or NO_REAL) and the DR and TUN
+// real servers on this link. uvs writes a new table's slots and reals into the
+// half of each array the current services do not use, then points the
+// services at them, so a frame never reads a half-written table.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct svc_key);
+	__type(value, struct svc);
+} services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 65536);
+	__type(key, __u32);
+	__type(value, __u32);
+} slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 8192);
+	__type(key, __u32);
+	__type(value, struct real);
+} reals SEC(".maps");
+
+// Each service's position in its sequence (SCHED_SEQ), one for all CPUs
+// (an atomic add, as IPVS's rr and wrr hold one position under a lock):
+// the order is uvs's own, the proportions the weights'.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} seq_pos SEC(".maps");
+
+// What the programs tell uvs (maps.h: flow_event): the flows they
+// scheduled and those the client's ACK established. A flow is scheduled
+// only once its event is reserved, so uvs learns of every one; a full
+// ring sends the frame up to uvs instead.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 21);
+} events SEC(".maps");
+
+// [0]: 1 while uvs's connection table has room for the flows the
+// programs schedule; written by uvs's data plane.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} room SEC(".maps");
+
+// Per CPU: [0] flows scheduled, [1] new flows sent up because the ring
+// was full, [2] establishments not reported yet for the same reason.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, __u64);
+} sched_counts SEC(".maps");
+
+// Adds one to per-CPU counter `i` of sched_counts.
+static __always_inline void count_sched(__u32 i)
+{
+	__u64 *n = bpf_map_lookup_elem(&sched_counts, &i);
+
+	if (n)
+		*n += 1;
+}
+
+// A flow the program scheduled at its SYN, whose client now sent an ACK:
+// uvs is told (its entry becomes established). A full ring tells it at a
+// later ACK.
+static __always_inline void report_established(struct flow *f, struct flow_event *tmpl,
+					       struct ethhdr *eth)
+{
+	struct flow_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		count_sched(2);
+		return;
+	}
+	__builtin_memcpy(ev, tmpl, sizeof(*ev));
+	ev->what = EVENT_ESTABLISHED;
+	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
+	bpf_ringbuf_submit(ev, 0);
+	f->state = FLOW_QUIET;
+}
+
+// Whether two MACs are equal (the BPF target has no memcmp).
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	int i, d = 0;
+
+#pragma unroll
+	for (i = 0; i < ETH_ALEN; i++)
+		d |= a[i] ^ b[i];
+	return !d;
+}
+
+// The kernel's hash_32 as ip_vs_sh's bucket takes it (8 bits).
+static __always_inline __u32 sh_bucket(__u32 v)
+{
+	return (v * 0x61C88647u) >> 24;
+}
+
+// uvs's mh slot hash (lvs/sched/mh.rs): splitmix64's finaliser of the
+// address and port against the first key, folded to 32 bits.
+static __always_inline __u32 mh_hash(__u32 addr, __u16 port)
+{
+	__u64 z = (((__u64)addr << 32) | ((__u64)port << 16)) ^ 2654435761ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z = z ^ (z >> 31);
+	return (__u32)(z ^ (z >> 32));
+}
+
+// The slot of service `s` for a new flow from `caddr` (folded to 32 bits
+// as IPVS's hashing schedulers fold IPv6, host order) and `cport` (host
+// order), or -1.
+static __always_inline __s64 slot_of(struct svc *s, __u32 caddr, __u16 cport)
+{
+	__u16 port = s->port ? cport : 0;
+	__u64 *pos;
+
+	if (!s->count)
+		return -1;
+	switch (s->kind) {
+	case SCHED_SH:
+		return sh_bucket(caddr + port) % s->count;
+	case SCHED_MH:
+		return mh_hash(caddr, port) % s->count;
+	case SCHED_SEQ:
+		pos = bpf_map_lookup_elem(&seq_pos, &s->index);
+		if (!pos)
+			return -1;
+		return __sync_fetch_and_add(pos, 1) % s->count;
+	}
+	return -1;
+}
+
+// Schedules a new flow (key `fkey` in `map`) of service `sk` from client
+// `caddr`:`cport` (folded address, host order), as uvs would: its real
+// server from the service's slots, the flow entered with that server's
+// MACs and uvs told through `events` (`ev` holds the frame's addresses
+// and ports already). 0 when the frame must go up to uvs: no such
+// service (or one uvs keeps: persistence, lc...), no real server the
+// program can send to, a frame not addressed to this link's MAC, uvs's
+// table without room, a full ring, a TUN server unless `tun` (the tc
+// program, an IPv4 flow).
+static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __u16 cport,
+					     void *map, void *fkey, struct ethhdr *eth,
+					     struct flow_event *tmpl, int tun)
+{
+	__u32 zero = 0, *ri, *ok, idx;
+	struct flow_event *ev;
+	struct real *r;
+	struct svc *s;
+	__s64 slot;
+
+	s = bpf_map_lookup_elem(&services, sk);
+	if (!s || !fast_is(1))
+		return 0;
+	ok = bpf_map_lookup_elem(&room, &zero);
+	if (!ok || !*ok)
+		return 0;
+	slot = slot_of(s, caddr, cport);
+	if (slot < 0)
+		return 0;
+	idx = s->first + (__u32)slot;
+	ri = bpf_map_lookup_elem(&slots, &idx);
+	if (!ri || *ri == NO_REAL)
+		return 0;
+	r = bpf_map_lookup_elem(&reals, ri);
+	if (!r || !mac_eq(eth->h_dest, r->smac) || (r->tun_daddr && !tun))
+		return 0;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_sched(1);
+		return 0;
+	}
+	__builtin_memcpy(ev, tmpl, sizeof(*ev));
+	ev->what = EVENT_NEW;
+	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
+	ev->id = r->id;
+	{
+		struct flow nf = {
+			.state = tmpl->tcp_flags & TCP_SYN ? FLOW_SYN : FLOW_QUIET,
+			.up_ns = bpf_ktime_get_coarse_ns(),
+			.every_ns = s->every_ns,
+			.tun_saddr = r->tun_saddr,
+			.tun_daddr = r->tun_daddr,
+		};
+		__builtin_memcpy(nf.dmac, r->dmac, ETH_ALEN);
+		__builtin_memcpy(nf.smac, r->smac, ETH_ALEN);
+		if (bpf_map_update_elem(map, fkey, &nf, BPF_NOEXIST)) {
+			bpf_ringbuf_discard(ev, 0);
+			return 0;
+		}
+	}
+	bpf_ringbuf_submit(ev, 0);
+	count_sched(0);
+	return bpf_map_lookup_elem(map, fkey);
+}
+
+#endif
