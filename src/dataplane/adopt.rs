@@ -153,8 +153,9 @@ impl Dataplane {
 
     /// The client's first ACK of a TCP flow the program scheduled: the
     /// entry moves as that frame would have moved it (established, its
-    /// timer, its server's active count, the peers told), and the
-    /// program's entry is written again with the new state's interval.
+    /// timer, its server's active count, the peers told). The program has
+    /// moved its entry to the new state's interval itself, so writing it
+    /// again changes nothing, unless the table changed meanwhile.
     fn adopt_established<I: PacketIo, A: Family>(
         &mut self,
         io: &mut I,

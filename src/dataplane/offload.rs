@@ -105,14 +105,11 @@ impl Dataplane {
             }
             Forward::Masq => return None,
         };
-        // A frame up to uvs four times per timeout keeps its timer
-        // running; more often only costs uvs time.
-        let timeout_ms = u64::from(c.state.timeout(&self.table.timeouts)) * 1000;
         Some(Handover {
             flow: tuple(key),
             dmac: dmac.0,
             smac: self.link(link).mac.0,
-            up_every_ms: (timeout_ms / 4).clamp(100, 60_000),
+            up_every_ms: c.state.up_every_ms(&self.table.timeouts),
             tun,
         })
     }

@@ -223,6 +223,13 @@ impl ConnState {
             ConnState::Template | ConnState::Assured => TEMPLATE_REARM_SECS,
         }
     }
+
+    /// How often a frame of a flow in this state that a kernel program
+    /// forwards goes up to uvs, in ms: four times per timeout keeps uvs's
+    /// timer running; more often only costs uvs time.
+    pub fn up_every_ms(self, t: &Timeouts) -> u64 {
+        (u64::from(self.timeout(t)) * 1000 / 4).clamp(100, 60_000)
+    }
 }
 
 /// Declares [`TcpState`] from one list, each state in the kernel's order

@@ -63,9 +63,11 @@ pub struct FlowMaps {
 }
 
 /// Writes `h`'s flow under `k` in `map` (again, for a refresh: what it
-/// forwarded so far carries over).
+/// forwarded so far carries over). An entry that already says what `h`
+/// says stays as it is: a write replaces the entry, and what the program
+/// counts on the old one between the read and the write would be lost.
 fn write<K: aya::Pod>(map: &mut FlowMap<K>, k: K, h: &Handover<impl Copy>) -> bool {
-    let (packets, bytes) = map.get(&k, 0).map_or((0, 0), |v| (v.packets, v.bytes));
+    let old = map.get(&k, 0).ok();
     let v = FlowValue {
         dmac: h.dmac,
         smac: h.smac,
@@ -74,12 +76,19 @@ fn write<K: aya::Pod>(map: &mut FlowMap<K>, k: K, h: &Handover<impl Copy>) -> bo
         pad: [0; 3],
         tun_saddr: h.tun.map_or([0; 4], |t| t.src.octets()),
         tun_daddr: h.tun.map_or([0; 4], |t| t.dst.octets()),
-        packets,
-        bytes,
+        packets: old.map_or(0, |o| o.packets),
+        bytes: old.map_or(0, |o| o.bytes),
         // The next frame up to uvs one interval from now.
         up_ns: crate::host::sys::monotonic_ns(),
         every_ns: h.up_every_ms.saturating_mul(1_000_000),
     };
+    let same = |o: FlowValue| FlowValue {
+        up_ns: v.up_ns,
+        ..o
+    };
+    if old.is_some_and(|o| same(o) == v) {
+        return true;
+    }
     map.insert(k, v, 0).is_ok()
 }
 

@@ -68,6 +68,7 @@ FIELD(svc, kind)
 FIELD(svc, port)
 FIELD(svc, pad)
 FIELD(svc, every_ns)
+FIELD(svc, est_every_ns)
 
 SIZE(real)
 FIELD(real, dmac)

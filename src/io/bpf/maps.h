@@ -107,8 +107,12 @@ struct svc {
 	// sh-port / mh-port: the client's port is hashed too.
 	__u8 port;
 	__u8 pad[2];
-	// A new flow's frame goes up to uvs this often (flow.every_ns).
+	// A new flow's frame goes up to uvs this often (flow.every_ns) ...
 	__u64 every_ns;
+	// ... and once the client's first ACK established a TCP one, this
+	// often (the program sets it: a rewrite of the flow by uvs would
+	// lose what the program counts meanwhile).
+	__u64 est_every_ns;
 };
 
 // A value of `slots`: no real server the program can send to (the frame

@@ -115,7 +115,7 @@ mirror! {
     /// outer header's addresses (tun_daddr zero: DR), what the program
     /// forwarded, and when a frame last went up to uvs and how often one
     /// does.
-    #[derive(Debug, Clone, Copy)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct FlowValue = flow {
         pub dmac: [u8; 6],
         pub smac: [u8; 6],
@@ -155,6 +155,7 @@ mirror! {
         pub port: u8,
         pub pad: [u8; 2],
         pub every_ns: u64,
+        pub est_every_ns: u64,
     }
 }
 

@@ -79,13 +79,16 @@ static __always_inline void count_sched(__u32 i)
 		*n += 1;
 }
 
-// A flow the program scheduled at its SYN, whose client now sent an ACK:
-// uvs is told (its entry becomes established). A full ring tells it at a
-// later ACK.
+// A flow the program scheduled at its SYN (of service `sk`), whose client
+// now sent an ACK: uvs is told (its entry becomes established), and the
+// flow's frames go up at the established state's interval, set before
+// uvs can read the report (uvs then finds the entry as it would write
+// it, and leaves it). A full ring tells uvs at a later ACK.
 static __always_inline void report_established(struct flow *f, struct flow_event *tmpl,
-					       struct ethhdr *eth)
+					       struct ethhdr *eth, struct svc_key *sk)
 {
 	struct flow_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	struct svc *s;
 
 	if (!ev) {
 		count_sched(2);
@@ -94,8 +97,11 @@ static __always_inline void report_established(struct flow *f, struct flow_event
 	__builtin_memcpy(ev, tmpl, sizeof(*ev));
 	ev->what = EVENT_ESTABLISHED;
 	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
-	bpf_ringbuf_submit(ev, 0);
 	f->state = FLOW_QUIET;
+	s = bpf_map_lookup_elem(&services, sk);
+	if (s)
+		f->every_ns = s->est_every_ns;
+	bpf_ringbuf_submit(ev, 0);
 }
 
 // Whether two MACs are equal (the BPF target has no memcmp).

@@ -114,12 +114,14 @@ impl KernelTable {
                 Some(i) if usable.get(*i).copied().unwrap_or(false) => (base + i) as u32,
                 _ => NO_REAL,
             }));
-            let state = match s.key.protocol {
-                Protocol::Tcp => ConnState::Tcp(TcpState::SynRecv),
-                _ => ConnState::Udp,
+            // A TCP flow's interval at its SYN and once established (the
+            // program moves it), a UDP flow's.
+            let states = match s.key.protocol {
+                Protocol::Tcp => [TcpState::SynRecv, TcpState::Established].map(ConnState::Tcp),
+                _ => [ConnState::Udp; 2],
             };
-            let every_ms =
-                (u64::from(state.timeout(&table.timeouts)) * 1000 / 4).clamp(100, 60_000);
+            let [every_ns, est_every_ns] =
+                states.map(|st| st.up_every_ms(&table.timeouts) * 1_000_000);
             k.services.insert(
                 key_of(s.key.addr, s.key.port, s.key.protocol),
                 Svc {
@@ -129,7 +131,8 @@ impl KernelTable {
                     kind,
                     port: u8::from(s.flags.port()),
                     pad: [0; 2],
-                    every_ns: every_ms * 1_000_000,
+                    every_ns,
+                    est_every_ns,
                 },
             );
         }

@@ -242,7 +242,7 @@ static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int fl
 			return 0;
 		f = unless_due(f);
 		if (f && f->state == FLOW_SYN && (flags & TCP_ACK))
-			report_established(f, tmpl, eth);
+			report_established(f, tmpl, eth, sk);
 		return f;
 	}
 	// A new flow: a TCP one at its SYN only (anything else of an unknown
