@@ -18,6 +18,7 @@ mod ha;
 mod hardening;
 mod health;
 mod keepalived;
+mod kernel_sched;
 mod lab6;
 mod nat;
 mod persist;

@@ -146,9 +146,7 @@ fn without_offload_uvs_sees_every_frame() {
 
 /// The UDP service's InPkts, from `--stats --exact`.
 fn udp_inpkts(l: &Lab) -> u64 {
-    let stats = l.adm("-Ln --stats --exact");
-    let udp = stats.lines().find(|x| x.starts_with("UDP")).unwrap();
-    udp.split_whitespace().nth(3).unwrap().parse().unwrap()
+    l.service_stats("UDP")[1]
 }
 
 /// The real server of the one UDP connection `-Lnc` lists.

@@ -137,6 +137,23 @@ fn pass_program_on(l: &Lab, node: &str, ifname: &str) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// A lab of two serving real servers of family `fam` where the XDP
+/// program can forward, the director started with `args`.
+pub(crate) fn xdp_forwarding_lab(fam: Fam, args: &[&str]) -> Option<Lab> {
+    let mut l = Lab::up(2)?;
+    l.fam = fam;
+    l.start_servers(2);
+    // Finished checksums from the client, as frames from a wire have:
+    // the program leaves a veth's unfinished ones to uvs.
+    let o = l.sh("cl", "ethtool -K eth0 tx off");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // XDP_TX on a veth reaches its peer only if the peer runs an XDP
+    // program: a pass-everything one on the switch's port.
+    pass_program_on(&l, "sw", "p-dir");
+    l.start_director_with(args);
+    Some(l)
+}
+
 /// Katran's split: established DR flows are forwarded by the XDP program
 /// itself (`--offload`). A TCP connection whose uvs timer (2 s here) is
 /// shorter than its life keeps going (a frame every half second still
@@ -150,21 +167,13 @@ fn established_dr_flows_are_forwarded_by_the_xdp_program() {
     }
     // IPv6 flows too, to [VIP6] (map flows6).
     for (fam, offload) in [(Fam::V4, true), (Fam::V4, false), (Fam::V6, true)] {
-        let Some(mut l) = Lab::up(2) else { return };
-        l.fam = fam;
-        l.start_servers(2);
-        // Finished checksums from the client, as frames from a wire have:
-        // the program leaves a veth's unfinished ones to uvs.
-        let o = l.sh("cl", "ethtool -K eth0 tx off");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        // XDP_TX on a veth reaches its peer only if the peer runs an XDP
-        // program: a pass-everything one on the switch's port.
-        pass_program_on(&l, "sw", "p-dir");
         let mut args = vec!["--io", "xdp", "-i", "eth0"];
         if offload {
             args.extend(["--offload", "--xdp-peer-program"]);
         }
-        l.start_director_with(&args);
+        let Some(mut l) = xdp_forwarding_lab(fam, &args) else {
+            return;
+        };
         l.dr_services("rr", 1, 1);
         l.adm("--set 2 120 300");
         l.stick_bg(400, 10, "stick.json");

@@ -162,9 +162,21 @@ impl Lab {
     /// The input packets of the (first) TCP service, from `--stats
     /// --exact`.
     pub fn tcp_inpkts(&self) -> u64 {
+        self.service_stats("TCP")[1]
+    }
+
+    /// The counters of the (first) `proto` service (`TCP`, `UDP`) in
+    /// `-Ln --stats --exact`: Conns, InPkts, OutPkts, InBytes, OutBytes.
+    pub fn service_stats(&self, proto: &str) -> Vec<u64> {
         let stats = self.adm("-Ln --stats --exact");
-        let tcp = stats.lines().find(|x| x.starts_with("TCP")).unwrap();
-        tcp.split_whitespace().nth(3).unwrap().parse().unwrap()
+        let row = stats
+            .lines()
+            .find(|x| x.split_whitespace().next() == Some(proto))
+            .unwrap_or_else(|| panic!("no {proto} service: {stats}"));
+        row.split_whitespace()
+            .skip(2)
+            .map(|x| x.parse().unwrap())
+            .collect()
     }
 
     /// One of the data plane's counters, as `uvs status` prints them.

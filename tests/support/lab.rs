@@ -162,6 +162,20 @@ impl Lab {
         }
     }
 
+    /// A bridge table `table` on the lab's switch with one forward chain
+    /// `f` holding `rules` (nft syntax): frames dropped or counted there.
+    pub fn switch_table(&self, table: &str, rules: &[impl AsRef<str>]) {
+        let mut script = format!(
+            "nft add table bridge {table} && \
+             nft add chain bridge {table} f '{{ type filter hook forward priority 0; }}'"
+        );
+        for r in rules {
+            script += &format!(" && nft add rule bridge {table} f {}", r.as_ref());
+        }
+        let o = self.sh("sw", &script);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
     /// Packets the VPC switch (lab.sh --vpc) dropped for a foreign source.
     pub fn switch_drops(&self) -> u64 {
         let o = Command::new(root().join("testbed/lab.sh"))

@@ -283,11 +283,14 @@ pub fn upload(
     }))
 }
 
+/// `count` datagrams to `target` from one socket, `interval` apart (as
+/// fast as possible without one), waiting `pause` once after
+/// `pause_after` of them.
 pub fn udp_blast(
     target: SocketAddr,
     count: u32,
-    pause_after: u32,
-    pause: Duration,
+    (pause_after, pause): (u32, Duration),
+    interval: Duration,
 ) -> serde_json::Value {
     let s = match UdpSocket::bind((any_for(target), 0)).and_then(|s| s.connect(target).map(|_| s)) {
         Ok(s) => s,
@@ -297,6 +300,8 @@ pub fn udp_blast(
     for i in 0..count {
         if i == pause_after && i > 0 {
             std::thread::sleep(pause);
+        } else if i > 0 && !interval.is_zero() {
+            std::thread::sleep(interval);
         }
         // A full queue on the way (ENOBUFS) is part of a burst: go on.
         if s.send(&i.to_be_bytes()).is_ok() {

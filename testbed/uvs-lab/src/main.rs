@@ -121,6 +121,9 @@ enum Cmd {
         pause_after: u32,
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
+        /// Wait this long between datagrams (one flow that lasts a while).
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
     },
     /// One UDP datagram of hex bytes from BIND to TARGET (forged
     /// heartbeats for the HA tests).
@@ -275,7 +278,13 @@ fn main() -> ExitCode {
             count,
             pause_after,
             pause_ms,
-        } => udp_blast(target, count, pause_after, Duration::from_millis(pause_ms)),
+            interval_ms,
+        } => udp_blast(
+            target,
+            count,
+            (pause_after, Duration::from_millis(pause_ms)),
+            Duration::from_millis(interval_ms),
+        ),
         Cmd::UdpSend { bind, target, hex } => {
             let bytes: Vec<u8> = (0..hex.len() / 2)
                 .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())

@@ -17,8 +17,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-struct Pair {
-    l: Lab,
+pub(crate) struct Pair {
+    pub(crate) l: Lab,
     pids: [u32; 2],
     socks: [PathBuf; 2],
     args: [Vec<String>; 2],
@@ -58,7 +58,7 @@ impl Pair {
 
     /// uvsadm against director `i`, which must succeed; its output.
     #[track_caller]
-    fn adm(&self, i: usize, line: &str) -> String {
+    pub(crate) fn adm(&self, i: usize, line: &str) -> String {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_uvsadm"))
             .arg("--socket")
             .arg(&self.socks[i])
@@ -71,7 +71,7 @@ impl Pair {
     }
 
     /// A counter of `uvs status` on director `i`.
-    fn counter(&self, i: usize, name: &str) -> u64 {
+    pub(crate) fn counter(&self, i: usize, name: &str) -> u64 {
         self.l.status_counter(NODES[i], &self.socks[i], name)
     }
 
@@ -86,7 +86,7 @@ impl Pair {
 
     /// Waits (10 s at most) until B has `n` connections from the stream
     /// and the same digest as A.
-    fn wait_b_synced(&self, n: u64) {
+    pub(crate) fn wait_b_synced(&self, n: u64) {
         wait_until(
             Duration::from_secs(10),
             || self.b_synced(n),
@@ -126,7 +126,7 @@ impl Pair {
     /// Kills A (-9) and waits until B holds the VIPs, which must take
     /// less than 2.5 s; prints how long it took after `what`.
     #[track_caller]
-    fn fail_over_quickly(&self, what: &str) {
+    pub(crate) fn fail_over_quickly(&self, what: &str) {
         let gap = self.fail_over();
         println!(
             "{what}: the backup holds the VIPs {} ms after the kill",
@@ -138,7 +138,7 @@ impl Pair {
     /// `n` new connections through the VIP, every one answered by a real
     /// server.
     #[track_caller]
-    fn all_answered(&self, n: u32) {
+    pub(crate) fn all_answered(&self, n: u32) {
         let t = self.l.tcp_names(n);
         assert_eq!(count(&t, "rs1") + count(&t, "rs2"), u64::from(n), "{t}");
     }
@@ -164,19 +164,11 @@ impl Pair {
     /// Drops what `rules` match on the switch (a bridge table of that
     /// name with one forward chain): heartbeats or sync messages lost.
     fn switch_drops(&self, table: &str, rules: &[&str]) {
-        let mut script = format!(
-            "nft add table bridge {table} && \
-             nft add chain bridge {table} f '{{ type filter hook forward priority 0; }}'"
-        );
-        for r in rules {
-            script += &format!(" && nft add rule bridge {table} f {r}");
-        }
-        let o = self.l.sh("sw", &script);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        self.l.switch_table(table, rules);
     }
 
     /// Every log so far, for a failure's message.
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         (1..=self.starts)
             .flat_map(|n| ["a", "b"].map(|d| format!("{d}{n}.log")))
             .chain(["upload.log".to_string()])
@@ -187,7 +179,7 @@ impl Pair {
 
 /// Directors A (198.18.0.2, priority 200) and B (198.18.0.3, 100) with
 /// the same DR service, A active; `extra` adds flags to each.
-fn pair_with(extra: [&[&str]; 2]) -> Option<Pair> {
+pub(crate) fn pair_with(extra: [&[&str]; 2]) -> Option<Pair> {
     pair_after(extra, &|_| {})
 }
 
@@ -303,7 +295,7 @@ fn pair() -> Option<Pair> {
 
 /// Long-lived connections through the VIP: `n` of them, `messages`
 /// requests each 100 ms apart, in the background (`stick<i>.log`).
-fn sticks(p: &mut Pair, n: usize, messages: u32) {
+pub(crate) fn sticks(p: &mut Pair, n: usize, messages: u32) {
     sticks_to(p, &format!("{VIP}:80"), n, messages);
 }
 
@@ -316,7 +308,7 @@ fn sticks_to(p: &mut Pair, target: &str, n: usize, messages: u32) {
 
 /// Every stick connection answered all its messages, without an error
 /// (a reset, a timeout).
-fn sticks_done(p: &mut Pair, n: usize, messages: u64) {
+pub(crate) fn sticks_done(p: &mut Pair, n: usize, messages: u64) {
     for i in 0..n {
         let log = format!("stick{i}.log");
         let s = p.l.wait_child_logs(&log, Duration::from_secs(40));
