@@ -362,20 +362,16 @@ pub static SETTINGS: &[Setting] = &[
     }),
     setting!(switch offload, {
         flag: "offload", key: Some("offload"),
-        help: "Hand established DR flows to a kernel program that forwards their frames itself \
-               (Katran's split), and let it schedule new flows of the services it can (sh, \
-               mh, rr, wrr, fo, dh without persistence): on AF_XDP the XDP program (XDP_TX; \
-               on a veth the peer needs an XDP program of its own, or the frames wait in its \
-               ring), on packet and packet-ring the tc program (super-frames whole; one \
-               worker; on a veth whose peer is in another namespace it hands frames to the \
-               peer, bpf_redirect_peer). On by default (`--io auto`). docs/io.md",
+        help: "Kernel programs forward established DR (and IPv4 TUN) flows and schedule new \
+               flows of the services they can (sh, mh, rr, wrr, fo, dh; docs/io.md): the XDP \
+               program on xdp (XDP_TX), the tc program on packet and packet-ring (super-frames \
+               whole, one worker). On by default (--io auto)",
     }),
     setting!(switch xdp_peer_program, {
         flag: "xdp-peer-program", key: Some("xdp_peer_program"),
         rel: Rel::Requires("offload"),
-        help: "With --io xdp --offload on a veth: its peer runs an XDP program of its own, so \
-               the XDP program's XDP_TX frames reach it (uvs cannot see the peer). Without it \
-               such a start is refused rather than losing every offloaded frame",
+        help: "With --io xdp --offload on a veth: its peer runs an XDP program, so XDP_TX \
+               frames reach it (uvs cannot see the peer); without it such a start is refused",
     }),
     setting!(switch offload_egress, {
         flag: "offload-egress", key: Some("offload_egress"),

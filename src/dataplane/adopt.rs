@@ -114,20 +114,35 @@ impl Dataplane {
         if !same {
             return false;
         }
-        // A flow uvs already has (the program's map had dropped it, and it
-        // scheduled it again): uvs's entry stands, and the flow's frames
-        // come up until uvs hands it over again.
+        let now = self.now_ms();
         if let Some(c) = self.conns_of::<A>().get(key).copied() {
-            take_back(io, &self.books(), key, &c);
-            if let Some(e) = self.conns_mut::<A>().get_mut(key) {
-                e.offloaded = false;
+            let syn = key.protocol == Protocol::Tcp && tcp_flags & flags::SYN != 0;
+            if !(syn && c.reusable_by_syn()) && c.expires_ms(now) > now {
+                // A live flow uvs already has (the program's map had
+                // dropped it, and it scheduled it again): uvs's entry
+                // stands, and the flow's frames come up until uvs hands it
+                // over again.
+                take_back(io, &self.books(), key, &c);
+                if let Some(e) = self.conns_mut::<A>().get_mut(key) {
+                    e.offloaded = false;
+                }
+                return true;
             }
-            return true;
+            // A SYN that reuses an ending entry (a client's port again
+            // after TIME_WAIT), or an entry whose timer ran out: it ends
+            // as in uvs's own path, and the program's flow is the new one.
+            // (The program entered it only because the old one was no
+            // longer in its map.)
+            let places = (&*self.table, &self.positions);
+            let conns = A::table_mut(&mut self.conns, &mut self.conns6);
+            if let Found::Ended(_) = touch(conns, places, key, tcp_flags, from, now) {
+                self.emit_with(|| SyncEvent::Record(Record::Remove(key.portable())));
+            }
         }
+        let d = &self.table.services[si].dests[di];
         let Ok(raddr) = held::<A>(d) else {
             return false;
         };
-        let now = self.now_ms();
         let (mut c, entered) = fresh(&self.table, (si, di), key, raddr, from, tcp_flags, now);
         if !entered {
             return false;

@@ -486,3 +486,35 @@ fn a_full_table_makes_room_for_reported_flows_and_stops_the_program_only_when_it
         assert_eq!((r.dp.conn_count(), r.io.room), (0, Some(true)), "{fam:?}");
     }
 }
+
+/// A client's port again after its last connection ended (wrk with
+/// `Connection: close` reuses ports in TIME_WAIT): the program schedules
+/// the new SYN, maybe to another server, and uvs's ending entry gives way
+/// to it, as a SYN that reuses an entry ends it in uvs's own path. The
+/// next frames go where the program sent the SYN.
+#[test]
+fn a_syn_that_reuses_an_ending_entry_makes_the_programs_flow_the_new_one() {
+    for fam in BOTH {
+        let (mut r, _rx) = rig();
+        let f = scheduled(&mut r, fam, Protocol::Tcp, 41000, 11);
+        report(&mut r, f, KernelFlowEvent::Established);
+        r.poll();
+        // The FIN comes up and takes the flow back: FIN_WAIT, reusable.
+        sent_to(&r.feed(fam.frame(Protocol::Tcp, 41000, "AF")), 11);
+        assert_eq!(held(&r, f), None);
+        let was = listed(&r, fam, 41000).unwrap().state;
+        // The same port's next SYN, scheduled by the program to 12.
+        let g = scheduled(&mut r, fam, Protocol::Tcp, 41000, 12);
+        r.poll();
+        let c = listed(&r, fam, 41000).expect("entered");
+        assert_eq!(
+            (c.state.as_str(), c.daddr),
+            ("SYN_RECV", fam.rs(12)),
+            "{fam:?}, after {was}"
+        );
+        assert!(held(&r, g).is_some(), "the program keeps the new flow");
+        assert_eq!(r.counter("kernel_scheduled"), 2);
+        // Its ACK, come up (the periodic frame, say), goes to 12.
+        sent_to(&r.feed(fam.frame(Protocol::Tcp, 41000, "A")), 12);
+    }
+}

@@ -8,9 +8,7 @@
 //! real server a hashing scheduler's program picks is checked against
 //! uvs's own scheduler, client by client. Needs root, as test_run.
 //!
-//! The ring is given one page, so that it fills within a few frames; the
-//! fixture thread is pinned to one CPU, so the per-CPU positions of rr
-//! and wrr make one sequence.
+//! The ring is given one page, so that it fills within a few frames.
 
 #[cfg(uvs_xdp)]
 mod run {
@@ -559,15 +557,6 @@ mod run {
     }
 
     pub(super) fn fixtures() -> Vec<String> {
-        // One CPU: the per-CPU rr and wrr positions make one sequence.
-        // SAFETY: a zeroed cpu_set_t is an empty set; the calls read
-        // and write only it.
-        let r = unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(libc::sched_getcpu().max(0) as usize, &mut set);
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
-        };
-        assert_eq!(r, 0, "pinning: {}", std::io::Error::last_os_error());
         let mut rig = Rig::new();
         if rig.kernel.services.len() != 10 {
             rig.fail(format!(
