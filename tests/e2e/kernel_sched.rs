@@ -12,18 +12,20 @@ use crate::xdp::xdp_forwarding_lab;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-/// Whether this pass of the suite runs these tests: the default one
-/// (`UVS_IO` unset); the others would repeat the same backend.
-fn this_pass() -> bool {
-    match std::env::var("UVS_IO") {
-        Err(_) => true,
-        Ok(io) => {
-            eprintln!(
-                "kernel_sched: picks its own backend, runs in the default pass (UVS_IO={io})"
-            );
-            false
-        }
+/// A lab of two real servers, frames counted on its switch by `rules`
+/// ([`count_on_switch`]), the director scheduling new flows in its tc
+/// program with the standard rr DR services. `None` in a pass of the
+/// suite that does not run these (their backend is their own).
+fn tc_lab(rules: &[&str]) -> Option<Lab> {
+    if !crate::support::fixed_backend_run() {
+        return None;
     }
+    let mut l = Lab::up(2)?;
+    l.start_servers(2);
+    count_on_switch(&l, rules);
+    l.start_director_with(&TC);
+    l.dr_services("rr", 1, 1);
+    Some(l)
 }
 
 /// The director's arguments for the tc program scheduling new flows.
@@ -64,20 +66,12 @@ fn stats_rows(l: &Lab) -> [(u64, u64); 2] {
 /// timer) InPkts counts every frame the client sent (TCP within two).
 #[test]
 fn kernel_scheduled_flows_are_entered_counted_and_listed() {
-    if !this_pass() {
+    let Some(mut l) = tc_lab(&[
+        &format!("iifname \"p-cl\" ip daddr {VIP} tcp dport 80"),
+        &format!("iifname \"p-cl\" ip daddr {VIP} udp dport 53"),
+    ]) else {
         return;
-    }
-    let Some(mut l) = Lab::up(2) else { return };
-    l.start_servers(2);
-    count_on_switch(
-        &l,
-        &[
-            &format!("iifname \"p-cl\" ip daddr {VIP} tcp dport 80"),
-            &format!("iifname \"p-cl\" ip daddr {VIP} udp dport 53"),
-        ],
-    );
-    l.start_director_with(&TC);
-    l.dr_services("rr", 1, 1);
+    };
     // UDP flows end 2 s after their datagram: taken back, then counted.
     l.adm("--set 0 0 2");
     let (conns, flows) = (300u64, 300u64);
@@ -266,7 +260,7 @@ fn hashed_choices(offload: bool) -> Option<Choices> {
 /// scheduled by it).
 #[test]
 fn the_program_hashes_new_flows_to_the_real_servers_uvs_would_choose() {
-    if !this_pass() {
+    if !crate::support::fixed_backend_run() {
         return;
     }
     let Some(own) = hashed_choices(false) else {
@@ -324,7 +318,7 @@ fn established(p: &crate::ha::Pair, i: usize) -> BTreeSet<String> {
 /// through the backup without a reset.
 #[test]
 fn kernel_scheduled_connections_reach_the_backup_and_survive_a_failover() {
-    if !this_pass() {
+    if !crate::support::fixed_backend_run() {
         return;
     }
     let tc: &[&str] = &["--io", "packet", "--offload"];
@@ -368,20 +362,12 @@ fn kernel_scheduled_connections_reach_the_backup_and_survive_a_failover() {
 /// to the remaining one (scheduled again), as do new flows.
 #[test]
 fn a_deleted_real_server_loses_its_kernel_scheduled_flow_within_a_second() {
-    if !this_pass() {
+    let Some(mut l) = tc_lab(&[
+        &format!("oifname \"p-rs1\" ip daddr {VIP} udp dport 53"),
+        &format!("oifname \"p-rs2\" ip daddr {VIP} udp dport 53"),
+    ]) else {
         return;
-    }
-    let Some(mut l) = Lab::up(2) else { return };
-    l.start_servers(2);
-    count_on_switch(
-        &l,
-        &[
-            &format!("oifname \"p-rs1\" ip daddr {VIP} udp dport 53"),
-            &format!("oifname \"p-rs2\" ip daddr {VIP} udp dport 53"),
-        ],
-    );
-    l.start_director_with(&TC);
-    l.dr_services("rr", 1, 1);
+    };
     let target = format!("{VIP}:53");
     // One flow of 4,000 datagrams, one a millisecond (about 4.5 s).
     let blast = [
@@ -459,7 +445,7 @@ fn a_deleted_real_server_loses_its_kernel_scheduled_flow_within_a_second() {
 /// program and reach both real servers.
 #[test]
 fn the_xdp_program_schedules_new_flows_too() {
-    if !this_pass() {
+    if !crate::support::fixed_backend_run() {
         return;
     }
     let args = [

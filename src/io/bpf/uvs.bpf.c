@@ -252,6 +252,26 @@ static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int fl
 	return schedule(sk, caddr, bpf_ntohs(tmpl->sport), map, fkey, eth, tmpl, tun);
 }
 
+// A frame's report template (`t`: its addresses, ports, protocol and TCP
+// flags) and its service's key (`sk`), for addresses of `len` bytes (4:
+// IPv4, the rest zero; 16: IPv6). Ports in network order.
+static __always_inline void describe(struct flow_event *t, struct svc_key *sk, const void *saddr,
+				     const void *daddr, int len, __u16 sport, __u16 dport,
+				     __u8 proto, int flags)
+{
+	__builtin_memcpy(t->saddr, saddr, len);
+	__builtin_memcpy(t->daddr, daddr, len);
+	t->sport = sport;
+	t->dport = dport;
+	t->proto = proto;
+	t->family = len == 4 ? 4 : 6;
+	t->tcp_flags = flags;
+	__builtin_memcpy(sk->addr, daddr, len);
+	sk->port = dport;
+	sk->proto = proto;
+	sk->family = t->family;
+}
+
 // forwarded_flow for an IPv4 frame. `xdp`: the XDP program's, which sees
 // bytes only (the checksum state unknown: an unfinished one goes up) and
 // leaves TUN flows to uvs.
@@ -278,17 +298,7 @@ static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *
 	k.sport = *(__u16 *)l4;
 	k.dport = *(__u16 *)(l4 + 2);
 	k.proto = ip->protocol;
-	__builtin_memcpy(t.saddr, &ip->saddr, 4);
-	__builtin_memcpy(t.daddr, &ip->daddr, 4);
-	t.sport = k.sport;
-	t.dport = k.dport;
-	t.proto = k.proto;
-	t.family = 4;
-	t.tcp_flags = flags;
-	__builtin_memcpy(sk.addr, &ip->daddr, 4);
-	sk.port = k.dport;
-	sk.proto = k.proto;
-	sk.family = 4;
+	describe(&t, &sk, &ip->saddr, &ip->daddr, 4, k.sport, k.dport, k.proto, flags);
 	return forwarded_flow(&flows, &k, flags, &t, &sk, bpf_ntohl(ip->saddr), eth, !xdp);
 }
 
@@ -318,17 +328,7 @@ static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hd
 	k.sport = *(__u16 *)l4;
 	k.dport = *(__u16 *)(l4 + 2);
 	k.proto = ip6->nexthdr;
-	__builtin_memcpy(t.saddr, &ip6->saddr, 16);
-	__builtin_memcpy(t.daddr, &ip6->daddr, 16);
-	t.sport = k.sport;
-	t.dport = k.dport;
-	t.proto = k.proto;
-	t.family = 6;
-	t.tcp_flags = flags;
-	__builtin_memcpy(sk.addr, &ip6->daddr, 16);
-	sk.port = k.dport;
-	sk.proto = k.proto;
-	sk.family = 6;
+	describe(&t, &sk, &ip6->saddr, &ip6->daddr, 16, k.sport, k.dport, k.proto, flags);
 #pragma unroll
 	for (i = 0; i < 4; i++)
 		caddr ^= bpf_ntohl(ip6->saddr.in6_u.u6_addr32[i]);
