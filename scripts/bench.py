@@ -278,13 +278,21 @@ def udp_rounds(table):
                     # What reached uvs itself (the rest the offload forwarded).
                     s1 = h.status()
                     got[key][-1]["uvs"] = {k: s1.get(k, 0) - s0.get(k, 0)
-                                           for k in ("rx_frames", "offloads", "offload_forwarded")}
+                                           for k in UVS_COUNTS}
                     chosen.setdefault(name, h.io_chosen())
                 if PERF and rnd == 0:
                     profile(key.replace("/", "-"), cfg)
                 cleanup_row(h)
                 print("bench: round %d/%d %-20s done" % (rnd + 1, ROUNDS, key), file=sys.stderr)
     return got, chosen
+
+
+# What each uvs row's rounds record of `uvs status` (the difference over
+# the round's measure): what reached uvs itself, what the kernel program
+# forwarded, scheduled, could not report (a full ring), and uvs's own
+# losses and evictions.
+UVS_COUNTS = ("rx_frames", "offloads", "offload_forwarded", "kernel_scheduled", "kernel_refused",
+              "kernel_ring_full", "rx_socket_drops", "conn_evictions")
 
 
 def summary(table, got):
@@ -320,6 +328,7 @@ def summary(table, got):
                 "rounds": rounds,
                 "uvs_rx_frames": med([r["uvs"]["rx_frames"] for r in rounds if "uvs" in r]),
                 "offload_forwarded": med([r["uvs"]["offload_forwarded"] for r in rounds if "uvs" in r]),
+                "uvs_counts": {k: med([r["uvs"][k] for r in rounds if "uvs" in r]) for k in UVS_COUNTS},
             }
     for r in out.values():
         for base in ("kernel", "floor"):
@@ -371,6 +380,10 @@ def print_udp(rows_, results):
             print("Offload rows, frames per round's measure (fixed rate and peak) that uvs received / the program "
                   "forwarded: %s" % ", ".join("%s %d / %d" % (r["row"], r["uvs_rx_frames"], r["offload_forwarded"])
                                               for r in off))
+            print("  and their uvs status over a round's measure (medians): %s" % "; ".join(
+                "%s %s" % (r["row"], ", ".join("%s %d" % (k, v) for k, v in r["uvs_counts"].items()
+                                               if v and k not in ("rx_frames", "offload_forwarded")))
+                for r in off))
         w1, w2 = rows_.get("uvs-dr/" + wl), rows_.get("uvs-dr-w2/" + wl)
         if w1 and w2:
             w = [ratio(b["peak"]["delivered_pps"], a["peak"]["delivered_pps"])
