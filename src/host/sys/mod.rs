@@ -28,7 +28,7 @@ pub use poll::{Wake, poll, pollin};
 pub use sockopt::{attach_cbpf, getsockopt, peer_pid, raise_rcvbuf, setsockopt, socket};
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 /// A negative return is `errno`.
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -67,4 +67,47 @@ pub fn recv(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
 pub fn write(fd: impl AsFd, buf: &[u8]) -> io::Result<()> {
     rustix::io::write(fd, buf)?;
     Ok(())
+}
+
+/// BPF_MAP_LOOKUP_AND_DELETE_ELEM: the value under `key` in BPF map `fd`,
+/// copied into `value` (the map's value size) and removed in one system
+/// call (hash and LRU maps: Linux 5.14). `Ok(false)`: no such key. aya
+/// has the call only for queues and stacks; the raw call is one syscall
+/// with the kernel's `bpf_attr` for element commands.
+pub fn bpf_lookup_and_delete(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
+    /// The element commands' part of `union bpf_attr`.
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    let attr = Attr {
+        map_fd: fd.as_raw_fd() as u32,
+        pad: 0,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    // SAFETY: `attr` points at `key` and `value`, live for the call; the
+    // kernel reads the key's and writes the value's size (the map's,
+    // which the caller's buffers have).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_AND_DELETE_ELEM,
+            &attr as *const Attr,
+            size_of::<Attr>() as libc::c_uint,
+        )
+    };
+    match r {
+        0 => Ok(true),
+        _ => match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            e => Err(e),
+        },
+    }
 }

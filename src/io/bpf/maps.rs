@@ -115,7 +115,7 @@ mirror! {
     /// outer header's addresses (tun_daddr zero: DR), what the program
     /// forwarded, and when a frame last went up to uvs and how often one
     /// does.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct FlowValue = flow {
         pub dmac: [u8; 6],
         pub smac: [u8; 6],

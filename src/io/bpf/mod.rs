@@ -240,9 +240,11 @@ impl Steering {
             let mut take = |name: &str| l.bpf.take_map(name).ok_or_else(|| Error::no_map(name));
             let (flows, flows6, fwd) = (take("flows")?, take("flows6")?, take("forwarded")?);
             let (events, room, counts) = (take("events")?, take("room")?, take("sched_counts")?);
+            let fds = [own_fd(&flows, "flows")?, own_fd(&flows6, "flows6")?];
             maps.push(flows::LinkFlows {
                 flows: flows.try_into().map_err(Error::map("flows"))?,
                 flows6: flows6.try_into().map_err(Error::map("flows6"))?,
+                fds,
                 forwarded: fwd.try_into().map_err(Error::map("forwarded"))?,
                 events: events.try_into().map_err(Error::map("events"))?,
                 room: room.try_into().map_err(Error::map("room"))?,
@@ -307,6 +309,20 @@ impl Steering {
         self.held = want;
         Ok(())
     }
+}
+
+/// A descriptor of its own for an LRU hash map (`flows`, `flows6`).
+fn own_fd(map: &aya::maps::Map, name: &str) -> Result<std::os::fd::OwnedFd, Error> {
+    use std::os::fd::AsFd;
+    let aya::maps::Map::LruHashMap(d) = map else {
+        return Err(Error::no_map(name));
+    };
+    d.fd().as_fd().try_clone_to_owned().map_err(|e| {
+        Error::map(name)(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+            call: "dup",
+            io_error: e,
+        }))
+    })
 }
 
 #[cfg(uvs_xdp)]
