@@ -178,32 +178,22 @@ impl Dataplane {
         key: &ConnKey<A>,
     ) {
         let now = self.now_ms();
-        let places = (&*self.table, &self.positions);
-        let conns = A::table_mut(&mut self.conns, &mut self.conns6);
-        match touch(conns, places, key, flags::ACK, from, now) {
-            Found::Live(c, was) => {
-                if was.is_some() {
-                    self.state_moved(key, &c);
-                }
-                let Some((_, d)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
-                    return;
-                };
-                if let Some(h) = self.handover(key, &c, from.0, d.mac)
-                    && c.offloaded
-                {
-                    io.offload(from.0, &h);
-                }
-            }
-            Found::Ended(old) => {
-                if old.offloaded {
-                    take_back(io, &self.books(), key, &old);
-                }
-                self.emit_with(|| SyncEvent::Record(Record::Remove(key.portable())));
-            }
-            // Not uvs's (refused when it was reported): its frames come up.
-            Found::Absent => {
-                let _ = io.unoffload(from.0, &tuple(key));
-            }
+        // Absent: not uvs's (refused when it was reported), so its frames
+        // come up. (Ended: taken back already.)
+        if self.conns_of::<A>().get(key).is_none() {
+            let _ = io.unoffload(from.0, &tuple(key));
+            return;
+        }
+        let Some(c) = self.touched(io, key, flags::ACK, from, now) else {
+            return;
+        };
+        let Some((_, d)) = self.table.dest(c.svc, c.dest, c.dest_id) else {
+            return;
+        };
+        if let Some(h) = self.handover(key, &c, from.0, d.mac)
+            && c.offloaded
+        {
+            io.offload(from.0, &h);
         }
     }
 }

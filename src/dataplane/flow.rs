@@ -121,21 +121,9 @@ impl Dataplane {
         flow: &Flow,
         now: u64,
     ) -> Option<Conn> {
-        let (from, places) = ((flow.link, l.src_mac), (&*self.table, &self.positions));
-        match touch(&mut self.conns, places, &flow.key, l.tcp_flags, from, now) {
-            Found::Live(c, was) => {
-                if was.is_some() {
-                    self.state_moved(&flow.key, &c);
-                }
-                return Some(c);
-            }
-            Found::Ended(old) => {
-                if old.offloaded {
-                    take_back(io, &self.books(), &flow.key, &old);
-                }
-                self.emit_with(|| SyncEvent::Record(Record::Remove(flow.key.portable())));
-            }
-            Found::Absent => {}
+        let from = (flow.link, l.src_mac);
+        if let Some(c) = self.touched(io, &flow.key, l.tcp_flags, from, now) {
+            return Some(c);
         }
         if !self.may_start(flow.svc, flow.key.protocol, l.tcp_flags) {
             return None;
@@ -155,6 +143,39 @@ impl Dataplane {
                 None
             }
             Err(NoConn::Refused) => None,
+        }
+    }
+
+    /// Applies a client's frame (`tcp_flags`, from link and MAC `from`)
+    /// to flow `key`'s entry, in either family's table, and what follows:
+    /// a state that moved is told to the peers; an entry that ended
+    /// ([`Found::Ended`]) is taken back from the kernel program if it had
+    /// it, and its removal told. The entry, if it is still in use.
+    pub(super) fn touched<I: PacketIo, A: Family>(
+        &mut self,
+        io: &mut I,
+        key: &ConnKey<A>,
+        tcp_flags: u8,
+        from: (u8, crate::wire::MacAddr),
+        now: u64,
+    ) -> Option<Conn<A>> {
+        let places = (&*self.table, &self.positions);
+        let conns = A::table_mut(&mut self.conns, &mut self.conns6);
+        match touch(conns, places, key, tcp_flags, from, now) {
+            Found::Live(c, was) => {
+                if was.is_some() {
+                    self.state_moved(key, &c);
+                }
+                Some(c)
+            }
+            Found::Ended(old) => {
+                if old.offloaded {
+                    take_back(io, &self.books(), key, &old);
+                }
+                self.emit_with(|| SyncEvent::Record(Record::removal(key, old.state)));
+                None
+            }
+            Found::Absent => None,
         }
     }
 

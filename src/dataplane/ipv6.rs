@@ -11,15 +11,12 @@ use super::books::count;
 
 use super::conn::{Conn, ReplyKey};
 use super::egress6::{Change6, Layout6};
-use super::flow::{Found, touch};
 use super::flow::{NoConn, Start};
 use super::nat6;
-use super::offload::take_back;
 use crate::io::{PacketIo, RxMeta};
 use crate::lvs::conn::ConnKey;
 use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::DataplaneCounters;
-use crate::lvs::sync::{Record, SyncEvent};
 use crate::lvs::table::NextHop;
 use crate::wire::{End, EthernetFrame, Ipv6Packet, TcpPacket, UdpPacket, icmpv6, ip_proto};
 use std::net::{Ipv6Addr, SocketAddrV6};
@@ -180,21 +177,9 @@ impl Dataplane {
         f: &Flow6,
         now: u64,
     ) -> Result<Conn<Ipv6Addr>, NoConn> {
-        let (from, places) = ((f.link, f.l.src_mac), (&*self.table, &self.positions));
-        match touch(&mut self.conns6, places, &f.key, f.l.tcp_flags, from, now) {
-            Found::Live(c, was) => {
-                if was.is_some() {
-                    self.state_moved(&f.key, &c);
-                }
-                return Ok(c);
-            }
-            Found::Ended(old) => {
-                if old.offloaded {
-                    take_back(io, &self.books(), &f.key, &old);
-                }
-                self.emit(SyncEvent::Record(Record::removal(&f.key, old.state)))
-            }
-            Found::Absent => {}
+        let from = (f.link, f.l.src_mac);
+        if let Some(c) = self.touched(io, &f.key, f.l.tcp_flags, from, now) {
+            return Ok(c);
         }
         if !self.may_start(f.svc, f.key.protocol, f.l.tcp_flags) {
             return Err(NoConn::Refused);
