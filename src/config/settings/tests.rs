@@ -46,30 +46,3 @@ fn a_flag_replaces_the_file_s_value_and_list() {
     );
     assert!(set(&mut Settings::default(), "offload", "yes").is_err());
 }
-
-/// docs/config.md's example names every key of the table (set, or
-/// commented out where it needs a site's value), and its text every
-/// flag, so `--help`, the table and the documentation agree.
-#[test]
-fn every_setting_is_documented() {
-    let doc = include_str!("../../../docs/config.md");
-    let block = crate::layering::fenced(doc, "toml");
-    for st in SETTINGS.iter().filter(|s| !s.hide) {
-        if let Some(k) = st.key {
-            let line = |l: &str| {
-                l.trim_start_matches(['#', ' '])
-                    .starts_with(&format!("{k} ="))
-            };
-            assert!(
-                block.lines().any(line),
-                "docs/config.md's example lacks `{k}`"
-            );
-        } else {
-            assert!(
-                doc.contains(&format!("--{}", st.flag)),
-                "docs/config.md lacks --{}",
-                st.flag
-            );
-        }
-    }
-}
