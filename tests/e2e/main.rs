@@ -20,6 +20,7 @@ mod health;
 mod keepalived;
 mod kernel_sched;
 mod lab6;
+mod metrics;
 mod nat;
 mod persist;
 mod persist6;
