@@ -109,7 +109,13 @@ fn ha_status() -> HaStatus {
             synced: true,
             hears_witness: false,
         }],
-        tracks: Vec::new(),
+        tracks: vec![crate::ha::track::TrackStatus {
+            track: crate::ha::track::Track {
+                watch: crate::ha::track::Watch::Interface("eth1".into()),
+                weight: Some(-50),
+            },
+            failing: true,
+        }],
         counters: Default::default(),
         sync: SyncStatus {
             sent_seq: 0,
@@ -123,7 +129,19 @@ fn ha_status() -> HaStatus {
                 ..Default::default()
             },
         },
-        witness: None,
+        witness: Some(crate::ha::status::WitnessStatus {
+            addr: "198.18.0.4:5405".parse().unwrap(),
+            live: true,
+            heard_ms_ago: Some(80),
+            votes_for_us: false,
+            grantee: None,
+            votes: 2,
+            voters: 3,
+            received: 10,
+            bad_mac: 0,
+            malformed: 0,
+            replayed: 0,
+        }),
     }
 }
 
@@ -195,6 +213,9 @@ fn ha_state_is_exported() {
         r#"uvs_ha_sync_records_total{direction="received"} 300"#,
         r#"uvs_ha_sync_resyncs_total{kind="asked"} 1"#,
         "# TYPE uvs_ha_sync_records counter",
+        r#"uvs_ha_track_failing{kind="interface",name="eth1"} 1"#,
+        r#"uvs_ha_votes{of="counted"} 2"#,
+        r#"uvs_ha_witness_up{witness="198.18.0.4:5405"} 1"#,
     ] {
         has(&page, line);
     }
@@ -218,6 +239,25 @@ fn every_status_figure_has_its_metric() {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         assert!(ok && !f.name.ends_with("_total"), "{}", f.name);
+    }
+}
+
+/// docs/metrics.md names every family a scrape can have, as written
+/// (counters with `_total`).
+#[test]
+fn every_metric_is_documented() {
+    let doc = include_str!("../../../docs/metrics.md");
+    let mut s = scrape();
+    s.ha = Some(Box::new(ha_status()));
+    for f in sheet(&s).families() {
+        let name = match f.kind {
+            prometheus_client::metrics::MetricType::Counter => format!("{}_total", f.name),
+            _ => f.name.clone(),
+        };
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "docs/metrics.md lacks `{name}`"
+        );
     }
 }
 
@@ -331,4 +371,21 @@ fn the_responder_answers_what_it_can_and_never_panics() {
     );
     assert!(r.starts_with("HTTP/1.1 408 "), "{r}");
     assert!(t.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn ipv6_addresses_are_bare_in_labels() {
+    let v6 = |a: &str| a.parse::<std::net::IpAddr>().unwrap();
+    let k = ServiceKey::addr(Protocol::Udp, v6("2001:2::100"), 53);
+    let got = table::server_labels(&k, v6("2001:2::11"), 5353);
+    let want = [
+        ("proto", "UDP"),
+        ("local_address", "2001:2::100"),
+        ("local_port", "53"),
+        ("local_mark", ""),
+        ("remote_address", "2001:2::11"),
+        ("remote_port", "5353"),
+    ];
+    let want: Labels = want.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    assert_eq!(got, want);
 }
