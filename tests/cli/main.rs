@@ -14,3 +14,4 @@ mod audit_dump6;
 mod flags;
 mod import_keepalived;
 mod import_vrrp;
+mod migrating;
