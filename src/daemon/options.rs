@@ -100,6 +100,32 @@ impl Options {
     }
 }
 
+impl Options {
+    /// One line for `uvs director --check`: what a start would run.
+    pub fn summary(&self) -> String {
+        let (file, services, servers) = match &self.config {
+            Some((p, c)) => (
+                p.display().to_string(),
+                c.services.len(),
+                c.services.iter().map(|s| s.real_servers.len()).sum(),
+            ),
+            None => ("no config file".into(), 0, 0),
+        };
+        let ha = self.ha.as_ref().map_or_else(
+            || "no peers".into(),
+            |h| format!("{} peer(s)", h.peers.len()),
+        );
+        format!(
+            "uvs director: {file}: ok: {services} service(s), {servers} real server(s); interfaces {}; \
+             io {:?}, {} worker(s); {ha}; socket {}",
+            self.interfaces.join(","),
+            self.io,
+            self.workers,
+            self.socket.display()
+        )
+    }
+}
+
 /// HA from the settings: peers need a key file that only its owner can
 /// read (mode 0600), as every heartbeat is authenticated with it.
 fn ha_config(s: &Settings) -> Result<Option<HaConfig>, Error> {
