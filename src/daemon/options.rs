@@ -117,9 +117,10 @@ impl Options {
         );
         format!(
             "uvs director: {file}: ok: {services} service(s), {servers} real server(s); interfaces {}; \
-             io {:?}, {} worker(s); {ha}; socket {}",
+             io {}, {} worker(s); {ha}; socket {}",
             self.interfaces.join(","),
-            self.io,
+            clap::ValueEnum::to_possible_value(&self.io)
+                .map_or_else(String::new, |v| v.get_name().into()),
             self.workers,
             self.socket.display()
         )
@@ -229,6 +230,23 @@ mod tests {
             s.set(st, &format!("--{flag}"), v).unwrap();
         }
         s
+    }
+
+    /// docs/config.md's example, which scripts/install.sh installs as
+    /// /etc/uvs/uvs.toml, is a config the director starts with.
+    #[test]
+    fn the_documented_example_starts_a_director() {
+        let doc = include_str!("../../docs/config.md");
+        let file = std::env::temp_dir().join(format!("uvs-example-{}.toml", std::process::id()));
+        std::fs::write(&file, crate::layering::fenced(doc, "toml")).unwrap();
+        let o = Options::build(cli(&[("config", file.to_str().unwrap())]));
+        std::fs::remove_file(&file).unwrap();
+        let o = o.unwrap_or_else(|e| panic!("docs/config.md's example: {e}"));
+        assert!(
+            o.summary().contains(": ok: 3 service(s), 4 real server(s)"),
+            "{}",
+            o.summary()
+        );
     }
 
     /// HA and packet I/O from the file, a flag over it, defaults under it.
