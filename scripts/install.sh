@@ -23,6 +23,7 @@ bin_dir=
 strip=
 uninstall=false
 die() { echo "install.sh: $*" >&2; exit 1; }
+trap 'echo "install.sh: failed at line $LINENO" >&2' ERR
 while [[ $# -gt 0 ]]; do
   case $1 in
     --bin-dir) [[ $# -ge 2 ]] || die "--bin-dir needs a directory"; bin_dir=$2; shift 2 ;;

@@ -1,6 +1,7 @@
 //! The programs on their own, without a lab or root: `uvs`'s command-line
-//! checks, `uvs audit` on recorded host dumps (IPv4 and IPv6), and `uvs import-keepalived`
-//! on keepalived.conf files.
+//! checks, `uvs audit` on recorded host dumps (IPv4 and IPv6), `uvs import-keepalived`
+//! on keepalived.conf files, and the install: scripts/install.sh, the .deb, the man pages
+//! and completions (the .deb's dpkg install needs root).
 
 #[path = "../support/audit.rs"]
 mod audit;
@@ -13,3 +14,4 @@ mod audit_dump;
 mod audit_dump6;
 mod flags;
 mod import_keepalived;
+mod install;
