@@ -16,6 +16,8 @@ have curl || need+=(curl)           # scrapes --metrics in the tests (a real HTT
 have keepalived || need+=(keepalived) # proves the import tests' keepalived.conf files valid (keepalived -t)
 have clang || need+=(clang)         # builds the XDP program (AF_XDP backend)
 [[ -e /usr/include/bpf/bpf_helpers.h ]] || need+=(libbpf-dev)
+have groff || need+=(groff-base)    # the tests render the man pages
+have dpkg-shlibdeps || need+=(dpkg-dev) # scripts/deb.sh: the package's Depends
 if [[ ${#need[@]} -gt 0 ]]; then
   echo "deps.sh: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

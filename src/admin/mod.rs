@@ -5,5 +5,6 @@
 pub mod args;
 pub mod client;
 pub mod format;
+pub mod manual;
 pub mod names;
 pub mod restore;

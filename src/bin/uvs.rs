@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Run the director on one or more interfaces (configure it with a
     /// config file, uvsadm, or both).
-    Director(uvs::config::cli::DirectorArgs),
+    Director(DirectorCmd),
     /// Check a real server's (or the director's) sysctls and addresses
     /// for the mistakes that silently break LVS, with the fix for each.
     /// Exit status: 0 all good, 1 warnings, 2 failures, 3 could not audit.
@@ -102,6 +102,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a man page or a shell completion script to standard output
+    /// (for packaging: scripts/install.sh).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: uvs::admin::manual::Artifact,
+    },
+}
+
+#[derive(clap::Args)]
+struct DirectorCmd {
+    #[command(flatten)]
+    settings: uvs::config::cli::DirectorArgs,
+    /// Check the flags and the config file as a start would, print what
+    /// would run, and exit (0: it would start; nothing is touched).
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(clap::Args)]
@@ -201,6 +218,11 @@ fn main() -> ExitCode {
         Command::Probe(p) => return probe(&p),
         Command::Director(d) => director(&d),
         Command::Status { socket } => status(&socket),
+        Command::Generate { what } => {
+            let mut out = std::io::stdout().lock();
+            uvs::admin::manual::generate(what, <Cli as clap::CommandFactory>::command(), &mut out)
+                .map_err(|e| format!("generate: {e}"))
+        }
         Command::Health { socket, json } => health(&socket, json),
         Command::ImportKeepalived { file } => match uvs::import::keepalived::import(&file) {
             Ok(i) => {
@@ -278,12 +300,16 @@ fn main() -> ExitCode {
 
 /// `uvs director`: its settings checked, merged with the config file's,
 /// then the director run.
-fn director(d: &uvs::config::cli::DirectorArgs) -> Result<(), String> {
-    let s = d.settings().map_err(|e| e.to_string())?;
+fn director(d: &DirectorCmd) -> Result<(), String> {
+    let s = d.settings.settings().map_err(|e| e.to_string())?;
     if s.tun_mss_clamp.is_some() {
         return Err(TUN_MSS_CLAMP.to_string());
     }
     let o = uvs::daemon::Options::build(s).map_err(|e| e.to_string())?;
+    if d.check {
+        println!("{}", o.summary());
+        return Ok(());
+    }
     uvs::daemon::run(&o).map_err(|e| e.to_string())
 }
 

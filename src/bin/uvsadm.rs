@@ -16,16 +16,16 @@ const VERSION: &str = concat!(
 );
 
 fn usage(prog: &str) -> String {
+    let forms: String = args::SYNOPSIS
+        .iter()
+        .map(|f| format!("  {prog} {f}\n"))
+        .collect();
     format!(
-        "{VERSION}\nUsage:\n  {p} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags] [-o]\n  {p} -D virtual-service\n  {p} -C\n  {p} -R\n  {p} -S [-n]\n  \
-{p} -a|e virtual-service -r server-address [-g|-i|-m] [-w weight]\n  {p} -d virtual-service -r server-address\n  \
-{p} -L|l [virtual-service] [-n] [-c] [--stats] [--rate] [--timeout] [--exact] [--nosort]\n  {p} -Z [virtual-service]\n  \
-{p} --set tcp tcpfin udp\n  {p} -h\n\n{}\n\
+        "{VERSION}\nUsage:\n{forms}\n{}\n\
 uvs options: --socket PATH (or UVS_SOCKET) selects the daemon's control socket, default {DEFAULT_SOCKET}.\n\
 Firewall marks (-f) need their [[mark]] in uvs's config file; thresholds and the sync daemon are refused with a message naming them.\n\
 See docs/cli.md for what is supported next to ipvsadm.\n",
         args::help(),
-        p = prog
     )
 }
 

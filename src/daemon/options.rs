@@ -103,6 +103,33 @@ impl Options {
     }
 }
 
+impl Options {
+    /// One line for `uvs director --check`: what a start would run.
+    pub fn summary(&self) -> String {
+        let (file, services, servers) = match &self.config {
+            Some((p, c)) => (
+                p.display().to_string(),
+                c.services.len(),
+                c.services.iter().map(|s| s.real_servers.len()).sum(),
+            ),
+            None => ("no config file".into(), 0, 0),
+        };
+        let ha = self.ha.as_ref().map_or_else(
+            || "no peers".into(),
+            |h| format!("{} peer(s)", h.peers.len()),
+        );
+        format!(
+            "uvs director: {file}: ok: {services} service(s), {servers} real server(s); interfaces {}; \
+             io {}, {} worker(s); {ha}; socket {}",
+            self.interfaces.join(","),
+            clap::ValueEnum::to_possible_value(&self.io)
+                .map_or_else(String::new, |v| v.get_name().into()),
+            self.workers,
+            self.socket.display()
+        )
+    }
+}
+
 /// HA from the settings: peers need a key file that only its owner can
 /// read (mode 0600), as every heartbeat is authenticated with it.
 fn ha_config(s: &Settings) -> Result<Option<HaConfig>, Error> {
@@ -206,6 +233,23 @@ mod tests {
             s.set(st, &format!("--{flag}"), v).unwrap();
         }
         s
+    }
+
+    /// docs/config.md's example, which scripts/install.sh installs as
+    /// /etc/uvs/uvs.toml, is a config the director starts with.
+    #[test]
+    fn the_documented_example_starts_a_director() {
+        let doc = include_str!("../../docs/config.md");
+        let file = std::env::temp_dir().join(format!("uvs-example-{}.toml", std::process::id()));
+        std::fs::write(&file, crate::layering::fenced(doc, "toml")).unwrap();
+        let o = Options::build(cli(&[("config", file.to_str().unwrap())]));
+        std::fs::remove_file(&file).unwrap();
+        let o = o.unwrap_or_else(|e| panic!("docs/config.md's example: {e}"));
+        assert!(
+            o.summary().contains(": ok: 3 service(s), 4 real server(s)"),
+            "{}",
+            o.summary()
+        );
     }
 
     /// HA and packet I/O from the file, a flag over it, defaults under it.

@@ -1,6 +1,7 @@
 //! The programs on their own, without a lab or root: `uvs`'s command-line
-//! checks, `uvs audit` on recorded host dumps (IPv4 and IPv6), and `uvs import-keepalived`
-//! on keepalived.conf files.
+//! checks, `uvs audit` on recorded host dumps (IPv4 and IPv6), `uvs import-keepalived`
+//! on keepalived.conf files, and the install: scripts/install.sh, the .deb, the man pages
+//! and completions (the .deb's dpkg install needs root).
 
 #[path = "../support/audit.rs"]
 mod audit;
@@ -15,3 +16,4 @@ mod flags;
 mod import_keepalived;
 mod import_vrrp;
 mod migrating;
+mod install;

@@ -7,11 +7,13 @@
 //! Parsing, the legality checks and `uvsadm -h` all read it.
 
 mod check;
+pub mod manual;
 mod table;
 #[cfg(test)]
 mod tests;
 
 pub use check::to_op;
+pub use table::SYNOPSIS;
 
 use super::format::Columns;
 use super::names;
@@ -20,7 +22,7 @@ use crate::lvs::service::{Forward, MAX_TIMEOUT, Protocol, SchedFlags, ServiceKey
 use check::check;
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use table::{Arg, COMMANDS, CmdDef, EXTRA_FLAGS, Flag, OPTIONS, OptDef};
+use table::{Arg, COMMANDS, CmdDef, EXTRA_FLAGS, Flag, MAN_ONLY, OPTIONS, OptDef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cmd {
@@ -145,8 +147,8 @@ impl Item {
         }
         EXTRA_FLAGS
             .iter()
-            .find(|f| hit(f.long, f.short))
-            .map(Item::Extra)
+            .find(|(f, _)| hit(f.long, f.short))
+            .map(|(f, _)| Item::Extra(f))
     }
 }
 
@@ -470,11 +472,12 @@ pub fn help() -> String {
         s => format!("--{long:<16} -{s}"),
     };
     let mut out = String::from("Commands:\n");
-    for c in COMMANDS.iter().filter(|c| !c.help.is_empty()) {
+    let listed = |h: &str| !h.is_empty() && !h.starts_with(MAN_ONLY);
+    for c in COMMANDS.iter().filter(|c| listed(c.help)) {
         let _ = writeln!(out, "  {:<22} {}", spell(c.long, c.short), c.help);
     }
     out.push_str("\nOptions:\n");
-    for d in OPTIONS.iter().filter(|d| !d.help.is_empty()) {
+    for d in OPTIONS.iter().filter(|d| listed(d.help)) {
         let f = &d.flags[0];
         let _ = writeln!(out, "  {:<22} {}", spell(f.long, f.short), d.help);
     }

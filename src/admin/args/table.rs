@@ -43,7 +43,9 @@ pub(super) struct OptDef {
     /// Per command, in `Cmd` order: `+` required, `o` optional, `1` at
     /// most one of the options marked so, `x` illegal.
     pub rules: &'static str,
-    /// `uvsadm -h`'s line (argument and text); empty: not listed.
+    /// `uvsadm -h`'s line (argument, two blanks, text); one that starts
+    /// with [`MAN_ONLY`] is on the man page only (ipvsadm's options that
+    /// `-h` leaves out, most of them refused by uvs).
     pub help: &'static str,
 }
 
@@ -85,6 +87,22 @@ fn mark(_: &mut Parsed, _: &str) -> Result<(), Fail> {
 const NO: Arg = Arg::None;
 const REQ: Arg = Arg::Required;
 const OPT: Arg = Arg::Optional;
+
+/// The forms of the command line after the program's name: `uvsadm -h`'s
+/// usage and the man page's synopsis.
+pub const SYNOPSIS: &[&str] = &[
+    "-A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags] [-o]",
+    "-D virtual-service",
+    "-C",
+    "-R",
+    "-S [-n]",
+    "-a|e virtual-service -r server-address [-g|-i|-m] [-w weight]",
+    "-d virtual-service -r server-address",
+    "-L|l [virtual-service] [-n] [-c] [--stats] [--rate] [--timeout] [--exact] [--nosort]",
+    "-Z [virtual-service]",
+    "--set tcp tcpfin udp",
+    "-h",
+];
 
 /// The commands, in the order of `-h`. `-l` is `-L`'s old spelling.
 #[rustfmt::skip]
@@ -164,7 +182,7 @@ pub(super) const COMMANDS: &[CmdDef] = &[
         short: 'l',
         arg: NO,
         cmd: Some(Cmd::List),
-        help: "",
+        help: "~the same as -L (ipvsadm's old spelling)",
     },
     CmdDef {
         long: "zero",
@@ -185,14 +203,14 @@ pub(super) const COMMANDS: &[CmdDef] = &[
         short: '\0',
         arg: REQ,
         cmd: Some(Cmd::StartDaemon),
-        help: "",
+        help: "~STATE  refused: uvs's directors sync connections themselves (uvs director --peer, docs/ha.md)",
     },
     CmdDef {
         long: "stop-daemon",
         short: '\0',
         arg: REQ,
         cmd: Some(Cmd::StopDaemon),
-        help: "",
+        help: "~STATE  refused, as --start-daemon",
     },
     CmdDef {
         long: "help",
@@ -234,7 +252,7 @@ pub(super) const OPTIONS: &[OptDef] = &[
     OptDef { opt: Opt::Service, name: "service-address", rules: "+++x1+++xxxxxo",
         flags: &[flag("tcp-service", 't', REQ, tcp_service), flag("udp-service", 'u', REQ, udp_service),
                  flag("sctp-service", '\0', REQ, sctp_service), flag("fwmark-service", 'f', REQ, fwmark)],
-        help: "host[:port]  the service, -t TCP or -u UDP (IPv4; names from /etc/hosts, /etc/services)" },
+        help: "host[:port]  the service, -t TCP or -u UDP (IPv4, [IPv6]:port; names from /etc/hosts, /etc/services); -f MARK a firewall mark" },
     one!(Opt::Scheduler, "ooxxxxxxxxxxxx", "scheduler", 's', REQ, scheduler, "NAME  rr, wrr, lc, wlc (the default, as in ipvsadm), sed, nq, sh, dh, mh, fo or ovf"),
     one!(Opt::Persistent, "ooxxxxxxxxxxxx", "persistent", 'p', OPT, persistent, "[TIMEOUT]  persistent service, TIMEOUT seconds (default 360, as ipvsadm)"),
     one!(Opt::Netmask, "ooxxxxxxxxxxxx", "netmask", 'M', REQ, netmask, "NETMASK  persistence granularity (default 255.255.255.255)"),
@@ -243,39 +261,42 @@ pub(super) const OPTIONS: &[OptDef] = &[
         flags: &[flag("gatewaying", 'g', NO, gatewaying), flag("ipip", 'i', NO, ipip), flag("masquerading", 'm', NO, masquerading)],
         help: "direct routing (default); -i IP-in-IP tunnelling, -m NAT" },
     one!(Opt::Weight, "xxxxxoxoxxxxxx", "weight", 'w', REQ, weight, "N  real server weight, 0 to 65535 (0 quiesces)"),
-    one!(Opt::UThreshold, "xxxxxoxoxxxxxx", "u-threshold", 'x', REQ, u_threshold, ""),
-    one!(Opt::LThreshold, "xxxxxoxoxxxxxx", "l-threshold", 'y', REQ, l_threshold, ""),
-    one!(Opt::Mcast, "xxxxxxxxxoxxxx", "mcast-interface", '\0', REQ, mark, ""),
+    one!(Opt::UThreshold, "xxxxxoxoxxxxxx", "u-threshold", 'x', REQ, u_threshold, "~N  upper connection threshold: refused, uvs has no thresholds"),
+    one!(Opt::LThreshold, "xxxxxoxoxxxxxx", "l-threshold", 'y', REQ, l_threshold, "~N  lower connection threshold: refused, as -x"),
+    one!(Opt::Mcast, "xxxxxxxxxoxxxx", "mcast-interface", '\0', REQ, mark, "~IF  the sync daemon's (--start-daemon, refused)"),
     one!(Opt::Timeout, "xxxx1xxxxxxxxx", "timeout", '\0', NO, mark, "list the timeouts (-L)"),
-    one!(Opt::Daemon, "xxxx1xxxxxxxxx", "daemon", '\0', NO, mark, ""),
+    one!(Opt::Daemon, "xxxx1xxxxxxxxx", "daemon", '\0', NO, mark, "~list the HA sync state, one line per peer (-L; docs/ha.md)"),
     one!(Opt::Stats, "xxxxoxxxxxxxxx", "stats", '\0', NO, mark, "list with counters (-L)"),
     one!(Opt::Rate, "xxxxoxxxxxxxxx", "rate", '\0', NO, mark, "list with rates (-L)"),
     one!(Opt::Thresholds, "xxxxoxxxxxxxxx", "thresholds", '\0', NO, mark, "list with thresholds (-L)"),
     one!(Opt::PersistentConn, "xxxxoxxxxxxxxx", "persistent-conn", '\0', NO, mark, "list with persistent connections (-L)"),
     one!(Opt::NoSort, "xxxxoxxxxxxxxx", "nosort", '\0', NO, mark, "list in the daemon's order (-L)"),
-    one!(Opt::SyncId, "xxxxoxxxxooxxx", "syncid", '\0', REQ, syncid, ""),
+    one!(Opt::SyncId, "xxxxoxxxxooxxx", "syncid", '\0', REQ, syncid, "~ID  the sync daemon's id, 0 to 255: checked, not used"),
     one!(Opt::Exact, "xxxxoxxxxxxxxx", "exact", 'X', NO, mark, "exact numbers, no K/M/G (-L)"),
-    one!(Opt::Ops, "ooxxxxxxxxxxxx", "ops", 'o', NO, mark, ""),
-    one!(Opt::Pe, "ooxxxxxxxxxxxx", "pe", '\0', REQ, mark, ""),
+    one!(Opt::Ops, "ooxxxxxxxxxxxx", "ops", 'o', NO, mark, "~one-packet scheduling: each datagram scheduled on its own (UDP and fwmark services)"),
+    one!(Opt::Pe, "ooxxxxxxxxxxxx", "pe", '\0', REQ, mark, "~NAME  persistence engine: refused, uvs has none (sip)"),
     one!(Opt::SchedFlags, "ooxxxxxxxxxxxx", "sched-flags", 'b', REQ, sched_flags, "LIST  sh-fallback,sh-port (sh), mh-fallback,mh-port (mh), flag-1..3"),
-    one!(Opt::McastGroup, "xxxxxxxxxoxxxx", "mcast-group", '\0', REQ, mark, ""),
-    one!(Opt::McastPort, "xxxxxxxxxoxxxx", "mcast-port", '\0', REQ, mcast_port, ""),
-    one!(Opt::McastTtl, "xxxxxxxxxoxxxx", "mcast-ttl", '\0', REQ, mcast_ttl, ""),
-    one!(Opt::SyncMaxlen, "xxxxxxxxxoxxxx", "sync-maxlen", '\0', REQ, sync_maxlen, ""),
+    one!(Opt::McastGroup, "xxxxxxxxxoxxxx", "mcast-group", '\0', REQ, mark, "~ADDR  the sync daemon's (--start-daemon, refused)"),
+    one!(Opt::McastPort, "xxxxxxxxxoxxxx", "mcast-port", '\0', REQ, mcast_port, "~PORT  the sync daemon's (--start-daemon, refused)"),
+    one!(Opt::McastTtl, "xxxxxxxxxoxxxx", "mcast-ttl", '\0', REQ, mcast_ttl, "~TTL  the sync daemon's (--start-daemon, refused)"),
+    one!(Opt::SyncMaxlen, "xxxxxxxxxoxxxx", "sync-maxlen", '\0', REQ, sync_maxlen, "~LEN  the sync daemon's (--start-daemon, refused)"),
     one!(Opt::TunInfo, "xxxxoxxxxxxxxx", "tun-info", '\0', NO, mark, "list with tunnel information (-L)"),
-    one!(Opt::TunType, "xxxxxoxoxxxxxx", "tun-type", '\0', REQ, tun_type, ""),
-    one!(Opt::TunPort, "xxxxxoxoxxxxxx", "tun-port", '\0', REQ, tun_port, ""),
-    one!(Opt::TunNocsum, "xxxxxoxoxxxxxx", "tun-nocsum", '\0', NO, mark, ""),
-    one!(Opt::TunCsum, "xxxxxoxoxxxxxx", "tun-csum", '\0', NO, mark, ""),
-    one!(Opt::TunRemcsum, "xxxxxoxoxxxxxx", "tun-remcsum", '\0', NO, mark, ""),
+    one!(Opt::TunType, "xxxxxoxoxxxxxx", "tun-type", '\0', REQ, tun_type, "~TYPE  with -i: ipip (the default); gue and gre are refused"),
+    one!(Opt::TunPort, "xxxxxoxoxxxxxx", "tun-port", '\0', REQ, tun_port, "~PORT  GUE's port (GUE is refused)"),
+    one!(Opt::TunNocsum, "xxxxxoxoxxxxxx", "tun-nocsum", '\0', NO, mark, "~GUE and GRE without checksums (both refused)"),
+    one!(Opt::TunCsum, "xxxxxoxoxxxxxx", "tun-csum", '\0', NO, mark, "~GUE and GRE with checksums (both refused)"),
+    one!(Opt::TunRemcsum, "xxxxxoxoxxxxxx", "tun-remcsum", '\0', NO, mark, "~GUE with remote checksum offload (refused)"),
 ];
 
-/// Spellings that set no option of their own.
+/// Spellings that set no option of their own, with their man-page line.
 #[rustfmt::skip]
-pub(super) const EXTRA_FLAGS: &[Flag] = &[
-    flag("sort", '\0', NO, mark),
-    flag("ipv6", '6', NO, ipv6),
+pub(super) const EXTRA_FLAGS: &[(Flag, &str)] = &[
+    (flag("sort", '\0', NO, mark), "~list sorted (-L): accepted, listings are always sorted unless --nosort"),
+    (flag("ipv6", '6', NO, ipv6), "~with -f: an IPv6 firewall-mark service"),
 ];
+
+/// The mark of a help line that `-h` leaves out.
+pub(super) const MAN_ONLY: char = '~';
 
 fn service(p: &mut Parsed, v: &str, protocol: Protocol, sctp: bool) -> Result<(), Fail> {
     p.protocol = protocol;
