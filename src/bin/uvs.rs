@@ -60,6 +60,9 @@ enum Command {
     Status {
         #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Print JSON (one object, name: value) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print keepalived.conf's virtual servers as a uvs config file, with
     /// a warning (file:line) on stderr for every option not carried over.
@@ -200,7 +203,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => return audit(&a),
         Command::Probe(p) => return probe(&p),
         Command::Director(d) => director(&d),
-        Command::Status { socket } => status(&socket),
+        Command::Status { socket, json } => status(&socket, json),
         Command::Health { socket, json } => health(&socket, json),
         Command::ImportKeepalived { file } => match uvs::import::keepalived::import(&file) {
             Ok(i) => {
@@ -400,8 +403,12 @@ fn health(socket: &Path, json: bool) -> Result<(), String> {
     }
 }
 
-fn status(socket: &Path) -> Result<(), String> {
+fn status(socket: &Path, json: bool) -> Result<(), String> {
     match client::call(socket, &Request::Status).map_err(|e| e.to_string())? {
+        Response::Status(pairs) if json => {
+            print!("{}", uvs::admin::format::json::status(&pairs));
+            Ok(())
+        }
         Response::Status(pairs) => {
             for (k, v) in pairs {
                 println!("{k:<20} {v}");

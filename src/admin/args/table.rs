@@ -268,6 +268,7 @@ pub(super) const OPTIONS: &[OptDef] = &[
     one!(Opt::TunNocsum, "xxxxxoxoxxxxxx", "tun-nocsum", '\0', NO, mark, ""),
     one!(Opt::TunCsum, "xxxxxoxoxxxxxx", "tun-csum", '\0', NO, mark, ""),
     one!(Opt::TunRemcsum, "xxxxxoxoxxxxxx", "tun-remcsum", '\0', NO, mark, ""),
+    one!(Opt::Json, "xxxxoxxxxxxxxx", "json", '\0', NO, mark, "the listing as JSON, numbers exact (-L; uvs's own, docs/cli.md)"),
 ];
 
 /// Spellings that set no option of their own.
