@@ -17,6 +17,7 @@ mod fwmark;
 mod ha;
 mod hardening;
 mod health;
+mod json;
 mod keepalived;
 mod kernel_sched;
 mod lab6;
