@@ -7,3 +7,4 @@ pub mod client;
 pub mod format;
 pub mod names;
 pub mod restore;
+pub mod top;

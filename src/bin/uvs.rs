@@ -96,6 +96,20 @@ enum Command {
         #[arg(long, alias = "check")]
         dry_run: bool,
     },
+    /// A live view: the services and real servers with their connections
+    /// and rates per second, each real server's health and the HA role,
+    /// redrawn in place until q or Ctrl-C. One frame when stdout is not a
+    /// terminal (or with --once).
+    Top {
+        #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Seconds between frames (fractions allowed: 0.5).
+        #[arg(long, default_value = "1", value_parser = interval)]
+        interval: std::time::Duration,
+        /// Print one frame and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Each real server's state: in service, or kept but not scheduled
     /// (its MAC does not resolve yet), with the reason and since when.
     Health {
@@ -205,6 +219,15 @@ fn main() -> ExitCode {
         Command::Director(d) => director(&d),
         Command::Status { socket, json } => status(&socket, json),
         Command::Health { socket, json } => health(&socket, json),
+        Command::Top {
+            socket,
+            interval,
+            once,
+        } => uvs::admin::top::run(&uvs::admin::top::Options {
+            socket,
+            interval,
+            once,
+        }),
         Command::ImportKeepalived { file } => match uvs::import::keepalived::import(&file) {
             Ok(i) => {
                 print!("{}", i.config);
@@ -376,6 +399,14 @@ fn probe(p: &ProbeArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// `--interval SECS`: 0.1 to 3600 seconds.
+fn interval(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=3600.0).contains(&v) => Ok(std::time::Duration::from_secs_f64(v)),
+        _ => Err(format!("`{s}`: give seconds from 0.1 to 3600")),
     }
 }
 

@@ -203,7 +203,7 @@ fn sort_by<T: Clone>(v: &[T], cmp: impl Fn(&T, &T) -> i64) -> Vec<T> {
 
 /// The services in the listing's order: ipvsadm's sort, or the daemon's
 /// order with `--nosort`.
-fn sorted_services(snap: &Snapshot, nosort: bool) -> Vec<ServiceSnap> {
+pub(crate) fn sorted_services(snap: &Snapshot, nosort: bool) -> Vec<ServiceSnap> {
     match nosort {
         true => snap.services.clone(),
         false => sort_by(&snap.services, cmp_services),
@@ -211,7 +211,7 @@ fn sorted_services(snap: &Snapshot, nosort: bool) -> Vec<ServiceSnap> {
 }
 
 /// A service's real servers in the listing's order.
-fn sorted_dests(s: &ServiceSnap, nosort: bool) -> Vec<DestSnap> {
+pub(crate) fn sorted_dests(s: &ServiceSnap, nosort: bool) -> Vec<DestSnap> {
     match nosort {
         true => s.dests.clone(),
         false => sort_by(&s.dests, cmp_dests),
