@@ -13,6 +13,7 @@ have sysctl || need+=(procps)
 have ping || need+=(iputils-ping)
 have wrk || need+=(wrk)             # HTTP load through NAT in the tests
 have keepalived || need+=(keepalived) # proves the import tests' keepalived.conf files valid (keepalived -t)
+have tmux || need+=(tmux)           # drives `uvs top` in a real terminal (tests/e2e/top.rs)
 have clang || need+=(clang)         # builds the XDP program (AF_XDP backend)
 [[ -e /usr/include/bpf/bpf_helpers.h ]] || need+=(libbpf-dev)
 if [[ ${#need[@]} -gt 0 ]]; then

@@ -28,6 +28,7 @@ mod resolve6;
 mod restart;
 mod sched;
 mod tc_offload;
+mod top;
 mod tun;
 mod tun6;
 mod uvsadm;
