@@ -94,6 +94,21 @@ fn top_shows_rates_health_and_role_in_a_terminal() {
     );
     // All new connections to rs1: rs2 has weight 0.
     l.dr_services("wrr", 1, 0);
+    // The sync as `-L --daemon` says it, in JSON too (the lab has the peer).
+    let text = l.adm("-L --daemon");
+    let d: serde_json::Value = serde_json::from_str(&l.adm("-L --daemon --json")).unwrap();
+    let d = &d["daemons"][0];
+    assert_eq!(
+        (&d["role"], &d["peer"]),
+        (&"master".into(), &"198.18.0.3".into()),
+        "{d}"
+    );
+    // (seq moves with the stream: its value is not compared.)
+    let head = format!(
+        "master sync daemon (peer=198.18.0.3, syncid=0, maxlen={}, port=5405, seq=",
+        d["maxlen"]
+    );
+    assert!(text.starts_with(&head) && d["seq"].is_u64(), "{text}\n{d}");
 
     let tmux = Tmux {
         socket: l.dir.join("tmux.sock"),
