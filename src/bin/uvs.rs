@@ -257,7 +257,7 @@ fn main() -> ExitCode {
         Command::Ha { socket, json } => match client::call(&socket, &Request::Ha) {
             Ok(Response::Ha(None)) => Err("this director has no peers (no --peer)".into()),
             Ok(Response::Ha(Some(h))) if json => {
-                println!("{}", serde_json::to_string_pretty(&h).unwrap_or_default());
+                print!("{}", uvs::admin::format::json::to_text(&h));
                 Ok(())
             }
             Ok(Response::Ha(Some(h))) => {
@@ -421,8 +421,7 @@ fn reload_request(force: bool, dry_run: bool) -> Request {
 fn health(socket: &Path, json: bool) -> Result<(), String> {
     match client::call(socket, &Request::Health).map_err(|e| e.to_string())? {
         Response::Health(rows) if json => {
-            let s = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
-            println!("{s}");
+            print!("{}", uvs::admin::format::json::to_text(&rows));
             Ok(())
         }
         Response::Health(rows) => {
