@@ -38,6 +38,8 @@ fn main() {
         rise: 1,
         fall: 3,
         warmup: Duration::from_secs(1),
+        retry: 0,
+        retry_delay: Duration::from_secs(1),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -470,6 +470,7 @@ fn check_spec(cx: &Ctx, c: &CheckSection) -> Result<CheckSpec, ConfigError> {
         },
         "exec" => CheckKind::Exec {
             command: need(&c.command, "command")?,
+            dynamic: c.dynamic.unwrap_or(false),
         },
         _ => CheckKind::Http {
             path: c.path.clone().unwrap_or_else(|| "/".into()),
@@ -482,6 +483,13 @@ fn check_spec(cx: &Ctx, c: &CheckSection) -> Result<CheckSpec, ConfigError> {
             host: c.host.clone(),
         },
     };
+    if c.dynamic.is_some() && kind_name != "exec" {
+        return Err(cx.err(c.kind.span(), "`dynamic` is for exec checks"));
+    }
+    let retry_delay = match &c.retry_delay {
+        Some(v) => seconds(cx, v, "retry_delay")?,
+        None => Duration::from_secs(1),
+    };
     Ok(CheckSpec {
         kind,
         port: c.port,
@@ -490,6 +498,8 @@ fn check_spec(cx: &Ctx, c: &CheckSection) -> Result<CheckSpec, ConfigError> {
         rise,
         fall,
         warmup,
+        retry: c.retry.as_ref().map_or(0, |r| *r.get_ref()),
+        retry_delay,
     })
 }
 

@@ -115,4 +115,14 @@ pub(crate) struct CheckSection {
     pub(crate) name: Option<String>,
     /// exec: the command (`sh -c`).
     pub(crate) command: Option<String>,
+    /// exec: exit 2-255 is up with weight code - 2 (keepalived's
+    /// misc_dynamic); without it every non-zero exit is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dynamic: Option<bool>,
+    /// Tries again after a failure of an up server (keepalived's `retry`,
+    /// `delay_before_retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retry: Option<Spanned<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retry_delay: Option<Spanned<toml::Value>>,
 }

@@ -199,8 +199,33 @@ fn checks_are_checked_too() {
     assert_eq!(l, 6, "{m}");
     let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\nfall = 0\n"));
     assert_eq!(l, 6, "{m}");
-    let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\nretry = 3\n"));
+    let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\nretries = 3\n"));
     assert_eq!(l, 6, "{m}");
+    let (l, _, m) = error_at(&format!("{svc}type = \"tcp\"\ndynamic = true\n"));
+    assert_eq!(l, 5, "{m}");
+    assert!(m.contains("exec"), "{m}");
+    let (l, _, m) = error_at(&format!(
+        "{svc}type = \"tcp\"\nretry = 2\nretry_delay = 0\n"
+    ));
+    assert_eq!(l, 7, "{m}");
+    // keepalived's retries: an exec check without `dynamic` is not dynamic.
+    let c = cfg(&format!(
+        "{svc}type = \"exec\"\ncommand = \"true\"\nretry = 2\nretry_delay = 0.5\n\
+         [[service.real_server]]\naddress = \"198.18.0.11\"\n"
+    ))
+    .unwrap();
+    let spec = c.services[0].real_servers[0].check.clone().unwrap();
+    assert_eq!(
+        (spec.kind, spec.retry, spec.retry_delay),
+        (
+            crate::control::check::CheckKind::Exec {
+                command: "true".into(),
+                dynamic: false
+            },
+            2,
+            std::time::Duration::from_millis(500)
+        )
+    );
     let on =
         "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\non_failure = \"panic\"\n";
     let (l, _, m) = error_at(on);

@@ -6,6 +6,7 @@
 pub mod acd;
 pub mod check;
 pub mod health;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod proto;

@@ -57,6 +57,13 @@ pub enum Error {
     #[error("--ha-key-file {}: the key needs at least 16 bytes", path.display())]
     KeyShort { path: PathBuf },
 
+    #[error("--metrics {addr}: cannot listen there: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+
     // The host, before the start.
     #[error("cannot read {path}: {source}")]
     ReadForwarding {

@@ -108,7 +108,7 @@ pub fn run(o: &Options) -> Result<(), Error> {
     }
     // Before anything is captured: a daemon already on this socket means
     // this start is a mistake.
-    // After a handoff the old director may still be closing its listener.
+    // After a handoff the old director may still be closing its listeners.
     let listener = retry(
         Duration::from_secs(5),
         || bind_socket(&o.socket),
@@ -120,7 +120,14 @@ pub fn run(o: &Options) -> Result<(), Error> {
             .ok()
             .map(|m| (m.dev(), m.ino()))
     };
-    let r = serve(o, &indexes, locks, listener, handoff);
+    let metrics = o.metrics.map(|addr| {
+        let again = |e: &Error| handoff.is_some() && is_in_use(e);
+        retry(Duration::from_secs(5), || bind_metrics(addr), again)
+    });
+    let r = match metrics.transpose() {
+        Ok(metrics) => serve(o, &indexes, locks, (listener, metrics), handoff),
+        Err(e) => Err(e),
+    };
     // After a handoff the path is the successor's: its socket may even
     // have our old socket's inode number, so it is not even looked at.
     if !matches!(r, Ok(Stopped::HandedOver)) {
@@ -135,7 +142,7 @@ fn serve(
     o: &Options,
     indexes: &[u32],
     locks: Vec<UnixListener>,
-    listener: UnixListener,
+    (listener, metrics): (UnixListener, Option<std::net::TcpListener>),
     handoff: Option<HandoffState>,
 ) -> Result<Stopped, Error> {
     let ifnames = &o.interfaces;
@@ -330,6 +337,13 @@ fn serve(
             ConnTable::<std::net::Ipv6Addr>::limit_line(max_conns)
         );
         tokio::spawn(control.clone().serve(listener));
+        if let Some(m) = metrics {
+            let m = tokio::net::TcpListener::from_std(m)?;
+            if let Ok(a) = m.local_addr() {
+                tracing::info!("metrics on http://{a}/metrics");
+            }
+            tokio::spawn(control.clone().serve_metrics(m));
+        }
         for lock in locks {
             // A director that finds the lock taken connects to learn who
             // holds it: accept and drop, so the backlog never fills.
@@ -389,6 +403,19 @@ fn serve(
     }
     tracing::info!("stopped");
     result
+}
+
+/// The metrics listener on `addr` (`--metrics`), non-blocking for tokio.
+fn bind_metrics(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, Error> {
+    let l = std::net::TcpListener::bind(addr).map_err(|source| Error::Metrics { addr, source })?;
+    l.set_nonblocking(true)
+        .map_err(|source| Error::Metrics { addr, source })?;
+    Ok(l)
+}
+
+/// The metrics address is still the old director's (a takeover).
+fn is_in_use(e: &Error) -> bool {
+    matches!(e, Error::Metrics { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
 }
 
 /// The first IPv6 address of link `index` that is not link-local: the

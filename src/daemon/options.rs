@@ -45,6 +45,8 @@ pub struct Options {
     pub xdp_peer_program: bool,
     /// The holder announces its VIPs again this often (`--garp-refresh`).
     pub garp_refresh: Option<Duration>,
+    /// Serve Prometheus metrics here (`--metrics`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Options {
@@ -92,6 +94,7 @@ impl Options {
             takeover: s.takeover,
             force: s.force,
             garp_refresh: s.garp_refresh.filter(|d| !d.is_zero()),
+            metrics: s.metrics,
             ha: ha_config(&s)?,
             io,
             interfaces: s.interfaces,

@@ -100,6 +100,16 @@ struct Rate {
     received: f64,
 }
 
+/// The state name notify commands and logs use: holding the VIPs wins
+/// over a fault.
+pub fn state_name(active: bool, fault: bool) -> &'static str {
+    match (active, fault) {
+        (true, _) => "ACTIVE",
+        (false, true) => "FAULT",
+        (false, false) => "BACKUP",
+    }
+}
+
 impl Ha {
     pub fn new(cfg: HaConfig) -> Ha {
         let boot = witness::new_boot();
@@ -471,11 +481,7 @@ impl Ha {
 
     /// The state name notify commands and logs use.
     pub fn state_name(&self) -> &'static str {
-        match (self.active, self.fault.is_some()) {
-            (true, _) => "ACTIVE",
-            (false, true) => "FAULT",
-            (false, false) => "BACKUP",
-        }
+        state_name(self.active, self.fault.is_some())
     }
 
     /// Samples the sync counters for the rates (call about once a second).

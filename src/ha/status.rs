@@ -92,6 +92,14 @@ pub struct HaStatus {
     pub witness: Option<WitnessStatus>,
 }
 
+impl HaStatus {
+    /// `active`, `backup` or `fault`: the state of notify commands and
+    /// logs ([`super::state_name`]), in lower case.
+    pub fn state(&self) -> String {
+        super::state_name(self.role == "active", self.fault.is_some()).to_ascii_lowercase()
+    }
+}
+
 /// The sync side of `uvs ha`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncStatus {

@@ -114,6 +114,10 @@ fn ha_flags_are_checked() {
             &["--garp-refresh", "0.5"],
             "--garp-refresh 0.5: give seconds from 1 to 86400, or 0 for none",
         ),
+        (
+            &["--metrics", "9100"],
+            "--metrics 9100: give ADDR:PORT ([ADDR]:PORT for IPv6)",
+        ),
     ];
     for (extra, want) in cases {
         let mut a: Vec<&str> = base.to_vec();

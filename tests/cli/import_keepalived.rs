@@ -48,10 +48,14 @@ fn the_sample_shapes_import_with_a_warning_for_each_option_left_out() {
     // keepalived removes a failed server unless inhibit_on_failure.
     assert_eq!(web.on_failure, uvs::control::model::FailAction::Remove);
     let tcp = web.real_servers[0].check.as_ref().unwrap();
+    // keepalived's detection: down after the check and its 2 retries,
+    // delay_before_retry apart, failed.
     assert_eq!(
         (tcp.kind_name(), tcp.fall, tcp.interval),
-        ("TCP", 2, Duration::from_secs(1))
+        ("TCP", 1, Duration::from_secs(1))
     );
+    assert_eq!((tcp.retry, tcp.retry_delay), (2, Duration::from_secs(1)));
+    assert!(!err.contains("delay_before_retry"), "{err}");
     let http = web.real_servers[1].check.as_ref().unwrap();
     assert_eq!((http.kind_name(), http.port), ("HTTP", Some(8080)));
     let dns = &c.services[1];
@@ -68,7 +72,6 @@ fn the_sample_shapes_import_with_a_warning_for_each_option_left_out() {
     for (at, what) in [
         ("keepalived.conf:4:", "global_defs"),
         ("keepalived.conf:11:", "vrrp_instance"),
-        ("keepalived.conf:34:", "delay_before_retry"),
         ("keepalived.conf:44:", "second url"),
         ("dns.conf:27:", "firewall-mark"),
         ("dns.conf:36:", "lb_algo `lblc`"),

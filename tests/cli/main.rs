@@ -13,3 +13,5 @@ mod audit_dump;
 mod audit_dump6;
 mod flags;
 mod import_keepalived;
+mod import_vrrp;
+mod migrating;

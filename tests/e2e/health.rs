@@ -405,7 +405,7 @@ fn udp_dns_and_exec_checks_work_both_ways() {
         svc(
             7,
             &format!(
-                "type = \"exec\"\ncommand = \"exit $(cat {})\"",
+                "type = \"exec\"\ncommand = \"exit $(cat {})\"\ndynamic = true",
                 weight_file.display()
             ),
         ),

@@ -1,8 +1,9 @@
 //! End-to-end: a keepalived.conf imported with `uvs import-keepalived`
 //! runs the director (its checks and its table).
 
-use crate::support::keepalived::import_valid;
+use crate::support::keepalived::{import_valid, import_valid_vrrp, vrrp_fixture};
 use crate::support::{Lab, RS1, RS2, VIP, count, wait_until};
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -112,5 +113,77 @@ fn an_imported_nat_config_with_http_and_misc_checks_drives_the_director() {
         (count(&t, "nat1"), t["errors"].as_u64()),
         (10, Some(0)),
         "{t}"
+    );
+}
+
+/// The MISC_CHECK fixture (no misc_dynamic): its first server's script
+/// exits 2, which keepalived takes as down, and so does uvs; the second's
+/// passes.
+#[test]
+fn an_imported_misc_check_without_misc_dynamic_takes_exit_2_as_down() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    let (out, _) = import_valid_vrrp(&vrrp_fixture("misc-check.conf"));
+    let cfg = l.dir.join("uvs.toml");
+    std::fs::write(&cfg, out).unwrap();
+    l.start_director_with(&["-i", "eth0", "--config", cfg.to_str().unwrap()]);
+    wait_until(
+        Duration::from_secs(5),
+        || {
+            let ln = l.adm("-Ln");
+            ln.contains(&format!("{RS2}:80")) && !ln.contains(&format!("{RS1}:80"))
+        },
+        || format!("{}\n{}", l.adm("-Ln"), l.log("director.log")),
+    );
+    l.assert_log("director.log", "exited 2");
+    let t = l.tcp_names(10);
+    assert_eq!(count(&t, "rs2"), 10, "{t}");
+}
+
+/// The multicast and sync-group fixtures run the director as imported:
+/// the multicast one alone (its HA settings commented out until peers
+/// are listed), the sync group's two-armed NAT one with its peer absent,
+/// so it takes the VIPs after keepalived's 3 adverts.
+#[test]
+fn the_imported_multicast_and_sync_group_configs_run_the_director() {
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    let (out, _) = import_valid_vrrp(&vrrp_fixture("multicast.conf"));
+    let cfg = l.dir.join("uvs.toml");
+    std::fs::write(&cfg, out).unwrap();
+    l.start_director_with(&["--config", cfg.to_str().unwrap()]);
+    let t = l.tcp_names(10);
+    assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 10, "{t}");
+    drop(l);
+
+    let Some(mut l) = Lab::up_with(2, &["--nat"]) else {
+        return;
+    };
+    for n in ["nat1", "nat2"] {
+        l.start_server_on(n, &["--http", "80"]);
+    }
+    let key = l.dir.join("ha.key");
+    std::fs::write(&key, b"a shared secret of enough length\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (out, _) = import_valid_vrrp(&vrrp_fixture("sync-group.conf"));
+    let cfg = l.dir.join("uvs.toml");
+    std::fs::write(&cfg, out).unwrap();
+    let (c, k) = (cfg.to_str().unwrap(), key.to_str().unwrap());
+    l.start_director_with(&["--config", c, "--ha-key-file", k]);
+    let role = || {
+        let o = l.exec(
+            "dir",
+            env!("CARGO_BIN_EXE_uvs"),
+            &["ha", "--json", "--socket", l.socket().to_str().unwrap()],
+        );
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap_or_default()["role"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    wait_until(
+        Duration::from_secs(15),
+        || role() == "active" && l.adm("-Ln").matches("Masq").count() == 2,
+        || format!("{}\n{}", l.adm("-Ln"), l.log("director.log")),
     );
 }

@@ -21,6 +21,7 @@ mod json;
 mod keepalived;
 mod kernel_sched;
 mod lab6;
+mod metrics;
 mod nat;
 mod persist;
 mod persist6;

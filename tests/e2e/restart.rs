@@ -33,7 +33,9 @@ fn take_over(l: &mut Lab, extra: &[&str]) -> String {
 fn a_planned_restart_keeps_every_connection() {
     let Some(mut l) = Lab::up(2) else { return };
     l.start_servers(2);
-    let old = l.start_director_with(&["-i", "eth0", "--max-conns", "5000"]);
+    let metrics = ["--metrics", "127.0.0.1:9647"];
+    let old =
+        l.start_director_with(&[&["-i", "eth0", "--max-conns", "5000"][..], &metrics].concat());
     l.dr_services("wrr", 1, 1);
     // 20 long-lived connections, one message every 100 ms, each answered.
     for i in 0..20 {
@@ -46,7 +48,7 @@ fn a_planned_restart_keeps_every_connection() {
         "{before}"
     );
 
-    let log = take_over(&mut l, &["--max-conns", "5000"]);
+    let log = take_over(&mut l, &[&["--max-conns", "5000"][..], &metrics].concat());
     let gap = log
         .lines()
         .find_map(|x| x.split("forwarding resumes ").nth(1))
@@ -74,6 +76,11 @@ fn a_planned_restart_keeps_every_connection() {
     // The new one answers with the same table.
     let listing = l.adm("-Ln");
     holds(&listing, &format!("TCP  {VIP}:80 wrr"));
+    // And its metrics on the address the old one let go of.
+    let url = "http://127.0.0.1:9647/metrics";
+    let page = l.exec("dir", "curl", &["-sS", "--max-time", "5", url]);
+    let page = String::from_utf8_lossy(&page.stdout);
+    holds(&page, "uvs_service_connections_total{proto=\"TCP\"");
 
     l.sticks_on_one_server(20, 60);
     // The data plane's own line ("took over N of M connections") may

@@ -96,6 +96,7 @@ pub struct Settings {
     pub notify: Option<String>,
     pub witness: Option<SocketAddr>,
     pub garp_refresh: Option<Duration>,
+    pub metrics: Option<SocketAddr>,
     /// The flags of the settings given (by the file or the command line),
     /// not filled by a default.
     pub given: BTreeSet<&'static str>,
@@ -476,6 +477,13 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "SECS", default: Some("0"),
         help: "The holder announces its VIPs (gratuitous ARP) again every SECS, as \
                keepalived's garp_master_refresh (0: off); also without --peer",
+    }),
+    setting!(one metrics, |name, v| v.trim().parse::<SocketAddr>().map_err(|_| {
+        SettingError::invalid(name, v, "give ADDR:PORT ([ADDR]:PORT for IPv6)")
+    }), {
+        flag: "metrics", key: Some("metrics"), value_name: "ADDR:PORT",
+        help: "Serve Prometheus metrics at http://ADDR:PORT/metrics (docs/metrics.md); off \
+               unless given",
     }),
 ];
 

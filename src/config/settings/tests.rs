@@ -45,4 +45,10 @@ fn a_flag_replaces_the_file_s_value_and_list() {
         Err("priority 0: give 1 to 254".into())
     );
     assert!(set(&mut Settings::default(), "offload", "yes").is_err());
+    // --metrics: IPv4 or IPv6 with a port, no default.
+    let mut m = Settings::default();
+    set(&mut m, "metrics", "[2001:2::2]:9647").unwrap();
+    assert_eq!(m.metrics, Some("[2001:2::2]:9647".parse().unwrap()));
+    assert!(set(&mut m, "metrics", "198.18.0.2").is_err());
+    assert_eq!(Settings::default().with_defaults().metrics, None);
 }

@@ -30,7 +30,7 @@ impl Control {
     }
 
     /// One real server's check, forever: after a random warm-up, one
-    /// check per interval; `fall` failures in a row take it down (quiesce
+    /// check per interval (with its retries while the server is up); `fall` failures in a row take it down (quiesce
     /// or remove), `rise` successes bring it back. Each change is logged
     /// once, with the reason, and published.
     pub(super) async fn check_loop(
@@ -52,7 +52,7 @@ impl Control {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let result = check::run_once(&spec, to).await;
+            let result = check::run_retrying(&spec, to, counter.up).await;
             if let Ok(Some(w)) = result {
                 self.dynamic_weight(key, addr, port, w).await;
             }
@@ -66,7 +66,15 @@ impl Control {
                     spec.rise,
                     spec.rise
                 ),
-                Err(e) => format!("{e}, {} of {} checks failed", spec.fall, spec.fall),
+                Err(e) => format!(
+                    "{e}, {} of {} checks failed{}",
+                    spec.fall,
+                    spec.fall,
+                    match spec.retry {
+                        0 => String::new(),
+                        n => format!(" (each tried {} times)", n + 1),
+                    }
+                ),
             };
             let svc = key.to_string();
             let what = match (now_up, action) {

@@ -3,16 +3,17 @@
 //! (`apply`), the table's life (`lifecycle`: load, reload, takeover,
 //! handoff), quorums and sorry servers (`quorum`), the health checks'
 //! runner (`checks`), background watchers and the rate estimator
-//! (`watch`), and HA (`ha`). Changes are checked against the host,
-//! applied to a copy of the model, and only then published. The model's
-//! lock is never held across a netlink request: host lookups run between
-//! a dry run and the real apply, so a listing never waits behind an
-//! unresolved neighbour.
+//! (`watch`), HA (`ha`) and the metrics endpoint (`metrics`). Changes are
+//! checked against the host, applied to a copy of the model, and only
+//! then published. The model's lock is never held across a netlink
+//! request: host lookups run between a dry run and the real apply, so a
+//! listing never waits behind an unresolved neighbour.
 
 mod apply;
 mod checks;
 mod ha;
 mod lifecycle;
+mod metrics;
 mod quorum;
 mod serve;
 mod watch;
@@ -72,6 +73,11 @@ struct State {
 impl State {
     pub(super) fn publish(&mut self) {
         self.publisher.publish(&self.model, &self.routes);
+    }
+
+    /// `uvs health`'s rows.
+    pub(super) fn health_rows(&mut self) -> Vec<super::proto::HealthRow> {
+        self.health.rows(&self.model)
     }
 }
 

@@ -32,6 +32,43 @@ async fn send_line(w: &mut (impl AsyncWriteExt + Unpin), resp: &Response) -> std
     }
 }
 
+/// How a listener waits after a failed accept (out of descriptors, say):
+/// doubling from 10 ms to 1 s, logged once per episode rather than once
+/// per attempt.
+pub(super) struct Backoff {
+    what: &'static str,
+    wait: Duration,
+}
+
+impl Backoff {
+    pub(super) fn new(what: &'static str) -> Backoff {
+        Backoff {
+            what,
+            wait: Duration::ZERO,
+        }
+    }
+
+    /// An accept succeeded.
+    pub(super) fn recovered(&mut self) {
+        if !self.wait.is_zero() {
+            tracing::info!("{} accepting again", self.what);
+            self.wait = Duration::ZERO;
+        }
+    }
+
+    /// An accept failed: waits before the next.
+    pub(super) async fn failed(&mut self, e: &std::io::Error) {
+        if self.wait.is_zero() {
+            tracing::info!(
+                "{} accept failed: {e}; backing off (not logged again until it recovers)",
+                self.what
+            );
+        }
+        self.wait = (self.wait * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        tokio::time::sleep(self.wait).await;
+    }
+}
+
 impl Control {
     /// Accepts connections for as long as the daemon runs. At most
     /// [`MAX_CLIENTS`] are served at once (more are told so and closed), a
@@ -40,14 +77,11 @@ impl Control {
     /// episode rather than once per attempt.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
         let clients = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
-        let mut backoff = Duration::ZERO;
+        let mut backoff = Backoff::new("control socket");
         loop {
             match listener.accept().await {
                 Ok((mut stream, _)) => {
-                    if !backoff.is_zero() {
-                        tracing::info!("control socket accepting again");
-                        backoff = Duration::ZERO;
-                    }
+                    backoff.recovered();
                     let Ok(permit) = clients.clone().try_acquire_owned() else {
                         let busy = Response::Error {
                             index: None,
@@ -68,17 +102,7 @@ impl Control {
                         drop(permit);
                     });
                 }
-                Err(e) => {
-                    if backoff.is_zero() {
-                        tracing::info!(
-                            "control socket accept failed: {e}; backing off (not logged \
-                             again until it recovers)"
-                        );
-                    }
-                    backoff =
-                        (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-                    tokio::time::sleep(backoff).await;
-                }
+                Err(e) => backoff.failed(&e).await,
             }
         }
     }
@@ -134,33 +158,32 @@ impl Control {
             Request::Reload => self.reload_reply(ReloadOptions::default()).await,
             Request::ReloadWith(o) => self.reload_reply(o).await,
             Request::Ha => Response::Ha(self.ha_status()),
-            Request::Health => {
-                let mut st = self.state.lock().await;
-                let st = &mut *st;
-                Response::Health(st.health.rows(&st.model))
-            }
+            Request::Health => Response::Health(self.state.lock().await.health_rows()),
             Request::Conns | Request::Handoff => Response::Error {
                 index: None,
                 message: "answered on the connection, not here".into(),
             },
-            Request::Status => {
-                let mut pairs = self.dp.pairs();
-                // HA: the sync stream's rate, records per second each way.
-                if let Some(h) = self.ha_status() {
-                    pairs.push(("sync_sent_per_s".into(), h.sync.sent_per_s.round() as u64));
-                    pairs.push((
-                        "sync_received_per_s".into(),
-                        h.sync.received_per_s.round() as u64,
-                    ));
-                    pairs.push(("sync_sent_records".into(), h.sync.counters.records_sent));
-                    pairs.push((
-                        "sync_received_records".into(),
-                        h.sync.counters.records_received,
-                    ));
-                }
-                Response::Status(pairs)
-            }
+            Request::Status => Response::Status(self.status_pairs()),
         }
+    }
+
+    /// `uvs status`: the data plane's counters, and with HA the sync
+    /// stream's rate (records per second each way) and records.
+    pub(super) fn status_pairs(&self) -> Vec<(String, u64)> {
+        let mut pairs = self.dp.pairs();
+        if let Some(h) = self.ha_status() {
+            pairs.push(("sync_sent_per_s".into(), h.sync.sent_per_s.round() as u64));
+            pairs.push((
+                "sync_received_per_s".into(),
+                h.sync.received_per_s.round() as u64,
+            ));
+            pairs.push(("sync_sent_records".into(), h.sync.counters.records_sent));
+            pairs.push((
+                "sync_received_records".into(),
+                h.sync.counters.records_received,
+            ));
+        }
+        pairs
     }
 
     /// A reload's answer, logged: its summary line (the details were

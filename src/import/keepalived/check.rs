@@ -11,9 +11,52 @@ use super::report::{Report, shown};
 use super::statement::{block, extra, no_block, option, seconds, value, whole};
 use crate::config::CheckSection;
 
+/// What a checker takes from its virtual and real server blocks, where
+/// keepalived lets them give it: `delay_loop`, `retry` (or the older
+/// `nb_get_retry`) and `delay_before_retry`.
+#[derive(Debug, Clone)]
+pub(super) struct Inherited {
+    pub interval: toml::Value,
+    pub retry: Option<u64>,
+    pub delay_before_retry: Option<toml::Value>,
+}
+
+impl Inherited {
+    /// `n`'s own `retry` and `delay_before_retry` over these (a virtual
+    /// server's over keepalived's defaults, a real server's over its
+    /// virtual server's).
+    pub(super) fn under(&self, n: &Node, w: &mut Report) -> Inherited {
+        let mut out = self.clone();
+        for o in &n.children {
+            match o.key() {
+                "retry" | "nb_get_retry" => {
+                    if let Some(r) = whole(o, 0, u32::MAX.into(), w) {
+                        out.retry = Some(r);
+                    }
+                }
+                "delay_before_retry" => {
+                    if let Some(d) = seconds(o, w) {
+                        out.delay_before_retry = Some(d);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Whether `k` is an option [`Inherited::under`] reads.
+pub(super) fn inherited(k: &str) -> bool {
+    matches!(k, "retry" | "nb_get_retry" | "delay_before_retry")
+}
+
 /// A check's table, or `None` (with a warning) when there is none to
-/// write. `interval`: the virtual server's `delay_loop`.
-pub(super) fn check(c: &Node, interval: &toml::Value, w: &mut Report) -> Option<CheckSection> {
+/// write. keepalived's detection follows: a server is down after its
+/// check and `retry` retries `delay_before_retry` apart failed (so
+/// `fall = 1`), up again after one pass (`rise = 1`).
+pub(super) fn check(c: &Node, from: &Inherited, w: &mut Report) -> Option<CheckSection> {
+    let interval = &from.interval;
     let kind = match c.key() {
         "TCP_CHECK" => "tcp",
         "HTTP_GET" => "http",
@@ -47,8 +90,12 @@ pub(super) fn check(c: &Node, interval: &toml::Value, w: &mut Report) -> Option<
         expect: None,
         name: None,
         command: None,
+        dynamic: None,
+        retry: None,
+        retry_delay: None,
     };
     let mut dynamic = false;
+    let own = from.under(c, w);
     for o in &c.children {
         if o.key() == "url" {
             continue;
@@ -67,15 +114,8 @@ pub(super) fn check(c: &Node, interval: &toml::Value, w: &mut Report) -> Option<
                     out.port = Some(p as u16);
                 }
             }
-            ("retry" | "nb_get_retry", Some(_)) => {
-                if let Some(n) = whole(o, 0, u32::MAX.into(), w) {
-                    out.fall = Some(written(n.max(1) as u32));
-                }
-            }
-            ("delay_before_retry", _) => w.warn(
-                &o.at,
-                "delay_before_retry is not carried over: uvs checks again at the interval",
-            ),
+            // Read by `from.under`.
+            ("retry" | "nb_get_retry" | "delay_before_retry", Some(_)) => {}
             ("misc_path", Some(_)) => out.command = Some(o.words[1..].join(" ")),
             ("misc_dynamic", _) => {
                 extra(o, 1, w);
@@ -112,7 +152,8 @@ pub(super) fn check(c: &Node, interval: &toml::Value, w: &mut Report) -> Option<
             },
             (
                 "connect_timeout" | "misc_timeout" | "connect_port" | "retry" | "nb_get_retry"
-                | "misc_path" | "name" | "type" | "payload" | "require_reply",
+                | "delay_before_retry" | "misc_path" | "name" | "type" | "payload"
+                | "require_reply",
                 None,
             ) => w.error(&o.at, format!("{} needs a value", option(o))),
             _ => w.warn(
@@ -136,13 +177,10 @@ pub(super) fn check(c: &Node, interval: &toml::Value, w: &mut Report) -> Option<
         );
         return None;
     }
-    if kind == "exec" && !dynamic {
-        w.warn(
-            &c.at,
-            "MISC_CHECK without misc_dynamic: uvs always applies misc_dynamic's rule (exit 2-255 is up \
-             with weight code - 2, not down); make the script exit 1 for down",
-        );
+    if dynamic {
+        out.dynamic = Some(true);
     }
+    retries(&mut out, kind, &own);
     let urls: Vec<&Node> = c.children.iter().filter(|u| u.key() == "url").collect();
     if kind != "http" {
         for u in &urls {
@@ -164,6 +202,30 @@ pub(super) fn check(c: &Node, interval: &toml::Value, w: &mut Report) -> Option<
         url(u, &mut out, w);
     }
     Some(out)
+}
+
+/// keepalived's detection: `fall = 1`, `rise = 1`, and its retries with
+/// their delay (keepalived's defaults where the blocks give none: one
+/// retry, none for MISC_CHECK and three for DNS_CHECK; a second apart,
+/// three for HTTP_GET, the delay_loop for DNS_CHECK).
+fn retries(out: &mut CheckSection, kind: &str, from: &Inherited) {
+    out.fall = Some(written(1));
+    out.rise = Some(written(1));
+    let retry = from.retry.unwrap_or(match kind {
+        "exec" => 0,
+        "dns" => 3,
+        _ => 1,
+    });
+    if retry == 0 {
+        return;
+    }
+    let delay = from.delay_before_retry.clone().unwrap_or(match kind {
+        "dns" => from.interval.clone(),
+        "http" => toml::Value::Integer(3),
+        _ => toml::Value::Integer(1),
+    });
+    out.retry = Some(written(retry.min(u32::MAX.into()) as u32));
+    out.retry_delay = Some(written(delay));
 }
 
 /// An HTTP_GET's first url: its path (the last one given wins, as in

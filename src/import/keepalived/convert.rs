@@ -10,6 +10,7 @@ use super::read::Node;
 use super::report::{Place, Report, shown};
 use super::service::virtual_server;
 use super::statement::{block, extra, no_block, option};
+use super::vrrp;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -55,6 +56,8 @@ pub(super) fn convert(path: &Path, nodes: &[Node], r: &mut Report) -> Converted 
             "virtual_server_group" => {}
             "virtual_server" => virtual_server(n, &groups, &mut out, r),
             "include" => r.warn(&n.at, "include without a file"),
+            // After the services: their VIPs are checked against it.
+            k if vrrp::reads(k) => {}
             k if k.starts_with("vrrp_")
                 || k == "static_ipaddress"
                 || k == "static_routes"
@@ -63,9 +66,8 @@ pub(super) fn convert(path: &Path, nodes: &[Node], r: &mut Report) -> Converted 
                 r.warn(
                     &n.at,
                     format!(
-                        "{k} is not carried over: uvs does not do VRRP. uvs answers ARP for its VIPs itself; \
-                     for failover keep keepalived's VRRP (without virtual servers) until uvs has its \
-                     backup director"
+                        "{k} is not carried over: uvs has no place for it (its HA settings come \
+                         from vrrp_instance, vrrp_sync_group and vrrp_script)"
                     ),
                 )
             }
@@ -76,6 +78,7 @@ pub(super) fn convert(path: &Path, nodes: &[Node], r: &mut Report) -> Converted 
             _ => r.warn(&n.at, format!("{} is not carried over", option(n))),
         }
     }
+    out.director = vrrp::director(nodes, &out, r);
     output::render(&mut out, r);
     out
 }

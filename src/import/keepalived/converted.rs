@@ -54,6 +54,8 @@ pub(super) struct Converted {
     /// The main file, for what has no better place.
     pub file: Place,
     pub text: String,
+    /// The `[director]` table's lines from the VRRP blocks, if any.
+    pub director: Option<String>,
     pub services: Vec<Service>,
     pub bodies: Vec<Body>,
     /// `virtual_server fwmark N`s (checked for duplicates; each needs a

@@ -25,6 +25,7 @@ mod service;
 mod statement;
 mod syntax;
 mod verify;
+mod vrrp;
 
 use report::Report;
 use std::path::Path;

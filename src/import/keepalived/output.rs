@@ -12,7 +12,7 @@ use crate::config::File;
 /// The table every output has, and the note in it: keepalived.conf does
 /// not say which interfaces the director serves.
 const DIRECTOR: &str = "[director]\n";
-const INTERFACES: &str =
+pub(super) const INTERFACES: &str =
     "# interfaces = [\"eth0\"]   # keepalived does not say; give --interface\n";
 
 /// Writes `c.text`: the header, then the file with each service (its
@@ -56,7 +56,10 @@ pub(super) fn render(c: &mut Converted, r: &mut Report) {
         c.file.file.display()
     );
     match toml.strip_prefix(DIRECTOR) {
-        Some(rest) => text.extend([DIRECTOR, INTERFACES, rest]),
+        Some(rest) => {
+            let table = c.director.as_deref().unwrap_or(INTERFACES);
+            text.extend([DIRECTOR, table, "\n", rest.trim_start_matches('\n')]);
+        }
         None => text.push_str(&toml),
     }
     // Mark services last, commented out until their marks are defined:

@@ -4,7 +4,7 @@
 //! nothing (UDP, NAT, wlc, a 60-second delay_loop), each with a warning
 //! where keepalived too reports it.
 
-use super::check::check;
+use super::check::{Inherited, check, inherited};
 use super::converted::{Body, Converted, Member, RealServer, Service, written};
 use super::keywords::SCHED_FLAGS;
 use super::read::Node;
@@ -153,6 +153,12 @@ pub(super) fn virtual_server(
         .child("delay_loop")
         .and_then(|c| seconds(c, r))
         .unwrap_or(toml::Value::Integer(60));
+    let checks = Inherited {
+        interval,
+        retry: None,
+        delay_before_retry: None,
+    }
+    .under(n, r);
     // keepalived removes a failed server unless inhibit_on_failure says
     // to keep it at weight 0 (uvs's quiesce).
     let inhibit = n.child("inhibit_on_failure").is_some();
@@ -222,7 +228,7 @@ pub(super) fn virtual_server(
             "real_server" | "sorry_server" => {}
             "delay_loop" | "lb_algo" | "lvs_sched" | "lb_kind" | "lvs_method" | "protocol"
             | "quorum" | "quorum_up" | "quorum_down" => {}
-            k if SCHED_FLAGS.contains(&k) => {}
+            k if SCHED_FLAGS.contains(&k) || inherited(k) => {}
             "inhibit_on_failure" => {
                 no_block(c, r);
             }
@@ -268,7 +274,7 @@ pub(super) fn virtual_server(
         }
         extra(c, 3, r);
         let Some(rs) = server(c, r) else { continue };
-        let section = real_server(c, &rs, fwd, inhibit, &interval, r);
+        let section = real_server(c, &rs, fwd, inhibit, &checks, r);
         body.section.real_servers.push(section);
         body.real_servers.push(rs);
     }
@@ -331,9 +337,10 @@ fn real_server(
     rs: &RealServer,
     fwd: &str,
     inhibit: bool,
-    interval: &toml::Value,
+    from: &Inherited,
     r: &mut Report,
 ) -> RealServerSection {
+    let from = from.under(n, r);
     let mut section = server_section(rs, fwd);
     section.weight = n
         .child("weight")
@@ -343,6 +350,7 @@ fn real_server(
     for c in &n.children {
         match c.key() {
             "weight" => {}
+            k if inherited(k) => {}
             "inhibit_on_failure" => {
                 if no_block(c, r) && !inhibit {
                     r.warn(
@@ -363,7 +371,7 @@ fn real_server(
                     );
                     continue;
                 }
-                section.check = check(c, interval, r);
+                section.check = check(c, &from, r);
             }
             _ => {
                 no_block(c, r);

@@ -5,6 +5,7 @@
 
 mod failover;
 mod failover6;
+mod imported;
 mod messages;
 mod persist;
 mod returning;

@@ -7,6 +7,11 @@
 //! docs/health.md for why that matters (PAWS on servers that check TCP
 //! timestamps).
 
+mod exec;
+mod retry;
+pub use exec::exit_verdict;
+pub use retry::run_retrying;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,9 +40,10 @@ pub enum CheckKind {
     },
     /// A DNS query for `name` (type A) must get an answer.
     Dns { name: String },
-    /// A command (`sh -c`): exit 0 up, 1 down; as keepalived's
-    /// misc_dynamic, 2 to 255 up with weight = code - 2.
-    Exec { command: String },
+    /// A command (`sh -c`): exit 0 up, any other down, as keepalived's
+    /// MISC_CHECK; with `dynamic` (its misc_dynamic) 2 to 255 are up
+    /// with weight = code - 2.
+    Exec { command: String, dynamic: bool },
 }
 
 /// One real server's check, as configured.
@@ -54,6 +60,11 @@ pub struct CheckSpec {
     pub fall: u32,
     /// The first check waits a random time up to this.
     pub warmup: Duration,
+    /// A failed check of a server that is up is tried again this many
+    /// times, `retry_delay` apart, before it counts as one failure
+    /// (keepalived's `retry` and `delay_before_retry`).
+    pub retry: u32,
+    pub retry_delay: Duration,
 }
 
 impl CheckSpec {
@@ -178,7 +189,7 @@ pub async fn run_once(spec: &CheckSpec, to: SocketAddr) -> Result<Passed, CheckE
                 .map(|_| None);
         }
         CheckKind::Dns { name } => return dns(spec, to, name).await.map(|_| None),
-        CheckKind::Exec { command } => return exec(spec, command).await,
+        CheckKind::Exec { command, dynamic } => return exec::run(spec, command, *dynamic).await,
         _ => {}
     }
     match tokio::time::timeout(spec.timeout, attempt(spec, to))
@@ -373,41 +384,6 @@ pub fn dns_verdict(a: &[u8], id: u16, name: &str) -> Result<(), CheckError> {
     Ok(())
 }
 
-/// An exec check (`sh -c`), killed at the timeout.
-async fn exec(spec: &CheckSpec, command: &str) -> Result<Passed, CheckError> {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .status();
-    match tokio::time::timeout(spec.timeout, child).await {
-        Err(_) => Err(CheckError::ExecTimedOut {
-            command: command.to_string(),
-            after: spec.timeout,
-        }),
-        Ok(Err(source)) => Err(CheckError::ExecFailed {
-            command: command.to_string(),
-            source,
-        }),
-        Ok(Ok(st)) => exit_verdict(command, st.code()),
-    }
-}
-
-/// keepalived's MISC_CHECK rule with misc_dynamic: 0 up, 1 down, 2-255
-/// up with weight code - 2; killed by a signal is down.
-pub fn exit_verdict(command: &str, code: Option<i32>) -> Result<Passed, CheckError> {
-    let command = command.to_string();
-    match code {
-        Some(0) => Ok(None),
-        Some(c @ 2..=255) => Ok(Some(c as u32 - 2)),
-        Some(code) => Err(CheckError::Exited { command, code }),
-        None => Err(CheckError::Killed { command }),
-    }
-}
-
 /// Judges an HTTP answer: its status against the accepted ranges, its
 /// body for the substring and the MD5 digest.
 pub fn check_http(answer: &[u8], want: &Expect<'_>) -> Result<(), CheckError> {
@@ -528,16 +504,6 @@ mod tests {
         a[3] = 0;
         a[7] = 0;
         assert!(verdict(&a).unwrap_err().contains("no answer"));
-    }
-
-    #[test]
-    fn exit_codes_follow_misc_dynamic() {
-        let verdict = |code| exit_verdict("c", code).map_err(|e| e.to_string());
-        assert_eq!(verdict(Some(0)), Ok(None));
-        assert!(verdict(Some(1)).is_err());
-        assert_eq!(verdict(Some(2)), Ok(Some(0)));
-        assert_eq!(verdict(Some(12)), Ok(Some(10)));
-        assert!(verdict(None).is_err());
     }
 
     #[test]
