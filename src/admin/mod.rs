@@ -8,3 +8,4 @@ pub mod format;
 pub mod manual;
 pub mod names;
 pub mod restore;
+pub mod top;

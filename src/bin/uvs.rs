@@ -60,6 +60,9 @@ enum Command {
     Status {
         #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Print JSON (one object, name: value) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print keepalived.conf's virtual servers as a uvs config file, with
     /// a warning (file:line) on stderr for every option not carried over.
@@ -92,6 +95,20 @@ enum Command {
         /// Print what the reload would change; change nothing.
         #[arg(long, alias = "check")]
         dry_run: bool,
+    },
+    /// A live view: the services and real servers with their connections
+    /// and rates per second, each real server's health and the HA role,
+    /// redrawn in place until q or Ctrl-C. One frame when stdout is not a
+    /// terminal (or with --once).
+    Top {
+        #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Seconds between frames (fractions allowed: 0.5).
+        #[arg(long, default_value = "1", value_parser = interval)]
+        interval: std::time::Duration,
+        /// Print one frame and exit.
+        #[arg(long)]
+        once: bool,
     },
     /// Each real server's state: in service, or kept but not scheduled
     /// (its MAC does not resolve yet), with the reason and since when.
@@ -217,13 +234,22 @@ fn main() -> ExitCode {
         Command::Audit(a) => return audit(&a),
         Command::Probe(p) => return probe(&p),
         Command::Director(d) => director(&d),
-        Command::Status { socket } => status(&socket),
+        Command::Status { socket, json } => status(&socket, json),
         Command::Generate { what } => {
             let mut out = std::io::stdout().lock();
             uvs::admin::manual::generate(what, <Cli as clap::CommandFactory>::command(), &mut out)
                 .map_err(|e| format!("generate: {e}"))
         }
         Command::Health { socket, json } => health(&socket, json),
+        Command::Top {
+            socket,
+            interval,
+            once,
+        } => uvs::admin::top::run(&uvs::admin::top::Options {
+            socket,
+            interval,
+            once,
+        }),
         Command::ImportKeepalived { file } => match uvs::import::keepalived::import(&file) {
             Ok(i) => {
                 print!("{}", i.config);
@@ -253,7 +279,7 @@ fn main() -> ExitCode {
         Command::Ha { socket, json } => match client::call(&socket, &Request::Ha) {
             Ok(Response::Ha(None)) => Err("this director has no peers (no --peer)".into()),
             Ok(Response::Ha(Some(h))) if json => {
-                println!("{}", serde_json::to_string_pretty(&h).unwrap_or_default());
+                print!("{}", uvs::admin::format::json::to_text(&h));
                 Ok(())
             }
             Ok(Response::Ha(Some(h))) => {
@@ -402,6 +428,14 @@ fn probe(p: &ProbeArgs) -> ExitCode {
     }
 }
 
+/// `--interval SECS`: 0.1 to 3600 seconds.
+fn interval(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=3600.0).contains(&v) => Ok(std::time::Duration::from_secs_f64(v)),
+        _ => Err(format!("`{s}`: give seconds from 0.1 to 3600")),
+    }
+}
+
 /// A plain reload is asked for as older daemons know it.
 fn reload_request(force: bool, dry_run: bool) -> Request {
     match force || dry_run {
@@ -413,8 +447,7 @@ fn reload_request(force: bool, dry_run: bool) -> Request {
 fn health(socket: &Path, json: bool) -> Result<(), String> {
     match client::call(socket, &Request::Health).map_err(|e| e.to_string())? {
         Response::Health(rows) if json => {
-            let s = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
-            println!("{s}");
+            print!("{}", uvs::admin::format::json::to_text(&rows));
             Ok(())
         }
         Response::Health(rows) => {
@@ -426,8 +459,12 @@ fn health(socket: &Path, json: bool) -> Result<(), String> {
     }
 }
 
-fn status(socket: &Path) -> Result<(), String> {
+fn status(socket: &Path, json: bool) -> Result<(), String> {
     match client::call(socket, &Request::Status).map_err(|e| e.to_string())? {
+        Response::Status(pairs) if json => {
+            print!("{}", uvs::admin::format::json::status(&pairs));
+            Ok(())
+        }
         Response::Status(pairs) => {
             for (k, v) in pairs {
                 println!("{k:<20} {v}");

@@ -144,11 +144,16 @@ fn run(ctx: &Ctx, args: &[String]) -> Result<String, (String, u8)> {
     }
 }
 
-/// `-Lnc`, printed chunk by chunk as the daemon streams it (a table of
-/// millions is never held whole, here or in the daemon).
-fn list_conns(ctx: &Ctx, numeric: bool) -> Result<String, (String, u8)> {
+/// `-Lnc` (or its `--json`), printed chunk by chunk as the daemon
+/// streams it (a table of millions is never held whole, here or in the
+/// daemon).
+fn list_conns(ctx: &Ctx, numeric: bool, json: bool) -> Result<String, (String, u8)> {
     let mut so = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut text = format::conns_header();
+    let mut text = match json {
+        true => format::json::CONNS_HEAD.to_string(),
+        false => format::conns_header(),
+    };
+    let mut first = true;
     let mut failed = None;
     // The daemon's errors and this side's (writing, an odd answer) alike.
     type BoxError = Box<dyn std::error::Error>;
@@ -159,7 +164,11 @@ fn list_conns(ctx: &Ctx, numeric: bool) -> Result<String, (String, u8)> {
             match resp {
                 Response::ConnChunk(c) | Response::Conns(c) => {
                     for conn in &c {
-                        format::conn_line(&mut text, conn, numeric);
+                        match json {
+                            true => format::json::conn_entry(&mut text, conn, first),
+                            false => format::conn_line(&mut text, conn, numeric),
+                        }
+                        first = false;
                     }
                     so.write_all(text.as_bytes())
                         .map_err(|e| format!("writing the listing: {e}"))?;
@@ -178,6 +187,10 @@ fn list_conns(ctx: &Ctx, numeric: bool) -> Result<String, (String, u8)> {
     if let Some(m) = failed {
         return Err((m, 1));
     }
+    if json {
+        so.write_all(format::json::CONNS_TAIL.as_bytes())
+            .map_err(|e| (format!("writing the listing: {e}"), 1))?;
+    }
     so.flush()
         .map_err(|e| (format!("writing the listing: {e}"), 1))?;
     Ok(String::new())
@@ -190,13 +203,15 @@ fn list(ctx: &Ctx, p: &Parsed) -> Result<String, (String, u8)> {
         nosort: p.has(Opt::NoSort),
         exact: p.has(Opt::Exact),
     };
+    let json = p.has(Opt::Json);
     if p.has(Opt::Connection) {
-        return list_conns(ctx, f.numeric);
+        return list_conns(ctx, f.numeric, json);
     }
     if p.has(Opt::Daemon) {
         // Without peers there is no sync: nothing to list, as ipvsadm
         // shows with no sync daemon running.
         return match ctx.call(&Request::Ha)? {
+            Response::Ha(h) if json => Ok(format::json::list_daemon(h.as_deref())),
             Response::Ha(h) => Ok(h.map_or_else(String::new, |h| format::list_daemon(&h))),
             Response::Error { message, .. } => Err((message, 1)),
             _ => Err(("unexpected answer from the daemon".into(), 1)),
@@ -204,13 +219,21 @@ fn list(ctx: &Ctx, p: &Parsed) -> Result<String, (String, u8)> {
     }
     let snap = ctx.snapshot()?;
     if p.has(Opt::Timeout) {
-        return Ok(format::list_timeout(&snap.timeouts));
+        return Ok(match json {
+            true => format::json::list_timeout(&snap.timeouts),
+            false => format::list_timeout(&snap.timeouts),
+        });
     }
+    let parts = p.json_parts();
     if let Some(key) = p.service_key().filter(|_| p.has(Opt::Service)) {
         return match snap.services.iter().find(|s| s.def.key == key) {
+            Some(s) if json => Ok(format::json::list_service(s, &parts)),
             Some(s) => Ok(format::list_service(s, &f)),
             None => Err(("No such service".into(), 1)),
         };
     }
-    Ok(format::list_all(&snap, &f))
+    Ok(match json {
+        true => format::json::list_all(&snap, &parts),
+        false => format::list_all(&snap, &f),
+    })
 }

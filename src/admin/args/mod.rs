@@ -16,6 +16,7 @@ pub use check::to_op;
 pub use table::SYNOPSIS;
 
 use super::format::Columns;
+use super::format::json::Parts;
 use super::names;
 use crate::control::proto::DestSpec;
 use crate::lvs::service::{Forward, MAX_TIMEOUT, Protocol, SchedFlags, ServiceKey, Timeouts};
@@ -102,6 +103,9 @@ pub enum Opt {
     TunNocsum,
     TunCsum,
     TunRemcsum,
+    /// uvs's own: the listing as JSON (after ipvsadm's columns, so its
+    /// checks come after theirs).
+    Json,
 }
 
 impl Opt {
@@ -252,6 +256,18 @@ impl Parsed {
             return Some(ServiceKey::mark_of(m, self.ipv6));
         }
         Some(ServiceKey::addr(self.protocol, self.addr?, self.port))
+    }
+
+    /// What a `--json` listing carries: every `-L` variant given.
+    pub fn json_parts(&self) -> Parts {
+        Parts {
+            stats: self.has(Opt::Stats),
+            rates: self.has(Opt::Rate),
+            thresholds: self.has(Opt::Thresholds),
+            persistent_conns: self.has(Opt::PersistentConn),
+            tunnel: self.has(Opt::TunInfo),
+            nosort: self.has(Opt::NoSort),
+        }
     }
 
     /// The listing's columns, in ipvsadm's order of precedence.

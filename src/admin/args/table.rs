@@ -98,7 +98,7 @@ pub const SYNOPSIS: &[&str] = &[
     "-S [-n]",
     "-a|e virtual-service -r server-address [-g|-i|-m] [-w weight]",
     "-d virtual-service -r server-address",
-    "-L|l [virtual-service] [-n] [-c] [--stats] [--rate] [--timeout] [--exact] [--nosort]",
+    "-L|l [virtual-service] [-n] [-c] [--stats] [--rate] [--timeout] [--exact] [--nosort] [--json]",
     "-Z [virtual-service]",
     "--set tcp tcpfin udp",
     "-h",
@@ -286,6 +286,7 @@ pub(super) const OPTIONS: &[OptDef] = &[
     one!(Opt::TunNocsum, "xxxxxoxoxxxxxx", "tun-nocsum", '\0', NO, mark, "~GUE and GRE without checksums (both refused)"),
     one!(Opt::TunCsum, "xxxxxoxoxxxxxx", "tun-csum", '\0', NO, mark, "~GUE and GRE with checksums (both refused)"),
     one!(Opt::TunRemcsum, "xxxxxoxoxxxxxx", "tun-remcsum", '\0', NO, mark, "~GUE with remote checksum offload (refused)"),
+    one!(Opt::Json, "xxxxoxxxxxxxxx", "json", '\0', NO, mark, "the listing as JSON, numbers exact (-L; uvs's own, docs/cli.md)"),
 ];
 
 /// Spellings that set no option of their own, with their man-page line.

@@ -337,3 +337,30 @@ fn an_ipv6_services_netmask_is_a_prefix_length() {
     let p = run("-A -f 7 -M 255.255.255.0 -6 -p").unwrap();
     assert_eq!((p.netmask, p.prefix6), (None, None));
 }
+
+/// `--json` is uvs's own listing switch: with `-L` and any of its
+/// variants, with no other command; `-h` lists it.
+#[test]
+fn json_goes_with_the_list_command_only() {
+    for ok in [
+        "-Ln --json",
+        "-Lnc --json",
+        "-L --stats --rate --json -X",
+        "-L --timeout --json",
+    ] {
+        assert!(run(ok).unwrap().has(Opt::Json), "{ok}");
+    }
+    let p = run("-Ln --stats --rate --json").unwrap();
+    let parts = p.json_parts();
+    assert!(parts.stats && parts.rates && !parts.thresholds);
+    assert_eq!(
+        err("-S --json"),
+        "Illegal 'json' option with the 'save' command"
+    );
+    assert_eq!(
+        err("-A -t 198.18.0.100:80 --json"),
+        "Illegal 'json' option with the 'add-service' command"
+    );
+    assert_eq!(err("-L --json --json"), "multiple 'json' options specified");
+    assert!(help().contains("--json"));
+}

@@ -1,7 +1,9 @@
 //! `uvs ha`'s text and `uvsadm -L --daemon`: the HA status as listings.
 
 use crate::ha::HaStatus;
+use serde::Serialize;
 use std::fmt::Write;
+use std::net::IpAddr;
 
 /// `uvs ha` without `--json`.
 pub fn ha_status(h: &HaStatus) -> String {
@@ -125,31 +127,62 @@ pub fn ha_status(h: &HaStatus) -> String {
     o
 }
 
-/// `-L --daemon`: ipvsadm's sync daemon line, one per peer. An active
-/// director is the master (it sends), a backup the backup (it receives);
-/// unicast to the peer replaces the multicast group, and the stream's
-/// sequence, lag and digest state follow.
+/// One line of `-L --daemon`: one peer's sync as ipvsadm's sync daemon
+/// line says it. An active director is the master (it sends), a backup
+/// the backup (it receives); unicast to the peer replaces the multicast
+/// group. The master's sequence is the one it sent; a backup's the one
+/// it applied, with its lag and the digest state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaemonRow {
+    /// `master` or `backup`.
+    pub role: &'static str,
+    pub peer: IpAddr,
+    pub syncid: u32,
+    pub maxlen: usize,
+    pub port: u16,
+    pub seq: u64,
+    /// A backup's only.
+    pub lag: Option<u64>,
+    pub digest: Option<String>,
+}
+
+/// The rows of `-L --daemon`, one per peer.
+pub fn daemon_rows(h: &HaStatus) -> Vec<DaemonRow> {
+    let master = h.role == "active";
+    let role = if master { "master" } else { "backup" };
+    h.peers
+        .iter()
+        .map(|p| DaemonRow {
+            role,
+            peer: p.addr,
+            syncid: 0,
+            maxlen: crate::ha::sync::MAX_LEN,
+            port: 5405,
+            seq: if master {
+                h.sync.sent_seq
+            } else {
+                p.sync_applied
+            },
+            lag: (!master).then_some(p.sync_lag),
+            digest: (!master).then(|| h.sync.digest.split(' ').next().unwrap_or("none").into()),
+        })
+        .collect()
+}
+
+/// `-L --daemon`: ipvsadm's sync daemon line, one per peer, then the
+/// stream's sequence, lag and digest state.
 pub fn list_daemon(h: &HaStatus) -> String {
-    let role = match h.role.as_str() {
-        "active" => "master",
-        _ => "backup",
-    };
     let mut o = String::new();
-    for p in &h.peers {
-        let tail = match role {
-            "master" => format!("seq={}", h.sync.sent_seq),
-            _ => format!(
-                "seq={}, lag={}, digest={}",
-                p.sync_applied,
-                p.sync_lag,
-                h.sync.digest.split(' ').next().unwrap_or("none")
-            ),
-        };
-        o.push_str(&format!(
-            "{role} sync daemon (peer={}, syncid=0, maxlen={}, port=5405, {tail})\n",
-            p.addr,
-            crate::ha::sync::MAX_LEN
-        ));
+    for r in daemon_rows(h) {
+        let mut tail = format!("seq={}", r.seq);
+        if let (Some(lag), Some(d)) = (r.lag, &r.digest) {
+            let _ = write!(tail, ", lag={lag}, digest={d}");
+        }
+        let _ = writeln!(
+            o,
+            "{} sync daemon (peer={}, syncid={}, maxlen={}, port={}, {tail})",
+            r.role, r.peer, r.syncid, r.maxlen, r.port
+        );
     }
     o
 }

@@ -4,8 +4,9 @@
 
 mod ha;
 mod health;
+pub mod json;
 
-pub use ha::{ha_status, list_daemon};
+pub use ha::{DaemonRow, daemon_rows, ha_status, list_daemon};
 pub use health::list_health;
 
 use super::names;
@@ -200,6 +201,23 @@ fn sort_by<T: Clone>(v: &[T], cmp: impl Fn(&T, &T) -> i64) -> Vec<T> {
     out
 }
 
+/// The services in the listing's order: ipvsadm's sort, or the daemon's
+/// order with `--nosort`.
+pub(crate) fn sorted_services(snap: &Snapshot, nosort: bool) -> Vec<ServiceSnap> {
+    match nosort {
+        true => snap.services.clone(),
+        false => sort_by(&snap.services, cmp_services),
+    }
+}
+
+/// A service's real servers in the listing's order.
+pub(crate) fn sorted_dests(s: &ServiceSnap, nosort: bool) -> Vec<DestSnap> {
+    match nosort {
+        true => s.dests.clone(),
+        false => sort_by(&s.dests, cmp_dests),
+    }
+}
+
 /// The five counters of `--stats`, each through largenum.
 fn stats_columns(out: &mut String, st: &StatsSnapshot, exact: bool) {
     for v in [st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes] {
@@ -266,11 +284,7 @@ fn service_entry(out: &mut String, s: &ServiceSnap, f: &Format) {
         }
     }
     out.push('\n');
-    let dests = if f.nosort {
-        s.dests.clone()
-    } else {
-        sort_by(&s.dests, cmp_dests)
-    };
+    let dests = sorted_dests(s, f.nosort);
     // ipvsadm cuts a real server's name by its service's family (se->af):
     // an IPv6 service's are whole, an IPv4 one's are cut even when a
     // tunnel's real server is IPv6.
@@ -357,12 +371,7 @@ pub fn list_all(snap: &Snapshot, f: &Format) -> String {
         out.push_str(VERSION_LINE);
     }
     title(&mut out, f);
-    let services = if f.nosort {
-        snap.services.clone()
-    } else {
-        sort_by(&snap.services, cmp_services)
-    };
-    for s in &services {
+    for s in &sorted_services(snap, f.nosort) {
         service_entry(&mut out, s, f);
     }
     out
