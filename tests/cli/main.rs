@@ -1,6 +1,6 @@
 //! The programs on their own, without a lab or root: `uvs`'s command-line
 //! checks, `uvs audit` on recorded host dumps (IPv4 and IPv6), and `uvs import-keepalived`
-//! on keepalived.conf files.
+//! on keepalived.conf files, and dist/uvs.service checked by systemd-analyze.
 
 #[path = "../support/audit.rs"]
 mod audit;
@@ -15,3 +15,4 @@ mod flags;
 mod import_keepalived;
 mod import_vrrp;
 mod migrating;
+mod unit_file;
