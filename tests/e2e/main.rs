@@ -27,6 +27,7 @@ mod persist6;
 mod resolve6;
 mod restart;
 mod sched;
+mod systemd;
 mod tc_offload;
 mod tun;
 mod tun6;
