@@ -15,6 +15,7 @@ have wrk || need+=(wrk)             # HTTP load through NAT in the tests
 have curl || need+=(curl)           # scrapes --metrics in the tests (a real HTTP client)
 have keepalived || need+=(keepalived) # proves the import tests' keepalived.conf files valid (keepalived -t)
 have tmux || need+=(tmux)           # drives `uvs top` in a real terminal (tests/e2e/top.rs)
+have systemd-analyze || need+=(systemd) # verifies dist/uvs.service (tests/cli/unit_file.rs)
 have clang || need+=(clang)         # builds the XDP program (AF_XDP backend)
 [[ -e /usr/include/bpf/bpf_helpers.h ]] || need+=(libbpf-dev)
 have groff || need+=(groff-base)    # the tests render the man pages

@@ -318,7 +318,7 @@ fn main() -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("uvs: {e}");
+            uvs::logging::fatal(&e);
             ExitCode::FAILURE
         }
     }
@@ -328,6 +328,10 @@ fn main() -> ExitCode {
 /// then the director run.
 fn director(d: &DirectorCmd) -> Result<(), String> {
     let s = d.settings.settings().map_err(|e| e.to_string())?;
+    // The log began before the settings were read: the command line's
+    // format now (the config file's errors come in it), the file's once
+    // it is read.
+    uvs::logging::set_format(s.log_format.filter(|_| s.given.contains("log-format")));
     if s.tun_mss_clamp.is_some() {
         return Err(TUN_MSS_CLAMP.to_string());
     }
@@ -336,6 +340,7 @@ fn director(d: &DirectorCmd) -> Result<(), String> {
         println!("{}", o.summary());
         return Ok(());
     }
+    uvs::logging::set_format(o.log_format);
     uvs::daemon::run(&o).map_err(|e| e.to_string())
 }
 

@@ -19,7 +19,7 @@ use crate::control::workers::Workers;
 use crate::dataplane::conn_table::ConnTable;
 use crate::dataplane::{Dataplane, LinkParams};
 use crate::host::netlink::Netlink;
-use crate::host::sys;
+use crate::host::{notify, sys};
 use crate::io::PacketIo;
 use crate::lvs::conn::PortableConn;
 use crate::lvs::stats::DataplaneCounters;
@@ -253,6 +253,15 @@ fn serve(
         threads.push(t);
     }
     publisher.set_wakes(wakes.clone());
+    // Each worker's loop turns (`DataplaneCounters::loops`): what
+    // readiness and systemd's watchdog go by.
+    let marks = counters.clone();
+    let loops = move || -> Vec<u64> {
+        marks
+            .iter()
+            .map(|c| c.loops.load(Ordering::Relaxed))
+            .collect()
+    };
     let dp = Workers::new(txs, wakes.clone(), counters);
 
     let named_links: Vec<(u32, String)> = indexes
@@ -363,6 +372,8 @@ fn serve(
         tokio::spawn(control.clone().watch_nat_replies(Duration::from_secs(3)));
         tokio::spawn(control.clone().resolve_pending(Duration::from_secs(1)));
         tokio::spawn(control.clone().refresh_neighbours(Duration::from_secs(5)));
+        ready(&loops, &wakes, &ifnames.join(", ")).await;
+        tokio::spawn(crate::control::watchdog::run(loops.clone()));
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut hup = signal(SignalKind::hangup())?;
@@ -394,6 +405,7 @@ fn serve(
             }
         }
     });
+    notify::stopping();
     stop.store(true, Ordering::Relaxed);
     for w in &wakes {
         w.wake();
@@ -416,6 +428,25 @@ fn bind_metrics(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, Err
 /// The metrics address is still the old director's (a takeover).
 fn is_in_use(e: &Error) -> bool {
     matches!(e, Error::Metrics { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+}
+
+/// Tells systemd the director forwards (`READY=1`) once every worker's
+/// loop has turned since the table was published: each turn takes the
+/// newest table, so a connection sent after it is forwarded. A loop that
+/// does not turn within 5 s is left to the watchdog.
+async fn ready(loops: &impl Fn() -> Vec<u64>, wakes: &[Arc<sys::Wake>], links: &str) {
+    if !notify::listening() {
+        return;
+    }
+    let before = loops();
+    for w in wakes {
+        w.wake();
+    }
+    let t = std::time::Instant::now();
+    while loops().iter().zip(&before).any(|(n, b)| n == b) && t.elapsed().as_secs() < 5 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    notify::ready(&format!("forwarding on {links}"));
 }
 
 /// The first IPv6 address of link `index` that is not link-local: the

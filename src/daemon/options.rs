@@ -4,6 +4,7 @@
 //! settings without a peer, the key file).
 
 use super::Error;
+use crate::config::settings::LogFormat;
 use crate::config::{self, Config, Settings};
 use crate::ha::HaConfig;
 use crate::ha::track::Track;
@@ -47,6 +48,8 @@ pub struct Options {
     pub garp_refresh: Option<Duration>,
     /// Serve Prometheus metrics here (`--metrics`).
     pub metrics: Option<std::net::SocketAddr>,
+    /// The log's format, if given (otherwise `logging` chooses).
+    pub log_format: Option<LogFormat>,
 }
 
 impl Options {
@@ -96,6 +99,7 @@ impl Options {
             garp_refresh: s.garp_refresh.filter(|d| !d.is_zero()),
             metrics: s.metrics,
             ha: ha_config(&s)?,
+            log_format: s.log_format.filter(|_| s.given.contains("log-format")),
             io,
             interfaces: s.interfaces,
             config,

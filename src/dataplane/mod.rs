@@ -40,7 +40,7 @@ use crate::io::{FRAME_BUF, PacketIo, PacketType, RxMeta};
 use crate::lvs::conn::DEFAULT_MAX_CONNS;
 use crate::lvs::request::DpRequest;
 use crate::lvs::sched::{Before, SchedState};
-use crate::lvs::stats::DataplaneCounters;
+use crate::lvs::stats::{DataplaneCounters, LOOP_IDLE_MAX_MS};
 use crate::lvs::sync::SyncEvent;
 use crate::lvs::table::Table;
 use crate::wire::{EtherType, EthernetFrame, MacAddr};
@@ -274,10 +274,15 @@ impl Dataplane {
         let mut buf = vec![0u8; FRAME_BUF];
         // Without a wake-up, requests and tables wait for a timeout.
         let longest = match self.wake {
-            Some(_) => 1000,
+            Some(_) => LOOP_IDLE_MAX_MS,
             None => 20,
         };
+        let mut turns = self.counters.loops.load(Relaxed);
         while !stop.load(Relaxed) && !self.handed_off {
+            // The watchdog's mark: a plain store of a local count, no
+            // read-modify-write and no syscall per frame.
+            turns = turns.wrapping_add(1);
+            self.counters.loops.store(turns, Relaxed);
             // Until the next housekeeping is due: a sweep with work left
             // does not wait for traffic.
             let due = self.next_sweep_ms.min(self.next_stats_ms);

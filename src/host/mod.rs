@@ -1,11 +1,13 @@
 //! The host the director (or a real server) runs on: its links, addresses,
 //! routes and neighbours as typed facts ([`Link`], [`Route`], [`Prefix`]),
 //! read over rtnetlink ([`netlink`]), and the raw system calls uvs makes
-//! ([`sys`]: packet sockets, interface ioctls, the TUN device). `audit`,
+//! ([`sys`]: packet sockets, interface ioctls, the TUN device), and what
+//! it tells the service manager ([`notify`]: readiness, the watchdog). `audit`,
 //! `probe`, the control plane and the daemon all read the host through
 //! here.
 
 pub mod netlink;
+pub mod notify;
 pub mod sys;
 
 use serde::{Serialize, Serializer};

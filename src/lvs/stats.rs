@@ -234,7 +234,16 @@ pub struct DataplaneCounters {
     /// because the queue was full (which starts a full resync).
     pub sync_events: AtomicU64,
     pub sync_overflows: AtomicU64,
+    /// Turns of the data plane's loop (a frame, a wake-up or a timeout:
+    /// at least one each `LOOP_IDLE_MAX_MS`), one store per turn: the
+    /// systemd watchdog is fed only while every worker's advances
+    /// (docs/systemd.md). Not listed: a liveness mark, not a figure.
+    pub loops: AtomicU64,
 }
+
+/// The longest the data plane's loop waits for a frame or a wake-up
+/// before it turns anyway, so that an idle loop still shows it is alive.
+pub const LOOP_IDLE_MAX_MS: u64 = 1000;
 
 impl DataplaneCounters {
     /// Counts one transmission: forwarded, or a transmit error.

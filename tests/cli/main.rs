@@ -1,7 +1,8 @@
 //! The programs on their own, without a lab or root: `uvs`'s command-line
 //! checks, `uvs audit` on recorded host dumps (IPv4 and IPv6), `uvs import-keepalived`
-//! on keepalived.conf files, and the install: scripts/install.sh, the .deb, the man pages
-//! and completions (the .deb's dpkg install needs root).
+//! on keepalived.conf files, dist/uvs.service checked by systemd-analyze, and the
+//! install: scripts/install.sh, the .deb, the man pages and completions (the .deb's
+//! dpkg install needs root).
 
 #[path = "../support/audit.rs"]
 mod audit;
@@ -17,3 +18,4 @@ mod import_keepalived;
 mod import_vrrp;
 mod migrating;
 mod install;
+mod unit_file;

@@ -28,6 +28,7 @@ mod persist6;
 mod resolve6;
 mod restart;
 mod sched;
+mod systemd;
 mod tc_offload;
 mod top;
 mod tun;

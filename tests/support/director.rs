@@ -54,10 +54,18 @@ impl Lab {
     /// As `start_director`, with these arguments besides `--socket`; the
     /// director's pid.
     pub fn start_director_with(&mut self, extra: &[&str]) -> u32 {
+        self.start_director_as(&[], extra)
+    }
+
+    /// As `start_director_with`, through `wrapper` (a program and its
+    /// arguments that exec the director: `setpriv …`, `env …`).
+    pub fn start_director_as(&mut self, wrapper: &[&str], extra: &[&str]) -> u32 {
         let sock = self.socket();
-        let mut args = vec!["director", "--socket", sock.to_str().unwrap()];
+        let mut args = wrapper.to_vec();
+        args.extend([env!("CARGO_BIN_EXE_uvs"), "director", "--socket"]);
+        args.push(sock.to_str().unwrap());
         args.extend_from_slice(extra);
-        let pid = self.spawn("dir", env!("CARGO_BIN_EXE_uvs"), &args, "director.log");
+        let pid = self.spawn("dir", args[0], &args[1..], "director.log");
         let t = Instant::now();
         // The socket is bound first; the start ends with the log lines
         // on the socket and the connection table (after the packet I/O

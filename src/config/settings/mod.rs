@@ -97,9 +97,21 @@ pub struct Settings {
     pub witness: Option<SocketAddr>,
     pub garp_refresh: Option<Duration>,
     pub metrics: Option<SocketAddr>,
+    pub log_format: Option<LogFormat>,
     /// The flags of the settings given (by the file or the command line),
     /// not filled by a default.
     pub given: BTreeSet<&'static str>,
+}
+
+/// How and where the daemon logs (`--log-format`, docs/systemd.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// uvs's own lines on stderr (`uvs: warning: ...`).
+    Text,
+    /// One JSON object per line on stderr, for log shippers.
+    Json,
+    /// The systemd journal, each event with its level as the priority.
+    Journal,
 }
 
 /// A value a setting refuses; `name` is how the user gave the setting
@@ -484,6 +496,17 @@ pub static SETTINGS: &[Setting] = &[
         flag: "metrics", key: Some("metrics"), value_name: "ADDR:PORT",
         help: "Serve Prometheus metrics at http://ADDR:PORT/metrics (docs/metrics.md); off \
                unless given",
+    }),
+    setting!(one log_format, |name, v| {
+        <LogFormat as clap::ValueEnum>::from_str(v, false)
+            .map_err(|_| SettingError::invalid(name, v, "text, json or journal"))
+    }, {
+        flag: "log-format", key: Some("log_format"), value_name: "FORMAT",
+        default: Some("text"), choices: &["text", "json", "journal"],
+        help: "The log: `text` lines on stderr; `json` one object per line on stderr \
+               (timestamp, level, target, message, fields); `journal` the systemd journal, \
+               with levels. Not given, under systemd (stderr is the journal's stream): \
+               `journal`",
     }),
 ];
 

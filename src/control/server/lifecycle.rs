@@ -8,6 +8,7 @@ use crate::control::model::OpError;
 use crate::control::plan::{Source, SourceError};
 use crate::control::proto::ServiceDef;
 use crate::control::proto::{Op, ReloadOptions, Response};
+use crate::host::notify;
 use crate::lvs::request::DpRequest;
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,6 +170,22 @@ impl Control {
         self.config.lock().await.is_some()
     }
 
+    /// Reloads the config file (`reload_file`), telling systemd
+    /// (`RELOADING=1`, then `READY=1` whether it was applied or refused:
+    /// `systemctl reload` waits for it). A dry run tells it nothing.
+    pub async fn reload(self: &Arc<Self>, o: ReloadOptions) -> Result<String, LoadError> {
+        if o.dry_run {
+            return self.reload_file(o).await;
+        }
+        notify::reloading();
+        let r = self.reload_file(o).await;
+        notify::ready(match &r {
+            Ok(m) => m.lines().next().unwrap_or("reloaded"),
+            Err(_) => "forwarding; the last reload was refused, the table stays as it was",
+        });
+        r
+    }
+
     /// Re-reads the config file and applies only what changed since it
     /// was last loaded, all or nothing: an error in the file or in
     /// applying it leaves the running table as it is. What changes is
@@ -177,7 +194,7 @@ impl Control {
     /// where the file as last loaded had some, is refused unless forced:
     /// a 0-byte or truncated file would remove every service and end
     /// their connections.
-    pub async fn reload(self: &Arc<Self>, o: ReloadOptions) -> Result<String, LoadError> {
+    async fn reload_file(self: &Arc<Self>, o: ReloadOptions) -> Result<String, LoadError> {
         let mut cur = self.config.lock().await;
         let Some(src) = cur.as_mut() else {
             return Err(LoadError::NoConfig);
