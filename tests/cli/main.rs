@@ -16,6 +16,6 @@ mod audit_dump6;
 mod flags;
 mod import_keepalived;
 mod import_vrrp;
-mod migrating;
 mod install;
+mod migrating;
 mod unit_file;
