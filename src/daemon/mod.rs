@@ -390,7 +390,7 @@ fn serve(
                     // A SIGHUP cannot carry --force: a file with no
                     // services is refused, and the log says how to apply it.
                     true => match control.reload(Default::default()).await {
-                        Ok(m) => tracing::info!("SIGHUP: {}", m.lines().next().unwrap_or_default()),
+                        Ok(m) => tracing::info!("SIGHUP: {}", m.text.lines().next().unwrap_or_default()),
                         Err(e) => crate::control::server::log_lines(
                             "SIGHUP: reload refused, the table stays as it is: ",
                             &e.to_string(),
