@@ -137,9 +137,9 @@ fn fleet() -> Option<Fleet> {
     );
     let neigh = String::from_utf8_lossy(&o.stdout);
     assert!(!neigh.contains("lladdr"), "someone answered ARP: {neigh}");
-    for i in 0..2 {
-        let replies = f.l.status_counter(NODES[i], &f.socks[i], "arp_replies");
-        assert_eq!(replies, 0, "{} answered ARP", NODES[i]);
+    for (node, sock) in NODES.iter().zip(&f.socks) {
+        let replies = f.l.status_counter(node, sock, "arp_replies");
+        assert_eq!(replies, 0, "{node} answered ARP");
     }
     let routes = "sysctl -qw net.ipv4.fib_multipath_hash_policy=1 \
                   net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0";
@@ -169,10 +169,10 @@ fn directors_behind_ecmp_share_flows_and_keep_them_when_one_leaves_and_returns()
     let Some(mut f) = fleet() else { return };
     // (a) New connections spread over both directors.
     let udp = all_answered(&f, 40, 30000);
-    for i in 0..2 {
+    for (i, node) in NODES.iter().enumerate() {
         for proto in ["TCP", "UDP"] {
             let n = f.conns(i, proto).unwrap_or(0);
-            assert!(n > 0, "{} carried no {proto} flow\n{}", NODES[i], f.logs());
+            assert!(n > 0, "{node} carried no {proto} flow\n{}", f.logs());
         }
     }
     assert!(
