@@ -4,7 +4,7 @@
 //! settings without a peer, the key file).
 
 use super::Error;
-use crate::config::settings::LogFormat;
+use crate::config::settings::{Announce, LogFormat};
 use crate::config::{self, Config, Settings};
 use crate::ha::HaConfig;
 use crate::ha::track::Track;
@@ -50,6 +50,8 @@ pub struct Options {
     pub metrics: Option<std::net::SocketAddr>,
     /// The log's format, if given (otherwise `logging` chooses).
     pub log_format: Option<LogFormat>,
+    /// How the VIPs reach the director (`--announce`).
+    pub announce: Announce,
 }
 
 impl Options {
@@ -72,6 +74,10 @@ impl Options {
         let io = s.io.expect("a default");
         if workers > 1 && io == IoKind::Xdp {
             return Err(Error::XdpWorkers(workers));
+        }
+        let announce = s.announce.expect("a default");
+        if announce == Announce::Routed && !s.peers.is_empty() {
+            return Err(Error::RoutedWithPeers);
         }
         if max_conns < workers {
             return Err(Error::MaxConns { max_conns, workers });
@@ -100,6 +106,7 @@ impl Options {
             metrics: s.metrics,
             ha: ha_config(&s)?,
             log_format: s.log_format.filter(|_| s.given.contains("log-format")),
+            announce,
             io,
             interfaces: s.interfaces,
             config,
@@ -254,6 +261,21 @@ mod tests {
             "{}",
             o.summary()
         );
+    }
+
+    /// Routed VIPs: all directors active, so HA's backup is refused.
+    #[test]
+    fn routed_is_taken_alone_and_refused_with_peers() {
+        let o = Options::build(cli(&[("interface", "eth0"), ("announce", "routed")])).unwrap();
+        assert_eq!(o.announce, Announce::Routed);
+        let o = Options::build(cli(&[("interface", "eth0")])).unwrap();
+        assert_eq!(o.announce, Announce::Arp);
+        let peers = cli(&[
+            ("interface", "eth0"),
+            ("announce", "routed"),
+            ("peer", "198.18.0.3"),
+        ]);
+        assert!(matches!(Options::build(peers), Err(Error::RoutedWithPeers)));
     }
 
     /// HA and packet I/O from the file, a flag over it, defaults under it.
