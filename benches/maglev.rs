@@ -8,43 +8,24 @@
 //!
 //! Run: cargo bench --bench maglev
 
+mod common;
+
+use common::{moved, pick, server};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::time::Instant;
 use uvs::lvs::conn::ConnKey;
 use uvs::lvs::sched::mh::{MH_SLOTS, table};
-use uvs::lvs::sched::scheduler::{Member, Pool, SchedKey};
+use uvs::lvs::sched::scheduler::{Member, SchedKey};
 use uvs::lvs::sched::{SchedState, buckets};
-use uvs::lvs::service::{Forward, Protocol, SchedFlags, SchedulerKind};
+use uvs::lvs::service::{Protocol, SchedulerKind};
 use uvs::lvs::table::DestEntry;
-use uvs::wire::MacAddr;
 
 const FLOWS: u32 = 200_000;
-
-fn server(i: u32, weight: u32) -> DestEntry {
-    DestEntry {
-        id: u64::from(i) + 1,
-        addr: Ipv4Addr::from(0xc612_0000 + 11 + i).into(),
-        port: 80,
-        forward: Forward::Route,
-        weight,
-        listed_weight: weight,
-        last_weight: weight,
-        mac: MacAddr::ZERO,
-        link: 0,
-        state: Arc::default(),
-    }
-}
 
 /// The server id each flow goes to.
 fn assign(dests: &[DestEntry]) -> Vec<u64> {
     let b = buckets(SchedulerKind::Mh, dests);
     let mut st = SchedState::new(SchedulerKind::Mh, &Member::of(dests));
-    let pool = Pool {
-        dests,
-        buckets: &b,
-        flags: SchedFlags::default(),
-    };
     (0..FLOWS)
         .map(|f| {
             let key = ConnKey {
@@ -56,14 +37,9 @@ fn assign(dests: &[DestEntry]) -> Vec<u64> {
                 vaddr: Ipv4Addr::new(198, 18, 0, 100),
                 vport: 80,
             };
-            st.schedule(&pool, &SchedKey::of(&key))
-                .map_or(0, |i| dests[i].id)
+            pick(&mut st, dests, &b, &SchedKey::of(&key))
         })
         .collect()
-}
-
-fn moved(a: &[u64], b: &[u64]) -> f64 {
-    a.iter().zip(b).filter(|(x, y)| x != y).count() as f64 / a.len() as f64
 }
 
 fn main() {
