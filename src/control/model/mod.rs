@@ -5,6 +5,7 @@
 use super::proto::{DestSpec, Op};
 use crate::control::proto::ServiceDef;
 use crate::lvs::mark::{MarkError, MarkRule};
+use crate::lvs::sched::mh::MH_SLOTS;
 use crate::lvs::service::{Forward, MAX_TIMEOUT, Persistence, SchedulerKind, ServiceKey, Timeouts};
 use crate::lvs::stats::DestState;
 use crate::lvs::table::NextHop;
@@ -107,6 +108,14 @@ pub enum OpError {
     Mark(#[from] MarkError),
     #[error("One-Packet Scheduling is only for UDP virtual services")]
     OpsNotUdp,
+    /// mh gives each real server at least one of its table's slots, so a
+    /// service holds no more servers than slots (IPVS refuses them too).
+    #[error(
+        "mh holds at most {} real servers (its table's slots): a server past them would \
+         never be chosen",
+        crate::lvs::sched::mh::MH_SLOTS
+    )]
+    MhFull,
     /// A persistence timeout outside ipvsadm's 1..2678400 (`-p`), with
     /// ipvsadm's text.
     #[error("invalid timeout value `{0}' specified")]
@@ -338,6 +347,9 @@ impl Model {
                 let k = checked(d);
                 let svc = self.service_mut(&d.key).ok_or(OpError::NoSuchService)?;
                 let k = k?;
+                if k == SchedulerKind::Mh && svc.dests.len() > MH_SLOTS {
+                    return Err(OpError::MhFull);
+                }
                 (svc.flags, svc.ops, svc.persistence) = (d.flags, d.ops, d.persistent);
                 if svc.scheduler != k {
                     svc.scheduler = k;
@@ -364,6 +376,10 @@ impl Model {
                     .any(|d| d.spec.addr == dest.addr && d.spec.port == dest.port);
                 if exists {
                     return Err(OpError::DestExists);
+                }
+                let svc = self.service_mut(key).ok_or(OpError::ServiceNotDefined)?;
+                if svc.scheduler == SchedulerKind::Mh && svc.dests.len() >= MH_SLOTS {
+                    return Err(OpError::MhFull);
                 }
                 check_family(key, dest)?;
                 if self.has_vip(dest.addr) {

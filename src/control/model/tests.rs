@@ -489,3 +489,35 @@ fn a_marks_ipv6_rules_serve_its_ipv6_service() {
         "{e}"
     );
 }
+
+/// mh gives every real server a slot: a service holds at most as many
+/// servers as its table has slots, added or by turning to mh.
+#[test]
+fn mh_holds_no_more_real_servers_than_slots() {
+    let many = |n: usize| -> Vec<Op> {
+        (0..n)
+            .map(|i| {
+                let mut d = dest(11, 1);
+                d.port = 1 + i as u16;
+                add_dest(80, d)
+            })
+            .collect()
+    };
+    let mut ops = vec![add_service(80, "mh")];
+    ops.extend(many(MH_SLOTS));
+    let m = apply(&Model::default(), &ops).unwrap();
+    let mut one_more = dest(12, 1);
+    one_more.port = 80;
+    let (_, e) = apply(&m, &[add_dest(80, one_more)]).unwrap_err();
+    assert!(matches!(e, OpError::MhFull), "{e}");
+    // A wrr service with one more turned to mh is refused too.
+    let mut ops = vec![add_service(80, "wrr")];
+    ops.extend(many(MH_SLOTS + 1));
+    let m = apply(&Model::default(), &ops).unwrap();
+    let Op::AddService(mut d) = add_service(80, "mh") else {
+        unreachable!()
+    };
+    d.scheduler = "mh".into();
+    let (_, e) = apply(&m, &[Op::EditService(d)]).unwrap_err();
+    assert!(e.to_string().starts_with("mh holds at most 4093"), "{e}");
+}

@@ -202,10 +202,9 @@ fn a_director_leaving_or_joining_moves_no_flow_to_another_server() {
 }
 
 /// The same for sh when the directors added the servers in other orders:
-/// sh tiles its buckets in list order (as ip_vs_sh does), so it fails
-/// until sh orders them itself (issue 31, "agreement without sync").
+/// sh tiles its buckets in address order, not list order (ip_vs_sh's), so
+/// directors given the same servers agree.
 #[test]
-#[ignore = "sh's buckets follow the list order (issue 31)"]
 fn sh_agrees_across_directors_whatever_the_order() {
     let d = dests(&[1, 2, 1, 3, 1, 1, 2]);
     let mut rev = d.clone();
