@@ -6,13 +6,16 @@
 //! where neither gives a value. ripgrep's one definition per flag is the
 //! model.
 
-use super::ha_addr::ha_unusable;
 pub use super::ha_addr::{BadWitness, listen_addr, witness_addr};
 use crate::io::IoKind;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
+pub use values::SettingError;
+use values::{ha_ip, ipv4, ipv6, seconds, switch, text, upto, whole};
+
+mod values;
 
 /// What one setting takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +101,9 @@ pub struct Settings {
     pub garp_refresh: Option<Duration>,
     pub metrics: Option<SocketAddr>,
     pub log_format: Option<LogFormat>,
+    pub bgp_socket: Option<PathBuf>,
+    pub bgp_vips_file: Option<PathBuf>,
+    pub bgp_drain_delay: Option<Duration>,
     /// The flags of the settings given (by the file or the command line),
     /// not filled by a default.
     pub given: BTreeSet<&'static str>,
@@ -112,130 +118,6 @@ pub enum LogFormat {
     Json,
     /// The systemd journal, each event with its level as the priority.
     Journal,
-}
-
-/// A value a setting refuses; `name` is how the user gave the setting
-/// (`--flag`, or the file's key).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingError {
-    #[error("{name}: true or false, not `{value}`")]
-    NotSwitch { name: String, value: String },
-    #[error("{name}: empty")]
-    Empty { name: String },
-    /// A count above the planes' limit (or 0).
-    #[error("{name} must be between 1 and {max}")]
-    Range { name: String, max: usize },
-    /// What the setting takes instead (`want`).
-    #[error("{name} {value}: {want}")]
-    Invalid {
-        name: String,
-        value: String,
-        want: &'static str,
-    },
-    #[error("{name} {value}: {source}")]
-    Witness {
-        name: String,
-        value: String,
-        #[source]
-        source: BadWitness,
-    },
-}
-
-impl SettingError {
-    fn invalid(name: &str, value: &str, want: &'static str) -> SettingError {
-        SettingError::Invalid {
-            name: name.to_string(),
-            value: value.to_string(),
-            want,
-        }
-    }
-
-    fn range(name: &str, max: usize) -> SettingError {
-        SettingError::Range {
-            name: name.to_string(),
-            max,
-        }
-    }
-}
-
-/// A count from 1 to `max`, or the range error naming `max`.
-fn upto(name: &str, v: &str, max: usize) -> Result<usize, SettingError> {
-    int(v, 1, max as u64)
-        .map(|n| n as usize)
-        .ok_or_else(|| SettingError::range(name, max))
-}
-
-/// A whole number in `lo..=hi` as an `N`, or an error saying what to give.
-fn whole<N: TryFrom<u64>>(
-    name: &str,
-    v: &str,
-    (lo, hi): (u64, u64),
-    give: &'static str,
-) -> Result<N, SettingError> {
-    int(v, lo, hi)
-        .and_then(|n| N::try_from(n).ok())
-        .ok_or_else(|| SettingError::invalid(name, v, give))
-}
-
-/// A whole number from `lo` to `hi`.
-fn int(v: &str, lo: u64, hi: u64) -> Option<u64> {
-    v.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|n| (lo..=hi).contains(n))
-}
-
-/// Seconds from `lo` to `hi` (fractions allowed).
-fn seconds(v: &str, lo: f64, hi: f64) -> Option<Duration> {
-    let s = v.trim().parse::<f64>().ok()?;
-    (s.is_finite() && (lo..=hi).contains(&s)).then(|| Duration::from_secs_f64(s))
-}
-
-/// `true` or `false`, as a file gives a switch.
-fn switch(name: &str, v: &str) -> Result<bool, SettingError> {
-    match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(SettingError::NotSwitch {
-            name: name.to_string(),
-            value: v.to_string(),
-        }),
-    }
-}
-
-fn text(name: &str, v: &str) -> Result<String, SettingError> {
-    match v.is_empty() {
-        true => Err(SettingError::Empty {
-            name: name.to_string(),
-        }),
-        false => Ok(v.to_string()),
-    }
-}
-
-fn ipv4(name: &str, v: &str) -> Result<Ipv4Addr, SettingError> {
-    v.trim()
-        .parse()
-        .map_err(|_| SettingError::invalid(name, v, "not an IPv4 address"))
-}
-
-fn ipv6(name: &str, v: &str) -> Result<Ipv6Addr, SettingError> {
-    v.trim()
-        .parse()
-        .map_err(|_| SettingError::invalid(name, v, "not an IPv6 address"))
-}
-
-/// An HA peer: an IPv4 or IPv6 address (an IPv4-mapped one is the IPv4
-/// address) that `ha_unusable` takes.
-fn ha_ip(name: &str, v: &str) -> Result<IpAddr, SettingError> {
-    let ip = v
-        .trim()
-        .parse::<IpAddr>()
-        .map_err(|_| SettingError::invalid(name, v, "not an IPv4 or IPv6 address"))?
-        .to_canonical();
-    match ha_unusable(ip) {
-        Some(why) => Err(SettingError::invalid(name, v, why)),
-        None => Ok(ip),
-    }
 }
 
 /// The defaults of the settings that have one, as the table gives them.
@@ -507,6 +389,30 @@ pub static SETTINGS: &[Setting] = &[
                (timestamp, level, target, message, fields); `journal` the systemd journal, \
                with levels. Not given, under systemd (stderr is the journal's stream): \
                `journal`",
+    }),
+    // BGP through the operator's BIRD (docs/scale-out.md).
+    setting!(one bgp_socket, |_, v| Ok(PathBuf::from(v)), {
+        flag: "bgp-socket", key: Some("bgp_socket"), value_name: "PATH",
+        help: "BIRD 2's control socket (`bird -s`): uvs announces each VIP through BIRD while \
+               it forwards and the VIP's services meet their quorums, and withdraws it when \
+               draining (`uvs drain`), stopping, a quorum is lost or a link is down; off \
+               unless given",
+    }),
+    setting!(one bgp_vips_file, |_, v| Ok(PathBuf::from(v)), {
+        flag: "bgp-vips-file", key: Some("bgp_vips_file"), value_name: "FILE",
+        default: Some(crate::control::bgp::conf::DEFAULT_VIPS_FILE),
+        help: "With --bgp-socket: the file uvs writes the announced VIPs to (BIRD's static \
+               protocols uvs_vips and uvs_vips6), included by bird.conf; BIRD re-reads it on \
+               each change (`configure`)",
+    }),
+    setting!(one bgp_drain_delay, |name, v| {
+        seconds(v, 0.0, 600.0)
+            .ok_or_else(|| SettingError::invalid(name, v, "give seconds from 0 to 600"))
+    }, {
+        flag: "bgp-drain-delay", key: Some("bgp_drain_delay"), ty: Ty::Num,
+        value_name: "SECS", default: Some("5"),
+        help: "With --bgp-socket, on SIGTERM: seconds between withdrawing the routes and \
+               stopping the data plane, for the routers to move the flows elsewhere",
     }),
 ];
 
