@@ -153,7 +153,7 @@ pub struct Protocol {
     pub proto: String,
     /// `up`, `down`, `start`...
     pub state: String,
-    /// The rest of the row: for BGP the session's state (`Established`,
+    /// The rest of the row after Since: for BGP the session's state (`Established`,
     /// `Active`, `Connect`...) and its last error.
     pub info: String,
 }
@@ -176,6 +176,8 @@ pub fn protocols(lines: &[Line]) -> Vec<Protocol> {
         .filter_map(|l| {
             let mut f = l.text.split_whitespace();
             let (name, proto, _table, state) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            // Since: one word (`10:00:01.000`, or a date once older).
+            let _since = f.next();
             Some(Protocol {
                 name: name.into(),
                 proto: proto.into(),
