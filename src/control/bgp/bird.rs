@@ -204,7 +204,7 @@ mod tests {
         let (l, last) = parse_line(" peer1  BGP  ---  up  10:00:01  Established", 1002).unwrap();
         assert_eq!((l.code, last), (1002, false));
         assert!(l.text.starts_with("peer1"));
-        assert_eq!(parse_line("0000 \n", 1002).unwrap().1, true);
+        assert!(parse_line("0000 \n", 1002).unwrap().1);
         for bad in ["", "12", "abcd efg", "0003+x", "-1234 x"] {
             assert_eq!(parse_line(bad, 0), None, "{bad:?}");
         }
