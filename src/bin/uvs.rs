@@ -95,6 +95,10 @@ enum Command {
         /// Print what the reload would change; change nothing.
         #[arg(long, alias = "check")]
         dry_run: bool,
+        /// Print what changed as JSON (docs/cli.md); an error stays text
+        /// on stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// A live view: the services and real servers with their connections
     /// and rates per second, each real server's health and the HA role,
@@ -322,11 +326,19 @@ fn main() -> ExitCode {
             socket,
             force,
             dry_run,
-        } => match client::call(&socket, &reload_request(force, dry_run)) {
-            Ok(Response::Done(m)) => {
+            json,
+        } => match client::call(&socket, &reload_request(force, dry_run, json)) {
+            Ok(Response::Done(m)) if !json => {
                 println!("{m}");
                 Ok(())
             }
+            Ok(Response::Reloaded(r)) if json => {
+                print!("{}", uvs::admin::format::json::to_text(&*r));
+                Ok(())
+            }
+            Ok(Response::Done(_)) => Err("this director answers reloads in text only: \
+                                          run `uvs reload` without --json"
+                .into()),
             Ok(Response::Error { message, .. }) => Err(message),
             Ok(_) => Err("unexpected answer from the daemon".into()),
             Err(e) => Err(e.to_string()),
@@ -470,10 +482,14 @@ fn interval(s: &str) -> Result<std::time::Duration, String> {
 }
 
 /// A plain reload is asked for as older daemons know it.
-fn reload_request(force: bool, dry_run: bool) -> Request {
-    match force || dry_run {
+fn reload_request(force: bool, dry_run: bool, json: bool) -> Request {
+    match force || dry_run || json {
         false => Request::Reload,
-        true => Request::ReloadWith(uvs::control::proto::ReloadOptions { force, dry_run }),
+        true => Request::ReloadWith(uvs::control::proto::ReloadOptions {
+            force,
+            dry_run,
+            json,
+        }),
     }
 }
 

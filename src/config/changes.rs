@@ -4,6 +4,7 @@
 //! before it does (a truncated file).
 
 use super::{Config, RealServer, Service};
+use crate::control::proto::{ChangeCounts, ReloadReport, ServiceChangeReport};
 use crate::lvs::service::ServiceKey;
 use std::fmt;
 
@@ -237,6 +238,48 @@ impl Changes {
     }
 }
 
+impl Changes {
+    /// The same facts for `uvs reload --json`, every service named
+    /// (`file` and `dry_run` are the caller's).
+    pub fn report(&self, table_changes: usize) -> ReloadReport {
+        let (added, removed, changed) = self.real_servers();
+        ReloadReport {
+            table_changes,
+            services: ChangeCounts {
+                added: self.count(Kind::Added),
+                removed: self.removed(),
+                changed: self.count(Kind::Changed),
+            },
+            real_servers: ChangeCounts {
+                added,
+                removed,
+                changed,
+            },
+            timeouts_changed: self.timeouts,
+            changed: self
+                .services
+                .iter()
+                .map(|c| ServiceChangeReport {
+                    service: c.key.to_string(),
+                    change: match c.kind {
+                        Kind::Added => "added",
+                        Kind::Removed => "removed",
+                        Kind::Changed => "changed",
+                    }
+                    .into(),
+                    real_servers: ChangeCounts {
+                        added: c.real_added,
+                        removed: c.real_removed,
+                        changed: c.real_changed,
+                    },
+                    settings: c.settings.iter().map(|s| s.to_string()).collect(),
+                })
+                .collect(),
+            ..ReloadReport::default()
+        }
+    }
+}
+
 /// The counts, then one indented line per service.
 impl fmt::Display for Changes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -288,6 +331,34 @@ mod tests {
              1 real server changed, scheduler changed\n\
              \x20 + TCP 198.18.0.100:81: added, 1 real server"
         );
+        // The same facts for scripts.
+        let r = c.report(7);
+        let counts = |added, removed, changed| ChangeCounts {
+            added,
+            removed,
+            changed,
+        };
+        assert_eq!(r.table_changes, 7);
+        assert_eq!(
+            (r.services, r.real_servers),
+            (counts(1, 1, 1), counts(2, 2, 1))
+        );
+        assert!(r.timeouts_changed);
+        let named: Vec<(&str, &str)> = r
+            .changed
+            .iter()
+            .map(|c| (c.service.as_str(), c.change.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("UDP 198.18.0.100:53", "removed"),
+                ("TCP 198.18.0.100:80", "changed"),
+                ("TCP 198.18.0.100:81", "added")
+            ]
+        );
+        assert_eq!(r.changed[1].real_servers, counts(1, 1, 1));
+        assert_eq!(r.changed[1].settings, ["scheduler"]);
     }
 
     #[test]
@@ -342,6 +413,8 @@ mod tests {
         let lines = c.lines();
         assert_eq!(lines.len(), NAMED + 1);
         assert_eq!(lines[NAMED], "... and 10 more services");
+        // JSON names every one.
+        assert_eq!(c.report(30).changed.len(), 30);
     }
 
     /// A file cut anywhere (a write that did not finish) either fails to

@@ -4,6 +4,7 @@
 
 use super::{Changes, Config, counted, load};
 use crate::control::plan::{Plan, Reload, Source, SourceError};
+use crate::control::proto::ReloadReport;
 use std::path::PathBuf;
 
 /// A config file and what it held when last applied.
@@ -83,10 +84,15 @@ impl Source for FileSource {
             )
         });
         let changes_nothing = plan.ops.is_empty() && changes.is_empty();
+        let report = ReloadReport {
+            file: file.to_string(),
+            ..changes.report(plan.ops.len())
+        };
         self.read = Some(new);
         Ok(Reload {
             plan,
             summary,
+            report,
             changes_nothing,
             refused_unless_forced,
         })

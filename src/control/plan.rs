@@ -79,6 +79,8 @@ pub struct Reload {
     pub plan: Plan,
     /// What changes: a line of counts, then a line per service.
     pub summary: String,
+    /// The same for scripts (`uvs reload --json`).
+    pub report: super::proto::ReloadReport,
     /// Nothing changes (the reload is not logged).
     pub changes_nothing: bool,
     /// Why it is refused unless forced (it removes every service).

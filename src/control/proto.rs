@@ -125,6 +125,48 @@ pub struct ReloadOptions {
     pub force: bool,
     /// Say what the reload would change, and change nothing.
     pub dry_run: bool,
+    /// Answer with a [`ReloadReport`] (`uvs reload --json`) rather than
+    /// text; older daemons ignore it and answer text.
+    #[serde(default)]
+    pub json: bool,
+}
+
+/// What a reload changed (or, dry, would change), for scripts: the
+/// facts of `uvs reload`'s text, every service named.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// The config file.
+    pub file: String,
+    /// Nothing was applied (`--dry-run`).
+    pub dry_run: bool,
+    /// Operations on the table.
+    pub table_changes: usize,
+    pub services: ChangeCounts,
+    pub real_servers: ChangeCounts,
+    pub timeouts_changed: bool,
+    /// Each service concerned, in the file's order (removed ones first).
+    pub changed: Vec<ServiceChangeReport>,
+}
+
+/// Added, removed and changed counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeCounts {
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+}
+
+/// One service a reload adds, removes or changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceChangeReport {
+    /// `TCP 198.18.0.100:80`, as the listings name it.
+    pub service: String,
+    /// `added`, `removed` or `changed`.
+    pub change: String,
+    /// Its real servers added, removed and changed.
+    pub real_servers: ChangeCounts,
+    /// Its own settings that changed, by their keys in the file.
+    pub settings: Vec<String>,
 }
 
 /// What a director hands to its successor.
@@ -189,6 +231,8 @@ pub enum Response {
     Health(Vec<HealthRow>),
     Handoff(Box<HandoffState>),
     Ha(Option<Box<crate::ha::HaStatus>>),
+    /// A reload asked for with `json` (`uvs reload --json`).
+    Reloaded(Box<ReloadReport>),
 }
 
 /// One row of `uvs health`.

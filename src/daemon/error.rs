@@ -25,6 +25,14 @@ pub enum Error {
          several workers"
     )]
     XdpWorkers(usize),
+    /// HA's active/backup pair and routed VIPs do not mix
+    /// (docs/scale-out.md).
+    #[error(
+        "--announce routed with --peer: the routers send the VIPs to every director, and HA's \
+         backup forwards nothing, so its share of the flows would be dropped; routed directors \
+         are all active (docs/scale-out.md): drop --peer, or use --announce arp"
+    )]
+    RoutedWithPeers,
     #[error("--max-conns {max_conns} is less than one connection per worker (--workers {workers})")]
     MaxConns { max_conns: usize, workers: usize },
     /// An HA setting (its flag) given without a peer.

@@ -12,6 +12,7 @@ pub use options::{Options, read_key_file};
 
 use crate::admin::client;
 use crate::config;
+use crate::config::settings::Announce;
 use crate::control::proto::{HandoffState, Request, Response};
 use crate::control::publish::Publisher;
 use crate::control::server::{Control, Queues};
@@ -232,6 +233,7 @@ fn serve(
         let (import_tx, import_rx) = std::sync::mpsc::channel::<Vec<PortableConn>>();
         import_txs.push(import_tx);
         let (shared, links, stop) = (shared.clone(), links.clone(), stop.clone());
+        let routed = o.announce == Announce::Routed;
         let name = match workers {
             1 => "uvs-dataplane".to_string(),
             _ => format!("uvs-worker{w}"),
@@ -239,6 +241,7 @@ fn serve(
         let t = std::thread::Builder::new().name(name).spawn(move || {
             let mut dp = Dataplane::with_links(shared, links, c, Some(dp_rx), share);
             dp.set_worker(w);
+            dp.set_routed(routed);
             dp.set_offload(offload);
             dp.set_wake(wake);
             if let Some(tx) = sync_tx {
@@ -394,7 +397,7 @@ fn serve(
                     // A SIGHUP cannot carry --force: a file with no
                     // services is refused, and the log says how to apply it.
                     true => match control.reload(Default::default()).await {
-                        Ok(m) => tracing::info!("SIGHUP: {}", m.lines().next().unwrap_or_default()),
+                        Ok(m) => tracing::info!("SIGHUP: {}", m.text.lines().next().unwrap_or_default()),
                         Err(e) => crate::control::server::log_lines(
                             "SIGHUP: reload refused, the table stays as it is: ",
                             &e.to_string(),

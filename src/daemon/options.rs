@@ -4,7 +4,7 @@
 //! settings without a peer, the key file).
 
 use super::Error;
-use crate::config::settings::LogFormat;
+use crate::config::settings::{Announce, LogFormat};
 use crate::config::{self, Config, Settings};
 use crate::control::bgp::BgpConfig;
 use crate::ha::HaConfig;
@@ -53,6 +53,8 @@ pub struct Options {
     pub log_format: Option<LogFormat>,
     /// Announce the VIPs through BIRD (`--bgp-socket`).
     pub bgp: Option<BgpConfig>,
+    /// How the VIPs reach the director (`--announce`).
+    pub announce: Announce,
 }
 
 impl Options {
@@ -75,6 +77,10 @@ impl Options {
         let io = s.io.expect("a default");
         if workers > 1 && io == IoKind::Xdp {
             return Err(Error::XdpWorkers(workers));
+        }
+        let announce = s.announce.expect("a default");
+        if announce == Announce::Routed && !s.peers.is_empty() {
+            return Err(Error::RoutedWithPeers);
         }
         if max_conns < workers {
             return Err(Error::MaxConns { max_conns, workers });
@@ -108,6 +114,7 @@ impl Options {
                 vips_file: s.bgp_vips_file.clone().expect("a default"),
                 drain_delay: s.bgp_drain_delay.expect("a default"),
             }),
+            announce,
             io,
             interfaces: s.interfaces,
             config,
@@ -262,6 +269,21 @@ mod tests {
             "{}",
             o.summary()
         );
+    }
+
+    /// Routed VIPs: all directors active, so HA's backup is refused.
+    #[test]
+    fn routed_is_taken_alone_and_refused_with_peers() {
+        let o = Options::build(cli(&[("interface", "eth0"), ("announce", "routed")])).unwrap();
+        assert_eq!(o.announce, Announce::Routed);
+        let o = Options::build(cli(&[("interface", "eth0")])).unwrap();
+        assert_eq!(o.announce, Announce::Arp);
+        let peers = cli(&[
+            ("interface", "eth0"),
+            ("announce", "routed"),
+            ("peer", "198.18.0.3"),
+        ]);
+        assert!(matches!(Options::build(peers), Err(Error::RoutedWithPeers)));
     }
 
     /// HA and packet I/O from the file, a flag over it, defaults under it.

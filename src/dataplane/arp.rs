@@ -1,7 +1,8 @@
 //! ARP for the VIPs: the director answers requests for a VIP on the link
 //! they were asked on (the VIP is not configured on the director, so the
 //! kernel would not), and announces a VIP that appears with a gratuitous
-//! ARP on every link.
+//! ARP on every link. With `--announce routed` it does neither: the VIPs
+//! come by routes, but another host's claim on a VIP is still noticed.
 
 use super::Dataplane;
 use crate::io::PacketIo;
@@ -34,7 +35,12 @@ impl Dataplane {
             self.vip_claimed(req.sender_ip.into(), req.sender_hw, link);
             return;
         }
-        if req.operation != ArpOperation::Request || !self.table.is_vip(req.target_ip) {
+        // Routed VIPs are not on the link: the routers never ask, and an
+        // answer would pull another host's traffic here.
+        if self.routed
+            || req.operation != ArpOperation::Request
+            || !self.table.is_vip(req.target_ip)
+        {
             return;
         }
         // A gratuitous announcement by someone else is not a question.

@@ -124,6 +124,9 @@ pub struct Dataplane {
     sync: Option<std::sync::mpsc::SyncSender<SyncEvent>>,
     /// Sends the gratuitous ARP for new VIPs: one worker of several does.
     announces: bool,
+    /// The VIPs are routed here (`--announce routed`): no ARP or
+    /// neighbour advertisement for them, asked or not.
+    routed: bool,
     /// Hands established DR flows to the backend's kernel program where
     /// it can (`offload.rs`).
     offload: bool,
@@ -226,6 +229,7 @@ impl Dataplane {
             handed_off: false,
             sync: None,
             announces: true,
+            routed: false,
             offload: false,
             sweep_urgent: 0,
             retired: Retired::default(),
@@ -240,6 +244,13 @@ impl Dataplane {
     /// the first announces VIPs, so a new VIP is announced once.
     pub fn set_worker(&mut self, index: usize) {
         self.announces = index == 0;
+    }
+
+    /// The VIPs reach this director by routing (`--announce routed`):
+    /// it answers no ARP or neighbour solicitation for them and announces
+    /// none, so several directors can hold the same VIPs.
+    pub fn set_routed(&mut self, routed: bool) {
+        self.routed = routed;
     }
 
     /// Replaces the limits on the ICMP errors the director originates.
@@ -398,9 +409,11 @@ impl Dataplane {
         }
         // Announce what is new to this director: every VIP when it becomes
         // active (or is asked to repeat), else the VIPs that appeared. A
-        // backup announces nothing.
+        // backup announces nothing, nor does a director the VIPs are
+        // routed to.
         let all = (old.standby && !new.standby) || old.announce != new.announce;
-        let fresh: Vec<Ipv4Addr> = match new.standby || !self.announces {
+        let quiet = new.standby || !self.announces || self.routed;
+        let fresh: Vec<Ipv4Addr> = match quiet {
             true => Vec::new(),
             false => new
                 .vips()
@@ -409,7 +422,7 @@ impl Dataplane {
                 .filter(|v| all || !old.is_vip(*v))
                 .collect(),
         };
-        let fresh6: Vec<Ipv6Addr> = match new.standby || !self.announces {
+        let fresh6: Vec<Ipv6Addr> = match quiet {
             true => Vec::new(),
             false => new
                 .vips6()

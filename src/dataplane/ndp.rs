@@ -4,7 +4,8 @@
 //! would not answer. It announces a new VIP with an unsolicited
 //! advertisement (override set) on every link, where it sends
 //! gratuitous ARP for IPv4. It never answers for an address that is not
-//! a VIP: those solicitations are the kernel's.
+//! a VIP: those solicitations are the kernel's. With `--announce routed`
+//! it neither answers nor announces (the VIPs come by routes).
 
 use super::Dataplane;
 use crate::io::PacketIo;
@@ -41,7 +42,7 @@ impl Dataplane {
             NdpRepr::Solicit {
                 target,
                 source_lladdr,
-            } if self.table.is_vip6(target) => {
+            } if self.table.is_vip6(target) && !self.routed => {
                 let mac = self.link(link).mac;
                 // A solicitation from a neighbour names its MAC; a DAD
                 // probe (from ::) is answered to all nodes by the builder.

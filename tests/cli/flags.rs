@@ -115,6 +115,10 @@ fn ha_flags_are_checked() {
             "--garp-refresh 0.5: give seconds from 1 to 86400, or 0 for none",
         ),
         (
+            &["--announce", "routed"],
+            "--announce routed with --peer: the routers send the VIPs to every director",
+        ),
+        (
             &["--metrics", "9100"],
             "--metrics 9100: give ADDR:PORT ([ADDR]:PORT for IPv6)",
         ),
@@ -126,6 +130,9 @@ fn ha_flags_are_checked() {
         assert_eq!(code, Some(1), "{a:?}: {err}");
         assert!(err.contains(want), "{a:?}: {err}");
     }
+    let (code, err) = uvs(&["director", "-i", "eth0", "--announce", "bgp"]);
+    assert_eq!(code, Some(2), "{err}");
+    holds(&err, "[possible values: arp, routed]");
     let (code, err) = uvs(&["director", "-i", "eth0", "--notify", "true"]);
     assert_eq!(code, Some(1), "{err}");
     holds(&err, "--notify without --peer");

@@ -238,6 +238,16 @@ fn an_empty_or_truncated_file_is_refused_unless_forced() {
     assert!(out.starts_with("dry run, nothing applied"), "{out}");
     holds(&out, summary);
     assert_eq!(l.adm("-Ln"), before);
+    // The same for scripts: --json.
+    let o = reload_with(&l, &["--dry-run", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("reload --json");
+    assert_eq!(j["dry_run"], true, "{j}");
+    assert_eq!(j["table_changes"], 2, "{j}");
+    assert_eq!(j["services"]["removed"], 2, "{j}");
+    assert_eq!(j["real_servers"]["removed"], 2, "{j}");
+    assert_eq!(j["changed"][0]["change"], "removed", "{j}");
+    assert_eq!(l.adm("-Ln"), before);
     let o = reload(&l);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);

@@ -28,6 +28,7 @@ mod persist;
 mod persist6;
 mod resolve6;
 mod restart;
+mod scaleout;
 mod sched;
 mod systemd;
 mod tc_offload;

@@ -136,6 +136,25 @@ fn gratuitous_arp_when_a_vip_appears() {
 }
 
 #[test]
+fn routed_vips_get_no_arp_answer_nor_announcement_but_their_traffic() {
+    let mut r = Rig::new(&[]);
+    r.dp.set_routed(true);
+    r.io.take_sent();
+    r.apply(&wrr_ops());
+    assert!(r.io.take_sent().is_empty(), "no gratuitous ARP");
+    let broadcast = RxMeta {
+        pkt_type: PacketType::Broadcast,
+        ..RxMeta::default()
+    };
+    assert!(r.feed_meta(arp_request(VIP), broadcast).is_empty());
+    assert_eq!(r.counter("arp_replies"), 0);
+    let syn = tcp(40000, 80, true, 64, b"");
+    let out = r.feed(syn.clone());
+    assert_eq!(out.len(), 1, "the routed VIP's traffic is forwarded");
+    dr_target(&syn, &out[0]);
+}
+
+#[test]
 fn wrr_over_new_connections_and_stickiness() {
     let mut r = Rig::new(&wrr_ops());
     let mut picks = String::new();

@@ -132,6 +132,15 @@ fn a_new_vip_is_announced_and_another_hosts_claim_is_counted() {
 }
 
 #[test]
+fn a_routed_vip_is_neither_answered_nor_announced() {
+    let mut d = Dp::new(None);
+    d.dp.set_routed(true);
+    d.shared.store(Arc::new(table(2, Some(v6(VIP6)))));
+    assert!(d.feed(&solicit(v6(VIP6))).is_empty());
+    assert_eq!(d.counter("nd_replies"), 0);
+}
+
+#[test]
 fn a_frame_to_the_vip_with_too_many_extension_headers_is_dropped_and_counted() {
     let mut d = Dp::new(Some(v6(VIP6)));
     // Thirteen Destination Options headers (8 bytes each), then TCP.

@@ -104,6 +104,7 @@ pub struct Settings {
     pub bgp_socket: Option<PathBuf>,
     pub bgp_vips_file: Option<PathBuf>,
     pub bgp_drain_delay: Option<Duration>,
+    pub announce: Option<Announce>,
     /// The flags of the settings given (by the file or the command line),
     /// not filled by a default.
     pub given: BTreeSet<&'static str>,
@@ -118,6 +119,19 @@ pub enum LogFormat {
     Json,
     /// The systemd journal, each event with its level as the priority.
     Journal,
+}
+
+/// How the VIPs reach the director (`--announce`, docs/scale-out.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Announce {
+    /// On the link: the director answers ARP and neighbour solicitations
+    /// for them and announces them (one active director per VIP).
+    #[default]
+    Arp,
+    /// By routes to the director (static, ECMP, BGP): it answers no ARP
+    /// or solicitation for them, announces nothing and takes no part in
+    /// conflict detection against other directors, so several are active.
+    Routed,
 }
 
 /// The defaults of the settings that have one, as the table gives them.
@@ -371,6 +385,18 @@ pub static SETTINGS: &[Setting] = &[
         value_name: "SECS", default: Some("0"),
         help: "The holder announces its VIPs (gratuitous ARP) again every SECS, as \
                keepalived's garp_master_refresh (0: off); also without --peer",
+    }),
+    setting!(one announce, |name, v| {
+        <Announce as clap::ValueEnum>::from_str(v, false)
+            .map_err(|_| SettingError::invalid(name, v, "arp or routed"))
+    }, {
+        flag: "announce", key: Some("announce"), value_name: "HOW",
+        default: Some("arp"), choices: &["arp", "routed"],
+        help: "How the VIPs reach this director: `arp` answers ARP and neighbour \
+               solicitations for them and announces them (gratuitous ARP); `routed`: routers \
+               send them here (static or ECMP routes, BGP), so it answers and announces \
+               nothing for them and several directors with the same table are active at once \
+               (docs/scale-out.md); refused with --peer",
     }),
     setting!(one metrics, |name, v| v.trim().parse::<SocketAddr>().map_err(|_| {
         SettingError::invalid(name, v, "give ADDR:PORT ([ADDR]:PORT for IPv6)")

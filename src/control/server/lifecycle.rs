@@ -7,11 +7,18 @@ use super::apply::NO_HOP;
 use crate::control::model::OpError;
 use crate::control::plan::{Source, SourceError};
 use crate::control::proto::ServiceDef;
-use crate::control::proto::{Op, ReloadOptions, Response};
+use crate::control::proto::{Op, ReloadOptions, ReloadReport, Response};
 use crate::host::notify;
 use crate::lvs::request::DpRequest;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What a reload did: `uvs reload`'s text (its first line the summary)
+/// and the same facts for scripts.
+pub struct Reloaded {
+    pub text: String,
+    pub report: ReloadReport,
+}
 
 /// Why a table was not loaded, reloaded or taken over (the running
 /// table stays as it is).
@@ -173,14 +180,14 @@ impl Control {
     /// Reloads the config file (`reload_file`), telling systemd
     /// (`RELOADING=1`, then `READY=1` whether it was applied or refused:
     /// `systemctl reload` waits for it). A dry run tells it nothing.
-    pub async fn reload(self: &Arc<Self>, o: ReloadOptions) -> Result<String, LoadError> {
+    pub async fn reload(self: &Arc<Self>, o: ReloadOptions) -> Result<Reloaded, LoadError> {
         if o.dry_run {
             return self.reload_file(o).await;
         }
         notify::reloading();
         let r = self.reload_file(o).await;
         notify::ready(match &r {
-            Ok(m) => m.lines().next().unwrap_or("reloaded"),
+            Ok(m) => m.text.lines().next().unwrap_or("reloaded"),
             Err(_) => "forwarding; the last reload was refused, the table stays as it was",
         });
         r
@@ -194,7 +201,7 @@ impl Control {
     /// where the file as last loaded had some, is refused unless forced:
     /// a 0-byte or truncated file would remove every service and end
     /// their connections.
-    async fn reload_file(self: &Arc<Self>, o: ReloadOptions) -> Result<String, LoadError> {
+    async fn reload_file(self: &Arc<Self>, o: ReloadOptions) -> Result<Reloaded, LoadError> {
         let mut cur = self.config.lock().await;
         let Some(src) = cur.as_mut() else {
             return Err(LoadError::NoConfig);
@@ -212,7 +219,13 @@ impl Control {
             st.model
                 .apply_all(ops, &mut |_, _| Ok(NO_HOP), &mut |_, _| {})
                 .map_err(LoadError::apply(&file, ops))?;
-            return Ok(format!("dry run, nothing applied: {file}: {}", r.summary));
+            return Ok(Reloaded {
+                text: format!("dry run, nothing applied: {file}: {}", r.summary),
+                report: ReloadReport {
+                    dry_run: true,
+                    ..r.report
+                },
+            });
         }
         if !r.changes_nothing {
             log_lines(&format!("reloading {file}: "), &r.summary);
@@ -225,6 +238,9 @@ impl Control {
         self.start_checks(&r.plan.checks);
         self.set_quorums(&r.plan.quorums).await;
         src.commit();
-        Ok(format!("reloaded {file}: {}", r.summary))
+        Ok(Reloaded {
+            text: format!("reloaded {file}: {}", r.summary),
+            report: r.report,
+        })
     }
 }

@@ -21,7 +21,7 @@ mod serve;
 mod watch;
 
 pub use ha::Queues;
-pub use lifecycle::{LoadError, log_lines};
+pub use lifecycle::{LoadError, Reloaded, log_lines};
 pub use serve::{IDLE_TIMEOUT, MAX_CLIENTS};
 
 use super::health::Health;

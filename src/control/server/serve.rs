@@ -194,8 +194,11 @@ impl Control {
     pub(super) async fn reload_reply(self: &Arc<Self>, o: ReloadOptions) -> Response {
         match self.reload(o).await {
             Ok(m) => {
-                tracing::info!("{}", m.lines().next().unwrap_or_default());
-                Response::Done(m)
+                tracing::info!("{}", m.text.lines().next().unwrap_or_default());
+                match o.json {
+                    true => Response::Reloaded(Box::new(m.report)),
+                    false => Response::Done(m.text),
+                }
             }
             Err(e) => {
                 let message = e.to_string();

@@ -2,7 +2,19 @@
 //! a fixed-key mix for Maglev, and the probe of a lookup table with its
 //! optional fallback.
 
-use super::scheduler::Pool;
+use super::scheduler::{NO_DEST, Pool};
+use crate::lvs::dest::DestEntry;
+
+/// The indexes of `dests` (at most a table's worth) sorted by address
+/// and port: the order sh and mh fill their tables in, so that every
+/// director given the same servers builds the same table whatever order
+/// they were added in (IPVS follows its list order), and directors behind
+/// ECMP agree on every flow without sync (docs/scale-out.md).
+pub fn stable_order(dests: &[DestEntry]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..dests.len().min(usize::from(NO_DEST))).collect();
+    order.sort_by_key(|i| (dests[*i].addr, dests[*i].port));
+    order
+}
 
 /// The kernel's hash_32 (GOLDEN_RATIO_32), the top `bits` bits.
 pub fn hash_32(v: u32, bits: u32) -> usize {

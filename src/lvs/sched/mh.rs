@@ -6,7 +6,7 @@
 //! director given the same servers builds the same table whatever order
 //! they were added in, and agrees with the others without sync.
 
-use super::hashed::{mix, probe};
+use super::hashed::{mix, probe, stable_order};
 use super::scheduler::{Buckets, Member, NO_DEST, Pool, SchedKey, Scheduler, fold, gcd};
 use crate::lvs::dest::DestEntry;
 
@@ -49,8 +49,8 @@ pub fn table(dests: &[DestEntry], slots: usize) -> Buckets {
     let n = dests.len().min(usize::from(NO_DEST));
     let turns = turns(&dests[..n]);
     // Sorted by address and port: the fill order is the same anywhere.
-    let mut order: Vec<usize> = (0..n).filter(|i| turns[*i] > 0).collect();
-    order.sort_by_key(|i| (dests[*i].addr, dests[*i].port));
+    let mut order = stable_order(&dests[..n]);
+    order.retain(|i| turns[*i] > 0);
     if order.is_empty() || slots < 2 {
         return lookup;
     }

@@ -1,9 +1,9 @@
 //! Source hashing (ip_vs_sh.c): the client's address (and with sh-port
 //! its port) picks the server through a table of buckets, built once per
-//! published table, so every worker (and a restarted director) derives
-//! the same server.
+//! published table, so every worker (and a restarted director, and every
+//! director behind the same ECMP routes) derives the same server.
 
-use super::hashed::{hash_32, probe};
+use super::hashed::{hash_32, probe, stable_order};
 use super::scheduler::{Buckets, Member, NO_DEST, Pool, SchedKey, Scheduler};
 use crate::lvs::dest::DestEntry;
 
@@ -24,19 +24,22 @@ fn hash(key: &SchedKey, port: bool, offset: usize) -> usize {
 }
 
 impl Scheduler for Sh {
-    /// ip_vs_sh_reassign: the servers, in list order, each tiled over as
-    /// many consecutive buckets as its weight (at least one).
+    /// ip_vs_sh_reassign: the servers, each tiled over as many
+    /// consecutive buckets as its weight (at least one), in the order of
+    /// their addresses and ports rather than IPVS's list order, so that
+    /// directors given the same servers in any order agree.
     fn buckets(dests: &[DestEntry]) -> Buckets {
         let mut b = Box::new([NO_DEST; SH_BUCKETS]);
-        if dests.is_empty() {
+        let order = stable_order(dests);
+        if order.is_empty() {
             return b;
         }
         let (mut p, mut count) = (0usize, 0u32);
         for slot in b.iter_mut() {
-            *slot = p as u16;
+            *slot = order[p] as u16;
             count += 1;
-            if count >= dests[p].weight {
-                p = (p + 1) % dests.len();
+            if count >= dests[order[p]].weight {
+                p = (p + 1) % order.len();
                 count = 0;
             }
         }

@@ -51,6 +51,46 @@ fn sh_and_mh_keep_a_client_and_their_port_flags_spread_it() {
     }
 }
 
+/// Directors behind ECMP agree without sync: the same servers added in
+/// other orders (one of them quiesced, one an IPv6 address) give every
+/// flow the same server, with and without the port and fallback flags.
+#[test]
+fn sh_and_mh_pick_the_same_server_whatever_order_the_servers_came_in() {
+    let mut d = dests(&[3, 1, 0, 2, 5, 1]);
+    d[5].addr = "2001:2::11".parse().unwrap();
+    d[1].port = 8080;
+    let orders: [&[usize]; 3] = [
+        &[5, 4, 3, 2, 1, 0],
+        &[2, 0, 4, 1, 5, 3],
+        &[1, 3, 5, 0, 2, 4],
+    ];
+    let flagsets = [
+        0u8,
+        SchedFlags::PORT,
+        SchedFlags::FALLBACK,
+        SchedFlags::PORT | SchedFlags::FALLBACK,
+    ];
+    for kind in [SchedulerKind::Sh, SchedulerKind::Mh] {
+        for flags in flagsets {
+            let picks = |l: &[DestEntry]| -> Vec<Option<u64>> {
+                let mut s = Sched::new(kind, l).with_flags(flags);
+                (0..3000u32)
+                    .map(|i| {
+                        let k = key(i.wrapping_mul(40_503), 1024 + (i % 61) as u16);
+                        s.pick_key(l, &k).map(|x| l[x].id)
+                    })
+                    .collect()
+            };
+            let want = picks(&d);
+            assert!(want.iter().any(Option::is_some), "{kind:?}");
+            for o in orders {
+                let other: Vec<DestEntry> = o.iter().map(|i| d[*i].clone()).collect();
+                assert_eq!(picks(&other), want, "{kind:?} flags {flags} order {o:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn mh_without_fallback_leaves_a_quiesced_servers_clients_unserved() {
     let mut d = dests(&[1, 1, 1]);
