@@ -159,6 +159,15 @@ impl Bgp {
         self.l.status_counter(NODES[i], &self.socks[i], name)
     }
 
+    #[track_caller]
+    fn wait_status(&self, i: usize, name: &str, want: u64) {
+        wait_until(
+            Duration::from_secs(3),
+            || self.status(i, name) == want,
+            || format!("{name} of {} is not {want}\n{}", NODES[i], self.logs()),
+        );
+    }
+
     fn uvs(&self, i: usize, args: &[&str]) -> std::process::Output {
         let mut a = args.to_vec();
         a.extend(["--socket", self.socks[i].to_str().unwrap()]);
@@ -232,9 +241,10 @@ fn directors_announce_through_bird_drain_and_withdraw_before_stopping() {
             "director {i} carried none\n{}",
             b.logs()
         );
-        assert_eq!(b.status(i, "bgp_speaker_up"), 1);
-        assert_eq!(b.status(i, "bgp_established"), 1);
-        assert_eq!(b.status(i, "bgp_vips_announced"), 1);
+        // The speaker is looked at once a second.
+        for name in ["bgp_speaker_up", "bgp_established", "bgp_vips_announced"] {
+            b.wait_status(i, name, 1);
+        }
     }
 
     // 6. A quorum lost on one director (its checks of rs1 fail there)
@@ -245,7 +255,7 @@ fn directors_announce_through_bird_drain_and_withdraw_before_stopping() {
     );
     assert!(b.l.sh("dir", &block).status.success());
     b.wait_paths(&[ADDRS[1]], "a lost quorum withdraws");
-    assert_eq!(b.status(0, "bgp_vips_withheld"), 1);
+    b.wait_status(0, "bgp_vips_withheld", 1);
     b.all_answered(10);
     b.l.sh("dir", "nft delete table ip bgpt");
     b.wait_paths(&ADDRS, "a regained quorum announces");
@@ -268,7 +278,8 @@ fn directors_announce_through_bird_drain_and_withdraw_before_stopping() {
     // 2. SIGTERM one: its route is withdrawn while it still forwards
     // (the 2 s drain delay); its long-lived connections go on through
     // the other with the same real server; new ones keep working.
-    for i in 0..6 {
+    let before = b.status(0, "forwarded");
+    for i in 0..8 {
         let (target, log) = (format!("{VIP}:80"), format!("stick{i}.json"));
         let args = [
             "tcp-stick",
@@ -283,7 +294,12 @@ fn directors_announce_through_bird_drain_and_withdraw_before_stopping() {
         ];
         b.l.spawn("rr1", &lab_tool(), &args, &log);
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Some of them go through dir (the hash of 8 port pairs).
+    wait_until(
+        Duration::from_secs(3),
+        || b.status(0, "forwarded") > before + 8,
+        || format!("no long-lived connection through dir\n{}", b.logs()),
+    );
     let pid = b.pids[0].to_string();
     assert!(b.l.exec("dir", "kill", &["-TERM", &pid]).status.success());
     b.wait_paths(&[ADDRS[1]], "SIGTERM withdraws first");
@@ -294,7 +310,7 @@ fn directors_announce_through_bird_drain_and_withdraw_before_stopping() {
         b.logs()
     );
     b.all_answered(10);
-    b.l.sticks_on_one_server(6, 40);
+    b.l.sticks_on_one_server(8, 40);
     assert!(
         b.l.log("dir.log").contains("routes withdrawn"),
         "{}",
