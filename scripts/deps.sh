@@ -19,6 +19,7 @@ have systemd-analyze || need+=(systemd) # verifies dist/uvs.service (tests/cli/u
 have clang || need+=(clang)         # builds the XDP program (AF_XDP backend)
 [[ -e /usr/include/bpf/bpf_helpers.h ]] || need+=(libbpf-dev)
 have groff || need+=(groff-base)    # the tests render the man pages
+have bird || need+=(bird2)          # BGP: the lab's router and the directors' speakers (tests/e2e/bgp.rs)
 have dpkg-shlibdeps || need+=(dpkg-dev) # scripts/deb.sh: the package's Depends
 if [[ ${#need[@]} -gt 0 ]]; then
   echo "deps.sh: installing ${need[*]}"

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod client;
+pub mod drain;
 pub mod format;
 pub mod manual;
 pub mod names;

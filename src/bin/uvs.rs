@@ -114,6 +114,23 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Withdraw this director's routes (BGP through BIRD: --bgp-socket)
+    /// while it keeps forwarding the flows that still arrive; print
+    /// progress and exit 0 once no packet for a VIP came for --quiet
+    /// seconds, 1 at --timeout. `--cancel` announces the routes again.
+    Drain {
+        #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Seconds without a packet for a VIP that mean drained.
+        #[arg(long, default_value = "5", value_parser = interval)]
+        quiet: std::time::Duration,
+        /// Seconds before giving up (exit 1; the routes stay withdrawn).
+        #[arg(long, default_value = "300", value_parser = interval)]
+        timeout: std::time::Duration,
+        /// Announce the routes again (end a drain).
+        #[arg(long)]
+        cancel: bool,
+    },
     /// Each real server's state: in service, or kept but not scheduled
     /// (its MAC does not resolve yet), with the reason and since when.
     Health {
@@ -245,6 +262,17 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("generate: {e}"))
         }
         Command::Health { socket, json } => health(&socket, json),
+        Command::Drain {
+            socket,
+            quiet,
+            timeout,
+            cancel,
+        } => uvs::admin::drain::run(&uvs::admin::drain::Options {
+            socket,
+            quiet,
+            timeout,
+            cancel,
+        }),
         Command::Top {
             socket,
             interval,

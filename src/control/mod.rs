@@ -5,6 +5,7 @@
 //! systemd's watchdog while the data plane turns.
 
 pub mod acd;
+pub mod bgp;
 pub mod check;
 pub mod health;
 pub mod metrics;

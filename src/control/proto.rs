@@ -110,6 +110,11 @@ pub enum Request {
     Handoff,
     /// The HA role, peers and counters (`uvs ha`).
     Ha,
+    /// `uvs drain` (`on`): withdraw the routes, keep forwarding; or
+    /// `--cancel`: announce again.
+    Drain {
+        on: bool,
+    },
 }
 
 /// How a reload is asked for.

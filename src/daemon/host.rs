@@ -184,7 +184,7 @@ pub(super) fn check_link(name: &str) -> Result<(), Error> {
     if flags & libc::IFF_LOOPBACK as u32 != 0 {
         return Err(Error::Loopback(name.to_string()));
     }
-    if !link_is_up(flags) {
+    if !sys::link_is_up(flags) {
         tracing::warn!("{name} is down; waiting for it to come up");
         loop {
             std::thread::sleep(Duration::from_millis(200));
@@ -192,18 +192,13 @@ pub(super) fn check_link(name: &str) -> Result<(), Error> {
                 link: name.to_string(),
                 source,
             })?;
-            if link_is_up(flags) {
+            if sys::link_is_up(flags) {
                 tracing::info!("{name} is up");
                 return Ok(());
             }
         }
     }
     Ok(())
-}
-
-fn link_is_up(flags: u32) -> bool {
-    let want = (libc::IFF_UP | libc::IFF_RUNNING) as u32;
-    flags & want == want
 }
 
 /// Logs each interface's down and up, and returns (with the reason) when
@@ -226,7 +221,7 @@ pub(super) async fn watch_links(links: Vec<(u32, String)>) -> Error {
             let Ok(flags) = sys::link_flags(name) else {
                 continue;
             };
-            let now_up = link_is_up(flags);
+            let now_up = sys::link_is_up(flags);
             if now_up != *was_up {
                 match now_up {
                     true => tracing::info!("{name} is up again"),

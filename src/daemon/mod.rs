@@ -376,6 +376,10 @@ fn serve(
         tokio::spawn(control.clone().resolve_pending(Duration::from_secs(1)));
         tokio::spawn(control.clone().refresh_neighbours(Duration::from_secs(5)));
         ready(&loops, &wakes, &ifnames.join(", ")).await;
+        control.set_forwarding(true);
+        if let Some(b) = &o.bgp {
+            tokio::spawn(control.clone().run_bgp(b.clone()));
+        }
         tokio::spawn(crate::control::watchdog::run(loops.clone()));
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
@@ -384,8 +388,8 @@ fn serve(
         tokio::pin!(gone);
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(Stopped::Asked),
-                _ = term.recv() => return Ok(Stopped::Asked),
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
                 _ = hup.recv() => match control.has_config().await {
                     false => tracing::info!(
                         "SIGHUP ignored: there is no config file to reload (the table stays as it is)"
@@ -407,6 +411,10 @@ fn serve(
                 }
             }
         }
+        // The routes go first; the data plane forwards through the drain
+        // delay (`--bgp-drain-delay`).
+        control.stop_announcing().await;
+        Ok(Stopped::Asked)
     });
     notify::stopping();
     stop.store(true, Ordering::Relaxed);

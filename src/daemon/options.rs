@@ -6,6 +6,7 @@
 use super::Error;
 use crate::config::settings::{Announce, LogFormat};
 use crate::config::{self, Config, Settings};
+use crate::control::bgp::BgpConfig;
 use crate::ha::HaConfig;
 use crate::ha::track::Track;
 use crate::io::{IoKind, Offload};
@@ -50,6 +51,8 @@ pub struct Options {
     pub metrics: Option<std::net::SocketAddr>,
     /// The log's format, if given (otherwise `logging` chooses).
     pub log_format: Option<LogFormat>,
+    /// Announce the VIPs through BIRD (`--bgp-socket`).
+    pub bgp: Option<BgpConfig>,
     /// How the VIPs reach the director (`--announce`).
     pub announce: Announce,
 }
@@ -106,6 +109,11 @@ impl Options {
             metrics: s.metrics,
             ha: ha_config(&s)?,
             log_format: s.log_format.filter(|_| s.given.contains("log-format")),
+            bgp: s.bgp_socket.clone().map(|socket| BgpConfig {
+                socket,
+                vips_file: s.bgp_vips_file.clone().expect("a default"),
+                drain_delay: s.bgp_drain_delay.expect("a default"),
+            }),
             announce,
             io,
             interfaces: s.interfaces,

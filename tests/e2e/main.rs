@@ -8,6 +8,7 @@
 mod support;
 
 mod audit;
+mod bgp;
 mod config;
 mod dad6;
 mod decap6;

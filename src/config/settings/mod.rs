@@ -101,6 +101,9 @@ pub struct Settings {
     pub garp_refresh: Option<Duration>,
     pub metrics: Option<SocketAddr>,
     pub log_format: Option<LogFormat>,
+    pub bgp_socket: Option<PathBuf>,
+    pub bgp_vips_file: Option<PathBuf>,
+    pub bgp_drain_delay: Option<Duration>,
     pub announce: Option<Announce>,
     /// The flags of the settings given (by the file or the command line),
     /// not filled by a default.
@@ -412,6 +415,30 @@ pub static SETTINGS: &[Setting] = &[
                (timestamp, level, target, message, fields); `journal` the systemd journal, \
                with levels. Not given, under systemd (stderr is the journal's stream): \
                `journal`",
+    }),
+    // BGP through the operator's BIRD (docs/scale-out.md).
+    setting!(one bgp_socket, |_, v| Ok(PathBuf::from(v)), {
+        flag: "bgp-socket", key: Some("bgp_socket"), value_name: "PATH",
+        help: "BIRD 2's control socket (`bird -s`): uvs announces each VIP through BIRD while \
+               it forwards and the VIP's services meet their quorums, and withdraws it when \
+               draining (`uvs drain`), stopping, a quorum is lost or a link is down; off \
+               unless given",
+    }),
+    setting!(one bgp_vips_file, |_, v| Ok(PathBuf::from(v)), {
+        flag: "bgp-vips-file", key: Some("bgp_vips_file"), value_name: "FILE",
+        default: Some(crate::control::bgp::conf::DEFAULT_VIPS_FILE),
+        help: "With --bgp-socket: the file uvs writes the announced VIPs to (BIRD's static \
+               protocols uvs_vips and uvs_vips6), included by bird.conf; BIRD re-reads it on \
+               each change (`configure`)",
+    }),
+    setting!(one bgp_drain_delay, |name, v| {
+        seconds(v, 0.0, 600.0)
+            .ok_or_else(|| SettingError::invalid(name, v, "give seconds from 0 to 600"))
+    }, {
+        flag: "bgp-drain-delay", key: Some("bgp_drain_delay"), ty: Ty::Num,
+        value_name: "SECS", default: Some("5"),
+        help: "With --bgp-socket, on SIGTERM: seconds between withdrawing the routes and \
+               stopping the data plane, for the routers to move the flows elsewhere",
     }),
 ];
 

@@ -2,13 +2,15 @@
 //! socket (`serve`), applying operations with the host's answers
 //! (`apply`), the table's life (`lifecycle`: load, reload, takeover,
 //! handoff), quorums and sorry servers (`quorum`), the health checks'
-//! runner (`checks`), background watchers and the rate estimator
+//! runner (`checks`), the VIPs' routes through BIRD (`announce`),
+//! background watchers and the rate estimator
 //! (`watch`), HA (`ha`) and the metrics endpoint (`metrics`). Changes are
 //! checked against the host, applied to a copy of the model, and only
 //! then published. The model's lock is never held across a netlink
 //! request: host lookups run between a dry run and the real apply, so a
 //! listing never waits behind an unresolved neighbour.
 
+mod announce;
 mod apply;
 mod checks;
 mod ha;
@@ -99,6 +101,9 @@ pub struct Control {
     pub handed_off: tokio::sync::Notify,
     /// HA: the heartbeat state, when the director has peers.
     ha: std::sync::Mutex<Option<crate::ha::Ha>>,
+    /// The VIPs' routes (`announce`), and a nudge to redo them now.
+    routes: std::sync::Mutex<announce::Routes>,
+    routes_changed: tokio::sync::Notify,
 }
 
 /// What host lookups found for one apply.
@@ -136,6 +141,8 @@ impl Control {
             quorums: std::sync::Mutex::new(HashMap::new()),
             handed_off: tokio::sync::Notify::new(),
             ha: std::sync::Mutex::new(None),
+            routes: Default::default(),
+            routes_changed: tokio::sync::Notify::new(),
         }
     }
 }

@@ -77,6 +77,8 @@ impl Control {
         if let Some(c) = lock(&self.quorums).get_mut(&key) {
             c.1 = now_lost;
         }
+        // Its VIP's route follows (`announce`).
+        self.routes_changed.notify_one();
         if let Some(cmd) = cmd {
             run_command(
                 format!("{svc} quorum_{}", if now_lost { "down" } else { "up" }),

@@ -164,13 +164,16 @@ impl Control {
                 message: "answered on the connection, not here".into(),
             },
             Request::Status => Response::Status(self.status_pairs()),
+            Request::Drain { on } => self.drain(on),
         }
     }
 
-    /// `uvs status`: the data plane's counters, and with HA the sync
+    /// `uvs status`: the data plane's counters, the routes (draining,
+    /// BGP), and with HA the sync
     /// stream's rate (records per second each way) and records.
     pub(super) fn status_pairs(&self) -> Vec<(String, u64)> {
         let mut pairs = self.dp.pairs();
+        pairs.extend(self.route_pairs());
         if let Some(h) = self.ha_status() {
             pairs.push(("sync_sent_per_s".into(), h.sync.sent_per_s.round() as u64));
             pairs.push((

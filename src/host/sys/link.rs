@@ -160,6 +160,12 @@ pub fn link_flags(ifname: &str) -> io::Result<u32> {
     Ok(u32::from(unsafe { req.ifr_ifru.ifru_flags } as u16))
 }
 
+/// Whether flags say the link carries traffic: up and running (carrier).
+pub fn link_is_up(flags: u32) -> bool {
+    let want = (libc::IFF_UP | libc::IFF_RUNNING) as u32;
+    flags & want == want
+}
+
 const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
