@@ -229,10 +229,16 @@ fn main() {
         true => Order::Same,
         false => Order::Shuffled,
     };
+    // `cargo test --all-targets` runs this too (without --bench): then a
+    // smoke run of 5,000 flows that only checks the bench still works.
+    let (full, sized) = uvs::rig::bench_size("UVS_BENCH_FLOWS", 1_000_000u32, 5_000);
+    if !full {
+        println!("(smoke run; figures: cargo bench --bench scaleout)");
+    }
     let n_flows = args
         .iter()
         .find_map(|a| a.strip_prefix("flows=")?.parse().ok())
-        .unwrap_or(1_000_000u32);
+        .unwrap_or(sized);
     let flows = flows(n_flows);
     let pool = |s: u32| -> Vec<DestEntry> { (0..s).map(|i| server(i, 1)).collect() };
     let kinds = [
