@@ -35,6 +35,10 @@ pub enum Error {
     RoutedWithPeers,
     #[error("--max-conns {max_conns} is less than one connection per worker (--workers {workers})")]
     MaxConns { max_conns: usize, workers: usize },
+    /// A BGP setting (its flag) given without `--bgp-socket`: it would
+    /// be ignored.
+    #[error("--{0} without --bgp-socket: uvs announces nothing without BIRD's socket")]
+    WithoutBgpSocket(&'static str),
     /// An HA setting (its flag) given without a peer.
     #[error("--{0} without --peer")]
     WithoutPeer(&'static str),

@@ -109,11 +109,7 @@ impl Options {
             metrics: s.metrics,
             ha: ha_config(&s)?,
             log_format: s.log_format.filter(|_| s.given.contains("log-format")),
-            bgp: s.bgp_socket.clone().map(|socket| BgpConfig {
-                socket,
-                vips_file: s.bgp_vips_file.clone().expect("a default"),
-                drain_delay: s.bgp_drain_delay.expect("a default"),
-            }),
+            bgp: bgp_unused(&s)?,
             announce,
             io,
             interfaces: s.interfaces,
@@ -146,6 +142,23 @@ impl Options {
             self.workers,
             self.socket.display()
         )
+    }
+}
+
+/// BGP's settings given without BIRD's socket would be ignored: refused.
+fn bgp_unused(s: &Settings) -> Result<Option<BgpConfig>, Error> {
+    match (
+        &s.bgp_socket,
+        ["bgp-vips-file", "bgp-drain-delay"]
+            .into_iter()
+            .find(|f| s.given.contains(f)),
+    ) {
+        (None, Some(name)) => Err(Error::WithoutBgpSocket(name)),
+        _ => Ok(s.bgp_socket.clone().map(|socket| BgpConfig {
+            socket,
+            vips_file: s.bgp_vips_file.clone().expect("a default"),
+            drain_delay: s.bgp_drain_delay.expect("a default"),
+        })),
     }
 }
 
@@ -333,6 +346,9 @@ mod tests {
         // An HA setting without a peer, from the file.
         let e = refusal("notify = \"true\"\n");
         assert_eq!(e, "--notify without --peer");
+        // A BGP setting without BIRD's socket would be ignored.
+        let e = refusal("bgp_drain_delay = 3\n");
+        assert!(e.starts_with("--bgp-drain-delay without --bgp-socket"), "{e}");
         // IPv6 peers and witness, from the file: this director's own
         // address will be its IPv6 one.
         let k = key.display();
