@@ -115,6 +115,14 @@ pub enum Request {
     Drain {
         on: bool,
     },
+    /// `uvs trace`: where a flow goes and why.
+    Trace(crate::lvs::trace::TraceQuery),
+    /// `uvs trace --live`: each frame of the flow for `secs` seconds,
+    /// answered as `Frame` lines, ended by `Done`.
+    TraceLive {
+        query: crate::lvs::trace::TraceQuery,
+        secs: u32,
+    },
 }
 
 /// How a reload is asked for.
@@ -233,6 +241,9 @@ pub enum Response {
     Ha(Option<Box<crate::ha::HaStatus>>),
     /// A reload asked for with `json` (`uvs reload --json`).
     Reloaded(Box<ReloadReport>),
+    Trace(Box<crate::control::trace::TraceReport>),
+    /// One frame of a live trace.
+    Frame(crate::lvs::trace::FrameVerdict),
 }
 
 /// One row of `uvs health`.
