@@ -2,8 +2,8 @@
 //! the answer (or, `--live`, each frame's verdict as it happens).
 
 use super::client;
+use crate::control::proto::TraceReport;
 use crate::control::proto::{Request, Response};
-use crate::control::trace::TraceReport;
 use crate::lvs::service::Protocol;
 use crate::lvs::trace::{FrameVerdict, TraceQuery, Verdict};
 use std::net::{IpAddr, SocketAddr};

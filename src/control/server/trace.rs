@@ -3,7 +3,8 @@
 
 use super::{Control, lock, serve::send_line};
 use crate::control::proto::Response;
-use crate::control::trace::{Inputs, TraceQuorum, TraceReport, explain};
+use crate::control::proto::{TraceQuorum, TraceReport};
+use crate::control::trace::{Inputs, explain};
 use crate::control::workers::AskError;
 use crate::lvs::request::DpRequest;
 use crate::lvs::service::ServiceKey;
