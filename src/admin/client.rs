@@ -37,7 +37,7 @@ pub enum Error {
 
 /// Sends one request and waits for its response.
 pub fn call(socket: &Path, req: &Request) -> Result<Response, Error> {
-    let mut r = send(socket, req)?;
+    let mut r = send(socket, req, Duration::from_secs(60))?;
     read_one(&mut r)
 }
 
@@ -48,12 +48,26 @@ pub fn call(socket: &Path, req: &Request) -> Result<Response, Error> {
 pub fn call_chunked<E: From<Error>>(
     socket: &Path,
     req: &Request,
+    each: impl FnMut(Response) -> Result<(), E>,
+) -> Result<(), E> {
+    let more = |r: &Response| matches!(r, Response::ConnChunk(_));
+    call_streamed(socket, req, Duration::from_secs(60), more, each)
+}
+
+/// Sends a request answered by a stream of lines (`more` says which are
+/// followed by another), each handed to `each`; the daemon may be silent
+/// between two for up to `wait`.
+pub fn call_streamed<E: From<Error>>(
+    socket: &Path,
+    req: &Request,
+    wait: Duration,
+    more: impl Fn(&Response) -> bool,
     mut each: impl FnMut(Response) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut r = send(socket, req)?;
+    let mut r = send(socket, req, wait)?;
     loop {
         let resp = read_one(&mut r)?;
-        let last = !matches!(resp, Response::ConnChunk(_));
+        let last = !more(&resp);
         each(resp)?;
         if last {
             return Ok(());
@@ -70,12 +84,12 @@ fn read_one(r: &mut BufReader<UnixStream>) -> Result<Response, Error> {
     serde_json::from_str(&resp).map_err(Error::Decode)
 }
 
-fn send(socket: &Path, req: &Request) -> Result<BufReader<UnixStream>, Error> {
+fn send(socket: &Path, req: &Request, wait: Duration) -> Result<BufReader<UnixStream>, Error> {
     let mut s = UnixStream::connect(socket).map_err(|source| Error::Connect {
         socket: socket.to_path_buf(),
         source,
     })?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    s.set_read_timeout(Some(wait)).ok();
     let mut line = serde_json::to_string(req).map_err(Error::Encode)?;
     line.push('\n');
     s.write_all(line.as_bytes()).map_err(Error::Send)?;

@@ -10,3 +10,4 @@ pub mod manual;
 pub mod names;
 pub mod restore;
 pub mod top;
+pub mod trace;

@@ -131,6 +131,29 @@ enum Command {
         #[arg(long)]
         cancel: bool,
     },
+    /// Where a flow goes and why: its connection entry, or what the
+    /// scheduler would choose now (the template, each server's weight and
+    /// health, the quorum); `--live` follows its frames through the data
+    /// plane, each frame's verdict as it happens.
+    Trace {
+        #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// A TCP service (the default).
+        #[arg(short = 't', long = "tcp-service", conflicts_with = "udp")]
+        tcp: bool,
+        /// A UDP service.
+        #[arg(short = 'u', long = "udp-service")]
+        udp: bool,
+        /// CLIENT or CLIENT:PORT ([v6]:PORT).
+        client: String,
+        /// VIP:PORT.
+        vip: String,
+        /// Follow the flow's frames for this many seconds.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3600))]
+        live: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Each real server's state: in service, or kept but not scheduled
     /// (its MAC does not resolve yet), with the reason and since when.
     Health {
@@ -262,6 +285,22 @@ fn main() -> ExitCode {
                 .map_err(|e| format!("generate: {e}"))
         }
         Command::Health { socket, json } => health(&socket, json),
+        Command::Trace {
+            socket,
+            tcp: _,
+            udp,
+            client,
+            vip,
+            live,
+            json,
+        } => uvs::admin::trace::query(udp, &client, &vip).and_then(|query| {
+            uvs::admin::trace::run(&uvs::admin::trace::Options {
+                socket,
+                query,
+                live,
+                json,
+            })
+        }),
         Command::Drain {
             socket,
             quiet,

@@ -15,5 +15,6 @@ pub mod proto;
 pub mod publish;
 pub mod resolve;
 pub mod server;
+pub mod trace;
 pub mod watchdog;
 pub mod workers;

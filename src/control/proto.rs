@@ -115,6 +115,14 @@ pub enum Request {
     Drain {
         on: bool,
     },
+    /// `uvs trace`: where a flow goes and why.
+    Trace(crate::lvs::trace::TraceQuery),
+    /// `uvs trace --live`: each frame of the flow for `secs` seconds,
+    /// answered as `Frame` lines, ended by `Done`.
+    TraceLive {
+        query: crate::lvs::trace::TraceQuery,
+        secs: u32,
+    },
 }
 
 /// How a reload is asked for.
@@ -233,6 +241,9 @@ pub enum Response {
     Ha(Option<Box<crate::ha::HaStatus>>),
     /// A reload asked for with `json` (`uvs reload --json`).
     Reloaded(Box<ReloadReport>),
+    Trace(Box<TraceReport>),
+    /// One frame of a live trace.
+    Frame(crate::lvs::trace::FrameVerdict),
 }
 
 /// One row of `uvs health`.
@@ -259,4 +270,56 @@ pub struct HealthRow {
     pub since_secs: u64,
     /// When it entered this state, in milliseconds since the Unix epoch.
     pub since_unix_ms: u64,
+}
+
+/// A real server of the traced service as the trace shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceServer {
+    /// `198.18.0.11:80`.
+    pub server: String,
+    /// In effect now (0: quiesced, takes no new connection).
+    pub weight: u32,
+    /// `up`, `down` or `unresolved` (`uvs health`), and why.
+    pub state: String,
+    pub reason: String,
+    /// The quorum's sorry server.
+    pub sorry: bool,
+}
+
+/// The quorum of the traced service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceQuorum {
+    pub min_weight: u32,
+    pub lost: bool,
+    pub sorry: Option<String>,
+}
+
+/// Where a flow goes and why (`uvs trace`, `--json` prints it as is).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceReport {
+    /// `TCP 198.18.0.1:40000 -> 198.18.0.100:80` (`:*` for any port).
+    pub flow: String,
+    /// The service, `None` when the VIP:PORT has none.
+    pub service: Option<String>,
+    pub scheduler: Option<String>,
+    /// `-p`'s timeout.
+    pub persistent_secs: Option<u32>,
+    /// Its connection entries (the flow's frames follow them).
+    pub entries: Vec<crate::lvs::trace::TraceEntry>,
+    /// The persistence template that pins the client's network.
+    pub template: Option<crate::lvs::trace::TraceEntry>,
+    /// `ip:port` a new connection would get now; `None`: refused.
+    pub next_server: Option<String>,
+    /// The next server is a function of the flow and the table alone
+    /// (sh, mh, dh, or a template): not of the order of arrivals.
+    pub deterministic: bool,
+    /// Behind ECMP (`--announce routed`), every director holding the same
+    /// table would send a new connection of this flow to the same server.
+    pub ecmp_agree: bool,
+    pub servers: Vec<TraceServer>,
+    pub quorum: Option<TraceQuorum>,
+    /// HA: this director's role and what the backup can hold.
+    pub ha: Option<String>,
+    /// The explanation, a sentence a line.
+    pub why: Vec<String>,
 }

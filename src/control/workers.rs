@@ -37,6 +37,8 @@ pub struct Workers {
     counters: Vec<Arc<DataplaneCounters>>,
     /// The last digest round asked for (HA sync).
     rounds: AtomicU64,
+    /// `uvs trace --live`'s tap, which every worker holds too.
+    tap: Arc<crate::lvs::trace::TraceTap>,
 }
 
 impl Workers {
@@ -53,7 +55,20 @@ impl Workers {
             wakes,
             counters,
             rounds: AtomicU64::new(0),
+            tap: Arc::default(),
         }
+    }
+
+    /// With the live-trace tap the workers were given
+    /// (`Dataplane::set_trace`).
+    pub fn with_tap(mut self, tap: Arc<crate::lvs::trace::TraceTap>) -> Workers {
+        self.tap = tap;
+        self
+    }
+
+    /// The live-trace tap.
+    pub fn tap(&self) -> &crate::lvs::trace::TraceTap {
+        &self.tap
     }
 
     pub fn len(&self) -> usize {

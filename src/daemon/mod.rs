@@ -211,6 +211,7 @@ fn serve(
     let mut import_txs = Vec::new();
     let mut wakes = Vec::new();
     let mut threads = Vec::new();
+    let tap = Arc::new(crate::lvs::trace::TraceTap::default());
     for (w, mut io) in ios.into_iter().enumerate() {
         let share = max_conns / workers + if w == 0 { max_conns % workers } else { 0 };
         let (dp_tx, dp_rx) = std::sync::mpsc::channel();
@@ -233,6 +234,7 @@ fn serve(
         let (import_tx, import_rx) = std::sync::mpsc::channel::<Vec<PortableConn>>();
         import_txs.push(import_tx);
         let (shared, links, stop) = (shared.clone(), links.clone(), stop.clone());
+        let tap = tap.clone();
         let routed = o.announce == Announce::Routed;
         let name = match workers {
             1 => "uvs-dataplane".to_string(),
@@ -244,6 +246,7 @@ fn serve(
             dp.set_routed(routed);
             dp.set_offload(offload);
             dp.set_wake(wake);
+            dp.set_trace(tap);
             if let Some(tx) = sync_tx {
                 dp.set_sync(tx);
             }
@@ -265,7 +268,7 @@ fn serve(
             .map(|c| c.loops.load(Ordering::Relaxed))
             .collect()
     };
-    let dp = Workers::new(txs, wakes.clone(), counters);
+    let dp = Workers::new(txs, wakes.clone(), counters).with_tap(tap);
 
     let named_links: Vec<(u32, String)> = indexes
         .iter()

@@ -95,8 +95,26 @@ pub enum Class {
 impl Dataplane {
     /// Classifies an IPv4 frame once and hands it, with its checked
     /// layout, to the handler of its class.
+    /// While a live trace runs (one relaxed load to know), the frame goes
+    /// through `trace.rs` to have its verdict reported.
     pub(super) fn handle_ipv4<I: PacketIo>(&mut self, io: &mut I, frame: &mut [u8], meta: RxMeta) {
-        match self.classify(frame, meta) {
+        let class = self.classify(frame, meta);
+        if self.trace.armed() {
+            return self.traced_ipv4(io, frame, meta, class);
+        }
+        self.dispatch_ipv4(io, frame, meta, class);
+    }
+
+    /// Hands a classified frame to the handler of its class.
+    #[inline]
+    pub(super) fn dispatch_ipv4<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        frame: &mut [u8],
+        meta: RxMeta,
+        class: wire::Result<(Class, Layout)>,
+    ) {
+        match class {
             Ok((Class::Service(flow), l)) => self.for_service(io, frame, meta, l, &flow),
             Ok((Class::Reply(key), l)) => self.nat_reply(io, frame, meta, l, key),
             Ok((Class::IcmpRelated(related), l)) => self.icmp_related(io, frame, meta, l, related),

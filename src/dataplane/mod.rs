@@ -34,6 +34,7 @@ mod schedule;
 mod sweep;
 pub mod sync;
 pub mod tcp_state;
+mod trace;
 pub mod tunnel;
 
 use crate::io::{FRAME_BUF, PacketIo, PacketType, RxMeta};
@@ -146,6 +147,10 @@ pub struct Dataplane {
     /// backend polls with the sockets (`PacketIo::wake_on`): with it, an
     /// idle data plane sleeps until its next housekeeping is due.
     wake: Option<Arc<crate::host::sys::Wake>>,
+    /// `uvs trace --live`'s switch, filter and channel (`trace.rs`).
+    trace: Arc<crate::lvs::trace::TraceTap>,
+    /// This worker's index (`--workers`), as traces name it.
+    worker: u16,
 }
 
 /// An address family's connection table among the data plane's two, so
@@ -236,6 +241,8 @@ impl Dataplane {
             kernel_flows: Vec::new(),
             kernel_full: false,
             wake: None,
+            trace: Arc::default(),
+            worker: 0,
             table,
         }
     }
@@ -244,6 +251,13 @@ impl Dataplane {
     /// the first announces VIPs, so a new VIP is announced once.
     pub fn set_worker(&mut self, index: usize) {
         self.announces = index == 0;
+        self.worker = index as u16;
+    }
+
+    /// The live trace's tap, shared with the control plane and the other
+    /// workers (`uvs trace --live`).
+    pub fn set_trace(&mut self, tap: Arc<crate::lvs::trace::TraceTap>) {
+        self.trace = tap;
     }
 
     /// The VIPs reach this director by routing (`--announce routed`):

@@ -60,6 +60,9 @@ impl Dataplane {
             DpRequest::Digest(reply) => {
                 let _ = reply.send(self.digest());
             }
+            DpRequest::Trace { query, from, reply } => {
+                let _ = reply.send(self.trace_facts(&query, from));
+            }
         }
     }
 

@@ -18,6 +18,7 @@ pub mod service;
 pub mod stats;
 pub mod sync;
 pub mod table;
+pub mod trace;
 
 /// splitmix64's finaliser: a fixed mix, the same in every process (the
 /// digest's terms, the hashing schedulers' tables), unlike a keyed hash.

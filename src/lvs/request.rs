@@ -4,6 +4,7 @@
 
 use crate::lvs::conn::{ConnInfo, PortableConn};
 use crate::lvs::sync::{Digest, Record};
+use crate::lvs::trace::{FlowFacts, TraceQuery};
 use tokio::sync::oneshot::Sender;
 
 /// Connections per listing or resync chunk, answered between frames.
@@ -38,4 +39,13 @@ pub enum DpRequest {
     ResyncEnd(Sender<usize>),
     /// HA, a backup: the table's digest now.
     Digest(Sender<Digest>),
+    /// `uvs trace`: what this worker knows of a flow. With a client port,
+    /// its entry looked up at once (`from` ignored, no next chunk);
+    /// without, the entries of up to [`CONN_CHUNK`] slots from `from` on,
+    /// and where the next chunk starts.
+    Trace {
+        query: TraceQuery,
+        from: usize,
+        reply: Sender<(FlowFacts, Option<usize>)>,
+    },
 }

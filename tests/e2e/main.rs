@@ -33,6 +33,7 @@ mod sched;
 mod systemd;
 mod tc_offload;
 mod top;
+mod trace;
 mod tun;
 mod tun6;
 mod uvsadm;

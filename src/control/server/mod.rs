@@ -2,7 +2,7 @@
 //! socket (`serve`), applying operations with the host's answers
 //! (`apply`), the table's life (`lifecycle`: load, reload, takeover,
 //! handoff), quorums and sorry servers (`quorum`), the health checks'
-//! runner (`checks`), the VIPs' routes through BIRD (`announce`),
+//! runner (`checks`), `uvs trace` (`trace`), the VIPs' routes through BIRD (`announce`),
 //! background watchers and the rate estimator
 //! (`watch`), HA (`ha`) and the metrics endpoint (`metrics`). Changes are
 //! checked against the host, applied to a copy of the model, and only
@@ -18,6 +18,7 @@ mod lifecycle;
 mod metrics;
 mod quorum;
 mod serve;
+mod trace;
 mod watch;
 
 pub use ha::Queues;

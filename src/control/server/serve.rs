@@ -23,7 +23,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Writes one response line.
-async fn send_line(w: &mut (impl AsyncWriteExt + Unpin), resp: &Response) -> std::io::Result<()> {
+pub(super) async fn send_line(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    resp: &Response,
+) -> std::io::Result<()> {
     let mut out = serde_json::to_string(resp).unwrap_or_else(|_| "\"Ok\"".into());
     out.push('\n');
     match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(out.as_bytes())).await {
@@ -128,6 +131,9 @@ impl Control {
                 // These two answer on the connection itself: a listing in
                 // chunks, and a handoff that stops the daemon once sent.
                 Ok(Request::Conns) => return self.stream_conns(&mut w).await,
+                Ok(Request::TraceLive { query, secs }) => {
+                    return self.trace_live(query, secs, &mut w).await;
+                }
                 Ok(Request::Handoff) => {
                     let resp = self.handoff().await;
                     let done = matches!(resp, Response::Handoff(_));
@@ -159,7 +165,14 @@ impl Control {
             Request::ReloadWith(o) => self.reload_reply(o).await,
             Request::Ha => Response::Ha(self.ha_status()),
             Request::Health => Response::Health(self.state.lock().await.health_rows()),
-            Request::Conns | Request::Handoff => Response::Error {
+            Request::Trace(q) => match self.trace(&q).await {
+                Ok(r) => Response::Trace(Box::new(r)),
+                Err(e) => Response::Error {
+                    index: None,
+                    message: e.to_string(),
+                },
+            },
+            Request::Conns | Request::Handoff | Request::TraceLive { .. } => Response::Error {
                 index: None,
                 message: "answered on the connection, not here".into(),
             },
