@@ -324,6 +324,10 @@ fn dest_entry(
         if tunnel {
             out.push_str(" --tun-type ipip");
         }
+        // uvs's own, after ipvsadm's options.
+        if spec.slow_start > 0 {
+            let _ = write!(out, " --slow-start {}", spec.slow_start);
+        }
         out.push('\n');
         return;
     }

@@ -15,6 +15,7 @@ fn dest(last: u8, weight: u32) -> DestSpec {
         weight,
         uthreshold: 0,
         lthreshold: 0,
+        slow_start: 0,
     }
 }
 

@@ -50,7 +50,7 @@ impl Model {
                     // Not resolved yet, or quiesced: never scheduled.
                     weight: d.effective_weight(),
                     listed_weight: d.shown_weight(),
-                    last_weight: d.dyn_weight.unwrap_or(d.spec.weight),
+                    last_weight: d.set_weight(),
                     mac: d.hop.mac,
                     link: d.hop.link,
                     state: d.state.clone(),

@@ -13,6 +13,7 @@ fn dest(addr: &str, port: u16, forward: Forward, w: u32, act: u32, inact: u32) -
             weight: w,
             uthreshold: 5,
             lthreshold: 2,
+            slow_start: 0,
         },
         active: act,
         inactive: inact,
