@@ -26,9 +26,19 @@ pub struct Options {
     pub remove: bool,
 }
 
-/// States of an entry that carries nothing any more (closed both ways):
-/// a server left with only these is drained.
-const CLOSED: &[&str] = &["TIME_WAIT", "CLOSE"];
+/// States of an entry that still carries a connection: established or
+/// being opened (TCP), a UDP flow that saw a datagram within the UDP
+/// timeout. The others are closing (a FIN or RST was seen; under DR the
+/// director sees the client's half only, so a closed connection sits in
+/// CLOSE_WAIT until it expires, as in IPVS) and do not hold a drain.
+const OPEN: &[&str] = &[
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "SYNACK",
+    "NONE",
+    "UDP",
+];
 
 /// The service and real server named, through uvsadm's own parser (the
 /// same addresses, names and default port as `uvsadm -d`).
@@ -118,16 +128,17 @@ fn left(
     }
 }
 
-/// `ESTABLISHED 6, UDP 1`, and how many only wait to expire.
+/// How many connections it still carries, and what is left by state
+/// (`ESTABLISHED 6, UDP 1 (3 closing, left to expire)`).
 fn describe(by_state: &BTreeMap<String, u64>) -> (u64, String) {
     let open: Vec<String> = by_state
         .iter()
-        .filter(|(s, _)| !CLOSED.contains(&s.as_str()))
+        .filter(|(s, _)| OPEN.contains(&s.as_str()))
         .map(|(s, n)| format!("{s} {n}"))
         .collect();
     let closed: u64 = by_state
         .iter()
-        .filter(|(s, _)| CLOSED.contains(&s.as_str()))
+        .filter(|(s, _)| !OPEN.contains(&s.as_str()))
         .map(|(_, n)| n)
         .sum();
     let n: u64 = by_state.values().sum::<u64>() - closed;
@@ -136,7 +147,7 @@ fn describe(by_state: &BTreeMap<String, u64>) -> (u64, String) {
         false => open.join(", "),
     };
     if closed > 0 {
-        text.push_str(&format!(" ({closed} closed, expiring)"));
+        text.push_str(&format!(" ({closed} closing, left to expire)"));
     }
     (n, text)
 }
@@ -190,16 +201,16 @@ mod tests {
 
     #[test]
     fn closed_entries_do_not_hold_a_drain() {
-        let m: BTreeMap<String, u64> = [("ESTABLISHED", 6), ("TIME_WAIT", 3), ("UDP", 1)]
+        let m: BTreeMap<String, u64> = [("ESTABLISHED", 6), ("CLOSE_WAIT", 3), ("UDP", 1)]
             .iter()
             .map(|(s, n)| (s.to_string(), *n))
             .collect();
         assert_eq!(
             describe(&m),
-            (7, "ESTABLISHED 6, UDP 1 (3 closed, expiring)".into())
+            (7, "ESTABLISHED 6, UDP 1 (3 closing, left to expire)".into())
         );
         let m: BTreeMap<String, u64> = [("TIME_WAIT".to_string(), 2)].into();
-        assert_eq!(describe(&m), (0, "none (2 closed, expiring)".into()));
+        assert_eq!(describe(&m), (0, "none (2 closing, left to expire)".into()));
     }
 
     #[test]

@@ -125,9 +125,9 @@ enum Command {
     /// `uvs drain [-t|-u|-f] VIP:PORT RS[:PORT]`: quiesce that real server
     /// (weight 0: no new connection, its own go on), print its
     /// connections left by state each second, exit 0 once it carries none
-    /// (UDP flows count while they see traffic, TIME_WAIT and CLOSE do
-    /// not), 1 at --timeout (it stays quiesced). `--remove` deletes it
-    /// once empty.
+    /// (TCP established or opening, and UDP flows while they see traffic,
+    /// count; closing ones are left to expire), 1 at --timeout (it stays
+    /// quiesced). `--remove` deletes it once empty.
     Drain {
         #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,

@@ -201,6 +201,10 @@ pub struct DestSnap {
     /// Persistence templates that point at it (`--persistent-conn`).
     #[serde(default)]
     pub persistent: u32,
+    /// Slow start: the weight its ramp goes to, while it runs (`spec`
+    /// has the ramp's step, as `-Ln` shows it; `-S` saves this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_to: Option<u32>,
     pub stats: StatsSnapshot,
     #[serde(default)]
     pub rates: Rates,

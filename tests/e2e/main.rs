@@ -30,6 +30,7 @@ mod resolve6;
 mod restart;
 mod scaleout;
 mod sched;
+mod slow_start;
 mod systemd;
 mod tc_offload;
 mod top;

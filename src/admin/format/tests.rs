@@ -18,6 +18,7 @@ fn dest(a: [u8; 4], port: u16, w: u32, act: u32, inact: u32) -> DestSnap {
         active: act,
         inactive: inact,
         persistent: 0,
+        ramp_to: None,
         stats: StatsSnapshot::default(),
         rates: Default::default(),
     }

@@ -18,6 +18,7 @@ fn dest(addr: &str, cps: u64) -> DestSnap {
         active: 2,
         inactive: 5,
         persistent: 0,
+        ramp_to: None,
         stats: Default::default(),
         rates: Rates {
             cps,

@@ -33,6 +33,7 @@ fn scrape() -> Scrape {
         active: 4,
         inactive: 1,
         persistent: 0,
+        ramp_to: None,
         stats: stats(5),
         rates: Default::default(),
     };

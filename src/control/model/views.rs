@@ -88,6 +88,7 @@ impl Model {
                             active: d.state.active(),
                             inactive: d.state.inactive(),
                             persistent: d.state.persistent(),
+                            ramp_to: d.ramp.map(|_| d.target_weight()),
                             stats: d.state.stats.snapshot(),
                             rates: d.state.stats.rates(),
                         })

@@ -18,6 +18,7 @@ fn dest(addr: &str, port: u16, forward: Forward, w: u32, act: u32, inact: u32) -
         active: act,
         inactive: inact,
         persistent: 4,
+        ramp_to: None,
         stats: StatsSnapshot {
             conns: 7,
             inpkts: 70,
