@@ -14,6 +14,7 @@ mod dad6;
 mod decap6;
 mod dr;
 mod dr6;
+mod drain_server;
 mod fwmark;
 mod ha;
 mod hardening;
