@@ -210,6 +210,7 @@ pub fn dest(addr: impl Into<IpAddr>, port: u16, forward: Forward, weight: u32) -
         weight,
         uthreshold: 0,
         lthreshold: 0,
+        slow_start: 0,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod drain;
 pub mod format;
 pub mod manual;
 pub mod names;
+pub mod quiesce;
 pub mod restore;
 pub mod top;
 pub mod trace;

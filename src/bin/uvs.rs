@@ -114,17 +114,47 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Withdraw this director's routes (BGP through BIRD: --bgp-socket)
-    /// while it keeps forwarding the flows that still arrive; print
-    /// progress and exit 0 once no packet for a VIP came for --quiet
-    /// seconds, 1 at --timeout. `--cancel` announces the routes again.
+    /// Drain the director, or one real server.
+    ///
+    /// `uvs drain`: withdraw this director's routes (BGP through BIRD:
+    /// --bgp-socket) while it keeps forwarding the flows that still
+    /// arrive; print progress and exit 0 once no packet for a VIP came
+    /// for --quiet seconds, 1 at --timeout. `--cancel` announces the
+    /// routes again.
+    ///
+    /// `uvs drain [-t|-u|-f] VIP:PORT RS[:PORT]`: quiesce that real server
+    /// (weight 0: no new connection, its own go on), print its
+    /// connections left by state each second, exit 0 once it carries none
+    /// (TCP established or opening, and UDP flows while they see traffic,
+    /// count; closing ones are left to expire), 1 at --timeout (it stays
+    /// quiesced). `--remove` deletes it once empty.
     Drain {
         #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
-        /// Seconds without a packet for a VIP that mean drained.
-        #[arg(long, default_value = "5", value_parser = interval)]
-        quiet: std::time::Duration,
-        /// Seconds before giving up (exit 1; the routes stay withdrawn).
+        /// The service (VIP:PORT, or a mark with -f) of the real server
+        /// to drain; without it the whole director drains.
+        #[arg(requires = "server", conflicts_with_all = ["cancel", "quiet"])]
+        service: Option<String>,
+        /// The real server (ADDR, or ADDR:PORT for NAT).
+        server: Option<String>,
+        /// A TCP service (the default).
+        #[arg(short = 't', conflicts_with_all = ["udp", "fwmark"], requires = "service")]
+        tcp: bool,
+        /// A UDP service.
+        #[arg(short = 'u', conflicts_with = "fwmark", requires = "service")]
+        udp: bool,
+        /// A firewall-mark service (SERVICE is the mark).
+        #[arg(short = 'f', requires = "service")]
+        fwmark: bool,
+        /// Delete the real server once it carries no connection.
+        #[arg(long, requires = "service")]
+        remove: bool,
+        /// Seconds without a packet for a VIP that mean drained (the
+        /// director's drain).
+        #[arg(long, value_parser = interval)]
+        quiet: Option<std::time::Duration>,
+        /// Seconds before giving up (exit 1; the routes stay withdrawn,
+        /// the real server quiesced).
         #[arg(long, default_value = "300", value_parser = interval)]
         timeout: std::time::Duration,
         /// Announce the routes again (end a drain).
@@ -303,12 +333,34 @@ fn main() -> ExitCode {
         }),
         Command::Drain {
             socket,
+            service: Some(service),
+            server: Some(server),
+            udp,
+            fwmark,
+            remove,
+            timeout,
+            ..
+        } => uvs::admin::quiesce::run(&uvs::admin::quiesce::Options {
+            socket,
+            kind: match (udp, fwmark) {
+                (true, _) => "-u",
+                (_, true) => "-f",
+                _ => "-t",
+            },
+            service,
+            server,
+            timeout,
+            remove,
+        }),
+        Command::Drain {
+            socket,
             quiet,
             timeout,
             cancel,
+            ..
         } => uvs::admin::drain::run(&uvs::admin::drain::Options {
             socket,
-            quiet,
+            quiet: quiet.unwrap_or(std::time::Duration::from_secs(5)),
             timeout,
             cancel,
         }),

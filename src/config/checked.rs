@@ -164,7 +164,8 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         };
         let mut real_servers: Vec<RealServer> = Vec::new();
         for r in &s.real_servers {
-            let rs = real_server(cx, r, key, default_check.as_ref())?;
+            let mut rs = real_server(cx, r, key, default_check.as_ref())?;
+            rs.slow_start = slow_start(cx, r.slow_start.as_ref().or(s.slow_start.as_ref()))?;
             if real_servers
                 .iter()
                 .any(|x| x.addr == rs.addr && x.port == rs.port)
@@ -182,11 +183,11 @@ pub(super) fn check(cx: &Ctx, f: File) -> Result<Config, ConfigError> {
         let sorry = match &s.sorry_server {
             None => None,
             Some(r) => {
-                if r.check.is_some() || r.weight.is_some() {
+                if r.check.is_some() || r.weight.is_some() || r.slow_start.is_some() {
                     return Err(cx.err(
                         r.address.span(),
-                        "a sorry server has no check or weight: it takes every new connection \
-                         while the quorum is lost",
+                        "a sorry server has no check, weight or slow_start: it takes every new \
+                         connection while the quorum is lost",
                     ));
                 }
                 let rs = real_server(cx, r, key, None)?;
@@ -380,7 +381,24 @@ fn real_server(
         forward,
         weight,
         check,
+        slow_start: 0,
     })
+}
+
+/// A `slow_start` in seconds: at most an hour (a longer ramp is a
+/// mistake, not a plan).
+fn slow_start(cx: &Ctx, v: Option<&Spanned<u32>>) -> Result<u32, ConfigError> {
+    match v {
+        None => Ok(0),
+        Some(v) if *v.get_ref() <= crate::control::proto::MAX_SLOW_START => Ok(*v.get_ref()),
+        Some(v) => Err(cx.err(
+            v.span(),
+            format!(
+                "slow_start must be 0 to {} seconds",
+                crate::control::proto::MAX_SLOW_START
+            ),
+        )),
+    }
 }
 
 /// Seconds as an integer or a float (`interval = 1` or `0.2`).
@@ -511,5 +529,6 @@ pub(super) fn dest_spec(r: &RealServer) -> DestSpec {
         weight: r.weight,
         uthreshold: 0,
         lthreshold: 0,
+        slow_start: r.slow_start,
     }
 }

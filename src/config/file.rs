@@ -78,6 +78,10 @@ pub(crate) struct ServiceSection {
     /// Commands run when the quorum is regained and lost.
     pub(crate) quorum_up: Option<String>,
     pub(crate) quorum_down: Option<String>,
+    /// Seconds over which a joining real server's weight ramps up (each
+    /// real server may override).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) slow_start: Option<Spanned<u32>>,
     #[serde(default, rename = "real_server", skip_serializing_if = "Vec::is_empty")]
     pub(crate) real_servers: Vec<RealServerSection>,
 }
@@ -89,6 +93,8 @@ pub(crate) struct RealServerSection {
     pub(crate) forward: Option<Spanned<String>>,
     pub(crate) weight: Option<Spanned<i64>>,
     pub(crate) check: Option<CheckSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) slow_start: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

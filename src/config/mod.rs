@@ -52,6 +52,8 @@ pub struct RealServer {
     pub forward: Forward,
     pub weight: u32,
     pub check: Option<CheckSpec>,
+    /// Seconds of its weight's ramp when it joins (0: none).
+    pub slow_start: u32,
 }
 
 /// A virtual service as the file says it.

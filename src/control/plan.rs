@@ -42,6 +42,7 @@ impl SorryServer {
                     weight: 1,
                     uthreshold: 0,
                     lthreshold: 0,
+                    slow_start: 0,
                 },
             },
             false => Op::DelDest {

@@ -18,6 +18,18 @@ pub struct DestSpec {
     pub weight: u32,
     pub uthreshold: u32,
     pub lthreshold: u32,
+    /// Seconds over which a joining real server's weight ramps up to its
+    /// own (uvs's own, docs/config.md); 0: at once, as IPVS.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub slow_start: u32,
+}
+
+/// The longest ramp a real server's weight may take, in seconds (a
+/// longer one is a mistake, not a plan).
+pub const MAX_SLOW_START: u32 = 3600;
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// A virtual service as `-A` and `-E` give it. `-E`, like ipvsadm's,
@@ -197,6 +209,10 @@ pub struct DestSnap {
     /// Persistence templates that point at it (`--persistent-conn`).
     #[serde(default)]
     pub persistent: u32,
+    /// Slow start: the weight its ramp goes to, while it runs (`spec`
+    /// has the ramp's step, as `-Ln` shows it; `-S` saves this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_to: Option<u32>,
     pub stats: StatsSnapshot,
     #[serde(default)]
     pub rates: Rates,
@@ -254,8 +270,15 @@ pub struct HealthRow {
     /// `198.18.0.11:80`.
     pub server: String,
     pub forward: String,
-    /// As configured.
+    /// As configured (or set by its check: exec's misc_dynamic).
     pub weight: u32,
+    /// The weight it is scheduled with now: `weight`, its slow start's
+    /// step while it ramps, 0 while down or unresolved.
+    #[serde(default)]
+    pub weight_now: u32,
+    /// Slow start: milliseconds left of its ramp (none: not ramping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_left_ms: Option<u64>,
     /// `up` (scheduled by its weight), `down` (its health check failed:
     /// quiesced or removed) or `unresolved` (kept, never scheduled until
     /// its next hop answers ARP).

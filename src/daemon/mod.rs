@@ -375,6 +375,7 @@ fn serve(
             tokio::spawn(control.clone().refresh_announcements(every));
         }
         tokio::spawn(control.clone().estimate_rates());
+        tokio::spawn(control.clone().step_ramps());
         tokio::spawn(control.clone().watch_nat_replies(Duration::from_secs(3)));
         tokio::spawn(control.clone().resolve_pending(Duration::from_secs(1)));
         tokio::spawn(control.clone().refresh_neighbours(Duration::from_secs(5)));

@@ -135,7 +135,8 @@ impl Dataplane {
 
 /// A new connection of real server `di` of service `si` from `from` (the
 /// client's link and MAC), its TCP state moved by its first segment and
-/// counted in its server's inactive connections; whether it is entered
+/// counted in its server's connections (TCP inactive until established,
+/// UDP active); whether it is entered
 /// in the table (`false`: `-o`, this datagram alone, nothing to sync).
 pub(super) fn fresh<A: Addr>(
     table: &Table,
@@ -168,7 +169,7 @@ pub(super) fn fresh<A: Addr>(
         from.1,
     );
     if !one_packet {
-        d.state.inactive.fetch_add(1, Relaxed);
+        take(&d.state, state);
         let dir = c.input_direction();
         update_state(&mut c, &d.state, dir, tcp_flags, table, now);
     }

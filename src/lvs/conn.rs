@@ -182,10 +182,16 @@ impl ConnState {
         }
     }
 
+    /// Whether it counts in its real server's active connections. A UDP
+    /// flow does while its entry lives, that is while it saw a datagram
+    /// within the UDP timeout (IPVS counts UDP as inactive, always: uvs
+    /// differs so that "no active connection" means a drained server,
+    /// docs/cli.md).
     pub fn is_active(self) -> bool {
         match self {
             ConnState::Tcp(s) => s.is_active(),
-            ConnState::Udp | ConnState::Template | ConnState::Assured => false,
+            ConnState::Udp => true,
+            ConnState::Template | ConnState::Assured => false,
         }
     }
 

@@ -106,6 +106,8 @@ pub enum Opt {
     /// uvs's own: the listing as JSON (after ipvsadm's columns, so its
     /// checks come after theirs).
     Json,
+    /// uvs's own: a real server's slow start (docs/cli.md).
+    SlowStart,
 }
 
 impl Opt {
@@ -229,6 +231,7 @@ impl Parsed {
                 weight: 1,
                 uthreshold: 0,
                 lthreshold: 0,
+                slow_start: 0,
             },
             timeouts: Timeouts {
                 tcp: 0,

@@ -96,7 +96,7 @@ pub const SYNOPSIS: &[&str] = &[
     "-C",
     "-R",
     "-S [-n]",
-    "-a|e virtual-service -r server-address [-g|-i|-m] [-w weight]",
+    "-a|e virtual-service -r server-address [-g|-i|-m] [-w weight] [--slow-start seconds]",
     "-d virtual-service -r server-address",
     "-L|l [virtual-service] [-n] [-c] [--stats] [--rate] [--timeout] [--exact] [--nosort] [--json]",
     "-Z [virtual-service]",
@@ -287,6 +287,7 @@ pub(super) const OPTIONS: &[OptDef] = &[
     one!(Opt::TunCsum, "xxxxxoxoxxxxxx", "tun-csum", '\0', NO, mark, "~GUE and GRE with checksums (both refused)"),
     one!(Opt::TunRemcsum, "xxxxxoxoxxxxxx", "tun-remcsum", '\0', NO, mark, "~GUE with remote checksum offload (refused)"),
     one!(Opt::Json, "xxxxoxxxxxxxxx", "json", '\0', NO, mark, "the listing as JSON, numbers exact (-L; uvs's own, docs/cli.md)"),
+    one!(Opt::SlowStart, "xxxxxoxoxxxxxx", "slow-start", '\0', REQ, slow_start, "SECONDS  the real server's weight ramps up over SECONDS when it joins (uvs's own, docs/cli.md)"),
 ];
 
 /// Spellings that set no option of their own, with their man-page line.
@@ -399,6 +400,12 @@ fn masquerading(p: &mut Parsed, _: &str) -> Result<(), Fail> {
 
 fn weight(p: &mut Parsed, v: &str) -> Result<(), Fail> {
     p.dest.weight = bounded(v, 0, 65535, || "illegal weight specified".into())? as u32;
+    Ok(())
+}
+
+fn slow_start(p: &mut Parsed, v: &str) -> Result<(), Fail> {
+    let max = i64::from(crate::control::proto::MAX_SLOW_START);
+    p.dest.slow_start = bounded(v, 0, max, || "illegal slow start specified".into())? as u32;
     Ok(())
 }
 

@@ -12,10 +12,23 @@ pub fn list_health(rows: &[HealthRow]) -> String {
     );
     for r in rows {
         let since = humantime(Duration::from_secs(r.since_secs));
+        // Slow start: the weight now of the target, and the time left.
+        let (weight, ramp) = match r.ramp_left_ms {
+            Some(ms) => (
+                format!("{}/{}", r.weight_now, r.weight),
+                format!(
+                    "; slow start: weight {} of {}, {:.1} s left",
+                    r.weight_now,
+                    r.weight,
+                    ms as f64 / 1000.0
+                ),
+            ),
+            None => (r.weight.to_string(), String::new()),
+        };
         let _ = writeln!(
             out,
-            "{:<24} {:<22} {:<7} {:>6} {:<11} {:>8}  {}",
-            r.service, r.server, r.forward, r.weight, r.state, since, r.reason
+            "{:<24} {:<22} {:<7} {:>6} {:<11} {:>8}  {}{ramp}",
+            r.service, r.server, r.forward, weight, r.state, since, r.reason
         );
     }
     out

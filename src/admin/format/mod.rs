@@ -318,11 +318,16 @@ fn dest_entry(
     let dname = addrport(spec.addr, spec.port, proto, f.numeric);
     let tunnel = spec.forward == Forward::Tunnel;
     if f.columns == Columns::Rule {
-        let (m, w) = (spec.forward.switch(), spec.weight);
+        // A server on its slow start's ramp is saved with its target.
+        let (m, w) = (spec.forward.switch(), d.ramp_to.unwrap_or(spec.weight));
         let _ = write!(out, "-a {svc_name} -r {dname} {m} -w {w}");
         // ipvsadm 1.31 names the tunnel type of every tunnel server.
         if tunnel {
             out.push_str(" --tun-type ipip");
+        }
+        // uvs's own, after ipvsadm's options.
+        if spec.slow_start > 0 {
+            let _ = write!(out, " --slow-start {}", spec.slow_start);
         }
         out.push('\n');
         return;

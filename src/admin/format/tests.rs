@@ -13,10 +13,12 @@ fn dest(a: [u8; 4], port: u16, w: u32, act: u32, inact: u32) -> DestSnap {
             weight: w,
             uthreshold: 0,
             lthreshold: 0,
+            slow_start: 0,
         },
         active: act,
         inactive: inact,
         persistent: 0,
+        ramp_to: None,
         stats: StatsSnapshot::default(),
         rates: Default::default(),
     }

@@ -24,6 +24,8 @@ pub struct Dest {
     /// A weight set by its check (exec, misc_dynamic), over the
     /// configured one.
     pub dyn_weight: Option<u32>,
+    /// Slow start: its weight's ramp while it runs.
+    pub ramp: Option<Ramp>,
 }
 
 /// What a failed health check does to its real server, as keepalived's
@@ -41,11 +43,27 @@ pub enum FailAction {
 impl Dest {
     /// The weight `-Ln` shows: 0 while its check has it down (as under
     /// keepalived, which sets it in IPVS), else the check's (exec) or the
-    /// configured one.
+    /// configured one, through its slow start's ramp.
     pub fn shown_weight(&self) -> u32 {
         match self.down {
             Some(_) => 0,
-            None => self.dyn_weight.unwrap_or(self.spec.weight),
+            None => self.set_weight(),
+        }
+    }
+
+    /// The weight set, down or not (the kernel's last_weight): its
+    /// target, or its ramp's step below it.
+    pub fn set_weight(&self) -> u32 {
+        let t = self.target_weight();
+        self.ramp.map_or(t, |r| r.weight.min(t))
+    }
+
+    /// What it adds to its service's quorum: its target weight while up
+    /// and resolved (a ramp does not lose a quorum).
+    pub fn quorum_weight(&self) -> u32 {
+        match self.hop.is_resolved() && self.down.is_none() {
+            true => self.target_weight(),
+            false => 0,
         }
     }
 
@@ -221,6 +239,13 @@ fn checked(d: &ServiceDef) -> Result<SchedulerKind, OpError> {
 /// allows ("Different address family is allowed only for tunneling
 /// servers": IPv4 in IPv6, IPv6 in IPv4).
 fn check_family(key: &ServiceKey, d: &DestSpec) -> Result<(), OpError> {
+    if d.slow_start > crate::control::proto::MAX_SLOW_START {
+        return Err(OpError::BadAddress(format!(
+            "slow start of {} s: at most {} s",
+            d.slow_start,
+            crate::control::proto::MAX_SLOW_START
+        )));
+    }
     // (An IPv6 mark service's key holds `::`: its family.)
     let v6 = key.addr.is_ipv6();
     let tun = d.forward == Forward::Tunnel;
@@ -402,6 +427,7 @@ impl Model {
                         state: Arc::default(),
                         down: None,
                         dyn_weight: None,
+                        ramp: None,
                     },
                 );
                 svc.changed();
@@ -486,10 +512,12 @@ impl Model {
 
 mod log;
 mod marks;
+mod ramp;
 mod state;
 mod views;
 
 pub use marks::check_ops;
+pub use ramp::{Ramp, ramp_weight};
 pub use state::CheckVerdict;
 pub use views::MasqDest;
 

@@ -44,20 +44,28 @@ impl Model {
         v: CheckVerdict,
     ) -> bool {
         self.change_dest(key, addr, port, |d| match v {
-            CheckVerdict::Down(v) => std::mem::replace(&mut d.down, v) != v,
+            CheckVerdict::Down(v) => {
+                let was = std::mem::replace(&mut d.down, v);
+                if was.is_some() && v.is_none() {
+                    // Restored by its check: it joins again.
+                    d.start_ramp(std::time::Instant::now());
+                }
+                was != v
+            }
             CheckVerdict::Weight(w) => d.dyn_weight.replace(w) != Some(w),
         })
     }
 
-    /// The total weight schedulers see for a service's real servers
-    /// (up and resolved), leaving out `except` (its sorry server).
+    /// The total weight of a service's real servers that are up and
+    /// resolved (their target, a ramp aside), leaving out `except` (its
+    /// sorry server).
     pub fn live_weight(&self, key: &ServiceKey, except: Option<(IpAddr, u16)>) -> u32 {
         self.services
             .iter()
             .filter(|s| s.key == *key)
             .flat_map(|s| s.dests.iter())
             .filter(|d| Some((d.spec.addr, d.spec.port)) != except)
-            .map(|d| d.effective_weight())
+            .map(|d| d.quorum_weight())
             .fold(0u32, |a, w| a.saturating_add(w))
     }
 
@@ -95,6 +103,8 @@ impl Model {
             for d in &mut s.dests {
                 if d.spec.addr == addr && d.spec.forward == fwd && !d.hop.is_resolved() {
                     d.hop = hop;
+                    // Resolved after being absent: it joins.
+                    d.start_ramp(std::time::Instant::now());
                     here = true;
                 }
             }

@@ -15,6 +15,7 @@ fn dest(last: u8, weight: u32) -> DestSpec {
         weight,
         uthreshold: 0,
         lthreshold: 0,
+        slow_start: 0,
     }
 }
 
@@ -520,4 +521,46 @@ fn mh_holds_no_more_real_servers_than_slots() {
     d.scheduler = "mh".into();
     let (_, e) = apply(&m, &[Op::EditService(d)]).unwrap_err();
     assert!(e.to_string().starts_with("mh holds at most 4093"), "{e}");
+}
+
+#[test]
+fn a_server_that_joins_a_running_service_ramps_and_its_quorum_weight_does_not() {
+    let slow = |last, weight| DestSpec {
+        slow_start: 5,
+        ..dest(last, weight)
+    };
+    let t0 = std::time::Instant::now();
+    let s = |ms| t0 + std::time::Duration::from_millis(ms);
+    // Loaded with its service: at its weight at once.
+    let mut m = apply(
+        &Model::default(),
+        &[add_service(80, "wrr"), add_dest(80, slow(11, 10))],
+    )
+    .unwrap();
+    assert!(!m.start_joined(&Model::default(), t0));
+    // Added to the running service: from 1, up in steps, then done.
+    let mut n = apply(&m, &[add_dest(80, slow(12, 10))]).unwrap();
+    assert!(n.start_joined(&m, t0));
+    let w = |m: &Model| m.table(1).services[0].dests[0].weight;
+    assert_eq!((w(&n), n.services[0].dests[1].shown_weight()), (1, 10));
+    assert_eq!(n.live_weight(&key(80), None), 20);
+    assert!(n.step_ramps(s(2100)));
+    assert_eq!(w(&n), 5);
+    // A step that leaves the weight publishes nothing.
+    assert!(!n.step_ramps(s(2500)));
+    assert!(n.step_ramps(s(5000)));
+    assert_eq!((w(&n), n.ramping()), (10, false));
+    // Restored by its check: it ramps again; the log saw each step.
+    let a = n.services[0].dests[0].spec.addr;
+    n.apply_check(
+        &key(80),
+        a,
+        80,
+        CheckVerdict::Down(Some(FailAction::Quiesce)),
+    );
+    assert_eq!(w(&n), 0);
+    n.apply_check(&key(80), a, 80, CheckVerdict::Down(None));
+    assert!(n.ramping() && (1..=2).contains(&w(&n)));
+    m = n;
+    assert!(m.services[0].log.len() >= 4);
 }

@@ -50,7 +50,7 @@ impl Model {
                     // Not resolved yet, or quiesced: never scheduled.
                     weight: d.effective_weight(),
                     listed_weight: d.shown_weight(),
-                    last_weight: d.dyn_weight.unwrap_or(d.spec.weight),
+                    last_weight: d.set_weight(),
                     mac: d.hop.mac,
                     link: d.hop.link,
                     state: d.state.clone(),
@@ -88,6 +88,7 @@ impl Model {
                             active: d.state.active(),
                             inactive: d.state.inactive(),
                             persistent: d.state.persistent(),
+                            ramp_to: d.ramp.map(|_| d.target_weight()),
                             stats: d.state.stats.snapshot(),
                             rates: d.state.stats.rates(),
                         })

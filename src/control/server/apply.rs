@@ -61,11 +61,12 @@ impl Control {
                     Err(OpError::Host(format!("no MAC for {ip}")))
                 }
             };
-            let new = match st.model.apply_all(ops, lookup, &mut |_, _| {}) {
+            let mut new = match st.model.apply_all(ops, lookup, &mut |_, _| {}) {
                 Err(_) if missing => continue,
                 r => r?,
             };
             let nat_now = !st.model.has_masq() && new.has_masq();
+            new.start_joined(&st.model, std::time::Instant::now());
             st.model = new;
             for (ip, fwd, why) in found.pending.drain(..) {
                 tracing::info!(

@@ -10,6 +10,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often slow start's ramps take a step.
+pub const RAMP_STEP: Duration = Duration::from_millis(250);
+
 impl Control {
     /// Retries the real servers that do not resolve yet, every `every`:
     /// one that answers is put in service without any command (and
@@ -44,6 +47,21 @@ impl Control {
                     Ok(resolve::Hop::Pending { why, .. }) => st.health.pending(ip, fwd, why),
                     Err(why) => st.health.pending(ip, fwd, why.to_string()),
                 }
+            }
+        }
+    }
+
+    /// Slow start: steps the real servers' ramps every [`RAMP_STEP`] and
+    /// publishes a table when a step changed a weight (the data plane
+    /// sees a few tables a second while a ramp runs, none otherwise).
+    pub async fn step_ramps(self: Arc<Self>) {
+        let mut t = tokio::time::interval(RAMP_STEP);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            let mut st = self.state.lock().await;
+            if st.model.ramping() && st.model.step_ramps(std::time::Instant::now()) {
+                st.publish();
             }
         }
     }

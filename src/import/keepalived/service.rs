@@ -174,6 +174,7 @@ pub(super) fn virtual_server(
             .filter(|f| !f.is_empty())
             .map(written),
         ops: None,
+        slow_start: None,
         persistence_timeout: persistence_timeout(n, r).map(written),
         persistence_mask: n
             .child("persistence_granularity")
@@ -397,6 +398,7 @@ fn server_section(rs: &RealServer, fwd: &str) -> RealServerSection {
         forward: Some(written(fwd.to_string())),
         weight: None,
         check: None,
+        slow_start: None,
     }
 }
 

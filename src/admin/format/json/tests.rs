@@ -13,10 +13,12 @@ fn dest(addr: &str, port: u16, forward: Forward, w: u32, act: u32, inact: u32) -
             weight: w,
             uthreshold: 5,
             lthreshold: 2,
+            slow_start: 0,
         },
         active: act,
         inactive: inact,
         persistent: 4,
+        ramp_to: None,
         stats: StatsSnapshot {
             conns: 7,
             inpkts: 70,
