@@ -25,7 +25,9 @@ fn service(sched: SchedulerKind, weights: &[u32]) -> ServiceSnap {
                 weight,
                 uthreshold: 0,
                 lthreshold: 0,
+                slow_start: 0,
             },
+            ramp_to: None,
             active: 0,
             inactive: 0,
             persistent: 0,
@@ -53,6 +55,8 @@ fn row(server: &str, state: &str, reason: &str) -> HealthRow {
         check: String::new(),
         since_secs: 0,
         since_unix_ms: 0,
+        weight_now: 1,
+        ramp_left_ms: None,
     }
 }
 
