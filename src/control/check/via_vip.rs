@@ -297,3 +297,105 @@ pub(super) async fn run(spec: &CheckSpec, own: SocketAddr, r: &Route) -> Result<
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ipv4::HEADER_LEN as IP;
+
+    fn probe() -> Probe {
+        Probe {
+            director: "198.18.0.2:61234".parse().unwrap(),
+            vip: "198.18.0.100:80".parse().unwrap(),
+            isn: 0xffff_ffff,
+        }
+    }
+
+    /// The VIP's answer to `probe()`'s SYN, with `flags` and `ack`.
+    fn reply(flags: u8, ack: u32) -> Vec<u8> {
+        let p = probe();
+        let t = TcpRepr {
+            src_port: 80,
+            dst_port: 61234,
+            seq: 7,
+            ack,
+            flags,
+            window: 64240,
+        };
+        let mut b = vec![0u8; IP + 20];
+        let n = t.emit(&mut b[IP..], *p.vip.ip(), *p.director.ip()).unwrap();
+        let ends = (IpAddr::V4(*p.vip.ip()), IpAddr::V4(*p.director.ip()));
+        carry::ip_header(&mut b, ends, ip_proto::TCP, n).unwrap();
+        b
+    }
+
+    #[test]
+    fn a_syn_ack_is_up_an_rst_down_anything_else_ignored() {
+        let p = probe();
+        // The ISN wraps: the ack is 0.
+        let ok = reply(flags::SYN | flags::ACK, 0);
+        assert_eq!(answer(&ok, &p), Some(Answer::Accepted { seq: 7 }));
+        assert_eq!(
+            answer(&reply(flags::RST | flags::ACK, 0), &p),
+            Some(Answer::Refused)
+        );
+        // A wrong ack, no ACK flag, a bare ACK: not ours.
+        assert_eq!(answer(&reply(flags::SYN | flags::ACK, 1), &p), None);
+        assert_eq!(answer(&reply(flags::RST, 0), &p), None);
+        assert_eq!(answer(&reply(flags::ACK, 0), &p), None);
+        // Another port of ours, or from the server's own address.
+        let mut other = p;
+        other.director = "198.18.0.2:61235".parse().unwrap();
+        assert_eq!(answer(&ok, &other), None);
+        other = p;
+        other.vip = "198.18.0.12:80".parse().unwrap();
+        assert_eq!(answer(&ok, &other), None);
+        // Every cut and garbage are refused, never a panic.
+        for cut in 0..ok.len() {
+            assert_eq!(answer(&ok[..cut], &p), None, "cut at {cut}");
+        }
+        assert_eq!(answer(&[0x45; 60], &p), None);
+    }
+
+    /// The SYN goes to the server's MAC with the VIP as destination (DR),
+    /// or inside IP-in-IP to the server (TUN); the RST follows it with the
+    /// next sequence number.
+    #[test]
+    fn the_syn_and_rst_travel_as_the_data_does() {
+        let p = probe();
+        let path = carry::Path {
+            director_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            hop_mac: MacAddr([2, 0, 0, 0, 0, 12]),
+            director: "198.18.0.2".parse().unwrap(),
+            rip: "198.18.0.12".parse().unwrap(),
+        };
+        let mut f = [0u8; 128];
+        let n = segment(&p, false, Carry::Direct, &path, &mut f).unwrap();
+        let e = etherparse::SlicedPacket::from_ethernet(&f[..n]).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &e.net else {
+            panic!("not IPv4")
+        };
+        assert_eq!(ip.header().destination_addr(), *p.vip.ip());
+        assert_eq!(ip.header().source_addr(), *p.director.ip());
+        assert_eq!(&f[..6], &[2, 0, 0, 0, 0, 12]);
+        let Some(etherparse::TransportSlice::Tcp(t)) = &e.transport else {
+            panic!("not TCP")
+        };
+        assert!(t.syn() && !t.ack() && t.sequence_number() == p.isn);
+        let mut f = [0u8; 128];
+        let n = segment(&p, true, Carry::Tunnel, &path, &mut f).unwrap();
+        let e = etherparse::SlicedPacket::from_ethernet(&f[..n]).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(outer)) = &e.net else {
+            panic!("not IPv4")
+        };
+        assert_eq!(
+            outer.header().destination_addr(),
+            "198.18.0.12".parse::<Ipv4Addr>().unwrap()
+        );
+        let inner = etherparse::SlicedPacket::from_ip(outer.payload().payload).unwrap();
+        let Some(etherparse::TransportSlice::Tcp(t)) = &inner.transport else {
+            panic!("not TCP inside")
+        };
+        assert!(t.rst() && t.sequence_number() == p.isn.wrapping_add(1));
+    }
+}
