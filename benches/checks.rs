@@ -40,6 +40,7 @@ fn main() {
         warmup: Duration::from_secs(1),
         retry: 0,
         retry_delay: Duration::from_secs(1),
+        via_vip: false,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

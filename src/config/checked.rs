@@ -375,6 +375,19 @@ fn real_server(
         Some(c) => Some(check_spec(cx, c)?),
         None => default.cloned(),
     };
+    if check.as_ref().is_some_and(|c| c.via_vip) {
+        let why = match (forward, key.addr, ra) {
+            (_, _, _) if key.fwmark != 0 => Some("a fwmark service has no VIP"),
+            (Forward::Masq, _, _) => {
+                Some("NAT sends to the server's own address: check it plainly")
+            }
+            (_, IpAddr::V4(_), IpAddr::V4(_)) => None,
+            _ => Some("IPv4 VIPs and real servers only, for now"),
+        };
+        if let Some(why) = why {
+            return Err(cx.err(r.address.span(), format!("`via_vip` check of {ra}: {why}")));
+        }
+    }
     Ok(RealServer {
         addr: ra,
         port,
@@ -501,6 +514,15 @@ fn check_spec(cx: &Ctx, c: &CheckSection) -> Result<CheckSpec, ConfigError> {
             host: c.host.clone(),
         },
     };
+    if let Some(v) = &c.via_vip
+        && *v.get_ref()
+        && kind_name != "tcp"
+    {
+        return Err(cx.err(
+            v.span(),
+            format!("`via_vip` is for tcp checks (a SYN to the VIP through the data path), not {kind_name}"),
+        ));
+    }
     if c.dynamic.is_some() && kind_name != "exec" {
         return Err(cx.err(c.kind.span(), "`dynamic` is for exec checks"));
     }
@@ -518,6 +540,7 @@ fn check_spec(cx: &Ctx, c: &CheckSection) -> Result<CheckSpec, ConfigError> {
         warmup,
         retry: c.retry.as_ref().map_or(0, |r| *r.get_ref()),
         retry_delay,
+        via_vip: c.via_vip.as_ref().is_some_and(|v| *v.get_ref()),
     })
 }
 

@@ -131,4 +131,7 @@ pub(crate) struct CheckSection {
     pub(crate) retry: Option<Spanned<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) retry_delay: Option<Spanned<toml::Value>>,
+    /// tcp: the SYN goes to the VIP through the data path (DR/TUN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) via_vip: Option<Spanned<bool>>,
 }

@@ -375,3 +375,38 @@ fn an_ipv6_mark_service_serves_its_marks_ipv6_rules() {
     let (_, _, m) = error_at(&mark.replace("2001:2::100", "ff02::1"));
     assert!(m.contains("ff02::1 cannot be a VIP"), "{m}");
 }
+
+/// `via_vip`: TCP checks of IPv4 DR and TUN servers only, each refusal
+/// naming its place and why.
+#[test]
+fn via_vip_is_for_tcp_checks_of_dr_and_tun_servers() {
+    let svc = "[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.100:80\"\n[service.check]\n";
+    let rs = |fwd: &str| {
+        format!("[[service.real_server]]\naddress = \"198.18.0.11\"\nforward = \"{fwd}\"\n")
+    };
+    for fwd in ["dr", "tun"] {
+        let c = cfg(&format!("{svc}type = \"tcp\"\nvia_vip = true\n{}", rs(fwd))).unwrap();
+        assert!(
+            c.services[0].real_servers[0]
+                .check
+                .as_ref()
+                .unwrap()
+                .via_vip
+        );
+    }
+    let (l, _, m) = error_at(&format!(
+        "{svc}type = \"http\"\nvia_vip = true\n{}",
+        rs("dr")
+    ));
+    assert_eq!(l, 6, "{m}");
+    assert!(m.contains("`via_vip` is for tcp checks"), "{m}");
+    let (l, _, m) = error_at(&format!(
+        "{svc}type = \"tcp\"\nvia_vip = true\n{}",
+        rs("nat")
+    ));
+    assert_eq!(l, 8, "{m}");
+    assert!(m.contains("NAT"), "{m}");
+    let v6 = "[[service]]\nprotocol = \"tcp\"\naddress = \"[2001:2::100]:80\"\n[service.check]\n\
+              type = \"tcp\"\nvia_vip = true\n[[service.real_server]]\naddress = \"2001:2::11\"\n";
+    assert!(error_at(v6).2.contains("IPv4"));
+}

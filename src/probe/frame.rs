@@ -5,23 +5,10 @@
 //! whatever the VIP's family). Recognising one unwraps any of the four.
 
 use super::{Addrs, Case, marker, parse_marker};
-use crate::wire::ip6tnl::Ip6TnlRepr;
-use crate::wire::ipip::IpipRepr;
-use crate::wire::ipv4::Ipv4Repr;
-use crate::wire::tunnel::TunnelRepr;
+use crate::wire::carry::{self, Carry};
 use crate::wire::udp::{UdpPacket, UdpRepr};
-use crate::wire::{self, EtherType, Ipv4Packet, Ipv6Packet, Ipv6Repr, ip_proto};
+use crate::wire::{self, EtherType, Ipv4Packet, Ipv6Packet, ip_proto};
 use std::net::IpAddr;
-
-const ETH: usize = wire::ethernet::HEADER_LEN;
-
-/// The EtherType of a packet to `dst`.
-fn ethertype(dst: IpAddr) -> u16 {
-    match dst {
-        IpAddr::V4(_) => EtherType::IPV4,
-        IpAddr::V6(_) => EtherType::IPV6,
-    }
-}
 
 /// Writes IPv4 or IPv6 + UDP from `src` to `dst` (one family), `port` to
 /// `port`, carrying `payload` into `out`; returns the length.
@@ -35,49 +22,15 @@ fn emit_udp(
         src_port: port,
         dst_port: port,
     };
-    match (src, dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let hl = wire::ipv4::HEADER_LEN;
-            let udp_len = udp.emit(out.get_mut(hl..)?, src, dst, payload).ok()?;
-            let ip = Ipv4Repr {
-                src,
-                dst,
-                protocol: ip_proto::UDP,
-                payload_len: udp_len,
-                ttl: 64,
-                tos: 0,
-                ident: 0,
-                dont_frag: true,
-            };
-            ip.emit(&mut out[..hl]).ok()?;
-            Some(hl + udp_len)
-        }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let hl = wire::ipv6::HEADER_LEN;
-            let udp_len = udp.emit(out.get_mut(hl..)?, src, dst, payload).ok()?;
-            let ip = Ipv6Repr {
-                src,
-                dst,
-                next_header: ip_proto::UDP,
-                payload_len: udp_len,
-                hop_limit: 64,
-                traffic_class: 0,
-                flow_label: 0,
-            };
-            ip.emit(&mut out[..hl]).ok()?;
-            Some(hl + udp_len)
-        }
-        _ => None,
+    let hl = carry::ip_header_len(dst);
+    let udp_len = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => udp.emit(out.get_mut(hl..)?, s, d, payload),
+        (IpAddr::V6(s), IpAddr::V6(d)) => udp.emit(out.get_mut(hl..)?, s, d, payload),
+        _ => return None,
     }
-}
-
-/// The outer header from the director to the real server (one family).
-fn tunnel(director: IpAddr, rip: IpAddr) -> Option<TunnelRepr> {
-    match (director, rip) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => Some(TunnelRepr::V4(IpipRepr { src, dst })),
-        (IpAddr::V6(src), IpAddr::V6(dst)) => Some(TunnelRepr::V6(Ip6TnlRepr { src, dst })),
-        _ => None,
-    }
+    .ok()?;
+    carry::ip_header(out, (src, dst), ip_proto::UDP, udp_len)?;
+    Some(hl + udp_len)
 }
 
 /// Builds the Ethernet frame for one case into `out`; returns its length,
@@ -87,30 +40,23 @@ fn tunnel(director: IpAddr, rip: IpAddr) -> Option<TunnelRepr> {
 /// server, whose next hop is the server itself.
 pub fn build(case: Case, a: &Addrs, nonce: u64, out: &mut [u8]) -> Option<usize> {
     let m = marker(nonce, case);
-    let ends = match case {
-        Case::Plain => (a.director, a.rip),
-        Case::DrForeign => (a.client, a.vip),
-        Case::DrVip => (a.vip, a.vip),
-        Case::DrDirector => (a.director, a.vip),
-        Case::Tun => {
-            // Built as the inner packet, then wrapped as the director's TUN
-            // forwarding does (an inner IPv4 packet has DF, so an IPv4
-            // outer header has it too, with id 0).
-            let mut inner = [0u8; 128];
-            let n = emit_udp(&mut inner, (a.client, a.vip), a.port, m.as_bytes())?;
-            let t = tunnel(a.director, a.rip)?;
-            wire::ethernet::emit_header(
-                out.get_mut(..ETH)?,
-                a.hop_mac,
-                a.director_mac,
-                t.ethertype(),
-            );
-            return t.emit(&inner[..n], out, ETH, &mut 0).ok();
-        }
+    let (ends, how) = match case {
+        Case::Plain => ((a.director, a.rip), Carry::Direct),
+        Case::DrForeign => ((a.client, a.vip), Carry::Direct),
+        Case::DrVip => ((a.vip, a.vip), Carry::Direct),
+        Case::DrDirector => ((a.director, a.vip), Carry::Direct),
+        // The inner packet, wrapped as the director's TUN forwarding does.
+        Case::Tun => ((a.client, a.vip), Carry::Tunnel),
     };
-    let n = emit_udp(out.get_mut(ETH..)?, ends, a.port, m.as_bytes())?;
-    wire::ethernet::emit_header(out, a.hop_mac, a.director_mac, ethertype(ends.1));
-    Some(ETH + n)
+    let mut inner = [0u8; 128];
+    let n = emit_udp(&mut inner, ends, a.port, m.as_bytes())?;
+    let path = carry::Path {
+        director_mac: a.director_mac,
+        hop_mac: a.hop_mac,
+        director: a.director,
+        rip: a.rip,
+    };
+    carry::frame(how, &path, &inner[..n], out)
 }
 
 /// The upper-layer protocol and bytes of an IPv4 or IPv6 packet

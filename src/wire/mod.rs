@@ -292,6 +292,7 @@ macro_rules! check_v6_checksum {
 }
 
 pub mod arp;
+pub mod carry;
 pub mod checksum;
 pub mod ethernet;
 pub mod ha;

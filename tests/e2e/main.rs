@@ -19,6 +19,7 @@ mod fwmark;
 mod ha;
 mod hardening;
 mod health;
+mod health_vip;
 mod json;
 mod keepalived;
 mod kernel_sched;

@@ -9,6 +9,7 @@
 
 mod exec;
 mod retry;
+pub mod via_vip;
 pub use exec::exit_verdict;
 pub use retry::run_retrying;
 
@@ -65,6 +66,9 @@ pub struct CheckSpec {
     /// (keepalived's `retry` and `delay_before_retry`).
     pub retry: u32,
     pub retry_delay: Duration,
+    /// TCP only: the SYN goes to the VIP through the data path
+    /// ([`via_vip`]), not to the server's own address.
+    pub via_vip: bool,
 }
 
 impl CheckSpec {
@@ -178,10 +182,24 @@ pub enum CheckError {
     Exited { command: String, code: i32 },
     #[error("`{command}` was killed by a signal")]
     Killed { command: String },
+    #[error(transparent)]
+    ViaVip(#[from] via_vip::ViaVipError),
 }
 
 /// Runs one check of the server at `to`; the reason when it fails.
 pub async fn run_once(spec: &CheckSpec, to: SocketAddr) -> Result<Passed, CheckError> {
+    run_via(spec, to, None).await
+}
+
+/// As [`run_once`], through the VIP by `via` if given.
+pub async fn run_via(
+    spec: &CheckSpec,
+    to: SocketAddr,
+    via: Option<&via_vip::Route>,
+) -> Result<Passed, CheckError> {
+    if let Some(r) = via {
+        return via_vip::run(spec, to, r).await.map(|_| None);
+    }
     match &spec.kind {
         CheckKind::Udp { payload, expect } => {
             return udp(spec, to, payload, expect.as_deref())
@@ -204,7 +222,7 @@ pub async fn run_once(spec: &CheckSpec, to: SocketAddr) -> Result<Passed, CheckE
     }
 }
 
-async fn attempt(spec: &CheckSpec, to: SocketAddr) -> Result<(), CheckError> {
+pub(super) async fn attempt(spec: &CheckSpec, to: SocketAddr) -> Result<(), CheckError> {
     let mut s = TcpStream::connect(to)
         .await
         .map_err(|source| CheckError::Connect { to, source })?;

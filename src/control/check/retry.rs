@@ -5,24 +5,25 @@
 //! keepalived checker's detection time, the first failure plus `retry`
 //! delays, is uvs's too.
 
-use super::{CheckError, CheckSpec, Passed, run_once};
+use super::{CheckError, CheckSpec, Passed, run_via, via_vip::Route};
 use std::net::SocketAddr;
 
 /// One check of the server at `to` with its retries (`up`: the server
-/// is up now); the last try's verdict.
+/// is up now; `via`: through the VIP); the last try's verdict.
 pub async fn run_retrying(
     spec: &CheckSpec,
     to: SocketAddr,
+    via: Option<&Route>,
     up: bool,
 ) -> Result<Passed, CheckError> {
-    let mut result = run_once(spec, to).await;
+    let mut result = run_via(spec, to, via).await;
     let retries = if up { spec.retry } else { 0 };
     for _ in 0..retries {
         if result.is_ok() {
             break;
         }
         tokio::time::sleep(spec.retry_delay).await;
-        result = run_once(spec, to).await;
+        result = run_via(spec, to, via).await;
     }
     result
 }
@@ -48,6 +49,7 @@ pub(super) mod tests {
             warmup: Duration::ZERO,
             retry,
             retry_delay: Duration::from_secs_f64(delay),
+            via_vip: false,
         }
     }
 
@@ -58,7 +60,7 @@ pub(super) mod tests {
             .unwrap();
         let to = SocketAddr::from(([198, 18, 0, 11], 80));
         let t = Instant::now();
-        let r = rt.block_on(run_retrying(spec, to, up));
+        let r = rt.block_on(run_retrying(spec, to, None, up));
         (r, t.elapsed())
     }
 

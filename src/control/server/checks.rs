@@ -2,11 +2,13 @@
 //! verdicts turned into the model's up, down and weight changes.
 
 use super::{Control, lock};
+use crate::control::check::via_vip::{Route, ViaVipError};
 use crate::control::check::{self, CheckSpec};
 use crate::control::model::{CheckVerdict, FailAction};
 use crate::control::plan::CheckedServer;
-use crate::lvs::service::ServiceKey;
-use std::net::IpAddr;
+use crate::lvs::service::{Forward, ServiceKey};
+use crate::wire::carry::Carry;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,7 +54,13 @@ impl Control {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let result = check::run_retrying(&spec, to, counter.up).await;
+            let result = match spec.via_vip {
+                false => check::run_retrying(&spec, to, None, counter.up).await,
+                true => match self.via_vip_route(key, addr, port, to.port()).await {
+                    Ok(r) => check::run_retrying(&spec, to, Some(&r), counter.up).await,
+                    Err(e) => Err(e.into()),
+                },
+            };
             if let Ok(Some(w)) = result {
                 self.dynamic_weight(key, addr, port, w).await;
             }
@@ -99,6 +107,49 @@ impl Control {
         }
     }
 
+    /// Where a via-VIP check of a real server goes: its forwarding method,
+    /// link and next hop as the data plane has them now.
+    async fn via_vip_route(
+        &self,
+        key: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        check_port: u16,
+    ) -> Result<Route, ViaVipError> {
+        let st = self.state.lock().await;
+        let dest = st
+            .model
+            .services
+            .iter()
+            .filter(|s| s.key == key)
+            .flat_map(|s| s.dests.iter())
+            .find(|d| d.spec.addr == addr && d.spec.port == port);
+        let (IpAddr::V4(vip), IpAddr::V4(rip)) = (key.addr, addr) else {
+            return Err(setup(addr, "IPv4 only"));
+        };
+        let setup = |why: &str| ViaVipError::Setup {
+            rip,
+            why: why.to_string(),
+        };
+        let d = dest.ok_or_else(|| setup("not in the table"))?;
+        if !d.hop.is_resolved() {
+            return Err(setup("its next hop does not resolve"));
+        }
+        let carry = match d.spec.forward {
+            Forward::Route => Carry::Direct,
+            Forward::Tunnel => Carry::Tunnel,
+            _ => return Err(setup("only DR and TUN servers are checked through the VIP")),
+        };
+        let link = self.links.get(usize::from(d.hop.link));
+        Ok(Route {
+            vip: SocketAddrV4::new(vip, check_port),
+            rip,
+            carry,
+            link: link.ok_or_else(|| setup("no link"))?.1.clone(),
+            hop_mac: d.hop.mac,
+        })
+    }
+
     /// An exec check's exit code set a weight (misc_dynamic): used in
     /// place of the configured one, shown by `-Ln`, logged when it changes.
     pub(super) async fn dynamic_weight(&self, key: ServiceKey, addr: IpAddr, port: u16, w: u32) {
@@ -117,5 +168,16 @@ impl Control {
             tracing::info!("{key} real server {rs} weight {w} (set by its check)");
             self.judge_quorum(key).await;
         }
+    }
+}
+
+/// A via-VIP check that cannot be sent to `addr`.
+fn setup(addr: IpAddr, why: &str) -> ViaVipError {
+    ViaVipError::Setup {
+        rip: match addr {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        },
+        why: why.to_string(),
     }
 }

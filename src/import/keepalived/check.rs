@@ -19,6 +19,9 @@ pub(super) struct Inherited {
     pub interval: toml::Value,
     pub retry: Option<u64>,
     pub delay_before_retry: Option<toml::Value>,
+    /// The virtual server's VIPs: a `connect_ip` among them is a check
+    /// through the VIP (`via_vip`).
+    pub vips: Vec<std::net::IpAddr>,
 }
 
 impl Inherited {
@@ -93,6 +96,7 @@ pub(super) fn check(c: &Node, from: &Inherited, w: &mut Report) -> Option<CheckS
         dynamic: None,
         retry: None,
         retry_delay: None,
+        via_vip: None,
     };
     let mut dynamic = false;
     let own = from.under(c, w);
@@ -114,6 +118,15 @@ pub(super) fn check(c: &Node, from: &Inherited, w: &mut Report) -> Option<CheckS
                     out.port = Some(p as u16);
                 }
             }
+            ("connect_ip", Some(_)) if kind == "tcp" => match value(o, w).map(str::parse) {
+                Some(Ok(a)) if from.vips.contains(&a) => out.via_vip = Some(written(true)),
+                Some(_) => w.warn(
+                    &o.at,
+                    "connect_ip other than the VIP is not carried over: uvs checks the real \
+                     server's own address, or the VIP through the data path (`via_vip`)",
+                ),
+                None => {}
+            },
             // Read by `from.under`.
             ("retry" | "nb_get_retry" | "delay_before_retry", Some(_)) => {}
             ("misc_path", Some(_)) => out.command = Some(o.words[1..].join(" ")),
@@ -151,8 +164,8 @@ pub(super) fn check(c: &Node, from: &Inherited, w: &mut Report) -> Option<CheckS
                 ),
             },
             (
-                "connect_timeout" | "misc_timeout" | "connect_port" | "retry" | "nb_get_retry"
-                | "delay_before_retry" | "misc_path" | "name" | "type" | "payload"
+                "connect_timeout" | "misc_timeout" | "connect_port" | "connect_ip" | "retry"
+                | "nb_get_retry" | "delay_before_retry" | "misc_path" | "name" | "type" | "payload"
                 | "require_reply",
                 None,
             ) => w.error(&o.at, format!("{} needs a value", option(o))),

@@ -157,6 +157,7 @@ pub(super) fn virtual_server(
         interval,
         retry: None,
         delay_before_retry: None,
+        vips: vips.iter().map(|v| v.1).collect(),
     }
     .under(n, r);
     // keepalived removes a failed server unless inhibit_on_failure says

@@ -225,3 +225,35 @@ fn an_ipv6_persistence_granularity_is_a_prefix_length() {
         "{e:?}"
     );
 }
+
+/// keepalived's `connect_ip` at the VIP checks through the data path
+/// (`via_vip`); at any other address it is not carried over, with a
+/// warning.
+#[test]
+fn connect_ip_at_the_vip_is_a_via_vip_check() {
+    let conf = |ip: &str| {
+        format!(
+            "virtual_server 198.18.0.100 80 {{\n  protocol TCP\n  lb_kind DR\n  \
+             real_server 198.18.0.11 80 {{\n    TCP_CHECK {{\n      connect_ip {ip}\n    }}\n  }}\n}}\n"
+        )
+    };
+    let i = import_text("vip", &conf("198.18.0.100")).unwrap();
+    assert!(i.config.contains("via_vip = true"), "{}", i.config);
+    let c = crate::config::parse(Path::new("i.toml"), i.config.as_bytes()).unwrap();
+    assert!(
+        c.services[0].real_servers[0]
+            .check
+            .as_ref()
+            .unwrap()
+            .via_vip
+    );
+    let i = import_text("other", &conf("198.18.0.50")).unwrap();
+    assert!(!i.config.contains("via_vip"), "{}", i.config);
+    assert!(
+        i.warnings
+            .iter()
+            .any(|w| w.contains("connect_ip other than the VIP")),
+        "{:?}",
+        i.warnings
+    );
+}
