@@ -93,7 +93,8 @@ pub fn explain(i: Inputs) -> TraceReport {
         (None, Some(to)) => r.why.push(format!(
             "{} picks by the order of arrivals (and the servers' counts), so the next \
              server depends on what arrives first; candidates: {}; on its worker's state \
-             now the next pick is {to}",
+             now the next pick is {to} (where a kernel program schedules new flows, \
+             --io auto, rr and wrr turn its own position over the same sequence)",
             svc.def.scheduler,
             candidates(&r.servers)
         )),
