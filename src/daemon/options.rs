@@ -348,7 +348,10 @@ mod tests {
         assert_eq!(e, "--notify without --peer");
         // A BGP setting without BIRD's socket would be ignored.
         let e = refusal("bgp_drain_delay = 3\n");
-        assert!(e.starts_with("--bgp-drain-delay without --bgp-socket"), "{e}");
+        assert!(
+            e.starts_with("--bgp-drain-delay without --bgp-socket"),
+            "{e}"
+        );
         // IPv6 peers and witness, from the file: this director's own
         // address will be its IPv6 one.
         let k = key.display();
