@@ -196,6 +196,14 @@ pub enum Error {
     Host(#[from] crate::host::Error),
     #[error("eventfd: {0}")]
     Eventfd(#[source] io::Error),
+    /// The TUN device BIRD's routes to the VIPs go through
+    /// (`control::bgp::conf::TETHER`).
+    #[error(
+        "--bgp-socket: the interface {tether} that the VIPs' routes go through: {0} (uvs \
+         needs /dev/net/tun, CAP_NET_ADMIN and to write --bgp-vips-file; docs/scale-out.md)",
+        tether = crate::control::bgp::conf::TETHER
+    )]
+    Tether(#[source] io::Error),
     /// The family, and the flag that gives such an address.
     #[error("--peer: the interface has no {0} address to send heartbeats from; give {1}")]
     NoHeartbeatSource(&'static str, &'static str),

@@ -150,6 +150,15 @@ fn serve(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // Held until the director ends: BIRD's routes to the VIPs go through
+    // it, so they go when this process does, however it ends.
+    let _tether = match &o.bgp {
+        Some(b) => Some(
+            rt.block_on(crate::control::bgp::tether(b, handoff.is_none()))
+                .map_err(Error::Tether)?,
+        ),
+        None => None,
+    };
     // The netlink connection's task lives on this runtime for the daemon's
     // whole life.
     let netlink = rt.block_on(async { Netlink::new() })?;

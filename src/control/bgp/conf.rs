@@ -1,8 +1,9 @@
 //! The BIRD configuration uvs writes, and the lines an operator adds to
 //! bird.conf once. uvs owns one file (`--bgp-vips-file`): two static
 //! protocols, `uvs_vips` (IPv4) and `uvs_vips6` (IPv6), each holding a
-//! blackhole route per VIP announced now. The file is always whole, so a
-//! BIRD that restarts reads the right set without uvs; the operator's
+//! route per VIP announced now, through the tether (`TETHER`). The file
+//! is always whole, so a BIRD that restarts reads the right set without
+//! uvs; the operator's
 //! `protocol bgp` exports them through the filter `uvs_export`, with the
 //! director's own address as the next hop (eBGP's `next hop self`).
 
@@ -14,6 +15,14 @@ use std::path::Path;
 /// The static protocols of the file, IPv4 and IPv6.
 pub const STATIC4: &str = "uvs_vips";
 pub const STATIC6: &str = "uvs_vips6";
+
+/// The interface every route goes through: a TUN device that uvs holds
+/// open while it runs (`host::sys::open_shared_tun`). The kernel deletes
+/// it when uvs's descriptor closes, however uvs ended (`kill -9`, a
+/// crash), and BIRD's static protocol drops a route whose interface is
+/// gone: BIRD withdraws the VIPs of a dead uvs at once, though the file
+/// still names them.
+pub const TETHER: &str = "uvs-alive";
 
 /// Where the file goes unless `--bgp-vips-file` says otherwise.
 pub const DEFAULT_VIPS_FILE: &str = "/run/uvs/bird-vips.conf";
@@ -29,7 +38,7 @@ pub fn vips_file(vips: &BTreeSet<IpAddr>) -> String {
         let _ = writeln!(s, "protocol static {name} {{\n  {channel};");
         for vip in vips.iter().filter(|a| a.is_ipv6() == v6) {
             let len = if v6 { 128 } else { 32 };
-            let _ = writeln!(s, "  route {vip}/{len} blackhole;");
+            let _ = writeln!(s, "  route {vip}/{len} via \"{TETHER}\";");
         }
         s.push_str("}\n");
     }
@@ -70,7 +79,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_file_holds_one_blackhole_route_per_vip_in_its_family() {
+    fn the_file_holds_one_route_per_vip_in_its_family_through_the_tether() {
         let vips: BTreeSet<IpAddr> = ["198.18.0.100", "198.18.0.101", "2001:2::100"]
             .iter()
             .map(|a| a.parse().unwrap())
@@ -85,12 +94,12 @@ mod tests {
             [
                 "protocol static uvs_vips {",
                 "  ipv4;",
-                "  route 198.18.0.100/32 blackhole;",
-                "  route 198.18.0.101/32 blackhole;",
+                "  route 198.18.0.100/32 via \"uvs-alive\";",
+                "  route 198.18.0.101/32 via \"uvs-alive\";",
                 "}",
                 "protocol static uvs_vips6 {",
                 "  ipv6;",
-                "  route 2001:2::100/128 blackhole;",
+                "  route 2001:2::100/128 via \"uvs-alive\";",
                 "}",
             ]
         );

@@ -9,6 +9,9 @@ pub mod conf;
 pub mod decide;
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::io;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,4 +41,24 @@ pub struct BgpStatus {
     /// VIPs configured but withheld now, and why (the first reason).
     pub withheld: u64,
     pub reason: Option<String>,
+}
+
+/// Ties BIRD's routes to this process: opens the TUN device every route
+/// goes through (`conf::TETHER`), which the kernel deletes when the
+/// process ends however it ends, so BIRD withdraws a dead director's
+/// VIPs at once. A director starting afresh (`fresh`: no handoff) first
+/// empties the file and has BIRD read it, so a file left by an earlier
+/// uvs is not announced the moment the device is up, before this one
+/// forwards; one taking over leaves the routes to the old one's device,
+/// which it now shares.
+pub async fn tether(cfg: &BgpConfig, fresh: bool) -> io::Result<OwnedFd> {
+    if fresh {
+        conf::write_vips_file(&cfg.vips_file, &BTreeSet::new())
+            .map_err(|e| io::Error::other(format!("{}: {e}", cfg.vips_file.display())))?;
+        // BIRD down: it reads the emptied file when it starts.
+        if let Err(e) = bird::command(&cfg.socket, "configure").await {
+            tracing::warn!("BGP: {e}; BIRD reads the emptied file when it starts");
+        }
+    }
+    crate::host::sys::open_shared_tun(conf::TETHER)
 }

@@ -169,9 +169,22 @@ pub fn link_is_up(flags: u32) -> bool {
 const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
 
 /// Creates (or attaches to) TUN device `name` and sets it up.
 pub fn open_tun(name: &str) -> io::Result<OwnedFd> {
+    tun_with(name, IFF_TUN | IFF_NO_PI)
+}
+
+/// As `open_tun`, as one queue of a multi-queue device: several
+/// processes may hold it at once (an old and a new director across a
+/// takeover), and the kernel deletes the device when the last holder's
+/// descriptor closes, however that process ended (even `kill -9`).
+pub fn open_shared_tun(name: &str) -> io::Result<OwnedFd> {
+    tun_with(name, IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE)
+}
+
+fn tun_with(name: &str, flags: libc::c_short) -> io::Result<OwnedFd> {
     // std opens with O_CLOEXEC.
     let fd: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
@@ -180,7 +193,7 @@ pub fn open_tun(name: &str) -> io::Result<OwnedFd> {
         .map_err(|e| io::Error::other(format!("/dev/net/tun: {e}")))?
         .into();
     let mut req = ifreq(name)?;
-    req.ifr_ifru.ifru_flags = IFF_TUN | IFF_NO_PI;
+    req.ifr_ifru.ifru_flags = flags;
     // SAFETY: req is a valid ifreq.
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) })
         .map_err(|e| io::Error::other(format!("TUNSETIFF {name}: {e}")))?;
