@@ -82,6 +82,7 @@ enum Command {
     Ha {
         #[arg(long, env = "UVS_SOCKET", default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -185,6 +186,7 @@ enum Command {
         /// Follow the flow's frames for this many seconds.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3600))]
         live: Option<u32>,
+        /// Print the answer (or, with --live, each verdict) as JSON.
         #[arg(long)]
         json: bool,
     },
