@@ -371,8 +371,9 @@ fn directors_announce_through_bird_drain_and_withdraw_before_stopping() {
     // (the 2 s drain delay); its long-lived connections go on through
     // the other with the same real server; new ones keep working.
     let before = b.status(0, "forwarded");
-    b.sticks(8, 40, 3000);
-    // Some of them go through dir (the hash of 8 port pairs).
+    b.sticks(16, 40, 3000);
+    // Some of them go through dir: the hash of 16 port pairs leaves all
+    // on one director once in 2^15 runs (8 did once in a CI run).
     wait_until(
         Duration::from_secs(3),
         || b.status(0, "forwarded") > before + 8,
@@ -388,7 +389,7 @@ fn directors_announce_through_bird_drain_and_withdraw_before_stopping() {
         b.logs()
     );
     b.all_answered(10);
-    b.l.sticks_on_one_server(8, 40);
+    b.l.sticks_on_one_server(16, 40);
     assert!(
         b.l.log(&b.uvs_logs[0]).contains("routes withdrawn"),
         "{}",
