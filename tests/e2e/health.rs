@@ -6,16 +6,6 @@ use crate::support::holds;
 use crate::support::{Lab, RS1, RS2, VIP, count, unix_ms, wait_until};
 use std::time::{Duration, Instant};
 
-fn health(l: &Lab) -> serde_json::Value {
-    let o = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &["health", "--json", "--socket", l.socket().to_str().unwrap()],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).expect("health JSON")
-}
-
 fn state_of(h: &serde_json::Value, server: &str) -> String {
     h.as_array()
         .unwrap()
@@ -47,7 +37,7 @@ fn an_absent_real_server_is_kept_and_joins_when_it_appears() {
     let listing = l.adm("-Ln");
     holds(&listing, &format!("{RS2}:80"));
     assert!(l.adm("-Sn").contains(&format!("-r {RS2}:53")));
-    let h = health(&l);
+    let h = l.health_json();
     assert_eq!(state_of(&h, &format!("{RS2}:80")), "unresolved", "{h}");
     assert_eq!(state_of(&h, &format!("{RS1}:80")), "up", "{h}");
     let row = h
@@ -61,12 +51,7 @@ fn an_absent_real_server_is_kept_and_joins_when_it_appears() {
         (Some("unresolved"), Some("none")),
         "{row}"
     );
-    let text = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &["health", "--socket", l.socket().to_str().unwrap()],
-    );
-    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let text = l.health_text();
     holds(&text, "no ARP reply");
 
     // No connection goes to it meanwhile.
@@ -84,7 +69,7 @@ fn an_absent_real_server_is_kept_and_joins_when_it_appears() {
     let t0 = Instant::now();
     wait_until(
         Duration::from_secs(10),
-        || state_of(&health(&l), &format!("{RS2}:80")) == "up",
+        || state_of(&l.health_json(), &format!("{RS2}:80")) == "up",
         || "rs2 never joined".into(),
     );
     let joined = t0.elapsed();
@@ -95,28 +80,6 @@ fn an_absent_real_server_is_kept_and_joins_when_it_appears() {
         l.log("director.log")
             .contains(&format!("real server {RS2} (Route) resolved"))
     );
-}
-
-fn health_row(l: &Lab, server: &str) -> serde_json::Value {
-    health(l)
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["server"] == server)
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn wait_state(l: &Lab, server: &str, state: &str, timeout: Duration) -> serde_json::Value {
-    let t = Instant::now();
-    loop {
-        let r = health_row(l, server);
-        if r["state"] == state {
-            return r;
-        }
-        assert!(t.elapsed() < timeout, "{server} never {state}: {r}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Test 1 of the issue: the server process on one of two real servers
@@ -135,7 +98,7 @@ fn a_tcp_check_takes_a_dead_server_out_and_brings_it_back() {
     let path = l.dir.join("uvs.toml");
     std::fs::write(&path, cfg).unwrap();
     l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
-    wait_state(&l, &format!("{RS2}:80"), "up", Duration::from_secs(5));
+    l.wait_health_state(&format!("{RS2}:80"), "up", Duration::from_secs(5));
     let target = format!("{VIP}:80");
     l.client_bg(
         &[
@@ -155,7 +118,9 @@ fn a_tcp_check_takes_a_dead_server_out_and_brings_it_back() {
         .arg(rs2.to_string())
         .status()
         .unwrap();
-    let down = wait_state(&l, &format!("{RS2}:80"), "down", Duration::from_secs(3));
+    let down = l
+        .wait_health_state(&format!("{RS2}:80"), "down", Duration::from_secs(3))
+        .0;
     let down_at = down["since_unix_ms"].as_u64().unwrap();
     // fall x interval (+ the timeout and one interval of phase).
     assert!(
@@ -178,7 +143,9 @@ fn a_tcp_check_takes_a_dead_server_out_and_brings_it_back() {
     );
     std::thread::sleep(Duration::from_millis(1000));
     l.start_server("rs2");
-    let up = wait_state(&l, &format!("{RS2}:80"), "up", Duration::from_secs(3));
+    let up = l
+        .wait_health_state(&format!("{RS2}:80"), "up", Duration::from_secs(3))
+        .0;
     let up_at = up["since_unix_ms"].as_u64().unwrap();
     assert!(
         l.adm("-Ln")
@@ -258,7 +225,7 @@ fn http_checks_judge_status_and_body() {
     l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
     let t = Instant::now();
     let rows = loop {
-        let h = health(&l);
+        let h = l.health_json();
         let rows: Vec<(String, String, String)> = h
             .as_array()
             .unwrap()
@@ -319,7 +286,7 @@ fn the_sorry_server_takes_over_while_the_quorum_is_lost() {
     let path = l.dir.join("uvs.toml");
     std::fs::write(&path, cfg).unwrap();
     l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
-    wait_state(&l, &format!("{RS2}:80"), "up", Duration::from_secs(5));
+    l.wait_health_state(&format!("{RS2}:80"), "up", Duration::from_secs(5));
     let t = l.tcp_names(10);
     assert_eq!(
         (count(&t, "rs1"), count(&t, "rs2"), count(&t, "rs3")),
@@ -334,8 +301,8 @@ fn the_sorry_server_takes_over_while_the_quorum_is_lost() {
             .status()
             .unwrap();
     }
-    wait_state(&l, &format!("{RS1}:80"), "down", Duration::from_secs(3));
-    wait_state(&l, &format!("{RS2}:80"), "down", Duration::from_secs(3));
+    l.wait_health_state(&format!("{RS1}:80"), "down", Duration::from_secs(3));
+    l.wait_health_state(&format!("{RS2}:80"), "down", Duration::from_secs(3));
     wait_until(
         Duration::from_secs(3),
         || l.adm("-Ln").contains("198.18.0.13:80"),
@@ -353,7 +320,7 @@ fn the_sorry_server_takes_over_while_the_quorum_is_lost() {
 
     // One comes back: new connections go to it, the sorry server leaves.
     l.start_server("rs1");
-    wait_state(&l, &format!("{RS1}:80"), "up", Duration::from_secs(3));
+    l.wait_health_state(&format!("{RS1}:80"), "up", Duration::from_secs(3));
     wait_until(
         Duration::from_secs(3),
         || !(l.adm("-Ln").contains("198.18.0.13:80")),
@@ -415,7 +382,7 @@ fn udp_dns_and_exec_checks_work_both_ways() {
     std::fs::write(&path, cfg).unwrap();
     l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
     let state = |port: u16| {
-        let h = health(&l);
+        let h = l.health_json();
         let r = h
             .as_array()
             .unwrap()
@@ -518,7 +485,7 @@ fn every_check_kind_reaches_an_ipv6_real_server() {
     std::fs::write(&path, cfg).unwrap();
     l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
     let row = |port: u16| {
-        let h = health(&l);
+        let h = l.health_json();
         h.as_array()
             .unwrap()
             .iter()
@@ -557,13 +524,6 @@ fn every_check_kind_reaches_an_ipv6_real_server() {
     assert!(r.contains("port unreachable"), "{r}");
     wait(7, "up");
     assert!(down(8).contains("rcode 3"));
-    let text = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &["health", "--socket", l.socket().to_str().unwrap()],
-    );
-    holds(
-        &String::from_utf8_lossy(&text.stdout),
-        &format!("UDP [{VIP6}]:5      [{RS1_6}]:5 "),
-    );
+    let text = l.health_text();
+    holds(&text, &format!("UDP [{VIP6}]:5      [{RS1_6}]:5 "));
 }

@@ -5,44 +5,7 @@
 //! brings it back when the VIP returns.
 
 use crate::support::{Lab, RS1, RS2, VIP, holds};
-use std::time::{Duration, Instant};
-
-fn row(l: &Lab, server: &str) -> serde_json::Value {
-    let o = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &["health", "--json", "--socket", l.socket().to_str().unwrap()],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("health JSON");
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["server"] == server)
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn wait_state(
-    l: &Lab,
-    server: &str,
-    state: &str,
-    timeout: Duration,
-) -> (serde_json::Value, Duration) {
-    let t = Instant::now();
-    loop {
-        let r = row(l, server);
-        if r["state"] == state {
-            return (r, t.elapsed());
-        }
-        assert!(
-            t.elapsed() < timeout,
-            "{server} never {state}: {r}\n{}",
-            l.log("director.log")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use std::time::Duration;
 
 /// Test 2 of issue 32: the VIP removed from one real server's `lo`.
 #[test]
@@ -63,12 +26,12 @@ fn a_via_vip_check_takes_out_a_server_without_the_vip() {
     std::fs::write(&path, cfg).unwrap();
     l.start_director_with(&["-i", "eth0", "--config", path.to_str().unwrap()]);
     let rs2 = format!("{RS2}:80");
-    wait_state(&l, &rs2, "up", Duration::from_secs(5));
+    l.wait_health_state(&rs2, "up", Duration::from_secs(5));
     // Up for a while: the checks pass through the VIP.
     std::thread::sleep(Duration::from_millis(600));
-    let r = row(&l, &rs2);
+    let r = l.health_row(&rs2);
     assert_eq!(r["state"], "up", "{r}\n{}", l.log("director.log"));
-    assert_eq!(row(&l, &format!("{RS1}:80"))["state"], "up");
+    assert_eq!(l.health_row(&format!("{RS1}:80"))["state"], "up");
 
     let vip = format!("{VIP}/32");
     l.exec("rs2", "ip", &["addr", "del", &vip, "dev", "lo"]);
@@ -78,7 +41,7 @@ fn a_via_vip_check_takes_out_a_server_without_the_vip() {
     holds(&String::from_utf8_lossy(&own.stdout), "open");
     // fall x interval, each failure taking up to twice the timeout (the
     // VIP's, then the server's own address's), plus a phase.
-    let (down, took) = wait_state(&l, &rs2, "down", Duration::from_secs(4));
+    let (down, took) = l.wait_health_state(&rs2, "down", Duration::from_secs(4));
     assert!(took < Duration::from_millis(2600), "down after {took:?}");
     let reason = down["reason"].as_str().unwrap();
     holds(
@@ -93,20 +56,13 @@ fn a_via_vip_check_takes_out_a_server_without_the_vip() {
     );
     holds(reason, &format!("uvs audit --mode dr --vip {VIP}"));
     holds(reason, "3 of 3 checks failed");
-    assert_eq!(row(&l, &format!("{RS1}:80"))["state"], "up");
+    assert_eq!(l.health_row(&format!("{RS1}:80"))["state"], "up");
     // The text listing names it too.
-    let text = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &["health", "--socket", l.socket().to_str().unwrap()],
-    );
-    holds(
-        &String::from_utf8_lossy(&text.stdout),
-        "uvs audit --mode dr",
-    );
+    let text = l.health_text();
+    holds(&text, "uvs audit --mode dr");
 
     l.exec("rs2", "ip", &["addr", "add", &vip, "dev", "lo"]);
-    let (up, took) = wait_state(&l, &rs2, "up", Duration::from_secs(3));
+    let (up, took) = l.wait_health_state(&rs2, "up", Duration::from_secs(3));
     assert!(took < Duration::from_millis(1000), "up after {took:?}");
     holds(up["reason"].as_str().unwrap(), "TCP check passed");
 }

@@ -6,22 +6,6 @@
 use crate::support::{Lab, RS1, RS2, VIP, fixed_backend_run, holds, wait_until};
 use std::time::{Duration, Instant};
 
-fn health_row(l: &Lab, server: &str) -> serde_json::Value {
-    let o = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &["health", "--json", "--socket", l.socket().to_str().unwrap()],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("health JSON");
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["server"] == server)
-        .cloned()
-        .unwrap_or_default()
-}
-
 /// The weight `-Ln` lists for a real server of TCP VIP:80.
 fn listed_weight(l: &Lab, rs: &str) -> u32 {
     let list = l.adm("-Ln");
@@ -53,7 +37,7 @@ fn a_recovered_servers_share_rises_over_its_slow_start() {
     let rs2_key = format!("{RS2}:80");
     wait_until(
         Duration::from_secs(5),
-        || health_row(&l, &rs2_key)["state"] == "up",
+        || l.health_row(&rs2_key)["state"] == "up",
         || "rs2 never up".into(),
     );
     // Loaded with the service: no ramp (nothing to protect it from).
@@ -64,7 +48,7 @@ fn a_recovered_servers_share_rises_over_its_slow_start() {
         .unwrap();
     wait_until(
         Duration::from_secs(3),
-        || health_row(&l, &rs2_key)["state"] == "down",
+        || l.health_row(&rs2_key)["state"] == "down",
         || "rs2 never down".into(),
     );
     // New connections over 8 s, 50 a second, while rs2 comes back.
@@ -78,7 +62,7 @@ fn a_recovered_servers_share_rises_over_its_slow_start() {
     l.start_server("rs2");
     let t = Instant::now();
     let up = loop {
-        let r = health_row(&l, &rs2_key);
+        let r = l.health_row(&rs2_key);
         if r["state"] == "up" {
             break r;
         }
@@ -94,15 +78,8 @@ fn a_recovered_servers_share_rises_over_its_slow_start() {
         "{}",
         l.adm("-Ln")
     );
-    let text = l.exec(
-        "dir",
-        env!("CARGO_BIN_EXE_uvs"),
-        &["health", "--socket", l.socket().to_str().unwrap()],
-    );
-    holds(
-        &String::from_utf8_lossy(&text.stdout),
-        "slow start: weight ",
-    );
+    let text = l.health_text();
+    holds(&text, "slow start: weight ");
     let up_at = up["since_unix_ms"].as_u64().unwrap();
 
     let tl = l.wait_child_logs("timeline.json", Duration::from_secs(12));
@@ -134,7 +111,7 @@ fn a_recovered_servers_share_rises_over_its_slow_start() {
     assert!(windows[4].0 > windows[0].0 + 0.15, "{windows:?}");
     assert!((0.40..=0.60).contains(&windows[5].0), "{windows:?}");
     assert_eq!(listed_weight(&l, RS2), 10);
-    assert!(health_row(&l, &rs2_key)["ramp_left_ms"].is_null());
+    assert!(l.health_row(&rs2_key)["ramp_left_ms"].is_null());
 }
 
 #[test]

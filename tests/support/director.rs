@@ -157,6 +157,61 @@ impl Lab {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// `uvs health --json`: every real server's row.
+    pub fn health_json(&self) -> serde_json::Value {
+        let o = self.uvs_health(&["--json"]);
+        serde_json::from_slice(&o).expect("health JSON")
+    }
+
+    /// `uvs health --json`'s row of `server` (`ADDR:PORT`), or null.
+    pub fn health_row(&self, server: &str) -> serde_json::Value {
+        self.health_json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["server"] == server)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until `uvs health` shows `server` in `state`: its row and
+    /// how long that took.
+    #[track_caller]
+    pub fn wait_health_state(
+        &self,
+        server: &str,
+        state: &str,
+        timeout: std::time::Duration,
+    ) -> (serde_json::Value, std::time::Duration) {
+        let t = std::time::Instant::now();
+        loop {
+            let r = self.health_row(server);
+            if r["state"] == state {
+                return (r, t.elapsed());
+            }
+            assert!(
+                t.elapsed() < timeout,
+                "{server} never {state}: {r}\n{}",
+                self.log("director.log")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// `uvs health`'s table.
+    pub fn health_text(&self) -> String {
+        String::from_utf8(self.uvs_health(&[])).unwrap()
+    }
+
+    fn uvs_health(&self, flags: &[&str]) -> Vec<u8> {
+        let socket = self.socket();
+        let mut args = vec!["health", "--socket", socket.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let o = self.exec("dir", env!("CARGO_BIN_EXE_uvs"), &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    }
+
     /// The standard DR setup: TCP 80 and UDP 53, two real servers.
     pub fn dr_services(&self, sched: &str, w1: u32, w2: u32) {
         for (o, port) in [("-t", 80), ("-u", 53)] {
