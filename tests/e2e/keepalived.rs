@@ -3,7 +3,6 @@
 
 use crate::support::keepalived::{import_valid, import_valid_vrrp, vrrp_fixture};
 use crate::support::{Lab, RS1, RS2, VIP, count, wait_until};
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -162,9 +161,7 @@ fn the_imported_multicast_and_sync_group_configs_run_the_director() {
     for n in ["nat1", "nat2"] {
         l.start_server_on(n, &["--http", "80"]);
     }
-    let key = l.dir.join("ha.key");
-    std::fs::write(&key, b"a shared secret of enough length\n").unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key = l.ha_key();
     let (out, _) = import_valid_vrrp(&vrrp_fixture("sync-group.conf"));
     let cfg = l.dir.join("uvs.toml");
     std::fs::write(&cfg, out).unwrap();

@@ -4,7 +4,6 @@
 //! was (the shell's screen back, the cursor shown, line mode and echo).
 
 use crate::support::{Lab, RS1, RS2, VIP, wait_until};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -63,9 +62,7 @@ fn top_shows_rates_health_and_role_in_a_terminal() {
     let Some(mut l) = Lab::up(2) else { return };
     l.start_servers(2);
     // A director with a peer that is not there: it becomes active alone.
-    let key = l.dir.join("ha.key");
-    std::fs::write(&key, b"a shared secret of enough length\n").unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key = l.ha_key();
     let key = key.to_str().unwrap().to_string();
     l.start_director_with(&[
         "--interface",

@@ -106,6 +106,16 @@ impl Lab {
         self.dir.join("uvs.sock")
     }
 
+    /// The HA key file every director of the lab shares (`ha.key`, mode
+    /// 0600 as the director requires), written once.
+    pub fn ha_key(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let key = self.dir.join("ha.key");
+        std::fs::write(&key, b"a shared secret of enough length\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        key
+    }
+
     /// The lab's traffic server on every real server: TCP 80, UDP VIP:53.
     pub fn start_servers(&mut self, n: usize) {
         for i in 1..=n {

@@ -6,7 +6,6 @@
 use super::{NODES, Pair};
 use crate::support::keepalived::{import_valid_vrrp, vrrp_fixture};
 use crate::support::{Lab, wait_until};
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 /// `text` with 198.18.0.2 and 198.18.0.3 swapped.
@@ -25,9 +24,7 @@ fn an_imported_unicast_pair_fails_over() {
         return;
     };
     l.start_servers(2);
-    let key = l.dir.join("ha.key");
-    std::fs::write(&key, b"a shared secret of enough length\n").unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key = l.ha_key();
     let a_conf = vrrp_fixture("unicast.conf");
     let b_conf = l.dir.join("keepalived-b.conf");
     std::fs::write(&b_conf, swapped(&std::fs::read_to_string(&a_conf).unwrap())).unwrap();

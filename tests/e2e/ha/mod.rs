@@ -14,7 +14,6 @@ mod transport6;
 mod witness;
 
 use crate::support::{Lab, RS1, RS2, VIP, count, wait_until};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -242,9 +241,7 @@ fn pair_of(
     opts.extend_from_slice(lab);
     let mut l = Lab::up_with(2, &opts)?;
     l.start_servers(2);
-    let key = l.dir.join("ha.key");
-    std::fs::write(&key, b"a shared secret of enough length\n").unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key = l.ha_key();
     before(&mut l);
     let cfg = l.dir.join("uvs.toml");
     std::fs::write(&cfg, table).unwrap();
