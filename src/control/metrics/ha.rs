@@ -71,15 +71,8 @@ pub fn add(sheet: &mut Sheet, h: &HaStatus) {
         ("replayed", c.replayed),
         ("unknown_sender", c.unknown_sender),
     ];
-    for (reason, v) in refused {
-        let help = "Heartbeats refused, by reason";
-        sheet.counter(
-            "uvs_ha_heartbeats_refused",
-            help,
-            vec![("reason", reason.into())],
-            v,
-        );
-    }
+    let help = "Heartbeats refused, by reason";
+    sheet.by_reason("uvs_ha_heartbeats_refused", help, &refused);
     let help = "Times this director announced its VIPs again after another held them";
     sheet.counter("uvs_ha_reannounced", help, Vec::new(), c.reannounced);
     peers(sheet, h);
@@ -288,13 +281,9 @@ fn sync(sheet: &mut Sheet, h: &HaStatus) {
         ("malformed", c.malformed),
         ("replayed", c.replayed),
     ];
-    for (reason, v) in refused {
-        let help = "Sync messages refused, by reason";
-        sheet.counter(
-            "uvs_ha_sync_refused",
-            help,
-            vec![("reason", reason.into())],
-            v,
-        );
-    }
+    sheet.by_reason(
+        "uvs_ha_sync_refused",
+        "Sync messages refused, by reason",
+        &refused,
+    );
 }

@@ -103,6 +103,13 @@ impl Sheet {
         f.samples.push((labels, Value::Count(v)));
     }
 
+    /// Adds one counter sample per reason (`reason` label).
+    pub fn by_reason(&mut self, name: &str, help: &'static str, counts: &[(&str, u64)]) {
+        for &(reason, v) in counts {
+            self.counter(name, help, vec![("reason", reason.into())], v);
+        }
+    }
+
     /// Adds a gauge's sample.
     pub fn gauge(&mut self, name: &str, help: &'static str, labels: Labels, v: i64) {
         let f = self.family(name, help, MetricType::Gauge);
