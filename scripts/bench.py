@@ -57,7 +57,8 @@ write the figures, default target/bench.json), BENCH_ROWS
 direct row always runs), BENCH_XDP_NAPI (softirq, the default, or thread:
 see xdp_napi_on_cpu1), BENCH_PERF (a directory: after a row's rounds, one
 more pass at the fixed rate under `perf record -a` with DWARF call
-graphs, not counted, its report in DIR/ROW-WORKLOAD.txt). UVS_IO and
+graphs, not counted, its report in DIR/ROW-WORKLOAD.txt), BENCH_PERF_RATE
+(that pass's rate in pps, 0 for the peak; the fixed rate unless set). UVS_IO and
 UVS_WORKERS are not passed on: each row's flags are its own.
 Traffic stays inside the lab's namespaces (198.18.0.0/15).
 """
@@ -82,6 +83,8 @@ FLOWS = int(os.environ.get("BENCH_FLOWS", "1000000"))
 OUT = os.environ.get("BENCH_JSON", os.path.join(ROOT, "target", "bench.json"))
 ROWS = [r for r in os.environ.get("BENCH_ROWS", "").split(",") if r]
 PERF = os.environ.get("BENCH_PERF")
+# The profile's rate: the fixed rate by default, 0 for the peak.
+PERF_RATE = int(os.environ.get("BENCH_PERF_RATE", str(RATE)))
 WL = [w for w in os.environ.get("BENCH_WORKLOADS", "long,new").split(",") if w]
 
 
@@ -238,7 +241,7 @@ def profile(name, cfg):
                             "--", "sleep", str(max(1, SECS - 1))],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(rec)
-    trafgen(cfg, SECS, RATE)
+    trafgen(cfg, SECS, PERF_RATE)
     rec.wait()
     rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "-g", "none",
                           "--sort", "cpu,comm,dso,sym", "--percent-limit", "0.5"],
@@ -273,7 +276,7 @@ def udp_rounds(table):
                     trafgen(cfg, 5, 40000)
                 quiet()
                 s0 = h.status() if isinstance(h, Uvs) else None
-                got[key].append(measure(cfg))
+                got[key].append(measure(cfg, h.status if isinstance(h, Uvs) else None))
                 if s0 is not None:
                     # What reached uvs itself (the rest the offload forwarded).
                     s1 = h.status()

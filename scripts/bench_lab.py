@@ -211,12 +211,15 @@ def trafgen(cfg, seconds, rate=None, num=None):
     subprocess.run(cmd, capture_output=True)
 
 
-def measure(cfg):
+def measure(cfg, status=None):
     """One round: (CPU µs per delivered packet at RATE, delivered/offered
-    at that rate), then (peak delivered pps, offered pps)."""
+    at that rate), then (peak delivered pps, offered pps). `status`: a
+    uvs row's counters (Uvs.status), whose moves over each phase are kept
+    as its "uvs" (read outside the CPU window too)."""
     out = {}
     for mode, rate in (("fixed", RATE), ("peak", None)):
         time.sleep(0.3)
+        s0 = status() if status else None
         # The counters are read outside the CPU window: each read starts
         # processes (ip, nft) whose cost is not the path's.
         d0, t0 = delivered(), tx_packets("cl")
@@ -237,6 +240,9 @@ def measure(cfg):
             "delivered_pps": d / SECS,
             "loss": 1 - d / o if o else None,
         }
+        if s0 is not None:
+            s1 = status()
+            out[mode]["uvs"] = {k: v - s0.get(k, 0) for k, v in s1.items() if v != s0.get(k, 0)}
     return out
 
 

@@ -8,8 +8,15 @@
 //! digest and the handoff) and marked offloaded, so its FIN, its timer or
 //! its server's removal takes it back as for any offloaded flow.
 //! Reports are read before each frame uvs handles, so no frame of such a
-//! flow reaches uvs before the flow does. A full table makes room as for
-//! uvs's own new connections (the oldest entry that saw one packet); the
+//! flow reaches uvs before the flow does. A flow's first frame is counted
+//! from its report (the program's counts of the flow start after it), and
+//! a UDP flow's second datagram is reported too, so uvs knows which of the
+//! program's flows carried only one packet. A full table makes room as
+//! for uvs's own new connections (the oldest entry that saw one packet);
+//! an evicted one-packet UDP flow is not taken back from the program (a
+//! system call that, under a flood, finds the program's smaller map has
+//! dropped it already): if it sends again, the program reports it and uvs
+//! enters it again, or, its real server gone, the frame comes up. The
 //! program stops scheduling only when an entry is refused.
 
 use super::conn_table::InsertError;
@@ -29,6 +36,10 @@ use crate::wire::tcp::flags;
 /// may need more, given back after it).
 const BATCH: usize = 256;
 
+/// How many reports ahead the connection table's buckets are asked for
+/// (and their first slots half as many ahead).
+const AHEAD: usize = 8;
+
 impl Dataplane {
     /// Reads what the kernel program did since the last call and enters
     /// it; then tells the program whether the table has room for more.
@@ -38,15 +49,39 @@ impl Dataplane {
         }
         let mut got = std::mem::take(&mut self.kernel_flows);
         io.kernel_flows(&mut |k| got.push(k));
-        for k in got.drain(..) {
+        for (i, k) in got.iter().enumerate() {
+            // The table's cache lines a few reports ahead (a flood's
+            // reports each miss the caches on a full table).
+            for (ahead, slot) in [(AHEAD, false), (AHEAD / 2, true)] {
+                if let Some(n) = got.get(i + ahead) {
+                    self.prefetch(&n.flow, slot);
+                }
+            }
             match k.flow {
-                AnyFlow::V4(t) => self.adopt(io, &k, t),
-                AnyFlow::V6(t) => self.adopt(io, &k, t),
+                AnyFlow::V4(t) => self.adopt(io, k, t),
+                AnyFlow::V6(t) => self.adopt(io, k, t),
             }
         }
+        got.clear();
         self.kernel_flows = got;
         self.kernel_flows.shrink_to(BATCH);
         io.set_room(self.has_room());
+    }
+
+    /// [`ConnTable::prefetch`] for flow `f`'s entry.
+    fn prefetch(&self, f: &AnyFlow, slot: bool) {
+        match f {
+            AnyFlow::V4(t) => {
+                if let Some(k) = key_of(t) {
+                    self.conns.prefetch(&k, slot);
+                }
+            }
+            AnyFlow::V6(t) => {
+                if let Some(k) = key_of(t) {
+                    self.conns6.prefetch(&k, slot);
+                }
+            }
+        }
     }
 
     /// Whether the program may go on scheduling: yes while uvs enters
@@ -67,31 +102,43 @@ impl Dataplane {
     }
 
     fn adopt<I: PacketIo, A: Family>(&mut self, io: &mut I, k: &KernelFlow, t: FlowTuple<A>) {
-        let Some(protocol) = Protocol::from_number(t.proto) else {
+        let Some(key) = key_of(&t) else {
             return;
-        };
-        let key = ConnKey {
-            protocol,
-            caddr: t.saddr,
-            cport: t.sport,
-            vaddr: t.daddr,
-            vport: t.dport,
         };
         let from = (k.link, MacAddr(k.client_mac));
         match k.what {
-            KernelFlowEvent::New { dest_id, tcp_flags } => {
-                if !self.adopt_new(io, from, &key, dest_id, tcp_flags) {
+            KernelFlowEvent::New {
+                dest_id,
+                tcp_flags,
+                packets,
+                bytes,
+            } => {
+                if !self.adopt_new(io, from, &key, dest_id, tcp_flags, (packets, bytes)) {
                     DataplaneCounters::bump(&self.counters.kernel_refused);
                     // Its next frame comes up, and uvs decides.
                     let _ = io.unoffload(k.link, &t);
                 }
             }
             KernelFlowEvent::Established => self.adopt_established(io, from, &key),
+            KernelFlowEvent::Seen { dest_id } => {
+                // Known: no longer a one-packet entry. Evicted meanwhile:
+                // entered again, as the program still carries it (the
+                // datagram is in the program's counts).
+                let known = self.conns_of::<A>().get(&key).is_some()
+                    || self.adopt_new(io, from, &key, dest_id, 0, (0, 0));
+                if known {
+                    self.conns_mut::<A>().mark_seen_twice(&key);
+                } else {
+                    DataplaneCounters::bump(&self.counters.kernel_refused);
+                    let _ = io.unoffload(k.link, &t);
+                }
+            }
         }
     }
 
     /// Enters a flow the program scheduled to real server `dest_id` at a
-    /// frame with `tcp_flags`, as `schedule` enters one of uvs's own.
+    /// frame with `tcp_flags`, as `schedule` enters one of uvs's own, and
+    /// counts that frame (`first`: packets on the wire, IP bytes).
     /// `false`: not entered (the caller takes it back from the program).
     fn adopt_new<I: PacketIo, A: Family>(
         &mut self,
@@ -100,6 +147,7 @@ impl Dataplane {
         key: &ConnKey<A>,
         dest_id: u64,
         tcp_flags: u8,
+        first: (u64, u64),
     ) -> bool {
         let Some(&(si, di)) = self.positions.get(&(dest_id as u32)) else {
             return false;
@@ -121,8 +169,13 @@ impl Dataplane {
                 // A live flow uvs already has (the program's map had
                 // dropped it, and it scheduled it again): uvs's entry
                 // stands, and the flow's frames come up until uvs hands it
-                // over again.
-                take_back(io, &self.books(), key, &c);
+                // over again. The frame the program forwarded is the flow's.
+                let books = self.books();
+                if let Some((svc, d)) = books.stats_of(&c) {
+                    svc.count_in_many(first.0, first.1);
+                    d.count_in_many(first.0, first.1);
+                }
+                take_back(io, &books, key, &c);
                 if let Some(e) = self.conns_mut::<A>().get_mut(key) {
                     e.offloaded = false;
                 }
@@ -149,9 +202,12 @@ impl Dataplane {
         }
         c.offloaded = true;
         let inserted = self.conns_mut::<A>().insert(*key, c);
-        // An entry evicted for it may be the program's too.
+        // An entry evicted for it may be the program's too: a TCP one is
+        // taken back (a retried SYN must find no stale entry of it), a
+        // one-packet UDP one is left to the program's map (above).
         if let Ok(Some((gone, old))) = &inserted
             && old.offloaded
+            && gone.protocol == Protocol::Tcp
         {
             take_back(io, &self.books(), gone, old);
         }
@@ -162,6 +218,9 @@ impl Dataplane {
         }
         self.emit_upsert(key, &c, false);
         count_new(&self.table, (si, di));
+        let svc = &self.table.services[si];
+        svc.stats.count_in_many(first.0, first.1);
+        svc.dests[di].state.stats.count_in_many(first.0, first.1);
         DataplaneCounters::bump(&self.counters.kernel_scheduled);
         true
     }
@@ -196,4 +255,15 @@ impl Dataplane {
             io.offload(from.0, &h);
         }
     }
+}
+
+/// uvs's key for the program's flow (`None`: not TCP or UDP).
+fn key_of<A: Family>(t: &FlowTuple<A>) -> Option<ConnKey<A>> {
+    Some(ConnKey {
+        protocol: Protocol::from_number(t.proto)?,
+        caddr: t.saddr,
+        cport: t.sport,
+        vaddr: t.daddr,
+        vport: t.dport,
+    })
 }

@@ -169,10 +169,21 @@ pub struct KernelFlow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelFlowEvent {
     /// The program scheduled the flow at its first frame (with these TCP
-    /// flags: a SYN; 0 for UDP) to real server `dest_id`, and forwarded it.
-    New { dest_id: u64, tcp_flags: u8 },
+    /// flags: a SYN; 0 for UDP) to real server `dest_id`, and forwarded
+    /// it: `packets` frames on the wire (a super-frame is several) of
+    /// `bytes` IP bytes, which uvs counts (the flow's own counts in the
+    /// program start after them).
+    New {
+        dest_id: u64,
+        tcp_flags: u8,
+        packets: u64,
+        bytes: u64,
+    },
     /// The client's first ACK of a TCP flow the program scheduled passed.
     Established,
+    /// A UDP flow the program scheduled (to real server `dest_id`) sent
+    /// its second datagram: no longer a one-packet entry.
+    Seen { dest_id: u64 },
 }
 
 /// A flow's client-side 5-tuple, as the kernel program keys it (in map

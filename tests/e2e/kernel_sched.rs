@@ -474,3 +474,74 @@ fn the_xdp_program_schedules_new_flows_too() {
     // Each connection's FIN and last ACK come up, no UDP datagram.
     assert!(rx <= 250, "rx_frames {rx}");
 }
+
+/// Issue 29, a flood of new UDP flows past a small table: each flow the
+/// program scheduled is entered and counted from its report; the
+/// one-datagram ones make room for the next (evicted without a take-back),
+/// a flow that sent twice was reported as seen and stays; an evicted flow
+/// that sends again is entered again; and once the timers take every flow
+/// back, InPkts counts each datagram the client sent exactly once.
+#[test]
+fn a_flood_past_a_small_table_evicts_one_datagram_flows_and_counts_every_datagram() {
+    if !crate::support::fixed_backend_run() {
+        return;
+    }
+    let Some(mut l) = Lab::up(2) else {
+        return;
+    };
+    l.start_servers(2);
+    l.start_director_with(&[TC.as_slice(), &["--max-conns", "64"]].concat());
+    l.dr_services("rr", 1, 1);
+    // UDP flows end 4 s after their last datagram (taken back, counted).
+    l.adm("--set 0 0 4");
+    // The flow that stays: two datagrams from port 31000.
+    for _ in 0..2 {
+        assert!(l.udp_names(1, 31000)["error"].is_null());
+    }
+    let flood = l.udp_names(300, 32000);
+    assert!(flood["error"].is_null(), "{flood}");
+    wait_until(
+        Duration::from_secs(5),
+        || l.dp_counter("kernel_scheduled") == 301,
+        || format!("kernel_scheduled {}", l.dp_counter("kernel_scheduled")),
+    );
+    let evicted = l.dp_counter("conn_evictions");
+    assert!(evicted >= 301 - 64, "{evicted} evictions");
+    let ports = udp_ports(&l);
+    assert!(
+        ports.contains(&31000),
+        "the flow seen twice was evicted: {ports:?}"
+    );
+    assert!(
+        !ports.contains(&32000),
+        "the flood's first flow is still listed"
+    );
+    // The flood's first flow sends again: entered again.
+    assert!(l.udp_names(1, 32000)["error"].is_null());
+    wait_until(
+        Duration::from_secs(3),
+        || udp_ports(&l).contains(&32000),
+        || format!("not entered again: {}", l.adm("-Lnc")),
+    );
+    assert_eq!(l.dp_counter("kernel_refused"), 0);
+    // Every flow ends; what the program forwarded is folded in.
+    wait_until(
+        Duration::from_secs(15),
+        || udp_ports(&l).is_empty(),
+        || format!("still listed: {}", l.adm("-Lnc")),
+    );
+    let inpkts = l.service_stats("UDP")[1];
+    assert_eq!(inpkts, 2 + 300 + 1, "each datagram counted once");
+}
+
+/// The client ports of the UDP connections `-Lnc` lists.
+fn udp_ports(l: &Lab) -> BTreeSet<u16> {
+    l.adm("-Lnc")
+        .lines()
+        .filter(|x| x.starts_with("UDP"))
+        .filter_map(|x| {
+            let from = x.split_whitespace().nth(3)?;
+            from.rsplit_once(':')?.1.parse().ok()
+        })
+        .collect()
+}

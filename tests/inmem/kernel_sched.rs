@@ -208,13 +208,20 @@ fn report(r: &mut Rig, f: AnyFlow, what: KernelFlowEvent) {
 }
 
 /// The program scheduled the flow to real server `n` at its first frame
-/// and forwarded it: the flow is in its map, and reported.
+/// and forwarded it: the flow is in its map, and reported with that
+/// frame (60 IP bytes), which uvs counts.
 fn scheduled(r: &mut Rig, fam: Fam, p: Protocol, sport: u16, n: u8) -> AnyFlow {
     let f = fam.flow(p, sport);
     hold(r, f, [2, 0, 0, 0, 1, n]);
     let dest_id = server(r, fam.key(p), fam.rs(n)).0;
     let tcp_flags = if p == Protocol::Tcp { SYN } else { 0 };
-    report(r, f, KernelFlowEvent::New { dest_id, tcp_flags });
+    let new = KernelFlowEvent::New {
+        dest_id,
+        tcp_flags,
+        packets: 1,
+        bytes: 60,
+    };
+    report(r, f, new);
     f
 }
 
@@ -351,13 +358,20 @@ fn a_reported_udp_flows_timer_takes_it_back_with_what_the_program_forwarded() {
     let flows = BOTH.map(|fam| scheduled(&mut r, fam, Protocol::Udp, 5000, 12));
     r.poll();
     assert_eq!(r.counter("kernel_scheduled"), 2);
+    for fam in BOTH {
+        // The first datagram, counted from the report.
+        let (_, rs12) = server(&r, fam.key(Protocol::Udp), fam.rs(12));
+        let i = svc_index(&r, fam.key(Protocol::Udp));
+        assert_eq!(svc_inpkts(&r, i), 1, "{fam:?}");
+        assert_eq!(rs12.stats.snapshot().inbytes, 60);
+    }
     for (fam, f) in BOTH.into_iter().zip(flows) {
         let i = svc_index(&r, fam.key(Protocol::Udp));
-        until_taken_back(&mut r, f);
-        assert_eq!(svc_inpkts(&r, i), 1000, "{fam:?}");
-        assert!(listed(&r, fam, 5000).is_none());
         let (_, rs12) = server(&r, fam.key(Protocol::Udp), fam.rs(12));
-        assert_eq!((rs12.inactive(), rs12.stats.snapshot().inpkts), (0, 1000));
+        until_taken_back(&mut r, f);
+        assert_eq!(svc_inpkts(&r, i), 1 + 1000, "{fam:?}");
+        assert!(listed(&r, fam, 5000).is_none());
+        assert_eq!((rs12.inactive(), rs12.stats.snapshot().inpkts), (0, 1001));
     }
 }
 
@@ -371,6 +385,8 @@ fn a_report_uvs_cannot_place_is_refused_and_the_flow_taken_back() {
         let new = |dest_id| KernelFlowEvent::New {
             dest_id,
             tcp_flags: SYN,
+            packets: 1,
+            bytes: 60,
         };
         report(&mut r, unknown, new(9999));
         // A server of another service (the UDP one's, for a TCP flow).
@@ -463,8 +479,12 @@ fn a_full_table_makes_room_for_reported_flows_and_stops_the_program_only_when_it
         }
         r.poll();
         assert_eq!((r.dp.conn_count(), r.io.room), (16, Some(true)), "{fam:?}");
-        // The evicted ones were the program's: taken back from it.
-        assert_eq!(taken_back(&r, fam.flow(Protocol::Udp, 6000)), 1, "{fam:?}");
+        // The evicted ones were the program's, one-packet UDP flows: left
+        // in its map (no system call each), their datagram counted.
+        let first = fam.flow(Protocol::Udp, 6000);
+        assert_eq!(taken_back(&r, first), 0, "{fam:?}");
+        assert!(held(&r, first).is_some());
+        assert_eq!(svc_inpkts(&r, svc_index(&r, fam.key(Protocol::Udp))), 40);
         r.dp.expire(u64::MAX / 2);
         r.poll();
         assert_eq!(r.dp.conn_count(), 0, "{fam:?}");
@@ -477,6 +497,7 @@ fn a_full_table_makes_room_for_reported_flows_and_stops_the_program_only_when_it
         r.poll();
         assert_eq!((r.dp.conn_count(), r.io.room), (16, Some(true)), "{fam:?}");
         let refused = scheduled(&mut r, fam, Protocol::Tcp, 7016, 11);
+        assert!(held(&r, refused).is_some());
         r.poll();
         assert_eq!((r.dp.conn_count(), r.io.room), (16, Some(false)), "{fam:?}");
         assert_eq!(taken_back(&r, refused), 1, "{fam:?}");
@@ -516,5 +537,56 @@ fn a_syn_that_reuses_an_ending_entry_makes_the_programs_flow_the_new_one() {
         assert_eq!(r.counter("kernel_scheduled"), 2);
         // Its ACK, come up (the periodic frame, say), goes to 12.
         sent_to(&r.feed(fam.frame(Protocol::Tcp, 41000, "A")), 12);
+    }
+}
+
+/// A UDP flow of the program's that sends a second datagram is reported
+/// as seen: uvs no longer evicts it as a one-packet entry. One that uvs
+/// had evicted (left in the program's map) is entered again at that
+/// report, to the server the program keeps sending it to. An evicted
+/// SYN-only TCP flow is taken back: a retried SYN must be scheduled anew.
+#[test]
+fn a_second_datagram_report_keeps_a_udp_flow_and_enters_an_evicted_one_again() {
+    for fam in BOTH {
+        let (mut r, rx) = rig_max(16);
+        let key = fam.key(Protocol::Udp);
+        let live = scheduled(&mut r, fam, Protocol::Udp, 6000, 11);
+        let dest_id = server(&r, key, fam.rs(11)).0;
+        report(&mut r, live, KernelFlowEvent::Seen { dest_id });
+        for sport in 1..40 {
+            scheduled(&mut r, fam, Protocol::Udp, 6000 + sport, 12);
+        }
+        r.poll();
+        assert_eq!(r.dp.conn_count(), 16, "{fam:?}");
+        assert_eq!(listed(&r, fam, 6000).unwrap().daddr, fam.rs(11), "kept");
+        assert!(listed(&r, fam, 6001).is_none(), "evicted");
+        // The evicted 6001 sends again: the program forwards the datagram
+        // and reports it; uvs enters the flow again, to 12, synced.
+        let _ = upserts(&rx, fam, 6001);
+        let again = fam.flow(Protocol::Udp, 6001);
+        let id12 = server(&r, key, fam.rs(12)).0;
+        report(&mut r, again, KernelFlowEvent::Seen { dest_id: id12 });
+        r.poll();
+        let c = listed(&r, fam, 6001).expect("entered again");
+        assert_eq!(c.daddr, fam.rs(12), "{fam:?}");
+        assert_eq!(upserts(&rx, fam, 6001).len(), 1);
+        assert_eq!((taken_back(&r, again), r.counter("kernel_refused")), (0, 0));
+        // A report naming a server the table no longer has: refused, and
+        // the flow taken back from the program (its frames come up).
+        let gone = fam.flow(Protocol::Udp, 6002);
+        report(&mut r, gone, KernelFlowEvent::Seen { dest_id: 9999 });
+        r.poll();
+        assert_eq!((taken_back(&r, gone), r.counter("kernel_refused")), (1, 1));
+
+        // SYN-only TCP flows of the program's: the evicted one is taken
+        // back.
+        r.dp.expire(u64::MAX / 2);
+        r.poll();
+        for sport in 0..17 {
+            scheduled(&mut r, fam, Protocol::Tcp, 7000 + sport, 11);
+        }
+        r.poll();
+        let syn = fam.flow(Protocol::Tcp, 7000);
+        assert_eq!((taken_back(&r, syn), held(&r, syn)), (1, None), "{fam:?}");
     }
 }

@@ -148,6 +148,21 @@ fn cheap<A>(s: &Slot<A>, ctl: u32) -> bool {
     }
 }
 
+/// Asks the CPU to load `v`'s cache line (a hint: no effect on what is
+/// read, nothing on targets without the instruction).
+#[inline(always)]
+fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and cannot fault;
+    // the pointer comes from a reference.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>((v as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
 /// Buckets for a limit: a power of two, at least one per entry.
 fn bucket_count(max: usize) -> usize {
     max.next_power_of_two().max(1024)
@@ -227,6 +242,24 @@ impl<A: Addr> ConnTable<A> {
     fn bucket<K: std::hash::Hash>(&self, k: &K) -> usize {
         use std::hash::BuildHasher;
         self.hasher.hash_one(k) as usize & self.mask
+    }
+
+    /// Starts loading what a lookup of `k` reads first: its bucket
+    /// (`slot: false`), or the first slot of its chain (`slot: true`,
+    /// once the bucket was asked for a while before). A batch of lookups
+    /// that asks ahead has its cache misses overlap instead of queueing:
+    /// the table is far larger than the caches when full.
+    #[inline]
+    pub fn prefetch(&self, k: &ConnKey<A>, slot: bool) {
+        let b = self.bucket(k);
+        match slot {
+            false => prefetch(&self.buckets[b]),
+            true => {
+                if let Some(s) = self.slots.get(self.buckets[b] as usize) {
+                    prefetch(s);
+                }
+            }
+        }
     }
 
     /// A connection's slot (never a template's: a template's key, with

@@ -1,10 +1,10 @@
 //! What the kernel programs tell uvs through their ring buffer (map
 //! `events`, struct flow_event in maps.h): the flows they scheduled
-//! themselves and those of their TCP flows that the client's ACK
-//! established. Read in the data plane's loop before each frame it
+//! themselves, those of their TCP flows that the client's ACK
+//! established and those of their UDP flows that sent a second datagram. Read in the data plane's loop before each frame it
 //! handles, so uvs knows every flow the programs carry.
 
-use super::maps::{EVENT_ESTABLISHED, EVENT_NEW, FlowEvent};
+use super::maps::{EVENT_ESTABLISHED, EVENT_NEW, EVENT_SEEN, FlowEvent};
 use crate::io::{AnyFlow, FlowTuple, KernelFlow, KernelFlowEvent};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -40,8 +40,11 @@ pub fn parse(link: u8, bytes: &[u8]) -> Option<KernelFlow> {
         EVENT_NEW => KernelFlowEvent::New {
             dest_id: e.id,
             tcp_flags: e.tcp_flags,
+            packets: e.segs.into(),
+            bytes: e.bytes.into(),
         },
         EVENT_ESTABLISHED => KernelFlowEvent::Established,
+        EVENT_SEEN => KernelFlowEvent::Seen { dest_id: e.id },
         _ => return None,
     };
     Some(KernelFlow {
@@ -67,8 +70,10 @@ mod tests {
             what,
             tcp_flags: 2,
             cmac: [2, 0, 0, 0, 0, 1],
-            pad: [0; 2],
+            segs: 1,
             id: 7,
+            bytes: 60,
+            pad: 0,
         };
         // SAFETY: FlowEvent is plain bytes with no padding (maps.rs).
         let b: [u8; size_of::<FlowEvent>()] = unsafe { std::mem::transmute(e) };
@@ -84,7 +89,9 @@ mod tests {
             k.what,
             KernelFlowEvent::New {
                 dest_id: 7,
-                tcp_flags: 2
+                tcp_flags: 2,
+                packets: 1,
+                bytes: 60
             }
         );
         let AnyFlow::V4(f) = k.flow else {
@@ -103,6 +110,8 @@ mod tests {
         let six = parse(0, &record(6, EVENT_ESTABLISHED)).unwrap();
         assert!(matches!(six.flow, AnyFlow::V6(_)));
         assert_eq!(six.what, KernelFlowEvent::Established);
+        let seen = parse(0, &record(4, EVENT_SEEN)).unwrap();
+        assert_eq!(seen.what, KernelFlowEvent::Seen { dest_id: 7 });
     }
 
     #[test]

@@ -85,6 +85,8 @@ fn write<K: aya::Pod>(map: &mut FlowMap<K>, k: K, h: &Handover<impl Copy>) -> bo
         // The next frame up to uvs one interval from now.
         up_ns: crate::host::sys::monotonic_ns(),
         every_ns: h.up_every_ms.saturating_mul(1_000_000),
+        // The real server the program named when it scheduled the flow.
+        id: old.map_or(0, |o| o.id),
     };
     let same = |o: FlowValue| FlowValue {
         up_ns: v.up_ns,

@@ -69,12 +69,18 @@ struct flow {
 	// A frame goes up to uvs this often (a share of the flow's timeout),
 	// so uvs's timer for it runs on without uvs asking the map.
 	__u64 every_ns;
+	// uvs's id of the real server of a flow the program scheduled (what
+	// EVENT_SEEN names); 0 for the flows uvs hands over.
+	__u64 id;
 };
 
 // flow.state: nothing to report; the program scheduled this TCP flow at
-// its SYN and reports the first ACK (FLOW_SYN).
+// its SYN and reports the first ACK (FLOW_SYN); the program scheduled
+// this UDP flow and reports its second datagram (FLOW_ONE: until then
+// uvs may evict it as a one-packet entry without asking the map).
 #define FLOW_QUIET 0
 #define FLOW_SYN 1
+#define FLOW_ONE 2
 
 // The key of services: a virtual service whose new flows the programs
 // schedule themselves (network order; an IPv4 address in the first four
@@ -134,11 +140,15 @@ struct real {
 // flow_event.what.
 #define EVENT_NEW 1
 #define EVENT_ESTABLISHED 2
+#define EVENT_SEEN 3
 
 // What the programs tell uvs through the ring buffer `events`: a flow
 // they scheduled (EVENT_NEW, with the client's MAC, the first frame's TCP
-// flags and the real server's id) or a TCP flow of theirs that the
-// client's first ACK established. Addresses as in svc_key.
+// flags and size and the real server's id), a TCP flow of theirs that the
+// client's first ACK established, or a UDP flow of theirs that sent a
+// second datagram (EVENT_SEEN, with the real server's id again: uvs
+// enters the flow anew if it had evicted it meanwhile). Addresses as in
+// svc_key.
 struct flow_event {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -149,8 +159,13 @@ struct flow_event {
 	__u8 what;
 	__u8 tcp_flags;
 	__u8 cmac[6];
-	__u8 pad[2];
+	// EVENT_NEW: the first frame, forwarded by the program and counted by
+	// uvs from here (the flow's own counts start after it): frames on the
+	// wire (a super-frame is several) and IP bytes.
+	__u16 segs;
 	__u64 id;
+	__u32 bytes;
+	__u32 pad;
 };
 
 #endif

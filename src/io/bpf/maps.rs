@@ -127,6 +127,7 @@ mirror! {
         pub bytes: u64,
         pub up_ns: u64,
         pub every_ns: u64,
+        pub id: u64,
     }
 }
 
@@ -188,8 +189,10 @@ mirror! {
         pub what: u8,
         pub tcp_flags: u8,
         pub cmac: [u8; 6],
-        pub pad: [u8; 2],
+        pub segs: u16,
         pub id: u64,
+        pub bytes: u32,
+        pub pad: u32,
     }
 }
 
@@ -202,6 +205,7 @@ pub const NO_REAL: u32 = u32::MAX;
 /// flow_event.what.
 pub const EVENT_NEW: u8 = 1;
 pub const EVENT_ESTABLISHED: u8 = 2;
+pub const EVENT_SEEN: u8 = 3;
 
 /// An offloaded-flow map by key `K`: `flows` by [`FlowKey`], `flows6`
 /// by [`Flow6Key`].

@@ -33,6 +33,17 @@ struct {
 	__type(value, struct real);
 } reals SEC(".maps");
 
+// uvs's ids of the real servers in `reals` (either half): a flow the
+// program scheduled to one that has left the table since goes up to uvs
+// at its next frame (real_left), as its entry in uvs may be gone already
+// (an evicted one-packet flow: adopt.rs).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * 8192);
+	__type(key, __u64);
+	__type(value, __u32);
+} real_ids SEC(".maps");
+
 // Each service's position in its sequence (SCHED_SEQ), one for all CPUs
 // (an atomic add, as IPVS's rr and wrr hold one position under a lock):
 // the order is uvs's own, the proportions the weights'.
@@ -62,7 +73,8 @@ struct {
 } room SEC(".maps");
 
 // Per CPU: [0] flows scheduled, [1] new flows sent up because the ring
-// was full, [2] establishments not reported yet for the same reason.
+// was full, [2] establishments and second datagrams not reported yet for
+// the same reason.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 3);
@@ -101,6 +113,38 @@ static __always_inline void report_established(struct flow *f, struct flow_event
 	s = bpf_map_lookup_elem(&services, sk);
 	if (s)
 		f->every_ns = s->est_every_ns;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+// Whether flow `f` (scheduled by the program) names a real server that
+// has left the table: the entry goes and the frame goes up, and uvs
+// decides (its own entry for the flow, or a new one).
+static __always_inline int real_left(struct flow *f, void *map, void *fkey)
+{
+	if (bpf_map_lookup_elem(&real_ids, &f->id))
+		return 0;
+	bpf_map_delete_elem(map, fkey);
+	return 1;
+}
+
+// A UDP flow the program scheduled sent its second datagram: uvs is told
+// (its entry is no longer a one-packet one, which uvs evicts first and
+// without taking it back from the map). A full ring tells uvs at a later
+// datagram.
+static __always_inline void report_seen(struct flow *f, struct flow_event *tmpl,
+					struct ethhdr *eth)
+{
+	struct flow_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		count_sched(2);
+		return;
+	}
+	__builtin_memcpy(ev, tmpl, sizeof(*ev));
+	ev->what = EVENT_SEEN;
+	ev->id = f->id;
+	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
+	f->state = FLOW_QUIET;
 	bpf_ringbuf_submit(ev, 0);
 }
 
@@ -160,15 +204,19 @@ static __always_inline __s64 slot_of(struct svc *s, __u32 caddr, __u16 cport)
 // Schedules a new flow (key `fkey` in `map`) of service `sk` from client
 // `caddr`:`cport` (folded address, host order), as uvs would: its real
 // server from the service's slots, the flow entered with that server's
-// MACs and uvs told through `events` (`ev` holds the frame's addresses
-// and ports already). 0 when the frame must go up to uvs: no such
+// MACs and uvs told through `events` (`tmpl` holds the frame's addresses,
+// ports and size already: uvs counts this first frame, the flow's own
+// counts start at the next). 0 when the frame must go up to uvs: no such
 // service (or one uvs keeps: persistence, lc...), no real server the
 // program can send to, a frame not addressed to this link's MAC, uvs's
 // table without room, a full ring, a TUN server unless `tun` (the tc
-// program, an IPv4 flow).
+// program, an IPv4 frame it can wrap) and the frame fits the link's MTU
+// once wrapped (`skb`: the tc program's frame): the first frame of a
+// flow it schedules always leaves by the program.
 static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __u16 cport,
 					     void *map, void *fkey, struct ethhdr *eth,
-					     struct flow_event *tmpl, int tun)
+					     struct flow_event *tmpl, int tun,
+					     struct __sk_buff *skb)
 {
 	__u32 zero = 0, *ri, *ok, idx;
 	struct flow_event *ev;
@@ -190,7 +238,7 @@ static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __
 	if (!ri || *ri == NO_REAL)
 		return 0;
 	r = bpf_map_lookup_elem(&reals, ri);
-	if (!r || !mac_eq(eth->h_dest, r->smac) || (r->tun_daddr && !tun))
+	if (!r || !mac_eq(eth->h_dest, r->smac) || (r->tun_daddr && !(tun && fits_wrapped(skb))))
 		return 0;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
@@ -203,7 +251,9 @@ static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __
 	ev->id = r->id;
 	{
 		struct flow nf = {
-			.state = tmpl->tcp_flags & TCP_SYN ? FLOW_SYN : FLOW_QUIET,
+			.state = tmpl->proto == IPPROTO_UDP ? FLOW_ONE
+				 : tmpl->tcp_flags & TCP_SYN ? FLOW_SYN : FLOW_QUIET,
+			.id = r->id,
 			.up_ns = bpf_ktime_get_coarse_ns(),
 			.every_ns = s->every_ns,
 			.tun_saddr = r->tun_saddr,

@@ -27,7 +27,7 @@ use crate::lvs::sched::SchedState;
 use crate::lvs::sched::scheduler::{Member, NO_DEST, SchedKey, gcd};
 use crate::lvs::service::{Forward, Protocol, SchedulerKind};
 use crate::lvs::table::Table;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// The room in the programs' arrays, per half (maps in uvs.bpf.c): a
@@ -255,6 +255,21 @@ impl Scheduling {
             restart_changed(bpf, self.held.get(i), k)?;
         }
         for (i, bpf) in links.iter_mut().enumerate() {
+            let ids = |k: Option<&KernelTable>| -> BTreeSet<u64> {
+                k.into_iter()
+                    .flat_map(|k| k.reals.iter().map(|r| r.id))
+                    .collect()
+            };
+            let map = bpf
+                .map_mut("real_ids")
+                .ok_or_else(|| Error::no_map("real_ids"))?;
+            let mut m: aya::maps::HashMap<_, u64, u32> =
+                map.try_into().map_err(Error::map("real_ids"))?;
+            for id in ids(self.held.get(i)).difference(&ids(want.get(i))) {
+                let _ = m.remove(id);
+            }
+        }
+        for (i, bpf) in links.iter_mut().enumerate() {
             let map = bpf
                 .map_mut("services")
                 .ok_or_else(|| Error::no_map("services"))?;
@@ -319,6 +334,17 @@ fn write(bpf: &mut aya::Ebpf, k: &KernelTable, half: usize) -> Result<(), Error>
             reals
                 .set(real0 + i as u32, r, 0)
                 .map_err(Error::map("reals"))?;
+        }
+    }
+    {
+        // Before any slot names them (real_left in sched.h).
+        let map = bpf
+            .map_mut("real_ids")
+            .ok_or_else(|| Error::no_map("real_ids"))?;
+        let mut ids: aya::maps::HashMap<_, u64, u32> =
+            map.try_into().map_err(Error::map("real_ids"))?;
+        for r in &k.reals {
+            ids.insert(r.id, 1, 0).map_err(Error::map("real_ids"))?;
         }
     }
     {

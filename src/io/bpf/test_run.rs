@@ -278,6 +278,7 @@ pub(super) mod run {
                 bytes: 0,
                 up_ns: monotonic_ns(),
                 every_ns: 60_000_000_000,
+                id: 0,
             };
             flows.insert(key, value, 0).unwrap();
             offload6(&mut bpf, value);

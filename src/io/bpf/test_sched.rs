@@ -12,6 +12,8 @@
 
 #[cfg(uvs_xdp)]
 mod run {
+    mod ring;
+
     use super::super::claims::{Claims, tests::service};
     use super::super::events;
     use super::super::maps::{Flow6Key, FlowKey, FlowValue};
@@ -349,9 +351,12 @@ mod run {
         let Some(first) = rig.forwards(hook, "rr SYN", &syn, RR) else {
             return;
         };
+        // The first frame counted in the report, not in the entry.
         let new = |di| KernelFlowEvent::New {
             dest_id: rig.id(RR, di),
             tcp_flags: SYN,
+            packets: 1,
+            bytes: syn.len() as u64 - 14,
         };
         let (new_first, new_other) = (new(first), new(1 - first));
         rig.expect_events(hook, "rr SYN", &[event(&syn, new_first)]);
@@ -378,17 +383,25 @@ mod run {
     }
 
     /// UDP to a VIP6: scheduled, entered in flows6, reported with family
-    /// 6; its next datagram forwarded unreported.
+    /// 6 and the first datagram's size; its second datagram reported as
+    /// seen, the next forwarded unreported.
     fn udp_to_vip6(rig: &mut Rig, hook: Hook) {
         let (_, c6) = hook.client();
         let d = udp6((c6, VIP6), 5000, 53);
+        let dest_id = rig.id(RR6, 0);
         let new = KernelFlowEvent::New {
-            dest_id: rig.id(RR6, 0),
+            dest_id,
             tcp_flags: 0,
+            packets: 1,
+            bytes: d.len() as u64 - 14,
         };
         for (what, want) in [
             ("UDP to a VIP6", vec![event(&d, new)]),
-            ("UDP to a VIP6, next datagram", vec![]),
+            (
+                "UDP to a VIP6, second datagram",
+                vec![event(&d, KernelFlowEvent::Seen { dest_id })],
+            ),
+            ("UDP to a VIP6, third datagram", vec![]),
         ] {
             if rig.forwards(hook, what, &d, RR6) != Some(0) {
                 rig.fail(format!("{hook:?}: {what}: not to the server"));
@@ -396,6 +409,17 @@ mod run {
             rig.expect_events(hook, what, &want);
         }
         rig.expect_flow(hook, &d, (RR6, 0), 0);
+        // Another flow whose server leaves the table after its first
+        // datagram: the second goes up, unreported, its entry gone.
+        let e = udp6((c6, VIP6), 5001, 53);
+        rig.forwards(hook, "UDP, another flow", &e, RR6);
+        rig.events();
+        fn ids(rig: &mut Rig) -> HashMap<&mut MapData, u64, u32> {
+            rig.bpf.map_mut("real_ids").unwrap().try_into().unwrap()
+        }
+        ids(rig).remove(&dest_id).unwrap();
+        rig.goes_up(hook, "UDP, its server gone", &e);
+        ids(rig).insert(dest_id, 1, 0).unwrap();
     }
 
     /// sh and mh: for 200 pseudo-random clients each, the server the
@@ -430,7 +454,14 @@ mod run {
             let tcp_flags = if proto == Protocol::Tcp { SYN } else { 0 };
             let reported = want.map(|di| {
                 let dest_id = rig.id(si, di);
-                event(&frame, KernelFlowEvent::New { dest_id, tcp_flags })
+                let (packets, bytes) = (1, frame.len() as u64 - 14);
+                let what = KernelFlowEvent::New {
+                    dest_id,
+                    tcp_flags,
+                    packets,
+                    bytes,
+                };
+                event(&frame, what)
             });
             rig.expect_events(hook, &what, reported.as_slice());
             wrong += usize::from(got != want);
@@ -506,56 +537,6 @@ mod run {
         }
     }
 
-    /// A full ring: a new flow goes up (counted), an establishment waits
-    /// for the next ACK (counted); once uvs read the ring, both pass. The
-    /// number of flows the ring held.
-    fn ring_full(rig: &mut Rig, hook: Hook) -> usize {
-        let (c, _) = hook.client();
-        let syn = tcp4(c, VIP, 42000, 80, SYN);
-        let Some(di) = rig.forwards(hook, "ring: a SYN", &syn, RR) else {
-            return 0;
-        };
-        rig.events();
-        let (full_new, full_est) = (rig.count(1), rig.count(2));
-        let mut held = 0;
-        let (refused, (verdict, out)) = loop {
-            let d = udp4(c, VIP, 43000 + held as u16, 53);
-            let got = rig.run(hook, &d);
-            if got.0 != hook.forwards() || held == 10_000 {
-                break (d, got);
-            }
-            held += 1;
-        };
-        if verdict != hook.up() || out != refused || rig.flow(&refused).is_some() {
-            let what = "a new flow, the ring full";
-            rig.fail(format!(
-                "{hook:?}: {what}: verdict {verdict}, not up as it came"
-            ));
-        }
-        let ack = tcp4(c, VIP, 42000, 80, ACK);
-        rig.forwards(hook, "an ACK, the ring full", &ack, RR);
-        rig.expect_flow(hook, &ack, (RR, di), FLOW_SYN);
-        let rose = (rig.count(1) - full_new, rig.count(2) - full_est);
-        if rose != (1, 1) {
-            rig.fail(format!(
-                "{hook:?}: ring full: sched_counts[1], [2] rose by {rose:?}"
-            ));
-        }
-        let news = rig.events().len();
-        if news != held {
-            rig.fail(format!(
-                "{hook:?}: ring full: {news} events for {held} flows"
-            ));
-        }
-        rig.forwards(hook, "an ACK, the ring read", &ack, RR);
-        let est = event(&ack, KernelFlowEvent::Established);
-        rig.expect_events(hook, "an ACK, the ring read", &[est]);
-        rig.expect_flow(hook, &ack, (RR, di), 0);
-        rig.forwards(hook, "a new flow, the ring read", &refused, WRR);
-        rig.events();
-        held
-    }
-
     pub(super) fn fixtures() -> Vec<String> {
         let mut rig = Rig::new();
         if rig.kernel.services.len() != 10 {
@@ -572,7 +553,7 @@ mod run {
             }
             weighted(&mut rig, hook);
             up(&mut rig, hook);
-            let n = ring_full(&mut rig, hook);
+            let n = ring::ring_full(&mut rig, hook);
             println!("{hook:?}: a one-page ring held {n} events");
         }
         if rig.count(0) != rig.news {

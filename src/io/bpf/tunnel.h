@@ -43,12 +43,15 @@ static __always_inline __u16 ip_checksum(struct iphdr *h)
 
 // Wraps an IPv4 frame of TUN flow `f` (its header `in`, the linear part
 // ending at `lin_end`; `segs` frames on the wire),
-// readdresses it to the next hop and counts it: 0. -1: the frame goes up
-// to uvs as it came (too big once wrapped, or no room could be made);
+// readdresses it to the next hop and counts it (unless `fresh`: uvs counts
+// a scheduled flow's first frame from its report): 0. -1: the frame goes up
+// to uvs as it came (too big once wrapped, or no room could be made; a
+// flow the program schedules is one whose first frame fits, so only an
+// allocation that fails sends such a frame up, and uvs counts it twice);
 // TC_ACT_SHOT: its headers are not where they must be after the room was
 // made (not expected: they were pulled into the linear part).
 static __always_inline int encapsulate(struct __sk_buff *skb, struct flow *f, struct iphdr *in,
-				       void *lin_end, __u64 segs)
+				       void *lin_end, __u64 segs, int fresh)
 {
 	__u32 hl = in->ihl * 4;
 	__u64 bytes = skb->len - sizeof(struct ethhdr);
@@ -78,7 +81,7 @@ static __always_inline int encapsulate(struct __sk_buff *skb, struct flow *f, st
 	ip = (void *)(outer + 1);
 	if ((void *)(ip + 1) > end)
 		return TC_ACT_SHOT;
-	rewrite(f, eth, ip, segs, bytes);
+	rewrite(f, eth, ip, segs, bytes, fresh);
 	len = skb->len - sizeof(*eth) > 0xffff ? 0xffff : skb->len - sizeof(*eth);
 	ecn = ip->tos & 3;
 	outer->version = 4;

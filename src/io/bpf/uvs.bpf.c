@@ -212,6 +212,19 @@ static __always_inline struct flow *unless_due(struct flow *f)
 	return f;
 }
 
+// Set by uvs as it loads the tc program for a link: 1 if the link is
+// virtual (a veth, netkit: tunnel.h).
+volatile const __u32 virtual_link = 0;
+
+// Whether the tc program's IPv4 frame `skb` fits the link's MTU once
+// wrapped in an outer header (tunnel.h); no for the XDP program (0).
+static __always_inline int fits_wrapped(struct __sk_buff *skb)
+{
+	__u32 mtu = 0;
+
+	return skb && bpf_check_mtu(skb, 0, &mtu, sizeof(struct iphdr), 0) == BPF_MTU_CHK_RET_SUCCESS;
+}
+
 #include "sched.h"
 
 // The TCP flags of the segment at `l4` (0 for UDP), or -1 if the frame
@@ -230,10 +243,13 @@ static __always_inline int l4_flags(__u8 proto, __u8 *l4, void *end)
 // `services`). To uvs go: SYN, FIN and RST of known flows, a TTL about to
 // run out, fragments, the flow's periodic frame (its uvs timer runs on),
 // whatever the program cannot schedule, and a TUN flow's frames unless
-// `tun` (the tc program, an IPv4 flow: the XDP program leaves TUN to uvs).
+// `tun` (the tc program, an IPv4 frame it can wrap: the XDP program leaves
+// TUN to uvs). `*fresh`: the flow was scheduled at this frame, which uvs
+// counts from the report (the flow's own counts start after it).
 static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int flags,
 						    struct flow_event *tmpl, struct svc_key *sk,
-						    __u32 caddr, struct ethhdr *eth, int tun)
+						    __u32 caddr, struct ethhdr *eth, int tun,
+						    struct __sk_buff *skb, int *fresh)
 {
 	struct flow *f = bpf_map_lookup_elem(map, fkey);
 
@@ -243,13 +259,20 @@ static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int fl
 		f = unless_due(f);
 		if (f && f->state == FLOW_SYN && (flags & TCP_ACK))
 			report_established(f, tmpl, eth, sk);
+		else if (f && f->state == FLOW_ONE) {
+			if (real_left(f, map, fkey))
+				return 0;
+			report_seen(f, tmpl, eth);
+		}
 		return f;
 	}
 	// A new flow: a TCP one at its SYN only (anything else of an unknown
 	// flow is uvs's to judge).
 	if (tmpl->proto == IPPROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) != TCP_SYN)
 		return 0;
-	return schedule(sk, caddr, bpf_ntohs(tmpl->sport), map, fkey, eth, tmpl, tun);
+	f = schedule(sk, caddr, bpf_ntohs(tmpl->sport), map, fkey, eth, tmpl, tun, skb);
+	*fresh = f != 0;
+	return f;
 }
 
 // A frame's report template (`t`: its addresses, ports, protocol and TCP
@@ -272,17 +295,22 @@ static __always_inline void describe(struct flow_event *t, struct svc_key *sk, c
 	sk->family = t->family;
 }
 
-// forwarded_flow for an IPv4 frame. `xdp`: the XDP program's, which sees
-// bytes only (the checksum state unknown: an unfinished one goes up) and
-// leaves TUN flows to uvs.
-static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *ip, void *end, int xdp)
+// forwarded_flow for an IPv4 frame of `segs` frames on the wire and
+// `bytes` IP bytes. `skb` 0: the XDP program's, which sees bytes only
+// (the checksum state unknown: an unfinished one goes up) and leaves TUN
+// flows to uvs; the tc program wraps a TUN flow's frame unless it is a
+// super-frame or, on a virtual link, its checksum looks unfinished
+// (tunnel.h: those go up).
+static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *ip, void *end,
+					      struct __sk_buff *skb, __u64 segs, __u64 bytes,
+					      int *fresh)
 {
 	__u32 hl = ip->ihl * 4;
 	__u8 *l4 = (__u8 *)ip + hl;
 	struct flow_key k = {};
 	struct flow_event t = {};
 	struct svc_key sk = {};
-	int flags;
+	int flags, tun;
 
 	if (!fast_is(0) || ip->ttl <= 1 || (ip->frag_off & bpf_htons(0x3fff)))
 		return 0;
@@ -291,21 +319,25 @@ static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *
 	flags = l4_flags(ip->protocol, l4, end);
 	if (flags < 0)
 		return 0;
-	if (xdp && partial_checksum(ip, l4, hl, end))
+	if (!skb && partial_checksum(ip, l4, hl, end))
 		return 0;
+	tun = skb && !skb->gso_size && !(virtual_link && partial_checksum(ip, l4, hl, end));
 	k.saddr = ip->saddr;
 	k.daddr = ip->daddr;
 	k.sport = *(__u16 *)l4;
 	k.dport = *(__u16 *)(l4 + 2);
 	k.proto = ip->protocol;
 	describe(&t, &sk, &ip->saddr, &ip->daddr, 4, k.sport, k.dport, k.proto, flags);
-	return forwarded_flow(&flows, &k, flags, &t, &sk, bpf_ntohl(ip->saddr), eth, !xdp);
+	t.segs = segs;
+	t.bytes = bytes;
+	return forwarded_flow(&flows, &k, flags, &t, &sk, bpf_ntohl(ip->saddr), eth, tun, skb, fresh);
 }
 
 // The same for IPv6, by the fixed header only: a frame with extension
 // headers (a fragment among them) or a hop limit about to run out goes
 // to uvs. No TUN: the programs' encapsulation is IPv4-in-IPv4 only.
-static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hdr *ip6, void *end, int xdp)
+static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hdr *ip6, void *end,
+					       int xdp, __u64 segs, __u64 bytes, int *fresh)
 {
 	__u8 *l4 = (__u8 *)(ip6 + 1);
 	struct flow6_key k = {};
@@ -329,24 +361,31 @@ static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hd
 	k.dport = *(__u16 *)(l4 + 2);
 	k.proto = ip6->nexthdr;
 	describe(&t, &sk, &ip6->saddr, &ip6->daddr, 16, k.sport, k.dport, k.proto, flags);
+	t.segs = segs;
+	t.bytes = bytes;
 #pragma unroll
 	for (i = 0; i < 4; i++)
 		caddr ^= bpf_ntohl(ip6->saddr.in6_u.u6_addr32[i]);
-	return forwarded_flow(&flows6, &k, flags, &t, &sk, caddr, eth, 0);
+	return forwarded_flow(&flows6, &k, flags, &t, &sk, caddr, eth, 0, 0, fresh);
 }
 
 // Readdresses a frame of flow `f` to its real server (its MAC, ours as
 // the source) and counts it: `segs` frames (a super-frame is several on
-// the wire) of `bytes` IP bytes. The caller lowers the TTL or hop limit.
-static __always_inline void readdress(struct flow *f, struct ethhdr *eth, __u64 segs, __u64 bytes)
+// the wire) of `bytes` IP bytes, in the flow's counts unless `fresh` (the
+// first frame of a flow the program scheduled: uvs counts it from the
+// report). The caller lowers the TTL or hop limit.
+static __always_inline void readdress(struct flow *f, struct ethhdr *eth, __u64 segs, __u64 bytes,
+				      int fresh)
 {
 	__u32 zero = 0;
 	__u64 *n;
 
 	__builtin_memcpy(eth->h_dest, f->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, f->smac, ETH_ALEN);
-	__sync_fetch_and_add(&f->packets, segs);
-	__sync_fetch_and_add(&f->bytes, bytes);
+	if (!fresh) {
+		__sync_fetch_and_add(&f->packets, segs);
+		__sync_fetch_and_add(&f->bytes, bytes);
+	}
 	n = bpf_map_lookup_elem(&forwarded, &zero);
 	if (n)
 		*n += segs;
@@ -355,44 +394,48 @@ static __always_inline void readdress(struct flow *f, struct ethhdr *eth, __u64 
 // An IPv4 frame of flow `f`, as uvs's DR sends it: readdressed, TTL - 1
 // with the header checksum patched (RFC 1624).
 static __always_inline void rewrite(struct flow *f, struct ethhdr *eth, struct iphdr *ip,
-				    __u64 segs, __u64 bytes)
+				    __u64 segs, __u64 bytes, int fresh)
 {
 	__u32 sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
 
 	ip->check = (__u16)(sum + (sum >> 16));
 	ip->ttl--;
-	readdress(f, eth, segs, bytes);
+	readdress(f, eth, segs, bytes, fresh);
 }
 
 // An IPv6 frame of flow `f`: readdressed, hop limit - 1 (IPv6 has no
 // header checksum).
 static __always_inline void rewrite6(struct flow *f, struct ethhdr *eth, struct ipv6hdr *ip6,
-				     __u64 segs, __u64 bytes)
+				     __u64 segs, __u64 bytes, int fresh)
 {
 	ip6->hop_limit--;
-	readdress(f, eth, segs, bytes);
+	readdress(f, eth, segs, bytes, fresh);
 }
 
 // A frame of an established DR flow goes straight back out of the link it
 // came in on (XDP_TX); any other goes on to the steering below.
 static __always_inline int forward_flow(struct ethhdr *eth, struct iphdr *ip, void *end)
 {
-	struct flow *f = offloaded(eth, ip, end, 1);
+	__u64 bytes = (__u64)(end - (void *)ip);
+	int fresh = 0;
+	struct flow *f = offloaded(eth, ip, end, 0, 1, bytes, &fresh);
 
 	if (!f)
 		return -1;
-	rewrite(f, eth, ip, 1, (__u64)(end - (void *)ip));
+	rewrite(f, eth, ip, 1, bytes, fresh);
 	return XDP_TX;
 }
 
 // The same for an IPv6 frame.
 static __always_inline int forward_flow6(struct ethhdr *eth, struct ipv6hdr *ip6, void *end)
 {
-	struct flow *f = offloaded6(eth, ip6, end, 1);
+	__u64 bytes = (__u64)(end - (void *)ip6);
+	int fresh = 0;
+	struct flow *f = offloaded6(eth, ip6, end, 1, 1, bytes, &fresh);
 
 	if (!f)
 		return -1;
-	rewrite6(f, eth, ip6, 1, (__u64)(end - (void *)ip6));
+	rewrite6(f, eth, ip6, 1, bytes, fresh);
 	return XDP_TX;
 }
 
@@ -487,10 +530,6 @@ steer:
 // queue. 0: out of this link's transmit (bpf_redirect), as on a NIC.
 volatile const __u32 to_peer = 0;
 
-// Set by uvs as it loads the tc program for a link: 1 if the link is
-// virtual (a veth, netkit: tunnel.h).
-volatile const __u32 virtual_link = 0;
-
 #include "tunnel.h"
 
 // The same split for the AF_PACKET backends (`--io packet --offload`),
@@ -506,6 +545,7 @@ int uvs_tc_forward(struct __sk_buff *skb)
 	void *data, *end;
 	struct ethhdr *eth;
 	struct flow *f;
+	int fresh = 0;
 	__u64 segs;
 	__u32 want;
 
@@ -532,25 +572,25 @@ int uvs_tc_forward(struct __sk_buff *skb)
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 
-		f = offloaded6(eth, ip6, end, 0);
+		f = offloaded6(eth, ip6, end, 0, segs, skb->len - sizeof(*eth), &fresh);
 		if (!f)
 			return TC_ACT_OK;
-		rewrite6(f, eth, ip6, segs, skb->len - sizeof(*eth));
+		rewrite6(f, eth, ip6, segs, skb->len - sizeof(*eth), fresh);
 	} else {
 		struct iphdr *ip = (void *)(eth + 1);
 
 		if ((void *)(ip + 1) > end)
 			return TC_ACT_OK;
-		f = offloaded(eth, ip, end, 0);
+		f = offloaded(eth, ip, end, skb, segs, skb->len - sizeof(*eth), &fresh);
 		if (!f)
 			return TC_ACT_OK;
 		if (f->tun_daddr) {
-			int r = encapsulate(skb, f, ip, end, segs);
+			int r = encapsulate(skb, f, ip, end, segs, fresh);
 
 			if (r)
 				return r < 0 ? TC_ACT_OK : r;
 		} else {
-			rewrite(f, eth, ip, segs, skb->len - sizeof(*eth));
+			rewrite(f, eth, ip, segs, skb->len - sizeof(*eth), fresh);
 		}
 	}
 	if (to_peer)
