@@ -113,7 +113,7 @@ impl Dataplane {
                 packets,
                 bytes,
             } => {
-                if !self.adopt_new(io, from, &key, dest_id, tcp_flags, (packets, bytes)) {
+                if !self.adopt_new(io, from, &key, dest_id, tcp_flags, Some((packets, bytes))) {
                     DataplaneCounters::bump(&self.counters.kernel_refused);
                     // Its next frame comes up, and uvs decides.
                     let _ = io.unoffload(k.link, &t);
@@ -125,7 +125,7 @@ impl Dataplane {
                 // entered again, as the program still carries it (the
                 // datagram is in the program's counts).
                 let known = self.conns_of::<A>().get(&key).is_some()
-                    || self.adopt_new(io, from, &key, dest_id, 0, (0, 0));
+                    || self.adopt_new(io, from, &key, dest_id, 0, None);
                 if known {
                     self.conns_mut::<A>().mark_seen_twice(&key);
                 } else {
@@ -138,8 +138,11 @@ impl Dataplane {
 
     /// Enters a flow the program scheduled to real server `dest_id` at a
     /// frame with `tcp_flags`, as `schedule` enters one of uvs's own, and
-    /// counts that frame (`first`: packets on the wire, IP bytes).
-    /// `false`: not entered (the caller takes it back from the program).
+    /// counts that frame (`first`: packets on the wire, IP bytes) and the
+    /// flow as one the program scheduled. `first` `None`: a flow entered
+    /// again (evicted, then reported seen), a new connection as after any
+    /// eviction, but not scheduled again. `false`: not entered (the caller
+    /// takes it back from the program).
     fn adopt_new<I: PacketIo, A: Family>(
         &mut self,
         io: &mut I,
@@ -147,7 +150,7 @@ impl Dataplane {
         key: &ConnKey<A>,
         dest_id: u64,
         tcp_flags: u8,
-        first: (u64, u64),
+        first: Option<(u64, u64)>,
     ) -> bool {
         let Some(&(si, di)) = self.positions.get(&(dest_id as u32)) else {
             return false;
@@ -171,9 +174,9 @@ impl Dataplane {
                 // stands, and the flow's frames come up until uvs hands it
                 // over again. The frame the program forwarded is the flow's.
                 let books = self.books();
-                if let Some((svc, d)) = books.stats_of(&c) {
-                    svc.count_in_many(first.0, first.1);
-                    d.count_in_many(first.0, first.1);
+                if let (Some((svc, d)), Some((packets, bytes))) = (books.stats_of(&c), first) {
+                    svc.count_in_many(packets, bytes);
+                    d.count_in_many(packets, bytes);
                 }
                 take_back(io, &books, key, &c);
                 if let Some(e) = self.conns_mut::<A>().get_mut(key) {
@@ -218,10 +221,12 @@ impl Dataplane {
         }
         self.emit_upsert(key, &c, false);
         count_new(&self.table, (si, di));
-        let svc = &self.table.services[si];
-        svc.stats.count_in_many(first.0, first.1);
-        svc.dests[di].state.stats.count_in_many(first.0, first.1);
-        DataplaneCounters::bump(&self.counters.kernel_scheduled);
+        if let Some((packets, bytes)) = first {
+            let svc = &self.table.services[si];
+            svc.stats.count_in_many(packets, bytes);
+            svc.dests[di].state.stats.count_in_many(packets, bytes);
+            DataplaneCounters::bump(&self.counters.kernel_scheduled);
+        }
         true
     }
 

@@ -479,8 +479,9 @@ fn the_xdp_program_schedules_new_flows_too() {
 /// program scheduled is entered and counted from its report; the
 /// one-datagram ones make room for the next (evicted without a take-back),
 /// a flow that sent twice was reported as seen and stays; an evicted flow
-/// that sends again is entered again; and once the timers take every flow
-/// back, InPkts counts each datagram the client sent exactly once.
+/// that sends again is still the program's, forwarded and entered again
+/// from its report; and once the timers take every flow back, InPkts
+/// counts each datagram the client sent exactly once.
 #[test]
 fn a_flood_past_a_small_table_evicts_one_datagram_flows_and_counts_every_datagram() {
     if !crate::support::fixed_backend_run() {
@@ -516,14 +517,19 @@ fn a_flood_past_a_small_table_evicts_one_datagram_flows_and_counts_every_datagra
         !ports.contains(&32000),
         "the flood's first flow is still listed"
     );
-    // The flood's first flow sends again: entered again.
+    // The flood's first flow sends again: the program still carries it
+    // (not scheduled anew, nothing up to uvs), and uvs enters it again
+    // from the program's report.
+    let rx = l.dp_counter("rx_frames");
     assert!(l.udp_names(1, 32000)["error"].is_null());
     wait_until(
         Duration::from_secs(3),
         || udp_ports(&l).contains(&32000),
         || format!("not entered again: {}", l.adm("-Lnc")),
     );
+    assert_eq!(l.dp_counter("kernel_scheduled"), 301, "scheduled anew");
     assert_eq!(l.dp_counter("kernel_refused"), 0);
+    assert_eq!(l.dp_counter("rx_frames"), rx, "a frame came up to uvs");
     // Every flow ends; what the program forwarded is folded in.
     wait_until(
         Duration::from_secs(15),

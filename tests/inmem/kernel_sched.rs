@@ -571,6 +571,9 @@ fn a_second_datagram_report_keeps_a_udp_flow_and_enters_an_evicted_one_again() {
         assert_eq!(c.daddr, fam.rs(12), "{fam:?}");
         assert_eq!(upserts(&rx, fam, 6001).len(), 1);
         assert_eq!((taken_back(&r, again), r.counter("kernel_refused")), (0, 0));
+        // A new connection again (as after any eviction), not scheduled.
+        assert_eq!(svc_conns(&r, key), 41);
+        assert_eq!(r.counter("kernel_scheduled"), 40);
         // A report naming a server the table no longer has: refused, and
         // the flow taken back from the program (its frames come up).
         let gone = fam.flow(Protocol::Udp, 6002);
