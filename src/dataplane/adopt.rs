@@ -57,6 +57,9 @@ impl Dataplane {
                     self.prefetch(&n.flow, slot);
                 }
             }
+            if got.len() > i + AHEAD {
+                self.conns.prefetch_victim(AHEAD);
+            }
             match k.flow {
                 AnyFlow::V4(t) => self.adopt(io, k, t),
                 AnyFlow::V6(t) => self.adopt(io, k, t),

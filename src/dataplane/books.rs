@@ -73,7 +73,9 @@ pub fn release<A: Addr>(d: &DestState, c: &Conn<A>) {
 /// sweep has seen every connection since the last change.
 #[derive(Default)]
 pub struct Retired {
-    dests: HashMap<u32, (Arc<Stats>, Arc<DestState>)>,
+    /// By the low 32 bits of the id (as a connection keeps it), with the
+    /// whole id.
+    dests: HashMap<u32, (Arc<Stats>, Arc<DestState>, u64)>,
 }
 
 impl Retired {
@@ -88,7 +90,7 @@ impl Retired {
                 if !positions.contains_key(&id) {
                     self.dests
                         .entry(id)
-                        .or_insert_with(|| (s.stats.clone(), d.state.clone()));
+                        .or_insert_with(|| (s.stats.clone(), d.state.clone(), d.id));
                 }
             }
         }
@@ -98,6 +100,11 @@ impl Retired {
     /// can name a retired real server any more.
     pub(super) fn forget(&mut self) {
         self.dests.clear();
+    }
+
+    /// The ids of the real servers kept.
+    pub(super) fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.dests.values().map(|(_, _, id)| *id)
     }
 }
 
@@ -116,7 +123,19 @@ impl Books<'_> {
         if let Some((svc, d)) = locate(self.table, self.positions, &mut c) {
             return Some((&svc.stats, &d.state.stats));
         }
-        let (svc, d) = self.retired.dests.get(&c.dest_id)?;
+        let (svc, d, _) = self.retired.dests.get(&c.dest_id)?;
         Some((svc, &d.stats))
+    }
+
+    /// The service's and real server's counters of real server `id`, in
+    /// the table or retired.
+    pub(super) fn stats_of_id(&self, id: u64) -> Option<(&Stats, &Stats)> {
+        if let Some(&(s, d)) = self.positions.get(&(id as u32)) {
+            let svc = self.table.services.get(s as usize)?;
+            let d = svc.dests.get(d as usize).filter(|d| d.id == id)?;
+            return Some((&svc.stats, &d.state.stats));
+        }
+        let (svc, d, whole) = self.retired.dests.get(&(id as u32))?;
+        (*whole == id).then_some((&**svc, &d.stats))
     }
 }

@@ -24,6 +24,7 @@ pub mod gso;
 pub mod handoff;
 pub mod icmp_limit;
 pub mod ipv6;
+mod live_counts;
 pub mod nat;
 pub mod nat6;
 mod ndp;
@@ -140,6 +141,9 @@ pub struct Dataplane {
     /// Reports from the kernel program, read and entered in batches
     /// (`adopt.rs`); kept to reuse its room.
     kernel_flows: Vec<crate::io::KernelFlow>,
+    /// What the kernel program had forwarded to each real server at the
+    /// last read (`live_counts.rs`).
+    real_counted: HashMap<u64, (u64, u64)>,
     /// A report was refused for want of room: the program stops
     /// scheduling until the tables have room again (`adopt.rs`).
     kernel_full: bool,
@@ -239,6 +243,7 @@ impl Dataplane {
             sweep_urgent: 0,
             retired: Retired::default(),
             kernel_flows: Vec::new(),
+            real_counted: HashMap::new(),
             kernel_full: false,
             wake: None,
             trace: Arc::default(),
@@ -378,6 +383,7 @@ impl Dataplane {
             c.conns
                 .store((self.conns.len() + self.conns6.len()) as u64, Relaxed);
             c.conns_limit.store(self.conns.limit() as u64, Relaxed);
+            self.fold_real_counts(io);
             self.next_stats_ms = now + 1000;
         }
         // A request answered after a table change must see that change.

@@ -111,6 +111,10 @@ impl Dataplane {
             smac: self.link(link).mac.0,
             up_every_ms: c.state.up_every_ms(&self.table.timeouts),
             tun,
+            dest_id: self
+                .table
+                .dest(c.svc, c.dest, c.dest_id)
+                .map_or(0, |(_, d)| d.id),
         })
     }
 

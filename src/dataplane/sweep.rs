@@ -117,6 +117,9 @@ impl Dataplane {
         if step.wrapped && self.sweep_urgent > 0 {
             self.sweep_urgent -= 1;
             if self.sweep_urgent == 0 {
+                // What the program forwarded to them, read while they can
+                // still be found.
+                self.fold_real_counts(io);
                 self.retired.forget();
             }
         }

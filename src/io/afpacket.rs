@@ -494,6 +494,12 @@ impl PacketIo for AfPacketLinks {
     fn kernel_ring_full(&mut self) -> u64 {
         self.flows.as_mut().map_or(0, |f| f.ring_full())
     }
+
+    fn real_counts(&mut self, ids: &[u64], each: &mut impl FnMut(u64, u64, u64)) {
+        if let Some(f) = &mut self.flows {
+            f.real_counts(ids, each)
+        }
+    }
 }
 
 impl AfPacket {

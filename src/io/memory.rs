@@ -33,6 +33,10 @@ pub struct MemoryIo {
     /// wake-up; and what the data plane last said of its room.
     pub kernel_flows: VecDeque<KernelFlow>,
     pub room: Option<bool>,
+    /// What the program forwarded to each real server, by id (a test
+    /// adds to it), for the ids the data plane last asked to count.
+    pub real_counts: HashMap<u64, (u64, u64)>,
+    pub counted: Vec<u64>,
 }
 
 /// Takes flow `k` back from `held` if link `link` holds it, noting it in
@@ -145,6 +149,27 @@ impl PacketIo for MemoryIo {
 
     fn set_room(&mut self, room: bool) {
         self.room = Some(room);
+    }
+
+    fn real_counts(&mut self, ids: &[u64], each: &mut impl FnMut(u64, u64, u64)) {
+        for id in ids {
+            self.real_counts.entry(*id).or_default();
+        }
+        for id in self
+            .counted
+            .iter()
+            .chain(ids)
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let gone = !ids.contains(&id);
+            let (p, b) = match gone {
+                true => self.real_counts.remove(&id).unwrap_or_default(),
+                false => self.real_counts[&id],
+            };
+            each(id, p, b);
+        }
+        self.counted = ids.to_vec();
     }
 }
 

@@ -152,6 +152,14 @@ pub trait PacketIo {
     fn kernel_ring_full(&mut self) -> u64 {
         0
     }
+
+    /// What the kernel program forwarded to each real server of `ids`
+    /// (uvs's ids) so far, all links and CPUs summed, given to `each` as
+    /// (id, packets, bytes) running totals; from now on it counts those
+    /// servers' frames by id. A server counted before and not in `ids`
+    /// is given its last totals and no longer counted by id (its flows'
+    /// frames are counted in the flows, added at take-back).
+    fn real_counts(&mut self, _ids: &[u64], _each: &mut impl FnMut(u64, u64, u64)) {}
 }
 
 /// What the kernel program tells uvs of a flow it carries
@@ -210,6 +218,9 @@ pub struct Handover<A = Ipv4Addr> {
     /// ends, the director's tunnel source and the real server; `dmac` is
     /// then the next hop's. `None`: DR.
     pub tun: Option<IpipRepr>,
+    /// uvs's id of the real server: the program counts the flow's frames
+    /// under it ([`PacketIo::real_counts`]).
+    pub dest_id: u64,
 }
 
 impl<A> Handover<A> {
@@ -221,6 +232,7 @@ impl<A> Handover<A> {
             smac: self.smac,
             up_every_ms: self.up_every_ms,
             tun: self.tun,
+            dest_id: self.dest_id,
         }
     }
 }
@@ -373,6 +385,9 @@ impl PacketIo for Backend {
     }
     fn kernel_ring_full(&mut self) -> u64 {
         each!(self, b => b.kernel_ring_full())
+    }
+    fn real_counts(&mut self, ids: &[u64], each: &mut impl FnMut(u64, u64, u64)) {
+        each!(self, b => b.real_counts(ids, each))
     }
     fn rx_drops(&mut self) -> u64 {
         each!(self, b => b.rx_drops())

@@ -551,3 +551,42 @@ fn udp_ports(l: &Lab) -> BTreeSet<u16> {
         })
         .collect()
 }
+
+/// Issue 29: `--stats` follows a flow the program carries while it lives
+/// (the program counts by real server and uvs reads it about once a
+/// second), not only once the flow is taken back; and each frame counts
+/// once: after the FIN, InPkts is what the client sent (within two, as
+/// above).
+#[test]
+fn stats_follow_a_kernel_carried_flow_while_it_lives() {
+    let Some(mut l) = tc_lab(&[&format!("iifname \"p-cl\" ip daddr {VIP} tcp dport 80")]) else {
+        return;
+    };
+    // A message every 50 ms for 4 s, on one connection.
+    l.stick_bg(80, 50, "stick.json");
+    std::thread::sleep(Duration::from_millis(2500));
+    let mid = l.service_stats("TCP")[1];
+    let sent_mid = switch_counts(&l)[0];
+    let rx = l.dp_counter("rx_frames");
+    let stick = l.wait_child_logs("stick.json", Duration::from_secs(30));
+    assert!(stick["error"].is_null(), "{stick}");
+    println!("at 2.5 s: InPkts {mid} of {sent_mid} frames sent, uvs received {rx}");
+    // Within about a second of the frames sent (one read a second).
+    assert!(
+        mid * 2 >= sent_mid && mid > rx + 10,
+        "InPkts {mid} of {sent_mid}"
+    );
+    wait_until(
+        Duration::from_secs(5),
+        || l.service_stats("TCP")[1] + 2 >= switch_counts(&l)[0],
+        || {
+            format!(
+                "InPkts {:?} of {:?}",
+                l.service_stats("TCP"),
+                switch_counts(&l)
+            )
+        },
+    );
+    let (got, sent) = (l.service_stats("TCP")[1], switch_counts(&l)[0]);
+    assert!(got <= sent, "InPkts {got} of {sent}: counted twice");
+}

@@ -160,6 +160,7 @@ fn hold(r: &mut Rig, f: AnyFlow, dmac: [u8; 6]) {
                 smac: DIR_MAC,
                 up_every_ms,
                 tun: None,
+                dest_id: 0,
             },
         )
     }
@@ -592,4 +593,48 @@ fn a_second_datagram_report_keeps_a_udp_flow_and_enters_an_evicted_one_again() {
         let syn = fam.flow(Protocol::Tcp, 7000);
         assert_eq!((taken_back(&r, syn), held(&r, syn)), (1, None), "{fam:?}");
     }
+}
+
+/// Polls until `done` holds, for at most three seconds (the data plane
+/// reads the program's counts about once a second).
+fn until(r: &mut Rig, what: &str, done: impl Fn(&Rig) -> bool) {
+    for _ in 0..600 {
+        if done(r) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        r.poll();
+    }
+    panic!("{what}");
+}
+
+/// What the program forwards to a real server reaches its counters and
+/// its service's while the flows live, about once a second, each frame
+/// once; the program's server ids are those of the table's DR servers.
+#[test]
+fn the_programs_counts_reach_the_stats_while_the_flows_live() {
+    let (mut r, _rx) = rig();
+    let key = V4.key(Protocol::Udp);
+    let (id, rs11) = server(&r, key, V4.rs(11));
+    scheduled(&mut r, V4, Protocol::Udp, 5000, 11);
+    let i = svc_index(&r, key);
+    until(&mut r, "the program counts server 11", |r| {
+        r.io.counted.contains(&id)
+    });
+    // Every DR server of the table, both families, counted by id.
+    assert_eq!(r.io.counted.len(), 8, "{:?}", r.io.counted);
+    assert_eq!(svc_inpkts(&r, i), 1, "the first datagram, from the report");
+    r.io.real_counts.insert(id, (500, 30_000));
+    until(&mut r, "500 datagrams counted", |r| svc_inpkts(r, i) == 501);
+    assert_eq!(
+        (rs11.stats.snapshot().inpkts, rs11.stats.snapshot().inbytes),
+        (501, 60 + 30_000)
+    );
+    r.io.real_counts.insert(id, (700, 42_000));
+    until(&mut r, "200 more", |r| svc_inpkts(r, i) == 701);
+    // Read again with nothing new: nothing added.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    r.poll();
+    assert_eq!(svc_inpkts(&r, i), 701);
+    assert_eq!(rs11.stats.snapshot().inbytes, 60 + 42_000);
 }

@@ -262,6 +262,29 @@ impl<A: Addr> ConnTable<A> {
         }
     }
 
+    /// Starts loading the bucket of the entry a full table evicts after
+    /// `n` more (the eviction list's `n`-th entry, whose key names it),
+    /// so that evicting it does not wait on memory. A no-op when the
+    /// table has room. The list's links are followed to find it: under a
+    /// flood they run through the slots in order, which the CPU loads
+    /// ahead by itself.
+    #[inline]
+    pub fn prefetch_victim(&self, n: usize) {
+        if self.len < self.max {
+            return;
+        }
+        let mut i = self.head;
+        for _ in 0..n {
+            match self.slots.get(i as usize) {
+                Some(s) => i = s.next,
+                None => return,
+            }
+        }
+        if let Some(s) = self.slots.get(i as usize) {
+            prefetch(&self.buckets[self.bucket(&s.key)]);
+        }
+    }
+
     /// A connection's slot (never a template's: a template's key, with
     /// client port 0, is not a flow).
     #[inline]

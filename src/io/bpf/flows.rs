@@ -5,7 +5,7 @@
 //! IPv4 flows are in map `flows`, IPv6 ones in `flows6`, with the same
 //! value.
 
-use super::maps::{Flow6Key, FlowKey, FlowMap, FlowValue, Forwarded};
+use super::maps::{Flow6Key, FlowKey, FlowMap, FlowValue, Forwarded, RealCount, RealCounts};
 use crate::io::{AnyFlow, FlowFamily, FlowTuple, Handover, KernelFlow, Offloaded};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, OwnedFd};
@@ -53,6 +53,10 @@ pub(super) struct LinkFlows {
     /// `sched_counts`: scheduled, and new flows and establishments the
     /// full ring sent up, per CPU.
     pub sched_counts: Forwarded,
+    /// What the program forwarded to each real server, by id, and the
+    /// map's descriptor again (`lookup_and_delete`).
+    pub real_counts: RealCounts,
+    pub counts_fd: OwnedFd,
 }
 
 /// Each link's offloaded-flow maps and its program's forwarded count.
@@ -64,6 +68,8 @@ pub struct FlowMaps {
     room: Option<bool>,
     /// The ring-full counts as last read.
     ring_full: u64,
+    /// The real servers `real_counts` has an entry for, on every link.
+    counted: std::collections::BTreeSet<u64>,
 }
 
 /// Writes `h`'s flow under `k` in `map` (again, for a refresh: what it
@@ -85,8 +91,7 @@ fn write<K: aya::Pod>(map: &mut FlowMap<K>, k: K, h: &Handover<impl Copy>) -> bo
         // The next frame up to uvs one interval from now.
         up_ns: crate::host::sys::monotonic_ns(),
         every_ns: h.up_every_ms.saturating_mul(1_000_000),
-        // The real server the program named when it scheduled the flow.
-        id: old.map_or(0, |o| o.id),
+        id: h.dest_id,
     };
     let same = |o: FlowValue| FlowValue {
         up_ns: v.up_ns,
@@ -133,6 +138,22 @@ fn lookup_and_delete<K: aya::Pod>(fd: &OwnedFd, k: &K) -> std::io::Result<Option
     Ok(crate::host::sys::bpf_lookup_and_delete(fd.as_fd(), key, value)?.then_some(v))
 }
 
+/// Real server `id`'s per-CPU counts in `real_counts` (descriptor
+/// `fd`), read and removed in one call.
+fn take_counts(fd: &OwnedFd, id: u64, cpus: usize) -> Option<Vec<RealCount>> {
+    let mut v = vec![RealCount::default(); cpus];
+    // SAFETY: RealCount is plain bytes (aya::Pod, no padding), 16 bytes,
+    // so the buffer is the per-CPU value's size times the CPUs; it lives
+    // for the call.
+    let value = unsafe {
+        std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), cpus * size_of::<RealCount>())
+    };
+    let key = id.to_ne_bytes();
+    crate::host::sys::bpf_lookup_and_delete(fd.as_fd(), &key, value)
+        .ok()?
+        .then_some(v)
+}
+
 impl FlowMaps {
     pub(super) fn new(maps: Vec<LinkFlows>) -> FlowMaps {
         FlowMaps {
@@ -140,7 +161,41 @@ impl FlowMaps {
             forwarded: 0,
             room: None,
             ring_full: 0,
+            counted: Default::default(),
         }
+    }
+
+    /// [`crate::io::PacketIo::real_counts`]: entries for the new ids
+    /// first (before a flow of theirs is handed over), then each id's
+    /// totals over the links, a gone one's read and removed in one call.
+    pub fn real_counts(&mut self, ids: &[u64], each: &mut impl FnMut(u64, u64, u64)) {
+        let want: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+        let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1));
+        for id in want.difference(&self.counted) {
+            for m in &mut self.maps {
+                let zero = vec![RealCount::default(); cpus];
+                if let Ok(v) = aya::maps::PerCpuValues::try_from(zero) {
+                    // BPF_NOEXIST: an entry already there keeps counting.
+                    let _ = m.real_counts.insert(id, v, 1);
+                }
+            }
+        }
+        for &id in want.union(&self.counted) {
+            let gone = !want.contains(&id);
+            let (mut packets, mut bytes) = (0, 0);
+            for m in &mut self.maps {
+                let per_cpu = match gone {
+                    true => take_counts(&m.counts_fd, id, cpus),
+                    false => m.real_counts.get(&id, 0).map(|v| v.to_vec()).ok(),
+                };
+                for c in per_cpu.unwrap_or_default() {
+                    packets += c.packets;
+                    bytes += c.bytes;
+                }
+            }
+            each(id, packets, bytes);
+        }
+        self.counted = want;
     }
 
     /// Hands `h`'s flow to link `link`'s program (or writes it again: a

@@ -55,6 +55,10 @@ FIELD(flow, up_ns)
 FIELD(flow, every_ns)
 FIELD(flow, id)
 
+SIZE(real_count)
+FIELD(real_count, packets)
+FIELD(real_count, bytes)
+
 SIZE(svc_key)
 FIELD(svc_key, addr)
 FIELD(svc_key, port)

@@ -69,9 +69,16 @@ struct flow {
 	// A frame goes up to uvs this often (a share of the flow's timeout),
 	// so uvs's timer for it runs on without uvs asking the map.
 	__u64 every_ns;
-	// uvs's id of the real server of a flow the program scheduled (what
-	// EVENT_SEEN names); 0 for the flows uvs hands over.
+	// uvs's id of the flow's real server: where real_counts counts its
+	// frames, and what EVENT_SEEN names.
 	__u64 id;
+};
+
+// The value of real_counts (per CPU, by uvs's id of a real server): what
+// the program forwarded to it, which uvs adds to its counters as it goes.
+struct real_count {
+	__u64 packets;
+	__u64 bytes;
 };
 
 // flow.state: nothing to report; the program scheduled this TCP flow at

@@ -127,6 +127,7 @@ mirror! {
         pub bytes: u64,
         pub up_ns: u64,
         pub every_ns: u64,
+        /// uvs's id of its real server (real_counts' key).
         pub id: u64,
     }
 }
@@ -196,6 +197,16 @@ mirror! {
     }
 }
 
+mirror! {
+    /// A value of `real_counts` (per CPU): what the program forwarded to
+    /// one real server.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct RealCount = real_count {
+        pub packets: u64,
+        pub bytes: u64,
+    }
+}
+
 /// svc.kind (maps.h).
 pub const SCHED_SH: u8 = 1;
 pub const SCHED_MH: u8 = 2;
@@ -210,5 +221,8 @@ pub const EVENT_SEEN: u8 = 3;
 /// An offloaded-flow map by key `K`: `flows` by [`FlowKey`], `flows6`
 /// by [`Flow6Key`].
 pub type FlowMap<K = FlowKey> = aya::maps::HashMap<aya::maps::MapData, K, FlowValue>;
+/// `real_counts`: what the program forwarded to each real server, by
+/// uvs's id, per CPU.
+pub type RealCounts = aya::maps::PerCpuHashMap<aya::maps::MapData, u64, RealCount>;
 /// `forwarded`: frames the program forwarded, per CPU.
 pub type Forwarded = aya::maps::PerCpuArray<aya::maps::MapData, u64>;

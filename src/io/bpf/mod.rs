@@ -239,6 +239,8 @@ impl Steering {
         for l in &mut self.links {
             let mut take = |name: &str| l.bpf.take_map(name).ok_or_else(|| Error::no_map(name));
             let (flows, flows6, fwd) = (take("flows")?, take("flows6")?, take("forwarded")?);
+            let real_counts = take("real_counts")?;
+            let counts_fd = own_fd(&real_counts, "real_counts")?;
             let (events, room, counts) = (take("events")?, take("room")?, take("sched_counts")?);
             let fds = [own_fd(&flows, "flows")?, own_fd(&flows6, "flows6")?];
             maps.push(flows::LinkFlows {
@@ -249,6 +251,8 @@ impl Steering {
                 events: events.try_into().map_err(Error::map("events"))?,
                 room: room.try_into().map_err(Error::map("room"))?,
                 sched_counts: counts.try_into().map_err(Error::map("sched_counts"))?,
+                real_counts: real_counts.try_into().map_err(Error::map("real_counts"))?,
+                counts_fd,
             });
         }
         Ok(FlowMaps::new(maps))
@@ -311,10 +315,11 @@ impl Steering {
     }
 }
 
-/// A descriptor of its own for an LRU hash map (`flows`, `flows6`).
+/// A descriptor of its own for a hash map (`flows`, `flows6`: LRU;
+/// `real_counts`: per CPU), for the call aya lacks.
 fn own_fd(map: &aya::maps::Map, name: &str) -> Result<std::os::fd::OwnedFd, Error> {
     use std::os::fd::AsFd;
-    let aya::maps::Map::LruHashMap(d) = map else {
+    let (aya::maps::Map::LruHashMap(d) | aya::maps::Map::PerCpuHashMap(d)) = map else {
         return Err(Error::no_map(name));
     };
     d.fd().as_fd().try_clone_to_owned().map_err(|e| {

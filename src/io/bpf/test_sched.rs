@@ -16,7 +16,7 @@ mod run {
 
     use super::super::claims::{Claims, tests::service};
     use super::super::events;
-    use super::super::maps::{Flow6Key, FlowKey, FlowValue};
+    use super::super::maps::{Flow6Key, FlowKey, FlowValue, RealCount};
     use super::super::sched::{KernelTable, Scheduling};
     use super::super::test_frames::{
         CL_MAC, DIR_MAC, eth, forwarded, forwarded6, rechecked, tcp4, tcp6_flags, tuple, udp4, udp6,
@@ -33,7 +33,7 @@ mod run {
     };
     use crate::lvs::table::Table;
     use crate::wire::MacAddr;
-    use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+    use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf};
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     const VIP: [u8; 4] = [198, 18, 0, 100];
@@ -409,6 +409,35 @@ mod run {
             rig.expect_events(hook, what, &want);
         }
         rig.expect_flow(hook, &d, (RR6, 0), 0);
+        // With an entry in real_counts, its server's frames are counted
+        // there (uvs reads them while the flow lives), not in the flow.
+        let before = rig.flow(&d).map(|f| f.packets);
+        let counts = |rig: &mut Rig| -> (u64, u64) {
+            let m: PerCpuHashMap<&mut MapData, u64, RealCount> =
+                rig.bpf.map_mut("real_counts").unwrap().try_into().unwrap();
+            m.get(&dest_id, 0).map_or((0, 0), |v| {
+                v.iter()
+                    .fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes))
+            })
+        };
+        {
+            let mut m: PerCpuHashMap<&mut MapData, u64, RealCount> =
+                rig.bpf.map_mut("real_counts").unwrap().try_into().unwrap();
+            let zero = vec![RealCount::default(); aya::util::nr_cpus().unwrap()];
+            m.insert(dest_id, PerCpuValues::try_from(zero).unwrap(), 0)
+                .unwrap();
+        }
+        rig.forwards(hook, "UDP, counted by its server", &d, RR6);
+        let got = (counts(rig), rig.flow(&d).map(|f| f.packets));
+        if got != ((1, d.len() as u64 - 14), before) {
+            rig.fail(format!("{hook:?}: real_counts, flow packets: {got:?}"));
+        }
+        rig.bpf
+            .map_mut("real_counts")
+            .map(|m| PerCpuHashMap::<_, u64, RealCount>::try_from(m).unwrap())
+            .unwrap()
+            .remove(&dest_id)
+            .unwrap();
         // Another flow whose server leaves the table after its first
         // datagram: the second goes up, unreported, its entry gone.
         let e = udp6((c6, VIP6), 5001, 53);

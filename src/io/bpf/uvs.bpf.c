@@ -369,22 +369,43 @@ static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hd
 	return forwarded_flow(&flows6, &k, flags, &t, &sk, caddr, eth, 0, 0, fresh);
 }
 
+// What the program forwarded to each real server, per CPU, by uvs's id
+// (struct real_count): uvs writes an entry for each DR and TUN server on
+// the link and reads them about once a second into the service's and
+// server's counters, so `--stats` and the metrics follow offloaded flows
+// while they live. A frame whose server has no entry is counted in its
+// flow instead, added when uvs takes the flow back.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct real_count);
+} real_counts SEC(".maps");
+
 // Readdresses a frame of flow `f` to its real server (its MAC, ours as
 // the source) and counts it: `segs` frames (a super-frame is several on
-// the wire) of `bytes` IP bytes, in the flow's counts unless `fresh` (the
-// first frame of a flow the program scheduled: uvs counts it from the
-// report). The caller lowers the TTL or hop limit.
+// the wire) of `bytes` IP bytes, in its server's real_counts (else the
+// flow's own counts) unless `fresh` (the first frame of a flow the program
+// scheduled: uvs counts it from the report). The caller lowers the TTL or
+// hop limit.
 static __always_inline void readdress(struct flow *f, struct ethhdr *eth, __u64 segs, __u64 bytes,
 				      int fresh)
 {
+	struct real_count *rc;
 	__u32 zero = 0;
 	__u64 *n;
 
 	__builtin_memcpy(eth->h_dest, f->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, f->smac, ETH_ALEN);
 	if (!fresh) {
-		__sync_fetch_and_add(&f->packets, segs);
-		__sync_fetch_and_add(&f->bytes, bytes);
+		rc = bpf_map_lookup_elem(&real_counts, &f->id);
+		if (rc) {
+			rc->packets += segs;
+			rc->bytes += bytes;
+		} else {
+			__sync_fetch_and_add(&f->packets, segs);
+			__sync_fetch_and_add(&f->bytes, bytes);
+		}
 	}
 	n = bpf_map_lookup_elem(&forwarded, &zero);
 	if (n)

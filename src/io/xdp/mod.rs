@@ -221,6 +221,10 @@ impl PacketIo for XdpLinks {
         self.flows.ring_full()
     }
 
+    fn real_counts(&mut self, ids: &[u64], each: &mut impl FnMut(u64, u64, u64)) {
+        self.flows.real_counts(ids, each)
+    }
+
     fn rx_drops(&mut self) -> u64 {
         let mut n = self.pkt.rx_drops();
         for q in &mut self.queues {
