@@ -24,13 +24,13 @@ const SYN: u8 = 0x02;
 
 /// An address family: the client, VIP and real servers of its services.
 #[derive(Debug, Clone, Copy)]
-struct Fam {
+pub(crate) struct Fam {
     v6: bool,
 }
 
-const V4: Fam = Fam { v6: false };
+pub(crate) const V4: Fam = Fam { v6: false };
 const V6: Fam = Fam { v6: true };
-const BOTH: [Fam; 2] = [V4, V6];
+pub(crate) const BOTH: [Fam; 2] = [V4, V6];
 
 /// TCP services listen on 80, UDP ones on 53.
 fn port(p: Protocol) -> u16 {
@@ -41,14 +41,14 @@ fn port(p: Protocol) -> u16 {
 }
 
 impl Fam {
-    fn client(self) -> IpAddr {
+    pub(crate) fn client(self) -> IpAddr {
         match self.v6 {
             false => Ipv4Addr::from(CLIENT).into(),
             true => CLIENT6.into(),
         }
     }
 
-    fn vip(self) -> IpAddr {
+    pub(crate) fn vip(self) -> IpAddr {
         match self.v6 {
             false => Ipv4Addr::from(VIP).into(),
             true => VIP6.into(),
@@ -56,19 +56,19 @@ impl Fam {
     }
 
     /// Real server `n`: 198.18.0.n or 2001:2::n (its MAC ends in n).
-    fn rs(self, n: u8) -> IpAddr {
+    pub(crate) fn rs(self, n: u8) -> IpAddr {
         match self.v6 {
             false => Ipv4Addr::new(198, 18, 0, n).into(),
             true => rs6(n.into()).into(),
         }
     }
 
-    fn key(self, p: Protocol) -> ServiceKey {
+    pub(crate) fn key(self, p: Protocol) -> ServiceKey {
         ServiceKey::addr(p, self.vip(), port(p))
     }
 
     /// The client's flow from `sport` to protocol `p`'s service.
-    fn flow(self, p: Protocol, sport: u16) -> AnyFlow {
+    pub(crate) fn flow(self, p: Protocol, sport: u16) -> AnyFlow {
         let dport = port(p);
         let proto = p.number();
         match self.v6 {
@@ -90,7 +90,7 @@ impl Fam {
     }
 
     /// A client's frame of that flow (TCP with `flags` as `with_flags`).
-    fn frame(self, p: Protocol, sport: u16, flags: &str) -> Vec<u8> {
+    pub(crate) fn frame(self, p: Protocol, sport: u16, flags: &str) -> Vec<u8> {
         let b = PacketBuilder::ethernet2(CL_MAC, DIR_MAC);
         let b = match self.v6 {
             false => b.ipv4(CLIENT, VIP, 64),
@@ -109,7 +109,7 @@ impl Fam {
 
 /// TCP :80 and UDP :53 on both VIPs, each on servers 11 and 12 (rr, DR),
 /// the offload on, with `max_conns` per table; and the sync queue.
-fn rig_max(max_conns: usize) -> (Rig, Receiver<SyncEvent>) {
+pub(crate) fn rig_max(max_conns: usize) -> (Rig, Receiver<SyncEvent>) {
     let mut ops = Vec::new();
     for f in BOTH {
         for p in [Protocol::Tcp, Protocol::Udp] {
@@ -124,18 +124,18 @@ fn rig_max(max_conns: usize) -> (Rig, Receiver<SyncEvent>) {
     (r, rx)
 }
 
-fn rig() -> (Rig, Receiver<SyncEvent>) {
+pub(crate) fn rig() -> (Rig, Receiver<SyncEvent>) {
     rig_max(uvs::lvs::conn::DEFAULT_MAX_CONNS)
 }
 
 /// Service `key`'s place in the published table.
-fn svc_index(r: &Rig, key: ServiceKey) -> usize {
+pub(crate) fn svc_index(r: &Rig, key: ServiceKey) -> usize {
     let t = r.publisher.shared().load();
     t.services.iter().position(|s| s.key == key).unwrap()
 }
 
 /// Real server `addr` of service `key`: uvs's id for it and its state.
-fn server(r: &Rig, key: ServiceKey, addr: IpAddr) -> (u64, std::sync::Arc<DestState>) {
+pub(crate) fn server(r: &Rig, key: ServiceKey, addr: IpAddr) -> (u64, std::sync::Arc<DestState>) {
     let t = r.publisher.shared().load();
     let s = &t.services[svc_index(r, key)];
     let d = s.dests.iter().find(|d| d.addr == addr).unwrap();
@@ -143,7 +143,7 @@ fn server(r: &Rig, key: ServiceKey, addr: IpAddr) -> (u64, std::sync::Arc<DestSt
 }
 
 /// The service's new connections, as `-L --stats` counts them.
-fn svc_conns(r: &Rig, key: ServiceKey) -> u64 {
+pub(crate) fn svc_conns(r: &Rig, key: ServiceKey) -> u64 {
     let t = r.publisher.shared().load();
     t.services[svc_index(r, key)].stats.snapshot().conns
 }
@@ -176,7 +176,7 @@ fn hold(r: &mut Rig, f: AnyFlow, dmac: [u8; 6]) {
 
 /// The program's entry for the flow: its link, real server MAC and how
 /// often a frame goes up.
-fn held(r: &Rig, f: AnyFlow) -> Option<(u8, [u8; 6], u64)> {
+pub(crate) fn held(r: &Rig, f: AnyFlow) -> Option<(u8, [u8; 6], u64)> {
     match f {
         AnyFlow::V4(t) => {
             r.io.offloaded
@@ -192,14 +192,14 @@ fn held(r: &Rig, f: AnyFlow) -> Option<(u8, [u8; 6], u64)> {
 }
 
 /// How many times the flow was taken back from the program.
-fn taken_back(r: &Rig, f: AnyFlow) -> usize {
+pub(crate) fn taken_back(r: &Rig, f: AnyFlow) -> usize {
     match f {
         AnyFlow::V4(t) => r.io.taken_back.iter().filter(|x| **x == t).count(),
         AnyFlow::V6(t) => r.io.taken_back6.iter().filter(|x| **x == t).count(),
     }
 }
 
-fn report(r: &mut Rig, f: AnyFlow, what: KernelFlowEvent) {
+pub(crate) fn report(r: &mut Rig, f: AnyFlow, what: KernelFlowEvent) {
     r.io.kernel_flows.push_back(KernelFlow {
         link: 0,
         flow: f,
@@ -211,7 +211,7 @@ fn report(r: &mut Rig, f: AnyFlow, what: KernelFlowEvent) {
 /// The program scheduled the flow to real server `n` at its first frame
 /// and forwarded it: the flow is in its map, and reported with that
 /// frame (60 IP bytes), which uvs counts.
-fn scheduled(r: &mut Rig, fam: Fam, p: Protocol, sport: u16, n: u8) -> AnyFlow {
+pub(crate) fn scheduled(r: &mut Rig, fam: Fam, p: Protocol, sport: u16, n: u8) -> AnyFlow {
     let f = fam.flow(p, sport);
     hold(r, f, [2, 0, 0, 0, 1, n]);
     let dest_id = server(r, fam.key(p), fam.rs(n)).0;
@@ -227,7 +227,7 @@ fn scheduled(r: &mut Rig, fam: Fam, p: Protocol, sport: u16, n: u8) -> AnyFlow {
 }
 
 /// The listed connection from the client's `sport`, if any.
-fn listed(r: &Rig, fam: Fam, sport: u16) -> Option<ConnInfo> {
+pub(crate) fn listed(r: &Rig, fam: Fam, sport: u16) -> Option<ConnInfo> {
     let all = r.dp.conn_list();
     let mut it = all
         .into_iter()
@@ -238,7 +238,7 @@ fn listed(r: &Rig, fam: Fam, sport: u16) -> Option<ConnInfo> {
 }
 
 /// The upserts queued for the client's `sport` since the last call.
-fn upserts(rx: &Receiver<SyncEvent>, fam: Fam, sport: u16) -> Vec<PortableConn> {
+pub(crate) fn upserts(rx: &Receiver<SyncEvent>, fam: Fam, sport: u16) -> Vec<PortableConn> {
     records(rx)
         .into_iter()
         .filter_map(|rec| match rec {
@@ -466,49 +466,6 @@ fn a_report_for_a_server_the_table_just_gained_is_entered_while_idle() {
     }
 }
 
-#[test]
-fn a_full_table_makes_room_for_reported_flows_and_stops_the_program_only_when_it_cannot() {
-    for fam in BOTH {
-        let (mut r, _rx) = rig_max(16);
-        r.poll();
-        assert_eq!(r.io.room, Some(true));
-        // A flood of one-datagram flows: each report past the limit
-        // evicts the oldest such entry, as uvs's own new flows do, and the
-        // program goes on scheduling.
-        for sport in 0..40 {
-            scheduled(&mut r, fam, Protocol::Udp, 6000 + sport, 11);
-        }
-        r.poll();
-        assert_eq!((r.dp.conn_count(), r.io.room), (16, Some(true)), "{fam:?}");
-        // The evicted ones were the program's, one-packet UDP flows: left
-        // in its map (no system call each), their datagram counted.
-        let first = fam.flow(Protocol::Udp, 6000);
-        assert_eq!(taken_back(&r, first), 0, "{fam:?}");
-        assert!(held(&r, first).is_some());
-        assert_eq!(svc_inpkts(&r, svc_index(&r, fam.key(Protocol::Udp))), 40);
-        r.dp.expire(u64::MAX / 2);
-        r.poll();
-        assert_eq!(r.dp.conn_count(), 0, "{fam:?}");
-        // Established TCP entries are not evicted: once the table is
-        // full of them, a report is refused and the program stops.
-        for sport in 0..16 {
-            let f = scheduled(&mut r, fam, Protocol::Tcp, 7000 + sport, 11);
-            report(&mut r, f, KernelFlowEvent::Established);
-        }
-        r.poll();
-        assert_eq!((r.dp.conn_count(), r.io.room), (16, Some(true)), "{fam:?}");
-        let refused = scheduled(&mut r, fam, Protocol::Tcp, 7016, 11);
-        assert!(held(&r, refused).is_some());
-        r.poll();
-        assert_eq!((r.dp.conn_count(), r.io.room), (16, Some(false)), "{fam:?}");
-        assert_eq!(taken_back(&r, refused), 1, "{fam:?}");
-        // Room again once entries go (and a margin of 16/8 is free).
-        r.dp.expire(u64::MAX / 2);
-        r.poll();
-        assert_eq!((r.dp.conn_count(), r.io.room), (0, Some(true)), "{fam:?}");
-    }
-}
-
 /// A client's port again after its last connection ended (wrk with
 /// `Connection: close` reuses ports in TIME_WAIT): the program schedules
 /// the new SYN, maybe to another server, and uvs's ending entry gives way
@@ -539,102 +496,4 @@ fn a_syn_that_reuses_an_ending_entry_makes_the_programs_flow_the_new_one() {
         // Its ACK, come up (the periodic frame, say), goes to 12.
         sent_to(&r.feed(fam.frame(Protocol::Tcp, 41000, "A")), 12);
     }
-}
-
-/// A UDP flow of the program's that sends a second datagram is reported
-/// as seen: uvs no longer evicts it as a one-packet entry. One that uvs
-/// had evicted (left in the program's map) is entered again at that
-/// report, to the server the program keeps sending it to. An evicted
-/// SYN-only TCP flow is taken back: a retried SYN must be scheduled anew.
-#[test]
-fn a_second_datagram_report_keeps_a_udp_flow_and_enters_an_evicted_one_again() {
-    for fam in BOTH {
-        let (mut r, rx) = rig_max(16);
-        let key = fam.key(Protocol::Udp);
-        let live = scheduled(&mut r, fam, Protocol::Udp, 6000, 11);
-        let dest_id = server(&r, key, fam.rs(11)).0;
-        report(&mut r, live, KernelFlowEvent::Seen { dest_id });
-        for sport in 1..40 {
-            scheduled(&mut r, fam, Protocol::Udp, 6000 + sport, 12);
-        }
-        r.poll();
-        assert_eq!(r.dp.conn_count(), 16, "{fam:?}");
-        assert_eq!(listed(&r, fam, 6000).unwrap().daddr, fam.rs(11), "kept");
-        assert!(listed(&r, fam, 6001).is_none(), "evicted");
-        // The evicted 6001 sends again: the program forwards the datagram
-        // and reports it; uvs enters the flow again, to 12, synced.
-        let _ = upserts(&rx, fam, 6001);
-        let again = fam.flow(Protocol::Udp, 6001);
-        let id12 = server(&r, key, fam.rs(12)).0;
-        report(&mut r, again, KernelFlowEvent::Seen { dest_id: id12 });
-        r.poll();
-        let c = listed(&r, fam, 6001).expect("entered again");
-        assert_eq!(c.daddr, fam.rs(12), "{fam:?}");
-        assert_eq!(upserts(&rx, fam, 6001).len(), 1);
-        assert_eq!((taken_back(&r, again), r.counter("kernel_refused")), (0, 0));
-        // A new connection again (as after any eviction), not scheduled.
-        assert_eq!(svc_conns(&r, key), 41);
-        assert_eq!(r.counter("kernel_scheduled"), 40);
-        // A report naming a server the table no longer has: refused, and
-        // the flow taken back from the program (its frames come up).
-        let gone = fam.flow(Protocol::Udp, 6002);
-        report(&mut r, gone, KernelFlowEvent::Seen { dest_id: 9999 });
-        r.poll();
-        assert_eq!((taken_back(&r, gone), r.counter("kernel_refused")), (1, 1));
-
-        // SYN-only TCP flows of the program's: the evicted one is taken
-        // back.
-        r.dp.expire(u64::MAX / 2);
-        r.poll();
-        for sport in 0..17 {
-            scheduled(&mut r, fam, Protocol::Tcp, 7000 + sport, 11);
-        }
-        r.poll();
-        let syn = fam.flow(Protocol::Tcp, 7000);
-        assert_eq!((taken_back(&r, syn), held(&r, syn)), (1, None), "{fam:?}");
-    }
-}
-
-/// Polls until `done` holds, for at most three seconds (the data plane
-/// reads the program's counts about once a second).
-fn until(r: &mut Rig, what: &str, done: impl Fn(&Rig) -> bool) {
-    for _ in 0..600 {
-        if done(r) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        r.poll();
-    }
-    panic!("{what}");
-}
-
-/// What the program forwards to a real server reaches its counters and
-/// its service's while the flows live, about once a second, each frame
-/// once; the program's server ids are those of the table's DR servers.
-#[test]
-fn the_programs_counts_reach_the_stats_while_the_flows_live() {
-    let (mut r, _rx) = rig();
-    let key = V4.key(Protocol::Udp);
-    let (id, rs11) = server(&r, key, V4.rs(11));
-    scheduled(&mut r, V4, Protocol::Udp, 5000, 11);
-    let i = svc_index(&r, key);
-    until(&mut r, "the program counts server 11", |r| {
-        r.io.counted.contains(&id)
-    });
-    // Every DR server of the table, both families, counted by id.
-    assert_eq!(r.io.counted.len(), 8, "{:?}", r.io.counted);
-    assert_eq!(svc_inpkts(&r, i), 1, "the first datagram, from the report");
-    r.io.real_counts.insert(id, (500, 30_000));
-    until(&mut r, "500 datagrams counted", |r| svc_inpkts(r, i) == 501);
-    assert_eq!(
-        (rs11.stats.snapshot().inpkts, rs11.stats.snapshot().inbytes),
-        (501, 60 + 30_000)
-    );
-    r.io.real_counts.insert(id, (700, 42_000));
-    until(&mut r, "200 more", |r| svc_inpkts(r, i) == 701);
-    // Read again with nothing new: nothing added.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    r.poll();
-    assert_eq!(svc_inpkts(&r, i), 701);
-    assert_eq!(rs11.stats.snapshot().inbytes, 60 + 42_000);
 }

@@ -6,6 +6,7 @@ mod dr6;
 mod dr_tun;
 mod gso_oracle;
 mod hardening;
+mod kernel_counts;
 mod kernel_sched;
 mod marktpl;
 mod nat;
