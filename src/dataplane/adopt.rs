@@ -123,6 +123,7 @@ impl Dataplane {
                 }
             }
             KernelFlowEvent::Established => self.adopt_established(io, from, &key),
+            KernelFlowEvent::Fin { tcp_flags } => self.adopt_fin(io, from, &key, tcp_flags),
             KernelFlowEvent::Seen { dest_id } => {
                 // Known: no longer a one-packet entry. Evicted meanwhile:
                 // entered again, as the program still carries it (the
@@ -231,6 +232,26 @@ impl Dataplane {
             DataplaneCounters::bump(&self.counters.kernel_scheduled);
         }
         true
+    }
+
+    /// The client's FIN on a flow the program carries: the entry moves as
+    /// that frame would have moved it (FIN_WAIT, its timer, the peers
+    /// told) and stays offloaded, so the flow's last frames stay in the
+    /// kernel; the timer takes it back. A flow uvs does not have is taken
+    /// back (its frames come up).
+    fn adopt_fin<I: PacketIo, A: Family>(
+        &mut self,
+        io: &mut I,
+        from: (u8, MacAddr),
+        key: &ConnKey<A>,
+        tcp_flags: u8,
+    ) {
+        if self.conns_of::<A>().get(key).is_none() {
+            let _ = io.unoffload(from.0, &tuple(key));
+            return;
+        }
+        let now = self.now_ms();
+        let _ = self.touched(io, key, tcp_flags, from, now);
     }
 
     /// The client's first ACK of a TCP flow the program scheduled: the

@@ -61,9 +61,10 @@ fn stats_rows(l: &Lab) -> [(u64, u64); 2] {
 /// Issue 29: several hundred short TCP connections and as many UDP flows
 /// through an rr DR service, scheduled by the tc program: uvs enters each
 /// one from the program's report (`kernel_scheduled`, `--stats` Conns),
-/// sees few of their frames, lists a live one ESTABLISHED with the real
-/// server its frames go to, and once they are taken back (FIN, the UDP
-/// timer) InPkts counts every frame the client sent (TCP within two).
+/// sees few of their frames (their FINs stay in the kernel, reported:
+/// listed FIN_WAIT), lists a live one ESTABLISHED with the real server its
+/// frames go to, and InPkts counts every frame the client sent (TCP
+/// within two).
 #[test]
 fn kernel_scheduled_flows_are_entered_counted_and_listed() {
     let Some(mut l) = tc_lab(&[
@@ -136,12 +137,18 @@ fn kernel_scheduled_flows_are_entered_counted_and_listed() {
             assert!(count(v, rs) >= n / 4, "{rs}: {v}");
         }
     }
-    // Each TCP connection's FIN and last ACK come up (the FIN takes it
-    // back); no UDP datagram does.
-    assert!(rx < (sent[0] + sent[1]) / 2, "rx_frames {rx} of {sent:?}");
+    // No TCP connection's FIN comes up (the program reports it and
+    // forwards the rest), nor any UDP datagram.
+    assert!(rx < conns / 2, "rx_frames {rx} of {sent:?}");
+    let closing = l.adm("-Lnc");
+    let fin_wait = closing.lines().filter(|x| x.contains("FIN_WAIT")).count() as u64;
+    assert!(
+        fin_wait + 5 >= conns,
+        "{fin_wait} FIN_WAIT of {conns}: {closing}"
+    );
 
-    // The UDP flows end on their timer (2 s, the sweep), taken back with
-    // the program's counts; the TCP ones were at their FIN.
+    // The UDP flows end on their timer (2 s, the sweep); what the
+    // program forwarded was counted by real server meanwhile.
     std::thread::sleep(Duration::from_secs(3));
     let after = stats_rows(&l);
     let sent = switch_counts(&l);
@@ -471,8 +478,9 @@ fn the_xdp_program_schedules_new_flows_too() {
     }
     assert_eq!(scheduled, 200);
     assert_eq!(l.dp_counter("kernel_refused"), 0);
-    // Each connection's FIN and last ACK come up, no UDP datagram.
-    assert!(rx <= 250, "rx_frames {rx}");
+    // No connection's FIN comes up (the program reports it), nor any UDP
+    // datagram.
+    assert!(rx <= 100, "rx_frames {rx}");
 }
 
 /// Issue 29, a flood of new UDP flows past a small table: each flow the

@@ -24,8 +24,9 @@ fn dir_rx_packets(l: &Lab) -> u64 {
 
 /// On each AF_PACKET backend: a long TCP connection whose uvs timer (2 s)
 /// is shorter than its life keeps going (a frame every half second still
-/// reaches uvs), its frames are forwarded by the program, and its FIN
-/// takes it back with the program's count added to the real server's; a
+/// reaches uvs), its frames are forwarded by the program (its FIN too,
+/// reported), and the program's count reaches the real server's while it
+/// lives; a
 /// UDP flow is handed over after its second datagram; uploads with the
 /// client's segmentation offload on arrive intact while uvs sees almost
 /// none of their frames. The director's ARP (answering for the VIP) works
@@ -40,8 +41,8 @@ fn established_dr_flows_are_forwarded_by_the_tc_program() {
 }
 
 /// The same for IPv6 DR flows to `[VIP6]` (the programs' `flows6` map):
-/// TCP and UDP handed over, a FIN taking the connection back with the
-/// program's count in `--stats`, uploads intact with the client's
+/// TCP and UDP handed over, the program's count in `--stats`, uploads
+/// intact with the client's
 /// segmentation offload on (super-frames whole through tc).
 #[test]
 fn established_ipv6_dr_flows_are_forwarded_by_the_tc_program() {
@@ -80,7 +81,7 @@ fn dr_flows_through_tc(fam: Fam) {
         let rx = l.dp_counter("rx_frames");
         println!("{io}: TCP: offload_forwarded {fwd}, rx_frames {rx}");
         // The 400 requests and their ACKs, less what went up (the
-        // handshake, the FIN, a frame every half second).
+        // handshake, a frame every half second).
         assert!(fwd >= 300, "{io}: offload_forwarded {fwd}");
         assert!(rx < 200, "{io}: uvs saw only what it must: {rx}");
         let inpkts = l.tcp_inpkts();

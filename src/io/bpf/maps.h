@@ -88,6 +88,10 @@ struct real_count {
 #define FLOW_QUIET 0
 #define FLOW_SYN 1
 #define FLOW_ONE 2
+// The client's FIN was reported: the program forwards the rest of the
+// flow's frames (IPVS's FIN_WAIT), and a SYN that reuses its tuple is a
+// new flow.
+#define FLOW_CLOSING 3
 
 // The key of services: a virtual service whose new flows the programs
 // schedule themselves (network order; an IPv4 address in the first four
@@ -148,14 +152,16 @@ struct real {
 #define EVENT_NEW 1
 #define EVENT_ESTABLISHED 2
 #define EVENT_SEEN 3
+#define EVENT_FIN 4
 
 // What the programs tell uvs through the ring buffer `events`: a flow
 // they scheduled (EVENT_NEW, with the client's MAC, the first frame's TCP
 // flags and size and the real server's id), a TCP flow of theirs that the
 // client's first ACK established, or a UDP flow of theirs that sent a
 // second datagram (EVENT_SEEN, with the real server's id again: uvs
-// enters the flow anew if it had evicted it meanwhile). Addresses as in
-// svc_key.
+// enters the flow anew if it had evicted it meanwhile), or a TCP flow of
+// theirs whose client sent its FIN (EVENT_FIN, with that frame's flags).
+// Addresses as in svc_key.
 struct flow_event {
 	__u8 saddr[16];
 	__u8 daddr[16];

@@ -116,6 +116,35 @@ static __always_inline void report_established(struct flow *f, struct flow_event
 	bpf_ringbuf_submit(ev, 0);
 }
 
+// The client's FIN on an established flow (one uvs handed over or one
+// the program scheduled and reported established): uvs is told (its
+// entry moves to FIN_WAIT, as the frame would have moved it), and the
+// program forwards the frame and the flow's last ones itself. 0 when the
+// frame must go up instead (any other state, a full ring): uvs takes the
+// flow back then.
+static __always_inline int report_fin(struct flow *f, struct flow_event *tmpl,
+				      struct ethhdr *eth)
+{
+	struct flow_event *ev;
+
+	if (f->state == FLOW_CLOSING)
+		return 1;
+	if (f->state != FLOW_QUIET)
+		return 0;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_sched(2);
+		return 0;
+	}
+	__builtin_memcpy(ev, tmpl, sizeof(*ev));
+	ev->what = EVENT_FIN;
+	ev->id = f->id;
+	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
+	f->state = FLOW_CLOSING;
+	bpf_ringbuf_submit(ev, 0);
+	return 1;
+}
+
 // Whether flow `f` (scheduled by the program) names a real server that
 // has left the table: the entry goes and the frame goes up, and uvs
 // decides (its own entry for the flow, or a new one).

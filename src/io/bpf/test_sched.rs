@@ -41,7 +41,9 @@ mod run {
     const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0x100);
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
     const FLOW_SYN: u8 = 1;
+    const FLOW_CLOSING: u8 = 3;
 
     /// The table's services, by index: protocol, VIP, port, scheduler,
     /// `-b` flags, their servers' weights.
@@ -380,6 +382,32 @@ mod run {
             }
             rig.expect_events(hook, what, &want);
             rig.expect_flow(hook, &ack, (RR, first), 0);
+        }
+        // The client's FIN: reported and forwarded, the flow closing; a
+        // retransmitted FIN forwarded unreported; then a SYN that reuses
+        // the port is a new flow, to the next server.
+        let fin = tcp4(c, VIP, 40000, 80, FIN | ACK);
+        let closing = KernelFlowEvent::Fin {
+            tcp_flags: FIN | ACK,
+        };
+        for (what, want) in [
+            ("rr FIN", vec![event(&fin, closing)]),
+            ("rr FIN again", vec![]),
+        ] {
+            if rig.forwards(hook, what, &fin, RR) != Some(first) {
+                rig.fail(format!("{hook:?}: {what}: not to the SYN's server"));
+            }
+            rig.expect_events(hook, what, &want);
+            rig.expect_flow(hook, &fin, (RR, first), FLOW_CLOSING);
+        }
+        let again = rig.forwards(hook, "rr SYN reusing a closing flow", &syn, RR);
+        let news = rig.events();
+        if again.is_none()
+            || !matches!(news.as_slice(), [k] if matches!(k.what, KernelFlowEvent::New { .. }))
+        {
+            rig.fail(format!(
+                "{hook:?}: a SYN reusing a closing flow: {again:?}, {news:?}"
+            ));
         }
     }
 

@@ -240,7 +240,9 @@ static __always_inline int l4_flags(__u8 proto, __u8 *l4, void *end)
 // The flow a frame to a VIP belongs to, if the program forwards it: one
 // that uvs handed over or that the program scheduled, or a new one it
 // schedules now (a TCP SYN, or a UDP datagram, of a service in
-// `services`). To uvs go: SYN, FIN and RST of known flows, a TTL about to
+// `services`). The client's FIN of an established flow is reported and
+// forwarded (report_fin). To uvs go: SYN and RST of known flows, the FIN
+// of one not reported established, a TTL about to
 // run out, fragments, the flow's periodic frame (its uvs timer runs on),
 // whatever the program cannot schedule, and a TUN flow's frames unless
 // `tun` (the tc program, an IPv4 frame it can wrap: the XDP program leaves
@@ -253,8 +255,17 @@ static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int fl
 {
 	struct flow *f = bpf_map_lookup_elem(map, fkey);
 
+	// A SYN that reuses a closing flow's tuple (a client's port again):
+	// a new flow, scheduled below if the service is one the program
+	// schedules (uvs ends the old entry as its own path would).
+	if (f && f->state == FLOW_CLOSING && (flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) == TCP_SYN) {
+		bpf_map_delete_elem(map, fkey);
+		f = 0;
+	}
 	if (f) {
-		if (flags & (TCP_FIN | TCP_SYN | TCP_RST) || (f->tun_daddr && !tun))
+		if (flags & (TCP_SYN | TCP_RST) || (f->tun_daddr && !tun))
+			return 0;
+		if ((flags & TCP_FIN) && !report_fin(f, tmpl, eth))
 			return 0;
 		f = unless_due(f);
 		if (f && f->state == FLOW_SYN && (flags & TCP_ACK))
@@ -370,11 +381,13 @@ static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hd
 }
 
 // What the program forwarded to each real server, per CPU, by uvs's id
-// (struct real_count): uvs writes an entry for each DR and TUN server on
-// the link and reads them about once a second into the service's and
-// server's counters, so `--stats` and the metrics follow offloaded flows
-// while they live. A frame whose server has no entry is counted in its
-// flow instead, added when uvs takes the flow back.
+// (struct real_count, ids from 1): uvs writes an entry for each DR and
+// TUN server on the link (the program makes one for a server whose entry
+// uvs has not written yet) and reads them about once a second into the
+// service's and server's counters, so `--stats` and the metrics follow
+// offloaded flows while they live. A frame whose server has no id (0), or
+// whose entry cannot be made (the map full), is counted in its flow
+// instead, added when uvs takes the flow back.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 16384);
@@ -399,6 +412,12 @@ static __always_inline void readdress(struct flow *f, struct ethhdr *eth, __u64 
 	__builtin_memcpy(eth->h_source, f->smac, ETH_ALEN);
 	if (!fresh) {
 		rc = bpf_map_lookup_elem(&real_counts, &f->id);
+		if (!rc && f->id) {
+			struct real_count zero = {};
+
+			bpf_map_update_elem(&real_counts, &f->id, &zero, BPF_NOEXIST);
+			rc = bpf_map_lookup_elem(&real_counts, &f->id);
+		}
 		if (rc) {
 			rc->packets += segs;
 			rc->bytes += bytes;
