@@ -25,7 +25,9 @@ default long,new): `long`, 256 long-lived UDP flows (source ports
 `new`, every packet a new flow (a random client in 198.19.0.0/16 and a
 random source port, written byte by byte with the IPv4 checksum redone
 per packet; the director's rp_filter is 0); `many`, 64 Ki flows (source
-ports 1024-65535), the workload of the figures before issue 29. A row's
+ports 1024-65535), the workload of the figures before issue 29; `mixed`,
+the long flows and new flows a frame of each in turn, the long flows
+counted apart at the sink (their loss amid a new-flow flood). A row's
 report key is ROW/WORKLOAD (uvs-dr/new).
 
 The director's side is held to CPU1 for every row (RPS on its receive
@@ -50,7 +52,7 @@ Environment: BENCH_BIN (the binaries, default target/release), BENCH_BEFORE (ano
 build's binaries: each uvs row runs again with them as ROW@old, right
 after it in every round, for a before/after within one run),
 BENCH_ROUNDS (3), BENCH_SECONDS (8), BENCH_RATE (15000 pps),
-BENCH_WORKLOADS (long,new; also many), BENCH_FLOWS (1000000; 0 skips),
+BENCH_WORKLOADS (long,new; also many, mixed), BENCH_FLOWS (1000000; 0 skips),
 BENCH_TCP_ROUNDS (3, for the TCP and web figures), BENCH_JSON (where to
 write the figures, default target/bench.json), BENCH_ROWS
 (comma-separated subset of the rows above and tcp, web, memory; the
@@ -276,7 +278,7 @@ def udp_rounds(table):
                     trafgen(cfg, 5, 40000)
                 quiet()
                 s0 = h.status() if isinstance(h, Uvs) else None
-                got[key].append(measure(cfg, h.status if isinstance(h, Uvs) else None))
+                got[key].append(measure(cfg, h.status if isinstance(h, Uvs) else None, wl == "mixed"))
                 if s0 is not None:
                     # What reached uvs itself (the rest the offload forwarded).
                     s1 = h.status()
@@ -333,6 +335,9 @@ def summary(table, got):
                 "offload_forwarded": med([r["uvs"]["offload_forwarded"] for r in rounds if "uvs" in r]),
                 "uvs_counts": {k: med([r["uvs"][k] for r in rounds if "uvs" in r]) for k in UVS_COUNTS},
             }
+            if wl == "mixed":
+                for m in ("fixed", "peak"):
+                    out["%s/%s" % (name, wl)]["long_loss_" + m] = med([r[m].get("long_loss") for r in rounds])
     for r in out.values():
         for base in ("kernel", "floor"):
             b = out.get("%s/%s" % (base, r["workload"]))
@@ -387,6 +392,10 @@ def print_udp(rows_, results):
                 "%s %s" % (r["row"], ", ".join("%s %d" % (k, v) for k, v in r["uvs_counts"].items()
                                                if v and k not in ("rx_frames", "offload_forwarded")))
                 for r in off))
+        if wl == "mixed":
+            print("the long flows' loss amid the flood (at %dk; at the peak): %s" % (RATE // 1000, ", ".join(
+                "%s %.1f%%; %.1f%%" % (r["row"], 100 * (r["long_loss_fixed"] or 0), 100 * (r["long_loss_peak"] or 0))
+                for _, r in mine)))
         w1, w2 = rows_.get("uvs-dr/" + wl), rows_.get("uvs-dr-w2/" + wl)
         if w1 and w2:
             w = [ratio(b["peak"]["delivered_pps"], a["peak"]["delivered_pps"])

@@ -120,12 +120,16 @@ SINKS = ["rs1", "rs2", "nat1", "nat2"]
 
 def sink_setup():
     """Counts and drops by destination (UDP port 9, IP-in-IP), whatever
-    the source: the new-flow workload's random clients are counted too."""
+    the source: the new-flow workload's random clients are counted too.
+    The long-lived flows (198.19.0.1, source ports 1024-1279) are counted
+    apart first, for the mixed workload (delivered(long=True))."""
     for n in SINKS:
         sh(
             n,
             "nft add table ip sink && "
             "nft add chain ip sink pre '{ type filter hook prerouting priority -300; }' && "
+            "nft add rule ip sink pre ip saddr 198.19.0.1 udp sport 1024-1279 udp dport 9 "
+            "counter drop comment long && "
             "nft add rule ip sink pre udp dport 9 counter drop && "
             "nft add rule ip sink pre ip protocol 4 counter drop",
         )
@@ -142,13 +146,14 @@ def switch_knows_sinks():
     sh("sw", "bridge fdb replace %s dev p-dir1 master static" % mac("dir", "eth1"))
 
 
-def delivered():
+def delivered(long=False):
+    """Frames the sinks counted; `long`: the long-lived flows' only."""
     total = 0
     for n in SINKS:
         j = json.loads(nse(n, "nft", "-j", "list", "table", "ip", "sink"))
         for e in j["nftables"]:
             rule = e.get("rule")
-            if rule:
+            if rule and (not long or rule.get("comment") == "long"):
                 for x in rule["expr"]:
                     if "counter" in x:
                         total += x["counter"]["packets"]
@@ -160,6 +165,8 @@ WORKLOADS = {
     "long": "256 long-lived UDP flows (source ports 1024-1279), every flow seen in the warm-up",
     "new": "every packet a new flow (random client in 198.19.0.0/16, random source port)",
     "many": "64 Ki UDP flows (source ports 1024-65535), the earlier figures' workload",
+    "mixed": "the long workload's 256 flows and new flows (as in new), a frame of each in turn: "
+             "the long flows' loss amid a new-flow flood, counted apart at the sink",
 }
 
 
@@ -198,6 +205,14 @@ def new_flows_cfg(dst_mac, daddr):
 def workload_cfg(workload, dst_mac, daddr):
     if workload == "new":
         return new_flows_cfg(dst_mac, daddr)
+    if workload == "mixed":
+        # trafgen sends a config's packets in turn: one long, one new.
+        path = os.path.join(TMP, "tg-mixed-%s-%s.cfg" % (dst_mac.replace(":", ""), daddr))
+        with open(path, "w") as f:
+            for part in (trafgen_cfg(dst_mac, daddr, ports=256), new_flows_cfg(dst_mac, daddr)):
+                with open(part) as p:
+                    f.write(p.read())
+        return path
     return trafgen_cfg(dst_mac, daddr, ports=256 if workload == "long" else 64512)
 
 
@@ -211,15 +226,18 @@ def trafgen(cfg, seconds, rate=None, num=None):
     subprocess.run(cmd, capture_output=True)
 
 
-def measure(cfg, status=None):
+def measure(cfg, status=None, long=False):
     """One round: (CPU µs per delivered packet at RATE, delivered/offered
     at that rate), then (peak delivered pps, offered pps). `status`: a
     uvs row's counters (Uvs.status), whose moves over each phase are kept
-    as its "uvs" (read outside the CPU window too)."""
+    as its "uvs" (read outside the CPU window too). `long`: the mixed
+    workload, whose long-lived flows' loss (half the frames offered) is
+    kept as "long_loss"."""
     out = {}
     for mode, rate in (("fixed", RATE), ("peak", None)):
         time.sleep(0.3)
         s0 = status() if status else None
+        l0 = delivered(long=True) if long else 0
         # The counters are read outside the CPU window: each read starts
         # processes (ip, nft) whose cost is not the path's.
         d0, t0 = delivered(), tx_packets("cl")
@@ -240,6 +258,9 @@ def measure(cfg, status=None):
             "delivered_pps": d / SECS,
             "loss": 1 - d / o if o else None,
         }
+        if long:
+            half = o / 2
+            out[mode]["long_loss"] = 1 - (delivered(long=True) - l0) / half if half else None
         if s0 is not None:
             s1 = status()
             out[mode]["uvs"] = {k: v - s0.get(k, 0) for k, v in s1.items() if v != s0.get(k, 0)}

@@ -234,11 +234,11 @@ impl Dataplane {
         true
     }
 
-    /// The client's FIN on a flow the program carries: the entry moves as
-    /// that frame would have moved it (FIN_WAIT, its timer, the peers
-    /// told) and stays offloaded, so the flow's last frames stay in the
-    /// kernel; the timer takes it back. A flow uvs does not have is taken
-    /// back (its frames come up).
+    /// The client's FIN or RST on a flow the program carries: the entry
+    /// moves as that frame would have moved it (FIN_WAIT or CLOSE, its
+    /// timer, the peers told) and stays offloaded, so the flow's last
+    /// frames stay in the kernel; the timer takes it back. A flow uvs
+    /// does not have is taken back (its frames come up).
     fn adopt_fin<I: PacketIo, A: Family>(
         &mut self,
         io: &mut I,

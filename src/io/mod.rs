@@ -192,8 +192,8 @@ pub enum KernelFlowEvent {
     /// A UDP flow the program scheduled (to real server `dest_id`) sent
     /// its second datagram: no longer a one-packet entry.
     Seen { dest_id: u64 },
-    /// The client's FIN (a frame with these flags) on an established flow
-    /// the program carries, which it forwarded and goes on forwarding.
+    /// The client's FIN or RST (a frame with these flags) on a flow the
+    /// program carries, which it forwarded and goes on forwarding.
     Fin { tcp_flags: u8 },
 }
 

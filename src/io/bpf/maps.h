@@ -90,8 +90,10 @@ struct real_count {
 #define FLOW_ONE 2
 // The client's FIN was reported: the program forwards the rest of the
 // flow's frames (IPVS's FIN_WAIT), and a SYN that reuses its tuple is a
-// new flow.
+// new flow. FLOW_CLOSED: the same after an RST (IPVS's CLOSE), nothing
+// more reported.
 #define FLOW_CLOSING 3
+#define FLOW_CLOSED 4
 
 // The key of services: a virtual service whose new flows the programs
 // schedule themselves (network order; an IPv4 address in the first four
@@ -160,7 +162,8 @@ struct real {
 // client's first ACK established, or a UDP flow of theirs that sent a
 // second datagram (EVENT_SEEN, with the real server's id again: uvs
 // enters the flow anew if it had evicted it meanwhile), or a TCP flow of
-// theirs whose client sent its FIN (EVENT_FIN, with that frame's flags).
+// theirs whose client sent its FIN or an RST (EVENT_FIN, with that
+// frame's flags).
 // Addresses as in svc_key.
 struct flow_event {
 	__u8 saddr[16];

@@ -116,20 +116,23 @@ static __always_inline void report_established(struct flow *f, struct flow_event
 	bpf_ringbuf_submit(ev, 0);
 }
 
-// The client's FIN on an established flow (one uvs handed over or one
-// the program scheduled and reported established): uvs is told (its
-// entry moves to FIN_WAIT, as the frame would have moved it), and the
-// program forwards the frame and the flow's last ones itself. 0 when the
-// frame must go up instead (any other state, a full ring): uvs takes the
+// The client's FIN or RST (`rst`) on a TCP flow the program carries: uvs
+// is told (its entry moves to FIN_WAIT or CLOSE, as the frame would have
+// moved it), and the program forwards the frame and the flow's last ones
+// itself until uvs's timer takes the flow back. A FIN is reported on an
+// established flow (one uvs handed over, or one the program scheduled
+// and reported established), an RST on any but a closed one; a FIN again
+// is forwarded unreported. 0 when the frame must go up instead (a FIN
+// before the establishment was reported, a full ring): uvs takes the
 // flow back then.
-static __always_inline int report_fin(struct flow *f, struct flow_event *tmpl,
-				      struct ethhdr *eth)
+static __always_inline int report_close(struct flow *f, struct flow_event *tmpl,
+					struct ethhdr *eth, int rst)
 {
 	struct flow_event *ev;
 
-	if (f->state == FLOW_CLOSING)
+	if (f->state == FLOW_CLOSED || (!rst && f->state == FLOW_CLOSING))
 		return 1;
-	if (f->state != FLOW_QUIET)
+	if (f->state == FLOW_ONE || (!rst && f->state != FLOW_QUIET))
 		return 0;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
@@ -140,7 +143,7 @@ static __always_inline int report_fin(struct flow *f, struct flow_event *tmpl,
 	ev->what = EVENT_FIN;
 	ev->id = f->id;
 	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
-	f->state = FLOW_CLOSING;
+	f->state = rst ? FLOW_CLOSED : FLOW_CLOSING;
 	bpf_ringbuf_submit(ev, 0);
 	return 1;
 }

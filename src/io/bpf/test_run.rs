@@ -146,7 +146,7 @@ pub(super) mod run {
             Case::to_uvs("IPv6 SYN of an offloaded flow", flags(0x02)),
             // Reported (sched.h: report_fin) and forwarded.
             Case::forwarded("IPv6 FIN of an offloaded flow", flags(0x11)),
-            Case::to_uvs("IPv6 RST of an offloaded flow", flags(0x04)),
+            Case::forwarded("IPv6 RST of an offloaded flow", flags(0x04)),
             Case::to_uvs("IPv6 flow behind an extension header", tcp6_ext(OFF6_TCP)),
             Case::to_uvs("IPv6 offloaded flow at hop limit 1", last_hop),
             Case::to_uvs(

@@ -44,6 +44,8 @@ mod run {
     const FIN: u8 = 0x01;
     const FLOW_SYN: u8 = 1;
     const FLOW_CLOSING: u8 = 3;
+    const FLOW_CLOSED: u8 = 4;
+    const RST: u8 = 0x04;
 
     /// The table's services, by index: protocol, VIP, port, scheduler,
     /// `-b` flags, their servers' weights.
@@ -399,6 +401,19 @@ mod run {
             }
             rig.expect_events(hook, what, &want);
             rig.expect_flow(hook, &fin, (RR, first), FLOW_CLOSING);
+        }
+        // An RST then: reported, the flow closed; once only.
+        let rst = tcp4(c, VIP, 40000, 80, RST);
+        let closed = KernelFlowEvent::Fin { tcp_flags: RST };
+        for (what, want) in [
+            ("rr RST", vec![event(&rst, closed)]),
+            ("rr RST again", vec![]),
+        ] {
+            if rig.forwards(hook, what, &rst, RR) != Some(first) {
+                rig.fail(format!("{hook:?}: {what}: not to the SYN's server"));
+            }
+            rig.expect_events(hook, what, &want);
+            rig.expect_flow(hook, &rst, (RR, first), FLOW_CLOSED);
         }
         let again = rig.forwards(hook, "rr SYN reusing a closing flow", &syn, RR);
         let news = rig.events();

@@ -240,9 +240,9 @@ static __always_inline int l4_flags(__u8 proto, __u8 *l4, void *end)
 // The flow a frame to a VIP belongs to, if the program forwards it: one
 // that uvs handed over or that the program scheduled, or a new one it
 // schedules now (a TCP SYN, or a UDP datagram, of a service in
-// `services`). The client's FIN of an established flow is reported and
-// forwarded (report_fin). To uvs go: SYN and RST of known flows, the FIN
-// of one not reported established, a TTL about to
+// `services`). The client's FIN of an established flow and its RST are
+// reported and forwarded (report_close). To uvs go: SYN of known flows,
+// the FIN of one not reported established, a TTL about to
 // run out, fragments, the flow's periodic frame (its uvs timer runs on),
 // whatever the program cannot schedule, and a TUN flow's frames unless
 // `tun` (the tc program, an IPv4 frame it can wrap: the XDP program leaves
@@ -258,14 +258,14 @@ static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int fl
 	// A SYN that reuses a closing flow's tuple (a client's port again):
 	// a new flow, scheduled below if the service is one the program
 	// schedules (uvs ends the old entry as its own path would).
-	if (f && f->state == FLOW_CLOSING && (flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) == TCP_SYN) {
+	if (f && f->state >= FLOW_CLOSING && (flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) == TCP_SYN) {
 		bpf_map_delete_elem(map, fkey);
 		f = 0;
 	}
 	if (f) {
-		if (flags & (TCP_SYN | TCP_RST) || (f->tun_daddr && !tun))
+		if (flags & TCP_SYN || (f->tun_daddr && !tun))
 			return 0;
-		if ((flags & TCP_FIN) && !report_fin(f, tmpl, eth))
+		if ((flags & (TCP_FIN | TCP_RST)) && !report_close(f, tmpl, eth, flags & TCP_RST))
 			return 0;
 		f = unless_due(f);
 		if (f && f->state == FLOW_SYN && (flags & TCP_ACK))
