@@ -7,12 +7,11 @@
 
 use crate::kernel_sched::{
     BOTH, V4, held, listed, report, rig, rig_max, scheduled, server, svc_conns, svc_index,
-    taken_back, upserts,
+    taken_back, until, upserts,
 };
 use crate::offload::svc_inpkts;
 use uvs::io::KernelFlowEvent;
 use uvs::lvs::service::Protocol;
-use uvs::rig::Rig;
 
 #[test]
 fn a_full_table_makes_room_for_reported_flows_and_stops_the_program_only_when_it_cannot() {
@@ -109,19 +108,6 @@ fn a_second_datagram_report_keeps_a_udp_flow_and_enters_an_evicted_one_again() {
         let syn = fam.flow(Protocol::Tcp, 7000);
         assert_eq!((taken_back(&r, syn), held(&r, syn)), (1, None), "{fam:?}");
     }
-}
-
-/// Polls until `done` holds, for at most three seconds (the data plane
-/// reads the program's counts about once a second).
-fn until(r: &mut Rig, what: &str, done: impl Fn(&Rig) -> bool) {
-    for _ in 0..600 {
-        if done(r) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        r.poll();
-    }
-    panic!("{what}");
 }
 
 /// What the program forwards to a real server reaches its counters and

@@ -336,17 +336,25 @@ fn reports_are_entered_before_the_frame_that_follows_them() {
     }
 }
 
-/// Polls until the sweep has taken `f` back (the entries' timers ran
-/// out), for at most three seconds.
-fn until_taken_back(r: &mut Rig, f: AnyFlow) {
+/// Polls until `done` holds, for at most three seconds (the sweep's pass,
+/// the data plane's reading of the program's counts once a second).
+pub(crate) fn until(r: &mut Rig, what: &str, done: impl Fn(&Rig) -> bool) {
     for _ in 0..600 {
-        if taken_back(r, f) > 0 {
+        if done(r) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
         r.poll();
     }
-    panic!("{f:?} was not taken back");
+    panic!("{what}");
+}
+
+/// Polls until the sweep has taken `f` back (the entries' timers ran
+/// out).
+fn until_taken_back(r: &mut Rig, f: AnyFlow) {
+    until(r, &format!("{f:?} was not taken back"), |r| {
+        taken_back(r, f) > 0
+    });
 }
 
 #[test]

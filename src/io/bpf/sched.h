@@ -91,6 +91,26 @@ static __always_inline void count_sched(__u32 i)
 		*n += 1;
 }
 
+// A report of `what` on the frame `tmpl` describes, from the client whose
+// MAC is `eth`'s source, naming real server `id`: reserved in `events`
+// for the caller to submit (or discard), or 0 when the ring is full
+// (counted in sched_counts[`full`]).
+static __always_inline struct flow_event *report(struct flow_event *tmpl, struct ethhdr *eth,
+						  __u8 what, __u64 id, __u32 full)
+{
+	struct flow_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		count_sched(full);
+		return 0;
+	}
+	__builtin_memcpy(ev, tmpl, sizeof(*ev));
+	ev->what = what;
+	ev->id = id;
+	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
+	return ev;
+}
+
 // A flow the program scheduled at its SYN (of service `sk`), whose client
 // now sent an ACK: uvs is told (its entry becomes established), and the
 // flow's frames go up at the established state's interval, set before
@@ -99,16 +119,11 @@ static __always_inline void count_sched(__u32 i)
 static __always_inline void report_established(struct flow *f, struct flow_event *tmpl,
 					       struct ethhdr *eth, struct svc_key *sk)
 {
-	struct flow_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	struct flow_event *ev = report(tmpl, eth, EVENT_ESTABLISHED, f->id, 2);
 	struct svc *s;
 
-	if (!ev) {
-		count_sched(2);
+	if (!ev)
 		return;
-	}
-	__builtin_memcpy(ev, tmpl, sizeof(*ev));
-	ev->what = EVENT_ESTABLISHED;
-	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
 	f->state = FLOW_QUIET;
 	s = bpf_map_lookup_elem(&services, sk);
 	if (s)
@@ -134,15 +149,9 @@ static __always_inline int report_close(struct flow *f, struct flow_event *tmpl,
 		return 1;
 	if (f->state == FLOW_ONE || (!rst && f->state != FLOW_QUIET))
 		return 0;
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
-		count_sched(2);
+	ev = report(tmpl, eth, EVENT_FIN, f->id, 2);
+	if (!ev)
 		return 0;
-	}
-	__builtin_memcpy(ev, tmpl, sizeof(*ev));
-	ev->what = EVENT_FIN;
-	ev->id = f->id;
-	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
 	f->state = rst ? FLOW_CLOSED : FLOW_CLOSING;
 	bpf_ringbuf_submit(ev, 0);
 	return 1;
@@ -166,16 +175,10 @@ static __always_inline int real_left(struct flow *f, void *map, void *fkey)
 static __always_inline void report_seen(struct flow *f, struct flow_event *tmpl,
 					struct ethhdr *eth)
 {
-	struct flow_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	struct flow_event *ev = report(tmpl, eth, EVENT_SEEN, f->id, 2);
 
-	if (!ev) {
-		count_sched(2);
+	if (!ev)
 		return;
-	}
-	__builtin_memcpy(ev, tmpl, sizeof(*ev));
-	ev->what = EVENT_SEEN;
-	ev->id = f->id;
-	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
 	f->state = FLOW_QUIET;
 	bpf_ringbuf_submit(ev, 0);
 }
@@ -272,15 +275,9 @@ static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __
 	r = bpf_map_lookup_elem(&reals, ri);
 	if (!r || !mac_eq(eth->h_dest, r->smac) || (r->tun_daddr && !(tun && fits_wrapped(skb))))
 		return 0;
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
-		count_sched(1);
+	ev = report(tmpl, eth, EVENT_NEW, r->id, 1);
+	if (!ev)
 		return 0;
-	}
-	__builtin_memcpy(ev, tmpl, sizeof(*ev));
-	ev->what = EVENT_NEW;
-	__builtin_memcpy(ev->cmac, eth->h_source, ETH_ALEN);
-	ev->id = r->id;
 	{
 		struct flow nf = {
 			.state = tmpl->proto == IPPROTO_UDP ? FLOW_ONE

@@ -385,35 +385,21 @@ mod run {
             rig.expect_events(hook, what, &want);
             rig.expect_flow(hook, &ack, (RR, first), 0);
         }
-        // The client's FIN: reported and forwarded, the flow closing; a
-        // retransmitted FIN forwarded unreported; then a SYN that reuses
-        // the port is a new flow, to the next server.
-        let fin = tcp4(c, VIP, 40000, 80, FIN | ACK);
-        let closing = KernelFlowEvent::Fin {
-            tcp_flags: FIN | ACK,
-        };
-        for (what, want) in [
-            ("rr FIN", vec![event(&fin, closing)]),
-            ("rr FIN again", vec![]),
-        ] {
-            if rig.forwards(hook, what, &fin, RR) != Some(first) {
-                rig.fail(format!("{hook:?}: {what}: not to the SYN's server"));
+        // The client's FIN: reported and forwarded, the flow closing, a
+        // retransmitted FIN forwarded unreported; an RST then: reported,
+        // the flow closed, once only; then a SYN that reuses the port is a
+        // new flow, to the next server.
+        for (flags, state) in [(FIN | ACK, FLOW_CLOSING), (RST, FLOW_CLOSED)] {
+            let frame = tcp4(c, VIP, 40000, 80, flags);
+            let report = KernelFlowEvent::Fin { tcp_flags: flags };
+            for (again, want) in [(false, vec![event(&frame, report)]), (true, vec![])] {
+                let what = format!("rr flags {flags:#x}{}", if again { " again" } else { "" });
+                if rig.forwards(hook, &what, &frame, RR) != Some(first) {
+                    rig.fail(format!("{hook:?}: {what}: not to the SYN's server"));
+                }
+                rig.expect_events(hook, &what, &want);
+                rig.expect_flow(hook, &frame, (RR, first), state);
             }
-            rig.expect_events(hook, what, &want);
-            rig.expect_flow(hook, &fin, (RR, first), FLOW_CLOSING);
-        }
-        // An RST then: reported, the flow closed; once only.
-        let rst = tcp4(c, VIP, 40000, 80, RST);
-        let closed = KernelFlowEvent::Fin { tcp_flags: RST };
-        for (what, want) in [
-            ("rr RST", vec![event(&rst, closed)]),
-            ("rr RST again", vec![]),
-        ] {
-            if rig.forwards(hook, what, &rst, RR) != Some(first) {
-                rig.fail(format!("{hook:?}: {what}: not to the SYN's server"));
-            }
-            rig.expect_events(hook, what, &want);
-            rig.expect_flow(hook, &rst, (RR, first), FLOW_CLOSED);
         }
         let again = rig.forwards(hook, "rr SYN reusing a closing flow", &syn, RR);
         let news = rig.events();
