@@ -149,7 +149,7 @@ static __always_inline int report_close(struct flow *f, struct flow_event *tmpl,
 		return 1;
 	if (f->state == FLOW_ONE || (!rst && f->state != FLOW_QUIET))
 		return 0;
-	ev = report(tmpl, eth, EVENT_FIN, f->id, 2);
+	ev = report(tmpl, eth, EVENT_CLOSE, f->id, 2);
 	if (!ev)
 		return 0;
 	f->state = rst ? FLOW_CLOSED : FLOW_CLOSING;
@@ -245,13 +245,11 @@ static __always_inline __s64 slot_of(struct svc *s, __u32 caddr, __u16 cport)
 // service (or one uvs keeps: persistence, lc...), no real server the
 // program can send to, a frame not addressed to this link's MAC, uvs's
 // table without room, a full ring, a TUN server unless `tun` (the tc
-// program, an IPv4 frame it can wrap) and the frame fits the link's MTU
-// once wrapped (`skb`: the tc program's frame): the first frame of a
-// flow it schedules always leaves by the program.
+// program, an IPv4 frame it can wrap: uvs.bpf.c's wrappable, so the
+// first frame of a flow it schedules always leaves by the program).
 static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __u16 cport,
 					     void *map, void *fkey, struct ethhdr *eth,
-					     struct flow_event *tmpl, int tun,
-					     struct __sk_buff *skb)
+					     struct flow_event *tmpl, int tun)
 {
 	__u32 zero = 0, *ri, *ok, idx;
 	struct flow_event *ev;
@@ -273,7 +271,7 @@ static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __
 	if (!ri || *ri == NO_REAL)
 		return 0;
 	r = bpf_map_lookup_elem(&reals, ri);
-	if (!r || !mac_eq(eth->h_dest, r->smac) || (r->tun_daddr && !(tun && fits_wrapped(skb))))
+	if (!r || !mac_eq(eth->h_dest, r->smac) || (r->tun_daddr && !tun))
 		return 0;
 	ev = report(tmpl, eth, EVENT_NEW, r->id, 1);
 	if (!ev)

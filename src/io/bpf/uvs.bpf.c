@@ -216,13 +216,22 @@ static __always_inline struct flow *unless_due(struct flow *f)
 // virtual (a veth, netkit: tunnel.h).
 volatile const __u32 virtual_link = 0;
 
-// Whether the tc program's IPv4 frame `skb` fits the link's MTU once
-// wrapped in an outer header (tunnel.h); no for the XDP program (0).
-static __always_inline int fits_wrapped(struct __sk_buff *skb)
+// Whether the tc program can wrap its IPv4 frame `skb` (header `ip`, the
+// linear part ending at `end`) as tunnel.h's encapsulate does: not a
+// super-frame, on a virtual link a finished checksum, and within the
+// link's MTU once wrapped. No for the XDP program or IPv6 (0s). Asked
+// only when the program schedules a flow to a TUN server, so that the
+// flow's first frame leaves by the program.
+static __always_inline int wrappable(struct __sk_buff *skb, struct iphdr *ip, void *end)
 {
-	__u32 mtu = 0;
+	__u32 hl, mtu = 0;
 
-	return skb && bpf_check_mtu(skb, 0, &mtu, sizeof(struct iphdr), 0) == BPF_MTU_CHK_RET_SUCCESS;
+	if (!skb || !ip || skb->gso_size)
+		return 0;
+	hl = ip->ihl * 4;
+	if (virtual_link && partial_checksum(ip, (__u8 *)ip + hl, hl, end))
+		return 0;
+	return bpf_check_mtu(skb, 0, &mtu, sizeof(struct iphdr), 0) == BPF_MTU_CHK_RET_SUCCESS;
 }
 
 #include "sched.h"
@@ -245,13 +254,16 @@ static __always_inline int l4_flags(__u8 proto, __u8 *l4, void *end)
 // the FIN of one not reported established, a TTL about to
 // run out, fragments, the flow's periodic frame (its uvs timer runs on),
 // whatever the program cannot schedule, and a TUN flow's frames unless
-// `tun` (the tc program, an IPv4 frame it can wrap: the XDP program leaves
-// TUN to uvs). `*fresh`: the flow was scheduled at this frame, which uvs
-// counts from the report (the flow's own counts start after it).
+// `tun` (the tc program, an IPv4 frame: the XDP program leaves TUN to uvs;
+// tunnel.h sends up the frames it cannot wrap, and a new flow goes to a
+// TUN server only if its frame `skb`, header `ip`, can be). `*fresh`: the
+// flow was scheduled at this frame, which uvs counts from the report (the
+// flow's own counts start after it).
 static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int flags,
 						    struct flow_event *tmpl, struct svc_key *sk,
 						    __u32 caddr, struct ethhdr *eth, int tun,
-						    struct __sk_buff *skb, int *fresh)
+						    struct __sk_buff *skb, struct iphdr *ip, void *end,
+						    int *fresh)
 {
 	struct flow *f = bpf_map_lookup_elem(map, fkey);
 
@@ -281,7 +293,8 @@ static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int fl
 	// flow is uvs's to judge).
 	if (tmpl->proto == IPPROTO_TCP && (flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) != TCP_SYN)
 		return 0;
-	f = schedule(sk, caddr, bpf_ntohs(tmpl->sport), map, fkey, eth, tmpl, tun, skb);
+	f = schedule(sk, caddr, bpf_ntohs(tmpl->sport), map, fkey, eth, tmpl,
+		     tun && wrappable(skb, ip, end));
 	*fresh = f != 0;
 	return f;
 }
@@ -309,8 +322,7 @@ static __always_inline void describe(struct flow_event *t, struct svc_key *sk, c
 // forwarded_flow for an IPv4 frame of `segs` frames on the wire and
 // `bytes` IP bytes. `skb` 0: the XDP program's, which sees bytes only
 // (the checksum state unknown: an unfinished one goes up) and leaves TUN
-// flows to uvs; the tc program wraps a TUN flow's frame unless it is a
-// super-frame or, on a virtual link, its checksum looks unfinished
+// flows to uvs; the tc program wraps a TUN flow's frame unless it cannot
 // (tunnel.h: those go up).
 static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *ip, void *end,
 					      struct __sk_buff *skb, __u64 segs, __u64 bytes,
@@ -321,7 +333,7 @@ static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *
 	struct flow_key k = {};
 	struct flow_event t = {};
 	struct svc_key sk = {};
-	int flags, tun;
+	int flags;
 
 	if (!fast_is(0) || ip->ttl <= 1 || (ip->frag_off & bpf_htons(0x3fff)))
 		return 0;
@@ -332,7 +344,6 @@ static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *
 		return 0;
 	if (!skb && partial_checksum(ip, l4, hl, end))
 		return 0;
-	tun = skb && !skb->gso_size && !(virtual_link && partial_checksum(ip, l4, hl, end));
 	k.saddr = ip->saddr;
 	k.daddr = ip->daddr;
 	k.sport = *(__u16 *)l4;
@@ -341,7 +352,8 @@ static __always_inline struct flow *offloaded(struct ethhdr *eth, struct iphdr *
 	describe(&t, &sk, &ip->saddr, &ip->daddr, 4, k.sport, k.dport, k.proto, flags);
 	t.segs = segs;
 	t.bytes = bytes;
-	return forwarded_flow(&flows, &k, flags, &t, &sk, bpf_ntohl(ip->saddr), eth, tun, skb, fresh);
+	return forwarded_flow(&flows, &k, flags, &t, &sk, bpf_ntohl(ip->saddr), eth, skb != 0, skb,
+			      ip, end, fresh);
 }
 
 // The same for IPv6, by the fixed header only: a frame with extension
@@ -377,7 +389,7 @@ static __always_inline struct flow *offloaded6(struct ethhdr *eth, struct ipv6hd
 #pragma unroll
 	for (i = 0; i < 4; i++)
 		caddr ^= bpf_ntohl(ip6->saddr.in6_u.u6_addr32[i]);
-	return forwarded_flow(&flows6, &k, flags, &t, &sk, caddr, eth, 0, 0, fresh);
+	return forwarded_flow(&flows6, &k, flags, &t, &sk, caddr, eth, 0, 0, 0, 0, fresh);
 }
 
 // What the program forwarded to each real server, per CPU, by uvs's id
