@@ -19,6 +19,7 @@
 //! enters it again, or, its real server gone, the frame comes up. The
 //! program stops scheduling only when an entry is refused.
 
+use super::books::count_in_many;
 use super::conn_table::InsertError;
 use super::flow::{Found, touch};
 use super::offload::{take_back, tuple};
@@ -123,7 +124,7 @@ impl Dataplane {
                 }
             }
             KernelFlowEvent::Established => self.adopt_established(io, from, &key),
-            KernelFlowEvent::Fin { tcp_flags } => self.adopt_fin(io, from, &key, tcp_flags),
+            KernelFlowEvent::Close { tcp_flags } => self.adopt_close(io, from, &key, tcp_flags),
             KernelFlowEvent::Seen { dest_id } => {
                 // Known: no longer a one-packet entry. Evicted meanwhile:
                 // entered again, as the program still carries it (the
@@ -178,9 +179,8 @@ impl Dataplane {
                 // stands, and the flow's frames come up until uvs hands it
                 // over again. The frame the program forwarded is the flow's.
                 let books = self.books();
-                if let (Some((svc, d)), Some((packets, bytes))) = (books.stats_of(&c), first) {
-                    svc.count_in_many(packets, bytes);
-                    d.count_in_many(packets, bytes);
+                if let Some((packets, bytes)) = first {
+                    count_in_many(books.stats_of(&c), packets, bytes);
                 }
                 take_back(io, &books, key, &c);
                 if let Some(e) = self.conns_mut::<A>().get_mut(key) {
@@ -226,9 +226,7 @@ impl Dataplane {
         self.emit_upsert(key, &c, false);
         count_new(&self.table, (si, di));
         if let Some((packets, bytes)) = first {
-            let svc = &self.table.services[si];
-            svc.stats.count_in_many(packets, bytes);
-            svc.dests[di].state.stats.count_in_many(packets, bytes);
+            count_in_many(self.books().stats_of(&c), packets, bytes);
             DataplaneCounters::bump(&self.counters.kernel_scheduled);
         }
         true
@@ -239,7 +237,7 @@ impl Dataplane {
     /// timer, the peers told) and stays offloaded, so the flow's last
     /// frames stay in the kernel; the timer takes it back. A flow uvs
     /// does not have is taken back (its frames come up).
-    fn adopt_fin<I: PacketIo, A: Family>(
+    fn adopt_close<I: PacketIo, A: Family>(
         &mut self,
         io: &mut I,
         from: (u8, MacAddr),

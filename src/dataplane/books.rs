@@ -40,6 +40,15 @@ pub fn count(svc: &ServiceEntry, d: &DestEntry, inbound: bool, len: usize) {
     }
 }
 
+/// Adds `packets` frames of `bytes` into the director to a connection's
+/// service and real server counters (`pair`, as [`Books`] finds them),
+/// for frames the kernel program forwarded; nothing if they are gone.
+pub fn count_in_many(pair: Option<(&Stats, &Stats)>, packets: u64, bytes: u64) {
+    for s in pair.into_iter().flat_map(|(svc, d)| [svc, d]) {
+        s.count_in_many(packets, bytes);
+    }
+}
+
 /// The count a connection in `state` takes in its real server's: active
 /// or inactive.
 /// A template counts in the persistent ones (IPVS's `persistconns`).

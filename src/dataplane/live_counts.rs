@@ -8,7 +8,7 @@
 //! counted in the flow instead and added at take-back, as before.)
 
 use super::Dataplane;
-use super::books::Books;
+use super::books::{Books, count_in_many};
 use crate::io::PacketIo;
 use crate::lvs::service::Forward;
 
@@ -44,11 +44,8 @@ impl Dataplane {
                 true => (packets, bytes),
                 false => (packets - p0, bytes - b0),
             };
-            if dp | db != 0
-                && let Some((svc, d)) = books.stats_of_id(id)
-            {
-                svc.count_in_many(dp, db);
-                d.count_in_many(dp, db);
+            if dp | db != 0 {
+                count_in_many(books.stats_of_id(id), dp, db);
             }
         });
         last.retain(|id, _| ids.binary_search(id).is_ok());

@@ -17,7 +17,7 @@
 //! XDP backend refuses those). A backup forwards nothing (the program's
 //! `fast` switch follows the published table).
 
-use super::books::Books;
+use super::books::{Books, count_in_many};
 use super::conn::Conn;
 use super::conn_table::ConnTable;
 use super::{Dataplane, Family};
@@ -58,10 +58,7 @@ pub(super) fn take_back<I: PacketIo, A: Family>(
     let Some(o) = io.unoffload(c.client_link, &tuple(key)) else {
         return;
     };
-    if let Some((svc, d)) = books.stats_of(c) {
-        svc.count_in_many(o.packets, o.bytes);
-        d.count_in_many(o.packets, o.bytes);
-    }
+    count_in_many(books.stats_of(c), o.packets, o.bytes);
 }
 
 impl Dataplane {

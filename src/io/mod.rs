@@ -194,7 +194,7 @@ pub enum KernelFlowEvent {
     Seen { dest_id: u64 },
     /// The client's FIN or RST (a frame with these flags) on a flow the
     /// program carries, which it forwarded and goes on forwarding.
-    Fin { tcp_flags: u8 },
+    Close { tcp_flags: u8 },
 }
 
 /// A flow's client-side 5-tuple, as the kernel program keys it (in map

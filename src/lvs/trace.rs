@@ -239,20 +239,24 @@ impl TraceTap {
     }
 }
 
+/// The tests' query: TCP from 198.18.0.1 (port `cport`, or any) to
+/// 198.18.0.100:80.
+#[cfg(test)]
+pub(crate) fn test_query(cport: Option<u16>) -> TraceQuery {
+    TraceQuery {
+        protocol: Protocol::Tcp,
+        client: "198.18.0.1".parse().unwrap(),
+        cport,
+        vip: "198.18.0.100".parse().unwrap(),
+        vport: 80,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_query as q;
     use super::*;
     use std::net::Ipv4Addr;
-
-    fn q(cport: Option<u16>) -> TraceQuery {
-        TraceQuery {
-            protocol: Protocol::Tcp,
-            client: "198.18.0.1".parse().unwrap(),
-            cport,
-            vip: "198.18.0.100".parse().unwrap(),
-            vport: 80,
-        }
-    }
 
     #[test]
     fn a_query_matches_its_flow_with_or_without_a_port() {

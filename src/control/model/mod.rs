@@ -522,4 +522,4 @@ pub use state::CheckVerdict;
 pub use views::MasqDest;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

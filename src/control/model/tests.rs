@@ -7,7 +7,8 @@ fn key(port: u16) -> ServiceKey {
     ServiceKey::addr(Protocol::Tcp, Ipv4Addr::new(198, 18, 0, 100), port)
 }
 
-fn dest(last: u8, weight: u32) -> DestSpec {
+/// Real server 198.18.0.`last`:80, DR, of `weight`.
+pub(crate) fn dest(last: u8, weight: u32) -> DestSpec {
     DestSpec {
         addr: Ipv4Addr::new(198, 18, 0, last).into(),
         port: 80,

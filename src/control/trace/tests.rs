@@ -1,16 +1,9 @@
 use super::*;
-use crate::control::proto::{DestSnap, DestSpec, ServiceDef};
-use crate::lvs::service::{Forward, Protocol, SchedFlags, ServiceKey};
+use crate::control::proto::{DestSnap, ServiceDef};
+use crate::lvs::service::{Protocol, SchedFlags, ServiceKey};
 
-fn query(cport: Option<u16>) -> TraceQuery {
-    TraceQuery {
-        protocol: Protocol::Tcp,
-        client: "198.18.0.1".parse().unwrap(),
-        cport,
-        vip: "198.18.0.100".parse().unwrap(),
-        vport: 80,
-    }
-}
+use crate::control::model::tests::dest;
+use crate::lvs::trace::test_query as query;
 
 fn service(sched: SchedulerKind, weights: &[u32]) -> ServiceSnap {
     let key = ServiceKey::addr(Protocol::Tcp, "198.18.0.100".parse::<IpAddr>().unwrap(), 80);
@@ -18,15 +11,7 @@ fn service(sched: SchedulerKind, weights: &[u32]) -> ServiceSnap {
         .iter()
         .enumerate()
         .map(|(i, &weight)| DestSnap {
-            spec: DestSpec {
-                addr: format!("198.18.0.{}", 11 + i).parse().unwrap(),
-                port: 80,
-                forward: Forward::Route,
-                weight,
-                uthreshold: 0,
-                lthreshold: 0,
-                slow_start: 0,
-            },
+            spec: dest(11 + i as u8, weight),
             ramp_to: None,
             active: 0,
             inactive: 0,

@@ -4,7 +4,7 @@
 //! established and those of their UDP flows that sent a second datagram. Read in the data plane's loop before each frame it
 //! handles, so uvs knows every flow the programs carry.
 
-use super::maps::{EVENT_ESTABLISHED, EVENT_FIN, EVENT_NEW, EVENT_SEEN, FlowEvent};
+use super::maps::{EVENT_CLOSE, EVENT_ESTABLISHED, EVENT_NEW, EVENT_SEEN, FlowEvent};
 use crate::io::{AnyFlow, FlowTuple, KernelFlow, KernelFlowEvent};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -45,7 +45,7 @@ pub fn parse(link: u8, bytes: &[u8]) -> Option<KernelFlow> {
         },
         EVENT_ESTABLISHED => KernelFlowEvent::Established,
         EVENT_SEEN => KernelFlowEvent::Seen { dest_id: e.id },
-        EVENT_FIN => KernelFlowEvent::Fin {
+        EVENT_CLOSE => KernelFlowEvent::Close {
             tcp_flags: e.tcp_flags,
         },
         _ => return None,
@@ -115,8 +115,8 @@ mod tests {
         assert_eq!(six.what, KernelFlowEvent::Established);
         let seen = parse(0, &record(4, EVENT_SEEN)).unwrap();
         assert_eq!(seen.what, KernelFlowEvent::Seen { dest_id: 7 });
-        let fin = parse(0, &record(4, EVENT_FIN)).unwrap();
-        assert_eq!(fin.what, KernelFlowEvent::Fin { tcp_flags: 2 });
+        let fin = parse(0, &record(4, EVENT_CLOSE)).unwrap();
+        assert_eq!(fin.what, KernelFlowEvent::Close { tcp_flags: 2 });
     }
 
     #[test]

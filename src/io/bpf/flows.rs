@@ -121,37 +121,37 @@ fn remove<K: aya::Pod>(map: &mut FlowMap<K>, fd: &OwnedFd, k: K) -> Option<Offlo
 }
 
 /// The flow under `k`, read and removed in one call: a take-back is one
-/// system call, not two (each FIN and each eviction takes one back).
+/// system call, not two.
 fn lookup_and_delete<K: aya::Pod>(fd: &OwnedFd, k: &K) -> std::io::Result<Option<FlowValue>> {
-    let mut v = FlowValue::default();
+    let mut v = [FlowValue::default()];
+    Ok(lookup_and_delete_into(fd, k, &mut v)?.then_some(v[0]))
+}
+
+/// The value under `k` in the map of `fd` read into `out` (one value, or
+/// one per CPU for a per-CPU map) and the entry removed, in one call
+/// (BPF_MAP_LOOKUP_AND_DELETE_ELEM); `false`: no such entry.
+fn lookup_and_delete_into<K: aya::Pod, V: aya::Pod>(
+    fd: &OwnedFd,
+    k: &K,
+    out: &mut [V],
+) -> std::io::Result<bool> {
     // SAFETY: both are plain bytes (aya::Pod, no padding: maps.rs), the
     // slices exactly their sizes, alive for the call.
     let (key, value) = unsafe {
         (
             std::slice::from_raw_parts((k as *const K).cast::<u8>(), size_of::<K>()),
-            std::slice::from_raw_parts_mut(
-                (&mut v as *mut FlowValue).cast::<u8>(),
-                size_of::<FlowValue>(),
-            ),
+            std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), size_of_val(out)),
         )
     };
-    Ok(crate::host::sys::bpf_lookup_and_delete(fd.as_fd(), key, value)?.then_some(v))
+    crate::host::sys::bpf_lookup_and_delete(fd.as_fd(), key, value)
 }
 
 /// Real server `id`'s per-CPU counts in `real_counts` (descriptor
-/// `fd`), read and removed in one call.
+/// `fd`), read and removed in one call. RealCount's 16 bytes need no
+/// rounding: the buffer is the per-CPU value's size times the CPUs.
 fn take_counts(fd: &OwnedFd, id: u64, cpus: usize) -> Option<Vec<RealCount>> {
     let mut v = vec![RealCount::default(); cpus];
-    // SAFETY: RealCount is plain bytes (aya::Pod, no padding), 16 bytes,
-    // so the buffer is the per-CPU value's size times the CPUs; it lives
-    // for the call.
-    let value = unsafe {
-        std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), cpus * size_of::<RealCount>())
-    };
-    let key = id.to_ne_bytes();
-    crate::host::sys::bpf_lookup_and_delete(fd.as_fd(), &key, value)
-        .ok()?
-        .then_some(v)
+    lookup_and_delete_into(fd, &id, &mut v).ok()?.then_some(v)
 }
 
 impl FlowMaps {

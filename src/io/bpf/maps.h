@@ -154,7 +154,7 @@ struct real {
 #define EVENT_NEW 1
 #define EVENT_ESTABLISHED 2
 #define EVENT_SEEN 3
-#define EVENT_FIN 4
+#define EVENT_CLOSE 4
 
 // What the programs tell uvs through the ring buffer `events`: a flow
 // they scheduled (EVENT_NEW, with the client's MAC, the first frame's TCP
@@ -162,7 +162,7 @@ struct real {
 // client's first ACK established, or a UDP flow of theirs that sent a
 // second datagram (EVENT_SEEN, with the real server's id again: uvs
 // enters the flow anew if it had evicted it meanwhile), or a TCP flow of
-// theirs whose client sent its FIN or an RST (EVENT_FIN, with that
+// theirs whose client sent its FIN or an RST (EVENT_CLOSE, with that
 // frame's flags).
 // Addresses as in svc_key.
 struct flow_event {

@@ -217,7 +217,7 @@ pub const NO_REAL: u32 = u32::MAX;
 pub const EVENT_NEW: u8 = 1;
 pub const EVENT_ESTABLISHED: u8 = 2;
 pub const EVENT_SEEN: u8 = 3;
-pub const EVENT_FIN: u8 = 4;
+pub const EVENT_CLOSE: u8 = 4;
 
 /// An offloaded-flow map by key `K`: `flows` by [`FlowKey`], `flows6`
 /// by [`Flow6Key`].

@@ -391,7 +391,7 @@ mod run {
         // new flow, to the next server.
         for (flags, state) in [(FIN | ACK, FLOW_CLOSING), (RST, FLOW_CLOSED)] {
             let frame = tcp4(c, VIP, 40000, 80, flags);
-            let report = KernelFlowEvent::Fin { tcp_flags: flags };
+            let report = KernelFlowEvent::Close { tcp_flags: flags };
             for (again, want) in [(false, vec![event(&frame, report)]), (true, vec![])] {
                 let what = format!("rr flags {flags:#x}{}", if again { " again" } else { "" });
                 if rig.forwards(hook, &what, &frame, RR) != Some(first) {
