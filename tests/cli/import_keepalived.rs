@@ -253,7 +253,7 @@ fn words_after_a_value_on_one_line_get_their_message() {
         "{err}"
     );
     assert!(
-        out.contains("path = \"/\"") && !out.contains("500"),
+        out.contains("path = \"/\"") && !out.contains("status"),
         "{out}"
     );
     std::fs::remove_dir_all(&d).unwrap();
