@@ -188,7 +188,8 @@ impl Workers {
     }
 
     /// Every counter summed over the workers (`uvs status`), then, with
-    /// several, the frames each received.
+    /// several, the frames each received and the new flows the kernel
+    /// program scheduled for each (reported to its ring).
     pub fn pairs(&self) -> Vec<(String, u64)> {
         let mut sum: Vec<(String, u64)> = Vec::new();
         for c in &self.counters {
@@ -203,6 +204,8 @@ impl Workers {
             sum.push(("workers".into(), self.len() as u64));
             for (i, c) in self.counters.iter().enumerate() {
                 sum.push((format!("worker{i}_rx_frames"), c.rx_frames.load(Relaxed)));
+                let scheduled = c.kernel_scheduled.load(Relaxed);
+                sum.push((format!("worker{i}_kernel_scheduled"), scheduled));
             }
         }
         sum

@@ -11,21 +11,27 @@ use crate::io::fanout::Fanout;
 use crate::io::xdp::XdpLinks;
 use crate::io::{Backend, IoKind, Offload, OpenError};
 
-/// The packet I/O `kind` asks for, with the kernel programs that steer
-/// frames to it (AF_XDP) or forward and schedule flows (`offload`).
-pub(super) fn open_io(
+/// Each worker's packet I/O, and what keeps the kernel's side in step
+/// with the table (the programs' maps, the fanout program).
+type WorkersIo = (Vec<Backend>, Option<Steering>, Option<Fanout>);
+
+/// The I/O of each of `workers` workers, as `kind` asks for it, with the
+/// kernel programs that steer frames to it (AF_XDP: one worker) or
+/// forward and schedule flows (`offload`).
+pub(super) fn open_workers_io(
     kind: IoKind,
+    workers: usize,
     ifnames: &[String],
     macs: &[[u8; 6]],
     (offload, peer_program): (Offload, bool),
-) -> Result<(Backend, Option<Steering>), Error> {
+) -> Result<WorkersIo, Error> {
     if kind != IoKind::Xdp {
         let (ring, why) = match kind {
             IoKind::PacketRing => (true, "--io packet-ring"),
             IoKind::Packet => (false, "--io packet"),
             _ => (false, "--io auto"),
         };
-        return open_packet(ifnames, macs, ring, offload, why);
+        return open_packet(ifnames, macs, (ring, workers), offload, why);
     }
     // XDP_TX on a veth is lost unless the peer runs an XDP program.
     let pair = ifnames.iter().find(|n| sys::is_virtual_pair(n));
@@ -53,31 +59,31 @@ pub(super) fn open_io(
             );
         }
     }
-    Ok((Backend::Xdp(links), Some(s)))
+    Ok((vec![Backend::Xdp(links)], Some(s), None))
 }
 
-/// AF_PACKET (a TPACKET_V3 receive ring if `ring`), with the tc program
-/// for `offload` when it can be attached (else, saying why, without);
-/// `why`: what chose it, for the log line.
+/// AF_PACKET (a TPACKET_V3 receive ring if `ring`) for `workers`
+/// workers, with the tc program for `offload` when it can be attached
+/// (else, saying why, without); `why`: what chose it, for the log line.
 fn open_packet(
     ifnames: &[String],
     macs: &[[u8; 6]],
-    ring: bool,
+    (ring, workers): (bool, usize),
     offload: Offload,
     why: &str,
-) -> Result<(Backend, Option<Steering>), Error> {
+) -> Result<WorkersIo, Error> {
     let what = match ring {
         true => "AF_PACKET, TPACKET_V3 receive ring, batched send",
         false => "AF_PACKET, batched",
     };
+    let mut flows = None;
+    let mut steering = None;
     if offload.is_on() {
         match Steering::attach_tc(ifnames, offload == Offload::Egress)
-            .and_then(|mut s| Ok((s.take_flow_maps()?, s)))
+            .and_then(|mut s| Ok((s.take_flow_maps(workers)?, s)))
         {
-            Ok((flows, mut s)) => {
+            Ok((f, mut s)) => {
                 s.schedule_new_flows(macs);
-                let links = AfPacketLinks::open_offload(ifnames, ring, flows)
-                    .map_err(OpenError::Capture)?;
                 let how: Vec<String> = ifnames
                     .iter()
                     .zip(s.modes())
@@ -89,50 +95,32 @@ fn open_packet(
                      scheduled by it where it can (docs/io.md)",
                     how.join(", ")
                 );
-                return Ok((Backend::Packet(links), Some(s)));
+                flows = Some(f);
+                steering = Some(s);
             }
             Err(e) => tracing::info!("--offload unavailable, uvs forwards every frame: {e}"),
         }
     }
-    let links = AfPacketLinks::open_with(ifnames, ring).map_err(OpenError::Capture)?;
-    tracing::info!("packet I/O: {what} ({why})");
-    Ok((Backend::Packet(links), None))
-}
-
-/// Each worker's packet I/O, and what keeps the kernel's side in step
-/// with the table (XDP maps, or the fanout program).
-type WorkersIo = (Vec<Backend>, Option<Steering>, Option<Fanout>);
-
-/// The I/O of each of `workers` workers: with one, what `kind` asks for
-/// (`open_io`); with several, AF_PACKET sockets in fanout groups, whose
-/// program the control plane keeps up to date.
-pub(super) fn open_workers_io(
-    kind: IoKind,
-    workers: usize,
-    ifnames: &[String],
-    macs: &[[u8; 6]],
-    (offload, peer_program): (Offload, bool),
-) -> Result<WorkersIo, Error> {
     if workers == 1 {
-        let (io, s) = open_io(kind, ifnames, macs, (offload, peer_program))?;
-        return Ok((vec![io], s, None));
+        let links = match flows.and_then(|mut f| f.pop()) {
+            Some(f) => AfPacketLinks::open_offload(ifnames, ring, f),
+            None => {
+                tracing::info!("packet I/O: {what} ({why})");
+                AfPacketLinks::open_with(ifnames, ring)
+            }
+        };
+        let links = links.map_err(OpenError::Capture)?;
+        return Ok((vec![Backend::Packet(links)], steering, None));
     }
-    if offload.is_on() {
-        tracing::info!("--offload ignored: the kernel programs take one worker");
-    }
+    let offloads = flows.is_some();
     let (sets, fanout, ignores) =
-        AfPacketLinks::open_workers(ifnames, workers, kind == IoKind::PacketRing)
-            .map_err(OpenError::Capture)?;
-    let why = match kind {
-        IoKind::Auto => " (without the tc program: it takes one worker)",
-        _ => "",
-    };
+        AfPacketLinks::open_workers(ifnames, workers, ring, flows).map_err(OpenError::Capture)?;
     tracing::info!(
-        "packet I/O: AF_PACKET, {}, {workers} workers{why}: each link's frames spread \
-         by client address and port (PACKET_FANOUT, classic BPF)",
-        match kind {
-            IoKind::PacketRing => "TPACKET_V3 receive rings",
-            _ => "batched",
+        "packet I/O: {what} ({why}), {workers} workers: each link's frames spread by client \
+         address and port (PACKET_FANOUT, classic BPF){}",
+        match offloads {
+            true => ", and so are the tc program's reports of the flows it schedules",
+            false => "",
         }
     );
     if !ignores {
@@ -142,5 +130,5 @@ pub(super) fn open_workers_io(
         );
     }
     let ios = sets.into_iter().map(Backend::Packet).collect();
-    Ok((ios, None, Some(fanout)))
+    Ok((ios, steering, Some(fanout)))
 }

@@ -73,8 +73,11 @@ impl Options {
             return Err(Error::NoInterface);
         }
         let max_conns = s.max_conns.expect("a default");
-        let workers = s.workers.expect("a default");
         let io = s.io.expect("a default");
+        let workers = match s.workers {
+            Some(n) => n,
+            None => default_workers(&s.interfaces, io, max_conns),
+        };
         if workers > 1 && io == IoKind::Xdp {
             return Err(Error::XdpWorkers(workers));
         }
@@ -88,12 +91,9 @@ impl Options {
         Ok(Options {
             workers,
             // `auto` is AF_PACKET with the tc program: established flows
-            // and new ones it can schedule stay in the kernel (one worker;
-            // several use fanout groups without it).
-            offload: match (
-                s.offload || (io == IoKind::Auto && workers == 1),
-                s.offload_egress,
-            ) {
+            // and new ones it can schedule stay in the kernel (several
+            // workers: fanout groups, and a report ring each).
+            offload: match (s.offload || io == IoKind::Auto, s.offload_egress) {
                 (false, _) => Offload::Off,
                 (true, false) => Offload::On,
                 (true, true) => Offload::Egress,
@@ -251,6 +251,35 @@ pub fn read_key_file(f: &Path) -> Result<Vec<u8>, Error> {
         return Err(Error::KeyShort { path: path() });
     }
     Ok(key)
+}
+
+/// The worker count when `--workers` is not given: one per receive queue
+/// of the link with the most, at most one per CPU uvs may run on (its
+/// affinity and cgroup allow), at most `MAX_WORKERS` and one per
+/// connection of `--max-conns`; one for AF_XDP. A link's queues are where
+/// the kernel spreads its frames over CPUs: more workers than queues
+/// would share the CPUs that receive, more than CPUs would share cores.
+fn default_workers(ifnames: &[String], io: IoKind, max_conns: usize) -> usize {
+    if io == IoKind::Xdp {
+        return 1;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let queues: Vec<(String, usize)> = ifnames
+        .iter()
+        .map(|n| (n.clone(), crate::host::sys::rx_queues(n).unwrap_or(1)))
+        .collect();
+    let most = queues.iter().map(|q| q.1).max().unwrap_or(1);
+    let n = most
+        .min(cpus)
+        .min(crate::io::fanout::MAX_WORKERS)
+        .min(max_conns)
+        .max(1);
+    let said: Vec<String> = queues.iter().map(|(i, q)| format!("{i} {q}")).collect();
+    tracing::info!(
+        "workers: {n} (receive queues: {}; {cpus} CPUs uvs may run on; --workers sets it)",
+        said.join(", ")
+    );
+    n
 }
 
 #[cfg(test)]

@@ -335,15 +335,18 @@ impl AfPacketLinks {
         }
     }
 
-    /// `workers` sets of sockets, one per worker, each with a socket on
-    /// every link; a link's sockets form one fanout group (`fanout.rs`),
-    /// which the returned [`Fanout`] keeps in step with the VIPs. Also
-    /// says whether the kernel keeps the host's own frames out of the
-    /// groups.
+    /// `workers` sets of links, each link's sockets in fanout groups whose
+    /// program (installed by the control plane, `Fanout::update`) gives
+    /// every frame of a connection to one worker. With the tc program's
+    /// maps (`flows`, one set per worker): as `open_offload`, a group per
+    /// link and ethertype (IPv4, IPv6); ARP reaches worker 0 alone (the
+    /// others' ARP sockets send only). Also says whether the kernel keeps
+    /// the host's own frames out of the groups.
     pub fn open_workers(
         ifnames: &[String],
         workers: usize,
         ring: bool,
+        flows: Option<Vec<FlowMaps>>,
     ) -> io::Result<(Vec<AfPacketLinks>, Fanout, bool)> {
         if !(1..=fanout::MAX_WORKERS).contains(&workers) {
             return Err(io::Error::other(format!(
@@ -351,30 +354,52 @@ impl AfPacketLinks {
                 fanout::MAX_WORKERS
             )));
         }
-        let mut sets: Vec<Vec<AfPacket>> = (0..workers).map(|_| Vec::new()).collect();
+        let types = match flows {
+            Some(_) => vec![libc::ETH_P_IP, libc::ETH_P_ARP, libc::ETH_P_IPV6],
+            None => vec![libc::ETH_P_ALL],
+        };
+        // [worker][ethertype][link]
+        let mut sets: Vec<Vec<Vec<AfPacket>>> = (0..workers)
+            .map(|_| types.iter().map(|_| Vec::new()).collect())
+            .collect();
         let mut members = Vec::new();
         let mut closed = Vec::new();
         let mut ignores = true;
-        for n in ifnames {
-            let named = |e: io::Error| io::Error::other(format!("{n}: {e}"));
-            let mut group = fanout::Group::new();
-            for (w, set) in sets.iter_mut().enumerate() {
-                let s =
-                    AfPacket::open_opts(n, ring, true, libc::ETH_P_ALL as u16).map_err(named)?;
-                group
-                    .join(&s.fd)
-                    .map_err(|e| named(io::Error::other(format!("fanout group: {e}"))))?;
-                if w == 0 {
-                    members.push(s.fd.try_clone().map_err(named)?);
+        for (t, &ethertype) in types.iter().enumerate() {
+            for n in ifnames {
+                let named = |e: io::Error| io::Error::other(format!("{n}: {e}"));
+                if ethertype == libc::ETH_P_ARP {
+                    for (w, set) in sets.iter_mut().enumerate() {
+                        let s = AfPacket::open_opts(n, false, w > 0, ethertype as u16)
+                            .map_err(named)?;
+                        set[t].push(s);
+                    }
+                    continue;
                 }
-                closed.push(s.fd.try_clone().map_err(named)?);
-                set.push(s);
+                let mut group = fanout::Group::new();
+                for (w, set) in sets.iter_mut().enumerate() {
+                    let s = AfPacket::open_opts(n, ring, true, ethertype as u16).map_err(named)?;
+                    group
+                        .join(&s.fd)
+                        .map_err(|e| named(io::Error::other(format!("fanout group: {e}"))))?;
+                    if w == 0 {
+                        members.push(s.fd.try_clone().map_err(named)?);
+                    }
+                    closed.push(s.fd.try_clone().map_err(named)?);
+                    set[t].push(s);
+                }
+                ignores &= group.ignores_outgoing();
             }
-            ignores &= group.ignores_outgoing();
         }
+        let mut flows = flows.map(|f| f.into_iter().map(Some).collect::<Vec<_>>());
         let links = sets
             .into_iter()
-            .map(|set| AfPacketLinks::of(set, Vec::new(), None))
+            .enumerate()
+            .map(|(w, mut set)| {
+                let f = flows.as_mut().and_then(|f| f.get_mut(w)?.take());
+                let socks = set.remove(0);
+                AfPacketLinks::of(socks, set.into_iter().flatten().collect(), f)
+            })
             .collect();
         Ok((links, Fanout::new(members, closed, workers), ignores))
     }

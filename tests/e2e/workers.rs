@@ -32,6 +32,17 @@ fn worker_frames(l: &Lab) -> (u64, u64) {
     )
 }
 
+/// What each worker carried: the frames it received, and the new flows
+/// the kernel program scheduled and reported to it (the default path,
+/// where most frames never come up).
+fn worker_share(l: &Lab) -> (u64, u64) {
+    let (f0, f1) = worker_frames(l);
+    (
+        f0 + l.dp_counter("worker0_kernel_scheduled"),
+        f1 + l.dp_counter("worker1_kernel_scheduled"),
+    )
+}
+
 #[test]
 fn dr_every_connection_stays_on_one_worker_and_one_real_server() {
     let Some(mut l) = Lab::up(2) else { return };
@@ -75,8 +86,8 @@ fn dr_every_connection_stays_on_one_worker_and_one_real_server() {
         assert!(d.starts_with(RS1) || d.starts_with(RS2), "{client} -> {d}");
     }
     // Both workers carried traffic, and the statistics add them up.
-    let (w0, w1) = worker_frames(&l);
-    assert!(w0 > 50 && w1 > 50, "frames per worker: {w0} {w1}");
+    let (w0, w1) = worker_share(&l);
+    assert!(w0 > 50 && w1 > 50, "frames and flows per worker: {w0} {w1}");
     let stats = l.adm("-Ln --stats --exact");
     let udp_line = stats.lines().find(|x| x.starts_with("UDP")).unwrap();
     assert_eq!(udp_line.split_whitespace().nth(2), Some("200"), "{stats}");
@@ -140,8 +151,8 @@ fn ipv6_dr_connections_stay_on_one_worker_and_both_workers_carry_them() {
         let d = &dests[0];
         assert!(d.contains(RS1_6) || d.contains(RS2_6), "{client} -> {d}");
     }
-    let (w0, w1) = worker_frames(&l);
-    assert!(w0 > 50 && w1 > 50, "frames per worker: {w0} {w1}");
+    let (w0, w1) = worker_share(&l);
+    assert!(w0 > 50 && w1 > 50, "frames and flows per worker: {w0} {w1}");
     assert_eq!(l.dp_counter("no_conn_dropped"), 0);
 }
 
@@ -233,4 +244,116 @@ fn the_table_limit_is_the_director_s_split_among_workers() {
     let t = l.tcp_names(50);
     assert_eq!(count(&t, "rs1") + count(&t, "rs2"), 50, "{t}");
     assert_eq!(l.stick_answered("stick.json"), 300);
+}
+
+/// Issue 29: two workers with the default flags keep the tc program. It
+/// schedules the new flows itself and reports each to its worker's ring
+/// (the fanout hash, so the worker its frames would reach): both workers
+/// enter flows from their rings, each flow is listed once with the
+/// server its frames went to, a flow's second datagram stays in the
+/// kernel, and `--stats` counts every flow and every datagram.
+#[test]
+fn the_kernel_program_reports_each_flow_to_the_worker_that_holds_it() {
+    if !crate::support::fixed_backend_run() {
+        return;
+    }
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    l.start_director_with(&["--interface", "eth0", "--workers", "2"]);
+    let log = l.log("director.log");
+    holds(&log, "2 workers");
+    holds(&log, "tc program");
+    l.dr_services("rr", 1, 1);
+    // UDP flows end 1 s after their last datagram, then are counted.
+    l.adm("--set 0 0 1");
+    let first = l.udp_names(200, 24000);
+    let again = l.udp_names(200, 24000);
+    assert_eq!(
+        (first["errors"].as_u64(), again["errors"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        (count(&again, "rs1"), count(&again, "rs2")),
+        (count(&first, "rs1"), count(&first, "rs2")),
+        "the same flows, the same servers: {first} {again}"
+    );
+    for i in 0..4 {
+        l.stick_bg(20, 20, &format!("stick{i}.json"));
+    }
+    let t = l.tcp_names(100);
+    assert_eq!(t["errors"], 0, "{t}");
+    l.sticks_on_one_server(4, 20);
+    let all = 200 + 100 + 4;
+    crate::support::wait_until(
+        Duration::from_secs(5),
+        || l.dp_counter("kernel_scheduled") == all,
+        || {
+            format!(
+                "kernel_scheduled {} of {all}",
+                l.dp_counter("kernel_scheduled")
+            )
+        },
+    );
+    let per_worker = (
+        l.dp_counter("worker0_kernel_scheduled"),
+        l.dp_counter("worker1_kernel_scheduled"),
+    );
+    let rx = worker_frames(&l);
+    println!("kernel_scheduled per worker {per_worker:?} of {all}; rx_frames per worker {rx:?}");
+    assert_eq!(per_worker.0 + per_worker.1, all);
+    assert!(per_worker.0 > 50 && per_worker.1 > 50, "{per_worker:?}");
+    // Not one datagram came up (the second of each flow is the
+    // program's too), nor most TCP frames.
+    assert!(rx.0 + rx.1 < 100, "rx_frames per worker {rx:?}");
+    let conns = listed(&l);
+    let udp = conns.keys().filter(|k| k.starts_with("UDP")).count();
+    assert_eq!(udp, 200, "each UDP flow listed: {conns:?}");
+    for (client, dests) in &conns {
+        assert_eq!(
+            dests.len(),
+            1,
+            "{client} held by one worker only: {dests:?}"
+        );
+    }
+    // Counted once each: flows by the worker they were reported to,
+    // datagrams from the reports and the program's counts.
+    std::thread::sleep(Duration::from_secs(3));
+    let udp_stats = l.service_stats("UDP");
+    assert_eq!((udp_stats[0], udp_stats[1]), (200, 400), "{udp_stats:?}");
+    assert_eq!(l.service_stats("TCP")[0], 104);
+    assert_eq!(l.dp_counter("kernel_refused"), 0);
+}
+
+/// Without `--workers` the count follows the machine: one worker per
+/// receive queue of the director's link (a veth given two with `ethtool
+/// -L`), at most one per CPU, said in the log; frames and the kernel
+/// program's reports then spread over them as with `--workers`.
+#[test]
+fn the_worker_count_follows_the_link_s_queues_and_the_cpus() {
+    if !crate::support::fixed_backend_run() {
+        return;
+    }
+    let Some(mut l) = Lab::up(2) else { return };
+    l.start_servers(2);
+    let o = l.sh("dir", "ethtool -L eth0 rx 2 tx 2");
+    assert!(o.status.success(), "{o:?}");
+    l.start_director_with(&["--interface", "eth0"]);
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let n = cpus.min(2);
+    let log = l.log("director.log");
+    holds(
+        &log,
+        &format!("workers: {n} (receive queues: eth0 2; {cpus} CPUs"),
+    );
+    if n < 2 {
+        println!("one CPU: one worker");
+        return;
+    }
+    holds(&log, "2 workers");
+    l.dr_services("rr", 1, 1);
+    let u = l.udp_names(200, 25000);
+    assert_eq!(u["errors"], 0, "{u}");
+    let (w0, w1) = worker_share(&l);
+    assert!(w0 > 50 && w1 > 50, "frames and flows per worker: {w0} {w1}");
+    assert_eq!(listed(&l).len(), 200);
 }

@@ -263,11 +263,12 @@ pub static SETTINGS: &[Setting] = &[
     }),
     setting!(one workers, |name, v| upto(name, v, crate::io::fanout::MAX_WORKERS), {
         flag: "workers", key: Some("workers"), ty: Ty::Int, value_name: "N",
-        default: Some("1"), env: Some("UVS_WORKERS"),
+        default: None, env: Some("UVS_WORKERS"),
         help: "Data-plane threads, each with its own share of the connection table \
                (--max-conns is split among them): a link's frames are spread by the client's \
                address and port (PACKET_FANOUT with a BPF program), so a connection always \
-               meets the same worker, both ways. More than one uses AF_PACKET",
+               meets the same worker, both ways. Unset: as many as the CPUs uvs may run on and \
+               the most receive queues of any link allow (a veth has one), one with --io xdp",
     }),
     setting!(switch offload, {
         flag: "offload", key: Some("offload"),

@@ -8,7 +8,8 @@ fn every_default_passes_its_check_and_the_table_agrees_with_the_planes() {
         s.socket.as_deref(),
         Some(std::path::Path::new(DEFAULT_SOCKET))
     );
-    assert_eq!((s.workers, s.priority), (Some(1), Some(100)));
+    // No default worker count: the director's links and CPUs give it.
+    assert_eq!((s.workers, s.priority), (None, Some(100)));
     assert_eq!(s.garp_refresh, Some(Duration::ZERO));
     assert!(s.given.is_empty(), "defaults are not given");
     // Flags and keys are unique.

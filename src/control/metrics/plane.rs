@@ -122,17 +122,33 @@ pub fn kind(name: &str) -> Option<Kind> {
     })
 }
 
-/// Every figure of `uvs status`; `workerN_rx_frames` per worker.
+/// Each worker's figures of `uvs status` (`workerN_...`): metric, help
+/// and the name's suffix.
+const PER_WORKER: [(&str, &str, &str); 2] = [
+    (
+        "uvs_worker_rx_frames",
+        "Frames each data-plane worker received",
+        "_rx_frames",
+    ),
+    (
+        "uvs_worker_kernel_scheduled",
+        "New flows the kernel program scheduled and reported to each worker",
+        "_kernel_scheduled",
+    ),
+];
+
+/// Every figure of `uvs status`; `workerN_...` per worker.
 pub fn add(sheet: &mut Sheet, status: &[(String, u64)]) {
-    for (name, v) in status {
+    'next: for (name, v) in status {
         let v = *v;
-        if let Some(w) = name
-            .strip_prefix("worker")
-            .and_then(|r| r.strip_suffix("_rx_frames"))
-        {
-            let help = "Frames each data-plane worker received";
-            sheet.counter("uvs_worker_rx_frames", help, vec![("worker", w.into())], v);
-            continue;
+        for (metric, help, suffix) in PER_WORKER {
+            if let Some(w) = name
+                .strip_prefix("worker")
+                .and_then(|r| r.strip_suffix(suffix))
+            {
+                sheet.counter(metric, help, vec![("worker", w.into())], v);
+                continue 'next;
+            }
         }
         match kind(name) {
             Some(Kind::Counter(m, help)) => sheet.counter(m, help, Vec::new(), v),

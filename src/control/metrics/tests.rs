@@ -75,6 +75,8 @@ fn scrape() -> Scrape {
     status.push(("workers".into(), 2));
     status.push(("worker0_rx_frames".into(), 60));
     status.push(("worker1_rx_frames".into(), 40));
+    status.push(("worker0_kernel_scheduled".into(), 0));
+    status.push(("worker1_kernel_scheduled".into(), 2));
     Scrape {
         snapshot: Snapshot {
             services: vec![service(key, vec![dest]), service(mark, Vec::new())],
@@ -191,6 +193,7 @@ fn a_known_scrape_gives_known_lines() {
         "uvs_conn_table_entries 6".into(),
         "uvs_workers 2".into(),
         r#"uvs_worker_rx_frames_total{worker="1"} 40"#.into(),
+        r#"uvs_worker_kernel_scheduled_total{worker="1"} 2"#.into(),
     ] {
         has(&page, &line);
     }

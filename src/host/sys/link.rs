@@ -21,6 +21,17 @@ fn sysfs_u32(ifname: &str, field: &str) -> Option<u32> {
         .and_then(|s| s.trim().parse::<u32>().ok())
 }
 
+/// An interface's receive queues in use (sysfs `queues/rx-N`): a NIC's
+/// channels, one for a veth (until `ethtool -L` gives it more).
+pub fn rx_queues(ifname: &str) -> Option<usize> {
+    let dir = std::fs::read_dir(format!("/sys/class/net/{ifname}/queues")).ok()?;
+    let n = dir
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    (n > 0).then_some(n)
+}
+
 /// An interface's index and its link's (`iflink`), when they differ: the
 /// interface is one end of a pair (veth and the like).
 fn pair_link(ifname: &str) -> Option<(u32, u32)> {

@@ -20,7 +20,7 @@ mod sockopt;
 
 pub use link::{
     ifindex, ifreq, is_virtual_pair, link_driver, link_flags, link_info, link_is_up, local_addrs,
-    open_shared_tun, open_tun, peer_in_other_namespace,
+    open_shared_tun, open_tun, peer_in_other_namespace, rx_queues,
 };
 pub use mmap::Mapping;
 pub use packet::{Mmsg, allmulti, bind_packet, packet_drops, recv_packet};

@@ -70,6 +70,8 @@ pub struct FlowMaps {
     ring_full: u64,
     /// The real servers `real_counts` has an entry for, on every link.
     counted: std::collections::BTreeSet<u64>,
+    /// The worker these are for (`room`'s index; workers.rs).
+    worker: u32,
 }
 
 /// Writes `h`'s flow under `k` in `map` (again, for a refresh: what it
@@ -155,8 +157,9 @@ fn take_counts(fd: &OwnedFd, id: u64, cpus: usize) -> Option<Vec<RealCount>> {
 }
 
 impl FlowMaps {
-    pub(super) fn new(maps: Vec<LinkFlows>) -> FlowMaps {
+    pub(super) fn new(maps: Vec<LinkFlows>, worker: u32) -> FlowMaps {
         FlowMaps {
+            worker,
             maps,
             forwarded: 0,
             room: None,
@@ -169,6 +172,9 @@ impl FlowMaps {
     /// first (before a flow of theirs is handed over), then each id's
     /// totals over the links, a gone one's read and removed in one call.
     pub fn real_counts(&mut self, ids: &[u64], each: &mut impl FnMut(u64, u64, u64)) {
+        if !self.primary() {
+            return;
+        }
         let want: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
         let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1));
         for id in want.difference(&self.counted) {
@@ -210,6 +216,12 @@ impl FlowMaps {
         }
     }
 
+    /// Whether these are worker 0's, which reads the programs' counters
+    /// (totals over every worker's flows) for all.
+    fn primary(&self) -> bool {
+        self.worker == 0
+    }
+
     /// Takes `flow` back from link `link`'s program, with what it
     /// forwarded.
     pub fn unoffload<A: FlowFamily>(&mut self, link: u8, flow: &FlowTuple<A>) -> Option<Offloaded> {
@@ -249,7 +261,7 @@ impl FlowMaps {
         }
         let mut all = true;
         for m in &mut self.maps {
-            all &= m.room.set(0, u32::from(room), 0).is_ok();
+            all &= m.room.set(self.worker, u32::from(room), 0).is_ok();
         }
         self.room = all.then_some(room);
     }
@@ -258,6 +270,9 @@ impl FlowMaps {
     /// the last call (a full ring): the flows went up to uvs instead, and
     /// the establishments wait for a later ACK.
     pub fn ring_full(&mut self) -> u64 {
+        if !self.primary() {
+            return 0;
+        }
         let total: u64 = self
             .maps
             .iter()
@@ -272,6 +287,9 @@ impl FlowMaps {
 
     /// Frames the programs forwarded since the last call.
     pub fn offloaded_frames(&mut self) -> u64 {
+        if !self.primary() {
+            return 0;
+        }
         let total: u64 = self
             .maps
             .iter()

@@ -138,6 +138,10 @@ struct svc {
 // goes up to uvs, which decides).
 #define NO_REAL 0xffffffff
 
+// The most data-plane workers the programs report to (io/fanout's
+// MAX_WORKERS).
+#define MAX_WORKERS 64
+
 // The value of reals (by the index a slot holds): a DR or TUN real server
 // on this link (for TUN, the next hop's MAC), its MAC and ours, the outer
 // header's addresses as in struct flow (0: DR), and uvs's id for it.

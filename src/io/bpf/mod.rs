@@ -25,6 +25,7 @@ mod test_run;
 mod test_sched;
 #[cfg(test)]
 mod test_tun;
+mod workers;
 
 use claims::Claims;
 pub use flows::FlowMaps;
@@ -232,32 +233,6 @@ impl Steering {
             .map_err(|source| Error::Register { queue, source })
     }
 
-    /// Every link's offloaded-flow map and forwarded-frame counter, for
-    /// the data plane (they leave the control plane's hands).
-    pub fn take_flow_maps(&mut self) -> Result<FlowMaps, Error> {
-        let mut maps = Vec::new();
-        for l in &mut self.links {
-            let mut take = |name: &str| l.bpf.take_map(name).ok_or_else(|| Error::no_map(name));
-            let (flows, flows6, fwd) = (take("flows")?, take("flows6")?, take("forwarded")?);
-            let real_counts = take("real_counts")?;
-            let counts_fd = own_fd(&real_counts, "real_counts")?;
-            let (events, room, counts) = (take("events")?, take("room")?, take("sched_counts")?);
-            let fds = [own_fd(&flows, "flows")?, own_fd(&flows6, "flows6")?];
-            maps.push(flows::LinkFlows {
-                flows: flows.try_into().map_err(Error::map("flows"))?,
-                flows6: flows6.try_into().map_err(Error::map("flows6"))?,
-                fds,
-                forwarded: fwd.try_into().map_err(Error::map("forwarded"))?,
-                events: events.try_into().map_err(Error::map("events"))?,
-                room: room.try_into().map_err(Error::map("room"))?,
-                sched_counts: counts.try_into().map_err(Error::map("sched_counts"))?,
-                real_counts: real_counts.try_into().map_err(Error::map("real_counts"))?,
-                counts_fd,
-            });
-        }
-        Ok(FlowMaps::new(maps))
-    }
-
     /// From the next table on, the programs schedule the new flows of the
     /// services they can themselves (`sched.rs`); `macs`: each link's.
     pub fn schedule_new_flows(&mut self, macs: &[[u8; 6]]) {
@@ -313,21 +288,6 @@ impl Steering {
         self.held = want;
         Ok(())
     }
-}
-
-/// A descriptor of its own for a hash map (`flows`, `flows6`: LRU;
-/// `real_counts`: per CPU), for the call aya lacks.
-fn own_fd(map: &aya::maps::Map, name: &str) -> Result<std::os::fd::OwnedFd, Error> {
-    use std::os::fd::AsFd;
-    let (aya::maps::Map::LruHashMap(d) | aya::maps::Map::PerCpuHashMap(d)) = map else {
-        return Err(Error::no_map(name));
-    };
-    d.fd().as_fd().try_clone_to_owned().map_err(|e| {
-        Error::map(name)(aya::maps::MapError::SyscallError(aya::sys::SyscallError {
-            call: "dup",
-            io_error: e,
-        }))
-    })
 }
 
 #[cfg(uvs_xdp)]

@@ -63,14 +63,56 @@ struct {
 	__uint(max_entries, 1 << 21);
 } events SEC(".maps");
 
-// [0]: 1 while uvs's connection table has room for the flows the
-// programs schedule; written by uvs's data plane.
+// With several workers (`--workers`, fast[2] of them): worker w's ring
+// at [w] (1 and up; worker 0 reads `events`), so that each flow's reports
+// reach the worker whose fanout socket gets its frames (worker_of).
+struct event_ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 21);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, MAX_WORKERS);
+	__type(key, __u32);
+	__array(values, struct event_ring);
+} worker_events SEC(".maps");
+
+// [w]: 1 while worker w's connection table has room for the flows the
+// programs schedule for it; written by that worker.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, MAX_WORKERS);
 	__type(key, __u32);
 	__type(value, __u32);
 } room SEC(".maps");
+
+// The worker (of fast[2], 0 or 1 meaning one) that holds the flows of
+// client `caddr`:`cport` (folded address, host order): uvs's fanout hash
+// (io/fanout: worker_of), so reports and frames meet at one worker.
+static __always_inline __u32 worker_of(__u32 caddr, __u16 cport)
+{
+	__u32 i = 2, *n = bpf_map_lookup_elem(&fast, &i);
+
+	if (!n || *n <= 1 || *n > MAX_WORKERS)
+		return 0;
+	return ((caddr ^ cport) * 0x9E3779B1u >> 16) % *n;
+}
+
+// worker_of for the client of report template `t`.
+static __always_inline __u32 worker_of_event(struct flow_event *t)
+{
+	__u32 a = 0, w;
+	int i;
+
+	if (t->family == 4)
+		return worker_of(bpf_ntohl(*(__u32 *)t->saddr), bpf_ntohs(t->sport));
+	for (i = 0; i < 4; i++) {
+		__builtin_memcpy(&w, t->saddr + 4 * i, 4);
+		a ^= bpf_ntohl(w);
+	}
+	return worker_of(a, bpf_ntohs(t->sport));
+}
 
 // Per CPU: [0] flows scheduled, [1] new flows sent up because the ring
 // was full, [2] establishments and second datagrams not reported yet for
@@ -98,8 +140,14 @@ static __always_inline void count_sched(__u32 i)
 static __always_inline struct flow_event *report(struct flow_event *tmpl, struct ethhdr *eth,
 						  __u8 what, __u64 id, __u32 full)
 {
-	struct flow_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	__u32 w = worker_of_event(tmpl);
+	struct flow_event *ev;
+	void *ring = &events;
 
+	// A worker without its ring yet: as if full (the frame goes up).
+	if (w)
+		ring = bpf_map_lookup_elem(&worker_events, &w);
+	ev = ring ? bpf_ringbuf_reserve(ring, sizeof(*ev), 0) : 0;
 	if (!ev) {
 		count_sched(full);
 		return 0;
@@ -251,7 +299,7 @@ static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __
 					     void *map, void *fkey, struct ethhdr *eth,
 					     struct flow_event *tmpl, int tun)
 {
-	__u32 zero = 0, *ri, *ok, idx;
+	__u32 w = worker_of(caddr, cport), *ri, *ok, idx;
 	struct flow_event *ev;
 	struct real *r;
 	struct svc *s;
@@ -260,7 +308,7 @@ static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __
 	s = bpf_map_lookup_elem(&services, sk);
 	if (!s || !fast_is(1))
 		return 0;
-	ok = bpf_map_lookup_elem(&room, &zero);
+	ok = bpf_map_lookup_elem(&room, &w);
 	if (!ok || !*ok)
 		return 0;
 	slot = slot_of(s, caddr, cport);

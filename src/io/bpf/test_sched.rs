@@ -14,6 +14,7 @@
 mod run {
     mod ring;
     mod udp;
+    mod workers;
 
     use super::super::claims::{Claims, tests::service};
     use super::super::events;
@@ -543,6 +544,7 @@ mod run {
             }
             weighted(&mut rig, hook);
             up(&mut rig, hook);
+            workers::two_workers(&mut rig, hook);
             let n = ring::ring_full(&mut rig, hook);
             println!("{hook:?}: a one-page ring held {n} events");
         }

@@ -103,10 +103,11 @@ struct {
 
 // [0]: 1 while this director is the active one (a backup forwards
 // nothing); [1]: 1 while the programs schedule new flows themselves
-// (`--offload`, active). Set by uvs with each published table.
+// (`--offload`, active). Set by uvs with each published table. [2]: the
+// data plane's workers (sched.h: worker_of), set once they can read.
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u32);
 } fast SEC(".maps");

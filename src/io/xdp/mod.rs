@@ -87,7 +87,7 @@ impl XdpLinks {
                 });
             }
         }
-        let flows = steering.take_flow_maps()?;
+        let flows = steering.take_flow_maps(1)?.swap_remove(0);
         // The program's events wake the data plane as frames do.
         let pfds = crate::host::sys::pollin(
             queues
