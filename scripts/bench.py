@@ -114,6 +114,8 @@ def rows():
         u("uvs-dr-off-e", "the same, --offload-egress (bpf_redirect)", "-g", RS, "packet", offload="egress"),
         u("ring-dr", "uvs DR, AF_PACKET with a TPACKET_V3 ring", "-g", RS, "packet-ring"),
         u("uvs-dr-w2", "uvs DR, AF_PACKET, 2 workers on CPU0-1", "-g", RS, "packet", 2),
+        u("off-w2", "uvs DR, --offload (tc program), 2 workers on CPU0-1", "-g", RS, "packet", 2,
+          offload=True),
         u("xdp-dr", "uvs DR, AF_XDP, 2 real servers", "-g", RS, "xdp"),
         u("xdp-dr-off", "uvs DR, AF_XDP, --offload (XDP_TX)", "-g", RS, "xdp", offload=True),
         u("xdp-dr-off-t", "the same, the veth's NAPI a thread on CPU1", "-g", RS, "xdp", offload=True,
@@ -396,13 +398,15 @@ def print_udp(rows_, results):
             print("the long flows' loss amid the flood (at %dk; at the peak): %s" % (RATE // 1000, ", ".join(
                 "%s %.1f%%; %.1f%%" % (r["row"], 100 * (r["long_loss_fixed"] or 0), 100 * (r["long_loss_peak"] or 0))
                 for _, r in mine)))
-        w1, w2 = rows_.get("uvs-dr/" + wl), rows_.get("uvs-dr-w2/" + wl)
-        if w1 and w2:
-            w = [ratio(b["peak"]["delivered_pps"], a["peak"]["delivered_pps"])
-                 for a, b in zip(w1["rounds"], w2["rounds"])]
-            results["workers2_vs_1_peak_" + wl] = med(w)
-            print("two workers vs one (AF_PACKET DR) peak: %s (the second worker shares CPU0 with the generator)"
-                  % spread(med(w), w))
+        for one, two, key, what in (("uvs-dr", "uvs-dr-w2", "", "AF_PACKET DR"),
+                                     ("uvs-dr-off", "off-w2", "offload_", "the tc program")):
+            w1, w2 = rows_.get(one + "/" + wl), rows_.get(two + "/" + wl)
+            if w1 and w2:
+                w = [ratio(b["peak"]["delivered_pps"], a["peak"]["delivered_pps"])
+                     for a, b in zip(w1["rounds"], w2["rounds"])]
+                results["workers2_vs_1_%speak_%s" % (key, wl)] = med(w)
+                print("two workers vs one (%s) peak: %s (the second worker shares CPU0 with the generator)"
+                      % (what, spread(med(w), w)))
     print()
     print("all-CPU: busy time of both cores per delivered packet at %d pps (exact: wall time less" % RATE)
     print("idle, see cpu_times); CPU0 holds the generator, CPU1 the director's side; director: all-CPU")
