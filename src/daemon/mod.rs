@@ -183,6 +183,9 @@ fn serve(
     };
     let macs: Vec<[u8; 6]> = links.iter().map(|l| l.mac.0).collect();
     let workers = o.workers;
+    if let Some(rule) = &o.workers_rule {
+        tracing::info!("{rule}");
+    }
     let (ios, steering, fanout) = open_workers_io(
         o.io,
         workers,

@@ -41,6 +41,9 @@ pub struct Options {
     pub io: IoKind,
     /// Data-plane workers (one: no fanout).
     pub workers: usize,
+    /// How the worker count was chosen when `--workers` was not given,
+    /// logged once the links are open.
+    pub workers_rule: Option<String>,
     /// Established DR flows to a kernel program (`--offload`).
     pub offload: Offload,
     /// The veth peers run XDP programs of their own (`--xdp-peer-program`).
@@ -74,9 +77,12 @@ impl Options {
         }
         let max_conns = s.max_conns.expect("a default");
         let io = s.io.expect("a default");
-        let workers = match s.workers {
-            Some(n) => n,
-            None => default_workers(&s.interfaces, io, max_conns),
+        let (workers, workers_rule) = match s.workers {
+            Some(n) => (n, None),
+            None => {
+                let (n, rule) = default_workers(&s.interfaces, io, max_conns);
+                (n, Some(rule))
+            }
         };
         if workers > 1 && io == IoKind::Xdp {
             return Err(Error::XdpWorkers(workers));
@@ -90,6 +96,7 @@ impl Options {
         }
         Ok(Options {
             workers,
+            workers_rule,
             // `auto` is AF_PACKET with the tc program: established flows
             // and new ones it can schedule stay in the kernel (several
             // workers: fanout groups, and a report ring each).
@@ -259,9 +266,10 @@ pub fn read_key_file(f: &Path) -> Result<Vec<u8>, Error> {
 /// connection of `--max-conns`; one for AF_XDP. A link's queues are where
 /// the kernel spreads its frames over CPUs: more workers than queues
 /// would share the CPUs that receive, more than CPUs would share cores.
-fn default_workers(ifnames: &[String], io: IoKind, max_conns: usize) -> usize {
+/// With the rule as the start logs it.
+fn default_workers(ifnames: &[String], io: IoKind, max_conns: usize) -> (usize, String) {
     if io == IoKind::Xdp {
-        return 1;
+        return (1, "workers: 1 (--io xdp)".into());
     }
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let queues: Vec<(String, usize)> = ifnames
@@ -275,11 +283,11 @@ fn default_workers(ifnames: &[String], io: IoKind, max_conns: usize) -> usize {
         .min(max_conns)
         .max(1);
     let said: Vec<String> = queues.iter().map(|(i, q)| format!("{i} {q}")).collect();
-    tracing::info!(
+    let rule = format!(
         "workers: {n} (receive queues: {}; {cpus} CPUs uvs may run on; --workers sets it)",
         said.join(", ")
     );
-    n
+    (n, rule)
 }
 
 #[cfg(test)]

@@ -52,6 +52,22 @@ fn json(l: &Lab, line: &str) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("uvsadm {line}: {e}\n{out}"))
 }
 
+/// Listing `args` as text and as JSON, the JSON taken between two equal
+/// text listings (at most five tries, 100 ms apart).
+fn steady(l: &Lab, args: &str) -> (String, Value) {
+    (0..5)
+        .find_map(|_| {
+            let before = l.adm(args);
+            let v = json(l, &format!("{args} --json"));
+            let same = l.adm(args) == before;
+            if !same {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            same.then_some((before, v))
+        })
+        .unwrap_or_else(|| panic!("a steady listing of {args}"))
+}
+
 #[test]
 fn json_listings_say_what_the_text_listings_say() {
     if !crate::support::fixed_backend_run() {
@@ -63,9 +79,10 @@ fn json_listings_say_what_the_text_listings_say() {
     l.udp_names(20, 20000);
 
     // -Ln: services with their scheduler, servers with forward, weight,
-    // active and inactive connections.
-    let text = l.adm("-Ln");
-    let v = json(&l, "-Ln --json");
+    // active and inactive connections: a JSON listing taken between two
+    // equal text listings (the kernel program's reports of the last
+    // flows may still be on their way to uvs).
+    let (text, v) = steady(&l, "-Ln");
     let plain = |x: &Value, service: bool| match service {
         true => vec![x["scheduler"].as_str().unwrap().to_string()],
         false => {
@@ -99,13 +116,7 @@ fn json_listings_say_what_the_text_listings_say() {
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let names = ["cps", "inpps", "outpps", "inbps", "outbps"];
     let rates = |x: &Value, _| values(&x["rates"], names);
-    let (text, v) = (0..5)
-        .find_map(|_| {
-            let before = l.adm("-Ln --rate --exact");
-            let v = json(&l, "-Ln --rate --json");
-            (l.adm("-Ln --rate --exact") == before).then_some((before, v))
-        })
-        .expect("a steady rate listing");
+    let (text, v) = steady(&l, "-Ln --rate --exact");
     assert_eq!(json_rows(&v, rates), text_rows(&text, 3), "{text}\n{v:#}");
     assert!(v["services"][0]["rates"]["cps"].as_u64() > Some(0), "{v:#}");
 

@@ -95,16 +95,7 @@ fn kernel_scheduled_flows_are_entered_counted_and_listed() {
     println!("-Lnc of the live connection: {live}");
 
     let all = conns + flows + 1;
-    wait_until(
-        Duration::from_secs(5),
-        || l.dp_counter("kernel_scheduled") == all,
-        || {
-            format!(
-                "kernel_scheduled {} of {all}",
-                l.dp_counter("kernel_scheduled")
-            )
-        },
-    );
+    l.wait_counter("kernel_scheduled", all);
     let scheduled = l.dp_counter("kernel_scheduled");
     let rx = l.dp_counter_settled("rx_frames");
     let sent = switch_counts(&l);
@@ -509,11 +500,7 @@ fn a_flood_past_a_small_table_evicts_one_datagram_flows_and_counts_every_datagra
     }
     let flood = l.udp_names(300, 32000);
     assert!(flood["error"].is_null(), "{flood}");
-    wait_until(
-        Duration::from_secs(5),
-        || l.dp_counter("kernel_scheduled") == 301,
-        || format!("kernel_scheduled {}", l.dp_counter("kernel_scheduled")),
-    );
+    l.wait_counter("kernel_scheduled", 301);
     let evicted = l.dp_counter("conn_evictions");
     assert!(evicted >= 301 - 64, "{evicted} evictions");
     let ports = udp_ports(&l);

@@ -284,16 +284,7 @@ fn the_kernel_program_reports_each_flow_to_the_worker_that_holds_it() {
     assert_eq!(t["errors"], 0, "{t}");
     l.sticks_on_one_server(4, 20);
     let all = 200 + 100 + 4;
-    crate::support::wait_until(
-        Duration::from_secs(5),
-        || l.dp_counter("kernel_scheduled") == all,
-        || {
-            format!(
-                "kernel_scheduled {} of {all}",
-                l.dp_counter("kernel_scheduled")
-            )
-        },
-    );
+    l.wait_counter("kernel_scheduled", all);
     let per_worker = (
         l.dp_counter("worker0_kernel_scheduled"),
         l.dp_counter("worker1_kernel_scheduled"),

@@ -247,6 +247,15 @@ impl Lab {
         self.status_counter("dir", &self.socket(), name)
     }
 
+    /// Waits (5 s at most) until data-plane counter `name` reads `want`.
+    pub fn wait_counter(&self, name: &str, want: u64) {
+        super::wait_until(
+            Duration::from_secs(5),
+            || self.dp_counter(name) == want,
+            || format!("{name} {} of {want}", self.dp_counter(name)),
+        );
+    }
+
     /// A counter the data plane publishes once a second (`xdp_rx`,
     /// `rx_socket_drops`), read after that second has passed.
     pub fn dp_counter_settled(&self, name: &str) -> u64 {
