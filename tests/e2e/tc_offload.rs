@@ -26,10 +26,9 @@ fn dir_rx_packets(l: &Lab) -> u64 {
 /// is shorter than its life keeps going (a frame every half second still
 /// reaches uvs), its frames are forwarded by the program (its FIN too,
 /// reported), and the program's count reaches the real server's while it
-/// lives; a
-/// UDP flow is handed over after its second datagram; uploads with the
-/// client's segmentation offload on arrive intact while uvs sees almost
-/// none of their frames. The director's ARP (answering for the VIP) works
+/// lives; a UDP flow is handed over after its second datagram; uploads
+/// with the client's segmentation offload on arrive intact while uvs sees
+/// almost none of their frames. The director's ARP (answering for the VIP) works
 /// through its ARP socket. Handed to the veth's peer, the UDP flow's
 /// frames skip eth0's transmit; with `--offload-egress` they go out of it.
 #[test]
@@ -42,8 +41,8 @@ fn established_dr_flows_are_forwarded_by_the_tc_program() {
 
 /// The same for IPv6 DR flows to `[VIP6]` (the programs' `flows6` map):
 /// TCP and UDP handed over, the program's count in `--stats`, uploads
-/// intact with the client's
-/// segmentation offload on (super-frames whole through tc).
+/// intact with the client's segmentation offload on (super-frames whole
+/// through tc).
 #[test]
 fn established_ipv6_dr_flows_are_forwarded_by_the_tc_program() {
     if !crate::support::fixed_backend_run() {

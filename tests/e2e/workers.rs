@@ -32,6 +32,22 @@ fn worker_frames(l: &Lab) -> (u64, u64) {
     )
 }
 
+/// 200 UDP flows, then the same 200 again, each answered, each time by
+/// the same servers: a datagram that met the other worker would be
+/// scheduled there anew, a second entry for the same client in the
+/// listing.
+fn udp_twice(l: &Lab) {
+    let first = l.udp_names(200, 24000);
+    assert_eq!(first["errors"], 0, "{first}");
+    let again = l.udp_names(200, 24000);
+    assert_eq!(again["errors"], 0, "{again}");
+    assert_eq!(
+        (count(&again, "rs1"), count(&again, "rs2")),
+        (count(&first, "rs1"), count(&first, "rs2")),
+        "the same flows, the same servers: {first} {again}"
+    );
+}
+
 /// What each worker carried: the frames it received, and the new flows
 /// the kernel program scheduled and reported to it (the default path,
 /// where most frames never come up).
@@ -52,18 +68,7 @@ fn dr_every_connection_stays_on_one_worker_and_one_real_server() {
     holds(&log, "2 workers");
     l.dr_services("rr", 1, 1);
 
-    // 200 UDP flows, then the same 200 again: a datagram that met the
-    // other worker would be scheduled there anew, a second entry for the
-    // same client in the listing.
-    let first = l.udp_names(200, 24000);
-    assert_eq!(first["errors"], 0, "{first}");
-    let again = l.udp_names(200, 24000);
-    assert_eq!(again["errors"], 0, "{again}");
-    assert_eq!(
-        (count(&again, "rs1"), count(&again, "rs2")),
-        (count(&first, "rs1"), count(&first, "rs2")),
-        "the same flows, the same servers: {first} {again}"
-    );
+    udp_twice(&l);
     // Long TCP connections at once: one that met both workers would lose
     // its packets on the one without it and stall.
     for i in 0..6 {
@@ -266,17 +271,7 @@ fn the_kernel_program_reports_each_flow_to_the_worker_that_holds_it() {
     l.dr_services("rr", 1, 1);
     // UDP flows end 1 s after their last datagram, then are counted.
     l.adm("--set 0 0 1");
-    let first = l.udp_names(200, 24000);
-    let again = l.udp_names(200, 24000);
-    assert_eq!(
-        (first["errors"].as_u64(), again["errors"].as_u64()),
-        (Some(0), Some(0))
-    );
-    assert_eq!(
-        (count(&again, "rs1"), count(&again, "rs2")),
-        (count(&first, "rs1"), count(&first, "rs2")),
-        "the same flows, the same servers: {first} {again}"
-    );
+    udp_twice(&l);
     for i in 0..4 {
         l.stick_bg(20, 20, &format!("stick{i}.json"));
     }

@@ -159,8 +159,8 @@ pub(crate) fn xdp_forwarding_lab(fam: Fam, args: &[&str]) -> Option<Lab> {
 /// shorter than its life keeps going (a frame every half second still
 /// reaches uvs and refreshes it), its FIN is reported and forwarded, and
 /// what the program forwarded shows in the real server's counters as it
-/// goes; a UDP flow is handed over after its second
-/// datagram. Without --offload nothing is. IPv6 flows (to [VIP6]) alike.
+/// goes; a UDP flow is handed over after its second datagram. Without
+/// --offload nothing is. IPv6 flows (to [VIP6]) alike.
 #[test]
 fn established_dr_flows_are_forwarded_by_the_xdp_program() {
     if !crate::support::fixed_backend_run() {

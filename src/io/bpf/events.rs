@@ -1,8 +1,10 @@
-//! What the kernel programs tell uvs through their ring buffer (map
-//! `events`, struct flow_event in maps.h): the flows they scheduled
-//! themselves, those of their TCP flows that the client's ACK
-//! established and those of their UDP flows that sent a second datagram. Read in the data plane's loop before each frame it
-//! handles, so uvs knows every flow the programs carry.
+//! What the kernel programs tell uvs through their ring buffers (map
+//! `events`, or a worker's in `worker_events`; struct flow_event in
+//! maps.h): the flows they scheduled themselves, those of their TCP flows
+//! that the client's ACK established, those of their UDP flows that sent
+//! a second datagram, and the client's FIN or RST on a flow they carry.
+//! Read in the data plane's loop before each frame it handles, so uvs
+//! knows every flow the programs carry.
 
 use super::maps::{EVENT_CLOSE, EVENT_ESTABLISHED, EVENT_NEW, EVENT_SEEN, FlowEvent};
 use crate::io::{AnyFlow, FlowTuple, KernelFlow, KernelFlowEvent};

@@ -88,30 +88,17 @@ struct {
 } room SEC(".maps");
 
 // The worker (of fast[2], 0 or 1 meaning one) that holds the flows of
-// client `caddr`:`cport` (folded address, host order): uvs's fanout hash
-// (io/fanout: worker_of), so reports and frames meet at one worker.
-static __always_inline __u32 worker_of(__u32 caddr, __u16 cport)
+// the client of report template `t`, whose address is `caddr` (folded,
+// host order): uvs's fanout hash of address and port (io/fanout:
+// worker_of), so reports and frames meet at one worker. Asked only of a
+// frame that may report (not of every frame of a flow).
+static __always_inline __u32 worker_of(__u32 caddr, struct flow_event *t)
 {
 	__u32 i = 2, *n = bpf_map_lookup_elem(&fast, &i);
 
 	if (!n || *n <= 1 || *n > MAX_WORKERS)
 		return 0;
-	return ((caddr ^ cport) * 0x9E3779B1u >> 16) % *n;
-}
-
-// worker_of for the client of report template `t`.
-static __always_inline __u32 worker_of_event(struct flow_event *t)
-{
-	__u32 a = 0, w;
-	int i;
-
-	if (t->family == 4)
-		return worker_of(bpf_ntohl(*(__u32 *)t->saddr), bpf_ntohs(t->sport));
-	for (i = 0; i < 4; i++) {
-		__builtin_memcpy(&w, t->saddr + 4 * i, 4);
-		a ^= bpf_ntohl(w);
-	}
-	return worker_of(a, bpf_ntohs(t->sport));
+	return ((caddr ^ bpf_ntohs(t->sport)) * 0x9E3779B1u >> 16) % *n;
 }
 
 // Per CPU: [0] flows scheduled, [1] new flows sent up because the ring
@@ -134,13 +121,12 @@ static __always_inline void count_sched(__u32 i)
 }
 
 // A report of `what` on the frame `tmpl` describes, from the client whose
-// MAC is `eth`'s source, naming real server `id`: reserved in `events`
-// for the caller to submit (or discard), or 0 when the ring is full
-// (counted in sched_counts[`full`]).
+// MAC is `eth`'s source, naming real server `id`: reserved in worker
+// `w`'s ring (worker_of) for the caller to submit (or discard), or 0 when
+// the ring is full (counted in sched_counts[`full`]).
 static __always_inline struct flow_event *report(struct flow_event *tmpl, struct ethhdr *eth,
-						  __u8 what, __u64 id, __u32 full)
+						  __u8 what, __u64 id, __u32 full, __u32 w)
 {
-	__u32 w = worker_of_event(tmpl);
 	struct flow_event *ev;
 	void *ring = &events;
 
@@ -165,9 +151,9 @@ static __always_inline struct flow_event *report(struct flow_event *tmpl, struct
 // uvs can read the report (uvs then finds the entry as it would write
 // it, and leaves it). A full ring tells uvs at a later ACK.
 static __always_inline void report_established(struct flow *f, struct flow_event *tmpl,
-					       struct ethhdr *eth, struct svc_key *sk)
+					       struct ethhdr *eth, struct svc_key *sk, __u32 w)
 {
-	struct flow_event *ev = report(tmpl, eth, EVENT_ESTABLISHED, f->id, 2);
+	struct flow_event *ev = report(tmpl, eth, EVENT_ESTABLISHED, f->id, 2, w);
 	struct svc *s;
 
 	if (!ev)
@@ -189,7 +175,7 @@ static __always_inline void report_established(struct flow *f, struct flow_event
 // before the establishment was reported, a full ring): uvs takes the
 // flow back then.
 static __always_inline int report_close(struct flow *f, struct flow_event *tmpl,
-					struct ethhdr *eth, int rst)
+					struct ethhdr *eth, int rst, __u32 w)
 {
 	struct flow_event *ev;
 
@@ -197,7 +183,7 @@ static __always_inline int report_close(struct flow *f, struct flow_event *tmpl,
 		return 1;
 	if (f->state == FLOW_ONE || (!rst && f->state != FLOW_QUIET))
 		return 0;
-	ev = report(tmpl, eth, EVENT_CLOSE, f->id, 2);
+	ev = report(tmpl, eth, EVENT_CLOSE, f->id, 2, w);
 	if (!ev)
 		return 0;
 	f->state = rst ? FLOW_CLOSED : FLOW_CLOSING;
@@ -221,9 +207,9 @@ static __always_inline int real_left(struct flow *f, void *map, void *fkey)
 // without taking it back from the map). A full ring tells uvs at a later
 // datagram.
 static __always_inline void report_seen(struct flow *f, struct flow_event *tmpl,
-					struct ethhdr *eth)
+					struct ethhdr *eth, __u32 w)
 {
-	struct flow_event *ev = report(tmpl, eth, EVENT_SEEN, f->id, 2);
+	struct flow_event *ev = report(tmpl, eth, EVENT_SEEN, f->id, 2, w);
 
 	if (!ev)
 		return;
@@ -299,7 +285,7 @@ static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __
 					     void *map, void *fkey, struct ethhdr *eth,
 					     struct flow_event *tmpl, int tun)
 {
-	__u32 w = worker_of(caddr, cport), *ri, *ok, idx;
+	__u32 w = worker_of(caddr, tmpl), *ri, *ok, idx;
 	struct flow_event *ev;
 	struct real *r;
 	struct svc *s;
@@ -321,7 +307,7 @@ static __always_inline struct flow *schedule(struct svc_key *sk, __u32 caddr, __
 	r = bpf_map_lookup_elem(&reals, ri);
 	if (!r || !mac_eq(eth->h_dest, r->smac) || (r->tun_daddr && !tun))
 		return 0;
-	ev = report(tmpl, eth, EVENT_NEW, r->id, 1);
+	ev = report(tmpl, eth, EVENT_NEW, r->id, 1, w);
 	if (!ev)
 		return 0;
 	{

@@ -278,15 +278,16 @@ static __always_inline struct flow *forwarded_flow(void *map, void *fkey, int fl
 	if (f) {
 		if (flags & TCP_SYN || (f->tun_daddr && !tun))
 			return 0;
-		if ((flags & (TCP_FIN | TCP_RST)) && !report_close(f, tmpl, eth, flags & TCP_RST))
+		if ((flags & (TCP_FIN | TCP_RST)) &&
+		    !report_close(f, tmpl, eth, flags & TCP_RST, worker_of(caddr, tmpl)))
 			return 0;
 		f = unless_due(f);
 		if (f && f->state == FLOW_SYN && (flags & TCP_ACK))
-			report_established(f, tmpl, eth, sk);
+			report_established(f, tmpl, eth, sk, worker_of(caddr, tmpl));
 		else if (f && f->state == FLOW_ONE) {
 			if (real_left(f, map, fkey))
 				return 0;
-			report_seen(f, tmpl, eth);
+			report_seen(f, tmpl, eth, worker_of(caddr, tmpl));
 		}
 		return f;
 	}

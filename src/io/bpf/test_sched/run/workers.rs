@@ -20,6 +20,12 @@ pub(super) fn two_workers(rig: &mut Rig, hook: Hook) {
         outer
             .set(1, &ring, 0)
             .expect("worker 1's ring in worker_events");
+        // maps.h's MAX_WORKERS is the fanout's: a ring for every worker
+        // `--workers` allows.
+        let n = outer.len() as usize;
+        if n != crate::io::fanout::MAX_WORKERS {
+            rig.fail(format!("worker_events holds {n} rings"));
+        }
     }
     let mut ring1: RingBuf<MapData> = Map::RingBuf(ring).try_into().unwrap();
     rig.fast.set(2, 2, 0).unwrap();
