@@ -50,7 +50,8 @@ scripts/bench_tcp.py, the lab's plumbing in scripts/bench_lab.py.
 
 Environment: BENCH_BIN (the binaries, default target/release), BENCH_BEFORE (another
 build's binaries: each uvs row runs again with them as ROW@old, right
-after it in every round, for a before/after within one run),
+after it in every round, for a before/after within one run; the web
+figures add uvs_dr_default@old),
 BENCH_ROUNDS (3), BENCH_SECONDS (8), BENCH_RATE (15000 pps),
 BENCH_WORKLOADS (long,new; also many, mixed), BENCH_FLOWS (1000000; 0 skips),
 BENCH_TCP_ROUNDS (3, for the TCP and web figures), BENCH_JSON (where to

@@ -345,10 +345,11 @@ def kernel_route():
 
 
 @contextlib.contextmanager
-def uvs_dr_to_rs1(extra):
-    """uvs (with the flags `extra`: none for the defaults) as a DR director
-    of VIP TCP ports 5201 (iperf3) and 80 to rs1; yields the VIP."""
-    u = Uvs(["eth0"], extra)
+def uvs_dr_to_rs1(extra, bin_dir=BIN):
+    """uvs (with the flags `extra`: none for the defaults; the build in
+    `bin_dir`) as a DR director of VIP TCP ports 5201 (iperf3) and 80 to
+    rs1; yields the VIP."""
+    u = Uvs(["eth0"], extra, bin_dir=bin_dir)
     if "--io" not in extra or "xdp" in extra:
         xdp_napi_on_cpu1(["eth0"])
     try:

@@ -10,7 +10,7 @@ import re
 import sys
 import time
 
-from bench_lab import (BIN, RS, TMP, forwarding, kernel_route, med, nse, ratio, start, stop,
+from bench_lab import (BIN, RS, TMP, forwarding, kernel_route, med, nse, ratio, sh, start, stop,
                        uvs_dr_to_rs1)
 
 ROUNDS = int(os.environ.get("BENCH_TCP_ROUNDS", "3"))
@@ -21,10 +21,11 @@ def direct():
     yield RS[0]
 
 
-def through(io):
+def through(io, bin_dir=BIN):
     """uvs DR with `--io IO` (its words: "packet --offload"), or the
-    default flags (no --io, no --offload) when io is None."""
-    return lambda: uvs_dr_to_rs1(["--io"] + io.split() if io else [])
+    default flags (no --io, no --offload) when io is None; the build in
+    `bin_dir`."""
+    return lambda: uvs_dr_to_rs1(["--io"] + io.split() if io else [], bin_dir)
 
 
 # The paths TCP goes through: the default flags, then the backends ("packet
@@ -117,6 +118,18 @@ def nginx_on_rs1():
         raise SystemExit("bench: nginx did not start in rs1: %s" % f.read()[-2000:])
 
 
+def client_reuses_ports():
+    """One client namespace stands for many clients: it may reuse a local
+    port whose connection is in TIME_WAIT (tcp_tw_reuse=1, safe with
+    timestamps) from the whole port range. Without it, wrk's closing
+    connections (which end in TIME_WAIT on the client half the time) held
+    the 28,000 default ports for 60 s: by a round's third path every
+    connect() scanned thousands of them (__inet_hash_connect, wrk at 100%
+    CPU), and a path's figure fell with its place in the round, to 0.01x
+    of direct."""
+    sh("cl", "sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range='1024 65535'")
+
+
 def seconds(v):
     """wrk's printed duration (12.34us, 1.20ms, 2.00s, 1.00m) in seconds."""
     m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", v)
@@ -149,8 +162,13 @@ def web_figures():
     default flags and with --io packet --offload, in ROUNDS interleaved
     rounds; requests/s and p99 as per-round ratios to the direct path's."""
     forwarding(False)
+    client_reuses_ports()
     ngx = nginx_on_rs1()
     paths = [("direct", direct), ("kernel", kernel_route)] + [(path_name(io), through(io)) for io in WEB_IOS]
+    old = os.environ.get("BENCH_BEFORE")
+    if old:
+        # The default flags on BENCH_BEFORE's build, in the same rounds.
+        paths.append((path_name(None) + "@old", through(None, old)))
     try:
         got = rounds(paths, lambda t: {m: wrk(t, flags) for m, flags in WEB_MODES}, "web")
     finally:

@@ -50,6 +50,16 @@ impl Dataplane {
         }
         let mut got = std::mem::take(&mut self.kernel_flows);
         io.kernel_flows(&mut |k| got.push(k));
+        // Reports may follow without a wake-up for a millisecond after
+        // one that woke us (io/bpf/sched.h: submit): read again after
+        // that (2 ms: the clock's milliseconds are whole), until a read
+        // then finds none.
+        let now = self.now_ms();
+        if !got.is_empty() {
+            self.kernel_drain_ms = now + 2;
+        } else if self.kernel_drain_ms != 0 && now >= self.kernel_drain_ms {
+            self.kernel_drain_ms = 0;
+        }
         for (i, k) in got.iter().enumerate() {
             // The table's cache lines a few reports ahead (a flood's
             // reports each miss the caches on a full table).

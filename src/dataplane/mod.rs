@@ -141,6 +141,11 @@ pub struct Dataplane {
     /// Reports from the kernel program, read and entered in batches
     /// (`adopt.rs`); kept to reuse its room.
     kernel_flows: Vec<crate::io::KernelFlow>,
+    /// When the loop must read the program's reports again (ms, 0: no
+    /// need): a report wakes uvs only if none did in the last
+    /// millisecond (io/bpf/sched.h: submit), so after a read that found
+    /// reports, the loop reads again a little over a millisecond later.
+    kernel_drain_ms: u64,
     /// What the kernel program had forwarded to each real server at the
     /// last read (`live_counts.rs`).
     real_counted: HashMap<u64, (u64, u64)>,
@@ -243,6 +248,7 @@ impl Dataplane {
             sweep_urgent: 0,
             retired: Retired::default(),
             kernel_flows: Vec::new(),
+            kernel_drain_ms: 0,
             real_counted: HashMap::new(),
             kernel_full: false,
             wake: None,
@@ -315,10 +321,27 @@ impl Dataplane {
             self.counters.loops.store(turns, Relaxed);
             // Until the next housekeeping is due: a sweep with work left
             // does not wait for traffic.
-            let due = self.next_sweep_ms.min(self.next_stats_ms);
-            let wait = due.saturating_sub(self.now_ms()).min(longest);
+            let wait = self.wait_ms(longest);
             self.poll_once(io, &mut buf, Duration::from_millis(wait));
         }
+    }
+
+    /// How long the loop may wait for a frame or a wake-up (at most
+    /// `longest` ms): until the next housekeeping, or until the next read
+    /// of the kernel program's reports that a report without its own
+    /// wake-up may need ([`Self::reports_due_ms`]).
+    pub fn wait_ms(&self, longest: u64) -> u64 {
+        let now = self.now_ms();
+        let housekeeping = self.next_sweep_ms.min(self.next_stats_ms);
+        let reports = self.reports_due_ms().unwrap_or(u64::MAX);
+        housekeeping.saturating_sub(now).min(reports).min(longest)
+    }
+
+    /// In how many ms the loop must read the program's reports again,
+    /// woken or not: `None` until a read finds reports, and again once a
+    /// read past that time finds none (`adopt.rs`).
+    pub fn reports_due_ms(&self) -> Option<u64> {
+        (self.kernel_drain_ms != 0).then(|| self.kernel_drain_ms.saturating_sub(self.now_ms()))
     }
 
     /// Receives and handles at most one frame, then does housekeeping.

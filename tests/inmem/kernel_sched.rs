@@ -336,6 +336,35 @@ fn reports_are_entered_before_the_frame_that_follows_them() {
     }
 }
 
+/// A report wakes uvs only if none did in the last millisecond (the
+/// program's `submit`, io/bpf/sched.h): after a read that found reports
+/// the loop reads again within two milliseconds, whatever else is due,
+/// and once a read past that finds none, it sleeps until its
+/// housekeeping again.
+#[test]
+fn after_reading_reports_the_loop_reads_again_within_two_milliseconds() {
+    use std::time::Duration;
+    let (mut r, _rx) = rig();
+    r.poll();
+    assert_eq!(r.dp.reports_due_ms(), None, "idle");
+    scheduled(&mut r, V4, Protocol::Udp, 6000, 11);
+    r.poll();
+    assert_eq!(r.counter("kernel_scheduled"), 1);
+    let soon = r.dp.reports_due_ms();
+    assert!(soon.is_some_and(|ms| ms <= 2), "after a report: {soon:?}");
+    assert!(r.dp.wait_ms(1000) <= 2, "the loop's wait");
+    // A report that came without a wake-up: read at that turn.
+    scheduled(&mut r, V4, Protocol::Udp, 6001, 11);
+    std::thread::sleep(Duration::from_millis(3));
+    r.poll();
+    assert_eq!(r.counter("kernel_scheduled"), 2);
+    assert!(r.dp.reports_due_ms().is_some_and(|ms| ms <= 2));
+    // A read past that time that finds none.
+    std::thread::sleep(Duration::from_millis(3));
+    r.poll();
+    assert_eq!(r.dp.reports_due_ms(), None, "after a read that found none");
+}
+
 /// Polls until `done` holds, for at most three seconds (the sweep's pass,
 /// the data plane's reading of the program's counts once a second).
 pub(crate) fn until(r: &mut Rig, what: &str, done: impl Fn(&Rig) -> bool) {

@@ -5,7 +5,9 @@
 //! IPv4 flows are in map `flows`, IPv6 ones in `flows6`, with the same
 //! value.
 
-use super::maps::{Flow6Key, FlowKey, FlowMap, FlowValue, Forwarded, RealCount, RealCounts};
+use super::maps::{
+    FLOW_CLOSING, Flow6Key, FlowKey, FlowMap, FlowValue, Forwarded, RealCount, RealCounts,
+};
 use crate::io::{AnyFlow, FlowFamily, FlowTuple, Handover, KernelFlow, Offloaded};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, OwnedFd};
@@ -78,13 +80,21 @@ pub struct FlowMaps {
 /// forwarded so far carries over). An entry that already says what `h`
 /// says stays as it is: a write replaces the entry, and what the program
 /// counts on the old one between the read and the write would be lost.
-fn write<K: aya::Pod>(map: &mut FlowMap<K>, k: K, h: &Handover<impl Copy>) -> bool {
+pub(super) fn write<K: aya::Pod>(map: &mut FlowMap<K>, k: K, h: &Handover<impl Copy>) -> bool {
     let old = map.get(&k, 0).ok();
     let v = FlowValue {
         dmac: h.dmac,
         smac: h.smac,
-        // uvs hands over established flows only: nothing to report.
-        state: 0,
+        // uvs hands over established flows only: nothing to report. But a
+        // flow whose FIN or RST the program reported stays closing: a
+        // refresh may come from a frame that reached uvs before that FIN
+        // (uvs reads the report after it), and a closing flow made live
+        // again would send the SYN that reuses its port up to uvs, and
+        // that flow's end too (in a web benchmark, 4% of connections).
+        state: old.map_or(0, |o| match o.state >= FLOW_CLOSING {
+            true => o.state,
+            false => 0,
+        }),
         pad: [0; 3],
         tun_saddr: h.tun.map_or([0; 4], |t| t.src.octets()),
         tun_daddr: h.tun.map_or([0; 4], |t| t.dst.octets()),

@@ -213,6 +213,9 @@ pub const SCHED_MH: u8 = 2;
 pub const SCHED_SEQ: u8 = 3;
 /// A slot with no real server the program can send to.
 pub const NO_REAL: u32 = u32::MAX;
+/// flow.state: the program reported the client's FIN (and, at
+/// FLOW_CLOSING + 1, an RST); a SYN that reuses the tuple is a new flow.
+pub const FLOW_CLOSING: u8 = 3;
 /// flow_event.what.
 pub const EVENT_NEW: u8 = 1;
 pub const EVENT_ESTABLISHED: u8 = 2;

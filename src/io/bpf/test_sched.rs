@@ -12,6 +12,7 @@
 
 #[cfg(uvs_xdp)]
 mod run {
+    mod refresh;
     mod ring;
     mod udp;
     mod workers;
@@ -367,6 +368,15 @@ mod run {
         let (new_first, new_other) = (new(first), new(1 - first));
         rig.expect_events(hook, "rr SYN", &[event(&syn, new_first)]);
         rig.expect_flow(hook, &syn, (RR, first), FLOW_SYN);
+        // The report woke worker 0 (sched.h: submit), and says when (set
+        // back for the next hook's).
+        let mut woke: Array<&mut MapData, u64> =
+            rig.bpf.map_mut("woke").unwrap().try_into().unwrap();
+        let when = woke.get(&0, 0).unwrap_or(0);
+        woke.set(0, 0, 0).unwrap();
+        if when == 0 {
+            rig.fail(format!("{hook:?}: rr SYN: woke[0] not written"));
+        }
         let syn2 = tcp4(c, VIP, 40001, 80, SYN);
         if rig.forwards(hook, "rr second SYN", &syn2, RR) != Some(1 - first) {
             rig.fail(format!("{hook:?}: rr second SYN: not to the other server"));
@@ -538,6 +548,7 @@ mod run {
         }
         for hook in [Hook::Xdp, Hook::Tc] {
             round_robin(&mut rig, hook);
+            refresh::refresh_after_fin(&mut rig, hook);
             udp::udp_to_vip6(&mut rig, hook);
             for si in HASHED {
                 hashed(&mut rig, hook, si);

@@ -35,7 +35,7 @@ use crate::host::sys;
 /// The most workers `--workers` takes.
 pub const MAX_WORKERS: usize = 64;
 /// The most IPv4 VIPs the program can name (four instructions each,
-/// beside the rest of the program's 121, within the kernel's
+/// beside the rest of the program's 123, within the kernel's
 /// 4096-instruction limit for classic BPF).
 pub const MAX_VIPS: usize = 990;
 /// An IPv6 VIP takes nine instructions: as many as this of them take the
@@ -92,10 +92,15 @@ const TAX: u16 = 0x00;
 /// Loads relative to the network header (SKF_NET_OFF): the fanout hook
 /// sees received frames with the Ethernet header already pulled.
 const NET: u32 = 0xFFF0_0000;
+/// The frame's ethertype, host order (SKF_AD_OFF + SKF_AD_PROTOCOL).
+const AD_PROTOCOL: u32 = 0xFFFF_F000;
+const ETH_P_IP: u32 = 0x0800;
+const ETH_P_IPV6: u32 = 0x86DD;
 
 /// A place in the program being assembled.
 #[derive(Clone, Copy, PartialEq)]
 enum Label {
+    V4,
     L4,
     Icmp,
     SrcIsClient,
@@ -172,10 +177,16 @@ pub fn program(
             p.push(Jump(to));
         }
     };
-    p.push(Op(LD | B | ABS, NET));
-    p.push(Op(ALU | AND | K, 0xf0));
-    p.push(SkipUnless(0x60));
+    // By the frame's ethertype (the version nibble would read an ARP
+    // frame's hardware type, and its byte 9, a MAC's, as the protocol):
+    // neither IPv4 nor IPv6 (ARP, LLDP) goes to worker 0.
+    p.push(Op(LD | H | ABS, AD_PROTOCOL));
+    p.push(SkipUnless(ETH_P_IPV6));
     p.push(Jump(V6));
+    p.push(JeqElse(ETH_P_IP, 1));
+    p.push(Jump(V4));
+    p.push(Op(RET | K, 0));
+    p.push(Here(V4));
     p.push(Op(LD | B | ABS, NET + 9));
     for (proto, to) in [(6, L4), (17, L4), (1, Icmp)] {
         p.push(SkipUnless(proto));

@@ -3,13 +3,26 @@
 
 use super::*;
 
-/// Runs a classic BPF program the way the kernel does for the fanout
-/// hook (loads relative to the IP header; a load past the end returns
-/// 0), for the instructions [`program`] uses.
+/// [`run_as`] for an IP packet, its ethertype by its version.
 fn run(prog: &[libc::sock_filter], pkt: &[u8]) -> u32 {
+    let ethertype = match pkt.first().map(|b| b >> 4) {
+        Some(6) => ETH_P_IPV6,
+        _ => ETH_P_IP,
+    };
+    run_as(prog, ethertype as u16, pkt)
+}
+
+/// Runs a classic BPF program the way the kernel does for the fanout
+/// hook (loads relative to the network header, the ethertype from
+/// SKF_AD_PROTOCOL; a load past the end returns 0), for the instructions
+/// [`program`] uses.
+fn run_as(prog: &[libc::sock_filter], ethertype: u16, pkt: &[u8]) -> u32 {
     let (mut a, mut x, mut m) = (0u32, 0u32, [0u32; 16]);
     let mut pc = 0usize;
     let load = |off: u32, size: usize| -> Option<u32> {
+        if off == AD_PROTOCOL {
+            return Some(u32::from(ethertype));
+        }
         let off = off.checked_sub(NET)? as usize;
         let b = pkt.get(off..off + size)?;
         Some(b.iter().fold(0u32, |v, &x| (v << 8) | u32::from(x)))
@@ -128,6 +141,39 @@ fn other_frames_and_short_ones_go_somewhere_without_fault() {
     cut.truncate(21);
     assert_eq!(run(&prog, &cut), 0);
     assert!(run(&prog, &ip(17, [1, 2, 3, 4], VIP, 9, 9, 5)) < 2);
+}
+
+/// An ARP request from a sender whose MAC's second byte is TCP's
+/// protocol number, which the program once read as an IPv4 header's
+/// protocol (byte 9), hashing the frame to a worker by ARP's bytes.
+#[test]
+fn arp_and_other_ethertypes_go_to_worker_0() {
+    let prog = program(&[Ipv4Addr::from(VIP)], &[], 4).unwrap();
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1];
+    arp.extend([0x02, 6, 0, 0, 0, 9]);
+    arp.extend([198, 18, 0, 10, 0, 0, 0, 0, 0, 0]);
+    arp.extend(VIP);
+    for (port, mac) in [(1u8, 6u8), (2, 17), (3, 1), (4, 6)] {
+        arp[9] = mac;
+        arp[13] = port;
+        assert_eq!(run_as(&prog, 0x0806, &arp), 0, "ARP, MAC byte {mac}");
+    }
+    // The same bytes as an IPv4 frame's would be hashed: the ethertype
+    // decides, not the bytes.
+    let hashed: Vec<u32> = (0..32u8)
+        .map(|b| {
+            let mut p = ip(6, [198, 18, 0, b], VIP, 1000 + u16::from(b), 80, 5);
+            p[9] = 6;
+            run_as(&prog, 0x0800, &p)
+        })
+        .collect();
+    assert!(
+        hashed.iter().any(|&w| w != 0),
+        "IPv4 frames hashed: {hashed:?}"
+    );
+    let lldp = ip(6, [198, 18, 0, 7], VIP, 1007, 80, 5);
+    assert_eq!(run_as(&prog, 0x88cc, &lldp), 0, "LLDP");
+    assert_eq!(run_as(&prog, 0x86dd, &[0x45, 0, 0]), 0, "IPv6, cut short");
 }
 
 #[test]
