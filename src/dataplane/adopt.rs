@@ -22,7 +22,7 @@
 use super::books::count_in_many;
 use super::conn_table::InsertError;
 use super::flow::{Found, touch};
-use super::offload::{take_back, tuple};
+use super::offload::{evicted_back, take_back, tuple};
 use super::schedule::{count_new, fresh, held};
 use super::{Dataplane, Family};
 use crate::io::{AnyFlow, FlowTuple, KernelFlow, KernelFlowEvent, PacketIo};
@@ -219,15 +219,7 @@ impl Dataplane {
         }
         c.offloaded = true;
         let inserted = self.conns_mut::<A>().insert(*key, c);
-        // An entry evicted for it may be the program's too: a TCP one is
-        // taken back (a retried SYN must find no stale entry of it), a
-        // one-packet UDP one is left to the program's map (above).
-        if let Ok(Some((gone, old))) = &inserted
-            && old.offloaded
-            && gone.protocol == Protocol::Tcp
-        {
-            take_back(io, &self.books(), gone, old);
-        }
+        evicted_back(io, &self.books(), &inserted);
         let full = matches!(inserted, Err(InsertError::Full));
         if self.entered(inserted, &c, (si, di)).is_err() {
             self.kernel_full |= full;

@@ -134,7 +134,7 @@ impl Dataplane {
             from: (flow.link, l.src_mac),
             tcp_flags: l.tcp_flags,
         };
-        match self.schedule(&start, now) {
+        match self.schedule(io, &start, now) {
             Ok(c) => Some(c),
             Err(NoConn::NoRealServer) => {
                 DataplaneCounters::bump(&self.counters.no_dest);

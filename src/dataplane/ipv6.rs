@@ -184,20 +184,25 @@ impl Dataplane {
         if !self.may_start(f.svc, f.key.protocol, f.l.tcp_flags) {
             return Err(NoConn::Refused);
         }
-        self.schedule6(f, now)
+        self.schedule6(io, f, now)
     }
 
     /// A new IPv6 connection: the scheduler's real server (through the
     /// client's /prefix template on a persistent service), entered in
     /// the IPv6 table.
-    fn schedule6(&mut self, f: &Flow6, now: u64) -> Result<Conn<Ipv6Addr>, NoConn> {
+    fn schedule6<I: PacketIo>(
+        &mut self,
+        io: &mut I,
+        f: &Flow6,
+        now: u64,
+    ) -> Result<Conn<Ipv6Addr>, NoConn> {
         let start = Start {
             key: f.key,
             svc: f.svc,
             from: (f.link, f.l.src_mac),
             tcp_flags: f.l.tcp_flags,
         };
-        self.schedule(&start, now).inspect_err(|e| {
+        self.schedule(io, &start, now).inspect_err(|e| {
             if matches!(e, NoConn::NoRealServer) {
                 DataplaneCounters::bump(&self.counters.no_dest);
             }

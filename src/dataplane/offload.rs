@@ -19,12 +19,12 @@
 
 use super::books::{Books, count_in_many};
 use super::conn::Conn;
-use super::conn_table::ConnTable;
+use super::conn_table::{ConnTable, Entry, InsertError};
 use super::{Dataplane, Family};
 use crate::io::{FlowTuple, Handover, PacketIo, RxMeta};
 use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
-use crate::lvs::service::Forward;
+use crate::lvs::service::{Forward, Protocol};
 use crate::lvs::stats::DataplaneCounters;
 use crate::lvs::table::NextHop;
 use crate::wire::MacAddr;
@@ -59,6 +59,25 @@ pub(super) fn take_back<I: PacketIo, A: Family>(
         return;
     };
     count_in_many(books.stats_of(c), o.packets, o.bytes);
+}
+
+/// An entry a full table evicted for a new one (`inserted`, the insert's
+/// result) may be the program's too: a TCP one (SYN-only: established
+/// ones are not evicted) is taken back, so that the client's retried SYN
+/// finds no stale entry of it in the program's map, which would send the
+/// handshake's ACK to the old entry's server while uvs schedules the SYN
+/// anew; a one-packet UDP one is left to the program's map (adopt.rs).
+pub(super) fn evicted_back<I: PacketIo, A: Family>(
+    io: &mut I,
+    books: &Books,
+    inserted: &Result<Option<Entry<A>>, InsertError>,
+) {
+    if let Ok(Some((gone, old))) = inserted
+        && old.offloaded
+        && gone.protocol == Protocol::Tcp
+    {
+        take_back(io, books, gone, old);
+    }
 }
 
 impl Dataplane {

@@ -7,7 +7,9 @@
 use super::books::{locate, take};
 use super::conn::Conn;
 use super::flow::{NoConn, Start, update_state};
+use super::offload::evicted_back;
 use super::{Dataplane, Family};
+use crate::io::PacketIo;
 use crate::lvs::addr::Addr;
 use crate::lvs::conn::{ConnKey, ConnState, TcpState};
 use crate::lvs::sched::scheduler::SchedKey;
@@ -20,8 +22,9 @@ impl Dataplane {
     /// Picks a real server for a new connection (through its client's
     /// persistence template on a persistent service) and enters it in
     /// its family's table.
-    pub(super) fn schedule<A: Family>(
+    pub(super) fn schedule<I: PacketIo, A: Family>(
         &mut self,
+        io: &mut I,
         f: &Start<A>,
         now: u64,
     ) -> Result<Conn<A>, NoConn> {
@@ -41,6 +44,7 @@ impl Dataplane {
                 Some(tk) => conns.insert_controlled(f.key, c, &tk),
                 None => conns.insert(f.key, c),
             };
+            evicted_back(io, &self.books(), &inserted);
             self.entered(inserted, &c, at)?;
             self.emit_upsert(&f.key, &c, false);
         }

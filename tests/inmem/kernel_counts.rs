@@ -140,3 +140,31 @@ fn the_programs_counts_reach_the_stats_while_the_flows_live() {
     assert_eq!(svc_inpkts(&r, i), 701);
     assert_eq!(rs11.stats.snapshot().inbytes, 60 + 42_000);
 }
+
+/// A full table evicts a SYN-only TCP flow of the program's for a
+/// connection uvs schedules itself (a SYN that came up): the evicted flow
+/// is taken back from the program too, so that the client's retried SYN
+/// finds no stale entry there, which would send the handshake's ACK to
+/// the old entry's server while uvs schedules the SYN anew.
+#[test]
+fn a_connection_uvs_schedules_itself_takes_back_the_program_s_flow_it_evicts() {
+    for fam in BOTH {
+        let (mut r, _rx) = rig_max(16);
+        for sport in 0..16 {
+            scheduled(&mut r, fam, Protocol::Tcp, 7000 + sport, 11);
+        }
+        r.poll();
+        assert_eq!(r.dp.conn_count(), 16, "{fam:?}");
+        let first = fam.flow(Protocol::Tcp, 7000);
+        assert!(held(&r, first).is_some());
+        let out = r.feed(fam.frame(Protocol::Tcp, 8000, "S"));
+        assert_eq!(out.len(), 1, "{fam:?}: the SYN forwarded");
+        assert_eq!(r.dp.conn_count(), 16, "{fam:?}");
+        assert!(listed(&r, fam, 7000).is_none(), "{fam:?}: evicted");
+        assert!(listed(&r, fam, 8000).is_some(), "{fam:?}");
+        assert_eq!(taken_back(&r, first), 1, "{fam:?}");
+        assert!(held(&r, first).is_none(), "{fam:?}");
+        // The rest stay the program's.
+        assert_eq!(taken_back(&r, fam.flow(Protocol::Tcp, 7001)), 0);
+    }
+}
