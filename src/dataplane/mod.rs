@@ -144,7 +144,7 @@ pub struct Dataplane {
     /// When the loop must read the program's reports again (ms, 0: no
     /// need): a report wakes uvs only if none did in the last
     /// millisecond (io/bpf/sched.h: submit), so after a read that found
-    /// reports, the loop reads again a little over a millisecond later.
+    /// reports, the loop reads again about two milliseconds later.
     kernel_drain_ms: u64,
     /// What the kernel program had forwarded to each real server at the
     /// last read (`live_counts.rs`).
