@@ -220,7 +220,7 @@ def memory_figures():
     # Each flow once, slowly enough for the director to take them all.
     n = templates * 64512
     deadline = time.time() + 600
-    trafgen(cfg, 600, rate=int(os.environ.get("BENCH_FLOW_RATE", "20000")), num=n)
+    trafgen(cfg, 600, rate=int(os.environ.get("BENCH_FLOW_RATE", "20000")), num=n, burst=True)
     while time.time() < deadline:
         time.sleep(1.2)
         if u.status().get("conns", 0) >= c0 + min(FLOWS, n) * 0.9:
@@ -330,6 +330,7 @@ def summary(table, got):
                 "minus_direct_us_per_pkt": med(minus),
                 "fixed_loss": fixed("loss"),
                 "fixed_delivered_pps": fixed("delivered_pps"),
+                "fixed_offered_pps": fixed("offered_pps"),
                 "peak_offered_pps": peak("offered_pps"),
                 "peak_delivered_pps": peak("delivered_pps"),
                 "peak_loss": peak("loss"),
@@ -368,7 +369,7 @@ def print_udp(rows_, results):
         print(hdr % ("path", "", "all-CPU", "CPU0", "CPU1", "director", "director", "all-CPU",
                      "loss", "peak", "peak", "peak", "peak"))
         print(hdr % ("", "", "us/pkt", "gen.", "dir.", "us/pkt", "vs kernel", "vs kernel",
-                     "@%dk" % (RATE // 1000), "offered", "delivered", "loss", "vs kernel"))
+                     "fixed", "offered", "delivered", "loss", "vs kernel"))
         mine = [(k, r) for k, r in rows_.items() if r["workload"] == wl]
         for _, r in mine:
             print("%-14s %-46s %8s %6s %6s %8s %17s %17s %6.1f%% %9.0f %9.0f %4.0f%% %17s" % (
@@ -396,7 +397,7 @@ def print_udp(rows_, results):
                                                if v and k not in ("rx_frames", "offload_forwarded")))
                 for r in off))
         if wl == "mixed":
-            print("the long flows' loss amid the flood (at %dk; at the peak): %s" % (RATE // 1000, ", ".join(
+            print("the long flows' loss amid the flood (at the fixed rate; at the peak): %s" % (", ".join(
                 "%s %.1f%%; %.1f%%" % (r["row"], 100 * (r["long_loss_fixed"] or 0), 100 * (r["long_loss_peak"] or 0))
                 for _, r in mine)))
         for one, two, key, what in (("uvs-dr", "uvs-dr-w2", "", "AF_PACKET DR"),
@@ -409,7 +410,10 @@ def print_udp(rows_, results):
                 print("two workers vs one (%s) peak: %s (the second worker shares CPU0 with the generator)"
                       % (what, spread(med(w), w)))
     print()
-    print("all-CPU: busy time of both cores per delivered packet at %d pps (exact: wall time less" % RATE)
+    fixed = sorted(r["fixed_offered_pps"] for r in rows_.values() if r.get("fixed_offered_pps"))
+    print("fixed rate: trafgen paced at a frame per %d us (at most %d pps), offered %s pps (median of the rows)"
+          % (1000000 // RATE, RATE, "%.0f" % fixed[len(fixed) // 2] if fixed else "-"))
+    print("all-CPU: busy time of both cores per delivered packet at that rate (exact: wall time less")
     print("idle, see cpu_times); CPU0 holds the generator, CPU1 the director's side; director: all-CPU")
     print("less the direct path's in the same round (the generator's and the sink's cost).")
     print("(xdp and floor rows: the XDP program runs in the veth's NAPI on the sending CPU unless BENCH_XDP_NAPI=thread)")
