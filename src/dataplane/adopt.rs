@@ -54,10 +54,11 @@ impl Dataplane {
         // one that woke us (io/bpf/sched.h: submit): read again after
         // that (2 ms: the clock's milliseconds are whole), until a read
         // then finds none.
-        let now = self.now_ms();
+        // The clock only when there is something to decide: this runs
+        // before every frame.
         if !got.is_empty() {
-            self.kernel_drain_ms = now + 2;
-        } else if self.kernel_drain_ms != 0 && now >= self.kernel_drain_ms {
+            self.kernel_drain_ms = self.now_ms() + 2;
+        } else if self.kernel_drain_ms != 0 && self.now_ms() >= self.kernel_drain_ms {
             self.kernel_drain_ms = 0;
         }
         for (i, k) in got.iter().enumerate() {

@@ -343,6 +343,19 @@ mod run {
             }
         }
 
+        /// Runs `frame`, a SYN that reuses a closing flow's port: the
+        /// program must schedule it as a new flow of rr's (forwarded,
+        /// reported new), not send it up.
+        fn scheduled_anew(&mut self, hook: Hook, what: &str, frame: &[u8]) {
+            let again = self.forwards(hook, what, frame, RR);
+            let news = self.events();
+            if again.is_none()
+                || !matches!(news.as_slice(), [k] if matches!(k.what, KernelFlowEvent::New { .. }))
+            {
+                self.fail(format!("{hook:?}: {what}: {again:?}, {news:?}"));
+            }
+        }
+
         /// The id of server `di` of service `si`.
         fn id(&self, si: usize, di: usize) -> u64 {
             self.table.services[si].dests[di].id
@@ -412,15 +425,7 @@ mod run {
                 rig.expect_flow(hook, &frame, (RR, first), state);
             }
         }
-        let again = rig.forwards(hook, "rr SYN reusing a closing flow", &syn, RR);
-        let news = rig.events();
-        if again.is_none()
-            || !matches!(news.as_slice(), [k] if matches!(k.what, KernelFlowEvent::New { .. }))
-        {
-            rig.fail(format!(
-                "{hook:?}: a SYN reusing a closing flow: {again:?}, {news:?}"
-            ));
-        }
+        rig.scheduled_anew(hook, "rr SYN reusing a closing flow", &syn);
     }
 
     /// sh and mh: for 200 pseudo-random clients each, the server the

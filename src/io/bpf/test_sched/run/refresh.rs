@@ -49,13 +49,5 @@ pub(super) fn refresh_after_fin(rig: &mut Rig, hook: Hook) {
             "{hook:?}: refresh: state {state:?} after uvs's write"
         ));
     }
-    let again = rig.forwards(hook, "refresh: the port again", &syn, RR);
-    let news = rig.events();
-    if again.is_none()
-        || !matches!(news.as_slice(), [k] if matches!(k.what, KernelFlowEvent::New { .. }))
-    {
-        rig.fail(format!(
-            "{hook:?}: refresh: the SYN after it: {again:?}, {news:?}"
-        ));
-    }
+    rig.scheduled_anew(hook, "refresh: the port again", &syn);
 }
